@@ -1,0 +1,46 @@
+// swift-tools-version: 6.0
+// Trivisor: one VMM, three ways to virtualize an x86-64 CPU.
+import PackageDescription
+
+let package = Package(
+  name: "Trivisor",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "trivisor", targets: ["TrivisorCLI"]),
+    .library(name: "X86", targets: ["X86"]),
+    .library(name: "VMM", targets: ["VMM"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // <linux/kvm.h> and non-variadic ioctl wrappers: Swift cannot call the variadic ioctl(2).
+    .target(name: "CKVM"),
+    // Host-side helpers in C for the oracles: running random code natively and catching its faults.
+    .target(name: "CNative"),
+    // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
+    .target(name: "X86"),
+    // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
+    .target(name: "VMM"),
+    // Hardware-assisted engine on Linux /dev/kvm.
+    .target(name: "KVMEngine", dependencies: ["CKVM", "VMM"]),
+    // Software engine: the X86 model run instruction by instruction.
+    .target(name: "Interpreter", dependencies: ["X86", "VMM"]),
+    // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
+    .target(name: "Oracles", dependencies: ["X86", "CNative"]),
+    .executableTarget(
+      name: "TrivisorCLI",
+      dependencies: [
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Sources/TrivisorCLI"
+    ),
+    .testTarget(name: "X86Tests", dependencies: ["X86"]),
+    .testTarget(name: "VMMTests", dependencies: ["VMM"]),
+    .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM"]),
+    .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86"]),
+    .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

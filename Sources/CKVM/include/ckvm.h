@@ -1,0 +1,4 @@
+#ifndef CKVM_H
+#define CKVM_H
+#include <linux/kvm.h>
+#endif

@@ -1,0 +1,3 @@
+#ifndef CNATIVE_H
+#define CNATIVE_H
+#endif

@@ -1,0 +1,1 @@
+// The Oracles module.

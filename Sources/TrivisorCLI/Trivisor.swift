@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// `trivisor`: the command-line front end of the VMM.
+@main
+struct Trivisor: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "trivisor",
+    abstract: "A hypervisor that virtualizes an x86-64 CPU three ways behind one VMM.",
+    discussion: """
+      Engines: kvm (hardware-assisted, Linux /dev/kvm) and interp (software interpreter of the \
+      Trivisor x86 model). `trivisor run` with no image boots the built-in guest.
+      """,
+    subcommands: [
+      RunCommand.self, InfoCommand.self, BenchCommand.self, DisasmCommand.self, DiffTestCommand.self,
+      SingleStepCommand.self,
+    ],
+    defaultSubcommand: nil
+  )
+}

@@ -1,0 +1,54 @@
+/// A device reached through x86 port I/O (`IN`/`OUT`). Ports are absolute; `size` is 1, 2 or 4.
+///
+/// Devices are driven from the vCPU thread only. Input from other threads (the host terminal) goes
+/// through a thread-safe queue that the run loop drains, never into a device directly.
+public protocol PortIODevice: AnyObject {
+  /// Value read from `port`. Bits above `size` bytes are ignored by the bus.
+  func read(port: UInt16, size: Int) -> UInt32
+  func write(port: UInt16, size: Int, value: UInt32)
+}
+
+/// A device reached through memory-mapped I/O. `offset` is relative to the device's base; `size` is
+/// 1, 2, 4 or 8.
+public protocol MMIODevice: AnyObject {
+  func read(offset: UInt64, size: Int) -> UInt64
+  func write(offset: UInt64, size: Int, value: UInt64)
+}
+
+/// A device whose state advances with guest time (timers). The run loop calls `advance(to:)` before
+/// it enters the guest and arms a host timer for the earliest `nextDeadline`.
+public protocol TimedDevice: AnyObject {
+  /// Brings the device up to guest time `now` (nanoseconds), raising any interrupts that fell due.
+  func advance(to now: UInt64)
+  /// Guest time at which the device next needs `advance`, or nil if it is idle.
+  var nextDeadline: UInt64? { get }
+}
+
+/// Where devices send interrupt requests: the userspace i8259 pair, or KVM's in-kernel irqchip.
+public protocol InterruptSink: AnyObject {
+  /// Drives ISA interrupt line `line` (0...15) to `level`.
+  func setIRQ(_ line: Int, level: Bool)
+}
+
+/// One ISA interrupt line as a device sees it.
+public struct InterruptLine {
+  public let sink: any InterruptSink
+  public let line: Int
+  public init(sink: any InterruptSink, line: Int) {
+    self.sink = sink
+    self.line = line
+  }
+  public func raise() { sink.setIRQ(line, level: true) }
+  public func lower() { sink.setIRQ(line, level: false) }
+  /// An edge: raise then lower (what the PIT and the UART do in edge-triggered mode).
+  public func pulse() {
+    raise()
+    lower()
+  }
+}
+
+/// The source of guest time in nanoseconds: host monotonic time by default, or a clock driven by
+/// the instruction count for deterministic runs.
+public protocol GuestClock: AnyObject {
+  var nanoseconds: UInt64 { get }
+}

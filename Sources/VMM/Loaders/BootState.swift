@@ -1,0 +1,37 @@
+/// What a loader leaves behind besides the bytes it wrote into guest memory: the vCPU state to
+/// start from. Engines apply it through `VirtualCPU.setRegisters`, `setSpecialRegisters` and
+/// `setMSRs`, so a loader never knows which engine runs the guest.
+public struct BootState: Sendable, Equatable {
+  public enum Mode: String, Sendable {
+    /// Reset vector, 16-bit real mode (firmware).
+    case real
+    /// 32-bit protected mode, paging off (Multiboot).
+    case protected32
+    /// 64-bit long mode with VMM-built identity page tables (ELF64, bzImage, flat 64-bit).
+    case long64
+  }
+  public var mode: Mode
+  public var registers: Registers
+  public var specialRegisters: SpecialRegisters
+  public var msrs: [UInt32: UInt64]
+  /// Human-readable summary for `--verbose` (what was loaded where).
+  public var summary: [String]
+
+  public init(
+    mode: Mode, registers: Registers, specialRegisters: SpecialRegisters, msrs: [UInt32: UInt64] = [:],
+    summary: [String] = []
+  ) {
+    self.mode = mode
+    self.registers = registers
+    self.specialRegisters = specialRegisters
+    self.msrs = msrs
+    self.summary = summary
+  }
+}
+
+/// A loader's refusal of an image: one line for the user, exit status 2.
+public struct LoaderError: Error, CustomStringConvertible, Equatable, Sendable {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}

@@ -1,0 +1,49 @@
+/// A failure of the engine itself (not of the guest): an ioctl that failed, a missing capability.
+public struct EngineError: Error, CustomStringConvertible, Sendable {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}
+
+/// The protocol every engine implements for one virtual CPU. The VMM drives it only through these
+/// calls and the `VMExit` values `run` returns; it never sees how guest instructions execute.
+///
+/// Threading: all calls come from the thread that owns the vCPU, except `kick()`, which any thread
+/// may call to make a running `run()` return `.kicked` promptly.
+public protocol VirtualCPU: AnyObject {
+  /// The engine's name as the command line spells it (`kvm`, `interp`).
+  var engineName: String { get }
+
+  /// Enters the guest and runs until the next exit. With a `budget`, the engine returns
+  /// `.budgetExhausted` after about that many guest instructions (engines that cannot count
+  /// instructions treat it as a hint).
+  func run(budget: UInt64?) throws(EngineError) -> VMExit
+
+  /// Hands the VMM's answer to the last exit back to the guest; call before the next `run`.
+  func complete(_ response: ExitResponse) throws(EngineError)
+
+  func registers() throws(EngineError) -> Registers
+  func setRegisters(_ registers: Registers) throws(EngineError)
+  func specialRegisters() throws(EngineError) -> SpecialRegisters
+  func setSpecialRegisters(_ registers: SpecialRegisters) throws(EngineError)
+  /// Writes model-specific registers (EFER, PAT, the SYSCALL MSRs ...) before the first run.
+  func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError)
+
+  /// True when an external interrupt can be injected now (IF=1, no interrupt shadow, none pending).
+  var readyForInterruptInjection: Bool { get }
+  /// Queues external interrupt `vector` for delivery on the next entry.
+  func injectInterrupt(vector: UInt8) throws(EngineError)
+  /// Asks for a `.interruptWindow` exit as soon as the guest can take an interrupt.
+  func requestInterruptWindow(_ enabled: Bool)
+
+  /// The exit controls in force; setting them applies what the engine can honour.
+  var exitControls: ExitControls { get set }
+  /// Controls the engine cannot honour as requested, by name (empty when all are honoured).
+  var unsupportedExitControls: [String] { get }
+
+  /// Makes a running or the next `run()` return `.kicked` promptly. Safe from any thread.
+  func kick()
+
+  /// Guest instructions retired so far, when the engine can count them.
+  var instructionsRetired: UInt64? { get }
+}
