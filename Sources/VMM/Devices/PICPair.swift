@@ -174,9 +174,13 @@ public final class PICPair: PortIODevice, InterruptSink {
   /// Spurious interrupts delivered (IRQ 15 with nothing in service).
   public private(set) var spuriousCount: UInt64 = 0
 
-  /// A pair in the BIOS's reset state: vectors 0x08 and 0x70, all lines edge triggered and
-  /// unmasked.
-  public init() {}
+  /// A pair with the BIOS's vector bases (0x08 and 0x70), all lines edge triggered and masked
+  /// until the guest initialises or unmasks them: a guest that never programs the PICs gets no
+  /// interrupts on vectors that collide with CPU exceptions.
+  public init() {
+    master.imr = 0xFF
+    slave.imr = 0xFF
+  }
 
   // MARK: InterruptSink
 
