@@ -2,6 +2,10 @@ import Testing
 
 @testable import VMM
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 @Suite struct FirmwareLoaderTests {
   @Test func mapsTheBIOSHighAndLow() throws {
     let m = try GuestMemory(ramSize: 16 << 20)
@@ -30,5 +34,34 @@ import Testing
     #expect(throws: LoaderError.self) {
       try FirmwareLoader.load(firmware: [UInt8](repeating: 0, count: 64 << 10), into: tiny)
     }
+  }
+}
+
+@Suite struct SeaBIOSImageTests {
+  @Test func mapsTheDistributionsSeaBIOS() throws {
+    let path = "/usr/share/seabios/bios-256k.bin"
+    guard let bios = readFile(path) else {
+      print("SKIP: \(path) not installed (Debian package seabios)")
+      return
+    }
+    let m = try GuestMemory(ramSize: 16 << 20)
+    let boot = try FirmwareLoader.load(firmware: bios, into: m)
+    #expect(boot.registers.rip == 0xFFF0)
+    // SeaBIOS starts with a far jump at the reset vector, visible both high and low.
+    #expect(try m.read(UInt8.self, at: 0xFFFF_FFF0) == 0xEA)
+    #expect(try m.read(UInt8.self, at: 0xF_FFF0) == 0xEA)
+  }
+
+  func readFile(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let n = fread(&buffer, 1, buffer.count, f)
+      if n <= 0 { break }
+      out += buffer[0..<n]
+    }
+    return out
   }
 }
