@@ -164,4 +164,27 @@ import Testing
       TestImages.elf(entry: 0x20_0000, segments: [.init(at: 0x10_0000, data: code)]),
       containing: "not inside any loaded segment")
   }
+
+  @Test func commandLineAreaIsReservedOnlyWhenUsed() throws {
+    let low = TestImages.elf(entry: 0x4000, segments: [.init(at: 0x4000, data: code)])
+    _ = try ImageLoader.load(image: low, into: try memory(), options: LoadOptions())
+    try expectError(low, containing: "overlaps the command line", options: LoadOptions(commandLine: "x"))
+  }
+
+  @Test func a64BitELFWithAMultibootHeaderStillBootsInLongMode() throws {
+    let data = TestImages.multibootHeader() + code
+    let image = TestImages.elf(entry: 0x10_000C, segments: [.init(at: 0x10_0000, data: data)])
+    let boot = try ImageLoader.load(image: image, into: try memory(), options: LoadOptions())
+    #expect(boot.mode == .long64 && boot.registers.rip == 0x10_000C)
+  }
+
+  @Test func tinyRAMFailsCleanly() throws {
+    let m = try GuestMemory(ramSize: 32 << 10)
+    do {
+      _ = try ImageLoader.load(image: code, into: m, options: LoadOptions(flatAddress: 0x1000))
+      Issue.record("loaded into 32 KiB")
+    } catch {
+      #expect(error.message.contains("page tables"))
+    }
+  }
 }

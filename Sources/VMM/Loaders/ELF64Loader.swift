@@ -19,7 +19,12 @@ enum ELF64Loader {
       throw LoaderError("ELF image is for \(ELFFile.machineName(elf.machine)), expected x86-64 (EM_X86_64)")
     }
     var plan = LoadPlan(memory: memory, reserved: LongModeSetup.reservedRanges(for: memory))
-    if !options.commandLine.isEmpty { try plan.claim(BootLayout.commandLine.lowerBound, length: 1, "the command line") }
+    if !options.commandLine.isEmpty {
+      let length = UInt64(options.commandLine.utf8.count) + 1
+      try plan.claim(
+        BootLayout.commandLine.lowerBound, length: min(length, UInt64(BootLayout.commandLine.count)),
+        "the command line")
+    }
     let loaded = try elf.load(image, into: &plan, name: "ELF64 image")
     let entry = elf.physicalEntry
     try elf.requireEntryInSegment(entry, name: "ELF64")
