@@ -128,7 +128,8 @@ import Testing
     #expect(!sink.levels[12])
     command(0xD4)
     data(0xFF)  // no mouse
-    #expect(status() & 0x40 == 0x40)
+    #expect(status() & 0x61 == 0x61)  // timeout, aux data waiting
+    #expect(readData() == 0xFE)
   }
 
   @Test func scanCodesFromTheHost() {

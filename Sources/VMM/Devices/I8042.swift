@@ -5,8 +5,8 @@
 /// port, 0xA9 aux interface test (0x00), 0xAA self test (0x55, sets the system flag), 0xAB keyboard
 /// interface test (0x00), 0xAD/0xAE disable/enable the keyboard, 0xC0 read input port, 0xD0/0xD1
 /// read/write the output port (bit 0: reset line, low = reset; bit 1: A20), 0xD2/0xD3 write the
-/// keyboard/aux output buffer, 0xD4 write to the aux device (no mouse: the byte is dropped and the
-/// controller reports a timeout), 0xDD/0xDF A20 off/on, 0xF0-0xFF pulse output lines (bit 0 clear
+/// keyboard/aux output buffer, 0xD4 write to the aux device (there is no mouse: the controller
+/// flags a timeout and the aux port answers 0xFE, so probes fail fast), 0xDD/0xDF A20 off/on, 0xF0-0xFF pulse output lines (bit 0 clear
 /// pulses reset: `resetRequested`).
 ///
 /// Keyboard commands (bytes written to 0x60): 0xFF reset (0xFA, 0xAA), 0xF2 identify (0xFA,
@@ -113,7 +113,11 @@ public final class I8042: PortIODevice {
         if b & 0x01 == 0 { resetRequested = true }
       case 0xD2: enqueue(b, .keyboard)
       case 0xD3: enqueue(b, .aux)
-      default: timeoutError = true  // 0xD4: no aux device answers
+      default:
+        // 0xD4: there is no mouse. Answer "resend" at once so a driver's probe fails fast
+        // instead of waiting out its timeouts, and flag the timeout as a real controller does.
+        timeoutError = true
+        enqueue(0xFE, .aux)
       }
       return
     }
