@@ -3,6 +3,7 @@
 public final class DiagnosticPort: PortIODevice {
   /// The last POST code written.
   public private(set) var lastCode: UInt8 = 0
+  /// Writes seen (Linux uses the port as an I/O delay, so this grows fast).
   public private(set) var writeCount: UInt64 = 0
 
   public init() {}

@@ -34,6 +34,9 @@ public final class I8042: PortIODevice {
   /// The guest pulsed the CPU reset line (0xFE and friends, or output port bit 0 cleared).
   public private(set) var resetRequested = false
 
+  /// - Parameters:
+  ///   - keyboardIRQ: IRQ 1.
+  ///   - auxIRQ: IRQ 12.
   public init(keyboardIRQ: InterruptLine? = nil, auxIRQ: InterruptLine? = nil) {
     self.keyboardIRQ = keyboardIRQ
     self.auxIRQ = auxIRQ

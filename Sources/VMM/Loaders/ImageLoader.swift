@@ -23,7 +23,8 @@ public enum ImageLoader {
     return nil
   }
 
-  public static func load(image: [UInt8], into memory: GuestMemory, options: LoadOptions) throws(LoaderError)
+  public static func load(image: [UInt8], into memory: GuestMemory, options: LoadOptions = LoadOptions())
+    throws(LoaderError)
     -> BootState
   {
     if let address = options.flatAddress {
