@@ -187,4 +187,14 @@ import Testing
       #expect(error.message.contains("page tables"))
     }
   }
+
+  @Test func bssOnlySegmentMayPointPastTheFile() throws {
+    let m = try memory()
+    var image = TestImages.elf(
+      entry: 0x10_0000,
+      segments: [.init(at: 0x10_0000, data: code), .init(at: 0x20_0000, data: [], memorySize: 0x1000)])
+    TestImages.put(&image, 64 + 56 + 8, UInt64(1 << 30))  // second segment's p_offset
+    _ = try ImageLoader.load(image: image, into: m, options: LoadOptions())
+    #expect(try m.read(0x20_0000, count: 0x1000).allSatisfy { $0 == 0 })
+  }
 }
