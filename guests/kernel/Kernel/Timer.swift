@@ -1,0 +1,51 @@
+/// The periodic timer and the calibrated time-stamp counter.
+enum Timer {
+  private(set) static var ticks: UInt64 = 0
+  private(set) static var hertz = 100
+  /// Time-stamp counter ticks per second.
+  private(set) static var timestampFrequency: UInt64 = 0
+  /// How the frequency was measured: true when against PIT channel 2, false for timer ticks.
+  private(set) static var calibratedWithChannel2 = false
+
+  static func start(hertz: Int) {
+    self.hertz = hertz
+    Platform.startPeriodicTimer(hertz: hertz)
+    Platform.setInterruptLineMasked(0, false)
+  }
+
+  static func calibrate() {
+    if let frequency = Platform.measureTimestampFrequency() {
+      timestampFrequency = frequency
+      calibratedWithChannel2 = true
+      return
+    }
+    // Fallback: count TSC cycles over timer ticks.
+    let startTick = ticks + 1
+    waitUntil(tick: startTick)
+    let start = Platform.readTimestampCounter()
+    let measuredTicks: UInt64 = 5
+    waitUntil(tick: startTick + measuredTicks)
+    let cycles = Platform.readTimestampCounter() &- start
+    timestampFrequency = cycles * UInt64(hertz) / measuredTicks
+  }
+
+  /// Waits in the idle loop; gives up after a generous number of interrupts.
+  static func waitUntil(tick: UInt64) {
+    var wakeups = 0
+    while ticks < tick && wakeups < 100_000 {
+      Platform.waitForInterrupt()
+      wakeups += 1
+    }
+  }
+
+  /// The interrupt handler's part: count, wake sleepers.
+  static func tick() {
+    ticks += 1
+    Scheduler.wakeSleepers(now: ticks)
+  }
+
+  static func nanoseconds(cycles: UInt64) -> UInt64 {
+    guard timestampFrequency > 0 else { return 0 }
+    return cycles.multipliedFullWidth(by: 1_000_000_000).low / timestampFrequency
+  }
+}

@@ -1,0 +1,115 @@
+/// Ring-3 benchmark programs: each times its loop with RDTSC and reports the cycles through
+/// bench_report; the kernel converts them to nanoseconds.
+enum Benchmarks {
+  /// Bit 40 of the argument marks the partner task of a two-task benchmark.
+  static let partnerFlag = 1 << 40
+
+  static func syscall(iterations: Int) -> Int {
+    let start = user_rdtsc()
+    for _ in 0..<iterations { _ = Kernel.getpid() }
+    Kernel.report(.syscall, iterations: iterations, cycles: user_rdtsc() &- start)
+    return 0
+  }
+
+  /// Touch a demand-zero page (fault, kernel maps it), then unmap it again: one fault per round.
+  static func pageFault(iterations: Int) -> Int {
+    let page = UserWindow.demandAreaStart
+    let word = Kernel.memory(page)
+    let start = user_rdtsc()
+    for index in 0..<iterations {
+      word.pointee = UInt32(truncatingIfNeeded: index)
+      guard Kernel.munmap(page) == 0 else { return 1 }
+    }
+    Kernel.report(.pageFault, iterations: iterations, cycles: user_rdtsc() &- start)
+    return 0
+  }
+
+  static func divideByZero(iterations: Int) -> Int {
+    let start = user_rdtsc()
+    _ = user_divide_by_zero_loop(iterations)
+    Kernel.report(.divideByZero, iterations: iterations, cycles: user_rdtsc() &- start)
+    return 0
+  }
+
+  /// Two tasks yield to each other; each of this task's rounds is two context switches.
+  static func contextSwitch(argument: Int) -> Int {
+    let iterations = argument & 0xFFFF_FFFF
+    let start = user_rdtsc()
+    for _ in 0..<iterations { Kernel.yield() }
+    let cycles = user_rdtsc() &- start
+    if argument & partnerFlag == 0 {
+      Kernel.report(.contextSwitch, iterations: 2 * iterations, cycles: cycles)
+    }
+    return 0
+  }
+
+  /// Spins reading the TSC; a gap far above the loop's own cost is a timer interrupt taken and
+  /// returned from. Reports the mean gap over `count` interrupts.
+  static func timerInterrupt(argument: Int) -> Int {
+    let count = argument & 0xFFFF_FFFF
+    let hertz = UInt64(max(argument >> 32 & 0xFF_FFFF, 1))
+    let frequency = max(Kernel.tscHz(), 1_000_000)
+    // The loop's undisturbed cost: the smallest gap over a short calibration run.
+    var previous = user_rdtsc()
+    var smallest = UInt64.max
+    for _ in 0..<1000 {
+      let now = user_rdtsc()
+      smallest = min(smallest, now &- previous)
+      previous = now
+    }
+    let threshold = max(smallest * 20, frequency / 500_000)  // at least 2 us
+    let deadline = user_rdtsc() &+ frequency / hertz * UInt64(count + 2) * 4
+    var seen = 0
+    var total: UInt64 = 0
+    previous = user_rdtsc()
+    while seen < count {
+      let now = user_rdtsc()
+      let gap = now &- previous
+      if gap > threshold {
+        seen += 1
+        total &+= gap
+      }
+      if now > deadline { break }
+      previous = now
+    }
+    Kernel.report(.timerInterrupt, iterations: seen, cycles: total)
+    return 0
+  }
+
+  static func hash(iterations: Int) -> Int {
+    guard let buffer = Workloads.mapBuffer(pages: 4) else { return 1 }
+    Workloads.fill(buffer, count: 4096, seed: 11)
+    var sink: UInt64 = 0
+    let start = user_rdtsc()
+    for _ in 0..<iterations { sink ^= Workloads.hash(buffer, count: 4096) }
+    Kernel.report(.hash, iterations: iterations, cycles: user_rdtsc() &- start)
+    return sink == 1 ? 2 : 0
+  }
+
+  static func sort(iterations: Int) -> Int {
+    guard let buffer = Workloads.mapBuffer(pages: 2) else { return 1 }
+    var cycles: UInt64 = 0
+    for round in 0..<iterations {
+      Workloads.fill(buffer, count: 2048, seed: UInt32(truncatingIfNeeded: round) &+ 5)
+      let start = user_rdtsc()
+      Workloads.sort(buffer, count: 2048)
+      cycles &+= user_rdtsc() &- start
+    }
+    Kernel.report(.sort, iterations: iterations, cycles: cycles)
+    return 0
+  }
+
+  static func matrix(iterations: Int) -> Int {
+    let size = 32
+    guard let buffer = Workloads.mapBuffer(pages: 3) else { return 1 }
+    let a = buffer
+    let b = buffer + size * size
+    let product = buffer + 2 * size * size
+    Workloads.fill(a, count: size * size, seed: 1)
+    Workloads.fill(b, count: size * size, seed: 2)
+    let start = user_rdtsc()
+    for _ in 0..<iterations { Workloads.multiply(a, b, into: product, size: size) }
+    Kernel.report(.matrix, iterations: iterations, cycles: user_rdtsc() &- start)
+    return 0
+  }
+}
