@@ -68,9 +68,19 @@ FUNC user_privileged_instruction
 // The user side's own memset/memcpy (user code never calls into the kernel image).
 FUNC memset
         movq %rdi, %r9
-        movl %esi, %eax
+        movzbl %sil, %eax
         movq %rdx, %rcx
-        rep stosb
+        movq %rdi, %r8
+        orq %rdx, %r8
+        testb $7, %r8b              // aligned start and length: 8 bytes per iteration
+        jnz 1f
+        movabsq $0x0101010101010101, %r8
+        imulq %r8, %rax
+        shrq $3, %rcx
+        rep stosq
+        movq %r9, %rax
+        ret
+1:      rep stosb
         movq %r9, %rax
         ret
 FUNC memcpy

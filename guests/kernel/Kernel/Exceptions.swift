@@ -6,6 +6,10 @@ enum Exceptions {
 
   static func handleUserException(_ frame: UnsafeMutablePointer<TrapFrame>) {
     let vector = Int(frame.pointee.vector)
+    if vector == pageFault && frame.pointee.rip == KernelLayout.syscallEntry {
+      SystemCalls.completeFaultedSyscall(frame)
+      return
+    }
     if vector == pageFault {
       let address = Platform.readFaultAddress()
       let notPresent = frame.pointee.errorCode & 1 == 0

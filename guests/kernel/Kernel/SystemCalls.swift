@@ -9,6 +9,31 @@ func syscallDispatch(_ rawFrame: UnsafeMutableRawPointer) {
 
 enum SystemCalls {
   private(set) static var count = 0
+  /// System calls that arrived as a ring-3 page fault on `syscall_entry` (see below).
+  private(set) static var faultedSyscalls = 0
+
+  /// Some hosts' KVM (this project's development machine among them) executes a ring-3 SYSCALL
+  /// by jumping to IA32_LSTAR without leaving CPL 3, so the fetch of `syscall_entry` page-faults
+  /// in user mode. SYSCALL has still saved RIP in RCX and RFLAGS in R11, so the kernel completes
+  /// the call here and returns with IRETQ.
+  static func completeFaultedSyscall(_ frame: UnsafeMutablePointer<TrapFrame>) {
+    faultedSyscalls += 1
+    if faultedSyscalls == 1 {
+      Console.write("NOTE syscall entered at CPL 3 (cs=")
+      Console.write(hex: frame.pointee.cs)
+      Console.write(" ss=")
+      Console.write(hex: frame.pointee.ss)
+      Console.write(" rflags=")
+      Console.write(hex: frame.pointee.rflags)
+      Console.write("); completing system calls from the page fault\n")
+    }
+    frame.pointee.rip = frame.pointee.rcx
+    frame.pointee.rflags = (frame.pointee.r11 & 0x3C_7FD7) | 0x202
+    frame.pointee.cs = UInt64(Selector.userCode)
+    frame.pointee.ss = UInt64(Selector.userData)
+    let result = handle(number: frame.pointee.rax, frame.pointee.rdi, frame.pointee.rsi, frame.pointee.rdx)
+    frame.pointee.rax = UInt64(bitPattern: Int64(result))
+  }
 
   static func handle(number: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64) -> Int {
     count += 1
