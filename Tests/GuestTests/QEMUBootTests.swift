@@ -1,0 +1,108 @@
+import Foundation
+import GuestImages
+import Testing
+
+/// Boots the reference kernel under `qemu-system-x86_64 -kernel` (Multiboot, TCG).
+@Suite struct QEMUBootTests {
+  static let selfTestNames = [
+    "boot", "timer-interrupts", "tsc-calibration", "syscall-getpid", "syscall-write", "syscall-mmap-munmap",
+    "syscall-exit-status", "syscall-sleep", "tasks-yield-round-robin", "preemptive-scheduling", "demand-paging",
+    "divide-error-handler", "fault-unmapped-write-killed", "fault-kernel-write-killed",
+    "fault-divide-by-zero-killed", "fault-privileged-instruction-killed", "kernel-survives-faults",
+    "user-cpu-work", "no-leaked-frames",
+  ]
+  static let benchmarkNames = [
+    "syscall", "in", "out", "cr3wr", "cr8wr", "pgfault", "divzero", "ptemod", "ctxswitch", "timerirq", "hash",
+    "sort", "matmul",
+  ]
+
+  /// Runs the kernel with `commandLine`; nil (after printing SKIP) when QEMU is not installed.
+  static func boot(commandLine: String, accelerator: String = "tcg") throws -> Tools.Result? {
+    guard let qemu = Tools.find("qemu-system-x86_64") else {
+      print("SKIP: qemu-system-x86_64 is not installed")
+      return nil
+    }
+    guard let kernel = GuestImages.referenceKernelURL else {
+      Issue.record("reference kernel missing")
+      return nil
+    }
+    return try Tools.run(
+      qemu,
+      [
+        "-accel", accelerator, "-kernel", kernel.path, "-append", commandLine, "-serial", "stdio", "-display", "none",
+        "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-m", "64",
+      ], timeout: 60)
+  }
+
+  static func lines(_ output: String) -> [Substring] { output.split(separator: "\n") }
+
+  @Test func selfTestPassesAndPowersOffCleanly() throws {
+    guard let result = try Self.boot(commandLine: "selftest") else { return }
+    #expect(!result.timedOut)
+    let lines = Self.lines(result.output)
+    for name in Self.selfTestNames {
+      #expect(lines.contains { $0 == "PASS \(name)" }, "missing PASS \(name) in:\n\(result.output)")
+    }
+    #expect(!lines.contains { $0.hasPrefix("FAIL ") }, "\(result.output)")
+    #expect(lines.contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=0"))
+    #expect(result.status == 0, "QEMU exit status \(result.status)")
+  }
+
+  @Test func faultingUserTaskIsKilledAndReportedAndKernelSurvives() throws {
+    guard let result = try Self.boot(commandLine: "selftest") else { return }
+    let lines = Self.lines(result.output)
+    let killed = lines.filter { $0.hasPrefix("KILLED pid=") }
+    #expect(killed.contains { $0.contains("vector=14") && $0.contains("address=0x8000000000") })
+    #expect(killed.contains { $0.contains("vector=0") })
+    #expect(killed.contains { $0.contains("vector=13") })
+    // Work after the faults still runs.
+    let lastKill = try #require(lines.lastIndex { $0.hasPrefix("KILLED") })
+    let survived = try #require(lines.firstIndex(of: "PASS kernel-survives-faults"))
+    #expect(survived > lastKill)
+  }
+
+  @Test func benchSmallReportsEveryBenchmark() throws {
+    guard let result = try Self.boot(commandLine: "bench scale=small") else { return }
+    #expect(!result.timedOut)
+    let lines = Self.lines(result.output)
+    for name in Self.benchmarkNames {
+      let line = lines.first { $0.hasPrefix("BENCH name=\(name) ") }
+      #expect(line != nil, "missing BENCH \(name) in:\n\(result.output)")
+      guard let line else { continue }
+      let fields = BenchLine(line)
+      #expect((fields.iterations ?? 0) > 0, "\(line)")
+      #expect(fields.nanosecondsPerOperation != nil, "\(line)")
+    }
+    #expect(lines.contains("BENCH-DONE reported=\(Self.benchmarkNames.count)"))
+    #expect(result.status == 0, "QEMU exit status \(result.status)")
+  }
+
+  @Test func selfTestUnderKVMWhenRequested() throws {
+    guard ProcessInfo.processInfo.environment["TRIVISOR_TEST_QEMU_KVM"] == "1" else {
+      print("SKIP: set TRIVISOR_TEST_QEMU_KVM=1 to also boot under qemu -accel kvm (slow on this host)")
+      return
+    }
+    guard FileManager.default.isReadableFile(atPath: "/dev/kvm") else {
+      print("SKIP: /dev/kvm is not available")
+      return
+    }
+    guard let result = try Self.boot(commandLine: "selftest", accelerator: "kvm") else { return }
+    #expect(Self.lines(result.output).contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=0"))
+    #expect(result.status == 0)
+  }
+}
+
+/// The fields of a `BENCH name=... iters=N ns_per_op=X` line.
+struct BenchLine {
+  var fields: [Substring: Substring] = [:]
+
+  init(_ line: Substring) {
+    for word in line.split(separator: " ").dropFirst() {
+      guard let equals = word.firstIndex(of: "=") else { continue }
+      fields[word[..<equals]] = word[word.index(after: equals)...]
+    }
+  }
+
+  var iterations: Int? { fields["iters"].flatMap { Int($0) } }
+  var nanosecondsPerOperation: Double? { fields["ns_per_op"].flatMap { Double($0) } }
+}
