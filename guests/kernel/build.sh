@@ -11,8 +11,23 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 output="${1:?usage: build.sh OUTPUT.elf [WORK_DIR]}"
 work="${2:-$(dirname "$output")/kernel-build}"
-tools="${TRIVISOR_TOOLCHAIN_BIN:-$(dirname "$(command -v swiftc)")}"
+tools="${TRIVISOR_TOOLCHAIN_BIN:-}"
+if [ -z "$tools" ]; then
+  swiftc_path="$(command -v swiftc || true)"
+  if [ -z "$swiftc_path" ]; then
+    echo "error: no Swift toolchain: set TRIVISOR_TOOLCHAIN_BIN or put swiftc on PATH" >&2
+    exit 1
+  fi
+  tools="$(dirname "$(readlink -f "$swiftc_path")")"
+fi
+for tool in swiftc clang ld.lld llvm-objcopy llvm-nm llvm-objdump; do
+  if [ ! -x "$tools/$tool" ]; then
+    echo "error: $tools/$tool is missing; the guest kernel builds only with the Swift toolchain's own tools" >&2
+    exit 1
+  fi
+done
 mkdir -p "$work" "$(dirname "$output")"
+echo "$tools" >"$work/toolchain-bin.txt"
 
 swift_flags=(
   -target x86_64-unknown-none-elf
