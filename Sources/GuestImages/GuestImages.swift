@@ -11,6 +11,13 @@ public enum GuestImages {
     Bundle.module.url(forResource: "trivisor-kernel", withExtension: "elf")
   }
 
+  /// A test-only Multiboot kernel that boots a Multiboot module (the reference kernel) through the
+  /// ELF64 boot contract of docs/guest-kernel.md, so QEMU can check that path:
+  /// `qemu-system-x86_64 -kernel <shim> -initrd <kernel> -append "<kernel command line>"`.
+  public static var elf64BootShimURL: URL? {
+    Bundle.module.url(forResource: "elf64-boot-shim", withExtension: "elf")
+  }
+
   /// The reference kernel: an ELF64 image with a Multiboot v1 header.
   public static var referenceKernel: [UInt8] {
     get throws(GuestImageError) {

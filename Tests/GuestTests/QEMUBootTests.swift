@@ -17,7 +17,10 @@ import Testing
   ]
 
   /// Runs the kernel with `commandLine`; nil (after printing SKIP) when QEMU is not installed.
-  static func boot(commandLine: String, accelerator: String = "tcg") throws -> Tools.Result? {
+  /// `throughELF64Contract` boots it as a module of the ELF64 boot shim instead of by Multiboot.
+  static func boot(
+    commandLine: String, accelerator: String = "tcg", throughELF64Contract: Bool = false
+  ) throws -> Tools.Result? {
     guard let qemu = Tools.find("qemu-system-x86_64") else {
       print("SKIP: qemu-system-x86_64 is not installed")
       return nil
@@ -26,11 +29,19 @@ import Testing
       Issue.record("reference kernel missing")
       return nil
     }
+    var image = ["-kernel", kernel.path]
+    if throughELF64Contract {
+      guard let shim = GuestImages.elf64BootShimURL else {
+        Issue.record("ELF64 boot shim missing")
+        return nil
+      }
+      image = ["-kernel", shim.path, "-initrd", kernel.path]
+    }
     return try Tools.run(
       qemu,
-      [
-        "-accel", accelerator, "-kernel", kernel.path, "-append", commandLine, "-serial", "stdio", "-display", "none",
-        "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-m", "64",
+      ["-accel", accelerator] + image + [
+        "-append", commandLine, "-serial", "stdio", "-display", "none", "-monitor", "none",
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-m", "64",
       ], timeout: 60)
   }
 
@@ -75,6 +86,23 @@ import Testing
     }
     #expect(lines.contains("BENCH-DONE reported=\(Self.benchmarkNames.count)"))
     #expect(result.status == 0, "QEMU exit status \(result.status)")
+  }
+
+  @Test func bootsThroughTheELF64ContractWithCommandLineInRSI() throws {
+    guard let result = try Self.boot(commandLine: "selftest hz=250", throughELF64Contract: true) else { return }
+    #expect(!result.timedOut)
+    let lines = Self.lines(result.output)
+    #expect(lines.contains("trivisor-kernel: mode=selftest timer_hz=250"), "\(result.output)")
+    #expect(lines.contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=0"), "\(result.output)")
+    #expect(result.status == 0, "QEMU exit status \(result.status)")
+  }
+
+  @Test func failedSelfTestExitsWithStatusOneThroughDebugExit() throws {
+    guard let result = try Self.boot(commandLine: "selftest inject-failure") else { return }
+    let lines = Self.lines(result.output)
+    #expect(lines.contains("FAIL injected-failure"))
+    #expect(lines.contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=1"))
+    #expect(result.status == (1 << 1) | 1, "QEMU exit status \(result.status)")
   }
 
   @Test func selfTestUnderKVMWhenRequested() throws {

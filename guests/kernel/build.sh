@@ -3,6 +3,9 @@
 #
 #   guests/kernel/build.sh OUTPUT.elf [WORK_DIR]
 #
+# Also writes elf64-boot-shim.elf next to OUTPUT: a test-only Multiboot kernel that boots OUTPUT
+# (given as a Multiboot module) through the ELF64 boot contract (Testing/elf64-boot-shim.S).
+#
 # Tools come from $TRIVISOR_TOOLCHAIN_BIN (the SwiftPM plugin sets it), else from the directory
 # of the `swiftc` on PATH. Fails if the user object needs anything from the kernel, or if any SSE
 # register appears in the image (ring 0 must never touch SSE state).
@@ -70,4 +73,9 @@ if grep -Eq '%(x|y|z)mm[0-9]|%mm[0-7]' "$work/trivisor-kernel.dis"; then
   echo "error: the kernel image uses SSE registers" >&2
   exit 1
 fi
+"$tools/clang" "${asm_flags[@]}" "$here/Testing/elf64-boot-shim.S" -o "$work/elf64-boot-shim.o"
+"$tools/ld.lld" -static -nostdlib -z max-page-size=4096 -z norelro --no-pie \
+  -T "$here/Testing/elf64-boot-shim.ld" -o "$work/elf64-boot-shim.elf" "$work/elf64-boot-shim.o"
+
+cp "$work/elf64-boot-shim.elf" "$(dirname "$output")/elf64-boot-shim.elf"
 cp "$work/trivisor-kernel.elf" "$output"

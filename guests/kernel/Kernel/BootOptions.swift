@@ -1,11 +1,13 @@
 /// The kernel command line: `selftest` (default) or `bench`, `scale=small|medium|large|N`,
-/// `hz=N` (timer frequency, default 100). Unknown words are ignored.
+/// `hz=N` (timer frequency, default 100), `inject-failure` (the self-test reports one extra failed
+/// check, to test exit-status plumbing). Unknown words are ignored.
 struct BootOptions {
   enum Mode { case selftest, bench }
   var mode = Mode.selftest
   /// Multiplier of every benchmark's base iteration count.
   var scale = 10
   var timerHertz = 100
+  var injectFailure = false
 
   /// Parses the NUL-terminated string at `address` (0 = none). Reads at most 256 bytes, and only
   /// from the identity-mapped first GiB.
@@ -30,6 +32,8 @@ struct BootOptions {
       mode = .selftest
     } else if Self.equals(word, "bench") {
       mode = .bench
+    } else if Self.equals(word, "inject-failure") {
+      injectFailure = true
     } else if let value = Self.value(word, key: "scale=") {
       if Self.equals(value, "small") {
         scale = 1

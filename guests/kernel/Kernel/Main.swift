@@ -23,7 +23,7 @@ func kmain(_ commandLine: UInt64) {
 
   let status: Int
   switch options.mode {
-  case .selftest: status = SelfTest.run()
+  case .selftest: status = SelfTest.run(injectFailure: options.injectFailure)
   case .bench: status = BenchmarkSuite.run(scale: options.scale)
   }
   Console.write("trivisor-kernel: exit status ")

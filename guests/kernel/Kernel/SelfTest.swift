@@ -4,7 +4,7 @@ enum SelfTest {
   private static var passed = 0
   private static var failed = 0
 
-  static func run() -> Int {
+  static func run(injectFailure: Bool) -> Int {
     check("boot", true)
     let start = Timer.ticks
     Timer.waitUntil(tick: start + 3)
@@ -35,6 +35,7 @@ enum SelfTest {
     check("kernel-survives-faults", after.map { $0.killedBy == nil && $0.status == afterPID } ?? false)
     check("user-cpu-work", exitedCleanly(runAlone(.cpuWork).result))
     check("no-leaked-frames", FrameAllocator.framesInUse == 0)
+    if injectFailure { check("injected-failure", false) }
 
     Console.write("SELFTEST SUMMARY pass=")
     Console.write(decimal: passed)

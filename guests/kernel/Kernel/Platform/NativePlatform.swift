@@ -104,8 +104,9 @@ enum NativePlatform: PlatformOperations {
     if status == 0 {
       writePort16(0x604, 0x2000)  // ACPI PM1a control, SLP_EN with sleep type 0 (Trivisor, QEMU q35)
       writePort16(0xB004, 0x2000)  // the same on QEMU's i440FX/PIIX4 machine
-      // The power-off request completes asynchronously; give it time before the fallback below.
-      for _ in 0..<50_000 { _ = readPort8(0x61) }
+      // The power-off request completes asynchronously: idle for 20 timer ticks (the timer runs
+      // whenever the kernel gets this far with status 0) before the fallback below.
+      for _ in 0..<20 { waitForInterrupt() }
     }
     // isa-debug-exit: the VMM exits with (value << 1) | 1.
     writePort8(0xF4, UInt8(truncatingIfNeeded: status))
