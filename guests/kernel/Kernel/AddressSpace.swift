@@ -88,23 +88,36 @@ struct AddressSpace {
     mappedPages -= 1
   }
 
-  /// Frees every page and table; the CPU must not be using this address space.
+  /// Frees every page and table; the CPU must not be using this address space. Scans the page
+  /// table from both ends (mmap pages sit low, the stack high) only until every mapped page is
+  /// found, and clears what it touched so the tables go back to the pool already zero.
   mutating func destroy() {
     let entries = Self.table(pageTable)
-    var index = 0
-    while mappedPages > 0 && index < 512 {
-      let value = entries[index]
-      if value & Self.presentBit != 0 {
-        FrameAllocator.release(value & Self.frameMask)
-        mappedPages -= 1
-      }
-      index += 1
+    var low = 0
+    var high = 511
+    while mappedPages > 0 && low <= high {
+      releaseEntry(entries + low)
+      if high != low { releaseEntry(entries + high) }
+      low += 1
+      high -= 1
     }
-    FrameAllocator.release(pageTable)
-    FrameAllocator.release(pd)
-    FrameAllocator.release(pdpt)
-    FrameAllocator.release(root)
+    Self.table(pd).pointee = 0
+    Self.table(pdpt).pointee = 0
+    Self.table(root).pointee = 0
+    (Self.table(root) + 1).pointee = 0
+    FrameAllocator.release(pageTable, isZero: true)
+    FrameAllocator.release(pd, isZero: true)
+    FrameAllocator.release(pdpt, isZero: true)
+    FrameAllocator.release(root, isZero: true)
     root = 0
+  }
+
+  private mutating func releaseEntry(_ entry: UnsafeMutablePointer<UInt64>) {
+    let value = entry.pointee
+    guard value & Self.presentBit != 0 else { return }
+    FrameAllocator.release(value & Self.frameMask)
+    entry.pointee = 0
+    mappedPages -= 1
   }
 
   /// The page-table entry of a mapped page, for the PTE-update benchmark.

@@ -92,7 +92,7 @@ enum NativePlatform: PlatformOperations {
     var polls = 0
     while readPort8(0x61) & 0x20 == 0 {
       polls += 1
-      if polls > 5_000_000 { return nil }
+      if polls > 1_000_000 { return nil }
     }
     let elapsed = readTimestampCounter() &- start
     writePort8(0x61, control)
