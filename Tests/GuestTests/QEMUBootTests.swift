@@ -19,7 +19,8 @@ import Testing
   /// Runs the kernel with `commandLine`; nil (after printing SKIP) when QEMU is not installed.
   /// `throughELF64Contract` boots it as a module of the ELF64 boot shim instead of by Multiboot.
   static func boot(
-    commandLine: String, accelerator: String = "tcg", throughELF64Contract: Bool = false
+    commandLine: String, accelerator: String = "tcg", throughELF64Contract: Bool = false,
+    machine: String = "pc"
   ) throws -> Tools.Result? {
     guard let qemu = Tools.find("qemu-system-x86_64") else {
       print("SKIP: qemu-system-x86_64 is not installed")
@@ -39,7 +40,7 @@ import Testing
     }
     return try Tools.run(
       qemu,
-      ["-accel", accelerator] + image + [
+      ["-machine", machine, "-accel", accelerator] + image + [
         "-append", commandLine, "-serial", "stdio", "-display", "none", "-monitor", "none",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-m", "64",
       ], timeout: 60)
@@ -102,6 +103,14 @@ import Testing
     let lines = Self.lines(result.output)
     #expect(lines.contains("FAIL injected-failure"))
     #expect(lines.contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=1"))
+    #expect(result.status == (1 << 1) | 1, "QEMU exit status \(result.status)")
+  }
+
+  @Test func machineWithoutTimerFailsCleanlyInsteadOfHanging() throws {
+    guard let result = try Self.boot(commandLine: "selftest", machine: "pc,pit=off") else { return }
+    #expect(!result.timedOut)
+    let lines = Self.lines(result.output)
+    #expect(lines.contains("FAIL timer-interrupts"), "\(result.output)")
     #expect(result.status == (1 << 1) | 1, "QEMU exit status \(result.status)")
   }
 

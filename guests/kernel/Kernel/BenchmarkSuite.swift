@@ -12,6 +12,10 @@ enum BenchmarkSuite {
     Console.write(" scale=")
     Console.write(decimal: scale)
     Console.newline()
+    guard Timer.isTicking() else {
+      Console.write("BENCH-ERROR no timer interrupts\n")
+      return 1
+    }
 
     runUser(.benchSyscall, argument: 200 * scale)
     measureKernel(.portIn, iterations: 100 * scale) { _ = Platform.readPort8(0x61) }

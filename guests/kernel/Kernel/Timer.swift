@@ -13,13 +13,15 @@ enum Timer {
     Platform.setInterruptLineMasked(0, false)
   }
 
+  /// Measures the TSC frequency against PIT channel 2, or (when that fails and the timer ticks)
+  /// over five timer ticks.
   static func calibrate() {
     if let frequency = Platform.measureTimestampFrequency() {
       timestampFrequency = frequency
       calibratedWithChannel2 = true
       return
     }
-    // Fallback: count TSC cycles over timer ticks.
+    guard isTicking() else { return }
     let startTick = ticks + 1
     waitUntil(tick: startTick)
     let start = Platform.readTimestampCounter()
@@ -27,6 +29,21 @@ enum Timer {
     waitUntil(tick: startTick + measuredTicks)
     let cycles = Platform.readTimestampCounter() &- start
     timestampFrequency = cycles * UInt64(hertz) / measuredTicks
+  }
+
+  /// Whether timer interrupts arrive: spins (interrupts on) for up to about half a second rather
+  /// than halting, so a machine without a working timer fails this check instead of hanging.
+  static func isTicking(ticksNeeded: UInt64 = 2) -> Bool {
+    let target = ticks + ticksNeeded
+    let budget = timestampFrequency > 0 ? timestampFrequency / 2 : 1 << 31
+    let start = Platform.readTimestampCounter()
+    var spins = 0
+    Platform.enableInterrupts()
+    while ticks < target && Platform.readTimestampCounter() &- start < budget && spins < 50_000_000 {
+      spins += 1
+    }
+    Platform.disableInterrupts()
+    return ticks >= target
   }
 
   /// Waits in the idle loop; gives up after a generous number of interrupts.
