@@ -27,8 +27,16 @@ enum SystemCalls {
       Console.write(hex: frame.pointee.rflags)
       Console.write("); completing system calls from the page fault\n")
     }
+    // A task can also jump to syscall_entry on purpose, with any RCX and R11: return only to a
+    // lower-half address, with only the flags ring 3 may hold (never IOPL).
+    guard frame.pointee.rcx < 0x8000_0000_0000 else {
+      Console.write("KILLED pid=")
+      Console.write(decimal: Scheduler.currentPID)
+      Console.write(" system call with a non-canonical return address\n")
+      Scheduler.exitCurrent(status: 128 + Exceptions.pageFault, killedBy: Exceptions.pageFault)
+    }
     frame.pointee.rip = frame.pointee.rcx
-    frame.pointee.rflags = (frame.pointee.r11 & 0x3C_7FD7) | 0x202
+    frame.pointee.rflags = (frame.pointee.r11 & 0x24_0FD5) | 0x202  // arithmetic, TF, DF, AC, ID
     frame.pointee.cs = UInt64(Selector.userCode)
     frame.pointee.ss = UInt64(Selector.userData)
     let result = handle(number: frame.pointee.rax, frame.pointee.rdi, frame.pointee.rsi, frame.pointee.rdx)
