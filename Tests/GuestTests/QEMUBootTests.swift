@@ -8,7 +8,8 @@ import Testing
     "boot", "timer-interrupts", "tsc-calibration", "syscall-getpid", "syscall-write", "syscall-mmap-munmap",
     "syscall-exit-status", "syscall-sleep", "tasks-yield-round-robin", "preemptive-scheduling", "demand-paging",
     "divide-error-handler", "fault-unmapped-write-killed", "fault-kernel-write-killed",
-    "fault-divide-by-zero-killed", "fault-privileged-instruction-killed", "kernel-survives-faults",
+    "fault-divide-by-zero-killed", "fault-privileged-instruction-killed", "forged-syscall-entry-contained",
+    "kernel-survives-faults",
     "user-cpu-work", "no-leaked-frames",
   ]
   static let benchmarkNames = [

@@ -59,6 +59,18 @@ FUNC user_divide_by_zero_loop
         popq %rbx
         ret
 
+// user_forged_syscall_entry(entry): jumps straight to the kernel's SYSCALL entry (RDI) with getpid
+// in RAX, RCX = the label below and R11 = flags asking for IOPL 3, as if SYSCALL had run at CPL 3.
+// The kernel may complete the call but must not grant port I/O: the IN must raise #GP.
+FUNC user_forged_syscall_entry
+        movl $3, %eax
+        leaq 1f(%rip), %rcx
+        movq $0x3202, %r11
+        jmp *%rdi
+1:      inb $0x80, %al
+        movl $1, %eax
+        ret
+
 // A privileged instruction in ring 3 (#GP).
 FUNC user_privileged_instruction
         cli

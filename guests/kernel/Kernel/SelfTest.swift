@@ -35,6 +35,8 @@ enum SelfTest {
     check("fault-kernel-write-killed", killed(.faultKernelWrite, by: Exceptions.pageFault))
     check("fault-divide-by-zero-killed", killed(.faultDivideByZero, by: Exceptions.divideError))
     check("fault-privileged-instruction-killed", killed(.faultPrivileged, by: 13))
+    let forged = runAlone(.forgedSyscallEntry, argument: Int(KernelLayout.syscallEntry)).result
+    check("forged-syscall-entry-contained", forged.map { $0.killedBy == 13 } ?? false)
     let (afterPID, after) = runAlone(.getpid)
     check("kernel-survives-faults", after.map { $0.killedBy == nil && $0.status == afterPID } ?? false)
     check("user-cpu-work", exitedCleanly(runAlone(.cpuWork).result))

@@ -66,6 +66,7 @@ enum UserProgram: Int {
   case divideHandler = 12
   case exitStatus = 13
   case cpuWork = 14
+  case forgedSyscallEntry = 15
   case benchSyscall = 20
   case benchPageFault = 21
   case benchDivideByZero = 22

@@ -4,6 +4,7 @@
 @_extern(c, "user_rdtsc") func user_rdtsc() -> UInt64
 @_extern(c, "user_divide_by_zero_loop") func user_divide_by_zero_loop(_ count: Int) -> Int
 @_extern(c, "user_privileged_instruction") func user_privileged_instruction()
+@_extern(c, "user_forged_syscall_entry") func user_forged_syscall_entry(_ entry: Int) -> Int
 
 /// Typed wrappers over the system calls of Shared/ABI.swift.
 enum Kernel {
