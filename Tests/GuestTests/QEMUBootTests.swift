@@ -6,7 +6,8 @@ import Testing
 @Suite struct QEMUBootTests {
   static let selfTestNames = [
     "boot", "timer-interrupts", "tsc-calibration", "syscall-getpid", "syscall-write", "syscall-mmap-munmap",
-    "syscall-exit-status", "syscall-sleep", "tasks-yield-round-robin", "preemptive-scheduling", "demand-paging",
+    "syscall-exit-status", "syscall-sleep", "tasks-yield-round-robin", "preemptive-scheduling", "clock-page-read-only",
+    "demand-paging",
     "divide-error-handler", "fault-unmapped-write-killed", "fault-kernel-write-killed",
     "fault-divide-by-zero-killed", "fault-privileged-instruction-killed", "forged-syscall-entry-contained",
     "kernel-survives-faults",

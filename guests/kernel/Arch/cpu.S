@@ -161,6 +161,7 @@ kernel_symbol_table:
         .quad task_stacks           // 16
         .quad kernel_heap           // 17
         .quad kernel_heap_end       // 18
+        .quad kernel_clock_page     // 19
 
         .section .bss
         .balign 4096
@@ -181,3 +182,6 @@ task_stacks:
 kernel_heap:
         .space 65536
 kernel_heap_end:
+        .balign 4096
+kernel_clock_page:                  // mapped read-only into every task (Kernel/ClockPage.swift)
+        .space 4096

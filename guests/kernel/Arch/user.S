@@ -25,6 +25,11 @@ FUNC user_syscall
         syscall
         ret
 
+// user_load64(address): one 64-bit load the compiler cannot merge or hoist (the clock page).
+FUNC user_load64
+        movq (%rdi), %rax
+        ret
+
 FUNC user_rdtsc
         rdtsc
         shlq $32, %rdx

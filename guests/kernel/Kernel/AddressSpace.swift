@@ -4,6 +4,7 @@
 struct AddressSpace {
   static let userPageFlags: UInt64 = 0x7  // present, writable, user
   static let tableFlags: UInt64 = 0x7
+  static let clockPageFlags: UInt64 = 0x5  // present, user, read-only
   static let presentBit: UInt64 = 0x1
   static let frameMask: UInt64 = 0x000F_FFFF_FFFF_F000
   /// mmap refuses more than this many pages per task.
@@ -39,7 +40,9 @@ struct AddressSpace {
     Platform.setPageTableEntry(table(root) + 1, pdpt | tableFlags)
     Platform.setPageTableEntry(table(pdpt), pd | tableFlags)
     Platform.setPageTableEntry(table(pd), pageTable | tableFlags)
-    return AddressSpace(root: root, pdpt: pdpt, pd: pd, pageTable: pageTable)
+    let space = AddressSpace(root: root, pdpt: pdpt, pd: pd, pageTable: pageTable)
+    Platform.setPageTableEntry(space.entry(UserWindow.clockPage), KernelLayout.clockPage | clockPageFlags)
+    return space
   }
 
   static func isInWindow(_ address: UInt64) -> Bool {
@@ -88,11 +91,13 @@ struct AddressSpace {
     mappedPages -= 1
   }
 
-  /// Frees every page and table; the CPU must not be using this address space. Scans the page
+  /// Frees every page and table (the clock page stays the kernel's); the CPU must not be using
+  /// this address space. Scans the page
   /// table from both ends (mmap pages sit low, the stack high) only until every mapped page is
   /// found, and clears what it touched so the tables go back to the pool already zero.
   mutating func destroy() {
     let entries = Self.table(pageTable)
+    entry(UserWindow.clockPage).pointee = 0  // the kernel's page, not the pool's
     var low = 0
     var high = 511
     while mappedPages > 0 && low <= high {

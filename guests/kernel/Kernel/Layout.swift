@@ -21,6 +21,7 @@ enum KernelLayout {
   static var taskStacks: UInt64 { kernel_symbol(16) }
   static var heapStart: UInt64 { kernel_symbol(17) }
   static var heapEnd: UInt64 { kernel_symbol(18) }
+  static var clockPage: UInt64 { kernel_symbol(19) }
 
   static let taskStackSize: UInt64 = 16384
   static let maximumTasks = 8

@@ -20,6 +20,7 @@ func kmain(_ commandLine: UInt64) {
   Platform.initializeInterruptController()
   Timer.start(hertz: options.timerHertz)
   Timer.calibrate()
+  ClockPage.publish(timestampFrequency: Timer.timestampFrequency, timerHertz: Timer.hertz)
 
   let status: Int
   switch options.mode {

@@ -29,6 +29,7 @@ enum SelfTest {
     let spinners = runTogether(.spin, .spin, argument: 4)
     check("preemptive-scheduling", spinners && Scheduler.preemptions - preemptionsBefore >= 2)
 
+    check("clock-page-read-only", killed(.clockPage, by: Exceptions.pageFault))
     check("demand-paging", exitedCleanly(runAlone(.demandPaging).result))
     check("divide-error-handler", exitedCleanly(runAlone(.divideHandler).result))
     check("fault-unmapped-write-killed", killed(.faultUnmappedWrite, by: Exceptions.pageFault))

@@ -87,8 +87,9 @@ enum SystemCalls {
     return Int(length)
   }
 
+  /// A page-aligned user-window address a task may map or unmap (any but the clock page).
   private static func isUserPage(_ address: UInt64) -> Bool {
-    address & (UserWindow.pageSize - 1) == 0 && AddressSpace.isInWindow(address)
+    address & (UserWindow.pageSize - 1) == 0 && AddressSpace.isInWindow(address) && address != UserWindow.clockPage
   }
 
   private static func mapPage(_ address: UInt64) -> Int {

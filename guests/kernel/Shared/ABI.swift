@@ -15,9 +15,9 @@ enum SystemCall: Int {
   /// sleep(ticks): blocks for that many timer ticks.
   case sleep = 4
   /// mmap(address) -> address: maps a zeroed read-write page at a page-aligned address of the
-  /// mmap area.
+  /// mmap area (not the clock page).
   case mmap = 5
-  /// munmap(address) -> 0: unmaps a page of the user window.
+  /// munmap(address) -> 0: unmaps a page of the user window (not the clock page).
   case munmap = 6
   /// ticks() -> timer ticks since boot.
   case ticks = 7
@@ -48,6 +48,18 @@ enum UserWindow {
   static let demandAreaStart: UInt64 = base + mmapAreaSize
   static let stackTop: UInt64 = base + size
   static let pageSize: UInt64 = 4096
+  /// The last page of the mmap area: the kernel's clock page, mapped read-only in every task.
+  static let clockPage: UInt64 = base + mmapAreaSize - pageSize
+}
+
+/// The clock page's layout: what the kernel publishes for ring 3 to read without a system call.
+enum ClockPageLayout {
+  /// UInt64: timer ticks since boot, updated by every timer interrupt.
+  static let ticksOffset = 0
+  /// UInt64: the calibrated TSC frequency in Hz.
+  static let timestampFrequencyOffset = 8
+  /// UInt64: the timer frequency in Hz.
+  static let timerHertzOffset = 16
 }
 
 /// The ring-3 programs the kernel can start (`user_main(program, argument)`).
@@ -67,6 +79,7 @@ enum UserProgram: Int {
   case exitStatus = 13
   case cpuWork = 14
   case forgedSyscallEntry = 15
+  case clockPage = 16
   case benchSyscall = 20
   case benchPageFault = 21
   case benchDivideByZero = 22

@@ -43,36 +43,39 @@ enum Benchmarks {
     return 0
   }
 
-  /// Spins reading the TSC; a gap far above the loop's own cost is a timer interrupt taken and
-  /// returned from. Reports the mean gap over `count` interrupts.
+  /// Spins reading the TSC; when the clock page's tick count changes, a timer interrupt was taken
+  /// and returned from in the larger of the last two gaps between TSC reads. Gaps without a tick
+  /// (the host descheduling the VM, host interrupts) are ignored. Reports the median over `count`
+  /// interrupts.
   static func timerInterrupt(argument: Int) -> Int {
-    let count = argument & 0xFFFF_FFFF
-    let hertz = UInt64(max(argument >> 32 & 0xFF_FFFF, 1))
-    let frequency = max(Kernel.tscHz(), 1_000_000)
-    // The loop's undisturbed cost: the smallest gap over a short calibration run.
-    var previous = user_rdtsc()
-    var smallest = UInt64.max
-    for _ in 0..<1000 {
-      let now = user_rdtsc()
-      smallest = min(smallest, now &- previous)
-      previous = now
-    }
-    let threshold = max(smallest * 20, frequency / 500_000)  // at least 2 us
+    let count = min(argument & 0xFFFF_FFFF, 512)
+    let clock = Kernel.clock
+    let hertz = max(clock.timerHertz, 1)
+    let frequency = max(clock.timestampFrequency, 1_000_000)
+    let gapsAddress = UserWindow.base + UserWindow.pageSize
+    guard Kernel.mmap(gapsAddress) == Int(gapsAddress) else { return 1 }
+    let gaps = UnsafeMutablePointer<UInt64>(bitPattern: UInt(gapsAddress))!
     let deadline = user_rdtsc() &+ frequency / hertz * UInt64(count + 2) * 4
     var seen = 0
-    var total: UInt64 = 0
-    previous = user_rdtsc()
+    var lastTick = clock.ticks
+    var previous = user_rdtsc()
+    var previousGap: UInt64 = 0
     while seen < count {
+      let tick = clock.ticks
       let now = user_rdtsc()
       let gap = now &- previous
-      if gap > threshold {
+      if tick != lastTick {
+        lastTick = tick
+        gaps[seen] = max(gap, previousGap)
         seen += 1
-        total &+= gap
       }
       if now > deadline { break }
       previous = now
+      previousGap = gap
     }
-    Kernel.report(.timerInterrupt, iterations: seen, cycles: total)
+    Workloads.sort(gaps, count: seen)
+    let median = seen > 0 ? gaps[seen / 2] : 0
+    Kernel.report(.timerInterrupt, iterations: seen, cycles: median &* UInt64(seen))
     return 0
   }
 

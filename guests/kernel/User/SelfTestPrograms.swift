@@ -24,6 +24,19 @@ enum SelfTestPrograms {
     return 0
   }
 
+  /// The clock page shows the kernel's tick count and frequencies, and cannot be written,
+  /// mapped over or unmapped.
+  static func clockPage() -> Int {
+    let clock = Kernel.clock
+    guard clock.timestampFrequency > 0, clock.timerHertz > 0 else { return 1 }
+    let before = clock.ticks
+    Kernel.sleep(ticks: 2)
+    guard clock.ticks >= before + 2 else { return 2 }
+    guard Kernel.munmap(UserWindow.clockPage) < 0, Kernel.mmap(UserWindow.clockPage) < 0 else { return 3 }
+    Kernel.memory(UserWindow.clockPage).pointee = 0  // must kill the task with #PF
+    return 4
+  }
+
   static func sleep(ticks: Int) -> Int {
     let start = Kernel.ticks()
     Kernel.sleep(ticks: ticks)

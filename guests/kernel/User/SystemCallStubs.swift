@@ -2,6 +2,7 @@
 
 @_extern(c, "user_syscall") func user_syscall(_ number: Int, _ a: Int, _ b: Int, _ c: Int) -> Int
 @_extern(c, "user_rdtsc") func user_rdtsc() -> UInt64
+@_extern(c, "user_load64") func user_load64(_ address: UnsafeRawPointer) -> UInt64
 @_extern(c, "user_divide_by_zero_loop") func user_divide_by_zero_loop(_ count: Int) -> Int
 @_extern(c, "user_privileged_instruction") func user_privileged_instruction()
 @_extern(c, "user_forged_syscall_entry") func user_forged_syscall_entry(_ entry: Int) -> Int
@@ -30,7 +31,19 @@ enum Kernel {
     _ = call(.benchReport, benchmark.rawValue, iterations, Int(truncatingIfNeeded: cycles))
   }
 
+  static var clock: ClockPageReader { ClockPageReader() }
+
   static func memory(_ address: UInt64) -> UnsafeMutablePointer<UInt32> {
     UnsafeMutablePointer(bitPattern: UInt(address))!
   }
+}
+
+/// Reads the kernel's clock page (Shared/ABI.swift `ClockPageLayout`). Each read is a fresh load:
+/// the calls around it are opaque to the optimizer.
+struct ClockPageReader {
+  private let page = UnsafeRawPointer(bitPattern: UInt(UserWindow.clockPage))!
+
+  var ticks: UInt64 { user_load64(page + ClockPageLayout.ticksOffset) }
+  var timestampFrequency: UInt64 { user_load64(page + ClockPageLayout.timestampFrequencyOffset) }
+  var timerHertz: UInt64 { user_load64(page + ClockPageLayout.timerHertzOffset) }
 }

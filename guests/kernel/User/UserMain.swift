@@ -22,6 +22,7 @@ func userMain(_ program: Int, _ argument: Int) -> Int {
     user_privileged_instruction()
     return 0
   case .forgedSyscallEntry: return user_forged_syscall_entry(argument)
+  case .clockPage: return SelfTestPrograms.clockPage()
   case .demandPaging: return SelfTestPrograms.demandPaging()
   case .divideHandler: return user_divide_by_zero_loop(5)
   case .exitStatus: return argument

@@ -33,7 +33,7 @@ enum Workloads {
   }
 
   /// Heap sort, ascending.
-  static func sort(_ buffer: UnsafeMutablePointer<UInt32>, count: Int) {
+  static func sort<Element: Comparable>(_ buffer: UnsafeMutablePointer<Element>, count: Int) {
     guard count > 1 else { return }
     var start = count / 2
     while start > 0 {
@@ -50,7 +50,9 @@ enum Workloads {
     }
   }
 
-  private static func siftDown(_ buffer: UnsafeMutablePointer<UInt32>, _ start: Int, _ end: Int) {
+  private static func siftDown<Element: Comparable>(
+    _ buffer: UnsafeMutablePointer<Element>, _ start: Int, _ end: Int
+  ) {
     var root = start
     while 2 * root + 1 < end {
       var child = 2 * root + 1
