@@ -4,19 +4,8 @@ import Testing
 
 /// Boots the reference kernel under `qemu-system-x86_64 -kernel` (Multiboot, TCG).
 @Suite struct QEMUBootTests {
-  static let selfTestNames = [
-    "boot", "timer-interrupts", "tsc-calibration", "syscall-getpid", "syscall-write", "syscall-mmap-munmap",
-    "syscall-exit-status", "syscall-sleep", "tasks-yield-round-robin", "preemptive-scheduling", "clock-page-read-only",
-    "demand-paging",
-    "divide-error-handler", "fault-unmapped-write-killed", "fault-kernel-write-killed",
-    "fault-divide-by-zero-killed", "fault-privileged-instruction-killed", "forged-syscall-entry-contained",
-    "kernel-survives-faults",
-    "user-cpu-work", "no-leaked-frames",
-  ]
-  static let benchmarkNames = [
-    "syscall", "in", "out", "cr3wr", "cr8wr", "pgfault", "divzero", "ptemod", "ctxswitch", "timerirq", "hash",
-    "sort", "matmul",
-  ]
+  static let selfTestNames = ReferenceKernelOutput.selfTestChecks
+  static let benchmarkNames = ReferenceKernelOutput.benchmarkNames
 
   /// Runs the kernel with `commandLine`; nil (after printing SKIP) when QEMU is not installed.
   /// `throughELF64Contract` boots it as a module of the ELF64 boot shim instead of by Multiboot.
@@ -53,6 +42,7 @@ import Testing
   @Test func selfTestPassesAndPowersOffCleanly() throws {
     guard let result = try Self.boot(commandLine: "selftest") else { return }
     #expect(!result.timedOut)
+    #expect(SelfTestReport(output: result.output).allPassed)
     let lines = Self.lines(result.output)
     for name in Self.selfTestNames {
       #expect(lines.contains { $0 == "PASS \(name)" }, "missing PASS \(name) in:\n\(result.output)")
@@ -76,18 +66,15 @@ import Testing
   }
 
   @Test func benchSmallReportsEveryBenchmark() throws {
-    guard let result = try Self.boot(commandLine: "bench scale=small") else { return }
+    guard let result = try Self.boot(commandLine: ReferenceKernelOutput.benchCommandLine(scale: 1)) else { return }
     #expect(!result.timedOut)
-    let lines = Self.lines(result.output)
-    for name in Self.benchmarkNames {
-      let line = lines.first { $0.hasPrefix("BENCH name=\(name) ") }
-      #expect(line != nil, "missing BENCH \(name) in:\n\(result.output)")
-      guard let line else { continue }
-      let fields = BenchLine(line)
-      #expect((fields.iterations ?? 0) > 0, "\(line)")
-      #expect(fields.nanosecondsPerOperation != nil, "\(line)")
+    let results = BenchmarkResult.all(in: result.output)
+    #expect(results.map(\.name) == Self.benchmarkNames, "\(result.output)")
+    for benchmark in results {
+      #expect(benchmark.iterations > 0, "\(benchmark)")
+      #expect(benchmark.nanosecondsPerOperation > 0, "\(benchmark)")
     }
-    #expect(lines.contains("BENCH-DONE reported=\(Self.benchmarkNames.count)"))
+    #expect(Self.lines(result.output).contains("BENCH-DONE reported=\(Self.benchmarkNames.count)"))
     #expect(result.status == 0, "QEMU exit status \(result.status)")
   }
 
@@ -129,19 +116,4 @@ import Testing
     #expect(Self.lines(result.output).contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=0"))
     #expect(result.status == 0)
   }
-}
-
-/// The fields of a `BENCH name=... iters=N ns_per_op=X` line.
-struct BenchLine {
-  var fields: [Substring: Substring] = [:]
-
-  init(_ line: Substring) {
-    for word in line.split(separator: " ").dropFirst() {
-      guard let equals = word.firstIndex(of: "=") else { continue }
-      fields[word[..<equals]] = word[word.index(after: equals)...]
-    }
-  }
-
-  var iterations: Int? { fields["iters"].flatMap { Int($0) } }
-  var nanosecondsPerOperation: Double? { fields["ns_per_op"].flatMap { Double($0) } }
 }
