@@ -14,21 +14,32 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 output="${1:?usage: build.sh OUTPUT.elf [WORK_DIR]}"
 work="${2:-$(dirname "$output")/kernel-build}"
-tools="${TRIVISOR_TOOLCHAIN_BIN:-}"
-if [ -z "$tools" ]; then
-  swiftc_path="$(command -v swiftc || true)"
-  if [ -z "$swiftc_path" ]; then
-    echo "error: no Swift toolchain: set TRIVISOR_TOOLCHAIN_BIN or put swiftc on PATH" >&2
-    exit 1
-  fi
-  tools="$(dirname "$(readlink -f "$swiftc_path")")"
+# The first directory holding every tool: $TRIVISOR_TOOLCHAIN_BIN, the real location of the swiftc
+# there (it may be a symlink farm), then that of the swiftc on PATH.
+required_tools=(swiftc clang ld.lld llvm-objcopy llvm-nm llvm-objdump)
+candidates=()
+if [ -n "${TRIVISOR_TOOLCHAIN_BIN:-}" ]; then
+  candidates+=("$TRIVISOR_TOOLCHAIN_BIN")
+  [ -e "$TRIVISOR_TOOLCHAIN_BIN/swiftc" ] && candidates+=("$(dirname "$(readlink -f "$TRIVISOR_TOOLCHAIN_BIN/swiftc")")")
 fi
-for tool in swiftc clang ld.lld llvm-objcopy llvm-nm llvm-objdump; do
-  if [ ! -x "$tools/$tool" ]; then
-    echo "error: $tools/$tool is missing; the guest kernel builds only with the Swift toolchain's own tools" >&2
-    exit 1
+if swiftc_path="$(command -v swiftc)"; then
+  candidates+=("$(dirname "$swiftc_path")" "$(dirname "$(readlink -f "$swiftc_path")")")
+fi
+tools=""
+for candidate in "${candidates[@]}"; do
+  complete=yes
+  for tool in "${required_tools[@]}"; do
+    [ -x "$candidate/$tool" ] || complete=no
+  done
+  if [ "$complete" = yes ]; then
+    tools="$candidate"
+    break
   fi
 done
+if [ -z "$tools" ]; then
+  echo "error: no Swift toolchain directory with ${required_tools[*]} (looked in: ${candidates[*]:-nothing}); set TRIVISOR_TOOLCHAIN_BIN" >&2
+  exit 1
+fi
 mkdir -p "$work" "$(dirname "$output")"
 echo "$tools" >"$work/toolchain-bin.txt"
 
