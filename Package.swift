@@ -36,11 +36,16 @@ let package = Package(
       ],
       path: "Sources/TrivisorCLI"
     ),
+    // Builds guests/kernel (the Embedded Swift reference guest) with the toolchain's own tools.
+    .plugin(name: "GuestKernelBuilder", capability: .buildTool()),
+    // Guest images built with the package: GuestImages.referenceKernel.
+    .target(name: "GuestImages", plugins: ["GuestKernelBuilder"]),
     .testTarget(name: "X86Tests", dependencies: ["X86"]),
     .testTarget(name: "VMMTests", dependencies: ["VMM"]),
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86"]),
+    .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
   ],
   swiftLanguageModes: [.v6]
 )

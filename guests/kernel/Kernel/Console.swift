@@ -1,0 +1,81 @@
+/// The serial console: a 16550 UART at 0x3F8, polled.
+enum Console {
+  private static let base: UInt16 = 0x3F8
+
+  static func initialize() {
+    Platform.writePort8(base + 1, 0x00)  // no UART interrupts
+    Platform.writePort8(base + 3, 0x80)  // DLAB
+    Platform.writePort8(base + 0, 0x01)  // 115200 baud
+    Platform.writePort8(base + 1, 0x00)
+    Platform.writePort8(base + 3, 0x03)  // 8N1
+    Platform.writePort8(base + 2, 0xC7)  // FIFO on
+    Platform.writePort8(base + 4, 0x03)  // DTR, RTS
+  }
+
+  static func write(byte: UInt8) {
+    var spins = 0
+    while Platform.readPort8(base + 5) & 0x20 == 0 && spins < 100_000 { spins += 1 }
+    Platform.writePort8(base, byte)
+  }
+
+  static func write(_ text: StaticString) {
+    text.withUTF8Buffer { for byte in $0 { write(byte: byte) } }
+  }
+
+  static func write(bytes: UnsafeRawBufferPointer) {
+    for byte in bytes { write(byte: byte) }
+  }
+
+  static func write(decimal value: Int) {
+    if value < 0 {
+      write(byte: UInt8(ascii: "-"))
+      write(unsigned: UInt64(bitPattern: Int64(0) &- Int64(value)))
+    } else {
+      write(unsigned: UInt64(value))
+    }
+  }
+
+  static func write(unsigned value: UInt64) {
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // up to 24 digits, packed one byte each
+    var count = 0
+    var rest = value
+    repeat {
+      let digit = rest % 10
+      rest /= 10
+      withUnsafeMutableBytes(of: &digits) { $0[count] = UInt8(48 + digit) }
+      count += 1
+    } while rest != 0
+    while count > 0 {
+      count -= 1
+      write(byte: withUnsafeBytes(of: &digits) { $0[count] })
+    }
+  }
+
+  static func write(hex value: UInt64) {
+    write("0x")
+    var shift = 60
+    var started = false
+    while shift >= 0 {
+      let nibble = UInt8((value >> UInt64(shift)) & 0xF)
+      if nibble != 0 || started || shift == 0 {
+        started = true
+        write(byte: nibble < 10 ? 48 + nibble : 87 + nibble)
+      }
+      shift -= 4
+    }
+  }
+
+  /// Writes `numerator / denominator` with one decimal.
+  static func write(ratio numerator: UInt64, over denominator: UInt64) {
+    guard denominator > 0 else {
+      write("0.0")
+      return
+    }
+    let tenths = (numerator &* 10 + denominator / 2) / denominator
+    write(unsigned: tenths / 10)
+    write(byte: UInt8(ascii: "."))
+    write(byte: UInt8(48 + tenths % 10))
+  }
+
+  static func newline() { write(byte: 10) }
+}

@@ -1,0 +1,36 @@
+@_extern(c, "kernel_symbol") func kernel_symbol(_ index: Int) -> UInt64
+
+/// Addresses fixed by the linker script and the assembly files (Arch/cpu.S `kernel_symbol_table`).
+enum KernelLayout {
+  static var imageStart: UInt64 { kernel_symbol(0) }
+  static var imageEnd: UInt64 { kernel_symbol(1) }
+  static var userTextStart: UInt64 { kernel_symbol(2) }
+  static var userTextEnd: UInt64 { kernel_symbol(3) }
+  static var kernelPML4: UInt64 { kernel_symbol(4) }
+  static var firstPageTable: UnsafeMutablePointer<UInt64> { pointer(5) }
+  static var gdt: UnsafeMutablePointer<UInt64> { pointer(6) }
+  static var gdtr: UInt64 { kernel_symbol(7) }
+  static var trapStubs: UnsafeMutablePointer<UInt64> { pointer(8) }
+  static var syscallEntry: UInt64 { kernel_symbol(9) }
+  static var trapReturn: UInt64 { kernel_symbol(10) }
+  static var userStart: UInt64 { kernel_symbol(11) }
+  static var syscallKernelStackPointer: UnsafeMutablePointer<UInt64> { pointer(12) }
+  static var tss: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: UInt(kernel_symbol(13)))! }
+  static var idt: UnsafeMutablePointer<UInt64> { pointer(14) }
+  static var doubleFaultStackTop: UInt64 { kernel_symbol(15) }
+  static var taskStacks: UInt64 { kernel_symbol(16) }
+  static var heapStart: UInt64 { kernel_symbol(17) }
+  static var heapEnd: UInt64 { kernel_symbol(18) }
+  static var clockPage: UInt64 { kernel_symbol(19) }
+
+  static let taskStackSize: UInt64 = 16384
+  static let maximumTasks = 8
+  /// Physical pages handed out to page tables and user memory: [2 MiB, 8 MiB). The guest needs at
+  /// least 8 MiB of RAM.
+  static let framePoolStart: UInt64 = 0x20_0000
+  static let framePoolEnd: UInt64 = 0x80_0000
+
+  private static func pointer(_ index: Int) -> UnsafeMutablePointer<UInt64> {
+    UnsafeMutablePointer(bitPattern: UInt(kernel_symbol(index)))!
+  }
+}
