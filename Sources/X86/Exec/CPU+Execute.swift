@@ -411,12 +411,14 @@ extension CPU {
     case .in:
       try requireIOPL()
       let port = o1.kind == .immediate ? UInt16(ins.immediate & 0xFF) : UInt16(truncatingIfNeeded: state.gpr(2))
-      let v = try replayedRead(.portIn(port: port, size: size))
-      setReg(0, size, v)
+      let width = Int(o0.size)
+      let v = try replayedRead(.portIn(port: port, size: width))
+      setReg(0, width, v)
     case .out:
       try requireIOPL()
       let port = o0.kind == .immediate ? UInt16(ins.immediate & 0xFF) : UInt16(truncatingIfNeeded: state.gpr(2))
-      try replayedWrite(.portOut(port: port, size: size, value: reg(0, size)))
+      let width = Int(o1.size)
+      try replayedWrite(.portOut(port: port, size: width, value: reg(0, width)))
     case .les, .lds, .lss, .lfs, .lgs:
       let off = try read(seg: Int(ins.segment), offset: ea, size: size)
       let sel = try read(seg: Int(ins.segment), offset: (ea &+ UInt64(size)) & ALU.mask(Int(ins.addressSize)), size: 2)
