@@ -131,7 +131,7 @@ enum OpcodeTables {
     // C0
     "xadd Eb,Gb L", "xadd Ev,Gv L", "sse Vx,Wx,Ib", "movnti My,Gy mem", "sse Vx,Ed,Ib", "sse Gd,Ux,Ib reg",
     "sse Vx,Wx,Ib", "grp9",
-    "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy",
+    "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv",
     // D0
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Wx,Vx", "sse Gd,Ux reg",
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx",
