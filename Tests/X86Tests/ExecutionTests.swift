@@ -126,4 +126,30 @@ import X86
     #expect(real.step() == nil)
     #expect(real.state.rip == 0x104)
   }
+
+  @Test func selfModifyingCodeInvalidatesTheDecodeCache() {
+    // 0x1000: mov byte ptr [rip + 2], 5   (patches the immediate of the add below)
+    // 0x1007: add eax, 1
+    let (cpu, _) = makeCPU64([0xC6, 0x05, 0x02, 0, 0, 0, 0x05, 0x83, 0xC0, 0x01])
+    cpu.state.rip = 0x1007
+    run(cpu)  // decodes and caches "add eax, 1"
+    #expect(cpu.state.gpr(Reg.rax) == 1)
+    cpu.state.rip = 0x1000
+    run(cpu, 2)
+    #expect(cpu.state.gpr(Reg.rax) == 6)
+  }
+
+  @Test func mmioReadsAndWritesReplay() {
+    // mov eax, [0x300000]; mov [0x300004], ebx  (beyond the test RAM: MMIO)
+    let (cpu, _) = makeCPU64([0x8B, 0x04, 0x25, 0, 0, 0x30, 0, 0x89, 0x1C, 0x25, 4, 0, 0x30, 0])
+    cpu.state.setGPR(Reg.rbx, 0xCAFE)
+    #expect(cpu.step() == .mmioRead(address: 0x30_0000, size: 4))
+    #expect(cpu.state.rip == 0x1000)
+    cpu.complete(value: 0x1122_3344)
+    #expect(cpu.step() == nil)
+    #expect(cpu.state.gpr(Reg.rax) == 0x1122_3344)
+    #expect(cpu.step() == .mmioWrite(address: 0x30_0004, size: 4, value: 0xCAFE))
+    #expect(cpu.step() == nil)
+    #expect(cpu.state.rip == 0x100E)
+  }
 }
