@@ -15,11 +15,10 @@ extension CPU {
     if cacheable {
       physicalRIP = try translate(linearRIP, write: false)
       if let e = decodeCache.lookup(physicalRIP, mode) {
-        let ins = e.pointee.instruction
         let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
-        let next = (rip &+ UInt64(ins.length)) & wrap
+        let next = (rip &+ UInt64(e.pointee.instruction.length)) & wrap
         lastNextRIP = next
-        try execute(ins, nextRIP: next)
+        try execute(e.pointee.instruction, nextRIP: next)
         return
       }
     }
