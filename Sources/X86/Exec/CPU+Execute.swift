@@ -361,6 +361,8 @@ extension CPU {
       try writeOperand(ins, o0, ea, swapped)
     case .movnti:
       try writeOperand(ins, o0, ea, try readOperand(ins, o1, ea))
+    case .andn, .bextr, .blsi, .blsmsk, .blsr, .bzhi, .mulx, .pdep, .pext, .rorx, .sarx, .shlx, .shrx:
+      try bitManipulation(ins, ea: ea)
     case .daa, .das, .aaa, .aas, .aam, .aad, .salc:
       try decimalAdjust(ins)
     case .jcc:
