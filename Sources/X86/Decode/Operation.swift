@@ -33,6 +33,8 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   case andn, bextr, blsi, blsmsk, blsr, bzhi, mulx, pdep, pext, rorx, sarx, shlx, shrx
   /// SSE/MMX/3DNow: decoded for length and disassembly; executes as #UD for now.
   case sse
+  /// MMX EMMS (no ModRM); #UD for now like the rest of MMX.
+  case emms
   /// x87: decoded for length and disassembly; executes as #UD (or #NM) for now.
   case x87
   case fxsave, fxrstor, ldmxcsr, stmxcsr, xsave, xrstor, xsaveopt
