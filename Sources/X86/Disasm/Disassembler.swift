@@ -193,7 +193,11 @@ public enum Disassembler {
       operands = [memoryText(ins, size: 1)]
     case .nop:
       name = "nop"
-      if ins.map == 1 && ins.opcode == 0x0D { name = ins.condition == 1 ? "prefetchw" : "prefetch" }
+      if ins.map == 1 && ins.opcode == 0x0D {
+        let reg = Int((ins.modrm >> 3) & 7)
+        name = reg == 1 ? "prefetchw" : reg == 2 ? "prefetchwt1" : "prefetch"
+        operands = [ins.modrmIsRegister ? operandText(ins, ins.operands.0, address: address) : memoryText(ins, size: 1)]
+      }
     case .cmpxchg8b, .cmpxchg16b:
       name = String(describing: ins.operation)
       operands = [memoryText(ins, size: ins.operation == .cmpxchg8b ? 8 : 16)]
