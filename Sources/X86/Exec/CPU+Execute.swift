@@ -184,6 +184,7 @@ extension CPU {
       if o0.reg == 1 { throw Fault.invalidOpcode }
       let v = try readOperand(ins, o1, ea)
       try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
+      if o0.reg == 2 { pendingShadow = true }
     case .movzx:
       let v = try readOperand(ins, o1, ea)
       try writeOperand(ins, o0, ea, v)
@@ -234,6 +235,7 @@ extension CPU {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
         setStackPointer(nsp)
+        if o0.reg == 2 { pendingShadow = true }
       } else if o0.kind == .memory {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         let oldSP = state.gpr(4)
@@ -458,6 +460,7 @@ extension CPU {
       setFlag(Flags.if, false)
     case .sti:
       try requireIOPL()
+      if !flag(Flags.if) { pendingShadow = true }
       setFlag(Flags.if, true)
     case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
       if try stringIteration(ins) { rip = state.rip }
