@@ -260,19 +260,7 @@ extension CPU {
       }
       setStackPointer(sp)
     case .popa:
-      var sp = stackPointer()
-      var values = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-      try withUnsafeMutableBytes(of: &values) { raw throws(Fault) in
-        for k in 0..<8 {
-          let (v, n) = try popValue(size: size, from: sp)
-          sp = n
-          raw.storeBytes(of: v, toByteOffset: (7 - k) * 8, as: UInt64.self)
-        }
-      }
-      withUnsafeBytes(of: &values) { raw in
-        for r in 0..<8 where r != 4 { setReg(r, size, raw.load(fromByteOffset: r * 8, as: UInt64.self)) }
-      }
-      setStackPointer(sp)
+      try popAll(size: size)
     case .enter:
       let frameSize = ins.immediate & 0xFFFF
       let level = Int(ins.immediate2 & 31)
@@ -608,5 +596,23 @@ extension CPU {
     ]
     let row = Int(opcode &- 0xD8) & 7
     return table[row][reg & 7]
+  }
+
+  /// POPA/POPAD (kept out of `execute` so its stack buffer does not burden the hot path).
+  @inline(never)
+  func popAll(size: Int) throws(Fault) {
+    var sp = stackPointer()
+    var values = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    try withUnsafeMutableBytes(of: &values) { raw throws(Fault) in
+      for k in 0..<8 {
+        let (v, n) = try popValue(size: size, from: sp)
+        sp = n
+        raw.storeBytes(of: v, toByteOffset: (7 - k) * 8, as: UInt64.self)
+      }
+    }
+    withUnsafeBytes(of: &values) { raw in
+      for r in 0..<8 where r != 4 { setReg(r, size, raw.load(fromByteOffset: r * 8, as: UInt64.self)) }
+    }
+    setStackPointer(sp)
   }
 }
