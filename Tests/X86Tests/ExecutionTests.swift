@@ -192,4 +192,13 @@ import X86
     run(cpu)
     #expect(cpu.state.gpr(Reg.rax) == 0x1234_5678)
   }
+
+  @Test func vmcallRetiresThenReportsAHypercall() {
+    let (cpu, _) = makeCPU64([0x0F, 0x01, 0xC1, 0x90])
+    #expect(cpu.step() == .exception(vector: 6, errorCode: nil))  // flat-user oracle mode: #UD like the host
+    let (real, _) = makeCPUReal(.host64, [0x0F, 0x01, 0xC1, 0x90])
+    #expect(real.step() == .hypercall)
+    #expect(real.state.rip == 0x103)
+    #expect(real.step() == nil)
+  }
 }

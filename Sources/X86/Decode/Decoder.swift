@@ -503,6 +503,7 @@ public enum Decoder {
     switch name {
     case "grp7" where isReg:
       switch modrm {
+      case 0xC1, 0xD9: return OpcodeEntry("vmcall")
       case 0xC8: return OpcodeEntry("monitor")
       case 0xC9: return OpcodeEntry("mwait")
       case 0xCA: return OpcodeEntry("clac")

@@ -437,7 +437,7 @@ extension CPU {
       if idx < lo || idx > hi { throw Fault.exception(vector: 5, errorCode: nil) }
     case .hlt:
       try requireCPL0()
-      halted = true
+      retiredEvent = .halt
     case .clc: setFlag(Flags.cf, false)
     case .stc: setFlag(Flags.cf, true)
     case .cmc: state.rflags ^= Flags.cf
@@ -490,6 +490,11 @@ extension CPU {
       break
     case .wait:
       break
+    case .vmcall:
+      // The hypercall interface: the instruction retires, then the embedder sees `.hypercall`.
+      // In the flat-user oracle mode it is #UD, as on a host CPU outside VMX operation.
+      if flatUser { throw Fault.invalidOpcode }
+      retiredEvent = .hypercall
     case .cpuid:
       if !cpuid.available { throw Fault.invalidOpcode }
       let r = cpuid.query(

@@ -93,6 +93,7 @@ public final class CPU {
     state.idtr = (0, 0x3FF)
     state.gdtr = (0, 0xFFFF)
     state.codeMode = .bits16
+    flatUser = false
     ioLog.removeAll(keepingCapacity: true)
   }
 
@@ -142,9 +143,9 @@ public final class CPU {
         interruptShadow = pendingShadow
         pendingShadow = false
       }
-      if halted {
-        halted = false
-        return .halt
+      if let e = retiredEvent {
+        retiredEvent = nil
+        return e
       }
       return nil
     } catch {
@@ -172,7 +173,8 @@ public final class CPU {
     return .budgetExhausted
   }
 
-  @exclusivity(unchecked) var halted = false
+  /// An event reported after the instruction retired (HLT, VMCALL).
+  @exclusivity(unchecked) var retiredEvent: CPUEvent?
   /// True right after an instruction that blocks interrupts for one instruction (STI setting IF,
   /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
   @exclusivity(unchecked) public internal(set) var interruptShadow = false
