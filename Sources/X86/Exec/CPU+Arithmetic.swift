@@ -446,6 +446,7 @@ extension CPU {
 
   /// One iteration of a string instruction. Returns true when the instruction repeats (RIP stays).
   func stringIteration(_ ins: DecodedInstruction) throws(Fault) -> Bool {
+    if let repeats = try bulkString(ins) { return repeats }
     if model != .i80286 { return try stringIterationBody(ins) }
     do throws(Fault) {
       return try stringIterationBody(ins)
@@ -561,5 +562,51 @@ extension CPU {
       }
       throw error
     }
+  }
+
+  /// REP MOVS/STOS in 64-bit mode with DF = 0: runs the iterations that stay within one page of
+  /// RAM on each side in one go (element by element, so overlapping copies behave as on hardware).
+  /// The state after it is exactly that after those iterations. Returns nil when not applicable.
+  func bulkString(_ ins: DecodedInstruction) throws(Fault) -> Bool? {
+    guard ins.operation == .movs || ins.operation == .stos, ins.prefixes.contains(.rep),
+      ins.addressSize == 8, state.codeMode == .bits64, !flag(Flags.df)
+    else { return nil }
+    let count = state.gpr(1)
+    if count < 2 { return nil }
+    let size = UInt64(ins.operandSize)
+    let dst = state.gpr(7)
+    let src = state.gpr(6)
+    let srcLinear = (ins.segment >= 4 ? state.segmentBase(Int(ins.segment)) : 0) &+ src
+    func canonical(_ a: UInt64) -> Bool { UInt64(bitPattern: (Int64(bitPattern: a) >> 47) &+ 1) <= 1 }
+    guard canonical(dst), dst & (size - 1) == 0 || size == 1 else { return nil }
+    var room = (0x1000 - (dst & 0xFFF)) / size
+    if ins.operation == .movs {
+      guard canonical(srcLinear) else { return nil }
+      room = min(room, (0x1000 - (srcLinear & 0xFFF)) / size)
+    }
+    let n = min(count, room)
+    if n < 2 { return nil }
+    guard let d = hostPage(try translate(dst, write: true), write: true) else { return nil }
+    if ins.operation == .movs {
+      guard let sp = hostPage(try translate(srcLinear, write: false), write: false) else { return nil }
+      let bytes = Int(n * size)
+      for k in 0..<bytes {
+        d.storeBytes(of: sp.load(fromByteOffset: k, as: UInt8.self), toByteOffset: k, as: UInt8.self)
+      }
+      state.setGPR(6, src &+ n * size)
+    } else {
+      let v = state.gpr(0)
+      for k in 0..<Int(n) {
+        switch size {
+        case 1: d.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: k, as: UInt8.self)
+        case 2: d.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: k * 2, as: UInt16.self)
+        case 4: d.storeBytes(of: UInt32(truncatingIfNeeded: v), toByteOffset: k * 4, as: UInt32.self)
+        default: d.storeBytes(of: v, toByteOffset: k * 8, as: UInt64.self)
+        }
+      }
+    }
+    state.setGPR(7, dst &+ n * size)
+    state.setGPR(1, count - n)
+    return count - n != 0
   }
 }
