@@ -53,9 +53,13 @@ extension CPU {
       writeWide(size, high: high, low: low)
       setArithmeticFlags(ALU.szp(low, size) | (overflow ? Flags.cf | Flags.of : 0))
     case .div:
-      if src == 0 { throw Fault.divideError }
       let (high, low) = readWide(size)
-      if high >= src { throw Fault.divideError }
+      if src == 0 || high >= src {
+        // The 8086 microcode has compared the high half with the divisor when it traps: FLAGS
+        // (and the image pushed for #DE) hold the flags of that subtraction.
+        if model == .i8086 { setArithmeticFlags(ALU.sub(high, src, borrow: 0, size).1) }
+        throw Fault.divideError
+      }
       let q: UInt64
       let r: UInt64
       if size == 8 {
@@ -67,7 +71,6 @@ extension CPU {
       }
       writeDivision(size, quotient: q, remainder: r)
     default:  // idiv
-      if src == 0 { throw Fault.divideError }
       let (high, low) = readWide(size)
       // Sign-extend the 2n-bit dividend into a 128-bit (hi, lo) pair.
       var dhi: UInt64
@@ -87,7 +90,16 @@ extension CPU {
       }
       let s = ALU.signExtend(src, size)
       let smag = s.magnitude
-      if dhi >= smag { throw Fault.divideError }
+      if model == .i8086 && size < 8 {
+        // The 8086 compares the magnitudes' high half with the divisor's magnitude first; when
+        // that traps, FLAGS hold the flags of that subtraction.
+        let highMagnitude = (dlo >> bits) & m
+        if src == 0 || highMagnitude >= smag {
+          setArithmeticFlags(ALU.sub(highMagnitude, smag, borrow: 0, size).1)
+          throw Fault.divideError
+        }
+      }
+      if src == 0 || dhi >= smag { throw Fault.divideError }
       let (qmag, rmag) = smag.dividingFullWidth((dhi, dlo))
       let qNegative = negative != (s < 0)
       let limit: UInt64 = 1 << (bits - 1)
