@@ -268,6 +268,9 @@ int cn_runner_run(const cn_test *test, cn_result *result, int timeout_ms) {
   return 0;
 }
 
+uint8_t *cn_test_sandbox(cn_test *test) { return test->sandbox; }
+const uint8_t *cn_result_sandbox(const cn_result *result) { return result->sandbox; }
+
 // --- utilities --------------------------------------------------------------------------------
 
 void cn_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {

@@ -64,6 +64,10 @@ int cn_runner_run(const cn_test *test, cn_result *result, int timeout_ms);
 /// Stops the child process.
 void cn_runner_stop(void);
 
+/// The sandbox bytes of a test or result (arrays this large are not imported into Swift).
+uint8_t *cn_test_sandbox(cn_test *test);
+const uint8_t *cn_result_sandbox(const cn_result *result);
+
 /// CPUID on the host.
 void cn_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 
