@@ -64,7 +64,7 @@ struct DisasmCommand: ParsableCommand {
         text = "(bad)"
       }
       let hexBytes = slice.prefix(length).map { String(format: "%02x", $0) }.joined(separator: " ")
-      let pad = String(repeating: " ", count: max(1, 31 - hexBytes.count))
+      let pad = String(repeating: " ", count: max(2, 31 - hexBytes.count))
       lines.append(String(format: "%8llx:", here) + " " + hexBytes + pad + text)
       offset += length
     }

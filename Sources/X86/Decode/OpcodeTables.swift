@@ -35,7 +35,7 @@ enum OpcodeTables {
     "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64",
     "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64", "jcc Jb f64",
     // 80
-    "grp1 Eb,Ib", "grp1 Ev,Iz", "grp1 Eb,Ib i64 u", "grp1 Ev,Ibs", "test Eb,Gb", "test Ev,Gv", "xchg Eb,Gb L",
+    "grp1 Eb,Ib", "grp1 Ev,Iz", "grp1 Eb,Ib i64", "grp1 Ev,Ibs", "test Eb,Gb", "test Ev,Gv", "xchg Eb,Gb L",
     "xchg Ev,Gv L",
     "mov Eb,Gb", "mov Ev,Gv", "mov Gb,Eb", "mov Gv,Ev", "movSeg Ev,Sw", "lea Gv,M mem", "movToSeg Sw,Ew",
     "grp1a Ev d64",
@@ -55,14 +55,14 @@ enum OpcodeTables {
     "grp11 Eb,Ib", "grp11 Ev,Iz",
     "enter Iw,Ib d64 186", "leave d64 186", "retf Iw", "retf", "int3", "int Ib", "into i64", "iret",
     // D0
-    "grp2 Eb,One", "grp2 Ev,One", "grp2 Eb,CL", "grp2 Ev,CL", "aam Ib i64", "aad Ib i64", "salc i64 u", "xlat",
+    "grp2 Eb,One", "grp2 Ev,One", "grp2 Eb,CL", "grp2 Ev,CL", "aam Ib i64", "aad Ib i64", "salc i64", "xlat",
     "x87", "x87", "x87", "x87", "x87", "x87", "x87", "x87",
     // E0
     "loopne Jb f64", "loope Jb f64", "loop Jb f64", "jcxz Jb f64", "in AL,Ib", "in eAX,Ib", "out Ib,AL",
     "out Ib,eAX",
     "call Jz f64", "jmp Jz f64", "jmpFar Ap i64", "jmp Jb f64", "in AL,DX", "in eAX,DX", "out DX,AL", "out DX,eAX",
     // F0
-    "", "int1", "", "", "hlt", "cmc", "grp3 Eb", "grp3 Ev",
+    "", "int1 u", "", "", "hlt", "cmc", "grp3 Eb", "grp3 Ev",
     "clc", "stc", "cli", "sti", "cld", "std", "grp4 Eb", "grp5 Ev",
   ]
 

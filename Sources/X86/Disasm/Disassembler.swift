@@ -143,7 +143,7 @@ public enum Disassembler {
       name = "mov"
       if mode == .bits64 {
         if ins.map == 0 && ins.opcode >= 0xA0 && ins.opcode <= 0xA3 && asize == 8 { name = "movabs" }
-        if ins.map == 0 && ins.opcode >= 0xB8 && osize == 8 { name = "movabs" }
+        if ins.map == 0 && (0xB8...0xBF).contains(ins.opcode) && osize == 8 { name = "movabs" }
       }
     case .callFar:
       name = ins.operands.0.kind == .farPointer || osize == 2 ? "lcall" : "call"
@@ -153,6 +153,7 @@ public enum Disassembler {
       if ins.operands.0.kind == .memory { operands = [memoryText(ins, size: 0)] }
     case .retf, .ret:
       name = String(describing: ins.operation)
+      if ins.operation == .retf && ins.prefixes.contains(.rexW) { name = "retfq" }
       if ins.operandCount > 0 { operands = [hex(ins.immediate)] }
     case .xlat: name = "xlatb"
     case .int1, .int3, .salc: name = String(describing: ins.operation)
@@ -196,7 +197,9 @@ public enum Disassembler {
     case .cmpxchg8b, .cmpxchg16b:
       name = String(describing: ins.operation)
       operands = [memoryText(ins, size: ins.operation == .cmpxchg8b ? 8 : 16)]
-    case .x87: return x87Text(ins)
+    case .x87:
+      guard let text = x87Text(ins) else { return nil }
+      return (ins.prefixes.contains(.rep) ? "rep\t" : ins.prefixes.contains(.repne) ? "repne\t" : "") + text
     case .sse: return sseText(ins, address: address)
     case .xabort:
       name = "xabort"
@@ -210,11 +213,22 @@ public enum Disassembler {
     default:
       name = String(describing: ins.operation)
     }
-    if ins.prefixes.contains(.rep) && ins.operation != .pause && ins.operation != .tzcnt && ins.operation != .lzcnt
-      && ins.operation != .popcnt && prefix.isEmpty && ins.map == 0 && ins.operation != .nop
-      && [Operation.ret, .jmp, .call, .jcc].contains(ins.operation)
-    {
-      prefix = "rep "
+    let mandatoryPrefix: Set<Operation> = [
+      .movs, .cmps, .stos, .lods, .scas, .ins, .outs, .pause, .tzcnt, .lzcnt, .popcnt, .endbr64, .endbr32,
+      .rdfsbase, .rdgsbase, .wrfsbase, .wrgsbase, .rdpid, .sse,
+    ]
+    if !mandatoryPrefix.contains(ins.operation) {
+      if ins.prefixes.contains(.rep) {
+        prefix = "rep\t" + prefix
+      } else if ins.prefixes.contains(.repne) {
+        prefix = "repne\t" + prefix
+      }
+    }
+    let addressUsers: Set<Operation> = [
+      .movs, .cmps, .stos, .lods, .scas, .ins, .outs, .jcxz, .loop, .loope, .loopne, .xlat, .monitor,
+    ]
+    if ins.prefixes.contains(.addressSize) && !ins.hasMemoryOperand && !addressUsers.contains(ins.operation) {
+      prefix = (mode == .bits32 ? "addr16\t" : "addr32\t") + prefix
     }
     let texts =
       operands ?? (0..<Int(ins.operandCount)).map { operandText(ins, ins.operand($0), address: address) }

@@ -107,6 +107,7 @@ enum MnemonicTables {
       return names[reg].isEmpty ? nil : (names[reg], 3)
     case 0xDF:
       if modrm == 0xE0 { return ("fnstsw", 4) }
+      if reg == 0 { return ("ffreep", 1) }
       if reg == 5 { return ("fucomip", 2) }
       if reg == 6 { return ("fcomip", 2) }
       return nil
