@@ -37,10 +37,8 @@ typedef struct {
   cn_result result;
 } cn_shared;
 
+// In the child: the runner's shared area (set right after fork).
 static cn_shared *shared_area;
-static pid_t child_pid = -1;
-static int request_fd = -1;
-static int reply_fd = -1;
 
 // --- child side -------------------------------------------------------------------------------
 
@@ -180,24 +178,26 @@ static void child_main(int requests, int replies) {
 
 // --- parent side ------------------------------------------------------------------------------
 
-static void stop_child(void) {
-  if (child_pid > 0) {
-    kill(child_pid, SIGKILL);
-    waitpid(child_pid, NULL, 0);
+struct cn_runner {
+  cn_shared *area;
+  pid_t child;
+  int request_fd;
+  int reply_fd;
+};
+
+static void stop_child(cn_runner *runner) {
+  if (runner->child > 0) {
+    kill(runner->child, SIGKILL);
+    waitpid(runner->child, NULL, 0);
   }
-  child_pid = -1;
-  if (request_fd >= 0) close(request_fd);
-  if (reply_fd >= 0) close(reply_fd);
-  request_fd = reply_fd = -1;
+  runner->child = -1;
+  if (runner->request_fd >= 0) close(runner->request_fd);
+  if (runner->reply_fd >= 0) close(runner->reply_fd);
+  runner->request_fd = runner->reply_fd = -1;
 }
 
-int cn_runner_start(void) {
-  if (child_pid > 0) return 0;
-  if (shared_area == NULL) {
-    void *area = mmap(NULL, sizeof(cn_shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (area == MAP_FAILED) return -errno;
-    shared_area = area;
-  }
+static int start_child(cn_runner *runner) {
+  if (runner->child > 0) return 0;
   int to_child[2], from_child[2];
   if (pipe2(to_child, O_CLOEXEC) != 0) return -errno;
   if (pipe2(from_child, O_CLOEXEC) != 0) {
@@ -216,6 +216,7 @@ int cn_runner_start(void) {
     return -e;
   }
   if (pid == 0) {
+    shared_area = runner->area;
     close(to_child[1]);
     close(from_child[0]);
     child_main(to_child[0], from_child[1]);
@@ -223,32 +224,63 @@ int cn_runner_start(void) {
   }
   close(to_child[0]);
   close(from_child[1]);
-  child_pid = pid;
-  request_fd = to_child[1];
-  reply_fd = from_child[0];
+  runner->child = pid;
+  runner->request_fd = to_child[1];
+  runner->reply_fd = from_child[0];
   return 0;
 }
 
-void cn_runner_stop(void) { stop_child(); }
+cn_runner *cn_runner_create(int *error) {
+  cn_runner *runner = calloc(1, sizeof *runner);
+  if (runner == NULL) {
+    *error = -ENOMEM;
+    return NULL;
+  }
+  void *area = mmap(NULL, sizeof(cn_shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (area == MAP_FAILED) {
+    *error = -errno;
+    free(runner);
+    return NULL;
+  }
+  runner->area = area;
+  runner->child = -1;
+  runner->request_fd = runner->reply_fd = -1;
+  int status = start_child(runner);
+  if (status != 0) {
+    *error = status;
+    munmap(area, sizeof(cn_shared));
+    free(runner);
+    return NULL;
+  }
+  *error = 0;
+  return runner;
+}
 
-int cn_runner_run(const cn_test *test, cn_result *result, int timeout_ms) {
-  int status = cn_runner_start();
+void cn_runner_destroy(cn_runner *runner) {
+  if (runner == NULL) return;
+  stop_child(runner);
+  munmap(runner->area, sizeof(cn_shared));
+  free(runner);
+}
+
+int cn_runner_run(cn_runner *runner, const cn_test *test, cn_result *result, int timeout_ms) {
+  int status = start_child(runner);
   if (status != 0) return status;
-  memcpy(&shared_area->test, test, sizeof *test);
+  memcpy(&runner->area->test, test, sizeof *test);
   uint8_t go = 1;
-  if (write_all(request_fd, &go, 1) != 0) {
-    stop_child();
+  if (write_all(runner->request_fd, &go, 1) != 0) {
+    stop_child(runner);
     memset(result, 0, sizeof *result);
     result->outcome = CN_OUTCOME_CRASHED;
     return 0;
   }
-  struct pollfd p = {.fd = reply_fd, .events = POLLIN};
+  struct pollfd p = {.fd = runner->reply_fd, .events = POLLIN};
   int ready;
   do {
     ready = poll(&p, 1, timeout_ms);
   } while (ready < 0 && errno == EINTR);
   if (ready <= 0) {
-    stop_child();
+    stop_child(runner);
     memset(result, 0, sizeof *result);
     result->outcome = CN_OUTCOME_TIMEOUT;
     return 0;
@@ -256,15 +288,15 @@ int cn_runner_run(const cn_test *test, cn_result *result, int timeout_ms) {
   uint8_t done = 0;
   ssize_t n;
   do {
-    n = read(reply_fd, &done, 1);
+    n = read(runner->reply_fd, &done, 1);
   } while (n < 0 && errno == EINTR);
   if (n != 1) {
-    stop_child();
+    stop_child(runner);
     memset(result, 0, sizeof *result);
     result->outcome = CN_OUTCOME_CRASHED;
     return 0;
   }
-  memcpy(result, &shared_area->result, sizeof *result);
+  memcpy(result, &runner->area->result, sizeof *result);
   return 0;
 }
 

@@ -56,13 +56,15 @@ typedef struct {
   uint8_t sandbox[CN_SANDBOX_SIZE];
 } cn_result;
 
-/// Starts the long-lived child process (idempotent). Returns 0 or a negative errno.
-int cn_runner_start(void);
+/// A native runner: a long-lived child process and the shared memory it reads tests from.
+typedef struct cn_runner cn_runner;
+/// Starts a runner and its child. Returns NULL and a negative errno in *error on failure.
+cn_runner *cn_runner_create(int *error);
 /// Runs one test in the child, restarting it if it died. Returns 0 or a negative errno;
 /// `result->outcome` tells what happened. `timeout_ms` bounds the wait for the child.
-int cn_runner_run(const cn_test *test, cn_result *result, int timeout_ms);
-/// Stops the child process.
-void cn_runner_stop(void);
+int cn_runner_run(cn_runner *runner, const cn_test *test, cn_result *result, int timeout_ms);
+/// Stops the child and frees the runner.
+void cn_runner_destroy(cn_runner *runner);
 
 /// The sandbox bytes of a test or result (arrays this large are not imported into Swift).
 uint8_t *cn_test_sandbox(cn_test *test);

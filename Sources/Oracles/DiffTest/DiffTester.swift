@@ -73,7 +73,9 @@ public struct DiffTestReport: Sendable {
         + (skipped > 0 ? ", \(skipped) skipped (native timeout)" : "")
     ]
     for (c, v) in perClass.sorted(by: { $0.key < $1.key }) {
-      lines.append("  \(c.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(v.tested) tested, \(v.mismatched) mismatches")
+      lines.append(
+        "  \(c.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(v.tested) tested, \(v.mismatched) mismatches"
+      )
     }
     return lines.joined(separator: "\n")
   }
@@ -178,7 +180,8 @@ public final class DiffTester {
       let pn = try native.run(code: prefix.code, initial: initial)
       if case .other = pn.outcome { continue }
       let pm = model.run(code: prefix.code, initial: initial)
-      let d = StateComparison.differences(native: pn, model: pm, undefinedFlags: prefix.undefinedFlags(stoppedAt: pn.state.rip))
+      let d = StateComparison.differences(
+        native: pn, model: pm, undefinedFlags: prefix.undefinedFlags(stoppedAt: pn.state.rip))
       if d.isEmpty { continue }
       let culprit = program.instructions[k - 1]
       best = DiffMismatch(
@@ -196,7 +199,8 @@ public final class DiffTester {
       let alone = TestProgram(instructions: [single])
       let an = try native.run(code: alone.code, initial: start)
       let am = model.run(code: alone.code, initial: start)
-      let ad = StateComparison.differences(native: an, model: am, undefinedFlags: alone.undefinedFlags(stoppedAt: an.state.rip))
+      let ad = StateComparison.differences(
+        native: an, model: am, undefinedFlags: alone.undefinedFlags(stoppedAt: an.state.rip))
       if !ad.isEmpty {
         best = DiffMismatch(
           program: alone, initial: start, native: an, model: am, differences: ad,

@@ -5,18 +5,22 @@ public struct NativeRunnerError: Error, CustomStringConvertible {
   public let description: String
 }
 
-/// Runs programs on the host CPU in the CNative child process (one at a time per process).
+/// Runs programs on the host CPU in a CNative child process of its own.
 public final class NativeRunner {
+  private let runner: OpaquePointer
   private let test = UnsafeMutablePointer<cn_test>.allocate(capacity: 1)
   private let result = UnsafeMutablePointer<cn_result>.allocate(capacity: 1)
 
   public init() throws(NativeRunnerError) {
-    let status = cn_runner_start()
-    if status != 0 { throw NativeRunnerError(description: "cannot start the native runner (errno \(-status))") }
+    var error: Int32 = 0
+    guard let runner = cn_runner_create(&error) else {
+      throw NativeRunnerError(description: "cannot start the native runner (errno \(-error))")
+    }
+    self.runner = runner
   }
 
   deinit {
-    cn_runner_stop()
+    cn_runner_destroy(runner)
     test.deallocate()
     result.deallocate()
   }
@@ -37,7 +41,7 @@ public final class NativeRunner {
     test.pointee.initial.rflags = initial.rflags
     let count = min(initial.sandbox.count, Int(CN_SANDBOX_SIZE))
     cn_test_sandbox(test).update(from: initial.sandbox, count: count)
-    let status = cn_runner_run(test, result, timeoutMilliseconds)
+    let status = cn_runner_run(runner, test, result, timeoutMilliseconds)
     if status != 0 { throw NativeRunnerError(description: "native runner failed (errno \(-status))") }
     let r = result.pointee
     var gpr = [UInt64](repeating: 0, count: 16)

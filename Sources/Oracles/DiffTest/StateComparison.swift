@@ -16,7 +16,8 @@ public enum StateComparison {
     case (.completed, .completed): break
     case (.fault(let a, _), .fault(let b, _)) where a == b: break
     default:
-      out.append(FieldDifference(field: "outcome", native: native.outcome.description, model: model.outcome.description))
+      out.append(
+        FieldDifference(field: "outcome", native: native.outcome.description, model: model.outcome.description))
     }
     for i in 0..<16 where native.state.gpr[i] != model.state.gpr[i] {
       out.append(

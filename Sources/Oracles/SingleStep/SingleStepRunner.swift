@@ -29,12 +29,14 @@ public struct SingleStepReport: Sendable {
     var lines = ["opcode  name          status        passed  failed"]
     for r in results where !onlyFailing || r.failed > 0 {
       lines.append(
-        r.stem.padding(toLength: 8, withPad: " ", startingAt: 0) + r.name.padding(toLength: 14, withPad: " ", startingAt: 0)
+        r.stem.padding(toLength: 8, withPad: " ", startingAt: 0)
+          + r.name.padding(toLength: 14, withPad: " ", startingAt: 0)
           + r.status.padding(toLength: 14, withPad: " ", startingAt: 0)
           + String(r.passed).leftPadded(6) + "  " + String(r.failed).leftPadded(6))
     }
     if skippedRevoked + skippedUndefined > 0 {
-      lines.append("skipped: \(skippedRevoked) revoked tests, \(skippedUndefined) tests of opcodes with status 'undefined'")
+      lines.append(
+        "skipped: \(skippedRevoked) revoked tests, \(skippedUndefined) tests of opcodes with status 'undefined'")
     }
     lines.append("\(passed) passed, \(failed) failed")
     return lines.joined(separator: "\n")
@@ -68,8 +70,10 @@ public final class SingleStepRunner {
     let metadata = try SingleStepMetadata(directory: directory)
     let files: [String]
     do {
-      files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".MOO.gz") || $0.hasSuffix(".MOO") }
-        .sorted()
+      files = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
+        $0.hasSuffix(".MOO.gz") || $0.hasSuffix(".MOO")
+      }
+      .sorted()
     } catch { throw SingleStepDataError("cannot list \(directory)") }
     var report = SingleStepReport()
     for file in files {
@@ -122,28 +126,46 @@ public final class SingleStepRunner {
     cpu.resetReal(cs: cs, ip: ip)
     if wide {
       for (name, index) in Self.gprIndex32 { cpu.state.setGPR(index, UInt64(i.register32(name) ?? 0)) }
-      for (name, s) in Self.segments { cpu.state.setSegment(s, .real(UInt16(truncatingIfNeeded: i.register32(name) ?? 0), code: s == .cs)) }
+      for (name, s) in Self.segments {
+        cpu.state.setSegment(s, .real(UInt16(truncatingIfNeeded: i.register32(name) ?? 0), code: s == .cs))
+      }
       cpu.state.rip = UInt64(i.register32("eip") ?? 0)
-      cpu.state.rflags = UInt64(i.register32("eflags") ?? 2)
+      cpu.state.rflags = Self.loadedFlags(UInt64(i.register32("eflags") ?? 2), model: model)
     } else {
       for (name, index) in Self.gprIndex16 { cpu.state.setGPR(index, UInt64(i.register16(name) ?? 0)) }
       for name in ["cs", "ss", "ds", "es"] {
         if let s = Self.segments[name] { cpu.state.setSegment(s, .real(i.register16(name) ?? 0, code: s == .cs)) }
       }
       cpu.state.rip = UInt64(ip)
-      cpu.state.rflags = UInt64(i.register16("flags") ?? 2)
+      cpu.state.rflags = Self.loadedFlags(UInt64(i.register16("flags") ?? 2), model: model)
     }
     for (address, value) in i.ram { memory.store(value, at: address) }
     if let problem = execute(test) { return problem }
     return compare(test, flagsMask: flagsMask, wide: wide)
   }
 
+  /// FLAGS as the chip holds them after the capture harness loads them (with POPF/IRET): bit 1
+  /// reads 1, bits 3 and 5 read 0; the 8086 reads bits 12-15 as 1, the 286 in real mode as 0.
+  /// `CPUState.rflags` stores raw values, so the oracle applies these load-time rules itself.
+  static func loadedFlags(_ value: UInt64, model: CPUModel) -> UInt64 {
+    var v = (value | 2) & ~UInt64(0x28)
+    switch model {
+    case .i8086: v = (v | 0xF000) & 0xFFFF
+    case .i80286: v &= 0x0FFF
+    case .i80386: v &= 0x3_7FFF
+    case .host64: break
+    }
+    return v
+  }
+
   /// Executes the instruction: REP forms to the end of their repetition, then a HLT placed after it.
   private func execute(_ test: MOOTest) -> String? {
     let startCS = cpu.state.segmentSelector(SegmentRegister.cs.rawValue)
     let startIP = cpu.state.rip
-    let repeats = test.bytes.prefix(while: { [0xF2, 0xF3, 0x26, 0x2E, 0x36, 0x3E, 0xF0, 0x64, 0x65, 0x66, 0x67].contains($0) })
-      .contains(where: { $0 == 0xF2 || $0 == 0xF3 })
+    let repeats = test.bytes.prefix(while: {
+      [0xF2, 0xF3, 0x26, 0x2E, 0x36, 0x3E, 0xF0, 0x64, 0x65, 0x66, 0x67].contains($0)
+    })
+    .contains(where: { $0 == 0xF2 || $0 == 0xF3 })
     var steps = 0
     var halted = false
     while steps < 200_000 {
@@ -175,7 +197,10 @@ public final class SingleStepRunner {
   }
 
   private func finalIPExpectsHLT(_ test: MOOTest) -> Bool {
-    let expected = test.final.register16("ip").map(UInt64.init) ?? test.final.register32("eip").map(UInt64.init)
+    // FINA lists only registers that changed: an absent IP ended where it started.
+    let expected =
+      (test.final.register16("ip") ?? test.initial.register16("ip")).map(UInt64.init)
+      ?? (test.final.register32("eip") ?? test.initial.register32("eip")).map(UInt64.init)
     guard let expected else { return false }
     return expected == (cpu.state.rip + 1) & 0xFFFF || expected == cpu.state.rip + 1
   }
@@ -184,10 +209,13 @@ public final class SingleStepRunner {
     var problems: [String] = []
     let f = test.final
     let i = test.initial
-    let flagsMask32 = UInt64(flagsMask) | 0xFFFF_0000
+    // EFLAGS bits 18-31 do not exist on the 386; the captured values carry ones there.
+    let flagsMask32 = UInt64(flagsMask) | 0x3_0000
     if wide {
       for name in MOOFile.registers32 {
-        guard let expected = f.register32(name) ?? (name.hasPrefix("cr") || name.hasPrefix("dr") ? nil : i.register32(name)) else {
+        guard
+          let expected = f.register32(name) ?? (name.hasPrefix("cr") || name.hasPrefix("dr") ? nil : i.register32(name))
+        else {
           continue
         }
         let actual: UInt64
@@ -234,7 +262,9 @@ public final class SingleStepRunner {
       if let e = test.exception {
         flagBytes[e.flagsAddress] = UInt8(flagsMask & 0xFF)
         flagBytes[e.flagsAddress &+ 1] = UInt8(flagsMask >> 8)
-      } else if let sp0 = i.register16("sp"), let sp1 = f.register16("sp"), sp1 == sp0 &- 6, let ss = f.register16("ss") ?? i.register16("ss") {
+      } else if let sp0 = i.register16("sp"), let sp1 = f.register16("sp"), sp1 == sp0 &- 6,
+        let ss = f.register16("ss") ?? i.register16("ss")
+      {
         let at = UInt32(ss) << 4 &+ UInt32(sp0 &- 2)
         flagBytes[at] = UInt8(flagsMask & 0xFF)
         flagBytes[at &+ 1] = UInt8(flagsMask >> 8)
@@ -247,13 +277,19 @@ public final class SingleStepRunner {
         badBytes.append("[\(hex(UInt64(address)))] outside RAM")
         continue
       }
-      if actual & mask != value & mask { badBytes.append("[\(hex(UInt64(address)))]=\(hex2(actual)) expected \(hex2(value))") }
+      if actual & mask != value & mask {
+        badBytes.append("[\(hex(UInt64(address)))]=\(hex2(actual)) expected \(hex2(value))")
+      }
     }
-    if !badBytes.isEmpty { problems.append("RAM " + badBytes.prefix(4).joined(separator: ", ") + (badBytes.count > 4 ? " ..." : "")) }
+    if !badBytes.isEmpty {
+      problems.append("RAM " + badBytes.prefix(4).joined(separator: ", ") + (badBytes.count > 4 ? " ..." : ""))
+    }
     return problems.isEmpty ? nil : problems.joined(separator: "; ")
   }
 }
 
 extension String {
-  func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+  func leftPadded(_ width: Int) -> String {
+    count >= width ? self : String(repeating: " ", count: width - count) + self
+  }
 }
