@@ -81,8 +81,10 @@ public final class SingleStepRunner {
       if let opcode, cleanStem.uppercased() != opcode.uppercased() { continue }
       let info = metadata.info(forStem: cleanStem) ?? OpcodeInfo(status: "normal", flagsMask: 0xFFFF)
       let moo = try MOOFile(path: directory + "/" + file)
-      var result = OpcodeResult(
-        stem: cleanStem, name: String(moo.tests.first?.name.split(separator: " ").first ?? ""), status: info.status)
+      let prefixes: Set<String> = ["rep", "repe", "repz", "repne", "repnz", "lock"]
+      let words = (moo.tests.first?.name ?? "").split(separator: " ").map(String.init)
+      let name = words.first(where: { !prefixes.contains($0.lowercased()) && !$0.hasSuffix(":") }) ?? ""
+      var result = OpcodeResult(stem: cleanStem, name: name, status: info.status)
       for test in moo.tests {
         if metadata.revoked.contains(test.hash.lowercased()) {
           result.skipped += 1
