@@ -24,8 +24,7 @@ import Testing
   #expect(report.mismatchCount == 0, "\(report.mismatchCount) programs differ between the host CPU and the model")
 }
 
-/// Shrinking reduces a mismatch to the culprit: a model that is right everywhere else still gets the
-/// failing instruction isolated. Checked on a deliberately wrong comparison: undefined flags unmasked.
+/// The undefined-flag masks for shifts and rotates follow the SDM's "Flags Affected" rules.
 @Test func undefinedFlagMasksFollowTheSDM() {
   // SHL by 1: OF defined, AF undefined. By 2: OF undefined. By 0: nothing changes.
   let one = ProgramGenerator.shiftFlags(kind: 4, width: 32, count: 1)

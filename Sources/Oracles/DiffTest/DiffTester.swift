@@ -148,14 +148,10 @@ public final class DiffTester {
         native: n, model: m, undefinedFlags: program.undefinedFlags(stoppedAt: n.state.rip))
       if !diffs.isEmpty {
         report.mismatchCount += 1
-        if report.mismatches.count < options.keptMismatches {
-          let reduced = try shrink(program, initial: initial, native: n, model: m, differences: diffs)
-          report.perClass[reduced.instructionClass, default: (0, 0)].mismatched += 1
-          report.mismatches.append(reduced)
-        } else {
-          let blamed = program.instructions.last(where: { !$0.isSetup })?.instructionClass ?? .alu
-          report.perClass[blamed, default: (0, 0)].mismatched += 1
-        }
+        // Shrink every mismatch so the class of the culprit, not of the program's last instruction, is blamed.
+        let reduced = try shrink(program, initial: initial, native: n, model: m, differences: diffs)
+        report.perClass[reduced.instructionClass, default: (0, 0)].mismatched += 1
+        if report.mismatches.count < options.keptMismatches { report.mismatches.append(reduced) }
       }
       if report.instructions - lastProgress >= 10_000 {
         lastProgress = report.instructions

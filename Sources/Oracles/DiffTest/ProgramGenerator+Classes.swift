@@ -486,9 +486,9 @@ extension ProgramGenerator {
     let saved = items
     let savedUndefined = undefined
     items = []
-    var c = pickClass()
-    while c == .branch || c == .loop || c == .bitScan { c = pickClass() }
-    emitRandom(c)
+    // The skipped instruction: any class but those that branch themselves (ALU when only those are enabled).
+    let bodies = classes.filter { $0 != .branch && $0 != .loop && $0 != .bitScan }
+    emitRandom(bodies.isEmpty ? .alu : rng.pick(bodies))
     let built = items
     items = saved
     undefined = savedUndefined
