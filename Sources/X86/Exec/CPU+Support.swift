@@ -46,7 +46,14 @@ extension CPU {
     }
   }
 
+  @inline(__always)
   func readOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
+    if o.kind == .gpr { return reg(Int(o.reg), Int(o.size)) }
+    if o.kind == .immediate { return (o.reg == 1 ? ins.immediate2 : ins.immediate) & ALU.mask(Int(o.size)) }
+    return try readOperandSlow(ins, o, ea)
+  }
+
+  func readOperandSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
     let size = Int(o.size)
     switch o.kind {
     case .gpr: return reg(Int(o.reg), size)
@@ -58,7 +65,16 @@ extension CPU {
     }
   }
 
+  @inline(__always)
   func writeOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, _ v: UInt64) throws(Fault) {
+    if o.kind == .gpr {
+      setReg(Int(o.reg), Int(o.size), v)
+      return
+    }
+    try writeOperandSlow(ins, o, ea, v)
+  }
+
+  func writeOperandSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, _ v: UInt64) throws(Fault) {
     let size = Int(o.size)
     switch o.kind {
     case .gpr: setReg(Int(o.reg), size, v)
@@ -109,8 +125,8 @@ extension CPU {
 
   // MARK: Flags images
 
-  /// Applies the model's fixed FLAGS bits.
-  func normalizeFlags(_ f: UInt64) -> UInt64 {
+  /// Applies the model's fixed FLAGS bits (8086: 12-15 set; 286 real mode: 12-15 clear; bits 1, 3, 5).
+  public func normalizeFlags(_ f: UInt64) -> UInt64 {
     var v = (f | Flags.reserved1) & ~(UInt64(1) << 3 | UInt64(1) << 5)
     switch model {
     case .i8086: v = (v | 0xF000) & 0xFFFF

@@ -1,5 +1,0 @@
-import Testing
-
-@Test func x86PlaceholderBuilds() {
-  #expect(Bool(true))
-}
