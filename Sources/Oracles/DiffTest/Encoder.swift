@@ -50,6 +50,35 @@ public struct Encoder: Sendable {
     bytes += immediate
   }
 
+  /// Emits a VEX-encoded (three-byte C4 form) instruction with L=0, as BMI1/BMI2 use.
+  /// - Parameters:
+  ///   - map: 2 for 0F38, 3 for 0F3A.
+  ///   - pp: implied prefix: 0 none, 1 66, 2 F3, 3 F2.
+  ///   - wide: VEX.W (64-bit operand size for the BMI instructions).
+  ///   - vvvv: the register in VEX.vvvv (stored inverted).
+  public mutating func emitVEX(
+    map: UInt8, pp: UInt8, wide: Bool, vvvv: Int, opcode: UInt8, reg: Int, rm: RMOperand, immediate: [UInt8] = []
+  ) {
+    var r = reg >= 8
+    var x = false
+    var b = false
+    switch rm {
+    case .register(let n): b = n >= 8
+    case .memory(let base, let index, _, _):
+      b = base >= 8
+      x = (index ?? 0) >= 8
+    }
+    r = !r
+    x = !x
+    b = !b
+    bytes.append(0xC4)
+    bytes.append((r ? 0x80 : 0) | (x ? 0x40 : 0) | (b ? 0x20 : 0) | (map & 0x1F))
+    bytes.append((wide ? 0x80 : 0) | UInt8((~vvvv) & 15) << 3 | (pp & 3))
+    bytes.append(opcode)
+    encodeModRM(reg: reg, rm: rm)
+    bytes += immediate
+  }
+
   /// Appends raw bytes.
   public mutating func raw(_ b: [UInt8]) { bytes += b }
 

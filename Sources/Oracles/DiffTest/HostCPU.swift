@@ -20,6 +20,7 @@ public struct HostCPU: Sendable {
     if leaf1[2] & (1 << 13) != 0 { set.insert(.cmpxchg16b) }
     if leaf7[1] & (1 << 3) != 0 && extended[2] & (1 << 5) != 0 { set.insert(.bmi1AndLzcnt) }
     if extended[2] & 1 != 0 { set.insert(.lahfSahf) }
+    if leaf7[1] & (1 << 3) != 0 && leaf7[1] & (1 << 8) != 0 { set.insert(.bmi1AndBmi2) }
     return HostCPU(features: set)
   }
 

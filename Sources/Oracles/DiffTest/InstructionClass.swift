@@ -2,7 +2,7 @@
 public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   case alu, shift, shiftDouble = "shld-shrd", mulDiv = "muldiv", bitTest = "bittest", bitScan = "bsf-bsr"
   case tzcntLzcnt = "tzcnt-lzcnt", popcnt, condition = "cmov-setcc", exchange, string, stack, lea, move
-  case bswap, convert, flags, branch, loop, enterLeave = "enter-leave", invalid, movbe
+  case bswap, convert, flags, branch, loop, enterLeave = "enter-leave", invalid, movbe, bmi
 
   /// Relative frequency in a random program.
   public var weight: Int {
@@ -29,6 +29,7 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .enterLeave: 2
     case .invalid: 1
     case .movbe: 1
+    case .bmi: 4
     }
   }
 
@@ -38,6 +39,7 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .tzcntLzcnt: .bmi1AndLzcnt
     case .popcnt: .popcnt
     case .movbe: .movbe
+    case .bmi: .bmi1AndBmi2
     case .flags: .lahfSahf
     case .exchange: .cmpxchg16b
     default: nil
@@ -54,4 +56,5 @@ public enum HostFeature: String, Sendable, CaseIterable {
   case movbe = "MOVBE"
   case lahfSahf = "LAHF/SAHF in 64-bit mode"
   case cmpxchg16b = "CMPXCHG16B"
+  case bmi1AndBmi2 = "BMI1+BMI2"
 }

@@ -568,4 +568,48 @@ extension ProgramGenerator {
       size: size, opcode: [0x0F, 0x38, rng.chance(0.5) ? 0xF0 : 0xF1], reg: destination(), rm: memoryOperand(.movbe))
     add(e.bytes, .movbe)
   }
+
+  /// BMI1/BMI2 (VEX-encoded): ANDN BEXTR BLSI BLSMSK BLSR BZHI MULX PDEP PEXT RORX SARX SHLX SHRX.
+  mutating func emitBMI() {
+    let wide = rng.chance(0.5)
+    let source = registerOrMemory(.bmi, destination: false)
+    var e = Encoder()
+    // BMI1 flags: SF ZF CF defined (OF cleared); AF PF undefined (BEXTR: SF too).
+    let bmiDefined = FlagBits.cf | FlagBits.of | FlagBits.sf | FlagBits.zf
+    let bmiUndefined = FlagBits.af | FlagBits.pf
+    switch rng.below(13) {
+    case 0:  // ANDN
+      e.emitVEX(map: 2, pp: 0, wide: wide, vvvv: anyRegister(), opcode: 0xF2, reg: destination(), rm: source)
+      add(e.bytes, .bmi, defines: bmiDefined, undefines: bmiUndefined)
+    case 1:  // BEXTR
+      e.emitVEX(map: 2, pp: 0, wide: wide, vvvv: anyRegister(), opcode: 0xF7, reg: destination(), rm: source)
+      add(
+        e.bytes, .bmi, defines: FlagBits.zf | FlagBits.cf | FlagBits.of,
+        undefines: FlagBits.af | FlagBits.pf | FlagBits.sf)
+    case 2, 3, 4:  // BLSR /1, BLSMSK /2, BLSI /3
+      let kind = rng.below(3) + 1
+      e.emitVEX(map: 2, pp: 0, wide: wide, vvvv: destination(), opcode: 0xF3, reg: kind, rm: source)
+      add(e.bytes, .bmi, defines: bmiDefined, undefines: bmiUndefined)
+    case 5:  // BZHI
+      e.emitVEX(map: 2, pp: 0, wide: wide, vvvv: anyRegister(), opcode: 0xF5, reg: destination(), rm: source)
+      add(e.bytes, .bmi, defines: bmiDefined, undefines: bmiUndefined)
+    case 6:  // MULX
+      e.emitVEX(map: 2, pp: 3, wide: wide, vvvv: destination(), opcode: 0xF6, reg: destination(), rm: source)
+      add(e.bytes, .bmi)
+    case 7, 8:  // PDEP (F2), PEXT (F3)
+      e.emitVEX(
+        map: 2, pp: rng.chance(0.5) ? 3 : 2, wide: wide, vvvv: anyRegister(), opcode: 0xF5, reg: destination(),
+        rm: source)
+      add(e.bytes, .bmi)
+    case 9:  // RORX
+      e.emitVEX(
+        map: 3, pp: 3, wide: wide, vvvv: 0, opcode: 0xF0, reg: destination(), rm: source,
+        immediate: [UInt8(rng.below(256))])
+      add(e.bytes, .bmi)
+    default:  // SARX (F3), SHLX (66), SHRX (F2)
+      e.emitVEX(
+        map: 2, pp: rng.pick([1, 2, 3]), wide: wide, vvvv: anyRegister(), opcode: 0xF7, reg: destination(), rm: source)
+      add(e.bytes, .bmi)
+    }
+  }
 }

@@ -187,6 +187,7 @@ public struct ProgramGenerator: Sendable {
     case .enterLeave: emitEnterLeave()
     case .invalid: emitInvalid()
     case .movbe: emitMovbe()
+    case .bmi: emitBMI()
     }
   }
 }
