@@ -13,6 +13,8 @@ enum KnownDifferences {
     "ljmp": "jmp", "lcall": "call",
     // FUCOMIP (DF /5): objdump spells it "fucompi".
     "fucompi": "fucomip", "fcompi": "fcomip",
+    // MOV with a 64-bit immediate or moffs operand: objdump writes MOVABS; Intel writes MOV.
+    "movabs": "mov",
   ]
 
   struct Rule: Sendable {
@@ -54,11 +56,11 @@ enum KnownDifferences {
       reason:
         "LOCK on a form that cannot be locked (register destination or non-lockable instruction): #UD on the CPU; llvm-objdump prints it"
     ) {
-      kind, _, _, _, theirs in
+      kind, bytes, mode, _, theirs in
       guard kind == .onlyObjdumpDecodes else { return false }
       let w = words(theirs)
-      guard let lockAt = w.firstIndex(of: "lock") else { return false }
-      let rest = w[(lockAt + 1)...].drop(while: { ObjdumpComparison.prefixWords.contains($0) })
+      guard w.contains("lock") || opcode(bytes, mode: mode).prefixes.contains(0xF0) else { return false }
+      let rest = w.drop(while: { ObjdumpComparison.prefixWords.contains($0) })
       guard let mnemonic = rest.first else { return true }
       let operands = rest.dropFirst().joined(separator: " ")
       let firstOperand = operands.split(separator: ",").first.map(String.init) ?? ""
@@ -153,10 +155,78 @@ enum KnownDifferences {
     },
   ]
 
+  static let moreRules: [Rule] = [
+    Rule(reason: "MOV to/from CR/DR ignores ModRM.mod (SDM: 'the mod field is ignored'); llvm-objdump rejects mod != 3")
+    {
+      kind, bytes, mode, ours, _ in
+      guard kind == .onlyModelDecodes, ObjdumpComparison.mnemonic(ours) == "mov" else { return false }
+      let rest = opcode(bytes, mode: mode).rest
+      guard rest.first == 0x0F, let op = rest.dropFirst().first else { return false }
+      return (0x20...0x23).contains(op)
+    },
+    Rule(reason: "MOV to/from DR8-DR15: #UD on the CPU; llvm-objdump names them") {
+      kind, _, _, _, theirs in
+      kind == .onlyObjdumpDecodes && theirs.range(of: #"\bdr([89]|1[0-5])\b"#, options: .regularExpression) != nil
+    },
+    Rule(
+      reason:
+        "F2/F3/66 on an instruction without prefixed forms (SETcc, WBINVD): ignored by the CPU; llvm-objdump rejects the combination"
+    ) {
+      kind, bytes, mode, ours, _ in
+      guard kind == .onlyModelDecodes else { return false }
+      let m = ObjdumpComparison.mnemonic(ours)
+      let (prefixes, _) = opcode(bytes, mode: mode)
+      let hasIgnorable = prefixes.contains(0xF2) || prefixes.contains(0xF3) || prefixes.contains(0x66)
+      return hasIgnorable && (m.hasPrefix("set") || m == "wbinvd")
+    },
+    Rule(reason: "F3 0F 09 (WBNOINVD) executes as WBINVD on CPUs without WBNOINVD, as the model does") {
+      kind, _, _, ours, theirs in
+      kind == .mnemonic && ObjdumpComparison.mnemonic(ours) == "wbinvd"
+        && ObjdumpComparison.mnemonic(theirs) == "wbnoinvd"
+    },
+    Rule(
+      reason:
+        "66 separated from the 0F opcode by other prefixes still selects the 66 form on the CPU; llvm-objdump honours it only when adjacent"
+    ) {
+      kind, bytes, mode, _, _ in
+      guard kind == .mnemonic else { return false }
+      let (prefixes, rest) = opcode(bytes, mode: mode)
+      guard rest.first == 0x0F, let i = prefixes.lastIndex(of: 0x66) else { return false }
+      return i != prefixes.count - 1 && !prefixes.contains(0xF2) && !prefixes.contains(0xF3)
+    },
+    Rule(
+      reason:
+        "0F 0D /2-/7 with memory: AMD documents them as PREFETCH aliases; llvm-objdump names /2 PREFETCHWT1 and rejects /3-/7"
+    ) {
+      kind, bytes, mode, ours, _ in
+      guard kind == .onlyModelDecodes || kind == .mnemonic, ObjdumpComparison.mnemonic(ours) == "prefetch" else {
+        return false
+      }
+      let rest = Array(opcode(bytes, mode: mode).rest)
+      guard rest.count >= 3, rest[0] == 0x0F, rest[1] == 0x0D else { return false }
+      return rest[2] >> 6 != 3 && (rest[2] >> 3) & 7 >= 2
+    },
+    Rule(
+      reason:
+        "extensions the model does not implement nor advertise in CPUID (XSAVES/XSAVEC, MOVDIRI/MOVDIR64B, MOVRS, AADD/RAO-INT, CET, PadLock): #UD"
+    ) {
+      kind, _, _, _, theirs in
+      guard kind == .onlyObjdumpDecodes else { return false }
+      let m = ObjdumpComparison.mnemonic(theirs)
+      let families = [
+        "xsaves", "xsaves64", "xsavec", "xsavec64", "xrstors", "xrstors64", "movdiri", "movdir64b", "movrs", "aadd",
+        "aand", "aor", "axor", "rstorssp", "saveprevssp", "setssbsy", "clrssbsy", "incsspd", "incsspq", "rdsspd",
+        "rdsspq", "wrssd", "wrssq", "wrussd", "wrussq", "endbr32", "endbr64", "xcryptecb", "xcryptcbc", "xcryptctr",
+        "xcryptcfb", "xcryptofb", "xsha1", "xsha256", "xstore", "montmul", "ptwrite", "enqcmd", "enqcmds",
+      ]
+      return families.contains(m)
+    },
+  ]
+
   /// The documented reason for a difference, or nil.
   static func reason(_ kind: ObjdumpDisagreement, bytes: [UInt8], mode: CodeMode, ours: String, theirs: String)
     -> String?
   {
-    rules.first { $0.applies(kind, bytes, mode, ours, theirs) }?.reason
+    (rules + moreRules).first { $0.applies(kind, bytes, mode, ours, theirs) }?.reason
   }
 }
