@@ -258,16 +258,20 @@ public final class SingleStepRunner {
         if actual != UInt64(expected) { problems.append("\(name) \(hex(actual)) expected \(hex(UInt64(expected)))") }
       }
     }
-    // FLAGS pushed by an exception carry the undefined bits too: mask those two bytes.
+    // FLAGS pushed by an exception carry the undefined bits too: mask those two bytes. They sit
+    // at SS:SP-2 when the frame was pushed (SP dropped by 6); EXCP's address is used otherwise (it
+    // can be the word-aligned bus address, one below an odd SP).
     var flagBytes: [UInt32: UInt8] = [:]
     if flagsMask != 0xFFFF {
-      if let e = test.exception {
-        flagBytes[e.flagsAddress] = UInt8(flagsMask & 0xFF)
-        flagBytes[e.flagsAddress &+ 1] = UInt8(flagsMask >> 8)
-      } else if let sp0 = i.register16("sp"), let sp1 = f.register16("sp"), sp1 == sp0 &- 6,
-        let ss = f.register16("ss") ?? i.register16("ss")
+      var at: UInt32?
+      if let sp0 = i.register16("sp"), let sp1 = f.register16("sp"), sp1 == sp0 &- 6,
+        let ss = i.register16("ss")
       {
-        let at = UInt32(ss) << 4 &+ UInt32(sp0 &- 2)
+        at = UInt32(truncatingIfNeeded: UInt64(UInt32(ss) << 4 &+ UInt32(sp0 &- 2)) & model.physicalAddressMask)
+      } else if let e = test.exception {
+        at = e.flagsAddress
+      }
+      if let at {
         flagBytes[at] = UInt8(flagsMask & 0xFF)
         flagBytes[at &+ 1] = UInt8(flagsMask >> 8)
       }
