@@ -4,7 +4,7 @@ import Testing
 
 /// The model against the host CPU: a bounded random run that must show no mismatch.
 @Test func modelMatchesHostCPUOnRandomPrograms() throws {
-  let instructions = 40_000
+  let instructions = 30_000
   var options = DiffTestOptions(instructionCount: instructions, seed: 0x7121_5150)
   options.keptMismatches = 10
   let probe = try DiffTester(options: options)
@@ -55,4 +55,24 @@ import Testing
   e = Encoder()
   e.emit(size: 8, opcode: [0x88], reg: 6, rm: .register(7), forceREX: true)
   #expect(e.bytes == [0x40, 0x88, 0xF7])  // mov dil, sil
+}
+
+/// The comparison reports register, RFLAGS, sandbox and outcome differences, and ignores only
+/// the flags it is told are undefined.
+@Test func stateComparisonFindsDifferences() {
+  let base = MachineState(gpr: Array(repeating: 0, count: 16), rip: 0x1000_0000, rflags: 0x202, sandbox: [0, 0, 0])
+  var other = base
+  other.gpr[3] = 7
+  other.rflags = 0x202 | FlagBits.af | FlagBits.cf
+  other.sandbox[1] = 9
+  let native = RunResult(outcome: .completed, state: base)
+  let model = RunResult(outcome: .fault(vector: 6, errorCode: 0), state: other)
+  let all = StateComparison.differences(native: native, model: model, undefinedFlags: 0).map(\.field)
+  #expect(all.contains("outcome") && all.contains("rbx"))
+  #expect(all.contains { $0.hasPrefix("rflags") } && all.contains { $0.hasPrefix("sandbox") })
+  var sameButAF = base
+  sameButAF.rflags |= FlagBits.af
+  let masked = StateComparison.differences(
+    native: native, model: RunResult(outcome: .completed, state: sameButAF), undefinedFlags: FlagBits.af)
+  #expect(masked.isEmpty)
 }

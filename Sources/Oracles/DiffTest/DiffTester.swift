@@ -64,6 +64,8 @@ public struct DiffTestReport: Sendable {
   /// Runs the host could not finish (timeouts): not compared.
   public var skipped = 0
   public var perClass: [InstructionClass: (tested: Int, mismatched: Int)] = [:]
+  /// How the host's runs ended ("completed", "#DE", "#PF" ...), to show faults are exercised.
+  public var hostOutcomes: [String: Int] = [:]
   public var mismatches: [DiffMismatch] = []
   public var notes: [String] = []
 
@@ -72,6 +74,9 @@ public struct DiffTestReport: Sendable {
       "difftest: \(instructions) instructions in \(programs) programs, \(mismatchCount) mismatching programs"
         + (skipped > 0 ? ", \(skipped) skipped (native timeout)" : "")
     ]
+    lines.append(
+      "  host outcomes: "
+        + hostOutcomes.sorted(by: { $0.value > $1.value }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
     for (c, v) in perClass.sorted(by: { $0.key < $1.key }) {
       lines.append(
         "  \(c.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(v.tested) tested, \(v.mismatched) mismatches"
@@ -142,6 +147,11 @@ public final class DiffTester {
       if case .other = n.outcome {
         report.skipped += 1
         continue
+      }
+      switch n.outcome {
+      case .completed: report.hostOutcomes["completed", default: 0] += 1
+      case .fault(let v, _): report.hostOutcomes[vectorName(v), default: 0] += 1
+      case .other(let s): report.hostOutcomes[s, default: 0] += 1
       }
       let m = model.run(code: program.code, initial: initial)
       let diffs = StateComparison.differences(
