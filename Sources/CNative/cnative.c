@@ -10,7 +10,9 @@
 #define _GNU_SOURCE
 #include "cnative.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#if defined(__linux__)
 #include <sys/prctl.h>
+#endif
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -37,6 +41,7 @@ typedef struct {
   cn_result result;
 } cn_shared;
 
+#if defined(__linux__) && defined(__x86_64__)
 // In the child: the runner's shared area (set right after fork).
 static cn_shared *shared_area;
 
@@ -300,6 +305,26 @@ int cn_runner_run(cn_runner *runner, const cn_test *test, cn_result *result, int
   return 0;
 }
 
+#else
+// The native runner needs Linux on x86-64 (ucontext layout, fixed mappings, the trampoline).
+struct cn_runner {
+  int unused;
+};
+cn_runner *cn_runner_create(int *error) {
+  *error = -ENOSYS;
+  return NULL;
+}
+void cn_runner_destroy(cn_runner *runner) { (void)runner; }
+int cn_runner_run(cn_runner *runner, const cn_test *test, cn_result *result, int timeout_ms) {
+  (void)runner;
+  (void)test;
+  (void)timeout_ms;
+  memset(result, 0, sizeof *result);
+  result->outcome = CN_OUTCOME_CRASHED;
+  return -ENOSYS;
+}
+#endif
+
 uint8_t *cn_test_sandbox(cn_test *test) { return test->sandbox; }
 const uint8_t *cn_result_sandbox(const cn_result *result) { return result->sandbox; }
 
@@ -307,7 +332,12 @@ const uint8_t *cn_result_sandbox(const cn_result *result) { return result->sandb
 
 void cn_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
   unsigned a = 0, b = 0, c = 0, d = 0;
+#if defined(__x86_64__) || defined(__i386__)
   __cpuid_count(leaf, subleaf, a, b, c, d);
+#else
+  (void)leaf;
+  (void)subleaf;
+#endif
   out[0] = a;
   out[1] = b;
   out[2] = c;

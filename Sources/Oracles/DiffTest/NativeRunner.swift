@@ -17,6 +17,15 @@ public final class NativeRunner {
       throw NativeRunnerError(description: "cannot start the native runner (errno \(-error))")
     }
     self.runner = runner
+    // The child must have mapped its fixed addresses: a NOP must run to the INT3 after it.
+    let probe = MachineState(
+      gpr: Array(repeating: 0, count: 16), rip: CN_CODE_ADDR, rflags: 2,
+      sandbox: Array(repeating: 0, count: Int(CN_SANDBOX_SIZE)))
+    let result = try run(code: [0x90], initial: probe)
+    guard result.outcome == .completed else {
+      throw NativeRunnerError(
+        description: "the native runner cannot execute code at \(hex(CN_CODE_ADDR)) (\(result.outcome))")
+    }
   }
 
   deinit {
