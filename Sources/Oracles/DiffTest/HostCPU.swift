@@ -29,7 +29,7 @@ public struct HostCPU: Sendable {
     var classes: [InstructionClass] = []
     var notes: [String] = []
     for c in wanted {
-      if let f = c.requiredFeature, !features.contains(f), c != .exchange, c != .flags {
+      if let f = c.requiredFeature, !features.contains(f) {
         notes.append("host CPU lacks \(f.rawValue): class '\(c.rawValue)' skipped")
         continue
       }

@@ -33,15 +33,14 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     }
   }
 
-  /// The CPUID feature the class needs, if any.
+  /// The CPUID feature the whole class needs, if any. (LAHF/SAHF in `flags` and CMPXCHG16B in
+  /// `exchange` are left out of their classes individually when the host lacks them.)
   public var requiredFeature: HostFeature? {
     switch self {
     case .tzcntLzcnt: .bmi1AndLzcnt
     case .popcnt: .popcnt
     case .movbe: .movbe
     case .bmi: .bmi1AndBmi2
-    case .flags: .lahfSahf
-    case .exchange: .cmpxchg16b
     default: nil
     }
   }
