@@ -106,7 +106,7 @@ public struct ProgramGenerator: Sendable {
   }
 
   /// A memory operand inside the sandbox, emitting the MOVs that point its registers there.
-  /// Rarely (2%) it points into the unmapped guard page instead, to test #PF.
+  /// Rarely (2%) it points at or just before the unmapped guard page instead, to test #PF.
   mutating func memoryOperand(_ c: InstructionClass, avoiding: Set<Int> = []) -> RMOperand {
     if rng.chance(0.1) {
       // RSP always points into the sandbox.
@@ -116,7 +116,7 @@ public struct ProgramGenerator: Sendable {
     while avoiding.contains(base) { base = destination() }
     let guardPage = rng.chance(0.02)
     let address =
-      guardPage ? UInt32(CN_SANDBOX_ADDR + UInt64(CN_SANDBOX_SIZE)) + UInt32(rng.below(64)) : sandboxAddress()
+      guardPage ? UInt32(CN_SANDBOX_ADDR + UInt64(CN_SANDBOX_SIZE)) - 16 + UInt32(rng.below(80)) : sandboxAddress()
     setRegister(base, address, c)
     var index: Int?
     var scale = 1
@@ -127,12 +127,18 @@ public struct ProgramGenerator: Sendable {
       scale = rng.pick([1, 2, 4, 8])
       setRegister(i, UInt32(rng.below(32)), c)
     }
-    let displacement: Int32 =
+    // Guard-page addresses start up to 16 bytes below the sandbox's end (no displacement) so
+    // accesses also split across the last sandbox page and the unmapped one.
+    let displacement: Int32
+    if guardPage {
+      displacement = 0
+    } else {
       switch rng.below(3) {
-      case 0: 0
-      case 1: Int32(rng.below(256)) - 128
-      default: Int32(rng.below(512)) - 256
+      case 0: displacement = 0
+      case 1: displacement = Int32(rng.below(256)) - 128
+      default: displacement = Int32(rng.below(512)) - 256
       }
+    }
     return .memory(base: base, index: index, scale: scale, displacement: displacement)
   }
 
