@@ -184,6 +184,7 @@ extension CPU {
       if o0.reg == 1 { throw Fault.invalidOpcode }
       let v = try readOperand(ins, o1, ea)
       try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
+      if o0.reg == 2 { pendingShadow = true }
     case .movzx:
       let v = try readOperand(ins, o1, ea)
       try writeOperand(ins, o0, ea, v)
@@ -234,6 +235,7 @@ extension CPU {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
         setStackPointer(nsp)
+        if o0.reg == 2 { pendingShadow = true }
       } else if o0.kind == .memory {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         let oldSP = state.gpr(4)
@@ -258,19 +260,7 @@ extension CPU {
       }
       setStackPointer(sp)
     case .popa:
-      var sp = stackPointer()
-      var values = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-      try withUnsafeMutableBytes(of: &values) { raw throws(Fault) in
-        for k in 0..<8 {
-          let (v, n) = try popValue(size: size, from: sp)
-          sp = n
-          raw.storeBytes(of: v, toByteOffset: (7 - k) * 8, as: UInt64.self)
-        }
-      }
-      withUnsafeBytes(of: &values) { raw in
-        for r in 0..<8 where r != 4 { setReg(r, size, raw.load(fromByteOffset: r * 8, as: UInt64.self)) }
-      }
-      setStackPointer(sp)
+      try popAll(size: size)
     case .enter:
       let frameSize = ins.immediate & 0xFFFF
       let level = Int(ins.immediate2 & 31)
@@ -458,6 +448,7 @@ extension CPU {
       setFlag(Flags.if, false)
     case .sti:
       try requireIOPL()
+      if !flag(Flags.if) { pendingShadow = true }
       setFlag(Flags.if, true)
     case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
       if try stringIteration(ins) { rip = state.rip }
@@ -605,5 +596,23 @@ extension CPU {
     ]
     let row = Int(opcode &- 0xD8) & 7
     return table[row][reg & 7]
+  }
+
+  /// POPA/POPAD (kept out of `execute` so its stack buffer does not burden the hot path).
+  @inline(never)
+  func popAll(size: Int) throws(Fault) {
+    var sp = stackPointer()
+    var values = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    try withUnsafeMutableBytes(of: &values) { raw throws(Fault) in
+      for k in 0..<8 {
+        let (v, n) = try popValue(size: size, from: sp)
+        sp = n
+        raw.storeBytes(of: v, toByteOffset: (7 - k) * 8, as: UInt64.self)
+      }
+    }
+    withUnsafeBytes(of: &values) { raw in
+      for r in 0..<8 where r != 4 { setReg(r, size, raw.load(fromByteOffset: r * 8, as: UInt64.self)) }
+    }
+    setStackPointer(sp)
   }
 }

@@ -135,6 +135,10 @@ public final class CPU {
       try executeOne()
       if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
       instructionsRetired &+= 1
+      if interruptShadow || pendingShadow {
+        interruptShadow = pendingShadow
+        pendingShadow = false
+      }
       if halted {
         halted = false
         return .halt
@@ -147,6 +151,8 @@ public final class CPU {
         return e
       case .exception(let vector, let code):
         ioLog.removeAll(keepingCapacity: true)
+        pendingShadow = false
+        interruptShadow = false
         state.rip = startRIP
         return raise(vector: vector, errorCode: code, nextRIP: lastNextRIP)
       }
@@ -164,6 +170,10 @@ public final class CPU {
   }
 
   @exclusivity(unchecked) var halted = false
+  /// True right after an instruction that blocks interrupts for one instruction (STI setting IF,
+  /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
+  @exclusivity(unchecked) public internal(set) var interruptShadow = false
+  @exclusivity(unchecked) var pendingShadow = false
   /// RIP after the instruction being executed (for trap-style exceptions such as the 8086's #DE).
   @exclusivity(unchecked) var lastNextRIP: UInt64 = 0
 }
