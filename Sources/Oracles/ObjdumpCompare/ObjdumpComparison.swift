@@ -161,8 +161,8 @@ public enum ObjdumpComparison {
   }
 
   /// Compares every instruction llvm-objdump finds in a compiled binary (up to `limit`).
-  public static func compareBinary(runner: ObjdumpRunner, path: String, limit: Int) throws(ObjdumpError)
-    -> ObjdumpReport
+  public static func compareBinary(runner: ObjdumpRunner, path: String, limit: Int, mode: CodeMode = .bits64)
+    throws(ObjdumpError) -> ObjdumpReport
   {
     var report = ObjdumpReport()
     var lines = try runner.disassembleBinary(path)
@@ -172,7 +172,7 @@ public enum ObjdumpComparison {
       lines = stride(from: 0, to: lines.count, by: step).prefix(limit).map { lines[$0] }
     }
     for line in lines {
-      compare(bytes: line.bytes, objdump: line, mode: .bits64, into: &report)
+      compare(bytes: line.bytes, objdump: line, mode: mode, into: &report)
     }
     return report
   }

@@ -89,6 +89,19 @@ public struct ObjdumpRunner: Sendable {
     return result
   }
 
+  /// Compiles C source with the toolchain's clang into an object file in `directory`.
+  public func compileC(_ source: String, arguments: [String], directory: String, name: String) throws(ObjdumpError)
+    -> String
+  {
+    let sourcePath = directory + "/" + name + ".c"
+    let objectPath = directory + "/" + name + ".o"
+    do { try source.write(toFile: sourcePath, atomically: false, encoding: .utf8) } catch {
+      throw ObjdumpError(description: "cannot write \(sourcePath)")
+    }
+    _ = try Self.run(clang, ["-c"] + arguments + [sourcePath, "-o", objectPath])
+    return objectPath
+  }
+
   /// Disassembles a binary's code sections; returns every instruction line.
   public func disassembleBinary(_ path: String) throws(ObjdumpError) -> [ObjdumpLine] {
     let output = try Self.run(objdump, ["-d", "--x86-asm-syntax=intel", path])
