@@ -128,7 +128,10 @@ public final class CPU {
   /// Executes one instruction (or one REP iteration), delivering any exception it raises.
   /// Returns nil when it simply retired.
   @discardableResult
-  public func step() -> CPUEvent? {
+  public func step() -> CPUEvent? { stepInline() }
+
+  @inline(__always)
+  func stepInline() -> CPUEvent? {
     let startRIP = state.rip
     ioIndex = 0
     do throws(Fault) {
@@ -163,7 +166,7 @@ public final class CPU {
   public func run(budget: UInt64) -> CPUEvent {
     var left = budget
     while left > 0 {
-      if let e = step() { return e }
+      if let e = stepInline() { return e }
       left -= 1
     }
     return .budgetExhausted
