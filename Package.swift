@@ -17,7 +17,7 @@ let package = Package(
     // <linux/kvm.h> and non-variadic ioctl wrappers: Swift cannot call the variadic ioctl(2).
     .target(name: "CKVM"),
     // Host-side helpers in C for the oracles: running random code natively and catching its faults.
-    .target(name: "CNative"),
+    .target(name: "CNative", linkerSettings: [.linkedLibrary("z")]),
     // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.

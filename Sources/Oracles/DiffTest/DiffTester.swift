@@ -1,0 +1,219 @@
+import CNative
+import X86
+
+/// Options of a differential-testing run.
+public struct DiffTestOptions: Sendable {
+  /// Instructions under test to generate (helpers not counted).
+  public var instructionCount: Int
+  public var seed: UInt64
+  /// Classes to draw from (all by default); classes the host lacks are dropped with a note.
+  public var classes: [InstructionClass]
+  /// Instructions under test per program.
+  public var programLength: Int = 4
+  /// Mismatches to shrink and keep in full (the rest are only counted).
+  public var keptMismatches: Int = 20
+
+  public init(instructionCount: Int, seed: UInt64, classes: [InstructionClass] = InstructionClass.allCases) {
+    self.instructionCount = instructionCount
+    self.seed = seed
+    self.classes = classes
+  }
+}
+
+/// A mismatch reduced as far as possible, with everything needed to reproduce it.
+public struct DiffMismatch: Sendable {
+  public var program: TestProgram
+  public var initial: MachineState
+  public var native: RunResult
+  public var model: RunResult
+  public var differences: [FieldDifference]
+  /// The class blamed: that of the last instruction under test in the reduced program.
+  public var instructionClass: InstructionClass
+  /// True when the reduced program is a single instruction.
+  public var isSingleInstruction: Bool
+
+  /// A multi-line reproducer.
+  public var report: String {
+    var lines: [String] = []
+    lines.append(
+      "MISMATCH in class '\(instructionClass.rawValue)'"
+        + (isSingleInstruction ? " (single instruction)" : " (program prefix; did not reproduce alone)"))
+    for (address, i) in zip(program.addresses, program.instructions) {
+      let text = Disassembler.disassemble(i.bytes, mode: .bits64, address: address)?.text ?? "(model cannot decode)"
+      let bytes = i.bytes.map { hex2($0) }.joined(separator: " ")
+      lines.append("  \(hex(address)): \(bytes.padding(toLength: 36, withPad: " ", startingAt: 0)) \(text)")
+    }
+    lines.append("  initial: " + Self.registers(initial))
+    lines.append("  native:  \(native.outcome) at rip \(hex(native.state.rip)); " + Self.registers(native.state))
+    lines.append("  model:   \(model.outcome) at rip \(hex(model.state.rip)); " + Self.registers(model.state))
+    for d in differences { lines.append("  differs: \(d)") }
+    return lines.joined(separator: "\n")
+  }
+
+  static func registers(_ s: MachineState) -> String {
+    (0..<16).map { "\(MachineState.registerNames[$0])=\(hex(s.gpr[$0]))" }.joined(separator: " ")
+      + " rflags=\(hex(s.rflags))"
+  }
+}
+
+/// Totals of a run.
+public struct DiffTestReport: Sendable {
+  public var instructions = 0
+  public var programs = 0
+  public var mismatchCount = 0
+  /// Runs the host could not finish (timeouts): not compared.
+  public var skipped = 0
+  public var perClass: [InstructionClass: (tested: Int, mismatched: Int)] = [:]
+  /// How the host's runs ended ("completed", "#DE", "#PF" ...), to show faults are exercised.
+  public var hostOutcomes: [String: Int] = [:]
+  public var mismatches: [DiffMismatch] = []
+  public var notes: [String] = []
+
+  public var summary: String {
+    var lines = [
+      "difftest: \(instructions) instructions in \(programs) programs, \(mismatchCount) mismatching programs"
+        + (skipped > 0 ? ", \(skipped) skipped (native timeout)" : "")
+    ]
+    lines.append(
+      "  host outcomes: "
+        + hostOutcomes.sorted(by: { $0.value > $1.value }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+    for (c, v) in perClass.sorted(by: { $0.key < $1.key }) {
+      lines.append(
+        "  \(c.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(v.tested) tested, \(v.mismatched) mismatches"
+      )
+    }
+    return lines.joined(separator: "\n")
+  }
+}
+
+/// Generates programs, runs them on the host and on the model, compares, and shrinks mismatches.
+public final class DiffTester {
+  public let options: DiffTestOptions
+  let native: NativeRunner
+  let model = ModelRunner()
+  var generator: ProgramGenerator
+  public private(set) var notes: [String]
+
+  public init(options: DiffTestOptions) throws(NativeRunnerError) {
+    self.options = options
+    let host = HostCPU.detect()
+    let usable = host.usableClasses(options.classes)
+    notes = usable.notes
+    generator = ProgramGenerator(classes: usable.classes, features: host.features, seed: options.seed)
+    native = try NativeRunner()
+  }
+
+  /// Classes in which the model raises #UD on every instruction the host executes: not implemented.
+  public func unimplementedClasses(_ classes: [InstructionClass], samples: Int = 24) throws(NativeRunnerError)
+    -> [InstructionClass]
+  {
+    var missing: [InstructionClass] = []
+    for c in classes where c != .invalid {
+      var probe = ProgramGenerator(classes: [c], features: generator.features, seed: options.seed ^ 0x5EED)
+      var executedNatively = 0
+      var implemented = false
+      for _ in 0..<samples {
+        let state = probe.initialState()
+        let program = probe.program(count: 1)
+        let n = try native.run(code: program.code, initial: state)
+        let m = model.run(code: program.code, initial: state)
+        if case .fault(6, _) = n.outcome { continue }
+        executedNatively += 1
+        if case .fault(6, _) = m.outcome { continue }
+        if case .other = m.outcome { continue }
+        implemented = true
+        break
+      }
+      if executedNatively > 0 && !implemented { missing.append(c) }
+    }
+    return missing
+  }
+
+  /// Runs the whole test. `progress` receives a line now and then.
+  public func run(progress: (String) -> Void = { _ in }) throws(NativeRunnerError) -> DiffTestReport {
+    var report = DiffTestReport()
+    report.notes = notes
+    var lastProgress = 0
+    while report.instructions < options.instructionCount {
+      let initial = generator.initialState()
+      let length = min(options.programLength, options.instructionCount - report.instructions)
+      let program = generator.program(count: max(1, length))
+      report.programs += 1
+      report.instructions += program.testedCount
+      for i in program.instructions where !i.isSetup {
+        report.perClass[i.instructionClass, default: (0, 0)].tested += 1
+      }
+      let n = try native.run(code: program.code, initial: initial)
+      if case .other = n.outcome {
+        report.skipped += 1
+        continue
+      }
+      switch n.outcome {
+      case .completed: report.hostOutcomes["completed", default: 0] += 1
+      case .fault(let v, _): report.hostOutcomes[vectorName(v), default: 0] += 1
+      case .other(let s): report.hostOutcomes[s, default: 0] += 1
+      }
+      let m = model.run(code: program.code, initial: initial)
+      let diffs = StateComparison.differences(
+        native: n, model: m, undefinedFlags: program.undefinedFlags(stoppedAt: n.state.rip))
+      if !diffs.isEmpty {
+        report.mismatchCount += 1
+        // Shrink every mismatch so the class of the culprit, not of the program's last instruction, is blamed.
+        let reduced = try shrink(program, initial: initial, native: n, model: m, differences: diffs)
+        report.perClass[reduced.instructionClass, default: (0, 0)].mismatched += 1
+        if report.mismatches.count < options.keptMismatches { report.mismatches.append(reduced) }
+      }
+      if report.instructions - lastProgress >= 10_000 {
+        lastProgress = report.instructions
+        progress("  \(report.instructions) instructions, \(report.mismatchCount) mismatches")
+      }
+    }
+    return report
+  }
+
+  /// Reduces a mismatching program: the shortest failing prefix, then its last instruction alone
+  /// from the state the host reached before it.
+  func shrink(
+    _ program: TestProgram, initial: MachineState, native n: RunResult, model m: RunResult,
+    differences: [FieldDifference]
+  ) throws(NativeRunnerError) -> DiffMismatch {
+    var best = DiffMismatch(
+      program: program, initial: initial, native: n, model: m, differences: differences,
+      instructionClass: program.instructions.last(where: { !$0.isSetup })?.instructionClass ?? .alu,
+      isSingleInstruction: program.instructions.count == 1)
+    for k in 1...program.instructions.count {
+      let prefix = TestProgram(instructions: Array(program.instructions.prefix(k)))
+      let pn = try native.run(code: prefix.code, initial: initial)
+      if case .other = pn.outcome { continue }
+      let pm = model.run(code: prefix.code, initial: initial)
+      let d = StateComparison.differences(
+        native: pn, model: pm, undefinedFlags: prefix.undefinedFlags(stoppedAt: pn.state.rip))
+      if d.isEmpty { continue }
+      let culprit = program.instructions[k - 1]
+      best = DiffMismatch(
+        program: prefix, initial: initial, native: pn, model: pm, differences: d,
+        instructionClass: culprit.instructionClass, isSingleInstruction: k == 1)
+      if k == 1 { return best }
+      // Try the culprit alone, from the host's state before it.
+      let before = TestProgram(instructions: Array(program.instructions.prefix(k - 1)))
+      let pre = try native.run(code: before.code, initial: initial)
+      guard pre.outcome == .completed else { return best }
+      var start = pre.state
+      start.rip = CN_CODE_ADDR
+      var single = culprit
+      single.undefinedAfter = culprit.undefinedFlags
+      let alone = TestProgram(instructions: [single])
+      let an = try native.run(code: alone.code, initial: start)
+      let am = model.run(code: alone.code, initial: start)
+      let ad = StateComparison.differences(
+        native: an, model: am, undefinedFlags: alone.undefinedFlags(stoppedAt: an.state.rip))
+      if !ad.isEmpty {
+        best = DiffMismatch(
+          program: alone, initial: start, native: an, model: am, differences: ad,
+          instructionClass: culprit.instructionClass, isSingleInstruction: true)
+      }
+      return best
+    }
+    return best
+  }
+}

@@ -1,0 +1,42 @@
+import CNative
+
+/// What the host CPU supports, from CPUID.
+public struct HostCPU: Sendable {
+  public let features: Set<HostFeature>
+
+  /// Reads CPUID on the host.
+  public static func detect() -> HostCPU {
+    var leaf1: [UInt32] = [0, 0, 0, 0]
+    var leaf7: [UInt32] = [0, 0, 0, 0]
+    var extended: [UInt32] = [0, 0, 0, 0]
+    var maxLeaf: [UInt32] = [0, 0, 0, 0]
+    cn_cpuid(0, 0, &maxLeaf)
+    cn_cpuid(1, 0, &leaf1)
+    if maxLeaf[0] >= 7 { cn_cpuid(7, 0, &leaf7) }
+    cn_cpuid(0x8000_0001, 0, &extended)
+    var set = Set<HostFeature>()
+    if leaf1[2] & (1 << 23) != 0 { set.insert(.popcnt) }
+    if leaf1[2] & (1 << 22) != 0 { set.insert(.movbe) }
+    if leaf1[2] & (1 << 13) != 0 { set.insert(.cmpxchg16b) }
+    if leaf7[1] & (1 << 3) != 0 && extended[2] & (1 << 5) != 0 { set.insert(.bmi1AndLzcnt) }
+    if extended[2] & 1 != 0 { set.insert(.lahfSahf) }
+    if leaf7[1] & (1 << 3) != 0 && leaf7[1] & (1 << 8) != 0 { set.insert(.bmi1AndBmi2) }
+    return HostCPU(features: set)
+  }
+
+  /// The classes this host can run, and notes for those it cannot.
+  public func usableClasses(_ wanted: [InstructionClass]) -> (classes: [InstructionClass], notes: [String]) {
+    var classes: [InstructionClass] = []
+    var notes: [String] = []
+    for c in wanted {
+      if let f = c.requiredFeature, !features.contains(f) {
+        notes.append("host CPU lacks \(f.rawValue): class '\(c.rawValue)' skipped")
+        continue
+      }
+      classes.append(c)
+    }
+    if !features.contains(.cmpxchg16b) { notes.append("host CPU lacks CMPXCHG16B: not generated") }
+    if !features.contains(.lahfSahf) { notes.append("host CPU lacks LAHF/SAHF in 64-bit mode: not generated") }
+    return (classes, notes)
+  }
+}

@@ -1,0 +1,70 @@
+import CNative
+
+/// An error from the native runner.
+public struct NativeRunnerError: Error, CustomStringConvertible {
+  public let description: String
+}
+
+/// Runs programs on the host CPU in a CNative child process of its own.
+public final class NativeRunner {
+  private let runner: OpaquePointer
+  private let test = UnsafeMutablePointer<cn_test>.allocate(capacity: 1)
+  private let result = UnsafeMutablePointer<cn_result>.allocate(capacity: 1)
+
+  public init() throws(NativeRunnerError) {
+    var error: Int32 = 0
+    guard let runner = cn_runner_create(&error) else {
+      throw NativeRunnerError(description: "cannot start the native runner (errno \(-error))")
+    }
+    self.runner = runner
+    // The child must have mapped its fixed addresses: a NOP must run to the INT3 after it.
+    let probe = MachineState(
+      gpr: Array(repeating: 0, count: 16), rip: CN_CODE_ADDR, rflags: 2,
+      sandbox: Array(repeating: 0, count: Int(CN_SANDBOX_SIZE)))
+    let result = try run(code: [0x90], initial: probe)
+    guard result.outcome == .completed else {
+      throw NativeRunnerError(
+        description: "the native runner cannot execute code at \(hex(CN_CODE_ADDR)) (\(result.outcome))")
+    }
+  }
+
+  deinit {
+    cn_runner_destroy(runner)
+    test.deallocate()
+    result.deallocate()
+  }
+
+  /// Runs `code` from `initial` (its RIP is ignored: code starts at CN_CODE_ADDR).
+  public func run(code: [UInt8], initial: MachineState, timeoutMilliseconds: Int32 = 2000) throws(NativeRunnerError)
+    -> RunResult
+  {
+    guard code.count <= Int(CN_CODE_MAX) else {
+      throw NativeRunnerError(description: "program of \(code.count) bytes exceeds \(CN_CODE_MAX)")
+    }
+    test.pointee.code_length = UInt32(code.count)
+    withUnsafeMutableBytes(of: &test.pointee.code) { $0.copyBytes(from: code) }
+    withUnsafeMutableBytes(of: &test.pointee.initial.gpr) { raw in
+      for i in 0..<16 { raw.storeBytes(of: initial.gpr[i], toByteOffset: i * 8, as: UInt64.self) }
+    }
+    test.pointee.initial.rip = CN_CODE_ADDR
+    test.pointee.initial.rflags = initial.rflags
+    let count = min(initial.sandbox.count, Int(CN_SANDBOX_SIZE))
+    cn_test_sandbox(test).update(from: initial.sandbox, count: count)
+    let status = cn_runner_run(runner, test, result, timeoutMilliseconds)
+    if status != 0 { throw NativeRunnerError(description: "native runner failed (errno \(-status))") }
+    let r = result.pointee
+    var gpr = [UInt64](repeating: 0, count: 16)
+    withUnsafeBytes(of: r.final.gpr) { raw in
+      for i in 0..<16 { gpr[i] = raw.load(fromByteOffset: i * 8, as: UInt64.self) }
+    }
+    let sandbox = [UInt8](UnsafeBufferPointer(start: cn_result_sandbox(result), count: Int(CN_SANDBOX_SIZE)))
+    let state = MachineState(gpr: gpr, rip: r.final.rip, rflags: r.final.rflags, sandbox: sandbox)
+    switch cn_outcome(rawValue: UInt32(r.outcome)) {
+    case CN_OUTCOME_COMPLETED: return RunResult(outcome: .completed, state: state)
+    case CN_OUTCOME_FAULT:
+      return RunResult(outcome: .fault(vector: Int(r.vector), errorCode: r.error_code), state: state)
+    case CN_OUTCOME_TIMEOUT: return RunResult(outcome: .other("native timeout"), state: initial)
+    default: return RunResult(outcome: .other("native child crashed"), state: initial)
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import CNative
+
+/// Arithmetic flag bits of RFLAGS.
+public enum FlagBits {
+  public static let cf: UInt64 = 1 << 0
+  public static let pf: UInt64 = 1 << 2
+  public static let af: UInt64 = 1 << 4
+  public static let zf: UInt64 = 1 << 6
+  public static let sf: UInt64 = 1 << 7
+  public static let df: UInt64 = 1 << 10
+  public static let of: UInt64 = 1 << 11
+  public static let arithmetic: UInt64 = cf | pf | af | zf | sf | of
+  /// The bits compared between host and model: the arithmetic flags and DF.
+  public static let compared: UInt64 = arithmetic | df
+
+  /// "CF PF ..." for a mask.
+  public static func names(_ mask: UInt64) -> String {
+    let all: [(UInt64, String)] = [(cf, "CF"), (pf, "PF"), (af, "AF"), (zf, "ZF"), (sf, "SF"), (df, "DF"), (of, "OF")]
+    let list = all.filter { mask & $0.0 != 0 }.map(\.1)
+    return list.isEmpty ? "-" : list.joined(separator: " ")
+  }
+}
+
+/// One generated instruction (or a helper that sets up registers for the next one).
+public struct GeneratedInstruction: Sendable {
+  public var bytes: [UInt8]
+  public var instructionClass: InstructionClass
+  /// A helper (MOV reg, imm; CMP to define flags; guard branch) rather than the instruction under test.
+  public var isSetup: Bool
+  /// Flags the SDM leaves undefined after this instruction.
+  public var undefinedFlags: UInt64
+  /// Flags this instruction always sets to defined values.
+  public var definedFlags: UInt64
+  /// Flags whose values are undefined after this instruction (conservative, whole program so far).
+  public var undefinedAfter: UInt64 = 0
+}
+
+/// A generated program: instructions laid out from CN_CODE_ADDR.
+public struct TestProgram: Sendable {
+  public var instructions: [GeneratedInstruction]
+
+  public init(instructions: [GeneratedInstruction]) { self.instructions = instructions }
+
+  /// The machine code.
+  public var code: [UInt8] { instructions.flatMap(\.bytes) }
+
+  /// The linear address of each instruction.
+  public var addresses: [UInt64] {
+    var a = CN_CODE_ADDR
+    return instructions.map { i in
+      defer { a += UInt64(i.bytes.count) }
+      return a
+    }
+  }
+
+  /// Flags undefined when execution stopped at `rip`: before the instruction there, or at the end.
+  public func undefinedFlags(stoppedAt rip: UInt64) -> UInt64 {
+    let addresses = self.addresses
+    if let i = addresses.firstIndex(of: rip) {
+      return i == 0 ? 0 : instructions[i - 1].undefinedAfter
+    }
+    return instructions.last?.undefinedAfter ?? 0
+  }
+
+  /// Number of instructions under test (not helpers).
+  public var testedCount: Int { instructions.filter { !$0.isSetup }.count }
+}
+
+/// Registers, flags and sandbox memory: the state compared between the host and the model.
+public struct MachineState: Sendable, Equatable {
+  /// RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8...R15.
+  public var gpr: [UInt64]
+  public var rip: UInt64
+  public var rflags: UInt64
+  /// Bytes at CN_SANDBOX_ADDR.
+  public var sandbox: [UInt8]
+
+  public init(gpr: [UInt64], rip: UInt64, rflags: UInt64, sandbox: [UInt8]) {
+    self.gpr = gpr
+    self.rip = rip
+    self.rflags = rflags
+    self.sandbox = sandbox
+  }
+
+  public static let registerNames = [
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+  ]
+}
+
+/// How a run ended.
+public enum RunOutcome: Sendable, Equatable, CustomStringConvertible {
+  /// Reached the INT3 after the code.
+  case completed
+  /// Raised exception `vector` at `state.rip`.
+  case fault(vector: Int, errorCode: UInt64)
+  /// Something else stopped the run (model event, timeout, crashed child).
+  case other(String)
+
+  public var description: String {
+    switch self {
+    case .completed: "completed"
+    case .fault(let v, let e): "fault \(vectorName(v)) (vector \(v), error code \(hex(e)))"
+    case .other(let s): s
+    }
+  }
+}
+
+/// The final state and outcome of a run.
+public struct RunResult: Sendable {
+  public var outcome: RunOutcome
+  public var state: MachineState
+}
+
+/// Mnemonic of an exception vector.
+public func vectorName(_ v: Int) -> String {
+  let names = [
+    0: "#DE", 1: "#DB", 3: "#BP", 4: "#OF", 5: "#BR", 6: "#UD", 7: "#NM", 8: "#DF", 10: "#TS", 11: "#NP", 12: "#SS",
+    13: "#GP", 14: "#PF", 16: "#MF", 17: "#AC", 18: "#MC", 19: "#XM",
+  ]
+  return names[v] ?? "vector \(v)"
+}
+
+func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }

@@ -1,0 +1,82 @@
+import Testing
+
+@testable import Oracles
+
+/// The model against the host CPU: a bounded random run that must show no mismatch.
+@Test func modelMatchesHostCPUOnRandomPrograms() throws {
+  #if !(os(Linux) && arch(x86_64))
+    print("SKIP: the native runner needs Linux on x86-64")
+    return
+  #endif
+  let instructions = 30_000
+  var options = DiffTestOptions(instructionCount: instructions, seed: 0x7121_5150)
+  options.keptMismatches = 10
+  let probe = try DiffTester(options: options)
+  for note in probe.notes { print("note: \(note)") }
+  let missing = try probe.unimplementedClasses(InstructionClass.allCases)
+  if !missing.isEmpty {
+    print(
+      "difftest: classes the model does not implement at all, left out: \(missing.map(\.rawValue).joined(separator: ", "))"
+    )
+    options.classes = InstructionClass.allCases.filter { !missing.contains($0) }
+  }
+  let tester = try DiffTester(options: options)
+  let report = try tester.run()
+  print(report.summary)
+  for m in report.mismatches.prefix(5) { print(m.report) }
+  #expect(report.instructions >= instructions)
+  #expect(report.mismatchCount == 0, "\(report.mismatchCount) programs differ between the host CPU and the model")
+}
+
+/// The undefined-flag masks for shifts and rotates follow the SDM's "Flags Affected" rules.
+@Test func undefinedFlagMasksFollowTheSDM() {
+  // SHL by 1: OF defined, AF undefined. By 2: OF undefined. By 0: nothing changes.
+  let one = ProgramGenerator.shiftFlags(kind: 4, width: 32, count: 1)
+  #expect(one.defines & FlagBits.of != 0 && one.undefines == FlagBits.af)
+  let two = ProgramGenerator.shiftFlags(kind: 4, width: 32, count: 2)
+  #expect(two.undefines == FlagBits.af | FlagBits.of)
+  let zero = ProgramGenerator.shiftFlags(kind: 4, width: 32, count: 32)
+  #expect(zero.defines == 0 && zero.undefines == 0)
+  // 8-bit SHR by 9 (>= width): CF undefined too.
+  let wide = ProgramGenerator.shiftFlags(kind: 5, width: 8, count: 9)
+  #expect(wide.undefines & FlagBits.cf != 0)
+  // Rotates never touch SF/ZF/AF/PF.
+  let rotate = ProgramGenerator.shiftFlags(kind: 0, width: 64, count: 3)
+  #expect(rotate.defines == FlagBits.cf && rotate.undefines == FlagBits.of)
+}
+
+/// The encoder produces the bytes the SDM gives for a few known forms.
+@Test func encoderProducesKnownEncodings() {
+  var e = Encoder()
+  e.emit(size: 64, opcode: [0x03], reg: 0, rm: .memory(base: 4, index: nil, scale: 1, displacement: 8))
+  #expect(e.bytes == [0x48, 0x03, 0x44, 0x24, 0x08])  // add rax, [rsp + 8]
+  e = Encoder()
+  e.emit(size: 32, opcode: [0x8B], reg: 9, rm: .memory(base: 13, index: 10, scale: 4, displacement: 0))
+  #expect(e.bytes == [0x47, 0x8B, 0x4C, 0x95, 0x00])  // mov r9d, [r13 + 4*r10]
+  e = Encoder()
+  e.emit(size: 16, opcode: [0xC1], reg: 4, rm: .register(8), immediate: [3])
+  #expect(e.bytes == [0x66, 0x41, 0xC1, 0xE0, 0x03])  // shl r8w, 3
+  e = Encoder()
+  e.emit(size: 8, opcode: [0x88], reg: 6, rm: .register(7), forceREX: true)
+  #expect(e.bytes == [0x40, 0x88, 0xF7])  // mov dil, sil
+}
+
+/// The comparison reports register, RFLAGS, sandbox and outcome differences, and ignores only
+/// the flags it is told are undefined.
+@Test func stateComparisonFindsDifferences() {
+  let base = MachineState(gpr: Array(repeating: 0, count: 16), rip: 0x1000_0000, rflags: 0x202, sandbox: [0, 0, 0])
+  var other = base
+  other.gpr[3] = 7
+  other.rflags = 0x202 | FlagBits.af | FlagBits.cf
+  other.sandbox[1] = 9
+  let native = RunResult(outcome: .completed, state: base)
+  let model = RunResult(outcome: .fault(vector: 6, errorCode: 0), state: other)
+  let all = StateComparison.differences(native: native, model: model, undefinedFlags: 0).map(\.field)
+  #expect(all.contains("outcome") && all.contains("rbx"))
+  #expect(all.contains { $0.hasPrefix("rflags") } && all.contains { $0.hasPrefix("sandbox") })
+  var sameButAF = base
+  sameButAF.rflags |= FlagBits.af
+  let masked = StateComparison.differences(
+    native: native, model: RunResult(outcome: .completed, state: sameButAF), undefinedFlags: FlagBits.af)
+  #expect(masked.isEmpty)
+}

@@ -1,5 +1,0 @@
-import Testing
-
-@Test func oraclePlaceholderBuilds() {
-  #expect(Bool(true))
-}
