@@ -294,6 +294,8 @@ public enum Decoder {
         entry.specs = []
       case 0x05, 0x07:
         if mode != .bits64 && opcode == 0x07 { return .undefined }
+      case 0xD6 where (prefixes.contains(.rep) || prefixes.contains(.repne)) && mod != 3:
+        return .undefined  // MOVQ2DQ/MOVDQ2Q move between registers only.
       case 0xC7 where entry.operation == .cmpxchg8b && prefixes.contains(.rexW):
         operation = .cmpxchg16b
         entry.specs = [.M]

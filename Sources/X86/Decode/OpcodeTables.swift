@@ -90,7 +90,7 @@ enum OpcodeTables {
   static let twoByte: [String] = [
     // 00
     "grp6 286", "grp7 286", "lar Gv,Ew 286", "lsl Gv,Ew 286", "", "syscall", "clts 286", "sysret",
-    "invd", "wbinvd", "", "ud2", "", "nop Ev", "", "",
+    "invd", "wbinvd", "", "ud2", "", "nop Mb mem", "", "",
     // 10
     "sse Vx,Wx", "sse Wx,Vx", "sse Vx,Wx", "sse Wx,Vx mem", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Wx,Vx mem",
     "grp16", "nop Ev", "nop Ev", "nop Ev", "nop Ev", "nop Ev", "nop Ev", "nop Ev",
