@@ -197,7 +197,8 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     var text = "KVM_EXIT_INTERNAL_ERROR: \(names[sub] ?? "suberror \(sub)")"
     let n = min(ckvm_run_internal_ndata(run), 16)
     if n > 0 {
-      text += "; data " + (0..<n).map { "0x" + String(ckvm_run_internal_data(run, $0), radix: 16) }.joined(separator: " ")
+      text +=
+        "; data " + (0..<n).map { "0x" + String(ckvm_run_internal_data(run, $0), radix: 16) }.joined(separator: " ")
     }
     return text
   }
