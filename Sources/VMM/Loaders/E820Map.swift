@@ -1,0 +1,61 @@
+/// The BIOS INT 15h/E820 memory map the loaders hand to kernels (Linux zero page, Multiboot
+/// mmap), derived from the guest's RAM regions the way a PC BIOS reports it:
+///
+/// - `[0, 0x9FC00)` usable (conventional memory below the 1 KiB extended BIOS data area),
+/// - `[0x9FC00, 0xA0000)` reserved (EBDA) and `[0xF0000, 0x100000)` reserved (BIOS ROM),
+/// - `[1 MiB, min(RAM, 3 GiB))` usable, and RAM above 3 GiB usable from 4 GiB on.
+public struct E820Entry: Sendable, Equatable {
+  public enum Kind: UInt32, Sendable {
+    case usable = 1
+    case reserved = 2
+  }
+  public var address: UInt64
+  public var length: UInt64
+  public var kind: Kind
+  public init(address: UInt64, length: UInt64, kind: Kind) {
+    self.address = address
+    self.length = length
+    self.kind = kind
+  }
+  public var end: UInt64 { address + length }
+}
+
+public enum E820Map {
+  public static let ebdaStart: UInt64 = 0x9FC00
+  public static let biosStart: UInt64 = 0xF0000
+  public static let highMemoryStart: UInt64 = 0x10_0000
+
+  /// The map for `memory`'s RAM regions.
+  public static func entries(for memory: GuestMemory) -> [E820Entry] {
+    var out: [E820Entry] = []
+    for r in memory.regions where r.kind == .ram {
+      if r.guestAddress < highMemoryStart {
+        let lowEnd = min(r.end, ebdaStart)
+        if lowEnd > r.guestAddress {
+          out.append(E820Entry(address: r.guestAddress, length: lowEnd - r.guestAddress, kind: .usable))
+        }
+        if r.end > ebdaStart {
+          out.append(E820Entry(address: ebdaStart, length: 0xA0000 - ebdaStart, kind: .reserved))
+        }
+        if r.end > highMemoryStart {
+          out.append(E820Entry(address: biosStart, length: highMemoryStart - biosStart, kind: .reserved))
+          out.append(E820Entry(address: highMemoryStart, length: r.end - highMemoryStart, kind: .usable))
+        }
+      } else {
+        out.append(E820Entry(address: r.guestAddress, length: r.size, kind: .usable))
+      }
+    }
+    return out
+  }
+
+  /// Contiguous usable KiB from 1 MiB (Multiboot `mem_upper`).
+  public static func upperMemoryKiB(for memory: GuestMemory) -> UInt64 {
+    guard let r = memory.region(containing: highMemoryStart), r.kind == .ram else { return 0 }
+    return (r.end - highMemoryStart) / 1024
+  }
+
+  /// The highest usable address below 4 GiB plus one (where initrds go under).
+  static func lowRAMEnd(for memory: GuestMemory) -> UInt64 {
+    memory.regions.filter { $0.kind == .ram && $0.end <= GuestMemory.mmioHoleEnd }.map(\.end).max() ?? 0
+  }
+}
