@@ -31,6 +31,7 @@ int ckvm_run(int vcpu_fd) {
 // MARK: - kick signal
 
 static __thread struct kvm_run *bound_run;
+static int kick_signal;
 
 static void kick_handler(int signo) {
   (void)signo;
@@ -44,10 +45,22 @@ int ckvm_install_kick_handler(int signo) {
   sa.sa_handler = kick_handler;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
-  return sigaction(signo, &sa, NULL) < 0 ? -errno : 0;
+  if (sigaction(signo, &sa, NULL) < 0) return -errno;
+  kick_signal = signo;
+  return 0;
 }
 
-void ckvm_bind_thread_run(struct kvm_run *run) { bound_run = run; }
+void ckvm_bind_thread_run(struct kvm_run *run) {
+  bound_run = run;
+  // Thread pools (libdispatch, Swift concurrency) block signals in their workers; the kick signal
+  // must reach this thread while it is in KVM_RUN.
+  if (run && kick_signal) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, kick_signal);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  }
+}
 
 int ckvm_signal_thread(unsigned long thread, int signo) { return pthread_kill((pthread_t)thread, signo); }
 

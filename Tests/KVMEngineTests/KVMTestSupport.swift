@@ -26,3 +26,27 @@ enum KVMTestSupport {
     return (mem, machine.vcpu)
   }
 }
+
+/// Collects guest console output from the vCPU thread.
+final class OutputCapture: @unchecked Sendable {
+  private(set) var bytes: [UInt8] = []
+  func append(_ b: [UInt8]) { bytes += b }
+  var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+extension KVMTestSupport {
+  /// A full `VirtualMachine` (devices, run loop) running `image` at 0x10000 in ring 0.
+  static func virtualMachine(
+    _ engine: KVMEngine, image: [UInt8], capture: OutputCapture, timeout: Double = 20,
+    irqchip: InterruptControllerPlacement = .user, prepare: (GuestMemory) throws -> Void = { _ in }
+  ) throws -> VirtualMachine {
+    let mem = try GuestMemory(ramSize: 2 << 20)
+    try mem.write(0x10000, bytes: image)
+    try prepare(mem)
+    let boot = try SmallGuestBoot.prepare(memory: mem, entry: 0x10000)
+    let config = MachineConfiguration(
+      consoleCapture: { capture.append($0) }, engineOptions: EngineOptions(interruptController: irqchip),
+      timeoutSeconds: timeout)
+    return try VirtualMachine(memory: mem, boot: boot, engine: engine, configuration: config)
+  }
+}

@@ -140,7 +140,8 @@ static inline void ckvm_run_set_immediate_exit(struct kvm_run *run, uint8_t valu
 /// to a vCPU thread makes KVM_RUN return EINTR. Idempotent. Returns 0 or -errno.
 int ckvm_install_kick_handler(int signo);
 /// Binds `run` to the calling thread: the kick handler sets its `immediate_exit` so a signal that
-/// arrives just before KVM_RUN is not lost. Pass NULL to unbind.
+/// arrives just before KVM_RUN is not lost; the kick signal is unblocked on this thread. Pass NULL
+/// to unbind.
 void ckvm_bind_thread_run(struct kvm_run *run);
 /// Sends `signo` to thread `thread` (a pthread_t). Returns 0 or an errno.
 int ckvm_signal_thread(unsigned long thread, int signo);

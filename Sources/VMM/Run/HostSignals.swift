@@ -18,7 +18,9 @@ public enum HostSignals {
       HostSignals.action = action
       guard pipeWrite < 0 else { return }
       var fds: [Int32] = [-1, -1]
-      guard pipe2(&fds, O_CLOEXEC) == 0 else { return }
+      guard pipe(&fds) == 0 else { return }
+      _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+      _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
       pipeWrite = fds[1]
       let readEnd = fds[0]
       let watcher = PThread {

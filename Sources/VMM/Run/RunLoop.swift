@@ -11,15 +11,17 @@ extension VirtualMachine {
     let vcpu = self.vcpu
     let timer = DeadlineTimer(clock: clock, action: { [kicker = Kicker(vcpu)] in kicker.kick() })
     if configuration.serial == .stdio && configuration.consoleCapture == nil {
-      hostInput = HostConsoleInput(queue: input, wake: { [wakeup, kicker = Kicker(vcpu)] in
-        wakeup.signal()
-        kicker.kick()
-      })
+      hostInput = HostConsoleInput(
+        queue: input,
+        wake: { [wakeup, kicker = Kicker(vcpu)] in
+          wakeup.signal()
+          kicker.kick()
+        })
     }
     if configuration.handleHostSignals {
-      HostSignals.install { [weak self] signo in
-        self?.hostInput?.restore()
-        self?.requestStop(.hostSignal(signo))
+      HostSignals.install { [machine = WeakMachine(self)] signo in
+        machine.vm?.hostInput?.restore()
+        machine.vm?.requestStop(.hostSignal(signo))
       }
     }
     let reason = loop(timer: timer)
@@ -179,4 +181,10 @@ struct Kicker: @unchecked Sendable {
   let vcpu: any VirtualCPU
   init(_ vcpu: any VirtualCPU) { self.vcpu = vcpu }
   func kick() { vcpu.kick() }
+}
+
+/// A weak reference to the machine for the signal watcher thread (`requestStop` is thread-safe).
+struct WeakMachine: @unchecked Sendable {
+  weak var vm: VirtualMachine?
+  init(_ vm: VirtualMachine) { self.vm = vm }
 }

@@ -54,7 +54,7 @@ public final class VirtualMachine {
     self.configuration = configuration
     engineName = engine.name
     clock = HostClock()
-    wakeup = try WakeupEvent()
+    wakeup = WakeupEvent()
     let machine = try engine.makeMachine(memory: memory, options: configuration.engineOptions)
     vcpu = machine.vcpu
 
