@@ -24,7 +24,9 @@ extension VirtualMachine {
         machine.vm?.requestStop(.hostSignal(signo))
       }
     }
+    deadlineTimer = timer
     let reason = loop(timer: timer)
+    deadlineTimer = nil
     timer.stop()
     console.flush()
     hostInput?.restore()
@@ -138,6 +140,7 @@ extension VirtualMachine {
   private func idle() throws(EngineError) -> StopReason? {
     console.flush()
     guard let pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
+    deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
     if try vcpu.registers().rflags & 0x200 == 0 {
       return .haltedForever(stateReport("HLT with interrupts disabled"))
     }

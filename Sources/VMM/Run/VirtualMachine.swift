@@ -44,6 +44,8 @@ public final class VirtualMachine {
   let stopRequest = StopRequest()
   /// Guest time at which `--timeout` expires (set by `run()`).
   var timeoutDeadline: UInt64?
+  /// The host timer that kicks the vCPU at device deadlines while `run()` runs.
+  var deadlineTimer: DeadlineTimer?
 
   /// Builds the machine: the engine's VM and vCPU over `memory` (which the loader has filled), the
   /// devices, and the vCPU state from `boot`.
