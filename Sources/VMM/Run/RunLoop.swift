@@ -100,6 +100,8 @@ extension VirtualMachine {
       case .mmio(let a):
         if a.isWrite {
           mmioBus.write(address: a.address, size: a.size, value: a.value)
+          if let status = debugExit.requestedExitStatus { return .debugExit(value: status >> 1) }
+          if powerOff.poweredOff { return .powerOff }
         } else {
           try vcpu.complete(.value(mmioBus.read(address: a.address, size: a.size)))
         }
