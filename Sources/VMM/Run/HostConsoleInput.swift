@@ -10,12 +10,14 @@ public final class HostConsoleInput: @unchecked Sendable {
   public let queue: HostInputQueue
   private let wake: @Sendable () -> Void
   private var savedTerminal: termios?
+  private let descriptor: Int32
   private let lock = NSLockLike()
 
   /// Starts reading `descriptor` (0 for stdin) on a background thread.
   public init(descriptor: Int32 = 0, queue: HostInputQueue, wake: @escaping @Sendable () -> Void) {
     self.queue = queue
     self.wake = wake
+    self.descriptor = descriptor
     if isatty(descriptor) == 1 {
       var t = termios()
       if tcgetattr(descriptor, &t) == 0 {
@@ -43,7 +45,7 @@ public final class HostConsoleInput: @unchecked Sendable {
   public func restore() {
     lock.locked {
       if var t = savedTerminal {
-        tcsetattr(0, TCSANOW, &t)
+        tcsetattr(descriptor, TCSANOW, &t)
         savedTerminal = nil
       }
     }

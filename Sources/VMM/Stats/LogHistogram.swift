@@ -5,7 +5,7 @@
 public struct LogHistogram: Sendable {
   public static let subBucketBits = 2
   public static let subBuckets = 1 << subBucketBits
-  public static let bucketCount = 64 * subBuckets
+  public static let bucketCount = (64 - subBucketBits + 1) * subBuckets
 
   /// Bucket of a duration: values below `subBuckets` have their own bucket; above, the octave
   /// (position of the highest set bit) and the next `subBucketBits` bits select the bucket.

@@ -1,22 +1,21 @@
 import Foundation
-import VMM
 
 /// A memory size as the user writes it: plain bytes, or a number with a K, M, G or T suffix
 /// (binary units, case-insensitive, an optional trailing B or iB: `256M`, `1G`, `65536K`, `1GiB`).
-struct MemorySize: Equatable {
-  let bytes: UInt64
+public struct MemorySize: Equatable, Sendable {
+  public let bytes: UInt64
 
   /// Why a size was refused (one line).
-  struct Invalid: Error, CustomStringConvertible {
-    let description: String
+  public struct Invalid: Error, CustomStringConvertible, Equatable {
+    public let description: String
   }
 
   /// The smallest guest the VMM accepts (the low-memory boot structures need 1 MiB).
-  static let minimum: UInt64 = 1 << 20
+  public static let minimum: UInt64 = 1 << 20
 
-  init(bytes: UInt64) { self.bytes = bytes }
+  public init(bytes: UInt64) { self.bytes = bytes }
 
-  init(parsing text: String) throws(Invalid) {
+  public init(parsing text: String) throws(Invalid) {
     var t = text.trimmingCharacters(in: .whitespaces).uppercased()
     guard !t.isEmpty else { throw Invalid(description: "empty memory size") }
     if t.hasSuffix("IB") { t.removeLast(2) } else if t.hasSuffix("B") && t.count > 1 { t.removeLast() }
