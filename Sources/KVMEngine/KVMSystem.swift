@@ -115,8 +115,18 @@ public final class KVMSystem: @unchecked Sendable {
     Int(max(0, ckvm_ioctl(fd, CKVM_CHECK_EXTENSION, UInt(capability))))
   }
 
-  /// The CPUID leaves KVM can virtualize on this host (`KVM_GET_SUPPORTED_CPUID`).
+  private var cachedCPUID: [kvm_cpuid_entry2]?
+
+  /// The CPUID leaves KVM can virtualize on this host (`KVM_GET_SUPPORTED_CPUID`), asked once.
+  /// Not thread-safe: use a system from one thread at a time.
   public func supportedCPUID() throws(EngineError) -> [kvm_cpuid_entry2] {
+    if let cachedCPUID { return cachedCPUID }
+    let list = try querySupportedCPUID()
+    cachedCPUID = list
+    return list
+  }
+
+  private func querySupportedCPUID() throws(EngineError) -> [kvm_cpuid_entry2] {
     var error: Int32 = 0
     guard let list = ckvm_get_supported_cpuid(fd, &error) else {
       throw EngineError("KVM_GET_SUPPORTED_CPUID failed: \(String(cString: strerror(error)))")

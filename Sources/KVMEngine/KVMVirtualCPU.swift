@@ -34,8 +34,13 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   private var pendingRead: (pointer: UnsafeMutableRawPointer, size: Int)?
 
   public var exitControls = ExitControls() {
-    didSet { unsupportedExitControls = Self.unsupported(exitControls, kernelIRQChip: vm.hasInKernelIRQChip) }
+    didSet {
+      unsupportedExitControls = Self.unsupported(exitControls, kernelIRQChip: vm.hasInKernelIRQChip)
+      allPortsExit = exitControls.exitOnAllPorts
+    }
   }
+  /// `exitControls.exitOnAllPorts`, kept apart so the hot path does not copy the controls.
+  private var allPortsExit = true
   public private(set) var unsupportedExitControls: [String] = []
   public var instructionsRetired: UInt64? { nil }
 
@@ -102,7 +107,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       switch ckvm_run_exit_reason(run) {
       case CKVM_EXIT_IO:
         let io = ckvm_run_io(run)
-        if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(io.port) {
+        if !allPortsExit && !exitControls.ioExitPorts.contains(io.port) {
           // The I/O bitmap says this port does not exit: answer like an empty bus, stay in the guest.
           if io.direction == CKVM_EXIT_IO_IN {
             memset(runMapping + Int(io.data_offset), 0xFF, Int(io.size) * Int(io.count))
