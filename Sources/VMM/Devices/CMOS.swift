@@ -30,6 +30,8 @@ public final class CMOS: PortIODevice {
   private let startSeconds: Int64
   /// Seconds the guest moved its clock by writing the time registers.
   private var guestOffset: Int64 = 0
+  /// The time registers as the guest writes them while status B's SET bit is on.
+  private var pendingTime: CivilTime?
 
   // Register numbers.
   static let seconds = 0x00, minutes = 0x02, hours = 0x04, weekday = 0x06, day = 0x07
@@ -120,7 +122,7 @@ public final class CMOS: PortIODevice {
   }
 
   private func timeRegister(_ reg: Int) -> UInt8 {
-    let t = CivilTime(unixSeconds: currentTime)
+    let t = pendingTime ?? CivilTime(unixSeconds: currentTime)
     switch reg {
     case Self.seconds: return encode(t.second)
     case Self.minutes: return encode(t.minute)
@@ -134,9 +136,11 @@ public final class CMOS: PortIODevice {
   }
 
   /// A guest write to a time register moves the clock: the offset becomes what makes the
-  /// registers read the new value.
+  /// registers read the new value. While status B's SET bit is on, writes collect in
+  /// `pendingTime` and take effect together when SET is cleared (how Linux sets the clock); a
+  /// write outside SET that would make an impossible date (February 30th) is ignored.
   private func setTimeRegister(_ reg: Int, _ value: UInt8) {
-    var t = CivilTime(unixSeconds: currentTime)
+    var t = pendingTime ?? CivilTime(unixSeconds: currentTime)
     switch reg {
     case Self.seconds: t.second = decode(value)
     case Self.minutes: t.minute = decode(value)
@@ -145,8 +149,17 @@ public final class CMOS: PortIODevice {
     case Self.month: t.month = decode(value)
     case Self.year: t.year = t.year / 100 * 100 + decode(value)
     case Self.century: t.year = decode(value) * 100 + t.year % 100
-    default: return  // the weekday follows from the date
+    case Self.weekday: t.weekday = decode(value) - 1  // shown until SET clears; then derived
+    default: return
     }
+    if pendingTime != nil {
+      pendingTime = t
+    } else {
+      apply(t)
+    }
+  }
+
+  private func apply(_ t: CivilTime) {
     guard let target = t.unixSeconds else { return }
     guestOffset = guestOffset &+ (target &- currentTime)
   }
@@ -180,7 +193,14 @@ public final class CMOS: PortIODevice {
     switch reg {
     case _ where Self.timeRegisters.contains(reg): setTimeRegister(reg, byte)
     case Self.statusA: ram[reg] = byte & 0x7F
-    case Self.statusB: ram[reg] = byte & ~0x80  // SET (halt updates) has no visible effect here
+    case Self.statusB:
+      ram[reg] = byte
+      if byte & 0x80 != 0 {
+        if pendingTime == nil { pendingTime = CivilTime(unixSeconds: currentTime) }
+      } else if let t = pendingTime {
+        pendingTime = nil
+        apply(t)
+      }
     case Self.statusC, Self.statusD: break  // read-only
     default:
       ram[reg] = byte
@@ -223,9 +243,18 @@ struct CivilTime: Equatable {
     year = yoe + era * 400 + (month <= 2 ? 1 : 0)
   }
 
-  /// Seconds since 1970, or nil for fields out of range.
+  static func daysIn(month: Int, year: Int) -> Int {
+    switch month {
+    case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+    case 4, 6, 9, 11: return 30
+    default: return 31
+    }
+  }
+
+  /// Seconds since 1970, or nil for fields out of range (including days the month lacks).
   var unixSeconds: Int64? {
-    guard (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour),
+    guard (1...12).contains(month), (1...CivilTime.daysIn(month: month, year: year)).contains(day),
+      (0...23).contains(hour),
       (0...59).contains(minute), (0...59).contains(second), (0...9999).contains(year)
     else { return nil }
     let y = month <= 2 ? year - 1 : year

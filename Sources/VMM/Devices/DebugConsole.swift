@@ -3,6 +3,7 @@
 /// Every byte written (the low byte of wider writes) goes to `output`. Reads return 0xE9 on
 /// either port, which is how guests detect that the console is there.
 public final class DebugConsole: PortIODevice {
+  /// Receives every byte the guest writes.
   public let output: ([UInt8]) -> Void
 
   public init(output: @escaping ([UInt8]) -> Void) {

@@ -16,6 +16,7 @@ public final class HostInputQueue: @unchecked Sendable {
   public let limit: Int
   private var dropped: UInt64 = 0
 
+  /// - Parameter limit: the most bytes held before input is dropped.
   public init(limit: Int = 1 << 20) {
     self.limit = max(1, limit)
     mutex = .allocate(capacity: 1)

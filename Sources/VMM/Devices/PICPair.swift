@@ -50,26 +50,26 @@ public final class PICPair: PortIODevice, InterruptSink {
 
     var levelTriggered: UInt8 { levelTriggeredAll ? 0xFF : elcr }
 
-    /// Lines in priority order, highest first.
-    var priorityOrder: [UInt8] { (1...8).map { (lowestPriority &+ UInt8($0)) & 7 } }
+    /// Priority rank of `line`: 0 is the highest, 7 the lowest.
+    func rank(_ line: UInt8) -> UInt8 { (line &- lowestPriority &- 1) & 7 }
 
     /// The highest-priority line set in `mask`, if any.
     func highest(in mask: UInt8) -> UInt8? {
-      priorityOrder.first { mask & (1 << $0) != 0 }
+      guard mask != 0 else { return nil }
+      for i in UInt8(1)...8 {
+        let line = (lowestPriority &+ i) & 7
+        if mask & (1 << line) != 0 { return line }
+      }
+      return nil
     }
 
     /// The request the chip would present on INT: the highest-priority unmasked request that is
     /// above every in-service line (in special mask mode, masked in-service lines do not block).
     var pendingRequest: UInt8? {
-      let requests = irr & ~imr
-      guard let candidate = highest(in: requests) else { return nil }
-      let blocking = specialMask ? isr & ~imr : isr
-      if let inService = highest(in: blocking) {
-        // Fully nested: only strictly higher priority interrupts an in-service line.
-        let order = priorityOrder
-        if let c = order.firstIndex(of: candidate), let s = order.firstIndex(of: inService), c >= s {
-          return nil
-        }
+      guard let candidate = highest(in: irr & ~imr) else { return nil }
+      // Fully nested: only strictly higher priority interrupts an in-service line.
+      if let inService = highest(in: specialMask ? isr & ~imr : isr), rank(candidate) >= rank(inService) {
+        return nil
       }
       return candidate
     }
@@ -174,9 +174,13 @@ public final class PICPair: PortIODevice, InterruptSink {
   /// Spurious interrupts delivered (IRQ 15 with nothing in service).
   public private(set) var spuriousCount: UInt64 = 0
 
-  /// A pair in the BIOS's reset state: vectors 0x08 and 0x70, all lines edge triggered and
-  /// unmasked.
-  public init() {}
+  /// A pair with the BIOS's vector bases (0x08 and 0x70), all lines edge triggered and masked
+  /// until the guest initialises or unmasks them: a guest that never programs the PICs gets no
+  /// interrupts on vectors that collide with CPU exceptions.
+  public init() {
+    master.imr = 0xFF
+    slave.imr = 0xFF
+  }
 
   // MARK: InterruptSink
 

@@ -230,6 +230,7 @@ public final class PIT8254: PortIODevice, TimedDevice {
     channels[channel].setGate(level, now: now)
   }
 
+  /// The gate input of `channel` (false for a channel that does not exist).
   public func gate(channel: Int) -> Bool {
     channels.indices.contains(channel) ? channels[channel].gate : false
   }

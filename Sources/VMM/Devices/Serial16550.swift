@@ -169,6 +169,7 @@ public final class Serial16550: PortIODevice {
       let oldLines = modemStatusLines
       mcr = value & 0x1F
       noteModemLineChange(from: oldLines)
+      refillFIFO()  // leaving loopback reconnects the host side
       updateInterrupt()
     case Reg.lsr:
       break  // LSR is read-only on a 16550 (writes are a factory-test feature).

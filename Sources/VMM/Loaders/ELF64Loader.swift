@@ -19,7 +19,12 @@ enum ELF64Loader {
       throw LoaderError("ELF image is for \(ELFFile.machineName(elf.machine)), expected x86-64 (EM_X86_64)")
     }
     var plan = LoadPlan(memory: memory, reserved: LongModeSetup.reservedRanges(for: memory))
-    if !options.commandLine.isEmpty { try plan.claim(BootLayout.commandLine.lowerBound, length: 1, "the command line") }
+    if !options.commandLine.isEmpty {
+      let length = UInt64(options.commandLine.utf8.count) + 1
+      try plan.claim(
+        BootLayout.commandLine.lowerBound, length: min(length, UInt64(BootLayout.commandLine.count)),
+        "the command line")
+    }
     let loaded = try elf.load(image, into: &plan, name: "ELF64 image")
     let entry = elf.physicalEntry
     try elf.requireEntryInSegment(entry, name: "ELF64")
@@ -39,22 +44,5 @@ enum ELF64Loader {
     registers.rflags = 0x2
     summary.append("long mode: page tables at 0x\(hex(BootLayout.pml4)), RSP 0x\(hex(BootLayout.stackTop))")
     return BootState(mode: .long64, registers: registers, specialRegisters: sregs, summary: summary)
-  }
-}
-
-/// The kernel command line at `BootLayout.commandLine`.
-enum KernelCommandLine {
-  /// Writes `text` NUL-terminated and returns its address. `limit` is the kernel's maximum length
-  /// (excluding the NUL), when it has one.
-  static func write(_ text: String, into memory: GuestMemory, limit: UInt64?) throws(LoaderError) -> UInt64 {
-    let bytes = Array(text.utf8)
-    let room = UInt64(BootLayout.commandLine.count) - 1
-    let maximum = min(room, limit ?? room)
-    guard UInt64(bytes.count) <= maximum else {
-      throw LoaderError("command line is \(bytes.count) bytes long; at most \(maximum) fit")
-    }
-    guard !bytes.contains(0) else { throw LoaderError("command line contains a NUL byte") }
-    try guestWrite(memory, BootLayout.commandLine.lowerBound, bytes + [0], "the command line")
-    return BootLayout.commandLine.lowerBound
   }
 }

@@ -123,7 +123,8 @@ struct ELFFile {
         throw LoaderError(
           "ELF segment \(i) has p_filesz 0x\(hex(s.fileSize)) larger than p_memsz 0x\(hex(s.memorySize))")
       }
-      guard image.contains(s.offset, length: s.fileSize) else {
+      // A BSS-only segment's offset means nothing (linkers may point it past the end of the file).
+      guard s.fileSize == 0 || image.contains(s.offset, length: s.fileSize) else {
         throw LoaderError(
           "ELF segment \(i) (file offset 0x\(hex(s.offset)), 0x\(hex(s.fileSize)) bytes) is outside the \(image.count)-byte file"
         )
@@ -157,8 +158,10 @@ struct ELFFile {
     var lowest = UInt64.max
     var highest: UInt64 = 0
     for (i, s) in loadSegments.enumerated() {
-      let data = try image.slice(s.offset, length: s.fileSize, "segment \(i)")
-      try guestWrite(plan.memory, s.physicalAddress, data, "\(name) segment \(i)")
+      if s.fileSize > 0 {
+        let data = try image.slice(s.offset, length: s.fileSize, "segment \(i)")
+        try guestWrite(plan.memory, s.physicalAddress, data, "\(name) segment \(i)")
+      }
       try guestZero(plan.memory, s.physicalAddress + s.fileSize, s.memorySize - s.fileSize, "segment \(i)'s BSS")
       lowest = min(lowest, s.physicalAddress)
       highest = max(highest, s.physicalAddress + s.memorySize)

@@ -2,7 +2,8 @@
 ///
 /// Formats, tried in this order:
 /// 1. a raw binary, when `options.flatAddress` is set (`FlatLoader`);
-/// 2. a 64-bit x86 ELF executable, started in long mode (`ELF64Loader`);
+/// 2. a 64-bit x86 ELF executable, started in long mode (`ELF64Loader`), even when it also
+///    carries a Multiboot header;
 /// 3. a Linux bzImage, started through the 64-bit boot protocol (`LinuxLoader`);
 /// 4. a Multiboot v1 kernel (32-bit ELF, or any image with the header's address fields),
 ///    started in 32-bit protected mode (`MultibootLoader`).
@@ -15,14 +16,15 @@ public enum ImageLoader {
     if options.flatAddress != nil { return "flat binary" }
     if ELFFile.hasMagic(image) {
       if image.count > 4 && image[4] == 2 { return "ELF64" }
-      return "Multiboot ELF32"
+      return MultibootLoader.hasHeader(image) ? "Multiboot ELF32" : "ELF32 without a Multiboot header"
     }
     if LinuxLoader.isBzImage(image) { return "Linux bzImage" }
     if MultibootLoader.hasHeader(image) { return "Multiboot" }
     return nil
   }
 
-  public static func load(image: [UInt8], into memory: GuestMemory, options: LoadOptions) throws(LoaderError)
+  public static func load(image: [UInt8], into memory: GuestMemory, options: LoadOptions = LoadOptions())
+    throws(LoaderError)
     -> BootState
   {
     if let address = options.flatAddress {

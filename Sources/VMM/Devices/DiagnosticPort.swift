@@ -1,0 +1,17 @@
+/// The POST diagnostic port 0x80: firmware writes progress codes there and Linux writes to it as
+/// an I/O delay. The last value written reads back; `writeCount` counts the writes.
+public final class DiagnosticPort: PortIODevice {
+  /// The last POST code written.
+  public private(set) var lastCode: UInt8 = 0
+  /// Writes seen (Linux uses the port as an I/O delay, so this grows fast).
+  public private(set) var writeCount: UInt64 = 0
+
+  public init() {}
+
+  public func read(port: UInt16, size: Int) -> UInt32 { UInt32(lastCode) }
+
+  public func write(port: UInt16, size: Int, value: UInt32) {
+    lastCode = UInt8(truncatingIfNeeded: value)
+    writeCount &+= 1
+  }
+}

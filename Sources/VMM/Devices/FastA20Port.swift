@@ -1,0 +1,24 @@
+/// System control port A (port 0x92, "fast A20"): bit 1 gates address line 20, writing bit 0 as 1
+/// requests a fast reset.
+///
+/// A20 masking itself is not modelled (no engine here wraps addresses at 1 MiB); `a20Enabled`
+/// records what the guest asked for. On a PC the effective A20 is this bit OR the keyboard
+/// controller's output port bit (`I8042.a20Enabled`). After reset the port reads 0: A20 is then
+/// enabled through the keyboard controller, as on QEMU.
+public final class FastA20Port: PortIODevice {
+  private var value: UInt8 = 0
+  /// Bit 1 of port 0x92.
+  public var a20Enabled: Bool { value & 0x02 != 0 }
+  /// The guest wrote bit 0 = 1 (fast reset).
+  public private(set) var resetRequested = false
+
+  public init() {}
+
+  public func read(port: UInt16, size: Int) -> UInt32 { UInt32(value) }
+
+  public func write(port: UInt16, size: Int, value: UInt32) {
+    let byte = UInt8(truncatingIfNeeded: value)
+    if byte & 0x01 != 0 { resetRequested = true }
+    self.value = byte & 0x02
+  }
+}

@@ -1,0 +1,113 @@
+/// The standard set of legacy PC devices, created together and registered on a port bus at their
+/// usual addresses. A convenience for the run loop; each device can also be used on its own.
+///
+/// | ports           | device                                   | IRQ |
+/// |-----------------|------------------------------------------|-----|
+/// | 0x20-0x21, 0xA0-0xA1, 0x4D0-0x4D1 | `PICPair` (when it is the sink) | |
+/// | 0x40-0x43       | `PIT8254`                                | 0   |
+/// | 0x60, 0x64      | `I8042`                                  | 1, 12 |
+/// | 0x61            | `SystemControlPort`                      |     |
+/// | 0x70-0x71       | `CMOS`                                   |     |
+/// | 0x80            | `DiagnosticPort`                         |     |
+/// | 0x92            | `FastA20Port`                            |     |
+/// | 0xE9, 0x402     | `DebugConsole`                           |     |
+/// | 0xF4            | `DebugExitDevice`                        |     |
+/// | 0x3F8-0x3FF     | `Serial16550` (COM1)                     | 4   |
+/// | 0x510-0x511     | `FwCfg` (only with `firmware: true`)     |     |
+/// | 0x604-0x605     | `PowerOffDevice`                         |     |
+/// | 0xCF8-0xCFF     | `PCIHostBridge`                          |     |
+public final class PCDevices {
+  /// Why the devices want the VM to stop.
+  public enum StopRequest: Equatable, Sendable {
+    /// `isa-debug-exit`: the process should exit with this status.
+    case exit(status: UInt32)
+    /// The clean ACPI-style power-off: exit status 0.
+    case powerOff
+    /// A reset through the keyboard controller, port 0x92 or port 0xCF9.
+    case reset
+  }
+
+  public let pic: PICPair
+  public let pit: PIT8254
+  public let systemControl: SystemControlPort
+  public let serial: Serial16550
+  public let cmos: CMOS
+  public let keyboardController: I8042
+  public let fastA20: FastA20Port
+  public let diagnostic: DiagnosticPort
+  public let debugConsole: DebugConsole
+  public let debugExit: DebugExitDevice
+  public let powerOff: PowerOffDevice
+  public let pci: PCIHostBridge
+  public let fwCfg: FwCfg?
+  /// Where device interrupts go: `pic`, or the sink given at creation (KVM's irqchip).
+  public let interruptSink: any InterruptSink
+  private let registerPIC: Bool
+
+  /// - Parameters:
+  ///   - memory: guest memory (for the CMOS and fw_cfg memory sizes).
+  ///   - clock: guest time for the PIT and the RTC.
+  ///   - interruptSink: where IRQs go; nil means the userspace `pic`, which is then registered
+  ///     on the bus too. With KVM's in-kernel irqchip, pass a sink that forwards to it.
+  ///   - serialOutput: COM1's transmitted bytes.
+  ///   - consoleOutput: the debug console's bytes (defaults to `serialOutput`).
+  ///   - firmware: add fw_cfg for a BIOS.
+  public init(
+    memory: GuestMemory, clock: any GuestClock, interruptSink: (any InterruptSink)? = nil,
+    serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil, firmware: Bool = false
+  ) {
+    let pic = PICPair()
+    self.pic = pic
+    registerPIC = interruptSink == nil
+    let sink = interruptSink ?? pic
+    self.interruptSink = sink
+    pit = PIT8254(clock: clock, irq: InterruptLine(sink: sink, line: 0))
+    systemControl = SystemControlPort(pit: pit)
+    serial = Serial16550(irq: InterruptLine(sink: sink, line: 4), output: serialOutput)
+    cmos = CMOS(clock: clock, ramSize: memory.ramSize)
+    keyboardController = I8042(
+      keyboardIRQ: InterruptLine(sink: sink, line: 1), auxIRQ: InterruptLine(sink: sink, line: 12))
+    fastA20 = FastA20Port()
+    diagnostic = DiagnosticPort()
+    debugConsole = DebugConsole(output: consoleOutput ?? serialOutput)
+    debugExit = DebugExitDevice()
+    powerOff = PowerOffDevice()
+    pci = PCIHostBridge()
+    fwCfg = firmware ? FwCfg.standard(memory: memory) : nil
+  }
+
+  /// Registers every device at its usual ports.
+  public func register(on bus: PortIOBus) throws(PortIOBus.BusError) {
+    if registerPIC {
+      try bus.register(pic, ports: 0x20...0x21)
+      try bus.register(pic, ports: 0xA0...0xA1)
+      try bus.register(pic, ports: 0x4D0...0x4D1)
+    }
+    try bus.register(pit, ports: 0x40...0x43)
+    try bus.register(keyboardController, ports: 0x60...0x60)
+    try bus.register(systemControl, ports: 0x61...0x61)
+    try bus.register(keyboardController, ports: 0x64...0x64)
+    try bus.register(cmos, ports: 0x70...0x71)
+    try bus.register(diagnostic, ports: 0x80...0x80)
+    try bus.register(fastA20, ports: 0x92...0x92)
+    try bus.register(debugConsole, ports: 0xE9...0xE9)
+    try bus.register(debugConsole, ports: 0x402...0x402)
+    try bus.register(debugExit, ports: 0xF4...0xF4)
+    try bus.register(serial, ports: 0x3F8...0x3FF)
+    if let fwCfg { try bus.register(fwCfg, ports: 0x510...0x511) }
+    try bus.register(powerOff, ports: 0x604...0x605)
+    try bus.register(pci, ports: 0xCF8...0xCFF)
+  }
+
+  /// The devices that need `advance(to:)`.
+  public var timedDevices: [any TimedDevice] { [pit] }
+
+  /// What the guest asked for through the devices, if anything; check after port writes.
+  /// A debug-exit request wins over a power-off, which wins over a reset.
+  public var stopRequest: StopRequest? {
+    if let status = debugExit.requestedExitStatus { return .exit(status: status) }
+    if powerOff.poweredOff { return .powerOff }
+    if keyboardController.resetRequested || fastA20.resetRequested || pci.resetRequested { return .reset }
+    return nil
+  }
+}

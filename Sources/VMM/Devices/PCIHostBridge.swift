@@ -1,0 +1,78 @@
+/// PCI configuration mechanism #1 (ports 0xCF8 and 0xCFC-0xCFF) with a bus that holds only an
+/// Intel 440FX-like host bridge at 00:00.0, plus the PIIX reset control register at 0xCF9.
+///
+/// Enough for firmware (SeaBIOS) and Linux to enumerate PCI and find nothing but the bridge:
+/// every other device, function and bus reads as all ones. The bridge's configuration space is
+/// 256 bytes; the command register, latency timer, the PAM registers (0x59-0x5F) and SMRAM (0x72)
+/// are writable and read back, but PAM and SMRAM change no memory mapping here (firmware that
+/// shadows itself into RAM still works because its ROM copy below 1 MiB is plain RAM already).
+///
+/// Register this device for 0xCF8...0xCFF. The address register is a 32-bit register at 0xCF8;
+/// byte accesses to 0xCF9 reach the reset control register instead (bit 2 set on a write: reset).
+public final class PCIHostBridge: PortIODevice {
+  private var address: UInt32 = 0
+  private var config = [UInt8](repeating: 0, count: 256)
+  private var resetControl: UInt8 = 0
+  /// The guest asked for a system reset through port 0xCF9.
+  public private(set) var resetRequested = false
+
+  /// Bytes of the bridge's configuration space the guest may change.
+  private static let writable: Set<Int> = Set([0x04, 0x05, 0x0D] + Array(0x59...0x5F) + [0x72])
+
+  public init() {
+    put16(0x00, 0x8086)  // Intel
+    put16(0x02, 0x1237)  // 82441FX (440FX host bridge)
+    put16(0x04, 0x0006)  // memory space, bus master
+    put16(0x06, 0x0280)  // fast back-to-back, medium DEVSEL
+    config[0x08] = 0x02  // revision
+    config[0x0A] = 0x00  // subclass: host bridge
+    config[0x0B] = 0x06  // class: bridge
+    config[0x0E] = 0x00  // header type 0, single function
+    config[0x72] = 0x02  // SMRAM: default
+  }
+
+  private func put16(_ at: Int, _ v: UInt16) {
+    config[at] = UInt8(truncatingIfNeeded: v)
+    config[at + 1] = UInt8(truncatingIfNeeded: v >> 8)
+  }
+
+  /// The configuration-space offset the current address selects on the bridge, or nil when it
+  /// selects nothing that exists.
+  private func selectedOffset(port: UInt16) -> Int? {
+    guard address & 0x8000_0000 != 0 else { return nil }
+    let bus = (address >> 16) & 0xFF
+    let device = (address >> 11) & 0x1F
+    let function = (address >> 8) & 0x7
+    guard bus == 0, device == 0, function == 0 else { return nil }
+    return Int(address & 0xFC) + Int(port - 0xCFC)
+  }
+
+  public func read(port: UInt16, size: Int) -> UInt32 {
+    switch port {
+    case 0xCF8 where size == 4: return address
+    case 0xCF9 where size == 1: return UInt32(resetControl)
+    case 0xCFC...0xCFF:
+      guard let offset = selectedOffset(port: port) else { return 0xFFFF_FFFF }
+      var value: UInt32 = 0
+      for i in 0..<size where offset + i < 256 { value |= UInt32(config[offset + i]) << (8 * i) }
+      return value
+    default: return 0xFFFF_FFFF
+    }
+  }
+
+  public func write(port: UInt16, size: Int, value: UInt32) {
+    switch port {
+    case 0xCF8 where size == 4:
+      address = value & 0x80FF_FFFC
+    case 0xCF9 where size == 1:
+      resetControl = UInt8(truncatingIfNeeded: value) & 0x0A
+      if value & 0x04 != 0 { resetRequested = true }
+    case 0xCFC...0xCFF:
+      guard let offset = selectedOffset(port: port) else { return }
+      for i in 0..<size where offset + i < 256 && Self.writable.contains(offset + i) {
+        config[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i))
+      }
+    default: return
+    }
+  }
+}
