@@ -90,6 +90,40 @@ import VMM
     #expect((outcome.statistics.reasons.first { $0.reason == "hlt" }?.count ?? 0) >= 10)
   }
 
+  @Test func inKernelIRQChipDeliversThePITToo() throws {
+    guard let engine = KVMTestSupport.engine() else { return }
+    guard engine.system.capabilities.irqchip && engine.system.capabilities.pit2 else {
+      print("SKIP: this host's KVM has no in-kernel irqchip/PIT2")
+      return
+    }
+    let ports = RecordingPortDevice(answer: 0)
+    let vm = try KVMTestSupport.virtualMachine(
+      engine, image: TestGuestImages.timer, capture: OutputCapture(), irqchip: .kernel
+    ) {
+      try $0.write(UInt16(1193), at: 0x9000)  // 1 kHz
+      try $0.write(UInt32(5), at: 0x9004)
+    }
+    try vm.portBus.register(ports, ports: 0x510...0x510)
+    #expect(vm.pic == nil && vm.pit == nil)
+    let outcome = vm.run()
+    #expect(outcome.reason == .powerOff)
+    #expect(ports.writes.map(\.value) == [5])
+  }
+
+  @Test func builtInDemoGuestCountsItsTimerInterruptsAndPowersOff() throws {
+    guard let engine = KVMTestSupport.engine() else { return }
+    let out = OutputCapture()
+    let mem = try GuestMemory(ramSize: 16 << 20)
+    let boot = try DemoGuest.load(into: mem)
+    let vm = try VirtualMachine(
+      memory: mem, boot: boot, engine: engine,
+      configuration: MachineConfiguration(consoleCapture: { out.append($0) }, timeoutSeconds: 20))
+    let outcome = vm.run()
+    #expect(outcome.exitStatus == 0)
+    #expect(out.text.hasPrefix("Trivisor demo guest"))
+    #expect(out.text.contains("timer interrupts: 20 of 20"))
+  }
+
   @Test func timeoutStopsARunawayGuest() throws {
     guard let engine = KVMTestSupport.engine() else { return }
     // Timer guest with a huge tick count: it would run for minutes.
