@@ -29,6 +29,24 @@ import VMM
     #expect(stats.wallNanoseconds >= stats.guestNanoseconds)
   }
 
+  @Test func hostInputReachesTheGuestThroughTheUART() throws {
+    guard let engine = KVMTestSupport.engine() else { return }
+    let out = OutputCapture()
+    let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.echo, capture: out)
+    vm.input.push(Array("a".utf8))  // queued before the run starts
+    let box = UncheckedBox(vm)
+    let t = Thread {
+      usleep(50_000)
+      // What the stdin reader thread does: queue, then kick the vCPU.
+      box.value.input.push(Array("bc".utf8))
+      box.value.vcpu.kick()
+    }
+    t.start()
+    let outcome = vm.run()
+    #expect(outcome.reason == .debugExit(value: 1))
+    #expect(out.text == "ABC")
+  }
+
   @Test func mmioExitsReachTheMMIOBus() throws {
     guard let engine = KVMTestSupport.engine() else { return }
     let out = OutputCapture()

@@ -25,6 +25,7 @@ extension VirtualMachine {
       }
     }
     deadlineTimer = timer
+    drainInput()
     let reason = loop(timer: timer)
     deadlineTimer = nil
     timer.stop()
