@@ -85,6 +85,21 @@ import VMM
     #expect(outcome.reason.description.contains("triple fault"))
   }
 
+  @Test func internalErrorEndsWithStatus4AndAReport() throws {
+    guard let engine = KVMTestSupport.engine() else { return }
+    let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.mmioJump, capture: OutputCapture())
+    let outcome = vm.run()
+    guard case .internalError(let report) = outcome.reason else {
+      Issue.record("expected an internal error, got \(outcome.reason)")
+      return
+    }
+    #expect(outcome.exitStatus == 4)
+    #expect(report.reason.contains("KVM_EXIT_INTERNAL_ERROR"))
+    #expect(report.registers?.rip == 0xD000_0000)
+    #expect(report.specialRegisters != nil)
+    #expect(report.bytesAtRIP.isEmpty)  // nothing to read: RIP is in the MMIO hole
+  }
+
   @Test func pitInterruptsThroughThePICAreCountedByTheGuest() throws {
     guard let engine = KVMTestSupport.engine() else { return }
     let ports = RecordingPortDevice(answer: 0)

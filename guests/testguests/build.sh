@@ -27,7 +27,7 @@ swift_array() {  # name swiftName -> prints a Swift static let
   echo "// Flat 64-bit binaries linked at 0x10000, started by SmallGuestBoot."
   echo ""
   echo "enum TestGuestImages {"
-  for g in io_mmio:ioAndMMIO triple_fault:tripleFault serial_hello:serialHello timer:timer spin:spin echo:echo; do
+  for g in io_mmio:ioAndMMIO triple_fault:tripleFault serial_hello:serialHello timer:timer spin:spin echo:echo mmio_jump:mmioJump; do
     assemble "${g%%:*}"
     swift_array "${g%%:*}" "${g##*:}"
   done
