@@ -128,6 +128,21 @@ int ckvm_set_cpuid2(int vcpu_fd, const struct kvm_cpuid_entry2 *entries, uint32_
   return r < 0 ? -e : r;
 }
 
+int ckvm_setup_lapic_virtual_wire(int vcpu_fd) {
+  struct kvm_lapic_state lapic;
+  if (ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic) < 0) return -errno;
+  enum { LVT0 = 0x350, LVT1 = 0x360, MASKED = 1u << 16, MODE_MASK = 7u << 8, EXTINT = 7u << 8, NMI = 4u << 8 };
+  uint32_t lvt0, lvt1;
+  memcpy(&lvt0, lapic.regs + LVT0, 4);
+  memcpy(&lvt1, lapic.regs + LVT1, 4);
+  lvt0 = (lvt0 & ~(MASKED | MODE_MASK)) | EXTINT;
+  lvt1 = (lvt1 & ~(MASKED | MODE_MASK)) | NMI;
+  memcpy(lapic.regs + LVT0, &lvt0, 4);
+  memcpy(lapic.regs + LVT1, &lvt1, 4);
+  if (ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic) < 0) return -errno;
+  return 0;
+}
+
 // MARK: - benchmark
 
 uint64_t ckvm_now_ns(void) {

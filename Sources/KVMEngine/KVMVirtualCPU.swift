@@ -68,6 +68,9 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       fpu.fcw = 0x37F
       fpu.mxcsr = 0x1F80
       try setFPU(fpu)
+      if vm.hasInKernelIRQChip {
+        try check(ckvm_setup_lapic_virtual_wire(fd), "KVM_SET_LAPIC (virtual wire)")
+      }
     } catch {
       munmap(p, mapSize)
       close(fd)

@@ -165,6 +165,11 @@ static inline void ckvm_atomic_store(unsigned long *p, unsigned long v) { __atom
 /// Pointer to entry `i` of a kvm_cpuid2.
 static inline struct kvm_cpuid_entry2 *ckvm_cpuid_entry(struct kvm_cpuid2 *c, uint32_t i) { return &c->entries[i]; }
 
+/// With the in-kernel irqchip: programs the vCPU's local APIC for virtual-wire mode (LVT0 ExtINT,
+/// LVT1 NMI, both unmasked) so the in-kernel PIC's interrupts reach the CPU before the guest sets
+/// up its APIC, as on a PC after reset by the firmware. Returns 0 or -errno.
+int ckvm_setup_lapic_virtual_wire(int vcpu_fd);
+
 // MARK: - the C baseline benchmark
 
 /// Result of `ckvm_bench_pio`.
