@@ -206,6 +206,16 @@ struct ckvm_bench_result ckvm_bench_pio(const uint8_t *guest, size_t guest_lengt
   if ((run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)) < 0) BENCH_FAIL("KVM_GET_VCPU_MMAP_SIZE");
   run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
   if (run == MAP_FAILED) BENCH_FAIL("mmap kvm_run");
+  // The same CPUID as Trivisor's vCPUs (it decides which state KVM switches on entry and exit).
+  int cpuid_error = 0;
+  struct kvm_cpuid2 *cpuid = ckvm_get_supported_cpuid(kvm, &cpuid_error);
+  if (!cpuid) {
+    errno = cpuid_error;
+    BENCH_FAIL("KVM_GET_SUPPORTED_CPUID");
+  }
+  int cpuid_result = ioctl(vcpu, KVM_SET_CPUID2, cpuid);
+  free(cpuid);
+  if (cpuid_result < 0) BENCH_FAIL("KVM_SET_CPUID2");
 
   // Identity map the first GiB with 2 MiB pages, user accessible.
   uint64_t *pml4 = (uint64_t *)(mem + BENCH_PML4), *pdpt = (uint64_t *)(mem + BENCH_PDPT);

@@ -15,8 +15,8 @@ struct BenchOptions: ParsableArguments {
   @Option(help: "Also write the results as JSON to this file.")
   var json: String?
 
-  @Option(help: "Rounds per measurement (the median is reported).")
-  var rounds = 5
+  @Option(help: "Rounds per measurement (medians are reported).")
+  var rounds = 9
 
   @Flag(name: .customLong("allow-debug"), help: "Run even in a debug build (numbers are meaningless).")
   var allowDebug = false

@@ -13,7 +13,7 @@ struct BenchReport: Codable {
     /// The comparison point (the C loop, the host CPU), when there is one.
     var baseline: Double?
     var baselineDescription: String?
-    /// value / baseline.
+    /// Trivisor / baseline: the median of the per-round ratios (rounds run back to back in pairs).
     var ratio: Double?
     /// The goal for `ratio`, e.g. 1.10, and whether it was met.
     var ratioTarget: Double?

@@ -185,7 +185,8 @@ struct ckvm_bench_result {
 /// The baseline for the port-I/O exit round trip: creates a VM with one memory slot and one vCPU
 /// that runs `guest` (64-bit code loaded at `load_address`, entered at `entry` with the ring and
 /// flags given) until it writes port 0xF4, counting the other OUT exits and timing them. The page
-/// tables and segments are built here, the minimum to run 64-bit code.
+/// tables and segments are built here, the minimum to run 64-bit code; the vCPU gets KVM's
+/// supported CPUID like Trivisor's.
 struct ckvm_bench_result ckvm_bench_pio(const uint8_t *guest, size_t guest_length, uint64_t iterations,
                                         int user_mode);
 
