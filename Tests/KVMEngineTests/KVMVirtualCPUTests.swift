@@ -70,6 +70,21 @@ import VMM
     #expect(vcpu.unsupportedExitControls == ["cpuid-exiting"])
   }
 
+  @Test func ioBitmapKeepsUnlistedPortsInTheEngine() throws {
+    guard let engine = KVMTestSupport.engine() else { return }
+    let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
+    vcpu.exitControls.exitOnAllPorts = false
+    vcpu.exitControls.ioExitPorts = [0x515, 0xF4]
+    #expect(vcpu.unsupportedExitControls.isEmpty)
+    // Ports 0x510-0x514 never reach the VMM; the guest's IN from 0x511 and 0x514 read all ones.
+    #expect(
+      try vcpu.run(budget: nil) == .mmio(MMIOAccess(address: 0xD000_0000, size: 4, isWrite: true, value: 0x1234_5678)))
+    #expect(try vcpu.run(budget: nil) == .mmio(MMIOAccess(address: 0xD000_0008, size: 8, isWrite: false)))
+    try vcpu.complete(.value(7))
+    #expect(try vcpu.run(budget: nil) == .mmio(MMIOAccess(address: 0xD000_0010, size: 8, isWrite: true, value: 7)))
+    #expect(try vcpu.run(budget: nil) == .io(PortAccess(port: 0x515, size: 4, isWrite: true, value: 0xFFFF_FFFF)))
+  }
+
   @Test func internalErrorReportShowsBytesAtRIP() throws {
     guard let engine = KVMTestSupport.engine() else { return }
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
