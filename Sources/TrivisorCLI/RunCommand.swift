@@ -11,7 +11,7 @@ struct RunCommand: ParsableCommand {
       --flat-address) a raw binary. Without IMAGE the built-in demo guest runs. Exit status: the \
       guest's (0 after power-off through port 0x604, (v<<1)|1 after isa-debug-exit), otherwise the \
       VMM's even codes listed in docs/exit-status.md (2 bad input, 4 engine error, 6 triple fault, \
-      8 halted forever, 10 timeout, 12 host signal).
+      8 halted forever, 10 timeout, 12 host signal, 14 guest reset).
       """
   )
 

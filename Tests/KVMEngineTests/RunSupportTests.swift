@@ -34,10 +34,10 @@ import VMM
     let report = InternalErrorReport(reason: "x")
     let vmm: [StopReason] = [
       .internalError(report), .shutdown(.tripleFault, report), .haltedForever(report), .timeout(seconds: 1),
-      .hostSignal(2),
+      .hostSignal(2), .reset,
     ]
     let codes = vmm.map(\.exitStatus)
-    #expect(codes == [4, 6, 8, 10, 12])
+    #expect(codes == [4, 6, 8, 10, 12, 14])
     #expect(codes.allSatisfy { $0 % 2 == 0 && $0 != 0 })
     #expect(StopReason.powerOff.exitStatus == 0)
     #expect(StopReason.debugExit(value: 0x10).exitStatus == 0x21)

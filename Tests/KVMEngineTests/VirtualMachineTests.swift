@@ -157,6 +157,16 @@ import VMM
     #expect(out.text.contains("timer interrupts: 20 of 20"))
   }
 
+  @Test func keyboardControllerResetStopsWithStatus14() throws {
+    guard let engine = KVMTestSupport.engine() else { return }
+    // mov al, 0xfe; out 0x64, al; jmp $  (the i8042 "pulse reset line" command)
+    let vm = try KVMTestSupport.virtualMachine(
+      engine, image: [0xB0, 0xFE, 0xE6, 0x64, 0xEB, 0xFE], capture: OutputCapture())
+    let outcome = vm.run()
+    #expect(outcome.reason == .reset)
+    #expect(outcome.exitStatus == 14)
+  }
+
   @Test func timeoutStopsARunawayGuest() throws {
     guard let engine = KVMTestSupport.engine() else { return }
     // Timer guest with a huge tick count: it would run for minutes.

@@ -93,16 +93,14 @@ extension VirtualMachine {
       case .io(let a):
         if a.isWrite {
           portBus.write(port: a.port, size: a.size, value: a.value)
-          if let status = debugExit.requestedExitStatus { return .debugExit(value: status >> 1) }
-          if powerOff.poweredOff { return .powerOff }
+          if let stop = devices.stopRequest { return StopReason(stop) }
         } else {
           try vcpu.complete(.value(UInt64(portBus.read(port: a.port, size: a.size))))
         }
       case .mmio(let a):
         if a.isWrite {
           mmioBus.write(address: a.address, size: a.size, value: a.value)
-          if let status = debugExit.requestedExitStatus { return .debugExit(value: status >> 1) }
-          if powerOff.poweredOff { return .powerOff }
+          if let stop = devices.stopRequest { return StopReason(stop) }
         } else {
           try vcpu.complete(.value(mmioBus.read(address: a.address, size: a.size)))
         }
@@ -179,6 +177,16 @@ extension VirtualMachine {
       bytes = GuestPageWalker(memory: memory, specialRegisters: sregs).bytesAtRIP(regs)
     }
     return InternalErrorReport(reason: reason, registers: regs, specialRegisters: sregs, bytesAtRIP: bytes)
+  }
+}
+
+extension StopReason {
+  init(_ request: PCDevices.StopRequest) {
+    switch request {
+    case .exit(let status): self = .debugExit(value: status >> 1)
+    case .powerOff: self = .powerOff
+    case .reset: self = .reset
+    }
   }
 }
 

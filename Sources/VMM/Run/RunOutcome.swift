@@ -7,6 +7,9 @@ public enum StopReason: Sendable, Equatable {
   case debugExit(value: UInt32)
   /// The guest powered off through port 0x604.
   case powerOff
+  /// The guest asked for a reset (i8042 command 0xFE, port 0x92 or 0xCF9): Trivisor stops rather
+  /// than reboots, like QEMU with `-no-reboot`.
+  case reset
   /// The engine failed or could not continue (KVM internal error, failed entry, ioctl error).
   case internalError(InternalErrorReport)
   /// Triple fault or an engine-reported shutdown, with the vCPU state at that point.
@@ -23,6 +26,7 @@ public enum StopReason: Sendable, Equatable {
     switch self {
     case .debugExit(let v): return Int32(truncatingIfNeeded: ((v << 1) | 1) & 0xFF)
     case .powerOff: return 0
+    case .reset: return ExitStatus.reset
     case .internalError: return ExitStatus.engineError
     case .shutdown: return ExitStatus.shutdown
     case .haltedForever: return ExitStatus.haltedForever
@@ -36,6 +40,7 @@ public enum StopReason: Sendable, Equatable {
     switch self {
     case .debugExit(let v): return "guest exit through isa-debug-exit: value \(v), status \(exitStatus)"
     case .powerOff: return "guest powered off"
+    case .reset: return "guest requested a reset; Trivisor stops instead of rebooting"
     case .internalError(let r): return "engine error: \(r)"
     case .shutdown(.tripleFault, let r): return "guest triple fault (shutdown)\n\(r)"
     case .shutdown(_, let r): return "guest shutdown\n\(r)"
@@ -61,6 +66,8 @@ public enum ExitStatus {
   public static let timeout: Int32 = 10
   /// A host signal (SIGINT/SIGTERM/SIGHUP) stopped the VMM.
   public static let hostSignal: Int32 = 12
+  /// The guest asked for a reset (reboot), which stops the VM.
+  public static let reset: Int32 = 14
 }
 
 /// The result of `VirtualMachine.run()`.

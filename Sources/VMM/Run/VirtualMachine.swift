@@ -7,11 +7,12 @@ import Synchronization
 /// One PC-like machine: guest memory, the port-I/O and MMIO buses with the standard devices, a
 /// guest clock, and the vCPU of an engine. `run()` drives it until the guest stops.
 ///
-/// Devices (contracts.md): COM1 16550A at 0x3F8 (IRQ 4), the i8259 pair at 0x20/0xA0 (+ ELCR
-/// 0x4D0), the i8254 PIT at 0x40 (IRQ 0) with port 0x61, CMOS/RTC at 0x70, isa-debug-exit at 0xF4,
-/// the debug console at 0xE9 and 0x402, and the power-off register at 0x604. With the engine's
-/// in-kernel interrupt controller (`--irqchip kernel`) the PIC and PIT (and port 0x61) are the
-/// engine's and the VMM's are not registered.
+/// Devices: `PCDevices` (contracts.md) at their usual ports: COM1 16550A at 0x3F8 (IRQ 4), the
+/// i8259 pair at 0x20/0xA0 (+ ELCR 0x4D0), the i8254 PIT at 0x40 (IRQ 0) with port 0x61, the i8042
+/// at 0x60/0x64, CMOS/RTC at 0x70, POST port 0x80, port 0x92, the debug console at 0xE9 and 0x402,
+/// isa-debug-exit at 0xF4, the power-off register at 0x604 and the PCI host bridge at 0xCF8. With
+/// the engine's in-kernel interrupt controller (`--irqchip kernel`) the PIC and PIT are the engine's:
+/// the VMM's are neither registered nor advanced, and device IRQs go to the engine's sink.
 ///
 /// Usage: fill `memory` with a loader, then
 /// `let vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: config)`,
@@ -25,15 +26,17 @@ public final class VirtualMachine {
   public let engineName: String
   public let configuration: MachineConfiguration
   public let statistics = ExitStatistics()
+  /// The legacy PC devices.
+  public let devices: PCDevices
 
-  public let serial: Serial16550
+  public var serial: Serial16550 { devices.serial }
   /// The userspace PIC and PIT; nil when the engine provides them (`--irqchip kernel`).
   public let pic: PICPair?
   public let pit: PIT8254?
-  public let cmos: CMOS
-  public let debugExit: DebugExitDevice
-  public let debugConsole: DebugConsole
-  public let powerOff: PowerOffDevice
+  public var cmos: CMOS { devices.cmos }
+  public var debugExit: DebugExitDevice { devices.debugExit }
+  public var debugConsole: DebugConsole { devices.debugConsole }
+  public var powerOff: PowerOffDevice { devices.powerOff }
   /// Host input waiting for the UART (filled by the stdin reader with `--serial stdio`).
   public let input = HostInputQueue()
 
@@ -75,41 +78,22 @@ public final class VirtualMachine {
       }
     }
 
-    let sink: any InterruptSink
-    if let engineSink = machine.engineInterruptSink {
-      sink = engineSink
+    let console = self.console
+    devices = PCDevices(
+      memory: memory, clock: clock, interruptSink: machine.engineInterruptSink,
+      serialOutput: { console.write($0) })
+    if machine.engineInterruptSink == nil {
+      pic = devices.pic
+      pit = devices.pit
+      timedDevices = devices.timedDevices
+    } else {
+      // The engine's PIT and PIC own ports 0x20, 0x40-0x43 and 0x61; the VMM's PIT must not also
+      // raise IRQ 0, so it is never advanced.
       pic = nil
       pit = nil
-    } else {
-      let pic = PICPair()
-      sink = pic
-      self.pic = pic
-      pit = PIT8254(clock: clock, irq: InterruptLine(sink: pic, line: 0))
     }
-    let console = self.console
-    serial = Serial16550(irq: InterruptLine(sink: sink, line: 4), output: { console.write($0) })
-    cmos = CMOS(clock: clock, ramSize: memory.ramSize)
-    debugExit = DebugExitDevice()
-    debugConsole = DebugConsole(output: { console.write($0) })
-    powerOff = PowerOffDevice()
-
     do throws(PortIOBus.BusError) {
-      try portBus.register(serial, ports: 0x3F8...0x3FF)
-      if let pic {
-        try portBus.register(pic, ports: 0x20...0x21)
-        try portBus.register(pic, ports: 0xA0...0xA1)
-        try portBus.register(pic, ports: 0x4D0...0x4D1)
-      }
-      if let pit {
-        try portBus.register(pit, ports: 0x40...0x43)
-        try portBus.register(SystemControlPort(pit: pit), ports: 0x61...0x61)
-        timedDevices.append(pit)
-      }
-      try portBus.register(cmos, ports: 0x70...0x71)
-      try portBus.register(debugExit, ports: 0xF4...0xF4)
-      try portBus.register(debugConsole, ports: 0xE9...0xE9)
-      try portBus.register(debugConsole, ports: 0x402...0x402)
-      try portBus.register(powerOff, ports: 0x604...0x605)
+      try devices.register(on: portBus)
     } catch {
       throw EngineError("device wiring: \(error)")
     }
