@@ -1,12 +1,38 @@
 import ArgumentParser
 
+/// `trivisor bench SUITE`: one subcommand per benchmark suite. The kvm engine's suite is here; the
+/// interpreter's and the guest-kernel suite join as further subcommands reporting a `BenchReport`.
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
-    abstract: "Run the benchmarks (release builds)."
+    abstract: "Run the benchmarks (release builds: swift build -c release).",
+    subcommands: [KVMBenchCommand.self]
   )
+}
 
-  func run() throws {
-    throw ValidationError("'trivisor bench' is not available in this build yet")
+/// Options every benchmark suite takes.
+struct BenchOptions: ParsableArguments {
+  @Option(help: "Also write the results as JSON to this file.")
+  var json: String?
+
+  @Option(help: "Rounds per measurement (medians are reported).")
+  var rounds = 9
+
+  @Flag(name: .customLong("allow-debug"), help: "Run even in a debug build (numbers are meaningless).")
+  var allowDebug = false
+
+  /// Refuses debug builds unless `--allow-debug`, then warns loudly.
+  func checkBuild() throws {
+    guard isDebugBuild else { return }
+    guard allowDebug else {
+      throw usageFailure(
+        "benchmarks need a release build: run 'swift build -c release' and '.build/release/trivisor bench' "
+          + "(or pass --allow-debug to measure a debug build anyway)")
+    }
+    printError("trivisor: WARNING: this is a DEBUG build; the numbers below do not represent Trivisor")
+  }
+
+  func validateRounds() throws {
+    guard (1...1000).contains(rounds) else { throw usageFailure("--rounds must be between 1 and 1000") }
   }
 }

@@ -1,12 +1,144 @@
 import ArgumentParser
+import Foundation
+import VMM
 
 struct RunCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "run",
-    abstract: "Boot a guest image (or the built-in guest) on an engine."
+    abstract: "Boot a guest image (or the built-in guest) on an engine.",
+    discussion: """
+      IMAGE may be an ELF64 kernel, an ELF32 Multiboot v1 kernel, a Linux bzImage, or (with \
+      --flat-address) a raw binary. Without IMAGE the built-in demo guest runs. Exit status: the \
+      guest's (0 after power-off through port 0x604, (v<<1)|1 after isa-debug-exit), otherwise the \
+      VMM's even codes listed in docs/exit-status.md (2 bad input, 4 engine error, 6 triple fault, \
+      8 halted forever, 10 timeout, 12 host signal, 14 guest reset).
+      """
   )
 
+  @Argument(help: "Guest image to boot (default: the built-in demo guest).")
+  var image: String?
+
+  @Option(help: "Engine: \(EngineRegistry.names.joined(separator: ", ")).")
+  var engine = "auto"
+
+  @Option(help: "Guest RAM, e.g. 256M, 1G, 65536K or bytes.")
+  var memory = "256M"
+
+  @Option(help: "COM1 backend: stdio, null or file:PATH.")
+  var serial = "stdio"
+
+  @Option(help: "Linux bzImage to boot (instead of IMAGE).")
+  var kernel: String?
+
+  @Option(help: "Kernel command line.")
+  var append: String?
+
+  @Option(help: "Initial RAM disk for the kernel.")
+  var initrd: String?
+
+  @Option(name: .customLong("flat-address"), help: "Load IMAGE as a raw 64-bit binary at this address.")
+  var flatAddress: String?
+
+  @Option(name: .customLong("flat-entry"), help: "Entry point of the raw binary (default: its address).")
+  var flatEntry: String?
+
+  @Option(help: "Interrupt controller and timer: user (the VMM's PIC/PIT) or kernel (the engine's).")
+  var irqchip = "user"
+
+  @Flag(help: "Print per-reason VM-exit statistics when the guest stops.")
+  var stats = false
+
+  @Option(name: .customLong("stats-json"), help: "Write the exit statistics as JSON to this file.")
+  var statsJSON: String?
+
+  @Option(help: "Stop the guest after this many seconds (exit status 10).")
+  var timeout: Double?
+
+  @Flag(help: "Describe what the VMM does (engine choice, loading, exit controls).")
+  var verbose = false
+
   func run() throws {
-    throw ValidationError("'trivisor run' is not available in this build yet")
+    let log: (String) -> Void = { line in if verbose { printError("trivisor: \(line)") } }
+    let setup: (memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine)
+    do throws(ExitCodeError) {
+      setup = try prepare(log: log)
+    } catch {
+      throw usageFailure(error.description)
+    }
+    let vm: VirtualMachine
+    do {
+      vm = try VirtualMachine(
+        memory: setup.memory, boot: setup.boot, engine: setup.engine, configuration: setup.config)
+    } catch {
+      printError("trivisor: error: cannot create the machine: \(error)")
+      throw ExitCode(ExitStatus.engineError)
+    }
+    let outcome = vm.run()
+    switch outcome.reason {
+    case .powerOff, .debugExit: log(outcome.reason.description)
+    default: printError("trivisor: \(outcome.reason.description)")
+    }
+    if stats { printError(outcome.statistics.table) }
+    if let path = statsJSON {
+      do {
+        try outcome.statistics.json().write(to: URL(fileURLWithPath: path))
+      } catch {
+        printError("trivisor: error: cannot write statistics to '\(path)': \(error.localizedDescription)")
+        if outcome.exitStatus == 0 { throw ExitCode(ExitStatus.usage) }
+      }
+    }
+    if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
+  }
+
+  /// Everything that can fail on bad input, before the engine runs.
+  private func prepare(log: @escaping (String) -> Void) throws(ExitCodeError) -> (
+    memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine
+  ) {
+    let size: MemorySize
+    do { size = try MemorySize(parsing: memory) } catch { throw ExitCodeError(error.description) }
+    guard let serialBackend = SerialBackend(argument: serial) else {
+      throw ExitCodeError("invalid --serial '\(serial)' (use stdio, null or file:PATH)")
+    }
+    guard let placement = InterruptControllerPlacement(rawValue: irqchip) else {
+      throw ExitCodeError("invalid --irqchip '\(irqchip)' (use user or kernel)")
+    }
+    if let t = timeout, !(t > 0 && t.isFinite) { throw ExitCodeError("--timeout must be a positive number of seconds") }
+    if image != nil && kernel != nil { throw ExitCodeError("give either IMAGE or --kernel, not both") }
+    let imagePath = kernel ?? image
+    if imagePath == nil && (append != nil || initrd != nil || flatAddress != nil || flatEntry != nil) {
+      throw ExitCodeError("--append, --initrd, --flat-address and --flat-entry need an image")
+    }
+    var options = LoadOptions(commandLine: append ?? "")
+    if let a = flatAddress {
+      guard let v = parseNumber(a) else { throw ExitCodeError("invalid --flat-address '\(a)'") }
+      options.flatAddress = v
+    }
+    if let e = flatEntry {
+      guard let v = parseNumber(e) else { throw ExitCodeError("invalid --flat-entry '\(e)'") }
+      guard options.flatAddress != nil else { throw ExitCodeError("--flat-entry needs --flat-address") }
+      options.flatEntry = v
+    }
+    if let p = initrd { options.initrd = try readUserFile(p, what: "initrd") }
+
+    let guestMemory: GuestMemory
+    do { guestMemory = try GuestMemory(ramSize: size.bytes) } catch { throw ExitCodeError(error.description) }
+    let boot: BootState
+    if let path = imagePath {
+      let bytes = try readUserFile(path, what: "image")
+      do {
+        boot = try ImageLoader.load(image: bytes, into: guestMemory, options: options)
+      } catch {
+        throw ExitCodeError("\(path): \(error.description)")
+      }
+    } else {
+      do { boot = try DemoGuest.load(into: guestMemory) } catch { throw ExitCodeError(error.description) }
+    }
+    let (engine, note) = try EngineRegistry.select(self.engine)
+    log(note)
+    log("memory \(size.bytes >> 20) MiB, serial \(serial)")
+    let config = MachineConfiguration(
+      serial: serialBackend, engineOptions: EngineOptions(interruptController: placement), timeoutSeconds: timeout,
+      handleHostSignals: true, log: verbose ? log : nil)
+    return (guestMemory, boot, config, engine)
   }
 }

@@ -1,0 +1,404 @@
+import CKVM
+import VMM
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// One KVM vCPU: `KVM_CREATE_VCPU`, its mmap'd `kvm_run`, registers, CPUID, interrupt injection
+/// and `KVM_RUN`, with `kvm_run` exits translated into the VMM's `VMExit`.
+///
+/// Kicks: `kick()` sends `KVMVirtualCPU.kickSignal` to the thread in `run()`; the signal's handler
+/// sets `kvm_run.immediate_exit`, so `KVM_RUN` returns `EINTR` whether the signal lands inside it or
+/// just before it, and `run()` returns `.kicked`.
+public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
+  /// The signal that interrupts `KVM_RUN` (installed without `SA_RESTART`).
+  public static let kickSignal = SIGUSR1
+  private static let handlerInstalled: Bool = ckvm_install_kick_handler(kickSignal) == 0
+
+  public let engineName = "kvm"
+  public let vm: KVMVirtualMachine
+  public let id: UInt32
+  /// The vCPU file descriptor (vCPU ioctls).
+  public let fd: Int32
+  private let runMapping: UnsafeMutableRawPointer
+  private let run: UnsafeMutablePointer<kvm_run>
+  private let mapSize: Int
+  /// pthread_t of the thread in `run()`, 0 before the first run (read by `kick()` on any thread).
+  private let runThread: UnsafeMutablePointer<UInt>
+  private var boundThread: UInt = 0
+
+  /// A `REP INS`/`REP OUTS` exit with `count` > 1 is handed to the VMM one element at a time.
+  private var stringIO: (exit: ckvm_io_exit, next: UInt32)?
+  /// Where `complete(.value)` writes the answer to the last `IN` or MMIO read (nil: nothing waits).
+  private var pendingRead: (pointer: UnsafeMutableRawPointer, size: Int)?
+
+  public var exitControls = ExitControls() {
+    didSet {
+      unsupportedExitControls = Self.unsupported(exitControls, kernelIRQChip: vm.hasInKernelIRQChip)
+      allPortsExit = exitControls.exitOnAllPorts
+    }
+  }
+  /// `exitControls.exitOnAllPorts`, kept apart so the hot path does not copy the controls.
+  private var allPortsExit = true
+  public private(set) var unsupportedExitControls: [String] = []
+  public var instructionsRetired: UInt64? { nil }
+
+  init(vm: KVMVirtualMachine, id: UInt32) throws(EngineError) {
+    guard Self.handlerInstalled else { throw EngineError("cannot install the vCPU kick signal handler") }
+    self.vm = vm
+    self.id = id
+    let fd = ckvm_ioctl(vm.fd, CKVM_CREATE_VCPU, UInt(id))
+    guard fd >= 0 else { throw EngineError("KVM_CREATE_VCPU failed: \(errnoText(-fd))") }
+    mapSize = vm.system.vcpuMapSize
+    guard let p = mmap(nil, mapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+      let e = errno
+      close(fd)
+      throw EngineError("mmap of kvm_run failed: \(errnoText(e))")
+    }
+    self.fd = fd
+    runMapping = p
+    run = p.assumingMemoryBound(to: kvm_run.self)
+    runThread = .allocate(capacity: 1)
+    runThread.initialize(to: 0)
+    do throws(EngineError) {
+      let cpuid = try vm.system.supportedCPUID()
+      try check(ckvm_set_cpuid2(fd, cpuid, UInt32(cpuid.count)), "KVM_SET_CPUID2")
+      var fpu = try fpuState()
+      fpu.fcw = 0x37F
+      fpu.mxcsr = 0x1F80
+      try setFPU(fpu)
+      if vm.hasInKernelIRQChip {
+        try check(ckvm_setup_lapic_virtual_wire(fd), "KVM_SET_LAPIC (virtual wire)")
+      }
+    } catch {
+      munmap(p, mapSize)
+      close(fd)
+      runThread.deallocate()
+      throw error
+    }
+    unsupportedExitControls = Self.unsupported(exitControls, kernelIRQChip: vm.hasInKernelIRQChip)
+  }
+
+  deinit {
+    if boundThread == ckvm_current_thread() { ckvm_bind_thread_run(nil) }
+    ckvm_atomic_store(runThread, 0)
+    munmap(runMapping, mapSize)
+    close(fd)
+    runThread.deallocate()
+  }
+
+  // MARK: - Running
+
+  public func run(budget: UInt64?) throws(EngineError) -> VMExit {
+    if let pending = stringIO { return nextStringElement(pending) }
+    let me = ckvm_current_thread()
+    if me != boundThread {
+      ckvm_bind_thread_run(run)
+      ckvm_atomic_store(runThread, me)
+      boundThread = me
+    }
+    while true {
+      let r = ckvm_run(fd)
+      if r < 0 {
+        if r == -EINTR || r == -EAGAIN {
+          ckvm_run_set_immediate_exit(run, 0)
+          return .kicked
+        }
+        throw EngineError("KVM_RUN failed: \(errnoText(-r))")
+      }
+      switch ckvm_run_exit_reason(run) {
+      case CKVM_EXIT_IO:
+        let io = ckvm_run_io(run)
+        if !allPortsExit && !exitControls.ioExitPorts.contains(io.port) {
+          // The I/O bitmap says this port does not exit: answer like an empty bus, stay in the guest.
+          if io.direction == CKVM_EXIT_IO_IN {
+            memset(runMapping + Int(io.data_offset), 0xFF, Int(io.size) * Int(io.count))
+          }
+          continue
+        }
+        return nextStringElement((io, 0))
+      case CKVM_EXIT_MMIO:
+        let m = ckvm_run_mmio(run)
+        let data = UnsafeMutableRawPointer(ckvm_run_mmio_data(run)!)
+        let size = Int(min(m.len, 8))
+        if m.is_write != 0 {
+          var value: UInt64 = 0
+          withUnsafeMutableBytes(of: &value) { $0.baseAddress!.copyMemory(from: data, byteCount: size) }
+          pendingRead = nil
+          return .mmio(MMIOAccess(address: m.phys_addr, size: size, isWrite: true, value: UInt64(littleEndian: value)))
+        }
+        pendingRead = (data, size)
+        return .mmio(MMIOAccess(address: m.phys_addr, size: size, isWrite: false))
+      case CKVM_EXIT_HLT:
+        return .halt
+      case CKVM_EXIT_IRQ_WINDOW_OPEN:
+        return .interruptWindow
+      case CKVM_EXIT_INTR:
+        ckvm_run_set_immediate_exit(run, 0)
+        return .kicked
+      case CKVM_EXIT_SHUTDOWN:
+        return .shutdown(.tripleFault)
+      case CKVM_EXIT_SYSTEM_EVENT:
+        return .shutdown(.unspecified)
+      case CKVM_EXIT_HYPERCALL:
+        return .hypercall(Hypercall(number: ckvm_run_hypercall_nr(run), arguments: []))
+      case CKVM_EXIT_EXCEPTION:
+        let vector = UInt8(truncatingIfNeeded: ckvm_run_exception(run))
+        return .exception(vector: vector, errorCode: ckvm_run_exception_error(run))
+      case CKVM_EXIT_FAIL_ENTRY:
+        let reason = ckvm_run_fail_entry_reason(run)
+        return .internalError(
+          report(
+            "KVM_EXIT_FAIL_ENTRY: the CPU refused to enter the guest (hardware entry failure reason 0x\(String(reason, radix: 16))"
+              + (reason == 0x21 ? ": invalid guest state)" : ")")))
+      case CKVM_EXIT_INTERNAL_ERROR:
+        return .internalError(report(internalErrorText()))
+      case let other:
+        return .internalError(report("unexpected KVM exit reason \(other)"))
+      }
+    }
+  }
+
+  /// Element `next` of a (possibly repeated) port-I/O exit.
+  private func nextStringElement(_ pending: (exit: ckvm_io_exit, next: UInt32)) -> VMExit {
+    let io = pending.exit
+    let size = Int(io.size)
+    let data = runMapping + Int(io.data_offset) + Int(pending.next) * size
+    stringIO = pending.next + 1 < io.count ? (io, pending.next + 1) : nil
+    if io.direction == CKVM_EXIT_IO_OUT {
+      pendingRead = nil
+      let value: UInt32
+      switch size {
+      case 1: value = UInt32(data.load(as: UInt8.self))
+      case 2: value = UInt32(data.loadUnaligned(as: UInt16.self))
+      default: value = data.loadUnaligned(as: UInt32.self)
+      }
+      return .io(PortAccess(port: io.port, size: size, isWrite: true, value: value))
+    }
+    pendingRead = (data, size)
+    return .io(PortAccess(port: io.port, size: size, isWrite: false))
+  }
+
+  public func complete(_ response: ExitResponse) throws(EngineError) {
+    switch response {
+    case .none, .cpuid:
+      pendingRead = nil
+    case .value(let v):
+      guard let (pointer, size) = pendingRead else { return }
+      var le = v.littleEndian
+      withUnsafeBytes(of: &le) { pointer.copyMemory(from: $0.baseAddress!, byteCount: min(size, 8)) }
+      pendingRead = nil
+    case .fault(let vector, _):
+      throw EngineError("the kvm engine cannot make an exiting instruction fault (vector \(vector))")
+    }
+  }
+
+  private func internalErrorText() -> String {
+    let sub = ckvm_run_internal_suberror(run)
+    let names: [UInt32: String] = [
+      1: "emulation failure (KVM could not emulate an instruction)",
+      2: "simultaneous exceptions",
+      3: "event delivery failed",
+      4: "unexpected exit reason",
+    ]
+    var text = "KVM_EXIT_INTERNAL_ERROR: \(names[sub] ?? "suberror \(sub)")"
+    let n = min(ckvm_run_internal_ndata(run), 16)
+    if n > 0 {
+      text +=
+        "; data " + (0..<n).map { "0x" + String(ckvm_run_internal_data(run, $0), radix: 16) }.joined(separator: " ")
+    }
+    return text
+  }
+
+  /// An internal-error report with the registers and the bytes at RIP (read through the guest's
+  /// page tables when paging is on).
+  public func report(_ reason: String) -> InternalErrorReport {
+    let regs = try? registers()
+    let sregs = try? specialRegisters()
+    var bytes: [UInt8] = []
+    if let regs, let sregs {
+      bytes = GuestPageWalker(memory: vm.memory, specialRegisters: sregs).bytesAtRIP(regs)
+    }
+    return InternalErrorReport(reason: reason, registers: regs, specialRegisters: sregs, bytesAtRIP: bytes)
+  }
+
+  // MARK: - Interrupts
+
+  public var readyForInterruptInjection: Bool { ckvm_run_ready_for_interrupt_injection(run) != 0 }
+
+  /// The guest's RFLAGS.IF as of the last exit.
+  public var interruptFlag: Bool { ckvm_run_if_flag(run) != 0 }
+
+  public func injectInterrupt(vector: UInt8) throws(EngineError) {
+    var irq = kvm_interrupt(irq: UInt32(vector))
+    try check(ckvm_ioctl_ptr(fd, CKVM_INTERRUPT, &irq), "KVM_INTERRUPT vector \(vector)")
+  }
+
+  public func requestInterruptWindow(_ enabled: Bool) {
+    ckvm_run_set_request_interrupt_window(run, enabled ? 1 : 0)
+  }
+
+  public func kick() {
+    let thread = ckvm_atomic_load(runThread)
+    if thread == 0 {
+      ckvm_run_set_immediate_exit(run, 1)
+    } else {
+      _ = ckvm_signal_thread(thread, Self.kickSignal)
+    }
+  }
+
+  // MARK: - Registers
+
+  public func registers() throws(EngineError) -> Registers {
+    var k = kvm_regs()
+    try check(ckvm_ioctl_ptr(fd, CKVM_GET_REGS, &k), "KVM_GET_REGS")
+    var r = Registers()
+    r.rax = k.rax
+    r.rbx = k.rbx
+    r.rcx = k.rcx
+    r.rdx = k.rdx
+    r.rsi = k.rsi
+    r.rdi = k.rdi
+    r.rsp = k.rsp
+    r.rbp = k.rbp
+    r.r8 = k.r8
+    r.r9 = k.r9
+    r.r10 = k.r10
+    r.r11 = k.r11
+    r.r12 = k.r12
+    r.r13 = k.r13
+    r.r14 = k.r14
+    r.r15 = k.r15
+    r.rip = k.rip
+    r.rflags = k.rflags
+    return r
+  }
+
+  public func setRegisters(_ r: Registers) throws(EngineError) {
+    var k = kvm_regs(
+      rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi, rsp: r.rsp, rbp: r.rbp,
+      r8: r.r8, r9: r.r9, r10: r.r10, r11: r.r11, r12: r.r12, r13: r.r13, r14: r.r14, r15: r.r15,
+      rip: r.rip, rflags: r.rflags | 0x2)
+    try check(ckvm_ioctl_ptr(fd, CKVM_SET_REGS, &k), "KVM_SET_REGS")
+  }
+
+  public func specialRegisters() throws(EngineError) -> SpecialRegisters {
+    var k = kvm_sregs()
+    try check(ckvm_ioctl_ptr(fd, CKVM_GET_SREGS, &k), "KVM_GET_SREGS")
+    var s = SpecialRegisters()
+    s.cs = Segment(k.cs)
+    s.ds = Segment(k.ds)
+    s.es = Segment(k.es)
+    s.fs = Segment(k.fs)
+    s.gs = Segment(k.gs)
+    s.ss = Segment(k.ss)
+    s.tr = Segment(k.tr)
+    s.ldt = Segment(k.ldt)
+    s.gdt = DescriptorTable(base: k.gdt.base, limit: k.gdt.limit)
+    s.idt = DescriptorTable(base: k.idt.base, limit: k.idt.limit)
+    s.cr0 = k.cr0
+    s.cr2 = k.cr2
+    s.cr3 = k.cr3
+    s.cr4 = k.cr4
+    s.cr8 = k.cr8
+    s.efer = k.efer
+    s.apicBase = k.apic_base
+    return s
+  }
+
+  /// Sets segments, descriptor tables, control registers and EFER. The APIC base and the pending
+  /// interrupt bitmap stay as KVM has them.
+  public func setSpecialRegisters(_ s: SpecialRegisters) throws(EngineError) {
+    var k = kvm_sregs()
+    try check(ckvm_ioctl_ptr(fd, CKVM_GET_SREGS, &k), "KVM_GET_SREGS")
+    k.cs = kvm_segment(s.cs)
+    k.ds = kvm_segment(s.ds)
+    k.es = kvm_segment(s.es)
+    k.fs = kvm_segment(s.fs)
+    k.gs = kvm_segment(s.gs)
+    k.ss = kvm_segment(s.ss)
+    k.tr = kvm_segment(s.tr)
+    k.ldt = kvm_segment(s.ldt)
+    k.gdt = kvm_dtable(base: s.gdt.base, limit: s.gdt.limit, padding: (0, 0, 0))
+    k.idt = kvm_dtable(base: s.idt.base, limit: s.idt.limit, padding: (0, 0, 0))
+    k.cr0 = s.cr0
+    k.cr2 = s.cr2
+    k.cr3 = s.cr3
+    k.cr4 = s.cr4
+    k.cr8 = s.cr8
+    k.efer = s.efer
+    try check(ckvm_ioctl_ptr(fd, CKVM_SET_SREGS, &k), "KVM_SET_SREGS")
+  }
+
+  public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
+    guard !msrs.isEmpty else { return }
+    let sorted = msrs.sorted { $0.key < $1.key }
+    let indices = sorted.map(\.key)
+    let values = sorted.map(\.value)
+    let r = ckvm_set_msrs(fd, UInt32(indices.count), indices, values)
+    try check(r, "KVM_SET_MSRS")
+    if r < indices.count {
+      throw EngineError("KVM_SET_MSRS rejected MSR 0x\(String(indices[Int(r)], radix: 16))")
+    }
+  }
+
+  /// Reads model-specific registers (`KVM_GET_MSRS`); MSRs KVM does not know are left out.
+  public func msrs(_ indices: [UInt32]) throws(EngineError) -> [UInt32: UInt64] {
+    var values = [UInt64](repeating: 0, count: indices.count)
+    let r = ckvm_get_msrs(fd, UInt32(indices.count), indices, &values)
+    try check(r, "KVM_GET_MSRS")
+    var out: [UInt32: UInt64] = [:]
+    for i in 0..<Int(r) { out[indices[i]] = values[i] }
+    return out
+  }
+
+  /// The x87/SSE state (`KVM_GET_FPU`).
+  public func fpuState() throws(EngineError) -> kvm_fpu {
+    var f = kvm_fpu()
+    try check(ckvm_ioctl_ptr(fd, CKVM_GET_FPU, &f), "KVM_GET_FPU")
+    return f
+  }
+
+  public func setFPU(_ state: kvm_fpu) throws(EngineError) {
+    var f = state
+    try check(ckvm_ioctl_ptr(fd, CKVM_SET_FPU, &f), "KVM_SET_FPU")
+  }
+
+  // MARK: - Exit controls
+
+  /// What KVM cannot do as asked: HLT, CPUID, RDTSC and INVLPG exiting are decided by KVM (HLT
+  /// exits reach userspace only without the in-kernel irqchip); MSR and exception bitmaps are not
+  /// exposed through this engine. The I/O bitmap is honoured by answering non-exiting ports in the
+  /// engine.
+  static func unsupported(_ c: ExitControls, kernelIRQChip: Bool) -> [String] {
+    var honoured = c
+    honoured.hltExiting = !kernelIRQChip
+    honoured.cpuidExiting = false
+    honoured.rdtscExiting = false
+    honoured.invlpgExiting = false
+    honoured.msrReadExits = []
+    honoured.msrWriteExits = []
+    honoured.exceptionBitmap = 0
+    return c.differences(from: honoured)
+  }
+}
+
+extension Segment {
+  init(_ k: kvm_segment) {
+    self.init(
+      selector: k.selector, base: k.base, limit: k.limit, type: k.type, s: k.s != 0, dpl: k.dpl,
+      present: k.present != 0, l: k.l != 0, db: k.db != 0, g: k.g != 0)
+    avl = k.avl != 0
+    unusable = k.unusable != 0
+  }
+}
+
+extension kvm_segment {
+  init(_ s: Segment) {
+    self.init(
+      base: s.base, limit: s.limit, selector: s.selector, type: s.type, present: s.present ? 1 : 0,
+      dpl: s.dpl, db: s.db ? 1 : 0, s: s.s ? 1 : 0, l: s.l ? 1 : 0, g: s.g ? 1 : 0, avl: s.avl ? 1 : 0,
+      unusable: s.unusable ? 1 : 0, padding: 0)
+  }
+}

@@ -1,0 +1,101 @@
+import CKVM
+import VMM
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// One KVM virtual machine (`KVM_CREATE_VM`): its guest memory slots, the optional in-kernel
+/// interrupt controller and PIT, and the vCPUs created from it.
+public final class KVMVirtualMachine: @unchecked Sendable {
+  public let system: KVMSystem
+  /// The VM file descriptor (VM ioctls).
+  public let fd: Int32
+  public let memory: GuestMemory
+  /// True when `KVM_CREATE_IRQCHIP` + `KVM_CREATE_PIT2` made KVM's PIC, IOAPIC, LAPIC and PIT
+  /// the guest's interrupt controller and timer.
+  public let hasInKernelIRQChip: Bool
+  /// Regions mapped writable although they are ROM (the host lacks KVM_CAP_READONLY_MEM).
+  public private(set) var writableROMRegions = 0
+
+  /// Where KVM_SET_TSS_ADDR puts the three pages Intel VMX needs for real-mode emulation (just
+  /// below the 4 GiB firmware area, inside the MMIO hole) and the identity-map page before them.
+  public static let tssAddress: UInt64 = 0xFFFB_D000
+  public static let identityMapAddress: UInt64 = 0xFFFB_C000
+
+  /// Creates the VM and maps every region of `memory` as a memory slot (ROM read-only, so guest
+  /// writes to it become MMIO exits).
+  public init(system: KVMSystem, memory: GuestMemory, inKernelIRQChip: Bool) throws(EngineError) {
+    self.system = system
+    self.memory = memory
+    let vm = ckvm_ioctl(system.fd, CKVM_CREATE_VM, 0)
+    guard vm >= 0 else { throw EngineError("KVM_CREATE_VM failed: \(errnoText(-vm))") }
+    fd = vm
+    hasInKernelIRQChip = inKernelIRQChip
+    do throws(EngineError) {
+      try mapMemory()
+      if system.cpuVendor() == "GenuineIntel" {
+        var identity = Self.identityMapAddress
+        try check(ckvm_ioctl_ptr(fd, CKVM_SET_IDENTITY_MAP_ADDR, &identity), "KVM_SET_IDENTITY_MAP_ADDR")
+        try check(ckvm_ioctl(fd, CKVM_SET_TSS_ADDR, UInt(Self.tssAddress)), "KVM_SET_TSS_ADDR")
+      }
+      if inKernelIRQChip {
+        guard system.capabilities.irqchip, system.capabilities.pit2 else {
+          throw EngineError("--irqchip kernel needs KVM_CAP_IRQCHIP and KVM_CAP_PIT2, which this host lacks")
+        }
+        try check(ckvm_ioctl(fd, CKVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP")
+        var pit = kvm_pit_config()
+        pit.flags = 0
+        try check(ckvm_ioctl_ptr(fd, CKVM_CREATE_PIT2, &pit), "KVM_CREATE_PIT2")
+      }
+    } catch {
+      close(fd)
+      throw error
+    }
+  }
+
+  deinit { close(fd) }
+
+  private func mapMemory() throws(EngineError) {
+    for (slot, region) in memory.regions.enumerated() {
+      var flags: UInt32 = 0
+      if region.kind == .rom {
+        if system.capabilities.readonlyMemory { flags |= CKVM_MEM_READONLY } else { writableROMRegions += 1 }
+      }
+      var r = kvm_userspace_memory_region(
+        slot: UInt32(slot), flags: flags, guest_phys_addr: region.guestAddress, memory_size: region.size,
+        userspace_addr: UInt64(UInt(bitPattern: region.host)))
+      try check(ckvm_ioctl_ptr(fd, CKVM_SET_USER_MEMORY_REGION, &r), "KVM_SET_USER_MEMORY_REGION slot \(slot)")
+    }
+  }
+
+  /// Drives an interrupt line of the in-kernel irqchip (`KVM_IRQ_LINE`).
+  public func setIRQLine(_ irq: UInt32, level: Bool) throws(EngineError) {
+    var l = kvm_irq_level()
+    l.irq = irq
+    l.level = level ? 1 : 0
+    try check(ckvm_ioctl_ptr(fd, CKVM_IRQ_LINE, &l), "KVM_IRQ_LINE \(irq)")
+  }
+
+  /// Creates vCPU `id` (`KVM_CREATE_VCPU`), maps its `kvm_run` and gives it KVM's supported CPUID.
+  public func makeVirtualCPU(id: UInt32 = 0) throws(EngineError) -> KVMVirtualCPU {
+    try KVMVirtualCPU(vm: self, id: id)
+  }
+}
+
+/// `InterruptSink` for the in-kernel irqchip: device interrupt lines become `KVM_IRQ_LINE`.
+public final class KVMInterruptSink: InterruptSink {
+  public let vm: KVMVirtualMachine
+  /// ioctl failures (reported by `--verbose`; a line change cannot throw through the device).
+  public private(set) var failures: UInt64 = 0
+  public init(vm: KVMVirtualMachine) { self.vm = vm }
+  public func setIRQ(_ line: Int, level: Bool) {
+    guard (0...15).contains(line) else { return }
+    do { try vm.setIRQLine(UInt32(line), level: level) } catch { failures += 1 }
+  }
+}
+
+@inline(__always)
+func check(_ result: Int32, _ operation: @autoclosure () -> String) throws(EngineError) {
+  if result < 0 { throw EngineError("\(operation()) failed: \(errnoText(-result))") }
+}

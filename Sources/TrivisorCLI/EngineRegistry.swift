@@ -1,0 +1,64 @@
+import KVMEngine
+import VMM
+
+/// Every engine the command line knows, in order of preference for `--engine auto`. New engines
+/// (the interpreter, later the binary translator) add one entry here.
+struct EngineRegistry {
+  /// One engine: its name, whether it can run on this host (and why not), and how to make it.
+  struct Entry: Sendable {
+    let name: String
+    let summary: String
+    /// nil when usable; otherwise the one-line reason.
+    let unavailableReason: @Sendable () -> String?
+    let make: @Sendable () throws -> any Engine
+  }
+
+  static let entries: [Entry] = [
+    Entry(
+      name: "kvm", summary: "hardware-assisted virtualization through Linux /dev/kvm",
+      unavailableReason: {
+        do {
+          _ = try KVMSystem()
+          return nil
+        } catch { return "\(error)" }
+      },
+      make: { try KVMEngine() })
+  ]
+
+  /// Names accepted by `--engine`.
+  static var names: [String] { ["auto"] + entries.map(\.name) }
+
+  /// The engine `name` asks for; `auto` takes the first usable one. The note says what was chosen
+  /// and why (for `--verbose`).
+  static func select(_ name: String) throws(ExitCodeError) -> (engine: any Engine, note: String) {
+    if name == "auto" {
+      var reasons: [String] = []
+      for e in entries {
+        if let why = e.unavailableReason() {
+          reasons.append("\(e.name): \(why)")
+          continue
+        }
+        do {
+          return (try e.make(), "engine auto: chose \(e.name) (\(e.summary))")
+        } catch {
+          reasons.append("\(e.name): \(error)")
+        }
+      }
+      throw ExitCodeError("no engine can run on this host: " + reasons.joined(separator: "; "))
+    }
+    guard let e = entries.first(where: { $0.name == name }) else {
+      throw ExitCodeError("unknown engine '\(name)' (choose from \(names.joined(separator: ", ")))")
+    }
+    do {
+      return (try e.make(), "engine \(e.name) (\(e.summary))")
+    } catch {
+      throw ExitCodeError("engine \(name) is unusable: \(error)")
+    }
+  }
+}
+
+/// A usage-level failure (exit status 2) carried up to the command.
+struct ExitCodeError: Error, CustomStringConvertible {
+  let description: String
+  init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,14 @@
+/// The built-in demo guest that `trivisor run` boots without an image (until the reference guest
+/// kernel replaces it): it prints a banner on COM1, takes 20 PIT interrupts through the PIC at
+/// 100 Hz while idling in HLT, and powers off with status 0. Source: guests/demo/demo.S.
+public enum DemoGuest {
+  public static let loadAddress: UInt64 = 0x10000
+
+  /// Copies the demo into `memory` and returns its ring-0 long-mode start state.
+  public static func load(into memory: GuestMemory) throws(MemoryError) -> BootState {
+    try memory.write(loadAddress, bytes: image)
+    var boot = try SmallGuestBoot.prepare(memory: memory, entry: loadAddress)
+    boot.summary = ["built-in demo guest (\(image.count) bytes) at 0x\(String(loadAddress, radix: 16)), ring 0"]
+    return boot
+  }
+}

@@ -1,0 +1,39 @@
+/// Where the interrupt controller and the timer live.
+public enum InterruptControllerPlacement: String, Sendable, CaseIterable {
+  /// The VMM's i8259 pair and i8254 (devices in Sources/VMM/Devices); interrupts are injected
+  /// through `VirtualCPU.injectInterrupt`. Every engine supports it.
+  case user
+  /// The engine's own PIC and PIT (KVM's in-kernel irqchip and PIT2). The VMM does not register
+  /// its PIC and PIT; devices raise interrupts through the engine's `InterruptSink`.
+  case kernel
+}
+
+/// What the VMM asks of an engine when it builds a machine.
+public struct EngineOptions: Sendable {
+  public var interruptController: InterruptControllerPlacement
+  public init(interruptController: InterruptControllerPlacement = .user) {
+    self.interruptController = interruptController
+  }
+}
+
+/// A machine as an engine built it: the vCPU, plus the engine's interrupt controller when the
+/// options asked for one in the engine (`.kernel`).
+public struct EngineMachine {
+  public var vcpu: any VirtualCPU
+  /// Non-nil exactly when the interrupt controller and timer live in the engine.
+  public var engineInterruptSink: (any InterruptSink)?
+  public init(vcpu: any VirtualCPU, engineInterruptSink: (any InterruptSink)? = nil) {
+    self.vcpu = vcpu
+    self.engineInterruptSink = engineInterruptSink
+  }
+}
+
+/// An engine as the VMM sees it before any vCPU exists: something that can turn guest memory into
+/// a running machine. Engines register in the command line's `EngineRegistry`.
+public protocol Engine: AnyObject {
+  /// The name the command line uses (`kvm`, `interp`).
+  var name: String { get }
+  /// Builds the engine's VM over `memory` (already loaded: ROM regions must exist by now) and its
+  /// single vCPU.
+  func makeMachine(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> EngineMachine
+}

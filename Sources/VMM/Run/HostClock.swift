@@ -1,0 +1,23 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Guest time from the host's monotonic clock: nanoseconds since the clock was made. The default
+/// `GuestClock` of a `VirtualMachine` (devices see real time pass, as on hardware).
+public final class HostClock: GuestClock, @unchecked Sendable {
+  private let origin: UInt64
+
+  public init() { origin = HostClock.monotonicNanoseconds() }
+
+  public var nanoseconds: UInt64 { HostClock.monotonicNanoseconds() &- origin }
+
+  /// CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system call on most hosts).
+  @inline(__always)
+  public static func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+  }
+}

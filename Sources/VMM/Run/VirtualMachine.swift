@@ -1,0 +1,131 @@
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// One PC-like machine: guest memory, the port-I/O and MMIO buses with the standard devices, a
+/// guest clock, and the vCPU of an engine. `run()` drives it until the guest stops.
+///
+/// Devices: `PCDevices` (contracts.md) at their usual ports: COM1 16550A at 0x3F8 (IRQ 4), the
+/// i8259 pair at 0x20/0xA0 (+ ELCR 0x4D0), the i8254 PIT at 0x40 (IRQ 0) with port 0x61, the i8042
+/// at 0x60/0x64, CMOS/RTC at 0x70, POST port 0x80, port 0x92, the debug console at 0xE9 and 0x402,
+/// isa-debug-exit at 0xF4, the power-off register at 0x604 and the PCI host bridge at 0xCF8. With
+/// the engine's in-kernel interrupt controller (`--irqchip kernel`) the PIC and PIT are the engine's:
+/// the VMM's are neither registered nor advanced, and device IRQs go to the engine's sink.
+///
+/// Usage: fill `memory` with a loader, then
+/// `let vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: config)`,
+/// optionally register more devices on `portBus`/`mmioBus`, then `let outcome = vm.run()`.
+public final class VirtualMachine {
+  public let memory: GuestMemory
+  public let portBus = PortIOBus()
+  public let mmioBus = MMIOBus()
+  public let clock: HostClock
+  public let vcpu: any VirtualCPU
+  public let engineName: String
+  public let configuration: MachineConfiguration
+  public let statistics = ExitStatistics()
+  /// The legacy PC devices.
+  public let devices: PCDevices
+
+  public var serial: Serial16550 { devices.serial }
+  /// The userspace PIC and PIT; nil when the engine provides them (`--irqchip kernel`).
+  public let pic: PICPair?
+  public let pit: PIT8254?
+  public var cmos: CMOS { devices.cmos }
+  public var debugExit: DebugExitDevice { devices.debugExit }
+  public var debugConsole: DebugConsole { devices.debugConsole }
+  public var powerOff: PowerOffDevice { devices.powerOff }
+  /// Host input waiting for the UART (filled by the stdin reader with `--serial stdio`).
+  public let input = HostInputQueue()
+
+  let console: ConsoleOutput
+  let wakeup: WakeupEvent
+  var timedDevices: [any TimedDevice] = []
+  var hostInput: HostConsoleInput?
+  let stopRequest = StopRequest()
+  /// Guest time at which `--timeout` expires (set by `run()`).
+  var timeoutDeadline: UInt64?
+  /// The host timer that kicks the vCPU at device deadlines while `run()` runs.
+  var deadlineTimer: DeadlineTimer?
+
+  /// Builds the machine: the engine's VM and vCPU over `memory` (which the loader has filled), the
+  /// devices, and the vCPU state from `boot`.
+  public init(
+    memory: GuestMemory, boot: BootState, engine: any Engine, configuration: MachineConfiguration
+  ) throws(EngineError) {
+    self.memory = memory
+    self.configuration = configuration
+    engineName = engine.name
+    clock = HostClock()
+    wakeup = WakeupEvent()
+    let machine = try engine.makeMachine(memory: memory, options: configuration.engineOptions)
+    vcpu = machine.vcpu
+
+    if let capture = configuration.consoleCapture {
+      console = ConsoleOutput(callback: capture)
+    } else {
+      switch configuration.serial {
+      case .stdio: console = ConsoleOutput(descriptor: 1)
+      case .null: console = ConsoleOutput()
+      case .file(let path):
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+          throw EngineError("cannot open serial output file \(path): \(String(cString: strerror(errno)))")
+        }
+        console = ConsoleOutput(descriptor: fd, closeOnDeinit: true)
+      }
+    }
+
+    let console = self.console
+    devices = PCDevices(
+      memory: memory, clock: clock, interruptSink: machine.engineInterruptSink,
+      serialOutput: { console.write($0) })
+    if machine.engineInterruptSink == nil {
+      pic = devices.pic
+      pit = devices.pit
+      timedDevices = devices.timedDevices
+    } else {
+      // The engine's PIT and PIC own ports 0x20, 0x40-0x43 and 0x61; the VMM's PIT must not also
+      // raise IRQ 0, so it is never advanced.
+      pic = nil
+      pit = nil
+    }
+    do throws(PortIOBus.BusError) {
+      try devices.register(on: portBus)
+    } catch {
+      throw EngineError("device wiring: \(error)")
+    }
+
+    try vcpu.setSpecialRegisters(boot.specialRegisters)
+    try vcpu.setRegisters(boot.registers)
+    try vcpu.setMSRs(boot.msrs)
+    for line in boot.summary { configuration.log?(line) }
+    configuration.log?(
+      "engine \(engine.name), interrupt controller \(configuration.engineOptions.interruptController.rawValue)"
+        + (vcpu.unsupportedExitControls.isEmpty
+          ? "" : ", exit controls not honoured: \(vcpu.unsupportedExitControls.joined(separator: ", "))"))
+  }
+
+  /// Asks a running `run()` to stop with `reason` at the next exit (kicks the vCPU). Any thread.
+  public func requestStop(_ reason: StopReason) {
+    stopRequest.set(reason)
+    wakeup.signal()
+    vcpu.kick()
+  }
+}
+
+/// A stop asked for from another thread (signal watcher, timer), read by the run loop.
+final class StopRequest: @unchecked Sendable {
+  private let lock = NSLockLike()
+  private var reason: StopReason?
+  private let flag = Atomic<Bool>(false)
+  /// True once a stop was requested (one atomic load: checked at every exit).
+  var pending: Bool { flag.load(ordering: .acquiring) }
+  func set(_ r: StopReason) {
+    lock.locked { if reason == nil { reason = r } }
+    flag.store(true, ordering: .releasing)
+  }
+  func take() -> StopReason? { lock.locked { reason } }
+}

@@ -1,0 +1,71 @@
+/// Per-reason VM-exit statistics: count, total and extreme handling times and a log-bucket
+/// histogram for percentiles, all in flat preallocated arrays indexed by `ExitKind`.
+///
+/// The time recorded for an exit is the VMM's share of the round trip: from `run()` returning the
+/// exit to the next entry into the guest (handling the exit, delivering interrupts, arming timers).
+/// Time inside the engine (`guestNanoseconds`) is kept as one total.
+public final class ExitStatistics {
+  private static let kinds = ExitKind.allCases.count
+  private var counts = [UInt64](repeating: 0, count: kinds)
+  private var totals = [UInt64](repeating: 0, count: kinds)
+  private var minimums = [UInt64](repeating: .max, count: kinds)
+  private var maximums = [UInt64](repeating: 0, count: kinds)
+  private var histogram = [UInt64](repeating: 0, count: kinds * LogHistogram.bucketCount)
+  /// Nanoseconds spent inside the engine's `run()` (guest execution plus the engine's exit path).
+  public var guestNanoseconds: UInt64 = 0
+
+  public init() {}
+
+  /// Records one exit of `kind` whose handling took `nanoseconds`.
+  @inline(__always)
+  public func record(_ kind: ExitKind, nanoseconds: UInt64) {
+    let k = kind.rawValue
+    counts[k] &+= 1
+    totals[k] &+= nanoseconds
+    if nanoseconds < minimums[k] { minimums[k] = nanoseconds }
+    if nanoseconds > maximums[k] { maximums[k] = nanoseconds }
+    histogram[k * LogHistogram.bucketCount + LogHistogram.bucket(of: nanoseconds)] &+= 1
+  }
+
+  public func count(of kind: ExitKind) -> UInt64 { counts[kind.rawValue] }
+  public var totalExits: UInt64 { counts.reduce(0, &+) }
+
+  /// The duration below which `fraction` (0...1) of the recorded exits of `kind` fell, to the
+  /// histogram's resolution (nil when none were recorded).
+  public func percentile(_ fraction: Double, of kind: ExitKind) -> UInt64? {
+    let k = kind.rawValue
+    let n = counts[k]
+    guard n > 0 else { return nil }
+    let target = max(1, UInt64((Double(n) * fraction).rounded(.up)))
+    var seen: UInt64 = 0
+    let base = k * LogHistogram.bucketCount
+    for b in 0..<LogHistogram.bucketCount {
+      seen += histogram[base + b]
+      if seen >= target {
+        return min(max(LogHistogram.midpoint(of: b), minimums[k]), maximums[k])
+      }
+    }
+    return maximums[k]
+  }
+
+  /// A snapshot for printing and JSON.
+  public func report(wallNanoseconds: UInt64, instructionsRetired: UInt64?) -> ExitStatisticsReport {
+    var rows: [ExitStatisticsReport.Row] = []
+    for kind in ExitKind.allCases where counts[kind.rawValue] > 0 {
+      let k = kind.rawValue
+      rows.append(
+        ExitStatisticsReport.Row(
+          reason: kind.name, count: counts[k], totalNanoseconds: totals[k],
+          meanNanoseconds: Double(totals[k]) / Double(counts[k]), minNanoseconds: minimums[k],
+          maxNanoseconds: maximums[k], p50Nanoseconds: percentile(0.50, of: kind) ?? 0,
+          p90Nanoseconds: percentile(0.90, of: kind) ?? 0, p99Nanoseconds: percentile(0.99, of: kind) ?? 0))
+    }
+    rows.sort { $0.count > $1.count }
+    let total = totalExits
+    let seconds = Double(wallNanoseconds) / 1e9
+    return ExitStatisticsReport(
+      totalExits: total, wallNanoseconds: wallNanoseconds, guestNanoseconds: guestNanoseconds,
+      exitsPerSecond: seconds > 0 ? Double(total) / seconds : 0, instructionsRetired: instructionsRetired,
+      reasons: rows)
+  }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// A snapshot of `ExitStatistics`: printed as a table by `--stats`, written as JSON by
+/// `--stats-json PATH`. JSON keys are the property names (stable; tests and tools rely on them).
+public struct ExitStatisticsReport: Codable, Sendable, Equatable {
+  public struct Row: Codable, Sendable, Equatable {
+    /// `VMExit.reasonName`.
+    public var reason: String
+    public var count: UInt64
+    public var totalNanoseconds: UInt64
+    public var meanNanoseconds: Double
+    public var minNanoseconds: UInt64
+    public var maxNanoseconds: UInt64
+    public var p50Nanoseconds: UInt64
+    public var p90Nanoseconds: UInt64
+    public var p99Nanoseconds: UInt64
+  }
+  public var totalExits: UInt64
+  /// Wall-clock time of the whole run (first entry to stop).
+  public var wallNanoseconds: UInt64
+  /// Time spent inside the engine's `run()`.
+  public var guestNanoseconds: UInt64
+  public var exitsPerSecond: Double
+  /// Guest instructions retired, when the engine counts them (nil for kvm).
+  public var instructionsRetired: UInt64?
+  /// One row per exit reason seen, most frequent first.
+  public var reasons: [Row]
+
+  /// The report as pretty-printed JSON.
+  public func json() throws -> Data {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return try e.encode(self)
+  }
+
+  /// A fixed-width table for the terminal.
+  public var table: String {
+    func time(_ ns: Double) -> String {
+      if ns >= 1e9 { return String(format: "%.2fs", ns / 1e9) }
+      if ns >= 1e6 { return String(format: "%.2fms", ns / 1e6) }
+      if ns >= 1e3 { return String(format: "%.2fus", ns / 1e3) }
+      return String(format: "%.0fns", ns)
+    }
+    func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
+      let p = String(repeating: " ", count: max(0, w - s.count))
+      return left ? s + p : p + s
+    }
+    var lines: [String] = []
+    let header = [
+      pad("exit reason", 18, left: true), pad("count", 10), pad("total", 10), pad("mean", 9), pad("p50", 9),
+      pad("p90", 9), pad("p99", 9), pad("max", 9),
+    ]
+    lines.append(header.joined(separator: " "))
+    for r in reasons {
+      lines.append(
+        [
+          pad(r.reason, 18, left: true), pad(String(r.count), 10), pad(time(Double(r.totalNanoseconds)), 10),
+          pad(time(r.meanNanoseconds), 9), pad(time(Double(r.p50Nanoseconds)), 9),
+          pad(time(Double(r.p90Nanoseconds)), 9), pad(time(Double(r.p99Nanoseconds)), 9),
+          pad(time(Double(r.maxNanoseconds)), 9),
+        ].joined(separator: " "))
+    }
+    var summary =
+      "total: \(totalExits) exits in \(time(Double(wallNanoseconds))) (\(String(format: "%.0f", exitsPerSecond)) exits/s), "
+      + "in guest/engine \(time(Double(guestNanoseconds)))"
+    if let i = instructionsRetired { summary += ", \(i) instructions retired" }
+    lines.append(summary)
+    return lines.joined(separator: "\n")
+  }
+}

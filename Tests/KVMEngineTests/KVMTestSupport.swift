@@ -1,0 +1,52 @@
+import KVMEngine
+import VMM
+
+/// Shared helpers for tests that need `/dev/kvm`.
+enum KVMTestSupport {
+  /// The kvm engine, or nil after printing why the test skips.
+  static func engine(_ test: String = #function) -> KVMEngine? {
+    do {
+      return try KVMEngine()
+    } catch {
+      print("SKIP: /dev/kvm unusable (\(error)); \(test) needs it")
+      return nil
+    }
+  }
+
+  /// 2 MiB of guest memory with `image` at 0x10000, started by `SmallGuestBoot` in ring 0.
+  static func machine(
+    _ engine: KVMEngine, image: [UInt8], memory: UInt64 = 2 << 20, options: EngineOptions = EngineOptions()
+  ) throws -> (memory: GuestMemory, vcpu: any VirtualCPU) {
+    let mem = try GuestMemory(ramSize: memory)
+    try mem.write(0x10000, bytes: image)
+    let boot = try SmallGuestBoot.prepare(memory: mem, entry: 0x10000)
+    let machine = try engine.makeMachine(memory: mem, options: options)
+    try machine.vcpu.setSpecialRegisters(boot.specialRegisters)
+    try machine.vcpu.setRegisters(boot.registers)
+    return (mem, machine.vcpu)
+  }
+}
+
+/// Collects guest console output from the vCPU thread.
+final class OutputCapture: @unchecked Sendable {
+  private(set) var bytes: [UInt8] = []
+  func append(_ b: [UInt8]) { bytes += b }
+  var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+extension KVMTestSupport {
+  /// A full `VirtualMachine` (devices, run loop) running `image` at 0x10000 in ring 0.
+  static func virtualMachine(
+    _ engine: KVMEngine, image: [UInt8], capture: OutputCapture, timeout: Double = 20,
+    irqchip: InterruptControllerPlacement = .user, prepare: (GuestMemory) throws -> Void = { _ in }
+  ) throws -> VirtualMachine {
+    let mem = try GuestMemory(ramSize: 2 << 20)
+    try mem.write(0x10000, bytes: image)
+    try prepare(mem)
+    let boot = try SmallGuestBoot.prepare(memory: mem, entry: 0x10000)
+    let config = MachineConfiguration(
+      consoleCapture: { capture.append($0) }, engineOptions: EngineOptions(interruptController: irqchip),
+      timeoutSeconds: timeout)
+    return try VirtualMachine(memory: mem, boot: boot, engine: engine, configuration: config)
+  }
+}

@@ -1,5 +1,0 @@
-import Testing
-
-@Test func kvmenginePlaceholderBuilds() {
-  #expect(Bool(true))
-}
