@@ -1,0 +1,497 @@
+/// Multiplication, division, shifts, rotates, bit operations and decimal adjustment.
+extension CPU {
+  func multiplyDivide(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let m = ALU.mask(size)
+    let bits = UInt64(size * 8)
+    if ins.operation == .imul && ins.operandCount >= 2 {
+      let three = ins.operandCount == 3
+      let a = try readOperand(ins, three ? ins.operands.1 : ins.operands.0, ea)
+      let b = try readOperand(ins, three ? ins.operands.2 : ins.operands.1, ea)
+      let (hi, lo) = ALU.signExtend(a, size).multipliedFullWidth(by: ALU.signExtend(b, size))
+      let r = lo & m
+      let overflow: Bool
+      if size == 8 {
+        overflow = hi != (Int64(bitPattern: lo) >> 63)
+      } else {
+        overflow = ALU.signExtend(r, size) != Int64(bitPattern: lo)
+      }
+      try writeOperand(ins, ins.operands.0, ea, r)
+      setArithmeticFlags(ALU.szp(r, size) | (overflow ? Flags.cf | Flags.of : 0))
+      return
+    }
+    let src = try readOperand(ins, ins.operands.0, ea)
+    switch ins.operation {
+    case .mul:
+      let acc = reg(0, size)
+      let (hi, lo) = acc.multipliedFullWidth(by: src)
+      let high: UInt64
+      let low: UInt64
+      if size == 8 {
+        high = hi
+        low = lo
+      } else {
+        low = lo & m
+        high = (lo >> bits) & m
+      }
+      writeWide(size, high: high, low: low)
+      setArithmeticFlags(ALU.szp(low, size) | (high != 0 ? Flags.cf | Flags.of : 0))
+    case .imul:
+      let (hi, lo) = ALU.signExtend(reg(0, size), size).multipliedFullWidth(by: ALU.signExtend(src, size))
+      let high: UInt64
+      let low: UInt64
+      let overflow: Bool
+      if size == 8 {
+        high = UInt64(bitPattern: hi)
+        low = lo
+        overflow = hi != (Int64(bitPattern: lo) >> 63)
+      } else {
+        low = lo & m
+        high = (lo >> bits) & m
+        overflow = ALU.signExtend(low, size) != Int64(bitPattern: lo)
+      }
+      writeWide(size, high: high, low: low)
+      setArithmeticFlags(ALU.szp(low, size) | (overflow ? Flags.cf | Flags.of : 0))
+    case .div:
+      if src == 0 { throw Fault.divideError }
+      let (high, low) = readWide(size)
+      if high >= src { throw Fault.divideError }
+      let q: UInt64
+      let r: UInt64
+      if size == 8 {
+        (q, r) = src.dividingFullWidth((high, low))
+      } else {
+        let d = (high << bits) | low
+        q = d / src
+        r = d % src
+      }
+      writeDivision(size, quotient: q, remainder: r)
+    default:  // idiv
+      if src == 0 { throw Fault.divideError }
+      let (high, low) = readWide(size)
+      // Sign-extend the 2n-bit dividend into a 128-bit (hi, lo) pair.
+      var dhi: UInt64
+      var dlo: UInt64
+      if size == 8 {
+        dhi = high
+        dlo = low
+      } else {
+        let d = ALU.signExtend((high << bits) | low, size * 2 > 8 ? 8 : size * 2)
+        dlo = UInt64(bitPattern: d)
+        dhi = d < 0 ? ~0 : 0
+      }
+      let negative = dhi >> 63 != 0
+      if negative {
+        dlo = ~dlo &+ 1
+        dhi = ~dhi &+ (dlo == 0 ? 1 : 0)
+      }
+      let s = ALU.signExtend(src, size)
+      let smag = s.magnitude
+      if dhi >= smag { throw Fault.divideError }
+      let (qmag, rmag) = smag.dividingFullWidth((dhi, dlo))
+      let qNegative = negative != (s < 0)
+      let limit: UInt64 = 1 << (bits - 1)
+      if qNegative ? (qmag > limit || (qmag == limit && model == .i8086)) : qmag >= limit {
+        throw Fault.divideError
+      }
+      let q = qNegative ? ~qmag &+ 1 : qmag
+      let r = negative ? ~rmag &+ 1 : rmag
+      writeDivision(size, quotient: q & m, remainder: r & m)
+    }
+  }
+
+  func readWide(_ size: Int) -> (UInt64, UInt64) {
+    if size == 1 { return ((state.gpr(0) >> 8) & 0xFF, state.gpr(0) & 0xFF) }
+    return (reg(2, size), reg(0, size))
+  }
+
+  func writeWide(_ size: Int, high: UInt64, low: UInt64) {
+    if size == 1 {
+      setReg(0, 2, (high << 8) | low)
+    } else {
+      setReg(0, size, low)
+      setReg(2, size, high)
+    }
+  }
+
+  func writeDivision(_ size: Int, quotient: UInt64, remainder: UInt64) {
+    if size == 1 {
+      setReg(0, 2, ((remainder & 0xFF) << 8) | (quotient & 0xFF))
+    } else {
+      setReg(0, size, quotient)
+      setReg(2, size, remainder)
+    }
+  }
+
+  // swiftlint:disable:next cyclomatic_complexity function_body_length
+  func shiftRotate(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let m = ALU.mask(size)
+    let sign = ALU.sign(size)
+    let bits = UInt64(size * 8)
+    var count = (try readOperand(ins, ins.operands.1, ea)) & 0xFF
+    if model != .i8086 { count &= size == 8 ? 0x3F : 0x1F }
+    let a = try readOperand(ins, ins.operands.0, ea)
+    if ins.operation == .setmo {
+      if count == 0 { return }
+      try writeOperand(ins, ins.operands.0, ea, m)
+      setArithmeticFlags(ALU.szp(m, size))
+      return
+    }
+    if count == 0 { return }
+    var r: UInt64 = 0
+    var f = state.rflags
+    func set(_ flag: UInt64, _ on: Bool) { if on { f |= flag } else { f &= ~flag } }
+    switch ins.operation {
+    case .shl, .sal:
+      r = count >= 64 ? 0 : (a << count) & m
+      let cf = count <= bits ? (a >> (bits - count)) & 1 != 0 : false
+      f = (f & ~Flags.arithmetic) | ALU.szp(r, size)
+      set(Flags.cf, cf)
+      set(Flags.of, (r & sign != 0) != cf)
+    case .shr:
+      r = count >= 64 ? 0 : a >> count
+      let cf = count <= bits ? (a >> (count - 1)) & 1 != 0 : false
+      f = (f & ~Flags.arithmetic) | ALU.szp(r, size)
+      set(Flags.cf, cf)
+      set(Flags.of, count == 1 ? a & sign != 0 : (model == .i8086 ? false : a & sign != 0))
+    case .sar:
+      let sa = ALU.signExtend(a, size)
+      r = UInt64(bitPattern: sa >> Int64(min(count, 63))) & m
+      let cf = (sa >> Int64(min(count - 1, 63))) & 1 != 0
+      f = (f & ~Flags.arithmetic) | ALU.szp(r, size)
+      set(Flags.cf, cf)
+    case .rol:
+      let n = count % bits
+      r = n == 0 ? a : ((a << n) | (a >> (bits - n))) & m
+      let cf = r & 1 != 0
+      set(Flags.cf, cf)
+      set(Flags.of, (r & sign != 0) != cf)
+    case .ror:
+      let n = count % bits
+      r = n == 0 ? a : ((a >> n) | (a << (bits - n))) & m
+      set(Flags.cf, r & sign != 0)
+      set(Flags.of, (r & sign != 0) != (r & (sign >> 1) != 0))
+    case .rcl:
+      let n = size <= 2 ? count % (bits + 1) : count
+      var x = a
+      var cf: UInt64 = f & Flags.cf
+      for _ in 0..<n {
+        let out: UInt64 = x & sign != 0 ? 1 : 0
+        x = ((x << 1) | cf) & m
+        cf = out
+      }
+      r = x
+      set(Flags.cf, cf != 0)
+      set(Flags.of, (r & sign != 0) != (cf != 0))
+    default:  // rcr
+      let n = size <= 2 ? count % (bits + 1) : count
+      var x = a
+      var cf: UInt64 = f & Flags.cf
+      for _ in 0..<n {
+        let out = x & 1
+        x = (x >> 1) | (cf != 0 ? sign : 0)
+        cf = out
+      }
+      r = x
+      set(Flags.cf, cf != 0)
+      set(Flags.of, (r & sign != 0) != (r & (sign >> 1) != 0))
+    }
+    try writeOperand(ins, ins.operands.0, ea, r)
+    state.rflags = f
+  }
+
+  func doubleShift(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let m = ALU.mask(size)
+    let sign = ALU.sign(size)
+    let bits = UInt64(size * 8)
+    let count = (try readOperand(ins, ins.operands.2, ea)) & (size == 8 ? 63 : 31)
+    if count == 0 { return }
+    let a = try readOperand(ins, ins.operands.0, ea)
+    let b = try readOperand(ins, ins.operands.1, ea)
+    var r: UInt64
+    var cf: Bool
+    if ins.operation == .shld {
+      if size == 2 {
+        let w = (a << 32) | (b << 16) | a
+        r = (w >> (32 - count)) & m
+        cf = (w >> (48 - count)) & 1 != 0
+      } else {
+        r = ((a << count) | (b >> (bits - count))) & m
+        cf = (a >> (bits - count)) & 1 != 0
+      }
+    } else {
+      if size == 2 {
+        let w = a | (b << 16) | (a << 32)
+        r = (w >> count) & m
+        cf = (w >> (count - 1)) & 1 != 0
+      } else {
+        r = ((a >> count) | (b << (bits - count))) & m
+        cf = (a >> (count - 1)) & 1 != 0
+      }
+    }
+    try writeOperand(ins, ins.operands.0, ea, r)
+    var f = ALU.szp(r, size)
+    if cf { f |= Flags.cf }
+    if (r & sign != 0) != (a & sign != 0) { f |= Flags.of }
+    setArithmeticFlags(f)
+  }
+
+  func bitTest(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let bits = Int64(size * 8)
+    let o0 = ins.operands.0
+    var address = ea
+    var bit: UInt64
+    if ins.operands.1.kind == .immediate {
+      bit = ins.immediate & UInt64(bits - 1)
+    } else {
+      let offset = ALU.signExtend(reg(Int(ins.operands.1.reg), size), size)
+      bit = UInt64(bitPattern: offset) & UInt64(bits - 1)
+      if o0.kind == .memory {
+        let delta = (offset >> Int64(bits.trailingZeroBitCount)) &* Int64(size)
+        address = (ea &+ UInt64(bitPattern: delta)) & ALU.mask(Int(ins.addressSize))
+      }
+    }
+    let v = try readOperand(ins, o0, address)
+    let cf = (v >> bit) & 1 != 0
+    let m: UInt64 = 1 << bit
+    switch ins.operation {
+    case .bts: try writeOperand(ins, o0, address, v | m)
+    case .btr: try writeOperand(ins, o0, address, v & ~m)
+    case .btc: try writeOperand(ins, o0, address, v ^ m)
+    default: break
+    }
+    setFlag(Flags.cf, cf)
+  }
+
+  func bitScan(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let bits = UInt64(size * 8)
+    let src = try readOperand(ins, ins.operands.1, ea)
+    let o0 = ins.operands.0
+    switch ins.operation {
+    case .bsf, .bsr:
+      if src == 0 {
+        setFlag(Flags.zf, true)
+        return
+      }
+      let r = ins.operation == .bsf ? UInt64(src.trailingZeroBitCount) : UInt64(63 - src.leadingZeroBitCount)
+      try writeOperand(ins, o0, ea, r)
+      setArithmeticFlags(ALU.szp(r, size) & ~(Flags.zf | Flags.sf))
+    case .tzcnt, .lzcnt:
+      let r: UInt64
+      if src == 0 {
+        r = bits
+      } else if ins.operation == .tzcnt {
+        r = UInt64(src.trailingZeroBitCount)
+      } else {
+        r = UInt64(src.leadingZeroBitCount) - (64 - bits)
+      }
+      try writeOperand(ins, o0, ea, r)
+      var f = state.rflags & ~(Flags.cf | Flags.zf)
+      if src == 0 { f |= Flags.cf }
+      if r == 0 { f |= Flags.zf }
+      state.rflags = f
+    default:  // popcnt
+      let r = UInt64(src.nonzeroBitCount)
+      try writeOperand(ins, o0, ea, r)
+      setArithmeticFlags(src == 0 ? Flags.zf : 0)
+    }
+  }
+
+  func decimalAdjust(_ ins: DecodedInstruction) throws(Fault) {
+    var al = state.gpr(0) & 0xFF
+    var ah = (state.gpr(0) >> 8) & 0xFF
+    var f = state.rflags
+    let af = f & Flags.af != 0
+    let cf = f & Flags.cf != 0
+    switch ins.operation {
+    case .daa, .das:
+      let old = al
+      var newCF = false
+      var newAF = false
+      if (al & 0xF) > 9 || af {
+        newCF = cf || (ins.operation == .daa ? al + 6 > 0xFF : al < 6)
+        al = (ins.operation == .daa ? al &+ 6 : al &- 6) & 0xFF
+        newAF = true
+      }
+      if old > 0x99 || cf {
+        al = (ins.operation == .daa ? al &+ 0x60 : al &- 0x60) & 0xFF
+        newCF = true
+      }
+      f = (f & ~Flags.arithmetic) | ALU.szp(al, 1) | (newCF ? Flags.cf : 0) | (newAF ? Flags.af : 0)
+      if ins.operation == .daa {
+        if old & 0x80 == 0 && al & 0x80 != 0 { f |= Flags.of }
+      } else if old & 0x80 != 0 && al & 0x80 == 0 {
+        f |= Flags.of
+      }
+      setReg(0, 1, al)
+    case .aaa, .aas:
+      var adjust = false
+      if (al & 0xF) > 9 || af {
+        adjust = true
+        if model == .i8086 || model == .i80286 {
+          if ins.operation == .aaa {
+            al = al &+ 6
+            ah = (ah &+ 1 &+ (model == .i80286 && al > 0xFF ? 0 : 0)) & 0xFF
+          } else {
+            al = al &- 6
+            ah = (ah &- 1) & 0xFF
+          }
+        } else {
+          var ax = (ah << 8) | al
+          ax = ins.operation == .aaa ? ax &+ 0x106 : ax &- 0x106 & 0xFFFF
+          if ins.operation == .aas { ax = ((ah << 8 | al) &- 6) & 0xFFFF; ax = ax &- 0x100 }
+          al = ax & 0xFF
+          ah = (ax >> 8) & 0xFF
+        }
+      }
+      let result = al & 0xFF
+      al = result & 0x0F
+      f = (f & ~Flags.arithmetic) | ALU.szp(result, 1) | (adjust ? Flags.cf | Flags.af : 0)
+      setReg(0, 2, (ah << 8) | al)
+    case .aam:
+      let base = ins.immediate & 0xFF
+      if base == 0 { throw Fault.divideError }
+      ah = al / base
+      al = al % base
+      f = (f & ~Flags.arithmetic) | ALU.szp(al, 1)
+      setReg(0, 2, (ah << 8) | al)
+    case .aad:
+      let base = ins.immediate & 0xFF
+      let (r, addFlags) = ALU.add(al, (ah &* base) & 0xFF, carry: 0, 1)
+      f = (f & ~Flags.arithmetic) | addFlags
+      setReg(0, 2, r & 0xFF)
+    default:  // salc
+      setReg(0, 1, cf ? 0xFF : 0)
+      return
+    }
+    state.rflags = f
+  }
+
+  /// Far JMP/CALL/RET and IRET (real mode; protected mode through `loadSegment`).
+  func farControl(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    switch ins.operation {
+    case .jmpFar, .callFar:
+      var offset: UInt64
+      var selector: UInt64
+      if ins.operands.0.kind == .farPointer {
+        offset = ins.immediate
+        selector = ins.immediate2
+      } else {
+        offset = try read(seg: Int(ins.segment), offset: ea, size: size)
+        selector = try read(
+          seg: Int(ins.segment), offset: (ea &+ UInt64(size)) & ALU.mask(Int(ins.addressSize)), size: 2)
+      }
+      if size == 2 { offset &= 0xFFFF }
+      var sp = stackPointer()
+      if ins.operation == .callFar {
+        let pushSize = size
+        sp = try pushValue(UInt64(state.segmentSelector(1)), size: pushSize, from: sp)
+        sp = try pushValue(nextRIP, size: pushSize, from: sp)
+      }
+      let savedCS = state.segment(.cs)
+      try loadSegment(1, selector: UInt16(truncatingIfNeeded: selector))
+      do throws(Fault) {
+        try branch(to: offset, size: size)
+      } catch {
+        state.setSegment(.cs, savedCS)
+        throw error
+      }
+      if ins.operation == .callFar { setStackPointer(sp) }
+    case .retf:
+      var sp = stackPointer()
+      let (ip, sp1) = try popValue(size: size, from: sp)
+      let (cs, sp2) = try popValue(size: size, from: sp1)
+      sp = sp2
+      let savedCS = state.segment(.cs)
+      try loadSegment(1, selector: UInt16(truncatingIfNeeded: cs))
+      do throws(Fault) {
+        try branch(to: ip, size: size)
+      } catch {
+        state.setSegment(.cs, savedCS)
+        throw error
+      }
+      setStackPointer((sp &+ (ins.operandCount > 0 ? ins.immediate & 0xFFFF : 0)) & ALU.mask(stackAddressSize))
+    default:  // iret
+      if !isRealMode { throw Fault.generalProtection() }
+      let (ip, sp1) = try popValue(size: size, from: stackPointer())
+      let (cs, sp2) = try popValue(size: size, from: sp1)
+      let (flags, sp3) = try popValue(size: size, from: sp2)
+      let savedCS = state.segment(.cs)
+      try loadSegment(1, selector: UInt16(truncatingIfNeeded: cs))
+      do throws(Fault) {
+        try branch(to: ip, size: size)
+      } catch {
+        state.setSegment(.cs, savedCS)
+        throw error
+      }
+      setStackPointer(sp3)
+      loadFlags(flags, size: size)
+    }
+  }
+
+  /// One iteration of a string instruction. Returns true when the instruction repeats (RIP stays).
+  func stringIteration(_ ins: DecodedInstruction) throws(Fault) -> Bool {
+    let a = Int(ins.addressSize)
+    let am = ALU.mask(a)
+    let repeated = ins.prefixes.contains(.rep) || ins.prefixes.contains(.repne)
+    if repeated && reg(1, a) == 0 { return false }
+    let size = Int(ins.operandSize)
+    let delta = flag(Flags.df) ? UInt64(bitPattern: Int64(-size)) : UInt64(size)
+    let si = reg(6, a)
+    let di = reg(7, a)
+    let seg = Int(ins.segment)
+    var newSI = si
+    var newDI = di
+    switch ins.operation {
+    case .movs:
+      let v = try read(seg: seg, offset: si, size: size)
+      try write(seg: 0, offset: di, size: size, value: v)
+      newSI = (si &+ delta) & am
+      newDI = (di &+ delta) & am
+    case .stos:
+      try write(seg: 0, offset: di, size: size, value: reg(0, size))
+      newDI = (di &+ delta) & am
+    case .lods:
+      let v = try read(seg: seg, offset: si, size: size)
+      setReg(0, size, v)
+      newSI = (si &+ delta) & am
+    case .scas:
+      let v = try read(seg: 0, offset: di, size: size)
+      setArithmeticFlags(ALU.sub(reg(0, size), v, borrow: 0, size).1)
+      newDI = (di &+ delta) & am
+    case .cmps:
+      let x = try read(seg: seg, offset: si, size: size)
+      let y = try read(seg: 0, offset: di, size: size)
+      setArithmeticFlags(ALU.sub(x, y, borrow: 0, size).1)
+      newSI = (si &+ delta) & am
+      newDI = (di &+ delta) & am
+    case .ins:
+      try requireIOPL()
+      try checkWrite(seg: 0, offset: di, size: size)
+      let v = try replayedRead(.portIn(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size))
+      try write(seg: 0, offset: di, size: size, value: v)
+      newDI = (di &+ delta) & am
+    default:  // outs
+      try requireIOPL()
+      let v = try read(seg: seg, offset: si, size: size)
+      try replayedWrite(.portOut(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size, value: v))
+      newSI = (si &+ delta) & am
+    }
+    setReg(6, a, newSI)
+    setReg(7, a, newDI)
+    guard repeated else { return false }
+    let count = (reg(1, a) &- 1) & am
+    setReg(1, a, count)
+    if count == 0 { return false }
+    if ins.operation == .cmps || ins.operation == .scas {
+      let zf = flag(Flags.zf)
+      if ins.prefixes.contains(.rep) ? !zf : zf { return false }
+    }
+    return true
+  }
+}

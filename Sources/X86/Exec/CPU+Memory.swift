@@ -1,0 +1,156 @@
+/// Linear/physical memory access: segmentation, the MMU hook, the software TLB, MMIO replay.
+extension CPU {
+  /// The single linear-to-physical translation point (paging comes later: identity + address mask).
+  @inline(__always) func translate(_ linear: UInt64, write: Bool) throws(Fault) -> UInt64 {
+    linear & model.physicalAddressMask
+  }
+
+  @inline(__always) func hostPage(_ phys: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
+    let page = phys >> 12
+    let i = Int(page & UInt64(CPU.tlbSize - 1))
+    if write {
+      if tlbWriteTag[i] == page, let p = tlbWritePtr[i] { return p + Int(phys & 0xFFF) }
+      guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: true) else { return nil }
+      tlbWriteTag[i] = page
+      tlbWritePtr[i] = p
+      codeWritten(page: page)
+      return p + Int(phys & 0xFFF)
+    }
+    if tlbReadTag[i] == page, let p = tlbReadPtr[i] { return p + Int(phys & 0xFFF) }
+    guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: false) else { return nil }
+    tlbReadTag[i] = page
+    tlbReadPtr[i] = p
+    return p + Int(phys & 0xFFF)
+  }
+
+  /// Hook for the decode cache: a page became writable through the TLB.
+  @inline(__always) func codeWritten(page: UInt64) {}
+
+  /// Reads `size` (1-8) bytes at a physical address within one page.
+  func physicalRead(_ phys: UInt64, size: Int) throws(Fault) -> UInt64 {
+    if let p = hostPage(phys, write: false) ?? memory.hostPointer(physical: phys, length: size, write: false) {
+      switch size {
+      case 1: return UInt64(p.load(as: UInt8.self))
+      case 2: return UInt64(p.loadUnaligned(as: UInt16.self))
+      case 4: return UInt64(p.loadUnaligned(as: UInt32.self))
+      case 8: return p.loadUnaligned(as: UInt64.self)
+      default:
+        var v: UInt64 = 0
+        for k in 0..<size { v |= UInt64(p.load(fromByteOffset: k, as: UInt8.self)) << (8 * k) }
+        return v
+      }
+    }
+    return try replayedRead(.mmioRead(address: phys, size: size))
+  }
+
+  /// Writes `size` (1-8) bytes at a physical address within one page.
+  func physicalWrite(_ phys: UInt64, size: Int, value: UInt64) throws(Fault) {
+    if let p = hostPage(phys, write: true) ?? memory.hostPointer(physical: phys, length: size, write: true) {
+      switch size {
+      case 1: p.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
+      case 2: p.storeBytes(of: UInt16(truncatingIfNeeded: value), as: UInt16.self)
+      case 4: p.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
+      case 8: p.storeBytes(of: value, as: UInt64.self)
+      default:
+        for k in 0..<size {
+          p.storeBytes(of: UInt8(truncatingIfNeeded: value >> (8 * k)), toByteOffset: k, as: UInt8.self)
+        }
+      }
+      return
+    }
+    try replayedWrite(.mmioWrite(address: phys, size: size, value: value))
+  }
+
+  /// An I/O or MMIO read: the logged answer on re-execution, else an event.
+  func replayedRead(_ event: CPUEvent) throws(Fault) -> UInt64 {
+    if ioIndex < ioLog.count {
+      let v = ioLog[ioIndex]
+      ioIndex += 1
+      return v
+    }
+    throw .event(event)
+  }
+
+  /// An I/O or MMIO write: skipped on re-execution, else logged and reported.
+  func replayedWrite(_ event: CPUEvent) throws(Fault) {
+    if ioIndex < ioLog.count {
+      ioIndex += 1
+      return
+    }
+    ioLog.append(0)
+    throw .event(event)
+  }
+
+  /// Reads at a linear address (split when it crosses a page).
+  func readLinear(_ linear: UInt64, size: Int) throws(Fault) -> UInt64 {
+    if (linear & 0xFFF) + UInt64(size) <= 0x1000 {
+      return try physicalRead(try translate(linear, write: false), size: size)
+    }
+    var v: UInt64 = 0
+    for k in 0..<size {
+      v |= try physicalRead(try translate(linear &+ UInt64(k), write: false), size: 1) << (8 * k)
+    }
+    return v
+  }
+
+  /// Writes at a linear address (split when it crosses a page; both pages are checked first).
+  func writeLinear(_ linear: UInt64, size: Int, value: UInt64) throws(Fault) {
+    if (linear & 0xFFF) + UInt64(size) <= 0x1000 {
+      try physicalWrite(try translate(linear, write: true), size: size, value: value)
+      return
+    }
+    _ = try translate(linear &+ UInt64(size - 1), write: true)
+    for k in 0..<size {
+      try physicalWrite(try translate(linear &+ UInt64(k), write: true), size: 1, value: value >> (8 * k))
+    }
+  }
+
+  /// Segment checks and the linear address of `size` bytes at `offset` in segment `seg` (0-5).
+  @inline(__always)
+  func linearAddress(seg: Int, offset: UInt64, size: Int, write: Bool) throws(Fault) -> UInt64 {
+    if state.codeMode == .bits64 {
+      let lin = (seg >= 4 ? state.segmentBase(seg) : 0) &+ offset
+      let top = Int64(bitPattern: lin) >> 47
+      if top != 0 && top != -1 { throw seg == 2 ? Fault.stackFault() : Fault.generalProtection() }
+      return lin
+    }
+    if model != .i8086 {
+      let limit = state.segmentLimit(seg)
+      if offset &+ UInt64(size - 1) > limit || offset &+ UInt64(size - 1) < offset {
+        throw seg == 2 ? Fault.stackFault() : Fault.generalProtection()
+      }
+    }
+    return (state.segmentBase(seg) &+ offset) & 0xFFFF_FFFF
+  }
+
+  /// Reads `size` bytes at segment:offset. On the 8086 a word at offset FFFF wraps to 0000.
+  func read(seg: Int, offset: UInt64, size: Int) throws(Fault) -> UInt64 {
+    if model == .i8086 && offset &+ UInt64(size) > 0x10000 {
+      var v: UInt64 = 0
+      for k in 0..<size {
+        let lin = try linearAddress(seg: seg, offset: (offset &+ UInt64(k)) & 0xFFFF, size: 1, write: false)
+        v |= try readLinear(lin, size: 1) << (8 * k)
+      }
+      return v
+    }
+    return try readLinear(try linearAddress(seg: seg, offset: offset, size: size, write: false), size: size)
+  }
+
+  /// Writes `size` bytes at segment:offset.
+  func write(seg: Int, offset: UInt64, size: Int, value: UInt64) throws(Fault) {
+    if model == .i8086 && offset &+ UInt64(size) > 0x10000 {
+      for k in 0..<size {
+        let lin = try linearAddress(seg: seg, offset: (offset &+ UInt64(k)) & 0xFFFF, size: 1, write: true)
+        try writeLinear(lin, size: 1, value: value >> (8 * k))
+      }
+      return
+    }
+    try writeLinear(try linearAddress(seg: seg, offset: offset, size: size, write: true), size: size, value: value)
+  }
+
+  /// Checks that a write would succeed without performing it (for multi-part instructions).
+  func checkWrite(seg: Int, offset: UInt64, size: Int) throws(Fault) {
+    if model == .i8086 { return }
+    _ = try linearAddress(seg: seg, offset: offset, size: size, write: true)
+  }
+}

@@ -1,0 +1,209 @@
+/// Operand access, stack, flags images, segment loads and exception delivery.
+extension CPU {
+  // MARK: Registers
+
+  @inline(__always) func reg(_ r: Int, _ size: Int) -> UInt64 {
+    state.gpr(r) & ALU.mask(size)
+  }
+
+  /// Writes a general register with x86-64 semantics (32-bit writes zero-extend).
+  @inline(__always) func setReg(_ r: Int, _ size: Int, _ v: UInt64) {
+    switch size {
+    case 8: state.setGPR(r, v)
+    case 4: state.setGPR(r, v & 0xFFFF_FFFF)
+    case 2: state.setGPR(r, (state.gpr(r) & ~0xFFFF) | (v & 0xFFFF))
+    default: state.setGPR(r, (state.gpr(r) & ~0xFF) | (v & 0xFF))
+    }
+  }
+
+  @inline(__always) func setArithmeticFlags(_ f: UInt64) {
+    state.rflags = (state.rflags & ~Flags.arithmetic) | f
+  }
+
+  @inline(__always) func flag(_ f: UInt64) -> Bool { state.rflags & f != 0 }
+
+  @inline(__always) func setFlag(_ f: UInt64, _ on: Bool) {
+    if on { state.rflags |= f } else { state.rflags &= ~f }
+  }
+
+  // MARK: Effective addresses and operands
+
+  /// The offset (effective address) of the memory operand, masked to the address size.
+  @inline(__always) func effectiveAddress(_ ins: DecodedInstruction, nextRIP: UInt64) -> UInt64 {
+    var ea = UInt64(bitPattern: ins.displacement)
+    if ins.base == DecodedInstruction.ripBase {
+      ea = ea &+ nextRIP
+    } else if ins.base != DecodedInstruction.noRegister {
+      ea = ea &+ state.gpr(Int(ins.base))
+    }
+    if ins.index != DecodedInstruction.noRegister {
+      ea = ea &+ state.gpr(Int(ins.index)) &* UInt64(ins.scale)
+    }
+    switch ins.addressSize {
+    case 2: return ea & 0xFFFF
+    case 4: return ea & 0xFFFF_FFFF
+    default: return ea
+    }
+  }
+
+  func readOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
+    let size = Int(o.size)
+    switch o.kind {
+    case .gpr: return reg(Int(o.reg), size)
+    case .gprHigh8: return (state.gpr(Int(o.reg)) >> 8) & 0xFF
+    case .memory: return try read(seg: Int(ins.segment), offset: ea, size: size)
+    case .immediate: return (o.reg == 1 ? ins.immediate2 : ins.immediate) & ALU.mask(size)
+    case .segment: return UInt64(state.segmentSelector(Int(o.reg)))
+    default: throw Fault.invalidOpcode
+    }
+  }
+
+  func writeOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, _ v: UInt64) throws(Fault) {
+    let size = Int(o.size)
+    switch o.kind {
+    case .gpr: setReg(Int(o.reg), size, v)
+    case .gprHigh8:
+      let r = Int(o.reg)
+      state.setGPR(r, (state.gpr(r) & ~0xFF00) | ((v & 0xFF) << 8))
+    case .memory: try write(seg: Int(ins.segment), offset: ea, size: size, value: v)
+    default: throw Fault.invalidOpcode
+    }
+  }
+
+  // MARK: Stack
+
+  /// Stack address size in bytes: 8 in 64-bit mode, else SS.B ? 4 : 2.
+  @inline(__always) var stackAddressSize: Int {
+    if state.codeMode == .bits64 { return 8 }
+    if isRealMode && model != .host64 && model != .i80386 { return 2 }
+    return state.segment(.ss).attributes & 0x4000 != 0 ? 4 : 2
+  }
+
+  @inline(__always) func stackPointer() -> UInt64 { state.gpr(4) & ALU.mask(stackAddressSize) }
+
+  @inline(__always) func setStackPointer(_ v: UInt64) { setReg(4, stackAddressSize, v) }
+
+  /// Pushes without committing RSP; returns the new stack pointer.
+  func pushValue(_ v: UInt64, size: Int, from sp: UInt64) throws(Fault) -> UInt64 {
+    let m = ALU.mask(stackAddressSize)
+    let nsp = (sp &- UInt64(size)) & m
+    try write(seg: 2, offset: nsp, size: size, value: v)
+    return nsp
+  }
+
+  func push(_ v: UInt64, size: Int) throws(Fault) {
+    setStackPointer(try pushValue(v, size: size, from: stackPointer()))
+  }
+
+  func popValue(size: Int, from sp: UInt64) throws(Fault) -> (UInt64, UInt64) {
+    let m = ALU.mask(stackAddressSize)
+    let v = try read(seg: 2, offset: sp, size: size)
+    return (v, (sp &+ UInt64(size)) & m)
+  }
+
+  func pop(size: Int) throws(Fault) -> UInt64 {
+    let (v, nsp) = try popValue(size: size, from: stackPointer())
+    setStackPointer(nsp)
+    return v
+  }
+
+  // MARK: Flags images
+
+  /// Applies the model's fixed FLAGS bits.
+  func normalizeFlags(_ f: UInt64) -> UInt64 {
+    var v = (f | Flags.reserved1) & ~(UInt64(1) << 3 | UInt64(1) << 5)
+    switch model {
+    case .i8086: v = (v | 0xF000) & 0xFFFF
+    case .i80286: v = isRealMode ? v & 0x0FFF : v & 0x7FFF
+    case .i80386: v &= 0x3_7FFF
+    case .host64: v &= 0x3F_7FFF
+    }
+    return v
+  }
+
+  /// The FLAGS image PUSHF/INT push (VM and RF read as 0).
+  func flagsImage() -> UInt64 { normalizeFlags(state.rflags) & ~(Flags.vm | Flags.rf) }
+
+  /// POPF/IRET: writes FLAGS respecting CPL/IOPL and the operand size.
+  func loadFlags(_ v: UInt64, size: Int) {
+    var writable: UInt64 = Flags.arithmetic | Flags.tf | Flags.df | Flags.if | Flags.iopl | Flags.nt
+    if model == .host64 { writable |= Flags.ac | Flags.id }
+    if !isRealMode {
+      let iopl = Int((state.rflags >> 12) & 3)
+      if state.cpl > 0 { writable &= ~Flags.iopl }
+      if state.cpl > iopl { writable &= ~Flags.if }
+    }
+    if size == 2 { writable &= 0xFFFF }
+    state.rflags = normalizeFlags((state.rflags & ~writable) | (v & writable))
+  }
+
+  // MARK: Segments
+
+  /// The single segment-load point: real mode sets base = selector * 16; protected mode reads the
+  /// descriptor (basic checks; full protected-mode checks come with the interpreter engine).
+  func loadSegment(_ s: Int, selector: UInt16) throws(Fault) {
+    guard let seg = SegmentRegister(rawValue: s) else { throw Fault.invalidOpcode }
+    if isRealMode || state.rflags & Flags.vm != 0 {
+      var c = state.segment(seg)
+      c.selector = selector
+      c.base = UInt64(selector) << 4
+      state.setSegment(seg, c)
+      return
+    }
+    if selector & 0xFFFC == 0 {
+      if seg == .cs || (seg == .ss && (state.codeMode != .bits64 || state.cpl == 3)) {
+        throw Fault.generalProtection(0)
+      }
+      state.setSegment(seg, SegmentCache(selector: selector, base: 0, limit: 0, attributes: 0))
+      return
+    }
+    let table = selector & 4 != 0 ? state.segment(.ldtr).base : state.gdtr.base
+    let limit = selector & 4 != 0 ? UInt64(state.segment(.ldtr).limit) : UInt64(state.gdtr.limit)
+    let index = UInt64(selector & 0xFFF8)
+    if index + 7 > limit { throw Fault.generalProtection(UInt32(selector & 0xFFFC)) }
+    let d = try readLinear(table &+ index, size: 8)
+    let attributes = UInt16(truncatingIfNeeded: (d >> 40) & 0xF0FF)
+    if attributes & 0x80 == 0 {
+      throw seg == .ss
+        ? Fault.stackFault(UInt32(selector & 0xFFFC)) : .exception(vector: 11, errorCode: UInt32(selector & 0xFFFC))
+    }
+    var lim = UInt32(truncatingIfNeeded: (d & 0xFFFF) | ((d >> 32) & 0xF_0000))
+    if attributes & 0x8000 != 0 { lim = lim << 12 | 0xFFF }
+    let base = ((d >> 16) & 0xFF_FFFF) | ((d >> 32) & 0xFF00_0000)
+    state.setSegment(seg, SegmentCache(selector: selector, base: base, limit: lim, attributes: attributes))
+  }
+
+  // MARK: Exceptions
+
+  /// The single exception-delivery point. Real mode: through the IVT. Other modes: reported to the
+  /// embedder for now (IDT delivery comes with the interpreter engine).
+  func raise(vector: UInt8, errorCode: UInt32?, nextRIP: UInt64) -> CPUEvent? {
+    if reportExceptions || !isRealMode { return .exception(vector: vector, errorCode: errorCode) }
+    let returnIP = (model == .i8086 && vector == 0) ? nextRIP : state.rip
+    do throws(Fault) {
+      try deliverReal(vector: vector, returnIP: returnIP)
+    } catch {
+      if case .event(let e) = error { return e }
+      // A fault while delivering: double fault, then shutdown.
+      if vector == 8 { return .tripleFault }
+      return raise(vector: 8, errorCode: 0, nextRIP: nextRIP)
+    }
+    return nil
+  }
+
+  /// Real-mode interrupt: push FLAGS, CS, IP; clear IF/TF/AC; CS:IP from the IVT.
+  func deliverReal(vector: UInt8, returnIP: UInt64) throws(Fault) {
+    let entry = UInt64(vector) * 4
+    if model != .i8086 && entry + 3 > UInt64(state.idtr.limit) { throw Fault.generalProtection(UInt32(entry) + 2) }
+    let ip = try readLinear(state.idtr.base &+ entry, size: 2)
+    let cs = try readLinear(state.idtr.base &+ entry + 2, size: 2)
+    var sp = stackPointer()
+    sp = try pushValue(flagsImage() & 0xFFFF, size: 2, from: sp)
+    sp = try pushValue(UInt64(state.segmentSelector(1)), size: 2, from: sp)
+    sp = try pushValue(returnIP & 0xFFFF, size: 2, from: sp)
+    setStackPointer(sp)
+    state.rflags &= ~(Flags.if | Flags.tf | Flags.ac | Flags.rf)
+    try loadSegment(1, selector: UInt16(cs))
+    state.rip = ip
+  }
+}

@@ -1,0 +1,153 @@
+/// One x86 CPU: architectural state, memory access through a software TLB, and instruction
+/// execution. Not thread-safe: drive it from one thread.
+public final class CPU {
+  public let model: CPUModel
+  public let state: CPUState
+  public let memory: any PhysicalMemory
+  /// Instructions retired (a REP iteration counts as one).
+  public var instructionsRetired: UInt64 = 0
+  /// Oracle mode: exceptions are returned as `.exception` events with the state as before the
+  /// instruction, instead of being delivered.
+  public var reportExceptions = false
+  /// The time-stamp counter source for RDTSC/RDTSCP (default: instructions retired).
+  public var readTSC: (() -> UInt64)?
+  /// The CPUID model answered by CPUID.
+  public var cpuid: CPUIDModel
+
+  // Software TLB (direct mapped, keyed by physical page).
+  static let tlbSize = 256
+  let tlbReadTag: UnsafeMutablePointer<UInt64>
+  let tlbReadPtr: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+  let tlbWriteTag: UnsafeMutablePointer<UInt64>
+  let tlbWritePtr: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+
+  /// Completed I/O and MMIO accesses of the current instruction (replayed on re-execution).
+  var ioLog: [UInt64] = []
+  var ioIndex = 0
+  /// Set by `complete(value:)` for the pending read.
+  var pendingRead = false
+
+  /// Real mode: CR0.PE clear.
+  @inlinable var isRealMode: Bool { state.cr0 & 1 == 0 }
+
+  public init(model: CPUModel, memory: any PhysicalMemory) {
+    self.model = model
+    self.memory = memory
+    self.state = CPUState()
+    self.cpuid = CPUIDModel(model: model)
+    tlbReadTag = .allocate(capacity: CPU.tlbSize)
+    tlbReadPtr = .allocate(capacity: CPU.tlbSize)
+    tlbWriteTag = .allocate(capacity: CPU.tlbSize)
+    tlbWritePtr = .allocate(capacity: CPU.tlbSize)
+    ioLog.reserveCapacity(16)
+    invalidateTLB()
+    resetReal(cs: 0xF000, ip: 0xFFF0)
+  }
+
+  deinit {
+    tlbReadTag.deallocate()
+    tlbReadPtr.deallocate()
+    tlbWriteTag.deallocate()
+    tlbWritePtr.deallocate()
+  }
+
+  /// Forgets every cached host page pointer (after the memory map changes).
+  public func invalidateTLB() {
+    for i in 0..<CPU.tlbSize {
+      tlbReadTag[i] = ~0
+      tlbWriteTag[i] = ~0
+      tlbReadPtr[i] = nil
+      tlbWritePtr[i] = nil
+    }
+  }
+
+  /// Real mode at CS:IP with every other segment 0, FLAGS = 2 (the 8086 reads bits 12-15 as 1).
+  public func resetReal(cs: UInt16, ip: UInt16) {
+    state.cr0 = model == .host64 ? 0x6000_0010 : (model == .i80386 ? 0x10 : 0)
+    state.efer = 0
+    state.cpl = 0
+    for s in SegmentRegister.allCases {
+      state.setSegment(s, .real(0, code: s == .cs))
+    }
+    state.setSegment(.ldtr, SegmentCache(selector: 0, base: 0, limit: 0xFFFF, attributes: 0x82))
+    state.setSegment(.tr, SegmentCache(selector: 0, base: 0, limit: 0xFFFF, attributes: 0x8B))
+    state.setSegment(.cs, .real(cs, code: true))
+    state.rip = UInt64(ip)
+    state.rflags = normalizeFlags(Flags.reserved1)
+    state.idtr = (0, 0x3FF)
+    state.gdtr = (0, 0xFFFF)
+    state.codeMode = .bits16
+    ioLog.removeAll(keepingCapacity: true)
+  }
+
+  /// Oracle mode: 64-bit code at CPL 3, flat segments, linear == physical, no paging;
+  /// exceptions are reported, not delivered.
+  public func configureFlatUser64() {
+    state.cr0 = 0x8000_0011 | 0x6000_0000 & 0
+    state.cr4 = 0x20 | 0x200 | 0x400
+    state.efer = 0x500
+    state.cpl = 3
+    let code = SegmentCache(selector: 0x33, base: 0, limit: 0xFFFF_FFFF, attributes: 0xA0FB)
+    let data = SegmentCache(selector: 0x2B, base: 0, limit: 0xFFFF_FFFF, attributes: 0xC0F3)
+    state.setSegment(.cs, code)
+    for s in [SegmentRegister.ss, .ds, .es] { state.setSegment(s, data) }
+    state.setSegment(.fs, SegmentCache(selector: 0, base: 0, limit: 0xFFFF_FFFF, attributes: 0))
+    state.setSegment(.gs, SegmentCache(selector: 0, base: 0, limit: 0xFFFF_FFFF, attributes: 0))
+    state.rflags = Flags.reserved1 | Flags.if
+    state.codeMode = .bits64
+    reportExceptions = true
+    flatUser = true
+    ioLog.removeAll(keepingCapacity: true)
+  }
+
+  /// True after `configureFlatUser64()`: no paging, linear == physical.
+  public internal(set) var flatUser = false
+
+  /// Answers the pending `.portIn`/`.mmioRead` event; the next `step()` re-executes the instruction
+  /// with this value.
+  public func complete(value: UInt64) {
+    ioLog.append(value)
+  }
+
+  /// Executes one instruction (or one REP iteration), delivering any exception it raises.
+  /// Returns nil when it simply retired.
+  @discardableResult
+  public func step() -> CPUEvent? {
+    let startRIP = state.rip
+    ioIndex = 0
+    do throws(Fault) {
+      try executeOne()
+      ioLog.removeAll(keepingCapacity: true)
+      instructionsRetired &+= 1
+      if halted {
+        halted = false
+        return .halt
+      }
+      return nil
+    } catch {
+      switch error {
+      case .event(let e):
+        state.rip = startRIP
+        return e
+      case .exception(let vector, let code):
+        ioLog.removeAll(keepingCapacity: true)
+        state.rip = startRIP
+        return raise(vector: vector, errorCode: code, nextRIP: lastNextRIP)
+      }
+    }
+  }
+
+  /// Runs until an event or until `budget` instructions retired.
+  public func run(budget: UInt64) -> CPUEvent {
+    var left = budget
+    while left > 0 {
+      if let e = step() { return e }
+      left -= 1
+    }
+    return .budgetExhausted
+  }
+
+  var halted = false
+  /// RIP after the instruction being executed (for trap-style exceptions such as the 8086's #DE).
+  var lastNextRIP: UInt64 = 0
+}

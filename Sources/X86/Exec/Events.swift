@@ -1,0 +1,47 @@
+/// Access to guest-physical memory. The CPU caches the returned pointers per 4 KiB page (see
+/// `CPU.invalidateTLB()`).
+public protocol PhysicalMemory: AnyObject {
+  /// A host pointer to `length` bytes at `physical`, or nil when the range is not RAM (the access
+  /// becomes an MMIO event). Never called across a 4 KiB page boundary.
+  func hostPointer(physical: UInt64, length: Int, write: Bool) -> UnsafeMutableRawPointer?
+}
+
+/// Why `CPU.step()`/`CPU.run(budget:)` returned to the embedder.
+public enum CPUEvent: Sendable, Equatable {
+  /// IN: answer with `CPU.complete(value:)`, then step again (the instruction re-executes).
+  case portIn(port: UInt16, size: Int)
+  /// OUT: perform it, then step again.
+  case portOut(port: UInt16, size: Int, value: UInt64)
+  /// A read of non-RAM: answer with `CPU.complete(value:)`, then step again.
+  case mmioRead(address: UInt64, size: Int)
+  /// A write to non-RAM: perform it, then step again.
+  case mmioWrite(address: UInt64, size: Int, value: UInt64)
+  /// HLT retired.
+  case halt
+  /// An exception while delivering a double fault (or an undeliverable exception).
+  case tripleFault
+  /// An exception raised with `reportExceptions` set (or one the model cannot deliver yet);
+  /// the state is as before the faulting instruction.
+  case exception(vector: UInt8, errorCode: UInt32?)
+  /// A hypercall instruction (VMCALL).
+  case hypercall
+  /// `run(budget:)` retired its budget.
+  case budgetExhausted
+  /// CPUID for a leaf the model does not answer itself (unused by the built-in model).
+  case cpuid(leaf: UInt32, subleaf: UInt32)
+  case msrRead(index: UInt32)
+  case msrWrite(index: UInt32, value: UInt64)
+}
+
+/// The typed error of the execution path: an architectural exception or a reason to stop.
+public enum Fault: Error, Sendable, Equatable {
+  /// An x86 exception (#DE=0, #UD=6, #GP=13, #SS=12, #PF=14, #AC=17 ...).
+  case exception(vector: UInt8, errorCode: UInt32?)
+  /// The instruction needs the embedder (I/O, MMIO); it re-executes afterwards.
+  case event(CPUEvent)
+
+  static let divideError = Fault.exception(vector: 0, errorCode: nil)
+  static let invalidOpcode = Fault.exception(vector: 6, errorCode: nil)
+  static func generalProtection(_ code: UInt32 = 0) -> Fault { .exception(vector: 13, errorCode: code) }
+  static func stackFault(_ code: UInt32 = 0) -> Fault { .exception(vector: 12, errorCode: code) }
+}

@@ -1,0 +1,154 @@
+/// RFLAGS bit masks.
+public enum Flags {
+  public static let cf: UInt64 = 1 << 0
+  public static let reserved1: UInt64 = 1 << 1
+  public static let pf: UInt64 = 1 << 2
+  public static let af: UInt64 = 1 << 4
+  public static let zf: UInt64 = 1 << 6
+  public static let sf: UInt64 = 1 << 7
+  public static let tf: UInt64 = 1 << 8
+  public static let `if`: UInt64 = 1 << 9
+  public static let df: UInt64 = 1 << 10
+  public static let of: UInt64 = 1 << 11
+  public static let iopl: UInt64 = 3 << 12
+  public static let nt: UInt64 = 1 << 14
+  public static let rf: UInt64 = 1 << 16
+  public static let vm: UInt64 = 1 << 17
+  public static let ac: UInt64 = 1 << 18
+  public static let vif: UInt64 = 1 << 19
+  public static let vip: UInt64 = 1 << 20
+  public static let id: UInt64 = 1 << 21
+  /// The six arithmetic status flags.
+  public static let arithmetic: UInt64 = cf | pf | af | zf | sf | of
+}
+
+/// The architectural state of one x86 CPU in a flat, page-aligned buffer with the fixed offsets of
+/// `CPUStateLayout`. A class so that the interpreter, a translator's generated code and the embedder
+/// share one copy; `raw` stays valid for the object's lifetime.
+public final class CPUState: @unchecked Sendable {
+  /// The raw state buffer (`CPUStateLayout.size` bytes, page-aligned).
+  public let raw: UnsafeMutableRawPointer
+
+  public init() {
+    raw = UnsafeMutableRawPointer.allocate(byteCount: CPUStateLayout.size, alignment: 4096)
+    raw.initializeMemory(as: UInt8.self, repeating: 0, count: CPUStateLayout.size)
+    rflags = Flags.reserved1
+  }
+
+  deinit { raw.deallocate() }
+
+  /// Reads the UInt64 slot at a byte offset of `CPUStateLayout`.
+  @inlinable public subscript(offset offset: Int) -> UInt64 {
+    get { raw.load(fromByteOffset: offset, as: UInt64.self) }
+    set { raw.storeBytes(of: newValue, toByteOffset: offset, as: UInt64.self) }
+  }
+
+  /// General register `i` (0-15, encoding order), all 64 bits.
+  @inlinable public func gpr(_ i: Int) -> UInt64 {
+    raw.load(fromByteOffset: i &* 8, as: UInt64.self)
+  }
+
+  /// Writes all 64 bits of general register `i`.
+  @inlinable public func setGPR(_ i: Int, _ value: UInt64) {
+    raw.storeBytes(of: value, toByteOffset: i &* 8, as: UInt64.self)
+  }
+
+  @inlinable public var rip: UInt64 {
+    get { self[offset: CPUStateLayout.rip] }
+    set { self[offset: CPUStateLayout.rip] = newValue }
+  }
+
+  /// RFLAGS, always materialized.
+  @inlinable public var rflags: UInt64 {
+    get { self[offset: CPUStateLayout.rflags] }
+    set { self[offset: CPUStateLayout.rflags] = newValue }
+  }
+
+  /// The hidden form of a segment register.
+  public func segment(_ s: SegmentRegister) -> SegmentCache {
+    let o = CPUStateLayout.segments + s.rawValue * CPUStateLayout.segmentStride
+    return SegmentCache(
+      selector: UInt16(truncatingIfNeeded: self[offset: o]), base: self[offset: o + 8],
+      limit: UInt32(truncatingIfNeeded: self[offset: o + 16]),
+      attributes: UInt16(truncatingIfNeeded: self[offset: o + 24]))
+  }
+
+  /// Replaces the hidden form of a segment register (no checks: see `CPU.loadSegment`).
+  public func setSegment(_ s: SegmentRegister, _ value: SegmentCache) {
+    let o = CPUStateLayout.segments + s.rawValue * CPUStateLayout.segmentStride
+    self[offset: o] = UInt64(value.selector)
+    self[offset: o + 8] = value.base
+    self[offset: o + 16] = UInt64(value.limit)
+    self[offset: o + 24] = UInt64(value.attributes)
+  }
+
+  /// Base of segment register number `s` (0-7).
+  @inlinable public func segmentBase(_ s: Int) -> UInt64 {
+    self[offset: CPUStateLayout.segments + s &* CPUStateLayout.segmentStride + 8]
+  }
+
+  /// Limit of segment register number `s` (0-7).
+  @inlinable public func segmentLimit(_ s: Int) -> UInt64 {
+    self[offset: CPUStateLayout.segments + s &* CPUStateLayout.segmentStride + 16]
+  }
+
+  /// Selector of segment register number `s` (0-7).
+  @inlinable public func segmentSelector(_ s: Int) -> UInt16 {
+    UInt16(truncatingIfNeeded: self[offset: CPUStateLayout.segments + s &* CPUStateLayout.segmentStride])
+  }
+
+  public var cr0: UInt64 {
+    get { self[offset: CPUStateLayout.cr0] }
+    set { self[offset: CPUStateLayout.cr0] = newValue }
+  }
+  public var cr2: UInt64 {
+    get { self[offset: CPUStateLayout.cr2] }
+    set { self[offset: CPUStateLayout.cr2] = newValue }
+  }
+  public var cr3: UInt64 {
+    get { self[offset: CPUStateLayout.cr3] }
+    set { self[offset: CPUStateLayout.cr3] = newValue }
+  }
+  public var cr4: UInt64 {
+    get { self[offset: CPUStateLayout.cr4] }
+    set { self[offset: CPUStateLayout.cr4] = newValue }
+  }
+  public var efer: UInt64 {
+    get { self[offset: CPUStateLayout.efer] }
+    set { self[offset: CPUStateLayout.efer] = newValue }
+  }
+  /// Current privilege level (0-3).
+  public var cpl: Int {
+    get { Int(self[offset: CPUStateLayout.cpl]) }
+    set { self[offset: CPUStateLayout.cpl] = UInt64(newValue & 3) }
+  }
+  /// Descriptor-table registers.
+  public var gdtr: (base: UInt64, limit: UInt16) {
+    get { (self[offset: CPUStateLayout.gdtrBase], UInt16(truncatingIfNeeded: self[offset: CPUStateLayout.gdtrLimit])) }
+    set {
+      self[offset: CPUStateLayout.gdtrBase] = newValue.base
+      self[offset: CPUStateLayout.gdtrLimit] = UInt64(newValue.limit)
+    }
+  }
+  public var idtr: (base: UInt64, limit: UInt16) {
+    get { (self[offset: CPUStateLayout.idtrBase], UInt16(truncatingIfNeeded: self[offset: CPUStateLayout.idtrLimit])) }
+    set {
+      self[offset: CPUStateLayout.idtrBase] = newValue.base
+      self[offset: CPUStateLayout.idtrLimit] = UInt64(newValue.limit)
+    }
+  }
+
+  /// The current code mode (kept in the state so generated code can read it).
+  public var codeMode: CodeMode {
+    get {
+      switch self[offset: CPUStateLayout.codeMode] {
+      case 64: return .bits64
+      case 32: return .bits32
+      default: return .bits16
+      }
+    }
+    set {
+      self[offset: CPUStateLayout.codeMode] = newValue == .bits64 ? 64 : newValue == .bits32 ? 32 : 16
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/// Fixed byte offsets of every field in `CPUState`'s raw buffer. Generated code (a binary
+/// translator) addresses the state through these offsets, so they never change meaning; new
+/// fields go into reserved room. Every slot is a little-endian UInt64.
+///
+/// | offset | field |
+/// |---|---|
+/// | 0x000-0x07F | GPRs 0-15 in encoding order (rax rcx rdx rbx rsp rbp rsi rdi r8-r15) |
+/// | 0x080 | RIP |
+/// | 0x088 | RFLAGS (architectural value; the model keeps it materialized) |
+/// | 0x090-0x0BF | reserved for lazy-flag fields (result, source, destination, kind, ...) |
+/// | 0x0C0-0x1BF | 8 segments ES CS SS DS FS GS LDTR TR, 32 bytes each: selector, base, limit, attributes |
+/// | 0x1C0 | GDTR base, 0x1C8 GDTR limit, 0x1D0 IDTR base, 0x1D8 IDTR limit |
+/// | 0x1E0 | CR0, 0x1E8 CR2, 0x1F0 CR3, 0x1F8 CR4, 0x200 CR8 |
+/// | 0x208 | EFER |
+/// | 0x210-0x24F | DR0-DR7 |
+/// | 0x250 | STAR, 0x258 LSTAR, 0x260 CSTAR, 0x268 SFMASK |
+/// | 0x270 | SYSENTER_CS, 0x278 SYSENTER_ESP, 0x280 SYSENTER_EIP |
+/// | 0x288 | KERNEL_GS_BASE, 0x290 TSC_AUX, 0x298 PAT, 0x2A0 APIC_BASE, 0x2A8 TSC offset |
+/// | 0x2B0 | CPL (current privilege level), 0x2B8 code mode (16/32/64) |
+/// | 0x2C0-0x3FF | reserved |
+/// | 0x400-0x5FF | reserved for XMM0-15 (+ room for YMM upper halves) |
+/// | 0x600-0x6FF | reserved for x87/MXCSR |
+/// | 0x700-0xFFF | reserved |
+public enum CPUStateLayout {
+  public static let gprs = 0x000
+  public static let rip = 0x080
+  public static let rflags = 0x088
+  public static let lazyFlags = 0x090
+  public static let segments = 0x0C0
+  /// Size of one segment record; fields at +0 selector, +8 base, +16 limit, +24 attributes.
+  public static let segmentStride = 32
+  public static let gdtrBase = 0x1C0
+  public static let gdtrLimit = 0x1C8
+  public static let idtrBase = 0x1D0
+  public static let idtrLimit = 0x1D8
+  public static let cr0 = 0x1E0
+  public static let cr2 = 0x1E8
+  public static let cr3 = 0x1F0
+  public static let cr4 = 0x1F8
+  public static let cr8 = 0x200
+  public static let efer = 0x208
+  public static let debugRegisters = 0x210
+  public static let star = 0x250
+  public static let lstar = 0x258
+  public static let cstar = 0x260
+  public static let sfmask = 0x268
+  public static let sysenterCS = 0x270
+  public static let sysenterESP = 0x278
+  public static let sysenterEIP = 0x280
+  public static let kernelGSBase = 0x288
+  public static let tscAux = 0x290
+  public static let pat = 0x298
+  public static let apicBase = 0x2A0
+  public static let tscOffset = 0x2A8
+  public static let cpl = 0x2B0
+  public static let codeMode = 0x2B8
+  public static let xmm = 0x400
+  public static let x87 = 0x600
+  /// Total size of the buffer (one page, page-aligned).
+  public static let size = 0x1000
+}

@@ -1,1 +1,0 @@
-// The X86 module.

@@ -1,0 +1,129 @@
+import Testing
+import X86
+
+@Suite struct ExecutionTests {
+  /// Runs `count` instructions, expecting no event.
+  func run(_ cpu: CPU, _ count: Int = 1) {
+    for _ in 0..<count {
+      if let e = cpu.step() { Issue.record("unexpected event \(e)") }
+    }
+  }
+
+  @Test func addSetsFlagsAndZeroExtends() {
+    let (cpu, _) = makeCPU64([0x01, 0xD8])  // add eax, ebx
+    cpu.state.setGPR(Reg.rax, 0xFFFF_FFFF_FFFF_FFFF)
+    cpu.state.setGPR(Reg.rbx, 1)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0)
+    #expect(cpu.state.rflags & (Flags.zf | Flags.cf | Flags.af | Flags.pf) == Flags.zf | Flags.cf | Flags.af | Flags.pf)
+    #expect(cpu.state.rip == 0x1002)
+  }
+
+  @Test func shiftFlagsForCountsZeroOneAndWidth() {
+    // shl eax, 0 leaves flags alone; shl eax, 1 sets CF/OF; shl al, 8 shifts everything out.
+    let (cpu, _) = makeCPU64([0xC1, 0xE0, 0x00, 0xD1, 0xE0, 0xC0, 0xE1, 0x08])
+    cpu.state.rflags |= Flags.cf | Flags.zf
+    cpu.state.setGPR(Reg.rax, 0x8000_0001)
+    cpu.state.setGPR(Reg.rcx, 0x01)
+    run(cpu)
+    #expect(cpu.state.rflags & (Flags.cf | Flags.zf) == Flags.cf | Flags.zf)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 2)
+    #expect(cpu.state.rflags & Flags.cf != 0 && cpu.state.rflags & Flags.of != 0)
+    run(cpu)  // shl cl, 8
+    #expect(cpu.state.gpr(Reg.rcx) == 0)
+    #expect(cpu.state.rflags & Flags.cf != 0 && cpu.state.rflags & Flags.zf != 0)
+  }
+
+  @Test func rotateThroughCarry() {
+    let (cpu, _) = makeCPU64([0xD0, 0xD0, 0xD0, 0xD8])  // rcl al, 1; rcr al, 1
+    cpu.state.setGPR(Reg.rax, 0x80)
+    cpu.state.rflags |= Flags.cf
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x01)
+    #expect(cpu.state.rflags & Flags.cf != 0)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x80)
+    #expect(cpu.state.rflags & Flags.cf != 0)
+  }
+
+  @Test func divideErrors() {
+    let (cpu, _) = makeCPU64([0xF7, 0xF3])  // div ebx
+    cpu.state.setGPR(Reg.rdx, 1)
+    cpu.state.setGPR(Reg.rbx, 1)
+    #expect(cpu.step() == .exception(vector: 0, errorCode: nil))
+    #expect(cpu.state.rip == 0x1000)
+    let (c2, _) = makeCPU64([0x48, 0xF7, 0xFB])  // idiv rbx: INT64_MIN / -1
+    c2.state.setGPR(Reg.rax, 0x8000_0000_0000_0000)
+    c2.state.setGPR(Reg.rdx, 0xFFFF_FFFF_FFFF_FFFF)
+    c2.state.setGPR(Reg.rbx, 0xFFFF_FFFF_FFFF_FFFF)
+    #expect(c2.step() == .exception(vector: 0, errorCode: nil))
+    let (c3, _) = makeCPU64([0x48, 0xF7, 0xFB])  // idiv rbx: -7 / 2
+    c3.state.setGPR(Reg.rax, UInt64(bitPattern: -7))
+    c3.state.setGPR(Reg.rdx, ~0)
+    c3.state.setGPR(Reg.rbx, 2)
+    run(c3)
+    #expect(c3.state.gpr(Reg.rax) == UInt64(bitPattern: -3) && c3.state.gpr(Reg.rdx) == UInt64(bitPattern: -1))
+  }
+
+  @Test func bsfOfZeroKeepsDestination() {
+    let (cpu, _) = makeCPU64([0x0F, 0xBC, 0xC3])  // bsf eax, ebx
+    cpu.state.setGPR(Reg.rax, 0x1234)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x1234)
+    #expect(cpu.state.rflags & Flags.zf != 0)
+  }
+
+  @Test func cmpxchg16bNeedsAlignment() {
+    let (cpu, _) = makeCPU64([0xF0, 0x48, 0x0F, 0xC7, 0x0E])  // lock cmpxchg16b [rsi]
+    cpu.state.setGPR(Reg.rsi, 0x2008)
+    #expect(cpu.step() == .exception(vector: 13, errorCode: 0))
+  }
+
+  @Test func lockOnRegisterIsUndefined() {
+    let (cpu, _) = makeCPU64([0xF0, 0x01, 0xC0])
+    #expect(cpu.step() == .exception(vector: 6, errorCode: nil))
+  }
+
+  @Test func repMovsBackwards() {
+    let (cpu, ram) = makeCPU64([0xFD, 0xF3, 0xA4])  // std; rep movsb
+    ram.load([1, 2, 3], at: 0x3000)
+    cpu.state.setGPR(Reg.rsi, 0x3002)
+    cpu.state.setGPR(Reg.rdi, 0x4002)
+    cpu.state.setGPR(Reg.rcx, 3)
+    run(cpu)
+    var steps = 0
+    while cpu.state.rip != 0x1003 && steps < 10 {
+      run(cpu)
+      steps += 1
+    }
+    #expect(steps == 3)
+    #expect([ram.byte(0x4000), ram.byte(0x4001), ram.byte(0x4002)] == [1, 2, 3])
+    #expect(cpu.state.gpr(Reg.rcx) == 0 && cpu.state.gpr(Reg.rsi) == 0x2FFF && cpu.state.gpr(Reg.rdi) == 0x3FFF)
+  }
+
+  @Test func pushPopCallRet() {
+    // push 0x12; pop rbx; call +0; ret (returns to the address after the call)
+    let (cpu, ram) = makeCPU64([0x6A, 0x12, 0x5B, 0xE8, 0x00, 0x00, 0x00, 0x00, 0xC3])
+    run(cpu, 2)
+    #expect(cpu.state.gpr(Reg.rbx) == 0x12 && cpu.state.gpr(Reg.rsp) == 0x8000)
+    run(cpu)
+    #expect(cpu.state.rip == 0x1008 && ram.qword(0x7FF8) == 0x1008)
+    run(cpu)
+    #expect(cpu.state.rip == 0x1008 && cpu.state.gpr(Reg.rsp) == 0x8000)
+  }
+
+  @Test func portIOReplays() {
+    let (cpu, _) = makeCPU64([0xE4, 0x60])  // in al, 0x60 at CPL 3 with IOPL 0: #GP
+    #expect(cpu.step() == .exception(vector: 13, errorCode: 0))
+    let (real, _) = makeCPUReal(.i80386, [0xE4, 0x60, 0xE6, 0x61])
+    #expect(real.step() == .portIn(port: 0x60, size: 1))
+    real.complete(value: 0xAB)
+    #expect(real.step() == nil)
+    #expect(real.state.gpr(Reg.rax) & 0xFF == 0xAB)
+    #expect(real.step() == .portOut(port: 0x61, size: 1, value: 0xAB))
+    #expect(real.state.rip == 0x102)
+    #expect(real.step() == nil)
+    #expect(real.state.rip == 0x104)
+  }
+}
