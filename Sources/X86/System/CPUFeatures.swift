@@ -4,7 +4,7 @@
 ///
 /// The system layer owns the system flags (`systemBaseline`); the CPU core adds the
 /// general-purpose and SIMD flags it implements (for example `.cmov`, `.sse2`, `.popcnt`) with
-/// `union` before building its `CPUIDModel`.
+/// `union` before building its `CPUIDTable`.
 public struct CPUFeatures: Sendable, Equatable {
   /// CPUID.1:ECX.
   public var leaf1ECX: UInt32 = 0

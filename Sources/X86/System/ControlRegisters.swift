@@ -11,7 +11,7 @@ public enum ControlRegisters {
   @discardableResult
   public static func write(
     _ register: Int, value: UInt64, state: CPUState, features: CPUFeatures, physicalAddressBits: Int = 40
-  ) throws(X86Fault) -> SystemEffects {
+  ) throws(Fault) -> SystemEffects {
     guard [0, 2, 3, 4, 8].contains(register) else { throw .ud }
     guard state.cpl == 0 else { throw .gp(0) }
     switch register {
@@ -29,7 +29,7 @@ public enum ControlRegisters {
   }
 
   /// MOV reg, CRn.
-  public static func read(_ register: Int, state: CPUState) throws(X86Fault) -> UInt64 {
+  public static func read(_ register: Int, state: CPUState) throws(Fault) -> UInt64 {
     guard [0, 2, 3, 4, 8].contains(register) else { throw .ud }
     guard state.cpl == 0 else { throw .gp(0) }
     switch register {
@@ -42,7 +42,7 @@ public enum ControlRegisters {
     }
   }
 
-  static func writeCR0(_ value: UInt64, state: CPUState) throws(X86Fault) -> SystemEffects {
+  static func writeCR0(_ value: UInt64, state: CPUState) throws(Fault) -> SystemEffects {
     guard value >> 32 == 0 else { throw .gp(0) }
     let new = value & definedCR0 | CR0.et
     let old = state.cr0
@@ -77,7 +77,7 @@ public enum ControlRegisters {
     return effects
   }
 
-  static func writeCR3(_ value: UInt64, state: CPUState, physicalAddressBits: Int) throws(X86Fault) -> SystemEffects {
+  static func writeCR3(_ value: UInt64, state: CPUState, physicalAddressBits: Int) throws(Fault) -> SystemEffects {
     var new = value
     if state.efer & EFER.lma != 0 {
       if state.cr4 & CR4.pcide != 0 { new &= ~(UInt64(1) << 63) }
@@ -91,7 +91,7 @@ public enum ControlRegisters {
     return [.flushNonGlobalTLB]
   }
 
-  static func writeCR4(_ value: UInt64, state: CPUState, features: CPUFeatures) throws(X86Fault) -> SystemEffects {
+  static func writeCR4(_ value: UInt64, state: CPUState, features: CPUFeatures) throws(Fault) -> SystemEffects {
     guard value & ~features.allowedCR4 == 0 else { throw .gp(0) }
     let old = state.cr4
     let longMode = state.efer & EFER.lma != 0
@@ -106,14 +106,14 @@ public enum ControlRegisters {
   }
 
   /// CLTS: clears CR0.TS (CPL 0 only).
-  public static func clts(state: CPUState) throws(X86Fault) {
+  public static func clts(state: CPUState) throws(Fault) {
     guard state.cpl == 0 else { throw .gp(0) }
     state.cr0 &= ~CR0.ts
   }
 
   /// LMSW: loads CR0 bits 3:0 (PE, MP, EM, TS); PE can be set but not cleared.
   @discardableResult
-  public static func lmsw(_ value: UInt16, state: CPUState) throws(X86Fault) -> SystemEffects {
+  public static func lmsw(_ value: UInt16, state: CPUState) throws(Fault) -> SystemEffects {
     guard state.cpl == 0 else { throw .gp(0) }
     let old = state.cr0
     let new = old & ~UInt64(0xE) | UInt64(value & 0xF) | old & CR0.pe
@@ -127,19 +127,19 @@ public enum ControlRegisters {
 
   /// SMSW: CR0 (the caller stores 16 bits to memory or the operand size to a register);
   /// #GP(0) at CPL > 0 when CR4.UMIP is set.
-  public static func smsw(state: CPUState) throws(X86Fault) -> UInt64 {
+  public static func smsw(state: CPUState) throws(Fault) -> UInt64 {
     try UMIP.check(state: state)
     return state.cr0
   }
 
   /// MOV reg, DRn. DR4/DR5 alias DR6/DR7 unless CR4.DE (then #UD).
-  public static func readDebug(_ register: Int, state: CPUState) throws(X86Fault) -> UInt64 {
+  public static func readDebug(_ register: Int, state: CPUState) throws(Fault) -> UInt64 {
     let index = try debugIndex(register, state: state)
     return state[offset: CPUStateLayout.debugRegisters + 8 * index]
   }
 
   /// MOV DRn, value. DR6/DR7 keep their fixed bits; bits 63:32 of DR6/DR7 must be 0.
-  public static func writeDebug(_ register: Int, value: UInt64, state: CPUState) throws(X86Fault) {
+  public static func writeDebug(_ register: Int, value: UInt64, state: CPUState) throws(Fault) {
     let index = try debugIndex(register, state: state)
     var stored = value
     if index == 6 || index == 7 {
@@ -149,7 +149,7 @@ public enum ControlRegisters {
     state[offset: CPUStateLayout.debugRegisters + 8 * index] = stored
   }
 
-  static func debugIndex(_ register: Int, state: CPUState) throws(X86Fault) -> Int {
+  static func debugIndex(_ register: Int, state: CPUState) throws(Fault) -> Int {
     guard (0...7).contains(register) else { throw .ud }
     if register == 4 || register == 5 {
       if state.cr4 & CR4.de != 0 { throw .ud }
@@ -168,7 +168,7 @@ public enum ControlRegisters {
 /// User-mode instruction prevention (SDM vol. 3, "User-Mode Instruction Prevention"): with
 /// CR4.UMIP set, SGDT, SIDT, SLDT, SMSW and STR at CPL > 0 raise #GP(0).
 public enum UMIP {
-  public static func check(state: CPUState) throws(X86Fault) {
+  public static func check(state: CPUState) throws(Fault) {
     if state.cr4 & CR4.umip != 0 && state.cpl > 0 { throw .gp(0) }
   }
 }

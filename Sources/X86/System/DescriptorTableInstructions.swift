@@ -9,7 +9,7 @@ public enum DescriptorTableInstructions {
   /// only 24 bits of base are used, with 32 bits 32; in 64-bit mode the base must be canonical.
   public static func load(
     _ table: Table, limit: UInt16, base: UInt64, operandSize: Int, state: CPUState
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     guard state.cpl == 0 else { throw .gp(0) }
     var newBase = base
     if OperatingMode(state) == .long64 {
@@ -24,21 +24,21 @@ public enum DescriptorTableInstructions {
   }
 
   /// SGDT/SIDT: the register's limit and base (#GP(0) at CPL > 0 under UMIP).
-  public static func store(_ table: Table, state: CPUState) throws(X86Fault) -> (limit: UInt16, base: UInt64) {
+  public static func store(_ table: Table, state: CPUState) throws(Fault) -> (limit: UInt16, base: UInt64) {
     try UMIP.check(state: state)
     let r = table == .gdt ? state.gdtr : state.idtr
     return (r.limit, r.base)
   }
 
   /// SLDT: the LDTR selector.
-  public static func storeLDTR(state: CPUState) throws(X86Fault) -> UInt16 {
+  public static func storeLDTR(state: CPUState) throws(Fault) -> UInt16 {
     try requireProtectedMode(state)
     try UMIP.check(state: state)
     return state.segment(.ldtr).selector
   }
 
   /// STR: the TR selector.
-  public static func storeTR(state: CPUState) throws(X86Fault) -> UInt16 {
+  public static func storeTR(state: CPUState) throws(Fault) -> UInt16 {
     try requireProtectedMode(state)
     try UMIP.check(state: state)
     return state.segment(.tr).selector
@@ -48,7 +48,7 @@ public enum DescriptorTableInstructions {
   /// in IA-32e mode).
   public static func loadLDTR(
     _ raw: UInt16, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     try requireProtectedMode(state)
     guard state.cpl == 0 else { throw .gp(0) }
     let selector = SegmentSelector(raw)
@@ -68,7 +68,7 @@ public enum DescriptorTableInstructions {
   /// it busy in memory and loads TR.
   public static func loadTR(
     _ raw: UInt16, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     try requireProtectedMode(state)
     guard state.cpl == 0 else { throw .gp(0) }
     let selector = SegmentSelector(raw)
@@ -93,7 +93,7 @@ public enum DescriptorTableInstructions {
   /// zero upper type) or 8 bytes in legacy mode.
   static func readSystemDescriptor(
     _ selector: SegmentSelector, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) -> (SystemDescriptor, UInt64) {
+  ) throws(Fault) -> (SystemDescriptor, UInt64) {
     let code = SelectorErrorCode.selector(selector.raw, external: false)
     if state.efer & EFER.lma != 0 {
       let (descriptor, address) = try DescriptorTables.readSystem16(selector, state: state, memory: memory)
@@ -106,7 +106,7 @@ public enum DescriptorTableInstructions {
   }
 
   /// LLDT, LTR, SLDT and STR are #UD in real and virtual-8086 mode.
-  static func requireProtectedMode(_ state: CPUState) throws(X86Fault) {
+  static func requireProtectedMode(_ state: CPUState) throws(Fault) {
     let mode = OperatingMode(state)
     if mode == .real || mode == .virtual8086 { throw .ud }
   }

@@ -7,7 +7,7 @@ public enum DescriptorTables {
   /// unusable.
   public static func locate(
     _ selector: SegmentSelector, size: Int = 8, state: CPUState, external: Bool = false
-  ) throws(X86Fault) -> UInt64 {
+  ) throws(Fault) -> UInt64 {
     let base: UInt64
     let limit: UInt64
     if selector.isLocal {
@@ -30,7 +30,7 @@ public enum DescriptorTables {
   /// Reads the 8-byte descriptor of `selector`; returns it with its linear address.
   public static func read(
     _ selector: SegmentSelector, state: CPUState, memory: some SystemMemoryAccess, external: Bool = false
-  ) throws(X86Fault) -> (descriptor: SegmentDescriptor, address: UInt64) {
+  ) throws(Fault) -> (descriptor: SegmentDescriptor, address: UInt64) {
     let address = try locate(selector, state: state, external: external)
     let raw = try memory.readLinear(address, size: 8, supervisor: true)
     return (SegmentDescriptor(raw: raw), address)
@@ -39,7 +39,7 @@ public enum DescriptorTables {
   /// Reads a 16-byte IA-32e system descriptor (LDT, TSS, call gate) of `selector`.
   public static func readSystem16(
     _ selector: SegmentSelector, state: CPUState, memory: some SystemMemoryAccess, external: Bool = false
-  ) throws(X86Fault) -> (descriptor: SystemDescriptor, address: UInt64) {
+  ) throws(Fault) -> (descriptor: SystemDescriptor, address: UInt64) {
     let address = try locate(selector, size: 16, state: state, external: external)
     let low = try memory.readLinear(address, size: 8, supervisor: true)
     let high = try memory.readLinear(address &+ 8, size: 8, supervisor: true)
@@ -50,7 +50,7 @@ public enum DescriptorTables {
   /// "Segment Descriptors": the processor sets it when loading a segment register).
   public static func markAccessed(
     _ descriptor: SegmentDescriptor, at address: UInt64, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     guard !descriptor.accessed else { return }
     let byte = (descriptor.raw >> 40) & 0xFF | 1
     try memory.writeLinear(address &+ 5, size: 1, value: byte, supervisor: true)
@@ -60,7 +60,7 @@ public enum DescriptorTables {
   /// #GP(vector*8+2+EXT) when the gate lies beyond the IDT limit.
   public static func readGate(
     _ vector: UInt8, long: Bool, state: CPUState, memory: some SystemMemoryAccess, external: Bool
-  ) throws(X86Fault) -> GateDescriptor {
+  ) throws(Fault) -> GateDescriptor {
     let size: UInt64 = long ? 16 : 8
     let idtr = state.idtr
     let offset = UInt64(vector) * size

@@ -14,7 +14,7 @@ public enum FastSystemCalls {
 
   /// SYSCALL: RCX = return RIP, R11 = RFLAGS, RFLAGS &= ~SFMASK, CS/SS from STAR[47:32], RIP =
   /// LSTAR, CPL 0.
-  public static func syscall(returnRIP: UInt64, state: CPUState) throws(X86Fault) {
+  public static func syscall(returnRIP: UInt64, state: CPUState) throws(Fault) {
     guard OperatingMode(state) == .long64, state.efer & EFER.sce != 0 else { throw .ud }
     let star = state[offset: CPUStateLayout.star]
     let selector = UInt16(truncatingIfNeeded: star >> 32)
@@ -30,7 +30,7 @@ public enum FastSystemCalls {
 
   /// SYSRET with operand size `operandSize` (8: back to 64-bit mode at RCX; 4: to compatibility
   /// mode at ECX). RFLAGS = R11 (with RF, VM cleared and bit 1 set); CS/SS from STAR[63:48]; CPL 3.
-  public static func sysret(operandSize: Int, state: CPUState) throws(X86Fault) {
+  public static func sysret(operandSize: Int, state: CPUState) throws(Fault) {
     guard OperatingMode(state) == .long64, state.efer & EFER.sce != 0 else { throw .ud }
     guard state.cpl == 0 else { throw .gp(0) }
     let rcx = state.gpr(1)
@@ -55,7 +55,7 @@ public enum FastSystemCalls {
 
   /// SYSENTER: CS = SYSENTER_CS, SS = CS + 8, RIP = SYSENTER_EIP, RSP = SYSENTER_ESP, CPL 0,
   /// VM/IF/RF cleared. #GP(0) in real mode or when SYSENTER_CS is null.
-  public static func sysenter(state: CPUState) throws(X86Fault) {
+  public static func sysenter(state: CPUState) throws(Fault) {
     guard state.cr0 & CR0.pe != 0 else { throw .gp(0) }
     let csMSR = UInt16(truncatingIfNeeded: state[offset: CPUStateLayout.sysenterCS])
     guard csMSR & 0xFFFC != 0 else { throw .gp(0) }
@@ -75,7 +75,7 @@ public enum FastSystemCalls {
 
   /// SYSEXIT with operand size `operandSize` (8: to 64-bit mode, CS = SYSENTER_CS + 32; 4: CS =
   /// SYSENTER_CS + 16), RIP = RDX, RSP = RCX, CPL 3.
-  public static func sysexit(operandSize: Int, state: CPUState) throws(X86Fault) {
+  public static func sysexit(operandSize: Int, state: CPUState) throws(Fault) {
     let csMSR = UInt16(truncatingIfNeeded: state[offset: CPUStateLayout.sysenterCS])
     guard state.cr0 & CR0.pe != 0, state.rflags & Flags.vm == 0, csMSR & 0xFFFC != 0, state.cpl == 0 else {
       throw .gp(0)
@@ -102,7 +102,7 @@ public enum FastSystemCalls {
   }
 
   /// SWAPGS: exchanges GS.base and IA32_KERNEL_GS_BASE (64-bit mode, CPL 0).
-  public static func swapgs(state: CPUState) throws(X86Fault) {
+  public static func swapgs(state: CPUState) throws(Fault) {
     guard OperatingMode(state) == .long64 else { throw .ud }
     guard state.cpl == 0 else { throw .gp(0) }
     var gs = state.segment(.gs)

@@ -6,7 +6,7 @@
 public enum IOPermission {
   public static func check(
     port: UInt16, size: Int, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     let mode = OperatingMode(state)
     if mode == .real { return }
     let iopl = Int((state.rflags >> 12) & 3)

@@ -37,8 +37,12 @@ public enum DeliveryOutcome: Sendable, Equatable {
   case delivered
   /// A fault while delivering a double fault: the processor shuts down (the VM's shutdown exit).
   case tripleFault
-  /// The model reached a path it does not implement (for example a task gate).
-  case unimplemented(String)
+  /// The model reached a path it does not implement (for example a task gate): stop with an
+  /// internal error.
+  case unimplemented(UnimplementedFeature)
+  /// A descriptor-table or stack access needs the embedder (MMIO): answer it, then deliver again
+  /// (nothing was committed).
+  case event(CPUEvent)
 }
 
 /// Exception and interrupt delivery through the IVT (real mode), the legacy IDT (protected and
@@ -48,7 +52,8 @@ public enum InterruptDelivery {
   /// Delivers event `vector`.
   /// - Parameters:
   ///   - errorCode: pushed when non-nil (only exceptions that define one; nil for INT n).
-  ///   - address: CR2 for a page fault.
+  ///   - pageFaultAddress: when non-nil and the event is #PF, CR2 is loaded with it. (A #PF raised
+  ///     by the memory interface during delivery must have set CR2 itself: `Fault` has no address.)
   ///   - returnRIP: the RIP saved in the frame: the faulting instruction for faults, the next
   ///     instruction for traps, software interrupts and external interrupts.
   ///   - instructionRIP: the RIP saved if delivery itself faults (the start of the instruction that
@@ -58,24 +63,29 @@ public enum InterruptDelivery {
   /// page-fault-then-contributory/page-fault become #DF(0), a fault while delivering #DF is a
   /// triple fault.
   public static func deliver(
-    vector: UInt8, errorCode: UInt32? = nil, address: UInt64 = 0, kind: EventKind, returnRIP: UInt64,
+    vector: UInt8, errorCode: UInt32? = nil, pageFaultAddress: UInt64? = nil, kind: EventKind, returnRIP: UInt64,
     instructionRIP: UInt64? = nil, state: CPUState, memory: some SystemMemoryAccess
   ) -> DeliveryOutcome {
-    var event = (vector: vector, errorCode: errorCode, address: address, kind: kind, rip: returnRIP)
+    if vector == ExceptionVector.pageFault, kind == .exception, let pageFaultAddress { state.cr2 = pageFaultAddress }
+    var event = (vector: vector, errorCode: errorCode, kind: kind, rip: returnRIP)
     while true {
-      do {
+      do throws(Fault) {
         try deliverOnce(
-          vector: event.vector, errorCode: event.errorCode, address: event.address, kind: event.kind,
-          returnRIP: event.rip, state: state, memory: memory)
+          vector: event.vector, errorCode: event.errorCode, kind: event.kind, returnRIP: event.rip, state: state,
+          memory: memory)
         return .delivered
       } catch {
-        if let text = error.unimplemented { return .unimplemented(text) }
+        if let feature = error.unimplementedFeature { return .unimplemented(feature) }
+        guard case .exception(let second, let secondCode) = error else {
+          if case .event(let e) = error { return .event(e) }
+          return .tripleFault
+        }
         let rip = instructionRIP ?? returnRIP
-        switch escalation(first: event.vector, firstKind: event.kind, second: error.vector) {
+        switch escalation(first: event.vector, firstKind: event.kind, second: second) {
         case .serial:
-          event = (error.vector, error.errorCode, error.address, .exception, rip)
+          event = (second, secondCode, .exception, rip)
         case .doubleFault:
-          event = (X86Fault.Vector.doubleFault, 0, 0, .exception, rip)
+          event = (ExceptionVector.doubleFault, 0, .exception, rip)
         case .tripleFault:
           return .tripleFault
         }
@@ -83,14 +93,21 @@ public enum InterruptDelivery {
     }
   }
 
-  /// Delivers a fault thrown by an instruction or by the system layer.
+  /// Delivers an exception thrown by an instruction or by the system layer (`.event` faults are
+  /// handed back as `.event`).
   public static func deliver(
-    _ fault: X86Fault, returnRIP: UInt64, state: CPUState, memory: some SystemMemoryAccess
+    _ fault: Fault, returnRIP: UInt64, pageFaultAddress: UInt64? = nil, state: CPUState,
+    memory: some SystemMemoryAccess
   ) -> DeliveryOutcome {
-    if let text = fault.unimplemented { return .unimplemented(text) }
-    return deliver(
-      vector: fault.vector, errorCode: fault.errorCode, address: fault.address, kind: .exception,
-      returnRIP: returnRIP, state: state, memory: memory)
+    if let feature = fault.unimplementedFeature { return .unimplemented(feature) }
+    switch fault {
+    case .event(let e):
+      return .event(e)
+    case .exception(let vector, let errorCode):
+      return deliver(
+        vector: vector, errorCode: errorCode, pageFaultAddress: pageFaultAddress, kind: .exception,
+        returnRIP: returnRIP, state: state, memory: memory)
+    }
   }
 
   /// Exception classes for double-fault detection.
@@ -145,9 +162,9 @@ public enum InterruptDelivery {
   /// One delivery attempt; throws the fault that interrupted it without changing CPU state
   /// (stack memory may already be written, as on hardware).
   static func deliverOnce(
-    vector: UInt8, errorCode: UInt32?, address: UInt64, kind: EventKind, returnRIP: UInt64, state: CPUState,
+    vector: UInt8, errorCode: UInt32?, kind: EventKind, returnRIP: UInt64, state: CPUState,
     memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     var flags = state.rflags
     if setsResumeFlag(vector, kind: kind) { flags |= Flags.rf }
     let mode = OperatingMode(state)
@@ -167,7 +184,6 @@ public enum InterruptDelivery {
         vector: vector, errorCode: errorCode, kind: kind, flags: flags, returnRIP: returnRIP, state: state,
         memory: memory)
     }
-    if vector == X86Fault.Vector.pageFault && kind == .exception { state.cr2 = address }
   }
 
   // MARK: Real mode
@@ -176,7 +192,7 @@ public enum InterruptDelivery {
   /// in Real-Address Mode"): push FLAGS, CS, IP; clear IF, TF, AC and RF; load CS:IP from the IVT.
   static func deliverReal(
     vector: UInt8, flags: UInt64, returnRIP: UInt64, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     let idtr = state.idtr
     let entry = UInt64(vector) * 4
     guard entry + 3 <= UInt64(idtr.limit) else { throw .gp(0) }
@@ -202,7 +218,7 @@ public enum InterruptDelivery {
   static func deliverLong(
     vector: UInt8, errorCode: UInt32?, kind: EventKind, flags: UInt64, returnRIP: UInt64,
     state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     let ext = kind.isExternal
     let idtCode = SelectorErrorCode.idt(vector, external: ext)
     let gate = try DescriptorTables.readGate(vector, long: true, state: state, memory: memory, external: ext)
@@ -256,7 +272,7 @@ public enum InterruptDelivery {
   /// Reads an 8-byte field of the 64-bit TSS; #TS(TR, EXT) beyond its limit.
   static func readTSS64(
     offset: UInt64, state: CPUState, memory: some SystemMemoryAccess, external: Bool
-  ) throws(X86Fault) -> UInt64 {
+  ) throws(Fault) -> UInt64 {
     let tr = state.segment(.tr)
     guard offset + 7 <= UInt64(tr.limit) else { throw .ts(SelectorErrorCode.selector(tr.selector, external: external)) }
     return try memory.readLinear(tr.base &+ offset, size: 8, supervisor: true)
@@ -266,7 +282,7 @@ public enum InterruptDelivery {
   /// code segment with DPL <= CPL, present.
   static func checkHandlerCodeSegment(
     _ raw: UInt16, state: CPUState, memory: some SystemMemoryAccess, external: Bool
-  ) throws(X86Fault) -> (SegmentDescriptor, UInt64) {
+  ) throws(Fault) -> (SegmentDescriptor, UInt64) {
     let selector = SegmentSelector(raw)
     guard !selector.isNull else { throw .gp(external ? 1 : 0) }
     let code = SelectorErrorCode.selector(raw, external: external)
@@ -284,7 +300,7 @@ public enum InterruptDelivery {
   static func deliverProtected(
     vector: UInt8, errorCode: UInt32?, kind: EventKind, flags: UInt64, returnRIP: UInt64, state: CPUState,
     memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     let ext = kind.isExternal
     let idtCode = SelectorErrorCode.idt(vector, external: ext)
     let gate = try DescriptorTables.readGate(vector, long: false, state: state, memory: memory, external: ext)
@@ -296,7 +312,7 @@ public enum InterruptDelivery {
     case SystemDescriptorType.taskGate:
       if kind.checksGateDPL && gate.dpl < state.cpl { throw .gp(SelectorErrorCode.idt(vector, external: false)) }
       guard gate.present else { throw .np(idtCode) }
-      throw .notImplemented("interrupt through a task gate (hardware task switch)")
+      throw .notImplemented(.taskGateInterrupt)
     default: throw .gp(idtCode)
     }
     let cpl = state.cpl
@@ -364,7 +380,7 @@ public enum InterruptDelivery {
   /// SSn:ESPn from a 32-bit TSS (or SSn:SPn from a 16-bit one); #TS(TR, EXT) beyond its limit.
   static func readLegacyStackPointer(
     level: Int, state: CPUState, memory: some SystemMemoryAccess, external: Bool
-  ) throws(X86Fault) -> (UInt16, UInt64) {
+  ) throws(Fault) -> (UInt16, UInt64) {
     let tr = state.segment(.tr)
     let is32 = tr.attributes & 0x8 != 0
     let offset: UInt64 = is32 ? UInt64(level) * 8 + 4 : UInt64(level) * 4 + 2
@@ -382,7 +398,7 @@ public enum InterruptDelivery {
   /// descriptor, #SS when it is not present.
   static func checkInnerStack(
     _ raw: UInt16, cpl: Int, state: CPUState, memory: some SystemMemoryAccess, external: Bool
-  ) throws(X86Fault) -> (SegmentDescriptor, UInt64) {
+  ) throws(Fault) -> (SegmentDescriptor, UInt64) {
     let selector = SegmentSelector(raw)
     let code = SelectorErrorCode.selector(raw, external: external)
     guard !selector.isNull else { throw .ts(external ? 1 : 0) }
@@ -390,7 +406,7 @@ public enum InterruptDelivery {
     do {
       located = try DescriptorTables.read(selector, state: state, memory: memory, external: external)
     } catch {
-      if error.vector == X86Fault.Vector.generalProtection { throw .ts(code) }
+      if error.exceptionVector == ExceptionVector.generalProtection { throw .ts(code) }
       throw error
     }
     let descriptor = located.descriptor

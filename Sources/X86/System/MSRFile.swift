@@ -49,7 +49,7 @@ public struct MSRFile: Sendable, Equatable {
   }
 
   /// RDMSR `index`; `guestTSC` is the current time-stamp counter before the offset.
-  public func read(_ index: UInt32, state: CPUState, hostTSC: UInt64) throws(X86Fault) -> UInt64 {
+  public func read(_ index: UInt32, state: CPUState, hostTSC: UInt64) throws(Fault) -> UInt64 {
     guard state.cpl == 0 else { throw .gp(0) }
     switch index {
     case MSRIndex.tsc: return hostTSC &+ state[offset: CPUStateLayout.tscOffset]
@@ -82,10 +82,10 @@ public struct MSRFile: Sendable, Equatable {
   @discardableResult
   public mutating func write(
     _ index: UInt32, value: UInt64, state: CPUState, hostTSC: UInt64
-  ) throws(X86Fault) -> SystemEffects {
+  ) throws(Fault) -> SystemEffects {
     guard state.cpl == 0 else { throw .gp(0) }
     let la57 = state.cr4 & CR4.la57 != 0
-    func canonical() throws(X86Fault) {
+    func canonical() throws(Fault) {
       guard Canonical.isCanonical(value, la57: la57) else { throw .gp(0) }
     }
     switch index {
@@ -152,7 +152,7 @@ public struct MSRFile: Sendable, Equatable {
   }
 
   /// EFER: reserved bits #GP(0); changing LME while paging is on #GP(0); LMA is read-only.
-  func writeEFER(_ value: UInt64, state: CPUState) throws(X86Fault) -> SystemEffects {
+  func writeEFER(_ value: UInt64, state: CPUState) throws(Fault) -> SystemEffects {
     guard value & ~features.allowedEFER == 0 else { throw .gp(0) }
     let old = state.efer
     if state.cr0 & CR0.pg != 0 && (value ^ old) & EFER.lme != 0 { throw .gp(0) }

@@ -4,7 +4,7 @@
 /// virtual-8086 mode. State changes only after every pop and check has succeeded.
 public enum ReturnInstructions {
   /// IRET with operand size `operandSize` (2, 4 or 8 bytes).
-  public static func iret(operandSize: Int, state: CPUState, memory: some SystemMemoryAccess) throws(X86Fault) {
+  public static func iret(operandSize: Int, state: CPUState, memory: some SystemMemoryAccess) throws(Fault) {
     let mode = OperatingMode(state)
     let cpl = state.cpl
     let oldFlags = state.rflags
@@ -33,7 +33,7 @@ public enum ReturnInstructions {
     }
     if oldFlags & Flags.nt != 0 {
       if mode.isIA32e { throw .gp(0) }
-      throw .notImplemented("IRET with NT=1 (return from a nested task)")
+      throw .notImplemented(.nestedTaskReturn)
     }
     var stack = SystemStack(state: state, mode: mode, supervisor: cpl < 3, faultCode: 0)
     let tempRIP = try stack.pop(size: operandSize, memory: memory)
@@ -60,7 +60,7 @@ public enum ReturnInstructions {
   /// Far RET (RETF) with operand size `operandSize`, releasing `release` bytes of parameters.
   public static func farReturn(
     operandSize: Int, release: UInt16 = 0, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     let mode = OperatingMode(state)
     var stack = SystemStack(state: state, mode: mode, supervisor: state.cpl < 3, faultCode: 0)
     let tempRIP = try stack.pop(size: operandSize, memory: memory)
@@ -88,7 +88,7 @@ public enum ReturnInstructions {
   static func completeReturn(
     rip: UInt64, cs rawCS: UInt16, operandSize: Int, release: UInt16, alwaysPopStack: Bool, stack: SystemStack,
     mode: OperatingMode, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     var stack = stack
     let cpl = state.cpl
     let csSelector = SegmentSelector(rawCS)
@@ -159,7 +159,7 @@ public enum ReturnInstructions {
   /// virtual-8086 mode at CPL 3 (SDM vol. 2 "IRET", RETURN-TO-VIRTUAL-8086-MODE).
   static func returnToVirtual8086(
     rip: UInt64, cs: UInt16, flags: UInt64, stack: SystemStack, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     var stack = stack
     let esp = try stack.pop(size: 4, memory: memory)
     var selectors: [UInt16] = []

@@ -8,7 +8,7 @@ public enum SegmentLoader {
   /// becomes unusable); for SS only in 64-bit mode at CPL < 3 with RPL == CPL.
   public static func loadData(
     _ register: SegmentRegister, selector raw: UInt16, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) {
+  ) throws(Fault) {
     let cache = try checkData(register, selector: raw, state: state, memory: memory)
     state.setSegment(register, cache)
   }
@@ -17,7 +17,7 @@ public enum SegmentLoader {
   /// accessed bit is already set in memory, as on hardware).
   public static func checkData(
     _ register: SegmentRegister, selector raw: UInt16, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) -> SegmentCache {
+  ) throws(Fault) -> SegmentCache {
     let mode = OperatingMode(state)
     switch mode {
     case .real:
@@ -65,11 +65,11 @@ public enum SegmentLoader {
 
   /// Validates the target of a direct far JMP or far CALL (`selector:offset`, SDM vol. 2 "JMP" and
   /// "CALL", same-privilege transfers to a code segment) and returns the new CS; call gates, task
-  /// gates and TSS selectors are not implemented yet (thrown as `X86Fault.notImplemented`). The
+  /// gates and TSS selectors are not implemented yet (thrown as `Fault.notImplemented`). The
   /// caller pushes the return address for CALL, then commits with `commitCodeSegment`.
   public static func checkFarTransfer(
     selector raw: UInt16, offset: UInt64, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(X86Fault) -> SegmentCache {
+  ) throws(Fault) -> SegmentCache {
     let mode = OperatingMode(state)
     switch mode {
     case .real:
@@ -92,9 +92,9 @@ public enum SegmentLoader {
       if !descriptor.isCodeOrData {
         switch descriptor.type {
         case SystemDescriptorType.callGate, SystemDescriptorType.callGate16:
-          throw .notImplemented("far JMP/CALL through a call gate")
+          throw .notImplemented(.callGate)
         case SystemDescriptorType.taskGate, SystemDescriptorType.tssAvailable, SystemDescriptorType.tss16Available:
-          throw .notImplemented("task switch by far JMP/CALL")
+          throw .notImplemented(.taskSwitch)
         default: break
         }
       }

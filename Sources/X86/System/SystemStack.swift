@@ -38,7 +38,7 @@ struct SystemStack {
   private var mask: UInt64 { width == 8 ? ~0 : width == 4 ? 0xFFFF_FFFF : 0xFFFF }
 
   /// Linear address of `size` bytes at stack offset `offset`, after the limit checks.
-  func linear(_ offset: UInt64, size: Int) throws(X86Fault) -> UInt64 {
+  func linear(_ offset: UInt64, size: Int) throws(Fault) -> UInt64 {
     if width == 8 {
       guard Canonical.isCanonical(offset, la57: la57), Canonical.isCanonical(offset &+ UInt64(size - 1), la57: la57)
       else { throw .ss(faultCode) }
@@ -54,14 +54,14 @@ struct SystemStack {
     return (base &+ offset) & 0xFFFF_FFFF
   }
 
-  mutating func push(_ value: UInt64, size: Int, memory: some SystemMemoryAccess) throws(X86Fault) {
+  mutating func push(_ value: UInt64, size: Int, memory: some SystemMemoryAccess) throws(Fault) {
     let newPointer = (pointer &- UInt64(size)) & mask | pointer & ~mask
     let address = try linear(newPointer & mask, size: size)
     try memory.writeLinear(address, size: size, value: value, supervisor: supervisor)
     pointer = newPointer
   }
 
-  mutating func pop(size: Int, memory: some SystemMemoryAccess) throws(X86Fault) -> UInt64 {
+  mutating func pop(size: Int, memory: some SystemMemoryAccess) throws(Fault) -> UInt64 {
     let address = try linear(pointer & mask, size: size)
     let value = try memory.readLinear(address, size: size, supervisor: supervisor)
     pointer = (pointer &+ UInt64(size)) & mask | pointer & ~mask

@@ -7,7 +7,7 @@
 /// claiming Intel keeps the guest's expectations and the model's behaviour consistent. The
 /// hypervisor bit (CPUID.1:ECX[31]) is clear by default; set `.hypervisor` in the features to
 /// expose leaf 40000000H with the signature "TrivisorVMM\0".
-public struct CPUIDModel: Sendable, Equatable {
+public struct CPUIDTable: Sendable, Equatable {
   public var features: CPUFeatures
   public var vendor: String
   /// Family/model/stepping signature for CPUID.1:EAX (default: family 6, model 0x55-ish generic).
