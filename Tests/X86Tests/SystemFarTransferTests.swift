@@ -67,3 +67,33 @@ import Testing
     #expect(t.rip == 0x1234 && t.gpr(4) == 0x7FF0 && tm.get64(0x7FF0) == 0x99 && tm.get64(0x7FF8) == 0x08)
   }
 }
+
+@Suite struct SystemDescriptorQueryTests {
+  @Test func larLslVerrVerw() throws {
+    let (s, m) = makeProtectedMode()
+    let lar = try DescriptorQueries.lar(0x23, operandSize: 4, state: s, memory: m)
+    #expect(lar == .init(valid: true, value: 0x00C0_F200))  // G, D/B; P, DPL 3, data read/write
+    #expect(try DescriptorQueries.lsl(0x28, state: s, memory: m) == .init(valid: true, value: 0x67))
+    #expect(try DescriptorQueries.lsl(0x1B, state: s, memory: m) == .init(valid: true, value: 0xFFFF_FFFF))
+    #expect(try DescriptorQueries.lsl(0x98, state: s, memory: m) == .invalid)  // beyond the GDT
+    #expect(try DescriptorQueries.verify(0x48, write: false, state: s, memory: m) == false)  // execute-only
+    #expect(try DescriptorQueries.verify(0x08, write: false, state: s, memory: m))
+    #expect(try DescriptorQueries.verify(0x08, write: true, state: s, memory: m) == false)
+    #expect(try DescriptorQueries.verify(0x10, write: true, state: s, memory: m))
+    s.cpl = 3
+    #expect(try DescriptorQueries.lar(0x10, operandSize: 4, state: s, memory: m) == .invalid)  // DPL 0
+    #expect(try DescriptorQueries.lar(0x43, operandSize: 2, state: s, memory: m) == .init(valid: true, value: 0x9F00))
+    #expect(try DescriptorQueries.lsl(0x28, state: s, memory: m) == .invalid)  // TSS DPL 0
+  }
+
+  @Test func timeStampCounterAndINVLPGPrivilege() throws {
+    let s = CPUState()
+    s.cr0 = CR0.pe
+    s[offset: CPUStateLayout.tscOffset] = 100
+    #expect(try SystemInstructions.rdtsc(state: s, hostTSC: 5) == 105)
+    s.cpl = 3
+    s.cr4 = CR4.tsd
+    #expect(faultOf { () throws(Fault) in _ = try SystemInstructions.rdtsc(state: s, hostTSC: 5) } == .gp(0))
+    #expect(faultOf { () throws(Fault) in try SystemInstructions.invlpg(0, state: s, tlb: SoftTLB()) } == .gp(0))
+  }
+}
