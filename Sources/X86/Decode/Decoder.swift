@@ -247,13 +247,14 @@ public enum Decoder {
     if entry.group >= 0 {
       let parent = entry
       let name = ParsedTables.groupNames[entry.group]
-      if let special = specialGroup(name, modrm: modrm, prefixes: prefixes, mode: mode) {
+      if let special = specialGroup(name, modrm: modrm, prefixes: prefixes, mode: mode, model: model) {
         guard let s = special else { return .undefined }
         entry = s
       } else {
         entry = ParsedTables.groups[entry.group][Int(regField)]
         if model == .i8086 && name == "grp5" && regField == 7 { entry = OpcodeEntry("push d64") }
         if model == .i8086 && name == "grp2" && regField == 6 { entry = OpcodeEntry("setmo") }
+        if model == .i8086 && (name == "grp1a" || name == "grp11") { entry = ParsedTables.groups[parent.group][0] }
         if model != .host64 && entry.flags.contains(.undocumented) { entry.flags.remove(.undocumented) }
         guard entry.isValid else { return .undefined }
         if entry.specs.isEmpty { entry.specs = parent.specs }
@@ -397,9 +398,13 @@ public enum Decoder {
         hasMem = true
         o = Operand(.memory, size: spec == .Ob ? 1 : UInt8(osize))
       case .Sw:
-        if regField > 5 { return .undefined }
-        if model.is16BitOnly && regField > 3 { return .undefined }
-        o = Operand(.segment, size: 2, reg: regField)
+        if regField > 5 && model != .i8086 { return .undefined }
+        if model == .i8086 {
+          o = Operand(.segment, size: 2, reg: regField & 3)
+        } else {
+          if model == .i80286 && regField > 3 { return .undefined }
+          o = Operand(.segment, size: 2, reg: regField)
+        }
       case .AL: o = Operand(.gpr, size: 1, reg: 0)
       case .CL: o = Operand(.gpr, size: 1, reg: 1)
       case .DX: o = Operand(.gpr, size: 2, reg: 2)
@@ -453,7 +458,7 @@ public enum Decoder {
     if let first = ops.first, first.kind == .gpr || first.kind == .gprHigh8 || first.kind == .memory {
       switch operation {
       case .movzx, .movsx, .movsxd, .movSeg, .movToSeg, .lea, .bound, .les, .lds, .lss, .lfs, .lgs,
-        .movCR, .movToCR, .movDR, .movToDR, .cmpxchg8b, .cmpxchg16b, .sse, .x87:
+        .movCR, .movToCR, .movDR, .movToDR, .cmpxchg8b, .cmpxchg16b, .sse, .x87, .callFar, .jmpFar:
         break
       default: mainSize = Int(first.size)
       }
@@ -482,7 +487,9 @@ public enum Decoder {
 
   /// Group opcodes whose meaning depends on mod/rm or prefixes. Returns nil when the normal
   /// reg-field table applies; `.some(nil)` for an invalid encoding.
-  static func specialGroup(_ name: String, modrm: UInt8, prefixes: Prefixes, mode: CodeMode) -> OpcodeEntry?? {
+  static func specialGroup(_ name: String, modrm: UInt8, prefixes: Prefixes, mode: CodeMode, model: CPUModel)
+    -> OpcodeEntry??
+  {
     let isReg = modrm >= 0xC0
     switch name {
     case "grp7" where isReg:
@@ -533,7 +540,7 @@ public enum Decoder {
       return nil
     case "grp16" where isReg:
       return OpcodeEntry("nop Ev")
-    case "grp11" where isReg:
+    case "grp11" where isReg && model == .host64:
       if modrm == 0xF8 { return .some(nil) }
       return nil
     default:

@@ -154,7 +154,8 @@ extension CPU {
       let cf = count <= bits ? (a >> (count - 1)) & 1 != 0 : false
       f = (f & ~Flags.arithmetic) | ALU.szp(r, size)
       set(Flags.cf, cf)
-      set(Flags.of, count == 1 ? a & sign != 0 : (model == .i8086 ? false : a & sign != 0))
+      // OF as the last 1-bit step leaves it: the MSB before that step (0 for counts above 1).
+      set(Flags.of, count == 1 ? a & sign != 0 : (count <= bits && (a >> (count - 1)) & sign != 0))
     case .sar:
       let sa = ALU.signExtend(a, size)
       r = UInt64(bitPattern: sa >> Int64(min(count, 63))) & m
@@ -332,20 +333,14 @@ extension CPU {
       var adjust = false
       if (al & 0xF) > 9 || af {
         adjust = true
-        if model == .i8086 || model == .i80286 {
-          if ins.operation == .aaa {
-            al = al &+ 6
-            ah = (ah &+ 1 &+ (model == .i80286 && al > 0xFF ? 0 : 0)) & 0xFF
-          } else {
-            al = al &- 6
-            ah = (ah &- 1) & 0xFF
-          }
+        if model == .i8086 {
+          al = (ins.operation == .aaa ? al &+ 6 : al &- 6) & 0xFF
+          ah = (ins.operation == .aaa ? ah &+ 1 : ah &- 1) & 0xFF
         } else {
-          var ax = (ah << 8) | al
-          ax = ins.operation == .aaa ? ax &+ 0x106 : ax &- 0x106 & 0xFFFF
-          if ins.operation == .aas { ax = ((ah << 8 | al) &- 6) & 0xFFFF; ax = ax &- 0x100 }
-          al = ax & 0xFF
-          ah = (ax >> 8) & 0xFF
+          let ax = ((ah << 8) | al)
+          let adjusted = (ins.operation == .aaa ? ax &+ 0x106 : ax &- 0x106) & 0xFFFF
+          al = adjusted & 0xFF
+          ah = adjusted >> 8
         }
       }
       let result = al & 0xFF
@@ -449,36 +444,41 @@ extension CPU {
     var newDI = di
     switch ins.operation {
     case .movs:
-      let v = try read(seg: seg, offset: si, size: size)
-      try write(seg: 0, offset: di, size: size, value: v)
+      let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+      try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
       newSI = (si &+ delta) & am
       newDI = (di &+ delta) & am
     case .stos:
-      try write(seg: 0, offset: di, size: size, value: reg(0, size))
+      try stringWrite(offset: di, size: size, value: reg(0, size), delta: delta, mask: am)
       newDI = (di &+ delta) & am
     case .lods:
-      let v = try read(seg: seg, offset: si, size: size)
+      let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
       setReg(0, size, v)
       newSI = (si &+ delta) & am
     case .scas:
-      let v = try read(seg: 0, offset: di, size: size)
+      let v = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
       setArithmeticFlags(ALU.sub(reg(0, size), v, borrow: 0, size).1)
       newDI = (di &+ delta) & am
     case .cmps:
-      let x = try read(seg: seg, offset: si, size: size)
-      let y = try read(seg: 0, offset: di, size: size)
+      let x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+      let y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
       setArithmeticFlags(ALU.sub(x, y, borrow: 0, size).1)
       newSI = (si &+ delta) & am
       newDI = (di &+ delta) & am
     case .ins:
       try requireIOPL()
-      try checkWrite(seg: 0, offset: di, size: size)
+      do throws(Fault) {
+        try checkWrite(seg: 0, offset: di, size: size)
+      } catch {
+        if model == .i80286 { setReg(7, a, (di &+ delta) & am) }
+        throw error
+      }
       let v = try replayedRead(.portIn(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size))
-      try write(seg: 0, offset: di, size: size, value: v)
+      try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
       newDI = (di &+ delta) & am
     default:  // outs
       try requireIOPL()
-      let v = try read(seg: seg, offset: si, size: size)
+      let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
       try replayedWrite(.portOut(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size, value: v))
       newSI = (si &+ delta) & am
     }
@@ -493,5 +493,30 @@ extension CPU {
       if ins.prefixes.contains(.rep) ? !zf : zf { return false }
     }
     return true
+  }
+
+  /// A string-instruction read; the 80286 advances the index register even when the access faults.
+  func stringRead(seg: Int, index: Int, offset: UInt64, size: Int, delta: UInt64, mask: UInt64) throws(Fault) -> UInt64
+  {
+    do throws(Fault) {
+      return try read(seg: seg, offset: offset, size: size)
+    } catch {
+      if model == .i80286, case .exception = error {
+        state.setGPR(index, (state.gpr(index) & ~mask) | ((offset &+ delta) & mask))
+      }
+      throw error
+    }
+  }
+
+  /// A string-instruction write to ES:DI (same 80286 quirk as `stringRead`).
+  func stringWrite(offset: UInt64, size: Int, value: UInt64, delta: UInt64, mask: UInt64) throws(Fault) {
+    do throws(Fault) {
+      try write(seg: 0, offset: offset, size: size, value: value)
+    } catch {
+      if model == .i80286, case .exception = error {
+        state.setGPR(7, (state.gpr(7) & ~mask) | ((offset &+ delta) & mask))
+      }
+      throw error
+    }
   }
 }

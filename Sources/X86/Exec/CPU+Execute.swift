@@ -30,6 +30,8 @@ extension CPU {
       return try decodeOrFault(UnsafeRawBufferPointer(start: raw.baseAddress, count: count), mode: mode)
     }
     let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
+    // The 80286 limits instructions to 10 bytes.
+    if model == .i80286 && ins.length > 10 { throw Fault.generalProtection() }
     let next = (rip &+ UInt64(ins.length)) & wrap
     lastNextRIP = next
     try execute(ins, nextRIP: next)

@@ -117,7 +117,8 @@ extension CPU {
     if model != .i8086 {
       let limit = state.segmentLimit(seg)
       if offset &+ UInt64(size - 1) > limit || offset &+ UInt64(size - 1) < offset {
-        throw seg == 2 ? Fault.stackFault() : Fault.generalProtection()
+        // The 80286 raises #GP for stack-segment overruns in real mode as well.
+        throw seg == 2 && !(model == .i80286 && isRealMode) ? Fault.stackFault() : Fault.generalProtection()
       }
     }
     return (state.segmentBase(seg) &+ offset) & 0xFFFF_FFFF

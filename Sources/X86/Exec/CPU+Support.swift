@@ -109,8 +109,8 @@ extension CPU {
 
   // MARK: Flags images
 
-  /// Applies the model's fixed FLAGS bits.
-  func normalizeFlags(_ f: UInt64) -> UInt64 {
+  /// Applies the model's fixed FLAGS bits (8086: 12-15 set; 286 real mode: 12-15 clear; bits 1, 3, 5).
+  public func normalizeFlags(_ f: UInt64) -> UInt64 {
     var v = (f | Flags.reserved1) & ~(UInt64(1) << 3 | UInt64(1) << 5)
     switch model {
     case .i8086: v = (v | 0xF000) & 0xFFFF
