@@ -212,14 +212,4 @@ import Testing
     #expect(s.segment(.es).selector == 0x23)
   }
 
-  @Test func taskGateIsReportedAsUnimplemented() {
-    let (s, m) = makeLongMode()
-    s.efer = 0
-    s.cr0 = CR0.pe | CR0.et
-    s.setSegment(.cs, SegmentCache(selector: 0x08, base: 0, limit: 0xFFFF_FFFF, attributes: 0xC09B))
-    s.idtr = (UInt64(LM.idt), 0x7FF)
-    m.put64(LM.idt + 8 * 5, GateDescriptor(offset: 0, selector: 0x30, type: 5, dpl: 0).low)
-    let outcome = InterruptDelivery.deliver(vector: 5, kind: .exception, returnRIP: 0, state: s, memory: m)
-    #expect(outcome == .unimplemented(.taskGateInterrupt))
-  }
 }

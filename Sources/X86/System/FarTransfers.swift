@@ -1,13 +1,17 @@
 /// Far JMP and far CALL (SDM vol. 2 "JMP" and "CALL", vol. 3 "Calling Procedures Using Call
 /// Gates"): direct transfers to a code segment, and call gates (16/32-bit in legacy mode, 16-byte
 /// in IA-32e mode) including the inner-privilege stack switch of CALL with parameter copying.
-/// Task switches (a TSS or task gate as target) are reported as `UnimplementedFeature.taskSwitch`.
+/// A TSS or task gate as target switches tasks (`TaskSwitch`).
 /// Everything is checked and every push done before any register changes.
 public enum FarTransfers {
-  /// Far JMP to `selector:offset` (`operandSize` 2, 4 or 8 masks a direct offset).
+  /// Far JMP to `selector:offset` (`operandSize` 2, 4 or 8 masks a direct offset). `returnRIP`
+  /// (the next instruction) is saved in the outgoing TSS when the target is a task. Returns the
+  /// effects of a task switch (TLB flush, mode change); empty otherwise.
+  @discardableResult
   public static func jump(
-    selector: UInt16, offset: UInt64, operandSize: Int, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(Fault) {
+    selector: UInt16, offset: UInt64, operandSize: Int, returnRIP: UInt64 = 0, state: CPUState,
+    memory: some SystemMemoryAccess
+  ) throws(Fault) -> SystemEffects {
     let target = try resolve(
       selector: selector, offset: offset, operandSize: operandSize, isCall: false, state: state, memory: memory)
     switch target {
@@ -17,15 +21,20 @@ public enum FarTransfers {
     case .gate(_, let cs, let rip, _):
       state.rip = rip
       SegmentLoader.commitCodeSegment(cs, cpl: state.cpl, state: state)
+    case .task(let tss):
+      return try TaskSwitch.perform(to: tss, source: .jump, returnRIP: returnRIP, state: state, memory: memory)
     }
+    return []
   }
 
   /// Far CALL to `selector:offset`, pushing the return address `returnRIP` (and through a call
-  /// gate to an inner level, the old SS:RSP and the gate's parameters on the new stack).
+  /// gate to an inner level, the old SS:RSP and the gate's parameters on the new stack). Returns
+  /// the effects of a task switch; empty otherwise.
+  @discardableResult
   public static func call(
     selector: UInt16, offset: UInt64, operandSize: Int, returnRIP: UInt64, state: CPUState,
     memory: some SystemMemoryAccess
-  ) throws(Fault) {
+  ) throws(Fault) -> SystemEffects {
     let mode = OperatingMode(state)
     let cpl = state.cpl
     let oldCS = UInt64(state.segment(.cs).selector)
@@ -48,12 +57,15 @@ public enum FarTransfers {
         state.setGPR(4, stack.pointer)
         state.rip = rip
         SegmentLoader.commitCodeSegment(cs, cpl: cpl, state: state)
-        return
+        return []
       }
       try callToInnerLevel(
         gate: gate, cs: cs, rip: rip, newCPL: newCPL, oldCS: oldCS, returnRIP: returnRIP, mode: mode, state: state,
         memory: memory)
+    case .task(let tss):
+      return try TaskSwitch.perform(to: tss, source: .call, returnRIP: returnRIP, state: state, memory: memory)
     }
+    return []
   }
 
   /// A validated call gate: its entry size (2, 4 or 8) and parameter count.
@@ -66,6 +78,8 @@ public enum FarTransfers {
     case direct(SegmentCache, UInt64)
     /// Through a call gate: the gate, the new CS (RPL = new CPL), the entry point, the new CPL.
     case gate(CallGate, SegmentCache, UInt64, Int)
+    /// A task switch to this TSS selector.
+    case task(UInt16)
   }
 
   static func resolve(
@@ -92,9 +106,16 @@ public enum FarTransfers {
     case SystemDescriptorType.callGate,
       SystemDescriptorType.callGate16 where !ia32e:
       break
-    case SystemDescriptorType.taskGate where !ia32e, SystemDescriptorType.tssAvailable where !ia32e,
-      SystemDescriptorType.tss16Available where !ia32e:
-      throw .notImplemented(.taskSwitch)
+    case SystemDescriptorType.tssAvailable where !ia32e, SystemDescriptorType.tss16Available where !ia32e:
+      // A TSS: DPL must admit both CPL and RPL (SDM vol. 3, "Task Switching").
+      guard descriptor.dpl >= state.cpl, descriptor.dpl >= selector.rpl else { throw .gp(code) }
+      guard descriptor.present else { throw .np(code) }
+      return .task(raw)
+    case SystemDescriptorType.taskGate where !ia32e:
+      let taskGate = GateDescriptor(low: descriptor.raw)
+      guard taskGate.dpl >= state.cpl, taskGate.dpl >= selector.rpl else { throw .gp(code) }
+      guard taskGate.present else { throw .np(code) }
+      return .task(taskGate.selector)
     default:
       throw .gp(code)
     }

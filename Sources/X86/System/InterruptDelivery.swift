@@ -35,6 +35,8 @@ public enum EventKind: Sendable, Equatable {
 public enum DeliveryOutcome: Sendable, Equatable {
   /// The handler's context is loaded: the next instruction is the handler's first.
   case delivered
+  /// Delivered through a task gate: CR3, LDTR and TR changed; flush the non-global TLB entries.
+  case taskSwitched
   /// A fault while delivering a double fault: the processor shuts down (the VM's shutdown exit).
   case tripleFault
   /// The model reached a path it does not implement (for example a task gate): stop with an
@@ -70,10 +72,10 @@ public enum InterruptDelivery {
     var event = (vector: vector, errorCode: errorCode, kind: kind, rip: returnRIP)
     while true {
       do throws(Fault) {
-        try deliverOnce(
+        let switched = try deliverOnce(
           vector: event.vector, errorCode: event.errorCode, kind: event.kind, returnRIP: event.rip, state: state,
           memory: memory)
-        return .delivered
+        return switched ? .taskSwitched : .delivered
       } catch {
         if let feature = error.unimplementedFeature { return .unimplemented(feature) }
         guard case .exception(let second, let secondCode) = error else {
@@ -160,27 +162,31 @@ public enum InterruptDelivery {
   }
 
   /// One delivery attempt; throws the fault that interrupted it without changing CPU state
-  /// (stack memory may already be written, as on hardware).
+  /// (stack memory may already be written, as on hardware). Returns true when the event went
+  /// through a task gate.
+  @discardableResult
   static func deliverOnce(
     vector: UInt8, errorCode: UInt32?, kind: EventKind, returnRIP: UInt64, state: CPUState,
     memory: some SystemMemoryAccess
-  ) throws(Fault) {
+  ) throws(Fault) -> Bool {
     var flags = state.rflags
     if setsResumeFlag(vector, kind: kind) { flags |= Flags.rf }
     let mode = OperatingMode(state)
     switch mode {
     case .real:
       try deliverReal(vector: vector, flags: flags, returnRIP: returnRIP, state: state, memory: memory)
+      return false
     case .long64, .compatibility:
       try deliverLong(
         vector: vector, errorCode: errorCode, kind: kind, flags: flags, returnRIP: returnRIP,
         state: state, memory: memory)
+      return false
     case .protected, .virtual8086:
       if mode == .virtual8086, kind.checksGateDPL, state.rflags & Flags.iopl != Flags.iopl {
         // INT n in virtual-8086 mode with IOPL < 3 (no VME): #GP(0).
         throw .gp(0)
       }
-      try deliverProtected(
+      return try deliverProtected(
         vector: vector, errorCode: errorCode, kind: kind, flags: flags, returnRIP: returnRIP, state: state,
         memory: memory)
     }
@@ -300,7 +306,7 @@ public enum InterruptDelivery {
   static func deliverProtected(
     vector: UInt8, errorCode: UInt32?, kind: EventKind, flags: UInt64, returnRIP: UInt64, state: CPUState,
     memory: some SystemMemoryAccess
-  ) throws(Fault) {
+  ) throws(Fault) -> Bool {
     let ext = kind.isExternal
     let idtCode = SelectorErrorCode.idt(vector, external: ext)
     let gate = try DescriptorTables.readGate(vector, long: false, state: state, memory: memory, external: ext)
@@ -312,7 +318,10 @@ public enum InterruptDelivery {
     case SystemDescriptorType.taskGate:
       if kind.checksGateDPL && gate.dpl < state.cpl { throw .gp(SelectorErrorCode.idt(vector, external: false)) }
       guard gate.present else { throw .np(idtCode) }
-      throw .notImplemented(.taskGateInterrupt)
+      try TaskSwitch.perform(
+        to: gate.selector, source: .interrupt(errorCode: errorCode), returnRIP: returnRIP, external: ext,
+        state: state, memory: memory)
+      return true
     default: throw .gp(idtCode)
     }
     let cpl = state.cpl
@@ -375,6 +384,7 @@ public enum InterruptDelivery {
     SegmentLoader.commitCodeSegment(
       SegmentLoader.accessedCache(cs, selector: SegmentSelector(gate.selector).withRPL(newCPL).raw), cpl: newCPL,
       state: state)
+    return false
   }
 
   /// SSn:ESPn from a 32-bit TSS (or SSn:SPn from a 16-bit one); #TS(TR, EXT) beyond its limit.

@@ -3,8 +3,13 @@
 /// segments the new CPL may not use), 64-bit IRETQ that always pops SS:RSP, real mode and
 /// virtual-8086 mode. State changes only after every pop and check has succeeded.
 public enum ReturnInstructions {
-  /// IRET with operand size `operandSize` (2, 4 or 8 bytes).
-  public static func iret(operandSize: Int, state: CPUState, memory: some SystemMemoryAccess) throws(Fault) {
+  /// IRET with operand size `operandSize` (2, 4 or 8 bytes). `returnRIP` (the next instruction)
+  /// is saved in the outgoing TSS when NT=1 makes IRET a return from a nested task. Returns the
+  /// effects of such a task switch; empty otherwise.
+  @discardableResult
+  public static func iret(
+    operandSize: Int, returnRIP: UInt64 = 0, state: CPUState, memory: some SystemMemoryAccess
+  ) throws(Fault) -> SystemEffects {
     let mode = OperatingMode(state)
     let cpl = state.cpl
     let oldFlags = state.rflags
@@ -27,13 +32,16 @@ public enum ReturnInstructions {
       state.setSegment(.cs, csCache)
       state.rip = ip
       state.setGPR(4, stack.pointer)
-      return
+      return []
     case .protected, .compatibility, .long64:
       break
     }
     if oldFlags & Flags.nt != 0 {
       if mode.isIA32e { throw .gp(0) }
-      throw .notImplemented(.nestedTaskReturn)
+      let tr = state.segment(.tr)
+      let link = try memory.readLinear(tr.base, size: 2, supervisor: true)
+      return try TaskSwitch.perform(
+        to: UInt16(truncatingIfNeeded: link), source: .iret, returnRIP: returnRIP, state: state, memory: memory)
     }
     var stack = SystemStack(state: state, mode: mode, supervisor: cpl < 3, faultCode: 0)
     let tempRIP = try stack.pop(size: operandSize, memory: memory)
@@ -41,7 +49,7 @@ public enum ReturnInstructions {
     let tempFlags = try stack.pop(size: operandSize, memory: memory)
     if tempFlags & Flags.vm != 0 && cpl == 0 && mode == .protected && operandSize == 4 {
       try returnToVirtual8086(rip: tempRIP, cs: tempCS, flags: tempFlags, stack: stack, state: state, memory: memory)
-      return
+      return [.modeChanged]
     }
     var changeable = Flags.arithmetic | Flags.tf | Flags.df | Flags.nt
     if operandSize >= 4 { changeable |= Flags.rf | Flags.ac | Flags.id }
@@ -55,6 +63,7 @@ public enum ReturnInstructions {
       rip: tempRIP, cs: tempCS, operandSize: operandSize, release: 0, alwaysPopStack: mode == .long64,
       stack: stack, mode: mode, state: state, memory: memory)
     state.rflags = newFlags
+    return []
   }
 
   /// Far RET (RETF) with operand size `operandSize`, releasing `release` bytes of parameters.

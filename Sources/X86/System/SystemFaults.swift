@@ -37,17 +37,15 @@ public enum ExceptionVector {
 /// `Fault.exception(vector: ExceptionVector.unimplemented, errorCode: rawValue)` and must become
 /// an internal-error exit, never a guest-visible exception.
 public enum UnimplementedFeature: UInt32, Sendable, CustomStringConvertible {
-  case taskGateInterrupt = 1
+  /// `SegmentLoader.checkFarTransfer` was given a call gate (use `FarTransfers`, which handles them).
   case callGate = 2
+  /// A task switch involving a 16-bit TSS, or a TSS/task gate given to `checkFarTransfer`.
   case taskSwitch = 3
-  case nestedTaskReturn = 4
 
   public var description: String {
     switch self {
-    case .taskGateInterrupt: return "interrupt through a task gate (hardware task switch)"
-    case .callGate: return "far CALL/JMP through a call gate"
-    case .taskSwitch: return "task switch by far CALL/JMP to a TSS or task gate"
-    case .nestedTaskReturn: return "IRET with NT=1 (return from a nested task)"
+    case .callGate: return "call gate passed to the direct far-transfer check"
+    case .taskSwitch: return "task switch with a 16-bit TSS (or through the direct far-transfer check)"
     }
   }
 }
