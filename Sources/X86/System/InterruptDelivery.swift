@@ -70,7 +70,9 @@ public enum InterruptDelivery {
   ) -> DeliveryOutcome {
     if vector == ExceptionVector.pageFault, kind == .exception, let pageFaultAddress { state.cr2 = pageFaultAddress }
     var event = (vector: vector, errorCode: errorCode, kind: kind, rip: returnRIP)
-    while true {
+    // A real chain ends within a few attempts (event, serial faults, #DF, shutdown); the bound only guards
+    // against a memory interface that keeps raising benign exceptions.
+    for _ in 0..<8 {
       do throws(Fault) {
         let switched = try deliverOnce(
           vector: event.vector, errorCode: event.errorCode, kind: event.kind, returnRIP: event.rip, state: state,
@@ -93,6 +95,7 @@ public enum InterruptDelivery {
         }
       }
     }
+    return .tripleFault
   }
 
   /// Delivers an exception thrown by an instruction or by the system layer (`.event` faults are
@@ -342,9 +345,10 @@ public enum InterruptDelivery {
       if fromV86 && newCPL != 0 { throw .gp(csCode) }
       let (ssSelector, esp) = try readLegacyStackPointer(level: newCPL, state: state, memory: memory, external: ext)
       let ss = try checkInnerStack(ssSelector, cpl: newCPL, state: state, memory: memory, external: ext)
-      newSS = SegmentLoader.accessedCache(ss.0, selector: ssSelector)
+      let innerSS = SegmentLoader.accessedCache(ss.0, selector: ssSelector)
+      newSS = innerSS
       stack = SystemStack(
-        cache: newSS!, pointer: esp, long64: false, supervisor: newCPL < 3,
+        cache: innerSS, pointer: esp, long64: false, supervisor: newCPL < 3,
         faultCode: SelectorErrorCode.selector(ssSelector, external: ext))
       if fromV86 {
         for register in [SegmentRegister.gs, .fs, .ds, .es] {

@@ -10,10 +10,11 @@
 /// | Instruction / event | Call |
 /// |---|---|
 /// | MOV Sreg, POP Sreg, LDS/LES/LFS/LGS/LSS | `SegmentLoader.loadData(_:selector:state:memory:)` |
-/// | far JMP / far CALL (ptr or m16:xx) | `FarTransfers.jump(selector:offset:operandSize:returnRIP:...)`, `.call(...)` |
+/// | far JMP / far CALL | `FarTransfers.jump(selector:offset:operandSize:returnRIP:...)`, `.call` |
 /// | RETF [imm16] | `ReturnInstructions.farReturn(operandSize:release:...)` |
 /// | IRET/IRETD/IRETQ | `ReturnInstructions.iret(operandSize:returnRIP:...)` |
-/// | INT n / INT3 / INTO / INT1 | `InterruptDelivery.deliver(vector:kind: .software(...), returnRIP: next, instructionRIP: start, ...)` |
+/// | INT n / INT3 / INTO / INT1 | `InterruptDelivery.deliver(vector:kind: .software(.intN), returnRIP:` |
+/// | | `next, instructionRIP: start, ...)` |
 /// | exception raised by an instruction | `InterruptDelivery.deliver(fault, returnRIP:...)` |
 /// | external interrupt / NMI | `InterruptDelivery.deliver(vector:kind: .external, returnRIP: next, ...)` |
 /// | MOV CRn, MOV from CRn | `ControlRegisters.write(_:value:state:features:)` / `.read` |

@@ -1,5 +1,6 @@
 /// What the system layer needs from the CPU core: little-endian linear-memory accesses of 1, 2, 4
-/// or 8 bytes, translated through paging (raising #PF as `Fault.exception(14, code)` after setting CR2, and `.event` for MMIO).
+/// or 8 bytes, translated through paging (raising #PF as `Fault.exception(14, code)` after setting
+/// CR2, and `.event` for MMIO).
 /// `supervisor` is true for the implicit supervisor accesses the CPU makes for itself (descriptor
 /// tables, the TSS, stacks at CPL < 3) and false for accesses at user privilege (CPL 3 stacks).
 /// Segmentation is already applied by the caller: these are linear addresses.
