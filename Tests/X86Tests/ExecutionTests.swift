@@ -126,4 +126,46 @@ import X86
     #expect(real.step() == nil)
     #expect(real.state.rip == 0x104)
   }
+
+  @Test func selfModifyingCodeInvalidatesTheDecodeCache() {
+    // 0x1000: mov byte ptr [rip + 2], 5   (patches the immediate of the add below)
+    // 0x1007: add eax, 1
+    let (cpu, _) = makeCPU64([0xC6, 0x05, 0x02, 0, 0, 0, 0x05, 0x83, 0xC0, 0x01])
+    cpu.state.rip = 0x1007
+    run(cpu)  // decodes and caches "add eax, 1"
+    #expect(cpu.state.gpr(Reg.rax) == 1)
+    cpu.state.rip = 0x1000
+    run(cpu, 2)
+    #expect(cpu.state.gpr(Reg.rax) == 6)
+  }
+
+  @Test func mmioReadsAndWritesReplay() {
+    // mov eax, [0x300000]; mov [0x300004], ebx  (beyond the test RAM: MMIO)
+    let (cpu, _) = makeCPU64([0x8B, 0x04, 0x25, 0, 0, 0x30, 0, 0x89, 0x1C, 0x25, 4, 0, 0x30, 0])
+    cpu.state.setGPR(Reg.rbx, 0xCAFE)
+    #expect(cpu.step() == .mmioRead(address: 0x30_0000, size: 4))
+    #expect(cpu.state.rip == 0x1000)
+    cpu.complete(value: 0x1122_3344)
+    #expect(cpu.step() == nil)
+    #expect(cpu.state.gpr(Reg.rax) == 0x1122_3344)
+    #expect(cpu.step() == .mmioWrite(address: 0x30_0004, size: 4, value: 0xCAFE))
+    #expect(cpu.step() == nil)
+    #expect(cpu.state.rip == 0x100E)
+  }
+
+  @Test func bmiInstructions() {
+    // andn eax, ecx, edx; pdep rax, rbx, rcx (mask in rcx); mulx rax, rbx, rcx (rdx * rcx)
+    let (cpu, _) = makeCPU64([0xC4, 0xE2, 0x70, 0xF2, 0xC2, 0xC4, 0xE2, 0xE3, 0xF5, 0xC1, 0xC4, 0xE2, 0xE3, 0xF6, 0xC1])
+    cpu.state.setGPR(Reg.rcx, 0xF0F0)
+    cpu.state.setGPR(Reg.rdx, 0xFFFF)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x0F0F)
+    cpu.state.setGPR(Reg.rbx, 0b101)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x0050)  // bits 0 and 2 of rbx deposited at mask bits 4 and 6
+    cpu.state.setGPR(Reg.rdx, 1 << 63)
+    cpu.state.setGPR(Reg.rcx, 4)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 2 && cpu.state.gpr(Reg.rbx) == 0)
+  }
 }

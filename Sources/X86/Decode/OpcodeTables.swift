@@ -112,7 +112,7 @@ enum OpcodeTables {
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx",
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Ey", "sse Vx,Wx",
     // 70
-    "sse Vx,Wx,Ib", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse",
+    "sse Vx,Wx,Ib", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "emms",
     "", "", "", "", "sse Vx,Wx", "sse Vx,Wx", "sse Ey,Vx", "sse Wx,Vx",
     // 80
     "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64",
@@ -131,7 +131,7 @@ enum OpcodeTables {
     // C0
     "xadd Eb,Gb L", "xadd Ev,Gv L", "sse Vx,Wx,Ib", "movnti My,Gy mem", "sse Vx,Ed,Ib", "sse Gd,Ux,Ib reg",
     "sse Vx,Wx,Ib", "grp9",
-    "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy", "bswap Zy",
+    "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv", "bswap Zv",
     // D0
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Wx,Vx", "sse Gd,Ux reg",
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx",

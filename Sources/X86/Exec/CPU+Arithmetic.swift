@@ -100,6 +100,11 @@ extension CPU {
     }
   }
 
+  /// A 32-bit register destination is zero-extended even when a zero count leaves it unchanged.
+  @inline(__always) func zeroExtendIfDword(_ o: Operand, _ value: UInt64) {
+    if o.kind == .gpr && o.size == 4 { setReg(Int(o.reg), 4, value) }
+  }
+
   func readWide(_ size: Int) -> (UInt64, UInt64) {
     if size == 1 { return ((state.gpr(0) >> 8) & 0xFF, state.gpr(0) & 0xFF) }
     return (reg(2, size), reg(0, size))
@@ -138,7 +143,10 @@ extension CPU {
       setArithmeticFlags(ALU.szp(m, size))
       return
     }
-    if count == 0 { return }
+    if count == 0 {
+      zeroExtendIfDword(ins.operands.0, a)
+      return
+    }
     var r: UInt64 = 0
     var f = state.rflags
     func set(_ flag: UInt64, _ on: Bool) { if on { f |= flag } else { f &= ~flag } }
@@ -208,7 +216,10 @@ extension CPU {
     let sign = ALU.sign(size)
     let bits = UInt64(size * 8)
     let count = (try readOperand(ins, ins.operands.2, ea)) & (size == 8 ? 63 : 31)
-    if count == 0 { return }
+    if count == 0 {
+      zeroExtendIfDword(ins.operands.0, try readOperand(ins, ins.operands.0, ea))
+      return
+    }
     let a = try readOperand(ins, ins.operands.0, ea)
     let b = try readOperand(ins, ins.operands.1, ea)
     var r: UInt64

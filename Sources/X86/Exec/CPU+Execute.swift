@@ -4,6 +4,24 @@ extension CPU {
   func executeOne() throws(Fault) {
     let mode = state.codeMode
     let rip = state.rip
+    // Fast path: a cached decode at the physical address of CS:RIP.
+    let linearRIP: UInt64 = mode == .bits64 ? rip : (state.segmentBase(1) &+ rip) & 0xFFFF_FFFF
+    let cacheable =
+      (linearRIP & 0xFFF) <= 0x1000 - 15
+      && (mode == .bits64
+        ? (Int64(bitPattern: rip) >> 47 == 0 || Int64(bitPattern: rip) >> 47 == -1)
+        : rip &+ 15 <= state.segmentLimit(1) && rip &+ 15 <= (mode == .bits16 ? 0xFFFF : 0xFFFF_FFFF))
+    var physicalRIP: UInt64 = 0
+    if cacheable {
+      physicalRIP = try translate(linearRIP, write: false)
+      if let e = decodeCache.lookup(physicalRIP, mode) {
+        let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
+        let next = (rip &+ UInt64(e.pointee.instruction.length)) & wrap
+        lastNextRIP = next
+        try execute(e.pointee.instruction, nextRIP: next)
+        return
+      }
+    }
     var buffer: (UInt64, UInt64) = (0, 0)
     let ins: DecodedInstruction = try withUnsafeMutableBytes(of: &buffer) { raw throws(Fault) -> DecodedInstruction in
       var count = 0
@@ -32,6 +50,10 @@ extension CPU {
     let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
     // The 80286 limits instructions to 10 bytes.
     if model == .i80286 && ins.length > 10 { throw Fault.generalProtection() }
+    if cacheable, hostPage(physicalRIP, write: false) != nil {
+      decodeCache.insert(physicalRIP, mode, ins)
+      protectCode(page: physicalRIP >> 12)
+    }
     let next = (rip &+ UInt64(ins.length)) & wrap
     lastNextRIP = next
     try execute(ins, nextRIP: next)
@@ -291,8 +313,13 @@ extension CPU {
       let a = try readOperand(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
       let (r, f) = ALU.add(a, b, carry: 0, size)
-      try writeOperand(ins, o0, ea, r)
-      try writeOperand(ins, o1, ea, a)
+      if o0.kind == .memory {
+        try writeOperand(ins, o0, ea, r)
+        try writeOperand(ins, o1, ea, a)
+      } else {
+        try writeOperand(ins, o1, ea, a)
+        try writeOperand(ins, o0, ea, r)
+      }
       setArithmeticFlags(f)
     case .cmpxchg:
       let a = try readOperand(ins, o0, ea)
@@ -334,6 +361,8 @@ extension CPU {
       try writeOperand(ins, o0, ea, swapped)
     case .movnti:
       try writeOperand(ins, o0, ea, try readOperand(ins, o1, ea))
+    case .andn, .bextr, .blsi, .blsmsk, .blsr, .bzhi, .mulx, .pdep, .pext, .rorx, .sarx, .shlx, .shrx:
+      try bitManipulation(ins, ea: ea)
     case .daa, .das, .aaa, .aas, .aam, .aad, .salc:
       try decimalAdjust(ins)
     case .jcc:

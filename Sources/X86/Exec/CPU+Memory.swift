@@ -2,7 +2,7 @@
 extension CPU {
   /// The single linear-to-physical translation point (paging comes later: identity + address mask).
   @inline(__always) func translate(_ linear: UInt64, write: Bool) throws(Fault) -> UInt64 {
-    linear & model.physicalAddressMask
+    linear & addressMask
   }
 
   @inline(__always) func hostPage(_ phys: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
@@ -11,9 +11,9 @@ extension CPU {
     if write {
       if tlbWriteTag[i] == page, let p = tlbWritePtr[i] { return p + Int(phys & 0xFFF) }
       guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: true) else { return nil }
+      decodeCache.noteWrite(page: page)
       tlbWriteTag[i] = page
       tlbWritePtr[i] = p
-      codeWritten(page: page)
       return p + Int(phys & 0xFFF)
     }
     if tlbReadTag[i] == page, let p = tlbReadPtr[i] { return p + Int(phys & 0xFFF) }
@@ -23,8 +23,15 @@ extension CPU {
     return p + Int(phys & 0xFFF)
   }
 
-  /// Hook for the decode cache: a page became writable through the TLB.
-  @inline(__always) func codeWritten(page: UInt64) {}
+  /// Marks a page as holding cached code: it leaves the write TLB so the next write to it
+  /// invalidates its decoded instructions.
+  @inline(__always) func protectCode(page: UInt64) {
+    let i = Int(page & UInt64(CPU.tlbSize - 1))
+    if tlbWriteTag[i] == page {
+      tlbWriteTag[i] = ~0
+      tlbWritePtr[i] = nil
+    }
+  }
 
   /// Reads `size` (1-8) bytes at a physical address within one page.
   func physicalRead(_ phys: UInt64, size: Int) throws(Fault) -> UInt64 {

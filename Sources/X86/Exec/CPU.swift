@@ -5,14 +5,14 @@ public final class CPU {
   public let state: CPUState
   public let memory: any PhysicalMemory
   /// Instructions retired (a REP iteration counts as one).
-  public var instructionsRetired: UInt64 = 0
+  @exclusivity(unchecked) public var instructionsRetired: UInt64 = 0
   /// Oracle mode: exceptions are returned as `.exception` events with the state as before the
   /// instruction, instead of being delivered.
-  public var reportExceptions = false
+  @exclusivity(unchecked) public var reportExceptions = false
   /// The time-stamp counter source for RDTSC/RDTSCP (default: instructions retired).
-  public var readTSC: (() -> UInt64)?
+  @exclusivity(unchecked) public var readTSC: (() -> UInt64)?
   /// The CPUID model answered by CPUID.
-  public var cpuid: CPUIDModel
+  @exclusivity(unchecked) public var cpuid: CPUIDModel
 
   // Software TLB (direct mapped, keyed by physical page).
   static let tlbSize = 256
@@ -22,10 +22,15 @@ public final class CPU {
   let tlbWritePtr: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
   /// Completed I/O and MMIO accesses of the current instruction (replayed on re-execution).
-  var ioLog: [UInt64] = []
-  var ioIndex = 0
+  @exclusivity(unchecked) var ioLog: [UInt64] = []
+  @exclusivity(unchecked) var ioIndex = 0
   /// Set by `complete(value:)` for the pending read.
-  var pendingRead = false
+  @exclusivity(unchecked) var pendingRead = false
+
+  /// Decoded instructions by physical address (invalidated by writes to their page).
+  let decodeCache = DecodeCache()
+  /// `model.physicalAddressMask`, cached.
+  let addressMask: UInt64
 
   /// Real mode: CR0.PE clear.
   @inlinable var isRealMode: Bool { state.cr0 & 1 == 0 }
@@ -35,6 +40,7 @@ public final class CPU {
     self.memory = memory
     self.state = CPUState()
     self.cpuid = CPUIDModel(model: model)
+    self.addressMask = model.physicalAddressMask
     tlbReadTag = .allocate(capacity: CPU.tlbSize)
     tlbReadPtr = .allocate(capacity: CPU.tlbSize)
     tlbWriteTag = .allocate(capacity: CPU.tlbSize)
@@ -51,8 +57,10 @@ public final class CPU {
     tlbWritePtr.deallocate()
   }
 
-  /// Forgets every cached host page pointer (after the memory map changes).
+  /// Forgets every cached host page pointer and decoded instruction (after the memory map changes
+  /// or guest memory was modified behind the CPU's back, e.g. by a loader or DMA).
   public func invalidateTLB() {
+    decodeCache.flush()
     for i in 0..<CPU.tlbSize {
       tlbReadTag[i] = ~0
       tlbWriteTag[i] = ~0
@@ -101,7 +109,7 @@ public final class CPU {
   }
 
   /// True after `configureFlatUser64()`: no paging, linear == physical.
-  public internal(set) var flatUser = false
+  @exclusivity(unchecked) public internal(set) var flatUser = false
 
   /// Answers the pending `.portIn`/`.mmioRead` event; the next `step()` re-executes the instruction
   /// with this value.
@@ -117,7 +125,7 @@ public final class CPU {
     ioIndex = 0
     do throws(Fault) {
       try executeOne()
-      ioLog.removeAll(keepingCapacity: true)
+      if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
       instructionsRetired &+= 1
       if halted {
         halted = false
@@ -147,7 +155,7 @@ public final class CPU {
     return .budgetExhausted
   }
 
-  var halted = false
+  @exclusivity(unchecked) var halted = false
   /// RIP after the instruction being executed (for trap-style exceptions such as the 8086's #DE).
-  var lastNextRIP: UInt64 = 0
+  @exclusivity(unchecked) var lastNextRIP: UInt64 = 0
 }

@@ -1,0 +1,86 @@
+/// A direct-mapped cache of decoded instructions keyed by physical address and code mode.
+///
+/// Self-modifying code: every page that holds cached code is kept out of the write TLB, so the
+/// first write to it takes the slow path, which bumps the page's generation (invalidating its
+/// entries) and lets the page back into the write TLB. Page generations live in a direct-mapped
+/// table, so two pages sharing a slot only cause extra (safe) invalidations.
+final class DecodeCache {
+  static let entryCount = 1 << 15
+  static let pageSlots = 1 << 16
+
+  struct Entry {
+    /// Physical address | mode << 62 | 1 << 61 (valid).
+    var tag: UInt64
+    var generation: UInt32
+    var instruction: DecodedInstruction
+  }
+
+  let entries: UnsafeMutablePointer<Entry>
+  let pageGeneration: UnsafeMutablePointer<UInt32>
+  let pageHasCode: UnsafeMutablePointer<Bool>
+
+  init() {
+    entries = .allocate(capacity: DecodeCache.entryCount)
+    entries.initialize(
+      repeating: Entry(tag: 0, generation: 0, instruction: DecodedInstruction()), count: DecodeCache.entryCount)
+    pageGeneration = .allocate(capacity: DecodeCache.pageSlots)
+    pageGeneration.initialize(repeating: 0, count: DecodeCache.pageSlots)
+    pageHasCode = .allocate(capacity: DecodeCache.pageSlots)
+    pageHasCode.initialize(repeating: false, count: DecodeCache.pageSlots)
+  }
+
+  deinit {
+    entries.deallocate()
+    pageGeneration.deallocate()
+    pageHasCode.deallocate()
+  }
+
+  @inline(__always) static func tag(_ physical: UInt64, _ mode: CodeMode) -> UInt64 {
+    let m: UInt64 = mode == .bits64 ? 2 : mode == .bits32 ? 1 : 0
+    return physical | m << 62 | 1 << 61
+  }
+
+  @inline(__always) static func slot(_ physical: UInt64) -> Int {
+    Int(truncatingIfNeeded: (physical ^ (physical >> 15)) & UInt64(entryCount - 1))
+  }
+
+  @inline(__always) static func pageSlot(_ page: UInt64) -> Int {
+    Int(truncatingIfNeeded: page & UInt64(pageSlots - 1))
+  }
+
+  /// The cached instruction at `physical` in `mode`, if still valid.
+  @inline(__always) func lookup(_ physical: UInt64, _ mode: CodeMode) -> UnsafeMutablePointer<Entry>? {
+    let e = entries + DecodeCache.slot(physical)
+    if e.pointee.tag == DecodeCache.tag(physical, mode)
+      && e.pointee.generation == pageGeneration[DecodeCache.pageSlot(physical >> 12)]
+    {
+      return e
+    }
+    return nil
+  }
+
+  func insert(_ physical: UInt64, _ mode: CodeMode, _ ins: DecodedInstruction) {
+    let page = DecodeCache.pageSlot(physical >> 12)
+    pageHasCode[page] = true
+    let e = entries + DecodeCache.slot(physical)
+    e.pointee = Entry(tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page], instruction: ins)
+  }
+
+  /// Called on a write-TLB miss: returns false if the page holds cached code (its entries are now
+  /// invalid and the page may enter the write TLB again).
+  @inline(__always) func noteWrite(page: UInt64) {
+    let s = DecodeCache.pageSlot(page)
+    if pageHasCode[s] {
+      pageGeneration[s] &+= 1
+      pageHasCode[s] = false
+    }
+  }
+
+  /// Forgets everything.
+  func flush() {
+    for i in 0..<DecodeCache.pageSlots {
+      pageGeneration[i] &+= 1
+      pageHasCode[i] = false
+    }
+  }
+}
