@@ -28,7 +28,8 @@
 /// | IN/OUT/INS/OUTS permission | `IOPermission.check(port:size:state:memory:)` before the access |
 /// | INVLPG, RDTSC/RDTSCP, HLT/INVD/WBINVD | `SystemInstructions.invlpg`, `.rdtsc`, `.rdtscp`, `.requireRing0` |
 /// | CPUID | `CPUIDTable(features:).query(leaf:subleaf:)` |
-/// | memory access (hot path) | `SoftTLB.hostPointer(_:kind:user:)`, on a miss `SoftTLB.translate(...)` |
+/// | memory access (hot path) | `mmu.tlb.hostPointer(_:kind:user:)`, on a miss `mmu.translate(...)` |
+/// | memory interface for all of the above | `MMUSystemMemory(mmu:state:)` |
 ///
 /// Delivery returns a `DeliveryOutcome`: `.delivered`, `.taskSwitched` (flush the non-global
 /// TLB), `.tripleFault` (the VM's shutdown exit), `.event` (an MMIO access during delivery: serve
