@@ -10,7 +10,7 @@
 public struct CPUIDTable: Sendable, Equatable {
   public var features: CPUFeatures
   public var vendor: String
-  /// Family/model/stepping signature for CPUID.1:EAX (default: family 6, model 0x55-ish generic).
+  /// Family/model/stepping signature for CPUID.1:EAX (default 506E3H: family 6, model 5EH, stepping 3).
   public var signature: UInt32
   public var physicalAddressBits: Int
   public var linearAddressBits: Int

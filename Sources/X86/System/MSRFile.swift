@@ -48,7 +48,7 @@ public struct MSRFile: Sendable, Equatable {
     state[offset: CPUStateLayout.apicBase] = 0xFEE0_0000 | 1 << 8 | 1 << 11
   }
 
-  /// RDMSR `index`; `guestTSC` is the current time-stamp counter before the offset.
+  /// RDMSR `index`; `hostTSC` is the time-stamp counter before the guest's offset is added.
   public func read(_ index: UInt32, state: CPUState, hostTSC: UInt64) throws(Fault) -> UInt64 {
     guard state.cpl == 0 else { throw .gp(0) }
     switch index {

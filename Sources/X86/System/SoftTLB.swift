@@ -10,7 +10,8 @@
 ///
 /// Entries are only filled from successful walks; write entries only once the dirty bit is set, so
 /// a cached write never skips a dirty-bit update. Supervisor data accesses to user pages under
-/// SMAP are never cached (their outcome depends on RFLAGS.AC).
+/// SMAP are never cached (their outcome depends on RFLAGS.AC). Host pointers stay valid only while
+/// the guest-physical memory map is unchanged: call `flushAll` when the VMM remaps RAM or ROM.
 public final class SoftTLB {
   /// One cached page.
   public struct Entry {
