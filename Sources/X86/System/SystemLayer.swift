@@ -3,7 +3,9 @@
 /// memory with supervisor/user privilege) and throws the core's `Fault`, so the core's instruction
 /// handlers call it with a plain `try` and deliver what it throws.
 ///
-/// How the core wires it in (one call per instruction; "effects" are `SystemEffects` the core
+/// The simplest way in is one `SystemUnit` per vCPU: it owns the MMU/TLB, MSRs, features and
+/// CPUID and applies TLB effects itself. Underneath, the core can also call the pieces directly
+/// (one call per instruction; "effects" are `SystemEffects` the core
 /// applies to its `SoftTLB` with `tlb.apply(effects)` and, for `.modeChanged`, by refreshing its
 /// decode mode from `state.codeMode`):
 ///
