@@ -276,7 +276,7 @@ public enum Decoder {
         if entry.flags.contains(.addImmediate) {
           entry.specs.append(parent.specs.first == .Eb ? .Ib : .Iz)
         }
-        entry.flags.formUnion(parent.flags.intersection([.invalid64, .needs186, .undocumented]))
+        entry.flags.formUnion(parent.flags.intersection([.invalid64, .needs186, .undocumented, .default64, .force64]))
       }
       ins.condition = regField
     } else if entry.operation == .jcc || entry.operation == .setcc || entry.operation == .cmovcc {
