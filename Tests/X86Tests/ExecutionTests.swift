@@ -152,4 +152,20 @@ import X86
     #expect(cpu.step() == nil)
     #expect(cpu.state.rip == 0x100E)
   }
+
+  @Test func bmiInstructions() {
+    // andn eax, ecx, edx; pdep rax, rbx, rcx (mask in rcx); mulx rax, rbx, rcx (rdx * rcx)
+    let (cpu, _) = makeCPU64([0xC4, 0xE2, 0x70, 0xF2, 0xC2, 0xC4, 0xE2, 0xE3, 0xF5, 0xC1, 0xC4, 0xE2, 0xE3, 0xF6, 0xC1])
+    cpu.state.setGPR(Reg.rcx, 0xF0F0)
+    cpu.state.setGPR(Reg.rdx, 0xFFFF)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x0F0F)
+    cpu.state.setGPR(Reg.rbx, 0b101)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x0050)  // bits 0 and 2 of rbx deposited at mask bits 4 and 6
+    cpu.state.setGPR(Reg.rdx, 1 << 63)
+    cpu.state.setGPR(Reg.rcx, 4)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 2 && cpu.state.gpr(Reg.rbx) == 0)
+  }
 }

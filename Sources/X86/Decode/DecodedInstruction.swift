@@ -108,10 +108,8 @@ public struct DecodedInstruction: Sendable {
     }
   }
 
-  /// True if one of the operands is in memory.
-  @inlinable public var hasMemoryOperand: Bool {
-    operands.0.kind == .memory || operands.1.kind == .memory || operands.2.kind == .memory
-  }
+  /// True if one of the operands is in memory (set by the decoder).
+  public var hasMemoryOperand: Bool = false
 
   /// True if ModRM selects a register (mod == 3).
   @inlinable public var modrmIsRegister: Bool { modrm >= 0xC0 }

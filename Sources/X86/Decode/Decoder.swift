@@ -56,6 +56,18 @@ public enum Decoder {
     }
   }
 
+  static let sse38Entry = OpcodeEntry("sse Vx,Wx")
+  static let sse3AEntry = OpcodeEntry("sse Vx,Wx,Ib")
+  /// 0F38 opcodes that exist (SSSE3/SSE4/AES/SHA/...); others are #UD.
+  static let validMap38: Set<UInt8> = Set(
+    Array(0x00...0x0B) + [0x10, 0x14, 0x15, 0x17, 0x1C, 0x1D, 0x1E] + Array(0x20...0x25) + Array(0x28...0x2B)
+      + Array(0x30...0x35) + Array(0x37...0x41) + [0x80, 0x81, 0x82] + Array(0xC8...0xCD) + [0xCF]
+      + Array(0xDB...0xDF) + [0xF6])
+  /// 0F3A opcodes that exist.
+  static let validMap3A: Set<UInt8> = Set(
+    Array(0x08...0x0F) + Array(0x14...0x17) + Array(0x20...0x22) + [0x40, 0x41, 0x42, 0x44] + Array(0x60...0x63)
+      + [0xCC, 0xCE, 0xCF, 0xDF])
+
   static let allowed386TwoByte: Set<UInt8> = Set(
     [
       0x00, 0x01, 0x02, 0x03, 0x06, 0x20, 0x21, 0x22, 0x23, 0xA0, 0xA1, 0xA3, 0xA4, 0xA5, 0xA8, 0xA9, 0xAB, 0xAC, 0xAD,
@@ -171,7 +183,9 @@ public enum Decoder {
             entry.specs = [.M, .Gv]
           }
         } else {
-          entry = OpcodeEntry(map == 2 ? "sse Vx,Wx" : "sse Vx,Wx,Ib")
+          let valid = map == 2 ? validMap38.contains(opcode) : validMap3A.contains(opcode)
+          if !valid { return .undefined }
+          entry = map == 2 ? sse38Entry : sse3AEntry
         }
       } else {
         if model == .i80286 && ![0x00, 0x01, 0x02, 0x03, 0x06].contains(opcode) { return .undefined }
@@ -215,8 +229,9 @@ public enum Decoder {
           entry = OpcodeEntry("nop")
         }
       case 0xC4, 0xC5:
-        if mode == .bits64 { return .undefined }
-        if model == .host64 && mode == .bits32, let next = r.peek(), next >= 0xC0 { return .undefined }
+        if model == .host64 && (mode == .bits64 || (mode == .bits32 && (r.peek() ?? 0) >= 0xC0)) {
+          return decodeVEX(&ins, &r, vex3: opcode == 0xC4, prefixes: prefixes, segment: segOverride, mode: mode)
+        }
       case 0xD6 where model == .i8086 || model == .i80286:
         entry.flags.remove(.undocumented)
       case 0x62 where mode != .bits64:
@@ -261,7 +276,7 @@ public enum Decoder {
         if entry.flags.contains(.addImmediate) {
           entry.specs.append(parent.specs.first == .Eb ? .Ib : .Iz)
         }
-        entry.flags.formUnion(parent.flags.intersection([.invalid64, .needs186, .undocumented]))
+        entry.flags.formUnion(parent.flags.intersection([.invalid64, .needs186, .undocumented, .default64, .force64]))
       }
       ins.condition = regField
     } else if entry.operation == .jcc || entry.operation == .setcc || entry.operation == .cmovcc {
@@ -476,6 +491,7 @@ public enum Decoder {
     if ops.count > 1 { ins.operands.1 = ops[1] }
     if ops.count > 2 { ins.operands.2 = ops[2] }
     ins.length = UInt8(r.position)
+    ins.hasMemoryOperand = ops.contains { $0.kind == .memory }
 
     // LOCK validity: lockable form with a memory destination.
     if prefixes.contains(.lock) {
@@ -608,5 +624,118 @@ public enum Decoder {
     } else if mod == 2 {
       ins.displacement = Int64(Int32(truncatingIfNeeded: r.imm(4)))
     }
+  }
+
+  /// VEX-encoded instructions: the BMI1/BMI2 general-purpose forms are decoded; everything else
+  /// (AVX) is #UD.
+  static func decodeVEX(
+    _ ins: inout DecodedInstruction, _ r: inout ByteReader, vex3: Bool, prefixes: Prefixes, segment: UInt8,
+    mode: CodeMode
+  ) -> Status {
+    if !prefixes.intersection([.operandSize, .rep, .repne, .lock, .rex]).isEmpty { return .undefined }
+    let b1 = r.next()
+    var rexR = false
+    var rexX = false
+    var rexB = false
+    var map: UInt8 = 1
+    var w = false
+    let b2: UInt8
+    if vex3 {
+      b2 = r.next()
+      rexR = b1 & 0x80 == 0
+      rexX = b1 & 0x40 == 0
+      rexB = b1 & 0x20 == 0
+      map = b1 & 0x1F
+      w = b2 & 0x80 != 0
+    } else {
+      b2 = b1
+      rexR = b1 & 0x80 == 0
+    }
+    let vvvv = (~b2 >> 3) & 0xF
+    let l = b2 & 4 != 0
+    let pp = b2 & 3
+    let opcode = r.next()
+    if r.truncated { return .truncated }
+    guard map == 2 || map == 3 else { return .undefined }
+    let modrm = r.next()
+    if r.truncated { return .truncated }
+    let reg = (modrm >> 3) & 7
+    let operation: Operation
+    var form = 0  // 0: reg, vvvv, rm   1: reg, rm, vvvv   2: vvvv, rm   3: reg, rm, imm8
+    switch (map, opcode, pp) {
+    case (2, 0xF2, 0): operation = .andn
+    case (2, 0xF3, 0):
+      switch reg {
+      case 1: operation = .blsr
+      case 2: operation = .blsmsk
+      case 3: operation = .blsi
+      default: return .undefined
+      }
+      form = 2
+    case (2, 0xF5, 0):
+      operation = .bzhi
+      form = 1
+    case (2, 0xF5, 3): operation = .pdep
+    case (2, 0xF5, 2): operation = .pext
+    case (2, 0xF6, 3): operation = .mulx
+    case (2, 0xF7, 0):
+      operation = .bextr
+      form = 1
+    case (2, 0xF7, 1):
+      operation = .shlx
+      form = 1
+    case (2, 0xF7, 2):
+      operation = .sarx
+      form = 1
+    case (2, 0xF7, 3):
+      operation = .shrx
+      form = 1
+    case (3, 0xF0, 3):
+      if vvvv != 0 { return .undefined }  // VEX.vvvv must be 1111b
+      operation = .rorx
+      form = 3
+    default: return .undefined
+    }
+    if l { return .undefined }
+    let size: UInt8 = (mode == .bits64 && w) ? 8 : 4
+    let rex: UInt8 = (rexR ? 4 : 0) | (rexX ? 2 : 0) | (rexB ? 1 : 0) | (w ? 8 : 0)
+    let regOp = Operand(.gpr, size: size, reg: reg | (rexR && mode == .bits64 ? 8 : 0))
+    let vOp = Operand(.gpr, size: size, reg: mode == .bits64 ? vvvv : vvvv & 7)
+    var rmOp: Operand
+    if modrm >= 0xC0 {
+      rmOp = Operand(.gpr, size: size, reg: (modrm & 7) | (rexB && mode == .bits64 ? 8 : 0))
+    } else {
+      let asize =
+        mode == .bits64 ? (prefixes.contains(.addressSize) ? 4 : 8) : (prefixes.contains(.addressSize) ? 2 : 4)
+      if asize == 2 {
+        decodeModRM16(&ins, &r, modrm: modrm)
+      } else {
+        decodeModRM32(&ins, &r, modrm: modrm, rex: mode == .bits64 ? rex : 0, asize: asize, mode: mode)
+      }
+      ins.addressSize = UInt8(asize)
+      rmOp = Operand(.memory, size: size)
+      ins.hasMemoryOperand = true
+    }
+    if segment != 0xFF { ins.segment = segment }
+    switch form {
+    case 0: ins.operands = (regOp, vOp, rmOp)
+    case 1: ins.operands = (regOp, rmOp, vOp)
+    case 2: ins.operands = (vOp, rmOp, .none)
+    default:
+      ins.immediate = UInt64(r.next())
+      ins.operands = (regOp, rmOp, Operand(.immediate, size: 1))
+    }
+    if r.truncated { return .truncated }
+    if r.position > 15 { return .tooLong }
+    ins.operandCount = form == 2 ? 2 : 3
+    ins.operation = operation
+    ins.operandSize = size
+    if ins.addressSize == 0 { ins.addressSize = mode == .bits64 ? 8 : 4 }
+    ins.prefixes = prefixes
+    ins.map = map
+    ins.opcode = opcode
+    ins.modrm = modrm
+    ins.length = UInt8(r.position)
+    return .ok
   }
 }

@@ -112,7 +112,7 @@ enum OpcodeTables {
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx",
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Ey", "sse Vx,Wx",
     // 70
-    "sse Vx,Wx,Ib", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse",
+    "sse Vx,Wx,Ib", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Ux,Ib reg", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "emms",
     "", "", "", "", "sse Vx,Wx", "sse Vx,Wx", "sse Ey,Vx", "sse Wx,Vx",
     // 80
     "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64", "jcc Jz f64",

@@ -29,8 +29,12 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   case rdrand, rdseed, rdfsbase, rdgsbase, wrfsbase, wrgsbase, rdpid
   case nop, pause, ud0, ud1, ud2, wait, lfence, mfence, sfence, clflush, prefetch, endbr64, endbr32
   case xbegin, xabort
+  // BMI1/BMI2 (VEX-encoded)
+  case andn, bextr, blsi, blsmsk, blsr, bzhi, mulx, pdep, pext, rorx, sarx, shlx, shrx
   /// SSE/MMX/3DNow: decoded for length and disassembly; executes as #UD for now.
   case sse
+  /// MMX EMMS (no ModRM); #UD for now like the rest of MMX.
+  case emms
   /// x87: decoded for length and disassembly; executes as #UD (or #NM) for now.
   case x87
   case fxsave, fxrstor, ldmxcsr, stmxcsr, xsave, xrstor, xsaveopt

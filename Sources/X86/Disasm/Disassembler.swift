@@ -217,7 +217,17 @@ public enum Disassembler {
       .movs, .cmps, .stos, .lods, .scas, .ins, .outs, .pause, .tzcnt, .lzcnt, .popcnt, .endbr64, .endbr32,
       .rdfsbase, .rdgsbase, .wrfsbase, .wrgsbase, .rdpid, .sse,
     ]
-    if !mandatoryPrefix.contains(ins.operation) {
+    let hleCapable =
+      ins.operands.0.kind == .memory
+      && (ins.prefixes.contains(.lock) || ins.operation == .xchg
+        || (ins.operation == .mov && [0x88, 0x89, 0xC6, 0xC7].contains(ins.opcode) && ins.prefixes.contains(.rep)))
+    if hleCapable || (ins.operation == .xchg && ins.map == 0 && ins.opcode >= 0x90) {
+      if ins.prefixes.contains(.rep) {
+        prefix = "xrelease\t" + prefix
+      } else if ins.prefixes.contains(.repne) {
+        prefix = "xacquire\t" + prefix
+      }
+    } else if !mandatoryPrefix.contains(ins.operation) {
       if ins.prefixes.contains(.rep) {
         prefix = "rep\t" + prefix
       } else if ins.prefixes.contains(.repne) {

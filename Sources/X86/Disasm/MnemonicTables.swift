@@ -108,8 +108,8 @@ enum MnemonicTables {
     case 0xDF:
       if modrm == 0xE0 { return ("fnstsw", 4) }
       if reg == 0 { return ("ffreep", 1) }
-      if reg == 5 { return ("fucomip", 2) }
-      if reg == 6 { return ("fcomip", 2) }
+      if reg == 5 { return ("fucompi", 2) }
+      if reg == 6 { return ("fcompi", 2) }
       return nil
     default: return nil
     }

@@ -15,11 +15,10 @@ extension CPU {
     if cacheable {
       physicalRIP = try translate(linearRIP, write: false)
       if let e = decodeCache.lookup(physicalRIP, mode) {
-        let ins = e.pointee.instruction
         let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
-        let next = (rip &+ UInt64(ins.length)) & wrap
+        let next = (rip &+ UInt64(e.pointee.instruction.length)) & wrap
         lastNextRIP = next
-        try execute(ins, nextRIP: next)
+        try execute(e.pointee.instruction, nextRIP: next)
         return
       }
     }
@@ -362,6 +361,8 @@ extension CPU {
       try writeOperand(ins, o0, ea, swapped)
     case .movnti:
       try writeOperand(ins, o0, ea, try readOperand(ins, o1, ea))
+    case .andn, .bextr, .blsi, .blsmsk, .blsr, .bzhi, .mulx, .pdep, .pext, .rorx, .sarx, .shlx, .shrx:
+      try bitManipulation(ins, ea: ea)
     case .daa, .das, .aaa, .aas, .aam, .aad, .salc:
       try decimalAdjust(ins)
     case .jcc:

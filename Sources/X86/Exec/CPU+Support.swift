@@ -46,7 +46,14 @@ extension CPU {
     }
   }
 
+  @inline(__always)
   func readOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
+    if o.kind == .gpr { return reg(Int(o.reg), Int(o.size)) }
+    if o.kind == .immediate { return (o.reg == 1 ? ins.immediate2 : ins.immediate) & ALU.mask(Int(o.size)) }
+    return try readOperandSlow(ins, o, ea)
+  }
+
+  func readOperandSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
     let size = Int(o.size)
     switch o.kind {
     case .gpr: return reg(Int(o.reg), size)
@@ -58,7 +65,16 @@ extension CPU {
     }
   }
 
+  @inline(__always)
   func writeOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, _ v: UInt64) throws(Fault) {
+    if o.kind == .gpr {
+      setReg(Int(o.reg), Int(o.size), v)
+      return
+    }
+    try writeOperandSlow(ins, o, ea, v)
+  }
+
+  func writeOperandSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, _ v: UInt64) throws(Fault) {
     let size = Int(o.size)
     switch o.kind {
     case .gpr: setReg(Int(o.reg), size, v)

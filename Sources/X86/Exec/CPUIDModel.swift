@@ -22,7 +22,9 @@ public struct CPUIDModel: Sendable {
       let edx: UInt32 = 1 << 4 | 1 << 8 | 1 << 15
       let ecx: UInt32 = 1 << 13 | 1 << 22 | 1 << 23
       return (0x0006_0F00, 0, ecx, edx)
-    case 7: return (0, 0, 0, 0)
+    case 7:
+      // EBX: BMI1(3) BMI2(8).
+      return subleaf == 0 ? (0, 1 << 3 | 1 << 8, 0, 0) : (0, 0, 0, 0)
     case 0x8000_0000: return (0x8000_0008, 0, 0, 0)
     case 0x8000_0001:
       // ECX: LAHF/SAHF in 64-bit mode(0), LZCNT(5). EDX: RDTSCP(27), LM(29).
