@@ -491,7 +491,7 @@ public enum Decoder {
     if ops.count > 1 { ins.operands.1 = ops[1] }
     if ops.count > 2 { ins.operands.2 = ops[2] }
     ins.length = UInt8(r.position)
-    ins.hasMemoryOperand = ops.contains { $0.kind == .memory }
+    ins.hasMemoryOperand = hasMem || ops.contains { $0.kind == .memory }
 
     // LOCK validity: lockable form with a memory destination.
     if prefixes.contains(.lock) {

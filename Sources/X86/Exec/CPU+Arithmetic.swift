@@ -94,7 +94,9 @@ extension CPU {
       if qNegative ? (qmag > limit || (qmag == limit && model == .i8086)) : qmag >= limit {
         throw Fault.divideError
       }
-      let q = qNegative ? ~qmag &+ 1 : qmag
+      // 8086 microcode quirk: a REP prefix on IDIV negates the quotient.
+      let negate = model == .i8086 && (ins.prefixes.contains(.rep) || ins.prefixes.contains(.repne))
+      let q = qNegative != negate ? ~qmag &+ 1 : qmag
       let r = negative ? ~rmag &+ 1 : rmag
       writeDivision(size, quotient: q & m, remainder: r & m)
     }
@@ -325,7 +327,9 @@ extension CPU {
       var newCF = false
       var newAF = false
       if (al & 0xF) > 9 || af {
-        newCF = cf || (ins.operation == .daa ? al + 6 > 0xFF : al < 6)
+        // The 8086 does not fold the low-nibble borrow of DAS into CF.
+        let lowCarry = ins.operation == .daa ? al + 6 > 0xFF : (al < 6 && model != .i8086)
+        newCF = cf || lowCarry
         al = (ins.operation == .daa ? al &+ 6 : al &- 6) & 0xFF
         newAF = true
       }
@@ -456,7 +460,13 @@ extension CPU {
     switch ins.operation {
     case .movs:
       let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
-      try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
+      do throws(Fault) {
+        try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
+      } catch {
+        // The 80286 has already advanced SI when the write to ES:DI faults.
+        if model == .i80286 { setReg(6, a, (si &+ delta) & am) }
+        throw error
+      }
       newSI = (si &+ delta) & am
       newDI = (di &+ delta) & am
     case .stos:
@@ -471,8 +481,16 @@ extension CPU {
       setArithmeticFlags(ALU.sub(reg(0, size), v, borrow: 0, size).1)
       newDI = (di &+ delta) & am
     case .cmps:
-      let x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
-      let y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+      // The 80286 reads ES:DI before DS:SI (visible when both fault).
+      var x: UInt64 = 0
+      var y: UInt64 = 0
+      if model == .i80286 {
+        y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+        x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+      } else {
+        x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+        y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+      }
       setArithmeticFlags(ALU.sub(x, y, borrow: 0, size).1)
       newSI = (si &+ delta) & am
       newDI = (di &+ delta) & am

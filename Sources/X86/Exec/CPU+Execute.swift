@@ -560,7 +560,12 @@ extension CPU {
     case .ud0, .ud1, .ud2, .invalid, .sse, .x87, .fxsave, .fxrstor, .ldmxcsr, .stmxcsr, .xsave, .xrstor,
       .xsaveopt:
       if ins.operation == .x87 && model != .host64 {
-        // No coprocessor on the 8086/286 test setups: ESC instructions are NOPs (memory operand unused).
+        // No coprocessor on the 8086/286 test setups: ESC instructions do nothing, but the 286 still
+        // checks the memory operand against the segment limit.
+        if ins.hasMemoryOperand && model != .i8086 {
+          let size = x87OperandSize(opcode: ins.opcode, reg: Int((ins.modrm >> 3) & 7))
+          try checkWrite(seg: Int(ins.segment), offset: ea, size: size)
+        }
         break
       }
       throw Fault.invalidOpcode
@@ -568,5 +573,15 @@ extension CPU {
       throw Fault.invalidOpcode
     }
     state.rip = rip
+  }
+
+  /// Memory operand size of an x87 ESC instruction (for limit checks).
+  func x87OperandSize(opcode: UInt8, reg: Int) -> Int {
+    let table: [[Int]] = [
+      [4, 4, 4, 4, 4, 4, 4, 4], [4, 1, 4, 4, 14, 2, 14, 2], [4, 4, 4, 4, 4, 4, 4, 4], [4, 4, 4, 4, 1, 10, 1, 10],
+      [8, 8, 8, 8, 8, 8, 8, 8], [8, 8, 8, 8, 94, 1, 94, 2], [2, 2, 2, 2, 2, 2, 2, 2], [2, 2, 2, 2, 10, 8, 10, 8],
+    ]
+    let row = Int(opcode &- 0xD8) & 7
+    return table[row][reg & 7]
   }
 }
