@@ -510,6 +510,7 @@ public enum Decoder {
     switch name {
     case "grp7" where isReg:
       switch modrm {
+      case 0xC1: return OpcodeEntry("vmcall")
       case 0xC8: return OpcodeEntry("monitor")
       case 0xC9: return OpcodeEntry("mwait")
       case 0xCA: return OpcodeEntry("clac")

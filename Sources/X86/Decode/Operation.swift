@@ -40,4 +40,6 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   case fxsave, fxrstor, ldmxcsr, stmxcsr, xsave, xrstor, xsaveopt
   /// 8086 only: D0-D3 /6 (sets the operand to all ones).
   case setmo
+  /// VMCALL (0F 01 C1): a hypercall to the embedder.
+  case vmcall
 }

@@ -1,8 +1,17 @@
 /// Linear/physical memory access: segmentation, the MMU hook, the software TLB, MMIO replay.
 extension CPU {
-  /// The single linear-to-physical translation point (paging comes later: identity + address mask).
+  /// The single linear-to-physical translation point for data: identity (masked to the address
+  /// bus) without paging or in the flat-user oracle mode, else the MMU (TLB hit or page walk;
+  /// #PF with CR2 set).
   @inline(__always) func translate(_ linear: UInt64, write: Bool) throws(Fault) -> UInt64 {
-    linear & addressMask
+    if state.cr0 & 0x8000_0000 == 0 || flatUser { return linear & addressMask }
+    return try system.mmu.translate(linear, kind: write ? .write : .read, user: state.cpl == 3, state: state).physical
+  }
+
+  /// Translation for instruction fetch (NX and SMEP apply).
+  @inline(__always) func translateFetch(_ linear: UInt64) throws(Fault) -> UInt64 {
+    if state.cr0 & 0x8000_0000 == 0 || flatUser { return linear & addressMask }
+    return try system.mmu.translate(linear, kind: .execute, user: state.cpl == 3, state: state).physical
   }
 
   @inline(__always) func hostPage(_ phys: UInt64, write: Bool) -> UnsafeMutableRawPointer? {

@@ -11,8 +11,9 @@ public final class CPU {
   @exclusivity(unchecked) public var reportExceptions = false
   /// The time-stamp counter source for RDTSC/RDTSCP (default: instructions retired).
   @exclusivity(unchecked) public var readTSC: (() -> UInt64)?
-  /// The CPUID model answered by CPUID.
-  @exclusivity(unchecked) public var cpuid: CPUIDModel
+  /// The system layer (MMU and its TLB, MSRs, CPUID, descriptor tables, event delivery): see
+  /// `CPU+System.swift`. Its `cpuid` table is the one CPUID model (GP and system features).
+  public let system: SystemUnit
 
   // Software TLB (direct mapped, keyed by physical page).
   static let tlbSize = 256
@@ -39,8 +40,9 @@ public final class CPU {
     self.model = model
     self.memory = memory
     self.state = CPUState()
-    self.cpuid = CPUIDModel(model: model)
     self.addressMask = model.physicalAddressMask
+    self.system = SystemUnit(
+      state: state, memory: memory, features: .interpreterModel)
     tlbReadTag = .allocate(capacity: CPU.tlbSize)
     tlbReadPtr = .allocate(capacity: CPU.tlbSize)
     tlbWriteTag = .allocate(capacity: CPU.tlbSize)
@@ -48,6 +50,8 @@ public final class CPU {
     ioLog.reserveCapacity(16)
     invalidateTLB()
     resetReal(cs: 0xF000, ip: 0xFFF0)
+    system.hostTSC = { [unowned self] in self.hostTimeStampCounter() }
+    MSRFile.reset(state)
   }
 
   deinit {
@@ -60,6 +64,7 @@ public final class CPU {
   /// Forgets every cached host page pointer and decoded instruction (after the memory map changes
   /// or guest memory was modified behind the CPU's back, e.g. by a loader or DMA).
   public func invalidateTLB() {
+    system.mmu.tlb.flushAll()
     decodeCache.flush()
     for i in 0..<CPU.tlbSize {
       tlbReadTag[i] = ~0
@@ -121,14 +126,17 @@ public final class CPU {
   /// Returns nil when it simply retired.
   @discardableResult
   public func step() -> CPUEvent? {
+    if isHalted { return .halt }
     let startRIP = state.rip
     ioIndex = 0
+    if let fault = injectedFault { return raiseInjected(fault) }
     do throws(Fault) {
       try executeOne()
       if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
       instructionsRetired &+= 1
       if halted {
         halted = false
+        isHalted = true
         return .halt
       }
       return nil
@@ -156,6 +164,23 @@ public final class CPU {
   }
 
   @exclusivity(unchecked) var halted = false
+  /// In the HLT state: `step()` returns `.halt` until an interrupt is delivered.
+  @exclusivity(unchecked) public internal(set) var isHalted = false
+
+  // MARK: Embedder controls (see CPU+Interrupts.swift)
+
+  /// Instructions that become events instead of executing in the model.
+  @exclusivity(unchecked) public var traps: CPUTraps = []
+  /// Exception vectors (bit n = vector n) returned as `.exception` with the state as before the
+  /// instruction, instead of being delivered through the IDT.
+  @exclusivity(unchecked) public var exceptionTrapBitmap: UInt32 = 0
+  /// MSRs whose RDMSR/WRMSR become `.msrRead`/`.msrWrite` events; all others are answered by the model.
+  @exclusivity(unchecked) public var trappedMSRReads: Set<UInt32> = []
+  @exclusivity(unchecked) public var trappedMSRWrites: Set<UInt32> = []
+  /// External interrupts are blocked while `instructionsRetired < interruptShadowEnd` (STI, MOV SS).
+  @exclusivity(unchecked) var interruptShadowEnd: UInt64 = 0
+  /// A fault the embedder answered an event with (`completeWithFault`), raised at the next step.
+  @exclusivity(unchecked) var injectedFault: Fault?
   /// RIP after the instruction being executed (for trap-style exceptions such as the 8086's #DE).
   @exclusivity(unchecked) var lastNextRIP: UInt64 = 0
 }

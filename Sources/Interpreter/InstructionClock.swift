@@ -1,0 +1,17 @@
+import VMM
+
+/// Guest time derived from the instruction count, for `--deterministic` runs: every retired
+/// instruction advances time by a fixed amount, so timer interrupts land at the same instruction
+/// on every run and the guest prints the same output.
+public final class InstructionClock: GuestClock {
+  private let source: () -> UInt64
+  /// Nanoseconds per instruction (default 1: a 1 GHz, one-instruction-per-cycle machine).
+  public let nanosecondsPerInstruction: UInt64
+
+  public init(nanosecondsPerInstruction: UInt64 = 1, instructions: @escaping () -> UInt64) {
+    self.nanosecondsPerInstruction = nanosecondsPerInstruction
+    self.source = instructions
+  }
+
+  public var nanoseconds: UInt64 { source() &* nanosecondsPerInstruction }
+}

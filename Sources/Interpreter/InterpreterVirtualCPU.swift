@@ -1,0 +1,162 @@
+import Synchronization
+import VMM
+import X86
+
+/// The `interp` engine: runs the X86 CPU model instruction by instruction ("解释执行") behind the
+/// same `VirtualCPU` protocol as `kvm`, so the VMM, its devices and its exit handling cannot tell
+/// the two apart except by speed.
+public final class InterpreterVirtualCPU: VirtualCPU {
+  public let engineName = "interp"
+  public let cpu: CPU
+  private let memoryAdapter: GuestMemoryAdapter
+  private let kickRequested = Atomic<Bool>(false)
+  private var pendingVector: UInt8?
+  private var interruptWindowRequested = false
+  /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
+  private let slice: UInt64 = 4096
+
+  /// The guest's time base: `InstructionClock` (1 ns per retired instruction) when deterministic,
+  /// else the host's monotonic clock. RDTSC reads it as a 1 GHz counter (plus the guest's
+  /// IA32_TSC offset); hand it to timer devices so they agree with the TSC.
+  public let clock: any GuestClock
+
+  /// - Parameter deterministic: time follows the instruction count, so runs repeat exactly.
+  public init(memory: GuestMemory, model: CPUModel = .host64, deterministic: Bool = false) {
+    memoryAdapter = GuestMemoryAdapter(memory)
+    let cpu = CPU(model: model, memory: memoryAdapter)
+    self.cpu = cpu
+    if deterministic {
+      clock = InstructionClock { [unowned cpu] in cpu.instructionsRetired }
+    } else {
+      clock = MonotonicClock()
+    }
+    let clock = self.clock
+    cpu.readTSC = { clock.nanoseconds }
+    applyExitControls()
+  }
+
+  public var exitControls = ExitControls() {
+    didSet { applyExitControls() }
+  }
+
+  /// The interpreter can trap every event the controls name.
+  public var unsupportedExitControls: [String] { [] }
+
+  private func applyExitControls() {
+    var traps: CPUTraps = []
+    if exitControls.cpuidExiting { traps.insert(.cpuid) }
+    if exitControls.rdtscExiting { traps.insert(.rdtsc) }
+    if exitControls.invlpgExiting { traps.insert(.invlpg) }
+    cpu.traps = traps
+    cpu.exceptionTrapBitmap = exitControls.exceptionBitmap
+    cpu.trappedMSRReads = exitControls.msrReadExits
+    cpu.trappedMSRWrites = exitControls.msrWriteExits
+  }
+
+  public var instructionsRetired: UInt64? { cpu.instructionsRetired }
+
+  public func registers() throws(EngineError) -> Registers { cpu.state.registers() }
+  public func setRegisters(_ registers: Registers) throws(EngineError) { cpu.state.load(registers) }
+  public func specialRegisters() throws(EngineError) -> SpecialRegisters { cpu.state.specialRegisters() }
+  public func setSpecialRegisters(_ registers: SpecialRegisters) throws(EngineError) {
+    cpu.state.load(registers)
+    cpu.invalidateTLB()
+  }
+
+  public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
+    for (index, value) in msrs {
+      guard cpu.writeMSR(index, value) else {
+        throw EngineError("interp: cannot set MSR 0x\(String(index, radix: 16)) to 0x\(String(value, radix: 16))")
+      }
+    }
+  }
+
+  public var readyForInterruptInjection: Bool { pendingVector == nil && cpu.canAcceptExternalInterrupt }
+
+  public func injectInterrupt(vector: UInt8) throws(EngineError) {
+    guard pendingVector == nil else { throw EngineError("interp: an interrupt is already pending injection") }
+    pendingVector = vector
+  }
+
+  public func requestInterruptWindow(_ enabled: Bool) { interruptWindowRequested = enabled }
+
+  public func kick() { kickRequested.store(true, ordering: .releasing) }
+
+  public func complete(_ response: ExitResponse) throws(EngineError) {
+    switch response {
+    case .none: cpu.complete(value: 0)
+    case .value(let v): cpu.complete(value: v)
+    case .cpuid(let a, let b, let c, let d): cpu.completeCPUID(eax: a, ebx: b, ecx: c, edx: d)
+    case .fault(let vector, let errorCode): cpu.completeWithFault(vector: vector, errorCode: errorCode)
+    }
+  }
+
+  public func run(budget: UInt64?) throws(EngineError) -> VMExit {
+    var remaining = budget ?? .max
+    while true {
+      if kickRequested.exchange(false, ordering: .acquiring) { return .kicked }
+      if let v = pendingVector, cpu.canAcceptExternalInterrupt {
+        pendingVector = nil
+        if let event = cpu.deliverExternalInterrupt(vector: v), let exit = translate(event) { return exit }
+      }
+      if interruptWindowRequested && pendingVector == nil && cpu.canAcceptExternalInterrupt {
+        interruptWindowRequested = false
+        return .interruptWindow
+      }
+      if remaining == 0 { return .budgetExhausted }
+      let before = cpu.instructionsRetired
+      let event = cpu.run(budget: min(slice, remaining))
+      let ran = cpu.instructionsRetired &- before
+      remaining = ran >= remaining ? 0 : remaining - ran
+      if case .budgetExhausted = event { continue }
+      if let exit = translate(event) { return exit }
+    }
+  }
+
+  /// Maps a CPU-model event to the VMM's exit model; nil for events the engine absorbs.
+  private func translate(_ event: CPUEvent) -> VMExit? {
+    switch event {
+    case .portIn(let port, let size):
+      if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(port) {
+        cpu.complete(value: size >= 4 ? 0xFFFF_FFFF : (1 << UInt64(size * 8)) - 1)
+        return nil
+      }
+      return .io(PortAccess(port: port, size: size, isWrite: false))
+    case .portOut(let port, let size, let value):
+      if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(port) {
+        cpu.complete(value: 0)
+        return nil
+      }
+      return .io(PortAccess(port: port, size: size, isWrite: true, value: UInt32(truncatingIfNeeded: value)))
+    case .mmioRead(let address, let size):
+      return .mmio(MMIOAccess(address: address, size: size, isWrite: false))
+    case .mmioWrite(let address, let size, let value):
+      return .mmio(MMIOAccess(address: address, size: size, isWrite: true, value: value))
+    case .halt:
+      return cpu.state.rflags & Flags.if == 0 ? .shutdown(.haltWithInterruptsDisabled) : .halt
+    case .tripleFault:
+      return .shutdown(.tripleFault)
+    case .exception(let vector, let errorCode):
+      return .exception(vector: vector, errorCode: errorCode)
+    case .hypercall(let number, let arguments):
+      return .hypercall(Hypercall(number: number, arguments: arguments))
+    case .cpuid(let leaf, let subleaf):
+      return .cpuid(leaf: leaf, subleaf: subleaf)
+    case .msrRead(let index):
+      return .msrRead(index: index)
+    case .msrWrite(let index, let value):
+      return .msrWrite(index: index, value: value)
+    case .rdtsc:
+      return .rdtsc
+    case .invlpg(let address):
+      return .invlpg(address: address)
+    case .budgetExhausted:
+      return nil
+    case .internalError(let reason):
+      return .internalError(
+        InternalErrorReport(
+          reason: "interp: \(reason)", registers: cpu.state.registers(),
+          specialRegisters: cpu.state.specialRegisters(), bytesAtRIP: cpu.bytesAtRIP()))
+    }
+  }
+}
