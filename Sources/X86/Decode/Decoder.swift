@@ -58,16 +58,6 @@ public enum Decoder {
 
   static let sse38Entry = OpcodeEntry("sse Vx,Wx")
   static let sse3AEntry = OpcodeEntry("sse Vx,Wx,Ib")
-  /// 0F38 opcodes that exist (SSSE3/SSE4/AES/SHA/...); others are #UD.
-  static let validMap38: Set<UInt8> = Set(
-    Array(0x00...0x0B) + [0x10, 0x14, 0x15, 0x17, 0x1C, 0x1D, 0x1E] + Array(0x20...0x25) + Array(0x28...0x2B)
-      + Array(0x30...0x35) + Array(0x37...0x41) + [0x80, 0x81, 0x82] + Array(0xC8...0xCD) + [0xCF]
-      + Array(0xDB...0xDF) + [0xF6])
-  /// 0F3A opcodes that exist.
-  static let validMap3A: Set<UInt8> = Set(
-    Array(0x08...0x0F) + Array(0x14...0x17) + Array(0x20...0x22) + [0x40, 0x41, 0x42, 0x44] + Array(0x60...0x63)
-      + [0xCC, 0xCE, 0xCF, 0xDF])
-
   static let allowed386TwoByte: Set<UInt8> = Set(
     [
       0x00, 0x01, 0x02, 0x03, 0x06, 0x20, 0x21, 0x22, 0x23, 0xA0, 0xA1, 0xA3, 0xA4, 0xA5, 0xA8, 0xA9, 0xAB, 0xAC, 0xAD,
@@ -183,8 +173,10 @@ public enum Decoder {
             entry.specs = [.M, .Gv]
           }
         } else {
-          let valid = map == 2 ? validMap38.contains(opcode) : validMap3A.contains(opcode)
-          if !valid { return .undefined }
+          guard let names = map == 2 ? OpcodeTables.map38[opcode] : OpcodeTables.map3A[opcode],
+            !prefixes.contains(.rep) && !prefixes.contains(.repne),
+            !(prefixes.contains(.operandSize) ? names.1 : names.0).isEmpty
+          else { return .undefined }
           entry = map == 2 ? sse38Entry : sse3AEntry
         }
       } else {

@@ -142,4 +142,35 @@ enum OpcodeTables {
     "sse Vx,Wx mem", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Ux reg",
     "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "sse Vx,Wx", "ud0 Gv,Ev",
   ]
+
+  /// 0F38 SSE-family opcodes: (name without prefix, name with 66); "" = #UD with that prefix.
+  static let map38: [UInt8: (String, String)] = [
+    0x00: ("pshufb", "pshufb"), 0x01: ("phaddw", "phaddw"), 0x02: ("phaddd", "phaddd"), 0x03: ("phaddsw", "phaddsw"),
+    0x04: ("pmaddubsw", "pmaddubsw"), 0x05: ("phsubw", "phsubw"), 0x06: ("phsubd", "phsubd"),
+    0x07: ("phsubsw", "phsubsw"), 0x08: ("psignb", "psignb"), 0x09: ("psignw", "psignw"), 0x0A: ("psignd", "psignd"),
+    0x0B: ("pmulhrsw", "pmulhrsw"), 0x1C: ("pabsb", "pabsb"), 0x1D: ("pabsw", "pabsw"), 0x1E: ("pabsd", "pabsd"),
+    0x10: ("", "pblendvb"), 0x14: ("", "blendvps"), 0x15: ("", "blendvpd"), 0x17: ("", "ptest"),
+    0x20: ("", "pmovsxbw"), 0x21: ("", "pmovsxbd"), 0x22: ("", "pmovsxbq"), 0x23: ("", "pmovsxwd"),
+    0x24: ("", "pmovsxwq"), 0x25: ("", "pmovsxdq"), 0x28: ("", "pmuldq"), 0x29: ("", "pcmpeqq"),
+    0x2A: ("", "movntdqa"), 0x2B: ("", "packusdw"), 0x30: ("", "pmovzxbw"), 0x31: ("", "pmovzxbd"),
+    0x32: ("", "pmovzxbq"), 0x33: ("", "pmovzxwd"), 0x34: ("", "pmovzxwq"), 0x35: ("", "pmovzxdq"),
+    0x37: ("", "pcmpgtq"), 0x38: ("", "pminsb"), 0x39: ("", "pminsd"), 0x3A: ("", "pminuw"), 0x3B: ("", "pminud"),
+    0x3C: ("", "pmaxsb"), 0x3D: ("", "pmaxsd"), 0x3E: ("", "pmaxuw"), 0x3F: ("", "pmaxud"), 0x40: ("", "pmulld"),
+    0x41: ("", "phminposuw"), 0x80: ("", "invept"), 0x81: ("", "invvpid"), 0x82: ("", "invpcid"),
+    0xCF: ("", "gf2p8mulb"), 0xDB: ("", "aesimc"), 0xDC: ("", "aesenc"), 0xDD: ("", "aesenclast"),
+    0xDE: ("", "aesdec"), 0xDF: ("", "aesdeclast"),
+    0xC8: ("sha1nexte", ""), 0xC9: ("sha1msg1", ""), 0xCA: ("sha1msg2", ""), 0xCB: ("sha256rnds2", ""),
+    0xCC: ("sha256msg1", ""), 0xCD: ("sha256msg2", ""),
+  ]
+
+  /// 0F3A SSE-family opcodes (all take an imm8), as `map38`.
+  static let map3A: [UInt8: (String, String)] = [
+    0x0F: ("palignr", "palignr"), 0x08: ("", "roundps"), 0x09: ("", "roundpd"), 0x0A: ("", "roundss"),
+    0x0B: ("", "roundsd"), 0x0C: ("", "blendps"), 0x0D: ("", "blendpd"), 0x0E: ("", "pblendw"),
+    0x14: ("", "pextrb"), 0x15: ("", "pextrw"), 0x16: ("", "pextrd"), 0x17: ("", "extractps"),
+    0x20: ("", "pinsrb"), 0x21: ("", "insertps"), 0x22: ("", "pinsrd"), 0x40: ("", "dpps"), 0x41: ("", "dppd"),
+    0x42: ("", "mpsadbw"), 0x44: ("", "pclmulqdq"), 0x60: ("", "pcmpestrm"), 0x61: ("", "pcmpestri"),
+    0x62: ("", "pcmpistrm"), 0x63: ("", "pcmpistri"), 0xCE: ("", "gf2p8affineqb"), 0xCF: ("", "gf2p8affineinvqb"),
+    0xDF: ("", "aeskeygenassist"), 0xCC: ("sha1rnds4", ""),
+  ]
 }

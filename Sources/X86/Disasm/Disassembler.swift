@@ -193,7 +193,11 @@ public enum Disassembler {
       operands = [memoryText(ins, size: 1)]
     case .nop:
       name = "nop"
-      if ins.map == 1 && ins.opcode == 0x0D { name = ins.condition == 1 ? "prefetchw" : "prefetch" }
+      if ins.map == 1 && ins.opcode == 0x0D {
+        let reg = Int((ins.modrm >> 3) & 7)
+        name = reg == 1 ? "prefetchw" : reg == 2 ? "prefetchwt1" : "prefetch"
+        operands = [ins.modrmIsRegister ? operandText(ins, ins.operands.0, address: address) : memoryText(ins, size: 1)]
+      }
     case .cmpxchg8b, .cmpxchg16b:
       name = String(describing: ins.operation)
       operands = [memoryText(ins, size: ins.operation == .cmpxchg8b ? 8 : 16)]
@@ -301,8 +305,15 @@ public enum Disassembler {
         if name == "movhps" && ins.modrmIsRegister { name = "movlhps" }
         if ins.opcode == 0x6E || ins.opcode == 0x7E, p.contains(.rexW), column < 2 { name = "movq" }
       }
-    } else {
-      name = ins.map == 2 ? "sse38" : "sse3a"
+    } else if let names = ins.map == 2 ? OpcodeTables.map38[ins.opcode] : OpcodeTables.map3A[ins.opcode] {
+      name = p.contains(.operandSize) ? names.1 : names.0
+      if p.contains(.rexW) && (name == "pextrd" || name == "pinsrd") { name = name.dropLast() + "q" }
+    }
+    if ins.map == 1 && ins.opcode == 0xC2 && ins.immediate < 8 {
+      let predicates = ["eq", "lt", "le", "unord", "neq", "nlt", "nle", "ord"]
+      let suffix = ["ps", "pd", "ss", "sd"][column]
+      let texts = (0..<2).map { operandText(ins, ins.operand($0), address: address) }
+      return "cmp" + predicates[Int(ins.immediate)] + suffix + "\t" + texts.joined(separator: ", ")
     }
     if name.isEmpty || name == "-" { return nil }
     let useMMX = column == 0 && ins.map == 1 && ((0x60...0x7F).contains(ins.opcode) || ins.opcode >= 0xD0)

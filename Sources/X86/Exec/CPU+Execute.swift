@@ -2,6 +2,29 @@
 extension CPU {
   /// Fetches and decodes at CS:RIP, then executes. Commits RIP only on success.
   func executeOne() throws(Fault) {
+    // Fastest path: 64-bit code with a valid cached decode.
+    let rip64 = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
+    if stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 && rip64 & 0xFFF <= 0x1000 - 15
+      && UInt64(bitPattern: (Int64(bitPattern: rip64) >> 47) &+ 1) <= 1
+    {
+      if let physical = quickTranslate(rip64, kind: .execute) {
+        let e = cacheEntries + DecodeCache.slot(physical)
+        if e.pointee.tag == DecodeCache.tag(physical, .bits64)
+          && e.pointee.generation == cachePageGeneration[DecodeCache.pageSlot(physical >> 12)]
+        {
+          let next = rip64 &+ UInt64(e.pointee.instruction.length)
+          lastNextRIP = next
+          try execute(e.pointee.instruction, nextRIP: next)
+          return
+        }
+      }
+    }
+    try executeGeneral()
+  }
+
+  /// Every other case: other modes, cache misses, page-crossing fetches.
+  @inline(never)
+  func executeGeneral() throws(Fault) {
     let mode = state.codeMode
     let rip = state.rip
     // Fast path: a cached decode at the physical address of CS:RIP.

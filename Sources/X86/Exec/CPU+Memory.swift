@@ -4,13 +4,27 @@ extension CPU {
   /// bus) without paging or in the flat-user oracle mode, else the MMU (TLB hit or page walk;
   /// #PF with CR2 set).
   @inline(__always) func translate(_ linear: UInt64, write: Bool) throws(Fault) -> UInt64 {
-    if state.cr0 & 0x8000_0000 == 0 || flatUser { return linear & addressMask }
+    if !pagingActive { return linear & addressMask }
     return try system.mmu.translate(linear, kind: write ? .write : .read, user: state.cpl == 3, state: state).physical
+  }
+
+  /// True when linear addresses go through the page tables (CR0.PG, outside the flat-user oracle).
+  @inline(__always) var pagingActive: Bool {
+    stateRaw.load(fromByteOffset: CPUStateLayout.cr0, as: UInt64.self) & 0x8000_0000 != 0 && !flatUser
+  }
+
+  /// The physical address of `linear` when no page walk is needed (paging off, or a TLB hit for
+  /// this access kind and privilege); nil otherwise. The fast paths' only translation step.
+  @inline(__always) func quickTranslate(_ linear: UInt64, kind: MemoryAccessKind) -> UInt64? {
+    if !pagingActive { return linear & addressMask }
+    let user = stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3
+    guard let entry = system.mmu.tlb.entry(linear, kind: kind, user: user) else { return nil }
+    return entry.physicalPage | (linear & 0xFFF)
   }
 
   /// Translation for instruction fetch (NX and SMEP apply).
   @inline(__always) func translateFetch(_ linear: UInt64) throws(Fault) -> UInt64 {
-    if state.cr0 & 0x8000_0000 == 0 || flatUser { return linear & addressMask }
+    if !pagingActive { return linear & addressMask }
     return try system.mmu.translate(linear, kind: .execute, user: state.cpl == 3, state: state).physical
   }
 

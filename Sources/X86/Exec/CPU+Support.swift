@@ -3,24 +3,30 @@ extension CPU {
   // MARK: Registers
 
   @inline(__always) func reg(_ r: Int, _ size: Int) -> UInt64 {
-    state.gpr(r) & ALU.mask(size)
+    stateRaw.load(fromByteOffset: r &* 8, as: UInt64.self) & ALU.mask(size)
   }
 
   /// Writes a general register with x86-64 semantics (32-bit writes zero-extend).
   @inline(__always) func setReg(_ r: Int, _ size: Int, _ v: UInt64) {
+    let old = stateRaw.load(fromByteOffset: r &* 8, as: UInt64.self)
+    let value: UInt64
     switch size {
-    case 8: state.setGPR(r, v)
-    case 4: state.setGPR(r, v & 0xFFFF_FFFF)
-    case 2: state.setGPR(r, (state.gpr(r) & ~0xFFFF) | (v & 0xFFFF))
-    default: state.setGPR(r, (state.gpr(r) & ~0xFF) | (v & 0xFF))
+    case 8: value = v
+    case 4: value = v & 0xFFFF_FFFF
+    case 2: value = (old & ~0xFFFF) | (v & 0xFFFF)
+    default: value = (old & ~0xFF) | (v & 0xFF)
     }
+    stateRaw.storeBytes(of: value, toByteOffset: r &* 8, as: UInt64.self)
   }
 
   @inline(__always) func setArithmeticFlags(_ f: UInt64) {
-    state.rflags = (state.rflags & ~Flags.arithmetic) | f
+    let old = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self)
+    stateRaw.storeBytes(of: (old & ~Flags.arithmetic) | f, toByteOffset: CPUStateLayout.rflags, as: UInt64.self)
   }
 
-  @inline(__always) func flag(_ f: UInt64) -> Bool { state.rflags & f != 0 }
+  @inline(__always) func flag(_ f: UInt64) -> Bool {
+    stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & f != 0
+  }
 
   @inline(__always) func setFlag(_ f: UInt64, _ on: Bool) {
     if on { state.rflags |= f } else { state.rflags &= ~f }
@@ -58,7 +64,9 @@ extension CPU {
     switch o.kind {
     case .gpr: return reg(Int(o.reg), size)
     case .gprHigh8: return (state.gpr(Int(o.reg)) >> 8) & 0xFF
-    case .memory: return try read(seg: Int(ins.segment), offset: ea, size: size)
+    case .memory:
+      if let v = fastRead64(seg: Int(ins.segment), offset: ea, size: size) { return v }
+      return try read(seg: Int(ins.segment), offset: ea, size: size)
     case .immediate: return (o.reg == 1 ? ins.immediate2 : ins.immediate) & ALU.mask(size)
     case .segment: return UInt64(state.segmentSelector(Int(o.reg)))
     default: throw Fault.invalidOpcode
@@ -81,9 +89,55 @@ extension CPU {
     case .gprHigh8:
       let r = Int(o.reg)
       state.setGPR(r, (state.gpr(r) & ~0xFF00) | ((v & 0xFF) << 8))
-    case .memory: try write(seg: Int(ins.segment), offset: ea, size: size, value: v)
+    case .memory:
+      if fastWrite64(seg: Int(ins.segment), offset: ea, size: size, value: v) { return }
+      try write(seg: Int(ins.segment), offset: ea, size: size, value: v)
     default: throw Fault.invalidOpcode
     }
+  }
+
+  // MARK: Fast memory paths (64-bit mode, TLB hit, within one page)
+
+  /// The host address of a 64-bit-mode access that hits the TLB and stays in one page, else nil.
+  @inline(__always)
+  func fastHostAddress(seg: Int, offset: UInt64, size: Int, write: Bool) -> UnsafeMutableRawPointer? {
+    guard stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 else { return nil }
+    let lin = (seg >= 4 ? state.segmentBase(seg) : 0) &+ offset
+    guard UInt64(bitPattern: (Int64(bitPattern: lin) >> 47) &+ 1) <= 1, (lin & 0xFFF) &+ UInt64(size) <= 0x1000 else {
+      return nil
+    }
+    guard let phys = quickTranslate(lin, kind: write ? .write : .read) else { return nil }
+    let page = phys >> 12
+    let i = Int(page & UInt64(CPU.tlbSize - 1))
+    if write {
+      guard tlbWriteTag[i] == page, let p = tlbWritePtr[i] else { return nil }
+      return p + Int(phys & 0xFFF)
+    }
+    guard tlbReadTag[i] == page, let p = tlbReadPtr[i] else { return nil }
+    return p + Int(phys & 0xFFF)
+  }
+
+  @inline(__always) func fastRead64(seg: Int, offset: UInt64, size: Int) -> UInt64? {
+    guard let p = fastHostAddress(seg: seg, offset: offset, size: size, write: false) else { return nil }
+    switch size {
+    case 1: return UInt64(p.load(as: UInt8.self))
+    case 2: return UInt64(p.loadUnaligned(as: UInt16.self))
+    case 4: return UInt64(p.loadUnaligned(as: UInt32.self))
+    case 8: return p.loadUnaligned(as: UInt64.self)
+    default: return nil
+    }
+  }
+
+  @inline(__always) func fastWrite64(seg: Int, offset: UInt64, size: Int, value: UInt64) -> Bool {
+    guard let p = fastHostAddress(seg: seg, offset: offset, size: size, write: true) else { return false }
+    switch size {
+    case 1: p.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
+    case 2: p.storeBytes(of: UInt16(truncatingIfNeeded: value), as: UInt16.self)
+    case 4: p.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
+    case 8: p.storeBytes(of: value, as: UInt64.self)
+    default: return false
+    }
+    return true
   }
 
   // MARK: Stack

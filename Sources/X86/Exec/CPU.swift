@@ -30,6 +30,11 @@ public final class CPU {
 
   /// Decoded instructions by physical address (invalidated by writes to their page).
   let decodeCache = DecodeCache()
+  /// The decode cache's tables, cached for the fast path.
+  let cacheEntries: UnsafeMutablePointer<DecodeCache.Entry>
+  let cachePageGeneration: UnsafeMutablePointer<UInt32>
+  /// `state.raw`, cached (saves a load on every register access).
+  let stateRaw: UnsafeMutableRawPointer
   /// `model.physicalAddressMask`, cached.
   let addressMask: UInt64
 
@@ -40,6 +45,9 @@ public final class CPU {
     self.model = model
     self.memory = memory
     self.state = CPUState()
+    self.stateRaw = state.raw
+    self.cacheEntries = decodeCache.entries
+    self.cachePageGeneration = decodeCache.pageGeneration
     self.addressMask = model.physicalAddressMask
     self.system = SystemUnit(
       state: state, memory: memory, features: .interpreterModel)

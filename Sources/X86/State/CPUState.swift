@@ -54,8 +54,9 @@ public final class CPUState: @unchecked Sendable {
   }
 
   @inlinable public var rip: UInt64 {
+    @inline(__always)
     get { self[offset: CPUStateLayout.rip] }
-    set { self[offset: CPUStateLayout.rip] = newValue }
+    @inline(__always) set { self[offset: CPUStateLayout.rip] = newValue }
   }
 
   /// RFLAGS, always materialized.
