@@ -12,6 +12,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private let kickRequested = Atomic<Bool>(false)
   private var pendingVector: UInt8?
   private var interruptWindowRequested = false
+  /// The last exit was a hypercall: its completion value goes to RAX.
+  private var hypercallPending = false
   /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
   private let slice: UInt64 = 4096
 
@@ -83,6 +85,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   public func kick() { kickRequested.store(true, ordering: .releasing) }
 
   public func complete(_ response: ExitResponse) throws(EngineError) {
+    if hypercallPending {
+      hypercallPending = false
+      if case .value(let v) = response { cpu.state.setGPR(0, v) }
+      return
+    }
     switch response {
     case .none: cpu.complete(value: 0)
     case .value(let v): cpu.complete(value: v)
@@ -138,8 +145,12 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       return .shutdown(.tripleFault)
     case .exception(let vector, let errorCode):
       return .exception(vector: vector, errorCode: errorCode)
-    case .hypercall(let number, let arguments):
-      return .hypercall(Hypercall(number: number, arguments: arguments))
+    case .hypercall:
+      // VMCALL retired: number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9 (the Linux
+      // system-call order); `.value(v)` completes it with v in RAX.
+      let r = cpu.state
+      hypercallPending = true
+      return .hypercall(Hypercall(number: r.gpr(0), arguments: [7, 6, 2, 10, 8, 9].map { r.gpr($0) }))
     case .cpuid(let leaf, let subleaf):
       return .cpuid(leaf: leaf, subleaf: subleaf)
     case .msrRead(let index):

@@ -168,4 +168,37 @@ import X86
     run(cpu)
     #expect(cpu.state.gpr(Reg.rax) == 2 && cpu.state.gpr(Reg.rbx) == 0)
   }
+
+  @Test func farJumpIntoA32BitCodeSegmentSwitchesTheCodeMode() {
+    // GDT at 0x500: null, 32-bit flat code (0x08). Real mode: lgdt [0x600]; mov eax, cr0; or al, 1;
+    // mov cr0, eax; jmp 0x08:0x2000. At 0x2000 (32-bit): mov eax, 0x12345678.
+    let ram = TestRAM()
+    ram.load([0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0x9B, 0xCF, 0], at: 0x500)
+    ram.load([0x0F, 0x00, 0x00, 0x05, 0x00, 0x00], at: 0x600)  // limit 15, base 0x500
+    let code: [UInt8] = [
+      0x0F, 0x01, 0x16, 0x00, 0x06,  // lgdt [0x600]
+      0x0F, 0x20, 0xC0,  // mov eax, cr0
+      0x0C, 0x01,  // or al, 1
+      0x0F, 0x22, 0xC0,  // mov cr0, eax
+      0x66, 0xEA, 0x00, 0x20, 0x00, 0x00, 0x08, 0x00,  // jmp dword 0x08:0x2000
+    ]
+    ram.load(code, at: 0x100)
+    ram.load([0xB8, 0x78, 0x56, 0x34, 0x12], at: 0x2000)
+    let cpu = CPU(model: .i80386, memory: ram)
+    cpu.resetReal(cs: 0, ip: 0x100)
+    run(cpu, 5)
+    #expect(cpu.state.codeMode == .bits32)
+    #expect(cpu.state.rip == 0x2000)
+    run(cpu)
+    #expect(cpu.state.gpr(Reg.rax) == 0x1234_5678)
+  }
+
+  @Test func vmcallRetiresThenReportsAHypercall() {
+    let (cpu, _) = makeCPU64([0x0F, 0x01, 0xC1, 0x90])
+    #expect(cpu.step() == .exception(vector: 6, errorCode: nil))  // flat-user oracle mode: #UD like the host
+    let (real, _) = makeCPUReal(.host64, [0x0F, 0x01, 0xC1, 0x90])
+    #expect(real.step() == .hypercall)
+    #expect(real.state.rip == 0x103)
+    #expect(real.step() == nil)
+  }
 }

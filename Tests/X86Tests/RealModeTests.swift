@@ -55,4 +55,14 @@ import X86
     #expect(c286.step() == nil)
     #expect(c286.state.gpr(Reg.rax) & 0xFF == 2)
   }
+
+  @Test func stiAndMovSSOpenAnInterruptShadow() {
+    // cli; sti; nop; mov ss, ax; nop
+    let (cpu, _) = makeCPUReal(.i80386, [0xFA, 0xFB, 0x90, 0x8E, 0xD0, 0x90])
+    #expect(cpu.step() == nil && !cpu.interruptShadow)
+    #expect(cpu.step() == nil && cpu.interruptShadow)
+    #expect(cpu.step() == nil && !cpu.interruptShadow)
+    #expect(cpu.step() == nil && cpu.interruptShadow)
+    #expect(cpu.step() == nil && !cpu.interruptShadow)
+  }
 }

@@ -56,6 +56,9 @@ public enum Decoder {
     }
   }
 
+  static let nopEntry = OpcodeEntry("nop")
+  static let pauseEntry = OpcodeEntry("pause")
+  static let movsxdEntry = OpcodeEntry("movsxd Gv,Ed")
   static let sse38Entry = OpcodeEntry("sse Vx,Wx")
   static let sse3AEntry = OpcodeEntry("sse Vx,Wx,Ib")
   static let allowed386TwoByte: Set<UInt8> = Set(
@@ -211,14 +214,14 @@ public enum Decoder {
     if map == 0 {
       switch opcode {
       case 0x63 where mode == .bits64:
-        entry = OpcodeEntry("movsxd Gv,Ed")
+        entry = Decoder.movsxdEntry
       case 0x90:
         if prefixes.contains(.rexB) {
           break
         } else if prefixes.contains(.rep) {
-          entry = OpcodeEntry("pause")
+          entry = Decoder.pauseEntry
         } else {
-          entry = OpcodeEntry("nop")
+          entry = Decoder.nopEntry
         }
       case 0xC4, 0xC5:
         if model == .host64 && (mode == .bits64 || (mode == .bits32 && (r.peek() ?? 0) >= 0xC0)) {
@@ -329,8 +332,7 @@ public enum Decoder {
     let rexR: UInt8 = rex & 4 != 0 ? 8 : 0
     let rexB: UInt8 = rex & 1 != 0 ? 8 : 0
     let hasRex = rex != 0
-    var ops: [Operand] = []
-    ops.reserveCapacity(3)
+    var ops = OperandList()
     var immCount = 0
     func gpr(_ n: UInt8, _ size: Int) -> Operand {
       if size == 1 && !hasRex && n >= 4 && n < 8 { return Operand(.gprHigh8, size: 1, reg: n - 4) }
@@ -456,7 +458,7 @@ public enum Decoder {
     case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
       let byteForm = opcode & 1 == 0
       osize = byteForm ? 1 : ((operation == .ins || operation == .outs) && osize == 8 ? 4 : osize)
-      ops.removeAll { $0.kind == .gpr && ($0.reg == 0 || $0.reg == 2) }
+      ops.removeAccumulatorAndDX()
     default: break
     }
 
@@ -479,11 +481,10 @@ public enum Decoder {
     ins.operandSize = UInt8(mainSize)
     ins.addressSize = UInt8(asize)
     ins.operandCount = UInt8(ops.count)
-    if ops.count > 0 { ins.operands.0 = ops[0] }
-    if ops.count > 1 { ins.operands.1 = ops[1] }
-    if ops.count > 2 { ins.operands.2 = ops[2] }
+    ins.operands = ops.items
     ins.length = UInt8(r.position)
-    ins.hasMemoryOperand = hasMem || ops.contains { $0.kind == .memory }
+    ins.hasMemoryOperand =
+      hasMem || ops.items.0.kind == .memory || ops.items.1.kind == .memory || ops.items.2.kind == .memory
 
     // LOCK validity: lockable form with a memory destination.
     if prefixes.contains(.lock) {
@@ -502,7 +503,7 @@ public enum Decoder {
     switch name {
     case "grp7" where isReg:
       switch modrm {
-      case 0xC1: return OpcodeEntry("vmcall")
+      case 0xC1, 0xD9: return OpcodeEntry("vmcall")
       case 0xC8: return OpcodeEntry("monitor")
       case 0xC9: return OpcodeEntry("mwait")
       case 0xCA: return OpcodeEntry("clac")
@@ -730,5 +731,33 @@ public enum Decoder {
     ins.modrm = modrm
     ins.length = UInt8(r.position)
     return .ok
+  }
+
+  /// Up to three operands without heap allocation.
+  struct OperandList {
+    var items: (Operand, Operand, Operand) = (.none, .none, .none)
+    var count = 0
+
+    mutating func append(_ o: Operand) {
+      switch count {
+      case 0: items.0 = o
+      case 1: items.1 = o
+      case 2: items.2 = o
+      default: return
+      }
+      count += 1
+    }
+
+    var first: Operand? { count > 0 ? items.0 : nil }
+
+    /// String instructions: the implicit AL/eAX and DX operands are not listed.
+    mutating func removeAccumulatorAndDX() {
+      var kept = OperandList()
+      func keep(_ o: Operand) { if !(o.kind == .gpr && (o.reg == 0 || o.reg == 2)) { kept.append(o) } }
+      if count > 0 { keep(items.0) }
+      if count > 1 { keep(items.1) }
+      if count > 2 { keep(items.2) }
+      self = kept
+    }
   }
 }

@@ -25,6 +25,8 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   case les, lds, lss, lfs, lgs, arpl, movSeg, movToSeg
   case sldt, str, lldt, ltr, verr, verw, sgdt, sidt, lgdt, lidt, smsw, lmsw, invlpg, lar, lsl, clts
   case movCR, movToCR, movDR, movToDR, invd, wbinvd, wrmsr, rdmsr, rdtsc, rdtscp, rdpmc, cpuid
+  /// VMCALL (Intel) / VMMCALL (AMD): a hypercall to the embedder.
+  case vmcall
   case syscall, sysret, sysenter, sysexit, swapgs, rsm, monitor, mwait, xgetbv, xsetbv, clac, stac
   case rdrand, rdseed, rdfsbase, rdgsbase, wrfsbase, wrgsbase, rdpid
   case nop, pause, ud0, ud1, ud2, wait, lfence, mfence, sfence, clflush, prefetch, endbr64, endbr32
@@ -40,6 +42,4 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   case fxsave, fxrstor, ldmxcsr, stmxcsr, xsave, xrstor, xsaveopt
   /// 8086 only: D0-D3 /6 (sets the operand to all ones).
   case setmo
-  /// VMCALL (0F 01 C1): a hypercall to the embedder.
-  case vmcall
 }

@@ -156,6 +156,7 @@ public enum Disassembler {
       if ins.operation == .retf && ins.prefixes.contains(.rexW) { name = "retfq" }
       if ins.operandCount > 0 { operands = [hex(ins.immediate)] }
     case .xlat: name = "xlatb"
+    case .vmcall: name = ins.modrm == 0xD9 ? "vmmcall" : "vmcall"
     case .int1, .int3, .salc: name = String(describing: ins.operation)
     case .aam, .aad:
       name = String(describing: ins.operation)

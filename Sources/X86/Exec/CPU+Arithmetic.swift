@@ -447,6 +447,20 @@ extension CPU {
 
   /// One iteration of a string instruction. Returns true when the instruction repeats (RIP stays).
   func stringIteration(_ ins: DecodedInstruction) throws(Fault) -> Bool {
+    if model != .i80286 { return try stringIterationBody(ins) }
+    do throws(Fault) {
+      return try stringIterationBody(ins)
+    } catch {
+      // The 80286 has already counted the faulting REP iteration in CX.
+      let a = Int(ins.addressSize)
+      if case .exception = error, ins.prefixes.contains(.rep) || ins.prefixes.contains(.repne), reg(1, a) != 0 {
+        setReg(1, a, (reg(1, a) &- 1) & ALU.mask(a))
+      }
+      throw error
+    }
+  }
+
+  func stringIterationBody(_ ins: DecodedInstruction) throws(Fault) -> Bool {
     let a = Int(ins.addressSize)
     let am = ALU.mask(a)
     let repeated = ins.prefixes.contains(.rep) || ins.prefixes.contains(.repne)

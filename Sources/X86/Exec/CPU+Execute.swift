@@ -197,10 +197,6 @@ extension CPU {
       } else {
         try writeOperand(ins, o0, ea, v)
       }
-    case .movToSeg:
-      if o0.reg == 1 { throw Fault.invalidOpcode }
-      let v = try readOperand(ins, o1, ea)
-      try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
     case .movzx:
       let v = try readOperand(ins, o1, ea)
       try writeOperand(ins, o0, ea, v)
@@ -219,15 +215,6 @@ extension CPU {
       } else {
         try writeOperand(ins, o1, ea, a)
         try writeOperand(ins, o0, ea, b)
-      }
-    case .bswap:
-      let r = Int(o0.reg)
-      if o0.size == 8 {
-        state.setGPR(r, state.gpr(r).byteSwapped)
-      } else if o0.size == 4 {
-        setReg(r, 4, UInt64(UInt32(truncatingIfNeeded: state.gpr(r)).byteSwapped))
-      } else {
-        setReg(r, 2, 0)  // BSWAP r16: undefined; real CPUs give 0.
       }
     case .cmovcc:
       let v = try readOperand(ins, o1, ea)
@@ -251,6 +238,7 @@ extension CPU {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
         setStackPointer(nsp)
+        if o0.reg == 2 { pendingShadow = true }
       } else if o0.kind == .memory {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         let oldSP = state.gpr(4)
@@ -267,6 +255,81 @@ extension CPU {
         setStackPointer(nsp)
         setReg(Int(o0.reg), size, v)
       }
+    case .cbw:
+      let half = size / 2
+      setReg(0, size, UInt64(bitPattern: ALU.signExtend(reg(0, half), half)))
+    case .cwd:
+      let negative = reg(0, size) & ALU.sign(size) != 0
+      setReg(2, size, negative ? ALU.mask(size) : 0)
+    case .mul, .imul, .div, .idiv:
+      try multiplyDivide(ins, ea: ea)
+    case .rol, .ror, .rcl, .rcr, .shl, .shr, .sal, .sar, .setmo:
+      try shiftRotate(ins, ea: ea)
+    case .shld, .shrd:
+      try doubleShift(ins, ea: ea)
+    case .bt, .bts, .btr, .btc:
+      try bitTest(ins, ea: ea, nextRIP: nextRIP)
+    case .bsf, .bsr, .tzcnt, .lzcnt, .popcnt:
+      try bitScan(ins, ea: ea)
+    case .jcc:
+      if condition(ins.condition) { try branch(to: nextRIP &+ ins.immediate, size: size); rip = state.rip }
+    case .jmp:
+      if o0.kind == .relative {
+        try branch(to: nextRIP &+ ins.immediate, size: size)
+      } else {
+        try branch(to: try readOperand(ins, o0, ea), size: size)
+      }
+      rip = state.rip
+    case .call:
+      let target = o0.kind == .relative ? nextRIP &+ ins.immediate : try readOperand(ins, o0, ea)
+      let sp = try pushValue(nextRIP, size: size, from: stackPointer())
+      try branch(to: target, size: size)
+      setStackPointer(sp)
+      rip = state.rip
+    case .ret:
+      let (v, sp) = try popValue(size: size, from: stackPointer())
+      try branch(to: v, size: size)
+      setStackPointer((sp &+ (ins.operandCount > 0 ? ins.immediate & 0xFFFF : 0)) & ALU.mask(stackAddressSize))
+      rip = state.rip
+    case .clc: setFlag(Flags.cf, false)
+    case .stc: setFlag(Flags.cf, true)
+    case .cmc: state.rflags ^= Flags.cf
+    case .cld: setFlag(Flags.df, false)
+    case .std: setFlag(Flags.df, true)
+    case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
+      if try stringIteration(ins) { rip = state.rip }
+    case .nop, .pause, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
+      break
+    default:
+      rip = try executeRare(ins, ea: ea, nextRIP: nextRIP)
+    }
+    state.rip = rip
+  }
+
+  /// The less frequent operations, kept out of `execute` so the hot dispatch stays small.
+  /// Returns the RIP to commit.
+  @inline(never)
+  // swiftlint:disable:next cyclomatic_complexity function_body_length
+  func executeRare(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> UInt64 {
+    let size = Int(ins.operandSize)
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    var rip = nextRIP
+    switch ins.operation {
+    case .movToSeg:
+      if o0.reg == 1 { throw Fault.invalidOpcode }
+      let v = try readOperand(ins, o1, ea)
+      try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
+      if o0.reg == 2 { pendingShadow = true }
+    case .bswap:
+      let r = Int(o0.reg)
+      if o0.size == 8 {
+        state.setGPR(r, state.gpr(r).byteSwapped)
+      } else if o0.size == 4 {
+        setReg(r, 4, UInt64(UInt32(truncatingIfNeeded: state.gpr(r)).byteSwapped))
+      } else {
+        setReg(r, 2, 0)  // BSWAP r16: undefined; real CPUs give 0.
+      }
     case .pusha:
       var sp = stackPointer()
       let origSP = reg(4, size)
@@ -275,19 +338,7 @@ extension CPU {
       }
       setStackPointer(sp)
     case .popa:
-      var sp = stackPointer()
-      var values = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-      try withUnsafeMutableBytes(of: &values) { raw throws(Fault) in
-        for k in 0..<8 {
-          let (v, n) = try popValue(size: size, from: sp)
-          sp = n
-          raw.storeBytes(of: v, toByteOffset: (7 - k) * 8, as: UInt64.self)
-        }
-      }
-      withUnsafeBytes(of: &values) { raw in
-        for r in 0..<8 where r != 4 { setReg(r, size, raw.load(fromByteOffset: r * 8, as: UInt64.self)) }
-      }
-      setStackPointer(sp)
+      try popAll(size: size)
     case .enter:
       let frameSize = ins.immediate & 0xFFFF
       let level = Int(ins.immediate2 & 31)
@@ -314,12 +365,6 @@ extension CPU {
       let v = try read(seg: 2, offset: bp, size: size)
       setReg(4, ssize, (bp &+ UInt64(size)) & ALU.mask(ssize))
       setReg(5, size, v)
-    case .cbw:
-      let half = size / 2
-      setReg(0, size, UInt64(bitPattern: ALU.signExtend(reg(0, half), half)))
-    case .cwd:
-      let negative = reg(0, size) & ALU.sign(size) != 0
-      setReg(2, size, negative ? ALU.mask(size) : 0)
     case .xlat:
       let off = (state.gpr(3) &+ reg(0, 1)) & ALU.mask(Int(ins.addressSize))
       setReg(0, 1, try read(seg: Int(ins.segment), offset: off, size: 1))
@@ -338,16 +383,6 @@ extension CPU {
       if state.rflags & Flags.vm != 0 && (state.rflags >> 12) & 3 != 3 { throw Fault.generalProtection() }
       let v = try pop(size: size)
       loadFlags(v, size: size)
-    case .mul, .imul, .div, .idiv:
-      try multiplyDivide(ins, ea: ea)
-    case .rol, .ror, .rcl, .rcr, .shl, .shr, .sal, .sar, .setmo:
-      try shiftRotate(ins, ea: ea)
-    case .shld, .shrd:
-      try doubleShift(ins, ea: ea)
-    case .bt, .bts, .btr, .btc:
-      try bitTest(ins, ea: ea, nextRIP: nextRIP)
-    case .bsf, .bsr, .tzcnt, .lzcnt, .popcnt:
-      try bitScan(ins, ea: ea)
     case .xadd:
       let a = try readOperand(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
@@ -404,26 +439,6 @@ extension CPU {
       try bitManipulation(ins, ea: ea)
     case .daa, .das, .aaa, .aas, .aam, .aad, .salc:
       try decimalAdjust(ins)
-    case .jcc:
-      if condition(ins.condition) { try branch(to: nextRIP &+ ins.immediate, size: size); rip = state.rip }
-    case .jmp:
-      if o0.kind == .relative {
-        try branch(to: nextRIP &+ ins.immediate, size: size)
-      } else {
-        try branch(to: try readOperand(ins, o0, ea), size: size)
-      }
-      rip = state.rip
-    case .call:
-      let target = o0.kind == .relative ? nextRIP &+ ins.immediate : try readOperand(ins, o0, ea)
-      let sp = try pushValue(nextRIP, size: size, from: stackPointer())
-      try branch(to: target, size: size)
-      setStackPointer(sp)
-      rip = state.rip
-    case .ret:
-      let (v, sp) = try popValue(size: size, from: stackPointer())
-      try branch(to: v, size: size)
-      setStackPointer((sp &+ (ins.operandCount > 0 ? ins.immediate & 0xFFFF : 0)) & ALU.mask(stackAddressSize))
-      rip = state.rip
     case .loop, .loope, .loopne:
       let a = Int(ins.addressSize)
       let count = (reg(1, a) &- 1) & ALU.mask(a)
@@ -449,13 +464,6 @@ extension CPU {
         try read(seg: Int(ins.segment), offset: (ea &+ UInt64(half)) & ALU.mask(Int(ins.addressSize)), size: half), half
       )
       if idx < lo || idx > hi { throw Fault.exception(vector: 5, errorCode: nil) }
-    case .clc: setFlag(Flags.cf, false)
-    case .stc: setFlag(Flags.cf, true)
-    case .cmc: state.rflags ^= Flags.cf
-    case .cld: setFlag(Flags.df, false)
-    case .std: setFlag(Flags.df, true)
-    case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
-      if try stringIteration(ins) { rip = state.rip }
     case .les, .lds, .lss, .lfs, .lgs:
       let off = try read(seg: Int(ins.segment), offset: ea, size: size)
       let sel = try read(seg: Int(ins.segment), offset: (ea &+ UInt64(size)) & ALU.mask(Int(ins.addressSize)), size: 2)
@@ -479,8 +487,6 @@ extension CPU {
       } else {
         setFlag(Flags.zf, false)
       }
-    case .nop, .pause, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
-      break
     case .wait:
       break
     case .int, .int3, .into, .int1, .hlt, .cli, .sti, .in, .out, .cpuid, .rdtsc, .rdtscp, .smsw, .lmsw, .clts,
@@ -503,7 +509,7 @@ extension CPU {
     default:
       throw Fault.invalidOpcode
     }
-    state.rip = rip
+    return rip
   }
 
   /// Memory operand size of an x87 ESC instruction (for limit checks).
@@ -514,5 +520,23 @@ extension CPU {
     ]
     let row = Int(opcode &- 0xD8) & 7
     return table[row][reg & 7]
+  }
+
+  /// POPA/POPAD (kept out of `execute` so its stack buffer does not burden the hot path).
+  @inline(never)
+  func popAll(size: Int) throws(Fault) {
+    var sp = stackPointer()
+    var values = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    try withUnsafeMutableBytes(of: &values) { raw throws(Fault) in
+      for k in 0..<8 {
+        let (v, n) = try popValue(size: size, from: sp)
+        sp = n
+        raw.storeBytes(of: v, toByteOffset: (7 - k) * 8, as: UInt64.self)
+      }
+    }
+    withUnsafeBytes(of: &values) { raw in
+      for r in 0..<8 where r != 4 { setReg(r, size, raw.load(fromByteOffset: r * 8, as: UInt64.self)) }
+    }
+    setStackPointer(sp)
   }
 }

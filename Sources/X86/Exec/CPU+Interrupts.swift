@@ -4,8 +4,7 @@ extension CPU {
   /// True when an external interrupt can be taken now: RFLAGS.IF set, no STI/MOV SS interrupt
   /// shadow, and no instruction half-way through an embedder exchange (I/O, MMIO, CPUID ...).
   public var canAcceptExternalInterrupt: Bool {
-    state.rflags & Flags.if != 0 && instructionsRetired >= interruptShadowEnd && ioLog.isEmpty
-      && injectedFault == nil
+    state.rflags & Flags.if != 0 && !interruptShadow && ioLog.isEmpty && injectedFault == nil
   }
 
   /// Delivers external interrupt `vector` (through the IVT in real mode, the IDT otherwise) and
@@ -39,8 +38,11 @@ extension CPU {
     injectedFault = .exception(vector: vector, errorCode: errorCode)
   }
 
-  /// Raises the fault given to `completeWithFault` at the current instruction.
-  func raiseInjected(_ fault: Fault) -> CPUEvent? {
+  /// What happens before the next instruction when the CPU is halted (`.halt`) or owes the fault
+  /// given to `completeWithFault` (raised at the current instruction; nil once delivered).
+  func entryEvent() -> CPUEvent? {
+    if isHalted { return .halt }
+    guard let fault = injectedFault else { return nil }
     injectedFault = nil
     guard case .exception(let vector, let code) = fault else { return nil }
     return raise(vector: vector, errorCode: code, nextRIP: state.rip)

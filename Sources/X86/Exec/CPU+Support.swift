@@ -222,7 +222,6 @@ extension CPU {
     }
     if seg != .cs && model == .host64 && !flatUser {
       try system.loadSegment(seg, selector)
-      if seg == .ss { interruptShadowEnd = instructionsRetired &+ 2 }
       return
     }
     if selector & 0xFFFC == 0 {
@@ -246,6 +245,19 @@ extension CPU {
     if attributes & 0x8000 != 0 { lim = lim << 12 | 0xFFF }
     let base = ((d >> 16) & 0xFF_FFFF) | ((d >> 32) & 0xFF00_0000)
     state.setSegment(seg, SegmentCache(selector: selector, base: base, limit: lim, attributes: attributes))
+    if seg == .cs { updateCodeMode() }
+  }
+
+  /// Derives the code mode from CS (L with EFER.LMA: 64-bit; D: 32-bit; else 16-bit).
+  public func updateCodeMode() {
+    let attributes = state.segment(.cs).attributes
+    if isRealMode {
+      state.codeMode = .bits16
+    } else if state.efer & 0x400 != 0 && attributes & 0x2000 != 0 {
+      state.codeMode = .bits64
+    } else {
+      state.codeMode = attributes & 0x4000 != 0 ? .bits32 : .bits16
+    }
   }
 
   // MARK: Exceptions

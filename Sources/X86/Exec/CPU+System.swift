@@ -17,14 +17,14 @@ extension CPU {
       return try softwareInterrupt(ins, nextRIP: nextRIP)
     case .hlt:
       try requireCPL0()
-      halted = true
+      retiredEvent = .halt
     case .cli:
       try requireIOPL()
       setFlag(Flags.if, false)
     case .sti:
       try requireIOPL()
       // Interrupts stay blocked until the instruction after STI retires.
-      if !flag(Flags.if) { interruptShadowEnd = instructionsRetired &+ 2 }
+      if !flag(Flags.if) { pendingShadow = true }
       setFlag(Flags.if, true)
     case .in:
       let port = o1.kind == .immediate ? UInt16(ins.immediate & 0xFF) : UInt16(truncatingIfNeeded: state.gpr(2))
@@ -202,9 +202,11 @@ extension CPU {
       guard system.features.contains(.smap), state.cpl == 0 else { throw Fault.invalidOpcode }
       setFlag(Flags.ac, ins.operation == .stac)
     case .vmcall:
-      guard state.cpl == 0, !isRealMode else { throw Fault.invalidOpcode }
-      let arguments = [7, 6, 2, 10, 8, 9].map { state.gpr($0) }
-      state.setGPR(0, try replayedRead(.hypercall(number: state.gpr(0), arguments: arguments)))
+      // The instruction retires, then the embedder sees `.hypercall`. #UD outside ring 0 (a guest
+      // kernel's user space cannot reach the VMM) and in the flat-user oracle mode (as on a host
+      // CPU outside VMX operation).
+      guard state.cpl == 0, !flatUser else { throw Fault.invalidOpcode }
+      retiredEvent = .hypercall
     default:
       throw Fault.invalidOpcode
     }

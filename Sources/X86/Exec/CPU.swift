@@ -98,6 +98,7 @@ public final class CPU {
     state.idtr = (0, 0x3FF)
     state.gdtr = (0, 0xFFFF)
     state.codeMode = .bits16
+    flatUser = false
     ioLog.removeAll(keepingCapacity: true)
   }
 
@@ -134,18 +135,26 @@ public final class CPU {
   /// Returns nil when it simply retired.
   @discardableResult
   public func step() -> CPUEvent? {
-    if isHalted { return .halt }
+    if isHalted || injectedFault != nil { return entryEvent() }
+    return stepInline()
+  }
+
+  @inline(__always)
+  func stepInline() -> CPUEvent? {
     let startRIP = state.rip
     ioIndex = 0
-    if let fault = injectedFault { return raiseInjected(fault) }
     do throws(Fault) {
       try executeOne()
       if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
       instructionsRetired &+= 1
-      if halted {
-        halted = false
-        isHalted = true
-        return .halt
+      if interruptShadow || pendingShadow {
+        interruptShadow = pendingShadow
+        pendingShadow = false
+      }
+      if let e = retiredEvent {
+        retiredEvent = nil
+        if e == .halt { isHalted = true }
+        return e
       }
       return nil
     } catch {
@@ -155,6 +164,8 @@ public final class CPU {
         return e
       case .exception(let vector, let code):
         ioLog.removeAll(keepingCapacity: true)
+        pendingShadow = false
+        interruptShadow = false
         state.rip = startRIP
         return raise(vector: vector, errorCode: code, nextRIP: lastNextRIP)
       }
@@ -163,16 +174,22 @@ public final class CPU {
 
   /// Runs until an event or until `budget` instructions retired.
   public func run(budget: UInt64) -> CPUEvent {
+    if isHalted || injectedFault != nil, let e = entryEvent() { return e }
     var left = budget
     while left > 0 {
-      if let e = step() { return e }
+      if let e = stepInline() { return e }
       left -= 1
     }
     return .budgetExhausted
   }
 
-  @exclusivity(unchecked) var halted = false
-  /// In the HLT state: `step()` returns `.halt` until an interrupt is delivered.
+  /// An event reported after the instruction retired (HLT, VMCALL).
+  @exclusivity(unchecked) var retiredEvent: CPUEvent?
+  /// True right after an instruction that blocks interrupts for one instruction (STI setting IF,
+  /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
+  @exclusivity(unchecked) public internal(set) var interruptShadow = false
+  @exclusivity(unchecked) var pendingShadow = false
+  /// In the HLT state: `step()` and `run(budget:)` return `.halt` until an interrupt is delivered.
   @exclusivity(unchecked) public internal(set) var isHalted = false
 
   // MARK: Embedder controls (see CPU+Interrupts.swift)
@@ -185,8 +202,6 @@ public final class CPU {
   /// MSRs whose RDMSR/WRMSR become `.msrRead`/`.msrWrite` events; all others are answered by the model.
   @exclusivity(unchecked) public var trappedMSRReads: Set<UInt32> = []
   @exclusivity(unchecked) public var trappedMSRWrites: Set<UInt32> = []
-  /// External interrupts are blocked while `instructionsRetired < interruptShadowEnd` (STI, MOV SS).
-  @exclusivity(unchecked) var interruptShadowEnd: UInt64 = 0
   /// A fault the embedder answered an event with (`completeWithFault`), raised at the next step.
   @exclusivity(unchecked) var injectedFault: Fault?
   /// RIP after the instruction being executed (for trap-style exceptions such as the 8086's #DE).

@@ -23,10 +23,10 @@ public enum CPUEvent: Sendable, Equatable {
   /// An exception raised with `reportExceptions` set (or one the model cannot deliver yet);
   /// the state is as before the faulting instruction.
   case exception(vector: UInt8, errorCode: UInt32?)
-  /// VMCALL (0F 01 C1) at CPL 0: `number` is RAX, `arguments` are RDI, RSI, RDX, R10, R8, R9 (the
-  /// Linux system-call order). Answer with `CPU.complete(value:)`: the value lands in RAX and the
-  /// instruction retires.
-  case hypercall(number: UInt64, arguments: [UInt64])
+  /// VMCALL/VMMCALL retired (CPL 0; #UD elsewhere and in the flat-user oracle mode). The
+  /// hypercall number and arguments are in the registers (the `interp` engine reads RAX, then
+  /// RDI, RSI, RDX, R10, R8, R9); the embedder writes any result into the registers itself.
+  case hypercall
   /// `run(budget:)` retired its budget.
   case budgetExhausted
   /// CPUID for a leaf the model does not answer itself (unused by the built-in model).

@@ -62,7 +62,7 @@ public final class SoftTLB {
   }
 
   /// The cached entry for `linear` (hits on MMIO pages too), or nil on a miss.
-  @inlinable
+  @inlinable @inline(__always)
   public func entry(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> Entry? {
     let entry = entries[Self.slot(linear, kind: kind, user: user)]
     return entry.tag == linear & ~0xFFF ? entry : nil
