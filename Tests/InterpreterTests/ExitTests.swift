@@ -209,3 +209,17 @@ import VMM
 private final class StopFlag: Sendable {
   let value = Atomic<Bool>(false)
 }
+
+@Suite struct InstructionClockTests {
+  @Test func countsInstructionsAndSkipsForwardOnly() {
+    var count: UInt64 = 10
+    let clock = InstructionClock(nanosecondsPerInstruction: 2) { count }
+    #expect(clock.nanoseconds == 20)
+    clock.advance(to: 100)
+    #expect(clock.nanoseconds == 100)
+    clock.advance(to: 50)
+    #expect(clock.nanoseconds == 100)
+    count = 15
+    #expect(clock.nanoseconds == 110)
+  }
+}

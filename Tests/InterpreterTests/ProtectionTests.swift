@@ -197,3 +197,42 @@ import VMM
     #expect(try m.vcpu.run(budget: 10) == .shutdown(.tripleFault))
   }
 }
+
+/// Instruction fetch at the end of a page whose successor is not present.
+@Suite struct PageBoundaryFetchTests {
+  func machine() throws -> GuestMachine? {
+    guard
+      let m = try GuestMachine(
+        code: """
+            mov eax, 0x400ffd
+            jmp rax
+          .org 0x100
+            pop rax
+            out 0x10, eax
+            mov rax, cr2
+            out 0x11, eax
+            hlt
+          """)
+    else { return nil }
+    try m.useSmallPages()
+    try m.mapSmallPage(0x40_0000, flags: 0x3)
+    try m.setGate(14, GuestMachine.codeBase + 0x100)
+    return m
+  }
+
+  @Test func instructionEndingOnThePageRunsWithoutTouchingTheNextPage() throws {
+    guard let m = try machine() else { return }
+    try m.memory.write(0x40_0FFD, bytes: [0x90, 0x90, 0xF4])  // nop, nop, hlt
+    let (exit, outputs) = try m.runRecordingOutputs(budget: 100)
+    #expect(outputs.isEmpty)
+    #expect(exit == .shutdown(.haltWithInterruptsDisabled))
+    #expect(try m.vcpu.registers().rip == 0x40_1000)
+  }
+
+  @Test func instructionCrossingIntoAnAbsentPageFaultsOnTheSecondPage() throws {
+    guard let m = try machine() else { return }
+    try m.memory.write(0x40_0FFD, bytes: [0xB8, 0x78, 0x56])  // mov eax, imm32: 2 bytes on the next page
+    let (_, outputs) = try m.runRecordingOutputs(budget: 100)
+    #expect(outputs.map(\.1) == [0, 0x40_1000])  // not present, supervisor read; CR2 = the second page
+  }
+}
