@@ -223,3 +223,22 @@ private final class StopFlag: Sendable {
     #expect(clock.nanoseconds == 110)
   }
 }
+
+@Suite struct ExternalWriteTests {
+  @Test func codeWrittenBehindTheCPUsBackIsRedecodedAfterTheNote() throws {
+    guard
+      let m = try GuestMachine(
+        code: """
+          1:
+            mov eax, 1
+            out 0x10, eax
+            jmp 1b
+          """)
+    else { return }
+    #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 4, isWrite: true, value: 1)))
+    try m.vcpu.complete(.none)
+    try m.memory.write(GuestMachine.codeBase + 1, bytes: [2])  // the immediate of MOV EAX
+    m.vcpu.cpu.noteGuestMemoryWritten(physical: GuestMachine.codeBase + 1, length: 1)
+    #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 4, isWrite: true, value: 2)))
+  }
+}

@@ -48,6 +48,19 @@ extension CPU {
     return raise(vector: vector, errorCode: code, nextRIP: state.rip)
   }
 
+  /// Tells the CPU that guest-physical memory changed behind its back (device DMA, a loader):
+  /// decoded instructions from those pages are dropped. Cheaper than `invalidateTLB()`.
+  public func noteGuestMemoryWritten(physical: UInt64, length: UInt64) {
+    guard length > 0 else { return }
+    let last = (physical &+ (length - 1)) >> 12
+    var page = physical >> 12
+    while page <= last {
+      decodeCache.noteWrite(page: page)
+      if page == last { break }
+      page += 1
+    }
+  }
+
   /// WRMSR from the embedder (e.g. the VMM's initial MSRs): false when the model rejects it.
   public func writeMSR(_ index: UInt32, _ value: UInt64) -> Bool {
     do throws(Fault) {
