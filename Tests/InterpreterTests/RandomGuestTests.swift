@@ -1,0 +1,70 @@
+import Testing
+import VMM
+
+@testable import Interpreter
+
+/// Random code in ring 0 and ring 3 of a paged long-mode machine: whatever it does to control
+/// registers, descriptor tables, MSRs or the stack, the engine answers with exits, never a crash.
+@Suite struct RandomGuestTests {
+  struct Xorshift {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+      state ^= state << 13
+      state ^= state >> 7
+      state ^= state << 17
+      return state
+    }
+  }
+
+  @Test(arguments: [0, 3])
+  func randomCodeOnlyEverExits(ring: Int) throws {
+    guard
+      let m = try GuestMachine(
+        code: """
+            hlt
+          .org 0x100
+            hlt
+          """, userAccessible: true)
+    else { return }
+    for vector in 0..<256 { try m.setGate(UInt8(vector), GuestMachine.codeBase + 0x100, dpl: 3) }
+    let initialSregs = try m.vcpu.specialRegisters()
+    var rng = Xorshift(state: 0x9E37_79B9_7F4A_7C15 &+ UInt64(ring))
+    var exits: [String: Int] = [:]
+    let codeAddress = GuestMachine.codeBase + 0x1000
+    for _ in 0..<1500 {
+      let bytes = (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+      try m.memory.write(codeAddress, bytes: bytes)
+      m.vcpu.cpu.noteGuestMemoryWritten(physical: codeAddress, length: 32)
+      var sregs = initialSregs
+      if ring == 3 {
+        sregs.cs = Segment(
+          selector: GuestMachine.userCode, base: 0, limit: 0xFFFF_FFFF, type: 11, dpl: 3, l: true, g: true)
+        sregs.ss = Segment(
+          selector: GuestMachine.userData, base: 0, limit: 0xFFFF_FFFF, type: 3, dpl: 3, db: true, g: true)
+      }
+      try m.vcpu.setSpecialRegisters(sregs)
+      var regs = Registers()
+      for r in 0..<16 { regs[encoding: r] = rng.next() & (rng.next() & 1 == 0 ? 0xFFFF : ~0) }
+      regs.rsp = GuestMachine.userStackTop
+      regs.rip = codeAddress
+      regs.rflags = 0x2
+      try m.vcpu.setRegisters(regs)
+      for _ in 0..<6 {
+        let exit = try m.vcpu.run(budget: 4)
+        exits[exit.reasonName, default: 0] += 1
+        switch exit {
+        case .io(let a): try m.vcpu.complete(a.isWrite ? .none : .value(0))
+        case .mmio(let a): try m.vcpu.complete(a.isWrite ? .none : .value(0))
+        case .msrRead, .rdtsc: try m.vcpu.complete(.value(0))
+        case .msrWrite, .hypercall, .invlpg: try m.vcpu.complete(.none)
+        case .cpuid: try m.vcpu.complete(.cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0))
+        default: break
+        }
+        if case .shutdown = exit { break }
+        if case .internalError = exit { break }
+        if case .halt = exit { break }
+      }
+    }
+    #expect(exits.values.reduce(0, +) > 0)
+  }
+}
