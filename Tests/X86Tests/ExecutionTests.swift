@@ -201,4 +201,31 @@ import X86
     #expect(real.state.rip == 0x103)
     #expect(real.step() == nil)
   }
+
+  @Test func repMovsForwardOverlapAndPageCrossing() {
+    // rep movsb with rdi = rsi + 1 replicates the first byte (element-by-element semantics), across
+    // a page boundary; then rep stosq.
+    let (cpu, ram) = makeCPU64([0xF3, 0xA4, 0xF3, 0x48, 0xAB])
+    ram.load([0x5A], at: 0x3F00)
+    cpu.state.setGPR(Reg.rsi, 0x3F00)
+    cpu.state.setGPR(Reg.rdi, 0x3F01)
+    cpu.state.setGPR(Reg.rcx, 0x200)
+    var steps = 0
+    while cpu.state.rip == 0x1000 && steps < 0x300 {
+      run(cpu)
+      steps += 1
+    }
+    #expect(ram.byte(0x3F01) == 0x5A && ram.byte(0x4000) == 0x5A && ram.byte(0x4100) == 0x5A)
+    #expect(ram.byte(0x4101) == 0)
+    #expect(cpu.state.gpr(Reg.rcx) == 0 && cpu.state.gpr(Reg.rdi) == 0x4101 && cpu.state.gpr(Reg.rsi) == 0x4100)
+    cpu.state.setGPR(Reg.rax, 0x1122_3344_5566_7788)
+    cpu.state.setGPR(Reg.rdi, 0x5000)
+    cpu.state.setGPR(Reg.rcx, 3)
+    while cpu.state.rip == 0x1002 && steps < 0x400 {
+      run(cpu)
+      steps += 1
+    }
+    #expect(ram.qword(0x5010) == 0x1122_3344_5566_7788 && ram.qword(0x5018) == 0)
+    #expect(cpu.state.gpr(Reg.rdi) == 0x5018 && cpu.state.rip == 0x1005)
+  }
 }

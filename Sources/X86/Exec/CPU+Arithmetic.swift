@@ -53,9 +53,13 @@ extension CPU {
       writeWide(size, high: high, low: low)
       setArithmeticFlags(ALU.szp(low, size) | (overflow ? Flags.cf | Flags.of : 0))
     case .div:
-      if src == 0 { throw Fault.divideError }
       let (high, low) = readWide(size)
-      if high >= src { throw Fault.divideError }
+      if src == 0 || high >= src {
+        // The 8086 microcode has compared the high half with the divisor when it traps: FLAGS
+        // (and the image pushed for #DE) hold the flags of that subtraction.
+        if model == .i8086 { setArithmeticFlags(ALU.sub(high, src, borrow: 0, size).1) }
+        throw Fault.divideError
+      }
       let q: UInt64
       let r: UInt64
       if size == 8 {
@@ -67,7 +71,6 @@ extension CPU {
       }
       writeDivision(size, quotient: q, remainder: r)
     default:  // idiv
-      if src == 0 { throw Fault.divideError }
       let (high, low) = readWide(size)
       // Sign-extend the 2n-bit dividend into a 128-bit (hi, lo) pair.
       var dhi: UInt64
@@ -87,7 +90,16 @@ extension CPU {
       }
       let s = ALU.signExtend(src, size)
       let smag = s.magnitude
-      if dhi >= smag { throw Fault.divideError }
+      if model == .i8086 && size < 8 {
+        // The 8086 compares the magnitudes' high half with the divisor's magnitude first; when
+        // that traps, FLAGS hold the flags of that subtraction.
+        let highMagnitude = (dlo >> bits) & m
+        if src == 0 || highMagnitude >= smag {
+          setArithmeticFlags(ALU.sub(highMagnitude, smag, borrow: 0, size).1)
+          throw Fault.divideError
+        }
+      }
+      if src == 0 || dhi >= smag { throw Fault.divideError }
       let (qmag, rmag) = smag.dividingFullWidth((dhi, dlo))
       let qNegative = negative != (s < 0)
       let limit: UInt64 = 1 << (bits - 1)
@@ -447,6 +459,7 @@ extension CPU {
 
   /// One iteration of a string instruction. Returns true when the instruction repeats (RIP stays).
   func stringIteration(_ ins: DecodedInstruction) throws(Fault) -> Bool {
+    if let repeats = try bulkString(ins) { return repeats }
     if model != .i80286 { return try stringIterationBody(ins) }
     do throws(Fault) {
       return try stringIterationBody(ins)
@@ -562,5 +575,51 @@ extension CPU {
       }
       throw error
     }
+  }
+
+  /// REP MOVS/STOS in 64-bit mode with DF = 0: runs the iterations that stay within one page of
+  /// RAM on each side in one go (element by element, so overlapping copies behave as on hardware).
+  /// The state after it is exactly that after those iterations. Returns nil when not applicable.
+  func bulkString(_ ins: DecodedInstruction) throws(Fault) -> Bool? {
+    guard ins.operation == .movs || ins.operation == .stos, ins.prefixes.contains(.rep),
+      ins.addressSize == 8, state.codeMode == .bits64, !flag(Flags.df)
+    else { return nil }
+    let count = state.gpr(1)
+    if count < 2 { return nil }
+    let size = UInt64(ins.operandSize)
+    let dst = state.gpr(7)
+    let src = state.gpr(6)
+    let srcLinear = (ins.segment >= 4 ? state.segmentBase(Int(ins.segment)) : 0) &+ src
+    func canonical(_ a: UInt64) -> Bool { UInt64(bitPattern: (Int64(bitPattern: a) >> 47) &+ 1) <= 1 }
+    guard canonical(dst), dst & (size - 1) == 0 || size == 1 else { return nil }
+    var room = (0x1000 - (dst & 0xFFF)) / size
+    if ins.operation == .movs {
+      guard canonical(srcLinear) else { return nil }
+      room = min(room, (0x1000 - (srcLinear & 0xFFF)) / size)
+    }
+    let n = min(count, room)
+    if n < 2 { return nil }
+    guard let d = hostPage(try translate(dst, write: true), write: true) else { return nil }
+    if ins.operation == .movs {
+      guard let sp = hostPage(try translate(srcLinear, write: false), write: false) else { return nil }
+      let bytes = Int(n * size)
+      for k in 0..<bytes {
+        d.storeBytes(of: sp.load(fromByteOffset: k, as: UInt8.self), toByteOffset: k, as: UInt8.self)
+      }
+      state.setGPR(6, src &+ n * size)
+    } else {
+      let v = state.gpr(0)
+      for k in 0..<Int(n) {
+        switch size {
+        case 1: d.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: k, as: UInt8.self)
+        case 2: d.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: k * 2, as: UInt16.self)
+        case 4: d.storeBytes(of: UInt32(truncatingIfNeeded: v), toByteOffset: k * 4, as: UInt32.self)
+        default: d.storeBytes(of: v, toByteOffset: k * 8, as: UInt64.self)
+        }
+      }
+    }
+    state.setGPR(7, dst &+ n * size)
+    state.setGPR(1, count - n)
+    return count - n != 0
   }
 }
