@@ -18,8 +18,9 @@ extension CPU {
   @inline(__always) func quickTranslate(_ linear: UInt64, kind: MemoryAccessKind) -> UInt64? {
     if !pagingActive { return linear & addressMask }
     let user = stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3
-    guard let entry = system.mmu.tlb.entry(linear, kind: kind, user: user) else { return nil }
-    return entry.physicalPage | (linear & 0xFFF)
+    let entry = pagingTLB + SoftTLB.slot(linear, kind: kind, user: user)
+    guard entry.pointee.tag == linear & ~0xFFF else { return nil }
+    return entry.pointee.physicalPage | (linear & 0xFFF)
   }
 
   /// Translation for instruction fetch (NX and SMEP apply).

@@ -14,6 +14,8 @@ public final class CPU {
   /// The system layer (MMU and its TLB, MSRs, CPUID, descriptor tables, event delivery): see
   /// `CPU+System.swift`. Its `cpuid` table is the one CPUID model (GP and system features).
   public let system: SystemUnit
+  /// `system.mmu.tlb.entries`, cached for the paging fast path.
+  let pagingTLB: UnsafeMutablePointer<SoftTLB.Entry>
 
   // Software TLB (direct mapped, keyed by physical page).
   static let tlbSize = 256
@@ -51,6 +53,7 @@ public final class CPU {
     self.addressMask = model.physicalAddressMask
     self.system = SystemUnit(
       state: state, memory: memory, features: .interpreterModel)
+    self.pagingTLB = system.mmu.tlb.entries
     tlbReadTag = .allocate(capacity: CPU.tlbSize)
     tlbReadPtr = .allocate(capacity: CPU.tlbSize)
     tlbWriteTag = .allocate(capacity: CPU.tlbSize)
