@@ -14,6 +14,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private var interruptWindowRequested = false
   /// The last exit was a hypercall: its completion value goes to RAX.
   private var hypercallPending = false
+  /// In the HLT state (after a `.halt` exit) until an interrupt is delivered: `run` returns `.halt`.
+  private var halted = false
   /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
   private let slice: UInt64 = 4096
 
@@ -104,12 +106,14 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       if kickRequested.exchange(false, ordering: .acquiring) { return .kicked }
       if let v = pendingVector, cpu.canAcceptExternalInterrupt {
         pendingVector = nil
+        halted = false
         if let event = cpu.deliverExternalInterrupt(vector: v), let exit = translate(event) { return exit }
       }
       if interruptWindowRequested && pendingVector == nil && cpu.canAcceptExternalInterrupt {
         interruptWindowRequested = false
         return .interruptWindow
       }
+      if halted { return .halt }
       if remaining == 0 { return .budgetExhausted }
       let before = cpu.instructionsRetired
       let event = cpu.run(budget: min(slice, remaining))
@@ -140,6 +144,7 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     case .mmioWrite(let address, let size, let value):
       return .mmio(MMIOAccess(address: address, size: size, isWrite: true, value: value))
     case .halt:
+      halted = true
       return cpu.state.rflags & Flags.if == 0 ? .shutdown(.haltWithInterruptsDisabled) : .halt
     case .tripleFault:
       return .shutdown(.tripleFault)

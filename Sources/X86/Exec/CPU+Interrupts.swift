@@ -7,12 +7,11 @@ extension CPU {
     state.rflags & Flags.if != 0 && !interruptShadow && ioLog.isEmpty && injectedFault == nil
   }
 
-  /// Delivers external interrupt `vector` (through the IVT in real mode, the IDT otherwise) and
-  /// leaves the HLT state. Call only when `canAcceptExternalInterrupt`. Returns an event when
-  /// delivery ends the run (`.tripleFault`, `.internalError`), else nil.
+  /// Delivers external interrupt `vector` (through the IVT in real mode, the IDT otherwise).
+  /// Call only when `canAcceptExternalInterrupt`. Returns an event when delivery ends the run
+  /// (`.tripleFault`, `.internalError`), else nil.
   @discardableResult
   public func deliverExternalInterrupt(vector: UInt8) -> CPUEvent? {
-    isHalted = false
     if isRealMode {
       do throws(Fault) {
         try deliverReal(vector: vector, returnIP: state.rip)
@@ -38,10 +37,8 @@ extension CPU {
     injectedFault = .exception(vector: vector, errorCode: errorCode)
   }
 
-  /// What happens before the next instruction when the CPU is halted (`.halt`) or owes the fault
-  /// given to `completeWithFault` (raised at the current instruction; nil once delivered).
+  /// Raises the fault given to `completeWithFault` at the current instruction (nil once delivered).
   func entryEvent() -> CPUEvent? {
-    if isHalted { return .halt }
     guard let fault = injectedFault else { return nil }
     injectedFault = nil
     guard case .exception(let vector, let code) = fault else { return nil }

@@ -138,7 +138,7 @@ public final class CPU {
   /// Returns nil when it simply retired.
   @discardableResult
   public func step() -> CPUEvent? {
-    if isHalted || injectedFault != nil { return entryEvent() }
+    if injectedFault != nil { return entryEvent() }
     return stepInline()
   }
 
@@ -156,7 +156,6 @@ public final class CPU {
       }
       if let e = retiredEvent {
         retiredEvent = nil
-        if e == .halt { isHalted = true }
         return e
       }
       return nil
@@ -177,7 +176,7 @@ public final class CPU {
 
   /// Runs until an event or until `budget` instructions retired.
   public func run(budget: UInt64) -> CPUEvent {
-    if isHalted || injectedFault != nil, let e = entryEvent() { return e }
+    if injectedFault != nil, let e = entryEvent() { return e }
     var left = budget
     while left > 0 {
       if let e = stepInline() { return e }
@@ -192,8 +191,6 @@ public final class CPU {
   /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
   @exclusivity(unchecked) public internal(set) var interruptShadow = false
   @exclusivity(unchecked) var pendingShadow = false
-  /// In the HLT state: `step()` and `run(budget:)` return `.halt` until an interrupt is delivered.
-  @exclusivity(unchecked) public internal(set) var isHalted = false
 
   // MARK: Embedder controls (see CPU+Interrupts.swift)
 
