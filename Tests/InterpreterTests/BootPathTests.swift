@@ -90,3 +90,46 @@ import VMM
     #expect(s.cr0 & 0x8000_0001 == 0x8000_0001)
   }
 }
+
+/// External interrupts in real mode go through the IVT.
+@Suite struct RealModeInterruptTests {
+  @Test func injectedInterruptUsesTheIVTAndReturnsWithIRET() throws {
+    let base: UInt64 = 0x7C00
+    guard
+      let code = try GuestAssembler.assemble(
+        """
+        .code16
+          sti
+          hlt
+          mov al, 0x22
+          out 0x11, al
+          hlt
+        .org 0x80
+          mov al, 0x11
+          out 0x10, al
+          iret
+        """, base: base)
+    else { return }
+    let memory = try GuestMemory(ramSize: 1 << 20)
+    try memory.write(base, bytes: code)
+    try memory.write(UInt16(base + 0x80), at: 0x08 * 4)  // IVT[8]: offset
+    try memory.write(UInt16(0), at: 0x08 * 4 + 2)  // segment
+    let vcpu = InterpreterVirtualCPU(memory: memory, deterministic: true)
+    var sregs = try vcpu.specialRegisters()
+    let real = Segment(selector: 0, base: 0, limit: 0xFFFF, type: 3)
+    sregs.cs = Segment(selector: 0, base: 0, limit: 0xFFFF, type: 11)
+    (sregs.ds, sregs.es, sregs.ss, sregs.fs, sregs.gs) = (real, real, real, real, real)
+    sregs.idt = DescriptorTable(base: 0, limit: 0x3FF)
+    try vcpu.setSpecialRegisters(sregs)
+    var regs = Registers()
+    regs.rip = base
+    regs.rsp = 0x7000
+    try vcpu.setRegisters(regs)
+    #expect(try vcpu.run(budget: 100) == .halt)
+    try vcpu.injectInterrupt(vector: 8)
+    #expect(try vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 1, isWrite: true, value: 0x11)))
+    try vcpu.complete(.none)
+    #expect(try vcpu.run(budget: 100) == .io(PortAccess(port: 0x11, size: 1, isWrite: true, value: 0x22)))
+    #expect(try vcpu.registers().rsp == 0x7000)
+  }
+}
