@@ -12,8 +12,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private let kickRequested = Atomic<Bool>(false)
   private var pendingVector: UInt8?
   private var interruptWindowRequested = false
-  /// The last exit was a hypercall: its completion value goes to RAX.
-  private var hypercallPending = false
+  /// What the last exit waits for from `complete(_:)`.
+  private var awaiting = AwaitedCompletion.nothing
   /// In the HLT state (after a `.halt` exit) until an interrupt is delivered: `run` returns `.halt`.
   private var halted = false
   /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
@@ -86,17 +86,29 @@ public final class InterpreterVirtualCPU: VirtualCPU {
 
   public func kick() { kickRequested.store(true, ordering: .releasing) }
 
+  /// Answers the last exit. Responses an exit does not take are ignored (like `.value` after a
+  /// port write), and so is a completion when no exit waits for one; `.fault` makes the exiting
+  /// instruction raise that exception instead of completing.
   public func complete(_ response: ExitResponse) throws(EngineError) {
-    if hypercallPending {
-      hypercallPending = false
-      if case .value(let v) = response { cpu.state.setGPR(0, v) }
+    let awaited = awaiting
+    awaiting = .nothing
+    if case .fault(let vector, let errorCode) = response, awaited != .nothing, awaited != .hypercall {
+      cpu.completeWithFault(vector: vector, errorCode: errorCode)
       return
     }
-    switch response {
-    case .none: cpu.complete(value: 0)
-    case .value(let v): cpu.complete(value: v)
-    case .cpuid(let a, let b, let c, let d): cpu.completeCPUID(eax: a, ebx: b, ecx: c, edx: d)
-    case .fault(let vector, let errorCode): cpu.completeWithFault(vector: vector, errorCode: errorCode)
+    switch awaited {
+    case .nothing, .acknowledgement:
+      break
+    case .value:
+      if case .value(let v) = response { cpu.complete(value: v) } else { cpu.complete(value: 0) }
+    case .cpuid:
+      if case .cpuid(let a, let b, let c, let d) = response {
+        cpu.completeCPUID(eax: a, ebx: b, ecx: c, edx: d)
+      } else {
+        cpu.completeCPUID(eax: 0, ebx: 0, ecx: 0, edx: 0)
+      }
+    case .hypercall:
+      if case .value(let v) = response { cpu.state.setGPR(0, v) }
     }
   }
 
@@ -132,16 +144,17 @@ public final class InterpreterVirtualCPU: VirtualCPU {
         cpu.complete(value: size >= 4 ? 0xFFFF_FFFF : (1 << UInt64(size * 8)) - 1)
         return nil
       }
+      awaiting = .value
       return .io(PortAccess(port: port, size: size, isWrite: false))
     case .portOut(let port, let size, let value):
-      if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(port) {
-        cpu.complete(value: 0)
-        return nil
-      }
+      if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(port) { return nil }
+      awaiting = .acknowledgement
       return .io(PortAccess(port: port, size: size, isWrite: true, value: UInt32(truncatingIfNeeded: value)))
     case .mmioRead(let address, let size):
+      awaiting = .value
       return .mmio(MMIOAccess(address: address, size: size, isWrite: false))
     case .mmioWrite(let address, let size, let value):
+      awaiting = .acknowledgement
       return .mmio(MMIOAccess(address: address, size: size, isWrite: true, value: value))
     case .halt:
       halted = true
@@ -154,17 +167,22 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       // VMCALL retired: number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9 (the Linux
       // system-call order); `.value(v)` completes it with v in RAX.
       let r = cpu.state
-      hypercallPending = true
+      awaiting = .hypercall
       return .hypercall(Hypercall(number: r.gpr(0), arguments: [7, 6, 2, 10, 8, 9].map { r.gpr($0) }))
     case .cpuid(let leaf, let subleaf):
+      awaiting = .cpuid
       return .cpuid(leaf: leaf, subleaf: subleaf)
     case .msrRead(let index):
+      awaiting = .value
       return .msrRead(index: index)
     case .msrWrite(let index, let value):
+      awaiting = .acknowledgement
       return .msrWrite(index: index, value: value)
     case .rdtsc:
+      awaiting = .value
       return .rdtsc
     case .invlpg(let address):
+      awaiting = .acknowledgement
       return .invlpg(address: address)
     case .budgetExhausted:
       return nil
@@ -175,4 +193,18 @@ public final class InterpreterVirtualCPU: VirtualCPU {
           specialRegisters: cpu.state.specialRegisters(), bytesAtRIP: cpu.bytesAtRIP()))
     }
   }
+}
+
+/// What an exit of the interpreter waits for before the guest continues.
+enum AwaitedCompletion: Equatable {
+  /// No exit is pending (or it needs no answer).
+  case nothing
+  /// A write was reported (port, MMIO, MSR, INVLPG): the instruction resumes past it.
+  case acknowledgement
+  /// A read (port, MMIO, MSR, RDTSC): `.value` is the data.
+  case value
+  /// A trapped CPUID: `.cpuid` is the answer.
+  case cpuid
+  /// A retired VMCALL: `.value` goes to RAX.
+  case hypercall
 }

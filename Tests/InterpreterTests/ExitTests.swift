@@ -242,3 +242,26 @@ private final class StopFlag: Sendable {
     #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 4, isWrite: true, value: 2)))
   }
 }
+
+@Suite struct CompletionTests {
+  @Test func aWriteSplitAcrossTwoDevicePagesReportsEveryByteOnce() throws {
+    guard
+      let m = try GuestMachine(
+        code: """
+            mov rax, 0x0807060504030201
+            mov ebx, 0xD0000FFC
+            mov qword ptr [rbx], rax
+            hlt
+          """)
+    else { return }
+    var writes: [MMIOAccess] = []
+    while case .mmio(let access) = try m.vcpu.run(budget: 100) {
+      writes.append(access)
+      try m.vcpu.complete(.none)
+      try m.vcpu.complete(.value(99))  // a stray completion changes nothing
+    }
+    #expect(writes.map(\.address) == (0..<8).map { 0xD000_0FFC + $0 })
+    #expect(writes.map(\.value) == Array(1...8))
+    #expect(writes.allSatisfy { $0.isWrite && $0.size == 1 })
+  }
+}

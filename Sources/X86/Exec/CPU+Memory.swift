@@ -89,7 +89,8 @@ extension CPU {
       }
       return
     }
-    try replayedWrite(.mmioWrite(address: phys, size: size, value: value))
+    try replayedWrite(
+      .mmioWrite(address: phys, size: size, value: size >= 8 ? value : value & ((1 << UInt64(size * 8)) - 1)))
   }
 
   /// An I/O or MMIO read: the logged answer on re-execution, else an event.
