@@ -265,3 +265,23 @@ private final class StopFlag: Sendable {
     #expect(writes.allSatisfy { $0.isWrite && $0.size == 1 })
   }
 }
+
+@Suite struct SplitReadTests {
+  @Test func aReadSplitAcrossDevicePagesKeepsOnlyEachAnswersByte() throws {
+    guard
+      let m = try GuestMachine(
+        code: """
+            mov ebx, 0xD0000FFE
+            mov eax, dword ptr [rbx]
+            out 0x10, eax
+          """)
+    else { return }
+    var reads = 0
+    while case .mmio(let access) = try m.vcpu.run(budget: 100) {
+      reads += 1
+      try m.vcpu.complete(.value(0xFFFF_FF00 | UInt64(access.address & 0xFF)))  // devices answer wide
+    }
+    #expect(reads == 4)
+    #expect(try m.vcpu.registers().rax & 0xFFFF_FFFF == 0x0100_FFFE)
+  }
+}

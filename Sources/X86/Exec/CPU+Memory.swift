@@ -71,7 +71,8 @@ extension CPU {
         return v
       }
     }
-    return try replayedRead(.mmioRead(address: phys, size: size))
+    let v = try replayedRead(.mmioRead(address: phys, size: size))
+    return size >= 8 ? v : v & ((1 << UInt64(size * 8)) - 1)
   }
 
   /// Writes `size` (1-8) bytes at a physical address within one page.
