@@ -242,7 +242,7 @@ extension CPU {
     default: break
     }
     let trapped = (vector == 3 || vector == 4) && exceptionTrapBitmap & (1 << UInt32(vector)) != 0
-    if reportExceptions || trapped || (!isRealMode && !modernSystem) {
+    if reportExceptions || trapped {
       throw Fault.exception(vector: vector, errorCode: nil)
     }
     if isRealMode {
