@@ -43,8 +43,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     didSet { applyExitControls() }
   }
 
-  /// The interpreter can trap every event the controls name.
-  public var unsupportedExitControls: [String] { [] }
+  /// The interpreter traps every event the controls name, but it always leaves the guest on HLT:
+  /// it has no interrupt source of its own to wait for (the VMM's PIC/PIT live outside it).
+  public var unsupportedExitControls: [String] { exitControls.hltExiting ? [] : ["hlt-exiting"] }
 
   private func applyExitControls() {
     var traps: CPUTraps = []
