@@ -285,3 +285,30 @@ private final class StopFlag: Sendable {
     #expect(try m.vcpu.registers().rax & 0xFFFF_FFFF == 0x0100_FFFE)
   }
 }
+
+@Suite struct DeterministicClockTests {
+  @Test func theEngineClockIsTheInstructionCountAndRepeats() throws {
+    func run() throws -> [UInt32]? {
+      guard
+        let m = try GuestMachine(
+          code: """
+              mov ecx, 100
+            1:
+              dec ecx
+              jnz 1b
+              rdtsc
+              out 0x10, eax
+              rdtscp
+              out 0x11, eax
+              hlt
+            """)
+      else { return nil }
+      let (_, outputs) = try m.runRecordingOutputs(budget: 10_000)
+      #expect(m.vcpu.clock.nanoseconds == m.vcpu.instructionsRetired)
+      return outputs.map(\.1)
+    }
+    guard let first = try run(), let second = try run() else { return }
+    #expect(first == second)
+    #expect(first == [201, 203])  // 1 + 2 * 100 instructions before the first RDTSC
+  }
+}
