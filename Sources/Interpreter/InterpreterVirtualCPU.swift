@@ -5,6 +5,18 @@ import X86
 /// The `interp` engine: runs the X86 CPU model instruction by instruction ("解释执行") behind the
 /// same `VirtualCPU` protocol as `kvm`, so the VMM, its devices and its exit handling cannot tell
 /// the two apart except by speed.
+///
+/// Exits and their completions:
+/// - `.io`/`.mmio` reads, `.msrRead`, `.rdtsc`: answer with `.value` (the instruction re-executes
+///   with it); writes, `.msrWrite`, `.invlpg`: the instruction resumes past the access (any
+///   response but `.fault` acknowledges). `.fault` raises that exception at the instruction instead.
+/// - `.cpuid`: answer with `.cpuid`.
+/// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired; the number is RAX, the arguments RDI, RSI,
+///   RDX, R10, R8, R9; `.value(v)` puts v in RAX (`.none` leaves RAX alone).
+/// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt is
+///   delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)`.
+/// - `.exception`: a vector in `exitControls.exceptionBitmap`, not delivered; state as before the
+///   faulting instruction (CR2 already loaded for #PF).
 public final class InterpreterVirtualCPU: VirtualCPU {
   public let engineName = "interp"
   public let cpu: CPU
