@@ -37,6 +37,9 @@ public final class SoftTLB {
   var globalEntries = 0
   var largeEntries = 0
   public private(set) var flushCount = 0
+  /// Slots filled since the last full flush (with repeats), so flushes touch only those; nil once
+  /// more were filled than the table has slots (then flushes scan everything).
+  private var filledSlots: [Int32]? = []
 
   public init() {
     entries = UnsafeMutablePointer<Entry>.allocate(capacity: Self.sets * Self.tables)
@@ -80,6 +83,13 @@ public final class SoftTLB {
     let pageMask = ~(translation.pageSize - 1)
     if translation.global { globalEntries += 1 }
     if translation.pageShift > 12 { largeEntries += 1 }
+    if filledSlots != nil {
+      if filledSlots!.count < Self.sets * Self.tables {
+        filledSlots!.append(Int32(index))
+      } else {
+        filledSlots = nil
+      }
+    }
     entries[index] = Entry(
       tag: linear & ~0xFFF, host: host, physicalPage: translation.physicalAddress & ~0xFFF, pageMask: pageMask,
       global: translation.global)
@@ -101,7 +111,13 @@ public final class SoftTLB {
 
   /// Drops every entry, global ones included.
   public func flushAll() {
-    for i in 0..<(Self.sets * Self.tables) { entries[i] = .empty }
+    if let filled = filledSlots {
+      for i in filled { entries[Int(i)] = .empty }
+    } else {
+      for i in 0..<(Self.sets * Self.tables) { entries[i] = .empty }
+    }
+    filledSlots = []
+    filledSlots!.reserveCapacity(64)
     globalEntries = 0
     largeEntries = 0
     flushCount += 1
@@ -112,14 +128,24 @@ public final class SoftTLB {
     guard globalEntries > 0 else { return flushAll() }
     var globals = 0
     var large = 0
-    for i in 0..<(Self.sets * Self.tables) {
+    var kept: [Int32] = []
+    func visit(_ i: Int) {
       if entries[i].global && entries[i].tag != Entry.invalidTag {
         globals += 1
         if entries[i].pageMask != ~0xFFF { large += 1 }
+        kept.append(Int32(i))
       } else {
         entries[i] = .empty
       }
     }
+    if let filled = filledSlots {
+      // A slot may be listed twice; the second visit finds it either kept (listed once more) or empty.
+      var seen = Set<Int32>()
+      for i in filled where seen.insert(i).inserted { visit(Int(i)) }
+    } else {
+      for i in 0..<(Self.sets * Self.tables) { visit(i) }
+    }
+    filledSlots = kept
     globalEntries = globals
     largeEntries = large
     flushCount += 1
