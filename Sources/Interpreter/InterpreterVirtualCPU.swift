@@ -73,11 +73,16 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   public var instructionsRetired: UInt64? { cpu.instructionsRetired }
 
   public func registers() throws(EngineError) -> Registers { cpu.state.registers() }
-  public func setRegisters(_ registers: Registers) throws(EngineError) { cpu.state.load(registers) }
+  /// Also leaves the HLT state: a VMM that rewrites the registers (a reset) wants the vCPU running.
+  public func setRegisters(_ registers: Registers) throws(EngineError) {
+    cpu.state.load(registers)
+    halted = false
+  }
   public func specialRegisters() throws(EngineError) -> SpecialRegisters { cpu.state.specialRegisters() }
   public func setSpecialRegisters(_ registers: SpecialRegisters) throws(EngineError) {
     cpu.state.load(registers)
     cpu.invalidateTLB()
+    halted = false
   }
 
   public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
