@@ -145,11 +145,17 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       }
       if halted { return .halt }
       if remaining == 0 { return .budgetExhausted }
+      // The budget counts steps: retired instructions and delivered exceptions alike, so a guest
+      // stuck re-faulting (each delivery faulting again) still ends its run.
+      let chunk = min(slice, remaining)
       let before = cpu.instructionsRetired
-      let event = cpu.run(budget: min(slice, remaining))
+      let event = cpu.run(budget: chunk)
+      if case .budgetExhausted = event {
+        remaining -= chunk
+        continue
+      }
       let ran = cpu.instructionsRetired &- before
       remaining = ran >= remaining ? 0 : remaining - ran
-      if case .budgetExhausted = event { continue }
       if let exit = translate(event) { return exit }
     }
   }
