@@ -30,6 +30,7 @@ extension VirtualMachine {
     deadlineTimer = nil
     timer.stop()
     console.flush()
+    debugConsoleOutput?.flush()
     hostInput?.restore()
     if configuration.handleHostSignals { HostSignals.uninstall() }
     let report = statistics.report(
@@ -51,6 +52,10 @@ extension VirtualMachine {
       }
       if stopRequest.pending, let r = stopRequest.take() { return r }
       if let t = timeoutDeadline, now >= t { return .timeout(seconds: configuration.timeoutSeconds ?? 0) }
+      if let o = outputStop, let t = o.deadline {
+        if now >= t { return .outputMatched(o.text) }
+        if t < deadline ?? .max { deadline = t }
+      }
 
       // Interrupt delivery from the userspace PIC.
       if let pic {
@@ -140,6 +145,7 @@ extension VirtualMachine {
   /// or a stop is requested. HLT with IF=0 can never end.
   private func idle() throws(EngineError) -> StopReason? {
     console.flush()
+    debugConsoleOutput?.flush()
     guard let pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
     deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
     if try vcpu.registers().rflags & 0x200 == 0 {
@@ -155,6 +161,10 @@ extension VirtualMachine {
       drainInput()
       if pic.hasPendingInterrupt || stopRequest.pending { return nil }
       if let t = timeoutDeadline, now >= t { return nil }
+      if let t = outputStop?.deadline {
+        if now >= t { return nil }
+        if t < deadline ?? .max { deadline = t }
+      }
       wakeup.wait(timeout: deadline.map { $0 > now ? $0 - now : 0 })
     }
   }
