@@ -46,6 +46,8 @@ let package = Package(
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
+    // SeaBIOS (Debian's `seabios` package) booted on every engine.
+    .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
   ],
   swiftLanguageModes: [.v6]
 )
