@@ -119,6 +119,19 @@ import Testing
     #expect(status() & 1 == 1)
   }
 
+  @Test func disabledKeyboardInterfaceRaisesNoIRQ() {
+    // SeaBIOS disables the keyboard (0xAD) and self-tests the controller by polling; a latched
+    // IRQ 1 would later reach its handler with an empty buffer.
+    command(0xAD)
+    command(0xAA)
+    #expect(!sink.levels[1])
+    #expect(readData() == 0x55)
+    command(0xAE)
+    command(0xD2)
+    data(0x1C)
+    #expect(sink.levels[1])
+  }
+
   @Test func auxOutputBufferUsesIRQ12() {
     command(0x60)
     data(0x47)
