@@ -24,7 +24,7 @@ struct RunCommand: ParsableCommand {
   @Option(help: "Guest RAM, e.g. 256M, 1G, 65536K or bytes.")
   var memory = "256M"
 
-  @Option(help: "COM1 backend: stdio, null or file:PATH.")
+  @Option(help: "COM1 backend: stdio, stderr, null or file:PATH.")
   var serial = "stdio"
 
   @Option(help: "Linux bzImage to boot (instead of IMAGE).")
@@ -111,7 +111,7 @@ struct RunCommand: ParsableCommand {
     let size: MemorySize
     do { size = try MemorySize(parsing: memory) } catch { throw ExitCodeError(error.description) }
     guard let serialBackend = SerialBackend(argument: serial) else {
-      throw ExitCodeError("invalid --serial '\(serial)' (use stdio, null or file:PATH)")
+      throw ExitCodeError("invalid --serial '\(serial)' (use stdio, stderr, null or file:PATH)")
     }
     var debugBackend: SerialBackend? = bios != nil ? .stderr : nil
     if let d = debugcon {
