@@ -27,11 +27,22 @@ import VMM
     return Array(data)
   }
 
-  /// The kvm engine, or nil after printing why the test skips.
-  static func kvm(_ test: String = #function) -> KVMEngine? {
-    do { return try KVMEngine() } catch {
-      print("SKIP: /dev/kvm unusable (\(error)); \(test) needs it")
-      return nil
+  /// The engines the boot must work on.
+  enum EngineName: String, CaseIterable, Sendable, CustomStringConvertible {
+    case kvm, interp
+    var description: String { rawValue }
+  }
+
+  /// The engine, or nil after printing why the test skips.
+  static func engine(_ name: EngineName, _ test: String = #function) -> (any Engine)? {
+    switch name {
+    case .kvm:
+      do { return try KVMEngine() } catch {
+        print("SKIP: /dev/kvm unusable (\(error)); \(test) on kvm needs it")
+        return nil
+      }
+    case .interp:
+      return interpreterEngine(test)
     }
   }
 
@@ -86,19 +97,47 @@ import VMM
     #expect(!b.debug.contains("unknown scancode"))
   }
 
-  @Test func bootsToNoBootableDeviceOnKVM() throws {
-    guard let image = Self.biosImage(), let engine = Self.kvm() else { return }
-    Self.expectCompletePOST(try Self.boot(image, engine: engine))
+  /// One boot of bios.bin per engine, shared by the tests that only read its output.
+  nonisolated(unsafe) static var boots: [EngineName: Boot] = [:]
+
+  static func standardBoot(_ name: EngineName, _ test: String = #function) throws -> Boot? {
+    if let b = boots[name] { return b }
+    guard let image = biosImage(biosPath, test), let engine = engine(name, test) else { return nil }
+    let b = try boot(image, engine: engine)
+    boots[name] = b
+    return b
   }
 
-  @Test func the256KiBImageBootsToo() throws {
+  @Test(arguments: EngineName.allCases) func bootsToNoBootableDevice(_ name: EngineName) throws {
+    guard let b = try Self.standardBoot(name) else { return }
+    Self.expectCompletePOST(b)
+  }
+
+  /// The debug log with the lines that describe the host CPU taken out (docs/firmware.md lists
+  /// them: KVM's signature and kvmclock, the TSC frequency, the local APIC, an allocation they shift).
+  static func engineIndependentLines(_ log: String) -> [Substring] {
+    let engineSpecific = ["Running on KVM", "kvmclock:", "CPU Mhz=", "Found 1 cpu(s)", "No apic", "Copying MPTABLE"]
+    return log.split(separator: "\n").filter { line in !engineSpecific.contains { line.hasPrefix($0) } }
+  }
+
+  @Test func kvmAndInterpPrintTheSame() throws {
+    guard let kvm = try Self.standardBoot(.kvm), let interp = try Self.standardBoot(.interp) else { return }
+    #expect(kvm.serial == interp.serial)
+    #expect(Self.engineIndependentLines(kvm.debug) == Self.engineIndependentLines(interp.debug))
+  }
+
+  @Test(arguments: EngineName.allCases) func the256KiBImageBootsToo(_ name: EngineName) throws {
     // bios-256k.bin puts its init code below 0xE0000; SeaBIOS copies it from the 4 GiB alias.
-    guard let image = Self.biosImage("/usr/share/seabios/bios-256k.bin"), let engine = Self.kvm() else { return }
+    guard let image = Self.biosImage("/usr/share/seabios/bios-256k.bin"), let engine = Self.engine(name) else {
+      return
+    }
     Self.expectCompletePOST(try Self.boot(image, engine: engine))
   }
 
-  @Test func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStops() throws {
-    guard let image = Self.biosImage(), let engine = Self.kvm() else { return }
+  @Test(arguments: EngineName.allCases) func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStops(
+    _ name: EngineName
+  ) throws {
+    guard let image = Self.biosImage(), let engine = Self.engine(name) else { return }
     var machine: VirtualMachine?
     let b = try Self.boot(image, engine: engine, stopOn: nil) { vm in
       // QEMU's `-boot reboot-timeout=0`: retry at once instead of after 60 s.
@@ -106,11 +145,11 @@ import VMM
       machine = vm
     }
     #expect(b.outcome.reason == .reset, "\(b.outcome.reason.description)")
+    #expect(b.debug.contains("No bootable device.  Retrying in 0 seconds."))
+    #expect(b.debug.contains("Rebooting."))
     // SeaBIOS 1.16 on QEMU's i440FX resets through the PIIX reset control register (0xCF9).
     #expect(machine?.devices.pci.resetRequested == true)
     #expect(b.debug.contains("In resume (status=0)"))
-    #expect(b.debug.contains("No bootable device.  Retrying in 0 seconds."))
-    #expect(b.debug.contains("Rebooting."))
   }
 }
 
