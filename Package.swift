@@ -45,6 +45,8 @@ let package = Package(
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86"]),
+    // The same guest corpus on every engine: identical serial output and exit status.
+    .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
     .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),

@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Run the benchmarks (release builds: swift build -c release).",
-    subcommands: [KVMBenchCommand.self]
+    subcommands: [KVMBenchCommand.self, CPUBenchCommand.self]
   )
 }
 

@@ -1,7 +1,8 @@
+import Interpreter
 import VMM
 
-/// The interp engine for the firmware tests, or nil after printing why the test skips.
-func interpreterEngine(_ test: String = #function) -> (any Engine)? {
-  print("SKIP: the interp engine is not in this build yet (branch interp); \(test) on interp needs it")
-  return nil
+/// The interp engine for the firmware tests (`deterministic`: guest time follows the instruction
+/// count, as with `--deterministic`).
+func interpreterEngine(deterministic: Bool = false) -> any Engine {
+  InterpreterEngine(deterministic: deterministic)
 }

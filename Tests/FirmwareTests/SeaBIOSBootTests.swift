@@ -30,6 +30,8 @@ import VMM
   /// The engines the boot must work on.
   enum EngineName: String, CaseIterable, Sendable, CustomStringConvertible {
     case kvm, interp
+    /// interp with `--deterministic` (virtual time).
+    case interpDeterministic = "interp --deterministic"
     var description: String { rawValue }
   }
 
@@ -42,7 +44,9 @@ import VMM
         return nil
       }
     case .interp:
-      return interpreterEngine(test)
+      return interpreterEngine()
+    case .interpDeterministic:
+      return interpreterEngine(deterministic: true)
     }
   }
 
@@ -120,13 +124,13 @@ import VMM
     return log.split(separator: "\n").filter { line in !engineSpecific.contains { line.hasPrefix($0) } }
   }
 
-  @Test func kvmAndInterpPrintTheSame() throws {
-    guard let kvm = try Self.standardBoot(.kvm), let interp = try Self.standardBoot(.interp) else { return }
+  @Test(arguments: [EngineName.interp, .interpDeterministic]) func kvmAndInterpPrintTheSame(_ name: EngineName) throws {
+    guard let kvm = try Self.standardBoot(.kvm), let interp = try Self.standardBoot(name) else { return }
     #expect(kvm.serial == interp.serial)
     #expect(Self.engineIndependentLines(kvm.debug) == Self.engineIndependentLines(interp.debug))
   }
 
-  @Test(arguments: EngineName.allCases) func the256KiBImageBootsToo(_ name: EngineName) throws {
+  @Test(arguments: [EngineName.kvm, .interp]) func the256KiBImageBootsToo(_ name: EngineName) throws {
     // bios-256k.bin puts its init code below 0xE0000; SeaBIOS copies it from the 4 GiB alias.
     guard let image = Self.biosImage("/usr/share/seabios/bios-256k.bin"), let engine = Self.engine(name) else {
       return
@@ -134,7 +138,7 @@ import VMM
     Self.expectCompletePOST(try Self.boot(image, engine: engine))
   }
 
-  @Test(arguments: EngineName.allCases) func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStops(
+  @Test(arguments: [EngineName.kvm, .interp]) func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStops(
     _ name: EngineName
   ) throws {
     guard let image = Self.biosImage(), let engine = Self.engine(name) else { return }
