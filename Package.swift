@@ -48,6 +48,8 @@ let package = Package(
     // The same guest corpus on every engine: identical serial output and exit status.
     .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
+    // SeaBIOS (Debian's `seabios` package) booted on every engine.
+    .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
   ],
   swiftLanguageModes: [.v6]
 )
