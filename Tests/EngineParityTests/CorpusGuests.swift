@@ -1,12 +1,138 @@
+// Expected output of the corpus guests in guests/corpus, as the architecture (and interp) gives it.
+
 extension CorpusGuest {
   /// The corpus, in guests/corpus.
-  static let all: [CorpusGuest] = [tripleFault]
+  static let all: [CorpusGuest] = [paging, exceptions, privilege, tripleFault]
+}
 
+extension CorpusGuest {
+  /// guests/corpus/paging.S
+  static let paging = CorpusGuest(
+    name: "paging",
+    expectedOutput: """
+      own tables loaded
+      A/D before: 0
+      A/D after read: 20
+      A/D after write: 60
+      value read: 55
+      read not present: exc e err 0 cr2 203000 rip ok
+      mapped, read: cd
+      unmapped again: exc e err 0 cr2 203000 rip ok
+      read-only page reads: ab
+      write read-only, WP=1: exc e err 3 cr2 201000 rip ok
+      write with WP=0 stored: 77
+      fetch from NX page: exc e err 11 cr2 204000 rip ok
+      after clearing NX the call returns
+      ring 3 reads supervisor page: exc e err 5 cr2 202000 rip ok cpl 3
+      ring 3 writes user page: stored 99
+      0x205000 reads: 1111
+      remapped + invlpg reads: 2222
+
+      """,
+    expectedStatus: 0, expectedReason: "guest powered off",
+    expectedDeviceLog: [],
+    knownKVMDifference: nil)
+}
+
+extension CorpusGuest {
+  /// guests/corpus/exceptions.S
+  static let exceptions = CorpusGuest(
+    name: "exceptions",
+    expectedOutput: """
+      selector beyond GDT limit: exc d err 48 rip ok
+      not-present data segment: exc b err 38 rip ok
+      not-present stack segment: exc c err 38 rip ok
+      non-canonical address: exc d err 0 rip ok
+      ud2: exc 6 rip ok
+      divide by zero: exc 0 rip ok
+      ring 3: int 0x80 through a DPL 3 gate, then int 0x82 through a DPL 0 gate
+      int 0x80 handler: cpl 3 rax 1234
+        saved rsp 80000
+      exc d err 412 rip ok cpl 3
+      ring 3 saw rax after int 0x80: 600d
+      int3: exc 3 rip ok
+
+      """,
+    expectedStatus: 33, expectedReason: "guest exit through isa-debug-exit: value 16, status 33",
+    expectedDeviceLog: [],
+    knownKVMDifference: KnownDifference(
+      reason:
+        "this host's kvm raises #UD at an INT n executed in ring 3 instead of delivering it through the IDT (so the DPL 3 int 0x80 gate never runs and the DPL 0 int 0x82 gate never gives #GP(0x412)), and it cannot emulate INT3 in ring 0 (KVM_EXIT_INTERNAL_ERROR, emulation failure, status 4): the host emulates ring-0 code instruction by instruction and its emulator lacks these; not a VMM fault",
+      output: """
+        selector beyond GDT limit: exc d err 48 rip ok
+        not-present data segment: exc b err 38 rip ok
+        not-present stack segment: exc c err 38 rip ok
+        non-canonical address: exc d err 0 rip ok
+        ud2: exc 6 rip ok
+        divide by zero: exc 0 rip ok
+        ring 3: int 0x80 through a DPL 3 gate, then int 0x82 through a DPL 0 gate
+        exc 6 rip 109c8 cpl 3
+        ring 3 saw rax after int 0x80: 0
+
+        """ + "int3:\u{20}",
+      status: 4))
+}
+
+extension CorpusGuest {
+  /// guests/corpus/privilege.S
+  static let privilege = CorpusGuest(
+    name: "privilege",
+    expectedOutput: """
+      cli: exc d err 0 rip ok cpl 3
+        frame ends at 9f000
+        saved rsp 80000
+        saved ss 23
+        saved cs 1b
+      hlt: exc d err 0 rip ok cpl 3
+      in: exc d err 0 rip ok cpl 3
+      out: exc d err 0 rip ok cpl 3
+      mov cr3: exc d err 0 rip ok cpl 3
+      cli with RSP0 = 9e000: exc d err 0 rip ok cpl 3
+        frame ends at 9e000
+        saved rsp 80000
+        saved ss 23
+        saved cs 1b
+      IOPL 3 out: 3
+        ring 3 rflags 3002
+
+      """,
+    expectedStatus: 0, expectedReason: "guest powered off",
+    expectedDeviceLog: [],
+    knownKVMDifference: KnownDifference(
+      reason:
+        "on this host's kvm IRETQ to ring 3 with RFLAGS 0x3002 enters ring 3 with RFLAGS 0x202 (IOPL forced to 0, IF forced to 1), so the IOPL 3 OUT takes #GP(0); the host runs ring 3 natively under its own flags policy; not a VMM fault",
+      output: """
+        cli: exc d err 0 rip ok cpl 3
+          frame ends at 9f000
+          saved rsp 80000
+          saved ss 23
+          saved cs 1b
+        hlt: exc d err 0 rip ok cpl 3
+        in: exc d err 0 rip ok cpl 3
+        out: exc d err 0 rip ok cpl 3
+        mov cr3: exc d err 0 rip ok cpl 3
+        cli with RSP0 = 9e000: exc d err 0 rip ok cpl 3
+          frame ends at 9e000
+          saved rsp 80000
+          saved ss 23
+          saved cs 1b
+        IOPL 3 out: exc d err 0 rip 10854 cpl 3
+
+          ring 3 rflags 202
+
+        """,
+      status: 0))
+}
+
+extension CorpusGuest {
+  /// guests/corpus/triple_fault.S
   static let tripleFault = CorpusGuest(
     name: "triple_fault",
     expectedOutput: """
       loading an empty IDT, then ud2
 
       """,
-    expectedStatus: 6, expectedReason: "shutdown(tripleFault)", expectedDeviceLog: [], knownKVMDifference: nil)
+    expectedStatus: 6, expectedReason: "shutdown(tripleFault)",
+    expectedDeviceLog: [],
+    knownKVMDifference: nil)
 }

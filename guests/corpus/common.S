@@ -7,7 +7,8 @@
 #   exc VEC [err ERR] [cr2 CR2] rip ok|rip RIP [cpl 3]
 # ("rip ok": the frame RIP is the one the guest announced in EXPECT_RIP), then resume ring 0 at
 # RESUME_RIP with RESUME_RSP. Without a resume point the guest stops: debug exit 0x7f.
-# Vector 0x81 is a DPL 3 gate that returns from ring 3 to the resume point without printing.
+# Ring 3 code returns to the resume point with USER_RET (a jump to user_exit, whose HLT raises a
+# #GP(0) that the handler takes silently); vector 0x81 is also a DPL 3 gate that does the same.
     .code64
     .text
     .globl _start
@@ -20,6 +21,7 @@
     .set LAST_FRAME, VARS + 24
     .set TICKS, VARS + 32
     .set USER_TICKS, VARS + 40
+    .set FRAME, VARS + 0x40          # copy of the last frame: RIP, CS, RFLAGS, RSP, SS
     .set SCRATCH, VARS + 0x100
     .set USER_STACK, 0x80000
 
@@ -48,20 +50,21 @@ _start:
     call newline
 .endm
 
-# Runs one instruction that must fault; the handler expects the frame RIP at the instruction
+# Runs one instruction that must fault (clobbers %r11); the handler expects the frame RIP at the instruction
 # (after = 0) or after it (after = 1, traps like int3), and resumes after it.
 .macro TRYX after, insn:vararg
     .if \after
-    lea .Lr\@(%rip), %rax
+    lea .La\@(%rip), %r11
     .else
-    lea .Lf\@(%rip), %rax
+    lea .Lf\@(%rip), %r11
     .endif
-    mov %rax, EXPECT_RIP
-    lea .Lr\@(%rip), %rax
-    mov %rax, RESUME_RIP
+    mov %r11, EXPECT_RIP
+    lea .Lr\@(%rip), %r11
+    mov %r11, RESUME_RIP
     mov %rsp, RESUME_RSP
 .Lf\@:
     \insn
+.La\@:
     movq $0, RESUME_RIP
     PRINT "no fault"
     call newline
@@ -75,19 +78,24 @@ _start:
 .endm
 
 # Enters ring 3 at entry with RFLAGS flags on USER_STACK; continues after the macro when the ring
-# 3 code faults or executes int $0x81.
+# 3 code faults or executes int $0x81 (clobbers %r11).
 .macro USER_CALL entry, flags
-    lea .Lb\@(%rip), %rax
-    mov %rax, RESUME_RIP
+    lea .Lb\@(%rip), %r11
+    mov %r11, RESUME_RIP
     mov %rsp, RESUME_RSP
     pushq $0x23
     pushq $USER_STACK
     pushq $\flags
     pushq $0x1b
-    lea \entry(%rip), %rax
-    push %rax
+    lea \entry(%rip), %r11
+    push %r11
     iretq
 .Lb\@:
+.endm
+
+# Ends ring 3 code started by USER_CALL.
+.macro USER_RET
+    jmp user_exit
 .endm
 
 # putc: %al to COM1.
@@ -217,7 +225,13 @@ exc_common:
     mov (%rsp), %rbx
     mov 8(%rsp), %r12
     lea 16(%rsp), %r13
-    mov %r13, LAST_FRAME
+    call save_frame
+    cmp $13, %rbx
+    jne 0f
+    lea user_exit(%rip), %rax
+    cmp %rax, (%r13)
+    je resume
+0:
     PRINT "exc "
     mov %rbx, %rax
     call puthex
@@ -244,10 +258,28 @@ exc_common:
 5:  call newline
     jmp resume
 
+user_exit:
+    hlt
+
+# save_frame: records the frame at %r13 (LAST_FRAME its address, FRAME a copy).
+save_frame:
+    mov %r13, LAST_FRAME
+    push %rsi
+    push %rdi
+    push %rcx
+    mov %r13, %rsi
+    mov $FRAME, %edi
+    mov $5, %ecx
+    rep movsq
+    pop %rcx
+    pop %rdi
+    pop %rsi
+    ret
+
 # int $0x81 from ring 3: back to the resume point.
 user_return:
     mov %rsp, %r13
-    mov %r13, LAST_FRAME
+    call save_frame
 # resume: the interrupt frame at %r13 is rewritten to continue at RESUME_RIP in ring 0.
 resume:
     mov RESUME_RIP, %rax
