@@ -40,6 +40,16 @@ func corpusGuestRunsTheSameOnEveryEngine(_ guest: CorpusGuest) throws {
   if let kvmUnavailable { print("SKIP (kvm half of \(guest.name)): /dev/kvm unusable: \(kvmUnavailable)") }
   for engine in engines {
     let run = try runCorpusGuest(binary, on: engine)
+    let showAnyway = ProcessInfo.processInfo.environment["TRIVISOR_CORPUS_PRINT"] != nil
+    if showAnyway || run.deviceLog != guest.expectedDeviceLog {
+      print(run.deviceLog.map { "{\(guest.name) on \(run.engineName)} \($0)" }.joined(separator: "\n"))
+    }
+    if run.output != guest.expectedOutput || run.status != guest.expectedStatus || showAnyway {
+      print("[\(guest.name) on \(run.engineName)] status \(run.status): \(run.reason.description)")
+      let prefix = "[\(guest.name) on \(run.engineName)] "
+      print(
+        run.output.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n"))
+    }
     let isKVM = engine.name.hasPrefix("kvm")
     if isKVM, let known = guest.knownKVMDifference, run.output != guest.expectedOutput {
       print(
@@ -60,12 +70,5 @@ func corpusGuestRunsTheSameOnEveryEngine(_ guest: CorpusGuest) throws {
     #expect(run.status == guest.expectedStatus, "\(guest.name) on \(run.engineName): status")
     #expect(run.reasonSummary == guest.expectedReason, "\(guest.name) on \(run.engineName): stop reason")
     #expect(run.deviceLog == guest.expectedDeviceLog, "\(guest.name) on \(run.engineName): device accesses")
-    let showAnyway = ProcessInfo.processInfo.environment["TRIVISOR_CORPUS_PRINT"] != nil
-    if run.output != guest.expectedOutput || run.status != guest.expectedStatus || showAnyway {
-      print("[\(guest.name) on \(run.engineName)] status \(run.status): \(run.reason.description)")
-      let prefix = "[\(guest.name) on \(run.engineName)] "
-      print(
-        run.output.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n"))
-    }
   }
 }
