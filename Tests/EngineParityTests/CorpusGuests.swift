@@ -163,7 +163,7 @@ extension CorpusGuest {
     name: "timer",
     expectedOutput: """
       ring 0: 5 ticks counted with hlt
-      ring 3 busy loop ran until tick 15; preempted in ring 3 at least 5 times: yes
+      ring 3 busy loop ran until tick 10; preempted in ring 3 at least 3 times: yes
 
       """,
     expectedStatus: 0, expectedReason: "guest powered off",

@@ -38,19 +38,22 @@ func corpusGuestRunsTheSameOnEveryEngine(_ guest: CorpusGuest) throws {
   let binary = try CorpusAssembler.binary(guest.name)
   let (engines, kvmUnavailable) = corpusEngines()
   if let kvmUnavailable { print("SKIP (kvm half of \(guest.name)): /dev/kvm unusable: \(kvmUnavailable)") }
-  for engine in engines {
-    let run = try runCorpusGuest(binary, on: engine)
+  for (label, engine) in engines {
+    let started = ContinuousClock.now
+    let run = try runCorpusGuest(binary, on: engine, label: label)
+    let elapsed = ContinuousClock.now - started
     let showAnyway = ProcessInfo.processInfo.environment["TRIVISOR_CORPUS_PRINT"] != nil
     if showAnyway || run.deviceLog != guest.expectedDeviceLog {
       print(run.deviceLog.map { "{\(guest.name) on \(run.engineName)} \($0)" }.joined(separator: "\n"))
     }
     if run.output != guest.expectedOutput || run.status != guest.expectedStatus || showAnyway {
       print("[\(guest.name) on \(run.engineName)] status \(run.status): \(run.reason.description)")
+      print("(\(guest.name) on \(run.engineName)) ran for \(elapsed)")
       let prefix = "[\(guest.name) on \(run.engineName)] "
       print(
         run.output.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n"))
     }
-    let isKVM = engine.name.hasPrefix("kvm")
+    let isKVM = label == "kvm"
     if isKVM, let known = guest.knownKVMDifference, run.output != guest.expectedOutput {
       print(
         """

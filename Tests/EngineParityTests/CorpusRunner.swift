@@ -4,6 +4,7 @@ import VMM
 
 /// What one engine did with one corpus guest.
 struct CorpusRun {
+  /// The engine and its options, e.g. "interp --deterministic".
   let engineName: String
   let output: String
   let status: Int32
@@ -23,10 +24,12 @@ struct CorpusRun {
 
 /// The engines every corpus guest runs on: interp, interp with deterministic time, and kvm where
 /// /dev/kvm is usable (otherwise the reason it is not).
-func corpusEngines() -> (engines: [any Engine], kvmUnavailable: String?) {
-  var engines: [any Engine] = [InterpreterEngine(), InterpreterEngine(deterministic: true)]
+func corpusEngines() -> (engines: [(label: String, engine: any Engine)], kvmUnavailable: String?) {
+  var engines: [(label: String, engine: any Engine)] = [
+    ("interp", InterpreterEngine()), ("interp --deterministic", InterpreterEngine(deterministic: true)),
+  ]
   do {
-    engines.append(try KVMEngine())
+    engines.append(("kvm", try KVMEngine()))
     return (engines, nil)
   } catch {
     return (engines, "\(error)")
@@ -35,7 +38,7 @@ func corpusEngines() -> (engines: [any Engine], kvmUnavailable: String?) {
 
 /// Boots `binary` at 0x10000 in ring 0 with SmallGuestBoot, the corpus test devices registered,
 /// and runs it to the end on `engine`.
-func runCorpusGuest(_ binary: [UInt8], on engine: any Engine) throws -> CorpusRun {
+func runCorpusGuest(_ binary: [UInt8], on engine: any Engine, label: String) throws -> CorpusRun {
   let memory = try GuestMemory(ramSize: 8 << 20)
   try memory.write(0x10000, bytes: binary)
   let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
@@ -49,6 +52,6 @@ func runCorpusGuest(_ binary: [UInt8], on engine: any Engine) throws -> CorpusRu
   try vm.mmioBus.register(RegisterFile(log: log), base: RegisterFile.base, size: RegisterFile.size)
   let outcome = vm.run()
   return CorpusRun(
-    engineName: engine.name, output: output.text, status: outcome.exitStatus, reason: outcome.reason,
+    engineName: label, output: output.text, status: outcome.exitStatus, reason: outcome.reason,
     deviceLog: log.entries)
 }

@@ -1,5 +1,5 @@
-# Timer interrupts: PIC (vectors 0x20-0x2f, only IRQ 0 unmasked) and PIT channel 0 at about 1 kHz.
-# Ring 0 waits for 5 ticks with HLT; then a ring-3 busy loop (IF=1) spins until 15 ticks, the
+# Timer interrupts: PIC (vectors 0x20-0x2f, only IRQ 0 unmasked) and PIT channel 0 at about 10 kHz.
+# Ring 0 waits for 5 ticks with HLT; then a ring-3 busy loop (IF=1) spins until tick 10, the
 # ticks preempting it in ring 3.
 #include "common.S"
 main:
@@ -33,9 +33,9 @@ main:
     out %al, $0x21
     mov $0xff, %al
     out %al, $0xa1
-    mov $0x34, %al              # PIT channel 0: lobyte/hibyte, mode 2, divisor 1193
+    mov $0x34, %al              # PIT channel 0: lobyte/hibyte, mode 2, divisor 119
     out %al, $0x43
-    mov $1193, %ax
+    mov $119, %ax
     out %al, $0x40
     mov %ah, %al
     out %al, $0x40
@@ -49,8 +49,8 @@ main:
     PRINT "ring 0: 5 ticks counted with hlt"
     call newline
     USER_CALL user_spin, 0x202
-    PRINT "ring 3 busy loop ran until tick 15; preempted in ring 3 at least 5 times: "
-    cmpl $5, USER_TICKS
+    PRINT "ring 3 busy loop ran until tick 10; preempted in ring 3 at least 3 times: "
+    cmpl $3, USER_TICKS
     jb 2f
     PRINT "yes"
     jmp 3f
@@ -59,7 +59,7 @@ main:
     jmp poweroff
 
 user_spin:
-    cmpl $15, TICKS
+    cmpl $10, TICKS
     jb user_spin
     USER_RET
 
