@@ -45,11 +45,11 @@ extension CorpusGuest {
       non-canonical address: exc d err 0 rip ok
       ud2: exc 6 rip ok
       divide by zero: exc 0 rip ok
-      ring 3: int 0x80 through a DPL 3 gate, then int 0x82 through a DPL 0 gate
+      ring 3 int 0x80 through a DPL 3 gate:
       int 0x80 handler: cpl 3 rax 1234
         saved rsp 80000
-      exc d err 412 rip ok cpl 3
       ring 3 saw rax after int 0x80: 600d
+      ring 3 int 0x82 through a DPL 0 gate: exc d err 412 rip ok cpl 3
       int3: exc 3 rip ok
 
       """,
@@ -57,7 +57,7 @@ extension CorpusGuest {
     expectedDeviceLog: [],
     knownKVMDifference: KnownDifference(
       reason:
-        "this host's kvm raises #UD at an INT n executed in ring 3 instead of delivering it through the IDT (so the DPL 3 int 0x80 gate never runs and the DPL 0 int 0x82 gate never gives #GP(0x412)), and it cannot emulate INT3 in ring 0 (KVM_EXIT_INTERNAL_ERROR, emulation failure, status 4): the host emulates ring-0 code instruction by instruction and its emulator lacks these; not a VMM fault",
+        "this host's kvm raises #UD (vector 6, frame RIP at the INT) for INT n executed in ring 3 instead of delivering it through the IDT: the DPL 3 int 0x80 gate never runs and the DPL 0 int 0x82 gate gives #UD instead of #GP(0x412); and it cannot emulate INT3 in ring 0 (KVM_EXIT_INTERNAL_ERROR, emulation failure, status 4 instead of 33). The host emulates ring-0 code instruction by instruction and gets software interrupts wrong; not a VMM fault",
       output: """
         selector beyond GDT limit: exc d err 48 rip ok
         not-present data segment: exc b err 38 rip ok
@@ -65,9 +65,10 @@ extension CorpusGuest {
         non-canonical address: exc d err 0 rip ok
         ud2: exc 6 rip ok
         divide by zero: exc 0 rip ok
-        ring 3: int 0x80 through a DPL 3 gate, then int 0x82 through a DPL 0 gate
-        exc 6 rip 109c8 cpl 3
+        ring 3 int 0x80 through a DPL 3 gate:
+        exc 6 rip 10a13 cpl 3
         ring 3 saw rax after int 0x80: 0
+        ring 3 int 0x82 through a DPL 0 gate: exc 6 rip ok cpl 3
 
         """ + "int3:\u{20}",
       status: 4))

@@ -35,14 +35,16 @@ main:
     xor %edx, %edx
     xor %ecx, %ecx
     TRY div %ecx
-    lea user_int(%rip), %rax
-    add $user_int_dpl0 - user_int, %rax
-    mov %rax, EXPECT_RIP
-    PRINT "ring 3: int 0x80 through a DPL 3 gate, then int 0x82 through a DPL 0 gate"
+    PRINT "ring 3 int 0x80 through a DPL 3 gate:"
     call newline
-    USER_CALL user_int, 0x3002
+    movq $0, SCRATCH
+    USER_CALL user_int80, 0x3002
     mov SCRATCH, %rax
     SHOW "ring 3 saw rax after int 0x80: ", %rax
+    PRINT "ring 3 int 0x82 through a DPL 0 gate: "
+    lea user_int82(%rip), %rax
+    mov %rax, EXPECT_RIP
+    USER_CALL user_int82, 0x3002
     PRINT "int3: "
     TRAP int3
     mov $0x10, %al
@@ -62,11 +64,12 @@ int80:
     mov $0x600d, %eax
     iretq
 
-user_int:
+user_int80:
     mov $0x1234, %eax
     int $0x80
     mov %rax, SCRATCH
-user_int_dpl0:
+    USER_RET
+user_int82:
     int $0x82
     USER_RET
 
