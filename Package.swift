@@ -31,7 +31,7 @@ let package = Package(
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -46,6 +46,8 @@ let package = Package(
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
+    // The command line: the reference guest booted through the engine registry, the bench table.
+    .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM"]),
   ],
   swiftLanguageModes: [.v6]
 )
