@@ -21,7 +21,7 @@ enum ReferenceGuest {
   }
 
   /// What one captured run of the kernel produced.
-  struct CapturedRun {
+  struct CapturedRun: Sendable {
     /// Everything the guest wrote to its console.
     var output: String
     var outcome: RunOutcome
