@@ -37,26 +37,8 @@ public enum VMExit: Sendable, Equatable {
   /// The engine could not enter or continue the guest; the report says why, with registers.
   case internalError(InternalErrorReport)
 
-  /// Short stable name, used as the statistics key and in JSON.
-  public var reasonName: String {
-    switch self {
-    case .io(let a): return a.isWrite ? "io-out" : "io-in"
-    case .mmio(let a): return a.isWrite ? "mmio-write" : "mmio-read"
-    case .halt: return "hlt"
-    case .shutdown: return "shutdown"
-    case .hypercall: return "hypercall"
-    case .cpuid: return "cpuid"
-    case .msrRead: return "msr-read"
-    case .msrWrite: return "msr-write"
-    case .rdtsc: return "rdtsc"
-    case .invlpg: return "invlpg"
-    case .exception: return "exception"
-    case .interruptWindow: return "interrupt-window"
-    case .kicked: return "kicked"
-    case .budgetExhausted: return "budget"
-    case .internalError: return "internal-error"
-    }
-  }
+  /// Short stable name, used as the statistics key and in JSON (see `ExitKind`).
+  public var reasonName: String { ExitKind(self).name }
 }
 
 public struct PortAccess: Sendable, Equatable {

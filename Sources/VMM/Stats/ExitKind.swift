@@ -24,7 +24,7 @@ public enum ExitKind: Int, CaseIterable, Sendable {
     }
   }
 
-  /// The same stable name as `VMExit.reasonName`.
+  /// Stable name, used in statistics tables and JSON (`VMExit.reasonName`).
   public var name: String {
     switch self {
     case .ioOut: return "io-out"
