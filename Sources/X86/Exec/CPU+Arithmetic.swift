@@ -395,6 +395,7 @@ extension CPU {
 
   /// Far JMP/CALL/RET and IRET (real mode; protected mode through `loadSegment`).
   func farControl(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
+    if usesSystemLayerForFarTransfer(ins.operation) { return try farControlProtected(ins, ea: ea, nextRIP: nextRIP) }
     let size = Int(ins.operandSize)
     switch ins.operation {
     case .jmpFar, .callFar:
@@ -522,7 +523,7 @@ extension CPU {
       newSI = (si &+ delta) & am
       newDI = (di &+ delta) & am
     case .ins:
-      try requireIOPL()
+      try requireIOPermission(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size)
       do throws(Fault) {
         try checkWrite(seg: 0, offset: di, size: size)
       } catch {
@@ -533,7 +534,7 @@ extension CPU {
       try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
       newDI = (di &+ delta) & am
     default:  // outs
-      try requireIOPL()
+      try requireIOPermission(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size)
       let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
       try replayedWrite(.portOut(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size, value: v))
       newSI = (si &+ delta) & am

@@ -7,15 +7,16 @@ extension CPU {
     if stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 && rip64 & 0xFFF <= 0x1000 - 15
       && UInt64(bitPattern: (Int64(bitPattern: rip64) >> 47) &+ 1) <= 1
     {
-      let physical = rip64 & addressMask
-      let e = cacheEntries + DecodeCache.slot(physical)
-      if e.pointee.tag == DecodeCache.tag(physical, .bits64)
-        && e.pointee.generation == cachePageGeneration[DecodeCache.pageSlot(physical >> 12)]
-      {
-        let next = rip64 &+ UInt64(e.pointee.instruction.length)
-        lastNextRIP = next
-        try execute(e.pointee.instruction, nextRIP: next)
-        return
+      if let physical = quickTranslate(rip64, kind: .execute) {
+        let e = cacheEntries + DecodeCache.slot(physical)
+        if e.pointee.tag == DecodeCache.tag(physical, .bits64)
+          && e.pointee.generation == cachePageGeneration[DecodeCache.pageSlot(physical >> 12)]
+        {
+          let next = rip64 &+ UInt64(e.pointee.instruction.length)
+          lastNextRIP = next
+          try execute(e.pointee.instruction, nextRIP: next)
+          return
+        }
       }
     }
     try executeGeneral()
@@ -35,7 +36,7 @@ extension CPU {
         : rip &+ 15 <= state.segmentLimit(1) && rip &+ 15 <= (mode == .bits16 ? 0xFFFF : 0xFFFF_FFFF))
     var physicalRIP: UInt64 = 0
     if cacheable {
-      physicalRIP = try translate(linearRIP, write: false)
+      physicalRIP = try translateFetch(linearRIP)
       if let e = decodeCache.lookup(physicalRIP, mode) {
         let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
         let next = (rip &+ UInt64(e.pointee.instruction.length)) & wrap
@@ -52,22 +53,38 @@ extension CPU {
         let top = Int64(bitPattern: lin) >> 47
         if top != 0 && top != -1 { throw Fault.generalProtection() }
         let inPage = Int(0x1000 - (lin & 0xFFF))
-        if inPage >= 15, let p = hostPage(try translate(lin, write: false), write: false) {
+        if inPage >= 15, let p = hostPage(try translateFetch(lin), write: false) {
           return try decodeOrFault(UnsafeRawBufferPointer(start: p, count: 15), mode: mode)
         }
       }
       let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
       let base = state.segmentBase(1)
       let limit = mode == .bits64 ? ~UInt64(0) : state.segmentLimit(1)
+      // A fetch fault past the first byte only matters if the instruction really extends there.
+      var faultingFetch: UInt64?
+      let savedCR2 = state.cr2
       while count < 15 {
         let off = (rip &+ UInt64(count)) & wrap
         if off > limit { break }
         let lin = mode == .bits64 ? off : (base &+ off) & 0xFFFF_FFFF
-        guard let p = hostPage(try translate(lin, write: false), write: false) else { break }
+        let physical: UInt64
+        do throws(Fault) {
+          physical = try translateFetch(lin)
+        } catch {
+          if count == 0 { throw error }
+          state.cr2 = savedCR2
+          faultingFetch = lin
+          break
+        }
+        guard let p = hostPage(physical, write: false) else { break }
         raw[count] = p.load(as: UInt8.self)
         count += 1
       }
-      return try decodeOrFault(UnsafeRawBufferPointer(start: raw.baseAddress, count: count), mode: mode)
+      let bytes = UnsafeRawBufferPointer(start: raw.baseAddress, count: count)
+      if let faultingFetch, case .truncated = Decoder.decode(bytes, mode: mode, model: model) {
+        _ = try translateFetch(faultingFetch)
+      }
+      return try decodeOrFault(bytes, mode: mode)
     }
     let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
     // The 80286 limits instructions to 10 bytes.
@@ -439,19 +456,6 @@ extension CPU {
     case .jmpFar, .callFar, .retf, .iret:
       try farControl(ins, ea: ea, nextRIP: nextRIP)
       rip = state.rip
-    case .int, .int3, .into, .int1:
-      var vector: UInt8 = 3
-      if ins.operation == .int { vector = UInt8(truncatingIfNeeded: ins.immediate) }
-      if ins.operation == .int1 { vector = 1 }
-      if ins.operation == .into {
-        if !flag(Flags.of) { break }
-        vector = 4
-      }
-      if !isRealMode || reportExceptions {
-        throw Fault.exception(vector: vector, errorCode: nil)
-      }
-      try deliverReal(vector: vector, returnIP: nextRIP)
-      rip = state.rip
     case .bound:
       let half = size
       let idx = ALU.signExtend(reg(Int(o0.reg), size), size)
@@ -460,27 +464,6 @@ extension CPU {
         try read(seg: Int(ins.segment), offset: (ea &+ UInt64(half)) & ALU.mask(Int(ins.addressSize)), size: half), half
       )
       if idx < lo || idx > hi { throw Fault.exception(vector: 5, errorCode: nil) }
-    case .hlt:
-      try requireCPL0()
-      retiredEvent = .halt
-    case .cli:
-      try requireIOPL()
-      setFlag(Flags.if, false)
-    case .sti:
-      try requireIOPL()
-      if !flag(Flags.if) { pendingShadow = true }
-      setFlag(Flags.if, true)
-    case .in:
-      try requireIOPL()
-      let port = o1.kind == .immediate ? UInt16(ins.immediate & 0xFF) : UInt16(truncatingIfNeeded: state.gpr(2))
-      let width = Int(o0.size)
-      let v = try replayedRead(.portIn(port: port, size: width))
-      setReg(0, width, v)
-    case .out:
-      try requireIOPL()
-      let port = o0.kind == .immediate ? UInt16(ins.immediate & 0xFF) : UInt16(truncatingIfNeeded: state.gpr(2))
-      let width = Int(o1.size)
-      try replayedWrite(.portOut(port: port, size: width, value: reg(0, width)))
     case .les, .lds, .lss, .lfs, .lgs:
       let off = try read(seg: Int(ins.segment), offset: ea, size: size)
       let sel = try read(seg: Int(ins.segment), offset: (ea &+ UInt64(size)) & ALU.mask(Int(ins.addressSize)), size: 2)
@@ -506,91 +489,11 @@ extension CPU {
       }
     case .wait:
       break
-    case .vmcall:
-      // The hypercall interface: the instruction retires, then the embedder sees `.hypercall`.
-      // In the flat-user oracle mode it is #UD, as on a host CPU outside VMX operation.
-      if flatUser { throw Fault.invalidOpcode }
-      retiredEvent = .hypercall
-    case .cpuid:
-      if !cpuid.available { throw Fault.invalidOpcode }
-      let r = cpuid.query(
-        leaf: UInt32(truncatingIfNeeded: state.gpr(0)), subleaf: UInt32(truncatingIfNeeded: state.gpr(1)))
-      state.setGPR(0, UInt64(r.eax))
-      state.setGPR(3, UInt64(r.ebx))
-      state.setGPR(1, UInt64(r.ecx))
-      state.setGPR(2, UInt64(r.edx))
-    case .rdtsc, .rdtscp:
-      if model != .host64 { throw Fault.invalidOpcode }
-      if state.cr4 & 4 != 0 && state.cpl != 0 && !isRealMode { throw Fault.generalProtection() }
-      let t = readTSC?() ?? instructionsRetired
-      state.setGPR(0, t & 0xFFFF_FFFF)
-      state.setGPR(2, t >> 32)
-      if ins.operation == .rdtscp { state.setGPR(1, state[offset: CPUStateLayout.tscAux] & 0xFFFF_FFFF) }
-    case .smsw:
-      let v = state.cr0 & (o0.kind == .memory ? 0xFFFF : ALU.mask(size))
-      try writeOperand(ins, o0, ea, model == .i80286 ? v | 0xFFF0 : v)
-    case .lmsw:
-      try requireCPL0()
-      let v = try readOperand(ins, o0, ea) & 0xF
-      state.cr0 = (state.cr0 & ~0xE) | v | (state.cr0 & 1)
-    case .clts:
-      try requireCPL0()
-      state.cr0 &= ~8
-    case .sgdt, .sidt:
-      if !isRealMode && state.cpl > 0 && state.cr4 & (1 << 11) != 0 { throw Fault.generalProtection() }
-      let t = ins.operation == .sgdt ? state.gdtr : state.idtr
-      let baseSize = state.codeMode == .bits64 ? 8 : 4
-      var base = t.base
-      if state.codeMode != .bits64 && size == 2 { base &= model == .i80286 ? 0xFF_FFFF : 0xFF_FFFF }
-      if model == .i80286 { base |= 0xFF00_0000 }
-      try write(seg: Int(ins.segment), offset: ea, size: 2, value: UInt64(t.limit))
-      try write(seg: Int(ins.segment), offset: (ea &+ 2) & ALU.mask(Int(ins.addressSize)), size: baseSize, value: base)
-    case .lgdt, .lidt:
-      try requireCPL0()
-      let limit = try read(seg: Int(ins.segment), offset: ea, size: 2)
-      let baseSize = state.codeMode == .bits64 ? 8 : 4
-      var base = try read(seg: Int(ins.segment), offset: (ea &+ 2) & ALU.mask(Int(ins.addressSize)), size: baseSize)
-      if state.codeMode != .bits64 && size == 2 { base &= 0xFF_FFFF }
-      let value = (base, UInt16(limit))
-      if ins.operation == .lgdt { state.gdtr = value } else { state.idtr = value }
-    case .movCR:
-      try requireCPL0()
-      let n = Int(o1.reg)
-      let v: UInt64 =
-        n == 0
-        ? state.cr0 : n == 2 ? state.cr2 : n == 3 ? state.cr3 : n == 4 ? state.cr4 : state[offset: CPUStateLayout.cr8]
-      setReg(Int(o0.reg), Int(o0.size), v)
-    case .movToCR:
-      try requireCPL0()
-      let v = reg(Int(o1.reg), Int(o1.size))
-      switch o0.reg {
-      case 0: state.cr0 = v | 0x10
-      case 2: state.cr2 = v
-      case 3: state.cr3 = v
-      case 4: state.cr4 = v
-      default: state[offset: CPUStateLayout.cr8] = v & 15
-      }
-      invalidateTLB()
-    case .movDR:
-      try requireCPL0()
-      setReg(Int(o0.reg), Int(o0.size), state[offset: CPUStateLayout.debugRegisters + Int(o1.reg) * 8])
-    case .movToDR:
-      try requireCPL0()
-      state[offset: CPUStateLayout.debugRegisters + Int(o0.reg) * 8] = reg(Int(o1.reg), Int(o1.size))
-    case .invd, .wbinvd:
-      try requireCPL0()
-    case .invlpg:
-      try requireCPL0()
-      invalidateTLB()
-    case .rdmsr:
-      try requireCPL0()
-      let v = try replayedRead(.msrRead(index: UInt32(truncatingIfNeeded: state.gpr(1))))
-      state.setGPR(0, v & 0xFFFF_FFFF)
-      state.setGPR(2, v >> 32)
-    case .wrmsr:
-      try requireCPL0()
-      let v = (state.gpr(2) << 32) | (state.gpr(0) & 0xFFFF_FFFF)
-      try replayedWrite(.msrWrite(index: UInt32(truncatingIfNeeded: state.gpr(1)), value: v))
+    case .int, .int3, .into, .int1, .hlt, .cli, .sti, .in, .out, .cpuid, .rdtsc, .rdtscp, .smsw, .lmsw, .clts,
+      .sgdt, .sidt, .lgdt, .lidt, .movCR, .movToCR, .movDR, .movToDR, .invd, .wbinvd, .invlpg, .rdmsr, .wrmsr,
+      .sldt, .str, .lldt, .ltr, .lar, .lsl, .verr, .verw, .syscall, .sysret, .sysenter, .sysexit, .swapgs,
+      .rdfsbase, .rdgsbase, .wrfsbase, .wrgsbase, .clac, .stac, .vmcall:
+      if try executeSystem(ins, ea: ea, nextRIP: nextRIP) { rip = state.rip }
     case .ud0, .ud1, .ud2, .invalid, .sse, .x87, .fxsave, .fxrstor, .ldmxcsr, .stmxcsr, .xsave, .xrstor,
       .xsaveopt:
       if ins.operation == .x87 && model != .host64 {

@@ -1,8 +1,32 @@
 /// Linear/physical memory access: segmentation, the MMU hook, the software TLB, MMIO replay.
 extension CPU {
-  /// The single linear-to-physical translation point (paging comes later: identity + address mask).
+  /// The single linear-to-physical translation point for data: identity (masked to the address
+  /// bus) without paging or in the flat-user oracle mode, else the MMU (TLB hit or page walk;
+  /// #PF with CR2 set).
   @inline(__always) func translate(_ linear: UInt64, write: Bool) throws(Fault) -> UInt64 {
-    linear & addressMask
+    if !pagingActive { return linear & addressMask }
+    return try system.mmu.translate(linear, kind: write ? .write : .read, user: state.cpl == 3, state: state).physical
+  }
+
+  /// True when linear addresses go through the page tables (CR0.PG, outside the flat-user oracle).
+  @inline(__always) var pagingActive: Bool {
+    stateRaw.load(fromByteOffset: CPUStateLayout.cr0, as: UInt64.self) & 0x8000_0000 != 0 && !flatUser
+  }
+
+  /// The physical address of `linear` when no page walk is needed (paging off, or a TLB hit for
+  /// this access kind and privilege); nil otherwise. The fast paths' only translation step.
+  @inline(__always) func quickTranslate(_ linear: UInt64, kind: MemoryAccessKind) -> UInt64? {
+    if !pagingActive { return linear & addressMask }
+    let user = stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3
+    let entry = pagingTLB + SoftTLB.slot(linear, kind: kind, user: user)
+    guard entry.pointee.tag == linear & ~0xFFF else { return nil }
+    return entry.pointee.physicalPage | (linear & 0xFFF)
+  }
+
+  /// Translation for instruction fetch (NX and SMEP apply).
+  @inline(__always) func translateFetch(_ linear: UInt64) throws(Fault) -> UInt64 {
+    if !pagingActive { return linear & addressMask }
+    return try system.mmu.translate(linear, kind: .execute, user: state.cpl == 3, state: state).physical
   }
 
   @inline(__always) func hostPage(_ phys: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
@@ -47,7 +71,8 @@ extension CPU {
         return v
       }
     }
-    return try replayedRead(.mmioRead(address: phys, size: size))
+    let v = try replayedRead(.mmioRead(address: phys, size: size))
+    return size >= 8 ? v : v & ((1 << UInt64(size * 8)) - 1)
   }
 
   /// Writes `size` (1-8) bytes at a physical address within one page.
@@ -65,7 +90,8 @@ extension CPU {
       }
       return
     }
-    try replayedWrite(.mmioWrite(address: phys, size: size, value: value))
+    try replayedWrite(
+      .mmioWrite(address: phys, size: size, value: size >= 8 ? value : value & ((1 << UInt64(size * 8)) - 1)))
   }
 
   /// An I/O or MMIO read: the logged answer on re-execution, else an event.

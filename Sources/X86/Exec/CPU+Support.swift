@@ -106,7 +106,7 @@ extension CPU {
     guard UInt64(bitPattern: (Int64(bitPattern: lin) >> 47) &+ 1) <= 1, (lin & 0xFFF) &+ UInt64(size) <= 0x1000 else {
       return nil
     }
-    let phys = lin & addressMask
+    guard let phys = quickTranslate(lin, kind: write ? .write : .read) else { return nil }
     let page = phys >> 12
     let i = Int(page & UInt64(CPU.tlbSize - 1))
     if write {
@@ -220,6 +220,10 @@ extension CPU {
       state.setSegment(seg, c)
       return
     }
+    if seg != .cs && model == .host64 && !flatUser {
+      try system.loadSegment(seg, selector)
+      return
+    }
     if selector & 0xFFFC == 0 {
       if seg == .cs || (seg == .ss && (state.codeMode != .bits64 || state.cpl == 3)) {
         throw Fault.generalProtection(0)
@@ -261,7 +265,13 @@ extension CPU {
   /// The single exception-delivery point. Real mode: through the IVT. Other modes: reported to the
   /// embedder for now (IDT delivery comes with the interpreter engine).
   func raise(vector: UInt8, errorCode: UInt32?, nextRIP: UInt64) -> CPUEvent? {
-    if reportExceptions || !isRealMode { return .exception(vector: vector, errorCode: errorCode) }
+    if vector == ExceptionVector.unimplemented { return .internalError(unimplementedDescription(errorCode)) }
+    if reportExceptions || (vector < 32 && exceptionTrapBitmap & (1 << UInt32(vector)) != 0) {
+      return .exception(vector: vector, errorCode: errorCode)
+    }
+    if !isRealMode {
+      return deliverProtected(vector: vector, errorCode: errorCode, kind: .exception, returnRIP: state.rip)
+    }
     let returnIP = (model == .i8086 && vector == 0) ? nextRIP : state.rip
     do throws(Fault) {
       try deliverReal(vector: vector, returnIP: returnIP)

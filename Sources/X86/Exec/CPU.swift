@@ -11,8 +11,11 @@ public final class CPU {
   @exclusivity(unchecked) public var reportExceptions = false
   /// The time-stamp counter source for RDTSC/RDTSCP (default: instructions retired).
   @exclusivity(unchecked) public var readTSC: (() -> UInt64)?
-  /// The CPUID model answered by CPUID.
-  @exclusivity(unchecked) public var cpuid: CPUIDModel
+  /// The system layer (MMU and its TLB, MSRs, CPUID, descriptor tables, event delivery): see
+  /// `CPU+System.swift`. Its `cpuid` table is the one CPUID model (GP and system features).
+  public let system: SystemUnit
+  /// `system.mmu.tlb.entries`, cached for the paging fast path.
+  let pagingTLB: UnsafeMutablePointer<SoftTLB.Entry>
 
   // Software TLB (direct mapped, keyed by physical page).
   static let tlbSize = 256
@@ -47,8 +50,10 @@ public final class CPU {
     self.stateRaw = state.raw
     self.cacheEntries = decodeCache.entries
     self.cachePageGeneration = decodeCache.pageGeneration
-    self.cpuid = CPUIDModel(model: model)
     self.addressMask = model.physicalAddressMask
+    self.system = SystemUnit(
+      state: state, memory: memory, features: .interpreterModel)
+    self.pagingTLB = system.mmu.tlb.entries
     tlbReadTag = .allocate(capacity: CPU.tlbSize)
     tlbReadPtr = .allocate(capacity: CPU.tlbSize)
     tlbWriteTag = .allocate(capacity: CPU.tlbSize)
@@ -56,6 +61,8 @@ public final class CPU {
     ioLog.reserveCapacity(16)
     invalidateTLB()
     resetReal(cs: 0xF000, ip: 0xFFF0)
+    system.hostTSC = { [unowned self] in self.hostTimeStampCounter() }
+    MSRFile.reset(state)
   }
 
   deinit {
@@ -68,6 +75,7 @@ public final class CPU {
   /// Forgets every cached host page pointer and decoded instruction (after the memory map changes
   /// or guest memory was modified behind the CPU's back, e.g. by a loader or DMA).
   public func invalidateTLB() {
+    system.mmu.tlb.flushAll()
     decodeCache.flush()
     for i in 0..<CPU.tlbSize {
       tlbReadTag[i] = ~0
@@ -129,7 +137,10 @@ public final class CPU {
   /// Executes one instruction (or one REP iteration), delivering any exception it raises.
   /// Returns nil when it simply retired.
   @discardableResult
-  public func step() -> CPUEvent? { stepInline() }
+  public func step() -> CPUEvent? {
+    if injectedFault != nil { return entryEvent() }
+    return stepInline()
+  }
 
   @inline(__always)
   func stepInline() -> CPUEvent? {
@@ -165,6 +176,7 @@ public final class CPU {
 
   /// Runs until an event or until `budget` instructions retired.
   public func run(budget: UInt64) -> CPUEvent {
+    if injectedFault != nil, let e = entryEvent() { return e }
     var left = budget
     while left > 0 {
       if let e = stepInline() { return e }
@@ -179,6 +191,19 @@ public final class CPU {
   /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
   @exclusivity(unchecked) public internal(set) var interruptShadow = false
   @exclusivity(unchecked) var pendingShadow = false
+
+  // MARK: Embedder controls (see CPU+Interrupts.swift)
+
+  /// Instructions that become events instead of executing in the model.
+  @exclusivity(unchecked) public var traps: CPUTraps = []
+  /// Exception vectors (bit n = vector n) returned as `.exception` with the state as before the
+  /// instruction, instead of being delivered through the IDT.
+  @exclusivity(unchecked) public var exceptionTrapBitmap: UInt32 = 0
+  /// MSRs whose RDMSR/WRMSR become `.msrRead`/`.msrWrite` events; all others are answered by the model.
+  @exclusivity(unchecked) public var trappedMSRReads: Set<UInt32> = []
+  @exclusivity(unchecked) public var trappedMSRWrites: Set<UInt32> = []
+  /// A fault the embedder answered an event with (`completeWithFault`), raised at the next step.
+  @exclusivity(unchecked) var injectedFault: Fault?
   /// RIP after the instruction being executed (for trap-style exceptions such as the 8086's #DE).
   @exclusivity(unchecked) var lastNextRIP: UInt64 = 0
 }

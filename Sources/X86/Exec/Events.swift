@@ -23,14 +23,24 @@ public enum CPUEvent: Sendable, Equatable {
   /// An exception raised with `reportExceptions` set (or one the model cannot deliver yet);
   /// the state is as before the faulting instruction.
   case exception(vector: UInt8, errorCode: UInt32?)
-  /// A hypercall instruction (VMCALL).
+  /// VMCALL/VMMCALL retired (CPL 0; #UD elsewhere and in the flat-user oracle mode). The
+  /// hypercall number and arguments are in the registers (the `interp` engine reads RAX, then
+  /// RDI, RSI, RDX, R10, R8, R9); the embedder writes any result into the registers itself.
   case hypercall
   /// `run(budget:)` retired its budget.
   case budgetExhausted
   /// CPUID for a leaf the model does not answer itself (unused by the built-in model).
   case cpuid(leaf: UInt32, subleaf: UInt32)
+  /// RDMSR of an MSR in `CPU.trappedMSRReads`: answer with `complete(value:)` or `completeWithFault`.
   case msrRead(index: UInt32)
+  /// WRMSR of an MSR in `CPU.trappedMSRWrites`: perform it, then `complete(value:)` (or fault).
   case msrWrite(index: UInt32, value: UInt64)
+  /// RDTSC/RDTSCP with `CPUTraps.rdtsc`: answer with the counter via `complete(value:)`.
+  case rdtsc
+  /// INVLPG with `CPUTraps.invlpg` (the model still invalidates its own TLB on re-execution).
+  case invlpg(address: UInt64)
+  /// The model reached something it does not implement (never a guest-visible exception).
+  case internalError(String)
 }
 
 /// The typed error of the execution path: an architectural exception or a reason to stop.

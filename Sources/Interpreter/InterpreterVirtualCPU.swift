@@ -1,0 +1,234 @@
+import Synchronization
+import VMM
+import X86
+
+/// The `interp` engine: runs the X86 CPU model instruction by instruction ("解释执行") behind the
+/// same `VirtualCPU` protocol as `kvm`, so the VMM, its devices and its exit handling cannot tell
+/// the two apart except by speed.
+///
+/// Exits and their completions:
+/// - `.io`/`.mmio` reads, `.msrRead`, `.rdtsc`: answer with `.value` (the instruction re-executes
+///   with it); writes, `.msrWrite`, `.invlpg`: the instruction resumes past the access (any
+///   response but `.fault` acknowledges). `.fault` raises that exception at the instruction instead.
+/// - `.cpuid`: answer with `.cpuid`.
+/// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired; the number is RAX, the arguments RDI, RSI,
+///   RDX, R10, R8, R9; `.value(v)` puts v in RAX (`.none` leaves RAX alone).
+/// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt is
+///   delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)`.
+/// - `.exception`: a vector in `exitControls.exceptionBitmap`, not delivered; state as before the
+///   faulting instruction (CR2 already loaded for #PF).
+public final class InterpreterVirtualCPU: VirtualCPU {
+  public let engineName = "interp"
+  public let cpu: CPU
+  private let memoryAdapter: GuestMemoryAdapter
+  private let kickRequested = Atomic<Bool>(false)
+  private var pendingVector: UInt8?
+  private var interruptWindowRequested = false
+  /// What the last exit waits for from `complete(_:)`.
+  private var awaiting = AwaitedCompletion.nothing
+  /// In the HLT state (after a `.halt` exit) until an interrupt is delivered: `run` returns `.halt`.
+  private var halted = false
+  /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
+  private let slice: UInt64 = 4096
+
+  /// The guest's time base: `InstructionClock` (1 ns per retired instruction) when deterministic,
+  /// else the host's monotonic clock. RDTSC reads it as a 1 GHz counter (plus the guest's
+  /// IA32_TSC offset); hand it to timer devices so they agree with the TSC.
+  public let clock: any GuestClock
+
+  /// - Parameter deterministic: time follows the instruction count, so runs repeat exactly.
+  public init(memory: GuestMemory, model: CPUModel = .host64, deterministic: Bool = false) {
+    memoryAdapter = GuestMemoryAdapter(memory)
+    let cpu = CPU(model: model, memory: memoryAdapter)
+    self.cpu = cpu
+    if deterministic {
+      clock = InstructionClock { [unowned cpu] in cpu.instructionsRetired }
+    } else {
+      clock = MonotonicClock()
+    }
+    let clock = self.clock
+    cpu.readTSC = { clock.nanoseconds }
+    applyExitControls()
+  }
+
+  public var exitControls = ExitControls() {
+    didSet { applyExitControls() }
+  }
+
+  /// The interpreter traps every event the controls name, but it always leaves the guest on HLT:
+  /// it has no interrupt source of its own to wait for (the VMM's PIC/PIT live outside it).
+  public var unsupportedExitControls: [String] { exitControls.hltExiting ? [] : ["hlt-exiting"] }
+
+  private func applyExitControls() {
+    var traps: CPUTraps = []
+    if exitControls.cpuidExiting { traps.insert(.cpuid) }
+    if exitControls.rdtscExiting { traps.insert(.rdtsc) }
+    if exitControls.invlpgExiting { traps.insert(.invlpg) }
+    cpu.traps = traps
+    cpu.exceptionTrapBitmap = exitControls.exceptionBitmap
+    cpu.trappedMSRReads = exitControls.msrReadExits
+    cpu.trappedMSRWrites = exitControls.msrWriteExits
+  }
+
+  public var instructionsRetired: UInt64? { cpu.instructionsRetired }
+
+  public func registers() throws(EngineError) -> Registers { cpu.state.registers() }
+  /// Also leaves the HLT state: a VMM that rewrites the registers (a reset) wants the vCPU running.
+  public func setRegisters(_ registers: Registers) throws(EngineError) {
+    cpu.state.load(registers)
+    halted = false
+  }
+  public func specialRegisters() throws(EngineError) -> SpecialRegisters { cpu.state.specialRegisters() }
+  public func setSpecialRegisters(_ registers: SpecialRegisters) throws(EngineError) {
+    cpu.state.load(registers)
+    cpu.invalidateTLB()
+    halted = false
+  }
+
+  public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
+    for (index, value) in msrs {
+      guard cpu.writeMSR(index, value) else {
+        throw EngineError("interp: cannot set MSR 0x\(String(index, radix: 16)) to 0x\(String(value, radix: 16))")
+      }
+    }
+  }
+
+  public var readyForInterruptInjection: Bool { pendingVector == nil && cpu.canAcceptExternalInterrupt }
+
+  public func injectInterrupt(vector: UInt8) throws(EngineError) {
+    guard pendingVector == nil else { throw EngineError("interp: an interrupt is already pending injection") }
+    pendingVector = vector
+  }
+
+  public func requestInterruptWindow(_ enabled: Bool) { interruptWindowRequested = enabled }
+
+  public func kick() { kickRequested.store(true, ordering: .releasing) }
+
+  /// Answers the last exit. Responses an exit does not take are ignored (like `.value` after a
+  /// port write), and so is a completion when no exit waits for one; `.fault` makes the exiting
+  /// instruction raise that exception instead of completing.
+  public func complete(_ response: ExitResponse) throws(EngineError) {
+    let awaited = awaiting
+    awaiting = .nothing
+    if case .fault(let vector, let errorCode) = response, awaited != .nothing, awaited != .hypercall {
+      cpu.completeWithFault(vector: vector, errorCode: errorCode)
+      return
+    }
+    switch awaited {
+    case .nothing, .acknowledgement:
+      break
+    case .value:
+      if case .value(let v) = response { cpu.complete(value: v) } else { cpu.complete(value: 0) }
+    case .cpuid:
+      if case .cpuid(let a, let b, let c, let d) = response {
+        cpu.completeCPUID(eax: a, ebx: b, ecx: c, edx: d)
+      } else {
+        cpu.completeCPUID(eax: 0, ebx: 0, ecx: 0, edx: 0)
+      }
+    case .hypercall:
+      if case .value(let v) = response { cpu.state.setGPR(0, v) }
+    }
+  }
+
+  public func run(budget: UInt64?) throws(EngineError) -> VMExit {
+    var remaining = budget ?? .max
+    while true {
+      if kickRequested.exchange(false, ordering: .acquiring) { return .kicked }
+      if let v = pendingVector, cpu.canAcceptExternalInterrupt {
+        pendingVector = nil
+        halted = false
+        if let event = cpu.deliverExternalInterrupt(vector: v), let exit = translate(event) { return exit }
+      }
+      if interruptWindowRequested && pendingVector == nil && cpu.canAcceptExternalInterrupt {
+        interruptWindowRequested = false
+        return .interruptWindow
+      }
+      if halted { return .halt }
+      if remaining == 0 { return .budgetExhausted }
+      // The budget counts steps: retired instructions and delivered exceptions alike, so a guest
+      // stuck re-faulting (each delivery faulting again) still ends its run.
+      let chunk = min(slice, remaining)
+      let before = cpu.instructionsRetired
+      let event = cpu.run(budget: chunk)
+      if case .budgetExhausted = event {
+        remaining -= chunk
+        continue
+      }
+      let ran = cpu.instructionsRetired &- before
+      remaining = ran >= remaining ? 0 : remaining - ran
+      if let exit = translate(event) { return exit }
+    }
+  }
+
+  /// Maps a CPU-model event to the VMM's exit model; nil for events the engine absorbs.
+  private func translate(_ event: CPUEvent) -> VMExit? {
+    switch event {
+    case .portIn(let port, let size):
+      if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(port) {
+        cpu.complete(value: size >= 4 ? 0xFFFF_FFFF : (1 << UInt64(size * 8)) - 1)
+        return nil
+      }
+      awaiting = .value
+      return .io(PortAccess(port: port, size: size, isWrite: false))
+    case .portOut(let port, let size, let value):
+      if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(port) { return nil }
+      awaiting = .acknowledgement
+      return .io(PortAccess(port: port, size: size, isWrite: true, value: UInt32(truncatingIfNeeded: value)))
+    case .mmioRead(let address, let size):
+      awaiting = .value
+      return .mmio(MMIOAccess(address: address, size: size, isWrite: false))
+    case .mmioWrite(let address, let size, let value):
+      awaiting = .acknowledgement
+      return .mmio(MMIOAccess(address: address, size: size, isWrite: true, value: value))
+    case .halt:
+      halted = true
+      return cpu.state.rflags & Flags.if == 0 ? .shutdown(.haltWithInterruptsDisabled) : .halt
+    case .tripleFault:
+      return .shutdown(.tripleFault)
+    case .exception(let vector, let errorCode):
+      return .exception(vector: vector, errorCode: errorCode)
+    case .hypercall:
+      // VMCALL retired: number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9 (the Linux
+      // system-call order); `.value(v)` completes it with v in RAX.
+      let r = cpu.state
+      awaiting = .hypercall
+      return .hypercall(Hypercall(number: r.gpr(0), arguments: [7, 6, 2, 10, 8, 9].map { r.gpr($0) }))
+    case .cpuid(let leaf, let subleaf):
+      awaiting = .cpuid
+      return .cpuid(leaf: leaf, subleaf: subleaf)
+    case .msrRead(let index):
+      awaiting = .value
+      return .msrRead(index: index)
+    case .msrWrite(let index, let value):
+      awaiting = .acknowledgement
+      return .msrWrite(index: index, value: value)
+    case .rdtsc:
+      awaiting = .value
+      return .rdtsc
+    case .invlpg(let address):
+      awaiting = .acknowledgement
+      return .invlpg(address: address)
+    case .budgetExhausted:
+      return nil
+    case .internalError(let reason):
+      return .internalError(
+        InternalErrorReport(
+          reason: "interp: \(reason)", registers: cpu.state.registers(),
+          specialRegisters: cpu.state.specialRegisters(), bytesAtRIP: cpu.bytesAtRIP()))
+    }
+  }
+}
+
+/// What an exit of the interpreter waits for before the guest continues.
+enum AwaitedCompletion: Equatable {
+  /// No exit is pending (or it needs no answer).
+  case nothing
+  /// A write was reported (port, MMIO, MSR, INVLPG): the instruction resumes past it.
+  case acknowledgement
+  /// A read (port, MMIO, MSR, RDTSC): `.value` is the data.
+  case value
+  /// A trapped CPUID: `.cpuid` is the answer.
+  case cpuid
+  /// A retired VMCALL: `.value` goes to RAX.
+  case hypercall
+}

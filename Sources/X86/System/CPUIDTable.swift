@@ -1,0 +1,93 @@
+/// The CPUID instruction's answers (SDM vol. 2, "CPUID"): leaves 0, 1, 7, 0DH (minimal) and
+/// 80000000H-80000008H, advertising exactly the `CPUFeatures` given.
+///
+/// Vendor: "GenuineIntel". The model follows Intel semantics where vendors differ (SYSCALL/SYSRET
+/// only in 64-bit mode, SYSRET's #GP on non-canonical RCX in ring 0, SYSENTER in IA-32e mode,
+/// null-selector loads clearing the base), and guests choose their code paths by vendor, so
+/// claiming Intel keeps the guest's expectations and the model's behaviour consistent. The
+/// hypervisor bit (CPUID.1:ECX[31]) is clear by default; set `.hypervisor` in the features to
+/// expose leaf 40000000H with the signature "TrivisorVMM\0".
+public struct CPUIDTable: Sendable, Equatable {
+  public var features: CPUFeatures
+  public var vendor: String
+  /// Family/model/stepping signature for CPUID.1:EAX (default 506E3H: family 6, model 5EH, stepping 3).
+  public var signature: UInt32
+  public var physicalAddressBits: Int
+  public var linearAddressBits: Int
+  public var apicID: UInt8
+  public var brand: String
+
+  public init(
+    features: CPUFeatures = .systemBaseline, vendor: String = "GenuineIntel", signature: UInt32 = 0x0005_06E3,
+    physicalAddressBits: Int = 40, apicID: UInt8 = 0, brand: String = "Trivisor Virtual CPU"
+  ) {
+    self.features = features
+    self.vendor = vendor
+    self.signature = signature
+    self.physicalAddressBits = physicalAddressBits
+    self.linearAddressBits = features.contains(.la57) ? 57 : 48
+    self.apicID = apicID
+    self.brand = brand
+  }
+
+  /// The register values of CPUID with EAX = `leaf` and ECX = `subleaf`.
+  public func query(leaf: UInt32, subleaf: UInt32) -> (eax: UInt32, ebx: UInt32, ecx: UInt32, edx: UInt32) {
+    switch leaf {
+    case 0:
+      let v = Self.registers(vendor, count: 3)
+      return (0xD, v[0], v[2], v[1])
+    case 1:
+      // EBX: CLFLUSH line size 8 (x8 = 64 bytes), one logical processor, initial APIC ID.
+      let ebx = UInt32(8) << 8 | UInt32(1) << 16 | UInt32(apicID) << 24
+      return (signature, ebx, features.leaf1ECX, features.leaf1EDX)
+    case 7:
+      guard subleaf == 0 else { return (0, 0, 0, 0) }
+      return (0, features.leaf7EBX, features.leaf7ECX, features.leaf7EDX)
+    case 0xD:
+      // Only x87 and SSE state components, and only when XSAVE is advertised.
+      guard features.contains(.xsave) else { return (0, 0, 0, 0) }
+      switch subleaf {
+      case 0: return (0x3, 576, 576, 0)
+      case 1: return (0, 0, 0, 0)
+      default: return (0, 0, 0, 0)
+      }
+    case 0x4000_0000:
+      guard features.contains(.hypervisor) else { return (0, 0, 0, 0) }
+      let v = Self.registers("TrivisorVMM\0", count: 3)
+      return (0x4000_0000, v[0], v[1], v[2])
+    case 0x8000_0000:
+      return (0x8000_0008, 0, 0, 0)
+    case 0x8000_0001:
+      return (0, 0, features.extendedECX, features.extendedEDX)
+    case 0x8000_0002...0x8000_0004:
+      let v = Self.registers(brand, count: 12)
+      let i = Int(leaf - 0x8000_0002) * 4
+      return (v[i], v[i + 1], v[i + 2], v[i + 3])
+    case 0x8000_0006:
+      // L2: 256 KiB, 8-way, 64-byte lines.
+      return (0, 0, 256 << 16 | 6 << 12 | 64, 0)
+    case 0x8000_0007:
+      // Invariant TSC.
+      return (0, 0, 0, 1 << 8)
+    case 0x8000_0008:
+      return (UInt32(physicalAddressBits) | UInt32(linearAddressBits) << 8, 0, 0, 0)
+    default:
+      // Intel returns the highest basic leaf's data for leaves above the maximum; zeros are the
+      // common emulator choice and what guests cope with.
+      return (0, 0, 0, 0)
+    }
+  }
+
+  /// `text` as little-endian 32-bit words (NUL-padded to `count` words).
+  static func registers(_ text: String, count: Int) -> [UInt32] {
+    var bytes = Array(text.utf8.prefix(count * 4))
+    bytes += [UInt8](repeating: 0, count: count * 4 - bytes.count)
+    var words: [UInt32] = []
+    for i in 0..<count {
+      var word: UInt32 = 0
+      for j in 0..<4 { word |= UInt32(bytes[4 * i + j]) << UInt32(8 * j) }
+      words.append(word)
+    }
+    return words
+  }
+}

@@ -1,0 +1,122 @@
+/// Linear-to-physical translation for the core: `PageWalker` behind a `SoftTLB`, with page tables
+/// and data in the core's `PhysicalMemory`. A #PF loads CR2 and is thrown as `Fault.exception(14, code)`.
+///
+/// Hot path: `tlb.hostPointer(linear, kind:, user:)` (inline); on nil call `translate`, which
+/// walks, caches and returns the physical address and host pointer (nil for MMIO).
+public final class MMU {
+  public let tlb = SoftTLB()
+  public let memory: any PhysicalMemory
+  /// MAXPHYADDR of the modelled CPU (reserved bits in page-table entries).
+  public var physicalAddressBits: Int
+  public var supports1GPages: Bool
+
+  public init(memory: any PhysicalMemory, physicalAddressBits: Int = 40, supports1GPages: Bool = true) {
+    self.memory = memory
+    self.physicalAddressBits = physicalAddressBits
+    self.supports1GPages = supports1GPages
+  }
+
+  /// The paging controls of `state`.
+  public func control(_ state: CPUState) -> PagingControl {
+    PagingControl(
+      cr0: state.cr0, cr3: state.cr3, cr4: state.cr4, efer: state.efer, physicalAddressBits: physicalAddressBits,
+      supports1GPages: supports1GPages)
+  }
+
+  /// Translates `linear` for an access of `kind` at user privilege (`user`: CPL 3 and not an
+  /// implicit supervisor access). `implicitSupervisor` marks descriptor-table, TSS and interrupt
+  /// stack accesses (SMAP applies regardless of RFLAGS.AC).
+  public func translate(
+    _ linear: UInt64, kind: MemoryAccessKind, user: Bool, implicitSupervisor: Bool = false, state: CPUState
+  ) throws(Fault) -> (physical: UInt64, host: UnsafeMutableRawPointer?) {
+    let offset = Int(truncatingIfNeeded: linear & 0xFFF)
+    if let entry = tlb.entry(linear, kind: kind, user: user) {
+      return (entry.physicalPage | UInt64(offset), entry.host.map { $0 + offset })
+    }
+    let control = control(state)
+    let translation: Translation
+    do throws(PageFault) {
+      translation = try PageWalker.translate(
+        linear, kind: kind, user: user, control: control, memory: PageTables(memory: memory),
+        alignmentCheckFlag: state.rflags & Flags.ac != 0, implicitSupervisor: implicitSupervisor)
+    } catch {
+      state.cr2 = error.address
+      throw .pf(error)
+    }
+    let page = translation.physicalAddress & ~0xFFF
+    let host = memory.hostPointer(physical: page, length: 4096, write: kind == .write)
+    tlb.fill(linear, kind: kind, user: user, translation: translation, host: host, control: control)
+    return (translation.physicalAddress, host.map { $0 + offset })
+  }
+
+  /// Page-table access through `PhysicalMemory` (entries outside RAM read as absent).
+  struct PageTables: PageTableMemory {
+    let memory: any PhysicalMemory
+
+    func readEntry(_ physical: UInt64, size: Int) -> UInt64? {
+      guard let p = memory.hostPointer(physical: physical, length: size, write: false) else { return nil }
+      return size == 4 ? UInt64(p.loadUnaligned(as: UInt32.self)) : p.loadUnaligned(as: UInt64.self)
+    }
+
+    func writeEntry(_ physical: UInt64, value: UInt64, size: Int) {
+      guard let p = memory.hostPointer(physical: physical, length: size, write: true) else { return }
+      if size == 4 {
+        p.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
+      } else {
+        p.storeBytes(of: value, as: UInt64.self)
+      }
+    }
+  }
+}
+
+/// The system layer's memory interface over an `MMU`: translated, privilege-checked linear
+/// accesses split at page boundaries. Descriptor tables, TSSs and stacks live in RAM on every
+/// sane machine; an access that lands on MMIO reads all ones and drops writes (an unclaimed bus),
+/// because the system layer cannot take part in the core's MMIO replay.
+public struct MMUSystemMemory: SystemMemoryAccess {
+  public let mmu: MMU
+  public let state: CPUState
+
+  public init(mmu: MMU, state: CPUState) {
+    self.mmu = mmu
+    self.state = state
+  }
+
+  public func readLinear(_ address: UInt64, size: Int, supervisor: Bool) throws(Fault) -> UInt64 {
+    var value: UInt64 = 0
+    var done = 0
+    while done < size {
+      let linear = address &+ UInt64(done)
+      let chunk = min(size - done, 0x1000 - Int(linear & 0xFFF))
+      let (_, host) = try mmu.translate(
+        linear, kind: .read, user: !supervisor, implicitSupervisor: supervisor, state: state)
+      for i in 0..<chunk {
+        let byte = host.map { UInt64($0.load(fromByteOffset: i, as: UInt8.self)) } ?? 0xFF
+        value |= byte << UInt64(8 * (done + i))
+      }
+      done += chunk
+    }
+    return value
+  }
+
+  public func writeLinear(_ address: UInt64, size: Int, value: UInt64, supervisor: Bool) throws(Fault) {
+    // Translate every page first so a fault on the second page leaves the first untouched.
+    var hosts: [(UnsafeMutableRawPointer?, Int, Int)] = []
+    var done = 0
+    while done < size {
+      let linear = address &+ UInt64(done)
+      let chunk = min(size - done, 0x1000 - Int(linear & 0xFFF))
+      let (_, host) = try mmu.translate(
+        linear, kind: .write, user: !supervisor, implicitSupervisor: supervisor, state: state)
+      hosts.append((host, done, chunk))
+      done += chunk
+    }
+    for (host, start, chunk) in hosts {
+      guard let host else { continue }
+      for i in 0..<chunk {
+        host.storeBytes(
+          of: UInt8(truncatingIfNeeded: value >> UInt64(8 * (start + i))), toByteOffset: i, as: UInt8.self)
+      }
+    }
+  }
+}

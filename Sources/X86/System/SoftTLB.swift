@@ -1,0 +1,178 @@
+/// A software TLB in front of `PageWalker` for the interpreter's memory accesses: six direct-mapped
+/// tables of 256 entries, one per (access kind, user/supervisor), each entry caching one 4 KiB
+/// linear page's host pointer (nil for MMIO/unbacked pages) and physical page. A hit is an index,
+/// a load and a compare (`hostPointer`).
+///
+/// Flush rules (SDM vol. 3, "Invalidation of TLBs and Paging-Structure Caches"): MOV CR3 drops
+/// non-global entries (`flushNonGlobal`); CR4.PGE/PAE/PSE/SMEP/SMAP/PCIDE/LA57, CR0.PG/WP/PE and
+/// EFER.NXE changes drop everything (`flushAll`); INVLPG drops every entry inside the (possibly
+/// large) page containing the address. Pass the `SystemEffects` of a system instruction to `apply`.
+///
+/// Entries are only filled from successful walks; write entries only once the dirty bit is set, so
+/// a cached write never skips a dirty-bit update. Supervisor data accesses to user pages under
+/// SMAP are never cached (their outcome depends on RFLAGS.AC). Host pointers stay valid only while
+/// the guest-physical memory map is unchanged: call `flushAll` when the VMM remaps RAM or ROM.
+public final class SoftTLB {
+  /// One cached page.
+  public struct Entry {
+    /// Linear page address (4 KiB aligned), or `invalidTag`.
+    public var tag: UInt64
+    /// Host address of the 4 KiB page, nil when the page is not RAM (MMIO).
+    public var host: UnsafeMutableRawPointer?
+    /// Physical address of the 4 KiB page.
+    public var physicalPage: UInt64
+    /// Mask of the page the translation came from (~(size-1)), for INVLPG of large pages.
+    public var pageMask: UInt64
+    public var global: Bool
+
+    public static let invalidTag: UInt64 = 1
+    static var empty: Entry { Entry(tag: invalidTag, host: nil, physicalPage: 0, pageMask: ~0xFFF, global: false) }
+  }
+
+  public static let sets = 256
+  static let tables = 6
+
+  @usableFromInline let entries: UnsafeMutablePointer<Entry>
+  /// Counts since the last full flush, to keep flushes and INVLPG cheap when nothing special is cached.
+  var globalEntries = 0
+  var largeEntries = 0
+  public private(set) var flushCount = 0
+  /// Slots filled since the last full flush (with repeats), so flushes touch only those; nil once
+  /// more were filled than the table has slots (then flushes scan everything).
+  private var filledSlots: [Int32]? = []
+
+  public init() {
+    entries = UnsafeMutablePointer<Entry>.allocate(capacity: Self.sets * Self.tables)
+    entries.initialize(repeating: .empty, count: Self.sets * Self.tables)
+  }
+
+  deinit {
+    entries.deinitialize(count: Self.sets * Self.tables)
+    entries.deallocate()
+  }
+
+  @inlinable static func slot(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> Int {
+    Int(truncatingIfNeeded: (linear >> 12) & 0xFF) | Int(kind.rawValue) << 9 | (user ? 0x100 : 0)
+  }
+
+  /// The host address of `linear` if its page is cached for this access, else nil (miss or MMIO).
+  /// The caller must not cross a page boundary with one access.
+  @inlinable @inline(__always)
+  public func hostPointer(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> UnsafeMutableRawPointer? {
+    let entry = entries[Self.slot(linear, kind: kind, user: user)]
+    guard entry.tag == linear & ~0xFFF, let host = entry.host else { return nil }
+    return host + Int(truncatingIfNeeded: linear & 0xFFF)
+  }
+
+  /// The cached entry for `linear` (hits on MMIO pages too), or nil on a miss.
+  @inlinable @inline(__always)
+  public func entry(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> Entry? {
+    let entry = entries[Self.slot(linear, kind: kind, user: user)]
+    return entry.tag == linear & ~0xFFF ? entry : nil
+  }
+
+  /// Caches the walk result `translation` for `linear`. `host` is the host address of the 4 KiB
+  /// physical page containing the translated address (nil for MMIO).
+  public func fill(
+    _ linear: UInt64, kind: MemoryAccessKind, user: Bool, translation: Translation, host: UnsafeMutableRawPointer?,
+    control: PagingControl
+  ) {
+    if kind == .write && !translation.dirty { return }
+    if !user && kind != .execute && translation.user && control.smap && control.pagingEnabled { return }
+    let index = Self.slot(linear, kind: kind, user: user)
+    let pageMask = ~(translation.pageSize - 1)
+    if translation.global { globalEntries += 1 }
+    if translation.pageShift > 12 { largeEntries += 1 }
+    if filledSlots != nil {
+      if filledSlots!.count < Self.sets * Self.tables {
+        filledSlots!.append(Int32(index))
+      } else {
+        filledSlots = nil
+      }
+    }
+    entries[index] = Entry(
+      tag: linear & ~0xFFF, host: host, physicalPage: translation.physicalAddress & ~0xFFF, pageMask: pageMask,
+      global: translation.global)
+  }
+
+  /// Walks the page tables for `linear` and caches the result. `hostPage` maps a 4 KiB-aligned
+  /// physical address to host memory (nil for MMIO). Returns the physical address and the host
+  /// address of the byte.
+  public func translate(
+    _ linear: UInt64, kind: MemoryAccessKind, user: Bool, control: PagingControl, tables: some PageTableMemory,
+    alignmentCheckFlag: Bool = false, hostPage: (UInt64) -> UnsafeMutableRawPointer?
+  ) throws(PageFault) -> (physical: UInt64, host: UnsafeMutableRawPointer?) {
+    let translation = try PageWalker.translate(
+      linear, kind: kind, user: user, control: control, memory: tables, alignmentCheckFlag: alignmentCheckFlag)
+    let host = hostPage(translation.physicalAddress & ~0xFFF)
+    fill(linear, kind: kind, user: user, translation: translation, host: host, control: control)
+    return (translation.physicalAddress, host.map { $0 + Int(translation.physicalAddress & 0xFFF) })
+  }
+
+  /// Drops every entry, global ones included.
+  public func flushAll() {
+    if let filled = filledSlots {
+      for i in filled { entries[Int(i)] = .empty }
+    } else {
+      for i in 0..<(Self.sets * Self.tables) { entries[i] = .empty }
+    }
+    filledSlots = []
+    filledSlots!.reserveCapacity(64)
+    globalEntries = 0
+    largeEntries = 0
+    flushCount += 1
+  }
+
+  /// Drops every non-global entry (MOV CR3).
+  public func flushNonGlobal() {
+    guard globalEntries > 0 else { return flushAll() }
+    var globals = 0
+    var large = 0
+    var kept: [Int32] = []
+    func visit(_ i: Int) {
+      if entries[i].global && entries[i].tag != Entry.invalidTag {
+        globals += 1
+        if entries[i].pageMask != ~0xFFF { large += 1 }
+        kept.append(Int32(i))
+      } else {
+        entries[i] = .empty
+      }
+    }
+    if let filled = filledSlots {
+      // A slot may be listed twice; the second visit finds it either kept (listed once more) or empty.
+      var seen = Set<Int32>()
+      for i in filled where seen.insert(i).inserted { visit(Int(i)) }
+    } else {
+      for i in 0..<(Self.sets * Self.tables) { visit(i) }
+    }
+    filledSlots = kept
+    globalEntries = globals
+    largeEntries = large
+    flushCount += 1
+  }
+
+  /// INVLPG: drops the entries of the page containing `linear`, global or not; for a large page,
+  /// every 4 KiB entry cached from it.
+  public func invalidate(_ linear: UInt64) {
+    if largeEntries == 0 {
+      for table in 0..<Self.tables {
+        let i = table * Self.sets + Int(truncatingIfNeeded: (linear >> 12) & 0xFF)
+        if entries[i].tag == linear & ~0xFFF { entries[i] = .empty }
+      }
+      return
+    }
+    for i in 0..<(Self.sets * Self.tables) where entries[i].tag != Entry.invalidTag {
+      let mask = entries[i].pageMask
+      if entries[i].tag & mask == linear & mask { entries[i] = .empty }
+    }
+  }
+
+  /// Applies the TLB part of a system instruction's effects.
+  public func apply(_ effects: SystemEffects) {
+    if effects.contains(.flushTLB) {
+      flushAll()
+    } else if effects.contains(.flushNonGlobalTLB) {
+      flushNonGlobal()
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/// One object the core can hold for the whole system layer: the MMU and its TLB, the MSRs, the
+/// feature set and CPUID, with every instruction's TLB effects applied automatically. Each method
+/// returns true when the operating or code mode may have changed (the core then refreshes its
+/// decode mode from `state.codeMode`); everything throws the core's `Fault`.
+public final class SystemUnit {
+  public let state: CPUState
+  public let mmu: MMU
+  public var msrs: MSRFile
+  public var cpuid: CPUIDTable
+  /// The host time-stamp counter the guest TSC is offset from.
+  public var hostTSC: () -> UInt64
+
+  /// The advertised features (kept consistent across MSRs, CPUID and CR4 checks).
+  public var features: CPUFeatures {
+    didSet {
+      msrs.features = features
+      cpuid.features = features
+      mmu.supports1GPages = features.contains(.page1GB)
+    }
+  }
+
+  public init(
+    state: CPUState, memory: any PhysicalMemory, features: CPUFeatures = .systemBaseline,
+    physicalAddressBits: Int = 40, hostTSC: @escaping () -> UInt64 = { 0 }
+  ) {
+    self.state = state
+    self.features = features
+    self.mmu = MMU(
+      memory: memory, physicalAddressBits: physicalAddressBits, supports1GPages: features.contains(.page1GB))
+    self.msrs = MSRFile(features: features, physicalAddressBits: physicalAddressBits)
+    self.cpuid = CPUIDTable(features: features, physicalAddressBits: physicalAddressBits)
+    self.hostTSC = hostTSC
+  }
+
+  /// The memory interface the system layer uses (translated, privilege-checked).
+  public var memory: MMUSystemMemory { MMUSystemMemory(mmu: mmu, state: state) }
+
+  @discardableResult
+  func apply(_ effects: SystemEffects) -> Bool {
+    mmu.tlb.apply(effects)
+    return effects.contains(.modeChanged)
+  }
+
+  // MARK: Control and debug registers
+
+  @discardableResult
+  public func movToCR(_ register: Int, _ value: UInt64) throws(Fault) -> Bool {
+    apply(
+      try ControlRegisters.write(
+        register, value: value, state: state, features: features, physicalAddressBits: mmu.physicalAddressBits))
+  }
+  public func movFromCR(_ register: Int) throws(Fault) -> UInt64 { try ControlRegisters.read(register, state: state) }
+  @discardableResult
+  public func lmsw(_ value: UInt16) throws(Fault) -> Bool { apply(try ControlRegisters.lmsw(value, state: state)) }
+  public func invlpg(_ address: UInt64) throws(Fault) {
+    try SystemInstructions.invlpg(address, state: state, tlb: mmu.tlb)
+  }
+
+  // MARK: MSRs and counters
+
+  public func rdmsr(_ index: UInt32) throws(Fault) -> UInt64 {
+    try msrs.read(index, state: state, hostTSC: hostTSC())
+  }
+  public func wrmsr(_ index: UInt32, _ value: UInt64) throws(Fault) {
+    apply(try msrs.write(index, value: value, state: state, hostTSC: hostTSC()))
+  }
+  public func rdtsc() throws(Fault) -> UInt64 { try SystemInstructions.rdtsc(state: state, hostTSC: hostTSC()) }
+
+  // MARK: Descriptor tables and segments
+
+  public func loadDescriptorTable(
+    _ table: DescriptorTableInstructions.Table, limit: UInt16, base: UInt64, operandSize: Int
+  ) throws(Fault) {
+    try DescriptorTableInstructions.load(table, limit: limit, base: base, operandSize: operandSize, state: state)
+  }
+  public func lldt(_ selector: UInt16) throws(Fault) {
+    try DescriptorTableInstructions.loadLDTR(selector, state: state, memory: memory)
+  }
+  public func ltr(_ selector: UInt16) throws(Fault) {
+    try DescriptorTableInstructions.loadTR(selector, state: state, memory: memory)
+  }
+  public func loadSegment(_ register: SegmentRegister, _ selector: UInt16) throws(Fault) {
+    try SegmentLoader.loadData(register, selector: selector, state: state, memory: memory)
+  }
+
+  // MARK: Control transfers
+
+  @discardableResult
+  public func farJump(selector: UInt16, offset: UInt64, operandSize: Int, returnRIP: UInt64) throws(Fault) -> Bool {
+    _ = apply(
+      try FarTransfers.jump(
+        selector: selector, offset: offset, operandSize: operandSize, returnRIP: returnRIP, state: state,
+        memory: memory))
+    return true
+  }
+  @discardableResult
+  public func farCall(selector: UInt16, offset: UInt64, operandSize: Int, returnRIP: UInt64) throws(Fault) -> Bool {
+    _ = apply(
+      try FarTransfers.call(
+        selector: selector, offset: offset, operandSize: operandSize, returnRIP: returnRIP, state: state,
+        memory: memory))
+    return true
+  }
+  @discardableResult
+  public func farReturn(operandSize: Int, release: UInt16) throws(Fault) -> Bool {
+    try ReturnInstructions.farReturn(operandSize: operandSize, release: release, state: state, memory: memory)
+    return true
+  }
+  @discardableResult
+  public func iret(operandSize: Int, returnRIP: UInt64) throws(Fault) -> Bool {
+    _ = apply(try ReturnInstructions.iret(operandSize: operandSize, returnRIP: returnRIP, state: state, memory: memory))
+    return true
+  }
+
+  /// Delivers an event (exception, external interrupt, INT n); a task switch flushes the TLB.
+  public func deliver(
+    vector: UInt8, errorCode: UInt32? = nil, kind: EventKind, returnRIP: UInt64, instructionRIP: UInt64? = nil
+  ) -> DeliveryOutcome {
+    let outcome = InterruptDelivery.deliver(
+      vector: vector, errorCode: errorCode, kind: kind, returnRIP: returnRIP, instructionRIP: instructionRIP,
+      state: state, memory: memory)
+    if outcome == .taskSwitched { mmu.tlb.flushNonGlobal() }
+    return outcome
+  }
+
+  /// Delivers a fault an instruction threw.
+  public func deliver(_ fault: Fault, returnRIP: UInt64) -> DeliveryOutcome {
+    let outcome = InterruptDelivery.deliver(fault, returnRIP: returnRIP, state: state, memory: memory)
+    if outcome == .taskSwitched { mmu.tlb.flushNonGlobal() }
+    return outcome
+  }
+
+  // MARK: Fast system calls and I/O
+
+  public func syscall(returnRIP: UInt64) throws(Fault) {
+    try FastSystemCalls.syscall(returnRIP: returnRIP, state: state)
+  }
+  public func sysret(operandSize: Int) throws(Fault) {
+    try FastSystemCalls.sysret(operandSize: operandSize, state: state)
+  }
+  public func sysenter() throws(Fault) { try FastSystemCalls.sysenter(state: state) }
+  public func sysexit(operandSize: Int) throws(Fault) {
+    try FastSystemCalls.sysexit(operandSize: operandSize, state: state)
+  }
+  public func swapgs() throws(Fault) { try FastSystemCalls.swapgs(state: state) }
+  public func checkIO(port: UInt16, size: Int) throws(Fault) {
+    try IOPermission.check(port: port, size: size, state: state, memory: memory)
+  }
+}

@@ -1,5 +1,0 @@
-import Testing
-
-@Test func interpreterPlaceholderBuilds() {
-  #expect(Bool(true))
-}
