@@ -22,7 +22,10 @@ struct EngineRegistry {
           return nil
         } catch { return "\(error)" }
       },
-      make: { try KVMEngine() })
+      make: { try KVMEngine() }),
+    Entry(
+      name: "interp", summary: "software interpreter of the Trivisor x86 model",
+      unavailableReason: { nil }, make: { InterpreterEngine() }),
   ]
 
   /// Names accepted by `--engine`.
