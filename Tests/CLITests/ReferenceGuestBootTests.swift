@@ -36,6 +36,7 @@ import VMM
 
   @Test func selfTestPassesOnEveryEngine() throws {
     if Self.selfTestRuns.isEmpty { print("SKIP: no engine can run on this host") }
+    print("reference guest self-test booted on: \(Self.selfTestRuns.map(\.engine).joined(separator: ", "))")
     for (engine, result) in Self.selfTestRuns {
       let run = try result.get()
       let report = SelfTestReport(output: run.output)
