@@ -45,6 +45,8 @@ let package = Package(
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86"]),
+    // The same guest corpus on every engine: identical serial output and exit status.
+    .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
     .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM"]),

@@ -6,7 +6,7 @@ import VMM
 ///
 /// A halted guest retires no instructions, so the run loop must move time forward itself while
 /// the vCPU waits in HLT: `advance(to:)` the next timer deadline (time never goes backwards).
-public final class InstructionClock: GuestClock {
+public final class InstructionClock: InstructionDrivenClock {
   private let source: () -> UInt64
   /// Nanoseconds per instruction (default 1: a 1 GHz, one-instruction-per-cycle machine).
   public let nanosecondsPerInstruction: UInt64
@@ -19,6 +19,12 @@ public final class InstructionClock: GuestClock {
   }
 
   public var nanoseconds: UInt64 { source() &* nanosecondsPerInstruction &+ skipped }
+
+  public func instructions(until deadline: UInt64) -> UInt64 {
+    let now = nanoseconds
+    guard deadline > now else { return 1 }
+    return max(1, (deadline - now + nanosecondsPerInstruction - 1) / nanosecondsPerInstruction)
+  }
 
   /// Moves time forward to `deadline` (no effect when it already passed).
   public func advance(to deadline: UInt64) {

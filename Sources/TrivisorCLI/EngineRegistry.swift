@@ -1,3 +1,4 @@
+import Interpreter
 import KVMEngine
 import VMM
 
@@ -10,7 +11,9 @@ struct EngineRegistry {
     let summary: String
     /// nil when usable; otherwise the one-line reason.
     let unavailableReason: @Sendable () -> String?
-    let make: @Sendable () throws -> any Engine
+    /// Whether the engine can keep virtual time (`--deterministic`).
+    let supportsDeterministic: Bool
+    let make: @Sendable (_ deterministic: Bool) throws -> any Engine
   }
 
   static let entries: [Entry] = [
@@ -22,10 +25,13 @@ struct EngineRegistry {
           return nil
         } catch { return "\(error)" }
       },
-      make: { try KVMEngine() }),
+      supportsDeterministic: false,
+      make: { _ in try KVMEngine() }),
     Entry(
-      name: "interp", summary: "software interpreter of the Trivisor x86 model",
-      unavailableReason: { nil }, make: { InterpreterEngine() }),
+      name: "interp", summary: "software interpreter of Trivisor's x86 model",
+      unavailableReason: { nil },
+      supportsDeterministic: true,
+      make: { InterpreterEngine(deterministic: $0) }),
   ]
 
   /// Names accepted by `--engine`.
@@ -33,16 +39,25 @@ struct EngineRegistry {
 
   /// The engine `name` asks for; `auto` takes the first usable one. The note says what was chosen
   /// and why (for `--verbose`).
-  static func select(_ name: String) throws(ExitCodeError) -> (engine: any Engine, note: String) {
+  /// `fallback` is set when `auto` passed over a preferred engine: the caller tells the user why.
+  static func select(_ name: String, deterministic: Bool = false) throws(ExitCodeError) -> (
+    engine: any Engine, note: String, fallback: String?
+  ) {
     if name == "auto" {
       var reasons: [String] = []
       for e in entries {
+        if deterministic && !e.supportsDeterministic {
+          reasons.append("\(e.name): cannot run deterministically")
+          continue
+        }
         if let why = e.unavailableReason() {
           reasons.append("\(e.name): \(why)")
           continue
         }
         do {
-          return (try e.make(), "engine auto: chose \(e.name) (\(e.summary))")
+          let fallback =
+            reasons.isEmpty ? nil : "engine auto: using \(e.name) because " + reasons.joined(separator: "; ")
+          return (try e.make(deterministic), "engine auto: chose \(e.name) (\(e.summary))", fallback)
         } catch {
           reasons.append("\(e.name): \(error)")
         }
@@ -52,8 +67,11 @@ struct EngineRegistry {
     guard let e = entries.first(where: { $0.name == name }) else {
       throw ExitCodeError("unknown engine '\(name)' (choose from \(names.joined(separator: ", ")))")
     }
+    if deterministic && !e.supportsDeterministic {
+      throw ExitCodeError("engine \(name) cannot run deterministically (--deterministic needs interp)")
+    }
     do {
-      return (try e.make(), "engine \(e.name) (\(e.summary))")
+      return (try e.make(deterministic), "engine \(e.name) (\(e.summary))", nil)
     } catch {
       throw ExitCodeError("engine \(name) is unusable: \(error)")
     }

@@ -114,7 +114,7 @@ struct GuestBenchCommand: ParsableCommand {
   private func runEngine(_ entry: EngineRegistry.Entry, commandLine: String) -> BenchTable.Column {
     progress("\(entry.name): booting the reference kernel with '\(commandLine)'")
     let engine: any Engine
-    do { engine = try entry.make() } catch {
+    do { engine = try entry.make(false) } catch {
       return failedColumn(entry.name, isPeer: false, commandLine: commandLine, "\(error)")
     }
     do {

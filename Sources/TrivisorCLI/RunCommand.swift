@@ -59,6 +59,12 @@ struct RunCommand: ParsableCommand {
   @Option(help: "Stop the guest after this many seconds (exit status 10).")
   var timeout: Double?
 
+  @Flag(
+    help:
+      "Drive guest time (PIT, RTC, TSC) from the instruction count, so a guest prints the same output on every run (interp only)."
+  )
+  var deterministic = false
+
   @Flag(help: "Describe what the VMM does (engine choice, loading, exit controls).")
   var verbose = false
 
@@ -141,8 +147,9 @@ struct RunCommand: ParsableCommand {
     } else {
       boot = try ReferenceGuest.load(into: guestMemory, commandLine: append ?? "")
     }
-    let (engine, note) = try EngineRegistry.select(self.engine)
+    let (engine, note, fallback) = try EngineRegistry.select(self.engine, deterministic: deterministic)
     log(note)
+    if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
     let config = MachineConfiguration(
       serial: serialBackend, engineOptions: EngineOptions(interruptController: placement), timeoutSeconds: timeout,

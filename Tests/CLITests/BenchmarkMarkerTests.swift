@@ -17,7 +17,7 @@ import VMM
       print("SKIP: kvm unavailable: \(why)")
       return
     }
-    let run = try ReferenceGuest.run(engine: try entry.make(), commandLine: "bench scale=1", timeoutSeconds: 120)
+    let run = try ReferenceGuest.run(engine: try entry.make(false), commandLine: "bench scale=1", timeoutSeconds: 120)
     #expect(run.outcome.exitStatus == 0, "\(run.outcome.reason)")
     let table = BenchTable(
       host: "test", date: "now", buildConfiguration: "debug",

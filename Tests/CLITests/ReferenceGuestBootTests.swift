@@ -25,7 +25,7 @@ import VMM
     ReferenceGuest.CapturedRun, ExitCodeError
   > {
     do {
-      let engine = try entry.make()
+      let engine = try entry.make(false)
       return .success(try ReferenceGuest.run(engine: engine, commandLine: commandLine, timeoutSeconds: 120))
     } catch let error as ExitCodeError {
       return .failure(error)

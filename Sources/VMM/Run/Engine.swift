@@ -22,9 +22,14 @@ public struct EngineMachine {
   public var vcpu: any VirtualCPU
   /// Non-nil exactly when the interrupt controller and timer live in the engine.
   public var engineInterruptSink: (any InterruptSink)?
-  public init(vcpu: any VirtualCPU, engineInterruptSink: (any InterruptSink)? = nil) {
+  /// The guest clock when the engine keeps virtual time (deterministic runs); nil: host time.
+  public var clock: (any InstructionDrivenClock)?
+  public init(
+    vcpu: any VirtualCPU, engineInterruptSink: (any InterruptSink)? = nil, clock: (any InstructionDrivenClock)? = nil
+  ) {
     self.vcpu = vcpu
     self.engineInterruptSink = engineInterruptSink
+    self.clock = clock
   }
 }
 

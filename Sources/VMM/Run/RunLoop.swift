@@ -6,10 +6,10 @@
 extension VirtualMachine {
   /// Runs the guest until it stops; never throws: every failure becomes a `StopReason`.
   public func run() -> RunOutcome {
-    let start = clock.nanoseconds
+    let start = hostClock.nanoseconds
     timeoutDeadline = configuration.timeoutSeconds.map { start &+ UInt64(min(max(0, $0), 1e9) * 1e9) }
     let vcpu = self.vcpu
-    let timer = DeadlineTimer(clock: clock, action: { [kicker = Kicker(vcpu)] in kicker.kick() })
+    let timer = DeadlineTimer(clock: hostClock, action: { [kicker = Kicker(vcpu)] in kicker.kick() })
     if configuration.serial == .stdio && configuration.consoleCapture == nil {
       hostInput = HostConsoleInput(
         queue: input,
@@ -33,7 +33,7 @@ extension VirtualMachine {
     hostInput?.restore()
     if configuration.handleHostSignals { HostSignals.uninstall() }
     let report = statistics.report(
-      wallNanoseconds: clock.nanoseconds &- start, instructionsRetired: vcpu.instructionsRetired)
+      wallNanoseconds: hostClock.nanoseconds &- start, instructionsRetired: vcpu.instructionsRetired)
     return RunOutcome(reason: reason, statistics: report)
   }
 
@@ -43,14 +43,11 @@ extension VirtualMachine {
     var exitTime: UInt64 = 0
     while true {
       // Devices catch up with guest time; interrupts that fell due are raised.
-      var now = clock.nanoseconds
-      var deadline = timeoutDeadline
-      for d in timedDevices {
-        d.advance(to: now)
-        if let next = d.nextDeadline, next < deadline ?? .max { deadline = next }
-      }
+      let deviceDeadline = advanceDevices()
       if stopRequest.pending, let r = stopRequest.take() { return r }
-      if let t = timeoutDeadline, now >= t { return .timeout(seconds: configuration.timeoutSeconds ?? 0) }
+      if let t = timeoutDeadline, hostClock.nanoseconds >= t {
+        return .timeout(seconds: configuration.timeoutSeconds ?? 0)
+      }
 
       // Interrupt delivery from the userspace PIC.
       if let pic {
@@ -68,22 +65,54 @@ extension VirtualMachine {
           windowRequested = false
         }
       }
-      timer.arm(deadline)
+      // Host time: the timer kicks the vCPU at the next device deadline (or the timeout). Virtual
+      // time: the instruction budget stops the vCPU exactly at the deadline instead, and the timer
+      // only watches the timeout.
+      var budget: UInt64?
+      if let virtualTime {
+        budget = min(Self.virtualTimeSlice, deviceDeadline.map { virtualTime.instructions(until: $0) } ?? .max)
+        timer.arm(timeoutDeadline)
+      } else {
+        timer.arm(earliest(deviceDeadline, timeoutDeadline))
+      }
 
       // VM entry ... VM exit.
-      now = clock.nanoseconds
+      let now = hostClock.nanoseconds
       if let k = lastExit { statistics.record(k, nanoseconds: now &- exitTime) }
       let exit: VMExit
-      do { exit = try vcpu.run(budget: nil) } catch { return engineFailure(error) }
-      exitTime = clock.nanoseconds
+      do { exit = try vcpu.run(budget: budget) } catch { return engineFailure(error) }
+      exitTime = hostClock.nanoseconds
       statistics.guestNanoseconds &+= exitTime &- now
       lastExit = ExitKind(exit)
 
       if let stop = handle(exit) {
-        statistics.record(ExitKind(exit), nanoseconds: clock.nanoseconds &- exitTime)
+        statistics.record(ExitKind(exit), nanoseconds: hostClock.nanoseconds &- exitTime)
         return stop
       }
     }
+  }
+
+  /// Instructions a deterministic run executes between checks of the timeout and host input when
+  /// no timer deadline is closer.
+  static let virtualTimeSlice: UInt64 = 10_000_000
+
+  /// The earlier of two optional deadlines.
+  @inline(__always)
+  private func earliest(_ a: UInt64?, _ b: UInt64?) -> UInt64? {
+    guard let a else { return b }
+    guard let b else { return a }
+    return min(a, b)
+  }
+
+  /// Brings every timed device up to the current guest time; returns the earliest next deadline.
+  private func advanceDevices() -> UInt64? {
+    let now = clock.nanoseconds
+    var deadline: UInt64?
+    for d in timedDevices {
+      d.advance(to: now)
+      if let next = d.nextDeadline, next < deadline ?? .max { deadline = next }
+    }
+    return deadline
   }
 
   /// Handles one exit in the VMM; returns a reason when the guest must stop.
@@ -121,7 +150,7 @@ extension VirtualMachine {
       case .msrRead, .msrWrite:
         try vcpu.complete(.fault(vector: 13, errorCode: 0))
       case .rdtsc:
-        try vcpu.complete(.value(clock.nanoseconds))
+        try vcpu.complete(.value(clock.nanoseconds))  // a 1 GHz TSC in guest time
       case .invlpg:
         try vcpu.complete(.none)
       case .hypercall:
@@ -146,16 +175,20 @@ extension VirtualMachine {
       return .haltedForever(stateReport("HLT with interrupts disabled"))
     }
     while true {
-      let now = clock.nanoseconds
-      var deadline = timeoutDeadline
-      for d in timedDevices {
-        d.advance(to: now)
-        if let next = d.nextDeadline, next < deadline ?? .max { deadline = next }
-      }
+      let deadline = advanceDevices()
       drainInput()
       if pic.hasPendingInterrupt || stopRequest.pending { return nil }
-      if let t = timeoutDeadline, now >= t { return nil }
-      wakeup.wait(timeout: deadline.map { $0 > now ? $0 - now : 0 })
+      let hostNow = hostClock.nanoseconds
+      if let t = timeoutDeadline, hostNow >= t { return nil }
+      if let virtualTime, let deadline {
+        // Nothing runs while the guest idles: jump guest time to the next timer event.
+        virtualTime.advance(to: deadline)
+        continue
+      }
+      // Host time (or virtual time with no timer armed): sleep until the deadline, host input,
+      // a stop request or the timeout.
+      let until = earliest(virtualTime == nil ? deadline : nil, timeoutDeadline)
+      wakeup.wait(timeout: until.map { $0 > hostNow ? $0 - hostNow : 0 })
     }
   }
 

@@ -21,7 +21,13 @@ public final class VirtualMachine {
   public let memory: GuestMemory
   public let portBus = PortIOBus()
   public let mmioBus = MMIOBus()
-  public let clock: HostClock
+  /// Guest time, as devices see it: the host's monotonic clock, or the engine's instruction-driven
+  /// clock in deterministic runs.
+  public let clock: any GuestClock
+  /// Host time: wall-clock statistics, `--timeout`, and the deadline timer.
+  public let hostClock: HostClock
+  /// Non-nil when guest time follows the instruction count (`--deterministic`).
+  public let virtualTime: (any InstructionDrivenClock)?
   public let vcpu: any VirtualCPU
   public let engineName: String
   public let configuration: MachineConfiguration
@@ -58,10 +64,12 @@ public final class VirtualMachine {
     self.memory = memory
     self.configuration = configuration
     engineName = engine.name
-    clock = HostClock()
+    hostClock = HostClock()
     wakeup = WakeupEvent()
     let machine = try engine.makeMachine(memory: memory, options: configuration.engineOptions)
     vcpu = machine.vcpu
+    virtualTime = machine.clock
+    clock = machine.clock ?? hostClock
 
     if let capture = configuration.consoleCapture {
       console = ConsoleOutput(callback: capture)
