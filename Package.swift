@@ -50,6 +50,8 @@ let package = Package(
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
     .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM"]),
+    // SeaBIOS (Debian's `seabios` package) booted on every engine.
+    .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -26,7 +26,7 @@ struct RunCommand: ParsableCommand {
   @Option(help: "Guest RAM, e.g. 256M, 1G, 65536K or bytes.")
   var memory = "256M"
 
-  @Option(help: "COM1 backend: stdio, null or file:PATH.")
+  @Option(help: "COM1 backend: stdio, stderr, null or file:PATH.")
   var serial = "stdio"
 
   @Option(help: "Linux bzImage to boot (instead of IMAGE).")
@@ -46,6 +46,20 @@ struct RunCommand: ParsableCommand {
 
   @Option(name: .customLong("flat-entry"), help: "Entry point of the raw binary (default: its address).")
   var flatEntry: String?
+
+  @Option(help: "PC BIOS image (e.g. SeaBIOS's bios.bin) to start at the reset vector, instead of IMAGE.")
+  var bios: String?
+
+  @Option(
+    help:
+      "Debug console (ports 0xE9/0x402) backend: stdio, stderr, null or file:PATH (default: with COM1; stderr with --bios)."
+  )
+  var debugcon: String?
+
+  @Option(
+    name: .customLong("stop-on-output"),
+    help: "Stop (status 0) once the guest's console output contains this text.")
+  var stopOnOutput: String?
 
   @Option(help: "Interrupt controller and timer: user (the VMM's PIC/PIT) or kernel (the engine's).")
   var irqchip = "user"
@@ -108,18 +122,30 @@ struct RunCommand: ParsableCommand {
     let size: MemorySize
     do { size = try MemorySize(parsing: memory) } catch { throw ExitCodeError(error.description) }
     guard let serialBackend = SerialBackend(argument: serial) else {
-      throw ExitCodeError("invalid --serial '\(serial)' (use stdio, null or file:PATH)")
+      throw ExitCodeError("invalid --serial '\(serial)' (use stdio, stderr, null or file:PATH)")
+    }
+    var debugBackend: SerialBackend? = bios != nil ? .stderr : nil
+    if let d = debugcon {
+      guard let b = SerialBackend(argument: d) else {
+        throw ExitCodeError("invalid --debugcon '\(d)' (use stdio, stderr, null or file:PATH)")
+      }
+      debugBackend = b
     }
     guard let placement = InterruptControllerPlacement(rawValue: irqchip) else {
       throw ExitCodeError("invalid --irqchip '\(irqchip)' (use user or kernel)")
     }
     if let t = timeout, !(t > 0 && t.isFinite) { throw ExitCodeError("--timeout must be a positive number of seconds") }
     if image != nil && kernel != nil { throw ExitCodeError("give either IMAGE or --kernel, not both") }
+    if bios != nil && (image != nil || kernel != nil) {
+      throw ExitCodeError("give either --bios or an image, not both")
+    }
     let imagePath = kernel ?? image
     if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil) {
       throw ExitCodeError("--initrd, --flat-address and --flat-entry need an image")
     }
-    if demo && (imagePath != nil || append != nil) { throw ExitCodeError("--demo takes no image and no --append") }
+    if demo && (imagePath != nil || append != nil || bios != nil) {
+      throw ExitCodeError("--demo takes no image, --bios or --append")
+    }
     var options = LoadOptions(commandLine: append ?? "")
     if let a = flatAddress {
       guard let v = parseNumber(a) else { throw ExitCodeError("invalid --flat-address '\(a)'") }
@@ -135,7 +161,12 @@ struct RunCommand: ParsableCommand {
     let guestMemory: GuestMemory
     do { guestMemory = try GuestMemory(ramSize: size.bytes) } catch { throw ExitCodeError(error.description) }
     let boot: BootState
-    if let path = imagePath {
+    if let path = bios {
+      let bytes = try readUserFile(path, what: "BIOS image")
+      do { boot = try FirmwareLoader.load(firmware: bytes, into: guestMemory) } catch {
+        throw ExitCodeError("\(path): \(error.description)")
+      }
+    } else if let path = imagePath {
       let bytes = try readUserFile(path, what: "image")
       do {
         boot = try ImageLoader.load(image: bytes, into: guestMemory, options: options)
@@ -153,7 +184,8 @@ struct RunCommand: ParsableCommand {
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
     let config = MachineConfiguration(
       serial: serialBackend, engineOptions: EngineOptions(interruptController: placement), timeoutSeconds: timeout,
-      handleHostSignals: true, log: verbose ? log : nil)
+      handleHostSignals: true, log: verbose ? log : nil, firmware: bios != nil, stopOnOutput: stopOnOutput,
+      debugConsole: debugBackend)
     return (guestMemory, boot, config, engine)
   }
 }

@@ -25,6 +25,7 @@ import VMM
   @Test func serialBackendsParse() {
     #expect(SerialBackend(argument: "stdio") == .stdio)
     #expect(SerialBackend(argument: "null") == .null)
+    #expect(SerialBackend(argument: "stderr") == .stderr)
     #expect(SerialBackend(argument: "file:/tmp/x") == .file("/tmp/x"))
     #expect(SerialBackend(argument: "file:") == nil)
     #expect(SerialBackend(argument: "tcp:1234") == nil)
@@ -40,6 +41,7 @@ import VMM
     #expect(codes == [4, 6, 8, 10, 12, 14])
     #expect(codes.allSatisfy { $0 % 2 == 0 && $0 != 0 })
     #expect(StopReason.powerOff.exitStatus == 0)
+    #expect(StopReason.outputMatched("x").exitStatus == 0)
     #expect(StopReason.debugExit(value: 0x10).exitStatus == 0x21)
     #expect(StopReason.debugExit(value: 0).exitStatus == 1)
   }

@@ -21,6 +21,8 @@ import Testing
     #expect(config(offset: 8) >> 8 == 0x06_0000)
     #expect(config(offset: 2, size: 2) == 0x1237)
     #expect(config(offset: 0x0B, size: 1) == 0x06)
+    // QEMU's subsystem vendor/ID: how SeaBIOS recognizes an emulated i440FX.
+    #expect(config(offset: 0x2C) == 0x1100_1AF4)
   }
 
   @Test func nothingElseIsThere() {
@@ -117,6 +119,19 @@ import Testing
     #expect(status() & 1 == 1)
   }
 
+  @Test func disabledKeyboardInterfaceRaisesNoIRQ() {
+    // SeaBIOS disables the keyboard (0xAD) and self-tests the controller by polling; a latched
+    // IRQ 1 would later reach its handler with an empty buffer.
+    command(0xAD)
+    command(0xAA)
+    #expect(!sink.levels[1])
+    #expect(readData() == 0x55)
+    command(0xAE)
+    command(0xD2)
+    data(0x1C)
+    #expect(sink.levels[1])
+  }
+
   @Test func auxOutputBufferUsesIRQ12() {
     command(0x60)
     data(0x47)
@@ -168,8 +183,8 @@ import Testing
     let f = FwCfg.standard(memory: m, cpuCount: 2)
     #expect(readItem(f, FwCfg.ramSizeKey, count: 8) == TestImages.le(UInt64(4 << 30)))
     #expect(readItem(f, FwCfg.cpuCountKey, count: 2) == [2, 0])
-    let dir = readItem(f, FwCfg.fileDirectoryKey, count: 4 + 64)
-    #expect(dir[0...3] == [0, 0, 0, 1])
+    let dir = readItem(f, FwCfg.fileDirectoryKey, count: 4 + 2 * 64)
+    #expect(dir[0...3] == [0, 0, 0, 2])
     let size = Int(dir[4]) << 24 | Int(dir[5]) << 16 | Int(dir[6]) << 8 | Int(dir[7])
     let key = UInt16(dir[8]) << 8 | UInt16(dir[9])
     #expect(key == 0x20)
@@ -178,6 +193,11 @@ import Testing
     let e820 = readItem(f, key, count: size)
     #expect(Array(e820[0..<20]) == TestImages.le(UInt64(0)) + TestImages.le(UInt64(3 << 30)) + [1, 0, 0, 0])
     #expect(Array(e820[20..<28]) == TestImages.le(UInt64(4 << 30)))
+    // SeaBIOS's serial console on COM1 (it has no VGA to show its screen on).
+    let sercon = dir[68..<132]
+    #expect(String(decoding: sercon[76..<91], as: UTF8.self) == "etc/sercon-port")
+    #expect(sercon[68...71] == [0, 0, 0, 2])
+    #expect(readItem(f, UInt16(sercon[72]) << 8 | UInt16(sercon[73]), count: 2) == [0xF8, 0x03])
     // A 32-bit read of the data port returns four consecutive bytes.
     f.write(port: 0x510, size: 2, value: 0)
     #expect(f.read(port: 0x511, size: 4) == 0x554D_4551)

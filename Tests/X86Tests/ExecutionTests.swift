@@ -140,17 +140,29 @@ import X86
   }
 
   @Test func mmioReadsAndWritesReplay() {
-    // mov eax, [0x300000]; mov [0x300004], ebx  (beyond the test RAM: MMIO)
-    let (cpu, _) = makeCPU64([0x8B, 0x04, 0x25, 0, 0, 0x30, 0, 0x89, 0x1C, 0x25, 4, 0, 0x30, 0])
+    // Real mode with DS based at 3 MiB, beyond the 2 MiB of test RAM: MMIO.
+    // mov eax, [0]; mov [4], ebx   (66-prefixed 32-bit operands)
+    let (cpu, _) = makeCPUReal(.host64, [0x66, 0xA1, 0, 0, 0x66, 0x89, 0x1E, 4, 0])
+    cpu.state.setSegment(.ds, SegmentCache(selector: 0x3000, base: 0x30_0000, limit: 0xFFFF, attributes: 0x93))
     cpu.state.setGPR(Reg.rbx, 0xCAFE)
     #expect(cpu.step() == .mmioRead(address: 0x30_0000, size: 4))
-    #expect(cpu.state.rip == 0x1000)
+    #expect(cpu.state.rip == 0x100)
     cpu.complete(value: 0x1122_3344)
     #expect(cpu.step() == nil)
     #expect(cpu.state.gpr(Reg.rax) == 0x1122_3344)
     #expect(cpu.step() == .mmioWrite(address: 0x30_0004, size: 4, value: 0xCAFE))
     #expect(cpu.step() == nil)
-    #expect(cpu.state.rip == 0x100E)
+    #expect(cpu.state.rip == 0x109)
+  }
+
+  @Test func flatUserModeHasNoMMIOOnlyNotPresentPages() {
+    // mov eax, [0x300000]; add [0x300000], ebx  (beyond the test RAM)
+    let (cpu, _) = makeCPU64([0x8B, 0x04, 0x25, 0, 0, 0x30, 0, 0x01, 0x1C, 0x25, 0, 0, 0x30, 0])
+    #expect(cpu.step() == .exception(vector: 14, errorCode: 4))
+    #expect(cpu.state.cr2 == 0x30_0000)
+    cpu.state.rip = 0x1007
+    // A read-modify-write faults as a write, like hardware.
+    #expect(cpu.step() == .exception(vector: 14, errorCode: 6))
   }
 
   @Test func bmiInstructions() {

@@ -14,7 +14,10 @@ public enum StateComparison {
     var out: [FieldDifference] = []
     switch (native.outcome, model.outcome) {
     case (.completed, .completed): break
-    case (.fault(let a, _), .fault(let b, _)) where a == b: break
+    // Page faults must also agree on the error code's P, W/R and U/S bits (the model treats memory
+    // outside the code page and sandbox as not present, as the host does).
+    case (.fault(14, let a), .fault(14, let b)) where a & 7 == b & 7: break
+    case (.fault(let a, _), .fault(let b, _)) where a == b && a != 14: break
     default:
       out.append(
         FieldDifference(field: "outcome", native: native.outcome.description, model: model.outcome.description))

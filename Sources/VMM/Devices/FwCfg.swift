@@ -9,7 +9,8 @@
 /// selector, reserved and a 56-byte NUL-padded name). Files get selectors from 0x0020 in the
 /// order added. `standard(memory:cpuCount:)` adds what SeaBIOS reads: 0x0003 RAM size,
 /// 0x0005 and 0x000F CPU counts, and the file "etc/e820" (20-byte entries: address, length,
-/// type, little endian; one usable entry per RAM region).
+/// type, little endian; one usable entry per RAM region) and "etc/sercon-port" (0x3F8: SeaBIOS,
+/// having no VGA, writes its screen output to COM1).
 public final class FwCfg: PortIODevice {
   public static let signatureKey: UInt16 = 0x0000
   public static let idKey: UInt16 = 0x0001
@@ -45,6 +46,8 @@ public final class FwCfg: PortIODevice {
       e820 += f.le(r.guestAddress) + f.le(r.size) + f.le(E820Entry.Kind.usable.rawValue)
     }
     _ = f.addFile("etc/e820", data: e820)
+    // Without a VGA device SeaBIOS shows its screen (banner, boot messages) on this UART.
+    _ = f.addFile("etc/sercon-port", data: f.le(UInt16(0x3F8)))
     return f
   }
 

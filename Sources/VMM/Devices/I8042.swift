@@ -14,7 +14,8 @@
 /// others acknowledged with 0xFA. Scan code set queries answer set 2.
 ///
 /// Interrupts: IRQ 1 (keyboard) and IRQ 12 (aux) are raised while a byte from that source waits
-/// in the output buffer and the command byte enables the interrupt, lowered when it is read.
+/// in the output buffer and the command byte enables the interrupt and does not disable that
+/// interface (bits 4/5), lowered when it is read.
 public final class I8042: PortIODevice {
   private enum Source { case keyboard, aux }
   private var output: [(byte: UInt8, source: Source)] = []
@@ -164,8 +165,10 @@ public final class I8042: PortIODevice {
 
   private func updateInterrupts() {
     let head = output.first?.source
-    let kbd = head == .keyboard && commandByte & 0x01 != 0
-    let aux = head == .aux && commandByte & 0x02 != 0
+    // A disabled interface (command byte bits 4/5) raises no interrupt, even for the controller's
+    // own replies: firmware self-tests the controller with the keyboard disabled and polls.
+    let kbd = head == .keyboard && commandByte & 0x11 == 0x01
+    let aux = head == .aux && commandByte & 0x22 == 0x02
     if kbd != keyboardLevel {
       keyboardLevel = kbd
       if kbd { keyboardIRQ?.raise() } else { keyboardIRQ?.lower() }

@@ -1,6 +1,7 @@
 /// PCI configuration mechanism #1 (ports 0xCF8 and 0xCFC-0xCFF) with a bus that holds only an
 /// Intel 440FX-like host bridge at 00:00.0, plus the PIIX reset control register at 0xCF9.
 ///
+/// The subsystem IDs are QEMU's (1AF4:1100), which is how SeaBIOS recognizes an emulated i440FX.
 /// Enough for firmware (SeaBIOS) and Linux to enumerate PCI and find nothing but the bridge:
 /// every other device, function and bus reads as all ones. The bridge's configuration space is
 /// 256 bytes; the command register, latency timer, the PAM registers (0x59-0x5F) and SMRAM (0x72)
@@ -28,6 +29,10 @@ public final class PCIHostBridge: PortIODevice {
     config[0x0A] = 0x00  // subclass: host bridge
     config[0x0B] = 0x06  // class: bridge
     config[0x0E] = 0x00  // header type 0, single function
+    // QEMU's subsystem IDs (Red Hat, "QEMU virtual machine"): SeaBIOS recognizes the emulated
+    // chipset by them and only then reads its memory size from CMOS and fw_cfg.
+    put16(0x2C, 0x1AF4)
+    put16(0x2E, 0x1100)
     config[0x72] = 0x02  // SMRAM: default
   }
 

@@ -6,12 +6,15 @@ public enum SerialBackend: Sendable, Equatable {
   case file(String)
   /// Output dropped; no input.
   case null
+  /// Output to stderr; no input (`--debugcon stderr`).
+  case stderr
 
-  /// Parses `stdio`, `null` or `file:PATH` (the `--serial` syntax).
+  /// Parses `stdio`, `stderr`, `null` or `file:PATH` (the `--serial` and `--debugcon` syntax).
   public init?(argument: String) {
     switch argument {
     case "stdio": self = .stdio
     case "null": self = .null
+    case "stderr": self = .stderr
     default:
       guard argument.hasPrefix("file:"), argument.count > 5 else { return nil }
       self = .file(String(argument.dropFirst(5)))
@@ -24,6 +27,10 @@ public struct MachineConfiguration {
   public var serial: SerialBackend
   /// Receives guest console bytes instead of `serial` (tests capture output with it).
   public var consoleCapture: (([UInt8]) -> Void)?
+  /// Where the debug console (ports 0xE9 and 0x402) writes; nil: wherever COM1 writes (mixed).
+  public var debugConsole: SerialBackend?
+  /// Receives the debug console's bytes instead of `debugConsole`.
+  public var debugConsoleCapture: (([UInt8]) -> Void)?
   public var engineOptions: EngineOptions
   /// Stop the guest after this many seconds of wall time (`--timeout`), status 10.
   public var timeoutSeconds: Double?
@@ -31,11 +38,19 @@ public struct MachineConfiguration {
   public var handleHostSignals: Bool
   /// Receives `--verbose` diagnostics.
   public var log: ((String) -> Void)?
+  /// The guest is PC firmware started at the reset vector (`--bios`): adds the firmware-only
+  /// devices (fw_cfg at 0x510).
+  public var firmware: Bool
+  /// Stop with `StopReason.outputMatched` (status 0) once COM1's output or the debug console's
+  /// output contains this text (`--stop-on-output`); each stream is searched on its own.
+  /// Empty or nil: never.
+  public var stopOnOutput: String?
 
   public init(
     serial: SerialBackend = .null, consoleCapture: (([UInt8]) -> Void)? = nil,
     engineOptions: EngineOptions = EngineOptions(), timeoutSeconds: Double? = nil, handleHostSignals: Bool = false,
-    log: ((String) -> Void)? = nil
+    log: ((String) -> Void)? = nil, firmware: Bool = false, stopOnOutput: String? = nil,
+    debugConsole: SerialBackend? = nil, debugConsoleCapture: (([UInt8]) -> Void)? = nil
   ) {
     self.serial = serial
     self.consoleCapture = consoleCapture
@@ -43,5 +58,9 @@ public struct MachineConfiguration {
     self.timeoutSeconds = timeoutSeconds
     self.handleHostSignals = handleHostSignals
     self.log = log
+    self.firmware = firmware
+    self.stopOnOutput = stopOnOutput
+    self.debugConsole = debugConsole
+    self.debugConsoleCapture = debugConsoleCapture
   }
 }

@@ -30,6 +30,7 @@ extension VirtualMachine {
     deadlineTimer = nil
     timer.stop()
     console.flush()
+    debugConsoleOutput?.flush()
     hostInput?.restore()
     if configuration.handleHostSignals { HostSignals.uninstall() }
     let report = statistics.report(
@@ -43,10 +44,14 @@ extension VirtualMachine {
     var exitTime: UInt64 = 0
     while true {
       // Devices catch up with guest time; interrupts that fell due are raised.
-      let deviceDeadline = advanceDevices()
+      var deviceDeadline = advanceDevices()
       if stopRequest.pending, let r = stopRequest.take() { return r }
       if let t = timeoutDeadline, hostClock.nanoseconds >= t {
         return .timeout(seconds: configuration.timeoutSeconds ?? 0)
+      }
+      if let o = outputStop, let t = o.deadline {
+        if clock.nanoseconds >= t { return .outputMatched(o.text) }
+        deviceDeadline = earliest(deviceDeadline, t)
       }
 
       // Interrupt delivery from the userspace PIC.
@@ -169,17 +174,22 @@ extension VirtualMachine {
   /// or a stop is requested. HLT with IF=0 can never end.
   private func idle() throws(EngineError) -> StopReason? {
     console.flush()
+    debugConsoleOutput?.flush()
     guard let pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
     deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
     if try vcpu.registers().rflags & 0x200 == 0 {
       return .haltedForever(stateReport("HLT with interrupts disabled"))
     }
     while true {
-      let deadline = advanceDevices()
+      var deadline = advanceDevices()
       drainInput()
       if pic.hasPendingInterrupt || stopRequest.pending { return nil }
       let hostNow = hostClock.nanoseconds
       if let t = timeoutDeadline, hostNow >= t { return nil }
+      if let t = outputStop?.deadline {
+        if clock.nanoseconds >= t { return nil }
+        deadline = earliest(deadline, t)
+      }
       if let virtualTime, let deadline {
         // Nothing runs while the guest idles: jump guest time to the next timer event.
         virtualTime.advance(to: deadline)

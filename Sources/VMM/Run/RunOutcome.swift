@@ -20,6 +20,8 @@ public enum StopReason: Sendable, Equatable {
   case timeout(seconds: Double)
   /// A host signal (SIGINT, SIGTERM, SIGHUP) asked the VMM to stop.
   case hostSignal(Int32)
+  /// The guest's console output contained the `--stop-on-output` text: a success, status 0.
+  case outputMatched(String)
 
   /// The process exit status (see docs/exit-status.md).
   public var exitStatus: Int32 {
@@ -32,6 +34,7 @@ public enum StopReason: Sendable, Equatable {
     case .haltedForever: return ExitStatus.haltedForever
     case .timeout: return ExitStatus.timeout
     case .hostSignal: return ExitStatus.hostSignal
+    case .outputMatched: return 0
     }
   }
 
@@ -47,6 +50,7 @@ public enum StopReason: Sendable, Equatable {
     case .haltedForever(let r): return "guest halted with interrupts disabled\n\(r)"
     case .timeout(let s): return "guest stopped after the --timeout of \(s) s"
     case .hostSignal(let n): return "stopped by host signal \(n)"
+    case .outputMatched(let text): return "guest output contained \"\(text)\"; stopped"
     }
   }
 }

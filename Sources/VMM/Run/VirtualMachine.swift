@@ -47,10 +47,14 @@ public final class VirtualMachine {
   public let input = HostInputQueue()
 
   let console: ConsoleOutput
+  /// Where the debug console (0xE9/0x402) writes when it is not `console`.
+  let debugConsoleOutput: ConsoleOutput?
   let wakeup: WakeupEvent
   var timedDevices: [any TimedDevice] = []
   var hostInput: HostConsoleInput?
-  let stopRequest = StopRequest()
+  let stopRequest: StopRequest
+  /// The `stopOnOutput` watcher's state, if one was asked for.
+  let outputStop: OutputStop?
   /// Guest time at which `--timeout` expires (set by `run()`).
   var timeoutDeadline: UInt64?
   /// The host timer that kicks the vCPU at device deadlines while `run()` runs.
@@ -66,6 +70,7 @@ public final class VirtualMachine {
     engineName = engine.name
     hostClock = HostClock()
     wakeup = WakeupEvent()
+    stopRequest = StopRequest()
     let machine = try engine.makeMachine(memory: memory, options: configuration.engineOptions)
     vcpu = machine.vcpu
     virtualTime = machine.clock
@@ -74,22 +79,24 @@ public final class VirtualMachine {
     if let capture = configuration.consoleCapture {
       console = ConsoleOutput(callback: capture)
     } else {
-      switch configuration.serial {
-      case .stdio: console = ConsoleOutput(descriptor: 1)
-      case .null: console = ConsoleOutput()
-      case .file(let path):
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-          throw EngineError("cannot open serial output file \(path): \(String(cString: strerror(errno)))")
-        }
-        console = ConsoleOutput(descriptor: fd, closeOnDeinit: true)
-      }
+      console = try Self.output(for: configuration.serial, what: "serial")
+    }
+    if let capture = configuration.debugConsoleCapture {
+      debugConsoleOutput = ConsoleOutput(callback: capture)
+    } else if let backend = configuration.debugConsole {
+      debugConsoleOutput = try Self.output(for: backend, what: "debug console")
+    } else {
+      debugConsoleOutput = nil
     }
 
-    let console = self.console
+    let clock = self.clock
+    let outputStop = configuration.stopOnOutput.flatMap { $0.isEmpty ? nil : OutputStop(text: $0, clock: clock) }
+    self.outputStop = outputStop
+    let serialSink = Self.watched(console, outputStop)
+    let debugSink = debugConsoleOutput.map { Self.watched($0, outputStop) }
     devices = PCDevices(
       memory: memory, clock: clock, interruptSink: machine.engineInterruptSink,
-      serialOutput: { console.write($0) })
+      serialOutput: serialSink, consoleOutput: debugSink, firmware: configuration.firmware)
     if machine.engineInterruptSink == nil {
       pic = devices.pic
       pit = devices.pit
@@ -116,11 +123,58 @@ public final class VirtualMachine {
           ? "" : ", exit controls not honoured: \(vcpu.unsupportedExitControls.joined(separator: ", "))"))
   }
 
+  private static func output(for backend: SerialBackend, what: String) throws(EngineError) -> ConsoleOutput {
+    switch backend {
+    case .stdio: return ConsoleOutput(descriptor: 1)
+    case .stderr: return ConsoleOutput(descriptor: 2)
+    case .null: return ConsoleOutput()
+    case .file(let path):
+      let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+      guard fd >= 0 else {
+        throw EngineError("cannot open \(what) output file \(path): \(String(cString: strerror(errno)))")
+      }
+      return ConsoleOutput(descriptor: fd, closeOnDeinit: true)
+    }
+  }
+
+  /// A device output function writing to `output`; with a `stopOnOutput` text it also watches the
+  /// bytes (each stream on its own, so two interleaved streams cannot hide a match). Device
+  /// output happens on the vCPU thread while an exit is handled.
+  private static func watched(_ output: ConsoleOutput, _ stop: OutputStop?) -> ([UInt8]) -> Void {
+    guard let stop else { return { output.write($0) } }
+    var watcher = OutputWatcher(text: stop.text)
+    return { bytes in
+      output.write(bytes)
+      if watcher.feed(bytes) { stop.matched() }
+    }
+  }
+
   /// Asks a running `run()` to stop with `reason` at the next exit (kicks the vCPU). Any thread.
   public func requestStop(_ reason: StopReason) {
     stopRequest.set(reason)
     wakeup.signal()
     vcpu.kick()
+  }
+}
+
+/// Console output watched for `MachineConfiguration.stopOnOutput`. The first match (in any
+/// watched stream) sets a stop deadline `grace` nanoseconds later, so the rest of the line reaches
+/// every stream (SeaBIOS writes each character to the debug console, then to COM1) before the run
+/// loop stops. Used on the vCPU thread only.
+final class OutputStop {
+  static let grace: UInt64 = 100_000_000
+  let text: String
+  private let clock: any GuestClock
+  /// When the run loop stops; nil until the text has appeared.
+  private(set) var deadline: UInt64?
+
+  init(text: String, clock: any GuestClock) {
+    self.text = text
+    self.clock = clock
+  }
+
+  func matched() {
+    if deadline == nil { deadline = clock.nanoseconds &+ Self.grace }
   }
 }
 

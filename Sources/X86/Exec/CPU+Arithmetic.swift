@@ -150,7 +150,7 @@ extension CPU {
     let bits = UInt64(size * 8)
     var count = (try readOperand(ins, ins.operands.1, ea)) & 0xFF
     if model != .i8086 { count &= size == 8 ? 0x3F : 0x1F }
-    let a = try readOperand(ins, ins.operands.0, ea)
+    let a = try readOperandForUpdate(ins, ins.operands.0, ea)
     if ins.operation == .setmo {
       if count == 0 { return }
       try writeOperand(ins, ins.operands.0, ea, m)
@@ -231,10 +231,10 @@ extension CPU {
     let bits = UInt64(size * 8)
     let count = (try readOperand(ins, ins.operands.2, ea)) & (size == 8 ? 63 : 31)
     if count == 0 {
-      zeroExtendIfDword(ins.operands.0, try readOperand(ins, ins.operands.0, ea))
+      zeroExtendIfDword(ins.operands.0, try readOperandForUpdate(ins, ins.operands.0, ea))
       return
     }
-    let a = try readOperand(ins, ins.operands.0, ea)
+    let a = try readOperandForUpdate(ins, ins.operands.0, ea)
     let b = try readOperand(ins, ins.operands.1, ea)
     var r: UInt64
     var cf: Bool
@@ -280,7 +280,7 @@ extension CPU {
         address = (ea &+ UInt64(bitPattern: delta)) & ALU.mask(Int(ins.addressSize))
       }
     }
-    let v = try readOperand(ins, o0, address)
+    let v = ins.operation == .bt ? try readOperand(ins, o0, address) : try readOperandForUpdate(ins, o0, address)
     let cf = (v >> bit) & 1 != 0
     let m: UInt64 = 1 << bit
     switch ins.operation {

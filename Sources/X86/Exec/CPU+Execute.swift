@@ -156,7 +156,9 @@ extension CPU {
     var rip = nextRIP
     switch ins.operation {
     case .add, .or, .adc, .sbb, .and, .sub, .xor, .cmp, .test:
-      let a = try readOperand(ins, o0, ea)
+      let a =
+        ins.operation == .cmp || ins.operation == .test
+        ? try readOperand(ins, o0, ea) : try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
       let r: UInt64
       let f: UInt64
@@ -178,17 +180,17 @@ extension CPU {
       if ins.operation != .cmp && ins.operation != .test { try writeOperand(ins, o0, ea, r) }
       setArithmeticFlags(f)
     case .inc, .dec:
-      let a = try readOperand(ins, o0, ea)
+      let a = try readOperandForUpdate(ins, o0, ea)
       let (r, f) = ins.operation == .inc ? ALU.add(a, 1, carry: 0, size) : ALU.sub(a, 1, borrow: 0, size)
       try writeOperand(ins, o0, ea, r)
       setArithmeticFlags((f & ~Flags.cf) | (state.rflags & Flags.cf))
     case .neg:
-      let a = try readOperand(ins, o0, ea)
+      let a = try readOperandForUpdate(ins, o0, ea)
       let (r, f) = ALU.sub(0, a, borrow: 0, size)
       try writeOperand(ins, o0, ea, r)
       setArithmeticFlags(f)
     case .not:
-      let a = try readOperand(ins, o0, ea)
+      let a = try readOperandForUpdate(ins, o0, ea)
       try writeOperand(ins, o0, ea, ~a & ALU.mask(size))
     case .mov, .movabs, .movSeg:
       let v = try readOperand(ins, o1, ea)
@@ -207,7 +209,7 @@ extension CPU {
       if o0.kind != .gpr { throw Fault.invalidOpcode }
       setReg(Int(o0.reg), Int(o0.size), ea)
     case .xchg:
-      let a = try readOperand(ins, o0, ea)
+      let a = try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
       if o0.kind == .memory {
         try writeOperand(ins, o0, ea, b)
@@ -384,7 +386,7 @@ extension CPU {
       let v = try pop(size: size)
       loadFlags(v, size: size)
     case .xadd:
-      let a = try readOperand(ins, o0, ea)
+      let a = try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
       let (r, f) = ALU.add(a, b, carry: 0, size)
       if o0.kind == .memory {
@@ -396,7 +398,7 @@ extension CPU {
       }
       setArithmeticFlags(f)
     case .cmpxchg:
-      let a = try readOperand(ins, o0, ea)
+      let a = try readOperandForUpdate(ins, o0, ea)
       let acc = reg(0, size)
       let (_, f) = ALU.sub(acc, a, borrow: 0, size)
       if acc == a {
@@ -411,6 +413,7 @@ extension CPU {
       let half = wide ? 8 : 4
       let seg = Int(ins.segment)
       if wide && ea & 15 != 0 { throw Fault.generalProtection() }
+      try probeWrite(seg: seg, offset: ea, size: half * 2)  // always a locked write cycle
       let lo = try read(seg: seg, offset: ea, size: half)
       let hi = try read(seg: seg, offset: (ea &+ UInt64(half)) & ALU.mask(Int(ins.addressSize)), size: half)
       if lo == reg(0, half) && hi == reg(2, half) {

@@ -71,6 +71,7 @@ extension CPU {
         return v
       }
     }
+    if flatUser { throw flatUserPageFault(phys, write: false) }
     let v = try replayedRead(.mmioRead(address: phys, size: size))
     return size >= 8 ? v : v & ((1 << UInt64(size * 8)) - 1)
   }
@@ -90,8 +91,16 @@ extension CPU {
       }
       return
     }
+    if flatUser { throw flatUserPageFault(phys, write: true) }
     try replayedWrite(
       .mmioWrite(address: phys, size: size, value: size >= 8 ? value : value & ((1 << UInt64(size * 8)) - 1)))
+  }
+
+  /// In the flat-user oracle mode there is no MMIO: like a user process, an access to memory that
+  /// is not there is a not-present page fault (CR2 = the address, error code W/R and U/S).
+  func flatUserPageFault(_ address: UInt64, write: Bool) -> Fault {
+    state.cr2 = address
+    return .exception(vector: 14, errorCode: (write ? 2 : 0) | 4)
   }
 
   /// An I/O or MMIO read: the logged answer on re-execution, else an event.
@@ -132,7 +141,8 @@ extension CPU {
       try physicalWrite(try translate(linear, write: true), size: size, value: value)
       return
     }
-    _ = try translate(linear &+ UInt64(size - 1), write: true)
+    let last = try translate(linear &+ UInt64(size - 1), write: true)
+    if flatUser && hostPage(last, write: true) == nil { throw flatUserPageFault(last, write: true) }
     for k in 0..<size {
       try physicalWrite(try translate(linear &+ UInt64(k), write: true), size: 1, value: value >> (8 * k))
     }

@@ -117,8 +117,32 @@ extension CPU {
     return p + Int(phys & 0xFFF)
   }
 
-  @inline(__always) func fastRead64(seg: Int, offset: UInt64, size: Int) -> UInt64? {
-    guard let p = fastHostAddress(seg: seg, offset: offset, size: size, write: false) else { return nil }
+  /// Reads the destination of a read-modify-write instruction (ADD [m], NEG [m], XADD ...). The
+  /// access is checked as a write before anything is read, as hardware does: a fault on it reports
+  /// W=1 in the #PF error code even though the read comes first.
+  @inline(__always)
+  func readOperandForUpdate(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
+    guard o.kind == .memory else { return try readOperand(ins, o, ea) }
+    let size = Int(o.size)
+    if let v = fastRead64(seg: Int(ins.segment), offset: ea, size: size, write: true) { return v }
+    try probeWrite(seg: Int(ins.segment), offset: ea, size: size)
+    return try read(seg: Int(ins.segment), offset: ea, size: size)
+  }
+
+  /// Checks that `size` bytes at segment:offset can be written (segment limits, paging, and in the
+  /// flat-user oracle mode, presence), without writing.
+  func probeWrite(seg: Int, offset: UInt64, size: Int) throws(Fault) {
+    let lin = try linearAddress(seg: seg, offset: offset, size: size, write: true)
+    let first = try translate(lin, write: true)
+    let last = (lin & 0xFFF) + UInt64(size) <= 0x1000 ? first : try translate(lin &+ UInt64(size - 1), write: true)
+    if flatUser {
+      if hostPage(first, write: true) == nil { throw flatUserPageFault(first, write: true) }
+      if hostPage(last, write: true) == nil { throw flatUserPageFault(last, write: true) }
+    }
+  }
+
+  @inline(__always) func fastRead64(seg: Int, offset: UInt64, size: Int, write: Bool = false) -> UInt64? {
+    guard let p = fastHostAddress(seg: seg, offset: offset, size: size, write: write) else { return nil }
     switch size {
     case 1: return UInt64(p.load(as: UInt8.self))
     case 2: return UInt64(p.loadUnaligned(as: UInt16.self))

@@ -1,0 +1,165 @@
+import Foundation
+import KVMEngine
+import Testing
+import VMM
+
+/// Boots Debian's SeaBIOS (`apt-get install seabios`) the way `trivisor run --bios FILE
+/// --stop-on-output "No bootable device"` does, on each engine, and checks that POST ran to the
+/// end: banner on COM1 and on the debug port 0x402, memory sizing from fw_cfg, the PCI scan, the
+/// e820 map, and the final "No bootable device" message.
+@Suite(.serialized) struct SeaBIOSBootTests {
+  static let biosPath = "/usr/share/seabios/bios.bin"
+  static let finalMessage = "No bootable device"
+
+  /// What one boot printed and how it ended.
+  struct Boot {
+    var serial: String
+    var debug: String
+    var outcome: RunOutcome
+  }
+
+  /// The BIOS image, or nil after printing why the test skips.
+  static func biosImage(_ path: String = biosPath, _ test: String = #function) -> [UInt8]? {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      print("SKIP: \(path) missing (install the seabios package); \(test) needs it")
+      return nil
+    }
+    return Array(data)
+  }
+
+  /// The engines the boot must work on.
+  enum EngineName: String, CaseIterable, Sendable, CustomStringConvertible {
+    case kvm, interp
+    /// interp with `--deterministic` (virtual time).
+    case interpDeterministic = "interp --deterministic"
+    var description: String { rawValue }
+  }
+
+  /// The engine, or nil after printing why the test skips.
+  static func engine(_ name: EngineName, _ test: String = #function) -> (any Engine)? {
+    switch name {
+    case .kvm:
+      do { return try KVMEngine() } catch {
+        print("SKIP: /dev/kvm unusable (\(error)); \(test) on kvm needs it")
+        return nil
+      }
+    case .interp:
+      return interpreterEngine()
+    case .interpDeterministic:
+      return interpreterEngine(deterministic: true)
+    }
+  }
+
+  /// Boots `image` with 256 MiB of RAM; `stopOn` as `--stop-on-output`; `adjust` may change the
+  /// machine (fw_cfg files) before it runs.
+  static func boot(
+    _ image: [UInt8], engine: any Engine, stopOn: String? = finalMessage, timeout: Double = 60,
+    adjust: (VirtualMachine) -> Void = { _ in }
+  ) throws -> Boot {
+    let memory = try GuestMemory(ramSize: 256 << 20)
+    let state = try FirmwareLoader.load(firmware: image, into: memory)
+    let serial = Capture()
+    let debug = Capture()
+    let config = MachineConfiguration(
+      consoleCapture: { serial.append($0) }, timeoutSeconds: timeout, firmware: true, stopOnOutput: stopOn,
+      debugConsoleCapture: { debug.append($0) })
+    let vm = try VirtualMachine(memory: memory, boot: state, engine: engine, configuration: config)
+    adjust(vm)
+    let start = Date()
+    let outcome = vm.run()
+    let seconds = Date().timeIntervalSince(start)
+    print(
+      "SeaBIOS on \(engine.name): \(outcome.reason.description) after \(String(format: "%.2f", seconds)) s, "
+        + "\(outcome.statistics.totalExits) exits")
+    return Boot(serial: serial.text, debug: debug.text, outcome: outcome)
+  }
+
+  /// POST steps in the debug log (port 0x402), in order.
+  static let postSteps = [
+    "SeaBIOS (version ", "Running on QEMU (i440fx)", "Found QEMU fw_cfg",
+    "qemu/e820: addr 0x0000000000000000 len 0x0000000010000000 [RAM]", "=== PCI device probing ===",
+    "Found 1 PCI devices", "PCI: init bdf=00:00.0 id=8086:1237", "sercon: using ioport 0x3f8",
+    "Found 1 serial ports", "PS2 keyboard initialized", "e820 map has 5 items", "Booting from Floppy...",
+    "Booting from Hard Disk...", "No bootable device.  Retrying in 60 seconds.",
+  ]
+
+  /// The checks every engine must pass.
+  static func expectCompletePOST(_ b: Boot) {
+    #expect(b.outcome.reason == .outputMatched(finalMessage), "\(b.outcome.reason.description)\n\(b.debug)")
+    // The screen, shown on COM1 by SeaBIOS's serial console (fw_cfg etc/sercon-port).
+    #expect(b.serial.contains("SeaBIOS (version "))
+    #expect(b.serial.contains("No bootable device.  Retrying in 60 seconds."))
+    var rest = Substring(b.debug)
+    for step in postSteps {
+      guard let r = rest.range(of: step) else {
+        Issue.record("debug log lacks '\(step)' (in order)\n\(b.debug)")
+        return
+      }
+      rest = rest[r.upperBound...]
+    }
+    // No stale keyboard interrupt reaches SeaBIOS's IRQ 1 handler once it enables interrupts.
+    #expect(!b.debug.contains("unknown scancode"))
+  }
+
+  /// One boot of bios.bin per engine, shared by the tests that only read its output.
+  nonisolated(unsafe) static var boots: [EngineName: Boot] = [:]
+
+  static func standardBoot(_ name: EngineName, _ test: String = #function) throws -> Boot? {
+    if let b = boots[name] { return b }
+    guard let image = biosImage(biosPath, test), let engine = engine(name, test) else { return nil }
+    let b = try boot(image, engine: engine)
+    boots[name] = b
+    return b
+  }
+
+  @Test(arguments: EngineName.allCases) func bootsToNoBootableDevice(_ name: EngineName) throws {
+    guard let b = try Self.standardBoot(name) else { return }
+    Self.expectCompletePOST(b)
+  }
+
+  /// The debug log with the lines that describe the host CPU taken out (docs/firmware.md lists
+  /// them: KVM's signature and kvmclock, the TSC frequency, the local APIC, an allocation they shift).
+  static func engineIndependentLines(_ log: String) -> [Substring] {
+    let engineSpecific = ["Running on KVM", "kvmclock:", "CPU Mhz=", "Found 1 cpu(s)", "No apic", "Copying MPTABLE"]
+    return log.split(separator: "\n").filter { line in !engineSpecific.contains { line.hasPrefix($0) } }
+  }
+
+  @Test(arguments: [EngineName.interp, .interpDeterministic]) func kvmAndInterpPrintTheSame(_ name: EngineName) throws {
+    guard let kvm = try Self.standardBoot(.kvm), let interp = try Self.standardBoot(name) else { return }
+    #expect(kvm.serial == interp.serial)
+    #expect(Self.engineIndependentLines(kvm.debug) == Self.engineIndependentLines(interp.debug))
+  }
+
+  @Test(arguments: [EngineName.kvm, .interp]) func the256KiBImageBootsToo(_ name: EngineName) throws {
+    // bios-256k.bin puts its init code below 0xE0000; SeaBIOS copies it from the 4 GiB alias.
+    guard let image = Self.biosImage("/usr/share/seabios/bios-256k.bin"), let engine = Self.engine(name) else {
+      return
+    }
+    Self.expectCompletePOST(try Self.boot(image, engine: engine))
+  }
+
+  @Test(arguments: [EngineName.kvm, .interp]) func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStops(
+    _ name: EngineName
+  ) throws {
+    guard let image = Self.biosImage(), let engine = Self.engine(name) else { return }
+    var machine: VirtualMachine?
+    let b = try Self.boot(image, engine: engine, stopOn: nil) { vm in
+      // QEMU's `-boot reboot-timeout=0`: retry at once instead of after 60 s.
+      vm.devices.fwCfg?.addFile("etc/boot-fail-wait", data: [0, 0, 0, 0])
+      machine = vm
+    }
+    #expect(b.outcome.reason == .reset, "\(b.outcome.reason.description)")
+    #expect(b.debug.contains("No bootable device.  Retrying in 0 seconds."))
+    #expect(b.debug.contains("Rebooting."))
+    // SeaBIOS 1.16 on QEMU's i440FX resets through the PIIX reset control register (0xCF9).
+    #expect(machine?.devices.pci.resetRequested == true)
+    #expect(b.debug.contains("In resume (status=0)"))
+  }
+}
+
+/// Collects guest output from the vCPU thread.
+final class Capture: @unchecked Sendable {
+  private(set) var bytes: [UInt8] = []
+  func append(_ b: [UInt8]) { bytes += b }
+  var text: String { String(decoding: bytes, as: UTF8.self) }
+}
