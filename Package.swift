@@ -31,7 +31,7 @@ let package = Package(
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -48,6 +48,8 @@ let package = Package(
     // The same guest corpus on every engine: identical serial output and exit status.
     .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
+    // The command line: the reference guest booted through the engine registry, the bench table.
+    .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
     .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
   ],

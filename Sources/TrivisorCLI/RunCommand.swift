@@ -8,14 +8,16 @@ struct RunCommand: ParsableCommand {
     abstract: "Boot a guest image (or the built-in guest) on an engine.",
     discussion: """
       IMAGE may be an ELF64 kernel, an ELF32 Multiboot v1 kernel, a Linux bzImage, or (with \
-      --flat-address) a raw binary. Without IMAGE the built-in demo guest runs. Exit status: the \
+      --flat-address) a raw binary. Without IMAGE the reference guest kernel runs its self-test \
+      (--append "bench scale=small" runs its benchmarks; --demo boots the small demo guest instead; \
+      docs/guest-kernel.md). Exit status: the \
       guest's (0 after power-off through port 0x604, (v<<1)|1 after isa-debug-exit), otherwise the \
       VMM's even codes listed in docs/exit-status.md (2 bad input, 4 engine error, 6 triple fault, \
       8 halted forever, 10 timeout, 12 host signal, 14 guest reset).
       """
   )
 
-  @Argument(help: "Guest image to boot (default: the built-in demo guest).")
+  @Argument(help: "Guest image to boot (default: the reference guest kernel's self-test).")
   var image: String?
 
   @Option(help: "Engine: \(EngineRegistry.names.joined(separator: ", ")).")
@@ -30,8 +32,11 @@ struct RunCommand: ParsableCommand {
   @Option(help: "Linux bzImage to boot (instead of IMAGE).")
   var kernel: String?
 
-  @Option(help: "Kernel command line.")
+  @Option(help: "Kernel command line (for the reference guest: selftest, bench, scale=N, hz=N).")
   var append: String?
+
+  @Flag(help: "Boot the small built-in demo guest instead of the reference guest kernel.")
+  var demo = false
 
   @Option(help: "Initial RAM disk for the kernel.")
   var initrd: String?
@@ -135,8 +140,11 @@ struct RunCommand: ParsableCommand {
       throw ExitCodeError("give either --bios or an image, not both")
     }
     let imagePath = kernel ?? image
-    if imagePath == nil && (append != nil || initrd != nil || flatAddress != nil || flatEntry != nil) {
-      throw ExitCodeError("--append, --initrd, --flat-address and --flat-entry need an image")
+    if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil) {
+      throw ExitCodeError("--initrd, --flat-address and --flat-entry need an image")
+    }
+    if demo && (imagePath != nil || append != nil || bios != nil) {
+      throw ExitCodeError("--demo takes no image, --bios or --append")
     }
     var options = LoadOptions(commandLine: append ?? "")
     if let a = flatAddress {
@@ -165,8 +173,10 @@ struct RunCommand: ParsableCommand {
       } catch {
         throw ExitCodeError("\(path): \(error.description)")
       }
-    } else {
+    } else if demo {
       do { boot = try DemoGuest.load(into: guestMemory) } catch { throw ExitCodeError(error.description) }
+    } else {
+      boot = try ReferenceGuest.load(into: guestMemory, commandLine: append ?? "")
     }
     let (engine, note, fallback) = try EngineRegistry.select(self.engine, deterministic: deterministic)
     log(note)

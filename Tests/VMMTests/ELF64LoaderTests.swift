@@ -45,6 +45,7 @@ import Testing
     #expect(boot.registers.rsp == 0x80000)
     #expect(boot.registers.rflags == 0x2)
     #expect(boot.registers.rdi == 0)
+    #expect(boot.registers.rsi == 0)
     let s = boot.specialRegisters
     #expect(s.cr0 == 0x8000_0031 && s.cr4 == 0x20 && s.efer == 0x500 && s.cr3 == 0x9000)
     #expect(s.cs.selector == 0x10 && s.cs.l && !s.cs.db && s.cs.type == 11)
@@ -88,12 +89,13 @@ import Testing
     #expect(boot.registers.rip == 0x30_0004)
   }
 
-  @Test func passesTheCommandLineInRDI() throws {
+  @Test func passesTheCommandLineInRDIAndRSI() throws {
     let m = try memory()
     let boot = try ImageLoader.load(
       image: TestImages.elf(entry: 0x10_0000, segments: [.init(at: 0x10_0000, data: code)]), into: m,
       options: LoadOptions(commandLine: "console=ttyS0"))
     #expect(boot.registers.rdi == 0x4000)
+    #expect(boot.registers.rsi == 0x4000)
     #expect(try m.read(0x4000, count: 14) == Array("console=ttyS0".utf8) + [0])
   }
 

@@ -5,7 +5,8 @@
 /// entry point is `e_entry`, translated to a physical address when it lies in a segment linked at
 /// a different virtual address. The vCPU starts as `LongModeSetup` documents, with
 /// RSP = 0x80000 and RFLAGS = 0x2. When a command line is given it is written NUL-terminated at
-/// 0x4000 and RDI points at it (RDI = 0 otherwise).
+/// 0x4000 and both RDI and RSI point at it (0 otherwise): RSI is the reference kernel's boot
+/// contract (docs/guest-kernel.md, like Linux's RSI = boot parameters), RDI the first C argument.
 enum ELF64Loader {
   static func load(_ bytes: [UInt8], into memory: GuestMemory, options: LoadOptions) throws(LoaderError)
     -> BootState
@@ -36,7 +37,8 @@ enum ELF64Loader {
     var summary = [loaded]
     if !options.commandLine.isEmpty {
       registers.rdi = try KernelCommandLine.write(options.commandLine, into: memory, limit: nil)
-      summary.append("command line at 0x\(hex(registers.rdi)) (in RDI)")
+      registers.rsi = registers.rdi
+      summary.append("command line at 0x\(hex(registers.rdi)) (in RDI and RSI)")
     }
     let sregs = try LongModeSetup.prepare(memory)
     registers.rip = entry

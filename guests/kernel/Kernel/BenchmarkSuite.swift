@@ -1,8 +1,19 @@
 /// The micro-benchmarks (boot option `bench`). Each prints one line:
 /// `BENCH name=<name> iters=<N> ns_per_op=<X.Y> cycles_per_op=<C>`. Ring-0 operations are timed in
 /// kernel loops; the others by ring-3 programs that report their TSC cycles with bench_report.
+///
+/// Each benchmark runs between two marker writes, a byte OUT of its id to port `markerBegin`
+/// (0x500) and then to `markerEnd` (0x501), so a VMM can attribute the VM exits in between to it.
+/// Nothing else happens between the markers: the BENCH line is printed after the end marker.
 enum BenchmarkSuite {
+  /// Port written with the benchmark id just before it starts (unassigned on a PC: ignored).
+  static let markerBegin: UInt16 = 0x500
+  /// Port written with the benchmark id just after it ends.
+  static let markerEnd: UInt16 = 0x501
+
   private static var reported = 0
+  /// The result reported inside the marked region, printed after it.
+  private static var pending: (benchmark: Benchmark, iterations: UInt64, cycles: UInt64)?
 
   static func run(scale: Int) -> Int {
     Console.write("BENCH-INFO tsc_hz=")
@@ -17,20 +28,28 @@ enum BenchmarkSuite {
       return 1
     }
 
-    runUser(.benchSyscall, argument: 200 * scale)
-    measureKernel(.portIn, iterations: 100 * scale) { _ = Platform.readPort8(0x61) }
-    measureKernel(.portOut, iterations: 100 * scale) { Platform.writePort8(0x80, 0) }
+    // One system call outside the marked regions, so that once-only console output on the first
+    // call (the CPL-3 SYSCALL NOTE) is not attributed to a benchmark.
+    if let pid = Scheduler.spawn(.getpid, argument: 0) {
+      Scheduler.runUntilAllExited()
+      _ = Scheduler.reap(pid)
+    }
+    marked(.syscall) { runUser(.benchSyscall, argument: 200 * scale) }
+    marked(.portIn) { measureKernel(.portIn, iterations: 100 * scale) { _ = Platform.readPort8(0x61) } }
+    marked(.portOut) { measureKernel(.portOut, iterations: 100 * scale) { Platform.writePort8(0x80, 0) } }
     let root = Platform.currentAddressSpace()
-    measureKernel(.cr3Write, iterations: 100 * scale) { Platform.switchAddressSpace(root) }
-    measureKernel(.cr8Write, iterations: 100 * scale) { Platform.writeTaskPriority(0) }
-    runUser(.benchPageFault, argument: 50 * scale)
-    runUser(.benchDivideByZero, argument: 100 * scale)
-    measurePageTableUpdates(iterations: 100 * scale)
-    runUser(.benchContextSwitch, .benchContextSwitch, argument: 50 * scale)
-    runUser(.benchTimerInterrupt, argument: min(5 * scale, 100) | (Timer.hertz << 32))
-    runUser(.benchHash, argument: 2 * scale)
-    runUser(.benchSort, argument: 2 * scale)
-    runUser(.benchMatrix, argument: 2 * scale)
+    marked(.cr3Write) { measureKernel(.cr3Write, iterations: 100 * scale) { Platform.switchAddressSpace(root) } }
+    marked(.cr8Write) { measureKernel(.cr8Write, iterations: 100 * scale) { Platform.writeTaskPriority(0) } }
+    marked(.pageFault) { runUser(.benchPageFault, argument: 50 * scale) }
+    marked(.divideByZero) { runUser(.benchDivideByZero, argument: 100 * scale) }
+    marked(.pteUpdate) { measurePageTableUpdates(iterations: 100 * scale) }
+    marked(.contextSwitch) { runUser(.benchContextSwitch, .benchContextSwitch, argument: 50 * scale) }
+    marked(.timerInterrupt) {
+      runUser(.benchTimerInterrupt, argument: min(5 * scale, 100) | (Timer.hertz << 32))
+    }
+    marked(.hash) { runUser(.benchHash, argument: 2 * scale) }
+    marked(.sort) { runUser(.benchSort, argument: 2 * scale) }
+    marked(.matrix) { runUser(.benchMatrix, argument: 2 * scale) }
 
     Console.write("BENCH-DONE reported=")
     Console.write(decimal: reported)
@@ -38,8 +57,30 @@ enum BenchmarkSuite {
     return reported == Benchmark.allCases.count ? 0 : 1  // allCases: one small allocation, once
   }
 
-  /// Prints a BENCH line (also reached from the bench_report system call).
+  /// Runs one benchmark between its markers, then prints its BENCH line (and any task error).
+  private static func marked(_ benchmark: Benchmark, _ body: () -> Void) {
+    pending = nil
+    Platform.writePort8(markerBegin, UInt8(benchmark.rawValue))
+    body()
+    Platform.writePort8(markerEnd, UInt8(benchmark.rawValue))
+    if let result = pending { printResult(result.benchmark, iterations: result.iterations, cycles: result.cycles) }
+    if let pid = failedTask {
+      Console.write("BENCH-ERROR task ")
+      Console.write(decimal: pid.pid)
+      Console.write(" status=")
+      Console.write(decimal: pid.status)
+      Console.newline()
+      failedTask = nil
+    }
+  }
+
+  /// Records a result for printing after the end marker (also reached from the bench_report
+  /// system call).
   static func report(_ benchmark: Benchmark, iterations: UInt64, cycles: UInt64) {
+    pending = (benchmark, iterations, cycles)
+  }
+
+  private static func printResult(_ benchmark: Benchmark, iterations: UInt64, cycles: UInt64) {
     reported += 1
     Console.write("BENCH name=")
     Console.write(benchmark.name)
@@ -93,10 +134,9 @@ enum BenchmarkSuite {
   private static func checkResult(_ pid: Int?) {
     guard let pid, let result = Scheduler.reap(pid) else { return }
     guard result.killedBy != nil || result.status != 0 else { return }
-    Console.write("BENCH-ERROR task ")
-    Console.write(decimal: pid)
-    Console.write(" status=")
-    Console.write(decimal: result.status)
-    Console.newline()
+    failedTask = (pid, result.status)
   }
+
+  /// A benchmark task that died or failed inside the marked region, reported after it.
+  private static var failedTask: (pid: Int, status: Int)?
 }

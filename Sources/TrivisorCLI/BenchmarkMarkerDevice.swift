@@ -1,0 +1,47 @@
+import VMM
+
+/// The VM exits of one marked benchmark region, per exit reason.
+struct BenchmarkExits: Codable, Equatable, Sendable {
+  /// Exit reason name (`io-out`, `hlt`, ...) to count; only reasons that occurred.
+  var byReason: [String: UInt64]
+  var total: UInt64 { byReason.values.reduce(0, +) }
+}
+
+/// Listens to the reference kernel's benchmark markers (docs/guest-kernel.md): a byte OUT of the
+/// benchmark id to port 0x500 just before a benchmark and to 0x501 just after it. Each region's
+/// exits are the difference of the run's exit counters between the two markers.
+///
+/// The run loop records an exit just before the next VM entry, so at the begin marker's write the
+/// counters hold every exit before it, and at the end marker's write they also hold the begin
+/// marker's own `io-out`, which is taken off: the region counts exactly the exits the guest took
+/// between the two marker instructions (the end marker's exit is not counted).
+final class BenchmarkMarkerDevice: PortIODevice {
+  static let ports: ClosedRange<UInt16> = 0x500...0x501
+
+  private let statistics: ExitStatistics
+  private var begin: (id: Int, counts: [UInt64])?
+  /// Benchmark id to its region's exits.
+  private(set) var regions: [Int: BenchmarkExits] = [:]
+
+  init(statistics: ExitStatistics) { self.statistics = statistics }
+
+  func read(port: UInt16, size: Int) -> UInt32 { 0xFFFF_FFFF }
+
+  func write(port: UInt16, size: Int, value: UInt32) {
+    let id = Int(value & 0xFF)
+    let counts = ExitKind.allCases.map { statistics.count(of: $0) }
+    if port == Self.ports.lowerBound {
+      begin = (id, counts)
+      return
+    }
+    guard let start = begin, start.id == id else { return }
+    begin = nil
+    var byReason: [String: UInt64] = [:]
+    for kind in ExitKind.allCases {
+      var delta = counts[kind.rawValue] &- start.counts[kind.rawValue]
+      if kind == .ioOut { delta &-= 1 }  // the begin marker itself
+      if delta > 0 && delta < 1 << 62 { byReason[kind.name] = delta }
+    }
+    regions[id] = BenchmarkExits(byReason: byReason)
+  }
+}

@@ -1,0 +1,216 @@
+import ArgumentParser
+import Foundation
+import GuestImages
+import VMM
+
+/// `trivisor bench` (the default suite): the reference guest kernel's micro-benchmarks
+/// (`bench scale=N`) on every available engine, optionally next to QEMU, in one table.
+struct GuestBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "guest",
+    abstract: "The reference guest's micro-benchmarks on every engine (the default suite).",
+    discussion: """
+      Boots the reference kernel with 'bench scale=N' once per engine (N per engine so that every \
+      run is short: \(defaultScales.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")), \
+      \(fallbackScale) otherwise) and prints per benchmark and engine the guest time per operation, \
+      the VM exits per operation (exits between the kernel's begin/end markers for that benchmark, \
+      over its iterations) and the ratio to the fastest engine. --peers adds QEMU (TCG and KVM) \
+      booting the same kernel through its Multiboot entry with the same command line.
+      """
+  )
+
+  /// Benchmark iteration multiplier per engine, so that every run takes seconds: the interpreter
+  /// is ~100x slower than native on ring-3 work (a whole release run at scale 10 takes ~1 s), and
+  /// 10-20x slower again in a debug build.
+  static let defaultScales = ["kvm": 10, "interp": isDebugBuild ? 1 : 10, "qemu-tcg": 10, "qemu-kvm": 10]
+  static let fallbackScale = 1
+
+  @Option(help: "Also write the table as JSON to this file.")
+  var json: String?
+
+  @Option(help: "Also draw the table as an SVG bar chart (log scale) to this file.")
+  var svg: String?
+
+  @Flag(help: "Add qemu-system-x86_64 -accel tcg and -accel kvm (when installed) as peers.")
+  var peers = false
+
+  @Option(name: .customLong("engine"), help: "Run only these engines (repeatable; default: every available one).")
+  var engines: [String] = []
+
+  @Option(help: "Iteration multiplier for a column, NAME=N (repeatable), e.g. kvm=100 or qemu-tcg=1.")
+  var scale: [String] = []
+
+  @Option(help: "Seconds each run may take.")
+  var timeout: Double = 300
+
+  @Flag(name: .customLong("allow-debug"), help: "Run even in a debug build (numbers are meaningless).")
+  var allowDebug = false
+
+  func run() throws {
+    if isDebugBuild {
+      guard allowDebug else {
+        throw usageFailure(
+          "benchmarks need a release build: run 'swift build -c release' and '.build/release/trivisor bench' "
+            + "(or pass --allow-debug to measure a debug build anyway)")
+      }
+      printError("trivisor: WARNING: this is a DEBUG build; the numbers below do not represent Trivisor")
+    }
+    guard timeout > 0 && timeout.isFinite else { throw usageFailure("--timeout must be a positive number") }
+    let scales = try parseScales()
+    for name in engines where !EngineRegistry.entries.contains(where: { $0.name == name }) {
+      throw usageFailure(
+        "unknown engine '\(name)' (choose from \(EngineRegistry.entries.map(\.name).joined(separator: ", ")))")
+    }
+
+    var columns: [BenchTable.Column] = []
+    var notes: [String] = []
+    var trivisorFailed = false
+    for entry in EngineRegistry.entries where engines.isEmpty || engines.contains(entry.name) {
+      if let why = entry.unavailableReason() {
+        progress("\(entry.name): unavailable on this host, skipped: \(why)")
+        notes.append("engine \(entry.name) not measured: \(why)")
+        continue
+      }
+      let commandLine = ReferenceKernelOutput.benchCommandLine(scale: scales[entry.name] ?? Self.fallbackScale)
+      let column = runEngine(entry, commandLine: commandLine)
+      if column.failure != nil { trivisorFailed = true }
+      columns.append(column)
+    }
+    if peers {
+      if let qemu = QEMUPeer.executable() {
+        for accelerator in ["tcg", "kvm"] {
+          let peer = QEMUPeer(accelerator: accelerator)
+          let commandLine = ReferenceKernelOutput.benchCommandLine(scale: scales[peer.name] ?? Self.fallbackScale)
+          columns.append(runPeer(peer, qemu: qemu, commandLine: commandLine))
+        }
+        notes.append(
+          "peers: \(qemu) \(QEMUPeer.version(qemu) ?? ""), booting the same kernel through its Multiboot entry "
+            + "(-kernel, -m 64); its wall time includes the firmware")
+      } else {
+        progress("--peers: qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86); no peers")
+        notes.append("peers requested but qemu-system-x86_64 is not installed: no QEMU columns")
+      }
+    }
+    guard !columns.isEmpty else { throw usageFailure("no engine could run: \(notes.joined(separator: "; "))") }
+
+    let table = BenchTable(
+      host: HostDescription.current, date: ISO8601DateFormatter().string(from: Date()),
+      buildConfiguration: isDebugBuild ? "debug" : "release", columns: columns,
+      notes: notes + [HostDescription.load])
+    print(table.text)
+    if let path = json {
+      do { try table.json().write(to: URL(fileURLWithPath: path)) } catch {
+        throw usageFailure("cannot write '\(path)': \(error.localizedDescription)")
+      }
+    }
+    if let path = svg {
+      do { try SVGChart(table: table).svg.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+        throw usageFailure("cannot write '\(path)': \(error.localizedDescription)")
+      }
+    }
+    if trivisorFailed { throw ExitCode(ExitStatus.engineError) }
+  }
+
+  private func runEngine(_ entry: EngineRegistry.Entry, commandLine: String) -> BenchTable.Column {
+    progress("\(entry.name): booting the reference kernel with '\(commandLine)'")
+    let engine: any Engine
+    do { engine = try entry.make(false) } catch {
+      return failedColumn(entry.name, isPeer: false, commandLine: commandLine, "\(error)")
+    }
+    do {
+      let run = try ReferenceGuest.run(
+        engine: engine, commandLine: commandLine, timeoutSeconds: timeout,
+        onLine: { line in Self.reportProgress(entry.name, line) })
+      let failure: String? =
+        run.outcome.exitStatus == 0 ? nil : "\(run.outcome.reason.description.split(separator: "\n").first ?? "")"
+      progress(String(format: "%@: done in %.2f s", entry.name, run.wallSeconds))
+      return BenchTable.column(
+        name: entry.name, isPeer: false, commandLine: commandLine, output: run.output, exits: run.exitsByBenchmark,
+        wallSeconds: run.wallSeconds, failure: failure)
+    } catch {
+      return failedColumn(entry.name, isPeer: false, commandLine: commandLine, error.description)
+    }
+  }
+
+  private func runPeer(_ peer: QEMUPeer, qemu: String, commandLine: String) -> BenchTable.Column {
+    progress("\(peer.name): booting the reference kernel with '\(commandLine)' (firmware first: may take seconds)")
+    do {
+      let name = peer.name
+      let run = try peer.run(
+        qemu: qemu, commandLine: commandLine, timeoutSeconds: timeout,
+        onLine: { line in Self.reportProgress(name, line) })
+      progress(String(format: "%@: done in %.2f s", peer.name, run.wallSeconds))
+      return BenchTable.column(
+        name: peer.name, isPeer: true, commandLine: commandLine, output: run.output, exits: nil,
+        wallSeconds: run.wallSeconds, failure: nil)
+    } catch {
+      return failedColumn(peer.name, isPeer: true, commandLine: commandLine, error.description)
+    }
+  }
+
+  private func failedColumn(_ name: String, isPeer: Bool, commandLine: String, _ why: String) -> BenchTable.Column {
+    progress("\(name): FAILED: \(why)")
+    return BenchTable.Column(
+      name: name, isPeer: isPeer, commandLine: commandLine, wallSeconds: nil, failure: why, results: [:])
+  }
+
+  /// Progress on stderr: one line per finished benchmark (and any error line of the guest).
+  private static func reportProgress(_ column: String, _ line: String) {
+    if let r = BenchmarkResult(line: Substring(line)) {
+      printError(
+        "bench: \(column): \(r.name) \(BenchTable.formatNanoseconds(r.nanosecondsPerOperation)) ns/op "
+          + "(\(r.iterations) iterations)")
+    } else if line.hasPrefix("BENCH-ERROR") || line.hasPrefix("PANIC") || line.hasPrefix("KILLED") {
+      printError("bench: \(column): guest: \(line)")
+    }
+  }
+
+  private func progress(_ line: String) { printError("bench: \(line)") }
+
+  private func parseScales() throws -> [String: Int] {
+    var scales = Self.defaultScales
+    for item in scale {
+      let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2, let n = Int(parts[1]), (1...1_000_000).contains(n) else {
+        throw usageFailure("invalid --scale '\(item)' (use NAME=N with N in 1...1000000, e.g. kvm=100)")
+      }
+      scales[parts[0]] = n
+    }
+    return scales
+  }
+}
+
+/// The machine a benchmark ran on, for the table and docs.
+enum HostDescription {
+  /// CPU model, core count and whether this is itself a virtual machine (nested virtualization).
+  static var current: String {
+    let cpu = HostCPUInfo.read()
+    var text = [cpu.vendor, cpu.model].compactMap { $0 }.joined(separator: " ")
+    text += ", \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
+    if cpu.flags.contains("hypervisor") { text += " (a virtual machine: kvm is nested)" }
+    return text
+  }
+
+  /// The host's load average when the table was made.
+  static var load: String {
+    let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "unknown"
+    return "host load average (1/5/15 min) at the end: "
+      + text.split(separator: " ").prefix(3).joined(separator: " ")
+  }
+}
+
+extension QEMUPeer {
+  /// `qemu-system-x86_64 --version`'s first line, e.g. "QEMU emulator version 7.2.15".
+  static func version(_ qemu: String) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: qemu)
+    process.arguments = ["--version"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").first.map { "(\($0))" }
+  }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import GuestImages
+import VMM
+
+/// The reference guest kernel (guests/kernel, `GuestImages.referenceKernel`): the default guest of
+/// `trivisor run`, the guest of `trivisor bench` and of the CLI tests. Booted by the ELF64 loader,
+/// which passes the command line in RSI as the kernel's boot contract asks (docs/guest-kernel.md).
+enum ReferenceGuest {
+  /// Guest RAM for bench and test runs: the kernel needs 8 MiB; a small machine starts fast.
+  static let benchMemoryBytes: UInt64 = 64 << 20
+
+  /// Loads the kernel with `commandLine` ("" = the kernel's default, `selftest`).
+  static func load(into memory: GuestMemory, commandLine: String) throws(ExitCodeError) -> BootState {
+    let image: [UInt8]
+    do { image = try GuestImages.referenceKernel } catch { throw ExitCodeError(error.description) }
+    do {
+      return try ImageLoader.load(image: image, into: memory, options: LoadOptions(commandLine: commandLine))
+    } catch {
+      throw ExitCodeError("the reference kernel: \(error.description)")
+    }
+  }
+
+  /// What one captured run of the kernel produced.
+  struct CapturedRun: Sendable {
+    /// Everything the guest wrote to its console.
+    var output: String
+    var outcome: RunOutcome
+    /// VM exits per benchmark, from the kernel's benchmark markers (empty outside `bench`).
+    var exitsByBenchmark: [String: BenchmarkExits]
+    /// Wall time of the whole run, VM creation included.
+    var wallSeconds: Double
+  }
+
+  /// Boots the kernel on `engine` with console output captured (and passed line by line to
+  /// `onLine`), and the benchmark-marker device listening.
+  static func run(
+    engine: any Engine, commandLine: String, timeoutSeconds: Double, onLine: ((String) -> Void)? = nil
+  ) throws(ExitCodeError) -> CapturedRun {
+    let start = DispatchTime.now().uptimeNanoseconds
+    let memory: GuestMemory
+    do { memory = try GuestMemory(ramSize: benchMemoryBytes) } catch { throw ExitCodeError(error.description) }
+    let boot = try load(into: memory, commandLine: commandLine)
+    let console = ConsoleLines(onLine: onLine)
+    let configuration = MachineConfiguration(
+      consoleCapture: { console.append($0) }, timeoutSeconds: timeoutSeconds)
+    let vm: VirtualMachine
+    do {
+      vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: configuration)
+    } catch {
+      throw ExitCodeError("cannot create the machine on \(engine.name): \(error)")
+    }
+    let markers = BenchmarkMarkerDevice(statistics: vm.statistics)
+    do {
+      try vm.portBus.register(markers, ports: BenchmarkMarkerDevice.ports)
+    } catch {
+      throw ExitCodeError("cannot attach the benchmark markers: \(error)")
+    }
+    let outcome = vm.run()
+    console.finish()
+    let names = ReferenceKernelOutput.benchmarkNames
+    var exits: [String: BenchmarkExits] = [:]
+    for (id, region) in markers.regions where id < names.count { exits[names[id]] = region }
+    return CapturedRun(
+      output: console.text, outcome: outcome, exitsByBenchmark: exits,
+      wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+  }
+}
+
+/// Collects console bytes into text and hands out complete lines.
+private final class ConsoleLines {
+  private var bytes: [UInt8] = []
+  private var lineStart = 0
+  private let onLine: ((String) -> Void)?
+  init(onLine: ((String) -> Void)?) { self.onLine = onLine }
+
+  func append(_ chunk: [UInt8]) {
+    bytes += chunk
+    guard let onLine else { return }
+    while let newline = bytes[lineStart...].firstIndex(of: 10) {
+      onLine(String(decoding: bytes[lineStart..<newline], as: UTF8.self))
+      lineStart = newline + 1
+    }
+  }
+
+  func finish() {
+    if let onLine, lineStart < bytes.count { onLine(String(decoding: bytes[lineStart...], as: UTF8.self)) }
+    lineStart = bytes.count
+  }
+
+  var text: String { String(decoding: bytes, as: UTF8.self) }
+}

@@ -1,0 +1,41 @@
+import GuestImages
+import Testing
+import VMM
+
+@testable import TrivisorCLI
+
+/// The exits `trivisor bench` attributes to each benchmark, on a real run of the reference kernel.
+@Suite struct BenchmarkMarkerTests {
+  /// On kvm every `in`/`out` iteration is exactly one port-I/O exit, so the attribution must show
+  /// about one exit per operation (plus the odd timer interrupt), and ring-3 compute almost none.
+  @Test func portIOBenchmarksCostOneExitPerOperationOnKVM() throws {
+    guard let entry = EngineRegistry.entries.first(where: { $0.name == "kvm" }) else {
+      print("SKIP: no kvm engine in the registry")
+      return
+    }
+    if let why = entry.unavailableReason() {
+      print("SKIP: kvm unavailable: \(why)")
+      return
+    }
+    let run = try ReferenceGuest.run(engine: try entry.make(false), commandLine: "bench scale=1", timeoutSeconds: 120)
+    #expect(run.outcome.exitStatus == 0, "\(run.outcome.reason)")
+    let table = BenchTable(
+      host: "test", date: "now", buildConfiguration: "debug",
+      columns: [
+        BenchTable.column(
+          name: "kvm", isPeer: false, commandLine: "bench scale=1", output: run.output, exits: run.exitsByBenchmark,
+          wallSeconds: run.wallSeconds, failure: nil)
+      ])
+    let kvm = try #require(table.columns.first)
+    #expect(kvm.failure == nil)
+    #expect(Set(kvm.results.keys) == Set(ReferenceKernelOutput.benchmarkNames))
+    let portIn = try #require(kvm.results["in"])
+    let portOut = try #require(kvm.results["out"])
+    #expect(portIn.exitsPerOperation.map { $0 >= 1 && $0 < 1.5 } == true, "\(portIn)")
+    #expect(portIn.exitsPerOperationByReason?["io-in"].map { $0 >= 1 && $0 < 1.1 } == true)
+    #expect(portOut.exitsPerOperation.map { $0 >= 1 && $0 < 1.5 } == true, "\(portOut)")
+    #expect(portOut.exitsPerOperationByReason?["io-out"].map { $0 >= 1 && $0 < 1.1 } == true)
+    // No console output inside a region: the BENCH lines are printed after the end marker.
+    #expect(kvm.results["cr3wr"]?.exitsPerOperation.map { $0 < 0.5 } == true)
+  }
+}
