@@ -31,6 +31,8 @@ struct BenchTable: Codable, Equatable {
     var exitsPerOperationByReason: [String: Double]?
     /// This column's time over the fastest column's, for this benchmark (1 = fastest).
     var ratioToFastest: Double?
+    /// Guest MIPS in the benchmark's region, for engines that count instructions (interp).
+    var guestMIPS: Double? = nil
   }
 
   var host: String
@@ -85,6 +87,7 @@ struct BenchTable: Codable, Equatable {
         let n = Double(r.iterations)
         m.exitsPerOperation = Double(region.total) / n
         m.exitsPerOperationByReason = region.byReason.mapValues { Double($0) / n }
+        m.guestMIPS = region.mips
       }
       results[r.name] = m
     }
@@ -134,6 +137,12 @@ struct BenchTable: Codable, Equatable {
       }
       lines.append(line)
     }
+    for c in columns {
+      let mips = benchmarks.compactMap { b in c.results[b]?.guestMIPS.map { (b, $0) } }
+      guard !mips.isEmpty else { continue }
+      lines.append(
+        "\(c.name) guest MIPS: " + mips.map { "\($0.0) \(String(format: "%.1f", $0.1))" }.joined(separator: ", "))
+    }
     lines.append("")
     for c in columns {
       var about = "\(c.name): kernel command line '\(c.commandLine)'"
@@ -145,6 +154,10 @@ struct BenchTable: Codable, Equatable {
       "exits/op: VM exits between the benchmark's begin and end markers / iterations "
         + "(n/a: peer VMM, not counted; ?: no marker region seen)")
     lines.append("xfast: time per operation over the fastest column's for that benchmark")
+    if columns.contains(where: { c in c.results.values.contains { $0.guestMIPS != nil } }) {
+      lines.append(
+        "guest MIPS: guest instructions retired between the markers per host microsecond (engines that count them)")
+    }
     lines += notes
     return lines.joined(separator: "\n")
   }

@@ -4,6 +4,15 @@ import VMM
 struct BenchmarkExits: Codable, Equatable, Sendable {
   /// Exit reason name (`io-out`, `hlt`, ...) to count; only reasons that occurred.
   var byReason: [String: UInt64]
+  /// Guest instructions retired in the region, for engines that count them.
+  var instructions: UInt64? = nil
+  /// Host time the region took.
+  var hostNanoseconds: UInt64? = nil
+  /// Guest millions of instructions per host second in the region (the interpreter's speed).
+  var mips: Double? {
+    guard let instructions, let hostNanoseconds, hostNanoseconds > 0 else { return nil }
+    return Double(instructions) / Double(hostNanoseconds) * 1000
+  }
   var total: UInt64 { byReason.values.reduce(0, +) }
 }
 
@@ -19,19 +28,27 @@ final class BenchmarkMarkerDevice: PortIODevice {
   static let ports: ClosedRange<UInt16> = 0x500...0x501
 
   private let statistics: ExitStatistics
-  private var begin: (id: Int, counts: [UInt64])?
+  private let instructions: () -> UInt64?
+  private let clock = HostClock()
+  private var begin: (id: Int, counts: [UInt64], instructions: UInt64?, time: UInt64)?
   /// Benchmark id to its region's exits.
   private(set) var regions: [Int: BenchmarkExits] = [:]
 
-  init(statistics: ExitStatistics) { self.statistics = statistics }
+  /// - Parameter instructions: the vCPU's retired-instruction count, when the engine knows it.
+  init(statistics: ExitStatistics, instructions: @escaping () -> UInt64? = { nil }) {
+    self.statistics = statistics
+    self.instructions = instructions
+  }
 
   func read(port: UInt16, size: Int) -> UInt32 { 0xFFFF_FFFF }
 
   func write(port: UInt16, size: Int, value: UInt32) {
     let id = Int(value & 0xFF)
     let counts = ExitKind.allCases.map { statistics.count(of: $0) }
+    let retired = instructions()
+    let now = clock.nanoseconds
     if port == Self.ports.lowerBound {
-      begin = (id, counts)
+      begin = (id, counts, retired, now)
       return
     }
     guard let start = begin, start.id == id else { return }
@@ -42,6 +59,11 @@ final class BenchmarkMarkerDevice: PortIODevice {
       if kind == .ioOut { delta &-= 1 }  // the begin marker itself
       if delta > 0 && delta < 1 << 62 { byReason[kind.name] = delta }
     }
-    regions[id] = BenchmarkExits(byReason: byReason)
+    var region = BenchmarkExits(byReason: byReason)
+    if let before = start.instructions, let retired, retired >= before {
+      region.instructions = retired - before
+      region.hostNanoseconds = now &- start.time
+    }
+    regions[id] = region
   }
 }

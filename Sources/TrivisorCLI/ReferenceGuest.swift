@@ -49,7 +49,8 @@ enum ReferenceGuest {
     } catch {
       throw ExitCodeError("cannot create the machine on \(engine.name): \(error)")
     }
-    let markers = BenchmarkMarkerDevice(statistics: vm.statistics)
+    let vcpu = vm.vcpu
+    let markers = BenchmarkMarkerDevice(statistics: vm.statistics, instructions: { vcpu.instructionsRetired })
     do {
       try vm.portBus.register(markers, ports: BenchmarkMarkerDevice.ports)
     } catch {
