@@ -393,23 +393,26 @@ extension CPU {
     state.rflags = f
   }
 
+  /// The target of a far JMP/CALL: `ptr16:16/32` immediate or `m16:16/32/64` in memory.
+  func farPointerOperand(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) -> (offset: UInt64, selector: UInt64) {
+    if ins.operands.0.kind == .farPointer {
+      let size = Int(ins.operandSize)
+      return (size == 2 ? ins.immediate & 0xFFFF : ins.immediate, ins.immediate2)
+    }
+    let size = Int(ins.operandSize)
+    let offset = try read(seg: Int(ins.segment), offset: ea, size: size)
+    let selector = try read(
+      seg: Int(ins.segment), offset: (ea &+ UInt64(size)) & ALU.mask(Int(ins.addressSize)), size: 2)
+    return (size == 2 ? offset & 0xFFFF : offset, selector)
+  }
+
   /// Far JMP/CALL/RET and IRET (real mode; protected mode through `loadSegment`).
   func farControl(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
     if usesSystemLayerForFarTransfer(ins.operation) { return try farControlProtected(ins, ea: ea, nextRIP: nextRIP) }
     let size = Int(ins.operandSize)
     switch ins.operation {
     case .jmpFar, .callFar:
-      var offset: UInt64
-      var selector: UInt64
-      if ins.operands.0.kind == .farPointer {
-        offset = ins.immediate
-        selector = ins.immediate2
-      } else {
-        offset = try read(seg: Int(ins.segment), offset: ea, size: size)
-        selector = try read(
-          seg: Int(ins.segment), offset: (ea &+ UInt64(size)) & ALU.mask(Int(ins.addressSize)), size: 2)
-      }
-      if size == 2 { offset &= 0xFFFF }
+      let (offset, selector) = try farPointerOperand(ins, ea: ea)
       var sp = stackPointer()
       if ins.operation == .callFar {
         let pushSize = size

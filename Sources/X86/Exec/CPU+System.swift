@@ -332,17 +332,7 @@ extension CPU {
     let size = Int(ins.operandSize)
     switch ins.operation {
     case .jmpFar, .callFar:
-      var offset: UInt64
-      var selector: UInt64
-      if ins.operands.0.kind == .farPointer {
-        offset = ins.immediate
-        selector = ins.immediate2
-      } else {
-        offset = try read(seg: Int(ins.segment), offset: ea, size: size)
-        selector = try read(
-          seg: Int(ins.segment), offset: (ea &+ UInt64(size)) & ALU.mask(Int(ins.addressSize)), size: 2)
-      }
-      if size == 2 { offset &= 0xFFFF }
+      let (offset, selector) = try farPointerOperand(ins, ea: ea)
       let sel = UInt16(truncatingIfNeeded: selector)
       if ins.operation == .jmpFar {
         try system.farJump(selector: sel, offset: offset, operandSize: size, returnRIP: nextRIP)
