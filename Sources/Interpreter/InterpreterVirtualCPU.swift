@@ -102,6 +102,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
 
   public func requestInterruptWindow(_ enabled: Bool) { interruptWindowRequested = enabled }
 
+  public func setA20Gate(_ enabled: Bool) { cpu.a20Enabled = enabled }
+  public var supportsA20Masking: Bool { true }
+
   public func kick() { kickRequested.store(true, ordering: .releasing) }
 
   /// Answers the last exit. Responses an exit does not take are ignored (like `.value` after a

@@ -239,6 +239,10 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     ckvm_run_set_request_interrupt_window(run, enabled ? 1 : 0)
   }
 
+  /// KVM has no A20 masking: address line 20 stays open (QEMU under KVM behaves the same).
+  public func setA20Gate(_ enabled: Bool) {}
+  public var supportsA20Masking: Bool { false }
+
   public func kick() {
     let thread = ckvm_atomic_load(runThread)
     if thread == 0 {

@@ -66,3 +66,16 @@ import X86
     #expect(cpu.step() == nil && !cpu.interruptShadow)
   }
 }
+
+@Test func a20GateWrapsAtOneMiB() {
+  // mov al, [0x10] with DS = 0xFFFF: physical 0x100000, or 0 with the gate closed.
+  let (cpu, ram) = makeCPUReal(.host64, [0xA0, 0x10, 0x00, 0xA0, 0x10, 0x00])
+  ram.load([0x11], at: 0)
+  ram.load([0x22], at: 0x10_0000)
+  cpu.state.setSegment(.ds, .real(0xFFFF))
+  #expect(cpu.step() == nil)
+  #expect(cpu.state.gpr(Reg.rax) & 0xFF == 0x22)
+  cpu.a20Enabled = false
+  #expect(cpu.step() == nil)
+  #expect(cpu.state.gpr(Reg.rax) & 0xFF == 0x11)
+}

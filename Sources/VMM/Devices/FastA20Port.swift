@@ -1,10 +1,11 @@
 /// System control port A (port 0x92, "fast A20"): bit 1 gates address line 20, writing bit 0 as 1
 /// requests a fast reset.
 ///
-/// A20 masking itself is not modelled (no engine here wraps addresses at 1 MiB); `a20Enabled`
-/// records what the guest asked for. On a PC the effective A20 is this bit OR the keyboard
-/// controller's output port bit (`I8042.a20Enabled`). After reset the port reads 0: A20 is then
-/// enabled through the keyboard controller, as on QEMU.
+/// `a20Enabled` records what the guest asked for. On a PC the effective A20 is this bit OR the
+/// keyboard controller's output port bit (`PCDevices.a20Enabled`); the run loop passes changes to
+/// the vCPU (`VirtualCPU.setA20Gate`): the interpreter then wraps unpaged addresses at 1 MiB, KVM
+/// cannot and keeps the gate open. After reset the port reads 0: A20 is then enabled through the
+/// keyboard controller, as on QEMU.
 public final class FastA20Port: PortIODevice {
   private var value: UInt8 = 0
   /// Bit 1 of port 0x92.

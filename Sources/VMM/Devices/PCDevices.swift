@@ -104,6 +104,9 @@ public final class PCDevices {
 
   /// What the guest asked for through the devices, if anything; check after port writes.
   /// A debug-exit request wins over a power-off, which wins over a reset.
+  /// The effective A20 gate: the keyboard controller's output-port bit OR port 0x92's bit 1.
+  public var a20Enabled: Bool { keyboardController.a20Enabled || fastA20.a20Enabled }
+
   public var stopRequest: StopRequest? {
     if let status = debugExit.requestedExitStatus { return .exit(status: status) }
     if powerOff.poweredOff { return .powerOff }

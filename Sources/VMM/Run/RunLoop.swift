@@ -128,6 +128,10 @@ extension VirtualMachine {
         if a.isWrite {
           portBus.write(port: a.port, size: a.size, value: a.value)
           if let stop = devices.stopRequest { return StopReason(stop) }
+          if devices.a20Enabled != a20Enabled {
+            a20Enabled = devices.a20Enabled
+            vcpu.setA20Gate(a20Enabled)
+          }
         } else {
           try vcpu.complete(.value(UInt64(portBus.read(port: a.port, size: a.size))))
         }

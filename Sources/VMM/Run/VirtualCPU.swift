@@ -41,6 +41,12 @@ public protocol VirtualCPU: AnyObject {
   /// Controls the engine cannot honour as requested, by name (empty when all are honoured).
   var unsupportedExitControls: [String] { get }
 
+  /// Opens or closes the A20 gate (keyboard controller / port 0x92). Engines that cannot mask
+  /// address line 20 (KVM keeps it open, as QEMU does under KVM) ignore it and say so in
+  /// `supportsA20Masking`.
+  func setA20Gate(_ enabled: Bool)
+  var supportsA20Masking: Bool { get }
+
   /// Makes a running or the next `run()` return `.kicked` promptly. Safe from any thread.
   func kick()
 

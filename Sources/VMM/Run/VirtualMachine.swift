@@ -57,6 +57,8 @@ public final class VirtualMachine {
   let outputStop: OutputStop?
   /// Guest time at which `--timeout` expires (set by `run()`).
   var timeoutDeadline: UInt64?
+  /// The A20 gate as last passed to the vCPU (open at power-on).
+  var a20Enabled = true
   /// The host timer that kicks the vCPU at device deadlines while `run()` runs.
   var deadlineTimer: DeadlineTimer?
 

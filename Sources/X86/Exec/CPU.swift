@@ -37,8 +37,19 @@ public final class CPU {
   let cachePageGeneration: UnsafeMutablePointer<UInt32>
   /// `state.raw`, cached (saves a load on every register access).
   let stateRaw: UnsafeMutableRawPointer
-  /// `model.physicalAddressMask`, cached.
-  let addressMask: UInt64
+  /// `model.physicalAddressMask`, with bit 20 cleared while the A20 gate is closed.
+  @exclusivity(unchecked) var addressMask: UInt64
+
+  /// The A20 gate (PC chipset, not the CPU): while closed, address line 20 is forced to 0 for every
+  /// unpaged access, so real-mode addresses past 1 MiB wrap to 0 as on an 8086. The embedder drives
+  /// it from the keyboard controller and port 0x92. Open at power-on, as in QEMU.
+  public var a20Enabled = true {
+    didSet {
+      guard a20Enabled != oldValue else { return }
+      addressMask = a20Enabled ? model.physicalAddressMask : model.physicalAddressMask & ~(1 << 20)
+      invalidateTLB()
+    }
+  }
 
   /// Real mode: CR0.PE clear.
   @inlinable var isRealMode: Bool { state.cr0 & 1 == 0 }
