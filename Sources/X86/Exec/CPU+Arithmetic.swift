@@ -605,6 +605,9 @@ extension CPU {
     guard let d = hostPage(try translate(dst, write: true), write: true) else { return nil }
     if ins.operation == .movs {
       guard let sp = hostPage(try translate(srcLinear, write: false), write: false) else { return nil }
+      // A forward byte copy gives the element-by-element result unless the destination starts
+      // less than one element after the source (then each element re-reads part of the last one).
+      if d > sp && d - sp < Int(size) { return nil }
       let bytes = Int(n * size)
       for k in 0..<bytes {
         d.storeBytes(of: sp.load(fromByteOffset: k, as: UInt8.self), toByteOffset: k, as: UInt8.self)
