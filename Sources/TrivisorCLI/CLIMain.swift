@@ -21,6 +21,10 @@ extension Trivisor {
     do {
       var command = command
       try command.run()
+    } catch let error as ValidationError {
+      // Bad input found while running (an unreadable file, a malformed option value): one line, status 2.
+      printError("trivisor: error: \(error.message)")
+      Self.exit(withError: ExitCode(ExitStatus.usage))
     } catch {
       exit(withError: error)
     }
