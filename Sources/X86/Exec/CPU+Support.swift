@@ -122,7 +122,12 @@ extension CPU {
   /// W=1 in the #PF error code even though the read comes first.
   @inline(__always)
   func readOperandForUpdate(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
-    guard o.kind == .memory else { return try readOperand(ins, o, ea) }
+    if o.kind == .gpr { return reg(Int(o.reg), Int(o.size)) }
+    return try readOperandForUpdateSlow(ins, o, ea)
+  }
+
+  func readOperandForUpdateSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
+    guard o.kind == .memory else { return try readOperandSlow(ins, o, ea) }
     let size = Int(o.size)
     if let v = fastRead64(seg: Int(ins.segment), offset: ea, size: size, write: true) { return v }
     try probeWrite(seg: Int(ins.segment), offset: ea, size: size)
