@@ -86,41 +86,7 @@ FUNC cpu_load_tr
 
 // The kernel's freestanding C library: the Swift runtime needs these, and a Swift loop would be
 // turned back into a call to memset by the optimizer. One string instruction each.
-FUNC memset
-        movq %rdi, %r9
-        movzbl %sil, %eax
-        movq %rdx, %rcx
-        movq %rdi, %r8
-        orq %rdx, %r8
-        testb $7, %r8b              // aligned start and length: 8 bytes per iteration
-        jnz 1f
-        movabsq $0x0101010101010101, %r8
-        imulq %r8, %rax
-        shrq $3, %rcx
-        rep stosq
-        movq %r9, %rax
-        ret
-1:      rep stosb
-        movq %r9, %rax
-        ret
-FUNC memcpy
-        movq %rdi, %rax
-        movq %rdx, %rcx
-        rep movsb
-        ret
-FUNC memmove
-        movq %rdi, %rax
-        movq %rdx, %rcx
-        cmpq %rsi, %rdi
-        jbe 1f
-        leaq -1(%rsi,%rdx), %rsi
-        leaq -1(%rdi,%rdx), %rdi
-        std
-        rep movsb
-        cld
-        ret
-1:      rep movsb
-        ret
+#include "string.inc"
 
 // The embedded stdlib seeds Hasher from this; the kernel has no entropy source and needs none.
 FUNC arc4random_buf

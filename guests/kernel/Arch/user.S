@@ -83,41 +83,7 @@ FUNC user_privileged_instruction
         ret
 
 // The user side's own memset/memcpy (user code never calls into the kernel image).
-FUNC memset
-        movq %rdi, %r9
-        movzbl %sil, %eax
-        movq %rdx, %rcx
-        movq %rdi, %r8
-        orq %rdx, %r8
-        testb $7, %r8b              // aligned start and length: 8 bytes per iteration
-        jnz 1f
-        movabsq $0x0101010101010101, %r8
-        imulq %r8, %rax
-        shrq $3, %rcx
-        rep stosq
-        movq %r9, %rax
-        ret
-1:      rep stosb
-        movq %r9, %rax
-        ret
-FUNC memcpy
-        movq %rdi, %rax
-        movq %rdx, %rcx
-        rep movsb
-        ret
-FUNC memmove
-        movq %rdi, %rax
-        movq %rdx, %rcx
-        cmpq %rsi, %rdi
-        jbe 1f
-        leaq -1(%rsi,%rdx), %rsi
-        leaq -1(%rdi,%rdx), %rdi
-        std
-        rep movsb
-        cld
-        ret
-1:      rep movsb
-        ret
+#include "string.inc"
 // The embedded Swift runtime references an allocator; user programs must not allocate.
 FUNC posix_memalign
         movl $12, %eax              // ENOMEM
