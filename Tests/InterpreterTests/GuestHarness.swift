@@ -67,6 +67,20 @@ final class GuestMachine {
   static let userCode: UInt16 = 0x23
   static let tss: UInt16 = 0x28
 
+  /// Assembly that drops from ring 0 to ring 3 at the label `user:` that must follow it, with
+  /// RSP = `userStackTop` and RFLAGS = `rflags`, through an IRETQ frame (SS RSP RFLAGS CS RIP).
+  static func enterRing3(rflags: UInt64 = 0x2) -> String {
+    """
+      push 0x1b                          # SS
+      push 0x60000                       # RSP
+      push 0x\(String(rflags, radix: 16))                           # RFLAGS
+      push 0x23                          # CS
+      lea rax, [rip + user]
+      push rax
+      iretq
+    """
+  }
+
   let memory: GuestMemory
   let vcpu: InterpreterVirtualCPU
 

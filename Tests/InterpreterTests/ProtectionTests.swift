@@ -67,13 +67,7 @@ import VMM
     guard
       let m = try GuestMachine(
         code: """
-            push 0x1b                          # SS
-            push 0x60000                       # RSP
-            push 0x2                           # RFLAGS
-            push 0x23                          # CS
-            lea rax, [rip + user]
-            push rax
-            iretq
+            \(GuestMachine.enterRing3())
           user:
             cli                                # #GP(0) at CPL 3 (IOPL 0)
             hlt                                # #GP(0) at CPL 3
@@ -105,13 +99,7 @@ import VMM
     guard
       let m = try GuestMachine(
         code: """
-            push 0x1b
-            push 0x60000
-            push 0x2
-            push 0x23
-            lea rax, [rip + user]
-            push rax
-            iretq
+            \(GuestMachine.enterRing3())
           user:
             mov qword ptr [0x401000], 1        # supervisor-only page: #PF(P|W|U = 7)
           .org 0x100
@@ -150,13 +138,7 @@ import VMM
             mov eax, 0x200
             xor edx, edx
             wrmsr
-            push 0x1b
-            push 0x60000
-            push 0x202
-            push 0x23
-            lea rax, [rip + user]
-            push rax
-            iretq
+            \(GuestMachine.enterRing3(rflags: 0x202))
           user:
             mov eax, 42
             syscall

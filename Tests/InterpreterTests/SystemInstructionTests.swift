@@ -61,13 +61,7 @@ import VMM
     guard
       let m = try GuestMachine(
         code: """
-            push 0x1b
-            push 0x60000
-            push 0x2
-            push 0x23
-            lea rax, [rip + user]
-            push rax
-            iretq
+            \(GuestMachine.enterRing3())
           user:
             mov cr3, rax                       # 3 bytes each, so the handler can skip them
             lgdt [rax]
