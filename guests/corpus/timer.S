@@ -1,3 +1,4 @@
+#include "../include/pc.inc"
 # Timer interrupts: PIC (vectors 0x20-0x2f, only IRQ 0 unmasked) and PIT channel 0 at about 10 kHz.
 # Ring 0 waits for 5 ticks with HLT; then a ring-3 busy loop (IF=1) spins until tick 10, the
 # ticks preempting it in ring 3.
@@ -15,24 +16,7 @@ main:
     lea spurious(%rip), %rsi
     mov $0x8e00, %dx
     call set_gate
-    mov $0x11, %al              # PIC ICW1-4: master 0x20, slave 0x28
-    out %al, $0x20
-    out %al, $0xa0
-    mov $0x20, %al
-    out %al, $0x21
-    mov $0x28, %al
-    out %al, $0xa1
-    mov $0x04, %al
-    out %al, $0x21
-    mov $0x02, %al
-    out %al, $0xa1
-    mov $0x01, %al
-    out %al, $0x21
-    out %al, $0xa1
-    mov $0xfe, %al
-    out %al, $0x21
-    mov $0xff, %al
-    out %al, $0xa1
+    PIC_INIT_UNMASK_IRQ0
     mov $0x34, %al              # PIT channel 0: lobyte/hibyte, mode 2, divisor 119
     out %al, $0x43
     mov $119, %ax

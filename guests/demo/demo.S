@@ -1,3 +1,4 @@
+#include "../include/pc.inc"
 # Trivisor's built-in demo guest (`trivisor run` with no image).
 #
 # A flat 64-bit binary linked at 0x10000 and started in ring 0 long mode by SmallGuestBoot (page
@@ -29,46 +30,10 @@ _start:
     call puts
 
     # IDT gates 0x20..0x2f: 0x20 -> timer, the rest -> spurious (EOI and return).
-    mov $0x20, %ecx
-1:  lea spurious(%rip), %rax
-    cmp $0x20, %ecx
-    jne 2f
-    lea timer(%rip), %rax
-2:  mov %ecx, %edi
-    shl $4, %edi
-    add $IDT, %edi
-    mov %ax, (%rdi)
-    movw $0x08, 2(%rdi)
-    movw $0x8e00, 4(%rdi)
-    shr $16, %rax
-    mov %ax, 6(%rdi)
-    shr $16, %rax
-    mov %eax, 8(%rdi)
-    movl $0, 12(%rdi)
-    inc %ecx
-    cmp $0x30, %ecx
-    jb 1b
-    lidt idtr(%rip)
+    IDT_TIMER_GATES IDT
 
     # PIC: ICW1-ICW4 for master (vectors 0x20) and slave (0x28); unmask IRQ 0 only.
-    mov $0x11, %al
-    out %al, $0x20
-    out %al, $0xa0
-    mov $0x20, %al
-    out %al, $0x21
-    mov $0x28, %al
-    out %al, $0xa1
-    mov $0x04, %al
-    out %al, $0x21
-    mov $0x02, %al
-    out %al, $0xa1
-    mov $0x01, %al
-    out %al, $0x21
-    out %al, $0xa1
-    mov $0xfe, %al
-    out %al, $0x21
-    mov $0xff, %al
-    out %al, $0xa1
+    PIC_INIT_UNMASK_IRQ0
 
     # PIT channel 0: lobyte/hibyte, mode 2 (rate generator), 100 Hz.
     mov $0x34, %al

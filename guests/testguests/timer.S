@@ -1,3 +1,4 @@
+#include "../include/pc.inc"
 # Programs the PIC (vectors 0x20-0x2f, only IRQ 0 unmasked) and PIT channel 0 (mode 2, with the
 # 16-bit divisor the host put at 0x9000), enables interrupts and HLTs until its timer handler has
 # counted the number of interrupts the host put at 0x9004 (32 bits); writes the count to port
@@ -10,45 +11,9 @@
     .set TICKS, 0x9004
 _start:
     # IDT gates 0x20..0x2f: 0x20 -> timer, the rest -> spurious (EOI and return).
-    mov $0x20, %ecx
-1:  lea spurious(%rip), %rax
-    cmp $0x20, %ecx
-    jne 2f
-    lea timer(%rip), %rax
-2:  mov %ecx, %edi
-    shl $4, %edi
-    add $IDT, %edi
-    mov %ax, (%rdi)
-    movw $0x08, 2(%rdi)
-    movw $0x8e00, 4(%rdi)
-    shr $16, %rax
-    mov %ax, 6(%rdi)
-    shr $16, %rax
-    mov %eax, 8(%rdi)
-    movl $0, 12(%rdi)
-    inc %ecx
-    cmp $0x30, %ecx
-    jb 1b
-    lidt idtr(%rip)
+    IDT_TIMER_GATES IDT
     # PIC: ICW1-4 for both, master at 0x20, slave at 0x28, mask all but IRQ 0.
-    mov $0x11, %al
-    out %al, $0x20
-    out %al, $0xa0
-    mov $0x20, %al
-    out %al, $0x21
-    mov $0x28, %al
-    out %al, $0xa1
-    mov $0x04, %al
-    out %al, $0x21
-    mov $0x02, %al
-    out %al, $0xa1
-    mov $0x01, %al
-    out %al, $0x21
-    out %al, $0xa1
-    mov $0xfe, %al
-    out %al, $0x21
-    mov $0xff, %al
-    out %al, $0xa1
+    PIC_INIT_UNMASK_IRQ0
     # PIT channel 0: lobyte/hibyte, mode 2, the host's divisor.
     mov $0x34, %al
     out %al, $0x43
