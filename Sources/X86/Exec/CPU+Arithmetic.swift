@@ -406,6 +406,19 @@ extension CPU {
     return (size == 2 ? offset & 0xFFFF : offset, selector)
   }
 
+  /// Loads CS and jumps to `offset`; CS is restored when the target faults (limit), so the
+  /// instruction leaves no state behind.
+  func farBranch(selector: UInt64, offset: UInt64, size: Int) throws(Fault) {
+    let savedCS = state.segment(.cs)
+    try loadSegment(1, selector: UInt16(truncatingIfNeeded: selector))
+    do throws(Fault) {
+      try branch(to: offset, size: size)
+    } catch {
+      state.setSegment(.cs, savedCS)
+      throw error
+    }
+  }
+
   /// Far JMP/CALL/RET and IRET (real mode; protected mode through `loadSegment`).
   func farControl(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
     if usesSystemLayerForFarTransfer(ins.operation) { return try farControlProtected(ins, ea: ea, nextRIP: nextRIP) }
@@ -419,42 +432,21 @@ extension CPU {
         sp = try pushValue(UInt64(state.segmentSelector(1)), size: pushSize, from: sp)
         sp = try pushValue(nextRIP, size: pushSize, from: sp)
       }
-      let savedCS = state.segment(.cs)
-      try loadSegment(1, selector: UInt16(truncatingIfNeeded: selector))
-      do throws(Fault) {
-        try branch(to: offset, size: size)
-      } catch {
-        state.setSegment(.cs, savedCS)
-        throw error
-      }
+      try farBranch(selector: selector, offset: offset, size: size)
       if ins.operation == .callFar { setStackPointer(sp) }
     case .retf:
       var sp = stackPointer()
       let (ip, sp1) = try popValue(size: size, from: sp)
       let (cs, sp2) = try popValue(size: size, from: sp1)
       sp = sp2
-      let savedCS = state.segment(.cs)
-      try loadSegment(1, selector: UInt16(truncatingIfNeeded: cs))
-      do throws(Fault) {
-        try branch(to: ip, size: size)
-      } catch {
-        state.setSegment(.cs, savedCS)
-        throw error
-      }
+      try farBranch(selector: cs, offset: ip, size: size)
       setStackPointer((sp &+ (ins.operandCount > 0 ? ins.immediate & 0xFFFF : 0)) & ALU.mask(stackAddressSize))
     default:  // iret
       if !isRealMode { throw Fault.generalProtection() }
       let (ip, sp1) = try popValue(size: size, from: stackPointer())
       let (cs, sp2) = try popValue(size: size, from: sp1)
       let (flags, sp3) = try popValue(size: size, from: sp2)
-      let savedCS = state.segment(.cs)
-      try loadSegment(1, selector: UInt16(truncatingIfNeeded: cs))
-      do throws(Fault) {
-        try branch(to: ip, size: size)
-      } catch {
-        state.setSegment(.cs, savedCS)
-        throw error
-      }
+      try farBranch(selector: cs, offset: ip, size: size)
       setStackPointer(sp3)
       loadFlags(flags, size: size)
     }
