@@ -56,6 +56,23 @@ public enum BootLayout {
   static var flatData: Segment {
     Segment(selector: dataSelector, base: 0, limit: 0xFFFF_FFFF, type: 3, db: true, g: true)
   }
+
+  /// Special registers with `code` in CS, the flat data segment in every data register, the boot
+  /// GDT and an empty IDT (an early fault triple-faults): the common part of every protected and
+  /// long-mode start.
+  static func flatSpecialRegisters(code: Segment) -> SpecialRegisters {
+    var s = SpecialRegisters()
+    s.cs = code
+    let data = flatData
+    s.ds = data
+    s.es = data
+    s.fs = data
+    s.gs = data
+    s.ss = data
+    s.gdt = gdtRegister
+    s.idt = DescriptorTable(base: 0, limit: 0)
+    return s
+  }
 }
 
 /// Writes `bytes` at `address`, turning a memory error into a loader error about `what`.

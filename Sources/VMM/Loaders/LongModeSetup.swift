@@ -49,17 +49,9 @@ public enum LongModeSetup {
 
   /// The long-mode special registers (without touching memory).
   public static var specialRegisters: SpecialRegisters {
-    var s = SpecialRegisters()
-    s.cs = Segment(
-      selector: BootLayout.code64Selector, base: 0, limit: 0xFFFF_FFFF, type: 11, l: true, db: false, g: true)
-    let data = BootLayout.flatData
-    s.ds = data
-    s.es = data
-    s.fs = data
-    s.gs = data
-    s.ss = data
-    s.gdt = BootLayout.gdtRegister
-    s.idt = DescriptorTable(base: 0, limit: 0)
+    var s = BootLayout.flatSpecialRegisters(
+      code: Segment(
+        selector: BootLayout.code64Selector, base: 0, limit: 0xFFFF_FFFF, type: 11, l: true, db: false, g: true))
     s.cr0 = cr0
     s.cr3 = BootLayout.pml4
     s.cr4 = cr4

@@ -9,17 +9,8 @@ public enum ProtectedModeSetup {
   }
 
   public static var specialRegisters: SpecialRegisters {
-    var s = SpecialRegisters()
-    s.cs = Segment(
-      selector: BootLayout.code32Selector, base: 0, limit: 0xFFFF_FFFF, type: 11, db: true, g: true)
-    let data = BootLayout.flatData
-    s.ds = data
-    s.es = data
-    s.fs = data
-    s.gs = data
-    s.ss = data
-    s.gdt = BootLayout.gdtRegister
-    s.idt = DescriptorTable(base: 0, limit: 0)
+    var s = BootLayout.flatSpecialRegisters(
+      code: Segment(selector: BootLayout.code32Selector, base: 0, limit: 0xFFFF_FFFF, type: 11, db: true, g: true))
     s.cr0 = cr0
     return s
   }
