@@ -24,6 +24,8 @@ struct DiffTestCommand: ParsableCommand {
   @Option(help: "Instructions under test per program.") var length = 4
   @Option(help: "Mismatches to shrink and print in full.") var show = 10
   @Flag(help: "Print progress and every kept mismatch.") var verbose = false
+  @Flag(help: "Run every instruction on the model's general path, without the pre-resolved fast handlers.")
+  var noFastPath = false
 
   func run() throws {
     var selected: [InstructionClass] = []
@@ -40,11 +42,13 @@ struct DiffTestCommand: ParsableCommand {
       instructionCount: count, seed: seed, classes: selected.isEmpty ? InstructionClass.allCases : selected)
     options.programLength = length
     options.keptMismatches = max(show, 0)
+    options.fastPath = !noFastPath
     let tester: DiffTester
     do { tester = try DiffTester(options: options) } catch { throw ValidationError(error.description) }
     for note in tester.notes { print("note: \(note)") }
     print(
-      "difftest: \(count) instructions, seed \(seed), classes: \(options.classes.map(\.rawValue).joined(separator: " "))"
+      "difftest: \(count) instructions, seed \(seed)\(noFastPath ? ", general path only" : ""), classes: "
+        + options.classes.map(\.rawValue).joined(separator: " ")
     )
     let report: DiffTestReport
     do {

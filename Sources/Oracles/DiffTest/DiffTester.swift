@@ -10,6 +10,8 @@ public struct DiffTestOptions: Sendable {
   public var classes: [InstructionClass]
   /// Instructions under test per program.
   public var programLength: Int = 4
+  /// Run the model with its fast handlers (the default) or with every instruction on the general path.
+  public var fastPath = true
   /// Mismatches to shrink and keep in full (the rest are only counted).
   public var keptMismatches: Int = 20
 
@@ -101,6 +103,7 @@ public final class DiffTester {
     notes = usable.notes
     generator = ProgramGenerator(classes: usable.classes, features: host.features, seed: options.seed)
     native = try NativeRunner()
+    model.fastPath = options.fastPath
   }
 
   /// Classes in which the model raises #UD on every instruction the host executes: not implemented.

@@ -7,6 +7,11 @@ public final class ModelRunner {
   private let cpu: CPU
   /// Instructions (REP iterations count one each) before a run is declared endless.
   public var stepLimit = 20_000
+  /// Whether the model runs cached instructions through its fast handlers (see `CPU.fastPathEnabled`).
+  public var fastPath: Bool {
+    get { cpu.fastPathEnabled }
+    set { cpu.fastPathEnabled = newValue }
+  }
 
   public init() {
     cpu = CPU(model: .host64, memory: memory)
@@ -30,7 +35,10 @@ public final class ModelRunner {
         outcome = .completed
         break
       }
-      guard let event = cpu.step() else { continue }
+      // One instruction through `run`, the engines' entry point: a cached fast form runs in the
+      // page-local fast loop, anything else through `step`'s path.
+      let event = cpu.run(budget: 1)
+      if case .budgetExhausted = event { continue }
       switch event {
       case .exception(let vector, let errorCode):
         outcome = .fault(vector: Int(vector), errorCode: UInt64(errorCode ?? 0))

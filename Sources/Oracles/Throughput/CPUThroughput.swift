@@ -6,12 +6,18 @@ import X86
 /// hash over a 4 KiB buffer (load, multiply, xor, rotate, add, store, loop), run natively by the
 /// difftest's native runner and on the model in flat 64-bit user mode from identical state.
 /// Both runs must end with identical registers and buffer, so the figure is for correct execution.
+///
+/// The model runs the loop twice: with its pre-resolved fast handlers (the figure engines get) and
+/// with every instruction on the general `execute` path, to show what the fast path buys.
 public struct CPUThroughput: Sendable {
   public var instructions: UInt64
   public var modelSeconds: Double
+  /// The same run with `CPU.fastPathEnabled` off.
+  public var generalPathSeconds: Double
   public var nativeSeconds: Double
   /// Millions of guest instructions per second on the model.
   public var modelMIPS: Double { Double(instructions) / modelSeconds / 1e6 }
+  public var generalPathMIPS: Double { Double(instructions) / generalPathSeconds / 1e6 }
   public var nativeMIPS: Double { Double(instructions) / nativeSeconds / 1e6 }
   /// How many times slower the model is than the host.
   public var slowdown: Double { modelSeconds / nativeSeconds }
@@ -69,24 +75,33 @@ public struct CPUThroughput: Sendable {
     let nativeSeconds = Double(DispatchTime.now().uptimeNanoseconds - nativeStart) / 1e9
     guard nativeResult.outcome == .completed else { throw Failure.native("\(nativeResult.outcome)") }
 
-    // Model.
-    let memory = SandboxMemory()
-    memory.load(code: code, sandbox: sandbox)
-    let cpu = CPU(model: .host64, memory: memory)
-    cpu.configureFlatUser64()
-    for i in 0..<16 { cpu.state.setGPR(i, gpr[i]) }
-    cpu.state.rip = CN_CODE_ADDR
-    let modelStart = DispatchTime.now().uptimeNanoseconds
-    let event = cpu.run(budget: total + 16)
-    let modelSeconds = Double(DispatchTime.now().uptimeNanoseconds - modelStart) / 1e9
-    guard case .exception(vector: 3, _) = event else { throw Failure.model("stopped with \(event)") }
-
-    for i in 0..<16 where cpu.state.gpr(i) != nativeResult.state.gpr[i] {
-      throw Failure.disagree(
-        "\(MachineState.registerNames[i]) = 0x\(String(cpu.state.gpr(i), radix: 16)) on the model, "
-          + "0x\(String(nativeResult.state.gpr[i], radix: 16)) natively")
+    // Model, with and without the fast path; each run must reproduce the host's result.
+    func runModel(fastPath: Bool) throws -> Double {
+      let memory = SandboxMemory()
+      memory.load(code: code, sandbox: sandbox)
+      let cpu = CPU(model: .host64, memory: memory)
+      cpu.configureFlatUser64()
+      cpu.fastPathEnabled = fastPath
+      for i in 0..<16 { cpu.state.setGPR(i, gpr[i]) }
+      cpu.state.rip = CN_CODE_ADDR
+      let start = DispatchTime.now().uptimeNanoseconds
+      let event = cpu.run(budget: total + 16)
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+      guard case .exception(vector: 3, _) = event else { throw Failure.model("stopped with \(event)") }
+      for i in 0..<16 where cpu.state.gpr(i) != nativeResult.state.gpr[i] {
+        throw Failure.disagree(
+          "\(MachineState.registerNames[i]) = 0x\(String(cpu.state.gpr(i), radix: 16)) on the model"
+            + "\(fastPath ? "" : " (general path)"), 0x\(String(nativeResult.state.gpr[i], radix: 16)) natively")
+      }
+      guard memory.sandboxBytes() == nativeResult.state.sandbox else {
+        throw Failure.disagree("buffer contents differ\(fastPath ? "" : " (general path)")")
+      }
+      return seconds
     }
-    guard memory.sandboxBytes() == nativeResult.state.sandbox else { throw Failure.disagree("buffer contents differ") }
-    return CPUThroughput(instructions: total, modelSeconds: modelSeconds, nativeSeconds: nativeSeconds)
+    let modelSeconds = try runModel(fastPath: true)
+    let generalPathSeconds = try runModel(fastPath: false)
+    return CPUThroughput(
+      instructions: total, modelSeconds: modelSeconds, generalPathSeconds: generalPathSeconds,
+      nativeSeconds: nativeSeconds)
   }
 }

@@ -8,16 +8,9 @@ extension CPU {
       let three = ins.operandCount == 3
       let a = try readOperand(ins, three ? ins.operands.1 : ins.operands.0, ea)
       let b = try readOperand(ins, three ? ins.operands.2 : ins.operands.1, ea)
-      let (hi, lo) = ALU.signExtend(a, size).multipliedFullWidth(by: ALU.signExtend(b, size))
-      let r = lo & m
-      let overflow: Bool
-      if size == 8 {
-        overflow = hi != (Int64(bitPattern: lo) >> 63)
-      } else {
-        overflow = ALU.signExtend(r, size) != Int64(bitPattern: lo)
-      }
+      let (r, f) = ALU.imul(a, b, size)
       try writeOperand(ins, ins.operands.0, ea, r)
-      setArithmeticFlags(ALU.szp(r, size) | (overflow ? Flags.cf | Flags.of : 0))
+      setArithmeticFlags(f)
       return
     }
     let src = try readOperand(ins, ins.operands.0, ea)
@@ -161,65 +154,7 @@ extension CPU {
       zeroExtendIfDword(ins.operands.0, a)
       return
     }
-    var r: UInt64 = 0
-    var f = state.rflags
-    func set(_ flag: UInt64, _ on: Bool) { if on { f |= flag } else { f &= ~flag } }
-    switch ins.operation {
-    case .shl, .sal:
-      r = count >= 64 ? 0 : (a << count) & m
-      let cf = count <= bits ? (a >> (bits - count)) & 1 != 0 : false
-      f = (f & ~Flags.arithmetic) | ALU.szp(r, size)
-      set(Flags.cf, cf)
-      set(Flags.of, (r & sign != 0) != cf)
-    case .shr:
-      r = count >= 64 ? 0 : a >> count
-      let cf = count <= bits ? (a >> (count - 1)) & 1 != 0 : false
-      f = (f & ~Flags.arithmetic) | ALU.szp(r, size)
-      set(Flags.cf, cf)
-      // OF as the last 1-bit step leaves it: the MSB before that step (0 for counts above 1).
-      set(Flags.of, count == 1 ? a & sign != 0 : (count <= bits && (a >> (count - 1)) & sign != 0))
-    case .sar:
-      let sa = ALU.signExtend(a, size)
-      r = UInt64(bitPattern: sa >> Int64(min(count, 63))) & m
-      let cf = (sa >> Int64(min(count - 1, 63))) & 1 != 0
-      f = (f & ~Flags.arithmetic) | ALU.szp(r, size)
-      set(Flags.cf, cf)
-    case .rol:
-      let n = count % bits
-      r = n == 0 ? a : ((a << n) | (a >> (bits - n))) & m
-      let cf = r & 1 != 0
-      set(Flags.cf, cf)
-      set(Flags.of, (r & sign != 0) != cf)
-    case .ror:
-      let n = count % bits
-      r = n == 0 ? a : ((a >> n) | (a << (bits - n))) & m
-      set(Flags.cf, r & sign != 0)
-      set(Flags.of, (r & sign != 0) != (r & (sign >> 1) != 0))
-    case .rcl:
-      let n = size <= 2 ? count % (bits + 1) : count
-      var x = a
-      var cf: UInt64 = f & Flags.cf
-      for _ in 0..<n {
-        let out: UInt64 = x & sign != 0 ? 1 : 0
-        x = ((x << 1) | cf) & m
-        cf = out
-      }
-      r = x
-      set(Flags.cf, cf != 0)
-      set(Flags.of, (r & sign != 0) != (cf != 0))
-    default:  // rcr
-      let n = size <= 2 ? count % (bits + 1) : count
-      var x = a
-      var cf: UInt64 = f & Flags.cf
-      for _ in 0..<n {
-        let out = x & 1
-        x = (x >> 1) | (cf != 0 ? sign : 0)
-        cf = out
-      }
-      r = x
-      set(Flags.cf, cf != 0)
-      set(Flags.of, (r & sign != 0) != (r & (sign >> 1) != 0))
-    }
+    let (r, f) = ALU.shiftRotate(ins.operation, a, count: count, size, flags: state.rflags)
     try writeOperand(ins, ins.operands.0, ea, r)
     state.rflags = f
   }

@@ -13,6 +13,11 @@ extension CPU {
           && e.pointee.generation == cachePageGeneration[DecodeCache.pageSlot(physical >> 12)]
         {
           let next = rip64 &+ UInt64(e.pointee.instruction.length)
+          let fastRIP = executeFast(e, nextRIP: next)
+          if fastRIP != CPU.fastDeclined {
+            stateRaw.storeBytes(of: fastRIP, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
+            return
+          }
           lastNextRIP = next
           try execute(e.pointee.instruction, nextRIP: next)
           return
@@ -89,11 +94,18 @@ extension CPU {
     let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
     // The 80286 limits instructions to 10 bytes.
     if model == .i80286 && ins.length > 10 { throw Fault.generalProtection() }
-    if cacheable, hostPage(physicalRIP, write: false) != nil {
-      decodeCache.insert(physicalRIP, mode, ins)
-      protectCode(page: physicalRIP >> 12)
-    }
     let next = (rip &+ UInt64(ins.length)) & wrap
+    if cacheable, hostPage(physicalRIP, write: false) != nil {
+      let entry = decodeCache.insert(physicalRIP, mode, ins)
+      protectCode(page: physicalRIP >> 12)
+      // The first run of an instruction already takes its fast form, so every test that runs code
+      // once (the differential tester) exercises the handlers the hot loops use.
+      let fastRIP = executeFast(entry, nextRIP: next)
+      if fastRIP != CPU.fastDeclined {
+        state.rip = fastRIP
+        return
+      }
+    }
     lastNextRIP = next
     try execute(ins, nextRIP: next)
   }
@@ -160,23 +172,7 @@ extension CPU {
         ins.operation == .cmp || ins.operation == .test
         ? try readOperand(ins, o0, ea) : try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
-      let r: UInt64
-      let f: UInt64
-      switch ins.operation {
-      case .add: (r, f) = ALU.add(a, b, carry: 0, size)
-      case .adc: (r, f) = ALU.add(a, b, carry: flag(Flags.cf) ? 1 : 0, size)
-      case .sub, .cmp: (r, f) = ALU.sub(a, b, borrow: 0, size)
-      case .sbb: (r, f) = ALU.sub(a, b, borrow: flag(Flags.cf) ? 1 : 0, size)
-      case .and, .test:
-        r = a & b
-        f = ALU.logic(r, size)
-      case .or:
-        r = a | b
-        f = ALU.logic(r, size)
-      default:
-        r = a ^ b
-        f = ALU.logic(r, size)
-      }
+      let (r, f) = ALU.binary(ins.operation, a, b, carry: state.rflags & Flags.cf, size)
       if ins.operation != .cmp && ins.operation != .test { try writeOperand(ins, o0, ea, r) }
       setArithmeticFlags(f)
     case .inc, .dec:

@@ -177,7 +177,9 @@ extension CPU {
       }
       return v
     }
-    return try readLinear(try linearAddress(seg: seg, offset: offset, size: size, write: false), size: size)
+    let linear = try linearAddress(seg: seg, offset: offset, size: size, write: false)
+    try checkAlignment(linear, size: size, write: false)
+    return try readLinear(linear, size: size)
   }
 
   /// Writes `size` bytes at segment:offset.
@@ -189,7 +191,25 @@ extension CPU {
       }
       return
     }
-    try writeLinear(try linearAddress(seg: seg, offset: offset, size: size, write: true), size: size, value: value)
+    let linear = try linearAddress(seg: seg, offset: offset, size: size, write: true)
+    try checkAlignment(linear, size: size, write: true)
+    try writeLinear(linear, size: size, value: value)
+  }
+
+  /// Alignment checking (#AC, vector 17, error code 0) is on at CPL 3 with CR0.AM and RFLAGS.AC set.
+  @inline(__always) var alignmentCheckingActive: Bool {
+    state.rflags & Flags.ac != 0 && state.cr0 & CR0.am != 0 && state.cpl == 3
+  }
+
+  /// Raises #AC for a misaligned explicit data access while alignment checking is on. A page fault
+  /// on the same access has priority, so the pages are translated first.
+  @inline(__always) func checkAlignment(_ linear: UInt64, size: Int, write: Bool) throws(Fault) {
+    guard size > 1, linear & UInt64(size &- 1) != 0, alignmentCheckingActive else { return }
+    for physical in [try translate(linear, write: write), try translate(linear &+ UInt64(size &- 1), write: write)]
+    where flatUser && hostPage(physical, write: write) == nil {
+      throw flatUserPageFault(physical, write: write)
+    }
+    throw Fault.exception(vector: ExceptionVector.alignmentCheck, errorCode: 0)
   }
 
   /// Checks that a write would succeed without performing it (for multi-part instructions).

@@ -102,10 +102,18 @@ extension CPU {
   @inline(__always)
   func fastHostAddress(seg: Int, offset: UInt64, size: Int, write: Bool) -> UnsafeMutableRawPointer? {
     guard stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 else { return nil }
+    return fastHostAddress64(seg: seg, offset: offset, size: size, write: write)
+  }
+
+  /// `fastHostAddress` for code known to run in 64-bit mode.
+  @inline(__always)
+  func fastHostAddress64(seg: Int, offset: UInt64, size: Int, write: Bool) -> UnsafeMutableRawPointer? {
     let lin = (seg >= 4 ? state.segmentBase(seg) : 0) &+ offset
     guard UInt64(bitPattern: (Int64(bitPattern: lin) >> 47) &+ 1) <= 1, (lin & 0xFFF) &+ UInt64(size) <= 0x1000 else {
       return nil
     }
+    // A misaligned access may owe an #AC: the slow path decides.
+    if lin & UInt64(size &- 1) != 0 && alignmentCheckingActive { return nil }
     guard let phys = quickTranslate(lin, kind: write ? .write : .read) else { return nil }
     let page = phys >> 12
     let i = Int(page & UInt64(CPU.tlbSize - 1))

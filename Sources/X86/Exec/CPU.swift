@@ -153,12 +153,20 @@ public final class CPU {
     return stepInline()
   }
 
+  /// One instruction with exception handling; `cached` is the valid decode-cache entry at RIP when
+  /// the caller already looked it up (and its fast handler, if any, declined).
   @inline(__always)
-  func stepInline() -> CPUEvent? {
+  func stepInline(cached: CacheEntry? = nil) -> CPUEvent? {
     let startRIP = state.rip
     ioIndex = 0
     do throws(Fault) {
-      try executeOne()
+      if let cached {
+        let next = startRIP &+ UInt64(cached.pointee.instruction.length)
+        lastNextRIP = next
+        try execute(cached.pointee.instruction, nextRIP: next)
+      } else {
+        try executeOne()
+      }
       if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
       instructionsRetired &+= 1
       if interruptShadow || pendingShadow {
@@ -185,15 +193,75 @@ public final class CPU {
     }
   }
 
+  /// Whether cached instructions use the pre-resolved fast handlers (`FastForm`, the default) or
+  /// all take the general `execute` path. Both give the same results; turning the fast path off
+  /// exists to prove that (tests, `trivisor difftest --no-fast-path`) and to measure what it buys.
+  public var fastPathEnabled: Bool {
+    get { decodeCache.classifiesFastForms }
+    set {
+      decodeCache.classifiesFastForms = newValue
+      decodeCache.flush()
+    }
+  }
+
   /// Runs until an event or until `budget` instructions retired.
   public func run(budget: UInt64) -> CPUEvent {
     if injectedFault != nil, let e = entryEvent() { return e }
     var left = budget
     while left > 0 {
-      if let e = stepInline() { return e }
+      let (retired, pending) = runFastInPage(budget: left)
+      left -= retired
+      if left == 0 { break }
+      if let e = stepInline(cached: pending) { return e }
       left -= 1
     }
     return .budgetExhausted
+  }
+
+  /// Runs fast-form instructions of the current 64-bit code page back to back and returns how
+  /// many retired (at most `budget`), with RIP committed. It stops at the first instruction that is
+  /// not a cached fast form or whose handler declines (returned as `pending`, its valid cache
+  /// entry, so the caller need not look it up again), or when RIP leaves the cacheable pages.
+  ///
+  /// Within one page the linear-to-physical translation and the page's decode-cache generation
+  /// cannot change: fast handlers never write CR3, CPL, the code mode or a page that holds cached
+  /// code (those pages are kept out of the write TLB), so both are looked up once per page.
+  @inline(__always)
+  func runFastInPage(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
+    guard !interruptShadow,
+      stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64
+    else { return (0, nil) }
+    var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
+    var left = budget
+    var pending: CacheEntry?
+    pages: while left > 0 {
+      // Enter the page of RIP.
+      guard isCanonical(rip), let physical = quickTranslate(rip, kind: .execute) else { break }
+      let linearPage = rip & ~0xFFF
+      let physicalPage = physical & ~0xFFF
+      let generation = cachePageGeneration[DecodeCache.pageSlot(physicalPage >> 12)]
+      while rip & 0xFFF <= 0x1000 - 15 {
+        let address = physicalPage | (rip & 0xFFF)
+        let e = cacheEntries + DecodeCache.slot(address)
+        guard e.pointee.tag == DecodeCache.tag(address, .bits64) && e.pointee.generation == generation else {
+          break pages
+        }
+        let next = executeFast(e, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
+        if next == CPU.fastDeclined {
+          pending = e
+          break pages
+        }
+        rip = next
+        left -= 1
+        if left == 0 { break pages }
+        if rip & ~0xFFF != linearPage { continue pages }
+      }
+      break
+    }
+    stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
+    let retired = budget - left
+    instructionsRetired &+= retired
+    return (retired, pending)
   }
 
   /// An event reported after the instruction retired (HLT, VMCALL).

@@ -12,8 +12,14 @@ final class DecodeCache {
     /// Physical address | mode << 62 | 1 << 61 (valid).
     var tag: UInt64
     var generation: UInt32
+    /// How the interpreter runs it (classified at insertion).
+    var form: FastForm
     var instruction: DecodedInstruction
   }
+
+  /// When false, every entry gets `.generic` (all instructions take `execute`): for comparing the
+  /// fast handlers against the general path.
+  var classifiesFastForms = true
 
   let entries: UnsafeMutablePointer<Entry>
   let pageGeneration: UnsafeMutablePointer<UInt32>
@@ -22,7 +28,8 @@ final class DecodeCache {
   init() {
     entries = .allocate(capacity: DecodeCache.entryCount)
     entries.initialize(
-      repeating: Entry(tag: 0, generation: 0, instruction: DecodedInstruction()), count: DecodeCache.entryCount)
+      repeating: Entry(tag: 0, generation: 0, form: .generic, instruction: DecodedInstruction()),
+      count: DecodeCache.entryCount)
     pageGeneration = .allocate(capacity: DecodeCache.pageSlots)
     pageGeneration.initialize(repeating: 0, count: DecodeCache.pageSlots)
     pageHasCode = .allocate(capacity: DecodeCache.pageSlots)
@@ -59,11 +66,16 @@ final class DecodeCache {
     return nil
   }
 
-  func insert(_ physical: UInt64, _ mode: CodeMode, _ ins: DecodedInstruction) {
+  /// Caches `ins` (decoded at `physical` in `mode`) and returns its entry.
+  @discardableResult
+  func insert(_ physical: UInt64, _ mode: CodeMode, _ ins: DecodedInstruction) -> UnsafeMutablePointer<Entry> {
     let page = DecodeCache.pageSlot(physical >> 12)
     pageHasCode[page] = true
     let e = entries + DecodeCache.slot(physical)
-    e.pointee = Entry(tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page], instruction: ins)
+    e.pointee = Entry(
+      tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page],
+      form: classifiesFastForms ? FastForm.classify(ins, mode: mode) : .generic, instruction: ins)
+    return e
   }
 
   /// Called on a write-TLB miss: returns false if the page holds cached code (its entries are now
