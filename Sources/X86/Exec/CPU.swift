@@ -65,6 +65,7 @@ public final class CPU {
     self.system = SystemUnit(
       state: state, memory: memory, features: .interpreterModel)
     self.pagingTLB = system.mmu.tlb.entries
+    system.mmu.codeCache = decodeCache
     tlbReadTag = .allocate(capacity: CPU.tlbSize)
     tlbReadPtr = .allocate(capacity: CPU.tlbSize)
     tlbWriteTag = .allocate(capacity: CPU.tlbSize)

@@ -78,8 +78,9 @@ final class DecodeCache {
     return e
   }
 
-  /// Called on a write-TLB miss: returns false if the page holds cached code (its entries are now
-  /// invalid and the page may enter the write TLB again).
+  /// Called before a page is written outside the write TLB (a write-TLB miss, a system-layer or
+  /// page-walker store): if the page holds cached code, its entries become invalid and the page may
+  /// enter the write TLB again.
   @inline(__always) func noteWrite(page: UInt64) {
     let s = DecodeCache.pageSlot(page)
     if pageHasCode[s] {

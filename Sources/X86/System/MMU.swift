@@ -9,6 +9,10 @@ public final class MMU {
   /// MAXPHYADDR of the modelled CPU (reserved bits in page-table entries).
   public var physicalAddressBits: Int
   public var supports1GPages: Bool
+  /// The interpreter's decode cache, told about every write the system layer and the page walker
+  /// make (interrupt frames, TSS and descriptor updates, accessed/dirty bits), so code on those
+  /// pages is decoded again like after any other store.
+  var codeCache: DecodeCache?
 
   public init(memory: any PhysicalMemory, physicalAddressBits: Int = 40, supports1GPages: Bool = true) {
     self.memory = memory
@@ -37,7 +41,7 @@ public final class MMU {
     let translation: Translation
     do throws(PageFault) {
       translation = try PageWalker.translate(
-        linear, kind: kind, user: user, control: control, memory: PageTables(memory: memory),
+        linear, kind: kind, user: user, control: control, memory: PageTables(memory: memory, codeCache: codeCache),
         alignmentCheckFlag: state.rflags & Flags.ac != 0, implicitSupervisor: implicitSupervisor)
     } catch {
       state.cr2 = error.address
@@ -52,6 +56,7 @@ public final class MMU {
   /// Page-table access through `PhysicalMemory` (entries outside RAM read as absent).
   struct PageTables: PageTableMemory {
     let memory: any PhysicalMemory
+    let codeCache: DecodeCache?
 
     func readEntry(_ physical: UInt64, size: Int) -> UInt64? {
       guard let p = memory.hostPointer(physical: physical, length: size, write: false) else { return nil }
@@ -60,6 +65,7 @@ public final class MMU {
 
     func writeEntry(_ physical: UInt64, value: UInt64, size: Int) {
       guard let p = memory.hostPointer(physical: physical, length: size, write: true) else { return }
+      codeCache?.noteWrite(page: physical >> 12)
       if size == 4 {
         p.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
       } else {
@@ -100,23 +106,30 @@ public struct MMUSystemMemory: SystemMemoryAccess {
   }
 
   public func writeLinear(_ address: UInt64, size: Int, value: UInt64, supervisor: Bool) throws(Fault) {
-    // Translate every page first so a fault on the second page leaves the first untouched.
-    var hosts: [(UnsafeMutableRawPointer?, Int, Int)] = []
-    var done = 0
-    while done < size {
-      let linear = address &+ UInt64(done)
-      let chunk = min(size - done, 0x1000 - Int(linear & 0xFFF))
-      let (_, host) = try mmu.translate(
-        linear, kind: .write, user: !supervisor, implicitSupervisor: supervisor, state: state)
-      hosts.append((host, done, chunk))
-      done += chunk
-    }
-    for (host, start, chunk) in hosts {
-      guard let host else { continue }
-      for i in 0..<chunk {
-        host.storeBytes(
-          of: UInt8(truncatingIfNeeded: value >> UInt64(8 * (start + i))), toByteOffset: i, as: UInt8.self)
-      }
-    }
+    // Translate both pages first so a fault on the second page leaves the first untouched.
+    let firstChunk = min(size, 0x1000 - Int(address & 0xFFF))
+    let first = try mmu.translate(
+      address, kind: .write, user: !supervisor, implicitSupervisor: supervisor, state: state)
+    let second =
+      firstChunk < size
+      ? try mmu.translate(
+        address &+ UInt64(firstChunk), kind: .write, user: !supervisor, implicitSupervisor: supervisor, state: state)
+      : nil
+    store(value, at: first, bytes: 0..<firstChunk)
+    if let second { store(value, at: second, bytes: firstChunk..<size) }
   }
+
+  /// Stores bytes `bytes` of `value` at a translated address (dropped on MMIO) and tells the decode
+  /// cache about the write.
+  private func store(
+    _ value: UInt64, at target: (physical: UInt64, host: UnsafeMutableRawPointer?), bytes: Range<Int>
+  ) {
+    guard let host = target.host else { return }
+    for i in bytes {
+      host.storeBytes(
+        of: UInt8(truncatingIfNeeded: value >> UInt64(8 * i)), toByteOffset: i - bytes.lowerBound, as: UInt8.self)
+    }
+    mmu.codeCache?.noteWrite(page: target.physical >> 12)
+  }
+
 }
