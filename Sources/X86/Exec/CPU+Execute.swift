@@ -236,7 +236,10 @@ extension CPU {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
         setStackPointer(nsp)
-        if o0.reg == 2 { pendingShadow = true }
+        if o0.reg == 2 {
+          pendingShadow = true
+          pendingDebugShadow = true
+        }
       } else if o0.kind == .memory {
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         let oldSP = state.gpr(4)
@@ -318,7 +321,10 @@ extension CPU {
       if o0.reg == 1 { throw Fault.invalidOpcode }
       let v = try readOperand(ins, o1, ea)
       try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
-      if o0.reg == 2 { pendingShadow = true }
+      if o0.reg == 2 {
+        pendingShadow = true
+        pendingDebugShadow = true
+      }
     case .bswap:
       let r = Int(o0.reg)
       if o0.size == 8 {

@@ -245,6 +245,7 @@ extension CPU {
     if reportExceptions || trapped {
       throw Fault.exception(vector: vector, errorCode: nil)
     }
+    if state.rflags & Flags.tf != 0 { softwareInterruptDelivered = true }
     if isRealMode {
       try deliverReal(vector: vector, returnIP: nextRIP)
       return true

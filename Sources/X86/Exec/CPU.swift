@@ -160,6 +160,8 @@ public final class CPU {
   func stepInline(cached: CacheEntry? = nil) -> CPUEvent? {
     let startRIP = state.rip
     ioIndex = 0
+    // Single-step: TF at the start of an instruction traps after it.
+    let singleStep = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & Flags.tf != 0
     do throws(Fault) {
       if let cached {
         let next = startRIP &+ UInt64(cached.pointee.instruction.length)
@@ -173,13 +175,18 @@ public final class CPU {
       if interruptShadow || pendingShadow {
         interruptShadow = pendingShadow
         pendingShadow = false
+        debugShadow = pendingDebugShadow
+        pendingDebugShadow = false
       }
+      // MOV SS and POP SS hold the trap back to the boundary after the next instruction.
+      if singleStep && !debugShadow { return singleStepTrap() }
       if let e = retiredEvent {
         retiredEvent = nil
         return e
       }
       return nil
     } catch {
+      softwareInterruptDelivered = false
       switch error {
       case .event(let e):
         state.rip = startRIP
@@ -230,7 +237,8 @@ public final class CPU {
   @inline(__always)
   func runFastInPage(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
     guard !interruptShadow,
-      stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64
+      stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64,
+      stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & Flags.tf == 0
     else { return (0, nil) }
     var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     var left = budget
@@ -265,12 +273,35 @@ public final class CPU {
     return (retired, pending)
   }
 
+  /// The single-step trap after an instruction that started with TF set: #DB (vector 1) with
+  /// DR6.BS, RIP already at the next instruction. INT n, INT3, INTO and INT1 that deliver their
+  /// interrupt clear TF on the way and take no trap; a HLT is not entered (the trap handler runs
+  /// and returns after it); a VMCALL's event is still reported after the trap is delivered.
+  @inline(never)
+  func singleStepTrap() -> CPUEvent? {
+    if softwareInterruptDelivered {
+      softwareInterruptDelivered = false
+      return retiredEvent.take()
+    }
+    let retired = retiredEvent.take()
+    let dr6 = CPUStateLayout.debugRegisters + 6 * 8
+    state[offset: dr6] = state[offset: dr6] | DebugStatus.singleStep
+    if let event = raise(vector: ExceptionVector.debug, errorCode: nil, nextRIP: state.rip) { return event }
+    return retired == .halt ? nil : retired
+  }
+
   /// An event reported after the instruction retired (HLT, VMCALL).
   @exclusivity(unchecked) var retiredEvent: CPUEvent?
   /// True right after an instruction that blocks interrupts for one instruction (STI setting IF,
   /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
   @exclusivity(unchecked) public internal(set) var interruptShadow = false
   @exclusivity(unchecked) var pendingShadow = false
+  /// MOV SS and POP SS also hold debug traps (single-step) back for one instruction; STI does not.
+  @exclusivity(unchecked) var debugShadow = false
+  @exclusivity(unchecked) var pendingDebugShadow = false
+  /// Set when INT n/INT3/INTO/INT1 started with TF set and delivers its interrupt (which clears TF:
+  /// no single-step trap); consumed by `singleStepTrap`, cleared when the instruction faults.
+  @exclusivity(unchecked) var softwareInterruptDelivered = false
 
   // MARK: Embedder controls (see CPU+Interrupts.swift)
 
