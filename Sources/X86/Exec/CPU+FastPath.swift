@@ -128,54 +128,29 @@ extension CPU {
     _ e: CacheEntry, _: Op.Type, _: Dest.Type, _: Source.Type, _ nextRIP: UInt64
   ) -> UInt64 {
     let op = Op.operation
-    let dest = Dest.kind
-    let size = Int(e.pointee.instruction.operandSize)
-    let o0 = e.pointee.instruction.operands.0
-    let o1 = e.pointee.instruction.operands.1
     let writes = op != .cmp && op != .test
-    var destination: UnsafeMutableRawPointer?
-    let a: UInt64
-    if dest == .gpr {
-      a = reg(Int(o0.reg), Int(o0.size))
-    } else {
-      let ea = effectiveAddress(e.pointee.instruction, nextRIP: nextRIP)
-      let segment = Int(e.pointee.instruction.segment)
-      guard let p = fastHostAddress64(seg: segment, offset: ea, size: size, write: writes) else {
-        return CPU.fastDeclined
-      }
-      destination = p
-      a = load(p, size: size)
+    let size = Int(e.pointee.instruction.operandSize)
+    let memory = Dest.kind == .memory ? fastMemoryOperand(e, size: size, write: writes, nextRIP) : nil
+    if Dest.kind == .memory && memory == nil { return CPU.fastDeclined }
+    let a = destinationValue(e, memory)
+    guard let b = fastSource(e, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
+      return CPU.fastDeclined
     }
-    guard let b = fastSource(e, o1, Source.kind, nextRIP) else { return CPU.fastDeclined }
     let (r, f) = ALU.binary(op, a, b, carry: state.rflags & Flags.cf, size)
-    if writes {
-      if let destination { store(destination, size: size, r) } else { setReg(Int(o0.reg), Int(o0.size), r) }
-    }
+    if writes { writeDestination(e, memory, r) }
     setArithmeticFlags(f)
     return nextRIP
   }
 
   @inline(never)
   private func fastIncDec<Dest: FastOperand>(_ e: CacheEntry, _: Dest.Type, _ nextRIP: UInt64) -> UInt64 {
-    let dest = Dest.kind
     let size = Int(e.pointee.instruction.operandSize)
-    let o0 = e.pointee.instruction.operands.0
-    var destination: UnsafeMutableRawPointer?
-    let a: UInt64
-    if dest == .gpr {
-      a = reg(Int(o0.reg), Int(o0.size))
-    } else {
-      let ea = effectiveAddress(e.pointee.instruction, nextRIP: nextRIP)
-      let segment = Int(e.pointee.instruction.segment)
-      guard let p = fastHostAddress64(seg: segment, offset: ea, size: size, write: true) else {
-        return CPU.fastDeclined
-      }
-      destination = p
-      a = load(p, size: size)
-    }
+    let memory = Dest.kind == .memory ? fastMemoryOperand(e, size: size, write: true, nextRIP) : nil
+    if Dest.kind == .memory && memory == nil { return CPU.fastDeclined }
+    let a = destinationValue(e, memory)
     let (r, f) =
       e.pointee.instruction.operation == .inc ? ALU.add(a, 1, carry: 0, size) : ALU.sub(a, 1, borrow: 0, size)
-    if let destination { store(destination, size: size, r) } else { setReg(Int(o0.reg), Int(o0.size), r) }
+    writeDestination(e, memory, r)
     setArithmeticFlags((f & ~Flags.cf) | (state.rflags & Flags.cf))
     return nextRIP
   }
@@ -194,11 +169,7 @@ extension CPU {
       setReg(Int(o0.reg), Int(o0.size), v)
     } else {
       let size = Int(o0.size)
-      let ea = effectiveAddress(e.pointee.instruction, nextRIP: nextRIP)
-      let segment = Int(e.pointee.instruction.segment)
-      guard let p = fastHostAddress64(seg: segment, offset: ea, size: size, write: true) else {
-        return CPU.fastDeclined
-      }
+      guard let p = fastMemoryOperand(e, size: size, write: true, nextRIP) else { return CPU.fastDeclined }
       store(p, size: size, v)
     }
     return nextRIP
@@ -251,6 +222,35 @@ extension CPU {
 
   // MARK: Helpers
 
+  /// The host address of the instruction's memory operand (`size` bytes, checked for writing when
+  /// `write`), or nil when the access misses the fast path.
+  @inline(__always)
+  private func fastMemoryOperand(_ e: CacheEntry, size: Int, write: Bool, _ nextRIP: UInt64)
+    -> UnsafeMutableRawPointer?
+  {
+    let ea = effectiveAddress(e.pointee.instruction, nextRIP: nextRIP)
+    return fastHostAddress64(seg: Int(e.pointee.instruction.segment), offset: ea, size: size, write: write)
+  }
+
+  /// The value of a destination operand: the register, or the memory `fastMemoryOperand` found.
+  @inline(__always)
+  private func destinationValue(_ e: CacheEntry, _ memory: UnsafeMutableRawPointer?) -> UInt64 {
+    if let memory { return load(memory, size: Int(e.pointee.instruction.operandSize)) }
+    let o0 = e.pointee.instruction.operands.0
+    return reg(Int(o0.reg), Int(o0.size))
+  }
+
+  /// Writes a result to the destination: the register, or the memory `fastMemoryOperand` found.
+  @inline(__always)
+  private func writeDestination(_ e: CacheEntry, _ memory: UnsafeMutableRawPointer?, _ value: UInt64) {
+    if let memory {
+      store(memory, size: Int(e.pointee.instruction.operandSize), value)
+    } else {
+      let o0 = e.pointee.instruction.operands.0
+      setReg(Int(o0.reg), Int(o0.size), value)
+    }
+  }
+
   /// A source operand's value (masked to its size), or nil if a memory source misses the fast path.
   @inline(__always)
   private func fastSource(_ e: CacheEntry, _ o: Operand, _ kind: OperandKind, _ nextRIP: UInt64) -> UInt64? {
@@ -259,9 +259,7 @@ extension CPU {
     case .immediate: return e.pointee.instruction.immediate & ALU.mask(Int(o.size))
     default:
       let size = Int(o.size)
-      let ea = effectiveAddress(e.pointee.instruction, nextRIP: nextRIP)
-      let segment = Int(e.pointee.instruction.segment)
-      guard let p = fastHostAddress64(seg: segment, offset: ea, size: size, write: false) else { return nil }
+      guard let p = fastMemoryOperand(e, size: size, write: false, nextRIP) else { return nil }
       return load(p, size: size)
     }
   }
