@@ -39,13 +39,13 @@ public enum ExceptionVector {
 public enum UnimplementedFeature: UInt32, Sendable, CustomStringConvertible {
   /// `SegmentLoader.checkFarTransfer` was given a call gate (use `FarTransfers`, which handles them).
   case callGate = 2
-  /// A task switch involving a 16-bit TSS, or a TSS/task gate given to `checkFarTransfer`.
+  /// A TSS or task gate given to `SegmentLoader.checkFarTransfer` (use `FarTransfers`).
   case taskSwitch = 3
 
   public var description: String {
     switch self {
     case .callGate: return "call gate passed to the direct far-transfer check"
-    case .taskSwitch: return "task switch with a 16-bit TSS (or through the direct far-transfer check)"
+    case .taskSwitch: return "TSS or task gate passed to the direct far-transfer check"
     }
   }
 }

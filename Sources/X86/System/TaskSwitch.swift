@@ -1,7 +1,7 @@
-/// Hardware task switching through a 32-bit TSS (SDM vol. 3, chapter "Task Management", section
-/// "Task Switching"): by far JMP or CALL to a TSS or task gate, by an interrupt or exception
-/// through a task gate, and by IRET with NT set. 16-bit TSSs are reported as
-/// `UnimplementedFeature.taskSwitch`; IA-32e mode has no task switching (#GP).
+/// Hardware task switching through 32-bit and 16-bit TSSs (SDM vol. 3, chapter "Task Management",
+/// sections "Task Switching" and "16-Bit Task-State Segment"): by far JMP or CALL to a TSS or task
+/// gate, by an interrupt or exception through a task gate, and by IRET with NT set. IA-32e mode has
+/// no task switching (#GP).
 ///
 /// Checks that fail before the outgoing state is saved fault in the old task; once the new task's
 /// registers are loaded, descriptor checks fault in the new task (#TS/#NP/#SS with the
@@ -23,15 +23,40 @@ public enum TaskSwitch {
     }
   }
 
-  /// Offsets in the 32-bit TSS.
-  enum Offset {
-    static let link: UInt64 = 0x00
-    static let cr3: UInt64 = 0x1C
-    static let eip: UInt64 = 0x20
-    static let eflags: UInt64 = 0x24
-    static let gprs: UInt64 = 0x28
-    static let segments: UInt64 = 0x48
-    static let ldt: UInt64 = 0x60
+  /// Where a TSS keeps the dynamic state a task switch saves and loads.
+  struct Format {
+    /// Field width in bytes (IP, FLAGS and general registers; selectors are always 2 bytes).
+    let width: Int
+    /// The smallest limit the TSS descriptor may have (#TS below it).
+    let minimumLimit: UInt64
+    /// CR3 (the 16-bit TSS has none: the task keeps the current page tables).
+    let cr3: UInt64?
+    let ip: UInt64
+    let flags: UInt64
+    /// AX/EAX, then CX, DX, BX, SP, BP, SI, DI, one field each.
+    let gprs: UInt64
+    /// ES, CS, SS, DS, then (32-bit only) FS and GS, one field each.
+    let segments: [SegmentRegister]
+    let segmentBase: UInt64
+    let ldt: UInt64
+    /// Fields read up front (offset 0 through the LDT selector).
+    var fieldCount: Int { Int(ldt) / width + 1 }
+
+    static let bits32 = Format(
+      width: 4, minimumLimit: 0x67, cr3: 0x1C, ip: 0x20, flags: 0x24, gprs: 0x28,
+      segments: [.es, .cs, .ss, .ds, .fs, .gs], segmentBase: 0x48, ldt: 0x60)
+    static let bits16 = Format(
+      width: 2, minimumLimit: 0x2B, cr3: nil, ip: 0x0E, flags: 0x10, gprs: 0x12,
+      segments: [.es, .cs, .ss, .ds], segmentBase: 0x22, ldt: 0x2A)
+
+    /// The format of a TSS descriptor type (available or busy), nil for other types.
+    static func of(type: UInt8) -> Format? {
+      switch type {
+      case SystemDescriptorType.tssAvailable, SystemDescriptorType.tssBusy: return .bits32
+      case SystemDescriptorType.tss16Available, SystemDescriptorType.tss16Busy: return .bits16
+      default: return nil
+      }
+    }
   }
 
   /// Switches to the task whose TSS selector is `raw`. `returnRIP` is the EIP saved in the
@@ -55,47 +80,50 @@ public enum TaskSwitch {
       throw error
     }
     if descriptor.isCodeOrData { throw badSelector }
-    switch descriptor.type {
-    case SystemDescriptorType.tss16Available, SystemDescriptorType.tss16Busy:
-      throw .notImplemented(.taskSwitch)
-    case SystemDescriptorType.tssAvailable where source != .iret, SystemDescriptorType.tssBusy where source == .iret:
-      break
-    default:
-      throw badSelector
-    }
+    // JMP, CALL and interrupts need an available TSS, IRET returns to a busy one.
+    let busy = descriptor.type & 2 != 0
+    guard let format = Format.of(type: descriptor.type), busy == (source == .iret) else { throw badSelector }
     guard descriptor.present else { throw .np(code) }
-    guard descriptor.limit >= 0x67 else { throw .ts(code) }
+    guard descriptor.limit >= format.minimumLimit else { throw .ts(code) }
     let newBase = descriptor.base
     // Read the incoming TSS completely before changing anything (faults belong to the old task).
     var image: [UInt64] = []
-    image.reserveCapacity(26)
-    for i in 0..<26 { image.append(try memory.readLinear(newBase &+ UInt64(4 * i), size: 4, supervisor: true)) }
-    func field(_ offset: UInt64) -> UInt64 { image[Int(offset / 4)] }
+    image.reserveCapacity(format.fieldCount)
+    for i in 0..<format.fieldCount {
+      image.append(try memory.readLinear(newBase &+ UInt64(format.width * i), size: format.width, supervisor: true))
+    }
+    func field(_ offset: UInt64) -> UInt64 { image[Int(offset) / format.width] }
 
     let oldTR = state.segment(.tr)
-    guard UInt8(oldTR.attributes & 0xF) == SystemDescriptorType.tssBusy, oldTR.limit >= 0x67 else {
-      if oldTR.attributes & 0xF == UInt16(SystemDescriptorType.tss16Busy) { throw .notImplemented(.taskSwitch) }
+    let oldType = UInt8(oldTR.attributes & 0xF)
+    guard oldType == SystemDescriptorType.tssBusy || oldType == SystemDescriptorType.tss16Busy,
+      let oldFormat = Format.of(type: oldType), oldTR.limit >= oldFormat.minimumLimit
+    else {
       throw .ts(SelectorErrorCode.selector(oldTR.selector, external: external))
     }
-    // Save the outgoing task.
+    // Save the outgoing task (a 16-bit TSS keeps only the low halves of IP, FLAGS and registers).
     var oldFlags = state.rflags
     if source == .iret { oldFlags &= ~Flags.nt }
     let oldBase = oldTR.base
-    try memory.writeLinear(oldBase &+ Offset.eip, size: 4, value: returnRIP, supervisor: true)
-    try memory.writeLinear(oldBase &+ Offset.eflags, size: 4, value: oldFlags, supervisor: true)
+    let width = oldFormat.width
+    try memory.writeLinear(oldBase &+ oldFormat.ip, size: width, value: returnRIP, supervisor: true)
+    try memory.writeLinear(oldBase &+ oldFormat.flags, size: width, value: oldFlags, supervisor: true)
     for i in 0..<8 {
-      try memory.writeLinear(oldBase &+ Offset.gprs &+ UInt64(4 * i), size: 4, value: state.gpr(i), supervisor: true)
+      let offset = oldBase &+ oldFormat.gprs &+ UInt64(width * i)
+      try memory.writeLinear(offset, size: width, value: state.gpr(i), supervisor: true)
     }
-    for (i, register) in [SegmentRegister.es, .cs, .ss, .ds, .fs, .gs].enumerated() {
+    for (i, register) in oldFormat.segments.enumerated() {
       let value = UInt64(state.segment(register).selector)
-      try memory.writeLinear(oldBase &+ Offset.segments &+ UInt64(4 * i), size: 2, value: value, supervisor: true)
+      try memory.writeLinear(
+        oldBase &+ oldFormat.segmentBase &+ UInt64(width * i), size: 2, value: value, supervisor: true)
     }
     if source == .jump || source == .iret {
       try setBusy(false, selector: SegmentSelector(oldTR.selector), state: state, memory: memory)
     }
-    var newFlags = field(Offset.eflags) | Flags.reserved1
+    // A 16-bit TSS has no upper FLAGS half: VM and the other high flags end up clear.
+    var newFlags = field(format.flags) | Flags.reserved1
     if source.nests {
-      try memory.writeLinear(newBase &+ Offset.link, size: 2, value: UInt64(oldTR.selector), supervisor: true)
+      try memory.writeLinear(newBase, size: 2, value: UInt64(oldTR.selector), supervisor: true)
       newFlags |= Flags.nt
     }
     if source != .iret {
@@ -109,24 +137,31 @@ public enum TaskSwitch {
     state.setSegment(.tr, tr)
     state.cr0 |= CR0.ts
     var effects: SystemEffects = []
-    if state.cr0 & CR0.pg != 0 {
-      state.cr3 = field(Offset.cr3)
+    if let cr3 = format.cr3, state.cr0 & CR0.pg != 0 {
+      state.cr3 = field(cr3)
       effects.insert(.flushNonGlobalTLB)
     }
     state.rflags = newFlags
-    state.rip = field(Offset.eip)
-    for i in 0..<8 { state.setGPR(i, field(Offset.gprs + UInt64(4 * i))) }
-    let selectors = (0..<6).map { UInt16(truncatingIfNeeded: field(Offset.segments + UInt64(4 * $0))) }
-    let ldtSelector = UInt16(truncatingIfNeeded: field(Offset.ldt))
-    for (i, register) in [SegmentRegister.es, .cs, .ss, .ds, .fs, .gs].enumerated() {
+    state.rip = field(format.ip)
+    for i in 0..<8 {
+      // The SDM leaves the upper halves undefined after a 16-bit TSS load; the model sets them.
+      let value = field(format.gprs + UInt64(format.width * i))
+      state.setGPR(i, format.width == 2 ? 0xFFFF_0000 | value : value)
+    }
+    let selectors = (0..<format.segments.count).map {
+      UInt16(truncatingIfNeeded: field(format.segmentBase + UInt64(format.width * $0)))
+    }
+    let ldtSelector = UInt16(truncatingIfNeeded: field(format.ldt))
+    for (i, register) in format.segments.enumerated() {
       state.setSegment(register, SegmentCache(selector: selectors[i], base: 0, limit: 0, attributes: 0))
     }
     state.setSegment(.ldtr, SegmentCache(selector: ldtSelector, base: 0, limit: 0, attributes: 0))
     effects.insert(.modeChanged)
-    try loadTaskSegments(selectors: selectors, ldt: ldtSelector, external: external, state: state, memory: memory)
+    try loadTaskSegments(
+      format.segments, selectors: selectors, ldt: ldtSelector, external: external, state: state, memory: memory)
     if case .interrupt(let errorCode?) = source {
       var stack = SystemStack(state: state, mode: OperatingMode(state), supervisor: state.cpl < 3, faultCode: 0)
-      try stack.push(UInt64(errorCode), size: 4, memory: memory)
+      try stack.push(UInt64(errorCode), size: format.width, memory: memory)
       state.setGPR(4, stack.pointer)
     }
     guard state.rip <= UInt64(state.segment(.cs).limit) else { throw .gp(0) }
@@ -142,11 +177,13 @@ public enum TaskSwitch {
     try memory.writeLinear(address &+ 5, size: 1, value: busy ? byte | 2 : byte & ~2, supervisor: true)
   }
 
-  /// Loads LDTR, CS, SS, DS, ES, FS and GS of the new task with the task-switch checks
+  /// Loads LDTR and `registers` (ES CS SS DS, and FS GS from a 32-bit TSS; CS and SS at indices 1
+  /// and 2) of the new task with the task-switch checks
   /// (SDM vol. 3, "Task Switching", step 12 and table "Exception Conditions Checked During a
   /// Task Switch").
   static func loadTaskSegments(
-    selectors: [UInt16], ldt: UInt16, external: Bool, state: CPUState, memory: some SystemMemoryAccess
+    _ registers: [SegmentRegister], selectors: [UInt16], ldt: UInt16, external: Bool, state: CPUState,
+    memory: some SystemMemoryAccess
   ) throws(Fault) {
     // LDT.
     let ldtSelector = SegmentSelector(ldt)
@@ -161,7 +198,6 @@ public enum TaskSwitch {
       }
       state.setSegment(.ldtr, located.0.cache(selector: ldt))
     }
-    let registers: [SegmentRegister] = [.es, .cs, .ss, .ds, .fs, .gs]
     if state.rflags & Flags.vm != 0 {
       for (register, selector) in zip(registers, selectors) {
         state.setSegment(
