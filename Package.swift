@@ -49,7 +49,7 @@ let package = Package(
     .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
-    .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM"]),
+    .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM", "KVMEngine"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
     .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
   ],

@@ -34,7 +34,8 @@ enum ReferenceGuest {
   /// Boots the kernel on `engine` with console output captured (and passed line by line to
   /// `onLine`), and the benchmark-marker device listening.
   static func run(
-    engine: any Engine, commandLine: String, timeoutSeconds: Double, onLine: ((String) -> Void)? = nil
+    engine: any Engine, commandLine: String, timeoutSeconds: Double, engineOptions: EngineOptions = EngineOptions(),
+    onLine: ((String) -> Void)? = nil
   ) throws(ExitCodeError) -> CapturedRun {
     let start = DispatchTime.now().uptimeNanoseconds
     let memory: GuestMemory
@@ -42,7 +43,7 @@ enum ReferenceGuest {
     let boot = try load(into: memory, commandLine: commandLine)
     let console = ConsoleLines(onLine: onLine)
     let configuration = MachineConfiguration(
-      consoleCapture: { console.append($0) }, timeoutSeconds: timeoutSeconds)
+      consoleCapture: { console.append($0) }, engineOptions: engineOptions, timeoutSeconds: timeoutSeconds)
     let vm: VirtualMachine
     do {
       vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: configuration)

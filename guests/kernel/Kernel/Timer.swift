@@ -13,6 +13,11 @@ enum Timer {
     Platform.setInterruptLineMasked(0, false)
   }
 
+  /// No x86 CPU this kernel runs on has a TSC slower than this. A lower channel-2 figure means the
+  /// channel is not usable (KVM's in-kernel PIT on a nested host reports its output high almost at
+  /// once: about 5 MHz), so the timer ticks measure the frequency instead.
+  static let minimumPlausibleFrequency: UInt64 = 50_000_000
+
   /// Measures the TSC frequency against PIT channel 2 (five 10 ms windows), or (when that fails
   /// and the timer ticks) over five timer ticks.
   static func calibrate() {
@@ -20,7 +25,10 @@ enum Timer {
     // so the smallest of five is the best.
     var best: UInt64? = nil
     for _ in 0..<5 {
-      guard let frequency = Platform.measureTimestampFrequency() else { break }
+      guard let frequency = Platform.measureTimestampFrequency(), frequency >= minimumPlausibleFrequency else {
+        best = nil
+        break
+      }
       best = min(best ?? frequency, frequency)
     }
     if let best {
