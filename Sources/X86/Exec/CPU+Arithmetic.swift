@@ -511,8 +511,9 @@ extension CPU {
   /// RAM on each side in one go (element by element, so overlapping copies behave as on hardware).
   /// The state after it is exactly that after those iterations. Returns nil when not applicable.
   func bulkString(_ ins: DecodedInstruction) throws(Fault) -> Bool? {
+    // Not while single-stepping or watching data: both need each iteration on its own.
     guard ins.operation == .movs || ins.operation == .stos, ins.prefixes.contains(.rep),
-      ins.addressSize == 8, state.codeMode == .bits64, !flag(Flags.df)
+      ins.addressSize == 8, state.codeMode == .bits64, !flag(Flags.df), !flag(Flags.tf), dataBreakpoints == 0
     else { return nil }
     let count = state.gpr(1)
     if count < 2 { return nil }

@@ -36,14 +36,20 @@ extension CPU {
       if tlbWriteTag[i] == page, let p = tlbWritePtr[i] { return p + Int(phys & 0xFFF) }
       guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: true) else { return nil }
       decodeCache.noteWrite(page: page)
-      tlbWriteTag[i] = page
-      tlbWritePtr[i] = p
+      // Armed data breakpoints keep the TLB empty: the fast paths then miss and every access is
+      // checked on the slow path.
+      if dataBreakpoints == 0 {
+        tlbWriteTag[i] = page
+        tlbWritePtr[i] = p
+      }
       return p + Int(phys & 0xFFF)
     }
     if tlbReadTag[i] == page, let p = tlbReadPtr[i] { return p + Int(phys & 0xFFF) }
     guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: false) else { return nil }
-    tlbReadTag[i] = page
-    tlbReadPtr[i] = p
+    if dataBreakpoints == 0 {
+      tlbReadTag[i] = page
+      tlbReadPtr[i] = p
+    }
     return p + Int(phys & 0xFFF)
   }
 
@@ -179,6 +185,7 @@ extension CPU {
     }
     let linear = try linearAddress(seg: seg, offset: offset, size: size, write: false)
     try checkAlignment(linear, size: size, write: false)
+    if dataBreakpoints != 0 { noteDataAccess(linear, size: size, write: false) }
     return try readLinear(linear, size: size)
   }
 
@@ -193,6 +200,7 @@ extension CPU {
     }
     let linear = try linearAddress(seg: seg, offset: offset, size: size, write: true)
     try checkAlignment(linear, size: size, write: true)
+    if dataBreakpoints != 0 { noteDataAccess(linear, size: size, write: true) }
     try writeLinear(linear, size: size, value: value)
   }
 

@@ -101,6 +101,7 @@ extension CPU {
       } else {
         state[offset: CPUStateLayout.debugRegisters + Int(o0.reg) * 8] = v
       }
+      refreshBreakpoints()
     case .invd, .wbinvd:
       try requireCPL0()
     case .invlpg:

@@ -89,6 +89,11 @@ public final class CPU {
   public func invalidateTLB() {
     system.mmu.tlb.flushAll()
     decodeCache.flush()
+    forgetHostPages()
+  }
+
+  /// Empties the core's physical-page-to-host-pointer TLB.
+  func forgetHostPages() {
     for i in 0..<CPU.tlbSize {
       tlbReadTag[i] = ~0
       tlbWriteTag[i] = ~0
@@ -151,6 +156,7 @@ public final class CPU {
   @discardableResult
   public func step() -> CPUEvent? {
     if injectedFault != nil { return entryEvent() }
+    refreshBreakpoints()
     return stepInline()
   }
 
@@ -160,8 +166,10 @@ public final class CPU {
   func stepInline(cached: CacheEntry? = nil) -> CPUEvent? {
     let startRIP = state.rip
     ioIndex = 0
-    // Single-step: TF at the start of an instruction traps after it.
-    let singleStep = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & Flags.tf != 0
+    // Debug state that needs a look at this instruction: TF, RF or armed breakpoints (rare).
+    let startFlags = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self)
+    let debugAttention = startFlags & (Flags.tf | Flags.rf) != 0 || breakpointsArmed
+    if debugAttention, let event = instructionBreakpoint(flags: startFlags) { return event }
     do throws(Fault) {
       if let cached {
         let next = startRIP &+ UInt64(cached.pointee.instruction.length)
@@ -178,15 +186,17 @@ public final class CPU {
         debugShadow = pendingDebugShadow
         pendingDebugShadow = false
       }
-      // MOV SS and POP SS hold the trap back to the boundary after the next instruction.
-      if singleStep && !debugShadow { return singleStepTrap() }
+      if debugAttention { return debugTrapAfterRetirement(startFlags: startFlags) }
       if let e = retiredEvent {
         retiredEvent = nil
         return e
       }
       return nil
     } catch {
-      softwareInterruptDelivered = false
+      if debugAttention {
+        softwareInterruptDelivered = false
+        dataBreakpointHits = 0
+      }
       switch error {
       case .event(let e):
         state.rip = startRIP
@@ -215,6 +225,7 @@ public final class CPU {
   /// Runs until an event or until `budget` instructions retired.
   public func run(budget: UInt64) -> CPUEvent {
     if injectedFault != nil, let e = entryEvent() { return e }
+    refreshBreakpoints()
     var left = budget
     while left > 0 {
       let (retired, pending) = runFastInPage(budget: left)
@@ -238,7 +249,8 @@ public final class CPU {
   func runFastInPage(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
     guard !interruptShadow,
       stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64,
-      stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & Flags.tf == 0
+      stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf) == 0,
+      !breakpointsArmed
     else { return (0, nil) }
     var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     var left = budget
@@ -273,23 +285,6 @@ public final class CPU {
     return (retired, pending)
   }
 
-  /// The single-step trap after an instruction that started with TF set: #DB (vector 1) with
-  /// DR6.BS, RIP already at the next instruction. INT n, INT3, INTO and INT1 that deliver their
-  /// interrupt clear TF on the way and take no trap; a HLT is not entered (the trap handler runs
-  /// and returns after it); a VMCALL's event is still reported after the trap is delivered.
-  @inline(never)
-  func singleStepTrap() -> CPUEvent? {
-    if softwareInterruptDelivered {
-      softwareInterruptDelivered = false
-      return retiredEvent.take()
-    }
-    let retired = retiredEvent.take()
-    let dr6 = CPUStateLayout.debugRegisters + 6 * 8
-    state[offset: dr6] = state[offset: dr6] | DebugStatus.singleStep
-    if let event = raise(vector: ExceptionVector.debug, errorCode: nil, nextRIP: state.rip) { return event }
-    return retired == .halt ? nil : retired
-  }
-
   /// An event reported after the instruction retired (HLT, VMCALL).
   @exclusivity(unchecked) var retiredEvent: CPUEvent?
   /// True right after an instruction that blocks interrupts for one instruction (STI setting IF,
@@ -300,8 +295,14 @@ public final class CPU {
   @exclusivity(unchecked) var debugShadow = false
   @exclusivity(unchecked) var pendingDebugShadow = false
   /// Set when INT n/INT3/INTO/INT1 started with TF set and delivers its interrupt (which clears TF:
-  /// no single-step trap); consumed by `singleStepTrap`, cleared when the instruction faults.
+  /// no single-step trap); consumed after retirement, cleared when the instruction faults.
   @exclusivity(unchecked) var softwareInterruptDelivered = false
+  /// DR0-DR3 armed by DR7 as instruction breakpoints (bit n = DRn) and as data breakpoints.
+  @exclusivity(unchecked) var executeBreakpoints: UInt8 = 0
+  @exclusivity(unchecked) var dataBreakpoints: UInt8 = 0
+  @exclusivity(unchecked) var breakpointsArmed = false
+  /// Data breakpoints the current instruction hit (reported by a #DB trap after it retires).
+  @exclusivity(unchecked) var dataBreakpointHits: UInt8 = 0
 
   // MARK: Embedder controls (see CPU+Interrupts.swift)
 

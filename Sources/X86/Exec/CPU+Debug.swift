@@ -1,0 +1,93 @@
+/// Debug exceptions (#DB, vector 1) raised by the core: the single-step trap (RFLAGS.TF) and the
+/// debug-register breakpoints (DR0-DR3 armed by DR7), with DR6 saying which condition fired.
+///
+/// - Instruction breakpoints (R/W = 00) fault before the instruction at their linear address,
+///   unless RFLAGS.RF is set; the pushed RFLAGS image has RF set so the handler's IRET resumes the
+///   instruction without hitting the breakpoint again. RF clears when an instruction retires.
+/// - Data breakpoints (R/W = 01 writes, 11 reads or writes; LEN 1, 2, 4 or 8 bytes) trap after the
+///   instruction whose explicit data access overlaps them (a REP string instruction after the
+///   iteration). I/O breakpoints (R/W = 10) and DR7.GD are not modelled.
+/// - Single-step traps after each instruction that started with TF set.
+///
+/// MOV SS and POP SS hold traps back to the boundary after the next instruction. While data
+/// breakpoints are armed the core keeps no host pointers in its TLB, so every access takes the
+/// checked slow path; while any breakpoint, TF or RF is live, the fast loop steps aside.
+extension CPU {
+  static let dr6Offset = CPUStateLayout.debugRegisters + 6 * 8
+  static let dr7Offset = CPUStateLayout.debugRegisters + 7 * 8
+
+  /// Decodes DR7 into the armed breakpoints. Called at every `run`/`step` entry (the embedder may
+  /// have written DR7 in the state) and after MOV to DR7.
+  func refreshBreakpoints() {
+    let dr7 = state[offset: CPU.dr7Offset]
+    var execute: UInt8 = 0
+    var data: UInt8 = 0
+    if dr7 & 0xFF != 0 {
+      for n in 0..<4 where (dr7 >> UInt64(2 * n)) & 3 != 0 {
+        switch (dr7 >> UInt64(16 + 4 * n)) & 3 {
+        case 0: execute |= 1 << n
+        case 1, 3: data |= 1 << n
+        default: break  // I/O breakpoints: not modelled
+        }
+      }
+    }
+    if (data != 0) != (dataBreakpoints != 0) { forgetHostPages() }
+    executeBreakpoints = execute
+    dataBreakpoints = data
+    breakpointsArmed = execute | data != 0
+  }
+
+  /// The instruction-breakpoint fault at the current instruction, if one is armed for its linear
+  /// address and RF is clear (nil otherwise).
+  @inline(never)
+  func instructionBreakpoint(flags: UInt64) -> CPUEvent?? {
+    guard executeBreakpoints != 0, flags & Flags.rf == 0 else { return nil }
+    let rip = state.rip
+    let linear = state.codeMode == .bits64 ? rip : (state.segmentBase(1) &+ rip) & 0xFFFF_FFFF
+    var hits: UInt64 = 0
+    for n in 0..<4 where executeBreakpoints & (1 << n) != 0 {
+      if state[offset: CPUStateLayout.debugRegisters + 8 * n] == linear { hits |= 1 << UInt64(n) }
+    }
+    guard hits != 0 else { return nil }
+    state[offset: CPU.dr6Offset] = (state[offset: CPU.dr6Offset] & ~DebugStatus.breakpoints) | hits
+    state.rflags |= Flags.rf
+    return .some(raise(vector: ExceptionVector.debug, errorCode: nil, nextRIP: rip))
+  }
+
+  /// Records the data breakpoints an explicit access of `size` bytes at `linear` hits.
+  @inline(never)
+  func noteDataAccess(_ linear: UInt64, size: Int, write: Bool) {
+    let dr7 = state[offset: CPU.dr7Offset]
+    for n in 0..<4 where dataBreakpoints & (1 << n) != 0 {
+      let rw = (dr7 >> UInt64(16 + 4 * n)) & 3
+      if rw == 1 && !write { continue }
+      let length: UInt64 = [1, 2, 8, 4][Int((dr7 >> UInt64(18 + 4 * n)) & 3)]
+      let start = state[offset: CPUStateLayout.debugRegisters + 8 * n] & ~(length - 1)
+      if linear < start &+ length && start < linear &+ UInt64(size) { dataBreakpointHits |= 1 << n }
+    }
+  }
+
+  /// After an instruction that retired with debug attention: clears RF that was set when it
+  /// started, then raises the #DB trap for single-step and data breakpoints (DR6.BS, DR6.Bn), RIP
+  /// already at the next instruction. Returns the event `stepInline` reports.
+  ///
+  /// INT n, INT3, INTO and INT1 that deliver their interrupt clear TF on the way and take no
+  /// single-step trap; a HLT is not entered when a trap is taken (the handler runs and returns
+  /// after it); a VMCALL's event is still reported after the trap is delivered.
+  @inline(never)
+  func debugTrapAfterRetirement(startFlags: UInt64) -> CPUEvent? {
+    if startFlags & Flags.rf != 0 { state.rflags &= ~Flags.rf }
+    let retired = retiredEvent.take()
+    // MOV SS and POP SS hold traps back to the boundary after the next instruction.
+    guard !debugShadow else { return retired }
+    var status = UInt64(dataBreakpointHits)
+    dataBreakpointHits = 0
+    if startFlags & Flags.tf != 0 && !softwareInterruptDelivered { status |= DebugStatus.singleStep }
+    softwareInterruptDelivered = false
+    guard status != 0 else { return retired }
+    let dr6 = state[offset: CPU.dr6Offset]
+    state[offset: CPU.dr6Offset] = (dr6 & ~DebugStatus.breakpoints) | status
+    if let event = raise(vector: ExceptionVector.debug, errorCode: nil, nextRIP: state.rip) { return event }
+    return retired == .halt ? nil : retired
+  }
+}
