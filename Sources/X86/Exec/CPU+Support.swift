@@ -114,6 +114,15 @@ extension CPU {
     }
     // A misaligned access may owe an #AC: the slow path decides.
     if lin & UInt64(size &- 1) != 0 && alignmentCheckingActive { return nil }
+    // Paged reads take the host pointer straight from the paging TLB (one lookup instead of two).
+    // Writes keep the physical step: the core's write TLB is what keeps pages holding decoded
+    // code out of the fast paths. Armed data breakpoints need every access on the slow path.
+    if !write && pagingActive && dataBreakpoints == 0 {
+      let user = stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3
+      let entry = pagingTLB + SoftTLB.slot(lin, kind: .read, user: user)
+      guard entry.pointee.tag == lin & ~0xFFF, let host = entry.pointee.host else { return nil }
+      return host + Int(lin & 0xFFF)
+    }
     guard let phys = quickTranslate(lin, kind: write ? .write : .read) else { return nil }
     let page = phys >> 12
     let i = Int(page & UInt64(CPU.tlbSize - 1))
