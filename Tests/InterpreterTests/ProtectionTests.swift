@@ -117,6 +117,36 @@ import VMM
     #expect(outputs.map(\.1) == [7, 0x40_1000])
   }
 
+  /// The kernel reads a supervisor page in a loop (its paging-TLB entry is warm and the loads run
+  /// as fast forms), then ring 3 reads the same address: the user access must fault, not reuse the
+  /// supervisor's cached translation.
+  @Test func aWarmSupervisorReadNeverServesRing3() throws {
+    guard
+      let m = try GuestMachine(
+        code: """
+            mov ecx, 50
+          warm:
+            mov rax, qword ptr [0x401000]      # supervisor read, fast form once cached
+            dec ecx
+            jnz warm
+            \(GuestMachine.enterRing3())
+          user:
+            mov rax, qword ptr [0x401000]      # user read of a supervisor page: #PF(P|U = 5)
+          .org 0x100
+            pop rax
+            out 0x10, eax
+            mov rax, cr2
+            out 0x11, eax
+            hlt
+          """, userAccessible: true)
+    else { return }
+    try m.useSmallPages()
+    try m.mapSmallPage(0x40_1000, flags: 0x3)  // present, writable, supervisor
+    try m.setGate(14, GuestMachine.codeBase + 0x100)
+    let (_, outputs) = try m.runRecordingOutputs()
+    #expect(outputs.map(\.1) == [5, 0x40_1000])
+  }
+
   @Test func syscallAndSysretRoundTrip() throws {
     guard
       let m = try GuestMachine(
