@@ -95,56 +95,54 @@ import VMM
     #expect(try m.vcpu.specialRegisters().cs.selector == GuestMachine.kernelCode)
   }
 
-  @Test func userPageFaultSetsTheUserBit() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            \(GuestMachine.enterRing3())
-          user:
-            mov qword ptr [0x401000], 1        # supervisor-only page: #PF(P|W|U = 7)
-          .org 0x100
-            pop rax
-            out 0x10, eax
-            mov rax, cr2
-            out 0x11, eax
-            hlt
-          """, userAccessible: true)
-    else { return }
+  /// A #PF handler at .org 0x100 that reports the error code (port 0x10) and CR2 (port 0x11).
+  static let reportingPageFaultHandler = """
+      .org 0x100
+        pop rax
+        out 0x10, eax
+        mov rax, cr2
+        out 0x11, eax
+        hlt
+    """
+
+  /// Runs `code` (starting in ring 0) with 0x401000 mapped present, writable and supervisor-only,
+  /// and the reporting #PF handler; returns the values it reported (nil: cannot assemble here).
+  func runAgainstASupervisorPage(_ code: String) throws -> [UInt32]? {
+    guard let m = try GuestMachine(code: code + "\n" + Self.reportingPageFaultHandler, userAccessible: true) else {
+      return nil
+    }
     try m.useSmallPages()
-    try m.mapSmallPage(0x40_1000, flags: 0x3)  // present, writable, supervisor
+    try m.mapSmallPage(0x40_1000, flags: 0x3)
     try m.setGate(14, GuestMachine.codeBase + 0x100)
-    let (_, outputs) = try m.runRecordingOutputs()
-    #expect(outputs.map(\.1) == [7, 0x40_1000])
+    return try m.runRecordingOutputs().outputs.map(\.1)
+  }
+
+  @Test func userPageFaultSetsTheUserBit() throws {
+    let reported = try runAgainstASupervisorPage(
+      """
+        \(GuestMachine.enterRing3())
+      user:
+        mov qword ptr [0x401000], 1        # supervisor-only page: #PF(P|W|U = 7)
+      """)
+    if let reported { #expect(reported == [7, 0x40_1000]) }
   }
 
   /// The kernel reads a supervisor page in a loop (its paging-TLB entry is warm and the loads run
   /// as fast forms), then ring 3 reads the same address: the user access must fault, not reuse the
   /// supervisor's cached translation.
   @Test func aWarmSupervisorReadNeverServesRing3() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov ecx, 50
-          warm:
-            mov rax, qword ptr [0x401000]      # supervisor read, fast form once cached
-            dec ecx
-            jnz warm
-            \(GuestMachine.enterRing3())
-          user:
-            mov rax, qword ptr [0x401000]      # user read of a supervisor page: #PF(P|U = 5)
-          .org 0x100
-            pop rax
-            out 0x10, eax
-            mov rax, cr2
-            out 0x11, eax
-            hlt
-          """, userAccessible: true)
-    else { return }
-    try m.useSmallPages()
-    try m.mapSmallPage(0x40_1000, flags: 0x3)  // present, writable, supervisor
-    try m.setGate(14, GuestMachine.codeBase + 0x100)
-    let (_, outputs) = try m.runRecordingOutputs()
-    #expect(outputs.map(\.1) == [5, 0x40_1000])
+    let reported = try runAgainstASupervisorPage(
+      """
+        mov ecx, 50
+      warm:
+        mov rax, qword ptr [0x401000]      # supervisor read, fast form once cached
+        dec ecx
+        jnz warm
+        \(GuestMachine.enterRing3())
+      user:
+        mov rax, qword ptr [0x401000]      # user read of a supervisor page: #PF(P|U = 5)
+      """)
+    if let reported { #expect(reported == [5, 0x40_1000]) }
   }
 
   @Test func syscallAndSysretRoundTrip() throws {
