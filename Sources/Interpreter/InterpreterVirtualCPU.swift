@@ -72,6 +72,17 @@ public final class InterpreterVirtualCPU: VirtualCPU {
 
   public var instructionsRetired: UInt64? { cpu.instructionsRetired }
 
+  public var engineCounters: [EngineCounter] {
+    [
+      EngineCounter(
+        name: "fast-path-instructions", value: cpu.fastPathRetired,
+        description: "instructions completed by pre-resolved fast handlers"),
+      EngineCounter(
+        name: "decoded-instructions", value: cpu.decodeCacheFills,
+        description: "instructions decoded into the decode cache"),
+    ]
+  }
+
   public func registers() throws(EngineError) -> Registers { cpu.state.registers() }
   /// Also leaves the HLT state: a VMM that rewrites the registers (a reset) wants the vCPU running.
   public func setRegisters(_ registers: Registers) throws(EngineError) {

@@ -93,6 +93,10 @@ import VMM
     guard let m = try GuestMachine(code: "1: jmp 1b") else { return }
     #expect(try m.vcpu.run(budget: 10_000) == .budgetExhausted)
     #expect(m.vcpu.instructionsRetired == 10_000)
+    // The engine's counters: one decode, and even the first execution runs the fast form.
+    let counters = Dictionary(uniqueKeysWithValues: m.vcpu.engineCounters.map { ($0.name, $0.value) })
+    #expect(counters["decoded-instructions"] == 1)
+    #expect(counters["fast-path-instructions"] == 10_000)
   }
 
   @Test func kickStopsARunningGuest() async throws {

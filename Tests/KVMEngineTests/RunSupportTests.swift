@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import VMM
 
@@ -75,6 +76,19 @@ import VMM
     let json = String(decoding: try report.json(), as: UTF8.self)
     #expect(json.contains("\"p99Nanoseconds\""))
     #expect(report.table.contains("io-out"))
+  }
+
+  @Test func engineCountersFollowTheSummary() throws {
+    let s = ExitStatistics()
+    let counters = [
+      EngineCounter(name: "fast-path-instructions", value: 900, description: "fast handlers"),
+      EngineCounter(name: "blocks", value: 7, description: "blocks compiled"),
+    ]
+    let report = s.report(wallNanoseconds: 1_000, instructionsRetired: 1_000, engineCounters: counters)
+    let lines = report.table.split(separator: "\n").map(String.init)
+    #expect(lines.suffix(2) == ["engine: fast handlers: 900 (90.0% of instructions)", "engine: blocks compiled: 7"])
+    let decoded = try JSONDecoder().decode(ExitStatisticsReport.self, from: report.json())
+    #expect(decoded.engineCounters == counters)
   }
 
   @Test func exitKindsMatchReasonNames() {

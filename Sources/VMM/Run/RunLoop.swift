@@ -34,7 +34,8 @@ extension VirtualMachine {
     hostInput?.restore()
     if configuration.handleHostSignals { HostSignals.uninstall() }
     let report = statistics.report(
-      wallNanoseconds: hostClock.nanoseconds &- start, instructionsRetired: vcpu.instructionsRetired)
+      wallNanoseconds: hostClock.nanoseconds &- start, instructionsRetired: vcpu.instructionsRetired,
+      engineCounters: vcpu.engineCounters)
     return RunOutcome(reason: reason, statistics: report)
   }
 

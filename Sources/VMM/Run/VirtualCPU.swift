@@ -52,4 +52,11 @@ public protocol VirtualCPU: AnyObject {
 
   /// Guest instructions retired so far, when the engine can count them.
   var instructionsRetired: UInt64? { get }
+
+  /// The engine's own counters so far (empty when it has none).
+  var engineCounters: [EngineCounter] { get }
+}
+
+extension VirtualCPU {
+  public var engineCounters: [EngineCounter] { [] }
 }

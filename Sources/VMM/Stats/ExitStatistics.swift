@@ -49,7 +49,9 @@ public final class ExitStatistics {
   }
 
   /// A snapshot for printing and JSON.
-  public func report(wallNanoseconds: UInt64, instructionsRetired: UInt64?) -> ExitStatisticsReport {
+  public func report(
+    wallNanoseconds: UInt64, instructionsRetired: UInt64?, engineCounters: [EngineCounter] = []
+  ) -> ExitStatisticsReport {
     var rows: [ExitStatisticsReport.Row] = []
     for kind in ExitKind.allCases where counts[kind.rawValue] > 0 {
       let k = kind.rawValue
@@ -66,6 +68,6 @@ public final class ExitStatistics {
     return ExitStatisticsReport(
       totalExits: total, wallNanoseconds: wallNanoseconds, guestNanoseconds: guestNanoseconds,
       exitsPerSecond: seconds > 0 ? Double(total) / seconds : 0, instructionsRetired: instructionsRetired,
-      reasons: rows)
+      reasons: rows, engineCounters: engineCounters)
   }
 }

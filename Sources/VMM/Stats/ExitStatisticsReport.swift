@@ -25,6 +25,8 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   public var instructionsRetired: UInt64?
   /// One row per exit reason seen, most frequent first.
   public var reasons: [Row]
+  /// The engine's own counters at the end of the run (`VirtualCPU.engineCounters`).
+  public var engineCounters: [EngineCounter] = []
 
   /// The report as pretty-printed JSON.
   public func json() throws -> Data {
@@ -65,6 +67,13 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
       + "in guest/engine \(time(Double(guestNanoseconds)))"
     if let i = instructionsRetired { summary += ", \(i) instructions retired" }
     lines.append(summary)
+    for counter in engineCounters {
+      var line = "engine: \(counter.description): \(counter.value)"
+      if let i = instructionsRetired, i > 0, counter.name.hasSuffix("-instructions") {
+        line += String(format: " (%.1f%% of instructions)", Double(counter.value) / Double(i) * 100)
+      }
+      lines.append(line)
+    }
     return lines.joined(separator: "\n")
   }
 }

@@ -16,6 +16,7 @@ extension CPU {
           let fastRIP = executeFast(e, nextRIP: next)
           if fastRIP != CPU.fastDeclined {
             stateRaw.storeBytes(of: fastRIP, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
+            fastPathRetired &+= 1
             return
           }
           lastNextRIP = next
@@ -97,12 +98,14 @@ extension CPU {
     let next = (rip &+ UInt64(ins.length)) & wrap
     if cacheable, hostPage(physicalRIP, write: false) != nil {
       let entry = decodeCache.insert(physicalRIP, mode, ins)
+      decodeCacheFills &+= 1
       protectCode(page: physicalRIP >> 12)
       // The first run of an instruction already takes its fast form, so every test that runs code
       // once (the differential tester) exercises the handlers the hot loops use.
       let fastRIP = executeFast(entry, nextRIP: next)
       if fastRIP != CPU.fastDeclined {
         state.rip = fastRIP
+        fastPathRetired &+= 1
         return
       }
     }

@@ -6,6 +6,11 @@ public final class CPU {
   public let memory: any PhysicalMemory
   /// Instructions retired (a REP iteration counts as one).
   @exclusivity(unchecked) public var instructionsRetired: UInt64 = 0
+  /// Of those, the ones a pre-resolved fast handler completed (`CPU+FastPath.swift`).
+  @exclusivity(unchecked) public internal(set) var fastPathRetired: UInt64 = 0
+  /// Instructions decoded into the decode cache (first executions and re-decodes after a write to
+  /// their page or a flush).
+  @exclusivity(unchecked) public internal(set) var decodeCacheFills: UInt64 = 0
   /// Oracle mode: exceptions are returned as `.exception` events with the state as before the
   /// instruction, instead of being delivered.
   @exclusivity(unchecked) public var reportExceptions = false
@@ -282,6 +287,7 @@ public final class CPU {
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
     let retired = budget - left
     instructionsRetired &+= retired
+    fastPathRetired &+= retired
     return (retired, pending)
   }
 
