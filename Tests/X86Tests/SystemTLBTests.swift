@@ -13,6 +13,20 @@ import Testing
 
   let control = PagingControl(cr0: CR0.pe | CR0.pg, cr3: 0x1000, cr4: CR4.pae | CR4.pge, efer: EFER.lme | EFER.lma)
 
+  /// A user stack page and a data page 1 MiB below it (the reference kernel's stack top and clock
+  /// page) used to share a set and evict each other on every access.
+  @Test func pagesOneMiBApartKeepTheirOwnEntries() {
+    #expect(SoftTLB.set(0x80_001F_F000) != SoftTLB.set(0x80_000F_F000))
+    #expect(Set((0..<256).map { SoftTLB.set(0x40_0000 + UInt64($0) << 12) }).count == 256)
+    let tlb = SoftTLB()
+    tlb.fill(0x80_001F_F000, kind: .read, user: true, translation: translation(0x7000), host: host, control: control)
+    tlb.fill(0x80_000F_F000, kind: .read, user: true, translation: translation(0x8000), host: host, control: control)
+    #expect(tlb.hostPointer(0x80_001F_FFA8, kind: .read, user: true) == host + 0xFA8)
+    tlb.invalidate(0x80_001F_F000)
+    #expect(tlb.hostPointer(0x80_001F_FFA8, kind: .read, user: true) == nil)
+    #expect(tlb.hostPointer(0x80_000F_F010, kind: .read, user: true) == host + 0x10)
+  }
+
   @Test func hitsMissesAndAccessKinds() {
     let tlb = SoftTLB()
     #expect(tlb.hostPointer(0x40_1234, kind: .read, user: true) == nil)
@@ -20,7 +34,7 @@ import Testing
     #expect(tlb.hostPointer(0x40_1234, kind: .read, user: true) == host + 0x234)
     #expect(tlb.hostPointer(0x40_1234, kind: .write, user: true) == nil)
     #expect(tlb.hostPointer(0x40_1234, kind: .read, user: false) == nil)
-    #expect(tlb.hostPointer(0x50_1234, kind: .read, user: true) == nil)  // same set, other tag
+    #expect(tlb.hostPointer(0x50_1234, kind: .read, user: true) == nil)  // another page
     // A write entry is only cached once the page is dirty.
     tlb.fill(
       0x40_1000, kind: .write, user: true, translation: translation(0x7000, dirty: false), host: host, control: control)

@@ -1,5 +1,5 @@
 /// A software TLB in front of `PageWalker` for the interpreter's memory accesses: six direct-mapped
-/// tables of 256 entries, one per (access kind, user/supervisor), each entry caching one 4 KiB
+/// tables of 256 entries (`set`), one per (access kind, user/supervisor), each entry caching one 4 KiB
 /// linear page's host pointer (nil for MMIO/unbacked pages) and physical page. A hit is an index,
 /// a load and a compare (`hostPointer`).
 ///
@@ -51,8 +51,15 @@ public final class SoftTLB {
     entries.deallocate()
   }
 
+  /// The set of `linear`'s page within a table: the page number's low byte folded with the next
+  /// one, so pages 1 MiB apart (a stack top and a data page below it, say) do not evict each other
+  /// while 256 consecutive pages still get 256 different sets.
+  @inlinable static func set(_ linear: UInt64) -> Int {
+    Int(truncatingIfNeeded: ((linear >> 12) ^ (linear >> 20)) & 0xFF)
+  }
+
   @inlinable static func slot(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> Int {
-    Int(truncatingIfNeeded: (linear >> 12) & 0xFF) | Int(kind.rawValue) << 9 | (user ? 0x100 : 0)
+    set(linear) | Int(kind.rawValue) << 9 | (user ? 0x100 : 0)
   }
 
   /// The host address of `linear` if its page is cached for this access, else nil (miss or MMIO).
@@ -156,7 +163,7 @@ public final class SoftTLB {
   public func invalidate(_ linear: UInt64) {
     if largeEntries == 0 {
       for table in 0..<Self.tables {
-        let i = table * Self.sets + Int(truncatingIfNeeded: (linear >> 12) & 0xFF)
+        let i = table * Self.sets + Self.set(linear)
         if entries[i].tag == linear & ~0xFFF { entries[i] = .empty }
       }
       return
