@@ -176,3 +176,21 @@ final class GuestMachine {
     }
   }
 }
+
+extension InterpreterVirtualCPU {
+  /// Answers an exit that waits for the VMM neutrally, as the fuzzing tests need: reads return 0,
+  /// CPUID returns zeros, writes are dropped. False when the exit ends the run (shutdown, internal
+  /// error); HLT is left to the caller.
+  func answerNeutrally(_ exit: VMExit) throws -> Bool {
+    switch exit {
+    case .io(let a): try complete(a.isWrite ? .none : .value(0))
+    case .mmio(let a): try complete(a.isWrite ? .none : .value(0))
+    case .msrRead, .rdtsc: try complete(.value(0))
+    case .msrWrite, .hypercall, .invlpg: try complete(.none)
+    case .cpuid: try complete(.cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0))
+    case .shutdown, .internalError: return false
+    default: break
+    }
+    return true
+  }
+}

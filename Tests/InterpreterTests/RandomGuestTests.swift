@@ -52,16 +52,7 @@ import VMM
       for _ in 0..<6 {
         let exit = try m.vcpu.run(budget: 4)
         exits[exit.reasonName, default: 0] += 1
-        switch exit {
-        case .io(let a): try m.vcpu.complete(a.isWrite ? .none : .value(0))
-        case .mmio(let a): try m.vcpu.complete(a.isWrite ? .none : .value(0))
-        case .msrRead, .rdtsc: try m.vcpu.complete(.value(0))
-        case .msrWrite, .hypercall, .invlpg: try m.vcpu.complete(.none)
-        case .cpuid: try m.vcpu.complete(.cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0))
-        default: break
-        }
-        if case .shutdown = exit { break }
-        if case .internalError = exit { break }
+        guard try m.vcpu.answerNeutrally(exit) else { break }
         if case .halt = exit { break }
       }
     }
@@ -101,16 +92,7 @@ import VMM
       for _ in 0..<40 {
         let exit = try m.vcpu.run(budget: 50)
         exits[exit.reasonName, default: 0] += 1
-        switch exit {
-        case .io(let a): try m.vcpu.complete(a.isWrite ? .none : .value(0))
-        case .mmio(let a): try m.vcpu.complete(a.isWrite ? .none : .value(0))
-        case .msrRead, .rdtsc: try m.vcpu.complete(.value(0))
-        case .msrWrite, .hypercall, .invlpg: try m.vcpu.complete(.none)
-        case .cpuid: try m.vcpu.complete(.cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0))
-        default: break
-        }
-        if case .shutdown = exit { break }
-        if case .internalError = exit { break }
+        guard try m.vcpu.answerNeutrally(exit) else { break }
         if case .halt = exit {
           if m.vcpu.readyForInterruptInjection { try m.vcpu.injectInterrupt(vector: 0x40) } else { break }
         }

@@ -37,16 +37,7 @@ import VMM
       for _ in 0..<40 {
         let exit = try vcpu.run(budget: 100)
         exits[exit.reasonName, default: 0] += 1
-        switch exit {
-        case .io(let a): try vcpu.complete(a.isWrite ? .none : .value(0))
-        case .mmio(let a): try vcpu.complete(a.isWrite ? .none : .value(0))
-        case .msrRead, .rdtsc: try vcpu.complete(.value(0))
-        case .msrWrite, .hypercall, .invlpg: try vcpu.complete(.none)
-        case .cpuid: try vcpu.complete(.cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0))
-        default: break
-        }
-        if case .shutdown = exit { break }
-        if case .internalError = exit { break }
+        guard try vcpu.answerNeutrally(exit) else { break }
         if case .halt = exit {
           if vcpu.readyForInterruptInjection { try vcpu.injectInterrupt(vector: 8) } else { break }
         }
