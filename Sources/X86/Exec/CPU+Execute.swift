@@ -210,13 +210,7 @@ extension CPU {
     case .xchg:
       let a = try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
-      if o0.kind == .memory {
-        try writeOperand(ins, o0, ea, b)
-        try writeOperand(ins, o1, ea, a)
-      } else {
-        try writeOperand(ins, o1, ea, a)
-        try writeOperand(ins, o0, ea, b)
-      }
+      try writeBothOperands(ins, ea, destination: b, source: a)
     case .cmovcc:
       let v = try readOperand(ins, o1, ea)
       if condition(ins.condition) {
@@ -394,13 +388,7 @@ extension CPU {
       let a = try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
       let (r, f) = ALU.add(a, b, carry: 0, size)
-      if o0.kind == .memory {
-        try writeOperand(ins, o0, ea, r)
-        try writeOperand(ins, o1, ea, a)
-      } else {
-        try writeOperand(ins, o1, ea, a)
-        try writeOperand(ins, o0, ea, r)
-      }
+      try writeBothOperands(ins, ea, destination: r, source: a)
       setArithmeticFlags(f)
     case .cmpxchg:
       let a = try readOperandForUpdate(ins, o0, ea)
@@ -518,6 +506,19 @@ extension CPU {
       throw Fault.invalidOpcode
     }
     return rip
+  }
+
+  /// XCHG and XADD write both operands. A memory destination is written first, so a fault on it
+  /// leaves the register as it was; with two registers the destination is written last, so
+  /// `xchg rax, rax` and `xadd rax, rax` end with the destination's value.
+  func writeBothOperands(_ ins: DecodedInstruction, _ ea: UInt64, destination: UInt64, source: UInt64) throws(Fault) {
+    if ins.operands.0.kind == .memory {
+      try writeOperand(ins, ins.operands.0, ea, destination)
+      try writeOperand(ins, ins.operands.1, ea, source)
+    } else {
+      try writeOperand(ins, ins.operands.1, ea, source)
+      try writeOperand(ins, ins.operands.0, ea, destination)
+    }
   }
 
   /// Memory operand size of an x87 ESC instruction (for limit checks).
