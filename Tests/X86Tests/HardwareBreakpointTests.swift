@@ -69,4 +69,32 @@ import X86
     cpu.state[offset: Self.dr7] = 0  // L0/G0 clear
     #expect(cpu.run(budget: 3) == .budgetExhausted)
   }
+
+  @Test func anIOBreakpointTrapsAfterThePortAccessOnlyWithCR4DE() {
+    for de in [true, false] {
+      // out 0x80, al; nop
+      let (cpu, _) = makeCPU64([0xE6, 0x80, 0x90])
+      cpu.state.rflags |= 3 << 12  // IOPL 3: ring 3 may use ports
+      if de { cpu.state.cr4 |= CR4.de }
+      setBreakpoint(cpu, 0, address: 0x80, rw: 2, length: 0)
+      #expect(cpu.step() == .portOut(port: 0x80, size: 1, value: 0))
+      // Answered: the OUT retires and, with CR4.DE, traps.
+      #expect(cpu.step() == (de ? .exception(vector: 1, errorCode: nil) : nil))
+      #expect(cpu.state.rip == 0x1002)
+      #expect(cpu.state[offset: Self.dr6] & 0xF == (de ? 1 : 0))
+    }
+  }
+
+  @Test func generalDetectFaultsTheDebugRegisterAccessOnce() {
+    // mov rax, dr7
+    let (cpu, _) = makeCPU64([0x0F, 0x21, 0xF8])
+    cpu.state.cpl = 0
+    cpu.state[offset: Self.dr7] = DebugControl.generalDetect | 0x400
+    #expect(cpu.step() == .exception(vector: 1, errorCode: nil))
+    #expect(cpu.state.rip == 0x1000)
+    #expect(cpu.state[offset: Self.dr6] & DebugStatus.registerAccess != 0)
+    #expect(cpu.state[offset: Self.dr7] & DebugControl.generalDetect == 0)  // cleared for the handler
+    #expect(cpu.step() == nil)
+    #expect(cpu.state.gpr(Reg.rax) == 0x400)
+  }
 }

@@ -6,7 +6,10 @@
 ///   instruction without hitting the breakpoint again. RF clears when an instruction retires.
 /// - Data breakpoints (R/W = 01 writes, 11 reads or writes; LEN 1, 2, 4 or 8 bytes) trap after the
 ///   instruction whose explicit data access overlaps them (a REP string instruction after the
-///   iteration). I/O breakpoints (R/W = 10) and DR7.GD are not modelled.
+///   iteration); I/O breakpoints (R/W = 10, with CR4.DE) after the IN, OUT, INS or OUTS whose port
+///   range overlaps them.
+/// - General detect (DR7.GD): MOV to or from a debug register faults first (DR6.BD), and GD clears
+///   so the handler can use the debug registers.
 /// - Single-step traps after each instruction that started with TF set.
 ///
 /// MOV SS and POP SS hold traps back to the boundary after the next instruction. While data
@@ -22,19 +25,21 @@ extension CPU {
     let dr7 = state[offset: CPU.dr7Offset]
     var execute: UInt8 = 0
     var data: UInt8 = 0
+    var io: UInt8 = 0
     if dr7 & 0xFF != 0 {
       for n in 0..<4 where (dr7 >> UInt64(2 * n)) & 3 != 0 {
         switch (dr7 >> UInt64(16 + 4 * n)) & 3 {
         case 0: execute |= 1 << n
-        case 1, 3: data |= 1 << n
-        default: break  // I/O breakpoints: not modelled
+        case 2: io |= 1 << n  // counts only while CR4.DE is set (checked at the access)
+        default: data |= 1 << n
         }
       }
     }
     if (data != 0) != (dataBreakpoints != 0) { forgetHostPages() }
     executeBreakpoints = execute
     dataBreakpoints = data
-    breakpointsArmed = execute | data != 0
+    ioBreakpoints = io
+    breakpointsArmed = execute | data | io != 0
   }
 
   /// The instruction-breakpoint fault at the current instruction, if one is armed for its linear
@@ -59,12 +64,37 @@ extension CPU {
   func noteDataAccess(_ linear: UInt64, size: Int, write: Bool) {
     let dr7 = state[offset: CPU.dr7Offset]
     for n in 0..<4 where dataBreakpoints & (1 << n) != 0 {
-      let rw = (dr7 >> UInt64(16 + 4 * n)) & 3
-      if rw == 1 && !write { continue }
-      let length: UInt64 = [1, 2, 8, 4][Int((dr7 >> UInt64(18 + 4 * n)) & 3)]
-      let start = state[offset: CPUStateLayout.debugRegisters + 8 * n] & ~(length - 1)
-      if linear < start &+ length && start < linear &+ UInt64(size) { dataBreakpointHits |= 1 << n }
+      if (dr7 >> UInt64(16 + 4 * n)) & 3 == 1 && !write { continue }
+      if breakpoint(n, dr7: dr7, covers: linear, size: size) { dataBreakpointHits |= 1 << n }
     }
+  }
+
+  /// Records the I/O breakpoints a port access hits (they count only while CR4.DE is set).
+  @inline(never)
+  func noteIOAccess(port: UInt16, size: Int) {
+    guard state.cr4 & CR4.de != 0 else { return }
+    let dr7 = state[offset: CPU.dr7Offset]
+    for n in 0..<4 where ioBreakpoints & (1 << n) != 0 {
+      if breakpoint(n, dr7: dr7, covers: UInt64(port), size: size) { dataBreakpointHits |= 1 << n }
+    }
+  }
+
+  /// Whether breakpoint `n`'s range (DRn aligned down to its DR7 length) overlaps `size` bytes at
+  /// `address`.
+  func breakpoint(_ n: Int, dr7: UInt64, covers address: UInt64, size: Int) -> Bool {
+    let length: UInt64 = [1, 2, 8, 4][Int((dr7 >> UInt64(18 + 4 * n)) & 3)]
+    let start = state[offset: CPUStateLayout.debugRegisters + 8 * n] & ~(length - 1)
+    return address < start &+ length && start < address &+ UInt64(size)
+  }
+
+  /// General detect: with DR7.GD set, a MOV to or from a debug register raises #DB before it
+  /// executes, with DR6.BD set and GD cleared for the handler.
+  func checkGeneralDetect() throws(Fault) {
+    let dr7 = state[offset: CPU.dr7Offset]
+    guard dr7 & DebugControl.generalDetect != 0 else { return }
+    state[offset: CPU.dr6Offset] = state[offset: CPU.dr6Offset] | DebugStatus.registerAccess
+    state[offset: CPU.dr7Offset] = dr7 & ~DebugControl.generalDetect
+    throw Fault.exception(vector: ExceptionVector.debug, errorCode: nil)
   }
 
   /// After an instruction that retired with debug attention: clears RF that was set when it

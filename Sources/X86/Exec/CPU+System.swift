@@ -88,6 +88,7 @@ extension CPU {
       try writeControlRegister(Int(o0.reg), reg(Int(o1.reg), Int(o1.size)))
     case .movDR:
       try requireCPL0()
+      try checkGeneralDetect()
       let v =
         modernSystem
         ? try ControlRegisters.readDebug(Int(o1.reg), state: state)
@@ -95,6 +96,7 @@ extension CPU {
       setReg(Int(o0.reg), Int(o0.size), v)
     case .movToDR:
       try requireCPL0()
+      try checkGeneralDetect()
       let v = reg(Int(o1.reg), Int(o1.size))
       if modernSystem {
         try ControlRegisters.writeDebug(Int(o0.reg), value: v, state: state)
@@ -223,6 +225,7 @@ extension CPU {
     } else {
       try requireIOPL()
     }
+    if ioBreakpoints != 0 { noteIOAccess(port: port, size: size) }
   }
 
   /// INT n / INT3 / INTO / INT1. Outside real mode the event goes through the IDT.

@@ -306,8 +306,9 @@ public final class CPU {
   /// DR0-DR3 armed by DR7 as instruction breakpoints (bit n = DRn) and as data breakpoints.
   @exclusivity(unchecked) var executeBreakpoints: UInt8 = 0
   @exclusivity(unchecked) var dataBreakpoints: UInt8 = 0
+  @exclusivity(unchecked) var ioBreakpoints: UInt8 = 0
   @exclusivity(unchecked) var breakpointsArmed = false
-  /// Data breakpoints the current instruction hit (reported by a #DB trap after it retires).
+  /// Data and I/O breakpoints the current instruction hit (a #DB trap after it retires).
   @exclusivity(unchecked) var dataBreakpointHits: UInt8 = 0
 
   // MARK: Embedder controls (see CPU+Interrupts.swift)

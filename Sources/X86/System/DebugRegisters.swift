@@ -9,3 +9,9 @@ public enum DebugStatus {
   /// BT: a task switch into a task whose TSS has the T bit set.
   public static let taskSwitch: UInt64 = 1 << 15
 }
+
+/// Bits of DR7, the debug control register, beyond the per-breakpoint enables and conditions.
+public enum DebugControl {
+  /// GD: MOV to or from a debug register raises #DB (DR6.BD) first.
+  public static let generalDetect: UInt64 = 1 << 13
+}
