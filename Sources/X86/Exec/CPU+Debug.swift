@@ -11,6 +11,8 @@
 /// - General detect (DR7.GD): MOV to or from a debug register faults first (DR6.BD), and GD clears
 ///   so the handler can use the debug registers.
 /// - Single-step traps after each instruction that started with TF set.
+/// - A task switch into a 32-bit TSS with its T bit set raises #DB (DR6.BT) before the new task's
+///   first instruction.
 ///
 /// MOV SS and POP SS hold traps back to the boundary after the next instruction. While data
 /// breakpoints are armed the core keeps no host pointers in its TLB, so every access takes the
@@ -39,13 +41,25 @@ extension CPU {
     executeBreakpoints = execute
     dataBreakpoints = data
     ioBreakpoints = io
-    breakpointsArmed = execute | data | io != 0
+    breakpointsArmed = execute | data | io != 0 || taskDebugTrapPending
   }
 
-  /// The instruction-breakpoint fault at the current instruction, if one is armed for its linear
-  /// address and RF is clear (nil otherwise).
+  /// The system layer saw a task switch into a TSS with the T bit set.
+  func requestTaskDebugTrap() {
+    taskDebugTrapPending = true
+    breakpointsArmed = true
+  }
+
+  /// The #DB raised before the current instruction, if any: the task-switch trap, else an
+  /// instruction breakpoint armed for its linear address while RF is clear (nil: none).
   @inline(never)
-  func instructionBreakpoint(flags: UInt64) -> CPUEvent?? {
+  func debugFaultBeforeInstruction(flags: UInt64) -> CPUEvent?? {
+    if taskDebugTrapPending {
+      taskDebugTrapPending = false
+      refreshBreakpoints()
+      state[offset: CPU.dr6Offset] = state[offset: CPU.dr6Offset] | DebugStatus.taskSwitch
+      return .some(raise(vector: ExceptionVector.debug, errorCode: nil, nextRIP: state.rip))
+    }
     guard executeBreakpoints != 0, flags & Flags.rf == 0 else { return nil }
     let rip = state.rip
     let linear = state.codeMode == .bits64 ? rip : (state.segmentBase(1) &+ rip) & 0xFFFF_FFFF

@@ -79,6 +79,7 @@ public final class CPU {
     invalidateTLB()
     resetReal(cs: 0xF000, ip: 0xFFF0)
     system.hostTSC = { [unowned self] in self.hostTimeStampCounter() }
+    system.taskDebugTrapRequested = { [unowned self] in self.requestTaskDebugTrap() }
     MSRFile.reset(state)
   }
 
@@ -174,7 +175,7 @@ public final class CPU {
     // Debug state that needs a look at this instruction: TF, RF or armed breakpoints (rare).
     let startFlags = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self)
     let debugAttention = startFlags & (Flags.tf | Flags.rf) != 0 || breakpointsArmed
-    if debugAttention, let event = instructionBreakpoint(flags: startFlags) { return event }
+    if debugAttention, let event = debugFaultBeforeInstruction(flags: startFlags) { return event }
     do throws(Fault) {
       if let cached {
         let next = startRIP &+ UInt64(cached.pointee.instruction.length)
@@ -307,6 +308,9 @@ public final class CPU {
   @exclusivity(unchecked) var executeBreakpoints: UInt8 = 0
   @exclusivity(unchecked) var dataBreakpoints: UInt8 = 0
   @exclusivity(unchecked) var ioBreakpoints: UInt8 = 0
+  /// A task switch into a TSS with its T bit set: #DB before the new task's first instruction.
+  @exclusivity(unchecked) var taskDebugTrapPending = false
+  /// Any of the above: the per-instruction debug checks must run (and the fast loop steps aside).
   @exclusivity(unchecked) var breakpointsArmed = false
   /// Data and I/O breakpoints the current instruction hit (a #DB trap after it retires).
   @exclusivity(unchecked) var dataBreakpointHits: UInt8 = 0

@@ -172,4 +172,6 @@ public struct SystemEffects: OptionSet, Sendable {
   public static let flushTLB = SystemEffects(rawValue: 1 << 1)
   /// The operating or code mode may have changed (CR0.PE/PG, EFER.LMA, CS): refresh decode state.
   public static let modeChanged = SystemEffects(rawValue: 1 << 2)
+  /// A hardware task switch happened (the new task's TSS may ask for a debug trap: its T bit).
+  public static let taskSwitched = SystemEffects(rawValue: 1 << 3)
 }

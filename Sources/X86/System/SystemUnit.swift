@@ -38,7 +38,20 @@ public final class SystemUnit {
   @discardableResult
   func apply(_ effects: SystemEffects) -> Bool {
     mmu.tlb.apply(effects)
+    if effects.contains(.taskSwitched) { checkTaskDebugTrap() }
     return effects.contains(.modeChanged)
+  }
+
+  /// Called when a task switch lands in a 32-bit TSS whose T bit (offset 0x64, bit 0) is set: the
+  /// core raises #DB (DR6.BT) before the new task's first instruction.
+  public var taskDebugTrapRequested: (() -> Void)?
+
+  func checkTaskDebugTrap() {
+    let tr = state.segment(.tr)
+    guard tr.attributes & 0x8 != 0, tr.limit >= 0x65,
+      let word = try? memory.readLinear(tr.base &+ 0x64, size: 2, supervisor: true), word & 1 != 0
+    else { return }
+    taskDebugTrapRequested?()
   }
 
   // MARK: Control and debug registers
@@ -119,14 +132,20 @@ public final class SystemUnit {
     let outcome = InterruptDelivery.deliver(
       vector: vector, errorCode: errorCode, kind: kind, returnRIP: returnRIP, instructionRIP: instructionRIP,
       state: state, memory: memory)
-    if outcome == .taskSwitched { mmu.tlb.flushNonGlobal() }
+    if outcome == .taskSwitched {
+      mmu.tlb.flushNonGlobal()
+      checkTaskDebugTrap()
+    }
     return outcome
   }
 
   /// Delivers a fault an instruction threw.
   public func deliver(_ fault: Fault, returnRIP: UInt64) -> DeliveryOutcome {
     let outcome = InterruptDelivery.deliver(fault, returnRIP: returnRIP, state: state, memory: memory)
-    if outcome == .taskSwitched { mmu.tlb.flushNonGlobal() }
+    if outcome == .taskSwitched {
+      mmu.tlb.flushNonGlobal()
+      checkTaskDebugTrap()
+    }
     return outcome
   }
 

@@ -5,7 +5,8 @@
 ///
 /// Checks that fail before the outgoing state is saved fault in the old task; once the new task's
 /// registers are loaded, descriptor checks fault in the new task (#TS/#NP/#SS with the
-/// offending selector), as the SDM prescribes. The debug trap flag (T) is not modelled.
+/// offending selector), as the SDM prescribes. The debug trap flag (T) of the new TSS is reported
+/// by `SystemUnit` (`taskDebugTrapRequested`).
 public enum TaskSwitch {
   /// What caused the switch.
   public enum Source: Sendable, Equatable {
@@ -156,7 +157,7 @@ public enum TaskSwitch {
       state.setSegment(register, SegmentCache(selector: selectors[i], base: 0, limit: 0, attributes: 0))
     }
     state.setSegment(.ldtr, SegmentCache(selector: ldtSelector, base: 0, limit: 0, attributes: 0))
-    effects.insert(.modeChanged)
+    effects.formUnion([.modeChanged, .taskSwitched])
     try loadTaskSegments(
       format.segments, selectors: selectors, ldt: ldtSelector, external: external, state: state, memory: memory)
     if case .interrupt(let errorCode?) = source {
