@@ -41,13 +41,13 @@ extension CPU {
     executeBreakpoints = execute
     dataBreakpoints = data
     ioBreakpoints = io
-    breakpointsArmed = execute | data | io != 0 || taskDebugTrapPending
+    debugChecksNeeded = execute | data | io != 0 || taskDebugTrapPending
   }
 
   /// The system layer saw a task switch into a TSS with the T bit set.
   func requestTaskDebugTrap() {
     taskDebugTrapPending = true
-    breakpointsArmed = true
+    debugChecksNeeded = true
   }
 
   /// The #DB raised before the current instruction, if any: the task-switch trap, else an

@@ -13,12 +13,7 @@ extension CPU {
           && e.pointee.generation == cachePageGeneration[DecodeCache.pageSlot(physical >> 12)]
         {
           let next = rip64 &+ UInt64(e.pointee.instruction.length)
-          let fastRIP = executeFast(e, nextRIP: next)
-          if fastRIP != CPU.fastDeclined {
-            stateRaw.storeBytes(of: fastRIP, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
-            fastPathRetired &+= 1
-            return
-          }
+          if completeFast(e, nextRIP: next) { return }
           lastNextRIP = next
           try execute(e.pointee.instruction, nextRIP: next)
           return
@@ -102,15 +97,19 @@ extension CPU {
       protectCode(page: physicalRIP >> 12)
       // The first run of an instruction already takes its fast form, so every test that runs code
       // once (the differential tester) exercises the handlers the hot loops use.
-      let fastRIP = executeFast(entry, nextRIP: next)
-      if fastRIP != CPU.fastDeclined {
-        state.rip = fastRIP
-        fastPathRetired &+= 1
-        return
-      }
+      if completeFast(entry, nextRIP: next) { return }
     }
     lastNextRIP = next
     try execute(ins, nextRIP: next)
+  }
+
+  /// Runs a cached instruction's fast handler and commits its RIP; false when it declined.
+  @inline(__always) func completeFast(_ e: CacheEntry, nextRIP: UInt64) -> Bool {
+    let rip = executeFast(e, nextRIP: nextRIP)
+    guard rip != CPU.fastDeclined else { return false }
+    stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
+    fastPathRetired &+= 1
+    return true
   }
 
   func decodeOrFault(_ bytes: UnsafeRawBufferPointer, mode: CodeMode) throws(Fault) -> DecodedInstruction {

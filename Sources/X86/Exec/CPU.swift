@@ -174,7 +174,7 @@ public final class CPU {
     ioIndex = 0
     // Debug state that needs a look at this instruction: TF, RF or armed breakpoints (rare).
     let startFlags = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self)
-    let debugAttention = startFlags & (Flags.tf | Flags.rf) != 0 || breakpointsArmed
+    let debugAttention = startFlags & (Flags.tf | Flags.rf) != 0 || debugChecksNeeded
     if debugAttention, let event = debugFaultBeforeInstruction(flags: startFlags) { return event }
     do throws(Fault) {
       if let cached {
@@ -256,7 +256,7 @@ public final class CPU {
     guard !interruptShadow,
       stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64,
       stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf) == 0,
-      !breakpointsArmed
+      !debugChecksNeeded
     else { return (0, nil) }
     var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     var left = budget
@@ -311,7 +311,7 @@ public final class CPU {
   /// A task switch into a TSS with its T bit set: #DB before the new task's first instruction.
   @exclusivity(unchecked) var taskDebugTrapPending = false
   /// Any of the above: the per-instruction debug checks must run (and the fast loop steps aside).
-  @exclusivity(unchecked) var breakpointsArmed = false
+  @exclusivity(unchecked) var debugChecksNeeded = false
   /// Data and I/O breakpoints the current instruction hit (a #DB trap after it retires).
   @exclusivity(unchecked) var dataBreakpointHits: UInt8 = 0
 
