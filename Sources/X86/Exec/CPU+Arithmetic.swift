@@ -521,11 +521,10 @@ extension CPU {
     let dst = state.gpr(7)
     let src = state.gpr(6)
     let srcLinear = (ins.segment >= 4 ? state.segmentBase(Int(ins.segment)) : 0) &+ src
-    func canonical(_ a: UInt64) -> Bool { UInt64(bitPattern: (Int64(bitPattern: a) >> 47) &+ 1) <= 1 }
-    guard canonical(dst), dst & (size - 1) == 0 || size == 1 else { return nil }
+    guard isCanonical(dst), dst & (size - 1) == 0 || size == 1 else { return nil }
     var room = (0x1000 - (dst & 0xFFF)) / size
     if ins.operation == .movs {
-      guard canonical(srcLinear) else { return nil }
+      guard isCanonical(srcLinear) else { return nil }
       room = min(room, (0x1000 - (srcLinear & 0xFFF)) / size)
     }
     let n = min(count, room)

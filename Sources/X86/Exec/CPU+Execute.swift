@@ -5,7 +5,7 @@ extension CPU {
     // Fastest path: 64-bit code with a valid cached decode.
     let rip64 = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     if stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 && rip64 & 0xFFF <= 0x1000 - 15
-      && UInt64(bitPattern: (Int64(bitPattern: rip64) >> 47) &+ 1) <= 1
+      && isCanonical(rip64)
     {
       if let physical = quickTranslate(rip64, kind: .execute) {
         let e = cacheEntries + DecodeCache.slot(physical)
@@ -33,7 +33,7 @@ extension CPU {
     let cacheable =
       (linearRIP & 0xFFF) <= 0x1000 - 15
       && (mode == .bits64
-        ? (Int64(bitPattern: rip) >> 47 == 0 || Int64(bitPattern: rip) >> 47 == -1)
+        ? isCanonical(rip)
         : rip &+ 15 <= state.segmentLimit(1) && rip &+ 15 <= (mode == .bits16 ? 0xFFFF : 0xFFFF_FFFF))
     var physicalRIP: UInt64 = 0
     if cacheable {
@@ -51,8 +51,7 @@ extension CPU {
       var count = 0
       if mode == .bits64 {
         let lin = rip
-        let top = Int64(bitPattern: lin) >> 47
-        if top != 0 && top != -1 { throw Fault.generalProtection() }
+        if !isCanonical(lin) { throw Fault.generalProtection() }
         let inPage = Int(0x1000 - (lin & 0xFFF))
         if inPage >= 15, let p = hostPage(try translateFetch(lin), write: false) {
           return try decodeOrFault(UnsafeRawBufferPointer(start: p, count: 15), mode: mode)
@@ -153,8 +152,7 @@ extension CPU {
     var t = target
     if size == 2 { t &= 0xFFFF } else if size == 4 { t &= 0xFFFF_FFFF }
     if state.codeMode == .bits64 {
-      let top = Int64(bitPattern: t) >> 47
-      if top != 0 && top != -1 { throw Fault.generalProtection() }
+      if !isCanonical(t) { throw Fault.generalProtection() }
     } else if model != .i8086 && t > state.segmentLimit(1) {
       throw Fault.generalProtection()
     }

@@ -296,9 +296,6 @@ extension CPU {
     isCanonical(target) ? target : CPU.fastDeclined
   }
 
-  @inline(__always) func isCanonical(_ address: UInt64) -> Bool {
-    UInt64(bitPattern: (Int64(bitPattern: address) >> 47) &+ 1) <= 1
-  }
 }
 
 // MARK: Forms as types

@@ -159,8 +159,7 @@ extension CPU {
   func linearAddress(seg: Int, offset: UInt64, size: Int, write: Bool) throws(Fault) -> UInt64 {
     if state.codeMode == .bits64 {
       let lin = (seg >= 4 ? state.segmentBase(seg) : 0) &+ offset
-      let top = Int64(bitPattern: lin) >> 47
-      if top != 0 && top != -1 { throw seg == 2 ? Fault.stackFault() : Fault.generalProtection() }
+      if !isCanonical(lin) { throw seg == 2 ? Fault.stackFault() : Fault.generalProtection() }
       return lin
     }
     if model != .i8086 {

@@ -34,6 +34,11 @@ extension CPU {
 
   // MARK: Effective addresses and operands
 
+  /// Whether a 64-bit linear address is canonical (bits 63:47 all equal).
+  @inline(__always) func isCanonical(_ address: UInt64) -> Bool {
+    UInt64(bitPattern: (Int64(bitPattern: address) >> 47) &+ 1) <= 1
+  }
+
   /// The offset (effective address) of the memory operand, masked to the address size.
   @inline(__always) func effectiveAddress(_ ins: DecodedInstruction, nextRIP: UInt64) -> UInt64 {
     var ea = UInt64(bitPattern: ins.displacement)
@@ -109,7 +114,7 @@ extension CPU {
   @inline(__always)
   func fastHostAddress64(seg: Int, offset: UInt64, size: Int, write: Bool) -> UnsafeMutableRawPointer? {
     let lin = (seg >= 4 ? state.segmentBase(seg) : 0) &+ offset
-    guard UInt64(bitPattern: (Int64(bitPattern: lin) >> 47) &+ 1) <= 1, (lin & 0xFFF) &+ UInt64(size) <= 0x1000 else {
+    guard isCanonical(lin), (lin & 0xFFF) &+ UInt64(size) <= 0x1000 else {
       return nil
     }
     // A misaligned access may owe an #AC: the slow path decides.
