@@ -1,0 +1,162 @@
+import Testing
+
+@testable import VMM
+
+/// The run loop driven by a scripted vCPU: what the VMM does with each exit, decided by the exits
+/// alone (no engine, no guest code, no host timing).
+@Suite struct RunLoopTests {
+  typealias Step = ScriptedVirtualCPU.Step
+
+  /// A machine over 1 MiB of RAM whose vCPU runs `script`; console output goes to `output`.
+  final class Harness {
+    let engine: ScriptedEngine
+    let vm: VirtualMachine
+    var cpu: ScriptedVirtualCPU { engine.vcpu }
+    let output = Collected()
+
+    init(stopOnOutput: String? = nil, _ script: [Step]) throws {
+      engine = ScriptedEngine(script: script)
+      let memory = try GuestMemory(ramSize: 1 << 20)
+      let boot = BootState(mode: .real, registers: Registers(), specialRegisters: SpecialRegisters())
+      let out = output
+      vm = try VirtualMachine(
+        memory: memory, boot: boot, engine: engine,
+        configuration: MachineConfiguration(
+          consoleCapture: { out.bytes += $0 }, timeoutSeconds: 60, stopOnOutput: stopOnOutput))
+    }
+  }
+
+  final class Collected {
+    var bytes: [UInt8] = []
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+  }
+
+  @Test func portWritesReachTheDevicesAndPortReadsAreAnswered() throws {
+    let h = try Harness(
+      Step.print("hi\n", port: 0x3F8) + [
+        Step.portIn(0x3FD),  // line status: transmitter empty
+        Step { cpu in
+          #expect(cpu.lastResponse == .value(0x60))
+          return .io(PortAccess(port: 0x5555, size: 4, isWrite: false))  // nothing there
+        },
+        Step { cpu in
+          #expect(cpu.lastResponse == .value(0xFFFF_FFFF))
+          return .io(PortAccess(port: 0xF4, size: 1, isWrite: true, value: 3))
+        },
+      ])
+    let outcome = h.vm.run()
+    #expect(outcome.reason == .debugExit(value: 3))
+    #expect(outcome.exitStatus == 7)
+    #expect(h.output.text == "hi\n")
+  }
+
+  @Test func exitsTheVMMDoesNotServeGetNeutralAnswers() throws {
+    let h = try Harness([
+      .exit(.cpuid(leaf: 0, subleaf: 0)),
+      .exit(.msrRead(index: 0x1234)),
+      .exit(.msrWrite(index: 0x1234, value: 1)),
+      .exit(.invlpg(address: 0x1000)),
+      .exit(.hypercall(Hypercall(number: 1, arguments: []))),
+      .exitOK,
+    ])
+    _ = h.vm.run()
+    let answers: [ExitResponse] = h.cpu.calls.compactMap { call in
+      if case .complete(let r) = call { return r }
+      return nil
+    }
+    #expect(
+      answers == [
+        .cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0), .fault(vector: 13, errorCode: 0), .fault(vector: 13, errorCode: 0),
+        .none, .value(UInt64.max),
+      ])
+  }
+
+  @Test func aPICInterruptWaitsForTheWindowThenIsInjectedOnce() throws {
+    var h: Harness!
+    // Initialize the master PIC at vector 0x20 with only IRQ 4 (COM1) unmasked.
+    let picInit: [Step] = [(0x20, 0x11), (0x21, 0x20), (0x21, 0x04), (0x21, 0x01), (0x21, 0xEF)]
+      .map { Step.portOut($0.0, $0.1) }
+    h = try Harness(
+      picInit + [
+        Step { _ in
+          h.vm.pic?.setIRQ(4, level: true)
+          return .budgetExhausted
+        },
+        Step { cpu in
+          // IF was 0: the VMM asked for a window instead of injecting.
+          #expect(cpu.deliveredVectors.isEmpty)
+          cpu.currentRegisters.rflags |= 0x200
+          return .interruptWindow
+        },
+        Step { cpu in
+          #expect(cpu.deliveredVectors == [0x24])
+          h.vm.pic?.setIRQ(4, level: false)
+          return .budgetExhausted
+        },
+        .exitOK,
+      ])
+    _ = h.vm.run()
+    let interruptCalls = h.cpu.calls.filter {
+      if case .run = $0 { return false }
+      return true
+    }
+    #expect(
+      interruptCalls == [.requestInterruptWindow(true), .injectInterrupt(vector: 0x24), .requestInterruptWindow(false)])
+  }
+
+  @Test func haltWithInterruptsDisabledEndsTheRun() throws {
+    let h = try Harness([.exit(.halt)])
+    guard case .haltedForever = h.vm.run().reason else {
+      Issue.record("expected haltedForever")
+      return
+    }
+  }
+
+  @Test func stopOnOutputStopsAtTheEndOfTheLineWhateverFollows() throws {
+    // The guest goes on printing after the line; the run must stop right after its newline.
+    let h = try Harness(
+      stopOnOutput: "ready",
+      Step.print("boot\nsystem ready, waiting\n", port: 0x3F8)
+        + Step.print("more output\n", port: 0x3F8) + [.exitOK])
+    let outcome = h.vm.run()
+    #expect(outcome.reason == .outputMatched("ready"))
+    #expect(h.output.text == "boot\nsystem ready, waiting\n")
+  }
+
+  @Test func aStopRequestedWhileAnExitIsHandledEndsTheRunAtTheNextEntry() throws {
+    var h: Harness!
+    h = try Harness([
+      Step { _ in
+        h.vm.requestStop(.hostSignal(15))  // what the signal thread does: flag, then kick
+        return .budgetExhausted
+      },
+      .exitOK,
+    ])
+    let outcome = h.vm.run()
+    #expect(outcome.reason == .hostSignal(15))
+    #expect(outcome.exitStatus == 12)
+  }
+
+  @Test func anEngineThatCannotGoOnEndsTheRunWithItsReport() throws {
+    let h = try Harness([])
+    guard case .internalError(let report) = h.vm.run().reason else {
+      Issue.record("expected internalError")
+      return
+    }
+    #expect(report.reason == ScriptedVirtualCPU.scriptEndedReason)
+  }
+
+  @Test func everyExitIsCountedUnderItsReason() throws {
+    let h = try Harness(Step.print("ab", port: 0x3F8) + [.exit(.rdtsc), .exitOK])
+    let stats = h.vm.run().statistics
+    let counts = Dictionary(uniqueKeysWithValues: stats.reasons.map { ($0.reason, $0.count) })
+    #expect(counts["io-out"] == 3)
+    #expect(counts["rdtsc"] == 1)
+    #expect(stats.totalExits == 4)
+  }
+}
+
+extension ScriptedVirtualCPU.Step {
+  /// isa-debug-exit with value 0: ends the run with `.debugExit(value: 0)`.
+  static var exitOK: Self { .portOut(0xF4, 0) }
+}
