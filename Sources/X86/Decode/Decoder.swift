@@ -67,7 +67,6 @@ public enum Decoder {
       0xAF, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xBA, 0xBB, 0xBC, 0xBD, 0xBE, 0xBF,
     ] + Array(0x80...0x9F))
 
-  // swiftlint:disable:next function_body_length cyclomatic_complexity
   static func decodeInto(
     _ ins: inout DecodedInstruction, _ r: inout ByteReader, mode: CodeMode, model: CPUModel
   ) -> Status {

@@ -112,7 +112,6 @@ public enum Disassembler {
     }
   }
 
-  // swiftlint:disable:next cyclomatic_complexity function_body_length
   static func format(_ ins: DecodedInstruction, mode: CodeMode, address: UInt64) -> String? {
     if ins.prefixes.contains(.undocumented) { return nil }
     let osize = Int(ins.operandSize)

@@ -159,7 +159,6 @@ extension CPU {
     state.rip = t
   }
 
-  // swiftlint:disable:next cyclomatic_complexity function_body_length
   func execute(_ ins: DecodedInstruction, nextRIP: UInt64) throws(Fault) {
     let size = Int(ins.operandSize)
     let ea = ins.hasMemoryOperand ? effectiveAddress(ins, nextRIP: nextRIP) : 0
@@ -304,7 +303,6 @@ extension CPU {
   /// The less frequent operations, kept out of `execute` so the hot dispatch stays small.
   /// Returns the RIP to commit.
   @inline(never)
-  // swiftlint:disable:next cyclomatic_complexity function_body_length
   func executeRare(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> UInt64 {
     let size = Int(ins.operandSize)
     let o0 = ins.operands.0

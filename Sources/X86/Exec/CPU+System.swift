@@ -7,7 +7,6 @@ extension CPU {
   @inline(__always) var modernSystem: Bool { model == .host64 && !flatUser }
 
   /// Executes a system instruction. Returns true when it set RIP itself (a control transfer).
-  // swiftlint:disable:next cyclomatic_complexity function_body_length
   func executeSystem(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> Bool {
     let size = Int(ins.operandSize)
     let o0 = ins.operands.0
@@ -142,7 +141,6 @@ extension CPU {
 
   /// System instructions of the modern CPU only (#UD on the legacy models and, where the SDM says
   /// so, in real mode).
-  // swiftlint:disable:next cyclomatic_complexity function_body_length
   func executeProtectedOnly(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> Bool {
     guard model == .host64 else { throw Fault.invalidOpcode }
     let size = Int(ins.operandSize)
