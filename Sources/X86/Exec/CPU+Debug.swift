@@ -15,7 +15,7 @@
 ///   first instruction.
 ///
 /// MOV SS and POP SS hold traps back to the boundary after the next instruction. While data
-/// breakpoints are armed the core keeps no host pointers in its TLB, so every access takes the
+/// breakpoints are armed the core keeps no host pointers in its host-page cache, so every access takes the
 /// checked slow path; while any breakpoint, TF or RF is live, the fast loop steps aside.
 extension CPU {
   static let dr6Offset = CPUStateLayout.debugRegisters + 6 * 8

@@ -24,7 +24,10 @@ extension CPU {
     return nil
   }
 
-  /// Real-mode interrupt: push FLAGS, CS, IP; clear IF/TF/AC; CS:IP from the IVT.
+  /// The one real-mode delivery routine (exceptions, INT n and external interrupts) through the IVT
+  /// (SDM vol. 3, "Exception and Interrupt Handling in Real-Address Mode"): push FLAGS, CS, IP;
+  /// clear IF, TF, AC and RF; load CS:IP from the IVT. The 8086 has no IVT limit; later models
+  /// raise #GP when the vector's entry lies beyond IDTR.limit.
   func deliverReal(vector: UInt8, returnIP: UInt64) throws(Fault) {
     let entry = UInt64(vector) * 4
     if model != .i8086 && entry + 3 > UInt64(state.idtr.limit) { throw Fault.generalProtection(UInt32(entry) + 2) }

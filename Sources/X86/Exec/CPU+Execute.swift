@@ -8,10 +8,8 @@ extension CPU {
       && isCanonical(rip64)
     {
       if let physical = quickTranslate(rip64, kind: .execute) {
-        let e = cacheEntries + DecodeCache.slot(physical)
-        if e.pointee.tag == DecodeCache.tag(physical, .bits64)
-          && e.pointee.generation == cachePageGeneration[DecodeCache.pageSlot(physical >> 12)]
-        {
+        let generation = DecodeCache.generation(cachePageGeneration, ofPageHolding: physical)
+        if let e = DecodeCache.hit(cacheEntries, physical, .bits64, generation: generation) {
           let next = rip64 &+ UInt64(e.pointee.instruction.length)
           if completeFast(e, nextRIP: next) { return }
           lastNextRIP = next

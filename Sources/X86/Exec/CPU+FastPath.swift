@@ -282,7 +282,7 @@ extension CPU {
     }
   }
 
-  /// Pushes a quadword if the stack slot hits the write TLB; commits RSP.
+  /// Pushes a quadword if the stack slot hits the write host-page cache; commits RSP.
   @inline(__always) private func fastPush(_ v: UInt64) -> Bool {
     let sp = state.gpr(4) &- 8
     guard let p = fastHostAddress64(seg: 2, offset: sp, size: 8, write: true) else { return false }

@@ -31,35 +31,35 @@ extension CPU {
 
   @inline(__always) func hostPage(_ phys: UInt64, write: Bool) -> UnsafeMutableRawPointer? {
     let page = phys >> 12
-    let i = Int(page & UInt64(CPU.tlbSize - 1))
+    let i = Int(page & UInt64(CPU.hostPageSlots - 1))
     if write {
-      if tlbWriteTag[i] == page, let p = tlbWritePtr[i] { return p + Int(phys & 0xFFF) }
+      if hostWritePage[i] == page, let p = hostWritePointer[i] { return p + Int(phys & 0xFFF) }
       guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: true) else { return nil }
       decodeCache.noteWrite(page: page)
-      // Armed data breakpoints keep the TLB empty: the fast paths then miss and every access is
-      // checked on the slow path.
+      // Armed data breakpoints keep the host-page cache empty: the fast paths then miss and every
+      // access is checked on the slow path.
       if dataBreakpoints == 0 {
-        tlbWriteTag[i] = page
-        tlbWritePtr[i] = p
+        hostWritePage[i] = page
+        hostWritePointer[i] = p
       }
       return p + Int(phys & 0xFFF)
     }
-    if tlbReadTag[i] == page, let p = tlbReadPtr[i] { return p + Int(phys & 0xFFF) }
+    if hostReadPage[i] == page, let p = hostReadPointer[i] { return p + Int(phys & 0xFFF) }
     guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: false) else { return nil }
     if dataBreakpoints == 0 {
-      tlbReadTag[i] = page
-      tlbReadPtr[i] = p
+      hostReadPage[i] = page
+      hostReadPointer[i] = p
     }
     return p + Int(phys & 0xFFF)
   }
 
-  /// Marks a page as holding cached code: it leaves the write TLB so the next write to it
-  /// invalidates its decoded instructions.
+  /// Marks a page as holding cached code: it leaves the write side of the host-page cache, so the
+  /// next write to it takes the slow path, which invalidates its decoded instructions.
   @inline(__always) func protectCode(page: UInt64) {
-    let i = Int(page & UInt64(CPU.tlbSize - 1))
-    if tlbWriteTag[i] == page {
-      tlbWriteTag[i] = ~0
-      tlbWritePtr[i] = nil
+    let i = Int(page & UInt64(CPU.hostPageSlots - 1))
+    if hostWritePage[i] == page {
+      hostWritePage[i] = ~0
+      hostWritePointer[i] = nil
     }
   }
 

@@ -118,7 +118,7 @@ extension CPU {
     // A misaligned access may owe an #AC: the slow path decides.
     if lin & UInt64(size &- 1) != 0 && alignmentCheckingActive { return nil }
     // Paged reads take the host pointer straight from the paging TLB (one lookup instead of two).
-    // Writes keep the physical step: the core's write TLB is what keeps pages holding decoded
+    // Writes keep the physical step: the write side of the host-page cache keeps pages holding decoded
     // code out of the fast paths. Armed data breakpoints need every access on the slow path.
     if !write && pagingActive && dataBreakpoints == 0 {
       let user = stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3
@@ -128,12 +128,12 @@ extension CPU {
     }
     guard let phys = quickTranslate(lin, kind: write ? .write : .read) else { return nil }
     let page = phys >> 12
-    let i = Int(page & UInt64(CPU.tlbSize - 1))
+    let i = Int(page & UInt64(CPU.hostPageSlots - 1))
     if write {
-      guard tlbWriteTag[i] == page, let p = tlbWritePtr[i] else { return nil }
+      guard hostWritePage[i] == page, let p = hostWritePointer[i] else { return nil }
       return p + Int(phys & 0xFFF)
     }
-    guard tlbReadTag[i] == page, let p = tlbReadPtr[i] else { return nil }
+    guard hostReadPage[i] == page, let p = hostReadPointer[i] else { return nil }
     return p + Int(phys & 0xFFF)
   }
 

@@ -22,12 +22,14 @@ public final class CPU {
   /// `system.mmu.tlb.entries`, cached for the paging fast path.
   let pagingTLB: UnsafeMutablePointer<SoftTLB.Entry>
 
-  // Software TLB (direct mapped, keyed by physical page).
-  static let tlbSize = 256
-  let tlbReadTag: UnsafeMutablePointer<UInt64>
-  let tlbReadPtr: UnsafeMutablePointer<UnsafeMutableRawPointer?>
-  let tlbWriteTag: UnsafeMutablePointer<UInt64>
-  let tlbWritePtr: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+  // The host-page cache: physical page -> host pointer, direct mapped, one table for reads and one
+  // for writes. Not a TLB (no linear addresses, no permissions): it saves the guest-memory lookup
+  // behind `SoftTLB` hits and in unpaged modes.
+  static let hostPageSlots = 256
+  let hostReadPage: UnsafeMutablePointer<UInt64>
+  let hostReadPointer: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+  let hostWritePage: UnsafeMutablePointer<UInt64>
+  let hostWritePointer: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
   /// Completed I/O and MMIO accesses of the current instruction (replayed on re-execution).
   @exclusivity(unchecked) var ioLog: [UInt64] = []
@@ -71,10 +73,10 @@ public final class CPU {
       state: state, memory: memory, features: .interpreterModel)
     self.pagingTLB = system.mmu.tlb.entries
     system.mmu.codeCache = decodeCache
-    tlbReadTag = .allocate(capacity: CPU.tlbSize)
-    tlbReadPtr = .allocate(capacity: CPU.tlbSize)
-    tlbWriteTag = .allocate(capacity: CPU.tlbSize)
-    tlbWritePtr = .allocate(capacity: CPU.tlbSize)
+    hostReadPage = .allocate(capacity: CPU.hostPageSlots)
+    hostReadPointer = .allocate(capacity: CPU.hostPageSlots)
+    hostWritePage = .allocate(capacity: CPU.hostPageSlots)
+    hostWritePointer = .allocate(capacity: CPU.hostPageSlots)
     ioLog.reserveCapacity(16)
     invalidateTLB()
     resetReal(cs: 0xF000, ip: 0xFFF0)
@@ -84,10 +86,10 @@ public final class CPU {
   }
 
   deinit {
-    tlbReadTag.deallocate()
-    tlbReadPtr.deallocate()
-    tlbWriteTag.deallocate()
-    tlbWritePtr.deallocate()
+    hostReadPage.deallocate()
+    hostReadPointer.deallocate()
+    hostWritePage.deallocate()
+    hostWritePointer.deallocate()
   }
 
   /// Forgets every cached host page pointer and decoded instruction (after the memory map changes
@@ -98,13 +100,13 @@ public final class CPU {
     forgetHostPages()
   }
 
-  /// Empties the core's physical-page-to-host-pointer TLB.
+  /// Empties the host-page cache.
   func forgetHostPages() {
-    for i in 0..<CPU.tlbSize {
-      tlbReadTag[i] = ~0
-      tlbWriteTag[i] = ~0
-      tlbReadPtr[i] = nil
-      tlbWritePtr[i] = nil
+    for i in 0..<CPU.hostPageSlots {
+      hostReadPage[i] = ~0
+      hostWritePage[i] = ~0
+      hostReadPointer[i] = nil
+      hostWritePointer[i] = nil
     }
   }
 
@@ -250,7 +252,7 @@ public final class CPU {
   ///
   /// Within one page the linear-to-physical translation and the page's decode-cache generation
   /// cannot change: fast handlers never write CR3, CPL, the code mode or a page that holds cached
-  /// code (those pages are kept out of the write TLB), so both are looked up once per page.
+  /// code (those pages are kept out of the write side of the host-page cache), so both are looked up once per page.
   @inline(__always)
   func runFastInPage(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
     guard !interruptShadow,
@@ -266,13 +268,10 @@ public final class CPU {
       guard isCanonical(rip), let physical = quickTranslate(rip, kind: .execute) else { break }
       let linearPage = rip & ~0xFFF
       let physicalPage = physical & ~0xFFF
-      let generation = cachePageGeneration[DecodeCache.pageSlot(physicalPage >> 12)]
+      let generation = DecodeCache.generation(cachePageGeneration, ofPageHolding: physicalPage)
       while rip & 0xFFF <= 0x1000 - 15 {
         let address = physicalPage | (rip & 0xFFF)
-        let e = cacheEntries + DecodeCache.slot(address)
-        guard e.pointee.tag == DecodeCache.tag(address, .bits64) && e.pointee.generation == generation else {
-          break pages
-        }
+        guard let e = DecodeCache.hit(cacheEntries, address, .bits64, generation: generation) else { break pages }
         let next = executeFast(e, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
         if next == CPU.fastDeclined {
           pending = e

@@ -1,8 +1,8 @@
 /// A direct-mapped cache of decoded instructions keyed by physical address and code mode.
 ///
-/// Self-modifying code: every page that holds cached code is kept out of the write TLB, so the
-/// first write to it takes the slow path, which bumps the page's generation (invalidating its
-/// entries) and lets the page back into the write TLB. Page generations live in a direct-mapped
+/// Self-modifying code: every page that holds cached code is kept out of the write side of the
+/// CPU's host-page cache, so the first write to it takes the slow path, which bumps the page's
+/// generation (invalidating its entries) and lets the page back into that cache. Page generations live in a direct-mapped
 /// table, so two pages sharing a slot only cause extra (safe) invalidations.
 final class DecodeCache {
   static let entryCount = 1 << 15
@@ -55,15 +55,27 @@ final class DecodeCache {
     Int(truncatingIfNeeded: page & UInt64(pageSlots - 1))
   }
 
+  /// The one cache-hit test: the entry for `physical` in `mode` when it holds that instruction and
+  /// was filled under the page's current `generation`. Static over raw pointers so the run loops,
+  /// which keep `entries` and the generation of the page they run in, pay no class access.
+  @inline(__always) static func hit(
+    _ entries: UnsafeMutablePointer<Entry>, _ physical: UInt64, _ mode: CodeMode, generation: UInt32
+  ) -> UnsafeMutablePointer<Entry>? {
+    let e = entries + slot(physical)
+    return e.pointee.tag == tag(physical, mode) && e.pointee.generation == generation ? e : nil
+  }
+
+  /// The current generation of the page holding `physical`.
+  @inline(__always) static func generation(
+    _ pageGeneration: UnsafeMutablePointer<UInt32>, ofPageHolding physical: UInt64
+  ) -> UInt32 {
+    pageGeneration[pageSlot(physical >> 12)]
+  }
+
   /// The cached instruction at `physical` in `mode`, if still valid.
   @inline(__always) func lookup(_ physical: UInt64, _ mode: CodeMode) -> UnsafeMutablePointer<Entry>? {
-    let e = entries + DecodeCache.slot(physical)
-    if e.pointee.tag == DecodeCache.tag(physical, mode)
-      && e.pointee.generation == pageGeneration[DecodeCache.pageSlot(physical >> 12)]
-    {
-      return e
-    }
-    return nil
+    DecodeCache.hit(
+      entries, physical, mode, generation: DecodeCache.generation(pageGeneration, ofPageHolding: physical))
   }
 
   /// Caches `ins` (decoded at `physical` in `mode`) and returns its entry.
@@ -78,9 +90,9 @@ final class DecodeCache {
     return e
   }
 
-  /// Called before a page is written outside the write TLB (a write-TLB miss, a system-layer or
-  /// page-walker store): if the page holds cached code, its entries become invalid and the page may
-  /// enter the write TLB again.
+  /// Called before a page is written outside the write host-page cache (a miss there, a
+  /// system-layer or page-walker store): if the page holds cached code, its entries become invalid
+  /// and the page may enter the write host-page cache again.
   @inline(__always) func noteWrite(page: UInt64) {
     let s = DecodeCache.pageSlot(page)
     if pageHasCode[s] {

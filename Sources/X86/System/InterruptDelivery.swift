@@ -47,9 +47,10 @@ public enum DeliveryOutcome: Sendable, Equatable {
   case event(CPUEvent)
 }
 
-/// Exception and interrupt delivery through the IVT (real mode), the legacy IDT (protected and
-/// virtual-8086 mode) and the IA-32e IDT, with double-fault escalation (SDM vol. 3, chapter
-/// "Interrupt and Exception Handling").
+/// Exception and interrupt delivery through the legacy IDT (protected and virtual-8086 mode) and the
+/// IA-32e IDT, with double-fault escalation (SDM vol. 3, chapter "Interrupt and Exception
+/// Handling"). Real mode is not delivered here: the CPU core's `deliverReal` is the one routine for
+/// the IVT; given a real-mode state, `deliver` answers `.unimplemented(.realModeDelivery)`.
 public enum InterruptDelivery {
   /// Delivers event `vector`.
   /// - Parameters:
@@ -177,8 +178,9 @@ public enum InterruptDelivery {
     let mode = OperatingMode(state)
     switch mode {
     case .real:
-      try deliverReal(vector: vector, flags: flags, returnRIP: returnRIP, state: state, memory: memory)
-      return false
+      // Real mode has one delivery routine, `CPU.deliverReal`: it knows each CPU model's stack
+      // wrap and FLAGS image (8086, 80286, 80386, host64), which this layer does not.
+      throw .notImplemented(.realModeDelivery)
     case .long64, .compatibility:
       try deliverLong(
         vector: vector, errorCode: errorCode, kind: kind, flags: flags, returnRIP: returnRIP,
@@ -193,30 +195,6 @@ public enum InterruptDelivery {
         vector: vector, errorCode: errorCode, kind: kind, flags: flags, returnRIP: returnRIP, state: state,
         memory: memory)
     }
-  }
-
-  // MARK: Real mode
-
-  /// Real-address-mode delivery through the IVT (SDM vol. 3, "Exception and Interrupt Handling
-  /// in Real-Address Mode"): push FLAGS, CS, IP; clear IF, TF, AC and RF; load CS:IP from the IVT.
-  static func deliverReal(
-    vector: UInt8, flags: UInt64, returnRIP: UInt64, state: CPUState, memory: some SystemMemoryAccess
-  ) throws(Fault) {
-    let idtr = state.idtr
-    let entry = UInt64(vector) * 4
-    guard entry + 3 <= UInt64(idtr.limit) else { throw .gp(0) }
-    var stack = SystemStack(state: state, mode: .real, supervisor: true, faultCode: 0)
-    try stack.push(flags & 0xFFFF, size: 2, memory: memory)
-    try stack.push(UInt64(state.segment(.cs).selector), size: 2, memory: memory)
-    try stack.push(returnRIP & 0xFFFF, size: 2, memory: memory)
-    let target = try memory.readLinear(idtr.base &+ entry, size: 4, supervisor: true)
-    var cs = state.segment(.cs)
-    cs.selector = UInt16(truncatingIfNeeded: target >> 16)
-    cs.base = UInt64(cs.selector) << 4
-    state.setSegment(.cs, cs)
-    state.setGPR(4, stack.pointer)
-    state.rip = target & 0xFFFF
-    state.rflags = flags & ~(Flags.if | Flags.tf | Flags.ac | Flags.rf)
   }
 
   // MARK: IA-32e mode

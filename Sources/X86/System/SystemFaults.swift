@@ -41,11 +41,15 @@ public enum UnimplementedFeature: UInt32, Sendable, CustomStringConvertible {
   case callGate = 2
   /// A TSS or task gate given to `SegmentLoader.checkFarTransfer` (use `FarTransfers`).
   case taskSwitch = 3
+  /// A real-address-mode event given to `InterruptDelivery` (real mode is delivered by the CPU core,
+  /// which knows each CPU model's stack and FLAGS behaviour).
+  case realModeDelivery = 4
 
   public var description: String {
     switch self {
     case .callGate: return "call gate passed to the direct far-transfer check"
     case .taskSwitch: return "TSS or task gate passed to the direct far-transfer check"
+    case .realModeDelivery: return "real-mode event passed to the IDT delivery (the CPU core delivers it)"
     }
   }
 }
