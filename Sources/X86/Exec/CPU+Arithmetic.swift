@@ -279,7 +279,10 @@ extension CPU {
         al = (ins.operation == .daa ? al &+ 6 : al &- 6) & 0xFF
         newAF = true
       }
-      if old > 0x99 || cf {
+      // The 8086 compares AL against 0x9F instead of 0x99 when AF is set (its microcode tests the
+      // adjusted value); later CPUs use 0x99 (SingleStep 8086 vectors, AF=1 CF=0 AL=9A-9F).
+      let highLimit: UInt64 = model == .i8086 && af ? 0x9F : 0x99
+      if old > highLimit || cf {
         al = (ins.operation == .daa ? al &+ 0x60 : al &- 0x60) & 0xFF
         newCF = true
       }
@@ -310,7 +313,12 @@ extension CPU {
       setReg(0, 2, (ah << 8) | al)
     case .aam:
       let base = ins.immediate & 0xFF
-      if base == 0 { throw Fault.divideError }
+      if base == 0 {
+        // The 8086 leaves SF=0, ZF=1, PF=1 (flags of a zero result) before the divide-error trap;
+        // the 80286 data has no AAM 0 vectors, so later models keep FLAGS.
+        if model == .i8086 { state.rflags = (f & ~(Flags.sf | Flags.zf | Flags.pf)) | Flags.zf | Flags.pf }
+        throw Fault.divideError
+      }
       ah = al / base
       al = al % base
       f = (f & ~Flags.arithmetic) | ALU.szp(al, 1)

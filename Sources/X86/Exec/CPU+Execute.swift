@@ -239,7 +239,9 @@ extension CPU {
         do throws(Fault) {
           try writeOperand(ins, o0, ea2, v)
         } catch {
-          state.setGPR(4, oldSP)
+          // Later CPUs restart POP m cleanly; the 80286 keeps the popped SP when the write faults
+          // (SingleStep 80286 vectors, a word destination at offset FFFFh).
+          if model != .i80286 { state.setGPR(4, oldSP) }
           throw error
         }
       } else {

@@ -3,17 +3,7 @@ extension CPU {
   /// One iteration of a string instruction. Returns true when the instruction repeats (RIP stays).
   func stringIteration(_ ins: DecodedInstruction) throws(Fault) -> Bool {
     if let repeats = try bulkString(ins) { return repeats }
-    if model != .i80286 { return try stringIterationBody(ins) }
-    do throws(Fault) {
-      return try stringIterationBody(ins)
-    } catch {
-      // The 80286 has already counted the faulting REP iteration in CX.
-      let a = Int(ins.addressSize)
-      if case .exception = error, ins.prefixes.contains(.rep) || ins.prefixes.contains(.repne), reg(1, a) != 0 {
-        setReg(1, a, (reg(1, a) &- 1) & ALU.mask(a))
-      }
-      throw error
-    }
+    return try stringIterationBody(ins)
   }
 
   func stringIterationBody(_ ins: DecodedInstruction) throws(Fault) -> Bool {
@@ -28,59 +18,80 @@ extension CPU {
     let seg = Int(ins.segment)
     var newSI = si
     var newDI = di
-    switch ins.operation {
-    case .movs:
-      let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
-      do throws(Fault) {
+    // 80286 only: how many times the chip has already decremented CX of a REP instruction when the
+    // access about to be made faults (SingleStep 80286 vectors, word accesses at offset FFFFh).
+    var countedBeforeFault = 1
+    do throws(Fault) {
+      switch ins.operation {
+      case .movs:
+        let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+        countedBeforeFault = 2
+        do throws(Fault) {
+          try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
+        } catch {
+          // The 80286 has already advanced SI when the write to ES:DI faults.
+          if model == .i80286 { setReg(6, a, (si &+ delta) & am) }
+          throw error
+        }
+        newSI = (si &+ delta) & am
+        newDI = (di &+ delta) & am
+      case .stos:
+        countedBeforeFault = 2
+        try stringWrite(offset: di, size: size, value: reg(0, size), delta: delta, mask: am)
+        newDI = (di &+ delta) & am
+      case .lods:
+        let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+        setReg(0, size, v)
+        newSI = (si &+ delta) & am
+      case .scas:
+        let v = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+        setArithmeticFlags(ALU.sub(reg(0, size), v, borrow: 0, size).1)
+        newDI = (di &+ delta) & am
+      case .cmps:
+        var x: UInt64 = 0
+        var y: UInt64 = 0
+        newSI = (si &+ delta) & am
+        newDI = (di &+ delta) & am
+        if model == .i80286 {
+          // The 80286 reads ES:DI first, before counting the iteration in CX, and has advanced DI
+          // when the read of DS:SI faults.
+          countedBeforeFault = 0
+          y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+          setReg(7, a, newDI)
+          countedBeforeFault = 1
+          x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+        } else {
+          x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+          y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+        }
+        setArithmeticFlags(ALU.sub(x, y, borrow: 0, size).1)
+      case .ins:
+        try requireIOPermission(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size)
+        countedBeforeFault = 2
+        do throws(Fault) {
+          try checkWrite(seg: 0, offset: di, size: size)
+        } catch {
+          if model == .i80286 { setReg(7, a, (di &+ delta) & am) }
+          throw error
+        }
+        let v = try replayedRead(.portIn(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size))
         try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
-      } catch {
-        // The 80286 has already advanced SI when the write to ES:DI faults.
-        if model == .i80286 { setReg(6, a, (si &+ delta) & am) }
-        throw error
+        newDI = (di &+ delta) & am
+      default:  // outs
+        try requireIOPermission(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size)
+        let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+        try replayedWrite(.portOut(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size, value: v))
+        newSI = (si &+ delta) & am
       }
-      newSI = (si &+ delta) & am
-      newDI = (di &+ delta) & am
-    case .stos:
-      try stringWrite(offset: di, size: size, value: reg(0, size), delta: delta, mask: am)
-      newDI = (di &+ delta) & am
-    case .lods:
-      let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
-      setReg(0, size, v)
-      newSI = (si &+ delta) & am
-    case .scas:
-      let v = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
-      setArithmeticFlags(ALU.sub(reg(0, size), v, borrow: 0, size).1)
-      newDI = (di &+ delta) & am
-    case .cmps:
-      // The 80286 reads ES:DI before DS:SI (visible when both fault).
-      var x: UInt64 = 0
-      var y: UInt64 = 0
-      if model == .i80286 {
-        y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
-        x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
-      } else {
-        x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
-        y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+    } catch {
+      // The 80286 has already counted the faulting REP iteration in CX: once when a read faults,
+      // twice when a write faults (the next iteration's count is under way), not at all for the
+      // first read of CMPS. No vector covers CX = 1 with a faulting write; the count stops at 0.
+      if model == .i80286, repeated, case .exception = error {
+        let count = reg(1, a)
+        setReg(1, a, count &- min(count, UInt64(countedBeforeFault)))
       }
-      setArithmeticFlags(ALU.sub(x, y, borrow: 0, size).1)
-      newSI = (si &+ delta) & am
-      newDI = (di &+ delta) & am
-    case .ins:
-      try requireIOPermission(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size)
-      do throws(Fault) {
-        try checkWrite(seg: 0, offset: di, size: size)
-      } catch {
-        if model == .i80286 { setReg(7, a, (di &+ delta) & am) }
-        throw error
-      }
-      let v = try replayedRead(.portIn(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size))
-      try stringWrite(offset: di, size: size, value: v, delta: delta, mask: am)
-      newDI = (di &+ delta) & am
-    default:  // outs
-      try requireIOPermission(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size)
-      let v = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
-      try replayedWrite(.portOut(port: UInt16(truncatingIfNeeded: state.gpr(2)), size: size, value: v))
-      newSI = (si &+ delta) & am
+      throw error
     }
     setReg(6, a, newSI)
     setReg(7, a, newDI)
