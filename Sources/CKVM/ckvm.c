@@ -39,6 +39,8 @@ static void kick_handler(int signo) {
   if (run) __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }
 
+int ckvm_kick_signal_number(void) { return SIGRTMIN + 6; }
+
 int ckvm_install_kick_handler(int signo) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);

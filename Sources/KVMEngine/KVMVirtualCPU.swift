@@ -12,8 +12,9 @@ import VMM
 /// sets `kvm_run.immediate_exit`, so `KVM_RUN` returns `EINTR` whether the signal lands inside it or
 /// just before it, and `run()` returns `.kicked`.
 public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
-  /// The signal that interrupts `KVM_RUN` (installed without `SA_RESTART`).
-  public static let kickSignal = SIGUSR1
+  /// The signal that interrupts `KVM_RUN` (installed without `SA_RESTART`): a real-time signal
+  /// reserved for it (SIGRTMIN + 6), so signals from outside never look like kicks.
+  public static let kickSignal = ckvm_kick_signal_number()
   private static let handlerInstalled: Bool = ckvm_install_kick_handler(kickSignal) == 0
 
   public let engineName = "kvm"

@@ -8,7 +8,7 @@ import VMM
 /// Prints a one-line error for the user to stderr and returns the exit code to throw: bad input
 /// and usage errors end with status 2 (docs/exit-status.md).
 func usageFailure(_ message: String) -> ExitCode {
-  printError("trivisor: error: \(message)")
+  printError("trivisor: error: \(oneLine(message))")
   return ExitCode(ExitStatus.usage)
 }
 
@@ -26,27 +26,39 @@ func printError(_ line: String) {
   }
 }
 
-/// Reads a whole file for the user, with one-line errors naming the problem.
+/// Reads a whole regular file for the user (never blocks on a FIFO or device), with one-line
+/// errors naming the problem.
 func readUserFile(_ path: String, what: String) throws(ExitCodeError) -> [UInt8] {
-  let fd = open(path, O_RDONLY | O_CLOEXEC)
-  guard fd >= 0 else {
-    throw ExitCodeError("cannot open \(what) '\(path)': \(String(cString: strerror(errno)))")
+  try hostFile { () throws(HostFileError) in try HostFile.readRegular(path, what: what) }
+}
+
+/// Runs a host-file operation, turning its error into a usage failure (status 2).
+func hostFile<T>(_ body: () throws(HostFileError) -> T) throws(ExitCodeError) -> T {
+  do throws(HostFileError) {
+    return try body()
+  } catch {
+    throw ExitCodeError(error.description)
   }
-  defer { close(fd) }
-  var st = stat()
-  guard fstat(fd, &st) == 0 else { throw ExitCodeError("cannot stat \(what) '\(path)'") }
-  guard (st.st_mode & S_IFMT) == S_IFREG else { throw ExitCodeError("\(what) '\(path)' is not a regular file") }
-  guard st.st_size > 0 else { throw ExitCodeError("\(what) '\(path)' is empty") }
-  guard st.st_size <= 1 << 32 else { throw ExitCodeError("\(what) '\(path)' is larger than 4 GiB") }
-  var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-  var offset = 0
-  while offset < bytes.count {
-    let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
-    if n < 0 && errno == EINTR { continue }
-    guard n > 0 else { throw ExitCodeError("cannot read \(what) '\(path)'") }
-    offset += n
+}
+
+/// `text` on one line: newlines, tabs and other control characters in user-supplied values are
+/// shown escaped, so an error stays one line whatever the user typed.
+func oneLine(_ text: String) -> String {
+  var out = ""
+  for scalar in text.unicodeScalars {
+    switch scalar {
+    case "\n": out += "\\n"
+    case "\r": out += "\\r"
+    case "\t": out += "\\t"
+    default:
+      if scalar.value < 0x20 || scalar.value == 0x7F {
+        out += "\\u{" + String(scalar.value, radix: 16) + "}"
+      } else {
+        out.unicodeScalars.append(scalar)
+      }
+    }
   }
-  return bytes
+  return out
 }
 
 /// Parses an address or size written in decimal or `0x` hexadecimal.

@@ -13,64 +13,78 @@ struct RunCommand: ParsableCommand {
       docs/guest-kernel.md). Exit status: the \
       guest's (0 after power-off through port 0x604, (v<<1)|1 after isa-debug-exit), otherwise the \
       VMM's even codes listed in docs/exit-status.md (2 bad input, 4 engine error, 6 triple fault, \
-      8 halted forever, 10 timeout, 12 host signal, 14 guest reset).
+      8 halted forever, 10 timeout, 12 host signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, \
+      SIGUSR2), 14 guest reset, 16 console output closed by its reader). Image, firmware and \
+      initrd must be regular files; --serial/--debugcon file:PATH may be a regular file or a FIFO \
+      with a reader. Console output is written off the vCPU thread: when the host reader falls \
+      more than 1 MiB behind, output is dropped and counted (--stats).
       """
   )
 
   @Argument(help: "Guest image to boot (default: the reference guest kernel's self-test).")
   var image: String?
 
-  @Option(help: "Engine: \(EngineRegistry.names.joined(separator: ", ")).")
+  @Option(parsing: .unconditional, help: "Engine: \(EngineRegistry.names.joined(separator: ", ")).")
   var engine = "auto"
 
-  @Option(help: "Guest RAM, e.g. 256M, 1G, 65536K or bytes.")
+  @Option(parsing: .unconditional, help: "Guest RAM, e.g. 256M, 1G, 65536K or bytes.")
   var memory = "256M"
 
-  @Option(help: "COM1 backend: stdio, stderr, null or file:PATH.")
+  @Option(parsing: .unconditional, help: "COM1 backend: stdio, stderr, null or file:PATH.")
   var serial = "stdio"
 
-  @Option(help: "Linux bzImage to boot (instead of IMAGE).")
+  @Option(parsing: .unconditional, help: "Linux bzImage to boot (instead of IMAGE).")
   var kernel: String?
 
-  @Option(help: "Kernel command line (for the reference guest: selftest, bench, scale=N, hz=N).")
+  @Option(
+    parsing: .unconditional, help: "Kernel command line (for the reference guest: selftest, bench, scale=N, hz=N).")
   var append: String?
 
   @Flag(help: "Boot the small built-in demo guest instead of the reference guest kernel.")
   var demo = false
 
-  @Option(help: "Initial RAM disk for the kernel.")
+  @Option(parsing: .unconditional, help: "Initial RAM disk for the kernel.")
   var initrd: String?
 
-  @Option(name: .customLong("flat-address"), help: "Load IMAGE as a raw 64-bit binary at this address.")
+  @Option(
+    name: .customLong("flat-address"), parsing: .unconditional,
+    help: "Load IMAGE as a raw 64-bit binary at this address.")
   var flatAddress: String?
 
-  @Option(name: .customLong("flat-entry"), help: "Entry point of the raw binary (default: its address).")
+  @Option(
+    name: .customLong("flat-entry"), parsing: .unconditional,
+    help: "Entry point of the raw binary (default: its address).")
   var flatEntry: String?
 
-  @Option(help: "PC BIOS image (e.g. SeaBIOS's bios.bin) to start at the reset vector, instead of IMAGE.")
+  @Option(
+    parsing: .unconditional,
+    help: "PC BIOS image (e.g. SeaBIOS's bios.bin) to start at the reset vector, instead of IMAGE.")
   var bios: String?
 
   @Option(
+    parsing: .unconditional,
     help:
       "Debug console (ports 0xE9/0x402) backend: stdio, stderr, null or file:PATH (default: with COM1; stderr with --bios)."
   )
   var debugcon: String?
 
   @Option(
-    name: .customLong("stop-on-output"),
+    name: .customLong("stop-on-output"), parsing: .unconditional,
     help: "Stop (status 0) once the guest's console output contains this text.")
   var stopOnOutput: String?
 
-  @Option(help: "Interrupt controller and timer: user (the VMM's PIC/PIT) or kernel (the engine's).")
+  @Option(
+    parsing: .unconditional, help: "Interrupt controller and timer: user (the VMM's PIC/PIT) or kernel (the engine's).")
   var irqchip = "user"
 
   @Flag(help: "Print per-reason VM-exit statistics when the guest stops.")
   var stats = false
 
-  @Option(name: .customLong("stats-json"), help: "Write the exit statistics as JSON to this file.")
+  @Option(
+    name: .customLong("stats-json"), parsing: .unconditional, help: "Write the exit statistics as JSON to this file.")
   var statsJSON: String?
 
-  @Option(help: "Stop the guest after this many seconds (exit status 10).")
+  @Option(parsing: .unconditional, help: "Stop the guest after this many seconds (exit status 10).")
   var timeout: Double?
 
   @Flag(
@@ -103,12 +117,16 @@ struct RunCommand: ParsableCommand {
     case .powerOff, .debugExit: log(outcome.reason.description)
     default: printError("trivisor: \(outcome.reason.description)")
     }
+    if let dropped = outcome.statistics.consoleBytesDropped, dropped > 0 {
+      printError("trivisor: \(dropped) bytes of guest console output were dropped (the host output was full or closed)")
+    }
     if stats { printError(outcome.statistics.table) }
     if let path = statsJSON {
-      do {
-        try outcome.statistics.json().write(to: URL(fileURLWithPath: path))
+      do throws(HostFileError) {
+        let json = (try? outcome.statistics.json()).map { [UInt8]($0) } ?? []
+        try HostFile.write(json, to: path, what: "--stats-json file")
       } catch {
-        printError("trivisor: error: cannot write statistics to '\(path)': \(error.localizedDescription)")
+        printError("trivisor: error: \(oneLine(error.description))")
         if outcome.exitStatus == 0 { throw ExitCode(ExitStatus.usage) }
       }
     }
@@ -121,7 +139,7 @@ struct RunCommand: ParsableCommand {
   ) {
     let size: MemorySize
     do { size = try MemorySize(parsing: memory) } catch { throw ExitCodeError(error.description) }
-    guard let serialBackend = SerialBackend(argument: serial) else {
+    guard var serialBackend = SerialBackend(argument: serial) else {
       throw ExitCodeError("invalid --serial '\(serial)' (use stdio, stderr, null or file:PATH)")
     }
     var debugBackend: SerialBackend? = bios != nil ? .stderr : nil
@@ -135,6 +153,9 @@ struct RunCommand: ParsableCommand {
       throw ExitCodeError("invalid --irqchip '\(irqchip)' (use user or kernel)")
     }
     if let t = timeout, !(t > 0 && t.isFinite) { throw ExitCodeError("--timeout must be a positive number of seconds") }
+    if let path = statsJSON {
+      try hostFile { () throws(HostFileError) in try HostFile.checkOutputPath(path, what: "--stats-json file") }
+    }
     if image != nil && kernel != nil { throw ExitCodeError("give either IMAGE or --kernel, not both") }
     if bios != nil && (image != nil || kernel != nil) {
       throw ExitCodeError("give either --bios or an image, not both")
@@ -177,6 +198,15 @@ struct RunCommand: ParsableCommand {
       do { boot = try DemoGuest.load(into: guestMemory) } catch { throw ExitCodeError(error.description) }
     } else {
       boot = try ReferenceGuest.load(into: guestMemory, commandLine: append ?? "")
+    }
+    // Output files last among the checks (opening creates them), before the engine and the run.
+    if case .file(let path) = serialBackend {
+      serialBackend = .descriptor(
+        try hostFile { () throws(HostFileError) in try HostFile.openOutput(path, what: "--serial file") })
+    }
+    if case .file(let path)? = debugBackend {
+      debugBackend = .descriptor(
+        try hostFile { () throws(HostFileError) in try HostFile.openOutput(path, what: "--debugcon file") })
     }
     let (engine, note, fallback) = try EngineRegistry.select(self.engine, deterministic: deterministic)
     log(note)

@@ -139,6 +139,9 @@ static inline void ckvm_run_set_immediate_exit(struct kvm_run *run, uint8_t valu
 /// Installs a no-op-but-for-immediate_exit handler for `signo` (without SA_RESTART), so a signal sent
 /// to a vCPU thread makes KVM_RUN return EINTR. Idempotent. Returns 0 or -errno.
 int ckvm_install_kick_handler(int signo);
+/// The signal reserved for kicks: SIGRTMIN + 6, a real-time signal nobody sends from outside, so
+/// SIGUSR1 and SIGUSR2 stay free for the user (they stop the VMM like SIGTERM).
+int ckvm_kick_signal_number(void);
 /// Binds `run` to the calling thread: the kick handler sets its `immediate_exit` so a signal that
 /// arrives just before KVM_RUN is not lost; the kick signal is unblocked on this thread. Pass NULL
 /// to unbind.

@@ -1,23 +1,17 @@
-#if canImport(Glibc)
-  import Glibc
-#endif
-
-/// Where guest console bytes (the UART, the debug console) go: a host file descriptor with a small
-/// buffer flushed at newlines, when full and whenever the guest idles or stops; or a callback.
+/// Where guest console bytes (the UART, the debug console) go: a host file descriptor, written by
+/// a `HostOutputWriter` off the vCPU thread (bounded, drops counted); a callback; or nowhere.
 public final class ConsoleOutput {
   private enum Sink {
-    case descriptor(Int32, closeOnDeinit: Bool)
+    case descriptor(HostOutputWriter)
     case callback(([UInt8]) -> Void)
     case discard
   }
   private let sink: Sink
-  private var buffer: [UInt8] = []
-  private static let capacity = 4096
 
-  /// Writes to an open file descriptor (1 for stdout).
-  public init(descriptor: Int32, closeOnDeinit: Bool = false) {
-    sink = .descriptor(descriptor, closeOnDeinit: closeOnDeinit)
-    buffer.reserveCapacity(Self.capacity)
+  /// Writes to an open file descriptor (1 for stdout) from a writer thread; at most `limit` bytes
+  /// wait to be written.
+  public init(descriptor: Int32, closeOnDeinit: Bool = false, limit: Int = HostOutputWriter.defaultLimit) {
+    sink = .descriptor(HostOutputWriter(descriptor: descriptor, closeOnDeinit: closeOnDeinit, limit: limit))
   }
 
   /// Hands every byte to `callback` at once (tests capture guest output this way).
@@ -27,34 +21,36 @@ public final class ConsoleOutput {
   public init() { sink = .discard }
 
   deinit {
-    flush()
-    if case .descriptor(let fd, true) = sink { close(fd) }
+    if case .descriptor(let w) = sink { w.finish(stallNanoseconds: 0) }
   }
 
+  /// Queues `bytes`; never blocks.
   public func write(_ bytes: [UInt8]) {
     switch sink {
     case .discard: return
     case .callback(let c): c(bytes)
-    case .descriptor:
-      buffer.append(contentsOf: bytes)
-      if buffer.count >= Self.capacity || bytes.contains(0x0A) { flush() }
+    case .descriptor(let w): w.enqueue(bytes)
     }
   }
 
-  /// Writes out anything buffered (retrying after signals and short writes).
-  public func flush() {
-    guard case .descriptor(let fd, _) = sink, !buffer.isEmpty else { return }
-    var offset = 0
-    buffer.withUnsafeBytes { raw in
-      while offset < raw.count {
-        let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-        if n < 0 {
-          if errno == EINTR || errno == EAGAIN { continue }
-          break
-        }
-        offset += n
-      }
-    }
-    buffer.removeAll(keepingCapacity: true)
+  /// Called once, on the writer thread, when the host descriptor stops accepting output (its
+  /// reader closed it). Callback and discarding outputs never call it.
+  public func onClosed(_ handler: @escaping @Sendable (HostOutputWriter.Failure) -> Void) {
+    if case .descriptor(let w) = sink { w.onClosed(handler) }
+  }
+
+  /// Writes out what is queued, giving up when the reader has taken nothing for
+  /// `stallNanoseconds`; then stops the writer. Returns the bytes dropped over the whole run.
+  @discardableResult
+  public func finish(stallNanoseconds: UInt64 = 2_000_000_000) -> UInt64 {
+    guard case .descriptor(let w) = sink else { return 0 }
+    w.finish(stallNanoseconds: stallNanoseconds)
+    return w.droppedBytes
+  }
+
+  /// Bytes dropped so far because the host side did not keep up or was closed.
+  public var droppedBytes: UInt64 {
+    if case .descriptor(let w) = sink { return w.droppedBytes }
+    return 0
   }
 }

@@ -2,19 +2,32 @@
   import Glibc
 #endif
 
-/// Turns SIGINT, SIGTERM and SIGHUP into a call on a watcher thread, so the VMM can stop the
-/// guest, restore the terminal and exit with its own status instead of dying mid-write.
+/// Turns SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 into a call on a watcher thread, so
+/// the VMM can stop the guest, restore the terminal and exit with its own status instead of dying
+/// mid-write.
 ///
 /// The handler only writes the signal number to a pipe (async-signal-safe); the watcher thread
 /// reads it and calls the registered action.
 public enum HostSignals {
+  /// The signals that stop the VMM (status 12). SIGQUIT (Ctrl-\) too: otherwise the Swift
+  /// runtime's crash handler prints a backtrace and the process keeps running.
+  public static let stopping: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
   nonisolated(unsafe) private static var pipeWrite: Int32 = -1
   nonisolated(unsafe) private static var action: (@Sendable (Int32) -> Void)?
+  nonisolated(unsafe) private static var previous: (@Sendable (Int32) -> Void)?
   private static let lock = NSLockLike()
 
-  /// Installs the handlers (once per process) and makes `action` the current receiver.
+  /// Installs the handlers (once per process) and makes `action` the current receiver; `uninstall`
+  /// gives the signals back to the receiver before it. The stopping signals are also unblocked on
+  /// the calling thread (and so on the threads it starts later): a VMM started by a program that
+  /// blocks signals in its threads would otherwise never see SIGTERM.
   public static func install(_ action: @escaping @Sendable (Int32) -> Void) {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for s in stopping { sigaddset(&set, s) }
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
     lock.locked {
+      HostSignals.previous = HostSignals.action
       HostSignals.action = action
       guard pipeWrite < 0 else { return }
       var fds: [Int32] = [-1, -1]
@@ -34,7 +47,7 @@ public enum HostSignals {
         }
       }
       _ = watcher
-      for s in [SIGINT, SIGTERM, SIGHUP] {
+      for s in HostSignals.stopping {
         var sa = sigaction()
         sa.__sigaction_handler.sa_handler = { signo in
           var b = UInt8(truncatingIfNeeded: signo)
@@ -47,50 +60,12 @@ public enum HostSignals {
     }
   }
 
-  /// Stops delivering to the current action (signals then do nothing until the next `install`).
+  /// Gives the signals back to the receiver installed before the current one (none: they are
+  /// then ignored until the next `install`).
   public static func uninstall() {
-    lock.locked { action = nil }
-  }
-}
-
-/// A pthread mutex with a closure API (usable from non-Foundation code).
-final class NSLockLike: @unchecked Sendable {
-  private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-  init() {
-    mutex = .allocate(capacity: 1)
-    pthread_mutex_init(mutex, nil)
-  }
-  deinit {
-    pthread_mutex_destroy(mutex)
-    mutex.deallocate()
-  }
-  func locked<T>(_ body: () -> T) -> T {
-    pthread_mutex_lock(mutex)
-    defer { pthread_mutex_unlock(mutex) }
-    return body()
-  }
-}
-
-/// A detached host thread running `body`.
-final class PThread: @unchecked Sendable {
-  init(_ body: @escaping @Sendable () -> Void) {
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let r = pthread_create(
-      &thread, nil,
-      { arg in
-        let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-        b.body()
-        return nil
-      }, box)
-    if r == 0 {
-      pthread_detach(thread)
-    } else {
-      Unmanaged<Box>.fromOpaque(box).release()
+    lock.locked {
+      action = previous
+      previous = nil
     }
-  }
-  private final class Box {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
   }
 }

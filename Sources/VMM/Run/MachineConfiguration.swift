@@ -8,6 +8,9 @@ public enum SerialBackend: Sendable, Equatable {
   case null
   /// Output to stderr; no input (`--debugcon stderr`).
   case stderr
+  /// Output to a descriptor the embedder opened (the CLI opens `file:` paths before loading the
+  /// image, so a bad path is a usage error); the machine closes it.
+  case descriptor(Int32)
 
   /// Parses `stdio`, `stderr`, `null` or `file:PATH` (the `--serial` and `--debugcon` syntax).
   public init?(argument: String) {

@@ -29,13 +29,14 @@ extension VirtualMachine {
     let reason = loop(timer: timer)
     deadlineTimer = nil
     timer.stop()
-    console.flush()
-    debugConsoleOutput?.flush()
+    let wall = hostClock.nanoseconds &- start
+    // The writer threads get the rest of the output out, unless their readers have stopped reading.
+    let dropped = console.finish() &+ (debugConsoleOutput?.finish() ?? 0)
     hostInput?.restore()
     if configuration.handleHostSignals { HostSignals.uninstall() }
-    let report = statistics.report(
-      wallNanoseconds: hostClock.nanoseconds &- start, instructionsRetired: vcpu.instructionsRetired,
-      engineCounters: vcpu.engineCounters)
+    var report = statistics.report(
+      wallNanoseconds: wall, instructionsRetired: vcpu.instructionsRetired, engineCounters: vcpu.engineCounters)
+    report.consoleBytesDropped = dropped
     return RunOutcome(reason: reason, statistics: report)
   }
 
@@ -178,8 +179,6 @@ extension VirtualMachine {
   /// The guest executed HLT: sleep until an interrupt can wake it (a timer deadline or host input)
   /// or a stop is requested. HLT with IF=0 can never end.
   private func idle() throws(EngineError) -> StopReason? {
-    console.flush()
-    debugConsoleOutput?.flush()
     guard let pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
     deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
     if try vcpu.registers().rflags & 0x200 == 0 {

@@ -18,8 +18,10 @@ public enum StopReason: Sendable, Equatable {
   case haltedForever(InternalErrorReport)
   /// `--timeout` expired.
   case timeout(seconds: Double)
-  /// A host signal (SIGINT, SIGTERM, SIGHUP) asked the VMM to stop.
+  /// A host signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) asked the VMM to stop.
   case hostSignal(Int32)
+  /// The reader of a console output (`what`: "serial", "debug console") closed it (EPIPE).
+  case outputClosed(String)
   /// The guest's console output contained the `--stop-on-output` text: a success, status 0.
   case outputMatched(String)
 
@@ -34,6 +36,7 @@ public enum StopReason: Sendable, Equatable {
     case .haltedForever: return ExitStatus.haltedForever
     case .timeout: return ExitStatus.timeout
     case .hostSignal: return ExitStatus.hostSignal
+    case .outputClosed: return ExitStatus.outputClosed
     case .outputMatched: return 0
     }
   }
@@ -50,6 +53,7 @@ public enum StopReason: Sendable, Equatable {
     case .haltedForever(let r): return "guest halted with interrupts disabled\n\(r)"
     case .timeout(let s): return "guest stopped after the --timeout of \(s) s"
     case .hostSignal(let n): return "stopped by host signal \(n)"
+    case .outputClosed(let what): return "the reader of the \(what) output closed it (broken pipe); stopped"
     case .outputMatched(let text): return "guest output contained \"\(text)\"; stopped"
     }
   }
@@ -68,10 +72,12 @@ public enum ExitStatus {
   public static let haltedForever: Int32 = 8
   /// `--timeout` expired.
   public static let timeout: Int32 = 10
-  /// A host signal (SIGINT/SIGTERM/SIGHUP) stopped the VMM.
+  /// A host signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) stopped the VMM.
   public static let hostSignal: Int32 = 12
   /// The guest asked for a reset (reboot), which stops the VM.
   public static let reset: Int32 = 14
+  /// A console output's reader went away (a closed pipe: `trivisor run | head`).
+  public static let outputClosed: Int32 = 16
 }
 
 /// The result of `VirtualMachine.run()`.

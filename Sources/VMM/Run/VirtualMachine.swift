@@ -123,6 +123,11 @@ public final class VirtualMachine {
       "engine \(engine.name), interrupt controller \(configuration.engineOptions.interruptController.rawValue)"
         + (vcpu.unsupportedExitControls.isEmpty
           ? "" : ", exit controls not honoured: \(vcpu.unsupportedExitControls.joined(separator: ", "))"))
+    // A console whose reader went away stops the machine (status 16) instead of the process dying
+    // of SIGPIPE or the guest writing into the void.
+    for (output, what) in [(console, "serial"), (debugConsoleOutput, "debug console")] {
+      output?.onClosed { [machine = WeakMachine(self)] _ in machine.vm?.requestStop(.outputClosed(what)) }
+    }
   }
 
   private static func output(for backend: SerialBackend, what: String) throws(EngineError) -> ConsoleOutput {
@@ -131,10 +136,13 @@ public final class VirtualMachine {
     case .stderr: return ConsoleOutput(descriptor: 2)
     case .null: return ConsoleOutput()
     case .file(let path):
-      let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-      guard fd >= 0 else {
-        throw EngineError("cannot open \(what) output file \(path): \(String(cString: strerror(errno)))")
+      do throws(HostFileError) {
+        return ConsoleOutput(
+          descriptor: try HostFile.openOutput(path, what: "\(what) output file"), closeOnDeinit: true)
+      } catch {
+        throw EngineError(error.description)
       }
+    case .descriptor(let fd):
       return ConsoleOutput(descriptor: fd, closeOnDeinit: true)
     }
   }

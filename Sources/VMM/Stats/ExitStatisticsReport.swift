@@ -27,6 +27,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   public var reasons: [Row]
   /// The engine's own counters at the end of the run (`VirtualCPU.engineCounters`).
   public var engineCounters: [EngineCounter] = []
+  /// Guest console bytes dropped because a host output did not keep up (its bounded queue was
+  /// full) or was closed; nil or 0 when nothing was lost.
+  public var consoleBytesDropped: UInt64?
 
   /// The report as pretty-printed JSON.
   public func json() throws -> Data {
@@ -73,6 +76,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
         line += String(format: " (%.1f%% of instructions)", Double(counter.value) / Double(i) * 100)
       }
       lines.append(line)
+    }
+    if let dropped = consoleBytesDropped, dropped > 0 {
+      lines.append("console: \(dropped) bytes of guest output dropped (host output full or closed)")
     }
     return lines.joined(separator: "\n")
   }

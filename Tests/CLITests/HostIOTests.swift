@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+import VMM
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `trivisor run` as a user runs it, a separate process, against hostile host I/O: FIFOs where
+/// files are expected, a stdout whose reader went away or stopped reading, signals from outside,
+/// malformed option values. Each must end promptly with its documented status and one line.
+/// Nothing here measures time: a watchdog only turns a hang into a failure.
+@Suite(.enabled(if: TrivisorBinary.path != nil, "the trivisor executable was not built next to the tests"))
+struct HostIOTests {
+  @Test(arguments: [
+    ["run", "FIFO"], ["run", "--bios", "FIFO"], ["run", "--initrd", "FIFO", "/bin/true"],
+    ["run", "--serial", "file:FIFO"], ["run", "--debugcon", "file:FIFO"],
+  ])
+  func aFIFOIsRefusedAtOnce(_ arguments: [String]) throws {
+    let fifo = try TemporaryFIFO()
+    let run = try TrivisorBinary.run(arguments.map { $0.replacingOccurrences(of: "FIFO", with: fifo.path) })
+    #expect(run.status == ExitStatus.usage)
+    #expect(run.stderrLines.count == 1 && run.stderr.contains(fifo.path), "\(run.stderr)")
+  }
+
+  @Test(arguments: [
+    (["run", "--memory", "-5"], "memory"), (["run", "--memory", "1M\n"], "1M\\n"),
+    (["run", "--stats-json", "/tmp"], "directory"), (["run", "--serial", "file:/nonexistent/dir/out"], "nonexistent"),
+    (["run", "--debugcon", "tcp:1"], "debugcon"), (["run", "--irqchip", "both"], "irqchip"),
+    (["run", "--timeout", "-1"], "timeout"), (["run", "/"], "directory"),
+  ])
+  func badValuesAreOneLineAndStatus2(_ arguments: [String], _ mentions: String) throws {
+    let run = try TrivisorBinary.run(arguments)
+    #expect(run.status == ExitStatus.usage, "\(arguments): \(run.stderr)")
+    #expect(run.stderrLines.count == 1, "\(arguments): \(run.stderr)")
+    #expect(run.stderr.contains(mentions), "\(arguments): \(run.stderr)")
+  }
+
+  @Test func aClosedStdoutEndsTheRunWithStatus16() throws {
+    let image = try SpamGuest()
+    let run = try TrivisorBinary.run(
+      ["run", "--engine", "interp", "--flat-address", "0x100000", "--timeout", "600", image.path],
+      stdout: .closedPipe)
+    #expect(run.status == ExitStatus.outputClosed, "\(run.stderr)")
+    #expect(run.stderr.contains("broken pipe"))
+  }
+
+  @Test func aStalledNonBlockingStdoutCannotHoldTheTimeoutBack() throws {
+    let image = try SpamGuest()
+    let run = try TrivisorBinary.run(
+      ["run", "--engine", "interp", "--flat-address", "0x100000", "--timeout", "1", "--stats", image.path],
+      stdout: .stalledNonBlockingPipe)
+    #expect(run.status == ExitStatus.timeout, "\(run.stderr)")
+    #expect(run.stderr.contains("dropped"))
+  }
+
+  @Test(arguments: [SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM])
+  func stoppingSignalsEndTheRunWithStatus12(_ signal: Int32) throws {
+    let image = try SpamGuest()
+    let run = try TrivisorBinary.run(
+      ["run", "--engine", "interp", "--flat-address", "0x100000", "--timeout", "600", image.path],
+      stdout: .readPipe, signalAfterOutput: signal)
+    #expect(run.status == ExitStatus.hostSignal, "\(run.stderr)")
+    #expect(!run.stderr.contains("crashed"))
+  }
+}
+
+/// A raw 64-bit guest that writes 'x' to COM1 forever: `mov dx, 0x3f8; l: mov al, 'x'; out dx, al;
+/// jmp l`.
+struct SpamGuest {
+  let path: String
+  init() throws {
+    path = NSTemporaryDirectory() + "trivisor-spam-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).bin"
+    try Data([0x66, 0xBA, 0xF8, 0x03, 0xB0, 0x78, 0xEE, 0xEB, 0xFB]).write(to: URL(fileURLWithPath: path))
+  }
+}
+
+/// A FIFO in the temporary directory, removed when the test ends.
+final class TemporaryFIFO {
+  let path: String
+  init() throws {
+    path = NSTemporaryDirectory() + "trivisor-fifo-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    guard mkfifo(path, 0o600) == 0 else { throw POSIXError(.EEXIST) }
+  }
+  deinit { unlink(path) }
+}
+
+/// The `trivisor` executable built beside the test bundle, run as a child process.
+enum TrivisorBinary {
+  static let path: String? = {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for directory in [bundle, bundle.deletingLastPathComponent()] {
+      let candidate = directory.appendingPathComponent("trivisor").path
+      if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+  }()
+
+  enum Stdout {
+    /// Read and thrown away.
+    case readPipe
+    /// A pipe whose read end is closed before the child starts.
+    case closedPipe
+    /// A non-blocking pipe nobody reads.
+    case stalledNonBlockingPipe
+  }
+
+  struct Result {
+    var status: Int32
+    var stderr: String
+    var stderrLines: [Substring] { stderr.split(separator: "\n") }
+  }
+
+  /// Runs trivisor with `arguments`; with `signalAfterOutput`, sends that signal once the guest's
+  /// first output byte has arrived (proof the guest runs). A run that takes longer than the
+  /// watchdog is killed and reported as a failure.
+  static func run(
+    _ arguments: [String], stdout: Stdout = .readPipe, signalAfterOutput: Int32? = nil, watchdogSeconds: Double = 120
+  ) throws -> Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path!)
+    process.arguments = arguments
+    process.standardInput = FileHandle.nullDevice
+    let errPipe = Pipe()
+    process.standardError = errPipe
+    let outPipe = Pipe()
+    process.standardOutput = outPipe
+    switch stdout {
+    case .readPipe: break
+    case .closedPipe: try outPipe.fileHandleForReading.close()
+    case .stalledNonBlockingPipe:
+      let fd = outPipe.fileHandleForWriting.fileDescriptor
+      _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+    try process.run()
+    try? outPipe.fileHandleForWriting.close()
+    let errorText = Collector(errPipe.fileHandleForReading)
+    let outputReader: Thread? =
+      stdout == .readPipe
+      ? Thread {
+        let handle = outPipe.fileHandleForReading
+        var sent = false
+        while true {
+          let data = handle.availableData
+          if data.isEmpty { return }
+          if !sent, let s = signalAfterOutput {
+            sent = true
+            kill(process.processIdentifier, s)
+          }
+        }
+      } : nil
+    outputReader?.start()
+    let deadline = Date().addingTimeInterval(watchdogSeconds)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+      kill(process.processIdentifier, SIGKILL)
+      Issue.record("trivisor \(arguments) did not end within the \(watchdogSeconds) s watchdog")
+    }
+    process.waitUntilExit()
+    // Death by a signal shows as 128 + the signal, as a shell reports it.
+    let status =
+      process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    return Result(status: status, stderr: errorText.text())
+  }
+}
+
+/// Reads a pipe to its end on a thread of its own.
+final class Collector: @unchecked Sendable {
+  private var data = Data()
+  private let done = DispatchSemaphore(value: 0)
+  init(_ handle: FileHandle) {
+    Thread { [self] in
+      data = handle.readDataToEndOfFile()
+      done.signal()
+    }.start()
+  }
+  func text() -> String {
+    done.wait()
+    return String(decoding: data, as: UTF8.self)
+  }
+}
