@@ -40,18 +40,20 @@ let package = Package(
     .plugin(name: "GuestKernelBuilder", capability: .buildTool()),
     // Guest images built with the package: GuestImages.referenceKernel.
     .target(name: "GuestImages", plugins: ["GuestKernelBuilder"]),
+    // What the tests need from the host (kvm, SeaBIOS, QEMU, toolchain programs) as skip traits.
+    .target(name: "TestHostSupport", dependencies: ["KVMEngine"], path: "Tests/TestHostSupport"),
     .testTarget(name: "X86Tests", dependencies: ["X86"]),
-    .testTarget(name: "VMMTests", dependencies: ["VMM"]),
-    .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM"]),
-    .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86"]),
-    .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86"]),
+    .testTarget(name: "VMMTests", dependencies: ["VMM", "TestHostSupport"]),
+    .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM", "TestHostSupport"]),
+    .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
+    .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.
-    .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
-    .testTarget(name: "GuestTests", dependencies: ["GuestImages"]),
+    .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter", "TestHostSupport"]),
+    .testTarget(name: "GuestTests", dependencies: ["GuestImages", "TestHostSupport"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
-    .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM", "KVMEngine"]),
+    .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM", "KVMEngine", "TestHostSupport"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
-    .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter"]),
+    .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter", "TestHostSupport"]),
   ],
   swiftLanguageModes: [.v6]
 )

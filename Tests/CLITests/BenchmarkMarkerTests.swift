@@ -1,4 +1,5 @@
 import GuestImages
+import TestHostSupport
 import Testing
 import VMM
 
@@ -8,15 +9,8 @@ import VMM
 @Suite struct BenchmarkMarkerTests {
   /// On kvm every `in`/`out` iteration is exactly one port-I/O exit, so the attribution must show
   /// about one exit per operation (plus the odd timer interrupt), and ring-3 compute almost none.
-  @Test func portIOBenchmarksCostOneExitPerOperationOnKVM() throws {
-    guard let entry = EngineRegistry.entries.first(where: { $0.name == "kvm" }) else {
-      print("SKIP: no kvm engine in the registry")
-      return
-    }
-    if let why = entry.unavailableReason() {
-      print("SKIP: kvm unavailable: \(why)")
-      return
-    }
+  @Test(.requires(.kvm)) func portIOBenchmarksCostOneExitPerOperationOnKVM() throws {
+    let entry = try #require(EngineRegistry.entries.first(where: { $0.name == "kvm" }))
     let run = try ReferenceGuest.run(engine: try entry.make(false), commandLine: "bench scale=1", timeoutSeconds: 120)
     #expect(run.outcome.exitStatus == 0, "\(run.outcome.reason)")
     let table = BenchTable(

@@ -1,5 +1,6 @@
 import GuestImages
 import KVMEngine
+import TestHostSupport
 import Testing
 import VMM
 
@@ -13,13 +14,7 @@ import VMM
     usableEngines.map { entry in (entry.name, bootSelfTest(entry, commandLine: "selftest")) }
 
   static var usableEngines: [EngineRegistry.Entry] {
-    EngineRegistry.entries.filter { entry in
-      if let why = entry.unavailableReason() {
-        print("SKIP: engine \(entry.name) unavailable: \(why)")
-        return false
-      }
-      return true
-    }
+    EngineRegistry.entries.filter { $0.unavailableReason() == nil }
   }
 
   static func bootSelfTest(_ entry: EngineRegistry.Entry, commandLine: String) -> Result<
@@ -35,8 +30,13 @@ import VMM
     }
   }
 
+  /// interp always runs; kvm's share of the tests below shows here, skipped where it cannot run.
+  @Test(.requires(.kvm)) func kvmIsAmongTheEnginesBooted() {
+    #expect(Self.selfTestRuns.contains { $0.engine == "kvm" })
+  }
+
   @Test func selfTestPassesOnEveryEngine() throws {
-    if Self.selfTestRuns.isEmpty { print("SKIP: no engine can run on this host") }
+    #expect(!Self.selfTestRuns.isEmpty)
     print("reference guest self-test booted on: \(Self.selfTestRuns.map(\.engine).joined(separator: ", "))")
     for (engine, result) in Self.selfTestRuns {
       let run = try result.get()
@@ -52,7 +52,7 @@ import VMM
   /// The self-test's deliberately faulting tasks: each is killed with the right exception and
   /// reported, and the kernel keeps scheduling new tasks afterwards.
   @Test func faultingUserTasksAreKilledAndTheKernelSurvives() throws {
-    if Self.selfTestRuns.isEmpty { print("SKIP: no engine can run on this host") }
+    #expect(!Self.selfTestRuns.isEmpty)
     for (engine, result) in Self.selfTestRuns {
       let run = try result.get()
       let lines = run.output.split(separator: "\n").map(String.init)
@@ -81,7 +81,7 @@ import VMM
 
   /// A failing self-test reaches the VMM as isa-debug-exit 1: exit status 3.
   @Test func aFailedCheckEndsTheRunWithStatus3() throws {
-    if Self.usableEngines.isEmpty { print("SKIP: no engine can run on this host") }
+    #expect(!Self.usableEngines.isEmpty)
     for entry in Self.usableEngines {
       let run = try Self.bootSelfTest(entry, commandLine: "selftest inject-failure").get()
       #expect(run.output.contains("FAIL injected-failure"), "\(entry.name)")
@@ -93,16 +93,8 @@ import VMM
   /// `--irqchip kernel`: KVM's own PIC, PIT and local APIC drive the kernel's timer. On hosts whose
   /// in-kernel PIT reports channel 2 expired almost at once, the kernel must notice the implausible
   /// TSC figure and calibrate against timer ticks instead.
-  @Test func selfTestPassesWithKVMsInKernelIrqchip() throws {
-    guard let entry = Self.usableEngines.first(where: { $0.name == "kvm" }) else {
-      print("SKIP: the kvm engine cannot run on this host")
-      return
-    }
-    let engine = try entry.make(false)
-    guard let kvm = engine as? KVMEngine, kvm.system.capabilities.irqchip && kvm.system.capabilities.pit2 else {
-      print("SKIP: this host's KVM has no in-kernel irqchip/PIT2")
-      return
-    }
+  @Test(.requires(.kvm, .kvmInKernelIRQChip)) func selfTestPassesWithKVMsInKernelIrqchip() throws {
+    let engine = try KVMEngine()
     let run = try ReferenceGuest.run(
       engine: engine, commandLine: "selftest", timeoutSeconds: 120,
       engineOptions: EngineOptions(interruptController: .kernel))

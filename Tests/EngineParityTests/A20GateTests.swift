@@ -1,5 +1,6 @@
 import Interpreter
 import KVMEngine
+import TestHostSupport
 import Testing
 import VMM
 
@@ -43,13 +44,8 @@ private func runA20Guest(on engine: any Engine) throws -> (status: Int32, vcpu: 
   #expect(status == (0x11 << 1) | 1, "FFFF:0010 must alias 0000:0000 with A20 closed")
 }
 
-@Test func kvmKeepsA20OpenAndSaysSo() throws {
-  let engine: KVMEngine
-  do { engine = try KVMEngine() } catch {
-    print("SKIP: /dev/kvm unusable: \(error)")
-    return
-  }
-  let (status, vcpu) = try runA20Guest(on: engine)
+@Test(.requires(.kvm)) func kvmKeepsA20OpenAndSaysSo() throws {
+  let (status, vcpu) = try runA20Guest(on: try KVMEngine())
   #expect(!vcpu.supportsA20Masking)
   print("kvm: A20 masking not supported by KVM; FFFF:0010 read 0x\(String((status - 1) >> 1, radix: 16))")
   #expect(status == (0x22 << 1) | 1)

@@ -1,4 +1,7 @@
 import Foundation
+import Interpreter
+import KVMEngine
+import TestHostSupport
 import Testing
 import VMM
 
@@ -28,52 +31,59 @@ struct KnownDifference: Sendable {
 }
 
 /// Issue 4's proof: every corpus guest gives the architecturally expected serial output, status
-/// and device accesses on interp, interp --deterministic and kvm (where /dev/kvm is usable).
+/// and device accesses on interp and interp --deterministic, and on kvm where /dev/kvm is usable.
 /// Set TRIVISOR_CORPUS_PRINT to print every run's output, status, time and device accesses.
-@Test(arguments: CorpusGuest.all)
-func corpusGuestRunsTheSameOnEveryEngine(_ guest: CorpusGuest) throws {
-  if let reason = CorpusAssembler.unavailableReason {
-    print("SKIP: corpus guest \(guest.name): \(reason)")
+@Test(.requires(.guestToolchain), arguments: CorpusGuest.all)
+func corpusGuestRunsAsExpectedOnTheInterpreter(_ guest: CorpusGuest) throws {
+  let binary = try CorpusAssembler.binary(guest.name)
+  for (label, engine) in [
+    ("interp", InterpreterEngine() as any Engine), ("interp --deterministic", InterpreterEngine(deterministic: true)),
+  ] {
+    try checkCorpusRun(guest, binary: binary, label: label, engine: engine)
+  }
+}
+
+@Test(.requires(.guestToolchain, .kvm), arguments: CorpusGuest.all)
+func corpusGuestRunsAsExpectedOnKVM(_ guest: CorpusGuest) throws {
+  try checkCorpusRun(guest, binary: try CorpusAssembler.binary(guest.name), label: "kvm", engine: try KVMEngine())
+}
+
+/// Runs `binary` on `engine` and checks it against `guest`'s expectations (or its documented kvm
+/// difference).
+func checkCorpusRun(_ guest: CorpusGuest, binary: [UInt8], label: String, engine: any Engine) throws {
+  let started = ContinuousClock.now
+  let run = try runCorpusGuest(binary, on: engine, label: label)
+  let elapsed = ContinuousClock.now - started
+  let showAnyway = ProcessInfo.processInfo.environment["TRIVISOR_CORPUS_PRINT"] != nil
+  if showAnyway || run.deviceLog != guest.expectedDeviceLog {
+    print(run.deviceLog.map { "{\(guest.name) on \(run.engineName)} \($0)" }.joined(separator: "\n"))
+  }
+  let documented = label == "kvm" && guest.knownKVMDifference != nil
+  let differs = run.output != guest.expectedOutput || run.status != guest.expectedStatus
+  if (differs && !documented) || showAnyway {
+    print("[\(guest.name) on \(run.engineName)] status \(run.status): \(run.reason.description)")
+    print("(\(guest.name) on \(run.engineName)) ran for \(elapsed)")
+    let prefix = "[\(guest.name) on \(run.engineName)] "
+    print(
+      run.output.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n"))
+  }
+  if label == "kvm", let known = guest.knownKVMDifference, differs {
+    print(
+      """
+      KNOWN DIFFERENCE: \(guest.name) on \(run.engineName): \(known.reason)
+      --- expected (architectural, as interp prints it)
+      \(guest.expectedOutput)--- status \(guest.expectedStatus); kvm on this host printed
+      \(run.output)--- status \(run.status): \(run.reason.description.prefix { $0 != "\n" })
+      """)
+    #expect(run.output == known.output, "\(guest.name) on \(run.engineName) differs in an unknown way")
+    #expect(run.status == known.status, "\(guest.name) on \(run.engineName): status \(run.reasonSummary)")
+    withKnownIssue("\(guest.name) on kvm: \(known.reason)") {
+      #expect(run.output == guest.expectedOutput && run.status == guest.expectedStatus)
+    }
     return
   }
-  let binary = try CorpusAssembler.binary(guest.name)
-  let (engines, kvmUnavailable) = corpusEngines()
-  if let kvmUnavailable { print("SKIP (kvm half of \(guest.name)): /dev/kvm unusable: \(kvmUnavailable)") }
-  for (label, engine) in engines {
-    let started = ContinuousClock.now
-    let run = try runCorpusGuest(binary, on: engine, label: label)
-    let elapsed = ContinuousClock.now - started
-    let showAnyway = ProcessInfo.processInfo.environment["TRIVISOR_CORPUS_PRINT"] != nil
-    if showAnyway || run.deviceLog != guest.expectedDeviceLog {
-      print(run.deviceLog.map { "{\(guest.name) on \(run.engineName)} \($0)" }.joined(separator: "\n"))
-    }
-    let documented = label == "kvm" && guest.knownKVMDifference != nil
-    let differs = run.output != guest.expectedOutput || run.status != guest.expectedStatus
-    if (differs && !documented) || showAnyway {
-      print("[\(guest.name) on \(run.engineName)] status \(run.status): \(run.reason.description)")
-      print("(\(guest.name) on \(run.engineName)) ran for \(elapsed)")
-      let prefix = "[\(guest.name) on \(run.engineName)] "
-      print(
-        run.output.split(separator: "\n", omittingEmptySubsequences: false).map { prefix + $0 }.joined(separator: "\n"))
-    }
-    if label == "kvm", let known = guest.knownKVMDifference, differs {
-      print(
-        """
-        KNOWN DIFFERENCE: \(guest.name) on \(run.engineName): \(known.reason)
-        --- expected (architectural, as interp prints it)
-        \(guest.expectedOutput)--- status \(guest.expectedStatus); kvm on this host printed
-        \(run.output)--- status \(run.status): \(run.reason.description.prefix { $0 != "\n" })
-        """)
-      #expect(run.output == known.output, "\(guest.name) on \(run.engineName) differs in an unknown way")
-      #expect(run.status == known.status, "\(guest.name) on \(run.engineName): status \(run.reasonSummary)")
-      withKnownIssue("\(guest.name) on kvm: \(known.reason)") {
-        #expect(run.output == guest.expectedOutput && run.status == guest.expectedStatus)
-      }
-      continue
-    }
-    #expect(run.output == guest.expectedOutput, "\(guest.name) on \(run.engineName): output")
-    #expect(run.status == guest.expectedStatus, "\(guest.name) on \(run.engineName): status")
-    #expect(run.reasonSummary == guest.expectedReason, "\(guest.name) on \(run.engineName): stop reason")
-    #expect(run.deviceLog == guest.expectedDeviceLog, "\(guest.name) on \(run.engineName): device accesses")
-  }
+  #expect(run.output == guest.expectedOutput, "\(guest.name) on \(run.engineName): output")
+  #expect(run.status == guest.expectedStatus, "\(guest.name) on \(run.engineName): status")
+  #expect(run.reasonSummary == guest.expectedReason, "\(guest.name) on \(run.engineName): stop reason")
+  #expect(run.deviceLog == guest.expectedDeviceLog, "\(guest.name) on \(run.engineName): device accesses")
 }

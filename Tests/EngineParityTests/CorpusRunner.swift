@@ -22,20 +22,6 @@ struct CorpusRun {
   }
 }
 
-/// The engines every corpus guest runs on: interp, interp with deterministic time, and kvm where
-/// /dev/kvm is usable (otherwise the reason it is not).
-func corpusEngines() -> (engines: [(label: String, engine: any Engine)], kvmUnavailable: String?) {
-  var engines: [(label: String, engine: any Engine)] = [
-    ("interp", InterpreterEngine()), ("interp --deterministic", InterpreterEngine(deterministic: true)),
-  ]
-  do {
-    engines.append(("kvm", try KVMEngine()))
-    return (engines, nil)
-  } catch {
-    return (engines, "\(error)")
-  }
-}
-
 /// Boots `binary` at 0x10000 in ring 0 with SmallGuestBoot, the corpus test devices registered,
 /// and runs it to the end on `engine`.
 func runCorpusGuest(_ binary: [UInt8], on engine: any Engine, label: String) throws -> CorpusRun {

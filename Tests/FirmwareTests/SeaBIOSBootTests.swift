@@ -1,5 +1,6 @@
 import Foundation
 import KVMEngine
+import TestHostSupport
 import Testing
 import VMM
 
@@ -7,7 +8,7 @@ import VMM
 /// --stop-on-output "No bootable device"` does, on each engine, and checks that POST ran to the
 /// end: banner on COM1 and on the debug port 0x402, memory sizing from fw_cfg, the PCI scan, the
 /// e820 map, and the final "No bootable device" message.
-@Suite(.serialized) struct SeaBIOSBootTests {
+@Suite(.serialized, .requires(.seabios)) struct SeaBIOSBootTests {
   static let biosPath = "/usr/share/seabios/bios.bin"
   static let finalMessage = "No bootable device"
 
@@ -18,13 +19,9 @@ import VMM
     var outcome: RunOutcome
   }
 
-  /// The BIOS image, or nil after printing why the test skips.
-  static func biosImage(_ path: String = biosPath, _ test: String = #function) -> [UInt8]? {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      print("SKIP: \(path) missing (install the seabios package); \(test) needs it")
-      return nil
-    }
-    return Array(data)
+  /// The BIOS image (the suite requires the seabios package).
+  static func biosImage(_ path: String = biosPath) throws -> [UInt8] {
+    try #require(FileManager.default.contents(atPath: path).map { Array($0) }, "\(path) missing")
   }
 
   /// The engines the boot must work on.
@@ -35,14 +32,11 @@ import VMM
     var description: String { rawValue }
   }
 
-  /// The engine, or nil after printing why the test skips.
-  static func engine(_ name: EngineName, _ test: String = #function) -> (any Engine)? {
+  /// The engine (kvm cases are separate tests marked `.requires(.kvm)`).
+  static func engine(_ name: EngineName) throws -> any Engine {
     switch name {
     case .kvm:
-      do { return try KVMEngine() } catch {
-        print("SKIP: /dev/kvm unusable (\(error)); \(test) on kvm needs it")
-        return nil
-      }
+      return try KVMEngine()
     case .interp:
       return interpreterEngine()
     case .interpDeterministic:
@@ -107,17 +101,19 @@ import VMM
   /// One boot of bios.bin per engine, shared by the tests that only read its output.
   nonisolated(unsafe) static var boots: [EngineName: Boot] = [:]
 
-  static func standardBoot(_ name: EngineName, _ test: String = #function) throws -> Boot? {
+  static func standardBoot(_ name: EngineName) throws -> Boot {
     if let b = boots[name] { return b }
-    guard let image = biosImage(biosPath, test), let engine = engine(name, test) else { return nil }
-    let b = try boot(image, engine: engine)
+    let b = try boot(try biosImage(), engine: try engine(name))
     boots[name] = b
     return b
   }
 
-  @Test(arguments: EngineName.allCases) func bootsToNoBootableDevice(_ name: EngineName) throws {
-    guard let b = try Self.standardBoot(name) else { return }
-    Self.expectCompletePOST(b)
+  @Test(arguments: [EngineName.interp, .interpDeterministic]) func bootsToNoBootableDevice(_ name: EngineName) throws {
+    Self.expectCompletePOST(try Self.standardBoot(name))
+  }
+
+  @Test(.requires(.kvm)) func bootsToNoBootableDeviceOnKVM() throws {
+    Self.expectCompletePOST(try Self.standardBoot(.kvm))
   }
 
   /// The debug log with the lines that describe the host CPU taken out (docs/firmware.md lists
@@ -127,26 +123,35 @@ import VMM
     return log.split(separator: "\n").filter { line in !engineSpecific.contains { line.hasPrefix($0) } }
   }
 
-  @Test(arguments: [EngineName.interp, .interpDeterministic]) func kvmAndInterpPrintTheSame(_ name: EngineName) throws {
-    guard let kvm = try Self.standardBoot(.kvm), let interp = try Self.standardBoot(name) else { return }
+  @Test(.requires(.kvm), arguments: [EngineName.interp, .interpDeterministic])
+  func kvmAndInterpPrintTheSame(_ name: EngineName) throws {
+    let kvm = try Self.standardBoot(.kvm)
+    let interp = try Self.standardBoot(name)
     #expect(kvm.serial == interp.serial)
     #expect(Self.engineIndependentLines(kvm.debug) == Self.engineIndependentLines(interp.debug))
   }
 
-  @Test(arguments: [EngineName.kvm, .interp]) func the256KiBImageBootsToo(_ name: EngineName) throws {
+  @Test func the256KiBImageBootsToo() throws { try Self.boot256KiB(.interp) }
+
+  @Test(.requires(.kvm)) func the256KiBImageBootsTooOnKVM() throws { try Self.boot256KiB(.kvm) }
+
+  static func boot256KiB(_ name: EngineName) throws {
     // bios-256k.bin puts its init code below 0xE0000; SeaBIOS copies it from the 4 GiB alias.
-    guard let image = Self.biosImage("/usr/share/seabios/bios-256k.bin"), let engine = Self.engine(name) else {
-      return
-    }
-    Self.expectCompletePOST(try Self.boot(image, engine: engine))
+    let image = try biosImage("/usr/share/seabios/bios-256k.bin")
+    expectCompletePOST(try boot(image, engine: try engine(name)))
   }
 
-  @Test(arguments: [EngineName.kvm, .interp]) func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStops(
-    _ name: EngineName
-  ) throws {
-    guard let image = Self.biosImage(), let engine = Self.engine(name) else { return }
+  @Test func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStops() throws { try Self.bootFailReset(.interp) }
+
+  @Test(.requires(.kvm)) func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStopsOnKVM() throws {
+    try Self.bootFailReset(.kvm)
+  }
+
+  static func bootFailReset(_ name: EngineName) throws {
+    let image = try biosImage()
+    let engine = try engine(name)
     var machine: VirtualMachine?
-    let b = try Self.boot(image, engine: engine, stopOn: nil) { vm in
+    let b = try boot(image, engine: engine, stopOn: nil) { vm in
       // QEMU's `-boot reboot-timeout=0`: retry at once instead of after 60 s.
       vm.devices.fwCfg?.addFile("etc/boot-fail-wait", data: [0, 0, 0, 0])
       machine = vm

@@ -1,4 +1,5 @@
 import GuestImages
+import TestHostSupport
 import Testing
 
 /// The built reference kernel is an image both boot paths accept.
@@ -41,11 +42,8 @@ import Testing
     #expect(UInt64(multiboot.entryAddress) != header.entry)  // 32-bit entry vs 64-bit entry
   }
 
-  @Test func kernelCodeUsesNoSSEOrMMXRegisters() throws {
-    guard let objdump = Tools.find("llvm-objdump") else {
-      print("SKIP: llvm-objdump not found next to swift or on PATH")
-      return
-    }
+  @Test(.requires(.llvmObjdump)) func kernelCodeUsesNoSSEOrMMXRegisters() throws {
+    let objdump = try #require(Tools.find("llvm-objdump"))
     guard let url = GuestImages.referenceKernelURL else {
       Issue.record("reference kernel missing")
       return

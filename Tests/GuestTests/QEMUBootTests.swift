@@ -1,20 +1,22 @@
 import Foundation
 import GuestImages
+import TestHostSupport
 import Testing
 
 /// Boots the reference kernel under `qemu-system-x86_64 -kernel` (Multiboot, TCG).
-@Suite struct QEMUBootTests {
+@Suite(.requires(.qemu)) struct QEMUBootTests {
   static let selfTestNames = ReferenceKernelOutput.selfTestChecks
   static let benchmarkNames = ReferenceKernelOutput.benchmarkNames
 
-  /// Runs the kernel with `commandLine`; nil (after printing SKIP) when QEMU is not installed.
+  /// Runs the kernel with `commandLine` (the suite requires QEMU); nil after recording an issue
+  /// when the kernel image is missing.
   /// `throughELF64Contract` boots it as a module of the ELF64 boot shim instead of by Multiboot.
   static func boot(
     commandLine: String, accelerator: String = "tcg", throughELF64Contract: Bool = false,
     machine: String = "pc"
   ) throws -> Tools.Result? {
     guard let qemu = Tools.find("qemu-system-x86_64") else {
-      print("SKIP: qemu-system-x86_64 is not installed")
+      Issue.record("qemu-system-x86_64 disappeared")
       return nil
     }
     guard let kernel = GuestImages.referenceKernelURL else {
@@ -103,15 +105,12 @@ import Testing
     #expect(result.status == (1 << 1) | 1, "QEMU exit status \(result.status)")
   }
 
-  @Test func selfTestUnderKVMWhenRequested() throws {
-    guard ProcessInfo.processInfo.environment["TRIVISOR_TEST_QEMU_KVM"] == "1" else {
-      print("SKIP: set TRIVISOR_TEST_QEMU_KVM=1 to also boot under qemu -accel kvm (slow on this host)")
-      return
-    }
-    guard FileManager.default.isReadableFile(atPath: "/dev/kvm") else {
-      print("SKIP: /dev/kvm is not available")
-      return
-    }
+  @Test(
+    .enabled(
+      if: ProcessInfo.processInfo.environment["TRIVISOR_TEST_QEMU_KVM"] == "1",
+      "set TRIVISOR_TEST_QEMU_KVM=1 to also boot under qemu -accel kvm (slow on nested hosts)"),
+    .requires(.kvm))
+  func selfTestUnderKVMWhenRequested() throws {
     guard let result = try Self.boot(commandLine: "selftest", accelerator: "kvm") else { return }
     #expect(Self.lines(result.output).contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=0"))
     #expect(result.status == 0)

@@ -1,3 +1,4 @@
+import TestHostSupport
 import Testing
 import VMM
 
@@ -6,63 +7,61 @@ import VMM
 /// The mode switches a boot loader makes, executed as real instructions by the interpreter:
 /// real mode -> LGDT, CR0.PE, far JMP -> 32-bit protected mode -> CR4.PAE, CR3, EFER.LME, CR0.PG
 /// -> far JMP -> 64-bit mode -> LIDT, INT 0x80 through the IDT, IRETQ.
-@Suite struct BootPathTests {
+@Suite(.requires(.guestToolchain)) struct BootPathTests {
   @Test func realModeToLongModeByInstructions() throws {
     let base: UInt64 = 0x8000
-    guard
-      let code = try GuestAssembler.assemble(
-        """
-        .code16
-          cli
-          lgdt [gdtr]
-          mov eax, cr0
-          or eax, 1
-          mov cr0, eax
-          .byte 0xEA
-          .word prot32
-          .word 0x08
-        .code32
-        prot32:
-          mov ax, 0x10
-          mov ds, ax
-          mov es, ax
-          mov ss, ax
-          mov eax, cr4
-          or eax, 0x20
-          mov cr4, eax
-          mov eax, 0x10000
-          mov cr3, eax
-          mov ecx, 0xC0000080
-          rdmsr
-          or eax, 0x100
-          wrmsr
-          mov eax, cr0
-          or eax, 0x80000000
-          mov cr0, eax
-          .byte 0xEA
-          .long long64
-          .word 0x18
-        .code64
-        long64:
-          lidt [rip + idtr]
-          mov rsp, 0x9008
-          int 0x80
-          out 0x10, eax
-          hlt
-        .org 0x200
-          mov eax, 0x1234
-          iretq
-        .balign 8
-        gdt:
-          .quad 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF, 0x00AF9A000000FFFF
-        gdtr:
-          .word 31
-          .long gdt
-        idtr:
-          .word 0xFFF
-          .quad 0x4000
-        """, base: base)
-    else { return }
+    let code = try GuestAssembler.assemble(
+      """
+      .code16
+        cli
+        lgdt [gdtr]
+        mov eax, cr0
+        or eax, 1
+        mov cr0, eax
+        .byte 0xEA
+        .word prot32
+        .word 0x08
+      .code32
+      prot32:
+        mov ax, 0x10
+        mov ds, ax
+        mov es, ax
+        mov ss, ax
+        mov eax, cr4
+        or eax, 0x20
+        mov cr4, eax
+        mov eax, 0x10000
+        mov cr3, eax
+        mov ecx, 0xC0000080
+        rdmsr
+        or eax, 0x100
+        wrmsr
+        mov eax, cr0
+        or eax, 0x80000000
+        mov cr0, eax
+        .byte 0xEA
+        .long long64
+        .word 0x18
+      .code64
+      long64:
+        lidt [rip + idtr]
+        mov rsp, 0x9008
+        int 0x80
+        out 0x10, eax
+        hlt
+      .org 0x200
+        mov eax, 0x1234
+        iretq
+      .balign 8
+      gdt:
+        .quad 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF, 0x00AF9A000000FFFF
+      gdtr:
+        .word 31
+        .long gdt
+      idtr:
+        .word 0xFFF
+        .quad 0x4000
+      """, base: base)
     let memory = try GuestMemory(ramSize: 4 << 20)
     try memory.write(base, bytes: code)
     try memory.write(UInt64(0x11000 | 3), at: 0x10000)  // PML4[0]
@@ -92,24 +91,22 @@ import VMM
 }
 
 /// External interrupts in real mode go through the IVT.
-@Suite struct RealModeInterruptTests {
+@Suite(.requires(.guestToolchain)) struct RealModeInterruptTests {
   @Test func injectedInterruptUsesTheIVTAndReturnsWithIRET() throws {
     let base: UInt64 = 0x7C00
-    guard
-      let code = try GuestAssembler.assemble(
-        """
-        .code16
-          sti
-          hlt
-          mov al, 0x22
-          out 0x11, al
-          hlt
-        .org 0x80
-          mov al, 0x11
-          out 0x10, al
-          iret
-        """, base: base)
-    else { return }
+    let code = try GuestAssembler.assemble(
+      """
+      .code16
+        sti
+        hlt
+        mov al, 0x22
+        out 0x11, al
+        hlt
+      .org 0x80
+        mov al, 0x11
+        out 0x10, al
+        iret
+      """, base: base)
     let memory = try GuestMemory(ramSize: 1 << 20)
     try memory.write(base, bytes: code)
     try memory.write(UInt16(base + 0x80), at: 0x08 * 4)  // IVT[8]: offset

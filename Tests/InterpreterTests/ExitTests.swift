@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestHostSupport
 import Testing
 import VMM
 
@@ -7,19 +8,17 @@ import VMM
 
 /// The `interp` engine's exits and the VMM-facing controls: port I/O, MMIO with replay, HLT and
 /// interrupt injection, budgets, kicks, hypercalls and trapped instructions.
-@Suite struct ExitTests {
+@Suite(.requires(.guestToolchain)) struct ExitTests {
   @Test func portOutputAndInputCompletion() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov dx, 0x3f8
-            mov al, 0x41
-            out dx, al
-            in al, 0x60
-            out 0x10, al
-            hlt
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov dx, 0x3f8
+          mov al, 0x41
+          out dx, al
+          in al, 0x60
+          out 0x10, al
+          hlt
+        """)
     #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x3F8, size: 1, isWrite: true, value: 0x41)))
     try m.vcpu.complete(.none)
     #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x60, size: 1, isWrite: false)))
@@ -28,16 +27,14 @@ import VMM
   }
 
   @Test func mmioReadAndWriteExitAndReplayOnce() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov ebx, 0xD0000000
-            mov dword ptr [rbx], 0x12345678
-            add eax, dword ptr [rbx + 4]       # read-modify: the read is answered, not repeated
-            out 0x10, eax
-            hlt
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov ebx, 0xD0000000
+          mov dword ptr [rbx], 0x12345678
+          add eax, dword ptr [rbx + 4]       # read-modify: the read is answered, not repeated
+          out 0x10, eax
+          hlt
+        """)
     #expect(
       try m.vcpu.run(budget: 100)
         == .mmio(MMIOAccess(address: 0xD000_0000, size: 4, isWrite: true, value: 0x1234_5678)))
@@ -50,19 +47,17 @@ import VMM
   }
 
   @Test func haltWaitsForAnInjectedInterrupt() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            sti
-            hlt
-            out 0x11, al
-            hlt
-          .org 0x100
-            mov al, 0x77
-            out 0x10, al
-            iretq
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          sti
+          hlt
+          out 0x11, al
+          hlt
+        .org 0x100
+          mov al, 0x77
+          out 0x10, al
+          iretq
+        """)
     try m.setGate(0x20, GuestMachine.codeBase + 0x100)
     #expect(try m.vcpu.run(budget: 100) == .halt)
     #expect(try m.vcpu.run(budget: 100) == .halt)  // still halted: nothing to wake it
@@ -74,14 +69,12 @@ import VMM
   }
 
   @Test func stiShadowDelaysTheInterruptWindowByOneInstruction() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            sti
-            nop
-          1: jmp 1b
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          sti
+          nop
+        1: jmp 1b
+        """)
     m.vcpu.requestInterruptWindow(true)
     #expect(try m.vcpu.run(budget: 1) == .budgetExhausted)  // STI retired: shadow
     #expect(!m.vcpu.readyForInterruptInjection)
@@ -90,7 +83,7 @@ import VMM
   }
 
   @Test func budgetIsHonouredExactly() throws {
-    guard let m = try GuestMachine(code: "1: jmp 1b") else { return }
+    let m = try GuestMachine(code: "1: jmp 1b")
     #expect(try m.vcpu.run(budget: 10_000) == .budgetExhausted)
     #expect(m.vcpu.instructionsRetired == 10_000)
     // The engine's counters: one decode, and even the first execution runs the fast form.
@@ -100,7 +93,7 @@ import VMM
   }
 
   @Test func kickStopsARunningGuest() async throws {
-    guard let m = try GuestMachine(code: "1: jmp 1b") else { return }
+    let m = try GuestMachine(code: "1: jmp 1b")
     nonisolated(unsafe) let vcpu = m.vcpu
     vcpu.kick()
     #expect(try vcpu.run(budget: nil) == .kicked)
@@ -119,40 +112,36 @@ import VMM
   }
 
   @Test func vmcallIsAHypercallWithArgumentsAndResult() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov eax, 7
-            mov edi, 1
-            mov esi, 2
-            mov edx, 3
-            mov r10d, 4
-            mov r8d, 5
-            mov r9d, 6
-            vmcall
-            out 0x10, eax
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov eax, 7
+          mov edi, 1
+          mov esi, 2
+          mov edx, 3
+          mov r10d, 4
+          mov r8d, 5
+          mov r9d, 6
+          vmcall
+          out 0x10, eax
+        """)
     #expect(try m.vcpu.run(budget: 100) == .hypercall(Hypercall(number: 7, arguments: [1, 2, 3, 4, 5, 6])))
     try m.vcpu.complete(.value(100))
     #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 4, isWrite: true, value: 100)))
   }
 
   @Test func trappedCPUIDRDTSCMSRAndExceptions() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov eax, 1
-            cpuid
-            out 0x10, eax
-            rdtsc
-            out 0x11, eax
-            mov ecx, 0x4b564d00
-            rdmsr
-            out 0x12, eax
-            ud2
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov eax, 1
+          cpuid
+          out 0x10, eax
+          rdtsc
+          out 0x11, eax
+          mov ecx, 0x4b564d00
+          rdmsr
+          out 0x12, eax
+          ud2
+        """)
     var controls = ExitControls()
     controls.cpuidExiting = true
     controls.rdtscExiting = true
@@ -176,33 +165,29 @@ import VMM
   }
 
   @Test func deterministicTSCFollowsTheInstructionCount() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            nop
-            nop
-            rdtsc
-            out 0x10, eax
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          nop
+          nop
+          rdtsc
+          out 0x10, eax
+        """)
     #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 4, isWrite: true, value: 2)))
   }
 
   @Test func untrappedCPUIDAdvertisesLongModeAndTheHypervisor() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov eax, 0x80000001
-            cpuid
-            mov eax, edx
-            out 0x10, eax
-            mov eax, 0x40000000
-            cpuid
-            mov eax, ebx
-            out 0x11, eax
-            hlt
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov eax, 0x80000001
+          cpuid
+          mov eax, edx
+          out 0x10, eax
+          mov eax, 0x40000000
+          cpuid
+          mov eax, ebx
+          out 0x11, eax
+          hlt
+        """)
     let (_, outputs) = try m.runRecordingOutputs(budget: 100)
     #expect(outputs.count == 2)
     #expect(outputs.first.map { $0.1 & (1 << 29) != 0 } == true)  // LM
@@ -214,7 +199,7 @@ private final class StopFlag: Sendable {
   let value = Atomic<Bool>(false)
 }
 
-@Suite struct InstructionClockTests {
+@Suite(.requires(.guestToolchain)) struct InstructionClockTests {
   @Test func countsInstructionsAndSkipsForwardOnly() {
     var count: UInt64 = 10
     let clock = InstructionClock(nanosecondsPerInstruction: 2) { count }
@@ -228,17 +213,15 @@ private final class StopFlag: Sendable {
   }
 }
 
-@Suite struct ExternalWriteTests {
+@Suite(.requires(.guestToolchain)) struct ExternalWriteTests {
   @Test func codeWrittenBehindTheCPUsBackIsRedecodedAfterTheNote() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-          1:
-            mov eax, 1
-            out 0x10, eax
-            jmp 1b
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+        1:
+          mov eax, 1
+          out 0x10, eax
+          jmp 1b
+        """)
     #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 4, isWrite: true, value: 1)))
     try m.vcpu.complete(.none)
     try m.memory.write(GuestMachine.codeBase + 1, bytes: [2])  // the immediate of MOV EAX
@@ -247,17 +230,15 @@ private final class StopFlag: Sendable {
   }
 }
 
-@Suite struct CompletionTests {
+@Suite(.requires(.guestToolchain)) struct CompletionTests {
   @Test func aWriteSplitAcrossTwoDevicePagesReportsEveryByteOnce() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov rax, 0x0807060504030201
-            mov ebx, 0xD0000FFC
-            mov qword ptr [rbx], rax
-            hlt
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov rax, 0x0807060504030201
+          mov ebx, 0xD0000FFC
+          mov qword ptr [rbx], rax
+          hlt
+        """)
     var writes: [MMIOAccess] = []
     while case .mmio(let access) = try m.vcpu.run(budget: 100) {
       writes.append(access)
@@ -270,16 +251,14 @@ private final class StopFlag: Sendable {
   }
 }
 
-@Suite struct SplitReadTests {
+@Suite(.requires(.guestToolchain)) struct SplitReadTests {
   @Test func aReadSplitAcrossDevicePagesKeepsOnlyEachAnswersByte() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov ebx, 0xD0000FFE
-            mov eax, dword ptr [rbx]
-            out 0x10, eax
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov ebx, 0xD0000FFE
+          mov eax, dword ptr [rbx]
+          out 0x10, eax
+        """)
     var reads = 0
     while case .mmio(let access) = try m.vcpu.run(budget: 100) {
       reads += 1
@@ -290,28 +269,27 @@ private final class StopFlag: Sendable {
   }
 }
 
-@Suite struct DeterministicClockTests {
+@Suite(.requires(.guestToolchain)) struct DeterministicClockTests {
   @Test func theEngineClockIsTheInstructionCountAndRepeats() throws {
-    func run() throws -> [UInt32]? {
-      guard
-        let m = try GuestMachine(
-          code: """
-              mov ecx, 100
-            1:
-              dec ecx
-              jnz 1b
-              rdtsc
-              out 0x10, eax
-              rdtscp
-              out 0x11, eax
-              hlt
-            """)
-      else { return nil }
+    func run() throws -> [UInt32] {
+      let m = try GuestMachine(
+        code: """
+            mov ecx, 100
+          1:
+            dec ecx
+            jnz 1b
+            rdtsc
+            out 0x10, eax
+            rdtscp
+            out 0x11, eax
+            hlt
+          """)
       let (_, outputs) = try m.runRecordingOutputs(budget: 10_000)
       #expect(m.vcpu.clock.nanoseconds == m.vcpu.instructionsRetired)
       return outputs.map(\.1)
     }
-    guard let first = try run(), let second = try run() else { return }
+    let first = try run()
+    let second = try run()
     #expect(first == second)
     #expect(first == [201, 203])  // 1 + 2 * 100 instructions before the first RDTSC
   }

@@ -1,3 +1,4 @@
+import TestHostSupport
 import Testing
 import VMM
 
@@ -5,33 +6,31 @@ import VMM
 
 /// Paging, exception delivery through a guest IDT, privilege checks and fast system calls, run
 /// through the `VirtualCPU` protocol of the `interp` engine.
-@Suite struct ProtectionTests {
+@Suite(.requires(.guestToolchain)) struct ProtectionTests {
   @Test func pageFaultsReportErrorCodeAndCR2AndResumeAfterTheHandlerMapsThePage() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov rax, qword ptr [0x401000]      # not present: #PF(0), CR2 = 0x401000
-            mov qword ptr [0x400000], 7        # read-only (CR0.WP): #PF(P|W = 3), CR2 = 0x400000
-            mov eax, dword ptr [0x400000]
-            out 0x12, eax
-            hlt
-          .org 0x100
-            pop rbx                            # error code
-            mov eax, ebx
-            out 0x10, eax
-            mov rax, cr2
-            out 0x11, eax
-            mov rcx, rax                       # map the page writable, flush it, retry
-            shr rcx, 12
-            and ecx, 511
-            mov rdx, rax
-            and rdx, -4096
-            or rdx, 3
-            mov qword ptr [0x40000 + rcx*8], rdx
-            invlpg [rax]
-            iretq
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov rax, qword ptr [0x401000]      # not present: #PF(0), CR2 = 0x401000
+          mov qword ptr [0x400000], 7        # read-only (CR0.WP): #PF(P|W = 3), CR2 = 0x400000
+          mov eax, dword ptr [0x400000]
+          out 0x12, eax
+          hlt
+        .org 0x100
+          pop rbx                            # error code
+          mov eax, ebx
+          out 0x10, eax
+          mov rax, cr2
+          out 0x11, eax
+          mov rcx, rax                       # map the page writable, flush it, retry
+          shr rcx, 12
+          and ecx, 511
+          mov rdx, rax
+          and rdx, -4096
+          or rdx, 3
+          mov qword ptr [0x40000 + rcx*8], rdx
+          invlpg [rax]
+          iretq
+        """)
     try m.useSmallPages()
     try m.mapSmallPage(0x40_0000, flags: 0x1)  // present, read-only
     try m.setGate(14, GuestMachine.codeBase + 0x100)
@@ -42,16 +41,14 @@ import VMM
   }
 
   @Test func generalProtectionFrameIsPushedByteForByte() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov ax, 0x1234                     # beyond the GDT limit
-            mov ds, ax                         # #GP(0x1234)
-            hlt
-          .org 0x100
-            hlt
-          """)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov ax, 0x1234                     # beyond the GDT limit
+          mov ds, ax                         # #GP(0x1234)
+          hlt
+        .org 0x100
+          hlt
+        """)
     try m.setGate(13, GuestMachine.codeBase + 0x100)
     let exit = try m.vcpu.run(budget: 100)
     #expect(exit == .shutdown(.haltWithInterruptsDisabled))
@@ -64,28 +61,26 @@ import VMM
   }
 
   @Test func ring3PrivilegedInstructionsRaiseGeneralProtection() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            \(GuestMachine.enterRing3())
-          user:
-            cli                                # #GP(0) at CPL 3 (IOPL 0)
-            hlt                                # #GP(0) at CPL 3
-            mov rax, qword ptr [0x200000]      # fine: the page is user-accessible
-            int 0x80                           # the DPL 3 gate back to the kernel
-          .org 0x100
-            pop rax                            # #GP handler: report error code and CS
-            out 0x10, eax
-            mov rax, qword ptr [rsp + 8]
-            out 0x11, eax
-            add qword ptr [rsp], 1             # skip the 1-byte instruction
-            iretq
-          .org 0x200
-            mov rax, qword ptr [rsp + 8]       # INT 0x80 handler: report CS, stop
-            out 0x12, eax
-            hlt
-          """, userAccessible: true)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          \(GuestMachine.enterRing3())
+        user:
+          cli                                # #GP(0) at CPL 3 (IOPL 0)
+          hlt                                # #GP(0) at CPL 3
+          mov rax, qword ptr [0x200000]      # fine: the page is user-accessible
+          int 0x80                           # the DPL 3 gate back to the kernel
+        .org 0x100
+          pop rax                            # #GP handler: report error code and CS
+          out 0x10, eax
+          mov rax, qword ptr [rsp + 8]
+          out 0x11, eax
+          add qword ptr [rsp], 1             # skip the 1-byte instruction
+          iretq
+        .org 0x200
+          mov rax, qword ptr [rsp + 8]       # INT 0x80 handler: report CS, stop
+          out 0x12, eax
+          hlt
+        """, userAccessible: true)
     try m.setGate(13, GuestMachine.codeBase + 0x100)
     try m.setGate(0x80, GuestMachine.codeBase + 0x200, dpl: 3)
     let (exit, outputs) = try m.runRecordingOutputs()
@@ -107,10 +102,8 @@ import VMM
 
   /// Runs `code` (starting in ring 0) with 0x401000 mapped present, writable and supervisor-only,
   /// and the reporting #PF handler; returns the values it reported (nil: cannot assemble here).
-  func runAgainstASupervisorPage(_ code: String) throws -> [UInt32]? {
-    guard let m = try GuestMachine(code: code + "\n" + Self.reportingPageFaultHandler, userAccessible: true) else {
-      return nil
-    }
+  func runAgainstASupervisorPage(_ code: String) throws -> [UInt32] {
+    let m = try GuestMachine(code: code + "\n" + Self.reportingPageFaultHandler, userAccessible: true)
     try m.useSmallPages()
     try m.mapSmallPage(0x40_1000, flags: 0x3)
     try m.setGate(14, GuestMachine.codeBase + 0x100)
@@ -124,7 +117,7 @@ import VMM
       user:
         mov qword ptr [0x401000], 1        # supervisor-only page: #PF(P|W|U = 7)
       """)
-    if let reported { #expect(reported == [7, 0x40_1000]) }
+    #expect(reported == [7, 0x40_1000])
   }
 
   /// The kernel reads a supervisor page in a loop (its paging-TLB entry is warm and the loads run
@@ -142,51 +135,49 @@ import VMM
       user:
         mov rax, qword ptr [0x401000]      # user read of a supervisor page: #PF(P|U = 5)
       """)
-    if let reported { #expect(reported == [5, 0x40_1000]) }
+    #expect(reported == [5, 0x40_1000])
   }
 
   @Test func syscallAndSysretRoundTrip() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov ecx, 0xC0000080                # EFER.SCE
-            rdmsr
-            or eax, 1
-            wrmsr
-            mov ecx, 0xC0000081                # STAR: SYSRET base 0x10, SYSCALL CS 0x08
-            xor eax, eax
-            mov edx, 0x00100008
-            wrmsr
-            mov ecx, 0xC0000082                # LSTAR
-            lea rax, [rip + entry]
-            mov rdx, rax
-            shr rdx, 32
-            wrmsr
-            mov ecx, 0xC0000084                # FMASK: IF
-            mov eax, 0x200
-            xor edx, edx
-            wrmsr
-            \(GuestMachine.enterRing3(rflags: 0x202))
-          user:
-            mov eax, 42
-            syscall
-            mov ebx, eax                       # 43 from the kernel
-            mov r8w, cs
-            mov r9w, ss
-            mov eax, 99
-            syscall
-          entry:
-            cmp eax, 99
-            je done
-            out 0x10, eax
-            inc eax
-            sysretq
-          done:
-            mov rax, r11                       # user RFLAGS
-            out 0x11, eax
-            hlt
-          """, userAccessible: true)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          mov ecx, 0xC0000080                # EFER.SCE
+          rdmsr
+          or eax, 1
+          wrmsr
+          mov ecx, 0xC0000081                # STAR: SYSRET base 0x10, SYSCALL CS 0x08
+          xor eax, eax
+          mov edx, 0x00100008
+          wrmsr
+          mov ecx, 0xC0000082                # LSTAR
+          lea rax, [rip + entry]
+          mov rdx, rax
+          shr rdx, 32
+          wrmsr
+          mov ecx, 0xC0000084                # FMASK: IF
+          mov eax, 0x200
+          xor edx, edx
+          wrmsr
+          \(GuestMachine.enterRing3(rflags: 0x202))
+        user:
+          mov eax, 42
+          syscall
+          mov ebx, eax                       # 43 from the kernel
+          mov r8w, cs
+          mov r9w, ss
+          mov eax, 99
+          syscall
+        entry:
+          cmp eax, 99
+          je done
+          out 0x10, eax
+          inc eax
+          sysretq
+        done:
+          mov rax, r11                       # user RFLAGS
+          out 0x11, eax
+          hlt
+        """, userAccessible: true)
     let (exit, outputs) = try m.runRecordingOutputs()
     #expect(outputs.map(\.0) == [0x10, 0x11])
     #expect(outputs.map(\.1) == [42, 0x202])
@@ -200,7 +191,7 @@ import VMM
   }
 
   @Test func tripleFaultShutsDown() throws {
-    guard let m = try GuestMachine(code: "ud2") else { return }
+    let m = try GuestMachine(code: "ud2")
     var sregs = try m.vcpu.specialRegisters()
     sregs.idt = DescriptorTable(base: 0, limit: 0)  // #UD -> #GP -> #DF -> triple fault
     try m.vcpu.setSpecialRegisters(sregs)
@@ -209,21 +200,19 @@ import VMM
 }
 
 /// Instruction fetch at the end of a page whose successor is not present.
-@Suite struct PageBoundaryFetchTests {
-  func machine() throws -> GuestMachine? {
-    guard
-      let m = try GuestMachine(
-        code: """
-            mov eax, 0x400ffd
-            jmp rax
-          .org 0x100
-            pop rax
-            out 0x10, eax
-            mov rax, cr2
-            out 0x11, eax
-            hlt
-          """)
-    else { return nil }
+@Suite(.requires(.guestToolchain)) struct PageBoundaryFetchTests {
+  func machine() throws -> GuestMachine {
+    let m = try GuestMachine(
+      code: """
+          mov eax, 0x400ffd
+          jmp rax
+        .org 0x100
+          pop rax
+          out 0x10, eax
+          mov rax, cr2
+          out 0x11, eax
+          hlt
+        """)
     try m.useSmallPages()
     try m.mapSmallPage(0x40_0000, flags: 0x3)
     try m.setGate(14, GuestMachine.codeBase + 0x100)
@@ -231,7 +220,7 @@ import VMM
   }
 
   @Test func instructionEndingOnThePageRunsWithoutTouchingTheNextPage() throws {
-    guard let m = try machine() else { return }
+    let m = try machine()
     try m.memory.write(0x40_0FFD, bytes: [0x90, 0x90, 0xF4])  // nop, nop, hlt
     let (exit, outputs) = try m.runRecordingOutputs(budget: 100)
     #expect(outputs.isEmpty)
@@ -240,7 +229,7 @@ import VMM
   }
 
   @Test func instructionCrossingIntoAnAbsentPageFaultsOnTheSecondPage() throws {
-    guard let m = try machine() else { return }
+    let m = try machine()
     try m.memory.write(0x40_0FFD, bytes: [0xB8, 0x78, 0x56])  // mov eax, imm32: 2 bytes on the next page
     let (_, outputs) = try m.runRecordingOutputs(budget: 100)
     #expect(outputs.map(\.1) == [0, 0x40_1000])  // not present, supervisor read; CR2 = the second page

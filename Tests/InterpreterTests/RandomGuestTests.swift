@@ -1,3 +1,4 @@
+import TestHostSupport
 import Testing
 import VMM
 
@@ -5,7 +6,7 @@ import VMM
 
 /// Random code in ring 0 and ring 3 of a paged long-mode machine: whatever it does to control
 /// registers, descriptor tables, MSRs or the stack, the engine answers with exits, never a crash.
-@Suite struct RandomGuestTests {
+@Suite(.requires(.guestToolchain)) struct RandomGuestTests {
   struct Xorshift {
     var state: UInt64
     mutating func next() -> UInt64 {
@@ -18,14 +19,12 @@ import VMM
 
   @Test(arguments: [0, 3])
   func randomCodeOnlyEverExits(ring: Int) throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            hlt
-          .org 0x100
-            hlt
-          """, userAccessible: true)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          hlt
+        .org 0x100
+          hlt
+        """, userAccessible: true)
     for vector in 0..<256 { try m.setGate(UInt8(vector), GuestMachine.codeBase + 0x100, dpl: 3) }
     let initialSregs = try m.vcpu.specialRegisters()
     var rng = Xorshift(state: 0x9E37_79B9_7F4A_7C15 &+ UInt64(ring))
@@ -62,16 +61,14 @@ import VMM
   /// Ring 0 keeps running random code: every exception lands in a handler that jumps to more
   /// random code, HLT is woken by an interrupt, so system instructions see garbage state.
   @Test func randomRing0CodeRunsOnThroughFaults() throws {
-    guard
-      let m = try GuestMachine(
-        code: """
-            hlt
-          .org 0x100
-            mov rsp, 0x7F000
-            mov eax, 0x102000
-            jmp rax
-          """, userAccessible: true)
-    else { return }
+    let m = try GuestMachine(
+      code: """
+          hlt
+        .org 0x100
+          mov rsp, 0x7F000
+          mov eax, 0x102000
+          jmp rax
+        """, userAccessible: true)
     for vector in 0..<256 { try m.setGate(UInt8(vector), GuestMachine.codeBase + 0x100, dpl: 3) }
     let initialSregs = try m.vcpu.specialRegisters()
     var rng = Xorshift(state: 0xDEAD_BEEF_1234_5678)

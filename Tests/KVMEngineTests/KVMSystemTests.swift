@@ -1,4 +1,5 @@
 import KVMEngine
+import TestHostSupport
 import Testing
 import VMM
 
@@ -18,8 +19,8 @@ import VMM
     #expect(throws: KVMUnavailable.self) { try KVMSystem(path: "/dev/null") }
   }
 
-  @Test func capabilitiesOfAUsableDevice() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func capabilitiesOfAUsableDevice() throws {
+    let engine = try KVMTestSupport.engine()
     let kvm = engine.system
     #expect(kvm.apiVersion == 12)
     #expect(kvm.capabilities.userMemory && kvm.capabilities.immediateExit)
@@ -28,12 +29,8 @@ import VMM
     #expect(["GenuineIntel", "AuthenticAMD"].contains(kvm.cpuVendor() ?? ""))
   }
 
-  @Test func readOnlyROMWritesBecomeMMIOExits() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
-    guard engine.system.capabilities.readonlyMemory else {
-      print("SKIP: this host's KVM lacks KVM_CAP_READONLY_MEM")
-      return
-    }
+  @Test(.requires(.kvm, .kvmReadonlyMemory)) func readOnlyROMWritesBecomeMMIOExits() throws {
+    let engine = try KVMTestSupport.engine()
     // Guest: write 0x55 to the ROM at 0x200000, read it back, OUT it to port 0x510.
     let code: [UInt8] = [
       0xB8, 0x00, 0x00, 0x20, 0x00,  // mov eax, 0x200000

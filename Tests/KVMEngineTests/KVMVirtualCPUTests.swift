@@ -1,12 +1,13 @@
 import KVMEngine
+import TestHostSupport
 import Testing
 import VMM
 
 /// The kvm vCPU driven directly (no devices): every exit of `io_mmio.S` in order, with values,
 /// completions of IN and MMIO reads, string I/O, HLT, a triple fault and kicks.
 @Suite struct KVMVirtualCPUTests {
-  @Test func portAndMMIOExitsCarryTheGuestsValues() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func portAndMMIOExitsCarryTheGuestsValues() throws {
+    let engine = try KVMTestSupport.engine()
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
     func next() throws -> VMExit { try vcpu.run(budget: nil) }
 
@@ -32,8 +33,8 @@ import VMM
     #expect(try next() == .io(PortAccess(port: 0xF4, size: 1, isWrite: true, value: 0x2A)))
   }
 
-  @Test func registersRoundTrip() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func registersRoundTrip() throws {
+    let engine = try KVMTestSupport.engine()
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
     var regs = try vcpu.registers()
     #expect(regs.rip == 0x10000)
@@ -48,30 +49,30 @@ import VMM
     #expect(try kvm.msrs([0xC000_0102])[0xC000_0102] == 0x1234_5000)
   }
 
-  @Test func tripleFaultIsAShutdownExit() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func tripleFaultIsAShutdownExit() throws {
+    let engine = try KVMTestSupport.engine()
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.tripleFault)
     #expect(try vcpu.run(budget: nil) == .shutdown(.tripleFault))
   }
 
-  @Test func kickBeforeRunReturnsKicked() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func kickBeforeRunReturnsKicked() throws {
+    let engine = try KVMTestSupport.engine()
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
     vcpu.kick()
     #expect(try vcpu.run(budget: nil) == .kicked)
     #expect(try vcpu.run(budget: nil) == .io(PortAccess(port: 0x510, size: 1, isWrite: true, value: 0xAB)))
   }
 
-  @Test func unsupportedExitControlsAreReported() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func unsupportedExitControlsAreReported() throws {
+    let engine = try KVMTestSupport.engine()
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
     #expect(vcpu.unsupportedExitControls.isEmpty)
     vcpu.exitControls.cpuidExiting = true
     #expect(vcpu.unsupportedExitControls == ["cpuid-exiting"])
   }
 
-  @Test func ioBitmapKeepsUnlistedPortsInTheEngine() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func ioBitmapKeepsUnlistedPortsInTheEngine() throws {
+    let engine = try KVMTestSupport.engine()
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
     vcpu.exitControls.exitOnAllPorts = false
     vcpu.exitControls.ioExitPorts = [0x515, 0xF4]
@@ -85,8 +86,8 @@ import VMM
     #expect(try vcpu.run(budget: nil) == .io(PortAccess(port: 0x515, size: 4, isWrite: true, value: 0xFFFF_FFFF)))
   }
 
-  @Test func internalErrorReportShowsBytesAtRIP() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func internalErrorReportShowsBytesAtRIP() throws {
+    let engine = try KVMTestSupport.engine()
     let (_, vcpu) = try KVMTestSupport.machine(engine, image: TestGuestImages.ioAndMMIO)
     let kvm = try #require(vcpu as? KVMVirtualCPU)
     let report = kvm.report("test")

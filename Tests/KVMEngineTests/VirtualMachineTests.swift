@@ -1,5 +1,6 @@
 import Foundation
 import KVMEngine
+import TestHostSupport
 import Testing
 import VMM
 
@@ -9,8 +10,8 @@ import VMM
 
 /// Whole machines under kvm: guests talking to the VMM's devices through the run loop.
 @Suite struct VirtualMachineTests {
-  @Test func serialOutputReachesTheConsoleAndDebugExitSetsTheStatus() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func serialOutputReachesTheConsoleAndDebugExitSetsTheStatus() throws {
+    let engine = try KVMTestSupport.engine()
     let out = OutputCapture()
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.serialHello, capture: out)
     let outcome = vm.run()
@@ -29,8 +30,8 @@ import VMM
     #expect(stats.wallNanoseconds >= stats.guestNanoseconds)
   }
 
-  @Test func hostInputReachesTheGuestThroughTheUART() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func hostInputReachesTheGuestThroughTheUART() throws {
+    let engine = try KVMTestSupport.engine()
     let out = OutputCapture()
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.echo, capture: out)
     vm.input.push(Array("a".utf8))  // queued before the run starts
@@ -47,8 +48,8 @@ import VMM
     #expect(out.text == "ABC")
   }
 
-  @Test func mmioExitsReachTheMMIOBus() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func mmioExitsReachTheMMIOBus() throws {
+    let engine = try KVMTestSupport.engine()
     let out = OutputCapture()
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.ioAndMMIO, capture: out)
     let device = RecordingMMIODevice(answer: 0x1122_3344_5566_7788)
@@ -72,8 +73,8 @@ import VMM
     #expect(ports.writes.contains { $0.port == 0x515 && $0.value == 0xF00D_F00D })
   }
 
-  @Test func tripleFaultEndsWithStatus6AndAReport() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func tripleFaultEndsWithStatus6AndAReport() throws {
+    let engine = try KVMTestSupport.engine()
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.tripleFault, capture: OutputCapture())
     let outcome = vm.run()
     guard case .shutdown(.tripleFault, let report) = outcome.reason else {
@@ -85,8 +86,8 @@ import VMM
     #expect(outcome.reason.description.contains("triple fault"))
   }
 
-  @Test func internalErrorEndsWithStatus4AndAReport() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func internalErrorEndsWithStatus4AndAReport() throws {
+    let engine = try KVMTestSupport.engine()
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.mmioJump, capture: OutputCapture())
     let outcome = vm.run()
     guard case .internalError(let report) = outcome.reason else {
@@ -100,8 +101,8 @@ import VMM
     #expect(report.bytesAtRIP.isEmpty)  // nothing to read: RIP is in the MMIO hole
   }
 
-  @Test func pitInterruptsThroughThePICAreCountedByTheGuest() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func pitInterruptsThroughThePICAreCountedByTheGuest() throws {
+    let engine = try KVMTestSupport.engine()
     let ports = RecordingPortDevice(answer: 0)
     // 50 Hz, 10 ticks: 200 ms of guest time spent mostly in HLT.
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.timer, capture: OutputCapture()) {
@@ -124,12 +125,8 @@ import VMM
     #expect((outcome.statistics.reasons.first { $0.reason == "hlt" }?.count ?? 0) >= 10)
   }
 
-  @Test func inKernelIRQChipDeliversThePITToo() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
-    guard engine.system.capabilities.irqchip && engine.system.capabilities.pit2 else {
-      print("SKIP: this host's KVM has no in-kernel irqchip/PIT2")
-      return
-    }
+  @Test(.requires(.kvm, .kvmInKernelIRQChip)) func inKernelIRQChipDeliversThePITToo() throws {
+    let engine = try KVMTestSupport.engine()
     let ports = RecordingPortDevice(answer: 0)
     let vm = try KVMTestSupport.virtualMachine(
       engine, image: TestGuestImages.timer, capture: OutputCapture(), irqchip: .kernel
@@ -144,8 +141,8 @@ import VMM
     #expect(ports.writes.map(\.value) == [5])
   }
 
-  @Test func builtInDemoGuestCountsItsTimerInterruptsAndPowersOff() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func builtInDemoGuestCountsItsTimerInterruptsAndPowersOff() throws {
+    let engine = try KVMTestSupport.engine()
     let out = OutputCapture()
     let mem = try GuestMemory(ramSize: 16 << 20)
     let boot = try DemoGuest.load(into: mem)
@@ -158,8 +155,8 @@ import VMM
     #expect(out.text.contains("timer interrupts: 20 of 20"))
   }
 
-  @Test func keyboardControllerResetStopsWithStatus14() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func keyboardControllerResetStopsWithStatus14() throws {
+    let engine = try KVMTestSupport.engine()
     // mov al, 0xfe; out 0x64, al; jmp $  (the i8042 "pulse reset line" command)
     let vm = try KVMTestSupport.virtualMachine(
       engine, image: [0xB0, 0xFE, 0xE6, 0x64, 0xEB, 0xFE], capture: OutputCapture())
@@ -168,8 +165,8 @@ import VMM
     #expect(outcome.exitStatus == 14)
   }
 
-  @Test func timeoutStopsARunawayGuest() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func timeoutStopsARunawayGuest() throws {
+    let engine = try KVMTestSupport.engine()
     // Timer guest with a huge tick count: it would run for minutes.
     let vm = try KVMTestSupport.virtualMachine(
       engine, image: TestGuestImages.timer, capture: OutputCapture(), timeout: 0.2
@@ -181,8 +178,8 @@ import VMM
     #expect(outcome.exitStatus == 10)
   }
 
-  @Test func requestStopFromAnotherThreadKicksARunningGuest() throws {
-    guard let engine = KVMTestSupport.engine() else { return }
+  @Test(.requires(.kvm)) func requestStopFromAnotherThreadKicksARunningGuest() throws {
+    let engine = try KVMTestSupport.engine()
     // The bench port loop with a near-endless count keeps the vCPU busy in the guest.
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.spin, capture: OutputCapture())
     let box = UncheckedBox(vm)

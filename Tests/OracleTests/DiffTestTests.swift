@@ -1,13 +1,10 @@
+import TestHostSupport
 import Testing
 
 @testable import Oracles
 
 /// The model against the host CPU: a bounded random run that must show no mismatch.
-@Test func modelMatchesHostCPUOnRandomPrograms() throws {
-  #if !(os(Linux) && arch(x86_64))
-    print("SKIP: the native runner needs Linux on x86-64")
-    return
-  #endif
+@Test(.requires(.nativeX86Linux)) func modelMatchesHostCPUOnRandomPrograms() throws {
   let instructions = 30_000
   var options = DiffTestOptions(instructionCount: instructions, seed: 0x7121_5150)
   options.keptMismatches = 10

@@ -1,15 +1,12 @@
 import CNative
+import TestHostSupport
 import Testing
 
 @testable import Oracles
 
 /// The native runner itself: generated programs run on the host without timeouts or a dead child,
 /// and faults come back with the right vector.
-@Test func nativeRunnerRunsGeneratedProgramsAndReportsFaults() throws {
-  #if !(os(Linux) && arch(x86_64))
-    print("SKIP: the native runner needs Linux on x86-64")
-    return
-  #endif
+@Test(.requires(.nativeX86Linux)) func nativeRunnerRunsGeneratedProgramsAndReportsFaults() throws {
   let host = HostCPU.detect()
   let usable = host.usableClasses(InstructionClass.allCases)
   let runner = try NativeRunner()

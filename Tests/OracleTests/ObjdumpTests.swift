@@ -1,14 +1,12 @@
 import Foundation
+import TestHostSupport
 import Testing
 import X86
 
 @testable import Oracles
 
-@Test func decoderAgreesWithObjdumpOnRandomBytes() throws {
-  guard let runner = ObjdumpRunner.locate() else {
-    print("SKIP: llvm-objdump/clang not found in /opt/swift/usr/bin or PATH")
-    return
-  }
+@Test(.requires(.llvmObjdump)) func decoderAgreesWithObjdumpOnRandomBytes() throws {
+  let runner = try #require(ObjdumpRunner.locate())
   for (mode, label, count) in [
     (CodeMode.bits64, "64-bit", 20000), (.bits32, "32-bit", 5000), (.bits16, "16-bit", 5000),
   ] {
@@ -19,11 +17,8 @@ import X86
   }
 }
 
-@Test func decoderAgreesWithObjdumpOnCompiledCode() throws {
-  guard let runner = ObjdumpRunner.locate() else {
-    print("SKIP: llvm-objdump/clang not found in /opt/swift/usr/bin or PATH")
-    return
-  }
+@Test(.requires(.llvmObjdump)) func decoderAgreesWithObjdumpOnCompiledCode() throws {
+  let runner = try #require(ObjdumpRunner.locate())
   let binary = "/opt/swift/usr/bin/swift-demangle"
   let report = try ObjdumpComparison.compareBinary(runner: runner, path: binary, limit: 20000)
   print(report.summary(label: "objdump \(binary)"))
@@ -33,11 +28,8 @@ import X86
 
 /// C compiled at test time for 32-bit and 64-bit x86 (integer, string, floating-point and
 /// switch-heavy code), every instruction compared in its mode.
-@Test func decoderAgreesWithObjdumpOnFreshlyCompiledC() throws {
-  guard let runner = ObjdumpRunner.locate() else {
-    print("SKIP: llvm-objdump/clang not found in /opt/swift/usr/bin or PATH")
-    return
-  }
+@Test(.requires(.llvmObjdump)) func decoderAgreesWithObjdumpOnFreshlyCompiledC() throws {
+  let runner = try #require(ObjdumpRunner.locate())
   // Freestanding (no libc headers: the toolchain has none for i386).
   let source = """
     typedef unsigned long long u64;

@@ -1,3 +1,4 @@
+import TestHostSupport
 import Testing
 
 @testable import VMM
@@ -37,13 +38,10 @@ import Testing
   }
 }
 
-@Suite struct SeaBIOSImageTests {
+@Suite(.requires(.seabios)) struct SeaBIOSImageTests {
   @Test func mapsTheDistributionsSeaBIOS() throws {
     let path = "/usr/share/seabios/bios-256k.bin"
-    guard let bios = readFile(path) else {
-      print("SKIP: \(path) not installed (Debian package seabios)")
-      return
-    }
+    let bios = try #require(readFile(path), "\(path) missing")
     let m = try GuestMemory(ramSize: 16 << 20)
     let boot = try FirmwareLoader.load(firmware: bios, into: m)
     #expect(boot.registers.rip == 0xFFF0)

@@ -1,11 +1,12 @@
 import Foundation
+import TestHostSupport
 import Testing
 
 @testable import VMM
 
 /// Loads kernels built by the real toolchain (clang + ld.lld) at test time, so the ELF parsing is
 /// checked against linker output and not only against images this test suite builds itself.
-@Suite struct ToolchainImageTests {
+@Suite(.requires(.guestToolchain)) struct ToolchainImageTests {
   /// clang next to the Swift toolchain, or on PATH.
   static var clang: String? {
     var candidates = ["/opt/swift/usr/bin/clang"]
@@ -15,12 +16,9 @@ import Testing
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
   }
 
-  /// Assembles and links `source` for `target`; nil (after printing why) when it cannot.
-  static func build(_ source: String, target: String, name: String) -> [UInt8]? {
-    guard let clang else {
-      print("SKIP: \(name): no clang found to assemble a test kernel")
-      return nil
-    }
+  /// Assembles and links `source` for `target` (the suite requires the toolchain programs).
+  static func build(_ source: String, target: String, name: String) throws -> [UInt8] {
+    let clang = try #require(clang, "no clang found")
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("trivisor-\(name)-\(getpid())")
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -28,38 +26,27 @@ import Testing
     let object = dir.appendingPathComponent("k.o")
     let out = dir.appendingPathComponent("k.elf")
     let lld = URL(fileURLWithPath: clang).deletingLastPathComponent().appendingPathComponent("ld.lld").path
-    guard FileManager.default.isExecutableFile(atPath: lld) else {
-      print("SKIP: \(name): no ld.lld next to \(clang)")
-      return nil
+    try #require(FileManager.default.isExecutableFile(atPath: lld), "no ld.lld next to \(clang)")
+    try source.write(to: src, atomically: true, encoding: .utf8)
+    let steps = [
+      (clang, ["--target=\(target)", "-c", "-o", object.path, src.path]),
+      (
+        lld,
+        [
+          "-static", "--image-base=0", "-Ttext=0x100000", "--build-id=none", "-e", "_start", "-o", out.path,
+          object.path,
+        ]
+      ),
+    ]
+    for (tool, arguments) in steps {
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: tool)
+      p.arguments = arguments
+      try p.run()
+      p.waitUntilExit()
+      try #require(p.terminationStatus == 0, "\(name): \(tool) could not build the test kernel")
     }
-    do {
-      try source.write(to: src, atomically: true, encoding: .utf8)
-      let steps = [
-        (clang, ["--target=\(target)", "-c", "-o", object.path, src.path]),
-        (
-          lld,
-          [
-            "-static", "--image-base=0", "-Ttext=0x100000", "--build-id=none", "-e", "_start", "-o", out.path,
-            object.path,
-          ]
-        ),
-      ]
-      for (tool, arguments) in steps {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-          print("SKIP: \(name): \(tool) could not build the test kernel (status \(p.terminationStatus))")
-          return nil
-        }
-      }
-      return Array(try Data(contentsOf: out))
-    } catch {
-      print("SKIP: \(name): \(error)")
-      return nil
-    }
+    return Array(try Data(contentsOf: out))
   }
 
   @Test func loadsAClangBuiltELF64Kernel() throws {
@@ -75,7 +62,7 @@ import Testing
       .bss
       buffer: .space 0x3000
       """
-    guard let image = Self.build(source, target: "x86_64-unknown-none-elf", name: "elf64") else { return }
+    let image = try Self.build(source, target: "x86_64-unknown-none-elf", name: "elf64")
     let m = try GuestMemory(ramSize: 16 << 20)
     try m.fill(0x10_0000, length: 1 << 20, byte: 0xCC)
     let boot = try ImageLoader.load(image: image, into: m, options: LoadOptions())
@@ -99,7 +86,7 @@ import Testing
         cli
         hlt
       """
-    guard let image = Self.build(source, target: "i386-unknown-none-elf", name: "multiboot") else { return }
+    let image = try Self.build(source, target: "i386-unknown-none-elf", name: "multiboot")
     let m = try GuestMemory(ramSize: 16 << 20)
     let boot = try ImageLoader.load(image: image, into: m, options: LoadOptions(commandLine: "root=none"))
     #expect(boot.mode == .protected32)

@@ -1,0 +1,110 @@
+import Foundation
+import KVMEngine
+import Testing
+
+/// Something a test needs from the machine it runs on. Each is checked once per test process;
+/// a test that declares it with `.requires(...)` shows as skipped, with the reason, when it is
+/// missing, instead of passing without running.
+///
+/// `TRIVISOR_TEST_PRETEND_MISSING=kvm,qemu` makes requirements look missing, to exercise the
+/// skip paths on a machine that has everything.
+public enum HostRequirement: String, CaseIterable, Sendable {
+  /// A usable `/dev/kvm` (the kvm engine can be created).
+  case kvm
+  /// KVM with an in-kernel irqchip and PIT (`KVM_CAP_IRQCHIP`, `KVM_CAP_PIT2`).
+  case kvmInKernelIRQChip
+  /// KVM that can map memory read-only (`KVM_CAP_READONLY_MEM`).
+  case kvmReadonlyMemory
+  /// SeaBIOS at /usr/share/seabios/bios.bin (the Debian `seabios` package).
+  case seabios
+  /// `qemu-system-x86_64` (the Debian `qemu-system-x86` package).
+  case qemu
+  /// clang, ld.lld and llvm-objcopy next to the Swift toolchain (to assemble test guests).
+  case guestToolchain
+  /// llvm-objdump and clang (the disassembler oracle).
+  case llvmObjdump
+  /// Linux on x86-64, where the native runner of the host-CPU difftest works.
+  case nativeX86Linux
+
+  /// nil when the requirement is met; otherwise why not, in one line.
+  public var missingReason: String? { HostRequirement.reasons[self] ?? nil }
+
+  private static let pretendMissing: Set<String> = Set(
+    (ProcessInfo.processInfo.environment["TRIVISOR_TEST_PRETEND_MISSING"] ?? "").split(separator: ",").map {
+      $0.trimmingCharacters(in: .whitespaces)
+    })
+
+  private static let reasons: [HostRequirement: String?] = {
+    var result: [HostRequirement: String?] = [:]
+    for r in allCases {
+      result[r] = pretendMissing.contains(r.rawValue) ? "TRIVISOR_TEST_PRETEND_MISSING names \(r.rawValue)" : r.check()
+    }
+    return result
+  }()
+
+  /// The kvm engine's capabilities, or why it cannot be made.
+  private static let kvmCapabilities: Result<KVMCapabilities, KVMProbeError> = {
+    do { return .success(try KVMEngine().system.capabilities) } catch {
+      return .failure(KVMProbeError(description: "\(error)"))
+    }
+  }()
+
+  private struct KVMProbeError: Error, Sendable { let description: String }
+
+  private func check() -> String? {
+    switch self {
+    case .kvm:
+      if case .failure(let error) = HostRequirement.kvmCapabilities { return "/dev/kvm unusable: \(error.description)" }
+      return nil
+    case .kvmInKernelIRQChip:
+      guard case .success(let c) = HostRequirement.kvmCapabilities else { return "/dev/kvm unusable" }
+      return c.irqchip && c.pit2 ? nil : "this host's KVM has no in-kernel irqchip and PIT2"
+    case .kvmReadonlyMemory:
+      guard case .success(let c) = HostRequirement.kvmCapabilities else { return "/dev/kvm unusable" }
+      return c.readonlyMemory ? nil : "this host's KVM lacks KVM_CAP_READONLY_MEM"
+    case .seabios:
+      return FileManager.default.isReadableFile(atPath: HostTools.seabiosPath)
+        ? nil : "\(HostTools.seabiosPath) missing (install the seabios package)"
+    case .qemu:
+      return HostTools.find("qemu-system-x86_64") == nil ? "qemu-system-x86_64 is not installed" : nil
+    case .guestToolchain:
+      let missing = ["clang", "ld.lld", "llvm-objcopy"].filter { HostTools.find($0) == nil }
+      return missing.isEmpty ? nil : "missing toolchain programs: \(missing.joined(separator: ", "))"
+    case .llvmObjdump:
+      let missing = ["llvm-objdump", "clang"].filter { HostTools.find($0) == nil }
+      return missing.isEmpty ? nil : "missing: \(missing.joined(separator: ", "))"
+    case .nativeX86Linux:
+      #if os(Linux) && arch(x86_64)
+        return nil
+      #else
+        return "the native runner needs Linux on x86-64"
+      #endif
+    }
+  }
+}
+
+extension Trait where Self == ConditionTrait {
+  /// Runs the test only where every requirement is met; otherwise it is reported as skipped with
+  /// the reasons.
+  public static func requires(_ requirements: HostRequirement...) -> Self {
+    let missing = requirements.compactMap { r in r.missingReason.map { "\(r.rawValue): \($0)" } }
+    return .enabled(if: missing.isEmpty, Comment(rawValue: "needs " + missing.joined(separator: "; ")))
+  }
+}
+
+/// Finding host programs and files the tests use.
+public enum HostTools {
+  /// Debian's SeaBIOS image.
+  public static let seabiosPath = "/usr/share/seabios/bios.bin"
+
+  /// The program next to the running Swift toolchain, else in /usr/bin, /usr/local/bin or on PATH.
+  public static func find(_ name: String) -> String? {
+    var directories = ["/opt/swift/usr/bin", "/usr/bin", "/usr/local/bin"]
+    directories += (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+    for directory in directories {
+      let path = directory + "/" + name
+      if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return nil
+  }
+}
