@@ -105,9 +105,13 @@ import VMM
       }
     }
     kicker.start()
-    let exit = try vcpu.run(budget: nil)
+    // A kick that lands before the first instruction ends a run that retired nothing; on a loaded
+    // host that can repeat, so run again until the guest has made progress (bounded: each run is
+    // either kicked at once or runs the loop until the next kick).
+    var exits: [VMExit] = []
+    for _ in 0..<100_000 where (vcpu.instructionsRetired ?? 0) == 0 { exits.append(try vcpu.run(budget: nil)) }
     done.value.store(true, ordering: .releasing)
-    #expect(exit == .kicked)
+    #expect(!exits.isEmpty && exits.allSatisfy { $0 == .kicked })
     #expect((vcpu.instructionsRetired ?? 0) > 0)
   }
 

@@ -211,21 +211,17 @@ func enterUser32(_ s: CPUState, eip: UInt64, esp: UInt64) {
     #expect(s.gpr(4) == 0x700C)
   }
 
-  @Test func realModeIVTDelivery() {
+  /// Real-mode IRET through the system layer pops IP, CS and FLAGS (delivery through the IVT is
+  /// the core's: RealModeDeliveryTests).
+  @Test func realModeIRETPopsTheInterruptFrame() {
     let s = CPUState()
     let m = SystemTestMemory()
-    s.idtr = (0, 0x3FF)
-    m.put32(0x10 * 4, 0xF000_1234)
-    s.setSegment(.cs, .real(0x0700, code: true))
+    s.setSegment(.cs, .real(0xF000, code: true))
     s.setSegment(.ss, .real(0))
-    s.setGPR(4, 0x1000)
-    s.rflags = 0x0202
-    let outcome = InterruptDelivery.deliver(vector: 0x10, kind: .software(.intN), returnRIP: 0x100, state: s, memory: m)
-    #expect(outcome == .delivered)
-    #expect(m.slice(0x0FFA, 6) == [0x00, 0x01, 0x00, 0x07, 0x02, 0x02])
-    #expect(s.segment(.cs).selector == 0xF000 && s.segment(.cs).base == 0xF_0000 && s.rip == 0x1234)
-    #expect(s.rflags == 0x2 && s.gpr(4) == 0x0FFA)
-    // IRET back.
+    s.setGPR(4, 0x0FFA)
+    s.rip = 0x1234
+    s.rflags = 0x2
+    for (i, byte) in [0x00, 0x01, 0x00, 0x07, 0x02, 0x02].enumerated() { m.bytes[0x0FFA + i] = UInt8(byte) }
     #expect(faultOf { () throws(Fault) in try ReturnInstructions.iret(operandSize: 2, state: s, memory: m) } == nil)
     #expect(s.segment(.cs).selector == 0x0700 && s.rip == 0x100 && s.rflags == 0x202 && s.gpr(4) == 0x1000)
   }

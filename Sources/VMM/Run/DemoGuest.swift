@@ -1,6 +1,7 @@
-/// The built-in demo guest that `trivisor run` boots without an image (until the reference guest
-/// kernel replaces it): it prints a banner on COM1, takes 20 PIT interrupts through the PIC at
-/// 100 Hz while idling in HLT, and powers off with status 0. Source: guests/demo/demo.S.
+/// A tiny built-in guest (`trivisor run --demo`; the default guest is the reference kernel): it
+/// prints a banner on COM1, takes 20 PIT interrupts through the PIC at 100 Hz while idling in HLT,
+/// and powers off with status 0. Small enough to run anywhere in a second, so parity and run-loop
+/// tests use it. Source: guests/demo/demo.S.
 public enum DemoGuest {
   public static let loadAddress: UInt64 = 0x10000
 
