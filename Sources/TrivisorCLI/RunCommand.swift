@@ -167,7 +167,7 @@ struct RunCommand: ParsableCommand {
     if demo && (imagePath != nil || append != nil || bios != nil) {
       throw ExitCodeError("--demo takes no image, --bios or --append")
     }
-    var options = LoadOptions(commandLine: append ?? "")
+    var options = LoadOptions(commandLine: append ?? "", imagePath: imagePath)
     if let a = flatAddress {
       guard let v = parseNumber(a) else { throw ExitCodeError("invalid --flat-address '\(a)'") }
       options.flatAddress = v

@@ -14,6 +14,16 @@ import Testing
     return String(decoding: bytes, as: UTF8.self)
   }
 
+  /// GRUB and QEMU pass "<kernel path> <arguments>": kernels take the first word as their name.
+  @Test(arguments: [("quiet", "/boot/kernel quiet"), ("", "/boot/kernel")])
+  func theCommandLineStartsWithTheImagePath(_ append: String, _ expected: String) throws {
+    let m = try GuestMemory(ramSize: 32 << 20)
+    let image = TestImages.multibootELF(code: [0xFA, 0xF4])
+    let options = LoadOptions(commandLine: append, imagePath: "/boot/kernel")
+    _ = try ImageLoader.load(image: image, into: m, options: options)
+    #expect(try cString(m, UInt64(try u32(m, 0x2000 + 16))) == expected)
+  }
+
   @Test func loadsAnELF32KernelWithTheMultibootEntryState() throws {
     let m = try GuestMemory(ramSize: 32 << 20)
     let image = TestImages.multibootELF(code: [0xFA, 0xF4])

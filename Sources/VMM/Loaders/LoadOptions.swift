@@ -10,11 +10,21 @@ public struct LoadOptions: Sendable, Equatable {
   public var flatEntry: UInt64?
   /// The CPU mode a raw binary starts in.
   public var flatMode: BootState.Mode
+  /// The image's path as the user gave it. A Multiboot kernel's command line starts with it, then
+  /// `commandLine`, as GRUB and QEMU pass it (kernels read the first word as their own name).
+  public var imagePath: String?
+
+  /// The command line a Multiboot kernel receives: `imagePath`, a space and `commandLine`.
+  public var multibootCommandLine: String {
+    guard let imagePath, !imagePath.isEmpty else { return commandLine }
+    return commandLine.isEmpty ? imagePath : imagePath + " " + commandLine
+  }
 
   public init(
     commandLine: String = "", initrd: [UInt8]? = nil, flatAddress: UInt64? = nil, flatEntry: UInt64? = nil,
-    flatMode: BootState.Mode = .long64
+    flatMode: BootState.Mode = .long64, imagePath: String? = nil
   ) {
+    self.imagePath = imagePath
     self.commandLine = commandLine
     self.initrd = initrd
     self.flatAddress = flatAddress

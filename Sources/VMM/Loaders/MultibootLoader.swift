@@ -167,7 +167,7 @@ enum MultibootLoader {
     put(4, 640)
     put(8, UInt32(clamping: E820Map.upperMemoryKiB(for: memory)))
 
-    let cmdline = try KernelCommandLine.write(options.commandLine, into: memory, limit: nil)
+    let cmdline = try KernelCommandLine.write(options.multibootCommandLine, into: memory, limit: nil)
     put(16, UInt32(cmdline))
 
     if let initrd = options.initrd {
