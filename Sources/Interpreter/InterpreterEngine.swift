@@ -18,6 +18,7 @@ public final class InterpreterEngine: Engine {
       throw EngineError("the interp engine has no in-kernel interrupt controller: use --irqchip user")
     }
     let vcpu = InterpreterVirtualCPU(memory: memory, model: model, deterministic: deterministic)
+    if let identity = options.cpu { vcpu.present(identity) }
     return EngineMachine(vcpu: vcpu, clock: deterministic ? vcpu.clock as? InstructionClock : nil)
   }
 }

@@ -51,6 +51,13 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     applyExitControls()
   }
 
+  /// Shows the guest `identity` through CPUID, and follows that vendor's behaviour where Intel and
+  /// AMD differ (`CPUVendor`).
+  public func present(_ identity: GuestCPUIdentity) {
+    cpu.system.cpuid.vendor = identity.vendor
+    cpu.system.cpuid.signature = identity.signature
+  }
+
   public var exitControls = ExitControls() {
     didSet { applyExitControls() }
   }

@@ -23,7 +23,7 @@ public final class KVMEngine: Engine {
     let kernel = options.interruptController == .kernel
     let vm = try KVMVirtualMachine(system: system, memory: memory, inKernelIRQChip: kernel)
     lastVirtualMachine = vm
-    let vcpu = try vm.makeVirtualCPU()
+    let vcpu = try vm.makeVirtualCPU(identity: options.cpu)
     return EngineMachine(vcpu: vcpu, engineInterruptSink: kernel ? KVMInterruptSink(vm: vm) : nil)
   }
 }

@@ -45,7 +45,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   public private(set) var unsupportedExitControls: [String] = []
   public var instructionsRetired: UInt64? { nil }
 
-  init(vm: KVMVirtualMachine, id: UInt32) throws(EngineError) {
+  init(vm: KVMVirtualMachine, id: UInt32, identity: GuestCPUIdentity? = nil) throws(EngineError) {
     guard Self.handlerInstalled else { throw EngineError("cannot install the vCPU kick signal handler") }
     self.vm = vm
     self.id = id
@@ -63,7 +63,8 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     runThread = .allocate(capacity: 1)
     runThread.initialize(to: 0)
     do throws(EngineError) {
-      let cpuid = try vm.system.supportedCPUID()
+      var cpuid = try vm.system.supportedCPUID()
+      if let identity { Self.present(identity, in: &cpuid) }
       try check(ckvm_set_cpuid2(fd, cpuid, UInt32(cpuid.count)), "KVM_SET_CPUID2")
       var fpu = try fpuState()
       fpu.fcw = 0x37F
@@ -371,6 +372,27 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   }
 
   // MARK: - Exit controls
+
+  /// Rewrites leaf 0's vendor string (EBX, EDX, ECX) and leaf 1's signature (EAX) to `identity`.
+  /// Feature bits stay what KVM supports on this host: guest code runs on the host CPU.
+  static func present(_ identity: GuestCPUIdentity, in entries: inout [kvm_cpuid_entry2]) {
+    var bytes = Array(identity.vendor.utf8.prefix(12))
+    bytes += [UInt8](repeating: 0, count: 12 - bytes.count)
+    func word(_ i: Int) -> UInt32 {
+      UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+    }
+    for i in entries.indices {
+      switch entries[i].function {
+      case 0:
+        entries[i].ebx = word(0)
+        entries[i].edx = word(4)
+        entries[i].ecx = word(8)
+      case 1:
+        entries[i].eax = identity.signature
+      default: break
+      }
+    }
+  }
 
   /// What KVM cannot do as asked: HLT, CPUID, RDTSC and INVLPG exiting are decided by KVM (HLT
   /// exits reach userspace only without the in-kernel irqchip); MSR and exception bitmaps are not

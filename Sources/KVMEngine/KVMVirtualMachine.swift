@@ -78,8 +78,9 @@ public final class KVMVirtualMachine: @unchecked Sendable {
   }
 
   /// Creates vCPU `id` (`KVM_CREATE_VCPU`), maps its `kvm_run` and gives it KVM's supported CPUID.
-  public func makeVirtualCPU(id: UInt32 = 0) throws(EngineError) -> KVMVirtualCPU {
-    try KVMVirtualCPU(vm: self, id: id)
+  /// A vCPU; with `identity`, CPUID leaf 0's vendor and leaf 1's signature are rewritten to it.
+  public func makeVirtualCPU(id: UInt32 = 0, identity: GuestCPUIdentity? = nil) throws(EngineError) -> KVMVirtualCPU {
+    try KVMVirtualCPU(vm: self, id: id, identity: identity)
   }
 }
 

@@ -77,6 +77,13 @@ struct RunCommand: ParsableCommand {
     parsing: .unconditional, help: "Interrupt controller and timer: user (the VMM's PIC/PIT) or kernel (the engine's).")
   var irqchip = "user"
 
+  @Option(
+    parsing: .unconditional,
+    help:
+      "CPU the guest sees: intel or amd, the same virtual CPU under either vendor (docs/cpu-vendors.md); 'help' lists them."
+  )
+  var cpu: String?
+
   @Flag(help: "Print per-reason VM-exit statistics when the guest stops.")
   var stats = false
 
@@ -97,6 +104,10 @@ struct RunCommand: ParsableCommand {
   var verbose = false
 
   func run() throws {
+    if cpu == "help" {
+      print(CPUOption.helpText)
+      return
+    }
     let log: (String) -> Void = { line in if verbose { printError("trivisor: \(line)") } }
     let setup: (memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine)
     do throws(ExitCodeError) {
@@ -152,6 +163,7 @@ struct RunCommand: ParsableCommand {
     guard let placement = InterruptControllerPlacement(rawValue: irqchip) else {
       throw ExitCodeError("invalid --irqchip '\(irqchip)' (use user or kernel)")
     }
+    let identity = try CPUOption.identity(cpu)
     if let t = timeout, !(t > 0 && t.isFinite) { throw ExitCodeError("--timeout must be a positive number of seconds") }
     if let path = statsJSON {
       try hostFile { () throws(HostFileError) in try HostFile.checkOutputPath(path, what: "--stats-json file") }
@@ -213,7 +225,8 @@ struct RunCommand: ParsableCommand {
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
     let config = MachineConfiguration(
-      serial: serialBackend, engineOptions: EngineOptions(interruptController: placement), timeoutSeconds: timeout,
+      serial: serialBackend, engineOptions: EngineOptions(interruptController: placement, cpu: identity),
+      timeoutSeconds: timeout,
       handleHostSignals: true, log: verbose ? log : nil, firmware: bios != nil, stopOnOutput: stopOnOutput,
       debugConsole: debugBackend)
     return (guestMemory, boot, config, engine)

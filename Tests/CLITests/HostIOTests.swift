@@ -27,7 +27,7 @@ struct HostIOTests {
     (["run", "--memory", "-5"], "memory"), (["run", "--memory", "1M\n"], "1M\\n"),
     (["run", "--stats-json", "/tmp"], "directory"), (["run", "--serial", "file:/nonexistent/dir/out"], "nonexistent"),
     (["run", "--debugcon", "tcp:1"], "debugcon"), (["run", "--irqchip", "both"], "irqchip"),
-    (["run", "--timeout", "-1"], "timeout"), (["run", "/"], "directory"),
+    (["run", "--timeout", "-1"], "timeout"), (["run", "/"], "directory"), (["run", "--cpu", "z80"], "--cpu"),
   ])
   func badValuesAreOneLineAndStatus2(_ arguments: [String], _ mentions: String) throws {
     let run = try TrivisorBinary.run(arguments)

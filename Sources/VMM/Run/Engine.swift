@@ -8,11 +8,29 @@ public enum InterruptControllerPlacement: String, Sendable, CaseIterable {
   case kernel
 }
 
+/// The CPU identity a guest is shown through CPUID (`trivisor run --cpu`): the vendor string of
+/// leaf 0 and the family/model/stepping signature of leaf 1.
+public struct GuestCPUIdentity: Sendable, Equatable {
+  /// "GenuineIntel" or "AuthenticAMD".
+  public var vendor: String
+  /// CPUID.1:EAX.
+  public var signature: UInt32
+  public init(vendor: String, signature: UInt32) {
+    self.vendor = vendor
+    self.signature = signature
+  }
+}
+
 /// What the VMM asks of an engine when it builds a machine.
 public struct EngineOptions: Sendable {
   public var interruptController: InterruptControllerPlacement
-  public init(interruptController: InterruptControllerPlacement = .user) {
+  /// The CPU identity to present; nil: the engine's default (the interpreter's Intel flavour; on
+  /// kvm, the host's own identity). The interpreter also follows the vendor's behaviour where
+  /// Intel and AMD differ; kvm runs guest code on the host CPU, so only CPUID changes there.
+  public var cpu: GuestCPUIdentity?
+  public init(interruptController: InterruptControllerPlacement = .user, cpu: GuestCPUIdentity? = nil) {
     self.interruptController = interruptController
+    self.cpu = cpu
   }
 }
 

@@ -1,11 +1,10 @@
 /// The CPUID instruction's answers (SDM vol. 2, "CPUID"): leaves 0, 1, 7, 0DH (minimal) and
 /// 80000000H-80000008H, advertising exactly the `CPUFeatures` given.
 ///
-/// Vendor: "GenuineIntel". The model follows Intel semantics where vendors differ (SYSCALL/SYSRET
-/// only in 64-bit mode, SYSRET's #GP on non-canonical RCX in ring 0, SYSENTER in IA-32e mode,
-/// null-selector loads clearing the base), and guests choose their code paths by vendor, so
-/// claiming Intel keeps the guest's expectations and the model's behaviour consistent. The
-/// hypervisor bit (CPUID.1:ECX[31]) is clear by default; set `.hypervisor` in the features to
+/// Vendor: "GenuineIntel" by default, or "AuthenticAMD" (`CPUVendor`); the model's vendor-specific
+/// instructions follow the vendor this table names (`cpuVendor`), so a guest's expectations and the
+/// model's behaviour stay consistent. Both vendors keep SYSRET's Intel-style #GP on a
+/// non-canonical RCX in ring 0 and null-selector loads clearing the base. The hypervisor bit (CPUID.1:ECX[31]) is clear by default; set `.hypervisor` in the features to
 /// expose leaf 40000000H with the signature "TrivisorVMM\0".
 public struct CPUIDTable: Sendable, Equatable {
   public var features: CPUFeatures
@@ -28,6 +27,15 @@ public struct CPUIDTable: Sendable, Equatable {
     self.linearAddressBits = features.contains(.la57) ? 57 : 48
     self.apicID = apicID
     self.brand = brand
+  }
+
+  /// The vendor whose behaviour the model follows (from `vendor`).
+  public var cpuVendor: CPUVendor { CPUVendor(identification: vendor) }
+
+  /// This table presenting `cpuVendor`: its vendor string and signature.
+  public mutating func present(_ cpuVendor: CPUVendor) {
+    vendor = cpuVendor.identification
+    signature = cpuVendor.signature
   }
 
   /// The register values of CPUID with EAX = `leaf` and ECX = `subleaf`.

@@ -1,6 +1,8 @@
-/// SYSCALL/SYSRET, SYSENTER/SYSEXIT and SWAPGS (SDM vol. 2, one section each). Intel semantics:
-/// SYSCALL and SYSRET are #UD outside 64-bit mode, and SYSRET checks RCX for canonical form before
-/// changing privilege (#GP(0) at CPL 0), so a non-canonical return never faults in ring 3.
+/// SYSCALL/SYSRET, SYSENTER/SYSEXIT and SWAPGS (SDM vol. 2, one section each; AMD APM vol. 3 where
+/// the vendors differ, `CPUVendor`). SYSCALL is #UD outside 64-bit mode on Intel and also works
+/// from compatibility mode on AMD (entering at CSTAR); SYSENTER/SYSEXIT are #UD in IA-32e mode on
+/// AMD. SYSRET is #UD outside 64-bit mode and checks RCX for canonical form before changing
+/// privilege (#GP(0) at CPL 0), so a non-canonical return never faults in ring 3.
 public enum FastSystemCalls {
   /// Flat 64-bit ring-0 code: type 11 (execute/read, accessed), S, P, L, G.
   static let kernelCode64: UInt16 = 0xA09B
@@ -13,15 +15,17 @@ public enum FastSystemCalls {
   static let userStack: UInt16 = 0xC0F3
 
   /// SYSCALL: RCX = return RIP, R11 = RFLAGS, RFLAGS &= ~SFMASK, CS/SS from STAR[47:32], RIP =
-  /// LSTAR, CPL 0.
-  public static func syscall(returnRIP: UInt64, state: CPUState) throws(Fault) {
-    guard OperatingMode(state) == .long64, state.efer & EFER.sce != 0 else { throw .ud }
+  /// LSTAR (CSTAR when an AMD CPU calls from compatibility mode), CPL 0.
+  public static func syscall(returnRIP: UInt64, state: CPUState, vendor: CPUVendor = .intel) throws(Fault) {
+    let mode = OperatingMode(state)
+    let fromCompatibility = mode == .compatibility && vendor == .amd
+    guard mode == .long64 || fromCompatibility, state.efer & EFER.sce != 0 else { throw .ud }
     let star = state[offset: CPUStateLayout.star]
     let selector = UInt16(truncatingIfNeeded: star >> 32)
     state.setGPR(1, returnRIP)
     state.setGPR(11, state.rflags & ~Flags.rf)
     state.rflags = state.rflags & ~(state[offset: CPUStateLayout.sfmask] | Flags.rf) | Flags.reserved1
-    state.rip = state[offset: CPUStateLayout.lstar]
+    state.rip = state[offset: fromCompatibility ? CPUStateLayout.cstar : CPUStateLayout.lstar]
     state.setSegment(.ss, SegmentCache(selector: selector &+ 8, base: 0, limit: 0xFFFF_FFFF, attributes: kernelStack))
     SegmentLoader.commitCodeSegment(
       SegmentCache(selector: selector & 0xFFFC, base: 0, limit: 0xFFFF_FFFF, attributes: kernelCode64), cpl: 0,
@@ -55,7 +59,8 @@ public enum FastSystemCalls {
 
   /// SYSENTER: CS = SYSENTER_CS, SS = CS + 8, RIP = SYSENTER_EIP, RSP = SYSENTER_ESP, CPL 0,
   /// VM/IF/RF cleared. #GP(0) in real mode or when SYSENTER_CS is null.
-  public static func sysenter(state: CPUState) throws(Fault) {
+  public static func sysenter(state: CPUState, vendor: CPUVendor = .intel) throws(Fault) {
+    if vendor == .amd && state.efer & EFER.lma != 0 { throw .ud }
     guard state.cr0 & CR0.pe != 0 else { throw .gp(0) }
     let csMSR = UInt16(truncatingIfNeeded: state[offset: CPUStateLayout.sysenterCS])
     guard csMSR & 0xFFFC != 0 else { throw .gp(0) }
@@ -75,7 +80,8 @@ public enum FastSystemCalls {
 
   /// SYSEXIT with operand size `operandSize` (8: to 64-bit mode, CS = SYSENTER_CS + 32; 4: CS =
   /// SYSENTER_CS + 16), RIP = RDX, RSP = RCX, CPL 3.
-  public static func sysexit(operandSize: Int, state: CPUState) throws(Fault) {
+  public static func sysexit(operandSize: Int, state: CPUState, vendor: CPUVendor = .intel) throws(Fault) {
+    if vendor == .amd && state.efer & EFER.lma != 0 { throw .ud }
     let csMSR = UInt16(truncatingIfNeeded: state[offset: CPUStateLayout.sysenterCS])
     guard state.cr0 & CR0.pe != 0, state.rflags & Flags.vm == 0, csMSR & 0xFFFC != 0, state.cpl == 0 else {
       throw .gp(0)

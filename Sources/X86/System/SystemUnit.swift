@@ -152,14 +152,14 @@ public final class SystemUnit {
   // MARK: Fast system calls and I/O
 
   public func syscall(returnRIP: UInt64) throws(Fault) {
-    try FastSystemCalls.syscall(returnRIP: returnRIP, state: state)
+    try FastSystemCalls.syscall(returnRIP: returnRIP, state: state, vendor: cpuid.cpuVendor)
   }
   public func sysret(operandSize: Int) throws(Fault) {
     try FastSystemCalls.sysret(operandSize: operandSize, state: state)
   }
-  public func sysenter() throws(Fault) { try FastSystemCalls.sysenter(state: state) }
+  public func sysenter() throws(Fault) { try FastSystemCalls.sysenter(state: state, vendor: cpuid.cpuVendor) }
   public func sysexit(operandSize: Int) throws(Fault) {
-    try FastSystemCalls.sysexit(operandSize: operandSize, state: state)
+    try FastSystemCalls.sysexit(operandSize: operandSize, state: state, vendor: cpuid.cpuVendor)
   }
   public func swapgs() throws(Fault) { try FastSystemCalls.swapgs(state: state) }
   public func checkIO(port: UInt16, size: Int) throws(Fault) {
