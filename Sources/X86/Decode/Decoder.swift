@@ -256,7 +256,10 @@ public enum Decoder {
     if entry.group >= 0 {
       let parent = entry
       let name = ParsedTables.groupNames[entry.group]
-      if let special = specialGroup(name, modrm: modrm, prefixes: prefixes, mode: mode, model: model) {
+      if name == "grp11" && modrm == 0xF8 && model == .host64 {
+        // C6 F8 ib / C7 F8 rel: TSX XABORT / XBEGIN (decoded; #UD, TSX is not advertised).
+        entry = opcode == 0xC6 ? OpcodeEntry("xabort Ib") : OpcodeEntry("xbegin Jz")
+      } else if let special = specialGroup(name, modrm: modrm, prefixes: prefixes, mode: mode, model: model) {
         guard let s = special else { return .undefined }
         entry = s
       } else {
@@ -483,6 +486,7 @@ public enum Decoder {
     ins.addressSize = UInt8(asize)
     ins.operandCount = UInt8(ops.count)
     ins.operands = ops.items
+    if operation == .sse && map == 1 { SSEOperandShapes.apply(to: &ins) }
     ins.length = UInt8(r.position)
     ins.hasMemoryOperand =
       hasMem || ops.items.0.kind == .memory || ops.items.1.kind == .memory || ops.items.2.kind == .memory
@@ -511,6 +515,10 @@ public enum Decoder {
       case 0xCB: return OpcodeEntry("stac")
       case 0xD0: return OpcodeEntry("xgetbv")
       case 0xD1: return OpcodeEntry("xsetbv")
+      case 0xD5: return OpcodeEntry("xend")
+      case 0xD6: return OpcodeEntry("xtest")
+      case 0xEE: return OpcodeEntry("rdpkru")
+      case 0xEF: return OpcodeEntry("wrpkru")
       case 0xF8: return mode == .bits64 ? OpcodeEntry("swapgs") : .some(nil)
       case 0xF9: return OpcodeEntry("rdtscp")
       default:

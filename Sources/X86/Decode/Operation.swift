@@ -30,7 +30,8 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   case syscall, sysret, sysenter, sysexit, swapgs, rsm, monitor, mwait, xgetbv, xsetbv, clac, stac
   case rdrand, rdseed, rdfsbase, rdgsbase, wrfsbase, wrgsbase, rdpid
   case nop, pause, ud0, ud1, ud2, wait, lfence, mfence, sfence, clflush, prefetch, endbr64, endbr32
-  case xbegin, xabort
+  /// TSX and protection keys: decoded for length and disassembly; #UD (not advertised).
+  case xbegin, xabort, xend, xtest, rdpkru, wrpkru
   // BMI1/BMI2 (VEX-encoded)
   case andn, bextr, blsi, blsmsk, blsr, bzhi, mulx, pdep, pext, rorx, sarx, shlx, shrx
   /// SSE/MMX/3DNow: decoded for length and disassembly; executes as #UD for now.
