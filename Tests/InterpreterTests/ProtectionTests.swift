@@ -101,7 +101,7 @@ import VMM
     """
 
   /// Runs `code` (starting in ring 0) with 0x401000 mapped present, writable and supervisor-only,
-  /// and the reporting #PF handler; returns the values it reported (nil: cannot assemble here).
+  /// and the reporting #PF handler; returns the values it reported.
   func runAgainstASupervisorPage(_ code: String) throws -> [UInt32] {
     let m = try GuestMachine(code: code + "\n" + Self.reportingPageFaultHandler, userAccessible: true)
     try m.useSmallPages()
@@ -206,13 +206,7 @@ import VMM
       code: """
           mov eax, 0x400ffd
           jmp rax
-        .org 0x100
-          pop rax
-          out 0x10, eax
-          mov rax, cr2
-          out 0x11, eax
-          hlt
-        """)
+        """ + "\n" + ProtectionTests.reportingPageFaultHandler)
     try m.useSmallPages()
     try m.mapSmallPage(0x40_0000, flags: 0x3)
     try m.setGate(14, GuestMachine.codeBase + 0x100)

@@ -71,7 +71,25 @@ public enum Disassembler {
     return sizeKeyword(size) + seg + "[" + text + "]"
   }
 
-  static func immediateText(_ value: UInt64, size: Int) -> String {
+  /// Whether an immediate prints signed, as llvm-objdump spells it: sign-extended encodings (an
+  /// imm8 widened to the operand size, an imm32 widened to 64 bits) and byte-sized data operands
+  /// print signed (`add eax, -0x1`, `mov al, -0x1`); an immediate as wide as its 16- or 32-bit
+  /// operand prints unsigned (`mov eax, 0xffffffff`), as do shift and rotate counts, bit indexes,
+  /// ports, interrupt vectors and vector-instruction selectors (`pshufd xmm0, xmm1, 0xe1`).
+  static func immediateIsSigned(_ ins: DecodedInstruction, _ o: Operand) -> Bool {
+    if o.size == 8 { return true }
+    if ins.map == 0 && (ins.opcode == 0x83 || ins.opcode == 0x6B || ins.opcode == 0x6A) { return true }
+    switch ins.operation {
+    case .xabort: return true
+    case .sse, .in, .out, .int, .shl, .shr, .sal, .sar, .rol, .ror, .rcl, .rcr, .shld, .shrd, .bt, .bts, .btr, .btc,
+      .rorx:
+      return false
+    default: return o.size == 1
+    }
+  }
+
+  static func immediateText(_ value: UInt64, size: Int, signed: Bool = true) -> String {
+    if !signed && size < 8 { return hex(value & ((UInt64(1) << UInt64(size * 8)) - 1)) }
     switch size {
     case 1: return signedHex(Int64(Int8(truncatingIfNeeded: value)))
     case 2: return signedHex(Int64(Int16(truncatingIfNeeded: value)))
@@ -88,7 +106,7 @@ public enum Disassembler {
     case .memory: return memoryText(ins, size: memorySize ?? Int(o.size))
     case .immediate:
       let v = o.reg == 1 ? ins.immediate2 : ins.immediate
-      return immediateText(v, size: Int(o.size))
+      return immediateText(v, size: Int(o.size), signed: immediateIsSigned(ins, o))
     case .relative:
       var target = address &+ UInt64(ins.length) &+ ins.immediate
       if o.size == 2 { target &= 0xFFFF } else if o.size == 4 { target &= 0xFFFF_FFFF }
@@ -153,7 +171,7 @@ public enum Disassembler {
     case .retf, .ret:
       name = String(describing: ins.operation)
       if ins.operation == .retf && ins.prefixes.contains(.rexW) { name = "retfq" }
-      if ins.operandCount > 0 { operands = [hex(ins.immediate)] }
+      if ins.operandCount > 0 { operands = [immediateText(ins.immediate, size: 2)] }
     case .xlat: name = "xlatb"
     case .vmcall: name = ins.modrm == 0xD9 ? "vmmcall" : "vmcall"
     case .int1, .int3, .salc: name = String(describing: ins.operation)
@@ -162,7 +180,7 @@ public enum Disassembler {
       operands = ins.immediate == 10 ? [] : [hex(ins.immediate)]
     case .enter:
       name = "enter"
-      operands = [hex(ins.immediate), hex(ins.immediate2)]
+      operands = [immediateText(ins.immediate, size: 2), immediateText(ins.immediate2, size: 1)]
     case .int:
       name = "int"
       operands = [hex(ins.immediate)]
@@ -207,7 +225,7 @@ public enum Disassembler {
     case .sse: return sseText(ins, address: address)
     case .xabort:
       name = "xabort"
-      operands = [hex(ins.immediate)]
+      operands = [immediateText(ins.immediate, size: 1)]
     case .wait: name = "wait"
     case .shl, .shr, .sal, .sar, .rol, .ror, .rcl, .rcr:
       name = String(describing: ins.operation)
@@ -244,8 +262,15 @@ public enum Disassembler {
     if ins.prefixes.contains(.addressSize) && !ins.hasMemoryOperand && !addressUsers.contains(ins.operation) {
       prefix = (mode == .bits32 ? "addr16\t" : "addr32\t") + prefix
     }
-    let texts =
+    var texts =
       operands ?? (0..<Int(ins.operandCount)).map { operandText(ins, ins.operand($0), address: address) }
+    // XCHG between two registers is symmetric; llvm-objdump names the accumulator first for
+    // 90+r and the ModRM.reg register first for 86/87, and the comparison follows it.
+    if ins.operation == .xchg && ins.map == 0 && texts.count == 2
+      && ((0x91...0x97).contains(ins.opcode) || ((ins.opcode == 0x86 || ins.opcode == 0x87) && ins.modrmIsRegister))
+    {
+      texts.swapAt(0, 1)
+    }
     return prefix + (texts.isEmpty ? name : name + "\t" + texts.joined(separator: ", "))
   }
 
