@@ -111,8 +111,24 @@ public struct DecodedInstruction: Sendable {
   /// True if one of the operands is in memory (set by the decoder).
   public var hasMemoryOperand: Bool = false
 
+  /// The VEX prefix of a `.avx` instruction.
+  public var vex = VEXFields()
+
   /// True if ModRM selects a register (mod == 3).
   @inlinable public var modrmIsRegister: Bool { modrm >= 0xC0 }
+}
+
+/// The fields of a VEX prefix that are not ModRM extensions: the extra source register, the vector
+/// length, VEX.W and the implied mandatory prefix.
+public struct VEXFields: Sendable, Equatable {
+  /// VEX.vvvv, un-inverted: the extra register operand (0-15).
+  public var vvvv: UInt8 = 0
+  /// VEX.L: 256-bit (YMM) when set.
+  public var l = false
+  public var w = false
+  /// VEX.pp: 0 none, 1 66, 2 F3, 3 F2.
+  public var pp: UInt8 = 0
+  public init() {}
 }
 
 /// The result of decoding one instruction.

@@ -659,7 +659,17 @@ public enum Decoder {
     let pp = b2 & 3
     let opcode = r.next()
     if r.truncated { return .truncated }
-    guard map == 2 || map == 3 else { return .undefined }
+    let bmi = (map == 2 && [0xF2, 0xF3, 0xF5, 0xF6, 0xF7].contains(opcode)) || (map == 3 && opcode == 0xF0)
+    if !bmi {
+      var fields = VEXFields()
+      fields.vvvv = mode == .bits64 ? vvvv : vvvv & 7
+      fields.l = l
+      fields.w = w
+      fields.pp = pp
+      let rex: UInt8 = mode == .bits64 ? (rexR ? 4 : 0) | (rexX ? 2 : 0) | (rexB ? 1 : 0) | (w ? 8 : 0) : 0
+      return decodeAVX(
+        &ins, &r, map: map, opcode: opcode, fields: fields, rex: rex, prefixes: prefixes, segment: segment, mode: mode)
+    }
     let modrm = r.next()
     if r.truncated { return .truncated }
     let reg = (modrm >> 3) & 7

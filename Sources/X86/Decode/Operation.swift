@@ -36,6 +36,9 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   case andn, bextr, blsi, blsmsk, blsr, bzhi, mulx, pdep, pext, rorx, sarx, shlx, shrx
   /// SSE/MMX/3DNow: decoded for length and disassembly; executes as #UD for now.
   case sse
+  /// VEX-encoded AVX/AVX2 and mask-register instructions (`VEXForms`): decoded for length and
+  /// disassembly; #UD (AVX is not advertised).
+  case avx
   /// MMX EMMS (no ModRM); #UD for now like the rest of MMX.
   case emms
   /// x87: decoded for length and disassembly; executes as #UD (or #NM) for now.

@@ -40,6 +40,7 @@ public enum Disassembler {
     case 8: return "qword ptr "
     case 10: return "tbyte ptr "
     case 16: return "xmmword ptr "
+    case 32: return "ymmword ptr "
     default: return ""
     }
   }
@@ -223,6 +224,7 @@ public enum Disassembler {
       guard let text = x87Text(ins) else { return nil }
       return (ins.prefixes.contains(.rep) ? "rep\t" : ins.prefixes.contains(.repne) ? "repne\t" : "") + text
     case .sse: return sseText(ins, address: address)
+    case .avx: return VEXFormatter.text(ins, address: address)
     case .xabort:
       name = "xabort"
       operands = [immediateText(ins.immediate, size: 1)]
