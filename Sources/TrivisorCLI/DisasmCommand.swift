@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Oracles
+import VMM
 import X86
 
 /// `trivisor disasm`: Intel-syntax disassembly of a file or of hex bytes.
@@ -21,7 +23,18 @@ struct DisasmCommand: ParsableCommand {
   @Option(name: .long, help: "Address of the first byte (decimal or 0x hex).")
   var address: String = "0"
 
+  @Option(
+    name: .customLong("compare-objdump"),
+    help:
+      "Instead: compare every instruction of this ELF file's .text with llvm-objdump (length and text); exits 1 on any mismatch."
+  )
+  var compareObjdump: String?
+
   func run() throws {
+    if let path = compareObjdump {
+      try compare(path)
+      return
+    }
     let codeMode: CodeMode
     switch mode {
     case 16: codeMode = .bits16
@@ -35,16 +48,41 @@ struct DisasmCommand: ParsableCommand {
     let bytes: [UInt8]
     switch (file, hex) {
     case (let path?, nil):
-      guard let data = FileManager.default.contents(atPath: path) else {
-        throw ValidationError("cannot read file '\(path)'")
+      do throws(HostFileError) {
+        bytes = try HostFile.readRegular(path, what: "file")
+      } catch {
+        throw ValidationError(error.description)
       }
-      bytes = [UInt8](data)
     case (nil, let text?):
       bytes = try DisasmCommand.parseHex(text)
     default:
       throw ValidationError("give either a FILE or --hex BYTES")
     }
     for line in DisasmCommand.listing(bytes, mode: codeMode, address: start) { print(line) }
+  }
+
+  /// `--compare-objdump FILE`: the whole `.text` section against llvm-objdump.
+  func compare(_ path: String) throws {
+    do throws(HostFileError) {
+      _ = try HostFile.readRegular(path, what: "ELF file")
+    } catch {
+      throw ValidationError(error.description)
+    }
+    guard let runner = ObjdumpRunner.locate() else {
+      throw ValidationError("llvm-objdump and clang not found (looked in /opt/swift/usr/bin and PATH)")
+    }
+    let report: ObjdumpReport
+    do throws(ObjdumpError) {
+      report = try ObjdumpComparison.compareBinary(runner: runner, path: path, limit: Int.max)
+    } catch {
+      throw ValidationError(error.description)
+    }
+    print(report.summary(label: path))
+    var byKind: [ObjdumpDisagreement: Int] = [:]
+    for m in report.mismatches { byKind[m.kind, default: 0] += 1 }
+    for (kind, count) in byKind.sorted(by: { $0.value > $1.value }) { print("  \(kind.rawValue): \(count)") }
+    for m in report.mismatches.prefix(20) { print("  \(m)") }
+    if report.mismatchCount > 0 { throw ExitCode(1) }
   }
 
   /// One line per instruction: address, bytes, text; `(bad)` for an undefined byte.

@@ -17,12 +17,21 @@ import X86
   }
 }
 
-@Test(.requires(.llvmObjdump)) func decoderAgreesWithObjdumpOnCompiledCode() throws {
+/// Real binaries' `.text`: the toolchain's swift-demangle, /bin/ls and libc (AVX2 and AVX-512
+/// string routines), 20,000 instructions spread over each, length and whole text. The full
+/// sections run with `trivisor disasm --compare-objdump FILE` (docs/fidelity/objdump.md).
+@Test(
+  .requires(.llvmObjdump),
+  arguments: [
+    "/opt/swift/usr/bin/swift-demangle", "/bin/ls", "/usr/lib/x86_64-linux-gnu/libc.so.6",
+  ])
+func decoderAgreesWithObjdumpOnCompiledCode(_ binary: String) throws {
+  try #require(FileManager.default.fileExists(atPath: binary), "\(binary) is not on this machine")
   let runner = try #require(ObjdumpRunner.locate())
-  let binary = "/opt/swift/usr/bin/swift-demangle"
   let report = try ObjdumpComparison.compareBinary(runner: runner, path: binary, limit: 20000)
   print(report.summary(label: "objdump \(binary)"))
   for m in report.mismatches.prefix(15) { print("  \(m)") }
+  #expect(report.compared > 1000)
   #expect(report.mismatchCount == 0)
 }
 

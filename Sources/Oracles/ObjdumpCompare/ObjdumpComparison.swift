@@ -4,6 +4,7 @@ import X86
 public enum ObjdumpDisagreement: String, Sendable, CaseIterable {
   case length = "length differs"
   case mnemonic = "mnemonic differs"
+  case text = "operands differ"
   case onlyObjdumpDecodes = "only llvm-objdump decodes it"
   case onlyModelDecodes = "only the model decodes it"
 }
@@ -89,11 +90,14 @@ public enum ObjdumpComparison {
   }
 
   /// Compares one instruction. `theirs` is what llvm-objdump printed for `bytes`.
+  /// With `compareText`, the whole text must agree (operands too, llvm's comments and symbol
+  /// annotations aside), disassembled at `theirs.address`.
   public static func compare(
-    bytes: [UInt8], objdump theirs: ObjdumpLine?, mode: CodeMode, into report: inout ObjdumpReport
+    bytes: [UInt8], objdump theirs: ObjdumpLine?, mode: CodeMode, compareText: Bool = false,
+    into report: inout ObjdumpReport
   ) {
     report.compared += 1
-    let ours = Disassembler.disassemble(bytes, mode: mode)
+    let ours = Disassembler.disassemble(bytes, mode: mode, address: compareText ? theirs?.address ?? 0 : 0)
     let theirText = theirs.map { $0.text.replacingTabs() } ?? "<nothing>"
     let theirValid = theirs.map { !objdumpInvalid($0.text) } ?? false
     var kind: ObjdumpDisagreement?
@@ -109,6 +113,8 @@ public enum ObjdumpComparison {
         kind = .length
       } else if mnemonic(o.text) != mnemonic(theirText) {
         kind = .mnemonic
+      } else if compareText && o.text.replacingTabs() != withoutAnnotations(theirText) {
+        kind = .text
       }
     }
     guard let kind else {
@@ -127,6 +133,16 @@ public enum ObjdumpComparison {
       ObjdumpMismatch(
         kind: kind, bytes: shown, ours: ours.map { "\($0.text) (\($0.length) bytes)" } ?? "invalid",
         theirs: theirValid ? "\(theirText) (\(theirs?.bytes.count ?? 0) bytes)" : theirText))
+  }
+
+  /// llvm-objdump's text without its comments ("# xmm0 = ...") and symbol annotations ("<f+0x10>").
+  static func withoutAnnotations(_ text: String) -> String {
+    var t = text
+    if let hash = t.range(of: " #") { t = String(t[..<hash.lowerBound]) }
+    while let open = t.range(of: " <"), let close = t.range(of: ">", range: open.upperBound..<t.endIndex) {
+      t.removeSubrange(open.lowerBound..<close.upperBound)
+    }
+    return t.replacingTabs()
   }
 
   /// Random byte sequences biased toward prefixes, escapes and ModRM forms.
@@ -160,19 +176,20 @@ public enum ObjdumpComparison {
     return report
   }
 
-  /// Compares every instruction llvm-objdump finds in a compiled binary (up to `limit`).
+  /// Compares the instructions of an ELF file's `.text` section (up to `limit`, spread over it),
+  /// length and whole text.
   public static func compareBinary(runner: ObjdumpRunner, path: String, limit: Int, mode: CodeMode = .bits64)
     throws(ObjdumpError) -> ObjdumpReport
   {
     var report = ObjdumpReport()
-    var lines = try runner.disassembleBinary(path)
+    var lines = try runner.disassembleTextSection(path).lines
     if lines.count > limit {
       // Spread the sample over the whole binary.
       let step = lines.count / limit
       lines = stride(from: 0, to: lines.count, by: step).prefix(limit).map { lines[$0] }
     }
     for line in lines {
-      compare(bytes: line.bytes, objdump: line, mode: mode, into: &report)
+      compare(bytes: line.bytes, objdump: line, mode: mode, compareText: true, into: &report)
     }
     return report
   }

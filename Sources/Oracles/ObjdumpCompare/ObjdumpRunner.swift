@@ -11,6 +11,8 @@ public struct ObjdumpLine: Sendable {
   public var bytes: [UInt8]
   /// The text after the bytes ("add\teax, ecx", "<unknown>").
   public var text: String
+  /// The address llvm-objdump printed it at.
+  public var address: UInt64 = 0
 }
 
 /// Runs the toolchain's clang and llvm-objdump.
@@ -104,8 +106,75 @@ public struct ObjdumpRunner: Sendable {
 
   /// Disassembles a binary's code sections; returns every instruction line.
   public func disassembleBinary(_ path: String) throws(ObjdumpError) -> [ObjdumpLine] {
-    let output = try Self.run(objdump, ["-d", "--x86-asm-syntax=intel", path])
-    return output.split(separator: "\n", omittingEmptySubsequences: true).compactMap { Self.parseInstructionLine($0) }
+    Self.parseListing(try Self.run(objdump, ["-d", "--x86-asm-syntax=intel", path]))
+  }
+
+  /// Disassembles an ELF file's `.text` section as raw code at address 0: the section is copied
+  /// out and wrapped in an object of its own, because llvm-objdump prints shared libraries such as
+  /// libc only as "..." between their symbols.
+  public func disassembleTextSection(_ path: String) throws(ObjdumpError) -> (code: [UInt8], lines: [ObjdumpLine]) {
+    let objcopy = URL(fileURLWithPath: objdump).deletingLastPathComponent().appendingPathComponent("llvm-objcopy").path
+    guard FileManager.default.isExecutableFile(atPath: objcopy) else {
+      throw ObjdumpError(description: "llvm-objcopy not found next to \(objdump)")
+    }
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("trivisor-objdump-\(getpid())")
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let raw = directory.appendingPathComponent("text.bin").path
+    let wrapped = directory.appendingPathComponent("text.o").path
+    _ = try Self.run(objcopy, ["-O", "binary", "--only-section=.text", path, raw])
+    _ = try Self.run(
+      objcopy, ["-I", "binary", "-O", "elf64-x86-64", "--rename-section=.data=.text,code", raw, wrapped])
+    guard let data = FileManager.default.contents(atPath: raw), !data.isEmpty else {
+      throw ObjdumpError(description: "\(path) has no .text section")
+    }
+    return ([UInt8](data), try disassembleBinary(wrapped))
+  }
+
+  /// The instruction lines of an llvm-objdump listing. Bytes of a long instruction that wrap onto
+  /// a line of their own are joined to it, and a prefix printed as an instruction of its own
+  /// ("lock", then the instruction at the next address) is joined to what follows, as one
+  /// instruction is.
+  static func parseListing(_ output: String) -> [ObjdumpLine] {
+    var lines: [ObjdumpLine] = []
+    var pendingPrefix: ObjdumpLine?
+    for raw in output.split(separator: "\n", omittingEmptySubsequences: true) {
+      if let continuation = parseContinuationLine(raw), var last = lines.popLast() {
+        last.bytes += continuation
+        lines.append(last)
+        continue
+      }
+      guard var line = parseInstructionLine(raw) else { continue }
+      if let prefix = pendingPrefix {
+        pendingPrefix = nil
+        if prefix.address &+ 1 == line.address {
+          line = ObjdumpLine(
+            bytes: prefix.bytes + line.bytes, text: prefix.text + " " + line.text, address: prefix.address)
+        } else {
+          lines.append(prefix)
+        }
+      }
+      if ["lock", "rep", "repne"].contains(line.text) && line.bytes.count == 1 {
+        pendingPrefix = line
+        continue
+      }
+      lines.append(line)
+    }
+    if let pendingPrefix { lines.append(pendingPrefix) }
+    return lines
+  }
+
+  /// The bytes of a line that holds only bytes (the rest of the instruction above).
+  static func parseContinuationLine(_ line: Substring) -> [UInt8]? {
+    guard let colon = line.firstIndex(of: ":"), !line.contains("\t") else { return nil }
+    let address = line[..<colon].trimmingCharacters(in: .whitespaces)
+    guard !address.isEmpty, address.allSatisfy(\.isHexDigit) else { return nil }
+    var bytes: [UInt8] = []
+    for word in line[line.index(after: colon)...].split(separator: " ") {
+      guard word.count == 2, let b = UInt8(word, radix: 16) else { return nil }
+      bytes.append(b)
+    }
+    return bytes.isEmpty ? nil : bytes
   }
 
   /// Parses "   a: 01 c8        \tadd\teax, ecx".
@@ -120,6 +189,8 @@ public struct ObjdumpRunner: Sendable {
       bytes.append(b)
     }
     if bytes.isEmpty { return nil }
-    return ObjdumpLine(bytes: bytes, text: String(line[line.index(after: tab)...]).trimmingCharacters(in: .whitespaces))
+    return ObjdumpLine(
+      bytes: bytes, text: String(line[line.index(after: tab)...]).trimmingCharacters(in: .whitespaces),
+      address: UInt64(address, radix: 16) ?? 0)
   }
 }

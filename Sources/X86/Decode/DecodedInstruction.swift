@@ -128,6 +128,11 @@ public struct VEXFields: Sendable, Equatable {
   public var w = false
   /// VEX.pp: 0 none, 1 66, 2 F3, 3 F2.
   public var pp: UInt8 = 0
+  /// EVEX only: the vector length in bytes (16, 32 or 64), the opmask register (EVEX.aaa, 0: none)
+  /// and zeroing-masking (EVEX.z).
+  public var vectorBytes: UInt8 = 16
+  public var mask: UInt8 = 0
+  public var zeroing = false
   public init() {}
 }
 

@@ -228,8 +228,8 @@ public enum Decoder {
         }
       case 0xD6 where model == .i8086 || model == .i80286:
         entry.flags.remove(.undocumented)
-      case 0x62 where mode != .bits64:
-        if model == .host64, let next = r.peek(), next >= 0xC0 { return .undefined }  // EVEX
+      case 0x62 where model == .host64 && (mode == .bits64 || (r.peek() ?? 0) >= 0xC0):
+        return decodeEVEX(&ins, &r, prefixes: prefixes, segment: segOverride, mode: mode)
       case 0x8F where mode != .bits16 || model == .host64:
         if let next = r.peek(), (next >> 3) & 7 != 0 { return .undefined }  // XOP
       default: break

@@ -39,6 +39,8 @@ public enum Operation: UInt16, Sendable, CaseIterable {
   /// VEX-encoded AVX/AVX2 and mask-register instructions (`VEXForms`): decoded for length and
   /// disassembly; #UD (AVX is not advertised).
   case avx
+  /// EVEX-encoded AVX-512 instructions (`EVEXForms`): decoded for length and disassembly; #UD.
+  case avx512
   /// MMX EMMS (no ModRM); #UD for now like the rest of MMX.
   case emms
   /// x87: decoded for length and disassembly; executes as #UD (or #NM) for now.

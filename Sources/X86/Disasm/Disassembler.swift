@@ -41,6 +41,7 @@ public enum Disassembler {
     case 10: return "tbyte ptr "
     case 16: return "xmmword ptr "
     case 32: return "ymmword ptr "
+    case 64: return "zmmword ptr "
     default: return ""
     }
   }
@@ -225,6 +226,7 @@ public enum Disassembler {
       return (ins.prefixes.contains(.rep) ? "rep\t" : ins.prefixes.contains(.repne) ? "repne\t" : "") + text
     case .sse: return sseText(ins, address: address)
     case .avx: return VEXFormatter.text(ins, address: address)
+    case .avx512: return EVEXFormatter.text(ins, address: address)
     case .xabort:
       name = "xabort"
       operands = [immediateText(ins.immediate, size: 1)]
