@@ -1,8 +1,9 @@
 /// Segment register loads and the code mode derived from CS.
 extension CPU {
-  /// The single segment-load point: real and virtual-8086 mode set base = selector * 16. In protected
-  /// mode the `host64` model applies the system layer's full load checks; the older models read the
-  /// descriptor from the GDT or LDT with the null, limit and present checks only.
+  /// The single segment-load point: real and virtual-8086 mode set base = selector * 16; in protected
+  /// mode data and stack segments go through the system layer's full load checks (every model), and
+  /// CS is loaded by the system layer's far transfers. The flat-user oracle mode reads descriptors
+  /// with the null, limit and present checks only.
   func loadSegment(_ s: Int, selector: UInt16) throws(Fault) {
     guard let seg = SegmentRegister(rawValue: s) else { throw Fault.invalidOpcode }
     if isRealMode || state.rflags & Flags.vm != 0 {
@@ -12,10 +13,12 @@ extension CPU {
       state.setSegment(seg, c)
       return
     }
-    if seg != .cs && model == .host64 && !flatUser {
+    if seg != .cs && !flatUser {
       try system.loadSegment(seg, selector)
       return
     }
+    // What remains: CS in real mode's far transfers and the flat-user oracle mode, which has no
+    // descriptor tables of its own (selectors index the host's GDT layout).
     if selector & 0xFFFC == 0 {
       if seg == .cs || (seg == .ss && (state.codeMode != .bits64 || state.cpl == 3)) {
         throw Fault.generalProtection(0)

@@ -1,11 +1,10 @@
-/// System instructions: the core's dispatch hands them here, and outside real mode (and for the
-/// `.host64` model) they go to the system layer (`SystemUnit`). The 8086/286/386 real-mode paths
-/// keep the core's original behaviour, which the SingleStep oracles check.
+/// System instructions: the core's dispatch hands them here and the system layer (`SystemUnit`)
+/// carries them out, for every CPU model. What a model lacks is #UD here (`CPUModel`: no control
+/// or debug registers before the 80386, no CR4, CR8 or MSRs on it); what a model does differently
+/// is a property of the model consulted by the one implementation (the 80286's SGDT/SMSW fill
+/// bits). The flat-user oracle mode (`configureFlatUser64`) runs at CPL 3 without descriptor
+/// tables, so every privileged instruction faults there before reaching the system layer.
 extension CPU {
-  /// True when this model's system instructions are handled by the system layer (a modern CPU),
-  /// rather than the legacy real-mode-only paths of the 8086/286/386 models.
-  @inline(__always) var modernSystem: Bool { model == .host64 && !flatUser }
-
   /// Executes a system instruction. Returns true when it set RIP itself (a control transfer).
   func executeSystem(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> Bool {
     let size = Int(ins.operandSize)
@@ -40,26 +39,18 @@ extension CPU {
     case .rdtsc, .rdtscp:
       try executeRDTSC(withAux: ins.operation == .rdtscp)
     case .smsw:
-      if modernSystem { try UMIP.check(state: state) }
+      try UMIP.check(state: state)
       let v = state.cr0 & (o0.kind == .memory ? 0xFFFF : ALU.mask(size))
       try writeOperand(ins, o0, ea, model == .i80286 ? v | 0xFFF0 : v)
     case .lmsw:
       try requireCPL0()
       let v = try readOperand(ins, o0, ea)
-      if modernSystem {
-        try system.lmsw(UInt16(truncatingIfNeeded: v))
-      } else {
-        state.cr0 = (state.cr0 & ~0xE) | (v & 0xF) | (state.cr0 & 1)
-      }
+      try system.lmsw(UInt16(truncatingIfNeeded: v))
     case .clts:
       try requireCPL0()
       state.cr0 &= ~8
     case .sgdt, .sidt:
-      if modernSystem {
-        _ = try DescriptorTableInstructions.store(ins.operation == .sgdt ? .gdt : .idt, state: state)
-      } else if !isRealMode && state.cpl > 0 && state.cr4 & (1 << 11) != 0 {
-        throw Fault.generalProtection()
-      }
+      _ = try DescriptorTableInstructions.store(ins.operation == .sgdt ? .gdt : .idt, state: state)
       let t = ins.operation == .sgdt ? state.gdtr : state.idtr
       let baseSize = state.codeMode == .bits64 ? 8 : 4
       var base = t.base
@@ -71,37 +62,27 @@ extension CPU {
       try requireCPL0()
       let limit = UInt16(truncatingIfNeeded: try read(seg: Int(ins.segment), offset: ea, size: 2))
       let baseSize = state.codeMode == .bits64 ? 8 : 4
-      var base = try read(seg: Int(ins.segment), offset: (ea &+ 2) & ALU.mask(Int(ins.addressSize)), size: baseSize)
+      let base = try read(seg: Int(ins.segment), offset: (ea &+ 2) & ALU.mask(Int(ins.addressSize)), size: baseSize)
       let table: DescriptorTableInstructions.Table = ins.operation == .lgdt ? .gdt : .idt
-      if modernSystem {
-        try system.loadDescriptorTable(table, limit: limit, base: base, operandSize: size)
-      } else {
-        if state.codeMode != .bits64 && size == 2 { base &= 0xFF_FFFF }
-        if table == .gdt { state.gdtr = (base, limit) } else { state.idtr = (base, limit) }
-      }
+      try system.loadDescriptorTable(table, limit: limit, base: base, operandSize: size)
     case .movCR:
+      try requireControlRegisters()
       try requireCPL0()
       setReg(Int(o0.reg), Int(o0.size), try readControlRegister(Int(o1.reg)))
     case .movToCR:
+      try requireControlRegisters()
       try requireCPL0()
       try writeControlRegister(Int(o0.reg), reg(Int(o1.reg), Int(o1.size)))
     case .movDR:
+      try requireControlRegisters()
       try requireCPL0()
       try checkGeneralDetect()
-      let v =
-        modernSystem
-        ? try ControlRegisters.readDebug(Int(o1.reg), state: state)
-        : state[offset: CPUStateLayout.debugRegisters + Int(o1.reg) * 8]
-      setReg(Int(o0.reg), Int(o0.size), v)
+      setReg(Int(o0.reg), Int(o0.size), try ControlRegisters.readDebug(Int(o1.reg), state: state))
     case .movToDR:
+      try requireControlRegisters()
       try requireCPL0()
       try checkGeneralDetect()
-      let v = reg(Int(o1.reg), Int(o1.size))
-      if modernSystem {
-        try ControlRegisters.writeDebug(Int(o0.reg), value: v, state: state)
-      } else {
-        state[offset: CPUStateLayout.debugRegisters + Int(o0.reg) * 8] = v
-      }
+      try ControlRegisters.writeDebug(Int(o0.reg), value: reg(Int(o1.reg), Int(o1.size)), state: state)
       refreshBreakpoints()
     case .invd, .wbinvd:
       try requireCPL0()
@@ -112,12 +93,13 @@ extension CPU {
         state.codeMode == .bits64
         ? (seg >= 4 ? state.segmentBase(seg) : 0) &+ ea : (state.segmentBase(seg) &+ ea) & 0xFFFF_FFFF
       if traps.contains(.invlpg) { try replayedWrite(.invlpg(address: linear)) }
-      if modernSystem { try system.invlpg(linear) } else { invalidateTLB() }
+      try system.invlpg(linear)
     case .rdmsr:
       try requireCPL0()
       let index = UInt32(truncatingIfNeeded: state.gpr(1))
       let v: UInt64
-      if trappedMSRReads.contains(index) || !modernSystem {
+      if model != .host64 { throw Fault.invalidOpcode }  // MSRs came with the Pentium
+      if trappedMSRReads.contains(index) {
         v = try replayedRead(.msrRead(index: index))
       } else {
         v = try system.rdmsr(index)
@@ -128,7 +110,8 @@ extension CPU {
       try requireCPL0()
       let index = UInt32(truncatingIfNeeded: state.gpr(1))
       let v = (state.gpr(2) << 32) | (state.gpr(0) & 0xFFFF_FFFF)
-      if trappedMSRWrites.contains(index) || !modernSystem {
+      if model != .host64 { throw Fault.invalidOpcode }
+      if trappedMSRWrites.contains(index) {
         try replayedWrite(.msrWrite(index: index, value: v))
       } else {
         try system.wrmsr(index, v)
@@ -216,13 +199,11 @@ extension CPU {
 
   // MARK: Pieces
 
-  /// IN/OUT/INS/OUTS: CPL <= IOPL, else the TSS I/O permission bitmap (modern CPU).
+  /// IN/OUT/INS/OUTS: CPL <= IOPL, else the TSS I/O permission bitmap (the 80286 has none: its
+  /// 16-bit TSS fails the bitmap check, so CPL > IOPL is #GP as on the chip). The flat-user oracle
+  /// mode has no TSS: IOPL alone decides, as the host's bitmap denies every port to a process.
   func requireIOPermission(port: UInt16, size: Int) throws(Fault) {
-    if modernSystem {
-      try system.checkIO(port: port, size: size)
-    } else {
-      try requireIOPL()
-    }
+    if flatUser { try requireIOPL() } else { try system.checkIO(port: port, size: size) }
     if ioBreakpoints != 0 { noteIOAccess(port: port, size: size) }
   }
 
@@ -299,35 +280,25 @@ extension CPU {
   func hostTimeStampCounter() -> UInt64 { readTSC?() ?? instructionsRetired }
 
   func readControlRegister(_ n: Int) throws(Fault) -> UInt64 {
-    if modernSystem { return try system.movFromCR(n) }
-    switch n {
-    case 0: return state.cr0
-    case 2: return state.cr2
-    case 3: return state.cr3
-    case 4: return state.cr4
-    default: return state[offset: CPUStateLayout.cr8]
-    }
+    if model == .i80386 && n > 3 { throw Fault.invalidOpcode }  // no CR4 or CR8 on the 80386
+    return try system.movFromCR(n)
   }
 
   func writeControlRegister(_ n: Int, _ v: UInt64) throws(Fault) {
-    if modernSystem {
-      try system.movToCR(n, v)
-      return
-    }
-    switch n {
-    case 0: state.cr0 = v | 0x10
-    case 2: state.cr2 = v
-    case 3: state.cr3 = v
-    case 4: state.cr4 = v
-    default: state[offset: CPUStateLayout.cr8] = v & 15
-    }
-    invalidateTLB()
+    if model == .i80386 && n > 3 { throw Fault.invalidOpcode }
+    try system.movToCR(n, v)
+  }
+
+  /// MOV to or from control and debug registers exist from the 80386 on.
+  func requireControlRegisters() throws(Fault) {
+    if model == .i8086 || model == .i80286 { throw Fault.invalidOpcode }
   }
 
   /// Far JMP/CALL/RET outside real and virtual-8086 mode, and IRET outside real mode, use the
-  /// system layer (descriptor checks, gates, privilege changes).
+  /// system layer (descriptor checks, gates, privilege changes). The flat-user oracle mode has no
+  /// descriptor tables and keeps the core's selector-only far transfer.
   func usesSystemLayerForFarTransfer(_ operation: Operation) -> Bool {
-    guard modernSystem, !isRealMode else { return false }
+    guard !flatUser, !isRealMode else { return false }
     return operation == .iret || !flag(Flags.vm)
   }
 
