@@ -25,6 +25,8 @@ public enum HostRequirement: String, CaseIterable, Sendable {
   case llvmObjdump
   /// Linux on x86-64, where the native runner of the host-CPU difftest works.
   case nativeX86Linux
+  /// The SingleStep test vectors (`HostTools.singleStepDirectory`).
+  case singleStepData
 
   /// nil when the requirement is met; otherwise why not, in one line.
   public var missingReason: String? { HostRequirement.reasons[self] ?? nil }
@@ -97,6 +99,9 @@ public enum HostRequirement: String, CaseIterable, Sendable {
       #else
         return "the native runner needs Linux on x86-64"
       #endif
+    case .singleStepData:
+      return FileManager.default.fileExists(atPath: HostTools.singleStepDirectory)
+        ? nil : "no SingleStep vectors at \(HostTools.singleStepDirectory) (set TRIVISOR_SINGLESTEP_DATA)"
     }
   }
 }
@@ -114,6 +119,15 @@ extension Trait where Self == ConditionTrait {
 public enum HostTools {
   /// Debian's SeaBIOS image.
   public static let seabiosPath = "/usr/share/seabios/bios.bin"
+
+  /// The SingleStep vectors: `TRIVISOR_SINGLESTEP_DATA`, else `shared/testdata/singlestep` next to
+  /// the repository (a git worktree elsewhere sets the variable).
+  public static let singleStepDirectory: String = {
+    if let path = ProcessInfo.processInfo.environment["TRIVISOR_SINGLESTEP_DATA"], !path.isEmpty { return path }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/testdata/singlestep")
+      .standardizedFileURL.path
+  }()
 
   /// The program next to the running Swift toolchain, else in /usr/bin, /usr/local/bin or on PATH.
   public static func find(_ name: String) -> String? {
