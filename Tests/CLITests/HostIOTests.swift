@@ -51,7 +51,8 @@ struct HostIOTests {
       ["run", "--engine", "interp", "--flat-address", "0x100000", "--timeout", "1", "--stats", image.path],
       stdout: .stalledNonBlockingPipe)
     #expect(run.status == ExitStatus.timeout, "\(run.stderr)")
-    #expect(run.stderr.contains("dropped"))
+    // Whether output was dropped depends on how much the guest wrote in that second (under load
+    // it can be less than the pipe and the queue hold); HostOutputWriterTests covers dropping.
   }
 
   @Test(arguments: [SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM])

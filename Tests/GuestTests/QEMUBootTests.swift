@@ -36,7 +36,7 @@ import Testing
       ["-machine", machine, "-accel", accelerator] + image + [
         "-append", commandLine, "-serial", "stdio", "-display", "none", "-monitor", "none",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-m", "64",
-      ], timeout: 60)
+      ], timeout: 300)  // a watchdog for a hung QEMU: several TCG boots share a loaded host
   }
 
   static func lines(_ output: String) -> [Substring] { output.split(separator: "\n") }

@@ -37,6 +37,8 @@ import VMM
     vm.input.push(Array("a".utf8))  // queued before the run starts
     let box = UncheckedBox(vm)
     let t = Thread {
+      // The pause only makes it likely that the guest is already polling; the guest polls until
+      // the bytes come, so the outcome is the same whenever they are queued.
       usleep(50_000)
       // What the stdin reader thread does: queue, then kick the vCPU.
       box.value.input.push(Array("bc".utf8))
@@ -184,6 +186,8 @@ import VMM
     let vm = try KVMTestSupport.virtualMachine(engine, image: TestGuestImages.spin, capture: OutputCapture())
     let box = UncheckedBox(vm)
     let t = Thread {
+      // Usually lands mid-run; a request made before the run starts is kept and ends it at once,
+      // so the outcome does not depend on when this thread runs.
       usleep(100_000)
       box.value.requestStop(.hostSignal(SIGTERM))
     }

@@ -1,24 +1,14 @@
 import Foundation
+import TestHostSupport
 import Testing
 import X86
 
 @testable import Oracles
 
-/// `<root>/../shared/testdata/singlestep`, from this file's location.
-func singleStepDataDirectory() -> String {
-  URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("shared/testdata/singlestep").standardizedFileURL.path
-}
-
-/// Whether the SingleStep vectors of `folder` are on this machine.
-func singleStepDataPresent(_ folder: String) -> Bool {
-  FileManager.default.fileExists(atPath: singleStepDataDirectory() + "/" + folder)
-}
-
 /// Runs every 10th vector of each file in a debug build (a fixed sample; `.ci/run` runs them all
 /// from a release build with `trivisor singlestep`).
 func runSingleStep(_ folder: String, model: CPUModel) throws {
-  let directory = singleStepDataDirectory() + "/" + folder
+  let directory = HostTools.singleStepDirectory + "/" + folder
   let report = try SingleStepRunner(model: model).run(directory: directory, stride: 10)
   for r in report.results where r.failed > 0 { print("  \(r.stem): \(r.firstFailure ?? "")") }
   #expect(!report.results.isEmpty)
@@ -26,14 +16,13 @@ func runSingleStep(_ folder: String, model: CPUModel) throws {
   #expect(report.failed == 0, "\(folder): \(report.failed) tests fail")
 }
 
-@Test(.enabled(if: singleStepDataPresent("8086"), "SingleStep 8086 vectors not found under ../shared/testdata"))
+@Test(.requires(.singleStepData))
 func singleStep8086() throws { try runSingleStep("8086", model: .i8086) }
 
-@Test(.enabled(if: singleStepDataPresent("80286"), "SingleStep 80286 vectors not found under ../shared/testdata"))
+@Test(.requires(.singleStepData))
 func singleStep80286() throws { try runSingleStep("80286", model: .i80286) }
 
-@Test(
-  .enabled(if: singleStepDataPresent("80386-sample"), "SingleStep 80386 sample not found under ../shared/testdata"))
+@Test(.requires(.singleStepData))
 func singleStep80386Sample() throws { try runSingleStep("80386-sample", model: .i80386) }
 
 /// The MOO reader on a hand-built file: header, one test with registers, RAM and an exception.

@@ -25,19 +25,39 @@ public enum HostRequirement: String, CaseIterable, Sendable {
   case llvmObjdump
   /// Linux on x86-64, where the native runner of the host-CPU difftest works.
   case nativeX86Linux
+  /// The SingleStep test vectors (`HostTools.singleStepDirectory`).
+  case singleStepData
 
   /// nil when the requirement is met; otherwise why not, in one line.
   public var missingReason: String? { HostRequirement.reasons[self] ?? nil }
 
-  private static let pretendMissing: Set<String> = Set(
-    (ProcessInfo.processInfo.environment["TRIVISOR_TEST_PRETEND_MISSING"] ?? "").split(separator: ",").map {
-      $0.trimmingCharacters(in: .whitespaces)
-    })
+  /// The requirements `TRIVISOR_TEST_PRETEND_MISSING` names (comma-separated raw values), or the
+  /// names it does not know: a misspelt name must not quietly pretend nothing.
+  public static func parsePretendMissing(_ list: String) -> Result<Set<HostRequirement>, UnknownNames> {
+    let names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    let unknown = names.filter { HostRequirement(rawValue: $0) == nil }
+    if !unknown.isEmpty { return .failure(UnknownNames(names: unknown)) }
+    return .success(Set(names.compactMap(HostRequirement.init(rawValue:))))
+  }
+
+  /// Names in `TRIVISOR_TEST_PRETEND_MISSING` that are no requirement.
+  public struct UnknownNames: Error, Equatable, Sendable {
+    public let names: [String]
+    public var description: String {
+      "TRIVISOR_TEST_PRETEND_MISSING: unknown \(names.joined(separator: ", ")) (known: "
+        + HostRequirement.allCases.map(\.rawValue).joined(separator: ", ") + ")"
+    }
+  }
 
   private static let reasons: [HostRequirement: String?] = {
     var result: [HostRequirement: String?] = [:]
+    let pretended = parsePretendMissing(ProcessInfo.processInfo.environment["TRIVISOR_TEST_PRETEND_MISSING"] ?? "")
     for r in allCases {
-      result[r] = pretendMissing.contains(r.rawValue) ? "TRIVISOR_TEST_PRETEND_MISSING names \(r.rawValue)" : r.check()
+      switch pretended {
+      case .failure(let unknown): result[r] = unknown.description
+      case .success(let names):
+        result[r] = names.contains(r) ? "TRIVISOR_TEST_PRETEND_MISSING names \(r.rawValue)" : r.check()
+      }
     }
     return result
   }()
@@ -79,6 +99,9 @@ public enum HostRequirement: String, CaseIterable, Sendable {
       #else
         return "the native runner needs Linux on x86-64"
       #endif
+    case .singleStepData:
+      return FileManager.default.fileExists(atPath: HostTools.singleStepDirectory)
+        ? nil : "no SingleStep vectors at \(HostTools.singleStepDirectory) (set TRIVISOR_SINGLESTEP_DATA)"
     }
   }
 }
@@ -96,6 +119,15 @@ extension Trait where Self == ConditionTrait {
 public enum HostTools {
   /// Debian's SeaBIOS image.
   public static let seabiosPath = "/usr/share/seabios/bios.bin"
+
+  /// The SingleStep vectors: `TRIVISOR_SINGLESTEP_DATA`, else `shared/testdata/singlestep` next to
+  /// the repository (a git worktree elsewhere sets the variable).
+  public static let singleStepDirectory: String = {
+    if let path = ProcessInfo.processInfo.environment["TRIVISOR_SINGLESTEP_DATA"], !path.isEmpty { return path }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/testdata/singlestep")
+      .standardizedFileURL.path
+  }()
 
   /// The program next to the running Swift toolchain, else in /usr/bin, /usr/local/bin or on PATH.
   public static func find(_ name: String) -> String? {
