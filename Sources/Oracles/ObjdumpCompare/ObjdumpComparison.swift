@@ -182,7 +182,7 @@ public enum ObjdumpComparison {
     throws(ObjdumpError) -> ObjdumpReport
   {
     var report = ObjdumpReport()
-    var lines = try runner.disassembleTextSection(path).lines
+    var lines = try runner.disassembleTextSection(path, mode: mode).lines
     if lines.count > limit {
       // Spread the sample over the whole binary.
       let step = lines.count / limit

@@ -112,7 +112,9 @@ public struct ObjdumpRunner: Sendable {
   /// Disassembles an ELF file's `.text` section as raw code at address 0: the section is copied
   /// out and wrapped in an object of its own, because llvm-objdump prints shared libraries such as
   /// libc only as "..." between their symbols.
-  public func disassembleTextSection(_ path: String) throws(ObjdumpError) -> (code: [UInt8], lines: [ObjdumpLine]) {
+  public func disassembleTextSection(_ path: String, mode: CodeMode = .bits64) throws(ObjdumpError) -> (
+    code: [UInt8], lines: [ObjdumpLine]
+  ) {
     let objcopy = URL(fileURLWithPath: objdump).deletingLastPathComponent().appendingPathComponent("llvm-objcopy").path
     guard FileManager.default.isExecutableFile(atPath: objcopy) else {
       throw ObjdumpError(description: "llvm-objcopy not found next to \(objdump)")
@@ -124,7 +126,11 @@ public struct ObjdumpRunner: Sendable {
     let wrapped = directory.appendingPathComponent("text.o").path
     _ = try Self.run(objcopy, ["-O", "binary", "--only-section=.text", path, raw])
     _ = try Self.run(
-      objcopy, ["-I", "binary", "-O", "elf64-x86-64", "--rename-section=.data=.text,code", raw, wrapped])
+      objcopy,
+      [
+        "-I", "binary", "-O", mode == .bits64 ? "elf64-x86-64" : "elf32-i386", "--rename-section=.data=.text,code", raw,
+        wrapped,
+      ])
     guard let data = FileManager.default.contents(atPath: raw), !data.isEmpty else {
       throw ObjdumpError(description: "\(path) has no .text section")
     }
