@@ -1,4 +1,35 @@
 extension Decoder {
+  /// The ModRM memory operand of a VEX- or EVEX-encoded instruction (16-bit addressing where the
+  /// address size allows it), with an explicit segment override applied.
+  static func decodeVectorMemory(
+    _ ins: inout DecodedInstruction, _ r: inout ByteReader, modrm: UInt8, rex: UInt8, prefixes: Prefixes,
+    segment: UInt8, mode: CodeMode
+  ) {
+    let asize = mode == .bits64 ? (prefixes.contains(.addressSize) ? 4 : 8) : (prefixes.contains(.addressSize) ? 2 : 4)
+    if asize == 2 {
+      decodeModRM16(&ins, &r, modrm: modrm)
+    } else {
+      decodeModRM32(&ins, &r, modrm: modrm, rex: rex, asize: asize, mode: mode)
+    }
+    ins.addressSize = UInt8(asize)
+    ins.hasMemoryOperand = true
+    if segment != 0xFF { ins.segment = segment }
+  }
+
+  /// The fields every VEX/EVEX decode ends with; returns `.ok`.
+  static func finishVectorInstruction(
+    _ ins: inout DecodedInstruction, _ r: ByteReader, prefixes: Prefixes, map: UInt8, opcode: UInt8, modrm: UInt8,
+    mode: CodeMode
+  ) -> Status {
+    if ins.addressSize == 0 { ins.addressSize = mode == .bits64 ? 8 : 4 }
+    ins.prefixes = prefixes
+    ins.map = map
+    ins.opcode = opcode
+    ins.modrm = modrm
+    ins.length = UInt8(r.position)
+    return .ok
+  }
+
   /// A VEX-encoded AVX/AVX2 or mask-register instruction (`VEXForms`), after the VEX prefix and
   /// the opcode byte: ModRM (all but VZEROUPPER/VZEROALL), the memory operand, and an imm8 where
   /// the form takes one. Operands: 0 = ModRM.reg, 1 = ModRM.rm (register or memory); the formatter
@@ -26,17 +57,8 @@ extension Decoder {
     let regNumber = ((modrm >> 3) & 7) | (rex & 4 != 0 ? 8 : 0)
     var rmOperand = Operand(.xmm, size: 16, reg: (modrm & 7) | (rex & 1 != 0 ? 8 : 0))
     if hasModRM && modrm < 0xC0 {
-      let asize =
-        mode == .bits64 ? (prefixes.contains(.addressSize) ? 4 : 8) : (prefixes.contains(.addressSize) ? 2 : 4)
-      if asize == 2 {
-        decodeModRM16(&ins, &r, modrm: modrm)
-      } else {
-        decodeModRM32(&ins, &r, modrm: modrm, rex: rex, asize: asize, mode: mode)
-      }
-      ins.addressSize = UInt8(asize)
+      decodeVectorMemory(&ins, &r, modrm: modrm, rex: rex, prefixes: prefixes, segment: segment, mode: mode)
       rmOperand = Operand(.memory, size: form.memorySize != 0 ? form.memorySize : (fields.l ? 32 : 16))
-      ins.hasMemoryOperand = true
-      if segment != 0xFF { ins.segment = segment }
     }
     if form.takesImmediate { ins.immediate = UInt64(r.next()) }
     if r.truncated { return .truncated }
@@ -46,13 +68,7 @@ extension Decoder {
     ins.operands = (Operand(.xmm, size: 16, reg: regNumber), rmOperand, .none)
     ins.operandCount = hasModRM ? 2 : 0
     ins.operandSize = fields.l ? 32 : 16
-    if ins.addressSize == 0 { ins.addressSize = mode == .bits64 ? 8 : 4 }
-    ins.prefixes = prefixes
-    ins.map = map
-    ins.opcode = opcode
-    ins.modrm = modrm
-    ins.length = UInt8(r.position)
-    return .ok
+    return finishVectorInstruction(&ins, r, prefixes: prefixes, map: map, opcode: opcode, modrm: modrm, mode: mode)
   }
 }
 
@@ -99,16 +115,12 @@ extension Decoder {
     let regNumber = ((modrm >> 3) & 7) | rexR | rexR2
     var rmOperand = Operand(.xmm, size: fields.vectorBytes, reg: (modrm & 7) | rexB | (rexX << 4))
     if modrm < 0xC0 {
-      let asize = long ? (prefixes.contains(.addressSize) ? 4 : 8) : (prefixes.contains(.addressSize) ? 2 : 4)
-      if asize == 2 { return .undefined }
+      if !long && prefixes.contains(.addressSize) { return .undefined }  // no 16-bit addressing in EVEX
       let rex: UInt8 = (rexB != 0 ? 1 : 0) | (rexX != 0 ? 2 : 0) | (rexR != 0 ? 4 : 0)
-      decodeModRM32(&ins, &r, modrm: modrm, rex: rex, asize: asize, mode: mode)
+      decodeVectorMemory(&ins, &r, modrm: modrm, rex: rex, prefixes: prefixes, segment: segment, mode: mode)
       let n = form.elementMemory != 0 ? form.elementMemory : fields.vectorBytes
       if modrm >> 6 == 1 { ins.displacement *= Int64(n) }
-      ins.addressSize = UInt8(asize)
       rmOperand = Operand(.memory, size: n)
-      ins.hasMemoryOperand = true
-      if segment != 0xFF { ins.segment = segment }
     } else if form.layout == .mr && form.generalRM == 0 && form.mnemonic == "vmovntdq" {
       return .undefined  // a non-temporal store needs memory
     }
@@ -120,12 +132,6 @@ extension Decoder {
     ins.operands = (Operand(.xmm, size: fields.vectorBytes, reg: regNumber), rmOperand, .none)
     ins.operandCount = 2
     ins.operandSize = fields.vectorBytes
-    if ins.addressSize == 0 { ins.addressSize = long ? 8 : 4 }
-    ins.prefixes = prefixes
-    ins.map = map
-    ins.opcode = opcode
-    ins.modrm = modrm
-    ins.length = UInt8(r.position)
-    return .ok
+    return finishVectorInstruction(&ins, r, prefixes: prefixes, map: map, opcode: opcode, modrm: modrm, mode: mode)
   }
 }

@@ -717,19 +717,12 @@ public enum Decoder {
     var rmOp: Operand
     if modrm >= 0xC0 {
       rmOp = Operand(.gpr, size: size, reg: (modrm & 7) | (rexB && mode == .bits64 ? 8 : 0))
+      if segment != 0xFF { ins.segment = segment }
     } else {
-      let asize =
-        mode == .bits64 ? (prefixes.contains(.addressSize) ? 4 : 8) : (prefixes.contains(.addressSize) ? 2 : 4)
-      if asize == 2 {
-        decodeModRM16(&ins, &r, modrm: modrm)
-      } else {
-        decodeModRM32(&ins, &r, modrm: modrm, rex: mode == .bits64 ? rex : 0, asize: asize, mode: mode)
-      }
-      ins.addressSize = UInt8(asize)
+      decodeVectorMemory(
+        &ins, &r, modrm: modrm, rex: mode == .bits64 ? rex : 0, prefixes: prefixes, segment: segment, mode: mode)
       rmOp = Operand(.memory, size: size)
-      ins.hasMemoryOperand = true
     }
-    if segment != 0xFF { ins.segment = segment }
     switch form {
     case 0: ins.operands = (regOp, vOp, rmOp)
     case 1: ins.operands = (regOp, rmOp, vOp)
@@ -743,13 +736,7 @@ public enum Decoder {
     ins.operandCount = form == 2 ? 2 : 3
     ins.operation = operation
     ins.operandSize = size
-    if ins.addressSize == 0 { ins.addressSize = mode == .bits64 ? 8 : 4 }
-    ins.prefixes = prefixes
-    ins.map = map
-    ins.opcode = opcode
-    ins.modrm = modrm
-    ins.length = UInt8(r.position)
-    return .ok
+    return finishVectorInstruction(&ins, r, prefixes: prefixes, map: map, opcode: opcode, modrm: modrm, mode: mode)
   }
 
   /// Up to three operands without heap allocation.
