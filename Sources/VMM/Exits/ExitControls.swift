@@ -6,19 +6,25 @@
 public struct ExitControls: Sendable, Equatable {
   /// `HLT` leaves the guest (the VMM waits for the next interrupt) instead of waiting inside the engine.
   public var hltExiting = true
+  /// CPUID leaves the guest (`VMExit.cpuid`).
   public var cpuidExiting = false
+  /// RDTSC/RDTSCP leave the guest.
   public var rdtscExiting = false
+  /// INVLPG leaves the guest.
   public var invlpgExiting = false
   /// MSRs whose `RDMSR`/`WRMSR` exit to the VMM; others are handled by the engine (or #GP).
   public var msrReadExits: Set<UInt32> = []
+  /// WRMSR of these MSRs leaves the guest.
   public var msrWriteExits: Set<UInt32> = []
   /// When true every port exits (the default); when false only the ports in `ioExitPorts` do and
   /// the rest read as all ones.
   public var exitOnAllPorts = true
+  /// The ports whose accesses leave the guest when the engine keeps other ports to itself (an I/O bitmap); empty: every port exits.
   public var ioExitPorts: Set<UInt16> = []
   /// Bit n set: guest exception vector n exits instead of being delivered through the guest IDT.
   public var exceptionBitmap: UInt32 = 0
 
+  /// Controls with nothing but the always-exiting events selected.
   public init() {}
 
   /// Names of the controls that differ from `other` (for reporting what an engine could not honour).

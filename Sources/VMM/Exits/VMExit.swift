@@ -41,13 +41,17 @@ public enum VMExit: Sendable, Equatable {
   public var reasonName: String { ExitKind(self).name }
 }
 
+/// An IN or OUT: the port, its width and, for OUT, the value.
 public struct PortAccess: Sendable, Equatable {
+  /// The I/O port.
   public var port: UInt16
   /// 1, 2 or 4 bytes.
   public var size: Int
+  /// OUT (true) or IN (false).
   public var isWrite: Bool
   /// Data written by `OUT` (low `size` bytes).
   public var value: UInt32
+  /// An access of `size` bytes (1, 2 or 4) to `port`; `value` is what OUT writes.
   public init(port: UInt16, size: Int, isWrite: Bool, value: UInt32 = 0) {
     self.port = port
     self.size = size
@@ -56,12 +60,17 @@ public struct PortAccess: Sendable, Equatable {
   }
 }
 
+/// A guest access to an address no RAM backs: the address, width and, for writes, the value.
 public struct MMIOAccess: Sendable, Equatable {
+  /// The guest-physical address.
   public var address: UInt64
   /// 1, 2, 4 or 8 bytes.
   public var size: Int
+  /// OUT (true) or IN (false).
   public var isWrite: Bool
+  /// The value a write stores (reads: 0).
   public var value: UInt64
+  /// An access of `size` bytes (1-8) at `address`; `value` is what a write stores.
   public init(address: UInt64, size: Int, isWrite: Bool, value: UInt64 = 0) {
     self.address = address
     self.size = size
@@ -70,6 +79,7 @@ public struct MMIOAccess: Sendable, Equatable {
   }
 }
 
+/// Why an engine ended the guest.
 public enum ShutdownReason: Sendable, Equatable {
   case tripleFault
   /// `HLT` with `IF=0` and no NMI source: nothing can ever wake the vCPU.
@@ -78,9 +88,13 @@ public enum ShutdownReason: Sendable, Equatable {
   case unspecified
 }
 
+/// A hypercall: its number and arguments, as the calling convention passes them.
 public struct Hypercall: Sendable, Equatable {
+  /// The hypercall number (RAX).
   public var number: UInt64
+  /// The arguments in order (RDI, RSI, RDX, R10, R8, R9 on the interpreter).
   public var arguments: [UInt64]
+  /// A hypercall `number` with `arguments`.
   public init(number: UInt64, arguments: [UInt64]) {
     self.number = number
     self.arguments = arguments
@@ -89,11 +103,15 @@ public struct Hypercall: Sendable, Equatable {
 
 /// What an engine knows when it cannot go on: printed for the user, never just a code.
 public struct InternalErrorReport: Sendable, Equatable, CustomStringConvertible {
+  /// What happened, in one line.
   public var reason: String
+  /// The vCPU's registers at that point, when they could be read.
   public var registers: Registers?
+  /// The vCPU's system registers at that point, when they could be read.
   public var specialRegisters: SpecialRegisters?
   /// Up to 16 bytes at the guest's RIP, if readable.
   public var bytesAtRIP: [UInt8]
+  /// A report of `reason` with the state that could be read.
   public init(
     reason: String, registers: Registers? = nil, specialRegisters: SpecialRegisters? = nil,
     bytesAtRIP: [UInt8] = []
@@ -103,6 +121,7 @@ public struct InternalErrorReport: Sendable, Equatable, CustomStringConvertible 
     self.specialRegisters = specialRegisters
     self.bytesAtRIP = bytesAtRIP
   }
+  /// The reason, the registers and the bytes at RIP, as printed for the user.
   public var description: String {
     var s = reason
     if let r = registers { s += "\n" + r.description }

@@ -17,6 +17,7 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
   /// Two regions would overlap.
   case overlap(address: UInt64, size: UInt64)
 
+  /// The problem in one line.
   public var description: String {
     switch self {
     case .unbacked(let a, let l):
@@ -33,6 +34,7 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 
 /// One contiguous piece of guest-physical address space backed by host memory.
 public struct MemoryRegion: Sendable {
+  /// Writable RAM, or ROM (guest writes are MMIO exits).
   public enum Kind: Sendable { case ram, rom }
   /// First guest-physical address.
   public let guestAddress: UInt64
@@ -40,9 +42,12 @@ public struct MemoryRegion: Sendable {
   public let size: UInt64
   /// Host virtual address of the first byte (page aligned, from `mmap`).
   public nonisolated(unsafe) let host: UnsafeMutableRawPointer
+  /// RAM or ROM.
   public let kind: Kind
 
+  /// The first guest-physical address after the region.
   public var end: UInt64 { guestAddress + size }
+  /// Whether `[address, address + length)` lies inside the region.
   public func contains(_ address: UInt64, length: UInt64 = 1) -> Bool {
     address >= guestAddress && length <= size && address - guestAddress <= size - length
   }
@@ -55,13 +60,16 @@ public struct MemoryRegion: Sendable {
 /// RAM layout: `[0, min(ram, 3 GiB))`, and anything above 3 GiB continues at 4 GiB, leaving
 /// `[3 GiB, 4 GiB)` for MMIO and firmware the way PC chipsets do.
 public final class GuestMemory: @unchecked Sendable {
+  /// The granularity of regions and host pointers.
   public static let pageSize: UInt64 = 4096
   /// Start of the 32-bit MMIO hole.
   public static let mmioHoleStart: UInt64 = 0xC000_0000
+  /// The end of the PCI hole below 4 GiB: RAM beyond the hole continues here.
   public static let mmioHoleEnd: UInt64 = 0x1_0000_0000
   /// The largest RAM size we accept (1 TiB); anything larger is surely a typo.
   public static let maximumRAM: UInt64 = 1 << 40
 
+  /// The mapped regions, sorted by guest address.
   public private(set) var regions: [MemoryRegion] = []
   /// Total RAM in bytes, as requested.
   public let ramSize: UInt64
@@ -129,6 +137,7 @@ public final class GuestMemory: @unchecked Sendable {
     region(containing: address, length: length) != nil
   }
 
+  /// Copies guest bytes at `address` into `buffer`; throws when any byte is unmapped.
   public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(MemoryError) {
     guard let base = buffer.baseAddress, buffer.count > 0 else { return }
     guard let p = hostPointer(address, length: UInt64(buffer.count)) else {
@@ -137,6 +146,7 @@ public final class GuestMemory: @unchecked Sendable {
     base.copyMemory(from: p, byteCount: buffer.count)
   }
 
+  /// `count` guest bytes at `address`.
   public func read(_ address: UInt64, count: Int) throws(MemoryError) -> [UInt8] {
     var out = [UInt8](repeating: 0, count: count)
     var failure: MemoryError?
@@ -157,6 +167,7 @@ public final class GuestMemory: @unchecked Sendable {
     (r.host + Int(address - r.guestAddress)).copyMemory(from: src, byteCount: bytes.count)
   }
 
+  /// Copies `bytes` to guest RAM or ROM at `address` (the VMM may write ROM); throws when any byte is unmapped.
   public func write(_ address: UInt64, bytes: [UInt8]) throws(MemoryError) {
     var failure: MemoryError?
     bytes.withUnsafeBytes { buf in
@@ -165,6 +176,7 @@ public final class GuestMemory: @unchecked Sendable {
     if let failure { throw failure }
   }
 
+  /// A little-endian integer at `address`.
   public func read<T: FixedWidthInteger>(_: T.Type, at address: UInt64) throws(MemoryError) -> T {
     guard let p = hostPointer(address, length: UInt64(MemoryLayout<T>.size)) else {
       throw .unbacked(address: address, length: UInt64(MemoryLayout<T>.size))
@@ -172,6 +184,7 @@ public final class GuestMemory: @unchecked Sendable {
     return T(littleEndian: p.loadUnaligned(as: T.self))
   }
 
+  /// Stores a little-endian integer at `address`.
   public func write<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(MemoryError) {
     guard let r = region(containing: address, length: UInt64(MemoryLayout<T>.size)) else {
       throw .unbacked(address: address, length: UInt64(MemoryLayout<T>.size))

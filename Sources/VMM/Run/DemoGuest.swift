@@ -3,6 +3,7 @@
 /// and powers off with status 0. Small enough to run anywhere in a second, so parity and run-loop
 /// tests use it. Source: guests/demo/demo.S.
 public enum DemoGuest {
+  /// Guest-physical address the demo image is copied to and started at.
   public static let loadAddress: UInt64 = 0x10000
 
   /// Copies the demo into `memory` and returns its ring-0 long-mode start state.

@@ -15,6 +15,7 @@ public struct GuestCPUIdentity: Sendable, Equatable {
   public var vendor: String
   /// CPUID.1:EAX.
   public var signature: UInt32
+  /// An identity with CPUID vendor string `vendor` and leaf-1 signature `signature`.
   public init(vendor: String, signature: UInt32) {
     self.vendor = vendor
     self.signature = signature
@@ -23,11 +24,13 @@ public struct GuestCPUIdentity: Sendable, Equatable {
 
 /// What the VMM asks of an engine when it builds a machine.
 public struct EngineOptions: Sendable {
+  /// Where the PIC and PIT live: the VMM's (`.user`) or the engine's (`.kernel`).
   public var interruptController: InterruptControllerPlacement
   /// The CPU identity to present; nil: the engine's default (the interpreter's Intel flavour; on
   /// kvm, the host's own identity). The interpreter also follows the vendor's behaviour where
   /// Intel and AMD differ; kvm runs guest code on the host CPU, so only CPUID changes there.
   public var cpu: GuestCPUIdentity?
+  /// Options for `Engine.makeMachine`; the defaults are the VMM's PIC/PIT and the engine's own CPU identity.
   public init(interruptController: InterruptControllerPlacement = .user, cpu: GuestCPUIdentity? = nil) {
     self.interruptController = interruptController
     self.cpu = cpu
@@ -37,11 +40,13 @@ public struct EngineOptions: Sendable {
 /// A machine as an engine built it: the vCPU, plus the engine's interrupt controller when the
 /// options asked for one in the engine (`.kernel`).
 public struct EngineMachine {
+  /// The machine's one vCPU.
   public var vcpu: any VirtualCPU
   /// Non-nil exactly when the interrupt controller and timer live in the engine.
   public var engineInterruptSink: (any InterruptSink)?
   /// The guest clock when the engine keeps virtual time (deterministic runs); nil: host time.
   public var clock: (any InstructionDrivenClock)?
+  /// A machine of `vcpu`, with the engine's interrupt sink and guest clock when it has them.
   public init(
     vcpu: any VirtualCPU, engineInterruptSink: (any InterruptSink)? = nil, clock: (any InstructionDrivenClock)? = nil
   ) {

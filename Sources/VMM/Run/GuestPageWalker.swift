@@ -4,9 +4,12 @@
 /// Handles paging off, 32-bit paging (with 4 MiB pages when CR4.PSE), PAE paging and 4-level long
 /// mode paging (2 MiB and 1 GiB pages). Access rights are not checked: this is a debugger's view.
 public struct GuestPageWalker {
+  /// The guest memory the page tables are read from.
   public let memory: GuestMemory
+  /// The paging controls (CR0, CR3, CR4, EFER) and CS base the walk uses.
   public let specialRegisters: SpecialRegisters
 
+  /// A walker over `memory` with the paging state of `specialRegisters`.
   public init(memory: GuestMemory, specialRegisters: SpecialRegisters) {
     self.memory = memory
     self.specialRegisters = specialRegisters

@@ -9,8 +9,10 @@
 public final class HostClock: GuestClock, @unchecked Sendable {
   private let origin: UInt64
 
+  /// A clock that starts at 0 now.
   public init() { origin = HostClock.monotonicNanoseconds() }
 
+  /// Nanoseconds since the clock was made (monotonic; any thread).
   public var nanoseconds: UInt64 { HostClock.monotonicNanoseconds() &- origin }
 
   /// CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system call on most hosts).

@@ -7,6 +7,7 @@
 /// mode (no line buffering, no echo; ^C still stops the VMM) and restored by `restore()`, which the
 /// run loop calls when the guest stops and the signal path calls before exiting.
 public final class HostConsoleInput: @unchecked Sendable {
+  /// Where the reader thread puts the bytes it reads; the vCPU thread drains it.
   public let queue: HostInputQueue
   private let wake: @Sendable () -> Void
   private var savedTerminal: termios?

@@ -4,7 +4,9 @@
 
 /// A host file the user named that cannot be used, as one line for the user.
 public struct HostFileError: Error, CustomStringConvertible, Sendable {
+  /// The one-line message, naming the file and the problem.
   public let description: String
+  /// An error with the one-line `description`.
   public init(_ description: String) { self.description = description }
 }
 

@@ -27,6 +27,7 @@ public enum SerialBackend: Sendable, Equatable {
 
 /// How a `VirtualMachine` is put together and run (everything but the engine and the image).
 public struct MachineConfiguration {
+  /// Where COM1 writes and, for `.stdio`, where host input comes from.
   public var serial: SerialBackend
   /// Receives guest console bytes instead of `serial` (tests capture output with it).
   public var consoleCapture: (([UInt8]) -> Void)?
@@ -34,6 +35,7 @@ public struct MachineConfiguration {
   public var debugConsole: SerialBackend?
   /// Receives the debug console's bytes instead of `debugConsole`.
   public var debugConsoleCapture: (([UInt8]) -> Void)?
+  /// What the engine is asked for when it builds the machine (`Engine.makeMachine`).
   public var engineOptions: EngineOptions
   /// Stop the guest after this many seconds of wall time (`--timeout`), status 10.
   public var timeoutSeconds: Double?
@@ -49,6 +51,7 @@ public struct MachineConfiguration {
   /// Empty or nil: never.
   public var stopOnOutput: String?
 
+  /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(
     serial: SerialBackend = .null, consoleCapture: (([UInt8]) -> Void)? = nil,
     engineOptions: EngineOptions = EngineOptions(), timeoutSeconds: Double? = nil, handleHostSignals: Bool = false,

@@ -3,18 +3,22 @@ import Foundation
 /// A memory size as the user writes it: plain bytes, or a number with a K, M, G or T suffix
 /// (binary units, case-insensitive, an optional trailing B or iB: `256M`, `1G`, `65536K`, `1GiB`).
 public struct MemorySize: Equatable, Sendable {
+  /// The size in bytes.
   public let bytes: UInt64
 
   /// Why a size was refused (one line).
   public struct Invalid: Error, CustomStringConvertible, Equatable {
+    /// Why the text is not a size, in one line.
     public let description: String
   }
 
   /// The smallest guest the VMM accepts (the low-memory boot structures need 1 MiB).
   public static let minimum: UInt64 = 1 << 20
 
+  /// A size of `bytes` bytes.
   public init(bytes: UInt64) { self.bytes = bytes }
 
+  /// Parses `256M`, `1G`, `65536K` or a byte count; throws `Invalid` for anything else, zero or absurd sizes.
   public init(parsing text: String) throws(Invalid) {
     var t = text.trimmingCharacters(in: .whitespaces).uppercased()
     guard !t.isEmpty else { throw Invalid(description: "empty memory size") }

@@ -16,6 +16,7 @@ public struct OutputWatcher: Sendable {
   public let pattern: [UInt8]
   /// The last `pattern.count - 1` bytes seen: a match may start in them.
   private var tail: [UInt8] = []
+  /// How far the watched stream has got: searching, inside the matched line, or past its end.
   public private(set) var progress = Progress.searching
   /// True once the pattern has been seen.
   public var matched: Bool { progress != .searching }

@@ -82,7 +82,10 @@ public enum ExitStatus {
 
 /// The result of `VirtualMachine.run()`.
 public struct RunOutcome: Sendable {
+  /// Why the guest stopped.
   public var reason: StopReason
+  /// The run's exit statistics (`--stats`, `--stats-json`).
   public var statistics: ExitStatisticsReport
+  /// The process exit status the reason maps to (docs/exit-status.md).
   public var exitStatus: Int32 { reason.exitStatus }
 }

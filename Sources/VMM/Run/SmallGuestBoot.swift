@@ -15,16 +15,27 @@
 /// | 0x8000   | free for the guest (its IDT, say)                         |
 /// | 0x9F000  | top of the ring-0 stack (`kernelStackTop`)               |
 public enum SmallGuestBoot {
+  /// Guest-physical addresses of the boot structures: the PML4,
   public static let pml4: UInt64 = 0x1000
+  /// the page-directory-pointer table,
   public static let pdpt: UInt64 = 0x2000
+  /// the page directories (2 MiB pages),
   public static let pageDirectories: UInt64 = 0x3000
+  /// the GDT,
   public static let gdt: UInt64 = 0x7000
+  /// the 64-bit TSS,
   public static let tss: UInt64 = 0x7800
+  /// and the top of the ring-0 stack.
   public static let kernelStackTop: UInt64 = 0x9F000
+  /// GDT selectors: ring-0 64-bit code,
   public static let kernelCode: UInt16 = 0x08
+  /// ring-0 data,
   public static let kernelData: UInt16 = 0x10
+  /// ring-3 64-bit code,
   public static let userCode: UInt16 = 0x1B
+  /// ring-3 data,
   public static let userData: UInt16 = 0x23
+  /// and the TSS.
   public static let taskRegister: UInt16 = 0x28
 
   /// Writes the tables into `memory` (which needs at least 1 MiB of RAM) and returns the state to

@@ -18,8 +18,11 @@ import Synchronization
 /// `let vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: config)`,
 /// optionally register more devices on `portBus`/`mmioBus`, then `let outcome = vm.run()`.
 public final class VirtualMachine {
+  /// The guest's RAM and ROM.
   public let memory: GuestMemory
+  /// Port-I/O devices; register more before `run()`.
   public let portBus = PortIOBus()
+  /// Memory-mapped devices; register more before `run()`.
   public let mmioBus = MMIOBus()
   /// Guest time, as devices see it: the host's monotonic clock, or the engine's instruction-driven
   /// clock in deterministic runs.
@@ -28,20 +31,30 @@ public final class VirtualMachine {
   public let hostClock: HostClock
   /// Non-nil when guest time follows the instruction count (`--deterministic`).
   public let virtualTime: (any InstructionDrivenClock)?
+  /// The engine's vCPU.
   public let vcpu: any VirtualCPU
+  /// The engine's name ("kvm", "interp").
   public let engineName: String
+  /// How the machine was put together.
   public let configuration: MachineConfiguration
+  /// Per-reason exit counts and times, filled by `run()`.
   public let statistics = ExitStatistics()
   /// The legacy PC devices.
   public let devices: PCDevices
 
+  /// COM1 (0x3F8, IRQ 4).
   public var serial: Serial16550 { devices.serial }
-  /// The userspace PIC and PIT; nil when the engine provides them (`--irqchip kernel`).
+  /// The userspace PIC; nil when the engine provides it (`--irqchip kernel`).
   public let pic: PICPair?
+  /// The userspace PIT; nil when the engine provides it (`--irqchip kernel`).
   public let pit: PIT8254?
+  /// The CMOS RTC and NVRAM (0x70-0x71).
   public var cmos: CMOS { devices.cmos }
+  /// isa-debug-exit (0xF4).
   public var debugExit: DebugExitDevice { devices.debugExit }
+  /// The debug console (0xE9, 0x402).
   public var debugConsole: DebugConsole { devices.debugConsole }
+  /// The power-off register (0x604).
   public var powerOff: PowerOffDevice { devices.powerOff }
   /// Host input waiting for the UART (filled by the stdin reader with `--serial stdio`).
   public let input = HostInputQueue()

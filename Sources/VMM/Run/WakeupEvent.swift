@@ -7,6 +7,7 @@ public final class WakeupEvent: @unchecked Sendable {
   private let condition = NSCondition()
   private var signalled = false
 
+  /// An event with no signal pending.
   public init() {}
 
   /// Wakes the sleeper (or makes its next `wait` return at once). Safe from any thread.
