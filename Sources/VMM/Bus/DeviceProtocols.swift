@@ -32,13 +32,18 @@ public protocol InterruptSink: AnyObject {
 
 /// One ISA interrupt line as a device sees it.
 public struct InterruptLine {
+  /// The interrupt controller the line is wired to.
   public let sink: any InterruptSink
+  /// The IRQ number (0-15).
   public let line: Int
+  /// IRQ `line` of `sink`.
   public init(sink: any InterruptSink, line: Int) {
     self.sink = sink
     self.line = line
   }
+  /// Drives the line high (an edge on edge-triggered lines).
   public func raise() { sink.setIRQ(line, level: true) }
+  /// Drives the line low.
   public func lower() { sink.setIRQ(line, level: false) }
   /// An edge: raise then lower (what the PIT and the UART do in edge-triggered mode).
   public func pulse() {

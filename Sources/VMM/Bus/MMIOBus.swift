@@ -1,15 +1,22 @@
 /// Dispatches MMIO by guest-physical range to devices. Unclaimed addresses read as all ones and
 /// ignore writes.
 public final class MMIOBus {
+  /// One device's guest-physical address range.
   public struct Mapping {
+    /// The first address.
     public let base: UInt64
+    /// The length in bytes.
     public let size: UInt64
+    /// The device that answers there.
     public let device: any MMIODevice
+    /// Whether `a` falls in the range.
     public func contains(_ a: UInt64) -> Bool { a >= base && a - base < size }
   }
+  /// A registration the bus refuses.
   public enum BusError: Error, CustomStringConvertible {
     case overlap(base: UInt64, size: UInt64)
     case empty
+    /// The problem in one line.
     public var description: String {
       switch self {
       case .overlap(let b, let s):
@@ -19,11 +26,15 @@ public final class MMIOBus {
     }
   }
 
+  /// The registered ranges, in registration order.
   public private(set) var mappings: [Mapping] = []
+  /// Accesses no device claimed (reads answered all ones, writes dropped).
   public private(set) var unclaimedAccesses: UInt64 = 0
 
+  /// An empty bus.
   public init() {}
 
+  /// Maps `device` at `[base, base + size)`; throws when the range is empty, wraps or overlaps another.
   public func register(_ device: any MMIODevice, base: UInt64, size: UInt64) throws(BusError) {
     guard size > 0, base &+ size > base else { throw .empty }
     if mappings.contains(where: { base < $0.base + $0.size && $0.base < base + size }) {
@@ -32,6 +43,7 @@ public final class MMIOBus {
     mappings.append(Mapping(base: base, size: size, device: device))
   }
 
+  /// A read of `size` bytes at `address` (all ones where no device answers). Called on the vCPU thread.
   public func read(address: UInt64, size: Int) -> UInt64 {
     let mask: UInt64 = size >= 8 ? .max : (1 << (UInt64(size) * 8)) - 1
     for m in mappings where m.contains(address) {
@@ -41,6 +53,7 @@ public final class MMIOBus {
     return mask
   }
 
+  /// A write of `size` bytes at `address` (dropped where no device answers). Called on the vCPU thread.
   public func write(address: UInt64, size: Int, value: UInt64) {
     let mask: UInt64 = size >= 8 ? .max : (1 << (UInt64(size) * 8)) - 1
     for m in mappings where m.contains(address) {

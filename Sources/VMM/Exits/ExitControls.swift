@@ -19,7 +19,8 @@ public struct ExitControls: Sendable, Equatable {
   /// When true every port exits (the default); when false only the ports in `ioExitPorts` do and
   /// the rest read as all ones.
   public var exitOnAllPorts = true
-  /// The ports whose accesses leave the guest when the engine keeps other ports to itself (an I/O bitmap); empty: every port exits.
+  /// The ports whose accesses leave the guest when the engine keeps other ports to itself (an I/O bitmap);
+  /// empty: every port exits.
   public var ioExitPorts: Set<UInt16> = []
   /// Bit n set: guest exception vector n exits instead of being delivered through the guest IDT.
   public var exceptionBitmap: UInt32 = 0

@@ -15,22 +15,34 @@
 /// An image that would overlap a structure its boot path uses is refused with an error naming
 /// both. Flat real-mode binaries use none of them.
 public enum BootLayout {
+  /// The boot GDT.
   public static let gdt: Range<UInt64> = 0x500..<0x540
+  /// The Linux zero page (boot_params).
   public static let zeroPage: Range<UInt64> = 0x1000..<0x2000
+  /// The Multiboot information block, memory map and module list.
   public static let multibootInfo: Range<UInt64> = 0x2000..<0x4000
+  /// The kernel command line (NUL-terminated).
   public static let commandLine: Range<UInt64> = 0x4000..<0x8000
+  /// The PML4 of the identity map.
   public static let pml4: UInt64 = 0x9000
+  /// The PDPT of the identity map.
   public static let pdpt: UInt64 = 0xA000
+  /// The first page directory (2 MiB pages, one directory per GiB).
   public static let pageDirectories: UInt64 = 0xB000
   /// The most GiB the boot identity map covers (64 page directories).
   public static let maximumMappedGiB: UInt64 = 64
+  /// Everything the identity map may occupy.
   public static let pageTables: Range<UInt64> = 0x9000..<(0xB000 + 64 * 0x1000)
+  /// The boot stack.
   public static let stack: Range<UInt64> = 0x70000..<0x80000
+  /// RSP/ESP at entry.
   public static let stackTop: UInt64 = 0x80000
 
   /// GDT selectors.
   public static let code32Selector: UInt16 = 0x08
+  /// The 64-bit code selector of the boot GDT.
   public static let code64Selector: UInt16 = 0x10
+  /// The flat data selector of the boot GDT.
   public static let dataSelector: UInt16 = 0x18
 
   /// The GDT entries, in order (null, 32-bit code, 64-bit code, data).

@@ -5,24 +5,34 @@
 /// - `[0x9FC00, 0xA0000)` reserved (EBDA) and `[0xF0000, 0x100000)` reserved (BIOS ROM),
 /// - `[1 MiB, min(RAM, 3 GiB))` usable, and RAM above 3 GiB usable from 4 GiB on.
 public struct E820Entry: Sendable, Equatable {
+  /// The E820 type: 1 usable RAM, 2 reserved.
   public enum Kind: UInt32, Sendable {
     case usable = 1
     case reserved = 2
   }
+  /// The first byte.
   public var address: UInt64
+  /// The length in bytes.
   public var length: UInt64
+  /// Usable or reserved.
   public var kind: Kind
+  /// An entry of `length` bytes at `address`.
   public init(address: UInt64, length: UInt64, kind: Kind) {
     self.address = address
     self.length = length
     self.kind = kind
   }
+  /// The first byte after the entry.
   public var end: UInt64 { address + length }
 }
 
+/// Builds the E820 map of a guest's RAM (see `E820Entry`).
 public enum E820Map {
+  /// Where the extended BIOS data area starts (reserved from here to 640 KiB).
   public static let ebdaStart: UInt64 = 0x9FC00
+  /// Where the BIOS ROM area starts (reserved to 1 MiB).
   public static let biosStart: UInt64 = 0xF0000
+  /// The first byte of extended memory (1 MiB).
   public static let highMemoryStart: UInt64 = 0x10_0000
 
   /// The map for `memory`'s RAM regions.

@@ -15,6 +15,8 @@ public enum FirmwareLoader {
   /// How much of the image's end appears below 1 MiB.
   public static let lowWindow = 128 << 10
 
+  /// Maps `firmware` as ROM below 4 GiB and its last 128 KiB below 1 MiB, and returns the reset-vector start
+  /// state; throws for an empty, oversized or misaligned image, or less than 1 MiB of guest RAM.
   public static func load(firmware: [UInt8], into memory: GuestMemory) throws(LoaderError) -> BootState {
     guard !firmware.isEmpty else { throw LoaderError("firmware image is empty") }
     guard firmware.count <= maximumSize else {

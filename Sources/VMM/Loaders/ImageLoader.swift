@@ -23,6 +23,8 @@ public enum ImageLoader {
     return nil
   }
 
+  /// Loads `image` in the first format that matches (see the type's description) and returns the start state;
+  /// throws a one-line `LoaderError` for anything it cannot boot.
   public static func load(image: [UInt8], into memory: GuestMemory, options: LoadOptions = LoadOptions())
     throws(LoaderError)
     -> BootState

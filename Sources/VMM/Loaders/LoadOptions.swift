@@ -20,6 +20,7 @@ public struct LoadOptions: Sendable, Equatable {
     return commandLine.isEmpty ? imagePath : imagePath + " " + commandLine
   }
 
+  /// Options; all default to "none" (no command line, no initrd, format detection, 64-bit flat mode).
   public init(
     commandLine: String = "", initrd: [UInt8]? = nil, flatAddress: UInt64? = nil, flatEntry: UInt64? = nil,
     flatMode: BootState.Mode = .long64, imagePath: String? = nil

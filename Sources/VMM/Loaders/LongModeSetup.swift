@@ -11,8 +11,11 @@
 /// IDTR limit 0 (any exception before the guest loads an IDT triple-faults, ending the VM
 /// cleanly), CR0 = PE|ET|NE|PG (WP off), CR3 = the PML4, CR4 = PAE, EFER = LME|LMA.
 public enum LongModeSetup {
+  /// CR0 at a long-mode entry: PG, NE, ET, PE.
   public static let cr0: UInt64 = 0x8000_0031  // PG | NE | ET | PE
+  /// CR4 at a long-mode entry: PAE.
   public static let cr4: UInt64 = 0x20  // PAE
+  /// EFER at a long-mode entry: LMA, LME.
   public static let efer: UInt64 = 0x500  // LMA | LME
   /// EFER's MSR index.
   public static let eferMSR: UInt32 = 0xC000_0080

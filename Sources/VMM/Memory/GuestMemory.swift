@@ -167,7 +167,8 @@ public final class GuestMemory: @unchecked Sendable {
     (r.host + Int(address - r.guestAddress)).copyMemory(from: src, byteCount: bytes.count)
   }
 
-  /// Copies `bytes` to guest RAM or ROM at `address` (the VMM may write ROM); throws when any byte is unmapped.
+  /// Copies `bytes` to guest RAM or ROM at `address` (the VMM may write ROM); throws when any byte is
+  /// unmapped.
   public func write(_ address: UInt64, bytes: [UInt8]) throws(MemoryError) {
     var failure: MemoryError?
     bytes.withUnsafeBytes { buf in

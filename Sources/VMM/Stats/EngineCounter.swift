@@ -4,10 +4,12 @@
 public struct EngineCounter: Codable, Sendable, Equatable {
   /// A short stable key (`fast-path-instructions`), used in JSON.
   public var name: String
+  /// The count at the end of the run.
   public var value: UInt64
   /// What it counts, in a few words, for the terminal.
   public var description: String
 
+  /// A counter `name` with `value`, described as `description`.
   public init(name: String, value: UInt64, description: String) {
     self.name = name
     self.value = value

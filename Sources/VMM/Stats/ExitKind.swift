@@ -4,6 +4,7 @@ public enum ExitKind: Int, CaseIterable, Sendable {
   case ioOut, ioIn, mmioRead, mmioWrite, halt, shutdown, hypercall, cpuid, msrRead, msrWrite, rdtsc
   case invlpg, exception, interruptWindow, kicked, budgetExhausted, internalError
 
+  /// The statistics bucket of `exit`.
   public init(_ exit: VMExit) {
     switch exit {
     case .io(let a): self = a.isWrite ? .ioOut : .ioIn

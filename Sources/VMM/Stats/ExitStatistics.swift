@@ -14,6 +14,7 @@ public final class ExitStatistics {
   /// Nanoseconds spent inside the engine's `run()` (guest execution plus the engine's exit path).
   public var guestNanoseconds: UInt64 = 0
 
+  /// Empty statistics.
   public init() {}
 
   /// Records one exit of `kind` whose handling took `nanoseconds`.
@@ -27,7 +28,9 @@ public final class ExitStatistics {
     histogram[k * LogHistogram.bucketCount + LogHistogram.bucket(of: nanoseconds)] &+= 1
   }
 
+  /// How many exits of `kind` were recorded.
   public func count(of kind: ExitKind) -> UInt64 { counts[kind.rawValue] }
+  /// All exits recorded.
   public var totalExits: UInt64 { counts.reduce(0, &+) }
 
   /// The duration below which `fraction` (0...1) of the recorded exits of `kind` fell, to the

@@ -3,23 +3,34 @@ import Foundation
 /// A snapshot of `ExitStatistics`: printed as a table by `--stats`, written as JSON by
 /// `--stats-json PATH`. JSON keys are the property names (stable; tests and tools rely on them).
 public struct ExitStatisticsReport: Codable, Sendable, Equatable {
+  /// One exit reason's figures.
   public struct Row: Codable, Sendable, Equatable {
     /// `VMExit.reasonName`.
     public var reason: String
+    /// How many exits.
     public var count: UInt64
+    /// Total handling time.
     public var totalNanoseconds: UInt64
+    /// Mean handling time.
     public var meanNanoseconds: Double
+    /// Shortest handling time.
     public var minNanoseconds: UInt64
+    /// Longest handling time.
     public var maxNanoseconds: UInt64
+    /// Median handling time (from the log histogram: within 1/8 of the true value).
     public var p50Nanoseconds: UInt64
+    /// 90th percentile handling time.
     public var p90Nanoseconds: UInt64
+    /// 99th percentile handling time.
     public var p99Nanoseconds: UInt64
   }
+  /// All exits of the run.
   public var totalExits: UInt64
   /// Wall-clock time of the whole run (first entry to stop).
   public var wallNanoseconds: UInt64
   /// Time spent inside the engine's `run()`.
   public var guestNanoseconds: UInt64
+  /// Exits per second of wall time.
   public var exitsPerSecond: Double
   /// Guest instructions retired, when the engine counts them (nil for kvm).
   public var instructionsRetired: UInt64?

@@ -1,9 +1,13 @@
 /// A histogram of nanosecond durations in logarithmic buckets: each power of two is split into
 /// `subBuckets` linear steps, so a percentile is within half a step of the truth (at most about 6%
-/// with 8 steps) over the whole range from 1 ns to centuries, in a fixed 4 KiB-per-series array. Recording is a few integer operations and never allocates.
+/// with 8 steps) over the whole range from 1 ns to centuries, in a fixed 4 KiB-per-series array. Recording is
+/// a few integer operations and never allocates.
 public struct LogHistogram: Sendable {
+  /// Each power of two is split into 2^3 buckets, so values are kept within 1/8.
   public static let subBucketBits = 3
+  /// Buckets per power of two.
   public static let subBuckets = 1 << subBucketBits
+  /// Buckets for every 64-bit value.
   public static let bucketCount = (64 - subBucketBits + 1) * subBuckets
 
   /// Bucket of a duration: values below `subBuckets` have their own bucket; above, the octave
