@@ -168,6 +168,7 @@ public final class CMOS: PortIODevice {
 
   // MARK: PortIODevice
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     guard port & 1 == 1 else { return 0xFF }
     let reg = Int(index)
@@ -182,6 +183,7 @@ public final class CMOS: PortIODevice {
     }
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     let byte = UInt8(truncatingIfNeeded: value)
     guard port & 1 == 1 else {

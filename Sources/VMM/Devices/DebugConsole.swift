@@ -6,12 +6,15 @@ public final class DebugConsole: PortIODevice {
   /// Receives every byte the guest writes.
   public let output: ([UInt8]) -> Void
 
+  /// A debug console handing every byte written to `output`.
   public init(output: @escaping ([UInt8]) -> Void) {
     self.output = output
   }
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 { 0xE9 }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     output([UInt8(truncatingIfNeeded: value)])
   }

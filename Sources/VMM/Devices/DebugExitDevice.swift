@@ -8,10 +8,13 @@ public final class DebugExitDevice: PortIODevice {
   /// The exit status the guest asked for, or nil while it has not asked.
   public private(set) var requestedExitStatus: UInt32?
 
+  /// The device in its power-on state.
   public init() {}
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 { 0 }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     // The first request wins: a guest that keeps writing does not change its verdict.
     if requestedExitStatus == nil { requestedExitStatus = (value << 1) | 1 }

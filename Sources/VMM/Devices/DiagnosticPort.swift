@@ -6,10 +6,13 @@ public final class DiagnosticPort: PortIODevice {
   /// Writes seen (Linux uses the port as an I/O delay, so this grows fast).
   public private(set) var writeCount: UInt64 = 0
 
+  /// The device in its power-on state.
   public init() {}
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 { UInt32(lastCode) }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     lastCode = UInt8(truncatingIfNeeded: value)
     writeCount &+= 1

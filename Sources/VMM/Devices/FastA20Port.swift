@@ -13,10 +13,13 @@ public final class FastA20Port: PortIODevice {
   /// The guest wrote bit 0 = 1 (fast reset).
   public private(set) var resetRequested = false
 
+  /// The device in its power-on state.
   public init() {}
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 { UInt32(value) }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     let byte = UInt8(truncatingIfNeeded: value)
     if byte & 0x01 != 0 { resetRequested = true }

@@ -12,12 +12,19 @@
 /// type, little endian; one usable entry per RAM region) and "etc/sercon-port" (0x3F8: SeaBIOS,
 /// having no VGA, writes its screen output to COM1).
 public final class FwCfg: PortIODevice {
+  /// Selector of the "QEMU" signature.
   public static let signatureKey: UInt16 = 0x0000
+  /// Selector of the feature bitmap (bit 0: traditional interface).
   public static let idKey: UInt16 = 0x0001
+  /// Selector of the RAM size below 4 GiB.
   public static let ramSizeKey: UInt16 = 0x0003
+  /// Selector of the number of CPUs.
   public static let cpuCountKey: UInt16 = 0x0005
+  /// Selector of the maximum number of CPUs.
   public static let maxCPUCountKey: UInt16 = 0x000F
+  /// Selector of the file directory.
   public static let fileDirectoryKey: UInt16 = 0x0019
+  /// Selector of the first named file; files follow in order.
   public static let firstFileKey: UInt16 = 0x0020
   /// Longest file name, without the terminating NUL.
   public static let maximumNameLength = 55
@@ -27,6 +34,7 @@ public final class FwCfg: PortIODevice {
   private var selected: UInt16 = 0
   private var offset = 0
 
+  /// The device in its power-on state.
   public init() {
     items[Self.signatureKey] = Array("QEMU".utf8)
     items[Self.idKey] = le(UInt32(1))
@@ -84,6 +92,7 @@ public final class FwCfg: PortIODevice {
 
   // MARK: PortIODevice
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     guard port == 0x511 else { return 0 }
     var value: UInt32 = 0
@@ -98,6 +107,7 @@ public final class FwCfg: PortIODevice {
     return data[offset]
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     guard port == 0x510 else { return }
     selected = UInt16(truncatingIfNeeded: value)

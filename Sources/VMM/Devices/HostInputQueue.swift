@@ -58,6 +58,7 @@ public final class HostInputQueue: @unchecked Sendable {
 
   /// Bytes currently queued.
   public var count: Int { locked { bytes.count } }
+  /// Whether no byte is waiting.
   public var isEmpty: Bool { count == 0 }
   /// Bytes dropped because the queue was full.
   public var droppedBytes: UInt64 { locked { dropped } }

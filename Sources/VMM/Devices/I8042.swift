@@ -51,6 +51,7 @@ public final class I8042: PortIODevice {
 
   // MARK: PortIODevice
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     if port == 0x64 { return UInt32(status) }
     guard !output.isEmpty else { return 0 }
@@ -59,6 +60,7 @@ public final class I8042: PortIODevice {
     return UInt32(byte)
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     let byte = UInt8(truncatingIfNeeded: value)
     if port == 0x64 {

@@ -27,18 +27,31 @@ public final class PCDevices {
     case reset
   }
 
+  /// The i8259 pair (0x20, 0xA0, ELCR 0x4D0).
   public let pic: PICPair
+  /// The i8254 timer (0x40-0x43, IRQ 0).
   public let pit: PIT8254
+  /// Port 0x61: PIT channel 2 gate and output, speaker.
   public let systemControl: SystemControlPort
+  /// COM1 (0x3F8, IRQ 4).
   public let serial: Serial16550
+  /// The CMOS RTC and NVRAM (0x70-0x71).
   public let cmos: CMOS
+  /// The i8042 (0x60, 0x64): A20 and the reset line.
   public let keyboardController: I8042
+  /// Port 0x92: fast A20 and reset.
   public let fastA20: FastA20Port
+  /// The POST code port (0x80).
   public let diagnostic: DiagnosticPort
+  /// The debug console (0xE9, 0x402).
   public let debugConsole: DebugConsole
+  /// isa-debug-exit (0xF4).
   public let debugExit: DebugExitDevice
+  /// The power-off register (0x604).
   public let powerOff: PowerOffDevice
+  /// The PCI host bridge (0xCF8/0xCFC, reset at 0xCF9).
   public let pci: PCIHostBridge
+  /// fw_cfg (0x510-0x511) for firmware; nil for other guests.
   public let fwCfg: FwCfg?
   /// Where device interrupts go: `pic`, or the sink given at creation (KVM's irqchip).
   public let interruptSink: any InterruptSink
@@ -107,6 +120,7 @@ public final class PCDevices {
   /// The effective A20 gate: the keyboard controller's output-port bit OR port 0x92's bit 1.
   public var a20Enabled: Bool { keyboardController.a20Enabled || fastA20.a20Enabled }
 
+  /// Why a device asks the machine to stop (debug exit, power-off, reset), if one does.
   public var stopRequest: StopRequest? {
     if let status = debugExit.requestedExitStatus { return .exit(status: status) }
     if powerOff.poweredOff { return .powerOff }

@@ -20,6 +20,7 @@ public final class PCIHostBridge: PortIODevice {
   /// Bytes of the bridge's configuration space the guest may change.
   private static let writable: Set<Int> = Set([0x04, 0x05, 0x0D] + Array(0x59...0x5F) + [0x72])
 
+  /// The device in its power-on state.
   public init() {
     put16(0x00, 0x8086)  // Intel
     put16(0x02, 0x1237)  // 82441FX (440FX host bridge)
@@ -52,6 +53,7 @@ public final class PCIHostBridge: PortIODevice {
     return Int(address & 0xFC) + Int(port - 0xCFC)
   }
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     switch port {
     case 0xCF8 where size == 4: return address
@@ -65,6 +67,7 @@ public final class PCIHostBridge: PortIODevice {
     }
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     switch port {
     case 0xCF8 where size == 4:

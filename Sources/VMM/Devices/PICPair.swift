@@ -184,6 +184,7 @@ public final class PICPair: PortIODevice, InterruptSink {
 
   // MARK: InterruptSink
 
+  /// Sets IRQ `line` (0-15) to `level` (`InterruptSink`; edge or level per ELCR).
   public func setIRQ(_ line: Int, level: Bool) {
     switch line {
     case 0...7 where line != 2: master.setLine(UInt8(line), level: level)
@@ -223,6 +224,7 @@ public final class PICPair: PortIODevice, InterruptSink {
 
   // MARK: PortIODevice
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     switch port {
     case 0x20:
@@ -247,6 +249,7 @@ public final class PICPair: PortIODevice, InterruptSink {
     return chip.readISR ? chip.isr : chip.irr
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     let byte = UInt8(truncatingIfNeeded: value)
     switch port {

@@ -203,11 +203,13 @@ public final class PIT8254: PortIODevice, TimedDevice {
 
   // MARK: TimedDevice
 
+  /// Guest time (ns) of the next IRQ 0 edge, if channel 0 will raise one (`TimedDevice`).
   public var nextDeadline: UInt64? {
     guard irq != nil, let tick = channels[0].nextEdgeTick else { return nil }
     return Self.nanoseconds(atTick: tick)
   }
 
+  /// Brings the counters to guest time `nowNanoseconds`, raising IRQ 0 for every period that ended (`TimedDevice`).
   public func advance(to nowNanoseconds: UInt64) {
     let t = Self.ticks(atNanoseconds: nowNanoseconds)
     guard let due = channels[0].nextEdgeTick, due <= t else { return }
@@ -242,6 +244,7 @@ public final class PIT8254: PortIODevice, TimedDevice {
 
   // MARK: PortIODevice
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     let index = Int(port & 3)
     guard index < 3 else { return 0xFF }  // the control register is write-only
@@ -261,6 +264,7 @@ public final class PIT8254: PortIODevice, TimedDevice {
     return UInt32(byte)
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     let byte = UInt8(truncatingIfNeeded: value)
     let index = Int(port & 3)
@@ -370,6 +374,7 @@ public final class SystemControlPort: PortIODevice {
   /// Whether the guest enabled the speaker (bit 1 and channel 2's gate both set).
   public var speakerEnabled: Bool { control & 3 == 3 }
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     var value = control & 0x0F
     if (pit.clock.nanoseconds / 15_085) & 1 != 0 { value |= 0x10 }
@@ -377,6 +382,7 @@ public final class SystemControlPort: PortIODevice {
     return UInt32(value)
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     control = UInt8(truncatingIfNeeded: value) & 0x0F
     pit.setGate(channel: 2, level: control & 1 != 0)

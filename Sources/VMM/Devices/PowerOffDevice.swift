@@ -13,13 +13,16 @@ public final class PowerOffDevice: PortIODevice {
   /// The PM1 control register's SLP_EN bit.
   public static let sleepEnable: UInt16 = 0x2000
 
+  /// The device in its power-on state.
   public init() {}
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     // A byte read of the high half (0x605) sees the upper byte.
     UInt32(port & 1 == 0 ? control : control >> 8)
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     guard size >= 2, port & 1 == 0 else { return }
     let v = UInt16(truncatingIfNeeded: value)

@@ -100,10 +100,12 @@ public final class Serial16550: PortIODevice {
 
   // MARK: PortIODevice
 
+  /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     UInt32(readRegister(Int(port & 7)))
   }
 
+  /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     writeRegister(Int(port & 7), UInt8(truncatingIfNeeded: value))
   }

@@ -33,6 +33,7 @@ public final class ScriptedVirtualCPU: VirtualCPU {
   /// The reason of the `.internalError` exit returned once the script has no steps left.
   public static let scriptEndedReason = "the scripted guest has no more steps"
 
+  /// The engine name reports show.
   public let engineName = "scripted"
   /// The steps not yet taken.
   public var script: [Step]
@@ -45,11 +46,15 @@ public final class ScriptedVirtualCPU: VirtualCPU {
   public private(set) var deliveredVectors: [UInt8] = []
   /// The registers as the VMM set them (or a step changed them); RFLAGS.IF gates injection.
   public var currentRegisters = Registers()
+  /// The special registers as the VMM last set them.
   public var currentSpecialRegisters = SpecialRegisters()
   /// The MSRs the VMM wrote with `setMSRs`.
   public private(set) var msrs: [UInt32: UInt64] = [:]
+  /// Accepted and kept; the script decides the exits.
   public var exitControls = ExitControls()
+  /// None: the script can produce any exit.
   public var unsupportedExitControls: [String] { [] }
+  /// The scripted vCPU records A20 changes, so it says it supports them.
   public var supportsA20Masking: Bool { true }
   /// Runs that returned an exit from the script (`.kicked` returns are not counted).
   public var instructionsRetired: UInt64? { UInt64(stepsTaken) }
@@ -63,6 +68,7 @@ public final class ScriptedVirtualCPU: VirtualCPU {
     self.script = script
   }
 
+  /// The next scripted exit (`.kicked` when a kick is pending), recording the call.
   public func run(budget: UInt64?) throws(EngineError) -> VMExit {
     calls.append(.run(budget: budget))
     if let v = queuedVector {
@@ -75,31 +81,42 @@ public final class ScriptedVirtualCPU: VirtualCPU {
     return script.removeFirst().body(self)
   }
 
+  /// Records the VMM's answer to the last exit.
   public func complete(_ response: ExitResponse) throws(EngineError) {
     calls.append(.complete(response))
     lastResponse = response
   }
 
+  /// The registers as last set.
   public func registers() throws(EngineError) -> Registers { currentRegisters }
+  /// Replaces the registers.
   public func setRegisters(_ registers: Registers) throws(EngineError) { currentRegisters = registers }
+  /// The special registers as last set.
   public func specialRegisters() throws(EngineError) -> SpecialRegisters { currentSpecialRegisters }
+  /// Replaces the special registers.
   public func setSpecialRegisters(_ registers: SpecialRegisters) throws(EngineError) {
     currentSpecialRegisters = registers
   }
+  /// Records the MSRs the VMM set.
   public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
     self.msrs.merge(msrs) { _, new in new }
   }
 
+  /// True when RFLAGS.IF is set and no vector is queued.
   public var readyForInterruptInjection: Bool { currentRegisters.rflags & 0x200 != 0 && queuedVector == nil }
 
+  /// Queues `vector` and records it as delivered.
   public func injectInterrupt(vector: UInt8) throws(EngineError) {
     guard queuedVector == nil else { throw EngineError("an interrupt is already queued for injection") }
     calls.append(.injectInterrupt(vector: vector))
     queuedVector = vector
   }
 
+  /// Records the request.
   public func requestInterruptWindow(_ enabled: Bool) { calls.append(.requestInterruptWindow(enabled)) }
+  /// Records the A20 change.
   public func setA20Gate(_ enabled: Bool) { calls.append(.setA20Gate(enabled)) }
+  /// Makes the next (or current) `run` return `.kicked`; any thread.
   public func kick() { kickPending.store(true, ordering: .releasing) }
 }
 
@@ -126,7 +143,9 @@ extension ScriptedVirtualCPU.Step {
 /// An `Engine` whose machine is one `ScriptedVirtualCPU` (with the VMM's own PIC and PIT, and host
 /// time). Tests keep the vCPU to script it and to read what the VMM did.
 public final class ScriptedEngine: Engine {
+  /// The engine's name.
   public let name = "scripted"
+  /// The one vCPU every machine of this engine gets.
   public let vcpu: ScriptedVirtualCPU
 
   /// An engine whose vCPU runs `script`.
@@ -134,6 +153,7 @@ public final class ScriptedEngine: Engine {
     vcpu = ScriptedVirtualCPU(script: script)
   }
 
+  /// A machine whose vCPU is `vcpu`.
   public func makeMachine(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> EngineMachine {
     guard options.interruptController == .user else {
       throw EngineError("the scripted engine has no in-kernel interrupt controller")
