@@ -1,19 +1,30 @@
 /// Legacy and REX prefix bits seen on an instruction.
 public struct Prefixes: OptionSet, Sendable, Equatable {
+  /// The prefix bits.
   public let rawValue: UInt16
+  /// Prefixes from raw bits.
   public init(rawValue: UInt16) { self.rawValue = rawValue }
+  /// F0 LOCK.
   public static let lock = Prefixes(rawValue: 1 << 0)
   /// F3 (REP/REPE), the last of F2/F3 seen.
   public static let rep = Prefixes(rawValue: 1 << 1)
   /// F2 (REPNE), the last of F2/F3 seen.
   public static let repne = Prefixes(rawValue: 1 << 2)
+  /// 66 operand-size override.
   public static let operandSize = Prefixes(rawValue: 1 << 3)
+  /// 67 address-size override.
   public static let addressSize = Prefixes(rawValue: 1 << 4)
+  /// A segment-override prefix (the segment is in `DecodedInstruction.segment`).
   public static let segment = Prefixes(rawValue: 1 << 5)
+  /// Any REX prefix.
   public static let rex = Prefixes(rawValue: 1 << 6)
+  /// REX.W: 64-bit operand size.
   public static let rexW = Prefixes(rawValue: 1 << 7)
+  /// REX.R: ModRM.reg extension.
   public static let rexR = Prefixes(rawValue: 1 << 8)
+  /// REX.X: SIB.index extension.
   public static let rexX = Prefixes(rawValue: 1 << 9)
+  /// REX.B: ModRM.rm, SIB.base or opcode register extension.
   public static let rexB = Prefixes(rawValue: 1 << 10)
   /// Undocumented alias encodings that real chips execute but llvm-objdump rejects (e.g. F6 /1).
   public static let undocumented = Prefixes(rawValue: 1 << 11)
@@ -47,20 +58,26 @@ public enum OperandKind: UInt8, Sendable {
 
 /// One operand descriptor: what it is, its size in bytes and its register number.
 public struct Operand: Sendable, Equatable {
+  /// What the operand is.
   public var kind: OperandKind
+  /// Its size in bytes.
   public var size: UInt8
+  /// The register number (meaning depends on `kind`).
   public var reg: UInt8
+  /// An operand of `kind`, `size` bytes, register `reg`.
   public init(_ kind: OperandKind, size: UInt8, reg: UInt8 = 0) {
     self.kind = kind
     self.size = size
     self.reg = reg
   }
+  /// No operand.
   public static let none = Operand(.none, size: 0)
 }
 
 /// A decoded instruction: compact, allocation-free, shared by the interpreter, the disassembler and
 /// a translator.
 public struct DecodedInstruction: Sendable {
+  /// What the instruction does.
   public var operation: Operation = .invalid
   /// Total length in bytes including prefixes (1-15).
   public var length: UInt8 = 0
@@ -68,11 +85,13 @@ public struct DecodedInstruction: Sendable {
   public var operandSize: UInt8 = 0
   /// Address size in bytes (2, 4 or 8).
   public var addressSize: UInt8 = 0
+  /// The prefixes present.
   public var prefixes: Prefixes = []
   /// Opcode map: 0 one-byte, 1 = 0F, 2 = 0F38, 3 = 0F3A.
   public var map: UInt8 = 0
   /// The opcode byte within its map.
   public var opcode: UInt8 = 0
+  /// The ModRM byte (0 when there is none).
   public var modrm: UInt8 = 0
   /// Condition code (0-15) for jcc/setcc/cmovcc; the ModRM reg field for group opcodes.
   public var condition: UInt8 = 0
@@ -84,6 +103,7 @@ public struct DecodedInstruction: Sendable {
   public var index: UInt8 = DecodedInstruction.noRegister
   /// Scale factor: 1, 2, 4 or 8.
   public var scale: UInt8 = 1
+  /// How many of `operands` are used.
   public var operandCount: UInt8 = 0
   /// Memory displacement, sign-extended (for moffs forms, the full address).
   public var displacement: Int64 = 0
@@ -92,11 +112,15 @@ public struct DecodedInstruction: Sendable {
   public var immediate: UInt64 = 0
   /// Second immediate (ENTER's level, a far pointer's selector).
   public var immediate2: UInt64 = 0
+  /// Up to three operands, Intel order.
   public var operands: (Operand, Operand, Operand) = (.none, .none, .none)
 
+  /// `base`/`index` value for "none".
   public static let noRegister: UInt8 = 0xFF
+  /// `base` value for RIP-relative addressing.
   public static let ripBase: UInt8 = 16
 
+  /// An empty instruction (`.invalid`, no operands).
   public init() {}
 
   /// Operand `i` (0-2).
@@ -125,14 +149,18 @@ public struct VEXFields: Sendable, Equatable {
   public var vvvv: UInt8 = 0
   /// VEX.L: 256-bit (YMM) when set.
   public var l = false
+  /// VEX.W/EVEX.W.
   public var w = false
   /// VEX.pp: 0 none, 1 66, 2 F3, 3 F2.
   public var pp: UInt8 = 0
   /// EVEX only: the vector length in bytes (16, 32 or 64), the opmask register (EVEX.aaa, 0: none)
   /// and zeroing-masking (EVEX.z).
   public var vectorBytes: UInt8 = 16
+  /// EVEX.aaa: the opmask register (0: none).
   public var mask: UInt8 = 0
+  /// EVEX.z: zeroing-masking.
   public var zeroing = false
+  /// No VEX prefix: every field zero, 16-byte vectors.
   public init() {}
 }
 

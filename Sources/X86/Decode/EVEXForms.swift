@@ -3,10 +3,13 @@
 /// logic, compares into mask registers, tests, broadcasts, ternary logic). Execution is #UD: the
 /// model does not advertise AVX-512. Embedded broadcast and rounding (EVEX.b) are not decoded yet.
 public struct EVEXForm: Sendable, Equatable {
+  /// Operand order in Intel syntax: r ModRM.reg, v EVEX.vvvv, m ModRM.rm, i imm8.
   public enum Layout: Sendable, Equatable {
     case rm, mr, rvm, rvmi, rmi
   }
+  /// The mnemonic.
   public var mnemonic: String
+  /// The operand layout.
   public var layout: Layout
   /// ModRM.reg is a mask register (compares and tests write k registers).
   public var maskDestination = false
@@ -23,6 +26,7 @@ public struct EVEXForm: Sendable, Equatable {
   /// stem before and the suffix after the predicate.
   public var comparePredicate: (stem: String, suffix: String)? = nil
 
+  /// Forms are equal when every field is.
   public static func == (a: EVEXForm, b: EVEXForm) -> Bool {
     a.mnemonic == b.mnemonic && a.layout == b.layout && a.maskDestination == b.maskDestination
       && a.elementMemory == b.elementMemory && a.xmmRM == b.xmmRM && a.generalRM == b.generalRM

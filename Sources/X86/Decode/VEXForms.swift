@@ -17,8 +17,11 @@ public struct VEXForm: Sendable, Equatable {
     /// Mask registers k0-k7.
     case mask
   }
+  /// The mnemonic.
   public var mnemonic: String
+  /// The operand layout.
   public var layout: Layout
+  /// The class of the register operands.
   public var registers: Registers = .vector
   /// Bytes of the memory operand; 0: the vector length (16 or 32).
   public var memorySize: UInt8 = 0

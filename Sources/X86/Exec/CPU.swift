@@ -1,8 +1,11 @@
 /// One x86 CPU: architectural state, memory access through a software TLB, and instruction
 /// execution. Not thread-safe: drive it from one thread.
 public final class CPU {
+  /// Which CPU this models.
   public let model: CPUModel
+  /// The architectural state.
   public let state: CPUState
+  /// Guest-physical memory.
   public let memory: any PhysicalMemory
   /// Instructions retired (a REP iteration counts as one).
   @exclusivity(unchecked) public var instructionsRetired: UInt64 = 0
@@ -61,6 +64,7 @@ public final class CPU {
   /// Real mode: CR0.PE clear.
   @inlinable var isRealMode: Bool { state.cr0 & 1 == 0 }
 
+  /// A CPU of `model` over `memory`, in its reset state.
   public init(model: CPUModel, memory: any PhysicalMemory) {
     self.model = model
     self.memory = memory

@@ -1,7 +1,9 @@
 /// Instructions the embedder intercepts: each becomes a `CPUEvent` instead of being answered by
 /// the model (the instruction re-executes with the embedder's answer, like port I/O).
 public struct CPUTraps: OptionSet, Sendable {
+  /// The trap bits.
   public let rawValue: UInt8
+  /// Traps from raw bits.
   public init(rawValue: UInt8) { self.rawValue = rawValue }
 
   /// CPUID -> `.cpuid(leaf:subleaf:)`, answered with `CPU.completeCPUID(eax:ebx:ecx:edx:)`.

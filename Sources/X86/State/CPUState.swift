@@ -1,22 +1,40 @@
 /// RFLAGS bit masks.
 public enum Flags {
+  /// RFLAGS.CF (bit 0): carry.
   public static let cf: UInt64 = 1 << 0
+  /// RFLAGS bit 1: always 1.
   public static let reserved1: UInt64 = 1 << 1
+  /// RFLAGS.PF (bit 2): parity of the low byte.
   public static let pf: UInt64 = 1 << 2
+  /// RFLAGS.AF (bit 4): auxiliary carry out of bit 3.
   public static let af: UInt64 = 1 << 4
+  /// RFLAGS.ZF (bit 6): zero.
   public static let zf: UInt64 = 1 << 6
+  /// RFLAGS.SF (bit 7): sign.
   public static let sf: UInt64 = 1 << 7
+  /// RFLAGS.TF (bit 8): single-step trap.
   public static let tf: UInt64 = 1 << 8
+  /// RFLAGS.IF (bit 9): maskable interrupts enabled.
   public static let `if`: UInt64 = 1 << 9
+  /// RFLAGS.DF (bit 10): string instructions count down.
   public static let df: UInt64 = 1 << 10
+  /// RFLAGS.OF (bit 11): signed overflow.
   public static let of: UInt64 = 1 << 11
+  /// RFLAGS.IOPL (bits 12-13): I/O privilege level.
   public static let iopl: UInt64 = 3 << 12
+  /// RFLAGS.NT (bit 14): nested task.
   public static let nt: UInt64 = 1 << 14
+  /// RFLAGS.RF (bit 16): resume without re-triggering an instruction breakpoint.
   public static let rf: UInt64 = 1 << 16
+  /// RFLAGS.VM (bit 17): virtual-8086 mode.
   public static let vm: UInt64 = 1 << 17
+  /// RFLAGS.AC (bit 18): alignment check (and SMAP override).
   public static let ac: UInt64 = 1 << 18
+  /// RFLAGS.VIF (bit 19): virtual interrupt flag.
   public static let vif: UInt64 = 1 << 19
+  /// RFLAGS.VIP (bit 20): virtual interrupt pending.
   public static let vip: UInt64 = 1 << 20
+  /// RFLAGS.ID (bit 21): CPUID is available.
   public static let id: UInt64 = 1 << 21
   /// The six arithmetic status flags.
   public static let arithmetic: UInt64 = cf | pf | af | zf | sf | of
@@ -29,6 +47,7 @@ public final class CPUState: @unchecked Sendable {
   /// The raw state buffer (`CPUStateLayout.size` bytes, page-aligned).
   public let raw: UnsafeMutableRawPointer
 
+  /// A zeroed state: every register and segment cache 0.
   public init() {
     raw = UnsafeMutableRawPointer.allocate(byteCount: CPUStateLayout.size, alignment: 4096)
     raw.initializeMemory(as: UInt8.self, repeating: 0, count: CPUStateLayout.size)
@@ -53,6 +72,7 @@ public final class CPUState: @unchecked Sendable {
     raw.storeBytes(of: value, toByteOffset: i &* 8, as: UInt64.self)
   }
 
+  /// The instruction pointer.
   @inlinable public var rip: UInt64 {
     @inline(__always)
     get { self[offset: CPUStateLayout.rip] }
@@ -98,22 +118,27 @@ public final class CPUState: @unchecked Sendable {
     UInt16(truncatingIfNeeded: self[offset: CPUStateLayout.segments + s &* CPUStateLayout.segmentStride])
   }
 
+  /// CR0.
   public var cr0: UInt64 {
     get { self[offset: CPUStateLayout.cr0] }
     set { self[offset: CPUStateLayout.cr0] = newValue }
   }
+  /// CR2: the last page-fault linear address.
   public var cr2: UInt64 {
     get { self[offset: CPUStateLayout.cr2] }
     set { self[offset: CPUStateLayout.cr2] = newValue }
   }
+  /// CR3: the page-table root (and PCID).
   public var cr3: UInt64 {
     get { self[offset: CPUStateLayout.cr3] }
     set { self[offset: CPUStateLayout.cr3] = newValue }
   }
+  /// CR4.
   public var cr4: UInt64 {
     get { self[offset: CPUStateLayout.cr4] }
     set { self[offset: CPUStateLayout.cr4] = newValue }
   }
+  /// IA32_EFER.
   public var efer: UInt64 {
     get { self[offset: CPUStateLayout.efer] }
     set { self[offset: CPUStateLayout.efer] = newValue }
@@ -131,6 +156,7 @@ public final class CPUState: @unchecked Sendable {
       self[offset: CPUStateLayout.gdtrLimit] = UInt64(newValue.limit)
     }
   }
+  /// IDTR: base and limit.
   public var idtr: (base: UInt64, limit: UInt16) {
     get { (self[offset: CPUStateLayout.idtrBase], UInt16(truncatingIfNeeded: self[offset: CPUStateLayout.idtrLimit])) }
     set {

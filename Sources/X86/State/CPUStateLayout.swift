@@ -22,39 +22,71 @@
 /// | 0x600-0x6FF | reserved for x87/MXCSR |
 /// | 0x700-0xFFF | reserved |
 public enum CPUStateLayout {
+  /// 16 general registers, RAX..R15, 8 bytes each.
   public static let gprs = 0x000
+  /// RIP.
   public static let rip = 0x080
+  /// RFLAGS (materialized).
   public static let rflags = 0x088
+  /// The lazily evaluated arithmetic-flags record of the fast path.
   public static let lazyFlags = 0x090
+  /// Segment caches (ES, CS, SS, DS, FS, GS, LDTR, TR), 32 bytes each.
   public static let segments = 0x0C0
   /// Size of one segment record; fields at +0 selector, +8 base, +16 limit, +24 attributes.
   public static let segmentStride = 32
+  /// GDTR base.
   public static let gdtrBase = 0x1C0
+  /// GDTR limit.
   public static let gdtrLimit = 0x1C8
+  /// IDTR base.
   public static let idtrBase = 0x1D0
+  /// IDTR limit.
   public static let idtrLimit = 0x1D8
+  /// CR0.
   public static let cr0 = 0x1E0
+  /// CR2.
   public static let cr2 = 0x1E8
+  /// CR3.
   public static let cr3 = 0x1F0
+  /// CR4.
   public static let cr4 = 0x1F8
+  /// CR8 (TPR).
   public static let cr8 = 0x200
+  /// IA32_EFER.
   public static let efer = 0x208
+  /// DR0-DR7, 8 bytes each.
   public static let debugRegisters = 0x210
+  /// IA32_STAR.
   public static let star = 0x250
+  /// IA32_LSTAR.
   public static let lstar = 0x258
+  /// IA32_CSTAR.
   public static let cstar = 0x260
+  /// IA32_FMASK.
   public static let sfmask = 0x268
+  /// IA32_SYSENTER_CS.
   public static let sysenterCS = 0x270
+  /// IA32_SYSENTER_ESP.
   public static let sysenterESP = 0x278
+  /// IA32_SYSENTER_EIP.
   public static let sysenterEIP = 0x280
+  /// IA32_KERNEL_GS_BASE.
   public static let kernelGSBase = 0x288
+  /// IA32_TSC_AUX.
   public static let tscAux = 0x290
+  /// IA32_PAT.
   public static let pat = 0x298
+  /// IA32_APIC_BASE.
   public static let apicBase = 0x2A0
+  /// The guest TSC's offset from the host counter.
   public static let tscOffset = 0x2A8
+  /// The current privilege level (0-3).
   public static let cpl = 0x2B0
+  /// The code mode (16, 32 or 64) as a number.
   public static let codeMode = 0x2B8
+  /// XMM0-XMM15, 16 bytes each (reserved for SSE).
   public static let xmm = 0x400
+  /// The x87 state (reserved).
   public static let x87 = 0x600
   /// Total size of the buffer (one page, page-aligned).
   public static let size = 0x1000

@@ -38,13 +38,17 @@ public enum SegmentRegister: Int, Sendable, CaseIterable {
 
 /// The hidden (descriptor-cache) form of a segment register.
 public struct SegmentCache: Sendable, Equatable {
+  /// The visible selector.
   public var selector: UInt16
+  /// The base address.
   public var base: UInt64
+  /// The limit in bytes (scaled).
   public var limit: UInt32
   /// Descriptor attribute bits as in bytes 5-6 of a descriptor: type(0-3) S(4) DPL(5-6) P(7)
   /// AVL(12) L(13) D/B(14) G(15).
   public var attributes: UInt16
 
+  /// A segment cache.
   public init(selector: UInt16 = 0, base: UInt64 = 0, limit: UInt32 = 0xFFFF, attributes: UInt16 = 0x93) {
     self.selector = selector
     self.base = base

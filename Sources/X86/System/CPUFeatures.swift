@@ -21,72 +21,126 @@ public struct CPUFeatures: Sendable, Equatable {
   /// CPUID.80000001H:EDX.
   public var extendedEDX: UInt32 = 0
 
+  /// No features.
   public init() {}
 
   /// One feature flag: which register and which bit.
   public struct Flag: Sendable, Equatable {
+    /// The CPUID output register a feature bit lives in.
     public enum Register: Sendable { case leaf1ECX, leaf1EDX, leaf7EBX, leaf7ECX, leaf7EDX, extendedECX, extendedEDX }
+    /// The CPUID register.
     public var register: Register
+    /// The bit number in it.
     public var bit: Int
+    /// The feature bit `bit` of CPUID register `register`.
     public init(_ register: Register, _ bit: Int) {
       self.register = register
       self.bit = bit
     }
 
     // CPUID.1:EDX
+    /// x87 FPU.
     public static let fpu = Flag(.leaf1EDX, 0)
+    /// Debugging extensions (CR4.DE).
     public static let de = Flag(.leaf1EDX, 2)
+    /// 4 MiB pages (CR4.PSE).
     public static let pse = Flag(.leaf1EDX, 3)
+    /// RDTSC.
     public static let tsc = Flag(.leaf1EDX, 4)
+    /// RDMSR/WRMSR.
     public static let msr = Flag(.leaf1EDX, 5)
+    /// Physical address extension.
     public static let pae = Flag(.leaf1EDX, 6)
+    /// Machine-check exception.
     public static let mce = Flag(.leaf1EDX, 7)
+    /// CMPXCHG8B.
     public static let cx8 = Flag(.leaf1EDX, 8)
+    /// On-chip local APIC.
     public static let apic = Flag(.leaf1EDX, 9)
+    /// SYSENTER/SYSEXIT.
     public static let sep = Flag(.leaf1EDX, 11)
+    /// Memory type range registers.
     public static let mtrr = Flag(.leaf1EDX, 12)
+    /// Global pages.
     public static let pge = Flag(.leaf1EDX, 13)
+    /// CMOVcc.
     public static let cmov = Flag(.leaf1EDX, 15)
+    /// Page attribute table.
     public static let pat = Flag(.leaf1EDX, 16)
+    /// 36-bit page-size extension.
     public static let pse36 = Flag(.leaf1EDX, 17)
+    /// CLFLUSH.
     public static let clflush = Flag(.leaf1EDX, 19)
+    /// MMX.
     public static let mmx = Flag(.leaf1EDX, 23)
+    /// FXSAVE/FXRSTOR.
     public static let fxsr = Flag(.leaf1EDX, 24)
+    /// SSE.
     public static let sse = Flag(.leaf1EDX, 25)
+    /// SSE2.
     public static let sse2 = Flag(.leaf1EDX, 26)
     // CPUID.1:ECX
+    /// SSE3.
     public static let sse3 = Flag(.leaf1ECX, 0)
+    /// SSSE3.
     public static let ssse3 = Flag(.leaf1ECX, 9)
+    /// CMPXCHG16B.
     public static let cx16 = Flag(.leaf1ECX, 13)
+    /// Process-context identifiers.
     public static let pcid = Flag(.leaf1ECX, 17)
+    /// SSE4.1.
     public static let sse41 = Flag(.leaf1ECX, 19)
+    /// SSE4.2.
     public static let sse42 = Flag(.leaf1ECX, 20)
+    /// x2APIC.
     public static let x2apic = Flag(.leaf1ECX, 21)
+    /// MOVBE.
     public static let movbe = Flag(.leaf1ECX, 22)
+    /// POPCNT.
     public static let popcnt = Flag(.leaf1ECX, 23)
+    /// XSAVE family.
     public static let xsave = Flag(.leaf1ECX, 26)
+    /// XSAVE enabled by the OS (mirrors CR4.OSXSAVE).
     public static let osxsave = Flag(.leaf1ECX, 27)
+    /// Running under a hypervisor (leaf 40000000H exists).
     public static let hypervisor = Flag(.leaf1ECX, 31)
     // CPUID.(7,0):EBX
+    /// RDFSBASE/WRFSBASE/RDGSBASE/WRGSBASE.
     public static let fsgsbase = Flag(.leaf7EBX, 0)
+    /// BMI1.
     public static let bmi1 = Flag(.leaf7EBX, 3)
+    /// SMEP.
     public static let smep = Flag(.leaf7EBX, 7)
+    /// BMI2.
     public static let bmi2 = Flag(.leaf7EBX, 8)
+    /// Enhanced REP MOVSB/STOSB.
     public static let erms = Flag(.leaf7EBX, 9)
+    /// INVPCID.
     public static let invpcid = Flag(.leaf7EBX, 10)
+    /// SMAP.
     public static let smap = Flag(.leaf7EBX, 20)
     // CPUID.(7,0):ECX
+    /// UMIP.
     public static let umip = Flag(.leaf7ECX, 2)
+    /// Five-level paging.
     public static let la57 = Flag(.leaf7ECX, 16)
+    /// RDPID.
     public static let rdpid = Flag(.leaf7ECX, 22)
     // CPUID.80000001H:ECX
+    /// LAHF/SAHF in 64-bit mode.
     public static let lahfLM = Flag(.extendedECX, 0)
+    /// LZCNT (AMD: advanced bit manipulation).
     public static let abm = Flag(.extendedECX, 5)
     // CPUID.80000001H:EDX
+    /// SYSCALL/SYSRET.
     public static let syscall = Flag(.extendedEDX, 11)
+    /// Execute-disable bit.
     public static let nx = Flag(.extendedEDX, 20)
+    /// 1 GiB pages.
     public static let page1GB = Flag(.extendedEDX, 26)
+    /// RDTSCP and IA32_TSC_AUX.
     public static let rdtscp = Flag(.extendedEDX, 27)
+    /// Intel 64 / long mode.
     public static let longMode = Flag(.extendedEDX, 29)
   }
 
@@ -114,12 +168,16 @@ public struct CPUFeatures: Sendable, Equatable {
     }
   }
 
+  /// Whether `flag` is set.
   public func contains(_ flag: Flag) -> Bool { word(flag.register) & (1 << UInt32(flag.bit)) != 0 }
 
+  /// Sets `flag`.
   public mutating func insert(_ flag: Flag) { update(flag.register) { $0 |= 1 << UInt32(flag.bit) } }
 
+  /// Clears `flag`.
   public mutating func remove(_ flag: Flag) { update(flag.register) { $0 &= ~(1 << UInt32(flag.bit)) } }
 
+  /// The set of `flags`.
   public init(_ flags: [Flag]) {
     for flag in flags { insert(flag) }
   }

@@ -7,15 +7,22 @@
 /// non-canonical RCX in ring 0 and null-selector loads clearing the base. The hypervisor bit (CPUID.1:ECX[31]) is clear by default; set `.hypervisor` in the features to
 /// expose leaf 40000000H with the signature "TrivisorVMM\0".
 public struct CPUIDTable: Sendable, Equatable {
+  /// The advertised features.
   public var features: CPUFeatures
+  /// The leaf-0 vendor string ("GenuineIntel", "AuthenticAMD").
   public var vendor: String
   /// Family/model/stepping signature for CPUID.1:EAX (default 506E3H: family 6, model 5EH, stepping 3).
   public var signature: UInt32
+  /// MAXPHYADDR (leaf 80000008H).
   public var physicalAddressBits: Int
+  /// Linear-address width (48, or 57 with LA57).
   public var linearAddressBits: Int
+  /// The initial APIC ID (leaf 1).
   public var apicID: UInt8
+  /// The brand string (leaves 80000002H-80000004H).
   public var brand: String
 
+  /// A table advertising `features`.
   public init(
     features: CPUFeatures = .systemBaseline, vendor: String = "GenuineIntel", signature: UInt32 = 0x0005_06E3,
     physicalAddressBits: Int = 40, apicID: UInt8 = 0, brand: String = "Trivisor Virtual CPU"

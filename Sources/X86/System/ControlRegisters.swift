@@ -168,6 +168,7 @@ public enum ControlRegisters {
 /// User-mode instruction prevention (SDM vol. 3, "User-Mode Instruction Prevention"): with
 /// CR4.UMIP set, SGDT, SIDT, SLDT, SMSW and STR at CPL > 0 raise #GP(0).
 public enum UMIP {
+  /// #GP(0) when CR4.UMIP is set and CPL > 0.
   public static func check(state: CPUState) throws(Fault) {
     if state.cr4 & CR4.umip != 0 && state.cpl > 0 { throw .gp(0) }
   }

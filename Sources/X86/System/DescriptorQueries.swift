@@ -4,8 +4,11 @@
 public enum DescriptorQueries {
   /// The answer of LAR/LSL: `valid` becomes ZF; `value` is written only when valid.
   public struct Answer: Sendable, Equatable {
+    /// ZF: the selector passed the checks.
     public var valid: Bool
+    /// The value the instruction loads (LAR, LSL).
     public var value: UInt64
+    /// A failed query.
     public static let invalid = Answer(valid: false, value: 0)
   }
 

@@ -4,6 +4,7 @@
 /// offset is the 16-bit field at TSS offset 66H (same place in the 32-bit and 64-bit TSS); bits
 /// beyond the TSS limit count as set. Failure is #GP(0).
 public enum IOPermission {
+  /// Throws #GP(0) unless CPL <= IOPL or the TSS I/O bitmap allows every byte of `size` at `port`.
   public static func check(
     port: UInt16, size: Int, state: CPUState, memory: some SystemMemoryAccess
   ) throws(Fault) {

@@ -4,16 +4,20 @@
 /// Hot path: `tlb.hostPointer(linear, kind:, user:)` (inline); on nil call `translate`, which
 /// walks, caches and returns the physical address and host pointer (nil for MMIO).
 public final class MMU {
+  /// The software TLB in front of the walker.
   public let tlb = SoftTLB()
+  /// The physical memory the tables are read from.
   public let memory: any PhysicalMemory
   /// MAXPHYADDR of the modelled CPU (reserved bits in page-table entries).
   public var physicalAddressBits: Int
+  /// Whether 1 GiB pages are allowed (PDPTE.PS).
   public var supports1GPages: Bool
   /// The interpreter's decode cache, told about every write the system layer and the page walker
   /// make (interrupt frames, TSS and descriptor updates, accessed/dirty bits), so code on those
   /// pages is decoded again like after any other store.
   var codeCache: DecodeCache?
 
+  /// An MMU over `memory`.
   public init(memory: any PhysicalMemory, physicalAddressBits: Int = 40, supports1GPages: Bool = true) {
     self.memory = memory
     self.physicalAddressBits = physicalAddressBits
@@ -80,14 +84,18 @@ public final class MMU {
 /// sane machine; an access that lands on MMIO reads all ones and drops writes (an unclaimed bus),
 /// because the system layer cannot take part in the core's MMIO replay.
 public struct MMUSystemMemory: SystemMemoryAccess {
+  /// The MMU.
   public let mmu: MMU
+  /// The state whose paging controls and CPL apply.
   public let state: CPUState
 
+  /// The memory interface of `mmu` for accesses made in `state`.
   public init(mmu: MMU, state: CPUState) {
     self.mmu = mmu
     self.state = state
   }
 
+  /// Reads `size` bytes at a linear address (supervisor or user access).
   public func readLinear(_ address: UInt64, size: Int, supervisor: Bool) throws(Fault) -> UInt64 {
     var value: UInt64 = 0
     var done = 0
@@ -105,6 +113,7 @@ public struct MMUSystemMemory: SystemMemoryAccess {
     return value
   }
 
+  /// Writes `size` bytes at a linear address (supervisor or user access).
   public func writeLinear(_ address: UInt64, size: Int, value: UInt64, supervisor: Bool) throws(Fault) {
     // Translate both pages first so a fault on the second page leaves the first untouched.
     let firstChunk = min(size, 0x1000 - Int(address & 0xFFF))

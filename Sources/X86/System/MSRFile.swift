@@ -1,23 +1,42 @@
 /// Model-specific register indices (SDM vol. 4, "Model-Specific Registers").
 public enum MSRIndex {
+  /// IA32_TIME_STAMP_COUNTER.
   public static let tsc: UInt32 = 0x10
+  /// IA32_APIC_BASE.
   public static let apicBase: UInt32 = 0x1B
+  /// IA32_BIOS_SIGN_ID (microcode revision).
   public static let biosSignID: UInt32 = 0x8B
+  /// IA32_MTRRCAP.
   public static let mtrrCap: UInt32 = 0xFE
+  /// IA32_SYSENTER_CS.
   public static let sysenterCS: UInt32 = 0x174
+  /// IA32_SYSENTER_ESP.
   public static let sysenterESP: UInt32 = 0x175
+  /// IA32_SYSENTER_EIP.
   public static let sysenterEIP: UInt32 = 0x176
+  /// IA32_MISC_ENABLE.
   public static let miscEnable: UInt32 = 0x1A0
+  /// IA32_PAT.
   public static let pat: UInt32 = 0x277
+  /// IA32_MTRR_DEF_TYPE.
   public static let mtrrDefType: UInt32 = 0x2FF
+  /// IA32_EFER.
   public static let efer: UInt32 = 0xC000_0080
+  /// IA32_STAR: SYSCALL/SYSRET selectors.
   public static let star: UInt32 = 0xC000_0081
+  /// IA32_LSTAR: 64-bit SYSCALL entry.
   public static let lstar: UInt32 = 0xC000_0082
+  /// IA32_CSTAR: compatibility-mode SYSCALL entry (AMD).
   public static let cstar: UInt32 = 0xC000_0083
+  /// IA32_FMASK: RFLAGS bits SYSCALL clears.
   public static let sfmask: UInt32 = 0xC000_0084
+  /// IA32_FS_BASE.
   public static let fsBase: UInt32 = 0xC000_0100
+  /// IA32_GS_BASE.
   public static let gsBase: UInt32 = 0xC000_0101
+  /// IA32_KERNEL_GS_BASE (SWAPGS).
   public static let kernelGSBase: UInt32 = 0xC000_0102
+  /// IA32_TSC_AUX.
   public static let tscAux: UInt32 = 0xC000_0103
 }
 
@@ -35,6 +54,7 @@ public struct MSRFile: Sendable, Equatable {
   /// Physical-address width for APIC_BASE reserved bits.
   public var physicalAddressBits: Int
 
+  /// An MSR file for `features` and `physicalAddressBits`.
   public init(features: CPUFeatures = .systemBaseline, physicalAddressBits: Int = 40) {
     self.features = features
     self.physicalAddressBits = physicalAddressBits
@@ -163,7 +183,9 @@ public struct MSRFile: Sendable, Equatable {
 
 /// What the core must do after a system instruction changed control state.
 public struct SystemEffects: OptionSet, Sendable {
+  /// The effect bits.
   public let rawValue: UInt8
+  /// Effects from raw bits.
   public init(rawValue: UInt8) { self.rawValue = rawValue }
 
   /// Drop the non-global TLB entries (MOV CR3).

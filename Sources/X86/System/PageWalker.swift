@@ -8,15 +8,20 @@ public enum MemoryAccessKind: UInt8, Sendable {
 /// The control state that decides how linear addresses translate (a snapshot of CR0, CR3, CR4,
 /// EFER and the privilege of the access).
 public struct PagingControl: Sendable, Equatable {
+  /// CR0 (PG, WP).
   public var cr0: UInt64
+  /// CR3: the root table.
   public var cr3: UInt64
+  /// CR4 (PAE, PSE, LA57, SMEP, SMAP, PGE).
   public var cr4: UInt64
+  /// IA32_EFER (LMA, NXE).
   public var efer: UInt64
   /// Highest physical address bit + 1 the modelled CPU supports (bits above are reserved in entries).
   public var physicalAddressBits: Int
   /// Whether 1 GiB pages (PDPTE.PS) are supported.
   public var supports1GPages: Bool
 
+  /// The paging controls of a walk.
   public init(
     cr0: UInt64, cr3: UInt64, cr4: UInt64, efer: UInt64, physicalAddressBits: Int = 40,
     supports1GPages: Bool = true
@@ -29,92 +34,148 @@ public struct PagingControl: Sendable, Equatable {
     self.supports1GPages = supports1GPages
   }
 
+  /// CR0.PG.
   public var pagingEnabled: Bool { cr0 & CR0.pg != 0 }
+  /// CR0.WP: supervisor writes honour read-only pages.
   public var writeProtect: Bool { cr0 & CR0.wp != 0 }
+  /// CR4.PAE.
   public var pae: Bool { cr4 & CR4.pae != 0 }
+  /// CR4.PSE: 4 MiB pages in 32-bit paging.
   public var pse: Bool { cr4 & CR4.pse != 0 }
+  /// CR4.LA57: five-level paging.
   public var la57: Bool { cr4 & CR4.la57 != 0 }
+  /// CR4.SMEP.
   public var smep: Bool { cr4 & CR4.smep != 0 }
+  /// CR4.SMAP.
   public var smap: Bool { cr4 & CR4.smap != 0 }
+  /// CR4.PGE: global pages.
   public var pge: Bool { cr4 & CR4.pge != 0 }
+  /// EFER.LMA: four- or five-level paging.
   public var longMode: Bool { efer & EFER.lma != 0 }
+  /// EFER.NXE: the XD bit is honoured.
   public var nxEnabled: Bool { efer & EFER.nxe != 0 }
 }
 
 /// Bits of CR0 the MMU and the system instructions care about.
 public enum CR0 {
+  /// Protection enable.
   public static let pe: UInt64 = 1 << 0
+  /// Monitor coprocessor.
   public static let mp: UInt64 = 1 << 1
+  /// x87 emulation.
   public static let em: UInt64 = 1 << 2
+  /// Task switched.
   public static let ts: UInt64 = 1 << 3
+  /// Extension type (always 1).
   public static let et: UInt64 = 1 << 4
+  /// Numeric error (native x87 errors).
   public static let ne: UInt64 = 1 << 5
+  /// Write protect.
   public static let wp: UInt64 = 1 << 16
+  /// Alignment mask.
   public static let am: UInt64 = 1 << 18
+  /// Not write-through.
   public static let nw: UInt64 = 1 << 29
+  /// Cache disable.
   public static let cd: UInt64 = 1 << 30
+  /// Paging.
   public static let pg: UInt64 = 1 << 31
 }
 
 /// Bits of CR4.
 public enum CR4 {
+  /// Virtual-8086 mode extensions.
   public static let vme: UInt64 = 1 << 0
+  /// Protected-mode virtual interrupts.
   public static let pvi: UInt64 = 1 << 1
+  /// Time stamp disable (RDTSC at CPL 0 only).
   public static let tsd: UInt64 = 1 << 2
+  /// Debugging extensions.
   public static let de: UInt64 = 1 << 3
+  /// CR4.PSE: 4 MiB pages in 32-bit paging.
   public static let pse: UInt64 = 1 << 4
+  /// CR4.PAE.
   public static let pae: UInt64 = 1 << 5
+  /// Machine-check enable.
   public static let mce: UInt64 = 1 << 6
+  /// CR4.PGE: global pages.
   public static let pge: UInt64 = 1 << 7
+  /// Performance-counter enable.
   public static let pce: UInt64 = 1 << 8
+  /// FXSAVE/FXRSTOR and SSE enabled by the OS.
   public static let osfxsr: UInt64 = 1 << 9
+  /// SIMD exceptions enabled by the OS.
   public static let osxmmexcpt: UInt64 = 1 << 10
+  /// User-mode instruction prevention.
   public static let umip: UInt64 = 1 << 11
+  /// CR4.LA57: five-level paging.
   public static let la57: UInt64 = 1 << 12
+  /// RDFSBASE & co. enabled.
   public static let fsgsbase: UInt64 = 1 << 16
+  /// Process-context identifiers.
   public static let pcide: UInt64 = 1 << 17
+  /// XSAVE enabled by the OS.
   public static let osxsave: UInt64 = 1 << 18
+  /// CR4.SMEP.
   public static let smep: UInt64 = 1 << 20
+  /// CR4.SMAP.
   public static let smap: UInt64 = 1 << 21
 }
 
 /// Bits of the EFER MSR.
 public enum EFER {
+  /// SYSCALL enable.
   public static let sce: UInt64 = 1 << 0
+  /// Long mode enable.
   public static let lme: UInt64 = 1 << 8
+  /// Long mode active.
   public static let lma: UInt64 = 1 << 10
+  /// No-execute enable.
   public static let nxe: UInt64 = 1 << 11
 }
 
 /// A page fault as the CPU reports it: the faulting linear address (CR2) and the error code.
 public struct PageFault: Error, Sendable, Equatable {
+  /// The linear address that faulted (for CR2).
   public var address: UInt64
+  /// The #PF error code.
   public var errorCode: UInt32
 
   /// Error-code bits (SDM vol. 3, "Interrupt 14").
   public enum Bit {
+    /// P: the page was present (protection violation).
     public static let present: UInt32 = 1 << 0
+    /// W/R: a write.
     public static let write: UInt32 = 1 << 1
+    /// U/S: the access was at CPL 3 (as a user access).
     public static let user: UInt32 = 1 << 2
+    /// RSVD: a reserved bit was set in a paging entry.
     public static let reserved: UInt32 = 1 << 3
+    /// I/D: an instruction fetch.
     public static let instructionFetch: UInt32 = 1 << 4
   }
 }
 
 /// The outcome of a successful walk: where the byte lives and what the TLB may cache about it.
 public struct Translation: Sendable, Equatable {
+  /// The physical address of the accessed byte.
   public var physicalAddress: UInt64
   /// log2 of the page size: 12, 21, 22 or 30.
   public var pageShift: UInt8
   /// Effective permissions over all levels.
   public var writable: Bool
+  /// Whether the page is accessible at CPL 3 (U/S set at every level).
   public var user: Bool
+  /// Whether the page may be executed (XD clear or NX off).
   public var executable: Bool
+  /// Whether the translation is global (survives a CR3 load).
   public var global: Bool
   /// Whether the final entry's dirty bit is now set (a TLB may cache writes only then).
   public var dirty: Bool
 
+  /// The page size in bytes.
   public var pageSize: UInt64 { 1 << UInt64(pageShift) }
+  /// The physical address of the page.
   public var pageBase: UInt64 { physicalAddress & ~(pageSize - 1) }
 }
 

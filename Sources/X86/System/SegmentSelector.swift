@@ -1,8 +1,10 @@
 /// A segment selector (SDM vol. 3, "Segment Selectors"): index into the GDT or LDT, table
 /// indicator and requested privilege level.
 public struct SegmentSelector: Sendable, Equatable, Hashable {
+  /// The 16-bit selector.
   public var raw: UInt16
 
+  /// A selector from its 16 bits.
   public init(_ raw: UInt16) { self.raw = raw }
 
   /// Descriptor index (bits 15:3).
@@ -31,6 +33,7 @@ public enum OperatingMode: Sendable, Equatable {
   /// IA-32e 64-bit mode.
   case long64
 
+  /// The operating mode `state` is in.
   public init(_ state: CPUState) {
     if state.cr0 & CR0.pe == 0 {
       self = .real
@@ -49,19 +52,27 @@ public enum OperatingMode: Sendable, Equatable {
 
 /// Bits of `SegmentCache.attributes` (bytes 5 and 6 of a descriptor without the limit nibble).
 public enum SegmentAttributes {
+  /// Segment-cache attribute bits: accessed,
   public static let accessed: UInt16 = 1 << 0
   /// Readable (code) / writable (data).
   public static let readWrite: UInt16 = 1 << 1
   /// Conforming (code) / expand-down (data).
   public static let conformingOrExpandDown: UInt16 = 1 << 2
+  /// code (type bit 3),
   public static let code: UInt16 = 1 << 3
   /// S: code or data (not a system descriptor).
   public static let codeOrData: UInt16 = 1 << 4
+  /// the DPL's shift,
   public static let dplShift: UInt16 = 5
+  /// present,
   public static let present: UInt16 = 1 << 7
+  /// AVL,
   public static let available: UInt16 = 1 << 12
+  /// L,
   public static let long: UInt16 = 1 << 13
+  /// D/B,
   public static let defaultBig: UInt16 = 1 << 14
+  /// and G.
   public static let granularity: UInt16 = 1 << 15
 
   /// DPL of a cached segment.

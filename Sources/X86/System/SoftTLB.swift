@@ -23,12 +23,15 @@ public final class SoftTLB {
     public var physicalPage: UInt64
     /// Mask of the page the translation came from (~(size-1)), for INVLPG of large pages.
     public var pageMask: UInt64
+    /// Whether the translation is global.
     public var global: Bool
 
+    /// A tag no linear page has.
     public static let invalidTag: UInt64 = 1
     static var empty: Entry { Entry(tag: invalidTag, host: nil, physicalPage: 0, pageMask: ~0xFFF, global: false) }
   }
 
+  /// Entries per table.
   public static let sets = 256
   static let tables = 6
 
@@ -36,11 +39,13 @@ public final class SoftTLB {
   /// Counts since the last full flush, to keep flushes and INVLPG cheap when nothing special is cached.
   var globalEntries = 0
   var largeEntries = 0
+  /// Full flushes so far (a statistic).
   public private(set) var flushCount = 0
   /// Slots filled since the last full flush (with repeats), so flushes touch only those; nil once
   /// more were filled than the table has slots (then flushes scan everything).
   private var filledSlots: [Int32]? = []
 
+  /// An empty TLB.
   public init() {
     entries = UnsafeMutablePointer<Entry>.allocate(capacity: Self.sets * Self.tables)
     entries.initialize(repeating: .empty, count: Self.sets * Self.tables)

@@ -1,24 +1,44 @@
 /// Exception vectors (SDM vol. 3, table "Protected-Mode Exceptions and Interrupts").
 public enum ExceptionVector {
+  /// #DE.
   public static let divideError: UInt8 = 0
+  /// #DB.
   public static let debug: UInt8 = 1
+  /// NMI.
   public static let nmi: UInt8 = 2
+  /// #BP (INT3).
   public static let breakpoint: UInt8 = 3
+  /// #OF (INTO).
   public static let overflow: UInt8 = 4
+  /// #BR (BOUND).
   public static let boundRange: UInt8 = 5
+  /// #UD.
   public static let invalidOpcode: UInt8 = 6
+  /// #NM.
   public static let deviceNotAvailable: UInt8 = 7
+  /// #DF.
   public static let doubleFault: UInt8 = 8
+  /// #TS.
   public static let invalidTSS: UInt8 = 10
+  /// #NP.
   public static let segmentNotPresent: UInt8 = 11
+  /// #SS.
   public static let stackFault: UInt8 = 12
+  /// #GP.
   public static let generalProtection: UInt8 = 13
+  /// #PF.
   public static let pageFault: UInt8 = 14
+  /// #MF.
   public static let x87FloatingPoint: UInt8 = 16
+  /// #AC.
   public static let alignmentCheck: UInt8 = 17
+  /// #MC.
   public static let machineCheck: UInt8 = 18
+  /// #XM.
   public static let simdFloatingPoint: UInt8 = 19
+  /// #VE.
   public static let virtualization: UInt8 = 20
+  /// #CP.
   public static let controlProtection: UInt8 = 21
 
   /// Whether the exception pushes an error code in protected and IA-32e mode.
@@ -45,6 +65,7 @@ public enum UnimplementedFeature: UInt32, Sendable, CustomStringConvertible {
   /// which knows each CPU model's stack and FLAGS behaviour).
   case realModeDelivery = 4
 
+  /// The feature in a few words.
   public var description: String {
     switch self {
     case .callGate: return "call gate passed to the direct far-transfer check"

@@ -3,9 +3,13 @@
 /// returns true when the operating or code mode may have changed (the core then refreshes its
 /// decode mode from `state.codeMode`); everything throws the core's `Fault`.
 public final class SystemUnit {
+  /// The architectural state the layer works on (the core's).
   public let state: CPUState
+  /// Paging: the walker behind the software TLB.
   public let mmu: MMU
+  /// The MSRs.
   public var msrs: MSRFile
+  /// The CPUID table.
   public var cpuid: CPUIDTable
   /// The host time-stamp counter the guest TSC is offset from.
   public var hostTSC: () -> UInt64
@@ -19,6 +23,7 @@ public final class SystemUnit {
     }
   }
 
+  /// A system layer over `state` and `memory` with `features`.
   public init(
     state: CPUState, memory: any PhysicalMemory, features: CPUFeatures = .systemBaseline,
     physicalAddressBits: Int = 40, hostTSC: @escaping () -> UInt64 = { 0 }
@@ -56,48 +61,60 @@ public final class SystemUnit {
 
   // MARK: Control and debug registers
 
+  /// MOV CRn, value; true when the mode may have changed.
   @discardableResult
   public func movToCR(_ register: Int, _ value: UInt64) throws(Fault) -> Bool {
     apply(
       try ControlRegisters.write(
         register, value: value, state: state, features: features, physicalAddressBits: mmu.physicalAddressBits))
   }
+  /// MOV reg, CRn.
   public func movFromCR(_ register: Int) throws(Fault) -> UInt64 { try ControlRegisters.read(register, state: state) }
+  /// LMSW; true when PE changed.
   @discardableResult
   public func lmsw(_ value: UInt16) throws(Fault) -> Bool { apply(try ControlRegisters.lmsw(value, state: state)) }
+  /// INVLPG of the page holding `address`.
   public func invlpg(_ address: UInt64) throws(Fault) {
     try SystemInstructions.invlpg(address, state: state, tlb: mmu.tlb)
   }
 
   // MARK: MSRs and counters
 
+  /// RDMSR.
   public func rdmsr(_ index: UInt32) throws(Fault) -> UInt64 {
     try msrs.read(index, state: state, hostTSC: hostTSC())
   }
+  /// WRMSR (TLB effects applied).
   public func wrmsr(_ index: UInt32, _ value: UInt64) throws(Fault) {
     apply(try msrs.write(index, value: value, state: state, hostTSC: hostTSC()))
   }
+  /// RDTSC: the guest TSC.
   public func rdtsc() throws(Fault) -> UInt64 { try SystemInstructions.rdtsc(state: state, hostTSC: hostTSC()) }
 
   // MARK: Descriptor tables and segments
 
+  /// LGDT/LIDT.
   public func loadDescriptorTable(
     _ table: DescriptorTableInstructions.Table, limit: UInt16, base: UInt64, operandSize: Int
   ) throws(Fault) {
     try DescriptorTableInstructions.load(table, limit: limit, base: base, operandSize: operandSize, state: state)
   }
+  /// LLDT.
   public func lldt(_ selector: UInt16) throws(Fault) {
     try DescriptorTableInstructions.loadLDTR(selector, state: state, memory: memory)
   }
+  /// LTR.
   public func ltr(_ selector: UInt16) throws(Fault) {
     try DescriptorTableInstructions.loadTR(selector, state: state, memory: memory)
   }
+  /// MOV/POP to a data or stack segment register, with all protected-mode checks.
   public func loadSegment(_ register: SegmentRegister, _ selector: UInt16) throws(Fault) {
     try SegmentLoader.loadData(register, selector: selector, state: state, memory: memory)
   }
 
   // MARK: Control transfers
 
+  /// JMP FAR through a selector (code segment, call gate, TSS or task gate); true when the mode may have changed.
   @discardableResult
   public func farJump(selector: UInt16, offset: UInt64, operandSize: Int, returnRIP: UInt64) throws(Fault) -> Bool {
     _ = apply(
@@ -106,6 +123,7 @@ public final class SystemUnit {
         memory: memory))
     return true
   }
+  /// CALL FAR (with gates and privilege changes); true when the mode may have changed.
   @discardableResult
   public func farCall(selector: UInt16, offset: UInt64, operandSize: Int, returnRIP: UInt64) throws(Fault) -> Bool {
     _ = apply(
@@ -114,11 +132,13 @@ public final class SystemUnit {
         memory: memory))
     return true
   }
+  /// RETF, releasing `release` bytes of parameters; true when the mode may have changed.
   @discardableResult
   public func farReturn(operandSize: Int, release: UInt16) throws(Fault) -> Bool {
     try ReturnInstructions.farReturn(operandSize: operandSize, release: release, state: state, memory: memory)
     return true
   }
+  /// IRET; true when the mode may have changed.
   @discardableResult
   public func iret(operandSize: Int, returnRIP: UInt64) throws(Fault) -> Bool {
     _ = apply(try ReturnInstructions.iret(operandSize: operandSize, returnRIP: returnRIP, state: state, memory: memory))
@@ -151,17 +171,23 @@ public final class SystemUnit {
 
   // MARK: Fast system calls and I/O
 
+  /// SYSCALL (vendor rules of `cpuid`).
   public func syscall(returnRIP: UInt64) throws(Fault) {
     try FastSystemCalls.syscall(returnRIP: returnRIP, state: state, vendor: cpuid.cpuVendor)
   }
+  /// SYSRET.
   public func sysret(operandSize: Int) throws(Fault) {
     try FastSystemCalls.sysret(operandSize: operandSize, state: state)
   }
+  /// SYSENTER (vendor rules of `cpuid`).
   public func sysenter() throws(Fault) { try FastSystemCalls.sysenter(state: state, vendor: cpuid.cpuVendor) }
+  /// SYSEXIT.
   public func sysexit(operandSize: Int) throws(Fault) {
     try FastSystemCalls.sysexit(operandSize: operandSize, state: state, vendor: cpuid.cpuVendor)
   }
+  /// SWAPGS.
   public func swapgs() throws(Fault) { try FastSystemCalls.swapgs(state: state) }
+  /// The I/O permission check of IN/OUT/INS/OUTS (IOPL, then the TSS bitmap).
   public func checkIO(port: UInt16, size: Int) throws(Fault) {
     try IOPermission.check(port: port, size: size, state: state, memory: memory)
   }
