@@ -139,7 +139,6 @@ extension CPU {
     let size = Int(ins.operandSize)
     let m = ALU.mask(size)
     let sign = ALU.sign(size)
-    let bits = UInt64(size * 8)
     var count = (try readOperand(ins, ins.operands.1, ea)) & 0xFF
     if model != .i8086 { count &= size == 8 ? 0x3F : 0x1F }
     let a = try readOperandForUpdate(ins, ins.operands.0, ea)
