@@ -138,7 +138,6 @@ extension CPU {
   func shiftRotate(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
     let size = Int(ins.operandSize)
     let m = ALU.mask(size)
-    let sign = ALU.sign(size)
     var count = (try readOperand(ins, ins.operands.1, ea)) & 0xFF
     if model != .i8086 { count &= size == 8 ? 0x3F : 0x1F }
     let a = try readOperandForUpdate(ins, ins.operands.0, ea)
