@@ -123,25 +123,19 @@ enum EVEXForms {
     }
   }
 
+  /// VPCMP{B,UB,D,UD} (EVEX.W0) and VPCMP{W,UW,Q,UQ} (W1), 66 0F3A by opcode: the element suffix.
+  static let compares: [UInt8: (w0: String, w1: String)] = [
+    0x3F: ("b", "w"), 0x3E: ("ub", "uw"), 0x1F: ("d", "q"), 0x1E: ("ud", "uq"),
+  ]
+
   static func map3(_ opcode: UInt8, pp: UInt8, w: Bool) -> EVEXForm? {
     guard pp == 1 else { return nil }
+    if let compare = compares[opcode] {
+      let suffix = w ? compare.w1 : compare.w0
+      return EVEXForm(
+        mnemonic: "vpcmp" + suffix, layout: .rvmi, maskDestination: true, comparePredicate: ("vpcmp", suffix))
+    }
     switch opcode {
-    case 0x3F:
-      return EVEXForm(
-        mnemonic: w ? "vpcmpw" : "vpcmpb", layout: .rvmi, maskDestination: true,
-        comparePredicate: ("vpcmp", w ? "w" : "b"))
-    case 0x3E:
-      return EVEXForm(
-        mnemonic: w ? "vpcmpuw" : "vpcmpub", layout: .rvmi, maskDestination: true,
-        comparePredicate: ("vpcmp", w ? "uw" : "ub"))
-    case 0x1F:
-      return EVEXForm(
-        mnemonic: w ? "vpcmpq" : "vpcmpd", layout: .rvmi, maskDestination: true,
-        comparePredicate: ("vpcmp", w ? "q" : "d"))
-    case 0x1E:
-      return EVEXForm(
-        mnemonic: w ? "vpcmpuq" : "vpcmpud", layout: .rvmi, maskDestination: true,
-        comparePredicate: ("vpcmp", w ? "uq" : "ud"))
     case 0x25: return EVEXForm(mnemonic: w ? "vpternlogq" : "vpternlogd", layout: .rvmi)
     case 0x0F: return EVEXForm(mnemonic: "vpalignr", layout: .rvmi)
     default: return nil
