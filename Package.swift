@@ -28,10 +28,13 @@ let package = Package(
     .target(name: "Interpreter", dependencies: ["X86", "VMM"]),
     // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
     .target(name: "Oracles", dependencies: ["X86", "CNative"]),
+    // What every front end needs to launch a guest: the engine registry, the reference guest's
+    // boot with benchmark markers, option syntax (memory sizes, console backends).
+    .target(name: "Launcher", dependencies: ["VMM", "KVMEngine", "Interpreter", "GuestImages"]),
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -44,6 +47,9 @@ let package = Package(
     .target(name: "TestHostSupport", dependencies: ["KVMEngine"], path: "Tests/TestHostSupport"),
     .testTarget(name: "X86Tests", dependencies: ["X86"]),
     .testTarget(name: "VMMTests", dependencies: ["VMM", "TestHostSupport"]),
+    // Option syntax and the engine registry shared by the command line and the tests.
+    .testTarget(
+      name: "LauncherTests", dependencies: ["Launcher", "VMM", "KVMEngine", "GuestImages", "TestHostSupport"]),
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM", "TestHostSupport"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
@@ -51,9 +57,10 @@ let package = Package(
     .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter", "TestHostSupport"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages", "TestHostSupport"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
-    .testTarget(name: "CLITests", dependencies: ["TrivisorCLI", "GuestImages", "VMM", "KVMEngine", "TestHostSupport"]),
+    .testTarget(
+      name: "CLITests", dependencies: ["TrivisorCLI", "Launcher", "GuestImages", "VMM", "KVMEngine", "TestHostSupport"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
-    .testTarget(name: "FirmwareTests", dependencies: ["VMM", "KVMEngine", "Interpreter", "TestHostSupport"]),
+    .testTarget(name: "FirmwareTests", dependencies: ["VMM", "Launcher", "TestHostSupport"]),
   ],
   swiftLanguageModes: [.v6]
 )

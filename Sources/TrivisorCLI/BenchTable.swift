@@ -1,5 +1,6 @@
 import Foundation
 import GuestImages
+import Launcher
 
 /// The result table of `trivisor bench` (the reference guest's micro-benchmark suite): one row per
 /// benchmark, one column per engine or peer VMM. Printed as text, written as JSON (`--json`) and

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Launcher
 import VMM
 
 #if canImport(Glibc)
@@ -28,16 +29,16 @@ func printError(_ line: String) {
 
 /// Reads a whole regular file for the user (never blocks on a FIFO or device), with one-line
 /// errors naming the problem.
-func readUserFile(_ path: String, what: String) throws(ExitCodeError) -> [UInt8] {
+func readUserFile(_ path: String, what: String) throws(UsageError) -> [UInt8] {
   try hostFile { () throws(HostFileError) in try HostFile.readRegular(path, what: what) }
 }
 
 /// Runs a host-file operation, turning its error into a usage failure (status 2).
-func hostFile<T>(_ body: () throws(HostFileError) -> T) throws(ExitCodeError) -> T {
+func hostFile<T>(_ body: () throws(HostFileError) -> T) throws(UsageError) -> T {
   do throws(HostFileError) {
     return try body()
   } catch {
-    throw ExitCodeError(error.description)
+    throw UsageError(error.description)
   }
 }
 

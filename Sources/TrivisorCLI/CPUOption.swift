@@ -1,3 +1,4 @@
+import Launcher
 import VMM
 import X86
 
@@ -21,11 +22,11 @@ enum CPUOption {
   }
 
   /// The identity `name` asks for; nil for none; a usage error for an unknown name.
-  static func identity(_ name: String?) throws(ExitCodeError) -> GuestCPUIdentity? {
+  static func identity(_ name: String?) throws(UsageError) -> GuestCPUIdentity? {
     guard let name else { return nil }
     guard let vendor = CPUVendor(rawValue: name.lowercased()) else {
       let names = CPUVendor.allCases.map(\.rawValue).joined(separator: ", ")
-      throw ExitCodeError("unknown --cpu '\(name)' (choose from \(names); --cpu help describes them)")
+      throw UsageError("unknown --cpu '\(name)' (choose from \(names); --cpu help describes them)")
     }
     return GuestCPUIdentity(vendor: vendor.identification, signature: vendor.signature)
   }

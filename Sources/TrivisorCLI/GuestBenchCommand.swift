@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestImages
+import Launcher
 import VMM
 
 /// `trivisor bench` (the default suite): the reference guest kernel's micro-benchmarks

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVMEngine
+import Launcher
 import VMM
 
 struct InfoCommand: ParsableCommand {

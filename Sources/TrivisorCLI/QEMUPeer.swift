@@ -1,5 +1,6 @@
 import Foundation
 import GuestImages
+import Launcher
 
 /// The reference kernel under QEMU (`--peers`): the same image booted through its Multiboot v1
 /// entry by `qemu-system-x86_64 -kernel`, with the same command line, as a peer measured in the
@@ -24,9 +25,9 @@ struct QEMUPeer {
   /// QEMU cannot be started or the run times out.
   func run(
     qemu: String, commandLine: String, timeoutSeconds: Double, onLine: @escaping @Sendable (String) -> Void
-  ) throws(ExitCodeError) -> (output: String, wallSeconds: Double, status: Int32) {
+  ) throws(UsageError) -> (output: String, wallSeconds: Double, status: Int32) {
     guard let kernel = GuestImages.referenceKernelURL else {
-      throw ExitCodeError("the reference kernel resource is missing")
+      throw UsageError("the reference kernel resource is missing")
     }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: qemu)
@@ -45,7 +46,7 @@ struct QEMUPeer {
       if !data.isEmpty { collector.append(data) }
     }
     let start = Date()
-    do { try process.run() } catch { throw ExitCodeError("cannot start \(qemu): \(error.localizedDescription)") }
+    do { try process.run() } catch { throw UsageError("cannot start \(qemu): \(error.localizedDescription)") }
     let deadline = start.addingTimeInterval(timeoutSeconds)
     while process.isRunning && Date() < deadline { usleep(20_000) }
     let timedOut = process.isRunning
@@ -57,11 +58,11 @@ struct QEMUPeer {
     stdout.fileHandleForReading.readabilityHandler = nil
     collector.append(stdout.fileHandleForReading.readDataToEndOfFile())
     let wall = Date().timeIntervalSince(start)
-    if timedOut { throw ExitCodeError("\(name) did not finish within \(Int(timeoutSeconds)) s") }
+    if timedOut { throw UsageError("\(name) did not finish within \(Int(timeoutSeconds)) s") }
     let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     let output = collector.text
     if !output.contains("BENCH"), let first = errors.split(separator: "\n").first {
-      throw ExitCodeError("\(name) failed (status \(process.terminationStatus)): \(first)")
+      throw UsageError("\(name) failed (status \(process.terminationStatus)): \(first)")
     }
     return (output, wall, process.terminationStatus)
   }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Launcher
 import VMM
 
 struct RunCommand: ParsableCommand {
@@ -110,7 +111,7 @@ struct RunCommand: ParsableCommand {
     }
     let log: (String) -> Void = { line in if verbose { printError("trivisor: \(line)") } }
     let setup: (memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine)
-    do throws(ExitCodeError) {
+    do throws(UsageError) {
       setup = try prepare(log: log)
     } catch {
       throw usageFailure(error.description)
@@ -145,69 +146,69 @@ struct RunCommand: ParsableCommand {
   }
 
   /// Everything that can fail on bad input, before the engine runs.
-  private func prepare(log: @escaping (String) -> Void) throws(ExitCodeError) -> (
+  private func prepare(log: @escaping (String) -> Void) throws(UsageError) -> (
     memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine
   ) {
     let size: MemorySize
-    do { size = try MemorySize(parsing: memory) } catch { throw ExitCodeError(error.description) }
+    do { size = try MemorySize(parsing: memory) } catch { throw UsageError(error.description) }
     guard var serialBackend = SerialBackend(argument: serial) else {
-      throw ExitCodeError("invalid --serial '\(serial)' (use stdio, stderr, null or file:PATH)")
+      throw UsageError("invalid --serial '\(serial)' (use stdio, stderr, null or file:PATH)")
     }
     var debugBackend: SerialBackend? = bios != nil ? .stderr : nil
     if let d = debugcon {
       guard let b = SerialBackend(argument: d) else {
-        throw ExitCodeError("invalid --debugcon '\(d)' (use stdio, stderr, null or file:PATH)")
+        throw UsageError("invalid --debugcon '\(d)' (use stdio, stderr, null or file:PATH)")
       }
       debugBackend = b
     }
     guard let placement = InterruptControllerPlacement(rawValue: irqchip) else {
-      throw ExitCodeError("invalid --irqchip '\(irqchip)' (use user or kernel)")
+      throw UsageError("invalid --irqchip '\(irqchip)' (use user or kernel)")
     }
     let identity = try CPUOption.identity(cpu)
-    if let t = timeout, !(t > 0 && t.isFinite) { throw ExitCodeError("--timeout must be a positive number of seconds") }
+    if let t = timeout, !(t > 0 && t.isFinite) { throw UsageError("--timeout must be a positive number of seconds") }
     if let path = statsJSON {
       try hostFile { () throws(HostFileError) in try HostFile.checkOutputPath(path, what: "--stats-json file") }
     }
-    if image != nil && kernel != nil { throw ExitCodeError("give either IMAGE or --kernel, not both") }
+    if image != nil && kernel != nil { throw UsageError("give either IMAGE or --kernel, not both") }
     if bios != nil && (image != nil || kernel != nil) {
-      throw ExitCodeError("give either --bios or an image, not both")
+      throw UsageError("give either --bios or an image, not both")
     }
     let imagePath = kernel ?? image
     if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil) {
-      throw ExitCodeError("--initrd, --flat-address and --flat-entry need an image")
+      throw UsageError("--initrd, --flat-address and --flat-entry need an image")
     }
     if demo && (imagePath != nil || append != nil || bios != nil) {
-      throw ExitCodeError("--demo takes no image, --bios or --append")
+      throw UsageError("--demo takes no image, --bios or --append")
     }
     var options = LoadOptions(commandLine: append ?? "", imagePath: imagePath)
     if let a = flatAddress {
-      guard let v = parseNumber(a) else { throw ExitCodeError("invalid --flat-address '\(a)'") }
+      guard let v = parseNumber(a) else { throw UsageError("invalid --flat-address '\(a)'") }
       options.flatAddress = v
     }
     if let e = flatEntry {
-      guard let v = parseNumber(e) else { throw ExitCodeError("invalid --flat-entry '\(e)'") }
-      guard options.flatAddress != nil else { throw ExitCodeError("--flat-entry needs --flat-address") }
+      guard let v = parseNumber(e) else { throw UsageError("invalid --flat-entry '\(e)'") }
+      guard options.flatAddress != nil else { throw UsageError("--flat-entry needs --flat-address") }
       options.flatEntry = v
     }
     if let p = initrd { options.initrd = try readUserFile(p, what: "initrd") }
 
     let guestMemory: GuestMemory
-    do { guestMemory = try GuestMemory(ramSize: size.bytes) } catch { throw ExitCodeError(error.description) }
+    do { guestMemory = try GuestMemory(ramSize: size.bytes) } catch { throw UsageError(error.description) }
     let boot: BootState
     if let path = bios {
       let bytes = try readUserFile(path, what: "BIOS image")
       do { boot = try FirmwareLoader.load(firmware: bytes, into: guestMemory) } catch {
-        throw ExitCodeError("\(path): \(error.description)")
+        throw UsageError("\(path): \(error.description)")
       }
     } else if let path = imagePath {
       let bytes = try readUserFile(path, what: "image")
       do {
         boot = try ImageLoader.load(image: bytes, into: guestMemory, options: options)
       } catch {
-        throw ExitCodeError("\(path): \(error.description)")
+        throw UsageError("\(path): \(error.description)")
       }
     } else if demo {
-      do { boot = try DemoGuest.load(into: guestMemory) } catch { throw ExitCodeError(error.description) }
+      do { boot = try DemoGuest.load(into: guestMemory) } catch { throw UsageError(error.description) }
     } else {
       boot = try ReferenceGuest.load(into: guestMemory, commandLine: append ?? "")
     }

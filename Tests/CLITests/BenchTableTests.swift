@@ -1,5 +1,6 @@
 import Foundation
 import GuestImages
+import Launcher
 import Testing
 
 @testable import TrivisorCLI

@@ -1,4 +1,5 @@
 import GuestImages
+import Launcher
 import TestHostSupport
 import Testing
 import VMM

@@ -1,5 +1,5 @@
 import Foundation
-import KVMEngine
+import Launcher
 import TestHostSupport
 import Testing
 import VMM
@@ -35,12 +35,9 @@ import VMM
   /// The engine (kvm cases are separate tests marked `.requires(.kvm)`).
   static func engine(_ name: EngineName) throws -> any Engine {
     switch name {
-    case .kvm:
-      return try KVMEngine()
-    case .interp:
-      return interpreterEngine()
-    case .interpDeterministic:
-      return interpreterEngine(deterministic: true)
+    case .kvm: return try EngineRegistry.make("kvm")
+    case .interp: return try EngineRegistry.make("interp")
+    case .interpDeterministic: return try EngineRegistry.make("interp", deterministic: true)
     }
   }
 

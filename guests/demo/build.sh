@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Assembles guests/demo/demo.S into a flat binary linked at 0x10000 and regenerates
-# Sources/VMM/Run/DemoGuestImage.swift, so building Trivisor needs no assembler.
+# Sources/VMM/Guests/DemoGuestImage.swift, so building Trivisor needs no assembler.
 # Run after editing demo.S (needs the Swift toolchain's clang and ld.lld).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,5 +20,5 @@ llvm-objcopy -O binary "$tmp/demo.elf" "$tmp/demo.bin"
   od -An -v -tx1 "$tmp/demo.bin" | sed -E 's/ ([0-9a-f]{2})/0x\1, /g; s/^/    /; s/ +$//'
   echo "  ]"
   echo "}"
-} > "$root/Sources/VMM/Run/DemoGuestImage.swift"
-echo "generated Sources/VMM/Run/DemoGuestImage.swift ($(stat -c %s "$tmp/demo.bin") bytes)"
+} > "$root/Sources/VMM/Guests/DemoGuestImage.swift"
+echo "generated Sources/VMM/Guests/DemoGuestImage.swift ($(stat -c %s "$tmp/demo.bin") bytes)"

@@ -1,4 +1,5 @@
 import Foundation
+import Launcher
 import Testing
 import VMM
 

@@ -1,19 +1,26 @@
 import VMM
 
 /// The VM exits of one marked benchmark region, per exit reason.
-struct BenchmarkExits: Codable, Equatable, Sendable {
+public struct BenchmarkExits: Codable, Equatable, Sendable {
   /// Exit reason name (`io-out`, `hlt`, ...) to count; only reasons that occurred.
-  var byReason: [String: UInt64]
+  public var byReason: [String: UInt64]
   /// Guest instructions retired in the region, for engines that count them.
-  var instructions: UInt64? = nil
+  public var instructions: UInt64? = nil
   /// Host time the region took.
-  var hostNanoseconds: UInt64? = nil
+  public var hostNanoseconds: UInt64? = nil
   /// Guest millions of instructions per host second in the region (the interpreter's speed).
-  var mips: Double? {
+  public var mips: Double? {
     guard let instructions, let hostNanoseconds, hostNanoseconds > 0 else { return nil }
     return Double(instructions) / Double(hostNanoseconds) * 1000
   }
-  var total: UInt64 { byReason.values.reduce(0, +) }
+  /// A region with these exit counts; instructions and host time unknown until set.
+  public init(byReason: [String: UInt64], instructions: UInt64? = nil, hostNanoseconds: UInt64? = nil) {
+    self.byReason = byReason
+    self.instructions = instructions
+    self.hostNanoseconds = hostNanoseconds
+  }
+  /// Exits of every reason.
+  public var total: UInt64 { byReason.values.reduce(0, +) }
 }
 
 /// Listens to the reference kernel's benchmark markers (docs/guest-kernel.md): a byte OUT of the
@@ -24,25 +31,28 @@ struct BenchmarkExits: Codable, Equatable, Sendable {
 /// counters hold every exit before it, and at the end marker's write they also hold the begin
 /// marker's own `io-out`, which is taken off: the region counts exactly the exits the guest took
 /// between the two marker instructions (the end marker's exit is not counted).
-final class BenchmarkMarkerDevice: PortIODevice {
-  static let ports: ClosedRange<UInt16> = 0x500...0x501
+public final class BenchmarkMarkerDevice: PortIODevice {
+  /// The begin (0x500) and end (0x501) marker ports.
+  public static let ports: ClosedRange<UInt16> = 0x500...0x501
 
   private let statistics: ExitStatistics
   private let instructions: () -> UInt64?
   private let clock = HostClock()
   private var begin: (id: Int, counts: [UInt64], instructions: UInt64?, time: UInt64)?
   /// Benchmark id to its region's exits.
-  private(set) var regions: [Int: BenchmarkExits] = [:]
+  public private(set) var regions: [Int: BenchmarkExits] = [:]
 
   /// - Parameter instructions: the vCPU's retired-instruction count, when the engine knows it.
-  init(statistics: ExitStatistics, instructions: @escaping () -> UInt64? = { nil }) {
+  public init(statistics: ExitStatistics, instructions: @escaping () -> UInt64? = { nil }) {
     self.statistics = statistics
     self.instructions = instructions
   }
 
-  func read(port: UInt16, size: Int) -> UInt32 { 0xFFFF_FFFF }
+  /// Reads as all ones.
+  public func read(port: UInt16, size: Int) -> UInt32 { 0xFFFF_FFFF }
 
-  func write(port: UInt16, size: Int, value: UInt32) {
+  /// A marker: records the counters (begin) or the region since the begin marker (end).
+  public func write(port: UInt16, size: Int, value: UInt32) {
     let id = Int(value & 0xFF)
     let counts = ExitKind.allCases.map { statistics.count(of: $0) }
     let retired = instructions()

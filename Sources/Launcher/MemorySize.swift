@@ -1,4 +1,5 @@
 import Foundation
+import VMM
 
 /// A memory size as the user writes it: plain bytes, or a number with a K, M, G or T suffix
 /// (binary units, case-insensitive, an optional trailing B or iB: `256M`, `1G`, `65536K`, `1GiB`).

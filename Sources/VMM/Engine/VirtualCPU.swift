@@ -1,13 +1,3 @@
-/// A failure of the engine itself (not of the guest): an ioctl that failed, a missing capability.
-public struct EngineError: Error, CustomStringConvertible, Sendable {
-  /// What failed, in one line.
-  public var message: String
-  /// An error saying `message`.
-  public init(_ message: String) { self.message = message }
-  /// The message.
-  public var description: String { message }
-}
-
 /// The protocol every engine implements for one virtual CPU. The VMM drives it only through these
 /// calls and the `VMExit` values `run` returns; it never sees how guest instructions execute.
 ///

@@ -1,30 +1,3 @@
-/// Where the guest's COM1 goes (`--serial`).
-public enum SerialBackend: Sendable, Equatable {
-  /// Guest output to stdout; host stdin to the guest (raw terminal mode when stdin is a tty).
-  case stdio
-  /// Guest output appended to a file; no input.
-  case file(String)
-  /// Output dropped; no input.
-  case null
-  /// Output to stderr; no input (`--debugcon stderr`).
-  case stderr
-  /// Output to a descriptor the embedder opened (the CLI opens `file:` paths before loading the
-  /// image, so a bad path is a usage error); the machine closes it.
-  case descriptor(Int32)
-
-  /// Parses `stdio`, `stderr`, `null` or `file:PATH` (the `--serial` and `--debugcon` syntax).
-  public init?(argument: String) {
-    switch argument {
-    case "stdio": self = .stdio
-    case "null": self = .null
-    case "stderr": self = .stderr
-    default:
-      guard argument.hasPrefix("file:"), argument.count > 5 else { return nil }
-      self = .file(String(argument.dropFirst(5)))
-    }
-  }
-}
-
 /// How a `VirtualMachine` is put together and run (everything but the engine and the image).
 public struct MachineConfiguration {
   /// Where COM1 writes and, for `.stdio`, where host input comes from.

@@ -5,41 +5,42 @@ import VMM
 /// The reference guest kernel (guests/kernel, `GuestImages.referenceKernel`): the default guest of
 /// `trivisor run`, the guest of `trivisor bench` and of the CLI tests. Booted by the ELF64 loader,
 /// which passes the command line in RSI as the kernel's boot contract asks (docs/guest-kernel.md).
-enum ReferenceGuest {
+public enum ReferenceGuest {
   /// Guest RAM for bench and test runs: the kernel needs 8 MiB; a small machine starts fast.
-  static let benchMemoryBytes: UInt64 = 64 << 20
+  public static let benchMemoryBytes: UInt64 = 64 << 20
 
   /// Loads the kernel with `commandLine` ("" = the kernel's default, `selftest`).
-  static func load(into memory: GuestMemory, commandLine: String) throws(ExitCodeError) -> BootState {
+  public static func load(into memory: GuestMemory, commandLine: String) throws(UsageError) -> BootState {
     let image: [UInt8]
-    do { image = try GuestImages.referenceKernel } catch { throw ExitCodeError(error.description) }
+    do { image = try GuestImages.referenceKernel } catch { throw UsageError(error.description) }
     do {
       return try ImageLoader.load(image: image, into: memory, options: LoadOptions(commandLine: commandLine))
     } catch {
-      throw ExitCodeError("the reference kernel: \(error.description)")
+      throw UsageError("the reference kernel: \(error.description)")
     }
   }
 
   /// What one captured run of the kernel produced.
-  struct CapturedRun: Sendable {
+  public struct CapturedRun: Sendable {
     /// Everything the guest wrote to its console.
-    var output: String
-    var outcome: RunOutcome
+    public var output: String
+    /// Why the guest stopped, and the run's statistics.
+    public var outcome: RunOutcome
     /// VM exits per benchmark, from the kernel's benchmark markers (empty outside `bench`).
-    var exitsByBenchmark: [String: BenchmarkExits]
+    public var exitsByBenchmark: [String: BenchmarkExits]
     /// Wall time of the whole run, VM creation included.
-    var wallSeconds: Double
+    public var wallSeconds: Double
   }
 
   /// Boots the kernel on `engine` with console output captured (and passed line by line to
   /// `onLine`), and the benchmark-marker device listening.
-  static func run(
+  public static func run(
     engine: any Engine, commandLine: String, timeoutSeconds: Double, engineOptions: EngineOptions = EngineOptions(),
     onLine: ((String) -> Void)? = nil
-  ) throws(ExitCodeError) -> CapturedRun {
+  ) throws(UsageError) -> CapturedRun {
     let start = DispatchTime.now().uptimeNanoseconds
     let memory: GuestMemory
-    do { memory = try GuestMemory(ramSize: benchMemoryBytes) } catch { throw ExitCodeError(error.description) }
+    do { memory = try GuestMemory(ramSize: benchMemoryBytes) } catch { throw UsageError(error.description) }
     let boot = try load(into: memory, commandLine: commandLine)
     let console = ConsoleLines(onLine: onLine)
     let configuration = MachineConfiguration(
@@ -48,14 +49,14 @@ enum ReferenceGuest {
     do {
       vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     } catch {
-      throw ExitCodeError("cannot create the machine on \(engine.name): \(error)")
+      throw UsageError("cannot create the machine on \(engine.name): \(error)")
     }
     let vcpu = vm.vcpu
     let markers = BenchmarkMarkerDevice(statistics: vm.statistics, instructions: { vcpu.instructionsRetired })
     do {
       try vm.portBus.register(markers, ports: BenchmarkMarkerDevice.ports)
     } catch {
-      throw ExitCodeError("cannot attach the benchmark markers: \(error)")
+      throw UsageError("cannot attach the benchmark markers: \(error)")
     }
     let outcome = vm.run()
     console.finish()

@@ -4,19 +4,22 @@ import VMM
 
 /// Every engine the command line knows, in order of preference for `--engine auto`. New engines
 /// (the interpreter, later the binary translator) add one entry here.
-struct EngineRegistry {
+public enum EngineRegistry {
   /// One engine: its name, whether it can run on this host (and why not), and how to make it.
-  struct Entry: Sendable {
-    let name: String
-    let summary: String
+  public struct Entry: Sendable {
+    /// The `--engine` name.
+    public let name: String
+    /// One line on what the engine is.
+    public let summary: String
     /// nil when usable; otherwise the one-line reason.
-    let unavailableReason: @Sendable () -> String?
+    public let unavailableReason: @Sendable () -> String?
     /// Whether the engine can keep virtual time (`--deterministic`).
-    let supportsDeterministic: Bool
-    let make: @Sendable (_ deterministic: Bool) throws -> any Engine
+    public let supportsDeterministic: Bool
+    /// Makes the engine (`deterministic`: guest time follows the instruction count).
+    public let make: @Sendable (_ deterministic: Bool) throws -> any Engine
   }
 
-  static let entries: [Entry] = [
+  public static let entries: [Entry] = [
     Entry(
       name: "kvm", summary: "hardware-assisted virtualization through Linux /dev/kvm",
       unavailableReason: {
@@ -35,12 +38,17 @@ struct EngineRegistry {
   ]
 
   /// Names accepted by `--engine`.
-  static var names: [String] { ["auto"] + entries.map(\.name) }
+  public static var names: [String] { ["auto"] + entries.map(\.name) }
+
+  /// The engine called `name` (or `auto`), made: what tests and embedders use.
+  public static func make(_ name: String, deterministic: Bool = false) throws(UsageError) -> any Engine {
+    try select(name, deterministic: deterministic).engine
+  }
 
   /// The engine `name` asks for; `auto` takes the first usable one. The note says what was chosen
   /// and why (for `--verbose`).
   /// `fallback` is set when `auto` passed over a preferred engine: the caller tells the user why.
-  static func select(_ name: String, deterministic: Bool = false) throws(ExitCodeError) -> (
+  public static func select(_ name: String, deterministic: Bool = false) throws(UsageError) -> (
     engine: any Engine, note: String, fallback: String?
   ) {
     if name == "auto" {
@@ -62,24 +70,27 @@ struct EngineRegistry {
           reasons.append("\(e.name): \(error)")
         }
       }
-      throw ExitCodeError("no engine can run on this host: " + reasons.joined(separator: "; "))
+      throw UsageError("no engine can run on this host: " + reasons.joined(separator: "; "))
     }
     guard let e = entries.first(where: { $0.name == name }) else {
-      throw ExitCodeError("unknown engine '\(name)' (choose from \(names.joined(separator: ", ")))")
+      throw UsageError("unknown engine '\(name)' (choose from \(names.joined(separator: ", ")))")
     }
     if deterministic && !e.supportsDeterministic {
-      throw ExitCodeError("engine \(name) cannot run deterministically (--deterministic needs interp)")
+      throw UsageError("engine \(name) cannot run deterministically (--deterministic needs interp)")
     }
     do {
       return (try e.make(deterministic), "engine \(e.name) (\(e.summary))", nil)
     } catch {
-      throw ExitCodeError("engine \(name) is unusable: \(error)")
+      throw UsageError("engine \(name) is unusable: \(error)")
     }
   }
 }
 
-/// A usage-level failure (exit status 2) carried up to the command.
-struct ExitCodeError: Error, CustomStringConvertible {
-  let description: String
-  init(_ description: String) { self.description = description }
+/// A failure to set a run up (an unknown or unusable engine, an unreadable image, a bad option
+/// value), in one line; the command line reports it with exit status 2.
+public struct UsageError: Error, CustomStringConvertible {
+  /// What went wrong, in one line.
+  public let description: String
+  /// An error saying `description`.
+  public init(_ description: String) { self.description = description }
 }

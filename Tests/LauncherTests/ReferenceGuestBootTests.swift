@@ -1,16 +1,15 @@
 import GuestImages
 import KVMEngine
+import Launcher
 import TestHostSupport
 import Testing
 import VMM
-
-@testable import TrivisorCLI
 
 /// The reference guest kernel's self-test on every engine of the registry (kvm where /dev/kvm
 /// works, interp once it is registered), booted exactly as `trivisor run` boots it.
 @Suite struct ReferenceGuestBootTests {
   /// One self-test run per usable engine, shared by the tests below (a boot is the slow part).
-  static let selfTestRuns: [(engine: String, run: Result<ReferenceGuest.CapturedRun, ExitCodeError>)] =
+  static let selfTestRuns: [(engine: String, run: Result<ReferenceGuest.CapturedRun, UsageError>)] =
     usableEngines.map { entry in (entry.name, bootSelfTest(entry, commandLine: "selftest")) }
 
   static var usableEngines: [EngineRegistry.Entry] {
@@ -18,15 +17,15 @@ import VMM
   }
 
   static func bootSelfTest(_ entry: EngineRegistry.Entry, commandLine: String) -> Result<
-    ReferenceGuest.CapturedRun, ExitCodeError
+    ReferenceGuest.CapturedRun, UsageError
   > {
     do {
       let engine = try entry.make(false)
       return .success(try ReferenceGuest.run(engine: engine, commandLine: commandLine, timeoutSeconds: 120))
-    } catch let error as ExitCodeError {
+    } catch let error as UsageError {
       return .failure(error)
     } catch {
-      return .failure(ExitCodeError("\(error)"))
+      return .failure(UsageError("\(error)"))
     }
   }
 
