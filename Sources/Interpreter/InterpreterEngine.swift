@@ -1,7 +1,8 @@
 import VMM
 import X86
 
-/// The `interp` engine as the VMM sees it: builds an `InterpreterVirtualCPU` over guest memory.
+/// The `interp` engine as the VMM sees it: creates an `InterpreterVM`, whose vCPUs run the X86
+/// model over guest memory.
 public final class InterpreterEngine: Engine {
   public let name = "interp"
   /// Guest time follows the instruction count (`--deterministic`): same guest, same output.
@@ -13,12 +14,10 @@ public final class InterpreterEngine: Engine {
     self.model = model
   }
 
-  public func makeMachine(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> EngineMachine {
+  public func createVM(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> any EngineVM {
     guard options.interruptController == .user else {
       throw EngineError("the interp engine has no in-kernel interrupt controller: use --irqchip user")
     }
-    let vcpu = InterpreterVirtualCPU(memory: memory, model: model, deterministic: deterministic)
-    if let identity = options.cpu { vcpu.present(identity) }
-    return EngineMachine(vcpu: vcpu, clock: deterministic ? vcpu.clock as? InstructionClock : nil)
+    return InterpreterVM(memory: memory, model: model, deterministic: deterministic, identity: options.cpu)
   }
 }

@@ -11,8 +11,8 @@ import X86
 ///   with it); writes, `.msrWrite`, `.invlpg`: the instruction resumes past the access (any
 ///   response but `.fault` acknowledges). `.fault` raises that exception at the instruction instead.
 /// - `.cpuid`: answer with `.cpuid`.
-/// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired; the number is RAX, the arguments RDI, RSI,
-///   RDX, R10, R8, R9; `.value(v)` puts v in RAX (`.none` leaves RAX alone).
+/// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired (the VMM decodes the registers);
+///   `.value(v)` puts v in RAX (`.none` leaves RAX alone).
 /// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt is
 ///   delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)`.
 /// - `.exception`: a vector in `exitControls.exceptionBitmap`, not delivered; state as before the
@@ -36,15 +36,23 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   /// IA32_TSC offset); hand it to timer devices so they agree with the TSC.
   public let clock: any GuestClock
 
-  /// - Parameter deterministic: time follows the instruction count, so runs repeat exactly.
-  public init(memory: GuestMemory, model: CPUModel = .host64, deterministic: Bool = false) {
+  /// A vCPU on its own (outside an `InterpreterVM`), for tests that drive one vCPU directly.
+  /// - Parameter deterministic: time follows this vCPU's instruction count, so runs repeat exactly.
+  public convenience init(memory: GuestMemory, model: CPUModel = .host64, deterministic: Bool = false) {
+    self.init(memory: memory, model: model, clock: nil, ownInstructionClock: deterministic)
+  }
+
+  /// A vCPU of a VM whose guest clock is `clock` (nil: host time).
+  init(memory: GuestMemory, model: CPUModel, clock: InstructionClock?, ownInstructionClock: Bool = false) {
     memoryAdapter = GuestMemoryAdapter(memory)
     let cpu = CPU(model: model, memory: memoryAdapter)
     self.cpu = cpu
-    if deterministic {
-      clock = InstructionClock { [unowned cpu] in cpu.instructionsRetired }
+    if let clock {
+      self.clock = clock
+    } else if ownInstructionClock {
+      self.clock = InstructionClock { [unowned cpu] in cpu.instructionsRetired }
     } else {
-      clock = MonotonicClock()
+      self.clock = MonotonicClock()
     }
     let clock = self.clock
     cpu.readTSC = { clock.nanoseconds }
@@ -209,11 +217,10 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     case .exception(let vector, let errorCode):
       return .exception(vector: vector, errorCode: errorCode)
     case .hypercall:
-      // VMCALL retired: number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9 (the Linux
-      // system-call order); `.value(v)` completes it with v in RAX.
-      let r = cpu.state
+      // VMCALL retired; the VMM reads the number and arguments from the registers
+      // (`HypercallDispatcher`), and `.value(v)` completes it with v in RAX.
       awaiting = .hypercall
-      return .hypercall(Hypercall(number: r.gpr(0), arguments: [7, 6, 2, 10, 8, 9].map { r.gpr($0) }))
+      return .hypercall
     case .cpuid(let leaf, let subleaf):
       awaiting = .cpuid
       return .cpuid(leaf: leaf, subleaf: subleaf)

@@ -4,8 +4,6 @@ import VMM
 public final class KVMEngine: Engine {
   public let name = "kvm"
   public let system: KVMSystem
-  /// The VM of the last machine made (for diagnostics and benchmarks).
-  public private(set) var lastVirtualMachine: KVMVirtualMachine?
 
   /// Opens `/dev/kvm`; throws `KVMUnavailable` when it is missing, not permitted or too old.
   public init(path: String = KVMSystem.defaultPath) throws(KVMUnavailable) {
@@ -19,11 +17,10 @@ public final class KVMEngine: Engine {
     (try? KVMSystem(path: path)) != nil
   }
 
-  public func makeMachine(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> EngineMachine {
-    let kernel = options.interruptController == .kernel
-    let vm = try KVMVirtualMachine(system: system, memory: memory, inKernelIRQChip: kernel)
-    lastVirtualMachine = vm
-    let vcpu = try vm.makeVirtualCPU(identity: options.cpu)
-    return EngineMachine(vcpu: vcpu, engineInterruptSink: kernel ? KVMInterruptSink(vm: vm) : nil)
+  /// Creates a KVM VM over `memory` (`KVM_CREATE_VM`, memory slots, and the in-kernel irqchip
+  /// and PIT when `options` ask for them).
+  public func createVM(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> any EngineVM {
+    try KVMVirtualMachine(
+      system: system, memory: memory, inKernelIRQChip: options.interruptController == .kernel, identity: options.cpu)
   }
 }

@@ -144,7 +144,8 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       case CKVM_EXIT_SYSTEM_EVENT:
         return .shutdown(.unspecified)
       case CKVM_EXIT_HYPERCALL:
-        return .hypercall(Hypercall(number: ckvm_run_hypercall_nr(run), arguments: []))
+        pendingRead = (UnsafeMutableRawPointer(ckvm_run_hypercall_ret(run)), 8)
+        return .hypercall
       case CKVM_EXIT_EXCEPTION:
         let vector = UInt8(truncatingIfNeeded: ckvm_run_exception(run))
         return .exception(vector: vector, errorCode: ckvm_run_exception_error(run))

@@ -7,8 +7,12 @@ import VMM
 
 /// One KVM virtual machine (`KVM_CREATE_VM`): its guest memory slots, the optional in-kernel
 /// interrupt controller and PIT, and the vCPUs created from it.
-public final class KVMVirtualMachine: @unchecked Sendable {
+public final class KVMVirtualMachine: EngineVM, @unchecked Sendable {
   public let system: KVMSystem
+  /// The CPU identity every vCPU shows (nil: the host's).
+  public let identity: GuestCPUIdentity?
+  /// The in-kernel irqchip's lines (used only when `hasInKernelIRQChip`).
+  public private(set) lazy var interruptSink = KVMInterruptSink(vm: self)
   /// The VM file descriptor (VM ioctls).
   public let fd: Int32
   public let memory: GuestMemory
@@ -25,8 +29,11 @@ public final class KVMVirtualMachine: @unchecked Sendable {
 
   /// Creates the VM and maps every region of `memory` as a memory slot (ROM read-only, so guest
   /// writes to it become MMIO exits).
-  public init(system: KVMSystem, memory: GuestMemory, inKernelIRQChip: Bool) throws(EngineError) {
+  public init(
+    system: KVMSystem, memory: GuestMemory, inKernelIRQChip: Bool, identity: GuestCPUIdentity? = nil
+  ) throws(EngineError) {
     self.system = system
+    self.identity = identity
     self.memory = memory
     let vm = ckvm_ioctl(system.fd, CKVM_CREATE_VM, 0)
     guard vm >= 0 else { throw EngineError("KVM_CREATE_VM failed: \(errnoText(-vm))") }
@@ -77,16 +84,28 @@ public final class KVMVirtualMachine: @unchecked Sendable {
     try check(ckvm_ioctl_ptr(fd, CKVM_IRQ_LINE, &l), "KVM_IRQ_LINE \(irq)")
   }
 
-  /// Creates vCPU `id` (`KVM_CREATE_VCPU`), maps its `kvm_run` and gives it KVM's supported CPUID.
-  /// A vCPU; with `identity`, CPUID leaf 0's vendor and leaf 1's signature are rewritten to it.
-  public func makeVirtualCPU(id: UInt32 = 0, identity: GuestCPUIdentity? = nil) throws(EngineError) -> KVMVirtualCPU {
-    try KVMVirtualCPU(vm: self, id: id, identity: identity)
+  /// Creates vCPU `index` (`KVM_CREATE_VCPU`), maps its `kvm_run` and gives it KVM's supported
+  /// CPUID, with leaf 0's vendor and leaf 1's signature rewritten to the VM's `identity` if any.
+  public func createVCPU(index: Int) throws(EngineError) -> any VirtualCPU {
+    try createKVMVCPU(index: index)
   }
+
+  /// `createVCPU` with the concrete type, for kvm-specific tests and benchmarks.
+  public func createKVMVCPU(index: Int) throws(EngineError) -> KVMVirtualCPU {
+    guard let id = UInt32(exactly: index) else { throw EngineError("vCPU index \(index) out of range") }
+    return try KVMVirtualCPU(vm: self, id: id, identity: identity)
+  }
+
+  /// Device interrupt lines as `KVM_IRQ_LINE` when the irqchip is in the kernel; nil otherwise.
+  public var engineInterruptSink: (any InterruptSink)? { hasInKernelIRQChip ? interruptSink : nil }
+  /// KVM runs on host time.
+  public var clock: (any InstructionDrivenClock)? { nil }
 }
 
 /// `InterruptSink` for the in-kernel irqchip: device interrupt lines become `KVM_IRQ_LINE`.
 public final class KVMInterruptSink: InterruptSink {
-  public let vm: KVMVirtualMachine
+  /// The VM whose irqchip the lines reach (the VM owns this sink).
+  public unowned let vm: KVMVirtualMachine
   /// ioctl failures (reported by `--verbose`; a line change cannot throw through the device).
   public private(set) var failures: UInt64 = 0
   public init(vm: KVMVirtualMachine) { self.vm = vm }

@@ -45,13 +45,13 @@ public enum ReferenceGuest {
     let console = ConsoleLines(onLine: onLine)
     let configuration = MachineConfiguration(
       consoleCapture: { console.append($0) }, engineOptions: engineOptions, timeoutSeconds: timeoutSeconds)
-    let vm: VirtualMachine
+    let vm: Machine
     do {
-      vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: configuration)
+      vm = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     } catch {
       throw UsageError("cannot create the machine on \(engine.name): \(error)")
     }
-    let vcpu = vm.vcpu
+    let vcpu = vm.vcpus[0]
     let markers = BenchmarkMarkerDevice(statistics: vm.statistics, instructions: { vcpu.instructionsRetired })
     do {
       try vm.portBus.register(markers, ports: BenchmarkMarkerDevice.ports)

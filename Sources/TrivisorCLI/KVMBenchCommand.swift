@@ -57,14 +57,14 @@ struct KVMBenchCommand: ParsableCommand {
   private func machine(
     code: [UInt8], ram: UInt64 = 2 << 20, userMode: Bool = false, extra: [(UInt64, [UInt8])] = [],
     registers: (inout Registers) -> Void = { _ in }
-  ) throws -> VirtualMachine {
+  ) throws -> Machine {
     let engine = try KVMEngine()
     let memory = try GuestMemory(ramSize: ram)
     try memory.write(0x10000, bytes: code)
     for (address, bytes) in extra { try memory.write(address, bytes: bytes) }
     var boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000, stack: 0x80000, userMode: userMode)
     registers(&boot.registers)
-    return try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: MachineConfiguration())
+    return try Machine(memory: memory, boot: boot, engine: engine, configuration: MachineConfiguration())
   }
 
   private func startup() throws -> BenchReport.Result {

@@ -116,9 +116,9 @@ struct RunCommand: ParsableCommand {
     } catch {
       throw usageFailure(error.description)
     }
-    let vm: VirtualMachine
+    let vm: Machine
     do {
-      vm = try VirtualMachine(
+      vm = try Machine(
         memory: setup.memory, boot: setup.boot, engine: setup.engine, configuration: setup.config)
     } catch {
       printError("trivisor: error: cannot create the machine: \(error)")

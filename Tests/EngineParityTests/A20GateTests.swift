@@ -34,9 +34,9 @@ private func runA20Guest(on engine: any Engine) throws -> (status: Int32, vcpu: 
   var special = SpecialRegisters()
   special.cs = Segment(selector: 0, base: 0, limit: 0xFFFF, type: 0xB)
   let boot = BootState(mode: .real, registers: registers, specialRegisters: special)
-  let vm = try VirtualMachine(
+  let vm = try Machine(
     memory: memory, boot: boot, engine: engine, configuration: MachineConfiguration(timeoutSeconds: 20))
-  return (vm.run().exitStatus, vm.vcpu)
+  return (vm.run().exitStatus, vm.vcpus[0])
 }
 
 @Test func closingTheA20GateWrapsRealModeAddressesOnTheInterpreter() throws {

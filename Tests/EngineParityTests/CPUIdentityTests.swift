@@ -25,7 +25,7 @@ import VMM
     let memory = try GuestMemory(ramSize: 2 << 20)
     try memory.write(0x10000, bytes: guest)
     let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
-    let vm = try VirtualMachine(
+    let vm = try Machine(
       memory: memory, boot: boot, engine: engine,
       configuration: MachineConfiguration(engineOptions: EngineOptions(cpu: identity), timeoutSeconds: 60))
     return vm.run().reason

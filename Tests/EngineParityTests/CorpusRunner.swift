@@ -29,7 +29,7 @@ func runCorpusGuest(_ binary: [UInt8], on engine: any Engine, label: String) thr
   try memory.write(0x10000, bytes: binary)
   let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
   let output = OutputBuffer()
-  let vm = try VirtualMachine(
+  let vm = try Machine(
     memory: memory, boot: boot, engine: engine,
     configuration: MachineConfiguration(consoleCapture: { output.append($0) }, timeoutSeconds: 20))
   let log = AccessLog()

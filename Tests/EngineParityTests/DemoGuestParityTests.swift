@@ -21,7 +21,7 @@ func checkDemoGuest(on engines: [any Engine]) throws {
     let memory = try GuestMemory(ramSize: 16 << 20)
     let boot = try DemoGuest.load(into: memory)
     let output = OutputBuffer()
-    let vm = try VirtualMachine(
+    let vm = try Machine(
       memory: memory, boot: boot, engine: engine,
       configuration: MachineConfiguration(consoleCapture: { output.append($0) }, timeoutSeconds: 30))
     let outcome = vm.run()

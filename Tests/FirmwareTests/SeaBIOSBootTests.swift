@@ -45,7 +45,7 @@ import VMM
   /// machine (fw_cfg files) before it runs.
   static func boot(
     _ image: [UInt8], engine: any Engine, stopOn: String? = finalMessage, timeout: Double = 60,
-    adjust: (VirtualMachine) -> Void = { _ in }
+    adjust: (Machine) -> Void = { _ in }
   ) throws -> Boot {
     let memory = try GuestMemory(ramSize: 256 << 20)
     let state = try FirmwareLoader.load(firmware: image, into: memory)
@@ -54,7 +54,7 @@ import VMM
     let config = MachineConfiguration(
       consoleCapture: { serial.append($0) }, timeoutSeconds: timeout, firmware: true, stopOnOutput: stopOn,
       debugConsoleCapture: { debug.append($0) })
-    let vm = try VirtualMachine(memory: memory, boot: state, engine: engine, configuration: config)
+    let vm = try Machine(memory: memory, boot: state, engine: engine, configuration: config)
     adjust(vm)
     let start = Date()
     let outcome = vm.run()
@@ -147,7 +147,7 @@ import VMM
   static func bootFailReset(_ name: EngineName) throws {
     let image = try biosImage()
     let engine = try engine(name)
-    var machine: VirtualMachine?
+    var machine: Machine?
     let b = try boot(image, engine: engine, stopOn: nil) { vm in
       // QEMU's `-boot reboot-timeout=0`: retry at once instead of after 60 s.
       vm.devices.fwCfg?.addFile("etc/boot-fail-wait", data: [0, 0, 0, 0])
@@ -157,7 +157,7 @@ import VMM
     #expect(b.debug.contains("No bootable device.  Retrying in 0 seconds."))
     #expect(b.debug.contains("Rebooting."))
     // SeaBIOS 1.16 on QEMU's i440FX resets through the PIIX reset control register (0xCF9).
-    #expect(machine?.devices.pci.resetRequested == true)
+    #expect(machine?.control.resetHistory.contains(.resetControlRegister) == true)
     #expect(b.debug.contains("In resume (status=0)"))
   }
 }

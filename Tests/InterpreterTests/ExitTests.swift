@@ -126,7 +126,9 @@ import VMM
           vmcall
           out 0x10, eax
         """)
-    #expect(try m.vcpu.run(budget: 100) == .hypercall(Hypercall(number: 7, arguments: [1, 2, 3, 4, 5, 6])))
+    #expect(try m.vcpu.run(budget: 100) == .hypercall)
+    let call = HypercallDispatcher.decode(registers: try m.vcpu.registers(), special: try m.vcpu.specialRegisters())
+    #expect(call == HypercallDispatcher.Call(number: 7, arguments: [1, 2, 3, 4, 5, 6], longMode: true))
     try m.vcpu.complete(.value(100))
     #expect(try m.vcpu.run(budget: 100) == .io(PortAccess(port: 0x10, size: 4, isWrite: true, value: 100)))
   }

@@ -43,11 +43,10 @@ import VMM
     try mem.addROM(at: 0x200000, bytes: [0xAA])
     try mem.write(0x10000, bytes: code)
     let boot = try SmallGuestBoot.prepare(memory: mem, entry: 0x10000)
-    let machine = try engine.makeMachine(memory: mem, options: EngineOptions())
-    try machine.vcpu.setSpecialRegisters(boot.specialRegisters)
-    try machine.vcpu.setRegisters(boot.registers)
-    #expect(
-      try machine.vcpu.run(budget: nil) == .mmio(MMIOAccess(address: 0x200000, size: 1, isWrite: true, value: 0x55)))
-    #expect(try machine.vcpu.run(budget: nil) == .io(PortAccess(port: 0x510, size: 1, isWrite: true, value: 0xAA)))
+    let vcpu = try engine.createVM(memory: mem, options: EngineOptions()).createVCPU(index: 0)
+    try vcpu.setSpecialRegisters(boot.specialRegisters)
+    try vcpu.setRegisters(boot.registers)
+    #expect(try vcpu.run(budget: nil) == .mmio(MMIOAccess(address: 0x200000, size: 1, isWrite: true, value: 0x55)))
+    #expect(try vcpu.run(budget: nil) == .io(PortAccess(port: 0x510, size: 1, isWrite: true, value: 0xAA)))
   }
 }

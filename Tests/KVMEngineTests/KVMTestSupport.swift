@@ -14,10 +14,10 @@ enum KVMTestSupport {
     let mem = try GuestMemory(ramSize: memory)
     try mem.write(0x10000, bytes: image)
     let boot = try SmallGuestBoot.prepare(memory: mem, entry: 0x10000)
-    let machine = try engine.makeMachine(memory: mem, options: options)
-    try machine.vcpu.setSpecialRegisters(boot.specialRegisters)
-    try machine.vcpu.setRegisters(boot.registers)
-    return (mem, machine.vcpu)
+    let vcpu = try engine.createVM(memory: mem, options: options).createVCPU(index: 0)
+    try vcpu.setSpecialRegisters(boot.specialRegisters)
+    try vcpu.setRegisters(boot.registers)
+    return (mem, vcpu)
   }
 }
 
@@ -29,11 +29,11 @@ final class OutputCapture: @unchecked Sendable {
 }
 
 extension KVMTestSupport {
-  /// A full `VirtualMachine` (devices, run loop) running `image` at 0x10000 in ring 0.
+  /// A full `Machine` (devices, run loop) running `image` at 0x10000 in ring 0.
   static func virtualMachine(
     _ engine: KVMEngine, image: [UInt8], capture: OutputCapture, timeout: Double = 20,
     irqchip: InterruptControllerPlacement = .user, prepare: (GuestMemory) throws -> Void = { _ in }
-  ) throws -> VirtualMachine {
+  ) throws -> Machine {
     let mem = try GuestMemory(ramSize: 2 << 20)
     try mem.write(0x10000, bytes: image)
     try prepare(mem)
@@ -41,6 +41,6 @@ extension KVMTestSupport {
     let config = MachineConfiguration(
       consoleCapture: { capture.append($0) }, engineOptions: EngineOptions(interruptController: irqchip),
       timeoutSeconds: timeout)
-    return try VirtualMachine(memory: mem, boot: boot, engine: engine, configuration: config)
+    return try Machine(memory: mem, boot: boot, engine: engine, configuration: config)
   }
 }

@@ -42,7 +42,7 @@ import VMM
       usleep(50_000)
       // What the stdin reader thread does: queue, then kick the vCPU.
       box.value.input.push(Array("bc".utf8))
-      box.value.vcpu.kick()
+      box.value.vcpus[0].kick()
     }
     t.start()
     let outcome = vm.run()
@@ -148,7 +148,7 @@ import VMM
     let out = OutputCapture()
     let mem = try GuestMemory(ramSize: 16 << 20)
     let boot = try DemoGuest.load(into: mem)
-    let vm = try VirtualMachine(
+    let vm = try Machine(
       memory: mem, boot: boot, engine: engine,
       configuration: MachineConfiguration(consoleCapture: { out.append($0) }, timeoutSeconds: 20))
     let outcome = vm.run()

@@ -8,7 +8,8 @@ import Testing
   @Test func randomPortTrafficNeverCrashes() throws {
     let memory = try GuestMemory(ramSize: 8 << 20)
     let clock = ManualClock()
-    let pc = PCDevices(memory: memory, clock: clock, serialOutput: { _ in }, firmware: true)
+    let pc = PCDevices(
+      memory: memory, clock: clock, control: MachineControl(), serialOutput: { _ in }, firmware: true)
     let bus = PortIOBus()
     try pc.register(on: bus)
     let ports: [UInt16] =

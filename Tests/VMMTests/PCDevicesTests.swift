@@ -7,7 +7,9 @@ import Testing
     let memory = try GuestMemory(ramSize: 16 << 20)
     let clock = ManualClock()
     let out = OutputCollector()
-    let pc = PCDevices(memory: memory, clock: clock, serialOutput: { out.append($0) }, firmware: true)
+    let control = MachineControl()
+    let pc = PCDevices(
+      memory: memory, clock: clock, control: control, serialOutput: { out.append($0) }, firmware: true)
     let bus = PortIOBus()
     try pc.register(on: bus)
     // COM1 output and the debug console share the output.
@@ -28,26 +30,28 @@ import Testing
     bus.write(port: 0x510, size: 2, value: 0)
     #expect(bus.read(port: 0x511, size: 1) == 0x51)
     #expect(bus.unclaimedAccesses == 0)
-    #expect(pc.stopRequest == nil)
+    #expect(control.requestedStop == nil && control.resetHistory.isEmpty)
   }
 
   @Test func stopRequests() throws {
     let memory = try GuestMemory(ramSize: 16 << 20)
-    let a = PCDevices(memory: memory, clock: ManualClock(), serialOutput: { _ in })
+    let control = MachineControl()
+    let a = PCDevices(memory: memory, clock: ManualClock(), control: control, serialOutput: { _ in })
     let bus = PortIOBus()
     try a.register(on: bus)
     bus.write(port: 0x64, size: 1, value: 0xFE)
-    #expect(a.stopRequest == .reset)
+    #expect(control.take().reset == .keyboardController)
     bus.write(port: 0x604, size: 2, value: 0x2000)
-    #expect(a.stopRequest == .powerOff)
+    #expect(control.take().stop == .powerOff)
     bus.write(port: 0xF4, size: 1, value: 1)
-    #expect(a.stopRequest == .exit(status: 3))
+    #expect(control.take().stop == .powerOff)  // the first stop wins
   }
 
   @Test func anExternalSinkLeavesThePICOffTheBus() throws {
     let memory = try GuestMemory(ramSize: 16 << 20)
     let sink = RecordingSink()
-    let pc = PCDevices(memory: memory, clock: ManualClock(), interruptSink: sink, serialOutput: { _ in })
+    let pc = PCDevices(
+      memory: memory, clock: ManualClock(), control: MachineControl(), interruptSink: sink, serialOutput: { _ in })
     let bus = PortIOBus()
     try pc.register(on: bus)
     #expect(bus.device(for: 0x20) == nil)

@@ -3,7 +3,9 @@ import Testing
 @testable import VMM
 
 @Suite struct PCIHostBridgeTests {
-  let pci = PCIHostBridge()
+  let control = MachineControl()
+  let pci: PCIHostBridge
+  init() { pci = PCIHostBridge(control: control) }
 
   func config(bus: UInt32 = 0, device: UInt32 = 0, function: UInt32 = 0, offset: UInt32, size: Int = 4) -> UInt32 {
     pci.write(port: 0xCF8, size: 4, value: 0x8000_0000 | bus << 16 | device << 11 | function << 8 | (offset & 0xFC))
@@ -44,18 +46,21 @@ import Testing
 
   @Test func resetControlRegister() {
     pci.write(port: 0xCF9, size: 1, value: 0x02)
-    #expect(!pci.resetRequested)
+    #expect(control.resetHistory.isEmpty)
     pci.write(port: 0xCF9, size: 1, value: 0x06)
-    #expect(pci.resetRequested)
+    #expect(control.resetHistory == [.resetControlRegister])
+    #expect(control.take().reset == .resetControlRegister)
   }
 }
 
 @Suite struct I8042Tests {
   let sink = RecordingSink()
   let kbc: I8042
+  let control = MachineControl()
 
   init() {
-    kbc = I8042(keyboardIRQ: InterruptLine(sink: sink, line: 1), auxIRQ: InterruptLine(sink: sink, line: 12))
+    kbc = I8042(
+      keyboardIRQ: InterruptLine(sink: sink, line: 1), auxIRQ: InterruptLine(sink: sink, line: 12), control: control)
   }
 
   func command(_ c: UInt8) { kbc.write(port: 0x64, size: 1, value: UInt32(c)) }
@@ -79,21 +84,22 @@ import Testing
   }
 
   @Test func a20ThroughTheOutputPort() {
-    #expect(kbc.a20Enabled)
+    #expect(kbc.a20Enabled && control.a20Enabled)
     command(0xD1)
     data(0xDD)  // bit 1 clear: A20 off, bit 0 set: no reset
-    #expect(!kbc.a20Enabled && !kbc.resetRequested)
+    #expect(!kbc.a20Enabled && control.resetHistory.isEmpty)
+    #expect(!control.a20Enabled && control.changed)
     command(0xD0)
     #expect(readData() == 0xDD)
     command(0xDF)
-    #expect(kbc.a20Enabled)
+    #expect(kbc.a20Enabled && control.a20Enabled)
   }
 
   @Test func resetPulse() {
     command(0xFF)  // pulse nothing (bit 0 set)
-    #expect(!kbc.resetRequested)
+    #expect(control.resetHistory.isEmpty)
     command(0xFE)
-    #expect(kbc.resetRequested)
+    #expect(control.resetHistory == [.keyboardController])
   }
 
   @Test func keyboardCommandsAndIRQ1() {
@@ -157,13 +163,20 @@ import Testing
 
 @Suite struct FastA20AndFwCfgTests {
   @Test func port92() {
-    let p = FastA20Port()
+    let control = MachineControl()
+    let p = FastA20Port(control: control)
     #expect(!p.a20Enabled)
     p.write(port: 0x92, size: 1, value: 0x02)
-    #expect(p.a20Enabled && !p.resetRequested)
+    #expect(p.a20Enabled && control.resetHistory.isEmpty)
     #expect(p.read(port: 0x92, size: 1) == 0x02)
+    // The keyboard controller holds A20 open at power-on; with it closed, port 0x92 decides.
+    control.setA20(.keyboardController, enabled: false)
+    #expect(control.a20Enabled)
+    p.write(port: 0x92, size: 1, value: 0x00)
+    #expect(!control.a20Enabled)
     p.write(port: 0x92, size: 1, value: 0x03)
-    #expect(p.resetRequested)
+    #expect(control.resetHistory == [.fastResetPort])
+    #expect(control.a20Enabled)
   }
 
   func readItem(_ f: FwCfg, _ key: UInt16, count: Int) -> [UInt8] {

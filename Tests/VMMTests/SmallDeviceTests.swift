@@ -4,15 +4,18 @@ import Testing
 
 @Suite struct SmallDeviceTests {
   @Test func debugExitEncodesTheStatusLikeQEMU() {
-    let d = DebugExitDevice()
-    #expect(d.requestedExitStatus == nil)
+    let control = MachineControl()
+    let d = DebugExitDevice(control: control)
+    #expect(control.requestedStop == nil && !control.changed)
     d.write(port: 0xF4, size: 1, value: 0x10)
-    #expect(d.requestedExitStatus == 0x21)
+    #expect(control.changed)
+    #expect(control.requestedStop == .debugExit(value: 0x10))
+    #expect(control.requestedStop?.exitStatus == 0x21)
     d.write(port: 0xF4, size: 1, value: 0)
-    #expect(d.requestedExitStatus == 0x21)  // first request wins
-    let zero = DebugExitDevice()
-    zero.write(port: 0xF4, size: 4, value: 0)
-    #expect(zero.requestedExitStatus == 1)
+    #expect(control.requestedStop == .debugExit(value: 0x10))  // first request wins
+    let zeroControl = MachineControl()
+    DebugExitDevice(control: zeroControl).write(port: 0xF4, size: 4, value: 0)
+    #expect(zeroControl.requestedStop?.exitStatus == 1)
   }
 
   @Test func debugConsoleOutputsBytesAndAnswersE9() {
@@ -26,13 +29,14 @@ import Testing
   }
 
   @Test func powerOffOnSleepEnable() {
-    let d = PowerOffDevice()
+    let control = MachineControl()
+    let d = PowerOffDevice(control: control)
     d.write(port: 0x604, size: 1, value: 0x00)  // byte writes do nothing
     d.write(port: 0x604, size: 2, value: 0x0001)  // SCI_EN only
-    #expect(!d.poweredOff)
+    #expect(control.requestedStop == nil)
     #expect(d.read(port: 0x604, size: 2) == 0x0001)
     d.write(port: 0x604, size: 2, value: 0x2000)
-    #expect(d.poweredOff)
+    #expect(control.requestedStop == .powerOff)
     #expect(d.read(port: 0x604, size: 2) & 0x2000 == 0)
   }
 
@@ -76,14 +80,15 @@ import Testing
 
   @Test func devicesWorkOnTheBus() throws {
     let bus = PortIOBus()
-    let exit = DebugExitDevice()
+    let control = MachineControl()
+    let exit = DebugExitDevice(control: control)
     let pic = PICPair()
     try bus.register(exit, ports: 0xF4...0xF4)
     try bus.register(pic, ports: 0x20...0x21)
     try bus.register(pic, ports: 0xA0...0xA1)
     try bus.register(pic, ports: 0x4D0...0x4D1)
     bus.write(port: 0xF4, size: 1, value: 3)
-    #expect(exit.requestedExitStatus == 7)
+    #expect(control.requestedStop?.exitStatus == 7)
     #expect(bus.read(port: 0x21, size: 1) == 0xFF)
   }
 }

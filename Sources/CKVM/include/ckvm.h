@@ -117,7 +117,8 @@ static inline uint64_t ckvm_run_internal_data(const struct kvm_run *run, uint32_
 }
 static inline uint32_t ckvm_run_exception(const struct kvm_run *run) { return run->ex.exception; }
 static inline uint32_t ckvm_run_exception_error(const struct kvm_run *run) { return run->ex.error_code; }
-static inline uint64_t ckvm_run_hypercall_nr(const struct kvm_run *run) { return run->hypercall.nr; }
+/// Where the VMM writes a hypercall's result (KVM copies it to RAX on the next KVM_RUN).
+static inline uint64_t *ckvm_run_hypercall_ret(struct kvm_run *run) { return &run->hypercall.ret; }
 static inline uint32_t ckvm_run_system_event_type(const struct kvm_run *run) { return run->system_event.type; }
 
 static inline uint32_t ckvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }

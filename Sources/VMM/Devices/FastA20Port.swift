@@ -2,7 +2,7 @@
 /// requests a fast reset.
 ///
 /// `a20Enabled` records what the guest asked for. On a PC the effective A20 is this bit OR the
-/// keyboard controller's output port bit (`PCDevices.a20Enabled`); the run loop passes changes to
+/// keyboard controller's output port bit (`MachineControl.setA20`); the runner passes changes to
 /// the vCPU (`VirtualCPU.setA20Gate`): the interpreter then wraps unpaged addresses at 1 MiB, KVM
 /// cannot and keeps the gate open. After reset the port reads 0: A20 is then enabled through the
 /// keyboard controller, as on QEMU.
@@ -10,11 +10,10 @@ public final class FastA20Port: PortIODevice {
   private var value: UInt8 = 0
   /// Bit 1 of port 0x92.
   public var a20Enabled: Bool { value & 0x02 != 0 }
-  /// The guest wrote bit 0 = 1 (fast reset).
-  public private(set) var resetRequested = false
+  private let control: MachineControl
 
-  /// The device in its power-on state.
-  public init() {}
+  /// The device in its power-on state; reset requests and the A20 bit go to `control`.
+  public init(control: MachineControl = MachineControl()) { self.control = control }
 
   /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 { UInt32(value) }
@@ -22,7 +21,8 @@ public final class FastA20Port: PortIODevice {
   /// A guest OUT of `size` bytes to one of the device's ports (`PortIODevice`; vCPU thread).
   public func write(port: UInt16, size: Int, value: UInt32) {
     let byte = UInt8(truncatingIfNeeded: value)
-    if byte & 0x01 != 0 { resetRequested = true }
+    if byte & 0x01 != 0 { control.requestReset(.fastResetPort) }
     self.value = byte & 0x02
+    control.setA20(.fastA20Port, enabled: byte & 0x02 != 0)
   }
 }

@@ -7,7 +7,7 @@
 /// read/write the output port (bit 0: reset line, low = reset; bit 1: A20), 0xD2/0xD3 write the
 /// keyboard/aux output buffer, 0xD4 write to the aux device (there is no mouse: the controller
 /// flags a timeout and the aux port answers 0xFE, so probes fail fast), 0xDD/0xDF A20 off/on, 0xF0-0xFF pulse output lines (bit 0 clear
-/// pulses reset: `resetRequested`).
+/// pulses reset: `MachineControl.requestReset`).
 ///
 /// Keyboard commands (bytes written to 0x60): 0xFF reset (0xFA, 0xAA), 0xF2 identify (0xFA,
 /// 0xAB, 0x83), 0xEE echo, 0xED/0xF0/0xF3 with their argument byte, 0xF4/0xF5 enable/disable,
@@ -30,15 +30,19 @@ public final class I8042: PortIODevice {
   private var keyboardLevel = false
   private var auxLevel = false
 
-  /// Address line 20 as the output port's bit 1 gates it (not modelled beyond this flag).
+  private let control: MachineControl
+
+  /// The output port's bit 1, which holds the A20 gate open (`MachineControl.setA20`).
   public var a20Enabled: Bool { outputPort & 0x02 != 0 }
-  /// The guest pulsed the CPU reset line (0xFE and friends, or output port bit 0 cleared).
-  public private(set) var resetRequested = false
 
   /// - Parameters:
   ///   - keyboardIRQ: IRQ 1.
   ///   - auxIRQ: IRQ 12.
-  public init(keyboardIRQ: InterruptLine? = nil, auxIRQ: InterruptLine? = nil) {
+  ///   - control: where the reset line and the A20 bit go.
+  public init(
+    keyboardIRQ: InterruptLine? = nil, auxIRQ: InterruptLine? = nil, control: MachineControl = MachineControl()
+  ) {
+    self.control = control
     self.keyboardIRQ = keyboardIRQ
     self.auxIRQ = auxIRQ
   }
@@ -101,12 +105,17 @@ public final class I8042: PortIODevice {
     case 0xAE: commandByte &= ~0x10
     case 0xC0: reply(0x80)  // keyboard not inhibited
     case 0xD0: reply(outputPort)
-    case 0xDD: outputPort &= ~0x02
-    case 0xDF: outputPort |= 0x02
+    case 0xDD: setOutputPort(outputPort & ~0x02)
+    case 0xDF: setOutputPort(outputPort | 0x02)
     case 0xF0...0xFF:
-      if c & 0x01 == 0 { resetRequested = true }
+      if c & 0x01 == 0 { control.requestReset(.keyboardController) }
     default: break
     }
+  }
+
+  private func setOutputPort(_ value: UInt8) {
+    outputPort = value
+    control.setA20(.keyboardController, enabled: value & 0x02 != 0)
   }
 
   private func dataWrite(_ b: UInt8) {
@@ -115,8 +124,8 @@ public final class I8042: PortIODevice {
       switch c {
       case 0x60: commandByte = b
       case 0xD1:
-        outputPort = b
-        if b & 0x01 == 0 { resetRequested = true }
+        setOutputPort(b)
+        if b & 0x01 == 0 { control.requestReset(.keyboardController) }
       case 0xD2: enqueue(b, .keyboard)
       case 0xD3: enqueue(b, .aux)
       default:

@@ -17,16 +17,6 @@
 /// | 0x604-0x605     | `PowerOffDevice`                         |     |
 /// | 0xCF8-0xCFF     | `PCIHostBridge`                          |     |
 public final class PCDevices {
-  /// Why the devices want the VM to stop.
-  public enum StopRequest: Equatable, Sendable {
-    /// `isa-debug-exit`: the process should exit with this status.
-    case exit(status: UInt32)
-    /// The clean ACPI-style power-off: exit status 0.
-    case powerOff
-    /// A reset through the keyboard controller, port 0x92 or port 0xCF9.
-    case reset
-  }
-
   /// The i8259 pair (0x20, 0xA0, ELCR 0x4D0).
   public let pic: PICPair
   /// The i8254 timer (0x40-0x43, IRQ 0).
@@ -65,8 +55,9 @@ public final class PCDevices {
   ///   - serialOutput: COM1's transmitted bytes.
   ///   - consoleOutput: the debug console's bytes (defaults to `serialOutput`).
   ///   - firmware: add fw_cfg for a BIOS.
+  ///   - control: where stop, reset and A20 requests go.
   public init(
-    memory: GuestMemory, clock: any GuestClock, interruptSink: (any InterruptSink)? = nil,
+    memory: GuestMemory, clock: any GuestClock, control: MachineControl, interruptSink: (any InterruptSink)? = nil,
     serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil, firmware: Bool = false
   ) {
     let pic = PICPair()
@@ -79,13 +70,13 @@ public final class PCDevices {
     serial = Serial16550(irq: InterruptLine(sink: sink, line: 4), output: serialOutput)
     cmos = CMOS(clock: clock, ramSize: memory.ramSize)
     keyboardController = I8042(
-      keyboardIRQ: InterruptLine(sink: sink, line: 1), auxIRQ: InterruptLine(sink: sink, line: 12))
-    fastA20 = FastA20Port()
+      keyboardIRQ: InterruptLine(sink: sink, line: 1), auxIRQ: InterruptLine(sink: sink, line: 12), control: control)
+    fastA20 = FastA20Port(control: control)
     diagnostic = DiagnosticPort()
     debugConsole = DebugConsole(output: consoleOutput ?? serialOutput)
-    debugExit = DebugExitDevice()
-    powerOff = PowerOffDevice()
-    pci = PCIHostBridge()
+    debugExit = DebugExitDevice(control: control)
+    powerOff = PowerOffDevice(control: control)
+    pci = PCIHostBridge(control: control)
     fwCfg = firmware ? FwCfg.standard(memory: memory) : nil
   }
 
@@ -114,17 +105,4 @@ public final class PCDevices {
 
   /// The devices that need `advance(to:)`.
   public var timedDevices: [any TimedDevice] { [pit] }
-
-  /// What the guest asked for through the devices, if anything; check after port writes.
-  /// A debug-exit request wins over a power-off, which wins over a reset.
-  /// The effective A20 gate: the keyboard controller's output-port bit OR port 0x92's bit 1.
-  public var a20Enabled: Bool { keyboardController.a20Enabled || fastA20.a20Enabled }
-
-  /// Why a device asks the machine to stop (debug exit, power-off, reset), if one does.
-  public var stopRequest: StopRequest? {
-    if let status = debugExit.requestedExitStatus { return .exit(status: status) }
-    if powerOff.poweredOff { return .powerOff }
-    if keyboardController.resetRequested || fastA20.resetRequested || pci.resetRequested { return .reset }
-    return nil
-  }
 }

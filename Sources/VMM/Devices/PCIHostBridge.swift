@@ -14,14 +14,14 @@ public final class PCIHostBridge: PortIODevice {
   private var address: UInt32 = 0
   private var config = [UInt8](repeating: 0, count: 256)
   private var resetControl: UInt8 = 0
-  /// The guest asked for a system reset through port 0xCF9.
-  public private(set) var resetRequested = false
+  private let control: MachineControl
 
   /// Bytes of the bridge's configuration space the guest may change.
   private static let writable: Set<Int> = Set([0x04, 0x05, 0x0D] + Array(0x59...0x5F) + [0x72])
 
-  /// The device in its power-on state.
-  public init() {
+  /// The device in its power-on state; a reset through 0xCF9 goes to `control`.
+  public init(control: MachineControl = MachineControl()) {
+    self.control = control
     put16(0x00, 0x8086)  // Intel
     put16(0x02, 0x1237)  // 82441FX (440FX host bridge)
     put16(0x04, 0x0006)  // memory space, bus master
@@ -74,7 +74,7 @@ public final class PCIHostBridge: PortIODevice {
       address = value & 0x80FF_FFFC
     case 0xCF9 where size == 1:
       resetControl = UInt8(truncatingIfNeeded: value) & 0x0A
-      if value & 0x04 != 0 { resetRequested = true }
+      if value & 0x04 != 0 { control.requestReset(.resetControlRegister) }
     case 0xCFC...0xCFF:
       guard let offset = selectedOffset(port: port) else { return }
       for i in 0..<size where offset + i < 256 && Self.writable.contains(offset + i) {

@@ -30,38 +30,32 @@ public struct EngineOptions: Sendable {
   /// kvm, the host's own identity). The interpreter also follows the vendor's behaviour where
   /// Intel and AMD differ; kvm runs guest code on the host CPU, so only CPUID changes there.
   public var cpu: GuestCPUIdentity?
-  /// Options for `Engine.makeMachine`; the defaults are the VMM's PIC/PIT and the engine's own CPU identity.
+  /// Options for `Engine.createVM`; the defaults are the VMM's PIC/PIT and the engine's own CPU identity.
   public init(interruptController: InterruptControllerPlacement = .user, cpu: GuestCPUIdentity? = nil) {
     self.interruptController = interruptController
     self.cpu = cpu
   }
 }
 
-/// A machine as an engine built it: the vCPU, plus the engine's interrupt controller when the
-/// options asked for one in the engine (`.kernel`).
-public struct EngineMachine {
-  /// The machine's one vCPU.
-  public var vcpu: any VirtualCPU
-  /// Non-nil exactly when the interrupt controller and timer live in the engine.
-  public var engineInterruptSink: (any InterruptSink)?
-  /// The guest clock when the engine keeps virtual time (deterministic runs); nil: host time.
-  public var clock: (any InstructionDrivenClock)?
-  /// A machine of `vcpu`, with the engine's interrupt sink and guest clock when it has them.
-  public init(
-    vcpu: any VirtualCPU, engineInterruptSink: (any InterruptSink)? = nil, clock: (any InstructionDrivenClock)? = nil
-  ) {
-    self.vcpu = vcpu
-    self.engineInterruptSink = engineInterruptSink
-    self.clock = clock
-  }
-}
-
-/// An engine as the VMM sees it before any vCPU exists: something that can turn guest memory into
-/// a running machine. Engines register in the command line's `EngineRegistry`.
+/// An engine as the VMM sees it before any VM exists. Engines follow KVM's object model (and
+/// rust-vmm's `kvm-ioctls`): the engine creates a VM over guest memory, the VM creates vCPU `i`.
+/// An engine never starts threads for its vCPUs: the VMM's runners call `run` on the thread that
+/// owns each vCPU. Engines register in the Launcher's `EngineRegistry`.
 public protocol Engine: AnyObject {
   /// The name the command line uses (`kvm`, `interp`).
   var name: String { get }
-  /// Builds the engine's VM over `memory` (already loaded: ROM regions must exist by now) and its
-  /// single vCPU.
-  func makeMachine(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> EngineMachine
+  /// Creates the engine's VM over `memory` (already loaded: ROM regions must exist by now).
+  func createVM(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> any EngineVM
+}
+
+/// One guest's VM inside an engine: what is shared by its vCPUs (KVM's VM descriptor and in-kernel
+/// irqchip; the interpreter's shared clock).
+public protocol EngineVM: AnyObject {
+  /// Non-nil exactly when the interrupt controller and timer live in the engine
+  /// (`InterruptControllerPlacement.kernel`): devices raise their lines here.
+  var engineInterruptSink: (any InterruptSink)? { get }
+  /// The guest clock when the engine keeps virtual time (deterministic runs); nil: host time.
+  var clock: (any InstructionDrivenClock)? { get }
+  /// Creates vCPU `index` (0 is the bootstrap processor), in its power-on state.
+  func createVCPU(index: Int) throws(EngineError) -> any VirtualCPU
 }

@@ -14,8 +14,10 @@ public enum VMExit: Sendable, Equatable {
   case halt
   /// The vCPU cannot continue: triple fault, or `HLT` with interrupts disabled.
   case shutdown(ShutdownReason)
-  /// A hypercall (`VMCALL`/`VMMCALL`, or the paravirtual hypercall page).
-  case hypercall(Hypercall)
+  /// A hypercall (`VMCALL`/`VMMCALL`, or the paravirtual hypercall page), retired: the VMM reads
+  /// the number and arguments from the registers (`HypercallDispatcher`) and answers with
+  /// `.value` (the result in RAX).
+  case hypercall
   /// `CPUID` exiting: the VMM answers with `.cpuid`.
   case cpuid(leaf: UInt32, subleaf: UInt32)
   /// `RDMSR` of an MSR the MSR bitmap traps: the VMM answers with `.value` or `.fault`.
@@ -86,19 +88,6 @@ public enum ShutdownReason: Sendable, Equatable {
   case haltWithInterruptsDisabled
   /// The engine reports a shutdown without a more precise reason (KVM_EXIT_SHUTDOWN).
   case unspecified
-}
-
-/// A hypercall: its number and arguments, as the calling convention passes them.
-public struct Hypercall: Sendable, Equatable {
-  /// The hypercall number (RAX).
-  public var number: UInt64
-  /// The arguments in order (RDI, RSI, RDX, R10, R8, R9 on the interpreter).
-  public var arguments: [UInt64]
-  /// A hypercall `number` with `arguments`.
-  public init(number: UInt64, arguments: [UInt64]) {
-    self.number = number
-    self.arguments = arguments
-  }
 }
 
 /// What an engine knows when it cannot go on: printed for the user, never just a code.

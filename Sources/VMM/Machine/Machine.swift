@@ -4,8 +4,10 @@ import Synchronization
   import Glibc
 #endif
 
-/// One PC-like machine: guest memory, the port-I/O and MMIO buses with the standard devices, a
-/// guest clock, and the vCPU of an engine. `run()` drives it until the guest stops.
+/// One PC-like machine, VM-wide: guest memory, the port-I/O and MMIO buses with the standard
+/// devices, interrupt routing, the guest clock, the machine-control lines, the hypercall
+/// dispatcher, and the engine's VM with its vCPUs, each driven by a `VCPURunner`. `run()` drives
+/// it until the guest stops. docs/design/machine.md has the objects, threads and lock order.
 ///
 /// Devices: `PCDevices` (contracts.md) at their usual ports: COM1 16550A at 0x3F8 (IRQ 4), the
 /// i8259 pair at 0x20/0xA0 (+ ELCR 0x4D0), the i8254 PIT at 0x40 (IRQ 0) with port 0x61, the i8042
@@ -15,9 +17,9 @@ import Synchronization
 /// the VMM's are neither registered nor advanced, and device IRQs go to the engine's sink.
 ///
 /// Usage: fill `memory` with a loader, then
-/// `let vm = try VirtualMachine(memory: memory, boot: boot, engine: engine, configuration: config)`,
-/// optionally register more devices on `portBus`/`mmioBus`, then `let outcome = vm.run()`.
-public final class VirtualMachine {
+/// `let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: config)`,
+/// optionally register more devices on `portBus`/`mmioBus`, then `let outcome = machine.run()`.
+public final class Machine {
   /// The guest's RAM and ROM.
   public let memory: GuestMemory
   /// Port-I/O devices; register more before `run()`.
@@ -31,14 +33,20 @@ public final class VirtualMachine {
   public let hostClock: HostClock
   /// Non-nil when guest time follows the instruction count (`--deterministic`).
   public let virtualTime: (any InstructionDrivenClock)?
-  /// The engine's vCPU.
-  public let vcpu: any VirtualCPU
+  /// The engine's VM.
+  public let engineVM: any EngineVM
+  /// The vCPUs, index 0 the bootstrap processor.
+  public let vcpus: [any VirtualCPU]
+  /// One runner per vCPU (same order): the run/handle/idle loop and its statistics.
+  public private(set) var runners: [VCPURunner] = []
   /// The engine's name ("kvm", "interp").
   public let engineName: String
   /// How the machine was put together.
   public let configuration: MachineConfiguration
-  /// Per-reason exit counts and times, filled by `run()`.
-  public let statistics = ExitStatistics()
+  /// Stop, reset and A20 requests from devices, signals and timers.
+  public let control = MachineControl()
+  /// Hypercalls, decoded once for every engine.
+  public let hypercalls = HypercallDispatcher()
   /// The legacy PC devices.
   public let devices: PCDevices
 
@@ -58,22 +66,22 @@ public final class VirtualMachine {
   public var powerOff: PowerOffDevice { devices.powerOff }
   /// Host input waiting for the UART (filled by the stdin reader with `--serial stdio`).
   public let input = HostInputQueue()
+  /// The bootstrap processor's exit statistics (per-vCPU statistics are in `runners`).
+  public var statistics: ExitStatistics { runners[0].statistics }
 
   let console: ConsoleOutput
   /// Where the debug console (0xE9/0x402) writes when it is not `console`.
   let debugConsoleOutput: ConsoleOutput?
-  let wakeup: WakeupEvent
   var timedDevices: [any TimedDevice] = []
   var hostInput: HostConsoleInput?
-  let stopRequest: StopRequest
   /// The `stopOnOutput` watcher's state, if one was asked for.
   let outputStop: OutputStop?
-  /// Guest time at which `--timeout` expires (set by `run()`).
+  /// Host time at which `--timeout` expires (set by `run()`).
   var timeoutDeadline: UInt64?
-  /// The A20 gate as last passed to the vCPU (open at power-on).
-  var a20Enabled = true
-  /// The host timer that kicks the vCPU at device deadlines while `run()` runs.
+  /// The host timer that kicks the vCPUs at device deadlines while `run()` runs.
   var deadlineTimer: DeadlineTimer?
+  /// The boot state, applied to the bootstrap processor at start.
+  let boot: BootState
 
   /// Builds the machine: the engine's VM and vCPU over `memory` (which the loader has filled), the
   /// devices, and the vCPU state from `boot`.
@@ -84,12 +92,12 @@ public final class VirtualMachine {
     self.configuration = configuration
     engineName = engine.name
     hostClock = HostClock()
-    wakeup = WakeupEvent()
-    stopRequest = StopRequest()
-    let machine = try engine.makeMachine(memory: memory, options: configuration.engineOptions)
-    vcpu = machine.vcpu
-    virtualTime = machine.clock
-    clock = machine.clock ?? hostClock
+    self.boot = boot
+    let vm = try engine.createVM(memory: memory, options: configuration.engineOptions)
+    engineVM = vm
+    vcpus = [try vm.createVCPU(index: 0)]
+    virtualTime = vm.clock
+    clock = vm.clock ?? hostClock
 
     if let capture = configuration.consoleCapture {
       console = ConsoleOutput(callback: capture)
@@ -110,9 +118,9 @@ public final class VirtualMachine {
     let serialSink = Self.watched(console, outputStop)
     let debugSink = debugConsoleOutput.map { Self.watched($0, outputStop) }
     devices = PCDevices(
-      memory: memory, clock: clock, interruptSink: machine.engineInterruptSink,
+      memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink,
       serialOutput: serialSink, consoleOutput: debugSink, firmware: configuration.firmware)
-    if machine.engineInterruptSink == nil {
+    if vm.engineInterruptSink == nil {
       pic = devices.pic
       pit = devices.pit
       timedDevices = devices.timedDevices
@@ -128,18 +136,17 @@ public final class VirtualMachine {
       throw EngineError("device wiring: \(error)")
     }
 
-    try vcpu.setSpecialRegisters(boot.specialRegisters)
-    try vcpu.setRegisters(boot.registers)
-    try vcpu.setMSRs(boot.msrs)
+    runners = vcpus.enumerated().map { VCPURunner(index: $0.offset, vcpu: $0.element, machine: self) }
+    try runners[0].applyBootState(boot)
     for line in boot.summary { configuration.log?(line) }
+    let unsupported = vcpus[0].unsupportedExitControls
     configuration.log?(
       "engine \(engine.name), interrupt controller \(configuration.engineOptions.interruptController.rawValue)"
-        + (vcpu.unsupportedExitControls.isEmpty
-          ? "" : ", exit controls not honoured: \(vcpu.unsupportedExitControls.joined(separator: ", "))"))
+        + (unsupported.isEmpty ? "" : ", exit controls not honoured: \(unsupported.joined(separator: ", "))"))
     // A console whose reader went away stops the machine (status 16) instead of the process dying
     // of SIGPIPE or the guest writing into the void.
     for (output, what) in [(console, "serial"), (debugConsoleOutput, "debug console")] {
-      output?.onClosed { [machine = WeakMachine(self)] _ in machine.vm?.requestStop(.outputClosed(what)) }
+      output?.onClosed { [machine = WeakMachine(self)] _ in machine.machine?.requestStop(.outputClosed(what)) }
     }
   }
 
@@ -173,10 +180,8 @@ public final class VirtualMachine {
     }
   }
 
-  /// Asks a running `run()` to stop with `reason` at the next exit (kicks the vCPU). Any thread.
+  /// Asks a running `run()` to stop with `reason` at the next exit (kicks every vCPU). Any thread.
   public func requestStop(_ reason: StopReason) {
-    stopRequest.set(reason)
-    wakeup.signal()
-    vcpu.kick()
+    control.requestStop(reason)
   }
 }

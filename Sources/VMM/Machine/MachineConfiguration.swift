@@ -1,4 +1,4 @@
-/// How a `VirtualMachine` is put together and run (everything but the engine and the image).
+/// How a `Machine` is put together and run (everything but the engine and the image).
 public struct MachineConfiguration {
   /// Where COM1 writes and, for `.stdio`, where host input comes from.
   public var serial: SerialBackend
@@ -8,7 +8,7 @@ public struct MachineConfiguration {
   public var debugConsole: SerialBackend?
   /// Receives the debug console's bytes instead of `debugConsole`.
   public var debugConsoleCapture: (([UInt8]) -> Void)?
-  /// What the engine is asked for when it builds the machine (`Engine.makeMachine`).
+  /// What the engine is asked for when it builds the machine (`Engine.createVM`).
   public var engineOptions: EngineOptions
   /// Stop the guest after this many seconds of wall time (`--timeout`), status 10.
   public var timeoutSeconds: Double?

@@ -80,7 +80,7 @@ public enum ExitStatus {
   public static let outputClosed: Int32 = 16
 }
 
-/// The result of `VirtualMachine.run()`.
+/// The result of `Machine.run()`.
 public struct RunOutcome: Sendable {
   /// Why the guest stopped.
   public var reason: StopReason

@@ -140,12 +140,12 @@ extension ScriptedVirtualCPU.Step {
   public static func exit(_ exit: VMExit) -> Self { Self { _ in exit } }
 }
 
-/// An `Engine` whose machine is one `ScriptedVirtualCPU` (with the VMM's own PIC and PIT, and host
+/// An `Engine` whose VM has one `ScriptedVirtualCPU` (with the VMM's own PIC and PIT, and host
 /// time). Tests keep the vCPU to script it and to read what the VMM did.
-public final class ScriptedEngine: Engine {
+public final class ScriptedEngine: Engine, EngineVM {
   /// The engine's name.
   public let name = "scripted"
-  /// The one vCPU every machine of this engine gets.
+  /// The one vCPU every VM of this engine gets.
   public let vcpu: ScriptedVirtualCPU
 
   /// An engine whose vCPU runs `script`.
@@ -153,11 +153,22 @@ public final class ScriptedEngine: Engine {
     vcpu = ScriptedVirtualCPU(script: script)
   }
 
-  /// A machine whose vCPU is `vcpu`.
-  public func makeMachine(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> EngineMachine {
+  /// The engine is its own VM (it has nothing to share between vCPUs).
+  public func createVM(memory: GuestMemory, options: EngineOptions) throws(EngineError) -> any EngineVM {
     guard options.interruptController == .user else {
       throw EngineError("the scripted engine has no in-kernel interrupt controller")
     }
-    return EngineMachine(vcpu: vcpu)
+    return self
+  }
+
+  /// No in-kernel interrupt controller.
+  public var engineInterruptSink: (any InterruptSink)? { nil }
+  /// Host time.
+  public var clock: (any InstructionDrivenClock)? { nil }
+
+  /// `vcpu` for index 0; the scripted engine has one vCPU.
+  public func createVCPU(index: Int) throws(EngineError) -> any VirtualCPU {
+    guard index == 0 else { throw EngineError("the scripted engine has one vCPU") }
+    return vcpu
   }
 }

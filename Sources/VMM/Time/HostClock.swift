@@ -5,7 +5,7 @@
 #endif
 
 /// Guest time from the host's monotonic clock: nanoseconds since the clock was made. The default
-/// `GuestClock` of a `VirtualMachine` (devices see real time pass, as on hardware).
+/// `GuestClock` of a `Machine` (devices see real time pass, as on hardware).
 public final class HostClock: GuestClock, @unchecked Sendable {
   private let origin: UInt64
 

@@ -1,0 +1,48 @@
+import VMM
+import X86
+
+/// One guest's VM in the `interp` engine: what its vCPUs share (guest memory, the CPU model and
+/// identity, and in deterministic runs the instruction-driven guest clock).
+public final class InterpreterVM: EngineVM {
+  public let memory: GuestMemory
+  public let model: CPUModel
+  public let deterministic: Bool
+  /// The CPU identity every vCPU shows through CPUID (nil: the model's Intel flavour).
+  public let identity: GuestCPUIdentity?
+  /// The vCPUs created so far, by index.
+  public private(set) var vcpus: [InterpreterVirtualCPU] = []
+  /// Deterministic runs: guest time is the instructions retired by every vCPU, 1 ns each.
+  private var instructionClock: InstructionClock?
+
+  public init(memory: GuestMemory, model: CPUModel, deterministic: Bool, identity: GuestCPUIdentity?) {
+    self.memory = memory
+    self.model = model
+    self.deterministic = deterministic
+    self.identity = identity
+    if deterministic {
+      instructionClock = InstructionClock { [unowned self] in
+        vcpus.reduce(0) { $0 &+ $1.cpu.instructionsRetired }
+      }
+    }
+  }
+
+  /// The interpreter keeps the VMM's PIC and PIT.
+  public var engineInterruptSink: (any InterruptSink)? { nil }
+  /// The instruction-driven clock of a deterministic VM; nil: host time.
+  public var clock: (any InstructionDrivenClock)? { instructionClock }
+
+  public func createVCPU(index: Int) throws(EngineError) -> any VirtualCPU {
+    try createInterpreterVCPU(index: index)
+  }
+
+  /// `createVCPU` with the concrete type, for interpreter-specific tests.
+  public func createInterpreterVCPU(index: Int) throws(EngineError) -> InterpreterVirtualCPU {
+    guard index == vcpus.count else {
+      throw EngineError("interp creates vCPUs in order: expected index \(vcpus.count), got \(index)")
+    }
+    let vcpu = InterpreterVirtualCPU(memory: memory, model: model, clock: instructionClock)
+    if let identity { vcpu.present(identity) }
+    vcpus.append(vcpu)
+    return vcpu
+  }
+}

@@ -1,0 +1,67 @@
+/// The hypercall ABI, served by the VMM for every engine: an engine only reports that the guest
+/// made a hypercall (`VMExit.hypercall`, with the instruction retired); the dispatcher reads the
+/// number and arguments from the vCPU's registers by the calling convention of the guest's mode,
+/// runs the handler registered for the number, and the runner hands the result back in RAX.
+///
+/// Calling convention (Xen's, docs/design/machine.md): 64-bit code passes the number in RAX and up
+/// to six arguments in RDI, RSI, RDX, R10, R8, R9; 32-bit (and 16-bit) code passes the number in
+/// EAX and the arguments in EBX, ECX, EDX, ESI, EDI, EBP. A number with no handler returns
+/// -ENOSYS. Paravirtual hypercalls (issue #15) register here.
+///
+/// Threading: handlers run on the calling vCPU's runner thread; handlers must take the locks of
+/// what they touch. Register handlers before `Machine.run()`.
+public final class HypercallDispatcher {
+  /// One decoded hypercall.
+  public struct Call: Sendable, Equatable {
+    /// The hypercall number.
+    public var number: UInt64
+    /// The six argument registers, in convention order (zero-extended from 32 bits in 32-bit code).
+    public var arguments: [UInt64]
+    /// True when the caller runs 64-bit code (results are 64-bit); false: 32-bit results.
+    public var longMode: Bool
+
+    /// A call of `number` with `arguments` from 64-bit (`longMode`) or 32-bit code.
+    public init(number: UInt64, arguments: [UInt64], longMode: Bool) {
+      self.number = number
+      self.arguments = arguments
+      self.longMode = longMode
+    }
+  }
+
+  /// A hypercall implementation: gets the call and the calling vCPU's index, returns RAX.
+  public typealias Handler = (_ call: Call, _ vcpu: Int) -> UInt64
+
+  /// -ENOSYS as the guest sees it: the answer to a number with no handler.
+  public static let notImplemented = UInt64(bitPattern: -38)
+
+  private var handlers: [UInt64: Handler] = [:]
+  /// Hypercalls served so far, by number (unknown numbers included).
+  public private(set) var counts: [UInt64: UInt64] = [:]
+
+  /// A dispatcher with no handlers: every hypercall returns -ENOSYS.
+  public init() {}
+
+  /// Serves hypercall `number` with `handler` (replacing any earlier one).
+  public func register(_ number: UInt64, _ handler: @escaping Handler) {
+    handlers[number] = handler
+  }
+
+  /// The call the guest made, read from its registers by the calling convention of its mode
+  /// (64-bit when EFER.LMA and CS.L are both set).
+  public static func decode(registers r: Registers, special s: SpecialRegisters) -> Call {
+    let longMode = s.efer & (1 << 10) != 0 && s.cs.l
+    if longMode {
+      return Call(number: r.rax, arguments: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9], longMode: true)
+    }
+    let low = { (v: UInt64) in v & 0xFFFF_FFFF }
+    return Call(
+      number: low(r.rax), arguments: [r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp].map(low), longMode: false)
+  }
+
+  /// Runs `call` for vCPU `vcpu`; the value for RAX (truncated to 32 bits for 32-bit callers).
+  public func dispatch(_ call: Call, vcpu: Int) -> UInt64 {
+    counts[call.number, default: 0] &+= 1
+    let result = handlers[call.number]?(call, vcpu) ?? Self.notImplemented
+    return call.longMode ? result : result & 0xFFFF_FFFF
+  }
+}

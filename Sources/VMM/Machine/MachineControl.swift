@@ -1,0 +1,132 @@
+import Synchronization
+
+/// The machine-wide control lines: stop, reset and the A20 gate. Devices, the signal watcher and
+/// the deadline timer *request*; the vCPU runners *act*. It replaces polling device fields after
+/// every exit: a request sets one atomic word and kicks every runner, and a runner looks at that
+/// word once per exit (`changed`, a single load on the common path).
+///
+/// Threading: every method is safe from any thread. Requests never block on a vCPU and never take
+/// another lock while holding the control's own (it is first in the lock order of
+/// docs/design/machine.md), so a device may call them while the bus holds the device's lock.
+public final class MachineControl: @unchecked Sendable {
+  /// Who asked for a reset (for the log and for tests that check how a guest reboots).
+  public enum ResetSource: String, Sendable, Equatable {
+    /// The i8042's output-port reset line (command 0xFE, or output-port bit 0 written as 0).
+    case keyboardController = "keyboard controller (port 0x64)"
+    /// Port 0x92 bit 0 ("fast reset").
+    case fastResetPort = "port 0x92"
+    /// The PIIX reset control register at port 0xCF9.
+    case resetControlRegister = "reset control register (port 0xCF9)"
+    /// A triple fault, with the machine configured to reboot on it.
+    case tripleFault = "triple fault"
+  }
+
+  /// What drives the A20 gate; the effective gate is open when any source holds it open.
+  public enum A20Source: Int, Sendable, CaseIterable {
+    /// The i8042's output-port bit 1.
+    case keyboardController
+    /// Port 0x92 bit 1.
+    case fastA20Port
+  }
+
+  /// A snapshot of the control lines, taken by a runner when `changed` is set.
+  public struct State: Sendable, Equatable {
+    /// The first stop requested, if any.
+    public var stop: StopReason?
+    /// The first reset requested since the last one was carried out, if any.
+    public var reset: ResetSource?
+    /// The effective A20 gate.
+    public var a20Enabled: Bool
+  }
+
+  private let lock = NSLockLike()
+  private var stopReason: StopReason?
+  private var pendingReset: ResetSource?
+  /// A20 sources holding the gate open, one bit per `A20Source`.
+  private var a20Sources: UInt8
+  private var kicks: [@Sendable () -> Void] = []
+  private let changeFlag = Atomic<Bool>(false)
+  /// Resets carried out so far.
+  public private(set) var resetCount = 0
+  /// Every reset requested, in order (reset requests are rare; the list stays short).
+  public private(set) var resetHistory: [ResetSource] = []
+
+  /// A control with the A20 gate open (the keyboard controller holds it open at power-on, as on
+  /// QEMU's PC) and nothing requested.
+  public init() {
+    a20Sources = 1 << UInt8(A20Source.keyboardController.rawValue)
+  }
+
+  /// True when a stop, a reset or an A20 change is waiting for the runners. One atomic load.
+  @inline(__always)
+  public var changed: Bool { changeFlag.load(ordering: .acquiring) }
+
+  /// The current lines; clears `changed`. A stop stays set once requested (every runner must see
+  /// it); a reset is handed out once (`completeReset` is called by whoever carries it out).
+  public func take() -> State {
+    lock.locked {
+      changeFlag.store(false, ordering: .releasing)
+      return State(stop: stopReason, reset: pendingReset, a20Enabled: a20Sources != 0)
+    }
+  }
+
+  /// The first stop requested, if any (without clearing anything).
+  public var requestedStop: StopReason? { lock.locked { stopReason } }
+
+  /// The effective A20 gate.
+  public var a20Enabled: Bool { lock.locked { a20Sources != 0 } }
+
+  /// Asks every runner to stop with `reason`; the first request wins.
+  public func requestStop(_ reason: StopReason) {
+    lock.locked { if stopReason == nil { stopReason = reason } }
+    notify()
+  }
+
+  /// Asks for a machine reset; while one is pending, further requests join it.
+  public func requestReset(_ source: ResetSource) {
+    lock.locked {
+      if pendingReset == nil { pendingReset = source }
+      resetHistory.append(source)
+    }
+    notify()
+  }
+
+  /// The pending reset was carried out (or turned into a stop); the A20 gate is back at its
+  /// power-on state.
+  public func completeReset() {
+    lock.locked {
+      pendingReset = nil
+      resetCount += 1
+      a20Sources = 1 << UInt8(A20Source.keyboardController.rawValue)
+    }
+    notify()
+  }
+
+  /// `source` now holds the A20 gate open (`enabled`) or lets it close.
+  public func setA20(_ source: A20Source, enabled: Bool) {
+    let bit: UInt8 = 1 << UInt8(source.rawValue)
+    let changedGate: Bool = lock.locked {
+      let before = a20Sources != 0
+      a20Sources = enabled ? a20Sources | bit : a20Sources & ~bit
+      return before != (a20Sources != 0)
+    }
+    if changedGate { notify() }
+  }
+
+  /// Registers a way to interrupt a runner (its vCPU's `kick` and its idle wakeup). The machine
+  /// adds one per runner before the run starts.
+  public func addKick(_ kick: @escaping @Sendable () -> Void) {
+    lock.locked { kicks.append(kick) }
+  }
+
+  /// Removes every registered kick (the run has ended).
+  public func removeKicks() {
+    lock.locked { kicks.removeAll() }
+  }
+
+  private func notify() {
+    changeFlag.store(true, ordering: .releasing)
+    let targets = lock.locked { kicks }
+    for kick in targets { kick() }
+  }
+}

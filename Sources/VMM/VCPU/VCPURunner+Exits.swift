@@ -1,0 +1,83 @@
+/// Handling one exit in the VMM, and the idle loop of a halted vCPU.
+extension VCPURunner {
+  /// Handles one exit; returns a reason when the guest must stop.
+  func handle(_ exit: VMExit) -> StopReason? {
+    let machine = self.machine
+    do {
+      switch exit {
+      case .io(let a):
+        if a.isWrite {
+          machine.portBus.write(port: a.port, size: a.size, value: a.value)
+        } else {
+          try vcpu.complete(.value(UInt64(machine.portBus.read(port: a.port, size: a.size))))
+        }
+      case .mmio(let a):
+        if a.isWrite {
+          machine.mmioBus.write(address: a.address, size: a.size, value: a.value)
+        } else {
+          try vcpu.complete(.value(machine.mmioBus.read(address: a.address, size: a.size)))
+        }
+      case .halt:
+        return try idle()
+      case .interruptWindow, .budgetExhausted:
+        break
+      case .kicked:
+        machine.drainInput()
+      case .shutdown(.haltWithInterruptsDisabled):
+        return .haltedForever(stateReport("HLT with interrupts disabled"))
+      case .shutdown(let why):
+        return .shutdown(why, stateReport(why == .tripleFault ? "triple fault" : "shutdown"))
+      case .internalError(let report):
+        return .internalError(report)
+      case .cpuid:
+        try vcpu.complete(.cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0))
+      case .msrRead, .msrWrite:
+        try vcpu.complete(.fault(vector: 13, errorCode: 0))
+      case .rdtsc:
+        try vcpu.complete(.value(machine.clock.nanoseconds))  // a 1 GHz TSC in guest time
+      case .invlpg:
+        try vcpu.complete(.none)
+      case .hypercall:
+        let call = HypercallDispatcher.decode(registers: try vcpu.registers(), special: try vcpu.specialRegisters())
+        try vcpu.complete(.value(machine.hypercalls.dispatch(call, vcpu: index)))
+      case .exception(let vector, let code):
+        return .internalError(
+          stateReport("unexpected guest exception \(vector)" + (code.map { " (error code \($0))" } ?? "")))
+      }
+    } catch {
+      return engineFailure(error)
+    }
+    return nil
+  }
+
+  /// The guest executed HLT: sleep until an interrupt can wake it (a timer deadline or host input)
+  /// or a control request. HLT with IF=0 can never end.
+  private func idle() throws(EngineError) -> StopReason? {
+    let machine = self.machine
+    guard let pic = machine.pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
+    machine.deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
+    if try vcpu.registers().rflags & 0x200 == 0 {
+      return .haltedForever(stateReport("HLT with interrupts disabled"))
+    }
+    while true {
+      var deadline = machine.advanceDevices()
+      machine.drainInput()
+      if pic.hasPendingInterrupt || machine.control.changed { return nil }
+      let hostNow = machine.hostClock.nanoseconds
+      if let t = machine.timeoutDeadline, hostNow >= t { return nil }
+      if let t = machine.outputStop?.deadline {
+        if machine.clock.nanoseconds >= t { return nil }
+        deadline = earliest(deadline, t)
+      }
+      if let virtualTime = machine.virtualTime, let deadline {
+        // Nothing runs while the guest idles: jump guest time to the next timer event.
+        virtualTime.advance(to: deadline)
+        continue
+      }
+      // Host time (or virtual time with no timer armed): sleep until the deadline, host input,
+      // a control request or the timeout.
+      let until = earliest(machine.virtualTime == nil ? deadline : nil, machine.timeoutDeadline)
+      wakeup.wait(timeout: until.map { $0 > hostNow ? $0 - hostNow : 0 })
+    }
+  }
+}

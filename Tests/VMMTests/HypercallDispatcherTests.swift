@@ -1,0 +1,47 @@
+import Testing
+
+@testable import VMM
+
+/// The hypercall ABI decoded once in the VMM: registers by the caller's mode, handlers by number.
+@Suite struct HypercallDispatcherTests {
+  static func registers() -> Registers {
+    var r = Registers()
+    r.rax = 0x1_0000_0011
+    (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9) = (1, 2, 3, 4, 5, 6)
+    (r.rbx, r.rcx, r.rbp) = (0x1_0000_0007, 8, 9)
+    return r
+  }
+
+  @Test func longModeCallsPassRAXAndTheSystemVRegisters() {
+    var s = SpecialRegisters()
+    s.efer = 0x500  // LME | LMA
+    s.cs.l = true
+    let call = HypercallDispatcher.decode(registers: Self.registers(), special: s)
+    #expect(call == HypercallDispatcher.Call(number: 0x1_0000_0011, arguments: [1, 2, 3, 4, 5, 6], longMode: true))
+  }
+
+  @Test func thirtyTwoBitCallsPassEAXAndEBXToEBP() {
+    var s = SpecialRegisters()
+    s.efer = 0x500
+    s.cs.l = false  // compatibility mode counts as 32-bit
+    let call = HypercallDispatcher.decode(registers: Self.registers(), special: s)
+    #expect(call == HypercallDispatcher.Call(number: 0x11, arguments: [7, 8, 3, 2, 1, 9], longMode: false))
+  }
+
+  @Test func unknownNumbersReturnENOSYSAndHandlersSeeTheirCall() {
+    let d = HypercallDispatcher()
+    let long = HypercallDispatcher.Call(number: 17, arguments: [40, 2, 0, 0, 0, 0], longMode: true)
+    #expect(d.dispatch(long, vcpu: 0) == UInt64(bitPattern: -38))
+    var seen: [Int] = []
+    d.register(17) { call, vcpu in
+      seen.append(vcpu)
+      return call.arguments[0] + call.arguments[1]
+    }
+    #expect(d.dispatch(long, vcpu: 3) == 42)
+    #expect(seen == [3])
+    // A 32-bit caller gets a 32-bit result: -ENOSYS in EAX.
+    let short = HypercallDispatcher.Call(number: 99, arguments: Array(repeating: 0, count: 6), longMode: false)
+    #expect(d.dispatch(short, vcpu: 0) == 0xFFFF_FFDA)
+    #expect(d.counts == [17: 2, 99: 1])
+  }
+}
