@@ -45,7 +45,13 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   /// A vCPU of a VM whose guest clock is `clock` (nil: host time).
   init(memory: GuestMemory, model: CPUModel, clock: InstructionClock?, ownInstructionClock: Bool = false) {
     memoryAdapter = GuestMemoryAdapter(memory)
-    let cpu = CPU(model: model, memory: memoryAdapter)
+    // The machine's code-page stamps: a device or loader writing over code (through GuestMemory),
+    // or another vCPU, invalidates what this vCPU decoded from it.
+    let stamps = memory.codeWrites
+    precondition(CodeWriteTracker.pageSlots == CodePageTable.slotCount)
+    let cpu = CPU(
+      model: model, memory: memoryAdapter,
+      codePages: CodePageTable(generation: stamps.generations, hasCode: stamps.hasCode))
     self.cpu = cpu
     if let clock {
       self.clock = clock

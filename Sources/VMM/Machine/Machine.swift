@@ -45,6 +45,9 @@ public final class Machine {
   public let configuration: MachineConfiguration
   /// Stop, reset and A20 requests from devices, signals and timers.
   public let control = MachineControl()
+  /// Which guest pages hold code the software engines cached (`memory.codeWrites`), shared by every
+  /// vCPU and noted by every write through `memory`.
+  public var codeWrites: CodeWriteTracker { memory.codeWrites }
   /// Hypercalls, decoded once for every engine.
   public let hypercalls = HypercallDispatcher()
   /// The legacy PC devices.

@@ -73,6 +73,9 @@ public final class GuestMemory: @unchecked Sendable {
   public private(set) var regions: [MemoryRegion] = []
   /// Total RAM in bytes, as requested.
   public let ramSize: UInt64
+  /// Which pages hold code cached by a software engine; every write through this type notes itself
+  /// there, so a loader or device writing over code invalidates it on every vCPU.
+  public let codeWrites = CodeWriteTracker()
 
   /// Maps `ramSize` bytes of zeroed RAM.
   public init(ramSize: UInt64) throws(MemoryError) {
@@ -165,6 +168,7 @@ public final class GuestMemory: @unchecked Sendable {
     }
     guard r.kind == .ram else { throw .readOnly(address: address) }
     (r.host + Int(address - r.guestAddress)).copyMemory(from: src, byteCount: bytes.count)
+    codeWrites.noteWrite(physical: address, length: UInt64(bytes.count))
   }
 
   /// Copies `bytes` to guest RAM or ROM at `address` (the VMM may write ROM); throws when any byte is
@@ -192,6 +196,7 @@ public final class GuestMemory: @unchecked Sendable {
     }
     guard r.kind == .ram else { throw .readOnly(address: address) }
     (r.host + Int(address - r.guestAddress)).storeBytes(of: value.littleEndian, as: T.self)
+    codeWrites.noteWrite(physical: address, length: UInt64(MemoryLayout<T>.size))
   }
 
   /// Zeroes `[address, address+length)`.
@@ -202,5 +207,6 @@ public final class GuestMemory: @unchecked Sendable {
     }
     guard r.kind == .ram else { throw .readOnly(address: address) }
     memset(r.host + Int(address - r.guestAddress), Int32(byte), Int(length))
+    codeWrites.noteWrite(physical: address, length: length)
   }
 }

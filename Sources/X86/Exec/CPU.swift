@@ -41,7 +41,7 @@ public final class CPU {
   @exclusivity(unchecked) var pendingRead = false
 
   /// Decoded instructions by physical address (invalidated by writes to their page).
-  let decodeCache = DecodeCache()
+  let decodeCache: DecodeCache
   /// The decode cache's tables, cached for the fast path.
   let cacheEntries: UnsafeMutablePointer<DecodeCache.Entry>
   let cachePageGeneration: UnsafeMutablePointer<UInt32>
@@ -64,8 +64,10 @@ public final class CPU {
   /// Real mode: CR0.PE clear.
   @inlinable var isRealMode: Bool { state.cr0 & 1 == 0 }
 
-  /// A CPU of `model` over `memory`, in its reset state.
-  public init(model: CPUModel, memory: any PhysicalMemory) {
+  /// A CPU of `model` over `memory`, in its reset state. `codePages` is the write-stamp table to
+  /// share with the embedder's other CPUs and writers (nil: the CPU keeps its own).
+  public init(model: CPUModel, memory: any PhysicalMemory, codePages: CodePageTable? = nil) {
+    self.decodeCache = DecodeCache(pages: codePages)
     self.model = model
     self.memory = memory
     self.state = CPUState()

@@ -24,22 +24,25 @@ final class DecodeCache {
   let entries: UnsafeMutablePointer<Entry>
   let pageGeneration: UnsafeMutablePointer<UInt32>
   let pageHasCode: UnsafeMutablePointer<Bool>
+  /// The page table when this cache allocated it (nil: the embedder's shared table).
+  private let ownedPages: CodePageTable?
 
-  init() {
+  /// A cache over `pages` (the embedder's table shared with other CPUs and its own writers), or
+  /// over a table of its own.
+  init(pages shared: CodePageTable? = nil) {
     entries = .allocate(capacity: DecodeCache.entryCount)
     entries.initialize(
       repeating: Entry(tag: 0, generation: 0, form: .generic, instruction: DecodedInstruction()),
       count: DecodeCache.entryCount)
-    pageGeneration = .allocate(capacity: DecodeCache.pageSlots)
-    pageGeneration.initialize(repeating: 0, count: DecodeCache.pageSlots)
-    pageHasCode = .allocate(capacity: DecodeCache.pageSlots)
-    pageHasCode.initialize(repeating: false, count: DecodeCache.pageSlots)
+    let pages = shared ?? CodePageTable.allocate()
+    ownedPages = shared == nil ? pages : nil
+    pageGeneration = pages.generation
+    pageHasCode = pages.hasCode
   }
 
   deinit {
     entries.deallocate()
-    pageGeneration.deallocate()
-    pageHasCode.deallocate()
+    ownedPages?.deallocate()
   }
 
   @inline(__always) static func tag(_ physical: UInt64, _ mode: CodeMode) -> UInt64 {
