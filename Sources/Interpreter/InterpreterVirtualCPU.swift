@@ -117,6 +117,16 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     halted = false
   }
 
+  /// The X86 model's RESET state; the pending interrupt, window request, HLT state and any awaited
+  /// completion are dropped.
+  public func reset() throws(EngineError) {
+    cpu.powerOnReset()
+    pendingVector = nil
+    interruptWindowRequested = false
+    awaiting = .nothing
+    halted = false
+  }
+
   public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
     for (index, value) in msrs {
       guard cpu.writeMSR(index, value) else {

@@ -350,6 +350,32 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     }
   }
 
+  /// RESET for a machine reset: no pending exception, interrupt or NMI (`KVM_SET_VCPU_EVENTS`),
+  /// no interrupt window, the x87/SSE state at its reset values, the system-call MSRs zero, and
+  /// real mode at F000:FFF0 (CS based at 0xFFFF0000).
+  public func reset() throws(EngineError) {
+    stringIO = nil
+    pendingRead = nil
+    ckvm_run_set_request_interrupt_window(run, 0)
+    var events = kvm_vcpu_events()
+    try check(ckvm_ioctl_ptr(fd, CKVM_SET_VCPU_EVENTS, &events), "KVM_SET_VCPU_EVENTS")
+    var fpu = kvm_fpu()
+    fpu.fcw = 0x37F
+    fpu.mxcsr = 0x1F80
+    try setFPU(fpu)
+    try setMSRs([
+      0x174: 0, 0x175: 0, 0x176: 0,  // SYSENTER_CS/ESP/EIP
+      0xC000_0081: 0, 0xC000_0082: 0, 0xC000_0083: 0, 0xC000_0084: 0,  // STAR, LSTAR, CSTAR, FMASK
+      0xC000_0102: 0,  // KERNEL_GS_BASE
+    ])
+    var s = SpecialRegisters()
+    s.cs = Segment(selector: 0xF000, base: 0xFFFF_0000, limit: 0xFFFF, type: 11)
+    try setSpecialRegisters(s)
+    var r = Registers()
+    r.rip = 0xFFF0
+    try setRegisters(r)
+  }
+
   /// Reads model-specific registers (`KVM_GET_MSRS`); MSRs KVM does not know are left out.
   public func msrs(_ indices: [UInt32]) throws(EngineError) -> [UInt32: UInt64] {
     var values = [UInt64](repeating: 0, count: indices.count)

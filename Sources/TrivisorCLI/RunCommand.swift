@@ -15,7 +15,9 @@ struct RunCommand: ParsableCommand {
       guest's (0 after power-off through port 0x604, (v<<1)|1 after isa-debug-exit), otherwise the \
       VMM's even codes listed in docs/exit-status.md (2 bad input, 4 engine error, 6 triple fault, \
       8 halted forever, 10 timeout, 12 host signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, \
-      SIGUSR2), 14 guest reset, 16 console output closed by its reader). Image, firmware and \
+      SIGUSR2), 14 guest reset with --no-reboot, 16 console output closed by its reader). A guest \
+      reset (port 0xCF9, the keyboard controller, port 0x92; with --bios also a triple fault) \
+      reboots the machine: devices reset, RAM kept, the image or firmware loaded again. Image, firmware and \
       initrd must be regular files; --serial/--debugcon file:PATH may be a regular file or a FIFO \
       with a reader. Console output is written off the vCPU thread: when the host reader falls \
       more than 1 MiB behind, output is dropped and counted (--stats).
@@ -84,6 +86,11 @@ struct RunCommand: ParsableCommand {
       "CPU the guest sees: intel or amd, the same virtual CPU under either vendor (docs/cpu-vendors.md); 'help' lists them."
   )
   var cpu: String?
+
+  @Flag(
+    name: .customLong("no-reboot"),
+    help: "Stop (status 14) when the guest resets instead of rebooting; a triple fault then always stops (status 6).")
+  var noReboot = false
 
   @Flag(help: "Print per-reason VM-exit statistics when the guest stops.")
   var stats = false
@@ -194,23 +201,33 @@ struct RunCommand: ParsableCommand {
 
     let guestMemory: GuestMemory
     do { guestMemory = try GuestMemory(ramSize: size.bytes) } catch { throw UsageError(error.description) }
-    let boot: BootState
+    // How the guest boots, now and again after each reset.
+    let load: (GuestMemory) throws -> BootState
     if let path = bios {
       let bytes = try readUserFile(path, what: "BIOS image")
-      do { boot = try FirmwareLoader.load(firmware: bytes, into: guestMemory) } catch {
-        throw UsageError("\(path): \(error.description)")
+      load = { memory in
+        do { return try FirmwareLoader.load(firmware: bytes, into: memory) } catch {
+          throw UsageError("\(path): \(error)")
+        }
       }
     } else if let path = imagePath {
       let bytes = try readUserFile(path, what: "image")
-      do {
-        boot = try ImageLoader.load(image: bytes, into: guestMemory, options: options)
-      } catch {
-        throw UsageError("\(path): \(error.description)")
+      load = { memory in
+        do { return try ImageLoader.load(image: bytes, into: memory, options: options) } catch {
+          throw UsageError("\(path): \(error)")
+        }
       }
     } else if demo {
-      do { boot = try DemoGuest.load(into: guestMemory) } catch { throw UsageError(error.description) }
+      load = { memory in
+        do { return try DemoGuest.load(into: memory) } catch { throw UsageError("\(error)") }
+      }
     } else {
-      boot = try ReferenceGuest.load(into: guestMemory, commandLine: append ?? "")
+      let commandLine = append ?? ""
+      load = { memory in try ReferenceGuest.load(into: memory, commandLine: commandLine) }
+    }
+    let boot: BootState
+    do { boot = try load(guestMemory) } catch let error as UsageError { throw error } catch {
+      throw UsageError("\(error)")
     }
     // Output files last among the checks (opening creates them), before the engine and the run.
     if case .file(let path) = serialBackend {
@@ -225,11 +242,15 @@ struct RunCommand: ParsableCommand {
     log(note)
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
-    let config = MachineConfiguration(
+    var config = MachineConfiguration(
       serial: serialBackend, engineOptions: EngineOptions(interruptController: placement, cpu: identity),
       timeoutSeconds: timeout,
       handleHostSignals: true, log: verbose ? log : nil, firmware: bios != nil, stopOnOutput: stopOnOutput,
       debugConsole: debugBackend)
+    if !noReboot {
+      config.reboot = load
+      config.rebootOnTripleFault = bios != nil
+    }
     return (guestMemory, boot, config, engine)
   }
 }

@@ -45,16 +45,28 @@ import VMM
   /// machine (fw_cfg files) before it runs.
   static func boot(
     _ image: [UInt8], engine: any Engine, stopOn: String? = finalMessage, timeout: Double = 60,
-    adjust: (Machine) -> Void = { _ in }
+    reboots: Int = 0, adjust: (Machine) -> Void = { _ in }
   ) throws -> Boot {
     let memory = try GuestMemory(ramSize: 256 << 20)
     let state = try FirmwareLoader.load(firmware: image, into: memory)
     let serial = Capture()
     let debug = Capture()
-    let config = MachineConfiguration(
+    var config = MachineConfiguration(
       consoleCapture: { serial.append($0) }, timeoutSeconds: timeout, firmware: true, stopOnOutput: stopOn,
       debugConsoleCapture: { debug.append($0) })
+    // `reboots` resets reload the firmware, as `trivisor run --bios` does; the next one stops.
+    let machineBox = MachineBox()
+    if reboots > 0 {
+      var done = 0
+      config.reboot = { memory in
+        done += 1
+        if done > reboots { machineBox.machine?.requestStop(.reset) }
+        return try FirmwareLoader.load(firmware: image, into: memory)
+      }
+      config.rebootOnTripleFault = true
+    }
     let vm = try Machine(memory: memory, boot: state, engine: engine, configuration: config)
+    machineBox.machine = vm
     adjust(vm)
     let start = Date()
     let outcome = vm.run()
@@ -144,6 +156,26 @@ import VMM
     try Self.bootFailReset(.kvm)
   }
 
+  @Test func withRebootSeaBIOSStartsAgainAfterItsReset() throws { try Self.bootFailReboot(.interp) }
+
+  @Test(.requires(.kvm)) func withRebootSeaBIOSStartsAgainAfterItsResetOnKVM() throws {
+    try Self.bootFailReboot(.kvm)
+  }
+
+  /// `trivisor run --bios` (reboot on): SeaBIOS's reset through 0xCF9 reboots the machine, POST
+  /// runs again from the reset vector on reset devices, and so on; the test stops at the second reset.
+  static func bootFailReboot(_ name: EngineName) throws {
+    let b = try boot(biosImage(), engine: try engine(name), stopOn: nil, timeout: 120, reboots: 1) { vm in
+      vm.devices.fwCfg?.addFile("etc/boot-fail-wait", data: [0, 0, 0, 0])
+    }
+    #expect(b.outcome.reason == .reset, "\(b.outcome.reason.description)")
+    #expect(b.outcome.statistics.resets == 2)
+    // Each boot prints the banner and reaches the boot-fail wait: twice.
+    #expect(b.debug.components(separatedBy: "Running on QEMU (i440fx)").count == 3, "\(b.debug)")
+    #expect(b.debug.components(separatedBy: "No bootable device.  Retrying in 0 seconds.").count == 3)
+    #expect(b.serial.components(separatedBy: "SeaBIOS (version ").count == 3)
+  }
+
   static func bootFailReset(_ name: EngineName) throws {
     let image = try biosImage()
     let engine = try engine(name)
@@ -160,6 +192,11 @@ import VMM
     #expect(machine?.control.resetHistory.contains(.resetControlRegister) == true)
     #expect(b.debug.contains("In resume (status=0)"))
   }
+}
+
+/// The machine, for a reboot closure made before it exists.
+final class MachineBox: @unchecked Sendable {
+  weak var machine: Machine?
 }
 
 /// Collects guest output from the vCPU thread.

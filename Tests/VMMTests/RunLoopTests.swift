@@ -14,15 +14,19 @@ import Testing
     var cpu: ScriptedVirtualCPU { engine.vcpu }
     let output = Collected()
 
-    init(stopOnOutput: String? = nil, _ script: [Step]) throws {
+    init(
+      stopOnOutput: String? = nil, reboot: ((GuestMemory) throws -> BootState)? = nil,
+      rebootOnTripleFault: Bool = false, _ script: [Step]
+    ) throws {
       engine = ScriptedEngine(script: script)
       let memory = try GuestMemory(ramSize: 1 << 20)
       let boot = BootState(mode: .real, registers: Registers(), specialRegisters: SpecialRegisters())
       let out = output
-      vm = try Machine(
-        memory: memory, boot: boot, engine: engine,
-        configuration: MachineConfiguration(
-          consoleCapture: { out.bytes += $0 }, timeoutSeconds: 60, stopOnOutput: stopOnOutput))
+      var configuration = MachineConfiguration(
+        consoleCapture: { out.bytes += $0 }, timeoutSeconds: 60, stopOnOutput: stopOnOutput)
+      configuration.reboot = reboot
+      configuration.rebootOnTripleFault = rebootOnTripleFault
+      vm = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     }
   }
 
@@ -177,6 +181,81 @@ import Testing
       return nil
     }
     #expect(gates == [false, true, false])
+  }
+
+  /// The boot state a reboot gives the scripted vCPU: RIP tells the tests it was applied.
+  static func rebootState(_ memory: GuestMemory) throws -> BootState {
+    var registers = Registers()
+    registers.rip = 0x7C00
+    try memory.write(0x500, bytes: [0xAB])  // the loader ran again
+    return BootState(mode: .real, registers: registers, specialRegisters: SpecialRegisters())
+  }
+
+  @Test func withoutARebootAResetStopsTheRunWithStatus14() throws {
+    let h = try Harness([.portOut(0xCF9, 0x06), .exitOK])
+    let outcome = h.vm.run()
+    #expect(outcome.reason == .reset)
+    #expect(outcome.exitStatus == 14)
+    #expect(h.vm.control.resetHistory == [.resetControlRegister])
+  }
+
+  @Test func aResetRebootsTheMachineAndTheGuestRunsOn() throws {
+    let h = try Harness(
+      reboot: Self.rebootState,
+      [
+        .portOut(0x21, 0x00),  // unmask every master PIC line
+        .portOut(0x64, 0xFE),  // i8042: pulse the reset line
+        Step { cpu in
+          #expect(cpu.currentRegisters.rip == 0x7C00)  // the boot state of the reboot
+          return Step.portIn(0x21).body(cpu)
+        },
+        Step { cpu in
+          #expect(cpu.lastResponse == .value(0xFF))  // the PIC is back at its power-on state
+          return Step.portOut(0xCF9, 0x06).body(cpu)
+        },
+        .exitOK,
+      ])
+    let outcome = h.vm.run()
+    #expect(outcome.reason == .debugExit(value: 0))
+    #expect(outcome.statistics.resets == 2)
+    #expect(h.cpu.calls.filter { $0 == .reset }.count == 2)
+    #expect(h.vm.control.resetHistory == [.keyboardController, .resetControlRegister])
+    #expect(try h.vm.memory.read(0x500, count: 1) == [0xAB])
+  }
+
+  @Test func aTripleFaultRebootsOnlyWhenConfiguredTo() throws {
+    let rebooting = try Harness(
+      reboot: Self.rebootState, rebootOnTripleFault: true, [.exit(.shutdown(.tripleFault)), .exitOK])
+    #expect(rebooting.vm.run().reason == .debugExit(value: 0))
+    #expect(rebooting.vm.control.resetHistory == [.tripleFault])
+    let stopping = try Harness(reboot: Self.rebootState, [.exit(.shutdown(.tripleFault)), .exitOK])
+    guard case .shutdown(.tripleFault, _) = stopping.vm.run().reason else {
+      Issue.record("a triple fault without rebootOnTripleFault must stop the run")
+      return
+    }
+  }
+
+  @Test func aFailedReloadEndsTheRunWithTheReason() throws {
+    struct Gone: Error, CustomStringConvertible { var description: String { "the image is gone" } }
+    let h = try Harness(reboot: { _ in throw Gone() }, [.portOut(0x92, 0x01), .exitOK])
+    guard case .internalError(let report) = h.vm.run().reason else {
+      Issue.record("expected internalError")
+      return
+    }
+    #expect(report.reason.contains("the image is gone"))
+  }
+
+  @Test func theBusesAreFrozenOnceTheMachineRuns() throws {
+    let h = try Harness([.exitOK])
+    try h.vm.portBus.register(DebugExitDevice(), ports: 0x700...0x700)
+    _ = h.vm.run()
+    #expect(throws: PortIOBus.BusError.self) { try h.vm.portBus.register(DebugExitDevice(), ports: 0x701...0x701) }
+    #expect(throws: MMIOBus.BusError.self) { try h.vm.mmioBus.register(Blank(), base: 0xD000_0000, size: 16) }
+  }
+
+  final class Blank: MMIODevice {
+    func read(offset: UInt64, size: Int) -> UInt64 { 0 }
+    func write(offset: UInt64, size: Int, value: UInt64) {}
   }
 
   @Test func everyExitIsCountedUnderItsReason() throws {

@@ -15,6 +15,14 @@ public protocol MMIODevice: AnyObject {
   func write(offset: UInt64, size: Int, value: UInt64)
 }
 
+/// A device with a power-on state to return to when the machine resets (the PC's RESET line).
+/// Battery-backed state (CMOS RAM, the RTC) and the host side (queued host input, counters,
+/// fw_cfg contents) survive a reset, as on hardware.
+public protocol ResettableDevice: AnyObject {
+  /// Returns the guest-visible registers to their power-on values.
+  func reset()
+}
+
 /// A device whose state advances with guest time (timers). The run loop calls `advance(to:)` before
 /// it enters the guest and arms a host timer for the earliest `nextDeadline`.
 public protocol TimedDevice: AnyObject {

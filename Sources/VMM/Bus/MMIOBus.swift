@@ -1,5 +1,5 @@
 /// Dispatches MMIO by guest-physical range to devices. Unclaimed addresses read as all ones and
-/// ignore writes.
+/// ignore writes. Locking model: as `PortIOBus` (frozen at start; the lock order written there).
 public final class MMIOBus {
   /// One device's guest-physical address range.
   public struct Mapping {
@@ -14,14 +14,19 @@ public final class MMIOBus {
   }
   /// A registration the bus refuses.
   public enum BusError: Error, CustomStringConvertible {
+    /// The range overlaps one already registered.
     case overlap(base: UInt64, size: UInt64)
+    /// The range is empty or wraps around.
     case empty
+    /// The machine is running: the bus no longer takes registrations.
+    case frozen
     /// The problem in one line.
     public var description: String {
       switch self {
       case .overlap(let b, let s):
         return "MMIO range 0x\(String(b, radix: 16))+0x\(String(s, radix: 16)) is already claimed"
       case .empty: return "MMIO range must not be empty"
+      case .frozen: return "the machine is running: devices must be registered before it starts"
       }
     }
   }
@@ -31,11 +36,19 @@ public final class MMIOBus {
   /// Accesses no device claimed (reads answered all ones, writes dropped).
   public private(set) var unclaimedAccesses: UInt64 = 0
 
+  /// True once the machine has started: registrations are refused and lookups need no lock.
+  public private(set) var isFrozen = false
+
   /// An empty bus.
   public init() {}
 
-  /// Maps `device` at `[base, base + size)`; throws when the range is empty, wraps or overlaps another.
+  /// Refuses further registrations (the machine calls it when it starts running).
+  public func freeze() { isFrozen = true }
+
+  /// Maps `device` at `[base, base + size)`; throws when the range is empty, wraps or overlaps
+  /// another, or the bus is frozen.
   public func register(_ device: any MMIODevice, base: UInt64, size: UInt64) throws(BusError) {
+    guard !isFrozen else { throw .frozen }
     guard size > 0, base &+ size > base else { throw .empty }
     if mappings.contains(where: { base < $0.base + $0.size && $0.base < base + size }) {
       throw .overlap(base: base, size: size)

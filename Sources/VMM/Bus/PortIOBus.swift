@@ -1,5 +1,25 @@
 /// Dispatches port I/O by port range to devices. Unclaimed ports read as all ones and ignore
 /// writes, like an ISA bus with nothing on it.
+///
+/// # Locking model (both buses, docs/design/machine.md)
+///
+/// Registrations happen on the main thread before `Machine.run()`; the machine then freezes the
+/// buses (`freeze()`), so lookups take no lock and a late `register` throws `.frozen`.
+///
+/// Which thread reaches a device today: every port and MMIO access comes from the vCPU runner
+/// thread that took the exit; the deadline timer thread only kicks vCPUs; the stdin reader only
+/// fills `HostInputQueue` (its own lock), which the runner hands to the UART; the signal watcher
+/// only calls `MachineControl`. So a device's registers have one thread and need no lock.
+///
+/// With several vCPU threads (SMP) each device gets its own lock, taken by the bus around `read`
+/// and `write`, and locks are taken only in this order (released in reverse):
+/// 1. `MachineControl` (reset and pause hold it while they quiesce the runners; its request
+///    methods never take another lock while holding it)
+/// 2. one device's lock
+/// 3. the interrupt router's lock (PIC, IOAPIC)
+/// 4. one local APIC's lock (an IPI to several targets takes them one at a time)
+/// A device raising an interrupt holds (2) and takes (3), then (4). A runner acknowledging an
+/// interrupt holds (4) and must release it before taking (3) for an ExtINT vector.
 public final class PortIOBus {
   /// One device's port range.
   public struct Mapping {
@@ -10,12 +30,17 @@ public final class PortIOBus {
   }
   /// A registration the bus refuses.
   public enum BusError: Error, CustomStringConvertible {
+    /// The range overlaps one already registered.
     case overlap(ClosedRange<UInt16>)
+    /// The machine is running: the bus no longer takes registrations.
+    case frozen
     /// The problem in one line.
     public var description: String {
       switch self {
       case .overlap(let r):
         return "port range 0x\(String(r.lowerBound, radix: 16))-0x\(String(r.upperBound, radix: 16)) is already claimed"
+      case .frozen:
+        return "the machine is running: devices must be registered before it starts"
       }
     }
   }
@@ -25,11 +50,18 @@ public final class PortIOBus {
   /// Accesses to ports no device claims (for diagnostics).
   public private(set) var unclaimedAccesses: UInt64 = 0
 
+  /// True once the machine has started: registrations are refused and lookups need no lock.
+  public private(set) var isFrozen = false
+
   /// An empty bus.
   public init() {}
 
-  /// Maps `device` at `ports`; throws when a port is already taken.
+  /// Refuses further registrations (the machine calls it when it starts running).
+  public func freeze() { isFrozen = true }
+
+  /// Maps `device` at `ports`; throws when a port is already taken or the bus is frozen.
   public func register(_ device: any PortIODevice, ports: ClosedRange<UInt16>) throws(BusError) {
+    guard !isFrozen else { throw .frozen }
     if mappings.contains(where: { $0.ports.overlaps(ports) }) { throw .overlap(ports) }
     mappings.append(Mapping(ports: ports, device: device))
   }

@@ -6,7 +6,7 @@
 /// the vCPU (`VirtualCPU.setA20Gate`): the interpreter then wraps unpaged addresses at 1 MiB, KVM
 /// cannot and keeps the gate open. After reset the port reads 0: A20 is then enabled through the
 /// keyboard controller, as on QEMU.
-public final class FastA20Port: PortIODevice {
+public final class FastA20Port: PortIODevice, ResettableDevice {
   private var value: UInt8 = 0
   /// Bit 1 of port 0x92.
   public var a20Enabled: Bool { value & 0x02 != 0 }
@@ -14,6 +14,9 @@ public final class FastA20Port: PortIODevice {
 
   /// The device in its power-on state; reset requests and the A20 bit go to `control`.
   public init(control: MachineControl = MachineControl()) { self.control = control }
+
+  /// Port 0x92 reads 0 again (`ResettableDevice`).
+  public func reset() { value = 0 }
 
   /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 { UInt32(value) }

@@ -11,7 +11,7 @@
 /// 0x0005 and 0x000F CPU counts, and the file "etc/e820" (20-byte entries: address, length,
 /// type, little endian; one usable entry per RAM region) and "etc/sercon-port" (0x3F8: SeaBIOS,
 /// having no VGA, writes its screen output to COM1).
-public final class FwCfg: PortIODevice {
+public final class FwCfg: PortIODevice, ResettableDevice {
   /// Selector of the "QEMU" signature.
   public static let signatureKey: UInt16 = 0x0000
   /// Selector of the feature bitmap (bit 0: traditional interface).
@@ -39,6 +39,12 @@ public final class FwCfg: PortIODevice {
     items[Self.signatureKey] = Array("QEMU".utf8)
     items[Self.idKey] = le(UInt32(1))
     rebuildDirectory()
+  }
+
+  /// Selector back to 0 (`ResettableDevice`); the items are the machine's and stay.
+  public func reset() {
+    selected = 0
+    offset = 0
   }
 
   /// An fw_cfg with the items SeaBIOS needs for a guest with `memory` and `cpuCount` CPUs.

@@ -16,7 +16,7 @@
 /// Interrupts: IRQ 1 (keyboard) and IRQ 12 (aux) are raised while a byte from that source waits
 /// in the output buffer and the command byte enables the interrupt and does not disable that
 /// interface (bits 4/5), lowered when it is read.
-public final class I8042: PortIODevice {
+public final class I8042: PortIODevice, ResettableDevice {
   private enum Source { case keyboard, aux }
   private var output: [(byte: UInt8, source: Source)] = []
   private var commandByte: UInt8 = 0x45  // keyboard IRQ on, system flag, translation
@@ -45,6 +45,19 @@ public final class I8042: PortIODevice {
     self.control = control
     self.keyboardIRQ = keyboardIRQ
     self.auxIRQ = auxIRQ
+  }
+
+  /// The controller's power-on state (`ResettableDevice`): default command byte, reset line high
+  /// and A20 on, no pending command or output, interrupts lowered.
+  public func reset() {
+    output = []
+    commandByte = 0x45
+    outputPort = 0x03
+    pendingControllerCommand = nil
+    pendingKeyboardCommand = nil
+    lastWriteWasCommand = false
+    timeoutError = false
+    updateInterrupts()
   }
 
   /// Queues scan codes as if typed on the keyboard.

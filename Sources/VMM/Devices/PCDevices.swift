@@ -103,6 +103,15 @@ public final class PCDevices {
     try bus.register(pci, ports: 0xCF8...0xCFF)
   }
 
+  /// Every device back to its power-on state, for a machine reset. With the engine's in-kernel
+  /// interrupt controller the userspace PIC and PIT are not in use and stay as they are.
+  public func reset() {
+    var all: [any ResettableDevice] = [systemControl, serial, keyboardController, fastA20, powerOff, pci]
+    if let fwCfg { all.append(fwCfg) }
+    if registerPIC { all += [pic, pit] }
+    for d in all { d.reset() }
+  }
+
   /// The devices that need `advance(to:)`.
   public var timedDevices: [any TimedDevice] { [pit] }
 }

@@ -10,7 +10,7 @@
 ///
 /// Register this device for 0xCF8...0xCFF. The address register is a 32-bit register at 0xCF8;
 /// byte accesses to 0xCF9 reach the reset control register instead (bit 2 set on a write: reset).
-public final class PCIHostBridge: PortIODevice {
+public final class PCIHostBridge: PortIODevice, ResettableDevice {
   private var address: UInt32 = 0
   private var config = [UInt8](repeating: 0, count: 256)
   private var resetControl: UInt8 = 0
@@ -22,6 +22,15 @@ public final class PCIHostBridge: PortIODevice {
   /// The device in its power-on state; a reset through 0xCF9 goes to `control`.
   public init(control: MachineControl = MachineControl()) {
     self.control = control
+    reset()
+  }
+
+  /// The bridge's configuration space and the address and reset-control registers at power-on
+  /// (`ResettableDevice`): PAM and SMRAM registers clear.
+  public func reset() {
+    address = 0
+    resetControl = 0
+    config = [UInt8](repeating: 0, count: 256)
     put16(0x00, 0x8086)  // Intel
     put16(0x02, 0x1237)  // 82441FX (440FX host bridge)
     put16(0x04, 0x0006)  // memory space, bus master

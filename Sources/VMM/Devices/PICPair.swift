@@ -15,7 +15,7 @@
 /// INTA is atomic here: `hasPendingInterrupt` and `acknowledge()` evaluate the same state, so a
 /// master spurious IRQ 7 cannot arise (a request withdrawn before the INTA simply makes
 /// `acknowledge()` return nil, as the CPU never saw it).
-public final class PICPair: PortIODevice, InterruptSink {
+public final class PICPair: PortIODevice, ResettableDevice, InterruptSink {
   /// One 8259A.
   struct Chip {
     var irr: UInt8 = 0
@@ -178,6 +178,14 @@ public final class PICPair: PortIODevice, InterruptSink {
   /// until the guest initialises or unmasks them: a guest that never programs the PICs gets no
   /// interrupts on vectors that collide with CPU exceptions.
   public init() {
+    reset()
+  }
+
+  /// Both chips back to their power-on state: uninitialised, every line masked, nothing pending
+  /// or in service (`ResettableDevice`).
+  public func reset() {
+    master = Chip(vectorBase: 0x08, elcrWritable: 0xF8)
+    slave = Chip(vectorBase: 0x70, elcrWritable: 0xDE)
     master.imr = 0xFF
     slave.imr = 0xFF
   }

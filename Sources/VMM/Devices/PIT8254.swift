@@ -19,7 +19,7 @@
 /// period in modes 2 and 3) pulse IRQ 0. `advance(to:)` delivers at most one interrupt per call: a
 /// guest paused for a long time gets one tick, not thousands; `coalescedInterrupts` counts the
 /// ones folded away.
-public final class PIT8254: PortIODevice, TimedDevice {
+public final class PIT8254: PortIODevice, ResettableDevice, TimedDevice {
   /// The counters' input clock in Hz.
   public static let frequency: UInt64 = 1_193_182
 
@@ -178,8 +178,16 @@ public final class PIT8254: PortIODevice, TimedDevice {
   public init(clock: any GuestClock, irq: InterruptLine?) {
     self.clock = clock
     self.irq = irq
+    reset()
+  }
+
+  /// Every channel unprogrammed (`ResettableDevice`); channel 1's gate is tied high and channel
+  /// 2's follows port 0x61, clear after reset.
+  public func reset() {
+    channels = [Channel](repeating: Channel(), count: 3)
     channels[1].gate = true
-    channels[2].gate = false  // port 0x61 bit 0 is clear after reset
+    channels[2].gate = false
+    irq?.lower()
   }
 
   // MARK: Time
@@ -361,7 +369,7 @@ public final class PIT8254: PortIODevice, TimedDevice {
 /// (bit 1), the DRAM refresh toggle (bit 4, flips every 15.085 µs of guest time) and channel 2's
 /// output (bit 5). Bits 6 and 7 (NMI sources) read as zero. SeaBIOS and Linux time their PIT
 /// calibration loops with bits 0 and 5.
-public final class SystemControlPort: PortIODevice {
+public final class SystemControlPort: PortIODevice, ResettableDevice {
   private let pit: PIT8254
   private var control: UInt8 = 0
 
@@ -370,6 +378,9 @@ public final class SystemControlPort: PortIODevice {
   public init(pit: PIT8254) {
     self.pit = pit
   }
+
+  /// Speaker and gate bits clear (`ResettableDevice`; the PIT's own reset clears channel 2's gate).
+  public func reset() { control = 0 }
 
   /// Whether the guest enabled the speaker (bit 1 and channel 2's gate both set).
   public var speakerEnabled: Bool { control & 3 == 3 }

@@ -6,7 +6,7 @@
 /// exit status 0. That is the one documented way for a guest to stop with status 0.
 /// Byte writes and writes without SLP_EN are stored (SLP_TYP and SCI_EN read back) but do
 /// nothing; SLP_EN itself is write-only and reads as zero.
-public final class PowerOffDevice: PortIODevice {
+public final class PowerOffDevice: PortIODevice, ResettableDevice {
   private var register: UInt16 = 0
   private let control: MachineControl
   /// The PM1 control register's SLP_EN bit.
@@ -14,6 +14,9 @@ public final class PowerOffDevice: PortIODevice {
 
   /// The device in its power-on state; the power-off goes to `control`.
   public init(control: MachineControl = MachineControl()) { self.control = control }
+
+  /// The PM1 control register cleared (`ResettableDevice`).
+  public func reset() { register = 0 }
 
   /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {

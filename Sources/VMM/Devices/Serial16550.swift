@@ -16,7 +16,7 @@
 /// Interrupts use level semantics: the line is raised while an enabled condition holds and
 /// lowered when none does. The line is not gated by MCR OUT2 (QEMU does not gate it either, and
 /// simple guests never set OUT2).
-public final class Serial16550: PortIODevice {
+public final class Serial16550: PortIODevice, ResettableDevice {
   /// Bytes the guest transmits (outside loopback mode).
   public let output: ([UInt8]) -> Void
   private let irq: InterruptLine?
@@ -69,6 +69,24 @@ public final class Serial16550: PortIODevice {
   public init(irq: InterruptLine?, output: @escaping ([UInt8]) -> Void) {
     self.irq = irq
     self.output = output
+  }
+
+  /// The UART's registers at power-on (`ResettableDevice`): no interrupts enabled, 8250 mode
+  /// (FIFOs off), divisor 12 (9600 baud), receive FIFO empty. Host input still waiting in the
+  /// backlog stays for the guest to read after it reboots.
+  public func reset() {
+    ier = 0
+    lcr = 0
+    mcr = 0
+    scr = 0
+    fcr = 0
+    lineErrors = 0
+    modemDeltas = 0
+    divisor = 12
+    thrEmptyPending = false
+    receiveFIFO.removeAll()
+    refillFIFO()
+    updateInterrupt()
   }
 
   // MARK: Host side

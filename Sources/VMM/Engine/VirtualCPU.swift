@@ -22,6 +22,11 @@ public protocol VirtualCPU: AnyObject {
   /// Writes model-specific registers (EFER, PAT, the SYSCALL MSRs ...) before the first run.
   func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError)
 
+  /// Puts the vCPU in its power-on (RESET) state for a machine reset: pending events and any
+  /// injected interrupt dropped, the HLT state left, registers at their reset values (real mode at
+  /// the reset vector). The VMM then loads the boot state of the reset machine.
+  func reset() throws(EngineError)
+
   /// True when an external interrupt can be injected now (IF=1, no interrupt shadow, none pending).
   var readyForInterruptInjection: Bool { get }
   /// Queues external interrupt `vector` for delivery on the next entry.

@@ -7,6 +7,8 @@
 /// it behaves as if the 440FX PAM registers had already made the shadow area writable, which is
 /// what SeaBIOS does first anyway.
 ///
+/// Loading again into the same memory (a reboot) refreshes the ROM and the low copy.
+///
 /// Reset state: real mode, CS = 0xF000 with base 0xFFFF0000, IP = 0xFFF0 (the reset vector in
 /// the high ROM copy), EDX = 0x600 (a family-6 CPU signature), everything else as after RESET.
 public enum FirmwareLoader {
@@ -30,7 +32,7 @@ public enum FirmwareLoader {
     }
     let size = UInt64(firmware.count)
     let base = GuestMemory.mmioHoleEnd - size
-    do throws(MemoryError) { try memory.addROM(at: base, bytes: firmware) } catch {
+    do throws(MemoryError) { try memory.loadROM(at: base, bytes: firmware) } catch {
       throw LoaderError("cannot map the firmware at 0x\(hex(base)): \(error)")
     }
     let window = min(firmware.count, lowWindow)

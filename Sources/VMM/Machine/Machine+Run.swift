@@ -4,6 +4,8 @@
 extension Machine {
   /// Runs the guest until it stops; never throws: every failure becomes a `StopReason`.
   public func run() -> RunOutcome {
+    portBus.freeze()
+    mmioBus.freeze()
     let start = hostClock.nanoseconds
     timeoutDeadline = configuration.timeoutSeconds.map { start &+ UInt64(min(max(0, $0), 1e9) * 1e9) }
     let kicks = runners.map { RunnerKick($0) }
@@ -33,6 +35,7 @@ extension Machine {
     var report = statistics.report(
       wallNanoseconds: wall, instructionsRetired: bsp.instructionsRetired, engineCounters: bsp.engineCounters)
     report.consoleBytesDropped = dropped
+    report.resets = control.resetCount
     return RunOutcome(reason: reason, statistics: report)
   }
 

@@ -24,6 +24,14 @@ public struct MachineConfiguration {
   /// Empty or nil: never.
   public var stopOnOutput: String?
 
+  /// How to boot again after a reset: reload the firmware or the image into memory and return the
+  /// bootstrap processor's boot state (RAM keeps its contents, as on a PC). nil: a reset request
+  /// stops the run with `StopReason.reset` (status 14), like QEMU's `-no-reboot`.
+  public var reboot: ((GuestMemory) throws -> BootState)?
+  /// With `reboot` set, a triple fault resets the machine as on a PC (firmware boots) instead of
+  /// stopping with a report of the faulting state.
+  public var rebootOnTripleFault = false
+
   /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(
     serial: SerialBackend = .null, consoleCapture: (([UInt8]) -> Void)? = nil,

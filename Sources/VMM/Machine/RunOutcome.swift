@@ -7,7 +7,8 @@ public enum StopReason: Sendable, Equatable {
   case debugExit(value: UInt32)
   /// The guest powered off through port 0x604.
   case powerOff
-  /// The guest asked for a reset (i8042 command 0xFE, port 0x92 or 0xCF9): Trivisor stops rather
+  /// The guest asked for a reset (i8042 command 0xFE, port 0x92 or 0xCF9) and the machine has no
+  /// `MachineConfiguration.reboot` (`--no-reboot`): Trivisor stops rather
   /// than reboots, like QEMU with `-no-reboot`.
   case reset
   /// The engine failed or could not continue (KVM internal error, failed entry, ioctl error).
@@ -46,7 +47,7 @@ public enum StopReason: Sendable, Equatable {
     switch self {
     case .debugExit(let v): return "guest exit through isa-debug-exit: value \(v), status \(exitStatus)"
     case .powerOff: return "guest powered off"
-    case .reset: return "guest requested a reset; Trivisor stops instead of rebooting"
+    case .reset: return "guest requested a reset; stopped instead of rebooting (--no-reboot)"
     case .internalError(let r): return "engine error: \(r)"
     case .shutdown(.tripleFault, let r): return "guest triple fault (shutdown)\n\(r)"
     case .shutdown(_, let r): return "guest shutdown\n\(r)"

@@ -103,6 +103,19 @@ public final class GuestMemory: @unchecked Sendable {
     return region
   }
 
+  /// `addROM`, or, when exactly that ROM region is mapped already (the machine is rebooting and
+  /// loads its firmware again), a refresh of its contents.
+  @discardableResult
+  public func loadROM(at address: UInt64, bytes: [UInt8]) throws(MemoryError) -> MemoryRegion {
+    let size = (UInt64(bytes.count) + Self.pageSize - 1) & ~(Self.pageSize - 1)
+    guard let r = regions.first(where: { $0.kind == .rom && $0.guestAddress == address && $0.size == size }) else {
+      return try addROM(at: address, bytes: bytes)
+    }
+    bytes.withUnsafeBytes { r.host.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    codeWrites.noteWrite(physical: address, length: size)
+    return r
+  }
+
   @discardableResult
   private func addRegion(at address: UInt64, size: UInt64, kind: MemoryRegion.Kind) throws(MemoryError)
     -> MemoryRegion

@@ -41,6 +41,8 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   /// Guest console bytes dropped because a host output did not keep up (its bounded queue was
   /// full) or was closed; nil or 0 when nothing was lost.
   public var consoleBytesDropped: UInt64?
+  /// Machine resets carried out (the guest rebooted); nil or 0 when none.
+  public var resets: Int?
 
   /// The report as pretty-printed JSON.
   public func json() throws -> Data {
@@ -88,6 +90,7 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
       }
       lines.append(line)
     }
+    if let resets, resets > 0 { lines.append("machine: \(resets) reset\(resets == 1 ? "" : "s") (the guest rebooted)") }
     if let dropped = consoleBytesDropped, dropped > 0 {
       lines.append("console: \(dropped) bytes of guest output dropped (host output full or closed)")
     }

@@ -28,6 +28,7 @@ public final class ScriptedVirtualCPU: VirtualCPU {
     case injectInterrupt(vector: UInt8)
     case requestInterruptWindow(Bool)
     case setA20Gate(Bool)
+    case reset
   }
 
   /// The reason of the `.internalError` exit returned once the script has no steps left.
@@ -100,6 +101,14 @@ public final class ScriptedVirtualCPU: VirtualCPU {
   /// Records the MSRs the VMM set.
   public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
     self.msrs.merge(msrs) { _, new in new }
+  }
+
+  /// Records the reset and returns registers to their defaults; a queued vector is dropped.
+  public func reset() throws(EngineError) {
+    calls.append(.reset)
+    queuedVector = nil
+    currentRegisters = Registers()
+    currentSpecialRegisters = SpecialRegisters()
   }
 
   /// True when RFLAGS.IF is set and no vector is queued.

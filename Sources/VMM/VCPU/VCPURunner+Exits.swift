@@ -25,6 +25,10 @@ extension VCPURunner {
         machine.drainInput()
       case .shutdown(.haltWithInterruptsDisabled):
         return .haltedForever(stateReport("HLT with interrupts disabled"))
+      case .shutdown(.tripleFault)
+      where machine.configuration.rebootOnTripleFault && machine.configuration.reboot != nil:
+        machine.configuration.log?(stateReport("triple fault").description)
+        machine.control.requestReset(.tripleFault)
       case .shutdown(let why):
         return .shutdown(why, stateReport(why == .tripleFault ? "triple fault" : "shutdown"))
       case .internalError(let report):

@@ -114,20 +114,27 @@ public final class VCPURunner {
     return min(a, b)
   }
 
-  /// Acts on the machine-control lines: a stop ends the run, a reset ends it with `.reset`, an
-  /// A20 change reaches the vCPU.
+  /// Acts on the machine-control lines: a stop ends the run, a reset reboots the machine (or ends
+  /// the run with `.reset` when it is not configured to reboot), an A20 change reaches the vCPU.
   private func applyControl() -> StopReason? {
     let state = machine.control.take()
     if let stop = state.stop { return stop }
-    if state.reset != nil {
-      machine.control.completeReset()
-      return .reset
-    }
+    if let source = state.reset { return machine.reset(source) }
     if state.a20Enabled != a20Applied {
       a20Applied = state.a20Enabled
       vcpu.setA20Gate(a20Applied)
     }
     return nil
+  }
+
+  /// This vCPU at its power-on state for a machine reset, then `boot` (the bootstrap processor's)
+  /// on top; the A20 gate open again.
+  func resetVCPU(boot: BootState?) throws(EngineError) {
+    try vcpu.reset()
+    if let boot { try applyBootState(boot) }
+    windowRequested = false
+    a20Applied = true
+    vcpu.setA20Gate(true)
   }
 
   func engineFailure(_ error: EngineError) -> StopReason {

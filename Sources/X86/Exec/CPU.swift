@@ -136,6 +136,34 @@ public final class CPU {
     ioLog.removeAll(keepingCapacity: true)
   }
 
+  /// The state after RESET (a machine reset, not INIT): real mode at F000:FFF0 with CS based at
+  /// 0xFFFF0000, CR0 at its reset value and CR2-CR4 zero, DR0-DR3 zero, DR6 0xFFFF0FF0, DR7 0x400,
+  /// the MSRs at their reset values, no pending event, and nothing cached. The embedder then
+  /// loads whatever boot state it wants on top.
+  public func powerOnReset() {
+    resetReal(cs: 0xF000, ip: 0xFFF0)
+    var cs = state.segment(.cs)
+    cs.base = 0xFFFF_0000
+    state.setSegment(.cs, cs)
+    state.cr2 = 0
+    state.cr3 = 0
+    state.cr4 = 0
+    for n in 0..<8 { state[offset: CPUStateLayout.debugRegisters + n * 8] = 0 }
+    state[offset: CPU.dr6Offset] = 0xFFFF_0FF0
+    state[offset: CPU.dr7Offset] = 0x400
+    MSRFile.reset(state)
+    injectedFault = nil
+    retiredEvent = nil
+    pendingRead = false
+    pendingShadow = false
+    debugShadow = false
+    pendingDebugShadow = false
+    taskDebugTrapPending = false
+    dataBreakpointHits = 0
+    refreshBreakpoints()
+    invalidateTLB()
+  }
+
   /// Oracle mode: 64-bit code at CPL 3, flat segments, linear == physical, no paging;
   /// exceptions are reported, not delivered.
   public func configureFlatUser64() {
