@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import VMM
@@ -256,6 +257,51 @@ import Testing
   final class Blank: MMIODevice {
     func read(offset: UInt64, size: Int) -> UInt64 { 0 }
     func write(offset: UInt64, size: Int, value: UInt64) {}
+  }
+
+  /// A guest that never stops on its own: every step queues itself again.
+  static func spinning() -> Step {
+    Step { cpu in
+      cpu.script.append(spinning())
+      return .budgetExhausted
+    }
+  }
+
+  /// Runs `h`'s machine on its own thread; `outcome()` waits for it.
+  final class Background: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: RunOutcome?
+    init(_ h: Harness) {
+      let box = UncheckedBox(h)
+      Thread {
+        self.result = box.value.vm.run()
+        self.done.signal()
+      }.start()
+    }
+    func outcome() -> RunOutcome {
+      done.wait()
+      return result!
+    }
+  }
+
+  struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+  }
+
+  @Test func aPausedMachineParksItsRunnerUntilResumedAndAStopStillEndsIt() throws {
+    let h = try Harness([Self.spinning()])
+    let run = Background(h)
+    let control = h.vm.control
+    control.pause()
+    #expect(control.waitUntilParked(1))
+    #expect(control.isPaused && control.parkedCount == 1)
+    control.resume()
+    control.pause()  // park again, then stop while parked
+    #expect(control.waitUntilParked(1))
+    h.vm.requestStop(.hostSignal(2))
+    #expect(run.outcome().reason == .hostSignal(2))
+    #expect(control.parkedCount == 0)
   }
 
   @Test func everyExitIsCountedUnderItsReason() throws {

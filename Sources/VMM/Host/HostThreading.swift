@@ -63,4 +63,6 @@ final class Condition: @unchecked Sendable {
   /// Waits; the caller holds `lock` (inside `lock.locked`).
   func wait(_ lock: NSLockLike) { lock.wait(cond) }
   func signal() { pthread_cond_signal(cond) }
+  /// Wakes every waiter.
+  func broadcast() { pthread_cond_broadcast(cond) }
 }

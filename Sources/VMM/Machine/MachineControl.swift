@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The machine-wide control lines: stop, reset and the A20 gate. Devices, the signal watcher and
+/// The machine-wide control lines: stop, reset, pause/resume and the A20 gate. Devices, the signal watcher and
 /// the deadline timer *request*; the vCPU runners *act*. It replaces polling device fields after
 /// every exit: a request sets one atomic word and kicks every runner, and a runner looks at that
 /// word once per exit (`changed`, a single load on the common path).
@@ -37,6 +37,8 @@ public final class MachineControl: @unchecked Sendable {
     public var reset: ResetSource?
     /// The effective A20 gate.
     public var a20Enabled: Bool
+    /// The runners must park (`park()`) until `resume()`.
+    public var paused: Bool
   }
 
   private let lock = NSLockLike()
@@ -45,6 +47,10 @@ public final class MachineControl: @unchecked Sendable {
   /// A20 sources holding the gate open, one bit per `A20Source`.
   private var a20Sources: UInt8
   private var kicks: [@Sendable () -> Void] = []
+  private var pauseRequested = false
+  /// Runners parked in `park()` right now.
+  private var parkedRunners = 0
+  private let parkCondition = Condition()
   private let changeFlag = Atomic<Bool>(false)
   /// Resets carried out so far.
   public private(set) var resetCount = 0
@@ -66,7 +72,7 @@ public final class MachineControl: @unchecked Sendable {
   public func take() -> State {
     lock.locked {
       changeFlag.store(false, ordering: .releasing)
-      return State(stop: stopReason, reset: pendingReset, a20Enabled: a20Sources != 0)
+      return State(stop: stopReason, reset: pendingReset, a20Enabled: a20Sources != 0, paused: pauseRequested)
     }
   }
 
@@ -76,10 +82,56 @@ public final class MachineControl: @unchecked Sendable {
   /// The effective A20 gate.
   public var a20Enabled: Bool { lock.locked { a20Sources != 0 } }
 
-  /// Asks every runner to stop with `reason`; the first request wins.
+  /// Asks every runner to stop with `reason`; the first request wins. A paused machine stops too.
   public func requestStop(_ reason: StopReason) {
-    lock.locked { if stopReason == nil { stopReason = reason } }
+    lock.locked {
+      if stopReason == nil { stopReason = reason }
+      parkCondition.broadcast()
+    }
     notify()
+  }
+
+  /// Asks every runner to park at its next exit, with the guest's state complete and consistent
+  /// (for a debugger, a snapshot, or a reset of several vCPUs). Returns at once; `waitUntilParked`
+  /// waits for the runners. Guest time keeps running under host time while paused.
+  public func pause() {
+    lock.locked { pauseRequested = true }
+    notify()
+  }
+
+  /// Lets parked runners go on.
+  public func resume() {
+    lock.locked {
+      pauseRequested = false
+      parkCondition.broadcast()
+    }
+    notify()
+  }
+
+  /// True between `pause()` and `resume()`.
+  public var isPaused: Bool { lock.locked { pauseRequested } }
+
+  /// Runners parked right now.
+  public var parkedCount: Int { lock.locked { parkedRunners } }
+
+  /// Waits until `count` runners are parked (or a stop is requested: they will not park then).
+  /// Returns true when they are parked.
+  @discardableResult
+  public func waitUntilParked(_ count: Int) -> Bool {
+    lock.locked {
+      while parkedRunners < count && stopReason == nil { parkCondition.wait(lock) }
+      return parkedRunners >= count
+    }
+  }
+
+  /// Called by a runner that saw `State.paused`: blocks until `resume()` or a stop request.
+  public func park() {
+    lock.locked {
+      parkedRunners += 1
+      parkCondition.broadcast()
+      while pauseRequested && stopReason == nil { parkCondition.wait(lock) }
+      parkedRunners -= 1
+    }
   }
 
   /// Asks for a machine reset; while one is pending, further requests join it.

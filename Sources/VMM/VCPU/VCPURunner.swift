@@ -117,7 +117,11 @@ public final class VCPURunner {
   /// Acts on the machine-control lines: a stop ends the run, a reset reboots the machine (or ends
   /// the run with `.reset` when it is not configured to reboot), an A20 change reaches the vCPU.
   private func applyControl() -> StopReason? {
-    let state = machine.control.take()
+    var state = machine.control.take()
+    if state.paused {
+      machine.control.park()
+      state = machine.control.take()
+    }
     if let stop = state.stop { return stop }
     if let source = state.reset { return machine.reset(source) }
     if state.a20Enabled != a20Applied {
