@@ -18,6 +18,8 @@ let package = Package(
     .target(name: "CKVM"),
     // Host-side helpers in C for the oracles: running random code natively and catching its faults.
     .target(name: "CNative", linkerSettings: [.linkedLibrary("z")]),
+    // Atomic compare-and-exchange on guest memory for software engines with several vCPU threads.
+    .target(name: "CAtomics"),
     // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
@@ -25,7 +27,7 @@ let package = Package(
     // Hardware-assisted engine on Linux /dev/kvm.
     .target(name: "KVMEngine", dependencies: ["CKVM", "VMM"]),
     // Software engine: the X86 model run instruction by instruction.
-    .target(name: "Interpreter", dependencies: ["X86", "VMM"]),
+    .target(name: "Interpreter", dependencies: ["X86", "VMM", "CAtomics"]),
     // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
     .target(name: "Oracles", dependencies: ["X86", "CNative"]),
     // What every front end needs to launch a guest: the engine registry, the reference guest's

@@ -1,3 +1,4 @@
+import CAtomics
 import VMM
 import X86
 
@@ -20,4 +21,12 @@ final class GuestMemoryAdapter: PhysicalMemory {
     }
     return nil
   }
+
+  /// A host compare-and-exchange: other vCPU threads see the update whole.
+  func compareExchange(at pointer: UnsafeMutableRawPointer, size: Int, expected: UInt64, desired: UInt64) -> Bool {
+    ca_compare_exchange(pointer, Int32(size), expected, desired)
+  }
+
+  /// A host atomic load.
+  func atomicLoad(at pointer: UnsafeMutableRawPointer, size: Int) -> UInt64 { ca_load(pointer, Int32(size)) }
 }

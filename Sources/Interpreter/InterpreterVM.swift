@@ -43,6 +43,8 @@ public final class InterpreterVM: EngineVM {
     let vcpu = InterpreterVirtualCPU(memory: memory, model: model, clock: instructionClock)
     if let identity { vcpu.present(identity) }
     vcpus.append(vcpu)
+    // Several vCPUs may run on several host threads: locked instructions update memory atomically.
+    if vcpus.count > 1 { for v in vcpus { v.cpu.atomicUpdates = true } }
     return vcpu
   }
 }

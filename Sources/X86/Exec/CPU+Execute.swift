@@ -158,6 +158,7 @@ extension CPU {
   }
 
   func execute(_ ins: DecodedInstruction, nextRIP: UInt64) throws(Fault) {
+    if needsLockedExecution(ins) { return try executeLocked(ins, nextRIP: nextRIP) }
     let size = Int(ins.operandSize)
     let ea = ins.hasMemoryOperand ? effectiveAddress(ins, nextRIP: nextRIP) : 0
     let o0 = ins.operands.0

@@ -93,6 +93,7 @@ extension CPU {
       let r = Int(o.reg)
       state.setGPR(r, (state.gpr(r) & ~0xFF00) | ((v & 0xFF) << 8))
     case .memory:
+      if lockedInstructionActive && lockedWrite(v) { return }
       if fastWrite64(seg: Int(ins.segment), offset: ea, size: size, value: v) { return }
       try write(seg: Int(ins.segment), offset: ea, size: size, value: v)
     default: throw Fault.invalidOpcode
@@ -149,6 +150,7 @@ extension CPU {
   func readOperandForUpdateSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
     guard o.kind == .memory else { return try readOperandSlow(ins, o, ea) }
     let size = Int(o.size)
+    if lockedInstructionActive { return try lockedRead(seg: Int(ins.segment), offset: ea, size: size) }
     if let v = fastRead64(seg: Int(ins.segment), offset: ea, size: size, write: true) { return v }
     try probeWrite(seg: Int(ins.segment), offset: ea, size: size)
     return try read(seg: Int(ins.segment), offset: ea, size: size)

@@ -19,6 +19,18 @@ public final class CPU {
   @exclusivity(unchecked) public var reportExceptions = false
   /// The time-stamp counter source for RDTSC/RDTSCP (default: instructions retired).
   @exclusivity(unchecked) public var readTSC: (() -> UInt64)?
+  /// Set by an embedder whose other CPUs run on other host threads over the same guest memory:
+  /// LOCK-prefixed instructions and XCHG with memory then update memory atomically
+  /// (CPU+Atomics.swift). Off for a single CPU, where a plain update is already atomic.
+  @exclusivity(unchecked) public var atomicUpdates = false
+  /// A locked instruction is executing (CPU+Atomics.swift).
+  @exclusivity(unchecked) var lockedInstructionActive = false
+  /// Its destination, read atomically, waiting for the write-back.
+  @exclusivity(unchecked) var lockedUpdate: LockedUpdate?
+  /// Its compare-and-exchange found the destination changed: run it again.
+  @exclusivity(unchecked) var lockedUpdateFailed = false
+  /// This CPU holds the process-wide bus lock of the fallback path.
+  @exclusivity(unchecked) var holdsBusLock = false
   /// The system layer (MMU and its TLB, MSRs, CPUID, descriptor tables, event delivery): see
   /// `CPU+System.swift`. Its `cpuid` table is the one CPUID model (GP and system features).
   public let system: SystemUnit

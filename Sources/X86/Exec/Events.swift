@@ -4,6 +4,40 @@ public protocol PhysicalMemory: AnyObject {
   /// A host pointer to `length` bytes at `physical`, or nil when the range is not RAM (the access
   /// becomes an MMIO event). Never called across a 4 KiB page boundary.
   func hostPointer(physical: UInt64, length: Int, write: Bool) -> UnsafeMutableRawPointer?
+
+  /// Atomically replaces the `size` (1, 2, 4, 8) bytes at `pointer` (from `hostPointer`) with
+  /// `desired` if they hold `expected`; true when it did. Used for LOCK-prefixed instructions when
+  /// `CPU.atomicUpdates` is on. The default is not atomic (one CPU, one thread).
+  func compareExchange(at pointer: UnsafeMutableRawPointer, size: Int, expected: UInt64, desired: UInt64) -> Bool
+
+  /// Atomically loads `size` (1, 2, 4, 8) bytes at `pointer`. The default is a plain load.
+  func atomicLoad(at pointer: UnsafeMutableRawPointer, size: Int) -> UInt64
+}
+
+extension PhysicalMemory {
+  /// A plain compare-then-store: enough when one thread runs every CPU of the memory.
+  public func compareExchange(
+    at pointer: UnsafeMutableRawPointer, size: Int, expected: UInt64, desired: UInt64
+  ) -> Bool {
+    guard atomicLoad(at: pointer, size: size) == expected else { return false }
+    switch size {
+    case 1: pointer.storeBytes(of: UInt8(truncatingIfNeeded: desired), as: UInt8.self)
+    case 2: pointer.storeBytes(of: UInt16(truncatingIfNeeded: desired), as: UInt16.self)
+    case 4: pointer.storeBytes(of: UInt32(truncatingIfNeeded: desired), as: UInt32.self)
+    default: pointer.storeBytes(of: desired, as: UInt64.self)
+    }
+    return true
+  }
+
+  /// A plain load.
+  public func atomicLoad(at pointer: UnsafeMutableRawPointer, size: Int) -> UInt64 {
+    switch size {
+    case 1: return UInt64(pointer.load(as: UInt8.self))
+    case 2: return UInt64(pointer.loadUnaligned(as: UInt16.self))
+    case 4: return UInt64(pointer.loadUnaligned(as: UInt32.self))
+    default: return pointer.loadUnaligned(as: UInt64.self)
+    }
+  }
 }
 
 /// Why `CPU.step()`/`CPU.run(budget:)` returned to the embedder.
