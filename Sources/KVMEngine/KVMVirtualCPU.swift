@@ -65,6 +65,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     do throws(EngineError) {
       var cpuid = try vm.system.supportedCPUID()
       if let identity { Self.present(identity, in: &cpuid) }
+      Self.setAPICID(id, in: &cpuid)
       try check(ckvm_set_cpuid2(fd, cpuid, UInt32(cpuid.count)), "KVM_SET_CPUID2")
       var fpu = try fpuState()
       fpu.fcw = 0x37F
@@ -399,6 +400,18 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   }
 
   // MARK: - Exit controls
+
+  /// Gives vCPU `id` its own initial APIC ID: CPUID.1:EBX[31:24] and, where present, the x2APIC
+  /// ID in EDX of every subleaf of leaves 0BH and 1FH (KVM's supported table says 0 for all).
+  static func setAPICID(_ id: UInt32, in entries: inout [kvm_cpuid_entry2]) {
+    for i in entries.indices {
+      switch entries[i].function {
+      case 1: entries[i].ebx = (entries[i].ebx & 0x00FF_FFFF) | (id & 0xFF) << 24
+      case 0xB, 0x1F: entries[i].edx = id
+      default: break
+      }
+    }
+  }
 
   /// Rewrites leaf 0's vendor string (EBX, EDX, ECX) and leaf 1's signature (EAX) to `identity`.
   /// Feature bits stay what KVM supports on this host: guest code runs on the host CPU.
