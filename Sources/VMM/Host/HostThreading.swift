@@ -18,6 +18,10 @@ final class NSLockLike: @unchecked Sendable {
   }
   /// Waits on `condition`; only inside `locked`.
   func wait(_ condition: UnsafeMutablePointer<pthread_cond_t>) { pthread_cond_wait(condition, mutex) }
+  /// Takes the mutex (pair with `unlock` on every path).
+  func lock() { pthread_mutex_lock(mutex) }
+  /// Releases the mutex.
+  func unlock() { pthread_mutex_unlock(mutex) }
   func locked<T>(_ body: () -> T) -> T {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }

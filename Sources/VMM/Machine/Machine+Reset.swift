@@ -4,13 +4,14 @@
 /// restarts from its RESET state with the new boot state on the bootstrap processor.
 extension Machine {
   /// Carries out a reset requested by `source`; returns a reason when the run must stop instead
-  /// (no `reboot` configured: `.reset`, status 14; or the reload failed). Called by a runner with
-  /// the other runners quiesced (with one vCPU: on its own thread, between exits).
+  /// (no `reboot` configured: `.reset`, status 14; or the reload failed). Called by the bootstrap
+  /// processor's runner between exits; it waits until every other runner has parked.
   func reset(_ source: MachineControl.ResetSource) -> StopReason? {
     guard let reboot = configuration.reboot else {
       control.completeReset()
       return .reset
     }
+    if runners.count > 1 && !control.waitUntilParked(runners.count - 1) { return nil }  // a stop came first
     configuration.log?("reset requested by the \(source.rawValue): rebooting")
     devices.reset()
     let boot: BootState

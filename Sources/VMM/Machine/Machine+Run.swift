@@ -1,6 +1,9 @@
+import Foundation
+
 /// Running the machine: what is VM-wide (the timeout, host input, host signals, the deadline timer,
-/// console output, the outcome) around the per-vCPU runners. With one vCPU its runner runs on the
-/// calling thread.
+/// console output, the outcome) around the per-vCPU runners. The bootstrap processor's runner runs
+/// on the calling thread, every other runner on a host thread of its own; the first runner to
+/// stop stops them all (through `MachineControl`), and `run()` returns when every thread is done.
 extension Machine {
   /// Runs the guest until it stops; never throws: every failure becomes a `StopReason`.
   public func run() -> RunOutcome {
@@ -21,8 +24,21 @@ extension Machine {
     }
     for k in kicks { control.addKick { k.wake() } }
     deadlineTimer = timer
-    drainInput()
-    let reason = runners[0].run()
+    deviceLock.locked { drainInput() }
+    let finished = DispatchGroup()
+    for runner in runners.dropFirst() {
+      finished.enter()
+      let box = RunnerBox(runner)
+      PThread {
+        let reason = box.runner.run()
+        box.runner.machine.control.requestStop(reason)
+        finished.leave()
+      }
+    }
+    let bspReason = runners[0].run()
+    control.requestStop(bspReason)
+    finished.wait()
+    let reason = control.requestedStop ?? bspReason
     control.removeKicks()
     deadlineTimer = nil
     timer.stop()
@@ -31,12 +47,45 @@ extension Machine {
     let dropped = console.finish() &+ (debugConsoleOutput?.finish() ?? 0)
     hostInput?.restore()
     if configuration.handleHostSignals { HostSignals.uninstall() }
-    let bsp = vcpus[0]
-    var report = statistics.report(
-      wallNanoseconds: wall, instructionsRetired: bsp.instructionsRetired, engineCounters: bsp.engineCounters)
+    var report = mergedReport(wallNanoseconds: wall)
     report.consoleBytesDropped = dropped
     report.resets = control.resetCount
     return RunOutcome(reason: reason, statistics: report)
+  }
+
+  /// The run's statistics: the bootstrap processor's alone with one vCPU; with several, every
+  /// runner's merged (exits, instructions, engine counters summed) plus one summary per vCPU.
+  private func mergedReport(wallNanoseconds wall: UInt64) -> ExitStatisticsReport {
+    guard runners.count > 1 else {
+      let bsp = vcpus[0]
+      return statistics.report(
+        wallNanoseconds: wall, instructionsRetired: bsp.instructionsRetired, engineCounters: bsp.engineCounters)
+    }
+    let total = ExitStatistics()
+    for r in runners { total.merge(r.statistics) }
+    let counts = vcpus.map(\.instructionsRetired)
+    let instructions = counts.contains(where: { $0 == nil }) ? nil : counts.reduce(0) { $0 &+ ($1 ?? 0) }
+    var counters: [EngineCounter] = []
+    for v in vcpus {
+      for c in v.engineCounters {
+        if let i = counters.firstIndex(where: { $0.name == c.name }) {
+          counters[i].value &+= c.value
+        } else {
+          counters.append(c)
+        }
+      }
+    }
+    var report = total.report(wallNanoseconds: wall, instructionsRetired: instructions, engineCounters: counters)
+    report.vcpus = runners.map { r in
+      var byReason: [String: UInt64] = [:]
+      for kind in ExitKind.allCases where r.statistics.count(of: kind) > 0 {
+        byReason[kind.name] = r.statistics.count(of: kind)
+      }
+      return ExitStatisticsReport.VCPUSummary(
+        index: r.index, exits: r.statistics.totalExits, byReason: byReason,
+        instructionsRetired: r.vcpu.instructionsRetired)
+    }
+    return report
   }
 
   /// Instructions a deterministic run executes between checks of the timeout and host input when
@@ -89,6 +138,12 @@ struct RunnerKick: @unchecked Sendable {
     wakeup.signal()
     vcpu.kick()
   }
+}
+
+/// A runner handed to its thread (the thread is the only one that drives it).
+struct RunnerBox: @unchecked Sendable {
+  let runner: VCPURunner
+  init(_ runner: VCPURunner) { self.runner = runner }
 }
 
 /// A weak reference to the machine for the signal watcher thread (`requestStop` is thread-safe).

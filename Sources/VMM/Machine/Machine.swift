@@ -83,6 +83,12 @@ public final class Machine {
   var timeoutDeadline: UInt64?
   /// The host timer that kicks the vCPUs at device deadlines while `run()` runs.
   var deadlineTimer: DeadlineTimer?
+  /// The machine lock: every runner holds it while it touches devices, the buses, the PIC and the
+  /// host input (never while its vCPU runs guest code). One lock for the whole device model, as a
+  /// first SMP locking step (QEMU's "big lock"); docs/design/machine.md.
+  let deviceLock = NSLockLike()
+  /// The most vCPUs a machine may have (xAPIC IDs fit in 8 bits; 255 is the broadcast ID).
+  public static let maximumCPUCount = 254
   /// The boot state, applied to the bootstrap processor at start.
   let boot: BootState
 
@@ -98,7 +104,15 @@ public final class Machine {
     self.boot = boot
     let vm = try engine.createVM(memory: memory, options: configuration.engineOptions)
     engineVM = vm
-    vcpus = [try vm.createVCPU(index: 0)]
+    guard (1...Machine.maximumCPUCount).contains(configuration.cpuCount) else {
+      throw EngineError("a machine has 1 to \(Machine.maximumCPUCount) vCPUs, not \(configuration.cpuCount)")
+    }
+    if vm.clock != nil && configuration.cpuCount > 1 {
+      throw EngineError("deterministic (virtual-time) runs have one vCPU for now; drop --deterministic or --cpus")
+    }
+    var created: [any VirtualCPU] = []
+    for i in 0..<configuration.cpuCount { created.append(try vm.createVCPU(index: i)) }
+    vcpus = created
     virtualTime = vm.clock
     clock = vm.clock ?? hostClock
 

@@ -24,6 +24,10 @@ public struct MachineConfiguration {
   /// Empty or nil: never.
   public var stopOnOutput: String?
 
+  /// vCPUs (`--cpus`): vCPU 0 starts with the boot state, the others wait for INIT and a
+  /// start-up IPI, as application processors do on a PC. Each runs on its own host thread.
+  public var cpuCount = 1
+
   /// How to boot again after a reset: reload the firmware or the image into memory and return the
   /// bootstrap processor's boot state (RAM keeps its contents, as on a PC). nil: a reset request
   /// stops the run with `StopReason.reset` (status 14), like QEMU's `-no-reboot`.

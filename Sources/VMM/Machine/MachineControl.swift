@@ -124,12 +124,14 @@ public final class MachineControl: @unchecked Sendable {
     }
   }
 
-  /// Called by a runner that saw `State.paused`: blocks until `resume()` or a stop request.
+  /// Called by a runner that saw `State.paused` (or, on an application processor, a pending reset
+  /// that the bootstrap processor carries out): blocks until `resume()` and the end of the reset, or
+  /// a stop request.
   public func park() {
     lock.locked {
       parkedRunners += 1
       parkCondition.broadcast()
-      while pauseRequested && stopReason == nil { parkCondition.wait(lock) }
+      while (pauseRequested || pendingReset != nil) && stopReason == nil { parkCondition.wait(lock) }
       parkedRunners -= 1
     }
   }
@@ -148,6 +150,7 @@ public final class MachineControl: @unchecked Sendable {
   public func completeReset() {
     lock.locked {
       pendingReset = nil
+      parkCondition.broadcast()
       resetCount += 1
       a20Sources = 1 << UInt8(A20Source.keyboardController.rawValue)
     }

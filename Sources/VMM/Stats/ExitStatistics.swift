@@ -28,6 +28,18 @@ public final class ExitStatistics {
     histogram[k * LogHistogram.bucketCount + LogHistogram.bucket(of: nanoseconds)] &+= 1
   }
 
+  /// Adds `other`'s exits and times to these (per-vCPU statistics merged for the machine).
+  public func merge(_ other: ExitStatistics) {
+    for k in 0..<Self.kinds {
+      counts[k] &+= other.counts[k]
+      totals[k] &+= other.totals[k]
+      minimums[k] = min(minimums[k], other.minimums[k])
+      maximums[k] = max(maximums[k], other.maximums[k])
+    }
+    for i in histogram.indices { histogram[i] &+= other.histogram[i] }
+    guestNanoseconds &+= other.guestNanoseconds
+  }
+
   /// How many exits of `kind` were recorded.
   public func count(of kind: ExitKind) -> UInt64 { counts[kind.rawValue] }
   /// All exits recorded.

@@ -43,6 +43,27 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   public var consoleBytesDropped: UInt64?
   /// Machine resets carried out (the guest rebooted); nil or 0 when none.
   public var resets: Int?
+  /// One line per vCPU when the machine has more than one (nil otherwise).
+  public var vcpus: [VCPUSummary]?
+
+  /// One vCPU's share of the run.
+  public struct VCPUSummary: Codable, Sendable, Equatable {
+    /// The vCPU's index (0: the bootstrap processor).
+    public var index: Int
+    /// Its exits.
+    public var exits: UInt64
+    /// Exits by reason name, only reasons that occurred.
+    public var byReason: [String: UInt64]
+    /// Instructions it retired, when the engine counts them.
+    public var instructionsRetired: UInt64?
+    /// A summary of vCPU `index`.
+    public init(index: Int, exits: UInt64, byReason: [String: UInt64], instructionsRetired: UInt64?) {
+      self.index = index
+      self.exits = exits
+      self.byReason = byReason
+      self.instructionsRetired = instructionsRetired
+    }
+  }
 
   /// The report as pretty-printed JSON.
   public func json() throws -> Data {
@@ -89,6 +110,12 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
         line += String(format: " (%.1f%% of instructions)", Double(counter.value) / Double(i) * 100)
       }
       lines.append(line)
+    }
+    for v in vcpus ?? [] {
+      let reasons = v.byReason.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+      lines.append(
+        "vCPU \(v.index): \(v.exits) exits" + (v.instructionsRetired.map { ", \($0) instructions" } ?? "")
+          + (reasons.isEmpty ? "" : " (\(reasons))"))
     }
     if let resets, resets > 0 { lines.append("machine: \(resets) reset\(resets == 1 ? "" : "s") (the guest rebooted)") }
     if let dropped = consoleBytesDropped, dropped > 0 {

@@ -149,17 +149,24 @@ extension ScriptedVirtualCPU.Step {
   public static func exit(_ exit: VMExit) -> Self { Self { _ in exit } }
 }
 
-/// An `Engine` whose VM has one `ScriptedVirtualCPU` (with the VMM's own PIC and PIT, and host
-/// time). Tests keep the vCPU to script it and to read what the VMM did.
+/// An `Engine` whose VM has `ScriptedVirtualCPU`s (with the VMM's own PIC and PIT, and host
+/// time), one script each. Tests keep the vCPUs to script them and to read what the VMM did.
 public final class ScriptedEngine: Engine, EngineVM {
   /// The engine's name.
   public let name = "scripted"
-  /// The one vCPU every VM of this engine gets.
-  public let vcpu: ScriptedVirtualCPU
+  /// The vCPUs, by index.
+  public let vcpus: [ScriptedVirtualCPU]
+  /// vCPU 0, the bootstrap processor.
+  public var vcpu: ScriptedVirtualCPU { vcpus[0] }
 
-  /// An engine whose vCPU runs `script`.
-  public init(script: [ScriptedVirtualCPU.Step] = []) {
-    vcpu = ScriptedVirtualCPU(script: script)
+  /// An engine whose one vCPU runs `script`.
+  public convenience init(script: [ScriptedVirtualCPU.Step] = []) {
+    self.init(scripts: [script])
+  }
+
+  /// An engine with one vCPU per script.
+  public init(scripts: [[ScriptedVirtualCPU.Step]]) {
+    vcpus = scripts.map { ScriptedVirtualCPU(script: $0) }
   }
 
   /// The engine is its own VM (it has nothing to share between vCPUs).
@@ -175,9 +182,9 @@ public final class ScriptedEngine: Engine, EngineVM {
   /// Host time.
   public var clock: (any InstructionDrivenClock)? { nil }
 
-  /// `vcpu` for index 0; the scripted engine has one vCPU.
+  /// The vCPU with the script of `index`.
   public func createVCPU(index: Int) throws(EngineError) -> any VirtualCPU {
-    guard index == 0 else { throw EngineError("the scripted engine has one vCPU") }
-    return vcpu
+    guard vcpus.indices.contains(index) else { throw EngineError("the scripted engine has \(vcpus.count) vCPUs") }
+    return vcpus[index]
   }
 }

@@ -6,23 +6,31 @@ extension VCPURunner {
     do {
       switch exit {
       case .io(let a):
+        machine.deviceLock.lock()
         if a.isWrite {
           machine.portBus.write(port: a.port, size: a.size, value: a.value)
+          machine.deviceLock.unlock()
         } else {
-          try vcpu.complete(.value(UInt64(machine.portBus.read(port: a.port, size: a.size))))
+          let value = machine.portBus.read(port: a.port, size: a.size)
+          machine.deviceLock.unlock()
+          try vcpu.complete(.value(UInt64(value)))
         }
       case .mmio(let a):
+        machine.deviceLock.lock()
         if a.isWrite {
           machine.mmioBus.write(address: a.address, size: a.size, value: a.value)
+          machine.deviceLock.unlock()
         } else {
-          try vcpu.complete(.value(machine.mmioBus.read(address: a.address, size: a.size)))
+          let value = machine.mmioBus.read(address: a.address, size: a.size)
+          machine.deviceLock.unlock()
+          try vcpu.complete(.value(value))
         }
       case .halt:
         return try idle()
       case .interruptWindow, .budgetExhausted:
         break
       case .kicked:
-        machine.drainInput()
+        machine.deviceLock.locked { machine.drainInput() }
       case .shutdown(.haltWithInterruptsDisabled):
         return .haltedForever(stateReport("HLT with interrupts disabled"))
       case .shutdown(.tripleFault)
@@ -43,7 +51,8 @@ extension VCPURunner {
         try vcpu.complete(.none)
       case .hypercall:
         let call = HypercallDispatcher.decode(registers: try vcpu.registers(), special: try vcpu.specialRegisters())
-        try vcpu.complete(.value(machine.hypercalls.dispatch(call, vcpu: index)))
+        let result = machine.deviceLock.locked { machine.hypercalls.dispatch(call, vcpu: index) }
+        try vcpu.complete(.value(result))
       case .exception(let vector, let code):
         return .internalError(
           stateReport("unexpected guest exception \(vector)" + (code.map { " (error code \($0))" } ?? "")))
@@ -64,9 +73,12 @@ extension VCPURunner {
       return .haltedForever(stateReport("HLT with interrupts disabled"))
     }
     while true {
+      machine.deviceLock.lock()
       var deadline = machine.advanceDevices()
       machine.drainInput()
-      if pic.hasPendingInterrupt || machine.control.changed { return nil }
+      let pending = index == 0 && pic.hasPendingInterrupt  // the PIC reaches the BSP only
+      machine.deviceLock.unlock()
+      if pending || machine.control.changed { return nil }
       let hostNow = machine.hostClock.nanoseconds
       if let t = machine.timeoutDeadline, hostNow >= t { return nil }
       if let t = machine.outputStop?.deadline {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The run loop of one vCPU, following the VMX flow of the seed: enter the guest (VM entry), take
 /// the exit, handle it in the VMM, resume. Between exits it brings timers up to date, delivers
 /// pending interrupts (injecting when the vCPU can take one, otherwise asking for an interrupt
@@ -24,11 +26,66 @@ public final class VCPURunner {
   /// The exit being handled, recorded in `statistics` just before the next entry (or at the stop).
   private var lastExit: ExitKind?
   private var exitTime: UInt64 = 0
+  /// INIT and start-up IPIs from other threads (the interrupt router), taken at the next exit.
+  private let startupLock = NSLockLike()
+  private var pendingINIT = false
+  private var pendingStartupVector: UInt8?
+  /// Set with every INIT or SIPI: the runner looks at the locked state only when it is set.
+  private let startupEvent = Atomic<Bool>(false)
+  /// In the wait-for-SIPI state: application processors from power-on and after INIT.
+  private var waitingForStartup: Bool
 
   init(index: Int, vcpu: any VirtualCPU, machine: Machine) {
     self.index = index
     self.vcpu = vcpu
     self.machine = machine
+    waitingForStartup = index != 0
+  }
+
+  /// True while the vCPU waits for a start-up IPI (it runs no guest code).
+  public var isWaitingForStartup: Bool { startupLock.locked { waitingForStartup || pendingINIT } }
+
+  /// An INIT IPI: at its next exit the vCPU resets and waits for a start-up IPI. Any thread.
+  public func receiveINIT() {
+    startupLock.locked {
+      pendingINIT = true
+      pendingStartupVector = nil
+    }
+    startupEvent.store(true, ordering: .releasing)
+    RunnerKick(self).wake()
+  }
+
+  /// A start-up IPI with `vector`: a vCPU waiting for one starts in real mode at
+  /// `vector << 8 : 0000` (physical `vector << 12`); otherwise it is ignored, as on hardware. Any
+  /// thread.
+  public func receiveStartup(vector: UInt8) {
+    startupLock.locked { pendingStartupVector = vector }
+    startupEvent.store(true, ordering: .releasing)
+    RunnerKick(self).wake()
+  }
+
+  /// Takes INIT and SIPI state changes; false while the vCPU must keep waiting for start-up.
+  private func applyStartupEvents() throws(EngineError) -> Bool {
+    let (initRequested, vector) = startupLock.locked { () -> (Bool, UInt8?) in
+      let r = (pendingINIT, pendingStartupVector)
+      pendingINIT = false
+      pendingStartupVector = nil
+      if r.0 { waitingForStartup = true }
+      return r
+    }
+    if initRequested { try vcpu.reset() }
+    if let vector, waitingForStartup {
+      try vcpu.reset()
+      var s = try vcpu.specialRegisters()
+      s.cs = Segment(selector: UInt16(vector) << 8, base: UInt64(vector) << 12, limit: 0xFFFF, type: 11)
+      try vcpu.setSpecialRegisters(s)
+      var r = Registers()
+      r.rip = 0
+      try vcpu.setRegisters(r)
+      startupLock.locked { waitingForStartup = false }
+      machine.configuration.log?("vCPU \(index) started at \(String(vector, radix: 16)):0000")
+    }
+    return !waitingForStartup
   }
 
   /// Loads `boot` into the vCPU: system registers first (they decide how the rest is read), then
@@ -52,14 +109,32 @@ public final class VCPURunner {
   private func loop() -> StopReason {
     let machine = self.machine
     while true {
-      // Devices catch up with guest time; interrupts that fell due are raised.
-      var deviceDeadline = machine.advanceDevices()
       if machine.control.changed, let stop = applyControl() { return stop }
+      // An application processor waits for its start-up IPI without running guest code.
+      do {
+        if waitingForStartup || startupEvent.exchange(false, ordering: .acquiringAndReleasing),
+          !(try applyStartupEvents())
+        {
+          if let stop = waitForStartup() { return stop }
+          continue
+        }
+      } catch {
+        return engineFailure(error)
+      }
+      // Devices catch up with guest time; interrupts that fell due are raised.
+      machine.deviceLock.lock()
+      var deviceDeadline = machine.advanceDevices()
       let host = machine.hostStop()
-      if let stop = host.reason { return stop }
+      if let stop = host.reason {
+        machine.deviceLock.unlock()
+        return stop
+      }
       deviceDeadline = earliest(deviceDeadline, host.outputDeadline)
-
-      do { try acceptInterrupts() } catch { return engineFailure(error) }
+      do { try acceptInterrupts() } catch {
+        machine.deviceLock.unlock()
+        return engineFailure(error)
+      }
+      machine.deviceLock.unlock()
       // Host time: the timer kicks the vCPU at the next device deadline (or the timeout). Virtual
       // time: the instruction budget stops the vCPU exactly at the deadline instead, and the timer
       // only watches the timeout.
@@ -106,6 +181,16 @@ public final class VCPURunner {
     }
   }
 
+  /// Sleeps in wait-for-SIPI until a start-up IPI, INIT, a control request or the timeout.
+  private func waitForStartup() -> StopReason? {
+    let machine = self.machine
+    if machine.control.changed { return nil }
+    if let stop = machine.hostStop().reason { return stop }
+    let now = machine.hostClock.nanoseconds
+    wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
+    return nil
+  }
+
   /// The earlier of two optional deadlines.
   @inline(__always)
   func earliest(_ a: UInt64?, _ b: UInt64?) -> UInt64? {
@@ -118,12 +203,13 @@ public final class VCPURunner {
   /// the run with `.reset` when it is not configured to reboot), an A20 change reaches the vCPU.
   private func applyControl() -> StopReason? {
     var state = machine.control.take()
-    if state.paused {
+    // The bootstrap processor carries out a reset; the other runners park meanwhile.
+    if state.paused || (state.reset != nil && index != 0) {
       machine.control.park()
       state = machine.control.take()
     }
     if let stop = state.stop { return stop }
-    if let source = state.reset { return machine.reset(source) }
+    if let source = state.reset, index == 0 { return machine.reset(source) }
     if state.a20Enabled != a20Applied {
       a20Applied = state.a20Enabled
       vcpu.setA20Gate(a20Applied)
@@ -135,6 +221,13 @@ public final class VCPURunner {
   /// on top; the A20 gate open again.
   func resetVCPU(boot: BootState?) throws(EngineError) {
     try vcpu.reset()
+    if index != 0 {
+      startupLock.locked {
+        waitingForStartup = true
+        pendingINIT = false
+        pendingStartupVector = nil
+      }
+    }
     if let boot { try applyBootState(boot) }
     windowRequested = false
     a20Applied = true
