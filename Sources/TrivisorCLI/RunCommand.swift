@@ -33,6 +33,12 @@ struct RunCommand: ParsableCommand {
   @Option(parsing: .unconditional, help: "Guest RAM, e.g. 256M, 1G, 65536K or bytes.")
   var memory = "256M"
 
+  @Option(
+    parsing: .unconditional,
+    help:
+      "vCPUs (1-254). vCPU 0 boots; the others wait for INIT and start-up IPIs through their local APICs, as on a PC.")
+  var cpus = 1
+
   @Option(parsing: .unconditional, help: "COM1 backend: stdio, stderr, null or file:PATH.")
   var serial = "stdio"
 
@@ -247,6 +253,14 @@ struct RunCommand: ParsableCommand {
       timeoutSeconds: timeout,
       handleHostSignals: true, log: verbose ? log : nil, firmware: bios != nil, stopOnOutput: stopOnOutput,
       debugConsole: debugBackend)
+    guard (1...Machine.maximumCPUCount).contains(cpus) else {
+      throw UsageError("--cpus must be 1 to \(Machine.maximumCPUCount), not \(cpus)")
+    }
+    if cpus > 1 && deterministic { throw UsageError("--deterministic runs one vCPU for now; drop --cpus") }
+    if cpus > 1 && placement == .kernel {
+      throw UsageError("--cpus above 1 needs --irqchip user for now (the VMM's local APICs)")
+    }
+    config.cpuCount = cpus
     if !noReboot {
       config.reboot = load
       config.rebootOnTripleFault = bios != nil

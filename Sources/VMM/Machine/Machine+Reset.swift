@@ -14,6 +14,7 @@ extension Machine {
     if runners.count > 1 && !control.waitUntilParked(runners.count - 1) { return nil }  // a stop came first
     configuration.log?("reset requested by the \(source.rawValue): rebooting")
     devices.reset()
+    for r in runners { r.lapic.reset() }
     let boot: BootState
     do { boot = try reboot(memory) } catch {
       control.completeReset()

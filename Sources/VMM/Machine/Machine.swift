@@ -154,6 +154,14 @@ public final class Machine {
     }
 
     runners = vcpus.enumerated().map { VCPURunner(index: $0.offset, vcpu: $0.element, machine: self) }
+    if pic != nil {
+      for r in runners {
+        let kick = RunnerKick(r)
+        r.lapic.send = { [unowned self] ipi in self.route(ipi) }
+        r.lapic.notify = { kick.wake() }
+        timedDevices.append(r.lapic)
+      }
+    }
     try runners[0].applyBootState(boot)
     for line in boot.summary { configuration.log?(line) }
     let unsupported = vcpus[0].unsupportedExitControls

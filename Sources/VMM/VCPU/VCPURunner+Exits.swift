@@ -15,6 +15,13 @@ extension VCPURunner {
           machine.deviceLock.unlock()
           try vcpu.complete(.value(UInt64(value)))
         }
+      case .mmio(let a) where machine.pic != nil && a.address &- LocalAPIC.base < 0x1000:
+        // Every vCPU sees its own local APIC in this page.
+        if a.isWrite {
+          lapic.write(offset: a.address - LocalAPIC.base, size: a.size, value: a.value)
+        } else {
+          try vcpu.complete(.value(lapic.read(offset: a.address - LocalAPIC.base, size: a.size)))
+        }
       case .mmio(let a):
         machine.deviceLock.lock()
         if a.isWrite {
@@ -76,7 +83,7 @@ extension VCPURunner {
       machine.deviceLock.lock()
       var deadline = machine.advanceDevices()
       machine.drainInput()
-      let pending = index == 0 && pic.hasPendingInterrupt  // the PIC reaches the BSP only
+      let pending = lapic.hasDeliverableInterrupt || (index == 0 && pic.hasPendingInterrupt)  // PIC: BSP only
       machine.deviceLock.unlock()
       if pending || machine.control.changed { return nil }
       let hostNow = machine.hostClock.nanoseconds

@@ -15,6 +15,8 @@ public final class VCPURunner {
   public let index: Int
   /// The engine's vCPU this runner drives.
   public let vcpu: any VirtualCPU
+  /// This vCPU's local APIC (used when the VMM provides the interrupt controllers, `--irqchip user`).
+  public let lapic: LocalAPIC
   /// This vCPU's exits, by reason, with their handling times.
   public let statistics = ExitStatistics()
   /// What the idle (HLT) loop sleeps on.
@@ -40,6 +42,7 @@ public final class VCPURunner {
     self.vcpu = vcpu
     self.machine = machine
     waitingForStartup = index != 0
+    lapic = LocalAPIC(id: UInt8(truncatingIfNeeded: index), clock: machine.clock)
   }
 
   /// True while the vCPU waits for a start-up IPI (it runs no guest code).
@@ -73,7 +76,10 @@ public final class VCPURunner {
       if r.0 { waitingForStartup = true }
       return r
     }
-    if initRequested { try vcpu.reset() }
+    if initRequested {
+      try vcpu.reset()
+      lapic.reset()
+    }
     if let vector, waitingForStartup {
       try vcpu.reset()
       var s = try vcpu.specialRegisters()
@@ -162,22 +168,23 @@ public final class VCPURunner {
     }
   }
 
-  /// Interrupt delivery from the userspace PIC to the bootstrap processor (the 8259's INTR pin
-  /// reaches the BSP only, as in virtual-wire mode on a PC).
+  /// Interrupt delivery: this vCPU's local APIC first, then, on the bootstrap processor, the
+  /// userspace PIC (the 8259's INTR pin reaches the BSP only, as in virtual-wire mode on a PC).
+  /// Injects when the vCPU can take an interrupt, otherwise asks for an interrupt window.
   private func acceptInterrupts() throws(EngineError) {
-    guard index == 0, let pic = machine.pic else { return }
-    if pic.hasPendingInterrupt {
-      if vcpu.readyForInterruptInjection, let vector = pic.acknowledge() {
+    guard let pic = machine.pic else { return }  // the engine's irqchip delivers by itself
+    let picPending = { self.index == 0 && pic.hasPendingInterrupt }
+    if vcpu.readyForInterruptInjection {
+      if let vector = lapic.acknowledge() {
+        try vcpu.injectInterrupt(vector: vector)
+      } else if picPending(), let vector = pic.acknowledge() {
         try vcpu.injectInterrupt(vector: vector)
       }
-      let want = pic.hasPendingInterrupt
-      if want != windowRequested {
-        vcpu.requestInterruptWindow(want)
-        windowRequested = want
-      }
-    } else if windowRequested {
-      vcpu.requestInterruptWindow(false)
-      windowRequested = false
+    }
+    let want = lapic.hasDeliverableInterrupt || picPending()
+    if want != windowRequested {
+      vcpu.requestInterruptWindow(want)
+      windowRequested = want
     }
   }
 
@@ -221,6 +228,7 @@ public final class VCPURunner {
   /// on top; the A20 gate open again.
   func resetVCPU(boot: BootState?) throws(EngineError) {
     try vcpu.reset()
+    lapic.reset()
     if index != 0 {
       startupLock.locked {
         waitingForStartup = true
