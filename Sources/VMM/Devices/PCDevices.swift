@@ -56,14 +56,17 @@ public final class PCDevices {
   ///   - consoleOutput: the debug console's bytes (defaults to `serialOutput`).
   ///   - firmware: add fw_cfg for a BIOS.
   ///   - control: where stop, reset and A20 requests go.
+  ///   - ioapic: with the userspace PIC, an I/O APIC that receives the ISA lines too
+  ///     (`LegacyInterruptWiring`).
   public init(
     memory: GuestMemory, clock: any GuestClock, control: MachineControl, interruptSink: (any InterruptSink)? = nil,
+    ioapic: IOAPIC? = nil,
     serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil, firmware: Bool = false
   ) {
     let pic = PICPair()
     self.pic = pic
     registerPIC = interruptSink == nil
-    let sink = interruptSink ?? pic
+    let sink = interruptSink ?? ioapic.map { LegacyInterruptWiring(pic: pic, ioapic: $0) } ?? pic
     self.interruptSink = sink
     pit = PIT8254(clock: clock, irq: InterruptLine(sink: sink, line: 0))
     systemControl = SystemControlPort(pit: pit)

@@ -27,6 +27,8 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
   var send: ((InterProcessorInterrupt) -> Void)?
   /// Called when a new interrupt became pending here (kicks the vCPU's runner).
   var notify: (() -> Void)?
+  /// Called after an EOI retires a level-triggered vector (the I/O APIC clears remote IRR).
+  var levelEOI: ((UInt8) -> Void)?
 
   private var tpr: UInt32 = 0
   private var ldr: UInt32 = 0
@@ -85,10 +87,11 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
   /// A write to the register page (`MMIODevice`).
   public func write(offset: UInt64, size: Int, value: UInt64) {
     let v = UInt32(truncatingIfNeeded: value)
+    var retiredLevel: UInt8?
     let ipi: InterProcessorInterrupt? = lock.locked {
       switch Int(offset & 0xFF0) {
       case 0x80: tpr = v & 0xFF
-      case 0xB0: endOfInterrupt()
+      case 0xB0: retiredLevel = endOfInterrupt()
       case 0xD0: ldr = v & 0xFF00_0000
       case 0xE0: dfr = v | 0x0FFF_FFFF
       case 0xF0: svr = v & 0x13FF
@@ -109,9 +112,16 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
       return nil
     }
     if let ipi { send?(ipi) }
+    if let retiredLevel { levelEOI?(retiredLevel) }
   }
 
   // MARK: Interrupt acceptance
+
+  /// Whether the 8259's INTR reaches this CPU: while the APIC is software-disabled (power-on,
+  /// the PIC wired straight through), or when LINT0 is unmasked in ExtINT mode (virtual wire).
+  public var passesExternalInterrupts: Bool {
+    lock.locked { svr & 0x100 == 0 || (lvt[3] & 0x1_0000 == 0 && (lvt[3] >> 8) & 7 == 7) }
+  }
 
   /// SVR bit 8: the APIC is software-enabled.
   public var softwareEnabled: Bool { svr & 0x100 != 0 }
@@ -166,9 +176,11 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
     }
   }
 
-  private func endOfInterrupt() {
-    guard let v = highest(isr) else { return }
+  /// Retires the highest in-service vector; returns it when it was level-triggered.
+  private func endOfInterrupt() -> UInt8? {
+    guard let v = highest(isr) else { return nil }
     isr[Int(v >> 5)] &= ~(1 << UInt32(v & 31))
+    return tmr[Int(v >> 5)] & (1 << UInt32(v & 31)) != 0 ? v : nil
   }
 
   /// Back to the reset state (INIT or a machine reset); the ID stays.

@@ -15,6 +15,7 @@ extension Machine {
     configuration.log?("reset requested by the \(source.rawValue): rebooting")
     devices.reset()
     for r in runners { r.lapic.reset() }
+    ioapic?.reset()
     let boot: BootState
     do { boot = try reboot(memory) } catch {
       control.completeReset()

@@ -57,6 +57,9 @@ public final class Machine {
   public var serial: Serial16550 { devices.serial }
   /// The userspace PIC; nil when the engine provides it (`--irqchip kernel`).
   public let pic: PICPair?
+  /// The I/O APIC at 0xFEC00000 (ISA IRQ n on pin n, IRQ 0 on pin 2); nil with the engine's
+  /// interrupt controller (`--irqchip kernel`).
+  public let ioapic: IOAPIC?
   /// The userspace PIT; nil when the engine provides it (`--irqchip kernel`).
   public let pit: PIT8254?
   /// The CMOS RTC and NVRAM (0x70-0x71).
@@ -134,8 +137,9 @@ public final class Machine {
     self.outputStop = outputStop
     let serialSink = Self.watched(console, outputStop)
     let debugSink = debugConsoleOutput.map { Self.watched($0, outputStop) }
+    ioapic = vm.engineInterruptSink == nil ? IOAPIC() : nil
     devices = PCDevices(
-      memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink,
+      memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink, ioapic: ioapic,
       serialOutput: serialSink, consoleOutput: debugSink, firmware: configuration.firmware)
     if vm.engineInterruptSink == nil {
       pic = devices.pic
@@ -154,11 +158,18 @@ public final class Machine {
     }
 
     runners = vcpus.enumerated().map { VCPURunner(index: $0.offset, vcpu: $0.element, machine: self) }
-    if pic != nil {
+    if let ioapic {
+      ioapic.send = { [unowned self] message in self.route(message) }
+      do throws(MMIOBus.BusError) {
+        try mmioBus.register(ioapic, base: IOAPIC.base, size: 0x1000)
+      } catch {
+        throw EngineError("device wiring: \(error)")
+      }
       for r in runners {
         let kick = RunnerKick(r)
         r.lapic.send = { [unowned self] ipi in self.route(ipi) }
         r.lapic.notify = { kick.wake() }
+        r.lapic.levelEOI = { [unowned ioapic] vector in ioapic.endOfInterrupt(vector: vector) }
         timedDevices.append(r.lapic)
       }
     }

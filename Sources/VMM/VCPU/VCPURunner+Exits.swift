@@ -83,7 +83,8 @@ extension VCPURunner {
       machine.deviceLock.lock()
       var deadline = machine.advanceDevices()
       machine.drainInput()
-      let pending = lapic.hasDeliverableInterrupt || (index == 0 && pic.hasPendingInterrupt)  // PIC: BSP only
+      let pending =
+        lapic.hasDeliverableInterrupt || (index == 0 && pic.hasPendingInterrupt && lapic.passesExternalInterrupts)
       machine.deviceLock.unlock()
       if pending || machine.control.changed { return nil }
       let hostNow = machine.hostClock.nanoseconds

@@ -173,7 +173,7 @@ public final class VCPURunner {
   /// Injects when the vCPU can take an interrupt, otherwise asks for an interrupt window.
   private func acceptInterrupts() throws(EngineError) {
     guard let pic = machine.pic else { return }  // the engine's irqchip delivers by itself
-    let picPending = { self.index == 0 && pic.hasPendingInterrupt }
+    let picPending = { self.index == 0 && pic.hasPendingInterrupt && self.lapic.passesExternalInterrupts }
     if vcpu.readyForInterruptInjection {
       if let vector = lapic.acknowledge() {
         try vcpu.injectInterrupt(vector: vector)
