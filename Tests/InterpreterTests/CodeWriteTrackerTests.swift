@@ -1,3 +1,4 @@
+import Synchronization
 import TestHostSupport
 import Testing
 import VMM
@@ -33,10 +34,11 @@ import VMM
     let tracker = CodeWriteTracker()
     tracker.noteWrite(physical: 0x5000, length: 8)
     #expect(tracker.generation(ofPageHolding: 0x5000) == 0)
-    tracker.hasCode[CodeWriteTracker.slot(page: 5)] = true
-    tracker.hasCode[CodeWriteTracker.slot(page: 6)] = true
+    tracker.markCode(page: 5)
+    tracker.markCode(page: 6)
     tracker.noteWrite(physical: 0x5FFF, length: 2)  // crosses into page 6
     #expect(tracker.generation(ofPageHolding: 0x5000) == 1 && tracker.generation(ofPageHolding: 0x6000) == 1)
-    #expect(!tracker.hasCode[CodeWriteTracker.slot(page: 5)])
+    let stillMarked = tracker.hasCode[CodeWriteTracker.slot(page: 5)].load(ordering: .relaxed)
+    #expect(!stillMarked)
   }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The one write-stamp table per guest-physical page that the software engines share (Bochs'
 /// approach to self-modifying and cross-modifying code): a page that holds decoded or translated
 /// code is marked; a write to a marked page bumps its generation, and every decode cache or code
@@ -9,25 +11,31 @@
 /// (the interpreter's X86 model shares these two arrays, `generations` and `hasCode`).
 ///
 /// The table is direct-mapped (`pageSlots` slots by page number), so two pages sharing a slot only
-/// cause extra, safe invalidations. Threading: with one vCPU thread and devices on that thread it
-/// needs no lock; SMP engines must update it with atomics (docs/design/machine.md).
+/// cause extra, safe invalidations. Threading: the stamps are relaxed atomics, so vCPU threads and
+/// the VMM may update them concurrently. A write is noted before it lands, so a vCPU that decodes
+/// the page meanwhile may keep the old bytes until the next write there: cross-modifying code
+/// needs the synchronization x86 asks for anyway (the writer signals after writing).
 public final class CodeWriteTracker: @unchecked Sendable {
   /// Slots in the table (pages are mapped to slots by their low bits).
   public static let pageSlots = 1 << 16
   /// The generation of each slot: bumped by a write to a page marked as holding code.
-  public let generations: UnsafeMutablePointer<UInt32>
+  public let generations: UnsafeMutablePointer<Atomic<UInt32>>
   /// Whether the page in each slot holds cached code (set by engines when they cache code).
-  public let hasCode: UnsafeMutablePointer<Bool>
+  public let hasCode: UnsafeMutablePointer<Atomic<Bool>>
 
   /// A table with no page marked.
   public init() {
     generations = .allocate(capacity: Self.pageSlots)
-    generations.initialize(repeating: 0, count: Self.pageSlots)
     hasCode = .allocate(capacity: Self.pageSlots)
-    hasCode.initialize(repeating: false, count: Self.pageSlots)
+    for i in 0..<Self.pageSlots {
+      (generations + i).initialize(to: Atomic(0))
+      (hasCode + i).initialize(to: Atomic(false))
+    }
   }
 
   deinit {
+    generations.deinitialize(count: Self.pageSlots)
+    hasCode.deinitialize(count: Self.pageSlots)
     generations.deallocate()
     hasCode.deallocate()
   }
@@ -37,7 +45,12 @@ public final class CodeWriteTracker: @unchecked Sendable {
   public static func slot(page: UInt64) -> Int { Int(truncatingIfNeeded: page & UInt64(pageSlots - 1)) }
 
   /// The current generation of the page holding guest-physical `address`.
-  public func generation(ofPageHolding address: UInt64) -> UInt32 { generations[Self.slot(page: address >> 12)] }
+  public func generation(ofPageHolding address: UInt64) -> UInt32 {
+    generations[Self.slot(page: address >> 12)].load(ordering: .relaxed)
+  }
+
+  /// Marks guest-physical page `page` as holding cached code.
+  public func markCode(page: UInt64) { hasCode[Self.slot(page: page)].store(true, ordering: .relaxed) }
 
   /// A write to `length` bytes at guest-physical `address`: every marked page in the range gets a
   /// new generation and is unmarked.
@@ -47,9 +60,9 @@ public final class CodeWriteTracker: @unchecked Sendable {
     var page = address >> 12
     while true {
       let s = Self.slot(page: page)
-      if hasCode[s] {
-        generations[s] &+= 1
-        hasCode[s] = false
+      if hasCode[s].load(ordering: .relaxed) {
+        generations[s].wrappingAdd(1, ordering: .relaxed)
+        hasCode[s].store(false, ordering: .relaxed)
       }
       if page >= last { break }
       page += 1

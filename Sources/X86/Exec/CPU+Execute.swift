@@ -8,7 +8,7 @@ extension CPU {
       && isCanonical(rip64)
     {
       if let physical = quickTranslate(rip64, kind: .execute) {
-        let generation = DecodeCache.generation(cachePageGeneration, ofPageHolding: physical)
+        let generation = DecodeCache.generation(cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physical)
         if let e = DecodeCache.hit(cacheEntries, physical, .bits64, generation: generation) {
           let next = rip64 &+ UInt64(e.pointee.instruction.length)
           if completeFast(e, nextRIP: next) { return }

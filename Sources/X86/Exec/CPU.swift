@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One x86 CPU: architectural state, memory access through a software TLB, and instruction
 /// execution. Not thread-safe: drive it from one thread.
 public final class CPU {
@@ -56,7 +58,9 @@ public final class CPU {
   let decodeCache: DecodeCache
   /// The decode cache's tables, cached for the fast path.
   let cacheEntries: UnsafeMutablePointer<DecodeCache.Entry>
-  let cachePageGeneration: UnsafeMutablePointer<UInt32>
+  let cachePageGeneration: UnsafeMutablePointer<Atomic<UInt32>>
+  /// The decode cache's own flush epoch (`DecodeCache.epoch`).
+  let cacheEpoch: UnsafeMutablePointer<UInt32>
   /// `state.raw`, cached (saves a load on every register access).
   let stateRaw: UnsafeMutableRawPointer
   /// `model.physicalAddressMask`, with bit 20 cleared while the A20 gate is closed.
@@ -86,6 +90,7 @@ public final class CPU {
     self.stateRaw = state.raw
     self.cacheEntries = decodeCache.entries
     self.cachePageGeneration = decodeCache.pageGeneration
+    self.cacheEpoch = decodeCache.epoch
     self.addressMask = model.physicalAddressMask
     self.system = SystemUnit(
       state: state, memory: memory, features: .interpreterModel)
@@ -314,7 +319,8 @@ public final class CPU {
       guard isCanonical(rip), let physical = quickTranslate(rip, kind: .execute) else { break }
       let linearPage = rip & ~0xFFF
       let physicalPage = physical & ~0xFFF
-      let generation = DecodeCache.generation(cachePageGeneration, ofPageHolding: physicalPage)
+      let generation = DecodeCache.generation(
+        cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
       while rip & 0xFFF <= 0x1000 - 15 {
         let address = physicalPage | (rip & 0xFFF)
         guard let e = DecodeCache.hit(cacheEntries, address, .bits64, generation: generation) else { break pages }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A direct-mapped cache of decoded instructions keyed by physical address and code mode.
 ///
 /// Self-modifying code: every page that holds cached code is kept out of the write side of the
@@ -22,8 +24,12 @@ final class DecodeCache {
   var classifiesFastForms = true
 
   let entries: UnsafeMutablePointer<Entry>
-  let pageGeneration: UnsafeMutablePointer<UInt32>
-  let pageHasCode: UnsafeMutablePointer<Bool>
+  /// The page stamps, possibly shared with other CPUs on other threads (relaxed atomics).
+  let pageGeneration: UnsafeMutablePointer<Atomic<UInt32>>
+  let pageHasCode: UnsafeMutablePointer<Atomic<Bool>>
+  /// This cache's own flush count, added to the page generation an entry is filled under: a flush
+  /// (after a TLB flush or a memory-map change) invalidates this CPU's entries only.
+  let epoch: UnsafeMutablePointer<UInt32>
   /// The page table when this cache allocated it (nil: the embedder's shared table).
   private let ownedPages: CodePageTable?
 
@@ -38,10 +44,13 @@ final class DecodeCache {
     ownedPages = shared == nil ? pages : nil
     pageGeneration = pages.generation
     pageHasCode = pages.hasCode
+    epoch = .allocate(capacity: 1)
+    epoch.initialize(to: 0)
   }
 
   deinit {
     entries.deallocate()
+    epoch.deallocate()
     ownedPages?.deallocate()
   }
 
@@ -68,27 +77,28 @@ final class DecodeCache {
     return e.pointee.tag == tag(physical, mode) && e.pointee.generation == generation ? e : nil
   }
 
-  /// The current generation of the page holding `physical`.
+  /// The current generation of the page holding `physical` for a cache at `epoch`.
   @inline(__always) static func generation(
-    _ pageGeneration: UnsafeMutablePointer<UInt32>, ofPageHolding physical: UInt64
+    _ pageGeneration: UnsafeMutablePointer<Atomic<UInt32>>, epoch: UInt32, ofPageHolding physical: UInt64
   ) -> UInt32 {
-    pageGeneration[pageSlot(physical >> 12)]
+    pageGeneration[pageSlot(physical >> 12)].load(ordering: .relaxed) &+ epoch
   }
 
   /// The cached instruction at `physical` in `mode`, if still valid.
   @inline(__always) func lookup(_ physical: UInt64, _ mode: CodeMode) -> UnsafeMutablePointer<Entry>? {
     DecodeCache.hit(
-      entries, physical, mode, generation: DecodeCache.generation(pageGeneration, ofPageHolding: physical))
+      entries, physical, mode,
+      generation: DecodeCache.generation(pageGeneration, epoch: epoch.pointee, ofPageHolding: physical))
   }
 
   /// Caches `ins` (decoded at `physical` in `mode`) and returns its entry.
   @discardableResult
   func insert(_ physical: UInt64, _ mode: CodeMode, _ ins: DecodedInstruction) -> UnsafeMutablePointer<Entry> {
     let page = DecodeCache.pageSlot(physical >> 12)
-    pageHasCode[page] = true
+    if !pageHasCode[page].load(ordering: .relaxed) { pageHasCode[page].store(true, ordering: .relaxed) }
     let e = entries + DecodeCache.slot(physical)
     e.pointee = Entry(
-      tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page],
+      tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page].load(ordering: .relaxed) &+ epoch.pointee,
       form: classifiesFastForms ? FastForm.classify(ins, mode: mode) : .generic, instruction: ins)
     return e
   }
@@ -98,17 +108,14 @@ final class DecodeCache {
   /// and the page may enter the write host-page cache again.
   @inline(__always) func noteWrite(page: UInt64) {
     let s = DecodeCache.pageSlot(page)
-    if pageHasCode[s] {
-      pageGeneration[s] &+= 1
-      pageHasCode[s] = false
+    if pageHasCode[s].load(ordering: .relaxed) {
+      pageGeneration[s].wrappingAdd(1, ordering: .relaxed)
+      pageHasCode[s].store(false, ordering: .relaxed)
     }
   }
 
-  /// Forgets everything.
+  /// Forgets everything this CPU decoded (other CPUs sharing the page stamps keep theirs).
   func flush() {
-    for i in 0..<DecodeCache.pageSlots {
-      pageGeneration[i] &+= 1
-      pageHasCode[i] = false
-    }
+    epoch.pointee &+= 1
   }
 }
