@@ -6,15 +6,9 @@ extension VCPURunner {
     do {
       switch exit {
       case .io(let a):
-        machine.deviceLock.lock()
-        if a.isWrite {
-          machine.portBus.write(port: a.port, size: a.size, value: a.value)
-          machine.deviceLock.unlock()
-        } else {
-          let value = machine.portBus.read(port: a.port, size: a.size)
-          machine.deviceLock.unlock()
-          try vcpu.complete(.value(UInt64(value)))
-        }
+        try deviceAccess(
+          isWrite: a.isWrite, read: { UInt64(machine.portBus.read(port: a.port, size: a.size)) },
+          write: { machine.portBus.write(port: a.port, size: a.size, value: a.value) })
       case .mmio(let a) where machine.pic != nil && a.address &- LocalAPIC.base < 0x1000:
         // Every vCPU sees its own local APIC in this page.
         if a.isWrite {
@@ -23,15 +17,9 @@ extension VCPURunner {
           try vcpu.complete(.value(lapic.read(offset: a.address - LocalAPIC.base, size: a.size)))
         }
       case .mmio(let a):
-        machine.deviceLock.lock()
-        if a.isWrite {
-          machine.mmioBus.write(address: a.address, size: a.size, value: a.value)
-          machine.deviceLock.unlock()
-        } else {
-          let value = machine.mmioBus.read(address: a.address, size: a.size)
-          machine.deviceLock.unlock()
-          try vcpu.complete(.value(value))
-        }
+        try deviceAccess(
+          isWrite: a.isWrite, read: { machine.mmioBus.read(address: a.address, size: a.size) },
+          write: { machine.mmioBus.write(address: a.address, size: a.size, value: a.value) })
       case .halt:
         return try idle()
       case .interruptWindow, .budgetExhausted:
@@ -68,6 +56,17 @@ extension VCPURunner {
       return engineFailure(error)
     }
     return nil
+  }
+
+  /// A port or MMIO access under the machine lock; a read's value goes back to the vCPU after the
+  /// lock is released.
+  private func deviceAccess(isWrite: Bool, read: () -> UInt64, write: () -> Void) throws(EngineError) {
+    if isWrite {
+      machine.deviceLock.locked(write)
+      return
+    }
+    let value = machine.deviceLock.locked(read)
+    try vcpu.complete(.value(value))
   }
 
   /// The guest executed HLT: sleep until an interrupt can wake it (a timer deadline or host input)
