@@ -257,9 +257,6 @@ struct RunCommand: ParsableCommand {
       throw UsageError("--cpus must be 1 to \(Machine.maximumCPUCount), not \(cpus)")
     }
     if cpus > 1 && deterministic { throw UsageError("--deterministic runs one vCPU for now; drop --cpus") }
-    if cpus > 1 && placement == .kernel {
-      throw UsageError("--cpus above 1 needs --irqchip user for now (the VMM's local APICs)")
-    }
     config.cpuCount = cpus
     if !noReboot {
       config.reboot = load

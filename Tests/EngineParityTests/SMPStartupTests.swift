@@ -22,13 +22,16 @@ import VMM
   /// An AP (16-bit, at 0x8000): `lock inc dword [0x9000]`, then `pause; jmp` for ever.
   static let ap: [UInt8] = [0x66, 0xF0, 0xFF, 0x06, 0x00, 0x90, 0xF3, 0x90, 0xEB, 0xFC]
 
-  static func boot(cpus: Int, on engine: any Engine) throws -> (RunOutcome, UInt32) {
+  static func boot(
+    cpus: Int, on engine: any Engine, irqchip: InterruptControllerPlacement = .user
+  ) throws -> (RunOutcome, UInt32) {
     let memory = try GuestMemory(ramSize: 2 << 20)
     try memory.write(0x10000, bytes: bsp)
     try memory.write(0x8000, bytes: ap)
     try memory.write(UInt32(cpus - 1), at: 0x9004)
     let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
-    var configuration = MachineConfiguration(timeoutSeconds: 120)
+    var configuration = MachineConfiguration(
+      engineOptions: EngineOptions(interruptController: irqchip), timeoutSeconds: 120)
     configuration.cpuCount = cpus
     let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     let outcome = machine.run()
@@ -44,6 +47,13 @@ import VMM
 
   @Test(.requires(.kvm)) func kvmStartsEveryApplicationProcessor() throws {
     let (outcome, started) = try Self.boot(cpus: 2, on: try KVMEngine())
+    #expect(outcome.reason == .debugExit(value: 0), "\(outcome.reason.description)")
+    #expect(started == 1)
+  }
+
+  /// The same guest with KVM's in-kernel local APICs: KVM itself holds the AP in wait-for-SIPI.
+  @Test(.requires(.kvm)) func kvmWithTheInKernelIRQChipStartsEveryApplicationProcessor() throws {
+    let (outcome, started) = try Self.boot(cpus: 2, on: try KVMEngine(), irqchip: .kernel)
     #expect(outcome.reason == .debugExit(value: 0), "\(outcome.reason.description)")
     #expect(started == 1)
   }

@@ -41,7 +41,9 @@ public final class VCPURunner {
     self.index = index
     self.vcpu = vcpu
     self.machine = machine
-    waitingForStartup = index != 0
+    // With the engine's interrupt controller (KVM's in-kernel LAPICs) the engine keeps its
+    // application processors in wait-for-SIPI itself: the runner just enters them.
+    waitingForStartup = index != 0 && machine.pic != nil
     lapic = LocalAPIC(id: UInt8(truncatingIfNeeded: index), clock: machine.clock)
   }
 
@@ -229,7 +231,7 @@ public final class VCPURunner {
   func resetVCPU(boot: BootState?) throws(EngineError) {
     try vcpu.reset()
     lapic.reset()
-    if index != 0 {
+    if index != 0 && machine.pic != nil {
       startupLock.locked {
         waitingForStartup = true
         pendingINIT = false
