@@ -43,6 +43,9 @@ public final class InterpreterVM: EngineVM {
     let vcpu = InterpreterVirtualCPU(memory: memory, model: model, clock: instructionClock)
     if let identity { vcpu.present(identity) }
     vcpu.cpu.system.cpuid.apicID = UInt8(truncatingIfNeeded: index)  // CPUID.1:EBX[31:24]
+    // The VMM gives every vCPU a local APIC (xAPIC at 0xFEE00000): say so, and which is the BSP.
+    vcpu.cpu.system.cpuid.features.insert(.apic)
+    vcpu.cpu.isBootstrapProcessor = index == 0
     vcpus.append(vcpu)
     // Several vCPUs may run on several host threads: locked instructions update memory atomically.
     if vcpus.count > 1 { for v in vcpus { v.cpu.atomicUpdates = true } }

@@ -45,7 +45,7 @@ import VMM
   /// machine (fw_cfg files) before it runs.
   static func boot(
     _ image: [UInt8], engine: any Engine, stopOn: String? = finalMessage, timeout: Double = 60,
-    reboots: Int = 0, adjust: (Machine) -> Void = { _ in }
+    reboots: Int = 0, cpus: Int = 1, adjust: (Machine) -> Void = { _ in }
   ) throws -> Boot {
     let memory = try GuestMemory(ramSize: 256 << 20)
     let state = try FirmwareLoader.load(firmware: image, into: memory)
@@ -54,6 +54,7 @@ import VMM
     var config = MachineConfiguration(
       consoleCapture: { serial.append($0) }, timeoutSeconds: timeout, firmware: true, stopOnOutput: stopOn,
       debugConsoleCapture: { debug.append($0) })
+    config.cpuCount = cpus
     // `reboots` resets reload the firmware, as `trivisor run --bios` does; the next one stops.
     let machineBox = MachineBox()
     if reboots > 0 {
@@ -155,6 +156,18 @@ import VMM
   @Test(.requires(.kvm)) func afterTheBootFailWaitSeaBIOSResetsAndTrivisorStopsOnKVM() throws {
     try Self.bootFailReset(.kvm)
   }
+
+  /// With 2 vCPUs SeaBIOS starts the AP through its local APIC (INIT-SIPI-SIPI), counts it, and
+  /// parks it in `cli; hlt`; POST goes on to the end.
+  static func twoCPUs(_ name: EngineName) throws {
+    let b = try boot(biosImage(), engine: try engine(name), cpus: 2)
+    expectCompletePOST(b)
+    #expect(b.debug.contains("Found 2 cpu(s)"), "\(b.debug)")
+  }
+
+  @Test func seaBIOSFindsBothVCPUs() throws { try Self.twoCPUs(.interp) }
+
+  @Test(.requires(.kvm)) func seaBIOSFindsBothVCPUsOnKVM() throws { try Self.twoCPUs(.kvm) }
 
   @Test func withRebootSeaBIOSStartsAgainAfterItsReset() throws { try Self.bootFailReboot(.interp) }
 

@@ -56,11 +56,12 @@ public final class PCDevices {
   ///   - consoleOutput: the debug console's bytes (defaults to `serialOutput`).
   ///   - firmware: add fw_cfg for a BIOS.
   ///   - control: where stop, reset and A20 requests go.
+  ///   - cpuCount: the vCPUs firmware is told about (fw_cfg).
   ///   - ioapic: with the userspace PIC, an I/O APIC that receives the ISA lines too
   ///     (`LegacyInterruptWiring`).
   public init(
     memory: GuestMemory, clock: any GuestClock, control: MachineControl, interruptSink: (any InterruptSink)? = nil,
-    ioapic: IOAPIC? = nil,
+    ioapic: IOAPIC? = nil, cpuCount: Int = 1,
     serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil, firmware: Bool = false
   ) {
     let pic = PICPair()
@@ -80,7 +81,7 @@ public final class PCDevices {
     debugExit = DebugExitDevice(control: control)
     powerOff = PowerOffDevice(control: control)
     pci = PCIHostBridge(control: control)
-    fwCfg = firmware ? FwCfg.standard(memory: memory) : nil
+    fwCfg = firmware ? FwCfg.standard(memory: memory, cpuCount: cpuCount) : nil
   }
 
   /// Registers every device at its usual ports.

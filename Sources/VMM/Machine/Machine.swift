@@ -140,6 +140,7 @@ public final class Machine {
     ioapic = vm.engineInterruptSink == nil ? IOAPIC() : nil
     devices = PCDevices(
       memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink, ioapic: ioapic,
+      cpuCount: configuration.cpuCount,
       serialOutput: serialSink, consoleOutput: debugSink, firmware: configuration.firmware)
     if vm.engineInterruptSink == nil {
       pic = devices.pic

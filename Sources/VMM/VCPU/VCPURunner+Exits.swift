@@ -27,7 +27,7 @@ extension VCPURunner {
       case .kicked:
         machine.deviceLock.locked { machine.drainInput() }
       case .shutdown(.haltWithInterruptsDisabled):
-        return .haltedForever(stateReport("HLT with interrupts disabled"))
+        return haltedWithInterruptsDisabled()
       case .shutdown(.tripleFault)
       where machine.configuration.rebootOnTripleFault && machine.configuration.reboot != nil:
         machine.configuration.log?(stateReport("triple fault").description)
@@ -58,6 +58,20 @@ extension VCPURunner {
     return nil
   }
 
+  /// HLT with IF=0. With one vCPU nothing can ever wake it: the run stops. With several, another
+  /// vCPU may still send INIT (a parked application processor, as firmware leaves them): the
+  /// runner sleeps until INIT/SIPI or a control request, without running the vCPU.
+  private func haltedWithInterruptsDisabled() -> StopReason? {
+    guard machine.runners.count > 1 else { return .haltedForever(stateReport("HLT with interrupts disabled")) }
+    machine.deadlineTimer?.arm(nil)
+    while !machine.control.changed && !hasStartupEvent {
+      if let stop = machine.hostStop().reason { return stop }
+      let now = machine.hostClock.nanoseconds
+      wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
+    }
+    return nil
+  }
+
   /// A port or MMIO access under the machine lock; a read's value goes back to the vCPU after the
   /// lock is released.
   private func deviceAccess(isWrite: Bool, read: () -> UInt64, write: () -> Void) throws(EngineError) {
@@ -76,7 +90,7 @@ extension VCPURunner {
     guard let pic = machine.pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
     machine.deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
     if try vcpu.registers().rflags & 0x200 == 0 {
-      return .haltedForever(stateReport("HLT with interrupts disabled"))
+      return haltedWithInterruptsDisabled()
     }
     while true {
       machine.deviceLock.lock()

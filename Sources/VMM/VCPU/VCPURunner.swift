@@ -47,6 +47,9 @@ public final class VCPURunner {
     lapic = LocalAPIC(id: UInt8(truncatingIfNeeded: index), clock: machine.clock)
   }
 
+  /// An INIT or SIPI arrived and the runner has not looked at it yet.
+  var hasStartupEvent: Bool { startupEvent.load(ordering: .acquiring) }
+
   /// True while the vCPU waits for a start-up IPI (it runs no guest code).
   public var isWaitingForStartup: Bool { startupLock.locked { waitingForStartup || pendingINIT } }
 

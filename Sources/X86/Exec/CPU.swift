@@ -25,6 +25,10 @@ public final class CPU {
   /// LOCK-prefixed instructions and XCHG with memory then update memory atomically
   /// (CPU+Atomics.swift). Off for a single CPU, where a plain update is already atomic.
   @exclusivity(unchecked) public var atomicUpdates = false
+  /// IA32_APIC_BASE bit 8 (BSP), kept across resets: false for application processors.
+  public var isBootstrapProcessor = true {
+    didSet { applyBootstrapFlag() }
+  }
   /// A locked instruction is executing (CPU+Atomics.swift).
   @exclusivity(unchecked) var lockedInstructionActive = false
   /// Its destination, read atomically, waiting for the write-back.
@@ -169,6 +173,7 @@ public final class CPU {
     state[offset: CPU.dr6Offset] = 0xFFFF_0FF0
     state[offset: CPU.dr7Offset] = 0x400
     MSRFile.reset(state)
+    applyBootstrapFlag()
     injectedFault = nil
     retiredEvent = nil
     pendingRead = false
@@ -179,6 +184,11 @@ public final class CPU {
     dataBreakpointHits = 0
     refreshBreakpoints()
     invalidateTLB()
+  }
+
+  private func applyBootstrapFlag() {
+    let o = CPUStateLayout.apicBase
+    state[offset: o] = isBootstrapProcessor ? state[offset: o] | 1 << 8 : state[offset: o] & ~(1 << 8)
   }
 
   /// Oracle mode: 64-bit code at CPL 3, flat segments, linear == physical, no paging;
