@@ -22,6 +22,7 @@ extension Machine {
       return .internalError(InternalErrorReport(reason: "cannot reboot after a reset: \(error)"))
     }
     do throws(EngineError) {
+      try installPlatformTables()
       for runner in runners { try runner.resetVCPU(boot: runner.index == 0 ? boot : nil) }
     } catch {
       control.completeReset()

@@ -174,6 +174,7 @@ public final class Machine {
         timedDevices.append(r.lapic)
       }
     }
+    try installPlatformTables()
     try runners[0].applyBootState(boot)
     for line in boot.summary { configuration.log?(line) }
     let unsupported = vcpus[0].unsupportedExitControls
@@ -214,6 +215,15 @@ public final class Machine {
     return { bytes in
       output.write(bytes)
       stop.update(stream: stream, watcher.feed(bytes))
+    }
+  }
+
+  /// What firmware would have left for a directly loaded kernel of a multi-vCPU machine with the
+  /// VMM's interrupt controllers: the MP table (`MPTable`). Firmware builds its own tables.
+  func installPlatformTables() throws(EngineError) {
+    guard !configuration.firmware, configuration.cpuCount > 1, ioapic != nil else { return }
+    do throws(MemoryError) { try MPTable.install(into: memory, cpuCount: configuration.cpuCount) } catch {
+      throw EngineError("cannot place the MP table: \(error)")
     }
   }
 
