@@ -33,7 +33,9 @@ extension CPU {
     let page = phys >> 12
     let i = Int(page & UInt64(CPU.hostPageSlots - 1))
     if write {
-      if hostWritePage[i] == page, let p = hostWritePointer[i] { return p + Int(phys & 0xFFF) }
+      if hostWritePage[i] == page, let p = hostWritePointer[i], !sharedCodeStamp(page) {
+        return p + Int(phys & 0xFFF)
+      }
       guard let p = memory.hostPointer(physical: page << 12, length: 4096, write: true) else { return nil }
       decodeCache.noteWrite(page: page)
       // Armed data breakpoints keep the host-page cache empty: the fast paths then miss and every
@@ -51,6 +53,13 @@ extension CPU {
       hostReadPointer[i] = p
     }
     return p + Int(phys & 0xFFF)
+  }
+
+  /// Cross-modifying code: with other CPUs on other threads (`atomicUpdates`), another CPU may have
+  /// decoded from a page after this CPU cached a write pointer to it, so a cached write pointer
+  /// is used only while the shared stamp says the page holds no code (one relaxed load).
+  @inline(__always) func sharedCodeStamp(_ page: UInt64) -> Bool {
+    atomicUpdates && decodeCache.pageHasCode[DecodeCache.pageSlot(page)].load(ordering: .relaxed)
   }
 
   /// Marks a page as holding cached code: it leaves the write side of the host-page cache, so the

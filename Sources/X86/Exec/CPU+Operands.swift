@@ -131,7 +131,7 @@ extension CPU {
     let page = phys >> 12
     let i = Int(page & UInt64(CPU.hostPageSlots - 1))
     if write {
-      guard hostWritePage[i] == page, let p = hostWritePointer[i] else { return nil }
+      guard hostWritePage[i] == page, let p = hostWritePointer[i], !sharedCodeStamp(page) else { return nil }
       return p + Int(phys & 0xFFF)
     }
     guard hostReadPage[i] == page, let p = hostReadPointer[i] else { return nil }
