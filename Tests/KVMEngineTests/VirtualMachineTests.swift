@@ -117,7 +117,9 @@ import VMM
     let cpu = threadCPUNanoseconds() - cpuBefore
     #expect(outcome.reason == .powerOff)
     #expect(outcome.exitStatus == 0)
-    #expect(ports.writes.map(\.value) == [10])
+    // The guest reports its tick count once it has seen 10; a tick that lands between its wake-up
+    // and its CLI (a loaded host) is counted too, so the count is at least 10.
+    #expect(ports.writes.count == 1 && (ports.writes.first?.value ?? 0) >= 10, "\(ports.writes)")
     #expect(vm.pit?.deliveredInterrupts ?? 0 >= 10)
     let wall = outcome.statistics.wallNanoseconds
     #expect(wall >= 180_000_000, "10 ticks at 50 Hz take about 200 ms")
@@ -140,7 +142,9 @@ import VMM
     #expect(vm.pic == nil && vm.pit == nil)
     let outcome = vm.run()
     #expect(outcome.reason == .powerOff)
-    #expect(ports.writes.map(\.value) == [5])
+    // At least 5: KVM's PIT re-injects ticks a loaded host delayed, and one may land before the
+    // guest's CLI.
+    #expect(ports.writes.count == 1 && (ports.writes.first?.value ?? 0) >= 5, "\(ports.writes)")
   }
 
   @Test(.requires(.kvm)) func builtInDemoGuestCountsItsTimerInterruptsAndPowersOff() throws {

@@ -12,7 +12,10 @@ extension Machine {
     let start = hostClock.nanoseconds
     timeoutDeadline = configuration.timeoutSeconds.map { start &+ UInt64(min(max(0, $0), 1e9) * 1e9) }
     let kicks = runners.map { RunnerKick($0) }
-    let timer = DeadlineTimer(clock: hostClock, action: { for k in kicks { k.kick() } })
+    // One host timer per runner: it kicks that runner's vCPU at the deadline the runner armed.
+    for (runner, kick) in zip(runners, kicks) {
+      runner.deadlineTimer = DeadlineTimer(clock: hostClock, action: { kick.kick() })
+    }
     if configuration.serial == .stdio && configuration.consoleCapture == nil {
       hostInput = HostConsoleInput(queue: input, wake: { for k in kicks { k.wake() } })
     }
@@ -23,7 +26,6 @@ extension Machine {
       }
     }
     for k in kicks { control.addKick { k.wake() } }
-    deadlineTimer = timer
     deviceLock.locked { drainInput() }
     let finished = DispatchGroup()
     for runner in runners.dropFirst() {
@@ -40,8 +42,10 @@ extension Machine {
     finished.wait()
     let reason = control.requestedStop ?? bspReason
     control.removeKicks()
-    deadlineTimer = nil
-    timer.stop()
+    for runner in runners {
+      runner.deadlineTimer?.stop()
+      runner.deadlineTimer = nil
+    }
     let wall = hostClock.nanoseconds &- start
     // The writer threads get the rest of the output out, unless their readers have stopped reading.
     let dropped = console.finish() &+ (debugConsoleOutput?.finish() ?? 0)

@@ -84,8 +84,6 @@ public final class Machine {
   let outputStop: OutputStop?
   /// Host time at which `--timeout` expires (set by `run()`).
   var timeoutDeadline: UInt64?
-  /// The host timer that kicks the vCPUs at device deadlines while `run()` runs.
-  var deadlineTimer: DeadlineTimer?
   /// The machine lock: every runner holds it while it touches devices, the buses, the PIC and the
   /// host input (never while its vCPU runs guest code). One lock for the whole device model, as a
   /// first SMP locking step (QEMU's "big lock"); docs/design/machine.md.

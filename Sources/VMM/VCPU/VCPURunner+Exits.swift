@@ -63,7 +63,7 @@ extension VCPURunner {
   /// runner sleeps until INIT/SIPI or a control request, without running the vCPU.
   private func haltedWithInterruptsDisabled() -> StopReason? {
     guard machine.runners.count > 1 else { return .haltedForever(stateReport("HLT with interrupts disabled")) }
-    machine.deadlineTimer?.arm(nil)
+    deadlineTimer?.arm(nil)
     while !machine.control.changed && !hasStartupEvent {
       if let stop = machine.hostStop().reason { return stop }
       let now = machine.hostClock.nanoseconds
@@ -88,7 +88,7 @@ extension VCPURunner {
   private func idle() throws(EngineError) -> StopReason? {
     let machine = self.machine
     guard let pic = machine.pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
-    machine.deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
+    deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
     if try vcpu.registers().rflags & 0x200 == 0 {
       return haltedWithInterruptsDisabled()
     }

@@ -19,6 +19,9 @@ public final class VCPURunner {
   public let lapic: LocalAPIC
   /// This vCPU's exits, by reason, with their handling times.
   public let statistics = ExitStatistics()
+  /// The host timer that kicks this vCPU at the deadline the runner armed (while `run()` runs;
+  /// armed and read on this runner's thread only).
+  var deadlineTimer: DeadlineTimer?
   /// What the idle (HLT) loop sleeps on.
   let wakeup = WakeupEvent()
   unowned let machine: Machine
@@ -152,9 +155,9 @@ public final class VCPURunner {
       var budget: UInt64?
       if let virtualTime = machine.virtualTime {
         budget = min(Machine.virtualTimeSlice, deviceDeadline.map { virtualTime.instructions(until: $0) } ?? .max)
-        machine.deadlineTimer?.arm(machine.timeoutDeadline)
+        deadlineTimer?.arm(machine.timeoutDeadline)
       } else {
-        machine.deadlineTimer?.arm(earliest(deviceDeadline, machine.timeoutDeadline))
+        deadlineTimer?.arm(earliest(deviceDeadline, machine.timeoutDeadline))
       }
 
       // VM entry ... VM exit.
