@@ -310,6 +310,18 @@ import Testing
     #expect(throws: LoaderError.self) { try PlatformTables.install(into: small, cpuCount: 1) }
   }
 
+  @Test func theLargestConfigurationFitsTheTableArea() throws {
+    let memory = try GuestMemory(ramSize: 128 << 20)
+    let cpus = PlatformDescription.maximumCPUCount
+    let numa = try NUMATopology.evenlySplit(nodeCount: NUMATopology.maximumNodes, cpuCount: cpus, memory: memory)
+    let placement = try PlatformTables.install(into: memory, platform: PlatformDescription(cpuCount: cpus, numa: numa))
+    #expect(placement.mpConfigurationTable.upperBound <= PlatformTables.tableArea.upperBound)
+    let acpi = try ACPIView.scan(memory)
+    #expect(try decodeSRAT(try #require(acpi.tables["SRAT"])).count == cpus + NUMATopology.maximumNodes)
+    #expect(try decodeSLIT(try #require(acpi.tables["SLIT"])).count == NUMATopology.maximumNodes)
+    #expect(throws: LoaderError.self) { try PlatformTables.install(into: memory, cpuCount: cpus + 1) }
+  }
+
   @Test func installingTwiceGivesTheSameBytes() throws {
     let memory = try GuestMemory(ramSize: 16 << 20)
     let first = try PlatformTables.install(into: memory, cpuCount: 2)
