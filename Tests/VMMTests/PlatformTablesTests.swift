@@ -83,6 +83,9 @@ import Testing
     try PlatformTables.install(into: memory, cpuCount: 1)
     let acpi = try ACPIView.scan(memory)
     #expect(acpi.dsdt.revision == 2)
+    // Name(\_S5_, Package(4) {5, 5, 0, 0}), byte for byte as docs/platform-tables.md spells it out.
+    #expect(
+      Array(acpi.dsdt.body) == [0x08, 0x5C, 0x5F, 0x53, 0x35, 0x5F, 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0, 0])
     let names = try AMLReader.namedPackages(Array(acpi.dsdt.body))
     let s5 = try #require(names["_S5_"])
     #expect(s5 == [5, 5, 0, 0])
