@@ -309,6 +309,12 @@ import Testing
     }
     #expect(try GuestBytes(memory: memory).u16(0x40E) == 0, "nothing written")
     #expect(throws: LoaderError.self) { try PlatformTables.install(into: memory, cpuCount: 0) }
+    let shared = PlatformDescription(cpuCount: 4, ioapicID: 3)
+    let clash = #expect(throws: LoaderError.self) { try PlatformTables.install(into: memory, platform: shared) }
+    #expect(clash?.message == "I/O APIC ID 3 is also vCPU 3's APIC ID")
+    #expect(throws: LoaderError.self) {
+      try FwCfg().addACPITables(for: PlatformDescription(cpuCount: 2, ioapicID: 255), memory: memory)
+    }
     let small = try GuestMemory(ramSize: 512 << 10)
     #expect(throws: LoaderError.self) { try PlatformTables.install(into: small, cpuCount: 1) }
   }

@@ -197,8 +197,8 @@ struct TableLoaderRun {
     #expect(viaFirmware.facsAddress >= tables.address)
   }
 
-  @Test func loaderCommandsAreWholeEntriesWithKnownNumbers() {
-    let built = ACPITables.build(PlatformDescription(cpuCount: 2))
+  @Test func loaderCommandsAreWholeEntriesWithKnownNumbers() throws {
+    let built = try ACPITables.build(PlatformDescription(cpuCount: 2), memory: GuestMemory(ramSize: 16 << 20))
     let commands = built.files.loaderCommands()
     #expect(
       commands.count == 128 * (built.files.files.count + built.files.pointers.count + built.files.checksums.count))

@@ -60,8 +60,10 @@ public enum ACPITables {
     public var entries: [Entry]
   }
 
-  /// The tables for `platform` (which should have passed `validate(memory:)`).
-  public static func build(_ platform: PlatformDescription) -> Built {
+  /// The tables for `platform` in a guest with `memory`; throws when `platform` fails
+  /// `PlatformDescription.validate(memory:)`.
+  public static func build(_ platform: PlatformDescription, memory: GuestMemory) throws(LoaderError) -> Built {
+    try platform.validate(memory: memory)
     var files = RelocatableTables()
     files.addFile(rsdpFile, alignment: 16, zone: .fSegment)
     files.addFile(tablesFile, alignment: 64, zone: .high)

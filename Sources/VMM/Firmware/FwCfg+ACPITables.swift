@@ -10,8 +10,7 @@ extension FwCfg {
   /// MP table from the CPU count. Throws when `platform` is invalid for `memory` or the files
   /// exist already.
   public func addACPITables(for platform: PlatformDescription, memory: GuestMemory) throws(LoaderError) {
-    try platform.validate(memory: memory)
-    let built = ACPITables.build(platform).files
+    let built = try ACPITables.build(platform, memory: memory).files
     let names = [ACPITables.rsdpFile, ACPITables.tablesFile, Self.tableLoaderFile]
     guard names.allSatisfy({ file(named: $0) == nil }) else {
       throw LoaderError("fw_cfg already has the ACPI table files")

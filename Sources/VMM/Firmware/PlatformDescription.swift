@@ -117,12 +117,18 @@ public struct PlatformDescription: Sendable, Equatable {
     }
   }
 
-  /// Throws a one-line error when the description cannot be put into tables for `memory`.
+  /// Throws a one-line error when the description cannot be put into tables for `memory`: a vCPU
+  /// count outside 1...`maximumCPUCount`, an I/O APIC ID of 255 (broadcast) or, with fewer than
+  /// 255 vCPUs, equal to a vCPU's APIC ID (the MP table needs them unique), or an invalid vNUMA
+  /// topology (`NUMATopology.validate(cpuCount:memory:)`).
   public func validate(memory: GuestMemory) throws(LoaderError) {
     guard (1...Self.maximumCPUCount).contains(cpuCount) else {
       throw LoaderError("platform tables describe 1 to \(Self.maximumCPUCount) vCPUs, not \(cpuCount)")
     }
     guard ioapicID != 0xFF else { throw LoaderError("I/O APIC ID 255 is the broadcast ID") }
+    if cpuCount < 255, Int(ioapicID) < cpuCount {
+      throw LoaderError("I/O APIC ID \(ioapicID) is also vCPU \(ioapicID)'s APIC ID")
+    }
     if let numa { try numa.validate(cpuCount: cpuCount, memory: memory) }
   }
 }

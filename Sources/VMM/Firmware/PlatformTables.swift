@@ -76,11 +76,10 @@ public enum PlatformTables {
   public static func install(into memory: GuestMemory, platform: PlatformDescription) throws(LoaderError)
     -> PlatformTablesPlacement
   {
-    try platform.validate(memory: memory)
+    let acpi = try ACPITables.build(platform, memory: memory)
     guard let low = memory.region(containing: 0, length: 0x10_0000), low.kind == .ram else {
       throw LoaderError("platform tables need at least 1 MiB of guest RAM")
     }
-    let acpi = ACPITables.build(platform)
     let tablesBase = tableArea.lowerBound
     let tablesSize = UInt64(acpi.files.file(named: ACPITables.tablesFile)!.bytes.count)
     let mpAddress = (tablesBase + tablesSize + 15) & ~15
