@@ -27,6 +27,8 @@ public enum HostRequirement: String, CaseIterable, Sendable {
   case nativeX86Linux
   /// The SingleStep test vectors (`HostTools.singleStepDirectory`).
   case singleStepData
+  /// `iasl`, the ACPICA compiler and disassembler (the Debian `acpica-tools` package).
+  case iasl
 
   /// nil when the requirement is met; otherwise why not, in one line.
   public var missingReason: String? { HostRequirement.reasons[self] ?? nil }
@@ -99,6 +101,8 @@ public enum HostRequirement: String, CaseIterable, Sendable {
       #else
         return "the native runner needs Linux on x86-64"
       #endif
+    case .iasl:
+      return HostTools.find("iasl") == nil ? "iasl is not installed (the acpica-tools package)" : nil
     case .singleStepData:
       return FileManager.default.fileExists(atPath: HostTools.singleStepDirectory)
         ? nil : "no SingleStep vectors at \(HostTools.singleStepDirectory) (set TRIVISOR_SINGLESTEP_DATA)"

@@ -120,3 +120,10 @@ public final class FwCfg: PortIODevice, ResettableDevice {
     offset = 0
   }
 }
+
+extension FwCfg {
+  /// The contents of the file named `name`, or nil when there is none.
+  public func file(named name: String) -> [UInt8]? {
+    files.first { $0.name == name }.flatMap { items[$0.key] }
+  }
+}

@@ -31,14 +31,20 @@ public final class IOAPIC: MMIODevice, InterruptSink, ResettableDevice, @uncheck
   /// Sends a message (vector, delivery mode, logical, destination, level) to the local APICs.
   var send: ((InterProcessorInterrupt) -> Void)?
 
-  /// An I/O APIC with every entry masked.
-  public init() {}
+  /// The ID it reports at reset (what the MADT and MP table say: `PlatformDescription.ioapicID`).
+  public let resetID: UInt8
+
+  /// An I/O APIC with ID `id` and every entry masked.
+  public init(id: UInt8 = 0) {
+    resetID = id
+    self.id = UInt32(id & 0x0F) << 24
+  }
 
   /// Every entry masked, registers cleared (`ResettableDevice`).
   public func reset() {
     lock.locked {
       select = 0
-      id = 0
+      id = UInt32(resetID & 0x0F) << 24
       entries = [UInt64](repeating: 1 << 16, count: IOAPIC.pinCount)
     }
   }

@@ -69,3 +69,40 @@ public enum E820Map {
     memory.regions.filter { $0.kind == .ram && $0.end <= GuestMemory.mmioHoleEnd }.map(\.end).max() ?? 0
   }
 }
+
+extension E820Map {
+  /// The map for `memory`'s RAM regions with every range of `reserved` reported as reserved:
+  /// usable entries are cut around them, and reserved entries that touch or overlap are merged
+  /// (so the platform tables' 0xE0000-0xEFFFF joins the BIOS area into one 0xE0000-0xFFFFF
+  /// entry). Entries come out sorted by address.
+  public static func entries(for memory: GuestMemory, reserving reserved: [Range<UInt64>]) -> [E820Entry] {
+    var map = entries(for: memory)
+    for r in reserved where !r.isEmpty {
+      var next: [E820Entry] = []
+      for e in map {
+        guard e.kind == .usable, e.address < r.upperBound, r.lowerBound < e.end else {
+          next.append(e)
+          continue
+        }
+        if e.address < r.lowerBound {
+          next.append(E820Entry(address: e.address, length: r.lowerBound - e.address, kind: .usable))
+        }
+        if r.upperBound < e.end {
+          next.append(E820Entry(address: r.upperBound, length: e.end - r.upperBound, kind: .usable))
+        }
+      }
+      next.append(E820Entry(address: r.lowerBound, length: r.upperBound - r.lowerBound, kind: .reserved))
+      map = next
+    }
+    map.sort { $0.address < $1.address }
+    var merged: [E820Entry] = []
+    for e in map {
+      if let last = merged.last, last.kind == .reserved, e.kind == .reserved, e.address <= last.end {
+        merged[merged.count - 1].length = max(last.end, e.end) - last.address
+      } else {
+        merged.append(e)
+      }
+    }
+    return merged
+  }
+}

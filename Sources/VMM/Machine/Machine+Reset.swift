@@ -22,7 +22,7 @@ extension Machine {
       return .internalError(InternalErrorReport(reason: "cannot reboot after a reset: \(error)"))
     }
     do throws(EngineError) {
-      try installPlatformTables()
+      if !configuration.firmware { try installPlatformTables() }  // fw_cfg keeps its files
       for runner in runners { try runner.resetVCPU(boot: runner.index == 0 ? boot : nil) }
     } catch {
       control.completeReset()

@@ -135,7 +135,9 @@ public final class Machine {
     self.outputStop = outputStop
     let serialSink = Self.watched(console, outputStop)
     let debugSink = debugConsoleOutput.map { Self.watched($0, outputStop) }
-    ioapic = vm.engineInterruptSink == nil ? IOAPIC() : nil
+    ioapic =
+      vm.engineInterruptSink == nil
+      ? IOAPIC(id: PlatformDescription(cpuCount: configuration.cpuCount).ioapicID) : nil
     devices = PCDevices(
       memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink, ioapic: ioapic,
       cpuCount: configuration.cpuCount,
@@ -158,6 +160,13 @@ public final class Machine {
 
     runners = vcpus.enumerated().map { VCPURunner(index: $0.offset, vcpu: $0.element, machine: self) }
     if let ioapic {
+      if configuration.cpuCount > 1 {
+        do throws(PortIOBus.BusError) {
+          try portBus.register(PM1EventBlock(), ports: 0x600...0x603)
+        } catch {
+          throw EngineError("device wiring: \(error)")
+        }
+      }
       ioapic.send = { [unowned self] message in self.route(message) }
       do throws(MMIOBus.BusError) {
         try mmioBus.register(ioapic, base: IOAPIC.base, size: 0x1000)
@@ -216,12 +225,21 @@ public final class Machine {
     }
   }
 
-  /// What firmware would have left for a directly loaded kernel of a multi-vCPU machine with the
-  /// VMM's interrupt controllers: the MP table (`MPTable`). Firmware builds its own tables.
+  /// The platform tables of a multi-vCPU machine with the VMM's interrupt controllers
+  /// (docs/platform-tables.md): for a directly loaded kernel, what firmware would have left (BIOS
+  /// data area, EBDA, ACPI tables, MP table); for firmware, the ACPI tables through fw_cfg. A
+  /// uniprocessor machine gets none, as before.
   func installPlatformTables() throws(EngineError) {
-    guard !configuration.firmware, configuration.cpuCount > 1, ioapic != nil else { return }
-    do throws(MemoryError) { try MPTable.install(into: memory, cpuCount: configuration.cpuCount) } catch {
-      throw EngineError("cannot place the MP table: \(error)")
+    guard configuration.cpuCount > 1, ioapic != nil else { return }
+    let platform = PlatformDescription(cpuCount: configuration.cpuCount)
+    do throws(LoaderError) {
+      if configuration.firmware {
+        try devices.fwCfg?.addACPITables(for: platform, memory: memory)
+      } else {
+        _ = try PlatformTables.install(into: memory, platform: platform)
+      }
+    } catch {
+      throw EngineError("cannot place the platform tables: \(error)")
     }
   }
 

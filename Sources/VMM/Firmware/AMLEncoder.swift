@@ -1,0 +1,96 @@
+/// A very small ACPI Machine Language encoder: just what the DSDT needs to declare data objects
+/// (ACPI specification, "ACPI Machine Language (AML) Specification").
+///
+/// Supported terms:
+/// - `DefName := NameOp NameString DataRefObject` with `NameOp` 0x08;
+/// - `NameString` of one 4-character `NameSeg` (shorter names padded with `_`), optionally
+///   prefixed by the root character `\` (0x5C);
+/// - `DefPackage := PackageOp PkgLength NumElements PackageElementList` with `PackageOp` 0x12 and
+///   at most 255 elements;
+/// - integers as `ZeroOp` (0x00), `OneOp` (0x01), or the smallest of `BytePrefix` 0x0A,
+///   `WordPrefix` 0x0B, `DWordPrefix` 0x0C, `QWordPrefix` 0x0E followed by the little-endian value.
+///
+/// `PkgLength` counts its own bytes plus everything up to the end of the package. One byte holds
+/// lengths up to 63 (bits 5-0); longer lengths take one to three more bytes: the lead byte's
+/// bits 7-6 give how many, its bits 3-0 hold the low nibble, each following byte the next 8 bits.
+enum AMLEncoder {
+  /// `NameOp`.
+  static let nameOp: UInt8 = 0x08
+  /// `PackageOp`.
+  static let packageOp: UInt8 = 0x12
+  /// `ZeroOp`.
+  static let zeroOp: UInt8 = 0x00
+  /// `OneOp`.
+  static let oneOp: UInt8 = 0x01
+  /// `BytePrefix`.
+  static let bytePrefix: UInt8 = 0x0A
+  /// `WordPrefix`.
+  static let wordPrefix: UInt8 = 0x0B
+  /// `DWordPrefix`.
+  static let dwordPrefix: UInt8 = 0x0C
+  /// `QWordPrefix`.
+  static let qwordPrefix: UInt8 = 0x0E
+  /// `RootChar` (`\`).
+  static let rootChar: UInt8 = 0x5C
+
+  /// The `PkgLength` encoding for a package whose bytes after the `PkgLength` number
+  /// `contentLength`.
+  static func pkgLength(contentLength: Int) -> [UInt8] {
+    // The encoded length includes the encoding itself: take the shortest form that fits.
+    let oneByte = contentLength + 1
+    if oneByte <= 0x3F { return [UInt8(oneByte)] }
+    for extraBytes in 1...3 {
+      let total = contentLength + 1 + extraBytes
+      guard total < 1 << (4 + 8 * extraBytes) else { continue }
+      var out = [UInt8(extraBytes << 6) | UInt8(total & 0x0F)]
+      for i in 0..<extraBytes { out.append(UInt8(truncatingIfNeeded: total >> (4 + 8 * i))) }
+      return out
+    }
+    preconditionFailure("AML package of \(contentLength) bytes exceeds the 28-bit PkgLength")
+  }
+
+  /// An AML integer constant in its shortest encoding.
+  static func integer(_ value: UInt64) -> [UInt8] {
+    switch value {
+    case 0: return [zeroOp]
+    case 1: return [oneOp]
+    case ...0xFF: return [bytePrefix, UInt8(value)]
+    case ...0xFFFF: return [wordPrefix] + littleEndian(UInt16(value))
+    case ...0xFFFF_FFFF: return [dwordPrefix] + littleEndian(UInt32(value))
+    default: return [qwordPrefix] + littleEndian(value)
+    }
+  }
+
+  private static func littleEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    withUnsafeBytes(of: value.littleEndian, Array.init)
+  }
+
+  /// A `NameString`: `\` (optional) and one `NameSeg` of 1-4 characters (`A`-`Z`, `_`, and
+  /// digits after the first), padded to four with `_`.
+  static func nameString(_ path: String) -> [UInt8] {
+    var chars = Array(path.utf8)
+    var out: [UInt8] = []
+    if chars.first == rootChar {
+      out.append(rootChar)
+      chars.removeFirst()
+    }
+    precondition((1...4).contains(chars.count), "AML name segment \(path) must have 1-4 characters")
+    for (i, c) in chars.enumerated() {
+      let valid = (c >= 0x41 && c <= 0x5A) || c == 0x5F || (i > 0 && c >= 0x30 && c <= 0x39)
+      precondition(valid, "AML name segment \(path) has an invalid character")
+    }
+    return out + chars + [UInt8](repeating: 0x5F, count: 4 - chars.count)
+  }
+
+  /// `Name(path, value)`: declares the data object `path` with the encoded `value`.
+  static func name(_ path: String, _ value: [UInt8]) -> [UInt8] {
+    [nameOp] + nameString(path) + value
+  }
+
+  /// `Package() { elements }` with each element already encoded.
+  static func package(_ elements: [[UInt8]]) -> [UInt8] {
+    precondition(elements.count <= 0xFF, "an AML Package holds at most 255 elements")
+    let content = [UInt8(elements.count)] + elements.flatMap { $0 }
+    return [packageOp] + pkgLength(contentLength: content.count) + content
+  }
+}
