@@ -163,13 +163,47 @@ extension CPU {
       return lin
     }
     if model != .i8086 {
-      let limit = state.segmentLimit(seg)
-      if offset &+ UInt64(size - 1) > limit || offset &+ UInt64(size - 1) < offset {
-        // The 80286 raises #GP for stack-segment overruns in real mode as well.
-        throw seg == 2 && !(model == .i80286 && isRealMode) ? Fault.stackFault() : Fault.generalProtection()
+      if !isRealMode && state.rflags & Flags.vm == 0 {
+        try checkProtectedModeAccess(seg: seg, offset: offset, size: size, write: write)
+      } else {
+        let limit = state.segmentLimit(seg)
+        if offset &+ UInt64(size - 1) > limit || offset &+ UInt64(size - 1) < offset {
+          // The 80286 raises #GP for stack-segment overruns in real mode as well.
+          throw seg == 2 && !(model == .i80286 && isRealMode) ? Fault.stackFault() : Fault.generalProtection()
+        }
       }
     }
     return (state.segmentBase(seg) &+ offset) & 0xFFFF_FFFF
+  }
+
+  /// The checks of a data access through a segment register in protected mode (SDM vol. 3,
+  /// "Limit Checking" and "Type Checking"): a null (unusable) segment, a write to a code or
+  /// read-only data segment and a read of an execute-only code segment are #GP(0); an offset
+  /// outside the segment is #SS(0) through SS and #GP(0) otherwise. An expand-down data segment
+  /// holds the offsets above its limit, up to FFFFh, or FFFFFFFFh when its B bit is set.
+  @inline(__always)
+  func checkProtectedModeAccess(seg: Int, offset: UInt64, size: Int, write: Bool) throws(Fault) {
+    let attributes = state.segmentAttributes(seg)
+    let last = offset &+ UInt64(size - 1)
+    if attributes & SegmentAttributes.present == 0 {
+      throw seg == 2 ? Fault.stackFault() : Fault.generalProtection()
+    }
+    if attributes & SegmentAttributes.code != 0 {
+      if write || attributes & SegmentAttributes.readWrite == 0 { throw Fault.generalProtection() }
+    } else if write && attributes & SegmentAttributes.readWrite == 0 {
+      throw seg == 2 ? Fault.stackFault() : Fault.generalProtection()
+    }
+    let limit = state.segmentLimit(seg)
+    let outside: Bool
+    if attributes & (SegmentAttributes.code | SegmentAttributes.conformingOrExpandDown)
+      == SegmentAttributes.conformingOrExpandDown
+    {
+      let upper: UInt64 = attributes & SegmentAttributes.defaultBig != 0 ? 0xFFFF_FFFF : 0xFFFF
+      outside = offset <= limit || last > upper || last < offset
+    } else {
+      outside = last > limit || last < offset
+    }
+    if outside { throw seg == 2 ? Fault.stackFault() : Fault.generalProtection() }
   }
 
   /// Reads `size` bytes at segment:offset. On the 8086 a word at offset FFFF wraps to 0000.

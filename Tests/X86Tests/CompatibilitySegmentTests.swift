@@ -1,0 +1,141 @@
+import Testing
+
+@testable import X86
+
+/// Segmentation in compatibility mode at CPL 3, each case one the host-CPU difftest
+/// (`trivisor difftest --mode compat32/compat16`) found the model getting wrong.
+@Suite struct CompatibilitySegmentTests {
+  /// Layout: GDT at 0x1000, LDT at 0x2000, page tables at 0x3000-0x6FFF, code at 0x10000, data
+  /// from 0x20000; the first 2 MiB identity-mapped with 4 KiB user pages except `unmapped` ones.
+  static let gdt = 0x1000
+  static let ldt = 0x2000
+  static let code: UInt64 = 0x10000
+  /// Selectors: 0x23 flat 32-bit user code, 0x2B flat user data (as in Linux's GDT).
+  static let code32: UInt16 = 0x23
+  static let flatData: UInt16 = 0x2B
+
+  /// A descriptor: `type` is the 4-bit type (data: 2 RW, 0 RO, 6 RW expand-down; code: 0xA
+  /// readable, 8 execute-only), DPL 3, present, accessed.
+  static func descriptor(base: UInt32, limit: UInt32, type: UInt64, big: Bool, pages: Bool = false) -> UInt64 {
+    var d = UInt64(limit & 0xFFFF) | UInt64(base & 0xFF_FFFF) << 16 | UInt64(base >> 24) << 56
+    d |= UInt64((limit >> 16) & 0xF) << 48
+    d |= (type | 1 | 0x10 | 0x60 | 0x80) << 40
+    if big { d |= 1 << 54 }
+    if pages { d |= 1 << 55 }
+    return d
+  }
+
+  /// LDT selector of entry `index` at RPL 3.
+  static func ldtSelector(_ index: Int) -> UInt16 { UInt16(index) << 3 | 7 }
+
+  /// A CPU in compatibility mode at CPL 3 running `code` with the given LDT and selectors;
+  /// exceptions are reported, not delivered.
+  static func make(
+    _ bytes: [UInt8], ldt entries: [UInt64], cs: UInt16 = code32, ss: UInt16 = flatData, ds: UInt16 = flatData,
+    es: UInt16 = flatData, esp: UInt64 = 0x30000, unmapped: Set<UInt64> = [], vendor: CPUVendor = .intel
+  ) -> (CPU, TestRAM) {
+    let ram = TestRAM()
+    let cpu = CPU(model: .host64, memory: ram)
+    cpu.system.cpuid.present(vendor)
+    cpu.resetReal(cs: 0, ip: 0)
+    let gdt: [UInt64] = [
+      0, 0x00AF_9B00_0000_FFFF, 0x00CF_9300_0000_FFFF, 0, 0x00CF_FB00_0000_FFFF, 0x00CF_F300_0000_FFFF,
+    ]
+    for (i, d) in gdt.enumerated() { ram.bytes.storeBytes(of: d, toByteOffset: Self.gdt + 8 * i, as: UInt64.self) }
+    for (i, d) in entries.enumerated() { ram.bytes.storeBytes(of: d, toByteOffset: Self.ldt + 8 * i, as: UInt64.self) }
+    ram.bytes.storeBytes(of: UInt64(0x4007), toByteOffset: 0x3000, as: UInt64.self)
+    ram.bytes.storeBytes(of: UInt64(0x5007), toByteOffset: 0x4000, as: UInt64.self)
+    ram.bytes.storeBytes(of: UInt64(0x6007), toByteOffset: 0x5000, as: UInt64.self)
+    for page in 0..<UInt64(512) where !unmapped.contains(page) {
+      ram.bytes.storeBytes(of: page << 12 | 7, toByteOffset: 0x6000 + Int(page) * 8, as: UInt64.self)
+    }
+    ram.load(bytes + [0xCC], at: Int(code))
+    let s = cpu.state
+    s.cr3 = 0x3000
+    s.cr4 = CR4.pae
+    s.efer = EFER.lme | EFER.lma
+    s.cr0 = CR0.pg | CR0.pe | CR0.et | CR0.ne | CR0.wp
+    s.gdtr = (UInt64(Self.gdt), UInt16(gdt.count * 8 - 1))
+    s.setSegment(
+      .ldtr,
+      SegmentCache(selector: 0x30, base: UInt64(Self.ldt), limit: UInt32(entries.count * 8 - 1), attributes: 0x82))
+    s.cpl = 3
+    func cache(_ selector: UInt16) -> SegmentCache {
+      let table = selector & 4 != 0 ? entries : gdt
+      let index = Int(selector >> 3)
+      guard selector & 0xFFFC != 0, index < table.count else {
+        return SegmentCache(selector: selector, base: 0, limit: 0, attributes: 0)
+      }
+      return SegmentDescriptor(raw: table[index]).cache(selector: selector)
+    }
+    for (register, selector) in [(SegmentRegister.es, es), (.cs, cs), (.ss, ss), (.ds, ds), (.fs, 0), (.gs, 0)] {
+      s.setSegment(register, cache(selector))
+    }
+    cpu.updateCodeMode()
+    s.rip = code
+    s.setGPR(4, esp)
+    s.rflags = 0x202
+    cpu.reportExceptions = true
+    cpu.invalidateTLB()
+    return (cpu, ram)
+  }
+
+  /// Steps until the INT3 after the code (nil) or an exception (its vector and error code).
+  static func run(_ cpu: CPU, steps: Int = 16) -> (vector: UInt8, code: UInt32)? {
+    for _ in 0..<steps {
+      let linear = (cpu.state.segmentBase(1) &+ cpu.state.rip) & 0xFFFF_FFFF
+      if linear >= code, let b = try? cpu.readLinear(linear, size: 1), b == 0xCC { return nil }
+      if case .exception(let vector, let errorCode) = cpu.step() { return (vector, errorCode ?? 0) }
+    }
+    Issue.record("no INT3 reached")
+    return nil
+  }
+
+  @Test func expandDownDataSegmentsHoldTheOffsetsAboveTheirLimit() {
+    // LDT 0: 16-bit expand-down data, limit 0x7FFF, base 0x20000 - 0x8000 (valid 0x8000-0xFFFF).
+    let ldt = [Self.descriptor(base: 0x20000 - 0x8000, limit: 0x7FFF, type: 6, big: false)]
+    let ds = Self.ldtSelector(0)
+    // mov eax, [ebx]
+    let load: [UInt8] = [0x8B, 0x03]
+    for (offset, faults) in [(0x8000, false), (0x7FFF, true), (0xFFFC, false), (0xFFFD, true), (0x1_0000, true)] {
+      let (cpu, _) = Self.make(load, ldt: ldt, ds: ds)
+      cpu.state.setGPR(3, UInt64(offset))
+      let outcome = Self.run(cpu)
+      #expect((outcome?.vector == 13) == faults, "offset \(offset)")
+    }
+    // Through SS the same overrun is #SS(0): push with ESP at the bottom of the segment.
+    let (cpu, _) = Self.make([0x50], ldt: ldt, ss: ds, esp: 0x8002)
+    #expect(Self.run(cpu)?.vector == 12)
+    // A 32-bit expand-down segment (B set) reaches up to FFFFFFFFh.
+    let big = [Self.descriptor(base: 0x20000 &- 0x8000, limit: 0x7FFF, type: 6, big: true)]
+    let (wide, _) = Self.make(load, ldt: big, ds: ds)
+    wide.state.setGPR(3, 0x1_0000)
+    #expect(Self.run(wide) == nil)
+  }
+
+  @Test func writesToReadOnlyAndCodeSegmentsAndReadsOfExecuteOnlyCodeAreGP() {
+    let ldt = [
+      Self.descriptor(base: 0x20000, limit: 0xFFFF, type: 0, big: true),  // read-only data
+      Self.descriptor(base: 0, limit: 0xF_FFFF, type: 8, big: true, pages: true),  // execute-only code
+    ]
+    // mov [ebx], eax through a read-only DS.
+    var (cpu, _) = Self.make([0x89, 0x03], ldt: ldt, ds: Self.ldtSelector(0))
+    cpu.state.setGPR(3, 0x10)
+    #expect(Self.run(cpu)?.vector == 13)
+    // Reading it is fine.
+    (cpu, _) = Self.make([0x8B, 0x03], ldt: ldt, ds: Self.ldtSelector(0))
+    cpu.state.setGPR(3, 0x10)
+    #expect(Self.run(cpu) == nil)
+    // cs: mov eax, [ebx] with an execute-only CS, and cs: mov [ebx], eax with a readable one.
+    (cpu, _) = Self.make([0x2E, 0x8B, 0x03], ldt: ldt, cs: Self.ldtSelector(1))
+    cpu.state.setGPR(3, 0x20000)
+    #expect(Self.run(cpu)?.vector == 13)
+    (cpu, _) = Self.make([0x2E, 0x89, 0x03], ldt: ldt)
+    cpu.state.setGPR(3, 0x20000)
+    #expect(Self.run(cpu)?.vector == 13)
+    // A null DS: any access is #GP(0).
+    (cpu, _) = Self.make([0x8B, 0x03], ldt: ldt, ds: 0)
+    cpu.state.setGPR(3, 0x20000)
+    #expect(Self.run(cpu).map { [$0.vector, UInt8($0.code)] } == [13, 0])
+  }
+}
