@@ -138,4 +138,15 @@ import Testing
     cpu.state.setGPR(3, 0x20000)
     #expect(Self.run(cpu).map { [$0.vector, UInt8($0.code)] } == [13, 0])
   }
+
+  @Test func popSSMovesTheStackPointerAtThePoppingStacksSize() {
+    // From the flat 32-bit stack, pop a 16-bit stack's selector into SS: ESP grows by 4 as a
+    // 32-bit pointer, it does not become SP + 4 in a 16-bit one.
+    let ldt = [Self.descriptor(base: 0x20000, limit: 0xFFFF, type: 2, big: false)]
+    let (cpu, ram) = Self.make([0x17], ldt: ldt, esp: 0x3_FFFC)
+    ram.bytes.storeBytes(of: UInt32(Self.ldtSelector(0)), toByteOffset: 0x3_FFFC, as: UInt32.self)
+    #expect(Self.run(cpu) == nil)
+    #expect(cpu.state.segment(.ss).selector == Self.ldtSelector(0))
+    #expect(cpu.state.gpr(4) == 0x4_0000)
+  }
 }

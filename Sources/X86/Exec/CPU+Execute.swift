@@ -224,9 +224,12 @@ extension CPU {
     case .pop:
       if o0.kind == .segment {
         if o0.reg == 1 && model != .i8086 { throw Fault.invalidOpcode }
+        // The pop moves the stack pointer at the old stack's size: POP SS loading a stack of the
+        // other B bit still increments ESP (or SP) as the popping stack dictates.
+        let stackSize = stackAddressSize
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
-        setStackPointer(nsp)
+        setReg(4, stackSize, nsp)
         if o0.reg == 2 {
           pendingShadow = true
           pendingDebugShadow = true
