@@ -149,4 +149,13 @@ import Testing
     #expect(cpu.state.segment(.ss).selector == Self.ldtSelector(0))
     #expect(cpu.state.gpr(4) == 0x4_0000)
   }
+
+  @Test func movSegmentToMemoryStoresTwoBytesAtEitherOperandSize() {
+    // mov [ebx], ds; 66 mov [ebx+4], ds
+    let (cpu, ram) = Self.make([0x8C, 0x1B, 0x66, 0x8C, 0x5B, 0x04], ldt: [0])
+    cpu.state.setGPR(3, 0x20000)
+    ram.load([UInt8](repeating: 0xAA, count: 8), at: 0x20000)
+    #expect(Self.run(cpu) == nil)
+    #expect((0..<8).map { ram.byte(0x20000 + $0) } == [0x2B, 0, 0xAA, 0xAA, 0x2B, 0, 0xAA, 0xAA])
+  }
 }

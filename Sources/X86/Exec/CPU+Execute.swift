@@ -189,6 +189,9 @@ extension CPU {
       let v = try readOperand(ins, o1, ea)
       if ins.operation == .movSeg && o0.kind == .gpr {
         setReg(Int(o0.reg), Int(o0.size) == 8 ? 8 : Int(o0.size), v)
+      } else if ins.operation == .movSeg && o0.kind == .memory {
+        // MOV m, Sreg stores the 16-bit selector whatever the operand size (SDM vol. 2 "MOV").
+        try write(seg: Int(ins.segment), offset: ea, size: 2, value: v)
       } else {
         try writeOperand(ins, o0, ea, v)
       }
