@@ -158,4 +158,41 @@ import Testing
     #expect(Self.run(cpu) == nil)
     #expect((0..<8).map { ram.byte(0x20000 + $0) } == [0x2B, 0, 0xAA, 0xAA, 0x2B, 0, 0xAA, 0xAA])
   }
+
+  @Test func enterWithA32BitOperandOnA16BitStackKeepsESPsUpperHalfInEBP() {
+    // enter 8, 1 on a 16-bit stack with ESP = 0xA0430D40: EBP = ESP after pushing EBP, all 32 bits.
+    let ldt = [Self.descriptor(base: 0x20000, limit: 0xFFFF, type: 2, big: false)]
+    let (cpu, ram) = Self.make([0xC8, 0x08, 0x00, 0x01], ldt: ldt, ss: Self.ldtSelector(0), esp: 0xA043_0D40)
+    cpu.state.setGPR(5, 0x1234_5678)
+    #expect(Self.run(cpu) == nil)
+    #expect(cpu.state.gpr(5) == 0xA043_0D3C)
+    #expect(cpu.state.gpr(4) == 0xA043_0D30)
+    // The frame pointer pushed after the old EBP is the same 32-bit value.
+    #expect(ram.bytes.load(fromByteOffset: 0x20000 + 0xD38, as: UInt32.self) == 0xA043_0D3C)
+    #expect(ram.bytes.load(fromByteOffset: 0x20000 + 0xD3C, as: UInt32.self) == 0x1234_5678)
+  }
+
+  @Test func enterChecksTheNewStackTopAsAnOperandSizedWriteAfterItsPushes() {
+    // 16-bit expand-down stack, valid 0x8000-0xFFFF. SP = 0xF012: after pushing EBP, SP = 0xF00E;
+    // allocating 0xF010 wraps the new top to 0xFFFE, where a dword would cross FFFFh: #SS(0).
+    let ldt = [Self.descriptor(base: 0x20000 - 0x8000, limit: 0x7FFF, type: 6, big: false)]
+    let ss = Self.ldtSelector(0)
+    var (cpu, _) = Self.make([0xC8, 0x10, 0xF0, 0x00], ldt: ldt, ss: ss, esp: 0xF012)
+    #expect(Self.run(cpu)?.vector == 12)
+    #expect(cpu.state.gpr(4) == 0xF012)
+    // A word fits there: the 16-bit form completes with SP = 0xFFFE.
+    (cpu, _) = Self.make([0x66, 0xC8, 0x10, 0xF0, 0x00], ldt: ldt, ss: ss, esp: 0xF010)
+    #expect(Self.run(cpu) == nil)
+    #expect(cpu.state.gpr(4) & 0xFFFF == 0xFFFE)
+    // On a flat stack the new top's page is probed: not present gives #PF (W=1) at that address,
+    // with EBP already pushed but ESP and EBP unchanged.
+    var ram: TestRAM
+    (cpu, ram) = Self.make([0xC8, 0x00, 0x20, 0x00], ldt: ldt, esp: 0x3_1000, unmapped: [0x2E])
+    cpu.state.setGPR(5, 0x5566_7788)
+    let fault = Self.run(cpu)
+    #expect(fault?.vector == 14 && fault.map { $0.code & 2 } == 2)
+    #expect(cpu.state.cr2 == 0x3_1000 - 4 - 0x2000)
+    #expect(cpu.state.gpr(4) == 0x3_1000 && cpu.state.gpr(5) == 0x5566_7788)
+    #expect(ram.bytes.load(fromByteOffset: 0x3_0FFC, as: UInt32.self) == 0x5566_7788)
+  }
 }

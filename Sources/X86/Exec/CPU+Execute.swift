@@ -347,7 +347,9 @@ extension CPU {
       let ssize = stackAddressSize
       var sp = stackPointer()
       sp = try pushValue(reg(5, size), size: size, from: sp)
-      let frame = sp
+      // FrameTemp is the whole stack pointer register after that push: with a 32-bit operand on
+      // a 16-bit stack EBP gets ESP's upper half too, not just SP.
+      let frame = (state.gpr(4) & ~ALU.mask(ssize)) | sp
       var bp = reg(5, ssize)
       if level > 0 {
         for _ in 1..<level {
@@ -357,8 +359,11 @@ extension CPU {
         }
         sp = try pushValue(frame, size: size, from: sp)
       }
+      // The new top of stack is checked as an operand-sized write (segment limit and page) after
+      // the pushes: a fault there leaves the pushed values in memory but the registers unchanged.
+      // A 16-bit SP that wrapped is checked where it wrapped to (measured on an AMD EPYC).
       let newSP = (sp &- frameSize) & ALU.mask(ssize)
-      try checkWrite(seg: 2, offset: newSP, size: 1)
+      try probeWrite(seg: 2, offset: newSP, size: size)
       setReg(5, size, frame)
       setStackPointer(newSP)
     case .leave:
