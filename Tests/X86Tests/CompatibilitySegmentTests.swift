@@ -195,4 +195,22 @@ import Testing
     #expect(cpu.state.gpr(4) == 0x3_1000 && cpu.state.gpr(5) == 0x5566_7788)
     #expect(ram.bytes.load(fromByteOffset: 0x3_0FFC, as: UInt32.self) == 0x5566_7788)
   }
+
+  @Test func aSplitAccessReportsTheFirstFaultingByteInCR2() {
+    // mov [ebx], eax across 0x20FFE-0x21001.
+    var (cpu, _) = Self.make([0x89, 0x03], ldt: [0], unmapped: [0x20, 0x21])
+    cpu.state.setGPR(3, 0x2_0FFE)
+    #expect(Self.run(cpu)?.vector == 14)
+    #expect(cpu.state.cr2 == 0x2_0FFE)
+    // Only the second page missing: CR2 is its first byte, not the access's last.
+    (cpu, _) = Self.make([0x89, 0x03], ldt: [0], unmapped: [0x21])
+    cpu.state.setGPR(3, 0x2_0FFE)
+    #expect(Self.run(cpu)?.vector == 14)
+    #expect(cpu.state.cr2 == 0x2_1000)
+    // The same for a read-modify-write destination.
+    (cpu, _) = Self.make([0x01, 0x03], ldt: [0], unmapped: [0x21])
+    cpu.state.setGPR(3, 0x2_0FFD)
+    #expect(Self.run(cpu)?.vector == 14)
+    #expect(cpu.state.cr2 == 0x2_1000)
+  }
 }

@@ -141,13 +141,17 @@ extension CPU {
     return v
   }
 
-  /// Writes at a linear address (split when it crosses a page; both pages are checked first).
+  /// Writes at a linear address (split when it crosses a page; both pages are checked first, the
+  /// first one first: when both fault, CR2 holds the address of the first byte, as on hardware).
   func writeLinear(_ linear: UInt64, size: Int, value: UInt64) throws(Fault) {
     if (linear & 0xFFF) + UInt64(size) <= 0x1000 {
       try physicalWrite(try translate(linear, write: true), size: size, value: value)
       return
     }
-    let last = try translate(linear &+ UInt64(size - 1), write: true)
+    let first = try translate(linear, write: true)
+    if flatUser && hostPage(first, write: true) == nil { throw flatUserPageFault(first, write: true) }
+    // The second page from its first byte: a fault there reports that address in CR2.
+    let last = try translate((linear &+ UInt64(size - 1)) & ~0xFFF, write: true)
     if flatUser && hostPage(last, write: true) == nil { throw flatUserPageFault(last, write: true) }
     for k in 0..<size {
       try physicalWrite(try translate(linear &+ UInt64(k), write: true), size: 1, value: value >> (8 * k))
@@ -246,7 +250,8 @@ extension CPU {
   /// on the same access has priority, so the pages are translated first.
   @inline(__always) func checkAlignment(_ linear: UInt64, size: Int, write: Bool) throws(Fault) {
     guard size > 1, linear & UInt64(size &- 1) != 0, alignmentCheckingActive else { return }
-    for physical in [try translate(linear, write: write), try translate(linear &+ UInt64(size &- 1), write: write)]
+    let second = (linear & 0xFFF) + UInt64(size) <= 0x1000 ? linear : (linear &+ UInt64(size &- 1)) & ~0xFFF
+    for physical in [try translate(linear, write: write), try translate(second, write: write)]
     where flatUser && hostPage(physical, write: write) == nil {
       throw flatUserPageFault(physical, write: write)
     }
