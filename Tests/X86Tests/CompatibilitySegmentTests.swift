@@ -213,4 +213,22 @@ import Testing
     #expect(Self.run(cpu)?.vector == 14)
     #expect(cpu.state.cr2 == 0x2_1000)
   }
+
+  @Test(arguments: [CPUVendor.intel, .amd])
+  func cmpsFaultsOnTheOperandTheVendorReadsFirst(vendor: CPUVendor) {
+    // DS:ESI at 0x50000 and ES:EDI at 0x60000, both not present.
+    let cases: [(name: String, bytes: [UInt8], amdReadsDestinationFirst: Bool)] = [
+      ("cmpsb", [0xA6], true), ("cmpsd", [0xA7], true), ("repne cmpsb", [0xF2, 0xA6], true),
+      ("rep cmpsd", [0xF3, 0xA7], true), ("repe cmpsb", [0xF3, 0xA6], false),
+    ]
+    for c in cases {
+      let (cpu, _) = Self.make(c.bytes, ldt: [0], unmapped: [0x50, 0x60], vendor: vendor)
+      cpu.state.setGPR(6, 0x5_0000)
+      cpu.state.setGPR(7, 0x6_0000)
+      cpu.state.setGPR(1, 3)
+      #expect(Self.run(cpu)?.vector == 14)
+      let destinationFirst = vendor == .amd && c.amdReadsDestinationFirst
+      #expect(cpu.state.cr2 == (destinationFirst ? 0x6_0000 : 0x5_0000), "\(c.name)")
+    }
+  }
 }
