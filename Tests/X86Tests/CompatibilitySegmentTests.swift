@@ -231,4 +231,32 @@ import Testing
       #expect(cpu.state.cr2 == (destinationFirst ? 0x6_0000 : 0x5_0000), "\(c.name)")
     }
   }
+
+  @Test(arguments: [CPUVendor.intel, .amd])
+  func popaFaultingPartWayKeepsThePoppedRegistersOnAMD(vendor: CPUVendor) {
+    // POPAD with ESP 12 bytes below an unmapped page: EDI, ESI and EBP come from the mapped page,
+    // the skipped ESP slot is the first unmapped dword (CR2 there).
+    var (cpu, ram) = Self.make([0x61], ldt: [0], esp: 0x3_0FF4, unmapped: [0x31], vendor: vendor)
+    for (i, v) in [UInt32(0x1111_1111), 0x2222_2222, 0x3333_3333].enumerated() {
+      ram.bytes.storeBytes(of: v, toByteOffset: 0x3_0FF4 + 4 * i, as: UInt32.self)
+    }
+    for r in [0, 1, 2, 3, 5, 6, 7] { cpu.state.setGPR(r, 0xAA) }
+    #expect(Self.run(cpu)?.vector == 14)
+    #expect(cpu.state.cr2 == 0x3_1000)
+    #expect(cpu.state.gpr(4) == 0x3_0FF4)
+    let loaded = vendor == .amd
+    #expect(cpu.state.gpr(7) == (loaded ? 0x1111_1111 : 0xAA))
+    #expect(cpu.state.gpr(6) == (loaded ? 0x2222_2222 : 0xAA))
+    #expect(cpu.state.gpr(5) == (loaded ? 0x3333_3333 : 0xAA))
+    #expect(cpu.state.gpr(3) == 0xAA)
+    // POPAW past a 16-bit stack's limit: DI, SI and BP loaded, then #SS(0).
+    let ldt = [Self.descriptor(base: 0x20000, limit: 0xFFF, type: 2, big: false)]
+    (cpu, ram) = Self.make([0x66, 0x61], ldt: ldt, ss: Self.ldtSelector(0), esp: 0xFFA, vendor: vendor)
+    ram.load([1, 0, 2, 0, 3, 0, 4, 0], at: 0x20FFA)
+    for r in [0, 1, 2, 3, 5, 6, 7] { cpu.state.setGPR(r, 0xAAAA_0000) }
+    #expect(Self.run(cpu)?.vector == 12)
+    #expect(cpu.state.gpr(7) == (loaded ? 0xAAAA_0001 : 0xAAAA_0000))
+    #expect(cpu.state.gpr(5) == (loaded ? 0xAAAA_0003 : 0xAAAA_0000))
+    #expect(cpu.state.gpr(3) == 0xAAAA_0000)
+  }
 }
