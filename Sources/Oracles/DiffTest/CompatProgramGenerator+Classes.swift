@@ -75,7 +75,7 @@ extension CompatProgramGenerator {
       if sreg > 5 { ended = true }
     case 1:
       // MOV m16, Sreg: two bytes whatever the operand size.
-      let m = memoryOperand(segment: anySegment(), size: 2, write: true, c: c)
+      let m = memoryOperand(segment: anySegment(write: true), size: 2, write: true, c: c)
       add(m.prefixes + operandSize(size) + [0x8C] + m.modrm(reg: rng.below(6)), c)
     case 2:
       // PUSH Sreg.
@@ -129,7 +129,7 @@ extension CompatProgramGenerator {
       add(operandSize(size) + [0x58 + UInt8(r)], c)
       if r == 4 { esp = nil } else { moveStack(size / 8) }
     case 4:
-      let m = memoryOperand(segment: anySegment(), size: size / 8, write: true, avoiding: [4], c: c)
+      let m = memoryOperand(segment: anySegment(write: true), size: size / 8, write: true, avoiding: [4], c: c)
       add(m.prefixes + operandSize(size) + [0x8F] + m.modrm(reg: 0), c)
       moveStack(size / 8)
     case 5:
@@ -228,10 +228,12 @@ extension CompatProgramGenerator {
     let element = size / 8
     let span = max(count, 1) * element
     // Source DS:SI (or an override), destination ES:DI; either may sit at the 16-bit wrap.
-    let sourceSegment = rng.chance(0.7) ? 3 : rng.below(6)
+    let sourceSegment = rng.chance(0.4) ? 3 : anySegment(addressBits: addressBits)
+    if readsSource { ensureSegment(sourceSegment, write: false, addressBits: addressBits, c) }
+    if kind != 3 { ensureSegment(0, write: writes, addressBits: addressBits, c) }
     func place(_ segment: Int, write: Bool) -> UInt32 {
       var offset: UInt64
-      if addressBits == 16 && rng.chance(0.25) {
+      if addressBits == 16 && rng.chance(0.12) {
         // Start next to 0 or FFFFh so the walk wraps.
         offset = down ? UInt64(rng.below(span + 1)) : 0x10000 - UInt64(rng.below(span + 1))
       } else {
@@ -253,9 +255,11 @@ extension CompatProgramGenerator {
     let c = InstructionClass.segmentLimit
     let size = rng.pick([8, 16, 32, 32])
     let w: UInt8 = size == 8 ? 0 : 1
-    let segment = anySegment()
     let r = register()
-    switch rng.below(10) {
+    let kind = rng.below(10)
+    // Stores and read-modify-write destinations (kinds 1, 2, 3, 5, 7, 9 but CMP) want a writable segment.
+    let segment = anySegment(write: [1, 2, 3, 5, 7, 9].contains(kind))
+    switch kind {
     case 0:
       let m = memoryOperand(segment: segment, size: size / 8, write: false, c: c)
       add(m.prefixes + operandSize(size) + [0x8A | w] + m.modrm(reg: register()), c)

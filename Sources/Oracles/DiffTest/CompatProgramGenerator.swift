@@ -56,6 +56,15 @@ struct SegmentView: Sendable, Equatable {
 
   /// The linear address of `offset`.
   func linear(_ offset: UInt64) -> UInt64 { (UInt64(base) &+ offset) & 0xFFFF_FFFF }
+
+  /// Whether some valid offset below 2^`addressBits` lands in the sandbox.
+  func reachesSandbox(addressBits: Int) -> Bool {
+    guard usable else { return false }
+    let first = (UInt64(CN_SANDBOX_ADDR) &- UInt64(base)) & 0xFFFF_FFFF
+    let last = first + UInt64(CN_SANDBOX_SIZE) - 1
+    let top: UInt64 = addressBits == 16 ? 0xFFFF : 0xFFFF_FFFF
+    return max(first, lowest) <= min(last, highest, top)
+  }
 }
 
 /// A memory operand: its prefixes (segment override, address size) and the ModRM bytes for a
@@ -219,11 +228,20 @@ public struct CompatProgramGenerator: Sendable {
         break
       }
     }
+    // Data segments: mostly ones that 16-bit offsets can aim into the sandbox with, so 16-bit
+    // addressing (compat16's default) reaches memory; also the flat user data segment, null and
+    // anything loadable.
     let data = dataSelectors()
-    let ds = rng.chance(0.3) ? CompatDescriptorTables.userData : rng.pick(data)
-    let es = rng.chance(0.3) ? CompatDescriptorTables.userData : rng.pick(data)
-    let fs: UInt16 = rng.chance(0.3) ? 0 : rng.pick(data)
-    let gs: UInt16 = rng.chance(0.3) ? 0 : rng.pick(data)
+    let near = data.filter { SegmentView(selector: $0, descriptor: descriptor($0)!).reachesSandbox(addressBits: 16) }
+    func dataSelector(null: Double) -> UInt16 {
+      if rng.chance(null) { return 0 }
+      if !near.isEmpty && rng.chance(0.6) { return rng.pick(near) }
+      return rng.chance(0.4) ? CompatDescriptorTables.userData : rng.pick(data)
+    }
+    let ds = dataSelector(null: 0)
+    let es = dataSelector(null: 0)
+    let fs = dataSelector(null: 0.25)
+    let gs = dataSelector(null: 0.25)
     let selectors = [es, cs, ss, ds, fs, gs]
     segments = selectors.map { s in descriptor(s).map { SegmentView(selector: s, descriptor: $0) } ?? .null(s) }
     esp = initialESP
@@ -479,7 +497,7 @@ public struct CompatProgramGenerator: Sendable {
   mutating func pickSelector(for register: Int) -> UInt16 {
     let rpl = UInt16(rng.chance(0.7) ? 3 : rng.below(4))
     switch rng.below(100) {
-    case 0..<52:
+    case 0..<60:
       var valid: [UInt16] = []
       if register == 2 {
         valid.append(CompatDescriptorTables.userData)
@@ -489,22 +507,22 @@ public struct CompatProgramGenerator: Sendable {
         valid = valid.map { $0 & ~3 | rpl }
       }
       return rng.pick(valid)
-    case 52..<58:
+    case 60..<66:
       // Null selectors only with RPL 0: a null selector with RPL 1-3 in DS/ES/FS/GS reads back as
       // 0 once the kernel has returned to CPL 3 (its IRET, to the signal handler or after any
       // interrupt during the test, nulls data segment registers whose hidden DPL is below the new
       // CPL, and a null-loaded register's is 0): a host artifact, not what the test did.
       return 0
-    case 58..<74:
+    case 66..<78:
       return Self.ldtSelector(rng.below(ldt.count), rpl: register == 2 && rng.chance(0.7) ? 3 : rpl)
-    case 74..<79:
+    case 78..<82:
       let index = rng.chance(0.5) ? Int(CN_LDT_ENTRIES) + rng.below(4) : Int(CN_LDT_ENTRIES) + rng.below(8176)
       return Self.ldtSelector(index, rpl: rpl)
-    case 79..<90:
+    case 82..<91:
       // Kernel (DPL 0), system (TSS, LDT), empty and TLS entries of the GDT (never the CPU/node
       // entry, whose limit depends on the CPU the child runs on).
       return UInt16(rng.pick([1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14])) << 3 | rpl
-    case 90..<93:
+    case 91..<93:
       return UInt16(16 + rng.below(8176)) << 3 | rpl
     default:
       // A stack descriptor with RPL 0-2: valid for data registers, #GP for SS.
@@ -564,7 +582,11 @@ public struct CompatProgramGenerator: Sendable {
   mutating func memoryOperand(
     segment: Int, size: Int, write: Bool, avoiding: Set<Int> = [], c: InstructionClass, addressBits bits: Int? = nil
   ) -> CompatMemory {
-    let addressBits = bits ?? (rng.chance(0.75) ? codeBits : 48 - codeBits)
+    var addressBits = bits ?? (rng.chance(0.75) ? codeBits : 48 - codeBits)
+    // An address size that cannot reach the sandbox in this segment mostly gives way to one that can.
+    if bits == nil && !segments[segment].reachesSandbox(addressBits: addressBits) && rng.chance(0.8) {
+      addressBits = 48 - addressBits
+    }
     let offset = pickOffset(segments[segment], size: size, write: write, addressBits: addressBits)
     var form: CompatMemory.Form
     var defaultSegment = 3
@@ -622,8 +644,43 @@ public struct CompatProgramGenerator: Sendable {
     return CompatMemory(form: form, prefixes: prefixes, segment: segment, offset: offset)
   }
 
-  /// A segment register for a memory access: mostly DS, but every one appears.
-  mutating func anySegment() -> Int { rng.chance(0.35) ? 3 : rng.below(6) }
+  /// A segment register for a memory access: three times in four one whose segment allows it
+  /// (usable, and readable or writable as needed; DS when it does, often), else any of the six
+  /// (a null, read-only or execute-only one then faults).
+  mutating func anySegment(write: Bool = false, addressBits: Int? = nil) -> Int {
+    if rng.chance(0.75) {
+      let fitting = (0..<6).filter { i in
+        let view = segments[i]
+        guard view.usable && (write ? view.writable : view.readable) else { return false }
+        return addressBits.map { view.reachesSandbox(addressBits: $0) } ?? true
+      }
+      if !fitting.isEmpty { return fitting.contains(3) && rng.chance(0.4) ? 3 : rng.pick(fitting) }
+    }
+    return rng.below(6)
+  }
+
+  /// Mostly makes segment register `register` one that allows the access and reaches the sandbox
+  /// at `addressBits`: when it does not, loads a selector that does (MOV r, imm; MOV Sreg, r as
+  /// helpers), which also exercises the hidden part of a freshly loaded register.
+  mutating func ensureSegment(_ register: Int, write: Bool, addressBits: Int, _ c: InstructionClass) {
+    let view = segments[register]
+    if register == 1
+      || view.usable && (write ? view.writable : view.readable) && view.reachesSandbox(addressBits: addressBits)
+    {
+      return
+    }
+    guard rng.chance(0.7) else { return }
+    let candidates = dataSelectors().filter { selector in
+      guard let v = predictLoad(selector, into: register) else { return false }
+      return (write ? v.writable : v.readable) && v.reachesSandbox(addressBits: addressBits)
+    }
+    guard !candidates.isEmpty else { return }
+    let selector = rng.pick(candidates)
+    let r = self.register()
+    setRegister(r, UInt32(selector), c)
+    add([0x8E, 0xC0 | UInt8(register) << 3 | UInt8(r)], c, setup: true)
+    loaded(selector, into: register)
+  }
 
   /// Places `bytes` at `offset` in `segment` in the initial sandbox (when that is where it lands).
   mutating func patch(segment: Int, offset: UInt64, _ bytes: [UInt8]) {

@@ -118,6 +118,9 @@ public struct DiffMismatch: Sendable {
 /// Totals of a run.
 public struct DiffTestReport: Sendable {
   public var instructions = 0
+  /// Of `instructions`, those the host reached: a program that faults does not run the
+  /// instructions after the faulting one.
+  public var executed = 0
   public var programs = 0
   public var mismatchCount = 0
   /// Runs the host could not finish (timeouts): not compared.
@@ -133,6 +136,7 @@ public struct DiffTestReport: Sendable {
       "difftest: \(instructions) instructions in \(programs) programs, \(mismatchCount) mismatching programs"
         + (skipped > 0 ? ", \(skipped) skipped (native timeout)" : "")
     ]
+    lines.append("  executed on the host: \(executed) (the rest follow a fault in their program)")
     lines.append(
       "  host outcomes: "
         + hostOutcomes.sorted(by: { $0.value > $1.value }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
@@ -214,6 +218,8 @@ public final class DiffTester {
         report.skipped += 1
         continue
       }
+      let stop = n.outcome == .completed ? UInt64.max : n.state.rip
+      report.executed += zip(program.addresses, program.instructions).filter { !$1.isSetup && $0 <= stop }.count
       switch n.outcome {
       case .completed: report.hostOutcomes["completed", default: 0] += 1
       case .fault(let v, _): report.hostOutcomes[vectorName(v), default: 0] += 1
