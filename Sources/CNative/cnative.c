@@ -25,6 +25,7 @@
 #include <sys/auxv.h>
 #include <sys/syscall.h>
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -512,6 +513,47 @@ int cn_runner_run(cn_runner *runner, const cn_test *test, cn_result *result, int
   return -ENOSYS;
 }
 #endif
+
+int cn_compat_mode_probe(char *reason, size_t size) {
+  int error = 0;
+  cn_runner *runner = cn_runner_create(&error);
+  if (runner == NULL) {
+    snprintf(reason, size, "the native runner cannot start (errno %d)", -error);
+    return -1;
+  }
+  cn_test *test = calloc(1, sizeof *test);
+  cn_result *result = calloc(1, sizeof *result);
+  int status = -1;
+  if (test != NULL && result != NULL) {
+    // A NOP in a 16-bit code segment at the code page (LDT entry 0, selector 7), flat 0x2B data.
+    test->mode = CN_MODE_COMPAT;
+    test->code_length = 1;
+    test->code[0] = 0x90;
+    for (int i = 1; i < CN_LDT_ENTRIES; i++) test->ldt[i].empty = 1;
+    test->ldt[0] = (cn_ldt_entry){.base = (uint32_t)CN_CODE_ADDR, .limit = 0xFFF, .contents = 2};
+    uint16_t segments[6] = {0x2B, 0x07, 0x2B, 0x2B, 0, 0};
+    memcpy(test->initial.segments, segments, sizeof segments);
+    test->initial.gpr[4] = CN_SANDBOX_ADDR + 0x1000;
+    test->initial.rflags = 2;
+    int rc = cn_runner_run(runner, test, result, 2000);
+    if (rc != 0) {
+      snprintf(reason, size, "the native runner failed (errno %d)", -rc);
+    } else if (result->outcome == CN_OUTCOME_SETUP_FAILED) {
+      snprintf(reason, size, "modify_ldt cannot install a 16-bit segment (errno %d)", result->signal);
+    } else if (result->outcome != CN_OUTCOME_COMPLETED || result->final.rip != 1) {
+      snprintf(reason, size, "a NOP in a 16-bit LDT code segment did not run (outcome %d, vector %d)",
+               result->outcome, result->vector);
+    } else {
+      status = 0;
+    }
+  } else {
+    snprintf(reason, size, "out of memory");
+  }
+  free(test);
+  free(result);
+  cn_runner_destroy(runner);
+  return status;
+}
 
 uint8_t *cn_test_sandbox(cn_test *test) { return test->sandbox; }
 const uint8_t *cn_result_sandbox(const cn_result *result) { return result->sandbox; }

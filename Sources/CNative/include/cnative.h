@@ -103,6 +103,9 @@ cn_runner *cn_runner_create(int *error);
 int cn_runner_run(cn_runner *runner, const cn_test *test, cn_result *result, int timeout_ms);
 /// Stops the child and frees the runner.
 void cn_runner_destroy(cn_runner *runner);
+/// Whether this host runs compatibility-mode tests: a runner installs a 16-bit LDT code segment
+/// and runs a NOP in it. Returns 0, or -1 with the reason in `reason` (NUL-terminated).
+int cn_compat_mode_probe(char *reason, size_t size);
 
 /// The sandbox bytes of a test or result (arrays this large are not imported into Swift).
 uint8_t *cn_test_sandbox(cn_test *test);
