@@ -100,6 +100,16 @@ func modelMatchesHostCPUInCompatibilityMode(mode: DiffTestMode) throws {
   }
 }
 
+/// Each mode generates its own classes: ENTER/LEAVE in all three, the segment classes only in
+/// compatibility mode, every other class only in 64-bit mode.
+@Test func modesGenerateTheirOwnClasses() {
+  let long = InstructionClass.classes(for: .long64)
+  #expect(long.contains(.enterLeave) && long.contains(.alu) && !long.contains(.segmentLoad))
+  #expect(Set(long).union(InstructionClass.compatibilityClasses) == Set(InstructionClass.allCases))
+  #expect(InstructionClass.classes(for: .compat16) == InstructionClass.compatibilityClasses)
+  #expect(DiffTestOptions(instructionCount: 1, seed: 1).classes == long)
+}
+
 /// An LDT entry's descriptor is the one modify_ldt installs: DPL 3, accessed, P from
 /// seg_not_present, type from contents and read_exec_only, D/B and G from their fields.
 @Test func ldtEntriesEncodeTheDescriptorsLinuxInstalls() {

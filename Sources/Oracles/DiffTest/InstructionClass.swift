@@ -20,8 +20,13 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   /// The classes a mode generates: the compatibility-only ones there (plus ENTER/LEAVE at every
   /// nesting level), every other class in 64-bit mode.
   public static func classes(for mode: DiffTestMode) -> [InstructionClass] {
-    mode.isCompatibility ? compatibilityClasses : allCases.filter { !compatibilityClasses.contains($0) }
+    mode.isCompatibility ? compatibilityClasses : allCases.filter { !compatibilityOnly.contains($0) }
   }
+
+  /// The classes only compatibility mode generates.
+  static let compatibilityOnly: [InstructionClass] = [
+    .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit,
+  ]
 
   /// The classes with a compatibility-mode generator.
   public static let compatibilityClasses: [InstructionClass] = [
