@@ -9,7 +9,7 @@
 #define CN_CODE_ADDR 0x10000000ULL
 /// Bytes of test code the runner accepts; the rest of the code page is filled with INT3.
 #define CN_CODE_MAX 0xE00
-/// Size of the code page (the register block used by the entry trampoline lives past CN_CODE_MAX).
+/// Size of the code page (INT3 past the code, up to the end of the page).
 #define CN_CODE_SIZE 0x1000
 /// The sandbox: readable and writable data, and the stack. Unmapped guard pages surround it.
 #define CN_SANDBOX_ADDR 0x10002000ULL
