@@ -16,10 +16,9 @@ public enum StateComparison {
     switch (native.outcome, model.outcome) {
     case (.completed, .completed): break
     // Page faults must also agree on the error code's P, W/R and U/S bits (the model treats memory
-    // outside the code page and sandbox as not present, as the host does), and in compatibility
-    // mode on the address (CR2).
+    // outside the code page and sandbox as not present, as the host does) and on the address (CR2).
     case (.fault(14, let a), .fault(14, let b)) where a & 7 == b & 7:
-      if compat && native.faultAddress != model.faultAddress {
+      if native.faultAddress != model.faultAddress {
         out.append(FieldDifference(field: "cr2", native: hex(native.faultAddress), model: hex(model.faultAddress)))
       }
     // In compatibility mode the error codes of #TS, #NP, #SS and #GP (a selector or 0) are compared too.
