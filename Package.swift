@@ -46,7 +46,7 @@ let package = Package(
     // Guest images built with the package: GuestImages.referenceKernel.
     .target(name: "GuestImages", plugins: ["GuestKernelBuilder"]),
     // What the tests need from the host (kvm, SeaBIOS, QEMU, toolchain programs) as skip traits.
-    .target(name: "TestHostSupport", dependencies: ["KVMEngine"], path: "Tests/TestHostSupport"),
+    .target(name: "TestHostSupport", dependencies: ["KVMEngine", "CNative"], path: "Tests/TestHostSupport"),
     .testTarget(name: "X86Tests", dependencies: ["X86"]),
     .testTarget(name: "VMMTests", dependencies: ["VMM", "TestHostSupport"]),
     // Option syntax and the engine registry shared by the command line and the tests.

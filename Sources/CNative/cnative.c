@@ -1,12 +1,14 @@
-// Native runner for the differential tester: runs random x86-64 code on the host CPU in a
-// long-lived child process and reports the registers, flags, sandbox memory and any fault.
+// Native runner for the differential tester: runs random x86 code on the host CPU in a long-lived
+// child process and reports the registers, flags, segment selectors, sandbox memory and any fault.
 //
 // Protocol: a MAP_SHARED page set holds the test and the result; one byte over a pipe starts a
 // run, one byte back says it ended. The child places the code at CN_CODE_ADDR (RWX), the sandbox
-// at CN_SANDBOX_ADDR, loads every register through a trampoline and jumps to the code. The code
-// ends in INT3 (the rest of the page is INT3 too); SIGTRAP/SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers
-// (on an alternate stack, since RSP points into the sandbox) read the ucontext, including the
-// hardware trap number and error code, and siglongjmp back to the loop.
+// at CN_SANDBOX_ADDR, loads every register through a trampoline and jumps to the code: 64-bit
+// code directly, compatibility-mode code (32- or 16-bit) by a far jump after loading the test's
+// data and stack selectors, with the test's LDT installed through modify_ldt. The code ends in
+// INT3 (the rest of the page is INT3 too); SIGTRAP/SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers (on an
+// alternate stack, since RSP points into the sandbox) read the ucontext, including the hardware
+// trap number and error code, and siglongjmp back to the loop.
 #define _GNU_SOURCE
 #include "cnative.h"
 
@@ -18,6 +20,12 @@
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
+#if defined(__linux__)
+#include <asm/ldt.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,9 +41,6 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-// Register block read by the entry trampoline: rflags, rax rcx rdx rbx rbp rsi rdi r8..r15, rsp, rip.
-#define CN_BLOCK_ADDR (CN_CODE_ADDR + 0xF00)
-
 typedef struct {
   cn_test test;
   cn_result result;
@@ -49,14 +54,50 @@ static cn_shared *shared_area;
 
 static sigjmp_buf child_return;
 
-// The entry trampoline: loads every register from the block at CN_BLOCK_ADDR and jumps to the code.
+// The register block the entry trampolines read, in the child's own data (outside the 32-bit
+// address space the tests can reach): rflags, rax rcx rdx rbx rbp rsi rdi r8..r15 (popped in
+// that order), rsp, rip; then for compatibility mode the far pointer (offset32, CS), the stack
+// pointer (ESP, SS) and DS ES FS GS.
+typedef struct {
+  uint64_t popped[16];
+  uint64_t rsp;
+  uint64_t rip;
+  uint32_t entry_offset;
+  uint16_t entry_cs;
+  uint16_t pad0;
+  uint32_t entry_esp;
+  uint16_t entry_ss;
+  uint16_t pad1;
+  uint16_t data_segments[4];
+} cn_block_layout;
+_Static_assert(sizeof(cn_block_layout) == 0xA8, "the trampolines use fixed offsets into the block");
+__attribute__((used, aligned(64))) static cn_block_layout cn_block;
+
+// Filled by the signal entry stub before anything can reload them: DS ES FS GS as the test left
+// them (the 64-bit sigcontext has CS and SS but not these).
+__attribute__((used)) static uint16_t cn_live_segments[4];
+// The child's own DS, ES, FS base and GS base, restored by the stub after a compatibility-mode
+// test: the test may have loaded FS/GS with LDT selectors, and glibc reads its thread pointer
+// through FS (siglongjmp's pointer guard, the stack protector).
+__attribute__((used)) static uint16_t cn_own_ds, cn_own_es;
+__attribute__((used)) static uint64_t cn_own_fs_base, cn_own_gs_base;
+// Set while a compatibility-mode test runs; and whether WRFSBASE/WRGSBASE may be used (the
+// kernel enables them for user space) instead of arch_prctl.
+__attribute__((used)) static uint8_t cn_compat_active, cn_have_fsgsbase;
+
+// The 64-bit entry trampoline: loads every register from the block and jumps to the code.
 extern void cn_enter_test(void) __attribute__((noreturn));
+// The compatibility-mode entry: the same registers, then DS ES FS GS, SS:ESP (LSS) and a far jump
+// (m16:32) to CS:EIP. In 64-bit mode DS-relative operands ignore DS, so the block stays reachable
+// after each load; a bad selector here would fault in the trampoline, so the generator only
+// starts tests with loadable ones.
+extern void cn_enter_compat(void) __attribute__((noreturn));
 __asm__(".text\n"
         ".p2align 4\n"
         ".local cn_enter_test\n"
         ".type cn_enter_test, @function\n"
         "cn_enter_test:\n"
-        "  movq $0x10000f00, %rsp\n"
+        "  leaq cn_block(%rip), %rsp\n"
         "  popfq\n"
         "  popq %rax\n"
         "  popq %rcx\n"
@@ -73,11 +114,89 @@ __asm__(".text\n"
         "  popq %r13\n"
         "  popq %r14\n"
         "  popq %r15\n"
-        "  movq 0x10000f80, %rsp\n"
-        "  jmpq *0x10000f88\n"
-        ".size cn_enter_test, .-cn_enter_test\n");
+        "  movq cn_block+0x80(%rip), %rsp\n"
+        "  jmpq *cn_block+0x88(%rip)\n"
+        ".size cn_enter_test, .-cn_enter_test\n"
+        ".p2align 4\n"
+        ".local cn_enter_compat\n"
+        ".type cn_enter_compat, @function\n"
+        "cn_enter_compat:\n"
+        "  leaq cn_block(%rip), %rsp\n"
+        "  popfq\n"
+        "  popq %rax\n"
+        "  popq %rcx\n"
+        "  popq %rdx\n"
+        "  popq %rbx\n"
+        "  popq %rbp\n"
+        "  popq %rsi\n"
+        "  popq %rdi\n"
+        "  popq %r8\n"
+        "  popq %r9\n"
+        "  popq %r10\n"
+        "  popq %r11\n"
+        "  popq %r12\n"
+        "  popq %r13\n"
+        "  popq %r14\n"
+        "  popq %r15\n"
+        "  movw cn_block+0xa0(%rip), %ds\n"
+        "  movw cn_block+0xa2(%rip), %es\n"
+        "  movw cn_block+0xa4(%rip), %fs\n"
+        "  movw cn_block+0xa6(%rip), %gs\n"
+        "  lssl cn_block+0x98(%rip), %esp\n"
+        "  ljmpl *cn_block+0x90(%rip)\n"
+        ".size cn_enter_compat, .-cn_enter_compat\n");
 
-static void child_signal(int signal_number, siginfo_t *info, void *context) {
+static void child_signal(int signal_number, siginfo_t *info, void *context);
+
+// The signal handler's first instructions: record DS ES FS GS, then (after a compatibility-mode
+// test) give the child back its own DS, ES and FS/GS bases before any C code runs, and continue
+// in child_signal with the handler's arguments (RDI RSI RDX) intact. The kernel has already put
+// CS and SS back to the 64-bit user selectors for the handler.
+extern void cn_signal_entry(int, siginfo_t *, void *);
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".local cn_signal_entry\n"
+        ".type cn_signal_entry, @function\n"
+        "cn_signal_entry:\n"
+        "  movw %ds, cn_live_segments+0(%rip)\n"
+        "  movw %es, cn_live_segments+2(%rip)\n"
+        "  movw %fs, cn_live_segments+4(%rip)\n"
+        "  movw %gs, cn_live_segments+6(%rip)\n"
+        "  cmpb $0, cn_compat_active(%rip)\n"
+        "  je 2f\n"
+        "  pushq %rdi\n"
+        "  pushq %rsi\n"
+        "  pushq %rdx\n"
+        "  movw cn_own_ds(%rip), %ds\n"
+        "  movw cn_own_es(%rip), %es\n"
+        "  xorl %eax, %eax\n"
+        "  movl %eax, %fs\n"
+        "  movl %eax, %gs\n"
+        "  cmpb $0, cn_have_fsgsbase(%rip)\n"
+        "  je 1f\n"
+        "  movq cn_own_fs_base(%rip), %rax\n"
+        "  wrfsbase %rax\n"
+        "  movq cn_own_gs_base(%rip), %rax\n"
+        "  wrgsbase %rax\n"
+        "  jmp 3f\n"
+        "1:\n"
+        "  movl $158, %eax\n"  // arch_prctl(ARCH_SET_FS, base)
+        "  movl $0x1002, %edi\n"
+        "  movq cn_own_fs_base(%rip), %rsi\n"
+        "  syscall\n"
+        "  movl $158, %eax\n"  // arch_prctl(ARCH_SET_GS, base)
+        "  movl $0x1001, %edi\n"
+        "  movq cn_own_gs_base(%rip), %rsi\n"
+        "  syscall\n"
+        "3:\n"
+        "  popq %rdx\n"
+        "  popq %rsi\n"
+        "  popq %rdi\n"
+        "2:\n"
+        "  jmp child_signal\n"
+        ".size cn_signal_entry, .-cn_signal_entry\n");
+
+__attribute__((used)) static void child_signal(int signal_number, siginfo_t *info, void *context) {
   (void)info;
   ucontext_t *uc = (ucontext_t *)context;
   greg_t *g = uc->uc_mcontext.gregs;
@@ -100,6 +219,15 @@ static void child_signal(int signal_number, siginfo_t *info, void *context) {
   r->final.gpr[15] = (uint64_t)g[REG_R15];
   r->final.rip = (uint64_t)g[REG_RIP];
   r->final.rflags = (uint64_t)g[REG_EFL];
+  // REG_CSGSFS packs CS, GS, FS and (since Linux 4.6) SS in 16-bit fields; the kernel leaves GS
+  // and FS at 0 there, so those come from the entry stub like DS and ES.
+  uint64_t csgsfs = (uint64_t)g[REG_CSGSFS];
+  r->final.segments[0] = cn_live_segments[1];
+  r->final.segments[1] = (uint16_t)csgsfs;
+  r->final.segments[2] = (uint16_t)(csgsfs >> 48);
+  r->final.segments[3] = cn_live_segments[0];
+  r->final.segments[4] = cn_live_segments[2];
+  r->final.segments[5] = cn_live_segments[3];
   r->signal = signal_number;
   r->vector = (int32_t)g[REG_TRAPNO];
   r->error_code = (uint64_t)g[REG_ERR];
@@ -112,6 +240,42 @@ static void child_signal(int signal_number, siginfo_t *info, void *context) {
     r->outcome = CN_OUTCOME_FAULT;
   }
   siglongjmp(child_return, 1);
+}
+
+// The LDT as last installed (valid once ldt_installed is set).
+static cn_ldt_entry installed_ldt[CN_LDT_ENTRIES];
+static int ldt_installed;
+
+// Installs the entries of `ldt` that differ from what is installed. Returns 0 or an errno.
+static int install_ldt(const cn_ldt_entry *ldt) {
+  for (int i = 0; i < CN_LDT_ENTRIES; i++) {
+    if (ldt_installed && memcmp(&installed_ldt[i], &ldt[i], sizeof ldt[i]) == 0) continue;
+    struct user_desc d;
+    memset(&d, 0, sizeof d);
+    d.entry_number = (unsigned)i;
+    if (ldt[i].empty) {
+      // modify_ldt's "empty" form: an all-zero descriptor.
+      d.read_exec_only = 1;
+      d.seg_not_present = 1;
+    } else {
+      d.base_addr = ldt[i].base;
+      d.limit = ldt[i].limit & 0xFFFFF;
+      d.seg_32bit = ldt[i].seg_32bit & 1;
+      d.contents = ldt[i].contents & 3;
+      d.read_exec_only = ldt[i].read_exec_only & 1;
+      d.limit_in_pages = ldt[i].limit_in_pages & 1;
+      d.seg_not_present = ldt[i].seg_not_present & 1;
+      d.useable = ldt[i].useable & 1;
+    }
+    // Function 0x11: write one entry in the current format.
+    if (syscall(SYS_modify_ldt, 0x11, &d, sizeof d) != 0) {
+      ldt_installed = 0;
+      return errno;
+    }
+    installed_ldt[i] = ldt[i];
+  }
+  ldt_installed = 1;
+  return 0;
 }
 
 static int write_all(int fd, const void *buffer, size_t length) {
@@ -140,13 +304,17 @@ static void child_main(int requests, int replies) {
   if (sigaltstack(&stack, NULL) != 0) _exit(92);
   struct sigaction action;
   memset(&action, 0, sizeof action);
-  action.sa_sigaction = child_signal;
+  action.sa_sigaction = cn_signal_entry;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
   sigemptyset(&action.sa_mask);
   int signals[] = {SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
   for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
     if (sigaction(signals[i], &action, NULL) != 0) _exit(93);
   }
+  __asm__ volatile("movw %%ds, %0\n movw %%es, %1" : "=m"(cn_own_ds), "=m"(cn_own_es));
+  syscall(SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &cn_own_fs_base);
+  syscall(SYS_arch_prctl, 0x1004 /* ARCH_GET_GS */, &cn_own_gs_base);
+  cn_have_fsgsbase = (getauxval(AT_HWCAP2) & 2 /* HWCAP2_FSGSBASE */) != 0;
   for (;;) {
     uint8_t command;
     ssize_t n = read(requests, &command, 1);
@@ -154,27 +322,48 @@ static void child_main(int requests, int replies) {
     if (n != 1) _exit(0);
     const cn_test *t = &shared_area->test;
     cn_result *r = &shared_area->result;
+    memset(r, 0, offsetof(cn_result, sandbox));
+    int compat = t->mode == CN_MODE_COMPAT;
+    if (compat) {
+      int e = install_ldt(t->ldt);
+      if (e != 0) {
+        r->outcome = CN_OUTCOME_SETUP_FAILED;
+        r->signal = e;
+        uint8_t done = 1;
+        if (write_all(replies, &done, 1) != 0) _exit(0);
+        continue;
+      }
+    }
     memset(code, 0xCC, CN_CODE_SIZE);
     uint32_t length = t->code_length <= CN_CODE_MAX ? t->code_length : CN_CODE_MAX;
     memcpy(code, t->code, length);
     memcpy(sandbox, t->sandbox, CN_SANDBOX_SIZE);
-    uint64_t *block = (uint64_t *)CN_BLOCK_ADDR;
     const uint64_t *gpr = t->initial.gpr;
-    block[0] = t->initial.rflags & 0x0CD5;  // status flags and DF only: no TF, no AC
-    block[1] = gpr[0];
-    block[2] = gpr[1];
-    block[3] = gpr[2];
-    block[4] = gpr[3];
-    block[5] = gpr[5];
-    block[6] = gpr[6];
-    block[7] = gpr[7];
-    for (int i = 8; i < 16; i++) block[i] = gpr[i];
-    block[16] = gpr[4];
-    block[17] = CN_CODE_ADDR;
-    memset(r, 0, offsetof(cn_result, sandbox));
+    cn_block.popped[0] = t->initial.rflags & 0x0CD5;  // status flags and DF only: no TF, no AC
+    cn_block.popped[1] = gpr[0];
+    cn_block.popped[2] = gpr[1];
+    cn_block.popped[3] = gpr[2];
+    cn_block.popped[4] = gpr[3];
+    cn_block.popped[5] = gpr[5];
+    cn_block.popped[6] = gpr[6];
+    cn_block.popped[7] = gpr[7];
+    for (int i = 8; i < 16; i++) cn_block.popped[i] = gpr[i];
+    cn_block.rsp = gpr[4];
+    cn_block.rip = CN_CODE_ADDR;
+    cn_block.entry_offset = (uint32_t)t->initial.rip;
+    cn_block.entry_cs = t->initial.segments[1];
+    cn_block.entry_esp = (uint32_t)gpr[4];
+    cn_block.entry_ss = t->initial.segments[2];
+    cn_block.data_segments[0] = t->initial.segments[3];
+    cn_block.data_segments[1] = t->initial.segments[0];
+    cn_block.data_segments[2] = t->initial.segments[4];
+    cn_block.data_segments[3] = t->initial.segments[5];
+    cn_compat_active = (uint8_t)compat;
     if (sigsetjmp(child_return, 1) == 0) {
+      if (compat) cn_enter_compat();
       cn_enter_test();
     }
+    cn_compat_active = 0;
     memcpy(r->sandbox, sandbox, CN_SANDBOX_SIZE);
     uint8_t done = 1;
     if (write_all(replies, &done, 1) != 0) _exit(0);
@@ -324,6 +513,47 @@ int cn_runner_run(cn_runner *runner, const cn_test *test, cn_result *result, int
   return -ENOSYS;
 }
 #endif
+
+int cn_compat_mode_probe(char *reason, size_t size) {
+  int error = 0;
+  cn_runner *runner = cn_runner_create(&error);
+  if (runner == NULL) {
+    snprintf(reason, size, "the native runner cannot start (errno %d)", -error);
+    return -1;
+  }
+  cn_test *test = calloc(1, sizeof *test);
+  cn_result *result = calloc(1, sizeof *result);
+  int status = -1;
+  if (test != NULL && result != NULL) {
+    // A NOP in a 16-bit code segment at the code page (LDT entry 0, selector 7), flat 0x2B data.
+    test->mode = CN_MODE_COMPAT;
+    test->code_length = 1;
+    test->code[0] = 0x90;
+    for (int i = 1; i < CN_LDT_ENTRIES; i++) test->ldt[i].empty = 1;
+    test->ldt[0] = (cn_ldt_entry){.base = (uint32_t)CN_CODE_ADDR, .limit = 0xFFF, .contents = 2};
+    uint16_t segments[6] = {0x2B, 0x07, 0x2B, 0x2B, 0, 0};
+    memcpy(test->initial.segments, segments, sizeof segments);
+    test->initial.gpr[4] = CN_SANDBOX_ADDR + 0x1000;
+    test->initial.rflags = 2;
+    int rc = cn_runner_run(runner, test, result, 2000);
+    if (rc != 0) {
+      snprintf(reason, size, "the native runner failed (errno %d)", -rc);
+    } else if (result->outcome == CN_OUTCOME_SETUP_FAILED) {
+      snprintf(reason, size, "modify_ldt cannot install a 16-bit segment (errno %d)", result->signal);
+    } else if (result->outcome != CN_OUTCOME_COMPLETED || result->final.rip != 1) {
+      snprintf(reason, size, "a NOP in a 16-bit LDT code segment did not run (outcome %d, vector %d)",
+               result->outcome, result->vector);
+    } else {
+      status = 0;
+    }
+  } else {
+    snprintf(reason, size, "out of memory");
+  }
+  free(test);
+  free(result);
+  cn_runner_destroy(runner);
+  return status;
+}
 
 uint8_t *cn_test_sandbox(cn_test *test) { return test->sandbox; }
 const uint8_t *cn_result_sandbox(const cn_result *result) { return result->sandbox; }

@@ -10,8 +10,21 @@ struct DiffTestCommand: ParsableCommand {
       and on the model from the same state, and compares registers, RFLAGS (without the flags the \
       SDM leaves undefined), the sandbox memory and the fault raised. Mismatches are shrunk to a \
       single instruction where possible. Exits with status 1 when any mismatch occurs.
+
+      --mode compat32 and --mode compat16 run 32- and 16-bit code in compatibility mode instead \
+      (Linux on x86-64: the GDT's 32-bit user code selector or an LDT code segment, with LDT data \
+      and stack segments installed through modify_ldt). Their classes cover segment register \
+      loads and stores, stacks whose size differs from the code size, ENTER/LEAVE at every \
+      nesting level, 16-bit string addressing, and segment limit, type and guard-page faults; the \
+      segment selectors, fault error codes and CR2 are compared as well.
       """
   )
+
+  @Option(
+    help: ArgumentHelp(
+      "Code to generate: \(DiffTestMode.allCases.map(\.rawValue).joined(separator: ", ")).",
+      discussion: "64: 64-bit user code (default); compat32/compat16: compatibility mode with LDT segments."))
+  var mode = "64"
 
   @Option(help: "Instructions under test to generate.") var count = 10_000
   @Option(help: "Random seed (the same seed reproduces the same run).") var seed: UInt64 = 1
@@ -19,7 +32,9 @@ struct DiffTestCommand: ParsableCommand {
     name: .customLong("class"),
     help: ArgumentHelp(
       "Only these instruction classes (repeatable or comma-separated).",
-      discussion: "Classes: \(InstructionClass.allCases.map(\.rawValue).joined(separator: ", "))"))
+      discussion: "64-bit classes: \(InstructionClass.classes(for: .long64).map(\.rawValue).joined(separator: ", ")); "
+        + "compat32/compat16 classes: \(InstructionClass.compatibilityClasses.map(\.rawValue).joined(separator: ", "))")
+  )
   var classes: [String] = []
   @Option(help: "Instructions under test per program.") var length = 4
   @Option(help: "Mismatches to shrink and print in full.") var show = 10
@@ -28,6 +43,10 @@ struct DiffTestCommand: ParsableCommand {
   var noFastPath = false
 
   func run() throws {
+    guard let mode = DiffTestMode(rawValue: mode) else {
+      throw ValidationError(
+        "unknown mode '\(self.mode)'; known: \(DiffTestMode.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
     var selected: [InstructionClass] = []
     for name in classes.flatMap({ $0.split(separator: ",").map(String.init) }) {
       guard let c = InstructionClass(rawValue: name) else {
@@ -38,8 +57,11 @@ struct DiffTestCommand: ParsableCommand {
     }
     guard count > 0 else { throw ValidationError("--count must be positive") }
     guard (1...64).contains(length) else { throw ValidationError("--length must be 1...64") }
+    for c in selected where !c.isAvailable(in: mode) {
+      throw ValidationError("class '\(c.rawValue)' is not generated in mode \(mode.rawValue)")
+    }
     var options = DiffTestOptions(
-      instructionCount: count, seed: seed, classes: selected.isEmpty ? InstructionClass.allCases : selected)
+      instructionCount: count, seed: seed, classes: selected.isEmpty ? nil : selected, mode: mode)
     options.programLength = length
     options.keptMismatches = max(show, 0)
     options.fastPath = !noFastPath
@@ -47,7 +69,7 @@ struct DiffTestCommand: ParsableCommand {
     do { tester = try DiffTester(options: options) } catch { throw ValidationError(error.description) }
     for note in tester.notes { print("note: \(note)") }
     print(
-      "difftest: \(count) instructions, seed \(seed)\(noFastPath ? ", general path only" : ""), classes: "
+      "difftest: \(count) instructions, seed \(seed), mode \(mode.rawValue)\(noFastPath ? ", general path only" : ""), classes: "
         + options.classes.map(\.rawValue).joined(separator: " ")
     )
     let report: DiffTestReport

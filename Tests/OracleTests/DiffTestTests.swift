@@ -77,3 +77,75 @@ import Testing
     native: native, model: RunResult(outcome: .completed, state: sameButAF), undefinedFlags: FlagBits.af)
   #expect(masked.isEmpty)
 }
+
+/// The compatibility-mode oracles: 32- and 16-bit code with LDT segments of its own, a short run
+/// with a fixed seed that must show no mismatch and must reach every class and every kind of
+/// fault the classes aim at.
+@Test(.requires(.nativeX86Linux, .compatibilityMode), arguments: [DiffTestMode.compat32, .compat16])
+func modelMatchesHostCPUInCompatibilityMode(mode: DiffTestMode) throws {
+  let instructions = 20_000
+  var options = DiffTestOptions(instructionCount: instructions, seed: 0x1D7_2026, mode: mode)
+  options.keptMismatches = 5
+  let tester = try DiffTester(options: options)
+  let report = try tester.run()
+  print(report.summary)
+  for m in report.mismatches { print(m.report) }
+  #expect(report.instructions >= instructions)
+  #expect(report.mismatchCount == 0, "\(report.mismatchCount) programs differ between the host CPU and the model")
+  for c in InstructionClass.compatibilityClasses {
+    #expect((report.perClass[c]?.tested ?? 0) > 0, "class \(c.rawValue) not generated")
+  }
+  for outcome in ["completed", "#GP", "#SS", "#NP", "#PF", "#UD"] {
+    #expect(report.hostOutcomes[outcome, default: 0] > 0, "no program ended with \(outcome)")
+  }
+}
+
+/// Each mode generates its own classes: ENTER/LEAVE in all three, the segment classes only in
+/// compatibility mode, every other class only in 64-bit mode.
+@Test func modesGenerateTheirOwnClasses() {
+  let long = InstructionClass.classes(for: .long64)
+  #expect(long.contains(.enterLeave) && long.contains(.alu) && !long.contains(.segmentLoad))
+  #expect(Set(long).union(InstructionClass.compatibilityClasses) == Set(InstructionClass.allCases))
+  #expect(InstructionClass.classes(for: .compat16) == InstructionClass.compatibilityClasses)
+  #expect(DiffTestOptions(instructionCount: 1, seed: 1).classes == long)
+}
+
+/// An LDT entry's descriptor is the one modify_ldt installs: DPL 3, accessed, P from
+/// seg_not_present, type from contents and read_exec_only, D/B and G from their fields.
+@Test func ldtEntriesEncodeTheDescriptorsLinuxInstalls() {
+  let data = LDTEntry(base: 0x1000_2000, limit: 0x1FFF, is32Bit: true, contents: .data)
+  #expect(data.descriptor == 0x1040_F300_2000_1FFF)
+  let code16 = LDTEntry(base: 0x1000_0000, limit: 0xFFF, is32Bit: false, contents: .code, readExecOnly: true)
+  #expect(code16.descriptor == 0x1000_F900_0000_0FFF)
+  var down = LDTEntry(
+    base: 0xFFFF_F000, limit: 0xF_FFFE, is32Bit: true, contents: .expandDownData, limitInPages: true, notPresent: true)
+  #expect(down.descriptor == 0xFFCF_77FF_F000_FFFE)
+  down.empty = true
+  #expect(down.descriptor == 0)
+  // Selectors resolve through Linux's GDT layout and the LDT; out-of-table ones do not.
+  #expect(CompatDescriptorTables.descriptor(0x2B, ldt: [data]) == 0x00CF_F300_0000_FFFF)
+  #expect(CompatDescriptorTables.descriptor(0x07, ldt: [data]) == data.descriptor)
+  #expect(CompatDescriptorTables.descriptor(0x0F, ldt: [data]) == nil)
+  #expect(CompatDescriptorTables.descriptor(0x83, ldt: [data]) == nil)
+}
+
+/// Generated compatibility-mode tests start from loadable selectors (the native trampoline loads
+/// them before the first instruction), with a stack in the sandbox, and fit the code page.
+@Test(arguments: [DiffTestMode.compat32, .compat16])
+func compatibilityTestsStartFromLoadableSelectors(mode: DiffTestMode) {
+  var generator = CompatProgramGenerator(mode: mode, classes: InstructionClass.compatibilityClasses, seed: 7)
+  for _ in 0..<2000 {
+    let (initial, program) = generator.nextTest(count: 4)
+    #expect(initial.ldt.count == 16 && initial.segments.count == 6)
+    #expect(program.code.count <= 0xE00)
+    #expect(generator.predictLoad(initial.segments[2], into: 2) != nil, "SS \(initial.segments[2])")
+    for register in [0, 3, 4, 5] {
+      #expect(generator.predictLoad(initial.segments[register], into: register) != nil)
+    }
+    let cs = CompatDescriptorTables.cache(initial.segments[1], ldt: initial.ldt)
+    #expect(cs.attributes & 0x8 != 0 && (cs.attributes & 0x4000 != 0) == (mode == .compat32))
+    #expect(initial.rip == (mode == .compat16 ? 0 : 0x1000_0000))
+    // RAX-RDI start with clear upper halves: compatibility-mode code cannot set them.
+    #expect(initial.gpr.prefix(8).allSatisfy { $0 >> 32 == 0 })
+  }
+}

@@ -1,3 +1,4 @@
+import CNative
 import Foundation
 import KVMEngine
 import Testing
@@ -25,6 +26,10 @@ public enum HostRequirement: String, CaseIterable, Sendable {
   case llvmObjdump
   /// Linux on x86-64, where the native runner of the host-CPU difftest works.
   case nativeX86Linux
+  /// The compatibility-mode difftest's native side: modify_ldt installs 16-bit segments and the
+  /// runner's child runs code in them (not under kernels built without modify_ldt or that refuse
+  /// 16-bit segments).
+  case compatibilityMode
   /// The SingleStep test vectors (`HostTools.singleStepDirectory`).
   case singleStepData
   /// `iasl`, the ACPICA compiler and disassembler (the Debian `acpica-tools` package).
@@ -103,6 +108,15 @@ public enum HostRequirement: String, CaseIterable, Sendable {
       #endif
     case .iasl:
       return HostTools.find("iasl") == nil ? "iasl is not installed (the acpica-tools package)" : nil
+    case .compatibilityMode:
+      #if os(Linux) && arch(x86_64)
+        var reason = [CChar](repeating: 0, count: 256)
+        let status = reason.withUnsafeMutableBufferPointer { cn_compat_mode_probe($0.baseAddress, $0.count) }
+        return status == 0
+          ? nil : String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      #else
+        return "the native runner needs Linux on x86-64"
+      #endif
     case .singleStepData:
       return FileManager.default.fileExists(atPath: HostTools.singleStepDirectory)
         ? nil : "no SingleStep vectors at \(HostTools.singleStepDirectory) (set TRIVISOR_SINGLESTEP_DATA)"

@@ -14,11 +14,46 @@ public struct DiffTestOptions: Sendable {
   public var fastPath = true
   /// Mismatches to shrink and keep in full (the rest are only counted).
   public var keptMismatches: Int = 20
+  /// 64-bit code, or 32- or 16-bit code in compatibility mode.
+  public var mode: DiffTestMode
 
-  public init(instructionCount: Int, seed: UInt64, classes: [InstructionClass] = InstructionClass.allCases) {
+  /// Options for `mode`; `classes` nil means every class the mode generates.
+  public init(
+    instructionCount: Int, seed: UInt64, classes: [InstructionClass]? = nil, mode: DiffTestMode = .long64
+  ) {
     self.instructionCount = instructionCount
     self.seed = seed
-    self.classes = classes
+    self.mode = mode
+    self.classes = classes ?? InstructionClass.classes(for: mode)
+  }
+}
+
+/// Where a run's tests come from: the 64-bit generator or the compatibility-mode one.
+enum ProgramSource: Sendable {
+  case long64(ProgramGenerator)
+  case compatibility(CompatProgramGenerator)
+
+  init(mode: DiffTestMode, classes: [InstructionClass], features: Set<HostFeature>, seed: UInt64) {
+    if mode.isCompatibility {
+      self = .compatibility(CompatProgramGenerator(mode: mode, classes: classes, seed: seed))
+    } else {
+      self = .long64(ProgramGenerator(classes: classes, features: features, seed: seed))
+    }
+  }
+
+  /// The next initial state and program of `count` instructions under test.
+  mutating func nextTest(count: Int) -> (initial: MachineState, program: TestProgram) {
+    switch self {
+    case .long64(var g):
+      let initial = g.initialState()
+      let program = g.program(count: count)
+      self = .long64(g)
+      return (initial, program)
+    case .compatibility(var g):
+      let test = g.nextTest(count: count)
+      self = .compatibility(g)
+      return test
+    }
   }
 }
 
@@ -41,26 +76,51 @@ public struct DiffMismatch: Sendable {
       "MISMATCH in class '\(instructionClass.rawValue)'"
         + (isSingleInstruction ? " (single instruction)" : " (program prefix; did not reproduce alone)"))
     for (address, i) in zip(program.addresses, program.instructions) {
-      let text = Disassembler.disassemble(i.bytes, mode: .bits64, address: address)?.text ?? "(model cannot decode)"
+      let text =
+        Disassembler.disassemble(i.bytes, mode: program.codeMode, address: address)?.text ?? "(model cannot decode)"
       let bytes = i.bytes.map { hex2($0) }.joined(separator: " ")
       lines.append("  \(hex(address)): \(bytes.padding(toLength: 36, withPad: " ", startingAt: 0)) \(text)")
     }
     lines.append("  initial: " + Self.registers(initial))
     lines.append("  native:  \(native.outcome) at rip \(hex(native.state.rip)); " + Self.registers(native.state))
     lines.append("  model:   \(model.outcome) at rip \(hex(model.state.rip)); " + Self.registers(model.state))
+    if initial.isCompatibility {
+      // The whole LDT: the program may load any selector from memory or an immediate.
+      for (index, e) in initial.ldt.enumerated() {
+        lines.append("  ldt[\(index)] (selector \(hex(UInt64(index << 3 | 7)))): \(Self.describe(e))")
+      }
+    }
     for d in differences { lines.append("  differs: \(d)") }
     return lines.joined(separator: "\n")
   }
 
   static func registers(_ s: MachineState) -> String {
-    (0..<16).map { "\(MachineState.registerNames[$0])=\(hex(s.gpr[$0]))" }.joined(separator: " ")
+    let count = s.isCompatibility ? 8 : 16
+    var text =
+      (0..<count).map { "\(MachineState.registerNames[$0])=\(hex(s.gpr[$0]))" }.joined(separator: " ")
       + " rflags=\(hex(s.rflags))"
+    if s.isCompatibility {
+      text += " " + zip(MachineState.segmentNames, s.segments).map { "\($0)=\(hex(UInt64($1)))" }.joined(separator: " ")
+    }
+    return text
+  }
+
+  /// An LDT entry in the terms of modify_ldt, with its descriptor.
+  static func describe(_ e: LDTEntry) -> String {
+    if e.empty { return "empty (all zero)" }
+    let kind = ["data", "expand-down data", "code"][Int(e.contents.rawValue)]
+    let access = e.readExecOnly ? (e.contents == .code ? " execute-only" : " read-only") : ""
+    return "base \(hex(UInt64(e.base))) limit \(hex(UInt64(e.limit)))\(e.limitInPages ? " (pages)" : "") "
+      + "\(e.is32Bit ? "32" : "16")-bit \(kind)\(access)\(e.notPresent ? " not present" : "") = \(hex(e.descriptor))"
   }
 }
 
 /// Totals of a run.
 public struct DiffTestReport: Sendable {
   public var instructions = 0
+  /// Of `instructions`, those the host reached: a program that faults does not run the
+  /// instructions after the faulting one.
+  public var executed = 0
   public var programs = 0
   public var mismatchCount = 0
   /// Runs the host could not finish (timeouts): not compared.
@@ -76,6 +136,7 @@ public struct DiffTestReport: Sendable {
       "difftest: \(instructions) instructions in \(programs) programs, \(mismatchCount) mismatching programs"
         + (skipped > 0 ? ", \(skipped) skipped (native timeout)" : "")
     ]
+    lines.append("  executed on the host: \(executed) (the rest follow a fault in their program)")
     lines.append(
       "  host outcomes: "
         + hostOutcomes.sorted(by: { $0.value > $1.value }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
@@ -92,17 +153,25 @@ public struct DiffTestReport: Sendable {
 public final class DiffTester {
   public let options: DiffTestOptions
   let native: NativeRunner
-  let model = ModelRunner()
-  var generator: ProgramGenerator
+  let model: ModelRunner
+  let features: Set<HostFeature>
+  var generator: ProgramSource
   public private(set) var notes: [String]
 
   public init(options: DiffTestOptions) throws(NativeRunnerError) {
     self.options = options
     let host = HostCPU.detect()
-    let usable = host.usableClasses(options.classes)
-    notes = usable.notes
-    generator = ProgramGenerator(classes: usable.classes, features: host.features, seed: options.seed)
+    var notes: [String] = []
+    let inMode = options.classes.filter { $0.isAvailable(in: options.mode) }
+    for c in options.classes where !c.isAvailable(in: options.mode) {
+      notes.append("class '\(c.rawValue)' has no generator in mode \(options.mode.rawValue): skipped")
+    }
+    let usable = host.usableClasses(inMode)
+    self.notes = notes + usable.notes
+    features = host.features
+    generator = ProgramSource(mode: options.mode, classes: usable.classes, features: host.features, seed: options.seed)
     native = try NativeRunner()
+    model = ModelRunner(vendor: host.vendor)
     model.fastPath = options.fastPath
   }
 
@@ -111,13 +180,12 @@ public final class DiffTester {
     -> [InstructionClass]
   {
     var missing: [InstructionClass] = []
-    for c in classes where c != .invalid {
-      var probe = ProgramGenerator(classes: [c], features: generator.features, seed: options.seed ^ 0x5EED)
+    for c in classes where c != .invalid && c.isAvailable(in: options.mode) {
+      var probe = ProgramSource(mode: options.mode, classes: [c], features: features, seed: options.seed ^ 0x5EED)
       var executedNatively = 0
       var implemented = false
       for _ in 0..<samples {
-        let state = probe.initialState()
-        let program = probe.program(count: 1)
+        let (state, program) = probe.nextTest(count: 1)
         let n = try native.run(code: program.code, initial: state)
         let m = model.run(code: program.code, initial: state)
         if case .fault(6, _) = n.outcome { continue }
@@ -138,9 +206,8 @@ public final class DiffTester {
     report.notes = notes
     var lastProgress = 0
     while report.instructions < options.instructionCount {
-      let initial = generator.initialState()
       let length = min(options.programLength, options.instructionCount - report.instructions)
-      let program = generator.program(count: max(1, length))
+      let (initial, program) = generator.nextTest(count: max(1, length))
       report.programs += 1
       report.instructions += program.testedCount
       for i in program.instructions where !i.isSetup {
@@ -151,6 +218,8 @@ public final class DiffTester {
         report.skipped += 1
         continue
       }
+      let stop = n.outcome == .completed ? UInt64.max : n.state.rip
+      report.executed += zip(program.addresses, program.instructions).filter { !$1.isSetup && $0 <= stop }.count
       switch n.outcome {
       case .completed: report.hostOutcomes["completed", default: 0] += 1
       case .fault(let v, _): report.hostOutcomes[vectorName(v), default: 0] += 1
@@ -185,7 +254,7 @@ public final class DiffTester {
       instructionClass: program.instructions.last(where: { !$0.isSetup })?.instructionClass ?? .alu,
       isSingleInstruction: program.instructions.count == 1)
     for k in 1...program.instructions.count {
-      let prefix = TestProgram(instructions: Array(program.instructions.prefix(k)))
+      let prefix = program.prefix(k)
       let pn = try native.run(code: prefix.code, initial: initial)
       if case .other = pn.outcome { continue }
       let pm = model.run(code: prefix.code, initial: initial)
@@ -198,14 +267,14 @@ public final class DiffTester {
         instructionClass: culprit.instructionClass, isSingleInstruction: k == 1)
       if k == 1 { return best }
       // Try the culprit alone, from the host's state before it.
-      let before = TestProgram(instructions: Array(program.instructions.prefix(k - 1)))
+      let before = program.prefix(k - 1)
       let pre = try native.run(code: before.code, initial: initial)
       guard pre.outcome == .completed else { return best }
       var start = pre.state
-      start.rip = CN_CODE_ADDR
+      start.rip = program.origin
       var single = culprit
       single.undefinedAfter = culprit.undefinedFlags
-      let alone = TestProgram(instructions: [single])
+      let alone = TestProgram(instructions: [single], codeMode: program.codeMode, origin: program.origin)
       let an = try native.run(code: alone.code, initial: start)
       let am = model.run(code: alone.code, initial: start)
       let ad = StateComparison.differences(

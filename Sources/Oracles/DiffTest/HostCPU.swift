@@ -1,8 +1,12 @@
 import CNative
+import X86
 
 /// What the host CPU supports, from CPUID.
 public struct HostCPU: Sendable {
   public let features: Set<HostFeature>
+  /// Whose CPU it is (CPUID leaf 0): the model presents the same vendor, so instructions the
+  /// vendors define differently follow the host.
+  public var vendor: CPUVendor = .intel
 
   /// Reads CPUID on the host.
   public static func detect() -> HostCPU {
@@ -21,7 +25,12 @@ public struct HostCPU: Sendable {
     if leaf7[1] & (1 << 3) != 0 && extended[2] & (1 << 5) != 0 { set.insert(.bmi1AndLzcnt) }
     if extended[2] & 1 != 0 { set.insert(.lahfSahf) }
     if leaf7[1] & (1 << 3) != 0 && leaf7[1] & (1 << 8) != 0 { set.insert(.bmi1AndBmi2) }
-    return HostCPU(features: set)
+    var host = HostCPU(features: set)
+    let name = [maxLeaf[1], maxLeaf[3], maxLeaf[2]].flatMap { word in
+      (0..<4).map { UInt8(truncatingIfNeeded: word >> (8 * UInt32($0))) }
+    }
+    host.vendor = CPUVendor(identification: String(decoding: name, as: UTF8.self))
+    return host
   }
 
   /// The classes this host can run, and notes for those it cannot.

@@ -3,6 +3,38 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   case alu, shift, shiftDouble = "shld-shrd", mulDiv = "muldiv", bitTest = "bittest", bitScan = "bsf-bsr"
   case tzcntLzcnt = "tzcnt-lzcnt", popcnt, condition = "cmov-setcc", exchange, string, stack, lea, move
   case bswap, convert, flags, branch, loop, enterLeave = "enter-leave", invalid, movbe, bmi
+  // Compatibility mode only (16- and 32-bit code with segments of its own):
+  /// MOV Sreg, POP Sreg, LDS/LES/LSS/LFS/LGS with valid, null, out-of-limit, wrong-type,
+  /// privilege-mismatched, not-present and empty-descriptor selectors.
+  case segmentLoad = "seg-load"
+  /// MOV r/m, Sreg and PUSH/POP Sreg at both operand sizes.
+  case segmentMove = "seg-move"
+  /// PUSH/POP/CALL/RET/PUSHF/PUSHA with a stack whose B bit differs from the code size (SP vs ESP).
+  case stackSize = "stack-size"
+  /// String instructions with 16-bit addressing (or 32-bit in 16-bit code), REP with CX or ECX.
+  case string16 = "string-a16"
+  /// Memory operands through every segment register near its limits (expand-up and expand-down),
+  /// read-only and execute-only segments, null segments, and operands split across a guard page.
+  case segmentLimit = "seg-limit"
+
+  /// The classes a mode generates: the compatibility-only ones there (plus ENTER/LEAVE at every
+  /// nesting level), every other class in 64-bit mode.
+  public static func classes(for mode: DiffTestMode) -> [InstructionClass] {
+    mode.isCompatibility ? compatibilityClasses : allCases.filter { !compatibilityOnly.contains($0) }
+  }
+
+  /// The classes only compatibility mode generates.
+  static let compatibilityOnly: [InstructionClass] = [
+    .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit,
+  ]
+
+  /// The classes with a compatibility-mode generator.
+  public static let compatibilityClasses: [InstructionClass] = [
+    .segmentLoad, .segmentMove, .stackSize, .enterLeave, .string16, .segmentLimit,
+  ]
+
+  /// Whether `mode` can generate this class.
+  public func isAvailable(in mode: DiffTestMode) -> Bool { Self.classes(for: mode).contains(self) }
 
   /// Relative frequency in a random program.
   public var weight: Int {
@@ -30,6 +62,11 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .invalid: 1
     case .movbe: 1
     case .bmi: 4
+    case .segmentLoad: 8
+    case .segmentMove: 5
+    case .stackSize: 6
+    case .string16: 5
+    case .segmentLimit: 8
     }
   }
 

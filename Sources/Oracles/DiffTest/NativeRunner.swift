@@ -34,7 +34,9 @@ public final class NativeRunner {
     result.deallocate()
   }
 
-  /// Runs `code` from `initial` (its RIP is ignored: code starts at CN_CODE_ADDR).
+  /// Runs `code` (placed at CN_CODE_ADDR) from `initial`. A 64-bit state's RIP is ignored (code
+  /// starts at CN_CODE_ADDR); a compatibility-mode state (with selectors and an LDT) starts at
+  /// CS:RIP with its LDT installed and its selectors loaded.
   public func run(code: [UInt8], initial: MachineState, timeoutMilliseconds: Int32 = 2000) throws(NativeRunnerError)
     -> RunResult
   {
@@ -46,7 +48,29 @@ public final class NativeRunner {
     withUnsafeMutableBytes(of: &test.pointee.initial.gpr) { raw in
       for i in 0..<16 { raw.storeBytes(of: initial.gpr[i], toByteOffset: i * 8, as: UInt64.self) }
     }
-    test.pointee.initial.rip = CN_CODE_ADDR
+    let compat = initial.isCompatibility
+    test.pointee.mode = compat ? CN_MODE_COMPAT.rawValue : CN_MODE_LONG64.rawValue
+    test.pointee.initial.rip = compat ? initial.rip : CN_CODE_ADDR
+    withUnsafeMutableBytes(of: &test.pointee.initial.segments) { raw in
+      for i in 0..<6 {
+        raw.storeBytes(of: i < initial.segments.count ? initial.segments[i] : 0, toByteOffset: i * 2, as: UInt16.self)
+      }
+    }
+    if compat {
+      guard initial.ldt.count == Int(CN_LDT_ENTRIES) else {
+        throw NativeRunnerError(description: "a compatibility-mode test needs \(CN_LDT_ENTRIES) LDT entries")
+      }
+      withUnsafeMutableBytes(of: &test.pointee.ldt) { raw in
+        let stride = MemoryLayout<cn_ldt_entry>.stride
+        for (i, e) in initial.ldt.enumerated() {
+          let entry = cn_ldt_entry(
+            base: e.base, limit: e.limit, seg_32bit: e.is32Bit ? 1 : 0, contents: e.contents.rawValue,
+            read_exec_only: e.readExecOnly ? 1 : 0, limit_in_pages: e.limitInPages ? 1 : 0,
+            seg_not_present: e.notPresent ? 1 : 0, useable: 0, empty: e.empty ? 1 : 0, reserved: 0)
+          raw.storeBytes(of: entry, toByteOffset: i * stride, as: cn_ldt_entry.self)
+        }
+      }
+    }
     test.pointee.initial.rflags = initial.rflags
     let count = min(initial.sandbox.count, Int(CN_SANDBOX_SIZE))
     cn_test_sandbox(test).update(from: initial.sandbox, count: count)
@@ -58,11 +82,22 @@ public final class NativeRunner {
       for i in 0..<16 { gpr[i] = raw.load(fromByteOffset: i * 8, as: UInt64.self) }
     }
     let sandbox = [UInt8](UnsafeBufferPointer(start: cn_result_sandbox(result), count: Int(CN_SANDBOX_SIZE)))
-    let state = MachineState(gpr: gpr, rip: r.final.rip, rflags: r.final.rflags, sandbox: sandbox)
+    var segments: [UInt16] = []
+    if compat {
+      withUnsafeBytes(of: r.final.segments) { raw in
+        segments = (0..<6).map { raw.load(fromByteOffset: $0 * 2, as: UInt16.self) }
+      }
+    }
+    let state = MachineState(
+      gpr: gpr, rip: r.final.rip, rflags: r.final.rflags, sandbox: sandbox, segments: segments, ldt: initial.ldt)
     switch cn_outcome(rawValue: UInt32(r.outcome)) {
     case CN_OUTCOME_COMPLETED: return RunResult(outcome: .completed, state: state)
     case CN_OUTCOME_FAULT:
-      return RunResult(outcome: .fault(vector: Int(r.vector), errorCode: r.error_code), state: state)
+      return RunResult(
+        outcome: .fault(vector: Int(r.vector), errorCode: r.error_code), state: state,
+        faultAddress: r.vector == 14 ? r.fault_address : 0)
+    case CN_OUTCOME_SETUP_FAILED:
+      throw NativeRunnerError(description: "the native child cannot install the LDT (modify_ldt: errno \(r.signal))")
     case CN_OUTCOME_TIMEOUT: return RunResult(outcome: .other("native timeout"), state: initial)
     default: return RunResult(outcome: .other("native child crashed"), state: initial)
     }

@@ -194,6 +194,9 @@ public struct ProgramGenerator: Sendable {
     case .invalid: emitInvalid()
     case .movbe: emitMovbe()
     case .bmi: emitBMI()
+    case .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit:
+      // Compatibility-mode classes (CompatProgramGenerator); never selected for 64-bit programs.
+      emitALU()
     }
   }
 }

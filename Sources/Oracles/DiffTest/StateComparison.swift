@@ -12,17 +12,35 @@ public enum StateComparison {
   /// The differing fields; empty when the runs agree. `undefinedFlags` are ignored in RFLAGS.
   public static func differences(native: RunResult, model: RunResult, undefinedFlags: UInt64) -> [FieldDifference] {
     var out: [FieldDifference] = []
+    let compat = native.state.isCompatibility
     switch (native.outcome, model.outcome) {
     case (.completed, .completed): break
     // Page faults must also agree on the error code's P, W/R and U/S bits (the model treats memory
-    // outside the code page and sandbox as not present, as the host does).
-    case (.fault(14, let a), .fault(14, let b)) where a & 7 == b & 7: break
-    case (.fault(let a, _), .fault(let b, _)) where a == b && a != 14: break
+    // outside the code page and sandbox as not present, as the host does) and on the address (CR2).
+    case (.fault(14, let a), .fault(14, let b)) where a & 7 == b & 7:
+      if native.faultAddress != model.faultAddress {
+        out.append(FieldDifference(field: "cr2", native: hex(native.faultAddress), model: hex(model.faultAddress)))
+      }
+    // In compatibility mode the error codes of #TS, #NP, #SS and #GP (a selector or 0) are compared too.
+    case (.fault(let a, let x), .fault(let b, let y)) where a == b && a != 14 && (!compat || x == y): break
     default:
       out.append(
         FieldDifference(field: "outcome", native: native.outcome.description, model: model.outcome.description))
     }
-    for i in 0..<16 where native.state.gpr[i] != model.state.gpr[i] {
+    for (i, name) in MachineState.segmentNames.enumerated()
+    where i < native.state.segments.count && i < model.state.segments.count
+      && native.state.segments[i] != model.state.segments[i]
+    {
+      out.append(
+        FieldDifference(
+          field: name, native: hex(UInt64(native.state.segments[i])), model: hex(UInt64(model.state.segments[i]))))
+    }
+    // In compatibility mode RSP is compared in its low 32 bits: after any return from the kernel
+    // to a 16-bit stack (an interrupt during the test, a page fault it resolves) Linux's espfix64
+    // path leaves bits 63:32 of RSP holding the espfix stack's address. Compatibility-mode code
+    // cannot see those bits; every other register is compared whole.
+    let rspMask: UInt64 = compat ? 0xFFFF_FFFF : ~0
+    for i in 0..<16 where (native.state.gpr[i] ^ model.state.gpr[i]) & (i == 4 ? rspMask : ~0) != 0 {
       out.append(
         FieldDifference(
           field: MachineState.registerNames[i], native: hex(native.state.gpr[i]), model: hex(model.state.gpr[i])))

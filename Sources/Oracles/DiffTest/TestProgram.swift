@@ -1,4 +1,5 @@
 import CNative
+import X86
 
 /// Arithmetic flag bits of RFLAGS.
 public enum FlagBits {
@@ -38,15 +39,29 @@ public struct GeneratedInstruction: Sendable {
 /// A generated program: instructions laid out from CN_CODE_ADDR.
 public struct TestProgram: Sendable {
   public var instructions: [GeneratedInstruction]
+  /// The code size the instructions are encoded for.
+  public var codeMode: CodeMode
+  /// RIP (the offset in CS) of the first instruction: CN_CODE_ADDR, or 0 in a 16-bit code segment
+  /// based at the code page.
+  public var origin: UInt64
 
-  public init(instructions: [GeneratedInstruction]) { self.instructions = instructions }
+  public init(instructions: [GeneratedInstruction], codeMode: CodeMode = .bits64, origin: UInt64 = CN_CODE_ADDR) {
+    self.instructions = instructions
+    self.codeMode = codeMode
+    self.origin = origin
+  }
+
+  /// The same program cut to its first `count` instructions.
+  public func prefix(_ count: Int) -> TestProgram {
+    TestProgram(instructions: Array(instructions.prefix(count)), codeMode: codeMode, origin: origin)
+  }
 
   /// The machine code.
   public var code: [UInt8] { instructions.flatMap(\.bytes) }
 
-  /// The linear address of each instruction.
+  /// The RIP (offset in CS) of each instruction.
   public var addresses: [UInt64] {
-    var a = CN_CODE_ADDR
+    var a = origin
     return instructions.map { i in
       defer { a += UInt64(i.bytes.count) }
       return a
@@ -70,17 +85,32 @@ public struct TestProgram: Sendable {
 public struct MachineState: Sendable, Equatable {
   /// RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8...R15.
   public var gpr: [UInt64]
+  /// RIP: in compatibility mode the offset in CS.
   public var rip: UInt64
   public var rflags: UInt64
   /// Bytes at CN_SANDBOX_ADDR.
   public var sandbox: [UInt8]
+  /// Compatibility mode: the selectors of ES CS SS DS FS GS (Sreg order); empty in 64-bit mode.
+  public var segments: [UInt16]
+  /// Compatibility mode: the LDT (`CN_LDT_ENTRIES` entries, unchanged by a run); empty in 64-bit mode.
+  public var ldt: [LDTEntry]
 
-  public init(gpr: [UInt64], rip: UInt64, rflags: UInt64, sandbox: [UInt8]) {
+  public init(
+    gpr: [UInt64], rip: UInt64, rflags: UInt64, sandbox: [UInt8], segments: [UInt16] = [], ldt: [LDTEntry] = []
+  ) {
     self.gpr = gpr
     self.rip = rip
     self.rflags = rflags
     self.sandbox = sandbox
+    self.segments = segments
+    self.ldt = ldt
   }
+
+  /// True for a compatibility-mode state (it carries selectors and an LDT).
+  public var isCompatibility: Bool { !segments.isEmpty }
+
+  /// The names of `segments`, in order.
+  public static let segmentNames = ["es", "cs", "ss", "ds", "fs", "gs"]
 
   public static let registerNames = [
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
@@ -109,6 +139,8 @@ public enum RunOutcome: Sendable, Equatable, CustomStringConvertible {
 public struct RunResult: Sendable {
   public var outcome: RunOutcome
   public var state: MachineState
+  /// CR2 after a page fault (0 otherwise).
+  public var faultAddress: UInt64 = 0
 }
 
 /// Mnemonic of an exception vector.

@@ -190,6 +190,9 @@ extension CPU {
       let v = try readOperand(ins, o1, ea)
       if ins.operation == .movSeg && o0.kind == .gpr {
         setReg(Int(o0.reg), Int(o0.size) == 8 ? 8 : Int(o0.size), v)
+      } else if ins.operation == .movSeg && o0.kind == .memory {
+        // MOV m, Sreg stores the 16-bit selector whatever the operand size (SDM vol. 2 "MOV").
+        try write(seg: Int(ins.segment), offset: ea, size: 2, value: v)
       } else {
         try writeOperand(ins, o0, ea, v)
       }
@@ -225,9 +228,12 @@ extension CPU {
     case .pop:
       if o0.kind == .segment {
         if o0.reg == 1 && model != .i8086 { throw Fault.invalidOpcode }
+        // The pop moves the stack pointer at the old stack's size: POP SS loading a stack of the
+        // other B bit still increments ESP (or SP) as the popping stack dictates.
+        let stackSize = stackAddressSize
         let (v, nsp) = try popValue(size: size, from: stackPointer())
         try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
-        setStackPointer(nsp)
+        setReg(4, stackSize, nsp)
         if o0.reg == 2 {
           pendingShadow = true
           pendingDebugShadow = true
@@ -342,7 +348,9 @@ extension CPU {
       let ssize = stackAddressSize
       var sp = stackPointer()
       sp = try pushValue(reg(5, size), size: size, from: sp)
-      let frame = sp
+      // FrameTemp is the whole stack pointer register after that push: with a 32-bit operand on
+      // a 16-bit stack EBP gets ESP's upper half too, not just SP.
+      let frame = (state.gpr(4) & ~ALU.mask(ssize)) | sp
       var bp = reg(5, ssize)
       if level > 0 {
         for _ in 1..<level {
@@ -352,8 +360,11 @@ extension CPU {
         }
         sp = try pushValue(frame, size: size, from: sp)
       }
+      // The new top of stack is checked as an operand-sized write (segment limit and page) after
+      // the pushes: a fault there leaves the pushed values in memory but the registers unchanged.
+      // A 16-bit SP that wrapped is checked where it wrapped to (measured on an AMD EPYC).
       let newSP = (sp &- frameSize) & ALU.mask(ssize)
-      try checkWrite(seg: 2, offset: newSP, size: 1)
+      try probeWrite(seg: 2, offset: newSP, size: size)
       setReg(5, size, frame)
       setStackPointer(newSP)
     case .leave:
@@ -531,6 +542,18 @@ extension CPU {
   @inline(never)
   func popAll(size: Int) throws(Fault) {
     var sp = stackPointer()
+    if system.vendor == .amd {
+      // AMD loads each register as it pops it, reading the skipped ESP slot too: a fault part-way
+      // (limit or page) leaves the registers popped before it loaded and ESP unchanged. Measured
+      // on a family 19h EPYC; Intel's behaviour is not measured here and stays all-or-nothing.
+      for k in 0..<8 {
+        let (v, n) = try popValue(size: size, from: sp)
+        sp = n
+        if k != 3 { setReg(7 - k, size, v) }
+      }
+      setStackPointer(sp)
+      return
+    }
     var values = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
     try withUnsafeMutableBytes(of: &values) { raw throws(Fault) in
       for k in 0..<8 {

@@ -150,13 +150,17 @@ extension CPU {
     return v
   }
 
-  /// Writes at a linear address (split when it crosses a page; both pages are checked first).
+  /// Writes at a linear address (split when it crosses a page; both pages are checked first, the
+  /// first one first: when both fault, CR2 holds the address of the first byte, as on hardware).
   func writeLinear(_ linear: UInt64, size: Int, value: UInt64) throws(Fault) {
     if (linear & 0xFFF) + UInt64(size) <= 0x1000 {
       try physicalWrite(try translate(linear, write: true), size: size, value: value)
       return
     }
-    let last = try translate(linear &+ UInt64(size - 1), write: true)
+    let first = try translate(linear, write: true)
+    if flatUser && hostPage(first, write: true) == nil { throw flatUserPageFault(first, write: true) }
+    // The second page from its first byte: a fault there reports that address in CR2.
+    let last = try translate((linear &+ UInt64(size - 1)) & ~0xFFF, write: true)
     if flatUser && hostPage(last, write: true) == nil { throw flatUserPageFault(last, write: true) }
     for k in 0..<size {
       try physicalWrite(try translate(linear &+ UInt64(k), write: true), size: 1, value: value >> (8 * k))
@@ -172,13 +176,47 @@ extension CPU {
       return lin
     }
     if model != .i8086 {
-      let limit = state.segmentLimit(seg)
-      if offset &+ UInt64(size - 1) > limit || offset &+ UInt64(size - 1) < offset {
-        // The 80286 raises #GP for stack-segment overruns in real mode as well.
-        throw seg == 2 && !(model == .i80286 && isRealMode) ? Fault.stackFault() : Fault.generalProtection()
+      if !isRealMode && state.rflags & Flags.vm == 0 {
+        try checkProtectedModeAccess(seg: seg, offset: offset, size: size, write: write)
+      } else {
+        let limit = state.segmentLimit(seg)
+        if offset &+ UInt64(size - 1) > limit || offset &+ UInt64(size - 1) < offset {
+          // The 80286 raises #GP for stack-segment overruns in real mode as well.
+          throw seg == 2 && !(model == .i80286 && isRealMode) ? Fault.stackFault() : Fault.generalProtection()
+        }
       }
     }
     return (state.segmentBase(seg) &+ offset) & 0xFFFF_FFFF
+  }
+
+  /// The checks of a data access through a segment register in protected mode (SDM vol. 3,
+  /// "Limit Checking" and "Type Checking"): a null (unusable) segment, a write to a code or
+  /// read-only data segment and a read of an execute-only code segment are #GP(0); an offset
+  /// outside the segment is #SS(0) through SS and #GP(0) otherwise. An expand-down data segment
+  /// holds the offsets above its limit, up to FFFFh, or FFFFFFFFh when its B bit is set.
+  @inline(__always)
+  func checkProtectedModeAccess(seg: Int, offset: UInt64, size: Int, write: Bool) throws(Fault) {
+    let attributes = state.segmentAttributes(seg)
+    let last = offset &+ UInt64(size - 1)
+    if attributes & SegmentAttributes.present == 0 {
+      throw seg == 2 ? Fault.stackFault() : Fault.generalProtection()
+    }
+    if attributes & SegmentAttributes.code != 0 {
+      if write || attributes & SegmentAttributes.readWrite == 0 { throw Fault.generalProtection() }
+    } else if write && attributes & SegmentAttributes.readWrite == 0 {
+      throw seg == 2 ? Fault.stackFault() : Fault.generalProtection()
+    }
+    let limit = state.segmentLimit(seg)
+    let outside: Bool
+    if attributes & (SegmentAttributes.code | SegmentAttributes.conformingOrExpandDown)
+      == SegmentAttributes.conformingOrExpandDown
+    {
+      let upper: UInt64 = attributes & SegmentAttributes.defaultBig != 0 ? 0xFFFF_FFFF : 0xFFFF
+      outside = offset <= limit || last > upper || last < offset
+    } else {
+      outside = last > limit || last < offset
+    }
+    if outside { throw seg == 2 ? Fault.stackFault() : Fault.generalProtection() }
   }
 
   /// Reads `size` bytes at segment:offset. On the 8086 a word at offset FFFF wraps to 0000.
@@ -221,7 +259,8 @@ extension CPU {
   /// on the same access has priority, so the pages are translated first.
   @inline(__always) func checkAlignment(_ linear: UInt64, size: Int, write: Bool) throws(Fault) {
     guard size > 1, linear & UInt64(size &- 1) != 0, alignmentCheckingActive else { return }
-    for physical in [try translate(linear, write: write), try translate(linear &+ UInt64(size &- 1), write: write)]
+    let second = (linear & 0xFFF) + UInt64(size) <= 0x1000 ? linear : (linear &+ UInt64(size &- 1)) & ~0xFFF
+    for physical in [try translate(linear, write: write), try translate(second, write: write)]
     where flatUser && hostPage(physical, write: write) == nil {
       throw flatUserPageFault(physical, write: write)
     }

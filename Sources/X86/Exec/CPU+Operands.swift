@@ -161,7 +161,9 @@ extension CPU {
   func probeWrite(seg: Int, offset: UInt64, size: Int) throws(Fault) {
     let lin = try linearAddress(seg: seg, offset: offset, size: size, write: true)
     let first = try translate(lin, write: true)
-    let last = (lin & 0xFFF) + UInt64(size) <= 0x1000 ? first : try translate(lin &+ UInt64(size - 1), write: true)
+    // A split access faults on the second page at its first byte (CR2).
+    let last =
+      (lin & 0xFFF) + UInt64(size) <= 0x1000 ? first : try translate((lin &+ UInt64(size - 1)) & ~0xFFF, write: true)
     if flatUser {
       if hostPage(first, write: true) == nil { throw flatUserPageFault(first, write: true) }
       if hostPage(last, write: true) == nil { throw flatUserPageFault(last, write: true) }

@@ -60,6 +60,13 @@ extension CPU {
           setReg(7, a, newDI)
           countedBeforeFault = 1
           x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
+        } else if system.vendor == .amd && !(size == 1 && ins.prefixes.contains(.rep)) {
+          // AMD reads ES:DI first too (limit check and page walk), so when both operands fault the
+          // fault is the destination's; REPE CMPSB alone reads DS:SI first. Measured on a family
+          // 19h EPYC by the compatibility-mode difftest (a 16-bit GS:SI past its limit with ES:DI
+          // not present gives #PF) and in 64-bit code with both operands unmapped (CR2).
+          y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)
+          x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
         } else {
           x = try stringRead(seg: seg, index: 6, offset: si, size: size, delta: delta, mask: am)
           y = try stringRead(seg: 0, index: 7, offset: di, size: size, delta: delta, mask: am)

@@ -113,6 +113,12 @@ public final class CPUState: @unchecked Sendable {
     self[offset: CPUStateLayout.segments + s &* CPUStateLayout.segmentStride + 16]
   }
 
+  /// Attributes (type, S, DPL, P, AVL, L, D/B, G in the `SegmentCache` layout) of segment
+  /// register number `s` (0-7).
+  @inlinable public func segmentAttributes(_ s: Int) -> UInt16 {
+    UInt16(truncatingIfNeeded: self[offset: CPUStateLayout.segments + s &* CPUStateLayout.segmentStride + 24])
+  }
+
   /// Selector of segment register number `s` (0-7).
   @inlinable public func segmentSelector(_ s: Int) -> UInt16 {
     UInt16(truncatingIfNeeded: self[offset: CPUStateLayout.segments + s &* CPUStateLayout.segmentStride])

@@ -5,6 +5,8 @@
 /// |---|---|---|
 /// | SYSCALL in compatibility mode | #UD | enters the kernel at CSTAR |
 /// | SYSENTER / SYSEXIT in IA-32e mode | supported | #UD |
+/// | CMPS with both operands faulting | DS:SI's fault | ES:DI's (REPE CMPSB: DS:SI's) |
+/// | POPA/POPAD faulting part-way | no register loaded | those popped before the fault loaded |
 ///
 /// Both flavours advertise the same feature set (`CPUFeatures.interpreterModel`): they are one
 /// virtual CPU model sold under two names, so a guest's vendor-specific paths can be compared on

@@ -10,7 +10,11 @@ public final class SystemUnit {
   /// The MSRs.
   public var msrs: MSRFile
   /// The CPUID table.
-  public var cpuid: CPUIDTable
+  public var cpuid: CPUIDTable {
+    didSet { vendor = cpuid.cpuVendor }
+  }
+  /// The vendor `cpuid` names, kept for the instructions whose behaviour follows it.
+  public private(set) var vendor: CPUVendor = .intel
   /// The host time-stamp counter the guest TSC is offset from.
   public var hostTSC: () -> UInt64
 
@@ -34,6 +38,7 @@ public final class SystemUnit {
       memory: memory, physicalAddressBits: physicalAddressBits, supports1GPages: features.contains(.page1GB))
     self.msrs = MSRFile(features: features, physicalAddressBits: physicalAddressBits)
     self.cpuid = CPUIDTable(features: features, physicalAddressBits: physicalAddressBits)
+    self.vendor = cpuid.cpuVendor
     self.hostTSC = hostTSC
   }
 
