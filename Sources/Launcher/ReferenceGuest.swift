@@ -9,12 +9,17 @@ public enum ReferenceGuest {
   /// Guest RAM for bench and test runs: the kernel needs 8 MiB; a small machine starts fast.
   public static let benchMemoryBytes: UInt64 = 64 << 20
 
-  /// Loads the kernel with `commandLine` ("" = the kernel's default, `selftest`).
-  public static func load(into memory: GuestMemory, commandLine: String) throws(UsageError) -> BootState {
+  /// Loads the kernel with `commandLine` ("" = the kernel's default, `selftest`); with
+  /// `platformTables`, around the platform tables a multi-vCPU machine writes
+  /// (`MachineConfiguration.placesPlatformTablesInMemory`).
+  public static func load(into memory: GuestMemory, commandLine: String, platformTables: Bool = false)
+    throws(UsageError) -> BootState
+  {
     let image: [UInt8]
     do { image = try GuestImages.referenceKernel } catch { throw UsageError(error.description) }
     do {
-      return try ImageLoader.load(image: image, into: memory, options: LoadOptions(commandLine: commandLine))
+      return try ImageLoader.load(
+        image: image, into: memory, options: LoadOptions(commandLine: commandLine, platformTables: platformTables))
     } catch {
       throw UsageError("the reference kernel: \(error.description)")
     }

@@ -39,6 +39,13 @@ struct RunCommand: ParsableCommand {
       "vCPUs (1-254). vCPU 0 boots; the others wait for INIT and start-up IPIs through their local APICs, as on a PC.")
   var cpus = 1
 
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "Virtual NUMA nodes (1-64): the vCPUs and RAM split evenly between them, described by the ACPI SRAT and SLIT.",
+      valueName: "nodes"))
+  var numa: Int?
+
   @Option(parsing: .unconditional, help: "COM1 backend: stdio, stderr, null or file:PATH.")
   var serial = "stdio"
 
@@ -193,7 +200,26 @@ struct RunCommand: ParsableCommand {
     if demo && (imagePath != nil || append != nil || bios != nil) {
       throw UsageError("--demo takes no image, --bios or --append")
     }
-    var options = LoadOptions(commandLine: append ?? "", imagePath: imagePath)
+    // The machine's shape decides what the loader must leave room for (the platform tables).
+    var config = MachineConfiguration(
+      engineOptions: EngineOptions(interruptController: placement, cpu: identity), timeoutSeconds: timeout,
+      handleHostSignals: true, log: verbose ? log : nil, firmware: bios != nil, stopOnOutput: stopOnOutput)
+    guard (1...Machine.maximumCPUCount).contains(cpus) else {
+      throw UsageError("--cpus must be 1 to \(Machine.maximumCPUCount), not \(cpus)")
+    }
+    if cpus > 1 && deterministic { throw UsageError("--deterministic runs one vCPU for now; drop --cpus") }
+    config.cpuCount = cpus
+    if let nodes = numa {
+      guard (1...NUMATopology.maximumNodes).contains(nodes) else {
+        throw UsageError("--numa must be 1 to \(NUMATopology.maximumNodes) nodes, not \(nodes)")
+      }
+      guard placement == .user else {
+        throw UsageError("--numa needs the VMM's interrupt controllers and ACPI tables: drop --irqchip kernel")
+      }
+      config.numaNodes = nodes
+    }
+    var options = LoadOptions(
+      commandLine: append ?? "", imagePath: imagePath, platformTables: config.placesPlatformTablesInMemory)
     if let a = flatAddress {
       guard let v = parseNumber(a) else { throw UsageError("invalid --flat-address '\(a)'") }
       options.flatAddress = v
@@ -229,7 +255,10 @@ struct RunCommand: ParsableCommand {
       }
     } else {
       let commandLine = append ?? ""
-      load = { memory in try ReferenceGuest.load(into: memory, commandLine: commandLine) }
+      let platformTables = options.platformTables
+      load = { memory in
+        try ReferenceGuest.load(into: memory, commandLine: commandLine, platformTables: platformTables)
+      }
     }
     let boot: BootState
     do { boot = try load(guestMemory) } catch let error as UsageError { throw error } catch {
@@ -248,16 +277,8 @@ struct RunCommand: ParsableCommand {
     log(note)
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
-    var config = MachineConfiguration(
-      serial: serialBackend, engineOptions: EngineOptions(interruptController: placement, cpu: identity),
-      timeoutSeconds: timeout,
-      handleHostSignals: true, log: verbose ? log : nil, firmware: bios != nil, stopOnOutput: stopOnOutput,
-      debugConsole: debugBackend)
-    guard (1...Machine.maximumCPUCount).contains(cpus) else {
-      throw UsageError("--cpus must be 1 to \(Machine.maximumCPUCount), not \(cpus)")
-    }
-    if cpus > 1 && deterministic { throw UsageError("--deterministic runs one vCPU for now; drop --cpus") }
-    config.cpuCount = cpus
+    config.serial = serialBackend
+    config.debugConsole = debugBackend
     if !noReboot {
       config.reboot = load
       config.rebootOnTripleFault = bios != nil

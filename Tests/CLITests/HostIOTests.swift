@@ -28,6 +28,7 @@ struct HostIOTests {
     (["run", "--stats-json", "/tmp"], "directory"), (["run", "--serial", "file:/nonexistent/dir/out"], "nonexistent"),
     (["run", "--debugcon", "tcp:1"], "debugcon"), (["run", "--irqchip", "both"], "irqchip"),
     (["run", "--timeout", "-1"], "timeout"), (["run", "/"], "directory"), (["run", "--cpu", "z80"], "--cpu"),
+    (["run", "--numa", "0"], "--numa"), (["run", "--numa", "2", "--irqchip", "kernel"], "--numa"),
   ])
   func badValuesAreOneLineAndStatus2(_ arguments: [String], _ mentions: String) throws {
     let run = try TrivisorBinary.run(arguments)

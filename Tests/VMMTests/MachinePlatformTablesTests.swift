@@ -5,10 +5,13 @@ import Testing
 /// The machine places the platform tables for a directly loaded kernel when it has several vCPUs
 /// (and the VMM's interrupt controllers), and the I/O APIC reports the ID the MADT gives it.
 @Suite struct MachinePlatformTablesTests {
-  static func machine(cpus: Int) throws -> Machine {
-    let memory = try GuestMemory(ramSize: 2 << 20)
-    var configuration = MachineConfiguration()
+  static func machine(
+    cpus: Int, numaNodes: Int? = nil, ramMiB: UInt64 = 2, interruptController: InterruptControllerPlacement = .user
+  ) throws -> Machine {
+    let memory = try GuestMemory(ramSize: ramMiB << 20)
+    var configuration = MachineConfiguration(engineOptions: EngineOptions(interruptController: interruptController))
     configuration.cpuCount = cpus
+    configuration.numaNodes = numaNodes
     return try Machine(
       memory: memory, boot: BootState(mode: .real, registers: Registers(), specialRegisters: SpecialRegisters()),
       engine: ScriptedEngine(scripts: Array(repeating: [], count: cpus)), configuration: configuration)
@@ -24,5 +27,41 @@ import Testing
     #expect(ioapicIDs.count == 1)
     m.ioapic?.write(offset: 0, size: 4, value: 0)
     #expect(m.ioapic.map { UInt8(($0.read(offset: 0x10, size: 4) >> 24) & 0xF) } == ioapicIDs.first)
+  }
+
+  @Test func vNUMANodesSplitTheVCPUsAndRAMInTheSRATAndSLIT() throws {
+    let m = try Self.machine(cpus: 4, numaNodes: 2, ramMiB: 16)
+    let tables = try ACPIView.scan(m.memory).tables
+    let srat = try decodeSRAT(try #require(tables["SRAT"]))
+    let processors = srat.compactMap {
+      if case .processor(let d, let id, _, _) = $0 { return [d, id] } else { return nil }
+    }
+    #expect(processors == [[0, 0], [0, 1], [1, 2], [1, 3]])
+    let memory = srat.compactMap {
+      if case .memory(let d, let b, let l, _) = $0 { return [UInt64(d), b, l] } else { return nil }
+    }
+    #expect(memory == [[0, 0, 8 << 20], [1, 8 << 20, 8 << 20]])
+    #expect(try decodeSLIT(try #require(tables["SLIT"])) == [[10, 20], [20, 10]])
+    #expect(m.configuration.placesPlatformTablesInMemory)
+  }
+
+  @Test func oneVCPUWithVNUMAGetsTheTablesToo() throws {
+    let m = try Self.machine(cpus: 1, numaNodes: 1, ramMiB: 4)
+    let tables = try ACPIView.scan(m.memory).tables
+    #expect(tables["SRAT"] != nil && tables["APIC"] != nil)
+  }
+
+  @Test func vNUMAWithTheEnginesInterruptControllersIsRefused() {
+    #expect(throws: EngineError.self) { _ = try Self.machine(cpus: 2, numaNodes: 2, interruptController: .kernel) }
+    // Several vCPUs on the engine's controllers: no tables from the VMM (and no error).
+    var configuration = MachineConfiguration(engineOptions: EngineOptions(interruptController: .kernel))
+    configuration.cpuCount = 2
+    #expect(!configuration.describesPlatform && !configuration.placesPlatformTablesInMemory)
+  }
+
+  @Test func firmwareGetsTheTablesThroughFwCfgNotInMemory() {
+    var configuration = MachineConfiguration(firmware: true)
+    configuration.cpuCount = 2
+    #expect(configuration.describesPlatform && !configuration.placesPlatformTablesInMemory)
   }
 }

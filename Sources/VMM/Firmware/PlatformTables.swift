@@ -1,7 +1,9 @@
 /// What PC firmware would have left in low memory for an operating system, written by the VMM
 /// for a directly loaded kernel: the BIOS data area, the EBDA, the ACPI tables and the MP tables.
 ///
-/// Entry points for the boot paths:
+/// `Machine` calls this when `MachineConfiguration.describesPlatform`, and loaders given
+/// `LoadOptions.platformTables` do their part (reservations, E820, the Linux RSDP pointer). What
+/// that wiring amounts to, for an embedder with its own machine model:
 /// - direct boot (Linux bzImage, Multiboot, ELF64): after the loader has placed the image, call
 ///   `install(into:platform:)` (or `install(into:cpuCount:numa:)`) and hand the kernel
 ///   `e820Entries(for:)` instead of `E820Map.entries(for:)`; give the loaders' `LoadPlan`

@@ -19,7 +19,8 @@ enum ELF64Loader {
     guard elf.machine == ELFFile.emX86_64 else {
       throw LoaderError("ELF image is for \(ELFFile.machineName(elf.machine)), expected x86-64 (EM_X86_64)")
     }
-    var plan = LoadPlan(memory: memory, reserved: LongModeSetup.reservedRanges(for: memory))
+    var plan = LoadPlan(
+      memory: memory, reserved: LongModeSetup.reservedRanges(for: memory) + options.platformReservations)
     if !options.commandLine.isEmpty {
       let length = UInt64(options.commandLine.utf8.count) + 1
       try plan.claim(

@@ -19,7 +19,7 @@ enum FlatLoader {
     case .protected32: reserved = ProtectedModeSetup.reservedRanges
     case .long64: reserved = LongModeSetup.reservedRanges(for: memory)
     }
-    var plan = LoadPlan(memory: memory, reserved: reserved)
+    var plan = LoadPlan(memory: memory, reserved: reserved + options.platformReservations)
     try plan.claim(address, length: UInt64(bytes.count), "flat binary")
     var registers = Registers()
     let sregs: SpecialRegisters

@@ -8,7 +8,8 @@
 /// Layout: the protected-mode kernel (everything after the `setup_sects` real-mode sectors) at
 /// 1 MiB; the zero page (`boot_params`) at 0x1000 holding a copy of the setup header, the E820 map,
 /// `type_of_loader` 0xFF, `cmd_line_ptr` (the command line at 0x4000, at most `cmdline_size`
-/// bytes) and the initrd's `ramdisk_image`/`ramdisk_size`. The initrd goes as high as possible
+/// bytes), the initrd's `ramdisk_image`/`ramdisk_size` and, when the machine writes the platform
+/// tables (`LoadOptions.platformTables`), `acpi_rsdp_addr`. The initrd goes as high as possible
 /// below min(end of RAM under 4 GiB, `initrd_addr_max` + 1), 4 KiB aligned, above everything else.
 ///
 /// Entry: long mode as `LongModeSetup` builds it (identity map of at least 4 GiB, which covers the
@@ -60,7 +61,7 @@ enum LinuxLoader {
       memory: memory,
       reserved: LongModeSetup.reservedRanges(for: memory) + [
         (BootLayout.zeroPage, "the zero page"), (BootLayout.commandLine, "the command line"),
-      ])
+      ] + options.platformReservations)
     try plan.claim(loadAddress, length: max(kernelSize, initSize), "the kernel (kernel image and init_size)")
     // The kernel decompresses itself to pref_address (for a relocatable kernel below it, to
     // pref_address as well); keep the initrd out of that area.
@@ -104,7 +105,9 @@ enum LinuxLoader {
       summary.append("initrd \(size) bytes at 0x\(hex(address))")
     }
 
-    let e820 = E820Map.entries(for: memory).prefix(128)
+    // boot_params.acpi_rsdp_addr: the kernel takes the RSDP from here before any legacy scan.
+    if options.platformTables { put(0x070, PlatformTables.rsdpAddress) }
+    let e820 = options.memoryMap(for: memory).prefix(128)
     put(0x1E8, UInt8(e820.count))
     for (i, e) in e820.enumerated() {
       put(0x2D0 + i * 20, e.address)

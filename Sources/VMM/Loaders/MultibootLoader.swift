@@ -82,7 +82,7 @@ enum MultibootLoader {
       reserved: ProtectedModeSetup.reservedRanges + [
         (BootLayout.multibootInfo, "the Multiboot information"),
         (BootLayout.commandLine, "the command line"),
-      ])
+      ] + options.platformReservations)
     var summary: [String] = []
     let entry: UInt64
     if header.usesAddressFields {
@@ -195,7 +195,7 @@ enum MultibootLoader {
     }
 
     var mmap = [UInt8]()
-    for e in E820Map.entries(for: memory) {
+    for e in options.memoryMap(for: memory) {
       mmap += withUnsafeBytes(of: UInt32(20).littleEndian, Array.init)
       mmap += withUnsafeBytes(of: e.address.littleEndian, Array.init)
       mmap += withUnsafeBytes(of: e.length.littleEndian, Array.init)

@@ -108,6 +108,9 @@ public final class Machine {
     guard (1...Machine.maximumCPUCount).contains(configuration.cpuCount) else {
       throw EngineError("a machine has 1 to \(Machine.maximumCPUCount) vCPUs, not \(configuration.cpuCount)")
     }
+    if configuration.numaNodes != nil && configuration.engineOptions.interruptController != .user {
+      throw EngineError("vNUMA needs the VMM's interrupt controllers and tables (--irqchip user)")
+    }
     if vm.clock != nil && configuration.cpuCount > 1 {
       throw EngineError("deterministic (virtual-time) runs have one vCPU for now; drop --deterministic or --cpus")
     }
@@ -160,7 +163,7 @@ public final class Machine {
 
     runners = vcpus.enumerated().map { VCPURunner(index: $0.offset, vcpu: $0.element, machine: self) }
     if let ioapic {
-      if configuration.cpuCount > 1 {
+      if configuration.describesPlatform {
         do throws(PortIOBus.BusError) {
           try portBus.register(PM1EventBlock(), ports: 0x600...0x603)
         } catch {
@@ -225,14 +228,18 @@ public final class Machine {
     }
   }
 
-  /// The platform tables of a multi-vCPU machine with the VMM's interrupt controllers
-  /// (docs/platform-tables.md): for a directly loaded kernel, what firmware would have left (BIOS
-  /// data area, EBDA, ACPI tables, MP table); for firmware, the ACPI tables through fw_cfg. A
-  /// uniprocessor machine gets none, as before.
+  /// The platform tables when `MachineConfiguration.describesPlatform` (several vCPUs or vNUMA
+  /// nodes, the VMM's interrupt controllers; docs/platform-tables.md): for a directly loaded
+  /// kernel, what firmware would have left (BIOS data area, EBDA, ACPI tables with SRAT/SLIT for
+  /// vNUMA, MP table); for firmware, the ACPI tables through fw_cfg. A uniprocessor machine
+  /// without vNUMA gets none, as before.
   func installPlatformTables() throws(EngineError) {
-    guard configuration.cpuCount > 1, ioapic != nil else { return }
-    let platform = PlatformDescription(cpuCount: configuration.cpuCount)
+    guard configuration.describesPlatform, ioapic != nil else { return }
     do throws(LoaderError) {
+      let numa = try configuration.numaNodes.map { nodes throws(LoaderError) in
+        try NUMATopology.evenlySplit(nodeCount: nodes, cpuCount: configuration.cpuCount, memory: memory)
+      }
+      let platform = PlatformDescription(cpuCount: configuration.cpuCount, numa: numa)
       if configuration.firmware {
         try devices.fwCfg?.addACPITables(for: platform, memory: memory)
       } else {

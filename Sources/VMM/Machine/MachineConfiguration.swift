@@ -28,6 +28,24 @@ public struct MachineConfiguration {
   /// start-up IPI, as application processors do on a PC. Each runs on its own host thread.
   public var cpuCount = 1
 
+  /// Virtual NUMA nodes (`--numa`): the vCPUs and guest RAM split evenly between this many nodes
+  /// (`NUMATopology.evenlySplit`), which the ACPI SRAT and SLIT describe to the guest. nil: no
+  /// vNUMA. Needs the VMM's interrupt controllers (`InterruptControllerPlacement.user`).
+  public var numaNodes: Int?
+
+  /// Whether the machine describes itself with the PC platform tables (ACPI with MADT, and
+  /// SRAT/SLIT for vNUMA; the MP table; docs/platform-tables.md): with several vCPUs or vNUMA
+  /// nodes, when the VMM models the interrupt controllers. Firmware receives the ACPI tables
+  /// through fw_cfg; a directly loaded kernel finds them in memory (`placesPlatformTablesInMemory`).
+  public var describesPlatform: Bool {
+    (cpuCount > 1 || numaNodes != nil) && engineOptions.interruptController == .user
+  }
+
+  /// Whether the machine writes the platform tables into guest memory (a directly loaded kernel
+  /// with `describesPlatform`). The loader must then keep images off them and report their area
+  /// in the memory map: load with `LoadOptions.platformTables` set to this.
+  public var placesPlatformTablesInMemory: Bool { describesPlatform && !firmware }
+
   /// How to boot again after a reset: reload the firmware or the image into memory and return the
   /// bootstrap processor's boot state (RAM keeps its contents, as on a PC). nil: a reset request
   /// stops the run with `StopReason.reset` (status 14), like QEMU's `-no-reboot`.
