@@ -145,6 +145,29 @@ int ckvm_setup_lapic_virtual_wire(int vcpu_fd) {
   return 0;
 }
 
+int ckvm_reset_lapic(int vcpu_fd) {
+  struct kvm_lapic_state lapic;
+  if (ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic) < 0) return -errno;
+  enum { ID = 0x20, VERSION = 0x30, DFR = 0xE0, SVR = 0xF0, LVT_FIRST = 0x320, LVT_LAST = 0x370 };
+  uint32_t id, version;
+  memcpy(&id, lapic.regs + ID, 4);
+  memcpy(&version, lapic.regs + VERSION, 4);
+  memset(lapic.regs, 0, sizeof lapic.regs);
+  uint32_t ones = 0xFFFFFFFFu, svr = 0xFF, masked = 1u << 16;
+  memcpy(lapic.regs + ID, &id, 4);
+  memcpy(lapic.regs + VERSION, &version, 4);
+  memcpy(lapic.regs + DFR, &ones, 4);
+  memcpy(lapic.regs + SVR, &svr, 4);
+  for (int lvt = LVT_FIRST; lvt <= LVT_LAST; lvt += 0x10) memcpy(lapic.regs + lvt, &masked, 4);
+  if (ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic) < 0) return -errno;
+  return ckvm_setup_lapic_virtual_wire(vcpu_fd);
+}
+
+int ckvm_set_mp_state(int vcpu_fd, uint32_t state) {
+  struct kvm_mp_state mp = {.mp_state = state};
+  return ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp) < 0 ? -errno : 0;
+}
+
 // MARK: - benchmark
 
 uint64_t ckvm_now_ns(void) {

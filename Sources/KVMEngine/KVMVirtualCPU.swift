@@ -353,7 +353,10 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
 
   /// RESET for a machine reset: no pending exception, interrupt or NMI (`KVM_SET_VCPU_EVENTS`),
   /// no interrupt window, the x87/SSE state at its reset values, the system-call MSRs zero, and
-  /// real mode at F000:FFF0 (CS based at 0xFFFF0000).
+  /// real mode at F000:FFF0 (CS based at 0xFFFF0000). With the in-kernel irqchip also the local
+  /// APIC (RESET state, then virtual wire as at creation; IA32_APIC_BASE enabled at 0xFEE00000,
+  /// BSP flag on vCPU 0) and the multiprocessor state: vCPU 0 runnable, the others back in
+  /// wait-for-SIPI, where KVM holds them until the guest starts them again.
   public func reset() throws(EngineError) {
     stringIO = nil
     pendingRead = nil
@@ -375,6 +378,12 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     var r = Registers()
     r.rip = 0xFFF0
     try setRegisters(r)
+    if vm.hasInKernelIRQChip {
+      let bootstrap = id == 0
+      try setMSRs([0x1B: 0xFEE0_0000 | 0x800 | (bootstrap ? 0x100 : 0)])
+      try check(ckvm_reset_lapic(fd), "KVM_SET_LAPIC (reset)")
+      try check(ckvm_set_mp_state(fd, bootstrap ? 0 : 2), "KVM_SET_MP_STATE")
+    }
   }
 
   /// Reads model-specific registers (`KVM_GET_MSRS`); MSRs KVM does not know are left out.

@@ -57,4 +57,57 @@ import VMM
     #expect(outcome.reason == .debugExit(value: 0), "\(outcome.reason.description)")
     #expect(started == 1)
   }
+
+  /// Boots twice: the BSP counts boots at 0x9008, zeroes the start count, starts the APs (INIT,
+  /// SIPI, SIPI on the first boot; only SIPI, SIPI on the second), waits for every one, and on the
+  /// first boot resets the machine through port 0xCF9. The second boot can only finish if the
+  /// machine reset put every AP back into wait-for-SIPI, as on a PC: an AP left running its old
+  /// `pause; jmp` loop ignores a SIPI and never counts itself again (the run then ends at its
+  /// timeout).
+  static let rebootingBSP: [UInt8] = [
+    0x48, 0xBB, 0x00, 0x00, 0xE0, 0xFE, 0x00, 0x00, 0x00, 0x00, 0xC7, 0x83, 0xF0, 0x00, 0x00, 0x00, 0xFF, 0x01,
+    0x00, 0x00, 0xC7, 0x04, 0x25, 0x00, 0x90, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0x04, 0x25, 0x08, 0x90,
+    0x00, 0x00, 0xC7, 0x83, 0x10, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x83, 0x3C, 0x25, 0x08, 0x90, 0x00,
+    0x00, 0x02, 0x74, 0x0A, 0xC7, 0x83, 0x00, 0x03, 0x00, 0x00, 0x00, 0x45, 0x0C, 0x00, 0xC7, 0x83, 0x00, 0x03,
+    0x00, 0x00, 0x08, 0x46, 0x0C, 0x00, 0xC7, 0x83, 0x00, 0x03, 0x00, 0x00, 0x08, 0x46, 0x0C, 0x00, 0xF3, 0x90,
+    0x8B, 0x04, 0x25, 0x04, 0x90, 0x00, 0x00, 0x39, 0x04, 0x25, 0x00, 0x90, 0x00, 0x00, 0x75, 0xEE, 0x83, 0x3C,
+    0x25, 0x08, 0x90, 0x00, 0x00, 0x02, 0x74, 0x0A, 0x66, 0xBA, 0xF9, 0x0C, 0xB0, 0x06, 0xEE, 0xF4, 0xEB, 0xFD,
+    0xB0, 0x00, 0xE6, 0xF4, 0xF4,
+  ]
+
+  static func bootTwice(
+    cpus: Int, on engine: any Engine, irqchip: InterruptControllerPlacement = .user
+  ) throws -> (RunOutcome, boots: UInt32, resets: Int) {
+    let memory = try GuestMemory(ramSize: 2 << 20)
+    try memory.write(0x10000, bytes: rebootingBSP)
+    try memory.write(0x8000, bytes: ap)
+    try memory.write(UInt32(cpus - 1), at: 0x9004)
+    let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
+    var configuration = MachineConfiguration(
+      engineOptions: EngineOptions(interruptController: irqchip), timeoutSeconds: 120)
+    configuration.cpuCount = cpus
+    configuration.reboot = { memory in try SmallGuestBoot.prepare(memory: memory, entry: 0x10000) }
+    let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
+    let outcome = machine.run()
+    return (outcome, try memory.read(UInt32.self, at: 0x9008), machine.control.resetCount)
+  }
+
+  @Test(arguments: [2, 4]) func interpRestartsEveryApplicationProcessorAfterAReset(cpus: Int) throws {
+    let (outcome, boots, resets) = try Self.bootTwice(cpus: cpus, on: InterpreterEngine())
+    #expect(outcome.reason == .debugExit(value: 0), "\(outcome.reason.description)")
+    #expect(boots == 2 && resets == 1)
+  }
+
+  @Test(.requires(.kvm)) func kvmRestartsEveryApplicationProcessorAfterAReset() throws {
+    let (outcome, boots, resets) = try Self.bootTwice(cpus: 2, on: try KVMEngine())
+    #expect(outcome.reason == .debugExit(value: 0), "\(outcome.reason.description)")
+    #expect(boots == 2 && resets == 1)
+  }
+
+  /// With KVM's in-kernel local APICs the reset must put KVM's own AP state back to wait-for-SIPI.
+  @Test(.requires(.kvm)) func kvmWithTheInKernelIRQChipRestartsEveryApplicationProcessorAfterAReset() throws {
+    let (outcome, boots, resets) = try Self.bootTwice(cpus: 2, on: try KVMEngine(), irqchip: .kernel)
+    #expect(outcome.reason == .debugExit(value: 0), "\(outcome.reason.description)")
+    #expect(boots == 2 && resets == 1)
+  }
 }

@@ -88,7 +88,7 @@ import Testing
     command(0xD1)
     data(0xDD)  // bit 1 clear: A20 off, bit 0 set: no reset
     #expect(!kbc.a20Enabled && control.resetHistory.isEmpty)
-    #expect(!control.a20Enabled && control.changed)
+    #expect(!control.a20Enabled && control.hasChanged(since: 0))
     command(0xD0)
     #expect(readData() == 0xDD)
     command(0xDF)

@@ -6,9 +6,9 @@ import Testing
   @Test func debugExitEncodesTheStatusLikeQEMU() {
     let control = MachineControl()
     let d = DebugExitDevice(control: control)
-    #expect(control.requestedStop == nil && !control.changed)
+    #expect(control.requestedStop == nil && !control.hasChanged(since: 0))
     d.write(port: 0xF4, size: 1, value: 0x10)
-    #expect(control.changed)
+    #expect(control.hasChanged(since: 0))
     #expect(control.requestedStop == .debugExit(value: 0x10))
     #expect(control.requestedStop?.exitStatus == 0x21)
     d.write(port: 0xF4, size: 1, value: 0)

@@ -175,6 +175,15 @@ static inline struct kvm_cpuid_entry2 *ckvm_cpuid_entry(struct kvm_cpuid2 *c, ui
 /// up its APIC, as on a PC after reset by the firmware. Returns 0 or -errno.
 int ckvm_setup_lapic_virtual_wire(int vcpu_fd);
 
+/// With the in-kernel irqchip, for a machine reset: returns the vCPU's local APIC to its RESET
+/// state (ID and version kept; TPR, ISR, IRR, TMR, timer and ICR clear; DFR all ones; SVR 0xFF, so
+/// software-disabled; every LVT masked), then programs virtual wire as at creation. Returns 0 or
+/// -errno.
+int ckvm_reset_lapic(int vcpu_fd);
+
+/// `KVM_SET_MP_STATE`: 0 runnable, 2 INIT received (wait for SIPI). Returns 0 or -errno.
+int ckvm_set_mp_state(int vcpu_fd, uint32_t state);
+
 // MARK: - the C baseline benchmark
 
 /// Result of `ckvm_bench_pio`.

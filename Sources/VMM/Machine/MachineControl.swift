@@ -2,8 +2,10 @@ import Synchronization
 
 /// The machine-wide control lines: stop, reset, pause/resume and the A20 gate. Devices, the signal watcher and
 /// the deadline timer *request*; the vCPU runners *act*. It replaces polling device fields after
-/// every exit: a request sets one atomic word and kicks every runner, and a runner looks at that
-/// word once per exit (`changed`, a single load on the common path).
+/// every exit: a request bumps one atomic counter and kicks every runner, and each runner compares
+/// that counter with the value its last `take()` returned (`hasChanged(since:)`, a single load on
+/// the common path). A counter rather than a flag that `take()` clears: with several runners, the
+/// first to take a change must not hide it from the others.
 ///
 /// Threading: every method is safe from any thread. Requests never block on a vCPU and never take
 /// another lock while holding the control's own (it is first in the lock order of
@@ -39,6 +41,8 @@ public final class MachineControl: @unchecked Sendable {
     public var a20Enabled: Bool
     /// The runners must park (`park()`) until `resume()`.
     public var paused: Bool
+    /// The change counter when this snapshot was taken: pass it to `hasChanged(since:)`.
+    public var generation: UInt64
   }
 
   private let lock = NSLockLike()
@@ -51,7 +55,8 @@ public final class MachineControl: @unchecked Sendable {
   /// Runners parked in `park()` right now.
   private var parkedRunners = 0
   private let parkCondition = Condition()
-  private let changeFlag = Atomic<Bool>(false)
+  /// Bumped after every request has updated the lines.
+  private let changes = Atomic<UInt64>(0)
   /// Resets carried out so far.
   public private(set) var resetCount = 0
   /// Every reset requested, in order (reset requests are rare; the list stays short).
@@ -63,16 +68,19 @@ public final class MachineControl: @unchecked Sendable {
     a20Sources = 1 << UInt8(A20Source.keyboardController.rawValue)
   }
 
-  /// True when a stop, a reset or an A20 change is waiting for the runners. One atomic load.
+  /// True when a stop, reset, pause or A20 change was requested after the snapshot whose
+  /// `State.generation` is `generation` (0: since the control was made). One atomic load.
   @inline(__always)
-  public var changed: Bool { changeFlag.load(ordering: .acquiring) }
+  public func hasChanged(since generation: UInt64) -> Bool { changes.load(ordering: .acquiring) != generation }
 
-  /// The current lines; clears `changed`. A stop stays set once requested (every runner must see
-  /// it); a reset is handed out once (`completeReset` is called by whoever carries it out).
+  /// The current lines. A stop stays set once requested (every runner must see it); a reset stays
+  /// pending until `completeReset` (called by whoever carries it out). The counter is read before
+  /// the lines, so a request racing with this call is seen again by `hasChanged(since:)`.
   public func take() -> State {
     lock.locked {
-      changeFlag.store(false, ordering: .releasing)
-      return State(stop: stopReason, reset: pendingReset, a20Enabled: a20Sources != 0, paused: pauseRequested)
+      State(
+        stop: stopReason, reset: pendingReset, a20Enabled: a20Sources != 0, paused: pauseRequested,
+        generation: changes.load(ordering: .acquiring))
     }
   }
 
@@ -180,7 +188,7 @@ public final class MachineControl: @unchecked Sendable {
   }
 
   private func notify() {
-    changeFlag.store(true, ordering: .releasing)
+    changes.add(1, ordering: .releasing)
     let targets = lock.locked { kicks }
     for kick in targets { kick() }
   }

@@ -64,7 +64,7 @@ extension VCPURunner {
   private func haltedWithInterruptsDisabled() -> StopReason? {
     guard machine.runners.count > 1 else { return .haltedForever(stateReport("HLT with interrupts disabled")) }
     deadlineTimer?.arm(nil)
-    while !machine.control.changed && !hasStartupEvent {
+    while !machine.control.hasChanged(since: controlSeen) && !hasStartupEvent {
       if let stop = machine.hostStop().reason { return stop }
       let now = machine.hostClock.nanoseconds
       wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
@@ -99,7 +99,7 @@ extension VCPURunner {
       let pending =
         lapic.hasDeliverableInterrupt || (index == 0 && pic.hasPendingInterrupt && lapic.passesExternalInterrupts)
       machine.deviceLock.unlock()
-      if pending || machine.control.changed { return nil }
+      if pending || machine.control.hasChanged(since: controlSeen) { return nil }
       let hostNow = machine.hostClock.nanoseconds
       if let t = machine.timeoutDeadline, hostNow >= t { return nil }
       if let t = machine.outputStop?.deadline {

@@ -27,6 +27,8 @@ public final class VCPURunner {
   unowned let machine: Machine
   /// The A20 gate as last passed to the vCPU (open at power-on).
   var a20Applied = true
+  /// `MachineControl.State.generation` of the control lines this runner last acted on.
+  var controlSeen: UInt64 = 0
   var windowRequested = false
   /// The exit being handled, recorded in `statistics` just before the next entry (or at the stop).
   private var lastExit: ExitKind?
@@ -123,7 +125,7 @@ public final class VCPURunner {
   private func loop() -> StopReason {
     let machine = self.machine
     while true {
-      if machine.control.changed, let stop = applyControl() { return stop }
+      if machine.control.hasChanged(since: controlSeen), let stop = applyControl() { return stop }
       // An application processor waits for its start-up IPI without running guest code.
       do {
         if waitingForStartup || startupEvent.exchange(false, ordering: .acquiringAndReleasing),
@@ -199,7 +201,7 @@ public final class VCPURunner {
   /// Sleeps in wait-for-SIPI until a start-up IPI, INIT, a control request or the timeout.
   private func waitForStartup() -> StopReason? {
     let machine = self.machine
-    if machine.control.changed { return nil }
+    if machine.control.hasChanged(since: controlSeen) { return nil }
     if let stop = machine.hostStop().reason { return stop }
     let now = machine.hostClock.nanoseconds
     wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
@@ -223,6 +225,7 @@ public final class VCPURunner {
       machine.control.park()
       state = machine.control.take()
     }
+    controlSeen = state.generation
     if let stop = state.stop { return stop }
     if let source = state.reset, index == 0 { return machine.reset(source) }
     if state.a20Enabled != a20Applied {
