@@ -28,11 +28,14 @@ let package = Package(
     .target(name: "KVMEngine", dependencies: ["CKVM", "VMM"]),
     // Software engine: the X86 model run instruction by instruction.
     .target(name: "Interpreter", dependencies: ["X86", "VMM", "CAtomics"]),
+    // Software engine: guest code translated to host x86-64 code at run time (dynamic binary
+    // translation), the interpreter taking what the translator leaves.
+    .target(name: "Translator", dependencies: ["X86", "VMM", "Interpreter"]),
     // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
     .target(name: "Oracles", dependencies: ["X86", "CNative"]),
     // What every front end needs to launch a guest: the engine registry, the reference guest's
     // boot with benchmark markers, option syntax (memory sizes, console backends).
-    .target(name: "Launcher", dependencies: ["VMM", "KVMEngine", "Interpreter", "GuestImages"]),
+    .target(name: "Launcher", dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "GuestImages"]),
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [

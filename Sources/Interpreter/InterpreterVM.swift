@@ -13,8 +13,23 @@ public final class InterpreterVM: EngineVM {
   public private(set) var vcpus: [InterpreterVirtualCPU] = []
   /// Deterministic runs: guest time is the instructions retired by every vCPU, 1 ns each.
   private var instructionClock: InstructionClock?
+  /// The engine name the vCPUs report (`interp`, or `dbt` when they run translated code).
+  let engineName: String
+  /// Makes each vCPU's binary translator (the `dbt` engine); nil: interpret only.
+  let makeTranslator: (() throws(EngineError) -> any BlockExecutor)?
 
-  public init(memory: GuestMemory, model: CPUModel, deterministic: Bool, identity: GuestCPUIdentity?) {
+  public convenience init(memory: GuestMemory, model: CPUModel, deterministic: Bool, identity: GuestCPUIdentity?) {
+    self.init(memory: memory, model: model, deterministic: deterministic, identity: identity, engineName: "interp")
+  }
+
+  /// A VM whose vCPUs run their code through the translators `makeTranslator` makes (the `dbt`
+  /// engine), the interpreter taking every instruction the translators leave.
+  package init(
+    memory: GuestMemory, model: CPUModel, deterministic: Bool, identity: GuestCPUIdentity?, engineName: String,
+    makeTranslator: (() throws(EngineError) -> any BlockExecutor)? = nil
+  ) {
+    self.engineName = engineName
+    self.makeTranslator = makeTranslator
     self.memory = memory
     self.model = model
     self.deterministic = deterministic
@@ -40,7 +55,9 @@ public final class InterpreterVM: EngineVM {
     guard index == vcpus.count else {
       throw EngineError("interp creates vCPUs in order: expected index \(vcpus.count), got \(index)")
     }
-    let vcpu = InterpreterVirtualCPU(memory: memory, model: model, clock: instructionClock)
+    let vcpu = InterpreterVirtualCPU(
+      memory: memory, model: model, clock: instructionClock, engineName: engineName)
+    if let makeTranslator { vcpu.cpu.blockExecutor = try makeTranslator() }
     if let identity { vcpu.present(identity) }
     vcpu.cpu.system.cpuid.apicID = UInt8(truncatingIfNeeded: index)  // CPUID.1:EBX[31:24]
     // The VMM gives every vCPU a local APIC (xAPIC at 0xFEE00000): say so, and which is the BSP.

@@ -18,7 +18,7 @@ import X86
 /// - `.exception`: a vector in `exitControls.exceptionBitmap`, not delivered; state as before the
 ///   faulting instruction (CR2 already loaded for #PF).
 public final class InterpreterVirtualCPU: VirtualCPU {
-  public let engineName = "interp"
+  public let engineName: String
   public let cpu: CPU
   private let memoryAdapter: GuestMemoryAdapter
   private let kickRequested = Atomic<Bool>(false)
@@ -43,7 +43,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   }
 
   /// A vCPU of a VM whose guest clock is `clock` (nil: host time).
-  init(memory: GuestMemory, model: CPUModel, clock: InstructionClock?, ownInstructionClock: Bool = false) {
+  init(
+    memory: GuestMemory, model: CPUModel, clock: InstructionClock?, ownInstructionClock: Bool = false,
+    engineName: String = "interp"
+  ) {
+    self.engineName = engineName
     memoryAdapter = GuestMemoryAdapter(memory)
     // The machine's code-page stamps: a device or loader writing over code (through GuestMemory),
     // or another vCPU, invalidates what this vCPU decoded from it.
@@ -94,14 +98,17 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   public var instructionsRetired: UInt64? { cpu.instructionsRetired }
 
   public var engineCounters: [EngineCounter] {
-    [
+    let translator = (cpu.blockExecutor?.counters ?? []).map {
+      EngineCounter(name: $0.name, value: $0.value, description: $0.description)
+    }
+    return [
       EngineCounter(
         name: "fast-path-instructions", value: cpu.fastPathRetired,
         description: "instructions completed by pre-resolved fast handlers"),
       EngineCounter(
         name: "decoded-instructions", value: cpu.decodeCacheFills,
         description: "instructions decoded into the decode cache"),
-    ]
+    ] + translator
   }
 
   public func registers() throws(EngineError) -> Registers { cpu.state.registers() }

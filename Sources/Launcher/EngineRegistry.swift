@@ -1,5 +1,6 @@
 import Interpreter
 import KVMEngine
+import Translator
 import VMM
 
 /// Every engine the command line knows, in order of preference for `--engine auto`. New engines
@@ -35,6 +36,18 @@ public enum EngineRegistry {
       unavailableReason: { nil },
       supportsDeterministic: true,
       make: { InterpreterEngine(deterministic: $0) }),
+    Entry(
+      name: "dbt",
+      summary: "dynamic binary translator: guest code translated to host x86-64 code, the interpreter for the rest",
+      unavailableReason: {
+        #if arch(x86_64) && os(Linux)
+          return nil
+        #else
+          return "the translator emits x86-64 code for Linux hosts"
+        #endif
+      },
+      supportsDeterministic: true,
+      make: { TranslatorEngine(deterministic: $0) }),
   ]
 
   /// Names accepted by `--engine`.

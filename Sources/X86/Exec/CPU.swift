@@ -29,6 +29,8 @@ public final class CPU {
   public var isBootstrapProcessor = true {
     didSet { applyBootstrapFlag() }
   }
+  /// The binary translator running this CPU's code, if any (`CPU+Translation.swift`).
+  @exclusivity(unchecked) var translator: (any BlockExecutor)?
   /// A locked instruction is executing (CPU+Atomics.swift).
   @exclusivity(unchecked) var lockedInstructionActive = false
   /// Its destination, read atomically, waiting for the write-back.
@@ -297,6 +299,15 @@ public final class CPU {
     refreshBreakpoints()
     var left = budget
     while left > 0 {
+      if let translator, translatedCodeMayRun {
+        // Translated blocks first; the instruction they stop at (one they do not cover, or one
+        // that side-exited) runs in the interpreter, then translated code again.
+        left -= translator.runTranslated(self, budget: left)
+        if left == 0 { break }
+        if let e = stepInline() { return e }
+        left -= 1
+        continue
+      }
       let (retired, pending) = runFastInPage(budget: left)
       left -= retired
       if left == 0 { break }

@@ -6,7 +6,7 @@
 /// Shape suffixes name the destination, then the source: R = general register, I = immediate,
 /// M = memory. The nine ALU operations are contiguous per shape, in `Operation` order (add or adc
 /// sbb and sub xor cmp test), so a form is `shape + (operation - add)`.
-enum FastForm: UInt8, Sendable {
+package enum FastForm: UInt8, Sendable {
   case generic
   case addRR, orRR, adcRR, sbbRR, andRR, subRR, xorRR, cmpRR, testRR
   case addRI, orRI, adcRI, sbbRI, andRI, subRI, xorRI, cmpRI, testRI

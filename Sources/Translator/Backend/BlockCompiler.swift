@@ -1,0 +1,680 @@
+import X86
+
+/// The back end: turns a `GuestBlock` into host x86-64 code.
+///
+/// Generated code is a C function `(state, unused) -> retired`: RBX holds the CPU state page
+/// (`CPUStateLayout`), R12-R15 the paging TLB, the write host-page cache (pages and pointers) and
+/// the code-page bytes. Guest registers live in the state page; each guest instruction becomes the
+/// host instruction of the same operation and size (x86 on x86: results and flags come from the
+/// host ALU), wrapped in the checks the interpreter's fast path makes:
+///
+/// - memory operands go through the paging TLB inline (tag compare, page-crossing check, host
+///   pointer); stores also through the write host-page cache and the code-page byte, so a store to a
+///   page holding code never happens here;
+/// - any check that fails is a *side exit*: the code returns with RIP at that instruction and the
+///   state exactly as before it (nothing of it was written yet), and the interpreter runs it in
+///   full (walks, faults, MMIO, self-modifying code);
+/// - arithmetic flags stay in the host's RFLAGS after the instruction that set them and are only
+///   merged into the state's RFLAGS when something would clobber them, when a side exit could follow
+///   or at the block's end; a flag result nothing reads before the next full flag write is never
+///   stored (dead-flag elimination). Instructions that read flags get them back with POPFQ.
+///
+/// The return value is the number of guest instructions the code completed.
+package struct BlockCompiler {
+  package struct Tables {
+    let pagingTLB: UInt64
+    let hostWritePage: UInt64
+    let hostWritePointer: UInt64
+    let pageHasCode: UInt64
+    let entryStride: Int
+    let tagOffset: Int
+    let hostOffset: Int
+    let physicalPageOffset: Int
+    let hostPageSlots: Int
+    let codePageSlots: Int
+
+    package init(_ t: TranslationTables) {
+      pagingTLB = UInt64(UInt(bitPattern: t.pagingTLB))
+      hostWritePage = UInt64(UInt(bitPattern: t.hostWritePage))
+      hostWritePointer = UInt64(UInt(bitPattern: t.hostWritePointer))
+      pageHasCode = UInt64(UInt(bitPattern: t.pageHasCode))
+      entryStride = t.entryStride
+      tagOffset = t.tagOffset
+      hostOffset = t.hostOffset
+      physicalPageOffset = t.physicalPageOffset
+      hostPageSlots = t.hostPageSlots
+      codePageSlots = t.codePageSlots
+    }
+  }
+
+  // MARK: What gets translated
+
+  /// Whether the back end translates `ins` (classified `form`).
+  package static func translates(_ form: FastForm, _ ins: DecodedInstruction) -> Bool {
+    switch form {
+    case .generic: return false
+    case .imulR, .imulM:
+      // Host IMUL has no byte form with two operands; the classifier never makes one.
+      return ins.operandSize >= 2
+    default: return true
+    }
+  }
+
+  /// Forms after which the block ends (control leaves straight-line code).
+  package static func endsBlock(_ form: FastForm) -> Bool {
+    switch form {
+    case .jcc, .jmpRel, .callRel, .ret: return true
+    default: return false
+    }
+  }
+
+  /// The branch target of a direct branch.
+  static func staticTarget(_ g: GuestInstruction) -> UInt64? {
+    switch g.form {
+    case .jcc, .jmpRel, .callRel: return g.nextRIP &+ g.instruction.immediate
+    default: return nil
+    }
+  }
+
+  static func isCanonical(_ a: UInt64) -> Bool { UInt64(bitPattern: Int64(bitPattern: a << 16) >> 16) == a }
+
+  // MARK: Compiling
+
+  private var a = X64Assembler()
+  private let tables: Tables
+  private let user: Bool
+  private let block: GuestBlock
+  /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
+  private var flagsInHost = false
+  /// The state page's RFLAGS lacks the flags that are in the host (they must be merged before
+  /// anything clobbers them, if live).
+  private var flagsPending = false
+  private var epilogue: X64Assembler.Label
+  /// Per instruction: whether the arithmetic flags it leaves are read later (by an instruction, a
+  /// possible side exit or the block's end).
+  private var flagsLiveAfter: [Bool] = []
+
+  /// RFLAGS bits an arithmetic instruction defines: CF PF AF ZF SF OF.
+  static let arithmeticFlags: Int64 = 0x8D5
+
+  private init(block: GuestBlock, tables: Tables, user: Bool) {
+    self.block = block
+    self.tables = tables
+    self.user = user
+    epilogue = a.newLabel()
+  }
+
+  /// Host code for `block` running at CPL 3 (`user`) or below.
+  package static func compile(_ block: GuestBlock, tables: Tables, user: Bool) -> [UInt8] {
+    var c = BlockCompiler(block: block, tables: tables, user: user)
+    return c.emitBlock()
+  }
+
+  private mutating func emitBlock() -> [UInt8] {
+    computeFlagLiveness()
+    for r in [HostRegister.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(r) }
+    a.mov(.rbx, .register(.rdi))
+    a.load(.r12, constant: tables.pagingTLB)
+    a.load(.r13, constant: tables.hostWritePage)
+    a.load(.r14, constant: tables.hostWritePointer)
+    a.load(.r15, constant: tables.pageHasCode)
+    for (k, g) in block.instructions.enumerated() {
+      emit(g, index: k)
+    }
+    // A block that ends without a branch falls through to the next instruction.
+    if let last = block.instructions.last, !Self.endsBlock(last.form) {
+      exit(retired: block.instructions.count, rip: last.nextRIP)
+    }
+    a.bind(epilogue)
+    for r in [HostRegister.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(r) }
+    a.ret()
+    return a.finished()
+  }
+
+  // MARK: Flags
+
+  /// What an instruction does with the arithmetic flags.
+  private enum FlagUse { case none, readsOrKeeps, writesAll }
+
+  private static func flagUse(_ g: GuestInstruction) -> FlagUse {
+    let ins = g.instruction
+    switch g.form {
+    case .adcRR, .adcRI, .adcRM, .adcMR, .adcMI, .sbbRR, .sbbRI, .sbbRM, .sbbMR, .sbbMI: return .readsOrKeeps
+    case .incDecR, .incDecM, .jcc, .cmovR, .cmovM, .setccR: return .readsOrKeeps
+    case .shiftR:
+      // A count of 0 (after masking) leaves every flag; RCL/RCR read CF.
+      if ins.operation == .rcl || ins.operation == .rcr || ins.operands.1.kind != .immediate { return .readsOrKeeps }
+      let mask: UInt64 = ins.operandSize == 8 ? 63 : 31
+      return ins.immediate & mask == 0 ? .readsOrKeeps : .writesAll
+    case .imulR, .imulM: return .writesAll
+    default:
+      switch g.instruction.operation {
+      case .add, .or, .and, .sub, .xor, .cmp, .test: return .writesAll
+      default: return .none
+      }
+    }
+  }
+
+  /// Whether `g` may side-exit (so the flags before it must be in the state page).
+  private static func maySideExit(_ g: GuestInstruction) -> Bool {
+    switch g.form {
+    case .pushR, .pushI, .popR, .callRel, .ret: return true
+    default: return g.instruction.hasMemoryOperand && g.form != .lea && g.form != .nop
+    }
+  }
+
+  private mutating func computeFlagLiveness() {
+    var live = true  // the block's end
+    flagsLiveAfter = Array(repeating: true, count: block.instructions.count)
+    for k in block.instructions.indices.reversed() {
+      let g = block.instructions[k]
+      flagsLiveAfter[k] = live
+      switch Self.flagUse(g) {
+      case .readsOrKeeps: live = true
+      case .writesAll: live = false
+      case .none: break
+      }
+      if Self.maySideExit(g) { live = true }
+    }
+  }
+
+  /// Merges host flags into the state's RFLAGS if they are pending (clobbers host flags, R8, R9).
+  private mutating func storeFlags() {
+    if flagsPending {
+      a.pushfq()
+      a.pop(.r8)
+      a.alu(.and, .register(.r8), immediate: Self.arithmeticFlags, size: 4)
+      a.mov(.r9, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))))
+      a.alu(.and, .register(.r9), immediate: ~Self.arithmeticFlags, size: 8)
+      a.alu(.or, .register(.r9), .r8, size: 8)
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))), .r9)
+      flagsPending = false
+    }
+    flagsInHost = false
+  }
+
+  /// Before host code that clobbers the host's flags.
+  private mutating func clobberFlags() {
+    if flagsPending { storeFlags() }
+    flagsInHost = false
+  }
+
+  /// Makes the host's arithmetic flags equal the guest's (clobbers only R8).
+  private mutating func loadFlags() {
+    if flagsInHost { return }
+    a.mov(.r8, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))))
+    a.alu(.and, .register(.r8), immediate: Self.arithmeticFlags, size: 4)
+    a.push(.r8)
+    a.popfq()
+    flagsInHost = true
+  }
+
+  /// After a host instruction that set the guest's flags (instruction `k`).
+  private mutating func flagsWritten(by k: Int) {
+    flagsInHost = true
+    flagsPending = flagsLiveAfter[k]
+  }
+
+  // MARK: Exits
+
+  /// Leaves the block with `retired` instructions done and RIP = `rip`.
+  private mutating func exit(retired: Int, rip: UInt64) {
+    clobberFlags()
+    a.load(.rax, constant: rip)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
+    a.load(.rax, constant: UInt64(retired))
+    a.jmp(epilogue)
+  }
+
+  /// The side exit of instruction `k` (state as before it; flags already stored).
+  private mutating func sideExit(_ k: Int) -> X64Assembler.Label {
+    let l = a.newLabel()
+    pendingSideExits.append((l, k))
+    return l
+  }
+  private var pendingSideExits: [(X64Assembler.Label, Int)] = []
+
+  private mutating func emitSideExits() {
+    let exits = pendingSideExits
+    pendingSideExits = []
+    guard !exits.isEmpty else { return }
+    let over = a.newLabel()
+    a.jmp(over)
+    for (label, k) in exits {
+      a.bind(label)
+      a.load(.rax, constant: block.instructions[k].rip)
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
+      a.load(.rax, constant: UInt64(k))
+      a.jmp(epilogue)
+    }
+    a.bind(over)
+  }
+
+  // MARK: Operands
+
+  private func gpr(_ r: UInt8) -> HostOperand { .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(r)))) }
+
+  private static func signed(_ value: UInt64, size: Int) -> Int64 {
+    switch size {
+    case 1: return Int64(Int8(truncatingIfNeeded: value))
+    case 2: return Int64(Int16(truncatingIfNeeded: value))
+    case 4: return Int64(Int32(truncatingIfNeeded: value))
+    default: return Int64(bitPattern: value)
+    }
+  }
+
+  private static func fitsInt32(_ v: Int64) -> Bool { Int64(Int32(truncatingIfNeeded: v)) == v }
+
+  /// The effective address of `g`'s memory operand into RSI (no segment base). Clobbers RDI and flags.
+  private mutating func effectiveAddress(_ g: GuestInstruction) {
+    let ins = g.instruction
+    let disp = ins.displacement
+    if ins.base == DecodedInstruction.ripBase {
+      var ea = g.nextRIP &+ UInt64(bitPattern: disp)
+      if ins.addressSize == 4 { ea &= 0xFFFF_FFFF }
+      a.load(.rsi, constant: ea)
+      return
+    }
+    let hasBase = ins.base != DecodedInstruction.noRegister
+    let hasIndex = ins.index != DecodedInstruction.noRegister
+    if hasBase { a.mov(.rsi, gpr(ins.base)) } else { a.load(.rsi, constant: 0) }
+    var memory = HostMemory(.rsi, 0)
+    if hasIndex {
+      a.mov(.rdi, gpr(ins.index))
+      memory.index = .rdi
+      memory.scale = ins.scale
+    }
+    if Self.fitsInt32(disp) {
+      memory.displacement = Int32(disp)
+    } else {
+      a.load(.rax, constant: UInt64(bitPattern: disp))
+      a.alu(.add, .register(.rsi), .rax)
+    }
+    a.lea(.rsi, memory, size: ins.addressSize == 4 ? 4 : 8)
+  }
+
+  /// The linear address of `g`'s memory operand into RSI (FS/GS bases added).
+  private mutating func linearAddress(_ g: GuestInstruction) {
+    effectiveAddress(g)
+    addSegmentBase(Int(g.instruction.segment))
+  }
+
+  private mutating func addSegmentBase(_ segment: Int) {
+    if segment == 4 || segment == 5 {
+      let base = CPUStateLayout.segments + segment * CPUStateLayout.segmentStride + 8
+      a.alu(.add, .rsi, .memory(HostMemory(.rbx, Int32(base))))
+    }
+  }
+
+  /// RSI = linear address; on success RAX = host pointer to `size` bytes there, for reading (or for
+  /// writing, through the write host-page cache and the code-page check). Else the side exit of `k`.
+  private mutating func hostPointer(size: Int, write: Bool, exit: X64Assembler.Label) {
+    let kind = write ? 1 : 0
+    // Slot: ((lin >> 12) ^ (lin >> 20)) & 0xFF | kind << 9 | user << 8.
+    a.mov(.rax, .register(.rsi))
+    a.shift(.shr, .register(.rax), count: 12)
+    a.mov(.rcx, .register(.rsi))
+    a.shift(.shr, .register(.rcx), count: 20)
+    a.alu(.xor, .register(.rax), .rcx, size: 4)
+    a.alu(.and, .register(.rax), immediate: 0xFF, size: 4)
+    a.imul(.rax, .register(.rax), immediate: Int64(tables.entryStride), size: 4)
+    let slotBase = (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
+    let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 1) }
+    // Tag: the linear page.
+    a.mov(.rcx, .register(.rsi))
+    a.alu(.and, .register(.rcx), immediate: -4096)
+    a.alu(.cmp, .rcx, .memory(entry(tables.tagOffset)))
+    a.jcc(HostCondition.notEqual, exit)
+    // Within one page.
+    a.mov(.rcx, .register(.rsi), size: 4)
+    a.alu(.and, .register(.rcx), immediate: 0xFFF, size: 4)
+    a.alu(.cmp, .register(.rcx), immediate: Int64(0x1000 - size), size: 4)
+    a.jcc(HostCondition.above, exit)
+    if !write {
+      a.mov(.rax, .memory(entry(tables.hostOffset)))
+      a.test(.register(.rax), .rax)
+      a.jcc(HostCondition.equal, exit)
+      a.alu(.add, .register(.rax), .rcx)
+      return
+    }
+    // Physical page number; the write host-page cache must hold it and the page no code.
+    a.mov(.rdx, .memory(entry(tables.physicalPageOffset)))
+    a.shift(.shr, .register(.rdx), count: 12)
+    a.mov(.rax, .register(.rdx), size: 4)
+    a.alu(.and, .register(.rax), immediate: Int64(tables.hostPageSlots - 1), size: 4)
+    a.alu(.cmp, .rdx, .memory(HostMemory(.r13, 0, index: .rax, scale: 8)))
+    a.jcc(HostCondition.notEqual, exit)
+    a.mov(.rax, .memory(HostMemory(.r14, 0, index: .rax, scale: 8)))
+    a.test(.register(.rax), .rax)
+    a.jcc(HostCondition.equal, exit)
+    a.alu(.and, .register(.rdx), immediate: Int64(tables.codePageSlots - 1), size: 4)
+    a.alu(.cmp, .memory(HostMemory(.r15, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
+    a.jcc(HostCondition.notEqual, exit)
+    a.alu(.add, .register(.rax), .rcx)
+  }
+
+  /// RAX = host pointer for `g`'s memory operand of `size` bytes (flags stored first).
+  private mutating func memoryOperand(_ g: GuestInstruction, size: Int, write: Bool, k: Int) {
+    clobberFlags()
+    linearAddress(g)
+    hostPointer(size: size, write: write, exit: sideExit(k))
+  }
+
+  /// Writes host `r` to a guest register at `size`: 4 zero-extends to 64 bits, 1 and 2 merge.
+  private mutating func storeGPR(_ reg: UInt8, _ r: HostRegister, size: Int) {
+    if size == 4 {
+      a.mov(.register(r), r, size: 4)  // zero-extend
+      a.mov(gpr(reg), r, size: 8)
+    } else {
+      a.mov(gpr(reg), r, size: size)
+    }
+  }
+
+  // MARK: Instructions
+
+  private mutating func emit(_ g: GuestInstruction, index k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    let size = Int(ins.operandSize)
+    switch g.form {
+    case .generic:
+      preconditionFailure("generic instructions are not translated")
+
+    case .addRR, .orRR, .adcRR, .sbbRR, .andRR, .subRR, .xorRR, .cmpRR, .testRR,
+      .addRI, .orRI, .adcRI, .sbbRI, .andRI, .subRI, .xorRI, .cmpRI, .testRI,
+      .addRM, .orRM, .adcRM, .sbbRM, .andRM, .subRM, .xorRM, .cmpRM, .testRM,
+      .addMR, .orMR, .adcMR, .sbbMR, .andMR, .subMR, .xorMR, .cmpMR, .testMR,
+      .addMI, .orMI, .adcMI, .sbbMI, .andMI, .subMI, .xorMI, .cmpMI, .testMI:
+      emitALU(g, k: k)
+
+    case .incDecR, .incDecM:
+      let increment = ins.operation == .inc
+      if g.form == .incDecM {
+        memoryOperand(g, size: size, write: true, k: k)
+        loadFlags()
+        a.incDec(.memory(HostMemory(.rax)), increment: increment, size: size)
+      } else if size == 4 {
+        a.mov(.rcx, gpr(o0.reg), size: 4)
+        loadFlags()
+        a.incDec(.register(.rcx), increment: increment, size: 4)
+        a.mov(gpr(o0.reg), .rcx, size: 8)
+      } else {
+        loadFlags()
+        a.incDec(gpr(o0.reg), increment: increment, size: size)
+      }
+      flagsWritten(by: k)
+
+    case .movRR, .movRI, .movRM, .movMR, .movMI, .movsxRR, .movsxRM:
+      emitMove(g, k: k)
+
+    case .lea:
+      clobberFlags()
+      effectiveAddress(g)
+      storeGPR(o0.reg, .rsi, size: Int(o0.size))
+
+    case .nop:
+      break
+
+    case .jcc:
+      loadFlags()
+      let taken = a.newLabel()
+      a.jcc(ins.condition, taken)
+      let pending = flagsPending
+      exit(retired: k + 1, rip: g.nextRIP)
+      a.bind(taken)
+      flagsPending = pending
+      flagsInHost = true
+      exit(retired: k + 1, rip: g.nextRIP &+ ins.immediate)
+
+    case .jmpRel:
+      exit(retired: k + 1, rip: g.nextRIP &+ ins.immediate)
+
+    case .callRel:
+      push(constant: g.nextRIP, k: k)
+      exit(retired: k + 1, rip: g.nextRIP &+ ins.immediate)
+
+    case .ret:
+      clobberFlags()
+      let side = sideExit(k)
+      a.mov(.rsi, gpr(4))
+      hostPointer(size: 8, write: false, exit: side)
+      a.mov(.rdx, .memory(HostMemory(.rax)))
+      // A non-canonical return address faults at the RET: the interpreter raises it.
+      a.mov(.rcx, .register(.rdx))
+      a.shift(.shl, .register(.rcx), count: 16)
+      a.shift(.sar, .register(.rcx), count: 16)
+      a.alu(.cmp, .register(.rcx), .rdx)
+      a.jcc(HostCondition.notEqual, side)
+      a.alu(.add, gpr(4), immediate: 8)
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
+      a.load(.rax, constant: UInt64(k + 1))
+      a.jmp(epilogue)
+
+    case .pushR:
+      clobberFlags()
+      a.mov(.r10, gpr(o0.reg))  // before RSP moves: PUSH RSP pushes the old value
+      pushR10(k: k)
+
+    case .pushI:
+      push(constant: ins.immediate & (o0.size == 8 ? ~0 : (1 << UInt64(8 * o0.size)) - 1), k: k)
+
+    case .popR:
+      clobberFlags()
+      a.mov(.rsi, gpr(4))
+      hostPointer(size: 8, write: false, exit: sideExit(k))
+      a.mov(.rdx, .memory(HostMemory(.rax)))
+      a.alu(.add, gpr(4), immediate: 8)
+      a.mov(gpr(o0.reg), .rdx)
+
+    case .imulR, .imulM:
+      emitMultiply(g, k: k)
+
+    case .shiftR:
+      emitShift(g, k: k)
+
+    case .cmovR, .cmovM:
+      if g.form == .cmovM {
+        memoryOperand(g, size: size, write: false, k: k)
+        a.mov(.rdx, .memory(HostMemory(.rax)), size: size == 8 ? 8 : size)
+      } else {
+        a.mov(.rdx, gpr(o1.reg), size: size)
+      }
+      a.mov(.rcx, gpr(o0.reg), size: size)
+      loadFlags()
+      a.cmov(ins.condition, .rcx, .register(.rdx), size: size)
+      // CMOV with a 32-bit operand zero-extends the destination whether or not it moves.
+      if size == 4 { a.mov(gpr(o0.reg), .rcx, size: 8) } else { a.mov(gpr(o0.reg), .rcx, size: size) }
+
+    case .setccR:
+      loadFlags()
+      a.setcc(ins.condition, gpr(o0.reg))
+    }
+    emitSideExits()
+  }
+
+  /// PUSH of a constant (`CALL`'s return address, `PUSH imm`).
+  private mutating func push(constant: UInt64, k: Int) {
+    clobberFlags()
+    a.load(.r10, constant: constant)
+    pushR10(k: k)
+  }
+
+  /// Pushes R10 (8 bytes) or side-exits. (`hostPointer` clobbers RAX, RCX, RDX, RSI, RDI: values
+  /// that must survive it live in R10 or R11.)
+  private mutating func pushR10(k: Int) {
+    a.mov(.rsi, gpr(4))
+    a.alu(.sub, .register(.rsi), immediate: 8)
+    hostPointer(size: 8, write: true, exit: sideExit(k))
+    a.mov(.memory(HostMemory(.rax)), .r10)
+    a.alu(.sub, gpr(4), immediate: 8)
+  }
+
+  private static func hostALU(_ op: Operation) -> HostALU? {
+    switch op {
+    case .add: return .add
+    case .or: return .or
+    case .adc: return .adc
+    case .sbb: return .sbb
+    case .and: return .and
+    case .sub: return .sub
+    case .xor: return .xor
+    case .cmp: return .cmp
+    default: return nil  // TEST
+    }
+  }
+
+  private mutating func emitALU(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    let size = Int(ins.operandSize)
+    let op = Self.hostALU(ins.operation)
+    let writes = ins.operation != .cmp && ins.operation != .test
+    let readsCarry = ins.operation == .adc || ins.operation == .sbb
+    // Destination: a guest register slot, or memory through RAX.
+    var destination: HostOperand = gpr(o0.reg)
+    if o0.kind == .memory {
+      memoryOperand(g, size: size, write: writes, k: k)
+      a.mov(.rdi, .register(.rax))
+      destination = .memory(HostMemory(.rdi))
+    }
+    // Source: RDX, or an immediate.
+    var immediate: Int64?
+    switch o1.kind {
+    case .immediate: immediate = Self.signed(ins.immediate, size: size)
+    case .memory:
+      memoryOperand(g, size: size, write: false, k: k)
+      a.mov(.rdx, .memory(HostMemory(.rax)), size: size == 8 ? 8 : size)
+    default: a.mov(.rdx, gpr(o1.reg), size: size)
+    }
+    // A 32-bit register destination is computed in ECX and written back zero-extended.
+    let widen = o0.kind == .gpr && size == 4
+    if widen {
+      a.mov(.rcx, gpr(o0.reg), size: 4)
+      destination = .register(.rcx)
+    }
+    if readsCarry { loadFlags() }
+    if let op {
+      if let immediate {
+        a.alu(op, destination, immediate: immediate, size: size)
+      } else {
+        a.alu(op, destination, .rdx, size: size)
+      }
+    } else if let immediate {
+      a.test(destination, immediate: immediate, size: size)
+    } else {
+      a.test(destination, .rdx, size: size)
+    }
+    if widen && writes { a.mov(gpr(o0.reg), .rcx, size: 8) }
+    flagsWritten(by: k)
+  }
+
+  private mutating func emitMove(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    let destinationSize = Int(o0.size)
+    let sourceSize = Int(o1.size)
+    let signExtend = g.form == .movsxRR || g.form == .movsxRM
+    // The source into R10, extended to the destination's size.
+    switch o1.kind {
+    case .immediate:
+      let value = ins.immediate & (sourceSize == 8 ? ~0 : (1 << UInt64(8 * sourceSize)) - 1)
+      if o0.kind == .gpr {
+        if destinationSize >= 4 {
+          a.load(.r10, constant: value)
+          a.mov(gpr(o0.reg), .r10, size: 8)
+        } else {
+          a.mov(gpr(o0.reg), immediate: Self.signed(value, size: destinationSize), size: destinationSize)
+        }
+        return
+      }
+      memoryOperand(g, size: destinationSize, write: true, k: k)
+      if destinationSize == 8 && !Self.fitsInt32(Int64(bitPattern: value)) {
+        a.load(.r10, constant: value)
+        a.mov(.memory(HostMemory(.rax)), .r10, size: 8)
+      } else {
+        a.mov(.memory(HostMemory(.rax)), immediate: Self.signed(value, size: destinationSize), size: destinationSize)
+      }
+      return
+    case .memory:
+      memoryOperand(g, size: sourceSize, write: false, k: k)
+      loadExtended(
+        .r10, .memory(HostMemory(.rax)), sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
+    default:
+      loadExtended(.r10, gpr(o1.reg), sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
+    }
+    if o0.kind == .memory {
+      memoryOperand(g, size: destinationSize, write: true, k: k)
+      a.mov(.memory(HostMemory(.rax)), .r10, size: destinationSize)
+    } else {
+      storeGPR(o0.reg, .r10, size: destinationSize)
+    }
+  }
+
+  /// `dst` = the `sourceSize` value at `src`, zero- or sign-extended to 64 bits (same size: a
+  /// plain load, so 1- and 2-byte moves keep the register's other bytes when stored back at that size).
+  private mutating func loadExtended(
+    _ dst: HostRegister, _ src: HostOperand, sourceSize: Int, destinationSize: Int, _ signExtend: Bool
+  ) {
+    if sourceSize == destinationSize {
+      a.mov(dst, src, size: sourceSize)
+    } else if signExtend {
+      a.movsx(dst, src, sourceSize: sourceSize, size: 8)
+    } else if sourceSize == 4 {
+      a.mov(dst, src, size: 4)
+    } else {
+      a.movzx(dst, src, sourceSize: sourceSize, size: 4)
+    }
+  }
+
+  private mutating func emitMultiply(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let size = Int(ins.operandSize)
+    var source: HostOperand = gpr(ins.operands.1.reg)
+    if g.form == .imulM {
+      memoryOperand(g, size: size, write: false, k: k)
+      source = .memory(HostMemory(.rax))
+    } else {
+      clobberFlags()
+    }
+    if ins.operandCount == 3 {
+      a.imul(.rcx, source, immediate: Self.signed(ins.immediate, size: size), size: size)
+    } else {
+      a.mov(.rcx, gpr(o0.reg), size: size)
+      a.imul(.rcx, source, size: size)
+    }
+    storeGPR(o0.reg, .rcx, size: size)
+    flagsWritten(by: k)
+  }
+
+  private mutating func emitShift(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let size = Int(ins.operandSize)
+    let op: HostShift
+    switch ins.operation {
+    case .rol: op = .rol
+    case .ror: op = .ror
+    case .rcl: op = .rcl
+    case .rcr: op = .rcr
+    case .shl, .sal: op = .shl
+    case .shr: op = .shr
+    default: op = .sar
+    }
+    let byCL = ins.operands.1.kind != .immediate
+    if byCL { a.mov(.rcx, gpr(1), size: 1) }
+    a.mov(.rdx, gpr(o0.reg), size: size)
+    if Self.flagUse(g) == .readsOrKeeps { loadFlags() } else { clobberFlags() }
+    if byCL {
+      a.shiftByCL(op, .register(.rdx), size: size)
+    } else {
+      a.shift(op, .register(.rdx), count: UInt8(truncatingIfNeeded: ins.immediate), size: size)
+    }
+    // MOV keeps the flags: write the result back after the shift.
+    if size == 4 { a.mov(gpr(o0.reg), .rdx, size: 8) } else { a.mov(gpr(o0.reg), .rdx, size: size) }
+    flagsWritten(by: k)
+  }
+}

@@ -1,0 +1,49 @@
+import X86
+
+/// One guest instruction of a block, as the front end found it.
+package struct GuestInstruction {
+  /// Its linear address (RIP).
+  package var rip: UInt64
+  package var instruction: DecodedInstruction
+  /// The interpreter's classification, which is also the set the back end translates.
+  package var form: FastForm
+  /// The linear address of the next instruction.
+  package var nextRIP: UInt64 { rip &+ UInt64(instruction.length) }
+}
+
+/// A straight-line run of guest instructions (a basic block) starting at one RIP: what the
+/// back end turns into host code. It ends after a branch, before the first instruction the back
+/// end does not translate, at the end of the code page, or at `maximumLength` instructions, so a
+/// block covers one physical page and is invalidated with it.
+package struct GuestBlock {
+  /// Longest block, in guest instructions (bounds how long translated code runs without returning
+  /// to the dispatcher: interrupt latency and budgets).
+  package static let maximumLength = 64
+
+  package var startRIP: UInt64
+  package var physicalStart: UInt64
+  package var instructions: [GuestInstruction] = []
+
+  /// Reads the block at `rip` (physical `physical`) from `cpu`'s decode cache, decoding what is not
+  /// cached; empty when the first instruction is not translatable.
+  package static func read(from cpu: CPU, rip: UInt64, physical: UInt64) -> GuestBlock {
+    var block = GuestBlock(startRIP: rip, physicalStart: physical)
+    var linear = rip
+    var phys = physical
+    while block.instructions.count < maximumLength {
+      guard let (ins, form) = cpu.translatableInstruction(physical: phys), BlockCompiler.translates(form, ins) else {
+        break
+      }
+      let g = GuestInstruction(rip: linear, instruction: ins, form: form)
+      // A branch to a non-canonical target faults: leave it to the interpreter.
+      if let target = BlockCompiler.staticTarget(g), !BlockCompiler.isCanonical(target) { break }
+      block.instructions.append(g)
+      if BlockCompiler.endsBlock(form) { break }
+      let next = g.nextRIP
+      guard next & ~0xFFF == rip & ~0xFFF else { break }
+      linear = next
+      phys = (physical & ~0xFFF) | (next & 0xFFF)
+    }
+    return block
+  }
+}

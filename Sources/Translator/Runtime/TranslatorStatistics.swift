@@ -1,0 +1,25 @@
+/// What the translator did, for `--stats` (each stage of the seed's four has its counters).
+package struct TranslatorStatistics {
+  /// Lookup: blocks found valid in the code cache, and lookups that had to translate.
+  package var cacheHits: UInt64 = 0
+  package var cacheMisses: UInt64 = 0
+  /// Of the misses, those where a block existed but its code page had been written since.
+  package var invalidations: UInt64 = 0
+  /// Context switches: entries into generated code (each returns to the dispatcher).
+  package var blockEntries: UInt64 = 0
+  /// Returns before a block's end: an instruction whose fast case failed (TLB miss, page
+  /// crossing, a store to code, MMIO...) runs in the interpreter.
+  package var sideExits: UInt64 = 0
+  /// Translation: blocks and guest instructions translated, host bytes emitted, time spent.
+  package var blocksTranslated: UInt64 = 0
+  package var instructionsTranslated: UInt64 = 0
+  package var hostBytes: UInt64 = 0
+  package var translationNanoseconds: UInt64 = 0
+  /// Execute: guest instructions completed by generated code.
+  package var translatedInstructions: UInt64 = 0
+  /// The code buffer filled up and every translation was dropped.
+  package var cacheFlushes: UInt64 = 0
+  /// Addresses whose first instruction the back end does not translate (marked, not retried until
+  /// their page changes).
+  package var untranslatableStarts: UInt64 = 0
+}

@@ -1,0 +1,108 @@
+/// What a binary translator (the `Translator` target) needs from the CPU model: a place in the run
+/// loop, the conditions under which translated code may run, the decoded instructions of a block,
+/// and the raw tables its generated code reads (the paging TLB, the host-page cache, the code-page
+/// stamps). Package-internal: the translator is part of this package, embedders see none of it.
+///
+/// The contract mirrors the interpreter's fast path (docs/interpreter-execution.md): translated
+/// code runs only the `FastForm` shapes, only in 64-bit mode with paging on, and every guest
+/// instruction in it either completes or leaves the state exactly as before that instruction (a
+/// *side exit*), after which the interpreter runs the instruction in full, faults included. So the
+/// interpreter stays the one definition of every instruction's slow cases.
+package protocol BlockExecutor: AnyObject {
+  /// Runs translated code from the current state for at most `budget` instructions and returns how
+  /// many retired, with RIP (and everything else) committed. Called by `CPU.run` where the
+  /// interpreter would otherwise run its fast-path loop; it may return 0 (nothing to run here).
+  func runTranslated(_ cpu: CPU, budget: UInt64) -> UInt64
+  /// Counters for `--stats`: name, value, one line of description.
+  var counters: [(name: String, value: UInt64, description: String)] { get }
+}
+
+/// The raw tables generated code reads, with the layouts it needs. Valid for the CPU's lifetime.
+package struct TranslationTables {
+  /// The paging TLB: `SoftTLB.sets * 6` entries of `entryStride` bytes; an entry's slot is
+  /// `SoftTLB.slot(linear, kind:, user:)`.
+  package let pagingTLB: UnsafeMutableRawPointer
+  /// Bytes per TLB entry and the offsets of its fields.
+  package let entryStride: Int
+  package let tagOffset: Int
+  package let hostOffset: Int
+  package let physicalPageOffset: Int
+  /// The write side of the host-page cache: `CPU.hostPageSlots` physical page numbers and their
+  /// host pointers (a slot is `page & (hostPageSlots - 1)`).
+  package let hostWritePage: UnsafeMutablePointer<UInt64>
+  package let hostWritePointer: UnsafeMutableRawPointer
+  package let hostPageSlots: Int
+  /// One byte per code-page slot (`page & (codePageSlots - 1)`): non-zero while the page holds
+  /// decoded or translated code, so a store to it must take the slow path and invalidate.
+  package let pageHasCode: UnsafeMutableRawPointer
+  package let codePageSlots: Int
+}
+
+extension CPU {
+  /// The translator this CPU runs its code through (nil: the interpreter's fast path alone).
+  package var blockExecutor: (any BlockExecutor)? {
+    get { translator }
+    set { translator = newValue }
+  }
+
+  /// True when translated code may run from the current state: 64-bit code with paging on, no
+  /// debug state that needs a look at every instruction (TF, RF, armed breakpoints), no pending
+  /// interrupt shadow, no alignment checking that a misaligned access could owe, and not the
+  /// difftest's flat-user mode.
+  package var translatedCodeMayRun: Bool {
+    !interruptShadow
+      && stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64
+      && stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf | Flags.ac) == 0
+      && !debugChecksNeeded && pagingActive && injectedFault == nil
+  }
+
+  /// The physical address of the instruction at `rip` when its page is in the TLB for execution
+  /// (nil: the interpreter must fetch it first, walking the page tables and faulting if due).
+  package func physicalCodeAddress(_ rip: UInt64) -> UInt64? {
+    guard isCanonical(rip) else { return nil }
+    return quickTranslate(rip, kind: .execute)
+  }
+
+  /// The code-page generation a translation of code at `physical` must match to stay valid: the
+  /// decode cache's, which a write to the page or a flush of this CPU's caches changes.
+  package func codeGeneration(ofPageHolding physical: UInt64) -> UInt32 {
+    DecodeCache.generation(cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physical)
+  }
+
+  /// The decoded 64-bit instruction at physical `physical` (linear `rip`) and its fast form, from the
+  /// decode cache or decoded now (which marks its page as holding code, so stores to it take the
+  /// slow path). nil when it does not fit in its page or cannot be read from RAM.
+  package func translatableInstruction(physical: UInt64) -> (instruction: DecodedInstruction, form: FastForm)? {
+    guard physical & 0xFFF <= 0x1000 - 15 else { return nil }
+    if let e = decodeCache.lookup(physical, .bits64) { return (e.pointee.instruction, e.pointee.form) }
+    guard let p = memory.hostPointer(physical: physical & ~0xFFF, length: 4096, write: false) else { return nil }
+    let bytes = UnsafeRawBufferPointer(start: p + Int(physical & 0xFFF), count: 15)
+    guard case .success(let ins) = Decoder.decode(bytes, mode: .bits64, model: model) else { return nil }
+    protectCode(page: physical >> 12)
+    let e = decodeCache.insert(physical, .bits64, ins)
+    decodeCacheFills &+= 1
+    return (e.pointee.instruction, e.pointee.form)
+  }
+
+  /// Whether the current privilege level is 3 (translations are keyed by it: it picks the TLB's
+  /// user or supervisor tables).
+  package var runsAtUserLevel: Bool { stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3 }
+
+  /// Counts instructions translated code retired (the interpreter's own count included).
+  package func noteTranslatedRetired(_ count: UInt64) {
+    instructionsRetired &+= count
+  }
+
+  /// The raw tables for generated code.
+  package var translationTables: TranslationTables {
+    let stride = MemoryLayout<SoftTLB.Entry>.stride
+    return TranslationTables(
+      pagingTLB: UnsafeMutableRawPointer(pagingTLB), entryStride: stride,
+      tagOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.tag)!,
+      hostOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.host)!,
+      physicalPageOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.physicalPage)!,
+      hostWritePage: hostWritePage, hostWritePointer: UnsafeMutableRawPointer(hostWritePointer),
+      hostPageSlots: CPU.hostPageSlots,
+      pageHasCode: UnsafeMutableRawPointer(decodeCache.pageHasCode), codePageSlots: DecodeCache.pageSlots)
+  }
+}
