@@ -54,12 +54,15 @@ let package = Package(
     .testTarget(name: "VMMTests", dependencies: ["VMM", "TestHostSupport"]),
     // Option syntax and the engine registry shared by the command line and the tests.
     .testTarget(
-      name: "LauncherTests", dependencies: ["Launcher", "VMM", "KVMEngine", "GuestImages", "TestHostSupport"]),
+      name: "LauncherTests",
+      dependencies: ["Launcher", "VMM", "KVMEngine", "Interpreter", "Translator", "GuestImages", "TestHostSupport"]),
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM", "TestHostSupport"]),
+    .testTarget(name: "TranslatorTests", dependencies: ["Translator", "Oracles", "X86", "TestHostSupport"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.
-    .testTarget(name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter", "TestHostSupport"]),
+    .testTarget(
+      name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "TestHostSupport"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages", "TestHostSupport"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
     .testTarget(

@@ -2,7 +2,9 @@
 
 extension CorpusGuest {
   /// The corpus, in guests/corpus.
-  static let all: [CorpusGuest] = [paging, exceptions, privilege, syscallSysret, timer, ioAndMMIO, tripleFault]
+  static let all: [CorpusGuest] = [
+    paging, exceptions, privilege, syscallSysret, timer, ioAndMMIO, tripleFault, translation,
+  ]
 }
 
 extension CorpusGuest {
@@ -237,6 +239,27 @@ extension CorpusGuest {
 
       """,
     expectedStatus: 6, expectedReason: "shutdown(tripleFault)",
+    expectedDeviceLog: [],
+    knownKVMDifference: nil)
+}
+
+extension CorpusGuest {
+  /// guests/corpus/translation.S
+  static let translation = CorpusGuest(
+    name: "translation",
+    expectedOutput: """
+      loop checksum: 36ba86a
+      carries: 0
+      carry across blocks: 1
+      patched next instruction: 5
+      before the patch: 7
+      after the patch: 9
+      fault mid-block: exc d err 0 rip ok
+      r14 at the fault: 1133
+      ring 3 loop: f2fe1ebe2c2cf9d
+
+      """,
+    expectedStatus: 1, expectedReason: "guest exit through isa-debug-exit: value 0, status 1",
     expectedDeviceLog: [],
     knownKVMDifference: nil)
 }

@@ -3,6 +3,7 @@ import Interpreter
 import KVMEngine
 import TestHostSupport
 import Testing
+import Translator
 import VMM
 
 /// One corpus guest and what it must do on every engine.
@@ -38,6 +39,18 @@ func corpusGuestRunsAsExpectedOnTheInterpreter(_ guest: CorpusGuest) throws {
   let binary = try CorpusAssembler.binary(guest.name)
   for (label, engine) in [
     ("interp", InterpreterEngine() as any Engine), ("interp --deterministic", InterpreterEngine(deterministic: true)),
+  ] {
+    try checkCorpusRun(guest, binary: binary, label: label, engine: engine)
+  }
+}
+
+/// The same proof for the dynamic binary translator, which must be indistinguishable from the
+/// interpreter except by speed.
+@Test(.requires(.guestToolchain), arguments: CorpusGuest.all)
+func corpusGuestRunsAsExpectedOnTheTranslator(_ guest: CorpusGuest) throws {
+  let binary = try CorpusAssembler.binary(guest.name)
+  for (label, engine) in [
+    ("dbt", TranslatorEngine() as any Engine), ("dbt --deterministic", TranslatorEngine(deterministic: true)),
   ] {
     try checkCorpusRun(guest, binary: binary, label: label, engine: engine)
   }
