@@ -18,7 +18,7 @@ struct SMPBenchCommand: ParsableCommand {
   )
 
   /// Per engine: the interpreter runs ring-3 work ~100x slower than kvm, which emulates ring 0.
-  static let defaultScales = ["kvm": 20, "interp": isDebugBuild ? 1 : 4]
+  static let defaultScales = ["kvm": 10, "interp": isDebugBuild ? 1 : 10]
 
   @Option(name: .customLong("cpus"), help: "vCPU counts to measure (repeatable; default 1, 2, 4).")
   var cpuCounts: [Int] = []

@@ -99,12 +99,12 @@ enum BenchmarkSuite {
       }
     }
     marked(.spinLock) {
-      if let result = SMPBenchmarks.spinLock(iterations: 50 * scale) {
+      if let result = SMPBenchmarks.spinLock(iterations: 20 * scale) {
         report(.spinLock, iterations: UInt64(result.acquisitions), cycles: result.cycles)
       }
     }
     marked(.parallel) {
-      let units = 5 * scale
+      let units = 20 * scale
       if let cycles = SMPBenchmarks.parallel(units: units) {
         report(.parallel, iterations: UInt64(units * SMPBenchmarks.parallelTasks), cycles: cycles)
       }
