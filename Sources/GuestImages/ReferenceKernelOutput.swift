@@ -7,7 +7,7 @@ public enum ReferenceKernelOutput {
     "clock-page-read-only", "demand-paging", "divide-error-handler", "fault-unmapped-write-killed",
     "fault-kernel-write-killed", "fault-divide-by-zero-killed", "fault-privileged-instruction-killed",
     "forged-syscall-entry-contained", "kernel-survives-faults", "user-cpu-work", "smp-cpus-online",
-    "smp-every-cpu-ran-tasks", "smp-ipi-delivery", "smp-tlb-shootdown", "smp-lock-counter-exact", "no-leaked-frames",
+    "smp-every-cpu-ran-tasks", "smp-task-migration", "smp-ipi-delivery", "smp-tlb-shootdown", "smp-lock-counter-exact", "no-leaked-frames",
   ]
 
   /// Every benchmark, in the order the kernel runs them.
@@ -36,8 +36,8 @@ public struct PerCPUReport: Sendable, Equatable {
   public var cpu: Int
   public var apicID: Int
   public var online: Bool
-  /// Every `key=value` field of the line, numbers only (tasks, stolen, preemptions, ticks,
-  /// reschedules, shootdowns, calls).
+  /// Every `key=value` field of the line, numbers only (tasks, stolen, migrations, preemptions,
+  /// ticks, reschedules, shootdowns, calls).
   public var counters: [String: Int]
 
   /// Parses an SMP-CPU line; nil for any other line.

@@ -20,7 +20,7 @@ import Testing
   @Test func parsesPerCPULines() throws {
     let output = """
       PASS smp-lock-counter-exact
-      SMP-CPU cpu=0 apic=0 online tasks=32 stolen=14 preemptions=4 ticks=0 reschedules=5 shootdowns=0 calls=0
+      SMP-CPU cpu=0 apic=0 online tasks=32 stolen=14 migrations=1 preemptions=4 ticks=0 reschedules=5 shootdowns=0 calls=0
       SMP-CPU cpu=1 apic=2 offline tasks=0 stolen=0 preemptions=0 ticks=0 reschedules=0 shootdowns=0 calls=0
       SMP-SUMMARY cpus=2 online=1 ipis_sent=49 shootdown_requests=4
       """

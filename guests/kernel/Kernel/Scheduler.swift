@@ -189,6 +189,7 @@ enum Scheduler {
     let me = cpu.pointee.index
     switch request {
     case .yield, .preempted, .none:
+      if request == .yield && tasks[slot].affinity >= 0 && tasks[slot].affinity != me { cpu.pointee.migrations += 1 }
       if request == .preempted {
         preemptionCount.add(1)
         cpu.pointee.preemptions += 1
@@ -224,6 +225,16 @@ enum Scheduler {
   static func yieldCurrent() {
     guard currentSlot >= 0 else { return }
     switchToScheduler(.yield)
+  }
+
+  /// Pins the current task to `cpu` (-1: unpins it) and, if it must move, yields so that this
+  /// CPU's loop queues it on the target (a reschedule IPI wakes the target if it idles): the task
+  /// resumes there.
+  static func migrateCurrent(to cpu: Int) {
+    let slot = currentSlot
+    guard slot >= 0 else { return }
+    tasks[slot].affinity = cpu
+    if cpu >= 0 && cpu != SMP.currentIndex { switchToScheduler(.yield) }
   }
 
   /// The timer's (or a reschedule IPI's) preemption: switch only when another task waits in this

@@ -43,6 +43,7 @@ enum SelfTest {
     check("user-cpu-work", exitedCleanly(runAlone(.cpuWork).result))
     check("smp-cpus-online", SMPSelfTest.cpusOnline())
     check("smp-every-cpu-ran-tasks", SMPSelfTest.everyCPURanTasks())
+    check("smp-task-migration", SMPSelfTest.taskMigrates())
     check("smp-ipi-delivery", SMPSelfTest.interprocessorInterruptsArrive())
     check("smp-tlb-shootdown", SMPSelfTest.shootdownIsSeen())
     check("smp-lock-counter-exact", SMPSelfTest.lockedCounterIsExact())

@@ -81,6 +81,11 @@ enum SystemCalls {
     case .sharedCounterIncrement:
       SMPSelfTest.incrementSharedCounter()
       return 0
+    case .setAffinity:
+      let cpu = Int(truncatingIfNeeded: a)
+      guard cpu == -1 || (cpu >= 0 && SMP.isOnline(cpu)) else { return -SystemCallError.invalidArgument.rawValue }
+      Scheduler.migrateCurrent(to: cpu)
+      return 0
     }
   }
 

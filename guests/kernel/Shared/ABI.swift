@@ -32,6 +32,9 @@ enum SystemCall: Int {
   case cpuIndex = 11
   /// shared_counter_increment() -> 0: adds one to the self-test's lock-protected kernel counter.
   case sharedCounterIncrement = 12
+  /// set_affinity(cpu) -> 0: from now on run only on CPU `cpu` (-1: any), moving there at once
+  /// (-EINVAL for a CPU that is not online).
+  case setAffinity = 13
 }
 
 /// Error numbers returned (negated) by system calls.
@@ -88,6 +91,9 @@ enum UserProgram: Int {
   case cpuProbe = 17
   /// Calls shared_counter_increment `argument` times.
   case sharedCounter = 18
+  /// Moves itself to each of CPUs 0..<argument in turn with set_affinity and checks cpu_index()
+  /// there; exits with 0, or 1 + the CPU it did not arrive on.
+  case migrator = 19
   case benchSyscall = 20
   case benchPageFault = 21
   case benchDivideByZero = 22

@@ -29,6 +29,8 @@ struct PerCPU {
   // Statistics, printed as the self-test's per-CPU lines.
   var tasksRun: UInt64 = 0
   var tasksStolen: UInt64 = 0
+  /// Tasks this CPU sent to the CPU they were pinned to (set_affinity).
+  var migrations: UInt64 = 0
   var preemptions: UInt64 = 0
   var timerTicks: UInt64 = 0
   var reschedulesReceived: UInt64 = 0

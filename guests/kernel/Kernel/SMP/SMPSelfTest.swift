@@ -1,6 +1,7 @@
 /// The self-test's multiprocessor checks (SelfTest.swift runs them on the boot CPU after the
 /// uniprocessor ones) and the per-CPU lines
-/// `SMP-CPU cpu=<i> apic=<id> tasks=<n> stolen=<n> preemptions=<n> ticks=<n> reschedules=<n> shootdowns=<n> calls=<n>`.
+/// `SMP-CPU cpu=<i> apic=<id> online tasks=<n> stolen=<n> migrations=<n> preemptions=<n> ticks=<n>
+/// reschedules=<n> shootdowns=<n> calls=<n>`.
 /// With one CPU (no MADT) the IPI and shootdown checks have no other CPU to ask and pass.
 enum SMPSelfTest {
   /// The lock-protected counter tasks on every CPU increment through a system call.
@@ -42,6 +43,19 @@ enum SMPSelfTest {
       if PerCPU.cpu(cpu).pointee.tasksRun == 0 { ok = false }
     }
     return ok
+  }
+
+  /// One task moves itself to every CPU in turn (set_affinity) and finds itself there each time.
+  static func taskMigrates() -> Bool {
+    guard let pid = Scheduler.spawn(.migrator, argument: SMP.cpuSlots, affinity: 0) else { return false }
+    Scheduler.runUntilAllExited()
+    guard let result = Scheduler.reap(pid) else { return false }
+    if result.killedBy == nil && result.status > 0 {
+      Console.write("SMP: the migrating task did not arrive on cpu ")
+      Console.write(decimal: result.status - 1)
+      Console.newline()
+    }
+    return result.killedBy == nil && result.status == 0
   }
 
   /// One task per online CPU, pinned there, each incrementing the counter; the total is exact.
@@ -133,6 +147,8 @@ enum SMPSelfTest {
       Console.write(unsigned: data.tasksRun)
       Console.write(" stolen=")
       Console.write(unsigned: data.tasksStolen)
+      Console.write(" migrations=")
+      Console.write(unsigned: data.migrations)
       Console.write(" preemptions=")
       Console.write(unsigned: data.preemptions)
       Console.write(" ticks=")
