@@ -24,8 +24,9 @@ enum SMPSelfTest {
     counterLock.release()
   }
 
+  /// Every CPU the kernel starts came up: all the MADT lists, up to the kernel's limit.
   static func cpusOnline() -> Bool {
-    SMP.onlineCount == SMP.discoveredCount || (!SMP.enabled && SMP.onlineCount == 1)
+    SMP.onlineCount == min(SMP.discoveredCount, KernelLayout.maximumCPUs) || (!SMP.enabled && SMP.onlineCount == 1)
   }
 
   /// One task pinned to each online CPU reports the CPU it ran on; and every CPU counts at least
