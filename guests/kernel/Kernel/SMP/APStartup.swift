@@ -6,8 +6,10 @@
 /// number of times) for the AP to mark itself online from `ap_main`.
 enum APStartup {
   static let trampolineAddress: UInt64 = 0x8000
-  /// Polls of the AP's online flag before it is reported as not started.
-  static let onlinePolls = 20_000_000
+  /// Polls of the AP's online flag before it is reported as not started: about 20 s on the
+  /// interpreter, so that only an AP that really never starts is reported, not one whose vCPU
+  /// thread waited for a host core.
+  static let onlinePolls = 200_000_000
 
   /// Starts every AP in `apicIDs` but the boot CPU's; the per-CPU slots used and the CPUs online.
   static func startAll(_ apicIDs: [UInt32], bootAPIC: UInt32) -> (slots: Int, online: Int) {

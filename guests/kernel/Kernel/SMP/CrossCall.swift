@@ -13,7 +13,8 @@ enum CrossCall {
     case contendLock = 3
   }
 
-  static let maximumPolls = 50_000_000
+  /// Polls before the target counts as not answering (see TLBShootdown.maximumPolls).
+  static let maximumPolls = 500_000_000
 
   /// Posts `function` to CPU `index` and interrupts it (the caller then `wait`s).
   static func post(_ function: Function, argument: UInt64 = 0, toCPU index: Int) -> UInt64 {

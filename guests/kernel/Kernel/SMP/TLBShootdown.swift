@@ -16,7 +16,9 @@ enum TLBShootdown {
   private static var address: UInt64 = 0
   private static var pending: AtomicWord! = nil
   private(set) static var requests = 0
-  static let maximumPolls = 50_000_000
+  /// Polls before a target counts as not answering: generous (tens of seconds on the interpreter)
+  /// because a vCPU thread may wait that long for a host core on a loaded host; still finite.
+  static let maximumPolls = 500_000_000
 
   static func initialize() {
     lock = TicketLock()
