@@ -77,8 +77,10 @@ enum Scheduler {
     nextPID += 1
     tasks[slot] = Task(state: .runnable, pid: pid, addressSpace: space, affinity: affinity ?? -1)
     let target = enqueue(slot, stayOn: nil)
+    let helper = idleHelper(for: target)
     lock.release()
     wake(target)
+    if let helper { wake(helper) }
     return pid
   }
 
@@ -108,6 +110,16 @@ enum Scheduler {
     }
     queues.push(slot, cpu: target)
     return target
+  }
+
+  /// An idle CPU with an empty queue that could steal from `busy`'s queue, when that queue holds
+  /// more than the one task `busy` takes next (lock held); the caller wakes it after unlocking.
+  private static func idleHelper(for busy: Int) -> Int? {
+    guard queues.count(busy) >= 2 else { return nil }
+    for cpu in 0..<SMP.cpuSlots where cpu != busy && SMP.isOnline(cpu) && queues.count(cpu) == 0 {
+      if shared(&PerCPU.cpu(cpu).pointee.idle).load() != 0 { return cpu }
+    }
+    return nil
   }
 
   /// Interrupts CPU `target` if it idles and is not this one (a reschedule IPI).
@@ -197,8 +209,10 @@ enum Scheduler {
       lock.acquire()
       tasks[slot].state = .runnable
       let target = enqueue(slot, stayOn: me)
+      let helper = idleHelper(for: target)
       lock.release()
       wake(target)
+      if let helper { wake(helper) }
     case .sleep:
       lock.withLock { tasks[slot].state = .sleeping }
     case .exit:
