@@ -14,8 +14,8 @@ enum SMP {
   /// Fixed IPIs sent, all CPUs together.
   private(set) static var interruptsSent: AtomicWord! = nil
 
-  /// The boot CPU's part, in kmain after the timer is calibrated: its per-CPU page first (the
-  /// console lock needs it), then discovery and AP start.
+  /// The boot CPU's per-CPU page (GS already points at it, Arch/boot.S), TSS and descriptor
+  /// tables, early in kmain.
   static func initializeBootProcessor() {
     let cpu = PerCPU.prepare(index: 0, apicID: 0)
     Platform.loadDescriptorTables(
@@ -25,6 +25,8 @@ enum SMP {
     interruptsSent = AtomicWord()
   }
 
+  /// Discovery, the boot CPU's local APIC, the APIC timer's calibration and AP start, in kmain once
+  /// the TSC is calibrated (the start-up delays and the calibration need it).
   static func startApplicationProcessors(timerHertz: Int) {
     guard let processors = ACPI.discoverProcessors(), !processors.apicIDs.isEmpty else {
       Console.write("SMP: running on 1 CPU\n")
