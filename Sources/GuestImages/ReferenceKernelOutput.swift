@@ -6,7 +6,8 @@ public enum ReferenceKernelOutput {
     "syscall-exit-status", "syscall-sleep", "tasks-yield-round-robin", "preemptive-scheduling",
     "clock-page-read-only", "demand-paging", "divide-error-handler", "fault-unmapped-write-killed",
     "fault-kernel-write-killed", "fault-divide-by-zero-killed", "fault-privileged-instruction-killed",
-    "forged-syscall-entry-contained", "kernel-survives-faults", "user-cpu-work", "no-leaked-frames",
+    "forged-syscall-entry-contained", "kernel-survives-faults", "user-cpu-work", "smp-cpus-online",
+    "smp-every-cpu-ran-tasks", "smp-task-migration", "smp-ipi-delivery", "smp-tlb-shootdown", "smp-lock-counter-exact", "no-leaked-frames",
   ]
 
   /// Every benchmark, in the order the kernel runs them.
@@ -15,8 +16,57 @@ public enum ReferenceKernelOutput {
     "sort", "matmul",
   ]
 
+  /// The multiprocessor suite (`bench smp`), in order; their marker ids follow `benchmarkNames`'.
+  /// `ipi` and `tlbshoot` need two CPUs: with one the kernel prints `BENCH-SKIP` lines for them.
+  public static let multiprocessorBenchmarkNames = ["ipi", "tlbshoot", "spinlock", "parallel"]
+
+  /// Benchmark names by marker id (the id the kernel writes to the marker ports).
+  public static let benchmarkNamesByMarkerID = benchmarkNames + multiprocessorBenchmarkNames
+
   /// The kernel command line for a benchmark run with iteration multiplier `scale` (1 = small).
   public static func benchCommandLine(scale: Int) -> String { "bench scale=\(max(scale, 1))" }
+
+  /// The command line of the multiprocessor suite.
+  public static func multiprocessorBenchCommandLine(scale: Int) -> String { "bench smp scale=\(max(scale, 1))" }
+}
+
+/// One `SMP-CPU cpu=<i> apic=<id> online|offline tasks=<n> ...` line of the self-test: what one CPU
+/// did (docs/guest-kernel.md).
+public struct PerCPUReport: Sendable, Equatable {
+  public var cpu: Int
+  public var apicID: Int
+  public var online: Bool
+  /// Every `key=value` field of the line, numbers only (tasks, stolen, migrations, preemptions,
+  /// ticks, reschedules, shootdowns, calls).
+  public var counters: [String: Int]
+
+  /// Parses an SMP-CPU line; nil for any other line.
+  public init?(line: Substring) {
+    let words = line.split(separator: " ")
+    guard words.first == "SMP-CPU" else { return nil }
+    var fields: [String: Int] = [:]
+    var online: Bool?
+    for word in words.dropFirst() {
+      if word == "online" || word == "offline" {
+        online = word == "online"
+        continue
+      }
+      let parts = word.split(separator: "=", maxSplits: 1)
+      guard parts.count == 2, let value = Int(parts[1]) else { return nil }
+      fields[String(parts[0])] = value
+    }
+    guard let cpu = fields.removeValue(forKey: "cpu"), let apic = fields.removeValue(forKey: "apic"), let online
+    else { return nil }
+    self.cpu = cpu
+    apicID = apic
+    self.online = online
+    counters = fields
+  }
+
+  /// Every SMP-CPU line of a run's console output.
+  public static func all(in output: String) -> [PerCPUReport] {
+    output.split(separator: "\n").compactMap { PerCPUReport(line: $0) }
+  }
 }
 
 /// One `BENCH name=<name> iters=<N> ns_per_op=<X.Y> cycles_per_op=<C>` line.

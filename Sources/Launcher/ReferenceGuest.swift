@@ -37,19 +37,21 @@ public enum ReferenceGuest {
     public var wallSeconds: Double
   }
 
-  /// Boots the kernel on `engine` with console output captured (and passed line by line to
-  /// `onLine`), and the benchmark-marker device listening.
+  /// Boots the kernel on `engine` with `cpuCount` vCPUs, console output captured (and passed line
+  /// by line to `onLine`), and the benchmark-marker device listening.
   public static func run(
     engine: any Engine, commandLine: String, timeoutSeconds: Double, engineOptions: EngineOptions = EngineOptions(),
-    onLine: ((String) -> Void)? = nil
+    cpuCount: Int = 1, onLine: ((String) -> Void)? = nil
   ) throws(UsageError) -> CapturedRun {
     let start = DispatchTime.now().uptimeNanoseconds
     let memory: GuestMemory
     do { memory = try GuestMemory(ramSize: benchMemoryBytes) } catch { throw UsageError(error.description) }
-    let boot = try load(into: memory, commandLine: commandLine)
     let console = ConsoleLines(onLine: onLine)
-    let configuration = MachineConfiguration(
+    var configuration = MachineConfiguration(
       consoleCapture: { console.append($0) }, engineOptions: engineOptions, timeoutSeconds: timeoutSeconds)
+    configuration.cpuCount = cpuCount
+    let boot = try load(
+      into: memory, commandLine: commandLine, platformTables: configuration.placesPlatformTablesInMemory)
     let vm: Machine
     do {
       vm = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
@@ -65,7 +67,7 @@ public enum ReferenceGuest {
     }
     let outcome = vm.run()
     console.finish()
-    let names = ReferenceKernelOutput.benchmarkNames
+    let names = ReferenceKernelOutput.benchmarkNamesByMarkerID
     var exits: [String: BenchmarkExits] = [:]
     for (id, region) in markers.regions where id < names.count { exits[names[id]] = region }
     return CapturedRun(

@@ -1,14 +1,15 @@
 import ArgumentParser
 
 /// `trivisor bench [SUITE]`: one subcommand per benchmark suite. The default, `guest`, runs the
-/// reference guest's micro-benchmarks on every engine (`GuestBenchCommand`); `kvm` measures the
+/// reference guest's micro-benchmarks on every engine (`GuestBenchCommand`); `smp` its multiprocessor
+/// benchmarks with 1, 2 and 4 vCPUs (`SMPBenchCommand`); `kvm` measures the
 /// kvm engine against its C and native baselines (`KVMBenchCommand`); `cpu` the X86 model's
 /// throughput against the host CPU (`CPUBenchCommand`).
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Run the benchmarks (release builds: swift build -c release).",
-    subcommands: [GuestBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self],
+    subcommands: [GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self],
     defaultSubcommand: GuestBenchCommand.self
   )
 }

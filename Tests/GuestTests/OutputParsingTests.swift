@@ -17,6 +17,24 @@ import Testing
     #expect(BenchmarkResult(line: "PASS boot") == nil)
   }
 
+  @Test func parsesPerCPULines() throws {
+    let output = """
+      PASS smp-lock-counter-exact
+      SMP-CPU cpu=0 apic=0 online tasks=32 stolen=14 migrations=1 preemptions=4 ticks=0 reschedules=5 shootdowns=0 calls=0
+      SMP-CPU cpu=1 apic=2 offline tasks=0 stolen=0 preemptions=0 ticks=0 reschedules=0 shootdowns=0 calls=0
+      SMP-SUMMARY cpus=2 online=1 ipis_sent=49 shootdown_requests=4
+      """
+    let cpus = PerCPUReport.all(in: output)
+    #expect(cpus.count == 2)
+    let boot = try #require(cpus.first)
+    #expect(boot.cpu == 0 && boot.apicID == 0 && boot.online)
+    #expect(boot.counters["tasks"] == 32 && boot.counters["stolen"] == 14 && boot.counters["calls"] == 0)
+    #expect(cpus[1].apicID == 2 && !cpus[1].online)
+    #expect(PerCPUReport(line: "SMP-CPU cpu=1 tasks=x") == nil)
+    #expect(PerCPUReport(line: "SMP-CPU apic=1 online") == nil)
+    #expect(PerCPUReport(line: "SMP-SUMMARY cpus=2") == nil)
+  }
+
   @Test func summarizesASelfTest() {
     let output = """
       PASS boot

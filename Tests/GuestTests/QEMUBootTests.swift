@@ -13,7 +13,7 @@ import Testing
   /// `throughELF64Contract` boots it as a module of the ELF64 boot shim instead of by Multiboot.
   static func boot(
     commandLine: String, accelerator: String = "tcg", throughELF64Contract: Bool = false,
-    machine: String = "pc"
+    machine: String = "pc", cpus: Int = 1
   ) throws -> Tools.Result? {
     guard let qemu = Tools.find("qemu-system-x86_64") else {
       Issue.record("qemu-system-x86_64 disappeared")
@@ -35,7 +35,7 @@ import Testing
       qemu,
       ["-machine", machine, "-accel", accelerator] + image + [
         "-append", commandLine, "-serial", "stdio", "-display", "none", "-monitor", "none",
-        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-m", "64",
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-m", "64", "-smp", "\(cpus)",
       ], timeout: 300)  // a watchdog for a hung QEMU: several TCG boots share a loaded host
   }
 
@@ -51,6 +51,21 @@ import Testing
     }
     #expect(!lines.contains { $0.hasPrefix("FAIL ") }, "\(result.output)")
     #expect(lines.contains("SELFTEST SUMMARY pass=\(Self.selfTestNames.count) fail=0"))
+    #expect(result.status == 0, "QEMU exit status \(result.status)")
+  }
+
+  /// The kernel's SMP mode on another platform: SeaBIOS's ACPI tables (RSDP in the F segment) and
+  /// QEMU's local APICs start all four CPUs, and each runs tasks and answers IPIs.
+  @Test func selfTestPassesOnFourCPUs() throws {
+    guard let result = try Self.boot(commandLine: "selftest", cpus: 4) else { return }
+    #expect(!result.timedOut)
+    #expect(SelfTestReport(output: result.output).allPassed, "\(result.output)")
+    let lines = Self.lines(result.output)
+    #expect(lines.contains("SMP: 4 of 4 CPUs online"), "\(result.output)")
+    let perCPU = PerCPUReport.all(in: result.output)
+    #expect(perCPU.count == 4)
+    #expect(perCPU.allSatisfy { $0.online && ($0.counters["tasks"] ?? 0) >= 1 })
+    #expect(perCPU.dropFirst().allSatisfy { ($0.counters["calls"] ?? 0) >= 1 && ($0.counters["shootdowns"] ?? 0) >= 1 })
     #expect(result.status == 0, "QEMU exit status \(result.status)")
   }
 

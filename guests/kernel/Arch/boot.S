@@ -85,6 +85,18 @@ kernel_common_entry:
         subq %rdi, %rcx
         xorl %eax, %eax
         rep stosb
+        // GS base = the boot CPU's per-CPU page, whose first word points to itself
+        // (Kernel/SMP/PerCPU.swift); KERNEL_GS_BASE (what SWAPGS gives ring 3) stays 0.
+        leaq percpu_pages(%rip), %rax
+        movq %rax, (%rax)
+        movq %rax, %rdx
+        shrq $32, %rdx
+        movl $0xC0000101, %ecx      // IA32_GS_BASE
+        wrmsr
+        xorl %eax, %eax
+        xorl %edx, %edx
+        movl $0xC0000102, %ecx      // IA32_KERNEL_GS_BASE
+        wrmsr
         movq %r12, %rdi
         call kmain
 3:
@@ -92,8 +104,10 @@ kernel_common_entry:
         hlt
         jmp 3b
 
-// The GDT: null, kernel code/data, user data/code (the order SYSRET needs), then the TSS
-// descriptor, which kmain fills in (its base is split across fields no relocation can express).
+// The GDT: null, kernel code/data, user data/code (the order SYSRET needs), then one TSS
+// descriptor per CPU (selector 0x28 + 16 x CPU index), which the kernel fills in (a base is split
+// across fields no relocation can express). MAX_CPUS must match KernelLayout.maximumCPUs.
+#define MAX_CPUS 8
         .section .data
         .balign 16
         .globl boot_gdt
@@ -103,7 +117,7 @@ boot_gdt:
         .quad 0x00CF92000000FFFF    // 0x10 kernel data
         .quad 0x00CFF2000000FFFF    // 0x18 user data (selector 0x1B)
         .quad 0x00AFFA000000FFFF    // 0x20 user code, 64-bit (selector 0x23)
-        .quad 0, 0                  // 0x28 TSS
+        .fill 2 * MAX_CPUS, 8, 0    // 0x28 + 16 x i: CPU i's TSS
 boot_gdt_end:
         .balign 8
         .globl boot_gdtr
@@ -122,7 +136,9 @@ boot_pml4:
         .fill 511, 8, 0
 boot_pdpt:
         .quad boot_pd + 0x7
-        .fill 511, 8, 0
+        .fill 2, 8, 0
+        .quad boot_pd_high + 0x3    // 3-4 GiB: supervisor-only, for the local APIC page
+        .fill 508, 8, 0
 boot_pd:
         .quad boot_pt0 + 0x7
         .set page, 1
@@ -138,6 +154,14 @@ boot_pt0:
         .quad (page << 12) | 0x3
         .set page, page + 1
         .endr
+
+// The local APICs' register page (0xFEE00000, the xAPIC default) as one uncached 2 MiB page:
+// present, writable, PWT, PCD, PS; supervisor-only. Every address space shares it through PML4
+// entry 0.
+boot_pd_high:
+        .fill 503, 8, 0
+        .quad 0xFEE00000 | 0x9B
+        .fill 8, 8, 0
 
         .section .bss
         .balign 16

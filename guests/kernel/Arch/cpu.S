@@ -83,6 +83,50 @@ FUNC cpu_load_idt
 FUNC cpu_load_tr
         ltr %di
         ret
+// The CPU's per-CPU page (Kernel/SMP/PerCPU.swift): its first word, through GS.
+FUNC cpu_percpu
+        movq %gs:0, %rax
+        ret
+FUNC cpu_pause
+        pause
+        ret
+
+// Atomics on 64-bit words for the SMP kernel (Kernel/SMP). Each is one locked instruction (or a
+// plain aligned load, which x86 makes atomic); calls are opaque, so the compiler never caches
+// the value in a register across a polling loop.
+FUNC atomic_load64
+        movq (%rdi), %rax
+        ret
+// A store with a full barrier (XCHG with memory is always locked).
+FUNC atomic_store64
+        xchgq %rsi, (%rdi)
+        ret
+// atomic_fetch_add64(word, value) -> the value before.
+FUNC atomic_fetch_add64
+        movq %rsi, %rax
+        lock xaddq %rax, (%rdi)
+        ret
+// atomic_compare_exchange64(word, expected, desired) -> 1 when stored.
+FUNC atomic_compare_exchange64
+        movq %rsi, %rax
+        lock cmpxchgq %rdx, (%rdi)
+        sete %al
+        movzbl %al, %eax
+        ret
+FUNC atomic_or64
+        lock orq %rsi, (%rdi)
+        ret
+FUNC atomic_and64
+        lock andq %rsi, (%rdi)
+        ret
+
+// Memory-mapped device registers (the local APIC): one 32-bit access each, never merged.
+FUNC mmio_read32
+        movl (%rdi), %eax
+        ret
+FUNC mmio_write32
+        movl %esi, (%rdi)
+        ret
 
 // The kernel's freestanding C library: the Swift runtime needs these, and a Swift loop would be
 // turned back into a call to memset by the optimizer. One string instruction each.
@@ -120,14 +164,19 @@ kernel_symbol_table:
         .quad syscall_entry         // 9
         .quad trap_return           // 10
         .quad user_start            // 11
-        .quad syscall_kernel_rsp    // 12
-        .quad kernel_tss            // 13
+        .quad percpu_pages          // 12
+        .quad cpu_stacks            // 13
         .quad kernel_idt            // 14
         .quad double_fault_stack_top // 15
         .quad task_stacks           // 16
         .quad kernel_heap           // 17
         .quad kernel_heap_end       // 18
         .quad kernel_clock_page     // 19
+        .quad cpu_fault_stacks      // 20
+        .quad ap_trampoline_start   // 21
+        .quad ap_trampoline_end     // 22
+        .quad ap_trampoline_params  // 23
+        .quad ap_entry64            // 24
 
         .section .bss
         .balign 4096
@@ -135,15 +184,19 @@ kernel_symbol_table:
 kernel_idt:
         .space 4096 + 16             // 256 gates, then the IDTR pseudo-descriptor
         .balign 16
-kernel_tss:
-        .space 112
-        .balign 16
 double_fault_stack:
         .space 8192
-double_fault_stack_top:
+double_fault_stack_top:             // the boot CPU's IST1 stack
         .balign 4096
+        .globl percpu_pages
+percpu_pages:                       // MAX_CPUS pages: per-CPU data and that CPU's TSS
+        .space 4096 * 8
+cpu_stacks:                         // MAX_CPUS scheduler/idle stacks of 16 KiB (the boot CPU's unused)
+        .space 16384 * 8
+cpu_fault_stacks:                   // MAX_CPUS double-fault (IST1) stacks of 4 KiB
+        .space 4096 * 8
 task_stacks:
-        .space 16384 * 8            // MAX_TASKS kernel stacks of 16 KiB
+        .space 16384 * 16           // MAX_TASKS kernel stacks of 16 KiB
         .balign 16
 kernel_heap:
         .space 65536

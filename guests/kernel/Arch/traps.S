@@ -105,8 +105,18 @@ trap_stub_\n:
         TRAP_NOERR 46
         TRAP_NOERR 47
         TRAP_NOERR 255
+        TRAP_NOERR 239
+        TRAP_NOERR 240
+        TRAP_NOERR 241
+        TRAP_NOERR 242
 
+// From ring 3, SWAPGS makes GS the CPU's per-CPU page (Kernel/SMP/PerCPU.swift); it is undone on
+// the way back. 24(%rsp) is the saved CS here, 8(%rsp) in trap_return before IRETQ.
 trap_common:
+        testb $3, 24(%rsp)
+        jz 1f
+        swapgs
+1:
         SAVE_GPRS
         cld
         movq %rsp, %rdi
@@ -115,15 +125,21 @@ trap_common:
 trap_return:
         RESTORE_GPRS
         addq $16, %rsp              // vector and error code
+        testb $3, 8(%rsp)
+        jz 2f
+        swapgs
+2:
         iretq
 
-// SYSCALL: RCX = user RIP, R11 = user RFLAGS, interrupts masked by IA32_FMASK.
+// SYSCALL: RCX = user RIP, R11 = user RFLAGS, interrupts masked by IA32_FMASK. The per-CPU page
+// (through GS after SWAPGS) holds this CPU's kernel stack at 8 and a scratch word at 16.
         .globl syscall_entry
 syscall_entry:
-        movq %rsp, syscall_user_rsp(%rip)
-        movq syscall_kernel_rsp(%rip), %rsp
+        swapgs
+        movq %rsp, %gs:16
+        movq %gs:8, %rsp
         pushq $0x1B                 // SS
-        pushq syscall_user_rsp(%rip)
+        pushq %gs:16
         pushq %r11                  // RFLAGS
         pushq $0x23                 // CS
         pushq %rcx                  // RIP
@@ -138,6 +154,7 @@ syscall_entry:
         movq 0(%rsp), %rcx          // RIP
         movq 16(%rsp), %r11         // RFLAGS
         movq 24(%rsp), %rsp         // user RSP
+        swapgs
         sysretq
 
 // switch_context(UInt64 *save, UInt64 next): saves the callee-saved registers on this stack,
@@ -214,11 +231,8 @@ trap_stub_table:
         .quad trap_stub_46
         .quad trap_stub_47
         .quad trap_stub_255
+        .quad trap_stub_239
+        .quad trap_stub_240
+        .quad trap_stub_241
+        .quad trap_stub_242
 
-        .section .bss
-        .balign 8
-        .globl syscall_kernel_rsp
-syscall_kernel_rsp:
-        .quad 0
-syscall_user_rsp:
-        .quad 0

@@ -87,6 +87,8 @@ struct AddressSpace {
     let frame = pte.pointee & Self.frameMask
     Platform.setPageTableEntry(pte, 0)
     Platform.invalidatePage(address)
+    // Another CPU that ran this task may still have the root loaded (and the page cached).
+    TLBShootdown.releaseAddressSpace(root)
     FrameAllocator.release(frame)
     mappedPages -= 1
   }

@@ -15,13 +15,15 @@ enum BenchmarkSuite {
   /// The result reported inside the marked region, printed after it.
   private static var pending: (benchmark: Benchmark, iterations: UInt64, cycles: UInt64)?
 
-  static func run(scale: Int) -> Int {
+  static func run(scale: Int, multiprocessor: Bool) -> Int {
     Console.write("BENCH-INFO tsc_hz=")
     Console.write(unsigned: Timer.timestampFrequency)
     Console.write(" timer_hz=")
     Console.write(decimal: Timer.hertz)
     Console.write(" scale=")
     Console.write(decimal: scale)
+    Console.write(" cpus=")
+    Console.write(decimal: SMP.onlineCount)
     Console.newline()
     guard Timer.isTicking() else {
       Console.write("BENCH-ERROR no timer interrupts\n")
@@ -30,10 +32,11 @@ enum BenchmarkSuite {
 
     // One system call outside the marked regions, so that once-only console output on the first
     // call (the CPL-3 SYSCALL NOTE) is not attributed to a benchmark.
-    if let pid = Scheduler.spawn(.getpid, argument: 0) {
+    if let pid = Scheduler.spawn(.getpid, argument: 0, affinity: 0) {
       Scheduler.runUntilAllExited()
       _ = Scheduler.reap(pid)
     }
+    if multiprocessor { return runMultiprocessor(scale: scale) }
     marked(.syscall) { runUser(.benchSyscall, argument: 200 * scale) }
     marked(.portIn) { measureKernel(.portIn, iterations: 100 * scale) { _ = Platform.readPort8(0x61) } }
     marked(.portOut) { measureKernel(.portOut, iterations: 100 * scale) { Platform.writePort8(0x80, 0) } }
@@ -51,10 +54,62 @@ enum BenchmarkSuite {
     marked(.sort) { runUser(.benchSort, argument: 2 * scale) }
     marked(.matrix) { runUser(.benchMatrix, argument: 2 * scale) }
 
+    return done(expected: Benchmark.uniprocessorSuite.count)
+  }
+
+  private static func done(expected: Int) -> Int {
     Console.write("BENCH-DONE reported=")
     Console.write(decimal: reported)
+    if skipped > 0 {
+      Console.write(" skipped=")
+      Console.write(decimal: skipped)
+    }
     Console.newline()
-    return reported == Benchmark.allCases.count ? 0 : 1  // allCases: one small allocation, once
+    return reported + skipped == expected ? 0 : 1
+  }
+
+  /// Benchmarks that cannot run on this machine (the IPI ones on one CPU): `BENCH-SKIP` lines.
+  private static var skipped = 0
+
+  private static func skip(_ benchmark: Benchmark, _ reason: StaticString) {
+    skipped += 1
+    Console.write("BENCH-SKIP name=")
+    Console.write(benchmark.name)
+    Console.write(" reason=")
+    Console.write(reason)
+    Console.newline()
+  }
+
+  /// `bench smp` (Kernel/SMP/SMPBenchmarks.swift).
+  private static func runMultiprocessor(scale: Int) -> Int {
+    if SMP.onlineCount < 2 {
+      skip(.interprocessorInterrupt, "one-cpu")
+      skip(.tlbShootdown, "one-cpu")
+    } else {
+      let iterations = 20 * scale
+      marked(.interprocessorInterrupt) {
+        if let cycles = SMPBenchmarks.interprocessorInterrupt(iterations: iterations) {
+          report(.interprocessorInterrupt, iterations: UInt64(iterations), cycles: cycles)
+        }
+      }
+      marked(.tlbShootdown) {
+        if let cycles = SMPBenchmarks.tlbShootdown(iterations: iterations) {
+          report(.tlbShootdown, iterations: UInt64(iterations), cycles: cycles)
+        }
+      }
+    }
+    marked(.spinLock) {
+      if let result = SMPBenchmarks.spinLock(iterations: 20 * scale) {
+        report(.spinLock, iterations: UInt64(result.acquisitions), cycles: result.cycles)
+      }
+    }
+    marked(.parallel) {
+      let units = 20 * scale
+      if let cycles = SMPBenchmarks.parallel(units: units) {
+        report(.parallel, iterations: UInt64(units * SMPBenchmarks.parallelTasks), cycles: cycles)
+      }
+    }
+    return done(expected: Benchmark.multiprocessorSuite.count)
   }
 
   /// Runs one benchmark between its markers, then prints its BENCH line (and any task error).
@@ -82,6 +137,8 @@ enum BenchmarkSuite {
 
   private static func printResult(_ benchmark: Benchmark, iterations: UInt64, cycles: UInt64) {
     reported += 1
+    Console.lock()
+    defer { Console.unlock() }
     Console.write("BENCH name=")
     Console.write(benchmark.name)
     Console.write(" iters=")
@@ -124,8 +181,9 @@ enum BenchmarkSuite {
   /// Runs one ring-3 benchmark program, or two side by side (the second gets bit 40 of the
   /// argument set: "partner, do not report").
   private static func runUser(_ program: UserProgram, _ partner: UserProgram? = nil, argument: Int) {
-    let first = Scheduler.spawn(program, argument: argument)
-    let second = partner.flatMap { Scheduler.spawn($0, argument: argument | (1 << 40)) }
+    // On the boot CPU, as with one CPU, so the figures compare across --cpus.
+    let first = Scheduler.spawn(program, argument: argument, affinity: 0)
+    let second = partner.flatMap { Scheduler.spawn($0, argument: argument | (1 << 40), affinity: 0) }
     Scheduler.runUntilAllExited()
     checkResult(first)
     checkResult(second)

@@ -1,4 +1,5 @@
-/// The kernel command line: `selftest` (default) or `bench`, `scale=small|medium|large|N`,
+/// The kernel command line: `selftest` (default) or `bench` (with `smp`: the multiprocessor suite
+/// instead of the default one), `scale=small|medium|large|N`,
 /// `hz=N` (timer frequency, default 100), `inject-failure` (the self-test reports one extra failed
 /// check, to test exit-status plumbing). Unknown words are ignored.
 struct BootOptions {
@@ -8,6 +9,8 @@ struct BootOptions {
   var scale = 10
   var timerHertz = 100
   var injectFailure = false
+  /// `bench smp`: the multiprocessor benchmarks.
+  var multiprocessorBenchmarks = false
 
   /// Parses the NUL-terminated string at `address` (0 = none). Reads at most 256 bytes, and only
   /// from the identity-mapped first GiB.
@@ -32,6 +35,8 @@ struct BootOptions {
       mode = .selftest
     } else if Self.equals(word, "bench") {
       mode = .bench
+    } else if Self.equals(word, "smp") {
+      multiprocessorBenchmarks = true
     } else if Self.equals(word, "inject-failure") {
       injectFailure = true
     } else if let value = Self.value(word, key: "scale=") {

@@ -1,8 +1,36 @@
-/// The serial console: a 16550 UART at 0x3F8, polled.
+/// The serial console: a 16550 UART at 0x3F8, polled. A lock, recursive per CPU, keeps bytes of
+/// different CPUs apart: every byte takes it, and code that prints a line in several calls from a
+/// CPU that may run beside others brackets them with `lock()`/`unlock()` so the line stays whole.
 enum Console {
   private static let base: UInt16 = 0x3F8
+  private static var spinLock: TicketLock? = nil
+  /// The holding CPU's index + 1, 0 when free.
+  private static var owner: UInt64 = 0
+  private static var depth = 0
+
+  static func lock() {
+    guard let spinLock else { return }
+    let me = UInt64(PerCPU.current.pointee.index + 1)
+    if atomic_load64(&owner) == me {
+      depth += 1
+      return
+    }
+    spinLock.acquire()
+    atomic_store64(&owner, me)
+    depth = 1
+  }
+
+  static func unlock() {
+    guard let spinLock else { return }
+    depth -= 1
+    if depth == 0 {
+      atomic_store64(&owner, 0)
+      spinLock.release()
+    }
+  }
 
   static func initialize() {
+    spinLock = TicketLock()
     Platform.writePort8(base + 1, 0x00)  // no UART interrupts
     Platform.writePort8(base + 3, 0x80)  // DLAB
     Platform.writePort8(base + 0, 0x01)  // 115200 baud
@@ -13,9 +41,11 @@ enum Console {
   }
 
   static func write(byte: UInt8) {
+    lock()
     var spins = 0
     while Platform.readPort8(base + 5) & 0x20 == 0 && spins < 100_000 { spins += 1 }
     Platform.writePort8(base, byte)
+    unlock()
   }
 
   static func write(_ text: StaticString) {

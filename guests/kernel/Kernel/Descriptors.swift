@@ -4,34 +4,40 @@ enum Selector {
   static let kernelData: UInt16 = 0x10
   static let userData: UInt16 = 0x1B
   static let userCode: UInt16 = 0x23
+  /// CPU 0's TSS; CPU i's is 16 x i above.
   static let taskState: UInt16 = 0x28
+
+  static func taskState(cpu index: Int) -> UInt16 { taskState + UInt16(16 * index) }
 }
 
-/// The 64-bit task-state segment: the ring-0 stack for entries from ring 3, and IST1 for double
-/// faults. No I/O bitmap, so ring 3 cannot touch ports.
+/// The 64-bit task-state segments, one per CPU in its per-CPU page: the ring-0 stack for entries
+/// from ring 3, and IST1 for double faults. No I/O bitmap, so ring 3 cannot touch ports.
 enum TaskStateSegment {
   static let size: UInt64 = 104
 
-  static func initialize() {
-    let tss = KernelLayout.tss
-    tss.storeBytes(of: KernelLayout.doubleFaultStackTop, toByteOffset: 36, as: UInt64.self)  // IST1
+  /// Fills in CPU `cpu`'s TSS and its GDT descriptor (selector `Selector.taskState(cpu:)`).
+  static func initialize(cpu: UnsafeMutablePointer<PerCPU>, doubleFaultStackTop: UInt64) {
+    let tss = PerCPU.taskStateSegment(cpu)
+    tss.storeBytes(of: doubleFaultStackTop, toByteOffset: 36, as: UInt64.self)  // IST1
     tss.storeBytes(of: UInt16(size), toByteOffset: 102, as: UInt16.self)  // I/O map base: none
     let base = UInt64(UInt(bitPattern: tss))
     var low = (size - 1) & 0xFFFF
     low |= (base & 0xFF_FFFF) << 16
     low |= UInt64(0x89) << 40  // present, 64-bit available TSS
     low |= ((base >> 24) & 0xFF) << 56
-    KernelLayout.gdt[5] = low
-    KernelLayout.gdt[6] = base >> 32
+    let slot = 5 + 2 * cpu.pointee.index
+    KernelLayout.gdt[slot] = low
+    KernelLayout.gdt[slot + 1] = base >> 32
   }
 
-  static func setRing0Stack(_ top: UInt64) {
-    KernelLayout.tss.storeBytes(of: top, toByteOffset: 4, as: UInt64.self)
+  static func setRing0Stack(_ top: UInt64, cpu: UnsafeMutablePointer<PerCPU>) {
+    PerCPU.taskStateSegment(cpu).storeBytes(of: top, toByteOffset: 4, as: UInt64.self)
   }
 }
 
-/// The IDT: the 32 exception vectors, the 16 PIC lines at 0x20...0x2F and the spurious vector
-/// 0xFF, all interrupt gates (interrupts stay off in the kernel).
+/// The IDT: the 32 exception vectors, the 16 PIC lines at 0x20...0x2F, the local APIC's vectors
+/// (timer 0xEF, IPIs 0xF0...0xF2: Kernel/SMP/InterruptVectors.swift) and the spurious vector 0xFF,
+/// all interrupt gates (interrupts stay off in the kernel). Every CPU loads the same IDT.
 enum InterruptDescriptorTable {
   static let doubleFault = 8
 
@@ -40,6 +46,11 @@ enum InterruptDescriptorTable {
       setGate(vector, handler: KernelLayout.trapStubs[vector], stack: vector == doubleFault ? 1 : 0)
     }
     setGate(0xFF, handler: KernelLayout.trapStubs[48], stack: 0)
+    // Arch/traps.S trap_stub_table: 239...242 follow 255.
+    setGate(InterruptVector.localTimer, handler: KernelLayout.trapStubs[49], stack: 0)
+    setGate(InterruptVector.reschedule, handler: KernelLayout.trapStubs[50], stack: 0)
+    setGate(InterruptVector.tlbShootdown, handler: KernelLayout.trapStubs[51], stack: 0)
+    setGate(InterruptVector.crossCall, handler: KernelLayout.trapStubs[52], stack: 0)
   }
 
   private static func setGate(_ vector: Int, handler: UInt64, stack: UInt64) {

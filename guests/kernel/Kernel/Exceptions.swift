@@ -23,6 +23,7 @@ enum Exceptions {
       frame.pointee.rip = resume
       return
     }
+    Console.lock()
     Console.write("KILLED pid=")
     Console.write(decimal: Scheduler.currentPID)
     Console.write(" vector=")
@@ -38,10 +39,12 @@ enum Exceptions {
       Console.write(hex: Platform.readFaultAddress())
     }
     Console.newline()
+    Console.unlock()
     Scheduler.exitCurrent(status: 128 + vector, killedBy: vector)
   }
 
   static func kernelPanic(_ frame: UnsafeMutablePointer<TrapFrame>) -> Never {
+    Console.lock()  // kept: the machine powers off
     Console.write("PANIC kernel exception vector=")
     Console.write(decimal: Int(frame.pointee.vector))
     Console.write(" (")
@@ -52,6 +55,8 @@ enum Exceptions {
     Console.write(hex: frame.pointee.errorCode)
     Console.write(" cr2=")
     Console.write(hex: Platform.readFaultAddress())
+    Console.write(" cpu=")
+    Console.write(decimal: PerCPU.current.pointee.index)
     Console.newline()
     Platform.powerOff(status: 3)
   }

@@ -14,17 +14,29 @@ enum KernelLayout {
   static var syscallEntry: UInt64 { kernel_symbol(9) }
   static var trapReturn: UInt64 { kernel_symbol(10) }
   static var userStart: UInt64 { kernel_symbol(11) }
-  static var syscallKernelStackPointer: UnsafeMutablePointer<UInt64> { pointer(12) }
-  static var tss: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: UInt(kernel_symbol(13)))! }
+  /// `maximumCPUs` per-CPU pages (Kernel/SMP/PerCPU.swift).
+  static var perCPUPages: UInt64 { kernel_symbol(12) }
+  /// `maximumCPUs` scheduler stacks of `cpuStackSize` (the boot CPU keeps its boot stack).
+  static var cpuStacks: UInt64 { kernel_symbol(13) }
   static var idt: UnsafeMutablePointer<UInt64> { pointer(14) }
   static var doubleFaultStackTop: UInt64 { kernel_symbol(15) }
   static var taskStacks: UInt64 { kernel_symbol(16) }
   static var heapStart: UInt64 { kernel_symbol(17) }
   static var heapEnd: UInt64 { kernel_symbol(18) }
   static var clockPage: UInt64 { kernel_symbol(19) }
+  /// `maximumCPUs` double-fault stacks of `cpuFaultStackSize` (the boot CPU uses the one above).
+  static var cpuFaultStacks: UInt64 { kernel_symbol(20) }
+  static var apTrampolineStart: UInt64 { kernel_symbol(21) }
+  static var apTrampolineEnd: UInt64 { kernel_symbol(22) }
+  static var apTrampolineParameters: UInt64 { kernel_symbol(23) }
+  static var apEntry: UInt64 { kernel_symbol(24) }
 
   static let taskStackSize: UInt64 = 16384
-  static let maximumTasks = 8
+  static let maximumTasks = 16
+  /// CPUs the kernel starts (MAX_CPUS in Arch/boot.S and the areas of Arch/cpu.S).
+  static let maximumCPUs = 8
+  static let cpuStackSize: UInt64 = 16384
+  static let cpuFaultStackSize: UInt64 = 4096
   /// Physical pages handed out to page tables and user memory: [2 MiB, 8 MiB). The guest needs at
   /// least 8 MiB of RAM.
   static let framePoolStart: UInt64 = 0x20_0000

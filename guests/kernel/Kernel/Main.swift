@@ -10,22 +10,25 @@ func kmain(_ commandLine: UInt64) {
   Console.write(decimal: options.timerHertz)
   Console.newline()
 
-  TaskStateSegment.initialize()
+  FrameAllocator.initialize()
   InterruptDescriptorTable.initialize()
-  Platform.loadDescriptorTables(
-    gdtr: KernelLayout.gdtr, idtr: InterruptDescriptorTable.pseudoDescriptor(), taskRegister: Selector.taskState)
+  SMP.initializeBootProcessor()  // its per-CPU page, TSS, GDT, IDT
   SystemCallMSRs.initialize()
   UserText.expose()
+  TLBShootdown.initialize()
+  SMPSelfTest.initialize()
+  SMPBenchmarks.initialize()
   Scheduler.initialize()
   Platform.initializeInterruptController()
   Timer.start(hertz: options.timerHertz)
   Timer.calibrate()
   ClockPage.publish(timestampFrequency: Timer.timestampFrequency, timerHertz: Timer.hertz)
+  SMP.startApplicationProcessors(timerHertz: Timer.hertz)
 
   let status: Int
   switch options.mode {
   case .selftest: status = SelfTest.run(injectFailure: options.injectFailure)
-  case .bench: status = BenchmarkSuite.run(scale: options.scale)
+  case .bench: status = BenchmarkSuite.run(scale: options.scale, multiprocessor: options.multiprocessorBenchmarks)
   }
   Console.write("trivisor-kernel: exit status ")
   Console.write(decimal: status)

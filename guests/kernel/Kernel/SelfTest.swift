@@ -26,7 +26,7 @@ enum SelfTest {
     let pingPong = runTogether(.yieldPingPong, .yieldPingPong, argument: 10)
     check("tasks-yield-round-robin", pingPong && Scheduler.contextSwitches - switchesBefore >= 20)
     let preemptionsBefore = Scheduler.preemptions
-    let spinners = runTogether(.spin, .spin, argument: 4)
+    let spinners = runTogether(.spin, .spin, argument: 4, affinity: 0)  // two tasks, one CPU
     check("preemptive-scheduling", spinners && Scheduler.preemptions - preemptionsBefore >= 2)
 
     check("clock-page-read-only", killed(.clockPage, by: Exceptions.pageFault))
@@ -41,6 +41,13 @@ enum SelfTest {
     let (afterPID, after) = runAlone(.getpid)
     check("kernel-survives-faults", after.map { $0.killedBy == nil && $0.status == afterPID } ?? false)
     check("user-cpu-work", exitedCleanly(runAlone(.cpuWork).result))
+    check("smp-cpus-online", SMPSelfTest.cpusOnline())
+    check("smp-every-cpu-ran-tasks", SMPSelfTest.everyCPURanTasks())
+    check("smp-task-migration", SMPSelfTest.taskMigrates())
+    check("smp-ipi-delivery", SMPSelfTest.interprocessorInterruptsArrive())
+    check("smp-tlb-shootdown", SMPSelfTest.shootdownIsSeen())
+    check("smp-lock-counter-exact", SMPSelfTest.lockedCounterIsExact())
+    SMPSelfTest.report()
     check("no-leaked-frames", FrameAllocator.framesInUse == 0)
     if injectFailure { check("injected-failure", false) }
 
@@ -57,9 +64,11 @@ enum SelfTest {
   }
 
   private static func check(_ name: StaticString, _ ok: Bool) {
+    Console.lock()
     Console.write(ok ? "PASS " : "FAIL ")
     Console.write(name)
     Console.newline()
+    Console.unlock()
     if ok { passed += 1 } else { failed += 1 }
   }
 
@@ -80,9 +89,11 @@ enum SelfTest {
   }
 
   /// Runs two tasks side by side; true when both exited with status 0.
-  private static func runTogether(_ first: UserProgram, _ second: UserProgram, argument: Int) -> Bool {
-    let a = Scheduler.spawn(first, argument: argument)
-    let b = Scheduler.spawn(second, argument: argument)
+  private static func runTogether(
+    _ first: UserProgram, _ second: UserProgram, argument: Int, affinity: Int? = nil
+  ) -> Bool {
+    let a = Scheduler.spawn(first, argument: argument, affinity: affinity)
+    let b = Scheduler.spawn(second, argument: argument, affinity: affinity)
     Scheduler.runUntilAllExited()
     let resultA = a.flatMap { Scheduler.reap($0) }
     let resultB = b.flatMap { Scheduler.reap($0) }

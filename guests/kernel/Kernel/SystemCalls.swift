@@ -8,17 +8,17 @@ func syscallDispatch(_ rawFrame: UnsafeMutableRawPointer) {
 }
 
 enum SystemCalls {
-  private(set) static var count = 0
+  private(set) static var count: UInt64 = 0
   /// System calls that arrived as a ring-3 page fault on `syscall_entry` (see below).
-  private(set) static var faultedSyscalls = 0
+  private(set) static var faultedSyscalls: UInt64 = 0
 
   /// Some hosts' KVM (this project's development machine among them) executes a ring-3 SYSCALL
   /// by jumping to IA32_LSTAR without leaving CPL 3, so the fetch of `syscall_entry` page-faults
   /// in user mode. SYSCALL has still saved RIP in RCX and RFLAGS in R11, so the kernel completes
   /// the call here and returns with IRETQ.
   static func completeFaultedSyscall(_ frame: UnsafeMutablePointer<TrapFrame>) {
-    faultedSyscalls += 1
-    if faultedSyscalls == 1 {
+    if atomic_fetch_add64(&faultedSyscalls, 1) == 0 {
+      Console.lock()
       Console.write("NOTE syscall entered at CPL 3 (cs=")
       Console.write(hex: frame.pointee.cs)
       Console.write(" ss=")
@@ -26,13 +26,16 @@ enum SystemCalls {
       Console.write(" rflags=")
       Console.write(hex: frame.pointee.rflags)
       Console.write("); completing system calls from the page fault\n")
+      Console.unlock()
     }
     // A task can also jump to syscall_entry on purpose, with any RCX and R11: return only to a
     // lower-half address, with only the flags ring 3 may hold (never IOPL).
     guard frame.pointee.rcx < 0x8000_0000_0000 else {
+      Console.lock()
       Console.write("KILLED pid=")
       Console.write(decimal: Scheduler.currentPID)
       Console.write(" system call with a non-canonical return address\n")
+      Console.unlock()
       Scheduler.exitCurrent(status: 128 + Exceptions.pageFault, killedBy: Exceptions.pageFault)
     }
     frame.pointee.rip = frame.pointee.rcx
@@ -44,7 +47,7 @@ enum SystemCalls {
   }
 
   static func handle(number: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64) -> Int {
-    count += 1
+    _ = atomic_fetch_add64(&count, 1)
     guard number <= UInt64(Int.max), let call = SystemCall(rawValue: Int(number)) else {
       return -SystemCallError.noSystemCall.rawValue
     }
@@ -74,6 +77,15 @@ enum SystemCalls {
       BenchmarkSuite.report(benchmark, iterations: b, cycles: c)
       return 0
     case .tscHz: return Int(truncatingIfNeeded: Timer.timestampFrequency)
+    case .cpuIndex: return SMP.currentIndex
+    case .sharedCounterIncrement:
+      SMPSelfTest.incrementSharedCounter()
+      return 0
+    case .setAffinity:
+      let cpu = Int(truncatingIfNeeded: a)
+      guard cpu == -1 || (cpu >= 0 && SMP.isOnline(cpu)) else { return -SystemCallError.invalidArgument.rawValue }
+      Scheduler.migrateCurrent(to: cpu)
+      return 0
     }
   }
 
@@ -83,7 +95,9 @@ enum SystemCalls {
     let readable = Scheduler.withCurrentAddressSpace { $0.isReadable(buffer, length: length) } ?? false
     guard readable else { return -SystemCallError.badAddress.rawValue }
     guard length > 0 else { return 0 }
+    Console.lock()
     Console.write(bytes: UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(buffer)), count: Int(length)))
+    Console.unlock()
     return Int(length)
   }
 

@@ -1,10 +1,13 @@
 /// A task's life cycle.
 enum TaskState {
   case free
+  /// Slot taken by `spawn`, address space being built.
+  case starting
+  /// In one CPU's run queue.
   case runnable
   case running
   case sleeping
-  /// Finished; the result waits for `Scheduler.reap`.
+  /// Finished (address space freed); the result waits for `Scheduler.reap`.
   case exited
 }
 
@@ -24,4 +27,6 @@ struct Task {
   var result = TaskResult(status: 0, killedBy: nil)
   /// Where a #DE resumes (set by set_trap_handler), 0 = kill.
   var divideErrorResume: UInt64 = 0
+  /// The only CPU that may run it, or -1 for any.
+  var affinity = -1
 }

@@ -28,6 +28,13 @@ enum SystemCall: Int {
   case benchReport = 9
   /// tsc_hz() -> the calibrated time-stamp counter frequency.
   case tscHz = 10
+  /// cpu_index() -> the index of the CPU running the caller (0 = the boot CPU).
+  case cpuIndex = 11
+  /// shared_counter_increment() -> 0: adds one to the self-test's lock-protected kernel counter.
+  case sharedCounterIncrement = 12
+  /// set_affinity(cpu) -> 0: from now on run only on CPU `cpu` (-1: any), moving there at once
+  /// (-EINVAL for a CPU that is not online).
+  case setAffinity = 13
 }
 
 /// Error numbers returned (negated) by system calls.
@@ -80,6 +87,13 @@ enum UserProgram: Int {
   case cpuWork = 14
   case forgedSyscallEntry = 15
   case clockPage = 16
+  /// Exits with status cpu_index() + 1.
+  case cpuProbe = 17
+  /// Calls shared_counter_increment `argument` times.
+  case sharedCounter = 18
+  /// Moves itself to each of CPUs 0..<argument in turn with set_affinity and checks cpu_index()
+  /// there; exits with 0, or 1 + the CPU it did not arrive on.
+  case migrator = 19
   case benchSyscall = 20
   case benchPageFault = 21
   case benchDivideByZero = 22
@@ -88,6 +102,8 @@ enum UserProgram: Int {
   case benchHash = 25
   case benchSort = 26
   case benchMatrix = 27
+  /// `argument` units of register-only integer work (the parallel benchmark's share).
+  case benchParallelWork = 28
 }
 
 /// Benchmarks, in the order they run; `name` is what the BENCH line prints.
@@ -105,6 +121,16 @@ enum Benchmark: Int, CaseIterable {
   case hash = 10
   case sort = 11
   case matrix = 12
+  // The SMP suite (`bench smp`).
+  case interprocessorInterrupt = 13
+  case tlbShootdown = 14
+  case spinLock = 15
+  case parallel = 16
+
+  /// The default suite's benchmarks (`bench`), in order.
+  static let uniprocessorSuite: ClosedRange<Int> = 0...12
+  /// `bench smp`.
+  static let multiprocessorSuite: ClosedRange<Int> = 13...16
 
   var name: StaticString {
     switch self {
@@ -121,6 +147,10 @@ enum Benchmark: Int, CaseIterable {
     case .hash: "hash"
     case .sort: "sort"
     case .matrix: "matmul"
+    case .interprocessorInterrupt: "ipi"
+    case .tlbShootdown: "tlbshoot"
+    case .spinLock: "spinlock"
+    case .parallel: "parallel"
     }
   }
 }

@@ -115,4 +115,21 @@ enum Benchmarks {
     Kernel.report(.matrix, iterations: iterations, cycles: user_rdtsc() &- start)
     return 0
   }
+
+  /// The parallel benchmark's share: `units` x 10,000 steps of a xorshift generator folded into
+  /// an FNV-1a hash, all in registers (no memory traffic, so CPUs do not compete for anything but
+  /// the host's cores). The kernel times the whole job; the result only keeps the loop alive.
+  static func parallelWork(units: Int) -> Int {
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for _ in 0..<units {
+      for _ in 0..<10_000 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        hash = (hash ^ (state & 0xFF)) &* 0x100_0000_01B3
+      }
+    }
+    return hash == 0x1234_5678 ? 1 : 0
+  }
 }

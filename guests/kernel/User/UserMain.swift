@@ -35,5 +35,16 @@ func userMain(_ program: Int, _ argument: Int) -> Int {
   case .benchHash: return Benchmarks.hash(iterations: argument)
   case .benchSort: return Benchmarks.sort(iterations: argument)
   case .benchMatrix: return Benchmarks.matrix(iterations: argument)
+  case .cpuProbe: return Kernel.call(.cpuIndex) + 1
+  case .migrator:
+    for cpu in 0..<argument {
+      guard Kernel.call(.setAffinity, cpu) == 0, Kernel.call(.cpuIndex) == cpu else { return 1 + cpu }
+    }
+    _ = Kernel.call(.setAffinity, -1)
+    return 0
+  case .sharedCounter:
+    for _ in 0..<argument { _ = Kernel.call(.sharedCounterIncrement) }
+    return 0
+  case .benchParallelWork: return Benchmarks.parallelWork(units: argument)
   }
 }

@@ -18,3 +18,7 @@
 @_extern(c, "cpu_load_gdt") func cpu_load_gdt(_ gdtr: UInt64)
 @_extern(c, "cpu_load_idt") func cpu_load_idt(_ idtr: UInt64)
 @_extern(c, "cpu_load_tr") func cpu_load_tr(_ selector: UInt16)
+@_extern(c, "cpu_percpu") func cpu_percpu() -> UInt64
+@_extern(c, "cpu_pause") func cpu_pause()
+@_extern(c, "mmio_read32") func mmio_read32(_ address: UInt64) -> UInt32
+@_extern(c, "mmio_write32") func mmio_write32(_ address: UInt64, _ value: UInt32)

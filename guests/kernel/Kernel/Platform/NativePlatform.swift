@@ -24,9 +24,13 @@ enum NativePlatform: PlatformOperations {
     cpu_load_tr(taskRegister)
   }
 
+  static func perCPUPage() -> UInt64 { cpu_percpu() }
+  static func spinWaitHint() { cpu_pause() }
+
   static func setKernelStack(_ top: UInt64) {
-    TaskStateSegment.setRing0Stack(top)
-    KernelLayout.syscallKernelStackPointer.pointee = top
+    let cpu = PerCPU.current
+    TaskStateSegment.setRing0Stack(top, cpu: cpu)
+    cpu.pointee.kernelStackTop = top  // syscall_entry's stack
   }
 
   static func writeTaskPriority(_ value: UInt64) { cpu_write_cr8(value) }
@@ -39,6 +43,8 @@ enum NativePlatform: PlatformOperations {
   static func readPort8(_ port: UInt16) -> UInt8 { cpu_inb(port) }
   static func writePort8(_ port: UInt16, _ value: UInt8) { cpu_outb(port, value) }
   static func writePort16(_ port: UInt16, _ value: UInt16) { cpu_outw(port, value) }
+  static func readRegister32(_ address: UInt64) -> UInt32 { mmio_read32(address) }
+  static func writeRegister32(_ address: UInt64, _ value: UInt32) { mmio_write32(address, value) }
 
   static func initializeInterruptController() {
     // ICW1: edge triggered, cascade, ICW4 follows. ICW2: vector base. ICW3: wiring. ICW4: 8086 mode.

@@ -14,6 +14,10 @@ protocol PlatformOperations {
   static func readModelSpecificRegister(_ index: UInt32) -> UInt64
   static func writeModelSpecificRegister(_ index: UInt32, _ value: UInt64)
   static func loadDescriptorTables(gdtr: UInt64, idtr: UInt64, taskRegister: UInt16)
+  /// The address of this CPU's per-CPU page (through GS, Kernel/SMP/PerCPU.swift).
+  static func perCPUPage() -> UInt64
+  /// A spin-wait hint (PAUSE) for polling loops.
+  static func spinWaitHint()
   /// Sets the stack the CPU switches to on entry from ring 3 (TSS.RSP0 and the SYSCALL stack).
   static func setKernelStack(_ top: UInt64)
   /// Writes the task-priority register (CR8).
@@ -30,6 +34,10 @@ protocol PlatformOperations {
   static func readPort8(_ port: UInt16) -> UInt8
   static func writePort8(_ port: UInt16, _ value: UInt8)
   static func writePort16(_ port: UInt16, _ value: UInt16)
+
+  // MARK: Memory-mapped device registers (the local APIC)
+  static func readRegister32(_ address: UInt64) -> UInt32
+  static func writeRegister32(_ address: UInt64, _ value: UInt32)
 
   // MARK: Interrupt controller and timer
   /// Remaps the interrupt controller to vectors 0x20...0x2F with every line masked.

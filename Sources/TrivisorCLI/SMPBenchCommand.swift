@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import GuestImages
+import Launcher
+import VMM
+
+/// `trivisor bench smp`: the reference kernel's multiprocessor benchmarks (`bench smp scale=N`)
+/// on every available engine with 1, 2 and 4 vCPUs, one table.
+struct SMPBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "smp",
+    abstract: "The reference guest's multiprocessor benchmarks (IPI, TLB shootdown, spinlock, parallel speedup).",
+    discussion: """
+      Boots the reference kernel with 'bench smp scale=N' once per engine and vCPU count (default \
+      1, 2 and 4) and prints ns per operation for each, and the parallel job's speedup over the \
+      same engine's 1-vCPU run. The IPI and shootdown benchmarks need two vCPUs.
+      """
+  )
+
+  /// Per engine: the interpreter runs ring-3 work ~100x slower than kvm, which emulates ring 0.
+  static let defaultScales = ["kvm": 10, "interp": isDebugBuild ? 1 : 10]
+
+  @Option(name: .customLong("cpus"), help: "vCPU counts to measure (repeatable; default 1, 2, 4).")
+  var cpuCounts: [Int] = []
+
+  @Option(name: .customLong("engine"), help: "Run only these engines (repeatable; default: every available one).")
+  var engines: [String] = []
+
+  @Option(help: "Iteration multiplier for an engine, NAME=N (repeatable), e.g. kvm=50.")
+  var scale: [String] = []
+
+  @Option(help: "Seconds each run may take.")
+  var timeout: Double = 300
+
+  @Flag(name: .customLong("allow-debug"), help: "Run even in a debug build (numbers are meaningless).")
+  var allowDebug = false
+
+  func run() throws {
+    if isDebugBuild {
+      guard allowDebug else {
+        throw usageFailure(
+          "benchmarks need a release build: run 'swift build -c release' and '.build/release/trivisor bench smp' "
+            + "(or pass --allow-debug to measure a debug build anyway)")
+      }
+      printError("trivisor: WARNING: this is a DEBUG build; the numbers below do not represent Trivisor")
+    }
+    let counts = cpuCounts.isEmpty ? [1, 2, 4] : cpuCounts
+    for n in counts where !(1...KernelLimits.maximumCPUs).contains(n) {
+      throw usageFailure("--cpus must be 1 to \(KernelLimits.maximumCPUs) (the reference kernel's limit), not \(n)")
+    }
+    var scales = Self.defaultScales
+    for item in scale {
+      let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2, let n = Int(parts[1]), (1...100_000).contains(n) else {
+        throw usageFailure("invalid --scale '\(item)' (use NAME=N with N in 1...100000, e.g. kvm=50)")
+      }
+      scales[parts[0]] = n
+    }
+    var columns: [SMPBenchTable.Column] = []
+    var notes: [String] = []
+    var failed = false
+    for entry in EngineRegistry.entries where engines.isEmpty || engines.contains(entry.name) {
+      if let why = entry.unavailableReason() {
+        printError("bench smp: \(entry.name): unavailable on this host, skipped: \(why)")
+        notes.append("engine \(entry.name) not measured: \(why)")
+        continue
+      }
+      let commandLine = ReferenceKernelOutput.multiprocessorBenchCommandLine(scale: scales[entry.name] ?? 1)
+      for cpus in counts {
+        let column = runOne(entry, cpus: cpus, commandLine: commandLine)
+        if column.failure != nil { failed = true }
+        columns.append(column)
+      }
+    }
+    guard !columns.isEmpty else { throw usageFailure("no engine could run: \(notes.joined(separator: "; "))") }
+    let table = SMPBenchTable(
+      host: HostDescription.current, buildConfiguration: isDebugBuild ? "debug" : "release", columns: columns,
+      notes: notes + [HostDescription.load])
+    print(table.text)
+    if failed { throw ExitCode(ExitStatus.engineError) }
+  }
+
+  private func runOne(_ entry: EngineRegistry.Entry, cpus: Int, commandLine: String) -> SMPBenchTable.Column {
+    printError("bench smp: \(entry.name) with \(cpus) vCPUs: '\(commandLine)'")
+    do {
+      let engine = try entry.make(false)
+      let run = try ReferenceGuest.run(
+        engine: engine, commandLine: commandLine, timeoutSeconds: timeout, cpuCount: cpus,
+        onLine: { line in
+          if line.hasPrefix("BENCH") || line.hasPrefix("PANIC") {
+            printError("bench smp: \(entry.name) x\(cpus): \(line)")
+          }
+        })
+      let failure: String? =
+        run.outcome.exitStatus == 0 ? nil : "\(run.outcome.reason.description.split(separator: "\n").first ?? "")"
+      return .parse(engine: entry.name, cpus: cpus, commandLine: commandLine, output: run.output, failure: failure)
+    } catch {
+      return SMPBenchTable.Column(
+        engine: entry.name, cpus: cpus, commandLine: commandLine, nanosecondsPerOperation: [:], failure: "\(error)")
+    }
+  }
+}
+
+/// What the reference kernel supports (guests/kernel/Kernel/Layout.swift).
+enum KernelLimits {
+  static let maximumCPUs = 8
+}
