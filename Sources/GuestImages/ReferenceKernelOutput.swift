@@ -7,7 +7,8 @@ public enum ReferenceKernelOutput {
     "clock-page-read-only", "demand-paging", "divide-error-handler", "fault-unmapped-write-killed",
     "fault-kernel-write-killed", "fault-divide-by-zero-killed", "fault-privileged-instruction-killed",
     "forged-syscall-entry-contained", "kernel-survives-faults", "user-cpu-work", "smp-cpus-online",
-    "smp-every-cpu-ran-tasks", "smp-task-migration", "smp-ipi-delivery", "smp-tlb-shootdown", "smp-lock-counter-exact", "no-leaked-frames",
+    "smp-every-cpu-ran-tasks", "smp-task-migration", "smp-ipi-delivery", "smp-tlb-shootdown", "smp-lock-counter-exact",
+    "no-leaked-frames",
   ]
 
   /// Every benchmark, in the order the kernel runs them.

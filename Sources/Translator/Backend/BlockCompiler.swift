@@ -2,9 +2,15 @@ import X86
 
 /// The back end: turns a `GuestBlock` into host x86-64 code.
 ///
-/// Generated code is a C function `(state, unused) -> retired`: RBX holds the CPU state page
+/// Generated code is a C function `(state, budget) -> retired`: RBX holds the CPU state page
 /// (`CPUStateLayout`), R12-R15 the paging TLB, the write host-page cache (pages and pointers) and
-/// the code-page bytes. Guest registers live in the state page; each guest instruction becomes the
+/// the code-page bytes, RBP the guest instructions completed so far and R11 the budget left.
+/// Every block has a *chained entry* after its prologue that checks its code page's generation
+/// and the budget; a direct branch to a block on the same linear page is patched to jump straight
+/// there (execute & link), so loops run without returning to the dispatcher. Only same-page
+/// targets are linked: the dispatcher validated the page's mapping when it entered the first
+/// block, and a page maps to one physical page, so a link can never lead to code of another
+/// address space. Guest registers live in the state page; each guest instruction becomes the
 /// host instruction of the same operation and size (x86 on x86: results and flags come from the
 /// host ALU), wrapped in the checks the interpreter's fast path makes:
 ///
@@ -26,6 +32,8 @@ package struct BlockCompiler {
     let hostWritePage: UInt64
     let hostWritePointer: UInt64
     let pageHasCode: UInt64
+    let pageGeneration: UInt64
+    let epoch: UInt64
     let entryStride: Int
     let tagOffset: Int
     let hostOffset: Int
@@ -38,6 +46,8 @@ package struct BlockCompiler {
       hostWritePage = UInt64(UInt(bitPattern: t.hostWritePage))
       hostWritePointer = UInt64(UInt(bitPattern: t.hostWritePointer))
       pageHasCode = UInt64(UInt(bitPattern: t.pageHasCode))
+      pageGeneration = UInt64(UInt(bitPattern: t.pageGeneration))
+      epoch = UInt64(UInt(bitPattern: t.epoch))
       entryStride = t.entryStride
       tagOffset = t.tagOffset
       hostOffset = t.hostOffset
@@ -80,10 +90,23 @@ package struct BlockCompiler {
 
   // MARK: Compiling
 
+  /// Host code for one block.
+  package struct Output {
+    package var code: [UInt8]
+    /// Where the chained entry starts (what linked branches jump to).
+    package var chainEntry: Int
+    /// rel32 fields of branches that may be linked: (offset of the field, target RIP). Each
+    /// initially jumps to its own exit to the dispatcher.
+    package var links: [(field: Int, target: UInt64)]
+  }
+
   private var a = X64Assembler()
   private let tables: Tables
   private let user: Bool
   private let block: GuestBlock
+  /// The code page's generation the block was translated from (checked at the chained entry).
+  private let generation: UInt32
+  private var links: [(field: Int, target: UInt64)] = []
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
   private var flagsInHost = false
   /// The state page's RFLAGS lacks the flags that are in the host (they must be merged before
@@ -97,38 +120,69 @@ package struct BlockCompiler {
   /// RFLAGS bits an arithmetic instruction defines: CF PF AF ZF SF OF.
   static let arithmeticFlags: Int64 = 0x8D5
 
-  private init(block: GuestBlock, tables: Tables, user: Bool) {
+  private init(block: GuestBlock, tables: Tables, user: Bool, generation: UInt32) {
     self.block = block
     self.tables = tables
     self.user = user
+    self.generation = generation
     epilogue = a.newLabel()
   }
 
-  /// Host code for `block` running at CPL 3 (`user`) or below.
-  package static func compile(_ block: GuestBlock, tables: Tables, user: Bool) -> [UInt8] {
-    var c = BlockCompiler(block: block, tables: tables, user: user)
+  /// Host code for `block` (read from a code page at `generation`) running at CPL 3 (`user`) or
+  /// below.
+  package static func compile(_ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32) -> Output {
+    var c = BlockCompiler(block: block, tables: tables, user: user, generation: generation)
     return c.emitBlock()
   }
 
-  private mutating func emitBlock() -> [UInt8] {
+  private mutating func emitBlock() -> Output {
     computeFlagLiveness()
     for r in [HostRegister.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(r) }
     a.mov(.rbx, .register(.rdi))
+    a.mov(.r11, .register(.rsi))
     a.load(.r12, constant: tables.pagingTLB)
     a.load(.r13, constant: tables.hostWritePage)
     a.load(.r14, constant: tables.hostWritePointer)
     a.load(.r15, constant: tables.pageHasCode)
+    a.alu(.xor, .register(.rbp), .rbp, size: 4)
+    let chainEntry = a.count
+    emitEntryChecks()
     for (k, g) in block.instructions.enumerated() {
       emit(g, index: k)
     }
     // A block that ends without a branch falls through to the next instruction.
     if let last = block.instructions.last, !Self.endsBlock(last.form) {
-      exit(retired: block.instructions.count, rip: last.nextRIP)
+      exit(to: last.nextRIP)
     }
     a.bind(epilogue)
     for r in [HostRegister.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(r) }
     a.ret()
-    return a.finished()
+    return Output(code: a.finished(), chainEntry: chainEntry, links: links)
+  }
+
+  /// The chained entry's checks: the code page still holds what was translated, and the budget
+  /// covers the whole block; else back to the dispatcher with RIP at the block.
+  private mutating func emitEntryChecks() {
+    let bail = a.newLabel()
+    let slot = (block.physicalStart >> 12) & UInt64(tables.codePageSlots - 1)
+    a.load(.rax, constant: tables.pageGeneration + 4 * slot)
+    a.mov(.rax, .memory(HostMemory(.rax)), size: 4)
+    a.load(.rcx, constant: tables.epoch)
+    a.alu(.add, .rax, .memory(HostMemory(.rcx)), size: 4)
+    a.alu(.cmp, .register(.rax), immediate: Int64(Int32(bitPattern: generation)), size: 4)
+    a.jcc(HostCondition.notEqual, bail)
+    let n = Int64(block.instructions.count)
+    a.alu(.cmp, .register(.r11), immediate: n)
+    a.jcc(HostCondition.below, bail)
+    a.alu(.sub, .register(.r11), immediate: n)
+    let body = a.newLabel()
+    a.jmp(body)
+    a.bind(bail)
+    a.load(.rax, constant: block.startRIP)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
+    a.mov(.rax, .register(.rbp))
+    a.jmp(epilogue)
+    a.bind(body)
   }
 
   // MARK: Flags
@@ -217,12 +271,20 @@ package struct BlockCompiler {
 
   // MARK: Exits
 
-  /// Leaves the block with `retired` instructions done and RIP = `rip`.
-  private mutating func exit(retired: Int, rip: UInt64) {
+  /// Leaves the block, all of it done, for `rip`: through a patchable jump to the block there when
+  /// it is on the same linear page (a link), else to the dispatcher.
+  private mutating func exit(to rip: UInt64) {
     clobberFlags()
+    a.alu(.add, .register(.rbp), immediate: Int64(block.instructions.count))
+    if rip & ~0xFFF == block.startRIP & ~0xFFF {
+      let unlinked = a.newLabel()
+      a.jmp(unlinked)
+      links.append((a.count - 4, rip))
+      a.bind(unlinked)
+    }
     a.load(.rax, constant: rip)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-    a.load(.rax, constant: UInt64(retired))
+    a.mov(.rax, .register(.rbp))
     a.jmp(epilogue)
   }
 
@@ -244,7 +306,8 @@ package struct BlockCompiler {
       a.bind(label)
       a.load(.rax, constant: block.instructions[k].rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-      a.load(.rax, constant: UInt64(k))
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 1)
+      a.lea(.rax, HostMemory(.rbp, Int32(k)))
       a.jmp(epilogue)
     }
     a.bind(over)
@@ -421,18 +484,18 @@ package struct BlockCompiler {
       let taken = a.newLabel()
       a.jcc(ins.condition, taken)
       let pending = flagsPending
-      exit(retired: k + 1, rip: g.nextRIP)
+      exit(to: g.nextRIP)
       a.bind(taken)
       flagsPending = pending
       flagsInHost = true
-      exit(retired: k + 1, rip: g.nextRIP &+ ins.immediate)
+      exit(to: g.nextRIP &+ ins.immediate)
 
     case .jmpRel:
-      exit(retired: k + 1, rip: g.nextRIP &+ ins.immediate)
+      exit(to: g.nextRIP &+ ins.immediate)
 
     case .callRel:
       push(constant: g.nextRIP, k: k)
-      exit(retired: k + 1, rip: g.nextRIP &+ ins.immediate)
+      exit(to: g.nextRIP &+ ins.immediate)
 
     case .ret:
       clobberFlags()
@@ -448,7 +511,8 @@ package struct BlockCompiler {
       a.jcc(HostCondition.notEqual, side)
       a.alu(.add, gpr(4), immediate: 8)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
-      a.load(.rax, constant: UInt64(k + 1))
+      a.alu(.add, .register(.rbp), immediate: Int64(k + 1))
+      a.mov(.rax, .register(.rbp))
       a.jmp(epilogue)
 
     case .pushR:

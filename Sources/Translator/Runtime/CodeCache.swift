@@ -19,18 +19,48 @@ package struct CodeCache {
     package var length: Int
     /// The code page's generation when it was translated.
     package var generation: UInt32
+    /// The chained entry's offset in the code buffer.
+    package var chainEntry: Int? = nil
   }
 
+  /// Every block, by key.
   private var blocks: [Key: Block] = [:]
+  /// A direct-mapped table in front of `blocks`: most lookups are one index and two compares,
+  /// without hashing. Empty slots hold a non-canonical RIP, which no lookup asks for.
+  private static let recentSlots = 4096
+  private var recentKeys: [Key]
+  private var recentBlocks: [Block]
 
-  package init() {}
+  package init() {
+    recentKeys = Array(repeating: Key(linear: .max, physicalAndLevel: 0), count: Self.recentSlots)
+    recentBlocks = Array(repeating: Block(entry: nil, length: 0, generation: 0), count: Self.recentSlots)
+  }
 
   package var count: Int { blocks.count }
 
-  package func lookup(_ key: Key) -> Block? { blocks[key] }
+  @inline(__always) private static func slot(_ key: Key) -> Int {
+    Int(truncatingIfNeeded: (key.linear ^ (key.linear >> 12) ^ (key.physicalAndLevel >> 63)) & UInt64(recentSlots - 1))
+  }
 
-  package mutating func insert(_ block: Block, for key: Key) { blocks[key] = block }
+  package mutating func lookup(_ key: Key) -> Block? {
+    let i = Self.slot(key)
+    if recentKeys[i] == key { return recentBlocks[i] }
+    guard let b = blocks[key] else { return nil }
+    recentKeys[i] = key
+    recentBlocks[i] = b
+    return b
+  }
+
+  package mutating func insert(_ block: Block, for key: Key) {
+    blocks[key] = block
+    let i = Self.slot(key)
+    recentKeys[i] = key
+    recentBlocks[i] = block
+  }
 
   /// Forgets every block (the code buffer was reset).
-  package mutating func removeAll() { blocks.removeAll(keepingCapacity: true) }
+  package mutating func removeAll() {
+    blocks.removeAll(keepingCapacity: true)
+    for i in 0..<Self.recentSlots { recentKeys[i] = Key(linear: .max, physicalAndLevel: 0) }
+  }
 }

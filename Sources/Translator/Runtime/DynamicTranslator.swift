@@ -17,13 +17,18 @@ import X86
 ///    an instruction a block does not cover, or one whose fast case fails, goes to the interpreter
 ///    (`CPU.run` steps it), so every guest instruction has one definition of its slow cases.
 ///
-/// Not yet: direct chaining of blocks, the inline indirect-branch table, guest registers kept in
+/// Direct branches to a block on the same linear page are linked (`BlockCompiler`); a block
+/// retranslated after its page was written takes over the old translation's links.
+///
+/// Not yet: links across pages, the inline indirect-branch table, guest registers kept in
 /// host registers across instructions, and other modes than 64-bit paged code (docs/dbt.md).
 package final class DynamicTranslator: BlockExecutor {
-  package typealias BlockFunction = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> UInt64
+  package typealias BlockFunction = @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64
 
   private var cache = CodeCache()
   private let code: ExecutableMemory
+  /// Linkable branches by the block they want to reach: buffer offsets of their rel32 fields.
+  private var links: [CodeCache.Key: [Int]] = [:]
   private var tables: BlockCompiler.Tables?
   package private(set) var statistics = TranslatorStatistics()
 
@@ -50,16 +55,17 @@ package final class DynamicTranslator: BlockExecutor {
         statistics.cacheMisses &+= 1
         if cache.lookup(key) != nil { statistics.invalidations &+= 1 }
         block = translate(cpu, rip: rip, physical: physical, user: user, tables: tables)
-        cache.insert(block, for: key)
       }
       guard let entry = block.entry, UInt64(block.length) <= budget - retired else { break }
       statistics.blockEntries &+= 1
-      let done = unsafeBitCast(entry, to: BlockFunction.self)(state, nil)
+      state.storeBytes(of: 0, toByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
+      let done = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
       retired &+= done
-      if done < UInt64(block.length) {
+      if state.load(fromByteOffset: CPUStateLayout.translatorExit, as: UInt64.self) != 0 {
         statistics.sideExits &+= 1
         break
       }
+      if done == 0 { break }
     }
     statistics.translatedInstructions &+= retired
     cpu.noteTranslatedRetired(retired)
@@ -82,24 +88,54 @@ package final class DynamicTranslator: BlockExecutor {
     let guest = GuestBlock.read(from: cpu, rip: rip, physical: physical)
     // Reading may have decoded (and so marked the page): take the generation afterwards.
     let generation = cpu.codeGeneration(ofPageHolding: physical)
+    let ownKey = key(rip: rip, physical: physical, user: user)
     guard !guest.instructions.isEmpty else {
       statistics.untranslatableStarts &+= 1
-      return CodeCache.Block(entry: nil, length: 0, generation: generation)
+      let marker = CodeCache.Block(entry: nil, length: 0, generation: generation)
+      cache.insert(marker, for: ownKey)
+      return marker
     }
-    let host = BlockCompiler.compile(guest, tables: tables, user: user)
-    var offset = code.append(host)
+    let host = BlockCompiler.compile(guest, tables: tables, user: user, generation: generation)
+    var offset = code.append(host.code)
     if offset == nil {
       // The buffer is full: start over (every block is retranslated on its next use).
       statistics.cacheFlushes &+= 1
       cache.removeAll()
+      links.removeAll()
       code.reset()
-      offset = code.append(host)
+      offset = code.append(host.code)
     }
     guard let offset else { return CodeCache.Block(entry: nil, length: 0, generation: generation) }
+    let block = CodeCache.Block(
+      entry: code.entry(offset), length: guest.instructions.count, generation: generation,
+      chainEntry: offset + host.chainEntry)
+    cache.insert(block, for: ownKey)
     statistics.blocksTranslated &+= 1
     statistics.instructionsTranslated &+= UInt64(guest.instructions.count)
-    statistics.hostBytes &+= UInt64(host.count)
-    return CodeCache.Block(entry: code.entry(offset), length: guest.instructions.count, generation: generation)
+    statistics.hostBytes &+= UInt64(host.code.count)
+    link(into: offset + host.chainEntry, key: ownKey)
+    for l in host.links {
+      let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user)
+      links[target, default: []].append(offset + l.field)
+      if let t = cache.lookup(target), let chainEntry = t.chainEntry { patch(offset + l.field, to: chainEntry) }
+    }
+    return block
+  }
+
+  private func key(rip: UInt64, physical: UInt64, user: Bool) -> CodeCache.Key {
+    CodeCache.Key(linear: rip, physicalAndLevel: physical | (user ? 1 << 63 : 0))
+  }
+
+  /// Points every branch waiting for `key` at the chained entry at buffer offset `chainEntry`
+  /// (a retranslated block takes over the links of its old translation).
+  private func link(into chainEntry: Int, key: CodeCache.Key) {
+    for field in links[key] ?? [] { patch(field, to: chainEntry) }
+  }
+
+  private func patch(_ field: Int, to target: Int) {
+    let rel = Int32(target - (field + 4))
+    code.patch(at: field, withUnsafeBytes(of: rel.littleEndian, Array.init))
+    statistics.chainsPatched &+= 1
   }
 
   package var counters: [(name: String, value: UInt64, description: String)] {
@@ -120,6 +156,7 @@ package final class DynamicTranslator: BlockExecutor {
         "addresses whose first instruction stays in the interpreter"
       ),
       ("dbt-cache-flushes", s.cacheFlushes, "times the full code buffer was emptied"),
+      ("dbt-chains-patched", s.chainsPatched, "direct branches linked to their target block"),
     ]
   }
 }

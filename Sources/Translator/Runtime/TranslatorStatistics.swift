@@ -17,6 +17,8 @@ package struct TranslatorStatistics {
   package var translationNanoseconds: UInt64 = 0
   /// Execute: guest instructions completed by generated code.
   package var translatedInstructions: UInt64 = 0
+  /// Link: direct branches patched to jump straight to their target block.
+  package var chainsPatched: UInt64 = 0
   /// The code buffer filled up and every translation was dropped.
   package var cacheFlushes: UInt64 = 0
   /// Addresses whose first instruction the back end does not translate (marked, not retried until

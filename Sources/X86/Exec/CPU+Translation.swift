@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a binary translator (the `Translator` target) needs from the CPU model: a place in the run
 /// loop, the conditions under which translated code may run, the decoded instructions of a block,
 /// and the raw tables its generated code reads (the paging TLB, the host-page cache, the code-page
@@ -36,6 +38,10 @@ package struct TranslationTables {
   /// decoded or translated code, so a store to it must take the slow path and invalidate.
   package let pageHasCode: UnsafeMutableRawPointer
   package let codePageSlots: Int
+  /// The code-page generations (4 bytes per code-page slot) and this CPU's decode-cache epoch (4
+  /// bytes): a page's current generation is their wrapping sum (`CPU.codeGeneration`).
+  package let pageGeneration: UnsafeMutableRawPointer
+  package let epoch: UnsafeMutableRawPointer
 }
 
 extension CPU {
@@ -95,6 +101,8 @@ extension CPU {
 
   /// The raw tables for generated code.
   package var translationTables: TranslationTables {
+    // Generated code reads these tables at fixed element sizes.
+    precondition(MemoryLayout<Atomic<Bool>>.stride == 1 && MemoryLayout<Atomic<UInt32>>.stride == 4)
     let stride = MemoryLayout<SoftTLB.Entry>.stride
     return TranslationTables(
       pagingTLB: UnsafeMutableRawPointer(pagingTLB), entryStride: stride,
@@ -103,6 +111,7 @@ extension CPU {
       physicalPageOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.physicalPage)!,
       hostWritePage: hostWritePage, hostWritePointer: UnsafeMutableRawPointer(hostWritePointer),
       hostPageSlots: CPU.hostPageSlots,
-      pageHasCode: UnsafeMutableRawPointer(decodeCache.pageHasCode), codePageSlots: DecodeCache.pageSlots)
+      pageHasCode: UnsafeMutableRawPointer(decodeCache.pageHasCode), codePageSlots: DecodeCache.pageSlots,
+      pageGeneration: UnsafeMutableRawPointer(cachePageGeneration), epoch: UnsafeMutableRawPointer(cacheEpoch))
   }
 }

@@ -17,7 +17,8 @@
 /// | 0x270 | SYSENTER_CS, 0x278 SYSENTER_ESP, 0x280 SYSENTER_EIP |
 /// | 0x288 | KERNEL_GS_BASE, 0x290 TSC_AUX, 0x298 PAT, 0x2A0 APIC_BASE, 0x2A8 TSC offset |
 /// | 0x2B0 | CPL (current privilege level), 0x2B8 code mode (16/32/64) |
-/// | 0x2C0-0x3FF | reserved |
+/// | 0x2C0 | translator exit reason (written by generated code, read by its dispatcher) |
+/// | 0x2C8-0x3FF | reserved |
 /// | 0x400-0x5FF | reserved for XMM0-15 (+ room for YMM upper halves) |
 /// | 0x600-0x6FF | reserved for x87/MXCSR |
 /// | 0x700-0xFFF | reserved |
@@ -84,6 +85,9 @@ public enum CPUStateLayout {
   public static let cpl = 0x2B0
   /// The code mode (16, 32 or 64) as a number.
   public static let codeMode = 0x2B8
+  /// Why generated code last returned to the binary translator's dispatcher (its own encoding;
+  /// no architectural meaning).
+  public static let translatorExit = 0x2C0
   /// XMM0-XMM15, 16 bytes each (reserved for SSE).
   public static let xmm = 0x400
   /// The x87 state (reserved).
