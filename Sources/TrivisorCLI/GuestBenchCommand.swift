@@ -23,7 +23,9 @@ struct GuestBenchCommand: ParsableCommand {
   /// Benchmark iteration multiplier per engine, so that every run takes seconds: the interpreter
   /// is ~100x slower than native on ring-3 work (a whole release run at scale 10 takes ~1 s), and
   /// 10-20x slower again in a debug build.
-  static let defaultScales = ["kvm": 10, "interp": isDebugBuild ? 1 : 10, "qemu-tcg": 10, "qemu-kvm": 10]
+  static let defaultScales = [
+    "kvm": 10, "interp": isDebugBuild ? 1 : 10, "dbt": isDebugBuild ? 1 : 10, "qemu-tcg": 10, "qemu-kvm": 10,
+  ]
   static let fallbackScale = 1
 
   @Option(help: "Also write the table as JSON to this file.")
