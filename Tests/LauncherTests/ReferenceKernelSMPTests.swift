@@ -53,6 +53,11 @@ import VMM
     Self.checkSelfTest(try Self.boot("interp", cpus: cpus), cpus: cpus, engine: "interp")
   }
 
+  /// The translator on several vCPUs: one translator per vCPU, shared code-page stamps.
+  @Test(arguments: [2, 4]) func selfTestOnDBT(cpus: Int) throws {
+    Self.checkSelfTest(try Self.boot("dbt", cpus: cpus), cpus: cpus, engine: "dbt")
+  }
+
   @Test(.requires(.kvm), arguments: [2, 4]) func selfTestOnKVM(cpus: Int) throws {
     Self.checkSelfTest(try Self.boot("kvm", cpus: cpus), cpus: cpus, engine: "kvm")
   }
