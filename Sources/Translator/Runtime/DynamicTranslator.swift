@@ -25,12 +25,13 @@ import X86
 package final class DynamicTranslator: BlockExecutor {
   package typealias BlockFunction = @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64
 
-  private var cache = CodeCache()
+  // Touched on every dispatch from this vCPU's thread only: no dynamic exclusivity checks.
+  @exclusivity(unchecked) private var cache = CodeCache()
   private let code: ExecutableMemory
   /// Linkable branches by the block they want to reach: buffer offsets of their rel32 fields.
-  private var links: [CodeCache.Key: [Int]] = [:]
-  private var tables: BlockCompiler.Tables?
-  package private(set) var statistics = TranslatorStatistics()
+  @exclusivity(unchecked) private var links: [CodeCache.Key: [Int]] = [:]
+  @exclusivity(unchecked) private var tables: BlockCompiler.Tables?
+  @exclusivity(unchecked) package private(set) var statistics = TranslatorStatistics()
 
   /// A translator with a code buffer of `codeBytes`.
   package init(codeBytes: Int = 32 << 20) throws(TranslatorError) {
