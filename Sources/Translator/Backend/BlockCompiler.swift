@@ -3,8 +3,11 @@ import X86
 /// The back end: turns a `GuestBlock` into host x86-64 code.
 ///
 /// Generated code is a C function `(state, budget) -> retired`: RBX holds the CPU state page
-/// (`CPUStateLayout`), R12-R15 the paging TLB, the write host-page cache (pages and pointers) and
-/// the code-page bytes, RBP the guest instructions completed so far and R11 the budget left.
+/// (`CPUStateLayout`), R12 the paging TLB; the instructions completed so far and the budget left
+/// are in the state page's translator slots. Up to five guest registers, the ones the block uses
+/// most, live in RBP, R11, R13, R14 and R15 from the block's start to each of its exits (loaded
+/// after the entry checks, written back before every exit); the others are used in place in the
+/// state page.
 /// Every block has a *chained entry* after its prologue that checks its code page's generation
 /// and the budget; a direct branch to a block on the same linear page is patched to jump straight
 /// there (execute & link), so loops run without returning to the dispatcher. Only same-page
@@ -107,6 +110,10 @@ package struct BlockCompiler {
   /// The code page's generation the block was translated from (checked at the chained entry).
   private let generation: UInt32
   private var links: [(field: Int, target: UInt64)] = []
+  /// Guest register -> host register for the block's most used registers.
+  private var cached: [UInt8: HostRegister] = [:]
+  /// Host registers that hold guest registers, in allocation order.
+  static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r13, .r14, .r15]
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
   private var flagsInHost = false
   /// The state page's RFLAGS lacks the flags that are in the host (they must be merged before
@@ -137,16 +144,17 @@ package struct BlockCompiler {
 
   private mutating func emitBlock() -> Output {
     computeFlagLiveness()
+    allocateRegisters()
     for r in [HostRegister.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(r) }
     a.mov(.rbx, .register(.rdi))
-    a.mov(.r11, .register(.rsi))
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))), .rsi)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorRetired))), immediate: 0)
     a.load(.r12, constant: tables.pagingTLB)
-    a.load(.r13, constant: tables.hostWritePage)
-    a.load(.r14, constant: tables.hostWritePointer)
-    a.load(.r15, constant: tables.pageHasCode)
-    a.alu(.xor, .register(.rbp), .rbp, size: 4)
     let chainEntry = a.count
     emitEntryChecks()
+    for (guest, host) in cached.sorted(by: { $0.key < $1.key }) {
+      a.mov(host, .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(guest)))))
+    }
     for (k, g) in block.instructions.enumerated() {
       emit(g, index: k)
     }
@@ -172,17 +180,48 @@ package struct BlockCompiler {
     a.alu(.cmp, .register(.rax), immediate: Int64(Int32(bitPattern: generation)), size: 4)
     a.jcc(HostCondition.notEqual, bail)
     let n = Int64(block.instructions.count)
-    a.alu(.cmp, .register(.r11), immediate: n)
+    a.alu(.cmp, budget, immediate: n)
     a.jcc(HostCondition.below, bail)
-    a.alu(.sub, .register(.r11), immediate: n)
+    a.alu(.sub, budget, immediate: n)
     let body = a.newLabel()
     a.jmp(body)
     a.bind(bail)
     a.load(.rax, constant: block.startRIP)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-    a.mov(.rax, .register(.rbp))
+    a.mov(.rax, retired)
     a.jmp(epilogue)
     a.bind(body)
+  }
+
+  private var budget: HostOperand { .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))) }
+  private var retired: HostOperand { .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorRetired))) }
+
+  /// Picks the guest registers the block uses at least twice, most used first, for the cache
+  /// registers.
+  private mutating func allocateRegisters() {
+    var uses = [Int](repeating: 0, count: 16)
+    for g in block.instructions {
+      let ins = g.instruction
+      for o in [ins.operands.0, ins.operands.1, ins.operands.2] where o.kind == .gpr { uses[Int(o.reg)] += 1 }
+      if ins.hasMemoryOperand {
+        if ins.base < 16 { uses[Int(ins.base)] += 1 }
+        if ins.index < 16 { uses[Int(ins.index)] += 1 }
+      }
+      switch g.form {
+      case .pushR, .pushI, .popR, .callRel, .ret: uses[4] += 2
+      case .shiftR where ins.operands.1.kind == .gpr: uses[1] += 1
+      default: break
+      }
+    }
+    let chosen = (0..<16).filter { uses[$0] >= 2 }.sorted { uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1) }
+    for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[UInt8(guest)] = host }
+  }
+
+  /// Stores every cached guest register back into the state page (before any exit).
+  private mutating func writeBackRegisters() {
+    for (guest, host) in cached.sorted(by: { $0.key < $1.key }) {
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(guest)))), host)
+    }
   }
 
   // MARK: Flags
@@ -275,7 +314,8 @@ package struct BlockCompiler {
   /// it is on the same linear page (a link), else to the dispatcher.
   private mutating func exit(to rip: UInt64) {
     clobberFlags()
-    a.alu(.add, .register(.rbp), immediate: Int64(block.instructions.count))
+    writeBackRegisters()
+    a.alu(.add, retired, immediate: Int64(block.instructions.count))
     if rip & ~0xFFF == block.startRIP & ~0xFFF {
       let unlinked = a.newLabel()
       a.jmp(unlinked)
@@ -284,7 +324,7 @@ package struct BlockCompiler {
     }
     a.load(.rax, constant: rip)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-    a.mov(.rax, .register(.rbp))
+    a.mov(.rax, retired)
     a.jmp(epilogue)
   }
 
@@ -304,10 +344,12 @@ package struct BlockCompiler {
     a.jmp(over)
     for (label, k) in exits {
       a.bind(label)
+      writeBackRegisters()
       a.load(.rax, constant: block.instructions[k].rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 1)
-      a.lea(.rax, HostMemory(.rbp, Int32(k)))
+      a.mov(.rax, retired)
+      a.alu(.add, .register(.rax), immediate: Int64(k))
       a.jmp(epilogue)
     }
     a.bind(over)
@@ -315,7 +357,11 @@ package struct BlockCompiler {
 
   // MARK: Operands
 
-  private func gpr(_ r: UInt8) -> HostOperand { .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(r)))) }
+  /// Guest register `r`: its cache register, or its slot in the state page.
+  private func gpr(_ r: UInt8) -> HostOperand {
+    if let host = cached[r] { return .register(host) }
+    return .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(r))))
+  }
 
   private static func signed(_ value: UInt64, size: Int) -> Int64 {
     switch size {
@@ -405,13 +451,16 @@ package struct BlockCompiler {
     a.shift(.shr, .register(.rdx), count: 12)
     a.mov(.rax, .register(.rdx), size: 4)
     a.alu(.and, .register(.rax), immediate: Int64(tables.hostPageSlots - 1), size: 4)
-    a.alu(.cmp, .rdx, .memory(HostMemory(.r13, 0, index: .rax, scale: 8)))
+    a.load(.rdi, constant: tables.hostWritePage)
+    a.alu(.cmp, .rdx, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
     a.jcc(HostCondition.notEqual, exit)
-    a.mov(.rax, .memory(HostMemory(.r14, 0, index: .rax, scale: 8)))
+    a.load(.rdi, constant: tables.hostWritePointer)
+    a.mov(.rax, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
     a.test(.register(.rax), .rax)
     a.jcc(HostCondition.equal, exit)
     a.alu(.and, .register(.rdx), immediate: Int64(tables.codePageSlots - 1), size: 4)
-    a.alu(.cmp, .memory(HostMemory(.r15, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
+    a.load(.rdi, constant: tables.pageHasCode)
+    a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
     a.jcc(HostCondition.notEqual, exit)
     a.alu(.add, .register(.rax), .rcx)
   }
@@ -510,9 +559,10 @@ package struct BlockCompiler {
       a.alu(.cmp, .register(.rcx), .rdx)
       a.jcc(HostCondition.notEqual, side)
       a.alu(.add, gpr(4), immediate: 8)
+      writeBackRegisters()
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
-      a.alu(.add, .register(.rbp), immediate: Int64(k + 1))
-      a.mov(.rax, .register(.rbp))
+      a.alu(.add, retired, immediate: Int64(k + 1))
+      a.mov(.rax, retired)
       a.jmp(epilogue)
 
     case .pushR:
