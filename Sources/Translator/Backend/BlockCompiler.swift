@@ -9,11 +9,12 @@ import X86
 /// after the entry checks, written back before every exit); the others are used in place in the
 /// state page.
 /// Every block has a *chained entry* after its prologue that checks its code page's generation
-/// and the budget; a direct branch to a block on the same linear page is patched to jump straight
-/// there (execute & link), so loops run without returning to the dispatcher. Only same-page
-/// targets are linked: the dispatcher validated the page's mapping when it entered the first
-/// block, and a page maps to one physical page, so a link can never lead to code of another
-/// address space. Guest registers live in the state page; each guest instruction becomes the
+/// and the budget, and before it a *cross-page entry* that first checks, in the paging TLB's
+/// execute entry for the block's linear page, that the page still maps to the physical page the
+/// block was translated from. Direct branches are patched to jump straight to their target's
+/// chained entry (same linear page: the mapping cannot differ from the one that brought control
+/// here) or cross-page entry (execute & link), and RET looks its target up in an inline table of
+/// cross-page entries, so loops, calls and returns run without returning to the dispatcher. Guest registers live in the state page; each guest instruction becomes the
 /// host instruction of the same operation and size (x86 on x86: results and flags come from the
 /// host ALU), wrapped in the checks the interpreter's fast path makes:
 ///
@@ -96,8 +97,10 @@ package struct BlockCompiler {
   /// Host code for one block.
   package struct Output {
     package var code: [UInt8]
-    /// Where the chained entry starts (what linked branches jump to).
+    /// Where the chained entry starts (what same-page links jump to).
     package var chainEntry: Int
+    /// Where the cross-page entry starts (what other links and the indirect table jump to).
+    package var crossEntry: Int
     /// rel32 fields of branches that may be linked: (offset of the field, target RIP). Each
     /// initially jumps to its own exit to the dispatcher.
     package var links: [(field: Int, target: UInt64)]
@@ -110,6 +113,9 @@ package struct BlockCompiler {
   /// The code page's generation the block was translated from (checked at the chained entry).
   private let generation: UInt32
   private var links: [(field: Int, target: UInt64)] = []
+  /// The inline indirect-branch table generated code reads: `IndirectBranchTable.slots` entries of
+  /// (RIP, cross-page entry address), one table per privilege class.
+  private let indirectTable: UInt64
   /// Guest register -> host register for the block's most used registers.
   private var cached: [UInt8: HostRegister] = [:]
   /// Host registers that hold guest registers, in allocation order.
@@ -127,7 +133,8 @@ package struct BlockCompiler {
   /// RFLAGS bits an arithmetic instruction defines: CF PF AF ZF SF OF.
   static let arithmeticFlags: Int64 = 0x8D5
 
-  private init(block: GuestBlock, tables: Tables, user: Bool, generation: UInt32) {
+  private init(block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64) {
+    self.indirectTable = indirectTable
     self.block = block
     self.tables = tables
     self.user = user
@@ -137,8 +144,11 @@ package struct BlockCompiler {
 
   /// Host code for `block` (read from a code page at `generation`) running at CPL 3 (`user`) or
   /// below.
-  package static func compile(_ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32) -> Output {
-    var c = BlockCompiler(block: block, tables: tables, user: user, generation: generation)
+  package static func compile(
+    _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64
+  ) -> Output {
+    var c = BlockCompiler(
+      block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable)
     return c.emitBlock()
   }
 
@@ -150,6 +160,11 @@ package struct BlockCompiler {
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))), .rsi)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorRetired))), immediate: 0)
     a.load(.r12, constant: tables.pagingTLB)
+    let entryChecks = a.newLabel()
+    a.jmp(entryChecks)
+    let crossEntry = a.count
+    emitMappingCheck()
+    a.bind(entryChecks)
     let chainEntry = a.count
     emitEntryChecks()
     for (guest, host) in cached.sorted(by: { $0.key < $1.key }) {
@@ -165,7 +180,28 @@ package struct BlockCompiler {
     a.bind(epilogue)
     for r in [HostRegister.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(r) }
     a.ret()
-    return Output(code: a.finished(), chainEntry: chainEntry, links: links)
+    return Output(code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links)
+  }
+
+  /// The cross-page entry's check: the execute TLB entry of the block's linear page (at a slot
+  /// known now) holds that page with the physical page the block came from; else back to the
+  /// dispatcher with RIP at the block (which walks the page tables if need be).
+  private mutating func emitMappingCheck() {
+    let slot = CPU.tlbSlot(block.startRIP, kind: .execute, user: user) * tables.entryStride
+    let bail = a.newLabel()
+    let checked = a.newLabel()
+    a.load(.rcx, constant: block.startRIP & ~0xFFF)
+    a.alu(.cmp, .rcx, .memory(HostMemory(.r12, Int32(slot + tables.tagOffset))))
+    a.jcc(HostCondition.notEqual, bail)
+    a.load(.rcx, constant: block.physicalStart & ~0xFFF)
+    a.alu(.cmp, .rcx, .memory(HostMemory(.r12, Int32(slot + tables.physicalPageOffset))))
+    a.jcc(HostCondition.equal, checked)
+    a.bind(bail)
+    a.load(.rax, constant: block.startRIP)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
+    a.mov(.rax, retired)
+    a.jmp(epilogue)
+    a.bind(checked)
   }
 
   /// The chained entry's checks: the code page still holds what was translated, and the budget
@@ -310,18 +346,16 @@ package struct BlockCompiler {
 
   // MARK: Exits
 
-  /// Leaves the block, all of it done, for `rip`: through a patchable jump to the block there when
-  /// it is on the same linear page (a link), else to the dispatcher.
+  /// Leaves the block, all of it done, for `rip`: through a patchable jump (a link: to the block
+  /// there once it is translated), else to the dispatcher.
   private mutating func exit(to rip: UInt64) {
     clobberFlags()
     writeBackRegisters()
     a.alu(.add, retired, immediate: Int64(block.instructions.count))
-    if rip & ~0xFFF == block.startRIP & ~0xFFF {
-      let unlinked = a.newLabel()
-      a.jmp(unlinked)
-      links.append((a.count - 4, rip))
-      a.bind(unlinked)
-    }
+    let unlinked = a.newLabel()
+    a.jmp(unlinked)
+    links.append((a.count - 4, rip))
+    a.bind(unlinked)
     a.load(.rax, constant: rip)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
     a.mov(.rax, retired)
@@ -562,6 +596,19 @@ package struct BlockCompiler {
       writeBackRegisters()
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
       a.alu(.add, retired, immediate: Int64(k + 1))
+      // The inline indirect-branch table: a hit jumps to the target's cross-page entry.
+      let miss = a.newLabel()
+      a.mov(.rax, .register(.rdx), size: 4)
+      a.shift(.shr, .register(.rax), count: UInt8(IndirectBranchTable.shift))
+      a.alu(.xor, .register(.rax), .rdx, size: 4)
+      a.alu(.and, .register(.rax), immediate: Int64(IndirectBranchTable.slots - 1), size: 4)
+      a.shift(.shl, .register(.rax), count: 4)
+      a.load(.rcx, constant: indirectTable)
+      a.alu(.add, .register(.rcx), .rax)
+      a.alu(.cmp, .rdx, .memory(HostMemory(.rcx)))
+      a.jcc(HostCondition.notEqual, miss)
+      a.jmp(.memory(HostMemory(.rcx, 8)))
+      a.bind(miss)
       a.mov(.rax, retired)
       a.jmp(epilogue)
 

@@ -21,6 +21,8 @@ package struct CodeCache {
     package var generation: UInt32
     /// The chained entry's offset in the code buffer.
     package var chainEntry: Int? = nil
+    /// The cross-page entry's offset in the code buffer.
+    package var crossEntry: Int? = nil
   }
 
   /// Every block, by key.

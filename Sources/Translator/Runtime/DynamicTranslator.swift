@@ -17,19 +17,29 @@ import X86
 ///    an instruction a block does not cover, or one whose fast case fails, goes to the interpreter
 ///    (`CPU.run` steps it), so every guest instruction has one definition of its slow cases.
 ///
-/// Direct branches to a block on the same linear page are linked (`BlockCompiler`); a block
-/// retranslated after its page was written takes over the old translation's links.
+/// Direct branches are linked to their target block (same page: its chained entry; another page:
+/// its cross-page entry, which checks the mapping), RET finds its target in an inline table
+/// (`IndirectBranchTable`), and a block retranslated after its page was written takes over the old
+/// translation's links.
 ///
-/// Not yet: links across pages, the inline indirect-branch table, guest registers kept in
-/// host registers across instructions, and other modes than 64-bit paged code (docs/dbt.md).
+/// Not yet: indirect JMP/CALL through the table, callouts for system instructions, and other modes
+/// than 64-bit paged code (docs/dbt.md).
 package final class DynamicTranslator: BlockExecutor {
   package typealias BlockFunction = @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64
 
   // Touched on every dispatch from this vCPU's thread only: no dynamic exclusivity checks.
   @exclusivity(unchecked) private var cache = CodeCache()
   private let code: ExecutableMemory
-  /// Linkable branches by the block they want to reach: buffer offsets of their rel32 fields.
+  /// Linkable branches to the same linear page by the block they want to reach: buffer offsets of
+  /// their rel32 fields (linked to its chained entry).
   @exclusivity(unchecked) private var links: [CodeCache.Key: [Int]] = [:]
+  /// Linkable branches to another page, by target RIP and privilege class (linked to the cross-page
+  /// entry of the newest translation at that RIP, which checks the mapping itself).
+  @exclusivity(unchecked) private var crossLinks: [CodeCache.Key: [Int]] = [:]
+  /// The newest translation's cross-page entry by (RIP, privilege class).
+  @exclusivity(unchecked) private var latestCrossEntry: [CodeCache.Key: Int] = [:]
+  /// RET's inline lookup table.
+  private let indirect = IndirectBranchTable()
   @exclusivity(unchecked) private var tables: BlockCompiler.Tables?
   @exclusivity(unchecked) package private(set) var statistics = TranslatorStatistics()
 
@@ -96,29 +106,45 @@ package final class DynamicTranslator: BlockExecutor {
       cache.insert(marker, for: ownKey)
       return marker
     }
-    let host = BlockCompiler.compile(guest, tables: tables, user: user, generation: generation)
+    let host = BlockCompiler.compile(
+      guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user))
     var offset = code.append(host.code)
     if offset == nil {
       // The buffer is full: start over (every block is retranslated on its next use).
       statistics.cacheFlushes &+= 1
       cache.removeAll()
       links.removeAll()
+      crossLinks.removeAll()
+      latestCrossEntry.removeAll()
+      indirect.clear()
       code.reset()
       offset = code.append(host.code)
     }
     guard let offset else { return CodeCache.Block(entry: nil, length: 0, generation: generation) }
     let block = CodeCache.Block(
       entry: code.entry(offset), length: guest.instructions.count, generation: generation,
-      chainEntry: offset + host.chainEntry)
+      chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry)
     cache.insert(block, for: ownKey)
     statistics.blocksTranslated &+= 1
     statistics.instructionsTranslated &+= UInt64(guest.instructions.count)
     statistics.hostBytes &+= UInt64(host.code.count)
-    link(into: offset + host.chainEntry, key: ownKey)
+    // Branches already waiting for this block (or for an older translation of it) now reach it.
+    for field in links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
+    let ownCrossKey = crossKey(rip: rip, user: user)
+    for field in crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
+    latestCrossEntry[ownCrossKey] = offset + host.crossEntry
+    indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user)
+    // This block's own branches: linked now when their target is translated, else on its arrival.
     for l in host.links {
-      let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user)
-      links[target, default: []].append(offset + l.field)
-      if let t = cache.lookup(target), let chainEntry = t.chainEntry { patch(offset + l.field, to: chainEntry) }
+      if l.target & ~0xFFF == rip & ~0xFFF {
+        let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user)
+        links[target, default: []].append(offset + l.field)
+        if let t = cache.lookup(target), let chainEntry = t.chainEntry { patch(offset + l.field, to: chainEntry) }
+      } else {
+        let target = crossKey(rip: l.target, user: user)
+        crossLinks[target, default: []].append(offset + l.field)
+        if let entry = latestCrossEntry[target] { patch(offset + l.field, to: entry) }
+      }
     }
     return block
   }
@@ -127,10 +153,10 @@ package final class DynamicTranslator: BlockExecutor {
     CodeCache.Key(linear: rip, physicalAndLevel: physical | (user ? 1 << 63 : 0))
   }
 
-  /// Points every branch waiting for `key` at the chained entry at buffer offset `chainEntry`
-  /// (a retranslated block takes over the links of its old translation).
-  private func link(into chainEntry: Int, key: CodeCache.Key) {
-    for field in links[key] ?? [] { patch(field, to: chainEntry) }
+  /// The key of links to another page: the target RIP and privilege class only (the cross-page
+  /// entry checks the physical page).
+  private func crossKey(rip: UInt64, user: Bool) -> CodeCache.Key {
+    CodeCache.Key(linear: rip, physicalAndLevel: user ? 1 << 63 : 0)
   }
 
   private func patch(_ field: Int, to target: Int) {

@@ -99,6 +99,12 @@ extension CPU {
     instructionsRetired &+= count
   }
 
+  /// The paging TLB slot (entry index) that caches `linear` for an access of `kind` at user or
+  /// supervisor level.
+  package static func tlbSlot(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> Int {
+    SoftTLB.slot(linear, kind: kind, user: user)
+  }
+
   /// The raw tables for generated code.
   package var translationTables: TranslationTables {
     // Generated code reads these tables at fixed element sizes.
