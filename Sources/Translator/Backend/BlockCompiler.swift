@@ -74,10 +74,10 @@ package struct BlockCompiler {
     }
   }
 
-  /// Forms after which the block ends (control leaves straight-line code).
+  /// Forms after which the block ends (control leaves straight-line code, or a callout).
   package static func endsBlock(_ form: FastForm) -> Bool {
     switch form {
-    case .jcc, .jmpRel, .callRel, .ret: return true
+    case .jcc, .jmpRel, .callRel, .ret, .generic: return true
     default: return false
     }
   }
@@ -116,6 +116,9 @@ package struct BlockCompiler {
   /// The inline indirect-branch table generated code reads: `IndirectBranchTable.slots` entries of
   /// (RIP, cross-page entry address), one table per privilege class.
   private let indirectTable: UInt64
+  /// The callout: a C function `(context, next RIP) -> 0 (go on) or 1 (leave the block)` and its
+  /// context (`DynamicTranslator`).
+  private let callout: (function: UInt64, context: UInt64)
   /// Guest register -> host register for the block's most used registers.
   private var cached: [UInt8: HostRegister] = [:]
   /// Host registers that hold guest registers, in allocation order.
@@ -133,8 +136,12 @@ package struct BlockCompiler {
   /// RFLAGS bits an arithmetic instruction defines: CF PF AF ZF SF OF.
   static let arithmeticFlags: Int64 = 0x8D5
 
-  private init(block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64) {
+  private init(
+    block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
+    callout: (function: UInt64, context: UInt64)
+  ) {
     self.indirectTable = indirectTable
+    self.callout = callout
     self.block = block
     self.tables = tables
     self.user = user
@@ -145,10 +152,12 @@ package struct BlockCompiler {
   /// Host code for `block` (read from a code page at `generation`) running at CPL 3 (`user`) or
   /// below.
   package static func compile(
-    _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64
+    _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
+    callout: (function: UInt64, context: UInt64)
   ) -> Output {
     var c = BlockCompiler(
-      block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable)
+      block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable,
+      callout: callout)
     return c.emitBlock()
   }
 
@@ -156,6 +165,7 @@ package struct BlockCompiler {
     computeFlagLiveness()
     allocateRegisters()
     for r in [HostRegister.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(r) }
+    a.alu(.sub, .register(.rsp), immediate: 8)  // 16-byte alignment for callouts
     a.mov(.rbx, .register(.rdi))
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))), .rsi)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorRetired))), immediate: 0)
@@ -178,6 +188,7 @@ package struct BlockCompiler {
       exit(to: last.nextRIP)
     }
     a.bind(epilogue)
+    a.alu(.add, .register(.rsp), immediate: 8)
     for r in [HostRegister.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(r) }
     a.ret()
     return Output(code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links)
@@ -268,6 +279,7 @@ package struct BlockCompiler {
   private static func flagUse(_ g: GuestInstruction) -> FlagUse {
     let ins = g.instruction
     switch g.form {
+    case .generic: return .readsOrKeeps  // a callout: the interpreter reads RFLAGS from the state page
     case .adcRR, .adcRI, .adcRM, .adcMR, .adcMI, .sbbRR, .sbbRI, .sbbRM, .sbbMR, .sbbMI: return .readsOrKeeps
     case .incDecR, .incDecM, .jcc, .cmovR, .cmovM, .setccR: return .readsOrKeeps
     case .shiftR:
@@ -346,12 +358,23 @@ package struct BlockCompiler {
 
   // MARK: Exits
 
+  /// Guest instructions the block's own code completes (a final callout is counted by the
+  /// interpreter that runs it).
+  private var translatedCount: Int {
+    block.instructions.count - (block.instructions.last?.form == .generic ? 1 : 0)
+  }
+
   /// Leaves the block, all of it done, for `rip`: through a patchable jump (a link: to the block
   /// there once it is translated), else to the dispatcher.
   private mutating func exit(to rip: UInt64) {
     clobberFlags()
     writeBackRegisters()
-    a.alu(.add, retired, immediate: Int64(block.instructions.count))
+    a.alu(.add, retired, immediate: Int64(translatedCount))
+    linkableJump(to: rip)
+  }
+
+  /// A patchable jump to the block at `rip`, and the exit to the dispatcher it takes until linked.
+  private mutating func linkableJump(to rip: UInt64) {
     let unlinked = a.newLabel()
     a.jmp(unlinked)
     links.append((a.count - 4, rip))
@@ -525,7 +548,29 @@ package struct BlockCompiler {
     let size = Int(ins.operandSize)
     switch g.form {
     case .generic:
-      preconditionFailure("generic instructions are not translated")
+      // A callout (the block's last instruction): the interpreter runs it on the state page.
+      clobberFlags()
+      writeBackRegisters()
+      a.alu(.add, retired, immediate: Int64(k))
+      a.load(.rax, constant: g.rip)
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
+      a.load(.rdi, constant: callout.context)
+      a.load(.rsi, constant: g.nextRIP)
+      a.load(.rax, constant: callout.function)
+      a.call(.register(.rax))
+      let leave = a.newLabel()
+      a.test(.register(.rax), .rax, size: 4)
+      a.jcc(HostCondition.notEqual, leave)
+      if ins.operation == .invlpg {
+        // The page tables may have changed under the next instruction: let the dispatcher look.
+        a.jmp(leave)
+      } else {
+        linkableJump(to: g.nextRIP)
+      }
+      a.bind(leave)
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 2)
+      a.mov(.rax, retired)
+      a.jmp(epilogue)
 
     case .addRR, .orRR, .adcRR, .sbbRR, .andRR, .subRR, .xorRR, .cmpRR, .testRR,
       .addRI, .orRI, .adcRI, .sbbRI, .andRI, .subRI, .xorRI, .cmpRI, .testRI,

@@ -12,9 +12,10 @@ package struct GuestInstruction {
 }
 
 /// A straight-line run of guest instructions (a basic block) starting at one RIP: what the
-/// back end turns into host code. It ends after a branch, before the first instruction the back
-/// end does not translate, at the end of the code page, or at `maximumLength` instructions, so a
-/// block covers one physical page and is invalidated with it.
+/// back end turns into host code. It ends after a branch, after the first instruction the back
+/// end does not translate (a callout to the interpreter), before an instruction that crosses the
+/// end of the code page, or at `maximumLength` instructions, so a block covers one physical page
+/// and is invalidated with it.
 package struct GuestBlock {
   /// Longest block, in guest instructions (bounds how long translated code runs without returning
   /// to the dispatcher: interrupt latency and budgets).
@@ -25,16 +26,18 @@ package struct GuestBlock {
   package var instructions: [GuestInstruction] = []
 
   /// Reads the block at `rip` (physical `physical`) from `cpu`'s decode cache, decoding what is not
-  /// cached; empty when the first instruction is not translatable.
+  /// cached; empty when the first instruction cannot be read (it crosses the page, or does not
+  /// decode).
   package static func read(from cpu: CPU, rip: UInt64, physical: UInt64) -> GuestBlock {
     var block = GuestBlock(startRIP: rip, physicalStart: physical)
     var linear = rip
     var phys = physical
     while block.instructions.count < maximumLength {
-      guard let (ins, form) = cpu.translatableInstruction(physical: phys), BlockCompiler.translates(form, ins) else {
-        break
-      }
-      let g = GuestInstruction(rip: linear, instruction: ins, form: form)
+      guard let (ins, form) = cpu.translatableInstruction(physical: phys) else { break }
+      // An instruction the back end does not translate ends the block as a callout: the
+      // interpreter runs it from inside the block (`CPU.runCallout`).
+      let g = GuestInstruction(
+        rip: linear, instruction: ins, form: BlockCompiler.translates(form, ins) ? form : .generic)
       // A branch to a non-canonical target faults: leave it to the interpreter.
       if let target = BlockCompiler.staticTarget(g), !BlockCompiler.isCanonical(target) { break }
       block.instructions.append(g)

@@ -48,12 +48,18 @@ package final class DynamicTranslator: BlockExecutor {
     code = try ExecutableMemory(capacity: codeBytes)
   }
 
-  package func runTranslated(_ cpu: CPU, budget: UInt64) -> UInt64 {
+  package func runTranslated(_ cpu: CPU, budget: UInt64) -> (steps: UInt64, event: CPUEvent?) {
     let tables = self.tables ?? makeTables(cpu)
     let state = cpu.state.raw
-    let user = cpu.runsAtUserLevel
-    var retired: UInt64 = 0
+    currentCPU = cpu
+    calloutSteps = 0
+    pendingEvent = nil
+    var translated: UInt64 = 0
+    var retired: UInt64 { translated &+ calloutSteps }
     while retired < budget {
+      // A callout may have changed the privilege level (or anything else translated code needs).
+      guard retired == 0 || cpu.translatedCodeMayRun else { break }
+      let user = cpu.runsAtUserLevel
       let rip = state.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
       guard let physical = cpu.physicalCodeAddress(rip) else { break }
       let key = CodeCache.Key(linear: rip, physicalAndLevel: physical | (user ? 1 << 63 : 0))
@@ -70,17 +76,54 @@ package final class DynamicTranslator: BlockExecutor {
       guard let entry = block.entry, UInt64(block.length) <= budget - retired else { break }
       statistics.blockEntries &+= 1
       state.storeBytes(of: 0, toByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
+      let stepsBefore = retired
+      notedInThisEntry = 0
       let done = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
-      retired &+= done
-      if state.load(fromByteOffset: CPUStateLayout.translatorExit, as: UInt64.self) != 0 {
+      translated &+= done
+      cpu.noteTranslatedRetired(done &- notedInThisEntry)
+      let exit = state.load(fromByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
+      if exit == 1 {
         statistics.sideExits &+= 1
         break
       }
-      if done == 0 { break }
+      if pendingEvent != nil || retired == stepsBefore { break }
     }
-    statistics.translatedInstructions &+= retired
-    cpu.noteTranslatedRetired(retired)
-    return retired
+    statistics.translatedInstructions &+= translated
+    currentCPU = nil
+    return (retired, pendingEvent)
+  }
+
+  /// The CPU the dispatcher is running (for callouts from generated code).
+  @exclusivity(unchecked) private unowned(unsafe) var currentCPU: CPU?
+  /// Callouts run since the dispatcher was entered (each one interpreter step).
+  @exclusivity(unchecked) private var calloutSteps: UInt64 = 0
+  /// The event a callout's instruction raised, for `CPU.run` to return.
+  @exclusivity(unchecked) private var pendingEvent: CPUEvent?
+  /// Translated instructions of the current entry into generated code already added to the
+  /// CPU's count (a callout brings the count up to date first: RDTSC, a deterministic clock, a
+  /// fault report must see every instruction before it).
+  @exclusivity(unchecked) private var notedInThisEntry: UInt64 = 0
+
+  /// A callout from generated code: the interpreter runs the instruction at RIP; 0 tells the code
+  /// to go on at `nextRIP`, 1 to return to the dispatcher.
+  fileprivate func runCallout(nextRIP: UInt64) -> UInt64 {
+    guard let cpu = currentCPU else { return 1 }
+    let done = cpu.state.raw.load(fromByteOffset: CPUStateLayout.translatorRetired, as: UInt64.self)
+    cpu.noteTranslatedRetired(done &- notedInThisEntry)
+    notedInThisEntry = done
+    calloutSteps &+= 1
+    statistics.callouts &+= 1
+    let (go, event) = cpu.runCallout(nextRIP: nextRIP)
+    if let event { pendingEvent = event }
+    return go ? 0 : 1
+  }
+
+  /// What generated code calls for a callout, and the context it passes.
+  private var calloutTarget: (function: UInt64, context: UInt64) {
+    (
+      UInt64(UInt(bitPattern: unsafeBitCast(dbtCallout, to: UnsafeRawPointer.self))),
+      UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+    )
   }
 
   private func makeTables(_ cpu: CPU) -> BlockCompiler.Tables {
@@ -107,7 +150,8 @@ package final class DynamicTranslator: BlockExecutor {
       return marker
     }
     let host = BlockCompiler.compile(
-      guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user))
+      guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user),
+      callout: calloutTarget)
     var offset = code.append(host.code)
     if offset == nil {
       // The buffer is full: start over (every block is retranslated on its next use).
@@ -184,6 +228,7 @@ package final class DynamicTranslator: BlockExecutor {
       ),
       ("dbt-cache-flushes", s.cacheFlushes, "times the full code buffer was emptied"),
       ("dbt-chains-patched", s.chainsPatched, "direct branches linked to their target block"),
+      ("dbt-callouts", s.callouts, "instructions generated code handed to the interpreter"),
     ]
   }
 }
@@ -195,4 +240,9 @@ enum DispatcherClock {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
   }
+}
+
+/// The C entry point generated code calls for a callout: (translator, next RIP) -> 0 or 1.
+private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64 = { context, nextRIP in
+  Unmanaged<DynamicTranslator>.fromOpaque(context).takeUnretainedValue().runCallout(nextRIP: nextRIP)
 }

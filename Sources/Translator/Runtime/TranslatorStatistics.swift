@@ -19,6 +19,9 @@ package struct TranslatorStatistics {
   package var translatedInstructions: UInt64 = 0
   /// Link: direct branches patched to jump straight to their target block.
   package var chainsPatched: UInt64 = 0
+  /// Callouts: instructions generated code handed to the interpreter (system instructions and
+  /// everything else the back end does not translate).
+  package var callouts: UInt64 = 0
   /// The code buffer filled up and every translation was dropped.
   package var cacheFlushes: UInt64 = 0
   /// Addresses whose first instruction the back end does not translate (marked, not retried until

@@ -11,10 +11,12 @@ import Synchronization
 /// *side exit*), after which the interpreter runs the instruction in full, faults included. So the
 /// interpreter stays the one definition of every instruction's slow cases.
 package protocol BlockExecutor: AnyObject {
-  /// Runs translated code from the current state for at most `budget` instructions and returns how
-  /// many retired, with RIP (and everything else) committed. Called by `CPU.run` where the
-  /// interpreter would otherwise run its fast-path loop; it may return 0 (nothing to run here).
-  func runTranslated(_ cpu: CPU, budget: UInt64) -> UInt64
+  /// Runs translated code from the current state for at most `budget` steps (instructions retired
+  /// or exceptions delivered, as `CPU.run` counts them) and returns how many it took, with RIP (and
+  /// everything else) committed, and the event an instruction it ran through the interpreter
+  /// (`CPU.runCallout`) raised, which `CPU.run` returns at once. Called by `CPU.run` where the
+  /// interpreter would otherwise run its fast-path loop; it may take 0 steps (nothing to run here).
+  func runTranslated(_ cpu: CPU, budget: UInt64) -> (steps: UInt64, event: CPUEvent?)
   /// Counters for `--stats`: name, value, one line of description.
   var counters: [(name: String, value: UInt64, description: String)] { get }
 }
@@ -94,6 +96,17 @@ extension CPU {
   /// user or supervisor tables).
   package var runsAtUserLevel: Bool { stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3 }
 
+  /// A callout: generated code hands the instruction at RIP (whose next instruction is at
+  /// `nextRIP`) to the interpreter, which runs it in full (one step: faults delivered, I/O and
+  /// other events returned). The block may go on to `nextRIP` only if the instruction retired
+  /// there without an event and changed nothing translated code depends on (privilege level, code
+  /// mode, CR0/CR3/CR4/EFER, the TLB's full flushes, and whatever `translatedCodeMayRun` checks).
+  package func runCallout(nextRIP: UInt64) -> (continueBlock: Bool, event: CPUEvent?) {
+    let before = TranslationContext(self)
+    if let event = stepInline() { return (false, event) }
+    return (state.rip == nextRIP && TranslationContext(self) == before && translatedCodeMayRun, nil)
+  }
+
   /// Counts instructions translated code retired (the interpreter's own count included).
   package func noteTranslatedRetired(_ count: UInt64) {
     instructionsRetired &+= count
@@ -119,5 +132,27 @@ extension CPU {
       hostPageSlots: CPU.hostPageSlots,
       pageHasCode: UnsafeMutableRawPointer(decodeCache.pageHasCode), codePageSlots: DecodeCache.pageSlots,
       pageGeneration: UnsafeMutableRawPointer(cachePageGeneration), epoch: UnsafeMutableRawPointer(cacheEpoch))
+  }
+}
+
+/// What translated code assumes stays fixed while it runs (`CPU.runCallout`).
+struct TranslationContext: Equatable {
+  var cpl: UInt64
+  var codeMode: UInt64
+  var cr0: UInt64
+  var cr3: UInt64
+  var cr4: UInt64
+  var efer: UInt64
+  var fullTLBFlushes: Int
+
+  init(_ cpu: CPU) {
+    let raw = cpu.stateRaw
+    cpl = raw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self)
+    codeMode = raw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self)
+    cr0 = raw.load(fromByteOffset: CPUStateLayout.cr0, as: UInt64.self)
+    cr3 = raw.load(fromByteOffset: CPUStateLayout.cr3, as: UInt64.self)
+    cr4 = raw.load(fromByteOffset: CPUStateLayout.cr4, as: UInt64.self)
+    efer = raw.load(fromByteOffset: CPUStateLayout.efer, as: UInt64.self)
+    fullTLBFlushes = cpu.system.mmu.tlb.flushCount
   }
 }

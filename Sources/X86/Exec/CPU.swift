@@ -302,7 +302,9 @@ public final class CPU {
       if let translator, translatedCodeMayRun {
         // Translated blocks first; the instruction they stop at (one they do not cover, or one
         // that side-exited) runs in the interpreter, then translated code again.
-        left -= translator.runTranslated(self, budget: left)
+        let (steps, event) = translator.runTranslated(self, budget: left)
+        left -= steps
+        if let event { return event }
         if left == 0 { break }
         if let e = stepInline() { return e }
         left -= 1
