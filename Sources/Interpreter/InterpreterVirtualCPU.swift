@@ -23,6 +23,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private let memoryAdapter: GuestMemoryAdapter
   private let kickRequested = Atomic<Bool>(false)
   private var pendingVector: UInt8?
+  /// The NMI latch: one NMI waits here until NMIs are unblocked.
+  private var pendingNMI = false
   private var interruptWindowRequested = false
   /// What the last exit waits for from `complete(_:)`.
   private var awaiting = AwaitedCompletion.nothing
@@ -122,6 +124,7 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   public func reset() throws(EngineError) {
     cpu.powerOnReset()
     pendingVector = nil
+    pendingNMI = false
     interruptWindowRequested = false
     awaiting = .nothing
     halted = false
@@ -143,6 +146,17 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   }
 
   public func requestInterruptWindow(_ enabled: Bool) { interruptWindowRequested = enabled }
+
+  /// Latches an NMI; `run` delivers it when the model can take one (`CPU.canAcceptNMI`).
+  public func injectNMI() throws(EngineError) { pendingNMI = true }
+
+  /// The guest TSC: the clock RDTSC reads plus the guest's IA32_TSC offset.
+  public func timeStampCounter() throws(EngineError) -> UInt64 {
+    clock.nanoseconds &+ cpu.state[offset: CPUStateLayout.tscOffset]
+  }
+
+  /// The TSC counts guest nanoseconds: 1 GHz.
+  public var timeStampCounterFrequency: UInt64 { 1_000_000_000 }
 
   public func setA20Gate(_ enabled: Bool) { cpu.a20Enabled = enabled }
   public var supportsA20Masking: Bool { true }
@@ -179,6 +193,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     var remaining = budget ?? .max
     while true {
       if kickRequested.exchange(false, ordering: .acquiring) { return .kicked }
+      if pendingNMI && cpu.canAcceptNMI {
+        pendingNMI = false
+        halted = false
+        if let event = cpu.deliverNMI(), let exit = translate(event) { return exit }
+      }
       if let v = pendingVector, cpu.canAcceptExternalInterrupt {
         pendingVector = nil
         halted = false
