@@ -13,8 +13,9 @@ import X86
 /// - `.cpuid`: answer with `.cpuid`.
 /// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired (the VMM decodes the registers);
 ///   `.value(v)` puts v in RAX (`.none` leaves RAX alone).
-/// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt is
-///   delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)`.
+/// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt or
+///   NMI is delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)` (which an NMI
+///   still ends: `injectNMI`).
 /// - `.exception`: a vector in `exitControls.exceptionBitmap`, not delivered; state as before the
 ///   faulting instruction (CR2 already loaded for #PF).
 public final class InterpreterVirtualCPU: VirtualCPU {
@@ -246,6 +247,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       return .mmio(MMIOAccess(address: address, size: size, isWrite: true, value: value))
     case .halt:
       halted = true
+      // A latched NMI that can be taken now ends the HLT at once (`run` delivers it).
+      if pendingNMI && cpu.canAcceptNMI { return nil }
       return cpu.state.rflags & Flags.if == 0 ? .shutdown(.haltWithInterruptsDisabled) : .halt
     case .tripleFault:
       return .shutdown(.tripleFault)
