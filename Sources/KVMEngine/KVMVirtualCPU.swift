@@ -35,6 +35,8 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   private var pendingRead: (pointer: UnsafeMutableRawPointer, size: Int)?
   /// The last exit was RDMSR or WRMSR: `complete(.fault)` makes KVM raise #GP.
   private var awaitingMSR = false
+  /// An NMI was injected that KVM may still hold pending (checked at HLT exits).
+  private var nmiMayBePending = false
   /// The CPUID table as created (KVM's supported leaves with this vCPU's identity and APIC ID).
   private var baseCPUID: [kvm_cpuid_entry2] = []
   /// The MSR exits KVM delivers (`KVMVirtualMachine.trapMSRs`), when the controls asked for some.
@@ -185,6 +187,9 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
         pendingRead = (data, size)
         return .mmio(MMIOAccess(address: m.phys_addr, size: size, isWrite: false))
       case CKVM_EXIT_HLT:
+        // With the VMM's irqchip KVM leaves the guest at HLT even when it holds an NMI the guest
+        // can take now (one injected while NMIs were blocked): enter again to deliver it.
+        if nmiMayBePending, try takeablePendingNMI() { continue }
         return .halt
       case CKVM_EXIT_IRQ_WINDOW_OPEN:
         return .interruptWindow
@@ -307,6 +312,16 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   /// `KVM_NMI`: KVM latches the NMI and delivers it when the guest's NMI blocking allows.
   public func injectNMI() throws(EngineError) {
     try check(ckvm_ioctl(fd, CKVM_NMI, 0), "KVM_NMI")
+    nmiMayBePending = true
+  }
+
+  /// Whether KVM holds an NMI that is not blocked (`KVM_GET_VCPU_EVENTS`); none pending clears
+  /// `nmiMayBePending`.
+  private func takeablePendingNMI() throws(EngineError) -> Bool {
+    var events = kvm_vcpu_events()
+    try check(ckvm_ioctl_ptr(fd, CKVM_GET_VCPU_EVENTS, &events), "KVM_GET_VCPU_EVENTS")
+    if events.nmi.pending == 0 && events.nmi.injected == 0 { nmiMayBePending = false }
+    return events.nmi.pending != 0 && events.nmi.masked == 0
   }
 
   /// The guest TSC as KVM keeps it (IA32_TIME_STAMP_COUNTER through `KVM_GET_MSRS`).
