@@ -193,4 +193,72 @@ import VMM
   @Test(.requires(.guestToolchain, .kvm)) func kvmIPIsThroughTheX2APICICR() throws {
     try Self.runIPIs(cpus: 2, on: try KVMEngine())
   }
+  /// The error status register in x2APIC mode: an IPI with vector 5 is not sent and raises the
+  /// LVT error interrupt (vector 0x42, counted at 0x9100); the ESR shows send illegal vector
+  /// (0x9000) after a write of 0, then nothing after another (0x9004); an IPI to an APIC ID no
+  /// vCPU has sets send accept error (0x9008).
+  static let errors = #"""
+    .macro ESR_TO address
+      movl $0x828, %ecx
+      xorl %eax, %eax
+      xorl %edx, %edx
+      wrmsr
+      rdmsr
+      movl %eax, \address
+    .endm
+    main:
+      GATE 0x42, error_handler
+      X2APIC_ON
+      movl $0x80F, %ecx
+      movl $0x1FF, %eax
+      xorl %edx, %edx
+      wrmsr
+      movl $0x837, %ecx
+      movl $0x42, %eax
+      wrmsr
+      sti
+      movl $0x830, %ecx
+      movl $0x40005, %eax
+      wrmsr
+    wait_error:
+      cmpl $0, 0x9100
+      je wait_error
+      ESR_TO 0x9000
+      ESR_TO 0x9004
+      movl $0x830, %ecx
+      movl $0x4050, %eax
+      movl $0x99, %edx
+      wrmsr
+      ESR_TO 0x9008
+      EXIT
+    error_handler:
+      incl 0x9100
+      pushq %rax
+      pushq %rcx
+      pushq %rdx
+      movl $0x80B, %ecx
+      xorl %eax, %eax
+      xorl %edx, %edx
+      wrmsr
+      popq %rdx
+      popq %rcx
+      popq %rax
+      iretq
+    """#
+
+  static func checkErrors(_ run: APICTestGuest.Run) throws {
+    #expect(run.outcome.reason == .debugExit(value: 0), "\(run.outcome.reason.description)")
+    #expect(try run.u32(0x9000) == 0x20)
+    #expect(try run.u32(0x9004) == 0)
+    #expect(try run.u32(0x9008) == 0x04)
+    #expect(try run.u32(0x9100) >= 1)
+  }
+
+  @Test(.requires(.guestToolchain), arguments: [1, 2]) func interpErrorStatusAndErrorInterrupt(cpus: Int) throws {
+    try Self.checkErrors(try APICTestGuest.run(Self.errors, cpus: cpus, on: InterpreterEngine()))
+  }
+
+  @Test(.requires(.guestToolchain, .kvm)) func kvmErrorStatusAndErrorInterrupt() throws {
+    try Self.checkErrors(try APICTestGuest.run(Self.errors, on: try KVMEngine()))
+  }
 }
