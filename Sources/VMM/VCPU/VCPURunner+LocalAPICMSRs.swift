@@ -28,17 +28,24 @@ extension VCPURunner {
   }
 
   /// The guest time (`Machine.clock`) at which this vCPU's TSC reaches `tsc`: now plus the ticks
-  /// still to go at the TSC's rate (now when it has passed). Reading the vCPU's own TSC keeps the
-  /// deadline right whatever the TSC's offset (IA32_TSC writes) or rate (KVM runs at the host's).
+  /// still to go at the TSC's rate, rounded up (now when it has passed; saturating far ahead).
+  /// Reading the vCPU's own TSC keeps the deadline right whatever the TSC's offset (IA32_TSC
+  /// writes) or rate (KVM runs at the host's); it is read before the guest clock, so the time
+  /// between the two reads can only make the timer late, never early.
   func guestTime(atTSC tsc: UInt64) throws(EngineError) -> UInt64 {
-    let now = machine.clock.nanoseconds
     let counter = try vcpu.timeStampCounter()
+    let now = machine.clock.nanoseconds
     guard tsc > counter else { return now }
     let frequency = vcpu.timeStampCounterFrequency
     let ticks = tsc - counter
-    if frequency == 1_000_000_000 { return now &+ ticks }
-    let (high, low) = ticks.multipliedFullWidth(by: 1_000_000_000)
-    guard high < frequency else { return .max }
-    return now &+ frequency.dividingFullWidth((high, low)).quotient
+    var delay = ticks
+    if frequency != 1_000_000_000 {
+      let (high, low) = ticks.multipliedFullWidth(by: 1_000_000_000)
+      guard high < frequency else { return .max }
+      let (quotient, remainder) = frequency.dividingFullWidth((high, low))
+      delay = remainder == 0 || quotient == .max ? quotient : quotient + 1
+    }
+    let (due, overflow) = now.addingReportingOverflow(delay)
+    return overflow ? .max : due
   }
 }
