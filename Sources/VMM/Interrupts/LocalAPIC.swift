@@ -183,10 +183,10 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
     return ipi
   }
 
+  /// SVR: LVT entries keep their values when the APIC is software-disabled (writes while it is
+  /// disabled are masked), so LINT0 in virtual-wire mode survives a disable/enable cycle.
   func writeSpuriousVector(_ v: UInt32) {
     svr = v & 0x13FF
-    // A software-disabled APIC masks every LVT entry.
-    if svr & 0x100 == 0 { for i in lvt.indices { lvt[i] |= LVT.masked } }
   }
 
   func writeLVT(_ index: Int, _ v: UInt32) {
