@@ -212,7 +212,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       if remaining == 0 { return .budgetExhausted }
       // The budget counts steps: retired instructions and delivered exceptions alike, so a guest
       // stuck re-faulting (each delivery faulting again) still ends its run.
-      let chunk = min(slice, remaining)
+      // While an NMI waits for the handler's IRET, step one instruction at a time so it is
+      // delivered right at the instruction boundary after that IRET.
+      let chunk = pendingNMI ? 1 : min(slice, remaining)
       let before = cpu.instructionsRetired
       let event = cpu.run(budget: chunk)
       if case .budgetExhausted = event {
