@@ -89,8 +89,9 @@ public final class KVMVirtualMachine: EngineVM, @unchecked Sendable {
     let result: Result<Void, EngineError> = trappedMSRs.withLock { trapped in
       if let trapped, indices.isSubset(of: trapped) { return .success(()) }
       let all = (trapped ?? []).union(indices)
-      guard system.checkExtension(CKVM_CAP_X86_USER_SPACE_MSR) > 0, system.checkExtension(CKVM_CAP_X86_MSR_FILTER) > 0
-      else { return .failure(EngineError("KVM lacks KVM_CAP_X86_USER_SPACE_MSR or KVM_CAP_X86_MSR_FILTER")) }
+      guard system.capabilities.userSpaceMSRFilter else {
+        return .failure(EngineError("KVM lacks KVM_CAP_X86_USER_SPACE_MSR or KVM_CAP_X86_MSR_FILTER"))
+      }
       let filtered = all.filter { !(0x800...0x8FF).contains($0) }.sorted()
       guard filtered.count <= 16 else { return .failure(EngineError("KVM's MSR filter holds at most 16 ranges")) }
       let r = ckvm_trap_msrs(fd, filtered, UInt32(filtered.count))

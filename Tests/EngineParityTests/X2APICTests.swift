@@ -261,4 +261,42 @@ import VMM
   @Test(.requires(.guestToolchain, .kvm)) func kvmErrorStatusAndErrorInterrupt() throws {
     try Self.checkErrors(try APICTestGuest.run(Self.errors, on: try KVMEngine()))
   }
+  /// CPUID.1:ECX advertises x2APIC (bit 21) and the TSC-deadline timer (bit 24) (0x9000), and the
+  /// advertised x2APIC works: the BSP enables it and reads its ID (0x9004).
+  static let advertised = #"""
+    main:
+      movl $1, %eax
+      cpuid
+      movl %ecx, 0x9000
+      X2APIC_ON
+      movl $0x802, %ecx
+      rdmsr
+      movl %eax, 0x9004
+      EXIT
+    """#
+
+  static func checkAdvertised(_ run: APICTestGuest.Run) throws {
+    #expect(run.outcome.reason == .debugExit(value: 0), "\(run.outcome.reason.description)")
+    #expect(try run.u32(0x9000) & (1 << 21 | 1 << 24) == 1 << 21 | 1 << 24)
+    #expect(try run.u32(0x9004) == 0)
+  }
+
+  @Test(.requires(.guestToolchain)) func interpAdvertisesX2APICAndTSCDeadline() throws {
+    try Self.checkAdvertised(try APICTestGuest.run(Self.advertised, on: InterpreterEngine()))
+  }
+
+  /// KVM advertises both where its configuration provides them: KVM's own local APIC with the
+  /// in-kernel irqchip (TSC-deadline with KVM_CAP_TSC_DEADLINE_TIMER), the VMM's with the
+  /// userspace one when MSR exits reach it (KVM_CAP_X86_USER_SPACE_MSR and the MSR filter).
+  @Test(.requires(.guestToolchain, .kvm, .kvmInKernelIRQChip), arguments: [InterruptControllerPlacement.user, .kernel])
+  func kvmAdvertisesX2APICAndTSCDeadline(irqchip: InterruptControllerPlacement) throws {
+    let capabilities = try KVMSystem().capabilities
+    let provided = irqchip == .kernel ? capabilities.tscDeadlineTimer : capabilities.userSpaceMSRFilter
+    let run = try APICTestGuest.run(Self.advertised, on: try KVMEngine(), irqchip: irqchip)
+    if provided {
+      try Self.checkAdvertised(run)
+    } else {
+      #expect(try run.u32(0x9000) & (1 << 24) == 0)
+    }
+  }
 }
