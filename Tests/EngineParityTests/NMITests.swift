@@ -172,4 +172,27 @@ import VMM
     #expect(run.outcome.reason == .debugExit(value: 0), "\(run.outcome.reason.description)")
     #expect(try run.u32(0x9100) == 1)
   }
+  /// With KVM's in-kernel irqchip the NMI wire goes straight to the bootstrap processor
+  /// (`KVM_NMI`): port 0x510 raises it and vector 2 runs (0x9100).
+  static let wire = #"""
+    main:
+      GATE 2, nmi_handler
+      movw $0x510, %dx
+      outb %al, %dx
+    wait_nmi:
+      cmpl $0, 0x9100
+      je wait_nmi
+      EXIT
+    nmi_handler:
+      incl 0x9100
+      iretq
+    """#
+
+  @Test(.requires(.guestToolchain, .kvm, .kvmInKernelIRQChip)) func kvmInKernelIRQChipNMIWire() throws {
+    let run = try APICTestGuest.run(Self.wire, on: try KVMEngine(), irqchip: .kernel) { machine in
+      try machine.portBus.register(GuestTriggerPort { [unowned machine] _ in machine.raiseNMI() }, ports: 0x510...0x510)
+    }
+    #expect(run.outcome.reason == .debugExit(value: 0), "\(run.outcome.reason.description)")
+    #expect(try run.u32(0x9100) == 1)
+  }
 }
