@@ -172,6 +172,10 @@ import Testing
     #expect(apic.writeMSR(0x832, value: 0x40))  // to one-shot: disarms
     #expect(apic.writeMSR(0x832, value: 0x4_0040))
     #expect(apic.armedTSCDeadline == 0 && apic.nextDeadline == nil)
+    #expect(apic.writeMSR(0x832, value: 0x40))  // one-shot
+    #expect(apic.writeMSR(0x838, value: 100))
+    #expect(apic.writeMSR(0x832, value: 0x2_0040))  // to periodic: disarmed as well
+    #expect(apic.nextDeadline == nil && apic.readMSR(0x838) == 0)
   }
 
   @Test func lint1DeliversAsItsLVTEntrySays() {

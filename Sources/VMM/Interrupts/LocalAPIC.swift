@@ -17,7 +17,7 @@
 /// The timer counts guest nanoseconds (a 1 GHz bus clock, as the interpreter's TSC) divided by
 /// the divide configuration. In TSC-deadline mode (LVT timer bits 18:17 = 10b) it fires once when
 /// the guest TSC reaches IA32_TSC_DEADLINE; the runner converts that TSC value to guest time with
-/// the vCPU's own TSC (`armTSCDeadline`). Changing the timer mode to or from TSC-deadline disarms
+/// the vCPU's own TSC (`armTSCDeadline`). A write to the LVT timer that changes its mode disarms
 /// the timer.
 ///
 /// The ESR collects errors (send accept error for an IPI no APIC accepted, send illegal vector,
@@ -192,9 +192,10 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
   func writeLVT(_ index: Int, _ v: UInt32) {
     let value = softwareEnabled ? v : v | LVT.masked
     if index == LVT.timer {
-      let wasDeadline = timerMode == .tscDeadline
+      // A write that changes the timer mode disarms the timer (SDM vol. 3, "TSC-Deadline Mode").
+      let oldMode = timerMode
       lvt[index] = value
-      if wasDeadline != (timerMode == .tscDeadline) {
+      if timerMode != oldMode {
         initialCount = 0
         tscDeadline = 0
       }
