@@ -14,17 +14,22 @@
 /// count 0x380, current count 0x390, divide configuration 0x3E0. Other offsets read 0, ignore
 /// writes and record an illegal register address in the ESR.
 ///
-/// The timer counts guest nanoseconds (a 1 GHz bus clock, as the interpreter's TSC) divided by
-/// the divide configuration. In TSC-deadline mode (LVT timer bits 18:17 = 10b) it fires once when
-/// the guest TSC reaches IA32_TSC_DEADLINE; the runner converts that TSC value to guest time with
-/// the vCPU's own TSC (`armTSCDeadline`). A write to the LVT timer that changes its mode disarms
-/// the timer.
+/// The timer (`LocalAPIC+Timer.swift`) counts guest nanoseconds (a 1 GHz bus clock, as the
+/// interpreter's TSC) divided by the divide configuration. In TSC-deadline mode (LVT timer bits
+/// 18:17 = 10b) it fires once when the guest TSC reaches IA32_TSC_DEADLINE; the runner converts
+/// that TSC value to guest time with the vCPU's own TSC (`armTSCDeadline`). A write to the LVT
+/// timer that changes its mode disarms the timer.
+///
+/// LINT1 (`signalLINT1`, the legacy NMI wire) delivers as its LVT entry says (NMI or fixed); while
+/// the APIC is disabled or software-disabled the wire reaches the bootstrap processor's NMI input
+/// directly. NMIs from any source wait in a one-deep latch for the vCPU (`takeNMI`).
 ///
 /// The ESR collects errors (send accept error for an IPI no APIC accepted, send illegal vector,
 /// receive illegal vector, illegal register address) and shows them after the next ESR write;
 /// each new error raises the LVT error interrupt unless it is masked.
 ///
-/// Not modelled: lowest-priority arbitration (delivered to the first target), SMIs (accepted and
+/// Not modelled: lowest-priority arbitration (delivered to the first target, in x2APIC mode too,
+/// where some processors refuse such IPIs with a redirectable-IPI error), SMIs (accepted and
 /// dropped), the APIC base MSR's relocation of the page (the value is kept, the page stays at
 /// 0xFEE00000), the thermal and performance-counter interrupts, and directed EOI.
 ///
