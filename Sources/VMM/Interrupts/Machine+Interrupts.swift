@@ -40,6 +40,14 @@ extension Machine {
     return runner.lapic.isAddressed(by: message)
   }
 
+  /// Wakes the vCPUs (but `caller`, which looks itself) that the 8259's pending interrupt
+  /// reaches, so one sleeping in HLT acknowledges it: the 8259 has no line of its own to kick
+  /// them. Only machines with several vCPUs need it; called with the machine lock held.
+  func wakeVCPUsThePICReaches(besides caller: VCPURunner) {
+    guard runners.count > 1, let pic, pic.hasPendingInterrupt else { return }
+    for r in runners where r !== caller && picOutputReaches(r) { RunnerKick(r).wake() }
+  }
+
   /// Raises the legacy NMI wire (a chipset NMI source: the front-panel button, a watchdog): an
   /// edge on every local APIC's LINT1, which the platform tables describe as NMI. With the
   /// engine's in-kernel interrupt controller the bootstrap processor gets the NMI directly.

@@ -78,10 +78,14 @@ extension VCPURunner {
   }
 
   /// A port or MMIO access under the machine lock; a read's value goes back to the vCPU after the
-  /// lock is released.
+  /// lock is released. A write may have made the 8259's output reach another vCPU (a device's
+  /// line, a PIC mask or EOI, an I/O APIC entry): those vCPUs are woken.
   private func deviceAccess(isWrite: Bool, read: () -> UInt64, write: () -> Void) throws(EngineError) {
     if isWrite {
-      machine.deviceLock.locked(write)
+      machine.deviceLock.locked {
+        write()
+        machine.wakeVCPUsThePICReaches(besides: self)
+      }
       return
     }
     let value = machine.deviceLock.locked(read)
