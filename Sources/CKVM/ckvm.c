@@ -130,6 +130,28 @@ int ckvm_set_cpuid2(int vcpu_fd, const struct kvm_cpuid_entry2 *entries, uint32_
   return r < 0 ? -e : r;
 }
 
+int ckvm_trap_msrs(int vm_fd, const uint32_t *indices, uint32_t count) {
+  if (count > KVM_MSR_FILTER_MAX_RANGES) return -E2BIG;
+  struct kvm_enable_cap cap;
+  memset(&cap, 0, sizeof cap);
+  cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
+  cap.args[0] = KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER;
+  if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0) return -errno;
+  // One range per MSR, its single bitmap bit clear: denied for reads and writes.
+  static const uint8_t deny = 0;
+  struct kvm_msr_filter filter;
+  memset(&filter, 0, sizeof filter);
+  filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+  for (uint32_t i = 0; i < count; i++) {
+    filter.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+    filter.ranges[i].nmsrs = 1;
+    filter.ranges[i].base = indices[i];
+    filter.ranges[i].bitmap = (uint8_t *)&deny;
+  }
+  if (count > 0 && ioctl(vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) return -errno;
+  return 0;
+}
+
 int ckvm_setup_lapic_virtual_wire(int vcpu_fd) {
   struct kvm_lapic_state lapic;
   if (ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic) < 0) return -errno;

@@ -60,8 +60,9 @@ public final class InterpreterVM: EngineVM {
     if let makeTranslator { vcpu.cpu.blockExecutor = try makeTranslator() }
     if let identity { vcpu.present(identity) }
     vcpu.cpu.system.cpuid.apicID = UInt8(truncatingIfNeeded: index)  // CPUID.1:EBX[31:24]
-    // The VMM gives every vCPU a local APIC (xAPIC at 0xFEE00000): say so, and which is the BSP.
-    vcpu.cpu.system.cpuid.features.insert(.apic)
+    // The VMM gives every vCPU a local APIC (xAPIC at 0xFEE00000, x2APIC through its MSRs, with
+    // the TSC-deadline timer): say so, and which is the BSP.
+    vcpu.cpu.system.cpuid.features = vcpu.cpu.system.cpuid.features.union(CPUFeatures([.apic, .x2apic, .tscDeadline]))
     vcpu.cpu.isBootstrapProcessor = index == 0
     vcpus.append(vcpu)
     // Several vCPUs may run on several host threads: locked instructions update memory atomically.

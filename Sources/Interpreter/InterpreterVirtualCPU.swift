@@ -13,8 +13,9 @@ import X86
 /// - `.cpuid`: answer with `.cpuid`.
 /// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired (the VMM decodes the registers);
 ///   `.value(v)` puts v in RAX (`.none` leaves RAX alone).
-/// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt is
-///   delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)`.
+/// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt or
+///   NMI is delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)` (which an NMI
+///   still ends: `injectNMI`).
 /// - `.exception`: a vector in `exitControls.exceptionBitmap`, not delivered; state as before the
 ///   faulting instruction (CR2 already loaded for #PF).
 public final class InterpreterVirtualCPU: VirtualCPU {
@@ -23,6 +24,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private let memoryAdapter: GuestMemoryAdapter
   private let kickRequested = Atomic<Bool>(false)
   private var pendingVector: UInt8?
+  /// The NMI latch: one NMI waits here until NMIs are unblocked.
+  private var pendingNMI = false
   private var interruptWindowRequested = false
   /// What the last exit waits for from `complete(_:)`.
   private var awaiting = AwaitedCompletion.nothing
@@ -129,6 +132,7 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   public func reset() throws(EngineError) {
     cpu.powerOnReset()
     pendingVector = nil
+    pendingNMI = false
     interruptWindowRequested = false
     awaiting = .nothing
     halted = false
@@ -150,6 +154,17 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   }
 
   public func requestInterruptWindow(_ enabled: Bool) { interruptWindowRequested = enabled }
+
+  /// Latches an NMI; `run` delivers it when the model can take one (`CPU.canAcceptNMI`).
+  public func injectNMI() throws(EngineError) { pendingNMI = true }
+
+  /// The guest TSC: the clock RDTSC reads plus the guest's IA32_TSC offset.
+  public func timeStampCounter() throws(EngineError) -> UInt64 {
+    clock.nanoseconds &+ cpu.state[offset: CPUStateLayout.tscOffset]
+  }
+
+  /// The TSC counts guest nanoseconds: 1 GHz.
+  public var timeStampCounterFrequency: UInt64 { 1_000_000_000 }
 
   public func setA20Gate(_ enabled: Bool) { cpu.a20Enabled = enabled }
   public var supportsA20Masking: Bool { true }
@@ -186,6 +201,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     var remaining = budget ?? .max
     while true {
       if kickRequested.exchange(false, ordering: .acquiring) { return .kicked }
+      if pendingNMI && cpu.canAcceptNMI {
+        pendingNMI = false
+        halted = false
+        if let event = cpu.deliverNMI(), let exit = translate(event) { return exit }
+      }
       if let v = pendingVector, cpu.canAcceptExternalInterrupt {
         pendingVector = nil
         halted = false
@@ -199,7 +219,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       if remaining == 0 { return .budgetExhausted }
       // The budget counts steps: retired instructions and delivered exceptions alike, so a guest
       // stuck re-faulting (each delivery faulting again) still ends its run.
-      let chunk = min(slice, remaining)
+      // While an NMI waits for the handler's IRET, step one instruction at a time so it is
+      // delivered right at the instruction boundary after that IRET.
+      let chunk = pendingNMI ? 1 : min(slice, remaining)
       let before = cpu.instructionsRetired
       let event = cpu.run(budget: chunk)
       if case .budgetExhausted = event {
@@ -234,6 +256,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       return .mmio(MMIOAccess(address: address, size: size, isWrite: true, value: value))
     case .halt:
       halted = true
+      // A latched NMI that can be taken now ends the HLT at once (`run` delivers it).
+      if pendingNMI && cpu.canAcceptNMI { return nil }
       return cpu.state.rflags & Flags.if == 0 ? .shutdown(.haltWithInterruptsDisabled) : .halt
     case .tripleFault:
       return .shutdown(.tripleFault)

@@ -41,6 +41,9 @@ public struct KVMCapabilities: Sendable, Equatable {
   public var setTSSAddress: Bool
   public var extendedCPUID: Bool
   public var tscDeadlineTimer: Bool
+  /// KVM_CAP_X86_USER_SPACE_MSR and KVM_CAP_X86_MSR_FILTER: RDMSR/WRMSR can exit to userspace
+  /// (what the VMM's local APIC needs for x2APIC and TSC-deadline with `--irqchip user`).
+  public var userSpaceMSRFilter: Bool
   /// Recommended and maximum vCPUs per VM.
   public var recommendedVCPUs: Int
   public var maxVCPUs: Int
@@ -92,6 +95,7 @@ public final class KVMSystem: @unchecked Sendable {
       readonlyMemory: check(CKVM_CAP_READONLY_MEM) > 0, immediateExit: check(CKVM_CAP_IMMEDIATE_EXIT) > 0,
       pit2: check(CKVM_CAP_PIT2) > 0, setTSSAddress: check(CKVM_CAP_SET_TSS_ADDR) > 0,
       extendedCPUID: check(CKVM_CAP_EXT_CPUID) > 0, tscDeadlineTimer: check(CKVM_CAP_TSC_DEADLINE_TIMER) > 0,
+      userSpaceMSRFilter: check(CKVM_CAP_X86_USER_SPACE_MSR) > 0 && check(CKVM_CAP_X86_MSR_FILTER) > 0,
       recommendedVCPUs: nrVCPUs == 0 ? 4 : nrVCPUs,
       maxVCPUs: max(check(CKVM_CAP_MAX_VCPUS), nrVCPUs),
       memorySlots: check(CKVM_CAP_NR_MEMSLOTS))

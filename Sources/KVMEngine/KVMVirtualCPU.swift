@@ -33,10 +33,37 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   private var stringIO: (exit: ckvm_io_exit, next: UInt32)?
   /// Where `complete(.value)` writes the answer to the last `IN` or MMIO read (nil: nothing waits).
   private var pendingRead: (pointer: UnsafeMutableRawPointer, size: Int)?
+  /// The last exit was RDMSR or WRMSR: `complete(.fault)` makes KVM raise #GP.
+  private var awaitingMSR = false
+  /// An NMI was injected that KVM may still hold pending (checked at HLT exits).
+  private var nmiMayBePending = false
+  /// The CPUID table as created (KVM's supported leaves with this vCPU's identity and APIC ID).
+  private var baseCPUID: [kvm_cpuid_entry2] = []
+  /// The MSR exits KVM delivers (`KVMVirtualMachine.trapMSRs`), when the controls asked for some.
+  private var msrExitsHonoured = false
+  /// KVM_GET_TSC_KHZ, asked once.
+  private lazy var tscKilohertz: UInt64 = {
+    let r = ckvm_ioctl(fd, CKVM_GET_TSC_KHZ, 0)
+    return r > 0 ? UInt64(r) : 1_000_000
+  }()
 
+  /// MSR exit controls take effect (with the VMM's interrupt controllers only: KVM's in-kernel
+  /// local APIC answers the APIC MSRs itself) through the VM's MSR filter; CPUID then advertises
+  /// x2APIC and the TSC-deadline timer exactly when their MSRs reach the VMM.
   public var exitControls = ExitControls() {
     didSet {
-      unsupportedExitControls = Self.unsupported(exitControls, kernelIRQChip: vm.hasInKernelIRQChip)
+      let wantsMSRs = !exitControls.msrReadExits.isEmpty || !exitControls.msrWriteExits.isEmpty
+      if wantsMSRs && !vm.hasInKernelIRQChip {
+        do throws(EngineError) {
+          try vm.trapMSRs(exitControls.msrReadExits.union(exitControls.msrWriteExits))
+          msrExitsHonoured = true
+        } catch {
+          msrExitsHonoured = false
+        }
+        try? applyCPUID()
+      }
+      unsupportedExitControls = Self.unsupported(
+        exitControls, kernelIRQChip: vm.hasInKernelIRQChip, msrExits: msrExitsHonoured)
       allPortsExit = exitControls.exitOnAllPorts
     }
   }
@@ -66,7 +93,8 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       var cpuid = try vm.system.supportedCPUID()
       if let identity { Self.present(identity, in: &cpuid) }
       Self.setAPICID(id, in: &cpuid)
-      try check(ckvm_set_cpuid2(fd, cpuid, UInt32(cpuid.count)), "KVM_SET_CPUID2")
+      baseCPUID = cpuid
+      try applyCPUID()
       var fpu = try fpuState()
       fpu.fcw = 0x37F
       fpu.mxcsr = 0x1F80
@@ -80,7 +108,32 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       runThread.deallocate()
       throw error
     }
-    unsupportedExitControls = Self.unsupported(exitControls, kernelIRQChip: vm.hasInKernelIRQChip)
+    unsupportedExitControls = Self.unsupported(exitControls, kernelIRQChip: vm.hasInKernelIRQChip, msrExits: false)
+  }
+
+  /// Sets the vCPU's CPUID (`KVM_SET_CPUID2`, before the first run): the base table, with x2APIC
+  /// (CPUID.1:ECX[21]) and the TSC-deadline timer (ECX[24]) advertised where they work. With the
+  /// in-kernel irqchip KVM's local APIC has both (the latter when KVM_CAP_TSC_DEADLINE_TIMER);
+  /// with the VMM's, only when their MSRs exit to the VMM (`exitControls`).
+  private func applyCPUID() throws(EngineError) {
+    let x2APIC: Bool
+    let tscDeadline: Bool
+    if vm.hasInKernelIRQChip {
+      x2APIC = baseCPUID.contains { $0.function == 1 && $0.ecx & (1 << 21) != 0 }
+      tscDeadline = vm.system.capabilities.tscDeadlineTimer
+    } else {
+      let reads = exitControls.msrReadExits
+      let writes = exitControls.msrWriteExits
+      x2APIC =
+        msrExitsHonoured && reads.isSuperset(of: 0x800...0x8FF) && writes.isSuperset(of: 0x800...0x8FF)
+        && reads.contains(0x1B) && writes.contains(0x1B)
+      tscDeadline = msrExitsHonoured && reads.contains(0x6E0) && writes.contains(0x6E0)
+    }
+    var cpuid = baseCPUID
+    for i in cpuid.indices where cpuid[i].function == 1 {
+      cpuid[i].ecx = cpuid[i].ecx & ~(1 << 21 | 1 << 24) | (x2APIC ? 1 << 21 : 0) | (tscDeadline ? 1 << 24 : 0)
+    }
+    try check(ckvm_set_cpuid2(fd, cpuid, UInt32(cpuid.count)), "KVM_SET_CPUID2")
   }
 
   deinit {
@@ -134,6 +187,9 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
         pendingRead = (data, size)
         return .mmio(MMIOAccess(address: m.phys_addr, size: size, isWrite: false))
       case CKVM_EXIT_HLT:
+        // With the VMM's irqchip KVM leaves the guest at HLT even when it holds an NMI the guest
+        // can take now (one injected while NMIs were blocked): enter again to deliver it.
+        if nmiMayBePending, try takeablePendingNMI() { continue }
         return .halt
       case CKVM_EXIT_IRQ_WINDOW_OPEN:
         return .interruptWindow
@@ -144,6 +200,16 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
         return .shutdown(.tripleFault)
       case CKVM_EXIT_SYSTEM_EVENT:
         return .shutdown(.unspecified)
+      case CKVM_EXIT_X86_RDMSR:
+        pendingRead = (UnsafeMutableRawPointer(ckvm_run_msr_data(run)), 8)
+        awaitingMSR = true
+        ckvm_run_msr_set_error(run, 0)
+        return .msrRead(index: ckvm_run_msr_index(run))
+      case CKVM_EXIT_X86_WRMSR:
+        pendingRead = nil
+        awaitingMSR = true
+        ckvm_run_msr_set_error(run, 0)
+        return .msrWrite(index: ckvm_run_msr_index(run), value: ckvm_run_msr_data(run).pointee)
       case CKVM_EXIT_HYPERCALL:
         pendingRead = (UnsafeMutableRawPointer(ckvm_run_hypercall_ret(run)), 8)
         return .hypercall
@@ -184,7 +250,16 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     return .io(PortAccess(port: io.port, size: size, isWrite: false))
   }
 
+  /// Answers the last exit. `.fault` is possible after RDMSR/WRMSR only (KVM then injects #GP,
+  /// whatever the vector asked for: its MSR exits know no other fault).
   public func complete(_ response: ExitResponse) throws(EngineError) {
+    let msr = awaitingMSR
+    awaitingMSR = false
+    if msr, case .fault = response {
+      ckvm_run_msr_set_error(run, 1)
+      pendingRead = nil
+      return
+    }
     switch response {
     case .none, .cpuid:
       pendingRead = nil
@@ -233,6 +308,30 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
 
   /// The guest's RFLAGS.IF as of the last exit.
   public var interruptFlag: Bool { ckvm_run_if_flag(run) != 0 }
+
+  /// `KVM_NMI`: KVM latches the NMI and delivers it when the guest's NMI blocking allows.
+  public func injectNMI() throws(EngineError) {
+    try check(ckvm_ioctl(fd, CKVM_NMI, 0), "KVM_NMI")
+    nmiMayBePending = true
+  }
+
+  /// Whether KVM holds an NMI that is not blocked (`KVM_GET_VCPU_EVENTS`); none pending clears
+  /// `nmiMayBePending`.
+  private func takeablePendingNMI() throws(EngineError) -> Bool {
+    var events = kvm_vcpu_events()
+    try check(ckvm_ioctl_ptr(fd, CKVM_GET_VCPU_EVENTS, &events), "KVM_GET_VCPU_EVENTS")
+    if events.nmi.pending == 0 && events.nmi.injected == 0 { nmiMayBePending = false }
+    return events.nmi.pending != 0 && events.nmi.masked == 0
+  }
+
+  /// The guest TSC as KVM keeps it (IA32_TIME_STAMP_COUNTER through `KVM_GET_MSRS`).
+  public func timeStampCounter() throws(EngineError) -> UInt64 {
+    guard let tsc = try msrs([0x10])[0x10] else { throw EngineError("KVM_GET_MSRS: no IA32_TIME_STAMP_COUNTER") }
+    return tsc
+  }
+
+  /// The guest TSC's rate (`KVM_GET_TSC_KHZ`): the host's TSC rate unless KVM scales it.
+  public var timeStampCounterFrequency: UInt64 { tscKilohertz * 1000 }
 
   public func injectInterrupt(vector: UInt8) throws(EngineError) {
     var irq = kvm_interrupt(irq: UInt32(vector))
@@ -444,17 +543,19 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   }
 
   /// What KVM cannot do as asked: HLT, CPUID, RDTSC and INVLPG exiting are decided by KVM (HLT
-  /// exits reach userspace only without the in-kernel irqchip); MSR and exception bitmaps are not
-  /// exposed through this engine. The I/O bitmap is honoured by answering non-exiting ports in the
-  /// engine.
-  static func unsupported(_ c: ExitControls, kernelIRQChip: Bool) -> [String] {
+  /// exits reach userspace only without the in-kernel irqchip); MSR exits work through KVM's MSR
+  /// filter when `msrExits` (the VM installed it); the exception bitmap is not exposed through
+  /// this engine. The I/O bitmap is honoured by answering non-exiting ports in the engine.
+  static func unsupported(_ c: ExitControls, kernelIRQChip: Bool, msrExits: Bool) -> [String] {
     var honoured = c
     honoured.hltExiting = !kernelIRQChip
     honoured.cpuidExiting = false
     honoured.rdtscExiting = false
     honoured.invlpgExiting = false
-    honoured.msrReadExits = []
-    honoured.msrWriteExits = []
+    if !msrExits {
+      honoured.msrReadExits = []
+      honoured.msrWriteExits = []
+    }
     honoured.exceptionBitmap = 0
     return c.differences(from: honoured)
   }

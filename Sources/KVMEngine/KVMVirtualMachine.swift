@@ -1,4 +1,5 @@
 import CKVM
+import Synchronization
 import VMM
 
 #if canImport(Glibc)
@@ -74,6 +75,31 @@ public final class KVMVirtualMachine: EngineVM, @unchecked Sendable {
         userspace_addr: UInt64(UInt(bitPattern: region.host)))
       try check(ckvm_ioctl_ptr(fd, CKVM_SET_USER_MEMORY_REGION, &r), "KVM_SET_USER_MEMORY_REGION slot \(slot)")
     }
+  }
+
+  /// The MSRs whose accesses exit to userspace so far (KVM's filter is VM-wide: the union of what
+  /// the vCPUs' exit controls ask for).
+  private let trappedMSRs = Mutex<Set<UInt32>?>(nil)
+
+  /// Makes RDMSR/WRMSR of `indices` exit to userspace on every vCPU, together with MSRs KVM would
+  /// fault on (`KVM_CAP_X86_USER_SPACE_MSR` with `KVM_X86_SET_MSR_FILTER`; x2APIC MSRs need no
+  /// filter: without the in-kernel local APIC KVM cannot answer them and they exit anyway).
+  /// Throws when the host lacks either capability or refuses the filter.
+  public func trapMSRs(_ indices: Set<UInt32>) throws(EngineError) {
+    let result: Result<Void, EngineError> = trappedMSRs.withLock { trapped in
+      if let trapped, indices.isSubset(of: trapped) { return .success(()) }
+      let all = (trapped ?? []).union(indices)
+      guard system.capabilities.userSpaceMSRFilter else {
+        return .failure(EngineError("KVM lacks KVM_CAP_X86_USER_SPACE_MSR or KVM_CAP_X86_MSR_FILTER"))
+      }
+      let filtered = all.filter { !(0x800...0x8FF).contains($0) }.sorted()
+      guard filtered.count <= 16 else { return .failure(EngineError("KVM's MSR filter holds at most 16 ranges")) }
+      let r = ckvm_trap_msrs(fd, filtered, UInt32(filtered.count))
+      guard r >= 0 else { return .failure(EngineError("KVM_X86_SET_MSR_FILTER failed: \(errnoText(-r))")) }
+      trapped = all
+      return .success(())
+    }
+    if case .failure(let error) = result { throw error }
   }
 
   /// Drives an interrupt line of the in-kernel irqchip (`KVM_IRQ_LINE`).

@@ -36,6 +36,7 @@ struct InfoCommand: ParsableCommand {
       lines.append("  irqchip (in-kernel PIC/IOAPIC/LAPIC): \(yes(c.irqchip)), PIT2: \(yes(c.pit2))")
       lines.append("  user memory: \(yes(c.userMemory)), read-only memory: \(yes(c.readonlyMemory))")
       lines.append("  immediate exit: \(yes(c.immediateExit)), TSC deadline timer: \(yes(c.tscDeadlineTimer))")
+      lines.append("  MSR exits to userspace (x2APIC with --irqchip user): \(yes(c.userSpaceMSRFilter))")
       lines.append("  vCPUs: \(c.recommendedVCPUs) recommended, \(c.maxVCPUs) max; memory slots: \(c.memorySlots)")
       lines.append("  kvm_run mapping: \(kvm.vcpuMapSize) bytes")
     } catch {

@@ -36,6 +36,7 @@ static const unsigned long CKVM_SET_REGS = KVM_SET_REGS;
 static const unsigned long CKVM_GET_SREGS = KVM_GET_SREGS;
 static const unsigned long CKVM_SET_SREGS = KVM_SET_SREGS;
 static const unsigned long CKVM_SET_VCPU_EVENTS = KVM_SET_VCPU_EVENTS;
+static const unsigned long CKVM_GET_VCPU_EVENTS = KVM_GET_VCPU_EVENTS;
 static const unsigned long CKVM_GET_MSRS = KVM_GET_MSRS;
 static const unsigned long CKVM_SET_MSRS = KVM_SET_MSRS;
 static const unsigned long CKVM_GET_FPU = KVM_GET_FPU;
@@ -43,6 +44,8 @@ static const unsigned long CKVM_SET_FPU = KVM_SET_FPU;
 static const unsigned long CKVM_SET_CPUID2 = KVM_SET_CPUID2;
 static const unsigned long CKVM_INTERRUPT = KVM_INTERRUPT;
 static const unsigned long CKVM_TRANSLATE = KVM_TRANSLATE;
+static const unsigned long CKVM_NMI = KVM_NMI;
+static const unsigned long CKVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
 
 // MARK: - capabilities and constants
 
@@ -60,6 +63,8 @@ static const int CKVM_CAP_SET_TSS_ADDR = KVM_CAP_SET_TSS_ADDR;
 static const int CKVM_CAP_SET_IDENTITY_MAP_ADDR = KVM_CAP_SET_IDENTITY_MAP_ADDR;
 static const int CKVM_CAP_HLT = KVM_CAP_HLT;
 static const int CKVM_CAP_TSC_DEADLINE_TIMER = KVM_CAP_TSC_DEADLINE_TIMER;
+static const int CKVM_CAP_X86_USER_SPACE_MSR = KVM_CAP_X86_USER_SPACE_MSR;
+static const int CKVM_CAP_X86_MSR_FILTER = KVM_CAP_X86_MSR_FILTER;
 static const uint32_t CKVM_MEM_READONLY = KVM_MEM_READONLY;
 
 static const uint32_t CKVM_EXIT_UNKNOWN = KVM_EXIT_UNKNOWN;
@@ -75,6 +80,8 @@ static const uint32_t CKVM_EXIT_FAIL_ENTRY = KVM_EXIT_FAIL_ENTRY;
 static const uint32_t CKVM_EXIT_INTR = KVM_EXIT_INTR;
 static const uint32_t CKVM_EXIT_INTERNAL_ERROR = KVM_EXIT_INTERNAL_ERROR;
 static const uint32_t CKVM_EXIT_SYSTEM_EVENT = KVM_EXIT_SYSTEM_EVENT;
+static const uint32_t CKVM_EXIT_X86_RDMSR = KVM_EXIT_X86_RDMSR;
+static const uint32_t CKVM_EXIT_X86_WRMSR = KVM_EXIT_X86_WRMSR;
 static const uint8_t CKVM_EXIT_IO_IN = KVM_EXIT_IO_IN;
 static const uint8_t CKVM_EXIT_IO_OUT = KVM_EXIT_IO_OUT;
 
@@ -123,6 +130,11 @@ static inline uint64_t *ckvm_run_hypercall_ret(struct kvm_run *run) { return &ru
 static inline uint32_t ckvm_run_system_event_type(const struct kvm_run *run) { return run->system_event.type; }
 
 static inline uint32_t ckvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }
+/// The MSR exits (KVM_EXIT_X86_RDMSR/WRMSR): the index, the data (RDMSR: where the answer goes),
+/// and the error flag (non-zero: KVM injects #GP instead of completing the instruction).
+static inline uint32_t ckvm_run_msr_index(const struct kvm_run *run) { return run->msr.index; }
+static inline uint64_t *ckvm_run_msr_data(struct kvm_run *run) { return (uint64_t *)&run->msr.data; }
+static inline void ckvm_run_msr_set_error(struct kvm_run *run, uint8_t error) { run->msr.error = error; }
 static inline uint8_t ckvm_run_ready_for_interrupt_injection(const struct kvm_run *run) {
   return run->ready_for_interrupt_injection;
 }
@@ -169,6 +181,12 @@ static inline unsigned long ckvm_atomic_load(const unsigned long *p) { return __
 static inline void ckvm_atomic_store(unsigned long *p, unsigned long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 /// Pointer to entry `i` of a kvm_cpuid2.
 static inline struct kvm_cpuid_entry2 *ckvm_cpuid_entry(struct kvm_cpuid2 *c, uint32_t i) { return &c->entries[i]; }
+
+/// Makes RDMSR/WRMSR that KVM would fail (invalid value, unknown MSR, or denied by the filter)
+/// exit to userspace (KVM_CAP_X86_USER_SPACE_MSR), and denies the `count` MSRs in `indices`
+/// (at most 16; x2APIC MSRs cannot be filtered) with KVM_X86_SET_MSR_FILTER, so their accesses
+/// exit too. Returns 0 or -errno.
+int ckvm_trap_msrs(int vm_fd, const uint32_t *indices, uint32_t count);
 
 /// With the in-kernel irqchip: programs the vCPU's local APIC for virtual-wire mode (LVT0 ExtINT,
 /// LVT1 NMI, both unmasked) so the in-kernel PIC's interrupts reach the CPU before the guest sets

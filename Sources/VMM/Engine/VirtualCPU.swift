@@ -33,6 +33,16 @@ public protocol VirtualCPU: AnyObject {
   func injectInterrupt(vector: UInt8) throws(EngineError)
   /// Asks for a `.interruptWindow` exit as soon as the guest can take an interrupt.
   func requestInterruptWindow(_ enabled: Bool)
+  /// Raises the vCPU's NMI input: the guest takes vector 2 as soon as NMIs are not blocked (they
+  /// are from an NMI's delivery until the next IRET), whatever RFLAGS.IF says, and leaves HLT for
+  /// it. While one waits, another is lost (the processor latches one).
+  func injectNMI() throws(EngineError)
+
+  /// The guest's time-stamp counter now (what RDTSC would read), for the local APIC's
+  /// TSC-deadline timer.
+  func timeStampCounter() throws(EngineError) -> UInt64
+  /// The guest TSC's rate in ticks per second.
+  var timeStampCounterFrequency: UInt64 { get }
 
   /// The exit controls in force; setting them applies what the engine can honour.
   var exitControls: ExitControls { get set }
@@ -58,4 +68,10 @@ public protocol VirtualCPU: AnyObject {
 extension VirtualCPU {
   /// By default an engine reports no counters of its own.
   public var engineCounters: [EngineCounter] { [] }
+  /// By default an engine has no NMI input.
+  public func injectNMI() throws(EngineError) { throw EngineError("\(engineName): cannot inject an NMI") }
+  /// By default the TSC counts guest nanoseconds from 0 (engines override it with their own).
+  public func timeStampCounter() throws(EngineError) -> UInt64 { 0 }
+  /// By default 1 GHz: one tick per guest nanosecond.
+  public var timeStampCounterFrequency: UInt64 { 1_000_000_000 }
 }

@@ -11,8 +11,11 @@
 /// Edge-triggered pins send a message on each rising edge (of the line as the polarity presents
 /// it). Level-triggered pins send one while the line is asserted and remote IRR is clear, set
 /// remote IRR, and send again after the local APIC's EOI for that vector (`endOfInterrupt`) if the
-/// line is still asserted. Fixed and lowest-priority messages are routed; SMI, NMI, INIT and ExtINT
-/// entries are accepted but not delivered yet (the PIC still reaches the BSP directly).
+/// line is still asserted. NMI, SMI, INIT and ExtINT entries are always edge-triggered, whatever
+/// their trigger bit says (they have no EOI to clear remote IRR). Fixed, lowest-priority, NMI and
+/// INIT messages are routed (SMI is dropped by the router). Pin 0 carries the 8259's INTR output:
+/// an unmasked ExtINT entry there makes the 8259's interrupts reach the CPUs it addresses
+/// (`picOutputMessage`; the runner of such a CPU acknowledges the 8259 itself).
 ///
 /// Threading: devices raise lines with the machine lock held; local APICs call `endOfInterrupt`
 /// with none. The I/O APIC's own lock comes before the local APICs' in the lock order; messages
@@ -110,7 +113,7 @@ public final class IOAPIC: MMIODevice, InterruptSink, ResettableDevice, @uncheck
       let wasAsserted = levels[line] != activeLow
       levels[line] = level
       let asserted = level != activeLow
-      if entry & (1 << 15) == 0 {  // edge
+      if !Self.levelTriggered(entry) {
         return asserted && !wasAsserted ? message(for: line) : nil
       }
       return evaluate(line)
@@ -138,11 +141,29 @@ public final class IOAPIC: MMIODevice, InterruptSink, ResettableDevice, @uncheck
   /// remote IRR); the lock is held.
   private func evaluate(_ pin: Int) -> InterProcessorInterrupt? {
     let entry = entries[pin]
-    guard entry & (1 << 15) != 0, entry & (1 << 14) == 0 else { return nil }
+    guard Self.levelTriggered(entry), entry & (1 << 14) == 0 else { return nil }
     let asserted = levels[pin] != (entry & (1 << 13) != 0)
     guard asserted, let m = message(for: pin) else { return nil }
     entries[pin] |= 1 << 14
     return m
+  }
+
+  /// Level-triggered: the trigger bit, for fixed and lowest-priority entries only.
+  static func levelTriggered(_ entry: UInt64) -> Bool {
+    entry & (1 << 15) != 0 && (entry >> 8) & 7 <= 1
+  }
+
+  /// The pin the 8259's INTR output is wired to.
+  public static let picOutputPin = 0
+
+  /// The message addressing the CPUs the 8259's output reaches through pin 0, when that entry is
+  /// unmasked in ExtINT mode; nil otherwise.
+  public var picOutputMessage: InterProcessorInterrupt? {
+    lock.locked {
+      let entry = entries[Self.picOutputPin]
+      guard (entry >> 8) & 7 == 7 else { return nil }
+      return message(for: Self.picOutputPin)
+    }
   }
 
   /// The message of pin `pin`'s entry, or nil when it is masked; the lock is held.

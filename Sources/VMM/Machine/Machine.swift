@@ -177,6 +177,9 @@ public final class Machine {
         throw EngineError("device wiring: \(error)")
       }
       for r in runners {
+        // The VMM's local APIC answers its MSRs (x2APIC, APIC base, TSC deadline).
+        r.vcpu.exitControls.msrReadExits.formUnion(VCPURunner.localAPICMSRs)
+        r.vcpu.exitControls.msrWriteExits.formUnion(VCPURunner.localAPICMSRs)
         let kick = RunnerKick(r)
         r.lapic.send = { [unowned self] ipi in self.route(ipi) }
         r.lapic.notify = { kick.wake() }

@@ -9,8 +9,8 @@ extension VCPURunner {
         try deviceAccess(
           isWrite: a.isWrite, read: { UInt64(machine.portBus.read(port: a.port, size: a.size)) },
           write: { machine.portBus.write(port: a.port, size: a.size, value: a.value) })
-      case .mmio(let a) where machine.pic != nil && a.address &- LocalAPIC.base < 0x1000:
-        // Every vCPU sees its own local APIC in this page.
+      case .mmio(let a) where machine.pic != nil && a.address &- LocalAPIC.base < 0x1000 && lapic.respondsToMMIO:
+        // Every vCPU sees its own local APIC in this page (in xAPIC mode).
         if a.isWrite {
           lapic.write(offset: a.address - LocalAPIC.base, size: a.size, value: a.value)
         } else {
@@ -38,8 +38,10 @@ extension VCPURunner {
         return .internalError(report)
       case .cpuid:
         try vcpu.complete(.cpuid(eax: 0, ebx: 0, ecx: 0, edx: 0))
-      case .msrRead, .msrWrite:
-        try vcpu.complete(.fault(vector: 13, errorCode: 0))
+      case .msrRead(let index):
+        try vcpu.complete(readMSR(index))
+      case .msrWrite(let index, let value):
+        try vcpu.complete(writeMSR(index, value: value))
       case .rdtsc:
         try vcpu.complete(.value(machine.clock.nanoseconds))  // a 1 GHz TSC in guest time
       case .invlpg:
@@ -58,13 +60,16 @@ extension VCPURunner {
     return nil
   }
 
-  /// HLT with IF=0. With one vCPU nothing can ever wake it: the run stops. With several, another
-  /// vCPU may still send INIT (a parked application processor, as firmware leaves them): the
-  /// runner sleeps until INIT/SIPI or a control request, without running the vCPU.
+  /// HLT with IF=0. Only an NMI, INIT or a control request can end it. With one vCPU and no NMI
+  /// waiting nothing can ever wake it: the run stops. With several, another vCPU may still send
+  /// INIT or an NMI (a parked application processor, as firmware leaves them): the runner sleeps
+  /// until one arrives or a control request, without running the vCPU.
   private func haltedWithInterruptsDisabled() -> StopReason? {
-    guard machine.runners.count > 1 else { return .haltedForever(stateReport("HLT with interrupts disabled")) }
+    guard machine.runners.count > 1 || lapic.hasPendingNMI else {
+      return .haltedForever(stateReport("HLT with interrupts disabled"))
+    }
     deadlineTimer?.arm(nil)
-    while !machine.control.hasChanged(since: controlSeen) && !hasStartupEvent {
+    while !machine.control.hasChanged(since: controlSeen) && !hasStartupEvent && !lapic.hasPendingNMI {
       if let stop = machine.hostStop().reason { return stop }
       let now = machine.hostClock.nanoseconds
       wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
@@ -73,10 +78,14 @@ extension VCPURunner {
   }
 
   /// A port or MMIO access under the machine lock; a read's value goes back to the vCPU after the
-  /// lock is released.
+  /// lock is released. A write may have made the 8259's output reach another vCPU (a device's
+  /// line, a PIC mask or EOI, an I/O APIC entry): those vCPUs are woken.
   private func deviceAccess(isWrite: Bool, read: () -> UInt64, write: () -> Void) throws(EngineError) {
     if isWrite {
-      machine.deviceLock.locked(write)
+      machine.deviceLock.locked {
+        write()
+        machine.wakeVCPUsThePICReaches(besides: self)
+      }
       return
     }
     let value = machine.deviceLock.locked(read)
@@ -97,7 +106,8 @@ extension VCPURunner {
       var deadline = machine.advanceDevices()
       machine.drainInput()
       let pending =
-        lapic.hasDeliverableInterrupt || (index == 0 && pic.hasPendingInterrupt && lapic.passesExternalInterrupts)
+        lapic.hasDeliverableInterrupt || lapic.hasPendingNMI
+        || (pic.hasPendingInterrupt && machine.picOutputReaches(self))
       machine.deviceLock.unlock()
       if pending || machine.control.hasChanged(since: controlSeen) { return nil }
       let hostNow = machine.hostClock.nanoseconds

@@ -41,6 +41,8 @@ public final class VCPURunner {
   private let startupEvent = Atomic<Bool>(false)
   /// In the wait-for-SIPI state: application processors from power-on and after INIT.
   private var waitingForStartup: Bool
+  /// An NMI for a vCPU whose interrupt controller is the engine's (`Machine.raiseNMI`).
+  private let nmiRequested = Atomic<Bool>(false)
 
   init(index: Int, vcpu: any VirtualCPU, machine: Machine) {
     self.index = index
@@ -88,7 +90,7 @@ public final class VCPURunner {
     }
     if initRequested {
       try vcpu.reset()
-      lapic.reset()
+      lapic.receiveINIT()
     }
     if let vector, waitingForStartup {
       try vcpu.reset()
@@ -178,12 +180,22 @@ public final class VCPURunner {
     }
   }
 
-  /// Interrupt delivery: this vCPU's local APIC first, then, on the bootstrap processor, the
-  /// userspace PIC (the 8259's INTR pin reaches the BSP only, as in virtual-wire mode on a PC).
+  /// An NMI for this vCPU when the engine's interrupt controller is in use; injected at the next
+  /// entry. Any thread.
+  func requestNMI() {
+    nmiRequested.store(true, ordering: .releasing)
+    RunnerKick(self).wake()
+  }
+
+  /// Interrupt delivery: an NMI first (the vCPU latches it until NMIs are unblocked), then this
+  /// vCPU's local APIC, then the userspace PIC where its output reaches this vCPU (the BSP's
+  /// LINT0 in virtual-wire mode, or an ExtINT entry of the I/O APIC: `Machine.picOutputReaches`).
   /// Injects when the vCPU can take an interrupt, otherwise asks for an interrupt window.
   private func acceptInterrupts() throws(EngineError) {
+    if nmiRequested.exchange(false, ordering: .acquiringAndReleasing) { try vcpu.injectNMI() }
     guard let pic = machine.pic else { return }  // the engine's irqchip delivers by itself
-    let picPending = { self.index == 0 && pic.hasPendingInterrupt && self.lapic.passesExternalInterrupts }
+    if lapic.takeNMI() { try vcpu.injectNMI() }
+    let picPending = { pic.hasPendingInterrupt && self.machine.picOutputReaches(self) }
     if vcpu.readyForInterruptInjection {
       if let vector = lapic.acknowledge() {
         try vcpu.injectInterrupt(vector: vector)

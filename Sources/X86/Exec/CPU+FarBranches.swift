@@ -56,6 +56,7 @@ extension CPU {
       try farBranch(selector: cs, offset: ip, size: size)
       setStackPointer(sp3)
       loadFlags(flags, size: size)
+      nmiBlocked = false
     }
   }
 }

@@ -24,6 +24,22 @@ extension CPU {
     return deliverProtected(vector: vector, errorCode: nil, kind: .external, returnRIP: state.rip)
   }
 
+  /// True when an NMI can be taken now: NMIs are not blocked (from an NMI's delivery until the
+  /// next IRET), no STI/MOV SS shadow, and no instruction half-way through an embedder exchange.
+  /// RFLAGS.IF does not matter.
+  public var canAcceptNMI: Bool {
+    !nmiBlocked && !interruptShadow && ioLog.isEmpty && injectedFault == nil
+  }
+
+  /// Delivers an NMI: vector 2 as an external event (through the IVT in real mode, the IDT
+  /// otherwise), then blocks NMIs until the next IRET. Call only when `canAcceptNMI`. Returns
+  /// an event when delivery ends the run, else nil.
+  @discardableResult
+  public func deliverNMI() -> CPUEvent? {
+    nmiBlocked = true
+    return deliverExternalInterrupt(vector: 2)
+  }
+
   /// Answers a trapped CPUID (`.cpuid` event); the instruction then retires with these values.
   public func completeCPUID(eax: UInt32, ebx: UInt32, ecx: UInt32, edx: UInt32) {
     ioLog.append(UInt64(eax) | UInt64(ebx) << 32)

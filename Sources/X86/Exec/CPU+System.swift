@@ -318,6 +318,7 @@ extension CPU {
       try system.farReturn(operandSize: size, release: release)
     default:
       try system.iret(operandSize: size, returnRIP: nextRIP)
+      nmiBlocked = false
     }
   }
 }

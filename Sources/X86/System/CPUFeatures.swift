@@ -98,6 +98,8 @@ public struct CPUFeatures: Sendable, Equatable {
     public static let movbe = Flag(.leaf1ECX, 22)
     /// POPCNT.
     public static let popcnt = Flag(.leaf1ECX, 23)
+    /// The local APIC timer's TSC-deadline mode (IA32_TSC_DEADLINE).
+    public static let tscDeadline = Flag(.leaf1ECX, 24)
     /// XSAVE family.
     public static let xsave = Flag(.leaf1ECX, 26)
     /// XSAVE enabled by the OS (mirrors CR4.OSXSAVE).
