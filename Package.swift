@@ -32,7 +32,7 @@ let package = Package(
     // translation), the interpreter taking what the translator leaves.
     .target(name: "Translator", dependencies: ["X86", "VMM", "Interpreter"]),
     // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
-    .target(name: "Oracles", dependencies: ["X86", "CNative"]),
+    .target(name: "Oracles", dependencies: ["X86", "CNative", "Translator"]),
     // What every front end needs to launch a guest: the engine registry, the reference guest's
     // boot with benchmark markers, option syntax (memory sizes, console backends).
     .target(name: "Launcher", dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "GuestImages"]),

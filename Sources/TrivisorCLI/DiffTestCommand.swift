@@ -17,6 +17,12 @@ struct DiffTestCommand: ParsableCommand {
       loads and stores, stacks whose size differs from the code size, ENTER/LEAVE at every \
       nesting level, 16-bit string addressing, and segment limit, type and guard-page faults; the \
       segment selectors, fault error codes and CR2 are compared as well.
+
+      --engine dbt (64-bit mode) runs the model with the dynamic binary translator attached, with \
+      4-level paging at CPL 3 as the translator requires, each program in one run so translated \
+      blocks execute; the summary gives the share of the model's instructions translated code \
+      completed, and the run fails when it is zero. --paging runs the interpreter with the same \
+      paged setup.
       """
   )
 
@@ -26,6 +32,13 @@ struct DiffTestCommand: ParsableCommand {
       discussion: "64: 64-bit user code (default); compat32/compat16: compatibility mode with LDT segments."))
   var mode = "64"
 
+  @Option(
+    help: ArgumentHelp(
+      "How the model runs 64-bit programs: \(DiffTestEngine.allCases.map(\.rawValue).joined(separator: ", ")).",
+      discussion: "interp: the interpreter, one instruction at a time (default); dbt: the translator, whole programs."))
+  var engine = "interp"
+  @Flag(help: "Run 64-bit programs with 4-level paging at CPL 3 instead of flat (always so with --engine dbt).")
+  var paging = false
   @Option(help: "Instructions under test to generate.") var count = 10_000
   @Option(help: "Random seed (the same seed reproduces the same run).") var seed: UInt64 = 1
   @Option(
@@ -47,6 +60,16 @@ struct DiffTestCommand: ParsableCommand {
       throw ValidationError(
         "unknown mode '\(self.mode)'; known: \(DiffTestMode.allCases.map(\.rawValue).joined(separator: ", "))")
     }
+    guard let engine = DiffTestEngine(rawValue: engine) else {
+      throw ValidationError(
+        "unknown engine '\(self.engine)'; known: \(DiffTestEngine.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    if mode.isCompatibility && (engine == .dbt || paging) {
+      throw ValidationError("--engine dbt and --paging apply to --mode 64 (compatibility mode always pages)")
+    }
+    if engine == .dbt && noFastPath {
+      throw ValidationError("--engine dbt translates the fast forms: it cannot run with --no-fast-path")
+    }
     var selected: [InstructionClass] = []
     for name in classes.flatMap({ $0.split(separator: ",").map(String.init) }) {
       guard let c = InstructionClass(rawValue: name) else {
@@ -65,11 +88,14 @@ struct DiffTestCommand: ParsableCommand {
     options.programLength = length
     options.keptMismatches = max(show, 0)
     options.fastPath = !noFastPath
+    options.engine = engine
+    options.paging = paging
     let tester: DiffTester
     do { tester = try DiffTester(options: options) } catch { throw ValidationError(error.description) }
     for note in tester.notes { print("note: \(note)") }
     print(
-      "difftest: \(count) instructions, seed \(seed), mode \(mode.rawValue)\(noFastPath ? ", general path only" : ""), classes: "
+      "difftest: \(count) instructions, seed \(seed), mode \(mode.rawValue), engine \(engine.rawValue)"
+        + (engine == .interp && paging ? " (paging)" : "") + (noFastPath ? ", general path only" : "") + ", classes: "
         + options.classes.map(\.rawValue).joined(separator: " ")
     )
     let report: DiffTestReport
@@ -80,8 +106,15 @@ struct DiffTestCommand: ParsableCommand {
       print("")
       print(m.report)
     }
+    if verbose {
+      for (name, value) in report.translatorCounters { print("  \(name): \(value)") }
+    }
     print("")
     print(report.summary)
     if report.mismatchCount > 0 { throw ExitCode(1) }
+    if engine == .dbt && report.translatedInstructions == 0 {
+      print("difftest: the translator completed no instruction: nothing was tested on dbt")
+      throw ExitCode(1)
+    }
   }
 }

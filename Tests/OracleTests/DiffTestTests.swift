@@ -25,6 +25,31 @@ import Testing
   #expect(report.mismatchCount == 0, "\(report.mismatchCount) programs differ between the host CPU and the model")
 }
 
+/// The 64-bit difftest with the model paged at CPL 3 (`--paging`) on the interpreter, and with the
+/// translator attached (`--engine dbt`, always paged): no mismatch, and on dbt translated code
+/// must have completed a good share of the model's instructions (the helpers, ALU, moves, shifts,
+/// CMOV/SETcc, stack and branches it covers), not just a few.
+@Test(.requires(.nativeX86Linux), arguments: [DiffTestEngine.interp, .dbt])
+func pagedModelMatchesHostCPUOnRandomPrograms(engine: DiffTestEngine) throws {
+  let instructions = 5_000
+  var options = DiffTestOptions(instructionCount: instructions, seed: 0xDB7_2026)
+  options.engine = engine
+  options.paging = true
+  options.keptMismatches = 5
+  let tester = try DiffTester(options: options)
+  let report = try tester.run()
+  print(report.summary)
+  for m in report.mismatches { print(m.report) }
+  #expect(report.instructions >= instructions)
+  #expect(report.mismatchCount == 0, "\(report.mismatchCount) programs differ between the host CPU and the model")
+  #expect(report.hostOutcomes["#PF", default: 0] > 0, "no program page-faulted")
+  if engine == .dbt {
+    #expect(report.translatedShare > 20, "translated share \(report.translatedShare) %")
+  } else {
+    #expect(report.translatedInstructions == 0)
+  }
+}
+
 /// The undefined-flag masks for shifts and rotates follow the SDM's "Flags Affected" rules.
 @Test func undefinedFlagMasksFollowTheSDM() {
   // SHL by 1: OF defined, AF undefined. By 2: OF undefined. By 0: nothing changes.

@@ -38,7 +38,7 @@ import Testing
 /// CPU pushed; the model agrees on each case.
 @Test(.requires(.nativeX86Linux, .compatibilityMode)) func nativeRunnerRunsCompatibilityModeCode() throws {
   let runner = try NativeRunner()
-  let model = ModelRunner(vendor: HostCPU.detect().vendor)
+  let model = try ModelRunner(vendor: HostCPU.detect().vendor)
   var ldt = [LDTEntry](repeating: .emptyEntry, count: 16)
   ldt[0] = LDTEntry(base: UInt32(CN_CODE_ADDR), limit: 0xFFF, is32Bit: false, contents: .code)
   ldt[2] = LDTEntry(base: UInt32(CN_SANDBOX_ADDR), limit: 0x1FFF, is32Bit: false, contents: .data)

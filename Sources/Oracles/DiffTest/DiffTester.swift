@@ -16,6 +16,11 @@ public struct DiffTestOptions: Sendable {
   public var keptMismatches: Int = 20
   /// 64-bit code, or 32- or 16-bit code in compatibility mode.
   public var mode: DiffTestMode
+  /// How the model runs 64-bit programs: the interpreter stepping, or the translator (`.dbt`,
+  /// which implies `paging`).
+  public var engine: DiffTestEngine = .interp
+  /// Run 64-bit programs with 4-level paging at CPL 3 instead of the flat-user mode.
+  public var paging = false
 
   /// Options for `mode`; `classes` nil means every class the mode generates.
   public init(
@@ -130,12 +135,31 @@ public struct DiffTestReport: Sendable {
   public var hostOutcomes: [String: Int] = [:]
   public var mismatches: [DiffMismatch] = []
   public var notes: [String] = []
+  /// The engine the model ran 64-bit programs on.
+  public var engine: DiffTestEngine = .interp
+  /// Instructions the model retired (shrinking included), and of those the ones translated code
+  /// completed (`.dbt`; the rest ran in the interpreter: instructions the translator leaves,
+  /// side exits, faults).
+  public var modelInstructions: UInt64 = 0
+  public var translatedInstructions: UInt64 = 0
+  /// The translator's counters at the end of the run (`.dbt`).
+  public var translatorCounters: [(name: String, value: UInt64)] = []
+
+  /// The share of the model's instructions that translated code completed, in percent.
+  public var translatedShare: Double {
+    modelInstructions == 0 ? 0 : Double(translatedInstructions) * 100 / Double(modelInstructions)
+  }
 
   public var summary: String {
-    var lines = [
+    var first =
       "difftest: \(instructions) instructions in \(programs) programs, \(mismatchCount) mismatching programs"
-        + (skipped > 0 ? ", \(skipped) skipped (native timeout)" : "")
-    ]
+      + (skipped > 0 ? ", \(skipped) skipped (native timeout)" : "")
+    if engine == .dbt {
+      let share = (translatedShare * 10).rounded() / 10
+      first +=
+        "; dbt: \(translatedInstructions) of \(modelInstructions) model instructions translated (\(share) %)"
+    }
+    var lines = [first]
     lines.append("  executed on the host: \(executed) (the rest follow a fault in their program)")
     lines.append(
       "  host outcomes: "
@@ -171,7 +195,7 @@ public final class DiffTester {
     features = host.features
     generator = ProgramSource(mode: options.mode, classes: usable.classes, features: host.features, seed: options.seed)
     native = try NativeRunner()
-    model = ModelRunner(vendor: host.vendor)
+    model = try ModelRunner(vendor: host.vendor, engine: options.engine, paging: options.paging)
     model.fastPath = options.fastPath
   }
 
@@ -204,6 +228,9 @@ public final class DiffTester {
   public func run(progress: (String) -> Void = { _ in }) throws(NativeRunnerError) -> DiffTestReport {
     var report = DiffTestReport()
     report.notes = notes
+    report.engine = model.engine
+    let retiredBefore = model.retiredInstructions
+    let translatedBefore = model.translatedInstructions
     var lastProgress = 0
     while report.instructions < options.instructionCount {
       let length = min(options.programLength, options.instructionCount - report.instructions)
@@ -240,6 +267,9 @@ public final class DiffTester {
         progress("  \(report.instructions) instructions, \(report.mismatchCount) mismatches")
       }
     }
+    report.modelInstructions = model.retiredInstructions - retiredBefore
+    report.translatedInstructions = model.translatedInstructions - translatedBefore
+    report.translatorCounters = model.translatorCounters.map { ($0.name, $0.value) }
     return report
   }
 

@@ -283,8 +283,14 @@ package struct BlockCompiler {
     case .adcRR, .adcRI, .adcRM, .adcMR, .adcMI, .sbbRR, .sbbRI, .sbbRM, .sbbMR, .sbbMI: return .readsOrKeeps
     case .incDecR, .incDecM, .jcc, .cmovR, .cmovM, .setccR: return .readsOrKeeps
     case .shiftR:
-      // A count of 0 (after masking) leaves every flag; RCL/RCR read CF.
-      if ins.operation == .rcl || ins.operation == .rcr || ins.operands.1.kind != .immediate { return .readsOrKeeps }
+      // A count of 0 (after masking) leaves every flag; rotates write only CF and OF (SF ZF AF PF
+      // keep the guest's values, so the host's flags must be the guest's before a host rotate);
+      // RCL/RCR read CF.
+      switch ins.operation {
+      case .rol, .ror, .rcl, .rcr: return .readsOrKeeps
+      default: break
+      }
+      if ins.operands.1.kind != .immediate { return .readsOrKeeps }
       let mask: UInt64 = ins.operandSize == 8 ? 63 : 31
       return ins.immediate & mask == 0 ? .readsOrKeeps : .writesAll
     case .imulR, .imulM: return .writesAll

@@ -129,6 +129,13 @@ public final class CPU {
     forgetHostPages()
   }
 
+  /// Forgets every decoded instruction (and so every translation made from one: their code-page
+  /// generations no longer match), keeping the TLB and the host-page cache: for code rewritten
+  /// behind the CPU's back while the page tables and the memory map stayed the same.
+  public func invalidateDecodedCode() {
+    decodeCache.flush()
+  }
+
   /// Empties the host-page cache.
   func forgetHostPages() {
     for i in 0..<CPU.hostPageSlots {
