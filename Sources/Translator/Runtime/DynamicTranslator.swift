@@ -160,6 +160,7 @@ package final class DynamicTranslator: BlockExecutor {
       links.removeAll()
       crossLinks.removeAll()
       latestCrossEntry.removeAll()
+      outgoing.removeAll()
       indirect.clear()
       code.reset()
       offset = code.append(host.code)
@@ -178,20 +179,37 @@ package final class DynamicTranslator: BlockExecutor {
     for field in crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
     latestCrossEntry[ownCrossKey] = offset + host.crossEntry
     indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user)
+    // The branches of the translation this one replaces need no more patching.
+    for old in outgoing.removeValue(forKey: ownKey) ?? [] {
+      if old.cross {
+        crossLinks[old.target]?.removeAll { $0 == old.field }
+      } else {
+        links[old.target]?.removeAll { $0 == old.field }
+      }
+    }
     // This block's own branches: linked now when their target is translated, else on its arrival.
+    var registered: [(target: CodeCache.Key, cross: Bool, field: Int)] = []
     for l in host.links {
       if l.target & ~0xFFF == rip & ~0xFFF {
         let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user)
         links[target, default: []].append(offset + l.field)
+        registered.append((target, false, offset + l.field))
         if let t = cache.lookup(target), let chainEntry = t.chainEntry { patch(offset + l.field, to: chainEntry) }
       } else {
         let target = crossKey(rip: l.target, user: user)
         crossLinks[target, default: []].append(offset + l.field)
+        registered.append((target, true, offset + l.field))
         if let entry = latestCrossEntry[target] { patch(offset + l.field, to: entry) }
       }
     }
+    outgoing[ownKey] = registered
     return block
   }
+
+  /// The linkable branches each key's current translation registered (so that a retranslation
+  /// can withdraw them and the lists only hold branches of live translations).
+  @exclusivity(unchecked) private var outgoing: [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int)]] =
+    [:]
 
   private func key(rip: UInt64, physical: UInt64, user: Bool) -> CodeCache.Key {
     CodeCache.Key(linear: rip, physicalAndLevel: physical | (user ? 1 << 63 : 0))
