@@ -103,6 +103,7 @@ enum APICTestGuest {
     var configuration = MachineConfiguration(
       engineOptions: EngineOptions(interruptController: irqchip), timeoutSeconds: 120)
     configuration.cpuCount = cpus
+    configuration.firmwareConfigurationDevice = false  // guests' trigger ports use 0x510
     let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     try prepare(machine)
     let outcome = machine.run()

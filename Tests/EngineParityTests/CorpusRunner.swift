@@ -31,7 +31,7 @@ func runCorpusGuest(_ binary: [UInt8], on engine: any Engine, label: String) thr
   let output = OutputBuffer()
   let vm = try Machine(
     memory: memory, boot: boot, engine: engine,
-    configuration: MachineConfiguration(consoleCapture: { output.append($0) }, timeoutSeconds: 20))
+    configuration: corpusConfiguration(output))
   let log = AccessLog()
   try vm.portBus.register(LatchPort(log: log), ports: LatchPort.port...LatchPort.port)
   try vm.portBus.register(StackPort(log: log), ports: StackPort.port...StackPort.port)
@@ -40,4 +40,11 @@ func runCorpusGuest(_ binary: [UInt8], on engine: any Engine, label: String) thr
   return CorpusRun(
     engineName: label, output: output.text, status: outcome.exitStatus, reason: outcome.reason,
     deviceLog: log.entries)
+}
+
+/// The corpus machine: console captured, no fw_cfg (the corpus's test devices use its ports).
+func corpusConfiguration(_ output: OutputBuffer) -> MachineConfiguration {
+  var configuration = MachineConfiguration(consoleCapture: { output.append($0) }, timeoutSeconds: 20)
+  configuration.firmwareConfigurationDevice = false
+  return configuration
 }

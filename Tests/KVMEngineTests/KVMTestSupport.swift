@@ -38,9 +38,11 @@ extension KVMTestSupport {
     try mem.write(0x10000, bytes: image)
     try prepare(mem)
     let boot = try SmallGuestBoot.prepare(memory: mem, entry: 0x10000)
-    let config = MachineConfiguration(
+    var config = MachineConfiguration(
       consoleCapture: { capture.append($0) }, engineOptions: EngineOptions(interruptController: irqchip),
       timeoutSeconds: timeout)
+    config.firmwareConfigurationDevice = false  // the test guests use ports 0x510-0x515
+
     return try Machine(memory: mem, boot: boot, engine: engine, configuration: config)
   }
 }

@@ -9,7 +9,7 @@ import Testing
     let memory = try GuestMemory(ramSize: 8 << 20)
     let clock = ManualClock()
     let pc = PCDevices(
-      memory: memory, clock: clock, control: MachineControl(), serialOutput: { _ in }, firmware: true)
+      memory: memory, clock: clock, control: MachineControl(), serialOutput: { _ in })
     let bus = PortIOBus()
     try pc.register(on: bus)
     let ports: [UInt16] =

@@ -64,4 +64,18 @@ import Testing
     configuration.cpuCount = 2
     #expect(configuration.describesPlatform && !configuration.placesPlatformTablesInMemory)
   }
+
+  /// fw_cfg is on every boot path, as on QEMU's PC: a directly booted multi-vCPU machine offers
+  /// the CPU count and the same ACPI tables there too, and a reboot does not add them twice.
+  @Test func directBootHasFwCfgWithTheCPUCountAndTables() throws {
+    let m = try Self.machine(cpus: 2)
+    let fwCfg = try #require(m.devices.fwCfg)
+    fwCfg.write(port: 0x510, size: 2, value: 0x05)  // FW_CFG_NB_CPUS
+    #expect(fwCfg.read(port: 0x511, size: 1) | fwCfg.read(port: 0x511, size: 1) << 8 == 2)
+    #expect(fwCfg.file(named: "etc/acpi/tables") != nil && fwCfg.file(named: "etc/acpi/rsdp") != nil)
+    #expect(fwCfg.file(named: "etc/e820") != nil)
+    let uniprocessor = try Self.machine(cpus: 1)
+    #expect(uniprocessor.devices.fwCfg?.file(named: "etc/acpi/tables") == nil)
+    #expect(uniprocessor.devices.fwCfg != nil)
+  }
 }

@@ -9,7 +9,7 @@ import Testing
     let out = OutputCollector()
     let control = MachineControl()
     let pc = PCDevices(
-      memory: memory, clock: clock, control: control, serialOutput: { out.append($0) }, firmware: true)
+      memory: memory, clock: clock, control: control, serialOutput: { out.append($0) })
     let bus = PortIOBus()
     try pc.register(on: bus)
     // COM1 output and the debug console share the output.

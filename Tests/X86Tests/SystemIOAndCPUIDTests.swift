@@ -32,6 +32,20 @@ import Testing
     #expect(faultOf { () throws(Fault) in try IOPermission.check(port: 0x80, size: 1, state: p, memory: pm) } == .gp(0))
   }
 
+  /// Leaf 0BH: each vCPU a package of one core and one thread, its x2APIC ID in EDX of every
+  /// subleaf, and the level list ending at subleaf 2.
+  @Test func cpuidDescribesTheTopology() {
+    let cpuid = CPUIDTable(features: .systemBaseline, apicID: 3)
+    let smt = cpuid.query(leaf: 0xB, subleaf: 0)
+    #expect(smt.eax == 0 && smt.ebx == 1 && smt.ecx == 0x100 && smt.edx == 3)
+    let core = cpuid.query(leaf: 0xB, subleaf: 1)
+    #expect(core.eax == 0 && core.ebx == 1 && core.ecx == 0x201 && core.edx == 3)
+    let end = cpuid.query(leaf: 0xB, subleaf: 2)
+    #expect(end.ebx == 0 && end.ecx == 2 && end.ecx & 0xFF00 == 0 && end.edx == 3)
+    // Leaf 1: one logical processor per package, the same initial APIC ID.
+    #expect(cpuid.query(leaf: 1, subleaf: 0).ebx >> 16 == 0x0301)
+  }
+
   @Test func cpuidAdvertisesTheFeatureSet() {
     var features = CPUFeatures.systemBaseline
     features.insert(.cmov)

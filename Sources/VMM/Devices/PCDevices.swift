@@ -13,7 +13,7 @@
 /// | 0xE9, 0x402     | `DebugConsole`                           |     |
 /// | 0xF4            | `DebugExitDevice`                        |     |
 /// | 0x3F8-0x3FF     | `Serial16550` (COM1)                     | 4   |
-/// | 0x510-0x511     | `FwCfg` (only with `firmware: true`)     |     |
+/// | 0x510-0x511     | `FwCfg` (unless `firmwareConfiguration: false`) |     |
 /// | 0x604-0x605     | `PowerOffDevice`                         |     |
 /// | 0xCF8-0xCFF     | `PCIHostBridge`                          |     |
 public final class PCDevices {
@@ -41,7 +41,7 @@ public final class PCDevices {
   public let powerOff: PowerOffDevice
   /// The PCI host bridge (0xCF8/0xCFC, reset at 0xCF9).
   public let pci: PCIHostBridge
-  /// fw_cfg (0x510-0x511) for firmware; nil for other guests.
+  /// fw_cfg (0x510-0x511); nil when the machine leaves it out.
   public let fwCfg: FwCfg?
   /// Where device interrupts go: `pic`, or the sink given at creation (KVM's irqchip).
   public let interruptSink: any InterruptSink
@@ -54,7 +54,7 @@ public final class PCDevices {
   ///     on the bus too. With KVM's in-kernel irqchip, pass a sink that forwards to it.
   ///   - serialOutput: COM1's transmitted bytes.
   ///   - consoleOutput: the debug console's bytes (defaults to `serialOutput`).
-  ///   - firmware: add fw_cfg for a BIOS.
+  ///   - firmwareConfiguration: add fw_cfg (QEMU's firmware configuration device).
   ///   - control: where stop, reset and A20 requests go.
   ///   - cpuCount: the vCPUs firmware is told about (fw_cfg).
   ///   - ioapic: with the userspace PIC, an I/O APIC that receives the ISA lines too
@@ -62,7 +62,8 @@ public final class PCDevices {
   public init(
     memory: GuestMemory, clock: any GuestClock, control: MachineControl, interruptSink: (any InterruptSink)? = nil,
     ioapic: IOAPIC? = nil, cpuCount: Int = 1,
-    serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil, firmware: Bool = false
+    serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil,
+    firmwareConfiguration: Bool = true
   ) {
     let pic = PICPair()
     self.pic = pic
@@ -81,7 +82,7 @@ public final class PCDevices {
     debugExit = DebugExitDevice(control: control)
     powerOff = PowerOffDevice(control: control)
     pci = PCIHostBridge(control: control)
-    fwCfg = firmware ? FwCfg.standard(memory: memory, cpuCount: cpuCount) : nil
+    fwCfg = firmwareConfiguration ? FwCfg.standard(memory: memory, cpuCount: cpuCount) : nil
   }
 
   /// Registers every device at its usual ports.

@@ -22,7 +22,7 @@ extension Machine {
       return .internalError(InternalErrorReport(reason: "cannot reboot after a reset: \(error)"))
     }
     do throws(EngineError) {
-      if !configuration.firmware { try installPlatformTables() }  // fw_cfg keeps its files
+      try installPlatformTables(intoFirmwareConfiguration: false)  // fw_cfg keeps its files
       for runner in runners { try runner.resetVCPU(boot: runner.index == 0 ? boot : nil) }
     } catch {
       control.completeReset()

@@ -144,7 +144,8 @@ public final class Machine {
     devices = PCDevices(
       memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink, ioapic: ioapic,
       cpuCount: configuration.cpuCount,
-      serialOutput: serialSink, consoleOutput: debugSink, firmware: configuration.firmware)
+      serialOutput: serialSink, consoleOutput: debugSink,
+      firmwareConfiguration: configuration.firmwareConfigurationDevice)
     if vm.engineInterruptSink == nil {
       pic = devices.pic
       pit = devices.pit
@@ -187,7 +188,7 @@ public final class Machine {
         timedDevices.append(r.lapic)
       }
     }
-    try installPlatformTables()
+    try installPlatformTables(intoFirmwareConfiguration: true)
     try runners[0].applyBootState(boot)
     for line in boot.summary { configuration.log?(line) }
     let unsupported = vcpus[0].unsupportedExitControls
@@ -234,20 +235,18 @@ public final class Machine {
   /// The platform tables when `MachineConfiguration.describesPlatform` (several vCPUs or vNUMA
   /// nodes, the VMM's interrupt controllers; docs/platform-tables.md): for a directly loaded
   /// kernel, what firmware would have left (BIOS data area, EBDA, ACPI tables with SRAT/SLIT for
-  /// vNUMA, MP table); for firmware, the ACPI tables through fw_cfg. A uniprocessor machine
-  /// without vNUMA gets none, as before.
-  func installPlatformTables() throws(EngineError) {
+  /// vNUMA, MP table); and on every boot path the ACPI tables through fw_cfg (firmware installs
+  /// them from there; `intoFirmwareConfiguration`: once, when the machine is built). A
+  /// uniprocessor machine without vNUMA gets none, as before.
+  func installPlatformTables(intoFirmwareConfiguration: Bool) throws(EngineError) {
     guard configuration.describesPlatform, ioapic != nil else { return }
     do throws(LoaderError) {
       let numa = try configuration.numaNodes.map { nodes throws(LoaderError) in
         try NUMATopology.evenlySplit(nodeCount: nodes, cpuCount: configuration.cpuCount, memory: memory)
       }
       let platform = PlatformDescription(cpuCount: configuration.cpuCount, numa: numa)
-      if configuration.firmware {
-        try devices.fwCfg?.addACPITables(for: platform, memory: memory)
-      } else {
-        _ = try PlatformTables.install(into: memory, platform: platform)
-      }
+      if intoFirmwareConfiguration { try devices.fwCfg?.addACPITables(for: platform, memory: memory) }
+      if !configuration.firmware { _ = try PlatformTables.install(into: memory, platform: platform) }
     } catch {
       throw EngineError("cannot place the platform tables: \(error)")
     }

@@ -16,9 +16,14 @@ public struct MachineConfiguration {
   public var handleHostSignals: Bool
   /// Receives `--verbose` diagnostics.
   public var log: ((String) -> Void)?
-  /// The guest is PC firmware started at the reset vector (`--bios`): adds the firmware-only
-  /// devices (fw_cfg at 0x510).
+  /// The guest is PC firmware started at the reset vector (`--bios`): the platform tables go
+  /// through fw_cfg instead of into memory.
   public var firmware: Bool
+  /// QEMU's firmware configuration device at ports 0x510-0x511 (`FwCfg`): the CPU count, the
+  /// memory map and, when the machine describes itself (`describesPlatform`), the ACPI tables.
+  /// Present on every boot path, as on QEMU's PC; a test that puts its own device at those ports
+  /// turns it off.
+  public var firmwareConfigurationDevice = true
   /// Stop with `StopReason.outputMatched` (status 0) once COM1's output or the debug console's
   /// output contains this text (`--stop-on-output`); each stream is searched on its own.
   /// Empty or nil: never.

@@ -58,6 +58,14 @@ public struct CPUIDTable: Sendable, Equatable {
     case 7:
       guard subleaf == 0 else { return (0, 0, 0, 0) }
       return (0, features.leaf7EBX, features.leaf7ECX, features.leaf7EDX)
+    case 0xB:
+      // Extended topology: every vCPU is a package of one core with one thread (as QEMU's PC
+      // presents `-smp N` as N sockets), so no bits of the x2APIC ID select a thread or core.
+      switch subleaf {
+      case 0: return (0, 1, 0 | 1 << 8, UInt32(apicID))  // SMT level: one logical processor
+      case 1: return (0, 1, 1 | 2 << 8, UInt32(apicID))  // core level: one core
+      default: return (0, 0, subleaf & 0xFF, UInt32(apicID))  // no further level
+      }
     case 0xD:
       // Only x87 and SSE state components, and only when XSAVE is advertised.
       guard features.contains(.xsave) else { return (0, 0, 0, 0) }
