@@ -28,9 +28,11 @@
 /// receive illegal vector, illegal register address) and shows them after the next ESR write;
 /// each new error raises the LVT error interrupt unless it is masked.
 ///
-/// Not modelled: lowest-priority arbitration (delivered to the first target, in x2APIC mode too,
-/// where some processors refuse such IPIs with a redirectable-IPI error), SMIs (accepted and
-/// dropped), the APIC base MSR's relocation of the page (the value is kept, the page stays at
+/// Lowest-priority arbitration compares `arbitrationPriority` across the targets
+/// (`Machine.lowestPriorityTarget`), in x2APIC mode too (where some processors refuse such IPIs
+/// with a redirectable-IPI error).
+///
+/// Not modelled: SMIs (accepted and dropped), the APIC base MSR's relocation of the page (the value is kept, the page stays at
 /// 0xFEE00000), the thermal and performance-counter interrupts, and directed EOI.
 ///
 /// Threading: every method takes the APIC's own lock; the runner of its vCPU calls `read`,
@@ -253,6 +255,10 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
 
   /// SVR bit 8: the APIC is software-enabled.
   public var softwareEnabled: Bool { svr & 0x100 != 0 }
+
+  /// The processor priority's class (PPR bits 7:4, as a value 0x00-0xF0) that lowest-priority
+  /// arbitration compares. Any thread.
+  public var arbitrationPriority: UInt32 { lock.locked { processorPriority & 0xF0 } }
 
   var processorPriority: UInt32 {
     let isrv = highest(isr) ?? 0

@@ -2,8 +2,8 @@
 /// sends to the vCPUs it addresses. Targets are found by the destination shorthand, or by the
 /// destination field (`LocalAPIC.isAddressed`): physical (an APIC ID; 0xFF, or 0xFFFFFFFF in
 /// x2APIC format, for all), logical flat in xAPIC mode (a bit per APIC in the LDR) or logical
-/// cluster in x2APIC mode. Fixed and lowest-priority interrupts (the latter to the first target)
-/// go to the target APICs, NMIs to their NMI latch, INIT and start-up IPIs to the targets'
+/// cluster in x2APIC mode. Fixed interrupts go to every target APIC, lowest-priority ones to the
+/// target whose processor priority class is lowest (`lowestPriorityTarget`), NMIs to their NMI latch, INIT and start-up IPIs to the targets'
 /// runners (`receiveINIT`, `receiveStartup`). SMIs are accepted and dropped (there is no SMM).
 /// ExtINT messages are not routed: the 8259's output reaches a CPU through LINT0 or through the
 /// I/O APIC's pin 0 (`picOutputReaches`). An IPI with a destination no APIC matches sets the
@@ -23,12 +23,24 @@ extension Machine {
     }
     switch InterProcessorInterrupt.DeliveryMode(rawValue: ipi.deliveryMode) {
     case .fixed: for t in targets { t.lapic.accept(vector: ipi.vector, level: ipi.levelTriggered) }
-    case .lowestPriority: targets.first?.lapic.accept(vector: ipi.vector)
+    case .lowestPriority: lowestPriorityTarget(targets)?.lapic.accept(vector: ipi.vector)
     case .nmi: for t in targets { t.lapic.acceptNMI() }
     case .initialize where !ipi.isINITDeassert: for t in targets { t.receiveINIT() }
     case .startup: for t in targets { t.receiveStartup(vector: ipi.vector) }
     case .smi, .extINT, .initialize, nil: break
     }
+  }
+
+  /// Lowest-priority arbitration: of the targets, one whose processor priority class (TPR, or the
+  /// class of the interrupt in service if higher) is lowest; equals take turns (a rotation shared
+  /// by the machine), so equally idle CPUs share the interrupts.
+  func lowestPriorityTarget(_ targets: [VCPURunner]) -> VCPURunner? {
+    guard targets.count > 1 else { return targets.first }
+    let priorities = targets.map { $0.lapic.arbitrationPriority }
+    guard let lowest = priorities.min() else { return nil }
+    let candidates = targets.indices.filter { priorities[$0] == lowest }
+    let turn = Int(lowestPriorityTurn.wrappingAdd(1, ordering: .relaxed).oldValue % UInt64(candidates.count))
+    return targets[candidates[turn]]
   }
 
   /// Whether the 8259's INTR reaches `runner`'s vCPU: on the bootstrap processor through its

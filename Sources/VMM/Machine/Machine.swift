@@ -45,6 +45,8 @@ public final class Machine {
   public let configuration: MachineConfiguration
   /// Stop, reset and A20 requests from devices, signals and timers.
   public let control = MachineControl()
+  /// Whose turn it is among equally low-priority targets (`lowestPriorityTarget`).
+  let lowestPriorityTurn = Atomic<UInt64>(0)
   /// Which guest pages hold code the software engines cached (`memory.codeWrites`), shared by every
   /// vCPU and noted by every write through `memory`.
   public var codeWrites: CodeWriteTracker { memory.codeWrites }
