@@ -121,6 +121,8 @@ package struct BlockCompiler {
   private let callout: (function: UInt64, context: UInt64)
   /// Guest register -> host register for the block's most used registers.
   private var cached: [UInt8: HostRegister] = [:]
+  /// The same pairs by guest register number (loads and write-backs in a fixed order).
+  private var cachedInOrder: [(guest: UInt8, host: HostRegister)] = []
   /// Host registers that hold guest registers, in allocation order.
   static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r13, .r14, .r15]
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
@@ -177,7 +179,7 @@ package struct BlockCompiler {
     a.bind(entryChecks)
     let chainEntry = a.count
     emitEntryChecks()
-    for (guest, host) in cached.sorted(by: { $0.key < $1.key }) {
+    for (guest, host) in cachedInOrder {
       a.mov(host, .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(guest)))))
     }
     for (k, g) in block.instructions.enumerated() {
@@ -262,11 +264,12 @@ package struct BlockCompiler {
     }
     let chosen = (0..<16).filter { uses[$0] >= 2 }.sorted { uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1) }
     for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[UInt8(guest)] = host }
+    cachedInOrder = cached.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
   }
 
   /// Stores every cached guest register back into the state page (before any exit).
   private mutating func writeBackRegisters() {
-    for (guest, host) in cached.sorted(by: { $0.key < $1.key }) {
+    for (guest, host) in cachedInOrder {
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(guest)))), host)
     }
   }

@@ -50,7 +50,7 @@ package struct X64Assembler {
   /// rel32 fields waiting for their label: (field offset, label).
   private var fixups: [(at: Int, label: Label)] = []
 
-  package init() {}
+  package init() { bytes.reserveCapacity(1024) }
 
   package var count: Int { bytes.count }
 
@@ -89,8 +89,10 @@ package struct X64Assembler {
   /// number or an opcode extension) and whose r/m is `rm`, then the ModRM, SIB and displacement.
   /// `size` 2 adds 0x66, 8 sets REX.W; `byteRegisters` forces a REX when a byte register
   /// numbered 4-7 is involved, so it means SPL/BPL/SIL/DIL and not AH-BH.
+  /// `opcode` is one or two bytes: `(0x0F << 8) | second` for two-byte opcodes (no array per
+  /// instruction: the translator emits thousands).
   private mutating func encode(
-    _ opcode: [UInt8], size: Int, reg: UInt8, rm: HostOperand, byteRegisters: Bool = false, regIsRegister: Bool = false
+    _ opcode: UInt16, size: Int, reg: UInt8, rm: HostOperand, byteRegisters: Bool = false, regIsRegister: Bool = false
   ) {
     if size == 2 { bytes.append(0x66) }
     var rex: UInt8 = size == 8 ? 0x08 : 0
@@ -106,7 +108,8 @@ package struct X64Assembler {
     }
     if byteRegisters && regIsRegister && reg >= 4 { force = true }
     if rex != 0 || force { bytes.append(0x40 | rex) }
-    bytes.append(contentsOf: opcode)
+    if opcode > 0xFF { bytes.append(UInt8(opcode >> 8)) }
+    bytes.append(UInt8(truncatingIfNeeded: opcode))
     modRM(reg: reg & 7, rm: rm)
   }
 
@@ -137,18 +140,20 @@ package struct X64Assembler {
   /// MOV r/m, r.
   package mutating func mov(_ dst: HostOperand, _ src: HostRegister, size: Int = 8) {
     encode(
-      [size == 1 ? 0x88 : 0x89], size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1, regIsRegister: true)
+      UInt16(size == 1 ? 0x88 : 0x89), size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1,
+      regIsRegister: true)
   }
 
   /// MOV r, r/m.
   package mutating func mov(_ dst: HostRegister, _ src: HostOperand, size: Int = 8) {
     encode(
-      [size == 1 ? 0x8A : 0x8B], size: size, reg: dst.rawValue, rm: src, byteRegisters: size == 1, regIsRegister: true)
+      UInt16(size == 1 ? 0x8A : 0x8B), size: size, reg: dst.rawValue, rm: src, byteRegisters: size == 1,
+      regIsRegister: true)
   }
 
   /// MOV r/m, imm (imm8/16/32; at size 8 the imm32 is sign-extended).
   package mutating func mov(_ dst: HostOperand, immediate: Int64, size: Int = 8) {
-    encode([size == 1 ? 0xC6 : 0xC7], size: size, reg: 0, rm: dst, byteRegisters: size == 1)
+    encode(UInt16(size == 1 ? 0xC6 : 0xC7), size: size, reg: 0, rm: dst, byteRegisters: size == 1)
     imm(immediate, size: min(size, 4))
   }
 
@@ -170,22 +175,24 @@ package struct X64Assembler {
   /// MOVZX r, r/m8 or r/m16 (`sourceSize` 1 or 2) into a `size`-byte register.
   package mutating func movzx(_ dst: HostRegister, _ src: HostOperand, sourceSize: Int, size: Int = 4) {
     encode(
-      [0x0F, sourceSize == 1 ? 0xB6 : 0xB7], size: size, reg: dst.rawValue, rm: src, byteRegisters: sourceSize == 1)
+      0x0F00 | UInt16(sourceSize == 1 ? 0xB6 : 0xB7), size: size, reg: dst.rawValue, rm: src,
+      byteRegisters: sourceSize == 1)
   }
 
   /// MOVSX r, r/m8 or r/m16, or MOVSXD r64, r/m32.
   package mutating func movsx(_ dst: HostRegister, _ src: HostOperand, sourceSize: Int, size: Int = 8) {
     if sourceSize == 4 {
-      encode([0x63], size: size, reg: dst.rawValue, rm: src)
+      encode(UInt16(0x63), size: size, reg: dst.rawValue, rm: src)
     } else {
       encode(
-        [0x0F, sourceSize == 1 ? 0xBE : 0xBF], size: size, reg: dst.rawValue, rm: src, byteRegisters: sourceSize == 1)
+        0x0F00 | UInt16(sourceSize == 1 ? 0xBE : 0xBF), size: size, reg: dst.rawValue, rm: src,
+        byteRegisters: sourceSize == 1)
     }
   }
 
   /// LEA r, m.
   package mutating func lea(_ dst: HostRegister, _ src: HostMemory, size: Int = 8) {
-    encode([0x8D], size: size, reg: dst.rawValue, rm: .memory(src))
+    encode(UInt16(0x8D), size: size, reg: dst.rawValue, rm: .memory(src))
   }
 
   // MARK: Arithmetic
@@ -193,14 +200,14 @@ package struct X64Assembler {
   /// op r/m, r.
   package mutating func alu(_ op: HostALU, _ dst: HostOperand, _ src: HostRegister, size: Int = 8) {
     encode(
-      [op.rawValue << 3 | (size == 1 ? 0 : 1)], size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1,
+      UInt16(op.rawValue << 3 | (size == 1 ? 0 : 1)), size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1,
       regIsRegister: true)
   }
 
   /// op r, r/m.
   package mutating func alu(_ op: HostALU, _ dst: HostRegister, _ src: HostOperand, size: Int = 8) {
     encode(
-      [op.rawValue << 3 | (size == 1 ? 2 : 3)], size: size, reg: dst.rawValue, rm: src, byteRegisters: size == 1,
+      UInt16(op.rawValue << 3 | (size == 1 ? 2 : 3)), size: size, reg: dst.rawValue, rm: src, byteRegisters: size == 1,
       regIsRegister: true)
   }
 
@@ -208,13 +215,13 @@ package struct X64Assembler {
   /// (sign-extended to 64 bits at size 8).
   package mutating func alu(_ op: HostALU, _ dst: HostOperand, immediate: Int64, size: Int = 8) {
     if size == 1 {
-      encode([0x80], size: 1, reg: op.rawValue, rm: dst, byteRegisters: true)
+      encode(UInt16(0x80), size: 1, reg: op.rawValue, rm: dst, byteRegisters: true)
       imm(immediate, size: 1)
     } else if Int64(Int8(truncatingIfNeeded: immediate)) == immediate {
-      encode([0x83], size: size, reg: op.rawValue, rm: dst)
+      encode(UInt16(0x83), size: size, reg: op.rawValue, rm: dst)
       imm(immediate, size: 1)
     } else {
-      encode([0x81], size: size, reg: op.rawValue, rm: dst)
+      encode(UInt16(0x81), size: size, reg: op.rawValue, rm: dst)
       imm(immediate, size: min(size, 4))
     }
   }
@@ -222,43 +229,44 @@ package struct X64Assembler {
   /// TEST r/m, r.
   package mutating func test(_ dst: HostOperand, _ src: HostRegister, size: Int = 8) {
     encode(
-      [size == 1 ? 0x84 : 0x85], size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1, regIsRegister: true)
+      UInt16(size == 1 ? 0x84 : 0x85), size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1,
+      regIsRegister: true)
   }
 
   /// TEST r/m, imm.
   package mutating func test(_ dst: HostOperand, immediate: Int64, size: Int = 8) {
-    encode([size == 1 ? 0xF6 : 0xF7], size: size, reg: 0, rm: dst, byteRegisters: size == 1)
+    encode(UInt16(size == 1 ? 0xF6 : 0xF7), size: size, reg: 0, rm: dst, byteRegisters: size == 1)
     imm(immediate, size: min(size, 4))
   }
 
   /// INC r/m (`increment`) or DEC r/m.
   package mutating func incDec(_ dst: HostOperand, increment: Bool, size: Int = 8) {
-    encode([size == 1 ? 0xFE : 0xFF], size: size, reg: increment ? 0 : 1, rm: dst, byteRegisters: size == 1)
+    encode(UInt16(size == 1 ? 0xFE : 0xFF), size: size, reg: increment ? 0 : 1, rm: dst, byteRegisters: size == 1)
   }
 
   /// Shift or rotate r/m by an immediate count.
   package mutating func shift(_ op: HostShift, _ dst: HostOperand, count: UInt8, size: Int = 8) {
-    encode([size == 1 ? 0xC0 : 0xC1], size: size, reg: op.rawValue, rm: dst, byteRegisters: size == 1)
+    encode(UInt16(size == 1 ? 0xC0 : 0xC1), size: size, reg: op.rawValue, rm: dst, byteRegisters: size == 1)
     bytes.append(count)
   }
 
   /// Shift or rotate r/m by CL.
   package mutating func shiftByCL(_ op: HostShift, _ dst: HostOperand, size: Int = 8) {
-    encode([size == 1 ? 0xD2 : 0xD3], size: size, reg: op.rawValue, rm: dst, byteRegisters: size == 1)
+    encode(UInt16(size == 1 ? 0xD2 : 0xD3), size: size, reg: op.rawValue, rm: dst, byteRegisters: size == 1)
   }
 
   /// IMUL r, r/m.
   package mutating func imul(_ dst: HostRegister, _ src: HostOperand, size: Int = 8) {
-    encode([0x0F, 0xAF], size: size, reg: dst.rawValue, rm: src)
+    encode(0x0F00 | UInt16(0xAF), size: size, reg: dst.rawValue, rm: src)
   }
 
   /// IMUL r, r/m, imm (imm8 when it fits a signed byte, else imm16/32).
   package mutating func imul(_ dst: HostRegister, _ src: HostOperand, immediate: Int64, size: Int = 8) {
     if Int64(Int8(truncatingIfNeeded: immediate)) == immediate {
-      encode([0x6B], size: size, reg: dst.rawValue, rm: src)
+      encode(UInt16(0x6B), size: size, reg: dst.rawValue, rm: src)
       imm(immediate, size: 1)
     } else {
-      encode([0x69], size: size, reg: dst.rawValue, rm: src)
+      encode(UInt16(0x69), size: size, reg: dst.rawValue, rm: src)
       imm(immediate, size: min(size, 4))
     }
   }
@@ -267,12 +275,12 @@ package struct X64Assembler {
 
   /// SETcc r/m8 (`condition` is the 4-bit x86 condition code).
   package mutating func setcc(_ condition: UInt8, _ dst: HostOperand) {
-    encode([0x0F, 0x90 | condition & 15], size: 1, reg: 0, rm: dst, byteRegisters: true)
+    encode(0x0F00 | UInt16(0x90 | condition & 15), size: 1, reg: 0, rm: dst, byteRegisters: true)
   }
 
   /// CMOVcc r, r/m.
   package mutating func cmov(_ condition: UInt8, _ dst: HostRegister, _ src: HostOperand, size: Int = 8) {
-    encode([0x0F, 0x40 | condition & 15], size: size, reg: dst.rawValue, rm: src)
+    encode(0x0F00 | UInt16(0x40 | condition & 15), size: size, reg: dst.rawValue, rm: src)
   }
 
   package mutating func pushfq() { bytes.append(0x9C) }
@@ -293,10 +301,10 @@ package struct X64Assembler {
   package mutating func ret() { bytes.append(0xC3) }
 
   /// CALL r/m64.
-  package mutating func call(_ target: HostOperand) { encode([0xFF], size: 4, reg: 2, rm: target) }
+  package mutating func call(_ target: HostOperand) { encode(UInt16(0xFF), size: 4, reg: 2, rm: target) }
 
   /// JMP r/m64.
-  package mutating func jmp(_ target: HostOperand) { encode([0xFF], size: 4, reg: 4, rm: target) }
+  package mutating func jmp(_ target: HostOperand) { encode(UInt16(0xFF), size: 4, reg: 4, rm: target) }
 
   /// JMP rel32 to `label`.
   package mutating func jmp(_ label: Label) {
@@ -307,7 +315,8 @@ package struct X64Assembler {
 
   /// Jcc rel32 to `label`.
   package mutating func jcc(_ condition: UInt8, _ label: Label) {
-    bytes.append(contentsOf: [0x0F, 0x80 | condition & 15])
+    bytes.append(0x0F)
+    bytes.append(0x80 | condition & 15)
     fixups.append((bytes.count, label))
     imm(0, size: 4)
   }
