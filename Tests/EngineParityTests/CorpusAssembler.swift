@@ -30,7 +30,12 @@ enum CorpusAssembler {
       .appendingPathComponent("trivisor-corpus-\(getpid())-\(name)")
     try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: work) }
-    let source = corpusDirectory.appendingPathComponent("\(name).S").path
+    return try flatBinary(of: corpusDirectory.appendingPathComponent("\(name).S").path, in: work, name: name)
+  }
+
+  /// Assembles and links the GNU-as source at `source` into a flat binary whose first byte lands at
+  /// 0x10000, with intermediate files in `work` (the one pipeline for corpus and inline guests).
+  static func flatBinary(of source: String, in work: URL, name: String) throws -> [UInt8] {
     let object = work.appendingPathComponent("\(name).o").path
     let elf = work.appendingPathComponent("\(name).elf").path
     let flat = work.appendingPathComponent("\(name).bin").path

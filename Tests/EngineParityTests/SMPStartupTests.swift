@@ -22,20 +22,29 @@ import VMM
   /// An AP (16-bit, at 0x8000): `lock inc dword [0x9000]`, then `pause; jmp` for ever.
   static let ap: [UInt8] = [0x66, 0xF0, 0xFF, 0x06, 0x00, 0x90, 0xF3, 0x90, 0xEB, 0xFC]
 
-  static func boot(
-    cpus: Int, on engine: any Engine, irqchip: InterruptControllerPlacement = .user
-  ) throws -> (RunOutcome, UInt32) {
+  /// A machine of `cpus` vCPUs with `bspCode` at 0x10000, the AP code at 0x8000 and the AP count
+  /// at 0x9004 (rebooting through `SmallGuestBoot` again when `reboots`).
+  static func machine(
+    cpus: Int, on engine: any Engine, irqchip: InterruptControllerPlacement, bspCode: [UInt8], reboots: Bool = false
+  ) throws -> Machine {
     let memory = try GuestMemory(ramSize: 2 << 20)
-    try memory.write(0x10000, bytes: bsp)
+    try memory.write(0x10000, bytes: bspCode)
     try memory.write(0x8000, bytes: ap)
     try memory.write(UInt32(cpus - 1), at: 0x9004)
     let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
     var configuration = MachineConfiguration(
       engineOptions: EngineOptions(interruptController: irqchip), timeoutSeconds: 120)
     configuration.cpuCount = cpus
-    let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
+    if reboots { configuration.reboot = { memory in try SmallGuestBoot.prepare(memory: memory, entry: 0x10000) } }
+    return try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
+  }
+
+  static func boot(
+    cpus: Int, on engine: any Engine, irqchip: InterruptControllerPlacement = .user
+  ) throws -> (RunOutcome, UInt32) {
+    let machine = try Self.machine(cpus: cpus, on: engine, irqchip: irqchip, bspCode: bsp)
     let outcome = machine.run()
-    return (outcome, try memory.read(UInt32.self, at: 0x9000))
+    return (outcome, try machine.memory.read(UInt32.self, at: 0x9000))
   }
 
   @Test(arguments: [1, 2, 4]) func interpStartsEveryApplicationProcessor(cpus: Int) throws {
@@ -78,18 +87,9 @@ import VMM
   static func bootTwice(
     cpus: Int, on engine: any Engine, irqchip: InterruptControllerPlacement = .user
   ) throws -> (RunOutcome, boots: UInt32, resets: Int) {
-    let memory = try GuestMemory(ramSize: 2 << 20)
-    try memory.write(0x10000, bytes: rebootingBSP)
-    try memory.write(0x8000, bytes: ap)
-    try memory.write(UInt32(cpus - 1), at: 0x9004)
-    let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
-    var configuration = MachineConfiguration(
-      engineOptions: EngineOptions(interruptController: irqchip), timeoutSeconds: 120)
-    configuration.cpuCount = cpus
-    configuration.reboot = { memory in try SmallGuestBoot.prepare(memory: memory, entry: 0x10000) }
-    let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
+    let machine = try Self.machine(cpus: cpus, on: engine, irqchip: irqchip, bspCode: rebootingBSP, reboots: true)
     let outcome = machine.run()
-    return (outcome, try memory.read(UInt32.self, at: 0x9008), machine.control.resetCount)
+    return (outcome, try machine.memory.read(UInt32.self, at: 0x9008), machine.control.resetCount)
   }
 
   @Test(arguments: [2, 4]) func interpRestartsEveryApplicationProcessorAfterAReset(cpus: Int) throws {

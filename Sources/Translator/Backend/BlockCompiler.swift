@@ -210,10 +210,7 @@ package struct BlockCompiler {
     a.alu(.cmp, .rcx, .memory(HostMemory(.r12, Int32(slot + tables.physicalPageOffset))))
     a.jcc(HostCondition.equal, checked)
     a.bind(bail)
-    a.load(.rax, constant: block.startRIP)
-    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-    a.mov(.rax, retired)
-    a.jmp(epilogue)
+    returnToDispatcher()
     a.bind(checked)
   }
 
@@ -235,11 +232,16 @@ package struct BlockCompiler {
     let body = a.newLabel()
     a.jmp(body)
     a.bind(bail)
+    returnToDispatcher()
+    a.bind(body)
+  }
+
+  /// Back to the dispatcher from an entry check, nothing of the block run: RIP at the block.
+  private mutating func returnToDispatcher() {
     a.load(.rax, constant: block.startRIP)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
     a.mov(.rax, retired)
     a.jmp(epilogue)
-    a.bind(body)
   }
 
   private var budget: HostOperand { .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))) }
