@@ -262,5 +262,6 @@ enum DispatcherClock {
 
 /// The C entry point generated code calls for a callout: (translator, next RIP) -> 0 or 1.
 private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64 = { context, nextRIP in
-  Unmanaged<DynamicTranslator>.fromOpaque(context).takeUnretainedValue().runCallout(nextRIP: nextRIP)
+  // The translator outlives its code: no reference counting on this path.
+  Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.runCallout(nextRIP: nextRIP) }
 }

@@ -100,7 +100,9 @@ extension CPU {
   /// `nextRIP`) to the interpreter, which runs it in full (one step: faults delivered, I/O and
   /// other events returned). The block may go on to `nextRIP` only if the instruction retired
   /// there without an event and changed nothing translated code depends on (privilege level, code
-  /// mode, CR0/CR3/CR4/EFER, the TLB's full flushes, and whatever `translatedCodeMayRun` checks).
+  /// mode, CR0/CR3/CR4/EFER, and whatever `translatedCodeMayRun` checks; every full TLB flush an
+  /// instruction can cause comes with a change of one of those registers, and INVLPG always makes
+  /// the translator leave).
   package func runCallout(nextRIP: UInt64) -> (continueBlock: Bool, event: CPUEvent?) {
     let before = TranslationContext(self)
     if let event = stepInline() { return (false, event) }
@@ -143,7 +145,6 @@ struct TranslationContext: Equatable {
   var cr3: UInt64
   var cr4: UInt64
   var efer: UInt64
-  var fullTLBFlushes: Int
 
   init(_ cpu: CPU) {
     let raw = cpu.stateRaw
@@ -153,6 +154,5 @@ struct TranslationContext: Equatable {
     cr3 = raw.load(fromByteOffset: CPUStateLayout.cr3, as: UInt64.self)
     cr4 = raw.load(fromByteOffset: CPUStateLayout.cr4, as: UInt64.self)
     efer = raw.load(fromByteOffset: CPUStateLayout.efer, as: UInt64.self)
-    fullTLBFlushes = cpu.system.mmu.tlb.flushCount
   }
 }
