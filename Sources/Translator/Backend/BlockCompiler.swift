@@ -572,8 +572,9 @@ package struct BlockCompiler {
       let leave = a.newLabel()
       a.test(.register(.rax), .rax, size: 4)
       a.jcc(HostCondition.notEqual, leave)
-      if ins.operation == .invlpg {
-        // The page tables may have changed under the next instruction: let the dispatcher look.
+      if ins.operation == .invlpg || ins.operation == .movToCR || ins.operation == .lmsw {
+        // The TLB may have been flushed (a CR3 write flushes even with the same value) and the
+        // page tables changed under the next instruction: let the dispatcher look.
         a.jmp(leave)
       } else {
         linkableJump(to: g.nextRIP)

@@ -100,9 +100,9 @@ extension CPU {
   /// `nextRIP`) to the interpreter, which runs it in full (one step: faults delivered, I/O and
   /// other events returned). The block may go on to `nextRIP` only if the instruction retired
   /// there without an event and changed nothing translated code depends on (privilege level, code
-  /// mode, CR0/CR3/CR4/EFER, and whatever `translatedCodeMayRun` checks; every full TLB flush an
-  /// instruction can cause comes with a change of one of those registers, and INVLPG always makes
-  /// the translator leave).
+  /// mode, CR0/CR3/CR4/EFER, and whatever `translatedCodeMayRun` checks; the translator itself
+  /// leaves after INVLPG and control-register writes, which may flush the TLB without changing
+  /// any of those).
   package func runCallout(nextRIP: UInt64) -> (continueBlock: Bool, event: CPUEvent?) {
     let before = TranslationContext(self)
     if let event = stepInline() { return (false, event) }
