@@ -50,14 +50,7 @@ struct GuestBenchCommand: ParsableCommand {
   var allowDebug = false
 
   func run() throws {
-    if isDebugBuild {
-      guard allowDebug else {
-        throw usageFailure(
-          "benchmarks need a release build: run 'swift build -c release' and '.build/release/trivisor bench' "
-            + "(or pass --allow-debug to measure a debug build anyway)")
-      }
-      printError("trivisor: WARNING: this is a DEBUG build; the numbers below do not represent Trivisor")
-    }
+    try BenchmarkOptions.requireReleaseBuild(allowDebug: allowDebug, command: "bench")
     guard timeout > 0 && timeout.isFinite else { throw usageFailure("--timeout must be a positive number") }
     let scales = try parseScales()
     for name in engines where !EngineRegistry.entries.contains(where: { $0.name == name }) {
@@ -171,15 +164,7 @@ struct GuestBenchCommand: ParsableCommand {
   private func progress(_ line: String) { printError("bench: \(line)") }
 
   private func parseScales() throws -> [String: Int] {
-    var scales = Self.defaultScales
-    for item in scale {
-      let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2, let n = Int(parts[1]), (1...1_000_000).contains(n) else {
-        throw usageFailure("invalid --scale '\(item)' (use NAME=N with N in 1...1000000, e.g. kvm=100)")
-      }
-      scales[parts[0]] = n
-    }
-    return scales
+    try BenchmarkOptions.scales(scale, defaults: Self.defaultScales, maximum: 1_000_000, example: "kvm=100")
   }
 }
 

@@ -18,7 +18,7 @@ struct SMPBenchCommand: ParsableCommand {
   )
 
   /// Per engine: the interpreter runs ring-3 work ~100x slower than kvm, which emulates ring 0.
-  static let defaultScales = ["kvm": 10, "interp": isDebugBuild ? 1 : 10]
+  static let defaultScales = ["kvm": 10, "interp": isDebugBuild ? 1 : 10, "dbt": isDebugBuild ? 1 : 10]
 
   @Option(name: .customLong("cpus"), help: "vCPU counts to measure (repeatable; default 1, 2, 4).")
   var cpuCounts: [Int] = []
@@ -36,26 +36,12 @@ struct SMPBenchCommand: ParsableCommand {
   var allowDebug = false
 
   func run() throws {
-    if isDebugBuild {
-      guard allowDebug else {
-        throw usageFailure(
-          "benchmarks need a release build: run 'swift build -c release' and '.build/release/trivisor bench smp' "
-            + "(or pass --allow-debug to measure a debug build anyway)")
-      }
-      printError("trivisor: WARNING: this is a DEBUG build; the numbers below do not represent Trivisor")
-    }
+    try BenchmarkOptions.requireReleaseBuild(allowDebug: allowDebug, command: "bench smp")
     let counts = cpuCounts.isEmpty ? [1, 2, 4] : cpuCounts
     for n in counts where !(1...KernelLimits.maximumCPUs).contains(n) {
       throw usageFailure("--cpus must be 1 to \(KernelLimits.maximumCPUs) (the reference kernel's limit), not \(n)")
     }
-    var scales = Self.defaultScales
-    for item in scale {
-      let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2, let n = Int(parts[1]), (1...100_000).contains(n) else {
-        throw usageFailure("invalid --scale '\(item)' (use NAME=N with N in 1...100000, e.g. kvm=50)")
-      }
-      scales[parts[0]] = n
-    }
+    let scales = try BenchmarkOptions.scales(scale, defaults: Self.defaultScales, maximum: 100_000, example: "kvm=50")
     var columns: [SMPBenchTable.Column] = []
     var notes: [String] = []
     var failed = false

@@ -120,9 +120,7 @@ package struct BlockCompiler {
   /// context (`DynamicTranslator`).
   private let callout: (function: UInt64, context: UInt64)
   /// Guest register -> host register for the block's most used registers.
-  private var cached: [UInt8: HostRegister] = [:]
-  /// The same pairs by guest register number (loads and write-backs in a fixed order).
-  private var cachedInOrder: [(guest: UInt8, host: HostRegister)] = []
+  private var cached = [HostRegister?](repeating: nil, count: 16)
   /// Host registers that hold guest registers, in allocation order.
   static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r13, .r14, .r15]
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
@@ -179,8 +177,8 @@ package struct BlockCompiler {
     a.bind(entryChecks)
     let chainEntry = a.count
     emitEntryChecks()
-    for (guest, host) in cachedInOrder {
-      a.mov(host, .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(guest)))))
+    for (guest, host) in cachedRegisters {
+      a.mov(host, .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))))
     }
     for (k, g) in block.instructions.enumerated() {
       emit(g, index: k)
@@ -265,14 +263,18 @@ package struct BlockCompiler {
       }
     }
     let chosen = (0..<16).filter { uses[$0] >= 2 }.sorted { uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1) }
-    for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[UInt8(guest)] = host }
-    cachedInOrder = cached.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[guest] = host }
+  }
+
+  /// The cached pairs, by guest register number (loads and write-backs in a fixed order).
+  private var cachedRegisters: [(guest: Int, host: HostRegister)] {
+    cached.enumerated().compactMap { guest, host in host.map { (guest, $0) } }
   }
 
   /// Stores every cached guest register back into the state page (before any exit).
   private mutating func writeBackRegisters() {
-    for (guest, host) in cachedInOrder {
-      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(guest)))), host)
+    for (guest, host) in cachedRegisters {
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))), host)
     }
   }
 
@@ -427,7 +429,7 @@ package struct BlockCompiler {
 
   /// Guest register `r`: its cache register, or its slot in the state page.
   private func gpr(_ r: UInt8) -> HostOperand {
-    if let host = cached[r] { return .register(host) }
+    if let host = cached[Int(r)] { return .register(host) }
     return .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(r))))
   }
 

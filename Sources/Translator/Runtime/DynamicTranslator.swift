@@ -13,17 +13,18 @@ import X86
 /// 3. **Translation** (`GuestBlock.read` → `BlockCompiler.compile` → `ExecutableMemory`): the
 ///    decoder's instructions and the interpreter's fast-form classification, emitted as host code
 ///    by our own assembler into a W^X buffer.
-/// 4. **Execute**: blocks run back to back from the dispatcher loop while the budget allows;
-///    an instruction a block does not cover, or one whose fast case fails, goes to the interpreter
-///    (`CPU.run` steps it), so every guest instruction has one definition of its slow cases.
+/// 4. **Execute**: blocks run back to back while the budget allows; an instruction the back end
+///    does not translate is a callout into the interpreter from inside the block
+///    (`CPU.runCallout`), and one whose fast case fails side-exits to be run by `CPU.run`, so
+///    every guest instruction has one definition of its slow cases.
 ///
 /// Direct branches are linked to their target block (same page: its chained entry; another page:
 /// its cross-page entry, which checks the mapping), RET finds its target in an inline table
 /// (`IndirectBranchTable`), and a block retranslated after its page was written takes over the old
 /// translation's links.
 ///
-/// Not yet: indirect JMP/CALL through the table, callouts for system instructions, and other modes
-/// than 64-bit paged code (docs/dbt.md).
+/// Not yet: indirect JMP/CALL through the table, and other modes than 64-bit paged code
+/// (docs/dbt.md).
 package final class DynamicTranslator: BlockExecutor {
   package typealias BlockFunction = @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64
 
