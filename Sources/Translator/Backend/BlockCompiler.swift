@@ -2,12 +2,16 @@ import X86
 
 /// The back end: turns a `GuestBlock` into host x86-64 code.
 ///
-/// Generated code is a C function `(state, budget) -> retired`: RBX holds the CPU state page
-/// (`CPUStateLayout`), R12 the paging TLB; the instructions completed so far and the budget left
-/// are in the state page's translator slots. Up to five guest registers, the ones the block uses
-/// most, live in RBP, R11, R13, R14 and R15 from the block's start to each of its exits (loaded
-/// after the entry checks, written back before every exit); the others are used in place in the
-/// state page.
+/// Generated code is a C function `(state, budget) -> budget used`: RBX holds the CPU state page
+/// (`CPUStateLayout`), R12 the paging TLB, R9 the instruction budget left and R10 the guest's
+/// arithmetic flags, from the C entry across every linked block to the epilogue (which merges the
+/// flags into the state page and returns how much of the budget went: instructions completed, a
+/// callout's included). A block takes its whole length from the budget at its entry; a side exit
+/// gives back what did not run. Up to five guest registers, the ones the block uses most, live in
+/// RBP, R11, R13, R14 and R15 from the block's start to each of its exits (loaded after the entry
+/// checks, written back before every exit); the others are used in place in the state page. A
+/// branch back to the block's own start keeps them there (and skips the code-page check: a store
+/// to a page holding code never happens in generated code).
 /// Every block has a *chained entry* after its prologue that checks its code page's generation
 /// and the budget, and before it a *cross-page entry* that first checks, in the paging TLB's
 /// execute entry for the block's linear page, that the page still maps to the physical page the
@@ -125,10 +129,16 @@ package struct BlockCompiler {
   static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r13, .r14, .r15]
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
   private var flagsInHost = false
-  /// The state page's RFLAGS lacks the flags that are in the host (they must be merged before
-  /// anything clobbers them, if live).
+  /// The guest's arithmetic flags are in the host's RFLAGS only, not yet in R10 (they must be
+  /// captured there before anything clobbers them, if live).
   private var flagsPending = false
+  /// Every way out of the block: merges R10's flags into the state page, returns the budget used.
   private var epilogue: X64Assembler.Label
+  /// The epilogue after the flags merge (the state page's RFLAGS already current).
+  private var epilogueFlagsStored: X64Assembler.Label
+  /// Where the block's first instruction starts, its registers loaded (what a branch back to the
+  /// block's own start jumps to).
+  private var loopHead: X64Assembler.Label
   /// Per instruction: whether the arithmetic flags it leaves are read later (by an instruction, a
   /// possible side exit or the block's end).
   private var flagsLiveAfter: [Bool] = []
@@ -147,6 +157,8 @@ package struct BlockCompiler {
     self.user = user
     self.generation = generation
     epilogue = a.newLabel()
+    epilogueFlagsStored = a.newLabel()
+    loopHead = a.newLabel()
   }
 
   /// Host code for `block` (read from a code page at `generation`) running at CPL 3 (`user`) or
@@ -168,7 +180,8 @@ package struct BlockCompiler {
     a.alu(.sub, .register(.rsp), immediate: 8)  // 16-byte alignment for callouts
     a.mov(.rbx, .register(.rdi))
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))), .rsi)
-    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorRetired))), immediate: 0)
+    a.mov(.r9, .register(.rsi))
+    loadFlagsRegister()
     a.load(.r12, constant: tables.pagingTLB)
     let entryChecks = a.newLabel()
     a.jmp(entryChecks)
@@ -180,6 +193,7 @@ package struct BlockCompiler {
     for (guest, host) in cachedRegisters {
       a.mov(host, .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))))
     }
+    a.bind(loopHead)
     for (k, g) in block.instructions.enumerated() {
       emit(g, index: k)
     }
@@ -187,7 +201,17 @@ package struct BlockCompiler {
     if let last = block.instructions.last, !Self.endsBlock(last.form) {
       exit(to: last.nextRIP)
     }
+    emitSideExits()
+    // Every way out: the flags from R10 into the state page; RAX = the budget used.
     a.bind(epilogue)
+    a.alu(.and, .register(.r10), immediate: Self.arithmeticFlags, size: 4)
+    a.mov(.rax, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))))
+    a.alu(.and, .register(.rax), immediate: ~Self.arithmeticFlags, size: 8)
+    a.alu(.or, .register(.rax), .r10, size: 8)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))), .rax)
+    a.bind(epilogueFlagsStored)
+    a.mov(.rax, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))))
+    a.alu(.sub, .register(.rax), .r9)
     a.alu(.add, .register(.rsp), immediate: 8)
     for r in [HostRegister.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(r) }
     a.ret()
@@ -223,27 +247,28 @@ package struct BlockCompiler {
     a.alu(.add, .rax, .memory(HostMemory(.rcx)), size: 4)
     a.alu(.cmp, .register(.rax), immediate: Int64(Int32(bitPattern: generation)), size: 4)
     a.jcc(HostCondition.notEqual, bail)
-    let n = Int64(block.instructions.count)
-    a.alu(.cmp, budget, immediate: n)
-    a.jcc(HostCondition.below, bail)
-    a.alu(.sub, budget, immediate: n)
     let body = a.newLabel()
-    a.jmp(body)
+    chargeBudget(thenGoTo: body)
     a.bind(bail)
     returnToDispatcher()
     a.bind(body)
+  }
+
+  /// Takes the whole block's length from the budget in R9 and goes on at `label`; when the budget
+  /// does not cover it, puts it back and falls through.
+  private mutating func chargeBudget(thenGoTo label: X64Assembler.Label) {
+    let n = Int64(block.instructions.count)
+    a.alu(.sub, .register(.r9), immediate: n)
+    a.jcc(HostCondition.aboveOrEqual, label)
+    a.alu(.add, .register(.r9), immediate: n)
   }
 
   /// Back to the dispatcher from an entry check, nothing of the block run: RIP at the block.
   private mutating func returnToDispatcher() {
     a.load(.rax, constant: block.startRIP)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-    a.mov(.rax, retired)
     a.jmp(epilogue)
   }
-
-  private var budget: HostOperand { .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))) }
-  private var retired: HostOperand { .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorRetired))) }
 
   /// Picks the guest registers the block uses at least twice, most used first, for the cache
   /// registers.
@@ -332,33 +357,42 @@ package struct BlockCompiler {
     }
   }
 
-  /// Merges host flags into the state's RFLAGS if they are pending (clobbers host flags, R8, R9).
-  private mutating func storeFlags() {
+  // Inside generated code the guest's arithmetic flags live in R10 (an RFLAGS image whose other
+  // bits are the host's, or zero), not in the state page: the C entry loads them, every block
+  // entry and link assumes them there, and the epilogue and callouts merge them back. After a guest
+  // instruction sets them they are in the host's RFLAGS until host code would clobber them.
+
+  /// R10 = the state page's arithmetic flags.
+  private mutating func loadFlagsRegister() {
+    a.mov(.r10, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))))
+    a.alu(.and, .register(.r10), immediate: Self.arithmeticFlags, size: 4)
+  }
+
+  /// The state page's RFLAGS takes R10's arithmetic flags (clobbers host flags, R8, RAX).
+  private mutating func storeFlagsRegister() {
+    a.mov(.r8, .register(.r10))
+    a.alu(.and, .register(.r8), immediate: Self.arithmeticFlags, size: 4)
+    a.mov(.rax, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))))
+    a.alu(.and, .register(.rax), immediate: ~Self.arithmeticFlags, size: 8)
+    a.alu(.or, .register(.rax), .r8, size: 8)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))), .rax)
+  }
+
+  /// Before host code that clobbers the host's flags: live guest flags there move to R10.
+  private mutating func clobberFlags() {
     if flagsPending {
       a.pushfq()
-      a.pop(.r8)
-      a.alu(.and, .register(.r8), immediate: Self.arithmeticFlags, size: 4)
-      a.mov(.r9, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))))
-      a.alu(.and, .register(.r9), immediate: ~Self.arithmeticFlags, size: 8)
-      a.alu(.or, .register(.r9), .r8, size: 8)
-      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))), .r9)
+      a.pop(.r10)
       flagsPending = false
     }
     flagsInHost = false
   }
 
-  /// Before host code that clobbers the host's flags.
-  private mutating func clobberFlags() {
-    if flagsPending { storeFlags() }
-    flagsInHost = false
-  }
-
-  /// Makes the host's arithmetic flags equal the guest's (clobbers only R8).
+  /// Makes the host's arithmetic flags equal the guest's (R10's image: the host's own flags or
+  /// arithmetic flags alone, either safe to load).
   private mutating func loadFlags() {
     if flagsInHost { return }
-    a.mov(.r8, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))))
-    a.alu(.and, .register(.r8), immediate: Self.arithmeticFlags, size: 4)
-    a.push(.r8)
+    a.push(.r10)
     a.popfq()
     flagsInHost = true
   }
@@ -371,18 +405,18 @@ package struct BlockCompiler {
 
   // MARK: Exits
 
-  /// Guest instructions the block's own code completes (a final callout is counted by the
-  /// interpreter that runs it).
-  private var translatedCount: Int {
-    block.instructions.count - (block.instructions.last?.form == .generic ? 1 : 0)
-  }
-
   /// Leaves the block, all of it done, for `rip`: through a patchable jump (a link: to the block
-  /// there once it is translated), else to the dispatcher.
+  /// there once it is translated), else to the dispatcher. A branch back to the block's own start
+  /// stays in it: the budget charged again, registers and flags kept where they are.
   private mutating func exit(to rip: UInt64) {
     clobberFlags()
+    if rip == block.startRIP {
+      chargeBudget(thenGoTo: loopHead)
+      writeBackRegisters()
+      returnToDispatcher()
+      return
+    }
     writeBackRegisters()
-    a.alu(.add, retired, immediate: Int64(translatedCount))
     linkableJump(to: rip)
   }
 
@@ -394,35 +428,32 @@ package struct BlockCompiler {
     a.bind(unlinked)
     a.load(.rax, constant: rip)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-    a.mov(.rax, retired)
     a.jmp(epilogue)
   }
 
-  /// The side exit of instruction `k` (state as before it; flags already stored).
+  /// The side exit of instruction `k` (state as before it; flags already in R10).
   private mutating func sideExit(_ k: Int) -> X64Assembler.Label {
+    precondition(!flagsPending, "a side exit with the guest's flags in host RFLAGS alone")
     let l = a.newLabel()
     pendingSideExits.append((l, k))
     return l
   }
   private var pendingSideExits: [(X64Assembler.Label, Int)] = []
 
+  /// The side exits' code, out of line after the block's last instruction.
   private mutating func emitSideExits() {
     let exits = pendingSideExits
     pendingSideExits = []
-    guard !exits.isEmpty else { return }
-    let over = a.newLabel()
-    a.jmp(over)
     for (label, k) in exits {
       a.bind(label)
       writeBackRegisters()
       a.load(.rax, constant: block.instructions[k].rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 1)
-      a.mov(.rax, retired)
-      a.alu(.add, .register(.rax), immediate: Int64(k))
+      // Instructions k..<n were charged but not run.
+      a.alu(.add, .register(.r9), immediate: Int64(block.instructions.count - k))
       a.jmp(epilogue)
     }
-    a.bind(over)
   }
 
   // MARK: Operands
@@ -444,32 +475,50 @@ package struct BlockCompiler {
 
   private static func fitsInt32(_ v: Int64) -> Bool { Int64(Int32(truncatingIfNeeded: v)) == v }
 
-  /// The effective address of `g`'s memory operand into RSI (no segment base). Clobbers RDI and flags.
-  private mutating func effectiveAddress(_ g: GuestInstruction) {
+  /// The guest register `r` as a host register: its cache register, or `scratch` loaded from the
+  /// state page.
+  private mutating func gprRegister(_ r: UInt8, scratch: HostRegister) -> HostRegister {
+    if let host = cached[Int(r)] { return host }
+    a.mov(scratch, gpr(r))
+    return scratch
+  }
+
+  /// The effective address of `g`'s memory operand into `destination` (no segment base), at
+  /// `size` bytes (4: truncated and zero-extended). Clobbers RDI, and RSI when no cache register
+  /// holds the base; not the flags.
+  private mutating func effectiveAddress(_ g: GuestInstruction, into destination: HostRegister = .rsi, size: Int? = nil) {
     let ins = g.instruction
     let disp = ins.displacement
+    let width = min(size ?? 8, ins.addressSize == 4 ? 4 : 8)
     if ins.base == DecodedInstruction.ripBase {
       var ea = g.nextRIP &+ UInt64(bitPattern: disp)
-      if ins.addressSize == 4 { ea &= 0xFFFF_FFFF }
-      a.load(.rsi, constant: ea)
+      if width == 4 { ea &= 0xFFFF_FFFF }
+      a.load(destination, constant: ea)
       return
     }
     let hasBase = ins.base != DecodedInstruction.noRegister
     let hasIndex = ins.index != DecodedInstruction.noRegister
-    if hasBase { a.mov(.rsi, gpr(ins.base)) } else { a.load(.rsi, constant: 0) }
-    var memory = HostMemory(.rsi, 0)
+    let base: HostRegister
+    if hasBase {
+      base = gprRegister(ins.base, scratch: .rsi)
+    } else {
+      a.load(.rsi, constant: 0)
+      base = .rsi
+    }
+    var memory = HostMemory(base, 0)
     if hasIndex {
-      a.mov(.rdi, gpr(ins.index))
-      memory.index = .rdi
+      memory.index = gprRegister(ins.index, scratch: .rdi)
       memory.scale = ins.scale
     }
     if Self.fitsInt32(disp) {
       memory.displacement = Int32(disp)
     } else {
-      a.load(.rax, constant: UInt64(bitPattern: disp))
-      a.alu(.add, .register(.rsi), .rax)
+      // Only a 64-bit absolute address (no base, no index) has a displacement this wide.
+      a.load(destination, constant: UInt64(bitPattern: disp))
+      if width == 4 { a.mov(destination, .register(destination), size: 4) }
+      return
     }
-    a.lea(.rsi, memory, size: ins.addressSize == 4 ? 4 : 8)
+    a.lea(destination, memory, size: width)
   }
 
   /// The linear address of `g`'s memory operand into RSI (FS/GS bases added).
@@ -489,26 +538,28 @@ package struct BlockCompiler {
   /// writing, through the write host-page cache and the code-page check). Else the side exit of `k`.
   private mutating func hostPointer(size: Int, write: Bool, exit: X64Assembler.Label) {
     let kind = write ? 1 : 0
-    // Slot: ((lin >> 12) ^ (lin >> 20)) & 0xFF | kind << 9 | user << 8.
-    a.mov(.rax, .register(.rsi))
-    a.shift(.shr, .register(.rax), count: 12)
-    a.mov(.rcx, .register(.rsi))
-    a.shift(.shr, .register(.rcx), count: 20)
-    a.alu(.xor, .register(.rax), .rcx, size: 4)
-    a.alu(.and, .register(.rax), immediate: 0xFF, size: 4)
-    a.imul(.rax, .register(.rax), immediate: Int64(tables.entryStride), size: 4)
+    // Slot: ((lin >> 12) ^ (lin >> 20)) & 0xFF | kind << 9 | user << 8: with x = lin >> 12, the
+    // low byte of x ^ (x >> 8) is AL ^ AH. The entry's offset: slot * 5 * 8 (40-byte entries).
+    precondition(tables.entryStride == 40, "the TLB entry layout generated code assumes")
+    a.mov(.rax, .register(.rsi), size: 4)
+    a.shift(.shr, .register(.rax), count: 12, size: 4)
+    a.xorALWithAH()
+    a.movzx(.rax, .register(.rax), sourceSize: 1)
+    a.lea(.rax, HostMemory(.rax, 0, index: .rax, scale: 4), size: 4)
     let slotBase = (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
-    let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 1) }
+    let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 8) }
     // Tag: the linear page.
     a.mov(.rcx, .register(.rsi))
     a.alu(.and, .register(.rcx), immediate: -4096)
     a.alu(.cmp, .rcx, .memory(entry(tables.tagOffset)))
     a.jcc(HostCondition.notEqual, exit)
-    // Within one page.
+    // Within one page (a byte always is).
     a.mov(.rcx, .register(.rsi), size: 4)
     a.alu(.and, .register(.rcx), immediate: 0xFFF, size: 4)
-    a.alu(.cmp, .register(.rcx), immediate: Int64(0x1000 - size), size: 4)
-    a.jcc(HostCondition.above, exit)
+    if size > 1 {
+      a.alu(.cmp, .register(.rcx), immediate: Int64(0x1000 - size), size: 4)
+      a.jcc(HostCondition.above, exit)
+    }
     if !write {
       a.mov(.rax, .memory(entry(tables.hostOffset)))
       a.test(.register(.rax), .rax)
@@ -544,7 +595,9 @@ package struct BlockCompiler {
 
   /// Writes host `r` to a guest register at `size`: 4 zero-extends to 64 bits, 1 and 2 merge.
   private mutating func storeGPR(_ reg: UInt8, _ r: HostRegister, size: Int) {
-    if size == 4 {
+    if size == 4, let host = cached[Int(reg)] {
+      a.mov(.register(host), r, size: 4)  // a 32-bit move zero-extends
+    } else if size == 4 {
       a.mov(.register(r), r, size: 4)  // zero-extend
       a.mov(gpr(reg), r, size: 8)
     } else {
@@ -562,15 +615,19 @@ package struct BlockCompiler {
     switch g.form {
     case .generic:
       // A callout (the block's last instruction): the interpreter runs it on the state page.
+      // The state page gets the registers, flags and the budget left (this instruction included:
+      // the callout's step is charged to the block); all caller-saved registers are lost.
       clobberFlags()
       writeBackRegisters()
-      a.alu(.add, retired, immediate: Int64(k))
+      storeFlagsRegister()
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))), .r9)
       a.load(.rax, constant: g.rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
       a.load(.rdi, constant: callout.context)
       a.load(.rsi, constant: g.nextRIP)
       a.load(.rax, constant: callout.function)
       a.call(.register(.rax))
+      a.mov(.r9, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))))
       let leave = a.newLabel()
       a.test(.register(.rax), .rax, size: 4)
       a.jcc(HostCondition.notEqual, leave)
@@ -579,12 +636,12 @@ package struct BlockCompiler {
         // page tables changed under the next instruction: let the dispatcher look.
         a.jmp(leave)
       } else {
+        loadFlagsRegister()
         linkableJump(to: g.nextRIP)
       }
       a.bind(leave)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 2)
-      a.mov(.rax, retired)
-      a.jmp(epilogue)
+      a.jmp(epilogueFlagsStored)
 
     case .addRR, .orRR, .adcRR, .sbbRR, .andRR, .subRR, .xorRR, .cmpRR, .testRR,
       .addRI, .orRI, .adcRI, .sbbRI, .andRI, .subRI, .xorRI, .cmpRI, .testRI,
@@ -614,9 +671,12 @@ package struct BlockCompiler {
       emitMove(g, k: k)
 
     case .lea:
-      clobberFlags()
-      effectiveAddress(g)
-      storeGPR(o0.reg, .rsi, size: Int(o0.size))
+      if let host = cached[Int(o0.reg)], o0.size >= 4 {
+        effectiveAddress(g, into: host, size: Int(o0.size))
+      } else {
+        effectiveAddress(g)
+        storeGPR(o0.reg, .rsi, size: Int(o0.size))
+      }
 
     case .nop:
       break
@@ -654,7 +714,6 @@ package struct BlockCompiler {
       a.alu(.add, gpr(4), immediate: 8)
       writeBackRegisters()
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
-      a.alu(.add, retired, immediate: Int64(k + 1))
       // The inline indirect-branch table: a hit jumps to the target's cross-page entry.
       let miss = a.newLabel()
       a.mov(.rax, .register(.rdx), size: 4)
@@ -668,13 +727,12 @@ package struct BlockCompiler {
       a.jcc(HostCondition.notEqual, miss)
       a.jmp(.memory(HostMemory(.rcx, 8)))
       a.bind(miss)
-      a.mov(.rax, retired)
       a.jmp(epilogue)
 
     case .pushR:
       clobberFlags()
-      a.mov(.r10, gpr(o0.reg))  // before RSP moves: PUSH RSP pushes the old value
-      pushR10(k: k)
+      a.mov(.r8, gpr(o0.reg))  // before RSP moves: PUSH RSP pushes the old value
+      pushR8(k: k)
 
     case .pushI:
       push(constant: ins.immediate & (o0.size == 8 ? ~0 : (1 << UInt64(8 * o0.size)) - 1), k: k)
@@ -710,23 +768,22 @@ package struct BlockCompiler {
       loadFlags()
       a.setcc(ins.condition, gpr(o0.reg))
     }
-    emitSideExits()
   }
 
   /// PUSH of a constant (`CALL`'s return address, `PUSH imm`).
   private mutating func push(constant: UInt64, k: Int) {
     clobberFlags()
-    a.load(.r10, constant: constant)
-    pushR10(k: k)
+    a.load(.r8, constant: constant)
+    pushR8(k: k)
   }
 
-  /// Pushes R10 (8 bytes) or side-exits. (`hostPointer` clobbers RAX, RCX, RDX, RSI, RDI: values
-  /// that must survive it live in R10 or R11.)
-  private mutating func pushR10(k: Int) {
+  /// Pushes R8 (8 bytes) or side-exits. (`hostPointer` clobbers RAX, RCX, RDX, RSI, RDI: values
+  /// that must survive it live in R8.)
+  private mutating func pushR8(k: Int) {
     a.mov(.rsi, gpr(4))
     a.alu(.sub, .register(.rsi), immediate: 8)
     hostPointer(size: 8, write: true, exit: sideExit(k))
-    a.mov(.memory(HostMemory(.rax)), .r10)
+    a.mov(.memory(HostMemory(.rax)), .r8)
     a.alu(.sub, gpr(4), immediate: 8)
   }
 
@@ -752,24 +809,27 @@ package struct BlockCompiler {
     let op = Self.hostALU(ins.operation)
     let writes = ins.operation != .cmp && ins.operation != .test
     let readsCarry = ins.operation == .adc || ins.operation == .sbb
-    // Destination: a guest register slot, or memory through RAX.
+    // Destination: a cache register (a 32-bit operation on it zero-extends, as the guest's does),
+    // a guest register slot, or memory through RDI.
     var destination: HostOperand = gpr(o0.reg)
     if o0.kind == .memory {
       memoryOperand(g, size: size, write: writes, k: k)
       a.mov(.rdi, .register(.rax))
       destination = .memory(HostMemory(.rdi))
     }
-    // Source: RDX, or an immediate.
+    // Source: an immediate, a cache register, or RDX.
     var immediate: Int64?
+    var source = HostRegister.rdx
     switch o1.kind {
     case .immediate: immediate = Self.signed(ins.immediate, size: size)
     case .memory:
       memoryOperand(g, size: size, write: false, k: k)
       a.mov(.rdx, .memory(HostMemory(.rax)), size: size == 8 ? 8 : size)
-    default: a.mov(.rdx, gpr(o1.reg), size: size)
+    default:
+      if let host = cached[Int(o1.reg)] { source = host } else { a.mov(.rdx, gpr(o1.reg), size: size) }
     }
-    // A 32-bit register destination is computed in ECX and written back zero-extended.
-    let widen = o0.kind == .gpr && size == 4
+    // A 32-bit destination in the state page is computed in ECX and written back zero-extended.
+    let widen = o0.kind == .gpr && size == 4 && cached[Int(o0.reg)] == nil
     if widen {
       a.mov(.rcx, gpr(o0.reg), size: 4)
       destination = .register(.rcx)
@@ -779,12 +839,12 @@ package struct BlockCompiler {
       if let immediate {
         a.alu(op, destination, immediate: immediate, size: size)
       } else {
-        a.alu(op, destination, .rdx, size: size)
+        a.alu(op, destination, source, size: size)
       }
     } else if let immediate {
       a.test(destination, immediate: immediate, size: size)
     } else {
-      a.test(destination, .rdx, size: size)
+      a.test(destination, source, size: size)
     }
     if widen && writes { a.mov(gpr(o0.reg), .rcx, size: 8) }
     flagsWritten(by: k)
@@ -797,14 +857,14 @@ package struct BlockCompiler {
     let destinationSize = Int(o0.size)
     let sourceSize = Int(o1.size)
     let signExtend = g.form == .movsxRR || g.form == .movsxRM
-    // The source into R10, extended to the destination's size.
-    switch o1.kind {
-    case .immediate:
+    if o1.kind == .immediate {
       let value = ins.immediate & (sourceSize == 8 ? ~0 : (1 << UInt64(8 * sourceSize)) - 1)
       if o0.kind == .gpr {
-        if destinationSize >= 4 {
-          a.load(.r10, constant: value)
-          a.mov(gpr(o0.reg), .r10, size: 8)
+        if let host = cached[Int(o0.reg)], destinationSize >= 4 {
+          a.load(host, constant: value)
+        } else if destinationSize >= 4 {
+          a.load(.r8, constant: value)
+          a.mov(gpr(o0.reg), .r8, size: 8)
         } else {
           a.mov(gpr(o0.reg), immediate: Self.signed(value, size: destinationSize), size: destinationSize)
         }
@@ -812,36 +872,47 @@ package struct BlockCompiler {
       }
       memoryOperand(g, size: destinationSize, write: true, k: k)
       if destinationSize == 8 && !Self.fitsInt32(Int64(bitPattern: value)) {
-        a.load(.r10, constant: value)
-        a.mov(.memory(HostMemory(.rax)), .r10, size: 8)
+        a.load(.r8, constant: value)
+        a.mov(.memory(HostMemory(.rax)), .r8, size: 8)
       } else {
         a.mov(.memory(HostMemory(.rax)), immediate: Self.signed(value, size: destinationSize), size: destinationSize)
       }
       return
-    case .memory:
-      memoryOperand(g, size: sourceSize, write: false, k: k)
-      loadExtended(
-        .r10, .memory(HostMemory(.rax)), sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
-    default:
-      loadExtended(.r10, gpr(o1.reg), sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
     }
+    var source: HostOperand
+    if o1.kind == .memory {
+      memoryOperand(g, size: sourceSize, write: false, k: k)
+      source = .memory(HostMemory(.rax))
+    } else {
+      source = gpr(o1.reg)
+    }
+    // Straight into a cache register when the result fills it (4 or 8 bytes: zero-extended).
+    if o0.kind == .gpr, destinationSize >= 4, let host = cached[Int(o0.reg)] {
+      loadExtended(host, source, sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
+      return
+    }
+    // The source into R8, extended to the destination's size.
+    loadExtended(.r8, source, sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
     if o0.kind == .memory {
       memoryOperand(g, size: destinationSize, write: true, k: k)
-      a.mov(.memory(HostMemory(.rax)), .r10, size: destinationSize)
+      a.mov(.memory(HostMemory(.rax)), .r8, size: destinationSize)
     } else {
-      storeGPR(o0.reg, .r10, size: destinationSize)
+      storeGPR(o0.reg, .r8, size: destinationSize)
     }
   }
 
-  /// `dst` = the `sourceSize` value at `src`, zero- or sign-extended to 64 bits (same size: a
-  /// plain load, so 1- and 2-byte moves keep the register's other bytes when stored back at that size).
+  /// `dst` = the `sourceSize` value at `src` extended to `destinationSize` (4 or 8: the whole host
+  /// register, a 4-byte result zero-extended; 1 or 2: a plain load of that size, so the register's
+  /// other bytes are kept when it is stored back at that size).
   private mutating func loadExtended(
     _ dst: HostRegister, _ src: HostOperand, sourceSize: Int, destinationSize: Int, _ signExtend: Bool
   ) {
     if sourceSize == destinationSize {
       a.mov(dst, src, size: sourceSize)
+    } else if signExtend && sourceSize == 4 && destinationSize == 4 {
+      a.mov(dst, src, size: 4)
     } else if signExtend {
-      a.movsx(dst, src, sourceSize: sourceSize, size: 8)
+      a.movsx(dst, src, sourceSize: sourceSize, size: destinationSize == 8 ? 8 : 4)
     } else if sourceSize == 4 {
       a.mov(dst, src, size: 4)
     } else {
@@ -860,13 +931,16 @@ package struct BlockCompiler {
     } else {
       clobberFlags()
     }
+    // In place when a cache register holds the destination and the result fills it.
+    let direct = size >= 4 ? cached[Int(o0.reg)] : nil
+    let product = direct ?? .rcx
     if ins.operandCount == 3 {
-      a.imul(.rcx, source, immediate: Self.signed(ins.immediate, size: size), size: size)
+      a.imul(product, source, immediate: Self.signed(ins.immediate, size: size), size: size)
     } else {
-      a.mov(.rcx, gpr(o0.reg), size: size)
-      a.imul(.rcx, source, size: size)
+      if direct == nil { a.mov(.rcx, gpr(o0.reg), size: size) }
+      a.imul(product, source, size: size)
     }
-    storeGPR(o0.reg, .rcx, size: size)
+    if direct == nil { storeGPR(o0.reg, .rcx, size: size) }
     flagsWritten(by: k)
   }
 

@@ -283,6 +283,9 @@ package struct X64Assembler {
     encode(0x0F00 | UInt16(0x40 | condition & 15), size: size, reg: dst.rawValue, rm: src)
   }
 
+  /// XOR AL, AH (no REX: AH).
+  package mutating func xorALWithAH() { bytes.append(contentsOf: [0x30, 0xE0]) }
+
   package mutating func pushfq() { bytes.append(0x9C) }
   package mutating func popfq() { bytes.append(0x9D) }
 

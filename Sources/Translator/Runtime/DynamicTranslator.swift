@@ -79,8 +79,12 @@ package final class DynamicTranslator: BlockExecutor {
       state.storeBytes(of: 0, toByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
       let stepsBefore = retired
       notedInThisEntry = 0
-      let done = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
+      calloutsInThisEntry = 0
+      let used = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
+      // The budget used counts this entry's callouts too; the interpreter counted those itself.
+      let done = used &- calloutsInThisEntry
       translated &+= done
+      calloutSteps &+= calloutsInThisEntry
       cpu.noteTranslatedRetired(done &- notedInThisEntry)
       let exit = state.load(fromByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
       if exit == 1 {
@@ -98,6 +102,8 @@ package final class DynamicTranslator: BlockExecutor {
   @exclusivity(unchecked) private unowned(unsafe) var currentCPU: CPU?
   /// Callouts run since the dispatcher was entered (each one interpreter step).
   @exclusivity(unchecked) private var calloutSteps: UInt64 = 0
+  /// Callouts run in the current entry into generated code.
+  @exclusivity(unchecked) private var calloutsInThisEntry: UInt64 = 0
   /// The event a callout's instruction raised, for `CPU.run` to return.
   @exclusivity(unchecked) private var pendingEvent: CPUEvent?
   /// Translated instructions of the current entry into generated code already added to the
@@ -109,10 +115,15 @@ package final class DynamicTranslator: BlockExecutor {
   /// to go on at `nextRIP`, 1 to return to the dispatcher.
   fileprivate func runCallout(nextRIP: UInt64) -> UInt64 {
     guard let cpu = currentCPU else { return 1 }
-    let done = cpu.state.raw.load(fromByteOffset: CPUStateLayout.translatorRetired, as: UInt64.self)
+    // The budget generated code used so far includes this instruction and earlier callouts.
+    let raw = cpu.state.raw
+    let used =
+      raw.load(fromByteOffset: CPUStateLayout.translatorBudget, as: UInt64.self)
+      &- raw.load(fromByteOffset: CPUStateLayout.translatorBudgetLeft, as: UInt64.self)
+    let done = used &- calloutsInThisEntry &- 1
     cpu.noteTranslatedRetired(done &- notedInThisEntry)
     notedInThisEntry = done
-    calloutSteps &+= 1
+    calloutsInThisEntry &+= 1
     statistics.callouts &+= 1
     let (go, event) = cpu.runCallout(nextRIP: nextRIP)
     if let event { pendingEvent = event }
@@ -153,6 +164,7 @@ package final class DynamicTranslator: BlockExecutor {
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user),
       callout: calloutTarget)
+    if let dumpDirectory = Self.dumpDirectory { Self.dump(host.code, rip: rip, user: user, to: dumpDirectory) }
     var offset = code.append(host.code)
     if offset == nil {
       // The buffer is full: start over (every block is retranslated on its next use).
@@ -205,6 +217,18 @@ package final class DynamicTranslator: BlockExecutor {
     }
     outgoing[ownKey] = registered
     return block
+  }
+
+  /// `TRIVISOR_DBT_DUMP=DIR`: every translated block's host code is written to
+  /// DIR/<rip>-<u|s>.bin (for `llvm-objdump -D -b binary -m i386:x86-64`), to read what the back
+  /// end emits. A debugging aid, off unless the variable is set.
+  private static let dumpDirectory: String? = getenv("TRIVISOR_DBT_DUMP").map { String(cString: $0) }
+
+  private static func dump(_ code: [UInt8], rip: UInt64, user: Bool, to directory: String) {
+    let path = directory + "/" + String(rip, radix: 16) + (user ? "-u" : "-s") + ".bin"
+    guard let file = fopen(path, "wb") else { return }
+    _ = code.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+    fclose(file)
   }
 
   /// The linkable branches each key's current translation registered (so that a retranslation

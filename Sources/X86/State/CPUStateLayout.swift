@@ -88,9 +88,9 @@ public enum CPUStateLayout {
   /// Why generated code last returned to the binary translator's dispatcher (its own encoding;
   /// no architectural meaning).
   public static let translatorExit = 0x2C0
-  /// Guest instructions generated code completed since the dispatcher entered it.
-  public static let translatorRetired = 0x2C8
-  /// The instruction budget generated code has left.
+  /// The instruction budget generated code had left when it made its latest callout.
+  public static let translatorBudgetLeft = 0x2C8
+  /// The instruction budget the dispatcher gave generated code when it entered it.
   public static let translatorBudget = 0x2D0
   /// XMM0-XMM15, 16 bytes each (reserved for SSE).
   public static let xmm = 0x400

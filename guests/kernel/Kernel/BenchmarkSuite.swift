@@ -15,7 +15,11 @@ enum BenchmarkSuite {
   /// The result reported inside the marked region, printed after it.
   private static var pending: (benchmark: Benchmark, iterations: UInt64, cycles: UInt64)?
 
-  static func run(scale: Int, multiprocessor: Bool) -> Int {
+  /// `only=NAME`: every other benchmark is left out (neither run nor expected).
+  private static var only: Benchmark?
+
+  static func run(scale: Int, multiprocessor: Bool, only: Benchmark? = nil) -> Int {
+    self.only = only
     Console.write("BENCH-INFO tsc_hz=")
     Console.write(unsigned: Timer.timestampFrequency)
     Console.write(" timer_hz=")
@@ -54,7 +58,7 @@ enum BenchmarkSuite {
     marked(.sort) { runUser(.benchSort, argument: 2 * scale) }
     marked(.matrix) { runUser(.benchMatrix, argument: 2 * scale) }
 
-    return done(expected: Benchmark.uniprocessorSuite.count)
+    return done(expected: only.map { Benchmark.uniprocessorSuite.contains($0.rawValue) ? 1 : 0 } ?? Benchmark.uniprocessorSuite.count)
   }
 
   private static func done(expected: Int) -> Int {
@@ -72,6 +76,7 @@ enum BenchmarkSuite {
   private static var skipped = 0
 
   private static func skip(_ benchmark: Benchmark, _ reason: StaticString) {
+    if let only, only != benchmark { return }
     skipped += 1
     Console.write("BENCH-SKIP name=")
     Console.write(benchmark.name)
@@ -109,11 +114,12 @@ enum BenchmarkSuite {
         report(.parallel, iterations: UInt64(units * SMPBenchmarks.parallelTasks), cycles: cycles)
       }
     }
-    return done(expected: Benchmark.multiprocessorSuite.count)
+    return done(expected: only.map { Benchmark.multiprocessorSuite.contains($0.rawValue) ? 1 : 0 } ?? Benchmark.multiprocessorSuite.count)
   }
 
   /// Runs one benchmark between its markers, then prints its BENCH line (and any task error).
   private static func marked(_ benchmark: Benchmark, _ body: () -> Void) {
+    if let only, only != benchmark { return }
     pending = nil
     Platform.writePort8(markerBegin, UInt8(benchmark.rawValue))
     body()

@@ -1,5 +1,6 @@
 /// The kernel command line: `selftest` (default) or `bench` (with `smp`: the multiprocessor suite
 /// instead of the default one), `scale=small|medium|large|N`,
+/// `only=NAME` (run just that benchmark, e.g. `only=syscall`, to time or profile it alone),
 /// `hz=N` (timer frequency, default 100), `inject-failure` (the self-test reports one extra failed
 /// check, to test exit-status plumbing). Unknown words are ignored.
 struct BootOptions {
@@ -11,6 +12,8 @@ struct BootOptions {
   var injectFailure = false
   /// `bench smp`: the multiprocessor benchmarks.
   var multiprocessorBenchmarks = false
+  /// `only=NAME`: the one benchmark to run (nil: the whole suite).
+  var onlyBenchmark: Benchmark?
 
   /// Parses the NUL-terminated string at `address` (0 = none). Reads at most 256 bytes, and only
   /// from the identity-mapped first GiB.
@@ -49,6 +52,8 @@ struct BootOptions {
       } else if let number = Self.number(value), number > 0 {
         scale = min(number, 1_000_000)
       }
+    } else if let value = Self.value(word, key: "only=") {
+      onlyBenchmark = Benchmark.allCases.first { Self.equals(value, $0.name) }
     } else if let value = Self.value(word, key: "hz="), let number = Self.number(value), number >= 19 {
       timerHertz = min(number, 10_000)
     }

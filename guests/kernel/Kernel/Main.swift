@@ -28,7 +28,9 @@ func kmain(_ commandLine: UInt64) {
   let status: Int
   switch options.mode {
   case .selftest: status = SelfTest.run(injectFailure: options.injectFailure)
-  case .bench: status = BenchmarkSuite.run(scale: options.scale, multiprocessor: options.multiprocessorBenchmarks)
+  case .bench:
+    status = BenchmarkSuite.run(
+      scale: options.scale, multiprocessor: options.multiprocessorBenchmarks, only: options.onlyBenchmark)
   }
   Console.write("trivisor-kernel: exit status ")
   Console.write(decimal: status)
