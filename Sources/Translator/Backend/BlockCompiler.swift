@@ -78,10 +78,15 @@ package struct BlockCompiler {
     }
   }
 
-  /// Forms after which the block ends (control leaves straight-line code, or a callout).
-  package static func endsBlock(_ form: FastForm) -> Bool {
-    switch form {
-    case .jcc, .jmpRel, .callRel, .ret, .generic: return true
+  /// Whether the block ends after `g` (control leaves straight-line code, or a callout).
+  package static func endsBlock(_ g: GuestInstruction) -> Bool {
+    switch g.form {
+    case .jcc, .jmpRel, .callRel, .ret: return true
+    case .generic:
+      switch g.special {
+      case nil, .jumpIndirect, .callIndirect: return true
+      default: return false
+      }
     default: return false
     }
   }
@@ -120,7 +125,8 @@ package struct BlockCompiler {
   /// The inline indirect-branch table generated code reads: `IndirectBranchTable.slots` entries of
   /// (RIP, cross-page entry address), one table per privilege class.
   private let indirectTable: UInt64
-  /// The callout: a C function `(context, next RIP) -> 0 (go on) or 1 (leave the block)` and its
+  /// The callout: a C function `(context, next RIP, operation) -> 0 (go on) or 1 (leave the
+  /// block)` and its
   /// context (`DynamicTranslator`).
   private let callout: (function: UInt64, context: UInt64)
   /// Guest register -> host register for the block's most used registers.
@@ -194,11 +200,19 @@ package struct BlockCompiler {
       a.mov(host, .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))))
     }
     a.bind(loopHead)
-    for (k, g) in block.instructions.enumerated() {
-      emit(g, index: k)
+    var k = 0
+    while k < block.instructions.count {
+      let run = stackRun(from: k)
+      if run.count >= 2 {
+        emitStackRun(run)
+        k = run.upperBound
+      } else {
+        emit(block.instructions[k], index: k)
+        k += 1
+      }
     }
     // A block that ends without a branch falls through to the next instruction.
-    if let last = block.instructions.last, !Self.endsBlock(last.form) {
+    if let last = block.instructions.last, !Self.endsBlock(last) {
       exit(to: last.nextRIP)
     }
     emitSideExits()
@@ -336,6 +350,7 @@ package struct BlockCompiler {
 
   /// Whether `g` may side-exit (so the flags before it must be in the state page).
   private static func maySideExit(_ g: GuestInstruction) -> Bool {
+    if g.special != nil { return true }
     switch g.form {
     case .pushR, .pushI, .popR, .callRel, .ret: return true
     default: return g.instruction.hasMemoryOperand && g.form != .lea && g.form != .nop
@@ -486,7 +501,8 @@ package struct BlockCompiler {
   /// The effective address of `g`'s memory operand into `destination` (no segment base), at
   /// `size` bytes (4: truncated and zero-extended). Clobbers RDI, and RSI when no cache register
   /// holds the base; not the flags.
-  private mutating func effectiveAddress(_ g: GuestInstruction, into destination: HostRegister = .rsi, size: Int? = nil) {
+  private mutating func effectiveAddress(_ g: GuestInstruction, into destination: HostRegister = .rsi, size: Int? = nil)
+  {
     let ins = g.instruction
     let disp = ins.displacement
     let width = min(size ?? 8, ins.addressSize == 4 ? 4 : 8)
@@ -613,6 +629,9 @@ package struct BlockCompiler {
     let o1 = ins.operands.1
     let size = Int(ins.operandSize)
     switch g.form {
+    case .generic where g.special != nil:
+      emitSpecial(g, k: k)
+
     case .generic:
       // A callout (the block's last instruction): the interpreter runs it on the state page.
       // The state page gets the registers, flags and the budget left (this instruction included:
@@ -625,19 +644,28 @@ package struct BlockCompiler {
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
       a.load(.rdi, constant: callout.context)
       a.load(.rsi, constant: g.nextRIP)
+      a.load(.rdx, constant: UInt64(ins.operation.rawValue))
       a.load(.rax, constant: callout.function)
       a.call(.register(.rax))
       a.mov(.r9, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))))
       let leave = a.newLabel()
-      a.test(.register(.rax), .rax, size: 4)
-      a.jcc(HostCondition.notEqual, leave)
       if ins.operation == .invlpg || ins.operation == .movToCR || ins.operation == .lmsw {
         // The TLB may have been flushed (a CR3 write flushes even with the same value) and the
         // page tables changed under the next instruction: let the dispatcher look.
         a.jmp(leave)
       } else {
+        // 0: on to the next instruction; 1: leave; else RAX is the indirect-branch table to find
+        // the block at the new RIP in.
+        let elsewhere = a.newLabel()
+        a.alu(.cmp, .register(.rax), immediate: 1)
+        a.jcc(HostCondition.equal, leave)
+        a.jcc(HostCondition.above, elsewhere)
         loadFlagsRegister()
         linkableJump(to: g.nextRIP)
+        a.bind(elsewhere)
+        loadFlagsRegister()
+        a.mov(.rdx, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))))
+        jumpThroughIndirectTable(base: .rax)
       }
       a.bind(leave)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 2)
@@ -714,20 +742,7 @@ package struct BlockCompiler {
       a.alu(.add, gpr(4), immediate: 8)
       writeBackRegisters()
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
-      // The inline indirect-branch table: a hit jumps to the target's cross-page entry.
-      let miss = a.newLabel()
-      a.mov(.rax, .register(.rdx), size: 4)
-      a.shift(.shr, .register(.rax), count: UInt8(IndirectBranchTable.shift))
-      a.alu(.xor, .register(.rax), .rdx, size: 4)
-      a.alu(.and, .register(.rax), immediate: Int64(IndirectBranchTable.slots - 1), size: 4)
-      a.shift(.shl, .register(.rax), count: 4)
-      a.load(.rcx, constant: indirectTable)
-      a.alu(.add, .register(.rcx), .rax)
-      a.alu(.cmp, .rdx, .memory(HostMemory(.rcx)))
-      a.jcc(HostCondition.notEqual, miss)
-      a.jmp(.memory(HostMemory(.rcx, 8)))
-      a.bind(miss)
-      a.jmp(epilogue)
+      jumpThroughIndirectTable()
 
     case .pushR:
       clobberFlags()
@@ -768,6 +783,163 @@ package struct BlockCompiler {
       loadFlags()
       a.setcc(ins.condition, gpr(o0.reg))
     }
+  }
+
+  /// The block's end through the inline indirect-branch table: RIP (in the state page and RDX)
+  /// is the target, registers are written back; a hit jumps to the target's cross-page entry,
+  /// a miss returns to the dispatcher.
+  private mutating func jumpThroughIndirectTable(base: HostRegister? = nil) {
+    let miss = a.newLabel()
+    if let base { a.mov(.rcx, .register(base)) } else { a.load(.rcx, constant: indirectTable) }
+    a.mov(.rax, .register(.rdx), size: 4)
+    a.shift(.shr, .register(.rax), count: UInt8(IndirectBranchTable.shift))
+    a.alu(.xor, .register(.rax), .rdx, size: 4)
+    a.alu(.and, .register(.rax), immediate: Int64(IndirectBranchTable.slots - 1), size: 4)
+    a.shift(.shl, .register(.rax), count: 4)
+    a.alu(.add, .register(.rcx), .rax)
+    a.alu(.cmp, .rdx, .memory(HostMemory(.rcx)))
+    a.jcc(HostCondition.notEqual, miss)
+    a.jmp(.memory(HostMemory(.rcx, 8)))
+    a.bind(miss)
+    a.jmp(epilogue)
+  }
+
+  /// Side-exits to `exit` unless RDX is canonical (clobbers RCX and flags).
+  private mutating func requireCanonicalRDX(else exit: X64Assembler.Label) {
+    a.mov(.rcx, .register(.rdx))
+    a.shift(.shl, .register(.rcx), count: 16)
+    a.shift(.sar, .register(.rcx), count: 16)
+    a.alu(.cmp, .register(.rcx), .rdx)
+    a.jcc(HostCondition.notEqual, exit)
+  }
+
+  private mutating func emitSpecial(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    switch g.special {
+    case .jumpIndirect, .callIndirect:
+      // The target first (a CALL through [RSP] reads the old RSP); a non-canonical one faults at
+      // the branch, in the interpreter.
+      let side: X64Assembler.Label
+      if ins.operands.0.kind == .memory {
+        memoryOperand(g, size: 8, write: false, k: k)
+        side = sideExit(k)
+        a.mov(.rdx, .memory(HostMemory(.rax)))
+      } else {
+        clobberFlags()
+        side = sideExit(k)
+        a.mov(.rdx, gpr(ins.operands.0.reg))
+      }
+      requireCanonicalRDX(else: side)
+      if g.special == .callIndirect {
+        // RIP holds the target while the return address is pushed (a side exit rewrites it).
+        a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
+        push(constant: g.nextRIP, k: k)
+        a.mov(.rdx, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))))
+      }
+      writeBackRegisters()
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
+      jumpThroughIndirectTable()
+
+    case .pushMemory:
+      memoryOperand(g, size: 8, write: false, k: k)
+      a.mov(.r8, .memory(HostMemory(.rax)))
+      pushR8(k: k)
+
+    case .setDirection(let set):
+      clobberFlags()
+      let rflags = HostOperand.memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags)))
+      if set {
+        a.alu(.or, rflags, immediate: Int64(Flags.df))
+      } else {
+        a.alu(.and, rflags, immediate: ~Int64(Flags.df))
+      }
+
+    case .swapGS:
+      // Only CPL 0 may (a block of the supervisor class may also run at CPL 1 or 2).
+      clobberFlags()
+      a.alu(.cmp, .memory(HostMemory(.rbx, Int32(CPUStateLayout.cpl))), immediate: 0)
+      a.jcc(HostCondition.notEqual, sideExit(k))
+      let gsBase = HostOperand.memory(
+        HostMemory(.rbx, Int32(CPUStateLayout.segments + 5 * CPUStateLayout.segmentStride + 8)))
+      let kernelGSBase = HostOperand.memory(HostMemory(.rbx, Int32(CPUStateLayout.kernelGSBase)))
+      a.mov(.rax, gsBase)
+      a.mov(.rcx, kernelGSBase)
+      a.mov(gsBase, .rcx)
+      a.mov(kernelGSBase, .rax)
+
+    case nil:
+      preconditionFailure("a callout is not a special form")
+    }
+  }
+
+  // MARK: Runs of PUSH or POP
+
+  /// Whether `g` is a PUSH (`push` true) or POP of a register other than RSP, or a PUSH of an
+  /// immediate: what a stack run is made of.
+  private static func isStackRunMember(_ g: GuestInstruction, push: Bool) -> Bool {
+    switch g.form {
+    case .pushR: return push && g.instruction.operands.0.reg != 4
+    case .pushI: return push
+    case .popR: return !push && g.instruction.operands.0.reg != 4
+    default: return false
+    }
+  }
+
+  /// The consecutive PUSHes (or POPs) starting at instruction `k` (empty if `k` is neither).
+  private func stackRun(from k: Int) -> Range<Int> {
+    let first = block.instructions[k]
+    let push = first.form == .pushR || first.form == .pushI
+    guard Self.isStackRunMember(first, push: push) else { return k..<k }
+    var end = k + 1
+    while end < block.instructions.count && Self.isStackRunMember(block.instructions[end], push: push) { end += 1 }
+    return k..<end
+  }
+
+  /// A run of PUSHes or POPs as one access: the whole stack range is checked at once (in one page,
+  /// RAM, and for PUSH writable without code), then each value moves with a plain load or store.
+  /// The check failing side-exits at the run's first instruction, before any of it ran; with it
+  /// passed, none of them can fault, and nothing can observe the steps between them.
+  private mutating func emitStackRun(_ run: Range<Int>) {
+    let instructions = block.instructions[run]
+    let push = instructions.first!.form != .popR
+    let bytes = 8 * run.count
+    clobberFlags()
+    a.mov(.rsi, gpr(4))
+    if push { a.alu(.sub, .register(.rsi), immediate: Int64(bytes)) }
+    hostPointer(size: bytes, write: push, exit: sideExit(run.lowerBound))
+    for (i, g) in instructions.enumerated() {
+      let ins = g.instruction
+      // PUSH i writes the slot `count - 1 - i` above the final RSP; POP i reads slot i above the
+      // first.
+      let slot = HostMemory(.rax, Int32(8 * (push ? run.count - 1 - i : i)))
+      switch g.form {
+      case .pushR:
+        if let host = cached[Int(ins.operands.0.reg)] {
+          a.mov(.memory(slot), host)
+        } else {
+          a.mov(.r8, gpr(ins.operands.0.reg))
+          a.mov(.memory(slot), .r8)
+        }
+      case .pushI:
+        let size = ins.operands.0.size
+        let constant = ins.immediate & (size == 8 ? ~0 : (1 << UInt64(8 * size)) - 1)
+        let value = Int64(bitPattern: constant)
+        if Self.fitsInt32(value) {
+          a.mov(.memory(slot), immediate: value, size: 8)
+        } else {
+          a.load(.r8, constant: constant)
+          a.mov(.memory(slot), .r8)
+        }
+      default:  // POP
+        if let host = cached[Int(ins.operands.0.reg)] {
+          a.mov(host, .memory(slot))
+        } else {
+          a.mov(.r8, .memory(slot))
+          a.mov(gpr(ins.operands.0.reg), .r8)
+        }
+      }
+    }
+    a.alu(push ? .sub : .add, gpr(4), immediate: Int64(bytes))
   }
 
   /// PUSH of a constant (`CALL`'s return address, `PUSH imm`).

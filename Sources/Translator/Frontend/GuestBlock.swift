@@ -7,6 +7,9 @@ package struct GuestInstruction {
   package var instruction: DecodedInstruction
   /// The interpreter's classification, which is also the set the back end translates.
   package var form: FastForm
+  /// For a `.generic` instruction: a shape the back end translates although the interpreter has
+  /// no fast form for it (nil: a callout).
+  package var special: SpecialForm? = nil
   /// The linear address of the next instruction.
   package var nextRIP: UInt64 { rip &+ UInt64(instruction.length) }
 }
@@ -36,17 +39,46 @@ package struct GuestBlock {
       guard let (ins, form) = cpu.translatableInstruction(physical: phys) else { break }
       // An instruction the back end does not translate ends the block as a callout: the
       // interpreter runs it from inside the block (`CPU.runCallout`).
+      let translated = BlockCompiler.translates(form, ins)
       let g = GuestInstruction(
-        rip: linear, instruction: ins, form: BlockCompiler.translates(form, ins) ? form : .generic)
+        rip: linear, instruction: ins, form: translated ? form : .generic,
+        special: translated ? nil : SpecialForm(ins))
       // A branch to a non-canonical target faults: leave it to the interpreter.
       if let target = BlockCompiler.staticTarget(g), !BlockCompiler.isCanonical(target) { break }
       block.instructions.append(g)
-      if BlockCompiler.endsBlock(form) { break }
+      if BlockCompiler.endsBlock(g) { break }
       let next = g.nextRIP
       guard next & ~0xFFF == rip & ~0xFFF else { break }
       linear = next
       phys = (physical & ~0xFFF) | (next & 0xFFF)
     }
     return block
+  }
+}
+
+/// Instructions outside the interpreter's fast forms that the back end still translates (the
+/// rest of `.generic` are callouts).
+package enum SpecialForm: Equatable {
+  /// JMP r/m64 and CALL r/m64: the target through the inline indirect-branch table.
+  case jumpIndirect, callIndirect
+  /// PUSH m64.
+  case pushMemory
+  /// CLD and STD.
+  case setDirection(Bool)
+  /// SWAPGS (at CPL 0; a side exit otherwise).
+  case swapGS
+
+  package init?(_ ins: DecodedInstruction) {
+    guard !ins.prefixes.contains(.lock) else { return nil }
+    let o0 = ins.operands.0
+    switch ins.operation {
+    case .jmp where ins.operandSize == 8 && (o0.kind == .gpr || o0.kind == .memory): self = .jumpIndirect
+    case .call where ins.operandSize == 8 && (o0.kind == .gpr || o0.kind == .memory): self = .callIndirect
+    case .push where ins.operandSize == 8 && o0.kind == .memory: self = .pushMemory
+    case .cld: self = .setDirection(false)
+    case .std: self = .setDirection(true)
+    case .swapgs: self = .swapGS
+    default: return nil
+    }
   }
 }

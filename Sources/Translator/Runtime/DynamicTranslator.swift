@@ -112,8 +112,9 @@ package final class DynamicTranslator: BlockExecutor {
   @exclusivity(unchecked) private var notedInThisEntry: UInt64 = 0
 
   /// A callout from generated code: the interpreter runs the instruction at RIP; 0 tells the code
-  /// to go on at `nextRIP`, 1 to return to the dispatcher.
-  fileprivate func runCallout(nextRIP: UInt64) -> UInt64 {
+  /// to go on at `nextRIP`, 1 to return to the dispatcher, anything else is the indirect-branch
+  /// table in which to look up the block at the new RIP.
+  fileprivate func runCallout(nextRIP: UInt64, operation: UInt64) -> UInt64 {
     guard let cpu = currentCPU else { return 1 }
     // The budget generated code used so far includes this instruction and earlier callouts.
     let raw = cpu.state.raw
@@ -125,9 +126,18 @@ package final class DynamicTranslator: BlockExecutor {
     notedInThisEntry = done
     calloutsInThisEntry &+= 1
     statistics.callouts &+= 1
-    let (go, event) = cpu.runCallout(nextRIP: nextRIP)
+    if operation < UInt64(statistics.calloutsByOperation.count) {
+      statistics.calloutsByOperation[Int(operation)] &+= 1
+    }
+    let (continuation, event) = cpu.runCallout(nextRIP: nextRIP)
     if let event { pendingEvent = event }
-    return go ? 0 : 1
+    switch continuation {
+    case .next: return 0
+    case .leave: return 1
+    case .elsewhere:
+      statistics.calloutsContinuedElsewhere &+= 1
+      return indirect.base(user: cpu.runsAtUserLevel)
+    }
   }
 
   /// What generated code calls for a callout, and the context it passes.
@@ -179,6 +189,14 @@ package final class DynamicTranslator: BlockExecutor {
       offset = code.append(host.code)
     }
     guard let offset else { return CodeCache.Block(entry: nil, length: 0, generation: generation) }
+    if let perfMap = Self.perfMap {
+      let address = UInt(bitPattern: code.entry(offset))
+      // perf shows addresses in the (file-backed) code buffer as file offsets: name both.
+      let size = String(host.code.count, radix: 16)
+      let name = "dbt:\(String(rip, radix: 16))\(user ? "u" : "s")"
+      fputs("\(String(address, radix: 16)) \(size) \(name)\n\(String(offset, radix: 16)) \(size) \(name)\n", perfMap)
+      fflush(perfMap)
+    }
     let block = CodeCache.Block(
       entry: code.entry(offset), length: guest.instructions.count, generation: generation,
       chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry)
@@ -223,6 +241,11 @@ package final class DynamicTranslator: BlockExecutor {
   /// DIR/<rip>-<u|s>.bin (for `llvm-objdump -D -b binary -m i386:x86-64`), to read what the back
   /// end emits. A debugging aid, off unless the variable is set.
   private static let dumpDirectory: String? = getenv("TRIVISOR_DBT_DUMP").map { String(cString: $0) }
+
+  /// `TRIVISOR_DBT_PERFMAP=1`: each translated block is listed in /tmp/perf-<pid>.map, the file
+  /// `perf report` reads to name code it finds no symbols for (as `dbt:<guest rip>`).
+  nonisolated(unsafe) private static let perfMap: UnsafeMutablePointer<FILE>? =
+    getenv("TRIVISOR_DBT_PERFMAP") == nil ? nil : fopen("/tmp/perf-\(getpid()).map", "a")
 
   private static func dump(_ code: [UInt8], rip: UInt64, user: Bool, to directory: String) {
     let path = directory + "/" + String(rip, radix: 16) + (user ? "-u" : "-s") + ".bin"
@@ -272,7 +295,17 @@ package final class DynamicTranslator: BlockExecutor {
       ("dbt-cache-flushes", s.cacheFlushes, "times the full code buffer was emptied"),
       ("dbt-chains-patched", s.chainsPatched, "direct branches linked to their target block"),
       ("dbt-callouts", s.callouts, "instructions generated code handed to the interpreter"),
+      (
+        "dbt-callouts-elsewhere", s.calloutsContinuedElsewhere,
+        "callouts after which translated code went on at a new RIP (system calls, returns, interrupts)"
+      ),
     ]
+      + Operation.allCases.compactMap { operation in
+        let n = s.calloutsByOperation[Int(operation.rawValue)]
+        guard n > 0 else { return nil }
+        let name = String(describing: operation)
+        return ("dbt-callouts-\(name)", n, "callouts of \(name)")
+      }
   }
 }
 
@@ -285,8 +318,12 @@ enum DispatcherClock {
   }
 }
 
-/// The C entry point generated code calls for a callout: (translator, next RIP) -> 0 or 1.
-private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64 = { context, nextRIP in
+/// The C entry point generated code calls for a callout: (translator, next RIP, the instruction's
+/// `Operation` for the statistics) -> 0 or 1.
+private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UInt64) -> UInt64 = {
+  context, nextRIP, operation in
   // The translator outlives its code: no reference counting on this path.
-  Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.runCallout(nextRIP: nextRIP) }
+  Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
+    $0.runCallout(nextRIP: nextRIP, operation: operation)
+  }
 }

@@ -96,17 +96,32 @@ extension CPU {
   /// user or supervisor tables).
   package var runsAtUserLevel: Bool { stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3 }
 
+  /// Where translated code may go after a callout.
+  package enum CalloutContinuation {
+    /// To the next instruction (a link): it retired there and changed nothing translated code
+    /// depends on.
+    case next
+    /// To the block at the new RIP, found through the indirect-branch table of the (possibly new)
+    /// privilege level: control went elsewhere (a system call or return, a software interrupt, an
+    /// exception delivered) and only the privilege level changed of what translated code assumes.
+    case elsewhere
+    /// Back to the dispatcher.
+    case leave
+  }
+
   /// A callout: generated code hands the instruction at RIP (whose next instruction is at
   /// `nextRIP`) to the interpreter, which runs it in full (one step: faults delivered, I/O and
-  /// other events returned). The block may go on to `nextRIP` only if the instruction retired
-  /// there without an event and changed nothing translated code depends on (privilege level, code
-  /// mode, CR0/CR3/CR4/EFER, and whatever `translatedCodeMayRun` checks; the translator itself
-  /// leaves after INVLPG and control-register writes, which may flush the TLB without changing
-  /// any of those).
-  package func runCallout(nextRIP: UInt64) -> (continueBlock: Bool, event: CPUEvent?) {
+  /// other events returned). The block may go on only if the instruction raised no event, and
+  /// changed nothing translated code depends on (code mode, CR0/CR3/CR4/EFER, and whatever
+  /// `translatedCodeMayRun` checks; the translator itself leaves after INVLPG and control-register
+  /// writes, which may flush the TLB without changing any of those) but the privilege level and
+  /// RIP.
+  package func runCallout(nextRIP: UInt64) -> (continuation: CalloutContinuation, event: CPUEvent?) {
     let before = TranslationContext(self)
-    if let event = stepInline() { return (false, event) }
-    return (state.rip == nextRIP && TranslationContext(self) == before && translatedCodeMayRun, nil)
+    if let event = stepInline() { return (.leave, event) }
+    let after = TranslationContext(self)
+    guard after.sameAddressSpaceAndMode(as: before) && translatedCodeMayRun else { return (.leave, nil) }
+    return (after.cpl == before.cpl && state.rip == nextRIP ? .next : .elsewhere, nil)
   }
 
   /// Counts instructions translated code retired (the interpreter's own count included).
@@ -154,5 +169,10 @@ struct TranslationContext: Equatable {
     cr3 = raw.load(fromByteOffset: CPUStateLayout.cr3, as: UInt64.self)
     cr4 = raw.load(fromByteOffset: CPUStateLayout.cr4, as: UInt64.self)
     efer = raw.load(fromByteOffset: CPUStateLayout.efer, as: UInt64.self)
+  }
+
+  /// Everything but the privilege level is the same.
+  func sameAddressSpaceAndMode(as other: TranslationContext) -> Bool {
+    codeMode == other.codeMode && cr0 == other.cr0 && cr3 == other.cr3 && cr4 == other.cr4 && efer == other.efer
   }
 }

@@ -178,17 +178,17 @@ public final class SystemUnit {
 
   /// SYSCALL (vendor rules of `cpuid`).
   public func syscall(returnRIP: UInt64) throws(Fault) {
-    try FastSystemCalls.syscall(returnRIP: returnRIP, state: state, vendor: cpuid.cpuVendor)
+    try FastSystemCalls.syscall(returnRIP: returnRIP, state: state, vendor: vendor)
   }
   /// SYSRET.
   public func sysret(operandSize: Int) throws(Fault) {
     try FastSystemCalls.sysret(operandSize: operandSize, state: state)
   }
   /// SYSENTER (vendor rules of `cpuid`).
-  public func sysenter() throws(Fault) { try FastSystemCalls.sysenter(state: state, vendor: cpuid.cpuVendor) }
+  public func sysenter() throws(Fault) { try FastSystemCalls.sysenter(state: state, vendor: vendor) }
   /// SYSEXIT.
   public func sysexit(operandSize: Int) throws(Fault) {
-    try FastSystemCalls.sysexit(operandSize: operandSize, state: state, vendor: cpuid.cpuVendor)
+    try FastSystemCalls.sysexit(operandSize: operandSize, state: state, vendor: vendor)
   }
   /// SWAPGS.
   public func swapgs() throws(Fault) { try FastSystemCalls.swapgs(state: state) }
