@@ -257,6 +257,12 @@ extension CorpusGuest {
       fault mid-block: exc d err 0 rip ok
       r14 at the fault: 1133
       ring 3 loop: f2fe1ebe2c2cf9d
+      indirect branches: 17fffffffffffa
+      stack run: ffffeeccdd987744
+      stack run across pages: ffffeebb99cc8922
+      push memory, push rsp: 67890008
+      direction flag set, clear: 10
+      swapgs: aabbaa
 
       """,
     expectedStatus: 1, expectedReason: "guest exit through isa-debug-exit: value 0, status 1",

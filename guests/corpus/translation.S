@@ -3,7 +3,9 @@
 # zero-extended, memory operands, PUSH/POP/CALL/RET), flags carried from one block into the next,
 # a store that rewrites the very next instruction (self-modifying code inside a running block),
 # a function patched after it ran (its old translation must go), a fault in the middle of a block
-# (precise RIP and the registers the instructions before it left), and the same loop in ring 3.
+# (precise RIP and the registers the instructions before it left), the same loop in ring 3,
+# indirect CALL and JMP through registers and memory, runs of PUSH and POP (also across a page
+# boundary), PUSH of memory and of RSP, CLD/STD and SWAPGS.
 #include "common.S"
 main:
     call checksum
@@ -41,10 +43,136 @@ main:
     mov SCRATCH, %rax
     call puthex
     call newline
+    # Indirect CALL and JMP through a register and through memory, in a loop.
+    xor %eax, %eax
+    mov $50, %ecx
+4:  lea add_three(%rip), %rdx
+    call *%rdx
+    call *call_table(%rip)
+    lea 5f(%rip), %rdx
+    jmp *%rdx
+5:  lea jump_table(%rip), %rsi
+    jmp *(%rsi)
+indirect_next:
+    dec %ecx
+    jnz 4b
+    SHOW "indirect branches: ", %rax
+
+    # Runs of PUSH and POP (one stack check for the run), a PUSH of memory and of RSP.
+    mov $0x1111, %eax
+    mov $0x2222, %ebx
+    mov $0x3333, %edx
+    mov $0x4444, %esi
+    push %rax
+    push %rbx
+    push $-0x55
+    push %rdx
+    push %rsi
+    pop %rax
+    pop %rbx
+    pop %rdx
+    pop %rsi
+    pop %rdi
+    call fold
+    SHOW "stack run: ", %rax
+    mov %rsp, %r15
+    mov $0x71010, %rsp              # the run crosses into the page below
+    mov $0x5555, %eax
+    push %rax
+    push %rbx
+    push %rdx
+    push %rsi
+    pop %rax
+    pop %rbx
+    pop %rdx
+    pop %rsi
+    mov %r15, %rsp
+    call fold
+    SHOW "stack run across pages: ", %rax
+    movq $0x6789, SCRATCH
+    pushq SCRATCH
+    push %rsp
+    pop %rbx                        # RSP as it was after the first push
+    pop %rax
+    mov %rsp, %rcx
+    sub %rbx, %rcx
+    shl $16, %rax
+    or %rcx, %rax
+    SHOW "push memory, push rsp: ", %rax
+
+    # CLD and STD.
+    std
+    pushf
+    pop %rax
+    cld
+    pushf
+    pop %rbx
+    shr $10, %rax
+    and $1, %eax
+    shl $4, %eax
+    shr $10, %rbx
+    and $1, %ebx
+    or %rbx, %rax
+    SHOW "direction flag set, clear: ", %rax
+
+    # SWAPGS exchanges the GS base and IA32_KERNEL_GS_BASE.
+    movq $0xaa, SCRATCH + 0x200
+    movq $0xbb, SCRATCH + 0x300
+    xor %edx, %edx
+    mov $0xc0000101, %ecx
+    mov $SCRATCH + 0x200, %eax
+    wrmsr
+    mov $0xc0000102, %ecx
+    mov $SCRATCH + 0x300, %eax
+    wrmsr
+    mov %gs:0, %rax
+    swapgs
+    mov %gs:0, %rbx
+    swapgs
+    mov %gs:0, %rcx
+    shl $8, %rax
+    or %rbx, %rax
+    shl $8, %rax
+    or %rcx, %rax
+    SHOW "swapgs: ", %rax
+    xor %eax, %eax
+    mov $0xc0000101, %ecx
+    wrmsr
+
     mov $0, %al
     out %al, $0xf4
 3:  hlt
     jmp 3b
+
+add_three:
+    add $3, %rax
+    ret
+
+times_two:
+    add %rax, %rax
+    ret
+
+# rax = rax ^ rbx << 8 ^ rdx << 16 ^ rsi << 24 ^ rdi << 32.
+fold:
+    mov %rbx, %r8
+    shl $8, %r8
+    xor %r8, %rax
+    mov %rdx, %r8
+    shl $16, %r8
+    xor %r8, %rax
+    mov %rsi, %r8
+    shl $24, %r8
+    xor %r8, %rax
+    mov %rdi, %r8
+    shl $32, %r8
+    xor %r8, %rax
+    ret
+
+    .p2align 3
+call_table:
+    .quad times_two
+jump_table:
+    .quad indirect_next
 
 seven:
     mov $7, %eax
