@@ -37,7 +37,7 @@ public enum VMExit: Sendable, Equatable {
   /// The instruction budget given to `run(budget:)` ran out (the scheduler's time slice).
   case budgetExhausted
   /// The engine could not enter or continue the guest; the report says why, with registers.
-  case internalError(InternalErrorReport)
+  indirect case internalError(InternalErrorReport)
 
   /// Short stable name, used as the statistics key and in JSON (see `ExitKind`).
   public var reasonName: String { ExitKind(self).name }

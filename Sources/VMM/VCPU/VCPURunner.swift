@@ -24,7 +24,9 @@ public final class VCPURunner {
   var deadlineTimer: DeadlineTimer?
   /// What the idle (HLT) loop sleeps on.
   let wakeup = WakeupEvent()
-  unowned let machine: Machine
+  /// The machine this runner belongs to (it owns the runner and outlives it: no reference
+  /// counting on the run loop's every access).
+  unowned(unsafe) let machine: Machine
   /// The A20 gate as last passed to the vCPU (open at power-on).
   var a20Applied = true
   /// `MachineControl.State.generation` of the control lines this runner last acted on.
@@ -195,15 +197,14 @@ public final class VCPURunner {
     if nmiRequested.exchange(false, ordering: .acquiringAndReleasing) { try vcpu.injectNMI() }
     guard let pic = machine.pic else { return }  // the engine's irqchip delivers by itself
     if lapic.takeNMI() { try vcpu.injectNMI() }
-    let picPending = { pic.hasPendingInterrupt && self.machine.picOutputReaches(self) }
     if vcpu.readyForInterruptInjection {
       if let vector = lapic.acknowledge() {
         try vcpu.injectInterrupt(vector: vector)
-      } else if picPending(), let vector = pic.acknowledge() {
+      } else if pic.hasPendingInterrupt && machine.picOutputReaches(self), let vector = pic.acknowledge() {
         try vcpu.injectInterrupt(vector: vector)
       }
     }
-    let want = lapic.hasDeliverableInterrupt || picPending()
+    let want = lapic.hasDeliverableInterrupt || (pic.hasPendingInterrupt && machine.picOutputReaches(self))
     if want != windowRequested {
       vcpu.requestInterruptWindow(want)
       windowRequested = want
