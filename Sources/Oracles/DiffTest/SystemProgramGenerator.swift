@@ -107,7 +107,7 @@ struct SystemProgramGenerator {
     }
     let handlerInvalidates = rng.chance(0.5)
     let timerSeed = rng.next()
-    let timerMean = rng.pick([15, 60, 250, 1000, 5000])
+    let timerMean = rng.pick([15, 100, 400, 2000, 10000])
     var items: [(String, UInt64)] = []
     for i in 0..<itemCount {
       guard asm.room > 600 else { break }
