@@ -57,7 +57,8 @@ let package = Package(
       name: "LauncherTests",
       dependencies: ["Launcher", "VMM", "KVMEngine", "Interpreter", "Translator", "GuestImages", "TestHostSupport"]),
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM", "TestHostSupport"]),
-    .testTarget(name: "TranslatorTests", dependencies: ["Translator", "Oracles", "X86", "TestHostSupport"]),
+    .testTarget(
+      name: "TranslatorTests", dependencies: ["Translator", "Oracles", "X86", "Interpreter", "VMM", "TestHostSupport"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.
