@@ -71,10 +71,6 @@ struct DiffTestCommand: ParsableCommand {
   var noFastPath = false
   @Option(help: "--mode system: items (instruction groups) per program.") var items = 60
   @Flag(help: "--mode system: print mismatching programs whole instead of reduced.") var noReduce = false
-  @Flag(
-    help: "--mode system: also generate IMUL and multi-bit shifts, whose undefined flags differ between dbt and interp."
-  )
-  var undefinedFlags = false
 
   /// `--mode system`: the translator against the interpreter, no host CPU involved.
   func runSystem() throws {
@@ -86,7 +82,6 @@ struct DiffTestCommand: ParsableCommand {
     var options = SystemDiffOptions(instructionCount: UInt64(count), seed: seed)
     options.itemsPerProgram = items
     options.reduce = !noReduce
-    options.undefinedFlags = undefinedFlags
     options.keptMismatches = max(show, 0)
     let tester: SystemDiffTester
     do { tester = try SystemDiffTester(options: options) } catch { throw ValidationError(error.description) }

@@ -16,9 +16,6 @@ public struct SystemDiffOptions: Sendable {
   public var keptMismatches = 3
   /// The translator's code buffer (a small one makes it start over now and then).
   public var translatorCodeBytes = 8 << 20
-  /// Also generate instructions that leave flags undefined (IMUL, shifts and rotates by more than
-  /// 1), whose undefined flags dbt takes from the host CPU and the interpreter from its model.
-  public var undefinedFlags = false
 
   public init(instructionCount: UInt64, seed: UInt64) {
     self.instructionCount = instructionCount
@@ -96,7 +93,7 @@ public final class SystemDiffTester {
     while report.instructions < options.instructionCount {
       let seed = Self.programSeed(options.seed, report.programs)
       var generator = SystemProgramGenerator(
-        seed: seed, items: options.itemsPerProgram, undefinedFlags: options.undefinedFlags)
+        seed: seed, items: options.itemsPerProgram)
       let program = generator.generate()
       let (i, d, difference) = compare(program)
       report.programs += 1
@@ -216,7 +213,7 @@ public final class SystemDiffTester {
         let candidate = skip.union(start..<min(start + chunk, count))
         if candidate != skip {
           var g = SystemProgramGenerator(
-            seed: program.seed, items: options.itemsPerProgram, skip: candidate, undefinedFlags: options.undefinedFlags)
+            seed: program.seed, items: options.itemsPerProgram, skip: candidate)
           let p = g.generate()
           if let diff = compare(p).difference {
             skip = candidate

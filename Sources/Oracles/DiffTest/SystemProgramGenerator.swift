@@ -65,19 +65,14 @@ struct SystemProgramGenerator {
   private var inLoop = false
   private var code32: [Range<UInt64>] = []
   private let skip: Set<Int>
-  /// Whether instructions that leave flags undefined (IMUL, shifts, rotates by more than 1) are
-  /// generated: the translator leaves the host CPU's values in those flags, the interpreter its
-  /// own, so a program that reads them can tell the two apart (docs/dbt.md, "Not yet").
-  let undefinedFlags: Bool
   private let itemCount: Int
   let seed: UInt64
 
   /// Registers the program may write: all but RSP, R14 (resume address) and R15 (loop counter).
   static let free = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13]
 
-  init(seed: UInt64, items: Int, skip: Set<Int> = [], undefinedFlags: Bool = false) {
+  init(seed: UInt64, items: Int, skip: Set<Int> = []) {
     self.seed = seed
-    self.undefinedFlags = undefinedFlags
     rng = RandomSource(seed: seed)
     itemCount = items
     self.skip = skip
@@ -267,20 +262,6 @@ struct SystemProgramGenerator {
         rng.chance(0.5)
         ? .register(src) : memoryOperand(size: from == [0x63] ? 4 : from[1] & 1 == 0 ? 1 : 2, write: false, avoid: dst)
       put(size: from == [0x63] ? 64 : s, opcode: from, reg: dst, rm: rm)
-    case 13 where !undefinedFlags:
-      // IMUL leaves SF ZF AF PF undefined: an ADD of the same shape instead.
-      put(size: size, opcode: [w], reg: src, rm: .register(dst))
-    case 14 where !undefinedFlags:
-      // Only rotates by 1 define every flag they write (the shifts leave AF undefined, and the
-      // host's AF and the interpreter's differ).
-      let kind = rng.below(4)
-      if kind != 6 {
-        if rng.chance(0.5) {
-          put(size: size, opcode: [0xD0 | w], reg: kind, rm: .register(dst))
-        } else {
-          put(size: size, opcode: [0xC0 | w], reg: kind, rm: .register(dst), immediate: [1])
-        }
-      }
     case 13:
       let s = rng.pick([16, 32, 64])
       switch rng.below(3) {

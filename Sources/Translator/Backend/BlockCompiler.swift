@@ -74,8 +74,19 @@ package struct BlockCompiler {
     case .imulR, .imulM:
       // Host IMUL has no byte form with two operands; the classifier never makes one.
       return ins.operandSize >= 2
+    case .shiftR:
+      // A byte or word SHL/SHR by more than its width leaves CF undefined on the host (the model
+      // clears it): the interpreter's.
+      return
+        !(Self.shiftCountMayExceedWidth(ins) && ins.operands.1.kind == .immediate
+        && ins.immediate & 31 > UInt64(8 * ins.operandSize))
     default: return true
     }
+  }
+
+  /// A byte or word SHL/SHR/SAL (whose count, masked to 5 bits, can exceed the operand's width).
+  static func shiftCountMayExceedWidth(_ ins: DecodedInstruction) -> Bool {
+    ins.operandSize <= 2 && [.shl, .sal, .shr].contains(ins.operation)
   }
 
   /// Whether the block ends after `g` (control leaves straight-line code, or a callout).
@@ -353,6 +364,8 @@ package struct BlockCompiler {
     if g.special != nil { return true }
     switch g.form {
     case .pushR, .pushI, .popR, .callRel, .ret: return true
+    case .shiftR where g.instruction.operands.1.kind != .immediate && shiftCountMayExceedWidth(g.instruction):
+      return true
     default: return g.instruction.hasMemoryOperand && g.form != .lea && g.form != .nop
     }
   }
@@ -1112,8 +1125,23 @@ package struct BlockCompiler {
       if direct == nil { a.mov(.rcx, gpr(o0.reg), size: size) }
       a.imul(product, source, size: size)
     }
+    if flagsLiveAfter[k] {
+      // The model's IMUL flags: CF = OF = the product did not fit (the host's), SF ZF PF from the
+      // result, AF clear (the SDM leaves SF ZF AF PF undefined; the host's may differ). ADD of 0
+      // sets SF ZF PF from the result and clears AF CF OF; CF and OF come back from R8.
+      a.setcc(HostCondition.below, .register(.r8))
+      a.alu(.add, .register(product), immediate: 0, size: size)
+      a.pushfq()
+      a.pop(.r10)
+      a.movzx(.r8, .register(.r8), sourceSize: 1)
+      a.imul(.r8, .register(.r8), immediate: Int64(Flags.cf | Flags.of), size: 4)
+      a.alu(.or, .register(.r10), .r8)
+      flagsInHost = false
+      flagsPending = false
+    } else {
+      flagsWritten(by: k)
+    }
     if direct == nil { storeGPR(o0.reg, .rcx, size: size) }
-    flagsWritten(by: k)
   }
 
   private mutating func emitShift(_ g: GuestInstruction, k: Int) {
@@ -1132,6 +1160,14 @@ package struct BlockCompiler {
     }
     let byCL = ins.operands.1.kind != .immediate
     if byCL { a.mov(.rcx, gpr(1), size: 1) }
+    if byCL && Self.shiftCountMayExceedWidth(ins) {
+      // A count above the width: the interpreter's (see `translates`).
+      clobberFlags()
+      a.mov(.r8, .register(.rcx), size: 4)
+      a.alu(.and, .register(.r8), immediate: 31, size: 4)
+      a.alu(.cmp, .register(.r8), immediate: Int64(8 * size), size: 4)
+      a.jcc(HostCondition.above, sideExit(k))
+    }
     a.mov(.rdx, gpr(o0.reg), size: size)
     if Self.flagUse(g) == .readsOrKeeps { loadFlags() } else { clobberFlags() }
     if byCL {
@@ -1141,6 +1177,74 @@ package struct BlockCompiler {
     }
     // MOV keeps the flags: write the result back after the shift.
     if size == 4 { a.mov(gpr(o0.reg), .rdx, size: 8) } else { a.mov(gpr(o0.reg), .rdx, size: size) }
-    flagsWritten(by: k)
+    if flagsLiveAfter[k] {
+      a.pushfq()
+      a.pop(.r10)
+      flagsInHost = false
+      flagsPending = false
+      modelShiftFlags(ins.operation, size: size, byCL: byCL, count: ins.immediate)
+    } else {
+      flagsWritten(by: k)
+    }
+  }
+
+  /// Makes R10 (the host's flags after a shift or rotate of RDX, by CL or by `count`) hold the
+  /// flags the model defines where the SDM leaves them undefined (`ALU.shiftRotate`): AF clear
+  /// after a shift; OF by the one-bit rule for every count (SHL, ROL, RCL: MSB of the result XOR
+  /// CF; ROR, RCR: the two top bits of the result differ; SHR: the operand's MSB for a count of 1,
+  /// else 0; SAR: 0). A masked count of 0 leaves every flag as it was. Clobbers R8, RSI, flags.
+  private mutating func modelShiftFlags(_ operation: Operation, size: Int, byCL: Bool, count: UInt64) {
+    let bits = UInt8(8 * size)
+    let done = a.newLabel()
+    let maskedCount = count & (size == 8 ? 63 : 31)
+    if byCL {
+      a.mov(.r8, .register(.rcx), size: 4)
+      a.alu(.and, .register(.r8), immediate: size == 8 ? 63 : 31, size: 4)
+      a.jcc(HostCondition.equal, done)
+    } else if maskedCount == 0 {
+      return
+    }
+    let af = Int64(Flags.af)
+    let of = Int64(Flags.of)
+    /// OF = bit 0 of R8 (the rest of R8 anything).
+    func setOverflowFromR8(_ c: inout BlockCompiler) {
+      c.a.alu(.and, .register(.r8), immediate: 1, size: 4)
+      c.a.shift(.shl, .register(.r8), count: 11, size: 4)
+      c.a.alu(.or, .register(.r10), .r8)
+    }
+    switch operation {
+    case .shl, .sal:
+      a.alu(.and, .register(.r10), immediate: ~(af | of))
+      a.mov(.r8, .register(.r10))
+      a.shift(.shr, .register(.r8), count: 7)  // SF, the result's MSB
+      a.alu(.xor, .register(.r8), .r10)  // ^ CF
+      setOverflowFromR8(&self)
+    case .shr:
+      a.alu(.and, .register(.r10), immediate: ~af)
+      if byCL {
+        a.alu(.cmp, .register(.r8), immediate: 1, size: 4)
+        a.jcc(HostCondition.equal, done)
+        a.alu(.and, .register(.r10), immediate: ~of)
+      } else if maskedCount > 1 {
+        a.alu(.and, .register(.r10), immediate: ~of)
+      }
+    case .sar:
+      a.alu(.and, .register(.r10), immediate: ~(af | of))
+    case .rol, .rcl:
+      a.alu(.and, .register(.r10), immediate: ~of)
+      a.mov(.r8, .register(.rdx))
+      a.shift(.shr, .register(.r8), count: bits - 1)
+      a.alu(.xor, .register(.r8), .r10)  // ^ CF
+      setOverflowFromR8(&self)
+    default:  // ROR, RCR
+      a.alu(.and, .register(.r10), immediate: ~of)
+      a.mov(.r8, .register(.rdx))
+      a.shift(.shr, .register(.r8), count: bits - 2)
+      a.mov(.rsi, .register(.r8))
+      a.shift(.shr, .register(.rsi), count: 1)
+      a.alu(.xor, .register(.r8), .rsi)
+      setOverflowFromR8(&self)
+    }
+    a.bind(done)
   }
 }
