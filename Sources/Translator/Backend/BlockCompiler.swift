@@ -429,6 +429,29 @@ package struct BlockCompiler {
   private mutating func flagsWritten(by k: Int) {
     flagsInHost = true
     flagsPending = flagsLiveAfter[k]
+    multiplyFlagsOwed = nil
+  }
+
+  /// The size of an IMUL whose flags R10 holds as the host left them: SF ZF PF must still come
+  /// from its result (in the scratch word) and AF be cleared before anything reads them.
+  private var multiplyFlagsOwed: Int?
+
+  /// Turns R10's flags of an IMUL into the model's (clobbers R8, RAX and the host's flags).
+  private mutating func settleMultiplyFlags() {
+    guard let size = multiplyFlagsOwed else { return }
+    emitMultiplyFlagsFix(size: size)
+    multiplyFlagsOwed = nil
+  }
+
+  private mutating func emitMultiplyFlagsFix(size: Int) {
+    // ADD of 0 to the result: SF ZF PF from it, AF (and CF OF) clear; CF and OF stay R10's.
+    a.mov(.r8, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorScratch))))
+    a.alu(.add, .register(.r8), immediate: 0, size: size)
+    a.pushfq()
+    a.pop(.rax)
+    a.alu(.and, .register(.rax), immediate: Int64(Flags.sf | Flags.zf | Flags.pf), size: 4)
+    a.alu(.and, .register(.r10), immediate: Int64(Flags.cf | Flags.of), size: 4)
+    a.alu(.or, .register(.r10), .rax)
   }
 
   // MARK: Exits
@@ -437,6 +460,7 @@ package struct BlockCompiler {
   /// there once it is translated), else to the dispatcher. A branch back to the block's own start
   /// stays in it: the budget charged again, registers and flags kept where they are.
   private mutating func exit(to rip: UInt64) {
+    settleMultiplyFlags()
     clobberFlags()
     if rip == block.startRIP {
       chargeBudget(thenGoTo: loopHead)
@@ -463,17 +487,19 @@ package struct BlockCompiler {
   private mutating func sideExit(_ k: Int) -> X64Assembler.Label {
     precondition(!flagsPending, "a side exit with the guest's flags in host RFLAGS alone")
     let l = a.newLabel()
-    pendingSideExits.append((l, k))
+    pendingSideExits.append((l, k, multiplyFlagsOwed))
     return l
   }
-  private var pendingSideExits: [(X64Assembler.Label, Int)] = []
+  /// Side exits to emit: label, instruction, and the size of an IMUL whose flags are still owed.
+  private var pendingSideExits: [(X64Assembler.Label, Int, Int?)] = []
 
   /// The side exits' code, out of line after the block's last instruction.
   private mutating func emitSideExits() {
     let exits = pendingSideExits
     pendingSideExits = []
-    for (label, k) in exits {
+    for (label, k, owed) in exits {
       a.bind(label)
+      if let owed { emitMultiplyFlagsFix(size: owed) }
       writeBackRegisters()
       a.load(.rax, constant: block.instructions[k].rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
@@ -641,6 +667,7 @@ package struct BlockCompiler {
     let o0 = ins.operands.0
     let o1 = ins.operands.1
     let size = Int(ins.operandSize)
+    if Self.flagUse(g) == .readsOrKeeps || Self.endsBlock(g) { settleMultiplyFlags() }
     switch g.form {
     case .generic where g.special != nil:
       emitSpecial(g, k: k)
@@ -1126,18 +1153,15 @@ package struct BlockCompiler {
       a.imul(product, source, size: size)
     }
     if flagsLiveAfter[k] {
-      // The model's IMUL flags: CF = OF = the product did not fit (the host's), SF ZF PF from the
-      // result, AF clear (the SDM leaves SF ZF AF PF undefined; the host's may differ). ADD of 0
-      // sets SF ZF PF from the result and clears AF CF OF; CF and OF come back from R8.
-      a.setcc(HostCondition.below, .register(.r8))
-      a.alu(.add, .register(product), immediate: 0, size: size)
+      // The host's CF and OF are the model's; its SF ZF AF PF (undefined) may not be: R10 takes
+      // the host's flags now and the result waits in the scratch word, for the model's SF ZF PF
+      // (and AF clear) to be worked out only if something reads them (`settleMultiplyFlags`).
       a.pushfq()
       a.pop(.r10)
-      a.movzx(.r8, .register(.r8), sourceSize: 1)
-      a.imul(.r8, .register(.r8), immediate: Int64(Flags.cf | Flags.of), size: 4)
-      a.alu(.or, .register(.r10), .r8)
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorScratch))), product)
       flagsInHost = false
       flagsPending = false
+      multiplyFlagsOwed = size
     } else {
       flagsWritten(by: k)
     }
@@ -1182,6 +1206,7 @@ package struct BlockCompiler {
       a.pop(.r10)
       flagsInHost = false
       flagsPending = false
+      multiplyFlagsOwed = nil
       modelShiftFlags(ins.operation, size: size, byCL: byCL, count: ins.immediate)
     } else {
       flagsWritten(by: k)
