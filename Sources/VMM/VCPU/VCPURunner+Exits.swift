@@ -2,7 +2,7 @@
 extension VCPURunner {
   /// Handles one exit; returns a reason when the guest must stop.
   func handle(_ exit: VMExit) -> StopReason? {
-    let machine = self.machine
+    unowned(unsafe) let machine = self.machine
     do {
       switch exit {
       case .io(let a):
@@ -95,7 +95,7 @@ extension VCPURunner {
   /// The guest executed HLT: sleep until an interrupt can wake it (a timer deadline or host input)
   /// or a control request. HLT with IF=0 can never end.
   private func idle() throws(EngineError) -> StopReason? {
-    let machine = self.machine
+    unowned(unsafe) let machine = self.machine
     guard let pic = machine.pic else { return nil }  // in-kernel irqchip: KVM handles HLT itself
     deadlineTimer?.arm(nil)  // this thread sleeps until the deadline itself: no kick needed
     if try vcpu.registers().rflags & 0x200 == 0 {

@@ -127,7 +127,7 @@ public final class VCPURunner {
   }
 
   private func loop() -> StopReason {
-    let machine = self.machine
+    unowned(unsafe) let machine = self.machine
     while true {
       if machine.control.hasChanged(since: controlSeen), let stop = applyControl() { return stop }
       // An application processor waits for its start-up IPI without running guest code.
@@ -213,7 +213,7 @@ public final class VCPURunner {
 
   /// Sleeps in wait-for-SIPI until a start-up IPI, INIT, a control request or the timeout.
   private func waitForStartup() -> StopReason? {
-    let machine = self.machine
+    unowned(unsafe) let machine = self.machine
     if machine.control.hasChanged(since: controlSeen) { return nil }
     if let stop = machine.hostStop().reason { return stop }
     let now = machine.hostClock.nanoseconds
