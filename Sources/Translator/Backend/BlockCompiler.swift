@@ -136,10 +136,10 @@ package struct BlockCompiler {
   /// The inline indirect-branch table generated code reads: `IndirectBranchTable.slots` entries of
   /// (RIP, cross-page entry address), one table per privilege class.
   private let indirectTable: UInt64
-  /// The callout: a C function `(context, next RIP, operation) -> 0 (go on) or 1 (leave the
-  /// block)` and its
-  /// context (`DynamicTranslator`).
-  private let callout: (function: UInt64, context: UInt64)
+  /// The callout: a C function `(context, next RIP, decoded instruction) -> 0 (go on), 1 (leave
+  /// the block) or an indirect-branch table`, its context (`DynamicTranslator`) and the address of
+  /// the block's final instruction, decoded (when the block ends in a callout).
+  private let callout: (function: UInt64, context: UInt64, instruction: UInt64)
   /// Guest register -> host register for the block's most used registers.
   private var cached = [HostRegister?](repeating: nil, count: 16)
   /// Host registers that hold guest registers, in allocation order.
@@ -165,7 +165,7 @@ package struct BlockCompiler {
 
   private init(
     block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: (function: UInt64, context: UInt64)
+    callout: (function: UInt64, context: UInt64, instruction: UInt64)
   ) {
     self.indirectTable = indirectTable
     self.callout = callout
@@ -182,7 +182,7 @@ package struct BlockCompiler {
   /// below.
   package static func compile(
     _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: (function: UInt64, context: UInt64)
+    callout: (function: UInt64, context: UInt64, instruction: UInt64)
   ) -> Output {
     var c = BlockCompiler(
       block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable,
@@ -684,29 +684,23 @@ package struct BlockCompiler {
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
       a.load(.rdi, constant: callout.context)
       a.load(.rsi, constant: g.nextRIP)
-      a.load(.rdx, constant: UInt64(ins.operation.rawValue))
+      a.load(.rdx, constant: callout.instruction)
       a.load(.rax, constant: callout.function)
       a.call(.register(.rax))
       a.mov(.r9, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))))
+      // 0: on to the next instruction; 1: leave; else RAX is the indirect-branch table to find
+      // the block at the new RIP in.
       let leave = a.newLabel()
-      if ins.operation == .invlpg || ins.operation == .movToCR || ins.operation == .lmsw {
-        // The TLB may have been flushed (a CR3 write flushes even with the same value) and the
-        // page tables changed under the next instruction: let the dispatcher look.
-        a.jmp(leave)
-      } else {
-        // 0: on to the next instruction; 1: leave; else RAX is the indirect-branch table to find
-        // the block at the new RIP in.
-        let elsewhere = a.newLabel()
-        a.alu(.cmp, .register(.rax), immediate: 1)
-        a.jcc(HostCondition.equal, leave)
-        a.jcc(HostCondition.above, elsewhere)
-        loadFlagsRegister()
-        linkableJump(to: g.nextRIP)
-        a.bind(elsewhere)
-        loadFlagsRegister()
-        a.mov(.rdx, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))))
-        jumpThroughIndirectTable(base: .rax)
-      }
+      let elsewhere = a.newLabel()
+      a.alu(.cmp, .register(.rax), immediate: 1)
+      a.jcc(HostCondition.equal, leave)
+      a.jcc(HostCondition.above, elsewhere)
+      loadFlagsRegister()
+      linkableJump(to: g.nextRIP)
+      a.bind(elsewhere)
+      loadFlagsRegister()
+      a.mov(.rdx, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))))
+      jumpThroughIndirectTable(base: .rax)
       a.bind(leave)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 2)
       a.jmp(epilogueFlagsStored)

@@ -114,7 +114,7 @@ package final class DynamicTranslator: BlockExecutor {
   /// A callout from generated code: the interpreter runs the instruction at RIP; 0 tells the code
   /// to go on at `nextRIP`, 1 to return to the dispatcher, anything else is the indirect-branch
   /// table in which to look up the block at the new RIP.
-  fileprivate func runCallout(nextRIP: UInt64, operation: UInt64) -> UInt64 {
+  fileprivate func runCallout(nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>) -> UInt64 {
     guard let cpu = currentCPU else { return 1 }
     // The budget generated code used so far includes this instruction and earlier callouts.
     let raw = cpu.state.raw
@@ -126,10 +126,8 @@ package final class DynamicTranslator: BlockExecutor {
     notedInThisEntry = done
     calloutsInThisEntry &+= 1
     statistics.callouts &+= 1
-    if operation < UInt64(statistics.calloutsByOperation.count) {
-      statistics.calloutsByOperation[Int(operation)] &+= 1
-    }
-    let (continuation, event) = cpu.runCallout(nextRIP: nextRIP)
+    statistics.calloutsByOperation[Int(instruction.pointee.operation.rawValue)] &+= 1
+    let (continuation, event) = cpu.runCallout(nextRIP: nextRIP, instruction: instruction)
     if let event { pendingEvent = event }
     switch continuation {
     case .next: return 0
@@ -139,6 +137,19 @@ package final class DynamicTranslator: BlockExecutor {
       return indirect.base(user: cpu.runsAtUserLevel)
     }
   }
+
+  /// The decoded instructions of the callouts in the code buffer.
+  @exclusivity(unchecked) private var calloutInstructions: [UnsafeMutablePointer<DecodedInstruction>] = []
+
+  private func freeCalloutInstructions(keeping kept: UnsafeMutablePointer<DecodedInstruction>?) {
+    for p in calloutInstructions where p != kept {
+      p.deinitialize(count: 1)
+      p.deallocate()
+    }
+    calloutInstructions = kept.map { [$0] } ?? []
+  }
+
+  deinit { freeCalloutInstructions(keeping: nil) }
 
   /// What generated code calls for a callout, and the context it passes.
   private var calloutTarget: (function: UInt64, context: UInt64) {
@@ -171,9 +182,18 @@ package final class DynamicTranslator: BlockExecutor {
       cache.insert(marker, for: ownKey)
       return marker
     }
+    // A block ending in a callout hands the interpreter its decoded instruction, kept here for as
+    // long as the code that points at it.
+    var calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?
+    if let last = guest.instructions.last, last.form == .generic, last.special == nil {
+      let p = UnsafeMutablePointer<DecodedInstruction>.allocate(capacity: 1)
+      p.initialize(to: last.instruction)
+      calloutInstructions.append(p)
+      calloutInstruction = p
+    }
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user),
-      callout: calloutTarget)
+      callout: (calloutTarget.function, calloutTarget.context, UInt64(UInt(bitPattern: calloutInstruction))))
     if let dumpDirectory = Self.dumpDirectory { Self.dump(host.code, rip: rip, user: user, to: dumpDirectory) }
     var offset = code.append(host.code)
     if offset == nil {
@@ -186,6 +206,7 @@ package final class DynamicTranslator: BlockExecutor {
       outgoing.removeAll()
       indirect.clear()
       code.reset()
+      freeCalloutInstructions(keeping: calloutInstruction)
       offset = code.append(host.code)
     }
     guard let offset else { return CodeCache.Block(entry: nil, length: 0, generation: generation) }
@@ -318,12 +339,12 @@ enum DispatcherClock {
   }
 }
 
-/// The C entry point generated code calls for a callout: (translator, next RIP, the instruction's
-/// `Operation` for the statistics) -> 0 or 1.
-private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UInt64) -> UInt64 = {
-  context, nextRIP, operation in
+/// The C entry point generated code calls for a callout: (translator, next RIP, the decoded
+/// instruction) -> 0, 1 or an indirect-branch table (`runCallout`).
+private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeRawPointer) -> UInt64 = {
+  context, nextRIP, instruction in
   // The translator outlives its code: no reference counting on this path.
   Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
-    $0.runCallout(nextRIP: nextRIP, operation: operation)
+    $0.runCallout(nextRIP: nextRIP, instruction: instruction.assumingMemoryBound(to: DecodedInstruction.self))
   }
 }

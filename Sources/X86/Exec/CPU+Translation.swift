@@ -112,13 +112,17 @@ extension CPU {
   /// A callout: generated code hands the instruction at RIP (whose next instruction is at
   /// `nextRIP`) to the interpreter, which runs it in full (one step: faults delivered, I/O and
   /// other events returned). The block may go on only if the instruction raised no event, and
-  /// changed nothing translated code depends on (code mode, CR0/CR3/CR4/EFER, and whatever
-  /// `translatedCodeMayRun` checks; the translator itself leaves after INVLPG and control-register
-  /// writes, which may flush the TLB without changing any of those) but the privilege level and
-  /// RIP.
-  package func runCallout(nextRIP: UInt64) -> (continuation: CalloutContinuation, event: CPUEvent?) {
+  /// changed nothing translated code depends on (code mode, CR0/CR3/CR4/EFER, the TLB's flush
+  /// count, and whatever `translatedCodeMayRun` checks) but the privilege level and RIP.
+  /// `instruction` is the instruction at RIP as decoded when the block was translated (still what
+  /// is there: the block runs only while its code page's generation is the one it was translated
+  /// from, and no store in the block can reach a page holding code), so the interpreter skips the
+  /// fetch and the decode-cache lookup.
+  package func runCallout(
+    nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>
+  ) -> (continuation: CalloutContinuation, event: CPUEvent?) {
     let before = TranslationContext(self)
-    if let event = stepInline() { return (.leave, event) }
+    if let event = stepInline(decoded: instruction) { return (.leave, event) }
     let after = TranslationContext(self)
     guard after.sameAddressSpaceAndMode(as: before) && translatedCodeMayRun else { return (.leave, nil) }
     return (after.cpl == before.cpl && state.rip == nextRIP ? .next : .elsewhere, nil)
@@ -160,6 +164,9 @@ struct TranslationContext: Equatable {
   var cr3: UInt64
   var cr4: UInt64
   var efer: UInt64
+  /// The TLB's flush count: a flush (a CR3 write, INVLPG, a paging-mode change) may have dropped
+  /// the mapping of the code translated code would go on to.
+  var tlbFlushes: Int
 
   init(_ cpu: CPU) {
     let raw = cpu.stateRaw
@@ -169,10 +176,12 @@ struct TranslationContext: Equatable {
     cr3 = raw.load(fromByteOffset: CPUStateLayout.cr3, as: UInt64.self)
     cr4 = raw.load(fromByteOffset: CPUStateLayout.cr4, as: UInt64.self)
     efer = raw.load(fromByteOffset: CPUStateLayout.efer, as: UInt64.self)
+    tlbFlushes = cpu.tlbFlushCounter.pointee
   }
 
   /// Everything but the privilege level is the same.
   func sameAddressSpaceAndMode(as other: TranslationContext) -> Bool {
     codeMode == other.codeMode && cr0 == other.cr0 && cr3 == other.cr3 && cr4 == other.cr4 && efer == other.efer
+      && tlbFlushes == other.tlbFlushes
   }
 }

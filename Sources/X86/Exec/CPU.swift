@@ -44,6 +44,8 @@ public final class CPU {
   public let system: SystemUnit
   /// `system.mmu.tlb.entries`, cached for the paging fast path.
   let pagingTLB: UnsafeMutablePointer<SoftTLB.Entry>
+  /// The paging TLB's flush count (`SoftTLB.flushCount`).
+  let tlbFlushCounter: UnsafePointer<Int>
 
   // The host-page cache: physical page -> host pointer, direct mapped, one table for reads and one
   // for writes. Not a TLB (no linear addresses, no permissions): it saves the guest-memory lookup
@@ -101,6 +103,7 @@ public final class CPU {
     self.system = SystemUnit(
       state: state, memory: memory, features: .interpreterModel)
     self.pagingTLB = system.mmu.tlb.entries
+    self.tlbFlushCounter = UnsafePointer(system.mmu.tlb.flushCounter)
     system.mmu.codeCache = decodeCache
     hostReadPage = .allocate(capacity: CPU.hostPageSlots)
     hostReadPointer = .allocate(capacity: CPU.hostPageSlots)
@@ -240,9 +243,10 @@ public final class CPU {
   }
 
   /// One instruction with exception handling; `cached` is the valid decode-cache entry at RIP when
-  /// the caller already looked it up (and its fast handler, if any, declined).
+  /// the caller already looked it up (and its fast handler, if any, declined), `decoded` the
+  /// instruction at RIP when the caller knows it (a binary translator's callout).
   @inline(__always)
-  func stepInline(cached: CacheEntry? = nil) -> CPUEvent? {
+  func stepInline(cached: CacheEntry? = nil, decoded: UnsafePointer<DecodedInstruction>? = nil) -> CPUEvent? {
     let startRIP = state.rip
     ioIndex = 0
     // Debug state that needs a look at this instruction: TF, RF or armed breakpoints (rare).
@@ -254,6 +258,10 @@ public final class CPU {
         let next = startRIP &+ UInt64(cached.pointee.instruction.length)
         lastNextRIP = next
         try execute(cached.pointee.instruction, nextRIP: next)
+      } else if let decoded {
+        let next = startRIP &+ UInt64(decoded.pointee.length)
+        lastNextRIP = next
+        try execute(decoded.pointee, nextRIP: next)
       } else {
         try executeOne()
       }

@@ -39,8 +39,12 @@ public final class SoftTLB {
   /// Counts since the last full flush, to keep flushes and INVLPG cheap when nothing special is cached.
   var globalEntries = 0
   var largeEntries = 0
-  /// Full flushes so far (a statistic).
-  public private(set) var flushCount = 0
+  /// Flushes so far (full, non-global and INVLPG): the binary translator compares it around a
+  /// callout, since any of them may have dropped the mapping of the code it would go on to.
+  public var flushCount: Int { flushCounter.pointee }
+  /// Where `flushCount` lives (a fixed address, so the CPU reads it without going through the
+  /// object graph).
+  let flushCounter: UnsafeMutablePointer<Int>
   /// Slots filled since the last full flush (with repeats), so flushes touch only those; nil once
   /// more were filled than the table has slots (then flushes scan everything).
   private var filledSlots: [Int32]? = []
@@ -48,12 +52,15 @@ public final class SoftTLB {
   /// An empty TLB.
   public init() {
     entries = UnsafeMutablePointer<Entry>.allocate(capacity: Self.sets * Self.tables)
+    flushCounter = .allocate(capacity: 1)
+    flushCounter.initialize(to: 0)
     entries.initialize(repeating: .empty, count: Self.sets * Self.tables)
   }
 
   deinit {
     entries.deinitialize(count: Self.sets * Self.tables)
     entries.deallocate()
+    flushCounter.deallocate()
   }
 
   /// The set of `linear`'s page within a table: the page number's low byte folded with the next
@@ -132,7 +139,7 @@ public final class SoftTLB {
     filledSlots!.reserveCapacity(64)
     globalEntries = 0
     largeEntries = 0
-    flushCount += 1
+    flushCounter.pointee += 1
   }
 
   /// Drops every non-global entry (MOV CR3).
@@ -160,12 +167,13 @@ public final class SoftTLB {
     filledSlots = kept
     globalEntries = globals
     largeEntries = large
-    flushCount += 1
+    flushCounter.pointee += 1
   }
 
   /// INVLPG: drops the entries of the page containing `linear`, global or not; for a large page,
   /// every 4 KiB entry cached from it.
   public func invalidate(_ linear: UInt64) {
+    flushCounter.pointee += 1
     if largeEntries == 0 {
       for table in 0..<Self.tables {
         let i = table * Self.sets + Self.set(linear)
