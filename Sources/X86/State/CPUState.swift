@@ -199,8 +199,8 @@ public final class CPUState: @unchecked Sendable {
 
 /// The part of a data access's protected-mode checks that depends only on the segment cache's
 /// attributes, resolved when the cache is written (`CPUState.setSegment`, the one writer of every
-/// segment load: the segment loader, far transfers, IRET, task switches, SYSENTER/SYSCALL, RSM,
-/// resets and the embedder's state setters) instead of on every access. The interpreter's fast
+/// segment load: the segment loader, far transfers, IRET, task switches, interrupt delivery,
+/// SYSENTER/SYSCALL, resets and the embedder's state setters) instead of on every access. The interpreter's fast
 /// path for 16- and 32-bit code reads it: an access whose bit is clear, or whose offset passes
 /// the limit, takes the general path, which raises whatever fault is due.
 public enum SegmentAccess {
