@@ -78,13 +78,13 @@ import Testing
     #expect(form([0xC3]) == .ret)
     #expect(form([0x53]) == .pushR)
     #expect(form([0x0F, 0x1F, 0x00]) == .nop)
-    // The general path keeps LOCK, system instructions, high-byte registers, strings and other modes.
+    // The general path keeps LOCK, system instructions, high-byte registers and strings.
     #expect(form([0xF0, 0x48, 0x01, 0x1F]) == .generic)  // lock add [rdi], rbx
     #expect(form([0x0F, 0x05]) == .generic)  // syscall
     #expect(form([0x88, 0xE0]) == .generic)  // mov al, ah
     #expect(form([0xF3, 0xA4]) == .generic)  // rep movsb
     #expect(form([0xC2, 0x08, 0x00]) == .generic)  // ret 8
-    #expect(form([0x01, 0xD8], .bits32) == .generic)  // add eax, ebx in 32-bit code
+    #expect(form([0x01, 0xD8], .bits32) == .addRR)  // add eax, ebx in 32-bit code: the same forms
   }
 
   @Test func fastAndGeneralPathsAgreeOnAMixedLoop() {

@@ -11,7 +11,7 @@ extension CPU {
         let generation = DecodeCache.generation(cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physical)
         if let e = DecodeCache.hit(cacheEntries, physical, .bits64, generation: generation) {
           let next = rip64 &+ UInt64(e.pointee.instruction.length)
-          if completeFast(e, nextRIP: next) { return }
+          if completeFast(e, FastLong.self, nextRIP: next) { return }
           lastNextRIP = next
           try execute(e.pointee.instruction, nextRIP: next)
           return
@@ -39,6 +39,7 @@ extension CPU {
       if let e = decodeCache.lookup(physicalRIP, mode) {
         let wrap: UInt64 = mode == .bits16 ? 0xFFFF : (mode == .bits32 ? 0xFFFF_FFFF : ~0)
         let next = (rip &+ UInt64(e.pointee.instruction.length)) & wrap
+        if completeFast(e, mode: mode, nextRIP: next) { return }
         lastNextRIP = next
         try execute(e.pointee.instruction, nextRIP: next)
         return
@@ -94,15 +95,23 @@ extension CPU {
       protectCode(page: physicalRIP >> 12)
       // The first run of an instruction already takes its fast form, so every test that runs code
       // once (the differential tester) exercises the handlers the hot loops use.
-      if completeFast(entry, nextRIP: next) { return }
+      if completeFast(entry, mode: mode, nextRIP: next) { return }
     }
     lastNextRIP = next
     try execute(ins, nextRIP: next)
   }
 
-  /// Runs a cached instruction's fast handler and commits its RIP; false when it declined.
-  @inline(__always) func completeFast(_ e: CacheEntry, nextRIP: UInt64) -> Bool {
-    let rip = executeFast(e, nextRIP: nextRIP)
+  /// Runs a cached instruction's fast handler for code in `mode` and commits its RIP; false when
+  /// it declined.
+  @inline(__always) func completeFast(_ e: CacheEntry, mode: CodeMode, nextRIP: UInt64) -> Bool {
+    mode == .bits64
+      ? completeFast(e, FastLong.self, nextRIP: nextRIP) : completeFast(e, FastLegacy.self, nextRIP: nextRIP)
+  }
+
+  /// Runs a cached instruction's fast handler (specialized for `M`) and commits its RIP; false
+  /// when it declined.
+  @inline(__always) func completeFast<M: FastMode>(_ e: CacheEntry, _: M.Type, nextRIP: UInt64) -> Bool {
+    let rip = executeFast(e, M.self, nextRIP: nextRIP)
     guard rip != CPU.fastDeclined else { return false }
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
     fastPathRetired &+= 1

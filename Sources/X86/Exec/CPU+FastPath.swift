@@ -1,10 +1,12 @@
 /// The interpreter's fast path: pre-resolved handlers (`FastForm`) for the common shapes of
-/// 64-bit-mode instructions. A handler either completes the instruction (state updated) and
-/// returns the next RIP, which the caller commits, or changes nothing and returns
-/// `CPU.fastDeclined`, and `execute` then runs the instruction in full, raising whatever fault it
-/// meets. Handlers never fault: any memory access
-/// that misses the TLB, crosses a page or might need a check they do not make sends the
-/// instruction to the general path. Semantics come from the same `ALU` functions `execute` uses.
+/// instructions, specialized for 64-bit mode (`FastLong`) and for 16- and 32-bit code in real,
+/// protected, virtual-8086 and compatibility mode (`FastLegacy`). A handler either completes the
+/// instruction (state updated) and returns the next RIP, which the caller commits, or changes
+/// nothing and returns `CPU.fastDeclined`, and `execute` then runs the instruction in full, raising
+/// whatever fault it meets. Handlers never fault: any memory access that misses the TLB, crosses a
+/// page or might need a check they do not make (outside 64-bit mode: a segment whose type needs a
+/// check, an offset beyond the limit, a branch target beyond CS's limit) sends the instruction to
+/// the general path. Semantics come from the same `ALU` functions `execute` uses.
 extension CPU {
   typealias CacheEntry = UnsafeMutablePointer<DecodeCache.Entry>
 
@@ -12,81 +14,84 @@ extension CPU {
   /// address, so it can never be a RIP a handler commits.
   static let fastDeclined: UInt64 = 1 << 63
 
-  /// Runs the cached instruction `e` (classified 64-bit code) through its fast handler. Each
-  /// handler is a generic function specialized per form (operation and operand shapes are types),
-  /// so the compiler emits one small branch-free-of-dispatch function per form.
+  /// Runs the cached instruction `e` (classified in the current code mode, which `M` says is 64-bit
+  /// or not) through its fast handler. Each handler is a generic function specialized per form and
+  /// mode (operation, operand shapes and mode are types), so the compiler emits one small
+  /// branch-free-of-dispatch function per form.
   @inline(__always)
-  func executeFast(_ e: CacheEntry, nextRIP: UInt64) -> UInt64 {
+  func executeFast<M: FastMode>(_ e: CacheEntry, _: M.Type, nextRIP: UInt64) -> UInt64 {
     switch e.pointee.form {
     case .generic: return CPU.fastDeclined
-    case .addRR: return fastALU(e, ALUAdd.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .orRR: return fastALU(e, ALUOr.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .adcRR: return fastALU(e, ALUAdc.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .sbbRR: return fastALU(e, ALUSbb.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .andRR: return fastALU(e, ALUAnd.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .subRR: return fastALU(e, ALUSub.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .xorRR: return fastALU(e, ALUXor.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .cmpRR: return fastALU(e, ALUCmp.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .testRR: return fastALU(e, ALUTest.self, GPROperand.self, GPROperand.self, nextRIP)
-    case .addRI: return fastALU(e, ALUAdd.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .orRI: return fastALU(e, ALUOr.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .adcRI: return fastALU(e, ALUAdc.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .sbbRI: return fastALU(e, ALUSbb.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .andRI: return fastALU(e, ALUAnd.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .subRI: return fastALU(e, ALUSub.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .xorRI: return fastALU(e, ALUXor.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .cmpRI: return fastALU(e, ALUCmp.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .testRI: return fastALU(e, ALUTest.self, GPROperand.self, ImmediateOperand.self, nextRIP)
-    case .addRM: return fastALU(e, ALUAdd.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .orRM: return fastALU(e, ALUOr.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .adcRM: return fastALU(e, ALUAdc.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .sbbRM: return fastALU(e, ALUSbb.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .andRM: return fastALU(e, ALUAnd.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .subRM: return fastALU(e, ALUSub.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .xorRM: return fastALU(e, ALUXor.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .cmpRM: return fastALU(e, ALUCmp.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .testRM: return fastALU(e, ALUTest.self, GPROperand.self, MemoryOperand.self, nextRIP)
-    case .addMR: return fastALU(e, ALUAdd.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .orMR: return fastALU(e, ALUOr.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .adcMR: return fastALU(e, ALUAdc.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .sbbMR: return fastALU(e, ALUSbb.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .andMR: return fastALU(e, ALUAnd.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .subMR: return fastALU(e, ALUSub.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .xorMR: return fastALU(e, ALUXor.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .cmpMR: return fastALU(e, ALUCmp.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .testMR: return fastALU(e, ALUTest.self, MemoryOperand.self, GPROperand.self, nextRIP)
-    case .addMI: return fastALU(e, ALUAdd.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .orMI: return fastALU(e, ALUOr.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .adcMI: return fastALU(e, ALUAdc.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .sbbMI: return fastALU(e, ALUSbb.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .andMI: return fastALU(e, ALUAnd.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .subMI: return fastALU(e, ALUSub.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .xorMI: return fastALU(e, ALUXor.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .cmpMI: return fastALU(e, ALUCmp.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .testMI: return fastALU(e, ALUTest.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
-    case .incDecR: return fastIncDec(e, GPROperand.self, nextRIP)
-    case .incDecM: return fastIncDec(e, MemoryOperand.self, nextRIP)
-    case .movRR: return fastMove(e, GPROperand.self, GPROperand.self, signExtend: false, nextRIP)
-    case .movRI: return fastMove(e, GPROperand.self, ImmediateOperand.self, signExtend: false, nextRIP)
-    case .movRM: return fastMove(e, GPROperand.self, MemoryOperand.self, signExtend: false, nextRIP)
-    case .movMR: return fastMove(e, MemoryOperand.self, GPROperand.self, signExtend: false, nextRIP)
-    case .movMI: return fastMove(e, MemoryOperand.self, ImmediateOperand.self, signExtend: false, nextRIP)
-    case .movsxRR: return fastMove(e, GPROperand.self, GPROperand.self, signExtend: true, nextRIP)
-    case .movsxRM: return fastMove(e, GPROperand.self, MemoryOperand.self, signExtend: true, nextRIP)
+    case .addRR: return fastALU(e, M.self, ALUAdd.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .orRR: return fastALU(e, M.self, ALUOr.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .adcRR: return fastALU(e, M.self, ALUAdc.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .sbbRR: return fastALU(e, M.self, ALUSbb.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .andRR: return fastALU(e, M.self, ALUAnd.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .subRR: return fastALU(e, M.self, ALUSub.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .xorRR: return fastALU(e, M.self, ALUXor.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .cmpRR: return fastALU(e, M.self, ALUCmp.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .testRR: return fastALU(e, M.self, ALUTest.self, GPROperand.self, GPROperand.self, nextRIP)
+    case .addRI: return fastALU(e, M.self, ALUAdd.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .orRI: return fastALU(e, M.self, ALUOr.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .adcRI: return fastALU(e, M.self, ALUAdc.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .sbbRI: return fastALU(e, M.self, ALUSbb.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .andRI: return fastALU(e, M.self, ALUAnd.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .subRI: return fastALU(e, M.self, ALUSub.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .xorRI: return fastALU(e, M.self, ALUXor.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .cmpRI: return fastALU(e, M.self, ALUCmp.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .testRI: return fastALU(e, M.self, ALUTest.self, GPROperand.self, ImmediateOperand.self, nextRIP)
+    case .addRM: return fastALU(e, M.self, ALUAdd.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .orRM: return fastALU(e, M.self, ALUOr.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .adcRM: return fastALU(e, M.self, ALUAdc.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .sbbRM: return fastALU(e, M.self, ALUSbb.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .andRM: return fastALU(e, M.self, ALUAnd.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .subRM: return fastALU(e, M.self, ALUSub.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .xorRM: return fastALU(e, M.self, ALUXor.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .cmpRM: return fastALU(e, M.self, ALUCmp.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .testRM: return fastALU(e, M.self, ALUTest.self, GPROperand.self, MemoryOperand.self, nextRIP)
+    case .addMR: return fastALU(e, M.self, ALUAdd.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .orMR: return fastALU(e, M.self, ALUOr.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .adcMR: return fastALU(e, M.self, ALUAdc.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .sbbMR: return fastALU(e, M.self, ALUSbb.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .andMR: return fastALU(e, M.self, ALUAnd.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .subMR: return fastALU(e, M.self, ALUSub.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .xorMR: return fastALU(e, M.self, ALUXor.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .cmpMR: return fastALU(e, M.self, ALUCmp.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .testMR: return fastALU(e, M.self, ALUTest.self, MemoryOperand.self, GPROperand.self, nextRIP)
+    case .addMI: return fastALU(e, M.self, ALUAdd.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .orMI: return fastALU(e, M.self, ALUOr.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .adcMI: return fastALU(e, M.self, ALUAdc.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .sbbMI: return fastALU(e, M.self, ALUSbb.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .andMI: return fastALU(e, M.self, ALUAnd.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .subMI: return fastALU(e, M.self, ALUSub.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .xorMI: return fastALU(e, M.self, ALUXor.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .cmpMI: return fastALU(e, M.self, ALUCmp.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .testMI: return fastALU(e, M.self, ALUTest.self, MemoryOperand.self, ImmediateOperand.self, nextRIP)
+    case .incDecR: return fastIncDec(e, M.self, GPROperand.self, nextRIP)
+    case .incDecM: return fastIncDec(e, M.self, MemoryOperand.self, nextRIP)
+    case .movRR: return fastMove(e, M.self, GPROperand.self, GPROperand.self, signExtend: false, nextRIP)
+    case .movRI: return fastMove(e, M.self, GPROperand.self, ImmediateOperand.self, signExtend: false, nextRIP)
+    case .movRM: return fastMove(e, M.self, GPROperand.self, MemoryOperand.self, signExtend: false, nextRIP)
+    case .movMR: return fastMove(e, M.self, MemoryOperand.self, GPROperand.self, signExtend: false, nextRIP)
+    case .movMI: return fastMove(e, M.self, MemoryOperand.self, ImmediateOperand.self, signExtend: false, nextRIP)
+    case .movsxRR: return fastMove(e, M.self, GPROperand.self, GPROperand.self, signExtend: true, nextRIP)
+    case .movsxRM: return fastMove(e, M.self, GPROperand.self, MemoryOperand.self, signExtend: true, nextRIP)
     case .lea:
       let o0 = e.pointee.instruction.operands.0
       setReg(Int(o0.reg), Int(o0.size), effectiveAddress(e.pointee.instruction, nextRIP: nextRIP))
       return nextRIP
     case .jcc:
       guard condition(e.pointee.instruction.condition) else { return nextRIP }
-      return canonicalOrDeclined(nextRIP &+ e.pointee.instruction.immediate)
+      return fastBranchTarget(e, M.self, nextRIP &+ e.pointee.instruction.immediate)
     case .jmpRel:
-      return canonicalOrDeclined(nextRIP &+ e.pointee.instruction.immediate)
+      return fastBranchTarget(e, M.self, nextRIP &+ e.pointee.instruction.immediate)
     case .callRel:
-      let target = nextRIP &+ e.pointee.instruction.immediate
-      guard isCanonical(target), fastPush(nextRIP) else { return CPU.fastDeclined }
+      let target = fastBranchTarget(e, M.self, nextRIP &+ e.pointee.instruction.immediate)
+      guard target != CPU.fastDeclined, fastPush(M.self, nextRIP, size: Int(e.pointee.instruction.operandSize))
+      else { return CPU.fastDeclined }
       return target
     case .ret:
+      if !M.long { return fastReturnLegacy(e) }
       let sp = state.gpr(4)
       guard let p = fastHostAddress64(seg: 2, offset: sp, size: 8, write: false) else { return CPU.fastDeclined }
       let target = p.loadUnaligned(as: UInt64.self)
@@ -94,23 +99,28 @@ extension CPU {
       state.setGPR(4, sp &+ 8)
       return target
     case .pushR:
-      guard fastPush(state.gpr(Int(e.pointee.instruction.operands.0.reg))) else { return CPU.fastDeclined }
+      let o0 = e.pointee.instruction.operands.0
+      guard fastPush(M.self, reg(Int(o0.reg), Int(o0.size)), size: Int(e.pointee.instruction.operandSize)) else {
+        return CPU.fastDeclined
+      }
       return nextRIP
     case .pushI:
       let o0 = e.pointee.instruction.operands.0
-      guard fastPush(e.pointee.instruction.immediate & ALU.mask(Int(o0.size))) else { return CPU.fastDeclined }
+      let v = e.pointee.instruction.immediate & ALU.mask(Int(o0.size))
+      guard fastPush(M.self, v, size: Int(e.pointee.instruction.operandSize)) else { return CPU.fastDeclined }
       return nextRIP
     case .popR:
+      if !M.long { return fastPopLegacy(e, nextRIP) }
       let sp = state.gpr(4)
       guard let p = fastHostAddress64(seg: 2, offset: sp, size: 8, write: false) else { return CPU.fastDeclined }
       state.setGPR(4, sp &+ 8)
       state.setGPR(Int(e.pointee.instruction.operands.0.reg), p.loadUnaligned(as: UInt64.self))
       return nextRIP
-    case .imulR: return fastMultiply(e, GPROperand.self, nextRIP)
-    case .imulM: return fastMultiply(e, MemoryOperand.self, nextRIP)
+    case .imulR: return fastMultiply(e, M.self, GPROperand.self, nextRIP)
+    case .imulM: return fastMultiply(e, M.self, MemoryOperand.self, nextRIP)
     case .shiftR: return fastShift(e, nextRIP)
-    case .cmovR: return fastConditionalMove(e, GPROperand.self, nextRIP)
-    case .cmovM: return fastConditionalMove(e, MemoryOperand.self, nextRIP)
+    case .cmovR: return fastConditionalMove(e, M.self, GPROperand.self, nextRIP)
+    case .cmovM: return fastConditionalMove(e, M.self, MemoryOperand.self, nextRIP)
     case .setccR:
       let o0 = e.pointee.instruction.operands.0
       setReg(Int(o0.reg), 1, condition(e.pointee.instruction.condition) ? 1 : 0)
@@ -124,16 +134,16 @@ extension CPU {
 
   /// ADD OR ADC SBB AND SUB XOR CMP TEST for one operand shape.
   @inline(never)
-  private func fastALU<Op: FastALUOperation, Dest: FastOperand, Source: FastOperand>(
-    _ e: CacheEntry, _: Op.Type, _: Dest.Type, _: Source.Type, _ nextRIP: UInt64
+  private func fastALU<M: FastMode, Op: FastALUOperation, Dest: FastOperand, Source: FastOperand>(
+    _ e: CacheEntry, _: M.Type, _: Op.Type, _: Dest.Type, _: Source.Type, _ nextRIP: UInt64
   ) -> UInt64 {
     let op = Op.operation
     let writes = op != .cmp && op != .test
     let size = Int(e.pointee.instruction.operandSize)
-    let memory = Dest.kind == .memory ? fastMemoryOperand(e, size: size, write: writes, nextRIP) : nil
+    let memory = Dest.kind == .memory ? fastMemoryOperand(e, M.self, size: size, write: writes, nextRIP) : nil
     if Dest.kind == .memory && memory == nil { return CPU.fastDeclined }
     let a = destinationValue(e, memory)
-    guard let b = fastSource(e, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
+    guard let b = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
       return CPU.fastDeclined
     }
     let (r, f) = ALU.binary(op, a, b, carry: state.rflags & Flags.cf, size)
@@ -143,9 +153,11 @@ extension CPU {
   }
 
   @inline(never)
-  private func fastIncDec<Dest: FastOperand>(_ e: CacheEntry, _: Dest.Type, _ nextRIP: UInt64) -> UInt64 {
+  private func fastIncDec<M: FastMode, Dest: FastOperand>(
+    _ e: CacheEntry, _: M.Type, _: Dest.Type, _ nextRIP: UInt64
+  ) -> UInt64 {
     let size = Int(e.pointee.instruction.operandSize)
-    let memory = Dest.kind == .memory ? fastMemoryOperand(e, size: size, write: true, nextRIP) : nil
+    let memory = Dest.kind == .memory ? fastMemoryOperand(e, M.self, size: size, write: true, nextRIP) : nil
     if Dest.kind == .memory && memory == nil { return CPU.fastDeclined }
     let a = destinationValue(e, memory)
     let (r, f) =
@@ -157,19 +169,19 @@ extension CPU {
 
   /// MOV, MOVZX, MOVSX, MOVSXD.
   @inline(never)
-  private func fastMove<Dest: FastOperand, Source: FastOperand>(
-    _ e: CacheEntry, _: Dest.Type, _: Source.Type, signExtend: Bool, _ nextRIP: UInt64
+  private func fastMove<M: FastMode, Dest: FastOperand, Source: FastOperand>(
+    _ e: CacheEntry, _: M.Type, _: Dest.Type, _: Source.Type, signExtend: Bool, _ nextRIP: UInt64
   ) -> UInt64 {
     let dest = Dest.kind
     let o0 = e.pointee.instruction.operands.0
     let o1 = e.pointee.instruction.operands.1
-    guard var v = fastSource(e, o1, Source.kind, nextRIP) else { return CPU.fastDeclined }
+    guard var v = fastSource(e, M.self, o1, Source.kind, nextRIP) else { return CPU.fastDeclined }
     if signExtend { v = UInt64(bitPattern: ALU.signExtend(v, Int(o1.size))) }
     if dest == .gpr {
       setReg(Int(o0.reg), Int(o0.size), v)
     } else {
       let size = Int(o0.size)
-      guard let p = fastMemoryOperand(e, size: size, write: true, nextRIP) else { return CPU.fastDeclined }
+      guard let p = fastMemoryOperand(e, M.self, size: size, write: true, nextRIP) else { return CPU.fastDeclined }
       store(p, size: size, v)
     }
     return nextRIP
@@ -177,10 +189,14 @@ extension CPU {
 
   /// IMUL r, r/m and IMUL r, r/m, imm.
   @inline(never)
-  private func fastMultiply<Source: FastOperand>(_ e: CacheEntry, _: Source.Type, _ nextRIP: UInt64) -> UInt64 {
+  private func fastMultiply<M: FastMode, Source: FastOperand>(
+    _ e: CacheEntry, _: M.Type, _: Source.Type, _ nextRIP: UInt64
+  ) -> UInt64 {
     let size = Int(e.pointee.instruction.operandSize)
     let o0 = e.pointee.instruction.operands.0
-    guard let a = fastSource(e, e.pointee.instruction.operands.1, Source.kind, nextRIP) else { return CPU.fastDeclined }
+    guard let a = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
+      return CPU.fastDeclined
+    }
     let b =
       e.pointee.instruction.operandCount == 3
       ? e.pointee.instruction.immediate & ALU.mask(Int(e.pointee.instruction.operands.2.size))
@@ -210,9 +226,13 @@ extension CPU {
   }
 
   @inline(never)
-  private func fastConditionalMove<Source: FastOperand>(_ e: CacheEntry, _: Source.Type, _ nextRIP: UInt64) -> UInt64 {
+  private func fastConditionalMove<M: FastMode, Source: FastOperand>(
+    _ e: CacheEntry, _: M.Type, _: Source.Type, _ nextRIP: UInt64
+  ) -> UInt64 {
     let o0 = e.pointee.instruction.operands.0
-    guard let v = fastSource(e, e.pointee.instruction.operands.1, Source.kind, nextRIP) else { return CPU.fastDeclined }
+    guard let v = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
+      return CPU.fastDeclined
+    }
     // The source is read (and may fault) whatever the condition; a 32-bit destination is always
     // written, so its upper half clears even when the move does not happen.
     let taken = condition(e.pointee.instruction.condition)
@@ -225,11 +245,14 @@ extension CPU {
   /// The host address of the instruction's memory operand (`size` bytes, checked for writing when
   /// `write`), or nil when the access misses the fast path.
   @inline(__always)
-  private func fastMemoryOperand(_ e: CacheEntry, size: Int, write: Bool, _ nextRIP: UInt64)
+  private func fastMemoryOperand<M: FastMode>(_ e: CacheEntry, _: M.Type, size: Int, write: Bool, _ nextRIP: UInt64)
     -> UnsafeMutableRawPointer?
   {
     let ea = effectiveAddress(e.pointee.instruction, nextRIP: nextRIP)
-    return fastHostAddress64(seg: Int(e.pointee.instruction.segment), offset: ea, size: size, write: write)
+    let seg = Int(e.pointee.instruction.segment)
+    return M.long
+      ? fastHostAddress64(seg: seg, offset: ea, size: size, write: write)
+      : fastHostAddressLegacy(seg: seg, offset: ea, size: size, write: write)
   }
 
   /// The value of a destination operand: the register, or the memory `fastMemoryOperand` found.
@@ -253,13 +276,15 @@ extension CPU {
 
   /// A source operand's value (masked to its size), or nil if a memory source misses the fast path.
   @inline(__always)
-  private func fastSource(_ e: CacheEntry, _ o: Operand, _ kind: OperandKind, _ nextRIP: UInt64) -> UInt64? {
+  private func fastSource<M: FastMode>(
+    _ e: CacheEntry, _: M.Type, _ o: Operand, _ kind: OperandKind, _ nextRIP: UInt64
+  ) -> UInt64? {
     switch kind {
     case .gpr: return reg(Int(o.reg), Int(o.size))
     case .immediate: return e.pointee.instruction.immediate & ALU.mask(Int(o.size))
     default:
       let size = Int(o.size)
-      guard let p = fastMemoryOperand(e, size: size, write: false, nextRIP) else { return nil }
+      guard let p = fastMemoryOperand(e, M.self, size: size, write: false, nextRIP) else { return nil }
       return load(p, size: size)
     }
   }
@@ -282,18 +307,67 @@ extension CPU {
     }
   }
 
-  /// Pushes a quadword if the stack slot hits the write host-page cache; commits RSP.
-  @inline(__always) private func fastPush(_ v: UInt64) -> Bool {
-    let sp = state.gpr(4) &- 8
-    guard let p = fastHostAddress64(seg: 2, offset: sp, size: 8, write: true) else { return false }
-    p.storeBytes(of: v, as: UInt64.self)
-    state.setGPR(4, sp)
+  /// Pushes `size` bytes of `v` (a quadword in 64-bit mode) if the stack slot needs no check and
+  /// hits the write host-page cache; commits the stack pointer.
+  @inline(__always) private func fastPush<M: FastMode>(_: M.Type, _ v: UInt64, size: Int) -> Bool {
+    if M.long {
+      let sp = state.gpr(4) &- 8
+      guard let p = fastHostAddress64(seg: 2, offset: sp, size: 8, write: true) else { return false }
+      p.storeBytes(of: v, as: UInt64.self)
+      state.setGPR(4, sp)
+      return true
+    }
+    let stack = legacyStackAddressSize
+    let m = ALU.mask(stack)
+    let sp = (state.gpr(4) &- UInt64(size)) & m
+    guard let p = fastHostAddressLegacy(seg: 2, offset: sp, size: size, write: true) else { return false }
+    store(p, size: size, v)
+    setReg(4, stack, sp)
     return true
   }
 
-  /// A taken near branch's target; non-canonical targets take the general path (which raises #GP).
-  @inline(__always) private func canonicalOrDeclined(_ target: UInt64) -> UInt64 {
-    isCanonical(target) ? target : CPU.fastDeclined
+  /// POP r outside 64-bit mode: the stack pointer moves at SS's address size, then the register
+  /// is written (so POP SP/ESP leaves the popped value).
+  @inline(never)
+  private func fastPopLegacy(_ e: CacheEntry, _ nextRIP: UInt64) -> UInt64 {
+    let size = Int(e.pointee.instruction.operandSize)
+    let stack = legacyStackAddressSize
+    let m = ALU.mask(stack)
+    let sp = state.gpr(4) & m
+    guard let p = fastHostAddressLegacy(seg: 2, offset: sp, size: size, write: false) else { return CPU.fastDeclined }
+    let v = load(p, size: size)
+    setReg(4, stack, (sp &+ UInt64(size)) & m)
+    setReg(Int(e.pointee.instruction.operands.0.reg), size, v)
+    return nextRIP
+  }
+
+  /// RET (no immediate) outside 64-bit mode.
+  @inline(never)
+  private func fastReturnLegacy(_ e: CacheEntry) -> UInt64 {
+    let size = Int(e.pointee.instruction.operandSize)
+    let stack = legacyStackAddressSize
+    let m = ALU.mask(stack)
+    let sp = state.gpr(4) & m
+    guard let p = fastHostAddressLegacy(seg: 2, offset: sp, size: size, write: false) else { return CPU.fastDeclined }
+    let target = load(p, size: size)
+    guard target <= state.segmentLimit(1) else { return CPU.fastDeclined }
+    setReg(4, stack, (sp &+ UInt64(size)) & m)
+    return target
+  }
+
+  /// The stack address size outside 64-bit mode (`stackAddressSize`): SS's B bit, except in the
+  /// real mode of the 16-bit-only chips.
+  @inline(__always) private var legacyStackAddressSize: Int {
+    if model.is16BitOnly && stateRaw.load(fromByteOffset: CPUStateLayout.cr0, as: UInt64.self) & 1 == 0 { return 2 }
+    return state.segmentAttributes(2) & SegmentAttributes.defaultBig != 0 ? 4 : 2
+  }
+
+  /// A taken near branch's target, or `fastDeclined` for one the general path must raise #GP for:
+  /// non-canonical in 64-bit mode; elsewhere, truncated to the operand size, beyond CS's limit.
+  @inline(__always) private func fastBranchTarget<M: FastMode>(_ e: CacheEntry, _: M.Type, _ target: UInt64) -> UInt64 {
+    if M.long { return isCanonical(target) ? target : CPU.fastDeclined }
+    let t = target & ALU.mask(Int(e.pointee.instruction.operandSize))
+    return t <= state.segmentLimit(1) ? t : CPU.fastDeclined
   }
 
 }
@@ -317,3 +391,8 @@ enum ALUSub: FastALUOperation { static var operation: Operation { .sub } }
 enum ALUXor: FastALUOperation { static var operation: Operation { .xor } }
 enum ALUCmp: FastALUOperation { static var operation: Operation { .cmp } }
 enum ALUTest: FastALUOperation { static var operation: Operation { .test } }
+
+/// The code mode a handler is specialized for: 64-bit mode, or any other (16- and 32-bit code).
+protocol FastMode { static var long: Bool { get } }
+enum FastLong: FastMode { static var long: Bool { true } }
+enum FastLegacy: FastMode { static var long: Bool { false } }

@@ -100,7 +100,7 @@ extension CPU {
     }
   }
 
-  // MARK: Fast memory paths (64-bit mode, TLB hit, within one page)
+  // MARK: Fast memory paths (TLB hit, within one page, no check left to make)
 
   /// The host address of a 64-bit-mode access that hits the TLB and stays in one page, else nil.
   @inline(__always)
@@ -113,9 +113,39 @@ extension CPU {
   @inline(__always)
   func fastHostAddress64(seg: Int, offset: UInt64, size: Int, write: Bool) -> UnsafeMutableRawPointer? {
     let lin = (seg >= 4 ? state.segmentBase(seg) : 0) &+ offset
-    guard isCanonical(lin), (lin & 0xFFF) &+ UInt64(size) <= 0x1000 else {
-      return nil
+    guard isCanonical(lin) else { return nil }
+    return fastHostPointer(linear: lin, size: size, write: write)
+  }
+
+  /// The host address of an access through segment `seg` (0-5) outside 64-bit mode, `offset` below
+  /// 4 GiB (an effective address at its address size, or a stack pointer), when the access needs
+  /// no check beyond those made here and hits the TLB within one page; else nil (the general path
+  /// then runs the instruction and raises whatever is due). The type checks were resolved when the
+  /// segment was loaded (`SegmentAccess`; real and virtual-8086 mode have none); what is left per
+  /// access is the limit, one comparison (the 8086, which has no limits, wraps offsets at 64 KiB
+  /// instead: `legacyOffsetLimit` keeps such accesses on the general path).
+  @inline(__always)
+  func fastHostAddressLegacy(seg: Int, offset: UInt64, size: Int, write: Bool) -> UnsafeMutableRawPointer? {
+    let o = CPUStateLayout.segments &+ seg &* CPUStateLayout.segmentStride
+    let limit = Swift.min(stateRaw.load(fromByteOffset: o &+ 16, as: UInt64.self), legacyOffsetLimit)
+    guard offset &+ UInt64(size &- 1) <= limit else { return nil }
+    let need = write ? SegmentAccess.write : SegmentAccess.read
+    if stateRaw.load(fromByteOffset: CPUStateLayout.segmentAccess &+ seg, as: UInt8.self) & need == 0 {
+      // Protected mode checks the type; real and virtual-8086 mode do not.
+      guard
+        stateRaw.load(fromByteOffset: CPUStateLayout.cr0, as: UInt64.self) & 1 == 0
+          || stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & Flags.vm != 0
+      else { return nil }
     }
+    let lin = (stateRaw.load(fromByteOffset: o &+ 8, as: UInt64.self) &+ offset) & 0xFFFF_FFFF
+    return fastHostPointer(linear: lin, size: size, write: write)
+  }
+
+  /// The host address of `size` bytes at linear `lin` (segmentation done) when they stay in one
+  /// page, hit the TLB (or paging is off) and the host-page cache, and owe no #AC; else nil.
+  @inline(__always)
+  func fastHostPointer(linear lin: UInt64, size: Int, write: Bool) -> UnsafeMutableRawPointer? {
+    guard (lin & 0xFFF) &+ UInt64(size) <= 0x1000 else { return nil }
     // A misaligned access may owe an #AC: the slow path decides.
     if lin & UInt64(size &- 1) != 0 && alignmentCheckingActive { return nil }
     // Paged reads take the host pointer straight from the paging TLB (one lookup instead of two).

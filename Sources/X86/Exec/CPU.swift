@@ -71,6 +71,9 @@ public final class CPU {
   let cacheEpoch: UnsafeMutablePointer<UInt32>
   /// `state.raw`, cached (saves a load on every register access).
   let stateRaw: UnsafeMutableRawPointer
+  /// The highest offset the fast path lets a 16/32-bit access reach without the general path:
+  /// 0xFFFF on the 8086 (no limit checks, offsets wrap at 64 KiB), else no bound beyond the limit.
+  let legacyOffsetLimit: UInt64
   /// `model.physicalAddressMask`, with bit 20 cleared while the A20 gate is closed.
   @exclusivity(unchecked) var addressMask: UInt64
 
@@ -92,7 +95,9 @@ public final class CPU {
   /// share with the embedder's other CPUs and writers (nil: the CPU keeps its own).
   public init(model: CPUModel, memory: any PhysicalMemory, codePages: CodePageTable? = nil) {
     self.decodeCache = DecodeCache(pages: codePages)
+    decodeCache.model = model
     self.model = model
+    self.legacyOffsetLimit = model == .i8086 ? 0xFFFF : ~0
     self.memory = memory
     self.state = CPUState()
     self.stateRaw = state.raw
@@ -335,21 +340,24 @@ public final class CPU {
     return .budgetExhausted
   }
 
-  /// Runs fast-form instructions of the current 64-bit code page back to back and returns how
-  /// many retired (at most `budget`), with RIP committed. It stops at the first instruction that is
+  /// Runs fast-form instructions of the current code page back to back and returns how many
+  /// retired (at most `budget`), with RIP committed. It stops at the first instruction that is
   /// not a cached fast form or whose handler declines (returned as `pending`, its valid cache
   /// entry, so the caller need not look it up again), or when RIP leaves the cacheable pages.
   ///
   /// Within one page the linear-to-physical translation and the page's decode-cache generation
-  /// cannot change: fast handlers never write CR3, CPL, the code mode or a page that holds cached
-  /// code (those pages are kept out of the write side of the host-page cache), so both are looked up once per page.
+  /// cannot change: fast handlers never write CR3, CPL, the code mode, a segment register or a
+  /// page that holds cached code (those pages are kept out of the write side of the host-page
+  /// cache), so both are looked up once per page.
   @inline(__always)
   func runFastInPage(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
     guard !interruptShadow,
-      stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64,
       stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf) == 0,
       !debugChecksNeeded
     else { return (0, nil) }
+    guard stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 else {
+      return runFastInPageLegacy(budget: budget)
+    }
     var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     var left = budget
     var pending: CacheEntry?
@@ -363,7 +371,7 @@ public final class CPU {
       while rip & 0xFFF <= 0x1000 - 15 {
         let address = physicalPage | (rip & 0xFFF)
         guard let e = DecodeCache.hit(cacheEntries, address, .bits64, generation: generation) else { break pages }
-        let next = executeFast(e, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
+        let next = executeFast(e, FastLong.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
         if next == CPU.fastDeclined {
           pending = e
           break pages
@@ -374,6 +382,51 @@ public final class CPU {
         if rip & ~0xFFF != linearPage { continue pages }
       }
       break
+    }
+    stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
+    let retired = budget - left
+    instructionsRetired &+= retired
+    fastPathRetired &+= retired
+    return (retired, pending)
+  }
+
+  /// `runFastInPage` for 16- and 32-bit code (real, protected, virtual-8086 and compatibility
+  /// mode). CS cannot change inside (no fast form loads a segment register), so its base and limit
+  /// are read once; an instruction runs from the decode cache only where `executeGeneral` would
+  /// have cached it: all 15 bytes from EIP within CS's limit (and below 64 KiB in 16-bit code)
+  /// and within one linear page.
+  @inline(never)
+  func runFastInPageLegacy(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
+    let mode: CodeMode =
+      stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 32 ? .bits32 : .bits16
+    let csBase = state.segmentBase(1)
+    // The highest EIP + 15 the cacheable window allows.
+    let end = Swift.min(state.segmentLimit(1), mode == .bits16 ? 0xFFFF : 0xFFFF_FFFF)
+    var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
+    var left = budget
+    var pending: CacheEntry?
+    pages: while left > 0 {
+      guard rip &+ 15 <= end else { break }
+      var linear = (csBase &+ rip) & 0xFFFF_FFFF
+      guard linear & 0xFFF <= 0x1000 - 15, let physical = quickTranslate(linear, kind: .execute) else { break }
+      let linearPage = linear & ~0xFFF
+      let physicalPage = physical & ~0xFFF
+      let generation = DecodeCache.generation(
+        cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
+      while true {
+        let address = physicalPage | (linear & 0xFFF)
+        guard let e = DecodeCache.hit(cacheEntries, address, mode, generation: generation) else { break pages }
+        let next = executeFast(e, FastLegacy.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
+        if next == CPU.fastDeclined {
+          pending = e
+          break pages
+        }
+        rip = next
+        left -= 1
+        if left == 0 { break pages }
+        linear = (csBase &+ rip) & 0xFFFF_FFFF
+        if linear & ~0xFFF != linearPage || linear & 0xFFF > 0x1000 - 15 || rip &+ 15 > end { continue pages }
+      }
     }
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
     let retired = budget - left

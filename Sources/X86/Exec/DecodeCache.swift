@@ -22,6 +22,9 @@ final class DecodeCache {
   /// When false, every entry gets `.generic` (all instructions take `execute`): for comparing the
   /// fast handlers against the general path.
   var classifiesFastForms = true
+  /// The CPU model whose instructions this cache holds (a few forms keep the 8086's quirks on the
+  /// general path).
+  var model: CPUModel = .host64
 
   let entries: UnsafeMutablePointer<Entry>
   /// The page stamps, possibly shared with other CPUs on other threads (relaxed atomics).
@@ -99,7 +102,7 @@ final class DecodeCache {
     let e = entries + DecodeCache.slot(physical)
     e.pointee = Entry(
       tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page].load(ordering: .relaxed) &+ epoch.pointee,
-      form: classifiesFastForms ? FastForm.classify(ins, mode: mode) : .generic, instruction: ins)
+      form: classifiesFastForms ? FastForm.classify(ins, mode: mode, model: model) : .generic, instruction: ins)
     return e
   }
 

@@ -1,7 +1,10 @@
 /// How the interpreter executes a cached instruction: one of the pre-resolved shapes of the common
-/// 64-bit-mode instructions (register, immediate and simple memory operands), or `.generic` for the
-/// full `execute` path. An instruction is classified once, when it enters the decode cache, so the
-/// hot loop dispatches on one byte instead of re-inspecting the operation and its operand kinds.
+/// instructions (register, immediate and simple memory operands), or `.generic` for the full
+/// `execute` path. An instruction is classified once, when it enters the decode cache, so the hot
+/// loop dispatches on one byte instead of re-inspecting the operation and its operand kinds. The
+/// forms are the same in every code mode: the handlers (`CPU+FastPath.swift`) are specialized for
+/// 64-bit mode and for 16/32-bit code (`FastLong`, `FastLegacy`), which differ only in how a
+/// memory operand, the stack and a branch target are reached.
 ///
 /// Shape suffixes name the destination, then the source: R = general register, I = immediate,
 /// M = memory. The nine ALU operations are contiguous per shape, in `Operation` order (add or adc
@@ -20,9 +23,9 @@ package enum FastForm: UInt8, Sendable {
   /// MOVSX/MOVSXD: the source sign-extended from its size.
   case movsxRR, movsxRM
   case lea
-  /// Near branches with a 64-bit operand size.
+  /// Near branches (64-bit operand size in 64-bit mode; 16 or 32 bits elsewhere).
   case jcc, jmpRel, callRel, ret
-  /// 64-bit PUSH/POP of a register, PUSH of an immediate.
+  /// PUSH/POP of a register, PUSH of an immediate (64-bit in 64-bit mode; 16 or 32 bits elsewhere).
   case pushR, popR, pushI
   /// Two- and three-operand IMUL with a register or memory source.
   case imulR, imulM
@@ -32,13 +35,17 @@ package enum FastForm: UInt8, Sendable {
   /// NOP, PAUSE, ENDBR, PREFETCH and the fences: nothing but RIP moves.
   case nop
 
-  /// The form `ins` executes in when it runs in `mode`.
-  static func classify(_ ins: DecodedInstruction, mode: CodeMode) -> FastForm {
+  /// The form `ins` executes in when it runs in `mode` on a `model` CPU.
+  static func classify(_ ins: DecodedInstruction, mode: CodeMode, model: CPUModel = .host64) -> FastForm {
     // LOCK keeps the generic path (the one place atomicity will live once vCPUs share memory).
-    guard mode == .bits64, !ins.prefixes.contains(.lock) else { return .generic }
+    guard !ins.prefixes.contains(.lock) else { return .generic }
     let o0 = ins.operands.0
     let o1 = ins.operands.1
-    let wide = ins.operandSize == 8
+    // Near branches and stack operations: 64-bit operands in 64-bit mode (a 16-bit one takes the
+    // general path); 16 or 32 bits in the other modes, the handlers using the size.
+    let wide = mode == .bits64 ? ins.operandSize == 8 : ins.operandSize == 2 || ins.operandSize == 4
+    // The 8086 does not mask shift counts and pushes the decremented SP: the general path keeps both.
+    let i8086 = model == .i8086
     switch ins.operation {
     case .add, .or, .adc, .sbb, .and, .sub, .xor, .cmp, .test:
       let shape: FastForm
@@ -78,7 +85,8 @@ package enum FastForm: UInt8, Sendable {
       return wide && ins.operandCount == 0 ? .ret : .generic
     case .push:
       guard wide else { return .generic }
-      return o0.kind == .gpr ? .pushR : o0.kind == .immediate && o0.reg == 0 ? .pushI : .generic
+      if o0.kind == .gpr { return i8086 && o0.reg == 4 ? .generic : .pushR }
+      return o0.kind == .immediate && o0.reg == 0 ? .pushI : .generic
     case .pop:
       return wide && o0.kind == .gpr ? .popR : .generic
     case .imul:
@@ -86,7 +94,7 @@ package enum FastForm: UInt8, Sendable {
       if ins.operandCount == 3 && (ins.operands.2.kind != .immediate || ins.operands.2.reg != 0) { return .generic }
       return o1.kind == .gpr ? .imulR : o1.kind == .memory ? .imulM : .generic
     case .rol, .ror, .rcl, .rcr, .shl, .shr, .sal, .sar:
-      guard o0.kind == .gpr else { return .generic }
+      guard o0.kind == .gpr, !i8086 else { return .generic }
       return o1.kind == .gpr || (o1.kind == .immediate && o1.reg == 0) ? .shiftR : .generic
     case .cmovcc:
       guard o0.kind == .gpr else { return .generic }

@@ -101,6 +101,17 @@ public final class CPUState: @unchecked Sendable {
     self[offset: o + 8] = value.base
     self[offset: o + 16] = UInt64(value.limit)
     self[offset: o + 24] = UInt64(value.attributes)
+    if s.rawValue < 6 {
+      raw.storeBytes(
+        of: SegmentAccess.summary(value.attributes), toByteOffset: CPUStateLayout.segmentAccess + s.rawValue,
+        as: UInt8.self)
+    }
+  }
+
+  /// The access summary of segment register number `s` (0-5): which protected-mode data accesses
+  /// through it pass the type checks (`SegmentAccess`).
+  @inlinable public func segmentAccess(_ s: Int) -> UInt8 {
+    raw.load(fromByteOffset: CPUStateLayout.segmentAccess &+ s, as: UInt8.self)
   }
 
   /// Base of segment register number `s` (0-7).
@@ -183,5 +194,34 @@ public final class CPUState: @unchecked Sendable {
     set {
       self[offset: CPUStateLayout.codeMode] = newValue == .bits64 ? 64 : newValue == .bits32 ? 32 : 16
     }
+  }
+}
+
+/// The part of a data access's protected-mode checks that depends only on the segment cache's
+/// attributes, resolved when the cache is written (`CPUState.setSegment`, the one writer of every
+/// segment load: the segment loader, far transfers, IRET, task switches, interrupt delivery,
+/// SYSENTER/SYSCALL, resets and the embedder's state setters) instead of on every access. The interpreter's fast
+/// path for 16- and 32-bit code reads it: an access whose bit is clear, or whose offset passes
+/// the limit, takes the general path, which raises whatever fault is due.
+public enum SegmentAccess {
+  /// Reads need no type check: present, not a system descriptor, and an expand-up data segment
+  /// or a readable code segment.
+  public static let read: UInt8 = 1 << 0
+  /// Writes need no type check: present, an expand-up writable data segment.
+  public static let write: UInt8 = 1 << 1
+
+  /// The summary of a segment cache with `attributes`: the accesses that fault only through the
+  /// limit (offsets above it; an expand-down segment's valid offsets are above its limit, so it is
+  /// left to the general path).
+  @inlinable public static func summary(_ attributes: UInt16) -> UInt8 {
+    let p = SegmentAttributes.present | SegmentAttributes.codeOrData
+    let kind =
+      attributes & (p | SegmentAttributes.code | SegmentAttributes.conformingOrExpandDown | SegmentAttributes.readWrite)
+    if kind == p | SegmentAttributes.readWrite { return read | write }
+    if kind == p { return read }
+    if kind & ~SegmentAttributes.conformingOrExpandDown == p | SegmentAttributes.code | SegmentAttributes.readWrite {
+      return read
+    }
+    return 0
   }
 }
