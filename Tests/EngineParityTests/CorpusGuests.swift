@@ -263,6 +263,7 @@ extension CorpusGuest {
       push memory, push rsp: 67890008
       direction flag set, clear: 10
       swapgs: aabbaa
+      atomic updates: 6800010707
 
       """,
     expectedStatus: 1, expectedReason: "guest exit through isa-debug-exit: value 0, status 1",

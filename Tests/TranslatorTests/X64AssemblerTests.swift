@@ -84,6 +84,14 @@ import X86
     Case(expected: "setb byte ptr [rbx + 0x10]") { $0.setcc(HostCondition.below, .memory(HostMemory(.rbx, 0x10))) },
     Case(expected: "cmovne rcx, rdx") { $0.cmov(HostCondition.notEqual, .rcx, .register(.rdx)) },
     Case(expected: "pushfq") { $0.pushfq() },
+    Case(expected: "xor al, ah") { $0.xorALWithAH() },
+    Case(expected: "xadd qword ptr [rdi], r11") { $0.xadd(.memory(HostMemory(.rdi)), .r11) },
+    Case(expected: "xadd word ptr [rdi], dx") { $0.xadd(.memory(HostMemory(.rdi)), .rdx, size: 2) },
+    Case(expected: "cmpxchg dword ptr [rdi], ebp") { $0.cmpxchg(.memory(HostMemory(.rdi)), .rbp, size: 4) },
+    Case(expected: "cmpxchg byte ptr [rdi], sil") { $0.cmpxchg(.memory(HostMemory(.rdi)), .rsi, size: 1) },
+    Case(expected: "xchg qword ptr [rdi], r15") { $0.xchg(.memory(HostMemory(.rdi)), .r15) },
+    Case(expected: "xchg byte ptr [rdi], dl") { $0.xchg(.memory(HostMemory(.rdi)), .rdx, size: 1) },
+    Case(expected: "add dword ptr [rdi], 0x3") { $0.alu(.add, .memory(HostMemory(.rdi)), immediate: 3, size: 4) },
     Case(expected: "popfq") { $0.popfq() },
     Case(expected: "push r8") { $0.push(.r8) },
     Case(expected: "pop r15") { $0.pop(.r15) },
@@ -105,6 +113,17 @@ import X86
       #expect(text == [c.expected], "\(bytes.map { String($0, radix: 16) }): \(text)")
       #expect(printed.first?.bytes.count == bytes.count, "\(c.expected): objdump took a different length")
     }
+  }
+
+  /// LOCK is one prefix byte in front of the next instruction (llvm-objdump prints it on a line of
+  /// its own, so the cases above check the instructions without it).
+  @Test func lockPrefixesTheNextInstruction() {
+    var a = X64Assembler()
+    a.lock()
+    a.xadd(.memory(HostMemory(.rdi)), .r11)
+    var plain = X64Assembler()
+    plain.xadd(.memory(HostMemory(.rdi)), .r11)
+    #expect(a.finished() == [0xF0] + plain.finished())
   }
 
   @Test func branchesToLabelsResolveForwardAndBackward() {

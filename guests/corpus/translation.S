@@ -5,7 +5,7 @@
 # a function patched after it ran (its old translation must go), a fault in the middle of a block
 # (precise RIP and the registers the instructions before it left), the same loop in ring 3,
 # indirect CALL and JMP through registers and memory, runs of PUSH and POP (also across a page
-# boundary), PUSH of memory and of RSP, CLD/STD and SWAPGS.
+# boundary), PUSH of memory and of RSP, CLD/STD, SWAPGS and atomic read-modify-writes.
 #include "common.S"
 main:
     call checksum
@@ -138,6 +138,29 @@ indirect_next:
     xor %eax, %eax
     mov $0xc0000101, %ecx
     wrmsr
+
+    # Atomic read-modify-writes of memory.
+    movq $100, SCRATCH + 0x80
+    mov $5, %eax
+    lock xadd %rax, SCRATCH + 0x80  # rax 100, memory 105
+    mov %rax, %rbx
+    mov $105, %eax
+    mov $7, %ecx
+    xor %edx, %edx
+    xor %esi, %esi
+    lock cmpxchg %rcx, SCRATCH + 0x80   # equal: memory 7, ZF set
+    setz %dl
+    lock cmpxchg %rcx, SCRATCH + 0x80   # 105 is not 7: rax 7, ZF clear
+    setz %sil
+    xchg %rbx, SCRATCH + 0x80       # rbx 7, memory 100
+    lock addl $3, SCRATCH + 0x80    # 103
+    lock incq SCRATCH + 0x80        # 104
+    lock decw SCRATCH + 0x80        # 103
+    stc
+    lock adcq $0, SCRATCH + 0x80    # 104
+    mov SCRATCH + 0x80, %rdi
+    call fold
+    SHOW "atomic updates: ", %rax
 
     mov $0, %al
     out %al, $0xf4

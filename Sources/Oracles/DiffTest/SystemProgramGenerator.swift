@@ -207,7 +207,7 @@ struct SystemProgramGenerator {
   }
 
   /// One instruction of the forms the translator covers (and now and then one it leaves to the
-  /// interpreter: XCHG, MUL, BSWAP, BT).
+  /// interpreter: XCHG of registers, MUL, BSWAP, BT).
   private mutating func translatedForm() {
     let size = rng.pick([8, 16, 32, 32, 64, 64])
     let op = rng.below(8)
@@ -215,7 +215,7 @@ struct SystemProgramGenerator {
     let src = pickFree()
     let immediate = littleEndian(rng.interesting(bits: 32), count: size == 8 ? 1 : size == 16 ? 2 : 4)
     let w: UInt8 = size == 8 ? 0 : 1
-    switch rng.below(20) {
+    switch rng.below(22) {
     case 0, 1:
       put(size: size, opcode: [UInt8(op) << 3 | w], reg: src, rm: .register(dst))
     case 2, 3:
@@ -308,6 +308,26 @@ struct SystemProgramGenerator {
         }
       }
       for _ in 0..<n { asm.pop(pickFree()) }
+    case 19, 20:
+      // Atomic read-modify-writes of memory (LOCK ADD..XOR, INC/DEC, XADD, XCHG, CMPXCHG).
+      let m = memoryOperand(size: size / 8, write: true, avoid: src)
+      switch rng.below(6) {
+      case 0: put(size: size, prefixes: [0xF0], opcode: [0x0F, 0xC0 | w], reg: src, rm: m)
+      case 1:
+        // CMPXCHG against RAX: often loaded from the same place first, so that it also succeeds.
+        if case .memory(let base, let index, _, _) = m, base != 0, index != 0, rng.chance(0.5) {
+          put(size: size, opcode: [0x8A | w], reg: 0, rm: m)
+        }
+        put(size: size, prefixes: rng.chance(0.7) ? [0xF0] : [], opcode: [0x0F, 0xB0 | w], reg: src, rm: m)
+      case 2: put(size: size, opcode: [0x86 | w], reg: src, rm: m)
+      case 3:
+        put(size: size, prefixes: [0xF0], opcode: [UInt8(op == 7 ? 0 : op) << 3 | w], reg: src, rm: m)
+      case 4:
+        put(
+          size: size, prefixes: [0xF0], opcode: [size == 8 ? 0x80 : 0x81], reg: op == 7 ? 5 : op, rm: m,
+          immediate: immediate)
+      default: put(size: size, prefixes: [0xF0], opcode: [0xFE | w], reg: rng.below(2), rm: m)
+      }
     default:
       switch rng.below(4) {
       case 0: put(size: size, opcode: [0x86 | w], reg: src, rm: .register(dst))

@@ -901,6 +901,9 @@ package struct BlockCompiler {
       a.mov(gsBase, .rcx)
       a.mov(kernelGSBase, .rax)
 
+    case .atomicUpdate:
+      emitAtomicUpdate(g, k: k)
+
     case nil:
       preconditionFailure("a callout is not a special form")
     }
@@ -974,6 +977,63 @@ package struct BlockCompiler {
       }
     }
     a.alu(push ? .sub : .add, gpr(4), immediate: Int64(bytes))
+  }
+
+  /// A read-modify-write of memory as one host LOCK-prefixed instruction on the guest page (the
+  /// interpreter's atomic updates work on the same host memory, so vCPUs on other threads see
+  /// either the whole update or none of it). The checks are a store's; a side exit leaves it to
+  /// the interpreter.
+  private mutating func emitAtomicUpdate(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let size = Int(ins.operandSize)
+    let o1 = ins.operands.1
+    memoryOperand(g, size: size, write: true, k: k)
+    a.mov(.rdi, .register(.rax))
+    let memory = HostOperand.memory(HostMemory(.rdi))
+    switch ins.operation {
+    case .inc, .dec:
+      loadFlags()  // CF is kept
+      a.lock()
+      a.incDec(memory, increment: ins.operation == .inc, size: size)
+      flagsWritten(by: k)
+    case .xadd, .xchg:
+      // The register takes the old memory value: in place in a cache register when the result
+      // fills it (a 32-bit write zero-extends), else through RDX and back at its size.
+      let reg = o1.reg
+      let direct = size >= 4 ? cached[Int(reg)] : nil
+      let value = direct ?? .rdx
+      if direct == nil { a.mov(.rdx, gpr(reg), size: size == 8 ? 8 : size) }
+      if ins.operation == .xadd {
+        a.lock()
+        a.xadd(memory, value, size: size)
+        if direct == nil { storeGPR(reg, .rdx, size: size) }
+        flagsWritten(by: k)
+      } else {
+        a.xchg(memory, value, size: size)  // implicitly locked
+        if direct == nil { storeGPR(reg, .rdx, size: size) }
+      }
+    case .cmpxchg:
+      // The accumulator is host RAX: the guest's whole RAX goes in and comes back (a failed 32-bit
+      // compare zero-extends it, a successful one leaves it alone, as the guest's does).
+      let source = gprRegister(o1.reg, scratch: .rdx)
+      a.mov(.rax, gpr(0))
+      a.lock()
+      a.cmpxchg(memory, source, size: size)
+      a.mov(gpr(0), .rax)
+      flagsWritten(by: k)
+    default:  // LOCK ADD OR ADC SBB AND SUB XOR
+      let op = Self.hostALU(ins.operation)!
+      if ins.operation == .adc || ins.operation == .sbb { loadFlags() }
+      if o1.kind == .immediate {
+        a.lock()
+        a.alu(op, memory, immediate: Self.signed(ins.immediate, size: size), size: size)
+      } else {
+        let source = gprRegister(o1.reg, scratch: .rdx)
+        a.lock()
+        a.alu(op, memory, source, size: size)
+      }
+      flagsWritten(by: k)
+    }
   }
 
   /// PUSH of a constant (`CALL`'s return address, `PUSH imm`).

@@ -283,6 +283,30 @@ package struct X64Assembler {
     encode(0x0F00 | UInt16(0x40 | condition & 15), size: size, reg: dst.rawValue, rm: src)
   }
 
+  /// The LOCK prefix, for the instruction emitted next.
+  package mutating func lock() { bytes.append(0xF0) }
+
+  /// XADD r/m, r.
+  package mutating func xadd(_ dst: HostOperand, _ src: HostRegister, size: Int = 8) {
+    encode(
+      0x0F00 | UInt16(size == 1 ? 0xC0 : 0xC1), size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1,
+      regIsRegister: true)
+  }
+
+  /// CMPXCHG r/m, r (the accumulator is RAX).
+  package mutating func cmpxchg(_ dst: HostOperand, _ src: HostRegister, size: Int = 8) {
+    encode(
+      0x0F00 | UInt16(size == 1 ? 0xB0 : 0xB1), size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1,
+      regIsRegister: true)
+  }
+
+  /// XCHG r/m, r.
+  package mutating func xchg(_ dst: HostOperand, _ src: HostRegister, size: Int = 8) {
+    encode(
+      UInt16(size == 1 ? 0x86 : 0x87), size: size, reg: src.rawValue, rm: dst, byteRegisters: size == 1,
+      regIsRegister: true)
+  }
+
   /// XOR AL, AH (no REX: AH).
   package mutating func xorALWithAH() { bytes.append(contentsOf: [0x30, 0xE0]) }
 

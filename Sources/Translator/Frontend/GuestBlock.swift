@@ -67,10 +67,30 @@ package enum SpecialForm: Equatable {
   case setDirection(Bool)
   /// SWAPGS (at CPL 0; a side exit otherwise).
   case swapGS
+  /// A read-modify-write of memory done atomically: LOCK ADD OR ADC SBB AND SUB XOR (register or
+  /// immediate source), LOCK INC/DEC, XADD, XCHG and CMPXCHG with a register (with or without
+  /// LOCK: doing them atomically is one of the outcomes the unlocked ones allow).
+  case atomicUpdate
 
   package init?(_ ins: DecodedInstruction) {
-    guard !ins.prefixes.contains(.lock) else { return nil }
     let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    if o0.kind == .memory {
+      let locked = ins.prefixes.contains(.lock)
+      let atomic: Bool
+      switch ins.operation {
+      case .xadd, .xchg, .cmpxchg: atomic = o1.kind == .gpr
+      case .add, .or, .adc, .sbb, .and, .sub, .xor:
+        atomic = locked && (o1.kind == .gpr || (o1.kind == .immediate && o1.reg == 0))
+      case .inc, .dec: atomic = locked
+      default: atomic = false
+      }
+      if atomic {
+        self = .atomicUpdate
+        return
+      }
+    }
+    guard !ins.prefixes.contains(.lock) else { return nil }
     switch ins.operation {
     case .jmp where ins.operandSize == 8 && (o0.kind == .gpr || o0.kind == .memory): self = .jumpIndirect
     case .call where ins.operandSize == 8 && (o0.kind == .gpr || o0.kind == .memory): self = .callIndirect
