@@ -56,17 +56,7 @@ public final class ModelRunner {
     cpu.system.cpuid.present(vendor)
     self.engine = engine
     self.paging = paging || engine == .dbt
-    if engine == .dbt {
-      do throws(TranslatorError) {
-        let t = try DynamicTranslator(codeBytes: translatorCodeBytes)
-        translator = t
-        cpu.blockExecutor = t
-      } catch {
-        throw NativeRunnerError(description: "cannot create the translator: \(error.description)")
-      }
-    } else {
-      translator = nil
-    }
+    translator = engine == .dbt ? try DynamicTranslator.attached(to: cpu, codeBytes: translatorCodeBytes) : nil
   }
 
   /// Runs `code` from `initial`; stops at the INT3 padding after the code, at an exception, or at
@@ -231,5 +221,19 @@ public final class ModelRunner {
     }
     cpu.updateCodeMode()
     state.rip = initial.rip
+  }
+}
+
+extension DynamicTranslator {
+  /// A translator with a code buffer of `codeBytes`, attached to `cpu` (the model runners' way to
+  /// run their programs on dbt).
+  static func attached(to cpu: CPU, codeBytes: Int) throws(NativeRunnerError) -> DynamicTranslator {
+    do throws(TranslatorError) {
+      let t = try DynamicTranslator(codeBytes: codeBytes)
+      cpu.blockExecutor = t
+      return t
+    } catch {
+      throw NativeRunnerError(description: "cannot create the translator: \(error.description)")
+    }
   }
 }

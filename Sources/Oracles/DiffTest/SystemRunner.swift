@@ -66,17 +66,7 @@ final class SystemRunner {
     cpu.system.cpuid.present(HostCPU.detect().vendor)
     let cpu = self.cpu
     cpu.readTSC = { [unowned cpu] in cpu.instructionsRetired }
-    if translated {
-      do throws(TranslatorError) {
-        let t = try DynamicTranslator(codeBytes: codeBytes)
-        translator = t
-        cpu.blockExecutor = t
-      } catch {
-        throw NativeRunnerError(description: "cannot create the translator: \(error.description)")
-      }
-    } else {
-      translator = nil
-    }
+    translator = translated ? try DynamicTranslator.attached(to: cpu, codeBytes: codeBytes) : nil
   }
 
   /// Loads `program` into a fresh machine and runs it to its end.

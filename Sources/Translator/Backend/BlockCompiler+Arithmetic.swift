@@ -1,0 +1,193 @@
+import X86
+
+/// The integer forms: ALU operations, moves, IMUL, shifts and rotates.
+extension BlockCompiler {
+  mutating func emitMultiplyFlagsFix(size: Int) {
+    // ADD of 0 to the result: SF ZF PF from it, AF (and CF OF) clear; CF and OF stay R10's.
+    a.mov(.r8, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorScratch))))
+    a.alu(.add, .register(.r8), immediate: 0, size: size)
+    a.pushfq()
+    a.pop(.rax)
+    a.alu(.and, .register(.rax), immediate: Int64(Flags.sf | Flags.zf | Flags.pf), size: 4)
+    a.alu(.and, .register(.r10), immediate: Int64(Flags.cf | Flags.of), size: 4)
+    a.alu(.or, .register(.r10), .rax)
+  }
+
+  static func hostALU(_ op: Operation) -> HostALU? {
+    switch op {
+    case .add: return .add
+    case .or: return .or
+    case .adc: return .adc
+    case .sbb: return .sbb
+    case .and: return .and
+    case .sub: return .sub
+    case .xor: return .xor
+    case .cmp: return .cmp
+    default: return nil  // TEST
+    }
+  }
+
+  mutating func emitALU(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    let size = Int(ins.operandSize)
+    let op = Self.hostALU(ins.operation)
+    let writes = ins.operation != .cmp && ins.operation != .test
+    let readsCarry = ins.operation == .adc || ins.operation == .sbb
+    // Destination: a cache register (a 32-bit operation on it zero-extends, as the guest's does),
+    // a guest register slot, or memory through RDI.
+    var destination: HostOperand = gpr(o0.reg)
+    if o0.kind == .memory {
+      memoryOperand(g, size: size, write: writes, k: k)
+      a.mov(.rdi, .register(.rax))
+      destination = .memory(HostMemory(.rdi))
+    }
+    // Source: an immediate, a cache register, or RDX.
+    var immediate: Int64?
+    var source = HostRegister.rdx
+    switch o1.kind {
+    case .immediate: immediate = Self.signed(ins.immediate, size: size)
+    case .memory:
+      memoryOperand(g, size: size, write: false, k: k)
+      a.mov(.rdx, .memory(HostMemory(.rax)), size: size == 8 ? 8 : size)
+    default:
+      if let host = cached[Int(o1.reg)] { source = host } else { a.mov(.rdx, gpr(o1.reg), size: size) }
+    }
+    // A 32-bit destination in the state page is computed in ECX and written back zero-extended.
+    let widen = o0.kind == .gpr && size == 4 && cached[Int(o0.reg)] == nil
+    if widen {
+      a.mov(.rcx, gpr(o0.reg), size: 4)
+      destination = .register(.rcx)
+    }
+    if readsCarry { loadFlags() }
+    if let op {
+      if let immediate {
+        a.alu(op, destination, immediate: immediate, size: size)
+      } else {
+        a.alu(op, destination, source, size: size)
+      }
+    } else if let immediate {
+      a.test(destination, immediate: immediate, size: size)
+    } else {
+      a.test(destination, source, size: size)
+    }
+    if widen && writes { a.mov(gpr(o0.reg), .rcx, size: 8) }
+    flagsWritten(by: k)
+  }
+
+  mutating func emitMove(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    let destinationSize = Int(o0.size)
+    let sourceSize = Int(o1.size)
+    let signExtend = g.form == .movsxRR || g.form == .movsxRM
+    if o1.kind == .immediate {
+      let value = ins.immediate & (sourceSize == 8 ? ~0 : (1 << UInt64(8 * sourceSize)) - 1)
+      if o0.kind == .gpr {
+        if let host = cached[Int(o0.reg)], destinationSize >= 4 {
+          a.load(host, constant: value)
+        } else if destinationSize >= 4 {
+          a.load(.r8, constant: value)
+          a.mov(gpr(o0.reg), .r8, size: 8)
+        } else {
+          a.mov(gpr(o0.reg), immediate: Self.signed(value, size: destinationSize), size: destinationSize)
+        }
+        return
+      }
+      memoryOperand(g, size: destinationSize, write: true, k: k)
+      if destinationSize == 8 && !Self.fitsInt32(Int64(bitPattern: value)) {
+        a.load(.r8, constant: value)
+        a.mov(.memory(HostMemory(.rax)), .r8, size: 8)
+      } else {
+        a.mov(.memory(HostMemory(.rax)), immediate: Self.signed(value, size: destinationSize), size: destinationSize)
+      }
+      return
+    }
+    var source: HostOperand
+    if o1.kind == .memory {
+      memoryOperand(g, size: sourceSize, write: false, k: k)
+      source = .memory(HostMemory(.rax))
+    } else {
+      source = gpr(o1.reg)
+    }
+    // Straight into a cache register when the result fills it (4 or 8 bytes: zero-extended).
+    if o0.kind == .gpr, destinationSize >= 4, let host = cached[Int(o0.reg)] {
+      loadExtended(host, source, sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
+      return
+    }
+    // The source into R8, extended to the destination's size.
+    loadExtended(.r8, source, sourceSize: sourceSize, destinationSize: destinationSize, signExtend)
+    if o0.kind == .memory {
+      memoryOperand(g, size: destinationSize, write: true, k: k)
+      a.mov(.memory(HostMemory(.rax)), .r8, size: destinationSize)
+    } else {
+      storeGPR(o0.reg, .r8, size: destinationSize)
+    }
+  }
+
+  /// `dst` = the `sourceSize` value at `src` extended to `destinationSize` (4 or 8: the whole host
+  /// register, a 4-byte result zero-extended; 1 or 2: a plain load of that size, so the register's
+  /// other bytes are kept when it is stored back at that size).
+  mutating func loadExtended(
+    _ dst: HostRegister, _ src: HostOperand, sourceSize: Int, destinationSize: Int, _ signExtend: Bool
+  ) {
+    if sourceSize == destinationSize {
+      a.mov(dst, src, size: sourceSize)
+    } else if signExtend && sourceSize == 4 && destinationSize == 4 {
+      a.mov(dst, src, size: 4)
+    } else if signExtend {
+      a.movsx(dst, src, sourceSize: sourceSize, size: destinationSize == 8 ? 8 : 4)
+    } else if sourceSize == 4 {
+      a.mov(dst, src, size: 4)
+    } else {
+      a.movzx(dst, src, sourceSize: sourceSize, size: 4)
+    }
+  }
+
+  mutating func emitShift(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let size = Int(ins.operandSize)
+    let op: HostShift
+    switch ins.operation {
+    case .rol: op = .rol
+    case .ror: op = .ror
+    case .rcl: op = .rcl
+    case .rcr: op = .rcr
+    case .shl, .sal: op = .shl
+    case .shr: op = .shr
+    default: op = .sar
+    }
+    let byCL = ins.operands.1.kind != .immediate
+    if byCL { a.mov(.rcx, gpr(1), size: 1) }
+    if byCL && Self.shiftCountMayExceedWidth(ins) {
+      // A count above the width: the interpreter's (see `translates`).
+      clobberFlags()
+      a.mov(.r8, .register(.rcx), size: 4)
+      a.alu(.and, .register(.r8), immediate: 31, size: 4)
+      a.alu(.cmp, .register(.r8), immediate: Int64(8 * size), size: 4)
+      a.jcc(HostCondition.above, sideExit(k))
+    }
+    a.mov(.rdx, gpr(o0.reg), size: size)
+    if Self.flagUse(g) == .readsOrKeeps { loadFlags() } else { clobberFlags() }
+    if byCL {
+      a.shiftByCL(op, .register(.rdx), size: size)
+    } else {
+      a.shift(op, .register(.rdx), count: UInt8(truncatingIfNeeded: ins.immediate), size: size)
+    }
+    // MOV keeps the flags: write the result back after the shift.
+    if size == 4 { a.mov(gpr(o0.reg), .rdx, size: 8) } else { a.mov(gpr(o0.reg), .rdx, size: size) }
+    if flagsLiveAfter[k] {
+      a.pushfq()
+      a.pop(.r10)
+      flagsInHost = false
+      flagsPending = false
+      multiplyFlagsOwed = nil
+      modelShiftFlags(ins.operation, size: size, byCL: byCL, count: ins.immediate)
+    } else {
+      flagsWritten(by: k)
+    }
+  }
+}

@@ -1,0 +1,152 @@
+import X86
+
+/// Guest registers and memory operands: cache registers, effective and linear addresses, and the
+/// inline TLB check that turns a linear address into a host pointer or a side exit.
+extension BlockCompiler {
+  /// Guest register `r`: its cache register, or its slot in the state page.
+  func gpr(_ r: UInt8) -> HostOperand {
+    if let host = cached[Int(r)] { return .register(host) }
+    return .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * Int(r))))
+  }
+
+  static func signed(_ value: UInt64, size: Int) -> Int64 {
+    switch size {
+    case 1: return Int64(Int8(truncatingIfNeeded: value))
+    case 2: return Int64(Int16(truncatingIfNeeded: value))
+    case 4: return Int64(Int32(truncatingIfNeeded: value))
+    default: return Int64(bitPattern: value)
+    }
+  }
+
+  static func fitsInt32(_ v: Int64) -> Bool { Int64(Int32(truncatingIfNeeded: v)) == v }
+
+  /// The guest register `r` as a host register: its cache register, or `scratch` loaded from the
+  /// state page.
+  mutating func gprRegister(_ r: UInt8, scratch: HostRegister) -> HostRegister {
+    if let host = cached[Int(r)] { return host }
+    a.mov(scratch, gpr(r))
+    return scratch
+  }
+
+  /// The effective address of `g`'s memory operand into `destination` (no segment base), at
+  /// `size` bytes (4: truncated and zero-extended). Clobbers RDI, and RSI when no cache register
+  /// holds the base; not the flags.
+  mutating func effectiveAddress(_ g: GuestInstruction, into destination: HostRegister = .rsi, size: Int? = nil) {
+    let ins = g.instruction
+    let disp = ins.displacement
+    let width = min(size ?? 8, ins.addressSize == 4 ? 4 : 8)
+    if ins.base == DecodedInstruction.ripBase {
+      var ea = g.nextRIP &+ UInt64(bitPattern: disp)
+      if width == 4 { ea &= 0xFFFF_FFFF }
+      a.load(destination, constant: ea)
+      return
+    }
+    let hasBase = ins.base != DecodedInstruction.noRegister
+    let hasIndex = ins.index != DecodedInstruction.noRegister
+    let base: HostRegister
+    if hasBase {
+      base = gprRegister(ins.base, scratch: .rsi)
+    } else {
+      a.load(.rsi, constant: 0)
+      base = .rsi
+    }
+    var memory = HostMemory(base, 0)
+    if hasIndex {
+      memory.index = gprRegister(ins.index, scratch: .rdi)
+      memory.scale = ins.scale
+    }
+    if Self.fitsInt32(disp) {
+      memory.displacement = Int32(disp)
+    } else {
+      // Only a 64-bit absolute address (no base, no index) has a displacement this wide.
+      a.load(destination, constant: UInt64(bitPattern: disp))
+      if width == 4 { a.mov(destination, .register(destination), size: 4) }
+      return
+    }
+    a.lea(destination, memory, size: width)
+  }
+
+  /// The linear address of `g`'s memory operand into RSI (FS/GS bases added).
+  mutating func linearAddress(_ g: GuestInstruction) {
+    effectiveAddress(g)
+    addSegmentBase(Int(g.instruction.segment))
+  }
+
+  mutating func addSegmentBase(_ segment: Int) {
+    if segment == 4 || segment == 5 {
+      let base = CPUStateLayout.segments + segment * CPUStateLayout.segmentStride + 8
+      a.alu(.add, .rsi, .memory(HostMemory(.rbx, Int32(base))))
+    }
+  }
+
+  /// RSI = linear address; on success RAX = host pointer to `size` bytes there, for reading (or for
+  /// writing, through the write host-page cache and the code-page check). Else the side exit of `k`.
+  mutating func hostPointer(size: Int, write: Bool, exit: X64Assembler.Label) {
+    let kind = write ? 1 : 0
+    // Slot: ((lin >> 12) ^ (lin >> 20)) & 0xFF | kind << 9 | user << 8: with x = lin >> 12, the
+    // low byte of x ^ (x >> 8) is AL ^ AH. The entry's offset: slot * 5 * 8 (40-byte entries).
+    precondition(tables.entryStride == 40, "the TLB entry layout generated code assumes")
+    a.mov(.rax, .register(.rsi), size: 4)
+    a.shift(.shr, .register(.rax), count: 12, size: 4)
+    a.xorALWithAH()
+    a.movzx(.rax, .register(.rax), sourceSize: 1)
+    a.lea(.rax, HostMemory(.rax, 0, index: .rax, scale: 4), size: 4)
+    let slotBase = (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
+    let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 8) }
+    // Tag: the linear page.
+    a.mov(.rcx, .register(.rsi))
+    a.alu(.and, .register(.rcx), immediate: -4096)
+    a.alu(.cmp, .rcx, .memory(entry(tables.tagOffset)))
+    a.jcc(HostCondition.notEqual, exit)
+    // Within one page (a byte always is).
+    a.mov(.rcx, .register(.rsi), size: 4)
+    a.alu(.and, .register(.rcx), immediate: 0xFFF, size: 4)
+    if size > 1 {
+      a.alu(.cmp, .register(.rcx), immediate: Int64(0x1000 - size), size: 4)
+      a.jcc(HostCondition.above, exit)
+    }
+    if !write {
+      a.mov(.rax, .memory(entry(tables.hostOffset)))
+      a.test(.register(.rax), .rax)
+      a.jcc(HostCondition.equal, exit)
+      a.alu(.add, .register(.rax), .rcx)
+      return
+    }
+    // Physical page number; the write host-page cache must hold it and the page no code.
+    a.mov(.rdx, .memory(entry(tables.physicalPageOffset)))
+    a.shift(.shr, .register(.rdx), count: 12)
+    a.mov(.rax, .register(.rdx), size: 4)
+    a.alu(.and, .register(.rax), immediate: Int64(tables.hostPageSlots - 1), size: 4)
+    a.load(.rdi, constant: tables.hostWritePage)
+    a.alu(.cmp, .rdx, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
+    a.jcc(HostCondition.notEqual, exit)
+    a.load(.rdi, constant: tables.hostWritePointer)
+    a.mov(.rax, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
+    a.test(.register(.rax), .rax)
+    a.jcc(HostCondition.equal, exit)
+    a.alu(.and, .register(.rdx), immediate: Int64(tables.codePageSlots - 1), size: 4)
+    a.load(.rdi, constant: tables.pageHasCode)
+    a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
+    a.jcc(HostCondition.notEqual, exit)
+    a.alu(.add, .register(.rax), .rcx)
+  }
+
+  /// RAX = host pointer for `g`'s memory operand of `size` bytes (flags stored first).
+  mutating func memoryOperand(_ g: GuestInstruction, size: Int, write: Bool, k: Int) {
+    clobberFlags()
+    linearAddress(g)
+    hostPointer(size: size, write: write, exit: sideExit(k))
+  }
+
+  /// Writes host `r` to a guest register at `size`: 4 zero-extends to 64 bits, 1 and 2 merge.
+  mutating func storeGPR(_ reg: UInt8, _ r: HostRegister, size: Int) {
+    if size == 4, let host = cached[Int(reg)] {
+      a.mov(.register(host), r, size: 4)  // a 32-bit move zero-extends
+    } else if size == 4 {
+      a.mov(.register(r), r, size: 4)  // zero-extend
+      a.mov(gpr(reg), r, size: 8)
+    } else {
+      a.mov(gpr(reg), r, size: size)
+    }
+  }
+}
