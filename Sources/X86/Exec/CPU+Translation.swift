@@ -112,8 +112,11 @@ extension CPU {
   /// A callout: generated code hands the instruction at RIP (whose next instruction is at
   /// `nextRIP`) to the interpreter, which runs it in full (one step: faults delivered, I/O and
   /// other events returned). The block may go on only if the instruction raised no event, and
-  /// changed nothing translated code depends on (code mode, CR0/CR3/CR4/EFER, the TLB's flush
-  /// count, and whatever `translatedCodeMayRun` checks) but the privilege level and RIP.
+  /// changed nothing translated code depends on (code mode, CR0/CR3/CR4/EFER, and whatever
+  /// `translatedCodeMayRun` checks) but the privilege level and RIP. After a TLB flush (INVLPG,
+  /// INVPCID, a CR4 write of the same value) it goes on to the next instruction only while the
+  /// execute TLB still maps the code page where it did: a link within the page does not look
+  /// (every other way in, the indirect table and links to other pages, checks the mapping).
   /// `instruction` is the instruction at RIP as decoded when the block was translated (still what
   /// is there: the block runs only while its code page's generation is the one it was translated
   /// from, and no store in the block can reach a page holding code), so the interpreter skips the
@@ -122,10 +125,17 @@ extension CPU {
     nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>
   ) -> (continuation: CalloutContinuation, event: CPUEvent?) {
     let before = TranslationContext(self)
+    let codePage = quickTranslate(nextRIP, kind: .execute).map { $0 >> 12 }
     if let event = stepInline(decoded: instruction) { return (.leave, event) }
     let after = TranslationContext(self)
     guard after.sameAddressSpaceAndMode(as: before) && translatedCodeMayRun else { return (.leave, nil) }
-    return (after.cpl == before.cpl && state.rip == nextRIP ? .next : .elsewhere, nil)
+    guard after.cpl == before.cpl && state.rip == nextRIP else { return (.elsewhere, nil) }
+    if after.tlbFlushes != before.tlbFlushes {
+      guard let codePage, quickTranslate(nextRIP, kind: .execute).map({ $0 >> 12 }) == codePage else {
+        return (.leave, nil)
+      }
+    }
+    return (.next, nil)
   }
 
   /// Counts instructions translated code retired (the interpreter's own count included).
@@ -179,9 +189,8 @@ struct TranslationContext: Equatable {
     tlbFlushes = cpu.tlbFlushCounter.pointee
   }
 
-  /// Everything but the privilege level is the same.
+  /// Everything but the privilege level and the TLB's flush count is the same.
   func sameAddressSpaceAndMode(as other: TranslationContext) -> Bool {
     codeMode == other.codeMode && cr0 == other.cr0 && cr3 == other.cr3 && cr4 == other.cr4 && efer == other.efer
-      && tlbFlushes == other.tlbFlushes
   }
 }

@@ -48,6 +48,11 @@ public final class SoftTLB {
   /// Slots filled since the last full flush (with repeats), so flushes touch only those; nil once
   /// more were filled than the table has slots (then flushes scan everything).
   private var filledSlots: [Int32]? = []
+  /// Slots filled from large pages since the last full flush (with repeats; nil once there were
+  /// more than `largeSlotLimit`): INVLPG looks at those and the page's own set instead of
+  /// scanning every entry.
+  private var largeSlots: [Int32]? = []
+  private static let largeSlotLimit = 512
 
   /// An empty TLB.
   public init() {
@@ -101,7 +106,12 @@ public final class SoftTLB {
     let index = Self.slot(linear, kind: kind, user: user)
     let pageMask = ~(translation.pageSize - 1)
     if translation.global { globalEntries += 1 }
-    if translation.pageShift > 12 { largeEntries += 1 }
+    if translation.pageShift > 12 {
+      largeEntries += 1
+      if largeSlots != nil {
+        if largeSlots!.count < Self.largeSlotLimit { largeSlots!.append(Int32(index)) } else { largeSlots = nil }
+      }
+    }
     if filledSlots != nil {
       if filledSlots!.count < Self.sets * Self.tables {
         filledSlots!.append(Int32(index))
@@ -137,6 +147,7 @@ public final class SoftTLB {
     }
     filledSlots = []
     filledSlots!.reserveCapacity(64)
+    largeSlots = []
     globalEntries = 0
     largeEntries = 0
     flushCounter.pointee += 1
@@ -165,6 +176,7 @@ public final class SoftTLB {
       for i in 0..<(Self.sets * Self.tables) { visit(i) }
     }
     filledSlots = kept
+    largeSlots = kept.count <= Self.largeSlotLimit ? kept.filter { entries[Int($0)].pageMask != ~0xFFF } : nil
     globalEntries = globals
     largeEntries = large
     flushCounter.pointee += 1
@@ -181,10 +193,17 @@ public final class SoftTLB {
       }
       return
     }
-    for i in 0..<(Self.sets * Self.tables) where entries[i].tag != Entry.invalidTag {
+    func drop(_ i: Int) {
       let mask = entries[i].pageMask
-      if entries[i].tag & mask == linear & mask { entries[i] = .empty }
+      if entries[i].tag != Entry.invalidTag && entries[i].tag & mask == linear & mask { entries[i] = .empty }
     }
+    if let large = largeSlots {
+      // The page's own entries, then every entry cached from a large page.
+      for table in 0..<Self.tables { drop(table * Self.sets + Self.set(linear)) }
+      for i in large { drop(Int(i)) }
+      return
+    }
+    for i in 0..<(Self.sets * Self.tables) { drop(i) }
   }
 
   /// Applies the TLB part of a system instruction's effects.
