@@ -52,7 +52,7 @@ package final class DynamicTranslator: BlockExecutor {
   package func runTranslated(_ cpu: CPU, budget: UInt64) -> (steps: UInt64, event: CPUEvent?) {
     let tables = self.tables ?? makeTables(cpu)
     let state = cpu.state.raw
-    currentCPU = cpu
+    currentCPU = Unmanaged.passUnretained(cpu)
     calloutSteps = 0
     pendingEvent = nil
     var translated: UInt64 = 0
@@ -99,7 +99,7 @@ package final class DynamicTranslator: BlockExecutor {
   }
 
   /// The CPU the dispatcher is running (for callouts from generated code).
-  @exclusivity(unchecked) private unowned(unsafe) var currentCPU: CPU?
+  @exclusivity(unchecked) private var currentCPU: Unmanaged<CPU>?
   /// Callouts run since the dispatcher was entered (each one interpreter step).
   @exclusivity(unchecked) private var calloutSteps: UInt64 = 0
   /// Callouts run in the current entry into generated code.
@@ -115,18 +115,19 @@ package final class DynamicTranslator: BlockExecutor {
   /// to go on at `nextRIP`, 1 to return to the dispatcher, anything else is the indirect-branch
   /// table in which to look up the block at the new RIP.
   fileprivate func runCallout(nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>) -> UInt64 {
-    guard let cpu = currentCPU else { return 1 }
+    // The dispatcher holds the CPU while its code runs: no reference counting here.
+    guard let current = currentCPU else { return 1 }
+    return current._withUnsafeGuaranteedRef { cpu in runCallout(cpu, nextRIP: nextRIP, instruction: instruction) }
+  }
+
+  private func runCallout(_ cpu: CPU, nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>) -> UInt64 {
     // The budget generated code used so far includes this instruction and earlier callouts.
-    let raw = cpu.state.raw
-    let used =
-      raw.load(fromByteOffset: CPUStateLayout.translatorBudget, as: UInt64.self)
-      &- raw.load(fromByteOffset: CPUStateLayout.translatorBudgetLeft, as: UInt64.self)
-    let done = used &- calloutsInThisEntry &- 1
+    let done = cpu.translatorBudgetUsed &- calloutsInThisEntry &- 1
     cpu.noteTranslatedRetired(done &- notedInThisEntry)
     notedInThisEntry = done
     calloutsInThisEntry &+= 1
     statistics.callouts &+= 1
-    statistics.calloutsByOperation[Int(instruction.pointee.operation.rawValue)] &+= 1
+    calloutCounts[Int(instruction.pointee.operation.rawValue)] &+= 1
     let (continuation, event) = cpu.runCallout(nextRIP: nextRIP, instruction: instruction)
     if let event { pendingEvent = event }
     switch continuation {
@@ -149,7 +150,17 @@ package final class DynamicTranslator: BlockExecutor {
     calloutInstructions = kept.map { [$0] } ?? []
   }
 
-  deinit { freeCalloutInstructions(keeping: nil) }
+  /// Callouts by the instruction's operation (`Operation.rawValue`).
+  private let calloutCounts: UnsafeMutablePointer<UInt64> = {
+    let p = UnsafeMutablePointer<UInt64>.allocate(capacity: Operation.allCases.count)
+    p.initialize(repeating: 0, count: Operation.allCases.count)
+    return p
+  }()
+
+  deinit {
+    freeCalloutInstructions(keeping: nil)
+    calloutCounts.deallocate()
+  }
 
   /// What generated code calls for a callout, and the context it passes.
   private var calloutTarget: (function: UInt64, context: UInt64) {
@@ -322,7 +333,7 @@ package final class DynamicTranslator: BlockExecutor {
       ),
     ]
       + Operation.allCases.compactMap { operation in
-        let n = s.calloutsByOperation[Int(operation.rawValue)]
+        let n = calloutCounts[Int(operation.rawValue)]
         guard n > 0 else { return nil }
         let name = String(describing: operation)
         return ("dbt-callouts-\(name)", n, "callouts of \(name)")

@@ -1,5 +1,3 @@
-import X86
-
 /// What the translator did, for `--stats` (each stage of the seed's four has its counters).
 package struct TranslatorStatistics {
   /// Lookup: blocks found valid in the code cache, and lookups that had to translate.
@@ -27,8 +25,6 @@ package struct TranslatorStatistics {
   /// Callouts after which generated code went on through the indirect-branch table (control
   /// went elsewhere, at the same or another privilege level).
   package var calloutsContinuedElsewhere: UInt64 = 0
-  /// Callouts by the instruction's operation (`Operation.rawValue`).
-  package var calloutsByOperation = [UInt64](repeating: 0, count: Operation.allCases.count)
   /// The code buffer filled up and every translation was dropped.
   package var cacheFlushes: UInt64 = 0
   /// Addresses whose first instruction the back end does not translate (marked, not retried until

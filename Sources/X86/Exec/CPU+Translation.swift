@@ -138,6 +138,13 @@ extension CPU {
     return (.next, nil)
   }
 
+  /// How much of the budget generated code had used at its latest callout (the state page's
+  /// translator slots).
+  package var translatorBudgetUsed: UInt64 {
+    stateRaw.load(fromByteOffset: CPUStateLayout.translatorBudget, as: UInt64.self)
+      &- stateRaw.load(fromByteOffset: CPUStateLayout.translatorBudgetLeft, as: UInt64.self)
+  }
+
   /// Counts instructions translated code retired (the interpreter's own count included).
   package func noteTranslatedRetired(_ count: UInt64) {
     instructionsRetired &+= count
