@@ -82,7 +82,11 @@ package struct X64Assembler {
   package mutating func byte(_ b: UInt8) { bytes.append(b) }
 
   mutating func imm(_ value: Int64, size: Int) {
-    withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0.prefix(size)) }
+    var v = UInt64(bitPattern: value)
+    for _ in 0..<size {
+      bytes.append(UInt8(truncatingIfNeeded: v))
+      v >>= 8
+    }
   }
 
   /// Prefixes, REX and opcode for an instruction with a ModRM whose reg field is `reg` (a register

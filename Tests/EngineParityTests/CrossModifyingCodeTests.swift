@@ -1,13 +1,15 @@
 import Foundation
+import Interpreter
 import Testing
+import Translator
 import VMM
 
-@testable import Interpreter
-
-/// Cross-modifying code between two interpreter vCPUs on their own threads: vCPU 1 calls a
-/// function at 0x30000 (`mov eax, 1; ret`) until it returns 2; vCPU 0 first writes a data byte in
-/// the same page (so it holds a cached write pointer to it), waits until vCPU 1 has run the
-/// function, then patches the immediate to 2. vCPU 1 must see the new code.
+/// Cross-modifying code between two vCPUs of the X86 model on their own threads, interpreted and
+/// translated: vCPU 1 calls a function at 0x30000 (`mov eax, 1; ret`) until it returns 2; vCPU 0
+/// first writes a data byte in the same page (so it holds a cached write pointer to it), waits
+/// until vCPU 1 has run the function, then patches the immediate to 2. vCPU 1 must see the new
+/// code (on dbt: its translation of the function, reached through linked blocks and the indirect
+/// table, must go).
 @Suite struct CrossModifyingCodeTests {
   static let executor: [UInt8] = [
     0x48, 0xC7, 0xC3, 0x00, 0x00, 0x03, 0x00,  // mov rbx, 0x30000
@@ -30,12 +32,14 @@ import VMM
     init(_ vcpu: InterpreterVirtualCPU) { self.vcpu = vcpu }
   }
 
-  @Test func aPatchByOneVCPUIsExecutedByTheOther() throws {
+  @Test(arguments: ["interp", "dbt"])
+  func aPatchByOneVCPUIsExecutedByTheOther(engine: String) throws {
     let memory = try GuestMemory(ramSize: 2 << 20)
     try memory.write(0x20000, bytes: Self.writer)
     try memory.write(0x10000, bytes: Self.executor)
     try memory.write(0x30000, bytes: Self.function)
-    let vm = InterpreterVM(memory: memory, model: .host64, deterministic: false, identity: nil)
+    let engines: [String: any Engine] = ["interp": InterpreterEngine(), "dbt": TranslatorEngine()]
+    let vm = try #require(try engines[engine]!.createVM(memory: memory, options: EngineOptions()) as? InterpreterVM)
     var boxes: [Box] = []
     for (index, entry) in [(0, UInt64(0x20000)), (1, UInt64(0x10000))] {
       let boot = try SmallGuestBoot.prepare(memory: memory, entry: entry)
