@@ -8,8 +8,9 @@ import X86
 ///
 /// 1. **Lookup** (`CodeCache`): the block at (RIP, physical RIP, privilege class), valid while its
 ///    code page's generation is unchanged.
-/// 2. **Context switch**: generated code is entered as a C function with the CPU state page; it
-///    returns how many guest instructions it completed, RIP committed (`blockEntries` counts them).
+/// 2. **Context switch**: generated code is entered as a C function with the CPU state page and
+///    the budget; it returns how much of the budget it used (instructions completed and callouts),
+///    RIP committed (`blockEntries` counts the entries).
 /// 3. **Translation** (`GuestBlock.read` → `BlockCompiler.compile` → `ExecutableMemory`): the
 ///    decoder's instructions and the interpreter's fast-form classification, emitted as host code
 ///    by our own assembler into a W^X buffer.
@@ -19,12 +20,11 @@ import X86
 ///    every guest instruction has one definition of its slow cases.
 ///
 /// Direct branches are linked to their target block (same page: its chained entry; another page:
-/// its cross-page entry, which checks the mapping), RET finds its target in an inline table
-/// (`IndirectBranchTable`), and a block retranslated after its page was written takes over the old
-/// translation's links.
+/// its cross-page entry, which checks the mapping); RET, indirect JMP/CALL and callouts that moved
+/// control elsewhere find their target in an inline table (`IndirectBranchTable`); a block
+/// retranslated after its page was written takes over the old translation's links.
 ///
-/// Not yet: indirect JMP/CALL through the table, and other modes than 64-bit paged code
-/// (docs/dbt.md).
+/// Not yet: other modes than 64-bit paged code (docs/dbt.md).
 package final class DynamicTranslator: BlockExecutor {
   package typealias BlockFunction = @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64
 
