@@ -264,6 +264,7 @@ extension CorpusGuest {
       direction flag set, clear: 10
       swapgs: aabbaa
       atomic updates: 6800010707
+      constants: fffffffeffffffa1
 
       """,
     expectedStatus: 1, expectedReason: "guest exit through isa-debug-exit: value 0, status 1",

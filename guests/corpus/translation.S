@@ -5,7 +5,8 @@
 # a function patched after it ran (its old translation must go), a fault in the middle of a block
 # (precise RIP and the registers the instructions before it left), the same loop in ring 3,
 # indirect CALL and JMP through registers and memory, runs of PUSH and POP (also across a page
-# boundary), PUSH of memory and of RSP, CLD/STD, SWAPGS and atomic read-modify-writes.
+# boundary), PUSH of memory and of RSP, CLD/STD, SWAPGS, atomic read-modify-writes and results the
+# translator folds into constants.
 #include "common.S"
 main:
     call checksum
@@ -161,6 +162,22 @@ indirect_next:
     mov SCRATCH + 0x80, %rdi
     call fold
     SHOW "atomic updates: ", %rax
+
+    # Results known at translation time whose flags nothing reads (constant folding).
+    mov $0x1234, %eax
+    add $0x11, %eax
+    xor %ecx, %ecx
+    sub $1, %rcx
+    or $0xf0, %eax
+    and $0xfff0, %eax
+    lea 8(%rax,%rcx,4), %rdx
+    xor $0x5a, %edx
+    movabs $0x100000000, %rsi
+    add %rsi, %rdx
+    cmp $0, %eax
+    xor %rdx, %rax
+    xor %rcx, %rax
+    SHOW "constants: ", %rax
 
     mov $0, %al
     out %al, $0xf4

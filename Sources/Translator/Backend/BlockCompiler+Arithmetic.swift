@@ -190,4 +190,99 @@ extension BlockCompiler {
       flagsWritten(by: k)
     }
   }
+
+  // MARK: Constant folding
+
+  /// The guest registers `g` may write (a partial write makes a value unknown too).
+  mutating func forgetConstants(writtenBy g: GuestInstruction) {
+    let ins = g.instruction
+    if ins.operands.0.kind == .gpr { knownValues[Int(ins.operands.0.reg)] = nil }
+    switch g.form {
+    case .pushR, .pushI, .popR, .callRel, .ret: knownValues[4] = nil
+    case .generic:
+      // Special forms: XADD/XCHG write their register, CMPXCHG RAX, the stack ones RSP.
+      if ins.operands.1.kind == .gpr { knownValues[Int(ins.operands.1.reg)] = nil }
+      knownValues[0] = nil
+      knownValues[4] = nil
+    default: break
+    }
+  }
+
+  /// What `g` (just emitted) makes known: MOV of an immediate into a whole register, and XOR or
+  /// SUB of a register from itself (0).
+  mutating func learnConstants(from g: GuestInstruction) {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    guard o0.kind == .gpr, ins.operandSize >= 4 else { return }
+    let mask: UInt64 = ins.operandSize == 8 ? ~0 : 0xFFFF_FFFF
+    switch g.form {
+    case .movRI:
+      let sourceSize = Int(o1.size)
+      knownValues[Int(o0.reg)] = ins.immediate & (sourceSize == 8 ? ~0 : (1 << UInt64(8 * sourceSize)) - 1) & mask
+    case .xorRR, .subRR:
+      if o1.reg == o0.reg { knownValues[Int(o0.reg)] = 0 }
+    default: break
+    }
+  }
+
+  /// Emits `g` as a constant when its result is known at translation time and nothing reads the
+  /// flags it would set: an ADD OR AND SUB XOR of a known register with an immediate or another
+  /// known register, or a LEA of known registers. Returns false (nothing emitted) otherwise.
+  mutating func foldConstant(_ g: GuestInstruction, k: Int) -> Bool {
+    let ins = g.instruction
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    let size = Int(ins.operandSize)
+    guard o0.kind == .gpr, size >= 4 else { return false }
+    let mask: UInt64 = size == 8 ? ~0 : 0xFFFF_FFFF
+    let result: UInt64
+    switch g.form {
+    case .addRI, .orRI, .andRI, .subRI, .xorRI, .addRR, .orRR, .andRR, .subRR, .xorRR:
+      guard !flagsLiveAfter[k], let a = knownValues[Int(o0.reg)] else { return false }
+      let b: UInt64
+      if o1.kind == .immediate {
+        b = UInt64(bitPattern: Self.signed(ins.immediate, size: size))
+      } else {
+        guard let v = knownValues[Int(o1.reg)] else { return false }
+        b = v
+      }
+      switch ins.operation {
+      case .add: result = (a &+ b) & mask
+      case .or: result = (a | b) & mask
+      case .and: result = (a & b) & mask
+      case .sub: result = (a &- b) & mask
+      default: result = (a ^ b) & mask
+      }
+      // The flags it would have set are dead (overwritten before anything reads them), and so
+      // are the ones before it.
+      flagsInHost = false
+      flagsPending = false
+      multiplyFlagsOwed = nil
+    case .lea:
+      guard ins.base != DecodedInstruction.ripBase else { return false }
+      var ea = UInt64(bitPattern: ins.displacement)
+      if ins.base != DecodedInstruction.noRegister {
+        guard let v = knownValues[Int(ins.base)] else { return false }
+        ea &+= v
+      }
+      if ins.index != DecodedInstruction.noRegister {
+        guard let v = knownValues[Int(ins.index)] else { return false }
+        ea &+= v &* UInt64(ins.scale)
+      }
+      if ins.addressSize == 4 { ea &= 0xFFFF_FFFF }
+      result = ea & mask
+    default:
+      return false
+    }
+    if let host = cached[Int(o0.reg)] {
+      a.load(host, constant: result)
+    } else {
+      a.load(.r8, constant: result)
+      a.mov(gpr(o0.reg), .r8)
+    }
+    knownValues[Int(o0.reg)] = result
+    foldedInstructions += 1
+    return true
+  }
 }

@@ -124,6 +124,8 @@ package struct BlockCompiler {
     /// rel32 fields of branches that may be linked: (offset of the field, target RIP). Each
     /// initially jumps to its own exit to the dispatcher.
     package var links: [(field: Int, target: UInt64)]
+    /// Guest instructions emitted as a constant (constant folding).
+    package var folded: Int
   }
 
   var a = X64Assembler()
@@ -162,6 +164,14 @@ package struct BlockCompiler {
   /// The size of an IMUL whose flags R10 holds as the host left them: SF ZF PF must still come
   /// from its result (in the scratch word) and AF be cleared before anything reads them.
   var multiplyFlagsOwed: Int?
+  /// The guest registers whose value is known here (constant folding): set by MOV of an immediate,
+  /// a register XORed or subtracted from itself and folded results, forgotten when anything else
+  /// writes them. Compiling is one pass in order, so the knowledge holds on every path that
+  /// reaches an instruction from the block's start (a branch back to the start re-enters with
+  /// none known).
+  var knownValues = [UInt64?](repeating: nil, count: 16)
+  /// Instructions emitted as a constant.
+  var foldedInstructions = 0
   /// Side exits to emit: label, instruction, and the size of an IMUL whose flags are still owed.
   var pendingSideExits: [(X64Assembler.Label, Int, Int?)] = []
 
@@ -221,9 +231,15 @@ package struct BlockCompiler {
       let run = stackRun(from: k)
       if run.count >= 2 {
         emitStackRun(run)
+        for g in block.instructions[run] { forgetConstants(writtenBy: g) }
         k = run.upperBound
       } else {
-        emit(block.instructions[k], index: k)
+        let g = block.instructions[k]
+        if !foldConstant(g, k: k) {
+          emit(g, index: k)
+          forgetConstants(writtenBy: g)
+          learnConstants(from: g)
+        }
         k += 1
       }
     }
@@ -245,7 +261,8 @@ package struct BlockCompiler {
     a.alu(.add, .register(.rsp), immediate: 8)
     for r in [HostRegister.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(r) }
     a.ret()
-    return Output(code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links)
+    return Output(
+      code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links, folded: foldedInstructions)
   }
 
   /// The cross-page entry's check: the execute TLB entry of the block's linear page (at a slot

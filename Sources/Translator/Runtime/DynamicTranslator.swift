@@ -236,6 +236,7 @@ package final class DynamicTranslator: BlockExecutor {
     statistics.blocksTranslated &+= 1
     statistics.instructionsTranslated &+= UInt64(guest.instructions.count)
     statistics.hostBytes &+= UInt64(host.code.count)
+    statistics.instructionsFolded &+= UInt64(host.folded)
     // Branches already waiting for this block (or for an older translation of it) now reach it.
     for field in links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
     let ownCrossKey = crossKey(rip: rip, user: user)
@@ -319,6 +320,7 @@ package final class DynamicTranslator: BlockExecutor {
       ("dbt-blocks-translated", s.blocksTranslated, "blocks translated"),
       ("dbt-instructions-translated", s.instructionsTranslated, "guest instructions translated"),
       ("dbt-host-bytes", s.hostBytes, "bytes of host code emitted"),
+      ("dbt-constants-folded", s.instructionsFolded, "guest instructions translated into a constant"),
       ("dbt-translation-ns", s.translationNanoseconds, "time spent translating"),
       (
         "dbt-untranslatable-starts", s.untranslatableStarts,

@@ -14,6 +14,8 @@ package struct TranslatorStatistics {
   package var blocksTranslated: UInt64 = 0
   package var instructionsTranslated: UInt64 = 0
   package var hostBytes: UInt64 = 0
+  /// Guest instructions translated into a constant (their result known at translation time).
+  package var instructionsFolded: UInt64 = 0
   package var translationNanoseconds: UInt64 = 0
   /// Execute: guest instructions completed by generated code.
   package var translatedInstructions: UInt64 = 0
