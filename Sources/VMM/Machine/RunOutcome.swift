@@ -1,8 +1,10 @@
 /// Why a guest stopped, and the process exit status it maps to (docs/exit-status.md).
 ///
 /// Guest-chosen statuses: 0 for the clean power-off, odd `(v << 1) | 1` for isa-debug-exit. The
-/// VMM's own reasons use distinct even codes so they never collide with the guest's.
-public enum StopReason: Sendable, Equatable {
+/// VMM's own reasons use distinct even codes so they never collide with the guest's. Indirect:
+/// the run loop passes optional reasons around on every exit, and the state reports some cases
+/// carry are hundreds of bytes.
+public indirect enum StopReason: Sendable, Equatable {
   /// The guest wrote `value` to the isa-debug-exit port 0xF4.
   case debugExit(value: UInt32)
   /// The guest powered off through port 0x604.
