@@ -82,6 +82,10 @@ extension BlockCompiler {
   /// RSI = linear address; on success RAX = host pointer to `size` bytes there, for reading (or for
   /// writing, through the write host-page cache and the code-page check). Else the side exit of `k`.
   mutating func hostPointer(size: Int, write: Bool, exit: X64Assembler.Label) {
+    guard mode.paged else {
+      unpagedHostPointer(size: size, write: write, exit: exit)
+      return
+    }
     let kind = write ? 1 : 0
     // Slot: ((lin >> 12) ^ (lin >> 20)) & 0xFF | kind << 9 | user << 8: with x = lin >> 12, the
     // low byte of x ^ (x >> 8) is AL ^ AH. The entry's offset: slot * 5 * 8 (40-byte entries).
@@ -128,6 +132,36 @@ extension BlockCompiler {
     a.load(.rdi, constant: tables.pageHasCode)
     a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
     a.jcc(HostCondition.notEqual, exit)
+    a.alu(.add, .register(.rax), .rcx)
+  }
+
+  /// `hostPointer` with paging off: the linear address in RSI is the physical one (the translated
+  /// code mode guarantees the A20 gate open), looked up in the read or write host-page cache, a
+  /// store also checked against the code-page byte. Keeps RSI.
+  mutating func unpagedHostPointer(size: Int, write: Bool, exit: X64Assembler.Label) {
+    a.mov(.rdx, .register(.rsi))
+    a.shift(.shr, .register(.rdx), count: 12)
+    a.mov(.rcx, .register(.rsi), size: 4)
+    a.alu(.and, .register(.rcx), immediate: 0xFFF, size: 4)
+    if size > 1 {
+      a.alu(.cmp, .register(.rcx), immediate: Int64(0x1000 - size), size: 4)
+      a.jcc(HostCondition.above, exit)
+    }
+    a.mov(.rax, .register(.rdx), size: 4)
+    a.alu(.and, .register(.rax), immediate: Int64(tables.hostPageSlots - 1), size: 4)
+    a.load(.rdi, constant: write ? tables.hostWritePage : tables.hostReadPage)
+    a.alu(.cmp, .rdx, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
+    a.jcc(HostCondition.notEqual, exit)
+    a.load(.rdi, constant: write ? tables.hostWritePointer : tables.hostReadPointer)
+    a.mov(.rax, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
+    a.test(.register(.rax), .rax)
+    a.jcc(HostCondition.equal, exit)
+    if write {
+      a.alu(.and, .register(.rdx), immediate: Int64(tables.codePageSlots - 1), size: 4)
+      a.load(.rdi, constant: tables.pageHasCode)
+      a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
+      a.jcc(HostCondition.notEqual, exit)
+    }
     a.alu(.add, .register(.rax), .rcx)
   }
 

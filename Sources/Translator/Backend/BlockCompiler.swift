@@ -39,6 +39,8 @@ package struct BlockCompiler {
     let pagingTLB: UInt64
     let hostWritePage: UInt64
     let hostWritePointer: UInt64
+    let hostReadPage: UInt64
+    let hostReadPointer: UInt64
     let pageHasCode: UInt64
     let pageGeneration: UInt64
     let epoch: UInt64
@@ -53,6 +55,8 @@ package struct BlockCompiler {
       pagingTLB = UInt64(UInt(bitPattern: t.pagingTLB))
       hostWritePage = UInt64(UInt(bitPattern: t.hostWritePage))
       hostWritePointer = UInt64(UInt(bitPattern: t.hostWritePointer))
+      hostReadPage = UInt64(UInt(bitPattern: t.hostReadPage))
+      hostReadPointer = UInt64(UInt(bitPattern: t.hostReadPointer))
       pageHasCode = UInt64(UInt(bitPattern: t.pageHasCode))
       pageGeneration = UInt64(UInt(bitPattern: t.pageGeneration))
       epoch = UInt64(UInt(bitPattern: t.epoch))
@@ -67,10 +71,14 @@ package struct BlockCompiler {
 
   // MARK: What gets translated
 
-  /// Whether the back end translates `ins` (classified `form`).
-  package static func translates(_ form: FastForm, _ ins: DecodedInstruction) -> Bool {
+  /// Whether the back end translates `ins` (classified `form`) in `mode` code.
+  package static func translates(_ form: FastForm, _ ins: DecodedInstruction, mode: TranslatedCodeMode) -> Bool {
+    guard operandsTranslate(ins, mode: mode) else { return false }
     switch form {
     case .generic: return false
+    case .jcc, .jmpRel, .callRel, .ret, .pushR, .popR, .pushI:
+      // 32-bit code: 32-bit branches and stack slots (a 16-bit one truncates IP: the interpreter's).
+      return mode == .long64 || ins.operandSize == 4
     case .imulR, .imulM:
       // Host IMUL has no byte form with two operands; the classifier never makes one.
       return ins.operandSize >= 2
@@ -82,6 +90,14 @@ package struct BlockCompiler {
         && ins.immediate & 31 > UInt64(8 * ins.operandSize))
     default: return true
     }
+  }
+
+  /// Whether `ins`'s memory operand, if any, is one generated code reaches: in 64-bit code any; in
+  /// 32-bit code one with 32-bit addressing through DS or SS, the segments the translated code
+  /// mode guarantees flat (another segment's base, limit and type are the interpreter's).
+  static func operandsTranslate(_ ins: DecodedInstruction, mode: TranslatedCodeMode) -> Bool {
+    guard mode != .long64, ins.hasMemoryOperand else { return true }
+    return ins.addressSize == 4 && (ins.segment == 2 || ins.segment == 3)
   }
 
   /// A byte or word SHL/SHR/SAL (whose count, masked to 5 bits, can exceed the operand's width).
@@ -102,10 +118,12 @@ package struct BlockCompiler {
     }
   }
 
-  /// The branch target of a direct branch.
-  static func staticTarget(_ g: GuestInstruction) -> UInt64? {
+  /// The branch target of a direct branch (in 32-bit code, EIP wraps at 4 GiB).
+  static func staticTarget(_ g: GuestInstruction, mode: TranslatedCodeMode) -> UInt64? {
     switch g.form {
-    case .jcc, .jmpRel, .callRel: return g.nextRIP &+ g.instruction.immediate
+    case .jcc, .jmpRel, .callRel:
+      let target = g.nextRIP &+ g.instruction.immediate
+      return mode == .long64 ? target : target & 0xFFFF_FFFF
     default: return nil
     }
   }
@@ -132,6 +150,10 @@ package struct BlockCompiler {
   let tables: Tables
   let user: Bool
   let block: GuestBlock
+  /// The kind of code (`block.mode`).
+  var mode: TranslatedCodeMode { block.mode }
+  /// Bytes per stack slot: PUSH, POP, CALL and RET move 8 in 64-bit code, 4 in 32-bit code.
+  var stackSlot: Int { mode == .long64 ? 8 : 4 }
   /// The code page's generation the block was translated from (checked at the chained entry).
   let generation: UInt32
   var links: [(field: Int, target: UInt64)] = []
@@ -269,6 +291,8 @@ package struct BlockCompiler {
   /// known now) holds that page with the physical page the block came from; else back to the
   /// dispatcher with RIP at the block (which walks the page tables if need be).
   mutating func emitMappingCheck() {
+    // Unpaged code: a linear page is its physical page.
+    guard mode.paged else { return }
     let slot = CPU.tlbSlot(block.startRIP, kind: .execute, user: user) * tables.entryStride
     let bail = a.newLabel()
     let checked = a.newLabel()
@@ -501,28 +525,31 @@ package struct BlockCompiler {
       a.bind(taken)
       flagsPending = pending
       flagsInHost = true
-      exit(to: g.nextRIP &+ ins.immediate)
+      exit(to: Self.staticTarget(g, mode: mode)!)
 
     case .jmpRel:
-      exit(to: g.nextRIP &+ ins.immediate)
+      exit(to: Self.staticTarget(g, mode: mode)!)
 
     case .callRel:
       push(constant: g.nextRIP, k: k)
-      exit(to: g.nextRIP &+ ins.immediate)
+      exit(to: Self.staticTarget(g, mode: mode)!)
 
     case .ret:
       clobberFlags()
       let side = sideExit(k)
-      a.mov(.rsi, gpr(4))
-      hostPointer(size: 8, write: false, exit: side)
-      a.mov(.rdx, .memory(HostMemory(.rax)))
-      // A non-canonical return address faults at the RET: the interpreter raises it.
-      a.mov(.rcx, .register(.rdx))
-      a.shift(.shl, .register(.rcx), count: 16)
-      a.shift(.sar, .register(.rcx), count: 16)
-      a.alu(.cmp, .register(.rcx), .rdx)
-      a.jcc(HostCondition.notEqual, side)
-      a.alu(.add, gpr(4), immediate: 8)
+      stackAddress()
+      hostPointer(size: stackSlot, write: false, exit: side)
+      a.mov(.rdx, .memory(HostMemory(.rax)), size: stackSlot)
+      if mode == .long64 {
+        // A non-canonical return address faults at the RET: the interpreter raises it. (In flat
+        // 32-bit code every 32-bit target is within CS's limit.)
+        a.mov(.rcx, .register(.rdx))
+        a.shift(.shl, .register(.rcx), count: 16)
+        a.shift(.sar, .register(.rcx), count: 16)
+        a.alu(.cmp, .register(.rcx), .rdx)
+        a.jcc(HostCondition.notEqual, side)
+      }
+      adjustStackPointer(by: stackSlot)
       writeBackRegisters()
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rdx)
       jumpThroughIndirectTable()
@@ -536,11 +563,12 @@ package struct BlockCompiler {
       push(constant: ins.immediate & (o0.size == 8 ? ~0 : (1 << UInt64(8 * o0.size)) - 1), k: k)
 
     case .popR:
+      // The stack pointer moves first, then the register is written (POP ESP keeps the value).
       clobberFlags()
-      a.mov(.rsi, gpr(4))
-      hostPointer(size: 8, write: false, exit: sideExit(k))
-      a.mov(.rdx, .memory(HostMemory(.rax)))
-      a.alu(.add, gpr(4), immediate: 8)
+      stackAddress()
+      hostPointer(size: stackSlot, write: false, exit: sideExit(k))
+      a.mov(.rdx, .memory(HostMemory(.rax)), size: stackSlot)
+      adjustStackPointer(by: stackSlot)
       a.mov(gpr(o0.reg), .rdx)
 
     case .imulR, .imulM:

@@ -26,25 +26,32 @@ package struct GuestBlock {
 
   package var startRIP: UInt64
   package var physicalStart: UInt64
+  /// The kind of code it is (how it decodes, its stack and branch widths, how it reaches memory).
+  package var mode: TranslatedCodeMode
   package var instructions: [GuestInstruction] = []
 
-  /// Reads the block at `rip` (physical `physical`) from `cpu`'s decode cache, decoding what is not
-  /// cached; empty when the first instruction cannot be read (it crosses the page, or does not
-  /// decode).
-  package static func read(from cpu: CPU, rip: UInt64, physical: UInt64) -> GuestBlock {
-    var block = GuestBlock(startRIP: rip, physicalStart: physical)
+  /// Reads the block at `rip` (physical `physical`) of `mode` code from `cpu`'s decode cache,
+  /// decoding what is not cached; empty when the first instruction cannot be read (it crosses the
+  /// page, or does not decode).
+  package static func read(from cpu: CPU, rip: UInt64, physical: UInt64, mode: TranslatedCodeMode) -> GuestBlock {
+    var block = GuestBlock(startRIP: rip, physicalStart: physical, mode: mode)
     var linear = rip
     var phys = physical
     while block.instructions.count < maximumLength {
-      guard let (ins, form) = cpu.translatableInstruction(physical: phys) else { break }
+      guard let (ins, form) = cpu.translatableInstruction(physical: phys, mode: mode.codeMode) else { break }
       // An instruction the back end does not translate ends the block as a callout: the
       // interpreter runs it from inside the block (`CPU.runCallout`).
-      let translated = BlockCompiler.translates(form, ins)
+      let translated = BlockCompiler.translates(form, ins, mode: mode)
       let g = GuestInstruction(
         rip: linear, instruction: ins, form: translated ? form : .generic,
-        special: translated ? nil : SpecialForm(ins))
-      // A branch to a non-canonical target faults: leave it to the interpreter.
-      if let target = BlockCompiler.staticTarget(g), !BlockCompiler.isCanonical(target) { break }
+        special: translated ? nil : SpecialForm(ins, mode: mode))
+      if mode == .long64 {
+        // A branch to a non-canonical target faults: leave it to the interpreter.
+        if let target = BlockCompiler.staticTarget(g, mode: mode), !BlockCompiler.isCanonical(target) { break }
+      } else if g.nextRIP > 0xFFFF_FFFF {
+        // 32-bit code running into the end of the address space: the interpreter's.
+        break
+      }
       block.instructions.append(g)
       if BlockCompiler.endsBlock(g) { break }
       let next = g.nextRIP
@@ -72,9 +79,10 @@ package enum SpecialForm: Equatable {
   /// LOCK: doing them atomically is one of the outcomes the unlocked ones allow).
   case atomicUpdate
 
-  package init?(_ ins: DecodedInstruction) {
+  package init?(_ ins: DecodedInstruction, mode: TranslatedCodeMode) {
     let o0 = ins.operands.0
     let o1 = ins.operands.1
+    guard BlockCompiler.operandsTranslate(ins, mode: mode) else { return nil }
     if o0.kind == .memory {
       let locked = ins.prefixes.contains(.lock)
       let atomic: Bool
@@ -97,7 +105,7 @@ package enum SpecialForm: Equatable {
     case .push where ins.operandSize == 8 && o0.kind == .memory: self = .pushMemory
     case .cld: self = .setDirection(false)
     case .std: self = .setDirection(true)
-    case .swapgs: self = .swapGS
+    case .swapgs where mode == .long64: self = .swapGS
     default: return nil
     }
   }

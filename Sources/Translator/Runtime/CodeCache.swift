@@ -1,14 +1,22 @@
+import X86
+
 /// Lookup, the first stage: translated blocks by what decides a translation. A block's host code
 /// embeds its linear addresses (branch targets, RIP-relative operands, return addresses) and the
 /// TLB tables of one privilege class, and reads guest code from one physical page, so the key is
 /// (linear RIP, physical RIP, user or supervisor) and a hit must also match the code page's current
-/// generation (a write to the page or a cache flush changes it). 64-bit mode with paging is implied:
-/// nothing else is translated.
+/// generation (a write to the page or a cache flush changes it). The key also holds the kind of
+/// code (`TranslatedCodeMode`): how it decodes, its stack and branch widths and how it reaches
+/// memory are compiled in.
 package struct CodeCache {
   package struct Key: Hashable {
     package var linear: UInt64
-    /// Physical address with bit 63 set for CPL 3.
+    /// Physical address with bit 63 set for CPL 3 and the code mode in bits 61-62.
     package var physicalAndLevel: UInt64
+
+    /// The bits of `physicalAndLevel` above the physical address.
+    package static func classBits(user: Bool, mode: TranslatedCodeMode) -> UInt64 {
+      (user ? 1 << 63 : 0) | mode.rawValue << 61
+    }
   }
 
   /// A translated block (or a marker that the code at the key cannot be translated).

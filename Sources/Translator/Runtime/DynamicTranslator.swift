@@ -24,7 +24,8 @@ import X86
 /// control elsewhere find their target in an inline table (`IndirectBranchTable`); a block
 /// retranslated after its page was written takes over the old translation's links.
 ///
-/// Not yet: other modes than 64-bit paged code (docs/dbt.md).
+/// Code runs translated in 64-bit mode with paging on and in flat 32-bit code, paged or not
+/// (`TranslatedCodeMode`); 16-bit code and the rest stay in the interpreter (docs/dbt.md).
 package final class DynamicTranslator: BlockExecutor {
   package typealias BlockFunction = @convention(c) (UnsafeMutableRawPointer, UInt64) -> UInt64
 
@@ -59,11 +60,11 @@ package final class DynamicTranslator: BlockExecutor {
     var retired: UInt64 { translated &+ calloutSteps }
     while retired < budget {
       // A callout may have changed the privilege level (or anything else translated code needs).
-      guard retired == 0 || cpu.translatedCodeMayRun else { break }
+      guard let mode = cpu.translatedCodeMode else { break }
       let user = cpu.runsAtUserLevel
       let rip = state.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
       guard let physical = cpu.physicalCodeAddress(rip) else { break }
-      let key = CodeCache.Key(linear: rip, physicalAndLevel: physical | (user ? 1 << 63 : 0))
+      let key = key(rip: rip, physical: physical, user: user, mode: mode)
       let generation = cpu.codeGeneration(ofPageHolding: physical)
       var block: CodeCache.Block
       if let found = cache.lookup(key), found.generation == generation {
@@ -72,7 +73,7 @@ package final class DynamicTranslator: BlockExecutor {
       } else {
         statistics.cacheMisses &+= 1
         if cache.lookup(key) != nil { statistics.invalidations &+= 1 }
-        block = translate(cpu, rip: rip, physical: physical, user: user, tables: tables)
+        block = translate(cpu, rip: rip, physical: physical, user: user, mode: mode, tables: tables)
       }
       guard let entry = block.entry, UInt64(block.length) <= budget - retired else { break }
       statistics.blockEntries &+= 1
@@ -80,6 +81,7 @@ package final class DynamicTranslator: BlockExecutor {
       let stepsBefore = retired
       notedInThisEntry = 0
       calloutsInThisEntry = 0
+      currentMode = mode
       let used = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
       // The budget used counts this entry's callouts too; the interpreter counted those itself.
       let done = used &- calloutsInThisEntry
@@ -100,6 +102,9 @@ package final class DynamicTranslator: BlockExecutor {
 
   /// The CPU the dispatcher is running (for callouts from generated code).
   @exclusivity(unchecked) private var currentCPU: Unmanaged<CPU>?
+  /// The kind of code the running block was translated as (a callout that lets it go on has
+  /// changed none of that).
+  @exclusivity(unchecked) private var currentMode = TranslatedCodeMode.long64
   /// Callouts run since the dispatcher was entered (each one interpreter step).
   @exclusivity(unchecked) private var calloutSteps: UInt64 = 0
   /// Callouts run in the current entry into generated code.
@@ -135,7 +140,7 @@ package final class DynamicTranslator: BlockExecutor {
     case .leave: return 1
     case .elsewhere:
       statistics.calloutsContinuedElsewhere &+= 1
-      return indirect.base(user: cpu.runsAtUserLevel)
+      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
   }
 
@@ -179,14 +184,14 @@ package final class DynamicTranslator: BlockExecutor {
   /// Translates the block at `rip`; a block with no entry when its first instruction is not
   /// translatable.
   private func translate(
-    _ cpu: CPU, rip: UInt64, physical: UInt64, user: Bool, tables: BlockCompiler.Tables
+    _ cpu: CPU, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode, tables: BlockCompiler.Tables
   ) -> CodeCache.Block {
     let start = DispatcherClock.now()
     defer { statistics.translationNanoseconds &+= DispatcherClock.now() &- start }
-    let guest = GuestBlock.read(from: cpu, rip: rip, physical: physical)
+    let guest = GuestBlock.read(from: cpu, rip: rip, physical: physical, mode: mode)
     // Reading may have decoded (and so marked the page): take the generation afterwards.
     let generation = cpu.codeGeneration(ofPageHolding: physical)
-    let ownKey = key(rip: rip, physical: physical, user: user)
+    let ownKey = key(rip: rip, physical: physical, user: user, mode: mode)
     guard !guest.instructions.isEmpty else {
       statistics.untranslatableStarts &+= 1
       let marker = CodeCache.Block(entry: nil, length: 0, generation: generation)
@@ -203,9 +208,11 @@ package final class DynamicTranslator: BlockExecutor {
       calloutInstruction = p
     }
     let host = BlockCompiler.compile(
-      guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user),
+      guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user, mode: mode),
       callout: (calloutTarget.function, calloutTarget.context, UInt64(UInt(bitPattern: calloutInstruction))))
-    if let dumpDirectory = Self.dumpDirectory { Self.dump(host.code, rip: rip, user: user, to: dumpDirectory) }
+    if let dumpDirectory = Self.dumpDirectory {
+      Self.dump(host.code, rip: rip, user: user, mode: mode, to: dumpDirectory)
+    }
     var offset = code.append(host.code)
     if offset == nil {
       // The buffer is full: start over (every block is retranslated on its next use).
@@ -225,7 +232,7 @@ package final class DynamicTranslator: BlockExecutor {
       let address = UInt(bitPattern: code.entry(offset))
       // perf shows addresses in the (file-backed) code buffer as file offsets: name both.
       let size = String(host.code.count, radix: 16)
-      let name = "dbt:\(String(rip, radix: 16))\(user ? "u" : "s")"
+      let name = "dbt:\(String(rip, radix: 16))\(user ? "u" : "s")\(mode.nameSuffix)"
       fputs("\(String(address, radix: 16)) \(size) \(name)\n\(String(offset, radix: 16)) \(size) \(name)\n", perfMap)
       fflush(perfMap)
     }
@@ -239,10 +246,10 @@ package final class DynamicTranslator: BlockExecutor {
     statistics.instructionsFolded &+= UInt64(host.folded)
     // Branches already waiting for this block (or for an older translation of it) now reach it.
     for field in links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
-    let ownCrossKey = crossKey(rip: rip, user: user)
+    let ownCrossKey = crossKey(rip: rip, user: user, mode: mode)
     for field in crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
     latestCrossEntry[ownCrossKey] = offset + host.crossEntry
-    indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user)
+    indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
     // The branches of the translation this one replaces need no more patching.
     for old in outgoing.removeValue(forKey: ownKey) ?? [] {
       if old.cross {
@@ -255,12 +262,12 @@ package final class DynamicTranslator: BlockExecutor {
     var registered: [(target: CodeCache.Key, cross: Bool, field: Int)] = []
     for l in host.links {
       if l.target & ~0xFFF == rip & ~0xFFF {
-        let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user)
+        let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user, mode: mode)
         links[target, default: []].append(offset + l.field)
         registered.append((target, false, offset + l.field))
         if let t = cache.lookup(target), let chainEntry = t.chainEntry { patch(offset + l.field, to: chainEntry) }
       } else {
-        let target = crossKey(rip: l.target, user: user)
+        let target = crossKey(rip: l.target, user: user, mode: mode)
         crossLinks[target, default: []].append(offset + l.field)
         registered.append((target, true, offset + l.field))
         if let entry = latestCrossEntry[target] { patch(offset + l.field, to: entry) }
@@ -271,7 +278,7 @@ package final class DynamicTranslator: BlockExecutor {
   }
 
   /// `TRIVISOR_DBT_DUMP=DIR`: every translated block's host code is written to
-  /// DIR/<rip>-<u|s>.bin (for `llvm-objdump -D -b binary -m i386:x86-64`), to read what the back
+  /// DIR/<rip>-<u|s>[32|32u].bin (for `llvm-objdump -D -b binary -m i386:x86-64`), to read what the back
   /// end emits. A debugging aid, off unless the variable is set.
   private static let dumpDirectory: String? = getenv("TRIVISOR_DBT_DUMP").map { String(cString: $0) }
 
@@ -280,8 +287,8 @@ package final class DynamicTranslator: BlockExecutor {
   nonisolated(unsafe) private static let perfMap: UnsafeMutablePointer<FILE>? =
     getenv("TRIVISOR_DBT_PERFMAP") == nil ? nil : fopen("/tmp/perf-\(getpid()).map", "a")
 
-  private static func dump(_ code: [UInt8], rip: UInt64, user: Bool, to directory: String) {
-    let path = directory + "/" + String(rip, radix: 16) + (user ? "-u" : "-s") + ".bin"
+  private static func dump(_ code: [UInt8], rip: UInt64, user: Bool, mode: TranslatedCodeMode, to directory: String) {
+    let path = directory + "/" + String(rip, radix: 16) + (user ? "-u" : "-s") + mode.nameSuffix + ".bin"
     guard let file = fopen(path, "wb") else { return }
     _ = code.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
     fclose(file)
@@ -292,14 +299,14 @@ package final class DynamicTranslator: BlockExecutor {
   @exclusivity(unchecked) private var outgoing: [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int)]] =
     [:]
 
-  private func key(rip: UInt64, physical: UInt64, user: Bool) -> CodeCache.Key {
-    CodeCache.Key(linear: rip, physicalAndLevel: physical | (user ? 1 << 63 : 0))
+  private func key(rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode) -> CodeCache.Key {
+    CodeCache.Key(linear: rip, physicalAndLevel: physical | CodeCache.Key.classBits(user: user, mode: mode))
   }
 
-  /// The key of links to another page: the target RIP and privilege class only (the cross-page
-  /// entry checks the physical page).
-  private func crossKey(rip: UInt64, user: Bool) -> CodeCache.Key {
-    CodeCache.Key(linear: rip, physicalAndLevel: user ? 1 << 63 : 0)
+  /// The key of links to another page: the target RIP, privilege class and code mode only (the
+  /// cross-page entry checks the physical page).
+  private func crossKey(rip: UInt64, user: Bool, mode: TranslatedCodeMode) -> CodeCache.Key {
+    CodeCache.Key(linear: rip, physicalAndLevel: CodeCache.Key.classBits(user: user, mode: mode))
   }
 
   private func patch(_ field: Int, to target: Int) {
@@ -359,5 +366,16 @@ private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeR
   // The translator outlives its code: no reference counting on this path.
   Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
     $0.runCallout(nextRIP: nextRIP, instruction: instruction.assumingMemoryBound(to: DecodedInstruction.self))
+  }
+}
+
+extension TranslatedCodeMode {
+  /// How block names (`TRIVISOR_DBT_DUMP`, perf maps) mark the mode: nothing for 64-bit code.
+  var nameSuffix: String {
+    switch self {
+    case .long64: return ""
+    case .flat32Paged: return "32"
+    case .flat32Unpaged: return "32u"
+    }
   }
 }

@@ -6,7 +6,8 @@ import Synchronization
 /// stamps). Package-internal: the translator is part of this package, embedders see none of it.
 ///
 /// The contract mirrors the interpreter's fast path (docs/interpreter-execution.md): translated
-/// code runs only the `FastForm` shapes, only in 64-bit mode with paging on, and every guest
+/// code runs only the `FastForm` shapes, only in 64-bit paged or flat 32-bit code
+/// (`TranslatedCodeMode`), and every guest
 /// instruction in it either completes or leaves the state exactly as before that instruction (a
 /// *side exit*), after which the interpreter runs the instruction in full, faults included. So the
 /// interpreter stays the one definition of every instruction's slow cases.
@@ -19,6 +20,22 @@ package protocol BlockExecutor: AnyObject {
   func runTranslated(_ cpu: CPU, budget: UInt64) -> (steps: UInt64, event: CPUEvent?)
   /// Counters for `--stats`: name, value, one line of description.
   var counters: [(name: String, value: UInt64, description: String)] { get }
+}
+
+/// The kinds of code translated code runs as (`CPU.translatedCodeMode`): what a translation
+/// assumes beyond its code page, so part of what it is looked up by.
+package enum TranslatedCodeMode: UInt64, Sendable {
+  /// 64-bit code with paging on.
+  case long64
+  /// 32-bit code with flat CS, SS and DS and paging on (protected or compatibility mode).
+  case flat32Paged
+  /// 32-bit code with flat CS, SS and DS and paging off: linear addresses are physical.
+  case flat32Unpaged
+
+  /// How instructions decode.
+  package var codeMode: CodeMode { self == .long64 ? .bits64 : .bits32 }
+  /// Whether memory goes through the paging TLB (otherwise the host-page cache by physical page).
+  package var paged: Bool { self != .flat32Unpaged }
 }
 
 /// The raw tables generated code reads, with the layouts it needs. Valid for the CPU's lifetime.
@@ -35,6 +52,9 @@ package struct TranslationTables {
   /// host pointers (a slot is `page & (hostPageSlots - 1)`).
   package let hostWritePage: UnsafeMutablePointer<UInt64>
   package let hostWritePointer: UnsafeMutableRawPointer
+  /// The read side, the same way (what unpaged code reads through).
+  package let hostReadPage: UnsafeMutablePointer<UInt64>
+  package let hostReadPointer: UnsafeMutableRawPointer
   package let hostPageSlots: Int
   /// One byte per code-page slot (`page & (codePageSlots - 1)`): non-zero while the page holds
   /// decoded or translated code, so a store to it must take the slow path and invalidate.
@@ -53,15 +73,37 @@ extension CPU {
     set { translator = newValue }
   }
 
-  /// True when translated code may run from the current state: 64-bit code with paging on, no
-  /// debug state that needs a look at every instruction (TF, RF, armed breakpoints), no pending
-  /// interrupt shadow, no alignment checking that a misaligned access could owe, and not the
-  /// difftest's flat-user mode.
-  package var translatedCodeMayRun: Bool {
-    !interruptShadow
-      && stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64
-      && stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf | Flags.ac) == 0
-      && !debugChecksNeeded && pagingActive && injectedFault == nil
+  /// The kind of code translated code may run as from the current state, or nil when only the
+  /// interpreter may run: 64-bit code with paging on, or 32-bit code with flat CS, SS and DS (base
+  /// 0, limit 4 GiB; SS and DS readable and writable with no further check, SS a 32-bit stack),
+  /// paged or not (then with the A20 gate open); and no debug state that needs a look at every
+  /// instruction (TF, RF, armed breakpoints), no pending interrupt shadow, no alignment checking
+  /// that a misaligned access could owe, not the difftest's flat-user mode.
+  package var translatedCodeMode: TranslatedCodeMode? {
+    guard !interruptShadow,
+      stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf | Flags.ac) == 0,
+      !debugChecksNeeded, injectedFault == nil, !flatUser
+    else { return nil }
+    switch stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) {
+    case 64:
+      return pagingActive ? .long64 : nil
+    case 32:
+      guard flatSegment(1, access: 0), flatSegment(2, access: SegmentAccess.read | SegmentAccess.write),
+        flatSegment(3, access: SegmentAccess.read | SegmentAccess.write),
+        state.segmentAttributes(2) & SegmentAttributes.defaultBig != 0
+      else { return nil }
+      if pagingActive { return .flat32Paged }
+      // Unpaged, a 32-bit linear address must be its own physical address.
+      return addressMask & 0xFFFF_FFFF == 0xFFFF_FFFF ? .flat32Unpaged : nil
+    default:
+      return nil
+    }
+  }
+
+  /// Whether segment register `s` has base 0, limit 4 GiB - 1 and allows `access` without a
+  /// type check.
+  @inline(__always) private func flatSegment(_ s: Int, access: UInt8) -> Bool {
+    state.segmentBase(s) == 0 && state.segmentLimit(s) == 0xFFFF_FFFF && state.segmentAccess(s) & access == access
   }
 
   /// The physical address of the instruction at `rip` when its page is in the TLB for execution
@@ -77,17 +119,19 @@ extension CPU {
     DecodeCache.generation(cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physical)
   }
 
-  /// The decoded 64-bit instruction at physical `physical` (linear `rip`) and its fast form, from the
+  /// The instruction at physical `physical` decoded in `mode`, and its fast form, from the
   /// decode cache or decoded now (which marks its page as holding code, so stores to it take the
   /// slow path). nil when it does not fit in its page or cannot be read from RAM.
-  package func translatableInstruction(physical: UInt64) -> (instruction: DecodedInstruction, form: FastForm)? {
+  package func translatableInstruction(
+    physical: UInt64, mode: CodeMode
+  ) -> (instruction: DecodedInstruction, form: FastForm)? {
     guard physical & 0xFFF <= 0x1000 - 15 else { return nil }
-    if let e = decodeCache.lookup(physical, .bits64) { return (e.pointee.instruction, e.pointee.form) }
+    if let e = decodeCache.lookup(physical, mode) { return (e.pointee.instruction, e.pointee.form) }
     guard let p = memory.hostPointer(physical: physical & ~0xFFF, length: 4096, write: false) else { return nil }
     let bytes = UnsafeRawBufferPointer(start: p + Int(physical & 0xFFF), count: 15)
-    guard case .success(let ins) = Decoder.decode(bytes, mode: .bits64, model: model) else { return nil }
+    guard case .success(let ins) = Decoder.decode(bytes, mode: mode, model: model) else { return nil }
     protectCode(page: physical >> 12)
-    let e = decodeCache.insert(physical, .bits64, ins)
+    let e = decodeCache.insert(physical, mode, ins)
     decodeCacheFills &+= 1
     return (e.pointee.instruction, e.pointee.form)
   }
@@ -113,7 +157,7 @@ extension CPU {
   /// `nextRIP`) to the interpreter, which runs it in full (one step: faults delivered, I/O and
   /// other events returned). The block may go on only if the instruction raised no event, and
   /// changed nothing translated code depends on (code mode, CR0/CR3/CR4/EFER, and whatever
-  /// `translatedCodeMayRun` checks) but the privilege level and RIP. After a TLB flush (INVLPG,
+  /// `translatedCodeMode` checks) but the privilege level and RIP. After a TLB flush (INVLPG,
   /// INVPCID, a CR4 write of the same value) it goes on to the next instruction only while the
   /// execute TLB still maps the code page where it did: a link within the page does not look
   /// (every other way in, the indirect table and links to other pages, checks the mapping).
@@ -125,10 +169,13 @@ extension CPU {
     nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>
   ) -> (continuation: CalloutContinuation, event: CPUEvent?) {
     let before = TranslationContext(self)
+    let mode = translatedCodeMode
     let codePage = quickTranslate(nextRIP, kind: .execute).map { $0 >> 12 }
     if let event = stepInline(decoded: instruction) { return (.leave, event) }
     let after = TranslationContext(self)
-    guard after.sameAddressSpaceAndMode(as: before) && translatedCodeMayRun else { return (.leave, nil) }
+    guard after.sameAddressSpaceAndMode(as: before), let mode, translatedCodeMode == mode else {
+      return (.leave, nil)
+    }
     guard after.cpl == before.cpl && state.rip == nextRIP else { return (.elsewhere, nil) }
     if after.tlbFlushes != before.tlbFlushes {
       guard let codePage, quickTranslate(nextRIP, kind: .execute).map({ $0 >> 12 }) == codePage else {
@@ -167,6 +214,7 @@ extension CPU {
       hostOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.host)!,
       physicalPageOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.physicalPage)!,
       hostWritePage: hostWritePage, hostWritePointer: UnsafeMutableRawPointer(hostWritePointer),
+      hostReadPage: hostReadPage, hostReadPointer: UnsafeMutableRawPointer(hostReadPointer),
       hostPageSlots: CPU.hostPageSlots,
       pageHasCode: UnsafeMutableRawPointer(decodeCache.pageHasCode), codePageSlots: DecodeCache.pageSlots,
       pageGeneration: UnsafeMutableRawPointer(cachePageGeneration), epoch: UnsafeMutableRawPointer(cacheEpoch))

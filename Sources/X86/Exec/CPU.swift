@@ -320,7 +320,7 @@ public final class CPU {
     refreshBreakpoints()
     var left = budget
     while left > 0 {
-      if let translator, translatedCodeMayRun {
+      if let translator, translatedCodeMode != nil {
         // Translated blocks first; the instruction they stop at (one they do not cover, or one
         // that side-exited) runs in the interpreter, then translated code again.
         let (steps, event) = translator.runTranslated(self, budget: left)
