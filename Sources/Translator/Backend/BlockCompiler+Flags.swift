@@ -43,20 +43,65 @@ extension BlockCompiler {
     }
   }
 
-  mutating func computeFlagLiveness() {
-    var live = true  // the block's end
-    flagsLiveAfter = Array(repeating: true, count: block.instructions.count)
-    for k in block.instructions.indices.reversed() {
-      let g = block.instructions[k]
-      flagsLiveAfter[k] = live
-      switch Self.flagUse(g) {
-      case .readsOrKeeps: live = true
-      case .writesAll: live = false
-      case .none: break
+  /// The arithmetic flags (as RFLAGS bits) `g` reads and the ones it always writes, for
+  /// liveness: a flag an instruction may keep counts as not written.
+  static func flagEffect(_ g: GuestInstruction) -> (reads: UInt64, writes: UInt64) {
+    let all = UInt64(arithmeticFlags)
+    let ins = g.instruction
+    switch g.form {
+    case .generic: return (all, 0)  // a callout or special form: all of them, conservatively
+    case .adcRR, .adcRI, .adcRM, .adcMR, .adcMI, .sbbRR, .sbbRI, .sbbRM, .sbbMR, .sbbMI: return (Flags.cf, all)
+    case .incDecR, .incDecM: return (0, all & ~Flags.cf)
+    case .jcc, .cmovR, .cmovM, .setccR: return (conditionFlags(ins.condition), 0)
+    case .shiftR:
+      let rotate = [.rol, .ror, .rcl, .rcr].contains(ins.operation)
+      let reads = ins.operation == .rcl || ins.operation == .rcr ? Flags.cf : 0
+      // By CL the count may be 0 after masking, which writes nothing.
+      guard ins.operands.1.kind == .immediate, ins.immediate & (ins.operandSize == 8 ? 63 : 31) != 0 else {
+        return (reads, 0)
       }
-      if Self.maySideExit(g) { live = true }
+      return (reads, rotate ? Flags.cf | Flags.of : all)
+    case .imulR, .imulM: return (0, all)
+    default:
+      switch ins.operation {
+      case .add, .or, .and, .sub, .xor, .cmp, .test: return (0, all)
+      default: return (0, 0)
+      }
     }
   }
+
+  /// The flags condition `cc` (the Jcc/SETcc/CMOVcc encoding) tests.
+  static func conditionFlags(_ cc: UInt8) -> UInt64 {
+    switch cc >> 1 {
+    case 0: return Flags.of
+    case 1: return Flags.cf
+    case 2: return Flags.zf
+    case 3: return Flags.cf | Flags.zf
+    case 4: return Flags.sf
+    case 5: return Flags.pf
+    case 6: return Flags.sf | Flags.of
+    default: return Flags.zf | Flags.sf | Flags.of
+    }
+  }
+
+  /// Which arithmetic flags are live after each instruction: read by a later instruction, a
+  /// possible side exit or callout (all of them), or the block's end (all of them) before
+  /// something writes them.
+  mutating func computeFlagLiveness() {
+    let all = UInt64(Self.arithmeticFlags)
+    var live = all  // the block's end
+    liveFlagsAfter = Array(repeating: all, count: block.instructions.count)
+    for k in block.instructions.indices.reversed() {
+      let g = block.instructions[k]
+      liveFlagsAfter[k] = live
+      let (reads, writes) = Self.flagEffect(g)
+      live = (live & ~writes) | reads
+      if Self.maySideExit(g) { live = all }
+    }
+  }
+
+  /// Whether any arithmetic flag is live after instruction `k`.
+  func flagsLiveAfter(_ k: Int) -> Bool { liveFlagsAfter[k] != 0 }
 
   /// R10 = the state page's arithmetic flags.
   mutating func loadFlagsRegister() {
@@ -96,7 +141,7 @@ extension BlockCompiler {
   /// After a host instruction that set the guest's flags (instruction `k`).
   mutating func flagsWritten(by k: Int) {
     flagsInHost = true
-    flagsPending = flagsLiveAfter[k]
+    flagsPending = flagsLiveAfter(k)
     multiplyFlagsOwed = nil
   }
 

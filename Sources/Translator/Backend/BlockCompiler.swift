@@ -180,9 +180,9 @@ package struct BlockCompiler {
   /// Where the block's first instruction starts, its registers loaded (what a branch back to the
   /// block's own start jumps to).
   var loopHead: X64Assembler.Label
-  /// Per instruction: whether the arithmetic flags it leaves are read later (by an instruction, a
-  /// possible side exit or the block's end).
-  var flagsLiveAfter: [Bool] = []
+  /// Per instruction: the arithmetic flags it leaves that are read later (by an instruction, a
+  /// possible side exit or the block's end), as RFLAGS bits.
+  var liveFlagsAfter: [UInt64] = []
   /// The size of an IMUL whose flags R10 holds as the host left them: SF ZF PF must still come
   /// from its result (in the scratch word) and AF be cleared before anything reads them.
   var multiplyFlagsOwed: Int?
@@ -616,7 +616,7 @@ package struct BlockCompiler {
       if direct == nil { a.mov(.rcx, gpr(o0.reg), size: size) }
       a.imul(product, source, size: size)
     }
-    if flagsLiveAfter[k] {
+    if liveFlagsAfter[k] & (Flags.sf | Flags.zf | Flags.pf | Flags.af) != 0 {
       // The host's CF and OF are the model's; its SF ZF AF PF (undefined) may not be: R10 takes
       // the host's flags now and the result waits in the scratch word, for the model's SF ZF PF
       // (and AF clear) to be worked out only if something reads them (`settleMultiplyFlags`).
