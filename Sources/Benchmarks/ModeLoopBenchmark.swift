@@ -4,8 +4,8 @@ import VMM
 
 /// `trivisor bench cpu --peers`' per-mode measurement: for each mode and column, the loop run with
 /// 1 and with N iterations; MIPS = 5 (N - 1) / (t(N) - t(1)), so each tool's own startup (process
-/// start, BIOS, loading, mode switches, teardown) cancels out. Columns of one mode are measured
-/// one after the other, the modes in turn, so every figure of the table comes from the same run.
+/// start, BIOS, loading, mode switches, teardown) cancels out. Every round measures every mode on
+/// every column, one after the other, so every figure of the table comes from the same run.
 public struct ModeLoopBenchmark {
   public var modes: [ModeLoop.Mode]
   public var columns: [ModeLoopColumn]
@@ -52,43 +52,47 @@ public struct ModeLoopBenchmark {
         progress("\(column): \(why)")
       }
     }
+    // Round by round, each round over every mode and column, so that a change in the host's
+    // load during the run touches every column alike.
     for mode in modes {
-      for column in columns {
-        guard let run = runners[column] else { continue }
-        let n = iterations(column, mode)
-        report.cells.append(measure(column, mode, iterations: n, run: run, progress: progress))
+      for column in columns where runners[column] != nil {
+        report.cells.append(ModeLoopReport.Cell(column: column, mode: mode, iterations: iterations(column, mode)))
+      }
+    }
+    for round in 1...rounds {
+      for index in report.cells.indices where report.cells[index].failure == nil {
+        let cell = report.cells[index]
+        guard let run = runners[cell.column] else { continue }
+        do throws(ModeLoopError) {
+          let (t1, tN, mips) = try measure(cell.column, cell.mode, iterations: cell.iterations, run: run)
+          report.cells[index].shortSeconds.append(t1)
+          report.cells[index].longSeconds.append(tN)
+          report.cells[index].rounds.append(mips)
+          progress(
+            String(
+              format: "%@ %d-bit: round %d/%d: %.3f s (1 iteration), %.3f s (N = %u): %.1f MIPS", cell.column.rawValue,
+              cell.mode.rawValue, round, rounds, t1, tN, cell.iterations, mips))
+        } catch {
+          report.cells[index].failure = error.description
+          progress("\(cell.column) \(cell.mode.rawValue)-bit: FAILED: \(error)")
+        }
       }
     }
     return report
   }
 
+  /// One pair of runs: the wall times of 1 and `n` iterations, and the MIPS they give.
   private func measure(
-    _ column: ModeLoopColumn, _ mode: ModeLoop.Mode, iterations n: UInt32, run: Runner, progress: (String) -> Void
-  ) -> ModeLoopReport.Cell {
-    var cell = ModeLoopReport.Cell(column: column, mode: mode, iterations: n)
-    do throws(ModeLoopError) {
-      for round in 1...rounds {
-        let t1 = try run(mode, 1)
-        let tN = try run(mode, n)
-        guard let mips = ModeLoopReport.mips(iterations: n, shortSeconds: t1, longSeconds: tN) else {
-          throw ModeLoopError(
-            String(
-              format: "the %u-iteration run (%.3f s) was not slower than the 1-iteration run (%.3f s): ", n, tN, t1)
-              + "raise --iterations \(column)=N")
-        }
-        cell.shortSeconds.append(t1)
-        cell.longSeconds.append(tN)
-        cell.rounds.append(mips)
-        progress(
-          String(
-            format: "%@ %d-bit: round %d/%d: %.3f s (1 iteration), %.3f s (N = %u): %.1f MIPS", column.rawValue,
-            mode.rawValue, round, rounds, t1, tN, n, mips))
-      }
-    } catch {
-      cell.failure = error.description
-      progress("\(column) \(mode.rawValue)-bit: FAILED: \(error)")
+    _ column: ModeLoopColumn, _ mode: ModeLoop.Mode, iterations n: UInt32, run: Runner
+  ) throws(ModeLoopError) -> (Double, Double, Double) {
+    let t1 = try run(mode, 1)
+    let tN = try run(mode, n)
+    guard let mips = ModeLoopReport.mips(iterations: n, shortSeconds: t1, longSeconds: tN) else {
+      throw ModeLoopError(
+        String(format: "the %u-iteration run (%.3f s) was not slower than the 1-iteration run (%.3f s): ", n, tN, t1)
+          + "raise --iterations \(column)=N")
     }
-    return cell
+    return (t1, tN, mips)
   }
 
   /// How to run `column`, with a note on the tool (its version), or why it cannot run here.

@@ -86,7 +86,10 @@ public struct ModeLoopReport: Sendable {
     if let why = unavailable[column] { return why.hasPrefix("not installed") ? "not installed" : "unavailable" }
     guard let cell = cell(column, mode) else { return "-" }
     guard let m = cell.mips else { return "failed" }
-    return Self.format(m)
+    guard cell.rounds.count > 1, let low = cell.rounds.min(), let high = cell.rounds.max() else {
+      return Self.format(m)
+    }
+    return "\(Self.format(m)) (\(Self.format(low))-\(Self.format(high)))"
   }
 
   static func format(_ mips: Double) -> String {
@@ -98,7 +101,8 @@ public struct ModeLoopReport: Sendable {
     var lines: [String] = []
     lines.append(
       "Per-mode ALU loop (guests/testguests/modeloop.S: add, xor, rol, dec, jnz), MIPS = 5 (N - 1) / (t(N) - t(1)); "
-        + "every figure from this run")
+        + "every figure from this run"
+        + (cells.contains { $0.rounds.count > 1 } ? "; median (min-max) of the rounds" : ""))
     let ratioHeaders = ratioColumns.map { ($0 == .interp ? "interp" : "general") + "/bochs" }
     let headers = ["mode"] + columns.map(\.rawValue) + ratioHeaders
     var rows: [[String]] = []

@@ -38,6 +38,9 @@ struct CPUBenchCommand: ParsableCommand {
   @Option(help: "With --peers: only these modes (16, 32, 64; repeatable).")
   var mode: [String] = []
 
+  @Option(help: "With --peers: only these columns (repeatable; default: all).")
+  var column: [String] = []
+
   @Option(
     help: ArgumentHelp(
       "With --peers: iterations N of the long run for a column, NAME=N (repeatable), e.g. bochs=50000000.",
@@ -77,8 +80,9 @@ struct CPUBenchCommand: ParsableCommand {
     }
     guard (1...100).contains(peerRounds) else { throw usageFailure("--peer-rounds must be between 1 and 100") }
     guard timeout > 0 && timeout.isFinite else { throw usageFailure("--timeout must be a positive number") }
-    if !peers && (!mode.isEmpty || !iterations.isEmpty) {
-      throw usageFailure("--mode and --iterations apply to --peers (or --mode to --write-image)")
+    let columns = try Self.parseColumns(column)
+    if !peers && (!mode.isEmpty || !iterations.isEmpty || !column.isEmpty) {
+      throw usageFailure("--mode, --column and --iterations apply to --peers (or --mode to --write-image)")
     }
 
     var report = try measureModel()
@@ -87,7 +91,7 @@ struct CPUBenchCommand: ParsableCommand {
     if peers {
       printError("bench cpu: per-mode loop (16-, 32-, 64-bit) on every column, then the reference kernel")
       let loop = ModeLoopBenchmark(
-        modes: modes, iterations: loopIterations, rounds: peerRounds, timeoutSeconds: timeout,
+        modes: modes, columns: columns, iterations: loopIterations, rounds: peerRounds, timeoutSeconds: timeout,
         debugBuild: isDebugBuild
       ).run { printError("bench cpu: \($0)") }
       print("")
@@ -113,6 +117,15 @@ struct CPUBenchCommand: ParsableCommand {
       if !modes.contains(m) { modes.append(m) }
     }
     return modes.isEmpty ? ModeLoop.Mode.allCases : modes.sorted { $0.rawValue < $1.rawValue }
+  }
+
+  /// `--column NAME` values (default: every column), in the table's order.
+  static func parseColumns(_ names: [String]) throws -> [ModeLoopColumn] {
+    for name in names where ModeLoopColumn(rawValue: name) == nil {
+      throw usageFailure(
+        "unknown --column '\(name)' (choose from \(ModeLoopColumn.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    return names.isEmpty ? ModeLoopColumn.allCases : ModeLoopColumn.allCases.filter { names.contains($0.rawValue) }
   }
 
   /// `--iterations NAME=N` values, N in 2...UInt32.max.

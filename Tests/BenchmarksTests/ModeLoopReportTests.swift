@@ -41,6 +41,7 @@ import Testing
     let lines = text.split(separator: "\n").map(String.init)
     #expect(lines[1].contains("interp/bochs") && lines[1].contains("general/bochs"))
     #expect(lines.contains { $0.hasPrefix("16-bit ") && $0.contains("2.50x") && $0.contains("not installed") })
+    #expect(lines.contains { $0.hasPrefix("16-bit ") && $0.contains("100 (50.0-200)") })
     #expect(lines.contains { $0.hasPrefix("64-bit ") && $0.contains("2.00x") && $0.contains("1.00x") })
     #expect(lines.contains("target: interp at least 2x Bochs in every mode: met"))
     #expect(lines.contains("target: interp general path at least 1x Bochs in every mode: met"))
