@@ -97,9 +97,13 @@ struct CPUBenchCommand: ParsableCommand {
       print("")
       print(loop.text)
       report.results += Self.results(of: loop)
-      let kernel = KernelCPUComparison(timeoutSeconds: timeout).run { printError("bench cpu: \($0)") }
-      print("")
-      print(kernel.text)
+      if columns.contains(where: { [.interp, .interpGeneral, .qemuTCG].contains($0) }) {
+        let kernel = KernelCPUComparison(timeoutSeconds: timeout, columns: columns).run {
+          printError("bench cpu: \($0)")
+        }
+        print("")
+        print(kernel.text)
+      }
       print(HostDescription.load)
     }
     if let path = options.json {

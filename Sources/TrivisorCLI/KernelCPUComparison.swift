@@ -12,6 +12,8 @@ struct KernelCPUComparison {
   static let benchmarks = ["hash", "sort", "matmul"]
   static let commandLine = ReferenceKernelOutput.benchCommandLine(scale: isDebugBuild ? 1 : 10)
   let timeoutSeconds: Double
+  /// The columns to boot the kernel on (of interp, interp-general, qemu-tcg; others are ignored).
+  let columns: [ModeLoopColumn]
 
   /// ns/op per benchmark and column, or why a column has none.
   struct Report {
@@ -59,7 +61,7 @@ struct KernelCPUComparison {
     let engines: [(String, () throws -> any Engine)] = [
       ("interp", { try EngineRegistry.make("interp") }), ("interp-general", { GeneralPathEngine() }),
     ]
-    for (name, make) in engines {
+    for (name, make) in engines where columns.contains(where: { $0.rawValue == name }) {
       report.columns.append(name)
       progress("\(name): booting the reference kernel with '\(Self.commandLine)'")
       do {
@@ -71,6 +73,7 @@ struct KernelCPUComparison {
         report.failures[name] = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
       }
     }
+    guard columns.contains(.qemuTCG) else { return report }
     report.columns.append("qemu-tcg")
     if let qemu = QEMUPeer.executable() {
       progress("qemu-tcg: booting the reference kernel with '\(Self.commandLine)'")
