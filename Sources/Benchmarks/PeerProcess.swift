@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs a peer emulator (Bochs, QEMU) as a child process with a deadline: its standard output and
 /// error go to files (a chatty child can never block on a full pipe), its standard input is the
-/// given text, and its wall time is measured from start to exit.
+/// given text (then end of file), and its wall time is measured from start to exit.
 public enum PeerProcess {
   /// How a child ended.
   public struct Finished: Sendable {
@@ -51,14 +51,16 @@ public enum PeerProcess {
     process.standardInput = input
     process.standardOutput = out
     process.standardError = err
+    // The input goes into the pipe before the child starts (it is far smaller than a pipe's
+    // buffer): writing to a child that already exited would raise SIGPIPE here.
+    input.fileHandleForWriting.write(Data(standardInput.utf8))
+    try? input.fileHandleForWriting.close()
     let exited = DispatchSemaphore(value: 0)
     process.terminationHandler = { _ in exited.signal() }
     let start = DispatchTime.now().uptimeNanoseconds
     do { try process.run() } catch {
       throw ModeLoopError("\(what): cannot start \(executable): \(error.localizedDescription)")
     }
-    input.fileHandleForWriting.write(Data(standardInput.utf8))
-    try? input.fileHandleForWriting.close()
     if exited.wait(timeout: .now() + timeoutSeconds) == .timedOut {
       process.terminate()
       if exited.wait(timeout: .now() + 2) == .timedOut {
