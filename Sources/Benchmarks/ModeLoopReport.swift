@@ -144,7 +144,7 @@ public struct ModeLoopReport: Sendable {
       case .some(false): verdict = "NOT met"
       case .none: verdict = "not measured"
       }
-      lines.append("target: \(who) at least \(PeerProcess.formatSeconds(ratio))x Bochs in every mode: \(verdict)")
+      lines.append("target: \(who) at least \(PeerProcess.shortNumber(ratio))x Bochs in every mode: \(verdict)")
     }
     return lines.joined(separator: "\n")
   }

@@ -47,7 +47,11 @@ public enum PeerProcess {
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.currentDirectoryURL = directory
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    // The program's own directory first on PATH: Debian's `bochs` is a script that runs `bochs-bin`.
+    var childEnvironment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let programDirectory = URL(fileURLWithPath: executable).deletingLastPathComponent().path
+    childEnvironment["PATH"] = [programDirectory, childEnvironment["PATH"]].compactMap { $0 }.joined(separator: ":")
+    process.environment = childEnvironment
     process.standardInput = input
     process.standardOutput = out
     process.standardError = err
@@ -67,7 +71,7 @@ public enum PeerProcess {
         kill(process.processIdentifier, SIGKILL)
         exited.wait()
       }
-      throw ModeLoopError("\(what) did not finish within \(formatSeconds(timeoutSeconds)) s (terminated)")
+      throw ModeLoopError("\(what) did not finish within \(shortNumber(timeoutSeconds)) s (terminated)")
     }
     let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     let read = { (url: URL) in (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
@@ -86,8 +90,8 @@ public enum PeerProcess {
     return url
   }
 
-  static func formatSeconds(_ s: Double) -> String {
-    s == s.rounded() ? String(Int(s)) : String(format: "%.1f", s)
+  static func shortNumber(_ s: Double) -> String {
+    String(format: "%g", s)
   }
 }
 

@@ -86,6 +86,7 @@ struct CPUBenchCommand: ParsableCommand {
     }
 
     var report = try measureModel()
+    var trivisorFailed = false
     print(report.table)
     print("first target: 100 MIPS on one core: \(median(report.results[0].rounds) >= 100 ? "met" : "not met")")
     if peers {
@@ -97,6 +98,7 @@ struct CPUBenchCommand: ParsableCommand {
       print("")
       print(loop.text)
       report.results += Self.results(of: loop)
+      trivisorFailed = loop.cells.contains { !$0.column.isPeer && $0.failure != nil }
       if columns.contains(where: { [.interp, .interpGeneral, .qemuTCG].contains($0) }) {
         let kernel = KernelCPUComparison(timeoutSeconds: timeout, columns: columns).run {
           printError("bench cpu: \($0)")
@@ -109,6 +111,8 @@ struct CPUBenchCommand: ParsableCommand {
     if let path = options.json {
       do { try report.writeJSON(to: path) } catch { throw usageFailure("cannot write '\(path)': \(error)") }
     }
+    // A failing peer is only reported; a failing Trivisor engine is the command's failure.
+    if trivisorFailed { throw ExitCode(ExitStatus.engineError) }
   }
 
   /// `--mode` values (default: every mode).
