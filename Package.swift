@@ -36,10 +36,13 @@ let package = Package(
     // What every front end needs to launch a guest: the engine registry, the reference guest's
     // boot with benchmark markers, option syntax (memory sizes, console backends).
     .target(name: "Launcher", dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "GuestImages"]),
+    // Measurements shared by `trivisor bench` and the tests: the per-mode ALU loop on Trivisor's
+    // engines and on peer emulators (Bochs, QEMU TCG).
+    .target(name: "Benchmarks", dependencies: ["VMM", "Launcher", "Interpreter", "X86"]),
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -68,6 +71,8 @@ let package = Package(
     // The command line: the reference guest booted through the engine registry, the bench table.
     .testTarget(
       name: "CLITests", dependencies: ["TrivisorCLI", "Launcher", "GuestImages", "VMM", "KVMEngine", "TestHostSupport"]),
+    // The per-mode loop images on the engines and on Bochs, the Bochs configuration, the report.
+    .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "VMM", "TestHostSupport"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
     .testTarget(name: "FirmwareTests", dependencies: ["VMM", "Launcher", "TestHostSupport"]),
   ],

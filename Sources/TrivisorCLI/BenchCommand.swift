@@ -4,14 +4,14 @@ import ArgumentParser
 /// reference guest's micro-benchmarks on every engine (`GuestBenchCommand`); `smp` its multiprocessor
 /// benchmarks with 1, 2 and 4 vCPUs (`SMPBenchCommand`); `kvm` measures the
 /// kvm engine against its C and native baselines (`KVMBenchCommand`); `cpu` the X86 model's
-/// throughput against the host CPU (`CPUBenchCommand`); `alu32` 32-bit protected-mode code on every engine
-/// (`ALU32BenchCommand`).
+/// throughput against the host CPU, and with `--peers` per CPU mode against Bochs and QEMU
+/// (`CPUBenchCommand`).
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Run the benchmarks (release builds: swift build -c release).",
     subcommands: [
-      GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self, ALU32BenchCommand.self,
+      GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self,
     ],
     defaultSubcommand: GuestBenchCommand.self
   )

@@ -1,3 +1,4 @@
+import Benchmarks
 import Foundation
 import GuestImages
 import Launcher
@@ -12,14 +13,7 @@ struct QEMUPeer {
   var name: String { "qemu-\(accelerator)" }
 
   /// The QEMU binary on PATH, or nil.
-  static func executable() -> String? {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    for directory in path.split(separator: ":") {
-      let candidate = "\(directory)/qemu-system-x86_64"
-      if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return nil
-  }
+  static func executable() -> String? { PeerProcess.find("qemu-system-x86_64") }
 
   /// Runs the kernel and returns its console output and wall time; throws a one-line reason when
   /// QEMU cannot be started or the run times out.

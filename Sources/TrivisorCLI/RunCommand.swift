@@ -64,8 +64,15 @@ struct RunCommand: ParsableCommand {
 
   @Option(
     name: .customLong("flat-address"), parsing: .unconditional,
-    help: "Load IMAGE as a raw 64-bit binary at this address.")
+    help: "Load IMAGE as a raw binary at this address (started in --flat-mode).")
   var flatAddress: String?
+
+  @Option(
+    name: .customLong("flat-mode"), parsing: .unconditional,
+    help:
+      "CPU mode the raw binary starts in: real (CS:IP from the entry, e.g. 0x7c00 for a boot sector), protected32 or long64 (default)."
+  )
+  var flatMode: String?
 
   @Option(
     name: .customLong("flat-entry"), parsing: .unconditional,
@@ -194,8 +201,8 @@ struct RunCommand: ParsableCommand {
       throw UsageError("give either --bios or an image, not both")
     }
     let imagePath = kernel ?? image
-    if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil) {
-      throw UsageError("--initrd, --flat-address and --flat-entry need an image")
+    if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil || flatMode != nil) {
+      throw UsageError("--initrd, --flat-address, --flat-entry and --flat-mode need an image")
     }
     if demo && (imagePath != nil || append != nil || bios != nil) {
       throw UsageError("--demo takes no image, --bios or --append")
@@ -223,6 +230,13 @@ struct RunCommand: ParsableCommand {
     if let a = flatAddress {
       guard let v = parseNumber(a) else { throw UsageError("invalid --flat-address '\(a)'") }
       options.flatAddress = v
+    }
+    if let m = flatMode {
+      guard let mode = BootState.Mode(rawValue: m) else {
+        throw UsageError("invalid --flat-mode '\(m)' (choose from real, protected32, long64)")
+      }
+      guard options.flatAddress != nil else { throw UsageError("--flat-mode needs --flat-address") }
+      options.flatMode = mode
     }
     if let e = flatEntry {
       guard let v = parseNumber(e) else { throw UsageError("invalid --flat-entry '\(e)'") }

@@ -20,6 +20,9 @@ public enum HostRequirement: String, CaseIterable, Sendable {
   case seabios
   /// `qemu-system-x86_64` (the Debian `qemu-system-x86` package).
   case qemu
+  /// `bochs` with its BIOS and VGA BIOS images and the term display (the Debian `bochs`,
+  /// `bochs-term`, `bochsbios` and `vgabios` packages).
+  case bochs
   /// clang, ld.lld and llvm-objcopy next to the Swift toolchain (to assemble test guests).
   case guestToolchain
   /// llvm-objdump and clang (the disassembler oracle).
@@ -94,6 +97,14 @@ public enum HostRequirement: String, CaseIterable, Sendable {
         ? nil : "\(HostTools.seabiosPath) missing (install the seabios package)"
     case .qemu:
       return HostTools.find("qemu-system-x86_64") == nil ? "qemu-system-x86_64 is not installed" : nil
+    case .bochs:
+      guard HostTools.find("bochs") != nil else { return "bochs is not installed" }
+      let files = [
+        "/usr/share/bochs/BIOS-bochs-latest", "/usr/share/vgabios/vgabios.bin",
+        "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so",
+      ]
+      let missing = files.filter { !FileManager.default.fileExists(atPath: $0) }
+      return missing.isEmpty ? nil : "missing \(missing.joined(separator: ", ")) (install bochs-term bochsbios vgabios)"
     case .guestToolchain:
       let missing = ["clang", "ld.lld", "llvm-objcopy"].filter { HostTools.find($0) == nil }
       return missing.isEmpty ? nil : "missing toolchain programs: \(missing.joined(separator: ", "))"

@@ -1,0 +1,101 @@
+import Benchmarks
+import Foundation
+import GuestImages
+import Launcher
+import VMM
+
+/// `bench cpu --peers`' second part: the reference kernel's CPU-bound ring-3 benchmarks (hash,
+/// sort, matmul; `bench scale=10`) on interp, on interp with its fast path off, and on QEMU TCG
+/// booting the same kernel through its Multiboot entry. Bochs has no column: it boots from disks
+/// through its BIOS and has no Multiboot or ELF loader for the kernel.
+struct KernelCPUComparison {
+  static let benchmarks = ["hash", "sort", "matmul"]
+  static let commandLine = ReferenceKernelOutput.benchCommandLine(scale: isDebugBuild ? 1 : 10)
+  let timeoutSeconds: Double
+  /// The columns to boot the kernel on (of interp, interp-general, qemu-tcg; others are ignored).
+  let columns: [ModeLoopColumn]
+
+  /// ns/op per benchmark and column, or why a column has none.
+  struct Report {
+    var columns: [String] = []
+    var nanoseconds: [String: [String: Double]] = [:]
+    var failures: [String: String] = [:]
+
+    var text: String {
+      var lines = [
+        "Reference kernel '\(KernelCPUComparison.commandLine)', CPU-bound ring-3 benchmarks, ns/op (lower is "
+          + "faster); same run"
+      ]
+      let headers = ["benchmark"] + columns + ["interp/qemu-tcg"]
+      var rows: [[String]] = []
+      for name in KernelCPUComparison.benchmarks {
+        var row = [name]
+        for column in columns {
+          row.append(
+            failures[column] != nil ? "failed" : nanoseconds[column]?[name].map(BenchTable.formatNanoseconds) ?? "-")
+        }
+        if let a = nanoseconds["interp"]?[name], let b = nanoseconds["qemu-tcg"]?[name] {
+          row.append(String(format: "%.1fx slower", a / b))
+        } else {
+          row.append("-")
+        }
+        rows.append(row)
+      }
+      let widths = headers.indices.map { i in max(headers[i].count, rows.map { $0[i].count }.max() ?? 0) }
+      let render = { (row: [String]) in
+        row.indices.map { i in
+          let fill = String(repeating: " ", count: max(0, widths[i] - row[i].count))
+          return i == 0 ? row[i] + fill : fill + row[i]
+        }.joined(separator: " | ")
+      }
+      lines.append(render(headers))
+      lines += rows.map(render)
+      for (column, why) in failures.sorted(by: { $0.key < $1.key }) { lines.append("\(column): \(why)") }
+      lines.append("bochs: not measured (no Multiboot or ELF loader: it boots disks through its BIOS)")
+      return lines.joined(separator: "\n")
+    }
+  }
+
+  func run(progress: (String) -> Void) -> Report {
+    var report = Report()
+    let engines: [(String, () throws -> any Engine)] = [
+      ("interp", { try EngineRegistry.make("interp") }), ("interp-general", { GeneralPathEngine() }),
+    ]
+    for (name, make) in engines where columns.contains(where: { $0.rawValue == name }) {
+      report.columns.append(name)
+      progress("\(name): booting the reference kernel with '\(Self.commandLine)'")
+      do {
+        let run = try ReferenceGuest.run(
+          engine: try make(), commandLine: Self.commandLine, timeoutSeconds: timeoutSeconds)
+        guard run.outcome.exitStatus == 0 else { throw UsageError(run.outcome.reason.description) }
+        report.nanoseconds[name] = Self.parse(run.output)
+      } catch {
+        report.failures[name] = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
+      }
+    }
+    guard columns.contains(.qemuTCG) else { return report }
+    report.columns.append("qemu-tcg")
+    if let qemu = QEMUPeer.executable() {
+      progress("qemu-tcg: booting the reference kernel with '\(Self.commandLine)'")
+      do {
+        let run = try QEMUPeer(accelerator: "tcg").run(
+          qemu: qemu, commandLine: Self.commandLine, timeoutSeconds: timeoutSeconds, onLine: { _ in })
+        report.nanoseconds["qemu-tcg"] = Self.parse(run.output)
+      } catch {
+        report.failures["qemu-tcg"] = error.description
+      }
+    } else {
+      report.failures["qemu-tcg"] = "not installed (Debian: apt-get install qemu-system-x86)"
+    }
+    return report
+  }
+
+  /// ns/op of `benchmarks` from the kernel's BENCH lines.
+  static func parse(_ output: String) -> [String: Double] {
+    var result: [String: Double] = [:]
+    for line in output.split(whereSeparator: \.isNewline) {
+      if let r = BenchmarkResult(line: line), benchmarks.contains(r.name) { result[r.name] = r.nanosecondsPerOperation }
+    }
+    return result
+  }
+}
