@@ -25,7 +25,7 @@ public enum ModeLoopColumn: String, CaseIterable, Sendable, CustomStringConverti
     switch self {
     case .interp: n = 40_000_000
     case .interpGeneral: n = 15_000_000
-    case .dbt: n = mode == .long64 ? 400_000_000 : 40_000_000  // it translates 64-bit code only
+    case .dbt: n = mode == .real16 ? 40_000_000 : 400_000_000  // 16-bit code runs in its interpreter
     case .bochs: n = 20_000_000
     case .qemuTCG: n = 400_000_000
     }
@@ -39,7 +39,8 @@ public enum ModeLoopColumn: String, CaseIterable, Sendable, CustomStringConverti
     case .interpGeneral:
       return "the same interpreter with CPU.fastPathEnabled off: every instruction on the general path"
     case .dbt:
-      return "Trivisor's binary translator (translates 64-bit code; 16- and 32-bit code runs in its interpreter)"
+      return
+        "Trivisor's binary translator (translates 64-bit and flat 32-bit code; 16-bit code runs in its interpreter)"
     case .bochs:
       return "Bochs booting the sector from a 1.44 MB floppy (its BIOS, debugger 'c', display term, clock sync=none)"
     case .qemuTCG: return "qemu-system-x86_64 -accel tcg booting the same floppy (SeaBIOS, isa-debug-exit)"

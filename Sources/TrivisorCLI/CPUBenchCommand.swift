@@ -21,7 +21,7 @@ struct CPUBenchCommand: ParsableCommand {
       fast path off (interp-general), dbt, Bochs (floppy boot) and QEMU TCG (the same floppy); each \
       tool runs it with 1 and with N iterations, MIPS = 5 (N - 1) / (the difference of the wall \
       times), so each tool's startup cancels out; the ratio to Bochs per mode. Then the reference \
-      kernel's hash, sort and matmul on interp, interp-general and QEMU TCG. A missing peer is \
+      kernel's hash, sort and matmul on interp, interp-general, dbt and QEMU TCG. A missing peer is \
       reported as not installed. --write-image PATH writes the floppy image of one --mode with \
       --count iterations instead (trivisor run --flat-address 0x7c00 --flat-mode real PATH runs it).
       """
@@ -99,7 +99,7 @@ struct CPUBenchCommand: ParsableCommand {
       print(loop.text)
       report.results += Self.results(of: loop)
       trivisorFailed = loop.cells.contains { !$0.column.isPeer && $0.failure != nil }
-      if columns.contains(where: { [.interp, .interpGeneral, .qemuTCG].contains($0) }) {
+      if columns.contains(where: { [.interp, .interpGeneral, .dbt, .qemuTCG].contains($0) }) {
         let kernel = KernelCPUComparison(timeoutSeconds: timeout, columns: columns).run {
           printError("bench cpu: \($0)")
         }

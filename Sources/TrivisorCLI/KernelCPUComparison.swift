@@ -5,14 +5,15 @@ import Launcher
 import VMM
 
 /// `bench cpu --peers`' second part: the reference kernel's CPU-bound ring-3 benchmarks (hash,
-/// sort, matmul; `bench scale=10`) on interp, on interp with its fast path off, and on QEMU TCG
+/// sort, matmul; `bench scale=10`) on interp, on interp with its fast path off, on dbt, and on QEMU TCG
 /// booting the same kernel through its Multiboot entry. Bochs has no column: it boots from disks
 /// through its BIOS and has no Multiboot or ELF loader for the kernel.
 struct KernelCPUComparison {
   static let benchmarks = ["hash", "sort", "matmul"]
   static let commandLine = ReferenceKernelOutput.benchCommandLine(scale: isDebugBuild ? 1 : 10)
   let timeoutSeconds: Double
-  /// The columns to boot the kernel on (of interp, interp-general, qemu-tcg; others are ignored).
+  /// The columns to boot the kernel on (of interp, interp-general, dbt, qemu-tcg; others are
+  /// ignored).
   let columns: [ModeLoopColumn]
 
   /// ns/op per benchmark and column, or why a column has none.
@@ -26,7 +27,8 @@ struct KernelCPUComparison {
         "Reference kernel '\(KernelCPUComparison.commandLine)', CPU-bound ring-3 benchmarks, ns/op (lower is "
           + "faster); same run"
       ]
-      let headers = ["benchmark"] + columns + ["interp/qemu-tcg"]
+      let ratios = ["interp", "dbt"].filter { columns.contains($0) && columns.contains("qemu-tcg") }
+      let headers = ["benchmark"] + columns + ratios.map { "\($0)/qemu-tcg" }
       var rows: [[String]] = []
       for name in KernelCPUComparison.benchmarks {
         var row = [name]
@@ -34,10 +36,12 @@ struct KernelCPUComparison {
           row.append(
             failures[column] != nil ? "failed" : nanoseconds[column]?[name].map(BenchTable.formatNanoseconds) ?? "-")
         }
-        if let a = nanoseconds["interp"]?[name], let b = nanoseconds["qemu-tcg"]?[name] {
-          row.append(String(format: "%.1fx slower", a / b))
-        } else {
-          row.append("-")
+        for engine in ratios {
+          if let a = nanoseconds[engine]?[name], let b = nanoseconds["qemu-tcg"]?[name] {
+            row.append(a >= b ? String(format: "%.2fx slower", a / b) : String(format: "%.2fx faster", b / a))
+          } else {
+            row.append("-")
+          }
         }
         rows.append(row)
       }
@@ -60,6 +64,7 @@ struct KernelCPUComparison {
     var report = Report()
     let engines: [(String, () throws -> any Engine)] = [
       ("interp", { try EngineRegistry.make("interp") }), ("interp-general", { GeneralPathEngine() }),
+      ("dbt", { try EngineRegistry.make("dbt") }),
     ]
     for (name, make) in engines where columns.contains(where: { $0.rawValue == name }) {
       report.columns.append(name)

@@ -20,11 +20,16 @@ import X86
     var registers: [UInt64] = []
     var retired: UInt64 = 0
     var memory: [UInt8] = []
+    /// Registers, RIP and RFLAGS at every stop on an exhausted budget.
+    var trace: [[UInt64]] = []
   }
 
-  /// Runs `program` on a fresh vCPU, with the translator attached when `translated`; returns what
-  /// it did and how many instructions generated code completed.
-  func run(_ program: Flat32Program, paged: Bool, translated: Bool) throws -> (Outcome, translated: UInt64) {
+  /// Runs `program` on a fresh vCPU, with the translator attached when `translated`, in slices of
+  /// `budgets` instructions (cycled); returns what it did and how many instructions generated code
+  /// completed.
+  func run(
+    _ program: Flat32Program, paged: Bool, translated: Bool, budgets: [UInt64] = [37, 101, 13, 64, 5, 250, 1]
+  ) throws -> (Outcome, translated: UInt64) {
     let memory = try GuestMemory(ramSize: 2 << 20)
     try memory.write(0, bytes: program.image(paged: paged))
     let vcpu = InterpreterVirtualCPU(memory: memory, deterministic: true)
@@ -45,12 +50,16 @@ import X86
     regs.rflags = 0x2
     try vcpu.setRegisters(regs)
     var outcome = Outcome()
-    for _ in 0..<50 {
-      let exit = try vcpu.run(budget: 1_000_000)
+    // Short budgets of varying length stop the run at many points (in blocks, at loop back edges,
+    // in fault handlers): the state there, flags included, must be the same on both engines.
+    for i in 0..<20_000 {
+      let exit = try vcpu.run(budget: budgets[i % budgets.count])
       outcome.exits.append(exit.reasonName)
       // The programs do no I/O: they end at HLT with interrupts off (a fault the handler cannot
       // fix also halts there).
       guard case .budgetExhausted = exit else { break }
+      let r = try vcpu.registers()
+      outcome.trace.append((0..<8).map { r[encoding: $0] } + [r.rip, r.rflags])
     }
     let final = try vcpu.registers()
     outcome.registers = (0..<8).map { final[encoding: $0] } + [final.rip, final.rflags]
@@ -77,6 +86,7 @@ import X86
       #expect(dbt.registers == interp.registers, "seed \(seed)")
       #expect(dbt.retired == interp.retired, "seed \(seed)")
       #expect(dbt.memory == interp.memory, "seed \(seed)")
+      #expect(dbt.trace == interp.trace, "seed \(seed)")
       // Every program ends at its final HLT (with interrupts off: a shutdown), faults fixed.
       #expect(dbt.registers[8] == UInt64(program.end), "seed \(seed): stopped at \(dbt.registers[8]), \(dbt.exits)")
       translatedTotal += translated
@@ -99,8 +109,8 @@ import X86
       0x75, 0xF6,  // jnz add
       0xF4,
     ]
-    let (interp, _) = try run(program, paged: false, translated: false)
-    let (dbt, translated) = try run(program, paged: false, translated: true)
+    let (interp, _) = try run(program, paged: false, translated: false, budgets: [1_000_000])
+    let (dbt, translated) = try run(program, paged: false, translated: true, budgets: [1_000_000])
     #expect(dbt == interp)
     #expect(translated > 4_900_000, "\(translated) translated")
   }

@@ -170,6 +170,17 @@ extension BlockCompiler {
       a.alu(.cmp, .register(.r8), immediate: Int64(8 * size), size: 4)
       a.jcc(HostCondition.above, sideExit(k))
     }
+    let rotate = [.rol, .ror, .rcl, .rcr].contains(ins.operation)
+    let undefinedOnHost = rotate ? Flags.of : Flags.af | Flags.of
+    let modelFlagsNeeded = liveFlagsAfter[k] & undefinedOnHost != 0
+    if !modelFlagsNeeded && !byCL && size >= 4, let host = cached[Int(o0.reg)] {
+      // In place on the cache register (a 32-bit shift zero-extends, as the model's write does;
+      // by CL the RDX path below, which zero-extends even for a count of 0).
+      if Self.flagUse(g) == .readsOrKeeps { loadFlags() } else { clobberFlags() }
+      a.shift(op, .register(host), count: UInt8(truncatingIfNeeded: ins.immediate), size: size)
+      flagsWritten(by: k)
+      return
+    }
     a.mov(.rdx, gpr(o0.reg), size: size)
     if Self.flagUse(g) == .readsOrKeeps { loadFlags() } else { clobberFlags() }
     if byCL {
@@ -181,9 +192,7 @@ extension BlockCompiler {
     if size == 4 { a.mov(gpr(o0.reg), .rdx, size: 8) } else { a.mov(gpr(o0.reg), .rdx, size: size) }
     // The host's flags are the model's but for OF after a rotate, and AF and OF after a shift,
     // which the SDM leaves undefined for some counts: worked out only when one of them is live.
-    let rotate = [.rol, .ror, .rcl, .rcr].contains(ins.operation)
-    let undefinedOnHost = rotate ? Flags.of : Flags.af | Flags.of
-    if liveFlagsAfter[k] & undefinedOnHost != 0 {
+    if modelFlagsNeeded {
       a.pushfq()
       a.pop(.r10)
       flagsInHost = false

@@ -98,6 +98,7 @@ extension BlockCompiler {
       live = (live & ~writes) | reads
       if Self.maySideExit(g) { live = all }
     }
+    liveFlagsAtStart = live
   }
 
   /// Whether any arithmetic flag is live after instruction `k`.

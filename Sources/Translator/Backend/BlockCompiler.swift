@@ -183,6 +183,9 @@ package struct BlockCompiler {
   /// Per instruction: the arithmetic flags it leaves that are read later (by an instruction, a
   /// possible side exit or the block's end), as RFLAGS bits.
   var liveFlagsAfter: [UInt64] = []
+  /// The arithmetic flags live at the block's first instruction (what a branch back to it must
+  /// keep).
+  var liveFlagsAtStart: UInt64 = 0x8D5
   /// The size of an IMUL whose flags R10 holds as the host left them: SF ZF PF must still come
   /// from its result (in the scratch word) and AF be cleared before anything reads them.
   var multiplyFlagsOwed: Int?
@@ -341,8 +344,8 @@ package struct BlockCompiler {
     a.jmp(epilogue)
   }
 
-  /// Picks the guest registers the block uses at least twice, most used first, for the cache
-  /// registers.
+  /// Picks the guest registers the block uses at least twice (once, in a block that loops back
+  /// to its start), most used first, for the cache registers.
   mutating func allocateRegisters() {
     var uses = [Int](repeating: 0, count: 16)
     for g in block.instructions {
@@ -358,7 +361,13 @@ package struct BlockCompiler {
       default: break
       }
     }
-    let chosen = (0..<16).filter { uses[$0] >= 2 }.sorted { uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1) }
+    // In a block that branches back to its own start every use repeats each iteration: one is
+    // enough to keep the register in a host register across the loop.
+    let loops = block.instructions.last.flatMap { Self.staticTarget($0, mode: mode) } == block.startRIP
+    let threshold = loops ? 1 : 2
+    let chosen = (0..<16).filter { uses[$0] >= threshold }.sorted {
+      uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1)
+    }
     for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[guest] = host }
   }
 
@@ -386,6 +395,24 @@ package struct BlockCompiler {
   /// stays in it: the budget charged again, registers and flags kept where they are.
   mutating func exit(to rip: UInt64) {
     settleMultiplyFlags()
+    if rip == block.startRIP && flagsPending && liveFlagsAtStart == 0 {
+      // The loop's body writes every flag before anything reads one: going round again needs
+      // them nowhere. Only leaving on an exhausted budget does; LAHF and SETO keep them in AH and
+      // AL (cheaper than PUSHFQ) for R10 to be rebuilt on that path alone.
+      a.lahf()
+      a.setcc(HostCondition.overflow, .register(.rax))
+      flagsPending = false
+      flagsInHost = false
+      chargeBudget(thenGoTo: loopHead)
+      a.movzxECXFromAH()
+      a.movzx(.rax, .register(.rax), sourceSize: 1)
+      a.shift(.shl, .register(.rax), count: 11, size: 4)  // OF
+      a.alu(.or, .register(.rcx), .rax, size: 4)
+      a.mov(.r10, .register(.rcx))
+      writeBackRegisters()
+      returnToDispatcher()
+      return
+    }
     clobberFlags()
     if rip == block.startRIP {
       chargeBudget(thenGoTo: loopHead)
@@ -491,6 +518,9 @@ package struct BlockCompiler {
         memoryOperand(g, size: size, write: true, k: k)
         loadFlags()
         a.incDec(.memory(HostMemory(.rax)), increment: increment, size: size)
+      } else if size == 4, let host = cached[Int(o0.reg)] {
+        loadFlags()
+        a.incDec(.register(host), increment: increment, size: 4)  // zero-extends
       } else if size == 4 {
         a.mov(.rcx, gpr(o0.reg), size: 4)
         loadFlags()

@@ -315,6 +315,10 @@ package struct X64Assembler {
   package mutating func xorALWithAH() { bytes.append(contentsOf: [0x30, 0xE0]) }
 
   package mutating func pushfq() { bytes.append(0x9C) }
+  /// LAHF: AH = SF ZF - AF - PF - CF (RFLAGS bits 0-7).
+  package mutating func lahf() { bytes.append(0x9F) }
+  /// MOVZX ECX, AH (AH is only encodable without a REX prefix).
+  package mutating func movzxECXFromAH() { bytes.append(contentsOf: [0x0F, 0xB6, 0xCC]) }
   package mutating func popfq() { bytes.append(0x9D) }
 
   // MARK: Stack and control flow
