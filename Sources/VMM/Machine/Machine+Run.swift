@@ -20,9 +20,12 @@ extension Machine {
       hostInput = HostConsoleInput(queue: input, wake: { for k in kicks { k.wake() } })
     }
     if configuration.handleHostSignals {
-      HostSignals.install { [machine = WeakMachine(self)] signo in
-        machine.machine?.hostInput?.restore()
-        machine.machine?.requestStop(.hostSignal(signo))
+      // The handler holds the control lines and the console, not the machine: a weak reference
+      // to the machine would give it a side table, and every retain and release of it on the
+      // exit path would take the runtime's slow path.
+      HostSignals.install { [control, hostInput] signo in
+        hostInput?.restore()
+        control.requestStop(.hostSignal(signo))
       }
     }
     for k in kicks { control.addKick { k.wake() } }
@@ -148,10 +151,4 @@ struct RunnerKick: @unchecked Sendable {
 struct RunnerBox: @unchecked Sendable {
   let runner: VCPURunner
   init(_ runner: VCPURunner) { self.runner = runner }
-}
-
-/// A weak reference to the machine for the signal watcher thread (`requestStop` is thread-safe).
-struct WeakMachine: @unchecked Sendable {
-  weak var machine: Machine?
-  init(_ machine: Machine) { self.machine = machine }
 }

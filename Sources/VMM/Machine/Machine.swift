@@ -200,7 +200,7 @@ public final class Machine {
     // A console whose reader went away stops the machine (status 16) instead of the process dying
     // of SIGPIPE or the guest writing into the void.
     for (output, what) in [(console, "serial"), (debugConsoleOutput, "debug console")] {
-      output?.onClosed { [machine = WeakMachine(self)] _ in machine.machine?.requestStop(.outputClosed(what)) }
+      output?.onClosed { [control] _ in control.requestStop(.outputClosed(what)) }
     }
   }
 
