@@ -151,9 +151,9 @@ extension CPU {
       zeroExtendIfDword(ins.operands.0, a)
       return
     }
-    let (r, f) = ALU.shiftRotate(ins.operation, a, count: count, size, flags: state.rflags)
+    let (r, f) = ALU.shiftRotate(ins.operation, a, count: count, size, flags: flags)
     try writeOperand(ins, ins.operands.0, ea, r)
-    state.rflags = f
+    flags = f
   }
 
   func doubleShift(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {

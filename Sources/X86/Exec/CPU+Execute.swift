@@ -131,7 +131,7 @@ extension CPU {
 
   /// Condition code evaluation (0-15).
   @inline(__always) func condition(_ cc: UInt8) -> Bool {
-    let f = state.rflags
+    let f = flags
     let r: Bool
     switch cc >> 1 {
     case 0: r = f & Flags.of != 0
@@ -179,14 +179,14 @@ extension CPU {
         ins.operation == .cmp || ins.operation == .test
         ? try readOperand(ins, o0, ea) : try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
-      let (r, f) = ALU.binary(ins.operation, a, b, carry: state.rflags & Flags.cf, size)
+      let (r, f) = ALU.binary(ins.operation, a, b, carry: flags & Flags.cf, size)
       if ins.operation != .cmp && ins.operation != .test { try writeOperand(ins, o0, ea, r) }
       setArithmeticFlags(f)
     case .inc, .dec:
       let a = try readOperandForUpdate(ins, o0, ea)
       let (r, f) = ins.operation == .inc ? ALU.add(a, 1, carry: 0, size) : ALU.sub(a, 1, borrow: 0, size)
       try writeOperand(ins, o0, ea, r)
-      setArithmeticFlags((f & ~Flags.cf) | (state.rflags & Flags.cf))
+      setArithmeticFlags((f & ~Flags.cf) | (flags & Flags.cf))
     case .neg:
       let a = try readOperandForUpdate(ins, o0, ea)
       let (r, f) = ALU.sub(0, a, borrow: 0, size)

@@ -17,6 +17,12 @@ extension CPU {
     stateRaw.storeBytes(of: value, toByteOffset: r &* 8, as: UInt64.self)
   }
 
+  /// RFLAGS, read straight from the state page.
+  @inline(__always) var flags: UInt64 {
+    get { stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) }
+    set { stateRaw.storeBytes(of: newValue, toByteOffset: CPUStateLayout.rflags, as: UInt64.self) }
+  }
+
   @inline(__always) func setArithmeticFlags(_ f: UInt64) {
     let old = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self)
     stateRaw.storeBytes(of: (old & ~Flags.arithmetic) | f, toByteOffset: CPUStateLayout.rflags, as: UInt64.self)
@@ -27,7 +33,7 @@ extension CPU {
   }
 
   @inline(__always) func setFlag(_ f: UInt64, _ on: Bool) {
-    if on { state.rflags |= f } else { state.rflags &= ~f }
+    if on { flags |= f } else { flags &= ~f }
   }
 
   // MARK: Effective addresses and operands

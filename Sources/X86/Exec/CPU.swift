@@ -331,8 +331,9 @@ public final class CPU {
         left -= 1
         continue
       }
-      let (retired, pending) = runFastInPage(budget: left)
-      left -= retired
+      let (steps, pending, event) = runFastInPage(budget: left)
+      left -= steps
+      if let event { return event }
       if left == 0 { break }
       if let e = stepInline(cached: pending) { return e }
       left -= 1
@@ -340,27 +341,33 @@ public final class CPU {
     return .budgetExhausted
   }
 
-  /// Runs fast-form instructions of the current code page back to back and returns how many
-  /// retired (at most `budget`), with RIP committed. It stops at the first instruction that is
-  /// not a cached fast form or whose handler declines (returned as `pending`, its valid cache
-  /// entry, so the caller need not look it up again), or when RIP leaves the cacheable pages.
+  /// Runs cached instructions of the current code page back to back and returns how many steps
+  /// of the budget they took (at most `budget`), with RIP committed. Fast forms run through their
+  /// handlers; an instruction without one (or whose handler declines) that `runsInPage` allows
+  /// runs on the general path in place (`executeInPage`), after which the loop enters the page of
+  /// the new RIP again. It stops at the first other instruction (returned as `pending`, its valid
+  /// cache entry, so the caller need not look it up again), after a fault the general path
+  /// delivered, when RIP leaves the cacheable pages, or with an `event` (an exception reported,
+  /// an MMIO access) for `run` to return.
   ///
   /// Within one page the linear-to-physical translation and the page's decode-cache generation
   /// cannot change: fast handlers never write CR3, CPL, the code mode, a segment register or a
   /// page that holds cached code (those pages are kept out of the write side of the host-page
   /// cache), so both are looked up once per page.
   @inline(__always)
-  func runFastInPage(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
+  func runFastInPage(budget: UInt64) -> (steps: UInt64, pending: CacheEntry?, event: CPUEvent?) {
     guard !interruptShadow,
       stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf) == 0,
       !debugChecksNeeded
-    else { return (0, nil) }
+    else { return (0, nil, nil) }
     guard stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 else {
       return runFastInPageLegacy(budget: budget)
     }
     var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     var left = budget
+    var general: UInt64 = 0
     var pending: CacheEntry?
+    inPageStop = .none
     pages: while left > 0 {
       // Enter the page of RIP.
       guard isCanonical(rip), let physical = quickTranslate(rip, kind: .execute) else { break }
@@ -373,8 +380,23 @@ public final class CPU {
         guard let e = DecodeCache.hit(cacheEntries, address, .bits64, generation: generation) else { break pages }
         let next = executeFast(e, FastLong.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
         if next == CPU.fastDeclined {
-          pending = e
-          break pages
+          guard e.pointee.runsInPage else {
+            pending = e
+            break pages
+          }
+          let (after, mapped) = runGeneralInPage(e, rip: rip, physicalPage: physicalPage, generation: generation)
+          guard after != CPU.fastDeclined else {
+            // Delivery moved RIP to the handler; an event leaves it at the instruction.
+            rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
+            if inPageStop == .delivered { left -= 1 }
+            break pages
+          }
+          rip = after
+          left -= 1
+          general &+= 1
+          if left == 0 { break pages }
+          if rip & ~0xFFF != linearPage || !mapped { continue pages }
+          continue
         }
         rip = next
         left -= 1
@@ -384,10 +406,7 @@ public final class CPU {
       break
     }
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
-    let retired = budget - left
-    instructionsRetired &+= retired
-    fastPathRetired &+= retired
-    return (retired, pending)
+    return finishInPage(budget: budget, left: left, general: general, pending: pending)
   }
 
   /// `runFastInPage` for 16- and 32-bit code (real, protected, virtual-8086 and compatibility
@@ -396,7 +415,7 @@ public final class CPU {
   /// have cached it: all 15 bytes from EIP within CS's limit (and below 64 KiB in 16-bit code)
   /// and within one linear page.
   @inline(never)
-  func runFastInPageLegacy(budget: UInt64) -> (retired: UInt64, pending: CacheEntry?) {
+  func runFastInPageLegacy(budget: UInt64) -> (steps: UInt64, pending: CacheEntry?, event: CPUEvent?) {
     let mode: CodeMode =
       stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 32 ? .bits32 : .bits16
     let csBase = state.segmentBase(1)
@@ -404,7 +423,9 @@ public final class CPU {
     let end = Swift.min(state.segmentLimit(1), mode == .bits16 ? 0xFFFF : 0xFFFF_FFFF)
     var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     var left = budget
+    var general: UInt64 = 0
     var pending: CacheEntry?
+    inPageStop = .none
     pages: while left > 0 {
       guard rip &+ 15 <= end else { break }
       var linear = (csBase &+ rip) & 0xFFFF_FFFF
@@ -416,10 +437,30 @@ public final class CPU {
       while true {
         let address = physicalPage | (linear & 0xFFF)
         guard let e = DecodeCache.hit(cacheEntries, address, mode, generation: generation) else { break pages }
-        let next = executeFast(e, FastLegacy.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
+        let next =
+          e.pointee.form == .generic
+          ? CPU.fastDeclined : executeFast(e, FastLegacy.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
         if next == CPU.fastDeclined {
-          pending = e
-          break pages
+          guard e.pointee.runsInPage else {
+            pending = e
+            break pages
+          }
+          let (after, mapped) = runGeneralInPage(e, rip: rip, physicalPage: physicalPage, generation: generation)
+          guard after != CPU.fastDeclined else {
+            // Delivery moved RIP to the handler; an event leaves it at the instruction.
+            rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
+            if inPageStop == .delivered { left -= 1 }
+            break pages
+          }
+          rip = after
+          left -= 1
+          general &+= 1
+          if left == 0 { break pages }
+          linear = (csBase &+ rip) & 0xFFFF_FFFF
+          if linear & ~0xFFF != linearPage || linear & 0xFFF > 0x1000 - 15 || rip &+ 15 > end || !mapped {
+            continue pages
+          }
+          continue
         }
         rip = next
         left -= 1
@@ -429,10 +470,7 @@ public final class CPU {
       }
     }
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
-    let retired = budget - left
-    instructionsRetired &+= retired
-    fastPathRetired &+= retired
-    return (retired, pending)
+    return finishInPage(budget: budget, left: left, general: general, pending: pending)
   }
 
   /// An event reported after the instruction retired (HLT, VMCALL).
@@ -474,4 +512,6 @@ public final class CPU {
   @exclusivity(unchecked) var injectedFault: Fault?
   /// RIP after the instruction being executed (for trap-style exceptions such as the 8086's #DE).
   @exclusivity(unchecked) var lastNextRIP: UInt64 = 0
+  /// Why the page loop stopped after an instruction it ran on the general path (`CPU+GeneralInPage.swift`).
+  @exclusivity(unchecked) var inPageStop: InPageStop = .none
 }

@@ -16,6 +16,8 @@ final class DecodeCache {
     var generation: UInt32
     /// How the interpreter runs it (classified at insertion).
     var form: FastForm
+    /// Whether the general path may run it inside the page-local run loop (`CPU.runsInPage`).
+    var runsInPage: Bool
     var instruction: DecodedInstruction
   }
 
@@ -41,7 +43,7 @@ final class DecodeCache {
   init(pages shared: CodePageTable? = nil) {
     entries = .allocate(capacity: DecodeCache.entryCount)
     entries.initialize(
-      repeating: Entry(tag: 0, generation: 0, form: .generic, instruction: DecodedInstruction()),
+      repeating: Entry(tag: 0, generation: 0, form: .generic, runsInPage: false, instruction: DecodedInstruction()),
       count: DecodeCache.entryCount)
     let pages = shared ?? CodePageTable.allocate()
     ownedPages = shared == nil ? pages : nil
@@ -102,7 +104,8 @@ final class DecodeCache {
     let e = entries + DecodeCache.slot(physical)
     e.pointee = Entry(
       tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page].load(ordering: .relaxed) &+ epoch.pointee,
-      form: classifiesFastForms ? FastForm.classify(ins, mode: mode, model: model) : .generic, instruction: ins)
+      form: classifiesFastForms ? FastForm.classify(ins, mode: mode, model: model) : .generic,
+      runsInPage: CPU.runsInPage(ins), instruction: ins)
     return e
   }
 
