@@ -2,12 +2,6 @@ import Synchronization
 import VMM
 import X86
 
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Darwin)
-  import Darwin
-#endif
-
 /// The `interp` engine: runs the X86 CPU model instruction by instruction ("解释执行") behind the
 /// same `VirtualCPU` protocol as `kvm`, so the VMM, its devices and its exit handling cannot tell
 /// the two apart except by speed.
@@ -66,11 +60,6 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       model: model, memory: memoryAdapter,
       codePages: CodePageTable(generation: stamps.generations, hasCode: stamps.hasCode))
     self.cpu = cpu
-    // TRIVISOR_INTERP_NO_FAST_PATH=1 runs every instruction of the interp engine through the
-    // general execute path (CPU.fastPathEnabled off), e.g. to measure it with `bench alu32`.
-    if engineName == "interp", let knob = getenv("TRIVISOR_INTERP_NO_FAST_PATH"), String(cString: knob) == "1" {
-      cpu.fastPathEnabled = false
-    }
     if let clock {
       self.clock = clock
     } else if ownInstructionClock {
