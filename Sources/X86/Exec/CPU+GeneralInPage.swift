@@ -96,6 +96,33 @@ extension CPU {
     return (stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self), mapped)
   }
 
+  /// A page loop's step for an instruction whose fast handler declined (or that has none): one
+  /// `runsInPage` allows runs on the general path in place (`runGeneralInPage`), counted in
+  /// `left` and `general`, RIP moved on; returns whether the loop may stay in the page, or nil
+  /// when it must stop (`pending` set to an instruction for `run`, a fault delivered or an event,
+  /// or the budget used up).
+  @inline(__always)
+  func declinedInPage(
+    _ e: CacheEntry, rip: inout UInt64, left: inout UInt64, general: inout UInt64, pending: inout CacheEntry?,
+    physicalPage: UInt64, generation: UInt32
+  ) -> Bool? {
+    guard e.pointee.runsInPage else {
+      pending = e
+      return nil
+    }
+    let (after, mapped) = runGeneralInPage(e, rip: rip, physicalPage: physicalPage, generation: generation)
+    guard after != CPU.fastDeclined else {
+      // Delivery moved RIP to the handler; an event leaves it at the instruction.
+      rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
+      if inPageStop == .delivered { left -= 1 }
+      return nil
+    }
+    rip = after
+    left -= 1
+    general &+= 1
+    return left == 0 ? nil : mapped
+  }
+
   /// The page loops' common end (RIP already committed): counts what retired (`general` of the
   /// steps ran on the general path, and a fault delivered at the end took a step without
   /// retiring) and returns what `run` needs.

@@ -380,21 +380,11 @@ public final class CPU {
         guard let e = DecodeCache.hit(cacheEntries, address, .bits64, generation: generation) else { break pages }
         let next = executeFast(e, FastLong.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
         if next == CPU.fastDeclined {
-          guard e.pointee.runsInPage else {
-            pending = e
-            break pages
-          }
-          let (after, mapped) = runGeneralInPage(e, rip: rip, physicalPage: physicalPage, generation: generation)
-          guard after != CPU.fastDeclined else {
-            // Delivery moved RIP to the handler; an event leaves it at the instruction.
-            rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
-            if inPageStop == .delivered { left -= 1 }
-            break pages
-          }
-          rip = after
-          left -= 1
-          general &+= 1
-          if left == 0 { break pages }
+          guard
+            let mapped = declinedInPage(
+              e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
+              generation: generation)
+          else { break pages }
           if rip & ~0xFFF != linearPage || !mapped { continue pages }
           continue
         }
@@ -441,21 +431,11 @@ public final class CPU {
           e.pointee.form == .generic
           ? CPU.fastDeclined : executeFast(e, FastLegacy.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
         if next == CPU.fastDeclined {
-          guard e.pointee.runsInPage else {
-            pending = e
-            break pages
-          }
-          let (after, mapped) = runGeneralInPage(e, rip: rip, physicalPage: physicalPage, generation: generation)
-          guard after != CPU.fastDeclined else {
-            // Delivery moved RIP to the handler; an event leaves it at the instruction.
-            rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
-            if inPageStop == .delivered { left -= 1 }
-            break pages
-          }
-          rip = after
-          left -= 1
-          general &+= 1
-          if left == 0 { break pages }
+          guard
+            let mapped = declinedInPage(
+              e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
+              generation: generation)
+          else { break pages }
           linear = (csBase &+ rip) & 0xFFFF_FFFF
           if linear & ~0xFFF != linearPage || linear & 0xFFF > 0x1000 - 15 || rip &+ 15 > end || !mapped {
             continue pages
