@@ -31,7 +31,7 @@ public final class HostConsoleInput: @unchecked Sendable {
         tcsetattr(descriptor, TCSANOW, &raw)
       }
     }
-    _ = PThread { [queue, wake] in
+    PThread.detach { [queue, wake] in
       var buffer = [UInt8](repeating: 0, count: 256)
       while true {
         let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }

@@ -41,7 +41,7 @@ public final class HostOutputWriter: @unchecked Sendable {
     self.fd = fd
     self.closeOnDeinit = closeOnDeinit
     self.limit = max(1, limit)
-    _ = PThread { [self] in self.writerLoop() }
+    PThread.detach { [self] in self.writerLoop() }
   }
 
   deinit {

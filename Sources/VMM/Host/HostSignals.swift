@@ -36,7 +36,7 @@ public enum HostSignals {
       _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
       pipeWrite = fds[1]
       let readEnd = fds[0]
-      let watcher = PThread {
+      PThread.detach {
         var byte: UInt8 = 0
         while true {
           let n = read(readEnd, &byte, 1)
@@ -46,7 +46,6 @@ public enum HostSignals {
           a?(Int32(byte))
         }
       }
-      _ = watcher
       for s in HostSignals.stopping {
         var sa = sigaction()
         sa.__sigaction_handler.sa_handler = { signo in

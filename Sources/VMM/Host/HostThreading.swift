@@ -29,9 +29,12 @@ final class NSLockLike: @unchecked Sendable {
   }
 }
 
-/// A detached host thread running `body`.
-final class PThread: @unchecked Sendable {
-  init(_ body: @escaping @Sendable () -> Void) {
+/// Detached host threads.
+enum PThread {
+  /// Runs `body` on a new detached host thread; false (and `body` never runs) when the host
+  /// could not create one.
+  @discardableResult
+  static func detach(_ body: @escaping @Sendable () -> Void) -> Bool {
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
     var thread = pthread_t()
     let r = pthread_create(
@@ -41,11 +44,12 @@ final class PThread: @unchecked Sendable {
         b.body()
         return nil
       }, box)
-    if r == 0 {
-      pthread_detach(thread)
-    } else {
+    guard r == 0 else {
       Unmanaged<Box>.fromOpaque(box).release()
+      return false
     }
+    pthread_detach(thread)
+    return true
   }
   private final class Box {
     let body: @Sendable () -> Void

@@ -34,9 +34,15 @@ extension Machine {
     for runner in runners.dropFirst() {
       finished.enter()
       let box = RunnerBox(runner)
-      PThread {
+      let started = PThread.detach {
         let reason = box.runner.run()
         box.runner.machine.control.requestStop(reason)
+        finished.leave()
+      }
+      if !started {
+        // Without its thread the vCPU never runs: stop the machine rather than wait for it.
+        control.requestStop(
+          .internalError(InternalErrorReport(reason: "cannot create a host thread for vCPU \(runner.index)")))
         finished.leave()
       }
     }
