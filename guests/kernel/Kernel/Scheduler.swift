@@ -44,6 +44,12 @@ enum Scheduler {
     return slot >= 0 ? tasks[slot].pid : 0
   }
 
+  /// How many times the timer preempted the running task.
+  static var currentPreemptions: Int {
+    let slot = currentSlot
+    return slot >= 0 ? tasks[slot].preemptions : 0
+  }
+
   private static func stackTop(_ slot: Int) -> UInt64 {
     KernelLayout.taskStacks + UInt64(slot + 1) * KernelLayout.taskStackSize
   }
@@ -207,6 +213,7 @@ enum Scheduler {
         cpu.pointee.preemptions += 1
       }
       lock.acquire()
+      if request == .preempted { tasks[slot].preemptions += 1 }
       tasks[slot].state = .runnable
       let target = enqueue(slot, stayOn: me)
       let helper = idleHelper(for: target)

@@ -78,6 +78,7 @@ enum SystemCalls {
       return 0
     case .tscHz: return Int(truncatingIfNeeded: Timer.timestampFrequency)
     case .cpuIndex: return SMP.currentIndex
+    case .preemptions: return Scheduler.currentPreemptions
     case .sharedCounterIncrement:
       SMPSelfTest.incrementSharedCounter()
       return 0

@@ -29,4 +29,6 @@ struct Task {
   var divideErrorResume: UInt64 = 0
   /// The only CPU that may run it, or -1 for any.
   var affinity = -1
+  /// Times the timer preempted it.
+  var preemptions = 0
 }

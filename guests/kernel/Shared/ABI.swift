@@ -35,6 +35,8 @@ enum SystemCall: Int {
   /// set_affinity(cpu) -> 0: from now on run only on CPU `cpu` (-1: any), moving there at once
   /// (-EINVAL for a CPU that is not online).
   case setAffinity = 13
+  /// preemptions() -> how many times the timer has preempted the calling task.
+  case preemptions = 14
 }
 
 /// Error numbers returned (negated) by system calls.

@@ -44,10 +44,16 @@ enum SelfTestPrograms {
   }
 
   /// Spins in ring 3 (no system calls) for about `ticks` timer periods.
+  /// Spins without ever yielding until `ticks` timer ticks have passed and the timer has
+  /// preempted it at least once (so two spinners on one CPU each see the other run); status 2 if
+  /// 1000 ticks pass without a preemption. Waiting for the preemption itself, not for a number of
+  /// ticks, keeps the check independent of how the host delivers the ticks: a loaded host may
+  /// deliver several back to back while the scheduler runs, where none preempts.
   static func spin(ticks: Int) -> Int {
     let start = Kernel.ticks()
     var spins = 0
-    while Kernel.ticks() - start < ticks {
+    while Kernel.ticks() - start < ticks || Kernel.preemptions() == 0 {
+      if Kernel.ticks() - start >= 1000 { return 2 }
       let began = user_rdtsc()
       while user_rdtsc() &- began < 100_000 { spins &+= 1 }
     }

@@ -25,6 +25,7 @@ enum Kernel {
   static func mmap(_ address: UInt64) -> Int { call(.mmap, Int(address)) }
   static func munmap(_ address: UInt64) -> Int { call(.munmap, Int(address)) }
   static func ticks() -> Int { call(.ticks) }
+  static func preemptions() -> Int { call(.preemptions) }
   static func tscHz() -> UInt64 { UInt64(call(.tscHz)) }
 
   static func report(_ benchmark: Benchmark, iterations: Int, cycles: UInt64) {
