@@ -97,23 +97,23 @@ extension BlockCompiler {
     a.lea(.rax, HostMemory(.rax, 0, index: .rax, scale: 4), size: 4)
     let slotBase = (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
     let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 8) }
-    // Tag: the linear page.
-    a.mov(.rcx, .register(.rsi))
+    // Tag: the linear page of the access's last byte, which equals the tag of its first byte's
+    // slot only when the access stays in one page (one that crosses misses, as it must). RCX
+    // keeps that page: the host pointer is the page's host address + (RSI - RCX).
+    if size > 1 {
+      a.lea(.rcx, HostMemory(.rsi, Int32(size - 1)))
+    } else {
+      a.mov(.rcx, .register(.rsi))
+    }
     a.alu(.and, .register(.rcx), immediate: -4096)
     a.alu(.cmp, .rcx, .memory(entry(tables.tagOffset)))
     a.jcc(HostCondition.notEqual, exit)
-    // Within one page (a byte always is).
-    a.mov(.rcx, .register(.rsi), size: 4)
-    a.alu(.and, .register(.rcx), immediate: 0xFFF, size: 4)
-    if size > 1 {
-      a.alu(.cmp, .register(.rcx), immediate: Int64(0x1000 - size), size: 4)
-      a.jcc(HostCondition.above, exit)
-    }
     if !write {
       a.mov(.rax, .memory(entry(tables.hostOffset)))
       a.test(.register(.rax), .rax)
       a.jcc(HostCondition.equal, exit)
-      a.alu(.add, .register(.rax), .rcx)
+      a.alu(.sub, .register(.rax), .rcx)
+      a.alu(.add, .register(.rax), .rsi)
       return
     }
     // Physical page number; the write host-page cache must hold it and the page no code.
@@ -132,7 +132,8 @@ extension BlockCompiler {
     a.load(.rdi, constant: tables.pageHasCode)
     a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
     a.jcc(HostCondition.notEqual, exit)
-    a.alu(.add, .register(.rax), .rcx)
+    a.alu(.sub, .register(.rax), .rcx)
+    a.alu(.add, .register(.rax), .rsi)
   }
 
   /// `hostPointer` with paging off: the linear address in RSI is the physical one (the translated
