@@ -7,16 +7,6 @@ import VMM
 /// Random code in ring 0 and ring 3 of a paged long-mode machine: whatever it does to control
 /// registers, descriptor tables, MSRs or the stack, the engine answers with exits, never a crash.
 @Suite(.requires(.guestToolchain)) struct RandomGuestTests {
-  struct Xorshift {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state ^= state << 13
-      state ^= state >> 7
-      state ^= state << 17
-      return state
-    }
-  }
-
   @Test(arguments: [0, 3])
   func randomCodeOnlyEverExits(ring: Int) throws {
     let m = try GuestMachine(
@@ -27,7 +17,7 @@ import VMM
         """, userAccessible: true)
     for vector in 0..<256 { try m.setGate(UInt8(vector), GuestMachine.codeBase + 0x100, dpl: 3) }
     let initialSregs = try m.vcpu.specialRegisters()
-    var rng = Xorshift(state: 0x9E37_79B9_7F4A_7C15 &+ UInt64(ring))
+    var rng = Xorshift64(seed: 0x9E37_79B9_7F4A_7C15 &+ UInt64(ring))
     var exits: [String: Int] = [:]
     let codeAddress = GuestMachine.codeBase + 0x1000
     for _ in 0..<1500 {
@@ -71,7 +61,7 @@ import VMM
         """, userAccessible: true)
     for vector in 0..<256 { try m.setGate(UInt8(vector), GuestMachine.codeBase + 0x100, dpl: 3) }
     let initialSregs = try m.vcpu.specialRegisters()
-    var rng = Xorshift(state: 0xDEAD_BEEF_1234_5678)
+    var rng = Xorshift64(seed: 0xDEAD_BEEF_1234_5678)
     var exits: [String: Int] = [:]
     var retired: UInt64 = 0
     for _ in 0..<300 {

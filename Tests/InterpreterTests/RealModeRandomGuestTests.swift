@@ -1,3 +1,4 @@
+import TestHostSupport
 import Testing
 import VMM
 
@@ -7,13 +8,8 @@ import VMM
 /// guest wanders through mode switches and faults; the engine only ever exits.
 @Suite struct RealModeRandomGuestTests {
   @Test func realModeRandomCodeOnlyEverExits() throws {
-    var state: UInt64 = 0x5555_1234_9876_4321
-    func next() -> UInt64 {
-      state ^= state << 13
-      state ^= state >> 7
-      state ^= state << 17
-      return state
-    }
+    var rng = Xorshift64(seed: 0x5555_1234_9876_4321)
+    func next() -> UInt64 { rng.next() }
     let memory = try GuestMemory(ramSize: 4 << 20)
     let vcpu = InterpreterVirtualCPU(memory: memory, deterministic: true)
     var exits: [String: Int] = [:]
@@ -63,13 +59,8 @@ import VMM
   }
 
   func run(protectedMode: Bool, seed: UInt64, fastPath: Bool) throws -> Run {
-    var state = seed
-    func next() -> UInt64 {
-      state ^= state << 13
-      state ^= state >> 7
-      state ^= state << 17
-      return state
-    }
+    var rng = Xorshift64(seed: seed)
+    func next() -> UInt64 { rng.next() }
     let memory = try GuestMemory(ramSize: 1 << 20)
     let vcpu = InterpreterVirtualCPU(memory: memory, deterministic: true)
     vcpu.cpu.fastPathEnabled = fastPath

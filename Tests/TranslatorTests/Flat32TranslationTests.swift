@@ -1,5 +1,6 @@
 import Foundation
 import Interpreter
+import TestHostSupport
 import Testing
 import VMM
 import X86
@@ -140,7 +141,7 @@ struct Flat32Program {
   /// Where RIP ends: after the final HLT.
   var end: Int { Self.code + main.count }
 
-  private var rng: UInt64
+  private var rng: Xorshift64
   private var stackDepth = 0
   /// Generating a function's body: no ESP-relative operands (the return address is there).
   private var inFunctionBody = false
@@ -150,7 +151,7 @@ struct Flat32Program {
   static let free: [UInt8] = [0, 1, 2, 5, 6, 7]
 
   init(seed: UInt64, items: Int) {
-    rng = seed | 1
+    rng = Xorshift64(seed: seed | 1)
     registers = (0..<8).map { _ in 0 }
     for r in 0..<8 { registers[r] = next() & 0xFFFF_FFFF }
     registers[3] = UInt64(Self.data)
@@ -216,12 +217,7 @@ struct Flat32Program {
 
   // MARK: Random choices
 
-  private mutating func next() -> UInt64 {
-    rng ^= rng << 13
-    rng ^= rng >> 7
-    rng ^= rng << 17
-    return rng
-  }
+  private mutating func next() -> UInt64 { rng.next() }
   private mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
   private mutating func pick<T>(_ a: [T]) -> T { a[below(a.count)] }
   private mutating func imm32() -> [UInt8] {
