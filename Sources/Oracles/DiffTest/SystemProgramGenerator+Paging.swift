@@ -173,17 +173,14 @@ extension SystemProgramGenerator {
       patched(&self)
     default:
       // Into a function on another page, called before and after.
-      let f = asm.newLabel()
-      asm.current = 1
-      guard asm.room > 100 else {
-        asm.current = 0
-        return burst(1)
-      }
-      asm.bind(f)
-      burst(rng.below(2))
-      patched(&self)
-      asm.ret()
-      asm.current = 0
+      guard
+        let f = function(
+          room: 100,
+          { g in
+            g.burst(g.rng.below(2))
+            patched(&g)
+          })
+      else { return burst(1) }
       asm.call(f)
       patch(&self)
       asm.call(f)

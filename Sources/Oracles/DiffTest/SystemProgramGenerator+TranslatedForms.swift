@@ -236,16 +236,20 @@ extension SystemProgramGenerator {
   /// A function on the functions pages, called once or twice (and so reached through a
   /// cross-page link and returned from through RET's table).
   mutating func callFunction() {
+    guard let f = function(room: 300, { g in g.burst(g.rng.below(5) + 1) }) else { return burst(2) }
+    for _ in 0..<(rng.below(2) + 1) { asm.call(f) }
+  }
+
+  /// Emits a function on the functions pages (`body`, then RET) and returns its label, back in
+  /// the main code; nil, emitting nothing, when those pages have `room` bytes or less left.
+  mutating func function(room: Int, _ body: (inout Self) -> Void) -> Int? {
     let f = asm.newLabel()
     asm.current = 1
-    guard asm.room > 300 else {
-      asm.current = 0
-      return burst(2)
-    }
+    defer { asm.current = 0 }
+    guard asm.room > room else { return nil }
     asm.bind(f)
-    burst(rng.below(5) + 1)
+    body(&self)
     asm.ret()
-    asm.current = 0
-    for _ in 0..<(rng.below(2) + 1) { asm.call(f) }
+    return f
   }
 }

@@ -133,7 +133,7 @@ package final class DynamicTranslator: BlockExecutor {
     calloutsInThisEntry &+= 1
     statistics.callouts &+= 1
     calloutCounts[Int(instruction.pointee.operation.rawValue)] &+= 1
-    let (continuation, event) = cpu.runCallout(nextRIP: nextRIP, instruction: instruction)
+    let (continuation, event) = cpu.runCallout(nextRIP: nextRIP, instruction: instruction, mode: currentMode)
     if let event { pendingEvent = event }
     switch continuation {
     case .next: return 0

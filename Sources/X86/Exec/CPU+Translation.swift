@@ -164,16 +164,16 @@ extension CPU {
   /// `instruction` is the instruction at RIP as decoded when the block was translated (still what
   /// is there: the block runs only while its code page's generation is the one it was translated
   /// from, and no store in the block can reach a page holding code), so the interpreter skips the
-  /// fetch and the decode-cache lookup.
+  /// fetch and the decode-cache lookup. `mode` is the kind of code the block was translated as
+  /// (what `translatedCodeMode` said when the dispatcher entered it).
   package func runCallout(
-    nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>
+    nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>, mode: TranslatedCodeMode
   ) -> (continuation: CalloutContinuation, event: CPUEvent?) {
     let before = TranslationContext(self)
-    let mode = translatedCodeMode
     let codePage = quickTranslate(nextRIP, kind: .execute).map { $0 >> 12 }
     if let event = stepInline(decoded: instruction) { return (.leave, event) }
     let after = TranslationContext(self)
-    guard after.sameAddressSpaceAndMode(as: before), let mode, translatedCodeMode == mode else {
+    guard after.sameAddressSpaceAndMode(as: before), translatedCodeMode == mode else {
       return (.leave, nil)
     }
     guard after.cpl == before.cpl && state.rip == nextRIP else { return (.elsewhere, nil) }
