@@ -97,6 +97,35 @@ import X86
     #expect(translatedTotal * 2 > retiredTotal, "\(translatedTotal) of \(retiredTotal) translated")
   }
 
+  /// A read that crosses from linear page 0x7FFF into page 0x8000 while the TLB's read entry for
+  /// page 0x8000 is cached. The inline lookup compares the slot of the first byte's page with the
+  /// tag of the last byte's: when the TLB folded page numbers with XOR both pages had set 0x80,
+  /// the crossing read hit page 0x8000's entry and read the 2 bytes before that page's host
+  /// memory instead of the end of page 0x7FFF (mapped elsewhere here).
+  @Test func readAcrossPagesThatOnceSharedATLBSetReadsBoth() throws {
+    var program = Flat32Program(seed: 0, items: 0)
+    program.main = [
+      0xA1, 0x00, 0x00, 0x00, 0x08,  // mov eax, [0x8000000]: caches page 0x8000
+      0xBA, 0x05, 0x00, 0x00, 0x00,  // mov edx, 5 (the next block: generated code runs it)
+      0x8B, 0x0D, 0xFE, 0xFF, 0xFF, 0x07,  // mov ecx, [0x7FFFFFE]: 2 bytes in each page
+      0xF4,
+    ]
+    func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    // Page 0x7FFF -> physical 0x84000 (PDE 0x1F, table 0x5000); page 0x8000 -> 0x82000 (PDE 0x20,
+    // table 0x6000); physical 0x81FFE, below page 0x8000's frame, holds what a wrong read would see.
+    program.pokes = [
+      (Flat32Program.pageDirectory + 4 * 0x1F, le32(0x5003)), (0x5000 + 4 * 0x3FF, le32(0x84003)),
+      (Flat32Program.pageDirectory + 4 * 0x20, le32(0x6003)), (0x6000, le32(0x82003)),
+      (0x84FFE, [0x11, 0x22]), (0x82000, [0x33, 0x44, 0x55, 0x66]), (0x81FFE, [0xEE, 0xFF]),
+    ]
+    let (interp, _) = try run(program, paged: true, translated: false, budgets: [100])
+    let (dbt, translated) = try run(program, paged: true, translated: true, budgets: [100])
+    #expect(interp.registers[1] == 0x4433_2211)
+    #expect(dbt.registers == interp.registers)
+    #expect(dbt.exits == interp.exits)
+    #expect(translated > 0)
+  }
+
   /// The Multiboot ALU loop of `trivisor bench alu32` shape (add, xor, rol, dec, jnz), unpaged:
   /// the loop runs as translated code and leaves what the interpreter leaves.
   @Test func aluLoopRunsTranslated() throws {
@@ -138,6 +167,8 @@ struct Flat32Program {
   var registers: [UInt64] = []
   /// Page-table flags of the data pages (present, writable).
   var dataPageFlags: [UInt32] = []
+  /// Bytes written over the image last (page-table entries and data of hand-made tests).
+  var pokes: [(address: Int, bytes: [UInt8])] = []
   /// Where RIP ends: after the final HLT.
   var end: Int { Self.code + main.count }
 
@@ -212,6 +243,12 @@ struct Flat32Program {
     }
     m.replaceSubrange(Self.code..<Self.code + main.count, with: main)
     m.replaceSubrange(Self.functions..<Self.functions + functionCode.count, with: functionCode)
+    for poke in pokes {
+      if m.count < poke.address + poke.bytes.count {
+        m += [UInt8](repeating: 0, count: poke.address + poke.bytes.count - m.count)
+      }
+      m.replaceSubrange(poke.address..<poke.address + poke.bytes.count, with: poke.bytes)
+    }
     return m
   }
 

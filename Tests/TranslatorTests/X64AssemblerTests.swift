@@ -84,7 +84,7 @@ import X86
     Case(expected: "setb byte ptr [rbx + 0x10]") { $0.setcc(HostCondition.below, .memory(HostMemory(.rbx, 0x10))) },
     Case(expected: "cmovne rcx, rdx") { $0.cmov(HostCondition.notEqual, .rcx, .register(.rdx)) },
     Case(expected: "pushfq") { $0.pushfq() },
-    Case(expected: "xor al, ah") { $0.xorALWithAH() },
+    Case(expected: "add al, ah") { $0.addAHToAL() },
     Case(expected: "xadd qword ptr [rdi], r11") { $0.xadd(.memory(HostMemory(.rdi)), .r11) },
     Case(expected: "xadd word ptr [rdi], dx") { $0.xadd(.memory(HostMemory(.rdi)), .rdx, size: 2) },
     Case(expected: "cmpxchg dword ptr [rdi], ebp") { $0.cmpxchg(.memory(HostMemory(.rdi)), .rbp, size: 4) },

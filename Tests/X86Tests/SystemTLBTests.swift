@@ -27,6 +27,18 @@ import Testing
     #expect(tlb.hostPointer(0x80_000F_F010, kind: .read, user: true) == host + 0x10)
   }
 
+  /// The translator's inline lookup makes an access that crosses into the next page miss by
+  /// comparing the slot of its first byte's page with the tag of its last byte's: only sound if
+  /// two neighbouring pages never share a set (with an XOR fold, pages 0x7FFF and 0x8000 did).
+  @Test func neighbouringPagesNeverShareASet() {
+    for page in UInt64(0)..<(1 << 20) {
+      #expect(SoftTLB.set(page << 12) != SoftTLB.set((page + 1) << 12), "page \(page)")
+      if SoftTLB.set(page << 12) == SoftTLB.set((page + 1) << 12) { return }
+    }
+    #expect(SoftTLB.set(0x7FFF_FFFF_F000) != SoftTLB.set(0x8000_0000_0000))
+    #expect(SoftTLB.set(0xFFFF_FFFF_FFFF_F000) != SoftTLB.set(0))
+  }
+
   @Test func hitsMissesAndAccessKinds() {
     let tlb = SoftTLB()
     #expect(tlb.hostPointer(0x40_1234, kind: .read, user: true) == nil)

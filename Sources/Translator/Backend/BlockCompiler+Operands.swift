@@ -87,19 +87,20 @@ extension BlockCompiler {
       return
     }
     let kind = write ? 1 : 0
-    // Slot: ((lin >> 12) ^ (lin >> 20)) & 0xFF | kind << 9 | user << 8: with x = lin >> 12, the
-    // low byte of x ^ (x >> 8) is AL ^ AH. The entry's offset: slot * 5 * 8 (40-byte entries).
+    // Slot: ((lin >> 12) + (lin >> 20)) & 0xFF | kind << 9 | user << 8: with x = lin >> 12, the
+    // low byte of x + (x >> 8) is AL + AH. The entry's offset: slot * 5 * 8 (40-byte entries).
     precondition(tables.entryStride == 40, "the TLB entry layout generated code assumes")
     a.mov(.rax, .register(.rsi), size: 4)
     a.shift(.shr, .register(.rax), count: 12, size: 4)
-    a.xorALWithAH()
+    a.addAHToAL()
     a.movzx(.rax, .register(.rax), sourceSize: 1)
     a.lea(.rax, HostMemory(.rax, 0, index: .rax, scale: 4), size: 4)
     let slotBase = (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
     let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 8) }
     // Tag: the linear page of the access's last byte, which equals the tag of its first byte's
-    // slot only when the access stays in one page (one that crosses misses, as it must). RCX
-    // keeps that page: the host pointer is the page's host address + (RSI - RCX).
+    // slot only when the access stays in one page: neighbouring pages never share a set
+    // (`SoftTLB.set`), so one that crosses misses, as it must. RCX keeps that page: the host
+    // pointer is the page's host address + (RSI - RCX).
     if size > 1 {
       a.lea(.rcx, HostMemory(.rsi, Int32(size - 1)))
     } else {

@@ -68,11 +68,14 @@ public final class SoftTLB {
     flushCounter.deallocate()
   }
 
-  /// The set of `linear`'s page within a table: the page number's low byte folded with the next
-  /// one, so pages 1 MiB apart (a stack top and a data page below it, say) do not evict each other
-  /// while 256 consecutive pages still get 256 different sets.
+  /// The set of `linear`'s page within a table: the page number's low byte plus the next one
+  /// (mod 256), so pages 1 MiB apart (a stack top and a data page below it, say) do not evict each
+  /// other while 256 consecutive pages still get 256 different sets. A sum, not an XOR: two
+  /// neighbouring pages never share a set (their sets differ by 1 or 2), which the translator's
+  /// inline lookup relies on to make an access that crosses into the next page miss. With XOR,
+  /// pages 0x7FFF and 0x8000 shared set 0x80.
   @inlinable static func set(_ linear: UInt64) -> Int {
-    Int(truncatingIfNeeded: ((linear >> 12) ^ (linear >> 20)) & 0xFF)
+    Int(truncatingIfNeeded: ((linear >> 12) &+ (linear >> 20)) & 0xFF)
   }
 
   @inlinable static func slot(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> Int {
