@@ -84,6 +84,8 @@ import X86
     Case(expected: "setb byte ptr [rbx + 0x10]") { $0.setcc(HostCondition.below, .memory(HostMemory(.rbx, 0x10))) },
     Case(expected: "cmovne rcx, rdx") { $0.cmov(HostCondition.notEqual, .rcx, .register(.rdx)) },
     Case(expected: "pushfq") { $0.pushfq() },
+    Case(expected: "setb r10b") { $0.setcc(HostCondition.below, .register(.r10)) },
+    Case(expected: "imul r10d, r10d, 0x801") { $0.imul(.r10, .register(.r10), immediate: 0x801, size: 4) },
     Case(expected: "add al, ah") { $0.addAHToAL() },
     Case(expected: "xadd qword ptr [rdi], r11") { $0.xadd(.memory(HostMemory(.rdi)), .r11) },
     Case(expected: "xadd word ptr [rdi], dx") { $0.xadd(.memory(HostMemory(.rdi)), .rdx, size: 2) },

@@ -2,14 +2,18 @@ import X86
 
 /// The integer forms: ALU operations, moves, IMUL, shifts and rotates.
 extension BlockCompiler {
+  /// R10 = the model's flags after an IMUL of `size` bytes whose CF (= OF) is in R10's low byte
+  /// and whose result is in the scratch word (clobbers R8, RAX and the host's flags).
   mutating func emitMultiplyFlagsFix(size: Int) {
-    // ADD of 0 to the result: SF ZF PF from it, AF (and CF OF) clear; CF and OF stay R10's.
+    // ADD of 0 to the result: SF ZF PF from it, AF (and CF OF) clear.
     a.mov(.r8, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorScratch))))
     a.alu(.add, .register(.r8), immediate: 0, size: size)
     a.pushfq()
     a.pop(.rax)
     a.alu(.and, .register(.rax), immediate: Int64(Flags.sf | Flags.zf | Flags.pf), size: 4)
-    a.alu(.and, .register(.r10), immediate: Int64(Flags.cf | Flags.of), size: 4)
+    // CF in bit 0 -> CF | OF.
+    a.alu(.and, .register(.r10), immediate: 1, size: 4)
+    a.imul(.r10, .register(.r10), immediate: Int64(Flags.cf | Flags.of), size: 4)
     a.alu(.or, .register(.r10), .rax)
   }
 

@@ -80,7 +80,7 @@ extension BlockCompiler {
   }
 
   /// RSI = linear address; on success RAX = host pointer to `size` bytes there, for reading (or for
-  /// writing, through the write host-page cache and the code-page check). Else the side exit of `k`.
+  /// writing: a write entry, on a page that holds no code). Else the side exit of `k`.
   mutating func hostPointer(size: Int, write: Bool, exit: X64Assembler.Label) {
     guard mode.paged else {
       unpagedHostPointer(size: size, write: write, exit: exit)
@@ -97,43 +97,30 @@ extension BlockCompiler {
     a.lea(.rax, HostMemory(.rax, 0, index: .rax, scale: 4), size: 4)
     let slotBase = (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
     let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 8) }
-    // Tag: the linear page of the access's last byte, which equals the tag of its first byte's
-    // slot only when the access stays in one page: neighbouring pages never share a set
-    // (`SoftTLB.set`), so one that crosses misses, as it must. RCX keeps that page: the host
-    // pointer is the page's host address + (RSI - RCX).
+    // Tag: the linear page of the access's last byte, compared with the slot's RAM tag (the tag
+    // of a RAM page, never a linear page for MMIO). It equals the tag of its first byte's slot only
+    // when the access stays in one page: neighbouring pages never share a set (`SoftTLB.set`), so
+    // one that crosses misses, as it must. The host pointer is then the entry's addend + RSI.
     if size > 1 {
       a.lea(.rcx, HostMemory(.rsi, Int32(size - 1)))
     } else {
       a.mov(.rcx, .register(.rsi))
     }
     a.alu(.and, .register(.rcx), immediate: -4096)
-    a.alu(.cmp, .rcx, .memory(entry(tables.tagOffset)))
+    a.alu(.cmp, .rcx, .memory(entry(tables.ramTagOffset)))
     a.jcc(HostCondition.notEqual, exit)
-    if !write {
-      a.mov(.rax, .memory(entry(tables.hostOffset)))
-      a.test(.register(.rax), .rax)
-      a.jcc(HostCondition.equal, exit)
-      a.alu(.sub, .register(.rax), .rcx)
-      a.alu(.add, .register(.rax), .rsi)
-      return
+    if write {
+      // A write entry exists only for a dirty, writable RAM page; it must also hold no code (the
+      // VM-wide code-page byte of its physical page), or the store takes the slow path, which
+      // invalidates that code.
+      a.mov(.rdx, .memory(entry(tables.physicalPageOffset)))
+      a.shift(.shr, .register(.rdx), count: 12)
+      a.alu(.and, .register(.rdx), immediate: Int64(tables.codePageSlots - 1), size: 4)
+      a.load(.rdi, constant: tables.pageHasCode)
+      a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
+      a.jcc(HostCondition.notEqual, exit)
     }
-    // Physical page number; the write host-page cache must hold it and the page no code.
-    a.mov(.rdx, .memory(entry(tables.physicalPageOffset)))
-    a.shift(.shr, .register(.rdx), count: 12)
-    a.mov(.rax, .register(.rdx), size: 4)
-    a.alu(.and, .register(.rax), immediate: Int64(tables.hostPageSlots - 1), size: 4)
-    a.load(.rdi, constant: tables.hostWritePage)
-    a.alu(.cmp, .rdx, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
-    a.jcc(HostCondition.notEqual, exit)
-    a.load(.rdi, constant: tables.hostWritePointer)
-    a.mov(.rax, .memory(HostMemory(.rdi, 0, index: .rax, scale: 8)))
-    a.test(.register(.rax), .rax)
-    a.jcc(HostCondition.equal, exit)
-    a.alu(.and, .register(.rdx), immediate: Int64(tables.codePageSlots - 1), size: 4)
-    a.load(.rdi, constant: tables.pageHasCode)
-    a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
-    a.jcc(HostCondition.notEqual, exit)
-    a.alu(.sub, .register(.rax), .rcx)
+    a.mov(.rax, .memory(entry(tables.addendOffset)))
     a.alu(.add, .register(.rax), .rsi)
   }
 

@@ -46,7 +46,8 @@ package struct BlockCompiler {
     let epoch: UInt64
     let entryStride: Int
     let tagOffset: Int
-    let hostOffset: Int
+    let ramTagOffset: Int
+    let addendOffset: Int
     let physicalPageOffset: Int
     let hostPageSlots: Int
     let codePageSlots: Int
@@ -62,7 +63,8 @@ package struct BlockCompiler {
       epoch = UInt64(UInt(bitPattern: t.epoch))
       entryStride = t.entryStride
       tagOffset = t.tagOffset
-      hostOffset = t.hostOffset
+      ramTagOffset = t.ramTagOffset
+      addendOffset = t.addendOffset
       physicalPageOffset = t.physicalPageOffset
       hostPageSlots = t.hostPageSlots
       codePageSlots = t.codePageSlots
@@ -186,8 +188,9 @@ package struct BlockCompiler {
   /// The arithmetic flags live at the block's first instruction (what a branch back to it must
   /// keep).
   var liveFlagsAtStart: UInt64 = 0x8D5
-  /// The size of an IMUL whose flags R10 holds as the host left them: SF ZF PF must still come
-  /// from its result (in the scratch word) and AF be cleared before anything reads them.
+  /// The size of an IMUL whose flags are owed: R10's low byte holds its CF (= OF), the rest of
+  /// R10 anything; CF and OF, and SF ZF PF from its result (in the scratch word) with AF clear,
+  /// must be put together in R10 before anything reads them.
   var multiplyFlagsOwed: Int?
   /// The guest registers whose value is known here (constant folding): set by MOV of an immediate,
   /// a register XORed or subtracted from itself and folded results, forgotten when anything else
@@ -647,11 +650,11 @@ package struct BlockCompiler {
       a.imul(product, source, size: size)
     }
     if liveFlagsAfter[k] & (Flags.sf | Flags.zf | Flags.pf | Flags.af) != 0 {
-      // The host's CF and OF are the model's; its SF ZF AF PF (undefined) may not be: R10 takes
-      // the host's flags now and the result waits in the scratch word, for the model's SF ZF PF
-      // (and AF clear) to be worked out only if something reads them (`settleMultiplyFlags`).
-      a.pushfq()
-      a.pop(.r10)
+      // The host's CF and OF (always equal after IMUL) are the model's; its SF ZF AF PF
+      // (undefined) may not be: R10's low byte takes CF now (SETC, much cheaper than PUSHF) and the
+      // result waits in the scratch word, for the flags the model defines to be worked out only
+      // if something reads them (`settleMultiplyFlags`).
+      a.setcc(HostCondition.below, .register(.r10))
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorScratch))), product)
       flagsInHost = false
       flagsPending = false

@@ -160,8 +160,8 @@ extension CPU {
     if !write && pagingActive && dataBreakpoints == 0 {
       let user = stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3
       let entry = pagingTLB + SoftTLB.slot(lin, kind: .read, user: user)
-      guard entry.pointee.tag == lin & ~0xFFF, let host = entry.pointee.host else { return nil }
-      return host + Int(lin & 0xFFF)
+      guard entry.pointee.ramTag == lin & ~0xFFF else { return nil }
+      return UnsafeMutableRawPointer(bitPattern: entry.pointee.addend &+ UInt(truncatingIfNeeded: lin))
     }
     guard let phys = quickTranslate(lin, kind: write ? .write : .read) else { return nil }
     let page = phys >> 12

@@ -46,7 +46,8 @@ package struct TranslationTables {
   /// Bytes per TLB entry and the offsets of its fields.
   package let entryStride: Int
   package let tagOffset: Int
-  package let hostOffset: Int
+  package let ramTagOffset: Int
+  package let addendOffset: Int
   package let physicalPageOffset: Int
   /// The write side of the host-page cache: `CPU.hostPageSlots` physical page numbers and their
   /// host pointers (a slot is `page & (hostPageSlots - 1)`).
@@ -211,7 +212,8 @@ extension CPU {
     return TranslationTables(
       pagingTLB: UnsafeMutableRawPointer(pagingTLB), entryStride: stride,
       tagOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.tag)!,
-      hostOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.host)!,
+      ramTagOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.ramTag)!,
+      addendOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.addend)!,
       physicalPageOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.physicalPage)!,
       hostWritePage: hostWritePage, hostWritePointer: UnsafeMutableRawPointer(hostWritePointer),
       hostReadPage: hostReadPage, hostReadPointer: UnsafeMutableRawPointer(hostReadPointer),

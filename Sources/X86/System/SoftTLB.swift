@@ -13,22 +13,36 @@
 /// SMAP are never cached (their outcome depends on RFLAGS.AC). Host pointers stay valid only while
 /// the guest-physical memory map is unchanged: call `flushAll` when the VMM remaps RAM or ROM.
 public final class SoftTLB {
-  /// One cached page.
+  /// One cached page. 40 bytes: generated code indexes the tables with this stride.
   public struct Entry {
     /// Linear page address (4 KiB aligned), or `invalidTag`.
     public var tag: UInt64
-    /// Host address of the 4 KiB page, nil when the page is not RAM (MMIO).
-    public var host: UnsafeMutableRawPointer?
+    /// `tag` when the page is RAM (reachable through `addend`), else `invalidTag`: the fast paths
+    /// (the interpreter's and generated code's) compare a linear page with this one field and
+    /// need no separate test for MMIO.
+    public var ramTag: UInt64
+    /// Host address of the page minus `tag` (wrapping): a linear address in the page plus this is
+    /// its host address. 0 when the page is not RAM.
+    public var addend: UInt
     /// Physical address of the 4 KiB page.
     public var physicalPage: UInt64
-    /// Mask of the page the translation came from (~(size-1)), for INVLPG of large pages.
-    public var pageMask: UInt64
+    /// log2 of the size of the page the translation came from (12, 21 or 30), for INVLPG.
+    public var pageShift: UInt8
     /// Whether the translation is global.
     public var global: Bool
 
+    /// Host address of the 4 KiB page, nil when the page is not RAM (MMIO).
+    public var host: UnsafeMutableRawPointer? {
+      ramTag == Self.invalidTag ? nil : UnsafeMutableRawPointer(bitPattern: addend &+ UInt(truncatingIfNeeded: tag))
+    }
+    /// Mask of the page the translation came from (~(size-1)).
+    public var pageMask: UInt64 { ~((1 << UInt64(pageShift)) &- 1) }
+
     /// A tag no linear page has.
     public static let invalidTag: UInt64 = 1
-    static var empty: Entry { Entry(tag: invalidTag, host: nil, physicalPage: 0, pageMask: ~0xFFF, global: false) }
+    static var empty: Entry {
+      Entry(tag: invalidTag, ramTag: invalidTag, addend: 0, physicalPage: 0, pageShift: 12, global: false)
+    }
   }
 
   /// Entries per table.
@@ -87,8 +101,8 @@ public final class SoftTLB {
   @inlinable @inline(__always)
   public func hostPointer(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> UnsafeMutableRawPointer? {
     let entry = entries[Self.slot(linear, kind: kind, user: user)]
-    guard entry.tag == linear & ~0xFFF, let host = entry.host else { return nil }
-    return host + Int(truncatingIfNeeded: linear & 0xFFF)
+    guard entry.ramTag == linear & ~0xFFF else { return nil }
+    return UnsafeMutableRawPointer(bitPattern: entry.addend &+ UInt(truncatingIfNeeded: linear))
   }
 
   /// The cached entry for `linear` (hits on MMIO pages too), or nil on a miss.
@@ -107,7 +121,6 @@ public final class SoftTLB {
     if kind == .write && !translation.dirty { return }
     if !user && kind != .execute && translation.user && control.smap && control.pagingEnabled { return }
     let index = Self.slot(linear, kind: kind, user: user)
-    let pageMask = ~(translation.pageSize - 1)
     if translation.global { globalEntries += 1 }
     if translation.pageShift > 12 {
       largeEntries += 1
@@ -122,9 +135,11 @@ public final class SoftTLB {
         filledSlots = nil
       }
     }
+    let tag = linear & ~0xFFF
     entries[index] = Entry(
-      tag: linear & ~0xFFF, host: host, physicalPage: translation.physicalAddress & ~0xFFF, pageMask: pageMask,
-      global: translation.global)
+      tag: tag, ramTag: host == nil ? Entry.invalidTag : tag,
+      addend: host.map { UInt(bitPattern: $0) &- UInt(truncatingIfNeeded: tag) } ?? 0,
+      physicalPage: translation.physicalAddress & ~0xFFF, pageShift: translation.pageShift, global: translation.global)
   }
 
   /// Walks the page tables for `linear` and caches the result. `hostPage` maps a 4 KiB-aligned
@@ -165,7 +180,7 @@ public final class SoftTLB {
     func visit(_ i: Int) {
       if entries[i].global && entries[i].tag != Entry.invalidTag {
         globals += 1
-        if entries[i].pageMask != ~0xFFF { large += 1 }
+        if entries[i].pageShift != 12 { large += 1 }
         kept.append(Int32(i))
       } else {
         entries[i] = .empty
@@ -179,7 +194,7 @@ public final class SoftTLB {
       for i in 0..<(Self.sets * Self.tables) { visit(i) }
     }
     filledSlots = kept
-    largeSlots = kept.count <= Self.largeSlotLimit ? kept.filter { entries[Int($0)].pageMask != ~0xFFF } : nil
+    largeSlots = kept.count <= Self.largeSlotLimit ? kept.filter { entries[Int($0)].pageShift != 12 } : nil
     globalEntries = globals
     largeEntries = large
     flushCounter.pointee += 1
