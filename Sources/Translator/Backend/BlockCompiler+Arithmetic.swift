@@ -64,7 +64,7 @@ extension BlockCompiler {
       a.mov(.rcx, gpr(o0.reg), size: 4)
       destination = .register(.rcx)
     }
-    if readsCarry { loadFlags() }
+    if readsCarry { loadCarry() }
     if let op {
       if let immediate {
         a.alu(op, destination, immediate: immediate, size: size)
@@ -201,7 +201,7 @@ extension BlockCompiler {
       a.pop(.r10)
       flagsInHost = false
       flagsPending = false
-      multiplyFlagsOwed = nil
+      r10Format = .image
       modelShiftFlags(ins.operation, size: size, byCL: byCL, count: ins.immediate)
     } else {
       flagsWritten(by: k)
@@ -275,7 +275,7 @@ extension BlockCompiler {
       // are the ones before it.
       flagsInHost = false
       flagsPending = false
-      multiplyFlagsOwed = nil
+      r10Format = .image
     case .lea:
       guard ins.base != DecodedInstruction.ripBase else { return false }
       var ea = UInt64(bitPattern: ins.displacement)

@@ -3,6 +3,17 @@ import X86
 /// The guest's arithmetic flags in generated code: liveness, where they are (host RFLAGS, R10,
 /// the state page), and the model's values where the SDM leaves them undefined.
 extension BlockCompiler {
+  /// The forms R10 holds the guest's arithmetic flags in.
+  enum CapturedFlags: Equatable {
+    /// An RFLAGS image (what block entries, links, the epilogue and callouts expect).
+    case image
+    /// As LAHF and SETO left them: bits 15-8 AH (SF ZF AF PF CF), bit 0 OF, bits 31-16 anything.
+    case lahf
+    /// After an IMUL of `size` bytes: bit 0 its CF (= OF), the rest anything; SF ZF PF come from
+    /// its result in the scratch word (`emitMultiplyFlagsFix`).
+    case multiply(size: Int)
+  }
+
   /// What an instruction does with the arithmetic flags.
   enum FlagUse { case none, readsOrKeeps, writesAll }
 
@@ -96,7 +107,8 @@ extension BlockCompiler {
       liveFlagsAfter[k] = live
       let (reads, writes) = Self.flagEffect(g)
       live = (live & ~writes) | reads
-      if Self.maySideExit(g) { live = all }
+      // A conditional branch inside the block leaves it when taken.
+      if Self.maySideExit(g) || (g.form == .jcc && k < block.instructions.count - 1) { live = all }
     }
     liveFlagsAtStart = live
   }
@@ -120,37 +132,93 @@ extension BlockCompiler {
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rflags))), .rax)
   }
 
-  /// Before host code that clobbers the host's flags: live guest flags there move to R10.
+  /// Before host code that clobbers the host's flags: live guest flags there move to R10, in the
+  /// LAHF form (LAHF, SETO and a move: several times cheaper than PUSHFQ, which is microcoded).
+  /// Clobbers RAX.
   mutating func clobberFlags() {
     if flagsPending {
-      a.pushfq()
-      a.pop(.r10)
+      a.lahf()
+      a.setcc(HostCondition.overflow, .register(.rax))
+      a.mov(.r10, .register(.rax), size: 4)
+      r10Format = .lahf
       flagsPending = false
     }
     flagsInHost = false
   }
 
-  /// Makes the host's arithmetic flags equal the guest's (R10's image: the host's own flags or
-  /// arithmetic flags alone, either safe to load).
+  /// Makes R10 the RFLAGS image of the guest's flags, whatever form a capture left them in
+  /// (clobbers R8, RAX and the host's flags; a no-op when R10 is an image already, as it is
+  /// whenever the host's flags are the newest).
+  mutating func settleFlags() {
+    guard r10Format != .image else { return }
+    emitFlagsImage(from: r10Format)
+    r10Format = .image
+    flagsInHost = false
+  }
+
+  /// The code that turns R10's flags in `format` into an RFLAGS image (clobbers R8, RAX and the
+  /// host's flags).
+  mutating func emitFlagsImage(from format: CapturedFlags) {
+    switch format {
+    case .image:
+      return
+    case .multiply(let size):
+      emitMultiplyFlagsFix(size: size)
+    case .lahf:
+      // R10 bits 15-8: SF ZF 0 AF 0 PF 1 CF (LAHF's AH); bit 0: OF.
+      a.mov(.rax, .register(.r10), size: 4)
+      a.shift(.shr, .register(.rax), count: 8, size: 4)
+      a.alu(.and, .register(.rax), immediate: Int64(Flags.sf | Flags.zf | Flags.af | Flags.pf | Flags.cf), size: 4)
+      a.alu(.and, .register(.r10), immediate: 1, size: 4)
+      a.shift(.shl, .register(.r10), count: 11, size: 4)
+      a.alu(.or, .register(.r10), .rax, size: 4)
+    }
+  }
+
+  /// Makes the host's arithmetic flags equal the guest's: from an RFLAGS image in R10 by POPFQ of
+  /// its arithmetic flags alone; from the LAHF form by ADD AL, 0x7F (OF set exactly when AL is 1)
+  /// and SAHF, keeping RAX. The mask matters: where the guest's flags are dead, R10 may still hold
+  /// an older capture in another form (whose bit 8 would set the host's TF).
   mutating func loadFlags() {
     if flagsInHost { return }
-    a.push(.r10)
-    a.popfq()
+    switch r10Format {
+    case .lahf:
+      a.push(.rax)
+      a.mov(.rax, .register(.r10), size: 4)
+      a.alu(.add, .register(.rax), immediate: 0x7F, size: 1)
+      a.sahf()
+      a.pop(.rax)
+    case .multiply:
+      preconditionFailure("an IMUL's flags read before they were settled")
+    case .image:
+      a.push(.r10)
+      a.alu(.and, .memory(HostMemory(.rsp)), immediate: Self.arithmeticFlags, size: 8)
+      a.popfq()
+    }
     flagsInHost = true
+  }
+
+  /// Makes the host's CF the guest's, for an instruction that reads or keeps CF alone and writes
+  /// every other arithmetic flag (INC, DEC, ADC, SBB): one BT of R10's CF bit instead of a whole
+  /// POPFQ. The host's other flags stay unknown (`flagsInHost` false) until that instruction.
+  mutating func loadCarry() {
+    if flagsInHost { return }
+    switch r10Format {
+    case .lahf: a.bt(.register(.r10), bit: 8)  // LAHF's AH bit 0
+    case .image, .multiply: a.bt(.register(.r10), bit: 0)  // an IMUL's CF is bit 0 too
+    }
+  }
+
+  /// Makes the host's flags that condition `cc` tests the guest's: CF alone by `loadCarry`.
+  mutating func loadFlags(for cc: UInt8) {
+    if Self.conditionFlags(cc) == Flags.cf { loadCarry() } else { loadFlags() }
   }
 
   /// After a host instruction that set the guest's flags (instruction `k`).
   mutating func flagsWritten(by k: Int) {
     flagsInHost = true
     flagsPending = flagsLiveAfter(k)
-    multiplyFlagsOwed = nil
-  }
-
-  /// Turns R10's flags of an IMUL into the model's (clobbers R8, RAX and the host's flags).
-  mutating func settleMultiplyFlags() {
-    guard let size = multiplyFlagsOwed else { return }
-    emitMultiplyFlagsFix(size: size)
-    multiplyFlagsOwed = nil
+    r10Format = .image
   }
 
   /// Makes R10 (the host's flags after a shift or rotate of RDX, by CL or by `count`) hold the

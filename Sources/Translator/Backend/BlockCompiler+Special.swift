@@ -7,6 +7,8 @@ extension BlockCompiler {
   /// is the target, registers are written back; a hit jumps to the target's cross-page entry,
   /// a miss returns to the dispatcher.
   mutating func jumpThroughIndirectTable(base: HostRegister? = nil) {
+    // The block found (or the dispatcher) takes R10 as an RFLAGS image; RDX is kept.
+    settleFlags()
     let miss = a.newLabel()
     if let base { a.mov(.rcx, .register(base)) } else { a.load(.rcx, constant: indirectTable) }
     a.mov(.rax, .register(.rdx), size: 4)
@@ -106,7 +108,7 @@ extension BlockCompiler {
     let memory = HostOperand.memory(HostMemory(.rdi))
     switch ins.operation {
     case .inc, .dec:
-      loadFlags()  // CF is kept
+      loadCarry()  // CF is kept
       a.lock()
       a.incDec(memory, increment: ins.operation == .inc, size: size)
       flagsWritten(by: k)
@@ -137,7 +139,7 @@ extension BlockCompiler {
       flagsWritten(by: k)
     default:  // LOCK ADD OR ADC SBB AND SUB XOR
       let op = Self.hostALU(ins.operation)!
-      if ins.operation == .adc || ins.operation == .sbb { loadFlags() }
+      if ins.operation == .adc || ins.operation == .sbb { loadCarry() }
       if o1.kind == .immediate {
         a.lock()
         a.alu(op, memory, immediate: Self.signed(ins.immediate, size: size), size: size)

@@ -188,10 +188,9 @@ package struct BlockCompiler {
   /// The arithmetic flags live at the block's first instruction (what a branch back to it must
   /// keep).
   var liveFlagsAtStart: UInt64 = 0x8D5
-  /// The size of an IMUL whose flags are owed: R10's low byte holds its CF (= OF), the rest of
-  /// R10 anything; CF and OF, and SF ZF PF from its result (in the scratch word) with AF clear,
-  /// must be put together in R10 before anything reads them.
-  var multiplyFlagsOwed: Int?
+  /// How R10 holds the guest's flags when it holds the newest ones (`flagsPending` false). Not
+  /// `.image` only between a cheap capture and the point that needs the RFLAGS image.
+  var r10Format = CapturedFlags.image
   /// The guest registers whose value is known here (constant folding): set by MOV of an immediate,
   /// a register XORed or subtracted from itself and folded results, forgotten when anything else
   /// writes them. Compiling is one pass in order, so the knowledge holds on every path that
@@ -200,8 +199,12 @@ package struct BlockCompiler {
   var knownValues = [UInt64?](repeating: nil, count: 16)
   /// Instructions emitted as a constant.
   var foldedInstructions = 0
-  /// Side exits to emit: label, instruction, and the size of an IMUL whose flags are still owed.
-  var pendingSideExits: [(X64Assembler.Label, Int, Int?)] = []
+  /// Side exits to emit: label, instruction, and the format R10's flags are in there.
+  var pendingSideExits: [(X64Assembler.Label, Int, CapturedFlags)] = []
+  /// Taken ways out of conditional branches inside the block, to emit out of line: label,
+  /// instruction, and where the flags were at the branch.
+  var pendingBranchExits:
+    [(label: X64Assembler.Label, k: Int, flagsPending: Bool, flagsInHost: Bool, format: CapturedFlags)] = []
 
   /// RFLAGS bits an arithmetic instruction defines: CF PF AF ZF SF OF.
   static let arithmeticFlags: Int64 = 0x8D5
@@ -275,6 +278,7 @@ package struct BlockCompiler {
     if let last = block.instructions.last, !Self.endsBlock(last) {
       exit(to: last.nextRIP)
     }
+    emitBranchExits()
     emitSideExits()
     // Every way out: the flags from R10 into the state page; RAX = the budget used.
     a.bind(epilogue)
@@ -396,8 +400,11 @@ package struct BlockCompiler {
   /// Leaves the block, all of it done, for `rip`: through a patchable jump (a link: to the block
   /// there once it is translated), else to the dispatcher. A branch back to the block's own start
   /// stays in it: the budget charged again, registers and flags kept where they are.
-  mutating func exit(to rip: UInt64) {
-    settleMultiplyFlags()
+  ///
+  /// `refund`: instructions at the end of the block that were charged but are not run (leaving
+  /// from a conditional branch inside it).
+  mutating func exit(to rip: UInt64, refund: Int = 0) {
+    settleFlags()
     if rip == block.startRIP && flagsPending && liveFlagsAtStart == 0 {
       // The loop's body writes every flag before anything reads one: going round again needs
       // them nowhere. Only leaving on an exhausted budget does; LAHF and SETO keep them in AH and
@@ -406,6 +413,7 @@ package struct BlockCompiler {
       a.setcc(HostCondition.overflow, .register(.rax))
       flagsPending = false
       flagsInHost = false
+      if refund > 0 { a.alu(.add, .register(.r9), immediate: Int64(refund)) }
       chargeBudget(thenGoTo: loopHead)
       a.movzxECXFromAH()
       a.movzx(.rax, .register(.rax), sourceSize: 1)
@@ -416,7 +424,10 @@ package struct BlockCompiler {
       returnToDispatcher()
       return
     }
+    // Linked blocks, the loop head and the dispatcher take R10 as an RFLAGS image.
     clobberFlags()
+    settleFlags()
+    if refund > 0 { a.alu(.add, .register(.r9), immediate: Int64(refund)) }
     if rip == block.startRIP {
       chargeBudget(thenGoTo: loopHead)
       writeBackRegisters()
@@ -442,17 +453,31 @@ package struct BlockCompiler {
   mutating func sideExit(_ k: Int) -> X64Assembler.Label {
     precondition(!flagsPending, "a side exit with the guest's flags in host RFLAGS alone")
     let l = a.newLabel()
-    pendingSideExits.append((l, k, multiplyFlagsOwed))
+    pendingSideExits.append((l, k, r10Format))
     return l
+  }
+
+  /// The taken ways out of conditional branches inside the block, out of line: each leaves for
+  /// the branch target with the state the branch saw, giving back the budget of the instructions
+  /// after it.
+  mutating func emitBranchExits() {
+    let exits = pendingBranchExits
+    pendingBranchExits = []
+    for e in exits {
+      a.bind(e.label)
+      (flagsPending, flagsInHost, r10Format) = (e.flagsPending, e.flagsInHost, e.format)
+      let g = block.instructions[e.k]
+      exit(to: Self.staticTarget(g, mode: mode)!, refund: block.instructions.count - e.k - 1)
+    }
   }
 
   /// The side exits' code, out of line after the block's last instruction.
   mutating func emitSideExits() {
     let exits = pendingSideExits
     pendingSideExits = []
-    for (label, k, owed) in exits {
+    for (label, k, format) in exits {
       a.bind(label)
-      if let owed { emitMultiplyFlagsFix(size: owed) }
+      emitFlagsImage(from: format)
       writeBackRegisters()
       a.load(.rax, constant: block.instructions[k].rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
@@ -470,7 +495,10 @@ package struct BlockCompiler {
     let o0 = ins.operands.0
     let o1 = ins.operands.1
     let size = Int(ins.operandSize)
-    if Self.flagUse(g) == .readsOrKeeps || Self.endsBlock(g) { settleMultiplyFlags() }
+    if Self.flagUse(g) == .readsOrKeeps || Self.endsBlock(g) {
+      // A conditional branch reads the flags straight from the LAHF form (each way out settles).
+      if !(g.form == .jcc && r10Format == .lahf) { settleFlags() }
+    }
     switch g.form {
     case .generic where g.special != nil:
       emitSpecial(g, k: k)
@@ -480,6 +508,7 @@ package struct BlockCompiler {
       // The state page gets the registers, flags and the budget left (this instruction included:
       // the callout's step is charged to the block); all caller-saved registers are lost.
       clobberFlags()
+      settleFlags()
       writeBackRegisters()
       storeFlagsRegister()
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))), .r9)
@@ -519,18 +548,18 @@ package struct BlockCompiler {
       let increment = ins.operation == .inc
       if g.form == .incDecM {
         memoryOperand(g, size: size, write: true, k: k)
-        loadFlags()
+        loadCarry()
         a.incDec(.memory(HostMemory(.rax)), increment: increment, size: size)
       } else if size == 4, let host = cached[Int(o0.reg)] {
-        loadFlags()
+        loadCarry()
         a.incDec(.register(host), increment: increment, size: 4)  // zero-extends
       } else if size == 4 {
         a.mov(.rcx, gpr(o0.reg), size: 4)
-        loadFlags()
+        loadCarry()
         a.incDec(.register(.rcx), increment: increment, size: 4)
         a.mov(gpr(o0.reg), .rcx, size: 8)
       } else {
-        loadFlags()
+        loadCarry()
         a.incDec(gpr(o0.reg), increment: increment, size: size)
       }
       flagsWritten(by: k)
@@ -549,15 +578,22 @@ package struct BlockCompiler {
     case .nop:
       break
 
-    case .jcc:
-      loadFlags()
+    case .jcc where k < block.instructions.count - 1:
+      // Inside the block (a superblock goes on at the next instruction): the taken way out is
+      // emitted out of line, so the common fall-through is a branch not taken.
+      loadFlags(for: ins.condition)
       let taken = a.newLabel()
       a.jcc(ins.condition, taken)
-      let pending = flagsPending
+      pendingBranchExits.append((taken, k, flagsPending, flagsInHost, r10Format))
+
+    case .jcc:
+      loadFlags(for: ins.condition)
+      let taken = a.newLabel()
+      a.jcc(ins.condition, taken)
+      let (pending, inHost, format) = (flagsPending, flagsInHost, r10Format)
       exit(to: g.nextRIP)
       a.bind(taken)
-      flagsPending = pending
-      flagsInHost = true
+      (flagsPending, flagsInHost, r10Format) = (pending, inHost, format)
       exit(to: Self.staticTarget(g, mode: mode)!)
 
     case .jmpRel:
@@ -653,12 +689,12 @@ package struct BlockCompiler {
       // The host's CF and OF (always equal after IMUL) are the model's; its SF ZF AF PF
       // (undefined) may not be: R10's low byte takes CF now (SETC, much cheaper than PUSHF) and the
       // result waits in the scratch word, for the flags the model defines to be worked out only
-      // if something reads them (`settleMultiplyFlags`).
+      // if something reads them (`settleFlags`).
       a.setcc(HostCondition.below, .register(.r10))
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorScratch))), product)
       flagsInHost = false
       flagsPending = false
-      multiplyFlagsOwed = size
+      r10Format = .multiply(size: size)
     } else {
       flagsWritten(by: k)
     }

@@ -254,6 +254,12 @@ package struct X64Assembler {
     bytes.append(count)
   }
 
+  /// BT r/m, imm8: CF = bit `bit` of the operand.
+  package mutating func bt(_ dst: HostOperand, bit: UInt8, size: Int = 4) {
+    encode(0x0FBA, size: size, reg: 4, rm: dst)
+    bytes.append(bit)
+  }
+
   /// Shift or rotate r/m by CL.
   package mutating func shiftByCL(_ op: HostShift, _ dst: HostOperand, size: Int = 8) {
     encode(UInt16(size == 1 ? 0xD2 : 0xD3), size: size, reg: op.rawValue, rm: dst, byteRegisters: size == 1)
@@ -318,6 +324,8 @@ package struct X64Assembler {
   package mutating func pushfq() { bytes.append(0x9C) }
   /// LAHF: AH = SF ZF - AF - PF - CF (RFLAGS bits 0-7).
   package mutating func lahf() { bytes.append(0x9F) }
+  /// SAHF: SF ZF AF PF CF = AH's bits 7 6 4 2 0.
+  package mutating func sahf() { bytes.append(0x9E) }
   /// MOVZX ECX, AH (AH is only encodable without a REX prefix).
   package mutating func movzxECXFromAH() { bytes.append(contentsOf: [0x0F, 0xB6, 0xCC]) }
   package mutating func popfq() { bytes.append(0x9D) }

@@ -14,15 +14,18 @@ package struct GuestInstruction {
   package var nextRIP: UInt64 { rip &+ UInt64(instruction.length) }
 }
 
-/// A straight-line run of guest instructions (a basic block) starting at one RIP: what the
-/// back end turns into host code. It ends after a branch, after the first instruction the back
-/// end does not translate (a callout to the interpreter), before an instruction that crosses the
-/// end of the code page, or at `maximumLength` instructions, so a block covers one physical page
-/// and is invalidated with it.
+/// A run of guest instructions starting at one RIP: what the back end turns into host code. It
+/// goes on past up to `maximumBranchExits` forward conditional branches (a superblock: one entry,
+/// an exit at each taken branch, so the fall-through path pays for no block change) and ends
+/// after any other branch, after the first instruction the back end does not translate (a callout to the
+/// interpreter), before an instruction that crosses the end of the code page, or at
+/// `maximumLength` instructions, so a block covers one physical page and is invalidated with it.
 package struct GuestBlock {
   /// Longest block, in guest instructions (bounds how long translated code runs without returning
   /// to the dispatcher: interrupt latency and budgets).
   package static let maximumLength = 64
+  /// Conditional branches a block may go on past.
+  package static let maximumBranchExits = 8
 
   package var startRIP: UInt64
   package var physicalStart: UInt64
@@ -37,6 +40,7 @@ package struct GuestBlock {
     var block = GuestBlock(startRIP: rip, physicalStart: physical, mode: mode)
     var linear = rip
     var phys = physical
+    var branchExits = 0
     while block.instructions.count < maximumLength {
       guard let (ins, form) = cpu.translatableInstruction(physical: phys, mode: mode.codeMode) else { break }
       // An instruction the back end does not translate ends the block as a callout: the
@@ -53,7 +57,15 @@ package struct GuestBlock {
         break
       }
       block.instructions.append(g)
-      if BlockCompiler.endsBlock(g) { break }
+      // A forward conditional branch (an if) is gone on past; a backward one (a loop's edge) ends
+      // the block, so a loop stays one block that branches back to its own start.
+      if g.form == .jcc && branchExits < maximumBranchExits
+        && BlockCompiler.staticTarget(g, mode: mode).map({ $0 > g.rip }) == true
+      {
+        branchExits += 1
+      } else if BlockCompiler.endsBlock(g) {
+        break
+      }
       let next = g.nextRIP
       guard next & ~0xFFF == rip & ~0xFFF else { break }
       linear = next
