@@ -95,8 +95,9 @@ extension BlockCompiler {
     a.addAHToAL()
     a.movzx(.rax, .register(.rax), sourceSize: 1)
     a.lea(.rax, HostMemory(.rax, 0, index: .rax, scale: 4), size: 4)
-    let slotBase = (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
-    let entry = { (field: Int) in HostMemory(.r12, Int32(slotBase + field), index: .rax, scale: 8) }
+    // The TLB follows the state page (`CPUStateLayout.pagingTLB`): addressed from RBX.
+    let slotBase = CPUStateLayout.pagingTLB + (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
+    let entry = { (field: Int) in HostMemory(.rbx, Int32(slotBase + field), index: .rax, scale: 8) }
     // Tag: the linear page of the access's last byte, compared with the slot's RAM tag (the tag
     // of a RAM page, never a linear page for MMIO). It equals the tag of its first byte's slot only
     // when the access stays in one page: neighbouring pages never share a set (`SoftTLB.set`), so

@@ -169,7 +169,7 @@ package struct BlockCompiler {
   /// Guest register -> host register for the block's most used registers.
   var cached = [HostRegister?](repeating: nil, count: 16)
   /// Host registers that hold guest registers, in allocation order.
-  static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r13, .r14, .r15]
+  static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r12, .r13, .r14, .r15]
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
   var flagsInHost = false
   /// The guest's arithmetic flags are in the host's RFLAGS only, not yet in R10 (they must be
@@ -245,7 +245,6 @@ package struct BlockCompiler {
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudget))), .rsi)
     a.mov(.r9, .register(.rsi))
     loadFlagsRegister()
-    a.load(.r12, constant: tables.pagingTLB)
     let entryChecks = a.newLabel()
     a.jmp(entryChecks)
     let crossEntry = a.count
@@ -303,14 +302,14 @@ package struct BlockCompiler {
   mutating func emitMappingCheck() {
     // Unpaged code: a linear page is its physical page.
     guard mode.paged else { return }
-    let slot = CPU.tlbSlot(block.startRIP, kind: .execute, user: user) * tables.entryStride
+    let slot = CPUStateLayout.pagingTLB + CPU.tlbSlot(block.startRIP, kind: .execute, user: user) * tables.entryStride
     let bail = a.newLabel()
     let checked = a.newLabel()
     a.load(.rcx, constant: block.startRIP & ~0xFFF)
-    a.alu(.cmp, .rcx, .memory(HostMemory(.r12, Int32(slot + tables.tagOffset))))
+    a.alu(.cmp, .rcx, .memory(HostMemory(.rbx, Int32(slot + tables.tagOffset))))
     a.jcc(HostCondition.notEqual, bail)
     a.load(.rcx, constant: block.physicalStart & ~0xFFF)
-    a.alu(.cmp, .rcx, .memory(HostMemory(.r12, Int32(slot + tables.physicalPageOffset))))
+    a.alu(.cmp, .rcx, .memory(HostMemory(.rbx, Int32(slot + tables.physicalPageOffset))))
     a.jcc(HostCondition.equal, checked)
     a.bind(bail)
     returnToDispatcher()

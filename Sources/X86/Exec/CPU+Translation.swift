@@ -41,7 +41,7 @@ package enum TranslatedCodeMode: UInt64, Sendable {
 /// The raw tables generated code reads, with the layouts it needs. Valid for the CPU's lifetime.
 package struct TranslationTables {
   /// The paging TLB: `SoftTLB.sets * 6` entries of `entryStride` bytes; an entry's slot is
-  /// `SoftTLB.slot(linear, kind:, user:)`.
+  /// `SoftTLB.slot(linear, kind:, user:)`. Always at `CPUStateLayout.pagingTLB` from the state page.
   package let pagingTLB: UnsafeMutableRawPointer
   /// Bytes per TLB entry and the offsets of its fields.
   package let entryStride: Int
@@ -209,6 +209,9 @@ extension CPU {
     // Generated code reads these tables at fixed element sizes.
     precondition(MemoryLayout<Atomic<Bool>>.stride == 1 && MemoryLayout<Atomic<UInt32>>.stride == 4)
     let stride = MemoryLayout<SoftTLB.Entry>.stride
+    precondition(
+      UnsafeMutableRawPointer(pagingTLB) == stateRaw + CPUStateLayout.pagingTLB,
+      "generated code finds the TLB after the state page")
     return TranslationTables(
       pagingTLB: UnsafeMutableRawPointer(pagingTLB), entryStride: stride,
       tagOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.tag)!,

@@ -44,15 +44,20 @@ public enum Flags {
 /// `CPUStateLayout`. A class so that the interpreter, a translator's generated code and the embedder
 /// share one copy; `raw` stays valid for the object's lifetime.
 public final class CPUState: @unchecked Sendable {
-  /// The raw state buffer (`CPUStateLayout.size` bytes, page-aligned).
+  /// The raw state buffer (`CPUStateLayout.size` bytes, page-aligned), followed in the same
+  /// allocation by the storage of the paging TLB (`CPUStateLayout.pagingTLB`).
   public let raw: UnsafeMutableRawPointer
 
   /// A zeroed state: every register and segment cache 0.
   public init() {
-    raw = UnsafeMutableRawPointer.allocate(byteCount: CPUStateLayout.size, alignment: 4096)
+    raw = UnsafeMutableRawPointer.allocate(
+      byteCount: CPUStateLayout.pagingTLB + SoftTLB.storageBytes, alignment: 4096)
     raw.initializeMemory(as: UInt8.self, repeating: 0, count: CPUStateLayout.size)
     rflags = Flags.reserved1
   }
+
+  /// Where the paging TLB of this CPU keeps its entries (`SoftTLB.init(in:)`).
+  var pagingTLBStorage: UnsafeMutableRawPointer { raw + CPUStateLayout.pagingTLB }
 
   deinit { raw.deallocate() }
 

@@ -102,6 +102,9 @@ public enum CPUStateLayout {
   public static let xmm = 0x400
   /// The x87 state (reserved).
   public static let x87 = 0x600
-  /// Total size of the buffer (one page, page-aligned).
+  /// Size of the state page (page-aligned).
   public static let size = 0x1000
+  /// The paging TLB's entries (`SoftTLB`) right after the state page, in the same allocation: a
+  /// translator's generated code reaches both from the one register holding the state page.
+  public static let pagingTLB = 0x1000
 }

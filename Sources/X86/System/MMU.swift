@@ -5,7 +5,7 @@
 /// walks, caches and returns the physical address and host pointer (nil for MMIO).
 public final class MMU {
   /// The software TLB in front of the walker.
-  public let tlb = SoftTLB()
+  public let tlb: SoftTLB
   /// The physical memory the tables are read from.
   public let memory: any PhysicalMemory
   /// MAXPHYADDR of the modelled CPU (reserved bits in page-table entries).
@@ -17,8 +17,13 @@ public final class MMU {
   /// pages is decoded again like after any other store.
   var codeCache: DecodeCache?
 
-  /// An MMU over `memory`.
-  public init(memory: any PhysicalMemory, physicalAddressBits: Int = 40, supports1GPages: Bool = true) {
+  /// An MMU over `memory`, its TLB's entries after the state page of `tlbState` (see
+  /// `SoftTLB.init(in:)`) or in an allocation of their own.
+  public init(
+    memory: any PhysicalMemory, physicalAddressBits: Int = 40, supports1GPages: Bool = true,
+    tlbState: CPUState? = nil
+  ) {
+    self.tlb = SoftTLB(in: tlbState)
     self.memory = memory
     self.physicalAddressBits = physicalAddressBits
     self.supports1GPages = supports1GPages

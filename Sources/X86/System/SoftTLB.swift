@@ -68,9 +68,22 @@ public final class SoftTLB {
   private var largeSlots: [Int32]? = []
   private static let largeSlotLimit = 512
 
-  /// An empty TLB.
-  public init() {
-    entries = UnsafeMutablePointer<Entry>.allocate(capacity: Self.sets * Self.tables)
+  /// The CPU state whose allocation holds `entries` (kept alive with the TLB), or nil when the
+  /// TLB allocated them itself.
+  private let storageOwner: CPUState?
+
+  /// Bytes the entries take (after a CPU's state page: `CPUStateLayout.pagingTLB`).
+  public static var storageBytes: Int { MemoryLayout<Entry>.stride * sets * tables }
+
+  /// An empty TLB, its entries after the state page of `state` (where generated code addresses
+  /// them from the state register) or, when nil, in an allocation of its own.
+  public init(in state: CPUState? = nil) {
+    storageOwner = state
+    if let state {
+      entries = state.pagingTLBStorage.bindMemory(to: Entry.self, capacity: Self.sets * Self.tables)
+    } else {
+      entries = UnsafeMutablePointer<Entry>.allocate(capacity: Self.sets * Self.tables)
+    }
     flushCounter = .allocate(capacity: 1)
     flushCounter.initialize(to: 0)
     entries.initialize(repeating: .empty, count: Self.sets * Self.tables)
@@ -78,7 +91,7 @@ public final class SoftTLB {
 
   deinit {
     entries.deinitialize(count: Self.sets * Self.tables)
-    entries.deallocate()
+    if storageOwner == nil { entries.deallocate() }
     flushCounter.deallocate()
   }
 

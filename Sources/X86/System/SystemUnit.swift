@@ -34,8 +34,10 @@ public final class SystemUnit {
   ) {
     self.state = state
     self.features = features
+    // The TLB lives after the state page, where generated code finds it from the state register.
     self.mmu = MMU(
-      memory: memory, physicalAddressBits: physicalAddressBits, supports1GPages: features.contains(.page1GB))
+      memory: memory, physicalAddressBits: physicalAddressBits, supports1GPages: features.contains(.page1GB),
+      tlbState: state)
     self.msrs = MSRFile(features: features, physicalAddressBits: physicalAddressBits)
     self.cpuid = CPUIDTable(features: features, physicalAddressBits: physicalAddressBits)
     self.vendor = cpuid.cpuVendor
