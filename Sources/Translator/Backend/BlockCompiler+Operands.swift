@@ -87,17 +87,15 @@ extension BlockCompiler {
       return
     }
     let kind = write ? 1 : 0
-    // Slot: ((lin >> 12) + (lin >> 20)) & 0xFF | kind << 9 | user << 8: with x = lin >> 12, the
-    // low byte of x + (x >> 8) is AL + AH. The entry's offset: slot * 5 * 8 (40-byte entries).
-    precondition(tables.entryStride == 40, "the TLB entry layout generated code assumes")
+    // Slot: (lin >> 12) & (sets - 1) | kind << 11 | user << 10 (`SoftTLB.slot`); the entry's
+    // offset, slot * 32, in one shift and one mask of the address.
+    precondition(tables.entryStride == 32 && SoftTLB.sets == 1024, "the TLB layout generated code assumes")
     a.mov(.rax, .register(.rsi), size: 4)
-    a.shift(.shr, .register(.rax), count: 12, size: 4)
-    a.addAHToAL()
-    a.movzx(.rax, .register(.rax), sourceSize: 1)
-    a.lea(.rax, HostMemory(.rax, 0, index: .rax, scale: 4), size: 4)
+    a.shift(.shr, .register(.rax), count: 12 - 5, size: 4)
+    a.alu(.and, .register(.rax), immediate: Int64((SoftTLB.sets - 1) << 5), size: 4)
     // The TLB follows the state page (`CPUStateLayout.pagingTLB`): addressed from RBX.
-    let slotBase = CPUStateLayout.pagingTLB + (kind << 9 | (user ? 1 << 8 : 0)) * tables.entryStride
-    let entry = { (field: Int) in HostMemory(.rbx, Int32(slotBase + field), index: .rax, scale: 8) }
+    let tableBase = CPUStateLayout.pagingTLB + (kind << 11 | (user ? SoftTLB.sets : 0)) * tables.entryStride
+    let entry = { (field: Int) in HostMemory(.rbx, Int32(tableBase + field), index: .rax, scale: 1) }
     // Tag: the linear page of the access's last byte, compared with the slot's RAM tag (the tag
     // of a RAM page, never a linear page for MMIO). It equals the tag of its first byte's slot only
     // when the access stays in one page: neighbouring pages never share a set (`SoftTLB.set`), so

@@ -48,6 +48,7 @@ package struct TranslationTables {
   package let tagOffset: Int
   package let ramTagOffset: Int
   package let addendOffset: Int
+  /// The physical page in bits 63-12, the page's kind below (`SoftTLB.Entry.physicalAndKind`).
   package let physicalPageOffset: Int
   /// The write side of the host-page cache: `CPU.hostPageSlots` physical page numbers and their
   /// host pointers (a slot is `page & (hostPageSlots - 1)`).
@@ -217,7 +218,7 @@ extension CPU {
       tagOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.tag)!,
       ramTagOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.ramTag)!,
       addendOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.addend)!,
-      physicalPageOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.physicalPage)!,
+      physicalPageOffset: MemoryLayout<SoftTLB.Entry>.offset(of: \.physicalAndKind)!,
       hostWritePage: hostWritePage, hostWritePointer: UnsafeMutableRawPointer(hostWritePointer),
       hostReadPage: hostReadPage, hostReadPointer: UnsafeMutableRawPointer(hostReadPointer),
       hostPageSlots: CPU.hostPageSlots,

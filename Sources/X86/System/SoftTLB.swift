@@ -1,5 +1,5 @@
 /// A software TLB in front of `PageWalker` for the interpreter's memory accesses: six direct-mapped
-/// tables of 256 entries (`set`), one per (access kind, user/supervisor), each entry caching one 4 KiB
+/// tables of 1024 entries (`set`), one per (access kind, user/supervisor), each entry caching one 4 KiB
 /// linear page's host pointer (nil for MMIO/unbacked pages) and physical page. A hit is an index,
 /// a load and a compare (`hostPointer`).
 ///
@@ -13,7 +13,7 @@
 /// SMAP are never cached (their outcome depends on RFLAGS.AC). Host pointers stay valid only while
 /// the guest-physical memory map is unchanged: call `flushAll` when the VMM remaps RAM or ROM.
 public final class SoftTLB {
-  /// One cached page. 40 bytes: generated code indexes the tables with this stride.
+  /// One cached page. 32 bytes: generated code indexes the tables with this stride.
   public struct Entry {
     /// Linear page address (4 KiB aligned), or `invalidTag`.
     public var tag: UInt64
@@ -24,19 +24,29 @@ public final class SoftTLB {
     /// Host address of the page minus `tag` (wrapping): a linear address in the page plus this is
     /// its host address. 0 when the page is not RAM.
     public var addend: UInt
-    /// Physical address of the 4 KiB page.
-    public var physicalPage: UInt64
-    /// log2 of the size of the page the translation came from (12, 21 or 30), for INVLPG.
-    public var pageShift: UInt8
-    /// Whether the translation is global.
-    public var global: Bool
+    /// The physical page address in bits 63-12; below them, the size of the page the translation
+    /// came from as a shift (bits 5-0: 12, 21 or 30) and whether it is global (bit 6).
+    public var physicalAndKind: UInt64
 
+    /// Physical address of the 4 KiB page.
+    public var physicalPage: UInt64 { physicalAndKind & ~0xFFF }
+    /// log2 of the size of the page the translation came from, for INVLPG.
+    public var pageShift: UInt8 { UInt8(truncatingIfNeeded: physicalAndKind & 0x3F) }
+    /// Whether the translation is global.
+    public var global: Bool { physicalAndKind & 0x40 != 0 }
     /// Host address of the 4 KiB page, nil when the page is not RAM (MMIO).
     public var host: UnsafeMutableRawPointer? {
       ramTag == Self.invalidTag ? nil : UnsafeMutableRawPointer(bitPattern: addend &+ UInt(truncatingIfNeeded: tag))
     }
     /// Mask of the page the translation came from (~(size-1)).
     public var pageMask: UInt64 { ~((1 << UInt64(pageShift)) &- 1) }
+
+    init(tag: UInt64, ramTag: UInt64, addend: UInt, physicalPage: UInt64, pageShift: UInt8, global: Bool) {
+      self.tag = tag
+      self.ramTag = ramTag
+      self.addend = addend
+      physicalAndKind = physicalPage & ~0xFFF | UInt64(pageShift & 0x3F) | (global ? 0x40 : 0)
+    }
 
     /// A tag no linear page has.
     public static let invalidTag: UInt64 = 1
@@ -46,7 +56,7 @@ public final class SoftTLB {
   }
 
   /// Entries per table.
-  public static let sets = 256
+  public static let sets = 1024
   static let tables = 6
 
   @usableFromInline let entries: UnsafeMutablePointer<Entry>
@@ -95,18 +105,17 @@ public final class SoftTLB {
     flushCounter.deallocate()
   }
 
-  /// The set of `linear`'s page within a table: the page number's low byte plus the next one
-  /// (mod 256), so pages 1 MiB apart (a stack top and a data page below it, say) do not evict each
-  /// other while 256 consecutive pages still get 256 different sets. A sum, not an XOR: two
-  /// neighbouring pages never share a set (their sets differ by 1 or 2), which the translator's
-  /// inline lookup relies on to make an access that crosses into the next page miss. With XOR,
-  /// pages 0x7FFF and 0x8000 shared set 0x80.
+  /// The set of `linear`'s page within a table: the low 10 bits of the page number, so 1024
+  /// consecutive pages get 1024 different sets and pages 1 MiB apart (a stack top and a data page
+  /// below it, say) do not evict each other. Two neighbouring pages never share a set, which the
+  /// translator's inline lookup relies on to make an access that crosses into the next page miss
+  /// (it looks up the first byte's set and compares the last byte's page).
   @inlinable static func set(_ linear: UInt64) -> Int {
-    Int(truncatingIfNeeded: ((linear >> 12) &+ (linear >> 20)) & 0xFF)
+    Int(truncatingIfNeeded: (linear >> 12) & UInt64(sets - 1))
   }
 
   @inlinable static func slot(_ linear: UInt64, kind: MemoryAccessKind, user: Bool) -> Int {
-    set(linear) | Int(kind.rawValue) << 9 | (user ? 0x100 : 0)
+    set(linear) | Int(kind.rawValue) << 11 | (user ? sets : 0)
   }
 
   /// The host address of `linear` if its page is cached for this access, else nil (miss or MMIO).
