@@ -127,7 +127,7 @@ extension BlockCompiler {
       memoryOperand(g, size: destinationSize, write: true, k: k)
       a.mov(.memory(HostMemory(.rax)), .r8, size: destinationSize)
     } else {
-      storeGPR(o0.reg, .r8, size: destinationSize)
+      storeGPR(o0.reg, .r8, size: destinationSize, zeroExtended: true)
     }
   }
 
@@ -212,17 +212,8 @@ extension BlockCompiler {
 
   /// The guest registers `g` may write (a partial write makes a value unknown too).
   mutating func forgetConstants(writtenBy g: GuestInstruction) {
-    let ins = g.instruction
-    if ins.operands.0.kind == .gpr { knownValues[Int(ins.operands.0.reg)] = nil }
-    switch g.form {
-    case .pushR, .pushI, .popR, .callRel, .ret: knownValues[4] = nil
-    case .generic:
-      // Special forms: XADD/XCHG write their register, CMPXCHG RAX, the stack ones RSP.
-      if ins.operands.1.kind == .gpr { knownValues[Int(ins.operands.1.reg)] = nil }
-      knownValues[0] = nil
-      knownValues[4] = nil
-    default: break
-    }
+    let written = Self.writtenRegisters(g)
+    for r in 0..<16 where written & (1 << UInt32(r)) != 0 { knownValues[r] = nil }
   }
 
   /// What `g` (just emitted) makes known: MOV of an immediate into a whole register, and XOR or

@@ -155,17 +155,22 @@ extension BlockCompiler {
 
   /// RAX = host pointer for `g`'s memory operand of `size` bytes (flags stored first).
   mutating func memoryOperand(_ g: GuestInstruction, size: Int, write: Bool, k: Int) {
+    if !write, let member = readGroupMember[k] {
+      groupedRead(g, group: member.group, offset: member.offset, k: k)
+      return
+    }
     clobberFlags()
     linearAddress(g)
     hostPointer(size: size, write: write, exit: sideExit(k))
   }
 
-  /// Writes host `r` to a guest register at `size`: 4 zero-extends to 64 bits, 1 and 2 merge.
-  mutating func storeGPR(_ reg: UInt8, _ r: HostRegister, size: Int) {
+  /// Writes host `r` to a guest register at `size`: 4 zero-extends to 64 bits (`zeroExtended`: a
+  /// 32-bit host operation already did), 1 and 2 merge.
+  mutating func storeGPR(_ reg: UInt8, _ r: HostRegister, size: Int, zeroExtended: Bool = false) {
     if size == 4, let host = cached[Int(reg)] {
       a.mov(.register(host), r, size: 4)  // a 32-bit move zero-extends
     } else if size == 4 {
-      a.mov(.register(r), r, size: 4)  // zero-extend
+      if !zeroExtended { a.mov(.register(r), r, size: 4) }
       a.mov(gpr(reg), r, size: 8)
     } else {
       a.mov(gpr(reg), r, size: size)

@@ -201,6 +201,10 @@ package struct BlockCompiler {
   var foldedInstructions = 0
   /// Side exits to emit: label, instruction, and the format R10's flags are in there.
   var pendingSideExits: [(X64Assembler.Label, Int, CapturedFlags)] = []
+  /// The block's groups of reads checked at once (`planReadGroups`), and for each instruction
+  /// that is one of their reads, its group and its offset from the group's low end.
+  var readGroups: [ReadGroup] = []
+  var readGroupMember: [Int: (group: Int, offset: Int32)] = [:]
   /// Taken ways out of conditional branches inside the block, to emit out of line: label,
   /// instruction, and where the flags were at the branch.
   var pendingBranchExits:
@@ -239,6 +243,7 @@ package struct BlockCompiler {
   mutating func emitBlock() -> Output {
     computeFlagLiveness()
     allocateRegisters()
+    planReadGroups()
     for r in [HostRegister.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(r) }
     a.alu(.sub, .register(.rsp), immediate: 8)  // 16-byte alignment for callouts
     a.mov(.rbx, .register(.rdi))
@@ -699,7 +704,7 @@ package struct BlockCompiler {
     } else {
       flagsWritten(by: k)
     }
-    if direct == nil { storeGPR(o0.reg, .rcx, size: size) }
+    if direct == nil { storeGPR(o0.reg, .rcx, size: size, zeroExtended: true) }
   }
 
 }

@@ -17,7 +17,7 @@
 /// | 0x270 | SYSENTER_CS, 0x278 SYSENTER_ESP, 0x280 SYSENTER_EIP |
 /// | 0x288 | KERNEL_GS_BASE, 0x290 TSC_AUX, 0x298 PAT, 0x2A0 APIC_BASE, 0x2A8 TSC offset |
 /// | 0x2B0 | CPL (current privilege level), 0x2B8 code mode (16/32/64) |
-/// | 0x2C0-0x2FF | the binary translator's own: exit reason 0x2C0, budget left at a callout 0x2C8, budget at entry 0x2D0, scratch 0x2D8 |
+/// | 0x2C0-0x2FF | the binary translator's own: exit reason 0x2C0, budget left at a callout 0x2C8, budget at entry 0x2D0, scratch 0x2D8, read-group pointers 0x2E0-0x2F8 |
 /// | 0x300-0x305 | the segment access summary: one byte per segment ES CS SS DS FS GS (`SegmentAccess`) |
 /// | 0x306-0x3FF | reserved |
 /// | 0x400-0x5FF | reserved for XMM0-15 (+ room for YMM upper halves) |
@@ -95,6 +95,8 @@ public enum CPUStateLayout {
   public static let translatorBudget = 0x2D0
   /// A word generated code keeps for itself (an IMUL's result while its flags are still owed).
   public static let translatorScratch = 0x2D8
+  /// Four words generated code keeps host pointers in (the checked base of a group of reads).
+  public static let translatorReadGroups = 0x2E0
   /// The segment access summary, one byte per segment register ES..GS (`SegmentAccess`), derived
   /// from the segment caches by `CPUState.setSegment`.
   public static let segmentAccess = 0x300
