@@ -65,6 +65,7 @@ extension BlockCompiler {
       var scale: UInt8
       var segment: UInt8
     }
+    readGroupMember = Array(repeating: nil, count: block.instructions.count)
     var open: [Key: Int] = [:]
     var members: [(k: Int, group: Int, displacement: Int64)] = []
     for (k, g) in block.instructions.enumerated() {

@@ -168,6 +168,9 @@ package struct BlockCompiler {
   let callout: (function: UInt64, context: UInt64, instruction: UInt64)
   /// Guest register -> host register for the block's most used registers.
   var cached = [HostRegister?](repeating: nil, count: 16)
+  /// The same pairs by guest register number (loads and write-backs in a fixed order), set once
+  /// by `allocateRegisters` (every exit writes them back: no array built per exit).
+  var cachedRegisters: [(guest: Int, host: HostRegister)] = []
   /// Host registers that hold guest registers, in allocation order.
   static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r12, .r13, .r14, .r15]
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
@@ -204,7 +207,7 @@ package struct BlockCompiler {
   /// The block's groups of reads checked at once (`planReadGroups`), and for each instruction
   /// that is one of their reads, its group and its offset from the group's low end.
   var readGroups: [ReadGroup] = []
-  var readGroupMember: [Int: (group: Int, offset: Int32)] = [:]
+  var readGroupMember: [(group: Int, offset: Int32)?] = []
   /// Taken ways out of conditional branches inside the block, to emit out of line: label,
   /// instruction, and where the flags were at the branch.
   var pendingBranchExits:
@@ -382,11 +385,7 @@ package struct BlockCompiler {
       uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1)
     }
     for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[guest] = host }
-  }
-
-  /// The cached pairs, by guest register number (loads and write-backs in a fixed order).
-  var cachedRegisters: [(guest: Int, host: HostRegister)] {
-    cached.enumerated().compactMap { guest, host in host.map { (guest, $0) } }
+    cachedRegisters = cached.enumerated().compactMap { guest, host in host.map { (guest, $0) } }
   }
 
   /// Stores every cached guest register back into the state page (before any exit).
