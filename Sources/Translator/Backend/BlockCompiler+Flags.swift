@@ -54,6 +54,13 @@ extension BlockCompiler {
     }
   }
 
+  /// Whether instruction `k` may side-exit: `maySideExit`, except for a read of a group that is
+  /// not the group's first (its range was checked there: it cannot fail).
+  func mayLeave(_ k: Int) -> Bool {
+    if let member = readGroupMember[k], readGroups[member.group].leader != k { return false }
+    return Self.maySideExit(block.instructions[k])
+  }
+
   /// The arithmetic flags (as RFLAGS bits) `g` reads and the ones it always writes, for
   /// liveness: a flag an instruction may keep counts as not written.
   static func flagEffect(_ g: GuestInstruction) -> (reads: UInt64, writes: UInt64) {
@@ -108,7 +115,7 @@ extension BlockCompiler {
       let (reads, writes) = Self.flagEffect(g)
       live = (live & ~writes) | reads
       // A conditional branch inside the block leaves it when taken.
-      if Self.maySideExit(g) || (g.form == .jcc && k < block.instructions.count - 1) { live = all }
+      if mayLeave(k) || (g.form == .jcc && k < block.instructions.count - 1) { live = all }
     }
     liveFlagsAtStart = live
   }

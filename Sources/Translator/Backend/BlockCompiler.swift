@@ -244,9 +244,9 @@ package struct BlockCompiler {
   }
 
   mutating func emitBlock() -> Output {
+    planReadGroups()
     computeFlagLiveness()
     allocateRegisters()
-    planReadGroups()
     for r in [HostRegister.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(r) }
     a.alu(.sub, .register(.rsp), immediate: 8)  // 16-byte alignment for callouts
     a.mov(.rbx, .register(.rdi))
