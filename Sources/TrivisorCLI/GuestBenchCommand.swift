@@ -22,9 +22,12 @@ struct GuestBenchCommand: ParsableCommand {
 
   /// Benchmark iteration multiplier per engine, so that every run takes seconds: the interpreter
   /// is ~100x slower than native on ring-3 work (a whole release run at scale 10 takes ~1 s), and
-  /// 10-20x slower again in a debug build.
+  /// 10-20x slower again in a debug build. The translators (dbt, QEMU TCG) run 10x more operations
+  /// (a whole dbt run at scale 100 takes ~1.5 s): at scale 10 translating the code the first time
+  /// round is a large part of the short benchmarks (a system call: 800 ns/op at scale 10, 220 at
+  /// 100), so their comparison would measure warm-up more than speed.
   static let defaultScales = [
-    "kvm": 10, "interp": isDebugBuild ? 1 : 10, "dbt": isDebugBuild ? 1 : 10, "qemu-tcg": 10, "qemu-kvm": 10,
+    "kvm": 10, "interp": isDebugBuild ? 1 : 10, "dbt": isDebugBuild ? 1 : 100, "qemu-tcg": 100, "qemu-kvm": 10,
   ]
   static let fallbackScale = 1
 
