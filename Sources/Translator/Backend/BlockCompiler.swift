@@ -3,13 +3,14 @@ import X86
 /// The back end: turns a `GuestBlock` into host x86-64 code.
 ///
 /// Generated code is a C function `(state, budget) -> budget used`: RBX holds the CPU state page
-/// (`CPUStateLayout`), R12 the paging TLB, R9 the instruction budget left and R10 the guest's
-/// arithmetic flags, from the C entry across every linked block to the epilogue (which merges the
-/// flags into the state page and returns how much of the budget went: instructions completed, a
-/// callout's included). A block takes its whole length from the budget at its entry; a side exit
-/// gives back what did not run. Up to five guest registers, the ones the block uses most, live in
-/// RBP, R11, R13, R14 and R15 from the block's start to each of its exits (loaded after the entry
-/// checks, written back before every exit); the others are used in place in the state page. A
+/// (`CPUStateLayout`, with the paging TLB after it), R9 the instruction budget left and R10 the
+/// guest's arithmetic flags, from the C entry across every linked block to the epilogue (which
+/// merges the flags into the state page and returns how much of the budget went: instructions
+/// completed, a callout's included). A block takes its whole length from the budget at its entry;
+/// a side exit, or a conditional branch taken out of the middle of a superblock, gives back what
+/// did not run. Up to six guest registers, the ones the block uses most, live in RBP, R11, R12,
+/// R13, R14 and R15 from the block's start to each of its exits (loaded after the entry checks,
+/// written back before every exit); the others are used in place in the state page. A
 /// branch back to the block's own start keeps them there (and skips the code-page check: a store
 /// to a page holding code never happens in generated code).
 /// Every block has a *chained entry* after its prologue that checks its code page's generation
@@ -22,16 +23,18 @@ import X86
 /// host instruction of the same operation and size (x86 on x86: results and flags come from the
 /// host ALU), wrapped in the checks the interpreter's fast path makes:
 ///
-/// - memory operands go through the paging TLB inline (tag compare, page-crossing check, host
-///   pointer); stores also through the write host-page cache and the code-page byte, so a store to a
-///   page holding code never happens here;
+/// - memory operands go through the paging TLB inline (RAM-tag compare that also catches a page
+///   crossing, addend); stores through the write table and the code-page byte, so a store to a
+///   page holding code never happens here; nearby reads through the same registers share one
+///   lookup (`BlockCompiler+ReadGroups.swift`);
 /// - any check that fails is a *side exit*: the code returns with RIP at that instruction and the
 ///   state exactly as before it (nothing of it was written yet), and the interpreter runs it in
 ///   full (walks, faults, MMIO, self-modifying code);
 /// - arithmetic flags stay in the host's RFLAGS after the instruction that set them and are only
 ///   merged into the state's RFLAGS when something would clobber them, when a side exit could follow
 ///   or at the block's end; a flag result nothing reads before the next full flag write is never
-///   stored (dead-flag elimination). Instructions that read flags get them back with POPFQ.
+///   stored (dead-flag elimination). Captured flags are kept in R10 as LAHF/SETO left them and
+///   turned into an RFLAGS image only where one is needed (`CapturedFlags`).
 ///
 /// The return value is the number of guest instructions the code completed.
 package struct BlockCompiler {
