@@ -109,11 +109,20 @@ extension BlockCompiler {
     a.alu(.cmp, .rcx, .memory(entry(tables.ramTagOffset)))
     a.jcc(HostCondition.notEqual, exit)
     if write {
-      // A write entry exists only for a dirty, writable RAM page; it must also hold no code (the
-      // VM-wide code-page byte of its physical page), or the store takes the slow path, which
-      // invalidates that code.
+      // A write entry exists only for a dirty, writable RAM page. The page must also be in the
+      // write side of the host-page cache, exactly as on the interpreter's fast path: when it is
+      // not, the interpreter's store takes its general path, which for a read-modify-write also
+      // translates the address for reading and may fault there (a present write entry left
+      // stale by a page-table write does not spare it that), so the guest could tell. And the
+      // page must hold no code (the VM-wide code-page byte of its physical page), or the store
+      // takes the slow path, which invalidates that code.
       a.mov(.rdx, .memory(entry(tables.physicalPageOffset)))
       a.shift(.shr, .register(.rdx), count: 12)
+      a.mov(.rcx, .register(.rdx), size: 4)
+      a.alu(.and, .register(.rcx), immediate: Int64(tables.hostPageSlots - 1), size: 4)
+      a.load(.rdi, constant: tables.hostWritePage)
+      a.alu(.cmp, .rdx, .memory(HostMemory(.rdi, 0, index: .rcx, scale: 8)))
+      a.jcc(HostCondition.notEqual, exit)
       a.alu(.and, .register(.rdx), immediate: Int64(tables.codePageSlots - 1), size: 4)
       a.load(.rdi, constant: tables.pageHasCode)
       a.alu(.cmp, .memory(HostMemory(.rdi, 0, index: .rdx, scale: 1)), immediate: 0, size: 1)
