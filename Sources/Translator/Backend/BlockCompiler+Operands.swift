@@ -107,7 +107,19 @@ extension BlockCompiler {
     }
     a.alu(.and, .register(.rcx), immediate: -4096)
     a.alu(.cmp, .rcx, .memory(entry(tables.ramTagOffset)))
-    a.jcc(HostCondition.notEqual, exit)
+    // A read that misses walks the page tables from generated code and goes on (out of line,
+    // `emitTLBMisses`); only what the walk cannot settle side-exits. A store that misses
+    // side-exits: the interpreter's stores (read-modify-writes among them) fill the TLB's read and
+    // write entries in their own ways, which the TLB's later contents, and so whether a stale
+    // entry is used after a page-table write, must match.
+    let found = a.newLabel()
+    if write {
+      a.jcc(HostCondition.notEqual, exit)
+    } else {
+      let miss = a.newLabel()
+      a.jcc(HostCondition.notEqual, miss)
+      pendingTLBMisses.append((miss, found, size, exit))
+    }
     if write {
       // A write entry exists only for a dirty, writable RAM page. The page must also be in the
       // write side of the host-page cache, exactly as on the interpreter's fast path: when it is
@@ -130,6 +142,29 @@ extension BlockCompiler {
     }
     a.mov(.rax, .memory(entry(tables.addendOffset)))
     a.alu(.add, .register(.rax), .rsi)
+    a.bind(found)
+  }
+
+  /// The out-of-line calls of `hostPointer`'s read misses: the registers a C call may clobber that
+  /// still hold something (R8, the budget in R9, the flags in R10, the cache register R11, the
+  /// address in RSI) saved around `callout.tlbMiss`, which walks and returns the host address (on
+  /// to the access) or 0 (the side exit). Six pushes keep RSP 16-byte aligned.
+  mutating func emitTLBMisses() {
+    let misses = pendingTLBMisses
+    pendingTLBMisses = []
+    let saved: [HostRegister] = [.r8, .r9, .r10, .r11, .rsi, .rsi]
+    for m in misses {
+      a.bind(m.miss)
+      for r in saved { a.push(r) }
+      a.load(.rdi, constant: callout.context)
+      a.load(.rdx, constant: UInt64(m.size))
+      a.load(.rax, constant: callout.tlbMiss)
+      a.call(.register(.rax))
+      for r in saved.reversed() { a.pop(r) }
+      a.test(.register(.rax), .rax)
+      a.jcc(HostCondition.equal, m.exit)
+      a.jmp(m.found)
+    }
   }
 
   /// `hostPointer` with paging off: the linear address in RSI is the physical one (the translated

@@ -168,7 +168,9 @@ package struct BlockCompiler {
   /// The callout: a C function `(context, next RIP, decoded instruction) -> 0 (go on), 1 (leave
   /// the block) or an indirect-branch table`, its context (`DynamicTranslator`) and the address of
   /// the block's final instruction, decoded (when the block ends in a callout).
-  let callout: (function: UInt64, context: UInt64, instruction: UInt64)
+  /// `tlbMiss`: the C function `(context, linear address, size) -> host address or 0` a read calls
+  /// when the inline TLB lookup misses.
+  let callout: (function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64)
   /// Guest register -> host register for the block's most used registers.
   var cached = [HostRegister?](repeating: nil, count: 16)
   /// The same pairs by guest register number (loads and write-backs in a fixed order), set once
@@ -211,6 +213,10 @@ package struct BlockCompiler {
   /// that is one of their reads, its group and its offset from the group's low end.
   var readGroups: [ReadGroup] = []
   var readGroupMember: [(group: Int, offset: Int32)?] = []
+  /// Inline TLB lookups of reads that missed, to call the walk for out of line: the miss, where
+  /// the access goes on with RAX = host address, its size, and the side exit.
+  var pendingTLBMisses: [(miss: X64Assembler.Label, found: X64Assembler.Label, size: Int, exit: X64Assembler.Label)] =
+    []
   /// Taken ways out of conditional branches inside the block, to emit out of line: label,
   /// instruction, and where the flags were at the branch.
   var pendingBranchExits:
@@ -221,7 +227,7 @@ package struct BlockCompiler {
 
   private init(
     block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: (function: UInt64, context: UInt64, instruction: UInt64)
+    callout: (function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64)
   ) {
     self.indirectTable = indirectTable
     self.callout = callout
@@ -238,7 +244,7 @@ package struct BlockCompiler {
   /// below.
   package static func compile(
     _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: (function: UInt64, context: UInt64, instruction: UInt64)
+    callout: (function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64)
   ) -> Output {
     var c = BlockCompiler(
       block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable,
@@ -289,6 +295,7 @@ package struct BlockCompiler {
       exit(to: last.nextRIP)
     }
     emitBranchExits()
+    emitTLBMisses()
     emitSideExits()
     // Every way out: the flags from R10 into the state page; RAX = the budget used.
     a.bind(epilogue)

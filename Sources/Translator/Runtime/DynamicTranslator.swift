@@ -167,12 +167,26 @@ package final class DynamicTranslator: BlockExecutor {
     calloutCounts.deallocate()
   }
 
-  /// What generated code calls for a callout, and the context it passes.
-  private var calloutTarget: (function: UInt64, context: UInt64) {
+  /// What generated code calls for a callout and on a TLB miss, and the context it passes.
+  private var calloutTarget: (function: UInt64, context: UInt64, tlbMiss: UInt64) {
     (
       UInt64(UInt(bitPattern: unsafeBitCast(dbtCallout, to: UnsafeRawPointer.self))),
-      UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+      UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())),
+      UInt64(UInt(bitPattern: unsafeBitCast(dbtTLBMiss, to: UnsafeRawPointer.self)))
     )
+  }
+
+  /// Generated code's inline TLB lookup missed on a read: the host address of the access after a
+  /// page walk, or 0 to side-exit (`CPU.hostAddressAfterTLBMiss`).
+  fileprivate func tlbMiss(linear: UInt64, size: Int) -> UInt64 {
+    guard let current = currentCPU else { return 0 }
+    let host = current._withUnsafeGuaranteedRef { $0.hostAddressAfterTLBMiss(linear: linear, size: size) }
+    guard let host else {
+      statistics.tlbMissExits &+= 1
+      return 0
+    }
+    statistics.tlbMissFills &+= 1
+    return UInt64(UInt(bitPattern: host))
   }
 
   private func makeTables(_ cpu: CPU) -> BlockCompiler.Tables {
@@ -209,7 +223,10 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user, mode: mode),
-      callout: (calloutTarget.function, calloutTarget.context, UInt64(UInt(bitPattern: calloutInstruction))))
+      callout: (
+        calloutTarget.function, calloutTarget.context, UInt64(UInt(bitPattern: calloutInstruction)),
+        calloutTarget.tlbMiss
+      ))
     if let dumpDirectory = Self.dumpDirectory {
       Self.dump(host.code, rip: rip, user: user, mode: mode, to: dumpDirectory)
     }
@@ -321,6 +338,8 @@ package final class DynamicTranslator: BlockExecutor {
       ("dbt-translated-instructions", s.translatedInstructions, "guest instructions completed by generated code"),
       ("dbt-block-entries", s.blockEntries, "context switches into generated code"),
       ("dbt-side-exits", s.sideExits, "blocks left early: that instruction ran in the interpreter"),
+      ("dbt-tlb-miss-fills", s.tlbMissFills, "inline TLB misses filled by a page walk, generated code going on"),
+      ("dbt-tlb-miss-exits", s.tlbMissExits, "inline TLB misses left to the interpreter (fault, MMIO, crossing, code)"),
       ("dbt-cache-hits", s.cacheHits, "lookups that found a valid translated block"),
       ("dbt-cache-misses", s.cacheMisses, "lookups that translated"),
       ("dbt-invalidations", s.invalidations, "blocks retranslated because their code page was written"),
@@ -366,6 +385,15 @@ private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeR
   // The translator outlives its code: no reference counting on this path.
   Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
     $0.runCallout(nextRIP: nextRIP, instruction: instruction.assumingMemoryBound(to: DecodedInstruction.self))
+  }
+}
+
+/// The C entry point generated code calls when its inline TLB lookup misses: (translator, linear
+/// address, size of a read) -> host address, or 0 to side-exit (`tlbMiss`).
+private let dbtTLBMiss: @convention(c) (UnsafeMutableRawPointer, UInt64, UInt64) -> UInt64 = {
+  context, linear, size in
+  Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
+    $0.tlbMiss(linear: linear, size: Int(size))
   }
 }
 

@@ -138,6 +138,18 @@ extension CPU {
     return (e.pointee.instruction, e.pointee.form)
   }
 
+  /// For generated code whose inline TLB lookup of a read missed: caches the translation of the
+  /// `size` bytes at `linear` (walking the page tables as the interpreter's read would, without
+  /// faulting: the same entry filled, the same accessed bits set), and returns their host address
+  /// when generated code can make the read itself: one page, RAM. Otherwise nil, and the block
+  /// side-exits to have the interpreter make it (a fault, MMIO, a page crossing).
+  package func hostAddressAfterTLBMiss(linear: UInt64, size: Int) -> UnsafeMutableRawPointer? {
+    guard (linear & 0xFFF) &+ UInt64(size) <= 0x1000, pagingActive else { return nil }
+    let user = runsAtUserLevel
+    guard system.mmu.cacheTranslation(linear, kind: .read, user: user, state: state) else { return nil }
+    return system.mmu.tlb.hostPointer(linear, kind: .read, user: user)
+  }
+
   /// Whether the current privilege level is 3 (translations are keyed by it: it picks the TLB's
   /// user or supervisor tables).
   package var runsAtUserLevel: Bool { stateRaw.load(fromByteOffset: CPUStateLayout.cpl, as: UInt64.self) == 3 }

@@ -62,6 +62,26 @@ public final class MMU {
     return (translation.physicalAddress, host.map { $0 + offset })
   }
 
+  /// Walks the page tables for `linear` and caches the translation, as `translate` does, but a
+  /// page fault only returns false (no CR2, nothing thrown): for a caller that will have the
+  /// access made again, and fault then if it must (a translator whose inline TLB lookup missed).
+  /// Accessed and dirty bits are set as the access itself would set them.
+  public func cacheTranslation(_ linear: UInt64, kind: MemoryAccessKind, user: Bool, state: CPUState) -> Bool {
+    if tlb.entry(linear, kind: kind, user: user) != nil { return true }
+    let control = control(state)
+    do throws(PageFault) {
+      let translation = try PageWalker.translate(
+        linear, kind: kind, user: user, control: control, memory: PageTables(memory: memory, codeCache: codeCache),
+        alignmentCheckFlag: state.rflags & Flags.ac != 0)
+      let page = translation.physicalAddress & ~0xFFF
+      let host = memory.hostPointer(physical: page, length: 4096, write: kind == .write)
+      tlb.fill(linear, kind: kind, user: user, translation: translation, host: host, control: control)
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /// Page-table access through `PhysicalMemory` (entries outside RAM read as absent).
   struct PageTables: PageTableMemory {
     let memory: any PhysicalMemory
