@@ -24,9 +24,10 @@ import X86
 /// host ALU), wrapped in the checks the interpreter's fast path makes:
 ///
 /// - memory operands go through the paging TLB inline (RAM-tag compare that also catches a page
-///   crossing, addend); stores through the write table and the code-page byte, so a store to a
-///   page holding code never happens here; nearby reads through the same registers share one
-///   lookup (`BlockCompiler+ReadGroups.swift`);
+///   crossing, addend), a read's miss through a page walk called from the code; stores through
+///   the write table, the write host-page cache and the code-page byte, so a store to a page
+///   holding code never happens here; nearby reads through the same registers share one lookup
+///   (`BlockCompiler+ReadGroups.swift`);
 /// - any check that fails is a *side exit*: the code returns with RIP at that instruction and the
 ///   state exactly as before it (nothing of it was written yet), and the interpreter runs it in
 ///   full (walks, faults, MMIO, self-modifying code);
