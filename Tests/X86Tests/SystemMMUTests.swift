@@ -40,6 +40,21 @@ import Testing
     #expect(s.cr2 == 0x40_2008)
   }
 
+  /// The walk the translator calls when its inline lookup misses: it caches and sets the accessed
+  /// bit as a read would, and where a read would fault it only answers false (no CR2, nothing
+  /// cached), the access being left to the interpreter.
+  @Test func cacheTranslationWalksWithoutFaulting() {
+    let (s, ram, mmu) = makeMachine()
+    s.cr2 = 0xDEAD
+    #expect(mmu.cacheTranslation(0x40_0123, kind: .read, user: true, state: s))
+    #expect(mmu.tlb.hostPointer(0x40_0123, kind: .read, user: true) == ram.bytes + 0x10_0123)
+    #expect(ram.qword(0x4000) & 0x60 == 0x20)  // accessed, not dirty
+    #expect(!mmu.cacheTranslation(0x40_2000, kind: .read, user: true, state: s))  // not present
+    #expect(!mmu.cacheTranslation(0x40_1000, kind: .read, user: true, state: s))  // supervisor page
+    #expect(mmu.tlb.entry(0x40_2000, kind: .read, user: true) == nil)
+    #expect(s.cr2 == 0xDEAD)
+  }
+
   @Test func systemMemorySplitsAtPageBoundaries() throws {
     let (s, ram, mmu) = makeMachine()
     let sys = MMUSystemMemory(mmu: mmu, state: s)
