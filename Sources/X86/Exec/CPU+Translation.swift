@@ -141,10 +141,11 @@ extension CPU {
   /// For generated code whose inline TLB lookup of a read missed: caches the translation of the
   /// `size` bytes at `linear` (walking the page tables as the interpreter's read would, without
   /// faulting: the same entry filled, the same accessed bits set), and returns their host address
-  /// when generated code can make the read itself: one page, RAM. Otherwise nil, and the block
-  /// side-exits to have the interpreter make it (a fault, MMIO, a page crossing).
+  /// when generated code can make the read itself: one page, RAM, a canonical address. Otherwise
+  /// nil, and the block side-exits to have the interpreter make it (a fault, #GP or #SS for a
+  /// non-canonical address, which the page walk would not see, MMIO, a page crossing).
   package func hostAddressAfterTLBMiss(linear: UInt64, size: Int) -> UnsafeMutableRawPointer? {
-    guard (linear & 0xFFF) &+ UInt64(size) <= 0x1000, pagingActive else { return nil }
+    guard (linear & 0xFFF) &+ UInt64(size) <= 0x1000, pagingActive, isCanonical(linear) else { return nil }
     let user = runsAtUserLevel
     guard system.mmu.cacheTranslation(linear, kind: .read, user: user, state: state) else { return nil }
     return system.mmu.tlb.hostPointer(linear, kind: .read, user: user)
