@@ -91,7 +91,6 @@ import X86
     Case(expected: "add al, 0x7f") { $0.alu(.add, .register(.rax), immediate: 0x7F, size: 1) },
     Case(expected: "mov r10d, eax") { $0.mov(.r10, .register(.rax), size: 4) },
     Case(expected: "imul r10d, r10d, 0x801") { $0.imul(.r10, .register(.r10), immediate: 0x801, size: 4) },
-    Case(expected: "add al, ah") { $0.addAHToAL() },
     Case(expected: "xadd qword ptr [rdi], r11") { $0.xadd(.memory(HostMemory(.rdi)), .r11) },
     Case(expected: "xadd word ptr [rdi], dx") { $0.xadd(.memory(HostMemory(.rdi)), .rdx, size: 2) },
     Case(expected: "cmpxchg dword ptr [rdi], ebp") { $0.cmpxchg(.memory(HostMemory(.rdi)), .rbp, size: 4) },

@@ -79,8 +79,9 @@ extension BlockCompiler {
     }
   }
 
-  /// RSI = linear address; on success RAX = host pointer to `size` bytes there, for reading (or for
-  /// writing: a write entry, on a page that holds no code). Else the side exit of `k`.
+  /// RSI = linear address; on success RAX = host pointer to `size` bytes there, for reading (a miss
+  /// walks, `emitTLBMisses`) or for writing (a write entry, the page in the write host-page cache
+  /// and holding no code). Else `exit`, the side exit.
   mutating func hostPointer(size: Int, write: Bool, exit: X64Assembler.Label) {
     guard mode.paged else {
       unpagedHostPointer(size: size, write: write, exit: exit)
@@ -113,14 +114,12 @@ extension BlockCompiler {
     // write entries in their own ways, which the TLB's later contents, and so whether a stale
     // entry is used after a page-table write, must match.
     let found = a.newLabel()
-    if write {
-      a.jcc(HostCondition.notEqual, exit)
-    } else {
+    if !write {
       let miss = a.newLabel()
       a.jcc(HostCondition.notEqual, miss)
       pendingTLBMisses.append((miss, found, size, exit))
-    }
-    if write {
+    } else {
+      a.jcc(HostCondition.notEqual, exit)
       // A write entry exists only for a dirty, writable RAM page. The page must also be in the
       // write side of the host-page cache, exactly as on the interpreter's fast path: when it is
       // not, the interpreter's store takes its general path, which for a read-modify-write also

@@ -9,14 +9,15 @@ import X86
 /// read of the group ran: the interpreter runs it, and the block at the next instruction
 /// continues (a range that straddles two pages is slower, not wrong).
 extension BlockCompiler {
-  /// A group of reads: its leader (the first of them), the lowest displacement and the bytes
-  /// from there to the end of the highest read, and the state-page word it uses.
+  /// A group of reads: its leader (the first of them), the lowest displacement and the end of
+  /// the highest read, how many reads it has, and the state-page word it uses (nil: none, the
+  /// group is not used).
   struct ReadGroup {
     var leader: Int
     var low: Int64
     var end: Int64
-    var slot: Int
     var members: Int
+    var slot: Int? = nil
   }
 
   /// Widest range one group may check (smaller: less chance that the range straddles a page).
@@ -82,7 +83,7 @@ extension BlockCompiler {
           readGroups[i].members += 1
           members.append((k, i, d))
         } else {
-          readGroups.append(ReadGroup(leader: k, low: d, end: d + Int64(size), slot: 0, members: 1))
+          readGroups.append(ReadGroup(leader: k, low: d, end: d + Int64(size), members: 1))
           open[key] = readGroups.count - 1
           members.append((k, readGroups.count - 1, d))
         }
@@ -98,14 +99,11 @@ extension BlockCompiler {
     }
     // Groups of one read gain nothing; the others get a word each, while there are words.
     var slots = 0
-    var kept = [Int?](repeating: nil, count: readGroups.count)
-    for (i, group) in readGroups.enumerated() where group.members > 1 && slots < Self.readGroupSlots {
-      kept[i] = slots
+    for i in readGroups.indices where readGroups[i].members > 1 && slots < Self.readGroupSlots {
       readGroups[i].slot = slots
       slots += 1
     }
-    for m in members {
-      guard kept[m.group] != nil else { continue }
+    for m in members where readGroups[m.group].slot != nil {
       readGroupMember[m.k] = (m.group, Int32(m.displacement - readGroups[m.group].low))
     }
   }
@@ -113,7 +111,8 @@ extension BlockCompiler {
   /// `memoryOperand` for a read of a group: RAX = its host address. The leader checks the group's
   /// range (side-exiting if need be) and keeps the range's host address; the others load it.
   mutating func groupedRead(_ g: GuestInstruction, group: Int, offset: Int32, k: Int) {
-    let word = HostMemory(.rbx, Int32(CPUStateLayout.translatorReadGroups + 8 * readGroups[group].slot))
+    // Only groups with a word have members (`planReadGroups`).
+    let word = HostMemory(.rbx, Int32(CPUStateLayout.translatorReadGroups + 8 * readGroups[group].slot!))
     if readGroups[group].leader == k {
       clobberFlags()
       var low = g

@@ -40,7 +40,6 @@ import X86
 /// The return value is the number of guest instructions the code completed.
 package struct BlockCompiler {
   package struct Tables {
-    let pagingTLB: UInt64
     let hostWritePage: UInt64
     let hostWritePointer: UInt64
     let hostReadPage: UInt64
@@ -57,7 +56,6 @@ package struct BlockCompiler {
     let codePageSlots: Int
 
     package init(_ t: TranslationTables) {
-      pagingTLB = UInt64(UInt(bitPattern: t.pagingTLB))
       hostWritePage = UInt64(UInt(bitPattern: t.hostWritePage))
       hostWritePointer = UInt64(UInt(bitPattern: t.hostWritePointer))
       hostReadPage = UInt64(UInt(bitPattern: t.hostReadPage))

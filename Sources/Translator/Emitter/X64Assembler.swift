@@ -318,8 +318,6 @@ package struct X64Assembler {
   }
 
   /// XOR AL, AH (no REX: AH).
-  /// ADD AL, AH (the TLB set's fold).
-  package mutating func addAHToAL() { bytes.append(contentsOf: [0x00, 0xE0]) }
 
   package mutating func pushfq() { bytes.append(0x9C) }
   /// LAHF: AH = SF ZF - AF - PF - CF (RFLAGS bits 0-7).

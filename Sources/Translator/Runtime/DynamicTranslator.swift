@@ -338,8 +338,10 @@ package final class DynamicTranslator: BlockExecutor {
       ("dbt-translated-instructions", s.translatedInstructions, "guest instructions completed by generated code"),
       ("dbt-block-entries", s.blockEntries, "context switches into generated code"),
       ("dbt-side-exits", s.sideExits, "blocks left early: that instruction ran in the interpreter"),
-      ("dbt-tlb-miss-fills", s.tlbMissFills, "inline TLB misses filled by a page walk, generated code going on"),
-      ("dbt-tlb-miss-exits", s.tlbMissExits, "inline TLB misses left to the interpreter (fault, MMIO, crossing, code)"),
+      ("dbt-tlb-miss-fills", s.tlbMissFills, "reads' inline TLB misses filled by a page walk, generated code going on"),
+      (
+        "dbt-tlb-miss-exits", s.tlbMissExits, "reads' inline TLB misses left to the interpreter (fault, MMIO, crossing)"
+      ),
       ("dbt-cache-hits", s.cacheHits, "lookups that found a valid translated block"),
       ("dbt-cache-misses", s.cacheMisses, "lookups that translated"),
       ("dbt-invalidations", s.invalidations, "blocks retranslated because their code page was written"),

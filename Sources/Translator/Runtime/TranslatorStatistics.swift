@@ -10,8 +10,8 @@ package struct TranslatorStatistics {
   /// Returns before a block's end: an instruction whose fast case failed (TLB miss, page
   /// crossing, a store to code, MMIO...) runs in the interpreter.
   package var sideExits: UInt64 = 0
-  /// Inline TLB lookups that missed: filled by a page walk from generated code (which then went
-  /// on), or left to the interpreter (a fault, MMIO, a page crossing, a store to code).
+  /// Inline TLB lookups of reads that missed: filled by a page walk from generated code (which then
+  /// went on), or left to the interpreter (a fault, MMIO, a page crossing, a non-canonical address).
   package var tlbMissFills: UInt64 = 0
   package var tlbMissExits: UInt64 = 0
   /// Translation: blocks and guest instructions translated, host bytes emitted, time spent.

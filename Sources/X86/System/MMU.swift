@@ -46,20 +46,14 @@ public final class MMU {
     if let entry = tlb.entry(linear, kind: kind, user: user) {
       return (entry.physicalPage | UInt64(offset), entry.host.map { $0 + offset })
     }
-    let control = control(state)
-    let translation: Translation
     do throws(PageFault) {
-      translation = try PageWalker.translate(
-        linear, kind: kind, user: user, control: control, memory: PageTables(memory: memory, codeCache: codeCache),
-        alignmentCheckFlag: state.rflags & Flags.ac != 0, implicitSupervisor: implicitSupervisor)
+      let (physical, host) = try walkAndCache(
+        linear, kind: kind, user: user, implicitSupervisor: implicitSupervisor, state: state)
+      return (physical, host.map { $0 + offset })
     } catch {
       state.cr2 = error.address
       throw .pf(error)
     }
-    let page = translation.physicalAddress & ~0xFFF
-    let host = memory.hostPointer(physical: page, length: 4096, write: kind == .write)
-    tlb.fill(linear, kind: kind, user: user, translation: translation, host: host, control: control)
-    return (translation.physicalAddress, host.map { $0 + offset })
   }
 
   /// Walks the page tables for `linear` and caches the translation, as `translate` does, but a
@@ -68,18 +62,22 @@ public final class MMU {
   /// Accessed and dirty bits are set as the access itself would set them.
   public func cacheTranslation(_ linear: UInt64, kind: MemoryAccessKind, user: Bool, state: CPUState) -> Bool {
     if tlb.entry(linear, kind: kind, user: user) != nil { return true }
+    return (try? walkAndCache(linear, kind: kind, user: user, implicitSupervisor: false, state: state)) != nil
+  }
+
+  /// The page walk behind both: translates `linear`, caches the result in the TLB, and returns the
+  /// physical address and the host address of its 4 KiB page (nil for MMIO).
+  private func walkAndCache(
+    _ linear: UInt64, kind: MemoryAccessKind, user: Bool, implicitSupervisor: Bool, state: CPUState
+  ) throws(PageFault) -> (physical: UInt64, hostPage: UnsafeMutableRawPointer?) {
     let control = control(state)
-    do throws(PageFault) {
-      let translation = try PageWalker.translate(
-        linear, kind: kind, user: user, control: control, memory: PageTables(memory: memory, codeCache: codeCache),
-        alignmentCheckFlag: state.rflags & Flags.ac != 0)
-      let page = translation.physicalAddress & ~0xFFF
-      let host = memory.hostPointer(physical: page, length: 4096, write: kind == .write)
-      tlb.fill(linear, kind: kind, user: user, translation: translation, host: host, control: control)
-      return true
-    } catch {
-      return false
-    }
+    let translation = try PageWalker.translate(
+      linear, kind: kind, user: user, control: control, memory: PageTables(memory: memory, codeCache: codeCache),
+      alignmentCheckFlag: state.rflags & Flags.ac != 0, implicitSupervisor: implicitSupervisor)
+    let page = translation.physicalAddress & ~0xFFF
+    let host = memory.hostPointer(physical: page, length: 4096, write: kind == .write)
+    tlb.fill(linear, kind: kind, user: user, translation: translation, host: host, control: control)
+    return (translation.physicalAddress, host)
   }
 
   /// Page-table access through `PhysicalMemory` (entries outside RAM read as absent).
