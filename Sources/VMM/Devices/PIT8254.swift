@@ -247,7 +247,12 @@ public final class PIT8254: PortIODevice, ResettableDevice, TimedDevice {
 
   /// The OUT pin of `channel` now.
   public func output(channel: Int) -> Bool {
-    channels.indices.contains(channel) ? channels[channel].output(at: now) : false
+    output(channel: channel, atNanoseconds: clock.nanoseconds)
+  }
+
+  /// The OUT pin of `channel` at guest time `nanoseconds` (a caller that has just read the clock).
+  public func output(channel: Int, atNanoseconds nanoseconds: UInt64) -> Bool {
+    channels.indices.contains(channel) ? channels[channel].output(at: Self.ticks(atNanoseconds: nanoseconds)) : false
   }
 
   // MARK: PortIODevice
@@ -388,8 +393,9 @@ public final class SystemControlPort: PortIODevice, ResettableDevice {
   /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
   public func read(port: UInt16, size: Int) -> UInt32 {
     var value = control & 0x0F
-    if (pit.clock.nanoseconds / 15_085) & 1 != 0 { value |= 0x10 }
-    if pit.output(channel: 2) { value |= 0x20 }
+    let now = pit.clock.nanoseconds  // one clock read for both bits (a host clock read is slow)
+    if (now / 15_085) & 1 != 0 { value |= 0x10 }
+    if pit.output(channel: 2, atNanoseconds: now) { value |= 0x20 }
     return UInt32(value)
   }
 
@@ -398,4 +404,8 @@ public final class SystemControlPort: PortIODevice, ResettableDevice {
     control = UInt8(truncatingIfNeeded: value) & 0x0F
     pit.setGate(channel: 2, level: control & 1 != 0)
   }
+
+  /// A read only looks at channel 2 and the clock: lightweight; a write moves channel 2's gate
+  /// (`PortIODevice`).
+  public func isLightweight(port: UInt16, isWrite: Bool) -> Bool { !isWrite }
 }
