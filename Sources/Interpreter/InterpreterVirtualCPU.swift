@@ -96,6 +96,7 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     cpu.exceptionTrapBitmap = exitControls.exceptionBitmap
     cpu.trappedMSRReads = exitControls.msrReadExits
     cpu.trappedMSRWrites = exitControls.msrWriteExits
+    installAccessResponder()
   }
 
   public var instructionsRetired: UInt64? { cpu.instructionsRetired }
@@ -170,6 +171,42 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   public var supportsA20Masking: Bool { true }
 
   public func kick() { kickRequested.store(true, ordering: .releasing) }
+
+  /// The VMM's lightweight exits: port accesses the CPU model offers through its access responder
+  /// while it runs, before making them events.
+  @exclusivity(unchecked) public var lightweightExits: (any LightweightExitHandler)? {
+    didSet { installAccessResponder() }
+  }
+
+  /// Gives the CPU model a responder that offers trapped port accesses to `lightweightExits` (its
+  /// answer: the value read, 0 after a write; nil: the usual exit). Reinstalled when the exit
+  /// controls change, so the closure holds what it needs without looking at this vCPU.
+  private func installAccessResponder() {
+    guard let handler = lightweightExits else {
+      cpu.accessResponder = nil
+      return
+    }
+    let allPorts = exitControls.exitOnAllPorts
+    let ports = exitControls.ioExitPorts
+    // The runner clears the handler before it goes away.
+    cpu.accessResponder = { [unowned(unsafe) handler] event in
+      let access: PortAccess
+      switch event {
+      case .portIn(let port, let size):
+        access = PortAccess(port: port, size: size, isWrite: false)
+      case .portOut(let port, let size, let value):
+        access = PortAccess(port: port, size: size, isWrite: true, value: UInt32(truncatingIfNeeded: value))
+      default:
+        return nil
+      }
+      guard allPorts || ports.contains(access.port), let response = handler.respond(to: .io(access)) else {
+        return nil
+      }
+      // The access happened: any answer but a value reads as 0.
+      if case .value(let v) = response { return v }
+      return 0
+    }
+  }
 
   /// Answers the last exit. Responses an exit does not take are ignored (like `.value` after a
   /// port write), and so is a completion when no exit waits for one; `.fault` makes the exiting

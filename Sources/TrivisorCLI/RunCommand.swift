@@ -115,6 +115,13 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Print per-reason VM-exit statistics when the guest stops.")
   var stats = false
 
+  @Flag(
+    name: .customLong("no-lightweight-exits"),
+    help:
+      "Take every port access through the VMM's run loop, even those interp and dbt answer inside the engine (the diagnostic port 0x80, port 0x61 reads, unclaimed ports): to measure the full exit path."
+  )
+  var noLightweightExits = false
+
   @Option(
     name: .customLong("stats-json"), parsing: .unconditional, help: "Write the exit statistics as JSON to this file.")
   var statsJSON: String?
@@ -124,7 +131,7 @@ struct RunCommand: ParsableCommand {
 
   @Flag(
     help:
-      "Drive guest time (PIT, RTC, TSC) from the instruction count, so a guest prints the same output on every run (interp only)."
+      "Drive guest time (PIT, RTC, TSC) from the instruction count, so a guest prints the same output on every run (interp and dbt)."
   )
   var deterministic = false
 
@@ -293,6 +300,7 @@ struct RunCommand: ParsableCommand {
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
     config.serial = serialBackend
     config.debugConsole = debugBackend
+    config.lightweightExits = !noLightweightExits
     if !noReboot {
       config.reboot = load
       config.rebootOnTripleFault = bios != nil

@@ -91,4 +91,26 @@ import Testing
     #expect(control.requestedStop?.exitStatus == 7)
     #expect(bus.read(port: 0x21, size: 1) == 0xFF)
   }
+
+  /// Lightweight accesses: unclaimed ports and the diagnostic port are answered; a device that
+  /// did not say so (isa-debug-exit, the PIC) is left alone for the run loop.
+  @Test func onlyLightweightDevicesAreAccessedAsLightweightExits() throws {
+    let bus = PortIOBus()
+    let control = MachineControl()
+    let diagnostic = DiagnosticPort()
+    let pic = PICPair()
+    try bus.register(DebugExitDevice(control: control), ports: 0xF4...0xF4)
+    try bus.register(diagnostic, ports: 0x80...0x80)
+    try bus.register(pic, ports: 0x20...0x21)
+    #expect(bus.lightweightAccess(PortAccess(port: 0x80, size: 1, isWrite: true, value: 0x1AB)) == 0)
+    #expect(diagnostic.lastCode == 0xAB && diagnostic.writeCount == 1)
+    #expect(bus.lightweightAccess(PortAccess(port: 0x80, size: 2, isWrite: false)) == 0xAB)
+    #expect(bus.lightweightAccess(PortAccess(port: 0x5555, size: 2, isWrite: false)) == 0xFFFF)
+    #expect(bus.lightweightAccess(PortAccess(port: 0x5555, size: 4, isWrite: true, value: 1)) == 0)
+    #expect(bus.unclaimedAccesses == 2)
+    #expect(bus.lightweightAccess(PortAccess(port: 0xF4, size: 1, isWrite: true, value: 3)) == nil)
+    #expect(control.requestedStop == nil)
+    #expect(bus.lightweightAccess(PortAccess(port: 0x21, size: 1, isWrite: true, value: 0)) == nil)
+    #expect(bus.read(port: 0x21, size: 1) == 0xFF)  // the mask write never happened
+  }
 }

@@ -6,6 +6,17 @@ public protocol PortIODevice: AnyObject {
   /// Value read from `port`. Bits above `size` bytes are ignored by the bus.
   func read(port: UInt16, size: Int) -> UInt32
   func write(port: UInt16, size: Int, value: UInt32)
+  /// Whether an access to `port` may be answered as a lightweight exit (`LightweightExitHandler`):
+  /// it raises or lowers no interrupt line, moves no timer deadline, changes no machine-control
+  /// line and writes no output, so the vCPU can go on without the run loop. False by default.
+  /// The bus asks once per port when the device is registered: the answer may not depend on the
+  /// device's state.
+  func isLightweight(port: UInt16, isWrite: Bool) -> Bool
+}
+
+extension PortIODevice {
+  /// By default every access takes the run loop.
+  public func isLightweight(port: UInt16, isWrite: Bool) -> Bool { false }
 }
 
 /// A device reached through memory-mapped I/O. `offset` is relative to the device's base; `size` is

@@ -46,9 +46,14 @@ public final class PortIOBus {
   }
 
   /// The registered ranges, in registration order.
-  public private(set) var mappings: [Mapping] = []
+  @exclusivity(unchecked) public private(set) var mappings: [Mapping] = []
+  /// For each port, 1 + the index in `mappings` of the device answering it (0: none).
+  @exclusivity(unchecked) private var mappingOfPort = [UInt16](repeating: 0, count: 0x10000)
+  /// For each port, whether a read (bit 0) and a write (bit 1) may be lightweight exits (asked of
+  /// the device once, when it is registered; unclaimed ports: both).
+  @exclusivity(unchecked) private var lightweightOfPort = [UInt8](repeating: 3, count: 0x10000)
   /// Accesses to ports no device claims (for diagnostics).
-  public private(set) var unclaimedAccesses: UInt64 = 0
+  @exclusivity(unchecked) public private(set) var unclaimedAccesses: UInt64 = 0
 
   /// True once the machine has started: registrations are refused and lookups need no lock.
   public private(set) var isFrozen = false
@@ -64,13 +69,36 @@ public final class PortIOBus {
     guard !isFrozen else { throw .frozen }
     if mappings.contains(where: { $0.ports.overlaps(ports) }) { throw .overlap(ports) }
     mappings.append(Mapping(ports: ports, device: device))
+    for port in ports {
+      mappingOfPort[Int(port)] = UInt16(mappings.count)
+      lightweightOfPort[Int(port)] =
+        (device.isLightweight(port: port, isWrite: false) ? 1 : 0)
+        | (device.isLightweight(port: port, isWrite: true) ? 2 : 0)
+    }
   }
 
   /// The device answering `port`, if any.
   @inline(__always)
   public func device(for port: UInt16) -> (any PortIODevice)? {
-    for m in mappings where m.ports.contains(port) { return m.device }
-    return nil
+    let m = Int(mappingOfPort[Int(port)])
+    return m == 0 ? nil : mappings[m - 1].device
+  }
+
+  /// Carries out `access` if it may be a lightweight exit (`PortIODevice.isLightweight`; unclaimed
+  /// ports always may): the value read (0 for a write), or nil, doing nothing, when the access
+  /// must take the run loop. Called on the vCPU thread under the machine's device lock.
+  public func lightweightAccess(_ access: PortAccess) -> UInt32? {
+    guard lightweightOfPort[Int(access.port)] & (access.isWrite ? 2 : 1) != 0 else { return nil }
+    let mask: UInt32 = access.size >= 4 ? .max : (1 << (UInt32(access.size) * 8)) - 1
+    guard let d = device(for: access.port) else {
+      unclaimedAccesses += 1
+      return access.isWrite ? 0 : mask
+    }
+    if access.isWrite {
+      d.write(port: access.port, size: access.size, value: access.value & mask)
+      return 0
+    }
+    return d.read(port: access.port, size: access.size) & mask
   }
 
   /// An IN of `size` bytes (all ones where no device answers). Called on the vCPU thread.

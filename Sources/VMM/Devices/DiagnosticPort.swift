@@ -1,10 +1,11 @@
 /// The POST diagnostic port 0x80: firmware writes progress codes there and Linux writes to it as
-/// an I/O delay. The last value written reads back; `writeCount` counts the writes.
+/// an I/O delay. The last value written reads back; `writeCount` counts the writes. (Driven from
+/// one vCPU at a time under the device lock: no dynamic exclusivity checks on this hot path.)
 public final class DiagnosticPort: PortIODevice {
   /// The last POST code written.
-  public private(set) var lastCode: UInt8 = 0
+  @exclusivity(unchecked) public private(set) var lastCode: UInt8 = 0
   /// Writes seen (Linux uses the port as an I/O delay, so this grows fast).
-  public private(set) var writeCount: UInt64 = 0
+  @exclusivity(unchecked) public private(set) var writeCount: UInt64 = 0
 
   /// The device in its power-on state.
   public init() {}
@@ -17,4 +18,7 @@ public final class DiagnosticPort: PortIODevice {
     lastCode = UInt8(truncatingIfNeeded: value)
     writeCount &+= 1
   }
+
+  /// Reads and writes only keep the code: lightweight (`PortIODevice`).
+  public func isLightweight(port: UInt16, isWrite: Bool) -> Bool { true }
 }

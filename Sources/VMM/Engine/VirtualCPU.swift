@@ -55,6 +55,10 @@ public protocol VirtualCPU: AnyObject {
   func setA20Gate(_ enabled: Bool)
   var supportsA20Masking: Bool { get }
 
+  /// Where `run` may offer exits the VMM answers without `run` returning (`LightweightExitHandler`);
+  /// the run loop sets it while it drives the vCPU. Engines that cannot offer any ignore it.
+  var lightweightExits: (any LightweightExitHandler)? { get set }
+
   /// Makes a running or the next `run()` return `.kicked` promptly. Safe from any thread.
   func kick()
 
@@ -66,6 +70,11 @@ public protocol VirtualCPU: AnyObject {
 }
 
 extension VirtualCPU {
+  /// By default an engine offers no lightweight exits (kvm: its exits reach userspace already).
+  public var lightweightExits: (any LightweightExitHandler)? {
+    get { nil }
+    set {}
+  }
   /// By default an engine reports no counters of its own.
   public var engineCounters: [EngineCounter] { [] }
   /// By default an engine has no NMI input.

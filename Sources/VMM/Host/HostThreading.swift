@@ -18,6 +18,8 @@ final class NSLockLike: @unchecked Sendable {
   }
   /// Waits on `condition`; only inside `locked`.
   func wait(_ condition: UnsafeMutablePointer<pthread_cond_t>) { pthread_cond_wait(condition, mutex) }
+  /// The mutex itself, for a hot path that must not touch the lock object's reference count.
+  var rawMutex: UnsafeMutablePointer<pthread_mutex_t> { mutex }
   /// Takes the mutex (pair with `unlock` on every path).
   func lock() { pthread_mutex_lock(mutex) }
   /// Releases the mutex.

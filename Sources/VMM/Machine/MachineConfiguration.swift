@@ -59,6 +59,10 @@ public struct MachineConfiguration {
   /// stopping with a report of the faulting state.
   public var rebootOnTripleFault = false
 
+  /// Whether engines that can answer some exits without leaving their run loop do so
+  /// (`LightweightExitHandler`; `--no-lightweight-exits` turns it off to measure the full path).
+  public var lightweightExits = true
+
   /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(
     serial: SerialBackend = .null, consoleCapture: (([UInt8]) -> Void)? = nil,

@@ -11,11 +11,20 @@ public final class ExitStatistics {
   private var minimums = [UInt64](repeating: .max, count: kinds)
   private var maximums = [UInt64](repeating: 0, count: kinds)
   private var histogram = [UInt64](repeating: 0, count: kinds * LogHistogram.bucketCount)
+  /// Lightweight exits (`LightweightExitHandler`) by kind: answered inside the engine's `run()`,
+  /// so not in the counts and times above.
+  private let lightweightCounts: UnsafeMutablePointer<UInt64> = {
+    let p = UnsafeMutablePointer<UInt64>.allocate(capacity: kinds)
+    p.initialize(repeating: 0, count: kinds)
+    return p
+  }()
   /// Nanoseconds spent inside the engine's `run()` (guest execution plus the engine's exit path).
   public var guestNanoseconds: UInt64 = 0
 
   /// Empty statistics.
   public init() {}
+
+  deinit { lightweightCounts.deallocate() }
 
   /// Records one exit of `kind` whose handling took `nanoseconds`.
   @inline(__always)
@@ -28,6 +37,15 @@ public final class ExitStatistics {
     histogram[k * LogHistogram.bucketCount + LogHistogram.bucket(of: nanoseconds)] &+= 1
   }
 
+  /// Counts one lightweight exit of `kind`.
+  @inline(__always)
+  public func recordLightweight(_ kind: ExitKind) {
+    lightweightCounts[kind.rawValue] &+= 1
+  }
+
+  /// How many lightweight exits of `kind` were recorded.
+  public func lightweightCount(of kind: ExitKind) -> UInt64 { lightweightCounts[kind.rawValue] }
+
   /// Adds `other`'s exits and times to these (per-vCPU statistics merged for the machine).
   public func merge(_ other: ExitStatistics) {
     for k in 0..<Self.kinds {
@@ -35,6 +53,7 @@ public final class ExitStatistics {
       totals[k] &+= other.totals[k]
       minimums[k] = min(minimums[k], other.minimums[k])
       maximums[k] = max(maximums[k], other.maximums[k])
+      lightweightCounts[k] &+= other.lightweightCounts[k]
     }
     for i in histogram.indices { histogram[i] &+= other.histogram[i] }
     guestNanoseconds &+= other.guestNanoseconds
@@ -80,9 +99,13 @@ public final class ExitStatistics {
     rows.sort { $0.count > $1.count }
     let total = totalExits
     let seconds = Double(wallNanoseconds) / 1e9
+    var lightweight: [String: UInt64] = [:]
+    for kind in ExitKind.allCases where lightweightCounts[kind.rawValue] > 0 {
+      lightweight[kind.name] = lightweightCounts[kind.rawValue]
+    }
     return ExitStatisticsReport(
       totalExits: total, wallNanoseconds: wallNanoseconds, guestNanoseconds: guestNanoseconds,
       exitsPerSecond: seconds > 0 ? Double(total) / seconds : 0, instructionsRetired: instructionsRetired,
-      reasons: rows, engineCounters: engineCounters)
+      reasons: rows, lightweightExits: lightweight.isEmpty ? nil : lightweight, engineCounters: engineCounters)
   }
 }

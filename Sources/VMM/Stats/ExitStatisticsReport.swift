@@ -36,6 +36,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   public var instructionsRetired: UInt64?
   /// One row per exit reason seen, most frequent first.
   public var reasons: [Row]
+  /// Exits answered inside the engine (`LightweightExitHandler`) by reason name, not counted in
+  /// `totalExits` or `reasons`; nil when there were none.
+  public var lightweightExits: [String: UInt64]?
   /// The engine's own counters at the end of the run (`VirtualCPU.engineCounters`).
   public var engineCounters: [EngineCounter] = []
   /// Guest console bytes dropped because a host output did not keep up (its bounded queue was
@@ -104,6 +107,10 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
       + "in guest/engine \(time(Double(guestNanoseconds)))"
     if let i = instructionsRetired { summary += ", \(i) instructions retired" }
     lines.append(summary)
+    if let lightweight = lightweightExits {
+      let list = lightweight.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+      lines.append("lightweight exits (answered inside the engine, not counted above): \(list)")
+    }
     for counter in engineCounters {
       var line = "engine: \(counter.description): \(counter.value)"
       if let i = instructionsRetired, i > 0, counter.name.hasSuffix("-instructions") {

@@ -1,5 +1,9 @@
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The run loop of one vCPU, following the VMX flow of the seed: enter the guest (VM entry), take
 /// the exit, handle it in the VMM, resume. Between exits it brings timers up to date, delivers
 /// pending interrupts (injecting when the vCPU can take one, otherwise asking for an interrupt
@@ -27,6 +31,10 @@ public final class VCPURunner {
   /// The machine this runner belongs to (it owns the runner and outlives it: no reference
   /// counting on the run loop's every access).
   unowned(unsafe) let machine: Machine
+  /// The machine's port bus and device lock for lightweight exits (both live as long as the
+  /// machine: no reference counting on that path); no lock with one vCPU.
+  let portBus: Unmanaged<PortIOBus>
+  let deviceMutex: UnsafeMutablePointer<pthread_mutex_t>?
   /// The A20 gate as last passed to the vCPU (open at power-on).
   var a20Applied = true
   /// `MachineControl.State.generation` of the control lines this runner last acted on.
@@ -50,6 +58,8 @@ public final class VCPURunner {
     self.index = index
     self.vcpu = vcpu
     self.machine = machine
+    portBus = Unmanaged.passUnretained(machine.portBus)
+    deviceMutex = machine.configuration.cpuCount > 1 ? machine.deviceLock.rawMutex : nil
     // With the engine's interrupt controller (KVM's in-kernel LAPICs) the engine keeps its
     // application processors in wait-for-SIPI itself: the runner just enters them.
     waitingForStartup = index != 0 && machine.pic != nil
@@ -118,6 +128,9 @@ public final class VCPURunner {
 
   /// Runs the vCPU until the machine stops; every exit, including the last, is counted.
   func run() -> StopReason {
+    // Held only while the loop runs: the vCPU must not keep its runner alive.
+    if machine.configuration.lightweightExits { vcpu.lightweightExits = self }
+    defer { vcpu.lightweightExits = nil }
     let reason = loop()
     if let k = lastExit {
       statistics.record(k, nanoseconds: machine.hostClock.nanoseconds &- exitTime)

@@ -118,23 +118,34 @@ extension CPU {
     return .exception(vector: 14, errorCode: (write ? 2 : 0) | 4)
   }
 
-  /// An I/O or MMIO read: the logged answer on re-execution, else an event.
+  /// An I/O or MMIO read: the logged answer on re-execution, else the responder's answer (logged
+  /// too), else an event.
   func replayedRead(_ event: CPUEvent) throws(Fault) -> UInt64 {
     if ioIndex < ioLog.count {
       let v = ioLog[ioIndex]
       ioIndex += 1
       return v
     }
+    if let responder = accessResponder, let v = responder(event) {
+      ioLog.append(v)
+      ioIndex += 1
+      return v
+    }
     throw .event(event)
   }
 
-  /// An I/O or MMIO write: skipped on re-execution, else logged and reported.
+  /// An I/O or MMIO write: skipped on re-execution, else logged and handed to the responder or
+  /// reported.
   func replayedWrite(_ event: CPUEvent) throws(Fault) {
     if ioIndex < ioLog.count {
       ioIndex += 1
       return
     }
     ioLog.append(0)
+    if let responder = accessResponder, responder(event) != nil {
+      ioIndex += 1
+      return
+    }
     throw .event(event)
   }
 

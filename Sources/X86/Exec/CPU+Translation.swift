@@ -200,6 +200,21 @@ extension CPU {
     return (.next, nil)
   }
 
+  /// IN or OUT (not the string forms) carried out for generated code by the access responder
+  /// alone (the VMM's lightweight exits): the value read (0 after a write), or nil, nothing done,
+  /// when the interpreter must run the instruction: no responder, an I/O breakpoint armed, CPL
+  /// above IOPL (the TSS bitmap decides, or #GP), or the responder wants the full exit. Generated
+  /// code runs in protected or long mode only, where CPL <= IOPL is all the permission needed.
+  package func respondToPortIO(port: UInt16, size: Int, written: UInt64?) -> UInt64? {
+    guard let responder = accessResponder, ioBreakpoints == 0,
+      state.cpl <= Int((state.rflags >> 12) & 3)
+    else { return nil }
+    if let written {
+      return responder(.portOut(port: port, size: size, value: written)) == nil ? nil : 0
+    }
+    return responder(.portIn(port: port, size: size))
+  }
+
   /// How much of the budget generated code had used at its latest callout (the state page's
   /// translator slots).
   package var translatorBudgetUsed: UInt64 {

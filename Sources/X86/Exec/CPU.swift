@@ -59,6 +59,11 @@ public final class CPU {
   /// Completed I/O and MMIO accesses of the current instruction (replayed on re-execution).
   @exclusivity(unchecked) var ioLog: [UInt64] = []
   @exclusivity(unchecked) var ioIndex = 0
+  /// Answers an I/O or MMIO access on the spot instead of ending `run` with its event (the
+  /// engine's link to the VMM's lightweight exits): the value read (anything for a write), or nil
+  /// to report the event as usual. Called at most once per access; a re-executed instruction
+  /// replays the answer like a completed event.
+  @exclusivity(unchecked) public var accessResponder: ((CPUEvent) -> UInt64?)?
   /// Set by `complete(value:)` for the pending read.
   @exclusivity(unchecked) var pendingRead = false
 
