@@ -90,9 +90,45 @@ extension BlockCompiler {
     case .atomicUpdate:
       emitAtomicUpdate(g, k: k)
 
+    case .portIO:
+      emitPortIO(g, k: k)
+
     case nil:
       preconditionFailure("a callout is not a special form")
     }
+  }
+
+  /// IN or OUT through the port helper (`Helpers.portIO`): the VMM answers the access as a
+  /// lightweight exit and the block goes on (IN's value into AL, AX or EAX, which zero-extends);
+  /// when it does not (a device that needs the run loop, CPL above IOPL), the instruction
+  /// side-exits, nothing done, for the interpreter to run it as a full exit. The helper sees the
+  /// budget left, to bring the instruction count up to date; R9, R10 and R11 live across the call.
+  mutating func emitPortIO(_ g: GuestInstruction, k: Int) {
+    let ins = g.instruction
+    let isOut = ins.operation == .out
+    let port = isOut ? ins.operands.0 : ins.operands.1
+    let size = Int(isOut ? ins.operands.1.size : ins.operands.0.size)
+    clobberFlags()
+    let side = sideExit(k)
+    let packed = UInt64(size) << 16 | (isOut ? 1 << 24 : 0) | UInt64(block.instructions.count - k) << 32
+    if port.kind == .immediate {
+      a.load(.rsi, constant: packed | (ins.immediate & 0xFF))
+    } else {
+      a.movzx(.rsi, gpr(2), sourceSize: 2)
+      a.load(.rax, constant: packed)
+      a.alu(.or, .register(.rsi), .rax)
+    }
+    if isOut { a.mov(.rdx, gpr(0)) }
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))), .r9)
+    let saved: [HostRegister] = [.r9, .r10, .r11, .r11]  // an even count keeps RSP 16-byte aligned
+    for r in saved { a.push(r) }
+    a.load(.rdi, constant: callout.context)
+    a.load(.rax, constant: callout.portIO)
+    a.call(.register(.rax))
+    for r in saved.reversed() { a.pop(r) }
+    a.test(.register(.rax), .rax)
+    a.jcc(HostCondition.sign, side)
+    if !isOut { storeGPR(0, .rax, size: size) }
   }
 
   /// A read-modify-write of memory as one host LOCK-prefixed instruction on the guest page (the

@@ -164,12 +164,30 @@ package struct BlockCompiler {
   /// The inline indirect-branch table generated code reads: `IndirectBranchTable.slots` entries of
   /// (RIP, cross-page entry address), one table per privilege class.
   let indirectTable: UInt64
-  /// The callout: a C function `(context, next RIP, decoded instruction) -> 0 (go on), 1 (leave
-  /// the block) or an indirect-branch table`, its context (`DynamicTranslator`) and the address of
-  /// the block's final instruction, decoded (when the block ends in a callout).
-  /// `tlbMiss`: the C function `(context, linear address, size) -> host address or 0` a read calls
-  /// when the inline TLB lookup misses.
-  let callout: (function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64)
+  /// The C functions generated code calls and their context.
+  package struct Helpers {
+    /// The callout: `(context, next RIP, decoded instruction) -> 0 (go on), 1 (leave the block)
+    /// or an indirect-branch table`.
+    package var function: UInt64
+    /// What every helper gets first (the `DynamicTranslator`).
+    package var context: UInt64
+    /// The block's final instruction, decoded, when the block ends in a callout (else 0).
+    package var instruction: UInt64
+    /// `(context, linear address, size) -> host address or 0`: a read's inline TLB lookup missed.
+    package var tlbMiss: UInt64
+    /// `(context, port | size << 16 | OUT << 24 | instructions left in the block << 32, value
+    /// written) -> value read, or bit 63 set to side-exit`: IN and OUT (`emitPortIO`).
+    package var portIO: UInt64
+
+    package init(function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64, portIO: UInt64) {
+      self.function = function
+      self.context = context
+      self.instruction = instruction
+      self.tlbMiss = tlbMiss
+      self.portIO = portIO
+    }
+  }
+  let callout: Helpers
   /// Guest register -> host register for the block's most used registers.
   var cached = [HostRegister?](repeating: nil, count: 16)
   /// The same pairs by guest register number (loads and write-backs in a fixed order), set once
@@ -226,7 +244,7 @@ package struct BlockCompiler {
 
   private init(
     block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: (function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64)
+    callout: Helpers
   ) {
     self.indirectTable = indirectTable
     self.callout = callout
@@ -243,7 +261,7 @@ package struct BlockCompiler {
   /// below.
   package static func compile(
     _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: (function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64)
+    callout: Helpers
   ) -> Output {
     var c = BlockCompiler(
       block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable,

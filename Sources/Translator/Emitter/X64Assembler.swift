@@ -372,4 +372,5 @@ package enum HostCondition {
   package static let equal: UInt8 = 0x4
   package static let notEqual: UInt8 = 0x5
   package static let above: UInt8 = 0x7
+  package static let sign: UInt8 = 0x8
 }

@@ -90,6 +90,9 @@ package enum SpecialForm: Equatable {
   /// immediate source), LOCK INC/DEC, XADD, XCHG and CMPXCHG with a register (with or without
   /// LOCK: doing them atomically is one of the outcomes the unlocked ones allow).
   case atomicUpdate
+  /// IN and OUT (port in an immediate or DX; not the string forms): the VMM's lightweight exits
+  /// through a helper call, else a side exit to the interpreter (which makes it a full exit).
+  case portIO
 
   package init?(_ ins: DecodedInstruction, mode: TranslatedCodeMode) {
     let o0 = ins.operands.0
@@ -118,6 +121,7 @@ package enum SpecialForm: Equatable {
     case .cld: self = .setDirection(false)
     case .std: self = .setDirection(true)
     case .swapgs where mode == .long64: self = .swapGS
+    case .in, .out: self = .portIO
     default: return nil
     }
   }

@@ -167,13 +167,39 @@ package final class DynamicTranslator: BlockExecutor {
     calloutCounts.deallocate()
   }
 
-  /// What generated code calls for a callout and on a TLB miss, and the context it passes.
-  private var calloutTarget: (function: UInt64, context: UInt64, tlbMiss: UInt64) {
-    (
-      UInt64(UInt(bitPattern: unsafeBitCast(dbtCallout, to: UnsafeRawPointer.self))),
-      UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())),
-      UInt64(UInt(bitPattern: unsafeBitCast(dbtTLBMiss, to: UnsafeRawPointer.self)))
-    )
+  /// What generated code calls (a callout, a TLB miss, port I/O) and the context it passes; the
+  /// callout's instruction is the block's.
+  private func helpers(calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?) -> BlockCompiler.Helpers {
+    func address(_ f: UnsafeRawPointer) -> UInt64 { UInt64(UInt(bitPattern: f)) }
+    return BlockCompiler.Helpers(
+      function: address(unsafeBitCast(dbtCallout, to: UnsafeRawPointer.self)),
+      context: UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())),
+      instruction: UInt64(UInt(bitPattern: calloutInstruction)),
+      tlbMiss: address(unsafeBitCast(dbtTLBMiss, to: UnsafeRawPointer.self)),
+      portIO: address(unsafeBitCast(dbtPortIO, to: UnsafeRawPointer.self)))
+  }
+
+  /// Generated code's IN or OUT: the value read (0 after a write) when the VMM answered it as a
+  /// lightweight exit (`CPU.respondToPortIO`), else `UInt64.max` to side-exit. `packed`: port,
+  /// size << 16, OUT << 24, and the instructions from this one to the block's end << 32 (to bring
+  /// the instruction count up to date first, as a callout does: a device may read guest time).
+  fileprivate func portIO(packed: UInt64, value: UInt64) -> UInt64 {
+    guard let current = currentCPU else { return .max }
+    return current._withUnsafeGuaranteedRef { cpu in
+      let done = cpu.translatorBudgetUsed &- calloutsInThisEntry &- (packed >> 32)
+      cpu.noteTranslatedRetired(done &- notedInThisEntry)
+      notedInThisEntry = done
+      let port = UInt16(truncatingIfNeeded: packed)
+      let size = Int((packed >> 16) & 0xFF)
+      let mask: UInt64 = size >= 4 ? 0xFFFF_FFFF : (1 << UInt64(8 * size)) - 1
+      let written: UInt64? = packed & (1 << 24) != 0 ? value & mask : nil
+      guard let read = cpu.respondToPortIO(port: port, size: size, written: written) else {
+        statistics.portIOExits &+= 1
+        return .max
+      }
+      statistics.portIOAnswered &+= 1
+      return read & mask  // never bit 63: the access is done
+    }
   }
 
   /// Generated code's inline TLB lookup missed on a read: the host address of the access after a
@@ -223,10 +249,7 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user, mode: mode),
-      callout: (
-        calloutTarget.function, calloutTarget.context, UInt64(UInt(bitPattern: calloutInstruction)),
-        calloutTarget.tlbMiss
-      ))
+      callout: helpers(calloutInstruction: calloutInstruction))
     if let dumpDirectory = Self.dumpDirectory {
       Self.dump(host.code, rip: rip, user: user, mode: mode, to: dumpDirectory)
     }
@@ -342,6 +365,8 @@ package final class DynamicTranslator: BlockExecutor {
       (
         "dbt-tlb-miss-exits", s.tlbMissExits, "reads' inline TLB misses left to the interpreter (fault, MMIO, crossing)"
       ),
+      ("dbt-port-io-answered", s.portIOAnswered, "IN/OUT answered inside generated code (lightweight exits)"),
+      ("dbt-port-io-exits", s.portIOExits, "IN/OUT left to the interpreter for a full exit"),
       ("dbt-cache-hits", s.cacheHits, "lookups that found a valid translated block"),
       ("dbt-cache-misses", s.cacheMisses, "lookups that translated"),
       ("dbt-invalidations", s.invalidations, "blocks retranslated because their code page was written"),
@@ -387,6 +412,15 @@ private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeR
   // The translator outlives its code: no reference counting on this path.
   Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
     $0.runCallout(nextRIP: nextRIP, instruction: instruction.assumingMemoryBound(to: DecodedInstruction.self))
+  }
+}
+
+/// The C entry point generated code calls for IN and OUT: (translator, packed port, size,
+/// direction and instructions left, value written) -> value read, or `UInt64.max` (`portIO`).
+private let dbtPortIO: @convention(c) (UnsafeMutableRawPointer, UInt64, UInt64) -> UInt64 = {
+  context, packed, value in
+  Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
+    $0.portIO(packed: packed, value: value)
   }
 }
 

@@ -14,6 +14,9 @@ package struct TranslatorStatistics {
   /// went on), or left to the interpreter (a fault, MMIO, a page crossing, a non-canonical address).
   package var tlbMissFills: UInt64 = 0
   package var tlbMissExits: UInt64 = 0
+  /// IN/OUT answered through the port helper, and left to the interpreter by it.
+  package var portIOAnswered: UInt64 = 0
+  package var portIOExits: UInt64 = 0
   /// Translation: blocks and guest instructions translated, host bytes emitted, time spent.
   package var blocksTranslated: UInt64 = 0
   package var instructionsTranslated: UInt64 = 0
