@@ -45,4 +45,16 @@ import Testing
     let kept = FlagBits.sf | FlagBits.zf | FlagBits.af | FlagBits.pf
     #expect(d.state.rflags & kept == rflags & kept)
   }
+
+  /// SYSCALL and SYSRETQ end a block through their helper; one that faults changes nothing and
+  /// leaves RIP at it for the interpreter to raise the fault (here #UD: EFER.SCE is clear), after
+  /// the block's earlier instructions completed.
+  @Test(arguments: [[0x0F, 0x05] as [UInt8], [0x48, 0x0F, 0x07]])
+  func aFastSystemCallThatFaultsIsRaisedAtItself(instruction: [UInt8]) throws {
+    let code: [UInt8] = [0xB9, 0x05, 0x00, 0x00, 0x00, 0x48, 0xFF, 0xC2] + instruction  // mov ecx, 5; inc rdx
+    let (d, _) = try runBoth(code, rflags: 0x202)
+    #expect(d.outcome == .fault(vector: 6, errorCode: 0))
+    #expect(d.state.rip == CN_CODE_ADDR + 8)
+    #expect(d.state.gpr[1] == 5)
+  }
 }

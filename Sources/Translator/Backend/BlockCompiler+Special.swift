@@ -93,6 +93,9 @@ extension BlockCompiler {
     case .portIO:
       emitPortIO(g, k: k)
 
+    case .fastSystemCall:
+      emitFastSystemCall(g, k: k)
+
     case nil:
       preconditionFailure("a callout is not a special form")
     }
@@ -129,6 +132,46 @@ extension BlockCompiler {
     a.test(.register(.rax), .rax)
     a.jcc(HostCondition.sign, side)
     if !isOut { storeGPR(0, .rax, size: size) }
+  }
+
+  /// SYSCALL or SYSRET (the block's last instruction) through its helper (`Helpers.fastSystemCall`),
+  /// which works on the state page: registers and flags go there first, the budget left too (R9
+  /// does not survive the call). Retired, the block goes on through the indirect-branch table of
+  /// the new privilege level (or leaves, when the code mode changed); faulted, nothing changed,
+  /// it leaves with RIP at the instruction for the interpreter to raise the fault.
+  mutating func emitFastSystemCall(_ g: GuestInstruction, k: Int) {
+    clobberFlags()
+    settleFlags()
+    writeBackRegisters()
+    storeFlagsRegister()
+    let budgetLeft = HostOperand.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft)))
+    a.mov(budgetLeft, .r9)
+    a.load(.rdi, constant: callout.context)
+    a.load(.rsi, constant: g.nextRIP)
+    a.load(.rdx, constant: g.instruction.operation == .sysret ? 1 : 0)
+    a.load(.rax, constant: callout.fastSystemCall)
+    a.call(.register(.rax))
+    a.mov(.r9, budgetLeft)
+    let faulted = a.newLabel()
+    let leave = a.newLabel()
+    a.test(.register(.rax), .rax)
+    a.jcc(HostCondition.equal, faulted)
+    a.alu(.cmp, .register(.rax), immediate: 1)
+    a.jcc(HostCondition.equal, leave)
+    loadFlagsRegister()
+    a.mov(.rdx, .memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))))
+    jumpThroughIndirectTable(base: .rax)
+    a.bind(faulted)
+    // A side exit whose registers and flags are in the state page already (R11, a cache
+    // register, did not survive the call).
+    a.load(.rax, constant: g.rip)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 1)
+    a.alu(.add, .register(.r9), immediate: Int64(block.instructions.count - k))
+    a.jmp(epilogueFlagsStored)
+    a.bind(leave)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 2)
+    a.jmp(epilogueFlagsStored)
   }
 
   /// A read-modify-write of memory as one host LOCK-prefixed instruction on the guest page (the

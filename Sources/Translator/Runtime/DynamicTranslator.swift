@@ -176,7 +176,24 @@ package final class DynamicTranslator: BlockExecutor {
       context: UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())),
       instruction: UInt64(UInt(bitPattern: calloutInstruction)),
       tlbMiss: address(unsafeBitCast(dbtTLBMiss, to: UnsafeRawPointer.self)),
-      portIO: address(unsafeBitCast(dbtPortIO, to: UnsafeRawPointer.self)))
+      portIO: address(unsafeBitCast(dbtPortIO, to: UnsafeRawPointer.self)),
+      fastSystemCall: address(unsafeBitCast(dbtFastSystemCall, to: UnsafeRawPointer.self)))
+  }
+
+  /// Generated code's SYSCALL or SYSRET (`CPU.fastSystemCall`): 0 when it faulted (nothing
+  /// changed: side-exit), 1 when it retired into code the block's mode does not cover, else the
+  /// indirect-branch table of the new privilege level to find the block at the new RIP in.
+  fileprivate func fastSystemCall(nextRIP: UInt64, returnToUser: Bool) -> UInt64 {
+    guard let current = currentCPU else { return 0 }
+    return current._withUnsafeGuaranteedRef { cpu in
+      guard cpu.fastSystemCall(returnToUser: returnToUser, nextRIP: nextRIP) else {
+        statistics.fastSystemCallFaults &+= 1
+        return 0
+      }
+      statistics.fastSystemCalls &+= 1
+      guard cpu.translatedCodeMode == currentMode else { return 1 }
+      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
+    }
   }
 
   /// Generated code's IN or OUT: the value read (0 after a write) when the VMM answered it as a
@@ -365,6 +382,8 @@ package final class DynamicTranslator: BlockExecutor {
       (
         "dbt-tlb-miss-exits", s.tlbMissExits, "reads' inline TLB misses left to the interpreter (fault, MMIO, crossing)"
       ),
+      ("dbt-fast-system-calls", s.fastSystemCalls, "SYSCALL/SYSRET run by their helper from generated code"),
+      ("dbt-fast-system-call-faults", s.fastSystemCallFaults, "SYSCALL/SYSRET that faulted, left to the interpreter"),
       ("dbt-port-io-answered", s.portIOAnswered, "IN/OUT answered inside generated code (lightweight exits)"),
       ("dbt-port-io-exits", s.portIOExits, "IN/OUT left to the interpreter for a full exit"),
       ("dbt-cache-hits", s.cacheHits, "lookups that found a valid translated block"),
@@ -412,6 +431,15 @@ private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeR
   // The translator outlives its code: no reference counting on this path.
   Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
     $0.runCallout(nextRIP: nextRIP, instruction: instruction.assumingMemoryBound(to: DecodedInstruction.self))
+  }
+}
+
+/// The C entry point generated code calls for SYSCALL and SYSRET: (translator, next RIP, 1 for
+/// SYSRET) -> 0, 1 or an indirect-branch table (`fastSystemCall`).
+private let dbtFastSystemCall: @convention(c) (UnsafeMutableRawPointer, UInt64, UInt64) -> UInt64 = {
+  context, nextRIP, sysret in
+  Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
+    $0.fastSystemCall(nextRIP: nextRIP, returnToUser: sysret != 0)
   }
 }
 

@@ -215,6 +215,20 @@ extension CPU {
     return responder(.portIn(port: port, size: size))
   }
 
+  /// SYSCALL, or SYSRET to 64-bit mode (`returnToUser`), carried out for generated code that
+  /// translates them: true when it retired (RIP, CPL, RCX/R11 or RFLAGS, CS and SS as the
+  /// interpreter leaves them), false with nothing changed when it faults (both check everything
+  /// before they write), for the interpreter to raise the fault. Generated code runs with no debug
+  /// state and no interrupt shadow: nothing else of a step applies.
+  package func fastSystemCall(returnToUser: Bool, nextRIP: UInt64) -> Bool {
+    do throws(Fault) {
+      if returnToUser { try system.sysret(operandSize: 8) } else { try system.syscall(returnRIP: nextRIP) }
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /// How much of the budget generated code had used at its latest callout (the state page's
   /// translator slots).
   package var translatorBudgetUsed: UInt64 {
