@@ -264,3 +264,35 @@ func repMovsdWithOverlapCopiesElementByElement(distance: Int) {
   #expect(cpu.state.gpr(Reg.rcx) == 0)
   #expect((0..<64).map { ram.byte(0x3000 + $0) } == expected)
 }
+
+/// REP STOS of every width with an element whose bytes are all equal (one memset) and one whose
+/// bytes differ (a loop per width), and REP MOVSQ between buffers apart (one memcpy): the bytes
+/// the element-by-element definition gives, and nothing past the end.
+@Test(arguments: [
+  ([0xF3, 0xAA] as [UInt8], 1, 0x77 as UInt64), ([0x66, 0xF3, 0xAB], 2, 0x4242), ([0x66, 0xF3, 0xAB], 2, 0x1234),
+  ([0xF3, 0xAB], 4, 0x0909_0909), ([0xF3, 0xAB], 4, 0x1122_3344), ([0xF3, 0x48, 0xAB], 8, 0),
+  ([0xF3, 0x48, 0xAB], 8, 0x0102_0304_0506_0708),
+])
+func repStosFillsElementByElement(code: [UInt8], size: Int, value: UInt64) {
+  let (cpu, ram) = makeCPU64(code)
+  cpu.state.setGPR(Reg.rax, size == 8 ? value : value | (0xEE << (8 * UInt64(size))))  // bits above the element ignored
+  cpu.state.setGPR(Reg.rdi, 0x3000)
+  cpu.state.setGPR(Reg.rcx, 40)
+  for _ in 0..<50 where cpu.state.gpr(Reg.rcx) != 0 { #expect(cpu.step() == nil) }
+  let element = (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
+  #expect((0..<40 * size).map { ram.byte(0x3000 + $0) } == Array(repeating: element, count: 40).flatMap { $0 })
+  #expect(ram.byte(0x3000 + 40 * size) == 0)
+  #expect(cpu.state.gpr(Reg.rdi) == 0x3000 + 40 * UInt64(size))
+}
+
+@Test func repMovsqBetweenBuffersApartCopiesThem() {
+  let (cpu, ram) = makeCPU64([0xF3, 0x48, 0xA5])  // rep movsq
+  for i in 0..<256 { ram.load([UInt8(i)], at: 0x3000 + i) }
+  cpu.state.setGPR(Reg.rsi, 0x3000)
+  cpu.state.setGPR(Reg.rdi, 0x3400)
+  cpu.state.setGPR(Reg.rcx, 32)
+  for _ in 0..<40 where cpu.state.gpr(Reg.rcx) != 0 { #expect(cpu.step() == nil) }
+  #expect((0..<256).map { ram.byte(0x3400 + $0) } == (0..<256).map { UInt8($0) })
+  #expect(ram.byte(0x3500) == 0)
+  #expect(cpu.state.gpr(Reg.rsi) == 0x3100 && cpu.state.gpr(Reg.rdi) == 0x3500)
+}

@@ -167,18 +167,30 @@ extension CPU {
       // less than one element after the source (then each element re-reads part of the last one).
       if d > sp && d - sp < Int(size) { return nil }
       let bytes = Int(n * size)
-      for k in 0..<bytes {
-        d.storeBytes(of: sp.load(fromByteOffset: k, as: UInt8.self), toByteOffset: k, as: UInt8.self)
+      if d + bytes <= sp || sp + bytes <= d {
+        d.copyMemory(from: sp, byteCount: bytes)  // apart: one memcpy
+      } else {
+        for k in 0..<bytes {
+          d.storeBytes(of: sp.load(fromByteOffset: k, as: UInt8.self), toByteOffset: k, as: UInt8.self)
+        }
       }
       state.setGPR(6, src &+ n * size)
     } else {
       let v = state.gpr(0)
-      for k in 0..<Int(n) {
+      let element = size == 8 ? v : v & ((1 << (8 * size)) - 1)
+      let byte = UInt8(truncatingIfNeeded: v)
+      // Every byte of the element the same (zeroing, the common case): one memset.
+      if element == UInt64(byte) &* (size == 8 ? 0x0101_0101_0101_0101 : (1 << (8 * size)) / 0xFF) {
+        d.initializeMemory(as: UInt8.self, repeating: byte, count: Int(n * size))
+      } else {
+        // One loop per width, each simple enough for the compiler to vectorize.
         switch size {
-        case 1: d.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: k, as: UInt8.self)
-        case 2: d.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: k * 2, as: UInt16.self)
-        case 4: d.storeBytes(of: UInt32(truncatingIfNeeded: v), toByteOffset: k * 4, as: UInt32.self)
-        default: d.storeBytes(of: v, toByteOffset: k * 8, as: UInt64.self)
+        case 2:
+          for k in 0..<Int(n) { d.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: k * 2, as: UInt16.self) }
+        case 4:
+          for k in 0..<Int(n) { d.storeBytes(of: UInt32(truncatingIfNeeded: v), toByteOffset: k * 4, as: UInt32.self) }
+        default:
+          for k in 0..<Int(n) { d.storeBytes(of: v, toByteOffset: k * 8, as: UInt64.self) }
         }
       }
     }
