@@ -69,6 +69,22 @@ import Testing
     #expect(ram.word(0x10_0FFE) == 0x5566)
   }
 
+  /// Accesses within one page take one load or store of their width (odd widths and unaligned
+  /// addresses too): the same bytes as the byte-wise split path.
+  @Test func systemMemoryAccessesWithinAPageKeepTheirBytes() throws {
+    let (s, ram, mmu) = makeMachine()
+    let sys = MMUSystemMemory(mmu: mmu, state: s)
+    for (offset, size) in [(0x101, 1), (0x203, 2), (0x305, 4), (0x407, 8), (0x509, 6), (0xFF8, 8)] {
+      let value: UInt64 = 0x8877_6655_4433_2211
+      let mask: UInt64 = size == 8 ? .max : (1 << UInt64(8 * size)) - 1
+      ram.load(Array(repeating: 0xEE, count: size + 2), at: 0x10_0000 + offset - 1)
+      try sys.writeLinear(0x40_0000 + UInt64(offset), size: size, value: value, supervisor: true)
+      #expect(ram.byte(0x10_0000 + offset - 1) == 0xEE && ram.byte(0x10_0000 + offset + size) == 0xEE)
+      #expect(try sys.readLinear(0x40_0000 + UInt64(offset), size: size, supervisor: true) == value & mask)
+      #expect(try sys.readLinear(0x40_0000 + UInt64(offset) - 1, size: 1, supervisor: true) == 0xEE)
+    }
+  }
+
   @Test func exceptionDeliveryThroughPagedMemory() {
     let (s, ram, mmu) = makeMachine()
     // IDT at linear 0x40_0000 (physical 0x10_0000), GDT at 0x40_0800; stack in the same page.

@@ -120,6 +120,23 @@ public struct MMUSystemMemory: SystemMemoryAccess {
 
   /// Reads `size` bytes at a linear address (supervisor or user access).
   public func readLinear(_ address: UInt64, size: Int, supervisor: Bool) throws(Fault) -> UInt64 {
+    if Int(address & 0xFFF) + size <= 0x1000 {
+      // Within one page (descriptors, stack slots, TSS fields: nearly always): one load.
+      let (_, host) = try mmu.translate(
+        address, kind: .read, user: !supervisor, implicitSupervisor: supervisor, state: state)
+      let mask: UInt64 = size >= 8 ? .max : (1 << UInt64(8 * size)) - 1
+      guard let host else { return mask }
+      switch size {
+      case 1: return UInt64(host.load(as: UInt8.self))
+      case 2: return UInt64(host.loadUnaligned(as: UInt16.self))
+      case 4: return UInt64(host.loadUnaligned(as: UInt32.self))
+      case 8: return host.loadUnaligned(as: UInt64.self)
+      default:
+        var value: UInt64 = 0
+        for i in 0..<size { value |= UInt64(host.load(fromByteOffset: i, as: UInt8.self)) << UInt64(8 * i) }
+        return value
+      }
+    }
     var value: UInt64 = 0
     var done = 0
     while done < size {
@@ -157,9 +174,15 @@ public struct MMUSystemMemory: SystemMemoryAccess {
     _ value: UInt64, at target: (physical: UInt64, host: UnsafeMutableRawPointer?), bytes: Range<Int>
   ) {
     guard let host = target.host else { return }
-    for i in bytes {
-      host.storeBytes(
-        of: UInt8(truncatingIfNeeded: value >> UInt64(8 * i)), toByteOffset: i - bytes.lowerBound, as: UInt8.self)
+    switch (bytes.lowerBound, bytes.count) {
+    case (0, 2): host.storeBytes(of: UInt16(truncatingIfNeeded: value), as: UInt16.self)
+    case (0, 4): host.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
+    case (0, 8): host.storeBytes(of: value, as: UInt64.self)
+    default:
+      for i in bytes {
+        host.storeBytes(
+          of: UInt8(truncatingIfNeeded: value >> UInt64(8 * i)), toByteOffset: i - bytes.lowerBound, as: UInt8.self)
+      }
     }
     mmu.codeCache?.noteWrite(page: target.physical >> 12)
   }
