@@ -69,4 +69,21 @@ import Testing
     tlb.flushNonGlobal()
     #expect(tlb.entry(0x2000, kind: .read, user: false) == nil)
   }
+
+  /// Slots listed more than once (refilled) count once, and a non-global flush forgets what it
+  /// saw: the next one still drops what was filled again in the same slots.
+  @Test func repeatedNonGlobalFlushesDropRefilledSlots() {
+    let tlb = SoftTLB()
+    fill(tlb, 0x7F_F000, global: true)
+    fill(tlb, 0x7F_F000, global: true)
+    for _ in 0..<3 {
+      fill(tlb, 0x3000)
+      fill(tlb, 0x3000)
+      tlb.flushNonGlobal()
+      #expect(tlb.entry(0x3000, kind: .read, user: false) == nil)
+      #expect(tlb.entry(0x7F_F000, kind: .read, user: false) != nil)
+    }
+    tlb.flushAll()
+    #expect(tlb.entry(0x7F_F000, kind: .read, user: false) == nil)
+  }
 }

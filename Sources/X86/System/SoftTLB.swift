@@ -69,14 +69,22 @@ public final class SoftTLB {
   /// Where `flushCount` lives (a fixed address, so the CPU reads it without going through the
   /// object graph).
   let flushCounter: UnsafeMutablePointer<Int>
-  /// Slots filled since the last full flush (with repeats), so flushes touch only those; nil once
-  /// more were filled than the table has slots (then flushes scan everything).
-  private var filledSlots: [Int32]? = []
-  /// Slots filled from large pages since the last full flush (with repeats; nil once there were
-  /// more than `largeSlotLimit`): INVLPG looks at those and the page's own set instead of
-  /// scanning every entry.
-  private var largeSlots: [Int32]? = []
+  /// Slots filled since the last full flush (with repeats), so flushes touch only those, until
+  /// more were filled than the table has slots (`filledOverflowed`: then flushes scan everything).
+  /// The lists keep their storage across flushes: a guest switching address spaces (a MOV CR3 per
+  /// context switch) allocates nothing here.
+  @exclusivity(unchecked) private var filledSlots: [Int32] = []
+  @exclusivity(unchecked) private var filledOverflowed = false
+  /// Slots filled from large pages since the last full flush (with repeats), until there were more
+  /// than `largeSlotLimit` (`largeOverflowed`): INVLPG looks at those and the page's own set
+  /// instead of scanning every entry.
+  @exclusivity(unchecked) private var largeSlots: [Int32] = []
+  @exclusivity(unchecked) private var largeOverflowed = false
   private static let largeSlotLimit = 512
+  /// `flushNonGlobal`'s scratch: the slots it keeps, and one bit per slot it has seen (all clear
+  /// between flushes).
+  @exclusivity(unchecked) private var keptSlots: [Int32] = []
+  private let seenSlots: UnsafeMutablePointer<UInt64>
 
   /// The CPU state whose allocation holds `entries` (kept alive with the TLB), or nil when the
   /// TLB allocated them itself.
@@ -96,6 +104,8 @@ public final class SoftTLB {
     }
     flushCounter = .allocate(capacity: 1)
     flushCounter.initialize(to: 0)
+    seenSlots = .allocate(capacity: Self.sets * Self.tables / 64)
+    seenSlots.initialize(repeating: 0, count: Self.sets * Self.tables / 64)
     entries.initialize(repeating: .empty, count: Self.sets * Self.tables)
   }
 
@@ -103,6 +113,7 @@ public final class SoftTLB {
     entries.deinitialize(count: Self.sets * Self.tables)
     if storageOwner == nil { entries.deallocate() }
     flushCounter.deallocate()
+    seenSlots.deallocate()
   }
 
   /// The set of `linear`'s page within a table: the low 10 bits of the page number, so 1024
@@ -146,15 +157,15 @@ public final class SoftTLB {
     if translation.global { globalEntries += 1 }
     if translation.pageShift > 12 {
       largeEntries += 1
-      if largeSlots != nil {
-        if largeSlots!.count < Self.largeSlotLimit { largeSlots!.append(Int32(index)) } else { largeSlots = nil }
+      if !largeOverflowed {
+        if largeSlots.count < Self.largeSlotLimit { largeSlots.append(Int32(index)) } else { largeOverflowed = true }
       }
     }
-    if filledSlots != nil {
-      if filledSlots!.count < Self.sets * Self.tables {
-        filledSlots!.append(Int32(index))
+    if !filledOverflowed {
+      if filledSlots.count < Self.sets * Self.tables {
+        filledSlots.append(Int32(index))
       } else {
-        filledSlots = nil
+        filledOverflowed = true
       }
     }
     let tag = linear & ~0xFFF
@@ -180,14 +191,15 @@ public final class SoftTLB {
 
   /// Drops every entry, global ones included.
   public func flushAll() {
-    if let filled = filledSlots {
-      for i in filled { entries[Int(i)] = .empty }
-    } else {
+    if filledOverflowed {
       for i in 0..<(Self.sets * Self.tables) { entries[i] = .empty }
+    } else {
+      for i in filledSlots { entries[Int(i)] = .empty }
     }
-    filledSlots = []
-    filledSlots!.reserveCapacity(64)
-    largeSlots = []
+    filledSlots.removeAll(keepingCapacity: true)
+    filledOverflowed = false
+    largeSlots.removeAll(keepingCapacity: true)
+    largeOverflowed = false
     globalEntries = 0
     largeEntries = 0
     flushCounter.pointee += 1
@@ -198,25 +210,41 @@ public final class SoftTLB {
     guard globalEntries > 0 else { return flushAll() }
     var globals = 0
     var large = 0
-    var kept: [Int32] = []
-    func visit(_ i: Int) {
-      if entries[i].global && entries[i].tag != Entry.invalidTag {
-        globals += 1
-        if entries[i].pageShift != 12 { large += 1 }
-        kept.append(Int32(i))
-      } else {
-        entries[i] = .empty
+    keptSlots.removeAll(keepingCapacity: true)
+    if filledOverflowed {
+      for i in 0..<(Self.sets * Self.tables) {
+        if entries[i].global && entries[i].tag != Entry.invalidTag {
+          globals += 1
+          if entries[i].pageShift != 12 { large += 1 }
+          keptSlots.append(Int32(i))
+        } else {
+          entries[i] = .empty
+        }
       }
-    }
-    if let filled = filledSlots {
-      // A slot may be listed twice; the second visit finds it either kept (listed once more) or empty.
-      var seen = Set<Int32>()
-      for i in filled where seen.insert(i).inserted { visit(Int(i)) }
     } else {
-      for i in 0..<(Self.sets * Self.tables) { visit(i) }
+      // A slot may be listed more than once: the bits make each count once.
+      for slot in filledSlots {
+        let i = Int(slot)
+        let bit: UInt64 = 1 << UInt64(i & 63)
+        guard seenSlots[i >> 6] & bit == 0 else { continue }
+        seenSlots[i >> 6] |= bit
+        if entries[i].global && entries[i].tag != Entry.invalidTag {
+          globals += 1
+          if entries[i].pageShift != 12 { large += 1 }
+          keptSlots.append(slot)
+        } else {
+          entries[i] = .empty
+        }
+      }
+      for slot in filledSlots { seenSlots[Int(slot) >> 6] = 0 }
     }
-    filledSlots = kept
-    largeSlots = kept.count <= Self.largeSlotLimit ? kept.filter { entries[Int($0)].pageShift != 12 } : nil
+    swap(&filledSlots, &keptSlots)
+    filledOverflowed = false
+    largeSlots.removeAll(keepingCapacity: true)
+    largeOverflowed = filledSlots.count > Self.largeSlotLimit
+    if !largeOverflowed {
+      for slot in filledSlots where entries[Int(slot)].pageShift != 12 { largeSlots.append(slot) }
+    }
     globalEntries = globals
     largeEntries = large
     flushCounter.pointee += 1
@@ -237,10 +265,10 @@ public final class SoftTLB {
       let mask = entries[i].pageMask
       if entries[i].tag != Entry.invalidTag && entries[i].tag & mask == linear & mask { entries[i] = .empty }
     }
-    if let large = largeSlots {
+    if !largeOverflowed {
       // The page's own entries, then every entry cached from a large page.
       for table in 0..<Self.tables { drop(table * Self.sets + Self.set(linear)) }
-      for i in large { drop(Int(i)) }
+      for i in largeSlots { drop(Int(i)) }
       return
     }
     for i in 0..<(Self.sets * Self.tables) { drop(i) }
