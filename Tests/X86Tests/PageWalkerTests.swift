@@ -55,6 +55,18 @@ private func longControl(cr0: UInt64 = CR0.pe | CR0.pg, cr4: UInt64 = CR4.pae, n
     #expect(m2.entries[0x4000 + 40]! & (A | D) == A)
   }
 
+  /// Every level's accessed bit gets set, written only where it was clear; a second walk writes
+  /// nothing.
+  @Test func setsTheAccessedBitOfEveryLevelOnlyWhereClear() throws {
+    let m = longModeTables(leafFlags: P | W | U)
+    m.entries[0x2000]! |= A
+    _ = try PageWalker.translate(0x5000, kind: .read, user: true, control: longControl(), memory: m)
+    for address: UInt64 in [0x1000, 0x2000, 0x3000, 0x4000 + 40] { #expect(m.entries[address]! & A != 0) }
+    #expect(m.writes == 3)  // PML4E, PDE and the leaf: the PDPTE had its bit
+    _ = try PageWalker.translate(0x5000, kind: .read, user: true, control: longControl(), memory: m)
+    #expect(m.writes == 3)
+  }
+
   @Test func notPresentFaultsCarryAccessKindAndPrivilege() {
     let m = longModeTables(leafFlags: P | W | U)
     #expect(throws: PageFault(address: 0x6000, errorCode: 0)) {
