@@ -75,16 +75,7 @@ extension CPU {
   /// Reads `size` (1-8) bytes at a physical address within one page.
   func physicalRead(_ phys: UInt64, size: Int) throws(Fault) -> UInt64 {
     if let p = hostPage(phys, write: false) ?? memory.hostPointer(physical: phys, length: size, write: false) {
-      switch size {
-      case 1: return UInt64(p.load(as: UInt8.self))
-      case 2: return UInt64(p.loadUnaligned(as: UInt16.self))
-      case 4: return UInt64(p.loadUnaligned(as: UInt32.self))
-      case 8: return p.loadUnaligned(as: UInt64.self)
-      default:
-        var v: UInt64 = 0
-        for k in 0..<size { v |= UInt64(p.load(fromByteOffset: k, as: UInt8.self)) << (8 * k) }
-        return v
-      }
+      return p.loadLittleEndian(size: size)
     }
     if flatUser { throw flatUserPageFault(phys, write: false) }
     let v = try replayedRead(.mmioRead(address: phys, size: size))

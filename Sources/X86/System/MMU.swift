@@ -125,17 +125,7 @@ public struct MMUSystemMemory: SystemMemoryAccess {
       let (_, host) = try mmu.translate(
         address, kind: .read, user: !supervisor, implicitSupervisor: supervisor, state: state)
       let mask: UInt64 = size >= 8 ? .max : (1 << UInt64(8 * size)) - 1
-      guard let host else { return mask }
-      switch size {
-      case 1: return UInt64(host.load(as: UInt8.self))
-      case 2: return UInt64(host.loadUnaligned(as: UInt16.self))
-      case 4: return UInt64(host.loadUnaligned(as: UInt32.self))
-      case 8: return host.loadUnaligned(as: UInt64.self)
-      default:
-        var value: UInt64 = 0
-        for i in 0..<size { value |= UInt64(host.load(fromByteOffset: i, as: UInt8.self)) << UInt64(8 * i) }
-        return value
-      }
+      return host?.loadLittleEndian(size: size) ?? mask
     }
     var value: UInt64 = 0
     var done = 0
