@@ -40,31 +40,15 @@ struct GuestBenchCommand: ParsableCommand {
   @Flag(help: "Add qemu-system-x86_64 -accel tcg and -accel kvm (when installed) as peers.")
   var peers = false
 
-  @Option(name: .customLong("engine"), help: "Run only these engines (repeatable; default: every available one).")
-  var engines: [String] = []
-
-  @Option(help: "Iteration multiplier for a column, NAME=N (repeatable), e.g. kvm=100 or qemu-tcg=1.")
-  var scale: [String] = []
-
-  @Option(help: "Seconds each run may take.")
-  var timeout: Double = 300
-
-  @Flag(name: .customLong("allow-debug"), help: "Run even in a debug build (numbers are meaningless).")
-  var allowDebug = false
+  @OptionGroup var options: KernelBenchOptions
 
   func run() throws {
-    try BenchmarkOptions.requireReleaseBuild(allowDebug: allowDebug, command: "bench")
-    guard timeout > 0 && timeout.isFinite else { throw usageFailure("--timeout must be a positive number") }
-    let scales = try parseScales()
-    for name in engines where !EngineRegistry.entries.contains(where: { $0.name == name }) {
-      throw usageFailure(
-        "unknown engine '\(name)' (choose from \(EngineRegistry.entries.map(\.name).joined(separator: ", ")))")
-    }
+    let scales = try options.validated(command: "bench", defaults: Self.defaultScales, maximum: 1_000_000)
 
     var columns: [BenchTable.Column] = []
     var notes: [String] = []
     var trivisorFailed = false
-    for entry in EngineRegistry.entries where engines.isEmpty || engines.contains(entry.name) {
+    for entry in EngineRegistry.entries where options.includes(entry.name) {
       if let why = entry.unavailableReason() {
         progress("\(entry.name): unavailable on this host, skipped: \(why)")
         notes.append("engine \(entry.name) not measured: \(why)")
@@ -118,7 +102,7 @@ struct GuestBenchCommand: ParsableCommand {
     }
     do {
       let run = try ReferenceGuest.run(
-        engine: engine, commandLine: commandLine, timeoutSeconds: timeout,
+        engine: engine, commandLine: commandLine, timeoutSeconds: options.timeout,
         onLine: { line in Self.reportProgress(entry.name, line) })
       let failure: String? =
         run.outcome.exitStatus == 0 ? nil : "\(run.outcome.reason.description.split(separator: "\n").first ?? "")"
@@ -136,7 +120,7 @@ struct GuestBenchCommand: ParsableCommand {
     do {
       let name = peer.name
       let run = try peer.run(
-        qemu: qemu, commandLine: commandLine, timeoutSeconds: timeout,
+        qemu: qemu, commandLine: commandLine, timeoutSeconds: options.timeout,
         onLine: { line in Self.reportProgress(name, line) })
       progress(String(format: "%@: done in %.2f s", peer.name, run.wallSeconds))
       return BenchTable.column(
@@ -165,10 +149,6 @@ struct GuestBenchCommand: ParsableCommand {
   }
 
   private func progress(_ line: String) { printError("bench: \(line)") }
-
-  private func parseScales() throws -> [String: Int] {
-    try BenchmarkOptions.scales(scale, defaults: Self.defaultScales, maximum: 1_000_000, example: "kvm=100")
-  }
 }
 
 /// The machine a benchmark ran on, for the table and docs.

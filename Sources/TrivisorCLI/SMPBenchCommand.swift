@@ -23,29 +23,18 @@ struct SMPBenchCommand: ParsableCommand {
   @Option(name: .customLong("cpus"), help: "vCPU counts to measure (repeatable; default 1, 2, 4).")
   var cpuCounts: [Int] = []
 
-  @Option(name: .customLong("engine"), help: "Run only these engines (repeatable; default: every available one).")
-  var engines: [String] = []
-
-  @Option(help: "Iteration multiplier for an engine, NAME=N (repeatable), e.g. kvm=50.")
-  var scale: [String] = []
-
-  @Option(help: "Seconds each run may take.")
-  var timeout: Double = 300
-
-  @Flag(name: .customLong("allow-debug"), help: "Run even in a debug build (numbers are meaningless).")
-  var allowDebug = false
+  @OptionGroup var options: KernelBenchOptions
 
   func run() throws {
-    try BenchmarkOptions.requireReleaseBuild(allowDebug: allowDebug, command: "bench smp")
+    let scales = try options.validated(command: "bench smp", defaults: Self.defaultScales, maximum: 100_000)
     let counts = cpuCounts.isEmpty ? [1, 2, 4] : cpuCounts
     for n in counts where !(1...KernelLimits.maximumCPUs).contains(n) {
       throw usageFailure("--cpus must be 1 to \(KernelLimits.maximumCPUs) (the reference kernel's limit), not \(n)")
     }
-    let scales = try BenchmarkOptions.scales(scale, defaults: Self.defaultScales, maximum: 100_000, example: "kvm=50")
     var columns: [SMPBenchTable.Column] = []
     var notes: [String] = []
     var failed = false
-    for entry in EngineRegistry.entries where engines.isEmpty || engines.contains(entry.name) {
+    for entry in EngineRegistry.entries where options.includes(entry.name) {
       if let why = entry.unavailableReason() {
         printError("bench smp: \(entry.name): unavailable on this host, skipped: \(why)")
         notes.append("engine \(entry.name) not measured: \(why)")
@@ -71,7 +60,7 @@ struct SMPBenchCommand: ParsableCommand {
     do {
       let engine = try entry.make(false)
       let run = try ReferenceGuest.run(
-        engine: engine, commandLine: commandLine, timeoutSeconds: timeout, cpuCount: cpus,
+        engine: engine, commandLine: commandLine, timeoutSeconds: options.timeout, cpuCount: cpus,
         onLine: { line in
           if line.hasPrefix("BENCH") || line.hasPrefix("PANIC") {
             printError("bench smp: \(entry.name) x\(cpus): \(line)")
