@@ -199,6 +199,9 @@ package struct BlockCompiler {
   /// The same pairs by guest register number (loads and write-backs in a fixed order), set once
   /// by `allocateRegisters` (every exit writes them back: no array built per exit).
   var cachedRegisters: [(guest: Int, host: HostRegister)] = []
+  /// The cached pairs whose guest register some instruction of the block may write: the only
+  /// ones an exit stores back (the others still hold what the entry loaded from the state page).
+  var writtenCachedRegisters: [(guest: Int, host: HostRegister)] = []
   /// Host registers that hold guest registers, in allocation order.
   static let cacheRegisters: [HostRegister] = [.rbp, .r11, .r12, .r13, .r14, .r15]
   /// Host RFLAGS hold the guest's arithmetic flags (set by the last guest instruction).
@@ -419,11 +422,14 @@ package struct BlockCompiler {
     }
     for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[guest] = host }
     cachedRegisters = cached.enumerated().compactMap { guest, host in host.map { (guest, $0) } }
+    let written = block.instructions.reduce(UInt32(0)) { $0 | Self.writtenRegisters($1) }
+    writtenCachedRegisters = cachedRegisters.filter { written & (1 << UInt32($0.guest)) != 0 }
   }
 
-  /// Stores every cached guest register back into the state page (before any exit).
+  /// Stores the cached guest registers the block may have changed back into the state page
+  /// (before any exit).
   mutating func writeBackRegisters() {
-    for (guest, host) in cachedRegisters {
+    for (guest, host) in writtenCachedRegisters {
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))), host)
     }
   }
