@@ -19,8 +19,10 @@ extension BlockCompiler {
     a.alu(.add, .register(.rcx), .rax)
     a.alu(.cmp, .rdx, .memory(HostMemory(.rcx)))
     a.jcc(HostCondition.notEqual, miss)
+    a.incDec(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorIndirectHits))), increment: true, size: 8)
     a.jmp(.memory(HostMemory(.rcx, 8)))
     a.bind(miss)
+    a.incDec(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorIndirectMisses))), increment: true, size: 8)
     a.jmp(epilogue)
   }
 

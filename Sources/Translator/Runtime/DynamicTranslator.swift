@@ -96,6 +96,14 @@ package final class DynamicTranslator: BlockExecutor {
       if pendingEvent != nil || retired == stepsBefore { break }
     }
     statistics.translatedInstructions &+= translated
+    // Generated code counts its indirect-table lookups in the state page: collect them.
+    for (offset, total) in [
+      (CPUStateLayout.translatorIndirectHits, \TranslatorStatistics.indirectHits),
+      (CPUStateLayout.translatorIndirectMisses, \TranslatorStatistics.indirectMisses),
+    ] {
+      statistics[keyPath: total] &+= state.load(fromByteOffset: offset, as: UInt64.self)
+      state.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
+    }
     currentCPU = nil
     return (retired, pendingEvent)
   }
@@ -400,6 +408,11 @@ package final class DynamicTranslator: BlockExecutor {
       ),
       ("dbt-cache-flushes", s.cacheFlushes, "times the full code buffer was emptied"),
       ("dbt-chains-patched", s.chainsPatched, "direct branches linked to their target block"),
+      (
+        "dbt-indirect-hits", s.indirectHits,
+        "indirect branches, returns and system calls that found their block in the inline table"
+      ),
+      ("dbt-indirect-misses", s.indirectMisses, "inline-table lookups that missed (the dispatcher looked up)"),
       ("dbt-callouts", s.callouts, "instructions generated code handed to the interpreter"),
       (
         "dbt-callouts-elsewhere", s.calloutsContinuedElsewhere,

@@ -31,6 +31,10 @@ package struct TranslatorStatistics {
   package var translatedInstructions: UInt64 = 0
   /// Link: direct branches patched to jump straight to their target block.
   package var chainsPatched: UInt64 = 0
+  /// Link: inline indirect-branch table lookups in generated code that found the block, and that
+  /// missed (back to the dispatcher).
+  package var indirectHits: UInt64 = 0
+  package var indirectMisses: UInt64 = 0
   /// Callouts: instructions generated code handed to the interpreter (system instructions and
   /// everything else the back end does not translate).
   package var callouts: UInt64 = 0

@@ -19,7 +19,9 @@
 /// | 0x2B0 | CPL (current privilege level), 0x2B8 code mode (16/32/64) |
 /// | 0x2C0-0x2FF | the binary translator's own: exit reason 0x2C0, budget left at a callout 0x2C8, budget at entry 0x2D0, scratch 0x2D8, read-group pointers 0x2E0-0x2F8 |
 /// | 0x300-0x305 | the segment access summary: one byte per segment ES CS SS DS FS GS (`SegmentAccess`) |
-/// | 0x306-0x3FF | reserved |
+/// | 0x306-0x30F | reserved |
+/// | 0x310 | the binary translator's inline indirect-branch table hits, 0x318 its misses |
+/// | 0x320-0x3FF | reserved |
 /// | 0x400-0x5FF | reserved for XMM0-15 (+ room for YMM upper halves) |
 /// | 0x600-0x6FF | reserved for x87/MXCSR |
 /// | 0x700-0xFFF | reserved |
@@ -100,6 +102,10 @@ public enum CPUStateLayout {
   /// The segment access summary, one byte per segment register ES..GS (`SegmentAccess`), derived
   /// from the segment caches by `CPUState.setSegment`.
   public static let segmentAccess = 0x300
+  /// Counts generated code keeps of its inline indirect-branch table lookups: found, and not
+  /// (the dispatcher takes those); the translator collects and clears them.
+  public static let translatorIndirectHits = 0x310
+  public static let translatorIndirectMisses = 0x318
   /// XMM0-XMM15, 16 bytes each (reserved for SSE).
   public static let xmm = 0x400
   /// The x87 state (reserved).
