@@ -180,13 +180,13 @@ extension BlockCompiler {
     if !modelFlagsNeeded && !byCL && size >= 4, let host = cached[Int(o0.reg)] {
       // In place on the cache register (a 32-bit shift zero-extends, as the model's write does;
       // by CL the RDX path below, which zero-extends even for a count of 0).
-      if Self.flagUse(g) == .readsOrKeeps { loadFlags() } else { clobberFlags() }
+      if Self.needsGuestFlagsInHost(g) { loadFlags() } else { clobberFlags() }
       a.shift(op, .register(host), count: UInt8(truncatingIfNeeded: ins.immediate), size: size)
       flagsWritten(by: k)
       return
     }
     a.mov(.rdx, gpr(o0.reg), size: size)
-    if Self.flagUse(g) == .readsOrKeeps { loadFlags() } else { clobberFlags() }
+    if Self.needsGuestFlagsInHost(g) { loadFlags() } else { clobberFlags() }
     if byCL {
       a.shiftByCL(op, .register(.rdx), size: size)
     } else {

@@ -14,33 +14,13 @@ extension BlockCompiler {
     case multiply(size: Int)
   }
 
-  /// What an instruction does with the arithmetic flags.
-  enum FlagUse { case none, readsOrKeeps, writesAll }
-
-  static func flagUse(_ g: GuestInstruction) -> FlagUse {
-    let ins = g.instruction
-    switch g.form {
-    case .generic: return .readsOrKeeps  // a callout: the interpreter reads RFLAGS from the state page
-    case .adcRR, .adcRI, .adcRM, .adcMR, .adcMI, .sbbRR, .sbbRI, .sbbRM, .sbbMR, .sbbMI: return .readsOrKeeps
-    case .incDecR, .incDecM, .jcc, .cmovR, .cmovM, .setccR: return .readsOrKeeps
-    case .shiftR:
-      // A count of 0 (after masking) leaves every flag; rotates write only CF and OF (SF ZF AF PF
-      // keep the guest's values, so the host's flags must be the guest's before a host rotate);
-      // RCL/RCR read CF.
-      switch ins.operation {
-      case .rol, .ror, .rcl, .rcr: return .readsOrKeeps
-      default: break
-      }
-      if ins.operands.1.kind != .immediate { return .readsOrKeeps }
-      let mask: UInt64 = ins.operandSize == 8 ? 63 : 31
-      return ins.immediate & mask == 0 ? .readsOrKeeps : .writesAll
-    case .imulR, .imulM: return .writesAll
-    default:
-      switch g.instruction.operation {
-      case .add, .or, .and, .sub, .xor, .cmp, .test: return .writesAll
-      default: return .none
-      }
-    }
+  /// Whether the guest's arithmetic flags must be in the host's RFLAGS before `g`'s host code: it
+  /// reads some, or writes some but not surely all (rotates write CF and OF only, INC/DEC keep CF,
+  /// a shift by CL may write none), so the host instruction must find the others there. A callout
+  /// reads them all from the state page.
+  static func needsGuestFlagsInHost(_ g: GuestInstruction) -> Bool {
+    let e = flagEffect(g)
+    return e.reads != 0 || (e.mayWrite != 0 && e.writes != UInt64(arithmeticFlags))
   }
 
   /// Whether `g` may side-exit (so the flags before it must be in the state page).
@@ -61,29 +41,31 @@ extension BlockCompiler {
     return Self.maySideExit(block.instructions[k])
   }
 
-  /// The arithmetic flags (as RFLAGS bits) `g` reads and the ones it always writes, for
-  /// liveness: a flag an instruction may keep counts as not written.
-  static func flagEffect(_ g: GuestInstruction) -> (reads: UInt64, writes: UInt64) {
+  /// The arithmetic flags (as RFLAGS bits) `g` reads, the ones it always writes (liveness: a flag
+  /// an instruction may keep counts as not written), and the ones it may write.
+  static func flagEffect(_ g: GuestInstruction) -> (reads: UInt64, writes: UInt64, mayWrite: UInt64) {
     let all = UInt64(arithmeticFlags)
     let ins = g.instruction
     switch g.form {
-    case .generic: return (all, 0)  // a callout or special form: all of them, conservatively
-    case .adcRR, .adcRI, .adcRM, .adcMR, .adcMI, .sbbRR, .sbbRI, .sbbRM, .sbbMR, .sbbMI: return (Flags.cf, all)
-    case .incDecR, .incDecM: return (0, all & ~Flags.cf)
-    case .jcc, .cmovR, .cmovM, .setccR: return (conditionFlags(ins.condition), 0)
+    case .generic: return (all, 0, all)  // a callout or special form: all of them, conservatively
+    case .adcRR, .adcRI, .adcRM, .adcMR, .adcMI, .sbbRR, .sbbRI, .sbbRM, .sbbMR, .sbbMI: return (Flags.cf, all, all)
+    case .incDecR, .incDecM: return (0, all & ~Flags.cf, all & ~Flags.cf)
+    case .jcc, .cmovR, .cmovM, .setccR: return (conditionFlags(ins.condition), 0, 0)
     case .shiftR:
       let rotate = [.rol, .ror, .rcl, .rcr].contains(ins.operation)
       let reads = ins.operation == .rcl || ins.operation == .rcr ? Flags.cf : 0
-      // By CL the count may be 0 after masking, which writes nothing.
+      let written = rotate ? Flags.cf | Flags.of : all
+      // By CL the count may be 0 after masking, which writes nothing; an immediate count of 0 is
+      // treated alike.
       guard ins.operands.1.kind == .immediate, ins.immediate & (ins.operandSize == 8 ? 63 : 31) != 0 else {
-        return (reads, 0)
+        return (reads, 0, written)
       }
-      return (reads, rotate ? Flags.cf | Flags.of : all)
-    case .imulR, .imulM: return (0, all)
+      return (reads, written, written)
+    case .imulR, .imulM: return (0, all, all)
     default:
       switch ins.operation {
-      case .add, .or, .and, .sub, .xor, .cmp, .test: return (0, all)
-      default: return (0, 0)
+      case .add, .or, .and, .sub, .xor, .cmp, .test: return (0, all, all)
+      default: return (0, 0, 0)
       }
     }
   }
@@ -112,7 +94,7 @@ extension BlockCompiler {
     for k in block.instructions.indices.reversed() {
       let g = block.instructions[k]
       liveFlagsAfter[k] = live
-      let (reads, writes) = Self.flagEffect(g)
+      let (reads, writes, _) = Self.flagEffect(g)
       live = (live & ~writes) | reads
       // A conditional branch inside the block leaves it when taken.
       if mayLeave(k) || (g.form == .jcc && k < block.instructions.count - 1) { live = all }

@@ -539,7 +539,7 @@ package struct BlockCompiler {
     let o0 = ins.operands.0
     let o1 = ins.operands.1
     let size = Int(ins.operandSize)
-    if Self.flagUse(g) == .readsOrKeeps || Self.endsBlock(g) {
+    if Self.needsGuestFlagsInHost(g) || Self.endsBlock(g) {
       // A conditional branch reads the flags straight from the LAHF form (each way out settles).
       if !(g.form == .jcc && r10Format == .lahf) { settleFlags() }
     }
