@@ -245,8 +245,21 @@ package struct BlockCompiler {
     []
   /// Taken ways out of conditional branches inside the block, to emit out of line: label,
   /// instruction, and where the flags were at the branch.
-  var pendingBranchExits:
-    [(label: X64Assembler.Label, k: Int, flagsPending: Bool, flagsInHost: Bool, format: CapturedFlags)] = []
+  var pendingBranchExits: [(label: X64Assembler.Label, k: Int, flags: FlagPlace)] = []
+
+  /// Where the guest's flags are at a point of the block (`flagsPending`, `flagsInHost`,
+  /// `r10Format`): what a way out emitted later must start from.
+  struct FlagPlace {
+    var pending: Bool
+    var inHost: Bool
+    var format: CapturedFlags
+  }
+
+  /// The flags' place now; setting it puts the compiler back at a place saved earlier.
+  var flagPlace: FlagPlace {
+    get { FlagPlace(pending: flagsPending, inHost: flagsInHost, format: r10Format) }
+    set { (flagsPending, flagsInHost, r10Format) = (newValue.pending, newValue.inHost, newValue.format) }
+  }
 
   /// RFLAGS bits an arithmetic instruction defines: CF PF AF ZF SF OF.
   static let arithmeticFlags: Int64 = 0x8D5
@@ -509,7 +522,7 @@ package struct BlockCompiler {
     pendingBranchExits = []
     for e in exits {
       a.bind(e.label)
-      (flagsPending, flagsInHost, r10Format) = (e.flagsPending, e.flagsInHost, e.format)
+      flagPlace = e.flags
       let g = block.instructions[e.k]
       exit(to: Self.staticTarget(g, mode: mode)!, refund: block.instructions.count - e.k - 1)
     }
@@ -628,16 +641,16 @@ package struct BlockCompiler {
       loadFlags(for: ins.condition)
       let taken = a.newLabel()
       a.jcc(ins.condition, taken)
-      pendingBranchExits.append((taken, k, flagsPending, flagsInHost, r10Format))
+      pendingBranchExits.append((taken, k, flagPlace))
 
     case .jcc:
       loadFlags(for: ins.condition)
       let taken = a.newLabel()
       a.jcc(ins.condition, taken)
-      let (pending, inHost, format) = (flagsPending, flagsInHost, r10Format)
+      let atBranch = flagPlace
       exit(to: g.nextRIP)
       a.bind(taken)
-      (flagsPending, flagsInHost, r10Format) = (pending, inHost, format)
+      flagPlace = atBranch
       exit(to: Self.staticTarget(g, mode: mode)!)
 
     case .jmpRel:
