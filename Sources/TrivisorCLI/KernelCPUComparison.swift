@@ -66,39 +66,47 @@ struct KernelCPUComparison {
 
   func run(progress: (String) -> Void) -> Report {
     var report = Report()
+    // Each column boots the kernel with a command line and returns its console output.
+    var boots: [(name: String, boot: (String) throws -> String)] = []
     let engines: [(String, () throws -> any Engine)] = [
       ("interp", { try EngineRegistry.make("interp") }), ("interp-general", { GeneralPathEngine() }),
       ("dbt", { try EngineRegistry.make("dbt") }),
     ]
     for (name, make) in engines where columns.contains(where: { $0.rawValue == name }) {
+      boots.append(
+        (
+          name,
+          { commandLine in
+            let run = try ReferenceGuest.run(
+              engine: try make(), commandLine: commandLine, timeoutSeconds: timeoutSeconds)
+            guard run.outcome.exitStatus == 0 else { throw UsageError(run.outcome.reason.description) }
+            return run.output
+          }
+        ))
+    }
+    if columns.contains(.qemuTCG) {
+      let qemu = QEMUPeer.executable()
+      boots.append(
+        (
+          "qemu-tcg",
+          { commandLine in
+            guard let qemu else { throw UsageError("not installed (Debian: apt-get install qemu-system-x86)") }
+            return try QEMUPeer(accelerator: "tcg").run(
+              qemu: qemu, commandLine: commandLine, timeoutSeconds: timeoutSeconds, onLine: { _ in }
+            ).output
+          }
+        ))
+    }
+    for (name, boot) in boots {
       report.columns.append(name)
       do {
         for benchmark in Self.benchmarks {
           progress("\(name): booting the reference kernel with '\(Self.commandLine(benchmark))'")
-          let run = try ReferenceGuest.run(
-            engine: try make(), commandLine: Self.commandLine(benchmark), timeoutSeconds: timeoutSeconds)
-          guard run.outcome.exitStatus == 0 else { throw UsageError(run.outcome.reason.description) }
-          report.nanoseconds[name, default: [:]].merge(Self.parse(run.output)) { $1 }
+          report.nanoseconds[name, default: [:]].merge(Self.parse(try boot(Self.commandLine(benchmark)))) { $1 }
         }
       } catch {
         report.failures[name] = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
       }
-    }
-    guard columns.contains(.qemuTCG) else { return report }
-    report.columns.append("qemu-tcg")
-    if let qemu = QEMUPeer.executable() {
-      do {
-        for benchmark in Self.benchmarks {
-          progress("qemu-tcg: booting the reference kernel with '\(Self.commandLine(benchmark))'")
-          let run = try QEMUPeer(accelerator: "tcg").run(
-            qemu: qemu, commandLine: Self.commandLine(benchmark), timeoutSeconds: timeoutSeconds, onLine: { _ in })
-          report.nanoseconds["qemu-tcg", default: [:]].merge(Self.parse(run.output)) { $1 }
-        }
-      } catch {
-        report.failures["qemu-tcg"] = error.description
-      }
-    } else {
-      report.failures["qemu-tcg"] = "not installed (Debian: apt-get install qemu-system-x86)"
     }
     return report
   }
