@@ -43,6 +43,19 @@ enum APICTestGuest {
       shlq $32, %rdx
       orq %rdx, %rax
     .endm
+    .macro X2APIC_EOI_IRETQ
+      pushq %rax
+      pushq %rcx
+      pushq %rdx
+      movl $0x80B, %ecx
+      xorl %eax, %eax
+      xorl %edx, %edx
+      wrmsr
+      popq %rdx
+      popq %rcx
+      popq %rax
+      iretq
+    .endm
     .macro X2APIC_ON
       movl $0x1B, %ecx
       rdmsr

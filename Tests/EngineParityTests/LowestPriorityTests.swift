@@ -56,17 +56,7 @@ import VMM
       EXIT
     bsp_isr:
       incl 0x9014
-      pushq %rax
-      pushq %rcx
-      pushq %rdx
-      movl $0x80B, %ecx
-      xorl %eax, %eax
-      xorl %edx, %edx
-      wrmsr
-      popq %rdx
-      popq %rcx
-      popq %rax
-      iretq
+      X2APIC_EOI_IRETQ
     """# + "\n" + APICTestGuest.applicationProcessorEntry + "\n" + #"""
       ap_main:
         movw $(ap_isr - ap_start), 0x60 * 4

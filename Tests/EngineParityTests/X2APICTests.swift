@@ -66,17 +66,7 @@ import VMM
       iretq
     self_ipi_handler:
       incl 0x9104
-      pushq %rax
-      pushq %rcx
-      pushq %rdx
-      movl $0x80B, %ecx
-      xorl %eax, %eax
-      xorl %edx, %edx
-      wrmsr
-      popq %rdx
-      popq %rcx
-      popq %rax
-      iretq
+      X2APIC_EOI_IRETQ
     """#
 
   static func checkBasics(_ run: APICTestGuest.Run) throws {
@@ -233,17 +223,7 @@ import VMM
       EXIT
     error_handler:
       incl 0x9100
-      pushq %rax
-      pushq %rcx
-      pushq %rdx
-      movl $0x80B, %ecx
-      xorl %eax, %eax
-      xorl %edx, %edx
-      wrmsr
-      popq %rdx
-      popq %rcx
-      popq %rax
-      iretq
+      X2APIC_EOI_IRETQ
     """#
 
   static func checkErrors(_ run: APICTestGuest.Run) throws {
