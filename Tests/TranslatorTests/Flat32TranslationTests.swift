@@ -29,7 +29,8 @@ import X86
   /// `budgets` instructions (cycled); returns what it did and how many instructions generated code
   /// completed.
   func run(
-    _ program: Flat32Program, paged: Bool, translated: Bool, budgets: [UInt64] = [37, 101, 13, 64, 5, 250, 1]
+    _ program: Flat32Program, paged: Bool, translated: Bool, budgets: [UInt64] = [37, 101, 13, 64, 5, 250, 1],
+    segments: (es: Segment, fs: Segment, gs: Segment)? = nil
   ) throws -> (Outcome, translated: UInt64) {
     let memory = try GuestMemory(ramSize: 2 << 20)
     try memory.write(0, bytes: program.image(paged: paged))
@@ -42,6 +43,7 @@ import X86
     let data = Segment(selector: 0x10, base: 0, limit: 0xFFFF_FFFF, type: 3, db: true, g: true)
     sregs.cs = Segment(selector: 0x08, base: 0, limit: 0xFFFF_FFFF, type: 11, db: true, g: true)
     (sregs.ds, sregs.es, sregs.ss, sregs.fs, sregs.gs) = (data, data, data, data, data)
+    if let segments { (sregs.es, sregs.fs, sregs.gs) = segments }
     sregs.gdt = DescriptorTable(base: UInt64(Flat32Program.gdt), limit: 0x17)
     sregs.idt = DescriptorTable(base: 0, limit: 0x7FF)
     try vcpu.setSpecialRegisters(sregs)
@@ -172,6 +174,59 @@ import X86
       // Slices shorter than a block run in the interpreter; a whole budget runs the groups.
       if budgets == [100] { #expect(translated > 0) }
     }
+  }
+
+  /// Memory operands through ES, FS and GS in 32-bit code: through a segment with a base, a
+  /// 4 GiB limit and the needed access, generated code adds the base; through one with a smaller
+  /// limit, or a write through a read-only one, it side-exits and the interpreter does the access
+  /// or raises #GP (here the halt handler: the program stops where the interpreter stops it).
+  @Test(
+    arguments: [false, true],
+    [
+      [0x26, 0x89, 0x3D, 0x14, 0x00, 0x00, 0x00] as [UInt8],  // mov es:[0x14], edi  (#GP: ES is read-only)
+      [0x65, 0x8B, 0x3D, 0xFE, 0x0F, 0x00, 0x00],  // mov edi, gs:[0xFFE]  (#GP: past GS's limit)
+      [0x64, 0x8B, 0x3D, 0xFE, 0xFF, 0xFF, 0xFF],  // mov edi, fs:[0xFFFFFFFE]  (#GP: past 4 GiB - 1)
+    ])
+  func segmentOverridesRunAsOnTheInterpreter(paged: Bool, faulting: [UInt8]) throws {
+    var program = Flat32Program(seed: 0, items: 0)
+    program.main =
+      [
+        0x64, 0x8B, 0x03,  // mov eax, fs:[ebx]       (FS: base data + 0x100)
+        0x64, 0x89, 0x4B, 0x04,  // mov fs:[ebx + 4], ecx
+        0x64, 0x03, 0x43, 0x08,  // add eax, fs:[ebx + 8]
+        0x65, 0x8B, 0x13,  // mov edx, gs:[ebx]       (GS: limit 0xFFF, in the interpreter)
+        0x26, 0x8B, 0x35, 0x10, 0x00, 0x00, 0x00,  // mov esi, es:[0x10]  (ES: read-only)
+        0x2E, 0x8B, 0x2D, 0x00, 0x00, 0x01, 0x00,  // mov ebp, cs:[0x10000]  (CS: execute/read)
+      ] + faulting + [0xF4]
+    program.registers = [0, 0xCAFE_BABE, 0, 0x20, 0, 0, 0, 0x1234]
+    func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    let d = Flat32Program.data
+    program.pokes = [(d + 0x120, le32(0x1111_1111)), (d + 0x128, le32(0x2222_2222)), (d + 0x220, le32(0x3333_3333))]
+    program.pokes.append((d + 0x310, le32(0x4444_4444)))
+    program.dataPageFlags = program.dataPageFlags.map { _ in 3 }
+    let base = UInt64(d)
+    let segments = (
+      es: Segment(selector: 0x10, base: base + 0x300, limit: 0xFFFF_FFFF, type: 1, db: true, g: true),
+      fs: Segment(selector: 0x10, base: base + 0x100, limit: 0xFFFF_FFFF, type: 3, db: true, g: true),
+      gs: Segment(selector: 0x10, base: base + 0x200, limit: 0xFFF, type: 3, db: true, g: false)
+    )
+    for budgets: [UInt64] in [[100], [1, 2, 3]] {
+      let (interp, _) = try run(program, paged: paged, translated: false, budgets: budgets, segments: segments)
+      let (dbt, translated) = try run(program, paged: paged, translated: true, budgets: budgets, segments: segments)
+      #expect(dbt.registers == interp.registers, "budgets \(budgets)")
+      #expect(dbt.exits == interp.exits)
+      #expect(dbt.trace == interp.trace)
+      #expect(dbt.retired == interp.retired)
+      #expect(dbt.memory == interp.memory)
+      if budgets == [100] { #expect(translated > 0) }
+      #expect(interp.registers[0] == 0x3333_3333)  // 0x1111_1111 + 0x2222_2222
+      #expect(interp.registers[2] == 0x3333_3333)
+      #expect(interp.registers[6] == 0x4444_4444)
+      #expect(interp.registers[7] == 0x1234)  // the faulting instruction changed nothing
+    }
+    // The write through FS landed at FS's base + EBX + 4.
+    let (final, _) = try run(program, paged: paged, translated: true, budgets: [100], segments: segments)
+    #expect(Array(final.memory[0x124..<0x128]) == le32(0xCAFE_BABE))
   }
 
   /// The Multiboot ALU loop of `trivisor bench alu32` shape (add, xor, rol, dec, jnz), unpaged:

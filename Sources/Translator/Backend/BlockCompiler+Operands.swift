@@ -67,16 +67,34 @@ extension BlockCompiler {
   }
 
   /// The linear address of `g`'s memory operand into RSI (FS/GS bases added).
-  mutating func linearAddress(_ g: GuestInstruction) {
+  mutating func linearAddress(_ g: GuestInstruction, size: Int, write: Bool, exit: X64Assembler.Label) {
     effectiveAddress(g)
-    addSegmentBase(Int(g.instruction.segment))
-  }
-
-  mutating func addSegmentBase(_ segment: Int) {
-    if segment == 4 || segment == 5 {
-      let base = CPUStateLayout.segments + segment * CPUStateLayout.segmentStride + 8
-      a.alu(.add, .rsi, .memory(HostMemory(.rbx, Int32(base))))
+    let segment = Int(g.instruction.segment)
+    let fields = CPUStateLayout.segments + segment * CPUStateLayout.segmentStride
+    if mode == .long64 {
+      // 64-bit code: only FS and GS have a base; no limits, no type checks.
+      if segment == 4 || segment == 5 { a.alu(.add, .rsi, .memory(HostMemory(.rbx, Int32(fields + 8)))) }
+      return
     }
+    // 32-bit code: SS and DS are flat (the translated code mode says so). Through ES, CS, FS or
+    // GS the segment must allow the access with no type check (`SegmentAccess`: present,
+    // expand-up, readable or writable as needed) and have a 4 GiB limit, checked here at run
+    // time, and the access must end at or below offset 4 GiB - 1 (the limit; an access that goes
+    // past it faults even where base + offset wraps into one page); then the linear address is
+    // the base plus the offset, wrapping at 4 GiB. Otherwise the interpreter takes the access (and
+    // raises #GP or #SS where it must).
+    guard segment != 2 && segment != 3 else { return }
+    let needed = write ? SegmentAccess.write : SegmentAccess.read
+    a.test(.memory(HostMemory(.rbx, Int32(CPUStateLayout.segmentAccess + segment))), immediate: Int64(needed), size: 1)
+    a.jcc(HostCondition.equal, exit)
+    a.alu(.cmp, .memory(HostMemory(.rbx, Int32(fields + 16))), immediate: -1, size: 4)
+    a.jcc(HostCondition.notEqual, exit)
+    if size > 1 {
+      a.load(.rax, constant: 0x1_0000_0000 - UInt64(size))
+      a.alu(.cmp, .rsi, .register(.rax))
+      a.jcc(HostCondition.above, exit)
+    }
+    a.alu(.add, .rsi, .memory(HostMemory(.rbx, Int32(fields + 8))), size: 4)
   }
 
   /// RSI = linear address; on success RAX = host pointer to `size` bytes there, for reading (a miss
@@ -203,8 +221,9 @@ extension BlockCompiler {
       return
     }
     clobberFlags()
-    linearAddress(g)
-    hostPointer(size: size, write: write, exit: sideExit(k))
+    let exit = sideExit(k)
+    linearAddress(g, size: size, write: write, exit: exit)
+    hostPointer(size: size, write: write, exit: exit)
   }
 
   /// Writes host `r` to a guest register at `size`: 4 zero-extends to 64 bits (`zeroExtended`: a

@@ -117,8 +117,10 @@ extension BlockCompiler {
       clobberFlags()
       var low = g
       low.instruction.displacement = readGroups[group].low
-      linearAddress(low)
-      hostPointer(size: Int(readGroups[group].end - readGroups[group].low), write: false, exit: sideExit(k))
+      let exit = sideExit(k)
+      let range = Int(readGroups[group].end - readGroups[group].low)
+      linearAddress(low, size: range, write: false, exit: exit)
+      hostPointer(size: range, write: false, exit: exit)
       a.mov(.memory(word), .rax)
     } else {
       // A load and a LEA: the host's flags (maybe the guest's) stay as they are.

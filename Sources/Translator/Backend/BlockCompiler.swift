@@ -97,11 +97,11 @@ package struct BlockCompiler {
   }
 
   /// Whether `ins`'s memory operand, if any, is one generated code reaches: in 64-bit code any; in
-  /// 32-bit code one with 32-bit addressing through DS or SS, the segments the translated code
-  /// mode guarantees flat (another segment's base, limit and type are the interpreter's).
+  /// 32-bit code one with 32-bit addressing (through DS or SS, which the translated code mode
+  /// guarantees flat, or through ES, CS, FS or GS, checked at run time: `linearAddress`).
   static func operandsTranslate(_ ins: DecodedInstruction, mode: TranslatedCodeMode) -> Bool {
     guard mode != .long64, ins.hasMemoryOperand else { return true }
-    return ins.addressSize == 4 && (ins.segment == 2 || ins.segment == 3)
+    return ins.addressSize == 4
   }
 
   /// A byte or word SHL/SHR/SAL (whose count, masked to 5 bits, can exceed the operand's width).
