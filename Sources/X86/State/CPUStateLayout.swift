@@ -102,9 +102,10 @@ public enum CPUStateLayout {
   /// The segment access summary, one byte per segment register ES..GS (`SegmentAccess`), derived
   /// from the segment caches by `CPUState.setSegment`.
   public static let segmentAccess = 0x300
-  /// Counts generated code keeps of its inline indirect-branch table lookups: found, and not
-  /// (the dispatcher takes those); the translator collects and clears them.
+  /// How many of generated code's inline indirect-branch table lookups found their block (the
+  /// translator collects and clears the count).
   public static let translatorIndirectHits = 0x310
+  /// How many of those lookups missed (the dispatcher looked the block up instead).
   public static let translatorIndirectMisses = 0x318
   /// XMM0-XMM15, 16 bytes each (reserved for SSE).
   public static let xmm = 0x400
