@@ -35,6 +35,28 @@ import VMM
     #expect(report.table.contains("io-out"))
   }
 
+  /// Lightweight exits are counted apart: not in the total or the rows, merged across vCPUs, in
+  /// the JSON and on a line of their own.
+  @Test func lightweightExitsAreCountedApart() throws {
+    let a = ExitStatistics()
+    let b = ExitStatistics()
+    a.record(.ioOut, nanoseconds: 1000)
+    for _ in 0..<3 { a.recordLightweight(.ioOut) }
+    b.recordLightweight(.ioIn)
+    b.recordLightweight(.ioOut)
+    a.merge(b)
+    #expect(a.lightweightCount(of: .ioOut) == 4 && a.lightweightCount(of: .ioIn) == 1)
+    let report = a.report(wallNanoseconds: 1_000_000, instructionsRetired: nil)
+    #expect(report.totalExits == 1)
+    #expect(report.reasons.map(\.reason) == ["io-out"])
+    #expect(report.lightweightExits == ["io-out": 4, "io-in": 1])
+    let json = String(decoding: try report.json(), as: UTF8.self)
+    #expect(json.contains("\"lightweightExits\""))
+    #expect(
+      report.table.contains("lightweight exits (answered inside the engine, not counted above): io-out 4, io-in 1"))
+    #expect(ExitStatistics().report(wallNanoseconds: 1, instructionsRetired: nil).lightweightExits == nil)
+  }
+
   @Test func engineCountersFollowTheSummary() throws {
     let s = ExitStatistics()
     let counters = [
