@@ -57,4 +57,24 @@ import Testing
     #expect(d.state.rip == CN_CODE_ADDR + 8)
     #expect(d.state.gpr[1] == 5)
   }
+
+  /// IRETQ goes through the same helper: one whose stack is not canonical faults in the helper
+  /// with nothing changed, and the interpreter raises the fault at the IRETQ with the stack
+  /// pointer the block set.
+  @Test func anIRETQThatFaultsIsRaisedAtItself() throws {
+    let code: [UInt8] = [
+      0x48, 0xFF, 0xC2,  // inc rdx
+      0x48, 0xBC, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,  // mov rsp, 0x8000_0000_0000_0000
+      0x48, 0xCF,  // iretq
+    ]
+    let (d, i) = try runBoth(code, rflags: 0x202, gpr: [0, 0, 41])
+    guard case .fault = d.outcome else {
+      Issue.record("IRETQ did not fault: \(d.outcome)")
+      return
+    }
+    #expect(d.outcome == i.outcome)
+    #expect(d.state.rip == CN_CODE_ADDR + 13)
+    #expect(d.state.gpr[4] == 0x8000_0000_0000_0000)
+    #expect(d.state.gpr[2] == 42)
+  }
 }

@@ -95,8 +95,8 @@ extension BlockCompiler {
     case .portIO:
       emitPortIO(g, k: k)
 
-    case .fastSystemCall:
-      emitFastSystemCall(g, k: k)
+    case .privilegeTransfer(let kind):
+      emitPrivilegeTransfer(g, kind: kind, k: k)
 
     case nil:
       preconditionFailure("a callout is not a special form")
@@ -136,12 +136,13 @@ extension BlockCompiler {
     if !isOut { storeGPR(0, .rax, size: size) }
   }
 
-  /// SYSCALL or SYSRET (the block's last instruction) through its helper (`Helpers.fastSystemCall`),
+  /// SYSCALL, SYSRET or IRETQ (the block's last instruction) through its helper
+  /// (`Helpers.privilegeTransfer`),
   /// which works on the state page: registers and flags go there first, the budget left too (R9
   /// does not survive the call). Retired, the block goes on through the indirect-branch table of
   /// the new privilege level (or leaves, when the code mode changed); faulted, nothing changed,
   /// it leaves with RIP at the instruction for the interpreter to raise the fault.
-  mutating func emitFastSystemCall(_ g: GuestInstruction, k: Int) {
+  mutating func emitPrivilegeTransfer(_ g: GuestInstruction, kind: PrivilegeTransfer, k: Int) {
     clobberFlags()
     settleFlags()
     writeBackRegisters()
@@ -150,8 +151,8 @@ extension BlockCompiler {
     a.mov(budgetLeft, .r9)
     a.load(.rdi, constant: callout.context)
     a.load(.rsi, constant: g.nextRIP)
-    a.load(.rdx, constant: g.instruction.operation == .sysret ? 1 : 0)
-    a.load(.rax, constant: callout.fastSystemCall)
+    a.load(.rdx, constant: kind.rawValue)
+    a.load(.rax, constant: callout.privilegeTransfer)
     a.call(.register(.rax))
     a.mov(.r9, budgetLeft)
     let faulted = a.newLabel()

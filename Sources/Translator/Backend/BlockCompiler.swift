@@ -115,7 +115,7 @@ package struct BlockCompiler {
     case .jcc, .jmpRel, .callRel, .ret: return true
     case .generic:
       switch g.special {
-      case nil, .jumpIndirect, .callIndirect, .fastSystemCall: return true
+      case nil, .jumpIndirect, .callIndirect, .privilegeTransfer: return true
       default: return false
       }
     default: return false
@@ -178,19 +178,20 @@ package struct BlockCompiler {
     /// `(context, port | size << 16 | OUT << 24 | instructions left in the block << 32, value
     /// written) -> value read, or bit 63 set to side-exit`: IN and OUT (`emitPortIO`).
     package var portIO: UInt64
-    /// `(context, next RIP, SYSRET ? 1 : 0) -> 0 (it faulted: side-exit), 1 (it retired: leave)
-    /// or the indirect-branch table to go on through` (`emitFastSystemCall`).
-    package var fastSystemCall: UInt64
+    /// `(context, next RIP, PrivilegeTransfer raw value) -> 0 (it faulted: side-exit), 1 (it
+    /// retired: leave) or the indirect-branch table to go on through` (`emitPrivilegeTransfer`).
+    package var privilegeTransfer: UInt64
 
     package init(
-      function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64, portIO: UInt64, fastSystemCall: UInt64
+      function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64, portIO: UInt64,
+      privilegeTransfer: UInt64
     ) {
       self.function = function
       self.context = context
       self.instruction = instruction
       self.tlbMiss = tlbMiss
       self.portIO = portIO
-      self.fastSystemCall = fastSystemCall
+      self.privilegeTransfer = privilegeTransfer
     }
   }
   let callout: Helpers

@@ -93,9 +93,10 @@ package enum SpecialForm: Equatable {
   /// IN and OUT (port in an immediate or DX; not the string forms): the VMM's lightweight exits
   /// through a helper call, else a side exit to the interpreter (which makes it a full exit).
   case portIO
-  /// SYSCALL and SYSRET to 64-bit mode, in 64-bit code: a helper call (`CPU.fastSystemCall`),
-  /// then on through the indirect-branch table of the new privilege level; a fault side-exits.
-  case fastSystemCall
+  /// SYSCALL, SYSRET to 64-bit mode and IRETQ, in 64-bit code: a helper call
+  /// (`CPU.privilegeTransfer`), then on through the indirect-branch table of the new privilege
+  /// level; a fault side-exits.
+  case privilegeTransfer(PrivilegeTransfer)
 
   package init?(_ ins: DecodedInstruction, mode: TranslatedCodeMode) {
     let o0 = ins.operands.0
@@ -125,8 +126,9 @@ package enum SpecialForm: Equatable {
     case .std: self = .setDirection(true)
     case .swapgs where mode == .long64: self = .swapGS
     case .in, .out: self = .portIO
-    case .syscall where mode == .long64: self = .fastSystemCall
-    case .sysret where mode == .long64 && ins.operandSize == 8: self = .fastSystemCall
+    case .syscall where mode == .long64: self = .privilegeTransfer(.syscall)
+    case .sysret where mode == .long64 && ins.operandSize == 8: self = .privilegeTransfer(.sysret)
+    case .iret where mode == .long64 && ins.operandSize == 8: self = .privilegeTransfer(.iret)
     default: return nil
     }
   }

@@ -185,20 +185,20 @@ package final class DynamicTranslator: BlockExecutor {
       instruction: UInt64(UInt(bitPattern: calloutInstruction)),
       tlbMiss: address(unsafeBitCast(dbtTLBMiss, to: UnsafeRawPointer.self)),
       portIO: address(unsafeBitCast(dbtPortIO, to: UnsafeRawPointer.self)),
-      fastSystemCall: address(unsafeBitCast(dbtFastSystemCall, to: UnsafeRawPointer.self)))
+      privilegeTransfer: address(unsafeBitCast(dbtPrivilegeTransfer, to: UnsafeRawPointer.self)))
   }
 
-  /// Generated code's SYSCALL or SYSRET (`CPU.fastSystemCall`): 0 when it faulted (nothing
-  /// changed: side-exit), 1 when it retired into code the block's mode does not cover, else the
-  /// indirect-branch table of the new privilege level to find the block at the new RIP in.
-  fileprivate func fastSystemCall(nextRIP: UInt64, returnToUser: Bool) -> UInt64 {
-    guard let current = currentCPU else { return 0 }
+  /// Generated code's SYSCALL, SYSRET or IRETQ (`CPU.privilegeTransfer`): 0 when it faulted
+  /// (nothing changed: side-exit), 1 when it retired into code the block's mode does not cover,
+  /// else the indirect-branch table of the new privilege level to find the block at the new RIP in.
+  fileprivate func privilegeTransfer(nextRIP: UInt64, kind: UInt64) -> UInt64 {
+    guard let current = currentCPU, let kind = PrivilegeTransfer(rawValue: kind) else { return 0 }
     return current._withUnsafeGuaranteedRef { cpu in
-      guard cpu.fastSystemCall(returnToUser: returnToUser, nextRIP: nextRIP) else {
-        statistics.fastSystemCallFaults &+= 1
+      guard cpu.privilegeTransfer(kind, nextRIP: nextRIP) else {
+        statistics.privilegeTransferFaults &+= 1
         return 0
       }
-      statistics.fastSystemCalls &+= 1
+      statistics.privilegeTransfers &+= 1
       guard cpu.translatedCodeMode == currentMode else { return 1 }
       return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
@@ -390,8 +390,14 @@ package final class DynamicTranslator: BlockExecutor {
       (
         "dbt-tlb-miss-exits", s.tlbMissExits, "reads' inline TLB misses left to the interpreter (fault, MMIO, crossing)"
       ),
-      ("dbt-fast-system-calls", s.fastSystemCalls, "SYSCALL/SYSRET run by their helper from generated code"),
-      ("dbt-fast-system-call-faults", s.fastSystemCallFaults, "SYSCALL/SYSRET that faulted, left to the interpreter"),
+      (
+        "dbt-privilege-transfers", s.privilegeTransfers,
+        "SYSCALL/SYSRET/IRETQ run by their helper from generated code"
+      ),
+      (
+        "dbt-privilege-transfer-faults", s.privilegeTransferFaults,
+        "SYSCALL/SYSRET/IRETQ that faulted, left to the interpreter"
+      ),
       ("dbt-port-io-answered", s.portIOAnswered, "IN/OUT answered inside generated code (lightweight exits)"),
       ("dbt-port-io-exits", s.portIOExits, "IN/OUT left to the interpreter for a full exit"),
       ("dbt-cache-hits", s.cacheHits, "lookups that found a valid translated block"),
@@ -447,12 +453,12 @@ private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeR
   }
 }
 
-/// The C entry point generated code calls for SYSCALL and SYSRET: (translator, next RIP, 1 for
-/// SYSRET) -> 0, 1 or an indirect-branch table (`fastSystemCall`).
-private let dbtFastSystemCall: @convention(c) (UnsafeMutableRawPointer, UInt64, UInt64) -> UInt64 = {
-  context, nextRIP, sysret in
+/// The C entry point generated code calls for SYSCALL, SYSRET and IRETQ: (translator, next RIP,
+/// `PrivilegeTransfer` raw value) -> 0, 1 or an indirect-branch table (`privilegeTransfer`).
+private let dbtPrivilegeTransfer: @convention(c) (UnsafeMutableRawPointer, UInt64, UInt64) -> UInt64 = {
+  context, nextRIP, kind in
   Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {
-    $0.fastSystemCall(nextRIP: nextRIP, returnToUser: sysret != 0)
+    $0.privilegeTransfer(nextRIP: nextRIP, kind: kind)
   }
 }
 

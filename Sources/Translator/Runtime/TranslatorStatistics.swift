@@ -17,9 +17,9 @@ package struct TranslatorStatistics {
   /// IN/OUT answered through the port helper, and left to the interpreter by it.
   package var portIOAnswered: UInt64 = 0
   package var portIOExits: UInt64 = 0
-  /// SYSCALL/SYSRET run by their helper, and those that faulted (left to the interpreter).
-  package var fastSystemCalls: UInt64 = 0
-  package var fastSystemCallFaults: UInt64 = 0
+  /// SYSCALL/SYSRET/IRETQ run by their helper, and those that faulted (left to the interpreter).
+  package var privilegeTransfers: UInt64 = 0
+  package var privilegeTransferFaults: UInt64 = 0
   /// Translation: blocks and guest instructions translated, host bytes emitted, time spent.
   package var blocksTranslated: UInt64 = 0
   package var instructionsTranslated: UInt64 = 0

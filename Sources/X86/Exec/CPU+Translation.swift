@@ -215,14 +215,21 @@ extension CPU {
     return responder(.portIn(port: port, size: size))
   }
 
-  /// SYSCALL, or SYSRET to 64-bit mode (`returnToUser`), carried out for generated code that
-  /// translates them: true when it retired (RIP, CPL, RCX/R11 or RFLAGS, CS and SS as the
-  /// interpreter leaves them), false with nothing changed when it faults (both check everything
-  /// before they write), for the interpreter to raise the fault. Generated code runs with no debug
-  /// state and no interrupt shadow: nothing else of a step applies.
-  package func fastSystemCall(returnToUser: Bool, nextRIP: UInt64) -> Bool {
+  /// SYSCALL, SYSRET to 64-bit mode or IRETQ, carried out for generated code that translates
+  /// them: true when it retired (RIP, CPL, RSP, RCX/R11 or RFLAGS, CS and SS as the interpreter
+  /// leaves them; IRET also unblocks NMIs), false with nothing changed when it faults (they check
+  /// everything before they write: at most a descriptor's accessed bit is set, which running the
+  /// instruction again sets again), for the interpreter to raise the fault. Generated code runs
+  /// with no debug state and no interrupt shadow: nothing else of a step applies.
+  package func privilegeTransfer(_ kind: PrivilegeTransfer, nextRIP: UInt64) -> Bool {
     do throws(Fault) {
-      if returnToUser { try system.sysret(operandSize: 8) } else { try system.syscall(returnRIP: nextRIP) }
+      switch kind {
+      case .syscall: try system.syscall(returnRIP: nextRIP)
+      case .sysret: try system.sysret(operandSize: 8)
+      case .iret:
+        _ = try system.iret(operandSize: 8, returnRIP: nextRIP)
+        nmiBlocked = false
+      }
       return true
     } catch {
       return false
@@ -267,6 +274,17 @@ extension CPU {
       pageHasCode: UnsafeMutableRawPointer(decodeCache.pageHasCode), codePageSlots: DecodeCache.pageSlots,
       pageGeneration: UnsafeMutableRawPointer(cachePageGeneration), epoch: UnsafeMutableRawPointer(cacheEpoch))
   }
+}
+
+/// The privilege-changing control transfers generated code hands to `CPU.privilegeTransfer`
+/// (the raw value is what it passes).
+package enum PrivilegeTransfer: UInt64 {
+  /// SYSCALL.
+  case syscall = 0
+  /// SYSRET to 64-bit mode (REX.W).
+  case sysret = 1
+  /// IRETQ.
+  case iret = 2
 }
 
 /// What translated code assumes stays fixed while it runs (`CPU.runCallout`).
