@@ -181,18 +181,6 @@ package struct BlockCompiler {
     /// `(context, next RIP, PrivilegeTransfer raw value) -> 0 (it faulted: side-exit), 1 (it
     /// retired: leave) or the indirect-branch table to go on through` (`emitPrivilegeTransfer`).
     package var privilegeTransfer: UInt64
-
-    package init(
-      function: UInt64, context: UInt64, instruction: UInt64, tlbMiss: UInt64, portIO: UInt64,
-      privilegeTransfer: UInt64
-    ) {
-      self.function = function
-      self.context = context
-      self.instruction = instruction
-      self.tlbMiss = tlbMiss
-      self.portIO = portIO
-      self.privilegeTransfer = privilegeTransfer
-    }
   }
   let callout: Helpers
   /// Guest register -> host register for the block's most used registers.
