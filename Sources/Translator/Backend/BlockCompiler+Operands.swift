@@ -165,19 +165,26 @@ extension BlockCompiler {
   /// The out-of-line calls of `hostPointer`'s read misses: the registers a C call may clobber that
   /// still hold something (R8, the budget in R9, the flags in R10, the cache register R11, the
   /// address in RSI) saved around `callout.tlbMiss`, which walks and returns the host address (on
-  /// to the access) or 0 (the side exit). Six pushes keep RSP 16-byte aligned.
+  /// to the access) or 0 (the side exit).
+  /// Calls the helper at `function` with the translator as its first argument (RDI; the others
+  /// already in RSI and RDX), `saving` the caller-saved registers that still hold something across
+  /// the call (pushed in an even number, so RSP stays 16-byte aligned). The result is in RAX.
+  mutating func callHelper(_ function: UInt64, saving: [HostRegister]) {
+    let pushed = saving.count % 2 == 0 ? saving : saving + [saving.last!]
+    for r in pushed { a.push(r) }
+    a.load(.rdi, constant: callout.context)
+    a.load(.rax, constant: function)
+    a.call(.register(.rax))
+    for r in pushed.reversed() { a.pop(r) }
+  }
+
   mutating func emitTLBMisses() {
     let misses = pendingTLBMisses
     pendingTLBMisses = []
-    let saved: [HostRegister] = [.r8, .r9, .r10, .r11, .rsi, .rsi]
     for m in misses {
       a.bind(m.miss)
-      for r in saved { a.push(r) }
-      a.load(.rdi, constant: callout.context)
       a.load(.rdx, constant: UInt64(m.size))
-      a.load(.rax, constant: callout.tlbMiss)
-      a.call(.register(.rax))
-      for r in saved.reversed() { a.pop(r) }
+      callHelper(callout.tlbMiss, saving: [.r8, .r9, .r10, .r11, .rsi])
       a.test(.register(.rax), .rax)
       a.jcc(HostCondition.equal, m.exit)
       a.jmp(m.found)

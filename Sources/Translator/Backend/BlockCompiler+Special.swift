@@ -125,21 +125,15 @@ extension BlockCompiler {
     }
     if isOut { a.mov(.rdx, gpr(0)) }
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))), .r9)
-    let saved: [HostRegister] = [.r9, .r10, .r11, .r11]  // an even count keeps RSP 16-byte aligned
-    for r in saved { a.push(r) }
-    a.load(.rdi, constant: callout.context)
-    a.load(.rax, constant: callout.portIO)
-    a.call(.register(.rax))
-    for r in saved.reversed() { a.pop(r) }
+    callHelper(callout.portIO, saving: [.r9, .r10, .r11])
     a.test(.register(.rax), .rax)
     a.jcc(HostCondition.sign, side)
     if !isOut { storeGPR(0, .rax, size: size) }
   }
 
   /// SYSCALL, SYSRET or IRETQ (the block's last instruction) through its helper
-  /// (`Helpers.privilegeTransfer`),
-  /// which works on the state page: registers and flags go there first, the budget left too (R9
-  /// does not survive the call). Retired, the block goes on through the indirect-branch table of
+  /// (`Helpers.privilegeTransfer`), which works on the state page: registers and flags go there
+  /// first, the budget left too (R9 does not survive the call). Retired, the block goes on through the indirect-branch table of
   /// the new privilege level (or leaves, when the code mode changed); faulted, nothing changed,
   /// it leaves with RIP at the instruction for the interpreter to raise the fault.
   mutating func emitPrivilegeTransfer(_ g: GuestInstruction, kind: PrivilegeTransfer, k: Int) {

@@ -317,8 +317,7 @@ package struct X64Assembler {
       regIsRegister: true)
   }
 
-  /// XOR AL, AH (no REX: AH).
-
+  /// PUSHFQ.
   package mutating func pushfq() { bytes.append(0x9C) }
   /// LAHF: AH = SF ZF - AF - PF - CF (RFLAGS bits 0-7).
   package mutating func lahf() { bytes.append(0x9F) }

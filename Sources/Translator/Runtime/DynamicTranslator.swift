@@ -97,13 +97,10 @@ package final class DynamicTranslator: BlockExecutor {
     }
     statistics.translatedInstructions &+= translated
     // Generated code counts its indirect-table lookups in the state page: collect them.
-    for (offset, total) in [
-      (CPUStateLayout.translatorIndirectHits, \TranslatorStatistics.indirectHits),
-      (CPUStateLayout.translatorIndirectMisses, \TranslatorStatistics.indirectMisses),
-    ] {
-      statistics[keyPath: total] &+= state.load(fromByteOffset: offset, as: UInt64.self)
-      state.storeBytes(of: 0, toByteOffset: offset, as: UInt64.self)
-    }
+    statistics.indirectHits &+= state.load(fromByteOffset: CPUStateLayout.translatorIndirectHits, as: UInt64.self)
+    statistics.indirectMisses &+= state.load(fromByteOffset: CPUStateLayout.translatorIndirectMisses, as: UInt64.self)
+    state.storeBytes(of: 0, toByteOffset: CPUStateLayout.translatorIndirectHits, as: UInt64.self)
+    state.storeBytes(of: 0, toByteOffset: CPUStateLayout.translatorIndirectMisses, as: UInt64.self)
     currentCPU = nil
     return (retired, pendingEvent)
   }
@@ -134,10 +131,7 @@ package final class DynamicTranslator: BlockExecutor {
   }
 
   private func runCallout(_ cpu: CPU, nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>) -> UInt64 {
-    // The budget generated code used so far includes this instruction and earlier callouts.
-    let done = cpu.translatorBudgetUsed &- calloutsInThisEntry &- 1
-    cpu.noteTranslatedRetired(done &- notedInThisEntry)
-    notedInThisEntry = done
+    noteTranslatedRetired(cpu, charged: 1)
     calloutsInThisEntry &+= 1
     statistics.callouts &+= 1
     calloutCounts[Int(instruction.pointee.operation.rawValue)] &+= 1
@@ -150,6 +144,16 @@ package final class DynamicTranslator: BlockExecutor {
       statistics.calloutsContinuedElsewhere &+= 1
       return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
+  }
+
+  /// Brings the CPU's instruction count up to the instructions generated code completed before a
+  /// helper call (RDTSC, a deterministic clock, a device or a fault report must see them): the
+  /// budget it used so far (its latest `translatorBudgetLeft`) less earlier callouts (counted by
+  /// the interpreter) and the `charged` instructions from the calling one to the block's end.
+  private func noteTranslatedRetired(_ cpu: CPU, charged: UInt64) {
+    let done = cpu.translatorBudgetUsed &- calloutsInThisEntry &- charged
+    cpu.noteTranslatedRetired(done &- notedInThisEntry)
+    notedInThisEntry = done
   }
 
   /// The decoded instructions of the callouts in the code buffer.
@@ -175,8 +179,8 @@ package final class DynamicTranslator: BlockExecutor {
     calloutCounts.deallocate()
   }
 
-  /// What generated code calls (a callout, a TLB miss, port I/O) and the context it passes; the
-  /// callout's instruction is the block's.
+  /// What generated code calls (a callout, a TLB miss, port I/O, a privilege transfer) and the
+  /// context it passes; the callout's instruction is the block's.
   private func helpers(calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?) -> BlockCompiler.Helpers {
     func address(_ f: UnsafeRawPointer) -> UInt64 { UInt64(UInt(bitPattern: f)) }
     return BlockCompiler.Helpers(
@@ -211,9 +215,7 @@ package final class DynamicTranslator: BlockExecutor {
   fileprivate func portIO(packed: UInt64, value: UInt64) -> UInt64 {
     guard let current = currentCPU else { return .max }
     return current._withUnsafeGuaranteedRef { cpu in
-      let done = cpu.translatorBudgetUsed &- calloutsInThisEntry &- (packed >> 32)
-      cpu.noteTranslatedRetired(done &- notedInThisEntry)
-      notedInThisEntry = done
+      noteTranslatedRetired(cpu, charged: packed >> 32)
       let port = UInt16(truncatingIfNeeded: packed)
       let size = Int((packed >> 16) & 0xFF)
       let mask: UInt64 = size >= 4 ? 0xFFFF_FFFF : (1 << UInt64(8 * size)) - 1

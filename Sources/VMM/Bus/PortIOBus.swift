@@ -89,16 +89,9 @@ public final class PortIOBus {
   /// must take the run loop. Called on the vCPU thread under the machine's device lock.
   public func lightweightAccess(_ access: PortAccess) -> UInt32? {
     guard lightweightOfPort[Int(access.port)] & (access.isWrite ? 2 : 1) != 0 else { return nil }
-    let mask: UInt32 = access.size >= 4 ? .max : (1 << (UInt32(access.size) * 8)) - 1
-    guard let d = device(for: access.port) else {
-      unclaimedAccesses += 1
-      return access.isWrite ? 0 : mask
-    }
-    if access.isWrite {
-      d.write(port: access.port, size: access.size, value: access.value & mask)
-      return 0
-    }
-    return d.read(port: access.port, size: access.size) & mask
+    guard access.isWrite else { return read(port: access.port, size: access.size) }
+    write(port: access.port, size: access.size, value: access.value)
+    return 0
   }
 
   /// An IN of `size` bytes (all ones where no device answers). Called on the vCPU thread.

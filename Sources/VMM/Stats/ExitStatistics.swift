@@ -12,7 +12,9 @@ public final class ExitStatistics {
   private var maximums = [UInt64](repeating: 0, count: kinds)
   private var histogram = [UInt64](repeating: 0, count: kinds * LogHistogram.bucketCount)
   /// Lightweight exits (`LightweightExitHandler`) by kind: answered inside the engine's `run()`,
-  /// so not in the counts and times above.
+  /// so not in the counts and times above. A raw allocation, not an array like the others: it is
+  /// counted on the lightweight path itself, where an array's uniqueness and exclusivity checks
+  /// cost more than the count.
   private let lightweightCounts: UnsafeMutablePointer<UInt64> = {
     let p = UnsafeMutablePointer<UInt64>.allocate(capacity: kinds)
     p.initialize(repeating: 0, count: kinds)

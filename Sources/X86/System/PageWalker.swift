@@ -226,8 +226,9 @@ public enum PageWalker {
     var writable = true
     var userOK = true
     var executable = true
-    // Non-leaf entries to mark accessed once the walk succeeds.
-    var walked = UnaccessedEntries()
+    // Non-leaf entries whose accessed bit is clear, to set once the walk succeeds: (address,
+    // value, size). Most walks find every bit set and append nothing (no allocation).
+    var walked: [(UInt64, UInt64, Int)] = []
 
     var physical: UInt64
     var pageShift: UInt8
@@ -253,7 +254,7 @@ public enum PageWalker {
         leafAddress = pdeAddress
         leafSize = 4
       } else {
-        walked.note(pdeAddress, pde, size: 4)
+        if pde & 0x20 == 0 { walked.append((pdeAddress, pde, 4)) }
         let pteAddress = (pde & 0xFFFF_F000) + ((l32 >> 12) & 0x3FF) * 4
         guard let pte = memory.readEntry(pteAddress, size: 4) else { throw fault(PageFault.Bit.reserved) }
         guard pte & 1 != 0 else { throw fault(0) }
@@ -307,7 +308,7 @@ public enum PageWalker {
           leafSize = 8
           break
         }
-        walked.note(entryAddress, entry, size: 8)
+        if entry & 0x20 == 0 { walked.append((entryAddress, entry, 8)) }
         table = entry & addressMask
         level -= 1
       }
@@ -331,7 +332,7 @@ public enum PageWalker {
     }
 
     // Success: set accessed bits on the way down, and dirty on the leaf for writes.
-    walked.markAccessed(in: memory)
+    for (address, value, size) in walked { memory.writeEntry(address, value: value | 0x20, size: size) }
     var newLeaf = leaf | 0x20
     if kind == .write { newLeaf |= 0x40 }
     if newLeaf != leaf { memory.writeEntry(leafAddress, value: newLeaf, size: leafSize) }
@@ -339,37 +340,5 @@ public enum PageWalker {
     return Translation(
       physicalAddress: physical, pageShift: pageShift, writable: writable, user: userOK,
       executable: executable, global: control.pge && leaf & 0x100 != 0, dirty: newLeaf & 0x40 != 0)
-  }
-}
-
-/// The non-leaf entries of one walk whose accessed bit is still clear (at most four: PML5E down to
-/// PDE), kept without allocating; most walks find every bit set and note none.
-struct UnaccessedEntries {
-  private var addresses: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-  private var values: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-  private var count = 0
-  /// Entries of 4 bytes (32-bit paging) or 8.
-  private var entrySize = 8
-
-  /// Notes the entry `value` read at `address` if its accessed bit is clear.
-  mutating func note(_ address: UInt64, _ value: UInt64, size: Int) {
-    guard value & 0x20 == 0 else { return }
-    entrySize = size
-    switch count {
-    case 0: (addresses.0, values.0) = (address, value)
-    case 1: (addresses.1, values.1) = (address, value)
-    case 2: (addresses.2, values.2) = (address, value)
-    default: (addresses.3, values.3) = (address, value)
-    }
-    count += 1
-  }
-
-  /// Sets the accessed bit of every noted entry, top level first.
-  func markAccessed(in memory: some PageTableMemory) {
-    guard count > 0 else { return }
-    let noted = [(addresses.0, values.0), (addresses.1, values.1), (addresses.2, values.2), (addresses.3, values.3)]
-    for (address, value) in noted.prefix(count) {
-      memory.writeEntry(address, value: value | 0x20, size: entrySize)
-    }
   }
 }

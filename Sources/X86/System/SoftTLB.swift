@@ -211,16 +211,17 @@ public final class SoftTLB {
     var globals = 0
     var large = 0
     keptSlots.removeAll(keepingCapacity: true)
-    if filledOverflowed {
-      for i in 0..<(Self.sets * Self.tables) {
-        if entries[i].global && entries[i].tag != Entry.invalidTag {
-          globals += 1
-          if entries[i].pageShift != 12 { large += 1 }
-          keptSlots.append(Int32(i))
-        } else {
-          entries[i] = .empty
-        }
+    func visit(_ i: Int) {
+      if entries[i].global && entries[i].tag != Entry.invalidTag {
+        globals += 1
+        if entries[i].pageShift != 12 { large += 1 }
+        keptSlots.append(Int32(i))
+      } else {
+        entries[i] = .empty
       }
+    }
+    if filledOverflowed {
+      for i in 0..<(Self.sets * Self.tables) { visit(i) }
     } else {
       // A slot may be listed more than once: the bits make each count once.
       for slot in filledSlots {
@@ -228,13 +229,7 @@ public final class SoftTLB {
         let bit: UInt64 = 1 << UInt64(i & 63)
         guard seenSlots[i >> 6] & bit == 0 else { continue }
         seenSlots[i >> 6] |= bit
-        if entries[i].global && entries[i].tag != Entry.invalidTag {
-          globals += 1
-          if entries[i].pageShift != 12 { large += 1 }
-          keptSlots.append(slot)
-        } else {
-          entries[i] = .empty
-        }
+        visit(i)
       }
       for slot in filledSlots { seenSlots[Int(slot) >> 6] = 0 }
     }
