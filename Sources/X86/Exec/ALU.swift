@@ -101,13 +101,13 @@ enum ALU {
       f = (f & ~Flags.arithmetic) | szp(r, size)
       set(Flags.cf, cf)
     case .rol:
-      let n = count % bits
+      let n = count & (bits &- 1)  // bits is a power of two
       r = n == 0 ? a : ((a << n) | (a >> (bits - n))) & m
       let cf = r & 1 != 0
       set(Flags.cf, cf)
       set(Flags.of, (r & sign != 0) != cf)
     case .ror:
-      let n = count % bits
+      let n = count & (bits &- 1)  // bits is a power of two
       r = n == 0 ? a : ((a >> n) | (a << (bits - n))) & m
       set(Flags.cf, r & sign != 0)
       set(Flags.of, (r & sign != 0) != (r & (sign >> 1) != 0))

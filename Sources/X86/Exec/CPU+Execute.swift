@@ -112,6 +112,7 @@ extension CPU {
   /// when it declined.
   @inline(__always) func completeFast<M: FastMode>(_ e: CacheEntry, _: M.Type, nextRIP: UInt64) -> Bool {
     let rip = executeFast(e, M.self, nextRIP: nextRIP)
+    materializeFlags()
     guard rip != CPU.fastDeclined else { return false }
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
     fastPathRetired &+= 1

@@ -18,7 +18,7 @@ extension CPU {
   /// or not) through its fast handler. Each handler is a generic function specialized per form and
   /// mode (operation, operand shapes and mode are types), so the compiler emits one small
   /// branch-free-of-dispatch function per form.
-  @inline(__always)
+  @_transparent
   func executeFast<M: FastMode>(_ e: CacheEntry, _: M.Type, nextRIP: UInt64) -> UInt64 {
     switch e.pointee.form {
     case .generic: return CPU.fastDeclined
@@ -81,7 +81,7 @@ extension CPU {
       setReg(Int(o0.reg), Int(o0.size), effectiveAddress(e.pointee.instruction, nextRIP: nextRIP))
       return nextRIP
     case .jcc:
-      guard condition(e.pointee.instruction.condition) else { return nextRIP }
+      guard lazyCondition(e.pointee.instruction.condition) else { return nextRIP }
       return fastBranchTarget(e, M.self, nextRIP &+ e.pointee.instruction.immediate)
     case .jmpRel:
       return fastBranchTarget(e, M.self, nextRIP &+ e.pointee.instruction.immediate)
@@ -123,7 +123,7 @@ extension CPU {
     case .cmovM: return fastConditionalMove(e, M.self, MemoryOperand.self, nextRIP)
     case .setccR:
       let o0 = e.pointee.instruction.operands.0
-      setReg(Int(o0.reg), 1, condition(e.pointee.instruction.condition) ? 1 : 0)
+      setReg(Int(o0.reg), 1, lazyCondition(e.pointee.instruction.condition) ? 1 : 0)
       return nextRIP
     case .nop:
       return nextRIP
@@ -146,9 +146,24 @@ extension CPU {
     guard let b = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
       return CPU.fastDeclined
     }
-    let (r, f) = ALU.binary(op, a, b, carry: state.rflags & Flags.cf, size)
-    if writes { writeDestination(e, memory, r) }
-    setArithmeticFlags(f)
+    switch op {
+    case .add:
+      let r = (a &+ b) & ALU.mask(size)
+      writeDestination(e, memory, r)
+      setLazyFlags(LazyFlagsKind.add, size: size, result: r, a: a, b: b)
+    case .sub, .cmp:
+      let r = (a &- b) & ALU.mask(size)
+      if writes { writeDestination(e, memory, r) }
+      setLazyFlags(LazyFlagsKind.sub, size: size, result: r, a: a, b: b)
+    case .and, .or, .xor, .test:
+      let r = op == .or ? a | b : op == .xor ? a ^ b : a & b
+      if writes { writeDestination(e, memory, r) }
+      setLazyFlags(LazyFlagsKind.logic, size: size, result: r, a: a, b: b)
+    default:  // ADC, SBB: they read CF, so they compute their flags eagerly
+      let (r, f) = ALU.binary(op, a, b, carry: lazyCarry, size)
+      writeDestination(e, memory, r)
+      setStatusFlagsDroppingLazy(f)
+    }
     return nextRIP
   }
 
@@ -160,10 +175,16 @@ extension CPU {
     let memory = Dest.kind == .memory ? fastMemoryOperand(e, M.self, size: size, write: true, nextRIP) : nil
     if Dest.kind == .memory && memory == nil { return CPU.fastDeclined }
     let a = destinationValue(e, memory)
-    let (r, f) =
-      e.pointee.instruction.operation == .inc ? ALU.add(a, 1, carry: 0, size) : ALU.sub(a, 1, borrow: 0, size)
-    writeDestination(e, memory, r)
-    setArithmeticFlags((f & ~Flags.cf) | (state.rflags & Flags.cf))
+    let carry = lazyCarry
+    if e.pointee.instruction.operation == .inc {
+      let r = (a &+ 1) & ALU.mask(size)
+      writeDestination(e, memory, r)
+      setLazyFlags(LazyFlagsKind.inc, size: size, result: r, a: a, b: carry)
+    } else {
+      let r = (a &- 1) & ALU.mask(size)
+      writeDestination(e, memory, r)
+      setLazyFlags(LazyFlagsKind.dec, size: size, result: r, a: a, b: carry)
+    }
     return nextRIP
   }
 
@@ -203,7 +224,7 @@ extension CPU {
       : reg(Int(o0.reg), Int(o0.size))
     let (r, f) = ALU.imul(a, b, size)
     setReg(Int(o0.reg), Int(o0.size), r)
-    setArithmeticFlags(f)
+    setStatusFlagsDroppingLazy(f)
     return nextRIP
   }
 
@@ -219,9 +240,35 @@ extension CPU {
       setReg(Int(o0.reg), Int(o0.size), a)  // a 32-bit destination is still zero-extended
       return nextRIP
     }
-    let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, a, count: count, size, flags: state.rflags)
-    setReg(Int(o0.reg), Int(o0.size), r)
-    state.rflags = f
+    let bits = UInt64(size &* 8)
+    let m = ALU.mask(size)
+    let sign = ALU.sign(size)
+    switch e.pointee.instruction.operation {
+    case .rol:  // CF and OF only, as `ALU.shiftRotate` computes them
+      // Masking shifts: for n = 0 both halves are `a` (or the right one is 0 below 64 bits).
+      let n = count & (bits &- 1)  // bits is a power of two
+      let r = ((a &<< n) | (a &>> (bits &- n))) & m
+      let cf = r & 1
+      let of = (r & sign != 0) != (cf != 0) ? Flags.of : 0
+      setReg(Int(o0.reg), Int(o0.size), r)
+      setCarryAndOverflow(cf | of)
+    case .ror:
+      let n = count & (bits &- 1)  // bits is a power of two
+      let r = ((a &>> n) | (a &<< (bits &- n))) & m
+      let cf: UInt64 = r & sign != 0 ? Flags.cf : 0
+      let of = (r & sign != 0) != (r & (sign >> 1) != 0) ? Flags.of : 0
+      setReg(Int(o0.reg), Int(o0.size), r)
+      setCarryAndOverflow(cf | of)
+    case .shl, .sal, .shr, .sar:  // all six status flags
+      let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, a, count: count, size, flags: 0)
+      setReg(Int(o0.reg), Int(o0.size), r)
+      setStatusFlagsDroppingLazy(f & Flags.arithmetic)
+    default:  // RCL, RCR read CF and keep SF, ZF, AF and PF
+      materializeFlags()
+      let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, a, count: count, size, flags: state.rflags)
+      setReg(Int(o0.reg), Int(o0.size), r)
+      state.rflags = f
+    }
     return nextRIP
   }
 
@@ -235,7 +282,7 @@ extension CPU {
     }
     // The source is read (and may fault) whatever the condition; a 32-bit destination is always
     // written, so its upper half clears even when the move does not happen.
-    let taken = condition(e.pointee.instruction.condition)
+    let taken = lazyCondition(e.pointee.instruction.condition)
     setReg(Int(o0.reg), Int(o0.size), taken ? v : reg(Int(o0.reg), Int(o0.size)))
     return nextRIP
   }

@@ -110,6 +110,7 @@ extension CPU {
       pending = e
       return nil
     }
+    materializeFlags()
     let (after, mapped) = runGeneralInPage(e, rip: rip, physicalPage: physicalPage, generation: generation)
     guard after != CPU.fastDeclined else {
       // Delivery moved RIP to the handler; an event leaves it at the instruction.

@@ -375,31 +375,57 @@ public final class CPU {
     inPageStop = .none
     pages: while left > 0 {
       // Enter the page of RIP.
-      guard isCanonical(rip), let physical = quickTranslate(rip, kind: .execute) else { break }
+      guard rip & 0xFFF <= 0x1000 - 15, isCanonical(rip), let physical = quickTranslate(rip, kind: .execute) else {
+        break
+      }
+      // RIP stays in the page's cacheable window (all 15 bytes in the page) exactly while
+      // `rip - linearPage <= 0x1000 - 15`, and then its physical address is `physicalPage | that`.
       let linearPage = rip & ~0xFFF
       let physicalPage = physical & ~0xFFF
       let generation = DecodeCache.generation(
         cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
-      while rip & 0xFFF <= 0x1000 - 15 {
-        let address = physicalPage | (rip & 0xFFF)
-        guard let e = DecodeCache.hit(cacheEntries, address, .bits64, generation: generation) else { break pages }
-        let next = executeFast(e, FastLong.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
+      var offset = rip &- linearPage
+      guard var e = DecodeCache.hit(cacheEntries, physicalPage | offset, .bits64, generation: generation) else {
+        break
+      }
+      while true {
+        let fallThrough = rip &+ UInt64(e.pointee.instruction.length)
+        let next = executeFast(e, FastLong.self, nextRIP: fallThrough)
+        if _fastPath(next == fallThrough) {
+          // The common case: on to the instruction that follows, through the entry's link.
+          rip = next
+          left -= 1
+          if left == 0 { break pages }
+          offset = rip &- linearPage
+          guard offset <= 0x1000 - 15 else { continue pages }
+          guard let found = DecodeCache.hit(e.pointee.successor, holding: physicalPage | offset, .bits64, generation: generation)
+          else { break pages }
+          e = found
+          continue
+        }
         if next == CPU.fastDeclined {
           guard
             let mapped = declinedInPage(
               e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
               generation: generation)
           else { break pages }
-          if rip & ~0xFFF != linearPage || !mapped { continue pages }
-          continue
+          if !mapped { continue pages }
+        } else {
+          rip = next
+          left -= 1
+          if left == 0 { break pages }
         }
-        rip = next
-        left -= 1
-        if left == 0 { break pages }
-        if rip & ~0xFFF != linearPage { continue pages }
+        offset = rip &- linearPage
+        guard offset <= 0x1000 - 15 else { continue pages }
+        let physical = physicalPage | offset
+        guard
+          let found = DecodeCache.hit(e.pointee.branchTarget, holding: physical, .bits64, generation: generation)
+            ?? DecodeCache.hit(cacheEntries, physical, .bits64, generation: generation)
+        else { break pages }
+        e = found
       }
-      break
     }
+    materializeFlags()
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
     return finishInPage(budget: budget, left: left, general: general, pending: pending)
   }
@@ -423,37 +449,57 @@ public final class CPU {
     inPageStop = .none
     pages: while left > 0 {
       guard rip &+ 15 <= end else { break }
-      var linear = (csBase &+ rip) & 0xFFFF_FFFF
+      let linear = (csBase &+ rip) & 0xFFFF_FFFF
       guard linear & 0xFFF <= 0x1000 - 15, let physical = quickTranslate(linear, kind: .execute) else { break }
-      let linearPage = linear & ~0xFFF
+      // The EIP at which the page starts (wrapping when CS's base puts the page start below EIP
+      // 0): an EIP is in the window of this page (all 15 bytes in the page and within `end`)
+      // exactly while `eip - pageEIP <= span`, and its physical address is then `physicalPage |
+      // (eip - pageEIP)` (a page never straddles the 4 GiB wrap of linear addresses).
+      let pageEIP = rip &- (linear & 0xFFF)
+      let span = Swift.min(0x1000 - 15, (end &- 15) &- pageEIP)
       let physicalPage = physical & ~0xFFF
       let generation = DecodeCache.generation(
         cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
+      var offset = rip &- pageEIP
+      guard var e = DecodeCache.hit(cacheEntries, physicalPage | offset, mode, generation: generation) else { break }
       while true {
-        let address = physicalPage | (linear & 0xFFF)
-        guard let e = DecodeCache.hit(cacheEntries, address, mode, generation: generation) else { break pages }
-        let next =
-          e.pointee.form == .generic
-          ? CPU.fastDeclined : executeFast(e, FastLegacy.self, nextRIP: rip &+ UInt64(e.pointee.instruction.length))
+        let fallThrough = rip &+ UInt64(e.pointee.instruction.length)
+        let next = executeFast(e, FastLegacy.self, nextRIP: fallThrough)
+        if _fastPath(next == fallThrough) {
+          // The common case: on to the instruction that follows, through the entry's link.
+          rip = next
+          left -= 1
+          if left == 0 { break pages }
+          offset = rip &- pageEIP
+          guard offset <= span else { continue pages }
+          guard let found = DecodeCache.hit(e.pointee.successor, holding: physicalPage | offset, mode, generation: generation)
+          else { break pages }
+          e = found
+          continue
+        }
         if next == CPU.fastDeclined {
           guard
             let mapped = declinedInPage(
               e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
               generation: generation)
           else { break pages }
-          linear = (csBase &+ rip) & 0xFFFF_FFFF
-          if linear & ~0xFFF != linearPage || linear & 0xFFF > 0x1000 - 15 || rip &+ 15 > end || !mapped {
-            continue pages
-          }
-          continue
+          if !mapped { continue pages }
+        } else {
+          rip = next
+          left -= 1
+          if left == 0 { break pages }
         }
-        rip = next
-        left -= 1
-        if left == 0 { break pages }
-        linear = (csBase &+ rip) & 0xFFFF_FFFF
-        if linear & ~0xFFF != linearPage || linear & 0xFFF > 0x1000 - 15 || rip &+ 15 > end { continue pages }
+        offset = rip &- pageEIP
+        guard offset <= span else { continue pages }
+        let physical = physicalPage | offset
+        guard
+          let found = DecodeCache.hit(e.pointee.branchTarget, holding: physical, mode, generation: generation)
+            ?? DecodeCache.hit(cacheEntries, physical, mode, generation: generation)
+        else { break pages }
+        e = found
       }
     }
+    materializeFlags()
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
     return finishInPage(budget: budget, left: left, general: general, pending: pending)
   }

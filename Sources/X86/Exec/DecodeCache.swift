@@ -18,6 +18,14 @@ final class DecodeCache {
     var form: FastForm
     /// Whether the general path may run it inside the page-local run loop (`CPU.runsInPage`).
     var runsInPage: Bool
+    /// The slot of the instruction that follows it in memory (at physical + length): the page
+    /// loops step to it without hashing an address, so finding the next entry is one load
+    /// away from this one. Only a place to look: the loops still check its tag and generation.
+    var successor: UnsafeMutablePointer<Entry>
+    /// For a relative JMP, Jcc or CALL, the slot of its target as far as the decoder can tell
+    /// (physical + length + displacement: right unless the target leaves the page or wraps at
+    /// the operand size); the successor's slot otherwise. A hint as well, checked like one.
+    var branchTarget: UnsafeMutablePointer<Entry>
     var instruction: DecodedInstruction
   }
 
@@ -43,7 +51,9 @@ final class DecodeCache {
   init(pages shared: CodePageTable? = nil) {
     entries = .allocate(capacity: DecodeCache.entryCount)
     entries.initialize(
-      repeating: Entry(tag: 0, generation: 0, form: .generic, runsInPage: false, instruction: DecodedInstruction()),
+      repeating: Entry(
+        tag: 0, generation: 0, form: .generic, runsInPage: false, successor: entries, branchTarget: entries,
+        instruction: DecodedInstruction()),
       count: DecodeCache.entryCount)
     let pages = shared ?? CodePageTable.allocate()
     ownedPages = shared == nil ? pages : nil
@@ -82,6 +92,14 @@ final class DecodeCache {
     return e.pointee.tag == tag(physical, mode) && e.pointee.generation == generation ? e : nil
   }
 
+  /// `hit` for an entry the caller already found the slot of (a `successor`): `e` when it holds
+  /// the instruction at `physical` in `mode`, filled under `generation`.
+  @inline(__always) static func hit(
+    _ e: UnsafeMutablePointer<Entry>, holding physical: UInt64, _ mode: CodeMode, generation: UInt32
+  ) -> UnsafeMutablePointer<Entry>? {
+    e.pointee.tag == tag(physical, mode) && e.pointee.generation == generation ? e : nil
+  }
+
   /// The current generation of the page holding `physical` for a cache at `epoch`.
   @inline(__always) static func generation(
     _ pageGeneration: UnsafeMutablePointer<Atomic<UInt32>>, epoch: UInt32, ofPageHolding physical: UInt64
@@ -102,10 +120,13 @@ final class DecodeCache {
     let page = DecodeCache.pageSlot(physical >> 12)
     if !pageHasCode[page].load(ordering: .relaxed) { pageHasCode[page].store(true, ordering: .relaxed) }
     let e = entries + DecodeCache.slot(physical)
+    let next = physical &+ UInt64(ins.length)
+    let relative = ins.operandCount > 0 && ins.operands.0.kind == .relative
     e.pointee = Entry(
       tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page].load(ordering: .relaxed) &+ epoch.pointee,
       form: classifiesFastForms ? FastForm.classify(ins, mode: mode, model: model) : .generic,
-      runsInPage: CPU.runsInPage(ins), instruction: ins)
+      runsInPage: CPU.runsInPage(ins), successor: entries + DecodeCache.slot(next),
+      branchTarget: entries + DecodeCache.slot(relative ? next &+ ins.immediate : next), instruction: ins)
     return e
   }
 

@@ -1,0 +1,145 @@
+/// Lazily evaluated status flags for the fast path.
+///
+/// Most flags an instruction computes are never read: the next arithmetic instruction overwrites
+/// them first. So the fast handlers of ADD, SUB, CMP, AND, OR, XOR, TEST, INC and DEC do not
+/// compute CF, PF, AF, ZF, SF and OF; they record what the flags come from (the kind of operation,
+/// the operand size, the result and the two operands) in the state page
+/// (`CPUStateLayout.lazyFlags`, four slots), and the flags are computed when something reads them.
+/// ROL and ROR, which write only CF and OF, add those two to a pending record (bits 16-31 of
+/// the kind slot say which flags it overrides, bits 32-47 hold their values) rather than
+/// materializing it. A conditional jump, CMOVcc or SETcc on ZF, SF or CF answers from the record directly (the
+/// result is zero, its sign bit, an unsigned comparison of the operands); everything else
+/// materializes the six flags into RFLAGS through the same `ALU` functions the eager paths use, so
+/// the values cannot differ.
+///
+/// The record is pending only inside the fast path: the page loops, `completeFast` and the page
+/// loop's hand-over to the general path materialize it before anything else can look at RFLAGS.
+/// Outside them RFLAGS in the state page is always exact and the kind slot is zero, which is what
+/// every other reader (the general path, exception delivery, the VMM's register accessors, the
+/// binary translator) relies on. While a record is pending, RFLAGS holds every flag except the six
+/// status flags.
+extension CPU {
+  /// What a pending record's status flags come from (slot 0, with the operand size in bits 8-15
+  /// and the overridden flags in bits 16-47).
+  enum LazyFlagsKind {
+    /// Nothing pending: RFLAGS is exact.
+    static let none: UInt64 = 0
+    /// ADD: result = a + b.
+    static let add: UInt64 = 1
+    /// SUB and CMP: result = a - b.
+    static let sub: UInt64 = 2
+    /// AND, OR, XOR and TEST: CF = OF = AF = 0.
+    static let logic: UInt64 = 3
+    /// INC: result = a + 1, CF kept (in the record's `b` slot).
+    static let inc: UInt64 = 4
+    /// DEC: result = a - 1, CF kept (in the record's `b` slot).
+    static let dec: UInt64 = 5
+  }
+
+  @inline(__always) private var lazyKindSlot: UInt64 {
+    stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
+  }
+  @inline(__always) private var lazyResult: UInt64 {
+    stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 8, as: UInt64.self)
+  }
+  @inline(__always) private var lazyA: UInt64 {
+    stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 16, as: UInt64.self)
+  }
+  @inline(__always) private var lazyB: UInt64 {
+    stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 24, as: UInt64.self)
+  }
+
+  /// Records the status flags of an operation of `kind` on `size`-byte values (all masked to the
+  /// size) instead of computing them.
+  @inline(__always)
+  func setLazyFlags(_ kind: UInt64, size: Int, result: UInt64, a: UInt64, b: UInt64) {
+    stateRaw.storeBytes(of: kind | UInt64(size) << 8, toByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
+    stateRaw.storeBytes(of: result, toByteOffset: CPUStateLayout.lazyFlags + 8, as: UInt64.self)
+    stateRaw.storeBytes(of: a, toByteOffset: CPUStateLayout.lazyFlags + 16, as: UInt64.self)
+    stateRaw.storeBytes(of: b, toByteOffset: CPUStateLayout.lazyFlags + 24, as: UInt64.self)
+  }
+
+  /// Whether a record is pending (RFLAGS's status flags are stale).
+  @inline(__always) var lazyFlagsPending: Bool { lazyKindSlot != LazyFlagsKind.none }
+
+  /// Writes a pending record's status flags into RFLAGS and clears it; nothing when none is pending.
+  @inline(__always) func materializeFlags() {
+    if lazyKindSlot != LazyFlagsKind.none { materializePendingFlags() }
+  }
+
+  @inline(never)
+  private func materializePendingFlags() {
+    let slot = lazyKindSlot
+    let size = Int((slot >> 8) & 0xFF)
+    let a = lazyA
+    let b = lazyB
+    let f: UInt64
+    switch slot & 0xFF {
+    case LazyFlagsKind.add: f = ALU.add(a, b, carry: 0, size).1
+    case LazyFlagsKind.sub: f = ALU.sub(a, b, borrow: 0, size).1
+    case LazyFlagsKind.inc: f = (ALU.add(a, 1, carry: 0, size).1 & ~Flags.cf) | b
+    case LazyFlagsKind.dec: f = (ALU.sub(a, 1, borrow: 0, size).1 & ~Flags.cf) | b
+    default: f = ALU.logic(lazyResult, size)
+    }
+    let overridden = (slot >> 16) & 0xFFFF
+    let values = (slot >> 32) & 0xFFFF
+    stateRaw.storeBytes(of: LazyFlagsKind.none, toByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
+    setArithmeticFlags((f & ~overridden) | values)
+  }
+
+  /// CF (0 or 1), from the pending record or from RFLAGS.
+  @inline(__always) var lazyCarry: UInt64 {
+    let slot = lazyKindSlot
+    if slot & (Flags.cf << 16) != 0 { return (slot >> 32) & 1 }
+    switch slot & 0xFF {
+    case LazyFlagsKind.none: return flags & Flags.cf
+    case LazyFlagsKind.add: return lazyResult < lazyA ? 1 : 0
+    case LazyFlagsKind.sub: return lazyA < lazyB ? 1 : 0
+    case LazyFlagsKind.logic: return 0
+    default: return lazyB
+    }
+  }
+
+  /// Sets CF and OF (`values` holds just those two bits), leaving the other status flags as they
+  /// are: on top of a pending record when there is one, else in RFLAGS.
+  @inline(__always) func setCarryAndOverflow(_ values: UInt64) {
+    let slot = lazyKindSlot
+    if slot == LazyFlagsKind.none {
+      setFlagsMasked(Flags.cf | Flags.of, values)
+    } else {
+      let overrides = (Flags.cf | Flags.of) << 16
+      stateRaw.storeBytes(
+        of: (slot & 0xFFFF) | overrides | values << 32, toByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
+    }
+  }
+
+  /// RFLAGS with the bits of `mask` replaced by those of `values`.
+  @inline(__always) private func setFlagsMasked(_ mask: UInt64, _ values: UInt64) {
+    let old = stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self)
+    stateRaw.storeBytes(of: (old & ~mask) | values, toByteOffset: CPUStateLayout.rflags, as: UInt64.self)
+  }
+
+  /// Writes all six status flags eagerly (an instruction whose handler computes them in full):
+  /// any pending record is dropped, since every flag it stands for is overwritten.
+  @inline(__always) func setStatusFlagsDroppingLazy(_ f: UInt64) {
+    stateRaw.storeBytes(of: LazyFlagsKind.none, toByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
+    setArithmeticFlags(f)
+  }
+
+  /// `condition(cc)` for the fast handlers: ZF, SF and CF conditions straight from a pending
+  /// record, the others after materializing it.
+  @inline(__always) func lazyCondition(_ cc: UInt8) -> Bool {
+    let slot = lazyKindSlot
+    if slot == LazyFlagsKind.none { return condition(cc) }
+    let r: Bool
+    switch cc >> 1 {
+    case 1: r = lazyCarry != 0
+    case 2: r = lazyResult == 0
+    case 4: r = lazyResult & ALU.sign(Int((slot >> 8) & 0xFF)) != 0
+    default:
+      materializePendingFlags()
+      return condition(cc)
+    }
+    return cc & 1 == 0 ? r : !r
+  }
+}
