@@ -167,7 +167,7 @@ extension CPU {
     state.rip = t
   }
 
-  func execute(_ ins: DecodedInstruction, nextRIP: UInt64) throws(Fault) {
+  func execute(_ ins: borrowing DecodedInstruction, nextRIP: UInt64) throws(Fault) {
     if needsLockedExecution(ins) { return try executeLocked(ins, nextRIP: nextRIP) }
     let size = Int(ins.operandSize)
     let ea = ins.hasMemoryOperand ? effectiveAddress(ins, nextRIP: nextRIP) : 0
@@ -176,12 +176,12 @@ extension CPU {
     var rip = nextRIP
     switch ins.operation {
     case .add, .or, .adc, .sbb, .and, .sub, .xor, .cmp, .test:
-      let a =
-        ins.operation == .cmp || ins.operation == .test
-        ? try readOperand(ins, o0, ea) : try readOperandForUpdate(ins, o0, ea)
+      let operation = ins.operation
+      let compares = operation == .cmp || operation == .test
+      let a = compares ? try readOperand(ins, o0, ea) : try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
-      let (r, f) = ALU.binary(ins.operation, a, b, carry: flags & Flags.cf, size)
-      if ins.operation != .cmp && ins.operation != .test { try writeOperand(ins, o0, ea, r) }
+      let (r, f) = ALU.binary(operation, a, b, carry: flags & Flags.cf, size)
+      if !compares { try writeOperand(ins, o0, ea, r) }
       setArithmeticFlags(f)
     case .inc, .dec:
       let a = try readOperandForUpdate(ins, o0, ea)

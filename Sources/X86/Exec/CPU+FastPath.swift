@@ -228,45 +228,61 @@ extension CPU {
     return nextRIP
   }
 
+  /// Shifts and rotates of a register, by an immediate, 1 or CL; specialized per operand size.
   @inline(never)
   private func fastShift(_ e: CacheEntry, _ nextRIP: UInt64) -> UInt64 {
-    let size = Int(e.pointee.instruction.operandSize)
+    switch e.pointee.instruction.operandSize {
+    case 4: return fastShift(e, UInt32.self, nextRIP)
+    case 8: return fastShift(e, UInt64.self, nextRIP)
+    case 2: return fastShift(e, UInt16.self, nextRIP)
+    default: return fastShift(e, UInt8.self, nextRIP)
+    }
+  }
+
+  @inline(__always)
+  private func fastShift<T: FixedWidthInteger & UnsignedInteger>(
+    _ e: CacheEntry, _: T.Type, _ nextRIP: UInt64
+  ) -> UInt64 {
+    let size = T.bitWidth / 8
     let o0 = e.pointee.instruction.operands.0
     let o1 = e.pointee.instruction.operands.1
     let rawCount = o1.kind == .gpr ? reg(Int(o1.reg), 1) : e.pointee.instruction.immediate & 0xFF
     let count = rawCount & (size == 8 ? 0x3F : 0x1F)
-    let a = reg(Int(o0.reg), Int(o0.size))
+    let offset = Int(o0.reg) &* 8
+    let old = stateRaw.load(fromByteOffset: offset, as: UInt64.self)
+    let a = T(truncatingIfNeeded: old)
+    /// Writes the result with x86-64 register semantics (32-bit writes zero-extend).
+    func write(_ r: T) {
+      let value = size >= 4 ? UInt64(r) : (old & ~ALU.mask(size)) | UInt64(r)
+      stateRaw.storeBytes(of: value, toByteOffset: offset, as: UInt64.self)
+    }
     if count == 0 {
-      setReg(Int(o0.reg), Int(o0.size), a)  // a 32-bit destination is still zero-extended
+      write(a)  // no flags change; a 32-bit destination is still zero-extended
       return nextRIP
     }
-    let bits = UInt64(size &* 8)
-    let m = ALU.mask(size)
-    let sign = ALU.sign(size)
+    let top = T(1) &<< (T.bitWidth - 1)
     switch e.pointee.instruction.operation {
     case .rol:  // CF and OF only, as `ALU.shiftRotate` computes them
-      // Masking shifts: for n = 0 both halves are `a` (or the right one is 0 below 64 bits).
-      let n = count & (bits &- 1)  // bits is a power of two
-      let r = ((a &<< n) | (a &>> (bits &- n))) & m
-      let cf = r & 1
-      let of = (r & sign != 0) != (cf != 0) ? Flags.of : 0
-      setReg(Int(o0.reg), Int(o0.size), r)
-      setCarryAndOverflow(cf | of)
+      // Masking shifts: for n = 0 both halves are `a`, the rotate of a multiple of the width.
+      let n = T(truncatingIfNeeded: count) & T(T.bitWidth - 1)
+      let r = (a &<< n) | (a &>> (T(T.bitWidth) &- n))
+      let cf = UInt64(r & 1)
+      write(r)
+      setCarryAndOverflow(cf | ((r & top != 0) != (cf != 0) ? Flags.of : 0))
     case .ror:
-      let n = count & (bits &- 1)  // bits is a power of two
-      let r = ((a &>> n) | (a &<< (bits &- n))) & m
-      let cf: UInt64 = r & sign != 0 ? Flags.cf : 0
-      let of = (r & sign != 0) != (r & (sign >> 1) != 0) ? Flags.of : 0
-      setReg(Int(o0.reg), Int(o0.size), r)
-      setCarryAndOverflow(cf | of)
+      let n = T(truncatingIfNeeded: count) & T(T.bitWidth - 1)
+      let r = (a &>> n) | (a &<< (T(T.bitWidth) &- n))
+      let msb = r & top != 0
+      write(r)
+      setCarryAndOverflow((msb ? Flags.cf : 0) | (msb != (r & (top >> 1) != 0) ? Flags.of : 0))
     case .shl, .sal, .shr, .sar:  // all six status flags
-      let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, a, count: count, size, flags: 0)
-      setReg(Int(o0.reg), Int(o0.size), r)
+      let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, UInt64(a), count: count, size, flags: 0)
+      write(T(truncatingIfNeeded: r))
       setStatusFlagsDroppingLazy(f & Flags.arithmetic)
     default:  // RCL, RCR read CF and keep SF, ZF, AF and PF
       materializeFlags()
-      let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, a, count: count, size, flags: state.rflags)
-      setReg(Int(o0.reg), Int(o0.size), r)
+      let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, UInt64(a), count: count, size, flags: state.rflags)
+      write(T(truncatingIfNeeded: r))
       state.rflags = f
     }
     return nextRIP

@@ -398,7 +398,9 @@ public final class CPU {
           if left == 0 { break pages }
           offset = rip &- linearPage
           guard offset <= 0x1000 - 15 else { continue pages }
-          guard let found = DecodeCache.hit(e.pointee.successor, holding: physicalPage | offset, .bits64, generation: generation)
+          guard
+            let found = DecodeCache.hit(
+              e.pointee.successor, holding: physicalPage | offset, .bits64, generation: generation)
           else { break pages }
           e = found
           continue
@@ -472,7 +474,9 @@ public final class CPU {
           if left == 0 { break pages }
           offset = rip &- pageEIP
           guard offset <= span else { continue pages }
-          guard let found = DecodeCache.hit(e.pointee.successor, holding: physicalPage | offset, mode, generation: generation)
+          guard
+            let found = DecodeCache.hit(
+              e.pointee.successor, holding: physicalPage | offset, mode, generation: generation)
           else { break pages }
           e = found
           continue

@@ -6,8 +6,9 @@
 /// |---|---|
 /// | 0x000-0x07F | GPRs 0-15 in encoding order (rax rcx rdx rbx rsp rbp rsi rdi r8-r15) |
 /// | 0x080 | RIP |
-/// | 0x088 | RFLAGS (architectural value; the model keeps it materialized) |
-/// | 0x090-0x0BF | reserved for lazy-flag fields (result, source, destination, kind, ...) |
+/// | 0x088 | RFLAGS (architectural value; exact whenever the interpreter's fast path is not running) |
+/// | 0x090-0x0AF | the fast path's lazy status-flags record: kind, size and overridden flags 0x090, result 0x098, operands 0x0A0 and 0x0A8 (`CPU+LazyFlags.swift`; kind 0 outside the fast path) |
+/// | 0x0B0-0x0BF | reserved |
 /// | 0x0C0-0x1BF | 8 segments ES CS SS DS FS GS LDTR TR, 32 bytes each: selector, base, limit, attributes |
 /// | 0x1C0 | GDTR base, 0x1C8 GDTR limit, 0x1D0 IDTR base, 0x1D8 IDTR limit |
 /// | 0x1E0 | CR0, 0x1E8 CR2, 0x1F0 CR3, 0x1F8 CR4, 0x200 CR8 |
@@ -32,7 +33,7 @@ public enum CPUStateLayout {
   public static let rip = 0x080
   /// RFLAGS (materialized).
   public static let rflags = 0x088
-  /// The lazily evaluated arithmetic-flags record of the fast path.
+  /// The fast path's lazily evaluated status-flags record (four slots; see `CPU+LazyFlags.swift`).
   public static let lazyFlags = 0x090
   /// Segment caches (ES, CS, SS, DS, FS, GS, LDTR, TR), 32 bytes each.
   public static let segments = 0x0C0
