@@ -132,57 +132,81 @@ extension CPU {
 
   // MARK: Handlers
 
-  /// ADD OR ADC SBB AND SUB XOR CMP TEST for one operand shape.
+  /// ADD OR ADC SBB AND SUB XOR CMP TEST for one operand shape; specialized per operand size
+  /// (`FastForm.classify` gives these forms operands of the instruction's operand size only).
   @inline(never)
   private func fastALU<M: FastMode, Op: FastALUOperation, Dest: FastOperand, Source: FastOperand>(
     _ e: CacheEntry, _: M.Type, _: Op.Type, _: Dest.Type, _: Source.Type, _ nextRIP: UInt64
   ) -> UInt64 {
+    switch e.pointee.instruction.operandSize {
+    case 4: return fastALU(e, M.self, Op.self, Dest.self, Source.self, size: 4, nextRIP)
+    case 8: return fastALU(e, M.self, Op.self, Dest.self, Source.self, size: 8, nextRIP)
+    case 2: return fastALU(e, M.self, Op.self, Dest.self, Source.self, size: 2, nextRIP)
+    default: return fastALU(e, M.self, Op.self, Dest.self, Source.self, size: 1, nextRIP)
+    }
+  }
+
+  @inline(__always)
+  private func fastALU<M: FastMode, Op: FastALUOperation, Dest: FastOperand, Source: FastOperand>(
+    _ e: CacheEntry, _: M.Type, _: Op.Type, _: Dest.Type, _: Source.Type, size: Int, _ nextRIP: UInt64
+  ) -> UInt64 {
     let op = Op.operation
     let writes = op != .cmp && op != .test
-    let size = Int(e.pointee.instruction.operandSize)
     let memory = Dest.kind == .memory ? fastMemoryOperand(e, M.self, size: size, write: writes, nextRIP) : nil
     if Dest.kind == .memory && memory == nil { return CPU.fastDeclined }
-    let a = destinationValue(e, memory)
-    guard let b = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
+    let a = destinationValue(e, memory, size: size)
+    guard let b = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, size: size, nextRIP) else {
       return CPU.fastDeclined
     }
     switch op {
     case .add:
       let r = (a &+ b) & ALU.mask(size)
-      writeDestination(e, memory, r)
+      writeDestination(e, memory, r, size: size)
       setLazyFlags(LazyFlagsKind.add, size: size, result: r, a: a, b: b)
     case .sub, .cmp:
       let r = (a &- b) & ALU.mask(size)
-      if writes { writeDestination(e, memory, r) }
+      if writes { writeDestination(e, memory, r, size: size) }
       setLazyFlags(LazyFlagsKind.sub, size: size, result: r, a: a, b: b)
     case .and, .or, .xor, .test:
       let r = op == .or ? a | b : op == .xor ? a ^ b : a & b
-      if writes { writeDestination(e, memory, r) }
+      if writes { writeDestination(e, memory, r, size: size) }
       setLazyFlags(LazyFlagsKind.logic, size: size, result: r, a: a, b: b)
     default:  // ADC, SBB: they read CF, so they compute their flags eagerly
       let (r, f) = ALU.binary(op, a, b, carry: lazyCarry, size)
-      writeDestination(e, memory, r)
+      writeDestination(e, memory, r, size: size)
       setStatusFlagsDroppingLazy(f)
     }
     return nextRIP
   }
 
+  /// INC and DEC; specialized per operand size like `fastALU`.
   @inline(never)
   private func fastIncDec<M: FastMode, Dest: FastOperand>(
     _ e: CacheEntry, _: M.Type, _: Dest.Type, _ nextRIP: UInt64
   ) -> UInt64 {
-    let size = Int(e.pointee.instruction.operandSize)
+    switch e.pointee.instruction.operandSize {
+    case 4: return fastIncDec(e, M.self, Dest.self, size: 4, nextRIP)
+    case 8: return fastIncDec(e, M.self, Dest.self, size: 8, nextRIP)
+    case 2: return fastIncDec(e, M.self, Dest.self, size: 2, nextRIP)
+    default: return fastIncDec(e, M.self, Dest.self, size: 1, nextRIP)
+    }
+  }
+
+  @inline(__always)
+  private func fastIncDec<M: FastMode, Dest: FastOperand>(
+    _ e: CacheEntry, _: M.Type, _: Dest.Type, size: Int, _ nextRIP: UInt64
+  ) -> UInt64 {
     let memory = Dest.kind == .memory ? fastMemoryOperand(e, M.self, size: size, write: true, nextRIP) : nil
     if Dest.kind == .memory && memory == nil { return CPU.fastDeclined }
-    let a = destinationValue(e, memory)
+    let a = destinationValue(e, memory, size: size)
     let carry = lazyCarry
     if e.pointee.instruction.operation == .inc {
       let r = (a &+ 1) & ALU.mask(size)
-      writeDestination(e, memory, r)
+      writeDestination(e, memory, r, size: size)
       setLazyFlags(LazyFlagsKind.inc, size: size, result: r, a: a, b: carry)
     } else {
       let r = (a &- 1) & ALU.mask(size)
-      writeDestination(e, memory, r)
+      writeDestination(e, memory, r, size: size)
       setLazyFlags(LazyFlagsKind.dec, size: size, result: r, a: a, b: carry)
     }
     return nextRIP
@@ -196,7 +220,7 @@ extension CPU {
     let dest = Dest.kind
     let o0 = e.pointee.instruction.operands.0
     let o1 = e.pointee.instruction.operands.1
-    guard var v = fastSource(e, M.self, o1, Source.kind, nextRIP) else { return CPU.fastDeclined }
+    guard var v = fastSource(e, M.self, o1, Source.kind, size: Int(o1.size), nextRIP) else { return CPU.fastDeclined }
     if signExtend { v = UInt64(bitPattern: ALU.signExtend(v, Int(o1.size))) }
     if dest == .gpr {
       setReg(Int(o0.reg), Int(o0.size), v)
@@ -215,7 +239,11 @@ extension CPU {
   ) -> UInt64 {
     let size = Int(e.pointee.instruction.operandSize)
     let o0 = e.pointee.instruction.operands.0
-    guard let a = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
+    guard
+      let a = fastSource(
+        e, M.self, e.pointee.instruction.operands.1, Source.kind, size: Int(e.pointee.instruction.operands.1.size),
+        nextRIP)
+    else {
       return CPU.fastDeclined
     }
     let b =
@@ -293,7 +321,11 @@ extension CPU {
     _ e: CacheEntry, _: M.Type, _: Source.Type, _ nextRIP: UInt64
   ) -> UInt64 {
     let o0 = e.pointee.instruction.operands.0
-    guard let v = fastSource(e, M.self, e.pointee.instruction.operands.1, Source.kind, nextRIP) else {
+    guard
+      let v = fastSource(
+        e, M.self, e.pointee.instruction.operands.1, Source.kind, size: Int(e.pointee.instruction.operands.1.size),
+        nextRIP)
+    else {
       return CPU.fastDeclined
     }
     // The source is read (and may fault) whatever the condition; a 32-bit destination is always
@@ -320,33 +352,31 @@ extension CPU {
 
   /// The value of a destination operand: the register, or the memory `fastMemoryOperand` found.
   @inline(__always)
-  private func destinationValue(_ e: CacheEntry, _ memory: UnsafeMutableRawPointer?) -> UInt64 {
-    if let memory { return load(memory, size: Int(e.pointee.instruction.operandSize)) }
-    let o0 = e.pointee.instruction.operands.0
-    return reg(Int(o0.reg), Int(o0.size))
+  private func destinationValue(_ e: CacheEntry, _ memory: UnsafeMutableRawPointer?, size: Int) -> UInt64 {
+    if let memory { return load(memory, size: size) }
+    return reg(Int(e.pointee.instruction.operands.0.reg), size)
   }
 
   /// Writes a result to the destination: the register, or the memory `fastMemoryOperand` found.
   @inline(__always)
-  private func writeDestination(_ e: CacheEntry, _ memory: UnsafeMutableRawPointer?, _ value: UInt64) {
+  private func writeDestination(_ e: CacheEntry, _ memory: UnsafeMutableRawPointer?, _ value: UInt64, size: Int) {
     if let memory {
-      store(memory, size: Int(e.pointee.instruction.operandSize), value)
+      store(memory, size: size, value)
     } else {
-      let o0 = e.pointee.instruction.operands.0
-      setReg(Int(o0.reg), Int(o0.size), value)
+      setReg(Int(e.pointee.instruction.operands.0.reg), size, value)
     }
   }
 
-  /// A source operand's value (masked to its size), or nil if a memory source misses the fast path.
+  /// A source operand's value (a register or memory operand read at `size` bytes, an immediate
+  /// masked to its own size), or nil if a memory source misses the fast path.
   @inline(__always)
   private func fastSource<M: FastMode>(
-    _ e: CacheEntry, _: M.Type, _ o: Operand, _ kind: OperandKind, _ nextRIP: UInt64
+    _ e: CacheEntry, _: M.Type, _ o: Operand, _ kind: OperandKind, size: Int, _ nextRIP: UInt64
   ) -> UInt64? {
     switch kind {
-    case .gpr: return reg(Int(o.reg), Int(o.size))
+    case .gpr: return reg(Int(o.reg), size)
     case .immediate: return e.pointee.instruction.immediate & ALU.mask(Int(o.size))
     default:
-      let size = Int(o.size)
       guard let p = fastMemoryOperand(e, M.self, size: size, write: false, nextRIP) else { return nil }
       return load(p, size: size)
     }

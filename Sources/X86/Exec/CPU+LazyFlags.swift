@@ -127,8 +127,15 @@ extension CPU {
   }
 
   /// `condition(cc)` for the fast handlers: ZF, SF and CF conditions straight from a pending
-  /// record, the others after materializing it.
+  /// record, the others after materializing it. JE/JNE on a pending record (the commonest) is
+  /// answered inline, the rest out of line.
   @inline(__always) func lazyCondition(_ cc: UInt8) -> Bool {
+    if cc >> 1 == 2 && lazyKindSlot != LazyFlagsKind.none { return (lazyResult == 0) == (cc & 1 == 0) }
+    return lazyConditionOutOfLine(cc)
+  }
+
+  @inline(never)
+  private func lazyConditionOutOfLine(_ cc: UInt8) -> Bool {
     let slot = lazyKindSlot
     if slot == LazyFlagsKind.none { return condition(cc) }
     let r: Bool

@@ -46,8 +46,11 @@ package enum FastForm: UInt8, Sendable {
     let wide = mode == .bits64 ? ins.operandSize == 8 : ins.operandSize == 2 || ins.operandSize == 4
     // The 8086 does not mask shift counts and pushes the decremented SP: the general path keeps both.
     let i8086 = model == .i8086
+    // The ALU group's and INC/DEC's handlers read and write both operands at the operand size.
+    let sized = o0.size == ins.operandSize && (o1.kind != .gpr && o1.kind != .memory || o1.size == ins.operandSize)
     switch ins.operation {
     case .add, .or, .adc, .sbb, .and, .sub, .xor, .cmp, .test:
+      guard sized else { return .generic }
       let shape: FastForm
       switch (o0.kind, o1.kind) {
       case (.gpr, .gpr): shape = .addRR
@@ -60,6 +63,7 @@ package enum FastForm: UInt8, Sendable {
       let index = UInt8(ins.operation.rawValue - Operation.add.rawValue)
       return FastForm(rawValue: shape.rawValue + index) ?? .generic
     case .inc, .dec:
+      guard sized else { return .generic }
       return o0.kind == .gpr ? .incDecR : o0.kind == .memory ? .incDecM : .generic
     case .mov, .movabs, .movzx:
       switch (o0.kind, o1.kind) {
