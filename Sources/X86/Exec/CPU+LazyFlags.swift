@@ -7,9 +7,9 @@
 /// (`CPUStateLayout.lazyFlags`, four slots), and the flags are computed when something reads them.
 /// ROL and ROR, which write only CF and OF, add those two to a pending record (bits 16-31 of
 /// the kind slot say which flags it overrides, bits 32-47 hold their values) rather than
-/// materializing it. A conditional jump, CMOVcc or SETcc on ZF, SF or CF answers from the record directly (the
-/// result is zero, its sign bit, an unsigned comparison of the operands); everything else
-/// materializes the six flags into RFLAGS through the same `ALU` functions the eager paths use, so
+/// materializing it. A conditional jump, CMOVcc or SETcc answers from the record directly (every
+/// condition but parity: ZF and SF from the result, CF and OF from the operands as `ALU` defines
+/// them); everything else materializes the six flags into RFLAGS through the same `ALU` functions the eager paths use, so
 /// the values cannot differ.
 ///
 /// The record is pending only inside the fast path: the page loops, `completeFast` and the page
@@ -36,16 +36,16 @@ extension CPU {
     static let dec: UInt64 = 5
   }
 
-  @inline(__always) private var lazyKindSlot: UInt64 {
+  @inline(__always) var lazyKindSlot: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
   }
-  @inline(__always) private var lazyResult: UInt64 {
+  @inline(__always) var lazyResult: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 8, as: UInt64.self)
   }
-  @inline(__always) private var lazyA: UInt64 {
+  @inline(__always) var lazyA: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 16, as: UInt64.self)
   }
-  @inline(__always) private var lazyB: UInt64 {
+  @inline(__always) var lazyB: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 24, as: UInt64.self)
   }
 
@@ -65,26 +65,6 @@ extension CPU {
   /// Writes a pending record's status flags into RFLAGS and clears it; nothing when none is pending.
   @inline(__always) func materializeFlags() {
     if lazyKindSlot != LazyFlagsKind.none { materializePendingFlags() }
-  }
-
-  @inline(never)
-  private func materializePendingFlags() {
-    let slot = lazyKindSlot
-    let size = Int((slot >> 8) & 0xFF)
-    let a = lazyA
-    let b = lazyB
-    let f: UInt64
-    switch slot & 0xFF {
-    case LazyFlagsKind.add: f = ALU.add(a, b, carry: 0, size).1
-    case LazyFlagsKind.sub: f = ALU.sub(a, b, borrow: 0, size).1
-    case LazyFlagsKind.inc: f = (ALU.add(a, 1, carry: 0, size).1 & ~Flags.cf) | b
-    case LazyFlagsKind.dec: f = (ALU.sub(a, 1, borrow: 0, size).1 & ~Flags.cf) | b
-    default: f = ALU.logic(lazyResult, size)
-    }
-    let overridden = (slot >> 16) & 0xFFFF
-    let values = (slot >> 32) & 0xFFFF
-    stateRaw.storeBytes(of: LazyFlagsKind.none, toByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
-    setArithmeticFlags((f & ~overridden) | values)
   }
 
   /// CF (0 or 1), from the pending record or from RFLAGS.
@@ -126,27 +106,13 @@ extension CPU {
     setArithmeticFlags(f)
   }
 
-  /// `condition(cc)` for the fast handlers: ZF, SF and CF conditions straight from a pending
-  /// record, the others after materializing it. JE/JNE on a pending record (the commonest) is
-  /// answered inline, the rest out of line.
+  /// `condition(cc)` for the fast handlers: straight from a pending record, except parity and
+  /// the flags a rotate put on top of one, which materialize it. JE/JNE on a pending record (the
+  /// commonest) is answered inline, the rest out of line.
   @inline(__always) func lazyCondition(_ cc: UInt8) -> Bool {
-    if cc >> 1 == 2 && lazyKindSlot != LazyFlagsKind.none { return (lazyResult == 0) == (cc & 1 == 0) }
+    let slot = lazyKindSlot
+    if cc >> 1 == 2 && slot != LazyFlagsKind.none { return (lazyResult == 0) == (cc & 1 == 0) }
     return lazyConditionOutOfLine(cc)
   }
 
-  @inline(never)
-  private func lazyConditionOutOfLine(_ cc: UInt8) -> Bool {
-    let slot = lazyKindSlot
-    if slot == LazyFlagsKind.none { return condition(cc) }
-    let r: Bool
-    switch cc >> 1 {
-    case 1: r = lazyCarry != 0
-    case 2: r = lazyResult == 0
-    case 4: r = lazyResult & ALU.sign(Int((slot >> 8) & 0xFF)) != 0
-    default:
-      materializePendingFlags()
-      return condition(cc)
-    }
-    return cc & 1 == 0 ? r : !r
-  }
 }

@@ -368,6 +368,13 @@ public final class CPU {
     guard stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 else {
       return runFastInPageLegacy(budget: budget)
     }
+    return runFastInPageLong(budget: budget)
+  }
+
+  /// `runFastInPage` for 64-bit code, out of line like `runFastInPageLegacy` (inlined into `run`,
+  /// the loop competed with everything else there for registers).
+  @inline(never)
+  func runFastInPageLong(budget: UInt64) -> (steps: UInt64, pending: CacheEntry?, event: CPUEvent?) {
     var rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
     var left = budget
     var general: UInt64 = 0
