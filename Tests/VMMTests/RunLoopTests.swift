@@ -296,10 +296,14 @@ import Testing
     control.pause()
     #expect(control.waitUntilParked(1))
     #expect(control.isPaused && control.parkedCount == 1)
-    control.resume()
-    control.pause()  // park again, then stop while parked
-    #expect(control.waitUntilParked(1))
-    h.vm.requestStop(.hostSignal(2))
+    // Resume and pause again at once, many times: however the runner's wake-up interleaves with
+    // the new pause, it must park again (it once took the new pause as seen and ran on).
+    for _ in 0..<200 {
+      control.resume()
+      control.pause()
+      #expect(control.waitUntilParked(1))
+    }
+    h.vm.requestStop(.hostSignal(2))  // stop while parked
     #expect(run.outcome().reason == .hostSignal(2))
     #expect(control.parkedCount == 0)
   }

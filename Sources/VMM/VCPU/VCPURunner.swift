@@ -246,8 +246,10 @@ public final class VCPURunner {
   /// the run with `.reset` when it is not configured to reboot), an A20 change reaches the vCPU.
   private func applyControl() -> StopReason? {
     var state = machine.control.take()
-    // The bootstrap processor carries out a reset; the other runners park meanwhile.
-    if state.paused || (state.reset != nil && index != 0) {
+    // The bootstrap processor carries out a reset; the other runners park meanwhile. A loop, not
+    // an `if`: a pause requested again between the wake-up and this `take` (resume, then pause at
+    // once) is already counted in `state.generation`, so going on would lose it for good.
+    while (state.paused || (state.reset != nil && index != 0)) && state.stop == nil {
       machine.control.park()
       state = machine.control.take()
     }
