@@ -33,7 +33,8 @@ extension CPU {
       lockedUpdate = nil
       if wholeInstructionLock { acquireBusLock() }
       do {
-        try execute(ins, nextRIP: nextRIP)
+        var instruction = ins
+        try execute(&instruction, nextRIP: nextRIP)
       } catch {
         finishLockedInstruction()
         throw error

@@ -13,7 +13,7 @@ extension CPU {
           let next = rip64 &+ UInt64(e.pointee.instruction.length)
           if completeFast(e, FastLong.self, nextRIP: next) { return }
           lastNextRIP = next
-          try execute(e.pointee.instruction, nextRIP: next)
+          try execute(&e.pointee.instruction, nextRIP: next)
           return
         }
       }
@@ -41,12 +41,12 @@ extension CPU {
         let next = (rip &+ UInt64(e.pointee.instruction.length)) & wrap
         if completeFast(e, mode: mode, nextRIP: next) { return }
         lastNextRIP = next
-        try execute(e.pointee.instruction, nextRIP: next)
+        try execute(&e.pointee.instruction, nextRIP: next)
         return
       }
     }
     var buffer: (UInt64, UInt64) = (0, 0)
-    let ins: DecodedInstruction = try withUnsafeMutableBytes(of: &buffer) { raw throws(Fault) -> DecodedInstruction in
+    var ins: DecodedInstruction = try withUnsafeMutableBytes(of: &buffer) { raw throws(Fault) -> DecodedInstruction in
       var count = 0
       if mode == .bits64 {
         let lin = rip
@@ -98,7 +98,7 @@ extension CPU {
       if completeFast(entry, mode: mode, nextRIP: next) { return }
     }
     lastNextRIP = next
-    try execute(ins, nextRIP: next)
+    try execute(&ins, nextRIP: next)
   }
 
   /// Runs a cached instruction's fast handler for code in `mode` and commits its RIP; false when
@@ -167,7 +167,11 @@ extension CPU {
     state.rip = t
   }
 
-  func execute(_ ins: borrowing DecodedInstruction, nextRIP: UInt64) throws(Fault) {
+  /// Runs one decoded instruction on the general path. `ins` is `inout` only so that a cached
+  /// instruction is passed by address: Swift copies a struct read through a pointer into a
+  /// temporary for a by-value or `borrowing` parameter (80 bytes per instruction here, and the
+  /// loads from that fresh copy stalled the general path). `execute` never writes it.
+  func execute(_ ins: inout DecodedInstruction, nextRIP: UInt64) throws(Fault) {
     if needsLockedExecution(ins) { return try executeLocked(ins, nextRIP: nextRIP) }
     let size = Int(ins.operandSize)
     let ea = ins.hasMemoryOperand ? effectiveAddress(ins, nextRIP: nextRIP) : 0

@@ -69,7 +69,7 @@ extension CPU {
     do throws(Fault) {
       let next = rip &+ UInt64(e.pointee.instruction.length)
       lastNextRIP = next
-      try execute(e.pointee.instruction, nextRIP: next)
+      try execute(&e.pointee.instruction, nextRIP: next)
       if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
     } catch {
       switch error {

@@ -267,11 +267,11 @@ public final class CPU {
       if let cached {
         let next = startRIP &+ UInt64(cached.pointee.instruction.length)
         lastNextRIP = next
-        try execute(cached.pointee.instruction, nextRIP: next)
+        try execute(&cached.pointee.instruction, nextRIP: next)
       } else if let decoded {
         let next = startRIP &+ UInt64(decoded.pointee.length)
         lastNextRIP = next
-        try execute(decoded.pointee, nextRIP: next)
+        try execute(&UnsafeMutablePointer(mutating: decoded).pointee, nextRIP: next)  // read only
       } else {
         try executeOne()
       }
