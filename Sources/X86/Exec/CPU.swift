@@ -380,7 +380,7 @@ public final class CPU {
     var general: UInt64 = 0
     var pending: CacheEntry?
     inPageStop = .none
-    pages: while left > 0 {
+    while left > 0 {
       // Enter the page of RIP.
       guard rip & 0xFFF <= 0x1000 - 15, isCanonical(rip), let physical = quickTranslate(rip, kind: .execute) else {
         break
@@ -391,48 +391,12 @@ public final class CPU {
       let physicalPage = physical & ~0xFFF
       let generation = DecodeCache.generation(
         cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
-      var offset = rip &- linearPage
-      guard var e = DecodeCache.hit(cacheEntries, physicalPage | offset, .bits64, generation: generation) else {
-        break
-      }
-      while true {
-        let fallThrough = rip &+ UInt64(e.pointee.instruction.length)
-        let next = executeFast(e, FastLong.self, nextRIP: fallThrough)
-        if _fastPath(next == fallThrough) {
-          // The common case: on to the instruction that follows, through the entry's link.
-          rip = next
-          left -= 1
-          if left == 0 { break pages }
-          offset = rip &- linearPage
-          guard offset <= 0x1000 - 15 else { continue pages }
-          guard
-            let found = DecodeCache.hit(
-              e.pointee.successor, holding: physicalPage | offset, .bits64, generation: generation)
-          else { break pages }
-          e = found
-          continue
-        }
-        if next == CPU.fastDeclined {
-          guard
-            let mapped = declinedInPage(
-              e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
-              generation: generation)
-          else { break pages }
-          if !mapped { continue pages }
-        } else {
-          rip = next
-          left -= 1
-          if left == 0 { break pages }
-        }
-        offset = rip &- linearPage
-        guard offset <= 0x1000 - 15 else { continue pages }
-        let physical = physicalPage | offset
-        guard
-          let found = DecodeCache.hit(e.pointee.branchTarget, holding: physical, .bits64, generation: generation)
-            ?? DecodeCache.hit(cacheEntries, physical, .bits64, generation: generation)
-        else { break pages }
-        e = found
-      }
+      guard let e = DecodeCache.hit(cacheEntries, physical, .bits64, generation: generation) else { break }
+      guard
+        runWindow(
+          FastLong.self, .bits64, from: e, rip: &rip, windowStart: linearPage, span: 0x1000 - 15,
+          physicalPage: physicalPage, generation: generation, left: &left, general: &general, pending: &pending)
+      else { break }
     }
     materializeFlags()
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
@@ -456,7 +420,7 @@ public final class CPU {
     var general: UInt64 = 0
     var pending: CacheEntry?
     inPageStop = .none
-    pages: while left > 0 {
+    while left > 0 {
       guard rip &+ 15 <= end else { break }
       let linear = (csBase &+ rip) & 0xFFFF_FFFF
       guard linear & 0xFFF <= 0x1000 - 15, let physical = quickTranslate(linear, kind: .execute) else { break }
@@ -469,50 +433,69 @@ public final class CPU {
       let physicalPage = physical & ~0xFFF
       let generation = DecodeCache.generation(
         cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
-      var offset = rip &- pageEIP
-      guard var e = DecodeCache.hit(cacheEntries, physicalPage | offset, mode, generation: generation) else { break }
-      while true {
-        let fallThrough = rip &+ UInt64(e.pointee.instruction.length)
-        let next = executeFast(e, FastLegacy.self, nextRIP: fallThrough)
-        if _fastPath(next == fallThrough) {
-          // The common case: on to the instruction that follows, through the entry's link.
-          rip = next
-          left -= 1
-          if left == 0 { break pages }
-          offset = rip &- pageEIP
-          guard offset <= span else { continue pages }
-          guard
-            let found = DecodeCache.hit(
-              e.pointee.successor, holding: physicalPage | offset, mode, generation: generation)
-          else { break pages }
-          e = found
-          continue
-        }
-        if next == CPU.fastDeclined {
-          guard
-            let mapped = declinedInPage(
-              e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
-              generation: generation)
-          else { break pages }
-          if !mapped { continue pages }
-        } else {
-          rip = next
-          left -= 1
-          if left == 0 { break pages }
-        }
-        offset = rip &- pageEIP
-        guard offset <= span else { continue pages }
-        let physical = physicalPage | offset
-        guard
-          let found = DecodeCache.hit(e.pointee.branchTarget, holding: physical, mode, generation: generation)
-            ?? DecodeCache.hit(cacheEntries, physical, mode, generation: generation)
-        else { break pages }
-        e = found
-      }
+      guard let e = DecodeCache.hit(cacheEntries, physical, mode, generation: generation) else { break }
+      guard
+        runWindow(
+          FastLegacy.self, mode, from: e, rip: &rip, windowStart: pageEIP, span: span, physicalPage: physicalPage,
+          generation: generation, left: &left, general: &general, pending: &pending)
+      else { break }
     }
     materializeFlags()
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
     return finishInPage(budget: budget, left: left, general: general, pending: pending)
+  }
+
+  /// The page loops' inner loop, shared by 64-bit and legacy code (`M`, `mode`): runs cached
+  /// instructions from `first` (the entry at `rip`) while RIP stays in the page's window, i.e.
+  /// `rip - windowStart <= span`, where its physical address is `physicalPage | (rip -
+  /// windowStart)`. Finds the next entry through the current one's links (`successor` after a
+  /// fall-through, `branchTarget` and then the hashed slot after a branch or a general-path
+  /// instruction) and checks its tag and generation. Returns true when RIP left the window or a
+  /// general-path instruction may have changed the page (the caller enters the page of RIP), false
+  /// when the loop must end (budget used up, a miss, a stop for `run`).
+  @inline(__always)
+  func runWindow<M: FastMode>(
+    _: M.Type, _ mode: CodeMode, from first: CacheEntry, rip: inout UInt64, windowStart: UInt64, span: UInt64,
+    physicalPage: UInt64, generation: UInt32, left: inout UInt64, general: inout UInt64, pending: inout CacheEntry?
+  ) -> Bool {
+    var e = first
+    while true {
+      let fallThrough = rip &+ UInt64(e.pointee.instruction.length)
+      let next = executeFast(e, M.self, nextRIP: fallThrough)
+      if _fastPath(next == fallThrough) {
+        // The common case: on to the instruction that follows, through the entry's link.
+        rip = next
+        left -= 1
+        if left == 0 { return false }
+        let offset = rip &- windowStart
+        guard offset <= span else { return true }
+        guard
+          let found = DecodeCache.hit(e.pointee.successor, holding: physicalPage | offset, mode, generation: generation)
+        else { return false }
+        e = found
+        continue
+      }
+      if next == CPU.fastDeclined {
+        guard
+          let mapped = declinedInPage(
+            e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
+            generation: generation)
+        else { return false }
+        if !mapped { return true }
+      } else {
+        rip = next
+        left -= 1
+        if left == 0 { return false }
+      }
+      let offset = rip &- windowStart
+      guard offset <= span else { return true }
+      let physical = physicalPage | offset
+      guard
+        let found = DecodeCache.hit(e.pointee.branchTarget, holding: physical, mode, generation: generation)
+          ?? DecodeCache.hit(cacheEntries, physical, mode, generation: generation)
+      else { return false }
+      e = found
+    }
   }
 
   /// An event reported after the instruction retired (HLT, VMCALL).
