@@ -36,15 +36,19 @@ extension CPU {
     static let dec: UInt64 = 5
   }
 
+  /// The record's slot 0: kind, operand size and overridden flags (`LazyFlagsKind`).
   @inline(__always) var lazyKindSlot: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
   }
+  /// The result the record's flags come from (masked to the operand size).
   @inline(__always) var lazyResult: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 8, as: UInt64.self)
   }
+  /// The record's first operand (the destination's old value).
   @inline(__always) var lazyA: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 16, as: UInt64.self)
   }
+  /// The record's second operand (for INC and DEC, the CF they keep).
   @inline(__always) var lazyB: UInt64 {
     stateRaw.load(fromByteOffset: CPUStateLayout.lazyFlags + 24, as: UInt64.self)
   }
