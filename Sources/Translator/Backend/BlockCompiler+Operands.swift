@@ -162,10 +162,6 @@ extension BlockCompiler {
     a.bind(found)
   }
 
-  /// The out-of-line calls of `hostPointer`'s read misses: the registers a C call may clobber that
-  /// still hold something (R8, the budget in R9, the flags in R10, the cache register R11, the
-  /// address in RSI) saved around `callout.tlbMiss`, which walks and returns the host address (on
-  /// to the access) or 0 (the side exit).
   /// Calls the helper at `function` with the translator as its first argument (RDI; the others
   /// already in RSI and RDX), `saving` the caller-saved registers that still hold something across
   /// the call (pushed in an even number, so RSP stays 16-byte aligned). The result is in RAX.
@@ -178,6 +174,10 @@ extension BlockCompiler {
     for r in pushed.reversed() { a.pop(r) }
   }
 
+  /// The out-of-line calls of `hostPointer`'s read misses: the registers a C call may clobber that
+  /// still hold something (R8, the budget in R9, the flags in R10, the cache register R11, the
+  /// address in RSI) saved around `callout.tlbMiss`, which walks and returns the host address (on
+  /// to the access) or 0 (the side exit).
   mutating func emitTLBMisses() {
     let misses = pendingTLBMisses
     pendingTLBMisses = []

@@ -560,11 +560,9 @@ package struct BlockCompiler {
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))), .r9)
       a.load(.rax, constant: g.rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
-      a.load(.rdi, constant: callout.context)
       a.load(.rsi, constant: g.nextRIP)
       a.load(.rdx, constant: callout.instruction)
-      a.load(.rax, constant: callout.function)
-      a.call(.register(.rax))
+      callHelper(callout.function, saving: [])
       a.mov(.r9, .memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))))
       // 0: on to the next instruction; 1: leave; else RAX is the indirect-branch table to find
       // the block at the new RIP in.

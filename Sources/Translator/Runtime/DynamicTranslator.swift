@@ -124,13 +124,14 @@ package final class DynamicTranslator: BlockExecutor {
   /// A callout from generated code: the interpreter runs the instruction at RIP; 0 tells the code
   /// to go on at `nextRIP`, 1 to return to the dispatcher, anything else is the indirect-branch
   /// table in which to look up the block at the new RIP.
-  fileprivate func runCallout(nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>) -> UInt64 {
+  fileprivate func runCallout(nextRIP: UInt64, instruction: UnsafeMutablePointer<DecodedInstruction>) -> UInt64 {
     // The dispatcher holds the CPU while its code runs: no reference counting here.
     guard let current = currentCPU else { return 1 }
     return current._withUnsafeGuaranteedRef { cpu in runCallout(cpu, nextRIP: nextRIP, instruction: instruction) }
   }
 
-  private func runCallout(_ cpu: CPU, nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>) -> UInt64 {
+  private func runCallout(_ cpu: CPU, nextRIP: UInt64, instruction: UnsafeMutablePointer<DecodedInstruction>) -> UInt64
+  {
     noteTranslatedRetired(cpu, charged: 1)
     calloutsInThisEntry &+= 1
     statistics.callouts &+= 1
@@ -447,7 +448,7 @@ enum DispatcherClock {
 
 /// The C entry point generated code calls for a callout: (translator, next RIP, the decoded
 /// instruction) -> 0, 1 or an indirect-branch table (`runCallout`).
-private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeRawPointer) -> UInt64 = {
+private let dbtCallout: @convention(c) (UnsafeMutableRawPointer, UInt64, UnsafeMutableRawPointer) -> UInt64 = {
   context, nextRIP, instruction in
   // The translator outlives its code: no reference counting on this path.
   Unmanaged<DynamicTranslator>.fromOpaque(context)._withUnsafeGuaranteedRef {

@@ -71,6 +71,17 @@ enum ALU {
     return (r, szp(r, size) | (overflow ? Flags.cf | Flags.of : 0))
   }
 
+  /// CF and OF (as RFLAGS bits) of ROL (`left`) or ROR from the rotated `size`-byte result `r`:
+  /// ROL's CF is the result's bit 0, ROR's its top bit; OF as the last 1-bit step leaves it.
+  @_transparent static func rotateFlags(_ r: UInt64, _ size: Int, left: Bool) -> UInt64 {
+    let msb = r & sign(size) != 0
+    if left {
+      let cf = r & 1 != 0
+      return (cf ? Flags.cf : 0) | (msb != cf ? Flags.of : 0)
+    }
+    return (msb ? Flags.cf : 0) | (msb != (r & (sign(size) >> 1) != 0) ? Flags.of : 0)
+  }
+
   /// ROL ROR RCL RCR SHL/SAL SHR SAR of a `size`-byte value by a non-zero, already masked count:
   /// (result, the new RFLAGS built from `flags`). Flags a rotate leaves alone keep their values.
   static func shiftRotate(_ op: Operation, _ a: UInt64, count: UInt64, _ size: Int, flags: UInt64) -> (UInt64, UInt64) {
@@ -103,14 +114,11 @@ enum ALU {
     case .rol:
       let n = count & (bits &- 1)  // bits is a power of two
       r = n == 0 ? a : ((a << n) | (a >> (bits - n))) & m
-      let cf = r & 1 != 0
-      set(Flags.cf, cf)
-      set(Flags.of, (r & sign != 0) != cf)
+      f = (f & ~(Flags.cf | Flags.of)) | rotateFlags(r, size, left: true)
     case .ror:
       let n = count & (bits &- 1)  // bits is a power of two
       r = n == 0 ? a : ((a >> n) | (a << (bits - n))) & m
-      set(Flags.cf, r & sign != 0)
-      set(Flags.of, (r & sign != 0) != (r & (sign >> 1) != 0))
+      f = (f & ~(Flags.cf | Flags.of)) | rotateFlags(r, size, left: false)
     case .rcl:
       let n = size <= 2 ? count % (bits + 1) : count
       var x = a

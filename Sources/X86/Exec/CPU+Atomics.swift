@@ -22,7 +22,7 @@ extension CPU {
   }
 
   /// Runs `ins` atomically (see above); retries until its compare-and-exchange succeeds.
-  func executeLocked(_ ins: DecodedInstruction, nextRIP: UInt64) throws(Fault) {
+  func executeLocked(_ ins: inout DecodedInstruction, nextRIP: UInt64) throws(Fault) {
     var saved = [UInt64](repeating: 0, count: 17)
     for i in 0..<16 { saved[i] = state.gpr(i) }
     saved[16] = state.rflags
@@ -33,8 +33,7 @@ extension CPU {
       lockedUpdate = nil
       if wholeInstructionLock { acquireBusLock() }
       do {
-        var instruction = ins
-        try execute(&instruction, nextRIP: nextRIP)
+        try execute(&ins, nextRIP: nextRIP)
       } catch {
         finishLockedInstruction()
         throw error

@@ -131,8 +131,10 @@ extension CPU {
   }
 
   /// Condition code evaluation (0-15).
-  @inline(__always) func condition(_ cc: UInt8) -> Bool {
-    let f = flags
+  @inline(__always) func condition(_ cc: UInt8) -> Bool { CPU.condition(cc, holdsFor: flags) }
+
+  /// Whether condition `cc` (0-15) holds for the RFLAGS image `f`.
+  @inline(__always) static func condition(_ cc: UInt8, holdsFor f: UInt64) -> Bool {
     let r: Bool
     switch cc >> 1 {
     case 0: r = f & Flags.of != 0
@@ -172,7 +174,7 @@ extension CPU {
   /// temporary for a by-value or `borrowing` parameter (80 bytes per instruction here, and the
   /// loads from that fresh copy stalled the general path). `execute` never writes it.
   func execute(_ ins: inout DecodedInstruction, nextRIP: UInt64) throws(Fault) {
-    if needsLockedExecution(ins) { return try executeLocked(ins, nextRIP: nextRIP) }
+    if needsLockedExecution(ins) { return try executeLocked(&ins, nextRIP: nextRIP) }
     let size = Int(ins.operandSize)
     let ea = ins.hasMemoryOperand ? effectiveAddress(ins, nextRIP: nextRIP) : 0
     let o0 = ins.operands.0

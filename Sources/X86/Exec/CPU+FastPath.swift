@@ -276,33 +276,25 @@ extension CPU {
     let o1 = e.pointee.instruction.operands.1
     let rawCount = o1.kind == .gpr ? reg(Int(o1.reg), 1) : e.pointee.instruction.immediate & 0xFF
     let count = rawCount & (size == 8 ? 0x3F : 0x1F)
-    let offset = Int(o0.reg) &* 8
-    let old = stateRaw.load(fromByteOffset: offset, as: UInt64.self)
-    let a = T(truncatingIfNeeded: old)
-    /// Writes the result with x86-64 register semantics (32-bit writes zero-extend).
-    func write(_ r: T) {
-      let value = size >= 4 ? UInt64(r) : (old & ~ALU.mask(size)) | UInt64(r)
-      stateRaw.storeBytes(of: value, toByteOffset: offset, as: UInt64.self)
-    }
+    let destination = Int(o0.reg)
+    let a = T(truncatingIfNeeded: reg(destination, size))
+    func write(_ r: T) { setReg(destination, size, UInt64(r)) }
     if count == 0 {
       write(a)  // no flags change; a 32-bit destination is still zero-extended
       return nextRIP
     }
-    let top = T(1) &<< (T.bitWidth - 1)
     switch e.pointee.instruction.operation {
-    case .rol:  // CF and OF only, as `ALU.shiftRotate` computes them
+    case .rol:  // CF and OF only
       // Masking shifts: for n = 0 both halves are `a`, the rotate of a multiple of the width.
       let n = T(truncatingIfNeeded: count) & T(T.bitWidth - 1)
       let r = (a &<< n) | (a &>> (T(T.bitWidth) &- n))
-      let cf = UInt64(r & 1)
       write(r)
-      setCarryAndOverflow(cf | ((r & top != 0) != (cf != 0) ? Flags.of : 0))
+      setCarryAndOverflow(ALU.rotateFlags(UInt64(r), size, left: true))
     case .ror:
       let n = T(truncatingIfNeeded: count) & T(T.bitWidth - 1)
       let r = (a &>> n) | (a &<< (T(T.bitWidth) &- n))
-      let msb = r & top != 0
       write(r)
-      setCarryAndOverflow((msb ? Flags.cf : 0) | (msb != (r & (top >> 1) != 0) ? Flags.of : 0))
+      setCarryAndOverflow(ALU.rotateFlags(UInt64(r), size, left: false))
     case .shl, .sal, .shr, .sar:  // all six status flags
       let (r, f) = ALU.shiftRotate(e.pointee.instruction.operation, UInt64(a), count: count, size, flags: 0)
       write(T(truncatingIfNeeded: r))

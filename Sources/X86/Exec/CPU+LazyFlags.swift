@@ -9,8 +9,8 @@
 /// the kind slot say which flags it overrides, bits 32-47 hold their values) rather than
 /// materializing it. A conditional jump, CMOVcc or SETcc answers from the record directly (every
 /// condition but parity: ZF and SF from the result, CF and OF from the operands as `ALU` defines
-/// them); everything else materializes the six flags into RFLAGS through the same `ALU` functions the eager paths use, so
-/// the values cannot differ.
+/// them); everything else materializes the six flags into RFLAGS through the same `ALU` functions
+/// the eager paths use, so the values cannot differ.
 ///
 /// The record is pending only inside the fast path: the page loops, `completeFast` and the page
 /// loop's hand-over to the general path materialize it before anything else can look at RFLAGS.
@@ -118,5 +118,4 @@ extension CPU {
     if cc >> 1 == 2 && slot != LazyFlagsKind.none { return (lazyResult == 0) == (cc & 1 == 0) }
     return lazyConditionOutOfLine(cc)
   }
-
 }

@@ -182,7 +182,7 @@ extension CPU {
   /// fetch and the decode-cache lookup. `mode` is the kind of code the block was translated as
   /// (what `translatedCodeMode` said when the dispatcher entered it).
   package func runCallout(
-    nextRIP: UInt64, instruction: UnsafePointer<DecodedInstruction>, mode: TranslatedCodeMode
+    nextRIP: UInt64, instruction: UnsafeMutablePointer<DecodedInstruction>, mode: TranslatedCodeMode
   ) -> (continuation: CalloutContinuation, event: CPUEvent?) {
     let before = TranslationContext(self)
     let codePage = quickTranslate(nextRIP, kind: .execute).map { $0 >> 12 }

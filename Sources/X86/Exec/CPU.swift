@@ -256,7 +256,7 @@ public final class CPU {
   /// the caller already looked it up (and its fast handler, if any, declined), `decoded` the
   /// instruction at RIP when the caller knows it (a binary translator's callout).
   @inline(__always)
-  func stepInline(cached: CacheEntry? = nil, decoded: UnsafePointer<DecodedInstruction>? = nil) -> CPUEvent? {
+  func stepInline(cached: CacheEntry? = nil, decoded: UnsafeMutablePointer<DecodedInstruction>? = nil) -> CPUEvent? {
     let startRIP = state.rip
     ioIndex = 0
     // Debug state that needs a look at this instruction: TF, RF or armed breakpoints (rare).
@@ -271,7 +271,7 @@ public final class CPU {
       } else if let decoded {
         let next = startRIP &+ UInt64(decoded.pointee.length)
         lastNextRIP = next
-        try execute(&UnsafeMutablePointer(mutating: decoded).pointee, nextRIP: next)  // read only
+        try execute(&decoded.pointee, nextRIP: next)
       } else {
         try executeOne()
       }

@@ -82,18 +82,19 @@ final class DecodeCache {
     Int(truncatingIfNeeded: page & UInt64(pageSlots - 1))
   }
 
-  /// The one cache-hit test: the entry for `physical` in `mode` when it holds that instruction and
-  /// was filled under the page's current `generation`. Static over raw pointers so the run loops,
-  /// which keep `entries` and the generation of the page they run in, pay no class access.
+  /// The entry for `physical` in `mode`, looked up in its hashed slot, when it holds that
+  /// instruction and was filled under the page's current `generation`. Static over raw pointers so
+  /// the run loops, which keep `entries` and the generation of the page they run in, pay no class
+  /// access.
   @inline(__always) static func hit(
     _ entries: UnsafeMutablePointer<Entry>, _ physical: UInt64, _ mode: CodeMode, generation: UInt32
   ) -> UnsafeMutablePointer<Entry>? {
-    let e = entries + slot(physical)
-    return e.pointee.tag == tag(physical, mode) && e.pointee.generation == generation ? e : nil
+    hit(entries + slot(physical), holding: physical, mode, generation: generation)
   }
 
-  /// `hit` for an entry the caller already found the slot of (a `successor`): `e` when it holds
-  /// the instruction at `physical` in `mode`, filled under `generation`.
+  /// The one cache-hit test, for an entry whose slot the caller found (hashed, or through a
+  /// `successor` or `branchTarget` link): `e` when it holds the instruction at `physical` in
+  /// `mode`, filled under `generation`.
   @inline(__always) static func hit(
     _ e: UnsafeMutablePointer<Entry>, holding physical: UInt64, _ mode: CodeMode, generation: UInt32
   ) -> UnsafeMutablePointer<Entry>? {

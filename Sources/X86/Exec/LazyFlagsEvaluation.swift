@@ -23,6 +23,7 @@ extension CPU {
     stateRaw.storeBytes(of: LazyFlagsKind.none, toByteOffset: CPUStateLayout.lazyFlags, as: UInt64.self)
     setArithmeticFlags((f & ~overridden) | values)
   }
+
   @inline(never)
   func lazyConditionOutOfLine(_ cc: UInt8) -> Bool {
     let slot = lazyKindSlot
@@ -31,42 +32,21 @@ extension CPU {
       materializeFlags()
       return condition(cc)
     }
-    // The flags a condition needs, each as `ALU.add`/`ALU.sub`/`ALU.logic` defines it.
+    // CF, ZF, SF and OF, as `ALU.add`/`ALU.sub`/`ALU.logic` define them (PF is not needed).
     let sign = ALU.sign(Int((slot >> 8) & 0xFF))
     let r = lazyResult
     let a = lazyA
     let b = lazyB
-    let cf: Bool
     let of: Bool
     switch slot & 0xFF {
-    case LazyFlagsKind.add:
-      cf = r < a
-      of = (a ^ r) & (b ^ r) & sign != 0
-    case LazyFlagsKind.sub:
-      cf = a < b
-      of = (a ^ b) & (a ^ r) & sign != 0
-    case LazyFlagsKind.inc:
-      cf = b != 0
-      of = r == sign  // only 0x7F..F + 1 overflows
-    case LazyFlagsKind.dec:
-      cf = b != 0
-      of = r == sign &- 1  // only 0x80..0 - 1 overflows
-    default:
-      cf = false
-      of = false
+    case LazyFlagsKind.add: of = (a ^ r) & (b ^ r) & sign != 0
+    case LazyFlagsKind.sub: of = (a ^ b) & (a ^ r) & sign != 0
+    case LazyFlagsKind.inc: of = r == sign  // only 0x7F..F + 1 overflows
+    case LazyFlagsKind.dec: of = r == sign &- 1  // only 0x80..0 - 1 overflows
+    default: of = false
     }
-    let zf = r == 0
-    let sf = r & sign != 0
-    let holds: Bool
-    switch cc >> 1 {
-    case 0: holds = of
-    case 1: holds = cf
-    case 2: holds = zf
-    case 3: holds = cf || zf
-    case 4: holds = sf
-    case 6: holds = sf != of
-    default: holds = zf || sf != of
-    }
-    return cc & 1 == 0 ? holds : !holds
+    let f =
+      lazyCarry | (r == 0 ? Flags.zf : 0) | (r & sign != 0 ? Flags.sf : 0) | (of ? Flags.of : 0)
+    return CPU.condition(cc, holdsFor: f)
   }
 }
