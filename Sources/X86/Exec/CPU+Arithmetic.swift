@@ -1,6 +1,6 @@
 /// Multiplication, division, shifts, rotates, bit operations and decimal adjustment.
 extension CPU {
-  func multiplyDivide(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+  func multiplyDivide(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
     let size = Int(ins.operandSize)
     let m = ALU.mask(size)
     let bits = UInt64(size * 8)
@@ -135,7 +135,7 @@ extension CPU {
     }
   }
 
-  func shiftRotate(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+  func shiftRotate(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
     let size = Int(ins.operandSize)
     let m = ALU.mask(size)
     var count = (try readOperand(ins, ins.operands.1, ea)) & 0xFF
@@ -156,7 +156,7 @@ extension CPU {
     flags = f
   }
 
-  func doubleShift(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+  func doubleShift(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
     let size = Int(ins.operandSize)
     let m = ALU.mask(size)
     let sign = ALU.sign(size)
@@ -196,7 +196,7 @@ extension CPU {
     setArithmeticFlags(f)
   }
 
-  func bitTest(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
+  func bitTest(_ ins: inout DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
     let size = Int(ins.operandSize)
     let bits = Int64(size * 8)
     let o0 = ins.operands.0
@@ -224,7 +224,7 @@ extension CPU {
     setFlag(Flags.cf, cf)
   }
 
-  func bitScan(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) {
+  func bitScan(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
     let size = Int(ins.operandSize)
     let bits = UInt64(size * 8)
     let src = try readOperand(ins, ins.operands.1, ea)

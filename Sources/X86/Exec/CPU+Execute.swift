@@ -279,15 +279,15 @@ extension CPU {
       let negative = reg(0, size) & ALU.sign(size) != 0
       setReg(2, size, negative ? ALU.mask(size) : 0)
     case .mul, .imul, .div, .idiv:
-      try multiplyDivide(ins, ea: ea)
+      try multiplyDivide(&ins, ea: ea)
     case .rol, .ror, .rcl, .rcr, .shl, .shr, .sal, .sar, .setmo:
-      try shiftRotate(ins, ea: ea)
+      try shiftRotate(&ins, ea: ea)
     case .shld, .shrd:
-      try doubleShift(ins, ea: ea)
+      try doubleShift(&ins, ea: ea)
     case .bt, .bts, .btr, .btc:
-      try bitTest(ins, ea: ea, nextRIP: nextRIP)
+      try bitTest(&ins, ea: ea, nextRIP: nextRIP)
     case .bsf, .bsr, .tzcnt, .lzcnt, .popcnt:
-      try bitScan(ins, ea: ea)
+      try bitScan(&ins, ea: ea)
     case .jcc:
       if condition(ins.condition) { try branch(to: nextRIP &+ ins.immediate, size: size); rip = state.rip }
     case .jmp:
@@ -314,11 +314,11 @@ extension CPU {
     case .cld: setFlag(Flags.df, false)
     case .std: setFlag(Flags.df, true)
     case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
-      if try stringIteration(ins) { rip = state.rip }
+      if try stringIteration(&ins) { rip = state.rip }
     case .nop, .pause, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
       break
     default:
-      rip = try executeRare(ins, ea: ea, nextRIP: nextRIP)
+      rip = try executeRare(&ins, ea: ea, nextRIP: nextRIP)
     }
     state.rip = rip
   }
@@ -326,7 +326,7 @@ extension CPU {
   /// The less frequent operations, kept out of `execute` so the hot dispatch stays small.
   /// Returns the RIP to commit.
   @inline(never)
-  func executeRare(_ ins: DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> UInt64 {
+  func executeRare(_ ins: inout DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> UInt64 {
     let size = Int(ins.operandSize)
     let o0 = ins.operands.0
     let o1 = ins.operands.1

@@ -14,6 +14,18 @@
 /// delivered (or reported) exactly as `stepInline` does it, and then the loop ends, since delivery
 /// changes all of those.
 extension CPU {
+  /// How the general path runs `ins` inside the page-local loop (see above).
+  static func inPageRun(_ ins: DecodedInstruction) -> InPageRun {
+    guard runsInPage(ins) else { return .leaves }
+    if ins.hasMemoryOperand { return .accessesMemory }
+    switch ins.operation {
+    case .push, .pop, .pushf, .call, .ret, .enter, .leave, .xlat, .movs, .cmps, .stos, .lods, .scas:
+      return .accessesMemory
+    default:
+      return .registersOnly
+    }
+  }
+
   /// Whether the general path may run `ins` inside the page-local loop (see above): the data,
   /// stack, string and near-branch instructions. Segment loads, far transfers, software
   /// interrupts, flag loads that can set TF or IF (POPF), I/O and every system instruction leave
@@ -41,6 +53,19 @@ extension CPU {
     }
   }
 
+  /// How a cached instruction runs on the general path inside a page loop (`inPageRun`).
+  enum InPageRun: UInt8 {
+    /// It leaves the loop: `run` executes it.
+    case leaves
+    /// It runs in place and touches registers alone (no memory operand, no stack or string
+    /// access): it cannot store into the page or flush the TLB, so the loop stays in the page
+    /// without checking.
+    case registersOnly
+    /// It runs in place and may access memory: the loop checks afterwards that the page still
+    /// stands.
+    case accessesMemory
+  }
+
   /// Why a page loop stopped after running an instruction on the general path.
   enum InPageStop: Equatable {
     case none
@@ -63,12 +88,17 @@ extension CPU {
   func runGeneralInPage(
     _ e: CacheEntry, rip: UInt64, physicalPage: UInt64, generation: UInt32
   ) -> (rip: UInt64, mapped: Bool) {
+    let registersOnly = e.pointee.inPageRun == .registersOnly
     let flushes = tlbFlushCounter.pointee
     stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
-    ioIndex = 0
     do throws(Fault) {
       let next = rip &+ UInt64(e.pointee.instruction.length)
       lastNextRIP = next
+      if registersOnly {
+        try execute(&e.pointee.instruction, nextRIP: next)
+        return (stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self), true)
+      }
+      ioIndex = 0
       try execute(&e.pointee.instruction, nextRIP: next)
       if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
     } catch {
@@ -106,7 +136,7 @@ extension CPU {
     _ e: CacheEntry, rip: inout UInt64, left: inout UInt64, general: inout UInt64, pending: inout CacheEntry?,
     physicalPage: UInt64, generation: UInt32
   ) -> Bool? {
-    guard e.pointee.runsInPage else {
+    guard e.pointee.inPageRun != .leaves else {
       pending = e
       return nil
     }

@@ -65,18 +65,20 @@ extension CPU {
   func readOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
     if o.kind == .gpr { return reg(Int(o.reg), Int(o.size)) }
     if o.kind == .immediate { return (o.reg == 1 ? ins.immediate2 : ins.immediate) & ALU.mask(Int(o.size)) }
-    return try readOperandSlow(ins, o, ea)
+    return try readOperandSlow(segment: Int(ins.segment), o, ea)
   }
 
-  func readOperandSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
+  /// `readOperand` for the operand kinds it does not handle inline. It takes the instruction's
+  /// segment, not the instruction: a call passing the instruction by value made the callers copy
+  /// it (57 bytes) on every path, the register-only ones included.
+  func readOperandSlow(segment: Int, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
     let size = Int(o.size)
     switch o.kind {
     case .gpr: return reg(Int(o.reg), size)
     case .gprHigh8: return (state.gpr(Int(o.reg)) >> 8) & 0xFF
     case .memory:
-      if let v = fastRead64(seg: Int(ins.segment), offset: ea, size: size) { return v }
-      return try read(seg: Int(ins.segment), offset: ea, size: size)
-    case .immediate: return (o.reg == 1 ? ins.immediate2 : ins.immediate) & ALU.mask(size)
+      if let v = fastRead64(seg: segment, offset: ea, size: size) { return v }
+      return try read(seg: segment, offset: ea, size: size)
     case .segment: return UInt64(state.segmentSelector(Int(o.reg)))
     default: throw Fault.invalidOpcode
     }
@@ -88,10 +90,12 @@ extension CPU {
       setReg(Int(o.reg), Int(o.size), v)
       return
     }
-    try writeOperandSlow(ins, o, ea, v)
+    try writeOperandSlow(segment: Int(ins.segment), o, ea, v)
   }
 
-  func writeOperandSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, _ v: UInt64) throws(Fault) {
+  /// `writeOperand` for the operand kinds it does not handle inline (the segment, not the
+  /// instruction, as in `readOperandSlow`).
+  func writeOperandSlow(segment: Int, _ o: Operand, _ ea: UInt64, _ v: UInt64) throws(Fault) {
     let size = Int(o.size)
     switch o.kind {
     case .gpr: setReg(Int(o.reg), size, v)
@@ -100,8 +104,8 @@ extension CPU {
       state.setGPR(r, (state.gpr(r) & ~0xFF00) | ((v & 0xFF) << 8))
     case .memory:
       if lockedInstructionActive && lockedWrite(v) { return }
-      if fastWrite64(seg: Int(ins.segment), offset: ea, size: size, value: v) { return }
-      try write(seg: Int(ins.segment), offset: ea, size: size, value: v)
+      if fastWrite64(seg: segment, offset: ea, size: size, value: v) { return }
+      try write(seg: segment, offset: ea, size: size, value: v)
     default: throw Fault.invalidOpcode
     }
   }
@@ -180,16 +184,18 @@ extension CPU {
   @inline(__always)
   func readOperandForUpdate(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
     if o.kind == .gpr { return reg(Int(o.reg), Int(o.size)) }
-    return try readOperandForUpdateSlow(ins, o, ea)
+    return try readOperandForUpdateSlow(segment: Int(ins.segment), o, ea)
   }
 
-  func readOperandForUpdateSlow(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
-    guard o.kind == .memory else { return try readOperandSlow(ins, o, ea) }
+  /// `readOperandForUpdate` for the operand kinds it does not handle inline (the segment, not the
+  /// instruction, as in `readOperandSlow`; a destination is never an immediate).
+  func readOperandForUpdateSlow(segment: Int, _ o: Operand, _ ea: UInt64) throws(Fault) -> UInt64 {
+    guard o.kind == .memory else { return try readOperandSlow(segment: segment, o, ea) }
     let size = Int(o.size)
-    if lockedInstructionActive { return try lockedRead(seg: Int(ins.segment), offset: ea, size: size) }
-    if let v = fastRead64(seg: Int(ins.segment), offset: ea, size: size, write: true) { return v }
-    try probeWrite(seg: Int(ins.segment), offset: ea, size: size)
-    return try read(seg: Int(ins.segment), offset: ea, size: size)
+    if lockedInstructionActive { return try lockedRead(seg: segment, offset: ea, size: size) }
+    if let v = fastRead64(seg: segment, offset: ea, size: size, write: true) { return v }
+    try probeWrite(seg: segment, offset: ea, size: size)
+    return try read(seg: segment, offset: ea, size: size)
   }
 
   /// Checks that `size` bytes at segment:offset can be written (segment limits, paging, and in the

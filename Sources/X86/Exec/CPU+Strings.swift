@@ -1,7 +1,7 @@
 /// String instructions (MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS) with and without REP.
 extension CPU {
   /// One iteration of a string instruction. Returns true when the instruction repeats (RIP stays).
-  func stringIteration(_ ins: DecodedInstruction) throws(Fault) -> Bool {
+  func stringIteration(_ ins: inout DecodedInstruction) throws(Fault) -> Bool {
     if let repeats = try bulkString(ins) { return repeats }
     return try stringIterationBody(ins)
   }

@@ -490,8 +490,9 @@ public final class CPU {
       let offset = rip &- windowStart
       guard offset <= span else { return true }
       let physical = physicalPage | offset
+      let link = rip == fallThrough ? e.pointee.successor : e.pointee.branchTarget
       guard
-        let found = DecodeCache.hit(e.pointee.branchTarget, holding: physical, mode, generation: generation)
+        let found = DecodeCache.hit(link, holding: physical, mode, generation: generation)
           ?? DecodeCache.hit(cacheEntries, physical, mode, generation: generation)
       else { return false }
       e = found

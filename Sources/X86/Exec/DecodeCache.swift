@@ -16,8 +16,8 @@ final class DecodeCache {
     var generation: UInt32
     /// How the interpreter runs it (classified at insertion).
     var form: FastForm
-    /// Whether the general path may run it inside the page-local run loop (`CPU.runsInPage`).
-    var runsInPage: Bool
+    /// How the general path runs it inside the page-local run loop (`CPU.inPageRun`).
+    var inPageRun: CPU.InPageRun
     /// The slot of the instruction that follows it in memory (at physical + length): the page
     /// loops step to it without hashing an address, so finding the next entry is one load
     /// away from this one. Only a place to look: the loops still check its tag and generation.
@@ -52,7 +52,7 @@ final class DecodeCache {
     entries = .allocate(capacity: DecodeCache.entryCount)
     entries.initialize(
       repeating: Entry(
-        tag: 0, generation: 0, form: .generic, runsInPage: false, successor: entries, branchTarget: entries,
+        tag: 0, generation: 0, form: .generic, inPageRun: .leaves, successor: entries, branchTarget: entries,
         instruction: DecodedInstruction()),
       count: DecodeCache.entryCount)
     let pages = shared ?? CodePageTable.allocate()
@@ -126,7 +126,7 @@ final class DecodeCache {
     e.pointee = Entry(
       tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page].load(ordering: .relaxed) &+ epoch.pointee,
       form: classifiesFastForms ? FastForm.classify(ins, mode: mode, model: model) : .generic,
-      runsInPage: CPU.runsInPage(ins), successor: entries + DecodeCache.slot(next),
+      inPageRun: CPU.inPageRun(ins), successor: entries + DecodeCache.slot(next),
       branchTarget: entries + DecodeCache.slot(relative ? next &+ ins.immediate : next), instruction: ins)
     return e
   }
