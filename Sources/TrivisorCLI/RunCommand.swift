@@ -85,6 +85,15 @@ struct RunCommand: ParsableCommand {
   var bios: String?
 
   @Option(
+    name: .customLong("disk"), parsing: .unconditionalSingleValue,
+    help: ArgumentHelp(
+      "Raw disk image on the IDE controller, PATH or PATH,readonly (repeatable, up to 4: primary master, primary slave, secondary master, secondary slave).",
+      discussion:
+        "Guest writes reach the file as each command completes; FLUSH CACHE and the end of the run fsync it. The image is locked while the VM runs (shared when read-only), so two VMs cannot write one image. Firmware (--bios) boots from the first disk.",
+      valueName: "path"))
+  var disks: [String] = []
+
+  @Option(
     parsing: .unconditional,
     help:
       "Debug console (ports 0xE9/0x402) backend: stdio, stderr, null or file:PATH (default: with COM1; stderr with --bios)."
@@ -159,6 +168,8 @@ struct RunCommand: ParsableCommand {
       throw ExitCode(ExitStatus.engineError)
     }
     let outcome = vm.run()
+    // The guest's writes are in the files already; make them durable and release the locks.
+    for disk in setup.config.disks { disk.close() }
     switch outcome.reason {
     case .powerOff, .debugExit: log(outcome.reason.description)
     default: printError("trivisor: \(outcome.reason.description)")
@@ -284,6 +295,21 @@ struct RunCommand: ParsableCommand {
     let boot: BootState
     do { boot = try load(guestMemory) } catch let error as UsageError { throw error } catch {
       throw UsageError("\(error)")
+    }
+    guard disks.count <= IDEController.maximumDrives else {
+      throw UsageError("at most \(IDEController.maximumDrives) --disk images (two per IDE channel), not \(disks.count)")
+    }
+    var diskFiles = Set<String>()
+    for argument in disks {
+      guard let disk = DiskArgument(argument: argument) else { throw UsageError("--disk needs a path") }
+      // The same file twice would meet its own lock: say what is wrong instead.
+      let resolved =
+        realpath(disk.path, nil).map { p in
+          defer { free(p) }; return String(cString: p)
+        } ?? disk.path
+      guard diskFiles.insert(resolved).inserted else { throw UsageError("disk image '\(disk.path)' is given twice") }
+      config.disks.append(
+        try hostFile { () throws(HostFileError) in try DiskImage(path: disk.path, readOnly: disk.readOnly) })
     }
     // Output files last among the checks (opening creates them), before the engine and the run.
     if case .file(let path) = serialBackend {

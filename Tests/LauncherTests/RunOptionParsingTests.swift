@@ -23,6 +23,16 @@ import VMM
     }
   }
 
+  @Test func diskArgumentsParseTheReadOnlySuffixOnly() {
+    #expect(DiskArgument(argument: "disk.img") == DiskArgument(path: "disk.img", readOnly: false))
+    #expect(DiskArgument(argument: "disk.img,readonly") == DiskArgument(path: "disk.img", readOnly: true))
+    #expect(DiskArgument(argument: "/a,b/disk.img,ro") == DiskArgument(path: "/a,b/disk.img", readOnly: true))
+    #expect(DiskArgument(argument: "/a,b/disk.img") == DiskArgument(path: "/a,b/disk.img", readOnly: false))
+    #expect(DiskArgument(argument: "disk.img,ro,ro") == DiskArgument(path: "disk.img,ro", readOnly: true))
+    #expect(DiskArgument(argument: "") == nil)
+    #expect(DiskArgument(argument: ",readonly") == nil)
+  }
+
   @Test func serialBackendsParse() {
     #expect(SerialBackend(argument: "stdio") == .stdio)
     #expect(SerialBackend(argument: "null") == .null)

@@ -16,6 +16,7 @@
 /// | 0x510-0x511     | `FwCfg` (unless `firmwareConfiguration: false`) |     |
 /// | 0x604-0x605     | `PowerOffDevice`                         |     |
 /// | 0xCF8-0xCFF     | `PCIHostBridge`                          |     |
+/// | 0x1F0-0x1F7, 0x3F6; 0x170-0x177, 0x376 | `IDEController` (with disks; PCI 00:01.0) | 14; 15 |
 public final class PCDevices {
   /// The i8259 pair (0x20, 0xA0, ELCR 0x4D0).
   public let pic: PICPair
@@ -41,6 +42,8 @@ public final class PCDevices {
   public let powerOff: PowerOffDevice
   /// The PCI host bridge (0xCF8/0xCFC, reset at 0xCF9).
   public let pci: PCIHostBridge
+  /// The IDE controller with the machine's disks; nil without disks.
+  public let ide: IDEController?
   /// fw_cfg (0x510-0x511); nil when the machine leaves it out.
   public let fwCfg: FwCfg?
   /// Where device interrupts go: `pic`, or the sink given at creation (KVM's irqchip).
@@ -55,6 +58,7 @@ public final class PCDevices {
   ///   - serialOutput: COM1's transmitted bytes.
   ///   - consoleOutput: the debug console's bytes (defaults to `serialOutput`).
   ///   - firmwareConfiguration: add fw_cfg (QEMU's firmware configuration device).
+  ///   - disks: raw disk images for the IDE controller (at most four); none: no controller.
   ///   - control: where stop, reset and A20 requests go.
   ///   - cpuCount: the vCPUs firmware is told about (fw_cfg).
   ///   - ioapic: with the userspace PIC, an I/O APIC that receives the ISA lines too
@@ -63,7 +67,7 @@ public final class PCDevices {
     memory: GuestMemory, clock: any GuestClock, control: MachineControl, interruptSink: (any InterruptSink)? = nil,
     ioapic: IOAPIC? = nil, cpuCount: Int = 1,
     serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil,
-    firmwareConfiguration: Bool = true
+    firmwareConfiguration: Bool = true, disks: [DiskImage] = []
   ) {
     let pic = PICPair()
     self.pic = pic
@@ -82,6 +86,8 @@ public final class PCDevices {
     debugExit = DebugExitDevice(control: control)
     powerOff = PowerOffDevice(control: control)
     pci = PCIHostBridge(control: control)
+    ide = disks.isEmpty ? nil : IDEController(disks: disks, sink: sink)
+    if let ide { pci.attach(ide, slot: 1) }
     fwCfg = firmwareConfiguration ? FwCfg.standard(memory: memory, cpuCount: cpuCount) : nil
   }
 
@@ -106,6 +112,7 @@ public final class PCDevices {
     if let fwCfg { try bus.register(fwCfg, ports: 0x510...0x511) }
     try bus.register(powerOff, ports: 0x604...0x605)
     try bus.register(pci, ports: 0xCF8...0xCFF)
+    try ide?.register(on: bus)
   }
 
   /// Every device back to its power-on state, for a machine reset. With the engine's in-kernel
@@ -113,6 +120,7 @@ public final class PCDevices {
   public func reset() {
     var all: [any ResettableDevice] = [systemControl, serial, keyboardController, fastA20, powerOff, pci]
     if let fwCfg { all.append(fwCfg) }
+    if let ide { all.append(ide) }
     if registerPIC { all += [pic, pit] }
     for d in all { d.reset() }
   }

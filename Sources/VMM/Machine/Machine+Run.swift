@@ -63,6 +63,9 @@ extension Machine {
     var report = mergedReport(wallNanoseconds: wall)
     report.consoleBytesDropped = dropped
     report.resets = control.resetCount
+    report.diskSectors = devices.ide.map {
+      ExitStatisticsReport.DiskSectors(read: $0.sectorsRead, written: $0.sectorsWritten)
+    }
     return RunOutcome(reason: reason, statistics: report)
   }
 

@@ -116,6 +116,10 @@ public final class Machine {
     if vm.clock != nil && configuration.cpuCount > 1 {
       throw EngineError("deterministic (virtual-time) runs have one vCPU for now; drop --deterministic or --cpus")
     }
+    guard configuration.disks.count <= IDEController.maximumDrives else {
+      throw EngineError(
+        "a machine has at most \(IDEController.maximumDrives) IDE disks, not \(configuration.disks.count)")
+    }
     var created: [any VirtualCPU] = []
     for i in 0..<configuration.cpuCount { created.append(try vm.createVCPU(index: i)) }
     vcpus = created
@@ -147,7 +151,7 @@ public final class Machine {
       memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink, ioapic: ioapic,
       cpuCount: configuration.cpuCount,
       serialOutput: serialSink, consoleOutput: debugSink,
-      firmwareConfiguration: configuration.firmwareConfigurationDevice)
+      firmwareConfiguration: configuration.firmwareConfigurationDevice, disks: configuration.disks)
     if vm.engineInterruptSink == nil {
       pic = devices.pic
       pit = devices.pit

@@ -62,6 +62,10 @@ public struct MachineConfiguration {
   /// Whether engines that can answer some exits without leaving their run loop do so
   /// (`LightweightExitHandler`; `--no-lightweight-exits` turns it off to measure the full path).
   public var lightweightExits = true
+  /// Raw disk images on the IDE controller (`IDEController`: primary master, primary slave,
+  /// secondary master, secondary slave; at most four). With none, the machine has no IDE
+  /// controller. The machine keeps the images open (and locked) for as long as it lives.
+  public var disks: [DiskImage] = []
 
   /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(

@@ -46,6 +46,17 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   public var consoleBytesDropped: UInt64?
   /// Machine resets carried out (the guest rebooted); nil or 0 when none.
   public var resets: Int?
+  /// Sectors the IDE disks read and wrote for the guest (nil without disks).
+  public var diskSectors: DiskSectors?
+
+  /// The IDE controller's transfer counts.
+  public struct DiskSectors: Codable, Sendable, Equatable {
+    /// Sectors read from the images.
+    public var read: UInt64
+    /// Sectors written to them.
+    public var written: UInt64
+  }
+
   /// One line per vCPU when the machine has more than one (nil otherwise).
   public var vcpus: [VCPUSummary]?
 
@@ -123,6 +134,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
       lines.append(
         "vCPU \(v.index): \(v.exits) exits" + (v.instructionsRetired.map { ", \($0) instructions" } ?? "")
           + (reasons.isEmpty ? "" : " (\(reasons))"))
+    }
+    if let d = diskSectors {
+      lines.append("disks: \(d.read) sectors read, \(d.written) written (512 bytes each)")
     }
     if let resets, resets > 0 { lines.append("machine: \(resets) reset\(resets == 1 ? "" : "s") (the guest rebooted)") }
     if let dropped = consoleBytesDropped, dropped > 0 {

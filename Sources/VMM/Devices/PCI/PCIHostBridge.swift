@@ -1,9 +1,10 @@
-/// PCI configuration mechanism #1 (ports 0xCF8 and 0xCFC-0xCFF) with a bus that holds only an
-/// Intel 440FX-like host bridge at 00:00.0, plus the PIIX reset control register at 0xCF9.
+/// PCI configuration mechanism #1 (ports 0xCF8 and 0xCFC-0xCFF) with bus 0, which holds an
+/// Intel 440FX-like host bridge at 00:00.0 and the functions attached to it (`attach`, e.g. the
+/// IDE controller when the machine has disks), plus the PIIX reset control register at 0xCF9.
 ///
 /// The subsystem IDs are QEMU's (1AF4:1100), which is how SeaBIOS recognizes an emulated i440FX.
-/// Enough for firmware (SeaBIOS) and Linux to enumerate PCI and find nothing but the bridge:
-/// every other device, function and bus reads as all ones. The bridge's configuration space is
+/// Enough for firmware (SeaBIOS) and Linux to enumerate PCI and find the bridge and the attached
+/// functions: every other device, function and bus reads as all ones. The bridge's configuration space is
 /// 256 bytes; the command register, latency timer, the PAM registers (0x59-0x5F) and SMRAM (0x72)
 /// are writable and read back, but PAM and SMRAM change no memory mapping here (firmware that
 /// shadows itself into RAM still works because its ROM copy below 1 MiB is plain RAM already).
@@ -15,6 +16,8 @@ public final class PCIHostBridge: PortIODevice, ResettableDevice {
   private var config = [UInt8](repeating: 0, count: 256)
   private var resetControl: UInt8 = 0
   private let control: MachineControl
+  /// Functions attached at device numbers 1-31 (function 0 each).
+  private var slots: [Int: any PCIFunction] = [:]
 
   /// Bytes of the bridge's configuration space the guest may change.
   private static let writable: Set<Int> = Set([0x04, 0x05, 0x0D] + Array(0x59...0x5F) + [0x72])
@@ -28,6 +31,7 @@ public final class PCIHostBridge: PortIODevice, ResettableDevice {
   /// The bridge's configuration space and the address and reset-control registers at power-on
   /// (`ResettableDevice`): PAM and SMRAM registers clear.
   public func reset() {
+    for function in slots.values { function.resetConfiguration() }
     address = 0
     resetControl = 0
     config = [UInt8](repeating: 0, count: 256)
@@ -51,15 +55,26 @@ public final class PCIHostBridge: PortIODevice, ResettableDevice {
     config[at + 1] = UInt8(truncatingIfNeeded: v >> 8)
   }
 
-  /// The configuration-space offset the current address selects on the bridge, or nil when it
-  /// selects nothing that exists.
-  private func selectedOffset(port: UInt16) -> Int? {
+  /// Attaches `function` as device `slot` (1-31), function 0, of bus 0, before the machine runs.
+  /// False when the slot is taken or out of range.
+  @discardableResult public func attach(_ function: any PCIFunction, slot: Int) -> Bool {
+    guard (1...31).contains(slot), slots[slot] == nil else { return false }
+    slots[slot] = function
+    return true
+  }
+
+  /// What the current address selects: the bridge itself (nil function) or an attached
+  /// function, and the configuration-space offset; nil when it selects nothing that exists.
+  private func selected(port: UInt16) -> (function: (any PCIFunction)?, offset: Int)? {
     guard address & 0x8000_0000 != 0 else { return nil }
     let bus = (address >> 16) & 0xFF
-    let device = (address >> 11) & 0x1F
+    let device = Int((address >> 11) & 0x1F)
     let function = (address >> 8) & 0x7
-    guard bus == 0, device == 0, function == 0 else { return nil }
-    return Int(address & 0xFC) + Int(port - 0xCFC)
+    guard bus == 0, function == 0 else { return nil }
+    let offset = Int(address & 0xFC) + Int(port - 0xCFC)
+    if device == 0 { return (nil, offset) }
+    guard let attached = slots[device] else { return nil }
+    return (attached, offset)
   }
 
   /// A guest IN of `size` bytes from one of the device's ports (`PortIODevice`; vCPU thread).
@@ -68,7 +83,8 @@ public final class PCIHostBridge: PortIODevice, ResettableDevice {
     case 0xCF8 where size == 4: return address
     case 0xCF9 where size == 1: return UInt32(resetControl)
     case 0xCFC...0xCFF:
-      guard let offset = selectedOffset(port: port) else { return 0xFFFF_FFFF }
+      guard let (function, offset) = selected(port: port) else { return 0xFFFF_FFFF }
+      if let function { return function.readConfiguration(offset: offset, size: min(size, 256 - offset)) }
       var value: UInt32 = 0
       for i in 0..<size where offset + i < 256 { value |= UInt32(config[offset + i]) << (8 * i) }
       return value
@@ -85,7 +101,11 @@ public final class PCIHostBridge: PortIODevice, ResettableDevice {
       resetControl = UInt8(truncatingIfNeeded: value) & 0x0A
       if value & 0x04 != 0 { control.requestReset(.resetControlRegister) }
     case 0xCFC...0xCFF:
-      guard let offset = selectedOffset(port: port) else { return }
+      guard let (function, offset) = selected(port: port) else { return }
+      if let function {
+        function.writeConfiguration(offset: offset, size: min(size, 256 - offset), value: value)
+        return
+      }
       for i in 0..<size where offset + i < 256 && Self.writable.contains(offset + i) {
         config[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i))
       }

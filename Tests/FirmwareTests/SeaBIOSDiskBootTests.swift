@@ -1,0 +1,70 @@
+import Foundation
+import Launcher
+import TestHostSupport
+import Testing
+import VMM
+
+/// `trivisor run --bios bios.bin --disk IMAGE`: SeaBIOS finds the IDE controller on PCI, its ATA
+/// driver identifies the disk, and it boots the disk's MBR (guests/testguests/disk_boot.S), which
+/// reads and writes sectors through the BIOS's int 13h and powers off. Checks the console, the exit
+/// and the image file afterwards, on every engine.
+@Suite(.serialized, .requires(.seabios)) struct SeaBIOSDiskBootTests {
+  /// A 1 MiB image: the boot sector, then a line in sector 1 for the guest to print.
+  static func makeImage() throws -> String {
+    let path = NSTemporaryDirectory() + "trivisor-seabios-disk-\(UUID().uuidString).img"
+    var bytes = [UInt8](repeating: 0, count: 1 << 20)
+    bytes.replaceSubrange(0..<512, with: DiskBootImage.bootSector)
+    let line = Array("disk boot: sector 1 read from the image\r\n".utf8) + [0]
+    bytes.replaceSubrange(512..<(512 + line.count), with: line)
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+  }
+
+  static let expectedLines = [
+    "disk boot: sector 0 running", "disk boot: sector 1 read from the image",
+    "disk boot: sector 2 written by the guest", "disk boot: read past the end refused",
+  ]
+
+  static func bootFromDisk(_ engine: any Engine) throws {
+    let path = try makeImage()
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let disk = try DiskImage(path: path)
+    let b = try SeaBIOSBootTests.boot(
+      try SeaBIOSBootTests.biosImage(), engine: engine, stopOn: nil, timeout: 120, disks: [disk])
+    disk.close()
+    #expect(b.outcome.reason == .powerOff, "\(b.outcome.reason.description)\n\(b.serial)")
+    #expect(b.debug.contains("PCI: init bdf=00:01.0 id=8086:7010"))
+    #expect(b.debug.contains("ata0-0: Trivisor ATA disk ATA-7 Hard-Disk (1 MiBytes)"), "\(b.debug)")
+    #expect(b.debug.contains("Booting from Hard Disk..."))
+    #expect(!b.serial.contains("FAILED"), "\(b.serial)")
+    var rest = Substring(b.serial)
+    for line in expectedLines {
+      guard let r = rest.range(of: line + "\r\n") else {
+        Issue.record("console lacks '\(line)' (in order)\n\(b.serial)")
+        return
+      }
+      rest = rest[r.upperBound...]
+    }
+    // The guest's write reached the file.
+    let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    let written = Array("disk boot: sector 2 written by the guest\r\n".utf8)
+    #expect(Array(bytes[1024..<(1024 + written.count)]) == written)
+  }
+
+  @Test(arguments: ["interp", "dbt"]) func seaBIOSBootsTheDiskAndTheGuestWritesIt(_ engine: String) throws {
+    try Self.bootFromDisk(try EngineRegistry.make(engine))
+  }
+
+  @Test(.requires(.kvm)) func seaBIOSBootsTheDiskOnKVM() throws {
+    try Self.bootFromDisk(try EngineRegistry.make("kvm"))
+  }
+
+  @Test func aDiskStillInUseCannotBeOpenedByAnotherVM() throws {
+    let path = try Self.makeImage()
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let first = try DiskImage(path: path)
+    #expect(throws: HostFileError.self) { try DiskImage(path: path) }
+    first.close()
+    _ = try DiskImage(path: path)
+  }
+}
