@@ -94,6 +94,15 @@ struct RunCommand: ParsableCommand {
   var disks: [String] = []
 
   @Option(
+    name: .customLong("virtio-blk"), parsing: .unconditionalSingleValue,
+    help: ArgumentHelp(
+      "Raw disk image as a virtio-blk PCI device, PATH or PATH,readonly (repeatable, up to 16; PCI slots 2, 3, ...).",
+      discussion:
+        "Virtio 1.x over PCI (modern transport), MSI-X with --irqchip user, INTx otherwise. Writes, flushes and locking as for --disk.",
+      valueName: "path"))
+  var virtioDisks: [String] = []
+
+  @Option(
     parsing: .unconditional,
     help:
       "Debug console (ports 0xE9/0x402) backend: stdio, stderr, null or file:PATH (default: with COM1; stderr with --bios)."
@@ -169,7 +178,7 @@ struct RunCommand: ParsableCommand {
     }
     let outcome = vm.run()
     // The guest's writes are in the files already; make them durable and release the locks.
-    for disk in setup.config.disks { disk.close() }
+    for disk in setup.config.disks + setup.config.virtioDisks { disk.close() }
     switch outcome.reason {
     case .powerOff, .debugExit: log(outcome.reason.description)
     default: printError("trivisor: \(outcome.reason.description)")
@@ -299,17 +308,24 @@ struct RunCommand: ParsableCommand {
     guard disks.count <= IDEController.maximumDrives else {
       throw UsageError("at most \(IDEController.maximumDrives) --disk images (two per IDE channel), not \(disks.count)")
     }
+    guard virtioDisks.count <= Machine.maximumVirtioDisks else {
+      throw UsageError("at most \(Machine.maximumVirtioDisks) --virtio-blk images, not \(virtioDisks.count)")
+    }
     var diskFiles = Set<String>()
-    for argument in disks {
-      guard let disk = DiskArgument(argument: argument) else { throw UsageError("--disk needs a path") }
-      // The same file twice would meet its own lock: say what is wrong instead.
-      let resolved =
-        realpath(disk.path, nil).map { p in
-          defer { free(p) }; return String(cString: p)
-        } ?? disk.path
-      guard diskFiles.insert(resolved).inserted else { throw UsageError("disk image '\(disk.path)' is given twice") }
-      config.disks.append(
-        try hostFile { () throws(HostFileError) in try DiskImage(path: disk.path, readOnly: disk.readOnly) })
+    for (option, arguments) in [("--disk", disks), ("--virtio-blk", virtioDisks)] {
+      for argument in arguments {
+        guard let disk = DiskArgument(argument: argument) else { throw UsageError("\(option) needs a path") }
+        // The same file twice would meet its own lock: say what is wrong instead.
+        let resolved =
+          realpath(disk.path, nil).map { p in
+            defer { free(p) }; return String(cString: p)
+          } ?? disk.path
+        guard diskFiles.insert(resolved).inserted else { throw UsageError("disk image '\(disk.path)' is given twice") }
+        let image = try hostFile { () throws(HostFileError) in
+          try DiskImage(path: disk.path, readOnly: disk.readOnly)
+        }
+        if option == "--disk" { config.disks.append(image) } else { config.virtioDisks.append(image) }
+      }
     }
     // Output files last among the checks (opening creates them), before the engine and the run.
     if case .file(let path) = serialBackend {

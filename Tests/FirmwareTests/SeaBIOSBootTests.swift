@@ -45,7 +45,8 @@ import VMM
   /// machine (fw_cfg files) before it runs.
   static func boot(
     _ image: [UInt8], engine: any Engine, stopOn: String? = finalMessage, timeout: Double = 60,
-    reboots: Int = 0, cpus: Int = 1, disks: [DiskImage] = [], adjust: (Machine) -> Void = { _ in }
+    reboots: Int = 0, cpus: Int = 1, disks: [DiskImage] = [], virtioDisks: [DiskImage] = [],
+    adjust: (Machine) -> Void = { _ in }
   ) throws -> Boot {
     let memory = try GuestMemory(ramSize: 256 << 20)
     let state = try FirmwareLoader.load(firmware: image, into: memory)
@@ -56,6 +57,7 @@ import VMM
       debugConsoleCapture: { debug.append($0) })
     config.cpuCount = cpus
     config.disks = disks
+    config.virtioDisks = virtioDisks
     // `reboots` resets reload the firmware, as `trivisor run --bios` does; the next one stops.
     let machineBox = MachineBox()
     if reboots > 0 {

@@ -4,8 +4,9 @@ import TestHostSupport
 import Testing
 import VMM
 
-/// `trivisor run --bios bios.bin --disk IMAGE`: SeaBIOS finds the IDE controller on PCI, its ATA
-/// driver identifies the disk, and it boots the disk's MBR (guests/testguests/disk_boot.S), which
+/// `trivisor run --bios bios.bin --disk IMAGE` (and `--virtio-blk IMAGE`): SeaBIOS finds the IDE
+/// controller (the virtio-blk function) on PCI, its ATA (virtio) driver identifies the disk, and it
+/// boots the disk's MBR (guests/testguests/disk_boot.S), which
 /// reads and writes sectors through the BIOS's int 13h and powers off. Checks the console, the exit
 /// and the image file afterwards, on every engine.
 @Suite(.serialized, .requires(.seabios)) struct SeaBIOSDiskBootTests {
@@ -25,16 +26,32 @@ import VMM
     "disk boot: sector 2 written by the guest", "disk boot: read past the end refused",
   ]
 
-  static func bootFromDisk(_ engine: any Engine) throws {
+  /// How the disk is attached.
+  enum Attachment: String, CaseIterable, Sendable {
+    /// On the IDE controller (`--disk`).
+    case ide
+    /// As a virtio-blk PCI device (`--virtio-blk`).
+    case virtio
+  }
+
+  static func bootFromDisk(_ engine: any Engine, _ attachment: Attachment = .ide) throws {
     let path = try makeImage()
     defer { try? FileManager.default.removeItem(atPath: path) }
     let disk = try DiskImage(path: path)
     let b = try SeaBIOSBootTests.boot(
-      try SeaBIOSBootTests.biosImage(), engine: engine, stopOn: nil, timeout: 120, disks: [disk])
+      try SeaBIOSBootTests.biosImage(), engine: engine, stopOn: nil, timeout: 120,
+      disks: attachment == .ide ? [disk] : [], virtioDisks: attachment == .virtio ? [disk] : [])
     disk.close()
     #expect(b.outcome.reason == .powerOff, "\(b.outcome.reason.description)\n\(b.serial)")
-    #expect(b.debug.contains("PCI: init bdf=00:01.0 id=8086:7010"))
-    #expect(b.debug.contains("ata0-0: Trivisor ATA disk ATA-7 Hard-Disk (1 MiBytes)"), "\(b.debug)")
+    switch attachment {
+    case .ide:
+      #expect(b.debug.contains("PCI: init bdf=00:01.0 id=8086:7010"))
+      #expect(b.debug.contains("ata0-0: Trivisor ATA disk ATA-7 Hard-Disk (1 MiBytes)"), "\(b.debug)")
+    case .virtio:
+      #expect(b.debug.contains("PCI: init bdf=00:02.0 id=1af4:1042"))
+      #expect(b.debug.contains("found virtio-blk at 00:02.0"), "\(b.debug)")
+      #expect(b.debug.contains("using modern (1.0) virtio mode"))
+    }
     #expect(b.debug.contains("Booting from Hard Disk..."))
     #expect(!b.serial.contains("FAILED"), "\(b.serial)")
     var rest = Substring(b.serial)
@@ -51,12 +68,14 @@ import VMM
     #expect(Array(bytes[1024..<(1024 + written.count)]) == written)
   }
 
-  @Test(arguments: ["interp", "dbt"]) func seaBIOSBootsTheDiskAndTheGuestWritesIt(_ engine: String) throws {
-    try Self.bootFromDisk(try EngineRegistry.make(engine))
+  @Test(arguments: ["interp", "dbt"], Attachment.allCases)
+  func seaBIOSBootsTheDiskAndTheGuestWritesIt(_ engine: String, _ attachment: Attachment) throws {
+    try Self.bootFromDisk(try EngineRegistry.make(engine), attachment)
   }
 
-  @Test(.requires(.kvm)) func seaBIOSBootsTheDiskOnKVM() throws {
-    try Self.bootFromDisk(try EngineRegistry.make("kvm"))
+  @Test(.requires(.kvm), arguments: Attachment.allCases) func seaBIOSBootsTheDiskOnKVM(_ attachment: Attachment) throws
+  {
+    try Self.bootFromDisk(try EngineRegistry.make("kvm"), attachment)
   }
 
   @Test func aDiskStillInUseCannotBeOpenedByAnotherVM() throws {

@@ -17,6 +17,7 @@
 /// | 0x604-0x605     | `PowerOffDevice`                         |     |
 /// | 0xCF8-0xCFF     | `PCIHostBridge`                          |     |
 /// | 0x1F0-0x1F7, 0x3F6; 0x170-0x177, 0x376 | `IDEController` (with disks; PCI 00:01.0) | 14; 15 |
+/// | memory BARs in `PCIMemoryWindow` | `VirtioPCIFunction` with `VirtioBlock` per virtio disk (PCI 00:02.0 on) | MSI-X, or INTx on 10/11 |
 public final class PCDevices {
   /// The i8259 pair (0x20, 0xA0, ELCR 0x4D0).
   public let pic: PICPair
@@ -44,6 +45,14 @@ public final class PCDevices {
   public let pci: PCIHostBridge
   /// The IDE controller with the machine's disks; nil without disks.
   public let ide: IDEController?
+  /// The virtio-blk functions, one per virtio disk.
+  public let virtioBlocks: [VirtioPCIFunction]
+  /// The PCI memory window the virtio functions' BARs decode in (the machine registers it on
+  /// its MMIO bus when it is not empty).
+  public let pciMemoryWindow = PCIMemoryWindow()
+  /// The first PCI slot of the virtio disks, and where their BARs start before firmware moves them.
+  static let firstVirtioSlot = 2
+  static let firstVirtioBAR: UInt32 = 0xFE00_0000
   /// fw_cfg (0x510-0x511); nil when the machine leaves it out.
   public let fwCfg: FwCfg?
   /// Where device interrupts go: `pic`, or the sink given at creation (KVM's irqchip).
@@ -59,6 +68,8 @@ public final class PCDevices {
   ///   - consoleOutput: the debug console's bytes (defaults to `serialOutput`).
   ///   - firmwareConfiguration: add fw_cfg (QEMU's firmware configuration device).
   ///   - disks: raw disk images for the IDE controller (at most four); none: no controller.
+  ///   - virtioDisks: raw disk images, each a virtio-blk PCI function.
+  ///   - messages: where the virtio functions' MSI-X messages go; nil: no MSI-X (INTx only).
   ///   - control: where stop, reset and A20 requests go.
   ///   - cpuCount: the vCPUs firmware is told about (fw_cfg).
   ///   - ioapic: with the userspace PIC, an I/O APIC that receives the ISA lines too
@@ -67,7 +78,8 @@ public final class PCDevices {
     memory: GuestMemory, clock: any GuestClock, control: MachineControl, interruptSink: (any InterruptSink)? = nil,
     ioapic: IOAPIC? = nil, cpuCount: Int = 1,
     serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil,
-    firmwareConfiguration: Bool = true, disks: [DiskImage] = []
+    firmwareConfiguration: Bool = true, disks: [DiskImage] = [], virtioDisks: [DiskImage] = [],
+    messages: MessageSignalledInterrupts? = nil
   ) {
     let pic = PICPair()
     self.pic = pic
@@ -88,6 +100,17 @@ public final class PCDevices {
     pci = PCIHostBridge(control: control)
     ide = disks.isEmpty ? nil : IDEController(disks: disks, sink: sink)
     if let ide { pci.attach(ide, slot: 1) }
+    virtioBlocks = virtioDisks.enumerated().map { i, image in
+      VirtioPCIFunction(
+        backend: VirtioBlock(image: image, serial: "trivisor-vblk-\(i)"), memory: memory,
+        bar: PCDevices.firstVirtioBAR + UInt32(i) * 0x1_0000,
+        intx: InterruptLine(sink: sink, line: i % 2 == 0 ? 10 : 11),
+        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
+    }
+    for (i, f) in virtioBlocks.enumerated() {
+      pci.attach(f, slot: PCDevices.firstVirtioSlot + i)
+      pciMemoryWindow.add(f)
+    }
     fwCfg = firmwareConfiguration ? FwCfg.standard(memory: memory, cpuCount: cpuCount) : nil
   }
 
@@ -121,6 +144,7 @@ public final class PCDevices {
     var all: [any ResettableDevice] = [systemControl, serial, keyboardController, fastA20, powerOff, pci]
     if let fwCfg { all.append(fwCfg) }
     if let ide { all.append(ide) }
+    all += virtioBlocks as [any ResettableDevice]
     if registerPIC { all += [pic, pit] }
     for d in all { d.reset() }
   }

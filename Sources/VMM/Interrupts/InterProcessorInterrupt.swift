@@ -24,6 +24,20 @@ public struct InterProcessorInterrupt: Sendable, Equatable {
     self.x2APICFormat = x2APICFormat
   }
 
+  /// The message a PCI device's MSI or MSI-X write sends: `address` 0xFEExxxxx with the
+  /// destination APIC ID in bits 12-19 and the destination mode in bit 2; `data` with the vector
+  /// (bits 0-7), delivery mode (8-10), level (14) and trigger mode (15), as an I/O APIC entry
+  /// sends them (source 0xFF).
+  public init(messageAddress address: UInt64, data: UInt32) {
+    let destinationMode: UInt32 = address & 0x4 != 0 ? 0x800 : 0
+    self.init(
+      source: 0xFF, icrLow: (data & 0xC7FF) | destinationMode | 0x4000,
+      icrHigh: UInt32(truncatingIfNeeded: (address >> 12) & 0xFF) << 24)
+  }
+
+  /// Whether `address` is in the range whose writes are interrupt messages (0xFEE00000-0xFEEFFFFF).
+  public static func isMessageAddress(_ address: UInt64) -> Bool { address >> 20 == 0xFEE }
+
   /// Delivery modes (ICR bits 8-10).
   public enum DeliveryMode: UInt32, Sendable {
     case fixed = 0, lowestPriority = 1, smi = 2, nmi = 4, initialize = 5, startup = 6, extINT = 7

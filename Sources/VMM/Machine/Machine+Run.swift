@@ -63,8 +63,15 @@ extension Machine {
     var report = mergedReport(wallNanoseconds: wall)
     report.consoleBytesDropped = dropped
     report.resets = control.resetCount
-    report.diskSectors = devices.ide.map {
-      ExitStatisticsReport.DiskSectors(read: $0.sectorsRead, written: $0.sectorsWritten)
+    if devices.ide != nil || !devices.virtioBlocks.isEmpty {
+      var d = ExitStatisticsReport.DiskSectors(
+        read: devices.ide?.sectorsRead ?? 0, written: devices.ide?.sectorsWritten ?? 0)
+      for f in devices.virtioBlocks {
+        guard let b = f.backend as? VirtioBlock else { continue }
+        d.read += b.sectorsRead
+        d.written += b.sectorsWritten
+      }
+      report.diskSectors = d
     }
     return RunOutcome(reason: reason, statistics: report)
   }

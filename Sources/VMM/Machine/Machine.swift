@@ -90,8 +90,12 @@ public final class Machine {
   /// host input (never while its vCPU runs guest code). One lock for the whole device model, as a
   /// first SMP locking step (QEMU's "big lock"); docs/design/machine.md.
   let deviceLock = NSLockLike()
+  /// Where PCI devices' MSI-X messages go (to `route`, once the vCPUs exist).
+  let messages = MessageSignalledInterrupts()
   /// The most vCPUs a machine may have (xAPIC IDs fit in 8 bits; 255 is the broadcast ID).
   public static let maximumCPUCount = 254
+  /// The most virtio disks (PCI slots 2-17, BARs 64 KiB apart below 0xFF000000).
+  public static let maximumVirtioDisks = 16
   /// The boot state, applied to the bootstrap processor at start.
   let boot: BootState
 
@@ -115,6 +119,10 @@ public final class Machine {
     }
     if vm.clock != nil && configuration.cpuCount > 1 {
       throw EngineError("deterministic (virtual-time) runs have one vCPU for now; drop --deterministic or --cpus")
+    }
+    guard configuration.virtioDisks.count <= Machine.maximumVirtioDisks else {
+      throw EngineError(
+        "a machine has at most \(Machine.maximumVirtioDisks) virtio disks, not \(configuration.virtioDisks.count)")
     }
     guard configuration.disks.count <= IDEController.maximumDrives else {
       throw EngineError(
@@ -151,7 +159,8 @@ public final class Machine {
       memory: memory, clock: clock, control: control, interruptSink: vm.engineInterruptSink, ioapic: ioapic,
       cpuCount: configuration.cpuCount,
       serialOutput: serialSink, consoleOutput: debugSink,
-      firmwareConfiguration: configuration.firmwareConfigurationDevice, disks: configuration.disks)
+      firmwareConfiguration: configuration.firmwareConfigurationDevice, disks: configuration.disks,
+      virtioDisks: configuration.virtioDisks, messages: ioapic != nil ? messages : nil)
     if vm.engineInterruptSink == nil {
       pic = devices.pic
       pit = devices.pit
@@ -167,6 +176,13 @@ public final class Machine {
     } catch {
       throw EngineError("device wiring: \(error)")
     }
+    if !devices.pciMemoryWindow.isEmpty {
+      do throws(MMIOBus.BusError) {
+        try mmioBus.register(devices.pciMemoryWindow, base: PCIMemoryWindow.base, size: PCIMemoryWindow.size)
+      } catch {
+        throw EngineError("device wiring: \(error)")
+      }
+    }
 
     runners = vcpus.enumerated().map { VCPURunner(index: $0.offset, vcpu: $0.element, machine: self) }
     if let ioapic {
@@ -178,6 +194,7 @@ public final class Machine {
         }
       }
       ioapic.send = { [unowned self] message in self.route(message) }
+      messages.route = { [unowned self] message in self.route(message) }
       do throws(MMIOBus.BusError) {
         try mmioBus.register(ioapic, base: IOAPIC.base, size: 0x1000)
       } catch {

@@ -66,6 +66,9 @@ public struct MachineConfiguration {
   /// secondary master, secondary slave; at most four). With none, the machine has no IDE
   /// controller. The machine keeps the images open (and locked) for as long as it lives.
   public var disks: [DiskImage] = []
+  /// Raw disk images each offered as a virtio-blk PCI device (slots 2, 3, ...; MSI-X with the
+  /// VMM's interrupt controllers, INTx otherwise). The machine keeps them open and locked too.
+  public var virtioDisks: [DiskImage] = []
 
   /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(

@@ -1,8 +1,7 @@
 /// One function of a device on the VMM's PCI bus (bus 0), reached through the host bridge's
-/// configuration mechanism #1 (`PCIHostBridge`). The bridge holds the lock of its port range while
-/// it calls these (docs/design/machine.md): a function's configuration space has one writer at a
-/// time. Registers a function also exposes on ports or MMIO are guarded by that device's own lock,
-/// so state shared between the two sides must be safe on its own.
+/// configuration mechanism #1 (`PCIHostBridge`). Configuration accesses (through the bridge), port
+/// accesses and BAR accesses (through `PCIMemoryWindow`) all come on a vCPU thread under the
+/// machine's device lock (docs/design/machine.md), so a function's state has one user at a time.
 public protocol PCIFunction: AnyObject {
   /// `size` (1, 2 or 4) bytes of configuration space at `offset` (0-255, aligned to `size`).
   func readConfiguration(offset: Int, size: Int) -> UInt32
@@ -18,6 +17,9 @@ public protocol PCIFunction: AnyObject {
 public struct PCIConfigurationSpace {
   private var bytes = [UInt8](repeating: 0, count: 256)
   private var writable = [UInt8](repeating: 0, count: 256)
+  /// Where the next capability goes (`addCapability`), and the previous one's next pointer.
+  private var nextCapability = 0x40
+  private var lastCapabilityLink = 0x34
 
   /// A header with the given identity: vendor and device IDs, class code (class, subclass,
   /// programming interface), revision and subsystem IDs. The command register's I/O space, memory
@@ -54,6 +56,48 @@ public struct PCIConfigurationSpace {
 
   /// The byte at `offset`.
   public func byte(_ offset: Int) -> UInt8 { bytes[offset] }
+
+  /// Declares BAR `index` (0-5) a 32-bit memory BAR of `size` bytes (a power of two, at least 16)
+  /// at `base`: its address bits are writable, so a guest sizes it the usual way (write all ones,
+  /// read back the size mask) and moves it where it likes.
+  public mutating func addMemoryBAR(_ index: Int, size: UInt32, base: UInt32 = 0) {
+    precondition((0...5).contains(index) && size >= 16 && size & (size - 1) == 0, "a BAR is a power of two >= 16")
+    let offset = 0x10 + 4 * index
+    let addressMask = ~(size - 1)
+    let value = base & addressMask
+    for i in 0..<4 {
+      bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i)))
+      writable[offset + i] = UInt8(truncatingIfNeeded: addressMask >> (8 * UInt32(i))) & (i == 0 ? 0xF0 : 0xFF)
+    }
+  }
+
+  /// The guest address memory BAR `index` decodes at, or nil while memory decoding is off
+  /// (command bit 1) or the BAR holds 0 (unassigned).
+  public func memoryBAR(_ index: Int) -> UInt64? {
+    guard bytes[0x04] & 0x02 != 0 else { return nil }
+    let base = UInt64(read(offset: 0x10 + 4 * index, size: 4) & 0xFFFF_FFF0)
+    return base == 0 ? nil : base
+  }
+
+  /// Appends a capability with `id` and `body` (the bytes after the ID and next pointer) to the
+  /// list at 0x34, with `writableMask` over the body (missing bytes read-only); returns the
+  /// capability's offset.
+  @discardableResult
+  public mutating func addCapability(id: UInt8, body: [UInt8], writableMask: [UInt8] = []) -> Int {
+    let offset = nextCapability
+    precondition(offset + 2 + body.count <= 256, "capabilities overflow the configuration space")
+    bytes[offset] = id
+    bytes[offset + 1] = 0
+    for (i, b) in body.enumerated() {
+      bytes[offset + 2 + i] = b
+      writable[offset + 2 + i] = i < writableMask.count ? writableMask[i] : 0
+    }
+    bytes[lastCapabilityLink] = UInt8(offset)
+    lastCapabilityLink = offset + 1
+    bytes[0x06] |= 0x10  // status: capabilities list
+    nextCapability = (offset + 2 + body.count + 3) & ~3
+    return offset
+  }
 
   /// `size` bytes at `offset`, little-endian; bytes past 255 read as zero.
   public func read(offset: Int, size: Int) -> UInt32 {
