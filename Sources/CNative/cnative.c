@@ -1,5 +1,6 @@
 // Native runner for the differential tester: runs random x86 code on the host CPU in a long-lived
-// child process and reports the registers, flags, segment selectors, sandbox memory and any fault.
+// child process and reports the registers, flags, segment selectors, x87/SSE state (an FXSAVE64
+// image), sandbox memory and any fault.
 //
 // Protocol: a MAP_SHARED page set holds the test and the result; one byte over a pipe starts a
 // run, one byte back says it ended. The child places the code at CN_CODE_ADDR (RWX), the sandbox
@@ -46,6 +47,9 @@ typedef struct {
   cn_result result;
 } cn_shared;
 
+_Static_assert(offsetof(cn_test, fx) % 16 == 0 && offsetof(cn_result, fx) % 16 == 0,
+               "the FXSAVE images are 16-byte aligned");
+
 #if defined(__linux__) && defined(__x86_64__)
 // In the child: the runner's shared area (set right after fork).
 static cn_shared *shared_area;
@@ -72,6 +76,11 @@ typedef struct {
 } cn_block_layout;
 _Static_assert(sizeof(cn_block_layout) == 0xA8, "the trampolines use fixed offsets into the block");
 __attribute__((used, aligned(64))) static cn_block_layout cn_block;
+// The test's FXSAVE64 image (MXCSR sanitized), which the trampolines load with FXRSTOR64 before
+// the registers; in the child's own data like the block, and 16-byte aligned as FXRSTOR needs.
+__attribute__((used, aligned(16))) static uint8_t cn_fx_image[CN_FX_SIZE];
+// The MXCSR bits this CPU supports (MXCSR_MASK from FXSAVE; 0 there means 0xFFBF).
+static uint32_t cn_mxcsr_mask = 0xFFBF;
 
 // Filled by the signal entry stub before anything can reload them: DS ES FS GS as the test left
 // them (the 64-bit sigcontext has CS and SS but not these).
@@ -85,18 +94,20 @@ __attribute__((used)) static uint64_t cn_own_fs_base, cn_own_gs_base;
 // kernel enables them for user space) instead of arch_prctl.
 __attribute__((used)) static uint8_t cn_compat_active, cn_have_fsgsbase;
 
-// The 64-bit entry trampoline: loads every register from the block and jumps to the code.
+// The 64-bit entry trampoline: loads the x87/SSE state from cn_fx_image, every register from the
+// block, and jumps to the code.
 extern void cn_enter_test(void) __attribute__((noreturn));
-// The compatibility-mode entry: the same registers, then DS ES FS GS, SS:ESP (LSS) and a far jump
-// (m16:32) to CS:EIP. In 64-bit mode DS-relative operands ignore DS, so the block stays reachable
-// after each load; a bad selector here would fault in the trampoline, so the generator only
-// starts tests with loadable ones.
+// The compatibility-mode entry: the same x87/SSE state and registers, then DS ES FS GS, SS:ESP
+// (LSS) and a far jump (m16:32) to CS:EIP. In 64-bit mode DS-relative operands ignore DS, so the
+// block stays reachable after each load; a bad selector here would fault in the trampoline, so
+// the generator only starts tests with loadable ones.
 extern void cn_enter_compat(void) __attribute__((noreturn));
 __asm__(".text\n"
         ".p2align 4\n"
         ".local cn_enter_test\n"
         ".type cn_enter_test, @function\n"
         "cn_enter_test:\n"
+        "  fxrstor64 cn_fx_image(%rip)\n"
         "  leaq cn_block(%rip), %rsp\n"
         "  popfq\n"
         "  popq %rax\n"
@@ -121,6 +132,7 @@ __asm__(".text\n"
         ".local cn_enter_compat\n"
         ".type cn_enter_compat, @function\n"
         "cn_enter_compat:\n"
+        "  fxrstor64 cn_fx_image(%rip)\n"
         "  leaq cn_block(%rip), %rsp\n"
         "  popfq\n"
         "  popq %rax\n"
@@ -232,6 +244,14 @@ __attribute__((used)) static void child_signal(int signal_number, siginfo_t *inf
   r->vector = (int32_t)g[REG_TRAPNO];
   r->error_code = (uint64_t)g[REG_ERR];
   r->fault_address = (uint64_t)g[REG_CR2];
+  // The FP state the test left: the kernel saved it in the signal frame (with XSAVE its legacy
+  // area), and fpregs points to that 512-byte FXSAVE64 layout.
+  _Static_assert(sizeof(struct _libc_fpstate) == CN_FX_SIZE, "fpregs is an FXSAVE64 image");
+  if (uc->uc_mcontext.fpregs != NULL) {
+    memcpy(r->fx, uc->uc_mcontext.fpregs, CN_FX_SIZE);
+  } else {
+    memset(r->fx, 0, CN_FX_SIZE);
+  }
   if (signal_number == SIGTRAP && r->vector == 3) {
     // INT3 is a trap: RIP is past it. Report the address of the INT3 itself.
     r->outcome = CN_OUTCOME_COMPLETED;
@@ -315,6 +335,11 @@ static void child_main(int requests, int replies) {
   syscall(SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &cn_own_fs_base);
   syscall(SYS_arch_prctl, 0x1004 /* ARCH_GET_GS */, &cn_own_gs_base);
   cn_have_fsgsbase = (getauxval(AT_HWCAP2) & 2 /* HWCAP2_FSGSBASE */) != 0;
+  // FXSAVE once for MXCSR_MASK (byte 28): the MXCSR bits FXRSTOR accepts.
+  __asm__ volatile("fxsave64 %0" : "=m"(cn_fx_image));
+  uint32_t mxcsr_mask;
+  memcpy(&mxcsr_mask, cn_fx_image + 28, 4);
+  if (mxcsr_mask != 0) cn_mxcsr_mask = mxcsr_mask;
   for (;;) {
     uint8_t command;
     ssize_t n = read(requests, &command, 1);
@@ -338,6 +363,11 @@ static void child_main(int requests, int replies) {
     uint32_t length = t->code_length <= CN_CODE_MAX ? t->code_length : CN_CODE_MAX;
     memcpy(code, t->code, length);
     memcpy(sandbox, t->sandbox, CN_SANDBOX_SIZE);
+    memcpy(cn_fx_image, t->fx, CN_FX_SIZE);
+    uint32_t mxcsr;
+    memcpy(&mxcsr, cn_fx_image + 24, 4);
+    mxcsr &= cn_mxcsr_mask;  // reserved bits would make FXRSTOR64 raise #GP in the trampoline
+    memcpy(cn_fx_image + 24, &mxcsr, 4);
     const uint64_t *gpr = t->initial.gpr;
     cn_block.popped[0] = t->initial.rflags & 0x0CD5;  // status flags and DF only: no TF, no AC
     cn_block.popped[1] = gpr[0];
@@ -364,6 +394,10 @@ static void child_main(int requests, int replies) {
       cn_enter_test();
     }
     cn_compat_active = 0;
+    // Back from the handler by siglongjmp, not sigreturn: the kernel gave the handler a clean FP
+    // state, but reset it anyway so nothing of the test's control words reaches the child's code.
+    static const uint32_t child_mxcsr = 0x1F80;
+    __asm__ volatile("fninit\n ldmxcsr %0" : : "m"(child_mxcsr));
     memcpy(r->sandbox, sandbox, CN_SANDBOX_SIZE);
     uint8_t done = 1;
     if (write_all(replies, &done, 1) != 0) _exit(0);
@@ -535,6 +569,11 @@ int cn_compat_mode_probe(char *reason, size_t size) {
     memcpy(test->initial.segments, segments, sizeof segments);
     test->initial.gpr[4] = CN_SANDBOX_ADDR + 0x1000;
     test->initial.rflags = 2;
+    // The FP state after FNINIT: FCW 0x037F, MXCSR 0x1F80 (all exceptions masked).
+    test->fx[0] = 0x7F;
+    test->fx[1] = 0x03;
+    test->fx[24] = 0x80;
+    test->fx[25] = 0x1F;
     int rc = cn_runner_run(runner, test, result, 2000);
     if (rc != 0) {
       snprintf(reason, size, "the native runner failed (errno %d)", -rc);
@@ -557,6 +596,8 @@ int cn_compat_mode_probe(char *reason, size_t size) {
 
 uint8_t *cn_test_sandbox(cn_test *test) { return test->sandbox; }
 const uint8_t *cn_result_sandbox(const cn_result *result) { return result->sandbox; }
+uint8_t *cn_test_fx(cn_test *test) { return test->fx; }
+const uint8_t *cn_result_fx(const cn_result *result) { return result->fx; }
 
 // --- utilities --------------------------------------------------------------------------------
 

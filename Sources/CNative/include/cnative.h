@@ -17,6 +17,9 @@
 /// LDT entries a compatibility-mode test describes. The child installs exactly this many, so the
 /// LDT limit is CN_LDT_ENTRIES * 8 - 1 in every test.
 #define CN_LDT_ENTRIES 16
+/// Size of an FXSAVE64 image (Intel SDM layout: FCW at 0, FSW 2, abridged FTW 4, FOP 6, FIP 8,
+/// FDP 16, MXCSR 24, MXCSR_MASK 28, ST0-7/MM0-7 at 32 + 16 * i, XMM0-15 at 160 + 16 * i).
+#define CN_FX_SIZE 512
 
 /// How the child enters the test code.
 typedef enum {
@@ -77,6 +80,10 @@ typedef struct {
   uint8_t code[CN_CODE_MAX];
   cn_regs initial;
   cn_ldt_entry ldt[CN_LDT_ENTRIES];
+  /// The initial x87/SSE state as an FXSAVE64 image, loaded with FXRSTOR64 just before the code
+  /// runs. MXCSR is masked with the host's MXCSR_MASK first (FXRSTOR faults on reserved bits);
+  /// the image's own MXCSR_MASK field is ignored.
+  uint8_t fx[CN_FX_SIZE] __attribute__((aligned(16)));
   uint8_t sandbox[CN_SANDBOX_SIZE];
 } cn_test;
 
@@ -91,6 +98,10 @@ typedef struct {
   uint64_t error_code;
   uint64_t fault_address;
   cn_regs final;
+  /// The x87/SSE state when the run ended (completed or faulted), as an FXSAVE64 image: the
+  /// legacy area of the signal frame the kernel wrote. All zero if the kernel gave none, and after
+  /// a timeout, a crash or a failed setup.
+  uint8_t fx[CN_FX_SIZE] __attribute__((aligned(16)));
   uint8_t sandbox[CN_SANDBOX_SIZE];
 } cn_result;
 
@@ -110,6 +121,10 @@ int cn_compat_mode_probe(char *reason, size_t size);
 /// The sandbox bytes of a test or result (arrays this large are not imported into Swift).
 uint8_t *cn_test_sandbox(cn_test *test);
 const uint8_t *cn_result_sandbox(const cn_result *result);
+/// The FXSAVE64 images (CN_FX_SIZE bytes, 16-byte aligned) of a test (initial state) or result
+/// (final state); like the sandbox, too large to import as Swift tuples.
+uint8_t *cn_test_fx(cn_test *test);
+const uint8_t *cn_result_fx(const cn_result *result);
 
 /// CPUID on the host.
 void cn_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);

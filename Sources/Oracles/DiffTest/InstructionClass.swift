@@ -3,6 +3,9 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   case alu, shift, shiftDouble = "shld-shrd", mulDiv = "muldiv", bitTest = "bittest", bitScan = "bsf-bsr"
   case tzcntLzcnt = "tzcnt-lzcnt", popcnt, condition = "cmov-setcc", exchange, string, stack, lea, move
   case bswap, convert, flags, branch, loop, enterLeave = "enter-leave", invalid, movbe, bmi
+  /// SSE/SSE2 moves, integer, bitwise and shuffle instructions on XMM registers
+  /// (`ProgramGenerator+SSE.swift`).
+  case sse
   // Compatibility mode only (16- and 32-bit code with segments of its own):
   /// MOV Sreg, POP Sreg, LDS/LES/LSS/LFS/LGS with valid, null, out-of-limit, wrong-type,
   /// privilege-mismatched, not-present and empty-descriptor selectors.
@@ -62,6 +65,7 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .invalid: 1
     case .movbe: 1
     case .bmi: 4
+    case .sse: 8
     case .segmentLoad: 8
     case .segmentMove: 5
     case .stackSize: 6

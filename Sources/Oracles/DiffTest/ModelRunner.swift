@@ -85,6 +85,7 @@ public final class ModelRunner {
     }
     pagedTablesCurrent = paging && !initial.isCompatibility
     for i in 0..<16 { cpu.state.setGPR(i, initial.gpr[i]) }
+    cpu.loadFXSAVEImage(initial.fx.count == FXLayout.size ? initial.fx : MachineState.defaultFX)
     cpu.state.rflags = (initial.rflags & 0x0CD5) | 0x202
     let end = CN_CODE_ADDR + UInt64(code.count)
     var outcome = RunOutcome.other("model step limit (\(stepLimit)) reached")
@@ -98,7 +99,8 @@ public final class ModelRunner {
     }
     let state = MachineState(
       gpr: (0..<16).map { cpu.state.gpr($0) }, rip: cpu.state.rip, rflags: cpu.state.rflags,
-      sandbox: memory.sandboxBytes(), segments: initial.isCompatibility ? observedSelectors() : [], ldt: initial.ldt)
+      sandbox: memory.sandboxBytes(), segments: initial.isCompatibility ? observedSelectors() : [], ldt: initial.ldt,
+      fx: cpu.fxsaveImage())
     return RunResult(outcome: outcome, state: state, faultAddress: faultAddress)
   }
 

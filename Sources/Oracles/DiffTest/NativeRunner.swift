@@ -36,7 +36,9 @@ public final class NativeRunner {
 
   /// Runs `code` (placed at CN_CODE_ADDR) from `initial`. A 64-bit state's RIP is ignored (code
   /// starts at CN_CODE_ADDR); a compatibility-mode state (with selectors and an LDT) starts at
-  /// CS:RIP with its LDT installed and its selectors loaded.
+  /// CS:RIP with its LDT installed and its selectors loaded. The x87/SSE state starts from
+  /// `initial.fx` (`MachineState.defaultFX` if empty; MXCSR bits the host does not support are
+  /// cleared) and the result carries the final FXSAVE64 image.
   public func run(code: [UInt8], initial: MachineState, timeoutMilliseconds: Int32 = 2000) throws(NativeRunnerError)
     -> RunResult
   {
@@ -74,6 +76,11 @@ public final class NativeRunner {
     test.pointee.initial.rflags = initial.rflags
     let count = min(initial.sandbox.count, Int(CN_SANDBOX_SIZE))
     cn_test_sandbox(test).update(from: initial.sandbox, count: count)
+    let fx = initial.fx.isEmpty ? MachineState.defaultFX : initial.fx
+    guard fx.count == FXLayout.size else {
+      throw NativeRunnerError(description: "an FXSAVE image has \(FXLayout.size) bytes, not \(fx.count)")
+    }
+    cn_test_fx(test).update(from: fx, count: FXLayout.size)
     let status = cn_runner_run(runner, test, result, timeoutMilliseconds)
     if status != 0 { throw NativeRunnerError(description: "native runner failed (errno \(-status))") }
     let r = result.pointee
@@ -82,6 +89,7 @@ public final class NativeRunner {
       for i in 0..<16 { gpr[i] = raw.load(fromByteOffset: i * 8, as: UInt64.self) }
     }
     let sandbox = [UInt8](UnsafeBufferPointer(start: cn_result_sandbox(result), count: Int(CN_SANDBOX_SIZE)))
+    let finalFX = [UInt8](UnsafeBufferPointer(start: cn_result_fx(result), count: FXLayout.size))
     var segments: [UInt16] = []
     if compat {
       withUnsafeBytes(of: r.final.segments) { raw in
@@ -89,7 +97,8 @@ public final class NativeRunner {
       }
     }
     let state = MachineState(
-      gpr: gpr, rip: r.final.rip, rflags: r.final.rflags, sandbox: sandbox, segments: segments, ldt: initial.ldt)
+      gpr: gpr, rip: r.final.rip, rflags: r.final.rflags, sandbox: sandbox, segments: segments, ldt: initial.ldt,
+      fx: finalFX)
     switch cn_outcome(rawValue: UInt32(r.outcome)) {
     case CN_OUTCOME_COMPLETED: return RunResult(outcome: .completed, state: state)
     case CN_OUTCOME_FAULT:

@@ -29,7 +29,18 @@ public struct ProgramGenerator: Sendable {
     for i in sandbox.indices where dense || rng.chance(0.1) {
       sandbox[i] = UInt8(truncatingIfNeeded: rng.next())
     }
-    return MachineState(gpr: gpr, rip: CN_CODE_ADDR, rflags: flags, sandbox: sandbox)
+    // XMM0-15 random (as lanes of interesting values) when SSE instructions are drawn; MXCSR and
+    // the x87 registers as a fresh process has them.
+    var fx = MachineState.defaultFX
+    if classes.contains(.sse) {
+      for r in 0..<16 {
+        for half in 0..<2 {
+          let v = rng.chance(0.5) ? rng.interesting(bits: 64) : rng.next()
+          for j in 0..<8 { fx[FXLayout.xmm(r) + 8 * half + j] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(j))) }
+        }
+      }
+    }
+    return MachineState(gpr: gpr, rip: CN_CODE_ADDR, rflags: flags, sandbox: sandbox, fx: fx)
   }
 
   /// A program of `count` instructions under test (plus their helpers).
@@ -194,6 +205,7 @@ public struct ProgramGenerator: Sendable {
     case .invalid: emitInvalid()
     case .movbe: emitMovbe()
     case .bmi: emitBMI()
+    case .sse: emitSSE()
     case .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit:
       // Compatibility-mode classes (CompatProgramGenerator); never selected for 64-bit programs.
       emitALU()

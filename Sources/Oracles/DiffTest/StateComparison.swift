@@ -67,6 +67,27 @@ public enum StateComparison {
           native: differing.prefix(8).map { hex2(n[$0]) }.joined(separator: " "),
           model: differing.prefix(8).map { hex2(m[$0]) }.joined(separator: " ")))
     }
+    out += fxDifferences(native: native.state, model: model.state)
     return out
+  }
+
+  /// XMM0-15 and MXCSR when both states carry a full FXSAVE64 image (the x87 part is not compared
+  /// yet); nothing when either image is empty.
+  static func fxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
+    guard native.fx.count == FXLayout.size, model.fx.count == FXLayout.size else { return [] }
+    var out: [FieldDifference] = []
+    for i in 0..<16 {
+      guard let n = native.xmmBytes(i), let m = model.xmmBytes(i), n != m else { continue }
+      out.append(FieldDifference(field: "xmm\(i)", native: hex128(n), model: hex128(m)))
+    }
+    if let n = native.mxcsr, let m = model.mxcsr, n != m {
+      out.append(FieldDifference(field: "mxcsr", native: hex(UInt64(n)), model: hex(UInt64(m))))
+    }
+    return out
+  }
+
+  /// A 16-byte little-endian register as one hex number, most significant byte first.
+  static func hex128(_ bytes: ArraySlice<UInt8>) -> String {
+    "0x" + bytes.reversed().map { hex2($0) }.joined()
   }
 }

@@ -81,7 +81,8 @@ public struct TestProgram: Sendable {
   public var testedCount: Int { instructions.filter { !$0.isSetup }.count }
 }
 
-/// Registers, flags and sandbox memory: the state compared between the host and the model.
+/// Registers, flags, the x87/SSE state and sandbox memory: the state compared between the host and
+/// the model.
 public struct MachineState: Sendable, Equatable {
   /// RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8...R15.
   public var gpr: [UInt64]
@@ -94,9 +95,15 @@ public struct MachineState: Sendable, Equatable {
   public var segments: [UInt16]
   /// Compatibility mode: the LDT (`CN_LDT_ENTRIES` entries, unchanged by a run); empty in 64-bit mode.
   public var ldt: [LDTEntry]
+  /// The x87/SSE state as a `CN_FX_SIZE` (512) byte FXSAVE64 image (Intel SDM layout: FCW at 0,
+  /// FSW 2, abridged FTW 4, FOP 6, FIP 8, FDP 16, MXCSR 24, MXCSR_MASK 28, ST0-7/MM0-7 at
+  /// 32 + 16 * i, XMM0-15 at 160 + 16 * i); empty when not known. An empty initial image starts a
+  /// native run from `MachineState.defaultFX`.
+  public var fx: [UInt8]
 
   public init(
-    gpr: [UInt64], rip: UInt64, rflags: UInt64, sandbox: [UInt8], segments: [UInt16] = [], ldt: [LDTEntry] = []
+    gpr: [UInt64], rip: UInt64, rflags: UInt64, sandbox: [UInt8], segments: [UInt16] = [], ldt: [LDTEntry] = [],
+    fx: [UInt8] = []
   ) {
     self.gpr = gpr
     self.rip = rip
@@ -104,6 +111,7 @@ public struct MachineState: Sendable, Equatable {
     self.sandbox = sandbox
     self.segments = segments
     self.ldt = ldt
+    self.fx = fx
   }
 
   /// True for a compatibility-mode state (it carries selectors and an LDT).
@@ -112,9 +120,54 @@ public struct MachineState: Sendable, Equatable {
   /// The names of `segments`, in order.
   public static let segmentNames = ["es", "cs", "ss", "ds", "fs", "gs"]
 
+  /// The FXSAVE64 image of the state after FNINIT and reset: FCW 0x037F, MXCSR 0x1F80 (all
+  /// exceptions masked, round to nearest), everything else 0.
+  public static let defaultFX: [UInt8] = {
+    var image = [UInt8](repeating: 0, count: FXLayout.size)
+    image[FXLayout.fcw] = 0x7F
+    image[FXLayout.fcw + 1] = 0x03
+    image[FXLayout.mxcsr] = 0x80
+    image[FXLayout.mxcsr + 1] = 0x1F
+    return image
+  }()
+
+  /// MXCSR from `fx` (nil when `fx` is not a full image).
+  public var mxcsr: UInt32? {
+    guard fx.count == FXLayout.size else { return nil }
+    return (0..<4).reduce(0) { $0 | UInt32(fx[FXLayout.mxcsr + $1]) << (8 * $1) }
+  }
+
+  /// XMM register `index` (0-15) from `fx`, as its 16 bytes in memory order (nil when `fx` is not
+  /// a full image).
+  public func xmmBytes(_ index: Int) -> ArraySlice<UInt8>? {
+    guard fx.count == FXLayout.size, (0..<16).contains(index) else { return nil }
+    let start = FXLayout.xmm(index)
+    return fx[start..<start + 16]
+  }
+
   public static let registerNames = [
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
   ]
+}
+
+/// Byte offsets in an FXSAVE64 image (Intel SDM, FXSAVE).
+public enum FXLayout {
+  /// Size of the image.
+  public static let size = Int(CN_FX_SIZE)
+  /// x87 control word (16 bits).
+  public static let fcw = 0
+  /// x87 status word (16 bits).
+  public static let fsw = 2
+  /// Abridged x87 tag word (8 bits, one per register, 1 = valid).
+  public static let ftw = 4
+  /// MXCSR (32 bits).
+  public static let mxcsr = 24
+  /// MXCSR_MASK (32 bits): the MXCSR bits the CPU supports.
+  public static let mxcsrMask = 28
+  /// ST(i) / MMi, 10 bytes in a 16-byte slot.
+  public static func st(_ i: Int) -> Int { 32 + 16 * i }
+  /// XMMi, 16 bytes.
+  public static func xmm(_ i: Int) -> Int { 160 + 16 * i }
 }
 
 /// How a run ended.

@@ -513,8 +513,13 @@ extension CPU {
       .sldt, .str, .lldt, .ltr, .lar, .lsl, .verr, .verw, .syscall, .sysret, .sysenter, .sysexit, .swapgs,
       .rdfsbase, .rdgsbase, .wrfsbase, .wrgsbase, .clac, .stac, .vmcall:
       if try executeSystem(ins, ea: ea, nextRIP: nextRIP) { rip = state.rip }
-    case .ud0, .ud1, .ud2, .invalid, .sse, .x87, .fxsave, .fxrstor, .ldmxcsr, .stmxcsr, .xsave, .xrstor,
-      .xsaveopt:
+    case .sse:
+      try executeSSE(&ins, ea: ea)
+    case .fxsave: try fxsave(seg: Int(ins.segment), ea: ea)
+    case .fxrstor: try fxrstor(seg: Int(ins.segment), ea: ea)
+    case .ldmxcsr: try ldmxcsr(seg: Int(ins.segment), ea: ea)
+    case .stmxcsr: try stmxcsr(seg: Int(ins.segment), ea: ea)
+    case .ud0, .ud1, .ud2, .invalid, .x87, .xsave, .xrstor, .xsaveopt:
       if ins.operation == .x87 && model != .host64 {
         // No coprocessor on the 8086/286 test setups: ESC instructions do nothing, but the 286 still
         // checks the memory operand against the segment limit.

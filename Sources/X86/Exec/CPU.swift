@@ -195,6 +195,7 @@ public final class CPU {
     state[offset: CPU.dr6Offset] = 0xFFFF_0FF0
     state[offset: CPU.dr7Offset] = 0x400
     MSRFile.reset(state)
+    resetSIMDState()
     applyBootstrapFlag()
     injectedFault = nil
     retiredEvent = nil

@@ -48,12 +48,16 @@ public final class CPUState: @unchecked Sendable {
   /// allocation by the storage of the paging TLB (`CPUStateLayout.pagingTLB`).
   public let raw: UnsafeMutableRawPointer
 
-  /// A zeroed state: every register and segment cache 0.
+  /// A zeroed state: every register and segment cache 0, but RFLAGS bit 1, FCW and MXCSR.
   public init() {
     raw = UnsafeMutableRawPointer.allocate(
       byteCount: CPUStateLayout.pagingTLB + SoftTLB.storageBytes, alignment: 4096)
     raw.initializeMemory(as: UInt8.self, repeating: 0, count: CPUStateLayout.size)
     rflags = Flags.reserved1
+    // The SIMD control registers as FNINIT and a fresh process leave them: FCW 0x037F, MXCSR
+    // 0x1F80 (every floating-point exception masked).
+    raw.storeBytes(of: UInt16(0x037F), toByteOffset: CPUStateLayout.fxLegacy, as: UInt16.self)
+    raw.storeBytes(of: UInt32(0x1F80), toByteOffset: CPUStateLayout.fxLegacy + 24, as: UInt32.self)
   }
 
   /// Where the paging TLB of this CPU keeps its entries (`SoftTLB.init(in:)`).

@@ -23,8 +23,9 @@
 /// | 0x306-0x30F | reserved |
 /// | 0x310 | the binary translator's inline indirect-branch table hits, 0x318 its misses |
 /// | 0x320-0x3FF | reserved |
-/// | 0x400-0x5FF | reserved for XMM0-15 (+ room for YMM upper halves) |
-/// | 0x600-0x6FF | reserved for x87/MXCSR |
+/// | 0x400-0x4FF | XMM0-15, 16 bytes each (0x500-0x5FF reserved for YMM upper halves) |
+/// | 0x600-0x69F | the first 160 bytes of the FXSAVE image: FCW, FSW, FTW, FOP, FIP, FDP, MXCSR (0x618), MXCSR_MASK, ST0-7 (`CPU+SIMDState.swift`) |
+/// | 0x6A0-0x6FF | reserved |
 /// | 0x700-0xFFF | reserved |
 public enum CPUStateLayout {
   /// 16 general registers, RAX..R15, 8 bytes each.
@@ -108,10 +109,10 @@ public enum CPUStateLayout {
   public static let translatorIndirectHits = 0x310
   /// How many of those lookups missed (the dispatcher looked the block up instead).
   public static let translatorIndirectMisses = 0x318
-  /// XMM0-XMM15, 16 bytes each (reserved for SSE).
+  /// XMM0-XMM15, 16 bytes each.
   public static let xmm = 0x400
-  /// The x87 state (reserved).
-  public static let x87 = 0x600
+  /// The x87 registers and MXCSR, laid out as bytes 0-159 of the FXSAVE image.
+  public static let fxLegacy = 0x600
   /// Size of the state page (page-aligned).
   public static let size = 0x1000
   /// The paging TLB's entries (`SoftTLB`) right after the state page, in the same allocation: a
