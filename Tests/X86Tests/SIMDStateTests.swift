@@ -89,6 +89,20 @@ import Testing
     #expect(cpu.xmm(1).0 == 0x0706_0504_0302_0100)
   }
 
+  @Test func anUnmaskedSIMDExceptionIsXMOrUDByCR4() {
+    for osxmmexcpt in [true, false] {
+      let (cpu, _) = makeCPU64([0x0F, 0x2E, 0xC1])  // ucomiss xmm0, xmm1
+      var i = image(mxcsr: 0x1F00)  // invalid-operation unmasked
+      for j in 0..<4 { i[160 + j] = [0x01, 0x00, 0x80, 0x7F][j] }  // xmm0: a signaling NaN
+      cpu.loadFXSAVEImage(i)
+      if !osxmmexcpt { cpu.state.cr4 &= ~CR4.osxmmexcpt }
+      let flags = cpu.state.rflags
+      #expect(cpu.step() == .exception(vector: osxmmexcpt ? 19 : 6, errorCode: nil))
+      #expect(cpu.fxsaveImage()[24] == 0x01, "IE recorded in MXCSR")
+      #expect(cpu.state.rflags == flags, "no result")
+    }
+  }
+
   @Test func powerOnResetGivesTheArchitecturalValues() {
     let (cpu, _) = makeCPU64([])
     cpu.loadFXSAVEImage(image(mxcsr: 0x3F80))

@@ -2,8 +2,10 @@
 /// `CPU+SSEInteger.swift`) on random XMM registers (the initial state's XMM0-15 are random) and
 /// sandbox memory: moves of every width, the integer arithmetic, compare, pack, unpack, shuffle
 /// and shift instructions, the bitwise instructions of the floating-point types, and transfers to
-/// and from general registers. 16-byte memory operands are aligned nine times in ten (the tenth
-/// checks the #GP(0) of a misaligned operand).
+/// and from general registers, and the floating-point compares, MIN and MAX. 16-byte memory
+/// operands are aligned nine times in ten (the tenth checks the #GP(0) of a misaligned operand).
+/// XMM lanes often hold special floating-point values (`floatLaneValue`) and MXCSR varies
+/// (`randomMXCSR`).
 extension ProgramGenerator {
   /// How an SSE form takes its operands.
   enum SSEShape {
@@ -13,6 +15,8 @@ extension ProgramGenerator {
     case fullImmediate
     /// xmm, xmm/m64 or m32 (`bytes`).
     case narrow(bytes: Int)
+    /// xmm, xmm/m64 or m32, imm8 (the scalar compares).
+    case narrowImmediate(bytes: Int)
     /// m128 (or m64/m32), xmm: a store; `registerForm` allows xmm, xmm too.
     case store(bytes: Int, unaligned: Bool, registerForm: Bool)
     /// xmm, m64 only (MOVLPS/MOVHPS loads); `registerForm` allows xmm, xmm (MOVHLPS, MOVLHPS).
@@ -74,6 +78,22 @@ extension ProgramGenerator {
       forms.append((nil, op, .full(unaligned: false)))
       forms.append((0x66, op, .full(unaligned: false)))
     }
+    // Floating-point arithmetic, compares, minimum and maximum (twice as often: NaNs, denormals
+    // and MXCSR).
+    for _ in 0..<2 {
+      for op: UInt8 in [0x5D, 0x5F, 0x58, 0x59, 0x5C, 0x5E, 0x51] {
+        forms += [
+          (nil, op, .full(unaligned: false)), (0x66, op, .full(unaligned: false)), (0xF3, op, .narrow(bytes: 4)),
+          (0xF2, op, .narrow(bytes: 8)),
+        ]
+      }
+      forms += [
+        (nil, 0xC2, .fullImmediate), (0x66, 0xC2, .fullImmediate), (0xF3, 0xC2, .narrowImmediate(bytes: 4)),
+        (0xF2, 0xC2, .narrowImmediate(bytes: 8)),
+        (nil, 0x2E, .narrow(bytes: 4)), (nil, 0x2F, .narrow(bytes: 4)), (0x66, 0x2E, .narrow(bytes: 8)),
+        (0x66, 0x2F, .narrow(bytes: 8)),
+      ]
+    }
     return forms
   }()
 
@@ -91,6 +111,41 @@ extension ProgramGenerator {
     return .memory(base: base, index: nil, scale: 1, displacement: displacement)
   }
 
+  /// A 64-bit XMM half: random bits, or two singles or one double from the special values
+  /// (zeros, denormals, infinities, quiet and signaling NaNs, ones, the extremes).
+  mutating func sseHalf() -> UInt64 {
+    let singles: [UInt32] = [
+      0, 0x8000_0000, 0x0000_0001, 0x8000_0001, 0x007F_FFFF, 0x0080_0000, 0x3F80_0000, 0xBF80_0000, 0x7F7F_FFFF,
+      0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0xFFC0_0000, 0x7F80_0001, 0xFFA0_0000, 0x4049_0FDB,
+    ]
+    let doubles: [UInt64] = [
+      0, 0x8000_0000_0000_0000, 1, 0x8000_0000_0000_0001, 0x000F_FFFF_FFFF_FFFF, 0x0010_0000_0000_0000,
+      0x3FF0_0000_0000_0000, 0xBFF0_0000_0000_0000, 0x7FEF_FFFF_FFFF_FFFF, 0x7FF0_0000_0000_0000,
+      0xFFF0_0000_0000_0000, 0x7FF8_0000_0000_0000, 0xFFF8_0000_0000_0000, 0x7FF0_0000_0000_0001,
+      0xFFF4_0000_0000_0000, 0x4009_21FB_5444_2D18,
+    ]
+    switch rng.below(4) {
+    case 0: return UInt64(rng.pick(singles)) | UInt64(rng.pick(singles)) << 32
+    case 1: return rng.pick(doubles)
+    case 2: return rng.chance(0.5) ? rng.interesting(bits: 64) : rng.next()
+    default:  // nearby ordinary values, so compares see equal and close operands
+      return rng.chance(0.5)
+        ? 0x3F80_0000_4000_0000 | UInt64(rng.below(4)) : 0x4000_0000_0000_0000 | UInt64(rng.below(4))
+    }
+  }
+
+  /// MXCSR for a program with SSE: the default mostly; otherwise DAZ, FTZ, the rounding control
+  /// and (one time in eight) some exceptions unmasked.
+  mutating func randomMXCSR() -> UInt32 {
+    guard rng.chance(0.4) else { return 0x1F80 }
+    var m: UInt32 = 0x1F80
+    if rng.chance(0.5) { m |= 0x40 }  // DAZ
+    if rng.chance(0.3) { m |= 0x8000 }  // FTZ
+    m |= UInt32(rng.below(4)) << 13  // RC
+    if rng.chance(0.125) { m &= ~(UInt32(rng.below(64)) << 7) }
+    return m
+  }
+
   mutating func emitSSE() {
     let (prefix, opcode, shape) = rng.pick(Self.sseForms)
     let prefixes = prefix.map { [$0] } ?? []
@@ -106,6 +161,10 @@ extension ProgramGenerator {
     case .narrow(let bytes):
       let rm: RMOperand = rng.chance(0.4) ? sseMemory(bytes: bytes, aligned: false) : .register(rng.below(16))
       e.emit(prefixes: prefixes, opcode: [0x0F, opcode], reg: xmm, rm: rm)
+    case .narrowImmediate(let bytes):
+      let rm: RMOperand = rng.chance(0.4) ? sseMemory(bytes: bytes, aligned: false) : .register(rng.below(16))
+      let predicate = rng.chance(0.9) ? UInt8(rng.below(8)) : UInt8(rng.below(256))
+      e.emit(prefixes: prefixes, opcode: [0x0F, opcode], reg: xmm, rm: rm, immediate: [predicate])
     case .store(let bytes, let unaligned, let registerForm):
       let rm: RMOperand =
         registerForm && rng.chance(0.4)

@@ -35,10 +35,12 @@ public struct ProgramGenerator: Sendable {
     if classes.contains(.sse) {
       for r in 0..<16 {
         for half in 0..<2 {
-          let v = rng.chance(0.5) ? rng.interesting(bits: 64) : rng.next()
+          let v = sseHalf()
           for j in 0..<8 { fx[FXLayout.xmm(r) + 8 * half + j] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(j))) }
         }
       }
+      let m = randomMXCSR()
+      for j in 0..<4 { fx[FXLayout.mxcsr + j] = UInt8(truncatingIfNeeded: m >> (8 * UInt32(j))) }
     }
     return MachineState(gpr: gpr, rip: CN_CODE_ADDR, rflags: flags, sandbox: sandbox, fx: fx)
   }

@@ -5,9 +5,10 @@
 /// SSE/SSE2 (MOVUPS/PD, MOVAPS/PD, MOVSS/SD, MOVLPS/PD, MOVHPS/PD, MOVHLPS, MOVLHPS, MOVD, MOVQ,
 /// MOVDQA, MOVDQU, MOVNTPS/PD/DQ, MASKMOVDQU, MOVMSKPS/PD, PMOVMSKB), and the bitwise and
 /// shuffling instructions of the floating-point types (ANDPS..XORPD, UNPCKLPS..UNPCKHPD, SHUFPS,
-/// SHUFPD), all of which are exact bit manipulation. Not yet: floating-point arithmetic,
-/// comparisons and conversions (they need MXCSR rounding and exceptions), the MMX forms (no
-/// prefix, MM registers aliased on the x87 stack), SSE3 and later; those raise #UD.
+/// SHUFPD), all of which are exact bit manipulation; the floating-point compares, MIN and MAX
+/// (`CPU+SSEFloat.swift`). Not yet: floating-point arithmetic and conversions (they need MXCSR
+/// rounding), the MMX forms (no prefix, MM registers aliased on the x87 stack), SSE3 and later;
+/// those raise #UD.
 ///
 /// Every instruction first checks CR0.EM, CR4.OSFXSR and CR0.TS (`requireSSE`). A 16-byte memory
 /// operand must be 16-byte aligned (#GP(0)) except for the unaligned moves (MOVUPS, MOVUPD,
@@ -76,6 +77,7 @@ extension CPU {
     guard ins.map == 1 else { throw Fault.invalidOpcode }
     let column = CPU.sseColumn(ins)
     if try executeSSEMove(&ins, ea: ea, column: column) { return }
+    if try executeSSEFloat(&ins, ea: ea, column: column) { return }
     guard column == 1 else { throw Fault.invalidOpcode }  // MMX and later extensions
     try requireSSE()
     try executeSSE2Integer(&ins, ea: ea)

@@ -1,0 +1,190 @@
+/// The floating-point SSE/SSE2 instructions: compares (CMPPS/PD/SS/SD, COMISS/SD, UCOMISS/SD),
+/// minimum and maximum (MINPS..MAXSD), and the arithmetic (ADD, SUB, MUL, DIV, SQRT in PS, PD, SS
+/// and SD forms, through `SoftFloat`), with MXCSR's rounding control, DAZ and FTZ, its exception
+/// flags and masks, and the SIMD floating-point exception (SDM vol. 1, "SSE and SSE2
+/// Exceptions"; vol. 2 for each instruction).
+///
+/// Exceptions these can raise are the pre-computation ones: invalid operation (a signaling NaN
+/// operand; any NaN for the signaling compare predicates, COMISS/COMISD and MIN/MAX) and denormal
+/// operand (unless DAZ, which reads denormal operands as zeros of their sign). Every lane is
+/// checked and the flags found are ORed into MXCSR; when one of them is unmasked the destination
+/// is left alone and the instruction raises #XM, or #UD when CR4.OSXMMEXCPT is clear.
+extension CPU {
+  /// MXCSR exception flags (bits 0-5; the masks are the same bits shifted left by 7).
+  enum SIMDException {
+    static let invalid: UInt32 = 1 << 0
+    static let denormal: UInt32 = 1 << 1
+    /// MXCSR.DAZ: denormal operands are read as zeros.
+    static let denormalsAreZero: UInt32 = 1 << 6
+  }
+
+  /// One IEEE binary format (32 or 64 bits) on raw lane bits.
+  struct FloatLane {
+    /// Bits per lane: 32 or 64.
+    let bits: Int
+
+    var fractionBits: Int { bits == 32 ? 23 : 52 }
+    var exponentMask: UInt64 { bits == 32 ? 0xFF : 0x7FF }
+    var laneMask: UInt64 { bits == 32 ? 0xFFFF_FFFF : ~0 }
+
+    func exponent(_ v: UInt64) -> UInt64 { (v >> UInt64(fractionBits)) & exponentMask }
+    func fraction(_ v: UInt64) -> UInt64 { v & ((1 << UInt64(fractionBits)) - 1) }
+    func isNaN(_ v: UInt64) -> Bool { exponent(v) == exponentMask && fraction(v) != 0 }
+    func isSignalingNaN(_ v: UInt64) -> Bool { isNaN(v) && v & (1 << UInt64(fractionBits - 1)) == 0 }
+    func isDenormal(_ v: UInt64) -> Bool { exponent(v) == 0 && fraction(v) != 0 }
+    /// The value as a Double (exact for both formats), for ordering.
+    func value(_ v: UInt64) -> Double {
+      bits == 32 ? Double(Float(bitPattern: UInt32(truncatingIfNeeded: v))) : Double(bitPattern: v)
+    }
+    /// A denormal read as a zero of its sign (DAZ).
+    func flushed(_ v: UInt64) -> UInt64 { isDenormal(v) ? v & (1 << UInt64(bits - 1)) : v }
+  }
+
+  /// Reads the lanes of `v` (4 singles or 2 doubles; `count` of them from the low end).
+  private func lanes(_ v: XMMValue, _ f: FloatLane, count: Int) -> [UInt64] {
+    f.bits == 64
+      ? Array([v.0, v.1].prefix(count))
+      : Array([v.0 & 0xFFFF_FFFF, v.0 >> 32, v.1 & 0xFFFF_FFFF, v.1 >> 32].prefix(count))
+  }
+
+  /// `d` with its low `values.count` lanes replaced.
+  private func withLanes(_ d: XMMValue, _ values: [UInt64], _ f: FloatLane) -> XMMValue {
+    var all = lanes(d, f, count: f.bits == 64 ? 2 : 4)
+    for (i, v) in values.enumerated() { all[i] = v & f.laneMask }
+    return f.bits == 64 ? (all[0], all[1]) : (all[0] | all[1] << 32, all[2] | all[3] << 32)
+  }
+
+  /// ADD, SUB, MUL, DIV and SQRT in their PS, PD, SS and SD forms (0F 58, 5C, 59, 5E, 51), computed
+  /// by `SoftFloat` under MXCSR. Pre-computation exceptions of every lane are recorded first; if
+  /// one is unmasked nothing is computed further. Then the post-computation ones (overflow,
+  /// underflow, precision); if one of those is unmasked the destination keeps its value.
+  private func executeSSEArithmetic(_ ins: inout DecodedInstruction, ea: UInt64, column: Int) throws(Fault) {
+    try requireSSE()
+    let f = FloatLane(bits: column == 1 || column == 3 ? 64 : 32)
+    let scalar = column >= 2
+    let count = scalar ? 1 : 128 / f.bits
+    let r = sseReg(ins)
+    let d = xmm(r)
+    let s = try sseSource(&ins, ea, size: scalar ? f.bits / 8 : 16)
+    let da = lanes(d, f, count: count)
+    let sa = lanes(s, f, count: count)
+    let operation: SoftFloat.Operation
+    switch ins.opcode {
+    case 0x58: operation = .add
+    case 0x5C: operation = .subtract
+    case 0x59: operation = .multiply
+    case 0x5E: operation = .divide
+    default: operation = .squareRoot
+    }
+    let format = SoftFloat.Format(bits: f.bits)
+    let control = SoftFloat.Control(mxcsr: mxcsr)
+    // SQRT takes its one operand from the source.
+    let outcomes = (0..<count).map { i in
+      operation == .squareRoot
+        ? SoftFloat.compute(.squareRoot, sa[i], 0, format, control)
+        : SoftFloat.compute(operation, da[i], sa[i], format, control)
+    }
+    try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.pre })
+    try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.post })
+    setXMM(r, withLanes(d, outcomes.map(\.bits), f))
+  }
+
+  /// Records `flags` in MXCSR and raises the SIMD floating-point exception when one is unmasked.
+  func signalSIMDExceptions(_ flags: UInt32) throws(Fault) {
+    guard flags != 0 else { return }
+    let m = mxcsr
+    mxcsr = m | flags
+    if flags & ~(m >> 7) & 0x3F != 0 {
+      if state.cr4 & CR4.osxmmexcpt == 0 { throw Fault.invalidOpcode }
+      throw Fault.exception(vector: ExceptionVector.simdFloatingPoint, errorCode: nil)
+    }
+  }
+
+  /// The operands of one lane after DAZ, and the exceptions reading them raises (`anyNaNInvalid`:
+  /// quiet NaNs are invalid too).
+  private func readOperands(
+    _ a: UInt64, _ b: UInt64, _ f: FloatLane, anyNaNInvalid: Bool, flags: inout UInt32
+  ) -> (UInt64, UInt64) {
+    if mxcsr & SIMDException.denormalsAreZero != 0 {
+      if f.isSignalingNaN(a) || f.isSignalingNaN(b) || (anyNaNInvalid && (f.isNaN(a) || f.isNaN(b))) {
+        flags |= SIMDException.invalid
+      }
+      return (f.flushed(a), f.flushed(b))
+    }
+    if f.isSignalingNaN(a) || f.isSignalingNaN(b) || (anyNaNInvalid && (f.isNaN(a) || f.isNaN(b))) {
+      flags |= SIMDException.invalid
+    } else if f.isNaN(a) || f.isNaN(b) {
+      // A quiet NaN operand that is not invalid here still hides the other operand's denormal.
+    } else if f.isDenormal(a) || f.isDenormal(b) {
+      flags |= SIMDException.denormal
+    }
+    return (a, b)
+  }
+
+  /// CMPPS/CMPPD/CMPSS/CMPSD (0F C2 ib), MINxx (0F 5D), MAXxx (0F 5F), COMISS/COMISD (0F 2F),
+  /// UCOMISS/UCOMISD (0F 2E); false when `ins` is none of them.
+  func executeSSEFloat(_ ins: inout DecodedInstruction, ea: UInt64, column: Int) throws(Fault) -> Bool {
+    let op = ins.opcode
+    if [0x51, 0x58, 0x59, 0x5C, 0x5E].contains(op) {
+      try executeSSEArithmetic(&ins, ea: ea, column: column)
+      return true
+    }
+    guard [0xC2, 0x5D, 0x5F, 0x2E, 0x2F].contains(op) else { return false }
+    if (op == 0x2E || op == 0x2F) && column > 1 { return false }
+    try requireSSE()
+    let f = FloatLane(bits: column == 1 || column == 3 ? 64 : 32)
+    let scalar = column >= 2 || op == 0x2E || op == 0x2F
+    let count = scalar ? 1 : 128 / f.bits
+    let r = sseReg(ins)
+    let d = xmm(r)
+    let s = try sseSource(&ins, ea, size: scalar ? f.bits / 8 : 16)
+    let da = lanes(d, f, count: count)
+    let sa = lanes(s, f, count: count)
+    var flags: UInt32 = 0
+    switch op {
+    case 0x2E, 0x2F:
+      let (a, b) = readOperands(da[0], sa[0], f, anyNaNInvalid: op == 0x2F, flags: &flags)
+      try signalSIMDExceptions(flags)
+      let x = f.value(a)
+      let y = f.value(b)
+      let result: UInt64 =
+        x.isNaN || y.isNaN ? Flags.zf | Flags.pf | Flags.cf : x < y ? Flags.cf : x == y ? Flags.zf : 0
+      state.rflags = (state.rflags & ~(Flags.zf | Flags.pf | Flags.cf | Flags.of | Flags.sf | Flags.af)) | result
+    case 0xC2:
+      let predicate = Int(ins.immediate & 7)
+      let signaling = [1, 2, 5, 6].contains(predicate)
+      var out: [UInt64] = []
+      for i in 0..<count {
+        let (a, b) = readOperands(da[i], sa[i], f, anyNaNInvalid: signaling, flags: &flags)
+        let x = f.value(a)
+        let y = f.value(b)
+        let unordered = x.isNaN || y.isNaN
+        let holds: Bool
+        switch predicate {
+        case 0: holds = x == y
+        case 1: holds = x < y
+        case 2: holds = x <= y
+        case 3: holds = unordered
+        case 4: holds = !(x == y)
+        case 5: holds = !(x < y)
+        case 6: holds = !(x <= y)
+        default: holds = !unordered
+        }
+        out.append(holds ? f.laneMask : 0)
+      }
+      try signalSIMDExceptions(flags)
+      setXMM(r, withLanes(d, out, f))
+    default:  // MIN (5D), MAX (5F): the source unless the destination is strictly smaller (larger)
+      var out: [UInt64] = []
+      for i in 0..<count {
+        let (a, b) = readOperands(da[i], sa[i], f, anyNaNInvalid: true, flags: &flags)
+        let x = f.value(a)
+        let y = f.value(b)
+        out.append((op == 0x5D ? x < y : x > y) ? a : b)
+      }
+      try signalSIMDExceptions(flags)
+      setXMM(r, withLanes(d, out, f))
+    }
+    return true
+  }
+}
