@@ -27,6 +27,8 @@ extension ProgramGenerator {
     case fromGeneral(immediate: Bool)
     /// r/m32|64, xmm (MOVD/MOVQ store).
     case toGeneral
+    /// r32|64, xmm/m32|m64 (`bytes`): the conversions to integers.
+    case toGeneralFrom(bytes: Int)
     /// r32, xmm (PMOVMSKB, MOVMSKPS/PD, PEXTRW with imm8 when `immediate`).
     case registerResult(immediate: Bool)
   }
@@ -78,6 +80,16 @@ extension ProgramGenerator {
       forms.append((nil, op, .full(unaligned: false)))
       forms.append((0x66, op, .full(unaligned: false)))
     }
+    // Conversions.
+    forms += [
+      (0xF3, 0x2A, .fromGeneral(immediate: false)), (0xF2, 0x2A, .fromGeneral(immediate: false)),
+      (0xF3, 0x2C, .toGeneralFrom(bytes: 4)), (0xF3, 0x2D, .toGeneralFrom(bytes: 4)),
+      (0xF2, 0x2C, .toGeneralFrom(bytes: 8)), (0xF2, 0x2D, .toGeneralFrom(bytes: 8)),
+      (0xF3, 0x5A, .narrow(bytes: 4)), (0xF2, 0x5A, .narrow(bytes: 8)), (nil, 0x5A, .narrow(bytes: 8)),
+      (0x66, 0x5A, .full(unaligned: false)), (nil, 0x5B, .full(unaligned: false)),
+      (0x66, 0x5B, .full(unaligned: false)), (0xF3, 0x5B, .full(unaligned: false)),
+      (0xF3, 0xE6, .narrow(bytes: 8)), (0x66, 0xE6, .full(unaligned: false)), (0xF2, 0xE6, .full(unaligned: false)),
+    ]
     // Floating-point arithmetic, compares, minimum and maximum (twice as often: NaNs, denormals
     // and MXCSR).
     for _ in 0..<2 {
@@ -187,6 +199,9 @@ extension ProgramGenerator {
     case .toGeneral:
       let target = rng.chance(0.3) ? sseMemory(bytes: 8, aligned: false) : .register(destination())
       e.emit(size: rng.pick([32, 64]), prefixes: prefixes, opcode: [0x0F, opcode], reg: xmm, rm: target)
+    case .toGeneralFrom(let bytes):
+      let source: RMOperand = rng.chance(0.3) ? sseMemory(bytes: bytes, aligned: false) : .register(rng.below(16))
+      e.emit(size: rng.pick([32, 64]), prefixes: prefixes, opcode: [0x0F, opcode], reg: destination(), rm: source)
     case .registerResult(let immediate):
       e.emit(
         prefixes: prefixes, opcode: [0x0F, opcode], reg: destination(), rm: .register(xmm),

@@ -89,6 +89,102 @@ extension CPU {
     setXMM(r, withLanes(d, outcomes.map(\.bits), f))
   }
 
+  /// The conversions between single, double and signed integers (SSE/SSE2, XMM forms only):
+  /// CVTSI2SS/SD, CVT(T)SS2SI/SD2SI, CVTSS2SD, CVTSD2SS, CVTPS2PD, CVTPD2PS, CVTDQ2PS, CVT(T)PS2DQ,
+  /// CVTDQ2PD, CVT(T)PD2DQ. False for anything else (the MMX forms CVTPI2PS & co. included).
+  private func executeSSEConversion(_ ins: inout DecodedInstruction, ea: UInt64, column: Int) throws(Fault) -> Bool {
+    let single = SoftFloat.Format(bits: 32)
+    let double = SoftFloat.Format(bits: 64)
+    let f32 = FloatLane(bits: 32)
+    let f64 = FloatLane(bits: 64)
+    let r = sseReg(ins)
+    let wide = ins.prefixes.contains(.rexW) && state.codeMode == .bits64
+    /// Applies the lanes' flags, then returns their results.
+    func finish(_ outcomes: [SoftFloat.Outcome]) throws(Fault) -> [UInt64] {
+      try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.pre })
+      try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.post })
+      return outcomes.map(\.bits)
+    }
+    switch (ins.opcode, column) {
+    case (0x2A, 2), (0x2A, 3):  // CVTSI2SS, CVTSI2SD xmm, r/m32|64
+      try requireSSE()
+      let size = wide ? 8 : 4
+      let raw = ins.modrmIsRegister ? reg(sseRM(ins), size) : try read(seg: Int(ins.segment), offset: ea, size: size)
+      let value = wide ? Int64(bitPattern: raw) : Int64(Int32(truncatingIfNeeded: raw))
+      let control = SoftFloat.Control(mxcsr: mxcsr)
+      let format = column == 2 ? single : double
+      let bits = try finish([SoftFloat.fromInteger(value, to: format, control)])
+      setXMM(r, withLanes(xmm(r), bits, column == 2 ? f32 : f64))
+    case (0x2C, 2), (0x2D, 2), (0x2C, 3), (0x2D, 3):  // CVT(T)SS2SI, CVT(T)SD2SI r32|64, xmm/m32|m64
+      try requireSSE()
+      let format = column == 2 ? single : double
+      let source = try sseSource(&ins, ea, size: format.bits / 8)
+      let lane = column == 2 ? source.0 & 0xFFFF_FFFF : source.0
+      let bits = try finish([
+        SoftFloat.toInteger(
+          lane, from: format, bits: wide ? 64 : 32, truncate: ins.opcode == 0x2C, SoftFloat.Control(mxcsr: mxcsr))
+      ])
+      setReg(r, wide ? 8 : 4, bits[0])
+    case (0x5A, 2), (0x5A, 3):  // CVTSS2SD, CVTSD2SS xmm, xmm/m32|m64
+      try requireSSE()
+      let (from, to) = column == 2 ? (single, double) : (double, single)
+      let source = try sseSource(&ins, ea, size: from.bits / 8)
+      let lane = column == 2 ? source.0 & 0xFFFF_FFFF : source.0
+      let bits = try finish([SoftFloat.convert(lane, from: from, to: to, SoftFloat.Control(mxcsr: mxcsr))])
+      setXMM(r, withLanes(xmm(r), bits, column == 2 ? f64 : f32))
+    case (0x5A, 0):  // CVTPS2PD xmm, xmm/m64
+      try requireSSE()
+      let source = try sseSource(&ins, ea, size: 8)
+      let control = SoftFloat.Control(mxcsr: mxcsr)
+      let bits = try finish(
+        lanes(source, f32, count: 2).map { SoftFloat.convert($0, from: single, to: double, control) })
+      setXMM(r, (bits[0], bits[1]))
+    case (0x5A, 1):  // CVTPD2PS xmm, xmm/m128: two singles, the upper half zeroed
+      try requireSSE()
+      let source = try sseSource(&ins, ea)
+      let control = SoftFloat.Control(mxcsr: mxcsr)
+      let bits = try finish([source.0, source.1].map { SoftFloat.convert($0, from: double, to: single, control) })
+      setXMM(r, (bits[0] | bits[1] << 32, 0))
+    case (0x5B, 0):  // CVTDQ2PS xmm, xmm/m128
+      try requireSSE()
+      let source = try sseSource(&ins, ea)
+      let control = SoftFloat.Control(mxcsr: mxcsr)
+      let bits = try finish(
+        lanes(source, f32, count: 4).map {
+          SoftFloat.fromInteger(Int64(Int32(truncatingIfNeeded: $0)), to: single, control)
+        })
+      setXMM(r, withLanes((0, 0), bits, f32))
+    case (0x5B, 1), (0x5B, 2):  // CVTPS2DQ, CVTTPS2DQ xmm, xmm/m128
+      try requireSSE()
+      let source = try sseSource(&ins, ea)
+      let control = SoftFloat.Control(mxcsr: mxcsr)
+      let bits = try finish(
+        lanes(source, f32, count: 4).map {
+          SoftFloat.toInteger($0, from: single, bits: 32, truncate: column == 2, control)
+        })
+      setXMM(r, withLanes((0, 0), bits, f32))
+    case (0xE6, 2):  // CVTDQ2PD xmm, xmm/m64
+      try requireSSE()
+      let source = try sseSource(&ins, ea, size: 8)
+      let control = SoftFloat.Control(mxcsr: mxcsr)
+      let bits = try finish(
+        lanes(source, f32, count: 2).map {
+          SoftFloat.fromInteger(Int64(Int32(truncatingIfNeeded: $0)), to: double, control)
+        })
+      setXMM(r, (bits[0], bits[1]))
+    case (0xE6, 1), (0xE6, 3):  // CVTTPD2DQ, CVTPD2DQ xmm, xmm/m128: the upper half zeroed
+      try requireSSE()
+      let source = try sseSource(&ins, ea)
+      let control = SoftFloat.Control(mxcsr: mxcsr)
+      let bits = try finish(
+        [source.0, source.1].map { SoftFloat.toInteger($0, from: double, bits: 32, truncate: column == 1, control) })
+      setXMM(r, (bits[0] | bits[1] << 32, 0))
+    default:
+      return false
+    }
+    return true
+  }
+
   /// Records `flags` in MXCSR and raises the SIMD floating-point exception when one is unmasked.
   func signalSIMDExceptions(_ flags: UInt32) throws(Fault) {
     guard flags != 0 else { return }
@@ -129,6 +225,7 @@ extension CPU {
       try executeSSEArithmetic(&ins, ea: ea, column: column)
       return true
     }
+    if try executeSSEConversion(&ins, ea: ea, column: column) { return true }
     guard [0xC2, 0x5D, 0x5F, 0x2E, 0x2F].contains(op) else { return false }
     if (op == 0x2E || op == 0x2F) && column > 1 { return false }
     try requireSSE()

@@ -283,4 +283,67 @@ enum SoftFloat {
     // `kept` may have rounded up into the smallest normal number: the field then reads 1.
     return (signBits | UInt64(kept), flags)
   }
+
+  // MARK: Conversions
+
+  /// A value of format `from` converted to format `to` (CVTSS2SD, CVTSD2SS, CVTPS2PD, CVTPD2PS):
+  /// NaNs keep their sign and top payload bits, quieted (a signaling one is invalid); a denormal
+  /// operand is flagged (or read as zero under DAZ); narrowing rounds under `control`.
+  static func convert(_ v0: UInt64, from: Format, to: Format, _ control: Control) -> Outcome {
+    var v = v0
+    let negative = from.sign(v)
+    let signBits: UInt64 = negative ? to.signBit : 0
+    if from.isNaN(v) {
+      let payload =
+        from.bits > to.bits
+        ? from.fraction(v) >> UInt64(from.fractionBits - to.fractionBits)
+        : from.fraction(v) << UInt64(to.fractionBits - from.fractionBits)
+      return Outcome(
+        bits: signBits | to.infinity | payload | to.quietBit, pre: from.isSignalingNaN(v) ? Flag.invalid : 0)
+    }
+    var pre: UInt32 = 0
+    if from.isDenormal(v) {
+      if control.denormalsAreZero { v &= from.signBit } else { pre |= Flag.denormal }
+    }
+    if from.isInfinity(v) { return Outcome(bits: signBits | to.infinity, pre: pre) }
+    if from.isZero(v) { return Outcome(bits: signBits, pre: pre) }
+    let (m, e) = from.unpack(v)
+    return finish(round(negative, UInt128(m), e, false, to, control), pre)
+  }
+
+  /// A signed integer converted to format `to` (CVTSI2SS/SD, CVTDQ2PS/PD), rounded under `control`.
+  static func fromInteger(_ v: Int64, to: Format, _ control: Control) -> Outcome {
+    if v == 0 { return Outcome(bits: 0) }
+    let (r, flags) = round(v < 0, UInt128(v.magnitude), 0, false, to, control)
+    return Outcome(bits: r, post: flags)
+  }
+
+  /// A value of format `from` converted to a signed integer of `bits` bits (32 or 64), rounded
+  /// under `control` or truncated (CVTT*): NaNs, infinities and values out of range give the
+  /// integer indefinite (the sign bit alone) and the invalid flag; inexact results the precision
+  /// flag. No denormal flag (the SDM lists none for these); DAZ reads a denormal as zero.
+  static func toInteger(_ v0: UInt64, from: Format, bits: Int, truncate: Bool, _ control: Control) -> Outcome {
+    var v = v0
+    let indefinite: UInt64 = 1 << UInt64(bits - 1)
+    if from.isNaN(v) || from.isInfinity(v) { return Outcome(bits: indefinite, pre: Flag.invalid) }
+    if control.denormalsAreZero && from.isDenormal(v) { v &= from.signBit }
+    if from.isZero(v) { return Outcome(bits: 0) }
+    let negative = from.sign(v)
+    let (m, e) = from.unpack(v)
+    var c = control
+    if truncate { c.rounding = 3 }
+    let magnitude: UInt128
+    var inexact = false
+    if e >= 0 {
+      guard e < 64 else { return Outcome(bits: indefinite, pre: Flag.invalid) }
+      magnitude = UInt128(m) << UInt128(e)
+    } else {
+      (magnitude, inexact) = roundAt(UInt128(m), -e, negative: negative, sticky: false, c)
+    }
+    let limit = UInt128(1) << UInt128(bits - 1)  // |minimum|; the maximum is one less
+    guard negative ? magnitude <= limit : magnitude < limit else { return Outcome(bits: indefinite, pre: Flag.invalid) }
+    let mask: UInt64 = bits == 64 ? ~0 : 0xFFFF_FFFF
+    let result = negative ? (0 &- UInt64(magnitude)) & mask : UInt64(magnitude)
+    return Outcome(bits: result, post: inexact ? Flag.precision : 0)
+  }
 }
