@@ -29,12 +29,36 @@ struct HostIOTests {
     (["run", "--debugcon", "tcp:1"], "debugcon"), (["run", "--irqchip", "both"], "irqchip"),
     (["run", "--timeout", "-1"], "timeout"), (["run", "/"], "directory"), (["run", "--cpu", "z80"], "--cpu"),
     (["run", "--numa", "0"], "--numa"), (["run", "--numa", "2", "--irqchip", "kernel"], "--numa"),
+    (["run", "--disk", "/nonexistent/disk.img"], "/nonexistent/disk.img"), (["run", "--disk", "/tmp"], "/tmp"),
+    (["run", "--virtio-blk", ",readonly"], "--virtio-blk"),
+    (["run", "--disk", "a", "--disk", "b", "--disk", "c", "--disk", "d", "--disk", "e"], "at most 4"),
   ])
   func badValuesAreOneLineAndStatus2(_ arguments: [String], _ mentions: String) throws {
     let run = try TrivisorBinary.run(arguments)
     #expect(run.status == ExitStatus.usage, "\(arguments): \(run.stderr)")
     #expect(run.stderrLines.count == 1, "\(arguments): \(run.stderr)")
     #expect(run.stderr.contains(mentions), "\(arguments): \(run.stderr)")
+  }
+
+  @Test(arguments: [["--disk", "IMG", "--disk", "IMG"], ["--disk", "IMG", "--virtio-blk", "IMG,readonly"]])
+  func oneImageTwiceIsRefused(_ arguments: [String]) throws {
+    let path = NSTemporaryDirectory() + "trivisor-cli-disk-\(UUID().uuidString).img"
+    try Data(count: 4096).write(to: URL(fileURLWithPath: path))
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let run = try TrivisorBinary.run(["run"] + arguments.map { $0.replacingOccurrences(of: "IMG", with: path) })
+    #expect(run.status == ExitStatus.usage, "\(run.stderr)")
+    #expect(run.stderrLines.count == 1 && run.stderr.contains("given twice"), "\(run.stderr)")
+  }
+
+  @Test func anImageAnotherProcessHoldsIsRefused() throws {
+    let path = NSTemporaryDirectory() + "trivisor-cli-disk-\(UUID().uuidString).img"
+    try Data(count: 4096).write(to: URL(fileURLWithPath: path))
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let holder = try DiskImage(path: path)  // this test process holds the lock
+    let run = try TrivisorBinary.run(["run", "--virtio-blk", path])
+    holder.close()
+    #expect(run.status == ExitStatus.usage, "\(run.stderr)")
+    #expect(run.stderrLines.count == 1 && run.stderr.contains("locked by another process"), "\(run.stderr)")
   }
 
   @Test func aClosedStdoutEndsTheRunWithStatus16() throws {
