@@ -84,9 +84,16 @@ extension CPU {
         ? SoftFloat.compute(.squareRoot, sa[i], 0, format, control)
         : SoftFloat.compute(operation, da[i], sa[i], format, control)
     }
+    setXMM(r, withLanes(d, try results(outcomes), f))
+  }
+
+  /// The lanes' results once their flags are in MXCSR: the pre-computation flags of every lane
+  /// first, then the post-computation ones; an unmasked one raises the exception before any
+  /// result is used.
+  private func results(_ outcomes: [SoftFloat.Outcome]) throws(Fault) -> [UInt64] {
     try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.pre })
     try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.post })
-    setXMM(r, withLanes(d, outcomes.map(\.bits), f))
+    return outcomes.map(\.bits)
   }
 
   /// The conversions between single, double and signed integers (SSE/SSE2, XMM forms only):
@@ -99,12 +106,6 @@ extension CPU {
     let f64 = FloatLane(bits: 64)
     let r = sseReg(ins)
     let wide = ins.prefixes.contains(.rexW) && state.codeMode == .bits64
-    /// Applies the lanes' flags, then returns their results.
-    func finish(_ outcomes: [SoftFloat.Outcome]) throws(Fault) -> [UInt64] {
-      try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.pre })
-      try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.post })
-      return outcomes.map(\.bits)
-    }
     switch (ins.opcode, column) {
     case (0x2A, 2), (0x2A, 3):  // CVTSI2SS, CVTSI2SD xmm, r/m32|64
       try requireSSE()
@@ -113,14 +114,14 @@ extension CPU {
       let value = wide ? Int64(bitPattern: raw) : Int64(Int32(truncatingIfNeeded: raw))
       let control = SoftFloat.Control(mxcsr: mxcsr)
       let format = column == 2 ? single : double
-      let bits = try finish([SoftFloat.fromInteger(value, to: format, control)])
+      let bits = try results([SoftFloat.fromInteger(value, to: format, control)])
       setXMM(r, withLanes(xmm(r), bits, column == 2 ? f32 : f64))
     case (0x2C, 2), (0x2D, 2), (0x2C, 3), (0x2D, 3):  // CVT(T)SS2SI, CVT(T)SD2SI r32|64, xmm/m32|m64
       try requireSSE()
       let format = column == 2 ? single : double
       let source = try sseSource(&ins, ea, size: format.bits / 8)
       let lane = column == 2 ? source.0 & 0xFFFF_FFFF : source.0
-      let bits = try finish([
+      let bits = try results([
         SoftFloat.toInteger(
           lane, from: format, bits: wide ? 64 : 32, truncate: ins.opcode == 0x2C, SoftFloat.Control(mxcsr: mxcsr))
       ])
@@ -130,26 +131,26 @@ extension CPU {
       let (from, to) = column == 2 ? (single, double) : (double, single)
       let source = try sseSource(&ins, ea, size: from.bits / 8)
       let lane = column == 2 ? source.0 & 0xFFFF_FFFF : source.0
-      let bits = try finish([SoftFloat.convert(lane, from: from, to: to, SoftFloat.Control(mxcsr: mxcsr))])
+      let bits = try results([SoftFloat.convert(lane, from: from, to: to, SoftFloat.Control(mxcsr: mxcsr))])
       setXMM(r, withLanes(xmm(r), bits, column == 2 ? f64 : f32))
     case (0x5A, 0):  // CVTPS2PD xmm, xmm/m64
       try requireSSE()
       let source = try sseSource(&ins, ea, size: 8)
       let control = SoftFloat.Control(mxcsr: mxcsr)
-      let bits = try finish(
+      let bits = try results(
         lanes(source, f32, count: 2).map { SoftFloat.convert($0, from: single, to: double, control) })
       setXMM(r, (bits[0], bits[1]))
     case (0x5A, 1):  // CVTPD2PS xmm, xmm/m128: two singles, the upper half zeroed
       try requireSSE()
       let source = try sseSource(&ins, ea)
       let control = SoftFloat.Control(mxcsr: mxcsr)
-      let bits = try finish([source.0, source.1].map { SoftFloat.convert($0, from: double, to: single, control) })
+      let bits = try results([source.0, source.1].map { SoftFloat.convert($0, from: double, to: single, control) })
       setXMM(r, (bits[0] | bits[1] << 32, 0))
     case (0x5B, 0):  // CVTDQ2PS xmm, xmm/m128
       try requireSSE()
       let source = try sseSource(&ins, ea)
       let control = SoftFloat.Control(mxcsr: mxcsr)
-      let bits = try finish(
+      let bits = try results(
         lanes(source, f32, count: 4).map {
           SoftFloat.fromInteger(Int64(Int32(truncatingIfNeeded: $0)), to: single, control)
         })
@@ -158,7 +159,7 @@ extension CPU {
       try requireSSE()
       let source = try sseSource(&ins, ea)
       let control = SoftFloat.Control(mxcsr: mxcsr)
-      let bits = try finish(
+      let bits = try results(
         lanes(source, f32, count: 4).map {
           SoftFloat.toInteger($0, from: single, bits: 32, truncate: column == 2, control)
         })
@@ -167,7 +168,7 @@ extension CPU {
       try requireSSE()
       let source = try sseSource(&ins, ea, size: 8)
       let control = SoftFloat.Control(mxcsr: mxcsr)
-      let bits = try finish(
+      let bits = try results(
         lanes(source, f32, count: 2).map {
           SoftFloat.fromInteger(Int64(Int32(truncatingIfNeeded: $0)), to: double, control)
         })
@@ -176,7 +177,7 @@ extension CPU {
       try requireSSE()
       let source = try sseSource(&ins, ea)
       let control = SoftFloat.Control(mxcsr: mxcsr)
-      let bits = try finish(
+      let bits = try results(
         [source.0, source.1].map { SoftFloat.toInteger($0, from: double, bits: 32, truncate: column == 1, control) })
       setXMM(r, (bits[0] | bits[1] << 32, 0))
     default:

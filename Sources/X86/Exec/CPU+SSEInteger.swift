@@ -77,27 +77,16 @@ extension CPU {
     let sd = SSELanes.dwords(s)
     switch op {
     // Unpacks: interleave the low (60-62, 6C) or high (68-6A, 6D) halves.
-    case 0x60, 0x68:
-      let h = op == 0x68 ? 8 : 0
-      var r = SIMD16<UInt8>()
-      for i in 0..<8 {
-        r[2 * i] = db[h + i]
-        r[2 * i + 1] = sb[h + i]
+    case 0x60, 0x61, 0x62, 0x6C, 0x68, 0x69, 0x6A, 0x6D:
+      let width = op == 0x6C || op == 0x6D ? 64 : 8 << Int(op & 3)
+      let count = 64 / width  // lanes taken from each operand
+      let first = (0x68...0x6A).contains(op) || op == 0x6D ? count : 0  // the high halves
+      var r: XMMValue = (0, 0)
+      for i in 0..<count {
+        setLane(&r, 2 * i, width: width, lane(d, first + i, width: width))
+        setLane(&r, 2 * i + 1, width: width, lane(s, first + i, width: width))
       }
-      return SSELanes.value(r)
-    case 0x61, 0x69:
-      let h = op == 0x69 ? 4 : 0
-      var r = SIMD8<UInt16>()
-      for i in 0..<4 {
-        r[2 * i] = dw[h + i]
-        r[2 * i + 1] = sw[h + i]
-      }
-      return SSELanes.value(r)
-    case 0x62, 0x6A:
-      let h = op == 0x6A ? 2 : 0
-      return SSELanes.value(SIMD4(dd[h], sd[h], dd[h + 1], sd[h + 1]))
-    case 0x6C: return (d.0, s.0)
-    case 0x6D: return (d.1, s.1)
+      return r
     // Packs with saturation.
     case 0x63, 0x67:  // PACKSSWB, PACKUSWB
       var r = SIMD16<UInt8>()
@@ -143,28 +132,9 @@ extension CPU {
     case 0xFA: return SSELanes.value(dd &- sd)
     case 0xFB: return (d.0 &- s.0, d.1 &- s.1)
     // Saturating adds and subtracts: signed (EC, ED, E8, E9), unsigned (DC, DD, D8, D9).
-    case 0xEC, 0xE8, 0xDC, 0xD8:
-      var r = SIMD16<UInt8>()
-      for i in 0..<16 {
-        let signed = op == 0xEC || op == 0xE8
-        let a = signed ? Int64(Int8(bitPattern: db[i])) : Int64(db[i])
-        let b = signed ? Int64(Int8(bitPattern: sb[i])) : Int64(sb[i])
-        let v = op == 0xEC || op == 0xDC ? a + b : a - b
-        r[i] = UInt8(
-          truncatingIfNeeded: signed ? SSELanes.saturateSigned(v, bits: 8) : SSELanes.saturateUnsigned(v, bits: 8))
-      }
-      return SSELanes.value(r)
-    case 0xED, 0xE9, 0xDD, 0xD9:
-      var r = SIMD8<UInt16>()
-      for i in 0..<8 {
-        let signed = op == 0xED || op == 0xE9
-        let a = signed ? Int64(Int16(bitPattern: dw[i])) : Int64(dw[i])
-        let b = signed ? Int64(Int16(bitPattern: sw[i])) : Int64(sw[i])
-        let v = op == 0xED || op == 0xDD ? a + b : a - b
-        r[i] = UInt16(
-          truncatingIfNeeded: signed ? SSELanes.saturateSigned(v, bits: 16) : SSELanes.saturateUnsigned(v, bits: 16))
-      }
-      return SSELanes.value(r)
+    case 0xEC, 0xE8, 0xDC, 0xD8, 0xED, 0xE9, 0xDD, 0xD9:
+      let width = op & 1 == 0 ? 8 : 16
+      return saturating(d, s, width: width, signed: op >= 0xE8, subtract: op & 0x0C == 0x08)
     // Multiplies.
     case 0xD5, 0xE5, 0xE4:  // PMULLW, PMULHW, PMULHUW
       var r = SIMD8<UInt16>()
@@ -221,29 +191,59 @@ extension CPU {
     }
   }
 
+  /// Lane `i` of `width` bits of `v`, and `v` with lane `i` set (the lanes of every width, from
+  /// the two 64-bit halves).
+  private func lane(_ v: XMMValue, _ i: Int, width: Int) -> UInt64 {
+    let bit = i * width
+    let mask: UInt64 = width == 64 ? ~0 : (1 << UInt64(width)) - 1
+    return ((bit < 64 ? v.0 : v.1) >> UInt64(bit % 64)) & mask
+  }
+
+  private func setLane(_ v: inout XMMValue, _ i: Int, width: Int, _ x: UInt64) {
+    let bit = i * width
+    let mask: UInt64 = width == 64 ? ~0 : (1 << UInt64(width)) - 1
+    let shifted = (x & mask) << UInt64(bit % 64)
+    if bit < 64 {
+      v.0 = (v.0 & ~(mask << UInt64(bit % 64))) | shifted
+    } else {
+      v.1 = (v.1 & ~(mask << UInt64(bit % 64))) | shifted
+    }
+  }
+
+  /// PADDS/PSUBS (signed) and PADDUS/PSUBUS (unsigned) on `width`-bit lanes (8 or 16).
+  private func saturating(_ d: XMMValue, _ s: XMMValue, width: Int, signed: Bool, subtract: Bool) -> XMMValue {
+    var r: XMMValue = (0, 0)
+    for i in 0..<(128 / width) {
+      func value(_ x: UInt64) -> Int64 {
+        signed ? Int64(bitPattern: x << UInt64(64 - width)) >> Int64(64 - width) : Int64(x)
+      }
+      let a = value(lane(d, i, width: width))
+      let b = value(lane(s, i, width: width))
+      let v = subtract ? a - b : a + b
+      setLane(
+        &r, i, width: width,
+        signed ? SSELanes.saturateSigned(v, bits: width) : SSELanes.saturateUnsigned(v, bits: width))
+    }
+    return r
+  }
+
   /// PSRLW/D/Q (D1-D3), PSRAW/D (E1, E2), PSLLW/D/Q (F1-F3) by `count`: logical shifts past the
   /// lane width give 0, arithmetic ones the sign.
   private func shift(_ op: UInt8, _ d: XMMValue, count: UInt64) -> XMMValue {
-    let width: UInt64 = [0xD1, 0xE1, 0xF1].contains(op) ? 16 : [0xD2, 0xE2, 0xF2].contains(op) ? 32 : 64
-    let lanes = 128 / Int(width)
-    var out = [UInt64](repeating: 0, count: lanes)
-    let mask: UInt64 = width == 64 ? ~0 : (1 << width) - 1
-    for i in 0..<lanes {
-      let bitOffset = UInt64(i) * width
-      let half = bitOffset < 64 ? d.0 : d.1
-      let v = (half >> (bitOffset % 64)) & mask
-      switch op {
-      case 0xD1, 0xD2, 0xD3: out[i] = count >= width ? 0 : v >> count
-      case 0xF1, 0xF2, 0xF3: out[i] = count >= width ? 0 : (v << count) & mask
-      default:
-        let signed = Int64(bitPattern: v << (64 - width)) >> (64 - width)
-        out[i] = UInt64(bitPattern: signed >> min(count, width - 1)) & mask
-      }
-    }
+    let width = [0xD1, 0xE1, 0xF1].contains(op) ? 16 : [0xD2, 0xE2, 0xF2].contains(op) ? 32 : 64
+    let w = UInt64(width)
     var r: XMMValue = (0, 0)
-    for i in 0..<lanes {
-      let bitOffset = UInt64(i) * width
-      if bitOffset < 64 { r.0 |= out[i] << bitOffset } else { r.1 |= out[i] << (bitOffset - 64) }
+    for i in 0..<(128 / width) {
+      let v = lane(d, i, width: width)
+      let out: UInt64
+      switch op {
+      case 0xD1, 0xD2, 0xD3: out = count >= w ? 0 : v >> count
+      case 0xF1, 0xF2, 0xF3: out = count >= w ? 0 : v << count
+      default:
+        let signed = Int64(bitPattern: v << (64 - w)) >> Int64(64 - w)
+        out = UInt64(bitPattern: signed >> Int64(min(count, w - 1)))
+      }
+      setLane(&r, i, width: width, out)
     }
     return r
   }

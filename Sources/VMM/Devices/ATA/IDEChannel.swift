@@ -85,10 +85,7 @@ public final class IDEChannel: PortIODevice, ResettableDevice {
     switch port &- commandBase {
     case 0: return readData(size: size)
     case 1: return selected.map { UInt32($0.error) } ?? 0
-    case 2: return UInt32(hob ? taskFile.previousCount : taskFile.count)
-    case 3: return UInt32(hob ? taskFile.previousLBALow : taskFile.lbaLow)
-    case 4: return UInt32(hob ? taskFile.previousLBAMid : taskFile.lbaMid)
-    case 5: return UInt32(hob ? taskFile.previousLBAHigh : taskFile.lbaHigh)
+    case 2...5: return UInt32(taskFile.read(Int(port &- commandBase), hob: hob))
     case 6: return UInt32(taskFile.device)
     case 7:
       let s = currentStatus
@@ -109,21 +106,7 @@ public final class IDEChannel: PortIODevice, ResettableDevice {
     if offset != 0 { deviceControl &= ~0x80 }  // a register write clears HOB
     switch offset {
     case 0: writeData(size: size, value: value)
-    case 1:
-      taskFile.previousFeatures = taskFile.features
-      taskFile.features = byte
-    case 2:
-      taskFile.previousCount = taskFile.count
-      taskFile.count = byte
-    case 3:
-      taskFile.previousLBALow = taskFile.lbaLow
-      taskFile.lbaLow = byte
-    case 4:
-      taskFile.previousLBAMid = taskFile.lbaMid
-      taskFile.lbaMid = byte
-    case 5:
-      taskFile.previousLBAHigh = taskFile.lbaHigh
-      taskFile.lbaHigh = byte
+    case 1...5: taskFile.write(Int(offset), byte)
     case 6: taskFile.device = byte
     case 7: runCommand(byte)
     default: break
