@@ -102,6 +102,13 @@ struct RunCommand: ParsableCommand {
       valueName: "path"))
   var virtioDisks: [String] = []
 
+  @Flag(
+    name: .customLong("virtio-console"),
+    help:
+      "Add a virtio console (Linux's hvc0) after the virtio disks on PCI: its output goes where COM1's goes, and host input (stdin) goes to it instead of COM1."
+  )
+  var virtioConsole = false
+
   @Option(
     parsing: .unconditional,
     help:
@@ -343,6 +350,7 @@ struct RunCommand: ParsableCommand {
     config.serial = serialBackend
     config.debugConsole = debugBackend
     config.lightweightExits = !noLightweightExits
+    config.virtioConsole = virtioConsole
     if !noReboot {
       config.reboot = load
       config.rebootOnTripleFault = bios != nil

@@ -25,12 +25,15 @@ final class VirtioDriverDouble {
   let descriptors: UInt64 = 0x10_0000
   let available: UInt64 = 0x10_1000
   let used: UInt64 = 0x10_2000
-  private var availableIndex: UInt16 = 0
 
-  init(image: DiskImage, msix: Bool = true) throws {
+  convenience init(image: DiskImage, msix: Bool = true) throws {
+    try self.init(backend: VirtioBlock(image: image, serial: "test-serial-0123456789xyz"), msix: msix)
+  }
+
+  init(backend: any VirtioDeviceBackend, msix: Bool = true) throws {
     memory = try GuestMemory(ramSize: 16 << 20)
     function = VirtioPCIFunction(
-      backend: VirtioBlock(image: image, serial: "test-serial-0123456789xyz"), memory: memory, bar: 0xFE00_0000,
+      backend: backend, memory: memory, bar: 0xFE00_0000,
       intx: InterruptLine(sink: sink, line: 10),
       sendMSI: msix ? { [messages] address, data in messages.send(address: address, data: data) } : nil)
     messages.route = { [unowned self] in self.delivered.append($0) }
@@ -83,8 +86,9 @@ final class VirtioDriverDouble {
   /// Initializes the device (specification 3.1.1) with `features`, queue 0 at the rings above,
   /// MSI-X vector 1 for the queue (when `msix`); returns the status after FEATURES_OK.
   @discardableResult
-  func initialize(features: UInt64? = nil, msix: Bool = true) -> UInt8 {
+  func initialize(features: UInt64? = nil, msix: Bool = true, queues: Int = 1) -> UInt8 {
     setStatus(0)
+    availableIndices = [0, 0]
     setStatus(1)
     setStatus(1 | 2)
     let accepted = features ?? offeredFeatures
@@ -106,14 +110,18 @@ final class VirtioDriverDouble {
       }
       setBAR(common + 0x10, 2, 0)  // configuration changes: vector 0
     }
-    setBAR(common + 0x16, 2, 0)
-    setBAR(common + 0x18, 2, UInt64(queueSize))
-    if msix { setBAR(common + 0x1A, 2, 1) }
-    setBAR(common + 0x20, 8, descriptors)
-    setBAR(common + 0x28, 4, available)  // 32-bit halves work too
-    setBAR(common + 0x2C, 4, 0)
-    setBAR(common + 0x30, 8, used)
-    setBAR(common + 0x1C, 2, 1)
+    for q in 0..<queues {
+      // Queue q's rings sit 0x10000 after queue 0's.
+      let shift = UInt64(q) * 0x1_0000
+      setBAR(common + 0x16, 2, UInt64(q))
+      setBAR(common + 0x18, 2, UInt64(queueSize))
+      if msix { setBAR(common + 0x1A, 2, 1) }
+      setBAR(common + 0x20, 8, descriptors + shift)
+      setBAR(common + 0x28, 4, available + shift)  // 32-bit halves work too
+      setBAR(common + 0x2C, 4, 0)
+      setBAR(common + 0x30, 8, used + shift)
+      setBAR(common + 0x1C, 2, 1)
+    }
     setStatus(1 | 2 | 8 | 4)
     return s
   }
@@ -129,18 +137,22 @@ final class VirtioDriverDouble {
     try memory.write(next, at: d + 14)
   }
 
-  /// Makes chain `head` available and notifies queue 0.
-  func submit(_ head: UInt16, notifyDevice: Bool = true) throws {
-    try memory.write(head, at: available + 4 + 2 * UInt64(availableIndex % queueSize))
-    availableIndex &+= 1
-    try memory.write(availableIndex, at: available + 2)
-    if notifyDevice { setBAR(notify, 2, 0) }
+  private var availableIndices: [UInt16] = [0, 0]
+
+  /// Makes chain `head` available on `queue` and notifies it.
+  func submit(_ head: UInt16, queue: Int = 0, notifyDevice: Bool = true) throws {
+    let ring = available + UInt64(queue) * 0x1_0000
+    try memory.write(head, at: ring + 4 + 2 * UInt64(availableIndices[queue] % queueSize))
+    availableIndices[queue] &+= 1
+    try memory.write(availableIndices[queue], at: ring + 2)
+    if notifyDevice { setBAR(notify + UInt64(queue) * notifyMultiplier, 2, 0) }
   }
 
-  /// The used ring's index and its last element.
-  func lastUsed() throws -> (index: UInt16, id: UInt32, length: UInt32) {
-    let index = try memory.read(UInt16.self, at: used + 2)
-    let slot = used + 4 + 8 * UInt64((index &- 1) % queueSize)
+  /// The used ring's index and its last element, of `queue`.
+  func lastUsed(queue: Int = 0) throws -> (index: UInt16, id: UInt32, length: UInt32) {
+    let ring = used + UInt64(queue) * 0x1_0000
+    let index = try memory.read(UInt16.self, at: ring + 2)
+    let slot = ring + 4 + 8 * UInt64((index &- 1) % queueSize)
     return (index, try memory.read(UInt32.self, at: slot), try memory.read(UInt32.self, at: slot + 4))
   }
 

@@ -17,7 +17,7 @@
 /// | 0x604-0x605     | `PowerOffDevice`                         |     |
 /// | 0xCF8-0xCFF     | `PCIHostBridge`                          |     |
 /// | 0x1F0-0x1F7, 0x3F6; 0x170-0x177, 0x376 | `IDEController` (with disks; PCI 00:01.0) | 14; 15 |
-/// | memory BARs in `PCIMemoryWindow` | `VirtioPCIFunction` with `VirtioBlock` per virtio disk (PCI 00:02.0 on) | MSI-X, or INTx on 10/11 |
+/// | memory BARs in `PCIMemoryWindow` | `VirtioPCIFunction` with `VirtioBlock` per virtio disk (PCI 00:02.0 on), then `VirtioConsole` | MSI-X, or INTx on 10/11 |
 public final class PCDevices {
   /// The i8259 pair (0x20, 0xA0, ELCR 0x4D0).
   public let pic: PICPair
@@ -47,6 +47,8 @@ public final class PCDevices {
   public let ide: IDEController?
   /// The virtio-blk functions, one per virtio disk.
   public let virtioBlocks: [VirtioPCIFunction]
+  /// The virtio console, when the machine has one (it then takes the host input instead of COM1).
+  public let virtioConsole: VirtioPCIFunction?
   /// The PCI memory window the virtio functions' BARs decode in (the machine registers it on
   /// its MMIO bus when it is not empty).
   public let pciMemoryWindow = PCIMemoryWindow()
@@ -70,6 +72,7 @@ public final class PCDevices {
   ///   - disks: raw disk images for the IDE controller (at most four); none: no controller.
   ///   - virtioDisks: raw disk images, each a virtio-blk PCI function.
   ///   - messages: where the virtio functions' MSI-X messages go; nil: no MSI-X (INTx only).
+  ///   - virtioConsole: add a virtio console whose output goes to `serialOutput`.
   ///   - control: where stop, reset and A20 requests go.
   ///   - cpuCount: the vCPUs firmware is told about (fw_cfg).
   ///   - ioapic: with the userspace PIC, an I/O APIC that receives the ISA lines too
@@ -79,7 +82,7 @@ public final class PCDevices {
     ioapic: IOAPIC? = nil, cpuCount: Int = 1,
     serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil,
     firmwareConfiguration: Bool = true, disks: [DiskImage] = [], virtioDisks: [DiskImage] = [],
-    messages: MessageSignalledInterrupts? = nil
+    messages: MessageSignalledInterrupts? = nil, virtioConsole: Bool = false
   ) {
     let pic = PICPair()
     self.pic = pic
@@ -107,7 +110,15 @@ public final class PCDevices {
         intx: InterruptLine(sink: sink, line: i % 2 == 0 ? 10 : 11),
         sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
     }
-    for (i, f) in virtioBlocks.enumerated() {
+    let consoleIndex = virtioDisks.count
+    self.virtioConsole =
+      virtioConsole
+      ? VirtioPCIFunction(
+        backend: VirtioConsole(output: serialOutput), memory: memory,
+        bar: PCDevices.firstVirtioBAR + UInt32(consoleIndex) * 0x1_0000,
+        intx: InterruptLine(sink: sink, line: consoleIndex % 2 == 0 ? 10 : 11),
+        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } }) : nil
+    for (i, f) in (virtioBlocks + (self.virtioConsole.map { [$0] } ?? [])).enumerated() {
       pci.attach(f, slot: PCDevices.firstVirtioSlot + i)
       pciMemoryWindow.add(f)
     }
@@ -145,6 +156,7 @@ public final class PCDevices {
     if let fwCfg { all.append(fwCfg) }
     if let ide { all.append(ide) }
     all += virtioBlocks as [any ResettableDevice]
+    if let virtioConsole { all.append(virtioConsole) }
     if registerPIC { all += [pic, pit] }
     for d in all { d.reset() }
   }

@@ -129,7 +129,11 @@ extension Machine {
   /// Hands host input waiting in `input` to the UART.
   func drainInput() {
     guard !input.isEmpty else { return }
-    serial.receive(input.drain())
+    if let console = devices.virtioConsole?.backend as? VirtioConsole {
+      console.receive(input.drain())
+    } else {
+      serial.receive(input.drain())
+    }
   }
 
   /// Why the run must end now, other than the guest: the timeout passed, or the guest printed the

@@ -160,7 +160,8 @@ public final class Machine {
       cpuCount: configuration.cpuCount,
       serialOutput: serialSink, consoleOutput: debugSink,
       firmwareConfiguration: configuration.firmwareConfigurationDevice, disks: configuration.disks,
-      virtioDisks: configuration.virtioDisks, messages: ioapic != nil ? messages : nil)
+      virtioDisks: configuration.virtioDisks, messages: ioapic != nil ? messages : nil,
+      virtioConsole: configuration.virtioConsole)
     if vm.engineInterruptSink == nil {
       pic = devices.pic
       pit = devices.pit

@@ -69,6 +69,9 @@ public struct MachineConfiguration {
   /// Raw disk images each offered as a virtio-blk PCI device (slots 2, 3, ...; MSI-X with the
   /// VMM's interrupt controllers, INTx otherwise). The machine keeps them open and locked too.
   public var virtioDisks: [DiskImage] = []
+  /// A virtio console (after the virtio disks on PCI): its output goes where COM1's goes, and the
+  /// host input goes to it instead of COM1.
+  public var virtioConsole = false
 
   /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(

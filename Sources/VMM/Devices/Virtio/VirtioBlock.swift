@@ -36,6 +36,9 @@ final class VirtioBlock: VirtioDeviceBackend {
   private(set) var sectorsRead: UInt64 = 0
   private(set) var sectorsWritten: UInt64 = 0
 
+  /// Unused: the block device only works when notified.
+  var requestService: ((Int) -> Void)?
+
   init(image: DiskImage, serial: String) {
     self.image = image
     self.serial = serial

@@ -27,4 +27,8 @@ protocol VirtioDeviceBackend: AnyObject {
   func process(queue: Virtqueue, index: Int, memory: GuestMemory) throws(Virtqueue.Broken) -> Bool
   /// Back to the state before the driver touched the device (a device reset).
   func reset()
+  /// Set by the transport: the device calls it with a queue index when it has work of its own
+  /// for that queue (host input for a receive queue); the transport then runs `process` for it,
+  /// if the driver is ready, and interrupts as for a notification.
+  var requestService: ((Int) -> Void)? { get set }
 }

@@ -95,6 +95,7 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
     msixPending = [Bool](repeating: false, count: vectors)
     configuration = PCIConfigurationSpace(vendor: 0x1AF4, device: 0x1040 + backend.deviceID, classCode: 0)
     configuration = makeConfiguration()
+    backend.requestService = { [weak self] queue in self?.notify(queue: queue) }
   }
 
   private func makeConfiguration() -> PCIConfigurationSpace {
