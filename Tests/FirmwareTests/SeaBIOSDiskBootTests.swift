@@ -40,7 +40,8 @@ import VMM
     let disk = try DiskImage(path: path)
     let b = try SeaBIOSBootTests.boot(
       try SeaBIOSBootTests.biosImage(), engine: engine, stopOn: nil, timeout: 120,
-      disks: attachment == .ide ? [disk] : [], virtioDisks: attachment == .virtio ? [disk] : [])
+      disks: attachment == .ide ? [disk] : [], virtioDisks: attachment == .virtio ? [disk] : [],
+      virtioConsole: attachment == .virtio)
     disk.close()
     #expect(b.outcome.reason == .powerOff, "\(b.outcome.reason.description)\n\(b.serial)")
     switch attachment {
@@ -51,6 +52,7 @@ import VMM
       #expect(b.debug.contains("PCI: init bdf=00:02.0 id=1af4:1042"))
       #expect(b.debug.contains("found virtio-blk at 00:02.0"), "\(b.debug)")
       #expect(b.debug.contains("using modern (1.0) virtio mode"))
+      #expect(b.debug.contains("PCI: init bdf=00:03.0 id=1af4:1043"), "the virtio console after the disk")
     }
     #expect(b.debug.contains("Booting from Hard Disk..."))
     #expect(!b.serial.contains("FAILED"), "\(b.serial)")
