@@ -21,13 +21,15 @@ extension CPU {
     switch ins.operation {
     case .push, .pop, .pushf, .call, .ret, .enter, .leave, .xlat, .movs, .cmps, .stos, .lods, .scas:
       return .accessesMemory
+    case .sse where ins.opcode == 0xF7:  // MASKMOVDQU stores to DS:rDI without a memory operand
+      return .accessesMemory
     default:
       return .registersOnly
     }
   }
 
   /// Whether the general path may run `ins` inside the page-local loop (see above): the data,
-  /// stack, string and near-branch instructions. Segment loads, far transfers, software
+  /// stack, string, SSE and near-branch instructions. Segment loads, far transfers, software
   /// interrupts, flag loads that can set TF or IF (POPF), I/O and every system instruction leave
   /// the loop as before.
   static func runsInPage(_ ins: DecodedInstruction) -> Bool {
@@ -41,7 +43,7 @@ extension CPU {
       .bswap, .enter, .leave, .xlat, .lahf, .sahf, .pushf, .xadd, .cmpxchg, .cmpxchg8b, .cmpxchg16b,
       .movbe, .movnti, .loop, .loope, .loopne, .jcxz,
       .andn, .bextr, .blsi, .blsmsk, .blsr, .bzhi, .mulx, .pdep, .pext, .rorx, .sarx, .shlx, .shrx,
-      .daa, .das, .aaa, .aas, .aam, .aad, .salc:
+      .daa, .das, .aaa, .aas, .aam, .aad, .salc, .sse:
       return true
     case .push:
       return true
