@@ -24,9 +24,9 @@ extension CPU {
 
   /// MXCSR.
   var mxcsr: UInt32 {
-    get { stateRaw.load(fromByteOffset: CPUStateLayout.fxLegacy + FXSAVEImage.mxcsr, as: UInt32.self) }
+    get { stateRaw.load(fromByteOffset: CPUStateLayout.mxcsr, as: UInt32.self) }
     set {
-      stateRaw.storeBytes(of: newValue, toByteOffset: CPUStateLayout.fxLegacy + FXSAVEImage.mxcsr, as: UInt32.self)
+      stateRaw.storeBytes(of: newValue, toByteOffset: CPUStateLayout.mxcsr, as: UInt32.self)
     }
   }
 
@@ -48,7 +48,7 @@ extension CPU {
   func resetSIMDState() {
     (stateRaw + CPUStateLayout.xmm).initializeMemory(as: UInt8.self, repeating: 0, count: 256)
     (stateRaw + CPUStateLayout.fxLegacy).initializeMemory(as: UInt8.self, repeating: 0, count: 160)
-    stateRaw.storeBytes(of: UInt16(0x0040), toByteOffset: CPUStateLayout.fxLegacy, as: UInt16.self)
+    stateRaw.storeBytes(of: UInt16(0x0040), toByteOffset: CPUStateLayout.fcw, as: UInt16.self)
     mxcsr = CPU.mxcsrDefault
   }
 

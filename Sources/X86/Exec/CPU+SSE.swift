@@ -17,11 +17,6 @@ extension CPU {
   /// A 128-bit XMM value as its two 64-bit halves (low, high).
   typealias XMMValue = (UInt64, UInt64)
 
-  /// The mandatory-prefix column of an SSE instruction: 0 none, 1 66, 2 F3, 3 F2.
-  @inline(__always) static func sseColumn(_ ins: DecodedInstruction) -> Int {
-    ins.prefixes.contains(.rep) ? 2 : ins.prefixes.contains(.repne) ? 3 : ins.prefixes.contains(.operandSize) ? 1 : 0
-  }
-
   /// ModRM.reg as an XMM (or general) register number, with REX.R.
   @inline(__always) func sseReg(_ ins: DecodedInstruction) -> Int {
     Int((ins.modrm >> 3) & 7) | (ins.prefixes.contains(.rexR) ? 8 : 0)
@@ -75,7 +70,7 @@ extension CPU {
   /// Runs an SSE/SSE2 instruction (`Operation.sse`); #UD for the forms not modelled.
   func executeSSE(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
     guard ins.map == 1 else { throw Fault.invalidOpcode }
-    let column = CPU.sseColumn(ins)
+    let column = SSEOperandShapes.column(ins.prefixes)  // the decoder's mandatory-prefix column
     if try executeSSEMove(&ins, ea: ea, column: column) { return }
     if try executeSSEFloat(&ins, ea: ea, column: column) { return }
     guard column == 1 else { throw Fault.invalidOpcode }  // MMX and later extensions

@@ -10,48 +10,16 @@
 /// checked and the flags found are ORed into MXCSR; when one of them is unmasked the destination
 /// is left alone and the instruction raises #XM, or #UD when CR4.OSXMMEXCPT is clear.
 extension CPU {
-  /// MXCSR exception flags (bits 0-5; the masks are the same bits shifted left by 7).
-  enum SIMDException {
-    static let invalid: UInt32 = 1 << 0
-    static let denormal: UInt32 = 1 << 1
-    /// MXCSR.DAZ: denormal operands are read as zeros.
-    static let denormalsAreZero: UInt32 = 1 << 6
+  /// The low `count` lanes of `v` in format `f` (4 singles or 2 doubles at most).
+  private func lanes(_ v: XMMValue, _ f: SoftFloat.Format, count: Int) -> [UInt64] {
+    (0..<count).map { SSELanes.lane(v, $0, width: f.bits) }
   }
 
-  /// One IEEE binary format (32 or 64 bits) on raw lane bits.
-  struct FloatLane {
-    /// Bits per lane: 32 or 64.
-    let bits: Int
-
-    var fractionBits: Int { bits == 32 ? 23 : 52 }
-    var exponentMask: UInt64 { bits == 32 ? 0xFF : 0x7FF }
-    var laneMask: UInt64 { bits == 32 ? 0xFFFF_FFFF : ~0 }
-
-    func exponent(_ v: UInt64) -> UInt64 { (v >> UInt64(fractionBits)) & exponentMask }
-    func fraction(_ v: UInt64) -> UInt64 { v & ((1 << UInt64(fractionBits)) - 1) }
-    func isNaN(_ v: UInt64) -> Bool { exponent(v) == exponentMask && fraction(v) != 0 }
-    func isSignalingNaN(_ v: UInt64) -> Bool { isNaN(v) && v & (1 << UInt64(fractionBits - 1)) == 0 }
-    func isDenormal(_ v: UInt64) -> Bool { exponent(v) == 0 && fraction(v) != 0 }
-    /// The value as a Double (exact for both formats), for ordering.
-    func value(_ v: UInt64) -> Double {
-      bits == 32 ? Double(Float(bitPattern: UInt32(truncatingIfNeeded: v))) : Double(bitPattern: v)
-    }
-    /// A denormal read as a zero of its sign (DAZ).
-    func flushed(_ v: UInt64) -> UInt64 { isDenormal(v) ? v & (1 << UInt64(bits - 1)) : v }
-  }
-
-  /// Reads the lanes of `v` (4 singles or 2 doubles; `count` of them from the low end).
-  private func lanes(_ v: XMMValue, _ f: FloatLane, count: Int) -> [UInt64] {
-    f.bits == 64
-      ? Array([v.0, v.1].prefix(count))
-      : Array([v.0 & 0xFFFF_FFFF, v.0 >> 32, v.1 & 0xFFFF_FFFF, v.1 >> 32].prefix(count))
-  }
-
-  /// `d` with its low `values.count` lanes replaced.
-  private func withLanes(_ d: XMMValue, _ values: [UInt64], _ f: FloatLane) -> XMMValue {
-    var all = lanes(d, f, count: f.bits == 64 ? 2 : 4)
-    for (i, v) in values.enumerated() { all[i] = v & f.laneMask }
-    return f.bits == 64 ? (all[0], all[1]) : (all[0] | all[1] << 32, all[2] | all[3] << 32)
+  /// `d` with its low `values.count` lanes of format `f` replaced.
+  private func withLanes(_ d: XMMValue, _ values: [UInt64], _ f: SoftFloat.Format) -> XMMValue {
+    var r = d
+    for (i, v) in values.enumerated() { SSELanes.setLane(&r, i, width: f.bits, v) }
+    return r
   }
 
   /// ADD, SUB, MUL, DIV and SQRT in their PS, PD, SS and SD forms (0F 58, 5C, 59, 5E, 51), computed
@@ -60,7 +28,7 @@ extension CPU {
   /// underflow, precision); if one of those is unmasked the destination keeps its value.
   private func executeSSEArithmetic(_ ins: inout DecodedInstruction, ea: UInt64, column: Int) throws(Fault) {
     try requireSSE()
-    let f = FloatLane(bits: column == 1 || column == 3 ? 64 : 32)
+    let f = SoftFloat.Format(bits: column == 1 || column == 3 ? 64 : 32)
     let scalar = column >= 2
     let count = scalar ? 1 : 128 / f.bits
     let r = sseReg(ins)
@@ -76,7 +44,7 @@ extension CPU {
     case 0x5E: operation = .divide
     default: operation = .squareRoot
     }
-    let format = SoftFloat.Format(bits: f.bits)
+    let format = f
     let control = SoftFloat.Control(mxcsr: mxcsr)
     // SQRT takes its one operand from the source.
     let outcomes = (0..<count).map { i in
@@ -102,8 +70,6 @@ extension CPU {
   private func executeSSEConversion(_ ins: inout DecodedInstruction, ea: UInt64, column: Int) throws(Fault) -> Bool {
     let single = SoftFloat.Format(bits: 32)
     let double = SoftFloat.Format(bits: 64)
-    let f32 = FloatLane(bits: 32)
-    let f64 = FloatLane(bits: 64)
     let r = sseReg(ins)
     let wide = ins.prefixes.contains(.rexW) && state.codeMode == .bits64
     switch (ins.opcode, column) {
@@ -115,7 +81,7 @@ extension CPU {
       let control = SoftFloat.Control(mxcsr: mxcsr)
       let format = column == 2 ? single : double
       let bits = try results([SoftFloat.fromInteger(value, to: format, control)])
-      setXMM(r, withLanes(xmm(r), bits, column == 2 ? f32 : f64))
+      setXMM(r, withLanes(xmm(r), bits, column == 2 ? single : double))
     case (0x2C, 2), (0x2D, 2), (0x2C, 3), (0x2D, 3):  // CVT(T)SS2SI, CVT(T)SD2SI r32|64, xmm/m32|m64
       try requireSSE()
       let format = column == 2 ? single : double
@@ -132,13 +98,13 @@ extension CPU {
       let source = try sseSource(&ins, ea, size: from.bits / 8)
       let lane = column == 2 ? source.0 & 0xFFFF_FFFF : source.0
       let bits = try results([SoftFloat.convert(lane, from: from, to: to, SoftFloat.Control(mxcsr: mxcsr))])
-      setXMM(r, withLanes(xmm(r), bits, column == 2 ? f64 : f32))
+      setXMM(r, withLanes(xmm(r), bits, column == 2 ? double : single))
     case (0x5A, 0):  // CVTPS2PD xmm, xmm/m64
       try requireSSE()
       let source = try sseSource(&ins, ea, size: 8)
       let control = SoftFloat.Control(mxcsr: mxcsr)
       let bits = try results(
-        lanes(source, f32, count: 2).map { SoftFloat.convert($0, from: single, to: double, control) })
+        lanes(source, single, count: 2).map { SoftFloat.convert($0, from: single, to: double, control) })
       setXMM(r, (bits[0], bits[1]))
     case (0x5A, 1):  // CVTPD2PS xmm, xmm/m128: two singles, the upper half zeroed
       try requireSSE()
@@ -151,25 +117,25 @@ extension CPU {
       let source = try sseSource(&ins, ea)
       let control = SoftFloat.Control(mxcsr: mxcsr)
       let bits = try results(
-        lanes(source, f32, count: 4).map {
+        lanes(source, single, count: 4).map {
           SoftFloat.fromInteger(Int64(Int32(truncatingIfNeeded: $0)), to: single, control)
         })
-      setXMM(r, withLanes((0, 0), bits, f32))
+      setXMM(r, withLanes((0, 0), bits, single))
     case (0x5B, 1), (0x5B, 2):  // CVTPS2DQ, CVTTPS2DQ xmm, xmm/m128
       try requireSSE()
       let source = try sseSource(&ins, ea)
       let control = SoftFloat.Control(mxcsr: mxcsr)
       let bits = try results(
-        lanes(source, f32, count: 4).map {
+        lanes(source, single, count: 4).map {
           SoftFloat.toInteger($0, from: single, bits: 32, truncate: column == 2, control)
         })
-      setXMM(r, withLanes((0, 0), bits, f32))
+      setXMM(r, withLanes((0, 0), bits, single))
     case (0xE6, 2):  // CVTDQ2PD xmm, xmm/m64
       try requireSSE()
       let source = try sseSource(&ins, ea, size: 8)
       let control = SoftFloat.Control(mxcsr: mxcsr)
       let bits = try results(
-        lanes(source, f32, count: 2).map {
+        lanes(source, single, count: 2).map {
           SoftFloat.fromInteger(Int64(Int32(truncatingIfNeeded: $0)), to: double, control)
         })
       setXMM(r, (bits[0], bits[1]))
@@ -200,20 +166,20 @@ extension CPU {
   /// The operands of one lane after DAZ, and the exceptions reading them raises (`anyNaNInvalid`:
   /// quiet NaNs are invalid too).
   private func readOperands(
-    _ a: UInt64, _ b: UInt64, _ f: FloatLane, anyNaNInvalid: Bool, flags: inout UInt32
+    _ a: UInt64, _ b: UInt64, _ f: SoftFloat.Format, anyNaNInvalid: Bool, flags: inout UInt32
   ) -> (UInt64, UInt64) {
-    if mxcsr & SIMDException.denormalsAreZero != 0 {
+    if SoftFloat.Control(mxcsr: mxcsr).denormalsAreZero {
       if f.isSignalingNaN(a) || f.isSignalingNaN(b) || (anyNaNInvalid && (f.isNaN(a) || f.isNaN(b))) {
-        flags |= SIMDException.invalid
+        flags |= SoftFloat.Flag.invalid
       }
       return (f.flushed(a), f.flushed(b))
     }
     if f.isSignalingNaN(a) || f.isSignalingNaN(b) || (anyNaNInvalid && (f.isNaN(a) || f.isNaN(b))) {
-      flags |= SIMDException.invalid
+      flags |= SoftFloat.Flag.invalid
     } else if f.isNaN(a) || f.isNaN(b) {
       // A quiet NaN operand that is not invalid here still hides the other operand's denormal.
     } else if f.isDenormal(a) || f.isDenormal(b) {
-      flags |= SIMDException.denormal
+      flags |= SoftFloat.Flag.denormal
     }
     return (a, b)
   }
@@ -222,15 +188,16 @@ extension CPU {
   /// UCOMISS/UCOMISD (0F 2E); false when `ins` is none of them.
   func executeSSEFloat(_ ins: inout DecodedInstruction, ea: UInt64, column: Int) throws(Fault) -> Bool {
     let op = ins.opcode
-    if [0x51, 0x58, 0x59, 0x5C, 0x5E].contains(op) {
+    switch op {
+    case 0x51, 0x58, 0x59, 0x5C, 0x5E:
       try executeSSEArithmetic(&ins, ea: ea, column: column)
       return true
+    case 0xC2, 0x5D, 0x5F, 0x2E, 0x2F: break
+    default: return try executeSSEConversion(&ins, ea: ea, column: column)
     }
-    if try executeSSEConversion(&ins, ea: ea, column: column) { return true }
-    guard [0xC2, 0x5D, 0x5F, 0x2E, 0x2F].contains(op) else { return false }
     if (op == 0x2E || op == 0x2F) && column > 1 { return false }
     try requireSSE()
-    let f = FloatLane(bits: column == 1 || column == 3 ? 64 : 32)
+    let f = SoftFloat.Format(bits: column == 1 || column == 3 ? 64 : 32)
     let scalar = column >= 2 || op == 0x2E || op == 0x2F
     let count = scalar ? 1 : 128 / f.bits
     let r = sseReg(ins)
@@ -250,7 +217,7 @@ extension CPU {
       state.rflags = (state.rflags & ~(Flags.zf | Flags.pf | Flags.cf | Flags.of | Flags.sf | Flags.af)) | result
     case 0xC2:
       let predicate = Int(ins.immediate & 7)
-      let signaling = [1, 2, 5, 6].contains(predicate)
+      let signaling = predicate & 3 == 1 || predicate & 3 == 2  // LT, LE, NLT, NLE
       var out: [UInt64] = []
       for i in 0..<count {
         let (a, b) = readOperands(da[i], sa[i], f, anyNaNInvalid: signaling, flags: &flags)
@@ -268,7 +235,7 @@ extension CPU {
         case 6: holds = !(x <= y)
         default: holds = !unordered
         }
-        out.append(holds ? f.laneMask : 0)
+        out.append(holds ? ~0 : 0)  // withLanes keeps the lane's width
       }
       try signalSIMDExceptions(flags)
       setXMM(r, withLanes(d, out, f))

@@ -21,6 +21,21 @@ enum SSELanes {
   }
   @inline(__always) private static func split(_ q: SIMD2<UInt64>) -> CPU.XMMValue { (q[0], q[1]) }
 
+  /// Lane `i` of `width` bits (8, 16, 32 or 64) of `v`, read from its two 64-bit halves.
+  @inline(__always) static func lane(_ v: CPU.XMMValue, _ i: Int, width: Int) -> UInt64 {
+    let bit = i * width
+    let mask: UInt64 = width == 64 ? ~0 : (1 << UInt64(width)) - 1
+    return ((bit < 64 ? v.0 : v.1) >> UInt64(bit % 64)) & mask
+  }
+
+  /// Sets lane `i` of `width` bits of `v` to the low bits of `x`.
+  @inline(__always) static func setLane(_ v: inout CPU.XMMValue, _ i: Int, width: Int, _ x: UInt64) {
+    let bit = i * width
+    let mask: UInt64 = (width == 64 ? ~0 : (1 << UInt64(width)) - 1) << UInt64(bit % 64)
+    let shifted = (x << UInt64(bit % 64)) & mask
+    if bit < 64 { v.0 = (v.0 & ~mask) | shifted } else { v.1 = (v.1 & ~mask) | shifted }
+  }
+
   /// Signed saturation of `v` to `bits` bits, as the unsigned pattern of the narrow type.
   @inline(__always) static func saturateSigned(_ v: Int64, bits: Int) -> UInt64 {
     let high = Int64(1) << (bits - 1) - 1
@@ -83,8 +98,8 @@ extension CPU {
       let first = (0x68...0x6A).contains(op) || op == 0x6D ? count : 0  // the high halves
       var r: XMMValue = (0, 0)
       for i in 0..<count {
-        setLane(&r, 2 * i, width: width, lane(d, first + i, width: width))
-        setLane(&r, 2 * i + 1, width: width, lane(s, first + i, width: width))
+        SSELanes.setLane(&r, 2 * i, width: width, SSELanes.lane(d, first + i, width: width))
+        SSELanes.setLane(&r, 2 * i + 1, width: width, SSELanes.lane(s, first + i, width: width))
       }
       return r
     // Packs with saturation.
@@ -191,25 +206,6 @@ extension CPU {
     }
   }
 
-  /// Lane `i` of `width` bits of `v`, and `v` with lane `i` set (the lanes of every width, from
-  /// the two 64-bit halves).
-  private func lane(_ v: XMMValue, _ i: Int, width: Int) -> UInt64 {
-    let bit = i * width
-    let mask: UInt64 = width == 64 ? ~0 : (1 << UInt64(width)) - 1
-    return ((bit < 64 ? v.0 : v.1) >> UInt64(bit % 64)) & mask
-  }
-
-  private func setLane(_ v: inout XMMValue, _ i: Int, width: Int, _ x: UInt64) {
-    let bit = i * width
-    let mask: UInt64 = width == 64 ? ~0 : (1 << UInt64(width)) - 1
-    let shifted = (x & mask) << UInt64(bit % 64)
-    if bit < 64 {
-      v.0 = (v.0 & ~(mask << UInt64(bit % 64))) | shifted
-    } else {
-      v.1 = (v.1 & ~(mask << UInt64(bit % 64))) | shifted
-    }
-  }
-
   /// PADDS/PSUBS (signed) and PADDUS/PSUBUS (unsigned) on `width`-bit lanes (8 or 16).
   private func saturating(_ d: XMMValue, _ s: XMMValue, width: Int, signed: Bool, subtract: Bool) -> XMMValue {
     var r: XMMValue = (0, 0)
@@ -217,10 +213,10 @@ extension CPU {
       func value(_ x: UInt64) -> Int64 {
         signed ? Int64(bitPattern: x << UInt64(64 - width)) >> Int64(64 - width) : Int64(x)
       }
-      let a = value(lane(d, i, width: width))
-      let b = value(lane(s, i, width: width))
+      let a = value(SSELanes.lane(d, i, width: width))
+      let b = value(SSELanes.lane(s, i, width: width))
       let v = subtract ? a - b : a + b
-      setLane(
+      SSELanes.setLane(
         &r, i, width: width,
         signed ? SSELanes.saturateSigned(v, bits: width) : SSELanes.saturateUnsigned(v, bits: width))
     }
@@ -230,11 +226,11 @@ extension CPU {
   /// PSRLW/D/Q (D1-D3), PSRAW/D (E1, E2), PSLLW/D/Q (F1-F3) by `count`: logical shifts past the
   /// lane width give 0, arithmetic ones the sign.
   private func shift(_ op: UInt8, _ d: XMMValue, count: UInt64) -> XMMValue {
-    let width = [0xD1, 0xE1, 0xF1].contains(op) ? 16 : [0xD2, 0xE2, 0xF2].contains(op) ? 32 : 64
+    let width = 8 << Int(op & 3)  // xx1: words, xx2: doublewords, xx3: quadwords
     let w = UInt64(width)
     var r: XMMValue = (0, 0)
     for i in 0..<(128 / width) {
-      let v = lane(d, i, width: width)
+      let v = SSELanes.lane(d, i, width: width)
       let out: UInt64
       switch op {
       case 0xD1, 0xD2, 0xD3: out = count >= w ? 0 : v >> count
@@ -243,7 +239,7 @@ extension CPU {
         let signed = Int64(bitPattern: v << (64 - w)) >> Int64(64 - w)
         out = UInt64(bitPattern: signed >> Int64(min(count, w - 1)))
       }
-      setLane(&r, i, width: width, out)
+      SSELanes.setLane(&r, i, width: width, out)
     }
     return r
   }

@@ -43,6 +43,12 @@ enum SoftFloat {
     func isZero(_ v: UInt64) -> Bool { v & ~signBit == 0 }
     func isDenormal(_ v: UInt64) -> Bool { exponentField(v) == 0 && fraction(v) != 0 }
     func sign(_ v: UInt64) -> Bool { v & signBit != 0 }
+    /// The value as a Double (exact for both formats), for ordering.
+    func value(_ v: UInt64) -> Double {
+      bits == 32 ? Double(Float(bitPattern: UInt32(truncatingIfNeeded: v))) : Double(bitPattern: v)
+    }
+    /// A denormal read as a zero of its sign (DAZ), anything else as it is.
+    func flushed(_ v: UInt64) -> UInt64 { isDenormal(v) ? v & signBit : v }
 
     /// A finite nonzero value as (significand, exponent): value = significand * 2^exponent.
     func unpack(_ v: UInt64) -> (UInt64, Int) {
@@ -101,8 +107,8 @@ enum SoftFloat {
     }
     var pre: UInt32 = 0
     if control.denormalsAreZero {
-      if f.isDenormal(a) { a &= f.signBit }
-      if f.isDenormal(b) { b &= f.signBit }
+      a = f.flushed(a)
+      b = f.flushed(b)
     } else if operands.contains(where: f.isDenormal) {
       pre |= Flag.denormal
     }
@@ -303,7 +309,7 @@ enum SoftFloat {
     }
     var pre: UInt32 = 0
     if from.isDenormal(v) {
-      if control.denormalsAreZero { v &= from.signBit } else { pre |= Flag.denormal }
+      if control.denormalsAreZero { v = from.flushed(v) } else { pre |= Flag.denormal }
     }
     if from.isInfinity(v) { return Outcome(bits: signBits | to.infinity, pre: pre) }
     if from.isZero(v) { return Outcome(bits: signBits, pre: pre) }
@@ -326,7 +332,7 @@ enum SoftFloat {
     var v = v0
     let indefinite: UInt64 = 1 << UInt64(bits - 1)
     if from.isNaN(v) || from.isInfinity(v) { return Outcome(bits: indefinite, pre: Flag.invalid) }
-    if control.denormalsAreZero && from.isDenormal(v) { v &= from.signBit }
+    if control.denormalsAreZero { v = from.flushed(v) }
     if from.isZero(v) { return Outcome(bits: 0) }
     let negative = from.sign(v)
     let (m, e) = from.unpack(v)

@@ -56,8 +56,8 @@ public final class CPUState: @unchecked Sendable {
     rflags = Flags.reserved1
     // The SIMD control registers as FNINIT and a fresh process leave them: FCW 0x037F, MXCSR
     // 0x1F80 (every floating-point exception masked).
-    raw.storeBytes(of: UInt16(0x037F), toByteOffset: CPUStateLayout.fxLegacy, as: UInt16.self)
-    raw.storeBytes(of: UInt32(0x1F80), toByteOffset: CPUStateLayout.fxLegacy + 24, as: UInt32.self)
+    raw.storeBytes(of: UInt16(0x037F), toByteOffset: CPUStateLayout.fcw, as: UInt16.self)
+    raw.storeBytes(of: UInt32(0x1F80), toByteOffset: CPUStateLayout.mxcsr, as: UInt32.self)
   }
 
   /// Where the paging TLB of this CPU keeps its entries (`SoftTLB.init(in:)`).

@@ -113,6 +113,10 @@ public enum CPUStateLayout {
   public static let xmm = 0x400
   /// The x87 registers and MXCSR, laid out as bytes 0-159 of the FXSAVE image.
   public static let fxLegacy = 0x600
+  /// FCW, the x87 control word (bytes 0-1 of the FXSAVE image).
+  public static let fcw = fxLegacy
+  /// MXCSR (bytes 24-27 of the FXSAVE image).
+  public static let mxcsr = fxLegacy + 24
   /// Size of the state page (page-aligned).
   public static let size = 0x1000
   /// The paging TLB's entries (`SoftTLB`) right after the state page, in the same allocation: a
