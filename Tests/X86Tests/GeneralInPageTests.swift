@@ -32,13 +32,17 @@ import Testing
       + (0..<16).map { UInt64(ram.word(0xFE0 + 2 * $0)) }
   }
 
-  @Test(arguments: [CPUModel.i80386, .host64], [true, false])
-  func faultsDeliveredInTheLoopMatchSingleSteps(model: CPUModel, fastPath: Bool) {
-    for budget: UInt64 in [1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 40, 57, 1000] {
-      let (looped, loopedRAM) = makeDivideLoopCPU(model, fastPath: fastPath)
-      _ = looped.run(budget: 3)  // fill the decode cache so the page loop has work
-      let (stepped, steppedRAM) = makeDivideLoopCPU(model, fastPath: fastPath)
-      for _ in 0..<3 { _ = stepped.step() }
+  /// For each budget: `run(budget:)` on one CPU and as many `step()` calls on another, both made
+  /// by `make` and warmed up by `warmUp` instructions (so the page loop finds cached code), end
+  /// with the same event and the same `snapshot`.
+  func expectLoopMatchesSteps(
+    budgets: [UInt64], warmUp: UInt64, make: () -> (CPU, TestRAM), snapshot: (CPU, TestRAM) -> [UInt64]
+  ) {
+    for budget in budgets {
+      let (looped, loopedRAM) = make()
+      _ = looped.run(budget: warmUp)
+      let (stepped, steppedRAM) = make()
+      for _ in 0..<warmUp { _ = stepped.step() }
       let event = looped.run(budget: budget)
       var steppedEvent: CPUEvent = .budgetExhausted
       for _ in 0..<budget {
@@ -50,6 +54,13 @@ import Testing
       #expect(event == steppedEvent, "budget \(budget)")
       #expect(snapshot(looped, loopedRAM) == snapshot(stepped, steppedRAM), "budget \(budget)")
     }
+  }
+
+  @Test(arguments: [CPUModel.i80386, .host64], [true, false])
+  func faultsDeliveredInTheLoopMatchSingleSteps(model: CPUModel, fastPath: Bool) {
+    expectLoopMatchesSteps(
+      budgets: [1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 40, 57, 1000], warmUp: 3,
+      make: { makeDivideLoopCPU(model, fastPath: fastPath) }, snapshot: snapshot)
     let (cpu, _) = makeDivideLoopCPU(model, fastPath: fastPath)
     #expect(cpu.run(budget: 10_000) == .halt)
     #expect(cpu.state.gpr(Reg.rdi) & 0xFFFF == 5)  // CX = 20, 16, 12, 8, 4
@@ -96,22 +107,9 @@ import Testing
         + (0..<24).map { ram.qword(0x3000 + 8 * $0) } + (0..<16).map { ram.qword(0x4000 + 8 * $0) }
         + [cpu.xmm(0).0, cpu.xmm(0).1, cpu.xmm(2).0, cpu.xmm(2).1]
     }
-    for budget: UInt64 in [1, 4, 9, 10, 23, 40, 47, 48, 49, 60, 1000] {
-      let (looped, loopedRAM) = makeSSELoopCPU(fastPath: fastPath)
-      _ = looped.run(budget: 2)  // fill the decode cache
-      let (stepped, steppedRAM) = makeSSELoopCPU(fastPath: fastPath)
-      for _ in 0..<2 { _ = stepped.step() }
-      let event = looped.run(budget: budget)
-      var steppedEvent: CPUEvent = .budgetExhausted
-      for _ in 0..<budget {
-        if let e = stepped.step() {
-          steppedEvent = e
-          break
-        }
-      }
-      #expect(event == steppedEvent, "budget \(budget)")
-      #expect(state(looped, loopedRAM) == state(stepped, steppedRAM), "budget \(budget)")
-    }
+    expectLoopMatchesSteps(
+      budgets: [1, 4, 9, 10, 23, 40, 47, 48, 49, 60, 1000], warmUp: 2, make: { makeSSELoopCPU(fastPath: fastPath) },
+      snapshot: state)
     let (cpu, ram) = makeSSELoopCPU(fastPath: fastPath)
     #expect(cpu.run(budget: 10_000) == .exception(vector: 13, errorCode: 0))
     // The first pass stores xmm0 = xmm1's even bytes at 0x3000, the second 2 * xmm1's at 0x3010.

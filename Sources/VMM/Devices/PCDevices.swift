@@ -49,6 +49,9 @@ public final class PCDevices {
   public let virtioBlocks: [VirtioPCIFunction]
   /// The virtio console, when the machine has one (it then takes the host input instead of COM1).
   public let virtioConsole: VirtioPCIFunction?
+  /// The device halves of the virtio functions above, for the machine's input and statistics.
+  let virtioBlockDevices: [VirtioBlock]
+  let virtioConsoleDevice: VirtioConsole?
   /// The PCI memory window the virtio functions' BARs decode in (the machine registers it on
   /// its MMIO bus when it is not empty).
   public let pciMemoryWindow = PCIMemoryWindow()
@@ -103,21 +106,25 @@ public final class PCDevices {
     pci = PCIHostBridge(control: control)
     ide = disks.isEmpty ? nil : IDEController(disks: disks, sink: sink)
     if let ide { pci.attach(ide, slot: 1) }
-    virtioBlocks = virtioDisks.enumerated().map { i, image in
+    virtioBlockDevices = virtioDisks.enumerated().map { i, image in
+      VirtioBlock(image: image, serial: "trivisor-vblk-\(i)")
+    }
+    virtioBlocks = virtioBlockDevices.enumerated().map { i, device in
       VirtioPCIFunction(
-        backend: VirtioBlock(image: image, serial: "trivisor-vblk-\(i)"), memory: memory,
+        backend: device, memory: memory,
         bar: PCDevices.firstVirtioBAR + UInt32(i) * 0x1_0000,
         intx: InterruptLine(sink: sink, line: i % 2 == 0 ? 10 : 11),
         sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
     }
     let consoleIndex = virtioDisks.count
-    self.virtioConsole =
-      virtioConsole
-      ? VirtioPCIFunction(
-        backend: VirtioConsole(output: serialOutput), memory: memory,
+    virtioConsoleDevice = virtioConsole ? VirtioConsole(output: serialOutput) : nil
+    self.virtioConsole = virtioConsoleDevice.map { device in
+      VirtioPCIFunction(
+        backend: device, memory: memory,
         bar: PCDevices.firstVirtioBAR + UInt32(consoleIndex) * 0x1_0000,
         intx: InterruptLine(sink: sink, line: consoleIndex % 2 == 0 ? 10 : 11),
-        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } }) : nil
+        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
+    }
     for (i, f) in (virtioBlocks + (self.virtioConsole.map { [$0] } ?? [])).enumerated() {
       pci.attach(f, slot: PCDevices.firstVirtioSlot + i)
       pciMemoryWindow.add(f)

@@ -1,6 +1,7 @@
-/// A growing little-endian byte image of a firmware table (ACPI, MP), with the few operations the
-/// table builders need: append integers and fixed-width strings, patch a field later, pad to an
-/// alignment. Internal to the table builders.
+/// A growing little-endian byte image of a firmware table (ACPI, MP) or of a device's register
+/// block (virtio structures, configuration spaces), with the few operations they need: append
+/// integers and fixed-width strings, patch a field later, read and write a guest access of 1-8
+/// bytes at any offset.
 struct TableBytes {
   /// The bytes so far.
   private(set) var bytes: [UInt8] = []
@@ -40,11 +41,21 @@ struct TableBytes {
     withUnsafeBytes(of: value.littleEndian) { for (i, b) in $0.enumerated() { bytes[offset + i] = b } }
   }
 
-  /// The little-endian value of `size` bytes (1...8) at `offset`.
+  /// The little-endian value of `size` bytes (1...8) at `offset`; bytes past the end read as 0.
   func read(at offset: Int, size: Int) -> UInt64 {
     var value: UInt64 = 0
-    for i in 0..<size { value |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+    for i in 0..<size where bytes.indices.contains(offset + i) {
+      value |= UInt64(bytes[offset + i]) << (8 * UInt64(i))
+    }
     return value
+  }
+
+  /// Writes the low `size` bytes (1...8) of `value` at `offset`, little-endian; bytes that would
+  /// land past the end are dropped.
+  mutating func write(_ value: UInt64, at offset: Int, size: Int) {
+    for i in 0..<size where bytes.indices.contains(offset + i) {
+      bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))
+    }
   }
 
   /// Makes `bytes[range]` sum to zero modulo 256 by adjusting the byte at `checksumOffset` (which

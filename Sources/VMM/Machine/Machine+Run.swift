@@ -66,8 +66,7 @@ extension Machine {
     if devices.ide != nil || !devices.virtioBlocks.isEmpty {
       var d = ExitStatisticsReport.DiskSectors(
         read: devices.ide?.sectorsRead ?? 0, written: devices.ide?.sectorsWritten ?? 0)
-      for f in devices.virtioBlocks {
-        guard let b = f.backend as? VirtioBlock else { continue }
+      for b in devices.virtioBlockDevices {
         d.read += b.sectorsRead
         d.written += b.sectorsWritten
       }
@@ -129,7 +128,7 @@ extension Machine {
   /// Hands host input waiting in `input` to the UART.
   func drainInput() {
     guard !input.isEmpty else { return }
-    if let console = devices.virtioConsole?.backend as? VirtioConsole {
+    if let console = devices.virtioConsoleDevice {
       console.receive(input.drain())
     } else {
       serial.receive(input.drain())

@@ -145,12 +145,6 @@ final class ATADrive {
     }
   }
 
-  /// EXECUTE DEVICE DIAGNOSTIC (the channel runs it on both devices): the signature, diagnostics
-  /// passed.
-  func diagnose() {
-    reset()
-  }
-
   /// The first sector and count a read/write/verify command addresses, or nil when they are not
   /// all on the disk (or the CHS address is invalid).
   private func sectors(_ taskFile: inout ATATaskFile, lba48: Bool) -> (first: UInt64, count: Int)? {

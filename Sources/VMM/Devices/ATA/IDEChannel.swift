@@ -133,7 +133,7 @@ public final class IDEChannel: PortIODevice, ResettableDevice {
     guard deviceControl & 0x04 == 0, hasDrives else { return }
     if command == 0x90 {
       // EXECUTE DEVICE DIAGNOSTIC addresses both devices; device 0 reports for the pair.
-      for d in drives { d?.diagnose() }
+      for d in drives { d?.reset() }  // both back to the signature, diagnostics passed
       taskFile.setSignature()
       setInterrupt(true)
       return

@@ -52,17 +52,17 @@ final class VirtioBlock: VirtioDeviceBackend {
     Feature.segmentMaximum | Feature.blockSize | Feature.flush | (image.isReadOnly ? Feature.readOnly : 0)
   }
 
+  /// capacity (512-byte sectors), size_max (not offered), seg_max, geometry (not offered),
+  /// blk_size, then zeros.
   func readConfiguration(offset: Int, size: Int) -> UInt64 {
-    var b = [UInt8](repeating: 0, count: configurationLength)
-    func put(_ o: Int, _ v: UInt64, _ n: Int) {
-      for i in 0..<n { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
-    }
-    put(0x00, image.sectorCount, 8)  // capacity in 512-byte sectors
-    put(0x0C, UInt64(Virtqueue.maximumSize - 2), 4)  // seg_max
-    put(0x14, 512, 4)  // blk_size
-    var value: UInt64 = 0
-    for i in 0..<size where offset + i < b.count { value |= UInt64(b[offset + i]) << (8 * UInt64(i)) }
-    return value
+    var c = TableBytes()
+    c.u64(image.sectorCount)
+    c.u32(0)
+    c.u32(UInt32(Virtqueue.maximumSize - 2))
+    c.u32(0)
+    c.u32(512)
+    c.zeros(configurationLength - c.count)
+    return c.read(at: offset, size: size)
   }
 
   func writeConfiguration(offset: Int, size: Int, value: UInt64) {}

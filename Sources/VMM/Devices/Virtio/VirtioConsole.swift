@@ -35,10 +35,12 @@ final class VirtioConsole: VirtioDeviceBackend {
 
   /// cols, rows (0: unknown), max_nr_ports (1), emerg_wr (reads 0).
   func readConfiguration(offset: Int, size: Int) -> UInt64 {
-    let bytes: [UInt8] = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
-    var value: UInt64 = 0
-    for i in 0..<size where offset + i < bytes.count { value |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
-    return value
+    var c = TableBytes()
+    c.u16(0)
+    c.u16(0)
+    c.u32(1)
+    c.u32(0)
+    return c.read(at: offset, size: size)
   }
 
   func writeConfiguration(offset: Int, size: Int, value: UInt64) {

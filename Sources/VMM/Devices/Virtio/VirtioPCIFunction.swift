@@ -106,21 +106,25 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
     c.addMemoryBAR(0, size: VirtioPCIFunction.barSize, base: initialBAR)
     if sendMSI != nil {
       let vectors = UInt16(backend.queueCount)  // table size - 1
-      msixCapability = c.addCapability(
-        id: 0x11,
-        body: le16(vectors) + le32(UInt32(VirtioPCIFunction.msixTableOffset))
-          + le32(UInt32(VirtioPCIFunction.msixPBAOffset)),
-        writableMask: [0x00, 0xC0])
+      var body = TableBytes()
+      body.u16(vectors)
+      body.u32(UInt32(VirtioPCIFunction.msixTableOffset))  // BIR 0
+      body.u32(UInt32(VirtioPCIFunction.msixPBAOffset))
+      msixCapability = c.addCapability(id: 0x11, body: body.bytes, writableMask: [0x00, 0xC0])
     }
     func virtioCap(_ type: UInt8, _ offset: UInt64, _ length: UInt32, extra: [UInt8] = [], mask: [UInt8] = []) -> Int {
-      c.addCapability(
-        id: 0x09, body: [UInt8(16 + extra.count), type, 0, 0, 0, 0] + le32(UInt32(offset)) + le32(length) + extra,
-        writableMask: mask)
+      // cap_len, cfg_type, bar 0, id 0, padding, offset, length (after the ID and next pointer).
+      var body = TableBytes()
+      body.raw([UInt8(16 + extra.count), type, 0, 0, 0, 0])
+      body.u32(UInt32(offset))
+      body.u32(length)
+      body.raw(extra)
+      return c.addCapability(id: 0x09, body: body.bytes, writableMask: mask)
     }
     _ = virtioCap(1, VirtioPCIFunction.commonOffset, 0x38)
     _ = virtioCap(
       2, VirtioPCIFunction.notifyOffset, UInt32(UInt64(backend.queueCount) * VirtioPCIFunction.notifyMultiplier),
-      extra: le32(UInt32(VirtioPCIFunction.notifyMultiplier)))
+      extra: withUnsafeBytes(of: UInt32(VirtioPCIFunction.notifyMultiplier).littleEndian, Array.init))
     _ = virtioCap(3, VirtioPCIFunction.isrOffset, 1)
     _ = virtioCap(4, VirtioPCIFunction.deviceOffset, UInt32(max(backend.configurationLength, 1)))
     // PCI_CFG: bar (body byte 2), offset and length (6-13) and the data window (14-17) are the
@@ -130,9 +134,6 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
       mask: [0, 0, 0xFF, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 8) + [0xFF, 0xFF, 0xFF, 0xFF])
     return c
   }
-
-  private func le16(_ v: UInt16) -> [UInt8] { [UInt8(truncatingIfNeeded: v), UInt8(truncatingIfNeeded: v >> 8)] }
-  private func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
 
   private var features: UInt64 { Feature.version1 | Feature.indirectDescriptors | backend.deviceFeatures }
   private var msixEnabled: Bool { msixCapability != 0 && configuration.byte(msixCapability + 3) & 0x80 != 0 }
@@ -214,7 +215,7 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
   /// `PCIMemoryBARFunction`: a read inside BAR 0.
   public func readMemoryBAR(offset: UInt64, size: Int) -> UInt64 {
     switch offset {
-    case 0..<0x38: return readCommon(Int(offset), size)
+    case 0..<0x38: return commonImage().read(at: Int(offset), size: size)
     case VirtioPCIFunction.isrOffset:
       let value = isr
       isr = 0
@@ -253,45 +254,38 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
 
   private var selectedQueue: Virtqueue? { Int(queueSelect) < queues.count ? queues[Int(queueSelect)] : nil }
 
-  /// The common configuration structure as little-endian bytes.
-  private func commonImage() -> [UInt8] {
-    var b = [UInt8](repeating: 0, count: 0x38)
-    func put(_ offset: Int, _ value: UInt64, _ size: Int) {
-      for i in 0..<size { b[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
-    }
-    put(0x00, UInt64(deviceFeatureSelect), 4)
-    put(0x04, deviceFeatureSelect < 2 ? features >> (32 * UInt64(deviceFeatureSelect)) & 0xFFFF_FFFF : 0, 4)
-    put(0x08, UInt64(driverFeatureSelect), 4)
-    put(0x0C, driverFeatureSelect < 2 ? driverFeatures >> (32 * UInt64(driverFeatureSelect)) & 0xFFFF_FFFF : 0, 4)
-    put(0x10, UInt64(configVector), 2)
-    put(0x12, UInt64(queues.count), 2)
-    put(0x14, UInt64(status), 1)
-    put(0x15, UInt64(configGeneration), 1)
-    put(0x16, UInt64(queueSelect), 2)
+  /// The common configuration structure as the driver sees it (0x38 bytes).
+  private func commonImage() -> TableBytes {
+    var b = TableBytes()
+    b.u32(deviceFeatureSelect)
+    b.u32(deviceFeatureSelect < 2 ? UInt32(truncatingIfNeeded: features >> (32 * UInt64(deviceFeatureSelect))) : 0)
+    b.u32(driverFeatureSelect)
+    b.u32(
+      driverFeatureSelect < 2 ? UInt32(truncatingIfNeeded: driverFeatures >> (32 * UInt64(driverFeatureSelect))) : 0)
+    b.u16(configVector)
+    b.u16(UInt16(queues.count))
+    b.u8(status)
+    b.u8(configGeneration)
+    b.u16(queueSelect)
     if let q = selectedQueue {
-      put(0x18, UInt64(q.size), 2)
-      put(0x1A, UInt64(q.msixVector), 2)
-      put(0x1C, q.enabled ? 1 : 0, 2)
-      put(0x1E, UInt64(queueSelect), 2)
-      put(0x20, q.descriptorTable, 8)
-      put(0x28, q.availableRing, 8)
-      put(0x30, q.usedRing, 8)
+      b.u16(q.size)
+      b.u16(q.msixVector)
+      b.u16(q.enabled ? 1 : 0)
+      b.u16(queueSelect)  // queue_notify_off
+      b.u64(q.descriptorTable)
+      b.u64(q.availableRing)
+      b.u64(q.usedRing)
+    } else {
+      b.zeros(0x38 - b.count)
     }
     return b
-  }
-
-  private func readCommon(_ offset: Int, _ size: Int) -> UInt64 {
-    let b = commonImage()
-    var value: UInt64 = 0
-    for i in 0..<size where offset + i < b.count { value |= UInt64(b[offset + i]) << (8 * UInt64(i)) }
-    return value
   }
 
   private func writeCommon(_ offset: Int, _ size: Int, _ value: UInt64) {
     // Apply the bytes to the image, then take each register the write touched from it.
     var b = commonImage()
-    for i in 0..<size where offset + i < b.count { b[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
-    func get(_ o: Int, _ n: Int) -> UInt64 { (0..<n).reduce(UInt64(0)) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }
+    b.write(value, at: offset, size: size)
+    func get(_ o: Int, _ n: Int) -> UInt64 { b.read(at: o, size: n) }
     func touched(_ o: Int, _ n: Int) -> Bool { offset < o + n && o < offset + size }
     if touched(0x00, 4) { deviceFeatureSelect = UInt32(get(0x00, 4)) }
     if touched(0x08, 4) { driverFeatureSelect = UInt32(get(0x08, 4)) }
@@ -399,15 +393,13 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
   }
 
   private func readMSIXTable(_ offset: Int, _ size: Int) -> UInt64 {
-    var bytes = [UInt8](repeating: 0, count: 16 * msixTable.count)
-    for (i, e) in msixTable.enumerated() {
-      for j in 0..<8 { bytes[16 * i + j] = UInt8(truncatingIfNeeded: e.address >> (8 * UInt64(j))) }
-      for j in 0..<4 { bytes[16 * i + 8 + j] = UInt8(truncatingIfNeeded: e.data >> (8 * UInt32(j))) }
-      bytes[16 * i + 12] = e.masked ? 1 : 0
+    var b = TableBytes()
+    for e in msixTable {
+      b.u64(e.address)
+      b.u32(e.data)
+      b.u32(e.masked ? 1 : 0)  // vector control
     }
-    var value: UInt64 = 0
-    for j in 0..<size where offset + j < bytes.count { value |= UInt64(bytes[offset + j]) << (8 * UInt64(j)) }
-    return value
+    return b.read(at: offset, size: size)
   }
 
   private func writeMSIXTable(_ offset: Int, _ size: Int, _ value: UInt64) {
