@@ -86,7 +86,9 @@ public final class HostOutputWriter: @unchecked Sendable {
 
   /// Waits until everything queued is written, the descriptor failed, or no byte was written for
   /// `stallNanoseconds` (a reader that stopped reading); then stops the writer thread. What is
-  /// still queued when it gives up counts as dropped. Returns true when everything was written.
+  /// still queued when it gives up counts as dropped; a chunk the writer thread is writing at that
+  /// moment is counted (written or dropped) when that write ends. Returns true when everything was
+  /// written.
   @discardableResult
   public func finish(stallNanoseconds: UInt64 = 2_000_000_000) -> Bool {
     var lastWritten = writtenBytes
