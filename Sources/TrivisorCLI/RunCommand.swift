@@ -59,6 +59,33 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Boot the small built-in demo guest instead of the reference guest kernel.")
   var demo = false
 
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "Boot Linux with this directory as its root filesystem and run its /sbin/init (or --init) as PID 1.",
+      discussion:
+        "The directory is packed into an initramfs with trivisor-init, which first loads the kernel modules the machine's devices need (from /lib/modules of the kernel's release). The kernel is --kernel or the newest /boot/vmlinuz-*; the command line starts with console=ttyS0.",
+      valueName: "dir"))
+  var rootfs: String?
+
+  @Option(
+    name: .customLong("init"), parsing: .unconditional,
+    help: ArgumentHelp("The init --rootfs runs, a path inside the directory (default /sbin/init).", valueName: "path"))
+  var initProgram: String?
+
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "Run one program in a fresh Linux VM: trivisor run --app /bin/echo -- hello.",
+      discussion:
+        "The program (a path, or a name found in $PATH) and the shared libraries it needs are packed with trivisor-init, which runs it with the arguments after --, its output on the console, and powers off with its exit status, which becomes trivisor's (the kernel's messages are quiet). The kernel is --kernel or the newest /boot/vmlinuz-*.",
+      valueName: "program"))
+  var app: String?
+
+  @Argument(
+    parsing: .postTerminator, help: ArgumentHelp("Arguments of the --app program (after --).", valueName: "args"))
+  var appArguments: [String] = []
+
   @Option(parsing: .unconditional, help: "Initial RAM disk for the kernel.")
   var initrd: String?
 
@@ -184,6 +211,9 @@ struct RunCommand: ParsableCommand {
       throw ExitCode(ExitStatus.engineError)
     }
     let outcome = vm.run()
+    // --app: trivisor-init reports the program's exit status through isa-debug-exit.
+    var exitStatus = outcome.exitStatus
+    if app != nil, case .debugExit(let value) = outcome.reason { exitStatus = Int32(value & 0xFF) }
     // The guest's writes are in the files already; make them durable and release the locks.
     for disk in setup.config.disks + setup.config.virtioDisks { disk.close() }
     switch outcome.reason {
@@ -200,10 +230,10 @@ struct RunCommand: ParsableCommand {
         try HostFile.write(json, to: path, what: "--stats-json file")
       } catch {
         printError("trivisor: error: \(oneLine(error.description))")
-        if outcome.exitStatus == 0 { throw ExitCode(ExitStatus.usage) }
+        if exitStatus == 0 { throw ExitCode(ExitStatus.usage) }
       }
     }
-    if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
+    if exitStatus != 0 { throw ExitCode(exitStatus) }
   }
 
   /// Everything that can fail on bad input, before the engine runs.
@@ -231,10 +261,20 @@ struct RunCommand: ParsableCommand {
       try hostFile { () throws(HostFileError) in try HostFile.checkOutputPath(path, what: "--stats-json file") }
     }
     if image != nil && kernel != nil { throw UsageError("give either IMAGE or --kernel, not both") }
+    let linuxGuest = app != nil || rootfs != nil
+    if app != nil && rootfs != nil { throw UsageError("give either --app or --rootfs, not both") }
+    if linuxGuest && (image != nil || bios != nil || initrd != nil || demo) {
+      throw UsageError("--app and --rootfs build their own initramfs: drop IMAGE, --bios, --initrd and --demo")
+    }
+    if initProgram != nil && rootfs == nil { throw UsageError("--init needs --rootfs") }
+    if !appArguments.isEmpty && app == nil { throw UsageError("arguments after -- are for --app") }
+    if linuxGuest && kernel == nil && HostKernel.newest() == nil {
+      throw UsageError("--app and --rootfs need a Linux kernel: give --kernel or install linux-image-amd64")
+    }
     if bios != nil && (image != nil || kernel != nil) {
       throw UsageError("give either --bios or an image, not both")
     }
-    let imagePath = kernel ?? image
+    let imagePath = kernel ?? image ?? (linuxGuest ? HostKernel.newest() : nil)
     if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil || flatMode != nil) {
       throw UsageError("--initrd, --flat-address, --flat-entry and --flat-mode need an image")
     }
@@ -278,9 +318,36 @@ struct RunCommand: ParsableCommand {
       options.flatEntry = v
     }
     if let p = initrd { options.initrd = try readUserFile(p, what: "initrd") }
+    // --app and --rootfs: the initramfs is built after the devices are known (their modules).
 
     let guestMemory: GuestMemory
     do { guestMemory = try GuestMemory(ramSize: size.bytes) } catch { throw UsageError(error.description) }
+    guard disks.count <= IDEController.maximumDrives else {
+      throw UsageError("at most \(IDEController.maximumDrives) --disk images (two per IDE channel), not \(disks.count)")
+    }
+    guard virtioDisks.count <= Machine.maximumVirtioDisks else {
+      throw UsageError("at most \(Machine.maximumVirtioDisks) --virtio-blk images, not \(virtioDisks.count)")
+    }
+    var diskFiles = Set<String>()
+    for (option, arguments) in [("--disk", disks), ("--virtio-blk", virtioDisks)] {
+      for argument in arguments {
+        guard let disk = DiskArgument(argument: argument) else { throw UsageError("\(option) needs a path") }
+        // The same file twice would meet its own lock: say what is wrong instead.
+        let resolved =
+          realpath(disk.path, nil).map { p in
+            defer { free(p) }; return String(cString: p)
+          } ?? disk.path
+        guard diskFiles.insert(resolved).inserted else { throw UsageError("disk image '\(disk.path)' is given twice") }
+        let image = try hostFile { () throws(HostFileError) in
+          try DiskImage(path: disk.path, readOnly: disk.readOnly)
+        }
+        if option == "--disk" { config.disks.append(image) } else { config.virtioDisks.append(image) }
+      }
+    }
+    if linuxGuest {
+      options.initrd = try linuxGuestImage(kernel: imagePath ?? "", memory: size.bytes, config: config)
+      options.commandLine = LinuxGuestImage.commandLine(application: app != nil, extra: append)
+    }
     // How the guest boots, now and again after each reset.
     let load: (GuestMemory) throws -> BootState
     if let path = bios {
@@ -312,28 +379,6 @@ struct RunCommand: ParsableCommand {
     do { boot = try load(guestMemory) } catch let error as UsageError { throw error } catch {
       throw UsageError("\(error)")
     }
-    guard disks.count <= IDEController.maximumDrives else {
-      throw UsageError("at most \(IDEController.maximumDrives) --disk images (two per IDE channel), not \(disks.count)")
-    }
-    guard virtioDisks.count <= Machine.maximumVirtioDisks else {
-      throw UsageError("at most \(Machine.maximumVirtioDisks) --virtio-blk images, not \(virtioDisks.count)")
-    }
-    var diskFiles = Set<String>()
-    for (option, arguments) in [("--disk", disks), ("--virtio-blk", virtioDisks)] {
-      for argument in arguments {
-        guard let disk = DiskArgument(argument: argument) else { throw UsageError("\(option) needs a path") }
-        // The same file twice would meet its own lock: say what is wrong instead.
-        let resolved =
-          realpath(disk.path, nil).map { p in
-            defer { free(p) }; return String(cString: p)
-          } ?? disk.path
-        guard diskFiles.insert(resolved).inserted else { throw UsageError("disk image '\(disk.path)' is given twice") }
-        let image = try hostFile { () throws(HostFileError) in
-          try DiskImage(path: disk.path, readOnly: disk.readOnly)
-        }
-        if option == "--disk" { config.disks.append(image) } else { config.virtioDisks.append(image) }
-      }
-    }
     // Output files last among the checks (opening creates them), before the engine and the run.
     if case .file(let path) = serialBackend {
       serialBackend = .descriptor(
@@ -351,10 +396,37 @@ struct RunCommand: ParsableCommand {
     config.debugConsole = debugBackend
     config.lightweightExits = !noLightweightExits
     config.virtioConsole = virtioConsole
-    if !noReboot {
+    if !noReboot && app == nil {
       config.reboot = load
       config.rebootOnTripleFault = bios != nil
     }
     return (guestMemory, boot, config, engine)
+  }
+
+  /// The initramfs of `--app` or `--rootfs` for `kernel`, with the modules `config`'s devices need.
+  private func linuxGuestImage(kernel: String, memory: UInt64, config: MachineConfiguration) throws(UsageError)
+    -> [UInt8]
+  {
+    var builder = LinuxGuestImage(maximumSize: Int(min(memory / 2, 1 << 31)))
+    builder.modules = LinuxGuestImage.modules(
+      ide: !config.disks.isEmpty, virtioBlock: !config.virtioDisks.isEmpty, virtioConsole: config.virtioConsole)
+    let kernelBytes = builder.modules.isEmpty ? [] : try readUserFile(kernel, what: "kernel")
+    do throws(GuestImageError) {
+      if !builder.modules.isEmpty {
+        guard let release = KernelRelease.of(bzImage: kernelBytes) else {
+          throw GuestImageError("\(kernel) is not a bzImage with a version string: cannot find its modules")
+        }
+        guard let directory = HostKernel.modulesDirectory(release: release) else {
+          throw GuestImageError("the modules of kernel \(release) are not in /lib/modules/\(release)")
+        }
+        builder.moduleSet = try KernelModuleSet(directory: directory)
+      }
+      if let app {
+        return try builder.application(program: app, arguments: appArguments)
+      }
+      return try builder.rootFilesystem(directory: rootfs ?? "", initPath: initProgram ?? "/sbin/init")
+    } catch {
+      throw UsageError(error.description)
+    }
   }
 }

@@ -43,12 +43,12 @@ import Testing
   }
 
   @Test(.requires(.llvmObjdump)) func kernelCodeUsesNoSSEOrMMXRegisters() throws {
-    let objdump = try #require(Tools.find("llvm-objdump"))
+    let objdump = try #require(HostTools.find("llvm-objdump"))
     guard let url = GuestImages.referenceKernelURL else {
       Issue.record("reference kernel missing")
       return
     }
-    let result = try Tools.run(objdump, ["-d", url.path], timeout: 60)
+    let result = try HostProcess.run(objdump, ["-d", url.path], timeout: 60)
     #expect(result.status == 0)
     #expect(result.output.contains("kernel_entry64"))
     let simdLines = result.output.split(separator: "\n").filter {

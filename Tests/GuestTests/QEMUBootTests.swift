@@ -14,8 +14,8 @@ import Testing
   static func boot(
     commandLine: String, accelerator: String = "tcg", throughELF64Contract: Bool = false,
     machine: String = "pc", cpus: Int = 1
-  ) throws -> Tools.Result? {
-    guard let qemu = Tools.find("qemu-system-x86_64") else {
+  ) throws -> HostProcess.Result? {
+    guard let qemu = HostTools.find("qemu-system-x86_64") else {
       Issue.record("qemu-system-x86_64 disappeared")
       return nil
     }
@@ -31,7 +31,7 @@ import Testing
       }
       image = ["-kernel", shim.path, "-initrd", kernel.path]
     }
-    return try Tools.run(
+    return try HostProcess.run(
       qemu,
       ["-machine", machine, "-accel", accelerator] + image + [
         "-append", commandLine, "-serial", "stdio", "-display", "none", "-monitor", "none",

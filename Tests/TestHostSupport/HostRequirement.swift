@@ -37,6 +37,11 @@ public enum HostRequirement: String, CaseIterable, Sendable {
   case singleStepData
   /// `iasl`, the ACPICA compiler and disassembler (the Debian `acpica-tools` package).
   case iasl
+  /// A Linux kernel in /boot with its modules in /lib/modules (the Debian `linux-image-amd64`
+  /// package): what `--app` and `--rootfs` boot.
+  case linuxKernel
+  /// A statically linked busybox at /bin/busybox (the Debian `busybox-static` package).
+  case busybox
 
   /// nil when the requirement is met; otherwise why not, in one line.
   public var missingReason: String? { HostRequirement.reasons[self] ?? nil }
@@ -119,6 +124,17 @@ public enum HostRequirement: String, CaseIterable, Sendable {
       #endif
     case .iasl:
       return HostTools.find("iasl") == nil ? "iasl is not installed (the acpica-tools package)" : nil
+    case .linuxKernel:
+      // The kernel and its modules' directory share the release in their names.
+      let kernels = (try? FileManager.default.contentsOfDirectory(atPath: "/boot"))?.filter { $0.hasPrefix("vmlinuz-") }
+      guard let kernels, !kernels.isEmpty else { return "no /boot/vmlinuz-* (install linux-image-amd64)" }
+      let withModules = kernels.filter {
+        FileManager.default.fileExists(atPath: "/lib/modules/\($0.dropFirst(8))/modules.dep")
+      }
+      return withModules.isEmpty ? "no /lib/modules/RELEASE/modules.dep for \(kernels.joined(separator: ", "))" : nil
+    case .busybox:
+      return FileManager.default.isExecutableFile(atPath: "/bin/busybox")
+        ? nil : "/bin/busybox is missing (install busybox-static)"
     case .compatibilityMode:
       #if os(Linux) && arch(x86_64)
         var reason = [CChar](repeating: 0, count: 256)

@@ -22,6 +22,8 @@ struct ELFFile {
 
   static let magic: [UInt8] = [0x7F, 0x45, 0x4C, 0x46]
   static let ptLoad: UInt32 = 1
+  static let ptDynamic: UInt32 = 2
+  static let ptInterp: UInt32 = 3
   static let emX86_64: UInt16 = 62
   static let em386: UInt16 = 3
   static let etExec: UInt16 = 2
@@ -35,6 +37,10 @@ struct ELFFile {
   let entry: UInt64
   /// `PT_LOAD` segments with a non-zero memory size, in file order.
   let loadSegments: [Segment]
+  /// The `PT_INTERP` segment (the dynamic loader's path), if any; its file range is checked.
+  let interpreterSegment: Segment?
+  /// The `PT_DYNAMIC` segment (the dynamic section), if any; its file range is checked.
+  let dynamicSegment: Segment?
 
   static func hasMagic(_ bytes: [UInt8]) -> Bool {
     bytes.count >= 4 && Array(bytes[0..<4]) == magic
@@ -100,6 +106,8 @@ struct ELFFile {
         "ELF program header table (offset 0x\(hex(phoff)), \(phnum) entries) is outside the \(image.count)-byte file")
     }
     var segments: [Segment] = []
+    var interpreter: Segment?
+    var dynamic: Segment?
     for i in 0..<UInt64(phnum) {
       let at = phoff + i * UInt64(phentsize)
       let s: Segment
@@ -117,6 +125,13 @@ struct ELFFile {
           physicalAddress: UInt64(try image.u32(at + 12, "p_paddr")),
           fileSize: UInt64(try image.u32(at + 16, "p_filesz")),
           memorySize: UInt64(try image.u32(at + 20, "p_memsz")))
+      }
+      if s.type == ELFFile.ptInterp || s.type == ELFFile.ptDynamic {
+        guard image.contains(s.offset, length: s.fileSize) else {
+          throw LoaderError("ELF segment \(i) (type \(s.type)) is outside the \(image.count)-byte file")
+        }
+        if s.type == ELFFile.ptInterp { interpreter = s } else { dynamic = s }
+        continue
       }
       guard s.type == ELFFile.ptLoad, s.memorySize > 0 || s.fileSize > 0 else { continue }
       guard s.fileSize <= s.memorySize else {
@@ -138,6 +153,8 @@ struct ELFFile {
     }
     guard !segments.isEmpty else { throw LoaderError("ELF image has no loadable (PT_LOAD) segments") }
     loadSegments = segments
+    interpreterSegment = interpreter
+    dynamicSegment = dynamic
   }
 
   /// The physical address of `entry`: translated through the segment whose virtual range holds it

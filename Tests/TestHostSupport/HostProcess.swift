@@ -1,26 +1,19 @@
 import Foundation
 
-/// Finding and running host tools (QEMU, llvm-objdump) with a timeout.
-enum Tools {
-  struct Result {
-    var status: Int32
-    var output: String
-    var timedOut: Bool
-  }
-
-  /// The tool next to the running Swift toolchain, else on PATH, else nil.
-  static func find(_ name: String) -> String? {
-    var directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-    directories.insert(contentsOf: ["/opt/swift/usr/bin", "/usr/bin", "/usr/local/bin"], at: 0)
-    for directory in directories {
-      let path = directory + "/" + name
-      if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    return nil
+/// Running host tools (QEMU, llvm-objdump) with a timeout.
+public enum HostProcess {
+  /// How a run ended.
+  public struct Result: Sendable {
+    /// The exit status (or the signal that ended it).
+    public var status: Int32
+    /// Standard output and error, interleaved.
+    public var output: String
+    /// The run was killed at its timeout.
+    public var timedOut: Bool
   }
 
   /// Runs `path` with `arguments`, collecting stdout and stderr; killed after `timeout` seconds.
-  static func run(_ path: String, _ arguments: [String], timeout: TimeInterval) throws -> Result {
+  public static func run(_ path: String, _ arguments: [String], timeout: TimeInterval) throws -> Result {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -47,7 +40,7 @@ enum Tools {
 }
 
 /// A thread-safe one-way flag.
-final class Flag: @unchecked Sendable {
+private final class Flag: @unchecked Sendable {
   private let lock = NSLock()
   private var raised = false
   func set() { lock.withLock { raised = true } }
