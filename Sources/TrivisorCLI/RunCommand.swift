@@ -299,6 +299,12 @@ struct RunCommand: ParsableCommand {
       }
       config.numaNodes = nodes
     }
+    // Linux finds its APICs and its power-off through ACPI: describe even a one-vCPU machine.
+    var imageBytes: [UInt8]?
+    if let path = imagePath { imageBytes = try readUserFile(path, what: "image") }
+    if let bytes = imageBytes, ImageLoader.detectFormat(bytes) == ImageLoader.linuxFormatName {
+      config.describesPlatformOnOneCPU = true
+    }
     var options = LoadOptions(
       commandLine: append ?? "", imagePath: imagePath, platformTables: config.placesPlatformTablesInMemory)
     if let a = flatAddress {
@@ -345,7 +351,8 @@ struct RunCommand: ParsableCommand {
       }
     }
     if linuxGuest {
-      options.initrd = try linuxGuestImage(kernel: imagePath ?? "", memory: size.bytes, config: config)
+      options.initrd = try linuxGuestImage(
+        kernel: imagePath ?? "", bytes: imageBytes ?? [], memory: size.bytes, config: config)
       options.commandLine = LinuxGuestImage.commandLine(application: app != nil, extra: append)
     }
     // How the guest boots, now and again after each reset.
@@ -357,8 +364,7 @@ struct RunCommand: ParsableCommand {
           throw UsageError("\(path): \(error)")
         }
       }
-    } else if let path = imagePath {
-      let bytes = try readUserFile(path, what: "image")
+    } else if let path = imagePath, let bytes = imageBytes {
       load = { memory in
         do { return try ImageLoader.load(image: bytes, into: memory, options: options) } catch {
           throw UsageError("\(path): \(error)")
@@ -404,13 +410,13 @@ struct RunCommand: ParsableCommand {
   }
 
   /// The initramfs of `--app` or `--rootfs` for `kernel`, with the modules `config`'s devices need.
-  private func linuxGuestImage(kernel: String, memory: UInt64, config: MachineConfiguration) throws(UsageError)
+  private func linuxGuestImage(kernel: String, bytes kernelBytes: [UInt8], memory: UInt64, config: MachineConfiguration)
+    throws(UsageError)
     -> [UInt8]
   {
     var builder = LinuxGuestImage(maximumSize: Int(min(memory / 2, 1 << 31)))
     builder.modules = LinuxGuestImage.modules(
       ide: !config.disks.isEmpty, virtioBlock: !config.virtioDisks.isEmpty, virtioConsole: config.virtioConsole)
-    let kernelBytes = builder.modules.isEmpty ? [] : try readUserFile(kernel, what: "kernel")
     do throws(GuestImageError) {
       if !builder.modules.isEmpty {
         guard let release = KernelRelease.of(bzImage: kernelBytes) else {

@@ -59,6 +59,13 @@ import Testing
     #expect(!configuration.describesPlatform && !configuration.placesPlatformTablesInMemory)
   }
 
+  @Test func oneCPUIsDescribedOnlyWhenAsked() {
+    var configuration = MachineConfiguration()
+    #expect(!configuration.describesPlatform)
+    configuration.describesPlatformOnOneCPU = true  // what `trivisor run` sets for a Linux kernel
+    #expect(configuration.describesPlatform && configuration.placesPlatformTablesInMemory)
+  }
+
   @Test func firmwareGetsTheTablesThroughFwCfgNotInMemory() {
     var configuration = MachineConfiguration(firmware: true)
     configuration.cpuCount = 2

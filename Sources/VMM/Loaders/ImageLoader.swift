@@ -11,6 +11,9 @@
 /// Every problem with the image is a one-line `LoaderError`; a loader never crashes on bad input.
 /// Guest memory may be partly written when an error is thrown.
 public enum ImageLoader {
+  /// What `detectFormat` calls a Linux bzImage.
+  public static let linuxFormatName = "Linux bzImage"
+
   /// The format `load` would use for `image`, by name (for messages), or nil if unrecognized.
   public static func detectFormat(_ image: [UInt8], options: LoadOptions = LoadOptions()) -> String? {
     if options.flatAddress != nil { return "flat binary" }
@@ -18,7 +21,7 @@ public enum ImageLoader {
       if image.count > 4 && image[4] == 2 { return "ELF64" }
       return MultibootLoader.hasHeader(image) ? "Multiboot ELF32" : "ELF32 without a Multiboot header"
     }
-    if LinuxLoader.isBzImage(image) { return "Linux bzImage" }
+    if LinuxLoader.isBzImage(image) { return linuxFormatName }
     if MultibootLoader.hasHeader(image) { return "Multiboot" }
     return nil
   }

@@ -38,12 +38,18 @@ public struct MachineConfiguration {
   /// vNUMA. Needs the VMM's interrupt controllers (`InterruptControllerPlacement.user`).
   public var numaNodes: Int?
 
+  /// Describe the machine with the platform tables even with one vCPU and no vNUMA: Linux needs
+  /// ACPI to find its local APIC and IOAPIC and to power off (`trivisor run` sets it for a
+  /// bzImage). Off by default, so guests that probe for tables see the plain one-CPU PC.
+  public var describesPlatformOnOneCPU = false
+
   /// Whether the machine describes itself with the PC platform tables (ACPI with MADT, and
   /// SRAT/SLIT for vNUMA; the MP table; docs/platform-tables.md): with several vCPUs or vNUMA
-  /// nodes, when the VMM models the interrupt controllers. Firmware receives the ACPI tables
-  /// through fw_cfg; a directly loaded kernel finds them in memory (`placesPlatformTablesInMemory`).
+  /// nodes (or `describesPlatformOnOneCPU`), when the VMM models the interrupt controllers.
+  /// Firmware receives the ACPI tables through fw_cfg; a directly loaded kernel finds them in
+  /// memory (`placesPlatformTablesInMemory`).
   public var describesPlatform: Bool {
-    (cpuCount > 1 || numaNodes != nil) && engineOptions.interruptController == .user
+    (cpuCount > 1 || numaNodes != nil || describesPlatformOnOneCPU) && engineOptions.interruptController == .user
   }
 
   /// Whether the machine writes the platform tables into guest memory (a directly loaded kernel
