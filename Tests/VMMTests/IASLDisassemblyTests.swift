@@ -62,6 +62,16 @@ import Testing
     #expect(compact.contains("DefinitionBlock(\"\",\"DSDT\",2,\"TRIVSR\",\"TRIVISOR\",0x00000001)"), "\(dsl)")
     #expect(compact.contains("Name(\\_S5,Package(0x04)"), "\(dsl)")
     #expect(compact.contains("{0x05,0x05,Zero,Zero})"), "\(dsl)")
+    // The PCI root bridge and its resource template, as ACPICA reads them (without its comments).
+    let code = dsl.split(separator: "\n").map { line in
+      line.split(separator: "//", maxSplits: 1, omittingEmptySubsequences: false)[0]
+    }
+    .joined().replacingOccurrences(of: "/* PCI Bus */", with: "").filter { !$0.isWhitespace }
+    #expect(code.contains("Scope(\\_SB){Device(PCI0){"), "\(dsl)")
+    #expect(code.contains("Name(_HID,EisaId(\"PNP0A03\"))"), "\(dsl)")
+    #expect(code.contains("WordBusNumber(ResourceProducer,MinFixed,MaxFixed,PosDecode,0x0000,0x0000,0x00FF"), "\(dsl)")
+    #expect(code.contains("IO(Decode16,0x0CF8,0x0CF8,0x01,0x08"), "\(dsl)")
+    #expect(code.contains("0xC0000000,0xFEBFFFFF"), "\(dsl)")
   }
 
   @Test func theMADTDisassemblesWithXAPICAndX2APICEntries() throws {

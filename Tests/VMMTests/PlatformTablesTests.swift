@@ -71,6 +71,22 @@ import Testing
     #expect(acpi.facs.u32(4) == 64 && acpi.facs[32] == 2)
   }
 
+  /// After `\_S5`: `Scope(\_SB) { Device(PCI0) {...} }`, the PCI root bridge an ACPI OS scans
+  /// (iasl's disassembly of the whole DSDT is checked in IASLDisassemblyTests).
+  @Test func theDSDTDescribesThePCIRootBridgeAndItsWindows() throws {
+    let memory = try GuestMemory(ramSize: 16 << 20)
+    try PlatformTables.install(into: memory, cpuCount: 1)
+    let body = Array(try ACPIView.scan(memory).dsdt.body.dropFirst(15))
+    #expect(body.first == 0x10)  // ScopeOp
+    #expect(body.firstRange(of: Array("\\_SB_".utf8)) != nil)
+    let text = String(decoding: body.map { $0 >= 0x20 && $0 < 0x7F ? $0 : 0x2E }, as: UTF8.self)
+    #expect(text.contains("PCI0") && text.contains("_HID") && text.contains("_CRS"))
+    #expect(body.firstRange(of: [0x0C, 0x41, 0xD0, 0x0A, 0x03]) != nil)  // EisaId("PNP0A03") as a DWord
+    // The 32-bit window: DWord memory descriptor from 0xC0000000 to 0xFEBFFFFF.
+    #expect(body.firstRange(of: [0x00, 0x00, 0x00, 0xC0, 0xFF, 0xFF, 0xBF, 0xFE]) != nil)
+    #expect(body.suffix(2) == [0x79, 0x00])  // the resource template's End Tag closes the DSDT
+  }
+
   @Test func aPMTimerAppearsOnlyWhenConfigured() throws {
     let (_, _, acpi, _) = try installed(PlatformDescription(cpuCount: 1, pmTimerPort: 0x608))
     let f = acpi.fadt.bytes
@@ -84,9 +100,9 @@ import Testing
     let acpi = try ACPIView.scan(memory)
     #expect(acpi.dsdt.revision == 2)
     // Name(\_S5_, Package(4) {5, 5, 0, 0}), byte for byte as docs/platform-tables.md spells it out.
-    #expect(
-      Array(acpi.dsdt.body) == [0x08, 0x5C, 0x5F, 0x53, 0x35, 0x5F, 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0, 0])
-    let names = try AMLReader.namedPackages(Array(acpi.dsdt.body))
+    let s5Bytes: [UInt8] = [0x08, 0x5C, 0x5F, 0x53, 0x35, 0x5F, 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0, 0]
+    #expect(Array(acpi.dsdt.body.prefix(s5Bytes.count)) == s5Bytes)
+    let names = try AMLReader.namedPackages(s5Bytes)
     let s5 = try #require(names["_S5_"])
     #expect(s5 == [5, 5, 0, 0])
     // What Linux's acpi_hw_legacy_sleep does with it: SLP_TYPa into bits 12-10, then SLP_EN.

@@ -159,14 +159,44 @@ public enum ACPITables {
     return t
   }
 
-  /// The DSDT's AML: the `\_S5` sleep-type package (SLP_TYPa, SLP_TYPb, two reserved).
+  /// The DSDT's AML: the `\_S5` sleep-type package (SLP_TYPa, SLP_TYPb, two reserved) and the
+  /// PCI host bridge `\_SB.PCI0`.
   static func dsdtAML() -> [UInt8] {
     let s5 = UInt64(s5SleepType)
     return AMLEncoder.name(
       "\\_S5",
       AMLEncoder.package([
         AMLEncoder.integer(s5), AMLEncoder.integer(s5), AMLEncoder.integer(0), AMLEncoder.integer(0),
-      ]))
+      ])) + pciHostBridgeAML()
+  }
+
+  /// `Scope(\_SB) { Device(PCI0) }`: the PCI root bridge (PNP0A03, bus 0) with what it decodes
+  /// in `_CRS`: buses 0-255, the configuration ports 0xCF8-0xCFF, every other I/O port, the VGA
+  /// window and the 32-bit hole below the IOAPIC (`PCIMemoryWindow`). An OS that uses ACPI scans
+  /// PCI only below such a device. No `_PRT`: the devices' INTx pins are not described, so Linux
+  /// uses MSI-X (virtio) and the IDE controller's legacy IRQs 14 and 15.
+  static func pciHostBridgeAML() -> [UInt8] {
+    let windowEnd = UInt32(PCIMemoryWindow.base + PCIMemoryWindow.size - 1)
+    let resources = ResourceTemplate.template([
+      ResourceTemplate.wordAddressSpace(resourceType: 2, minimum: 0, maximum: 0xFF),
+      ResourceTemplate.io(base: 0xCF8, length: 8),
+      ResourceTemplate.wordAddressSpace(resourceType: 1, minimum: 0, maximum: 0xCF7),
+      ResourceTemplate.wordAddressSpace(resourceType: 1, minimum: 0xD00, maximum: 0xFFFF),
+      ResourceTemplate.dwordMemory(minimum: 0xA_0000, maximum: 0xB_FFFF),
+      ResourceTemplate.dwordMemory(minimum: UInt32(PCIMemoryWindow.base), maximum: windowEnd),
+    ])
+    return AMLEncoder.scope(
+      "\\_SB",
+      [
+        AMLEncoder.device(
+          "PCI0",
+          [
+            AMLEncoder.name("_HID", AMLEncoder.eisaID("PNP0A03")),
+            AMLEncoder.name("_UID", AMLEncoder.integer(0)),
+            AMLEncoder.name("_BBN", AMLEncoder.integer(0)),
+            AMLEncoder.name("_CRS", AMLEncoder.buffer(resources)),
+          ])
+      ])
   }
 
   static func dsdtTable() -> TableBytes {

@@ -10,6 +10,11 @@
 /// - integers as `ZeroOp` (0x00), `OneOp` (0x01), or the smallest of `BytePrefix` 0x0A,
 ///   `WordPrefix` 0x0B, `DWordPrefix` 0x0C, `QWordPrefix` 0x0E followed by the little-endian value.
 ///
+/// - `DefScope := ScopeOp PkgLength NameString TermList` (0x10) and
+///   `DefDevice := DeviceOp PkgLength NameString TermList` (0x5B 0x82);
+/// - `DefBuffer := BufferOp PkgLength BufferSize ByteList` (0x11), which carries resource
+///   templates (`ResourceTemplate` builds their descriptors).
+///
 /// `PkgLength` counts its own bytes plus everything up to the end of the package. One byte holds
 /// lengths up to 63 (bits 5-0); longer lengths take one to three more bytes: the lead byte's
 /// bits 7-6 give how many, its bits 3-0 hold the low nibble, each following byte the next 8 bits.
@@ -32,6 +37,12 @@ enum AMLEncoder {
   static let qwordPrefix: UInt8 = 0x0E
   /// `RootChar` (`\`).
   static let rootChar: UInt8 = 0x5C
+  /// `ScopeOp`.
+  static let scopeOp: UInt8 = 0x10
+  /// `BufferOp`.
+  static let bufferOp: UInt8 = 0x11
+  /// `ExtOpPrefix` and `DeviceOp`.
+  static let deviceOp: [UInt8] = [0x5B, 0x82]
 
   /// The `PkgLength` encoding for a package whose bytes after the `PkgLength` number
   /// `contentLength`.
@@ -92,5 +103,34 @@ enum AMLEncoder {
     precondition(elements.count <= 0xFF, "an AML Package holds at most 255 elements")
     let content = [UInt8(elements.count)] + elements.flatMap { $0 }
     return [packageOp] + pkgLength(contentLength: content.count) + content
+  }
+
+  /// `Scope(path) { terms }`.
+  static func scope(_ path: String, _ terms: [[UInt8]]) -> [UInt8] {
+    let content = nameString(path) + terms.flatMap { $0 }
+    return [scopeOp] + pkgLength(contentLength: content.count) + content
+  }
+
+  /// `Device(name) { terms }`.
+  static func device(_ name: String, _ terms: [[UInt8]]) -> [UInt8] {
+    let content = nameString(name) + terms.flatMap { $0 }
+    return deviceOp + pkgLength(contentLength: content.count) + content
+  }
+
+  /// `Buffer() { bytes }`.
+  static func buffer(_ bytes: [UInt8]) -> [UInt8] {
+    let content = integer(UInt64(bytes.count)) + bytes
+    return [bufferOp] + pkgLength(contentLength: content.count) + content
+  }
+
+  /// `EisaId("PNP0A03")` as its 32-bit integer: three letters of five bits each (`A` = 1) and
+  /// four hexadecimal digits, stored big-endian.
+  static func eisaID(_ id: String) -> [UInt8] {
+    let c = Array(id.utf8)
+    precondition(c.count == 7, "an EISA ID has three letters and four hex digits")
+    let letters = UInt16(c[0] - 0x40) << 10 | UInt16(c[1] - 0x40) << 5 | UInt16(c[2] - 0x40)
+    let product = UInt16(String(decoding: c[3...], as: UTF8.self), radix: 16) ?? 0
+    let bytes = [UInt8(letters >> 8), UInt8(letters & 0xFF), UInt8(product >> 8), UInt8(product & 0xFF)]
+    return integer(UInt64(bytes[0]) | UInt64(bytes[1]) << 8 | UInt64(bytes[2]) << 16 | UInt64(bytes[3]) << 24)
   }
 }
