@@ -11,7 +11,7 @@ struct BenchCommand: ParsableCommand {
     commandName: "bench",
     abstract: "Run the benchmarks (release builds: swift build -c release).",
     subcommands: [
-      GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self,
+      GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self, LinuxBenchCommand.self,
     ],
     defaultSubcommand: GuestBenchCommand.self
   )
