@@ -32,6 +32,14 @@ struct HostIOTests {
     (["run", "--disk", "/nonexistent/disk.img"], "/nonexistent/disk.img"), (["run", "--disk", "/tmp"], "/tmp"),
     (["run", "--virtio-blk", ",readonly"], "--virtio-blk"),
     (["run", "--disk", "a", "--disk", "b", "--disk", "c", "--disk", "d", "--disk", "e"], "at most 4"),
+    (["run", "--rootfs", "/nonexistent/root"], "/nonexistent/root"),
+    (["run", "--rootfs", "/proc/self/fd/0"], "--rootfs"),
+    (["run", "--rootfs", "/", "--init", "/nonexistent-init"], "/nonexistent-init"),
+    (["run", "--init", "/sbin/init"], "--init needs --rootfs"), (["run", "--app", "/etc/hostname"], "/etc/hostname"),
+    (["run", "--app", "no-such-program-xyz"], "no-such-program-xyz"),
+    (["run", "--app", "true", "--rootfs", "/"], "--app"),
+    (["run", "--app", "true", "--demo"], "--app"), (["run", "--", "x"], "--app"),
+    (["run", "--app", "true", "--kernel", "/etc/hostname"], "/etc/hostname"),
   ])
   func badValuesAreOneLineAndStatus2(_ arguments: [String], _ mentions: String) throws {
     let run = try TrivisorBinary.run(arguments)
