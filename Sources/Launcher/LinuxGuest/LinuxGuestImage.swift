@@ -179,7 +179,7 @@ public struct LinuxGuestImage: Sendable {
 extension LinuxGuestImage {
   /// The modules Debian's kernel needs for the machine's devices (it builds these drivers as
   /// modules): the PIIX IDE driver and SCSI disks for `--disk`, the virtio PCI transport and the
-  /// device drivers for the virtio devices.
+  /// device drivers for the virtio devices, and ext4 (which also mounts ext2 and ext3) with disks.
   public static func modules(ide: Bool, virtioBlock: Bool, virtioConsole: Bool, virtioNetwork: Bool = false)
     -> [String]
   {
@@ -189,6 +189,9 @@ extension LinuxGuestImage {
     if virtioBlock { names.append("virtio_blk") }
     if virtioConsole { names.append("virtio_console") }
     if virtioNetwork { names.append("virtio_net") }
+    // The file system guests put on their disks. ext4 asks the crypto API for crc32c at mount
+    // time (modules.softdep), which nothing loads in the guest: load the generic one first.
+    if ide || virtioBlock { names += ["crc32c_generic", "ext4"] }
     return names
   }
 }
