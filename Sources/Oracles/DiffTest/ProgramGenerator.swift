@@ -32,7 +32,14 @@ public struct ProgramGenerator: Sendable {
     // XMM0-15 random (as lanes of interesting values) when SSE instructions are drawn; MXCSR and
     // the x87 registers as a fresh process has them.
     var fx = MachineState.defaultFX
-    if classes.contains(.sse) {
+    if classes.contains(.mmx) {
+      // MM0-7 (the x87 registers' low halves) and their exponent bytes random; TOP and the tags
+      // as a fresh process has them (empty).
+      for r in 0..<8 {
+        for j in 0..<10 { fx[FXLayout.st(r) + j] = UInt8(truncatingIfNeeded: rng.next()) }
+      }
+    }
+    if classes.contains(.sse) || classes.contains(.sse4) || classes.contains(.mmx) {
       for r in 0..<16 {
         for half in 0..<2 {
           let v = sseHalf()
@@ -208,6 +215,8 @@ public struct ProgramGenerator: Sendable {
     case .movbe: emitMovbe()
     case .bmi: emitBMI()
     case .sse: emitSSE()
+    case .sse4: emitSSE4()
+    case .mmx: emitMMX()
     case .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit:
       // Compatibility-mode classes (CompatProgramGenerator); never selected for 64-bit programs.
       emitALU()

@@ -71,8 +71,8 @@ public enum StateComparison {
     return out
   }
 
-  /// XMM0-15 and MXCSR when both states carry a full FXSAVE64 image (the x87 part is not compared
-  /// yet); nothing when either image is empty.
+  /// XMM0-15, MXCSR and the x87 state MMX changes (`mmxDifferences`) when both states carry a
+  /// full FXSAVE64 image; nothing when either image is empty.
   static func fxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
     guard native.fx.count == FXLayout.size, model.fx.count == FXLayout.size else { return [] }
     var out: [FieldDifference] = []
@@ -83,11 +83,31 @@ public enum StateComparison {
     if let n = native.mxcsr, let m = model.mxcsr, n != m {
       out.append(FieldDifference(field: "mxcsr", native: hex(UInt64(n)), model: hex(UInt64(m))))
     }
+    out += mmxDifferences(native: native, model: model)
     return out
   }
 
   /// A 16-byte little-endian register as one hex number, most significant byte first.
   static func hex128(_ bytes: ArraySlice<UInt8>) -> String {
     "0x" + bytes.reversed().map { hex2($0) }.joined()
+  }
+
+  /// The x87 state the MMX instructions change: FSW (TOP), the abridged tag byte and the 10 bytes
+  /// of each register slot (MMi and its exponent field). FOP, FIP and FDP are not compared.
+  static func mmxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
+    var out: [FieldDifference] = []
+    let n = native.fx
+    let m = model.fx
+    for (field, offset, count) in [("fsw", FXLayout.fsw, 2), ("abridged ftw", FXLayout.ftw, 1)] {
+      let a = n[offset..<offset + count]
+      let b = m[offset..<offset + count]
+      if a != b { out.append(FieldDifference(field: field, native: hex128(a), model: hex128(b))) }
+    }
+    for i in 0..<8 {
+      let a = n[FXLayout.st(i)..<FXLayout.st(i) + 10]
+      let b = m[FXLayout.st(i)..<FXLayout.st(i) + 10]
+      if a != b { out.append(FieldDifference(field: "st\(i)/mm\(i)", native: hex128(a), model: hex128(b))) }
+    }
+    return out
   }
 }

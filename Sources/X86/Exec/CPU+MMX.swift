@@ -44,12 +44,19 @@ extension CPU {
   /// unmasked x87 exception), then the switch to MMX operation: TOP = 0, every tag valid.
   func requireMMX() throws(Fault) {
     try checkMMXAvailable()
+    enterMMXOperation()
+  }
+
+  /// The switch to MMX operation: TOP = 0, every tag valid. The host makes it once the
+  /// instruction's memory operands have been read (a faulting read leaves the x87 state alone)
+  /// and before a SIMD floating-point exception of the conversions.
+  @inline(__always) func enterMMXOperation() {
     x87StatusWord &= ~0x3800
     x87AbridgedTag = 0xFF
   }
 
   /// #UD with CR0.EM, #NM with CR0.TS, #MF when FSW.ES says an unmasked x87 exception is pending.
-  private func checkMMXAvailable() throws(Fault) {
+  func checkMMXAvailable() throws(Fault) {
     let cr0 = state.cr0
     if cr0 & CR0.em != 0 { throw Fault.invalidOpcode }
     if cr0 & CR0.ts != 0 { throw Fault.exception(vector: ExceptionVector.deviceNotAvailable, errorCode: nil) }
@@ -80,18 +87,21 @@ extension CPU {
     let op = ins.opcode
     let isRegister = ins.modrmIsRegister
     let r = mmxReg(ins)
+    guard CPU.hasMMXForm(op) else { throw Fault.invalidOpcode }
+    try checkMMXAvailable()
     switch op {
     case 0x60...0x6B, 0x74...0x76, 0xD1...0xD5, 0xD8...0xDF, 0xE0...0xE5, 0xE8...0xEF, 0xF1...0xF6, 0xF8...0xFE:
-      try requireMMX()
-      let d = mm(r)
-      let s = try mmxSource(&ins, ea)
-      setMM(r, try mmxBinary(op, d, s))
+      // PUNPCKLBW/WD/DQ read only 4 bytes of memory (the low halves they interleave).
+      let s =
+        op <= 0x62 && !isRegister ? try read(seg: Int(ins.segment), offset: ea, size: 4) : try mmxSource(&ins, ea)
+      enterMMXOperation()
+      setMM(r, try mmxBinary(op, mm(r), s))
     case 0x6E:  // MOVD/MOVQ mm, r/m32|64
-      try requireMMX()
       let size = ins.prefixes.contains(.rexW) && state.codeMode == .bits64 ? 8 : 4
-      setMM(r, isRegister ? reg(sseRM(ins), size) : try read(seg: Int(ins.segment), offset: ea, size: size))
+      let v = isRegister ? reg(sseRM(ins), size) : try read(seg: Int(ins.segment), offset: ea, size: size)
+      enterMMXOperation()
+      setMM(r, v)
     case 0x7E:  // MOVD/MOVQ r/m32|64, mm
-      try requireMMX()
       let size = ins.prefixes.contains(.rexW) && state.codeMode == .bits64 ? 8 : 4
       let v = mm(r) & ALU.mask(size)
       if isRegister {
@@ -99,20 +109,22 @@ extension CPU {
       } else {
         try write(seg: Int(ins.segment), offset: ea, size: size, value: v)
       }
+      enterMMXOperation()
     case 0x6F:  // MOVQ mm, mm/m64
-      try requireMMX()
-      setMM(r, try mmxSource(&ins, ea))
+      let v = try mmxSource(&ins, ea)
+      enterMMXOperation()
+      setMM(r, v)
     case 0x7F, 0xE7:  // MOVQ mm/m64, mm; MOVNTQ m64, mm
       guard op == 0x7F || !isRegister else { throw Fault.invalidOpcode }
-      try requireMMX()
       if isRegister {
         setMM(mmxRM(ins), mm(r))
       } else {
         try write(seg: Int(ins.segment), offset: ea, size: 8, value: mm(r))
       }
+      enterMMXOperation()
     case 0x70:  // PSHUFW mm, mm/m64, imm8
-      try requireMMX()
       let s = try mmxSource(&ins, ea)
+      enterMMXOperation()
       let i = ins.immediate
       var v: UInt64 = 0
       for k in 0..<4 { v |= ((s >> (16 * ((i >> (2 * UInt64(k))) & 3))) & 0xFFFF) << (16 * UInt64(k)) }
@@ -131,28 +143,27 @@ extension CPU {
       case (0x73, 6): target = 0xF3
       default: throw Fault.invalidOpcode
       }
-      try requireMMX()
+      enterMMXOperation()
       let rm = mmxRM(ins)
       setMM(rm, shift(target, (mm(rm), 0), count: ins.immediate & 0xFF).0)
     case 0xC4:  // PINSRW mm, r32/m16, imm8
-      try requireMMX()
       let v = isRegister ? reg(sseRM(ins), 2) : try read(seg: Int(ins.segment), offset: ea, size: 2)
+      enterMMXOperation()
       let shift = 16 * (ins.immediate & 3)
       setMM(r, (mm(r) & ~(0xFFFF << shift)) | (v & 0xFFFF) << shift)
     case 0xC5:  // PEXTRW r32, mm, imm8
       guard isRegister else { throw Fault.invalidOpcode }
-      try requireMMX()
+      enterMMXOperation()
       setReg(sseReg(ins), 8, (mm(mmxRM(ins)) >> (16 * (ins.immediate & 3))) & 0xFFFF)
     case 0xD7:  // PMOVMSKB r32, mm
       guard isRegister else { throw Fault.invalidOpcode }
-      try requireMMX()
+      enterMMXOperation()
       let s = mm(mmxRM(ins))
       var mask: UInt64 = 0
       for i in 0..<8 where (s >> (8 * UInt64(i) + 7)) & 1 != 0 { mask |= 1 << UInt64(i) }
       setReg(sseReg(ins), 8, mask)
     case 0xF7:  // MASKMOVQ mm, mm: the bytes whose mask byte has its top bit, to DS:rDI
       guard isRegister else { throw Fault.invalidOpcode }
-      try requireMMX()
       let data = mm(r)
       let mask = mm(mmxRM(ins))
       let di = reg(7, Int(ins.addressSize))
@@ -164,8 +175,20 @@ extension CPU {
       for i in 0..<8 where (mask >> (8 * UInt64(i) + 7)) & 1 != 0 {
         try write(seg: seg, offset: (di &+ UInt64(i)) & addressMask, size: 1, value: (data >> (8 * UInt64(i))) & 0xFF)
       }
+      enterMMXOperation()
     default:
       throw Fault.invalidOpcode
+    }
+  }
+
+  /// The unprefixed map-1 opcodes with an MMX form (the others raise #UD before the MMX checks).
+  private static func hasMMXForm(_ op: UInt8) -> Bool {
+    switch op {
+    case 0x60...0x6B, 0x6E...0x76, 0x7E, 0x7F, 0xC4, 0xC5, 0xD1...0xD5, 0xD7...0xDF, 0xE0...0xE5, 0xE7...0xEF,
+      0xF1...0xFE:
+      return true
+    default:
+      return false
     }
   }
 
@@ -212,11 +235,11 @@ extension CPU {
       try checkMMXAvailable()
       let format = column == 0 ? single : double
       let source = try sseSource(&ins, ea, size: column == 0 ? 8 : 16)
+      enterMMXOperation()
       let control = SoftFloat.Control(mxcsr: mxcsr)
       let values = column == 0 ? [source.0 & 0xFFFF_FFFF, source.0 >> 32] : [source.0, source.1]
       let bits = try results(
         values.map { SoftFloat.toInteger($0, from: format, bits: 32, truncate: ins.opcode == 0x2C, control) })
-      try requireMMX()
       setMM(mmxReg(ins), bits[0] | bits[1] << 32)
     case (0xD6, 2):  // MOVQ2DQ xmm, mm
       guard ins.modrmIsRegister else { throw Fault.invalidOpcode }

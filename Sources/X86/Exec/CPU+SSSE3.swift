@@ -30,8 +30,10 @@ extension CPU {
   /// checks; aligned m128) or MMX (after the MMX checks; m64, in the low halves).
   func simdOperands(_ ins: inout DecodedInstruction, ea: UInt64, mmx: Bool) throws(Fault) -> (XMMValue, XMMValue) {
     if mmx {
-      try requireMMX()
-      return ((mm(mmxReg(ins)), 0), (try mmxSource(&ins, ea), 0))
+      try checkMMXAvailable()
+      let source = try mmxSource(&ins, ea)
+      enterMMXOperation()
+      return ((mm(mmxReg(ins)), 0), (source, 0))
     }
     try requireSSE()
     return (xmm(sseReg(ins)), try sseSource(&ins, ea))
