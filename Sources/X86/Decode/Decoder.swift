@@ -492,6 +492,7 @@ public enum Decoder {
     ins.operandCount = UInt8(ops.count)
     ins.operands = ops.items
     if operation == .sse && map == 1 { SSEOperandShapes.apply(to: &ins) }
+    if operation == .sse && map >= 2 { SSEOperandShapes.applyThreeByteMap(to: &ins) }
     ins.length = UInt8(r.position)
     ins.hasMemoryOperand =
       hasMem || ops.items.0.kind == .memory || ops.items.1.kind == .memory || ops.items.2.kind == .memory

@@ -166,36 +166,38 @@ extension CPU {
   }
 
   /// DPPS/DPPD: the products of the lanes imm8[7:4] selects (others +0), summed pairwise (each
-  /// step rounded), the sum written to the lanes imm8[3:0] selects (others +0).
+  /// step rounded), the sum written to the lanes imm8[3:0] selects (others +0). Each step's flags
+  /// are recorded before the next step runs, and an unmasked exception stops the instruction at
+  /// the step that raised it (as the host does: an unmasked underflow of a product leaves the
+  /// additions' precision flag unset).
   private func dotProduct(_ d: XMMValue, _ s: XMMValue, imm: UInt64, f: SoftFloat.Format) throws(Fault) -> XMMValue {
     let count = 128 / f.bits
     let control = SoftFloat.Control(mxcsr: mxcsr)
     let a = lanes(d, f, count: count)
     let b = lanes(s, f, count: count)
-    var outcomes: [SoftFloat.Outcome] = []
+    var multiplies: [SoftFloat.Outcome] = []
     var products: [UInt64] = []
     for i in 0..<count {
       if (imm >> UInt64(4 + i)) & 1 != 0 {
         let o = SoftFloat.compute(.multiply, a[i], b[i], f, control)
-        outcomes.append(o)
+        multiplies.append(o)
         products.append(o.bits)
       } else {
         products.append(0)
       }
     }
+    _ = try results(multiplies)
     let sum: UInt64
     if count == 4 {
-      let low = SoftFloat.compute(.add, products[0], products[1], f, control)
-      let high = SoftFloat.compute(.add, products[2], products[3], f, control)
-      let total = SoftFloat.compute(.add, low.bits, high.bits, f, control)
-      outcomes += [low, high, total]
-      sum = total.bits
+      let pairs = [
+        SoftFloat.compute(.add, products[0], products[1], f, control),
+        SoftFloat.compute(.add, products[2], products[3], f, control),
+      ]
+      let partial = try results(pairs)
+      sum = try results([SoftFloat.compute(.add, partial[0], partial[1], f, control)])[0]
     } else {
-      let total = SoftFloat.compute(.add, products[0], products[1], f, control)
-      outcomes.append(total)
-      sum = total.bits
+      sum = try results([SoftFloat.compute(.add, products[0], products[1], f, control)])[0]
     }
-    _ = try results(outcomes)
     var out: XMMValue = (0, 0)
     for i in 0..<count where (imm >> UInt64(i)) & 1 != 0 { SSELanes.setLane(&out, i, width: f.bits, sum) }
     return out
