@@ -11,6 +11,9 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   /// MMX on MM registers, the SSE/SSSE3 forms on them, EMMS, the MM/XMM moves and conversions
   /// (`ProgramGenerator+MMX.swift`).
   case mmx
+  /// RCPPS/RCPSS/RSQRTPS/RSQRTSS, compared with the SDM's error bound
+  /// (`ProgramGenerator+Approximations.swift`).
+  case rcp
   // Compatibility mode only (16- and 32-bit code with segments of its own):
   /// MOV Sreg, POP Sreg, LDS/LES/LSS/LFS/LGS with valid, null, out-of-limit, wrong-type,
   /// privilege-mismatched, not-present and empty-descriptor selectors.
@@ -73,6 +76,7 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .sse: 8
     case .sse4: 8
     case .mmx: 8
+    case .rcp: 4
     case .segmentLoad: 8
     case .segmentMove: 5
     case .stackSize: 6

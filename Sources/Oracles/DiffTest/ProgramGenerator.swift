@@ -39,11 +39,19 @@ public struct ProgramGenerator: Sendable {
         for j in 0..<10 { fx[FXLayout.st(r) + j] = UInt8(truncatingIfNeeded: rng.next()) }
       }
     }
-    if classes.contains(.sse) || classes.contains(.sse4) || classes.contains(.mmx) {
+    if classes.contains(.sse) || classes.contains(.sse4) || classes.contains(.mmx) || classes.contains(.rcp) {
       for r in 0..<16 {
         for half in 0..<2 {
           let v = sseHalf()
           for j in 0..<8 { fx[FXLayout.xmm(r) + 8 * half + j] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(j))) }
+        }
+      }
+      if classes.contains(.sse4) {
+        // Some registers as text from a small alphabet (zeros included), so the string compares
+        // find matches, ranges and terminators.
+        let alphabet: [UInt8] = [0x00, 0x41, 0x42, 0x61, 0x62, 0x63, 0x80, 0xFF]
+        for r in 0..<16 where rng.chance(0.3) {
+          for j in 0..<16 { fx[FXLayout.xmm(r) + j] = rng.pick(alphabet) }
         }
       }
       let m = randomMXCSR()
@@ -217,6 +225,7 @@ public struct ProgramGenerator: Sendable {
     case .sse: emitSSE()
     case .sse4: emitSSE4()
     case .mmx: emitMMX()
+    case .rcp: emitApproximation()
     case .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit:
       // Compatibility-mode classes (CompatProgramGenerator); never selected for 64-bit programs.
       emitALU()

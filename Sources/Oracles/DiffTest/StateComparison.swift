@@ -9,8 +9,12 @@ public struct FieldDifference: Sendable, CustomStringConvertible {
 
 /// Compares a native and a model run.
 public enum StateComparison {
-  /// The differing fields; empty when the runs agree. `undefinedFlags` are ignored in RFLAGS.
-  public static func differences(native: RunResult, model: RunResult, undefinedFlags: UInt64) -> [FieldDifference] {
+  /// The differing fields; empty when the runs agree. `undefinedFlags` are ignored in RFLAGS;
+  /// `approximate` compares XMM registers as singles with the tolerance of RCPPS & co.
+  /// (`approximatelyEqual`).
+  public static func differences(
+    native: RunResult, model: RunResult, undefinedFlags: UInt64, approximate: Bool = false
+  ) -> [FieldDifference] {
     var out: [FieldDifference] = []
     let compat = native.state.isCompatibility
     switch (native.outcome, model.outcome) {
@@ -67,17 +71,18 @@ public enum StateComparison {
           native: differing.prefix(8).map { hex2(n[$0]) }.joined(separator: " "),
           model: differing.prefix(8).map { hex2(m[$0]) }.joined(separator: " ")))
     }
-    out += fxDifferences(native: native.state, model: model.state)
+    out += fxDifferences(native: native.state, model: model.state, approximate: approximate)
     return out
   }
 
   /// XMM0-15, MXCSR and the x87 state MMX changes (`mmxDifferences`) when both states carry a
   /// full FXSAVE64 image; nothing when either image is empty.
-  static func fxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
+  static func fxDifferences(native: MachineState, model: MachineState, approximate: Bool = false) -> [FieldDifference] {
     guard native.fx.count == FXLayout.size, model.fx.count == FXLayout.size else { return [] }
     var out: [FieldDifference] = []
     for i in 0..<16 {
       guard let n = native.xmmBytes(i), let m = model.xmmBytes(i), n != m else { continue }
+      if approximate && approximatelyEqual(n, m) { continue }
       out.append(FieldDifference(field: "xmm\(i)", native: hex128(n), model: hex128(m)))
     }
     if let n = native.mxcsr, let m = model.mxcsr, n != m {
@@ -109,5 +114,23 @@ public enum StateComparison {
       if a != b { out.append(FieldDifference(field: "st\(i)/mm\(i)", native: hex128(a), model: hex128(b))) }
     }
     return out
+  }
+
+  /// Two XMM registers whose four singles are each equal or, both normal and of one sign, within
+  /// 3 * 2^-12 of each other relative to the host's: two results of RCPPS/RSQRTPS that both keep
+  /// the SDM's bound (1.5 * 2^-12 from the exact value) are.
+  static func approximatelyEqual(_ native: ArraySlice<UInt8>, _ model: ArraySlice<UInt8>) -> Bool {
+    let n = Array(native)
+    let m = Array(model)
+    for lane in 0..<4 {
+      let a = (0..<4).reduce(UInt32(0)) { $0 | UInt32(n[4 * lane + $1]) << (8 * UInt32($1)) }
+      let b = (0..<4).reduce(UInt32(0)) { $0 | UInt32(m[4 * lane + $1]) << (8 * UInt32($1)) }
+      if a == b { continue }
+      let x = Float(bitPattern: a)
+      let y = Float(bitPattern: b)
+      guard x.isNormal, y.isNormal, x.sign == y.sign else { return false }
+      if abs(Double(x) - Double(y)) > 3.01 * 0x1p-12 * abs(Double(x)) { return false }
+    }
+    return true
   }
 }

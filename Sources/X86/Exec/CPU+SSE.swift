@@ -79,6 +79,7 @@ extension CPU {
     if try executeSSEMove(&ins, ea: ea, column: column) { return }
     if try executeSSEFloat(&ins, ea: ea, column: column) { return }
     if try executeSSE3(&ins, ea: ea, column: column) { return }
+    if try executeSSEApproximation(&ins, ea: ea, column: column) { return }
     if try executeMMXConversion(&ins, ea: ea, column: column) { return }
     if column == 0 { return try executeMMX(&ins, ea: ea) }  // the MMX forms on MM registers
     guard column == 1 else { throw Fault.invalidOpcode }
