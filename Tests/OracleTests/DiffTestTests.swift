@@ -15,7 +15,7 @@ import Testing
     print(
       "difftest: classes the model does not implement at all, left out: \(missing.map(\.rawValue).joined(separator: ", "))"
     )
-    options.classes = InstructionClass.allCases.filter { !missing.contains($0) }
+    options.classes = InstructionClass.defaultClasses(for: .long64).filter { !missing.contains($0) }
   }
   let tester = try DiffTester(options: options)
   let report = try tester.run()

@@ -22,14 +22,14 @@ public struct DiffTestOptions: Sendable {
   /// Run 64-bit programs with 4-level paging at CPL 3 instead of the flat-user mode.
   public var paging = false
 
-  /// Options for `mode`; `classes` nil means every class the mode generates.
+  /// Options for `mode`; `classes` nil means every class the mode generates but `rcp`.
   public init(
     instructionCount: Int, seed: UInt64, classes: [InstructionClass]? = nil, mode: DiffTestMode = .long64
   ) {
     self.instructionCount = instructionCount
     self.seed = seed
     self.mode = mode
-    self.classes = classes ?? InstructionClass.classes(for: mode)
+    self.classes = classes ?? InstructionClass.defaultClasses(for: mode)
   }
 }
 

@@ -44,6 +44,12 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     .segmentLoad, .segmentMove, .stackSize, .enterLeave, .string16, .segmentLimit,
   ]
 
+  /// The classes a run without `--class` draws from: those of `mode` but `rcp`, whose
+  /// approximate results would make later instructions of other classes differ.
+  public static func defaultClasses(for mode: DiffTestMode) -> [InstructionClass] {
+    classes(for: mode).filter { $0 != .rcp }
+  }
+
   /// Whether `mode` can generate this class.
   public func isAvailable(in mode: DiffTestMode) -> Bool { Self.classes(for: mode).contains(self) }
 
