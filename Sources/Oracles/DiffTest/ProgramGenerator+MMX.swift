@@ -36,7 +36,9 @@ extension ProgramGenerator {
       Array(0x60...0x6B) + [0x74, 0x75, 0x76] + Array(0xD1...0xD5) + Array(0xD8...0xDF) + Array(0xE0...0xE5)
       + Array(0xE8...0xEF) + Array(0xF1...0xF6) + Array(0xF8...0xFE)
     for op in binary { forms.append((nil, [op], .full(immediate: false))) }
-    for op in Array(0x00...0x0B) + [0x1C, 0x1D, 0x1E] as [UInt8] { forms.append((nil, [0x38, op], .full(immediate: false))) }
+    for op in Array(0x00...0x0B) + [0x1C, 0x1D, 0x1E] as [UInt8] {
+      forms.append((nil, [0x38, op], .full(immediate: false)))
+    }
     forms += [
       (nil, [0x3A, 0x0F], .full(immediate: true)), (nil, [0x70], .full(immediate: true)),
       (nil, [0x6F], .full(immediate: false)),

@@ -109,7 +109,8 @@ extension ProgramGenerator {
       if explicit {
         for r in [0, 2] {
           // Lengths around the element counts, negative ones too (their absolute value counts).
-          let length = rng.chance(0.8) ? Int32(rng.below(40)) - 20 : Int32(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
+          let length =
+            rng.chance(0.8) ? Int32(rng.below(40)) - 20 : Int32(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
           setRegister(r, UInt32(bitPattern: length), .sse4)
         }
       }

@@ -88,7 +88,8 @@ extension CPU {
       }
     case 0x0B:  // PMULHRSW: the signed product's bits 30:15, rounded
       for i in 0..<(n / 2) {
-        let p = CPU.signExtend(SSELanes.lane(d, i, width: 16), width: 16)
+        let p =
+          CPU.signExtend(SSELanes.lane(d, i, width: 16), width: 16)
           * CPU.signExtend(SSELanes.lane(s, i, width: 16), width: 16)
         SSELanes.setLane(&r, i, width: 16, UInt64(bitPattern: ((p >> 14) + 1) >> 1))
       }
