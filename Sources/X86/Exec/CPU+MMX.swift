@@ -88,6 +88,9 @@ extension CPU {
     let isRegister = ins.modrmIsRegister
     let r = mmxReg(ins)
     guard CPU.hasMMXForm(op) else { throw Fault.invalidOpcode }
+    if (0x71...0x73).contains(op) && (!isRegister || CPU.mmxShiftByCount(op, kind: r) == nil) {
+      throw Fault.invalidOpcode  // an undefined /n or a memory operand: #UD before the MMX checks
+    }
     try checkMMXAvailable()
     switch op {
     case 0x60...0x6B, 0x74...0x76, 0xD1...0xD5, 0xD8...0xDF, 0xE0...0xE5, 0xE8...0xEF, 0xF1...0xF6, 0xF8...0xFE:
@@ -129,20 +132,8 @@ extension CPU {
       var v: UInt64 = 0
       for k in 0..<4 { v |= ((s >> (16 * ((i >> (2 * UInt64(k))) & 3))) & 0xFFFF) << (16 * UInt64(k)) }
       setMM(r, v)
-    case 0x71, 0x72, 0x73:  // shifts by imm8: /2 logical right, /4 arithmetic right, /6 left
-      guard isRegister else { throw Fault.invalidOpcode }
-      let target: UInt8
-      switch (op, r) {
-      case (0x71, 2): target = 0xD1
-      case (0x71, 4): target = 0xE1
-      case (0x71, 6): target = 0xF1
-      case (0x72, 2): target = 0xD2
-      case (0x72, 4): target = 0xE2
-      case (0x72, 6): target = 0xF2
-      case (0x73, 2): target = 0xD3
-      case (0x73, 6): target = 0xF3
-      default: throw Fault.invalidOpcode
-      }
+    case 0x71, 0x72, 0x73:  // shifts by imm8 (the form was checked above)
+      guard let target = CPU.mmxShiftByCount(op, kind: r) else { throw Fault.invalidOpcode }
       enterMMXOperation()
       let rm = mmxRM(ins)
       setMM(rm, shift(target, (mm(rm), 0), count: ins.immediate & 0xFF).0)
@@ -189,6 +180,23 @@ extension CPU {
       return true
     default:
       return false
+    }
+  }
+
+  /// The shift by count (D1-D3, E1-E2, F1-F3) that 0F 71/72/73 /`kind` ib performs: /2 logical
+  /// right, /4 arithmetic right, /6 left; nil for the undefined forms (73 /4, and PSRLDQ/PSLLDQ's
+  /// /3 and /7, which exist only on XMM registers).
+  private static func mmxShiftByCount(_ op: UInt8, kind: Int) -> UInt8? {
+    switch (op, kind) {
+    case (0x71, 2): 0xD1
+    case (0x71, 4): 0xE1
+    case (0x71, 6): 0xF1
+    case (0x72, 2): 0xD2
+    case (0x72, 4): 0xE2
+    case (0x72, 6): 0xF2
+    case (0x73, 2): 0xD3
+    case (0x73, 6): 0xF3
+    default: nil
     }
   }
 

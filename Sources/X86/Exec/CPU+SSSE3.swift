@@ -61,11 +61,11 @@ extension CPU {
       }
     case 0x01, 0x02, 0x03, 0x05, 0x06, 0x07:  // PHADD/PHSUB W, D, SW: adjacent pairs, destination first
       let width = op & 3 == 2 ? 32 : 16
-      let perOperand = n * 8 / width
+      let count = n * 8 / width
       let saturate = op & 3 == 3
-      for i in 0..<perOperand {
-        let from = i < perOperand / 2 ? d : s
-        let k = 2 * (i % (perOperand / 2))
+      for i in 0..<count {
+        let from = i < count / 2 ? d : s
+        let k = 2 * (i % (count / 2))
         let a = CPU.signExtend(SSELanes.lane(from, k, width: width), width: width)
         let b = CPU.signExtend(SSELanes.lane(from, k + 1, width: width), width: width)
         let v = op < 0x04 ? a + b : a - b
