@@ -4,7 +4,8 @@
 /// computes the correctly rounded value and keeps 12 fraction bits of it (rounded to nearest): a
 /// relative error of at most 2^-13. They raise no exceptions and leave MXCSR alone; MXCSR's
 /// rounding control, DAZ and FTZ do not apply. Denormal operands count as zeros (giving
-/// infinities) and results below the normal range are flushed to zeros, as both vendors do.
+/// infinities) and results below the normal range are flushed to zeros, as both vendors do
+/// (RCP of |x| >= 2^126 included).
 extension CPU {
   /// Runs RCPPS/RCPSS/RSQRTPS/RSQRTSS; false for anything else.
   func executeSSEApproximation(_ ins: inout DecodedInstruction, ea: UInt64, column: Int) throws(Fault) -> Bool {
@@ -29,7 +30,9 @@ extension CPU {
     let sign = x & f.signBit
     if f.isNaN(x) { return x | f.quietBit }
     if f.isZero(x) || f.isDenormal(x) { return sign | f.infinity }
-    if f.isInfinity(x) { return sign }
+    // |x| >= 2^126: the reciprocal is at or below the smallest normal, and both vendors' tables
+    // land below it (their 1/1.0 is 1 - 2^-12): a zero.
+    if f.isInfinity(x) || f.exponentField(x) >= 253 { return sign }
     return shortened(SoftFloat.compute(.divide, 0x3F80_0000, x & ~f.signBit, f, exactControl).bits, sign: sign)
   }
 
