@@ -74,8 +74,6 @@ import Testing
     cpu.state.setGPR(Reg.rax, 0x2000)
     cpu.state.cr0 |= CR0.em
     #expect(cpu.step() == .exception(vector: 7, errorCode: nil), "FXSAVE with CR0.EM: #NM")
-    (cpu, _) = makeCPU64([0x0F, 0xEF, 0xC1])
-    #expect(cpu.step() == .exception(vector: 6, errorCode: nil), "MMX forms are not modelled yet")
   }
 
   @Test func aligned16ByteOperandsMustBeAligned() {

@@ -22,14 +22,14 @@ public struct DiffTestOptions: Sendable {
   /// Run 64-bit programs with 4-level paging at CPL 3 instead of the flat-user mode.
   public var paging = false
 
-  /// Options for `mode`; `classes` nil means every class the mode generates.
+  /// Options for `mode`; `classes` nil means every class the mode generates but `rcp`.
   public init(
     instructionCount: Int, seed: UInt64, classes: [InstructionClass]? = nil, mode: DiffTestMode = .long64
   ) {
     self.instructionCount = instructionCount
     self.seed = seed
     self.mode = mode
-    self.classes = classes ?? InstructionClass.classes(for: mode)
+    self.classes = classes ?? InstructionClass.defaultClasses(for: mode)
   }
 }
 
@@ -254,7 +254,8 @@ public final class DiffTester {
       }
       let m = model.run(code: program.code, initial: initial)
       let diffs = StateComparison.differences(
-        native: n, model: m, undefinedFlags: program.undefinedFlags(stoppedAt: n.state.rip))
+        native: n, model: m, undefinedFlags: program.undefinedFlags(stoppedAt: n.state.rip),
+        approximate: program.hasApproximations)
       if !diffs.isEmpty {
         report.mismatchCount += 1
         // Shrink every mismatch so the class of the culprit, not of the program's last instruction, is blamed.
@@ -289,7 +290,8 @@ public final class DiffTester {
       if case .other = pn.outcome { continue }
       let pm = model.run(code: prefix.code, initial: initial)
       let d = StateComparison.differences(
-        native: pn, model: pm, undefinedFlags: prefix.undefinedFlags(stoppedAt: pn.state.rip))
+        native: pn, model: pm, undefinedFlags: prefix.undefinedFlags(stoppedAt: pn.state.rip),
+        approximate: prefix.hasApproximations)
       if d.isEmpty { continue }
       let culprit = program.instructions[k - 1]
       best = DiffMismatch(
@@ -308,7 +310,8 @@ public final class DiffTester {
       let an = try native.run(code: alone.code, initial: start)
       let am = model.run(code: alone.code, initial: start)
       let ad = StateComparison.differences(
-        native: an, model: am, undefinedFlags: alone.undefinedFlags(stoppedAt: an.state.rip))
+        native: an, model: am, undefinedFlags: alone.undefinedFlags(stoppedAt: an.state.rip),
+        approximate: alone.hasApproximations)
       if !ad.isEmpty {
         best = DiffMismatch(
           program: alone, initial: start, native: an, model: am, differences: ad,

@@ -20,6 +20,7 @@ public struct HostCPU: Sendable {
     cn_cpuid(0x8000_0001, 0, &extended)
     var set = Set<HostFeature>()
     if leaf1[2] & (1 << 23) != 0 { set.insert(.popcnt) }
+    if leaf1[2] & 0x0018_0201 == 0x0018_0201 { set.insert(.sse42) }  // SSE3, SSSE3, SSE4.1, SSE4.2
     if leaf1[2] & (1 << 22) != 0 { set.insert(.movbe) }
     if leaf1[2] & (1 << 13) != 0 { set.insert(.cmpxchg16b) }
     if leaf7[1] & (1 << 3) != 0 && extended[2] & (1 << 5) != 0 { set.insert(.bmi1AndLzcnt) }

@@ -6,6 +6,14 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   /// SSE/SSE2 moves, integer, bitwise and shuffle instructions on XMM registers
   /// (`ProgramGenerator+SSE.swift`).
   case sse
+  /// SSE3, SSSE3, SSE4.1 and SSE4.2 on XMM registers, CRC32 (`ProgramGenerator+SSE4.swift`).
+  case sse4
+  /// MMX on MM registers, the SSE/SSSE3 forms on them, EMMS, the MM/XMM moves and conversions
+  /// (`ProgramGenerator+MMX.swift`).
+  case mmx
+  /// RCPPS/RCPSS/RSQRTPS/RSQRTSS, compared with the SDM's error bound
+  /// (`ProgramGenerator+Approximations.swift`).
+  case rcp
   // Compatibility mode only (16- and 32-bit code with segments of its own):
   /// MOV Sreg, POP Sreg, LDS/LES/LSS/LFS/LGS with valid, null, out-of-limit, wrong-type,
   /// privilege-mismatched, not-present and empty-descriptor selectors.
@@ -35,6 +43,12 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   public static let compatibilityClasses: [InstructionClass] = [
     .segmentLoad, .segmentMove, .stackSize, .enterLeave, .string16, .segmentLimit,
   ]
+
+  /// The classes a run without `--class` draws from: those of `mode` but `rcp`, whose
+  /// approximate results would make later instructions of other classes differ.
+  public static func defaultClasses(for mode: DiffTestMode) -> [InstructionClass] {
+    classes(for: mode).filter { $0 != .rcp }
+  }
 
   /// Whether `mode` can generate this class.
   public func isAvailable(in mode: DiffTestMode) -> Bool { Self.classes(for: mode).contains(self) }
@@ -66,6 +80,9 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .movbe: 1
     case .bmi: 4
     case .sse: 8
+    case .sse4: 8
+    case .mmx: 8
+    case .rcp: 4
     case .segmentLoad: 8
     case .segmentMove: 5
     case .stackSize: 6
@@ -82,6 +99,7 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .popcnt: .popcnt
     case .movbe: .movbe
     case .bmi: .bmi1AndBmi2
+    case .sse4, .mmx: .sse42
     default: nil
     }
   }
@@ -97,4 +115,5 @@ public enum HostFeature: String, Sendable, CaseIterable {
   case lahfSahf = "LAHF/SAHF in 64-bit mode"
   case cmpxchg16b = "CMPXCHG16B"
   case bmi1AndBmi2 = "BMI1+BMI2"
+  case sse42 = "SSE3+SSSE3+SSE4.1+SSE4.2"
 }

@@ -111,7 +111,7 @@ extension ProgramGenerator {
 
   /// A memory operand for `bytes` bytes: one base register at a sandbox address with a small
   /// displacement, `bytes`-aligned for 16-byte operands that must be (nine times in ten).
-  mutating func sseMemory(bytes: Int, aligned: Bool) -> RMOperand {
+  mutating func sseMemory(bytes: Int, aligned: Bool, _ c: InstructionClass = .sse) -> RMOperand {
     let base = destination()
     var address = sandboxAddress(margin: 0x100)
     var displacement = Int32(rng.below(64)) - 32
@@ -119,7 +119,7 @@ extension ProgramGenerator {
       address &= ~15
       displacement &= ~15
     }
-    setRegister(base, address, .sse)
+    setRegister(base, address, c)
     return .memory(base: base, index: nil, scale: 1, displacement: displacement)
   }
 

@@ -32,11 +32,26 @@ public struct ProgramGenerator: Sendable {
     // XMM0-15 random (as lanes of interesting values) when SSE instructions are drawn; MXCSR and
     // the x87 registers as a fresh process has them.
     var fx = MachineState.defaultFX
-    if classes.contains(.sse) {
+    if classes.contains(.mmx) {
+      // MM0-7 (the x87 registers' low halves) and their exponent bytes random; TOP and the tags
+      // as a fresh process has them (empty).
+      for r in 0..<8 {
+        for j in 0..<10 { fx[FXLayout.st(r) + j] = UInt8(truncatingIfNeeded: rng.next()) }
+      }
+    }
+    if classes.contains(.sse) || classes.contains(.sse4) || classes.contains(.mmx) || classes.contains(.rcp) {
       for r in 0..<16 {
         for half in 0..<2 {
           let v = sseHalf()
           for j in 0..<8 { fx[FXLayout.xmm(r) + 8 * half + j] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(j))) }
+        }
+      }
+      if classes.contains(.sse4) {
+        // Some registers as text from a small alphabet (zeros included), so the string compares
+        // find matches, ranges and terminators.
+        let alphabet: [UInt8] = [0x00, 0x41, 0x42, 0x61, 0x62, 0x63, 0x80, 0xFF]
+        for r in 0..<16 where rng.chance(0.3) {
+          for j in 0..<16 { fx[FXLayout.xmm(r) + j] = rng.pick(alphabet) }
         }
       }
       let m = randomMXCSR()
@@ -208,6 +223,9 @@ public struct ProgramGenerator: Sendable {
     case .movbe: emitMovbe()
     case .bmi: emitBMI()
     case .sse: emitSSE()
+    case .sse4: emitSSE4()
+    case .mmx: emitMMX()
+    case .rcp: emitApproximation()
     case .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit:
       // Compatibility-mode classes (CompatProgramGenerator); never selected for 64-bit programs.
       emitALU()

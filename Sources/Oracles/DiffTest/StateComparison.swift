@@ -9,8 +9,12 @@ public struct FieldDifference: Sendable, CustomStringConvertible {
 
 /// Compares a native and a model run.
 public enum StateComparison {
-  /// The differing fields; empty when the runs agree. `undefinedFlags` are ignored in RFLAGS.
-  public static func differences(native: RunResult, model: RunResult, undefinedFlags: UInt64) -> [FieldDifference] {
+  /// The differing fields; empty when the runs agree. `undefinedFlags` are ignored in RFLAGS;
+  /// `approximate` compares XMM registers as singles with the tolerance of RCPPS & co.
+  /// (`approximatelyEqual`).
+  public static func differences(
+    native: RunResult, model: RunResult, undefinedFlags: UInt64, approximate: Bool = false
+  ) -> [FieldDifference] {
     var out: [FieldDifference] = []
     let compat = native.state.isCompatibility
     switch (native.outcome, model.outcome) {
@@ -67,27 +71,76 @@ public enum StateComparison {
           native: differing.prefix(8).map { hex2(n[$0]) }.joined(separator: " "),
           model: differing.prefix(8).map { hex2(m[$0]) }.joined(separator: " ")))
     }
-    out += fxDifferences(native: native.state, model: model.state)
+    out += fxDifferences(native: native.state, model: model.state, approximate: approximate)
     return out
   }
 
-  /// XMM0-15 and MXCSR when both states carry a full FXSAVE64 image (the x87 part is not compared
-  /// yet); nothing when either image is empty.
-  static func fxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
+  /// XMM0-15, MXCSR and the x87 state MMX changes (`mmxDifferences`) when both states carry a
+  /// full FXSAVE64 image; nothing when either image is empty.
+  static func fxDifferences(native: MachineState, model: MachineState, approximate: Bool = false) -> [FieldDifference] {
     guard native.fx.count == FXLayout.size, model.fx.count == FXLayout.size else { return [] }
     var out: [FieldDifference] = []
     for i in 0..<16 {
       guard let n = native.xmmBytes(i), let m = model.xmmBytes(i), n != m else { continue }
+      if approximate && approximatelyEqual(n, m) { continue }
       out.append(FieldDifference(field: "xmm\(i)", native: hex128(n), model: hex128(m)))
     }
     if let n = native.mxcsr, let m = model.mxcsr, n != m {
       out.append(FieldDifference(field: "mxcsr", native: hex(UInt64(n)), model: hex(UInt64(m))))
     }
+    out += mmxDifferences(native: native, model: model)
     return out
   }
 
   /// A 16-byte little-endian register as one hex number, most significant byte first.
   static func hex128(_ bytes: ArraySlice<UInt8>) -> String {
     "0x" + bytes.reversed().map { hex2($0) }.joined()
+  }
+
+  /// The x87 state the MMX instructions change: FSW (TOP), the abridged tag byte and the 10 bytes
+  /// of each register slot (MMi and its exponent field). FOP, FIP and FDP are not compared.
+  static func mmxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
+    var out: [FieldDifference] = []
+    let n = native.fx
+    let m = model.fx
+    for (field, offset, count) in [("fsw", FXLayout.fsw, 2), ("abridged ftw", FXLayout.ftw, 1)] {
+      let a = n[offset..<offset + count]
+      let b = m[offset..<offset + count]
+      if a != b { out.append(FieldDifference(field: field, native: hex128(a), model: hex128(b))) }
+    }
+    for i in 0..<8 {
+      let a = n[FXLayout.st(i)..<FXLayout.st(i) + 10]
+      let b = m[FXLayout.st(i)..<FXLayout.st(i) + 10]
+      if a != b { out.append(FieldDifference(field: "st\(i)/mm\(i)", native: hex128(a), model: hex128(b))) }
+    }
+    return out
+  }
+
+  /// Two XMM registers whose four singles are each equal or, both normal and of one sign, within
+  /// 3 * 2^-12 of each other relative to the host's: two results of RCPPS/RSQRTPS that both keep
+  /// the SDM's bound (1.5 * 2^-12 from the exact value) are. A zero against a normal of its sign
+  /// within 2^-10 of the smallest normal passes too: results there are flushed ("tiny results
+  /// are flushed to zero") by whichever side's approximation fell below the normal range.
+  static func approximatelyEqual(_ native: ArraySlice<UInt8>, _ model: ArraySlice<UInt8>) -> Bool {
+    let n = Array(native)
+    let m = Array(model)
+    for lane in 0..<4 {
+      let a = (0..<4).reduce(UInt32(0)) { $0 | UInt32(n[4 * lane + $1]) << (8 * UInt32($1)) }
+      let b = (0..<4).reduce(UInt32(0)) { $0 | UInt32(m[4 * lane + $1]) << (8 * UInt32($1)) }
+      if a == b { continue }
+      let x = Float(bitPattern: a)
+      let y = Float(bitPattern: b)
+      // At the bottom of the normal range one side may have flushed a result the other kept.
+      let smallest = Double(Float.leastNormalMagnitude) * (1 + 0x1p-10)
+      if x.sign == y.sign
+        && ((x == 0 && y.isNormal && abs(Double(y)) < smallest)
+          || (y == 0 && x.isNormal && abs(Double(x)) < smallest))
+      {
+        continue
+      }
+      guard x.isNormal, y.isNormal, x.sign == y.sign else { return false }
+      if abs(Double(x) - Double(y)) > 3.01 * 0x1p-12 * abs(Double(x)) { return false }
+    }
+    return true
   }
 }

@@ -59,6 +59,10 @@ public struct TestProgram: Sendable {
   /// The machine code.
   public var code: [UInt8] { instructions.flatMap(\.bytes) }
 
+  /// Whether the program has approximating instructions (the `rcp` class), whose XMM results
+  /// are compared with a tolerance.
+  public var hasApproximations: Bool { instructions.contains { $0.instructionClass == .rcp } }
+
   /// The RIP (offset in CS) of each instruction.
   public var addresses: [UInt64] {
     var a = origin

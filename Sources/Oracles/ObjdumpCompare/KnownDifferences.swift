@@ -148,7 +148,10 @@ enum KnownDifferences {
       return kind == .onlyObjdumpDecodes
         && (m.hasPrefix("vm") || m == "getsec" || m == "invept" || m == "invvpid")
     },
-    Rule(reason: "MMX, 3DNow! and x87 forms: not implemented by the model (and not advertised in its CPUID), #UD") {
+    Rule(
+      reason:
+        "3DNow! and x87 forms (not implemented by the model nor advertised in its CPUID), MMX forms with an F2/F3 prefix: #UD"
+    ) {
       kind, _, _, _, theirs in
       guard kind == .onlyObjdumpDecodes else { return false }
       let m = ObjdumpComparison.mnemonic(theirs)

@@ -61,6 +61,9 @@ public enum Decoder {
   static let movsxdEntry = OpcodeEntry("movsxd Gv,Ed")
   static let sse38Entry = OpcodeEntry("sse Vx,Wx")
   static let sse3AEntry = OpcodeEntry("sse Vx,Wx,Ib")
+  /// CRC32 Gy, Eb and CRC32 Gy, Ev (F2 0F 38 F0 and F1), run by the SSE executor.
+  static let crc32ByteEntry = OpcodeEntry("sse Gy,Eb")
+  static let crc32Entry = OpcodeEntry("sse Gy,Ev")
   static let allowed386TwoByte: Set<UInt8> = Set(
     [
       0x00, 0x01, 0x02, 0x03, 0x06, 0x20, 0x21, 0x22, 0x23, 0xA0, 0xA1, 0xA3, 0xA4, 0xA5, 0xA8, 0xA9, 0xAB, 0xAC, 0xAD,
@@ -174,6 +177,8 @@ public enum Decoder {
           } else {
             entry.specs = [.M, .Gv]
           }
+        } else if map == 2 && (opcode == 0xF0 || opcode == 0xF1) && !prefixes.contains(.rep) {
+          entry = opcode == 0xF0 ? crc32ByteEntry : crc32Entry  // F2 0F 38 F0/F1: CRC32 (SSE4.2)
         } else {
           guard let names = map == 2 ? OpcodeTables.map38[opcode] : OpcodeTables.map3A[opcode],
             !prefixes.contains(.rep) && !prefixes.contains(.repne),
@@ -487,6 +492,7 @@ public enum Decoder {
     ins.operandCount = UInt8(ops.count)
     ins.operands = ops.items
     if operation == .sse && map == 1 { SSEOperandShapes.apply(to: &ins) }
+    if operation == .sse && map >= 2 { SSEOperandShapes.applyThreeByteMap(to: &ins) }
     ins.length = UInt8(r.position)
     ins.hasMemoryOperand =
       hasMem || ops.items.0.kind == .memory || ops.items.1.kind == .memory || ops.items.2.kind == .memory

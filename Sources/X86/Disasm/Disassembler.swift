@@ -334,6 +334,8 @@ public enum Disassembler {
         if name == "movhps" && ins.modrmIsRegister { name = "movlhps" }
         if ins.opcode == 0x6E || ins.opcode == 0x7E, p.contains(.rexW), column < 2 { name = "movq" }
       }
+    } else if ins.map == 2 && (ins.opcode == 0xF0 || ins.opcode == 0xF1) && column == 3 {
+      name = "crc32"
     } else if let names = ins.map == 2 ? OpcodeTables.map38[ins.opcode] : OpcodeTables.map3A[ins.opcode] {
       name = p.contains(.operandSize) ? names.1 : names.0
       if p.contains(.rexW) && (name == "pextrd" || name == "pinsrd") { name = name.dropLast() + "q" }

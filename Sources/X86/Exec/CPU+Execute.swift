@@ -515,6 +515,7 @@ extension CPU {
       if try executeSystem(ins, ea: ea, nextRIP: nextRIP) { rip = state.rip }
     case .sse:
       try executeSSE(&ins, ea: ea)
+    case .emms: try executeEMMS()
     case .fxsave: try fxsave(seg: Int(ins.segment), ea: ea)
     case .fxrstor: try fxrstor(seg: Int(ins.segment), ea: ea)
     case .ldmxcsr: try ldmxcsr(seg: Int(ins.segment), ea: ea)

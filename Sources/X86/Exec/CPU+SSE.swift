@@ -6,9 +6,9 @@
 /// MOVDQA, MOVDQU, MOVNTPS/PD/DQ, MASKMOVDQU, MOVMSKPS/PD, PMOVMSKB), and the bitwise and
 /// shuffling instructions of the floating-point types (ANDPS..XORPD, UNPCKLPS..UNPCKHPD, SHUFPS,
 /// SHUFPD), all of which are exact bit manipulation; the floating-point compares, MIN and MAX
-/// (`CPU+SSEFloat.swift`). Not yet: floating-point arithmetic and conversions (they need MXCSR
-/// rounding), the MMX forms (no prefix, MM registers aliased on the x87 stack), SSE3 and later;
-/// those raise #UD.
+/// (`CPU+SSEFloat.swift`). Map 1's SSE3 forms are in `CPU+SSE3.swift`, the 0F 38 and 0F 3A maps
+/// (SSSE3, SSE4.1, SSE4.2) in `CPU+SSSE3.swift`, `CPU+SSE41.swift` and `CPU+SSE42.swift`, the
+/// MMX forms (no prefix, MM registers aliased on the x87 registers) in `CPU+MMX.swift`.
 ///
 /// Every instruction first checks CR0.EM, CR4.OSFXSR and CR0.TS (`requireSSE`). A 16-byte memory
 /// operand must be 16-byte aligned (#GP(0)) except for the unaligned moves (MOVUPS, MOVUPD,
@@ -69,11 +69,20 @@ extension CPU {
 
   /// Runs an SSE/SSE2 instruction (`Operation.sse`); #UD for the forms not modelled.
   func executeSSE(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
-    guard ins.map == 1 else { throw Fault.invalidOpcode }
     let column = SSEOperandShapes.column(ins.prefixes)  // the decoder's mandatory-prefix column
+    switch ins.map {
+    case 1: break
+    case 2: return try executeMap38(&ins, ea: ea, column: column)  // 0F 38: SSSE3, SSE4.1, SSE4.2
+    case 3: return try executeMap3A(&ins, ea: ea, column: column)  // 0F 3A: the same, with imm8
+    default: throw Fault.invalidOpcode
+    }
     if try executeSSEMove(&ins, ea: ea, column: column) { return }
     if try executeSSEFloat(&ins, ea: ea, column: column) { return }
-    guard column == 1 else { throw Fault.invalidOpcode }  // MMX and later extensions
+    if try executeSSE3(&ins, ea: ea, column: column) { return }
+    if try executeSSEApproximation(&ins, ea: ea, column: column) { return }
+    if try executeMMXConversion(&ins, ea: ea, column: column) { return }
+    if column == 0 { return try executeMMX(&ins, ea: ea) }  // the MMX forms on MM registers
+    guard column == 1 else { throw Fault.invalidOpcode }
     try requireSSE()
     try executeSSE2Integer(&ins, ea: ea)
   }

@@ -11,12 +11,12 @@
 /// is left alone and the instruction raises #XM, or #UD when CR4.OSXMMEXCPT is clear.
 extension CPU {
   /// The low `count` lanes of `v` in format `f` (4 singles or 2 doubles at most).
-  private func lanes(_ v: XMMValue, _ f: SoftFloat.Format, count: Int) -> [UInt64] {
+  func lanes(_ v: XMMValue, _ f: SoftFloat.Format, count: Int) -> [UInt64] {
     (0..<count).map { SSELanes.lane(v, $0, width: f.bits) }
   }
 
   /// `d` with its low `values.count` lanes of format `f` replaced.
-  private func withLanes(_ d: XMMValue, _ values: [UInt64], _ f: SoftFloat.Format) -> XMMValue {
+  func withLanes(_ d: XMMValue, _ values: [UInt64], _ f: SoftFloat.Format) -> XMMValue {
     var r = d
     for (i, v) in values.enumerated() { SSELanes.setLane(&r, i, width: f.bits, v) }
     return r
@@ -58,7 +58,7 @@ extension CPU {
   /// The lanes' results once their flags are in MXCSR: the pre-computation flags of every lane
   /// first, then the post-computation ones; an unmasked one raises the exception before any
   /// result is used.
-  private func results(_ outcomes: [SoftFloat.Outcome]) throws(Fault) -> [UInt64] {
+  func results(_ outcomes: [SoftFloat.Outcome]) throws(Fault) -> [UInt64] {
     try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.pre })
     try signalSIMDExceptions(outcomes.reduce(0) { $0 | $1.post })
     return outcomes.map(\.bits)

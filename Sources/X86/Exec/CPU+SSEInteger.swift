@@ -82,8 +82,9 @@ extension CPU {
     setXMM(r, try sse2Binary(op, d, s))
   }
 
-  /// The two-operand forms: destination `d`, source `s`, result.
-  private func sse2Binary(_ op: UInt8, _ d: XMMValue, _ s: XMMValue) throws(Fault) -> XMMValue {
+  /// The two-operand forms: destination `d`, source `s`, result. The MMX forms run through it too
+  /// (`CPU+MMX.swift`): lane-wise operations on 64-bit values in the low half.
+  func sse2Binary(_ op: UInt8, _ d: XMMValue, _ s: XMMValue) throws(Fault) -> XMMValue {
     let db = SSELanes.bytes(d)
     let sb = SSELanes.bytes(s)
     let dw = SSELanes.words(d)
@@ -225,7 +226,7 @@ extension CPU {
 
   /// PSRLW/D/Q (D1-D3), PSRAW/D (E1, E2), PSLLW/D/Q (F1-F3) by `count`: logical shifts past the
   /// lane width give 0, arithmetic ones the sign.
-  private func shift(_ op: UInt8, _ d: XMMValue, count: UInt64) -> XMMValue {
+  func shift(_ op: UInt8, _ d: XMMValue, count: UInt64) -> XMMValue {
     let width = 8 << Int(op & 3)  // xx1: words, xx2: doublewords, xx3: quadwords
     let w = UInt64(width)
     var r: XMMValue = (0, 0)
