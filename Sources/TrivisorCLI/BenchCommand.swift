@@ -5,7 +5,8 @@ import ArgumentParser
 /// benchmarks with 1, 2 and 4 vCPUs (`SMPBenchCommand`); `kvm` measures the
 /// kvm engine against its C and native baselines (`KVMBenchCommand`); `cpu` the X86 model's
 /// throughput against the host CPU, and with `--peers` per CPU mode against Bochs and QEMU
-/// (`CPUBenchCommand`).
+/// (`CPUBenchCommand`); `linux` Debian's kernel from power-on to a program's exit next to QEMU
+/// (`LinuxBenchCommand`).
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
