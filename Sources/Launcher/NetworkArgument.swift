@@ -35,7 +35,8 @@ public enum NetworkArgument: Equatable, Sendable {
           $0.transport == forward.transport && $0.hostPort == forward.hostPort
             && ($0.hostAddress == forward.hostAddress || $0.hostAddress == .any || forward.hostAddress == .any)
         }) {
-          throw Invalid(description: "--net user forwards host \(forward.transport.rawValue) port \(forward.hostPort) twice")
+          throw Invalid(
+            description: "--net user forwards host \(forward.transport.rawValue) port \(forward.hostPort) twice")
         }
         forwards.append(forward)
       }

@@ -370,7 +370,9 @@ struct RunCommand: ParsableCommand {
       } catch {
         throw UsageError(error.description)
       }
-      log("network: user (10.0.2.0/24), forwards: \(forwards.isEmpty ? "none" : forwards.map(\.description).joined(separator: ", "))")
+      log(
+        "network: user (10.0.2.0/24), forwards: \(forwards.isEmpty ? "none" : forwards.map(\.description).joined(separator: ", "))"
+      )
     }
     if !noReboot {
       config.reboot = load

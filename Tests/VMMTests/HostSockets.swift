@@ -61,7 +61,9 @@ final class HostSocket {
     let s = try make(Int32(SOCK_STREAM.rawValue))
     var a = address(port: port)
     let r = withUnsafePointer(to: &a) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s.fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(s.fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
     }
     guard r == 0 || errno == EINPROGRESS else { throw Failure("connect") }
     return s

@@ -119,7 +119,10 @@ import Testing
     #expect(t.checksumOK && ip.checksumOK)
     #expect(ip.source == host && ip.destination == guest)
     var accepted: HostSocket?
-    #expect(try h.wait(for: "the host accepting the connection") { accepted = listener.acceptConnection(); return accepted != nil })
+    #expect(
+      try h.wait(for: "the host accepting the connection") {
+        accepted = listener.acceptConnection(); return accepted != nil
+      })
     let connection = try #require(accepted)
     // Complete the handshake and send data: it arrives on the host socket.
     let ack = t.sequence &+ 1
@@ -131,7 +134,10 @@ import Testing
         to: gateway, destination: host, guestPort, port, sequence: initial &+ 1, acknowledgement: ack, flags: 0x18,
         Array("hello host".utf8)))
     var got: [UInt8] = []
-    #expect(try h.wait(for: "the guest's data on the host") { got += connection.receiveAvailable(); return got.count >= 10 })
+    #expect(
+      try h.wait(for: "the guest's data on the host") {
+        got += connection.receiveAvailable(); return got.count >= 10
+      })
     #expect(String(decoding: got, as: UTF8.self) == "hello host")
     // And the other way.
     #expect(connection.send(Array("hello guest".utf8)))

@@ -28,8 +28,10 @@ public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertibl
 
   /// The four bytes in network order.
   public var bytes: [UInt8] {
-    [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8),
-     UInt8(truncatingIfNeeded: value)]
+    [
+      UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8),
+      UInt8(truncatingIfNeeded: value),
+    ]
   }
 
   /// Dotted-quad notation.

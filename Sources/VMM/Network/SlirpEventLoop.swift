@@ -88,8 +88,10 @@ final class SlirpEventLoop {
         instance, f.transport == .udp ? 1 : 0, Self.inAddr(f.hostAddress), Int32(f.hostPort),
         Self.inAddr(f.guestAddress), Int32(f.guestPort))
       if r != 0 {
-        let reason = errno != 0 ? String(cString: strerror(errno)) : "the port is in use or the address is not the host's"
-        return "--net user,hostfwd=\(f): cannot listen on \(f.hostAddress):\(f.hostPort) (\(f.transport.rawValue)): \(reason)"
+        let reason =
+          errno != 0 ? String(cString: strerror(errno)) : "the port is in use or the address is not the host's"
+        return
+          "--net user,hostfwd=\(f): cannot listen on \(f.hostAddress):\(f.hostPort) (\(f.transport.rawValue)): \(reason)"
       }
     }
     return nil
