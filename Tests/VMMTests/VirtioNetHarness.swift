@@ -136,4 +136,5 @@ final class RecordingEthernetBackend: EthernetBackend, @unchecked Sendable {
   private(set) var sent: [[UInt8]] = []
   init(inboxLimit: Int = 256) { inbox = FrameInbox(limit: inboxLimit) }
   func send(_ frame: [UInt8]) { sent.append(frame) }
+  var droppedFromGuest: UInt64 { 0 }
 }

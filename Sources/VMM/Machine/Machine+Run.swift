@@ -78,7 +78,8 @@ extension Machine {
     if let net = devices.virtioNetDevice {
       report.network = ExitStatisticsReport.NetworkTraffic(
         framesSent: net.framesSent, bytesSent: net.bytesSent, framesReceived: net.framesReceived,
-        bytesReceived: net.bytesReceived, framesDropped: net.framesDropped)
+        bytesReceived: net.bytesReceived, framesDropped: net.framesDropped,
+        framesDroppedSending: net.backend.droppedFromGuest)
     }
     return RunOutcome(reason: reason, statistics: report)
   }

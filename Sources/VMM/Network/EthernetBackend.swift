@@ -6,4 +6,6 @@ public protocol EthernetBackend: AnyObject, Sendable {
   func send(_ frame: [UInt8])
   /// Frames waiting for the guest; the backend's own thread fills it, the device empties it.
   var inbox: FrameInbox { get }
+  /// Frames from the guest the backend dropped because it was behind (any thread).
+  var droppedFromGuest: UInt64 { get }
 }

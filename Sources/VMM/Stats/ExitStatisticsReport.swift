@@ -72,6 +72,8 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
     public var bytesReceived: UInt64
     /// Frames for the guest dropped (no receive buffer posted in time, or too long for it).
     public var framesDropped: UInt64
+    /// Of `framesSent`, those the network dropped because its thread was behind.
+    public var framesDroppedSending: UInt64
   }
 
   /// One line per vCPU when the machine has more than one (nil otherwise).
@@ -157,8 +159,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
     }
     if let n = network {
       lines.append(
-        "network: \(n.framesSent) frames sent (\(n.bytesSent) bytes), \(n.framesReceived) received "
-          + "(\(n.bytesReceived) bytes), \(n.framesDropped) dropped")
+        "network: the guest sent \(n.framesSent) frames (\(n.bytesSent) bytes, \(n.framesDroppedSending) of them "
+          + "dropped) and received \(n.framesReceived) (\(n.bytesReceived) bytes); \(n.framesDropped) dropped on the way in"
+      )
     }
     if let resets, resets > 0 { lines.append("machine: \(resets) reset\(resets == 1 ? "" : "s") (the guest rebooted)") }
     if let dropped = consoleBytesDropped, dropped > 0 {
