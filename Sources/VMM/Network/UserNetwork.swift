@@ -106,6 +106,7 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var outbox: [[UInt8]] = []
     private var stop = false
+    private var pipeClosed = false
     private var dropped: UInt64 = 0
 
     init?(inbox: FrameInbox) {
@@ -135,21 +136,22 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
 
     /// Queues a guest frame and wakes the thread if it was idle.
     func post(_ frame: [UInt8]) {
-      let wake: Bool = locked {
+      locked {
         guard !stop, outbox.count < UserNetwork.outboxLimit else {
           dropped &+= 1
-          return false
+          return
         }
         outbox.append(frame)
-        return outbox.count == 1
+        if outbox.count == 1 { poke() }
       }
-      if wake { poke() }
     }
 
     /// Asks the thread to end.
     func requestStop() {
-      locked { stop = true }
-      poke()
+      locked {
+        stop = true
+        poke()
+      }
     }
 
     /// The frames queued since the last call, and whether the thread must end (network thread).
@@ -163,8 +165,10 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
 
     var droppedFromGuest: UInt64 { locked { dropped } }
 
-    /// Wakes the thread from `poll` (a full pipe already will).
+    /// Wakes the thread from `poll` (a full pipe already will). Under the lock, so it never
+    /// writes to a pipe `closePipe` closed.
     private func poke() {
+      guard !pipeClosed else { return }
       var byte: UInt8 = 1
       _ = write(writeEnd, &byte, 1)
     }
@@ -175,9 +179,14 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
       while buffer.withUnsafeMutableBytes({ read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
     }
 
+    /// Closes the pipe once the thread has ended.
     func closePipe() {
-      Glibc.close(readEnd)
-      Glibc.close(writeEnd)
+      locked {
+        guard !pipeClosed else { return }
+        pipeClosed = true
+        Glibc.close(readEnd)
+        Glibc.close(writeEnd)
+      }
     }
   }
 }
