@@ -158,4 +158,35 @@ import Testing
     #expect(h2.card.framesReceived == 1)
     #expect(try h2.memory.read(UInt8.self, at: h2.receiveBuffer(0) + 12) == 8)
   }
+
+  @Test func randomDriverTrafficAndFramesNeverCrash() throws {
+    let (h, backend) = try make(inboxLimit: 8)
+    let d = h.driver
+    var rng = SplitMix64(seed: 1041)
+    for round in 0..<2_000 {
+      if round % 50 == 0 { d.initialize(queues: 2) }
+      // Random descriptor and ring bytes on both queues, frames of any length for the guest, then
+      // random register traffic and notifications.
+      for _ in 0..<8 {
+        let base = [d.descriptors, d.available, d.used].randomElement(using: &rng)!
+        let address = base + (rng.next() & 1) * 0x1_0000 + rng.next() % 256
+        try d.memory.write(UInt8(truncatingIfNeeded: rng.next()), at: address)
+      }
+      if rng.next() % 3 == 0 {
+        backend.inbox.push([UInt8](repeating: 0xAB, count: Int(rng.next() % 3000)))
+      }
+      let offset = [d.common + rng.next() % 0x40, d.device + rng.next() % 12, 0x4000 + rng.next() % 48]
+        .randomElement(using: &rng)!
+      let width = [1, 2, 4, 8].randomElement(using: &rng)!
+      if rng.next() & 1 == 0 {
+        d.setBAR(offset, width, rng.next())
+      } else {
+        _ = d.bar(offset, width)
+      }
+      if rng.next() % 4 == 0 { d.setBAR(d.notify + (rng.next() & 1) * d.notifyMultiplier, 2, 0) }
+      h.card.pollBackend()
+    }
+    #expect(backend.sent.allSatisfy { $0.count <= VirtioNet.maximumFrame })
+    #expect(backend.inbox.count <= 8)
+  }
 }
