@@ -96,6 +96,12 @@ final class HostSocket {
     return c >= 0 ? HostSocket(fd: c) : nil
   }
 
+  /// Makes `close` reset the connection (SO_LINGER with a zero timeout) instead of ending it.
+  func resetOnClose() {
+    var l = linger(l_onoff: 1, l_linger: 0)
+    _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+  }
+
   /// Whatever bytes are waiting (empty when none).
   func receiveAvailable() -> [UInt8] {
     var buffer = [UInt8](repeating: 0, count: 4096)

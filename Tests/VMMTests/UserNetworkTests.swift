@@ -150,6 +150,55 @@ import Testing
     #expect(data.map { String(decoding: $0, as: UTF8.self) } == "hello guest")
   }
 
+  @Test func aHostPeerThatResetsEndsTheGuestConnection() throws {
+    // The host side resets: libslirp ends the guest's connection, and the guest's later writes
+    // into it are answered without harm (the network thread also blocks SIGPIPE, as libslirp's
+    // send() on a dead socket would raise it in a process that does not ignore it).
+    let (listener, port) = try HostSocket.listener()
+    let network = try UserNetwork()
+    defer { network.shutdown() }
+    let h = try VirtioNetHarness(backend: network)
+    let gateway = try #require(try gatewayMAC(h))
+    let guestPort: UInt16 = 40_001
+    let initial: UInt32 = 7
+    try h.transmit(
+      tcpFrame(to: gateway, destination: host, guestPort, port, sequence: initial, acknowledgement: 0, flags: 0x02))
+    let synAck = try h.waitForFrame("SYN-ACK") { f -> UInt32? in
+      guard let t = f.tcp, t.destinationPort == guestPort, t.flags & 0x12 == 0x12 else { return nil }
+      return t.sequence
+    }
+    let ack = try #require(synAck) &+ 1
+    var accepted: HostSocket?
+    #expect(
+      try h.wait(for: "the accepted connection") {
+        accepted = listener.acceptConnection(); return accepted != nil
+      })
+    try h.transmit(
+      tcpFrame(
+        to: gateway, destination: host, guestPort, port, sequence: initial &+ 1, acknowledgement: ack, flags: 0x10))
+    accepted?.resetOnClose()
+    accepted = nil  // closed: the host side resets the connection
+    var sequence = initial &+ 1
+    let ended = try h.waitForFrame("FIN or RST toward the guest") { f -> UInt8? in
+      guard let t = f.tcp, t.destinationPort == guestPort, t.flags & 0x05 != 0 else { return nil }
+      return t.flags
+    }
+    #expect(ended != nil)
+    // The guest keeps writing into the dead connection: answered, never a crash.
+    for _ in 0..<3 {
+      try h.transmit(
+        tcpFrame(
+          to: gateway, destination: host, guestPort, port, sequence: sequence, acknowledgement: ack, flags: 0x18,
+          Array("late".utf8)))
+      sequence &+= 4
+    }
+    try h.transmit(arpRequest(for: host))
+    let alive = try h.waitForFrame("an ARP reply after the writes") { f -> Bool? in
+      f.arp?.operation == 2 ? true : nil
+    }
+    #expect(alive == true, "the network thread still runs")
+  }
+
   @Test func aForwardedHostPortConnectsIntoTheGuest() throws {
     let hostPort = try HostSocket.freePort()
     let forward = PortForward(transport: .tcp, hostAddress: .loopback, hostPort: hostPort, guestPort: 2222)

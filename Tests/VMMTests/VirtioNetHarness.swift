@@ -115,9 +115,10 @@ final class VirtioNetHarness {
     return false
   }
 
-  /// Waits for a received frame `match` accepts, and returns what it made of it.
-  func waitForFrame<T>(_ what: String, _ match: (EthernetPackets.Frame) -> T?) throws -> T? {
-    var seen = 0
+  /// Waits for a frame `match` accepts among those received from now on (or from index `since` of
+  /// `received`), and returns what it made of it.
+  func waitForFrame<T>(_ what: String, since: Int? = nil, _ match: (EthernetPackets.Frame) -> T?) throws -> T? {
+    var seen = since ?? received.count
     var result: T?
     _ = try wait(for: what) {
       while seen < received.count, result == nil {

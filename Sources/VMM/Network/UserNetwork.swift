@@ -50,6 +50,12 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
     let result = StartResult()
     let forwards = self.forwards
     let running = PThread.detach {
+      // libslirp writes to sockets without MSG_NOSIGNAL: a host peer that went away must give
+      // EPIPE on this thread, not a SIGPIPE that kills the process (when nobody ignores it).
+      var pipeSignal = sigset_t()
+      sigemptyset(&pipeSignal)
+      sigaddset(&pipeSignal, SIGPIPE)
+      pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
       let loop = SlirpEventLoop(channel: channel)
       result.error = loop.start(forwards: forwards)
       started.signal()
