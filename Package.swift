@@ -20,10 +20,13 @@ let package = Package(
     .target(name: "CNative", linkerSettings: [.linkedLibrary("z")]),
     // Atomic compare-and-exchange on guest memory for software engines with several vCPU threads.
     .target(name: "CAtomics"),
+    // libslirp, the user-mode network stack behind `--net user` (Debian: libslirp-dev). Found by its
+    // system header path: Debian's slirp.pc needs glib's development files, which nothing else needs.
+    .systemLibrary(name: "CSlirp", providers: [.apt(["libslirp-dev"]), .brew(["libslirp"])]),
     // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
-    .target(name: "VMM"),
+    .target(name: "VMM", dependencies: ["CSlirp"]),
     // Hardware-assisted engine on Linux /dev/kvm.
     .target(name: "KVMEngine", dependencies: ["CKVM", "VMM"]),
     // Software engine: the X86 model run instruction by instruction.

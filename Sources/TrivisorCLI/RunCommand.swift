@@ -138,6 +138,15 @@ struct RunCommand: ParsableCommand {
 
   @Option(
     parsing: .unconditional,
+    help: ArgumentHelp(
+      "Network: none (default), or user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]... (QEMU's spelling).",
+      discussion:
+        "user adds a virtio network card (after the virtio disks and console on PCI, MAC 52:54:00:12:34:56) on a user-mode network made by libslirp: the guest gets 10.0.2.15 by DHCP, 10.0.2.2 is the gateway and the host's 127.0.0.1, 10.0.2.3 the DNS server. Each hostfwd listens on a host port and passes connections (tcp) or datagrams (udp) to the guest, e.g. hostfwd=tcp:127.0.0.1:2222-:22. An empty HOSTADDR listens on every host address; an empty GUESTADDR is 10.0.2.15 (docs/networking.md).",
+      valueName: "spec"))
+  var net = "none"
+
+  @Option(
+    parsing: .unconditional,
     help:
       "Debug console (ports 0xE9/0x402) backend: stdio, stderr, null or file:PATH (default: with COM1; stderr with --bios)."
   )
@@ -216,6 +225,7 @@ struct RunCommand: ParsableCommand {
     if app != nil, case .debugExit(let value) = outcome.reason { exitStatus = Int32(value & 0xFF) }
     // The guest's writes are in the files already; make them durable and release the locks.
     for disk in setup.config.disks + setup.config.virtioDisks { disk.close() }
+    (setup.config.network as? UserNetwork)?.shutdown()
     switch outcome.reason {
     case .powerOff, .debugExit: log(outcome.reason.description)
     default: printError("trivisor: \(outcome.reason.description)")
@@ -350,9 +360,11 @@ struct RunCommand: ParsableCommand {
         if option == "--disk" { config.disks.append(image) } else { config.virtioDisks.append(image) }
       }
     }
+    let network: NetworkArgument
+    do { network = try NetworkArgument(parsing: net) } catch { throw UsageError(error.description) }
     if linuxGuest {
       options.initrd = try linuxGuestImage(
-        kernel: imagePath ?? "", bytes: imageBytes ?? [], memory: size.bytes, config: config)
+        kernel: imagePath ?? "", bytes: imageBytes ?? [], memory: size.bytes, config: config, network: network != .none)
       options.commandLine = LinuxGuestImage.commandLine(application: app != nil, extra: append)
     }
     // How the guest boots, now and again after each reset.
@@ -407,6 +419,17 @@ struct RunCommand: ParsableCommand {
     config.debugConsole = debugBackend
     config.lightweightExits = !noLightweightExits
     config.virtioConsole = virtioConsole
+    if case .user(let forwards) = network {
+      // Last: the forwards listen from here on, so nothing else may fail after it.
+      do throws(UserNetwork.StartError) {
+        config.network = try UserNetwork(forwards: forwards)
+      } catch {
+        throw UsageError(error.description)
+      }
+      log(
+        "network: user (10.0.2.0/24), forwards: \(forwards.isEmpty ? "none" : forwards.map(\.description).joined(separator: ", "))"
+      )
+    }
     if !noReboot && app == nil {
       config.reboot = load
       config.rebootOnTripleFault = bios != nil
@@ -415,13 +438,16 @@ struct RunCommand: ParsableCommand {
   }
 
   /// The initramfs of `--app` or `--rootfs` for `kernel`, with the modules `config`'s devices need.
-  private func linuxGuestImage(kernel: String, bytes kernelBytes: [UInt8], memory: UInt64, config: MachineConfiguration)
+  private func linuxGuestImage(
+    kernel: String, bytes kernelBytes: [UInt8], memory: UInt64, config: MachineConfiguration, network: Bool
+  )
     throws(UsageError)
     -> [UInt8]
   {
     var builder = LinuxGuestImage(maximumSize: Int(min(memory / 2, 1 << 31)))
     builder.modules = LinuxGuestImage.modules(
-      ide: !config.disks.isEmpty, virtioBlock: !config.virtioDisks.isEmpty, virtioConsole: config.virtioConsole)
+      ide: !config.disks.isEmpty, virtioBlock: !config.virtioDisks.isEmpty, virtioConsole: config.virtioConsole,
+      virtioNetwork: network)
     do throws(GuestImageError) {
       if !builder.modules.isEmpty {
         guard let release = KernelRelease.of(bzImage: kernelBytes) else {

@@ -31,6 +31,8 @@ struct HostIOTests {
     (["run", "--numa", "0"], "--numa"), (["run", "--numa", "2", "--irqchip", "kernel"], "--numa"),
     (["run", "--disk", "/nonexistent/disk.img"], "/nonexistent/disk.img"), (["run", "--disk", "/tmp"], "/tmp"),
     (["run", "--virtio-blk", ",readonly"], "--virtio-blk"),
+    (["run", "--net", "tap"], "--net"), (["run", "--net", "user,hostfwd=tcp::0-:22"], "hostfwd"),
+    (["run", "--net", "user,hostfwd=tcp:192.0.2.1:2222-:22"], "cannot listen on 192.0.2.1:2222"),
     (["run", "--disk", "a", "--disk", "b", "--disk", "c", "--disk", "d", "--disk", "e"], "at most 4"),
     (["run", "--rootfs", "/nonexistent/root"], "/nonexistent/root"),
     (["run", "--rootfs", "/proc/self/fd/0"], "--rootfs"),
@@ -67,6 +69,27 @@ struct HostIOTests {
     holder.close()
     #expect(run.status == ExitStatus.usage, "\(run.stderr)")
     #expect(run.stderrLines.count == 1 && run.stderr.contains("locked by another process"), "\(run.stderr)")
+  }
+
+  @Test func aForwardToAPortInUseIsOneLineAndStatus2() throws {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #expect(listener >= 0)
+    defer { close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(listener, $0, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, $0, &length) == 0
+      }
+    }
+    #expect(bound)
+    let port = UInt16(bigEndian: address.sin_port)
+    let run = try TrivisorBinary.run(["run", "--net", "user,hostfwd=tcp:127.0.0.1:\(port)-:22"])
+    #expect(run.status == ExitStatus.usage, "\(run.stderr)")
+    #expect(run.stderrLines.count == 1, "\(run.stderr)")
+    #expect(run.stderr.contains("127.0.0.1:\(port)") && run.stderr.contains("in use"), "\(run.stderr)")
   }
 
   @Test func aClosedStdoutEndsTheRunWithStatus16() throws {

@@ -46,7 +46,7 @@ import VMM
   static func boot(
     _ image: [UInt8], engine: any Engine, stopOn: String? = finalMessage, timeout: Double = 60,
     reboots: Int = 0, cpus: Int = 1, disks: [DiskImage] = [], virtioDisks: [DiskImage] = [],
-    virtioConsole: Bool = false, adjust: (Machine) -> Void = { _ in }
+    virtioConsole: Bool = false, network: (any EthernetBackend)? = nil, adjust: (Machine) -> Void = { _ in }
   ) throws -> Boot {
     let memory = try GuestMemory(ramSize: 256 << 20)
     let state = try FirmwareLoader.load(firmware: image, into: memory)
@@ -59,6 +59,7 @@ import VMM
     config.disks = disks
     config.virtioDisks = virtioDisks
     config.virtioConsole = virtioConsole
+    config.network = network
     // `reboots` resets reload the firmware, as `trivisor run --bios` does; the next one stops.
     let machineBox = MachineBox()
     if reboots > 0 {

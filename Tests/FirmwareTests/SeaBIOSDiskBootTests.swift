@@ -8,7 +8,8 @@ import VMM
 /// controller (the virtio-blk function) on PCI, its ATA (virtio) driver identifies the disk, and it
 /// boots the disk's MBR (guests/testguests/disk_boot.S), which
 /// reads and writes sectors through the BIOS's int 13h and powers off. Checks the console, the exit
-/// and the image file afterwards, on every engine.
+/// and the image file afterwards, on every engine. The virtio runs add a virtio console and a
+/// virtio network card on the user network, which SeaBIOS must enumerate after the disk.
 @Suite(.serialized, .requires(.seabios)) struct SeaBIOSDiskBootTests {
   /// A 1 MiB image: the boot sector, then a line in sector 1 for the guest to print.
   static func makeImage() throws -> String {
@@ -38,11 +39,13 @@ import VMM
     let path = try makeImage()
     defer { try? FileManager.default.removeItem(atPath: path) }
     let disk = try DiskImage(path: path)
+    let network = attachment == .virtio ? try UserNetwork() : nil
     let b = try SeaBIOSBootTests.boot(
       try SeaBIOSBootTests.biosImage(), engine: engine, stopOn: nil, timeout: 120,
       disks: attachment == .ide ? [disk] : [], virtioDisks: attachment == .virtio ? [disk] : [],
-      virtioConsole: attachment == .virtio)
+      virtioConsole: attachment == .virtio, network: network)
     disk.close()
+    network?.shutdown()
     #expect(b.outcome.reason == .powerOff, "\(b.outcome.reason.description)\n\(b.serial)")
     switch attachment {
     case .ide:
@@ -53,6 +56,7 @@ import VMM
       #expect(b.debug.contains("found virtio-blk at 00:02.0"), "\(b.debug)")
       #expect(b.debug.contains("using modern (1.0) virtio mode"))
       #expect(b.debug.contains("PCI: init bdf=00:03.0 id=1af4:1043"), "the virtio console after the disk")
+      #expect(b.debug.contains("PCI: init bdf=00:04.0 id=1af4:1041"), "the network card after the console")
     }
     #expect(b.debug.contains("Booting from Hard Disk..."))
     #expect(!b.serial.contains("FAILED"), "\(b.serial)")

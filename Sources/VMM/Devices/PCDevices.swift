@@ -17,7 +17,7 @@
 /// | 0x604-0x605     | `PowerOffDevice`                         |     |
 /// | 0xCF8-0xCFF     | `PCIHostBridge`                          |     |
 /// | 0x1F0-0x1F7, 0x3F6; 0x170-0x177, 0x376 | `IDEController` (with disks; PCI 00:01.0) | 14; 15 |
-/// | memory BARs in `PCIMemoryWindow` | `VirtioPCIFunction` with `VirtioBlock` per virtio disk (PCI 00:02.0 on), then `VirtioConsole` | MSI-X, or INTx on 10/11 |
+/// | memory BARs in `PCIMemoryWindow` | `VirtioPCIFunction` with `VirtioBlock` per virtio disk (PCI 00:02.0 on), then `VirtioConsole`, then `VirtioNet` | MSI-X, or INTx on 10/11 |
 public final class PCDevices {
   /// The i8259 pair (0x20, 0xA0, ELCR 0x4D0).
   public let pic: PICPair
@@ -52,6 +52,10 @@ public final class PCDevices {
   /// The device halves of the virtio functions above, for the machine's input and statistics.
   let virtioBlockDevices: [VirtioBlock]
   let virtioConsoleDevice: VirtioConsole?
+  /// The virtio network card, when the machine has a network (`--net user`): after the virtio
+  /// disks and the console on PCI.
+  public let virtioNet: VirtioPCIFunction?
+  let virtioNetDevice: VirtioNet?
   /// The PCI memory window the virtio functions' BARs decode in (the machine registers it on
   /// its MMIO bus when it is not empty).
   public let pciMemoryWindow = PCIMemoryWindow()
@@ -76,6 +80,7 @@ public final class PCDevices {
   ///   - virtioDisks: raw disk images, each a virtio-blk PCI function.
   ///   - messages: where the virtio functions' MSI-X messages go; nil: no MSI-X (INTx only).
   ///   - virtioConsole: add a virtio console whose output goes to `serialOutput`.
+  ///   - network: add a virtio network card whose frames go to and come from this backend.
   ///   - control: where stop, reset and A20 requests go.
   ///   - cpuCount: the vCPUs firmware is told about (fw_cfg).
   ///   - ioapic: with the userspace PIC, an I/O APIC that receives the ISA lines too
@@ -85,7 +90,7 @@ public final class PCDevices {
     ioapic: IOAPIC? = nil, cpuCount: Int = 1,
     serialOutput: @escaping ([UInt8]) -> Void, consoleOutput: (([UInt8]) -> Void)? = nil,
     firmwareConfiguration: Bool = true, disks: [DiskImage] = [], virtioDisks: [DiskImage] = [],
-    messages: MessageSignalledInterrupts? = nil, virtioConsole: Bool = false
+    messages: MessageSignalledInterrupts? = nil, virtioConsole: Bool = false, network: (any EthernetBackend)? = nil
   ) {
     let pic = PICPair()
     self.pic = pic
@@ -125,7 +130,17 @@ public final class PCDevices {
         intx: InterruptLine(sink: sink, line: consoleIndex % 2 == 0 ? 10 : 11),
         sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
     }
-    for (i, f) in (virtioBlocks + (self.virtioConsole.map { [$0] } ?? [])).enumerated() {
+    let netIndex = consoleIndex + (virtioConsole ? 1 : 0)
+    virtioNetDevice = network.map { VirtioNet(backend: $0) }
+    virtioNet = virtioNetDevice.map { device in
+      VirtioPCIFunction(
+        backend: device, memory: memory,
+        bar: PCDevices.firstVirtioBAR + UInt32(netIndex) * 0x1_0000,
+        intx: InterruptLine(sink: sink, line: netIndex % 2 == 0 ? 10 : 11),
+        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
+    }
+    let virtioFunctions = virtioBlocks + [self.virtioConsole, virtioNet].compactMap { $0 }
+    for (i, f) in virtioFunctions.enumerated() {
       pci.attach(f, slot: PCDevices.firstVirtioSlot + i)
       pciMemoryWindow.add(f)
     }
@@ -164,6 +179,7 @@ public final class PCDevices {
     if let ide { all.append(ide) }
     all += virtioBlocks as [any ResettableDevice]
     if let virtioConsole { all.append(virtioConsole) }
+    if let virtioNet { all.append(virtioNet) }
     if registerPIC { all += [pic, pit] }
     for d in all { d.reset() }
   }

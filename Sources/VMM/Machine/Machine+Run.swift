@@ -29,6 +29,8 @@ extension Machine {
       }
     }
     for k in kicks { control.addKick { k.wake() } }
+    // Frames for the guest arriving while every vCPU idles: wake them, as host input does.
+    configuration.network?.inbox.wake = { for k in kicks { k.wake() } }
     deviceLock.locked { drainInput() }
     let finished = DispatchGroup()
     for runner in runners.dropFirst() {
@@ -51,6 +53,7 @@ extension Machine {
     finished.wait()
     let reason = control.requestedStop ?? bspReason
     control.removeKicks()
+    configuration.network?.inbox.wake = nil
     for runner in runners {
       runner.deadlineTimer?.stop()
       runner.deadlineTimer = nil
@@ -71,6 +74,12 @@ extension Machine {
         d.written += b.sectorsWritten
       }
       report.diskSectors = d
+    }
+    if let net = devices.virtioNetDevice {
+      report.network = ExitStatisticsReport.NetworkTraffic(
+        framesSent: net.framesSent, bytesSent: net.bytesSent, framesReceived: net.framesReceived,
+        bytesReceived: net.bytesReceived, framesDropped: net.framesDropped,
+        framesDroppedSending: net.backend.droppedFromGuest)
     }
     return RunOutcome(reason: reason, statistics: report)
   }
@@ -125,8 +134,10 @@ extension Machine {
     return deadline
   }
 
-  /// Hands host input waiting in `input` to the UART.
+  /// Hands host input waiting in `input` to the UART (or the virtio console), and has the network
+  /// card take the frames its backend queued for the guest.
   func drainInput() {
+    devices.virtioNetDevice?.pollBackend()
     guard !input.isEmpty else { return }
     if let console = devices.virtioConsoleDevice {
       console.receive(input.drain())

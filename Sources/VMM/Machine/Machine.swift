@@ -161,7 +161,7 @@ public final class Machine {
       serialOutput: serialSink, consoleOutput: debugSink,
       firmwareConfiguration: configuration.firmwareConfigurationDevice, disks: configuration.disks,
       virtioDisks: configuration.virtioDisks, messages: ioapic != nil ? messages : nil,
-      virtioConsole: configuration.virtioConsole)
+      virtioConsole: configuration.virtioConsole, network: configuration.network)
     if vm.engineInterruptSink == nil {
       pic = devices.pic
       pit = devices.pit

@@ -78,6 +78,10 @@ public struct MachineConfiguration {
   /// A virtio console (after the virtio disks on PCI): its output goes where COM1's goes, and the
   /// host input goes to it instead of COM1.
   public var virtioConsole = false
+  /// The network behind a virtio network card (after the virtio disks and console on PCI); nil:
+  /// no card. The machine wakes its vCPUs when frames arrive for the guest; whoever created the
+  /// backend shuts it down (`UserNetwork.shutdown()`).
+  public var network: (any EthernetBackend)?
 
   /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(

@@ -57,6 +57,25 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
     public var written: UInt64
   }
 
+  /// The virtio network card's traffic (nil without a network).
+  public var network: NetworkTraffic?
+
+  /// Frames and bytes through the network card, as the guest sees them (no virtio headers).
+  public struct NetworkTraffic: Codable, Sendable, Equatable {
+    /// Frames the guest transmitted.
+    public var framesSent: UInt64
+    /// Their bytes.
+    public var bytesSent: UInt64
+    /// Frames delivered to the guest.
+    public var framesReceived: UInt64
+    /// Their bytes.
+    public var bytesReceived: UInt64
+    /// Frames for the guest dropped (no receive buffer posted in time, or too long for it).
+    public var framesDropped: UInt64
+    /// Of `framesSent`, those the network dropped because its thread was behind.
+    public var framesDroppedSending: UInt64
+  }
+
   /// One line per vCPU when the machine has more than one (nil otherwise).
   public var vcpus: [VCPUSummary]?
 
@@ -137,6 +156,12 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
     }
     if let d = diskSectors {
       lines.append("disks: \(d.read) sectors read, \(d.written) written (512 bytes each)")
+    }
+    if let n = network {
+      lines.append(
+        "network: the guest sent \(n.framesSent) frames (\(n.bytesSent) bytes, \(n.framesDroppedSending) of them "
+          + "dropped) and received \(n.framesReceived) (\(n.bytesReceived) bytes); \(n.framesDropped) dropped on the way in"
+      )
     }
     if let resets, resets > 0 { lines.append("machine: \(resets) reset\(resets == 1 ? "" : "s") (the guest rebooted)") }
     if let dropped = consoleBytesDropped, dropped > 0 {
