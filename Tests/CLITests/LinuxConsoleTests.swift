@@ -10,7 +10,8 @@ import VMM
 
 /// Debian's kernel on the software engines, driven through its serial console as a user would:
 /// a busybox root filesystem (`--rootfs`) whose init is a shell, then `uname`, a file system made,
-/// written and read back on a virtio-blk disk, and `poweroff` (status 0). Each engine boots Linux
+/// written and read back on a virtio-blk disk, a TCP connection over virtio-net and the user
+/// network to a listener on the host's 127.0.0.1, and `poweroff` (status 0). Each engine boots Linux
 /// in about a minute (interp) from a release build, so the test runs where
 /// `TRIVISOR_LINUX_BINARY` names one (`.ci/run` does); it waits for each answer with a generous
 /// watchdog and measures nothing.
@@ -38,8 +39,10 @@ struct LinuxConsoleTests {
     fm.createFile(atPath: disk, contents: Data(count: 8 << 20))
     defer { try? fm.removeItem(atPath: disk) }
 
+    let (listener, port) = try HostSocket.listener()
+
     let console = try ConsoleProcess(
-      LinuxTestBinary.path!, ["run", "--engine", engine, "--rootfs", root, "--virtio-blk", disk])
+      LinuxTestBinary.path!, ["run", "--engine", engine, "--rootfs", root, "--virtio-blk", disk, "--net", "user"])
     defer { console.stop() }
     try console.waitFor("/ # ")
     console.send("uname -r; echo UNAME$((6*7))\n")
@@ -50,6 +53,24 @@ struct LinuxConsoleTests {
         + " && mount /dev/vda /mnt && cat /mnt/f && echo DISK$((1+1))\n")
     try console.waitFor("DISK2")
     #expect(console.output.contains("trivisor-file\r\nDISK2") || console.output.contains("trivisor-file\nDISK2"))
+    // 10.0.2.2 is the host's loopback on the user network; busybox's nc sends its stdin.
+    console.send(
+      "ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && route add default gw 10.0.2.2"
+        + " && echo trivisor-net | nc 10.0.2.2 \(port); echo NET$((1+2))=$?\n")
+    var received: [UInt8] = []
+    let deadline = Date().addingTimeInterval(console.watchdogSeconds)
+    var connection: HostSocket?
+    while !String(decoding: received, as: UTF8.self).contains("trivisor-net\n") {
+      // nc ends (NET3=) only once the host closes, or when it fails to connect.
+      guard Date() < deadline, !console.output.contains("NET3=") else { break }
+      if connection == nil { connection = listener.acceptConnection() }
+      received += connection?.receiveAvailable() ?? []
+      usleep(20_000)
+    }
+    connection = nil  // closing it ends the guest's nc
+    try console.waitFor("NET3=")
+    #expect(String(decoding: received, as: UTF8.self) == "trivisor-net\n")
+    try console.waitFor("NET3=0")
     console.send("umount /mnt; poweroff -f\n")
     #expect(try console.waitForExit() == 0)
     // The file system reached the image: ext2's magic 0xEF53 at byte 1080.

@@ -1,4 +1,5 @@
 import Foundation
+import TestHostSupport
 import Testing
 
 @testable import VMM

@@ -5,8 +5,8 @@ import Foundation
 #endif
 
 /// Non-blocking IPv4 TCP sockets on the host's loopback, for the network tests' host side.
-final class HostSocket {
-  let fd: Int32
+public final class HostSocket {
+  public let fd: Int32
 
   private init(fd: Int32) {
     self.fd = fd
@@ -15,8 +15,8 @@ final class HostSocket {
 
   deinit { close(fd) }
 
-  struct Failure: Error, CustomStringConvertible {
-    let description: String
+  public struct Failure: Error, CustomStringConvertible {
+    public let description: String
     init(_ what: String) { description = "\(what): \(String(cString: strerror(errno)))" }
   }
 
@@ -35,7 +35,7 @@ final class HostSocket {
   }
 
   /// A TCP listener on 127.0.0.1 at a port the kernel picks.
-  static func listener() throws -> (socket: HostSocket, port: UInt16) {
+  public static func listener() throws -> (socket: HostSocket, port: UInt16) {
     let s = try make(Int32(SOCK_STREAM.rawValue))
     var a = address(port: 0)
     let bound = withUnsafePointer(to: &a) {
@@ -46,7 +46,7 @@ final class HostSocket {
   }
 
   /// A port on 127.0.0.1 that was free a moment ago (for a forward the test then installs).
-  static func freePort(_ type: Int32 = Int32(SOCK_STREAM.rawValue)) throws -> UInt16 {
+  public static func freePort(_ type: Int32 = Int32(SOCK_STREAM.rawValue)) throws -> UInt16 {
     let s = try make(type)
     var a = address(port: 0)
     let bound = withUnsafePointer(to: &a) {
@@ -57,7 +57,7 @@ final class HostSocket {
   }
 
   /// Starts a connection to 127.0.0.1:`port` (completes in the background).
-  static func connecting(to port: UInt16) throws -> HostSocket {
+  public static func connecting(to port: UInt16) throws -> HostSocket {
     let s = try make(Int32(SOCK_STREAM.rawValue))
     var a = address(port: port)
     let r = withUnsafePointer(to: &a) {
@@ -70,7 +70,7 @@ final class HostSocket {
   }
 
   /// A UDP socket on 127.0.0.1 at a port the kernel picks.
-  static func udp() throws -> (socket: HostSocket, port: UInt16) {
+  public static func udp() throws -> (socket: HostSocket, port: UInt16) {
     let s = try make(Int32(SOCK_DGRAM.rawValue))
     var a = address(port: 0)
     let bound = withUnsafePointer(to: &a) {
@@ -80,7 +80,7 @@ final class HostSocket {
     return (s, try s.localPort())
   }
 
-  func localPort() throws -> UInt16 {
+  public func localPort() throws -> UInt16 {
     var a = sockaddr_in()
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let r = withUnsafeMutablePointer(to: &a) {
@@ -91,31 +91,31 @@ final class HostSocket {
   }
 
   /// An accepted connection, or nil when none is waiting.
-  func acceptConnection() -> HostSocket? {
+  public func acceptConnection() -> HostSocket? {
     let c = accept(fd, nil, nil)
     return c >= 0 ? HostSocket(fd: c) : nil
   }
 
   /// Makes `close` reset the connection (SO_LINGER with a zero timeout) instead of ending it.
-  func resetOnClose() {
+  public func resetOnClose() {
     var l = linger(l_onoff: 1, l_linger: 0)
     _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
   }
 
   /// Whatever bytes are waiting (empty when none).
-  func receiveAvailable() -> [UInt8] {
+  public func receiveAvailable() -> [UInt8] {
     var buffer = [UInt8](repeating: 0, count: 4096)
     let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
     return n > 0 ? Array(buffer[0..<n]) : []
   }
 
   /// Sends `bytes` (all of them: the tests send a few).
-  func send(_ bytes: [UInt8]) -> Bool {
+  public func send(_ bytes: [UInt8]) -> Bool {
     bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
   }
 
   /// Sends a datagram to 127.0.0.1:`port`.
-  func send(_ bytes: [UInt8], toPort port: UInt16) -> Bool {
+  public func send(_ bytes: [UInt8], toPort port: UInt16) -> Bool {
     var a = HostSocket.address(port: port)
     return withUnsafePointer(to: &a) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { to in
