@@ -66,12 +66,23 @@ import Testing
     let code = dsl.split(separator: "\n").map { line in
       line.split(separator: "//", maxSplits: 1, omittingEmptySubsequences: false)[0]
     }
-    .joined().replacingOccurrences(of: "/* PCI Bus */", with: "").filter { !$0.isWhitespace }
-    #expect(code.contains("Scope(\\_SB){Device(PCI0){"), "\(dsl)")
+    .joined().replacing(/\/\*[^*]*\*\//, with: "").filter { !$0.isWhitespace }
+    #expect(code.contains("Scope(\\_SB){Device(LNKA){"), "\(dsl)")
+    #expect(code.contains("Device(PCI0){"), "\(dsl)")
     #expect(code.contains("Name(_HID,EisaId(\"PNP0A03\"))"), "\(dsl)")
     #expect(code.contains("WordBusNumber(ResourceProducer,MinFixed,MaxFixed,PosDecode,0x0000,0x0000,0x00FF"), "\(dsl)")
     #expect(code.contains("IO(Decode16,0x0CF8,0x0CF8,0x01,0x08"), "\(dsl)")
     #expect(code.contains("0xC0000000,0xFEBFFFFF"), "\(dsl)")
+    // The interrupt links (GSI 16-19, level, active high, shared) and the routes to them.
+    #expect(code.contains("Device(LNKA){Name(_HID,EisaId(\"PNP0C0F\"))"), "\(dsl)")
+    #expect(code.contains("Interrupt(ResourceConsumer,Level,ActiveHigh,Shared,,,){0x00000010,}"), "\(dsl)")
+    #expect(code.contains("Interrupt(ResourceConsumer,Level,ActiveHigh,Shared,,,){0x00000013,}"), "\(dsl)")
+    #expect(code.contains("Method(_SRS,1,NotSerialized)"), "\(dsl)")
+    #expect(code.contains("Name(_PRT,Package(0x80)"), "\(dsl)")
+    // Slot 2 (the first virtio function): INTA on link C, INTB on link D, INTD on link B.
+    #expect(code.contains("Package(0x04){0x0002FFFF,Zero,LNKC,Zero}"), "\(dsl)")
+    #expect(code.contains("Package(0x04){0x0002FFFF,One,LNKD,Zero}"), "\(dsl)")
+    #expect(code.contains("Package(0x04){0x0002FFFF,0x03,LNKB,Zero}"), "\(dsl)")
   }
 
   @Test func theMADTDisassemblesWithXAPICAndX2APICEntries() throws {

@@ -84,7 +84,11 @@ import Testing
     #expect(body.firstRange(of: [0x0C, 0x41, 0xD0, 0x0A, 0x03]) != nil)  // EisaId("PNP0A03") as a DWord
     // The 32-bit window: DWord memory descriptor from 0xC0000000 to 0xFEBFFFFF.
     #expect(body.firstRange(of: [0x00, 0x00, 0x00, 0xC0, 0xFF, 0xFF, 0xBF, 0xFE]) != nil)
-    #expect(body.suffix(2) == [0x79, 0x00])  // the resource template's End Tag closes the DSDT
+    // The interrupt links and the routing table: PNP0C0F, and _PRT after _CRS.
+    #expect(body.firstRange(of: [0x0C, 0x41, 0xD0, 0x0C, 0x0F]) != nil)  // EisaId("PNP0C0F")
+    #expect(text.contains("LNKA") && text.contains("LNKD") && text.contains("_SRS"))
+    let crs = try #require(body.firstRange(of: Array("_CRS".utf8)))
+    #expect(body[crs.upperBound...].firstRange(of: Array("_PRT".utf8)) != nil)
   }
 
   @Test func aPMTimerAppearsOnlyWhenConfigured() throws {

@@ -34,7 +34,7 @@ final class VirtioDriverDouble {
     memory = try GuestMemory(ramSize: 16 << 20)
     function = VirtioPCIFunction(
       backend: backend, memory: memory, bar: 0xFE00_0000,
-      intx: InterruptLine(sink: sink, line: 10),
+      intx: InterruptLine(sink: sink, line: 10), interruptLine: 10,
       sendMSI: msix ? { [messages] address, data in messages.send(address: address, data: data) } : nil)
     messages.route = { [unowned self] in self.delivered.append($0) }
     findCapabilities()

@@ -66,6 +66,8 @@ public final class PCDevices {
   public let fwCfg: FwCfg?
   /// Where device interrupts go: `pic`, or the sink given at creation (KVM's irqchip).
   public let interruptSink: any InterruptSink
+  /// The PCI functions' INTx lines (the interrupt links the DSDT's `_PRT` describes).
+  public let pciInterrupts: PCIInterruptRouter
   private let registerPIC: Bool
 
   /// - Parameters:
@@ -97,6 +99,8 @@ public final class PCDevices {
     registerPIC = interruptSink == nil
     let sink = interruptSink ?? ioapic.map { LegacyInterruptWiring(pic: pic, ioapic: $0) } ?? pic
     self.interruptSink = sink
+    let pciInterrupts = PCIInterruptRouter(pic: interruptSink ?? pic, ioapic: interruptSink ?? ioapic)
+    self.pciInterrupts = pciInterrupts
     pit = PIT8254(clock: clock, irq: InterruptLine(sink: sink, line: 0))
     systemControl = SystemControlPort(pit: pit)
     serial = Serial16550(irq: InterruptLine(sink: sink, line: 4), output: serialOutput)
@@ -118,7 +122,9 @@ public final class PCDevices {
       VirtioPCIFunction(
         backend: device, memory: memory,
         bar: PCDevices.firstVirtioBAR + UInt32(i) * 0x1_0000,
-        intx: InterruptLine(sink: sink, line: i % 2 == 0 ? 10 : 11),
+        intx: pciInterrupts.line(slot: PCDevices.firstVirtioSlot + i),
+        interruptLine: UInt8(
+          PCIInterruptRouter.picIRQ(link: PCIInterruptRouter.link(slot: PCDevices.firstVirtioSlot + i, pin: 0))),
         sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
     }
     let consoleIndex = virtioDisks.count
@@ -127,7 +133,10 @@ public final class PCDevices {
       VirtioPCIFunction(
         backend: device, memory: memory,
         bar: PCDevices.firstVirtioBAR + UInt32(consoleIndex) * 0x1_0000,
-        intx: InterruptLine(sink: sink, line: consoleIndex % 2 == 0 ? 10 : 11),
+        intx: pciInterrupts.line(slot: PCDevices.firstVirtioSlot + consoleIndex),
+        interruptLine: UInt8(
+          PCIInterruptRouter.picIRQ(
+            link: PCIInterruptRouter.link(slot: PCDevices.firstVirtioSlot + consoleIndex, pin: 0))),
         sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
     }
     let netIndex = consoleIndex + (virtioConsole ? 1 : 0)
@@ -136,7 +145,9 @@ public final class PCDevices {
       VirtioPCIFunction(
         backend: device, memory: memory,
         bar: PCDevices.firstVirtioBAR + UInt32(netIndex) * 0x1_0000,
-        intx: InterruptLine(sink: sink, line: netIndex % 2 == 0 ? 10 : 11),
+        intx: pciInterrupts.line(slot: PCDevices.firstVirtioSlot + netIndex),
+        interruptLine: UInt8(
+          PCIInterruptRouter.picIRQ(link: PCIInterruptRouter.link(slot: PCDevices.firstVirtioSlot + netIndex, pin: 0))),
         sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
     }
     let virtioFunctions = virtioBlocks + [self.virtioConsole, virtioNet].compactMap { $0 }

@@ -170,11 +170,13 @@ public enum ACPITables {
       ])) + pciHostBridgeAML()
   }
 
-  /// `Scope(\_SB) { Device(PCI0) }`: the PCI root bridge (PNP0A03, bus 0) with what it decodes
-  /// in `_CRS`: buses 0-255, the configuration ports 0xCF8-0xCFF, every other I/O port, the VGA
-  /// window and the 32-bit hole below the IOAPIC (`PCIMemoryWindow`). An OS that uses ACPI scans
-  /// PCI only below such a device. No `_PRT`: the devices' INTx pins are not described, so Linux
-  /// uses MSI-X (virtio) and the IDE controller's legacy IRQs 14 and 15.
+  /// `Scope(\_SB) { Device(LNKA)...Device(LNKD), Device(PCI0) }`: the PCI root bridge (PNP0A03,
+  /// bus 0) with what it decodes in `_CRS`: buses 0-255, the configuration ports 0xCF8-0xCFF,
+  /// every other I/O port, the VGA window and the 32-bit hole below the IOAPIC
+  /// (`PCIMemoryWindow`). An OS that uses ACPI scans PCI only below such a device. Its `_PRT`
+  /// routes pin INTA-INTD of every slot to the interrupt link `PCIInterruptRouter` wires it to;
+  /// each link (PNP0C0F) consumes one global system interrupt from 16 on, level-triggered, active
+  /// high and shared, and cannot be moved (`_SRS` accepts what `_PRS` offers, the only choice).
   static func pciHostBridgeAML() -> [UInt8] {
     let windowEnd = UInt32(PCIMemoryWindow.base + PCIMemoryWindow.size - 1)
     let resources = ResourceTemplate.template([
@@ -185,9 +187,32 @@ public enum ACPITables {
       ResourceTemplate.dwordMemory(minimum: 0xA_0000, maximum: 0xB_FFFF),
       ResourceTemplate.dwordMemory(minimum: UInt32(PCIMemoryWindow.base), maximum: windowEnd),
     ])
+    let links = (0..<PCIInterruptRouter.linkCount).map { link in
+      let interrupt = ResourceTemplate.template([
+        ResourceTemplate.sharedLevelInterrupt(gsi: UInt32(PCIInterruptRouter.firstLinkGSI + link))
+      ])
+      return AMLEncoder.device(
+        linkName(link),
+        [
+          AMLEncoder.name("_HID", AMLEncoder.eisaID("PNP0C0F")),
+          AMLEncoder.name("_UID", AMLEncoder.integer(UInt64(link))),
+          AMLEncoder.name("_PRS", AMLEncoder.buffer(interrupt)),
+          AMLEncoder.name("_CRS", AMLEncoder.buffer(interrupt)),
+          AMLEncoder.method("_SRS", argumentCount: 1, []),
+        ])
+    }
+    // Package { address (slot << 16 | 0xFFFF: any function), pin, link, source index }.
+    let routes = (0..<32).flatMap { slot in
+      (0..<4).map { pin in
+        AMLEncoder.package([
+          AMLEncoder.integer(UInt64(slot) << 16 | 0xFFFF), AMLEncoder.integer(UInt64(pin)),
+          AMLEncoder.nameString(linkName(PCIInterruptRouter.link(slot: slot, pin: pin))), AMLEncoder.integer(0),
+        ])
+      }
+    }
     return AMLEncoder.scope(
       "\\_SB",
-      [
+      links + [
         AMLEncoder.device(
           "PCI0",
           [
@@ -195,9 +220,13 @@ public enum ACPITables {
             AMLEncoder.name("_UID", AMLEncoder.integer(0)),
             AMLEncoder.name("_BBN", AMLEncoder.integer(0)),
             AMLEncoder.name("_CRS", AMLEncoder.buffer(resources)),
+            AMLEncoder.name("_PRT", AMLEncoder.package(routes)),
           ])
       ])
   }
+
+  /// `LNKA`-`LNKD`.
+  static func linkName(_ link: Int) -> String { "LNK" + String(UnicodeScalar(UInt8(0x41 + link))) }
 
   static func dsdtTable() -> TableBytes {
     var t = header("DSDT", revision: 2)

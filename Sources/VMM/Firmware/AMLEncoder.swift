@@ -39,6 +39,8 @@ enum AMLEncoder {
   static let rootChar: UInt8 = 0x5C
   /// `ScopeOp`.
   static let scopeOp: UInt8 = 0x10
+  /// `MethodOp`.
+  static let methodOp: UInt8 = 0x14
   /// `BufferOp`.
   static let bufferOp: UInt8 = 0x11
   /// `ExtOpPrefix` and `DeviceOp`.
@@ -115,6 +117,13 @@ enum AMLEncoder {
   static func device(_ name: String, _ terms: [[UInt8]]) -> [UInt8] {
     let content = nameString(name) + terms.flatMap { $0 }
     return deviceOp + pkgLength(contentLength: content.count) + content
+  }
+
+  /// `Method(name, argumentCount, NotSerialized) { body }`.
+  static func method(_ name: String, argumentCount: Int, _ body: [[UInt8]]) -> [UInt8] {
+    precondition((0...7).contains(argumentCount), "an AML method takes 0-7 arguments")
+    let content = nameString(name) + [UInt8(argumentCount)] + body.flatMap { $0 }
+    return [methodOp] + pkgLength(contentLength: content.count) + content
   }
 
   /// `Buffer() { bytes }`.

@@ -25,6 +25,13 @@ enum ResourceTemplate {
       + le32(maximum &- minimum &+ 1)
   }
 
+  /// An Extended Interrupt descriptor (large type 0x89) the device consumes: the global system
+  /// interrupt `gsi`, level-triggered, active high, shared (what a PCI interrupt link routes to).
+  static func sharedLevelInterrupt(gsi: UInt32) -> [UInt8] {
+    // Flags: consumer (bit 0), level (bit 1 clear), active high (bit 2 clear), shared (bit 3).
+    [0x89, 0x06, 0x00, 0x09, 0x01] + le32(gsi)
+  }
+
   private static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
   private static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 }

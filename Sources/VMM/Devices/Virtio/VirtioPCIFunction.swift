@@ -50,6 +50,8 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
   private var configuration: PCIConfigurationSpace
   private let initialBAR: UInt32
   private let intx: InterruptLine?
+  /// The interrupt line register's reset value.
+  private let interruptLine: UInt8
   /// Delivers an MSI-X message (address, data) to the local APICs; nil when the machine has none
   /// of its own (the engine's interrupt controller): the function then offers no MSI-X capability
   /// and guests use INTx.
@@ -78,11 +80,12 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
   private(set) var intxRaised: UInt64 = 0
 
   /// A function for `backend` over `memory`, its BAR preset to `bar` (firmware may move it),
-  /// raising `intx` (its INTx line, shown in the interrupt line register) when MSI-X is off, and
-  /// sending MSI-X messages through `sendMSI` (nil: no MSI-X capability).
+  /// raising `intx` (its INTA line) when MSI-X is off, with `interruptLine` (the PIC IRQ the
+  /// line reaches) in the interrupt line register, and sending MSI-X messages through `sendMSI`
+  /// (nil: no MSI-X capability).
   init(
     backend: any VirtioDeviceBackend, memory: GuestMemory, bar: UInt32, intx: InterruptLine?,
-    sendMSI: ((UInt64, UInt32) -> Void)?
+    interruptLine: UInt8 = 0, sendMSI: ((UInt64, UInt32) -> Void)?
   ) {
     self.backend = backend
     self.memory = memory
@@ -90,6 +93,7 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
     queues = (0..<backend.queueCount).map { _ in Virtqueue() }
     initialBAR = bar
     self.intx = intx
+    self.interruptLine = interruptLine
     let vectors = backend.queueCount + 1
     msixTable = [(address: UInt64, data: UInt32, masked: Bool)](repeating: (0, 0, true), count: vectors)
     msixPending = [Bool](repeating: false, count: vectors)
@@ -102,7 +106,7 @@ public final class VirtioPCIFunction: PCIMemoryBARFunction, ResettableDevice {
     var c = PCIConfigurationSpace(
       vendor: 0x1AF4, device: 0x1040 + backend.deviceID, classCode: backend.pciClassCode, revision: 1,
       subsystemVendor: 0x1AF4, subsystem: 0x1100, interruptPin: 1)
-    c.set8(0x3C, UInt8(intx?.line ?? 0))
+    c.set8(0x3C, interruptLine)
     c.addMemoryBAR(0, size: VirtioPCIFunction.barSize, base: initialBAR)
     if sendMSI != nil {
       let vectors = UInt16(backend.queueCount)  // table size - 1
