@@ -10,7 +10,7 @@ import VMM
 
 /// Debian's kernel on the software engines, driven through its serial console as a user would:
 /// a busybox root filesystem (`--rootfs`) whose init is a shell, then `uname`, a file system made,
-/// written and read back on a virtio-blk disk, a TCP connection over virtio-net and the user
+/// written and read back on a virtio-blk disk and on an IDE disk (ata_piix, PIO), a TCP connection over virtio-net and the user
 /// network to a listener on the host's 127.0.0.1, and `poweroff` (status 0). The virtio functions
 /// interrupt by MSI-X on `interp`, and by their INTx pins (`pci=nomsi`: the DSDT's `_PRT` and the
 /// interrupt links to I/O APIC pins 16-19) on `dbt`. Each engine boots Linux
@@ -40,23 +40,33 @@ struct LinuxConsoleTests {
     let disk = root + ".img"
     fm.createFile(atPath: disk, contents: Data(count: 8 << 20))
     defer { try? fm.removeItem(atPath: disk) }
+    let ideDisk = root + "-ide.img"
+    fm.createFile(atPath: ideDisk, contents: Data(count: 8 << 20))
+    defer { try? fm.removeItem(atPath: ideDisk) }
 
     let (listener, port) = try HostSocket.listener()
 
     let console = try ConsoleProcess(
       LinuxTestBinary.path!,
-      ["run", "--engine", engine, "--rootfs", root, "--virtio-blk", disk, "--net", "user"]
+      ["run", "--engine", engine, "--rootfs", root, "--virtio-blk", disk, "--disk", ideDisk, "--net", "user"]
         + (kernelOptions.isEmpty ? [] : ["--append", kernelOptions]))
     defer { console.stop() }
     try console.waitFor("/ # ")
+    // The disks' nodes appear when their drivers have probed them (the ATA scan is asynchronous):
+    // each step waits for its node rather than for time to pass.
     console.send("uname -r; echo UNAME$((6*7))\n")
     try console.waitFor("UNAME42")
     #expect(console.output.contains("-amd64"))
     console.send(
-      "mke2fs -q /dev/vda && mount -t ext2 /dev/vda /mnt && echo trivisor-file > /mnt/f && umount /mnt"
+      "while [ ! -b /dev/vda ]; do sleep 1; done; mke2fs -q /dev/vda && mount -t ext2 /dev/vda /mnt && echo trivisor-file > /mnt/f && umount /mnt"
         + " && mount /dev/vda /mnt && cat /mnt/f && echo DISK$((1+1))\n")
     try console.waitFor("DISK2")
     #expect(console.output.contains("trivisor-file\r\nDISK2") || console.output.contains("trivisor-file\nDISK2"))
+    console.send(
+      "umount /mnt; while [ ! -b /dev/sda ]; do sleep 1; done; mke2fs -q /dev/sda && mount -t ext2 /dev/sda /mnt && echo trivisor-ide > /mnt/g"
+        + " && umount /mnt && mount /dev/sda /mnt && cat /mnt/g && echo IDE$((2+2))\n")
+    try console.waitFor("IDE4")
+    #expect(console.output.contains("trivisor-ide\r\nIDE4") || console.output.contains("trivisor-ide\nIDE4"))
     // 10.0.2.2 is the host's loopback on the user network; busybox's nc sends its stdin.
     console.send(
       "ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && route add default gw 10.0.2.2"
@@ -77,9 +87,11 @@ struct LinuxConsoleTests {
     try console.waitFor("NET3=0")
     console.send("umount /mnt; poweroff -f\n")
     #expect(try console.waitForExit() == 0)
-    // The file system reached the image: ext2's magic 0xEF53 at byte 1080.
-    let image = try #require(fm.contents(atPath: disk))
-    #expect(image[1080] == 0x53 && image[1081] == 0xEF)
+    // The file systems reached the images: ext2's magic 0xEF53 at byte 1080.
+    for path in [disk, ideDisk] {
+      let image = try #require(fm.contents(atPath: path))
+      #expect(image[1080] == 0x53 && image[1081] == 0xEF, "\(path)")
+    }
   }
 }
 
