@@ -10,7 +10,7 @@
 /// device (`Serial16550.receive`). Devices themselves are never touched from other threads.
 /// `push` reports whether the queue was empty before, so the reader knows when to kick the vCPU.
 public final class HostInputQueue: @unchecked Sendable {
-  private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+  private let lock = NSLockLike()
   private var bytes = ByteRing(capacity: 256)
   /// The most bytes held; input beyond it is dropped (a guest that never reads its console).
   public let limit: Int
@@ -19,26 +19,13 @@ public final class HostInputQueue: @unchecked Sendable {
   /// - Parameter limit: the most bytes held before input is dropped.
   public init(limit: Int = 1 << 20) {
     self.limit = max(1, limit)
-    mutex = .allocate(capacity: 1)
-    pthread_mutex_init(mutex, nil)
-  }
-
-  deinit {
-    pthread_mutex_destroy(mutex)
-    mutex.deallocate()
-  }
-
-  private func locked<T>(_ body: () -> T) -> T {
-    pthread_mutex_lock(mutex)
-    defer { pthread_mutex_unlock(mutex) }
-    return body()
   }
 
   /// Appends host input. Returns true when the queue was empty before (the consumer may be idle
   /// and should be woken). Safe from any thread.
   @discardableResult
   public func push(_ input: [UInt8]) -> Bool {
-    locked {
+    lock.locked {
       let wasEmpty = bytes.isEmpty
       for b in input {
         if bytes.count >= limit {
@@ -53,13 +40,13 @@ public final class HostInputQueue: @unchecked Sendable {
 
   /// Removes and returns everything queued (empty when nothing is). Safe from any thread.
   public func drain() -> [UInt8] {
-    locked { bytes.removeFirst(upTo: bytes.count) }
+    lock.locked { bytes.removeFirst(upTo: bytes.count) }
   }
 
   /// Bytes currently queued.
-  public var count: Int { locked { bytes.count } }
+  public var count: Int { lock.locked { bytes.count } }
   /// Whether no byte is waiting.
   public var isEmpty: Bool { count == 0 }
   /// Bytes dropped because the queue was full.
-  public var droppedBytes: UInt64 { locked { dropped } }
+  public var droppedBytes: UInt64 { lock.locked { dropped } }
 }

@@ -12,7 +12,7 @@
 /// `wake` is called (outside the lock) when a frame arrives in an empty queue, so a halted vCPU
 /// can come and take it; the machine sets it while it runs.
 public final class FrameInbox: @unchecked Sendable {
-  private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+  private let lock = NSLockLike()
   private var frames: [[UInt8]] = []
   private var head = 0
   private var droppedCount: UInt64 = 0
@@ -23,31 +23,18 @@ public final class FrameInbox: @unchecked Sendable {
   /// - Parameter limit: the most frames held before new ones are dropped.
   public init(limit: Int = 256) {
     self.limit = max(1, limit)
-    mutex = .allocate(capacity: 1)
-    pthread_mutex_init(mutex, nil)
-  }
-
-  deinit {
-    pthread_mutex_destroy(mutex)
-    mutex.deallocate()
-  }
-
-  private func locked<T>(_ body: () -> T) -> T {
-    pthread_mutex_lock(mutex)
-    defer { pthread_mutex_unlock(mutex) }
-    return body()
   }
 
   /// Called when a frame arrives in an empty queue (any thread may set it).
   public var wake: (@Sendable () -> Void)? {
-    get { locked { wakeHandler } }
-    set { locked { wakeHandler = newValue } }
+    get { lock.locked { wakeHandler } }
+    set { lock.locked { wakeHandler = newValue } }
   }
 
   /// Queues a frame for the guest (any thread); false when the queue was full and it was dropped.
   @discardableResult
   public func push(_ frame: [UInt8]) -> Bool {
-    let (accepted, wakeNow): (Bool, (@Sendable () -> Void)?) = locked {
+    let (accepted, wakeNow): (Bool, (@Sendable () -> Void)?) = lock.locked {
       guard frames.count - head < limit else {
         droppedCount &+= 1
         return (false, nil)
@@ -62,7 +49,7 @@ public final class FrameInbox: @unchecked Sendable {
 
   /// The oldest frame, removed; nil when none waits.
   public func pop() -> [UInt8]? {
-    locked {
+    lock.locked {
       guard head < frames.count else { return nil }
       let frame = frames[head]
       head += 1
@@ -75,14 +62,14 @@ public final class FrameInbox: @unchecked Sendable {
   }
 
   /// Frames waiting.
-  public var count: Int { locked { frames.count - head } }
+  public var count: Int { lock.locked { frames.count - head } }
   /// Whether no frame waits.
   public var isEmpty: Bool { count == 0 }
   /// Frames dropped because the queue was full.
-  public var dropped: UInt64 { locked { droppedCount } }
+  public var dropped: UInt64 { lock.locked { droppedCount } }
   /// Forgets every waiting frame (the card was reset).
   public func removeAll() {
-    locked {
+    lock.locked {
       frames.removeAll()
       head = 0
     }

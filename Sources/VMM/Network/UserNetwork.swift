@@ -109,7 +109,7 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
     /// The wake-up pipe: the thread polls `readEnd`; `post` and `requestStop` write to `writeEnd`.
     let readEnd: Int32
     let writeEnd: Int32
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let lock = NSLockLike()
     private var outbox: [[UInt8]] = []
     private var stop = false
     private var pipeClosed = false
@@ -125,24 +125,11 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
       readEnd = fds[0]
       writeEnd = fds[1]
       self.inbox = inbox
-      mutex = .allocate(capacity: 1)
-      pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-      pthread_mutex_destroy(mutex)
-      mutex.deallocate()
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-      pthread_mutex_lock(mutex)
-      defer { pthread_mutex_unlock(mutex) }
-      return body()
     }
 
     /// Queues a guest frame and wakes the thread if it was idle.
     func post(_ frame: [UInt8]) {
-      locked {
+      lock.locked {
         guard !stop, outbox.count < UserNetwork.outboxLimit else {
           dropped &+= 1
           return
@@ -154,7 +141,7 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
 
     /// Asks the thread to end.
     func requestStop() {
-      locked {
+      lock.locked {
         stop = true
         poke()
       }
@@ -162,14 +149,14 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
 
     /// The frames queued since the last call, and whether the thread must end (network thread).
     func take() -> (frames: [[UInt8]], stop: Bool) {
-      locked {
+      lock.locked {
         let frames = outbox
         outbox.removeAll(keepingCapacity: true)
         return (frames, stop)
       }
     }
 
-    var droppedFromGuest: UInt64 { locked { dropped } }
+    var droppedFromGuest: UInt64 { lock.locked { dropped } }
 
     /// Wakes the thread from `poll` (a full pipe already will). Under the lock, so it never
     /// writes to a pipe `closePipe` closed.
@@ -187,7 +174,7 @@ public final class UserNetwork: EthernetBackend, @unchecked Sendable {
 
     /// Closes the pipe once the thread has ended.
     func closePipe() {
-      locked {
+      lock.locked {
         guard !pipeClosed else { return }
         pipeClosed = true
         Glibc.close(readEnd)
