@@ -118,38 +118,23 @@ public final class PCDevices {
     virtioBlockDevices = virtioDisks.enumerated().map { i, image in
       VirtioBlock(image: image, serial: "trivisor-vblk-\(i)")
     }
-    virtioBlocks = virtioBlockDevices.enumerated().map { i, device in
-      VirtioPCIFunction(
-        backend: device, memory: memory,
-        bar: PCDevices.firstVirtioBAR + UInt32(i) * 0x1_0000,
-        intx: pciInterrupts.line(slot: PCDevices.firstVirtioSlot + i),
-        interruptLine: UInt8(
-          PCIInterruptRouter.picIRQ(link: PCIInterruptRouter.link(slot: PCDevices.firstVirtioSlot + i, pin: 0))),
-        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
+    // The virtio functions take consecutive slots from `firstVirtioSlot`: disks, console, network.
+    let sendMSI = messages.map { m in { (address: UInt64, data: UInt32) in m.send(address: address, data: data) } }
+    func virtioFunction(_ device: any VirtioDeviceBackend, index: Int) -> VirtioPCIFunction {
+      let slot = PCDevices.firstVirtioSlot + index
+      return VirtioPCIFunction(
+        backend: device, memory: memory, bar: PCDevices.firstVirtioBAR + UInt32(index) * 0x1_0000,
+        intx: pciInterrupts.line(slot: slot),
+        interruptLine: UInt8(PCIInterruptRouter.picIRQ(link: PCIInterruptRouter.link(slot: slot, pin: 0))),
+        sendMSI: sendMSI)
     }
+    virtioBlocks = virtioBlockDevices.enumerated().map { i, device in virtioFunction(device, index: i) }
     let consoleIndex = virtioDisks.count
     virtioConsoleDevice = virtioConsole ? VirtioConsole(output: serialOutput) : nil
-    self.virtioConsole = virtioConsoleDevice.map { device in
-      VirtioPCIFunction(
-        backend: device, memory: memory,
-        bar: PCDevices.firstVirtioBAR + UInt32(consoleIndex) * 0x1_0000,
-        intx: pciInterrupts.line(slot: PCDevices.firstVirtioSlot + consoleIndex),
-        interruptLine: UInt8(
-          PCIInterruptRouter.picIRQ(
-            link: PCIInterruptRouter.link(slot: PCDevices.firstVirtioSlot + consoleIndex, pin: 0))),
-        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
-    }
+    self.virtioConsole = virtioConsoleDevice.map { virtioFunction($0, index: consoleIndex) }
     let netIndex = consoleIndex + (virtioConsole ? 1 : 0)
     virtioNetDevice = network.map { VirtioNet(backend: $0) }
-    virtioNet = virtioNetDevice.map { device in
-      VirtioPCIFunction(
-        backend: device, memory: memory,
-        bar: PCDevices.firstVirtioBAR + UInt32(netIndex) * 0x1_0000,
-        intx: pciInterrupts.line(slot: PCDevices.firstVirtioSlot + netIndex),
-        interruptLine: UInt8(
-          PCIInterruptRouter.picIRQ(link: PCIInterruptRouter.link(slot: PCDevices.firstVirtioSlot + netIndex, pin: 0))),
-        sendMSI: messages.map { m in { address, data in m.send(address: address, data: data) } })
-    }
+    virtioNet = virtioNetDevice.map { virtioFunction($0, index: netIndex) }
     let virtioFunctions = virtioBlocks + [self.virtioConsole, virtioNet].compactMap { $0 }
     for (i, f) in virtioFunctions.enumerated() {
       pci.attach(f, slot: PCDevices.firstVirtioSlot + i)
