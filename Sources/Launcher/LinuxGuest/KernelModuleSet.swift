@@ -1,3 +1,4 @@
+import Foundation
 import VMM
 
 /// The loadable modules of one kernel release, as `depmod` describes them in
@@ -33,7 +34,7 @@ public struct KernelModuleSet: Sendable {
     self.directory = directory
     for line in modulesDep.split(separator: "\n") {
       guard let colon = line.firstIndex(of: ":") else { continue }
-      let path = String(line[..<colon]).trimmingSpaces
+      let path = line[..<colon].trimmingCharacters(in: .whitespaces)
       guard !path.isEmpty else { continue }
       let name = Self.moduleName(of: path)
       paths[name] = path
@@ -77,8 +78,5 @@ public struct KernelModuleSet: Sendable {
 }
 
 extension String {
-  fileprivate var trimmingSpaces: String {
-    String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
-  }
   fileprivate var replacingDashes: String { String(map { $0 == "-" ? "_" : $0 }) }
 }

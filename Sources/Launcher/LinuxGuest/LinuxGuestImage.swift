@@ -115,15 +115,8 @@ public struct LinuxGuestImage: Sendable {
 
   /// Adds the host file `path` (following symbolic links) at the same path.
   private func addHostFile(_ path: String, mode: UInt32, to archive: inout NewcArchive) throws(GuestImageError) {
-    do {
-      let bytes = try HostFile.readRegular(path, what: "file", maxSize: UInt64(maximumSize))
-      archive.addFile(path, contents: bytes, mode: mode)
-      try checkSize(archive.byteCount)
-    } catch let error as HostFileError {
-      throw GuestImageError(error.description)
-    } catch {
-      throw error as! GuestImageError
-    }
+    archive.addFile(path, contents: try readHostFile(path, maxSize: maximumSize), mode: mode)
+    try checkSize(archive.byteCount)
   }
 
   /// Adds everything under `root + relative`, sorted by name, without following symbolic links.
@@ -150,11 +143,7 @@ public struct LinuxGuestImage: Sendable {
         archive.addDirectory(path, mode: permissions)
         try addTree(root, relative: path, to: &archive)
       case S_IFREG:
-        let bytes: [UInt8]
-        do { bytes = try HostFile.readRegular(root + path, what: "file", maxSize: UInt64(maximumSize)) } catch {
-          throw GuestImageError(error.description)
-        }
-        archive.addFile(path, contents: bytes, mode: permissions)
+        archive.addFile(path, contents: try readHostFile(root + path, maxSize: maximumSize), mode: permissions)
       case S_IFLNK:
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink(root + path, &buffer, buffer.count - 1)
@@ -193,5 +182,13 @@ extension LinuxGuestImage {
     // time (modules.softdep), which nothing loads in the guest: load the generic one first.
     if ide || virtioBlock { names += ["crc32c_generic", "ext4"] }
     return names
+  }
+}
+
+/// The regular host file at `path` (at most `maxSize` bytes), its errors as one-line
+/// `GuestImageError`s.
+func readHostFile(_ path: String, maxSize: Int) throws(GuestImageError) -> [UInt8] {
+  do { return try HostFile.readRegular(path, what: "file", maxSize: UInt64(maxSize)) } catch {
+    throw GuestImageError(error.description)
   }
 }

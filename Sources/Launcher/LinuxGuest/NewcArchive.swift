@@ -17,6 +17,8 @@ public struct NewcArchive: Sendable {
     case symbolicLink = 0o120000
   }
 
+  private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
   /// An empty archive.
   public init() {}
 
@@ -89,7 +91,7 @@ public struct NewcArchive: Sendable {
     bytes += Array("070701".utf8)
     for field in fields {
       for shift in stride(from: 28, through: 0, by: -4) {
-        bytes.append(Array("0123456789ABCDEF".utf8)[Int((field >> UInt32(shift)) & 0xF)])
+        bytes.append(Self.hexDigits[Int((field >> UInt32(shift)) & 0xF)])
       }
     }
     bytes += nameBytes

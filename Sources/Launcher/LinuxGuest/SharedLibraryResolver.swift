@@ -57,10 +57,7 @@ public struct SharedLibraryResolver: Sendable {
   }
 
   private func info(_ path: String) throws(GuestImageError) -> ELFDynamicInfo {
-    let bytes: [UInt8]
-    do { bytes = try HostFile.readRegular(hostPath(path), what: "program", maxSize: 1 << 30) } catch {
-      throw GuestImageError(error.description)
-    }
+    let bytes = try readHostFile(hostPath(path), maxSize: 1 << 30)
     do { return try ELFDynamicInfo(bytes: bytes, name: path) } catch {
       throw GuestImageError("\(path): \(error.message)")
     }
