@@ -46,7 +46,9 @@ import Testing
   }
 
   @Test func fldM32ThenFstpM80IsTheExactHostConversion() {
-    let values: [Float] = [1.5, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, 0x1.fffffep-127]
+    let values: [Float] = [
+      1.5, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, 0x1.fffffep-127,
+    ]
     for f in values {
       let (cpu, ram) = cpu([0xDB, 0xE3, 0xD9, 0x03, 0xDB, 0x7B, 0x10])  // fninit; fld dword [rbx]; fstp tword [rbx+16]
       ram.load(le(UInt64(f.bitPattern), 4), at: 0x2000)
@@ -58,7 +60,9 @@ import Testing
   }
 
   @Test func fldM64ThenFstpM80IsTheExactHostConversion() {
-    let values: [Double] = [0.1, -2.5e-300, .infinity, .leastNonzeroMagnitude, 0x1.ffffffffffffep-1023, .greatestFiniteMagnitude]
+    let values: [Double] = [
+      0.1, -2.5e-300, .infinity, .leastNonzeroMagnitude, 0x1.ffffffffffffep-1023, .greatestFiniteMagnitude,
+    ]
     for d in values {
       let (cpu, ram) = cpu([0xDB, 0xE3, 0xDD, 0x03, 0xDB, 0x7B, 0x10])
       ram.load(le(d.bitPattern, 8), at: 0x2000)
