@@ -91,12 +91,22 @@ extension CPU {
   }
 
   /// Executes an ESC instruction; false when the encoding is not modelled (the caller raises #UD).
+  ///
+  /// Three groups, each in its own file, are tried in turn: the control and stack operations
+  /// here, the arithmetic (`CPU+X87Arithmetic.swift`), and the compares, stores, constants, BCD
+  /// and environment (`CPU+X87Transfer.swift`).
   func executeX87(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) -> Bool {
     let reg = Int((ins.modrm >> 3) & 7)
+    let rm = Int(ins.modrm & 7)
     if ins.hasMemoryOperand {
-      return try executeX87Memory(opcode: ins.opcode, reg: reg, seg: Int(ins.segment), ea: ea)
+      let seg = Int(ins.segment)
+      if try executeX87Memory(opcode: ins.opcode, reg: reg, seg: seg, ea: ea) { return true }
+      if try executeX87ArithmeticMemory(ins, reg: reg, seg: seg, ea: ea) { return true }
+      return try executeX87TransferMemory(ins, reg: reg, seg: seg, ea: ea)
     }
-    return try executeX87Register(opcode: ins.opcode, reg: reg, rm: Int(ins.modrm & 7))
+    if try executeX87Register(opcode: ins.opcode, reg: reg, rm: rm) { return true }
+    if try executeX87ArithmeticRegister(ins, reg: reg, rm: rm) { return true }
+    return try executeX87TransferRegister(ins, reg: reg, rm: rm)
   }
 
   /// The memory forms.
