@@ -32,17 +32,19 @@ import Testing
     #expect(cpu.step() == nil)
     #expect(fsw(cpu) == 0x0001, "TOP cleared, the other FSW bits kept")
     #expect(cpu.fxsaveImage()[4] == 0xFF)
-    #expect(slot(cpu, 1) == [UInt8](repeating: 0x55, count: 8) + [0xFF, 0xFF], "0x22222222 + 0x33333333 per lane")
-    #expect(slot(cpu, 2) == [UInt8](repeating: 0x33, count: 10), "a source slot is left alone")
+    // The image is in stack order: with TOP = 5, MM1 = R1 is image slot 4 and MM2 = R2 slot 5.
+    #expect(slot(cpu, 1) == [UInt8](repeating: 0xBB, count: 8) + [0xFF, 0xFF], "0x55555555 + 0x66666666 per lane")
+    #expect(slot(cpu, 2) == [UInt8](repeating: 0x66, count: 10), "a source slot is left alone")
   }
 
   @Test func readingAnMMXRegisterIntoAGeneralRegisterSwitchesTooWithoutWritingASlot() {
     let (cpu, _) = makeCPU64([0x48, 0x0F, 0x7E, 0xD8])  // movq rax, mm3
     cpu.loadFXSAVEImage(image(fsw: 0x3800, tag: 0))
     #expect(cpu.step() == nil)
-    #expect(cpu.state.gpr(Reg.rax) == 0x4444_4444_4444_4444)
+    // TOP = 7: MM3 = R3 is image slot (3 - 7) & 7 = 4.
+    #expect(cpu.state.gpr(Reg.rax) == 0x5555_5555_5555_5555)
     #expect(fsw(cpu) == 0 && cpu.fxsaveImage()[4] == 0xFF)
-    #expect(slot(cpu, 3) == [UInt8](repeating: 0x44, count: 10))
+    #expect(slot(cpu, 3) == [UInt8](repeating: 0x55, count: 10))
   }
 
   @Test func emmsEmptiesEveryTagAndZeroesTOP() {
@@ -91,6 +93,6 @@ import Testing
     cpu.loadFXSAVEImage(image(fsw: 0x3800, tag: 0))
     #expect(cpu.step() == nil)
     #expect(cpu.fxsaveImage()[4] == 0xFF && fsw(cpu) == 0)
-    #expect(slot(cpu, 0) == [UInt8](repeating: 0x22, count: 8) + [0xFF, 0xFF])
+    #expect(slot(cpu, 0) == [UInt8](repeating: 0x33, count: 8) + [0xFF, 0xFF], "TOP = 7: MM1 = R1 is image slot 2")
   }
 }

@@ -507,7 +507,7 @@ extension CPU {
         setFlag(Flags.zf, false)
       }
     case .wait:
-      break
+      if model == .host64 { try executeWait() }
     case .int, .int3, .into, .int1, .hlt, .cli, .sti, .in, .out, .cpuid, .rdtsc, .rdtscp, .smsw, .lmsw, .clts,
       .sgdt, .sidt, .lgdt, .lidt, .movCR, .movToCR, .movDR, .movToDR, .invd, .wbinvd, .invlpg, .rdmsr, .wrmsr,
       .sldt, .str, .lldt, .ltr, .lar, .lsl, .verr, .verw, .syscall, .sysret, .sysenter, .sysexit, .swapgs,
@@ -530,6 +530,7 @@ extension CPU {
         }
         break
       }
+      if ins.operation == .x87, try executeX87(ins, ea: ea) { break }
       throw Fault.invalidOpcode
     default:
       throw Fault.invalidOpcode

@@ -4,8 +4,8 @@
 /// Storage in the state page (`CPUStateLayout`): XMM0-15 at `xmm` (16 bytes each, little-endian),
 /// and the first 160 bytes of the FXSAVE image at `fxLegacy`: FCW, FSW, abridged FTW, FOP, FIP,
 /// FDP, MXCSR, MXCSR_MASK, then ST0-ST7 (16 bytes each). So FXSAVE is two copies and FXRSTOR two
-/// copies and a check. The x87 instructions themselves are not modelled yet (they raise #UD); their
-/// registers are saved and restored faithfully.
+/// copies and a check, plus the rotation between the physical register slots the state page holds
+/// and the stack order (ST0 first) of the image (`CPU+X87State.swift`).
 extension CPU {
   /// MXCSR bits this model implements (all of SSE's, DAZ included); FXSAVE reports it as
   /// MXCSR_MASK and LDMXCSR/FXRSTOR raise #GP(0) for any other bit.
@@ -60,6 +60,8 @@ extension CPU {
       b.baseAddress!.copyMemory(from: stateRaw + CPUStateLayout.fxLegacy, byteCount: 160)
       (b.baseAddress! + FXSAVEImage.xmm).copyMemory(from: stateRaw + CPUStateLayout.xmm, byteCount: 256)
       b.storeBytes(of: CPU.mxcsrMask, toByteOffset: FXSAVEImage.mxcsrMask, as: UInt32.self)
+      // Physical slots to stack order: image slot j is ST(j) = R((TOP + j) & 7).
+      CPU.rotateX87Slots(b.baseAddress!, by: x87Top)
     }
     return image
   }
@@ -72,6 +74,8 @@ extension CPU {
       (stateRaw + CPUStateLayout.fxLegacy).copyMemory(from: b.baseAddress!, byteCount: 160)
       (stateRaw + CPUStateLayout.xmm).copyMemory(from: b.baseAddress! + FXSAVEImage.xmm, byteCount: 256)
     }
+    // Stack order to physical slots: Ri is image slot (i - TOP) & 7.
+    CPU.rotateX87Slots(stateRaw + CPUStateLayout.fxLegacy, by: 8 - x87Top)
     mxcsr &= CPU.mxcsrMask
     stateRaw.storeBytes(of: UInt32(0), toByteOffset: CPUStateLayout.fxLegacy + FXSAVEImage.mxcsrMask, as: UInt32.self)
   }
