@@ -98,6 +98,7 @@ extension CPU {
   func executeX87(_ ins: DecodedInstruction, ea: UInt64) throws(Fault) -> Bool {
     let reg = Int((ins.modrm >> 3) & 7)
     let rm = Int(ins.modrm & 7)
+    recordX87Pointers(ins, ea: ea)
     if ins.hasMemoryOperand {
       let seg = Int(ins.segment)
       if try executeX87Memory(opcode: ins.opcode, reg: reg, seg: seg, ea: ea) { return true }
