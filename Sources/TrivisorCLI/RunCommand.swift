@@ -408,11 +408,6 @@ struct RunCommand: ParsableCommand {
     }
     let (engine, note, fallback) = try EngineRegistry.select(self.engine, deterministic: deterministic)
     log(note)
-    if linuxGuest || config.describesPlatformOnOneCPU, engine.name != "kvm",
-      let missing = SoftwareEngineLinuxSupport.missing
-    {
-      printError("trivisor: note: \(missing)")
-    }
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
     config.serial = serialBackend

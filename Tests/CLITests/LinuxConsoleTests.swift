@@ -19,7 +19,6 @@ import VMM
 /// watchdog and measures nothing.
 @Suite(
   .requires(.linuxKernel, .busybox),
-  .enabled(if: SoftwareEngineLinuxSupport.missing == nil, Comment(rawValue: SoftwareEngineLinuxSupport.missing ?? "")),
   .enabled(
     if: LinuxTestBinary.path != nil,
     "set TRIVISOR_LINUX_BINARY to a release build of trivisor (.ci/run does): Linux boots take minutes in a debug build"

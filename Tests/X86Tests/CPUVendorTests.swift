@@ -77,8 +77,14 @@ import Testing
         #expect(faultOf { () throws(Fault) in _ = try msrs.read(index, state: s, hostTSC: 0) } == nil, "MSR \(index)")
       }
     }
-    // Not modelled yet (x87, MMX, SSE, XSAVE, machine checks, MTRRs, the local APIC): not advertised.
-    for flag in [CPUFeatures.Flag.fpu, .mmx, .fxsr, .sse, .sse2, .sse3, .xsave, .mce, .mtrr, .apic, .x2apic] {
+    // The x86-64-v2 level with its x87 and SSE state (docs/simd.md).
+    for flag in [CPUFeatures.Flag.fpu, .mmx, .fxsr, .sse, .sse2, .sse3, .ssse3, .sse41, .sse42, .popcnt, .cx16, .xsave]
+    {
+      #expect(features.contains(flag))
+    }
+    // Not modelled in the X86 model (machine checks, MTRRs; the local APIC is the VMM's): not
+    // advertised.
+    for flag in [CPUFeatures.Flag.mce, .mtrr, .apic, .x2apic] {
       #expect(!features.contains(flag))
     }
   }

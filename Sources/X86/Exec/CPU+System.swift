@@ -326,7 +326,12 @@ extension CPU {
 extension CPUFeatures {
   /// What the interpreter's `.host64` model advertises: the system layer's baseline plus the
   /// general-purpose extensions the core executes (CX8, CMOV, CX16, MOVBE, POPCNT, BMI1/2,
-  /// LZCNT, FSGSBASE), with the hypervisor bit (leaf 40000000H) so guests can find VMCALL.
+  /// LZCNT, FSGSBASE), the x87 FPU, FXSAVE/FXRSTOR, MMX, SSE to SSE4.2 (the x86-64-v2 level) and
+  /// XSAVE for the x87 and SSE components (docs/simd.md), with the hypervisor bit (leaf
+  /// 40000000H) so guests can find VMCALL.
   public static let interpreterModel = CPUFeatures.systemBaseline.union(
-    CPUFeatures([.cx8, .cmov, .cx16, .movbe, .popcnt, .bmi1, .bmi2, .abm, .fsgsbase, .hypervisor]))
+    CPUFeatures([
+      .cx8, .cmov, .cx16, .movbe, .popcnt, .bmi1, .bmi2, .abm, .fsgsbase, .hypervisor, .fpu, .fxsr, .mmx, .sse, .sse2,
+      .sse3, .ssse3, .sse41, .sse42, .xsave,
+    ]))
 }
