@@ -4,12 +4,6 @@ import Testing
 
 /// The PCI INTx wiring: the swizzle, the shared (wired-OR) links, and where each link arrives.
 struct PCIInterruptRouterTests {
-  /// Records every level change it receives.
-  final class RecordingSink: InterruptSink {
-    var changes: [(line: Int, level: Bool)] = []
-    func setIRQ(_ line: Int, level: Bool) { changes.append((line, level)) }
-  }
-
   @Test func pinsSwizzleOntoTheFourLinks() {
     #expect(PCIInterruptRouter.link(slot: 0, pin: 0) == 0)
     #expect(PCIInterruptRouter.link(slot: 2, pin: 0) == 2)

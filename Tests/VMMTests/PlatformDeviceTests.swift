@@ -109,7 +109,12 @@ import Testing
     #expect(readData() == 0xAA)
     #expect(!sink.levels[1])
     data(0xF2)
+    let edges = sink.risingEdges[1]
     #expect([readData(), readData(), readData()] == [0xFA, 0xAB, 0x83])
+    // The identify reply's later bytes each raise IRQ 1 again (an edge-triggered I/O APIC pin
+    // would lose them otherwise).
+    #expect(sink.risingEdges[1] == edges + 2)
+    #expect(!sink.levels[1])
     data(0xF0)
     data(0x00)
     #expect([readData(), readData(), readData()] == [0xFA, 0xFA, 0x02])

@@ -2,9 +2,9 @@
 
 /// An interrupt sink that records every level change per line.
 final class RecordingSink: InterruptSink {
-  private(set) var levels = [Bool](repeating: false, count: 16)
+  private(set) var levels = [Bool](repeating: false, count: 24)
   /// Rising edges seen per line.
-  private(set) var risingEdges = [Int](repeating: 0, count: 16)
+  private(set) var risingEdges = [Int](repeating: 0, count: 24)
   private(set) var changes: [(line: Int, level: Bool)] = []
 
   func setIRQ(_ line: Int, level: Bool) {

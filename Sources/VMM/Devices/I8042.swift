@@ -15,7 +15,8 @@
 ///
 /// Interrupts: IRQ 1 (keyboard) and IRQ 12 (aux) are raised while a byte from that source waits
 /// in the output buffer and the command byte enables the interrupt and does not disable that
-/// interface (bits 4/5), lowered when it is read.
+/// interface (bits 4/5), lowered when it is read (and raised again at once when another byte
+/// waits, so every byte is an edge).
 public final class I8042: PortIODevice, ResettableDevice {
   private enum Source { case keyboard, aux }
   private var output: [(byte: UInt8, source: Source)] = []
@@ -73,6 +74,10 @@ public final class I8042: PortIODevice, ResettableDevice {
     if port == 0x64 { return UInt32(status) }
     guard !output.isEmpty else { return 0 }
     let byte = output.removeFirst().byte
+    // Reading empties the output buffer, which drops the interrupt line; the next byte then
+    // raises it again: one edge per byte, as the I/O APIC's edge-triggered pins need (a line left
+    // high across a multi-byte reply such as the keyboard ID lost its later bytes).
+    lowerInterrupts()
     updateInterrupts()
     return UInt32(byte)
   }
@@ -185,6 +190,17 @@ public final class I8042: PortIODevice, ResettableDevice {
   private func enqueue(_ byte: UInt8, _ source: Source) {
     guard output.count < Self.outputLimit else { return }
     output.append((byte, source))
+  }
+
+  private func lowerInterrupts() {
+    if keyboardLevel {
+      keyboardLevel = false
+      keyboardIRQ?.lower()
+    }
+    if auxLevel {
+      auxLevel = false
+      auxIRQ?.lower()
+    }
   }
 
   private func updateInterrupts() {
