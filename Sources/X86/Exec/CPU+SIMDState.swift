@@ -44,9 +44,8 @@ extension CPU {
   }
 
   /// The power-on x87 and SSE state (SDM vol. 3, "Processor State After Reset"): FCW 0x0040, the
-  /// other x87 registers 0, MXCSR 0x1F80, XMM0-15 zero, XCR0 1 (x87 only). INIT leaves it alone.
+  /// other x87 registers 0, MXCSR 0x1F80, XMM0-15 zero. INIT leaves it alone.
   func resetSIMDState() {
-    xcr0 = 1
     (stateRaw + CPUStateLayout.xmm).initializeMemory(as: UInt8.self, repeating: 0, count: 256)
     (stateRaw + CPUStateLayout.fxLegacy).initializeMemory(as: UInt8.self, repeating: 0, count: 160)
     stateRaw.storeBytes(of: UInt16(0x0040), toByteOffset: CPUStateLayout.fcw, as: UInt16.self)

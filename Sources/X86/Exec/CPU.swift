@@ -125,7 +125,6 @@ public final class CPU {
     system.hostTSC = { [unowned self] in self.hostTimeStampCounter() }
     system.taskDebugTrapRequested = { [unowned self] in self.requestTaskDebugTrap() }
     MSRFile.reset(state)
-    xcr0 = 1  // XCR0 bit 0 is always set (the rest of the SIMD state starts zero until `powerOnReset`)
   }
 
   deinit {

@@ -25,8 +25,7 @@
 /// | 0x320-0x3FF | reserved |
 /// | 0x400-0x4FF | XMM0-15, 16 bytes each (0x500-0x5FF reserved for YMM upper halves) |
 /// | 0x600-0x69F | the first 160 bytes of the FXSAVE image: FCW, FSW, FTW, FOP, FIP, FDP, MXCSR (0x618), MXCSR_MASK, ST0-7 (`CPU+SIMDState.swift`) |
-/// | 0x6A0 | XCR0, the XSAVE feature mask (`CPU+XSAVE.swift`) |
-/// | 0x6A8-0x6FF | reserved |
+/// | 0x6A0-0x6FF | reserved |
 /// | 0x700-0xFFF | reserved |
 public enum CPUStateLayout {
   /// 16 general registers, RAX..R15, 8 bytes each.
@@ -118,8 +117,6 @@ public enum CPUStateLayout {
   public static let fcw = fxLegacy
   /// MXCSR (bytes 24-27 of the FXSAVE image).
   public static let mxcsr = fxLegacy + 24
-  /// XCR0 (XSETBV/XGETBV with ECX = 0): which state components XSAVE and XRSTOR manage.
-  public static let xcr0 = 0x6A0
   /// Size of the state page (page-aligned).
   public static let size = 0x1000
   /// The paging TLB's entries (`SoftTLB`) right after the state page, in the same allocation: a
