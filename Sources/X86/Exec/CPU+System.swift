@@ -324,9 +324,16 @@ extension CPU {
 }
 
 extension CPUFeatures {
+  /// Whether the interpreter advertises XSAVE (XGETBV/XSETBV, XSAVE/XRSTOR/XSAVEOPT for the x87
+  /// and SSE components, CPUID leaf 0DH, CR4.OSXSAVE). Implemented (`CPU+XSAVE.swift`), but off
+  /// until FPU and SSE are advertised: XSAVE without them describes no real CPU.
+  public static let interpreterAdvertisesXSAVE = false
+
   /// What the interpreter's `.host64` model advertises: the system layer's baseline plus the
   /// general-purpose extensions the core executes (CX8, CMOV, CX16, MOVBE, POPCNT, BMI1/2,
   /// LZCNT, FSGSBASE), with the hypervisor bit (leaf 40000000H) so guests can find VMCALL.
   public static let interpreterModel = CPUFeatures.systemBaseline.union(
-    CPUFeatures([.cx8, .cmov, .cx16, .movbe, .popcnt, .bmi1, .bmi2, .abm, .fsgsbase, .hypervisor]))
+    CPUFeatures(
+      [.cx8, .cmov, .cx16, .movbe, .popcnt, .bmi1, .bmi2, .abm, .fsgsbase, .hypervisor] as [CPUFeatures.Flag]
+        + (interpreterAdvertisesXSAVE ? [CPUFeatures.Flag.xsave] : [])))
 }
