@@ -51,7 +51,7 @@ extension CPU {
   func xsave(seg: Int, ea: UInt64) throws(Fault) {
     try checkXSAVEArea(ea: ea)
     let rfbm = xsaveRequestedFeatures
-    try checkWrite(seg: seg, offset: ea, size: XSAVEHeader.xstateBV + 8)
+    try probeWrite(seg: seg, offset: ea, size: XSAVEHeader.xstateBV + 8)
     let oldBV = try read(seg: seg, offset: ea &+ UInt64(XSAVEHeader.xstateBV), size: 8)
     let image = fxsaveImage()
     for component in 0..<2 where rfbm & (1 << UInt64(component)) != 0 {
