@@ -14,6 +14,11 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   /// RCPPS/RCPSS/RSQRTPS/RSQRTSS, compared with the SDM's error bound
   /// (`ProgramGenerator+Approximations.swift`).
   case rcp
+  /// The x87 instructions the model implements (`X87Form.implemented`), on random interesting
+  /// x87 states (`ProgramGenerator+X87.swift`).
+  case x87
+  /// Every x87 instruction form (`X87Form.all`), implemented or not.
+  case x87All = "x87-all"
   // Compatibility mode only (16- and 32-bit code with segments of its own):
   /// MOV Sreg, POP Sreg, LDS/LES/LSS/LFS/LGS with valid, null, out-of-limit, wrong-type,
   /// privilege-mismatched, not-present and empty-descriptor selectors.
@@ -45,9 +50,10 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   ]
 
   /// The classes a run without `--class` draws from: those of `mode` but `rcp`, whose
-  /// approximate results would make later instructions of other classes differ.
+  /// approximate results would make later instructions of other classes differ, and the x87
+  /// classes (until the model has the whole x87).
   public static func defaultClasses(for mode: DiffTestMode) -> [InstructionClass] {
-    classes(for: mode).filter { $0 != .rcp }
+    classes(for: mode).filter { $0 != .rcp && $0 != .x87 && $0 != .x87All }
   }
 
   /// Whether `mode` can generate this class.
@@ -83,6 +89,7 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .sse4: 8
     case .mmx: 8
     case .rcp: 4
+    case .x87, .x87All: 8
     case .segmentLoad: 8
     case .segmentMove: 5
     case .stackSize: 6

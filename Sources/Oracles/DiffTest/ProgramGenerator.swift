@@ -39,6 +39,7 @@ public struct ProgramGenerator: Sendable {
         for j in 0..<10 { fx[FXLayout.st(r) + j] = UInt8(truncatingIfNeeded: rng.next()) }
       }
     }
+    if classes.contains(.x87) || classes.contains(.x87All) { randomizeX87(&fx) }
     if classes.contains(.sse) || classes.contains(.sse4) || classes.contains(.mmx) || classes.contains(.rcp) {
       for r in 0..<16 {
         for half in 0..<2 {
@@ -226,6 +227,8 @@ public struct ProgramGenerator: Sendable {
     case .sse4: emitSSE4()
     case .mmx: emitMMX()
     case .rcp: emitApproximation()
+    case .x87: emitX87(from: X87Form.implementedForms, .x87)
+    case .x87All: emitX87(from: X87Form.all, .x87All)
     case .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit:
       // Compatibility-mode classes (CompatProgramGenerator); never selected for 64-bit programs.
       emitALU()

@@ -97,13 +97,16 @@ public enum StateComparison {
     "0x" + bytes.reversed().map { hex2($0) }.joined()
   }
 
-  /// The x87 state the MMX instructions change: FSW (TOP), the abridged tag byte and the 10 bytes
-  /// of each register slot (MMi and its exponent field). FOP, FIP and FDP are not compared.
+  /// The x87 state: FCW, FSW (TOP, condition codes, exceptions), the abridged tag byte and the
+  /// 10 bytes of each register slot (STi/MMi). FOP, FIP and FDP are not compared (the model does
+  /// not track them yet).
   static func mmxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
     var out: [FieldDifference] = []
     let n = native.fx
     let m = model.fx
-    for (field, offset, count) in [("fsw", FXLayout.fsw, 2), ("abridged ftw", FXLayout.ftw, 1)] {
+    for (field, offset, count) in [
+      ("fcw", FXLayout.fcw, 2), ("fsw", FXLayout.fsw, 2), ("abridged ftw", FXLayout.ftw, 1),
+    ] {
       let a = n[offset..<offset + count]
       let b = m[offset..<offset + count]
       if a != b { out.append(FieldDifference(field: field, native: hex128(a), model: hex128(b))) }

@@ -202,8 +202,8 @@ public enum Disassembler {
       operands = [operandText(ins, ins.operands.0, address: address), memoryText(ins, size: osize * 2)]
     case .sgdt, .sidt, .lgdt, .lidt, .invlpg, .fxsave, .fxrstor, .xsave, .xrstor, .xsaveopt:
       name = String(describing: ins.operation)
-      if ins.operation == .fxsave && ins.prefixes.contains(.rexW) { name = "fxsave64" }
-      if ins.operation == .fxrstor && ins.prefixes.contains(.rexW) { name = "fxrstor64" }
+      let saveRestore: [Operation] = [.fxsave, .fxrstor, .xsave, .xrstor, .xsaveopt]
+      if saveRestore.contains(ins.operation) && ins.prefixes.contains(.rexW) { name += "64" }
       operands = [memoryText(ins, size: ins.operation == .invlpg ? 1 : 0)]
     case .clflush:
       name = "clflush"

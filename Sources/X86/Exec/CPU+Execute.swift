@@ -520,7 +520,11 @@ extension CPU {
     case .fxrstor: try fxrstor(seg: Int(ins.segment), ea: ea)
     case .ldmxcsr: try ldmxcsr(seg: Int(ins.segment), ea: ea)
     case .stmxcsr: try stmxcsr(seg: Int(ins.segment), ea: ea)
-    case .ud0, .ud1, .ud2, .invalid, .x87, .xsave, .xrstor, .xsaveopt:
+    case .xsave, .xsaveopt: try xsave(seg: Int(ins.segment), ea: ea)
+    case .xrstor: try xrstor(seg: Int(ins.segment), ea: ea)
+    case .xgetbv: try executeXGETBV()
+    case .xsetbv: try executeXSETBV()
+    case .ud0, .ud1, .ud2, .invalid, .x87:
       if ins.operation == .x87 && model != .host64 {
         // No coprocessor on the 8086/286 test setups: ESC instructions do nothing, but the 286 still
         // checks the memory operand against the segment limit.

@@ -50,6 +50,7 @@ extension CPU {
     (stateRaw + CPUStateLayout.fxLegacy).initializeMemory(as: UInt8.self, repeating: 0, count: 160)
     stateRaw.storeBytes(of: UInt16(0x0040), toByteOffset: CPUStateLayout.fcw, as: UInt16.self)
     mxcsr = CPU.mxcsrDefault
+    state[offset: CPUStateLayout.xcr0] = 1
   }
 
   /// The 512-byte FXSAVE64 image of the current x87/SSE state (what FXSAVE with REX.W stores;

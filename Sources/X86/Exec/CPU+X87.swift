@@ -115,7 +115,8 @@ extension CPU {
     switch (opcode, reg) {
     case (0xD9, 5):  // FLDCW m16
       try requireX87(waiting: true)
-      x87ControlWord = UInt16(truncatingIfNeeded: try read(seg: seg, offset: ea, size: 2))
+      // Bits 6 (reserved, reads 1), 7 and 13-15 (reserved, read 0) are not kept (as on the host).
+      x87ControlWord = UInt16(truncatingIfNeeded: try read(seg: seg, offset: ea, size: 2)) & 0x1F3F | 0x40
       updateX87ErrorSummary()
     case (0xD9, 7):  // FNSTCW m16
       try requireX87(waiting: false)
@@ -127,10 +128,19 @@ extension CPU {
       try requireX87(waiting: true)
       let bits = opcode == 0xD9 ? 32 : 64
       let raw = try read(seg: seg, offset: ea, size: bits / 8)
+      if x87AbridgedTag & (1 << UInt8((x87Top - 1) & 7)) != 0 {
+        // Stack overflow comes first: the host reports neither DE nor an SNaN's IE then, and
+        // pushes the indefinite (when IE is masked) instead of the operand.
+        x87Push(.indefinite)
+        return true
+      }
       let (v, denormal, invalid) = X87Extended.from(raw, format: SoftFloat.Format(bits: bits))
-      if invalid || denormal {
-        // An unmasked invalid or denormal operand leaves the stack alone.
-        guard raiseX87(invalid ? X87Status.invalid : X87Status.denormal) else { return true }
+      if invalid {
+        // An unmasked invalid operand (SNaN) leaves the stack alone.
+        guard raiseX87(X87Status.invalid) else { return true }
+      } else if denormal {
+        // An unmasked denormal operand still loads (as on the host: TOP moves, ES is set).
+        _ = raiseX87(X87Status.denormal)
       }
       x87Push(v)
     case (0xDB, 5):  // FLD m80
@@ -140,7 +150,7 @@ extension CPU {
       x87Push(X87Extended(significand: low, signExponent: UInt16(truncatingIfNeeded: high)))
     case (0xDB, 7):  // FSTP m80
       try requireX87(waiting: true)
-      try checkWrite(seg: seg, offset: ea, size: 10)
+      try probeWrite(seg: seg, offset: ea, size: 10)  // a #PF leaves FSW alone
       var v: X87Extended
       if let top = x87Read(0) {
         v = top
@@ -188,12 +198,16 @@ extension CPU {
     case (0xDD, 0):  // FFREE ST(i)
       try requireX87(waiting: true)
       x87SetEmpty(rm, true)
+      x87StatusWord &= ~X87Status.c1  // C0-C3 undefined (SDM); the host clears C1
     case (0xD9, 0):  // FLD ST(i)
       try requireX87(waiting: true)
       if let v = x87Read(rm) {
         x87Push(v)
       } else if x87ControlWord & X87Status.invalid != 0 {
-        x87Push(.indefinite)
+        // The source's underflow is the one reported (C1 0): the indefinite is pushed over a
+        // full ST(7) without a second, overflow fault (as on the host).
+        x87Top = x87Top - 1
+        x87Write(0, .indefinite)
       }
     case (0xDD, 2), (0xDD, 3):  // FST ST(i), FSTP ST(i)
       try requireX87(waiting: true)

@@ -122,6 +122,7 @@ public final class CPU {
     ioLog.reserveCapacity(16)
     invalidateTLB()
     resetReal(cs: 0xF000, ip: 0xFFF0)
+    state[offset: CPUStateLayout.xcr0] = 1
     system.hostTSC = { [unowned self] in self.hostTimeStampCounter() }
     system.taskDebugTrapRequested = { [unowned self] in self.requestTaskDebugTrap() }
     MSRFile.reset(state)

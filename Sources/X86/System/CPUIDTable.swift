@@ -70,8 +70,12 @@ public struct CPUIDTable: Sendable, Equatable {
       // Only x87 and SSE state components, and only when XSAVE is advertised.
       guard features.contains(.xsave) else { return (0, 0, 0, 0) }
       switch subleaf {
+      // EBX: the size XSAVE needs for XCR0's components (the legacy region and the header are
+      // always there, so 576 whatever XCR0 holds); ECX: the size for every supported one.
       case 0: return (0x3, 576, 576, 0)
-      case 1: return (0, 0, 0, 0)
+      // XSAVEOPT (it behaves as XSAVE: the model reports every requested component in use);
+      // no XSAVEC, XGETBV with ECX = 1, or XSAVES.
+      case 1: return (1, 0, 0, 0)
       default: return (0, 0, 0, 0)
       }
     case 0x4000_0000:
