@@ -22,7 +22,8 @@ public struct DiffTestOptions: Sendable {
   /// Run 64-bit programs with 4-level paging at CPL 3 instead of the flat-user mode.
   public var paging = false
 
-  /// Options for `mode`; `classes` nil means every class the mode generates but `rcp`.
+  /// Options for `mode`; `classes` nil means every class the mode generates but `rcp` and the x87 classes
+  /// (`InstructionClass.defaultClasses`).
   public init(
     instructionCount: Int, seed: UInt64, classes: [InstructionClass]? = nil, mode: DiffTestMode = .long64
   ) {
