@@ -189,11 +189,42 @@ extension ProgramGenerator {
     fx[FXLayout.ftw] = tag
   }
 
+  /// Interesting memory operands for the x87 classes: each 16-byte sandbox chunk, with some
+  /// probability, starts with a special single, double or extended value (the rest of the
+  /// sandbox stays random bytes).
+  mutating func sprinkleX87Operands(_ sandbox: inout [UInt8]) {
+    for chunk in stride(from: 0, to: sandbox.count, by: 16) where rng.chance(0.5) {
+      let (significand, signExponent) = interestingExtended()
+      let negative = signExponent & 0x8000 != 0
+      let exponent = Int(signExponent & 0x7FFF)
+      let bytes: [UInt8]
+      switch rng.below(3) {
+      case 0:  // single: the extended value's class carried over (exponent rebiased, clamped)
+        let e = exponent == 0 ? 0 : exponent == 0x7FFF ? 0xFF : min(max(exponent - 16383 + 127, 0), 0xFF)
+        let bits =
+          (negative ? UInt32(1) << 31 : 0) | UInt32(e) << 23 | UInt32(truncatingIfNeeded: significand >> 40) & 0x7F_FFFF
+        bytes = littleEndian(UInt64(bits), count: 4)
+      case 1:  // double
+        let e = exponent == 0 ? 0 : exponent == 0x7FFF ? 0x7FF : min(max(exponent - 16383 + 1023, 0), 0x7FF)
+        let bits = (negative ? UInt64(1) << 63 : 0) | UInt64(e) << 52 | (significand >> 11) & 0xF_FFFF_FFFF_FFFF
+        bytes = littleEndian(bits, count: 8)
+      default:
+        bytes = littleEndian(significand, count: 8) + littleEndian(UInt64(signExponent), count: 2)
+      }
+      for (k, b) in bytes.enumerated() where chunk + k < sandbox.count { sandbox[chunk + k] = b }
+    }
+  }
+
   /// One random x87 instruction from `forms`.
   mutating func emitX87(from forms: [X87Form], _ c: InstructionClass) {
     let form = rng.pick(forms)
     var e = Encoder()
     switch form.operand {
+    case .memory where rng.chance(0.5):
+      // At the start of a 16-byte chunk, where `sprinkleX87Operands` may have put a value.
+      let base = destination()
+      setRegister(base, sandboxAddress() & ~15, c)
+      e.emit(opcode: [form.opcode], reg: form.reg, rm: .memory(base: base, index: nil, scale: 1, displacement: 0))
     case .memory:
       e.emit(opcode: [form.opcode], reg: form.reg, rm: memoryOperand(c))
     case .stack:

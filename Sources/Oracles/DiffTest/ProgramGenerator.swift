@@ -39,7 +39,10 @@ public struct ProgramGenerator: Sendable {
         for j in 0..<10 { fx[FXLayout.st(r) + j] = UInt8(truncatingIfNeeded: rng.next()) }
       }
     }
-    if classes.contains(.x87) || classes.contains(.x87All) { randomizeX87(&fx) }
+    if classes.contains(.x87) || classes.contains(.x87All) {
+      randomizeX87(&fx)
+      sprinkleX87Operands(&sandbox)
+    }
     if classes.contains(.sse) || classes.contains(.sse4) || classes.contains(.mmx) || classes.contains(.rcp) {
       for r in 0..<16 {
         for half in 0..<2 {
