@@ -136,7 +136,8 @@ extension CPU {
       }
       let (v, denormal, invalid) = X87Extended.from(raw, format: SoftFloat.Format(bits: bits))
       if invalid {
-        // An unmasked invalid operand (SNaN) leaves the stack alone.
+        // An unmasked invalid operand (SNaN) leaves the stack alone and clears C1 (the host).
+        x87StatusWord &= ~X87Status.c1
         guard raiseX87(X87Status.invalid) else { return true }
       } else if denormal {
         // An unmasked denormal operand still loads (as on the host: TOP moves, ES is set).
