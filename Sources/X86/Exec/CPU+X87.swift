@@ -3,7 +3,9 @@
 ///
 /// Done: FNINIT, FLDCW, FNSTCW, FNSTSW (m16 and AX), FNCLEX, FNOP, FFREE, FINCSTP, FDECSTP, FXCH,
 /// FLD m32/m64/m80/ST(i), FST/FSTP ST(i), FSTP m80, FILD m16/m32/m64, FLD1, FLDZ, FCHS, FABS and
-/// WAIT. Every other ESC encoding (arithmetic, rounded stores to m32/m64, FIST, the other constants,
+/// WAIT.
+/// Done (`CPU+X87Transfer.swift`, `CPU+X87Environment.swift`): compares, FCMOVcc, FST m32/m64, FIST/FISTTP, constants, FBLD/FBSTP, FSTENV/FLDENV/FSAVE/FRSTOR, FOP/FIP/FDP.
+/// Every other ESC encoding (arithmetic, rounded stores to m32/m64, FIST, the other constants,
 /// transcendentals, BCD, FSAVE/FRSTOR/FSTENV/FLDENV) returns false from `executeX87` and raises
 /// #UD, so each slots in as a new case of `executeX87Memory`/`executeX87Register`.
 extension CPU {
