@@ -129,6 +129,14 @@ public struct X87Form: Sendable {
     "fninit", "fldcw", "fnstcw", "fnstsw m16", "fnstsw ax", "fnclex", "fnop", "wait", "ffree st(i)", "fincstp",
     "fdecstp", "fxch st(i)", "fld m32", "fld m64", "fld m80", "fld st(i)", "fild m16", "fild m32", "fild m64",
     "fstp m80", "fst st(i)", "fstp st(i)", "fld1", "fldz", "fchs", "fabs",
+    // Compares, FCMOVcc, rounded stores, constants, BCD, environment (`CPU+X87Transfer.swift`).
+    "fcom m32", "fcomp m32", "fcom m64", "fcomp m64", "fcom st,st(i)", "fcomp st,st(i)", "fcompp", "fucom st(i)",
+    "fucomp st(i)", "fucompp", "ficom m16int", "ficomp m16int", "ficom m32int", "ficomp m32int", "fcomi st,st(i)",
+    "fcomip st,st(i)", "fucomi st,st(i)", "fucomip st,st(i)", "ftst", "fxam", "fcmovb st,st(i)", "fcmove st,st(i)",
+    "fcmovbe st,st(i)", "fcmovu st,st(i)", "fcmovnb st,st(i)", "fcmovne st,st(i)", "fcmovnbe st,st(i)",
+    "fcmovnu st,st(i)", "fst m32", "fstp m32", "fst m64", "fstp m64", "fist m16", "fistp m16", "fist m32",
+    "fistp m32", "fistp m64", "fisttp m16", "fisttp m32", "fisttp m64", "fldl2t", "fldl2e", "fldpi", "fldlg2",
+    "fldln2", "fbld", "fbstp", "fldenv", "fnstenv", "frstor", "fnsave",
   ]
 
   /// The implemented forms.
@@ -219,6 +227,23 @@ extension ProgramGenerator {
   mutating func emitX87(from forms: [X87Form], _ c: InstructionClass) {
     let form = rng.pick(forms)
     var e = Encoder()
+    if form.name == "fnstenv" || form.name == "fnsave" {
+      // The stored FIP, FCS, FOP, FDP and FDS (bytes 12-27 of the 32-bit image) are not compared:
+      // AMD stores them only while FSW.ES is set, the model (as Intel) always. Zero them after
+      // the store, by setup instructions through the same base register.
+      let base = destination()
+      setRegister(base, sandboxAddress() & ~31, c)
+      e.emit(opcode: [form.opcode], reg: form.reg, rm: .memory(base: base, index: nil, scale: 1, displacement: 0))
+      add(e.bytes, c)
+      for displacement: Int32 in [12, 20] {
+        var zero = Encoder()
+        zero.emit(
+          size: 64, opcode: [0xC7], reg: 0, rm: .memory(base: base, index: nil, scale: 1, displacement: displacement),
+          immediate: [0, 0, 0, 0])
+        add(zero.bytes, c, setup: true)
+      }
+      return
+    }
     switch form.operand {
     case .memory where rng.chance(0.5):
       // At the start of a 16-byte chunk, where `sprinkleX87Operands` may have put a value.

@@ -5,7 +5,7 @@
 /// The pointers live where FXSAVE keeps them (`CPUStateLayout.fxLegacy` + 6, + 8, + 16): in
 /// 64-bit mode FIP and FDP as 64-bit offsets, elsewhere as FXSAVE's 32-bit layout (offset, then
 /// the selector at + 12 and + 20), so FXSAVE stores what the mode's format wants. In 64-bit mode
-/// no selector is kept: the stored environments take CS's and DS's current selectors. In real and
+/// no selector is kept: the stored environments hold zero selectors. In real and
 /// virtual-8086 mode the environments hold linear addresses (selector * 16 + offset). Every x87
 /// instruction but the control ones (FNINIT, FNCLEX, FLDCW, FNSTCW, FNSTSW, FNSTENV, FLDENV,
 /// FNSAVE, FRSTOR) records FOP and FIP; those with a memory operand also FDP, the others keep
@@ -58,7 +58,9 @@ extension CPU {
     let fip = stateRaw.load(fromByteOffset: CPU.fipOffset, as: UInt64.self)
     let fdp = stateRaw.load(fromByteOffset: CPU.fdpOffset, as: UInt64.self)
     if state.codeMode == .bits64 {
-      return (fop, fip, state.segmentSelector(1), fdp, state.segmentSelector(3))
+      // No selectors in 64-bit mode: the host stores zeros (Intel too, where FCS and FDS are
+      // deprecated).
+      return (fop, fip, 0, fdp, 0)
     }
     return (
       fop, fip & 0xFFFF_FFFF, UInt16(truncatingIfNeeded: fip >> 32), fdp & 0xFFFF_FFFF,
@@ -130,7 +132,8 @@ extension CPU {
         ? UInt32(b[4 * i]) | UInt32(b[4 * i + 1]) << 8 | UInt32(b[4 * i + 2]) << 16 | UInt32(b[4 * i + 3]) << 24
         : UInt32(b[2 * i]) | UInt32(b[2 * i + 1]) << 8
     }
-    x87ControlWord = UInt16(truncatingIfNeeded: word(0))
+    // The reserved bits as FLDCW leaves them: 6 set, 7 and 13-15 clear (the host).
+    x87ControlWord = UInt16(truncatingIfNeeded: word(0)) & 0x1F3F | 0x40
     x87StatusWord = UInt16(truncatingIfNeeded: word(1))
     let tag = word(2)
     var abridged: UInt8 = 0
@@ -165,8 +168,13 @@ extension CPU {
     }
   }
 
-  /// Reads `count` bytes at seg:ea.
+  /// Reads `count` bytes at seg:ea. The first field (FCW, a word in the 16-bit formats and a
+  /// doubleword in the 32-bit ones) and then the last byte are read first, in that order: across
+  /// a page boundary the host's #PF reports the first of those accesses that faults in CR2
+  /// (FLDENV, FRSTOR).
   func readX87Bytes(seg: Int, ea: UInt64, count: Int) throws(Fault) -> [UInt8] {
+    _ = try read(seg: seg, offset: ea, size: count == 14 || count == 94 ? 2 : 4)
+    _ = try read(seg: seg, offset: ea &+ UInt64(count - 1), size: 1)
     var out: [UInt8] = []
     out.reserveCapacity(count)
     var i = 0

@@ -99,8 +99,8 @@ extension CPU {
       try requireX87(waiting: true)
       let b = x87Read(rm)
       let a = x87Read(0)
+      // C1 is left alone unless a stack fault cleared it (the host; the SDM says "0").
       let (order, flags) = x87Order(a, b, quiet: reg == 5)
-      x87StatusWord &= ~X87Status.c1
       let masked = x87CompareMasked(a, b, flags)
       let f: UInt64
       switch order {
@@ -221,7 +221,7 @@ extension CPU {
   /// FST/FSTP m32/m64: ST(0) rounded to `bits` under FCW.RC (not PC).
   func x87StoreBinary(bits: Int, seg: Int, ea: UInt64, pop: Bool) throws(Fault) {
     let f = SoftFloat.Format(bits: bits)
-    try checkWrite(seg: seg, offset: ea, size: bits / 8)
+    try probeWrite(seg: seg, offset: ea, size: bits / 8)  // a #PF comes before any x87 exception
     guard let v = x87Read(0) else {
       guard x87InvalidMasked else { return }
       try write(seg: seg, offset: ea, size: bits / 8, value: f.defaultNaN)
@@ -257,7 +257,7 @@ extension CPU {
 
   /// FIST/FISTP/FISTTP: ST(0) as a `bytes`-byte integer rounded under `rounding`.
   func x87StoreInteger(bytes: Int, seg: Int, ea: UInt64, rounding: X87Extended.Rounding, pop: Bool) throws(Fault) {
-    try checkWrite(seg: seg, offset: ea, size: bytes)
+    try probeWrite(seg: seg, offset: ea, size: bytes)
     var bits = X87Extended.integerIndefinite(bytes: bytes)
     if let v = x87Read(0) {
       if let r = v.integer(bytes: bytes, rounding) {
@@ -279,7 +279,7 @@ extension CPU {
   /// (0x80 for any negative value, -0 included); IE and the BCD indefinite for NaNs, infinities,
   /// unsupported encodings and magnitudes of 10^18 or more after rounding.
   func x87StoreBCD(seg: Int, ea: UInt64) throws(Fault) {
-    try checkWrite(seg: seg, offset: ea, size: 10)
+    try probeWrite(seg: seg, offset: ea, size: 10)
     var bytes = X87Extended.bcdIndefinite
     if let v = x87Read(0) {
       let (m, inexact, up) =
