@@ -137,6 +137,14 @@ public struct X87Form: Sendable {
     "fcmovnu st,st(i)", "fst m32", "fstp m32", "fst m64", "fstp m64", "fist m16", "fistp m16", "fist m32",
     "fistp m32", "fistp m64", "fisttp m16", "fisttp m32", "fisttp m64", "fldl2t", "fldl2e", "fldpi", "fldlg2",
     "fldln2", "fbld", "fbstp", "fldenv", "fnstenv", "frstor", "fnsave",
+    // Arithmetic (`CPU+X87Arithmetic.swift`, `X87SoftFloat.swift`).
+    "fadd m32", "fadd st,st(i)", "fiadd m32int", "fadd m64", "fiadd m16int", "fadd st(i),st", "faddp st(i),st",
+    "fmul m32", "fmul st,st(i)", "fimul m32int", "fmul m64", "fimul m16int", "fmul st(i),st", "fmulp st(i),st",
+    "fsub m32", "fsub st,st(i)", "fisub m32int", "fsub m64", "fisub m16int", "fsub st(i),st", "fsubp st(i),st",
+    "fsubr m32", "fsubr st,st(i)", "fisubr m32int", "fsubr m64", "fisubr m16int", "fsubr st(i),st", "fsubrp st(i),st",
+    "fdiv m32", "fdiv st,st(i)", "fidiv m32int", "fdiv m64", "fidiv m16int", "fdiv st(i),st", "fdivp st(i),st",
+    "fdivr m32", "fdivr st,st(i)", "fidivr m32int", "fdivr m64", "fidivr m16int", "fdivr st(i),st", "fdivrp st(i),st",
+    "fsqrt", "frndint",
   ]
 
   /// The implemented forms.
