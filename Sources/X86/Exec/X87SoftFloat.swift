@@ -310,7 +310,8 @@ enum X87SoftFloat {
     let kept = m >> UInt128(shift)
     let remainder = m & ((UInt128(1) << UInt128(shift)) - 1)
     let half = UInt128(1) << UInt128(shift - 1)
-    let up = roundsUp(negative: negative, odd: kept & 1 != 0, remainder: remainder, half: half, sticky: sticky, rounding)
+    let up = roundsUp(
+      negative: negative, odd: kept & 1 != 0, remainder: remainder, half: half, sticky: sticky, rounding)
     return (up ? kept + 1 : kept, remainder != 0 || sticky, up)
   }
 
