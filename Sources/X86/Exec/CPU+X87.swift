@@ -86,6 +86,16 @@ extension CPU {
     return x87Register(physical: x87Physical(i))
   }
 
+  /// ST(0) for an exact store (FST ST(i), FSTP m80), C1 cleared; after a stack underflow the
+  /// indefinite when IE is masked, nil (store nothing) when it is not.
+  func x87StoredTop() -> X87Extended? {
+    if let top = x87Read(0) {
+      x87StatusWord &= ~X87Status.c1
+      return top
+    }
+    return x87ControlWord & X87Status.invalid != 0 ? .indefinite : nil
+  }
+
   /// Writes ST(`i`) and marks it not empty.
   func x87Write(_ i: Int, _ v: X87Extended) {
     setX87Register(physical: x87Physical(i), v)
@@ -154,14 +164,7 @@ extension CPU {
     case (0xDB, 7):  // FSTP m80
       try requireX87(waiting: true)
       try probeWrite(seg: seg, offset: ea, size: 10)  // a #PF leaves FSW alone
-      var v: X87Extended
-      if let top = x87Read(0) {
-        v = top
-        x87StatusWord &= ~X87Status.c1
-      } else {
-        guard x87ControlWord & X87Status.invalid != 0 else { return true }
-        v = .indefinite
-      }
+      guard let v = x87StoredTop() else { return true }
       try write(seg: seg, offset: ea, size: 8, value: v.significand)
       try write(seg: seg, offset: ea &+ 8, size: 2, value: UInt64(v.signExponent))
       x87Pop()
@@ -214,14 +217,7 @@ extension CPU {
       }
     case (0xDD, 2), (0xDD, 3):  // FST ST(i), FSTP ST(i)
       try requireX87(waiting: true)
-      var v: X87Extended
-      if let top = x87Read(0) {
-        v = top
-        x87StatusWord &= ~X87Status.c1
-      } else {
-        guard x87ControlWord & X87Status.invalid != 0 else { return true }
-        v = .indefinite
-      }
+      guard let v = x87StoredTop() else { return true }
       x87Write(rm, v)
       if reg == 3 { x87Pop() }
     case (0xD9, 1):  // FXCH ST(i)

@@ -60,12 +60,12 @@ extension CPU {
   func executeX87ArithmeticRegister(_ ins: DecodedInstruction, reg: Int, rm: Int) throws(Fault) -> Bool {
     switch ins.opcode {
     case 0xD8, 0xDC, 0xDE:
-      guard var (op, reversed) = CPU.x87Operation(reg) else { return false }
+      guard let (op, isReverse) = CPU.x87Operation(reg) else { return false }
       try requireX87(waiting: true)
       // D8: ST(0) = ST(0) op ST(i). DC and DE: ST(i) = ST(i) op ST(0), with the encodings of the
       // subtract/reverse subtract and divide/reverse divide pairs swapped (DC E0+i is FSUBR).
       let destination = ins.opcode == 0xD8 ? 0 : rm
-      if ins.opcode != 0xD8 && reg >= 4 { reversed.toggle() }
+      let reversed = (ins.opcode != 0xD8 && reg >= 4) != isReverse
       let pop = ins.opcode == 0xDE
       guard let (d, s) = x87ReadTwo(destination, ins.opcode == 0xD8 ? rm : 0) else {
         x87StackUnderflowResult(destination, pop: pop)
