@@ -50,6 +50,21 @@ func pagedModelMatchesHostCPUOnRandomPrograms(engine: DiffTestEngine) throws {
   }
 }
 
+/// The x87 classes against the host: the exact one (everything but the transcendentals) and
+/// the transcendentals, compared within an ulp. Short runs; `difftest --class` runs the millions.
+@Test(.requires(.nativeX86Linux), arguments: [InstructionClass.x87, .x87Transcendental])
+func x87MatchesHostCPU(instructionClass: InstructionClass) throws {
+  var options = DiffTestOptions(instructionCount: 3_000, seed: 0x87_2026)
+  options.classes = [instructionClass]
+  options.keptMismatches = 5
+  let report = try DiffTester(options: options).run()
+  print(report.summary)
+  for m in report.mismatches { print(m.report) }
+  #expect(report.instructions >= 3_000)
+  #expect(report.mismatchCount == 0, "\(report.mismatchCount) programs differ between the host CPU and the model")
+  #expect(report.hostOutcomes["#MF", default: 0] > 0, "no unmasked x87 exception reached #MF")
+}
+
 /// The undefined-flag masks for shifts and rotates follow the SDM's "Flags Affected" rules.
 @Test func undefinedFlagMasksFollowTheSDM() {
   // SHL by 1: OF defined, AF undefined. By 2: OF undefined. By 0: nothing changes.
@@ -127,15 +142,16 @@ func modelMatchesHostCPUInCompatibilityMode(mode: DiffTestMode) throws {
 
 /// Each mode generates its own classes: ENTER/LEAVE in all three, the segment classes only in
 /// compatibility mode, every other class only in 64-bit mode; a run without classes takes all of
-/// its mode's but `rcp` (approximations, compared with a tolerance only on their own) and the
-/// x87 classes (until the model has the whole x87).
+/// its mode's but `rcp` and `x87-transcendental` (approximations, compared with a tolerance only
+/// on their own) and the x87 classes (random x87 states, run on their own).
 @Test func modesGenerateTheirOwnClasses() {
   let long = InstructionClass.classes(for: .long64)
   #expect(long.contains(.enterLeave) && long.contains(.alu) && !long.contains(.segmentLoad))
   #expect(Set(long).union(InstructionClass.compatibilityClasses) == Set(InstructionClass.allCases))
   #expect(InstructionClass.classes(for: .compat16) == InstructionClass.compatibilityClasses)
   #expect(
-    DiffTestOptions(instructionCount: 1, seed: 1).classes == long.filter { ![.rcp, .x87, .x87All].contains($0) })
+    DiffTestOptions(instructionCount: 1, seed: 1).classes
+      == long.filter { ![.rcp, .x87, .x87All, .x87Transcendental].contains($0) })
   #expect(long.contains(.rcp))
 }
 

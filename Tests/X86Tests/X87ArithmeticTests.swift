@@ -52,4 +52,22 @@ import Testing
     #expect(inexact == bytes(Float80(1) / 3))
     #expect(inexactFSW & 0x20 != 0)
   }
+
+  @Test func aTinyProductRoundsUpToTheSmallestStepOfItsPrecision() {
+    // Found by the difftest (10,000,000 x87 instructions, one mismatch): under PC = 53 bits the
+    // product of -1.53 * 2^-53 and a denormal is 0.63 of the smallest double-precision step
+    // below the normal range (2^-16434); the host rounds it up to that step (C1, UE, PE, DE).
+    let code: [UInt8] = [
+      0xDB, 0xE3, 0xD9, 0x6B, 0x30, 0xDB, 0x2B, 0xDB, 0x6B, 0x10, 0xD8, 0xC9, 0xDD, 0x7B, 0x40, 0xDB, 0x7B, 0x20,
+    ]
+    let (cpu, ram) = makeCPU64(code)
+    cpu.state.setGPR(Reg.rbx, 0x2000)
+    ram.load([0x1D, 0xCD, 0x1E, 0xA4, 0xB2, 0x9C, 0x8F, 0x69, 0x00, 0x00], at: 0x2000)
+    ram.load([0x9D, 0xCC, 0x67, 0xF6, 0x59, 0xBE, 0x63, 0xC4, 0xCA, 0xBF], at: 0x2010)
+    ram.load([0x7F, 0x02], at: 0x2030)  // FCW 0x27F: all masked, PC = 53 bits, to nearest
+    for _ in 0..<7 { #expect(cpu.step() == nil) }
+    #expect((0..<10).map { ram.byte(0x2020 + $0) } == [0x00, 0x08, 0, 0, 0, 0, 0, 0, 0x00, 0x80])
+    let fsw = UInt16(ram.byte(0x2040)) | UInt16(ram.byte(0x2041)) << 8
+    #expect(fsw & 0x023F == 0x0232, "C1, PE, UE, DE")
+  }
 }

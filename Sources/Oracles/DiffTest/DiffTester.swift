@@ -96,8 +96,23 @@ public struct DiffMismatch: Sendable {
         lines.append("  ldt[\(index)] (selector \(hex(UInt64(index << 3 | 7)))): \(Self.describe(e))")
       }
     }
+    if differences.contains(where: { ["fcw", "fsw", "abridged ftw"].contains($0.field) || $0.field.hasPrefix("st") }) {
+      lines.append("  initial x87: " + Self.x87(initial))
+    }
     for d in differences { lines.append("  differs: \(d)") }
     return lines.joined(separator: "\n")
+  }
+
+  /// FCW, FSW, the abridged tag byte and ST(0)-ST(7) (sign and exponent, then significand).
+  static func x87(_ s: MachineState) -> String {
+    func field(_ offset: Int, _ count: Int) -> UInt64 {
+      (0..<count).reduce(UInt64(0)) { $0 | UInt64(s.fx[offset + $1]) << (8 * UInt64($1)) }
+    }
+    let registers = (0..<8).map {
+      "st\($0)=\(hex(field(FXLayout.st($0) + 8, 2))):\(hex(field(FXLayout.st($0), 8)))"
+    }
+    return "fcw=\(hex(field(FXLayout.fcw, 2))) fsw=\(hex(field(FXLayout.fsw, 2))) ftw=\(hex(field(FXLayout.ftw, 1))) "
+      + registers.joined(separator: " ")
   }
 
   static func registers(_ s: MachineState) -> String {
@@ -167,7 +182,7 @@ public struct DiffTestReport: Sendable {
         + hostOutcomes.sorted(by: { $0.value > $1.value }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
     for (c, v) in perClass.sorted(by: { $0.key < $1.key }) {
       lines.append(
-        "  \(c.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(v.tested) tested, \(v.mismatched) mismatches"
+        "  \(c.rawValue.padding(toLength: max(12, c.rawValue.count), withPad: " ", startingAt: 0)) \(v.tested) tested, \(v.mismatched) mismatches"
       )
     }
     return lines.joined(separator: "\n")

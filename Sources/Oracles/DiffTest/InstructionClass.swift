@@ -19,6 +19,9 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
   case x87
   /// Every x87 instruction form (`X87Form.all`), implemented or not.
   case x87All = "x87-all"
+  /// F2XM1, FYL2X, FYL2XP1, FPATAN, FSIN, FCOS, FSINCOS, FPTAN on fresh operands, results
+  /// compared within an ulp (`ProgramGenerator+X87Transcendental.swift`).
+  case x87Transcendental = "x87-transcendental"
   // Compatibility mode only (16- and 32-bit code with segments of its own):
   /// MOV Sreg, POP Sreg, LDS/LES/LSS/LFS/LGS with valid, null, out-of-limit, wrong-type,
   /// privilege-mismatched, not-present and empty-descriptor selectors.
@@ -49,11 +52,11 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     .segmentLoad, .segmentMove, .stackSize, .enterLeave, .string16, .segmentLimit,
   ]
 
-  /// The classes a run without `--class` draws from: those of `mode` but `rcp`, whose
-  /// approximate results would make later instructions of other classes differ, and the x87
-  /// classes (until the model has the whole x87).
+  /// The classes a run without `--class` draws from: those of `mode` but `rcp` and
+  /// `x87-transcendental`, whose approximate results would make later instructions of other
+  /// classes differ, and the x87 classes, whose random x87 states are run alone.
   public static func defaultClasses(for mode: DiffTestMode) -> [InstructionClass] {
-    classes(for: mode).filter { $0 != .rcp && $0 != .x87 && $0 != .x87All }
+    classes(for: mode).filter { ![.rcp, .x87, .x87All, .x87Transcendental].contains($0) }
   }
 
   /// Whether `mode` can generate this class.
@@ -89,7 +92,7 @@ public enum InstructionClass: String, CaseIterable, Sendable, Comparable {
     case .sse4: 8
     case .mmx: 8
     case .rcp: 4
-    case .x87, .x87All: 8
+    case .x87, .x87All, .x87Transcendental: 8
     case .segmentLoad: 8
     case .segmentMove: 5
     case .stackSize: 6

@@ -144,7 +144,7 @@ public struct X87Form: Sendable {
     "fsubr m32", "fsubr st,st(i)", "fisubr m32int", "fsubr m64", "fisubr m16int", "fsubr st(i),st", "fsubrp st(i),st",
     "fdiv m32", "fdiv st,st(i)", "fidiv m32int", "fdiv m64", "fidiv m16int", "fdiv st(i),st", "fdivp st(i),st",
     "fdivr m32", "fdivr st,st(i)", "fidivr m32int", "fdivr m64", "fidivr m16int", "fdivr st(i),st", "fdivrp st(i),st",
-    "fsqrt", "frndint",
+    "fsqrt", "frndint", "fprem", "fprem1", "fscale", "fxtract",
   ]
 
   /// The implemented forms.

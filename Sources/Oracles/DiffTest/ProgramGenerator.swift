@@ -39,7 +39,7 @@ public struct ProgramGenerator: Sendable {
         for j in 0..<10 { fx[FXLayout.st(r) + j] = UInt8(truncatingIfNeeded: rng.next()) }
       }
     }
-    if classes.contains(.x87) || classes.contains(.x87All) {
+    if classes.contains(.x87) || classes.contains(.x87All) || classes.contains(.x87Transcendental) {
       randomizeX87(&fx)
       sprinkleX87Operands(&sandbox)
     }
@@ -232,6 +232,7 @@ public struct ProgramGenerator: Sendable {
     case .rcp: emitApproximation()
     case .x87: emitX87(from: X87Form.implementedForms, .x87)
     case .x87All: emitX87(from: X87Form.all, .x87All)
+    case .x87Transcendental: emitX87Transcendental()
     case .segmentLoad, .segmentMove, .stackSize, .string16, .segmentLimit:
       // Compatibility-mode classes (CompatProgramGenerator); never selected for 64-bit programs.
       emitALU()

@@ -11,7 +11,8 @@ public struct FieldDifference: Sendable, CustomStringConvertible {
 public enum StateComparison {
   /// The differing fields; empty when the runs agree. `undefinedFlags` are ignored in RFLAGS;
   /// `approximate` compares XMM registers as singles with the tolerance of RCPPS & co.
-  /// (`approximatelyEqual`).
+  /// (`approximatelyEqual`) and the x87 registers within an ulp, FSW without C1, for the
+  /// transcendentals (`withinAnULP`).
   public static func differences(
     native: RunResult, model: RunResult, undefinedFlags: UInt64, approximate: Bool = false
   ) -> [FieldDifference] {
@@ -88,7 +89,7 @@ public enum StateComparison {
     if let n = native.mxcsr, let m = model.mxcsr, n != m {
       out.append(FieldDifference(field: "mxcsr", native: hex(UInt64(n)), model: hex(UInt64(m))))
     }
-    out += mmxDifferences(native: native, model: model)
+    out += mmxDifferences(native: native, model: model, approximate: approximate)
     return out
   }
 
@@ -99,11 +100,17 @@ public enum StateComparison {
 
   /// The x87 state: FCW, FSW (TOP, condition codes, exceptions), the abridged tag byte and the
   /// 10 bytes of each register slot (STi/MMi). FOP, FIP and FDP are not compared (the model does
-  /// not track them yet).
-  static func mmxDifferences(native: MachineState, model: MachineState) -> [FieldDifference] {
+  /// not track them yet). `approximate`: registers within an ulp (`withinAnULP`), FSW.C1 (which
+  /// says whether a result was rounded up) not compared.
+  static func mmxDifferences(native: MachineState, model: MachineState, approximate: Bool = false) -> [FieldDifference]
+  {
     var out: [FieldDifference] = []
-    let n = native.fx
-    let m = model.fx
+    var n = native.fx
+    var m = model.fx
+    if approximate {
+      n[FXLayout.fsw + 1] &= ~0x02
+      m[FXLayout.fsw + 1] &= ~0x02
+    }
     for (field, offset, count) in [
       ("fcw", FXLayout.fcw, 2), ("fsw", FXLayout.fsw, 2), ("abridged ftw", FXLayout.ftw, 1),
     ] {
@@ -114,9 +121,29 @@ public enum StateComparison {
     for i in 0..<8 {
       let a = n[FXLayout.st(i)..<FXLayout.st(i) + 10]
       let b = m[FXLayout.st(i)..<FXLayout.st(i) + 10]
-      if a != b { out.append(FieldDifference(field: "st\(i)/mm\(i)", native: hex128(a), model: hex128(b))) }
+      if a == b || (approximate && withinAnULP(a, b)) { continue }
+      out.append(FieldDifference(field: "st\(i)/mm\(i)", native: hex128(a), model: hex128(b)))
     }
     return out
+  }
+
+  /// Two 80-bit values of one sign, neither a NaN nor an infinity, next to each other: their
+  /// magnitudes as (exponent, fraction) integers, which count up through the denormals and
+  /// every binade, differ by at most one. The x87 transcendentals are not correctly rounded
+  /// (AMD's and Intel's differ in the last bit), so a model within an ulp of the host is as
+  /// good as another CPU.
+  static func withinAnULP(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> Bool {
+    func parts(_ v: ArraySlice<UInt8>) -> (sign: UInt8, exponent: Int, key: UInt128) {
+      let bytes = Array(v)
+      let significand = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[$1]) << (8 * UInt64($1)) }
+      let exponent = Int(bytes[8]) | Int(bytes[9] & 0x7F) << 8
+      let key = UInt128(exponent) << 63 | UInt128(significand & ~(1 << 63))
+      return (bytes[9] & 0x80, exponent, key)
+    }
+    let x = parts(a)
+    let y = parts(b)
+    guard x.sign == y.sign, x.exponent != 0x7FFF, y.exponent != 0x7FFF else { return false }
+    return (x.key > y.key ? x.key - y.key : y.key - x.key) <= 1
   }
 
   /// Two XMM registers whose four singles are each equal or, both normal and of one sign, within

@@ -61,7 +61,9 @@ public struct TestProgram: Sendable {
 
   /// Whether the program has approximating instructions (the `rcp` class), whose XMM results
   /// are compared with a tolerance.
-  public var hasApproximations: Bool { instructions.contains { $0.instructionClass == .rcp } }
+  public var hasApproximations: Bool {
+    instructions.contains { $0.instructionClass == .rcp || $0.instructionClass == .x87Transcendental }
+  }
 
   /// The RIP (offset in CS) of each instruction.
   public var addresses: [UInt64] {

@@ -1,13 +1,12 @@
 /// The x87 instructions (ESC opcodes D8-DF) this model executes, their checks, and the register
 /// stack: pushes, pops, stack overflow and underflow, the exception flags and their summary.
 ///
-/// Done: FNINIT, FLDCW, FNSTCW, FNSTSW (m16 and AX), FNCLEX, FNOP, FFREE, FINCSTP, FDECSTP, FXCH,
-/// FLD m32/m64/m80/ST(i), FST/FSTP ST(i), FSTP m80, FILD m16/m32/m64, FLD1, FLDZ, FCHS, FABS and
-/// WAIT.
-/// Done (`CPU+X87Transfer.swift`, `CPU+X87Environment.swift`): compares, FCMOVcc, FST m32/m64, FIST/FISTTP, constants, FBLD/FBSTP, FSTENV/FLDENV/FSAVE/FRSTOR, FOP/FIP/FDP.
-/// Every other ESC encoding (arithmetic, rounded stores to m32/m64, FIST, the other constants,
-/// transcendentals, BCD, FSAVE/FRSTOR/FSTENV/FLDENV) returns false from `executeX87` and raises
-/// #UD, so each slots in as a new case of `executeX87Memory`/`executeX87Register`.
+/// This file: FNINIT, FLDCW, FNSTCW, FNSTSW (m16 and AX), FNCLEX, FNOP, FFREE, FINCSTP, FDECSTP,
+/// FXCH, FLD m32/m64/m80/ST(i), FST/FSTP ST(i), FSTP m80, FILD m16/m32/m64, FLD1, FLDZ, FCHS, FABS
+/// and WAIT. The arithmetic is in `CPU+X87Arithmetic.swift` (the transcendentals in
+/// `CPU+X87Transcendental.swift`); compares, FCMOVcc, the rounded stores, FIST/FISTTP, the other
+/// constants, BCD and the environment in `CPU+X87Transfer.swift` and `CPU+X87Environment.swift`.
+/// Every ESC encoding is one of these; `executeX87` returns false (#UD) for none.
 extension CPU {
   /// #NM with CR0.EM or CR0.TS (SDM vol. 3, "CR0"); then, for a waiting instruction, #MF when an
   /// unmasked exception is pending (FSW.ES).

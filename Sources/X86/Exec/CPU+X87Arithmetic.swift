@@ -1,5 +1,5 @@
 /// The x87 arithmetic: FADD, FSUB(R), FMUL, FDIV(R) and their integer and popping forms, FSQRT,
-/// FPREM, FPREM1, FRNDINT, FSCALE and FXTRACT; the transcendentals are not modelled yet (#UD).
+/// FPREM, FPREM1, FRNDINT, FSCALE and FXTRACT (the transcendentals: `CPU+X87Transcendental.swift`).
 ///
 /// The values come from `X87SoftFloat`; this file picks the operands, checks the stack, and
 /// applies the outcome: an unmasked IE, DE or ZE leaves every register (and TOP) alone and
@@ -109,29 +109,29 @@ extension CPU {
       x87Apply(X87SoftFloat.scale(a, by: b, control.extended), to: 0)
     case (6, 5), (7, 0):  // FPREM1, FPREM
       try requireX87(waiting: true)
+      // Without a quotient (a stack underflow, a NaN or invalid operand, an unmasked exception)
+      // C1 and C2 are cleared and C0 and C3 keep their values (measured on the host).
+      x87StatusWord &= ~X87Status.c2
       guard let (a, b) = x87ReadTwo(0, 1) else {
         x87StackUnderflowResult(0, pop: false)
-        x87StatusWord &= ~(X87Status.c0 | X87Status.c2 | X87Status.c3)
         return true
       }
       let (outcome, quotient, complete) = X87SoftFloat.remainder(a, b, nearest: reg == 6, control.extended)
-      guard x87Apply(outcome, to: 0) else { return true }
+      guard x87Apply(outcome, to: 0), let quotient else { return true }
       var status = x87StatusWord & ~(X87Status.c0 | X87Status.c1 | X87Status.c2 | X87Status.c3)
-      if let quotient {
-        if complete {
-          if quotient & 4 != 0 { status |= X87Status.c0 }
-          if quotient & 2 != 0 { status |= X87Status.c3 }
-          if quotient & 1 != 0 { status |= X87Status.c1 }
-        } else {
-          status |= X87Status.c2
-        }
+      if complete {
+        if quotient & 4 != 0 { status |= X87Status.c0 }
+        if quotient & 2 != 0 { status |= X87Status.c3 }
+        if quotient & 1 != 0 { status |= X87Status.c1 }
+      } else {
+        status |= X87Status.c2
       }
       x87StatusWord = status
     case (6, 4):  // FXTRACT
       try requireX87(waiting: true)
       try executeFXTRACT()
     default:
-      return false
+      return try executeX87Transcendental(reg: reg, rm: rm)
     }
     return true
   }
@@ -143,6 +143,8 @@ extension CPU {
       guard x87ControlWord & X87Status.invalid != 0 else { return }
       x87Write(0, .indefinite)
       x87Push(.indefinite)
+      // The underflow's C1 = 0 stands even when the push overflows too (measured on the host).
+      x87StatusWord &= ~X87Status.c1
       return
     }
     if !x87IsEmpty(7) {

@@ -301,7 +301,12 @@ enum X87SoftFloat {
     -> (kept: UInt128, inexact: Bool, up: Bool)
   {
     guard shift > 0 else { return (m << UInt128(-shift), sticky, false) }
-    if shift >= 128 {
+    if shift == 128 {
+      // Nothing kept: all of m is the remainder, against a half of 2^127.
+      let up = roundsUp(negative: negative, odd: false, remainder: m, half: 1 << 127, sticky: sticky, rounding)
+      return (up ? 1 : 0, m != 0 || sticky, up)
+    }
+    if shift > 128 {
       // Everything lies below half of the last place (m < 2^128 <= half).
       let inexact = m != 0 || sticky
       let up = roundsUp(negative: negative, odd: false, remainder: inexact ? 1 : 0, half: 2, sticky: false, rounding)
@@ -342,6 +347,10 @@ enum X87SoftFloat {
     if leading > maxExponent {
       if !control.overflowMasked {
         let field = leading - unmaskedBias + X87Extended.bias
+        // Out of range even after the bias adjustment (FSCALE alone gets there): infinity.
+        if field > maxExponent + X87Extended.bias {
+          return Outcome(value: infinity(negative), post: Flag.overflow | Flag.precision, roundedUp: true)
+        }
         return Outcome(
           value: pack(negative, significand: significand, field: field), post: Flag.overflow | precisionFlag,
           roundedUp: up)
@@ -367,6 +376,8 @@ enum X87SoftFloat {
     }
     if !control.underflowMasked {
       let field = leading + unmaskedBias + X87Extended.bias
+      // Out of range even after the bias adjustment (FSCALE alone gets there): a zero.
+      if field < 1 { return Outcome(value: zero(negative), post: Flag.underflow | Flag.precision) }
       return Outcome(
         value: pack(negative, significand: significand, field: field), post: Flag.underflow | precisionFlag,
         roundedUp: up)
@@ -448,8 +459,12 @@ extension X87SoftFloat {
     let ka = kind(a)
     let kb = kind(b)
     if ka == .infinity || kb == .zero { return (Outcome(value: .indefinite, pre: Flag.invalid), nil, true) }
-    if ka == .zero || kb == .infinity { return (finish(pre, exact(a)), 0, true) }
+    if ka == .zero { return (finish(pre, exact(a)), 0, true) }
     let (ma, ea) = unpack(a)
+    // A finite `a` against an infinite `b`, or |a| < |b| / 2 (below): `a` itself, a tiny one with
+    // an unmasked UE signalled (and bias-adjusted).
+    let unchanged = finish(pre, round(a.negative, UInt128(ma), ea, sticky: false, control))
+    if kb == .infinity { return (unchanged, 0, true) }
     let (mb, eb0) = unpack(b)
     var eb = eb0
     let d = ea - eb
@@ -458,7 +473,7 @@ extension X87SoftFloat {
       eb += (d & ~31) - 32
       partial = true
     }
-    if ea - eb < -1 { return (finish(pre, exact(a)), 0, true) }
+    if ea - eb < -1 { return (unchanged, 0, true) }
     // In units of 2^(eb - 1): a = ma << (ea - eb + 1), b = mb << 1.
     let dividend = UInt128(ma) << UInt128(ea - eb + 1)
     let divisor = UInt128(mb) << 1
