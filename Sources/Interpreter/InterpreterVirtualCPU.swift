@@ -214,7 +214,7 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   public func complete(_ response: ExitResponse) throws(EngineError) {
     let awaited = awaiting
     awaiting = .nothing
-    if case .fault(let vector, let errorCode) = response, awaited != .nothing, awaited != .hypercall {
+    if case .fault(let vector, let errorCode) = response, ![.nothing, .hypercall, .numericError].contains(awaited) {
       cpu.completeWithFault(vector: vector, errorCode: errorCode)
       return
     }
@@ -231,6 +231,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       }
     case .hypercall:
       if case .value(let v) = response { cpu.state.setGPR(0, v) }
+    case .numericError:
+      // IGNNE# asserted: the instruction runs; otherwise the CPU stays frozen until an interrupt.
+      if case .value(let v) = response, v != 0 { cpu.ignoreNumericErrors = true } else { halted = true }
     }
   }
 
@@ -296,6 +299,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       // A latched NMI that can be taken now ends the HLT at once (`run` delivers it).
       if pendingNMI && cpu.canAcceptNMI { return nil }
       return cpu.state.rflags & Flags.if == 0 ? .shutdown(.haltWithInterruptsDisabled) : .halt
+    case .floatingPointError:
+      awaiting = .numericError
+      return .floatingPointError
     case .tripleFault:
       return .shutdown(.tripleFault)
     case .exception(let vector, let errorCode):
@@ -343,4 +349,6 @@ enum AwaitedCompletion: Equatable {
   case cpuid
   /// A retired VMCALL: `.value` goes to RAX.
   case hypercall
+  /// FERR# with CR0.NE clear: `.value(1)` is IGNNE# asserted, `.value(0)` a freeze until an interrupt.
+  case numericError
 }

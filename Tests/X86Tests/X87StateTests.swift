@@ -190,4 +190,30 @@ import Testing
     #expect(ram.word(0x2002) == 0x0C7F)
     #expect(ram.word(0x2004) == 0, "FNCLEX clears IE and SF")
   }
+
+  @Test func withCR0NEClearAPendingErrorFreezesTheNextWaitingInstructionUntilIGNNE() {
+    // fldcw [0x2000] (ZE unmasked); fld1; fldz; fdivp st(1), st (1 / 0: ZE pending); fwait;
+    // fnclex; fdivp again (a new error); fwait
+    let code: [UInt8] = [
+      0xD9, 0x2C, 0x25, 0x00, 0x20, 0x00, 0x00, 0xD9, 0xE8, 0xD9, 0xEE, 0xDE, 0xF9, 0x9B, 0xDB, 0xE2, 0xDE, 0xF9, 0x9B,
+    ]
+    for ne in [false, true] {
+      let (cpu, ram) = makeCPU64(code)
+      ram.load([0x7B, 0x03], at: 0x2000)
+      cpu.state.cr0 = ne ? cpu.state.cr0 | CR0.ne : cpu.state.cr0 & ~CR0.ne
+      cpu.reportExceptions = true
+      for _ in 0..<4 { #expect(cpu.step() == nil) }
+      let rip = cpu.state.rip
+      if ne {
+        #expect(cpu.step() == .exception(vector: 16, errorCode: nil), "#MF with CR0.NE set")
+        continue
+      }
+      #expect(cpu.step() == .floatingPointError, "FERR#: frozen before FWAIT")
+      #expect(cpu.state.rip == rip && cpu.step() == .floatingPointError, "still frozen")
+      cpu.ignoreNumericErrors = true  // IGNNE#
+      #expect(cpu.step() == nil && cpu.state.rip == rip + 1, "FWAIT ran")
+      #expect(cpu.step() == nil && cpu.step() == nil, "FNCLEX, then a new error")
+      #expect(cpu.step() == .floatingPointError, "IGNNE# fell with FERR#: frozen again")
+    }
+  }
 }

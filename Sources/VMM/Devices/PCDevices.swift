@@ -11,6 +11,7 @@
 /// | 0x80            | `DiagnosticPort`                         |     |
 /// | 0x92            | `FastA20Port`                            |     |
 /// | 0xE9, 0x402     | `DebugConsole`                           |     |
+/// | 0xF0-0xF1       | `CoprocessorErrorLatch` (x87 errors with CR0.NE clear) | 13 |
 /// | 0xF4            | `DebugExitDevice`                        |     |
 /// | 0x3F8-0x3FF     | `Serial16550` (COM1)                     | 4   |
 /// | 0x510-0x511     | `FwCfg` (unless `firmwareConfiguration: false`) |     |
@@ -39,6 +40,8 @@ public final class PCDevices {
   public let debugConsole: DebugConsole
   /// isa-debug-exit (0xF4).
   public let debugExit: DebugExitDevice
+  /// The x87 error latch (0xF0-0xF1, IRQ 13) for guests with CR0.NE clear.
+  public let coprocessorError: CoprocessorErrorLatch
   /// The power-off register (0x604).
   public let powerOff: PowerOffDevice
   /// The PCI host bridge (0xCF8/0xCFC, reset at 0xCF9).
@@ -111,6 +114,7 @@ public final class PCDevices {
     diagnostic = DiagnosticPort()
     debugConsole = DebugConsole(output: consoleOutput ?? serialOutput)
     debugExit = DebugExitDevice(control: control)
+    coprocessorError = CoprocessorErrorLatch(irq: InterruptLine(sink: sink, line: 13))
     powerOff = PowerOffDevice(control: control)
     pci = PCIHostBridge(control: control)
     ide = disks.isEmpty ? nil : IDEController(disks: disks, sink: sink)
@@ -159,6 +163,7 @@ public final class PCDevices {
     try bus.register(fastA20, ports: 0x92...0x92)
     try bus.register(debugConsole, ports: 0xE9...0xE9)
     try bus.register(debugConsole, ports: 0x402...0x402)
+    try bus.register(coprocessorError, ports: 0xF0...0xF1)
     try bus.register(debugExit, ports: 0xF4...0xF4)
     try bus.register(serial, ports: 0x3F8...0x3FF)
     if let fwCfg { try bus.register(fwCfg, ports: 0x510...0x511) }
@@ -170,7 +175,9 @@ public final class PCDevices {
   /// Every device back to its power-on state, for a machine reset. With the engine's in-kernel
   /// interrupt controller the userspace PIC and PIT are not in use and stay as they are.
   public func reset() {
-    var all: [any ResettableDevice] = [systemControl, serial, keyboardController, fastA20, powerOff, pci]
+    var all: [any ResettableDevice] = [
+      systemControl, serial, keyboardController, fastA20, powerOff, pci, coprocessorError,
+    ]
     if let fwCfg { all.append(fwCfg) }
     if let ide { all.append(ide) }
     all += virtioBlocks as [any ResettableDevice]

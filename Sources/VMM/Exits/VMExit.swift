@@ -12,6 +12,12 @@ public enum VMExit: Sendable, Equatable {
   case mmio(MMIOAccess)
   /// `HLT` with interrupts able to wake the vCPU (only when `ExitControls.hltExiting`).
   case halt
+  /// FERR#: with CR0.NE clear, a waiting x87 instruction found an unmasked exception pending and
+  /// froze before running (the software engines; hardware reports through `#MF` or the
+  /// platform itself). The VMM answers `.value(1)` when IGNNE# is asserted (the instruction then
+  /// runs) or raises the error interrupt and answers `.value(0)`: the vCPU then waits for an
+  /// interrupt as after `HLT`, and the handler returns to the instruction.
+  case floatingPointError
   /// The vCPU cannot continue: triple fault, or `HLT` with interrupts disabled.
   case shutdown(ShutdownReason)
   /// A hypercall (`VMCALL`/`VMMCALL`, or the paravirtual hypercall page), retired: the VMM reads

@@ -2,7 +2,7 @@
 /// recording an exit needs no hashing and no allocation.
 public enum ExitKind: Int, CaseIterable, Sendable {
   case ioOut, ioIn, mmioRead, mmioWrite, halt, shutdown, hypercall, cpuid, msrRead, msrWrite, rdtsc
-  case invlpg, exception, interruptWindow, kicked, budgetExhausted, internalError
+  case invlpg, exception, interruptWindow, kicked, budgetExhausted, internalError, floatingPointError
 
   /// The statistics bucket of `exit`.
   public init(_ exit: VMExit) {
@@ -22,6 +22,7 @@ public enum ExitKind: Int, CaseIterable, Sendable {
     case .kicked: self = .kicked
     case .budgetExhausted: self = .budgetExhausted
     case .internalError: self = .internalError
+    case .floatingPointError: self = .floatingPointError
     }
   }
 
@@ -45,6 +46,7 @@ public enum ExitKind: Int, CaseIterable, Sendable {
     case .kicked: return "kicked"
     case .budgetExhausted: return "budget"
     case .internalError: return "internal-error"
+    case .floatingPointError: return "ferr"
     }
   }
 }

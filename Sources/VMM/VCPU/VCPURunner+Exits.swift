@@ -22,6 +22,11 @@ extension VCPURunner {
           write: { machine.mmioBus.write(address: a.address, size: a.size, value: a.value) })
       case .halt:
         return try idle()
+      case .floatingPointError:
+        // FERR# (CR0.NE clear): run on under IGNNE#, or IRQ 13 and wait like HLT.
+        let ignore = machine.deviceLock.locked { machine.devices.coprocessorError.signalError() }
+        try vcpu.complete(.value(ignore ? 1 : 0))
+        if !ignore { return try idle() }
       case .interruptWindow, .budgetExhausted:
         break
       case .kicked:

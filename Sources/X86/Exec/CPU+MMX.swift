@@ -60,7 +60,7 @@ extension CPU {
     let cr0 = state.cr0
     if cr0 & CR0.em != 0 { throw Fault.invalidOpcode }
     if cr0 & CR0.ts != 0 { throw Fault.exception(vector: ExceptionVector.deviceNotAvailable, errorCode: nil) }
-    if x87StatusWord & 0x80 != 0 { throw Fault.exception(vector: ExceptionVector.x87FloatingPoint, errorCode: nil) }
+    if x87StatusWord & 0x80 != 0 { try x87PendingError() }
   }
 
   /// EMMS (0F 77): the MMX checks, then every x87 register empty (tag 0) and TOP = 0.

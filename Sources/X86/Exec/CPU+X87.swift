@@ -14,9 +14,17 @@ extension CPU {
     if state.cr0 & (CR0.em | CR0.ts) != 0 {
       throw Fault.exception(vector: ExceptionVector.deviceNotAvailable, errorCode: nil)
     }
-    if waiting && x87StatusWord & X87Status.errorSummary != 0 {
-      throw Fault.exception(vector: ExceptionVector.x87FloatingPoint, errorCode: nil)
-    }
+    if waiting && x87StatusWord & X87Status.errorSummary != 0 { try x87PendingError() }
+  }
+
+  /// A waiting instruction meets a pending unmasked exception: #MF with CR0.NE set. With CR0.NE
+  /// clear the CPU asserts FERR# and freezes before the instruction (`CPUEvent.floatingPointError`)
+  /// unless IGNNE# is asserted (`ignoreNumericErrors`): then the instruction runs as if nothing
+  /// were pending.
+  func x87PendingError() throws(Fault) {
+    if state.cr0 & CR0.ne != 0 { throw Fault.exception(vector: ExceptionVector.x87FloatingPoint, errorCode: nil) }
+    if ignoreNumericErrors { return }
+    throw Fault.event(.floatingPointError)
   }
 
   /// WAIT/FWAIT (9B): #NM when CR0.MP and CR0.TS are both set, #MF when an exception is pending.
@@ -24,15 +32,15 @@ extension CPU {
     if state.cr0 & (CR0.mp | CR0.ts) == (CR0.mp | CR0.ts) {
       throw Fault.exception(vector: ExceptionVector.deviceNotAvailable, errorCode: nil)
     }
-    if x87StatusWord & X87Status.errorSummary != 0 {
-      throw Fault.exception(vector: ExceptionVector.x87FloatingPoint, errorCode: nil)
-    }
+    if x87StatusWord & X87Status.errorSummary != 0 { try x87PendingError() }
   }
 
   /// Recomputes FSW.ES and FSW.B: set when an exception flag is set whose FCW mask bit is clear.
   func updateX87ErrorSummary() {
     let pending = x87StatusWord & ~x87ControlWord & X87Status.exceptions != 0
     if pending {
+      // FERR# rises with ES: IGNNE# from an earlier error (cleared since) no longer holds.
+      if x87StatusWord & X87Status.errorSummary == 0 { ignoreNumericErrors = false }
       x87StatusWord |= X87Status.errorSummary | X87Status.busy
     } else {
       x87StatusWord &= ~(X87Status.errorSummary | X87Status.busy)

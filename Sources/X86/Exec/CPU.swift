@@ -25,6 +25,11 @@ public final class CPU {
   /// LOCK-prefixed instructions and XCHG with memory then update memory atomically
   /// (CPU+Atomics.swift). Off for a single CPU, where a plain update is already atomic.
   @exclusivity(unchecked) public var atomicUpdates = false
+  /// The IGNNE# input: with CR0.NE clear, waiting x87 instructions run despite a pending
+  /// unmasked exception instead of freezing with FERR# (`CPUEvent.floatingPointError`). The
+  /// embedder sets it (a PC's chipset does after a write to port 0xF0, until FERR# falls); the
+  /// CPU drops it when a new error sets FSW.ES again.
+  @exclusivity(unchecked) public var ignoreNumericErrors = false
   /// IA32_APIC_BASE bit 8 (BSP), kept across resets: false for application processors.
   public var isBootstrapProcessor = true {
     didSet { applyBootstrapFlag() }

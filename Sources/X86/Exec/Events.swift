@@ -52,6 +52,12 @@ public enum CPUEvent: Sendable, Equatable {
   case mmioWrite(address: UInt64, size: Int, value: UInt64)
   /// HLT retired.
   case halt
+  /// FERR#: a waiting x87 or MMX instruction found an unmasked x87 exception pending (FSW.ES)
+  /// with CR0.NE clear, the PC's MS-DOS compatible error reporting. The instruction has not run.
+  /// The embedder answers with `ignoreNumericErrors` set (IGNNE# asserted: step again and the
+  /// instruction runs as if nothing were pending) or raises the error interrupt (IRQ 13 on a
+  /// PC) and waits for an interrupt as after HLT; the handler returns to the instruction.
+  case floatingPointError
   /// An exception while delivering a double fault (or an undeliverable exception).
   case tripleFault
   /// An exception raised with `reportExceptions` set (or one the model cannot deliver yet);
