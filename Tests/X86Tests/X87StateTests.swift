@@ -175,7 +175,7 @@ import Testing
     cpu.state.cr0 |= CR0.ts
     #expect(cpu.step() == .exception(vector: 7, errorCode: nil), "even FNINIT")
     (cpu, _) = self.cpu([0x9B])
-    cpu.state.cr0 |= CR0.ts
+    cpu.state.cr0 = cpu.state.cr0 & ~CR0.mp | CR0.ts
     #expect(cpu.step() == nil, "WAIT ignores TS without MP")
     (cpu, _) = self.cpu([0x9B])
     cpu.state.cr0 |= CR0.ts | CR0.mp

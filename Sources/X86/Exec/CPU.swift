@@ -222,9 +222,10 @@ public final class CPU {
   }
 
   /// Oracle mode: 64-bit code at CPL 3, flat segments, linear == physical, no paging;
-  /// exceptions are reported, not delivered.
+  /// exceptions are reported, not delivered. CR0 as Linux keeps it for its processes (NE and
+  /// MP set: x87 errors raise #MF).
   public func configureFlatUser64() {
-    state.cr0 = 0x8000_0011 | 0x6000_0000 & 0
+    state.cr0 = CR0.pg | CR0.ne | CR0.et | CR0.mp | CR0.pe
     state.cr4 = 0x20 | 0x200 | 0x400
     state.efer = 0x500
     state.cpl = 3
