@@ -4,7 +4,7 @@ import VMM
 
 /// Small guests for the local APIC tests, assembled from source at test time
 /// (`InlineGuestAssembler`): 64-bit ring-0 code for the bootstrap processor at 0x10000 (started by
-/// `SmallGuestBoot`, with an IDT at 0xF000 the `GATE` macro fills), and optionally real-mode code
+/// `SmallGuestBoot`, with an IDT at 0xF000 the `GATE` macro fills; `OUT` and `PIC_INIT` for ports), and optionally real-mode code
 /// for application processors at 0x20000 (start-up vector 0x20, CS 0x2000). Results go to
 /// 0x9000-0x9FFF; an AP's real-mode stack is 0xE000 - 0x200 * its APIC ID. The guest ends with
 /// `EXIT` (isa-debug-exit, value 0).
@@ -27,6 +27,24 @@ enum APICTestGuest {
     .Lhalt\@:
       hlt
       jmp .Lhalt\@
+    .endm
+    .macro OUT port, value
+      movw $\port, %dx
+      movb $\value, %al
+      outb %al, %dx
+    .endm
+    .macro PIC_INIT master_mask, slave_mask
+      # The 8259 pair: edge-triggered, cascaded on IRQ 2, vectors 0x20 and 0x28, 8086 mode.
+      OUT 0x20, 0x11
+      OUT 0x21, 0x20
+      OUT 0x21, 0x04
+      OUT 0x21, 0x01
+      OUT 0xA0, 0x11
+      OUT 0xA1, 0x28
+      OUT 0xA1, 0x02
+      OUT 0xA1, 0x01
+      OUT 0x21, \master_mask
+      OUT 0xA1, \slave_mask
     .endm
     .macro WRMSR64
       movq %rax, %rdx

@@ -14,23 +14,9 @@ import VMM
   /// with ZE unmasked, then two FWAITs. 0x9100 counts IRQ 13, 0x9004 says the code after the
   /// FWAITs ran, 0x9008 holds the final FSW. 0x9200 (preset) = 1 leaves the exception pending.
   static let guest = #"""
-    .macro OUT port, value
-      movw $\port, %dx
-      movb $\value, %al
-      outb %al, %dx
-    .endm
     main:
       GATE 0x2D, ferr_handler
-      OUT 0x20, 0x11
-      OUT 0x21, 0x20
-      OUT 0x21, 0x04
-      OUT 0x21, 0x01
-      OUT 0xA0, 0x11
-      OUT 0xA1, 0x28
-      OUT 0xA1, 0x02
-      OUT 0xA1, 0x01
-      OUT 0x21, 0xFB
-      OUT 0xA1, 0xDF
+      PIC_INIT 0xFB, 0xDF
       movq %cr0, %rax
       andq $~0x20, %rax
       movq %rax, %cr0

@@ -13,23 +13,9 @@ import VMM
   /// pin 0 masked, 0x9100 the final count. The handler acknowledges the 8259 and turns COM1's
   /// interrupt off.
   static let guest = #"""
-    .macro OUT port, value
-      movw $\port, %dx
-      movb $\value, %al
-      outb %al, %dx
-    .endm
     main:
       GATE 0x24, pic_handler
-      OUT 0x20, 0x11
-      OUT 0x21, 0x20
-      OUT 0x21, 0x04
-      OUT 0x21, 0x01
-      OUT 0xA0, 0x11
-      OUT 0xA1, 0x28
-      OUT 0xA1, 0x02
-      OUT 0xA1, 0x01
-      OUT 0x21, 0xEF
-      OUT 0xA1, 0xFF
+      PIC_INIT 0xEF, 0xFF
       movq $0xFEE00000, %rbx
       movl $0x1FF, 0xF0(%rbx)
       sti
@@ -77,22 +63,8 @@ import VMM
   /// The ExtINT entry addresses APIC 1: the AP (real mode, IF set, in HLT) acknowledges the 8259
   /// and takes vector 0x24 (0x9100 counts it, 0x9104 holds the taker's APIC ID + 1).
   static let toAnAP = #"""
-    .macro OUT port, value
-      movw $\port, %dx
-      movb $\value, %al
-      outb %al, %dx
-    .endm
     main:
-      OUT 0x20, 0x11
-      OUT 0x21, 0x20
-      OUT 0x21, 0x04
-      OUT 0x21, 0x01
-      OUT 0xA0, 0x11
-      OUT 0xA1, 0x28
-      OUT 0xA1, 0x02
-      OUT 0xA1, 0x01
-      OUT 0x21, 0xEF
-      OUT 0xA1, 0xFF
+      PIC_INIT 0xEF, 0xFF
       movq $0xFEE00000, %rbx
       movl $0x1FF, 0xF0(%rbx)
       movl $0, 0x310(%rbx)

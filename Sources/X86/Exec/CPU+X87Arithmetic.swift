@@ -139,21 +139,7 @@ extension CPU {
   /// FXTRACT: ST(0) = x becomes its exponent (ST(1) after the push) and the significand with
   /// the exponent 0 is pushed.
   func executeFXTRACT() throws(Fault) {
-    guard let v = x87Read(0) else {
-      guard x87ControlWord & X87Status.invalid != 0 else { return }
-      x87Write(0, .indefinite)
-      x87Push(.indefinite)
-      // The underflow's C1 = 0 stands even when the push overflows too (measured on the host).
-      x87StatusWord &= ~X87Status.c1
-      return
-    }
-    if !x87IsEmpty(7) {
-      // The push would overflow the stack.
-      guard x87StackFault(overflow: true) else { return }
-      x87Write(0, .indefinite)
-      x87Push(.indefinite)
-      return
-    }
+    guard let v = x87ReadForReplaceAndPush() else { return }
     let (exponent, significand, pre) = X87SoftFloat.extract(v)
     if pre & ~x87ControlWord & X87Status.exceptions != 0 {
       x87StatusWord &= ~X87Status.c1
@@ -163,6 +149,29 @@ extension CPU {
     x87Write(0, exponent)
     x87Push(significand)
     raiseX87(pre)
+  }
+
+  /// ST(0) for an instruction that replaces it and pushes a second result (FXTRACT, FPTAN,
+  /// FSINCOS), or nil after a stack fault: an empty ST(0) (underflow) or a full ST(7) (overflow),
+  /// which write the indefinite and push it again when IE is masked. The underflow's C1 = 0
+  /// stands even when that push overflows too (measured on the host).
+  func x87ReadForReplaceAndPush() -> X87Extended? {
+    guard let v = x87Read(0) else {
+      if x87ControlWord & X87Status.invalid != 0 {
+        x87Write(0, .indefinite)
+        x87Push(.indefinite)
+        x87StatusWord &= ~X87Status.c1
+      }
+      return nil
+    }
+    if !x87IsEmpty(7) {
+      if x87StackFault(overflow: true) {
+        x87Write(0, .indefinite)
+        x87Push(.indefinite)
+      }
+      return nil
+    }
+    return v
   }
 
   /// ST(`a`) and ST(`b`), or nil after a stack underflow (either empty).

@@ -56,25 +56,11 @@ extension CPU {
     return true
   }
 
-  /// FPTAN and FSINCOS: two results, the second pushed. An empty ST(0) or a full stack gives
-  /// the indefinite twice when IE is masked (as FXTRACT).
+  /// FPTAN and FSINCOS: two results, the second pushed (stack faults as FXTRACT's).
   func executeX87ReplaceAndPush(tangent: Bool, _ control: X87SoftFloat.Control) throws(Fault) {
     x87StatusWord &= ~X87Status.c2
-    guard let x = x87Read(0) else {
-      guard x87ControlWord & X87Status.invalid != 0 else { return }
-      x87Write(0, .indefinite)
-      x87Push(.indefinite)
-      x87StatusWord &= ~X87Status.c1
-      return
-    }
-    if !x87IsEmpty(7) {
-      // The stack overflow comes before the range check (measured on the host).
-      guard x87StackFault(overflow: true) else { return }
-      x87Write(0, .indefinite)
-      x87Push(.indefinite)
-      return
-    }
-    guard x87InTrigonometricRange(x) else { return }
+    // The stack faults come before the range check (measured on the host).
+    guard let x = x87ReadForReplaceAndPush(), x87InTrigonometricRange(x) else { return }
     let (first, second): (X87SoftFloat.Outcome, X87SoftFloat.Outcome)
     if tangent {
       first = CPU.tangent(x, control)
