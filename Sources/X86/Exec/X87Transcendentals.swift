@@ -22,35 +22,32 @@ enum X87Transcendentals {
   /// The hardware's pi/2: 0xC90FDAA22168C234C * 2^-67.
   static let reductionHalfPi: UInt128 = 0xC_90FD_AA22_168C_234C
 
-  // MARK: Exponential and logarithms
-
-  /// 2^x - 1 for |x| <= 1.
-  static func exp2MinusOne(_ x: X87WideFloat) -> X87WideFloat {
-    let t = x * ln2
-    var sum = t
-    var term = t
-    var n = 2
-    while true {
-      term = (term * t).divided(by: n)
-      if term.isNegligible(against: sum) { return sum }
-      sum = sum + term
-      n += 1
-    }
-  }
-
-  /// 2 atanh(s) = ln((1 + s) / (1 - s)) for |s| <= 0.18.
-  static func twiceAtanh(_ s: X87WideFloat) -> X87WideFloat {
-    let square = s * s
-    var sum = s
-    var power = s
+  /// first + t1 + t2 + ..., each term from the one before and its index (t_k = next(t_(k-1), k)),
+  /// until a term no longer reaches the sum's 128 bits.
+  static func series(_ first: X87WideFloat, _ next: (X87WideFloat, Int) -> X87WideFloat) -> X87WideFloat {
+    var sum = first
+    var term = first
     var k = 1
     while true {
-      power = power * square
-      let term = power.divided(by: 2 * k + 1)
-      if term.isNegligible(against: sum) { return sum.scaled(by: 1) }
+      term = next(term, k)
+      if term.isNegligible(against: sum) { return sum }
       sum = sum + term
       k += 1
     }
+  }
+
+  // MARK: Exponential and logarithms
+
+  /// 2^x - 1 for |x| <= 1: t + t^2/2! + t^3/3! + ... with t = x ln 2.
+  static func exp2MinusOne(_ x: X87WideFloat) -> X87WideFloat {
+    let t = x * ln2
+    return series(t) { term, k in (term * t).divided(by: k + 1) }
+  }
+
+  /// 2 atanh(s) = ln((1 + s) / (1 - s)) for |s| <= 0.18: 2 (s + s^3/3 + s^5/5 + ...).
+  static func twiceAtanh(_ s: X87WideFloat) -> X87WideFloat {
+    let square = s * s
+    return series(s) { term, k in (term * square * X87WideFloat(2 * k - 1)).divided(by: 2 * k + 1) }.scaled(by: 1)
   }
 
   /// log2(x) for x > 0: x = f * 2^k with f in [sqrt(2)/2, sqrt(2)), then k + ln(f) log2(e).
@@ -74,19 +71,10 @@ enum X87Transcendentals {
 
   // MARK: Arc tangent
 
-  /// atan(z) - z's series for |z| <= 0.3.
+  /// atan(z) by its series for |z| <= 0.3: z - z^3/3 + z^5/5 - ...
   static func atanSeries(_ z: X87WideFloat) -> X87WideFloat {
     let square = z * z
-    var sum = z
-    var power = z
-    var k = 1
-    while true {
-      power = -(power * square)
-      let term = power.divided(by: 2 * k + 1)
-      if term.isNegligible(against: sum) { return sum }
-      sum = sum + term
-      k += 1
-    }
+    return series(z) { term, k in -(term * square * X87WideFloat(2 * k - 1)).divided(by: 2 * k + 1) }
   }
 
   /// atan(z) for 0 <= z <= 1.
@@ -135,27 +123,11 @@ enum X87Transcendentals {
     return (X87WideFloat(significand: r, exponent: -67), q)
   }
 
-  /// sin(r) and cos(r) for |r| <= pi/4 (a little over: the reduction's).
+  /// sin(r) and cos(r) for |r| <= pi/4 (a little over: the reduction's), by Taylor.
   static func sineAndCosine(_ r: X87WideFloat) -> (sine: X87WideFloat, cosine: X87WideFloat) {
     let square = r * r
-    var sine = r
-    var term = r
-    var k = 1
-    while true {
-      term = -(term * square).divided(by: (2 * k) * (2 * k + 1))
-      if term.isNegligible(against: sine) { break }
-      sine = sine + term
-      k += 1
-    }
-    var cosine = X87WideFloat(1)
-    term = cosine
-    k = 1
-    while true {
-      term = -(term * square).divided(by: (2 * k - 1) * (2 * k))
-      if term.isNegligible(against: cosine) { break }
-      cosine = cosine + term
-      k += 1
-    }
+    let sine = series(r) { term, k in -(term * square).divided(by: (2 * k) * (2 * k + 1)) }
+    let cosine = series(X87WideFloat(1)) { term, k in -(term * square).divided(by: (2 * k - 1) * (2 * k)) }
     return (sine, cosine)
   }
 
