@@ -132,6 +132,11 @@ struct DiffTestCommand: ParsableCommand {
     for c in selected where !c.isAvailable(in: mode) {
       throw ValidationError("class '\(c.rawValue)' is not generated in mode \(mode.rawValue)")
     }
+    // Approximate results (compared within a tolerance) feed the instructions after them: an
+    // exact class next to them would report the tolerance's differences as its own.
+    for c in [InstructionClass.rcp, .x87Transcendental] where selected.contains(c) && Set(selected).count > 1 {
+      throw ValidationError("class '\(c.rawValue)' compares approximate results: run it alone (--class \(c.rawValue))")
+    }
     var options = DiffTestOptions(
       instructionCount: count, seed: seed, classes: selected.isEmpty ? nil : selected, mode: mode)
     options.programLength = length
