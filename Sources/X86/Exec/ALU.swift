@@ -85,6 +85,15 @@ enum ALU {
   /// ROL ROR RCL RCR SHL/SAL SHR SAR of a `size`-byte value by a non-zero, already masked count:
   /// (result, the new RFLAGS built from `flags`). Flags a rotate leaves alone keep their values.
   static func shiftRotate(_ op: Operation, _ a: UInt64, count: UInt64, _ size: Int, flags: UInt64) -> (UInt64, UInt64) {
+    shiftRotateInline(op, a, count: count, size, flags: flags)
+  }
+
+  /// `shiftRotate`, inlined into the caller: with the operation and size constant there, only that
+  /// operation's code for that size remains.
+  @_transparent
+  static func shiftRotateInline(
+    _ op: Operation, _ a: UInt64, count: UInt64, _ size: Int, flags: UInt64
+  ) -> (UInt64, UInt64) {
     let m = mask(size)
     let sign = sign(size)
     let bits = UInt64(size &* 8)

@@ -135,13 +135,25 @@ extension CPU {
     }
   }
 
+  /// ROL ROR RCL RCR SHL/SAL SHR SAR and SETMO, specialized per operand size (the size's masks
+  /// and shifts become constants) and, for the rotates and shifts, per operation.
   func shiftRotate(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
-    let size = Int(ins.operandSize)
+    switch ins.operandSize {
+    case 4: try shiftRotate(&ins, ea: ea, size: 4)
+    case 8: try shiftRotate(&ins, ea: ea, size: 8)
+    case 2: try shiftRotate(&ins, ea: ea, size: 2)
+    default: try shiftRotate(&ins, ea: ea, size: 1)
+    }
+  }
+
+  @_transparent
+  private func shiftRotate(_ ins: inout DecodedInstruction, ea: UInt64, size: Int) throws(Fault) {
     let m = ALU.mask(size)
-    var count = (try readOperand(ins, ins.operands.1, ea)) & 0xFF
+    var count = (try readOperand(ins, ins.operands.1, ea, size: 1)) & 0xFF
     if model != .i8086 { count &= size == 8 ? 0x3F : 0x1F }
-    let a = try readOperandForUpdate(ins, ins.operands.0, ea)
-    if ins.operation == .setmo {
+    let a = try readOperandForUpdate(ins, ins.operands.0, ea, size: size)
+    let operation = ins.operation
+    if operation == .setmo {
       if count == 0 { return }
       try writeOperand(ins, ins.operands.0, ea, m)
       setArithmeticFlags(ALU.szp(m, size))
@@ -151,8 +163,17 @@ extension CPU {
       zeroExtendIfDword(ins.operands.0, a)
       return
     }
-    let (r, f) = ALU.shiftRotate(ins.operation, a, count: count, size, flags: flags)
-    try writeOperand(ins, ins.operands.0, ea, r)
+    // Each case is `ALU.shiftRotate` for that operation, inlined.
+    let (r, f): (UInt64, UInt64)
+    switch operation {
+    case .rol: (r, f) = ALU.shiftRotateInline(.rol, a, count: count, size, flags: flags)
+    case .ror: (r, f) = ALU.shiftRotateInline(.ror, a, count: count, size, flags: flags)
+    case .shl, .sal: (r, f) = ALU.shiftRotateInline(.shl, a, count: count, size, flags: flags)
+    case .shr: (r, f) = ALU.shiftRotateInline(.shr, a, count: count, size, flags: flags)
+    case .sar: (r, f) = ALU.shiftRotateInline(.sar, a, count: count, size, flags: flags)
+    default: (r, f) = ALU.shiftRotate(operation, a, count: count, size, flags: flags)
+    }
+    try writeOperand(ins, ins.operands.0, ea, r, size: size)
     flags = f
   }
 

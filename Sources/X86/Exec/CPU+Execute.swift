@@ -159,49 +159,139 @@ extension CPU {
 
   /// Branch target masked to the operand size (and checked against CS limit outside 64-bit mode).
   func branch(to target: UInt64, size: Int) throws(Fault) {
+    state.rip = try nearBranchTarget(target, size: size)
+  }
+
+  /// `branch(to:size:)`'s target without committing it: masked to the operand size, checked
+  /// against CS's limit outside 64-bit mode (not on the 8086) and for being canonical in it.
+  @_transparent
+  func nearBranchTarget(_ target: UInt64, size: Int) throws(Fault) -> UInt64 {
     var t = target
     if size == 2 { t &= 0xFFFF } else if size == 4 { t &= 0xFFFF_FFFF }
-    if state.codeMode == .bits64 {
+    if stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 {
       if !isCanonical(t) { throw Fault.generalProtection() }
-    } else if model != .i8086 && t > state.segmentLimit(1) {
+    } else if model != .i8086
+      && t
+        > stateRaw.load(fromByteOffset: CPUStateLayout.segments &+ CPUStateLayout.segmentStride &+ 16, as: UInt64.self)
+    {
       throw Fault.generalProtection()
     }
-    state.rip = t
+    return t
+  }
+
+  /// ADD OR ADC SBB AND SUB XOR CMP TEST on `size`-byte operands (a constant where inlined).
+  @_transparent
+  func binaryArithmetic(_ ins: inout DecodedInstruction, ea: UInt64, size: Int) throws(Fault) {
+    let o0 = ins.operands.0
+    let operation = ins.operation
+    let compares = operation == .cmp || operation == .test
+    let a = compares ? try readOperand(ins, o0, ea, size: size) : try readOperandForUpdate(ins, o0, ea, size: size)
+    let b = try readOperand(ins, ins.operands.1, ea, size: size)
+    let (r, f) = ALU.binary(operation, a, b, carry: flags & Flags.cf, size)
+    if !compares { try writeOperand(ins, o0, ea, r, size: size) }
+    setArithmeticFlags(f)
+  }
+
+  /// INC and DEC on a `size`-byte operand (a constant where inlined): CF is kept.
+  @_transparent
+  func incrementDecrement(_ ins: inout DecodedInstruction, ea: UInt64, size: Int) throws(Fault) {
+    let o0 = ins.operands.0
+    let a = try readOperandForUpdate(ins, o0, ea, size: size)
+    let (r, f) = ins.operation == .inc ? ALU.add(a, 1, carry: 0, size) : ALU.sub(a, 1, borrow: 0, size)
+    try writeOperand(ins, o0, ea, r, size: size)
+    setArithmeticFlags((f & ~Flags.cf) | (flags & Flags.cf))
   }
 
   /// Runs one decoded instruction on the general path. `ins` is `inout` only so that a cached
   /// instruction is passed by address: Swift copies a struct read through a pointer into a
   /// temporary for a by-value or `borrowing` parameter (80 bytes per instruction here, and the
   /// loads from that fresh copy stalled the general path). `execute` never writes it.
+  ///
+  /// A small dispatcher: each group of operations runs in a function of its own
+  /// (`executeBinary`, `executeMove`, `executeNearBranch` ...). One function holding every case
+  /// grew past the size up to which the optimizer inlines into a caller, and then even the state
+  /// page's loads and stores became calls; kept small, every group is compiled in full and
+  /// specialized per operand size where that pays.
   func execute(_ ins: inout DecodedInstruction, nextRIP: UInt64) throws(Fault) {
     if needsLockedExecution(ins) { return try executeLocked(&ins, nextRIP: nextRIP) }
-    let size = Int(ins.operandSize)
     let ea = ins.hasMemoryOperand ? effectiveAddress(ins, nextRIP: nextRIP) : 0
-    let o0 = ins.operands.0
-    let o1 = ins.operands.1
     var rip = nextRIP
     switch ins.operation {
     case .add, .or, .adc, .sbb, .and, .sub, .xor, .cmp, .test:
-      let operation = ins.operation
-      let compares = operation == .cmp || operation == .test
-      let a = compares ? try readOperand(ins, o0, ea) : try readOperandForUpdate(ins, o0, ea)
-      let b = try readOperand(ins, o1, ea)
-      let (r, f) = ALU.binary(operation, a, b, carry: flags & Flags.cf, size)
-      if !compares { try writeOperand(ins, o0, ea, r) }
-      setArithmeticFlags(f)
+      try executeBinary(&ins, ea: ea)
+    case .inc, .dec, .neg, .not:
+      try executeUnary(&ins, ea: ea)
+    case .mov, .movabs, .movSeg, .movzx, .movsx, .movsxd, .lea:
+      try executeMove(&ins, ea: ea)
+    case .xchg, .cmovcc, .setcc, .cbw, .cwd:
+      try executeExchange(&ins, ea: ea)
+    case .push, .pop:
+      try executeStack(&ins, ea: ea, nextRIP: nextRIP)
+    case .mul, .imul, .div, .idiv:
+      try multiplyDivide(&ins, ea: ea)
+    case .rol, .ror, .rcl, .rcr, .shl, .shr, .sal, .sar, .setmo:
+      try shiftRotate(&ins, ea: ea)
+    case .shld, .shrd:
+      try doubleShift(&ins, ea: ea)
+    case .bt, .bts, .btr, .btc:
+      try bitTest(&ins, ea: ea, nextRIP: nextRIP)
+    case .bsf, .bsr, .tzcnt, .lzcnt, .popcnt:
+      try bitScan(&ins, ea: ea)
+    case .jcc, .jmp, .call, .ret:
+      rip = try executeNearBranch(&ins, ea: ea, nextRIP: nextRIP)
+    case .clc, .stc, .cmc, .cld, .std:
+      executeFlagOperation(ins.operation)
+    case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
+      if try stringIteration(&ins) { rip = state.rip }
+    case .nop, .pause, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
+      break
+    default:
+      rip = try executeRare(&ins, ea: ea, nextRIP: nextRIP)
+    }
+    stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
+  }
+
+  /// ADD OR ADC SBB AND SUB XOR CMP TEST, one copy per operand size (its masks constants there).
+  @inline(never)
+  func executeBinary(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
+    switch ins.operandSize {
+    case 4: try binaryArithmetic(&ins, ea: ea, size: 4)
+    case 8: try binaryArithmetic(&ins, ea: ea, size: 8)
+    case 2: try binaryArithmetic(&ins, ea: ea, size: 2)
+    default: try binaryArithmetic(&ins, ea: ea, size: 1)
+    }
+  }
+
+  /// INC DEC (one copy per operand size, as `executeBinary`), NEG and NOT.
+  @inline(never)
+  func executeUnary(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let o0 = ins.operands.0
+    switch ins.operation {
     case .inc, .dec:
-      let a = try readOperandForUpdate(ins, o0, ea)
-      let (r, f) = ins.operation == .inc ? ALU.add(a, 1, carry: 0, size) : ALU.sub(a, 1, borrow: 0, size)
-      try writeOperand(ins, o0, ea, r)
-      setArithmeticFlags((f & ~Flags.cf) | (flags & Flags.cf))
+      switch size {
+      case 4: try incrementDecrement(&ins, ea: ea, size: 4)
+      case 8: try incrementDecrement(&ins, ea: ea, size: 8)
+      case 2: try incrementDecrement(&ins, ea: ea, size: 2)
+      default: try incrementDecrement(&ins, ea: ea, size: 1)
+      }
     case .neg:
       let a = try readOperandForUpdate(ins, o0, ea)
       let (r, f) = ALU.sub(0, a, borrow: 0, size)
       try writeOperand(ins, o0, ea, r)
       setArithmeticFlags(f)
-    case .not:
+    default:  // not
       let a = try readOperandForUpdate(ins, o0, ea)
       try writeOperand(ins, o0, ea, ~a & ALU.mask(size))
+    }
+  }
+
+  /// MOV (with a segment register as the source too), MOVZX, MOVSX, MOVSXD and LEA.
+  @inline(never)
+  func executeMove(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    switch ins.operation {
     case .mov, .movabs, .movSeg:
       let v = try readOperand(ins, o1, ea)
       if ins.operation == .movSeg && o0.kind == .gpr {
@@ -218,9 +308,19 @@ extension CPU {
     case .movsx, .movsxd:
       let v = try readOperand(ins, o1, ea)
       try writeOperand(ins, o0, ea, UInt64(bitPattern: ALU.signExtend(v, Int(o1.size))))
-    case .lea:
+    default:  // lea
       if o0.kind != .gpr { throw Fault.invalidOpcode }
       setReg(Int(o0.reg), Int(o0.size), ea)
+    }
+  }
+
+  /// XCHG, CMOVcc, SETcc, CBW/CWDE/CDQE and CWD/CDQ/CQO.
+  @inline(never)
+  func executeExchange(_ ins: inout DecodedInstruction, ea: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let o0 = ins.operands.0
+    let o1 = ins.operands.1
+    switch ins.operation {
     case .xchg:
       let a = try readOperandForUpdate(ins, o0, ea)
       let b = try readOperand(ins, o1, ea)
@@ -234,93 +334,98 @@ extension CPU {
       }
     case .setcc:
       try writeOperand(ins, o0, ea, condition(ins.condition) ? 1 : 0)
-    case .push:
+    case .cbw:
+      let half = size / 2
+      setReg(0, size, UInt64(bitPattern: ALU.signExtend(reg(0, half), half)))
+    default:  // cwd
+      let negative = reg(0, size) & ALU.sign(size) != 0
+      setReg(2, size, negative ? ALU.mask(size) : 0)
+    }
+  }
+
+  /// PUSH and POP.
+  @inline(never)
+  func executeStack(_ ins: inout DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) {
+    let size = Int(ins.operandSize)
+    let o0 = ins.operands.0
+    if ins.operation == .push {
       let v = try readOperand(ins, o0, ea)
       if o0.kind == .gpr && o0.reg == 4 && model == .i8086 {
         try push((v &- 2) & 0xFFFF, size: size)
       } else {
         try push(v, size: o0.kind == .segment ? (size == 8 ? 8 : size) : size)
       }
-    case .pop:
-      if o0.kind == .segment {
-        if o0.reg == 1 && model != .i8086 { throw Fault.invalidOpcode }
-        // The pop moves the stack pointer at the old stack's size: POP SS loading a stack of the
-        // other B bit still increments ESP (or SP) as the popping stack dictates.
-        let stackSize = stackAddressSize
-        let (v, nsp) = try popValue(size: size, from: stackPointer())
-        try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
-        setReg(4, stackSize, nsp)
-        if o0.reg == 2 {
-          pendingShadow = true
-          pendingDebugShadow = true
-        }
-      } else if o0.kind == .memory {
-        let (v, nsp) = try popValue(size: size, from: stackPointer())
-        let oldSP = state.gpr(4)
-        setStackPointer(nsp)
-        let ea2 = effectiveAddress(ins, nextRIP: nextRIP)
-        do throws(Fault) {
-          try writeOperand(ins, o0, ea2, v)
-        } catch {
-          // Later CPUs restart POP m cleanly; the 80286 keeps the popped SP when the write faults
-          // (SingleStep 80286 vectors, a word destination at offset FFFFh).
-          if model != .i80286 { state.setGPR(4, oldSP) }
-          throw error
-        }
-      } else {
-        let (v, nsp) = try popValue(size: size, from: stackPointer())
-        setStackPointer(nsp)
-        setReg(Int(o0.reg), size, v)
+      return
+    }
+    if o0.kind == .segment {
+      if o0.reg == 1 && model != .i8086 { throw Fault.invalidOpcode }
+      // The pop moves the stack pointer at the old stack's size: POP SS loading a stack of the
+      // other B bit still increments ESP (or SP) as the popping stack dictates.
+      let stackSize = stackAddressSize
+      let (v, nsp) = try popValue(size: size, from: stackPointer())
+      try loadSegment(Int(o0.reg), selector: UInt16(truncatingIfNeeded: v))
+      setReg(4, stackSize, nsp)
+      if o0.reg == 2 {
+        pendingShadow = true
+        pendingDebugShadow = true
       }
-    case .cbw:
-      let half = size / 2
-      setReg(0, size, UInt64(bitPattern: ALU.signExtend(reg(0, half), half)))
-    case .cwd:
-      let negative = reg(0, size) & ALU.sign(size) != 0
-      setReg(2, size, negative ? ALU.mask(size) : 0)
-    case .mul, .imul, .div, .idiv:
-      try multiplyDivide(&ins, ea: ea)
-    case .rol, .ror, .rcl, .rcr, .shl, .shr, .sal, .sar, .setmo:
-      try shiftRotate(&ins, ea: ea)
-    case .shld, .shrd:
-      try doubleShift(&ins, ea: ea)
-    case .bt, .bts, .btr, .btc:
-      try bitTest(&ins, ea: ea, nextRIP: nextRIP)
-    case .bsf, .bsr, .tzcnt, .lzcnt, .popcnt:
-      try bitScan(&ins, ea: ea)
+    } else if o0.kind == .memory {
+      let (v, nsp) = try popValue(size: size, from: stackPointer())
+      let oldSP = state.gpr(4)
+      setStackPointer(nsp)
+      let ea2 = effectiveAddress(ins, nextRIP: nextRIP)
+      do throws(Fault) {
+        try writeOperand(ins, o0, ea2, v)
+      } catch {
+        // Later CPUs restart POP m cleanly; the 80286 keeps the popped SP when the write faults
+        // (SingleStep 80286 vectors, a word destination at offset FFFFh).
+        if model != .i80286 { state.setGPR(4, oldSP) }
+        throw error
+      }
+    } else {
+      let (v, nsp) = try popValue(size: size, from: stackPointer())
+      setStackPointer(nsp)
+      setReg(Int(o0.reg), size, v)
+    }
+  }
+
+  /// Jcc, JMP, CALL and RET (near): returns the RIP to commit.
+  @inline(never)
+  func executeNearBranch(_ ins: inout DecodedInstruction, ea: UInt64, nextRIP: UInt64) throws(Fault) -> UInt64 {
+    let size = Int(ins.operandSize)
+    let o0 = ins.operands.0
+    switch ins.operation {
     case .jcc:
-      if condition(ins.condition) { try branch(to: nextRIP &+ ins.immediate, size: size); rip = state.rip }
+      return condition(ins.condition) ? try nearBranchTarget(nextRIP &+ ins.immediate, size: size) : nextRIP
     case .jmp:
       if o0.kind == .relative {
-        try branch(to: nextRIP &+ ins.immediate, size: size)
-      } else {
-        try branch(to: try readOperand(ins, o0, ea), size: size)
+        return try nearBranchTarget(nextRIP &+ ins.immediate, size: size)
       }
-      rip = state.rip
+      return try nearBranchTarget(try readOperand(ins, o0, ea), size: size)
     case .call:
       let target = o0.kind == .relative ? nextRIP &+ ins.immediate : try readOperand(ins, o0, ea)
       let sp = try pushValue(nextRIP, size: size, from: stackPointer())
-      try branch(to: target, size: size)
+      let rip = try nearBranchTarget(target, size: size)
       setStackPointer(sp)
-      rip = state.rip
-    case .ret:
+      return rip
+    default:  // ret
       let (v, sp) = try popValue(size: size, from: stackPointer())
-      try branch(to: v, size: size)
+      let rip = try nearBranchTarget(v, size: size)
       setStackPointer((sp &+ (ins.operandCount > 0 ? ins.immediate & 0xFFFF : 0)) & ALU.mask(stackAddressSize))
-      rip = state.rip
+      return rip
+    }
+  }
+
+  /// CLC STC CMC CLD STD.
+  @inline(__always)
+  func executeFlagOperation(_ operation: Operation) {
+    switch operation {
     case .clc: setFlag(Flags.cf, false)
     case .stc: setFlag(Flags.cf, true)
     case .cmc: state.rflags ^= Flags.cf
     case .cld: setFlag(Flags.df, false)
-    case .std: setFlag(Flags.df, true)
-    case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
-      if try stringIteration(&ins) { rip = state.rip }
-    case .nop, .pause, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
-      break
-    default:
-      rip = try executeRare(&ins, ea: ea, nextRIP: nextRIP)
+    default: setFlag(Flags.df, true)
     }
-    state.rip = rip
   }
 
   /// The less frequent operations, kept out of `execute` so the hot dispatch stays small.

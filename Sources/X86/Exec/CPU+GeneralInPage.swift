@@ -78,72 +78,105 @@ extension CPU {
     case event(CPUEvent)
   }
 
-  /// Runs the cached instruction `e` at `rip` (which its fast handler, if any, declined) on the
-  /// general path inside a page loop, whose page is `physicalPage` at decode-cache `generation`.
-  /// Returns the RIP to go on from and whether the loop may stay in that page (`mapped`: the TLB
-  /// was not flushed, and execute translations are only filled by fetches, which `execute` does
-  /// not make, while CR0/CR3/CR4, EFER and CPL stay as they are, so the page's translation
-  /// stands; and the page's generation is unchanged, which a store into it or a flush would
-  /// change); or `CPU.fastDeclined` when the loop must stop, with the reason in `inPageStop`.
-  /// Kept out of line so the fast loops stay as tight as before.
+  /// Runs the cached instruction `first` at `rip` (which its fast handler, if any, declined) on
+  /// the general path inside a page loop, and after it every following instruction the loop would
+  /// also hand to the general path (a valid entry in the same window whose form is `.generic` and
+  /// that `runsInPage` allows), back to back, each counted in `left` and `general`. The window
+  /// is the page loop's (`windowStart`, `span`, `physicalPage` at decode-cache `generation`, code
+  /// `mode`). Returns the RIP to go on from, whether the loop may stay in that page
+  /// (`mapped`: the TLB was not flushed, and execute translations are only filled by fetches,
+  /// which `execute` does not make, while CR0/CR3/CR4, EFER and CPL stay as they are, so the
+  /// page's translation stands; and the page's generation is unchanged, which a store into it or
+  /// a flush would change) and the valid entry at that RIP when it is in the window and found
+  /// (`next`); or `CPU.fastDeclined` when the loop must stop, with the reason in `inPageStop`.
+  /// It stops, with RIP committed, at the budget's end, when RIP leaves the window or the page
+  /// may have changed, and before an instruction that is not cached (`next` nil), has a fast
+  /// form or leaves the loop: the page loop then goes on exactly as it would have after the last
+  /// instruction run here. Kept out of line so the fast loops stay as tight as before.
   @inline(never)
   func runGeneralInPage(
-    _ e: CacheEntry, rip: UInt64, physicalPage: UInt64, generation: UInt32
-  ) -> (rip: UInt64, mapped: Bool) {
-    let registersOnly = e.pointee.inPageRun == .registersOnly
+    _ first: CacheEntry, rip start: UInt64, windowStart: UInt64, span: UInt64, physicalPage: UInt64,
+    generation: UInt32, mode: CodeMode, left: inout UInt64, general: inout UInt64
+  ) -> (rip: UInt64, mapped: Bool, next: CacheEntry?) {
     let flushes = tlbFlushCounter.pointee
-    stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
-    do throws(Fault) {
+    var e = first
+    var rip = start
+    while true {
+      let registersOnly = e.pointee.inPageRun == .registersOnly
+      stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
       let next = rip &+ UInt64(e.pointee.instruction.length)
       lastNextRIP = next
-      if registersOnly {
-        try execute(&e.pointee.instruction, nextRIP: next)
-        return (stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self), true)
-      }
-      ioIndex = 0
-      try execute(&e.pointee.instruction, nextRIP: next)
-      if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
-    } catch {
-      switch error {
-      case .event(let event):
-        state.rip = rip
-        inPageStop = .event(event)
-      case .exception(let vector, let code):
-        ioLog.removeAll(keepingCapacity: true)
-        pendingShadow = false
-        interruptShadow = false
-        state.rip = rip
-        if let event = raise(vector: vector, errorCode: code, nextRIP: lastNextRIP) {
-          inPageStop = .event(event)
+      do throws(Fault) {
+        if registersOnly {
+          try execute(&e.pointee.instruction, nextRIP: next)
         } else {
-          inPageStop = .delivered
+          ioIndex = 0
+          try execute(&e.pointee.instruction, nextRIP: next)
+          if !ioLog.isEmpty { ioLog.removeAll(keepingCapacity: true) }
         }
+      } catch {
+        switch error {
+        case .event(let event):
+          state.rip = rip
+          inPageStop = .event(event)
+        case .exception(let vector, let code):
+          ioLog.removeAll(keepingCapacity: true)
+          pendingShadow = false
+          interruptShadow = false
+          state.rip = rip
+          if let event = raise(vector: vector, errorCode: code, nextRIP: lastNextRIP) {
+            inPageStop = .event(event)
+          } else {
+            inPageStop = .delivered
+          }
+        }
+        return (CPU.fastDeclined, false, nil)
       }
-      return (CPU.fastDeclined, false)
+      let after = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
+      left -= 1
+      general &+= 1
+      if !registersOnly {
+        let mapped =
+          tlbFlushCounter.pointee == flushes
+          && DecodeCache.generation(cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
+            == generation
+        if !mapped { return (after, false, nil) }
+      }
+      // On to the next instruction here while it is one the page loop would run on the general
+      // path too; otherwise the page loop takes it from `after`.
+      let offset = after &- windowStart
+      guard left != 0, offset <= span else { return (after, true, nil) }
+      let physical = physicalPage | offset
+      let link = after == next ? e.pointee.successor : e.pointee.branchTarget
+      guard
+        let found = DecodeCache.hit(link, holding: physical, mode, generation: generation)
+          ?? DecodeCache.hit(cacheEntries, physical, mode, generation: generation)
+      else { return (after, true, nil) }
+      guard found.pointee.form == .generic, found.pointee.inPageRun != .leaves else { return (after, true, found) }
+      e = found
+      rip = after
     }
-    let mapped =
-      tlbFlushCounter.pointee == flushes
-      && DecodeCache.generation(cachePageGeneration, epoch: cacheEpoch.pointee, ofPageHolding: physicalPage)
-        == generation
-    return (stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self), mapped)
   }
 
   /// A page loop's step for an instruction whose fast handler declined (or that has none): one
-  /// `runsInPage` allows runs on the general path in place (`runGeneralInPage`), counted in
-  /// `left` and `general`, RIP moved on; returns whether the loop may stay in the page, or nil
+  /// `runsInPage` allows runs on the general path in place (`runGeneralInPage`, with the general
+  /// instructions that follow it), counted in `left` and `general`, RIP moved on; returns whether
+  /// the loop may stay in the page and the valid entry at RIP if it was found in the window, or nil
   /// when it must stop (`pending` set to an instruction for `run`, a fault delivered or an event,
   /// or the budget used up).
   @inline(__always)
   func declinedInPage(
     _ e: CacheEntry, rip: inout UInt64, left: inout UInt64, general: inout UInt64, pending: inout CacheEntry?,
-    physicalPage: UInt64, generation: UInt32
-  ) -> Bool? {
+    windowStart: UInt64, span: UInt64, physicalPage: UInt64, generation: UInt32, mode: CodeMode
+  ) -> (mapped: Bool, next: CacheEntry?)? {
     guard e.pointee.inPageRun != .leaves else {
       pending = e
       return nil
     }
     materializeFlags()
-    let (after, mapped) = runGeneralInPage(e, rip: rip, physicalPage: physicalPage, generation: generation)
+    let (after, mapped, found) = runGeneralInPage(
+      e, rip: rip, windowStart: windowStart, span: span, physicalPage: physicalPage, generation: generation,
+      mode: mode, left: &left, general: &general)
     guard after != CPU.fastDeclined else {
       // Delivery moved RIP to the handler; an event leaves it at the instruction.
       rip = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
@@ -151,9 +184,7 @@ extension CPU {
       return nil
     }
     rip = after
-    left -= 1
-    general &+= 1
-    return left == 0 ? nil : mapped
+    return left == 0 ? nil : (mapped, found)
   }
 
   /// The page loops' common end (RIP already committed): counts what retired (`general` of the

@@ -68,6 +68,37 @@ extension CPU {
     return try readOperandSlow(segment: Int(ins.segment), o, ea)
   }
 
+  /// `readOperand` in code specialized on an operand size (`size` a constant there): an operand of
+  /// that size in a register or an immediate is read without looking at its size again; every
+  /// other one goes through `readOperand`. The same value either way.
+  @_transparent
+  func readOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, size: Int) throws(Fault) -> UInt64 {
+    if Int(o.size) == size {
+      if o.kind == .gpr { return reg(Int(o.reg), size) }
+      if o.kind == .immediate { return (o.reg == 1 ? ins.immediate2 : ins.immediate) & ALU.mask(size) }
+    }
+    return try readOperand(ins, o, ea)
+  }
+
+  /// `readOperandForUpdate` specialized on an operand size, as `readOperand(_:_:_:size:)`.
+  @_transparent
+  func readOperandForUpdate(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, size: Int) throws(Fault)
+    -> UInt64
+  {
+    if o.kind == .gpr && Int(o.size) == size { return reg(Int(o.reg), size) }
+    return try readOperandForUpdate(ins, o, ea)
+  }
+
+  /// `writeOperand` specialized on an operand size, as `readOperand(_:_:_:size:)`.
+  @_transparent
+  func writeOperand(_ ins: DecodedInstruction, _ o: Operand, _ ea: UInt64, _ v: UInt64, size: Int) throws(Fault) {
+    if o.kind == .gpr && Int(o.size) == size {
+      setReg(Int(o.reg), size, v)
+      return
+    }
+    try writeOperand(ins, o, ea, v)
+  }
+
   /// `readOperand` for the operand kinds it does not handle inline. It takes the instruction's
   /// segment, not the instruction: a call passing the instruction by value made the callers copy
   /// it (57 bytes) on every path, the register-only ones included.

@@ -484,12 +484,17 @@ public final class CPU {
         continue
       }
       if next == CPU.fastDeclined {
+        // The general path ran it, and the general instructions after it, and found the entry
+        // at the new RIP when it is in the window.
         guard
-          let mapped = declinedInPage(
-            e, rip: &rip, left: &left, general: &general, pending: &pending, physicalPage: physicalPage,
-            generation: generation)
+          let (mapped, found) = declinedInPage(
+            e, rip: &rip, left: &left, general: &general, pending: &pending, windowStart: windowStart, span: span,
+            physicalPage: physicalPage, generation: generation, mode: mode)
         else { return false }
-        if !mapped { return true }
+        guard mapped, rip &- windowStart <= span else { return true }
+        guard let found else { return false }
+        e = found
+        continue
       } else {
         rip = next
         left -= 1
