@@ -101,6 +101,13 @@ extension CPU {
     let flushes = tlbFlushCounter.pointee
     var e = first
     var rip = start
+    // The counts in registers while the run lasts, written back however it ends.
+    var leftHere = left
+    var generalHere = general
+    defer {
+      left = leftHere
+      general = generalHere
+    }
     while true {
       let registersOnly = e.pointee.inPageRun == .registersOnly
       stateRaw.storeBytes(of: rip, toByteOffset: CPUStateLayout.rip, as: UInt64.self)
@@ -133,8 +140,8 @@ extension CPU {
         return (CPU.fastDeclined, false, nil)
       }
       let after = stateRaw.load(fromByteOffset: CPUStateLayout.rip, as: UInt64.self)
-      left -= 1
-      general &+= 1
+      leftHere -= 1
+      generalHere &+= 1
       if !registersOnly {
         let mapped =
           tlbFlushCounter.pointee == flushes
@@ -145,7 +152,7 @@ extension CPU {
       // On to the next instruction here while it is one the page loop would run on the general
       // path too; otherwise the page loop takes it from `after`.
       let offset = after &- windowStart
-      guard left != 0, offset <= span else { return (after, true, nil) }
+      guard leftHere != 0, offset <= span else { return (after, true, nil) }
       let physical = physicalPage | offset
       let link = after == next ? e.pointee.successor : e.pointee.branchTarget
       guard
