@@ -162,6 +162,9 @@ extension CPU {
     state.rip = try nearBranchTarget(target, size: size)
   }
 
+  /// CS's limit in the state page (`CPUState.segmentLimit(1)`), read directly on this hot path.
+  static let codeSegmentLimitOffset = CPUStateLayout.segments + CPUStateLayout.segmentStride + 16
+
   /// `branch(to:size:)`'s target without committing it: masked to the operand size, checked
   /// against CS's limit outside 64-bit mode (not on the 8086) and for being canonical in it.
   @_transparent
@@ -170,10 +173,7 @@ extension CPU {
     if size == 2 { t &= 0xFFFF } else if size == 4 { t &= 0xFFFF_FFFF }
     if stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) == 64 {
       if !isCanonical(t) { throw Fault.generalProtection() }
-    } else if model != .i8086
-      && t
-        > stateRaw.load(fromByteOffset: CPUStateLayout.segments &+ CPUStateLayout.segmentStride &+ 16, as: UInt64.self)
-    {
+    } else if model != .i8086 && t > stateRaw.load(fromByteOffset: CPU.codeSegmentLimitOffset, as: UInt64.self) {
       throw Fault.generalProtection()
     }
     return t

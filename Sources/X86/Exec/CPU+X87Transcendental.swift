@@ -101,11 +101,10 @@ extension CPU {
       return X87SoftFloat.Outcome(value: x.negative ? X87Extended.one.withSign(negative: true) : x, pre: pre)
     default: break
     }
-    let wide = X87WideFloat(x)
-    if wide.magnitudeExponent >= 0 && !(wide.magnitudeExponent == 0 && wide.significand == 1 << 127) {
+    if x.exponent >= X87Extended.bias && x.withSign(negative: false) != .one {
       return X87SoftFloat.Outcome(value: x, pre: pre, post: X87SoftFloat.Flag.precision)  // |x| > 1
     }
-    return X87SoftFloat.finish(pre, X87Transcendentals.exp2MinusOne(wide).rounded(control))
+    return X87SoftFloat.finish(pre, X87Transcendentals.exp2MinusOne(X87WideFloat(x)).rounded(control))
   }
 
   /// sin(x) and cos(x) for FSIN, FCOS and FSINCOS (x within range: finite ones below 2^63).
@@ -121,7 +120,11 @@ extension CPU {
       let invalid = X87SoftFloat.Outcome(value: .indefinite, pre: X87SoftFloat.Flag.invalid)
       return (invalid, invalid)
     default:
-      guard let (sine, cosine) = X87Transcendentals.sineAndCosine(of: x) else { preconditionFailure("out of range") }
+      // The caller checked the range (`x87InTrigonometricRange`); out of it, the indefinite.
+      guard let (sine, cosine) = X87Transcendentals.sineAndCosine(of: x) else {
+        let invalid = X87SoftFloat.Outcome(value: .indefinite, pre: X87SoftFloat.Flag.invalid)
+        return (invalid, invalid)
+      }
       return (X87SoftFloat.finish(pre, sine.rounded(control)), X87SoftFloat.finish(pre, cosine.rounded(control)))
     }
   }
@@ -134,7 +137,10 @@ extension CPU {
     case .zero: return X87SoftFloat.Outcome(value: x, pre: pre)
     case .infinity: return X87SoftFloat.Outcome(value: .indefinite, pre: X87SoftFloat.Flag.invalid)
     default:
-      guard let (sine, cosine) = X87Transcendentals.sineAndCosine(of: x) else { preconditionFailure("out of range") }
+      // The caller checked the range; out of it, the indefinite.
+      guard let (sine, cosine) = X87Transcendentals.sineAndCosine(of: x) else {
+        return X87SoftFloat.Outcome(value: .indefinite, pre: X87SoftFloat.Flag.invalid)
+      }
       return X87SoftFloat.finish(pre, (sine / cosine).rounded(control))
     }
   }

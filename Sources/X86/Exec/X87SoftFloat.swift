@@ -463,8 +463,8 @@ extension X87SoftFloat {
     let (ma, ea) = unpack(a)
     // A finite `a` against an infinite `b`, or |a| < |b| / 2 (below): `a` itself, a tiny one with
     // an unmasked UE signalled (and bias-adjusted).
-    let unchanged = finish(pre, round(a.negative, UInt128(ma), ea, sticky: false, control))
-    if kb == .infinity { return (unchanged, 0, true) }
+    func unchanged() -> Outcome { finish(pre, round(a.negative, UInt128(ma), ea, sticky: false, control)) }
+    if kb == .infinity { return (unchanged(), 0, true) }
     let (mb, eb0) = unpack(b)
     var eb = eb0
     let d = ea - eb
@@ -473,7 +473,7 @@ extension X87SoftFloat {
       eb += (d & ~31) - 32
       partial = true
     }
-    if ea - eb < -1 { return (unchanged, 0, true) }
+    if ea - eb < -1 { return (unchanged(), 0, true) }
     // In units of 2^(eb - 1): a = ma << (ea - eb + 1), b = mb << 1.
     let dividend = UInt128(ma) << UInt128(ea - eb + 1)
     let divisor = UInt128(mb) << 1

@@ -50,7 +50,7 @@ struct X87WideFloat {
     isZero ? self : X87WideFloat(negative: negative, significand: significand, exponent: exponent + n)
   }
 
-  /// Whether the magnitude is below 2^-`bits` of `other`'s: adding it cannot change the 128 bits.
+  /// Whether the magnitude is below 2^-130 of `other`'s: adding it cannot change `other`'s 128 bits.
   func isNegligible(against other: X87WideFloat) -> Bool {
     isZero || magnitudeExponent < other.magnitudeExponent - 130
   }
