@@ -28,20 +28,21 @@ import Testing
     #expect(call == HypercallDispatcher.Call(number: 0x11, arguments: [7, 8, 3, 2, 1, 9], longMode: false))
   }
 
-  @Test func unknownNumbersReturnENOSYSAndHandlersSeeTheirCall() {
+  @Test func unknownNumbersReturnENOSYSAndHandlersSeeTheirCall() throws {
     let d = HypercallDispatcher()
-    let long = HypercallDispatcher.Call(number: 17, arguments: [40, 2, 0, 0, 0, 0], longMode: true)
-    #expect(d.dispatch(long, vcpu: 0) == UInt64(bitPattern: -38))
+    let caller = HypercallCaller(index: 3, vcpu: ScriptedVirtualCPU())
+    let long = HypercallDispatcher.Call(number: 99, arguments: [40, 2, 0, 0, 0, 0], longMode: true)
+    #expect(try d.dispatch(long, caller: caller) == .value(UInt64(bitPattern: -38)))
     var seen: [Int] = []
-    d.register(17) { call, vcpu in
-      seen.append(vcpu)
-      return call.arguments[0] + call.arguments[1]
+    d.register(99) { call, caller in
+      seen.append(caller.index)
+      return .value(call.arguments[0] + call.arguments[1])
     }
-    #expect(d.dispatch(long, vcpu: 3) == 42)
+    #expect(try d.dispatch(long, caller: caller) == .value(42))
     #expect(seen == [3])
     // A 32-bit caller gets a 32-bit result: -ENOSYS in EAX.
-    let short = HypercallDispatcher.Call(number: 99, arguments: Array(repeating: 0, count: 6), longMode: false)
-    #expect(d.dispatch(short, vcpu: 0) == 0xFFFF_FFDA)
-    #expect(d.counts == [17: 2, 99: 1])
+    let short = HypercallDispatcher.Call(number: 98, arguments: Array(repeating: 0, count: 6), longMode: false)
+    #expect(try d.dispatch(short, caller: caller) == .value(0xFFFF_FFDA))
+    #expect(d.counts == [99: 2, 98: 1])
   }
 }

@@ -156,17 +156,17 @@ import Testing
       Step { cpu in
         cpu.currentSpecialRegisters.efer = 0x500
         cpu.currentSpecialRegisters.cs.l = true
-        cpu.currentRegisters.rax = 5
+        cpu.currentRegisters.rax = 60
         cpu.currentRegisters.rdi = 20
         cpu.currentRegisters.rsi = 22
         return .hypercall
       },
       .exitOK,
     ])
-    h.vm.hypercalls.register(5) { call, _ in call.arguments[0] + call.arguments[1] }
+    h.vm.hypercalls.register(60) { call, _ in .value(call.arguments[0] + call.arguments[1]) }
     _ = h.vm.run()
     #expect(h.cpu.calls.contains(.complete(.value(42))))
-    #expect(h.vm.hypercalls.counts == [5: 1])
+    #expect(h.vm.hypercalls.counts == [60: 1])
   }
 
   @Test func a20ChangesReachTheVCPUThroughTheMachineControl() throws {

@@ -58,4 +58,13 @@ public protocol EngineVM: AnyObject {
   var clock: (any InstructionDrivenClock)? { get }
   /// Creates vCPU `index` (0 is the bootstrap processor), in its power-on state.
   func createVCPU(index: Int) throws(EngineError) -> any VirtualCPU
+  /// The instruction the hypercall page's stubs trap with (`ParavirtDomain`): it must end in
+  /// `VMExit.hypercall` at any privilege level, with the number in EAX and the arguments in their
+  /// registers untouched. VMCALL unless the engine says otherwise.
+  var hypercallInstruction: [UInt8] { get }
+}
+
+extension EngineVM {
+  /// VMCALL.
+  public var hypercallInstruction: [UInt8] { [0x0F, 0x01, 0xC1] }
 }

@@ -24,10 +24,10 @@ final class NSLockLike: @unchecked Sendable {
   func lock() { pthread_mutex_lock(mutex) }
   /// Releases the mutex.
   func unlock() { pthread_mutex_unlock(mutex) }
-  func locked<T>(_ body: () -> T) -> T {
+  func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
-    return body()
+    return try body()
   }
 }
 

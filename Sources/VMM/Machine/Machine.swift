@@ -52,6 +52,10 @@ public final class Machine {
   public var codeWrites: CodeWriteTracker { memory.codeWrites }
   /// Hypercalls, decoded once for every engine.
   public let hypercalls = HypercallDispatcher()
+  /// The paravirtual ABI served through `hypercalls` (docs/paravirtualization.md).
+  public private(set) lazy var paravirt = ParavirtDomain(machine: self, trapInstruction: engineVM.hypercallInstruction)
+  /// Where the hypervisor console (`console_io`) writes: the serial console's output.
+  let hypervisorConsole: ([UInt8]) -> Void
   /// The legacy PC devices.
   public let devices: PCDevices
 
@@ -152,6 +156,7 @@ public final class Machine {
     self.outputStop = outputStop
     let serialSink = Self.watched(console, outputStop)
     let debugSink = debugConsoleOutput.map { Self.watched($0, outputStop) }
+    hypervisorConsole = serialSink
     ioapic =
       vm.engineInterruptSink == nil
       ? IOAPIC(id: PlatformDescription(cpuCount: configuration.cpuCount).ioapicID) : nil
@@ -212,6 +217,13 @@ public final class Machine {
         timedDevices.append(r.lapic)
       }
     }
+    if vm.engineInterruptSink == nil {
+      for r in runners {
+        // The hypercall-page MSR (CPUID leaf 0x40000002 names it) is the VMM's.
+        r.vcpu.exitControls.msrWriteExits.insert(Xen.hypercallPageMSR)
+      }
+    }
+    paravirt.install(on: hypercalls)
     try installPlatformTables(intoFirmwareConfiguration: true)
     try runners[0].applyBootState(boot)
     for line in boot.summary { configuration.log?(line) }

@@ -21,6 +21,8 @@ public final class MachineControl: @unchecked Sendable {
     case resetControlRegister = "reset control register (port 0xCF9)"
     /// A triple fault, with the machine configured to reboot on it.
     case tripleFault = "triple fault"
+    /// A paravirtual guest's `sched_op(shutdown, reboot)`.
+    case hypercall = "hypercall (sched_op shutdown, reboot)"
   }
 
   /// What drives the A20 gate; the effective gate is open when any source holds it open.

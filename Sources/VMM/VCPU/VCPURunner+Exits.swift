@@ -52,9 +52,7 @@ extension VCPURunner {
       case .invlpg:
         try vcpu.complete(.none)
       case .hypercall:
-        let call = HypercallDispatcher.decode(registers: try vcpu.registers(), special: try vcpu.specialRegisters())
-        let result = machine.deviceLock.locked { machine.hypercalls.dispatch(call, vcpu: index) }
-        try vcpu.complete(.value(result))
+        return try hypercall()
       case .exception(let vector, let code):
         return .internalError(
           stateReport("unexpected guest exception \(vector)" + (code.map { " (error code \($0))" } ?? "")))

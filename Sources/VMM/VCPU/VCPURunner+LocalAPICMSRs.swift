@@ -19,6 +19,10 @@ extension VCPURunner {
 
   /// The answer to WRMSR `index` = `value`.
   func writeMSR(_ index: UInt32, value: UInt64) throws(EngineError) -> ExitResponse {
+    if index == Xen.hypercallPageMSR {
+      let installed = machine.deviceLock.locked { machine.paravirt.installHypercallPage(at: value) }
+      return installed ? .none : Self.generalProtection
+    }
     guard machine.pic != nil else { return Self.generalProtection }
     if index == LocalAPIC.tscDeadlineMSR {
       lapic.armTSCDeadline(value, due: try guestTime(atTSC: value))

@@ -79,9 +79,18 @@ public struct CPUIDTable: Sendable, Equatable {
       default: return (0, 0, 0, 0)
       }
     case 0x4000_0000:
+      // The hypervisor range (Xen's leaf meanings, Trivisor's signature): the highest leaf.
       guard features.contains(.hypervisor) else { return (0, 0, 0, 0) }
       let v = Self.registers("TrivisorVMM\0", count: 3)
-      return (0x4000_0000, v[0], v[1], v[2])
+      return (0x4000_0002, v[0], v[1], v[2])
+    case 0x4000_0001:
+      // The paravirtual ABI's version, 4.19 (major << 16 | minor).
+      guard features.contains(.hypervisor) else { return (0, 0, 0, 0) }
+      return (4 << 16 | 19, 0, 0, 0)
+    case 0x4000_0002:
+      // One hypercall page, installed by writing its address to MSR 0x40000000.
+      guard features.contains(.hypervisor) else { return (0, 0, 0, 0) }
+      return (1, 0x4000_0000, 0, 0)
     case 0x8000_0000:
       return (0x8000_0008, 0, 0, 0)
     case 0x8000_0001:

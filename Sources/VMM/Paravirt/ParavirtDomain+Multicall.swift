@@ -1,0 +1,4 @@
+/// `multicall`: a batch of hypercalls in one trap.
+extension ParavirtDomain {
+  func registerMulticall(on dispatcher: HypercallDispatcher) {}
+}
