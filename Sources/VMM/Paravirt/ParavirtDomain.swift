@@ -77,6 +77,15 @@ public final class ParavirtDomain {
     return load + trap + [0xC3]
   }
 
+  // MARK: Hooks between the parts
+
+  /// Deprivileged mode: makes root page table `frame` usable by the guest (the monitor's own
+  /// top-level slots copied in, as Xen does when an L4 is pinned or loaded). Nothing otherwise.
+  func prepareRootTable(frame: UInt64) throws(HypercallFailure) {}
+
+  /// Whether slot `index` of a root page table belongs to the monitor (guest updates refused).
+  func isMonitorRootSlot(_ index: Int) -> Bool { false }
+
   // MARK: Guest memory, as a hypercall sees it
 
   /// Whether page frame `frame` (a guest-physical address >> 12) is the guest's own RAM, which
@@ -175,8 +184,26 @@ extension HypercallResult {
   }
 }
 
-/// The paravirtual state of one vCPU (the parts of Xen's `struct vcpu` this ABI needs).
+/// The paravirtual state of one vCPU that several parts of the ABI share (the parts of Xen's
+/// `struct vcpu` this ABI needs). Each part keeps what only it uses in its own state.
 struct ParavirtVCPU {
   /// The vCPU's index.
   let index: Int
+  /// `set_callbacks`/`callback_op`: where event upcalls enter the guest kernel (0: none).
+  var eventCallback: UInt64 = 0
+  /// Where the guest kernel is entered when the monitor cannot return to it (bad frame).
+  var failsafeCallback: UInt64 = 0
+  /// Where guest user code's SYSCALL enters the guest kernel (deprivileged mode).
+  var syscallCallback: UInt64 = 0
+  /// `stack_switch`: the guest kernel's stack for entries from guest user mode.
+  var kernelStackSegment: UInt16 = 0
+  /// See `kernelStackSegment`.
+  var kernelStackPointer: UInt64 = 0
+  /// Deprivileged mode: true while the guest runs its kernel, false in its user mode. A guest
+  /// kernel at ring 0 (not deprivileged) is always in kernel mode.
+  var inKernelMode = true
+  /// `mmuext_op(new_baseptr)`: the guest kernel's root page table (guest-physical).
+  var kernelBasePointer: UInt64 = 0
+  /// `mmuext_op(new_user_baseptr)`: the root page table of guest user mode (deprivileged mode).
+  var userBasePointer: UInt64 = 0
 }
