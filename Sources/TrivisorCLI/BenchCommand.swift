@@ -6,13 +6,15 @@ import ArgumentParser
 /// kvm engine against its C and native baselines (`KVMBenchCommand`); `cpu` the X86 model's
 /// throughput against the host CPU, and with `--peers` per CPU mode against Bochs and QEMU
 /// (`CPUBenchCommand`); `linux` Debian's kernel from power-on to a program's exit next to QEMU
-/// (`LinuxBenchCommand`).
+/// (`LinuxBenchCommand`); `hypercall` the paravirtual hypercall's round trip per engine
+/// (`HypercallBenchCommand`).
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Run the benchmarks (release builds: swift build -c release).",
     subcommands: [
       GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self, LinuxBenchCommand.self,
+      HypercallBenchCommand.self,
     ],
     defaultSubcommand: GuestBenchCommand.self
   )
