@@ -27,6 +27,8 @@ let package = Package(
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
     .target(name: "VMM", dependencies: ["CSlirp"]),
+    // vCPU scheduling policy (Xen's credit scheduler), with a deterministic virtual-time simulation.
+    .target(name: "Scheduling"),
     // Hardware-assisted engine on Linux /dev/kvm.
     .target(name: "KVMEngine", dependencies: ["CKVM", "VMM"]),
     // Software engine: the X86 model run instruction by instruction.
@@ -58,6 +60,7 @@ let package = Package(
     .target(name: "TestHostSupport", dependencies: ["KVMEngine", "CNative"], path: "Tests/TestHostSupport"),
     .testTarget(name: "X86Tests", dependencies: ["X86"]),
     .testTarget(name: "VMMTests", dependencies: ["VMM", "TestHostSupport"]),
+    .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
     // Option syntax and the engine registry shared by the command line and the tests.
     .testTarget(
       name: "LauncherTests",

@@ -1,0 +1,77 @@
+/// What a scheduler run looked like: who ran where and when, how long woken vCPUs waited, and
+/// how often vCPUs moved. Built from `SchedulerEvent`s; `SchedulerSimulation` returns one.
+public struct SchedulerTrace: Sendable {
+  /// `vcpu` ran on `pcpu` during [`start`, `end`).
+  public struct Interval: Sendable, Equatable {
+    /// Who ran.
+    public var vcpu: VCPUID
+    /// Where.
+    public var pcpu: Int
+    /// From.
+    public var start: UInt64
+    /// To (exclusive).
+    public var end: UInt64
+  }
+
+  /// Every run interval, in the order they ended.
+  public private(set) var intervals: [Interval] = []
+  /// Per vCPU: from each wake-up to its next dispatch, in nanoseconds.
+  public private(set) var wakeLatencies: [VCPUID: [UInt64]] = [:]
+  /// How many times a vCPU was stolen by another pCPU.
+  public private(set) var migrations = 0
+  /// The events in order, when recording them was asked for.
+  public private(set) var events: [SchedulerEvent] = []
+
+  private var open: [Int: (VCPUID, UInt64)] = [:]
+  private var woken: [VCPUID: UInt64] = [:]
+  private let keepsEvents: Bool
+
+  /// An empty trace; with `keepingEvents` every event is kept in `events` too.
+  public init(keepingEvents: Bool = false) { keepsEvents = keepingEvents }
+
+  /// Adds one event.
+  public mutating func record(_ event: SchedulerEvent) {
+    if keepsEvents { events.append(event) }
+    switch event {
+    case .woke(let v, let t):
+      if woken[v] == nil { woken[v] = t }
+    case .dispatched(let v, let p, let t):
+      open[p] = (v, t)
+      if let w = woken.removeValue(forKey: v) { wakeLatencies[v, default: []].append(t - min(w, t)) }
+    case .descheduled(let v, let p, let t):
+      if let (running, start) = open.removeValue(forKey: p), running == v, t > start {
+        intervals.append(Interval(vcpu: v, pcpu: p, start: start, end: t))
+      }
+    case .migrated:
+      migrations += 1
+    case .priorityChanged, .parked:
+      break
+    }
+  }
+
+  /// Closes the intervals still open at `time` (the end of a run).
+  public mutating func finish(at time: UInt64) {
+    for (p, (v, start)) in open.sorted(by: { $0.key < $1.key }) where time > start {
+      intervals.append(Interval(vcpu: v, pcpu: p, start: start, end: time))
+    }
+    open = [:]
+  }
+
+  /// CPU time `vcpu` received.
+  public func cpuTime(of vcpu: VCPUID) -> UInt64 {
+    intervals.reduce(0) { $0 + ($1.vcpu == vcpu ? $1.end - $1.start : 0) }
+  }
+
+  /// CPU time VM `vm`'s vCPUs received together.
+  public func cpuTime(ofVM vm: Int) -> UInt64 {
+    intervals.reduce(0) { $0 + ($1.vcpu.vm == vm ? $1.end - $1.start : 0) }
+  }
+
+  /// The `fraction` (0...1) percentile of `values` (nearest rank); 0 for none.
+  public static func percentile(_ fraction: Double, of values: [UInt64]) -> UInt64 {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[min(max(rank, 0), sorted.count - 1)]
+  }
+}
