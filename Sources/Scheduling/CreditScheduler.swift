@@ -49,6 +49,8 @@ public final class CreditScheduler {
   private var nextSequence: UInt64 = 0
   /// Per pCPU: when it should pick again because a woken vCPU may preempt it (nil: no request).
   public private(set) var preemptionDue: [UInt64?]
+  /// Per pCPU: the vCPU that yielded it (`yield`), until the pCPU picks again.
+  private var yielder: [Int?]
 
   /// A scheduler over `pcpus` physical CPUs (at least one).
   public init(pcpus: Int, parameters: SchedulerParameters = SchedulerParameters()) {
@@ -57,6 +59,7 @@ public final class CreditScheduler {
     runQueues = Array(repeating: [], count: max(1, pcpus))
     running = Array(repeating: nil, count: max(1, pcpus))
     preemptionDue = Array(repeating: nil, count: max(1, pcpus))
+    yielder = Array(repeating: nil, count: max(1, pcpus))
   }
 
   // MARK: Configuration
@@ -144,6 +147,18 @@ public final class CreditScheduler {
     if entries[i].priority == .boost { setPriority(i, entries[i].credit > 0 ? .under : .over, at: now) }
   }
 
+  /// The running `vcpu` gives up its pCPU because it spins (the VMM saw a PAUSE loop, as
+  /// pause-loop exiting does): the pCPU should pick again at once (`preemptionDue`), and then
+  /// prefers a runnable sibling of the same VM — most likely the preempted lock holder the spinner
+  /// waits for (a directed yield) — then anyone else, the yielder last. Returns that pCPU.
+  @discardableResult
+  public func yield(_ vcpu: VCPUID, at now: UInt64) -> Int? {
+    guard let i = index[vcpu], case .running(let p, _) = entries[i].state else { return nil }
+    yielder[p] = i
+    preemptionDue[p] = now
+    return p
+  }
+
   /// What pCPU `pcpu` runs next, from `now` until the returned time at the latest (its slice, the
   /// end of its credit, or of its VM's cap); nil vCPU: the pCPU idles until something wakes.
   /// Call when the slice ends, the running vCPU blocked, or `preemptionDue` arrives.
@@ -165,7 +180,12 @@ public final class CreditScheduler {
         enqueue(current, on: pcpu)
       }
     }
-    guard let next = pick(for: pcpu, at: now) else { return (nil, .max) }
+    let yielded = yielder[pcpu]
+    yielder[pcpu] = nil
+    guard
+      let next = yielded.flatMap({ sibling(of: $0, for: pcpu, at: now) })
+        ?? pick(for: pcpu, at: now, excluding: yielded)
+    else { return (nil, .max) }
     dequeue(next)
     entries[next].state = .running(pcpu: pcpu, since: now)
     entries[next].lastPCPU = pcpu
@@ -308,7 +328,7 @@ public final class CreditScheduler {
 
   /// The best runnable vCPU for `pcpu`: its own queue's first of the highest priority, unless
   /// another queue holds better work `pcpu` may run (work stealing; soft affinity breaks ties).
-  private func pick(for pcpu: Int, at now: UInt64) -> Int? {
+  private func pick(for pcpu: Int, at now: UInt64, excluding yielded: Int? = nil) -> Int? {
     func better(_ a: Int, than b: Int?) -> Bool {
       guard let b else { return true }
       if entries[a].priority != entries[b].priority { return entries[a].priority > entries[b].priority }
@@ -318,17 +338,38 @@ public final class CreditScheduler {
       return entries[a].sequence < entries[b].sequence
     }
     var local: Int?
-    for i in runQueues[pcpu] where better(i, than: local) { local = i }
+    for i in runQueues[pcpu] where i != yielded && better(i, than: local) { local = i }
     if let local, entries[local].priority > .over { return local }
     var stolen: Int?
     for q in 0..<pcpuCount where q != pcpu {
-      for i in runQueues[q] where entries[i].hardAffinity.contains(pcpu) && better(i, than: stolen) {
+      for i in runQueues[q] where i != yielded && entries[i].hardAffinity.contains(pcpu) && better(i, than: stolen) {
         stolen = i
       }
     }
-    guard let stolen, better(stolen, than: local) else { return local }
+    guard let stolen, better(stolen, than: local) else {
+      if local == nil, let yielded, runQueues[pcpu].contains(yielded) { return yielded }  // nobody else
+      return local
+    }
     let from = entries[stolen].queue ?? pcpu
     observer?(.migrated(entries[stolen].id, from: from, to: pcpu, time: now))
     return stolen
+  }
+
+  /// A directed yield's target: the runnable sibling (same VM) of `yielder` that `pcpu` may run
+  /// and that has waited longest.
+  private func sibling(of yielder: Int, for pcpu: Int, at now: UInt64) -> Int? {
+    var best: Int?
+    for queue in runQueues {
+      for i in queue
+      where i != yielder && entries[i].id.vm == entries[yielder].id.vm && entries[i].hardAffinity.contains(pcpu)
+        && (best == nil || entries[i].sequence < entries[best!].sequence)
+      {
+        best = i
+      }
+    }
+    if let best, let from = entries[best].queue, from != pcpu {
+      observer?(.migrated(entries[best].id, from: from, to: pcpu, time: now))
+    }
+    return best
   }
 }

@@ -19,6 +19,8 @@ public struct SchedulerTrace: Sendable {
   public private(set) var wakeLatencies: [VCPUID: [UInt64]] = [:]
   /// How many times a vCPU was stolen by another pCPU.
   public private(set) var migrations = 0
+  /// Per VM: spinlock acquisitions completed (`SchedulerSimulation.Demand.spinlock`).
+  public private(set) var lockAcquisitions: [Int: Int] = [:]
   /// The events in order, when recording them was asked for.
   public private(set) var events: [SchedulerEvent] = []
 
@@ -48,6 +50,9 @@ public struct SchedulerTrace: Sendable {
       break
     }
   }
+
+  /// Counts one completed critical section of VM `vm`.
+  public mutating func noteLockAcquired(vm: Int) { lockAcquisitions[vm, default: 0] += 1 }
 
   /// Closes the intervals still open at `time` (the end of a run).
   public mutating func finish(at time: UInt64) {

@@ -145,3 +145,45 @@ import Testing
     s.wake(VCPUID(vm: 3, vcpu: 3), at: 0)
   }
 }
+
+/// vSMP: lock-holder preemption, and spin detection with directed yield as its cure.
+@Suite struct SpinDetectionTests {
+  /// Lock acquisitions of one VM whose 4 vCPUs contend for a spinlock on 2 pCPUs, beside a
+  /// CPU-bound VM that keeps the pCPUs contended.
+  static func acquisitions(window: UInt64?) -> Int {
+    let s = CreditScheduler(pcpus: 2)
+    let smp = s.addVM(VMShare(weight: 512))
+    let hog = s.addVM()
+    var sim = SchedulerSimulation(scheduler: s)
+    for _ in 0..<4 { sim.set(.spinlock(critical: 20_000, between: 60_000), for: s.addVCPU(vm: smp)!) }
+    s.addVCPU(vm: hog)
+    sim.spinDetectionWindow = window
+    return sim.run(for: 5 * CreditSchedulerTests.second).lockAcquisitions[smp] ?? 0
+  }
+
+  @Test func spinDetectionWithDirectedYieldBeatsSpinningOutTheSlice() {
+    let plain = Self.acquisitions(window: nil)
+    let detected = Self.acquisitions(window: 20_000)
+    #expect(plain > 0)
+    let factor = Double(detected) / Double(plain)
+    #expect(factor > 1.5, "spin detection: \(detected) acquisitions, without: \(plain) (x\(factor))")
+  }
+
+  @Test func aYieldingVCPUHandsItsPCPUToARunnableSibling() {
+    let s = CreditScheduler(pcpus: 1)
+    let vm = s.addVM()
+    let a = s.addVCPU(vm: vm)!
+    let b = s.addVCPU(vm: vm)!
+    let other = s.addVM()
+    let c = s.addVCPU(vm: other)!
+    for v in [c, a, b] { s.wake(v, at: 0) }
+    s.account(at: 0)
+    #expect(s.schedule(0, at: 0).vcpu == c)
+    #expect(s.schedule(0, at: 100).vcpu == a)
+    // a spins: it yields, and its sibling b runs before the other VM's c.
+    #expect(s.yield(a, at: 200) == 0)
+    #expect(s.preemptionDue[0] == 200)
+    #expect(s.schedule(0, at: 200).vcpu == b)
+    #expect(s.yield(c, at: 300) == nil, "only a running vCPU yields")
+  }
+}
