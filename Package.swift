@@ -47,7 +47,7 @@ let package = Package(
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"

@@ -144,6 +144,7 @@ public final class CreditScheduler {
       break
     }
     entries[i].state = .blocked
+    observer?(.blocked(vcpu, time: now))
     if entries[i].priority == .boost { setPriority(i, entries[i].credit > 0 ? .under : .over, at: now) }
   }
 
@@ -182,10 +183,8 @@ public final class CreditScheduler {
     }
     let yielded = yielder[pcpu]
     yielder[pcpu] = nil
-    guard
-      let next = yielded.flatMap({ sibling(of: $0, for: pcpu, at: now) })
-        ?? pick(for: pcpu, at: now, excluding: yielded)
-    else { return (nil, .max) }
+    let target = directedYield(from: yielded, on: pcpu, at: now)
+    guard let next = target ?? pick(for: pcpu, at: now, excluding: yielded) else { return (nil, .max) }
     dequeue(next)
     entries[next].state = .running(pcpu: pcpu, since: now)
     entries[next].lastPCPU = pcpu
@@ -195,6 +194,9 @@ public final class CreditScheduler {
     if entries[next].priority >= .under && entries[next].credit > 0 {
       until = min(until, now &+ UInt64(entries[next].credit))
     }
+    // A directed yield lends the pCPU only for the rate limit: long enough for a preempted lock
+    // holder to release its lock, too short to take its VM beyond its share.
+    if target != nil { until = min(until, now &+ max(parameters.rateLimit, 1)) }
     if let budget = capBudget(entries[next].id.vm) {
       let left = budget > consumed[entries[next].id.vm] ? budget - consumed[entries[next].id.vm] : 0
       until = min(until, now &+ max(left, 1))
@@ -355,15 +357,21 @@ public final class CreditScheduler {
     return stolen
   }
 
-  /// A directed yield's target: the runnable sibling (same VM) of `yielder` that `pcpu` may run
-  /// and that has waited longest.
-  private func sibling(of yielder: Int, for pcpu: Int, at now: UInt64) -> Int? {
+  /// A directed yield's target: the runnable sibling (same VM) of `yielder` that `pcpu` may run,
+  /// of the highest priority, that has waited longest. It runs whatever its priority, but only
+  /// for the rate limit (`schedule`).
+  private func directedYield(from yielder: Int?, on pcpu: Int, at now: UInt64) -> Int? {
+    guard let yielder else { return nil }
     var best: Int?
     for queue in runQueues {
       for i in queue
-      where i != yielder && entries[i].id.vm == entries[yielder].id.vm && entries[i].hardAffinity.contains(pcpu)
-        && (best == nil || entries[i].sequence < entries[best!].sequence)
-      {
+      where i != yielder && entries[i].hardAffinity.contains(pcpu) && entries[i].id.vm == entries[yielder].id.vm {
+        if let b = best,
+          entries[i].priority < entries[b].priority
+            || (entries[i].priority == entries[b].priority && entries[i].sequence > entries[b].sequence)
+        {
+          continue
+        }
         best = i
       }
     }

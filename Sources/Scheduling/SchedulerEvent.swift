@@ -13,4 +13,6 @@ public enum SchedulerEvent: Sendable, Equatable {
   case priorityChanged(VCPUID, SchedulingPriority, time: UInt64)
   /// `vcpu` used up its VM's cap for this accounting period at `time`.
   case parked(VCPUID, time: UInt64)
+  /// `vcpu` blocked at `time` (HLT, `sched_op` block): it wants no pCPU until woken.
+  case blocked(VCPUID, time: UInt64)
 }

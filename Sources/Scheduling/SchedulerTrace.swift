@@ -19,6 +19,10 @@ public struct SchedulerTrace: Sendable {
   public private(set) var wakeLatencies: [VCPUID: [UInt64]] = [:]
   /// How many times a vCPU was stolen by another pCPU.
   public private(set) var migrations = 0
+  /// Per vCPU: how many times it moved to another pCPU.
+  public private(set) var migrationsByVCPU: [VCPUID: Int] = [:]
+  /// Per vCPU: steal time, nanoseconds it was runnable but not running (waiting for a pCPU).
+  public private(set) var stealTime: [VCPUID: UInt64] = [:]
   /// Per VM: spinlock acquisitions completed (`SchedulerSimulation.Demand.spinlock`).
   public private(set) var lockAcquisitions: [Int: Int] = [:]
   /// The events in order, when recording them was asked for.
@@ -26,6 +30,8 @@ public struct SchedulerTrace: Sendable {
 
   private var open: [Int: (VCPUID, UInt64)] = [:]
   private var woken: [VCPUID: UInt64] = [:]
+  /// Since when each runnable, not running vCPU has waited.
+  private var waiting: [VCPUID: UInt64] = [:]
   private let keepsEvents: Bool
 
   /// An empty trace; with `keepingEvents` every event is kept in `events` too.
@@ -37,16 +43,22 @@ public struct SchedulerTrace: Sendable {
     switch event {
     case .woke(let v, let t):
       if woken[v] == nil { woken[v] = t }
+      if waiting[v] == nil { waiting[v] = t }
     case .dispatched(let v, let p, let t):
       open[p] = (v, t)
       if let w = woken.removeValue(forKey: v) { wakeLatencies[v, default: []].append(t - min(w, t)) }
+      if let w = waiting.removeValue(forKey: v) { stealTime[v, default: 0] += t - min(w, t) }
     case .descheduled(let v, let p, let t):
       if let (running, start) = open.removeValue(forKey: p), running == v, t > start {
         intervals.append(Interval(vcpu: v, pcpu: p, start: start, end: t))
       }
-    case .migrated:
+      waiting[v] = t  // until it blocks or parks
+    case .migrated(let v, _, _, _):
       migrations += 1
-    case .priorityChanged, .parked:
+      migrationsByVCPU[v, default: 0] += 1
+    case .blocked(let v, _), .parked(let v, _):
+      waiting[v] = nil
+    case .priorityChanged:
       break
     }
   }
@@ -60,7 +72,13 @@ public struct SchedulerTrace: Sendable {
       intervals.append(Interval(vcpu: v, pcpu: p, start: start, end: time))
     }
     open = [:]
+    for (v, since) in waiting where time > since { stealTime[v, default: 0] += time - since }
+    waiting = [:]
+    duration = max(duration, time)
   }
+
+  /// The time the trace covers (set by `finish`).
+  public private(set) var duration: UInt64 = 0
 
   /// CPU time `vcpu` received.
   public func cpuTime(of vcpu: VCPUID) -> UInt64 {

@@ -150,7 +150,9 @@ import Testing
 @Suite struct SpinDetectionTests {
   /// Lock acquisitions of one VM whose 4 vCPUs contend for a spinlock on 2 pCPUs, beside a
   /// CPU-bound VM that keeps the pCPUs contended.
-  static func acquisitions(window: UInt64?) -> Int {
+  static func acquisitions(window: UInt64?) -> Int { run(window: window).lockAcquisitions[0] ?? 0 }
+
+  static func run(window: UInt64?) -> SchedulerTrace {
     let s = CreditScheduler(pcpus: 2)
     let smp = s.addVM(VMShare(weight: 512))
     let hog = s.addVM()
@@ -158,7 +160,7 @@ import Testing
     for _ in 0..<4 { sim.set(.spinlock(critical: 20_000, between: 60_000), for: s.addVCPU(vm: smp)!) }
     s.addVCPU(vm: hog)
     sim.spinDetectionWindow = window
-    return sim.run(for: 5 * CreditSchedulerTests.second).lockAcquisitions[smp] ?? 0
+    return sim.run(for: 5 * CreditSchedulerTests.second)
   }
 
   @Test func spinDetectionWithDirectedYieldBeatsSpinningOutTheSlice() {
@@ -167,6 +169,12 @@ import Testing
     #expect(plain > 0)
     let factor = Double(detected) / Double(plain)
     #expect(factor > 1.5, "spin detection: \(detected) acquisitions, without: \(plain) (x\(factor))")
+  }
+
+  @Test func directedYieldsDoNotTakeAVMBeyondItsWeight() {
+    let trace = Self.run(window: 20_000)
+    let smp = Double(trace.cpuTime(ofVM: 0)) / Double(10 * CreditSchedulerTests.second)
+    #expect(abs(smp - 2.0 / 3.0) < 0.05 * 2.0 / 3.0, "the spinning VM used \(smp) of the machine, weight 2/3")
   }
 
   @Test func aYieldingVCPUHandsItsPCPUToARunnableSibling() {
