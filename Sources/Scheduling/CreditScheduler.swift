@@ -19,6 +19,10 @@ public final class CreditScheduler {
   public let pcpuCount: Int
   /// Slice, rate limit and accounting period.
   public let parameters: SchedulerParameters
+  /// The host's NUMA nodes: groups of pCPUs (one group of all pCPUs on a single-node host).
+  public let nodes: [[Int]]
+  /// The node of each pCPU.
+  private let nodeOf: [Int]
   /// Every state change and decision, as it happens (nil: nobody listens).
   public var observer: ((SchedulerEvent) -> Void)?
 
@@ -53,9 +57,19 @@ public final class CreditScheduler {
   private var yielder: [Int?]
 
   /// A scheduler over `pcpus` physical CPUs (at least one).
-  public init(pcpus: Int, parameters: SchedulerParameters = SchedulerParameters()) {
+  public init(pcpus: Int, nodes: [[Int]]? = nil, parameters: SchedulerParameters = SchedulerParameters()) {
     pcpuCount = max(1, pcpus)
     self.parameters = parameters
+    // Host NUMA nodes: every pCPU in exactly one, else one node of all.
+    let all = Array(0..<max(1, pcpus))
+    if let nodes, !nodes.isEmpty, nodes.allSatisfy({ !$0.isEmpty }), nodes.flatMap({ $0 }).sorted() == all {
+      self.nodes = nodes.map { $0.sorted() }
+    } else {
+      self.nodes = [all]
+    }
+    var nodeOf = Array(repeating: 0, count: all.count)
+    for (n, group) in self.nodes.enumerated() { for p in group { nodeOf[p] = n } }
+    self.nodeOf = nodeOf
     runQueues = Array(repeating: [], count: max(1, pcpus))
     running = Array(repeating: nil, count: max(1, pcpus))
     preemptionDue = Array(repeating: nil, count: max(1, pcpus))
@@ -74,11 +88,16 @@ public final class CreditScheduler {
   }
 
   /// Adds a vCPU to VM `vm`, blocked until woken. `hardAffinity`: the pCPUs it may ever run on
-  /// (nil or no valid pCPU: all); `softAffinity`: the ones it prefers. Returns its name, or nil
-  /// for an unknown VM.
+  /// (nil or no valid pCPU: all); `softAffinity`: the ones it prefers; `node`: the host node its
+  /// virtual NUMA node maps to, which becomes its soft affinity when none is given (the
+  /// scheduler then keeps it on that node's pCPUs while they can take it, as Xen's node affinity
+  /// does). Returns its name, or nil for an unknown VM.
   @discardableResult
-  public func addVCPU(vm: Int, hardAffinity: Set<Int>? = nil, softAffinity: Set<Int>? = nil) -> VCPUID? {
+  public func addVCPU(vm: Int, hardAffinity: Set<Int>? = nil, softAffinity: Set<Int>? = nil, node: Int? = nil)
+    -> VCPUID?
+  {
     guard shares.indices.contains(vm) else { return nil }
+    let softAffinity = softAffinity ?? node.flatMap { nodes.indices.contains($0) ? Set(nodes[$0]) : nil }
     let all = Array(0..<pcpuCount)
     let hard = hardAffinity.map { $0.filter { (0..<pcpuCount).contains($0) }.sorted() } ?? all
     let allowed = hard.isEmpty ? all : hard
@@ -334,6 +353,10 @@ public final class CreditScheduler {
     func better(_ a: Int, than b: Int?) -> Bool {
       guard let b else { return true }
       if entries[a].priority != entries[b].priority { return entries[a].priority > entries[b].priority }
+      // Balance within the node first: work queued on this pCPU's node before work from others.
+      let aNear = nodeOf[entries[a].queue ?? pcpu] == nodeOf[pcpu]
+      let bNear = nodeOf[entries[b].queue ?? pcpu] == nodeOf[pcpu]
+      if aNear != bNear { return aNear }
       let aSoft = entries[a].softAffinity.contains(pcpu)
       let bSoft = entries[b].softAffinity.contains(pcpu)
       if aSoft != bSoft { return aSoft }

@@ -195,3 +195,41 @@ import Testing
     #expect(s.yield(c, at: 300) == nil, "only a running vCPU yields")
   }
 }
+
+/// vNUMA: a virtual node's vCPUs stay on its host node's pCPUs, and nodes still share work.
+@Suite struct NUMAPlacementTests {
+  static let nodes = [[0, 1], [2, 3]]
+
+  @Test func vCPUsStayOnTheirNodeWhenTheLoadIsBalanced() {
+    let s = CreditScheduler(pcpus: 4, nodes: Self.nodes)
+    var home: [VCPUID: Int] = [:]
+    for _ in 0..<2 {
+      let vm = s.addVM()
+      for i in 0..<4 { home[s.addVCPU(vm: vm, node: i / 2)!] = i / 2 }
+    }
+    let trace = SchedulerSimulation(scheduler: s).run(for: 5 * CreditSchedulerTests.second)
+    for (v, node) in home {
+      let total = trace.cpuTime(of: v)
+      let onNode = trace.intervals.reduce(UInt64(0)) {
+        $0 + ($1.vcpu == v && Self.nodes[node].contains($1.pcpu) ? $1.end - $1.start : 0)
+      }
+      #expect(total > 0)
+      #expect(Double(onNode) >= 0.95 * Double(total), "\(v): \(onNode) of \(total) ns on node \(node)")
+    }
+  }
+
+  @Test func anIdleNodeTakesWorkFromABusyOne() {
+    let s = CreditScheduler(pcpus: 4, nodes: Self.nodes)
+    let vm = s.addVM()
+    for _ in 0..<3 { s.addVCPU(vm: vm, node: 0) }
+    let trace = SchedulerSimulation(scheduler: s).run(for: 2 * CreditSchedulerTests.second)
+    let busy = trace.intervals.reduce(UInt64(0)) { $0 + $1.end - $1.start }
+    #expect(Double(busy) >= 0.95 * 3 * Double(2 * CreditSchedulerTests.second), "busy \(busy) ns of 3 pCPUs' 2 s")
+  }
+
+  @Test func nodesThatDoNotCoverEveryPCPUOnceFallBackToOne() {
+    #expect(CreditScheduler(pcpus: 4, nodes: [[0, 1], [1, 2, 3]]).nodes == [[0, 1, 2, 3]])
+    #expect(CreditScheduler(pcpus: 2, nodes: [[0], []]).nodes == [[0, 1]])
+    #expect(CreditScheduler(pcpus: 2, nodes: [[1], [0]]).nodes == [[1], [0]])
+  }
+}
