@@ -128,6 +128,10 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     halted = false
   }
 
+  /// Empties the model's TLB, host-page cache and decoded instructions (and so the translator's
+  /// blocks made from them), leaving the HLT state as it is.
+  public func invalidateTranslations() throws(EngineError) { cpu.invalidateTLB() }
+
   /// The X86 model's RESET state; the pending interrupt, window request, HLT state and any awaited
   /// completion are dropped.
   public func reset() throws(EngineError) {
