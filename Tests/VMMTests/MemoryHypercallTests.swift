@@ -356,6 +356,24 @@ import Testing
     #expect(try h.call(.mmuextOp, [Self.args, 4097, 0, Self.domidSelf]) == Self.einval)
   }
 
+  @Test func aRunnerFlushesWhatAnotherVCPUAskedForBeforeItEntersTheGuest() throws {
+    let engine = ScriptedEngine(script: [
+      ScriptedVirtualCPU.Step { cpu in
+        #expect(cpu.translationFlushes == 1)
+        return .budgetExhausted
+      },
+      .portOut(0xF4, 0),
+    ])
+    let memory = try GuestMemory(ramSize: 1 << 20)
+    let boot = BootState(mode: .real, registers: Registers(), specialRegisters: SpecialRegisters())
+    let machine = try Machine(
+      memory: memory, boot: boot, engine: engine, configuration: MachineConfiguration(timeoutSeconds: 60))
+    machine.paravirt.memoryState.pendingFlushes.insert(0)
+    #expect(machine.run().reason == .debugExit(value: 0))
+    #expect(engine.vcpu.translationFlushes == 1)
+    #expect(!machine.paravirt.takeTranslationFlush(for: 0))
+  }
+
   @Test func updateVAMappingFindsTheEntryInTheCurrentTablesAndFlushesAsAsked() throws {
     let h = try Harness()
     try h.buildTree()
