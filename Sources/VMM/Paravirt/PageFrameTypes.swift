@@ -126,6 +126,12 @@ enum TranslationFlushScope: Equatable {
 extension ParavirtDomain {
   // MARK: Page types
 
+  /// Forgets page types, pins, base-pointer references and flush requests (a machine reset: the
+  /// guest's tables are gone with it).
+  func resetMemory() {
+    memoryState = ParavirtMemoryState()
+  }
+
   /// The 512 entries of table `frame`, read from guest memory.
   func tableEntries(_ frame: UInt64) throws(HypercallFailure) -> [UInt64] {
     guard let bytes = try? memory.read(frame << 12, count: 4096) else { throw HypercallFailure(.fault) }

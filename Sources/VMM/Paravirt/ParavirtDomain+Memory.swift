@@ -3,6 +3,7 @@
 /// the rules). Only the 64-bit layouts are served: a 32-bit caller gets -ENOSYS from the page-table
 /// hypercalls (its tables would be 3-level PAE ones).
 extension ParavirtDomain {
+  /// Serves `memory_op`, `mmu_update`, `mmuext_op` and `update_va_mapping` on `dispatcher`.
   func registerMemoryHypercalls(on dispatcher: HypercallDispatcher) {
     registerFlushing(.memoryOp, on: dispatcher) { d, call, caller throws(HypercallFailure) in
       try d.memoryOp(call, caller)

@@ -11,6 +11,7 @@
 /// (the entries before it have run), -EINVAL for more than `Xen.Memory.maximumMulticallEntries`
 /// entries, -ENOSYS for a 32-bit caller (its entries have another layout).
 extension ParavirtDomain {
+  /// Serves `multicall` on `dispatcher`, whose handlers run the entries.
   func registerMulticall(on dispatcher: HypercallDispatcher) {
     // The dispatcher owns this handler: it is held unowned, as `self` is.
     dispatcher.register(Xen.Hypercall.multicall.rawValue) {
