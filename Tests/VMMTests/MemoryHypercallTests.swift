@@ -329,6 +329,23 @@ import Testing
     #expect(try h.mmuext(.newUserBasePointer, Self.l3 >> 12) == Self.einval)  // an L3
   }
 
+  @Test func theBuildersRootStaysATableUntilAnotherReplacesIt() throws {
+    let h = try Harness()
+    try h.buildTree()
+    try h.domain.adoptKernelRoot(Self.l4 >> 12, vcpu: 0)
+    #expect(h.domain.vcpus[0].kernelBasePointer == Self.l4 && h.record(Self.l4).level == 4)
+    #expect(h.engine.vcpus[0].currentSpecialRegisters.cr3 != Self.l4)  // the boot state's business
+    // Pinned and unpinned, it is still the root: mapping it writable is refused.
+    #expect(try h.mmuext(.pinL4Table, Self.l4 >> 12) == 0)
+    #expect(try h.mmuext(.unpinTable, Self.l4 >> 12) == 0)
+    #expect(try h.mmuUpdate([(Self.l1 + 0x30 * 8, Self.l4 | 3)]).0 == Self.einval)
+    // A new root releases it.
+    try h.memory.fill(0x20_4000, length: 0x1000)
+    #expect(try h.mmuext(.newBasePointer, 0x204) == 0)
+    #expect(h.record(Self.l4).isOrdinary && h.record(Self.l1).isOrdinary)
+    #expect(throws: HypercallFailure(.permissionDenied)) { try h.domain.adoptKernelRoot(0xFEE00, vcpu: 1) }
+  }
+
   @Test func flushesReachTheCallerAtOnceAndOtherVCPUsBeforeTheyRunAgain() throws {
     let h = try Harness(cpus: 3)
     let (caller, others) = (h.engine.vcpus[0], [1, 2])

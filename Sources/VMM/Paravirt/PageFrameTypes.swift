@@ -303,18 +303,33 @@ extension ParavirtDomain {
     guard ownsFrame(frame) else { throw HypercallFailure(.permissionDenied) }
     try prepareRootTable(frame: frame)
     try acquireTable(frame, level: 4)
-    var s: SpecialRegisters
     do {
-      s = try caller.vcpu.specialRegisters()
+      var s = try caller.vcpu.specialRegisters()
       s.cr3 = frame << 12
       try caller.vcpu.setSpecialRegisters(s)
     } catch {
       releaseTable(frame)
       throw HypercallFailure(.fault)
     }
-    if let old = memoryState.kernelRoots[caller.index] { releaseTable(old) }
-    memoryState.kernelRoots[caller.index] = frame
-    if vcpus.indices.contains(caller.index) { vcpus[caller.index].kernelBasePointer = frame << 12 }
+    replaceKernelRoot(with: frame, vcpu: caller.index)
+  }
+
+  /// For the domain builder of the deprivileged mode: makes `frame` vCPU `index`'s kernel root
+  /// with the reference `new_baseptr` would hold (validated as an L4, after `prepareRootTable`),
+  /// without touching its registers (the boot state loads CR3). The guest's first tables then
+  /// stay page tables for as long as they are its root, pinned or not, as under Xen.
+  func adoptKernelRoot(_ frame: UInt64, vcpu index: Int) throws(HypercallFailure) {
+    guard ownsFrame(frame) else { throw HypercallFailure(.permissionDenied) }
+    try prepareRootTable(frame: frame)
+    try acquireTable(frame, level: 4)
+    replaceKernelRoot(with: frame, vcpu: index)
+  }
+
+  /// Records `frame` (already referenced) as vCPU `index`'s kernel root and releases the old one.
+  private func replaceKernelRoot(with frame: UInt64, vcpu index: Int) {
+    if let old = memoryState.kernelRoots[index] { releaseTable(old) }
+    memoryState.kernelRoots[index] = frame
+    if vcpus.indices.contains(index) { vcpus[index].kernelBasePointer = frame << 12 }
   }
 
   /// `mmuext_op(new_user_baseptr)`: the root table of guest user mode (0: none), validated as an
