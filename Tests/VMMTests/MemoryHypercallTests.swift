@@ -414,6 +414,91 @@ import Testing
     #expect(try h.call(.updateVAMapping, [0x40000, 0x22_0000 | 3, 1 | 0x8000_0000_0000]) == Self.efault)
   }
 
+  // MARK: Consistency
+
+  /// A seeded generator (SplitMix64): the same requests on every run.
+  struct Generator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+      state &+= 0x9E37_79B9_7F4A_7C15
+      var z = state
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      return z ^ (z >> 31)
+    }
+    mutating func pick<T>(_ values: [T]) -> T { values[Int(next() % UInt64(values.count))] }
+  }
+
+  /// What the records must say, recounted from the pins, the roots and the validated tables.
+  static func checkInvariants(_ h: Harness) throws {
+    let state = h.domain.memoryState
+    var references: [UInt64: Int] = [:]
+    var writable: [UInt64: Int] = [:]
+    for root in Array(state.kernelRoots.values) + Array(state.userRoots.values) { references[root, default: 0] += 1 }
+    for (frame, r) in state.frames.records {
+      #expect((r.level == 0) == (r.tableReferences == 0), "frame \(frame): level and references")
+      #expect(r.tableReferences == 0 || r.writableMappings == 0, "frame \(frame) is a table mapped writable")
+      if r.pinned { references[frame, default: 0] += 1 }
+      guard r.tableReferences > 0 else { continue }
+      #expect(try h.domain.tableEntries(frame) == r.entries, "frame \(frame): entries as validated")
+      for e in r.entries where e & 1 != 0 {
+        if r.level == 1 {
+          if e & 2 != 0 { writable[PageTableEntry.frame(e), default: 0] += 1 }
+        } else {
+          references[PageTableEntry.frame(e), default: 0] += 1
+          #expect(state.frames[PageTableEntry.frame(e)].level == r.level - 1)
+        }
+      }
+    }
+    for (frame, r) in state.frames.records {
+      #expect(r.tableReferences == references[frame, default: 0], "frame \(frame): table references")
+      #expect(r.writableMappings == writable[frame, default: 0], "frame \(frame): writable mappings")
+    }
+    for (frame, count) in references { #expect(state.frames[frame].tableReferences == count) }
+  }
+
+  @Test func randomRequestsKeepTheBookkeepingConsistent() throws {
+    let h = try Harness()
+    try h.buildTree()
+    let boot = h.engine.vcpus[0].currentSpecialRegisters.cr3
+    var g = Generator(state: 15)
+    let frames = Array(UInt64(0x200)..<0x208) + [0x210, 0xFEE00]
+    let flags: [UInt64] = [0, 1, 3, 3, 3, 0x83, 1 | 1 << 52, 7]
+    var outcomes: [String: Int] = [:]
+    for _ in 0..<4000 {
+      let frame = g.pick(frames)
+      let (kind, result): (String, UInt64)
+      switch g.next() % 8 {
+      case 0:
+        (kind, result) = ("pin", try h.mmuext(raw: UInt32(g.next() % 4), frame))
+      case 1:
+        (kind, result) = ("unpin", try h.mmuext(.unpinTable, frame))
+      case 2:
+        let command: Xen.MMUExtOp = g.next() % 2 == 0 ? .newBasePointer : .newUserBasePointer
+        (kind, result) = ("root", try h.mmuext(command, frame, cpu: Int(g.next() % 2)))
+        for v in h.engine.vcpus { v.currentSpecialRegisters.cr3 = boot }
+      default:
+        let address = (frame << 12) + (g.next() % 4) * 8
+        (kind, result) = ("update", try h.mmuUpdate([(address, g.pick(frames) << 12 | g.pick(flags))]).0)
+      }
+      outcomes[kind + (result == 0 ? " done" : " refused"), default: 0] += 1
+      try Self.checkInvariants(h)
+    }
+    // Every kind of request both succeeded and was refused, many times.
+    for kind in ["pin", "unpin", "root", "update"] {
+      #expect(outcomes[kind + " done", default: 0] > 20 && outcomes[kind + " refused", default: 0] > 20, "\(outcomes)")
+    }
+    // Everything let go: no record is left.
+    for f in frames where h.record(f << 12).pinned { #expect(try h.mmuext(.unpinTable, f) == 0) }
+    try h.memory.fill(0x20_8000, length: 0x1000)
+    for cpu in 0..<2 {
+      #expect(try h.mmuext(.newBasePointer, 0x208, cpu: cpu) == 0)
+      for v in h.engine.vcpus { v.currentSpecialRegisters.cr3 = boot }
+      #expect(try h.mmuext(.newUserBasePointer, 0, cpu: cpu) == 0)
+    }
+    #expect(h.domain.memoryState.frames.records.keys.sorted() == [0x208])
+  }
+
   // MARK: multicall
 
   @Test func multicallRunsEveryEntryAndWritesEachResult() throws {
