@@ -406,6 +406,10 @@ import Testing
     #expect(h.record(0x22_0000).writableMappings == 0)
     #expect(try h.call(.updateVAMapping, [0x40000, 0, 0]) == 0)
     #expect(h.engine.vcpus[0].translationFlushes == flushes + 2)
+    // UVMF_MULTI: the bitmap at linear 0x10000 (the data frame in this tree) names vCPU 1 only.
+    try h.memory.write(UInt64(0b10), at: Self.data)
+    #expect(try h.call(.updateVAMapping, [0x40000, 0x22_0000 | 1, 1 | 0x10000]) == 0)
+    #expect(h.engine.vcpus[0].translationFlushes == flushes + 2 && h.domain.takeTranslationFlush(for: 1))
     // Refused: a page table mapped writable, flush type 3, a non-canonical or unmapped address.
     #expect(try h.call(.updateVAMapping, [0x40000, Self.l2 | 3, 0]) == Self.einval)
     #expect(try h.call(.updateVAMapping, [0x40000, 0x22_0000 | 3, 3]) == Self.einval)
