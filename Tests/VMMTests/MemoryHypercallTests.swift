@@ -280,7 +280,12 @@ import Testing
     // MMU_MACHPHYS_UPDATE: the identity only; other request types are not served.
     #expect(try h.mmuUpdate([(0x26_0000 | 1, 0x260)]) == (0, 1))
     #expect(try h.mmuUpdate([(0x26_0000 | 1, 0x261)]).0 == Self.einval)
-    #expect(try h.mmuUpdate([(0x26_0000 | 2, 0)]).0 == Self.enosys)
+    #expect(try h.mmuUpdate([(0x26_0000 | 3, 0)]).0 == Self.enosys)
+    // MMU_PT_UPDATE_PRESERVE_AD: the A and D bits the entry has now are kept.
+    try h.memory.write(UInt64(0x22_0000 | 0x63), at: Self.l1 + 0x44 * 8)  // set behind the ABI's back
+    #expect(try h.mmuUpdate([(Self.l1 + 0x44 * 8 | 2, 0x23_0000 | 1)]) == (0, 1))
+    #expect(try h.entry(Self.l1 + 0x44 * 8) == 0x23_0000 | 0x61)
+    #expect(try h.mmuUpdate([(Self.l1 + 0x44 * 8 + 4 | 2, 1)]).0 == Self.einval)
     // The batch itself: too long, another domain, an unmapped list, an unmapped count pointer.
     #expect(try h.call(.mmuUpdate, [Self.args, 4097, 0, Self.domidSelf]) == Self.einval)
     #expect(try h.call(.mmuUpdate, [Self.args, 1, 0, 0]) == Self.esrch)

@@ -32,6 +32,8 @@ extension Xen {
     static let flushTypeMask: UInt64 = 3
     /// `UVMF_ALL`.
     static let flushAll: UInt64 = 4
+    /// `MMU_PT_UPDATE_PRESERVE_AD`, the `mmu_update` type that keeps the entry's A and D bits.
+    static let preserveAccessedDirty: UInt64 = 2
   }
 }
 
@@ -43,6 +45,8 @@ enum PageTableEntry {
   static let writable: UInt64 = 1 << 1
   /// PS in L2/L3 entries (superpages are not served), reserved in L4 entries.
   static let largePage: UInt64 = 1 << 7
+  /// A and D, which the processor sets.
+  static let accessedDirty: UInt64 = 0x60
   /// The frame address, bits 51-12.
   static let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000
   /// Bits 62-52: free for software on the processor, kept by the hypervisor here (as Xen does).

@@ -126,8 +126,9 @@ extension ParavirtDomain {
 
   /// `mmu_update(requests, count, done, domain)`: each request {ptr, val} in order;
   /// MMU_NORMAL_PT_UPDATE (ptr's low 2 bits 0) writes entry `val` at machine address `ptr`
-  /// (`updateEntry`), MMU_MACHPHYS_UPDATE (1) accepts only the identity (`val` == ptr's frame;
-  /// -EINVAL otherwise), other types -ENOSYS. The first failure stops the batch; `done` (when
+  /// (`updateEntry`), MMU_PT_UPDATE_PRESERVE_AD (2) does the same with the entry's current
+  /// accessed and dirty bits ORed into `val`, MMU_MACHPHYS_UPDATE (1) accepts only the identity
+  /// (`val` == ptr's frame; -EINVAL otherwise), type 3 -ENOSYS. The first failure stops the batch; `done` (when
   /// not null) receives how many requests succeeded.
   func mmuUpdate(_ call: HypercallDispatcher.Call, _ caller: HypercallCaller) throws(HypercallFailure) -> UInt64 {
     guard call.longMode else { throw HypercallFailure(.notImplemented) }
@@ -142,6 +143,14 @@ extension ParavirtDomain {
       case .machphysUpdate:
         guard ownsFrame(pointer >> 12) else { throw HypercallFailure(.permissionDenied) }
         guard value == pointer >> 12 else { throw HypercallFailure(.invalid) }
+      case nil where pointer & 3 == Xen.Memory.preserveAccessedDirty:
+        // The accessed and dirty bits the entry holds now are ORed into the new value.
+        let target = pointer & ~3
+        guard target & 7 == 0 else { throw HypercallFailure(.invalid) }
+        guard ownsFrame(target >> 12), let current = try? memory.read(UInt64.self, at: target) else {
+          throw HypercallFailure(.permissionDenied)
+        }
+        try updateEntry(at: target, to: value | current & PageTableEntry.accessedDirty)
       case nil:
         throw HypercallFailure(.notImplemented)
       }
