@@ -128,6 +128,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     halted = false
   }
 
+  /// Empties the model's TLB, global entries included (what a CR4.PGE toggle does), leaving the
+  /// HLT state as it is. Decoded instructions and translated blocks stay: they are checked against
+  /// the physical page a lookup translates to, and writes to code pages bump its generation.
+  public func invalidateTranslations() throws(EngineError) { cpu.system.mmu.tlb.flushAll() }
+
   /// The X86 model's RESET state; the pending interrupt, window request, HLT state and any awaited
   /// completion are dropped.
   public func reset() throws(EngineError) {

@@ -14,6 +14,7 @@ extension Machine {
     if runners.count > 1 && !control.waitUntilParked(runners.count - 1) { return nil }  // a stop came first
     configuration.log?("reset requested by the \(source.rawValue): rebooting")
     devices.reset()
+    paravirt.resetMemory()
     for r in runners { r.lapic.reset() }
     ioapic?.reset()
     let boot: BootState

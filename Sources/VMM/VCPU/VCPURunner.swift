@@ -163,7 +163,11 @@ public final class VCPURunner {
         return stop
       }
       deviceDeadline = earliest(deviceDeadline, host.outputDeadline)
-      do { try acceptInterrupts() } catch {
+      do {
+        try acceptInterrupts()
+        // A paravirtual TLB flush another vCPU asked for (`ParavirtDomain.performRequestedFlushes`).
+        if machine.paravirt.takeTranslationFlush(for: index) { try vcpu.invalidateTranslations() }
+      } catch {
         machine.deviceLock.unlock()
         return engineFailure(error)
       }
