@@ -26,7 +26,7 @@ let package = Package(
     // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
-    .target(name: "VMM", dependencies: ["CSlirp"]),
+    .target(name: "VMM", dependencies: ["CSlirp", "Scheduling"]),
     // vCPU scheduling policy (Xen's credit scheduler), with a deterministic virtual-time simulation.
     .target(name: "Scheduling"),
     // Hardware-assisted engine on Linux /dev/kvm.
@@ -59,7 +59,7 @@ let package = Package(
     // What the tests need from the host (kvm, SeaBIOS, QEMU, toolchain programs) as skip traits.
     .target(name: "TestHostSupport", dependencies: ["KVMEngine", "CNative"], path: "Tests/TestHostSupport"),
     .testTarget(name: "X86Tests", dependencies: ["X86"]),
-    .testTarget(name: "VMMTests", dependencies: ["VMM", "TestHostSupport"]),
+    .testTarget(name: "VMMTests", dependencies: ["VMM", "Scheduling", "TestHostSupport"]),
     .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
     // Option syntax and the engine registry shared by the command line and the tests.
     .testTarget(
