@@ -61,7 +61,8 @@ struct RunCommand: ParsableCommand {
 
   @Flag(
     help:
-      "Boot IMAGE (an x86-64 ELF) as a deprivileged paravirtual kernel at ring 3, as Xen's PV domain builder does (docs/paravirtualization.md).")
+      "Boot IMAGE (an x86-64 ELF) as a deprivileged paravirtual kernel at ring 3, as Xen's PV domain builder does (docs/paravirtualization.md)."
+  )
   var pv = false
 
   @Option(
@@ -393,7 +394,8 @@ struct RunCommand: ParsableCommand {
       let commandLine = append ?? ""
       let cpuCount = cpus
       load = { memory in
-        do { return try ParavirtBoot.load(image: bytes, into: memory, commandLine: commandLine, cpus: cpuCount) } catch {
+        do { return try ParavirtBoot.load(image: bytes, into: memory, commandLine: commandLine, cpus: cpuCount) } catch
+        {
           throw UsageError("\(path): \(error)")
         }
       }

@@ -81,7 +81,8 @@ public enum ParavirtBoot {
     guard canonical(virtualBase), canonical(lastLinear), lastLinear > virtualBase,
       !((virtualBase >> 39) & 0x1FF...(lastLinear >> 39) & 0x1FF).contains(UInt64(ParavirtMonitor.Layout.rootSlot))
     else {
-      throw LoaderError("the PV kernel's virtual range must be canonical and outside the monitor's slot (0xffff8000...)")
+      throw LoaderError(
+        "the PV kernel's virtual range must be canonical and outside the monitor's slot (0xffff8000...)")
     }
     var used = 1
     do {

@@ -177,7 +177,9 @@ extension ParavirtDomain {
       if handler != 0 {
         try bounce(caller, to: handler, maskEvents: false)
       } else {
-        guard let entry = monitor.vcpus[index].traps[UInt8(vector)], entry.address != 0 else { return .shutdown(.crash) }
+        guard let entry = monitor.vcpus[index].traps[UInt8(vector)], entry.address != 0 else {
+          return .shutdown(.crash)
+        }
         mask = entry.flags & 4 != 0
         try bounce(caller, to: entry.address, errorCode: errorCode, maskEvents: mask)
       }
@@ -282,7 +284,9 @@ extension ParavirtDomain {
     }
     let bytes = try read(72, at: r.rsp, for: caller)
     let w = (0..<9).map { i in (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[i * 8 + $1]) << (8 * $1) } }
-    let (rip, cs, rflags, rsp, ss) = (w[4], UInt16(truncatingIfNeeded: w[5]), w[6], w[7], UInt16(truncatingIfNeeded: w[8]))
+    let (rip, cs, rflags, rsp, ss) = (
+      w[4], UInt16(truncatingIfNeeded: w[5]), w[6], w[7], UInt16(truncatingIfNeeded: w[8])
+    )
     guard Int64(bitPattern: rip << 16) >> 16 == Int64(bitPattern: rip) else { throw HypercallFailure(.invalid) }
     r.rax = w[0]
     if w[3] & Self.iretInSyscall != 0 {

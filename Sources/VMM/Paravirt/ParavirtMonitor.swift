@@ -271,7 +271,8 @@ final class ParavirtMonitor {
     s.tr = Segment(
       selector: Selector.firstTSS + UInt16(index * 16), base: Layout.tssAddress(index), limit: 103, type: 11,
       s: false)
-    s.gdt = DescriptorTable(base: Layout.gdtAddress, limit: UInt16(Selector.firstTSS) + UInt16(16 * Layout.maximumCPUs) - 1)
+    s.gdt = DescriptorTable(
+      base: Layout.gdtAddress, limit: UInt16(Selector.firstTSS) + UInt16(16 * Layout.maximumCPUs) - 1)
     s.idt = DescriptorTable(base: Layout.idtAddress, limit: 0xFFF)
     s.cr0 = 0x8005_0033  // PG WP NE ET MP PE
     s.cr3 = cr3
