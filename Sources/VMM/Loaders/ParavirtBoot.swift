@@ -23,11 +23,15 @@ public enum ParavirtBoot {
   static func sharedInfoAddress(_ layout: ParavirtMonitor.Layout) -> UInt64 { layout.base - 0x1000 }
 
   /// Loads the PV kernel `image` into `memory` for `cpus` vCPUs with `commandLine`; the boot
-  /// state of vCPU 0. Errors are one line.
-  public static func load(image bytes: [UInt8], into memory: GuestMemory, commandLine: String, cpus: Int = 1)
-    throws(LoaderError) -> BootState
-  {
-    let elf = try ELFFile(ImageBytes(bytes, name: "PV kernel"))
+  /// state of vCPU 0. The `Xen` ELF notes XEN_ELFNOTE_ENTRY (the entry instead of `e_entry`) and
+  /// XEN_ELFNOTE_HYPERCALL_PAGE (a page of the image filled with stubs trapping with
+  /// `trapInstruction`, the engine's) are honoured. Errors are one line.
+  public static func load(
+    image bytes: [UInt8], into memory: GuestMemory, commandLine: String, cpus: Int = 1,
+    trapInstruction: [UInt8] = [0x0F, 0x01, 0xC1]
+  ) throws(LoaderError) -> BootState {
+    let file = ImageBytes(bytes, name: "PV kernel")
+    let elf = try ELFFile(file)
     guard elf.elfClass == .elf64, elf.machine == ELFFile.emX86_64 else {
       throw LoaderError("a PV kernel must be a 64-bit x86-64 ELF image")
     }
@@ -58,8 +62,14 @@ public enum ParavirtBoot {
       }
       imageEnd = max(imageEnd, end.partialValue)
     }
-    guard segments.contains(where: { elf.entry >= $0.virtualAddress && elf.entry < $0.virtualAddress + $0.memorySize })
-    else { throw LoaderError("the entry point 0x\(String(elf.entry, radix: 16)) is in no segment") }
+    let notes = try xenNotes(file)
+    let entry = notes[1] ?? elf.entry
+    let inImage = { (v: UInt64) in segments.contains { v >= $0.virtualAddress && v < $0.virtualAddress + $0.memorySize }
+    }
+    guard inImage(entry) else { throw LoaderError("the entry point 0x\(String(entry, radix: 16)) is in no segment") }
+    if let page = notes[2], page & 0xFFF != 0 || !inImage(page) {
+      throw LoaderError("the hypercall page 0x\(String(page, radix: 16)) is not a page of the image")
+    }
     // The bootstrap area after the image.
     let pages = limit >> 12
     let p2m = (imageEnd + 0xFFF) & ~0xFFF
@@ -89,6 +99,14 @@ public enum ParavirtBoot {
       for s in segments {
         let file = Array(bytes[Int(s.offset)..<Int(s.offset + s.fileSize)])
         try memory.write(s.physicalAddress, bytes: file + [UInt8](repeating: 0, count: Int(s.memorySize - s.fileSize)))
+      }
+      if let page = notes[2] {
+        var stubs = [UInt8](repeating: 0xCC, count: 0x1000)
+        for n in 0..<Xen.hypercallPageStubs {
+          let stub = ParavirtDomain.stub(number: UInt32(n), trap: trapInstruction)
+          stubs.replaceSubrange(n * Xen.hypercallStubSize..<n * Xen.hypercallStubSize + stub.count, with: stub)
+        }
+        try memory.write(page &- virtualBase, bytes: stubs)
       }
       var list = [UInt8]()
       list.reserveCapacity(Int(pages) * 8)
@@ -130,7 +148,7 @@ public enum ParavirtBoot {
       throw LoaderError("cannot write the PV domain into guest memory: \(error)")
     }
     var registers = Registers()
-    registers.rip = elf.entry
+    registers.rip = entry
     registers.rsp = virtualBase &+ stack + 0x1000
     registers.rsi = virtualBase &+ startInfo
     registers.rflags = 0x2
@@ -143,6 +161,41 @@ public enum ParavirtBoot {
         "start_info \(hex(virtualBase &+ startInfo)), page tables \(hex(tables)) (\(used) frames), mapped to \(hex(mapEnd))",
         "shared info \(hex(limit)), monitor \(hex(layout.base))-\(hex(layout.reservedRange.upperBound))",
       ])
+  }
+
+  /// The `Xen` ELF notes the builder reads (XEN_ELFNOTE_ENTRY 1, XEN_ELFNOTE_HYPERCALL_PAGE 2):
+  /// note type to its value (the first 8 bytes of its descriptor, zero-extended).
+  static func xenNotes(_ image: ImageBytes) throws(LoaderError) -> [UInt32: UInt64] {
+    let phoff = try image.u64(32, "e_phoff")
+    let phentsize = UInt64(try image.u16(54, "e_phentsize"))
+    let phnum = UInt64(try image.u16(56, "e_phnum"))
+    var notes: [UInt32: UInt64] = [:]
+    for i in 0..<min(phnum, UInt64(ELFFile.maximumProgramHeaders)) {
+      let header = phoff + i * phentsize
+      guard try image.u32(header, "p_type") == 4 else { continue }  // PT_NOTE
+      let offset = try image.u64(header + 8, "p_offset")
+      let size = try image.u64(header + 32, "p_filesz")
+      try image.require(offset, length: size, "a PT_NOTE segment")
+      var at = offset
+      while at + 12 <= offset + size {
+        let nameSize = UInt64(try image.u32(at, "n_namesz"))
+        let descSize = UInt64(try image.u32(at + 4, "n_descsz"))
+        let type = try image.u32(at + 8, "n_type")
+        let name = at + 12
+        let desc = name + ((nameSize + 3) & ~3)
+        let next = desc + ((descSize + 3) & ~3)
+        guard nameSize <= 64, descSize <= 1 << 16, next <= offset + size else {
+          throw LoaderError("the PV kernel has a malformed ELF note")
+        }
+        if nameSize == 4, image.bytes[Int(name)..<Int(name + 4)] == [0x58, 0x65, 0x6E, 0x00], descSize >= 1 {
+          var value: UInt64 = 0
+          for k in 0..<min(descSize, 8) { value |= UInt64(image.bytes[Int(desc + k)]) << (8 * k) }
+          notes[type] = value
+        }
+        at = next
+      }
+    }
+    return notes
   }
 
   /// Page-table frames needed to map `[start, end)` (4 KiB pages): the root, then one table per
