@@ -177,15 +177,17 @@ import Testing
     let d = try Domain(deprivileged: true)
     let trap = [UInt8]([0x0F, 0x01, 0xC1])
     // The CPU's frame on the monitor stack: vector, error code, rip, cs, rflags, rsp, ss.
-    func trapFrom(vector: UInt64, cs: UInt64) throws -> HypercallResult {
+    func trapFrom(vector: UInt64, cs: UInt64, head: [UInt64]? = nil) throws -> HypercallResult {
       let top = ParavirtMonitor.Layout.stackTop(0)
       var r = d.cpu.currentRegisters
       r.rsp = top - 56
-      r.rip = ParavirtMonitor.Layout.stubAddress(vector) + (vector == 14 ? 5 : 7) + UInt64(trap.count)
+      let pushes: UInt64 = ParavirtMonitor.errorCodeVectors.contains(vector) ? 5 : 7
+      r.rip = ParavirtMonitor.Layout.stubAddress(vector) + pushes + UInt64(trap.count)
       d.cpu.currentRegisters = r
       d.cpu.currentSpecialRegisters.cs.selector = 0xE008
       d.cpu.currentSpecialRegisters.ss.dpl = 0
-      let frame = [vector, 6, Self.virtualBase + 0x10_0004, cs, 0x202, Self.scratch + 0x400, 0xE02B]
+      let frame: [UInt64] =
+        (head ?? [vector, 6]) + [Self.virtualBase + 0x10_0004, cs, 0x202, Self.scratch + 0x400, 0xE02B]
       let layout = try #require(d.vm.paravirt.monitor).layout
       for (i, w) in frame.enumerated() { try d.memory.write(w, at: layout.stackFrame(0) + 0x1000 - 56 + UInt64(i * 8)) }
       return try d.call(.xenVersion)
@@ -207,6 +209,18 @@ import Testing
     #expect(words[2] == 6 && words[3] == Self.virtualBase + 0x10_0004 && words[4] == 0xE030 && words[7] == 0xE02B)
     #expect(words[5] & (1 << 9) == 0, "events masked at boot: the frame shows IF clear")
     #expect(d.vm.paravirt.monitor?.vcpus[0].cr2 == 0xDEAD_0000)
+    // INT 0x80 (a #GP with the IDT bit) reaches vector 0x80's handler when its DPL is 3, after
+    // the 2-byte instruction, without an error code; with DPL 0 it stays a #GP (no handler here).
+    try d.store([0xE033_0380, Self.virtualBase + 0x10_0010, 0, 0], at: Self.scratch)
+    #expect(try d.call(.setTrapTable, Self.scratch) == .value(0))
+    let intFrame: [UInt64] = [13, 0x80 << 3 | 2]
+    #expect(try trapFrom(vector: 13, cs: 0xE033, head: intFrame) == .registersSet)
+    #expect(d.cpu.currentRegisters.rip == Self.virtualBase + 0x10_0010)
+    let top = d.cpu.currentRegisters.rsp
+    #expect(try d.memory.read(UInt64.self, at: top - Self.virtualBase + 16) == Self.virtualBase + 0x10_0006)
+    try d.store([0xE033_0080, Self.virtualBase + 0x10_0010, 0, 0], at: Self.scratch)
+    #expect(try d.call(.setTrapTable, Self.scratch) == .value(0))
+    #expect(try trapFrom(vector: 13, cs: 0xE033, head: intFrame) == .shutdown(.crash))
   }
 
   @Test func monitorPiecesAndMemoryMap() throws {

@@ -163,6 +163,15 @@ extension ParavirtDomain {
       monitor.vcpus[index].taskSwitched = false
       s.cr0 &= ~UInt64(8)
     }
+    // INT n through a gate the IDT keeps at DPL 0 (#GP with the IDT bit): Xen delivers it to the
+    // guest's vector n when that trap's DPL allows the guest's mode (kernel 1, user 3).
+    if vector == 13, let code = errorCode, code & 3 == 2, let entry = monitor.vcpus[index].traps[UInt8(code >> 3)],
+      entry.address != 0, Int(entry.flags & 3) >= (vcpus[index].inKernelMode ? 1 : 3)
+    {
+      vector = code >> 3
+      errorCode = nil
+      r.rip &+= 2
+    }
     try caller.vcpu.setRegisters(r)
     try caller.vcpu.setSpecialRegisters(s)
     let handler: UInt64
