@@ -130,6 +130,7 @@ public enum ParavirtBoot {
           }
           table = entry & 0x000F_FFFF_FFFF_F000
         }
+        guard used <= tableCount else { throw LoaderError("the PV domain's page tables outgrew their estimate") }
         let writable: UInt64 = tableRange.contains(physical) ? 0 : 0x2
         try memory.write(physical | 0x5 | writable, at: table + ((linear >> 12) & 0x1FF) * 8)
       }

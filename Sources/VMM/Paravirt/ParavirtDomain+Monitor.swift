@@ -71,8 +71,10 @@ extension ParavirtDomain {
     let sharedInfo = ParavirtBoot.sharedInfoAddress(layout)
     do throws(HypercallFailure) {
       try placeSharedInfo(frame: sharedInfo >> 12)
+    } catch  where error.error == .notImplemented {
+      // Until the event-channel part serves it, the monitor keeps the mask and CR2 itself.
     } catch {
-      // -ENOSYS until the event-channel part serves it: the monitor keeps mask and CR2 itself.
+      throw LoaderError("cannot place the shared info page (error \(error.error.rawValue))")
     }
     monitor.sharedInfoFrame = sharedInfo >> 12
     for i in vcpus.indices { setUpcallMask(i, true) }
