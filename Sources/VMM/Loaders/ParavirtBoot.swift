@@ -207,5 +207,6 @@ public enum ParavirtBoot {
     return 1 + [39, 30, 21].reduce(0) { n, shift in n + Int((last >> UInt64(shift)) - (start >> UInt64(shift)) + 1) }
   }
 
+  /// `v` as 8 little-endian bytes.
   private static func le(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 }

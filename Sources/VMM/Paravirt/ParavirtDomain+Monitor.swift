@@ -8,6 +8,7 @@ extension ParavirtDomain {
   /// RFLAGS bits a guest frame may set: CF PF AF ZF SF TF DF OF AC ID.
   static let guestFlags: UInt64 = 0x24_0DD5
 
+  /// Registers this part's hypercalls and the check every call passes (`screen`).
   func registerMonitorHypercalls(on dispatcher: HypercallDispatcher) {
     dispatcher.screen = { [unowned self] _, caller throws(EngineError) in try self.screen(caller) }
     dispatcher.register(Xen.Hypercall.setTrapTable.rawValue) { [unowned self] call, caller in
