@@ -6,7 +6,7 @@ extension ParavirtDomain {
   /// Xen's `VGCF_in_syscall`: `iret` returns as SYSRET would (RCX and R11 not restored).
   static let iretInSyscall: UInt64 = 1 << 8
   /// RFLAGS bits a guest frame may set: CF PF AF ZF SF TF DF OF AC ID.
-  static let guestFlags: UInt64 = 0x24_0DD5
+  static let iretGuestFlags: UInt64 = 0x24_0DD5
 
   /// Registers this part's hypercalls and the check every call passes (`screen`).
   func registerMonitorHypercalls(on dispatcher: HypercallDispatcher) {
@@ -78,12 +78,12 @@ extension ParavirtDomain {
       throw LoaderError("cannot place the shared info page (error \(error.error.rawValue))")
     }
     monitor.sharedInfoFrame = sharedInfo >> 12
-    for i in vcpus.indices { setUpcallMask(i, true) }
+    for i in vcpus.indices { setMonitorUpcallMask(i, true) }
   }
 
   /// The guest's memory map for `memory_op(XENMEM_memory_map)`: RAM with the shared info page
   /// and the monitor's pages reserved.
-  func guestMemoryMap() -> [E820Entry] {
+  func monitorMemoryMap() -> [E820Entry] {
     guard let monitor else { return E820Map.entries(for: memory) }
     let sharedInfo = ParavirtBoot.sharedInfoAddress(monitor.layout)
     return E820Map.entries(for: memory, reserving: [sharedInfo..<monitor.layout.reservedRange.upperBound])
@@ -98,13 +98,13 @@ extension ParavirtDomain {
   }
 
   /// Whether vCPU `index`'s event upcalls are masked (`evtchn_upcall_mask`).
-  func upcallMask(_ index: Int) -> Bool {
+  func monitorUpcallMask(_ index: Int) -> Bool {
     if let info = vcpuInfo(index), let b = try? memory.read(UInt8.self, at: info + 1) { return b != 0 }
     return monitor?.vcpus[index].upcallMask ?? true
   }
 
   /// Sets vCPU `index`'s `evtchn_upcall_mask`.
-  func setUpcallMask(_ index: Int, _ masked: Bool) {
+  func setMonitorUpcallMask(_ index: Int, _ masked: Bool) {
     monitor?.vcpus[index].upcallMask = masked
     if let info = vcpuInfo(index) { try? memory.write(UInt8(masked ? 1 : 0), at: info + 1) }
   }
@@ -318,12 +318,12 @@ extension ParavirtDomain {
       }
       s.cs = ParavirtMonitor.guestCodeSegment
       s.ss = ParavirtMonitor.guestDataSegment
-      r.rflags = rflags & Self.guestFlags | 0x2
+      r.rflags = rflags & Self.iretGuestFlags | 0x2
     } else {
       // A guest kernel at ring 0: its own selectors (descriptors from its GDT when they change).
       if cs != s.cs.selector { s.cs = try descriptor(cs, s, caller) }
       if ss != s.ss.selector { s.ss = try descriptor(ss, s, caller) }
-      r.rflags = rflags & (Self.guestFlags | 1 << 9 | 3 << 12) | 0x2
+      r.rflags = rflags & (Self.iretGuestFlags | 1 << 9 | 3 << 12) | 0x2
     }
     do {
       try caller.vcpu.setRegisters(r)
@@ -331,7 +331,7 @@ extension ParavirtDomain {
     } catch {
       throw HypercallFailure(.fault)
     }
-    setUpcallMask(caller.index, rflags & (1 << 9) == 0)
+    setMonitorUpcallMask(caller.index, rflags & (1 << 9) == 0)
   }
 
   /// The segment cache for `selector` from the guest's GDT (a ring-0 guest kernel's `iret` to
