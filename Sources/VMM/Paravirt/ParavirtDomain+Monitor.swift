@@ -149,6 +149,7 @@ extension ParavirtDomain {
       let w = (0..<7).map { i in (0..<8).reduce(UInt64(0)) { $0 | UInt64(frame[i * 8 + $1]) << (8 * $1) } }
       guard w[3] & 3 == 3 else { return .shutdown(.crash) }  // the monitor itself faulted
       vector = w[0]
+      guard vector < 256 else { return .shutdown(.crash) }
       if ParavirtMonitor.errorCodeVectors.contains(vector) { errorCode = w[1] }
       r.rip = w[2]
       r.rflags = w[4]
@@ -168,7 +169,8 @@ extension ParavirtDomain {
     }
     // INT n through a gate the IDT keeps at DPL 0 (#GP with the IDT bit): Xen delivers it to the
     // guest's vector n when that trap's DPL allows the guest's mode (kernel 1, user 3).
-    if vector == 13, let code = errorCode, code & 3 == 2, let entry = monitor.vcpus[index].traps[UInt8(code >> 3)],
+    if vector == 13, let code = errorCode, code & 3 == 2, code >> 3 < 256,
+      let entry = monitor.vcpus[index].traps[UInt8(truncatingIfNeeded: code >> 3)],
       entry.address != 0, Int(entry.flags & 3) >= (vcpus[index].inKernelMode ? 1 : 3)
     {
       vector = code >> 3
@@ -189,7 +191,7 @@ extension ParavirtDomain {
       if handler != 0 {
         try bounce(caller, to: handler, maskEvents: false)
       } else {
-        guard let entry = monitor.vcpus[index].traps[UInt8(vector)], entry.address != 0 else {
+        guard let entry = monitor.vcpus[index].traps[UInt8(truncatingIfNeeded: vector)], entry.address != 0 else {
           return .shutdown(.crash)
         }
         mask = entry.flags & 4 != 0
