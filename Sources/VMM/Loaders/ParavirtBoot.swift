@@ -108,9 +108,10 @@ public enum ParavirtBoot {
         }
         try memory.write(page &- virtualBase, bytes: stubs)
       }
-      var list = [UInt8]()
-      list.reserveCapacity(Int(pages) * 8)
-      for pfn in 0..<pages { list += le(pfn) }
+      var list = [UInt8](repeating: 0, count: Int(pages) * 8)
+      for pfn in 0..<Int(pages) {
+        for k in 0..<8 { list[pfn * 8 + k] = UInt8(truncatingIfNeeded: pfn >> (8 * k)) }
+      }
       try memory.write(p2m, bytes: list)
       try memory.write(tables, bytes: [UInt8](repeating: 0, count: tableCount * 0x1000))
       try memory.write(stack, bytes: [UInt8](repeating: 0, count: 0x1000))
