@@ -11,7 +11,7 @@ import X86
 ///   with it); writes, `.msrWrite`, `.invlpg`: the instruction resumes past the access (any
 ///   response but `.fault` acknowledges). `.fault` raises that exception at the instruction instead.
 /// - `.cpuid`: answer with `.cpuid`.
-/// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired (the VMM decodes the registers);
+/// - `.hypercall`: VMCALL/VMMCALL (at any CPL) has retired (the VMM decodes the registers);
 ///   `.value(v)` puts v in RAX (`.none` leaves RAX alone).
 /// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt or
 ///   NMI is delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)` (which an NMI

@@ -27,9 +27,9 @@ import Testing
     let memory: GuestMemory
     var domain: ParavirtDomain { machine.paravirt }
 
-    init(cpus: Int = 2) throws {
+    init(cpus: Int = 2, ramSize: UInt64 = 4 << 20) throws {
       engine = ScriptedEngine(scripts: Array(repeating: [], count: cpus))
-      memory = try GuestMemory(ramSize: 4 << 20)
+      memory = try GuestMemory(ramSize: ramSize)
       let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
       var configuration = MachineConfiguration(timeoutSeconds: 60)
       configuration.cpuCount = cpus
@@ -224,19 +224,11 @@ import Testing
     #expect(try h.mmuext(.pinL1Table, Self.data >> 12) == 0)
   }
 
-  /// The first root-table slot the monitor keeps, if any (none in ring-0 mode).
-  static var monitorSlot: Int? {
-    guard let h = try? Harness() else { return nil }
-    return (0..<512).first { h.domain.isMonitorRootSlot($0) }
-  }
-
-  @Test(
-    .enabled(
-      if: monitorSlot != nil,
-      "no root-table slot belongs to the monitor in ring-0 mode (the deprivileged mode reserves them)"))
-  func monitorSlotsOfARootTableAreNotTheGuests() throws {
-    let h = try Harness()
-    let slot = try #require(Self.monitorSlot)
+  @Test func monitorSlotsOfARootTableAreNotTheGuests() throws {
+    let h = try Harness(ramSize: 16 << 20)
+    #expect(!(0..<512).contains { h.domain.isMonitorRootSlot($0) }, "ring-0 mode: no slot is the monitor's")
+    try h.domain.startDeprivileged(boot: try SmallGuestBoot.prepare(memory: h.memory, entry: 0x10000))
+    let slot = try #require((0..<512).first { h.domain.isMonitorRootSlot($0) })
     try h.buildTree()
     try h.memory.write(Self.l3 | 1, at: Self.l4 + UInt64(slot) * 8)  // ignored when validating
     #expect(try h.mmuext(.pinL4Table, Self.l4 >> 12) == 0)

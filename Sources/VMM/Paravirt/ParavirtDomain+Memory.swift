@@ -86,7 +86,8 @@ extension ParavirtDomain {
   }
 
   /// The E820-style map of the guest's RAM as the machine's loaders report it (the platform
-  /// tables' area reserved when the machine places them), with the VMM's reserved range reserved.
+  /// tables' area reserved when the machine places them), with the VMM's reserved range — and in
+  /// the deprivileged mode the shared info page below it — reserved.
   var memoryMap: [E820Entry] {
     var reserved: [Range<UInt64>] = []
     let area = PlatformTables.tableArea
@@ -95,7 +96,11 @@ extension ParavirtDomain {
     {
       reserved.append(area)
     }
-    if let reservedRange { reserved.append(reservedRange) }
+    if let monitor {
+      reserved.append(ParavirtBoot.sharedInfoAddress(monitor.layout)..<monitor.layout.reservedRange.upperBound)
+    } else if let reservedRange {
+      reserved.append(reservedRange)
+    }
     return E820Map.entries(for: memory, reserving: reserved)
   }
 
