@@ -41,6 +41,6 @@ extension ParavirtDomain {
     } catch {
       throw HypercallFailure(.fault)
     }
-    _ = maskEvents  // the upcall mask lives in vcpu_info (event channels)
+    if maskEvents { setUpcallMask(vcpu.index, true) }
   }
 }

@@ -26,6 +26,8 @@ public final class ParavirtDomain {
   /// Guest-physical bytes the VMM keeps for itself inside the guest's address space (the
   /// deprivileged mode's monitor); no guest mapping may reach them.
   var reservedRange: Range<UInt64>?
+  /// Event channels, timers and the shared info page's place (`EventChannelTable`).
+  lazy var events = EventChannelTable(vcpuCount: vcpus.count)
 
   /// The ABI for `machine`, whose engine traps with `trapInstruction`.
   init(machine: Machine, trapInstruction: [UInt8]) {
