@@ -140,7 +140,7 @@ import Testing
     let d = try Domain(deprivileged: true)
     let p = d.vm.paravirt
     p.vcpus[0].userBasePointer = 0x80_0000
-    p.setMonitorUpcallMask(0, true)
+    p.setUpcallMask(0, true)
     let kernelRoot = d.cpu.currentSpecialRegisters.cr3
     _ = try d.call(.setSegmentBase, 2, 0x2000)
     _ = try d.call(.setSegmentBase, 1, 0x3000)
@@ -154,7 +154,7 @@ import Testing
     #expect(r.rax == 0xAA && r.r11 == 0xBB && r.rcx == 0xCC && r.rip == 0x40_1000 && r.rsp == 0x7000)
     #expect(r.rflags == 0x2, "IF is virtual, IOPL stays 0")
     #expect(s.cr3 == 0x80_0000 && s.gs.base == 0x3000 && s.cs.selector == 0xE033 && s.ss.dpl == 3)
-    #expect(!p.vcpus[0].inKernelMode && !p.monitorUpcallMask(0))
+    #expect(!p.vcpus[0].inKernelMode && !p.isUpcallMasked(0))
     // A non-canonical RIP: -EINVAL (the kernel's state untouched).
     p.vcpus[0].inKernelMode = true
     d.cpu.currentSpecialRegisters.cr3 = kernelRoot

@@ -34,7 +34,7 @@ extension ParavirtDomain {
       let kernel = vcpus[index].inKernelMode
       cs = UInt64(kernel ? ParavirtMonitor.Selector.kernelFrameCode : ParavirtMonitor.Selector.guestCode)
       ss = UInt64(ParavirtMonitor.Selector.guestData)
-      flags = flags & ~(1 << 9) | (monitorUpcallMask(index) ? 0 : 1 << 9)
+      flags = flags & ~(1 << 9) | (isUpcallMasked(index) ? 0 : 1 << 9)
       if !kernel {
         s.cr3 = vcpus[index].kernelBasePointer
         swap(&s.gs.base, &monitor.vcpus[index].inactiveGSBase)
@@ -59,7 +59,6 @@ extension ParavirtDomain {
     } catch {
       throw HypercallFailure(.fault)
     }
-    _ = maskEvents  // the upcall mask lives in vcpu_info (event channels)
-    if maskEvents && monitor != nil { setMonitorUpcallMask(vcpu.index, true) }
+    if maskEvents { setUpcallMask(vcpu.index, true) }
   }
 }

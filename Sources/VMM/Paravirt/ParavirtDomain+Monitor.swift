@@ -72,33 +72,11 @@ extension ParavirtDomain {
     let sharedInfo = ParavirtBoot.sharedInfoAddress(layout)
     do throws(HypercallFailure) {
       try placeSharedInfo(frame: sharedInfo >> 12)
-    } catch  where error.error == .notImplemented {
-      // Until the event-channel part serves it, the monitor keeps the mask and CR2 itself.
     } catch {
       throw LoaderError("cannot place the shared info page (error \(error.error.rawValue))")
     }
     monitor.sharedInfoFrame = sharedInfo >> 12
-    for i in vcpus.indices { setMonitorUpcallMask(i, true) }
-  }
-
-  // MARK: vcpu_info (until the event-channel part owns it)
-
-  /// vCPU `index`'s `vcpu_info` in the shared info page (64 bytes each), when placed.
-  private func vcpuInfo(_ index: Int) -> UInt64? {
-    guard let frame = monitor?.sharedInfoFrame, index < 32 else { return nil }
-    return frame << 12 + UInt64(index) * 64
-  }
-
-  /// Whether vCPU `index`'s event upcalls are masked (`evtchn_upcall_mask`).
-  func monitorUpcallMask(_ index: Int) -> Bool {
-    if let info = vcpuInfo(index), let b = try? memory.read(UInt8.self, at: info + 1) { return b != 0 }
-    return monitor?.vcpus[index].upcallMask ?? true
-  }
-
-  /// Sets vCPU `index`'s `evtchn_upcall_mask`.
-  func setMonitorUpcallMask(_ index: Int, _ masked: Bool) {
-    monitor?.vcpus[index].upcallMask = masked
-    if let info = vcpuInfo(index) { try? memory.write(UInt8(masked ? 1 : 0), at: info + 1) }
+    for i in vcpus.indices { setUpcallMask(i, true) }
   }
 
   // MARK: The check every hypercall passes
@@ -153,7 +131,7 @@ extension ParavirtDomain {
     let index = caller.index
     if vector == 14 {
       monitor.vcpus[index].cr2 = s.cr2
-      if let info = vcpuInfo(index) { try? memory.write(s.cr2, at: info + 16) }
+      if let info = vcpuInfo(index) { storeWord(s.cr2, at: info + Xen.SharedInfoLayout.cr2) }
     }
     if vector == 7 && monitor.vcpus[index].taskSwitched {
       monitor.vcpus[index].taskSwitched = false
@@ -325,7 +303,7 @@ extension ParavirtDomain {
     } catch {
       throw HypercallFailure(.fault)
     }
-    setMonitorUpcallMask(caller.index, rflags & (1 << 9) == 0)
+    setUpcallMask(caller.index, rflags & (1 << 9) == 0)
   }
 
   /// The segment cache for `selector` from the guest's GDT (a ring-0 guest kernel's `iret` to

@@ -30,6 +30,8 @@ public final class ParavirtDomain {
   var memoryState = ParavirtMemoryState()
   /// The deprivileged mode's monitor (`--pv` boot); nil while the guest kernel runs at ring 0.
   var monitor: ParavirtMonitor?
+  /// Event channels, timers and the shared info page's place (`EventChannelTable`).
+  lazy var events = EventChannelTable(vcpuCount: vcpus.count)
 
   /// The ABI for `machine`, whose engine traps with `trapInstruction`.
   init(machine: Machine, trapInstruction: [UInt8]) {

@@ -129,8 +129,6 @@ final class ParavirtMonitor {
     var inactiveGSBase: UInt64 = 0
     /// The last page-fault address reflected (Xen's vcpu_info arch.cr2; kept here too).
     var cr2: UInt64 = 0
-    /// The upcall mask when no shared info page is placed.
-    var upcallMask = true
     /// `fpu_taskswitch(1)`: the guest asked for CR0.TS; its next #NM is reflected and clears it.
     var taskSwitched = false
   }

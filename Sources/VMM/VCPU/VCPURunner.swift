@@ -171,6 +171,12 @@ public final class VCPURunner {
         machine.deviceLock.unlock()
         return engineFailure(error)
       }
+      let events = serviceParavirtualEvents()
+      deviceDeadline = earliest(deviceDeadline, events.deadline)
+      if let stop = events.stop {
+        machine.deviceLock.unlock()
+        return stop
+      }
       machine.deviceLock.unlock()
       // Host time: the timer kicks the vCPU at the next device deadline (or the timeout). Virtual
       // time: the instruction budget stops the vCPU exactly at the deadline instead, and the timer
