@@ -148,9 +148,22 @@ import Testing
     #expect(try add(space: 1, frame: 0x300) == Self.enosys)  // grant table
     #expect(try add(index: 1, frame: 0x300) == Self.einval)
     #expect(try add(frame: 0xFEE00) == Self.eperm)  // the local APIC, not RAM
-    // An owned frame reaches the event-channel part (which may not be built yet).
-    let placed = try add(frame: 0x300)
-    #expect(placed == 0 || placed == Self.enosys)
+    #expect(try add(frame: 0x300) == 0)
+    // The VMM writes the shared info page itself: it never goes over a page table in use, and
+    // it never becomes one (its contents would be entries nobody validated).
+    try h.buildTree()
+    #expect(try h.mmuext(.pinL4Table, Self.l4 >> 12) == 0)
+    #expect(try add(frame: Self.l1 >> 12) == Self.einval)
+    #expect(try h.memory.read(UInt64.self, at: Self.l1 + 0x10 * 8) == Self.data | 3, "the table is untouched")
+    try h.memory.fill(0x30_0000, length: 0x1000)
+    #expect(try h.mmuext(.pinL1Table, 0x300) == Self.einval)
+  }
+
+  @Test func theDeprivilegedModeRefusesBootTablesThatDoNotValidate() throws {
+    let h = try Harness(ramSize: 16 << 20)
+    // SmallGuestBoot maps with 2 MiB pages, which a paravirtual guest may not use.
+    let boot = try SmallGuestBoot.prepare(memory: h.memory, entry: 0x10000)
+    #expect(throws: LoaderError.self) { try h.domain.startDeprivileged(boot: boot) }
   }
 
   // MARK: Pins
@@ -227,9 +240,11 @@ import Testing
   @Test func monitorSlotsOfARootTableAreNotTheGuests() throws {
     let h = try Harness(ramSize: 16 << 20)
     #expect(!(0..<512).contains { h.domain.isMonitorRootSlot($0) }, "ring-0 mode: no slot is the monitor's")
-    try h.domain.startDeprivileged(boot: try SmallGuestBoot.prepare(memory: h.memory, entry: 0x10000))
-    let slot = try #require((0..<512).first { h.domain.isMonitorRootSlot($0) })
     try h.buildTree()
+    var boot = try SmallGuestBoot.prepare(memory: h.memory, entry: 0x10000)
+    boot.specialRegisters.cr3 = Self.l4  // the builder's root: validated (no superpages) and held
+    try h.domain.startDeprivileged(boot: boot)
+    let slot = try #require((0..<512).first { h.domain.isMonitorRootSlot($0) })
     try h.memory.write(Self.l3 | 1, at: Self.l4 + UInt64(slot) * 8)  // ignored when validating
     #expect(try h.mmuext(.pinL4Table, Self.l4 >> 12) == 0)
     #expect(try h.mmuUpdate([(Self.l4 + UInt64(slot) * 8, Self.l3 | 1)]).0 == Self.einval)

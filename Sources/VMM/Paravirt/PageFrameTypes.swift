@@ -158,7 +158,7 @@ extension ParavirtDomain {
       memoryState.frames[frame] = record
       return
     }
-    guard record.writableMappings == 0 else { throw HypercallFailure(.invalid) }
+    guard record.writableMappings == 0, !isWrittenByTheVMM(frame) else { throw HypercallFailure(.invalid) }
     if level == 4 { try prepareRootTable(frame: frame) }
     var entries = try tableEntries(frame)
     if level == 4 {
@@ -316,6 +316,14 @@ extension ParavirtDomain {
       throw HypercallFailure(.fault)
     }
     replaceKernelRoot(with: frame, vcpu: caller.index)
+  }
+
+  /// Whether the VMM itself writes frame `frame` (the shared info page, a registered
+  /// `vcpu_info`): such a frame never becomes a page table, or what the VMM stores there would
+  /// be entries nobody validated.
+  func isWrittenByTheVMM(_ frame: UInt64) -> Bool {
+    if let s = events.sharedInfo, s >> 12 == frame { return true }
+    return events.vcpus.contains { $0.vcpuInfoAddress.map { $0 >> 12 == frame } ?? false }
   }
 
   /// For the domain builder of the deprivileged mode: makes `frame` vCPU `index`'s kernel root

@@ -20,7 +20,9 @@ extension ParavirtDomain {
   /// the page carries its contents along. Time and wall clock are filled. -EINVAL for a frame
   /// the guest does not own.
   func placeSharedInfo(frame: UInt64) throws(HypercallFailure) {
-    guard ownsFrame(frame) else { throw HypercallFailure(.invalid) }
+    // The VMM writes this page on its own: never over a page table in use (its entries would
+    // escape validation).
+    guard ownsFrame(frame), memoryState.frames[frame].tableReferences == 0 else { throw HypercallFailure(.invalid) }
     let address = frame << 12
     let old = events.sharedInfo
     var page = [UInt8](repeating: 0, count: 4096)

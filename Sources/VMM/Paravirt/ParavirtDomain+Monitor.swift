@@ -67,7 +67,13 @@ extension ParavirtDomain {
     }
     for i in vcpus.indices {
       vcpus[i].inKernelMode = true
-      vcpus[i].kernelBasePointer = boot.specialRegisters.cr3
+      // The builder's root becomes a validated page table that every vCPU holds (as Xen's
+      // builder does): from now on the guest changes it only through validated updates.
+      do throws(HypercallFailure) {
+        try adoptKernelRoot(boot.specialRegisters.cr3 >> 12, vcpu: i)
+      } catch {
+        throw LoaderError("the boot's page tables do not validate (error \(error.error.rawValue))")
+      }
     }
     let sharedInfo = ParavirtBoot.sharedInfoAddress(layout)
     do throws(HypercallFailure) {

@@ -204,7 +204,8 @@ extension ParavirtDomain {
       // vcpu_register_vcpu_info { u64 mfn @0; u32 offset @8; u32 rsvd @12 }
       let frame = try read(UInt64.self, at: arg, for: caller)
       let offset = try read(UInt32.self, at: arg &+ 8, for: caller)
-      guard events.vcpus[v].vcpuInfoAddress == nil, UInt64(offset) + Layout.vcpuInfoSize <= 4096, ownsFrame(frame)
+      guard events.vcpus[v].vcpuInfoAddress == nil, UInt64(offset) + Layout.vcpuInfoSize <= 4096, ownsFrame(frame),
+        memoryState.frames[frame].tableReferences == 0
       else { throw HypercallFailure(.invalid) }
       let address = frame << 12 + UInt64(offset)
       var bytes = [UInt8](repeating: 0, count: Int(Layout.vcpuInfoSize))
