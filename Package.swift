@@ -26,7 +26,7 @@ let package = Package(
     // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
-    .target(name: "VMM", dependencies: ["CSlirp"]),
+    .target(name: "VMM", dependencies: ["CSlirp", "CAtomics"]),
     // Hardware-assisted engine on Linux /dev/kvm.
     .target(name: "KVMEngine", dependencies: ["CKVM", "VMM"]),
     // Software engine: the X86 model run instruction by instruction.

@@ -61,69 +61,106 @@ import Translator
   ///    xen_version call forces delivery as Linux's guests do (0x902C).
   /// 3. bind_virq(TIMER, 0) → 0x9104; set_timer_op(system time + 2 ms); block until the handler
   ///    saw the timer port (0x9040 has its bit); 0x9030 = the count.
-  static let single = common + "\n" + #"""
-    main:
-      SETUP
-      movl $0, 0x9200
-      EVTCHN 7
-      movl %eax, 0x9084
-      movl 0x9204, %ebx
-      movl %ebx, 0x9100
-      btsq %rbx, SI + 2560
-      movb $0, SI + 1
-      movl %ebx, 0x9200
-      EVTCHN 4
-      movl $1000, %ecx
-    spin1:
-      pause
-      loop spin1
-      movl 0x9010, %eax
-      movl %eax, 0x9020
-      movl 0x9100, %ebx
-      movl %ebx, 0x9200
-      EVTCHN 9
-      movl 0x9010, %eax
-      movl %eax, 0x9024
-      # 2: the upcall mask
-      movb $1, SI + 1
-      movl 0x9100, %ebx
-      movl %ebx, 0x9200
-      EVTCHN 4
-      movl $1000, %ecx
-    spin2:
-      pause
-      loop spin2
-      movl 0x9010, %eax
-      movl %eax, 0x9028
-      movb $0, SI + 1
-      cmpb $0, SI
-      je no_force
-      xorl %edi, %edi
-      HCALL 17
-    no_force:
-      movl 0x9010, %eax
-      movl %eax, 0x902C
-      # 3: the timer
-      movq $0, 0x9040
-      movl $0, 0x9200
-      movl $0, 0x9204
-      EVTCHN 1
-      movl 0x9208, %ebx
-      movl %ebx, 0x9104
-      movq SI + 48, %rdi
-      addq $2000000, %rdi
-      HCALL 15
-    wait_timer:
-      movq $1, %rdi
-      xorl %esi, %esi
-      HCALL 29
-      movl 0x9104, %ebx
-      btq %rbx, 0x9040
-      jnc wait_timer
-      movl 0x9010, %eax
-      movl %eax, 0x9030
-      EXIT
-    """#
+  /// 4. set_timer_op again, then STI; HLT until the timer's upcall (0x9034 = the count).
+  /// 5. vcpu_op(set_periodic_timer, 1 ms): HLT until three more upcalls, then stop it.
+  static let single =
+    common + "\n" + #"""
+      main:
+        SETUP
+        movl $0, 0x9200
+        EVTCHN 7
+        movl %eax, 0x9084
+        movl 0x9204, %ebx
+        movl %ebx, 0x9100
+        btsq %rbx, SI + 2560
+        movb $0, SI + 1
+        movl %ebx, 0x9200
+        EVTCHN 4
+        movl $1000, %ecx
+      spin1:
+        pause
+        loop spin1
+        movl 0x9010, %eax
+        movl %eax, 0x9020
+        movl 0x9100, %ebx
+        movl %ebx, 0x9200
+        EVTCHN 9
+        movl 0x9010, %eax
+        movl %eax, 0x9024
+        # 2: the upcall mask
+        movb $1, SI + 1
+        movl 0x9100, %ebx
+        movl %ebx, 0x9200
+        EVTCHN 4
+        movl $1000, %ecx
+      spin2:
+        pause
+        loop spin2
+        movl 0x9010, %eax
+        movl %eax, 0x9028
+        movb $0, SI + 1
+        cmpb $0, SI
+        je no_force
+        xorl %edi, %edi
+        HCALL 17
+      no_force:
+        movl 0x9010, %eax
+        movl %eax, 0x902C
+        # 3: the timer
+        movq $0, 0x9040
+        movl $0, 0x9200
+        movl $0, 0x9204
+        EVTCHN 1
+        movl 0x9208, %ebx
+        movl %ebx, 0x9104
+        movq SI + 48, %rdi
+        addq $2000000, %rdi
+        HCALL 15
+      wait_timer:
+        movq $1, %rdi
+        xorl %esi, %esi
+        HCALL 29
+        movl 0x9104, %ebx
+        btq %rbx, 0x9040
+        jnc wait_timer
+        movl 0x9010, %eax
+        movl %eax, 0x9030
+        # 4: a timer upcall ends HLT
+        movq $0, 0x9040
+        movq SI + 48, %rdi
+        addq $2000000, %rdi
+        HCALL 15
+        sti
+      wait_hlt:
+        hlt
+        movl 0x9104, %ebx
+        btq %rbx, 0x9040
+        jnc wait_hlt
+        cli
+        movl 0x9010, %eax
+        movl %eax, 0x9034
+        # 5: a periodic timer (1 ms) wakes HLT three times, then stops
+        addl $3, %eax
+        movl %eax, 0x9220
+        movq $1000000, 0x9200
+        movq $6, %rdi
+        xorl %esi, %esi
+        movq $0x9200, %rdx
+        HCALL 24
+        movl %eax, 0x9038
+        sti
+      wait_periodic:
+        hlt
+        movl 0x9010, %eax
+        cmpl 0x9220, %eax
+        jb wait_periodic
+        cli
+        movq $7, %rdi
+        xorl %esi, %esi
+        HCALL 24
+        movl %eax, 0x903C
+        EXIT
+      """#
 
   static func checkSingle(_ engine: any Engine) throws {
     let run = try APICTestGuest.run(Self.single, on: engine) { machine in
@@ -139,6 +176,10 @@ import Translator
     #expect(try run.u32(0x902C) == 2)  // delivered once events were enabled
     #expect(try run.u32(0x9104) == 2)  // the timer's port
     #expect(try run.u32(0x9030) == 3)
+    #expect(try run.u32(0x9034) == 4)  // HLT woken by the timer's upcall
+    #expect(try run.u32(0x9038) == 0)  // set_periodic_timer
+    #expect(try run.u32(0x903C) == 0)  // stop_periodic_timer
+    #expect(try run.u32(0x9010) >= 7)
   }
 
   @Test(.requires(.guestToolchain)) func interpMaskingAndTimerUpcalls() throws {
@@ -152,35 +193,36 @@ import Translator
   /// An IPI between two vCPUs: the BSP binds an IPI port for itself (0x9100), enables events,
   /// starts the AP and blocks until its handler ran. The AP (real mode, 32-bit calling
   /// convention through VMCALL) sends on that port and records the result (0x9108).
-  static let ipi = common + "\n" + #"""
-    main:
-      SETUP
-      movl $0, 0x9200
-      EVTCHN 7
-      movl 0x9204, %ebx
-      movl %ebx, 0x9100
-      movb $0, SI + 1
-      movq $0xFEE00000, %rbx
-      movl $0x1FF, 0xF0(%rbx)
-      movl $0, 0x310(%rbx)
-      movl $0xC4500, 0x300(%rbx)
-      movl $0xC4620, 0x300(%rbx)
-    wait_ipi:
-      movq $1, %rdi
-      xorl %esi, %esi
-      HCALL 29
-      cmpl $0, 0x9010
-      je wait_ipi
-      movl 0x9010, %eax
-      movl %eax, 0x9030
-      movl $1, 0x9034
-    wait_ap:
-      pause
-      cmpl $0, 0x910C
-      je wait_ap
-      EXIT
-    """# + "\n" + APICTestGuest.applicationProcessorEntry + "\n"
-    + #"""
+  static let ipi =
+    common + "\n" + #"""
+      main:
+        SETUP
+        movl $0, 0x9200
+        EVTCHN 7
+        movl 0x9204, %ebx
+        movl %ebx, 0x9100
+        movb $0, SI + 1
+        movq $0xFEE00000, %rbx
+        movl $0x1FF, 0xF0(%rbx)
+        movl $0, 0x310(%rbx)
+        movl $0xC4500, 0x300(%rbx)
+        movl $0xC4620, 0x300(%rbx)
+      wait_ipi:
+        movq $1, %rdi
+        xorl %esi, %esi
+        HCALL 29
+        cmpl $0, 0x9010
+        je wait_ipi
+        movl 0x9010, %eax
+        movl %eax, 0x9030
+        movl $1, 0x9034
+      wait_ap:
+        pause
+        cmpl $0, 0x910C
+        je wait_ap
+        EXIT
+      """# + "\n" + APICTestGuest.applicationProcessorEntry + "\n"
+      + #"""
       ap_main:
         movl 0x9100, %eax
         movl %eax, 0x9300

@@ -16,6 +16,15 @@ extension VCPURunner {
     return (deadline, nil)
   }
 
+  /// For the HLT idle loop, under the machine lock: raises timers that fell due; whether an
+  /// upcall waits to be delivered (which ends the idle) and the next timer deadline.
+  func paravirtualIdle() -> (upcall: Bool, deadline: UInt64?) {
+    let domain = machine.paravirt
+    guard domain.events.sharedInfo != nil else { return (false, nil) }
+    let deadline = domain.serviceTimers(index)
+    return (domain.vcpus[index].eventCallback != 0 && domain.upcallDeliverable(index), deadline)
+  }
+
   /// Sleeps after `sched_op(block)` or `poll` until the domain says the block ends (an event, a
   /// polled port, a poll's timeout; timers raised meanwhile count), a control request, a host
   /// stop or the timeout. Devices keep their time meanwhile; in virtual time guest time jumps to
