@@ -254,6 +254,28 @@ import Testing
     #expect(try !rig.domain.deliverUpcall(rig.caller()))  // masked by the bounce
   }
 
+  @Test func aMachineResetForgetsTheSharedInfoPagePortsTimersAndCallback() throws {
+    let rig = try Rig()
+    #expect(try rig.call(.setCallbacks, 0xCAFE, 0, 0) == 0)
+    _ = try rig.bindIPI(0)
+    #expect(try rig.call(.setTimerOp, 1) == 0)
+    rig.domain.resetEvents()
+    #expect(rig.domain.events.sharedInfo == nil)
+    #expect(rig.domain.vcpuInfo(0) == nil)
+    #expect(rig.domain.events.freePort() == 1)
+    #expect(rig.domain.events.vcpus[0].singleshotDeadline == nil)
+    #expect(rig.domain.vcpus[0].eventCallback == 0)
+  }
+
+  @Test func thirtyTwoBitSetCallbacksTakesSelectorAddressPairs() throws {
+    let rig = try Rig()
+    let call = HypercallDispatcher.Call(
+      number: Xen.Hypercall.setCallbacks.rawValue, arguments: [0x61, 0x1000, 0x61, 0x2000, 0, 0], longMode: false)
+    #expect(try rig.machine.hypercalls.dispatch(call, caller: rig.caller()) == .value(0))
+    #expect(rig.domain.vcpus[0].eventCallback == 0x1000)
+    #expect(rig.domain.vcpus[0].failsafeCallback == 0x2000)
+  }
+
   // MARK: sched_op
 
   @Test func schedOpYieldsBlocksShutsDownAndPolls() throws {

@@ -16,6 +16,7 @@ extension Machine {
     devices.reset()
     for r in runners { r.lapic.reset() }
     ioapic?.reset()
+    paravirt.resetEvents()
     let boot: BootState
     do { boot = try reboot(memory) } catch {
       control.completeReset()

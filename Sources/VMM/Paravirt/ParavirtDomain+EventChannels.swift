@@ -38,6 +38,13 @@ extension ParavirtDomain {
     updateWallClock()
   }
 
+  /// A machine reset: the next boot starts with no shared info page, no ports, no timers and
+  /// no event callback (the old page is guest RAM again, never written by the VMM).
+  func resetEvents() {
+    events = EventChannelTable(vcpuCount: vcpus.count)
+    for v in vcpus.indices { vcpus[v].eventCallback = 0 }
+  }
+
   // MARK: Addresses
 
   /// The guest-physical address of vCPU `v`'s `vcpu_info`, or nil (no shared info page yet, or

@@ -26,10 +26,15 @@ extension ParavirtDomain {
       }
     }
     dispatcher.register(Xen.Hypercall.setCallbacks.rawValue) { [unowned self] call, caller in
-      // x86-64: set_callbacks(event, failsafe, syscall) addresses.
-      self.vcpus[caller.index].eventCallback = call.arguments[0]
-      self.vcpus[caller.index].failsafeCallback = call.arguments[1]
-      self.vcpus[caller.index].syscallCallback = call.arguments[2]
+      let a = call.arguments
+      if call.longMode {
+        // x86-64: set_callbacks(event, failsafe, syscall) addresses.
+        (vcpus[caller.index].eventCallback, vcpus[caller.index].failsafeCallback) = (a[0], a[1])
+        vcpus[caller.index].syscallCallback = a[2]
+      } else {
+        // x86-32: (event selector, event address, failsafe selector, failsafe address).
+        (vcpus[caller.index].eventCallback, vcpus[caller.index].failsafeCallback) = (a[1], a[3])
+      }
       return .value(0)
     }
   }
