@@ -83,6 +83,8 @@ import Testing
     try rig.domain.placeSharedInfo(frame: Self.sharedFrame)
     #expect(try rig.u64(rig.shared + L.pendingBitmap) == 0)
     for v in 0..<2 {
+      #expect(try rig.u32(rig.info(v) + L.time + L.timeVersion) == 0)  // filled by the vCPU's runner
+      rig.domain.refreshTimeIfStale(v)
       let t = rig.info(v) + L.time
       #expect(rig.info(v) == rig.shared + UInt64(v) * 64)
       #expect(try rig.u8(rig.info(v) + L.upcallMask) == 1)  // events start masked
@@ -380,6 +382,7 @@ import Testing
     #expect(rig.domain.vcpuInfo(1) == 0x60FC0)
     #expect(try op(0x61, 0) == Self.err(.invalid))  // once only
     #expect(try rig.u8(0x60FC0 + L.upcallPending) == 1)  // raised to resynchronise
+    rig.domain.refreshTimeIfStale(1)
     #expect(try rig.u32(0x60FC0 + L.time + L.timeMultiplier) == 1 << 31)
     try rig.memory.write(UInt64(0), at: 0x60FC0 + L.pendingSelector)
     try rig.memory.write(UInt8(0), at: 0x60FC0 + L.upcallPending)

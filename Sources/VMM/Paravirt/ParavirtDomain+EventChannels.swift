@@ -7,8 +7,10 @@ import Foundation
 /// that vCPU's `evtchn_upcall_pending` are set, and the vCPU is woken. The runner enters the
 /// guest's event callback (`deliverUpcall`) while `evtchn_upcall_mask` is clear.
 extension ParavirtDomain {
+  /// Offsets in the shared info page (short name).
   typealias Layout = Xen.SharedInfoLayout
 
+  /// Registers `event_channel_op`.
   func registerEventChannelHypercalls(on dispatcher: HypercallDispatcher) {
     dispatcher.register(Xen.Hypercall.eventChannelOp.rawValue) { [unowned self] call, caller in
       .from { () throws(HypercallFailure) in try self.eventChannelOp(call.arguments[0], call.arguments[1], caller) }
@@ -33,7 +35,7 @@ extension ParavirtDomain {
         // Xen's vcpu_info starts with events masked.
         if old == nil { storeByte(1, at: address + UInt64(v) * Layout.vcpuInfoSize + Layout.upcallMask) }
       }
-      updateTime(vcpu: v)
+      events.vcpus[v].timeStale = true  // filled by its own runner (its TSC is read there)
     }
     updateWallClock()
   }
@@ -161,7 +163,16 @@ extension ParavirtDomain {
   /// System time in ns: the guest clock.
   var systemTime: UInt64 { machine.clock.nanoseconds }
 
-  /// Fills vCPU `v`'s `vcpu_time_info` (version odd while the fields change, as Xen does).
+  /// Fills vCPU `v`'s `vcpu_time_info` when it was marked stale (a new place for it); on `v`'s
+  /// own runner thread, which may read its TSC.
+  func refreshTimeIfStale(_ v: Int) {
+    guard events.vcpus[v].timeStale else { return }
+    events.vcpus[v].timeStale = false
+    updateTime(vcpu: v)
+  }
+
+  /// Fills vCPU `v`'s `vcpu_time_info` (version odd while the fields change, as Xen does). On
+  /// `v`'s own runner thread only: it reads the vCPU's TSC.
   func updateTime(vcpu v: Int) {
     guard let info = vcpuInfo(v) else { return }
     let t = info + Layout.time

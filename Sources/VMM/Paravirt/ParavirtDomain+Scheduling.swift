@@ -6,6 +6,7 @@ extension ParavirtDomain {
   /// The most ports one `sched_op(poll)` watches (Xen's limit: 128).
   static let pollPortLimit: UInt32 = 128
 
+  /// Registers `sched_op`, `set_timer_op`, `vcpu_op` and `set_callbacks`.
   func registerSchedulingHypercalls(on dispatcher: HypercallDispatcher) {
     dispatcher.register(Xen.Hypercall.schedOp.rawValue) { [unowned self] call, caller in
       do throws(HypercallFailure) {
@@ -41,6 +42,8 @@ extension ParavirtDomain {
 
   // MARK: sched_op
 
+  /// `sched_op(cmd, arg)`: block and poll end in `.block` (the runner sleeps), shutdown in
+  /// `.shutdown`.
   private func schedOp(_ command: UInt64, _ arg: UInt64, _ caller: HypercallCaller) throws(HypercallFailure)
     -> HypercallResult
   {
@@ -169,6 +172,7 @@ extension ParavirtDomain {
 
   // MARK: vcpu_op
 
+  /// `vcpu_op(cmd, vcpuid, arg)`.
   private func vcpuOp(_ command: UInt64, _ target: UInt64, _ arg: UInt64, _ caller: HypercallCaller)
     throws(HypercallFailure) -> UInt64
   {
@@ -220,7 +224,7 @@ extension ParavirtDomain {
       // As Xen does: every word looked at again, an upcall raised to resynchronise.
       storeWord(~0, at: address + Layout.pendingSelector)
       markUpcallPending(v)
-      updateTime(vcpu: v)
+      events.vcpus[v].timeStale = true
       return 0
     case .registerRunstateMemoryArea:
       // vcpu_register_runstate_memory_area { guest handle addr }: a guest-virtual address

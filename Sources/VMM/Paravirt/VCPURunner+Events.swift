@@ -7,6 +7,7 @@ extension VCPURunner {
   func serviceParavirtualEvents() -> (deadline: UInt64?, stop: StopReason?) {
     let domain = machine.paravirt
     guard domain.events.sharedInfo != nil else { return (nil, nil) }
+    domain.refreshTimeIfStale(index)
     let deadline = domain.serviceTimers(index)
     do {
       _ = try domain.deliverUpcall(HypercallCaller(index: index, vcpu: vcpu))
