@@ -335,6 +335,14 @@ import Testing
     #expect(try rig.u8(rig.info(0) + L.upcallPending) == 0)
   }
 
+  @Test func thirtyTwoBitSetTimerOpTakesTheDeadlineInTwoHalves() throws {
+    let rig = try Rig()
+    let call = HypercallDispatcher.Call(
+      number: Xen.Hypercall.setTimerOp.rawValue, arguments: [0x89AB_CDEF, 0x7, 0, 0, 0, 0], longMode: false)
+    #expect(try rig.machine.hypercalls.dispatch(call, caller: rig.caller()) == .value(0))
+    #expect(rig.domain.events.vcpus[0].singleshotDeadline == 0x7_89AB_CDEF)
+  }
+
   // MARK: vcpu_op
 
   @Test func vcpuOpValidatesTargetsAndTimers() throws {
