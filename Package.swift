@@ -26,7 +26,7 @@ let package = Package(
     // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
-    .target(name: "VMM", dependencies: ["CSlirp", "Scheduling"]),
+    .target(name: "VMM", dependencies: ["CSlirp", "CAtomics", "Scheduling"]),
     // vCPU scheduling policy (Xen's credit scheduler), with a deterministic virtual-time simulation.
     .target(name: "Scheduling"),
     // Hardware-assisted engine on Linux /dev/kvm.

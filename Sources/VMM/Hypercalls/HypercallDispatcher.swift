@@ -49,9 +49,6 @@ public final class HypercallDispatcher {
     handlers[number] = handler
   }
 
-  /// Whether `number` has a handler.
-  public func serves(_ number: UInt64) -> Bool { handlers[number] != nil }
-
   /// The call the guest made, read from its registers by the calling convention of its mode
   /// (64-bit when EFER.LMA and CS.L are both set).
   public static func decode(registers r: Registers, special s: SpecialRegisters) -> Call {

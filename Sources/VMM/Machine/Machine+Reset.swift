@@ -17,6 +17,7 @@ extension Machine {
     paravirt.resetMemory()
     for r in runners { r.lapic.reset() }
     ioapic?.reset()
+    paravirt.resetEvents()
     let boot: BootState
     do { boot = try reboot(memory) } catch {
       control.completeReset()

@@ -15,22 +15,29 @@ extension Xen {
     static let cr2: UInt64 = 16
     /// `vcpu_info.time` (`vcpu_time_info`, 32 bytes).
     static let time: UInt64 = 32
-    /// `vcpu_time_info` fields, from `time`: version u32, tsc_timestamp u64, system_time u64,
-    /// tsc_to_system_mul u32, tsc_shift i8, flags u8.
+    /// `vcpu_time_info.version` (u32, from `time`): odd while the fields change.
     static let timeVersion: UInt64 = 0
+    /// `vcpu_time_info.tsc_timestamp` (u64): the TSC when `system_time` was taken.
     static let timeTSCTimestamp: UInt64 = 8
+    /// `vcpu_time_info.system_time` (u64): guest ns since the machine started.
     static let timeSystemTime: UInt64 = 16
+    /// `vcpu_time_info.tsc_to_system_mul` (u32).
     static let timeMultiplier: UInt64 = 24
+    /// `vcpu_time_info.tsc_shift` (i8).
     static let timeShift: UInt64 = 28
+    /// `vcpu_time_info.flags` (u8).
     static let timeFlags: UInt64 = 29
     /// `shared_info.evtchn_pending[64]` (u64 words).
     static let pendingBitmap: UInt64 = 2048
     /// `shared_info.evtchn_mask[64]` (u64 words).
     static let maskBitmap: UInt64 = 2560
-    /// `shared_info.wc_version`, `wc_sec`, `wc_nsec`, `wc_sec_hi` (u32 each).
+    /// `shared_info.wc_version` (u32): odd while the wall clock changes.
     static let wallClockVersion: UInt64 = 3072
+    /// `shared_info.wc_sec` (u32): seconds of the time of day at system time 0.
     static let wallClockSeconds: UInt64 = 3076
+    /// `shared_info.wc_nsec` (u32).
     static let wallClockNanoseconds: UInt64 = 3080
+    /// `shared_info.wc_sec_hi` (u32): the high half of the seconds (x86-64).
     static let wallClockSecondsHigh: UInt64 = 3084
   }
 
@@ -57,10 +64,15 @@ final class EventChannelTable {
 
   /// What a port is bound to.
   enum Binding: Equatable {
+    /// Not in use.
     case free
+    /// Port 0: never allocated.
     case reserved
+    /// Allocated, waiting for a domain that never comes (one domain): sends are dropped.
     case unbound(remoteDomain: UInt16)
+    /// Bound to a virtual interrupt.
     case virq(UInt32)
+    /// Bound for inter-processor events on its vCPU.
     case ipi
   }
 
@@ -97,6 +109,8 @@ final class EventChannelTable {
     var pollPorts: [UInt32]?
     /// See `pollPorts` (0: none).
     var pollTimeout: UInt64 = 0
+    /// The `vcpu_time_info` must be filled by the vCPU's runner (it moved or was just placed).
+    var timeStale = false
   }
 
   /// The ports, by number.

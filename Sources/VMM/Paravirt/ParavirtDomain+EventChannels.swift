@@ -1,3 +1,4 @@
+import CAtomics
 import Foundation
 
 /// `event_channel_op`: event channels, the shared info page's bitmaps and upcall delivery,
@@ -6,8 +7,10 @@ import Foundation
 /// that vCPU's `evtchn_upcall_pending` are set, and the vCPU is woken. The runner enters the
 /// guest's event callback (`deliverUpcall`) while `evtchn_upcall_mask` is clear.
 extension ParavirtDomain {
+  /// Offsets in the shared info page (short name).
   typealias Layout = Xen.SharedInfoLayout
 
+  /// Registers `event_channel_op`.
   func registerEventChannelHypercalls(on dispatcher: HypercallDispatcher) {
     dispatcher.register(Xen.Hypercall.eventChannelOp.rawValue) { [unowned self] call, caller in
       .from { () throws(HypercallFailure) in try self.eventChannelOp(call.arguments[0], call.arguments[1], caller) }
@@ -34,9 +37,16 @@ extension ParavirtDomain {
         // Xen's vcpu_info starts with events masked.
         if old == nil { storeByte(1, at: address + UInt64(v) * Layout.vcpuInfoSize + Layout.upcallMask) }
       }
-      updateTime(vcpu: v)
+      events.vcpus[v].timeStale = true  // filled by its own runner (its TSC is read there)
     }
     updateWallClock()
+  }
+
+  /// A machine reset: the next boot starts with no shared info page, no ports, no timers and
+  /// no event callback (the old page is guest RAM again, never written by the VMM).
+  func resetEvents() {
+    events = EventChannelTable(vcpuCount: vcpus.count)
+    for v in vcpus.indices { vcpus[v].eventCallback = 0 }
   }
 
   // MARK: Addresses
@@ -49,10 +59,33 @@ extension ParavirtDomain {
     return s + UInt64(v) * Layout.vcpuInfoSize
   }
 
-  func loadByte(_ a: UInt64) -> UInt8 { (try? memory.read(UInt8.self, at: a)) ?? 0 }
-  func storeByte(_ v: UInt8, at a: UInt64) { try? memory.write(v, at: a) }
-  func loadWord(_ a: UInt64) -> UInt64 { (try? memory.read(UInt64.self, at: a)) ?? 0 }
-  func storeWord(_ v: UInt64, at a: UInt64) { try? memory.write(v, at: a) }
+  /// Guest-physical byte or word access for the shared info page and `vcpu_info`. Words and
+  /// bytes the guest changes with LOCK-prefixed instructions from other vCPUs are read and
+  /// changed atomically (`atomicUpdate`), as Xen's `guest_test_and_set_bit` are; an address
+  /// outside RAM reads 0 and ignores stores (the page was owned RAM when placed).
+  func loadByte(_ a: UInt64) -> UInt8 {
+    guard let p = memory.hostPointer(a, length: 1) else { return 0 }
+    return UInt8(truncatingIfNeeded: ca_load(p, 1))
+  }
+  /// See `loadByte`.
+  func storeByte(_ v: UInt8, at a: UInt64) { _ = atomicUpdate(a, size: 1) { _ in UInt64(v) } }
+  /// See `loadByte`.
+  func loadWord(_ a: UInt64) -> UInt64 {
+    guard let p = memory.hostPointer(a, length: 8) else { return 0 }
+    return ca_load(p, 8)
+  }
+  /// See `loadByte`.
+  func storeWord(_ v: UInt64, at a: UInt64) { _ = atomicUpdate(a, size: 8) { _ in v } }
+
+  /// Replaces the `size` bytes at `a` with `change(old)` atomically; returns the old value.
+  @discardableResult
+  func atomicUpdate(_ a: UInt64, size: Int, _ change: (UInt64) -> UInt64) -> UInt64 {
+    guard let p = memory.hostPointer(a, length: UInt64(size)) else { return 0 }
+    while true {
+      let old = ca_load(p, Int32(size))
+      if ca_compare_exchange(p, Int32(size), old, change(old)) { return old }
+    }
+  }
 
   /// Bit `port` of the bitmap at shared-info offset `bitmap`.
   func testBit(_ bitmap: UInt64, _ port: UInt32) -> Bool {
@@ -60,15 +93,13 @@ extension ParavirtDomain {
     return loadWord(s + bitmap + UInt64(port / 64) * 8) & (1 << UInt64(port % 64)) != 0
   }
 
-  /// Sets (or clears) bit `port` of the bitmap at `bitmap`; returns its old value.
+  /// Sets (or clears) bit `port` of the bitmap at `bitmap` atomically; returns its old value.
   @discardableResult
   func setBit(_ bitmap: UInt64, _ port: UInt32, _ value: Bool = true) -> Bool {
     guard let s = events.sharedInfo else { return false }
-    let a = s + bitmap + UInt64(port / 64) * 8
-    let w = loadWord(a)
     let bit: UInt64 = 1 << UInt64(port % 64)
-    storeWord(value ? w | bit : w & ~bit, at: a)
-    return w & bit != 0
+    let old = atomicUpdate(s + bitmap + UInt64(port / 64) * 8, size: 8) { value ? $0 | bit : $0 & ~bit }
+    return old & bit != 0
   }
 
   // MARK: Pending events
@@ -87,11 +118,9 @@ extension ParavirtDomain {
   /// pending and the vCPU is woken.
   func markWordPending(_ word: UInt32, vcpu v: Int) {
     guard let info = vcpuInfo(v) else { return }
-    let sel = loadWord(info + Layout.pendingSelector)
     let bit: UInt64 = 1 << UInt64(word)
-    guard sel & bit == 0 else { return }
-    storeWord(sel | bit, at: info + Layout.pendingSelector)
-    markUpcallPending(v)
+    let old = atomicUpdate(info + Layout.pendingSelector, size: 8) { $0 | bit }
+    if old & bit == 0 { markUpcallPending(v) }
   }
 
   /// Sets vCPU `v`'s `evtchn_upcall_pending` and wakes its runner.
@@ -143,7 +172,16 @@ extension ParavirtDomain {
   /// System time in ns: the guest clock.
   var systemTime: UInt64 { machine.clock.nanoseconds }
 
-  /// Fills vCPU `v`'s `vcpu_time_info` (version odd while the fields change, as Xen does).
+  /// Fills vCPU `v`'s `vcpu_time_info` when it was marked stale (a new place for it); on `v`'s
+  /// own runner thread, which may read its TSC.
+  func refreshTimeIfStale(_ v: Int) {
+    guard events.vcpus[v].timeStale else { return }
+    events.vcpus[v].timeStale = false
+    updateTime(vcpu: v)
+  }
+
+  /// Fills vCPU `v`'s `vcpu_time_info` (version odd while the fields change, as Xen does). On
+  /// `v`'s own runner thread only: it reads the vCPU's TSC.
   func updateTime(vcpu v: Int) {
     guard let info = vcpuInfo(v) else { return }
     let t = info + Layout.time

@@ -1,5 +1,4 @@
-/// The hypercalls of a deprivileged guest kernel: `set_trap_table`, `set_callbacks`,
-/// `stack_switch`, `set_segment_base`, `fpu_taskswitch` and `iret`; the check every hypercall
+/// The hypercalls of a deprivileged guest kernel: `set_trap_table`, `stack_switch`, `set_segment_base`, `fpu_taskswitch` and `iret`; the check every hypercall
 /// passes (a caller above ring 0 must be a deprivileged guest kernel: -EPERM otherwise), and the
 /// monitor's traps (exceptions and SYSCALL reflected to the guest kernel).
 extension ParavirtDomain {
@@ -33,16 +32,6 @@ extension ParavirtDomain {
         return .registersSet
       } catch {
         return .value(error.returnValue)
-      }
-    }
-    // set_callbacks(event, failsafe, syscall) unless the event-channel part serves it already.
-    if !dispatcher.serves(Xen.Hypercall.setCallbacks.rawValue) {
-      dispatcher.register(Xen.Hypercall.setCallbacks.rawValue) { [unowned self] call, caller in
-        let a = call.arguments
-        self.vcpus[caller.index].eventCallback = a[0]
-        self.vcpus[caller.index].failsafeCallback = a[1]
-        self.vcpus[caller.index].syscallCallback = a[2]
-        return .value(0)
       }
     }
   }

@@ -6,6 +6,7 @@ extension ParavirtDomain {
   /// The most ports one `sched_op(poll)` watches (Xen's limit: 128).
   static let pollPortLimit: UInt32 = 128
 
+  /// Registers `sched_op`, `set_timer_op`, `vcpu_op` and `set_callbacks`.
   func registerSchedulingHypercalls(on dispatcher: HypercallDispatcher) {
     dispatcher.register(Xen.Hypercall.schedOp.rawValue) { [unowned self] call, caller in
       do throws(HypercallFailure) {
@@ -26,16 +27,23 @@ extension ParavirtDomain {
       }
     }
     dispatcher.register(Xen.Hypercall.setCallbacks.rawValue) { [unowned self] call, caller in
-      // x86-64: set_callbacks(event, failsafe, syscall) addresses.
-      self.vcpus[caller.index].eventCallback = call.arguments[0]
-      self.vcpus[caller.index].failsafeCallback = call.arguments[1]
-      self.vcpus[caller.index].syscallCallback = call.arguments[2]
+      let a = call.arguments
+      if call.longMode {
+        // x86-64: set_callbacks(event, failsafe, syscall) addresses.
+        (vcpus[caller.index].eventCallback, vcpus[caller.index].failsafeCallback) = (a[0], a[1])
+        vcpus[caller.index].syscallCallback = a[2]
+      } else {
+        // x86-32: (event selector, event address, failsafe selector, failsafe address).
+        (vcpus[caller.index].eventCallback, vcpus[caller.index].failsafeCallback) = (a[1], a[3])
+      }
       return .value(0)
     }
   }
 
   // MARK: sched_op
 
+  /// `sched_op(cmd, arg)`: block and poll end in `.block` (the runner sleeps), shutdown in
+  /// `.shutdown`.
   private func schedOp(_ command: UInt64, _ arg: UInt64, _ caller: HypercallCaller) throws(HypercallFailure)
     -> HypercallResult
   {
@@ -164,6 +172,7 @@ extension ParavirtDomain {
 
   // MARK: vcpu_op
 
+  /// `vcpu_op(cmd, vcpuid, arg)`.
   private func vcpuOp(_ command: UInt64, _ target: UInt64, _ arg: UInt64, _ caller: HypercallCaller)
     throws(HypercallFailure) -> UInt64
   {
@@ -216,7 +225,7 @@ extension ParavirtDomain {
       // As Xen does: every word looked at again, an upcall raised to resynchronise.
       storeWord(~0, at: address + Layout.pendingSelector)
       markUpcallPending(v)
-      updateTime(vcpu: v)
+      events.vcpus[v].timeStale = true
       return 0
     case .registerRunstateMemoryArea:
       // vcpu_register_runstate_memory_area { guest handle addr }: a guest-virtual address

@@ -7,6 +7,7 @@ extension VCPURunner {
   func serviceParavirtualEvents() -> (deadline: UInt64?, stop: StopReason?) {
     let domain = machine.paravirt
     guard domain.events.sharedInfo != nil else { return (nil, nil) }
+    domain.refreshTimeIfStale(index)
     let deadline = domain.serviceTimers(index)
     do {
       _ = try domain.deliverUpcall(HypercallCaller(index: index, vcpu: vcpu))
@@ -14,6 +15,15 @@ extension VCPURunner {
       return (deadline, .internalError(stateReport("the event upcall's frame could not be written on the guest stack")))
     }
     return (deadline, nil)
+  }
+
+  /// For the HLT idle loop, under the machine lock: raises timers that fell due; whether an
+  /// upcall waits to be delivered (which ends the idle) and the next timer deadline.
+  func paravirtualIdle() -> (upcall: Bool, deadline: UInt64?) {
+    let domain = machine.paravirt
+    guard domain.events.sharedInfo != nil else { return (false, nil) }
+    let deadline = domain.serviceTimers(index)
+    return (domain.vcpus[index].eventCallback != 0 && domain.upcallDeliverable(index), deadline)
   }
 
   /// Sleeps after `sched_op(block)` or `poll` until the domain says the block ends (an event, a
