@@ -429,7 +429,8 @@ struct RunCommand: ParsableCommand {
       debugBackend = .descriptor(
         try hostFile { () throws(HostFileError) in try HostFile.openOutput(path, what: "--debugcon file") })
     }
-    let (engine, note, fallback) = try EngineRegistry.select(self.engine, deterministic: deterministic)
+    let (engine, note, fallback) = try EngineRegistry.select(
+      self.engine, deterministic: deterministic, paravirtual: pv)
     log(note)
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")

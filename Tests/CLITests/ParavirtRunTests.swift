@@ -47,6 +47,16 @@ struct ParavirtRunTests {
     #expect(run.stderr.contains("PV-END"), "\(run.stderr)")
   }
 
+  @Test func autoPicksAnEngineThatBootsPVAndKVMSaysWhyNot() throws {
+    let path = try Self.temporary(Self.helloKernel())
+    defer { unlink(path) }
+    let auto = try TrivisorBinary.run(["run", "--pv", "--stop-on-output", "PV-END", "--timeout", "600", path])
+    #expect(auto.status == 0, "\(auto.stderr)")
+    let kvm = try TrivisorBinary.run(["run", "--engine", "kvm", "--pv", path])
+    #expect(kvm.status == ExitStatus.usage, "\(kvm.stderr)")
+    #expect(kvm.stderrLines.count == 1 && kvm.stderr.contains("cannot boot --pv"), "\(kvm.stderr)")
+  }
+
   @Test func badImagesAndOptionsAreOneUsageLine() throws {
     let path = try Self.temporary([UInt8](repeating: 0, count: 100))
     defer { unlink(path) }
