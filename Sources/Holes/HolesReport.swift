@@ -34,6 +34,7 @@ public struct HolesReport: Sendable {
     }
     lines.append(umip.summary)
     lines.append(contentsOf: Self.umipNote)
+    lines.append(umip.trapExpectation)
     return lines.joined(separator: "\n") + "\n"
   }
 
@@ -47,6 +48,7 @@ public struct HolesReport: Sendable {
 
   /// The report as JSON: per engine the classes by instruction, the raw values, or the skip reason.
   public func json() throws -> String {
+    /// One cell: the class, the raw quadwords and a stop's reason.
     struct Probe: Encodable {
       let instruction: String
       let result: String
@@ -54,11 +56,13 @@ public struct HolesReport: Sendable {
       let aux: String?
       let stop: String?
     }
+    /// One engine's column, or why it was skipped.
     struct Column: Encodable {
       let engine: String
       let skipped: String?
       let probes: [Probe]
     }
+    /// The whole report.
     struct Document: Encodable {
       let umip: HostUMIP
       let engines: [Column]

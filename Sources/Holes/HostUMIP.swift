@@ -40,6 +40,14 @@ public struct HostUMIP: Sendable, Equatable, Codable {
     return line.split(separator: " ").contains("umip")
   }
 
+  /// What the five UMIP instructions are expected to do in the future `trap` engine on this host
+  /// (the guest kernel at real ring 3), with and without UMIP: one line for the report.
+  public var trapExpectation: String {
+    let names = HoleProbe.allCases.filter(\.umipCovered).map(\.name).joined(separator: ", ")
+    return "trap engine (not built yet), \(names) at real ring 3: without UMIP leak, with UMIP trap and are emulated"
+      + " (this host: \(cpuHasUMIP && kernelEnablesUMIP ? "with" : "without") UMIP)"
+  }
+
   /// One line for the report.
   public var summary: String {
     "host UMIP: CPU \(cpuHasUMIP ? "has it" : "lacks it") (CPUID.7.0:ECX[2]), kernel "

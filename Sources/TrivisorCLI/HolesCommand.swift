@@ -20,6 +20,7 @@ struct HolesCommand: ParsableCommand {
   )
   var engines: [String] = []
 
+  /// `--json`: the table as JSON.
   @Flag(help: "Print the table as JSON.")
   var json = false
 
@@ -35,6 +36,7 @@ struct HolesCommand: ParsableCommand {
     return chosen
   }
 
+  /// Probes the engines and prints the table (or JSON).
   func run() throws {
     let columns = try selectedEngines().map { try Holes.column(engine: $0) }
     let report = HolesReport(columns: columns, umip: HostUMIP.detect())

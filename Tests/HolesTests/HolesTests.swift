@@ -1,9 +1,10 @@
 import Foundation
-import Holes
 import Launcher
 import TestHostSupport
 import Testing
 import VMM
+
+@testable import Holes
 
 /// The holes probe on every engine (interp, dbt and kvm answer every probe correctly: none of them
 /// runs the guest kernel at real ring 3), and the classifier on synthetic results of each class.
@@ -62,6 +63,8 @@ import VMM
     #expect(lines.first?.split(separator: " ").filter { !$0.isEmpty } == ["instruction", "interp", "dbt", "kvm"])
     for probe in HoleProbe.allCases { #expect(lines.contains { $0.hasPrefix(probe.name + " ") }) }
     #expect(text.contains("host UMIP: CPU has it (CPUID.7.0:ECX[2]), kernel does not enable it"))
+    #expect(text.contains("SGDT, SIDT, SLDT, SMSW, STR at real ring 3: without UMIP leak"))
+    #expect(text.contains("(this host: without UMIP)"))
     // Every engine that ran: correct everywhere; a skipped one says why.
     for column in columns {
       if let why = column.skipped {
@@ -77,6 +80,19 @@ import VMM
     let json = try report.json()
     let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
     #expect((object["engines"] as? [Any])?.count == 3)
+  }
+
+  @Test func aSkippedProbeIsJumpedOverAndTheRestStillRun() throws {
+    let engine = try EngineRegistry.make("interp")
+    let skip = HoleProbe.lar.rawValue
+    let run = try Holes.runOnce(on: engine, skipMask: 1 << UInt64(skip))
+    #expect(run.engineStop == nil)
+    let results = HoleProbeResults(bytes: run.bytes, stops: [skip: "skipped by the test"])
+    #expect(results.completed)
+    #expect(results.observations[skip] == HoleObservation(value: 0))  // never written
+    let classes = classify(results)
+    #expect(classes[.lar] == .faulted)
+    #expect(HoleProbe.allCases.filter { $0 != .lar }.allSatisfy { classes[$0] == .correct })
   }
 
   @Test func expectedAnswersClassifyAsCorrect() {
