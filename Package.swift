@@ -44,10 +44,12 @@ let package = Package(
     // Measurements shared by `trivisor bench` and the tests: the per-mode ALU loop on Trivisor's
     // engines and on peer emulators (Bochs, QEMU TCG).
     .target(name: "Benchmarks", dependencies: ["VMM", "Launcher", "Interpreter", "X86"]),
+    // `trivisor holes`: the x86 virtualization holes (Robin & Irvine) probed on every engine.
+    .target(name: "Holes", dependencies: ["VMM", "Launcher", "CNative"]),
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling", "Holes",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -79,6 +81,8 @@ let package = Package(
       name: "CLITests", dependencies: ["TrivisorCLI", "Launcher", "GuestImages", "VMM", "KVMEngine", "TestHostSupport"]),
     // The per-mode loop images on the engines and on Bochs, the Bochs configuration, the report.
     .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "VMM", "TestHostSupport"]),
+    // The holes probe on every engine, its classifier and the UMIP detection.
+    .testTarget(name: "HolesTests", dependencies: ["Holes", "VMM", "TestHostSupport"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
     .testTarget(name: "FirmwareTests", dependencies: ["VMM", "Launcher", "TestHostSupport"]),
   ],

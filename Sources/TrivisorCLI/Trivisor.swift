@@ -12,7 +12,7 @@ struct Trivisor: ParsableCommand {
       """,
     subcommands: [
       RunCommand.self, InfoCommand.self, BenchCommand.self, DisasmCommand.self, DiffTestCommand.self,
-      SingleStepCommand.self, SchedSimCommand.self, SchedReportCommand.self,
+      SingleStepCommand.self, SchedSimCommand.self, SchedReportCommand.self, HolesCommand.self,
     ],
     defaultSubcommand: nil
   )
