@@ -49,7 +49,8 @@ let package = Package(
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling", "Holes",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling",
+        "Holes",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
