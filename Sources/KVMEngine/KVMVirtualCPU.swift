@@ -33,6 +33,8 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   private var stringIO: (exit: ckvm_io_exit, next: UInt32)?
   /// Where `complete(.value)` writes the answer to the last `IN` or MMIO read (nil: nothing waits).
   private var pendingRead: (pointer: UnsafeMutableRawPointer, size: Int)?
+  /// The last exit was a hypercall trap (`KVMHypercallTrap`): `complete(.value)` sets RAX.
+  private var pendingHypercall = false
   /// The last exit was RDMSR or WRMSR: `complete(.fault)` makes KVM raise #GP.
   private var awaitingMSR = false
   /// An NMI was injected that KVM may still hold pending (checked at HLT exits).
@@ -62,11 +64,18 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
         }
         try? applyCPUID()
       }
+      // With KVM's local APIC, the MSRs outside it (the hypercall page's) still reach the VMM.
+      let outsideAPIC = vm.hasInKernelIRQChip ? Self.outsideKernelAPIC(exitControls) : []
+      kernelIRQChipTrappedMSRs = []
+      if !outsideAPIC.isEmpty, (try? vm.trapMSRs(outsideAPIC)) != nil { kernelIRQChipTrappedMSRs = outsideAPIC }
       unsupportedExitControls = Self.unsupported(
-        exitControls, kernelIRQChip: vm.hasInKernelIRQChip, msrExits: msrExitsHonoured)
+        exitControls, kernelIRQChip: vm.hasInKernelIRQChip, msrExits: msrExitsHonoured,
+        trapped: kernelIRQChipTrappedMSRs)
       allPortsExit = exitControls.exitOnAllPorts
     }
   }
+  /// With the in-kernel irqchip: the MSRs outside KVM's local APIC whose exits reach the VMM.
+  private var kernelIRQChipTrappedMSRs: Set<UInt32> = []
   /// `exitControls.exitOnAllPorts`, kept apart so the hot path does not copy the controls.
   private var allPortsExit = true
   public private(set) var unsupportedExitControls: [String] = []
@@ -93,6 +102,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       var cpuid = try vm.system.supportedCPUID()
       if let identity { Self.present(identity, in: &cpuid) }
       Self.setAPICID(id, in: &cpuid)
+      Self.presentHypervisorLeaves(in: &cpuid)
       baseCPUID = cpuid
       try applyCPUID()
       var fpu = try fpuState()
@@ -172,6 +182,12 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
             memset(runMapping + Int(io.data_offset), 0xFF, Int(io.size) * Int(io.count))
           }
           continue
+        }
+        if io.port == KVMHypercallTrap.port && io.direction == CKVM_EXIT_IO_OUT && io.size == 4 && io.count == 1 {
+          try retireHypercallTrap()
+          pendingHypercall = true
+          pendingRead = nil
+          return .hypercall
         }
         return nextStringElement((io, 0))
       case CKVM_EXIT_MMIO:
@@ -255,6 +271,15 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   public func complete(_ response: ExitResponse) throws(EngineError) {
     let msr = awaitingMSR
     awaitingMSR = false
+    if pendingHypercall {
+      pendingHypercall = false
+      if case .value(let v) = response {
+        var r = try registers()
+        r.rax = v
+        try setRegisters(r)
+      }
+      return
+    }
     if msr, case .fault = response {
       ckvm_run_msr_set_error(run, 1)
       pendingRead = nil
@@ -546,15 +571,23 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   /// exits reach userspace only without the in-kernel irqchip); MSR exits work through KVM's MSR
   /// filter when `msrExits` (the VM installed it); the exception bitmap is not exposed through
   /// this engine. The I/O bitmap is honoured by answering non-exiting ports in the engine.
-  static func unsupported(_ c: ExitControls, kernelIRQChip: Bool, msrExits: Bool) -> [String] {
+  /// The MSRs `c` asks to exit that KVM's in-kernel local APIC does not answer itself (it owns
+  /// IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC range): the hypercall page's MSR, say.
+  static func outsideKernelAPIC(_ c: ExitControls) -> Set<UInt32> {
+    c.msrReadExits.union(c.msrWriteExits).filter { $0 != 0x1B && $0 != 0x6E0 && !(0x800...0x8FF).contains($0) }
+  }
+
+  static func unsupported(
+    _ c: ExitControls, kernelIRQChip: Bool, msrExits: Bool, trapped: Set<UInt32> = []
+  ) -> [String] {
     var honoured = c
     honoured.hltExiting = !kernelIRQChip
     honoured.cpuidExiting = false
     honoured.rdtscExiting = false
     honoured.invlpgExiting = false
     if !msrExits {
-      honoured.msrReadExits = []
-      honoured.msrWriteExits = []
+      honoured.msrReadExits = c.msrReadExits.intersection(trapped)
+      honoured.msrWriteExits = c.msrWriteExits.intersection(trapped)
     }
     honoured.exceptionBitmap = 0
     return c.differences(from: honoured)

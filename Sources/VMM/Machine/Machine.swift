@@ -217,11 +217,9 @@ public final class Machine {
         timedDevices.append(r.lapic)
       }
     }
-    if vm.engineInterruptSink == nil {
-      for r in runners {
-        // The hypercall-page MSR (CPUID leaf 0x40000002 names it) is the VMM's.
-        r.vcpu.exitControls.msrWriteExits.insert(Xen.hypercallPageMSR)
-      }
+    for r in runners {
+      // The hypercall-page MSR (CPUID leaf 0x40000002 names it) is the VMM's, whichever irqchip.
+      r.vcpu.exitControls.msrWriteExits.insert(Xen.hypercallPageMSR)
     }
     paravirt.install(on: hypercalls)
     try installPlatformTables(intoFirmwareConfiguration: true)
