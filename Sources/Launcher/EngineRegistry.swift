@@ -33,7 +33,7 @@ public enum EngineRegistry {
       },
       supportsDeterministic: false,
       paravirtualBootLimit:
-        "its hypercall trap does not reach the VMM yet (KVM answers VMCALL itself; docs/paravirtualization.md)",
+        "its hypercall port is not open to ring 3 in the monitor's TSS yet (docs/paravirtualization.md)",
       make: { _ in try KVMEngine() }),
     Entry(
       name: "interp", summary: "software interpreter of Trivisor's x86 model",

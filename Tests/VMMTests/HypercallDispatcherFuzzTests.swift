@@ -11,7 +11,7 @@ import Testing
 /// crashing, and afterwards still shut the guest down cleanly.
 ///
 /// Calls per mode: `TRIVISOR_HYPERCALL_FUZZ_CALLS` (CI: 1,000,000), else 50,000.
-@Suite struct HypercallFuzzTests {
+@Suite struct HypercallDispatcherFuzzTests {
   static var calls: Int {
     ProcessInfo.processInfo.environment["TRIVISOR_HYPERCALL_FUZZ_CALLS"].flatMap(Int.init).map { max($0, 1) } ?? 50_000
   }
