@@ -26,7 +26,9 @@ let package = Package(
     // The x86 CPU model: state, decoder, disassembler, semantics, MMU, exceptions. Pure Swift, no I/O.
     .target(name: "X86"),
     // Guest memory, buses, devices, loaders, the VM-exit model, the run loop and statistics.
-    .target(name: "VMM", dependencies: ["CSlirp"]),
+    .target(name: "VMM", dependencies: ["CSlirp", "CAtomics", "Scheduling"]),
+    // vCPU scheduling policy (Xen's credit scheduler), with a deterministic virtual-time simulation.
+    .target(name: "Scheduling"),
     // Hardware-assisted engine on Linux /dev/kvm.
     .target(name: "KVMEngine", dependencies: ["CKVM", "VMM"]),
     // Software engine: the X86 model run instruction by instruction.
@@ -42,10 +44,13 @@ let package = Package(
     // Measurements shared by `trivisor bench` and the tests: the per-mode ALU loop on Trivisor's
     // engines and on peer emulators (Bochs, QEMU TCG).
     .target(name: "Benchmarks", dependencies: ["VMM", "Launcher", "Interpreter", "X86"]),
+    // `trivisor holes`: the x86 virtualization holes (Robin & Irvine) probed on every engine.
+    .target(name: "Holes", dependencies: ["VMM", "Launcher", "CNative"]),
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks",
+        "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling",
+        "Holes",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -57,7 +62,8 @@ let package = Package(
     // What the tests need from the host (kvm, SeaBIOS, QEMU, toolchain programs) as skip traits.
     .target(name: "TestHostSupport", dependencies: ["KVMEngine", "CNative"], path: "Tests/TestHostSupport"),
     .testTarget(name: "X86Tests", dependencies: ["X86"]),
-    .testTarget(name: "VMMTests", dependencies: ["VMM", "TestHostSupport"]),
+    .testTarget(name: "VMMTests", dependencies: ["VMM", "Scheduling", "TestHostSupport"]),
+    .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
     // Option syntax and the engine registry shared by the command line and the tests.
     .testTarget(
       name: "LauncherTests",
@@ -76,6 +82,8 @@ let package = Package(
       name: "CLITests", dependencies: ["TrivisorCLI", "Launcher", "GuestImages", "VMM", "KVMEngine", "TestHostSupport"]),
     // The per-mode loop images on the engines and on Bochs, the Bochs configuration, the report.
     .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "VMM", "TestHostSupport"]),
+    // The holes probe on every engine, its classifier and the UMIP detection.
+    .testTarget(name: "HolesTests", dependencies: ["Holes", "VMM", "TestHostSupport"]),
     // SeaBIOS (Debian's `seabios` package) booted on every engine.
     .testTarget(name: "FirmwareTests", dependencies: ["VMM", "Launcher", "TestHostSupport"]),
   ],

@@ -11,7 +11,7 @@ import X86
 ///   with it); writes, `.msrWrite`, `.invlpg`: the instruction resumes past the access (any
 ///   response but `.fault` acknowledges). `.fault` raises that exception at the instruction instead.
 /// - `.cpuid`: answer with `.cpuid`.
-/// - `.hypercall`: VMCALL/VMMCALL at CPL 0 has retired (the VMM decodes the registers);
+/// - `.hypercall`: VMCALL/VMMCALL (at any CPL) has retired (the VMM decodes the registers);
 ///   `.value(v)` puts v in RAX (`.none` leaves RAX alone).
 /// - `.halt`: the vCPU stays halted (`run` keeps returning `.halt`) until an injected interrupt or
 ///   NMI is delivered; with IF clear it is `.shutdown(.haltWithInterruptsDisabled)` (which an NMI
@@ -127,6 +127,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     cpu.invalidateTLB()
     halted = false
   }
+
+  /// Empties the model's TLB, global entries included (what a CR4.PGE toggle does), leaving the
+  /// HLT state as it is. Decoded instructions and translated blocks stay: they are checked against
+  /// the physical page a lookup translates to, and writes to code pages bump its generation.
+  public func invalidateTranslations() throws(EngineError) { cpu.system.mmu.tlb.flushAll() }
 
   /// The X86 model's RESET state; the pending interrupt, window request, HLT state and any awaited
   /// completion are dropped.

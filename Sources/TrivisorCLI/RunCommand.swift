@@ -59,6 +59,12 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Boot the small built-in demo guest instead of the reference guest kernel.")
   var demo = false
 
+  @Flag(
+    help:
+      "Boot IMAGE (an x86-64 ELF) as a deprivileged paravirtual kernel at ring 3, as Xen's PV domain builder does (docs/paravirtualization.md)."
+  )
+  var pv = false
+
   @Option(
     parsing: .unconditional,
     help: ArgumentHelp(
@@ -219,6 +225,11 @@ struct RunCommand: ParsableCommand {
       printError("trivisor: error: cannot create the machine: \(error)")
       throw ExitCode(ExitStatus.engineError)
     }
+    if pv {
+      do { try vm.paravirt.startDeprivileged(boot: setup.boot) } catch {
+        throw usageFailure("\(image ?? ""): \(error)")
+      }
+    }
     let outcome = vm.run()
     // --app: trivisor-init reports the program's exit status through isa-debug-exit.
     var exitStatus = outcome.exitStatus
@@ -287,6 +298,9 @@ struct RunCommand: ParsableCommand {
     let imagePath = kernel ?? image ?? (linuxGuest ? HostKernel.newest() : nil)
     if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil || flatMode != nil) {
       throw UsageError("--initrd, --flat-address, --flat-entry and --flat-mode need an image")
+    }
+    if pv && (image == nil || linuxGuest || bios != nil || initrd != nil || flatAddress != nil) {
+      throw UsageError("--pv boots IMAGE (an ELF): drop --kernel, --bios, --initrd, --flat-address, --app and --rootfs")
     }
     if demo && (imagePath != nil || append != nil || bios != nil) {
       throw UsageError("--demo takes no image, --bios or --append")
@@ -376,6 +390,15 @@ struct RunCommand: ParsableCommand {
           throw UsageError("\(path): \(error)")
         }
       }
+    } else if pv, let path = imagePath, let bytes = imageBytes {
+      let commandLine = append ?? ""
+      let cpuCount = cpus
+      load = { memory in
+        do { return try ParavirtBoot.load(image: bytes, into: memory, commandLine: commandLine, cpus: cpuCount) } catch
+        {
+          throw UsageError("\(path): \(error)")
+        }
+      }
     } else if let path = imagePath, let bytes = imageBytes {
       load = { memory in
         do { return try ImageLoader.load(image: bytes, into: memory, options: options) } catch {
@@ -406,7 +429,8 @@ struct RunCommand: ParsableCommand {
       debugBackend = .descriptor(
         try hostFile { () throws(HostFileError) in try HostFile.openOutput(path, what: "--debugcon file") })
     }
-    let (engine, note, fallback) = try EngineRegistry.select(self.engine, deterministic: deterministic)
+    let (engine, note, fallback) = try EngineRegistry.select(
+      self.engine, deterministic: deterministic, paravirtual: pv)
     log(note)
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
@@ -425,7 +449,7 @@ struct RunCommand: ParsableCommand {
         "network: user (10.0.2.0/24), forwards: \(forwards.isEmpty ? "none" : forwards.map(\.description).joined(separator: ", "))"
       )
     }
-    if !noReboot && app == nil {
+    if !noReboot && app == nil && !pv {
       config.reboot = load
       config.rebootOnTripleFault = bios != nil
     }

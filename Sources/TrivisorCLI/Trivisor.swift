@@ -7,12 +7,13 @@ struct Trivisor: ParsableCommand {
     commandName: "trivisor",
     abstract: "A hypervisor that virtualizes an x86-64 CPU three ways behind one VMM.",
     discussion: """
-      Engines: kvm (hardware-assisted, Linux /dev/kvm) and interp (software interpreter of the \
-      Trivisor x86 model). `trivisor run` with no image boots the built-in guest.
+      Engines: kvm (hardware-assisted, Linux /dev/kvm), interp (software interpreter of the \
+      Trivisor x86 model) and dbt (dynamic binary translator). `trivisor run` with no image boots \
+      the built-in guest; `run --pv IMAGE` boots a paravirtual kernel under the hypercall ABI.
       """,
     subcommands: [
       RunCommand.self, InfoCommand.self, BenchCommand.self, DisasmCommand.self, DiffTestCommand.self,
-      SingleStepCommand.self,
+      SingleStepCommand.self, SchedSimCommand.self, SchedReportCommand.self, HolesCommand.self,
     ],
     defaultSubcommand: nil
   )

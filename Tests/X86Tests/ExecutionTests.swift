@@ -212,6 +212,11 @@ import X86
     #expect(real.step() == .hypercall)
     #expect(real.state.rip == 0x103)
     #expect(real.step() == nil)
+    // At CPL 3 as well (VMCALL exits whatever the privilege level; the VMM decides).
+    let (user, _) = makeCPUReal(.host64, [0x0F, 0x01, 0xC1, 0x90])
+    user.state.cpl = 3
+    #expect(user.step() == .hypercall)
+    #expect(user.state.rip == 0x103)
   }
 
   @Test func repMovsForwardOverlapAndPageCrossing() {

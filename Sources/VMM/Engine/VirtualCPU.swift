@@ -62,6 +62,10 @@ public protocol VirtualCPU: AnyObject {
   /// Makes a running or the next `run()` return `.kicked` promptly. Safe from any thread.
   func kick()
 
+  /// Drops every translation the engine caches (its TLB and what it derived from it), as a
+  /// full TLB flush does: the paravirtual ABI's flushes after page-table updates.
+  func invalidateTranslations() throws(EngineError)
+
   /// Guest instructions retired so far, when the engine can count them.
   var instructionsRetired: UInt64? { get }
 
@@ -75,6 +79,9 @@ extension VirtualCPU {
     get { nil }
     set {}
   }
+  /// By default the special registers are loaded again, which makes an engine drop its cached
+  /// translations (KVM flushes when the loaded state changes the MMU's context).
+  public func invalidateTranslations() throws(EngineError) { try setSpecialRegisters(try specialRegisters()) }
   /// By default an engine reports no counters of its own.
   public var engineCounters: [EngineCounter] { [] }
   /// By default an engine has no NMI input.

@@ -35,6 +35,9 @@ public final class HypercallDispatcher {
   public static let notImplemented = UInt64(bitPattern: -38)
 
   private var handlers: [UInt64: Handler] = [:]
+  /// Runs before every call (the paravirtual ABI's caller checks and monitor traps): a result
+  /// ends the call there, nil lets the handler run.
+  var screen: ((_ call: Call, _ caller: HypercallCaller) throws(EngineError) -> HypercallResult?)?
   /// Hypercalls served so far, by number (unknown numbers included).
   public private(set) var counts: [UInt64: UInt64] = [:]
 
@@ -45,9 +48,6 @@ public final class HypercallDispatcher {
   public func register(_ number: UInt64, _ handler: @escaping Handler) {
     handlers[number] = handler
   }
-
-  /// Whether `number` has a handler.
-  public func serves(_ number: UInt64) -> Bool { handlers[number] != nil }
 
   /// The call the guest made, read from its registers by the calling convention of its mode
   /// (64-bit when EFER.LMA and CS.L are both set).
@@ -63,6 +63,7 @@ public final class HypercallDispatcher {
 
   /// Runs `call` for `caller`; a `.value` is truncated to 32 bits for 32-bit callers.
   public func dispatch(_ call: Call, caller: HypercallCaller) throws(EngineError) -> HypercallResult {
+    if let screen, let result = try screen(call, caller) { return result }
     counts[call.number, default: 0] &+= 1
     guard let handler = handlers[call.number] else { return .value(call.longMode ? Self.notImplemented : 0xFFFF_FFDA) }
     var result = try handler(call, caller)

@@ -14,8 +14,10 @@ extension Machine {
     if runners.count > 1 && !control.waitUntilParked(runners.count - 1) { return nil }  // a stop came first
     configuration.log?("reset requested by the \(source.rawValue): rebooting")
     devices.reset()
+    paravirt.resetMemory()
     for r in runners { r.lapic.reset() }
     ioapic?.reset()
+    paravirt.resetEvents()
     let boot: BootState
     do { boot = try reboot(memory) } catch {
       control.completeReset()

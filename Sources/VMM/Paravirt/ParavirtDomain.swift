@@ -26,6 +26,12 @@ public final class ParavirtDomain {
   /// Guest-physical bytes the VMM keeps for itself inside the guest's address space (the
   /// deprivileged mode's monitor); no guest mapping may reach them.
   var reservedRange: Range<UInt64>?
+  /// Page types, pins, base-pointer references and TLB flush requests (`PageFrameTypes.swift`).
+  var memoryState = ParavirtMemoryState()
+  /// The deprivileged mode's monitor (`--pv` boot); nil while the guest kernel runs at ring 0.
+  var monitor: ParavirtMonitor?
+  /// Event channels, timers and the shared info page's place (`EventChannelTable`).
+  lazy var events = EventChannelTable(vcpuCount: vcpus.count)
 
   /// The ABI for `machine`, whose engine traps with `trapInstruction`.
   init(machine: Machine, trapInstruction: [UInt8]) {
@@ -81,10 +87,14 @@ public final class ParavirtDomain {
 
   /// Deprivileged mode: makes root page table `frame` usable by the guest (the monitor's own
   /// top-level slots copied in, as Xen does when an L4 is pinned or loaded). Nothing otherwise.
-  func prepareRootTable(frame: UInt64) throws(HypercallFailure) {}
+  func prepareRootTable(frame: UInt64) throws(HypercallFailure) {
+    guard let monitor else { return }
+    let slot = (frame << 12) + UInt64(ParavirtMonitor.Layout.rootSlot * 8)
+    do { try memory.write(monitor.layout.rootEntry, at: slot) } catch { throw HypercallFailure(.fault) }
+  }
 
   /// Whether slot `index` of a root page table belongs to the monitor (guest updates refused).
-  func isMonitorRootSlot(_ index: Int) -> Bool { false }
+  func isMonitorRootSlot(_ index: Int) -> Bool { monitor != nil && index == ParavirtMonitor.Layout.rootSlot }
 
   // MARK: Guest memory, as a hypercall sees it
 

@@ -98,6 +98,10 @@ public final class ScriptedVirtualCPU: VirtualCPU {
   public func setSpecialRegisters(_ registers: SpecialRegisters) throws(EngineError) {
     currentSpecialRegisters = registers
   }
+  /// How many times the VMM asked the vCPU to drop its cached translations.
+  public private(set) var translationFlushes = 0
+  /// Counts the flush (a script has no translations to drop).
+  public func invalidateTranslations() throws(EngineError) { translationFlushes += 1 }
   /// Records the MSRs the VMM set.
   public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
     self.msrs.merge(msrs) { _, new in new }

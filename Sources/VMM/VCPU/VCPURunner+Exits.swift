@@ -108,8 +108,10 @@ extension VCPURunner {
       machine.deviceLock.lock()
       var deadline = machine.advanceDevices()
       machine.drainInput()
+      let events = paravirtualIdle()
+      deadline = earliest(deadline, events.deadline)
       let pending =
-        lapic.hasDeliverableInterrupt || lapic.hasPendingNMI
+        events.upcall || lapic.hasDeliverableInterrupt || lapic.hasPendingNMI
         || (pic.hasPendingInterrupt && machine.picOutputReaches(self))
       machine.deviceLock.unlock()
       if pending || machine.control.hasChanged(since: controlSeen) { return nil }

@@ -23,10 +23,10 @@ extension VCPURunner {
     return nil
   }
 
-  /// `sched_op(block)`: sleeps until an event is pending for this vCPU (filled in with event
-  /// channels; until then the call returns at once, which the ABI allows: a block may wake early).
+  /// `sched_op(block)` and `poll`: sleeps until an event is pending for this vCPU, a timer it set
+  /// falls due, a polled port is pending or the machine stops (`VCPURunner+Events`).
   func paravirtualBlock() throws(EngineError) -> StopReason? {
-    nil
+    sleepInParavirtualBlock()
   }
 
   /// `sched_op(shutdown)`: power-off stops the machine as ACPI power-off does, reboot resets it

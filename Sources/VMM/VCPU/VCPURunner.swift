@@ -163,9 +163,19 @@ public final class VCPURunner {
         return stop
       }
       deviceDeadline = earliest(deviceDeadline, host.outputDeadline)
-      do { try acceptInterrupts() } catch {
+      do {
+        try acceptInterrupts()
+        // A paravirtual TLB flush another vCPU asked for (`ParavirtDomain.performRequestedFlushes`).
+        if machine.paravirt.takeTranslationFlush(for: index) { try vcpu.invalidateTranslations() }
+      } catch {
         machine.deviceLock.unlock()
         return engineFailure(error)
+      }
+      let events = serviceParavirtualEvents()
+      deviceDeadline = earliest(deviceDeadline, events.deadline)
+      if let stop = events.stop {
+        machine.deviceLock.unlock()
+        return stop
       }
       machine.deviceLock.unlock()
       // Host time: the timer kicks the vCPU at the next device deadline (or the timeout). Virtual

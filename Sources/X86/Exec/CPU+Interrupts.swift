@@ -75,7 +75,11 @@ extension CPU {
   }
 
   /// WRMSR from the embedder (e.g. the VMM's initial MSRs): false when the model rejects it.
+  /// The guest's privilege level does not matter (a ring-3 start state gets its MSRs too).
   public func writeMSR(_ index: UInt32, _ value: UInt64) -> Bool {
+    let cpl = state.cpl
+    state.cpl = 0
+    defer { state.cpl = cpl }
     do throws(Fault) {
       try system.wrmsr(index, value)
       return true

@@ -186,10 +186,10 @@ extension CPU {
       guard system.features.contains(.smap), state.cpl == 0 else { throw Fault.invalidOpcode }
       setFlag(Flags.ac, ins.operation == .stac)
     case .vmcall:
-      // The instruction retires, then the embedder sees `.hypercall`. #UD outside ring 0 (a guest
-      // kernel's user space cannot reach the VMM) and in the flat-user oracle mode (as on a host
-      // CPU outside VMX operation).
-      guard state.cpl == 0, !flatUser else { throw Fault.invalidOpcode }
+      // The instruction retires, then the embedder sees `.hypercall`, at any privilege level (in
+      // VMX non-root operation VMCALL always exits; the VMM refuses callers it does not serve).
+      // #UD only in the flat-user oracle mode (as on a host CPU outside VMX operation).
+      guard !flatUser else { throw Fault.invalidOpcode }
       retiredEvent = .hypercall
     default:
       throw Fault.invalidOpcode

@@ -1,0 +1,192 @@
+import Foundation
+import Scheduling
+
+/// The scheduler's policy driving real vCPU threads: a vCPU thread may run its guest only while it
+/// holds one of the pool's physical CPUs, which `CreditScheduler` hands out. One pool serves every
+/// engine the same way: a software engine's thread runs its slice in `run(budget:)`, a `kvm`
+/// thread calls `KVM_RUN`; either way the pool ends a slice by `kick()`ing the vCPU, whose thread
+/// then gives the pCPU back.
+///
+/// A vCPU thread's loop: `acquire` (blocks until the vCPU is dispatched on a pCPU), run the guest,
+/// after each exit ask `mustYield` and, when true or when the guest idles, `release` (with
+/// `blocking` when it waits for an interrupt; `wake` makes it runnable again). A timekeeper
+/// (`tick`, on its own thread after `start()`) runs the accounting periods, ends slices and
+/// carries out the preemptions the policy asks for.
+///
+/// Threading: every method is safe from any thread; the policy is only touched under the pool's
+/// lock. A pCPU is given to a new vCPU only once its previous holder has released it, so two vCPU
+/// threads never hold one pCPU.
+public final class PhysicalCPUPool: @unchecked Sendable {
+  /// The policy.
+  public let scheduler: CreditScheduler
+  private let clock: @Sendable () -> UInt64
+  private let condition = NSCondition()
+  /// Per pCPU: the vCPU whose thread holds it, or is about to take it.
+  private var holder: [VCPUID?]
+  /// Per pCPU: when its holder's slice ends.
+  private var sliceEnd: [UInt64]
+  /// Dispatch decisions the chosen vCPU threads have not picked up yet.
+  private var granted: [VCPUID: Int] = [:]
+  private var yieldRequested: Set<VCPUID> = []
+  private var kicks: [VCPUID: @Sendable () -> Void] = [:]
+  private var nextAccounting: UInt64
+  private var stopped = false
+  private let timekeeperWakeup = WakeupEvent()
+
+  /// A pool handing out `scheduler`'s pCPUs, with time from `clock` (nanoseconds).
+  public init(scheduler: CreditScheduler, clock: @escaping @Sendable () -> UInt64) {
+    self.scheduler = scheduler
+    self.clock = clock
+    holder = Array(repeating: nil, count: scheduler.pcpuCount)
+    sliceEnd = Array(repeating: .max, count: scheduler.pcpuCount)
+    nextAccounting = clock()
+  }
+
+  /// Tells the pool how to make `vcpu`'s guest stop running promptly (`VirtualCPU.kick`).
+  public func register(_ vcpu: VCPUID, kick: @escaping @Sendable () -> Void) {
+    condition.lock()
+    kicks[vcpu] = kick
+    condition.unlock()
+  }
+
+  /// Starts the timekeeper thread; false when the host could not create it.
+  @discardableResult
+  public func start() -> Bool {
+    PThread.detach { [self] in
+      while true {
+        let next = tick()
+        condition.lock()
+        let done = stopped
+        condition.unlock()
+        if done { return }
+        let now = clock()
+        timekeeperWakeup.wait(timeout: next > now ? next - now : 0)
+      }
+    }
+  }
+
+  /// Stops the pool: threads waiting in `acquire` return nil, the timekeeper ends.
+  public func stop() {
+    condition.lock()
+    stopped = true
+    condition.broadcast()
+    condition.unlock()
+    timekeeperWakeup.signal()
+  }
+
+  /// Blocks until `vcpu` is dispatched; returns its pCPU (nil once the pool stopped). A blocked
+  /// vCPU that asks for a pCPU is woken first.
+  public func acquire(_ vcpu: VCPUID) -> Int? {
+    condition.lock()
+    defer { condition.unlock() }
+    if scheduler.state(of: vcpu) == .blocked { scheduler.wake(vcpu, at: clock()) }
+    dispatchIdlePCPUs(at: clock())
+    while granted[vcpu] == nil && !stopped {
+      condition.wait()
+    }
+    if stopped { return nil }
+    return granted.removeValue(forKey: vcpu)
+  }
+
+  /// Whether `vcpu` should give its pCPU back now (its slice ended, or a woken vCPU preempts it).
+  public func mustYield(_ vcpu: VCPUID) -> Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    return yieldRequested.contains(vcpu)
+  }
+
+  /// `vcpu`'s thread gives its pCPU back: `blocking` when the guest waits for an interrupt (the
+  /// vCPU takes no pCPU until `wake` or `acquire`), otherwise it stays runnable — and may be
+  /// given a pCPU again at once, so a thread that stops running its vCPU must release with
+  /// `blocking` (or the pool be stopped), or that pCPU waits for it.
+  public func release(_ vcpu: VCPUID, blocking: Bool) {
+    condition.lock()
+    defer { condition.unlock() }
+    guard let p = holder.firstIndex(of: vcpu), granted[vcpu] == nil else { return }
+    yieldRequested.remove(vcpu)
+    let now = clock()
+    if blocking { scheduler.block(vcpu, at: now) }
+    holder[p] = nil
+    dispatch(p, at: now)
+    dispatchIdlePCPUs(at: now)
+    condition.broadcast()
+    timekeeperWakeup.signal()
+  }
+
+  /// An interrupt or event for `vcpu`: a blocked vCPU becomes runnable (and may preempt).
+  public func wake(_ vcpu: VCPUID) {
+    condition.lock()
+    defer { condition.unlock() }
+    scheduler.wake(vcpu, at: clock())
+    dispatchIdlePCPUs(at: clock())
+    condition.broadcast()
+    timekeeperWakeup.signal()
+  }
+
+  /// `vcpu` spins (a PAUSE loop): it should give its pCPU to a sibling.
+  public func yieldSpinning(_ vcpu: VCPUID) {
+    condition.lock()
+    let kick: (@Sendable () -> Void)?
+    if scheduler.yield(vcpu, at: clock()) != nil {
+      yieldRequested.insert(vcpu)
+      kick = kicks[vcpu]
+    } else {
+      kick = nil
+    }
+    condition.unlock()
+    kick?()
+  }
+
+  /// One timekeeper step at the clock's time: an accounting period if one is due, slices ended
+  /// and preemptions carried out (the holders are kicked), idle pCPUs given work. Returns when
+  /// the next step is due. `start()` calls it on its own thread; tests call it directly.
+  @discardableResult
+  public func tick() -> UInt64 {
+    condition.lock()
+    let now = clock()
+    if now >= nextAccounting {
+      scheduler.account(at: now)
+      nextAccounting = now &+ scheduler.parameters.accountingPeriod
+    }
+    var toKick: [@Sendable () -> Void] = []
+    for p in 0..<scheduler.pcpuCount {
+      guard let v = holder[p], granted[v] == nil else { continue }
+      if sliceEnd[p] <= now || (scheduler.preemptionDue[p] ?? .max) <= now, !yieldRequested.contains(v) {
+        yieldRequested.insert(v)
+        if let kick = kicks[v] { toKick.append(kick) }
+      }
+    }
+    dispatchIdlePCPUs(at: now)
+    condition.broadcast()
+    var next = nextAccounting
+    for p in 0..<scheduler.pcpuCount where holder[p] != nil {
+      next = min(next, sliceEnd[p], scheduler.preemptionDue[p] ?? .max)
+    }
+    condition.unlock()
+    for kick in toKick { kick() }
+    return next
+  }
+
+  /// The vCPU holding `pcpu` (or granted it), if any.
+  public func holder(of pcpu: Int) -> VCPUID? {
+    condition.lock()
+    defer { condition.unlock() }
+    return holder.indices.contains(pcpu) ? holder[pcpu] : nil
+  }
+
+  /// Asks the policy whom `p` runs next and hands it over. Under the lock; `p` has no holder.
+  private func dispatch(_ p: Int, at now: UInt64) {
+    let (next, until) = scheduler.schedule(p, at: now)
+    sliceEnd[p] = until
+    guard let next else { return }
+    holder[p] = next
+    granted[next] = p
+  }
+
+  /// Idle pCPUs the policy wants to pick again (work for them was queued) pick now.
+  private func dispatchIdlePCPUs(at now: UInt64) {
+    for p in 0..<scheduler.pcpuCount where holder[p] == nil {
+      if let due = scheduler.preemptionDue[p], due <= now { dispatch(p, at: now) }
+    }
+  }
+}

@@ -1,0 +1,21 @@
+import ArgumentParser
+import Testing
+
+@testable import TrivisorCLI
+
+/// `trivisor holes`: which engines it probes, and unknown names refused.
+@Suite struct HolesCommandTests {
+  @Test func enginesDefaultToEveryColumnAndRepeatsCollapse() throws {
+    #expect(try HolesCommand.parse([]).selectedEngines() == ["interp", "dbt", "kvm"])
+    #expect(
+      try HolesCommand.parse(["--engine", "dbt", "--engine", "interp", "--engine", "dbt"]).selectedEngines() == [
+        "dbt", "interp",
+      ])
+    #expect(try HolesCommand.parse(["--json"]).json)
+  }
+
+  @Test func anUnknownEngineIsAUsageError() throws {
+    let command = try HolesCommand.parse(["--engine", "trap"])
+    #expect(throws: ExitCode.self) { try command.selectedEngines() }
+  }
+}
