@@ -131,4 +131,53 @@ enum HypercallGuest {
     let run = try HypercallGuest.run(Self.guest, on: try KVMEngine(), irqchip: .kernel)
     try Self.check(run, trap: [0xE7, 0xE4])
   }
+
+  /// Ring 3 (entered by IRETQ with IOPL 3, which lets kvm's OUT trap and the EXIT through): the
+  /// trap reaches the VMM on every engine, which refuses user code of a ring-0 guest (-EPERM).
+  static let userGuest = #"""
+    .set PAGE, 0x80000
+    main:
+      movl $0x40000002, %eax
+      cpuid
+      movl %ebx, %ecx
+      movl $PAGE, %eax
+      xorl %edx, %edx
+      wrmsr
+      pushq $0x23
+      pushq $0x8F000
+      pushq $0x3002
+      pushq $0x1B
+      pushq $user
+      iretq
+    user:
+      movq %cs, %rax
+      movq %rax, 0x9040
+      xorl %edi, %edi
+      xorl %esi, %esi
+      movq $(PAGE + 17 * 32), %rbx
+      call *%rbx
+      movq %rax, 0x9048
+      EXIT
+    """#
+
+  static func checkUser(_ run: HypercallGuest.Run) throws {
+    #expect(run.outcome.reason == .debugExit(value: 0), "\(run.outcome.reason.description)")
+    let cs = try run.u64(0x9040)
+    // CPL 3 (the selector's RPL). On this host's nested kvm the guest reads CS as 0x33, not the
+    // 0x1B its IRETQ loaded: the RPL is what the test needs.
+    #expect(cs & 3 == 3, "CS \(String(cs, radix: 16))")
+    #expect(try run.u64(0x9048) == UInt64(bitPattern: -1))
+  }
+
+  @Test(.requires(.guestToolchain)) func interpFromRing3() throws {
+    try Self.checkUser(try HypercallGuest.run(Self.userGuest, on: InterpreterEngine()))
+  }
+
+  @Test(.requires(.guestToolchain)) func dbtFromRing3() throws {
+    try Self.checkUser(try HypercallGuest.run(Self.userGuest, on: TranslatorEngine()))
+  }
+
+  @Test(.requires(.guestToolchain, .kvm)) func kvmFromRing3() throws {
+    try Self.checkUser(try HypercallGuest.run(Self.userGuest, on: try KVMEngine()))
+  }
 }
