@@ -20,7 +20,7 @@ import VMM
 /// mmuext_op 26, nmi_op 28, sched_op 29, callback_op 30, event_channel_op 32.
 ///
 /// The count: `TRIVISOR_HYPERCALL_FUZZ_CALLS`, 20,000 by default so the debug suite stays fast;
-/// .ci/run makes the full 1,000,000 (debug build: interp 44 s, dbt 8 s on a 2-core host).
+/// .ci/run makes the full 1,000,000 (debug build: interp about 60 s, dbt 24 s on a 2-core host).
 @Suite struct HypercallFuzzTests {
   static let calls: UInt32 = {
     ProcessInfo.processInfo.environment["TRIVISOR_HYPERCALL_FUZZ_CALLS"].flatMap { UInt32($0) } ?? 20_000
