@@ -52,6 +52,7 @@ public struct BochsPeer: Sendable {
     clock: sync=none, time0=local
     display_library: term
     speaker: enabled=0
+    sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy
     log: -
     panic: action=fatal
     error: action=report
