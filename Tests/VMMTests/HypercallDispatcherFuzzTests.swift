@@ -16,23 +16,10 @@ import Testing
     ProcessInfo.processInfo.environment["TRIVISOR_HYPERCALL_FUZZ_CALLS"].flatMap(Int.init).map { max($0, 1) } ?? 50_000
   }
 
-  /// SplitMix64: a seeded stream, so a failure can be replayed.
-  struct Random {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-    mutating func below(_ n: UInt64) -> UInt64 { next() % n }
-  }
-
   static let ramSize: UInt64 = 16 << 20
 
   /// An argument: one of the values a handler must cope with in any role.
-  static func argument(_ rng: inout Random) -> UInt64 {
+  static func argument(_ rng: inout SeededGenerator) -> UInt64 {
     switch rng.below(12) {
     case 0: return rng.next()
     case 1: return rng.below(17)  // small numbers: commands, counts, vCPUs, ports
@@ -50,7 +37,7 @@ import Testing
   }
 
   /// A hypercall number: mostly the ABI's, sometimes anything.
-  static func number(_ rng: inout Random) -> UInt64 {
+  static func number(_ rng: inout SeededGenerator) -> UInt64 {
     rng.below(4) == 0 ? rng.next() : rng.below(40)
   }
 
@@ -80,7 +67,7 @@ import Testing
     configuration.cpuCount = 2
     let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     if deprivileged { try machine.paravirt.startDeprivileged(boot: boot) }
-    var rng = Random(state: seed)
+    var rng = SeededGenerator(state: seed)
     var outcomes: [String: Int] = [:]
     for _ in 0..<Self.calls {
       let cpu = Int(rng.below(2))

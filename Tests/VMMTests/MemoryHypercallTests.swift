@@ -432,19 +432,6 @@ import Testing
 
   // MARK: Consistency
 
-  /// A seeded generator (SplitMix64): the same requests on every run.
-  struct Generator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-    mutating func pick<T>(_ values: [T]) -> T { values[Int(next() % UInt64(values.count))] }
-  }
-
   /// What the records must say, recounted from the pins, the roots and the validated tables.
   static func checkInvariants(_ h: Harness) throws {
     let state = h.domain.memoryState
@@ -477,7 +464,7 @@ import Testing
     let h = try Harness()
     try h.buildTree()
     let boot = h.engine.vcpus[0].currentSpecialRegisters.cr3
-    var g = Generator(state: 15)
+    var g = SeededGenerator(state: 15)
     let frames = Array(UInt64(0x200)..<0x208) + [0x210, 0xFEE00]
     let flags: [UInt64] = [0, 1, 3, 3, 3, 0x83, 1 | 1 << 52, 7]
     var outcomes: [String: Int] = [:]
