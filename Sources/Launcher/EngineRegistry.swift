@@ -16,8 +16,6 @@ public enum EngineRegistry {
     public let unavailableReason: @Sendable () -> String?
     /// Whether the engine can keep virtual time (`--deterministic`).
     public let supportsDeterministic: Bool
-    /// nil when the engine can run a deprivileged paravirtual kernel (`run --pv`); otherwise why not.
-    public let paravirtualBootLimit: String?
     /// Makes the engine (`deterministic`: guest time follows the instruction count).
     public let make: @Sendable (_ deterministic: Bool) throws -> any Engine
   }
@@ -32,14 +30,11 @@ public enum EngineRegistry {
         } catch { return "\(error)" }
       },
       supportsDeterministic: false,
-      paravirtualBootLimit:
-        "its hypercall port is not open to ring 3 in the monitor's TSS yet (docs/paravirtualization.md)",
       make: { _ in try KVMEngine() }),
     Entry(
       name: "interp", summary: "software interpreter of Trivisor's x86 model",
       unavailableReason: { nil },
       supportsDeterministic: true,
-      paravirtualBootLimit: nil,
       make: { InterpreterEngine(deterministic: $0) }),
     Entry(
       name: "dbt",
@@ -52,7 +47,6 @@ public enum EngineRegistry {
         #endif
       },
       supportsDeterministic: true,
-      paravirtualBootLimit: nil,
       make: { TranslatorEngine(deterministic: $0) }),
   ]
 
@@ -67,8 +61,7 @@ public enum EngineRegistry {
   /// The engine `name` asks for; `auto` takes the first usable one. The note says what was chosen
   /// and why (for `--verbose`).
   /// `fallback` is set when `auto` passed over a preferred engine: the caller tells the user why.
-  /// `paravirtual`: the engine must run a deprivileged paravirtual kernel (`run --pv`).
-  public static func select(_ name: String, deterministic: Bool = false, paravirtual: Bool = false)
+  public static func select(_ name: String, deterministic: Bool = false)
     throws(UsageError) -> (engine: any Engine, note: String, fallback: String?)
   {
     if name == "auto" {
@@ -76,10 +69,6 @@ public enum EngineRegistry {
       for e in entries {
         if deterministic && !e.supportsDeterministic {
           reasons.append("\(e.name): cannot run deterministically")
-          continue
-        }
-        if paravirtual, let limit = e.paravirtualBootLimit {
-          reasons.append("\(e.name): cannot boot --pv: \(limit)")
           continue
         }
         if let why = e.unavailableReason() {
@@ -101,9 +90,6 @@ public enum EngineRegistry {
     }
     if deterministic && !e.supportsDeterministic {
       throw UsageError("engine \(name) cannot run deterministically (--deterministic needs interp)")
-    }
-    if paravirtual, let limit = e.paravirtualBootLimit {
-      throw UsageError("engine \(name) cannot boot --pv: \(limit); use interp or dbt")
     }
     do {
       return (try e.make(deterministic), "engine \(e.name) (\(e.summary))", nil)

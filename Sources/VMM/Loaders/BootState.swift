@@ -21,17 +21,21 @@ public struct BootState: Sendable, Equatable {
   public var msrs: [UInt32: UInt64]
   /// Human-readable summary for `--verbose` (what was loaded where).
   public var summary: [String]
+  /// A guest-physical page of the image the VMM is to fill with hypercall stubs once the engine
+  /// (and so its trap instruction) is known: a PV kernel's XEN_ELFNOTE_HYPERCALL_PAGE.
+  public var hypercallPage: UInt64?
 
   /// A start state.
   public init(
     mode: Mode, registers: Registers, specialRegisters: SpecialRegisters, msrs: [UInt32: UInt64] = [:],
-    summary: [String] = []
+    summary: [String] = [], hypercallPage: UInt64? = nil
   ) {
     self.mode = mode
     self.registers = registers
     self.specialRegisters = specialRegisters
     self.msrs = msrs
     self.summary = summary
+    self.hypercallPage = hypercallPage
   }
 }
 

@@ -24,11 +24,11 @@ public enum ParavirtBoot {
 
   /// Loads the PV kernel `image` into `memory` for `cpus` vCPUs with `commandLine`; the boot
   /// state of vCPU 0. The `Xen` ELF notes XEN_ELFNOTE_ENTRY (the entry instead of `e_entry`) and
-  /// XEN_ELFNOTE_HYPERCALL_PAGE (a page of the image filled with stubs trapping with
-  /// `trapInstruction`, the engine's) are honoured. Errors are one line.
+  /// XEN_ELFNOTE_HYPERCALL_PAGE (a page of the image, returned as `BootState.hypercallPage` for
+  /// `ParavirtDomain.startDeprivileged` to fill with the engine's stubs) are honoured. Errors are
+  /// one line.
   public static func load(
-    image bytes: [UInt8], into memory: GuestMemory, commandLine: String, cpus: Int = 1,
-    trapInstruction: [UInt8] = [0x0F, 0x01, 0xC1]
+    image bytes: [UInt8], into memory: GuestMemory, commandLine: String, cpus: Int = 1
   ) throws(LoaderError) -> BootState {
     let file = ImageBytes(bytes, name: "PV kernel")
     let elf = try ELFFile(file)
@@ -100,14 +100,6 @@ public enum ParavirtBoot {
         let file = Array(bytes[Int(s.offset)..<Int(s.offset + s.fileSize)])
         try memory.write(s.physicalAddress, bytes: file + [UInt8](repeating: 0, count: Int(s.memorySize - s.fileSize)))
       }
-      if let page = notes[2] {
-        var stubs = [UInt8](repeating: 0xCC, count: 0x1000)
-        for n in 0..<Xen.hypercallPageStubs {
-          let stub = ParavirtDomain.stub(number: UInt32(n), trap: trapInstruction)
-          stubs.replaceSubrange(n * Xen.hypercallStubSize..<n * Xen.hypercallStubSize + stub.count, with: stub)
-        }
-        try memory.write(page &- virtualBase, bytes: stubs)
-      }
       var list = [UInt8](repeating: 0, count: Int(pages) * 8)
       for pfn in 0..<Int(pages) {
         for k in 0..<8 { list[pfn * 8 + k] = UInt8(truncatingIfNeeded: pfn >> (8 * k)) }
@@ -162,7 +154,8 @@ public enum ParavirtBoot {
         "PV kernel: \(segments.count) segments up to \(hex(imageEnd)), virtual base \(hex(virtualBase)), entry \(hex(elf.entry))",
         "start_info \(hex(virtualBase &+ startInfo)), page tables \(hex(tables)) (\(used) frames), mapped to \(hex(mapEnd))",
         "shared info \(hex(limit)), monitor \(hex(layout.base))-\(hex(layout.reservedRange.upperBound))",
-      ])
+      ],
+      hypercallPage: notes[2].map { $0 &- virtualBase })
   }
 
   /// The `Xen` ELF notes the builder reads (XEN_ELFNOTE_ENTRY 1, XEN_ELFNOTE_HYPERCALL_PAGE 2):

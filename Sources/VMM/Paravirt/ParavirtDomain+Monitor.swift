@@ -37,11 +37,15 @@ extension ParavirtDomain {
   }
 
   /// Starts the deprivileged mode for a guest the PV boot (`ParavirtBoot.load`) put in memory
-  /// with `boot`: writes the monitor's pages, reserves them, places the shared info page, marks
-  /// every vCPU in kernel mode on the boot's root table with events masked.
+  /// with `boot`: fills the image's hypercall page (`BootState.hypercallPage`) with this engine's
+  /// stubs, writes the monitor's pages, reserves them, places the shared info page, marks every
+  /// vCPU in kernel mode on the boot's root table with events masked.
   public func startDeprivileged(boot: BootState) throws(LoaderError) {
     guard let layout = ParavirtMonitor.Layout(memory: memory, cpus: vcpus.count) else {
       throw LoaderError("not enough RAM for the monitor of \(vcpus.count) vCPUs (or too many vCPUs)")
+    }
+    if let page = boot.hypercallPage, !installHypercallPage(at: page) {
+      throw LoaderError("the hypercall page 0x\(String(page, radix: 16)) is not a page of RAM")
     }
     let monitor = ParavirtMonitor(layout: layout)
     do { try monitor.writePages(into: memory, trap: trapInstruction) } catch {

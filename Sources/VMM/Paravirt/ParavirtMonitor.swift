@@ -40,8 +40,16 @@ final class ParavirtMonitor {
     static let gdtPages = 15
     /// The IDT (256 gates, one page).
     static let idtOffset: UInt64 = 0x10000
-    /// The TSS page (one 128-byte TSS per vCPU).
+    /// The TSS page (one TSS with its I/O bitmap every `tssStride` bytes per vCPU).
     static let tssOffset: UInt64 = 0x11000
+    /// Bytes per vCPU's TSS on the TSS page.
+    static let tssStride = 256
+    /// Where a TSS's I/O permission bitmap starts (right after the 104-byte TSS proper).
+    static let ioBitmapOffset = 104
+    /// Ports the I/O bitmap describes (0-255); ports above always fault at ring 3.
+    static let ioBitmapPorts = 256
+    /// The TSS limit: the TSS, the bitmap and the 0xFF byte the CPU may read past its end.
+    static var tssLimit: Int { ioBitmapOffset + ioBitmapPorts / 8 }
     /// The stubs: 32 bytes per vector, then the SYSCALL stub.
     static let stubOffset: UInt64 = 0x12000
     /// Bytes per stub.
@@ -53,7 +61,7 @@ final class ParavirtMonitor {
     /// The monitor stacks: one page per vCPU, every other page (unmapped pages between guard them).
     static let stackOffset: UInt64 = 0x16000
     /// The most vCPUs the TSS page and GDT hold.
-    static let maximumCPUs = 32
+    static let maximumCPUs = 4096 / tssStride
     /// Frames before the stacks: zero GDT page, GDT page, IDT, TSS, 3 stub pages, L3, L2, L1.
     static let fixedFrames = 10
 
@@ -98,7 +106,7 @@ final class ParavirtMonitor {
     /// The IDT's linear address.
     static var idtAddress: UInt64 { virtualBase + idtOffset }
     /// vCPU `index`'s TSS linear address.
-    static func tssAddress(_ index: Int) -> UInt64 { virtualBase + tssOffset + UInt64(index) * 128 }
+    static func tssAddress(_ index: Int) -> UInt64 { virtualBase + tssOffset + UInt64(index * tssStride) }
     /// Stub `index`'s linear address.
     static func stubAddress(_ index: UInt64) -> UInt64 { virtualBase + stubOffset + index * stubSize }
     /// The top of vCPU `index`'s monitor stack.
@@ -149,6 +157,13 @@ final class ParavirtMonitor {
     vcpus = Array(repeating: VCPUState(), count: layout.cpus)
   }
 
+  /// The ports a trap instruction writes when it is `out %eax, $imm8` (E7 ib): the four its
+  /// 4-byte OUT covers; none for other traps (VMCALL exits at any CPL by itself).
+  static func hypercallPorts(trap: [UInt8]) -> Range<Int> {
+    guard trap.count == 2, trap[0] == 0xE7 else { return 0..<0 }
+    return Int(trap[1])..<Int(trap[1]) + 4
+  }
+
   // MARK: Building the pages
 
   /// Writes the monitor's pages into `memory`: descriptor tables, TSSs, stubs trapping with
@@ -169,7 +184,7 @@ final class ParavirtMonitor {
     for i in 0..<l.cpus {
       let base = Layout.tssAddress(i)
       let low: UInt64 =
-        103 | (base & 0xFF_FFFF) << 16 | UInt64(0x8B) << 40 | ((base >> 24) & 0xFF) << 56
+        UInt64(Layout.tssLimit) | (base & 0xFF_FFFF) << 16 | UInt64(0x8B) << 40 | ((base >> 24) & 0xFF) << 56
       put(low, 0x40 + 16 * i, into: &gdt)
       put(base >> 32, 0x48 + 16 * i, into: &gdt)
     }
@@ -186,11 +201,18 @@ final class ParavirtMonitor {
       put(target >> 32, 16 * v + 8, into: &idt)
     }
     try memory.write(l.idtFrame, bytes: idt)
-    // TSSs: RSP0 = the vCPU's monitor stack; no I/O bitmap.
+    // TSSs: RSP0 = the vCPU's monitor stack; an I/O bitmap denying every port to ring 3 but the
+    // hypercall port of an engine whose trap is an OUT (kvm's: the guest kernel runs at ring 3).
     var tss = [UInt8](repeating: 0, count: 4096)
+    let open = Self.hypercallPorts(trap: trap)
     for i in 0..<l.cpus {
-      put(Layout.stackTop(i), 128 * i + 4, into: &tss)
-      tss[128 * i + 102] = 104
+      let at = Layout.tssStride * i
+      put(Layout.stackTop(i), at + 4, into: &tss)
+      tss[at + 102] = UInt8(Layout.ioBitmapOffset)
+      for port in 0..<Layout.ioBitmapPorts where !open.contains(port) {
+        tss[at + Layout.ioBitmapOffset + port / 8] |= 1 << (port % 8)
+      }
+      tss[at + Layout.tssLimit] = 0xFF
     }
     try memory.write(l.tssFrame, bytes: tss)
     try memory.write(l.stubFrame, bytes: Self.stubs(trap: trap))
@@ -267,7 +289,8 @@ final class ParavirtMonitor {
     s.fs = guestDataSegment
     s.gs = guestDataSegment
     s.tr = Segment(
-      selector: Selector.firstTSS + UInt16(index * 16), base: Layout.tssAddress(index), limit: 103, type: 11,
+      selector: Selector.firstTSS + UInt16(index * 16), base: Layout.tssAddress(index), limit: UInt32(Layout.tssLimit),
+      type: 11,
       s: false)
     s.gdt = DescriptorTable(
       base: Layout.gdtAddress, limit: UInt16(Selector.firstTSS) + UInt16(16 * Layout.maximumCPUs) - 1)
