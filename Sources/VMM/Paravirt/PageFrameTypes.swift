@@ -346,15 +346,15 @@ extension ParavirtDomain {
 
   /// `mmuext_op(new_user_baseptr)`: the root table of guest user mode (0: none), validated as an
   /// L4 and kept in `userBasePointer` (the deprivileged mode loads it on the switch to user mode).
-  func setUserBase(_ frame: UInt64, for caller: HypercallCaller) throws(HypercallFailure) {
+  func setUserBase(_ frame: UInt64, vcpu index: Int) throws(HypercallFailure) {
     if frame != 0 {
       guard ownsFrame(frame) else { throw HypercallFailure(.permissionDenied) }
       try prepareRootTable(frame: frame)
       try acquireTable(frame, level: 4)
     }
-    if let old = memoryState.userRoots[caller.index] { releaseTable(old) }
-    memoryState.userRoots[caller.index] = frame == 0 ? nil : frame
-    if vcpus.indices.contains(caller.index) { vcpus[caller.index].userBasePointer = frame << 12 }
+    if let old = memoryState.userRoots[index] { releaseTable(old) }
+    memoryState.userRoots[index] = frame == 0 ? nil : frame
+    if vcpus.indices.contains(index) { vcpus[index].userBasePointer = frame << 12 }
   }
 
   // MARK: TLB flushes

@@ -216,7 +216,7 @@ extension ParavirtDomain {
       case .newBasePointer:
         try setKernelBase(argument1, for: caller)
       case .newUserBasePointer:
-        try setUserBase(argument1, for: caller)
+        try setUserBase(argument1, vcpu: caller.index)
       case .tlbFlushLocal, .invalidatePageLocal:
         requestFlush(.local, caller: caller)
       case .tlbFlushMulti, .invalidatePageMulti:

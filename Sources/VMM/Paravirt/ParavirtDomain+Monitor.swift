@@ -76,6 +76,9 @@ extension ParavirtDomain {
     }
     monitor.sharedInfoFrame = sharedInfo >> 12
     for i in vcpus.indices { setUpcallMask(i, true) }
+    // vCPU 0 runs the boot's context; the others wait, down, for `vcpu_op(initialise, up)`.
+    vcpus[0].initialised = true
+    vcpus[0].isUp = true
   }
 
   // MARK: The check every hypercall passes
@@ -187,15 +190,23 @@ extension ParavirtDomain {
     for n in 0..<257 {
       guard n < 256 else { throw HypercallFailure(.invalid) }
       let e = try read(16, at: pointer &+ UInt64(n * 16), for: caller)
-      let address = (8..<16).reduce(UInt64(0)) { $0 | UInt64(e[$1]) << (8 * ($1 - 8)) }
-      if address == 0 { break }
-      guard Int64(bitPattern: address << 16) >> 16 == Int64(bitPattern: address) else {
-        throw HypercallFailure(.invalid)
-      }
-      entries[e[0]] = .init(address: address, flags: e[1], cs: UInt16(e[2]) | UInt16(e[3]) << 8)
+      guard let (vector, entry) = try Self.trapEntry(e[...]) else { break }
+      entries[vector] = entry
     }
     monitor.vcpus[index].traps.merge(entries) { $1 }
     return 0
+  }
+
+  /// One 16-byte `trap_info` {u8 vector, u8 flags, u16 cs, u64 address}: nil for address 0 (no
+  /// handler), -EINVAL for a non-canonical address.
+  static func trapEntry(_ e: ArraySlice<UInt8>) throws(HypercallFailure) -> (UInt8, ParavirtMonitor.TrapEntry)? {
+    let at = e.startIndex
+    let address = (8..<16).reduce(UInt64(0)) { $0 | UInt64(e[at + $1]) << (8 * ($1 - 8)) }
+    if address == 0 { return nil }
+    guard Int64(bitPattern: address << 16) >> 16 == Int64(bitPattern: address) else {
+      throw HypercallFailure(.invalid)
+    }
+    return (e[at], .init(address: address, flags: e[at + 1], cs: UInt16(e[at + 2]) | UInt16(e[at + 3]) << 8))
   }
 
   /// `fpu_taskswitch(set)`: sets or clears CR0.TS; the next #NM after a set is reflected and

@@ -182,10 +182,17 @@ extension ParavirtDomain {
     case .isUp:
       return isUp(v) ? 1 : 0
     case .up:
-      // Application processors start by INIT-SIPI; an AP never started has no context to run
-      // (Xen: -EINVAL for a vCPU never initialised). A running one stays up.
+      // Deprivileged: the context `initialise` gave (ParavirtDomain+VCPUContext). A kernel at
+      // ring 0 starts its application processors by INIT-SIPI, so only a running one is "up".
+      if monitor != nil { return try bringUp(v) }
       guard isUp(v) else { throw HypercallFailure(.invalid) }
       return 0
+    case .initialise:
+      guard monitor != nil else { throw HypercallFailure(.notImplemented) }
+      return try initialiseVCPU(v, context: arg, caller: caller)
+    case .down:
+      guard monitor != nil else { throw HypercallFailure(.notImplemented) }
+      return try takeDown(v)
     case .setPeriodicTimer:
       // vcpu_set_periodic_timer { u64 period_ns }
       let period = try read(UInt64.self, at: arg, for: caller)
@@ -235,13 +242,15 @@ extension ParavirtDomain {
     case .getRunstateInfo:
       try write(runstateBytes(v), at: arg, for: caller)
       return 0
-    case .initialise, .down, nil:
+    case nil:
       throw HypercallFailure(.notImplemented)
     }
   }
 
-  /// Whether vCPU `v` runs (not waiting for its start-up IPI).
+  /// Whether vCPU `v` runs: deprivileged, between `up` and `down`; otherwise not waiting for its
+  /// start-up IPI.
   func isUp(_ v: Int) -> Bool {
+    if monitor != nil { return vcpus.indices.contains(v) && vcpus[v].isUp }
     guard machine.runners.indices.contains(v) else { return false }
     return !machine.runners[v].isWaitingForStartup
   }

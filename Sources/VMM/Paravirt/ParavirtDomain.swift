@@ -216,4 +216,11 @@ struct ParavirtVCPU {
   var kernelBasePointer: UInt64 = 0
   /// `mmuext_op(new_user_baseptr)`: the root page table of guest user mode (deprivileged mode).
   var userBasePointer: UInt64 = 0
+  /// Deprivileged mode: the vCPU has a context (vCPU 0 from the boot, the others from
+  /// `vcpu_op(initialise)`).
+  var initialised = false
+  /// Deprivileged mode: the vCPU runs (`vcpu_op(up)`; vCPU 0 from the boot, until `down`).
+  var isUp = false
+  /// The context `vcpu_op(initialise)` gave, loaded by the next `up`.
+  var startContext: BootState?
 }

@@ -49,8 +49,13 @@ public final class VCPURunner {
   private var pendingStartupVector: UInt8?
   /// Set with every INIT or SIPI: the runner looks at the locked state only when it is set.
   private let startupEvent = Atomic<Bool>(false)
-  /// In the wait-for-SIPI state: application processors from power-on and after INIT.
+  /// In the wait-for-SIPI state: application processors from power-on and after INIT; a
+  /// paravirtual vCPU while it is down.
   private var waitingForStartup: Bool
+  /// A paravirtual `vcpu_op(up)`: leave the wait, loading the context when there is one.
+  private var pendingParavirtualStart: BootState??
+  /// A paravirtual `vcpu_op(down)`: enter the wait.
+  private var pendingParavirtualStop = false
   /// An NMI for a vCPU whose interrupt controller is the engine's (`Machine.raiseNMI`).
   private let nmiRequested = Atomic<Bool>(false)
 
@@ -91,15 +96,41 @@ public final class VCPURunner {
     RunnerKick(self).wake()
   }
 
+  /// A paravirtual `vcpu_op(up)` (`ParavirtDomain.bringUp`): the vCPU leaves its wait at its next
+  /// check, loading `context` first when given, else resuming where it went down. Any thread.
+  func startParavirtual(_ context: BootState?) {
+    startupLock.locked {
+      pendingParavirtualStart = .some(context)
+      pendingParavirtualStop = false
+    }
+    startupEvent.store(true, ordering: .releasing)
+    RunnerKick(self).wake()
+  }
+
+  /// A paravirtual `vcpu_op(down)`: the vCPU waits, running nothing, from its next exit until
+  /// `startParavirtual`. Any thread.
+  func stopParavirtual() {
+    startupLock.locked {
+      pendingParavirtualStop = true
+      pendingParavirtualStart = nil
+    }
+    startupEvent.store(true, ordering: .releasing)
+    RunnerKick(self).wake()
+  }
+
   /// Takes INIT and SIPI state changes; false while the vCPU must keep waiting for start-up.
   private func applyStartupEvents() throws(EngineError) -> Bool {
-    let (initRequested, vector) = startupLock.locked { () -> (Bool, UInt8?) in
-      let r = (pendingINIT, pendingStartupVector)
+    let (initRequested, vector, paravirtualStart) = startupLock.locked { () -> (Bool, UInt8?, BootState??) in
+      let r = (pendingINIT, pendingStartupVector, pendingParavirtualStart)
       pendingINIT = false
       pendingStartupVector = nil
-      if r.0 { waitingForStartup = true }
+      pendingParavirtualStart = nil
+      if r.0 || pendingParavirtualStop { waitingForStartup = true }
+      if r.2 != nil { waitingForStartup = false }
+      pendingParavirtualStop = false
       return r
     }
+    if case .some(.some(let context)) = paravirtualStart { try applyBootState(context) }
     if initRequested {
       try vcpu.reset()
       lapic.receiveINIT()

@@ -1,0 +1,205 @@
+import Foundation
+import Interpreter
+import KVMEngine
+import TestHostSupport
+import Testing
+import Translator
+
+@testable import VMM
+
+/// Secondary vCPUs of a deprivileged guest, started the Xen way: vCPU 0 fills a
+/// `vcpu_guest_context` (RIP, RSP, RAX, a trap table with a #UD handler, the kernel GS base, its
+/// own root table), `vcpu_op(initialise)` validates it, `up` runs it. vCPU 1 checks what it got,
+/// takes a #UD through its own trap table, goes down; vCPU 0 sees it down, brings it up again, and
+/// it resumes after its `down`. The errors: -EINVAL before initialise and for a non-canonical RIP,
+/// -EFAULT for an unmapped context, -EPERM for a root frame of the monitor, -EEXIST for a second
+/// initialise, -ENOENT past the last vCPU, -EINVAL for downing the last vCPU up.
+@Suite struct ParavirtSMPTests {
+  static let guest = #"""
+    .code64
+    .macro HCALL n
+      mov $\n, %eax
+      vmcall
+    .endm
+    .macro VCPUOP cmd, vcpu, arg
+      mov $\cmd, %edi
+      mov $\vcpu, %esi
+      mov \arg, %rdx
+      HCALL 24
+    .endm
+    .globl _start
+    _start:
+      lea results(%rip), %rbp
+      lea ctx(%rip), %rbx
+      lea ap_entry(%rip), %rax
+      mov %rax, 520+128(%rbx)
+      lea ap_stack_top(%rip), %rax
+      mov %rax, 520+152(%rbx)
+      movq $0x246, 520+144(%rbx)
+      movq $0x77, 520+80(%rbx)
+      lea gsword(%rip), %rax
+      mov %rax, 5152(%rbx)
+      // CR3: start_info.pt_base (virtual) minus the virtual base
+      mov 88(%rsi), %rax
+      movabs $0xffffffff80000000, %rcx
+      sub %rcx, %rax
+      mov %rax, 4984+24(%rbx)
+      movb $6, 720+6*16(%rbx)
+      movw $0xe033, 720+6*16+2(%rbx)
+      lea ap_ud(%rip), %rax
+      mov %rax, 720+6*16+8(%rbx)
+      VCPUOP 3, 1, $0
+      mov %rax, 0x08(%rbp)
+      VCPUOP 1, 1, $0
+      mov %rax, 0x10(%rbp)
+      movabs $0x0000800000000000, %rax
+      xchg %rax, 520+128(%rbx)
+      mov %rax, %r12
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x18(%rbp)
+      mov %r12, 520+128(%rbx)
+      VCPUOP 0, 1, $0x10
+      mov %rax, 0x58(%rbp)
+      // a root table that is not the domain's: a frame of the monitor (top of RAM)
+      mov 4984+24(%rbx), %r12
+      movq $0x3fff000, 4984+24(%rbx)
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x60(%rbp)
+      mov %r12, 4984+24(%rbx)
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x20(%rbp)
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x28(%rbp)
+      VCPUOP 3, 5, $0
+      mov %rax, 0x30(%rbp)
+      VCPUOP 2, 0, $0
+      mov %rax, 0x38(%rbp)
+      VCPUOP 1, 1, $0
+      mov %rax, 0x40(%rbp)
+      VCPUOP 3, 1, $0
+      mov %rax, 0x48(%rbp)
+      movq $1, go(%rip)
+    1:
+      pause
+      cmpq $2, flag(%rip)
+      jne 1b
+    2:
+      VCPUOP 3, 1, $0
+      test %rax, %rax
+      jnz 2b
+      VCPUOP 1, 1, $0
+      mov %rax, 0x50(%rbp)
+    3:
+      pause
+      cmpq $3, flag(%rip)
+      jne 3b
+      mov $18, %eax
+      xor %edi, %edi
+      mov $(done_end - done_msg), %esi
+      lea done_msg(%rip), %rdx
+      vmcall
+      jmp .
+
+    ap_entry:
+      lea results(%rip), %rbp
+      mov %rax, 0x100(%rbp)
+      mov %gs:0, %rax
+      mov %rax, 0x108(%rbp)
+      mov %rsp, 0x110(%rbp)
+      lea ap_stack_top(%rip), %rax
+      mov %rax, 0x130(%rbp)
+      lea ap_ud2(%rip), %rax
+      mov %rax, 0x138(%rbp)
+      // is_up is read before vCPU 1 goes down
+    4:
+      pause
+      cmpq $1, go(%rip)
+      jne 4b
+    ap_ud2:
+      ud2
+      movq $2, flag(%rip)
+      VCPUOP 2, 1, $0
+      mov %rax, 0x118(%rbp)
+      movq $3, flag(%rip)
+      VCPUOP 2, 1, $0
+      jmp .
+
+    ap_ud:
+      mov 16(%rsp), %rax
+      mov %rax, 0x120(%rbp)
+      mov 24(%rsp), %rax
+      mov %rax, 0x128(%rbp)
+      addq $2, 16(%rsp)
+      pop %rcx
+      pop %r11
+      pushq $0
+      jmp hypercall_page + 23 * 32
+
+    done_msg:
+      .ascii "PV-SMP-DONE\n"
+    done_end:
+      .org 0x2000
+    hypercall_page:
+      .fill 0x1000, 1, 0xcc
+    results:
+      .fill 0x800, 1, 0
+    flag:
+      .quad 0
+    gsword:
+      .quad 0x6767
+    go:
+      .quad 0
+      .fill 0x7e8, 1, 0
+    ctx:
+      .fill 0x2000, 1, 0
+      .fill 0x1000, 1, 0
+    ap_stack_top:
+    """#
+
+  static func run(engine e: any Engine) throws {
+    let trap = e is KVMEngine ? "out %eax, $0xe4" : "vmcall"
+    let code = try InlineGuestAssembler.assemble(Self.guest.replacingOccurrences(of: "vmcall", with: trap))
+    let start = ParavirtMonitorTests.virtualBase + ParavirtMonitorTests.physical
+    let image = ParavirtMonitorTests.elf(
+      code, virtual: start, physical: ParavirtMonitorTests.physical, notes: [(1, start), (2, start + 0x2000)])
+    let memory = try GuestMemory(ramSize: 64 << 20)
+    let boot = try ParavirtBoot.load(image: image, into: memory, commandLine: "", cpus: 2)
+    let capture = ParavirtMonitorTests.Capture()
+    var config = MachineConfiguration(
+      consoleCapture: { capture.append($0) }, timeoutSeconds: 120, stopOnOutput: "PV-SMP-DONE")
+    config.cpuCount = 2
+    let machine = try Machine(memory: memory, boot: boot, engine: e, configuration: config)
+    try machine.paravirt.startDeprivileged(boot: boot)
+    let outcome = machine.run()
+    #expect(outcome.reason == .outputMatched("PV-SMP-DONE"), "\(outcome.reason)")
+    let word = { (offset: UInt64) in try memory.read(UInt64.self, at: ParavirtMonitorTests.physical + 0x3000 + offset) }
+    let error = { (e: Xen.Error) in e.returnValue }
+    #expect(try word(0x08) == 0, "is_up before up")
+    #expect(try word(0x10) == error(.invalid), "up before initialise")
+    #expect(try word(0x18) == error(.invalid), "a non-canonical RIP")
+    #expect(try word(0x58) == error(.fault), "an unmapped context")
+    #expect(try word(0x60) == error(.permissionDenied), "a root frame the domain does not own")
+    #expect(try word(0x20) == 0, "initialise")
+    #expect(try word(0x28) == error(.exists), "a second initialise")
+    #expect(try word(0x30) == error(.noEntry), "vCPU 5 of 2")
+    #expect(try word(0x38) == error(.invalid), "down of the last vCPU up")
+    #expect(try word(0x40) == 0 && word(0x48) == 1, "up, then is_up")
+    #expect(try word(0x50) == 0, "up again after down")
+    // vCPU 1 ran the context: RAX, the kernel GS base, RSP; its own trap table caught the #UD.
+    #expect(try word(0x100) == 0x77)
+    #expect(try word(0x108) == 0x6767)
+    #expect(try word(0x110) == word(0x130))
+    #expect(try word(0x120) == word(0x138) && word(0x128) == 0xE030)
+    #expect(try word(0x118) == 0, "down returned 0 when vCPU 1 resumed")
+    #expect(machine.paravirt.isUp(0) && !machine.paravirt.isUp(1))
+  }
+
+  @Test(.requires(.guestToolchain), arguments: ["interp", "dbt"])
+  func secondVCPUStartsFromItsContext(engine: String) throws {
+    try Self.run(engine: engine == "dbt" ? TranslatorEngine() : InterpreterEngine())
+  }
+
+  @Test(.requires(.guestToolchain, .kvm)) func secondVCPUStartsFromItsContextOnKVM() throws {
+    try Self.run(engine: try KVMEngine())
+  }
+}
