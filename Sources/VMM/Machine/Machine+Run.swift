@@ -134,12 +134,15 @@ extension Machine {
     return deadline
   }
 
-  /// Hands host input waiting in `input` to the UART (or the virtio console), and has the network
+  /// Hands host input waiting in `input` to the UART (or the virtio console, or a deprivileged
+  /// paravirtual guest's `console_io`), and has the network
   /// card take the frames its backend queued for the guest.
   func drainInput() {
     devices.virtioNetDevice?.pollBackend()
     guard !input.isEmpty else { return }
-    if let console = devices.virtioConsoleDevice {
+    if paravirt.takesConsoleInput {
+      paravirt.receiveConsoleInput(input.drain())
+    } else if let console = devices.virtioConsoleDevice {
       console.receive(input.drain())
     } else {
       serial.receive(input.drain())

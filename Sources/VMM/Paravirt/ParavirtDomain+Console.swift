@@ -16,22 +16,49 @@ extension ParavirtDomain {
     }
   }
 
+  /// The most host input bytes kept for a guest that does not read its console; more are dropped.
+  static let consoleInputLimit = 1 << 16
+
   /// `console_io(cmd, count, buffer)`: write sends `count` bytes to the machine's console (the
-  /// serial output, where `--stop-on-output` watches too) and returns 0; read returns 0 bytes (a
-  /// guest's console input arrives through its UART or virtio console).
+  /// serial output, where `--stop-on-output` watches too) and returns 0; read moves up to `count`
+  /// bytes of host console input to `buffer` and returns how many (0 when none is waiting; a
+  /// kernel at ring 0 gets its input through its UART or virtio console instead).
   private func consoleIO(_ a: [UInt64], _ caller: HypercallCaller) throws(HypercallFailure) -> UInt64 {
+    let count = a[1] & 0xFFFF_FFFF
     switch Xen.ConsoleIO(rawValue: a[0]) {
     case .write:
-      let count = a[1] & 0xFFFF_FFFF
       guard count <= UInt64(Self.consoleWriteLimit) else { throw HypercallFailure(.invalid) }
       let bytes = try read(Int(count), at: a[2], for: caller)
       machine.hypervisorConsole(bytes)
       return 0
     case .read:
-      return 0
+      let bytes = consoleInput.removeFirst(upTo: Int(min(count, UInt64(Self.consoleWriteLimit))))
+      guard !bytes.isEmpty else { return 0 }
+      do throws(HypercallFailure) {
+        try write(bytes, at: a[2], for: caller)
+      } catch {
+        // Nothing is lost to a bad buffer: the bytes go back in front.
+        let rest = consoleInput.removeFirst(upTo: consoleInput.count)
+        consoleInput.append(contentsOf: bytes + rest)
+        throw error
+      }
+      return UInt64(bytes.count)
     case nil:
       throw HypercallFailure(.invalid)
     }
+  }
+
+  /// Whether host console input goes to `console_io(read)`: in the deprivileged mode, where the
+  /// guest kernel cannot reach a UART.
+  var takesConsoleInput: Bool { monitor != nil }
+
+  /// Host console input for the guest: queued for `console_io(read)` (beyond
+  /// `consoleInputLimit` bytes dropped), VIRQ_CONSOLE raised when the guest bound it. Under the
+  /// machine lock.
+  func receiveConsoleInput(_ bytes: [UInt8]) {
+    guard !bytes.isEmpty else { return }
+    consoleInput.append(contentsOf: bytes.prefix(max(0, Self.consoleInputLimit - consoleInput.count)))
+    raiseVIRQ(.console, vcpu: 0)
   }
 
   /// `xen_version(cmd, buffer)`: the version (major << 16 | minor), or a structure written to

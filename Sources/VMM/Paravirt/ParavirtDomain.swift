@@ -32,6 +32,9 @@ public final class ParavirtDomain {
   var monitor: ParavirtMonitor?
   /// Event channels, timers and the shared info page's place (`EventChannelTable`).
   lazy var events = EventChannelTable(vcpuCount: vcpus.count)
+  /// Host console input for a deprivileged guest, which `console_io(read)` takes
+  /// (ParavirtDomain+Console).
+  var consoleInput = ByteRing(capacity: 256)
 
   /// The ABI for `machine`, whose engine traps with `trapInstruction`.
   init(machine: Machine, trapInstruction: [UInt8]) {
