@@ -119,7 +119,9 @@ public struct ObjdumpRunner: Sendable {
     guard FileManager.default.isExecutableFile(atPath: objcopy) else {
       throw ObjdumpError(description: "llvm-objcopy not found next to \(objdump)")
     }
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("trivisor-objdump-\(getpid())")
+    // One directory per call: tests run this in parallel within one process.
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "trivisor-objdump-\(getpid())-\(UUID().uuidString)")
     try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let raw = directory.appendingPathComponent("text.bin").path
