@@ -111,10 +111,12 @@ func modelAccess(
 
 /// The real CPU at ring 3 on the shadow tables, with the monitor's fault handling: walks the active
 /// shadow as the hardware would and hands each fault to the shadows until the access completes or
-/// the guest must see a fault. A write to a page-table page is emulated with `value`.
+/// the guest must see a fault. A write to a page-table page is emulated with `writeValue`; with
+/// `store`, a write the real CPU completes stores `writeValue` too (and must not land on a page
+/// table: that would bypass the write protection).
 func shadowAccess(
   _ linear: UInt64, kind: MemoryAccessKind, shadows: ShadowPageTables, writeValue: UInt64 = 0,
-  writeSize: Int = 8
+  writeSize: Int = 8, store: Bool = false
 ) -> AccessOutcome {
   for _ in 0..<8 {
     let host = PagingControl(
@@ -122,6 +124,10 @@ func shadowAccess(
     do throws(PageFault) {
       let t = try PageWalker.translate(
         linear, kind: kind, user: true, control: host, memory: GuestPhysicalMemory(shadows.memory))
+      if store && kind == .write {
+        if shadows.isPageTableFrame(t.physicalAddress) { return .other("a direct store to a page table") }
+        do { try shadows.memory.write(writeValue, at: t.physicalAddress) } catch { return .other("\(error)") }
+      }
       return .ok(physical: t.physicalAddress)
     } catch {
       switch shadows.handleFault(linear: linear, kind: kind) {
