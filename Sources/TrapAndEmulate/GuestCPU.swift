@@ -13,6 +13,10 @@ import X86
 /// shadows). The monitor keeps the general registers, RIP and the arithmetic flags in step with the
 /// real vCPU around each trap; the real RFLAGS always has IF set and IOPL 0.
 public final class GuestCPU {
+  /// The X86 model's CPU over the guest's memory, whose state this is: it executes one
+  /// instruction for the monitor when the emulation needs the whole instruction set (a store to a
+  /// write-protected page table), reporting exceptions instead of delivering them.
+  public let core: CPU
   /// The guest's architectural state (virtual privileged state; `cpl` is the virtual CPL).
   public let state: CPUState
   /// The model's system layer over `state` and the guest's memory.
@@ -20,21 +24,23 @@ public final class GuestCPU {
   /// The guest's memory as the model reads it; logs the emulation's writes.
   public let memory: GuestPhysicalMemory
 
-  /// The features a deprivileged guest may enable: the model's system baseline without SMAP,
-  /// which the shadow page tables do not implement.
+  /// The features a deprivileged guest may enable: the interpreter's model without SMAP, which
+  /// the shadow page tables do not implement.
   public static var defaultFeatures: CPUFeatures {
-    var features = CPUFeatures.systemBaseline
+    var features = CPUFeatures.interpreterModel
     features.remove(.smap)
     return features
   }
 
-  /// A virtual CPU over guest `memory` offering `features`, its state zeroed.
-  public init(memory: GuestMemory, features: CPUFeatures = GuestCPU.defaultFeatures, physicalAddressBits: Int = 40) {
-    self.state = CPUState()
+  /// A virtual CPU over guest `memory` offering `features`, in the model's reset state (the
+  /// monitor loads the guest's state into it).
+  public init(memory: GuestMemory, features: CPUFeatures = GuestCPU.defaultFeatures) {
     self.memory = GuestPhysicalMemory(memory, logWrites: true)
-    self.system = SystemUnit(
-      state: state, memory: self.memory, features: features, physicalAddressBits: physicalAddressBits)
-    MSRFile.reset(state)
+    self.core = CPU(model: .host64, memory: self.memory)
+    core.reportExceptions = true
+    self.state = core.state
+    self.system = core.system
+    system.features = features
   }
 
   /// The guest's paging controls (what the shadow page tables shadow).

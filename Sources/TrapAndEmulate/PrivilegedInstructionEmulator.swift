@@ -44,13 +44,34 @@ public final class PrivilegedInstructionEmulator {
   /// Emulates the instruction at the virtual RIP, which trapped.
   public func emulate() -> EmulationResult {
     let before = Snapshot(state)
-    cpu.system.mmu.tlb.flushAll()
+    cpu.core.invalidateTLB()
     _ = cpu.memory.takeWrittenRanges()
     var action: TrapAction
     do throws(Fault) {
       action = try execute()
     } catch {
       action = Self.action(for: error)
+    }
+    return finish(action, before: before)
+  }
+
+  /// Executes the instruction at the virtual RIP on the X86 model, whatever it is: how the monitor
+  /// carries out a guest store to a write-protected page table (`.pageTableWrite`: MOV, XCHG,
+  /// CMPXCHG, a locked OR ... through the guest's tables), whose write reaches the shadows as a
+  /// resync of the entries it changed. Port I/O and MMIO are left to `emulate` and the monitor.
+  public func executeOnModel() -> EmulationResult {
+    let before = Snapshot(state)
+    cpu.core.invalidateTLB()
+    cpu.core.invalidateDecodedCode()
+    _ = cpu.memory.takeWrittenRanges()
+    let action: TrapAction
+    switch cpu.core.step() {
+    case nil: action = .resume
+    case .exception(let vector, let code): action = .reflect(vector: vector, errorCode: code)
+    case .halt: action = .halt
+    case .tripleFault: action = .tripleFault
+    case .internalError(let what): action = .unsupported(what)
+    case let event?: action = .notEmulated("\(event)")
     }
     return finish(action, before: before)
   }
@@ -75,7 +96,7 @@ public final class PrivilegedInstructionEmulator {
     vector: UInt8, errorCode: UInt32? = nil, kind: EventKind = .exception, pageFaultAddress: UInt64? = nil
   ) -> EmulationResult {
     let before = Snapshot(state)
-    cpu.system.mmu.tlb.flushAll()
+    cpu.core.invalidateTLB()
     _ = cpu.memory.takeWrittenRanges()
     if vector == ExceptionVector.pageFault, let pageFaultAddress { state.cr2 = pageFaultAddress }
     let outcome = cpu.system.deliver(vector: vector, errorCode: errorCode, kind: kind, returnRIP: state.rip)

@@ -219,6 +219,29 @@ import X86
     #expect(f.shadows.statistics.resyncs >= 1)
   }
 
+  @Test func aGuestStoreToItsPageTableIsCarriedOutByTheModelAndResyncs() throws {
+    let f = try EmulatorFixture()
+    #expect(shadowAccess(EmulatorFixture.data, kind: .read, shadows: f.shadows) == .ok(physical: EmulatorFixture.data))
+    let pte = try f.tables.entryAddress(EmulatorFixture.data, level: 1)
+    try f.tables.map(0x9000, to: pte & ~0xFFF, leaf: PTE.rw | PTE.a | PTE.d)
+    let window = 0x9000 + (pte & 0xFFF)
+    let newEntry: UInt64 = 0x8_7000 | PTE.p | PTE.rw
+    f.state.setGPR(0, window)
+    f.state.setGPR(3, newEntry)
+    try f.memory.write(f.state.rip, bytes: [0x48, 0x89, 0x18])  // mov [rax], rbx
+    #expect(f.shadows.handleFault(linear: window, kind: .write) == .pageTableWrite(physicalAddress: pte))
+    let result = f.emulator.executeOnModel()
+    #expect(result.action == .resume && result.shadowRootChanged)
+    #expect(f.state.rip == EmulatorFixture.kernelCode + 3)
+    #expect(try f.memory.read(UInt64.self, at: pte) == newEntry)
+    #expect(f.shadows.shadowLeaf(EmulatorFixture.data) == nil)
+    #expect(shadowAccess(EmulatorFixture.data, kind: .read, shadows: f.shadows) == .ok(physical: 0x8_7000))
+    // A store the guest's tables refuse is its #PF, left to reflect.
+    try f.tables.map(0x9000, to: pte & ~0xFFF, leaf: PTE.a | PTE.d)
+    f.state.rip = EmulatorFixture.kernelCode
+    #expect(f.emulator.executeOnModel().action == .reflect(vector: ExceptionVector.pageFault, errorCode: 3))
+  }
+
   // MARK: MSRs
 
   @Test func wrmsrAndRdmsrUseTheVirtualMSRs() throws {
