@@ -350,6 +350,33 @@ import X86
     #expect(f.shadows.mode == .kernel)
   }
 
+  @Test func anExternalInterruptInKernelModeStaysOnTheKernelStack() throws {
+    let f = try EmulatorFixture()
+    f.state.rflags = Flags.reserved1 | Flags.if
+    f.state.setGPR(4, 0x5800)
+    let result = f.emulator.reflect(vector: 0x20, kind: .external)
+    #expect(result.action == .resume && !result.privilegeChanged)
+    #expect(f.state.rip == EmulatorFixture.handler && !f.cpu.interruptsEnabled)
+    #expect(f.state.gpr(4) == 0x5800 - 40, "RIP, CS, RFLAGS, RSP, SS; no error code")
+    let frame = try (0..<5).map { try f.memory.read(UInt64.self, at: 0x5800 - 40 + UInt64($0) * 8) }
+    #expect(frame[0] == EmulatorFixture.kernelCode && frame[1] == 0x08 && frame[2] & Flags.if != 0)
+    #expect(frame[3] == 0x5800 && frame[4] == 0x10)
+  }
+
+  @Test func softwareInterruptsFromUserModeHonourTheGuestsGateDPL() throws {
+    let f = try EmulatorFixture()
+    try f.enterUserMode()
+    f.state.rip = EmulatorFixture.userCode + 2  // after the INT instruction
+    #expect(f.emulator.reflect(vector: 0x80, kind: .software(.intN)).action == .resume)
+    #expect(f.state.cpl == 0 && f.state.rip == EmulatorFixture.handler)
+    #expect(try f.memory.read(UInt64.self, at: f.state.gpr(4)) == EmulatorFixture.userCode + 2)
+    // Through a DPL-0 gate the CPU raises #GP(vector·8+2) instead, delivered through vector 13.
+    try f.enterUserMode()
+    #expect(f.emulator.reflect(vector: 0x81, kind: .software(.intN)).action == .resume)
+    #expect(f.state.cpl == 0)
+    #expect(try f.memory.read(UInt64.self, at: f.state.gpr(4)) == 0x81 << 3 | 2)
+  }
+
   @Test func aPageFaultIsReflectedWithTheVirtualCR2() throws {
     let f = try EmulatorFixture()
     let result = f.emulator.reflect(vector: ExceptionVector.pageFault, errorCode: 6, pageFaultAddress: 0xDEAD_B000)
