@@ -19,6 +19,8 @@ public final class PrivilegedInstructionEmulator {
   /// The shadow page tables told about CR3 loads, INVLPG, paging-control changes, privilege
   /// changes and the emulation's writes to guest page-table pages.
   public let shadows: ShadowPageTables
+  /// What the emulator did.
+  public private(set) var statistics = TrapEmulationStatistics()
   /// An IN waiting for its value: port size and the instruction's end.
   private var pendingIn: (size: Int, next: UInt64)?
   /// Set by an STI that enabled interrupts, for the result's interrupt shadow.
@@ -52,6 +54,9 @@ public final class PrivilegedInstructionEmulator {
     } catch {
       action = Self.action(for: error)
     }
+    statistics.instructionsEmulated += 1
+    if case .reflect = action { statistics.faultsRaised += 1 }
+    if case .notEmulated = action { statistics.notEmulated += 1 }
     return finish(action, before: before)
   }
 
@@ -73,6 +78,7 @@ public final class PrivilegedInstructionEmulator {
     case .internalError(let what): action = .unsupported(what)
     case let event?: action = .notEmulated("\(event)")
     }
+    statistics.modelExecutions += 1
     return finish(action, before: before)
   }
 
@@ -100,6 +106,7 @@ public final class PrivilegedInstructionEmulator {
     _ = cpu.memory.takeWrittenRanges()
     if vector == ExceptionVector.pageFault, let pageFaultAddress { state.cr2 = pageFaultAddress }
     let outcome = cpu.system.deliver(vector: vector, errorCode: errorCode, kind: kind, returnRIP: state.rip)
+    statistics.eventsReflected += 1
     let action: TrapAction
     switch outcome {
     case .delivered: action = .resume

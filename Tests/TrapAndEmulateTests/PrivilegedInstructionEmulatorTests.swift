@@ -240,6 +240,7 @@ import X86
     try f.tables.map(0x9000, to: pte & ~0xFFF, leaf: PTE.a | PTE.d)
     f.state.rip = EmulatorFixture.kernelCode
     #expect(f.emulator.executeOnModel().action == .reflect(vector: ExceptionVector.pageFault, errorCode: 3))
+    #expect(f.emulator.statistics.modelExecutions == 2)
   }
 
   // MARK: MSRs
@@ -389,6 +390,8 @@ import X86
     #expect(try f.run([0x90]).action == .notEmulated("nop"))
     #expect(try f.run([0x0F, 0x0B]).action == .notEmulated("ud2"))
     #expect(try f.run([0x06]).action == .reflect(vector: ExceptionVector.invalidOpcode, errorCode: nil))
+    #expect(f.emulator.statistics.instructionsEmulated == 3)
+    #expect(f.emulator.statistics.notEmulated == 2 && f.emulator.statistics.faultsRaised == 1)
   }
 
   @Test func aFetchFromAnUnmappedPageIsTheGuestsPageFault() throws {
