@@ -32,7 +32,7 @@ import X86
     #expect(shadows.statistics.resyncs == 1)
   }
 
-  @Test func largePagesAreShadowedAsSmallPagesWithTheirDirtyBitInTheDirectoryEntry() throws {
+  @Test func largePagesAreShadowedAsSmallPagesWithTheirBitsInTheLargeEntry() throws {
     let (_, tables, shadows) = try makeGuest()
     try tables.set(Self.page, level: 2, 0x20_0000 | PTE.p | PTE.rw | PTE.us | PTE.ps)
     try shadows.activate(control: guestControl(root: tables.root), mode: .user)
@@ -42,6 +42,15 @@ import X86
     let leaf = try #require(shadows.shadowLeaf(inside))
     #expect(leaf & ShadowEntry.frameMask == 0x23_4000)
     #expect(shadows.shadowLeaf(Self.page) == nil, "only the touched 4 KiB page is shadowed")
+    // A 1 GiB page (at physical 0) the same way.
+    let huge: UInt64 = 0x0000_0080_0000_0000
+    try tables.set(huge, level: 3, PTE.p | PTE.us | PTE.ps)
+    #expect(shadowAccess(huge + 0x9_5123, kind: .read, shadows: shadows) == .ok(physical: 0x9_5123))
+    #expect(try tables.entry(huge, level: 3) & (PTE.a | PTE.d) == PTE.a)
+    #expect(try #require(shadows.shadowLeaf(huge + 0x9_5000)) & ShadowEntry.frameMask == 0x9_5000)
+    #expect(
+      shadowAccess(huge + 0x9_5123, kind: .write, shadows: shadows)
+        == .fault(errorCode: PageFault.Bit.present | PageFault.Bit.write | PageFault.Bit.user))
   }
 
   @Test func eachAddressSpaceKeepsItsShadowAcrossCR3Switches() throws {
