@@ -36,6 +36,9 @@ let package = Package(
     // Software engine: guest code translated to host x86-64 code at run time (dynamic binary
     // translation), the interpreter taking what the translator leaves.
     .target(name: "Translator", dependencies: ["X86", "VMM", "Interpreter"]),
+    // The engine-independent core of trap-and-emulate (`--engine trap`, not wired yet): shadow page
+    // tables over guest memory and the emulation of the instructions a deprivileged kernel traps on.
+    .target(name: "TrapAndEmulate", dependencies: ["X86", "VMM"]),
     // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
     .target(name: "Oracles", dependencies: ["X86", "CNative", "Translator"]),
     // What every front end needs to launch a guest: the engine registry, the reference guest's
@@ -72,6 +75,8 @@ let package = Package(
     .testTarget(
       name: "TranslatorTests", dependencies: ["Translator", "Oracles", "X86", "Interpreter", "VMM", "TestHostSupport"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
+    // Shadow paging against the X86 model's page walker, and each trapped instruction's emulation.
+    .testTarget(name: "TrapAndEmulateTests", dependencies: ["TrapAndEmulate", "X86", "VMM"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.
     .testTarget(
