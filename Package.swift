@@ -36,11 +36,16 @@ let package = Package(
     // Software engine: guest code translated to host x86-64 code at run time (dynamic binary
     // translation), the interpreter taking what the translator leaves.
     .target(name: "Translator", dependencies: ["X86", "VMM", "Interpreter"]),
+    // Software engine: static binary translation (`trivisor translate`, `--engine sbt`): code
+    // discovered and translated ahead of time into a file checked by page hashes, dbt for the rest.
+    .target(name: "StaticTranslator", dependencies: ["X86", "VMM", "Interpreter", "Translator"]),
     // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
     .target(name: "Oracles", dependencies: ["X86", "CNative", "Translator"]),
     // What every front end needs to launch a guest: the engine registry, the reference guest's
     // boot with benchmark markers, option syntax (memory sizes, console backends).
-    .target(name: "Launcher", dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "GuestImages"]),
+    .target(
+      name: "Launcher",
+      dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "StaticTranslator", "GuestImages"]),
     // Measurements shared by `trivisor bench` and the tests: the per-mode ALU loop on Trivisor's
     // engines and on peer emulators (Bochs, QEMU TCG).
     .target(name: "Benchmarks", dependencies: ["VMM", "Launcher", "Interpreter", "X86"]),
@@ -50,7 +55,7 @@ let package = Package(
       name: "TrivisorCLI",
       dependencies: [
         "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling",
-        "Holes",
+        "Holes", "StaticTranslator",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -71,6 +76,10 @@ let package = Package(
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM", "TestHostSupport"]),
     .testTarget(
       name: "TranslatorTests", dependencies: ["Translator", "Oracles", "X86", "Interpreter", "VMM", "TestHostSupport"]),
+    // Static binary translation: the file format, discovery, relocation, sbt against dbt and interp.
+    .testTarget(
+      name: "StaticTranslatorTests",
+      dependencies: ["StaticTranslator", "Translator", "X86", "VMM", "Interpreter", "TestHostSupport"]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.

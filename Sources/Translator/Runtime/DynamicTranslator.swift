@@ -256,6 +256,11 @@ package final class DynamicTranslator: BlockExecutor {
   ) -> CodeCache.Block {
     let start = DispatcherClock.now()
     defer { statistics.translationNanoseconds &+= DispatcherClock.now() &- start }
+    if let source = staticBlocks,
+      let installed = installStatic(cpu, source, rip: rip, physical: physical, user: user, mode: mode, tables: tables)
+    {
+      return installed
+    }
     let guest = GuestBlock.read(from: cpu, rip: rip, physical: physical, mode: mode)
     // Reading may have decoded (and so marked the page): take the generation afterwards.
     let generation = cpu.codeGeneration(ofPageHolding: physical)
@@ -278,6 +283,19 @@ package final class DynamicTranslator: BlockExecutor {
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user, mode: mode),
       callout: helpers(calloutInstruction: calloutInstruction))
+    return install(
+      host, length: guest.instructions.count, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
+      physical: physical, user: user, mode: mode)
+  }
+
+  /// Puts `host` (a block of `length` guest instructions at `rip` from a code page at
+  /// `generation`) into the code buffer, the cache and the indirect table, and links it both ways.
+  private func install(
+    _ host: BlockCompiler.Output, length: Int, generation: UInt32,
+    calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?, rip: UInt64, physical: UInt64, user: Bool,
+    mode: TranslatedCodeMode
+  ) -> CodeCache.Block {
+    let ownKey = key(rip: rip, physical: physical, user: user, mode: mode)
     if let dumpDirectory = Self.dumpDirectory {
       Self.dump(host.code, rip: rip, user: user, mode: mode, to: dumpDirectory)
     }
@@ -305,11 +323,11 @@ package final class DynamicTranslator: BlockExecutor {
       fflush(perfMap)
     }
     let block = CodeCache.Block(
-      entry: code.entry(offset), length: guest.instructions.count, generation: generation,
+      entry: code.entry(offset), length: length, generation: generation,
       chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry)
     cache.insert(block, for: ownKey)
     statistics.blocksTranslated &+= 1
-    statistics.instructionsTranslated &+= UInt64(guest.instructions.count)
+    statistics.instructionsTranslated &+= UInt64(length)
     statistics.hostBytes &+= UInt64(host.code.count)
     statistics.instructionsFolded &+= UInt64(host.folded)
     // Branches already waiting for this block (or for an older translation of it) now reach it.
@@ -343,6 +361,41 @@ package final class DynamicTranslator: BlockExecutor {
     }
     outgoing[ownKey] = registered
     return block
+  }
+
+  /// Translations made ahead of time (`sbt`), installed instead of compiling; nil for `dbt`.
+  @exclusivity(unchecked) package var staticBlocks: (any StaticBlockSource)?
+
+  /// The block `source` has for `rip`, installed with this VM's addresses and the code page's
+  /// current generation, or nil (the dynamic translator compiles it). The page is marked as
+  /// holding code first (by decoding its first instruction, as translating would), so a guest
+  /// write to it changes the generation and invalidates the block exactly as in `dbt`.
+  private func installStatic(
+    _ cpu: CPU, _ source: any StaticBlockSource, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode,
+    tables: BlockCompiler.Tables
+  ) -> CodeCache.Block? {
+    guard cpu.translatableInstruction(physical: physical, mode: mode.codeMode) != nil else { return nil }
+    let generation = cpu.codeGeneration(ofPageHolding: physical)
+    guard let found = source.block(for: cpu, rip: rip, physical: physical, user: user, mode: mode) else { return nil }
+    // The source checked the page after it was marked: a write since then shows in the generation.
+    guard cpu.codeGeneration(ofPageHolding: physical) == generation else { return nil }
+    var calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?
+    if let offset = found.calloutPageOffset {
+      guard
+        let (ins, _) = cpu.translatableInstruction(physical: physical & ~0xFFF | UInt64(offset), mode: mode.codeMode)
+      else { return nil }
+      let p = UnsafeMutablePointer<DecodedInstruction>.allocate(capacity: 1)
+      p.initialize(to: ins)
+      calloutInstructions.append(p)
+      calloutInstruction = p
+    }
+    let host = found.resolved(
+      tables: tables, helpers: helpers(calloutInstruction: calloutInstruction),
+      indirectTable: indirect.base(user: user, mode: mode), generation: generation)
+    statistics.staticBlocksInstalled &+= 1
+    return install(
+      host, length: found.length, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
+      physical: physical, user: user, mode: mode)
   }
 
   /// `TRIVISOR_DBT_DUMP=DIR`: every translated block's host code is written to
@@ -406,7 +459,7 @@ package final class DynamicTranslator: BlockExecutor {
       ("dbt-cache-hits", s.cacheHits, "lookups that found a valid translated block"),
       ("dbt-cache-misses", s.cacheMisses, "lookups that translated"),
       ("dbt-invalidations", s.invalidations, "blocks retranslated because their code page was written"),
-      ("dbt-blocks-translated", s.blocksTranslated, "blocks translated"),
+      ("dbt-blocks-translated", s.blocksTranslated, "blocks translated (with those installed from a translation file)"),
       ("dbt-instructions-translated", s.instructionsTranslated, "guest instructions translated"),
       ("dbt-host-bytes", s.hostBytes, "bytes of host code emitted"),
       ("dbt-constants-folded", s.instructionsFolded, "guest instructions translated into a constant"),
@@ -434,6 +487,10 @@ package final class DynamicTranslator: BlockExecutor {
         let name = String(describing: operation)
         return ("dbt-callouts-\(name)", n, "callouts of \(name)")
       }
+      + (staticBlocks.map { source in
+        [("sbt-blocks-installed", s.staticBlocksInstalled, "blocks installed from the translation file, not compiled")]
+          + source.counters
+      } ?? [])
   }
 }
 

@@ -1,0 +1,57 @@
+import Testing
+import Translator
+import VMM
+import X86
+
+@testable import StaticTranslator
+
+/// Code discovery on small hand-written images: direct and conditional branches, calls and their
+/// return sites, an indirect jump (recorded, not followed), data after code (never decoded).
+struct DiscoveryTests {
+  /// Discovers `code` loaded at 0x10000 as 64-bit code from its first byte.
+  static func discover(_ code: [UInt8]) throws -> Discovery.Result {
+    let memory = try GuestMemory(ramSize: 1 << 20)
+    try memory.write(0x10000, bytes: code)
+    let cpu = CPU(model: .host64, memory: ReadOnlyGuestMemory(memory))
+    return Discovery.discover(cpu: cpu, entries: [0x10000], mode: .long64, physical: { $0 })
+  }
+
+  @Test func followsBranchesCallsAndReturnSitesAndStopsAtData() throws {
+    // 00 xor eax,eax; 02 test eax,eax; 04 jz 0D; 06 call 15; 0B jmp 1D; 0D jmp rax;
+    // 0F-14 data; 15 mov eax,1; 1A ret; 1B-1C data; 1D hlt; 1E jmp 1D.
+    let code: [UInt8] = [
+      0x31, 0xC0, 0x85, 0xC0, 0x74, 0x07, 0xE8, 0x0A, 0x00, 0x00, 0x00, 0xEB, 0x10, 0xFF, 0xE0, 0xFF, 0xFF, 0xFF,
+      0xFF, 0xFF, 0xFF, 0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3, 0xFF, 0xFF, 0xF4, 0xEB, 0xFD,
+    ]
+    let r = try Self.discover(code)
+    let starts = Set(r.blocks.map { $0.startRIP - 0x10000 })
+    #expect(starts == [0x00, 0x0B, 0x0D, 0x15, 0x1D, 0x1E])
+    #expect(r.indirectSites == [0x1000D])
+    // No discovered instruction covers a data byte.
+    let data = Set(Array(0x0F...0x14) + [0x1B, 0x1C]).map { UInt64($0) + 0x10000 }
+    for b in r.blocks {
+      for g in b.instructions {
+        for d in data { #expect(!(g.rip <= d && d < g.nextRIP), "instruction at \(g.rip) covers data \(d)") }
+      }
+    }
+    #expect(r.stops.isEmpty)
+  }
+
+  @Test func stopsWhereNothingDecodes() throws {
+    // 00 jz 04; 02 jmp 06 (one superblock with the JZ); 04 (0xFF 0xFF: does not decode); 06 ret.
+    let r = try Self.discover([0x74, 0x02, 0xEB, 0x02, 0xFF, 0xFF, 0xC3])
+    #expect(Set(r.blocks.map { $0.startRIP - 0x10000 }) == [0x00, 0x06])
+    #expect(r.stops == [0x10004])
+  }
+
+  @Test func theTestGuestsComputedTargetIsNotDiscovered() throws {
+    let report = try StaticTestGuest.translation(of: StaticTestGuest.selfModifyingComputedJump)
+    let starts = Set(report.file.blocks.map { $0.linear - StaticTestGuest.base })
+    #expect(starts.contains(0x00) && starts.contains(0x0F) && starts.contains(0x14) && starts.contains(0x4B))
+    #expect(!starts.contains(0x3B) && !starts.contains(0x48))
+    #expect(report.indirectSites == [StaticTestGuest.base + 0x35])
+    // Kernel and user translations of every block; one page hashed.
+    #expect(report.file.blocks.count == 2 * report.blocksDiscovered)
+    #expect(report.file.pages.map(\.physical) == [StaticTestGuest.base])
+  }
+}
