@@ -79,7 +79,9 @@ let package = Package(
     // Static binary translation: the file format, discovery, relocation, sbt against dbt and interp.
     .testTarget(
       name: "StaticTranslatorTests",
-      dependencies: ["StaticTranslator", "Translator", "X86", "VMM", "Interpreter", "TestHostSupport"]),
+      dependencies: [
+        "StaticTranslator", "Translator", "X86", "VMM", "Interpreter", "Launcher", "GuestImages", "TestHostSupport",
+      ]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.
