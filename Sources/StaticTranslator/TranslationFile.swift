@@ -131,8 +131,13 @@ package struct TranslationFile: Equatable {
     let pageCount = Int(try header.u32())
     let blockCount = Int(try header.u32())
     let bodyLength = try header.u64()
+    // Checked before any arithmetic: a corrupted length is an error, not a trap (the checksum
+    // comes later).
+    guard bodyLength < UInt64(Int32.max) else {
+      throw TranslationFileError("translation file is corrupted (its header gives a body of \(bodyLength) bytes)")
+    }
     let expected = UInt64(Self.headerSize) + bodyLength + UInt64(Self.checksumSize)
-    guard bodyLength < UInt64(Int32.max), UInt64(data.count) == expected else {
+    guard UInt64(data.count) == expected else {
       throw TranslationFileError(
         "translation file is \(UInt64(data.count) < expected ? "truncated" : "longer than its header says") (\(data.count) bytes, header says \(expected))"
       )

@@ -435,8 +435,10 @@ struct RunCommand: ParsableCommand {
       debugBackend = .descriptor(
         try hostFile { () throws(HostFileError) in try HostFile.openOutput(path, what: "--debugcon file") })
     }
-    var (engine, note, fallback) = try EngineRegistry.select(
-      self.engine, deterministic: deterministic, paravirtual: pv)
+    let selected = try EngineRegistry.select(self.engine, deterministic: deterministic, paravirtual: pv)
+    var engine = selected.engine
+    var note = selected.note
+    let fallback = selected.fallback
     if let path = translations {
       guard self.engine == "sbt" else { throw UsageError("--translations needs --engine sbt") }
       do throws(TranslationFileError) {

@@ -50,6 +50,10 @@ struct TranslationFileTests {
       #expect(e?.contains("truncated") == true || e?.contains("magic") == true, "length \(length): \(e ?? "")")
     }
     #expect(Self.error(data + [0])?.contains("longer than its header says") == true)
+    // A body length near 2^64 in the header (bytes 32-39) is an error, not an overflow.
+    var huge = data
+    for i in 32..<40 { huge[i] = 0xFF }
+    #expect(Self.error(huge)?.contains("corrupted (its header gives a body of") == true)
   }
 
   @Test func refusesCorruptedFiles() throws {
