@@ -5,8 +5,9 @@ import X86
 /// Code discovery for static translation: recursive traversal over the decoder (the translator's
 /// own front end, `GuestBlock.read`) from entry points (the image's entry, ELF function symbols).
 /// It follows direct jumps, calls (and their return sites), both ways of conditional branches and
-/// the fall-through after instructions that continue; it does not follow indirect jumps and calls
-/// (it records them: their targets are left to the dynamic translator) and stops where the
+/// the fall-through after instructions that continue, and the entries of jump tables it recognizes
+/// (`jumpTableTargets`); it does not follow other indirect jumps and calls (it records them:
+/// their targets are left to the dynamic translator) and stops where the
 /// decoder stops (bytes that do not decode: data), so data after a return or a jump is never
 /// read as code.
 package struct Discovery {
@@ -19,7 +20,12 @@ package struct Discovery {
     /// RIPs where traversal stopped: no instruction decodes there (data, or one crossing a
     /// page), or the address is outside guest RAM.
     package var stops: [UInt64] = []
+    /// RIPs of indirect jumps recognized as jump tables (their targets followed).
+    package var jumpTables: [UInt64] = []
   }
+
+  /// Most entries a recognized jump table may have.
+  package static let maximumTableEntries = 4096
 
   /// Blocks traversal may find before it stops (a bound for huge or hostile images).
   package static let maximumBlocks = 200_000
@@ -46,20 +52,89 @@ package struct Discovery {
       }
       result.blocks.append(block)
       var next: [UInt64] = []
-      for g in block.instructions {
+      for (k, g) in block.instructions.enumerated() {
         let ins = g.instruction
         switch g.form {
         case .jcc, .jmpRel, .callRel:
           next.append(wrap(g.nextRIP &+ ins.immediate))
         default: break
         }
-        if g.special == .jumpIndirect || g.special == .callIndirect { result.indirectSites.append(g.rip) }
+        if g.special == .jumpIndirect, mode == .long64,
+          let targets = jumpTableTargets(block, at: k, read: { a in readInt32(cpu, physical(a)) })
+        {
+          if !result.jumpTables.contains(g.rip) { result.jumpTables.append(g.rip) }
+          next.append(contentsOf: targets)
+        } else if g.special == .jumpIndirect || g.special == .callIndirect, !result.indirectSites.contains(g.rip) {
+          result.indirectSites.append(g.rip)
+        }
       }
       if continuesAfter(last) { next.append(wrap(last.nextRIP)) }
       // Depth first, in the order the code names them.
       work.append(contentsOf: next.reversed())
     }
     return result
+  }
+
+  /// The targets of the jump table `JMP reg` at `block.instructions[k]` is, in the form compilers
+  /// emit for position-independent code, all in the same block:
+  ///
+  ///     CMP idx, n ; JA default       (or JAE: the bound)
+  ///     LEA base, [RIP + table]
+  ///     MOVSXD r, dword [base + idx*4]
+  ///     ADD r, base
+  ///     JMP r
+  ///
+  /// each entry a 32-bit offset from the table. nil when the pattern or its bound is not there, or
+  /// an entry cannot be read (`read`: the signed 32-bit value at a linear address).
+  static func jumpTableTargets(_ block: GuestBlock, at k: Int, read: (UInt64) -> Int32?) -> [UInt64]? {
+    let code = block.instructions
+    let jump = code[k].instruction
+    guard k >= 3, jump.operands.0.kind == .gpr else { return nil }
+    let r = jump.operands.0.reg
+    let add = code[k - 1].instruction
+    guard add.operation == .add, add.operandSize == 8, add.operands.0.kind == .gpr, add.operands.0.reg == r,
+      add.operands.1.kind == .gpr
+    else { return nil }
+    let base = add.operands.1.reg
+    let load = code[k - 2].instruction
+    guard load.operation == .movsxd, load.operands.0.kind == .gpr, load.operands.0.reg == r, load.hasMemoryOperand,
+      load.base == base, load.scale == 4, load.displacement == 0, load.index != DecodedInstruction.noRegister
+    else { return nil }
+    let index = load.index
+    // The table's address: the nearest earlier write of `base` must be LEA base, [RIP + disp].
+    var table: UInt64? = nil
+    var bound: UInt64? = nil
+    for i in stride(from: k - 3, through: 0, by: -1) {
+      let g = code[i]
+      let ins = g.instruction
+      if table == nil, ins.operands.0.kind == .gpr, ins.operands.0.reg == base {
+        guard ins.operation == .lea, ins.base == DecodedInstruction.ripBase else { return nil }
+        table = g.nextRIP &+ UInt64(bitPattern: ins.displacement)
+      }
+      // The bound: JA (condition 7) or JAE (3) right after CMP idx, imm.
+      if bound == nil, g.form == .jcc, ins.condition == 7 || ins.condition == 3, i > 0 {
+        let cmp = code[i - 1].instruction
+        if cmp.operation == .cmp, cmp.operands.0.kind == .gpr, cmp.operands.0.reg == index,
+          cmp.operands.1.kind == .immediate
+        {
+          bound = ins.condition == 7 ? cmp.immediate &+ 1 : cmp.immediate
+        }
+      }
+      if table != nil && bound != nil { break }
+    }
+    guard let table, let bound, bound > 0, bound <= UInt64(maximumTableEntries) else { return nil }
+    var targets: [UInt64] = []
+    for j in 0..<bound {
+      guard let offset = read(table &+ 4 * j) else { return nil }
+      targets.append(table &+ UInt64(bitPattern: Int64(offset)))
+    }
+    return targets
+  }
+
+  /// The signed 32-bit value at physical `physical` in `cpu`'s memory (nil: not mapped or not RAM).
+  static func readInt32(_ cpu: CPU, _ physical: UInt64?) -> Int32? {
+    guard let physical, let p = cpu.memory.hostPointer(physical: physical, length: 4, write: false) else { return nil }
+    return p.loadUnaligned(as: Int32.self)
   }
 
   /// Whether control may reach the instruction after `g` (the last of a block).

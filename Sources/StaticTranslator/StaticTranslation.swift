@@ -18,6 +18,8 @@ package enum StaticTranslation {
     package var blocksSkipped: Int
     /// Indirect branches whose targets were not resolved.
     package var indirectSites: [UInt64]
+    /// Indirect jumps recognized as jump tables.
+    package var jumpTables: [UInt64]
     /// Where traversal stopped at bytes that do not decode.
     package var stops: [UInt64]
     /// The code mode translated.
@@ -75,7 +77,7 @@ package enum StaticTranslation {
     return Report(
       file: file, blocksDiscovered: found.blocks.count,
       instructions: found.blocks.reduce(0) { $0 + $1.instructions.count }, blocksSkipped: skipped,
-      indirectSites: found.indirectSites, stops: found.stops, mode: mode)
+      indirectSites: found.indirectSites, jumpTables: found.jumpTables, stops: found.stops, mode: mode)
   }
 }
 

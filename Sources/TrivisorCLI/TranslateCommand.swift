@@ -77,9 +77,11 @@ struct TranslateCommand: ParsableCommand {
     print(
       "\(image): \(report.blocksDiscovered) blocks (\(report.instructions) instructions) discovered in \(report.mode) code; "
         + "\(report.file.blocks.count) translations written (\(report.blocksSkipped) left to run time), "
-        + "\(report.file.pages.count) pages hashed, \(report.indirectSites.count) unresolved indirect branches, "
+        + "\(report.file.pages.count) pages hashed, \(report.jumpTables.count) jump tables followed, "
+        + "\(report.indirectSites.count) unresolved indirect branches, "
         + "\(report.stops.count) stops at undecodable bytes; \(data.count) bytes to \(output)")
     if verbose {
+      for s in report.jumpTables { print("  jump table at \(hex(s)): entries followed") }
       for s in report.indirectSites { print("  indirect branch at \(hex(s)): target left to run time") }
       for s in report.stops { print("  stopped at \(hex(s)): no instruction decodes there") }
     }

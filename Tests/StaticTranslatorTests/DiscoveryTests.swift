@@ -44,6 +44,39 @@ struct DiscoveryTests {
     #expect(r.stops == [0x10004])
   }
 
+  /// A switch as compilers emit it for position-independent code: bound check, LEA of the table,
+  /// MOVSXD of the entry, ADD, JMP reg; three cases and a default.
+  static let jumpTable: [UInt8] =
+    [
+      0x83, 0xFF, 0x02,  // 00 cmp edi, 2
+      0x77, 0x22,  // 03 ja 27 (default)
+      0x48, 0x8D, 0x0D, 0x24, 0x00, 0x00, 0x00,  // 05 lea rcx, [rip + 30]
+      0x48, 0x63, 0x04, 0xB9,  // 0C movsxd rax, dword [rcx + rdi*4]
+      0x48, 0x01, 0xC8,  // 10 add rax, rcx
+      0xFF, 0xE0,  // 13 jmp rax
+      0xB8, 0x00, 0x00, 0x00, 0x00, 0xC3,  // 15 case 0: mov eax, 0; ret
+      0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3,  // 1B case 1
+      0xB8, 0x02, 0x00, 0x00, 0x00, 0xC3,  // 21 case 2
+      0xB8, 0xFF, 0xFF, 0xFF, 0xFF, 0xC3,  // 27 default: mov eax, -1; ret
+      0xFF, 0xFF, 0xFF,  // 2D padding (data)
+    ] + [-0x1B, -0x15, -0x0F].flatMap { (v: Int32) in withUnsafeBytes(of: v.littleEndian, Array.init) }  // 30 table
+
+  @Test func followsARecognizedJumpTable() throws {
+    let r = try Self.discover(Self.jumpTable)
+    #expect(Set(r.blocks.map { $0.startRIP - 0x10000 }) == [0x00, 0x15, 0x1B, 0x21, 0x27])
+    #expect(r.jumpTables == [0x10013])
+    #expect(r.indirectSites.isEmpty)
+  }
+
+  @Test func aJumpTableWithoutABoundIsNotFollowed() throws {
+    var code = Self.jumpTable
+    code[3] = 0x90  // the JA made two NOPs: no bound
+    code[4] = 0x90
+    let r = try Self.discover(code)
+    #expect(Set(r.blocks.map { $0.startRIP - 0x10000 }) == [0x00])
+    #expect(r.indirectSites == [0x10013] && r.jumpTables.isEmpty)
+  }
+
   @Test func theTestGuestsComputedTargetIsNotDiscovered() throws {
     let report = try StaticTestGuest.translation(of: StaticTestGuest.selfModifyingComputedJump)
     let starts = Set(report.file.blocks.map { $0.linear - StaticTestGuest.base })
