@@ -11,8 +11,9 @@ struct TranslateCommand: ParsableCommand {
     discussion: """
       Loads IMAGE as `trivisor run` would (ELF64, Multiboot, or a raw binary with --flat-address), \
       discovers its code by recursive traversal from the entry point and the ELF function symbols \
-      (direct jumps, calls and both ways of conditional branches; indirect branches are listed, \
-      not followed), translates every block with the dynamic translator's back end into host code \
+      (direct jumps, calls, both ways of conditional branches, and jump tables of the \
+      position-independent form with a bound; other indirect branches are listed, not followed), \
+      translates every block with the dynamic translator's back end into host code \
       with relocation records, and writes FILE with the SHA-256 of every guest page it covers and \
       a checksum of the whole file. `trivisor run IMAGE --engine sbt --translations FILE` installs \
       a block only after its page's hash matched, and translates everything else at run time.
@@ -21,7 +22,7 @@ struct TranslateCommand: ParsableCommand {
   @Argument(help: "Guest image (ELF64, Multiboot, or raw with --flat-address).")
   var image: String
 
-  @Option(name: .short, parsing: .unconditional, help: "Translation file to write.")
+  @Option(name: .short, parsing: .unconditional, help: ArgumentHelp("Translation file to write.", valueName: "file"))
   var output: String
 
   @Option(
@@ -38,7 +39,7 @@ struct TranslateCommand: ParsableCommand {
     help: "Entry point of the raw binary (default: its address).")
   var flatEntry: String?
 
-  @Flag(help: "List the unresolved indirect branches and where discovery stopped.")
+  @Flag(help: "List the jump tables followed, the unresolved indirect branches and where discovery stopped.")
   var verbose = false
 
   func run() throws {
