@@ -32,8 +32,11 @@ package struct Discovery {
 
   /// Traverses `mode` code from `entries`, reading it from `cpu`'s memory; `physical` maps a
   /// linear address to a physical one (nil: not mapped).
+  /// With `restartPoints`, every instruction after one that may side-exit (a memory operand, a
+  /// stack operation, port I/O) starts a block too: after a side exit the dispatcher goes on there,
+  /// in the middle of a block, and without such a block that code is translated at run time.
   package static func discover(
-    cpu: CPU, entries: [UInt64], mode: TranslatedCodeMode, physical: (UInt64) -> UInt64?
+    cpu: CPU, entries: [UInt64], mode: TranslatedCodeMode, physical: (UInt64) -> UInt64?, restartPoints: Bool = false
   ) -> Result {
     var result = Result()
     var seen = Set<UInt64>()
@@ -69,6 +72,9 @@ package struct Discovery {
         }
       }
       if continuesAfter(last) { next.append(wrap(last.nextRIP)) }
+      if restartPoints {
+        for g in block.instructions.dropLast() where mayExitAfter(g) { next.append(wrap(g.nextRIP)) }
+      }
       // Depth first, in the order the code names them.
       work.append(contentsOf: next.reversed())
     }
@@ -135,6 +141,15 @@ package struct Discovery {
   static func readInt32(_ cpu: CPU, _ physical: UInt64?) -> Int32? {
     guard let physical, let p = cpu.memory.hostPointer(physical: physical, length: 4, write: false) else { return nil }
     return p.loadUnaligned(as: Int32.self)
+  }
+
+  /// Whether a block may side-exit at `g`, so that the dispatcher goes on at the next instruction.
+  static func mayExitAfter(_ g: GuestInstruction) -> Bool {
+    if g.instruction.hasMemoryOperand { return true }
+    switch g.form {
+    case .pushR, .popR, .pushI: return true
+    default: return g.special == .portIO || g.special == .pushMemory
+    }
   }
 
   /// Whether control may reach the instruction after `g` (the last of a block).

@@ -29,7 +29,7 @@ package enum StaticTranslation {
   /// Translates `image` loaded with `options` into `ramSize` bytes of guest RAM; 64-bit code is
   /// translated for both privilege classes (kernel and user), 32-bit code for ring 0 only.
   package static func translate(
-    image: [UInt8], options: LoadOptions, ramSize: UInt64 = 256 << 20
+    image: [UInt8], options: LoadOptions, ramSize: UInt64 = 256 << 20, restartPoints: Bool = false
   ) throws(TranslationFileError) -> Report {
     let memory: GuestMemory
     do { memory = try GuestMemory(ramSize: ramSize) } catch {
@@ -53,7 +53,7 @@ package enum StaticTranslation {
       physical: { a in
         let p = elf.physical(a)
         return p < limit ? p : nil
-      })
+      }, restartPoints: restartPoints)
     let layout = cpu.translationTables
     var blocks: [TranslationFile.Block] = []
     var skipped = 0

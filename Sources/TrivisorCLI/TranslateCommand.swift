@@ -39,6 +39,13 @@ struct TranslateCommand: ParsableCommand {
     help: "Entry point of the raw binary (default: its address).")
   var flatEntry: String?
 
+  @Flag(
+    name: .customLong("restart-points"),
+    help:
+      "Also translate blocks starting after every instruction that may side-exit (memory, stack, port I/O): the places the dispatcher restarts in mid-block (a larger file)."
+  )
+  var restartPoints = false
+
   @Flag(help: "List the jump tables followed, the unresolved indirect branches and where discovery stopped.")
   var verbose = false
 
@@ -66,7 +73,7 @@ struct TranslateCommand: ParsableCommand {
     }
     let report: StaticTranslation.Report
     do throws(TranslationFileError) {
-      report = try StaticTranslation.translate(image: bytes, options: options)
+      report = try StaticTranslation.translate(image: bytes, options: options, restartPoints: restartPoints)
     } catch {
       throw ValidationError("\(image): \(error.description)")
     }

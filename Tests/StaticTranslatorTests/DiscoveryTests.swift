@@ -77,6 +77,22 @@ struct DiscoveryTests {
     #expect(r.indirectSites == [0x10013] && r.jumpTables.isEmpty)
   }
 
+  @Test func restartPointsStartBlocksAfterInstructionsThatMaySideExit() throws {
+    let memory = try GuestMemory(ramSize: 1 << 20)
+    try memory.write(StaticTestGuest.base, bytes: StaticTestGuest.computedJumpOnly)
+    let cpu = CPU(model: .host64, memory: ReadOnlyGuestMemory(memory))
+    func starts(_ restartPoints: Bool) -> Set<UInt64> {
+      Set(
+        Discovery.discover(
+          cpu: cpu, entries: [StaticTestGuest.base], mode: .long64, physical: { $0 }, restartPoints: restartPoints
+        ).blocks.map { $0.startRIP - StaticTestGuest.base })
+    }
+    // The first OUT (0x07, port I/O: it may side-exit) is in the middle of the entry's block.
+    #expect(!starts(false).contains(0x08))
+    #expect(starts(true).contains(0x08))
+    #expect(starts(true).isSuperset(of: starts(false)))
+  }
+
   @Test func theTestGuestsComputedTargetIsNotDiscovered() throws {
     let report = try StaticTestGuest.translation(of: StaticTestGuest.selfModifyingComputedJump)
     let starts = Set(report.file.blocks.map { $0.linear - StaticTestGuest.base })
