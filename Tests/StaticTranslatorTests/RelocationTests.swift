@@ -8,6 +8,19 @@ import X86
 /// Relocatable host code, resolved with a VM's values, is byte for byte what the dynamic
 /// translator compiles for that VM.
 struct RelocationTests {
+  @Test func theFingerprintCompilesAWholeReferenceBlock() throws {
+    let block = RelocatableBlock.referenceBlock()
+    #expect(block.instructions.map(\.instruction.operation) == [.add, .mov, .mov, .push, .pop, .out, .cpuid])
+    let layout = CPU(model: .host64, memory: ReadOnlyGuestMemory(try GuestMemory(ramSize: 1 << 20))).translationTables
+    let r = try #require(RelocatableBlock.compile(block, user: false, layout: layout))
+    // The callout's helper, its context and instruction, the port I/O helper, the TLB miss helper
+    // and the tables all appear as relocations.
+    let symbols = Set(r.relocations.map(\.symbol))
+    #expect(symbols.isSuperset(of: [.calloutFunction, .context, .calloutInstruction, .portIO, .tlbMiss, .generation]))
+    #expect(
+      RelocatableBlock.backendFingerprint(layout: layout) == RelocatableBlock.backendFingerprint(layout: layout))
+  }
+
   @Test func resolvedCodeEqualsDirectCompilation() throws {
     let memory = try GuestMemory(ramSize: 8 << 20)
     try memory.write(StaticTestGuest.base, bytes: StaticTestGuest.selfModifyingComputedJump)

@@ -216,9 +216,11 @@ package struct RelocatableBlock: Equatable, Sendable {
   }
 
   /// What a translation file must match to be installed by this build: the translator's layout
-  /// constants (state page, TLB entries, table slots) and a version of the back end's code shapes,
-  /// folded into 64 bits (FNV-1a). A file made by another build is refused.
+  /// constants (state page, TLB entries, table slots), a version of the back end's conventions and
+  /// the relocatable code of a reference block, folded into 64 bits (FNV-1a). A file made by
+  /// another build is refused.
   package static func backendFingerprint(layout t: TranslationTables) -> UInt64 {
+    let layout = t
     let values: [Int] = [
       backendVersion, t.entryStride, t.tagOffset, t.ramTagOffset, t.addendOffset, t.physicalPageOffset,
       t.hostPageSlots, t.codePageSlots, CPUStateLayout.gprs, CPUStateLayout.rip, CPUStateLayout.rflags,
@@ -228,13 +230,35 @@ package struct RelocatableBlock: Equatable, Sendable {
       GuestBlock.maximumLength, GuestBlock.maximumBranchExits,
     ]
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    func fold(_ byte: UInt8) {
+      h ^= UInt64(byte)
+      h &*= 0x100_0000_01B3
+    }
     for v in values {
-      for k in 0..<8 {
-        h ^= UInt64(UInt8(truncatingIfNeeded: v >> (8 * k)))
-        h &*= 0x100_0000_01B3
+      for k in 0..<8 { fold(UInt8(truncatingIfNeeded: v >> (8 * k))) }
+    }
+    // What the back end makes of a reference block (ALU, a read, a store, PUSH/POP, port I/O, a
+    // callout), both privilege classes: a change in the shape of generated code changes this.
+    let block = referenceBlock()
+    for user in [false, true] {
+      guard let r = compile(block, user: user, layout: layout) else {
+        fold(0xFF)
+        continue
+      }
+      for b in r.code { fold(b) }
+      for x in r.relocations {
+        for k in 0..<4 { fold(UInt8(truncatingIfNeeded: x.offset >> (8 * k))) }
+        fold(x.symbol.rawValue)
       }
     }
     return h
+  }
+
+  /// The block the fingerprint compiles: ADD, a read, a store, PUSH, POP, OUT and CPUID (a
+  /// callout) in 64-bit code.
+  package static func referenceBlock() -> GuestBlock {
+    let cpu = CPU(model: .host64, memory: ReferenceCodeMemory())
+    return GuestBlock.read(from: cpu, rip: ReferenceCodeMemory.base, physical: ReferenceCodeMemory.base, mode: .long64)
   }
 
   /// Bumped whenever the back end's output changes shape in a way the layout constants do not show.
@@ -272,4 +296,28 @@ package protocol StaticBlockSource: AnyObject {
   ) -> RelocatableBlock?
   /// Counters for `--stats`.
   var counters: [(name: String, value: UInt64, description: String)] { get }
+}
+
+/// One page of guest code the back-end fingerprint compiles (`backendFingerprint`).
+private final class ReferenceCodeMemory: PhysicalMemory {
+  /// Its physical (and linear) address.
+  static let base: UInt64 = 0x1000
+  /// ADD RAX, RBX; MOV RCX, [RBX]; MOV [RBX+8], RCX; PUSH RBX; POP RBX; OUT 0x80, AL; CPUID.
+  static let code: [UInt8] = [
+    0x48, 0x01, 0xD8, 0x48, 0x8B, 0x0B, 0x48, 0x89, 0x4B, 0x08, 0x53, 0x5B, 0xE6, 0x80, 0x0F, 0xA2,
+  ]
+  private let page: UnsafeMutableRawPointer
+
+  init() {
+    page = .allocate(byteCount: 4096, alignment: 4096)
+    page.initializeMemory(as: UInt8.self, repeating: 0xCC, count: 4096)
+    Self.code.withUnsafeBytes { page.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+  }
+
+  deinit { page.deallocate() }
+
+  func hostPointer(physical: UInt64, length: Int, write: Bool) -> UnsafeMutableRawPointer? {
+    guard !write, physical >= Self.base, physical + UInt64(length) <= Self.base + 4096 else { return nil }
+    return page + Int(physical - Self.base)
+  }
 }
