@@ -52,6 +52,20 @@ struct StaticEngineParityTests {
     }
   }
 
+  @Test func flat32CodeRunsFromTheFile() throws {
+    let report = try StaticTestGuest.translation(of: StaticTestGuest.flat32Loop, mode: .protected32)
+    #expect(report.mode == .flat32Unpaged && report.blocksSkipped == 0)
+    let engines: [(String, any Engine)] = [
+      ("interp", InterpreterEngine()), ("dbt", TranslatorEngine()),
+      ("sbt", StaticTranslatorEngine(translations: StaticTranslationSet(report.file))),
+    ]
+    for (name, engine) in engines {
+      let run = try StaticTestGuest.run(StaticTestGuest.flat32Loop, on: engine, flatMode: .protected32)
+      #expect(run.output == "A" && run.status == 113, "\(name): \(run.output) \(run.status)")
+      if name == "sbt" { #expect((run.counters["sbt-static-instructions"] ?? 0) >= 4999) }
+    }
+  }
+
   @Test func aFileForOtherCodeIsNeverUsed() throws {
     // A translation of the unmodified guest run on a guest whose page differs (one byte of
     // data): every page is rejected, every block translated at run time, output unchanged.

@@ -34,10 +34,17 @@ enum StaticTestGuest {
     return g
   }
 
-  /// The translation file `trivisor translate` makes for `guest` as a flat 64-bit binary at `base`.
-  static func translation(of guest: [UInt8]) throws -> StaticTranslation.Report {
+  /// Flat 32-bit code (protected mode, paging off): prints "A", calls f (EBX += 3) 1000 times and
+  /// exits with BL (3000 & 0xFF: status 113).
+  static let flat32Loop: [UInt8] = [
+    0xBA, 0xF8, 0x03, 0x00, 0x00, 0xB0, 0x41, 0xEE, 0xB9, 0xE8, 0x03, 0x00, 0x00, 0x31, 0xDB, 0xE8, 0x0E, 0x00, 0x00,
+    0x00, 0xFF, 0xC9, 0x75, 0xF7, 0x89, 0xD8, 0x66, 0xBA, 0xF4, 0x00, 0xEE, 0xF4, 0xEB, 0xFD, 0x83, 0xC3, 0x03, 0xC3,
+  ]
+
+  /// The translation file `trivisor translate` makes for `guest` as a flat binary at `base`.
+  static func translation(of guest: [UInt8], mode: BootState.Mode = .long64) throws -> StaticTranslation.Report {
     try StaticTranslation.translate(
-      image: guest, options: LoadOptions(flatAddress: base, flatMode: .long64), ramSize: 8 << 20)
+      image: guest, options: LoadOptions(flatAddress: base, flatMode: mode), ramSize: 8 << 20)
   }
 
   /// What one engine did with a guest.
@@ -49,11 +56,18 @@ enum StaticTestGuest {
     static func == (a: Run, b: Run) -> Bool { a.output == b.output && a.status == b.status }
   }
 
-  /// Runs `guest` at `base` on `engine` to its end.
-  static func run(_ guest: [UInt8], on engine: any Engine) throws -> Run {
+  /// Runs `guest` at `base` on `engine` to its end: 64-bit code booted by `SmallGuestBoot`, or
+  /// with `flatMode` as `trivisor run --flat-address` boots it.
+  static func run(_ guest: [UInt8], on engine: any Engine, flatMode: BootState.Mode? = nil) throws -> Run {
     let memory = try GuestMemory(ramSize: 8 << 20)
-    try memory.write(base, bytes: guest)
-    let boot = try SmallGuestBoot.prepare(memory: memory, entry: base)
+    let boot: BootState
+    if let flatMode {
+      boot = try ImageLoader.load(
+        image: guest, into: memory, options: LoadOptions(flatAddress: base, flatMode: flatMode))
+    } else {
+      try memory.write(base, bytes: guest)
+      boot = try SmallGuestBoot.prepare(memory: memory, entry: base)
+    }
     let output = CapturedText()
     var configuration = MachineConfiguration(consoleCapture: { output.append($0) }, timeoutSeconds: 20)
     configuration.firmwareConfigurationDevice = false
