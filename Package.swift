@@ -39,11 +39,16 @@ let package = Package(
     // The engine-independent core of trap-and-emulate (`--engine trap`, not wired yet): shadow page
     // tables over guest memory and the emulation of the instructions a deprivileged kernel traps on.
     .target(name: "TrapAndEmulate", dependencies: ["X86", "VMM"]),
+    // Software engine: static binary translation (`trivisor translate`, `--engine sbt`): code
+    // discovered and translated ahead of time into a file checked by page hashes, dbt for the rest.
+    .target(name: "StaticTranslator", dependencies: ["X86", "VMM", "Interpreter", "Translator"]),
     // Test oracles: the host CPU (difftest), captured hardware (SingleStep MOO files), llvm-objdump.
     .target(name: "Oracles", dependencies: ["X86", "CNative", "Translator"]),
     // What every front end needs to launch a guest: the engine registry, the reference guest's
     // boot with benchmark markers, option syntax (memory sizes, console backends).
-    .target(name: "Launcher", dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "GuestImages"]),
+    .target(
+      name: "Launcher",
+      dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "StaticTranslator", "GuestImages"]),
     // Measurements shared by `trivisor bench` and the tests: the per-mode ALU loop on Trivisor's
     // engines and on peer emulators (Bochs, QEMU TCG).
     .target(name: "Benchmarks", dependencies: ["VMM", "Launcher", "Interpreter", "X86"]),
@@ -53,7 +58,7 @@ let package = Package(
       name: "TrivisorCLI",
       dependencies: [
         "VMM", "KVMEngine", "Interpreter", "X86", "Oracles", "GuestImages", "Launcher", "Benchmarks", "Scheduling",
-        "Holes",
+        "Holes", "StaticTranslator",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/TrivisorCLI"
@@ -74,6 +79,12 @@ let package = Package(
     .testTarget(name: "KVMEngineTests", dependencies: ["KVMEngine", "VMM", "TestHostSupport"]),
     .testTarget(
       name: "TranslatorTests", dependencies: ["Translator", "Oracles", "X86", "Interpreter", "VMM", "TestHostSupport"]),
+    // Static binary translation: the file format, discovery, relocation, sbt against dbt and interp.
+    .testTarget(
+      name: "StaticTranslatorTests",
+      dependencies: [
+        "StaticTranslator", "Translator", "X86", "VMM", "Interpreter", "Launcher", "GuestImages", "TestHostSupport",
+      ]),
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
     // Shadow paging against the X86 model's page walker, and each trapped instruction's emulation.
     .testTarget(name: "TrapAndEmulateTests", dependencies: ["TrapAndEmulate", "X86", "VMM"]),

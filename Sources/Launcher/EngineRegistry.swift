@@ -1,5 +1,6 @@
 import Interpreter
 import KVMEngine
+import StaticTranslator
 import Translator
 import VMM
 
@@ -48,6 +49,19 @@ public enum EngineRegistry {
       },
       supportsDeterministic: true,
       make: { TranslatorEngine(deterministic: $0) }),
+    Entry(
+      name: "sbt",
+      summary:
+        "static binary translation: blocks from a translation file (run --translations FILE), dbt for the rest",
+      unavailableReason: {
+        #if arch(x86_64) && os(Linux)
+          return nil
+        #else
+          return "the translator emits x86-64 code for Linux hosts"
+        #endif
+      },
+      supportsDeterministic: true,
+      make: { StaticTranslatorEngine(translations: nil, deterministic: $0) }),
   ]
 
   /// Names accepted by `--engine`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Launcher
+import StaticTranslator
 import VMM
 
 struct RunCommand: ParsableCommand {
@@ -94,6 +95,11 @@ struct RunCommand: ParsableCommand {
 
   @Option(parsing: .unconditional, help: "Initial RAM disk for the kernel.")
   var initrd: String?
+
+  @Option(
+    parsing: .unconditional,
+    help: "Translation file made by `trivisor translate` (with --engine sbt); a bad or mismatched file is refused.")
+  var translations: String?
 
   @Option(
     name: .customLong("flat-address"), parsing: .unconditional,
@@ -429,8 +435,20 @@ struct RunCommand: ParsableCommand {
       debugBackend = .descriptor(
         try hostFile { () throws(HostFileError) in try HostFile.openOutput(path, what: "--debugcon file") })
     }
-    let (engine, note, fallback) = try EngineRegistry.select(
-      self.engine, deterministic: deterministic)
+    let selected = try EngineRegistry.select(self.engine, deterministic: deterministic)
+    var engine = selected.engine
+    var note = selected.note
+    let fallback = selected.fallback
+    if let path = translations {
+      guard self.engine == "sbt" else { throw UsageError("--translations needs --engine sbt") }
+      do throws(TranslationFileError) {
+        let set = try StaticTranslationSet(contentsOf: path)
+        engine = StaticTranslatorEngine(translations: set, deterministic: deterministic)
+        note += "; \(set.blockCount) translations over \(set.pageCount) pages from \(path)"
+      } catch {
+        throw UsageError("\(path): \(error.description)")
+      }
+    }
     log(note)
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")

@@ -14,6 +14,7 @@ struct Trivisor: ParsableCommand {
     subcommands: [
       RunCommand.self, InfoCommand.self, BenchCommand.self, DisasmCommand.self, DiffTestCommand.self,
       SingleStepCommand.self, SchedSimCommand.self, SchedReportCommand.self, HolesCommand.self,
+      TranslateCommand.self,
     ],
     defaultSubcommand: nil
   )

@@ -31,6 +31,8 @@ package struct CodeCache {
     package var chainEntry: Int? = nil
     /// The cross-page entry's offset in the code buffer.
     package var crossEntry: Int? = nil
+    /// Installed from a translation file (`sbt`), not compiled here: links only to its kind.
+    package var fromFile = false
   }
 
   /// Every block, by key.

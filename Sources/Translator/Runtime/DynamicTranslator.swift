@@ -32,16 +32,27 @@ package final class DynamicTranslator: BlockExecutor {
   // Touched on every dispatch from this vCPU's thread only: no dynamic exclusivity checks.
   @exclusivity(unchecked) private var cache = CodeCache()
   private let code: ExecutableMemory
-  /// Linkable branches to the same linear page by the block they want to reach: buffer offsets of
-  /// their rel32 fields (linked to its chained entry).
-  @exclusivity(unchecked) private var links: [CodeCache.Key: [Int]] = [:]
-  /// Linkable branches to another page, by target RIP and privilege class (linked to the cross-page
-  /// entry of the newest translation at that RIP, which checks the mapping itself).
-  @exclusivity(unchecked) private var crossLinks: [CodeCache.Key: [Int]] = [:]
-  /// The newest translation's cross-page entry by (RIP, privilege class).
-  @exclusivity(unchecked) private var latestCrossEntry: [CodeCache.Key: Int] = [:]
-  /// RET's inline lookup table.
-  private let indirect = IndirectBranchTable()
+  /// Which blocks may branch straight to which: blocks compiled here (0) and blocks installed
+  /// from a translation file (1, `sbt`) link only among themselves and have an indirect-branch
+  /// table each, so that one entry into generated code runs blocks of one origin only and its
+  /// instructions can be counted by origin exactly. `dbt` only ever uses the first.
+  private struct LinkDomain {
+    /// Linkable branches to the same linear page by the block they want to reach: buffer offsets
+    /// of their rel32 fields (linked to its chained entry).
+    var links: [CodeCache.Key: [Int]] = [:]
+    /// Linkable branches to another page, by target RIP and privilege class (linked to the
+    /// cross-page entry of the newest translation at that RIP, which checks the mapping itself).
+    var crossLinks: [CodeCache.Key: [Int]] = [:]
+    /// The newest translation's cross-page entry by (RIP, privilege class).
+    var latestCrossEntry: [CodeCache.Key: Int] = [:]
+    /// RET's inline lookup table.
+    let indirect = IndirectBranchTable()
+  }
+  @exclusivity(unchecked) private var domains: [LinkDomain] = [LinkDomain()]
+  /// The domain of the blocks the current entry into generated code runs.
+  @exclusivity(unchecked) private var currentDomain = 0
+  /// The dynamic domain's indirect-branch table.
+  private var indirect: IndirectBranchTable { domains[0].indirect }
   @exclusivity(unchecked) private var tables: BlockCompiler.Tables?
   @exclusivity(unchecked) package private(set) var statistics = TranslatorStatistics()
 
@@ -82,10 +93,12 @@ package final class DynamicTranslator: BlockExecutor {
       notedInThisEntry = 0
       calloutsInThisEntry = 0
       currentMode = mode
+      currentDomain = block.fromFile ? 1 : 0
       let used = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
       // The budget used counts this entry's callouts too; the interpreter counted those itself.
       let done = used &- calloutsInThisEntry
       translated &+= done
+      if block.fromFile { statistics.staticTranslatedInstructions &+= done }
       calloutSteps &+= calloutsInThisEntry
       cpu.noteTranslatedRetired(done &- notedInThisEntry)
       let exit = state.load(fromByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
@@ -143,7 +156,7 @@ package final class DynamicTranslator: BlockExecutor {
     case .leave: return 1
     case .elsewhere:
       statistics.calloutsContinuedElsewhere &+= 1
-      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
+      return domains[currentDomain].indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
   }
 
@@ -205,7 +218,7 @@ package final class DynamicTranslator: BlockExecutor {
       }
       statistics.privilegeTransfers &+= 1
       guard cpu.translatedCodeMode == currentMode else { return 1 }
-      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
+      return domains[currentDomain].indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
   }
 
@@ -256,6 +269,11 @@ package final class DynamicTranslator: BlockExecutor {
   ) -> CodeCache.Block {
     let start = DispatcherClock.now()
     defer { statistics.translationNanoseconds &+= DispatcherClock.now() &- start }
+    if let source = staticBlocks,
+      let installed = installStatic(cpu, source, rip: rip, physical: physical, user: user, mode: mode, tables: tables)
+    {
+      return installed
+    }
     let guest = GuestBlock.read(from: cpu, rip: rip, physical: physical, mode: mode)
     // Reading may have decoded (and so marked the page): take the generation afterwards.
     let generation = cpu.codeGeneration(ofPageHolding: physical)
@@ -278,6 +296,20 @@ package final class DynamicTranslator: BlockExecutor {
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user, mode: mode),
       callout: helpers(calloutInstruction: calloutInstruction))
+    return install(
+      host, length: guest.instructions.count, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
+      physical: physical, user: user, mode: mode, domain: 0)
+  }
+
+  /// Puts `host` (a block of `length` guest instructions at `rip` from a code page at
+  /// `generation`) into the code buffer, the cache and the indirect table of its link domain
+  /// (`LinkDomain`: 0 compiled here, 1 from a translation file), and links it both ways within it.
+  private func install(
+    _ host: BlockCompiler.Output, length: Int, generation: UInt32,
+    calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?, rip: UInt64, physical: UInt64, user: Bool,
+    mode: TranslatedCodeMode, domain d: Int
+  ) -> CodeCache.Block {
+    let ownKey = key(rip: rip, physical: physical, user: user, mode: mode)
     if let dumpDirectory = Self.dumpDirectory {
       Self.dump(host.code, rip: rip, user: user, mode: mode, to: dumpDirectory)
     }
@@ -286,11 +318,13 @@ package final class DynamicTranslator: BlockExecutor {
       // The buffer is full: start over (every block is retranslated on its next use).
       statistics.cacheFlushes &+= 1
       cache.removeAll()
-      links.removeAll()
-      crossLinks.removeAll()
-      latestCrossEntry.removeAll()
+      for i in domains.indices {
+        domains[i].links.removeAll()
+        domains[i].crossLinks.removeAll()
+        domains[i].latestCrossEntry.removeAll()
+        domains[i].indirect.clear()
+      }
       outgoing.removeAll()
-      indirect.clear()
       code.reset()
       freeCalloutInstructions(keeping: calloutInstruction)
       offset = code.append(host.code)
@@ -305,44 +339,86 @@ package final class DynamicTranslator: BlockExecutor {
       fflush(perfMap)
     }
     let block = CodeCache.Block(
-      entry: code.entry(offset), length: guest.instructions.count, generation: generation,
-      chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry)
+      entry: code.entry(offset), length: length, generation: generation,
+      chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry, fromFile: d == 1)
     cache.insert(block, for: ownKey)
     statistics.blocksTranslated &+= 1
-    statistics.instructionsTranslated &+= UInt64(guest.instructions.count)
+    statistics.instructionsTranslated &+= UInt64(length)
     statistics.hostBytes &+= UInt64(host.code.count)
     statistics.instructionsFolded &+= UInt64(host.folded)
     // Branches already waiting for this block (or for an older translation of it) now reach it.
-    for field in links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
+    for field in domains[d].links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
     let ownCrossKey = crossKey(rip: rip, user: user, mode: mode)
-    for field in crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
-    latestCrossEntry[ownCrossKey] = offset + host.crossEntry
-    indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
+    for field in domains[d].crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
+    domains[d].latestCrossEntry[ownCrossKey] = offset + host.crossEntry
+    domains[d].indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
+    // A translation of the other origin that this one replaces stays reachable from that domain's
+    // links and table only through its entry checks, which send control back to the dispatcher.
+    for other in domains.indices where other != d { domains[other].latestCrossEntry.removeValue(forKey: ownCrossKey) }
     // The branches of the translation this one replaces need no more patching.
     for old in outgoing.removeValue(forKey: ownKey) ?? [] {
       if old.cross {
-        crossLinks[old.target]?.removeAll { $0 == old.field }
+        domains[old.domain].crossLinks[old.target]?.removeAll { $0 == old.field }
       } else {
-        links[old.target]?.removeAll { $0 == old.field }
+        domains[old.domain].links[old.target]?.removeAll { $0 == old.field }
       }
     }
     // This block's own branches: linked now when their target is translated, else on its arrival.
-    var registered: [(target: CodeCache.Key, cross: Bool, field: Int)] = []
+    var registered: [(target: CodeCache.Key, cross: Bool, field: Int, domain: Int)] = []
     for l in host.links {
       if l.target & ~0xFFF == rip & ~0xFFF {
         let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user, mode: mode)
-        links[target, default: []].append(offset + l.field)
-        registered.append((target, false, offset + l.field))
-        if let t = cache.lookup(target), let chainEntry = t.chainEntry { patch(offset + l.field, to: chainEntry) }
+        domains[d].links[target, default: []].append(offset + l.field)
+        registered.append((target, false, offset + l.field, d))
+        if let t = cache.lookup(target), t.fromFile == (d == 1), let chainEntry = t.chainEntry {
+          patch(offset + l.field, to: chainEntry)
+        }
       } else {
         let target = crossKey(rip: l.target, user: user, mode: mode)
-        crossLinks[target, default: []].append(offset + l.field)
-        registered.append((target, true, offset + l.field))
-        if let entry = latestCrossEntry[target] { patch(offset + l.field, to: entry) }
+        domains[d].crossLinks[target, default: []].append(offset + l.field)
+        registered.append((target, true, offset + l.field, d))
+        if let entry = domains[d].latestCrossEntry[target] { patch(offset + l.field, to: entry) }
       }
     }
     outgoing[ownKey] = registered
     return block
+  }
+
+  /// Translations made ahead of time (`sbt`), installed instead of compiling; nil for `dbt`.
+  @exclusivity(unchecked) package var staticBlocks: (any StaticBlockSource)? {
+    didSet { if staticBlocks != nil && domains.count == 1 { domains.append(LinkDomain()) } }
+  }
+
+  /// The block `source` has for `rip`, installed with this VM's addresses and the code page's
+  /// current generation, or nil (the dynamic translator compiles it). The page is marked as
+  /// holding code first (by decoding its first instruction, as translating would), so a guest
+  /// write to it changes the generation and invalidates the block exactly as in `dbt`.
+  private func installStatic(
+    _ cpu: CPU, _ source: any StaticBlockSource, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode,
+    tables: BlockCompiler.Tables
+  ) -> CodeCache.Block? {
+    guard cpu.translatableInstruction(physical: physical, mode: mode.codeMode) != nil else { return nil }
+    let generation = cpu.codeGeneration(ofPageHolding: physical)
+    guard let found = source.block(for: cpu, rip: rip, physical: physical, user: user, mode: mode) else { return nil }
+    // The source checked the page after it was marked: a write since then shows in the generation.
+    guard cpu.codeGeneration(ofPageHolding: physical) == generation else { return nil }
+    var calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?
+    if let offset = found.calloutPageOffset {
+      guard
+        let (ins, _) = cpu.translatableInstruction(physical: physical & ~0xFFF | UInt64(offset), mode: mode.codeMode)
+      else { return nil }
+      let p = UnsafeMutablePointer<DecodedInstruction>.allocate(capacity: 1)
+      p.initialize(to: ins)
+      calloutInstructions.append(p)
+      calloutInstruction = p
+    }
+    let host = found.resolved(
+      tables: tables, helpers: helpers(calloutInstruction: calloutInstruction),
+      indirectTable: domains[1].indirect.base(user: user, mode: mode), generation: generation)
+    statistics.staticBlocksInstalled &+= 1
+    return install(
+      host, length: found.length, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
+      physical: physical, user: user, mode: mode, domain: 1)
   }
 
   /// `TRIVISOR_DBT_DUMP=DIR`: every translated block's host code is written to
@@ -364,8 +440,8 @@ package final class DynamicTranslator: BlockExecutor {
 
   /// The linkable branches each key's current translation registered (so that a retranslation
   /// can withdraw them and the lists only hold branches of live translations).
-  @exclusivity(unchecked) private var outgoing: [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int)]] =
-    [:]
+  @exclusivity(unchecked) private var outgoing:
+    [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int, domain: Int)]] = [:]
 
   private func key(rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode) -> CodeCache.Key {
     CodeCache.Key(linear: rip, physicalAndLevel: physical | CodeCache.Key.classBits(user: user, mode: mode))
@@ -406,7 +482,7 @@ package final class DynamicTranslator: BlockExecutor {
       ("dbt-cache-hits", s.cacheHits, "lookups that found a valid translated block"),
       ("dbt-cache-misses", s.cacheMisses, "lookups that translated"),
       ("dbt-invalidations", s.invalidations, "blocks retranslated because their code page was written"),
-      ("dbt-blocks-translated", s.blocksTranslated, "blocks translated"),
+      ("dbt-blocks-translated", s.blocksTranslated, "blocks translated (with those installed from a translation file)"),
       ("dbt-instructions-translated", s.instructionsTranslated, "guest instructions translated"),
       ("dbt-host-bytes", s.hostBytes, "bytes of host code emitted"),
       ("dbt-constants-folded", s.instructionsFolded, "guest instructions translated into a constant"),
@@ -434,6 +510,20 @@ package final class DynamicTranslator: BlockExecutor {
         let name = String(describing: operation)
         return ("dbt-callouts-\(name)", n, "callouts of \(name)")
       }
+      + (staticBlocks.map { source in
+        [
+          ("sbt-blocks-installed", s.staticBlocksInstalled, "blocks installed from the translation file, not compiled"),
+          (
+            "sbt-static-instructions", s.staticTranslatedInstructions,
+            "guest instructions completed by code from the translation file"
+          ),
+          (
+            "sbt-dynamic-instructions", s.translatedInstructions &- s.staticTranslatedInstructions,
+            "guest instructions completed by code translated at run time"
+          ),
+        ]
+          + source.counters
+      } ?? [])
   }
 }
 

@@ -7,6 +7,10 @@ package struct TranslatorStatistics {
   package var invalidations: UInt64 = 0
   /// Context switches: entries into generated code (each returns to the dispatcher).
   package var blockEntries: UInt64 = 0
+  /// Blocks installed from a translation file (`sbt`) instead of compiled.
+  package var staticBlocksInstalled: UInt64 = 0
+  /// Of `translatedInstructions`, those completed by blocks from a translation file.
+  package var staticTranslatedInstructions: UInt64 = 0
   /// Returns before a block's end: an instruction whose fast case failed (TLB miss, page
   /// crossing, a store to code, MMIO...) runs in the interpreter.
   package var sideExits: UInt64 = 0
