@@ -31,6 +31,8 @@ public final class PhysicalCPUPool: @unchecked Sendable {
   private var kicks: [VCPUID: @Sendable () -> Void] = [:]
   private var nextAccounting: UInt64
   private var stopped = false
+  /// vCPUs whose next (or current) `acquire` returns nil without a pCPU (`interruptAcquire`).
+  private var interrupted: Set<VCPUID> = []
   private let timekeeperWakeup = WakeupEvent()
 
   /// A pool handing out `scheduler`'s pCPUs, with time from `clock` (nanoseconds).
@@ -74,19 +76,52 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     timekeeperWakeup.signal()
   }
 
-  /// Blocks until `vcpu` is dispatched; returns its pCPU (nil once the pool stopped). A blocked
-  /// vCPU that asks for a pCPU is woken first.
+  /// Blocks until `vcpu` is dispatched; returns its pCPU (nil once the pool stopped, or when
+  /// `interruptAcquire` called it off). A blocked vCPU that asks for a pCPU is woken first.
   public func acquire(_ vcpu: VCPUID) -> Int? {
     condition.lock()
     defer { condition.unlock() }
     if scheduler.state(of: vcpu) == .blocked { scheduler.wake(vcpu, at: clock()) }
     dispatchIdlePCPUs(at: clock())
-    while granted[vcpu] == nil && !stopped {
+    while granted[vcpu] == nil && !stopped && !interrupted.contains(vcpu) {
       condition.wait()
     }
     if stopped { return nil }
-    return granted.removeValue(forKey: vcpu)
+    interrupted.remove(vcpu)
+    // A pCPU granted meanwhile is taken even when interrupted: the caller holds it and releases.
+    if let p = granted.removeValue(forKey: vcpu) { return p }
+    // Called off: the vCPU wants no pCPU while its thread is away (machine stop, pause, reset).
+    scheduler.block(vcpu, at: clock())
+    dispatchIdlePCPUs(at: clock())
+    return nil
   }
+
+  /// Makes the `acquire` of `vcpu` that is waiting, or else its next one, return nil at once:
+  /// how a machine stop, pause or reset reaches a vCPU thread waiting for a pCPU. Any thread.
+  public func interruptAcquire(_ vcpu: VCPUID) {
+    condition.lock()
+    interrupted.insert(vcpu)
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// Whether `stop()` was called.
+  public var isStopped: Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    return stopped
+  }
+
+  /// Runs `body` under the pool's lock, the one the policy is touched under (its observer is
+  /// called under it too): to read the policy's state consistently from outside.
+  public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    condition.lock()
+    defer { condition.unlock() }
+    return try body()
+  }
+
+  /// The pool's clock now (nanoseconds).
+  public var now: UInt64 { clock() }
 
   /// Whether `vcpu` should give its pCPU back now (its slice ended, or a woken vCPU preempts it).
   public func mustYield(_ vcpu: VCPUID) -> Bool {

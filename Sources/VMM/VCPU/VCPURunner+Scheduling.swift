@@ -1,0 +1,68 @@
+import Scheduling
+
+/// The runner under a shared pCPU pool (`MachineConfiguration.scheduling`): it holds one of the
+/// pool's pCPUs while it runs guest code. Without a pool `holdsPCPU` stays false and none of this
+/// runs.
+extension VCPURunner {
+  /// Waits for a pCPU before entering the guest. False when the wait was called off (a machine
+  /// control request: the loop goes round to act on it first); a stopped pool lets the vCPU run
+  /// without one.
+  func acquirePCPU() -> Bool {
+    guard let scheduling = machine.configuration.scheduling, index < scheduling.vcpus.count else { return true }
+    let pool = scheduling.pool
+    if pool.acquire(scheduling.vcpus[index]) != nil {
+      holdsPCPU = true
+      return true
+    }
+    return pool.isStopped
+  }
+
+  /// Gives the pCPU back if this runner holds one: `blocking` when the vCPU stops wanting CPU
+  /// (HLT, wait-for-SIPI, a pause, the end of the run), otherwise it stays runnable.
+  func releasePCPU(blocking: Bool) {
+    guard holdsPCPU, let scheduling = machine.configuration.scheduling else { return }
+    holdsPCPU = false
+    scheduling.pool.release(scheduling.vcpus[index], blocking: blocking)
+  }
+
+  /// After an exit: gives the pCPU back when the pool asks for it (slice over, preempted).
+  func yieldPCPUIfAsked() {
+    guard let scheduling = machine.configuration.scheduling else { return }
+    let id = scheduling.vcpus[index]
+    if scheduling.pool.mustYield(id) {
+      holdsPCPU = false
+      scheduling.pool.release(id, blocking: false)
+    }
+  }
+
+  /// The engine saw this vCPU spin in a PAUSE loop: it yields its pCPU to a sibling (directed
+  /// yield, `PhysicalCPUPool.yieldSpinning`); the pool's kick then ends its run.
+  func yieldSpinning() {
+    guard holdsPCPU, let scheduling = machine.configuration.scheduling else { return }
+    scheduling.spinYields.increment()
+    scheduling.pool.yieldSpinning(scheduling.vcpus[index])
+  }
+
+  /// Binds this runner's thread to its host CPUs, when the scheduling names some.
+  func bindHostCPUs() {
+    guard let scheduling = machine.configuration.scheduling, scheduling.hostCPUs.indices.contains(index),
+      let cpus = scheduling.hostCPUs[index]
+    else { return }
+    VCPUScheduling.bindCurrentThread(to: cpus)
+  }
+}
+
+extension Machine {
+  /// Connects the runners to the pool of `configuration.scheduling`: the pool kicks a vCPU to end
+  /// its slice, and a control request (stop, pause, reset) calls off a runner's wait for a pCPU.
+  func attachScheduling() {
+    guard let scheduling = configuration.scheduling else { return }
+    for runner in runners where runner.index < scheduling.vcpus.count {
+      let id = scheduling.vcpus[runner.index]
+      let kick = RunnerKick(runner)
+      let pool = scheduling.pool
+      pool.register(id) { kick.kick() }
+      control.addKick { pool.interruptAcquire(id) }
+    }
+  }
+}
