@@ -187,6 +187,64 @@ import VMM
     }
     #expect(trace.intervals.contains { $0.vcpu == VCPUID(vm: 1, vcpu: 0) }, "the busy VM ran")
   }
+
+  /// A machine reset under the pool (the BSP reboots the machine once, and the APs start again):
+  /// the parked APs hold no pCPU while the BSP carries the reset out, and the run ends.
+  @Test func aMachineResetUnderThePoolEnds() throws {
+    let session = SchedulingSession(pcpus: 1, parameters: Self.parameters, keepingEvents: true)
+    let memory = try GuestMemory(ramSize: 2 << 20)
+    try memory.write(0x10000, bytes: SMPStartupTests.rebootingBSP)
+    try memory.write(0x8000, bytes: SMPStartupTests.ap)
+    try memory.write(UInt32(2), at: 0x9004)
+    var configuration = MachineConfiguration(timeoutSeconds: 120)
+    configuration.cpuCount = 3
+    configuration.reboot = { memory in try SmallGuestBoot.prepare(memory: memory, entry: 0x10000) }
+    configuration.scheduling = session.addMachine(vcpuCount: 3)
+    let machine = try Machine(
+      memory: memory, boot: try SmallGuestBoot.prepare(memory: memory, entry: 0x10000), engine: InterpreterEngine(),
+      configuration: configuration)
+    session.start()
+    let outcome = machine.run()
+    session.finish()
+    #expect(outcome.reason == .debugExit(value: 0), "\(outcome.reason.description)")
+    #expect(try memory.read(UInt32.self, at: 0x9008) == 2 && machine.control.resetCount == 1)
+    Self.checkInvariants(session)
+  }
+
+  /// Four vCPUs that never stop spinning on one pCPU: a pause parks all four (three of them were
+  /// waiting for the pCPU: the pause calls their wait off), and then none holds the pCPU; after
+  /// `resume` a stop ends the run.
+  @Test(arguments: ["interp", "dbt"])
+  func aPauseParksVCPUsWaitingForAPCPUAndTheyHoldNone(engine: String) throws {
+    let session = SchedulingSession(pcpus: 1, parameters: Self.parameters, keepingEvents: true)
+    let memory = try GuestMemory(ramSize: 2 << 20)
+    try memory.write(0x10000, bytes: SMPStartupTests.bsp)
+    try memory.write(0x8000, bytes: SMPStartupTests.ap)
+    try memory.write(UInt32(1000), at: 0x9004)  // more APs than there are: the BSP spins for ever
+    var configuration = MachineConfiguration(timeoutSeconds: 120)
+    configuration.cpuCount = 4
+    configuration.scheduling = session.addMachine(vcpuCount: 4)
+    let machine = try Machine(
+      memory: memory, boot: try SmallGuestBoot.prepare(memory: memory, entry: 0x10000),
+      engine: try Self.engine(engine), configuration: configuration)
+    session.start()
+    let done = DispatchSemaphore(value: 0)
+    let box = MachineBox(machine)
+    Thread.detachNewThread {
+      _ = box.machine.run()
+      done.signal()
+    }
+    // Wait (without a time limit on the guest's progress) until the three APs counted themselves.
+    while try memory.read(UInt32.self, at: 0x9000) < 3 { usleep(1000) }
+    machine.control.pause()
+    #expect(machine.control.waitUntilParked(4))
+    #expect(session.pool.holder(of: 0) == nil, "parked vCPUs hold no pCPU")
+    machine.control.resume()
+    machine.control.requestStop(.hostSignal(15))
+    #expect(done.wait(timeout: .now() + 120) == .success, "the run ends")
+    session.finish()
+    Self.checkInvariants(session)
+  }
 }
 
 /// A machine handed to another thread.
