@@ -33,6 +33,10 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private var halted = false
   /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
   private let slice: UInt64 = 4096
+  /// Pause-loop exiting: a window of `slice` steps with at least this many PAUSEs ends the run
+  /// (0: off); `pauseLoopExited` says so to the VMM.
+  private var pauseLoopThreshold: UInt64 = 0
+  private var pauseLoopExited = false
 
   /// The guest's time base: `InstructionClock` (1 ns per retired instruction) when deterministic,
   /// else the host's monotonic clock. RDTSC reads it as a 1 GHz counter (plus the guest's
@@ -177,6 +181,13 @@ public final class InterpreterVirtualCPU: VirtualCPU {
 
   public func kick() { kickRequested.store(true, ordering: .releasing) }
 
+  public func setPauseLoopExiting(_ pauses: UInt64) { pauseLoopThreshold = pauses }
+
+  public func takePauseLoopExit() -> Bool {
+    defer { pauseLoopExited = false }
+    return pauseLoopExited
+  }
+
   /// The VMM's lightweight exits: port accesses the CPU model offers through its access responder
   /// while it runs, before making them events.
   @exclusivity(unchecked) public var lightweightExits: (any LightweightExitHandler)? {
@@ -268,9 +279,14 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       // delivered right at the instruction boundary after that IRET.
       let chunk = pendingNMI ? 1 : min(slice, remaining)
       let before = cpu.instructionsRetired
+      let pausesBefore = cpu.pausesRetired
       let event = cpu.run(budget: chunk)
       if case .budgetExhausted = event {
         remaining -= chunk
+        if pauseLoopThreshold != 0 && cpu.pausesRetired &- pausesBefore >= pauseLoopThreshold {
+          pauseLoopExited = true
+          return .kicked
+        }
         continue
       }
       let ran = cpu.instructionsRetired &- before

@@ -33,7 +33,7 @@ extension RunCommand {
     return session.addMachine(
       share: share, vcpuCount: cpus, pins: pins,
       nodes: RunSchedulingOptions.vcpuNodes(cpus: cpus, nodes: session.scheduler.nodes.count > 1 ? numa : nil),
-      bindHostThreads: scheduling.hostAffinity)
+      bindHostThreads: scheduling.hostAffinity, pauseLoopPauses: try scheduling.pauseLoopPauses())
   }
 
   /// Stops the pool after the run and writes `--sched-trace`; true when the trace could not be
@@ -57,8 +57,10 @@ extension RunCommand {
     if image != nil || demo || kernel != nil || bios != nil || app != nil || rootfs != nil || pv {
       throw usageFailure("with --vm, give each VM's image and options inside its --vm group")
     }
-    if scheduling.weight != nil || scheduling.cap != nil || !scheduling.pin.isEmpty || scheduling.hostAffinity {
-      throw usageFailure("--weight, --cap, --pin and --host-affinity belong inside a --vm group")
+    if scheduling.weight != nil || scheduling.cap != nil || !scheduling.pin.isEmpty || scheduling.hostAffinity
+      || scheduling.pauseLoop != nil
+    {
+      throw usageFailure("--weight, --cap, --pin, --host-affinity and --pause-loop belong inside a --vm group")
     }
     var commands: [RunCommand] = []
     for (i, text) in vms.enumerated() {

@@ -42,6 +42,13 @@ struct RunSchedulingOptions: ParsableArguments {
   var hostAffinity = false
 
   @Option(
+    name: .customLong("pause-loop"), parsing: .unconditional,
+    help: ArgumentHelp(
+      "Pause-loop exiting on interp and dbt: a vCPU retiring this many PAUSEs within 4096 instructions spins and yields its pCPU to a sibling (0: off; default 256; kvm: KVM's own PLE).",
+      valueName: "PAUSES"))
+  var pauseLoop: Int?
+
+  @Option(
     name: .customLong("sched-trace"), parsing: .unconditional,
     help: ArgumentHelp(
       "Write every scheduling decision of the run to this file (trivisor sched-report FILE [--svg OUT] reads it).",
@@ -51,6 +58,7 @@ struct RunSchedulingOptions: ParsableArguments {
   /// Whether any option asks for the pool.
   var enablesPool: Bool {
     pcpus != nil || !pin.isEmpty || weight != nil || cap != nil || hostAffinity || schedTrace != nil
+      || pauseLoop != nil
   }
 
   /// Whether an option of the pool itself (not of one VM) is given.
@@ -70,6 +78,13 @@ struct RunSchedulingOptions: ParsableArguments {
     }
     if let cap, !(1...25600).contains(cap) { throw UsageError("--cap must be 1 to 25600 percent, not \(cap)") }
     return VMShare(weight: weight ?? 256, cap: cap)
+  }
+
+  /// The pause-loop exiting threshold: `--pause-loop` or the default.
+  func pauseLoopPauses() throws(UsageError) -> UInt64 {
+    guard let pauseLoop else { return VCPUScheduling.defaultPauseLoopPauses }
+    guard (0...4096).contains(pauseLoop) else { throw UsageError("--pause-loop must be 0 to 4096, not \(pauseLoop)") }
+    return UInt64(pauseLoop)
   }
 
   /// The `--pin` values for a VM of `cpus` vCPUs on `pcpus` pCPUs: vCPU index to pCPUs.

@@ -36,10 +36,11 @@ public final class SchedulingSession: @unchecked Sendable {
   /// Adds a VM with `share` and `vcpuCount` vCPUs: `pins[i]` the pCPUs vCPU `i` may use (hard
   /// affinity), `nodes[i]` the host node its virtual NUMA node maps to (soft affinity), and with
   /// `bindHostThreads` each pinned vCPU's thread is bound to the host CPUs of the same numbers
-  /// (those the host has). Returns the machine's `MachineConfiguration.scheduling`.
+  /// (those the host has); `pauseLoopPauses` is the pause-loop exiting threshold (0: off).
+  /// Returns the machine's `MachineConfiguration.scheduling`.
   public func addMachine(
     share: VMShare = VMShare(), vcpuCount: Int, pins: [Int: Set<Int>] = [:], nodes: [Int?] = [],
-    bindHostThreads: Bool = false
+    bindHostThreads: Bool = false, pauseLoopPauses: UInt64 = VCPUScheduling.defaultPauseLoopPauses
   ) -> VCPUScheduling {
     let vm = scheduler.addVM(share)
     shares.append(share)
@@ -52,7 +53,9 @@ public final class SchedulingSession: @unchecked Sendable {
       if let pin = pins[i] { self.pins[id] = pin }
       host.append(bindHostThreads ? pins[i].map { $0.sorted() } : nil)
     }
-    return VCPUScheduling(pool: pool, vcpus: ids, hostCPUs: host)
+    var scheduling = VCPUScheduling(pool: pool, vcpus: ids, hostCPUs: host)
+    scheduling.pauseLoopPauses = pauseLoopPauses
+    return scheduling
   }
 
   /// Starts the pool's timekeeper; false when its thread could not be created.

@@ -25,29 +25,27 @@ extension VCPURunner {
     scheduling.pool.release(scheduling.vcpus[index], blocking: blocking)
   }
 
-  /// After an exit: gives the pCPU back when the pool asks for it (slice over, preempted).
+  /// After an exit: a vCPU the engine saw spinning yields (`yieldSpinning`); gives the pCPU back
+  /// when the pool asks for it (slice over, preempted, yielded).
   func yieldPCPUIfAsked() {
     guard let scheduling = machine.configuration.scheduling else { return }
     let id = scheduling.vcpus[index]
+    if vcpu.takePauseLoopExit() {
+      scheduling.spinYields.increment()
+      scheduling.pool.yieldSpinning(id)
+    }
     if scheduling.pool.mustYield(id) {
       holdsPCPU = false
       scheduling.pool.release(id, blocking: false)
     }
   }
 
-  /// The engine saw this vCPU spin in a PAUSE loop: it yields its pCPU to a sibling (directed
-  /// yield, `PhysicalCPUPool.yieldSpinning`); the pool's kick then ends its run.
-  func yieldSpinning() {
-    guard holdsPCPU, let scheduling = machine.configuration.scheduling else { return }
-    scheduling.spinYields.increment()
-    scheduling.pool.yieldSpinning(scheduling.vcpus[index])
-  }
-
-  /// Binds this runner's thread to its host CPUs, when the scheduling names some.
-  func bindHostCPUs() {
-    guard let scheduling = machine.configuration.scheduling, scheduling.hostCPUs.indices.contains(index),
-      let cpus = scheduling.hostCPUs[index]
-    else { return }
+  /// At the start of the run: pause-loop exiting on (engines that can see PAUSE loops), and the
+  /// thread bound to its host CPUs when the scheduling names some.
+  func prepareScheduling() {
+    guard let scheduling = machine.configuration.scheduling else { return }
+    vcpu.setPauseLoopExiting(scheduling.pauseLoopPauses)
+    guard scheduling.hostCPUs.indices.contains(index), let cpus = scheduling.hostCPUs[index] else { return }
     VCPUScheduling.bindCurrentThread(to: cpus)
   }
 }

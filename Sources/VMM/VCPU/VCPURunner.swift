@@ -133,7 +133,7 @@ public final class VCPURunner {
     // Held only while the loop runs: the vCPU must not keep its runner alive.
     if machine.configuration.lightweightExits { vcpu.lightweightExits = self }
     defer { vcpu.lightweightExits = nil }
-    if machine.configuration.scheduling != nil { bindHostCPUs() }
+    if machine.configuration.scheduling != nil { prepareScheduling() }
     let reason = loop()
     releasePCPU(blocking: true)
     if let k = lastExit {

@@ -11,6 +11,8 @@ public final class CPU {
   public let memory: any PhysicalMemory
   /// Instructions retired (a REP iteration counts as one).
   @exclusivity(unchecked) public var instructionsRetired: UInt64 = 0
+  /// PAUSE instructions retired (how the VMM sees a spin loop: pause-loop exiting).
+  @exclusivity(unchecked) public var pausesRetired: UInt64 = 0
   /// Of those, the ones a pre-resolved fast handler completed (`CPU+FastPath.swift`).
   @exclusivity(unchecked) public internal(set) var fastPathRetired: UInt64 = 0
   /// Instructions decoded into the decode cache (first executions and re-decodes after a write to
