@@ -81,7 +81,11 @@ public final class PhysicalCPUPool: @unchecked Sendable {
   public func acquire(_ vcpu: VCPUID) -> Int? {
     condition.lock()
     defer { condition.unlock() }
-    if scheduler.state(of: vcpu) == .blocked { scheduler.wake(vcpu, at: clock()) }
+    if scheduler.state(of: vcpu) == .blocked {
+      scheduler.wake(vcpu, at: clock())
+      // A BOOSTed vCPU may preempt once the rate limit allows: the timekeeper must look again.
+      timekeeperWakeup.signal()
+    }
     dispatchIdlePCPUs(at: clock())
     while granted[vcpu] == nil && !stopped && !interrupted.contains(vcpu) {
       condition.wait()
