@@ -106,11 +106,11 @@ extension RunCommand {
       }
     }
     session.start()
-    let outcomes = OutcomeList(count: machines.count)
+    let outcomes = OutcomeBox(count: machines.count)
     let group = DispatchGroup()
     for (i, machine) in machines.enumerated() {
       group.enter()
-      let box = RunnableMachine(machine)
+      let box = MachineHandle(machine)
       Thread.detachNewThread {
         outcomes.set(i, box.machine.run())
         group.leave()
@@ -138,21 +138,6 @@ extension RunCommand {
     if firstFailure == 0 && traceFailed { throw ExitCode(ExitStatus.usage) }
     if firstFailure != 0 { throw ExitCode(firstFailure) }
   }
-}
-
-/// A machine handed to its thread.
-private struct RunnableMachine: @unchecked Sendable {
-  let machine: Machine
-  init(_ machine: Machine) { self.machine = machine }
-}
-
-/// The outcomes of several machines, set from their threads.
-private final class OutcomeList: @unchecked Sendable {
-  private let lock = NSLock()
-  private var outcomes: [RunOutcome?]
-  init(count: Int) { outcomes = Array(repeating: nil, count: count) }
-  func set(_ i: Int, _ outcome: RunOutcome) { lock.withLock { outcomes[i] = outcome } }
-  func get(_ i: Int) -> RunOutcome? { lock.withLock { outcomes[i] } }
 }
 
 /// Several VMs' console output on stdout, whole lines at a time, each prefixed with its VM.

@@ -117,6 +117,7 @@ struct SchedBenchCommand: ParsableCommand {
     }
   }
 
+  /// Nanoseconds as microseconds, one decimal.
   static func microseconds(_ ns: UInt64) -> String { String(format: "%.1fus", Double(ns) / 1000) }
 
   /// Left-aligned columns.
@@ -225,16 +226,20 @@ enum SchedBench {
 }
 
 /// A machine handed to its thread.
-private struct MachineHandle: @unchecked Sendable {
+struct MachineHandle: @unchecked Sendable {
   let machine: Machine
+  /// Hands `machine` over.
   init(_ machine: Machine) { self.machine = machine }
 }
 
 /// Outcomes set from several threads.
-private final class OutcomeBox: @unchecked Sendable {
+final class OutcomeBox: @unchecked Sendable {
   private let lock = NSLock()
   private var outcomes: [RunOutcome?]
+  /// `count` outcomes, none set yet.
   init(count: Int) { outcomes = Array(repeating: nil, count: count) }
+  /// Sets outcome `i`.
   func set(_ i: Int, _ outcome: RunOutcome) { lock.withLock { outcomes[i] = outcome } }
+  /// Outcome `i`, if set.
   func get(_ i: Int) -> RunOutcome? { lock.withLock { outcomes[i] } }
 }
