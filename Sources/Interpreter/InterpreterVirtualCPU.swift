@@ -33,8 +33,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private var halted = false
   /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
   private let slice: UInt64 = 4096
-  /// Pause-loop exiting: a window of `slice` steps with at least this many PAUSEs ends the run
-  /// (0: off); `pauseLoopExited` says so to the VMM.
+  /// Pause-loop exiting: a spin of at least this many PAUSEs in a row (`CPU.pauseLoopLength`),
+  /// seen at the end of a window of `slice` steps, ends the run (0: off); `pauseLoopExited` says
+  /// so to the VMM.
   private var pauseLoopThreshold: UInt64 = 0
   private var pauseLoopExited = false
 
@@ -279,11 +280,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       // delivered right at the instruction boundary after that IRET.
       let chunk = pendingNMI ? 1 : min(slice, remaining)
       let before = cpu.instructionsRetired
-      let pausesBefore = cpu.pausesRetired
       let event = cpu.run(budget: chunk)
       if case .budgetExhausted = event {
         remaining -= chunk
-        if pauseLoopThreshold != 0 && cpu.pausesRetired &- pausesBefore >= pauseLoopThreshold {
+        if pauseLoopThreshold != 0 && cpu.pauseLoopLength >= pauseLoopThreshold {
+          cpu.pauseLoopLength = 0
           pauseLoopExited = true
           return .kicked
         }

@@ -44,7 +44,7 @@ struct RunSchedulingOptions: ParsableArguments {
   @Option(
     name: .customLong("pause-loop"), parsing: .unconditional,
     help: ArgumentHelp(
-      "Pause-loop exiting on interp and dbt: a vCPU retiring this many PAUSEs within 4096 instructions spins and yields its pCPU to a sibling (0: off; default 256; kvm: KVM's own PLE).",
+      "Pause-loop exiting on interp and dbt: a vCPU spinning this many PAUSEs in a row (each within 64 instructions of the last) yields its pCPU to a sibling (0: off; default 256; kvm: KVM's own PLE).",
       valueName: "PAUSES"))
   var pauseLoop: Int?
 

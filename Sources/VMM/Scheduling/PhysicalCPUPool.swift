@@ -138,15 +138,29 @@ public final class PhysicalCPUPool: @unchecked Sendable {
   /// vCPU takes no pCPU until `wake` or `acquire`), otherwise it stays runnable — and may be
   /// given a pCPU again at once, so a thread that stops running its vCPU must release with
   /// `blocking` (or the pool be stopped), or that pCPU waits for it.
+  ///
+  /// A blocking release from a thread that holds nothing withdraws the vCPU all the same: a pCPU
+  /// granted to it and not taken yet goes to someone else, and a queued vCPU leaves its queue —
+  /// what a thread that stops running its vCPU (machine stop, pause, reset) must do, since the
+  /// vCPU may have been dispatched again right after its last non-blocking release.
   public func release(_ vcpu: VCPUID, blocking: Bool) {
     condition.lock()
     defer { condition.unlock() }
-    guard let p = holder.firstIndex(of: vcpu), granted[vcpu] == nil else { return }
-    yieldRequested.remove(vcpu)
     let now = clock()
-    if blocking { scheduler.block(vcpu, at: now) }
-    holder[p] = nil
-    dispatch(p, at: now)
+    if let p = holder.firstIndex(of: vcpu) {
+      if granted[vcpu] != nil {
+        guard blocking else { return }
+        granted[vcpu] = nil
+      }
+      yieldRequested.remove(vcpu)
+      if blocking { scheduler.block(vcpu, at: now) }
+      holder[p] = nil
+      dispatch(p, at: now)
+    } else if blocking, let state = scheduler.state(of: vcpu), state != .blocked {
+      scheduler.block(vcpu, at: now)
+    } else {
+      return
+    }
     dispatchIdlePCPUs(at: now)
     condition.broadcast()
     timekeeperWakeup.signal()

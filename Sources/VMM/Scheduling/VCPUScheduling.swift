@@ -24,11 +24,13 @@ public struct VCPUScheduling {
   /// bound. Host CPUs the host does not have are left out; when none is left the thread is not
   /// bound.
   public var hostCPUs: [[Int]?]
-  /// Pause-loop exiting: a vCPU that retires at least this many PAUSEs in one window of 4096
-  /// guest steps (interp, dbt) spins and yields its pCPU to a sibling (0: off; kvm: KVM's own).
+  /// Pause-loop exiting: a vCPU seen spinning this many PAUSEs in a row, each within 64
+  /// instructions of the one before (interp, dbt: `CPU.pauseLoopLength`), yields its pCPU to a
+  /// sibling (0: off; kvm: KVM's own PLE).
   public var pauseLoopPauses: UInt64 = VCPUScheduling.defaultPauseLoopPauses
-  /// The default threshold: one PAUSE in 16 instructions, which spin-wait loops far exceed
-  /// (3-5 instructions an iteration) and ordinary code never reaches.
+  /// The default: 256 PAUSEs in a row, about a thousand instructions of spinning without a break.
+  /// A vCPU waiting for a lock its running siblings pass around waits a critical section, a few
+  /// PAUSEs, and never reaches it; one waiting for a descheduled holder reaches it at once.
   public static let defaultPauseLoopPauses: UInt64 = 256
   /// Counts PAUSE-loop yields (`yieldSpinning`) the runners asked for.
   public let spinYields = SpinYieldCounter()

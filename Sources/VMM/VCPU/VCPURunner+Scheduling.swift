@@ -18,9 +18,13 @@ extension VCPURunner {
   }
 
   /// Gives the pCPU back if this runner holds one: `blocking` when the vCPU stops wanting CPU
-  /// (HLT, wait-for-SIPI, a pause, the end of the run), otherwise it stays runnable.
+  /// (HLT, wait-for-SIPI, a pause, the end of the run), otherwise it stays runnable. A blocking
+  /// release withdraws the vCPU even when the runner holds nothing: the pool may have dispatched
+  /// it again since its last release (`PhysicalCPUPool.release`).
   func releasePCPU(blocking: Bool) {
-    guard holdsPCPU, let scheduling = machine.configuration.scheduling else { return }
+    guard holdsPCPU || blocking, let scheduling = machine.configuration.scheduling,
+      index < scheduling.vcpus.count
+    else { return }
     holdsPCPU = false
     scheduling.pool.release(scheduling.vcpus[index], blocking: blocking)
   }

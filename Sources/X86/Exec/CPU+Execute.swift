@@ -248,6 +248,8 @@ extension CPU {
     case .pause:
       // Counted, not fast-pathed (and a callout under dbt): spin loops are what it marks.
       pausesRetired &+= 1
+      pauseLoopLength = instructionsRetired &- lastPauseAt <= CPU.pauseLoopGap ? pauseLoopLength &+ 1 : 0
+      lastPauseAt = instructionsRetired
     default:
       rip = try executeRare(&ins, ea: ea, nextRIP: nextRIP)
     }
