@@ -17,8 +17,16 @@ public final class SchedulingSession: @unchecked Sendable {
   /// The hard affinity asked for each vCPU (nil: any pCPU).
   public private(set) var pins: [VCPUID: Set<Int>] = [:]
   private let clock = HostClock()
-  /// Touched only under the pool's lock (the scheduler's observer runs under it).
-  private var trace: SchedulerTrace
+  /// The trace, touched only under the pool's lock (the scheduler's observer runs under it). Its
+  /// own object, which the observer holds: the pool's timekeeper may still take a last step
+  /// after the session is gone.
+  private final class TraceBox {
+    /// The trace so far.
+    var trace: SchedulerTrace
+    /// A box holding `trace`.
+    init(_ trace: SchedulerTrace) { self.trace = trace }
+  }
+  private let box: TraceBox
 
   /// A session over `pcpus` pCPUs grouped into host NUMA `nodes` (nil: one node); with
   /// `keepingEvents` the trace keeps every event (for a trace file or a test).
@@ -29,8 +37,9 @@ public final class SchedulingSession: @unchecked Sendable {
     scheduler = CreditScheduler(pcpus: pcpus, nodes: nodes, parameters: parameters)
     let clock = self.clock
     pool = PhysicalCPUPool(scheduler: scheduler, clock: { clock.nanoseconds })
-    trace = SchedulerTrace(keepingEvents: keepingEvents)
-    scheduler.observer = { [unowned self] event in trace.record(event) }
+    let box = TraceBox(SchedulerTrace(keepingEvents: keepingEvents))
+    self.box = box
+    scheduler.observer = { event in box.trace.record(event) }
   }
 
   /// Adds a VM with `share` and `vcpuCount` vCPUs: `pins[i]` the pCPUs vCPU `i` may use (hard
@@ -66,11 +75,11 @@ public final class SchedulingSession: @unchecked Sendable {
   public func finish() {
     pool.stop()
     let now = pool.now
-    pool.withLock { trace.finish(at: now) }
+    pool.withLock { box.trace.finish(at: now) }
   }
 
   /// The trace so far (complete after `finish`).
-  public var recordedTrace: SchedulerTrace { pool.withLock { trace } }
+  public var recordedTrace: SchedulerTrace { pool.withLock { box.trace } }
 
   /// The trace file's configuration: pCPUs, shares, vCPUs.
   public var traceConfiguration: SchedulerTraceFile.Configuration {
