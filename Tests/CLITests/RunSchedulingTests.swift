@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Launcher
 import Scheduling
@@ -33,6 +34,25 @@ import VMM
     #expect(throws: UsageError.self) { try twice.pins(cpus: 2, pcpus: 2) }
     #expect(!(try RunSchedulingOptions.parse([])).enablesPool)
     #expect(try RunSchedulingOptions.parse(["--weight", "512"]).enablesPool)
+  }
+
+  /// One `bench sched` scenario on interp: both CPU-bound guests stop at their timeout, the pool
+  /// gave out CPU time and the guests counted loops (how much each got is the host's business).
+  @Test func aBenchSchedScenarioRunsToItsEnd() throws {
+    let interp = try #require(EngineRegistry.entries.first { $0.name == "interp" })
+    let result = try SchedBench.run(interp, vms: [.spin(weight: 256), .spin(weight: 512)], seconds: 0.3)
+    #expect(result.outcomes.count == 2)
+    #expect(result.counts.reduce(0, +) > 0)
+    #expect(!result.trace.intervals.isEmpty)
+    let lane = result.trace.intervals.sorted { $0.start < $1.start }
+    for (a, b) in zip(lane, lane.dropFirst()) { #expect(a.end <= b.start) }
+  }
+
+  @Test func badBenchSchedOptionsAreUsageErrors() throws {
+    for arguments in [["--seconds", "0"], ["--engine", "nope"]] {
+      let command = try SchedBenchCommand.parse(arguments)
+      #expect(throws: ExitCode.self) { try command.run() }
+    }
   }
 }
 
