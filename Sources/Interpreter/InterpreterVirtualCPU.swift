@@ -33,6 +33,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   private var halted = false
   /// Instructions run between checks for a kick (bounds kick latency without slowing the loop).
   private let slice: UInt64 = 4096
+  /// Pause-loop exiting: a spin of at least this many PAUSEs in a row (`CPU.pauseLoopLength`),
+  /// seen at the end of a window of `slice` steps, ends the run (0: off); `pauseLoopExited` says
+  /// so to the VMM.
+  private var pauseLoopThreshold: UInt64 = 0
+  private var pauseLoopExited = false
 
   /// The guest's time base: `InstructionClock` (1 ns per retired instruction) when deterministic,
   /// else the host's monotonic clock. RDTSC reads it as a 1 GHz counter (plus the guest's
@@ -177,6 +182,13 @@ public final class InterpreterVirtualCPU: VirtualCPU {
 
   public func kick() { kickRequested.store(true, ordering: .releasing) }
 
+  public func setPauseLoopExiting(_ pauses: UInt64) { pauseLoopThreshold = pauses }
+
+  public func takePauseLoopExit() -> Bool {
+    defer { pauseLoopExited = false }
+    return pauseLoopExited
+  }
+
   /// The VMM's lightweight exits: port accesses the CPU model offers through its access responder
   /// while it runs, before making them events.
   @exclusivity(unchecked) public var lightweightExits: (any LightweightExitHandler)? {
@@ -271,6 +283,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
       let event = cpu.run(budget: chunk)
       if case .budgetExhausted = event {
         remaining -= chunk
+        if pauseLoopThreshold != 0 && cpu.pauseLoopLength >= pauseLoopThreshold {
+          cpu.pauseLoopLength = 0
+          pauseLoopExited = true
+          return .kicked
+        }
         continue
       }
       let ran = cpu.instructionsRetired &- before

@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
     abstract: "Run the benchmarks (release builds: swift build -c release).",
     subcommands: [
       GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self, LinuxBenchCommand.self,
-      HypercallBenchCommand.self,
+      HypercallBenchCommand.self, SchedBenchCommand.self,
     ],
     defaultSubcommand: GuestBenchCommand.self
   )

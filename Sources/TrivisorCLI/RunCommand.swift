@@ -211,15 +211,30 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Describe what the VMM does (engine choice, loading, exit controls).")
   var verbose = false
 
+  @OptionGroup(title: "vCPU scheduling (docs/scheduling.md)")
+  var scheduling: RunSchedulingOptions
+
+  @Option(
+    name: .customLong("vm"), parsing: .unconditionalSingleValue,
+    help: ArgumentHelp(
+      "Run several VMs in one process under one pCPU pool: each --vm is one VM's own run options in one argument, e.g. --vm '--demo --weight 512' (repeatable).",
+      discussion:
+        "Every VM gets its own engine, vCPUs, memory, weight, cap and pinning (--pin counts that VM's vCPUs); --pcpus and --sched-trace are given once, outside the --vm groups. Each VM's console output on stdout has its lines prefixed [vm0], [vm1], ... (or goes where its --serial says). The run ends when every VM has stopped; a VM that fails is named on stderr and the exit status is that of the first VM that failed.",
+      valueName: "options"))
+  var vms: [String] = []
+
   func run() throws {
     if cpu == "help" {
       print(CPUOption.helpText)
       return
     }
+    if !vms.isEmpty { return try runSeveralVMs() }
     let log: (String) -> Void = { line in if verbose { printError("trivisor: \(line)") } }
     let setup: (memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine)
+    let session: SchedulingSession?
     do throws(UsageError) {
-      setup = try prepare(log: log)
+      session = try makeSchedulingSession(numaNodes: numa)
+      setup = try prepare(log: log, session: session)
     } catch {
       throw usageFailure(error.description)
     }
@@ -236,7 +251,9 @@ struct RunCommand: ParsableCommand {
         throw usageFailure("\(image ?? ""): \(error)")
       }
     }
+    session?.start()
     let outcome = vm.run()
+    let traceFailed = finishScheduling(session)
     // --app: trivisor-init reports the program's exit status through isa-debug-exit.
     var exitStatus = outcome.exitStatus
     if app != nil, case .debugExit(let value) = outcome.reason { exitStatus = Int32(value & 0xFF) }
@@ -260,11 +277,14 @@ struct RunCommand: ParsableCommand {
         if exitStatus == 0 { throw ExitCode(ExitStatus.usage) }
       }
     }
+    if exitStatus == 0 && traceFailed { throw ExitCode(ExitStatus.usage) }
     if exitStatus != 0 { throw ExitCode(exitStatus) }
   }
 
   /// Everything that can fail on bad input, before the engine runs.
-  private func prepare(log: @escaping (String) -> Void) throws(UsageError) -> (
+  func prepare(
+    log: @escaping (String) -> Void, session: SchedulingSession? = nil, console: (([UInt8]) -> Void)? = nil
+  ) throws(UsageError) -> (
     memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine
   ) {
     let size: MemorySize
@@ -329,6 +349,7 @@ struct RunCommand: ParsableCommand {
       }
       config.numaNodes = nodes
     }
+    if let session { config.scheduling = try joinPool(session, placement: placement) }
     // Linux finds its APICs and its power-off through ACPI: describe even a one-vCPU machine.
     var imageBytes: [UInt8]?
     if let path = imagePath { imageBytes = try readUserFile(path, what: "image") }
@@ -453,6 +474,11 @@ struct RunCommand: ParsableCommand {
     if let fallback { printError("trivisor: \(fallback)") }
     log("memory \(size.bytes >> 20) MiB, serial \(serial)")
     config.serial = serialBackend
+    if let console, serial == "stdio" {
+      // One of several VMs: its console goes to stdout line by line, prefixed; no host input.
+      config.consoleCapture = console
+      config.handleHostSignals = false
+    }
     config.debugConsole = debugBackend
     config.lightweightExits = !noLightweightExits
     config.virtioConsole = virtioConsole

@@ -124,4 +124,24 @@ import Testing
     pool.stop()
     #expect(violations.load(ordering: .sequentiallyConsistent) == 0)
   }
+
+  /// A thread that stops running its vCPU right after a non-blocking release (a stop or pause
+  /// found at the top of the loop) may leave a pCPU granted to it: its blocking release gives
+  /// that pCPU back, and another vCPU gets it.
+  @Test func aBlockingReleaseWithdrawsAGrantNotTakenYet() throws {
+    let clock = ManualClock()
+    let scheduler = CreditScheduler(pcpus: 1)
+    let a = scheduler.addVCPU(vm: scheduler.addVM())!
+    let b = scheduler.addVCPU(vm: scheduler.addVM())!
+    let pool = PhysicalCPUPool(scheduler: scheduler, clock: { clock.now.load(ordering: .sequentiallyConsistent) })
+    pool.tick()
+    #expect(pool.acquire(a) == 0)
+    pool.release(a, blocking: false)
+    #expect(pool.holder(of: 0) == a, "nobody else wants it: a is dispatched again")
+    pool.release(a, blocking: true)
+    #expect(pool.holder(of: 0) == nil, "the grant a's thread never took is withdrawn")
+    #expect(scheduler.state(of: a) == .blocked)
+    #expect(pool.acquire(b) == 0)
+    pool.stop()
+  }
 }

@@ -45,4 +45,7 @@ static inline uint64_t ca_load(const void *p, int size) {
   }
 }
 
+// Binding a vCPU thread to host CPUs (`--host-affinity`).
+#include "chostaffinity.h"
+
 #endif

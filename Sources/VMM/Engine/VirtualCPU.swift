@@ -71,6 +71,12 @@ public protocol VirtualCPU: AnyObject {
 
   /// The engine's own counters so far (empty when it has none).
   var engineCounters: [EngineCounter] { get }
+
+  /// Pause-loop exiting (VirtualCPU+PauseLoop.swift): with `pauses` > 0, `run` ends as `.kicked`
+  /// once the guest spins (`pauses` PAUSEs in one of the engine's windows of guest work).
+  func setPauseLoopExiting(_ pauses: UInt64)
+  /// True once after `run` ended because the guest spun (`setPauseLoopExiting`).
+  func takePauseLoopExit() -> Bool
 }
 
 extension VirtualCPU {

@@ -29,6 +29,7 @@ extension Machine {
       }
     }
     for k in kicks { control.addKick { k.wake() } }
+    attachScheduling()
     // Frames for the guest arriving while every vCPU idles: wake them, as host input does.
     configuration.network?.inbox.wake = { for k in kicks { k.wake() } }
     deviceLock.locked { drainInput() }

@@ -83,6 +83,10 @@ public struct MachineConfiguration {
   /// backend shuts it down (`UserNetwork.shutdown()`).
   public var network: (any EthernetBackend)?
 
+  /// The shared pCPU pool the vCPUs run under (docs/scheduling.md); nil: every vCPU thread runs
+  /// whenever it has guest code to run, as the host schedules it.
+  public var scheduling: VCPUScheduling?
+
   /// A configuration; every parameter defaults to "off" (COM1 to nowhere, no timeout, no signals).
   public init(
     serial: SerialBackend = .null, consoleCapture: (([UInt8]) -> Void)? = nil,

@@ -31,6 +31,8 @@ public final class PhysicalCPUPool: @unchecked Sendable {
   private var kicks: [VCPUID: @Sendable () -> Void] = [:]
   private var nextAccounting: UInt64
   private var stopped = false
+  /// vCPUs whose next (or current) `acquire` returns nil without a pCPU (`interruptAcquire`).
+  private var interrupted: Set<VCPUID> = []
   private let timekeeperWakeup = WakeupEvent()
 
   /// A pool handing out `scheduler`'s pCPUs, with time from `clock` (nanoseconds).
@@ -74,19 +76,56 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     timekeeperWakeup.signal()
   }
 
-  /// Blocks until `vcpu` is dispatched; returns its pCPU (nil once the pool stopped). A blocked
-  /// vCPU that asks for a pCPU is woken first.
+  /// Blocks until `vcpu` is dispatched; returns its pCPU (nil once the pool stopped, or when
+  /// `interruptAcquire` called it off). A blocked vCPU that asks for a pCPU is woken first.
   public func acquire(_ vcpu: VCPUID) -> Int? {
     condition.lock()
     defer { condition.unlock() }
-    if scheduler.state(of: vcpu) == .blocked { scheduler.wake(vcpu, at: clock()) }
+    if scheduler.state(of: vcpu) == .blocked {
+      scheduler.wake(vcpu, at: clock())
+      // A BOOSTed vCPU may preempt once the rate limit allows: the timekeeper must look again.
+      timekeeperWakeup.signal()
+    }
     dispatchIdlePCPUs(at: clock())
-    while granted[vcpu] == nil && !stopped {
+    while granted[vcpu] == nil && !stopped && !interrupted.contains(vcpu) {
       condition.wait()
     }
     if stopped { return nil }
-    return granted.removeValue(forKey: vcpu)
+    interrupted.remove(vcpu)
+    // A pCPU granted meanwhile is taken even when interrupted: the caller holds it and releases.
+    if let p = granted.removeValue(forKey: vcpu) { return p }
+    // Called off: the vCPU wants no pCPU while its thread is away (machine stop, pause, reset).
+    scheduler.block(vcpu, at: clock())
+    dispatchIdlePCPUs(at: clock())
+    return nil
   }
+
+  /// Makes the `acquire` of `vcpu` that is waiting, or else its next one, return nil at once:
+  /// how a machine stop, pause or reset reaches a vCPU thread waiting for a pCPU. Any thread.
+  public func interruptAcquire(_ vcpu: VCPUID) {
+    condition.lock()
+    interrupted.insert(vcpu)
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// Whether `stop()` was called.
+  public var isStopped: Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    return stopped
+  }
+
+  /// Runs `body` under the pool's lock, the one the policy is touched under (its observer is
+  /// called under it too): to read the policy's state consistently from outside.
+  public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    condition.lock()
+    defer { condition.unlock() }
+    return try body()
+  }
+
+  /// The pool's clock now (nanoseconds).
+  public var now: UInt64 { clock() }
 
   /// Whether `vcpu` should give its pCPU back now (its slice ended, or a woken vCPU preempts it).
   public func mustYield(_ vcpu: VCPUID) -> Bool {
@@ -99,15 +138,29 @@ public final class PhysicalCPUPool: @unchecked Sendable {
   /// vCPU takes no pCPU until `wake` or `acquire`), otherwise it stays runnable — and may be
   /// given a pCPU again at once, so a thread that stops running its vCPU must release with
   /// `blocking` (or the pool be stopped), or that pCPU waits for it.
+  ///
+  /// A blocking release from a thread that holds nothing withdraws the vCPU all the same: a pCPU
+  /// granted to it and not taken yet goes to someone else, and a queued vCPU leaves its queue —
+  /// what a thread that stops running its vCPU (machine stop, pause, reset) must do, since the
+  /// vCPU may have been dispatched again right after its last non-blocking release.
   public func release(_ vcpu: VCPUID, blocking: Bool) {
     condition.lock()
     defer { condition.unlock() }
-    guard let p = holder.firstIndex(of: vcpu), granted[vcpu] == nil else { return }
-    yieldRequested.remove(vcpu)
     let now = clock()
-    if blocking { scheduler.block(vcpu, at: now) }
-    holder[p] = nil
-    dispatch(p, at: now)
+    if let p = holder.firstIndex(of: vcpu) {
+      if granted[vcpu] != nil {
+        guard blocking else { return }
+        granted[vcpu] = nil
+      }
+      yieldRequested.remove(vcpu)
+      if blocking { scheduler.block(vcpu, at: now) }
+      holder[p] = nil
+      dispatch(p, at: now)
+    } else if blocking, let state = scheduler.state(of: vcpu), state != .blocked {
+      scheduler.block(vcpu, at: now)
+    } else {
+      return
+    }
     dispatchIdlePCPUs(at: now)
     condition.broadcast()
     timekeeperWakeup.signal()

@@ -72,6 +72,7 @@ extension VCPURunner {
       return .haltedForever(stateReport("HLT with interrupts disabled"))
     }
     deadlineTimer?.arm(nil)
+    releasePCPU(blocking: true)
     while !machine.control.hasChanged(since: controlSeen) && !hasStartupEvent && !lapic.hasPendingNMI {
       if let stop = machine.hostStop().reason { return stop }
       let now = machine.hostClock.nanoseconds
@@ -129,6 +130,7 @@ extension VCPURunner {
       // Host time (or virtual time with no timer armed): sleep until the deadline, host input,
       // a control request or the timeout.
       let until = earliest(machine.virtualTime == nil ? deadline : nil, machine.timeoutDeadline)
+      releasePCPU(blocking: true)
       wakeup.wait(timeout: until.map { $0 > hostNow ? $0 - hostNow : 0 })
     }
   }

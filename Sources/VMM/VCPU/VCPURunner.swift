@@ -40,6 +40,8 @@ public final class VCPURunner {
   /// `MachineControl.State.generation` of the control lines this runner last acted on.
   var controlSeen: UInt64 = 0
   var windowRequested = false
+  /// Holds a pCPU of `MachineConfiguration.scheduling`'s pool (VCPURunner+Scheduling.swift).
+  var holdsPCPU = false
   /// The exit being handled, recorded in `statistics` just before the next entry (or at the stop).
   private var lastExit: ExitKind?
   private var exitTime: UInt64 = 0
@@ -162,7 +164,9 @@ public final class VCPURunner {
     // Held only while the loop runs: the vCPU must not keep its runner alive.
     if machine.configuration.lightweightExits { vcpu.lightweightExits = self }
     defer { vcpu.lightweightExits = nil }
+    if machine.configuration.scheduling != nil { prepareScheduling() }
     let reason = loop()
+    releasePCPU(blocking: true)
     if let k = lastExit {
       statistics.record(k, nanoseconds: machine.hostClock.nanoseconds &- exitTime)
       lastExit = nil
@@ -185,6 +189,8 @@ public final class VCPURunner {
       } catch {
         return engineFailure(error)
       }
+      // Under a pCPU pool: no guest code without a pCPU (a control request calls the wait off).
+      if machine.configuration.scheduling != nil && !holdsPCPU && !acquirePCPU() { continue }
       // Devices catch up with guest time; interrupts that fell due are raised.
       machine.deviceLock.lock()
       var deviceDeadline = machine.advanceDevices()
@@ -233,6 +239,7 @@ public final class VCPURunner {
       lastExit = ExitKind(exit)
 
       if let stop = handle(exit) { return stop }
+      if holdsPCPU { yieldPCPUIfAsked() }
     }
   }
 
@@ -270,6 +277,7 @@ public final class VCPURunner {
     unowned(unsafe) let machine = self.machine
     if machine.control.hasChanged(since: controlSeen) { return nil }
     if let stop = machine.hostStop().reason { return stop }
+    releasePCPU(blocking: true)
     let now = machine.hostClock.nanoseconds
     wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
     return nil
@@ -291,6 +299,7 @@ public final class VCPURunner {
     // an `if`: a pause requested again between the wake-up and this `take` (resume, then pause at
     // once) is already counted in `state.generation`, so going on would lose it for good.
     while (state.paused || (state.reset != nil && index != 0)) && state.stop == nil {
+      releasePCPU(blocking: true)
       machine.control.park()
       state = machine.control.take()
     }

@@ -243,8 +243,13 @@ extension CPU {
       executeFlagOperation(ins.operation)
     case .movs, .cmps, .stos, .lods, .scas, .ins, .outs:
       if try stringIteration(&ins) { rip = state.rip }
-    case .nop, .pause, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
+    case .nop, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
       break
+    case .pause:
+      // Counted, not fast-pathed (and a callout under dbt): spin loops are what it marks.
+      pausesRetired &+= 1
+      pauseLoopLength = instructionsRetired &- lastPauseAt <= CPU.pauseLoopGap ? pauseLoopLength &+ 1 : 0
+      lastPauseAt = instructionsRetired
     default:
       rip = try executeRare(&ins, ea: ea, nextRIP: nextRIP)
     }

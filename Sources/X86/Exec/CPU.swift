@@ -11,6 +11,16 @@ public final class CPU {
   public let memory: any PhysicalMemory
   /// Instructions retired (a REP iteration counts as one).
   @exclusivity(unchecked) public var instructionsRetired: UInt64 = 0
+  /// PAUSE instructions retired.
+  @exclusivity(unchecked) public var pausesRetired: UInt64 = 0
+  /// PAUSEs in a row each retired within `pauseLoopGap` instructions of the one before: how long
+  /// the guest has been spinning without a break (pause-loop exiting, as VT-x's PLE_Gap and
+  /// PLE_Window define it in cycles). The VMM resets it when it acts on it.
+  @exclusivity(unchecked) public var pauseLoopLength: UInt64 = 0
+  /// `instructionsRetired` at the last PAUSE.
+  @exclusivity(unchecked) var lastPauseAt: UInt64 = 0
+  /// The most instructions between two PAUSEs of one spin loop.
+  public static let pauseLoopGap: UInt64 = 64
   /// Of those, the ones a pre-resolved fast handler completed (`CPU+FastPath.swift`).
   @exclusivity(unchecked) public internal(set) var fastPathRetired: UInt64 = 0
   /// Instructions decoded into the decode cache (first executions and re-decodes after a write to

@@ -32,7 +32,7 @@ package enum FastForm: UInt8, Sendable {
   /// Shifts and rotates of a register by an immediate or CL.
   case shiftR
   case cmovR, cmovM, setccR
-  /// NOP, PAUSE, ENDBR, PREFETCH and the fences: nothing but RIP moves.
+  /// NOP, ENDBR, PREFETCH and the fences: nothing but RIP moves (PAUSE is counted: generic).
   case nop
 
   /// The form `ins` executes in when it runs in `mode` on a `model` CPU.
@@ -105,7 +105,7 @@ package enum FastForm: UInt8, Sendable {
       return o1.kind == .gpr ? .cmovR : o1.kind == .memory ? .cmovM : .generic
     case .setcc:
       return o0.kind == .gpr ? .setccR : .generic
-    case .nop, .pause, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
+    case .nop, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
       return .nop
     default:
       return .generic
