@@ -57,6 +57,7 @@ extension VCPURunner {
         let now = machine.clock.nanoseconds
         wait = min(wait ?? .max, deadline > now ? deadline - now : 0)
       }
+      releasePCPU(blocking: true)  // blocked: no pCPU until an event (the loop takes one again)
       wakeup.wait(timeout: wait)
     }
   }

@@ -10,11 +10,25 @@ extension VCPURunner {
   func acquirePCPU() -> Bool {
     guard let scheduling = machine.configuration.scheduling, index < scheduling.vcpus.count else { return true }
     let pool = scheduling.pool
+    // A paravirtual guest sees the wait as steal time: RUNSTATE_runnable until the pCPU comes.
+    let accounted = accountParavirtualRunstate(.runnable)
     if pool.acquire(scheduling.vcpus[index]) != nil {
       holdsPCPU = true
+      if accounted { _ = accountParavirtualRunstate(.running) }
       return true
     }
     return pool.isStopped
+  }
+
+  /// Moves this vCPU's paravirtual runstate to `state` (its runstate area rewritten) when the
+  /// guest uses the paravirtual ABI's shared info; false when it does not.
+  private func accountParavirtualRunstate(_ state: Xen.RunState) -> Bool {
+    machine.deviceLock.locked {
+      let domain = machine.paravirt
+      guard domain.events.sharedInfo != nil else { return false }
+      domain.setRunState(index, state, HypercallCaller(index: index, vcpu: vcpu))
+      return true
+    }
   }
 
   /// Gives the pCPU back if this runner holds one: `blocking` when the vCPU stops wanting CPU
