@@ -8,6 +8,7 @@ func kmain(_ commandLine: UInt64) {
   Console.write(options.mode == .bench ? "bench" : "selftest")
   Console.write(" timer_hz=")
   Console.write(decimal: options.timerHertz)
+  if Platform.isParavirtual { Console.write(" platform=paravirtual cpus=1") }
   Console.newline()
 
   FrameAllocator.initialize()
@@ -23,7 +24,11 @@ func kmain(_ commandLine: UInt64) {
   Timer.start(hertz: options.timerHertz)
   Timer.calibrate()
   ClockPage.publish(timestampFrequency: Timer.timestampFrequency, timerHertz: Timer.hertz)
-  SMP.startApplicationProcessors(timerHertz: Timer.hertz)
+  if Platform.isParavirtual {
+    Console.write("SMP: running on 1 CPU\n")  // one vCPU: no local APIC, no MADT
+  } else {
+    SMP.startApplicationProcessors(timerHertz: Timer.hertz)
+  }
 
   let status: Int
   switch options.mode {
