@@ -155,6 +155,7 @@ pv_trap_\n:
 pv_trap_common:
         SAVE_GPRS
         cld
+        call pv_native_selectors
         movq %rsp, %rdi
         call trap_dispatch
 // The TrapFrame on the stack back to where it came from: HYPERVISOR_iret with flags 0 (RCX and
@@ -166,6 +167,20 @@ pv_trap_return:
         pushq $0                    // iret flags
         jmp hypercall_page + HYPERCALL_IRET * 32
 
+// The frame's CS and SS as the native kernel's would be (user 0x23/0x1B, kernel 0x08/0x10,
+// Kernel/Descriptors.swift) in place of Xen's (0xE033 or 0xE030, 0xE02B): the kernel sees the same
+// frames in both modes; HYPERVISOR_iret looks only at CS's RPL. Called right after SAVE_GPRS, so
+// the frame's CS is at 8 + 18 * 8 from RSP (past the return address).
+pv_native_selectors:
+        testb $3, 8+18*8(%rsp)
+        jz 1f
+        movq $0x23, 8+18*8(%rsp)
+        movq $0x1B, 8+21*8(%rsp)
+        ret
+1:      movq $0x08, 8+18*8(%rsp)
+        movq $0x10, 8+21*8(%rsp)
+        ret
+
 // The event upcall (set_callbacks): events are masked on entry.
 FUNC pv_upcall_entry
         popq %rcx
@@ -174,6 +189,7 @@ FUNC pv_upcall_entry
         pushq $0x20
         SAVE_GPRS
         cld
+        call pv_native_selectors
         movq %rsp, %rdi
         call pv_event_dispatch
         jmp pv_trap_return
@@ -189,6 +205,7 @@ FUNC pv_syscall_entry
         pushq $256
         SAVE_GPRS
         cld
+        call pv_native_selectors
         movq %rsp, %rdi
         call syscall_dispatch
         jmp pv_trap_return

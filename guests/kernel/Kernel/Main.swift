@@ -24,11 +24,7 @@ func kmain(_ commandLine: UInt64) {
   Timer.start(hertz: options.timerHertz)
   Timer.calibrate()
   ClockPage.publish(timestampFrequency: Timer.timestampFrequency, timerHertz: Timer.hertz)
-  if Platform.isParavirtual {
-    Console.write("SMP: running on 1 CPU\n")  // one vCPU: no local APIC, no MADT
-  } else {
-    SMP.startApplicationProcessors(timerHertz: Timer.hertz)
-  }
+  SMP.startApplicationProcessors(timerHertz: Timer.hertz)
 
   let status: Int
   switch options.mode {

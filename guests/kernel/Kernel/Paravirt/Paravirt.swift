@@ -94,10 +94,13 @@ enum Paravirt {
     let level2 = root + 0x2000
     let level1 = root + 0x3000
     let table = { (physical: UInt64) in UnsafeMutablePointer<UInt64>(bitPattern: UInt(physical))! }
-    var page = KernelLayout.userTextStart
-    while page < KernelLayout.userTextEnd {
-      table(level1)[Int((page >> 12) & 0x1FF)] = page | presentUserReadOnly
-      page += 0x1000
+    // The first 2 MiB as the native kernel half shows them to ring 3: page 0 absent, the
+    // user text user-accessible (read-only), every other page present but supervisor-only
+    // (read-only here), so a ring-3 access faults with the same error code as natively.
+    for index in 1..<512 {
+      let page = UInt64(index) << 12
+      let user = page >= KernelLayout.userTextStart && page < KernelLayout.userTextEnd
+      table(level1)[index] = page | (user ? presentUserReadOnly : 0x1)
     }
     table(level2)[0] = level1 | presentUserWritable
     table(level3)[0] = level2 | presentUserWritable
