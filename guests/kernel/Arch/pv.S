@@ -207,7 +207,7 @@ FUNC pv_syscall_entry
         cld
         call pv_native_selectors
         movq %rsp, %rdi
-        call syscall_dispatch
+        call pv_syscall_dispatch
         jmp pv_trap_return
 
 // The failsafe callback (a bad frame on the way back to the guest): a kernel panic.

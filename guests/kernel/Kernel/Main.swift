@@ -26,6 +26,7 @@ func kmain(_ commandLine: UInt64) {
   ClockPage.publish(timestampFrequency: Timer.timestampFrequency, timerHertz: Timer.hertz)
   SMP.startApplicationProcessors(timerHertz: Timer.hertz)
 
+  if options.privilegedProbe { cpu_cli() }
   let status: Int
   switch options.mode {
   case .selftest: status = SelfTest.run(injectFailure: options.injectFailure)

@@ -1,6 +1,8 @@
 /// Event channels (Xen's 2-level ABI) in the shared info page: the timer's VIRQ port and the
 /// upcall that replaces the PIC's interrupt lines in the paravirtual mode.
 enum EventChannels {
+  /// A tick arrived at the SYSCALL callback's entry: preempt when the system call ends.
+  static var preemptAfterSystemCall = false
   /// The port bound to VIRQ_TIMER (0 until bound).
   private(set) static var timerPort: UInt32 = 0
   static let pendingOffset = 2048
@@ -62,5 +64,22 @@ func pvEventDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   let frame = rawFrame.assumingMemoryBound(to: TrapFrame.self)
   guard EventChannels.collect() else { return }
   Timer.tick()
-  if frame.pointee.fromUserMode { Scheduler.preemptCurrent() }
+  if frame.pointee.fromUserMode {
+    Scheduler.preemptCurrent()
+  } else if frame.pointee.rip == Paravirt.syscallEntry {
+    // Xen leaves events enabled on the SYSCALL callback, so a tick can arrive before its first
+    // instruction masks them: natively it would wait for SYSRET and preempt the task there.
+    EventChannels.preemptAfterSystemCall = true
+  }
+}
+
+/// The SYSCALL callback's dispatch (Arch/pv.S `pv_syscall_entry`): the native dispatch, then the
+/// preemption a tick caught at the callback's entry asked for.
+@_cdecl("pv_syscall_dispatch")
+func pvSyscallDispatch(_ rawFrame: UnsafeMutableRawPointer) {
+  syscallDispatch(rawFrame)
+  if EventChannels.preemptAfterSystemCall {
+    EventChannels.preemptAfterSystemCall = false
+    Scheduler.preemptCurrent()
+  }
 }

@@ -120,11 +120,12 @@ enum ParavirtPlatform: PlatformOperations {
     return frequency
   }
 
-  /// `sched_op(shutdown)`: power-off for status 0; otherwise the status is written on the
-  /// console (already done by kmain) and the domain shuts down as crashed.
+  /// `sched_op(shutdown)`: SHUTDOWN_poweroff for status 0; otherwise Trivisor's exit-status reason
+  /// (0x100 + status, Sources/VMM/Paravirt/ParavirtDomain+ExitStatus.swift), which ends the run as
+  /// native mode's isa-debug-exit write does.
   static func powerOff(status: Int) -> Never {
     flushConsole()
-    var reason: UInt32 = status == 0 ? 0 : 3  // SHUTDOWN_poweroff, SHUTDOWN_crash
+    var reason: UInt32 = status == 0 ? 0 : 0x100 | UInt32(truncatingIfNeeded: status & 0xFF)
     withUnsafeMutablePointer(to: &reason) { _ = Hypercall.call(Hypercall.schedOp, Hypercall.shutdown, Hypercall.address($0)) }
     haltForever()
   }

@@ -1,0 +1,55 @@
+import GuestImages
+import Launcher
+import Testing
+import VMM
+
+/// The reference kernel booted deprivileged (`trivisor run --pv`): its paravirtual backend
+/// (guests/kernel/Kernel/Platform/ParavirtPlatform.swift) passes the self-test on `interp` and
+/// `dbt` with the output of native mode, and never executes a privileged instruction.
+@Suite struct ReferenceKernelParavirtTests {
+  static let engines = ["interp", "dbt"]
+
+  static func boot(_ name: String, commandLine: String, paravirtual: Bool) throws -> ReferenceGuest.CapturedRun {
+    guard let entry = EngineRegistry.entries.first(where: { $0.name == name }) else {
+      throw UsageError("no engine \(name)")
+    }
+    let engine = try entry.make(false)
+    return try ReferenceGuest.run(
+      engine: engine, commandLine: commandLine, timeoutSeconds: 120, paravirtual: paravirtual)
+  }
+
+  /// The output without the mode line, and with the counters that depend on timing (tasks run,
+  /// timer preemptions) blanked.
+  static func comparable(_ output: String) -> [String] {
+    output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("trivisor-kernel: mode=") }.map { line in
+      guard line.hasPrefix("SMP-CPU ") else { return line }
+      return line.split(separator: " ").map { word in
+        word.hasPrefix("tasks=") || word.hasPrefix("preemptions=") ? String(word.prefix { $0 != "=" }) + "=N" : String(word)
+      }.joined(separator: " ")
+    }
+  }
+
+  @Test(arguments: engines) func selfTestPassesWithNativeOutputAndNoPrivilegedInstruction(_ engine: String) throws {
+    let pv = try Self.boot(engine, commandLine: "selftest", paravirtual: true)
+    let report = SelfTestReport(output: pv.output)
+    #expect(report.allPassed, "\(engine): failed \(report.failed)\n\(pv.output)")
+    #expect(report.passed == ReferenceKernelOutput.selfTestChecks, "\(engine)")
+    #expect(pv.outcome.reason == .powerOff, "\(engine): \(pv.outcome.reason)")
+    #expect(pv.outcome.exitStatus == 0)
+    #expect(pv.output.hasPrefix("trivisor-kernel: mode=selftest timer_hz=100 platform=paravirtual cpus=1\n"))
+    #expect(pv.outcome.statistics.privilegedInstructionFaults == 0, "\(engine)")
+
+    let native = try Self.boot(engine, commandLine: "selftest", paravirtual: false)
+    #expect(native.outcome.statistics.privilegedInstructionFaults == nil)
+    #expect(Self.comparable(pv.output) == Self.comparable(native.output), "\(engine)\n\(pv.output)\n\(native.output)")
+  }
+
+  /// The counter is real: one CLI in the guest kernel (`privileged-probe`) is one fault, which the
+  /// monitor reflects to the kernel's #GP handler (a kernel panic).
+  @Test func aPrivilegedInstructionOfTheGuestKernelIsCounted() throws {
+    let run = try Self.boot("interp", commandLine: "selftest privileged-probe", paravirtual: true)
+    #expect(run.outcome.statistics.privilegedInstructionFaults == 1)
+    #expect(run.output.contains("PANIC kernel exception vector=13 (#GP general protection)"), "\(run.output)")
+    #expect(!run.output.contains("PASS boot"))
+  }
+}
