@@ -69,19 +69,20 @@ enum Hypercall {
 /// args[6]} (64 bytes) in a caller-owned buffer.
 struct Multicall {
   static let capacity = 8
-  private var entries: (
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
-    (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-  ) = (
-    (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0),
-    (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0)
-  )
+  private var entries:
+    (
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+      (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+    ) = (
+      (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0),
+      (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0, 0)
+    )
   private(set) var count = 0
 
   /// Appends one call (at most `capacity`).

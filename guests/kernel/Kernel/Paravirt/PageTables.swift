@@ -109,7 +109,8 @@ enum PageTables {
       for index in 0..<4 {
         let frame = registered[slot * 4 + index]
         markTable(frame >> 12, false)
-        batch.add(Hypercall.updateVAMapping, frame, frame | Paravirt.presentUserWritable, Hypercall.invalidateAfterUpdate)
+        batch.add(
+          Hypercall.updateVAMapping, frame, frame | Paravirt.presentUserWritable, Hypercall.invalidateAfterUpdate)
         registered[slot * 4 + index] = 0
       }
       if !batch.run() { Paravirt.fail("cannot make freed page tables writable") }

@@ -45,7 +45,8 @@ enum Paravirt {
     kernelRoot = info[11]  // pt_base (virtual == physical)
     // The shared info page, mapped over a page of the image (update_va_mapping, then INVLPG).
     if Hypercall.call(
-      Hypercall.updateVAMapping, sharedInfo, sharedInfoMachine | presentUserWritable, Hypercall.invalidateAfterUpdate) != 0
+      Hypercall.updateVAMapping, sharedInfo, sharedInfoMachine | presentUserWritable, Hypercall.invalidateAfterUpdate)
+      != 0
     {
       fail("cannot map the shared info page")
     }

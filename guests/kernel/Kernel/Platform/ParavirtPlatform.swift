@@ -126,7 +126,9 @@ enum ParavirtPlatform: PlatformOperations {
   static func powerOff(status: Int) -> Never {
     flushConsole()
     var reason: UInt32 = status == 0 ? 0 : 0x100 | UInt32(truncatingIfNeeded: status & 0xFF)
-    withUnsafeMutablePointer(to: &reason) { _ = Hypercall.call(Hypercall.schedOp, Hypercall.shutdown, Hypercall.address($0)) }
+    withUnsafeMutablePointer(to: &reason) {
+      _ = Hypercall.call(Hypercall.schedOp, Hypercall.shutdown, Hypercall.address($0))
+    }
     haltForever()
   }
 }
