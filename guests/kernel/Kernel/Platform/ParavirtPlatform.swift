@@ -7,6 +7,8 @@ enum ParavirtPlatform: PlatformOperations {
     0, 0, 0, 0, 0, 0, 0, 0
   )
   private static var consoleLength = 0
+  /// The line-control register's DLAB bit: while set, the data port is the divisor latch.
+  private static var divisorLatch = false
 
   static func disableInterrupts() { pv_events_disable() }
   static func enableInterrupts() { pv_events_enable() }
@@ -66,10 +68,12 @@ enum ParavirtPlatform: PlatformOperations {
   static func retireAddressSpace(_ root: UInt64) { PageTables.retire(root) }
 
   /// COM1 as the console driver sees it: the transmitter is always ready and bytes written to the
-  /// data port go to `console_io(write)` a line at a time. Other ports read as 0xFF.
+  /// data port (not the divisor latch) go to `console_io(write)` a line at a time. Other ports
+  /// read as 0xFF.
   static func readPort8(_ port: UInt16) -> UInt8 { port == consolePort + 5 ? 0x20 : 0xFF }
   static func writePort8(_ port: UInt16, _ value: UInt8) {
-    guard port == consolePort else { return }
+    if port == consolePort + 3 { divisorLatch = value & 0x80 != 0 }
+    guard port == consolePort, !divisorLatch else { return }
     withUnsafeMutableBytes(of: &consoleBuffer) { $0[consoleLength] = value }
     consoleLength += 1
     if value == 10 || consoleLength == 64 { flushConsole() }
