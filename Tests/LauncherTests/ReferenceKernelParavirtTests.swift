@@ -45,6 +45,15 @@ import VMM
     #expect(Self.comparable(pv.output) == Self.comparable(native.output), "\(engine)\n\(pv.output)\n\(native.output)")
   }
 
+  /// A failed check ends the PV run as it ends a native one: status 1 through Trivisor's
+  /// exit-status shutdown reason, which `trivisor run` maps like isa-debug-exit 1 (exit status 3).
+  @Test func aFailedCheckEndsTheRunWithStatus3() throws {
+    let run = try Self.boot("interp", commandLine: "selftest inject-failure", paravirtual: true)
+    #expect(run.output.contains("FAIL injected-failure"))
+    #expect(run.outcome.reason == .debugExit(value: 1), "\(run.outcome.reason)")
+    #expect(run.outcome.exitStatus == 3)
+  }
+
   /// The counter is real: one CLI in the guest kernel (`privileged-probe`) is one fault, which the
   /// monitor reflects to the kernel's #GP handler (a kernel panic).
   @Test func aPrivilegedInstructionOfTheGuestKernelIsCounted() throws {
