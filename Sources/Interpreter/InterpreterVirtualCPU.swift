@@ -127,9 +127,17 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     halted = false
   }
   public func specialRegisters() throws(EngineError) -> SpecialRegisters { cpu.state.specialRegisters() }
+  /// Decoded instructions (and dbt's translations made from them) survive when only what
+  /// cannot change their decoding changed: the PV monitor switches CR3, CPL and CR0.TS on every
+  /// trap, bounce and `iret`, and dropping every translation each time made `dbt` retranslate
+  /// the whole kernel continuously. A change of CR0 (but TS), CR4, EFER or CS's L/D bits flushes.
   public func setSpecialRegisters(_ registers: SpecialRegisters) throws(EngineError) {
+    let old = cpu.state.specialRegisters()
     cpu.state.load(registers)
-    cpu.invalidateTLB()
+    let sameDecoding =
+      old.cr0 & ~UInt64(8) == registers.cr0 & ~UInt64(8) && old.cr4 == registers.cr4 && old.efer == registers.efer
+      && old.cs.l == registers.cs.l && old.cs.db == registers.cs.db
+    if sameDecoding { cpu.invalidateTranslationsKeepingDecodedCode() } else { cpu.invalidateTLB() }
     halted = false
   }
 

@@ -37,11 +37,24 @@ public enum ReferenceGuest {
     public var wallSeconds: Double
   }
 
+  /// Loads the kernel as a deprivileged paravirtual domain (`trivisor run --pv`): the PV domain
+  /// builder, which enters it through its Xen ELF note (`pv_entry`).
+  public static func loadParavirtual(into memory: GuestMemory, commandLine: String) throws(UsageError) -> BootState {
+    let image: [UInt8]
+    do { image = try GuestImages.referenceKernel } catch { throw UsageError(error.description) }
+    do {
+      return try ParavirtBoot.load(image: image, into: memory, commandLine: commandLine)
+    } catch {
+      throw UsageError("the reference kernel (--pv): \(error.description)")
+    }
+  }
+
   /// Boots the kernel on `engine` with `cpuCount` vCPUs, console output captured (and passed line
-  /// by line to `onLine`), and the benchmark-marker device listening.
+  /// by line to `onLine`), and the benchmark-marker device listening; with `paravirtual`, as
+  /// `trivisor run --pv` boots it (one vCPU).
   public static func run(
     engine: any Engine, commandLine: String, timeoutSeconds: Double, engineOptions: EngineOptions = EngineOptions(),
-    cpuCount: Int = 1, onLine: ((String) -> Void)? = nil
+    cpuCount: Int = 1, paravirtual: Bool = false, onLine: ((String) -> Void)? = nil
   ) throws(UsageError) -> CapturedRun {
     let start = DispatchTime.now().uptimeNanoseconds
     let memory: GuestMemory
@@ -50,13 +63,20 @@ public enum ReferenceGuest {
     var configuration = MachineConfiguration(
       consoleCapture: { console.append($0) }, engineOptions: engineOptions, timeoutSeconds: timeoutSeconds)
     configuration.cpuCount = cpuCount
-    let boot = try load(
-      into: memory, commandLine: commandLine, platformTables: configuration.placesPlatformTablesInMemory)
+    let boot =
+      paravirtual
+      ? try loadParavirtual(into: memory, commandLine: commandLine)
+      : try load(into: memory, commandLine: commandLine, platformTables: configuration.placesPlatformTablesInMemory)
     let vm: Machine
     do {
       vm = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     } catch {
       throw UsageError("cannot create the machine on \(engine.name): \(error)")
+    }
+    if paravirtual {
+      do { try vm.paravirt.startDeprivileged(boot: boot) } catch {
+        throw UsageError("the reference kernel (--pv): \(error.description)")
+      }
     }
     let vcpu = vm.vcpus[0]
     let markers = BenchmarkMarkerDevice(statistics: vm.statistics, instructions: { vcpu.instructionsRetired })

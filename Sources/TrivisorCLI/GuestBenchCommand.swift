@@ -41,6 +41,12 @@ struct GuestBenchCommand: ParsableCommand {
   @Flag(help: "Add qemu-system-x86_64 -accel tcg and -accel kvm (when installed) as peers.")
   var peers = false
 
+  @Flag(
+    help:
+      "Also boot the kernel deprivileged (run --pv) on every engine that can: columns interp+pv, dbt+pv (docs/paravirtualization.md)."
+  )
+  var pv = false
+
   @OptionGroup var options: KernelBenchOptions
 
   func run() throws {
@@ -59,6 +65,18 @@ struct GuestBenchCommand: ParsableCommand {
       let column = runEngine(entry, commandLine: commandLine)
       if column.failure != nil { trivisorFailed = true }
       columns.append(column)
+    }
+    for entry in EngineRegistry.entries where pv && options.includes(entry.name) {
+      guard entry.unavailableReason() == nil else { continue }
+      let commandLine = ReferenceKernelOutput.benchCommandLine(scale: scales[entry.name] ?? Self.fallbackScale)
+      let column = runEngine(entry, commandLine: commandLine, paravirtual: true)
+      if column.failure != nil { trivisorFailed = true }
+      columns.append(column)
+    }
+    if pv {
+      notes.append(
+        "+pv: the kernel deprivileged at ring 3 (run --pv, one vCPU); its in, out and cr8wr touch no hardware "
+          + "(the paravirtual platform has no port I/O or CR8), timerirq is the event upcall, no per-benchmark exits")
     }
     if peers {
       if let qemu = QEMUPeer.executable() {
@@ -95,24 +113,27 @@ struct GuestBenchCommand: ParsableCommand {
     if trivisorFailed { throw ExitCode(ExitStatus.engineError) }
   }
 
-  private func runEngine(_ entry: EngineRegistry.Entry, commandLine: String) -> BenchTable.Column {
-    progress("\(entry.name): booting the reference kernel with '\(commandLine)'")
+  private func runEngine(_ entry: EngineRegistry.Entry, commandLine: String, paravirtual: Bool = false)
+    -> BenchTable.Column
+  {
+    let name = paravirtual ? entry.name + "+pv" : entry.name
+    progress("\(name): booting the reference kernel with '\(commandLine)'")
     let engine: any Engine
     do { engine = try entry.make(false) } catch {
-      return failedColumn(entry.name, isPeer: false, commandLine: commandLine, "\(error)")
+      return failedColumn(name, isPeer: false, commandLine: commandLine, "\(error)")
     }
     do {
       let run = try ReferenceGuest.run(
-        engine: engine, commandLine: commandLine, timeoutSeconds: options.timeout,
-        onLine: { line in Self.reportProgress(entry.name, line) })
+        engine: engine, commandLine: commandLine, timeoutSeconds: options.timeout, paravirtual: paravirtual,
+        onLine: { line in Self.reportProgress(name, line) })
       let failure: String? =
         run.outcome.exitStatus == 0 ? nil : "\(run.outcome.reason.description.split(separator: "\n").first ?? "")"
-      progress(String(format: "%@: done in %.2f s", entry.name, run.wallSeconds))
+      progress(String(format: "%@: done in %.2f s", name, run.wallSeconds))
       return BenchTable.column(
-        name: entry.name, isPeer: false, commandLine: commandLine, output: run.output, exits: run.exitsByBenchmark,
+        name: name, isPeer: false, commandLine: commandLine, output: run.output, exits: run.exitsByBenchmark,
         wallSeconds: run.wallSeconds, failure: failure)
     } catch {
-      return failedColumn(entry.name, isPeer: false, commandLine: commandLine, error.description)
+      return failedColumn(name, isPeer: false, commandLine: commandLine, error.description)
     }
   }
 

@@ -57,10 +57,10 @@ asm_flags=(-target x86_64-unknown-none-elf -c)
 
 shopt -s nullglob
 "$tools/swiftc" "${swift_flags[@]}" -module-name Kernel \
-  "$here"/Kernel/*.swift "$here"/Kernel/Platform/*.swift "$here"/Kernel/SMP/*.swift "$here"/Shared/*.swift -c -o "$work/kernel.o"
+  "$here"/Kernel/*.swift "$here"/Kernel/Platform/*.swift "$here"/Kernel/Paravirt/*.swift "$here"/Kernel/SMP/*.swift "$here"/Shared/*.swift -c -o "$work/kernel.o"
 "$tools/swiftc" "${swift_flags[@]}" -module-name UserPrograms \
   "$here"/User/*.swift "$here"/Shared/*.swift -c -o "$work/user-swift.o"
-for source in boot traps cpu trampoline user; do
+for source in boot traps cpu trampoline pv user; do
   "$tools/clang" "${asm_flags[@]}" "$here/Arch/$source.S" -o "$work/$source-asm.o"
 done
 
@@ -77,7 +77,7 @@ fi
 
 "$tools/ld.lld" -static -nostdlib -z max-page-size=4096 -z norelro --no-pie \
   -T "$here/linker.ld" -o "$work/trivisor-kernel.elf" \
-  "$work/boot-asm.o" "$work/traps-asm.o" "$work/cpu-asm.o" "$work/trampoline-asm.o" "$work/kernel.o" "$work/user.o"
+  "$work/boot-asm.o" "$work/traps-asm.o" "$work/cpu-asm.o" "$work/trampoline-asm.o" "$work/pv-asm.o" "$work/kernel.o" "$work/user.o"
 
 "$tools/llvm-objdump" -d "$work/trivisor-kernel.elf" >"$work/trivisor-kernel.dis"
 if grep -Eq '%(x|y|z)mm[0-9]|%mm[0-7]' "$work/trivisor-kernel.dis"; then

@@ -67,6 +67,7 @@ extension Machine {
     var report = mergedReport(wallNanoseconds: wall)
     report.consoleBytesDropped = dropped
     report.resets = control.resetCount
+    if let monitor = paravirt.monitor { report.privilegedInstructionFaults = monitor.privilegedInstructionFaults }
     if devices.ide != nil || !devices.virtioBlocks.isEmpty {
       var d = ExitStatisticsReport.DiskSectors(
         read: devices.ide?.sectorsRead ?? 0, written: devices.ide?.sectorsWritten ?? 0)

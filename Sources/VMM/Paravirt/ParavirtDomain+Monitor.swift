@@ -131,6 +131,7 @@ extension ParavirtDomain {
     s.cs = ParavirtMonitor.guestCodeSegment
     s.ss = ParavirtMonitor.guestDataSegment
     let index = caller.index
+    if vector == 13 && errorCode == 0 && vcpus[index].inKernelMode { monitor.privilegedInstructionFaults += 1 }
     if vector == 14 {
       monitor.vcpus[index].cr2 = s.cr2
       if let info = vcpuInfo(index) { storeWord(s.cr2, at: info + Xen.SharedInfoLayout.cr2) }

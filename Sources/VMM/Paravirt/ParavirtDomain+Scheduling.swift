@@ -59,6 +59,7 @@ extension ParavirtDomain {
     case .shutdown:
       // sched_shutdown { u32 reason }
       let raw = try read(UInt32.self, at: arg, for: caller)
+      if shutdownWithExitStatus(raw) { return .value(0) }
       guard let reason = Xen.ShutdownReason(rawValue: raw) else { throw HypercallFailure(.invalid) }
       return .shutdown(reason)
     case .poll:

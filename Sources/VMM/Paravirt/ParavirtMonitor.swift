@@ -128,6 +128,10 @@ final class ParavirtMonitor {
   var vcpus: [VCPUState]
   /// The shared info page's frame once the PV boot placed it (vcpu_info's upcall mask and CR2).
   var sharedInfoFrame: UInt64?
+  /// Privileged instructions the guest kernel tried: #GP with error code 0 in guest kernel mode
+  /// (reflected to it like any exception), shown by `--stats`. A PV kernel that never executes
+  /// one keeps it at 0.
+  var privilegedInstructionFaults: UInt64 = 0
 
   /// What the monitor keeps per vCPU.
   struct VCPUState {

@@ -46,6 +46,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   public var consoleBytesDropped: UInt64?
   /// Machine resets carried out (the guest rebooted); nil or 0 when none.
   public var resets: Int?
+  /// A deprivileged (`--pv`) guest kernel's privileged-instruction faults: #GP(0) in guest kernel
+  /// mode, reflected by the monitor; nil outside the deprivileged mode.
+  public var privilegedInstructionFaults: UInt64?
   /// Sectors the IDE disks read and wrote for the guest (nil without disks).
   public var diskSectors: DiskSectors?
 
@@ -162,6 +165,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
         "network: the guest sent \(n.framesSent) frames (\(n.bytesSent) bytes, \(n.framesDroppedSending) of them "
           + "dropped) and received \(n.framesReceived) (\(n.bytesReceived) bytes); \(n.framesDropped) dropped on the way in"
       )
+    }
+    if let faults = privilegedInstructionFaults {
+      lines.append("monitor: \(faults) privileged-instruction faults of the guest kernel (#GP(0) in kernel mode)")
     }
     if let resets, resets > 0 { lines.append("machine: \(resets) reset\(resets == 1 ? "" : "s") (the guest rebooted)") }
     if let dropped = consoleBytesDropped, dropped > 0 {

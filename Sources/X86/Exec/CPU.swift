@@ -158,6 +158,13 @@ public final class CPU {
     forgetHostPages()
   }
 
+  /// Forgets every cached translation and host page pointer but keeps decoded instructions (keyed
+  /// by physical address and code mode): for a change of paging or privilege alone.
+  public func invalidateTranslationsKeepingDecodedCode() {
+    system.mmu.tlb.flushAll()
+    forgetHostPages()
+  }
+
   /// Forgets every decoded instruction (and so every translation made from one: their code-page
   /// generations no longer match), keeping the TLB and the host-page cache: for code rewritten
   /// behind the CPU's back while the page tables and the memory map stayed the same.

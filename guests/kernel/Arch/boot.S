@@ -167,4 +167,5 @@ boot_pd_high:
         .balign 16
 boot_stack:
         .space 16384
+        .globl boot_stack_top
 boot_stack_top:

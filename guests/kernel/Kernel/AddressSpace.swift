@@ -98,6 +98,7 @@ struct AddressSpace {
   /// table from both ends (mmap pages sit low, the stack high) only until every mapped page is
   /// found, and clears what it touched so the tables go back to the pool already zero.
   mutating func destroy() {
+    Platform.retireAddressSpace(root)  // paravirtual: the tables become ordinary pages again
     let entries = Self.table(pageTable)
     entry(UserWindow.clockPage).pointee = 0  // the kernel's page, not the pool's
     var low = 0

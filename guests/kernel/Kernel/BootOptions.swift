@@ -2,7 +2,9 @@
 /// instead of the default one), `scale=small|medium|large|N`,
 /// `only=NAME` (run just that benchmark, e.g. `only=syscall`, to time or profile it alone),
 /// `hz=N` (timer frequency, default 100), `inject-failure` (the self-test reports one extra failed
-/// check, to test exit-status plumbing). Unknown words are ignored.
+/// check, to test exit-status plumbing), `privileged-probe` (one CLI before the self-test: harmless
+/// natively, a reflected #GP and a kernel panic in the paravirtual mode, to test the VMM's count of
+/// privileged-instruction faults). Unknown words are ignored.
 struct BootOptions {
   enum Mode { case selftest, bench }
   var mode = Mode.selftest
@@ -10,6 +12,7 @@ struct BootOptions {
   var scale = 10
   var timerHertz = 100
   var injectFailure = false
+  var privilegedProbe = false
   /// `bench smp`: the multiprocessor benchmarks.
   var multiprocessorBenchmarks = false
   /// `only=NAME`: the one benchmark to run (nil: the whole suite).
@@ -42,6 +45,8 @@ struct BootOptions {
       multiprocessorBenchmarks = true
     } else if Self.equals(word, "inject-failure") {
       injectFailure = true
+    } else if Self.equals(word, "privileged-probe") {
+      privilegedProbe = true
     } else if let value = Self.value(word, key: "scale=") {
       if Self.equals(value, "small") {
         scale = 1

@@ -6,13 +6,14 @@ enum KernelLayout {
   static var imageEnd: UInt64 { kernel_symbol(1) }
   static var userTextStart: UInt64 { kernel_symbol(2) }
   static var userTextEnd: UInt64 { kernel_symbol(3) }
-  static var kernelPML4: UInt64 { kernel_symbol(4) }
+  /// The kernel's own root table: the builder's (`start_info.pt_base`) in the paravirtual mode.
+  static var kernelPML4: UInt64 { Paravirt.active ? Paravirt.kernelRoot : kernel_symbol(4) }
   static var firstPageTable: UnsafeMutablePointer<UInt64> { pointer(5) }
   static var gdt: UnsafeMutablePointer<UInt64> { pointer(6) }
   static var gdtr: UInt64 { kernel_symbol(7) }
   static var trapStubs: UnsafeMutablePointer<UInt64> { pointer(8) }
   static var syscallEntry: UInt64 { kernel_symbol(9) }
-  static var trapReturn: UInt64 { kernel_symbol(10) }
+  static var trapReturn: UInt64 { Paravirt.active ? Paravirt.trapReturn : kernel_symbol(10) }
   static var userStart: UInt64 { kernel_symbol(11) }
   /// `maximumCPUs` per-CPU pages (Kernel/SMP/PerCPU.swift).
   static var perCPUPages: UInt64 { kernel_symbol(12) }
@@ -38,9 +39,10 @@ enum KernelLayout {
   static let cpuStackSize: UInt64 = 16384
   static let cpuFaultStackSize: UInt64 = 4096
   /// Physical pages handed out to page tables and user memory: [2 MiB, 8 MiB). The guest needs at
-  /// least 8 MiB of RAM.
-  static let framePoolStart: UInt64 = 0x20_0000
-  static let framePoolEnd: UInt64 = 0x80_0000
+  /// least 8 MiB of RAM. In the paravirtual mode: from the end of the domain builder's bootstrap
+  /// area to the end of its mapping (Kernel/Paravirt/Paravirt.swift).
+  static var framePoolStart: UInt64 { Paravirt.active ? Paravirt.framePoolStart : 0x20_0000 }
+  static var framePoolEnd: UInt64 { Paravirt.active ? Paravirt.framePoolEnd : 0x80_0000 }
 
   private static func pointer(_ index: Int) -> UnsafeMutablePointer<UInt64> {
     UnsafeMutablePointer(bitPattern: UInt(kernel_symbol(index)))!

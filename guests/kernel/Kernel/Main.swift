@@ -8,6 +8,7 @@ func kmain(_ commandLine: UInt64) {
   Console.write(options.mode == .bench ? "bench" : "selftest")
   Console.write(" timer_hz=")
   Console.write(decimal: options.timerHertz)
+  if Platform.isParavirtual { Console.write(" platform=paravirtual cpus=1") }
   Console.newline()
 
   FrameAllocator.initialize()
@@ -25,6 +26,7 @@ func kmain(_ commandLine: UInt64) {
   ClockPage.publish(timestampFrequency: Timer.timestampFrequency, timerHertz: Timer.hertz)
   SMP.startApplicationProcessors(timerHertz: Timer.hertz)
 
+  if options.privilegedProbe { cpu_cli() }
   let status: Int
   switch options.mode {
   case .selftest: status = SelfTest.run(injectFailure: options.injectFailure)

@@ -39,6 +39,7 @@ enum NativePlatform: PlatformOperations {
   static func switchAddressSpace(_ root: UInt64) { cpu_write_cr3(root) }
   static func setPageTableEntry(_ entry: UnsafeMutablePointer<UInt64>, _ value: UInt64) { entry.pointee = value }
   static func invalidatePage(_ virtualAddress: UInt64) { cpu_invlpg(virtualAddress) }
+  static func retireAddressSpace(_ root: UInt64) {}
 
   static func readPort8(_ port: UInt16) -> UInt8 { cpu_inb(port) }
   static func writePort8(_ port: UInt16, _ value: UInt8) { cpu_outb(port, value) }

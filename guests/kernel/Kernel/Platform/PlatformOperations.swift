@@ -29,6 +29,8 @@ protocol PlatformOperations {
   /// Stores one page-table entry; callers invalidate the TLB entry with `invalidatePage`.
   static func setPageTableEntry(_ entry: UnsafeMutablePointer<UInt64>, _ value: UInt64)
   static func invalidatePage(_ virtualAddress: UInt64)
+  /// Before an address space's tables are cleared and freed (it is no longer loaded anywhere).
+  static func retireAddressSpace(_ root: UInt64)
 
   // MARK: Port I/O
   static func readPort8(_ port: UInt16) -> UInt8
@@ -57,5 +59,128 @@ protocol PlatformOperations {
   static func powerOff(status: Int) -> Never
 }
 
-/// The platform this kernel is built for.
-typealias Platform = NativePlatform
+/// The platform the kernel runs on, chosen at boot: `ParavirtPlatform` when entered through the
+/// PV entry (`pv_entry`, Arch/pv.S: the Xen ELF note the PV domain builder uses), else
+/// `NativePlatform`. Each operation is one flag test and a direct call.
+enum Platform {
+  /// Whether the kernel runs deprivileged under the paravirtual ABI.
+  static var isParavirtual: Bool { Paravirt.active }
+
+  static func disableInterrupts() {
+    if Paravirt.active { ParavirtPlatform.disableInterrupts() } else { NativePlatform.disableInterrupts() }
+  }
+  static func enableInterrupts() {
+    if Paravirt.active { ParavirtPlatform.enableInterrupts() } else { NativePlatform.enableInterrupts() }
+  }
+  static func waitForInterrupt() {
+    if Paravirt.active { ParavirtPlatform.waitForInterrupt() } else { NativePlatform.waitForInterrupt() }
+  }
+  static func haltForever() -> Never {
+    if Paravirt.active { ParavirtPlatform.haltForever() } else { NativePlatform.haltForever() }
+  }
+  static func readTimestampCounter() -> UInt64 { cpu_rdtsc() }
+  static func readFaultAddress() -> UInt64 {
+    Paravirt.active ? ParavirtPlatform.readFaultAddress() : NativePlatform.readFaultAddress()
+  }
+  static func readModelSpecificRegister(_ index: UInt32) -> UInt64 {
+    Paravirt.active
+      ? ParavirtPlatform.readModelSpecificRegister(index) : NativePlatform.readModelSpecificRegister(index)
+  }
+  static func writeModelSpecificRegister(_ index: UInt32, _ value: UInt64) {
+    if Paravirt.active {
+      ParavirtPlatform.writeModelSpecificRegister(index, value)
+    } else {
+      NativePlatform.writeModelSpecificRegister(index, value)
+    }
+  }
+  static func loadDescriptorTables(gdtr: UInt64, idtr: UInt64, taskRegister: UInt16) {
+    if Paravirt.active {
+      ParavirtPlatform.loadDescriptorTables(gdtr: gdtr, idtr: idtr, taskRegister: taskRegister)
+    } else {
+      NativePlatform.loadDescriptorTables(gdtr: gdtr, idtr: idtr, taskRegister: taskRegister)
+    }
+  }
+  static func perCPUPage() -> UInt64 { cpu_percpu() }
+  static func spinWaitHint() { cpu_pause() }
+  static func setKernelStack(_ top: UInt64) {
+    if Paravirt.active { ParavirtPlatform.setKernelStack(top) } else { NativePlatform.setKernelStack(top) }
+  }
+  static func writeTaskPriority(_ value: UInt64) {
+    if Paravirt.active { ParavirtPlatform.writeTaskPriority(value) } else { NativePlatform.writeTaskPriority(value) }
+  }
+  static func currentAddressSpace() -> UInt64 {
+    Paravirt.active ? ParavirtPlatform.currentAddressSpace() : NativePlatform.currentAddressSpace()
+  }
+  static func switchAddressSpace(_ root: UInt64) {
+    if Paravirt.active { ParavirtPlatform.switchAddressSpace(root) } else { NativePlatform.switchAddressSpace(root) }
+  }
+  static func setPageTableEntry(_ entry: UnsafeMutablePointer<UInt64>, _ value: UInt64) {
+    if Paravirt.active {
+      ParavirtPlatform.setPageTableEntry(entry, value)
+    } else {
+      NativePlatform.setPageTableEntry(entry, value)
+    }
+  }
+  static func invalidatePage(_ virtualAddress: UInt64) {
+    if Paravirt.active {
+      ParavirtPlatform.invalidatePage(virtualAddress)
+    } else {
+      NativePlatform.invalidatePage(virtualAddress)
+    }
+  }
+  static func retireAddressSpace(_ root: UInt64) {
+    if Paravirt.active { ParavirtPlatform.retireAddressSpace(root) }
+  }
+  static func readPort8(_ port: UInt16) -> UInt8 {
+    Paravirt.active ? ParavirtPlatform.readPort8(port) : NativePlatform.readPort8(port)
+  }
+  static func writePort8(_ port: UInt16, _ value: UInt8) {
+    if Paravirt.active { ParavirtPlatform.writePort8(port, value) } else { NativePlatform.writePort8(port, value) }
+  }
+  static func writePort16(_ port: UInt16, _ value: UInt16) {
+    if Paravirt.active { ParavirtPlatform.writePort16(port, value) } else { NativePlatform.writePort16(port, value) }
+  }
+  static func readRegister32(_ address: UInt64) -> UInt32 {
+    Paravirt.active ? ParavirtPlatform.readRegister32(address) : NativePlatform.readRegister32(address)
+  }
+  static func writeRegister32(_ address: UInt64, _ value: UInt32) {
+    if Paravirt.active {
+      ParavirtPlatform.writeRegister32(address, value)
+    } else {
+      NativePlatform.writeRegister32(address, value)
+    }
+  }
+  static func initializeInterruptController() {
+    if Paravirt.active {
+      ParavirtPlatform.initializeInterruptController()
+    } else {
+      NativePlatform.initializeInterruptController()
+    }
+  }
+  static func setInterruptLineMasked(_ line: Int, _ masked: Bool) {
+    if Paravirt.active {
+      ParavirtPlatform.setInterruptLineMasked(line, masked)
+    } else {
+      NativePlatform.setInterruptLineMasked(line, masked)
+    }
+  }
+  static func isInterruptInService(_ line: Int) -> Bool {
+    Paravirt.active ? ParavirtPlatform.isInterruptInService(line) : NativePlatform.isInterruptInService(line)
+  }
+  static func endOfInterrupt(_ line: Int) {
+    if Paravirt.active { ParavirtPlatform.endOfInterrupt(line) } else { NativePlatform.endOfInterrupt(line) }
+  }
+  static func startPeriodicTimer(hertz: Int) {
+    if Paravirt.active {
+      ParavirtPlatform.startPeriodicTimer(hertz: hertz)
+    } else {
+      NativePlatform.startPeriodicTimer(hertz: hertz)
+    }
+  }
+  static func measureTimestampFrequency() -> UInt64? {
+    Paravirt.active ? ParavirtPlatform.measureTimestampFrequency() : NativePlatform.measureTimestampFrequency()
+  }
+  static func powerOff(status: Int) -> Never {
+    if Paravirt.active { ParavirtPlatform.powerOff(status: status) } else { NativePlatform.powerOff(status: status) }
+  }
+}

@@ -32,6 +32,11 @@ enum SMP {
       Console.write("SMP: running on 1 CPU\n")
       return
     }
+    if Platform.isParavirtual {
+      // One vCPU: the paravirtual mode has no local APIC (a PV domain's tables list none anyway).
+      Console.write("SMP: paravirtual mode; running on 1 CPU\n")
+      return
+    }
     discoveredCount = processors.apicIDs.count
     if processors.localAPICAddress != LocalAPIC.base {
       Console.write("SMP: the MADT's local APIC is not at 0xFEE00000; running on 1 CPU\n")

@@ -1,0 +1,84 @@
+import GuestImages
+import Launcher
+import TestHostSupport
+import Testing
+import VMM
+
+/// The reference kernel booted deprivileged (`trivisor run --pv`): its paravirtual backend
+/// (guests/kernel/Kernel/Platform/ParavirtPlatform.swift) passes the self-test on `interp` and
+/// `dbt` with the output of native mode, and never executes a privileged instruction.
+@Suite struct ReferenceKernelParavirtTests {
+  static let engines = ["interp", "dbt"]
+
+  static func boot(_ name: String, commandLine: String, paravirtual: Bool) throws -> ReferenceGuest.CapturedRun {
+    guard let entry = EngineRegistry.entries.first(where: { $0.name == name }) else {
+      throw UsageError("no engine \(name)")
+    }
+    let engine = try entry.make(false)
+    return try ReferenceGuest.run(
+      engine: engine, commandLine: commandLine, timeoutSeconds: 120, paravirtual: paravirtual)
+  }
+
+  /// The output without the mode line, and with the counters that depend on timing (tasks run,
+  /// timer preemptions) blanked.
+  static func comparable(_ output: String) -> [String] {
+    output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("trivisor-kernel: mode=") }.map { line in
+      guard line.hasPrefix("SMP-CPU ") else { return line }
+      return line.split(separator: " ").map { word in
+        word.hasPrefix("tasks=") || word.hasPrefix("preemptions=")
+          ? String(word.prefix { $0 != "=" }) + "=N" : String(word)
+      }.joined(separator: " ")
+    }
+  }
+
+  @Test(arguments: engines) func selfTestPassesWithNativeOutputAndNoPrivilegedInstruction(_ engine: String) throws {
+    let pv = try Self.boot(engine, commandLine: "selftest", paravirtual: true)
+    let report = SelfTestReport(output: pv.output)
+    #expect(report.allPassed, "\(engine): failed \(report.failed)\n\(pv.output)")
+    #expect(report.passed == ReferenceKernelOutput.selfTestChecks, "\(engine)")
+    #expect(pv.outcome.reason == .powerOff, "\(engine): \(pv.outcome.reason)")
+    #expect(pv.outcome.exitStatus == 0)
+    #expect(pv.output.hasPrefix("trivisor-kernel: mode=selftest timer_hz=100 platform=paravirtual cpus=1\n"))
+    #expect(pv.outcome.statistics.privilegedInstructionFaults == 0, "\(engine)")
+
+    let native = try Self.boot(engine, commandLine: "selftest", paravirtual: false)
+    #expect(native.outcome.statistics.privilegedInstructionFaults == nil)
+    #expect(Self.comparable(pv.output) == Self.comparable(native.output), "\(engine)\n\(pv.output)\n\(native.output)")
+  }
+
+  /// kvm: the kernel boots deprivileged and never executes a privileged instruction. On this nested
+  /// host SYSCALL from ring 3 faults at the monitor's LSTAR stub still at ring 3
+  /// (docs/paravirtualization.md, "The deprivileged mode on kvm"), so every check that needs a
+  /// user task's system call fails; that part is a known issue of the host, which passes on
+  /// VT-x/AMD-V as on interp and dbt.
+  @Test(.requires(.kvm)) func selfTestOnKVM() throws {
+    let pv = try Self.boot("kvm", commandLine: "selftest", paravirtual: true)
+    #expect(pv.output.hasPrefix("trivisor-kernel: mode=selftest timer_hz=100 platform=paravirtual cpus=1\n"))
+    #expect(pv.output.contains("SELFTEST SUMMARY"), "\(pv.output)")
+    #expect(pv.outcome.statistics.privilegedInstructionFaults == 0)
+    withKnownIssue("this host's KVM: SYSCALL from ring 3 to the monitor's LSTAR", isIntermittent: true) {
+      let report = SelfTestReport(output: pv.output)
+      #expect(report.allPassed && report.passed == ReferenceKernelOutput.selfTestChecks, "failed \(report.failed)")
+      #expect(pv.outcome.exitStatus == 0)
+    }
+  }
+
+  /// A failed check ends the PV run as it ends a native one: status 1 through Trivisor's
+  /// exit-status shutdown reason, which `trivisor run` maps like isa-debug-exit 1 (exit status 3).
+  @Test func aFailedCheckEndsTheRunWithStatus3() throws {
+    let run = try Self.boot("interp", commandLine: "selftest inject-failure", paravirtual: true)
+    #expect(run.output.contains("FAIL injected-failure"))
+    #expect(run.outcome.reason == .debugExit(value: 1), "\(run.outcome.reason)")
+    #expect(run.outcome.exitStatus == 3)
+  }
+
+  /// The counter is real: one CLI in the guest kernel (`privileged-probe`) is one fault, which the
+  /// monitor reflects to the kernel's #GP handler (a kernel panic).
+  @Test func aPrivilegedInstructionOfTheGuestKernelIsCounted() throws {
+    let run = try Self.boot("interp", commandLine: "selftest privileged-probe", paravirtual: true)
+    #expect(run.outcome.statistics.privilegedInstructionFaults == 1)
+    #expect(run.output.contains("PANIC kernel exception vector=13 (#GP general protection)"), "\(run.output)")
+    #expect(!run.output.contains("PASS boot"))
+    #expect(run.outcome.exitStatus == 7, "a kernel panic: isa-debug-exit 3 natively, the exit-status shutdown here")
+  }
+}
