@@ -1,0 +1,127 @@
+import Foundation
+import Interpreter
+import KVMEngine
+import Scheduling
+import TestHostSupport
+import Testing
+import Translator
+
+@testable import VMM
+
+/// Steal time for a paravirtual guest: two vCPUs of a deprivileged guest on a pool of one pCPU.
+/// vCPU 1 is brought up while vCPU 0 spins on the only pCPU, and vCPU 0 waits for vCPU 1's work,
+/// so each of them waits for the pCPU at least once; `vcpu_op(get_runstate_info)` then shows time
+/// in RUNSTATE_runnable (Xen's steal time) for both. Nothing here depends on how long anything
+/// takes: only that the two vCPUs had to take turns.
+@Suite struct ParavirtStealTimeTests {
+  static let guest = #"""
+    .code64
+    .macro HCALL n
+      mov $\n, %eax
+      vmcall
+    .endm
+    .macro VCPUOP cmd, vcpu, arg
+      mov $\cmd, %edi
+      mov $\vcpu, %esi
+      mov \arg, %rdx
+      HCALL 24
+    .endm
+    .globl _start
+    _start:
+      lea results(%rip), %rbp
+      lea ctx(%rip), %rbx
+      lea ap_entry(%rip), %rax
+      mov %rax, 520+128(%rbx)
+      lea ap_stack_top(%rip), %rax
+      mov %rax, 520+152(%rbx)
+      mov 88(%rsi), %rax
+      movabs $0xffffffff80000000, %rcx
+      sub %rcx, %rax
+      mov %rax, 4984+24(%rbx)
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x08(%rbp)
+      VCPUOP 1, 1, $0
+      mov %rax, 0x10(%rbp)
+    1:
+      pause
+      cmpq $1, apdone(%rip)
+      jne 1b
+      lea 0x100(%rbp), %rax
+      VCPUOP 4, 1, %rax
+      mov %rax, 0x18(%rbp)
+      lea 0x200(%rbp), %rax
+      VCPUOP 4, 0, %rax
+      mov %rax, 0x20(%rbp)
+      mov $18, %eax
+      xor %edi, %edi
+      mov $(done_end - done_msg), %esi
+      lea done_msg(%rip), %rdx
+      vmcall
+      jmp .
+
+    ap_entry:
+      mov $100000, %ecx
+    2:
+      incq apcount(%rip)
+      loop 2b
+      movq $1, apdone(%rip)
+      VCPUOP 2, 1, $0
+      jmp .
+
+    done_msg:
+      .ascii "PV-STEAL-DONE\n"
+    done_end:
+      .org 0x2000
+    hypercall_page:
+      .fill 0x1000, 1, 0xcc
+    results:
+      .fill 0x800, 1, 0
+    apdone:
+      .quad 0
+    apcount:
+      .quad 0
+      .fill 0x7f0, 1, 0
+    ctx:
+      .fill 0x2000, 1, 0
+      .fill 0x1000, 1, 0
+    ap_stack_top:
+    """#
+
+  static func run(engine e: any Engine) throws {
+    let trap = e is KVMEngine ? "out %eax, $0xe4" : "vmcall"
+    let code = try InlineGuestAssembler.assemble(Self.guest.replacingOccurrences(of: "vmcall", with: trap))
+    let start = ParavirtMonitorTests.virtualBase + ParavirtMonitorTests.physical
+    let image = ParavirtMonitorTests.elf(
+      code, virtual: start, physical: ParavirtMonitorTests.physical, notes: [(1, start), (2, start + 0x2000)])
+    let memory = try GuestMemory(ramSize: 64 << 20)
+    let boot = try ParavirtBoot.load(image: image, into: memory, commandLine: "", cpus: 2)
+    let session = SchedulingSession(pcpus: 1, parameters: ScheduledRunTests.parameters, keepingEvents: true)
+    var config = MachineConfiguration(timeoutSeconds: 120, stopOnOutput: "PV-STEAL-DONE")
+    config.cpuCount = 2
+    config.scheduling = session.addMachine(vcpuCount: 2)
+    let machine = try Machine(memory: memory, boot: boot, engine: e, configuration: config)
+    try machine.paravirt.startDeprivileged(boot: boot)
+    session.start()
+    let outcome = machine.run()
+    session.finish()
+    #expect(outcome.reason == .outputMatched("PV-STEAL-DONE"), "\(outcome.reason)")
+    let results = ParavirtMonitorTests.physical + 0x3000
+    let word = { (offset: UInt64) in try memory.read(UInt64.self, at: results + offset) }
+    #expect(try word(0x08) == 0 && word(0x10) == 0 && word(0x18) == 0 && word(0x20) == 0)
+    // vcpu_runstate_info { state @0, state_entry_time @8, time[running, runnable, blocked, offline] @16 }
+    #expect(try word(0x100 + 16 + 8) > 0, "vCPU 1 waited for the pCPU: steal time")
+    #expect(try word(0x100 + 16) > 0, "vCPU 1 ran")
+    #expect(try word(0x200) == 0, "vCPU 0 reads its own runstate while running")
+    #expect(try word(0x200 + 16 + 8) > 0, "vCPU 0 waited for the pCPU: steal time")
+    ScheduledRunTests.checkInvariants(session)
+  }
+
+  @Test(.requires(.guestToolchain), arguments: ["interp", "dbt"])
+  func waitingForThePCPUIsStealTime(engine: String) throws {
+    try Self.run(engine: engine == "dbt" ? TranslatorEngine() : InterpreterEngine())
+  }
+
+  @Test(.requires(.guestToolchain, .kvm)) func waitingForThePCPUIsStealTimeOnKVM() throws {
+    try Self.run(engine: try KVMEngine())
+  }
+}
