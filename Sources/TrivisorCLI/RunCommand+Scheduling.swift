@@ -97,13 +97,7 @@ extension RunCommand {
       throw usageFailure(error.description)
     }
     for (i, setup) in setups.enumerated() {
-      do {
-        machines.append(
-          try Machine(memory: setup.memory, boot: setup.boot, engine: setup.engine, configuration: setup.config))
-      } catch {
-        printError("trivisor: error: cannot create the machine of --vm \(i): \(error)")
-        throw ExitCode(ExitStatus.engineError)
-      }
+      machines.append(try commands[i].makeMachine(setup, what: "the machine of --vm \(i)"))
     }
     session.start()
     let outcomes = OutcomeBox(count: machines.count)

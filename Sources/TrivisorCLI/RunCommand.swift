@@ -238,19 +238,7 @@ struct RunCommand: ParsableCommand {
     } catch {
       throw usageFailure(error.description)
     }
-    let vm: Machine
-    do {
-      vm = try Machine(
-        memory: setup.memory, boot: setup.boot, engine: setup.engine, configuration: setup.config)
-    } catch {
-      printError("trivisor: error: cannot create the machine: \(error)")
-      throw ExitCode(ExitStatus.engineError)
-    }
-    if pv {
-      do { try vm.paravirt.startDeprivileged(boot: setup.boot) } catch {
-        throw usageFailure("\(image ?? ""): \(error)")
-      }
-    }
+    let vm = try makeMachine(setup, what: "the machine")
     session?.start()
     let outcome = vm.run()
     let traceFailed = finishScheduling(session)
@@ -282,6 +270,27 @@ struct RunCommand: ParsableCommand {
   }
 
   /// Everything that can fail on bad input, before the engine runs.
+  /// The machine `prepare` set up, in the deprivileged mode when `--pv` asked for it (`what`
+  /// names it in the error: a failure to create it is an engine error, a PV domain that does not
+  /// start a usage error).
+  func makeMachine(
+    _ setup: (memory: GuestMemory, boot: BootState, config: MachineConfiguration, engine: any Engine), what: String
+  ) throws -> Machine {
+    let vm: Machine
+    do {
+      vm = try Machine(memory: setup.memory, boot: setup.boot, engine: setup.engine, configuration: setup.config)
+    } catch {
+      printError("trivisor: error: cannot create \(what): \(error)")
+      throw ExitCode(ExitStatus.engineError)
+    }
+    if pv {
+      do { try vm.paravirt.startDeprivileged(boot: setup.boot) } catch {
+        throw usageFailure("\(image ?? ""): \(error)")
+      }
+    }
+    return vm
+  }
+
   func prepare(
     log: @escaping (String) -> Void, session: SchedulingSession? = nil, console: (([UInt8]) -> Void)? = nil
   ) throws(UsageError) -> (

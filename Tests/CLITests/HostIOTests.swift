@@ -166,6 +166,8 @@ enum TrivisorBinary {
     var status: Int32
     var stderr: String
     var stderrLines: [Substring] { stderr.split(separator: "\n") }
+    /// What the child wrote to stdout (with `.readPipe`; empty otherwise).
+    var stdout = ""
   }
 
   /// Runs trivisor with `arguments`; with `signalAfterOutput`, sends that signal once the guest's
@@ -192,6 +194,7 @@ enum TrivisorBinary {
     try process.run()
     try? outPipe.fileHandleForWriting.close()
     let errorText = Collector(errPipe.fileHandleForReading)
+    let outputText = OutputText()
     let outputReader: Thread? =
       stdout == .readPipe
       ? Thread {
@@ -199,7 +202,11 @@ enum TrivisorBinary {
         var sent = false
         while true {
           let data = handle.availableData
-          if data.isEmpty { return }
+          if data.isEmpty {
+            outputText.finish()
+            return
+          }
+          outputText.append(data)
           if !sent, let s = signalAfterOutput {
             sent = true
             kill(process.processIdentifier, s)
@@ -217,7 +224,29 @@ enum TrivisorBinary {
     // Death by a signal shows as 128 + the signal, as a shell reports it.
     let status =
       process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    return Result(status: status, stderr: errorText.text())
+    return Result(status: status, stderr: errorText.text(), stdout: stdout == .readPipe ? outputText.text() : "")
+  }
+}
+
+/// Stdout read by `TrivisorBinary.run`'s reader thread, complete once the pipe ends.
+final class OutputText: @unchecked Sendable {
+  private let lock = NSLock()
+  private var data = Data()
+  private let done = DispatchSemaphore(value: 0)
+  /// More bytes read.
+  func append(_ more: Data) {
+    lock.lock()
+    data.append(more)
+    lock.unlock()
+  }
+  /// The pipe ended.
+  func finish() { done.signal() }
+  /// Everything read, after the pipe ended (or 10 s: a child's child may hold it open).
+  func text() -> String {
+    _ = done.wait(timeout: .now() + 10)
+    lock.lock()
+    defer { lock.unlock() }
+    return String(decoding: data, as: UTF8.self)
   }
 }
 

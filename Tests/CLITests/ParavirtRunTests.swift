@@ -1,4 +1,6 @@
 import Foundation
+import GuestImages
+import Launcher
 import TestHostSupport
 import Testing
 import VMM
@@ -65,6 +67,32 @@ struct ParavirtRunTests {
     defer { unlink(path) }
     let auto = try TrivisorBinary.run(["run", "--pv", "--stop-on-output", "PV-END", "--timeout", "600", path])
     #expect(auto.status == 0, "\(auto.stderr)")
+  }
+
+  /// Two deprivileged reference kernels on one pCPU (`--pcpus 1`, two `--vm` groups) both pass
+  /// their self-test, and the time one of them waited for the pCPU shows as its steal time in
+  /// the runstate line the kernel prints (vcpu_op get_runstate_info).
+  @Test(arguments: ["interp", "dbt"]) func twoPVKernelsOnOnePCPUSeeStealTime(engine: String) throws {
+    let path = try Self.temporary(try GuestImages.referenceKernel)
+    defer { unlink(path) }
+    let run = try TrivisorBinary.run([
+      "run", "--pcpus", "1", "--timeout", "600", "--vm", "--pv --engine \(engine) \(path)",
+      "--vm", "--pv --engine \(engine) \(path)",
+    ])
+    #expect(run.status == 0, "\(run.stderr)")
+    for vm in ["[vm0] ", "[vm1] "] {
+      #expect(
+        run.stdout.contains(vm + "SELFTEST SUMMARY pass=\(ReferenceKernelOutput.selfTestChecks.count) fail=0"),
+        "\(run.stdout)")
+    }
+    let steal = run.stdout.split(separator: "\n").compactMap { line -> UInt64? in
+      guard line.contains("PV-RUNSTATE "),
+        let field = line.split(separator: " ").first(where: { $0.hasPrefix("steal_ns=") })
+      else { return nil }
+      return UInt64(field.dropFirst("steal_ns=".count))
+    }
+    #expect(steal.count == 2, "\(run.stdout)")
+    #expect(steal.reduce(0, +) > 0, "one of them waited for the pCPU: \(steal)")
   }
 
   @Test func badImagesAndOptionsAreOneUsageLine() throws {

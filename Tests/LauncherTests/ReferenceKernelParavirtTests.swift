@@ -19,10 +19,12 @@ import VMM
       engine: engine, commandLine: commandLine, timeoutSeconds: 120, paravirtual: paravirtual)
   }
 
-  /// The output without the mode line, and with the counters that depend on timing (tasks run,
-  /// timer preemptions) blanked.
+  /// The output without the mode line and the PV-only runstate line, and with the counters that
+  /// depend on timing (tasks run, timer preemptions) blanked.
   static func comparable(_ output: String) -> [String] {
-    output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("trivisor-kernel: mode=") }.map { line in
+    output.split(separator: "\n").map(String.init).filter {
+      !$0.hasPrefix("trivisor-kernel: mode=") && !$0.hasPrefix("PV-RUNSTATE ")
+    }.map { line in
       guard line.hasPrefix("SMP-CPU ") else { return line }
       return line.split(separator: " ").map { word in
         word.hasPrefix("tasks=") || word.hasPrefix("preemptions=")
@@ -40,6 +42,10 @@ import VMM
     #expect(pv.outcome.exitStatus == 0)
     #expect(pv.output.hasPrefix("trivisor-kernel: mode=selftest timer_hz=100 platform=paravirtual cpus=1\n"))
     #expect(pv.outcome.statistics.privilegedInstructionFaults == 0, "\(engine)")
+    // Its time per runstate, the steal time among them, printed before the exit status.
+    let runstate = try #require(pv.output.split(separator: "\n").first { $0.hasPrefix("PV-RUNSTATE ") })
+    #expect(runstate.contains(" steal_ns=") && runstate.contains(" blocked_ns="), "\(runstate)")
+    #expect(!runstate.hasPrefix("PV-RUNSTATE running_ns=0 "), "it ran: \(runstate)")
 
     let native = try Self.boot(engine, commandLine: "selftest", paravirtual: false)
     #expect(native.outcome.statistics.privilegedInstructionFaults == nil)

@@ -34,6 +34,7 @@ func kmain(_ commandLine: UInt64) {
     status = BenchmarkSuite.run(
       scale: options.scale, multiprocessor: options.multiprocessorBenchmarks, only: options.onlyBenchmark)
   }
+  if Paravirt.active { Paravirt.reportRunstate() }  // its steal time
   Console.write("trivisor-kernel: exit status ")
   Console.write(decimal: status)
   Console.newline()
