@@ -257,7 +257,7 @@ struct BtBenchCommand: ParsableCommand {
       var column = BtBenchReport.Column(engine: engine)
       if !walls.isEmpty {
         column.wallSeconds = median(walls)
-        column.nanosecondsPerOperation["alu-loop (per instruction)"] = median(perInstruction)
+        column.nanosecondsPerOperation["per-instruction"] = median(perInstruction)
       }
       column.failure = failure
       if engine == "sbt" {
