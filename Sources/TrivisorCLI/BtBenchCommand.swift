@@ -80,6 +80,8 @@ struct BtBenchCommand: ParsableCommand {
     return only.isEmpty ? Self.guestNames : Self.guestNames.filter { only.contains($0) }
   }
 
+  /// Measures the chosen guests and the behaviour probes, prints the tables and writes `--json`
+  /// and `--svg`; exits with the engine-error status when a run failed.
   func run() throws {
     let guests = try checkedGuests()
     try BenchmarkOptions.requireReleaseBuild(allowDebug: allowDebug, command: "bench bt")
