@@ -139,7 +139,10 @@ struct BtBenchCommand: ParsableCommand {
       }
     }
     if let path = svg {
-      do { try SVGChart(table: report.chartTable).svg.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+      do {
+        try SVGChart(table: report.chartTable, title: "interp, dbt and sbt (bench bt)").svg.write(
+          toFile: path, atomically: true, encoding: .utf8)
+      } catch {
         throw usageFailure("cannot write '\(path)': \(error.localizedDescription)")
       }
     }
