@@ -7,14 +7,15 @@ import ArgumentParser
 /// throughput against the host CPU, and with `--peers` per CPU mode against Bochs and QEMU
 /// (`CPUBenchCommand`); `linux` Debian's kernel from power-on to a program's exit next to QEMU
 /// (`LinuxBenchCommand`); `hypercall` the paravirtual hypercall's round trip per engine
-/// (`HypercallBenchCommand`).
+/// (`HypercallBenchCommand`); `sched` the credit scheduler with real guests (`SchedBenchCommand`); `bt` interpretation, dynamic and static binary translation on the
+/// same guests (`BtBenchCommand`).
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Run the benchmarks (release builds: swift build -c release).",
     subcommands: [
       GuestBenchCommand.self, SMPBenchCommand.self, KVMBenchCommand.self, CPUBenchCommand.self, LinuxBenchCommand.self,
-      HypercallBenchCommand.self, SchedBenchCommand.self,
+      HypercallBenchCommand.self, SchedBenchCommand.self, BtBenchCommand.self,
     ],
     defaultSubcommand: GuestBenchCommand.self
   )

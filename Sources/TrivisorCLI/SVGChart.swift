@@ -4,6 +4,8 @@ import Foundation
 /// column (engine or peer), time per operation on a logarithmic axis, with a legend.
 struct SVGChart {
   let table: BenchTable
+  /// The chart's heading.
+  var title = "Reference guest micro-benchmarks"
 
   /// Bar colours, one per column in order (repeats after eight).
   static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -41,7 +43,7 @@ struct SVGChart {
     out.append("<rect x=\"0\" y=\"0\" width=\"\(f(width))\" height=\"\(f(height))\" fill=\"white\"/>")
     out.append(
       "<text x=\"\(f(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">"
-        + "Reference guest micro-benchmarks: time per operation (log scale, lower is better)</text>")
+        + "\(escape(title)): time per operation (log scale, lower is better)</text>")
     out.append(
       "<text x=\"\(f(width / 2))\" y=\"40\" text-anchor=\"middle\" fill=\"#555\">"
         + escape("\(table.host), \(table.buildConfiguration) build, \(table.date)") + "</text>")
