@@ -24,16 +24,22 @@ public struct BenchmarkExits: Codable, Equatable, Sendable {
 }
 
 /// Listens to the reference kernel's benchmark markers (docs/guest-kernel.md): a byte OUT of the
-/// benchmark id to port 0x500 just before a benchmark and to 0x501 just after it. Each region's
-/// exits are the difference of the run's exit counters between the two markers.
+/// benchmark id to port 0x500 just before a benchmark and to 0x501 just after it, or in PV mode
+/// (no port I/O) the marker hypercall `hypercallNumber` with the port and the id as arguments.
+/// Each region's exits are the difference of the run's exit counters between the two markers.
 ///
 /// The run loop records an exit just before the next VM entry, so at the begin marker's write the
 /// counters hold every exit before it, and at the end marker's write they also hold the begin
-/// marker's own `io-out`, which is taken off: the region counts exactly the exits the guest took
-/// between the two marker instructions (the end marker's exit is not counted).
+/// marker's own exit (`io-out`, or `hypercall` for the marker hypercall), which is taken off: the
+/// region counts exactly the exits the guest took between the two marker instructions (the end
+/// marker's exit is not counted).
 public final class BenchmarkMarkerDevice: PortIODevice {
   /// The begin (0x500) and end (0x501) marker ports.
   public static let ports: ClosedRange<UInt16> = 0x500...0x501
+  /// Trivisor's marker hypercall (port, id): outside Xen's numbers, -ENOSYS where nothing serves it.
+  public static let hypercallNumber: UInt64 = 0x40
+  /// The exit the begin marker itself took.
+  private var markerExit = ExitKind.ioOut
 
   private let statistics: ExitStatistics
   private let instructions: () -> UInt64?
@@ -51,6 +57,19 @@ public final class BenchmarkMarkerDevice: PortIODevice {
   /// Reads as all ones.
   public func read(port: UInt16, size: Int) -> UInt32 { 0xFFFF_FFFF }
 
+  /// Serves the marker hypercall on `dispatcher` (a guest that cannot do port I/O: PV mode).
+  public func serveMarkerHypercall(on dispatcher: HypercallDispatcher) {
+    dispatcher.register(Self.hypercallNumber) { [self] call, _ in
+      let port = call.arguments[0]
+      guard Self.ports.contains(UInt16(truncatingIfNeeded: port)), port <= 0xFFFF else {
+        return .value(Xen.Error.invalid.returnValue)
+      }
+      markerExit = .hypercall
+      write(port: UInt16(port), size: 1, value: UInt32(truncatingIfNeeded: call.arguments[1]))
+      return .value(0)
+    }
+  }
+
   /// A marker: records the counters (begin) or the region since the begin marker (end).
   public func write(port: UInt16, size: Int, value: UInt32) {
     let id = Int(value & 0xFF)
@@ -66,7 +85,7 @@ public final class BenchmarkMarkerDevice: PortIODevice {
     var byReason: [String: UInt64] = [:]
     for kind in ExitKind.allCases {
       var delta = counts[kind.rawValue] &- start.counts[kind.rawValue]
-      if kind == .ioOut { delta &-= 1 }  // the begin marker itself
+      if kind == markerExit { delta &-= 1 }  // the begin marker itself
       if delta > 0 && delta < 1 << 62 { byReason[kind.name] = delta }
     }
     var region = BenchmarkExits(byReason: byReason)

@@ -85,6 +85,7 @@ public enum ReferenceGuest {
     } catch {
       throw UsageError("cannot attach the benchmark markers: \(error)")
     }
+    if paravirtual { markers.serveMarkerHypercall(on: vm.hypercalls) }
     let outcome = vm.run()
     console.finish()
     let names = ReferenceKernelOutput.benchmarkNamesByMarkerID

@@ -43,7 +43,7 @@ struct GuestBenchCommand: ParsableCommand {
 
   @Flag(
     help:
-      "Also boot the kernel deprivileged (run --pv) on every engine that can: columns interp+pv, dbt+pv (docs/paravirtualization.md)."
+      "Also boot the kernel deprivileged (run --pv) a +pv column per engine (interp+pv, dbt+pv, kvm+pv, ...; docs/paravirtualization.md)."
   )
   var pv = false
 
@@ -76,7 +76,8 @@ struct GuestBenchCommand: ParsableCommand {
     if pv {
       notes.append(
         "+pv: the kernel deprivileged at ring 3 (run --pv, one vCPU); its in, out and cr8wr touch no hardware "
-          + "(the paravirtual platform has no port I/O or CR8), timerirq is the event upcall, no per-benchmark exits")
+          + "(the paravirtual platform has no port I/O or CR8), timerirq is the event upcall; its markers are a hypercall"
+      )
     }
     if peers {
       if let qemu = QEMUPeer.executable() {

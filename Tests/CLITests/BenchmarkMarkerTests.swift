@@ -33,4 +33,22 @@ import VMM
     // No console output inside a region: the BENCH lines are printed after the end marker.
     #expect(kvm.results["cr3wr"]?.exitsPerOperation.map { $0 < 0.5 } == true)
   }
+
+  /// In PV mode the markers are Trivisor's marker hypercall: a CR3 switch is one hypercall (a
+  /// multicall of `mmu_update` and `new_baseptr`) and the marker's own exit is not counted.
+  @Test func paravirtualMarkersAttributeHypercalls() throws {
+    let entry = try #require(EngineRegistry.entries.first(where: { $0.name == "interp" }))
+    let run = try ReferenceGuest.run(
+      engine: try entry.make(false), commandLine: "bench scale=1 only=cr3wr", timeoutSeconds: 120, paravirtual: true)
+    #expect(run.outcome.exitStatus == 0, "\(run.outcome.reason)")
+    let table = BenchTable(
+      host: "test", date: "now", buildConfiguration: "debug",
+      columns: [
+        BenchTable.column(
+          name: "interp+pv", isPeer: false, commandLine: "bench scale=1 only=cr3wr", output: run.output,
+          exits: run.exitsByBenchmark, wallSeconds: run.wallSeconds, failure: nil)
+      ])
+    let cr3 = try #require(table.columns.first?.results["cr3wr"])
+    #expect(cr3.exitsPerOperationByReason?["hypercall"].map { $0 >= 1 && $0 < 1.1 } == true, "\(cr3)")
+  }
 }

@@ -22,6 +22,8 @@ enum Hypercall {
   static let mmuextOp: UInt64 = 26
   static let schedOp: UInt64 = 29
   static let eventChannelOp: UInt64 = 32
+  /// Trivisor's benchmark-marker hypercall (the VMM's bench harness answers it; -ENOSYS otherwise).
+  static let benchmarkMarker: UInt64 = 0x40
 
   /// `mmuext_op` commands.
   static let pinL4Table: UInt64 = 3
