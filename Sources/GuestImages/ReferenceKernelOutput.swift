@@ -13,16 +13,20 @@ public enum ReferenceKernelOutput {
 
   /// Every benchmark, in the order the kernel runs them.
   public static let benchmarkNames = [
-    "syscall", "in", "out", "cr3wr", "cr8wr", "pgfault", "divzero", "ptemod", "ctxswitch", "timerirq", "hash",
-    "sort", "matmul",
+    "syscall", "in", "out", "cr3wr", "cr8wr", "pgfault", "divzero", "ptemod", "ptebatch", "ctxswitch", "timerirq",
+    "console", "hash", "sort", "matmul",
   ]
 
   /// The multiprocessor suite (`bench smp`), in order; their marker ids follow `benchmarkNames`'.
   /// `ipi` and `tlbshoot` need two CPUs: with one the kernel prints `BENCH-SKIP` lines for them.
   public static let multiprocessorBenchmarkNames = ["ipi", "tlbshoot", "spinlock", "parallel"]
 
-  /// Benchmark names by marker id (the id the kernel writes to the marker ports).
-  public static let benchmarkNamesByMarkerID = benchmarkNames + multiprocessorBenchmarkNames
+  /// Benchmark names by marker id (the id the kernel writes to the marker ports): the first
+  /// default suite's 13, the multiprocessor suite, then the default suite's later additions.
+  public static let benchmarkNamesByMarkerID =
+    benchmarkNames.filter { $0 != "ptebatch" && $0 != "console" } + multiprocessorBenchmarkNames + [
+      "ptebatch", "console",
+    ]
 
   /// The kernel command line for a benchmark run with iteration multiplier `scale` (1 = small).
   public static func benchCommandLine(scale: Int) -> String { "bench scale=\(max(scale, 1))" }

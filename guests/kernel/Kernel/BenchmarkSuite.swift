@@ -50,10 +50,12 @@ enum BenchmarkSuite {
     marked(.pageFault) { runUser(.benchPageFault, argument: 50 * scale) }
     marked(.divideByZero) { runUser(.benchDivideByZero, argument: 100 * scale) }
     marked(.pteUpdate) { measurePageTableUpdates(iterations: 100 * scale) }
+    marked(.pageTableBatch) { measurePageTableBatches(batches: 2 * scale) }
     marked(.contextSwitch) { runUser(.benchContextSwitch, .benchContextSwitch, argument: 50 * scale) }
     marked(.timerInterrupt) {
       runUser(.benchTimerInterrupt, argument: min(5 * scale, 100) | (Timer.hertz << 32))
     }
+    marked(.consoleLine) { measureConsoleLines(lines: min(2 * scale, 200)) }
     marked(.hash) { runUser(.benchHash, argument: 2 * scale) }
     marked(.sort) { runUser(.benchSort, argument: 2 * scale) }
     marked(.matrix) { runUser(.benchMatrix, argument: 2 * scale) }
@@ -182,6 +184,56 @@ enum BenchmarkSuite {
     Platform.setPageTableEntry(entry, value | 0x2)
     Platform.switchAddressSpace(previous)
     space.destroy()
+  }
+
+  /// Pages of one `ptebatch` batch.
+  private static let batchPages = 64
+
+  /// Toggles the writable bit of 64 live PTEs as one batch (`Platform.setPageTableEntries`: 64
+  /// stores and a TLB flush natively, one multicall of `mmu_update` x 64 and a flush in PV mode);
+  /// reports the time per PTE.
+  private static func measurePageTableBatches(batches: Int) {
+    guard var space = AddressSpace.create() else {
+      Console.write("BENCH-ERROR ptebatch: out of memory\n")
+      return
+    }
+    let entries = UnsafeMutablePointer<UnsafeMutablePointer<UInt64>>.allocate(capacity: batchPages)
+    let values = UnsafeMutablePointer<UInt64>.allocate(capacity: batchPages)
+    defer {
+      entries.deallocate()
+      values.deallocate()
+    }
+    for i in 0..<batchPages {
+      let page = UserWindow.base + UInt64(i) * UserWindow.pageSize
+      guard space.map(page) else {
+        Console.write("BENCH-ERROR ptebatch: out of memory\n")
+        space.destroy()
+        return
+      }
+      entries[i] = space.pageTableEntry(page)
+    }
+    let previous = Platform.currentAddressSpace()
+    Platform.switchAddressSpace(space.root)
+    for i in 0..<batchPages { values[i] = entries[i].pointee }
+    let start = Platform.readTimestampCounter()
+    for _ in 0..<batches {
+      for i in 0..<batchPages { values[i] ^= 0x2 }
+      Platform.setPageTableEntries(entries, values, count: batchPages)
+    }
+    let cycles = Platform.readTimestampCounter() &- start
+    report(.pageTableBatch, iterations: UInt64(batches * batchPages), cycles: cycles)
+    for i in 0..<batchPages { values[i] |= 0x2 }
+    Platform.setPageTableEntries(entries, values, count: batchPages)
+    Platform.switchAddressSpace(previous)
+    space.destroy()
+  }
+
+  /// Writes `lines` 31-byte lines to the console (COM1 byte by byte natively, a `console_io`
+  /// write per line in PV mode); reports the time per line.
+  private static func measureConsoleLines(lines: Int) {
+    let start = Platform.readTimestampCounter()
+    for _ in 0..<lines { Console.write("console-bench ................\n") }
+    report(.consoleLine, iterations: UInt64(lines), cycles: Platform.readTimestampCounter() &- start)
   }
 
   /// Runs one ring-3 benchmark program, or two side by side (the second gets bit 40 of the

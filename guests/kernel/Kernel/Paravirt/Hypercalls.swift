@@ -29,6 +29,7 @@ enum Hypercall {
   static let pinL4Table: UInt64 = 3
   static let unpinTable: UInt64 = 4
   static let newBasePointer: UInt64 = 5
+  static let tlbFlushLocal: UInt64 = 6
   static let invalidatePageLocal: UInt64 = 7
   static let newUserBasePointer: UInt64 = 15
   /// `sched_op` commands.

@@ -54,6 +54,31 @@ enum PageTables {
     }
   }
 
+  /// The most entries one `setEntries` batch takes.
+  static let batchLimit = 64
+
+  /// Stores up to `batchLimit` entries of page-table frames and flushes the local TLB in one
+  /// multicall: one `mmu_update` carrying every request, then `mmuext_op(tlb_flush_local)`.
+  static func setEntries(
+    _ entries: UnsafePointer<UnsafeMutablePointer<UInt64>>, _ values: UnsafePointer<UInt64>, count: Int
+  ) {
+    let n = min(count, batchLimit)
+    let requests = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * batchLimit)
+    defer { requests.deallocate() }
+    for i in 0..<n {
+      requests[2 * i] = UInt64(UInt(bitPattern: entries[i]))
+      requests[2 * i + 1] = values[i]
+    }
+    var operation: (UInt64, UInt64, UInt64) = (Hypercall.tlbFlushLocal, 0, 0)
+    var batch = Multicall()
+    let ok = withUnsafeMutablePointer(to: &operation) { operationPointer in
+      batch.add(Hypercall.mmuUpdate, Hypercall.address(requests), UInt64(n), 0, Hypercall.domainSelf)
+      batch.add(Hypercall.mmuextOp, Hypercall.address(operationPointer), 1, 0, Hypercall.domainSelf)
+      return batch.run()
+    }
+    if !ok { Paravirt.fail("mmu_update refused a batch of page-table entries") }
+  }
+
   /// Loads `root` (the kernel's own tables, or a task's): `new_baseptr`, and the user root's
   /// slot 1 pointed at the task's window (cleared for the kernel's tables).
   static func switchTo(_ root: UInt64) {

@@ -39,6 +39,12 @@ enum NativePlatform: PlatformOperations {
   static func switchAddressSpace(_ root: UInt64) { cpu_write_cr3(root) }
   static func setPageTableEntry(_ entry: UnsafeMutablePointer<UInt64>, _ value: UInt64) { entry.pointee = value }
   static func invalidatePage(_ virtualAddress: UInt64) { cpu_invlpg(virtualAddress) }
+  static func setPageTableEntries(
+    _ entries: UnsafePointer<UnsafeMutablePointer<UInt64>>, _ values: UnsafePointer<UInt64>, count: Int
+  ) {
+    for i in 0..<count { entries[i].pointee = values[i] }
+    cpu_write_cr3(cpu_read_cr3())
+  }
   static func retireAddressSpace(_ root: UInt64) {}
 
   static func readPort8(_ port: UInt16) -> UInt8 { cpu_inb(port) }

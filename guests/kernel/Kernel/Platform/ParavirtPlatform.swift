@@ -65,6 +65,11 @@ enum ParavirtPlatform: PlatformOperations {
   static func invalidatePage(_ virtualAddress: UInt64) {
     Hypercall.extendedOperation(Hypercall.invalidatePageLocal, virtualAddress)
   }
+  static func setPageTableEntries(
+    _ entries: UnsafePointer<UnsafeMutablePointer<UInt64>>, _ values: UnsafePointer<UInt64>, count: Int
+  ) {
+    PageTables.setEntries(entries, values, count: count)
+  }
   static func retireAddressSpace(_ root: UInt64) { PageTables.retire(root) }
 
   /// COM1 as the console driver sees it: the transmitter is always ready and bytes written to the

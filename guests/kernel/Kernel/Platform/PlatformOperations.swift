@@ -29,6 +29,10 @@ protocol PlatformOperations {
   /// Stores one page-table entry; callers invalidate the TLB entry with `invalidatePage`.
   static func setPageTableEntry(_ entry: UnsafeMutablePointer<UInt64>, _ value: UInt64)
   static func invalidatePage(_ virtualAddress: UInt64)
+  /// Stores `count` page-table entries (`*entries[i] = values[i]`, all in page-table frames of one
+  /// address space) and flushes this CPU's TLB: one batch.
+  static func setPageTableEntries(
+    _ entries: UnsafePointer<UnsafeMutablePointer<UInt64>>, _ values: UnsafePointer<UInt64>, count: Int)
   /// Before an address space's tables are cleared and freed (it is no longer loaded anywhere).
   static func retireAddressSpace(_ root: UInt64)
 
@@ -126,6 +130,15 @@ enum Platform {
       ParavirtPlatform.invalidatePage(virtualAddress)
     } else {
       NativePlatform.invalidatePage(virtualAddress)
+    }
+  }
+  static func setPageTableEntries(
+    _ entries: UnsafePointer<UnsafeMutablePointer<UInt64>>, _ values: UnsafePointer<UInt64>, count: Int
+  ) {
+    if Paravirt.active {
+      ParavirtPlatform.setPageTableEntries(entries, values, count: count)
+    } else {
+      NativePlatform.setPageTableEntries(entries, values, count: count)
     }
   }
   static func retireAddressSpace(_ root: UInt64) {
