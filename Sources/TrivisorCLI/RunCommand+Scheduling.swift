@@ -16,7 +16,7 @@ extension RunCommand {
     }
     return SchedulingSession(
       pcpus: pcpus, nodes: RunSchedulingOptions.hostNodes(pcpus: pcpus, nodes: numaNodes),
-      keepingEvents: scheduling.schedTrace != nil)
+      parameters: try scheduling.parameters(), keepingEvents: scheduling.schedTrace != nil)
   }
 
   /// Adds this VM (its `--cpus`, `--weight`, `--cap`, `--pin`, `--numa`) to `session`'s pool.
@@ -70,7 +70,7 @@ extension RunCommand {
         throw usageFailure("--vm \(i) '\(text)': \(RunCommand.message(for: error))")
       }
       if !command.vms.isEmpty || command.scheduling.hasPoolOptions {
-        throw usageFailure("--vm \(i): --vm, --pcpus and --sched-trace are given once, outside the --vm groups")
+        throw usageFailure("--vm \(i): --vm, --pcpus, --timeslice, --rate-limit and --sched-trace are given once, outside the --vm groups")
       }
       commands.append(command)
     }

@@ -55,14 +55,41 @@ struct RunSchedulingOptions: ParsableArguments {
       valueName: "FILE"))
   var schedTrace: String?
 
+  @Option(
+    name: .customLong("timeslice"), parsing: .unconditional,
+    help: ArgumentHelp(
+      "The pool's time slice in milliseconds (1-10000, default 30, as Xen's credit scheduler).", valueName: "MS"))
+  var timeslice: Int?
+
+  @Option(
+    name: .customLong("rate-limit"), parsing: .unconditional,
+    help: ArgumentHelp(
+      "The least time a vCPU runs before a woken one may preempt it, in microseconds (0-1000000, default 1000).",
+      valueName: "US"))
+  var rateLimit: Int?
+
   /// Whether any option asks for the pool.
   var enablesPool: Bool {
     pcpus != nil || !pin.isEmpty || weight != nil || cap != nil || hostAffinity || schedTrace != nil
-      || pauseLoop != nil
+      || pauseLoop != nil || timeslice != nil || rateLimit != nil
   }
 
   /// Whether an option of the pool itself (not of one VM) is given.
-  var hasPoolOptions: Bool { pcpus != nil || schedTrace != nil }
+  var hasPoolOptions: Bool { pcpus != nil || schedTrace != nil || timeslice != nil || rateLimit != nil }
+
+  /// The policy's parameters: `--timeslice` and `--rate-limit`; credits are accounted every 30 ms
+  /// as with Xen's credit scheduler.
+  func parameters() throws(UsageError) -> SchedulerParameters {
+    let slice = timeslice ?? 30
+    let limit = rateLimit ?? 1000
+    guard (1...10_000).contains(slice) else { throw UsageError("--timeslice must be 1 to 10000 ms, not \(slice)") }
+    guard (0...1_000_000).contains(limit) else {
+      throw UsageError("--rate-limit must be 0 to 1000000 µs, not \(limit)")
+    }
+    let nanoseconds = UInt64(slice) * 1_000_000
+    return SchedulerParameters(
+      timeslice: nanoseconds, rateLimit: UInt64(limit) * 1000, accountingPeriod: SchedulerParameters().accountingPeriod)
+  }
 
   /// The pool's pCPU count: `--pcpus` or the host's cores.
   func pcpuCount() throws(UsageError) -> Int {

@@ -84,6 +84,8 @@ struct RunSchedulingBinaryTests {
     ["--pcpus", "0"], ["--pcpus", "x"], ["--pin", "0"], ["--pin", "1=0"], ["--pin", "0=4", "--pcpus", "2"],
     ["--weight", "0"], ["--cap", "0"], ["--pcpus", "1", "--irqchip", "kernel"],
     ["--vm", "--bogus"], ["--vm", "--demo --pcpus 1"], ["--weight", "2", "--vm", "--demo"],
+    ["--timeslice", "0"], ["--timeslice", "10001"], ["--rate-limit", "-1"], ["--rate-limit", "1000001"],
+    ["--vm", "--demo --timeslice 5"],
   ])
   func badSchedulingOptionsAreOneUsageLine(arguments: [String]) throws {
     let extra = arguments.contains("--vm") ? [] : ["--demo"]
@@ -101,7 +103,10 @@ struct RunSchedulingBinaryTests {
       unlink(trace)
       unlink(svg)
     }
-    let run = try Self.run(["run", "--demo", "--engine", engine, "--pcpus", "1", "--sched-trace", trace])
+    let run = try Self.run([
+      "run", "--demo", "--engine", engine, "--pcpus", "1", "--timeslice", "5", "--rate-limit", "500", "--sched-trace",
+      trace,
+    ])
     #expect(run.status == 0, "\(run.stderr)")
     let (configuration, recorded) = try SchedulerTraceFile.parse(try String(contentsOfFile: trace, encoding: .utf8))
     #expect(configuration.pcpus == 1 && configuration.vcpus == [VCPUID(vm: 0, vcpu: 0)])
