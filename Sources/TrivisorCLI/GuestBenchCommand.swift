@@ -28,7 +28,8 @@ struct GuestBenchCommand: ParsableCommand {
   /// benchmarks (a system call on dbt: 800 ns/op at scale 10, 180-220 at 100, 150 at 1000), so
   /// the comparison would measure warm-up (reported apart: docs/dbt.md) more than speed.
   static let defaultScales = [
-    "kvm": 10, "interp": isDebugBuild ? 1 : 10, "dbt": isDebugBuild ? 1 : 1000, "qemu-tcg": 1000, "qemu-kvm": 10,
+    "kvm": 10, "interp": isDebugBuild ? 1 : 10, "dbt": isDebugBuild ? 1 : 1000, "sbt": isDebugBuild ? 1 : 1000,
+    "qemu-tcg": 1000, "qemu-kvm": 10,
   ]
   static let fallbackScale = 1
 

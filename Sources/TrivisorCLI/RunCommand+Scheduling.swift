@@ -70,7 +70,9 @@ extension RunCommand {
         throw usageFailure("--vm \(i) '\(text)': \(RunCommand.message(for: error))")
       }
       if !command.vms.isEmpty || command.scheduling.hasPoolOptions {
-        throw usageFailure("--vm \(i): --vm, --pcpus, --timeslice, --rate-limit and --sched-trace are given once, outside the --vm groups")
+        throw usageFailure(
+          "--vm \(i): --vm, --pcpus, --timeslice, --rate-limit and --sched-trace are given once, outside the --vm groups"
+        )
       }
       commands.append(command)
     }
