@@ -40,29 +40,26 @@ public enum EngineRegistry {
     Entry(
       name: "dbt",
       summary: "dynamic binary translator: guest code translated to host x86-64 code, the interpreter for the rest",
-      unavailableReason: {
-        #if arch(x86_64) && os(Linux)
-          return nil
-        #else
-          return "the translator emits x86-64 code for Linux hosts"
-        #endif
-      },
+      unavailableReason: { translatorUnavailableReason },
       supportsDeterministic: true,
       make: { TranslatorEngine(deterministic: $0) }),
     Entry(
       name: "sbt",
       summary:
         "static binary translation: blocks from a translation file (run --translations FILE), dbt for the rest",
-      unavailableReason: {
-        #if arch(x86_64) && os(Linux)
-          return nil
-        #else
-          return "the translator emits x86-64 code for Linux hosts"
-        #endif
-      },
+      unavailableReason: { translatorUnavailableReason },
       supportsDeterministic: true,
       make: { StaticTranslatorEngine(translations: nil, deterministic: $0) }),
   ]
+
+  /// Why the translators (`dbt`, `sbt`) cannot run here: they emit x86-64 code for Linux hosts.
+  private static var translatorUnavailableReason: String? {
+    #if arch(x86_64) && os(Linux)
+      return nil
+    #else
+      return "the translator emits x86-64 code for Linux hosts"
+    #endif
+  }
 
   /// Names accepted by `--engine`.
   public static var names: [String] { ["auto"] + entries.map(\.name) }

@@ -92,25 +92,18 @@ import Translator
   }
 
   static func run(engine e: any Engine) throws {
-    let trap = e is KVMEngine ? "out %eax, $0xe4" : "vmcall"
-    let code = try InlineGuestAssembler.assemble(Self.guest.replacingOccurrences(of: "vmcall", with: trap))
-    let start = ParavirtMonitorTests.virtualBase + ParavirtMonitorTests.physical
-    let image = ParavirtMonitorTests.elf(
-      code, virtual: start, physical: ParavirtMonitorTests.physical, notes: [(1, start), (2, start + 0x2000)])
-    let memory = try GuestMemory(ramSize: 64 << 20)
-    let boot = try ParavirtBoot.load(image: image, into: memory, commandLine: "")
     let feeder = InputOnReady()
-    let config = MachineConfiguration(
-      consoleCapture: { feeder.output($0) }, timeoutSeconds: 120, stopOnOutput: "PV-CONSOLE-DONE")
-    let machine = try Machine(memory: memory, boot: boot, engine: e, configuration: config)
-    try machine.paravirt.startDeprivileged(boot: boot)
+    let (machine, memory) = try ParavirtTestGuest.boot(Self.guest, on: e) {
+      $0.consoleCapture = { feeder.output($0) }
+      $0.stopOnOutput = "PV-CONSOLE-DONE"
+    }
     feeder.machine = machine
     machine.input.push(Array("early".utf8))
     let outcome = machine.run()
     feeder.machine = nil
     #expect(outcome.reason == .outputMatched("PV-CONSOLE-DONE"), "\(outcome.reason)")
-    let results = ParavirtMonitorTests.physical + 0x3000
-    let word = { (offset: UInt64) in try memory.read(UInt64.self, at: results + offset) }
+    let results = ParavirtTestGuest.results
+    let word = { (offset: UInt64) in try ParavirtTestGuest.word(memory, offset) }
     let text = { (offset: UInt64, count: Int) in
       String(decoding: try memory.read(results + offset, count: count), as: UTF8.self)
     }

@@ -157,22 +157,14 @@ import Translator
     """#
 
   static func run(engine e: any Engine) throws {
-    let trap = e is KVMEngine ? "out %eax, $0xe4" : "vmcall"
-    let code = try InlineGuestAssembler.assemble(Self.guest.replacingOccurrences(of: "vmcall", with: trap))
-    let start = ParavirtMonitorTests.virtualBase + ParavirtMonitorTests.physical
-    let image = ParavirtMonitorTests.elf(
-      code, virtual: start, physical: ParavirtMonitorTests.physical, notes: [(1, start), (2, start + 0x2000)])
-    let memory = try GuestMemory(ramSize: 64 << 20)
-    let boot = try ParavirtBoot.load(image: image, into: memory, commandLine: "", cpus: 2)
     let capture = ParavirtMonitorTests.Capture()
-    var config = MachineConfiguration(
-      consoleCapture: { capture.append($0) }, timeoutSeconds: 120, stopOnOutput: "PV-SMP-DONE")
-    config.cpuCount = 2
-    let machine = try Machine(memory: memory, boot: boot, engine: e, configuration: config)
-    try machine.paravirt.startDeprivileged(boot: boot)
+    let (machine, memory) = try ParavirtTestGuest.boot(Self.guest, on: e, cpus: 2) {
+      $0.consoleCapture = { capture.append($0) }
+      $0.stopOnOutput = "PV-SMP-DONE"
+    }
     let outcome = machine.run()
     #expect(outcome.reason == .outputMatched("PV-SMP-DONE"), "\(outcome.reason)")
-    let word = { (offset: UInt64) in try memory.read(UInt64.self, at: ParavirtMonitorTests.physical + 0x3000 + offset) }
+    let word = { (offset: UInt64) in try ParavirtTestGuest.word(memory, offset) }
     let error = { (e: Xen.Error) in e.returnValue }
     #expect(try word(0x08) == 0, "is_up before up")
     #expect(try word(0x10) == error(.invalid), "up before initialise")

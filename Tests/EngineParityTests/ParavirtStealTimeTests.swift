@@ -88,25 +88,16 @@ import Translator
     """#
 
   static func run(engine e: any Engine) throws {
-    let trap = e is KVMEngine ? "out %eax, $0xe4" : "vmcall"
-    let code = try InlineGuestAssembler.assemble(Self.guest.replacingOccurrences(of: "vmcall", with: trap))
-    let start = ParavirtMonitorTests.virtualBase + ParavirtMonitorTests.physical
-    let image = ParavirtMonitorTests.elf(
-      code, virtual: start, physical: ParavirtMonitorTests.physical, notes: [(1, start), (2, start + 0x2000)])
-    let memory = try GuestMemory(ramSize: 64 << 20)
-    let boot = try ParavirtBoot.load(image: image, into: memory, commandLine: "", cpus: 2)
     let session = SchedulingSession(pcpus: 1, parameters: ScheduledRunTests.parameters, keepingEvents: true)
-    var config = MachineConfiguration(timeoutSeconds: 120, stopOnOutput: "PV-STEAL-DONE")
-    config.cpuCount = 2
-    config.scheduling = session.addMachine(vcpuCount: 2)
-    let machine = try Machine(memory: memory, boot: boot, engine: e, configuration: config)
-    try machine.paravirt.startDeprivileged(boot: boot)
+    let (machine, memory) = try ParavirtTestGuest.boot(Self.guest, on: e, cpus: 2) {
+      $0.stopOnOutput = "PV-STEAL-DONE"
+      $0.scheduling = session.addMachine(vcpuCount: 2)
+    }
     session.start()
     let outcome = machine.run()
     session.finish()
     #expect(outcome.reason == .outputMatched("PV-STEAL-DONE"), "\(outcome.reason)")
-    let results = ParavirtMonitorTests.physical + 0x3000
-    let word = { (offset: UInt64) in try memory.read(UInt64.self, at: results + offset) }
+    let word = { (offset: UInt64) in try ParavirtTestGuest.word(memory, offset) }
     #expect(try word(0x08) == 0 && word(0x10) == 0 && word(0x18) == 0 && word(0x20) == 0)
     // vcpu_runstate_info { state @0, state_entry_time @8, time[running, runnable, blocked, offline] @16 }
     #expect(try word(0x100 + 16 + 8) > 0, "vCPU 1 waited for the pCPU: steal time")
