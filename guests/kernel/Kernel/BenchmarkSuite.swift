@@ -123,9 +123,9 @@ enum BenchmarkSuite {
   private static func marked(_ benchmark: Benchmark, _ body: () -> Void) {
     if let only, only != benchmark { return }
     pending = nil
-    Platform.writePort8(markerBegin, UInt8(benchmark.rawValue))
+    Platform.markBenchmark(UInt8(benchmark.rawValue), end: false)
     body()
-    Platform.writePort8(markerEnd, UInt8(benchmark.rawValue))
+    Platform.markBenchmark(UInt8(benchmark.rawValue), end: true)
     if let result = pending { printResult(result.benchmark, iterations: result.iterations, cycles: result.cycles) }
     if let pid = failedTask {
       Console.write("BENCH-ERROR task ")

@@ -1,8 +1,8 @@
-/// The serial console: a 16550 UART at 0x3F8, polled. A lock, recursive per CPU, keeps bytes of
+/// The console (`Platform.writeConsole`: the 16550 UART at 0x3F8 natively, `console_io` in PV
+/// mode). A lock, recursive per CPU, keeps bytes of
 /// different CPUs apart: every byte takes it, and code that prints a line in several calls from a
 /// CPU that may run beside others brackets them with `lock()`/`unlock()` so the line stays whole.
 enum Console {
-  private static let base: UInt16 = 0x3F8
   private static var spinLock: TicketLock? = nil
   /// The holding CPU's index + 1, 0 when free.
   private static var owner: UInt64 = 0
@@ -31,20 +31,12 @@ enum Console {
 
   static func initialize() {
     spinLock = TicketLock()
-    Platform.writePort8(base + 1, 0x00)  // no UART interrupts
-    Platform.writePort8(base + 3, 0x80)  // DLAB
-    Platform.writePort8(base + 0, 0x01)  // 115200 baud
-    Platform.writePort8(base + 1, 0x00)
-    Platform.writePort8(base + 3, 0x03)  // 8N1
-    Platform.writePort8(base + 2, 0xC7)  // FIFO on
-    Platform.writePort8(base + 4, 0x03)  // DTR, RTS
+    Platform.initializeConsole()
   }
 
   static func write(byte: UInt8) {
     lock()
-    var spins = 0
-    while Platform.readPort8(base + 5) & 0x20 == 0 && spins < 100_000 { spins += 1 }
-    Platform.writePort8(base, byte)
+    Platform.writeConsole(byte)
     unlock()
   }
 

@@ -113,6 +113,30 @@ enum NativePlatform: PlatformOperations {
     return elapsed &* pitFrequency / count
   }
 
+  /// COM1, a 16550 UART, polled.
+  private static let consolePort: UInt16 = 0x3F8
+
+  static func initializeConsole() {
+    writePort8(consolePort + 1, 0x00)  // no UART interrupts
+    writePort8(consolePort + 3, 0x80)  // DLAB
+    writePort8(consolePort + 0, 0x01)  // 115200 baud
+    writePort8(consolePort + 1, 0x00)
+    writePort8(consolePort + 3, 0x03)  // 8N1
+    writePort8(consolePort + 2, 0xC7)  // FIFO on
+    writePort8(consolePort + 4, 0x03)  // DTR, RTS
+  }
+
+  static func writeConsole(_ byte: UInt8) {
+    var spins = 0
+    while readPort8(consolePort + 5) & 0x20 == 0 && spins < 100_000 { spins += 1 }
+    writePort8(consolePort, byte)
+  }
+
+  /// A byte OUT of the id to port 0x500 (start) or 0x501 (end).
+  static func markBenchmark(_ id: UInt8, end: Bool) {
+    writePort8(end ? BenchmarkSuite.markerEnd : BenchmarkSuite.markerBegin, id)
+  }
+
   static func powerOff(status: Int) -> Never {
     if status == 0 {
       writePort16(0x604, 0x2000)  // ACPI PM1a control, SLP_EN with sleep type 0 (Trivisor, QEMU q35)

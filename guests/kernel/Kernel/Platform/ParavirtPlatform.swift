@@ -2,13 +2,10 @@
 /// replaces every privileged instruction with a hypercall (docs/paravirtualization.md, "The
 /// reference kernel in PV mode"). One vCPU: no local APIC, no IPIs.
 enum ParavirtPlatform: PlatformOperations {
-  private static let consolePort: UInt16 = 0x3F8
   private static var consoleBuffer: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (
     0, 0, 0, 0, 0, 0, 0, 0
   )
   private static var consoleLength = 0
-  /// The line-control register's DLAB bit: while set, the data port is the divisor latch.
-  private static var divisorLatch = false
 
   static func disableInterrupts() { pv_events_disable() }
   static func enableInterrupts() { pv_events_enable() }
@@ -72,23 +69,26 @@ enum ParavirtPlatform: PlatformOperations {
   }
   static func retireAddressSpace(_ root: UInt64) { PageTables.retire(root) }
 
-  /// COM1 as the console driver sees it: the transmitter is always ready and bytes written to the
-  /// data port (not the divisor latch) go to `console_io(write)` a line at a time. Other ports
-  /// read as 0xFF.
-  static func readPort8(_ port: UInt16) -> UInt8 { port == consolePort + 5 ? 0x20 : 0xFF }
-  static func writePort8(_ port: UInt16, _ value: UInt8) {
-    // The benchmark markers (BenchmarkSuite.markerBegin/End) become Trivisor's marker hypercall.
-    if port == BenchmarkSuite.markerBegin || port == BenchmarkSuite.markerEnd {
-      Hypercall.call(Hypercall.benchmarkMarker, UInt64(port), UInt64(value))
-      return
-    }
-    if port == consolePort + 3 { divisorLatch = value & 0x80 != 0 }
-    guard port == consolePort, !divisorLatch else { return }
-    withUnsafeMutableBytes(of: &consoleBuffer) { $0[consoleLength] = value }
-    consoleLength += 1
-    if value == 10 || consoleLength == 64 { flushConsole() }
-  }
+  /// No port I/O at ring 3: reads give all ones, writes go nowhere (the console and the benchmark
+  /// markers have operations of their own).
+  static func readPort8(_ port: UInt16) -> UInt8 { 0xFF }
+  static func writePort8(_ port: UInt16, _ value: UInt8) {}
   static func writePort16(_ port: UInt16, _ value: UInt16) {}
+
+  static func initializeConsole() {}
+
+  /// Console bytes go to `console_io(write)` a line (or 64 bytes) at a time.
+  static func writeConsole(_ byte: UInt8) {
+    withUnsafeMutableBytes(of: &consoleBuffer) { $0[consoleLength] = byte }
+    consoleLength += 1
+    if byte == 10 || consoleLength == 64 { flushConsole() }
+  }
+
+  /// Trivisor's marker hypercall (port 0x500 or 0x501 and the id, as the native markers).
+  static func markBenchmark(_ id: UInt8, end: Bool) {
+    let port = end ? BenchmarkSuite.markerEnd : BenchmarkSuite.markerBegin
+    Hypercall.call(Hypercall.benchmarkMarker, UInt64(port), UInt64(id))
+  }
 
   static func flushConsole() {
     guard consoleLength > 0 else { return }

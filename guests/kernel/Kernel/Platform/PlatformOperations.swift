@@ -61,6 +61,14 @@ protocol PlatformOperations {
   // MARK: Machine
   /// Ends the run: status 0 is a clean power-off, others leave through the debug-exit port.
   static func powerOff(status: Int) -> Never
+
+  // MARK: Console and benchmark markers
+  /// Prepares the console (the UART natively).
+  static func initializeConsole()
+  /// Writes one console byte (callers hold `Console`'s lock).
+  static func writeConsole(_ byte: UInt8)
+  /// Marks the start (`end` false) or the end of benchmark `id` for the VMM (BenchmarkSuite).
+  static func markBenchmark(_ id: UInt8, end: Bool)
 }
 
 /// The platform the kernel runs on, chosen at boot: `ParavirtPlatform` when entered through the
@@ -81,6 +89,15 @@ enum Platform {
   }
   static func haltForever() -> Never {
     if Paravirt.active { ParavirtPlatform.haltForever() } else { NativePlatform.haltForever() }
+  }
+  static func initializeConsole() {
+    if Paravirt.active { ParavirtPlatform.initializeConsole() } else { NativePlatform.initializeConsole() }
+  }
+  static func writeConsole(_ byte: UInt8) {
+    if Paravirt.active { ParavirtPlatform.writeConsole(byte) } else { NativePlatform.writeConsole(byte) }
+  }
+  static func markBenchmark(_ id: UInt8, end: Bool) {
+    if Paravirt.active { ParavirtPlatform.markBenchmark(id, end: end) } else { NativePlatform.markBenchmark(id, end: end) }
   }
   static func readTimestampCounter() -> UInt64 { cpu_rdtsc() }
   static func readFaultAddress() -> UInt64 {
