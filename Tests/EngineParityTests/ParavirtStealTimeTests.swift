@@ -14,78 +14,61 @@ import Translator
 /// in RUNSTATE_runnable (Xen's steal time) for both. Nothing here depends on how long anything
 /// takes: only that the two vCPUs had to take turns.
 @Suite struct ParavirtStealTimeTests {
-  static let guest = #"""
-    .code64
-    .macro HCALL n
-      mov $\n, %eax
-      vmcall
-    .endm
-    .macro VCPUOP cmd, vcpu, arg
-      mov $\cmd, %edi
-      mov $\vcpu, %esi
-      mov \arg, %rdx
-      HCALL 24
-    .endm
-    .globl _start
-    _start:
-      lea results(%rip), %rbp
-      lea ctx(%rip), %rbx
-      lea ap_entry(%rip), %rax
-      mov %rax, 520+128(%rbx)
-      lea ap_stack_top(%rip), %rax
-      mov %rax, 520+152(%rbx)
-      mov 88(%rsi), %rax
-      movabs $0xffffffff80000000, %rcx
-      sub %rcx, %rax
-      mov %rax, 4984+24(%rbx)
-      VCPUOP 0, 1, %rbx
-      mov %rax, 0x08(%rbp)
-      VCPUOP 1, 1, $0
-      mov %rax, 0x10(%rbp)
-    1:
-      pause
-      cmpq $1, apdone(%rip)
-      jne 1b
-      lea 0x100(%rbp), %rax
-      VCPUOP 4, 1, %rax
-      mov %rax, 0x18(%rbp)
-      lea 0x200(%rbp), %rax
-      VCPUOP 4, 0, %rax
-      mov %rax, 0x20(%rbp)
-      mov $18, %eax
-      xor %edi, %edi
-      mov $(done_end - done_msg), %esi
-      lea done_msg(%rip), %rdx
-      vmcall
-      jmp .
+  static let guest =
+    ParavirtTestGuest.prelude + #"""
+      .globl _start
+      _start:
+        lea results(%rip), %rbp
+        lea ctx(%rip), %rbx
+        CONTEXT ap_entry, ap_stack_top
+        VCPUOP 0, 1, %rbx
+        mov %rax, 0x08(%rbp)
+        VCPUOP 1, 1, $0
+        mov %rax, 0x10(%rbp)
+      1:
+        pause
+        cmpq $1, apdone(%rip)
+        jne 1b
+        lea 0x100(%rbp), %rax
+        VCPUOP 4, 1, %rax
+        mov %rax, 0x18(%rbp)
+        lea 0x200(%rbp), %rax
+        VCPUOP 4, 0, %rax
+        mov %rax, 0x20(%rbp)
+        mov $18, %eax
+        xor %edi, %edi
+        mov $(done_end - done_msg), %esi
+        lea done_msg(%rip), %rdx
+        vmcall
+        jmp .
 
-    ap_entry:
-      mov $100000, %ecx
-    2:
-      incq apcount(%rip)
-      loop 2b
-      movq $1, apdone(%rip)
-      VCPUOP 2, 1, $0
-      jmp .
+      ap_entry:
+        mov $100000, %ecx
+      2:
+        incq apcount(%rip)
+        loop 2b
+        movq $1, apdone(%rip)
+        VCPUOP 2, 1, $0
+        jmp .
 
-    done_msg:
-      .ascii "PV-STEAL-DONE\n"
-    done_end:
-      .org 0x2000
-    hypercall_page:
-      .fill 0x1000, 1, 0xcc
-    results:
-      .fill 0x800, 1, 0
-    apdone:
-      .quad 0
-    apcount:
-      .quad 0
-      .fill 0x7f0, 1, 0
-    ctx:
-      .fill 0x2000, 1, 0
-      .fill 0x1000, 1, 0
-    ap_stack_top:
-    """#
+      done_msg:
+        .ascii "PV-STEAL-DONE\n"
+      done_end:
+        .org 0x2000
+      hypercall_page:
+        .fill 0x1000, 1, 0xcc
+      results:
+        .fill 0x800, 1, 0
+      apdone:
+        .quad 0
+      apcount:
+        .quad 0
+        .fill 0x7f0, 1, 0
+      ctx:
+        .fill 0x2000, 1, 0
+        .fill 0x1000, 1, 0
+      ap_stack_top:
+      """#
 
   static func run(engine e: any Engine) throws {
     let session = SchedulingSession(pcpus: 1, parameters: ScheduledRunTests.parameters, keepingEvents: true)

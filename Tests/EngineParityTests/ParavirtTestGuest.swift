@@ -8,6 +8,35 @@ import KVMEngine
 /// its start and XEN_ELFNOTE_HYPERCALL_PAGE at offset 0x2000, loaded by `ParavirtBoot` and put
 /// under the monitor. The guest keeps its results at offset 0x3000 (`results`).
 enum ParavirtTestGuest {
+  /// What the guests' assembly starts with: `.code64` and the macros `HCALL n` (hypercall n),
+  /// `VCPUOP cmd, vcpu, arg` (`vcpu_op`) and `CONTEXT entry, stack`, which fills the
+  /// `vcpu_guest_context` at %rbx for a vCPU starting at `entry` on `stack` with this kernel's root
+  /// table (start_info.pt_base in %rsi minus the virtual base); it uses %rax and %rcx.
+  static let prelude = #"""
+    .code64
+    .macro HCALL n
+      mov $\n, %eax
+      vmcall
+    .endm
+    .macro VCPUOP cmd, vcpu, arg
+      mov $\cmd, %edi
+      mov $\vcpu, %esi
+      mov \arg, %rdx
+      HCALL 24
+    .endm
+    .macro CONTEXT entry, stack
+      lea \entry(%rip), %rax
+      mov %rax, 520+128(%rbx)
+      lea \stack(%rip), %rax
+      mov %rax, 520+152(%rbx)
+      mov 88(%rsi), %rax
+      movabs $0xffffffff80000000, %rcx
+      sub %rcx, %rax
+      mov %rax, 4984+24(%rbx)
+    .endm
+
+    """#
+
   /// The guest-physical address of offset 0x3000 of the image, where the guests keep results.
   static let results = ParavirtMonitorTests.physical + 0x3000
 

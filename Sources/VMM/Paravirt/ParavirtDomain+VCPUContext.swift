@@ -20,8 +20,8 @@ extension ParavirtDomain {
     static let eventCallback = 5112
     /// `fs_base`, then `gs_base_kernel` and `gs_base_user`.
     static let fsBase = 5144
-    /// Offsets in `cpu_user_regs` of the general registers, in `Registers` order of the loader
-    /// below (r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi).
+    /// `rip` in `cpu_user_regs`, after the 15 general registers (r15, r14, r13, r12, rbp, rbx, r11,
+    /// r10, r9, r8, rax, rcx, rdx, rsi, rdi at 0-112) and `error_code`/`entry_vector`.
     static let rip = 128
     /// `rflags` in `cpu_user_regs`.
     static let rflags = 144
