@@ -153,8 +153,8 @@ extension Machine {
 
   /// Why the run must end now, other than the guest: the timeout passed, or the guest printed the
   /// `--stop-on-output` text and its line ended. Also returns the output-stop deadline, which the
-  /// runners treat like a device deadline. Under the device lock (the console output that
-  /// updates the output stop is written under it).
+  /// runners treat like a device deadline. Any thread: the timeout is fixed before the runners
+  /// start and `OutputStop` keeps its progress under its own lock.
   func hostStop() -> (reason: StopReason?, outputDeadline: UInt64?) {
     if let t = timeoutDeadline, hostClock.nanoseconds >= t {
       return (.timeout(seconds: configuration.timeoutSeconds ?? 0), nil)

@@ -45,7 +45,7 @@ extension VCPURunner {
       if ends { domain.endBlock(caller) }
       machine.deviceLock.unlock()
       if ends || machine.control.hasChanged(since: controlSeen) { return nil }
-      if let stop = machine.deviceLock.locked({ machine.hostStop().reason }) { return stop }
+      if let stop = machine.hostStop().reason { return stop }
       let hostNow = machine.hostClock.nanoseconds
       if let t = machine.timeoutDeadline, hostNow >= t { return nil }
       if let virtualTime = machine.virtualTime, let deadline, machine.runners.count == 1 {

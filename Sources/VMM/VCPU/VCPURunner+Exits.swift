@@ -74,7 +74,7 @@ extension VCPURunner {
     deadlineTimer?.arm(nil)
     releasePCPU(blocking: true)
     while !machine.control.hasChanged(since: controlSeen) && !hasStartupEvent && !lapic.hasPendingNMI {
-      if let stop = machine.deviceLock.locked({ machine.hostStop().reason }) { return stop }
+      if let stop = machine.hostStop().reason { return stop }
       let now = machine.hostClock.nanoseconds
       wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
     }

@@ -276,7 +276,7 @@ public final class VCPURunner {
   private func waitForStartup() -> StopReason? {
     unowned(unsafe) let machine = self.machine
     if machine.control.hasChanged(since: controlSeen) { return nil }
-    if let stop = machine.deviceLock.locked({ machine.hostStop().reason }) { return stop }
+    if let stop = machine.hostStop().reason { return stop }
     releasePCPU(blocking: true)
     let now = machine.hostClock.nanoseconds
     wakeup.wait(timeout: machine.timeoutDeadline.map { $0 > now ? $0 - now : 0 })
