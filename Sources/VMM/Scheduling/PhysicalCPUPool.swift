@@ -176,7 +176,9 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     timekeeperWakeup.signal()
   }
 
-  /// `vcpu` spins (a PAUSE loop): it should give its pCPU to a sibling.
+  /// `vcpu` spins (a PAUSE loop): it gives its pCPU back at once, and the policy hands it to a
+  /// sibling of the same VM that was preempted while runnable (`CreditScheduler.yield`: a directed
+  /// yield), else to anyone else.
   public func yieldSpinning(_ vcpu: VCPUID) {
     condition.lock()
     let kick: (@Sendable () -> Void)?
@@ -212,8 +214,9 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     dispatchIdlePCPUs(at: now)
     condition.broadcast()
     var next = nextAccounting
-    for p in 0..<scheduler.pcpuCount where holder[p] != nil {
-      next = min(next, sliceEnd[p], scheduler.preemptionDue[p] ?? .max)
+    for p in 0..<scheduler.pcpuCount {
+      // An idle pCPU may have a pick due too (co-scheduling lets a held-back vCPU go).
+      next = min(next, holder[p] != nil ? sliceEnd[p] : .max, scheduler.preemptionDue[p] ?? .max)
     }
     condition.unlock()
     for kick in toKick { kick() }
