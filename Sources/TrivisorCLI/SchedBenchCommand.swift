@@ -41,7 +41,7 @@ struct SchedBenchCommand: ParsableCommand {
   @Option(
     name: .customLong("spinlock-scale"),
     help: "The spinlock benchmark's scale: 20 x scale acquisitions per vCPU (1-1000).")
-  var spinlockScale = 5
+  var spinlockScale = 500
 
   @Option(name: .customLong("spinlock-timeout"), help: "Seconds a spinlock run may take (1-600).")
   var spinlockTimeout = 30.0

@@ -84,14 +84,14 @@ enum SchedBenchSpinlock {
     return String(format: "%.0f ns", ns)
   }
 
-  /// The table rows for one engine: per mode the runs' median, spread and factor over `none`.
+  /// The table rows for one engine: per mode run, the runs' median, spread and factor over `none`.
   /// A timed-out run took more than `timeout` less the shortest whole run (boot included) of any
   /// mode; over `acquisitions` that is the least ns per acquisition it would have shown.
   static func rows(engine: String, samples: [[Sample]], timeout: Double, acquisitions: Int) -> [[String]] {
     let shortest = samples.joined().filter { $0.nanosecondsPerAcquisition != nil }.map(\.wallSeconds).min() ?? 0
     let bound = max(timeout - shortest, 0) * 1e9 / Double(max(acquisitions, 1))
     let baseline = median(samples.first?.map(\.nanosecondsPerAcquisition) ?? [])
-    return zip(modes, samples).map { mode, runs in
+    return zip(modes, samples).filter { !$0.1.isEmpty }.map { mode, runs in
       let values = runs.map(\.nanosecondsPerAcquisition)
       let m = median(values)
       let finite = values.compactMap { $0 }
