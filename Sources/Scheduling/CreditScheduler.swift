@@ -208,7 +208,8 @@ public final class CreditScheduler {
   /// holder, or the waiter whose turn it is, that the spinner waits for (a directed yield, as
   /// KVM's `kvm_vcpu_on_spin`: round robin over the VM's vCPUs, passing over blocked ones and
   /// known spinners) — else to anyone else. The yielder is marked a spinner: it is not a directed
-  /// yield's target, and picks take it after the others of its priority until it runs again.
+  /// yield's target, and picks take it after the others of its priority until it runs again (a
+  /// slice at most).
   /// Returns that pCPU.
   @discardableResult
   public func yield(_ vcpu: VCPUID, at now: UInt64) -> Int? {

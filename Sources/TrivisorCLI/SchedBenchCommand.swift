@@ -128,7 +128,7 @@ struct SchedBenchCommand: ParsableCommand {
       print(
         "spinlock: \(SchedBenchSpinlock.vcpus) vCPUs on \(SchedBenchSpinlock.pcpus) pCPUs, \(acquisitions) acquisitions, "
           + "\(spinlockRuns) runs per mode taken in turn, timeout \(Int(spinlockTimeout)) s:")
-      let header = ["engine", "mode", "runs", "median/acq", "spread", "vs none", "yields"]
+      let header = ["engine", "mode", "runs", "median/acq", "spread", "median vs none", "worst vs none", "yields"]
       print(Self.table([header] + spinRows))
     }
     print(HostDescription.load)

@@ -77,6 +77,11 @@ enum SchedBenchSpinlock {
     return sorted[sorted.count / 2]
   }
 
+  /// The largest of `values`, nil when one timed out.
+  static func worst(_ values: [Double?]) -> Double? {
+    values.contains { $0 == nil } ? nil : values.compactMap { $0 }.max()
+  }
+
   /// Nanoseconds as a short figure ("812 ns", "35.2 us", "4.10 ms").
   static func duration(_ ns: Double) -> String {
     if ns >= 1e6 { return String(format: "%.2f ms", ns / 1e6) }
@@ -84,13 +89,15 @@ enum SchedBenchSpinlock {
     return String(format: "%.0f ns", ns)
   }
 
-  /// The table rows for one engine: per mode run, the runs' median, spread and factor over `none`.
+  /// The table rows for one engine: per mode run, the runs' median, spread, and the factor of
+  /// `none`'s median over the mode's and of `none`'s worst run over the mode's worst.
   /// A timed-out run took more than `timeout` less the shortest whole run (boot included) of any
   /// mode; over `acquisitions` that is the least ns per acquisition it would have shown.
   static func rows(engine: String, samples: [[Sample]], timeout: Double, acquisitions: Int) -> [[String]] {
     let shortest = samples.joined().filter { $0.nanosecondsPerAcquisition != nil }.map(\.wallSeconds).min() ?? 0
     let bound = max(timeout - shortest, 0) * 1e9 / Double(max(acquisitions, 1))
     let baseline = median(samples.first?.map(\.nanosecondsPerAcquisition) ?? [])
+    let baselineWorst = worst(samples.first?.map(\.nanosecondsPerAcquisition) ?? [])
     return zip(modes, samples).filter { !$0.1.isEmpty }.map { mode, runs in
       let values = runs.map(\.nanosecondsPerAcquisition)
       let m = median(values)
@@ -101,16 +108,17 @@ enum SchedBenchSpinlock {
       } else {
         spread = "all timed out"
       }
-      let factor: String
-      switch (baseline, m) {
-      case (let b?, let m?): factor = String(format: "%.1fx", b / m)
-      case (nil, let m?): factor = String(format: "> %.0fx", bound / m)
-      case (_, nil): factor = "-"
+      func factor(_ base: Double?, _ value: Double?) -> String {
+        switch (base, value) {
+        case (let b?, let v?): return String(format: "%.1fx", b / v)
+        case (nil, let v?): return String(format: "> %.0fx", bound / v)
+        case (_, nil): return "-"
+        }
       }
       let yields = runs.map(\.spinYields).sorted()[runs.count / 2]
       return [
-        engine, mode.name, "\(runs.count)", m.map(duration) ?? "> \(duration(bound)) (timed out)", spread, factor,
-        "\(yields)",
+        engine, mode.name, "\(runs.count)", m.map(duration) ?? "> \(duration(bound)) (timed out)", spread,
+        factor(baseline, m), factor(baselineWorst, worst(values)), "\(yields)",
       ]
     }
   }

@@ -77,6 +77,8 @@ import VMM
     #expect(rows[1][3] == "2.0 us")
     #expect(rows[1][4] == "1.0 us - 3.0 us")
     #expect(rows[1][5] == "> 5000x")
+    #expect(rows[1][6] == String(format: "> %.0fx", 1e7 / 3000))
+    #expect(rows[0][6] == "-")
   }
 
   /// One `bench sched` scenario on interp: both CPU-bound guests stop at their timeout, the pool
