@@ -190,7 +190,11 @@ public final class InterpreterVirtualCPU: VirtualCPU {
 
   public func kick() { kickRequested.store(true, ordering: .releasing) }
 
-  public func setPauseLoopExiting(_ pauses: UInt64) { pauseLoopThreshold = pauses }
+  public func setPauseLoopExiting(_ pauses: UInt64) {
+    pauseLoopThreshold = pauses
+    // PAUSE is counted (off the fast path) only while someone looks at the count.
+    cpu.countsPauses = pauses != 0
+  }
 
   public func takePauseLoopExit() -> Bool {
     defer { pauseLoopExited = false }

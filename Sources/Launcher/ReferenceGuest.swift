@@ -51,10 +51,11 @@ public enum ReferenceGuest {
 
   /// Boots the kernel on `engine` with `cpuCount` vCPUs, console output captured (and passed line
   /// by line to `onLine`), and the benchmark-marker device listening; with `paravirtual`, as
-  /// `trivisor run --pv` boots it (one vCPU).
+  /// `trivisor run --pv` boots it (one vCPU); with `scheduling`, under that pCPU pool (whose
+  /// owner starts and stops it).
   public static func run(
     engine: any Engine, commandLine: String, timeoutSeconds: Double, engineOptions: EngineOptions = EngineOptions(),
-    cpuCount: Int = 1, paravirtual: Bool = false, onLine: ((String) -> Void)? = nil
+    cpuCount: Int = 1, paravirtual: Bool = false, scheduling: VCPUScheduling? = nil, onLine: ((String) -> Void)? = nil
   ) throws(UsageError) -> CapturedRun {
     let start = DispatchTime.now().uptimeNanoseconds
     let memory: GuestMemory
@@ -63,6 +64,7 @@ public enum ReferenceGuest {
     var configuration = MachineConfiguration(
       consoleCapture: { console.append($0) }, engineOptions: engineOptions, timeoutSeconds: timeoutSeconds)
     configuration.cpuCount = cpuCount
+    configuration.scheduling = scheduling
     let boot =
       paravirtual
       ? try loadParavirtual(into: memory, commandLine: commandLine)

@@ -40,12 +40,28 @@ public final class CreditScheduler {
     var sequence: UInt64 = 0
     /// Ran or wanted to run since the last accounting.
     var active = false
+    /// Descheduled while it still wanted to run (slice over, preempted), not by its own yield:
+    /// what a directed yield looks for, a likely lock holder (KVM's `preempted`).
+    var preempted = false
+    /// Yielded because it spun and not dispatched since: a known waiter, which a directed yield
+    /// passes over and, for a time slice after `yieldedAt`, a pick takes after the others of its
+    /// priority.
+    var spinYielded = false
+    /// When it last yielded because it spun.
+    var yieldedAt: UInt64 = 0
+    /// CPU time run in all (relaxed co-scheduling's progress; a woken vCPU catches up).
+    var progress: UInt64 = 0
   }
 
   private var shares: [VMShare] = []
   private var entries: [Entry] = []
   private var index: [VCPUID: Int] = [:]
   private var vcpuCounts: [Int] = []
+  /// Per VM: its vCPUs' entries.
+  private var members: [[Int]] = []
+  /// Per VM: the vCPU index of the last directed yield's target (round robin, as KVM's
+  /// `last_boosted_vcpu`).
+  private var lastDirectedTarget: [Int] = []
   private var runQueues: [[Int]]
   private var running: [Int?]
   /// Per VM: CPU time used since the last accounting (for caps).
@@ -84,6 +100,8 @@ public final class CreditScheduler {
     shares.append(share)
     consumed.append(0)
     vcpuCounts.append(0)
+    members.append([])
+    lastDirectedTarget.append(-1)
     return shares.count - 1
   }
 
@@ -107,6 +125,7 @@ public final class CreditScheduler {
     // Spread a VM's vCPUs over their allowed pCPUs to start with.
     let home = (soft.isEmpty ? allowed : soft)[(entries.count) % (soft.isEmpty ? allowed.count : soft.count)]
     index[id] = entries.count
+    members[vm].append(entries.count)
     entries.append(Entry(id: id, hardAffinity: allowed, softAffinity: soft, lastPCPU: home))
     return id
   }
@@ -132,6 +151,16 @@ public final class CreditScheduler {
   /// The hard affinity of `vcpu`, sorted.
   public func hardAffinity(of vcpu: VCPUID) -> [Int] { index[vcpu].map { entries[$0].hardAffinity } ?? [] }
 
+  /// `vcpu`'s progress at `now` for relaxed co-scheduling: the CPU time it has run (a vCPU woken
+  /// from idle starts level with its slowest runnable sibling).
+  public func progress(of vcpu: VCPUID, at now: UInt64) -> UInt64? { index[vcpu].map { progress($0, at: now) } }
+
+  /// Whether relaxed co-scheduling holds `vcpu` back at `now`: it is ahead of its slowest runnable
+  /// sibling by more than `SchedulerParameters.coScheduleSkew`.
+  public func isCoStopped(_ vcpu: VCPUID, at now: UInt64) -> Bool {
+    index[vcpu].map { coStopped($0, at: now) } ?? false
+  }
+
   // MARK: Events
 
   /// `vcpu` wants a pCPU (an interrupt or event woke it). A vCPU with credit is BOOSTed; an idle
@@ -139,13 +168,17 @@ public final class CreditScheduler {
   /// (`preemptionDue`), no earlier than the rate limit allows.
   public func wake(_ vcpu: VCPUID, at now: UInt64) {
     guard let i = index[vcpu], entries[i].state == .blocked else { return }
+    // An idle vCPU did not fall behind: it starts level with its slowest runnable sibling.
+    if let slowest = slowestSibling(of: i, at: now) { entries[i].progress = max(entries[i].progress, slowest) }
     entries[i].state = .runnable
     entries[i].active = true
+    entries[i].preempted = false
     if entries[i].credit > 0 { setPriority(i, .boost, at: now) }
     observer?(.woke(vcpu, time: now))
     let queue = placement(for: i)
     enqueue(i, on: queue)
     tickle(for: i, at: now)
+    coScheduleRequests(vm: vcpu.vm, at: now)
   }
 
   /// The running (or runnable) `vcpu` blocks (HLT, `sched_op` block): it leaves its pCPU, which
@@ -163,17 +196,26 @@ public final class CreditScheduler {
       break
     }
     entries[i].state = .blocked
+    entries[i].preempted = false
+    entries[i].spinYielded = false
     observer?(.blocked(vcpu, time: now))
     if entries[i].priority == .boost { setPriority(i, entries[i].credit > 0 ? .under : .over, at: now) }
   }
 
   /// The running `vcpu` gives up its pCPU because it spins (the VMM saw a PAUSE loop, as
   /// pause-loop exiting does): the pCPU should pick again at once (`preemptionDue`), and then
-  /// prefers a runnable sibling of the same VM — most likely the preempted lock holder the spinner
-  /// waits for (a directed yield) — then anyone else, the yielder last. Returns that pCPU.
+  /// goes to a sibling of the same VM that was preempted while runnable — most likely the lock
+  /// holder, or the waiter whose turn it is, that the spinner waits for (a directed yield, as
+  /// KVM's `kvm_vcpu_on_spin`: round robin over the VM's vCPUs, passing over blocked ones and
+  /// known spinners) — else to anyone else. The yielder is marked a spinner: it is not a directed
+  /// yield's target, and picks take it after the others of its priority until it runs again (a
+  /// slice at most).
+  /// Returns that pCPU.
   @discardableResult
   public func yield(_ vcpu: VCPUID, at now: UInt64) -> Int? {
     guard let i = index[vcpu], case .running(let p, _) = entries[i].state else { return nil }
+    entries[i].spinYielded = true
+    entries[i].yieldedAt = now
     yielder[p] = i
     preemptionDue[p] = now
     return p
@@ -197,16 +239,23 @@ public final class CreditScheduler {
         observer?(.parked(entries[current].id, time: now))
       } else {
         entries[current].state = .runnable
+        entries[current].preempted = !entries[current].spinYielded
         enqueue(current, on: pcpu)
       }
     }
     let yielded = yielder[pcpu]
     yielder[pcpu] = nil
     let target = directedYield(from: yielded, on: pcpu, at: now)
-    guard let next = target ?? pick(for: pcpu, at: now, excluding: yielded) else { return (nil, .max) }
+    guard let next = target ?? pick(for: pcpu, at: now, excluding: yielded) else {
+      // Idle (with co-scheduling: until a held-back vCPU it may run is let go).
+      for vm in members.indices { coScheduleRequests(vm: vm, at: now) }
+      return (nil, .max)
+    }
     dequeue(next)
     entries[next].state = .running(pcpu: pcpu, since: now)
     entries[next].lastPCPU = pcpu
+    entries[next].preempted = false
+    entries[next].spinYielded = false
     running[pcpu] = next
     observer?(.dispatched(entries[next].id, pcpu: pcpu, time: now))
     var until = now &+ parameters.timeslice
@@ -222,10 +271,13 @@ public final class CreditScheduler {
     }
     // Others are waiting and a pCPU idles: let it steal.
     for p in 0..<pcpuCount where running[p] == nil && p != pcpu && preemptionDue[p] == nil {
-      if runQueues.contains(where: { queue in queue.contains { entries[$0].hardAffinity.contains(p) } }) {
+      if runQueues.contains(where: { queue in
+        queue.contains { entries[$0].hardAffinity.contains(p) && !coStopped($0, at: now) }
+      }) {
         preemptionDue[p] = now
       }
     }
+    for vm in members.indices { coScheduleRequests(vm: vm, at: now) }
     return (entries[next].id, until)
   }
 
@@ -281,6 +333,7 @@ public final class CreditScheduler {
   private func charge(_ i: Int, from start: UInt64, to end: UInt64) {
     let ran = end > start ? end - start : 0
     entries[i].credit -= Int64(clamping: ran)
+    entries[i].progress &+= ran
     consumed[entries[i].id.vm] &+= ran
     entries[i].active = true
     if entries[i].credit <= 0 && entries[i].priority == .under {
@@ -350,9 +403,19 @@ public final class CreditScheduler {
   /// The best runnable vCPU for `pcpu`: its own queue's first of the highest priority, unless
   /// another queue holds better work `pcpu` may run (work stealing; soft affinity breaks ties).
   private func pick(for pcpu: Int, at now: UInt64, excluding yielded: Int? = nil) -> Int? {
+    let coScheduling = parameters.coScheduleSkew != nil
     func better(_ a: Int, than b: Int?) -> Bool {
       guard let b else { return true }
       if entries[a].priority != entries[b].priority { return entries[a].priority > entries[b].priority }
+      // Relaxed co-scheduling: a laggard holding its siblings back goes first.
+      if coScheduling {
+        let aLags = lags(a, at: now)
+        if aLags != lags(b, at: now) { return aLags }
+      }
+      // A vCPU that yielded because it spun waits for the others (it waits for one of them), for
+      // a slice at most.
+      let aSpun = recentlyYielded(a, at: now)
+      if aSpun != recentlyYielded(b, at: now) { return !aSpun }
       // Balance within the node first: work queued on this pCPU's node before work from others.
       let aNear = nodeOf[entries[a].queue ?? pcpu] == nodeOf[pcpu]
       let bNear = nodeOf[entries[b].queue ?? pcpu] == nodeOf[pcpu]
@@ -362,17 +425,25 @@ public final class CreditScheduler {
       if aSoft != bSoft { return aSoft }
       return entries[a].sequence < entries[b].sequence
     }
+    func eligible(_ i: Int) -> Bool { !coScheduling || !coStopped(i, at: now) }
     var local: Int?
-    for i in runQueues[pcpu] where i != yielded && better(i, than: local) { local = i }
-    if let local, entries[local].priority > .over { return local }
+    for i in runQueues[pcpu] where i != yielded && eligible(i) && better(i, than: local) { local = i }
+    if let local, entries[local].priority > .over, !coScheduling || lags(local, at: now) { return local }
     var stolen: Int?
     for q in 0..<pcpuCount where q != pcpu {
-      for i in runQueues[q] where i != yielded && entries[i].hardAffinity.contains(pcpu) && better(i, than: stolen) {
+      for i in runQueues[q]
+      where i != yielded && entries[i].hardAffinity.contains(pcpu) && eligible(i) && better(i, than: stolen) {
         stolen = i
       }
     }
+    // With co-scheduling only a laggard is taken from another queue ahead of local work with
+    // credit: it holds its siblings back.
+    if coScheduling, let local, entries[local].priority > .over, let s = stolen, !lags(s, at: now) {
+      stolen = nil
+    }
     guard let stolen, better(stolen, than: local) else {
-      if local == nil, let yielded, runQueues[pcpu].contains(yielded) { return yielded }  // nobody else
+      // Nobody else: the yielder after all.
+      if local == nil, let yielded, runQueues[pcpu].contains(yielded), eligible(yielded) { return yielded }
       return local
     }
     let from = entries[stolen].queue ?? pcpu
@@ -380,27 +451,110 @@ public final class CreditScheduler {
     return stolen
   }
 
-  /// A directed yield's target: the runnable sibling (same VM) of `yielder` that `pcpu` may run,
-  /// of the highest priority, that has waited longest. It runs whatever its priority, but only
-  /// for the rate limit (`schedule`).
+  /// A directed yield's target: a sibling (same VM) of `yielder` that `pcpu` may run and that was
+  /// preempted while runnable — not blocked, not itself a spinner, not held back by
+  /// co-scheduling — taken round robin from the one after the VM's last target (as KVM's
+  /// `kvm_vcpu_on_spin`), so that successive yields reach every preempted sibling: the lock
+  /// holder, or for a ticket lock the waiter whose turn it is. It runs whatever its priority, but
+  /// only for the rate limit (`schedule`). Nil when no sibling qualifies.
   private func directedYield(from yielder: Int?, on pcpu: Int, at now: UInt64) -> Int? {
     guard let yielder else { return nil }
-    var best: Int?
-    for queue in runQueues {
-      for i in queue
-      where i != yielder && entries[i].hardAffinity.contains(pcpu) && entries[i].id.vm == entries[yielder].id.vm {
-        if let b = best,
-          entries[i].priority < entries[b].priority
-            || (entries[i].priority == entries[b].priority && entries[i].sequence > entries[b].sequence)
-        {
-          continue
+    let vm = entries[yielder].id.vm
+    let count = max(vcpuCounts[vm], 1)
+    var best: (entry: Int, distance: Int)?
+    for i in members[vm] where i != yielder {
+      let e = entries[i]
+      guard e.state == .runnable, e.preempted, !e.spinYielded, e.hardAffinity.contains(pcpu), !coStopped(i, at: now)
+      else { continue }
+      let distance = ((e.id.vcpu - lastDirectedTarget[vm] - 1) % count + count) % count
+      if best == nil || distance < best!.distance { best = (i, distance) }
+    }
+    guard let best else { return nil }
+    lastDirectedTarget[vm] = entries[best.entry].id.vcpu
+    if let from = entries[best.entry].queue, from != pcpu {
+      observer?(.migrated(entries[best.entry].id, from: from, to: pcpu, time: now))
+    }
+    return best.entry
+  }
+
+  /// `i` yielded because it spun, has not run since, and did so less than a slice ago.
+  private func recentlyYielded(_ i: Int, at now: UInt64) -> Bool {
+    entries[i].spinYielded && now &- entries[i].yieldedAt < parameters.timeslice
+  }
+
+  // MARK: Relaxed co-scheduling
+
+  /// `i`'s progress at `now`: what it has been charged, plus its current run.
+  private func progress(_ i: Int, at now: UInt64) -> UInt64 {
+    if case .running(_, let since) = entries[i].state, now > since { return entries[i].progress &+ (now - since) }
+    return entries[i].progress
+  }
+
+  /// Whether `i` wants CPU (runnable or running): the siblings co-scheduling compares with.
+  private func wantsCPU(_ i: Int) -> Bool {
+    switch entries[i].state {
+    case .runnable, .running: return true
+    case .blocked, .parked: return false
+    }
+  }
+
+  /// The least progress among `i`'s siblings that want CPU, if any.
+  private func slowestSibling(of i: Int, at now: UInt64) -> UInt64? {
+    var slowest: UInt64?
+    for j in members[entries[i].id.vm] where j != i && wantsCPU(j) {
+      let p = progress(j, at: now)
+      slowest = min(slowest ?? p, p)
+    }
+    return slowest
+  }
+
+  /// Relaxed co-scheduling holds `i` back: it is ahead of its slowest sibling that wants CPU by
+  /// more than the skew allowed.
+  private func coStopped(_ i: Int, at now: UInt64) -> Bool {
+    guard let skew = parameters.coScheduleSkew, let slowest = slowestSibling(of: i, at: now) else { return false }
+    return progress(i, at: now) > slowest &+ skew
+  }
+
+  /// `i` holds a sibling back (relaxed co-scheduling): it should run first.
+  private func lags(_ i: Int, at now: UInt64) -> Bool {
+    guard let skew = parameters.coScheduleSkew else { return false }
+    let mine = progress(i, at: now)
+    return members[entries[i].id.vm].contains { j in j != i && wantsCPU(j) && progress(j, at: now) > mine &+ skew }
+  }
+
+  /// Relaxed co-scheduling's preemption requests for VM `vm`: a running vCPU is asked to stop
+  /// when it will be ahead of its slowest waiting sibling by more than the skew (`preemptionDue`,
+  /// carried out at its next check), and an idle pCPU is asked to pick again when a held-back
+  /// vCPU it may run will be let go because the slowest sibling runs.
+  private func coScheduleRequests(vm: Int, at now: UInt64) {
+    guard let skew = parameters.coScheduleSkew, members.indices.contains(vm), members[vm].count > 1 else { return }
+    var waitingSlowest: UInt64?
+    for j in members[vm] where entries[j].state == .runnable {
+      waitingSlowest = min(waitingSlowest ?? entries[j].progress, entries[j].progress)
+    }
+    for i in members[vm] {
+      switch entries[i].state {
+      case .running(let p, _):
+        guard let waitingSlowest else { continue }
+        // Co-stopped once more than the skew ahead: one nanosecond past the limit.
+        let mine = progress(i, at: now)
+        let limit = waitingSlowest &+ skew
+        request(p, at: mine > limit ? now : now &+ (limit - mine) &+ 1)
+      case .runnable:
+        // Held back: let go once the slowest sibling, if it runs, has caught up to within the skew.
+        guard let slowest = slowestSibling(of: i, at: now) else { continue }
+        let mine = entries[i].progress
+        guard mine > slowest &+ skew else { continue }
+        let laggardRuns = members[vm].contains { j in
+          if j != i, case .running = entries[j].state { return progress(j, at: now) == slowest }
+          return false
         }
-        best = i
+        guard laggardRuns else { continue }
+        let due = now &+ (mine - skew - slowest)  // when the slowest is within the skew
+        for p in entries[i].hardAffinity where running[p] == nil { request(p, at: due) }
+      case .blocked, .parked:
+        continue
       }
     }
-    if let best, let from = entries[best].queue, from != pcpu {
-      observer?(.migrated(entries[best].id, from: from, to: pcpu, time: now))
-    }
-    return best
   }
 }

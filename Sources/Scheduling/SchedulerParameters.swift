@@ -7,6 +7,12 @@ public struct SchedulerParameters: Sendable, Equatable {
   public var rateLimit: UInt64 = 1_000_000
   /// How often credits are handed out (Xen accounts every 30 ms).
   public var accountingPeriod: UInt64 = 30_000_000
+  /// Relaxed co-scheduling (VMware's, off when nil): a vCPU whose progress (CPU time run) is ahead
+  /// of its slowest runnable sibling's by more than this is co-stopped — not dispatched, and
+  /// preempted at its next check — until the laggards, which picks take first, catch up.
+  public var coScheduleSkew: UInt64?
+  /// The skew `--co-schedule relaxed` allows: 3 ms, a tenth of a slice.
+  public static let relaxedCoScheduleSkew: UInt64 = 3_000_000
 
   /// The defaults above.
   public init() {}

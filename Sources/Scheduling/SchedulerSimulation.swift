@@ -17,6 +17,19 @@ public struct SchedulerSimulation {
     /// while another vCPU of the VM holds it), holds it `critical` nanoseconds, releases it, again.
     /// A lock holder that loses its pCPU keeps the lock: its siblings spin (lock-holder preemption).
     case spinlock(critical: UInt64, between: UInt64)
+    /// As `spinlock`, but the VM's lock is a ticket lock (the reference kernel's): waiters take it
+    /// in the order they asked, so a waiter that loses its pCPU holds up everyone after it too
+    /// (lock-waiter preemption), not only a holder that loses it.
+    case ticketLock(critical: UInt64, between: UInt64)
+
+    /// The critical section and the work between, for the lock demands.
+    var lock: (critical: UInt64, between: UInt64, ticket: Bool)? {
+      switch self {
+      case .spinlock(let critical, let between): return (critical, between, false)
+      case .ticketLock(let critical, let between): return (critical, between, true)
+      case .cpuBound, .periodic, .idle: return nil
+      }
+    }
   }
 
   /// The scheduler being driven.
@@ -76,6 +89,10 @@ public struct SchedulerSimulation {
     var phase: [VCPUID: Phase] = [:]
     var spinning: Set<VCPUID> = []
     var holder: [Int: VCPUID] = [:]
+    /// Ticket locks: per VM the next ticket and the one served; per vCPU its ticket.
+    var nextTicket: [Int: UInt64] = [:]
+    var serving: [Int: UInt64] = [:]
+    var ticket: [VCPUID: UInt64] = [:]
     var wakeAt: [VCPUID: UInt64] = [:]
     var sliceEnd: [UInt64]
     var lastAdvance: UInt64 = 0
@@ -102,7 +119,7 @@ public struct SchedulerSimulation {
       switch demand(v) {
       case .cpuBound, .idle: phase[v] = .open
       case .periodic(let run, _): phase[v] = .timed(left: max(run, 1))
-      case .spinlock(_, let between): phase[v] = .timed(left: max(between, 1))
+      case .spinlock(_, let between), .ticketLock(_, let between): phase[v] = .timed(left: max(between, 1))
       }
     }
 
@@ -112,9 +129,15 @@ public struct SchedulerSimulation {
       if let v { arrived(v) }
     }
 
-    /// A spinner that gets a pCPU while the lock is free takes it at once.
+    /// Whether the lock of `v`'s VM is `v`'s to take now: free, and for a ticket lock its turn.
+    func mayTake(_ v: VCPUID) -> Bool {
+      guard holder[v.vm] == nil, let lock = demand(v).lock else { return false }
+      return !lock.ticket || ticket[v] == serving[v.vm, default: 0]
+    }
+
+    /// A spinner that gets a pCPU while the lock is its to take takes it at once.
     mutating func arrived(_ v: VCPUID) {
-      guard spinning.contains(v), case .spinlock(let critical, _) = demand(v), holder[v.vm] == nil else { return }
+      guard spinning.contains(v), let critical = demand(v).lock?.critical, mayTake(v) else { return }
       spinning.remove(v)
       holder[v.vm] = v
       phase[v] = .timed(left: max(critical, 1))
@@ -176,14 +199,15 @@ public struct SchedulerSimulation {
         scheduler.block(v, at: now)
         wakeAt[v] = now &+ max(sleep, 1)
         dispatch(p)
-      case .spinlock(let critical, let between):
+      case .spinlock(let critical, let between), .ticketLock(let critical, let between):
         if holder[v.vm] == v {
-          // Release; the next running spinner of the VM takes the lock.
+          // Release; the next running spinner of the VM (whose turn it is) takes the lock.
           holder[v.vm] = nil
+          serving[v.vm, default: 0] += 1
           trace.noteLockAcquired(vm: v.vm)
           phase[v] = .timed(left: max(between, 1))
           for q in 0..<scheduler.pcpuCount {
-            if let w = scheduler.runningVCPU(on: q), w.vm == v.vm, spinning.contains(w) {
+            if let w = scheduler.runningVCPU(on: q), w.vm == v.vm, spinning.contains(w), mayTake(w) {
               arrived(w)
               break
             }
@@ -192,6 +216,17 @@ public struct SchedulerSimulation {
           // The spin-detection window ran out: give the pCPU away.
           phase[v] = .timed(left: simulation.spinDetectionWindow ?? .max)
           scheduler.yield(v, at: now)
+        } else if demand(v).lock?.ticket == true {
+          // Takes the next ticket; spins until it is served.
+          ticket[v] = nextTicket[v.vm, default: 0]
+          nextTicket[v.vm, default: 0] += 1
+          if mayTake(v) {
+            holder[v.vm] = v
+            phase[v] = .timed(left: max(critical, 1))
+          } else {
+            spinning.insert(v)
+            phase[v] = simulation.spinDetectionWindow.map { .timed(left: max($0, 1)) } ?? .open
+          }
         } else if holder[v.vm] == nil {
           holder[v.vm] = v
           phase[v] = .timed(left: max(critical, 1))

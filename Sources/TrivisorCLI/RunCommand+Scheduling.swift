@@ -71,7 +71,7 @@ extension RunCommand {
       }
       if !command.vms.isEmpty || command.scheduling.hasPoolOptions {
         throw usageFailure(
-          "--vm \(i): --vm, --pcpus, --timeslice, --rate-limit and --sched-trace are given once, outside the --vm groups"
+          "--vm \(i): --vm, --pcpus, --timeslice, --rate-limit, --co-schedule and --sched-trace are given once, outside the --vm groups"
         )
       }
       commands.append(command)

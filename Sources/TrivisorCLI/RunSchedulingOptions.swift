@@ -68,14 +68,34 @@ struct RunSchedulingOptions: ParsableArguments {
       valueName: "US"))
   var rateLimit: Int?
 
+  @Option(
+    name: .customLong("co-schedule"), parsing: .unconditional,
+    help: ArgumentHelp(
+      "Relaxed co-scheduling of each VM's vCPUs: 'relaxed' (a vCPU more than 3 ms of run time ahead of its slowest runnable sibling waits for it), a skew in microseconds, or 'off' (the default).",
+      valueName: "MODE"))
+  var coSchedule: String?
+
   /// Whether any option asks for the pool.
   var enablesPool: Bool {
     pcpus != nil || !pin.isEmpty || weight != nil || cap != nil || hostAffinity || schedTrace != nil
-      || pauseLoop != nil || timeslice != nil || rateLimit != nil
+      || pauseLoop != nil || timeslice != nil || rateLimit != nil || coSchedule != nil
   }
 
   /// Whether an option of the pool itself (not of one VM) is given.
-  var hasPoolOptions: Bool { pcpus != nil || schedTrace != nil || timeslice != nil || rateLimit != nil }
+  var hasPoolOptions: Bool {
+    pcpus != nil || schedTrace != nil || timeslice != nil || rateLimit != nil || coSchedule != nil
+  }
+
+  /// The skew `--co-schedule` allows: nil for `off` (or none given), 3 ms for `relaxed`, else the
+  /// value in microseconds (1-1000000).
+  static func coScheduleSkew(_ text: String?) throws(UsageError) -> UInt64? {
+    guard let text, text != "off" else { return nil }
+    if text == "relaxed" { return SchedulerParameters.relaxedCoScheduleSkew }
+    guard let us = Int(text), (1...1_000_000).contains(us) else {
+      throw UsageError("--co-schedule must be off, relaxed or a skew of 1 to 1000000 µs, not '\(text)'")
+    }
+    return UInt64(us) * 1000
+  }
 
   /// The policy's parameters: `--timeslice` and `--rate-limit`; credits are accounted every 30 ms
   /// as with Xen's credit scheduler.
@@ -87,8 +107,10 @@ struct RunSchedulingOptions: ParsableArguments {
       throw UsageError("--rate-limit must be 0 to 1000000 µs, not \(limit)")
     }
     let nanoseconds = UInt64(slice) * 1_000_000
-    return SchedulerParameters(
+    var parameters = SchedulerParameters(
       timeslice: nanoseconds, rateLimit: UInt64(limit) * 1000, accountingPeriod: SchedulerParameters().accountingPeriod)
+    parameters.coScheduleSkew = try Self.coScheduleSkew(coSchedule)
+    return parameters
   }
 
   /// The pool's pCPU count: `--pcpus` or the host's cores.

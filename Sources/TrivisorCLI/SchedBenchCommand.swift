@@ -18,7 +18,11 @@ struct SchedBenchCommand: ParsableCommand {
         wake-up     a VM idling in HLT between 1 ms APIC timer ticks beside a CPU-bound VM: how
                     long the woken vCPU waits for the pCPU (p50, p99), from the trace;
         overcommit  1, 2 and 4 CPU-bound VMs: loop iterations per second of all VMs together,
-                    against the 1-VM run.
+                    against the 1-VM run;
+        spinlock    (interp, dbt) the reference kernel's contended ticket lock, 4 vCPUs on a pool
+                    of 2 pCPUs, without spin detection, with pause-loop exiting and directed
+                    yield, with relaxed co-scheduling, and with both: ns per acquisition (median
+                    and spread of --spinlock-runs runs, taken in turn) and the factor over none.
       The CPU-bound guest loops in ring 3 (kvm runs it natively; this project's hosts emulate
       guest ring 0), the idle guest runs a few ring-0 instructions per tick. Release builds only
       give meaningful figures; each scenario runs --seconds.
@@ -30,6 +34,20 @@ struct SchedBenchCommand: ParsableCommand {
 
   @Option(help: "Seconds each scenario runs (0.1-60).")
   var seconds = 2.0
+
+  @Option(name: .customLong("spinlock-runs"), help: "Runs of each spinlock mode (0: no spinlock row).")
+  var spinlockRuns = 3
+
+  @Option(
+    name: .customLong("spinlock-scale"),
+    help: "The spinlock benchmark's scale: 20 x scale acquisitions per vCPU (1-1000).")
+  var spinlockScale = 500
+
+  @Option(name: .customLong("spinlock-timeout"), help: "Seconds a spinlock run may take (1-600).")
+  var spinlockTimeout = 30.0
+
+  @Flag(name: .customLong("spinlock-only"), help: "Only the spinlock row.")
+  var spinlockOnly = false
 
   @Option(help: "Write the wake-up scenario's timeline of the first engine as SVG to this file.")
   var svg: String?
@@ -48,9 +66,12 @@ struct SchedBenchCommand: ParsableCommand {
     for path in [svg, tracePath].compactMap({ $0 }) {
       try hostFile { () throws(HostFileError) in try HostFile.checkOutputPath(path, what: "output file") }
     }
+    guard (0...100).contains(spinlockRuns) else { throw usageFailure("--spinlock-runs must be 0 to 100") }
+    guard (1...1000).contains(spinlockScale) else { throw usageFailure("--spinlock-scale must be 1 to 1000") }
+    guard (1...600).contains(spinlockTimeout) else { throw usageFailure("--spinlock-timeout must be 1 to 600") }
     var rows: [[String]] = []
     var drewTimeline = false
-    for entry in EngineRegistry.entries where names.contains(entry.name) {
+    for entry in EngineRegistry.entries where names.contains(entry.name) && !spinlockOnly {
       if let why = entry.unavailableReason() {
         printError("bench sched: \(entry.name): unavailable, skipped: \(why)")
         continue
@@ -91,14 +112,61 @@ struct SchedBenchCommand: ParsableCommand {
         rows.append([entry.name, "failed: \(oneLine("\(error)"))"])
       }
     }
-    guard !rows.isEmpty else { throw usageFailure("no engine could run") }
-    let header = [
-      "engine", "fair-err", "fair-err(loops)", "wakes", "wake-p50", "wake-p99", "1x Mit/s", "2x/1x", "4x/1x",
-    ]
-    print("trivisor bench sched: \(isDebugBuild ? "debug" : "release") build, 1 pCPU, \(seconds) s per scenario")
+    let spinRows = spinlockRuns > 0 ? runSpinlock(names) : []
+    guard !rows.isEmpty || !spinRows.isEmpty else { throw usageFailure("no engine could run") }
+    print("trivisor bench sched: \(isDebugBuild ? "debug" : "release") build")
     print("host: \(HostDescription.current)")
-    print(Self.table([header] + rows))
+    if !rows.isEmpty {
+      let header = [
+        "engine", "fair-err", "fair-err(loops)", "wakes", "wake-p50", "wake-p99", "1x Mit/s", "2x/1x", "4x/1x",
+      ]
+      print("1 pCPU, \(seconds) s per scenario:")
+      print(Self.table([header] + rows))
+    }
+    if !spinRows.isEmpty {
+      let acquisitions = SchedBenchSpinlock.vcpus * 20 * spinlockScale
+      print(
+        "spinlock: \(SchedBenchSpinlock.vcpus) vCPUs on \(SchedBenchSpinlock.pcpus) pCPUs, \(acquisitions) acquisitions, "
+          + "\(spinlockRuns) runs per mode taken in turn, timeout \(Int(spinlockTimeout)) s:")
+      let header = ["engine", "mode", "runs", "median/acq", "spread", "median vs none", "worst vs none", "yields"]
+      print(Self.table([header] + spinRows))
+    }
     print(HostDescription.load)
+  }
+
+  /// The spinlock row per software engine (`SchedBenchSpinlock`); kvm leaves spinning to KVM's own
+  /// pause-loop exiting, which the pool does not see.
+  private func runSpinlock(_ names: [String]) -> [[String]] {
+    var rows: [[String]] = []
+    for entry in EngineRegistry.entries where names.contains(entry.name) && entry.name != "kvm" {
+      if let why = entry.unavailableReason() {
+        printError("bench sched: \(entry.name): unavailable, skipped: \(why)")
+        continue
+      }
+      var samples = Array(repeating: [SchedBenchSpinlock.Sample](), count: SchedBenchSpinlock.modes.count)
+      do {
+        for run in 0..<spinlockRuns {
+          for (m, mode) in SchedBenchSpinlock.modes.enumerated() {
+            printError("bench sched: \(entry.name): spinlock, \(mode.name), run \(run + 1)")
+            let sample = try SchedBenchSpinlock.runOnce(
+              entry, mode: mode, scale: spinlockScale, timeout: spinlockTimeout)
+            printError(
+              "bench sched: \(entry.name): spinlock, \(mode.name): "
+                + (sample.nanosecondsPerAcquisition.map { SchedBenchSpinlock.duration($0) } ?? "timed out")
+                + ", \(sample.spinYields) yields")
+            samples[m].append(sample)
+          }
+        }
+      } catch {
+        printError("bench sched: \(entry.name): spinlock: \(error)")
+        rows.append([entry.name, "spinlock failed: \(oneLine("\(error)"))"])
+        continue
+      }
+      rows += SchedBenchSpinlock.rows(
+        engine: entry.name, samples: samples, timeout: spinlockTimeout,
+        acquisitions: SchedBenchSpinlock.vcpus * 20 * spinlockScale)
+    }
+    return rows
   }
 
   /// Writes `--svg` and `--sched-trace` of `result`.

@@ -15,6 +15,7 @@ struct SchedSimCommand: ParsableCommand {
           cpu             never blocks (default)
           io:RUN:SLEEP    runs RUN µs, sleeps SLEEP µs, again
           spin:CS:WORK    contends for the VM's spinlock: CS µs held, WORK µs between
+          ticket:CS:WORK  the same with a ticket lock (waiters served in order)
           idle            never wakes
         pin=A-B|A+B+... hard affinity (pCPUs)
       Example: trivisor sched-sim --pcpus 1 --vm weight=256 --vm weight=512 --svg timeline.svg
@@ -40,6 +41,11 @@ struct SchedSimCommand: ParsableCommand {
   @Option(name: .customLong("spin-detection"), help: "Spinning vCPUs yield after this many µs of spinning.")
   var spinDetection: Int?
 
+  @Option(
+    name: .customLong("co-schedule"),
+    help: "Relaxed co-scheduling: 'relaxed' (a 3 ms skew), a skew in µs, or 'off' (default).")
+  var coSchedule: String?
+
   @Option(name: .customLong("sched-trace"), help: "Write every scheduling decision to this file.")
   var tracePath: String?
 
@@ -61,9 +67,12 @@ struct SchedSimCommand: ParsableCommand {
       throw usageFailure("--vm: \(error.message)")
     }
     guard specs.reduce(0, { $0 + $1.vcpus }) <= 1024 else { throw usageFailure("at most 1024 vCPUs in all") }
-    let parameters = SchedulerParameters(
+    var parameters = SchedulerParameters(
       timeslice: UInt64(timeslice) * 1_000_000, rateLimit: UInt64(rateLimit) * 1_000,
       accountingPeriod: 30_000_000)
+    do { parameters.coScheduleSkew = try RunSchedulingOptions.coScheduleSkew(coSchedule) } catch {
+      throw usageFailure(error.description)
+    }
     let scheduler = CreditScheduler(pcpus: pcpus, parameters: parameters)
     var simulation = SchedulerSimulation(scheduler: scheduler)
     simulation.spinDetectionWindow = spinDetection.map { UInt64($0) * 1_000 }
@@ -144,8 +153,13 @@ struct VMSpec: Equatable {
           spec.demand = .spinlock(
             critical: UInt64(try number(parts[1], 1...10_000_000)) * 1_000,
             between: UInt64(try number(parts[2], 1...10_000_000)) * 1_000)
+        case ("ticket", 3):
+          spec.demand = .ticketLock(
+            critical: UInt64(try number(parts[1], 1...10_000_000)) * 1_000,
+            between: UInt64(try number(parts[2], 1...10_000_000)) * 1_000)
         default:
-          throw ParseError(message: "demand=\(kv[1]): expected cpu, idle, io:RUN:SLEEP or spin:CS:WORK")
+          throw ParseError(
+            message: "demand=\(kv[1]): expected cpu, idle, io:RUN:SLEEP, spin:CS:WORK or ticket:CS:WORK")
         }
       case "pin":
         var set: Set<Int> = []

@@ -36,6 +36,51 @@ import VMM
     #expect(try RunSchedulingOptions.parse(["--weight", "512"]).enablesPool)
   }
 
+  @Test func coScheduleOptionParses() throws {
+    #expect(try RunSchedulingOptions.coScheduleSkew(nil) == nil)
+    #expect(try RunSchedulingOptions.coScheduleSkew("off") == nil)
+    #expect(try RunSchedulingOptions.coScheduleSkew("relaxed") == SchedulerParameters.relaxedCoScheduleSkew)
+    #expect(try RunSchedulingOptions.coScheduleSkew("500") == 500_000)
+    for bad in ["strict", "0", "1000001", ""] {
+      #expect(throws: UsageError.self) { try RunSchedulingOptions.coScheduleSkew(bad) }
+    }
+    let options = try RunSchedulingOptions.parse(["--co-schedule", "relaxed"])
+    #expect(options.enablesPool)
+    #expect(options.hasPoolOptions)
+    #expect(try options.parameters().coScheduleSkew == SchedulerParameters.relaxedCoScheduleSkew)
+    #expect(try RunSchedulingOptions.parse([]).parameters().coScheduleSkew == nil)
+  }
+
+  /// The spinlock row's run on interp (4 vCPUs on 2 pCPUs, spin detection and co-scheduling, 80
+  /// acquisitions): the benchmark reports, and the spinners yielded or did not have to. Bounded
+  /// by spin detection, whatever the host's load.
+  @Test func theSpinlockRowsRunReports() throws {
+    let interp = try #require(EngineRegistry.entries.first { $0.name == "interp" })
+    let mode = try #require(SchedBenchSpinlock.modes.first { $0.name == "detect+co" })
+    let sample = try SchedBenchSpinlock.runOnce(interp, mode: mode, scale: 1, timeout: 300)
+    #expect(sample.nanosecondsPerAcquisition != nil)
+    #expect(sample.wallSeconds > 0)
+  }
+
+  @Test func theSpinlockRowsFiguresAndFactor() {
+    func sample(_ ns: Double?) -> SchedBenchSpinlock.Sample {
+      SchedBenchSpinlock.Sample(nanosecondsPerAcquisition: ns, spinYields: 0, wallSeconds: 2)
+    }
+    #expect(SchedBenchSpinlock.median([3, nil, 1]) == 3)
+    #expect(SchedBenchSpinlock.median([nil, nil, 1]) == nil)
+    let rows = SchedBenchSpinlock.rows(
+      engine: "interp",
+      samples: [[sample(nil), sample(nil), sample(nil)], [sample(1000), sample(2000), sample(3000)], [], []],
+      timeout: 12, acquisitions: 1000)
+    #expect(rows.count == 2)
+    #expect(rows[0][3] == "> 10.00 ms (timed out)")
+    #expect(rows[1][3] == "2.0 us")
+    #expect(rows[1][4] == "1.0 us - 3.0 us")
+    #expect(rows[1][5] == "> 5000x")
+    #expect(rows[1][6] == String(format: "> %.0fx", 1e7 / 3000))
+    #expect(rows[0][6] == "-")
+  }
+
   /// One `bench sched` scenario on interp: both CPU-bound guests stop at their timeout, the pool
   /// gave out CPU time and the guests counted loops (how much each got is the host's business).
   @Test func aBenchSchedScenarioRunsToItsEnd() throws {
@@ -49,7 +94,10 @@ import VMM
   }
 
   @Test func badBenchSchedOptionsAreUsageErrors() throws {
-    for arguments in [["--seconds", "0"], ["--engine", "nope"]] {
+    for arguments in [
+      ["--seconds", "0"], ["--engine", "nope"], ["--spinlock-runs", "101"], ["--spinlock-scale", "0"],
+      ["--spinlock-timeout", "0"],
+    ] {
       let command = try SchedBenchCommand.parse(arguments)
       #expect(throws: ExitCode.self) { try command.run() }
     }

@@ -150,10 +150,14 @@ import Testing
 @Suite struct SpinDetectionTests {
   /// Lock acquisitions of one VM whose 4 vCPUs contend for a spinlock on 2 pCPUs, beside a
   /// CPU-bound VM that keeps the pCPUs contended.
-  static func acquisitions(window: UInt64?) -> Int { run(window: window).lockAcquisitions[0] ?? 0 }
+  static func acquisitions(window: UInt64?, coSchedule: UInt64? = nil) -> Int {
+    run(window: window, coSchedule: coSchedule).lockAcquisitions[0] ?? 0
+  }
 
-  static func run(window: UInt64?) -> SchedulerTrace {
-    let s = CreditScheduler(pcpus: 2)
+  static func run(window: UInt64?, coSchedule: UInt64? = nil) -> SchedulerTrace {
+    var parameters = SchedulerParameters()
+    parameters.coScheduleSkew = coSchedule
+    let s = CreditScheduler(pcpus: 2, parameters: parameters)
     let smp = s.addVM(VMShare(weight: 512))
     let hog = s.addVM()
     var sim = SchedulerSimulation(scheduler: s)
@@ -231,5 +235,182 @@ import Testing
     #expect(CreditScheduler(pcpus: 4, nodes: [[0, 1], [1, 2, 3]]).nodes == [[0, 1, 2, 3]])
     #expect(CreditScheduler(pcpus: 2, nodes: [[0], []]).nodes == [[0, 1]])
     #expect(CreditScheduler(pcpus: 2, nodes: [[1], [0]]).nodes == [[1], [0]])
+  }
+}
+
+/// vSMP with a ticket lock (the reference kernel's): a directed yield must reach the waiter whose
+/// turn it is, which is a preempted sibling, not a fresh or a spinning one.
+@Suite struct DirectedYieldTests {
+  /// Lock acquisitions of one VM of 4 vCPUs contending for a ticket lock on 2 pCPUs in 1 s.
+  static func ticketAcquisitions(window: UInt64?, coSchedule: UInt64? = nil) -> Int {
+    var parameters = SchedulerParameters()
+    parameters.coScheduleSkew = coSchedule
+    let s = CreditScheduler(pcpus: 2, parameters: parameters)
+    let vm = s.addVM()
+    var sim = SchedulerSimulation(scheduler: s)
+    for _ in 0..<4 { sim.set(.ticketLock(critical: 2_000, between: 6_000), for: s.addVCPU(vm: vm)!) }
+    sim.spinDetectionWindow = window
+    return sim.run(for: CreditSchedulerTests.second).lockAcquisitions[vm] ?? 0
+  }
+
+  @Test func spinDetectionWinsOnATicketLockWithMoreVCPUsThanPCPUs() {
+    let plain = Self.ticketAcquisitions(window: nil)
+    let detected = Self.ticketAcquisitions(window: 5_000)
+    #expect(plain > 0)
+    let factor = Double(detected) / Double(plain)
+    #expect(factor > 10, "ticket lock, spin detection: \(detected) acquisitions, without: \(plain) (x\(factor))")
+  }
+
+  @Test func theTargetIsAPreemptedSiblingAndTheYielderWaitsForTheOthers() {
+    let s = CreditScheduler(pcpus: 1)
+    let vm = s.addVM()
+    let a = s.addVCPU(vm: vm)!
+    let b = s.addVCPU(vm: vm)!
+    let c = s.addVCPU(vm: vm)!
+    s.account(at: 0)
+    for v in [a, b, c] { s.wake(v, at: 0) }
+    #expect(s.schedule(0, at: 0).vcpu == a)
+    #expect(s.schedule(0, at: 1_000).vcpu == b)  // a preempted while runnable, queued behind c
+    // b spins: the pCPU goes to a, the preempted one, though c (which never ran) is first in line.
+    #expect(s.yield(b, at: 2_000) == 0)
+    let lent = s.schedule(0, at: 2_000)
+    #expect(lent.vcpu == a)
+    #expect(lent.until <= 2_000 + s.parameters.rateLimit)
+    // Then c, then a again: the spinner b waits for the others, for a slice at most.
+    #expect(s.schedule(0, at: lent.until).vcpu == c)
+    #expect(s.schedule(0, at: lent.until + 1_000).vcpu == a)
+    #expect(s.schedule(0, at: 2_000 + s.parameters.timeslice).vcpu == b)
+  }
+
+  @Test func successiveYieldsGoRoundRobinOverThePreemptedSiblings() {
+    let s = CreditScheduler(pcpus: 1)
+    let vm = s.addVM()
+    let ids = (0..<4).map { _ in s.addVCPU(vm: vm)! }
+    s.account(at: 0)
+    for v in ids { s.wake(v, at: 0) }
+    // Each runs once and is preempted: all four are candidates.
+    var t: UInt64 = 0
+    for v in ids {
+      #expect(s.schedule(0, at: t).vcpu == v)
+      t += 1_000
+    }
+    // vCPU 0 runs again and spins; the targets rotate 1, 2, 3 rather than repeat the first.
+    #expect(s.schedule(0, at: t).vcpu == ids[0])
+    var targets: [VCPUID] = []
+    var spinner = ids[0]
+    for _ in 0..<3 {
+      t += 100
+      s.yield(spinner, at: t)
+      guard let next = s.schedule(0, at: t).vcpu else { break }
+      targets.append(next)
+      spinner = next
+    }
+    #expect(targets == [ids[1], ids[2], ids[3]])
+  }
+
+  @Test func aBlockedSiblingIsNeverTheTarget() {
+    let s = CreditScheduler(pcpus: 1)
+    let vm = s.addVM()
+    let a = s.addVCPU(vm: vm)!
+    let b = s.addVCPU(vm: vm)!
+    let other = s.addVM()
+    let c = s.addVCPU(vm: other)!
+    s.account(at: 0)
+    for v in [a, b, c] { s.wake(v, at: 0) }
+    #expect(s.schedule(0, at: 0).vcpu == a)
+    #expect(s.schedule(0, at: 1_000).vcpu == b)
+    s.block(a, at: 1_500)  // preempted earlier, now idle (HLT)
+    s.yield(b, at: 2_000)
+    #expect(s.schedule(0, at: 2_000).vcpu == c)
+  }
+}
+
+/// Relaxed co-scheduling (VMware's): a VM's vCPUs stay within the skew of each other's progress.
+@Suite struct CoSchedulingTests {
+  /// The largest skew (most minus least CPU time) among VM 0's vCPUs at any time of `trace`.
+  static func largestSkew(_ trace: SchedulerTrace, vcpus: [VCPUID]) -> UInt64 {
+    var ran: [VCPUID: UInt64] = [:]
+    var since: [VCPUID: UInt64] = [:]
+    var largest: UInt64 = 0
+    func measure(at t: UInt64) {
+      let progress = vcpus.map { v in ran[v, default: 0] + (since[v].map { t - $0 } ?? 0) }
+      largest = max(largest, (progress.max() ?? 0) - (progress.min() ?? 0))
+    }
+    for event in trace.events {
+      switch event {
+      case .dispatched(let v, _, let t):
+        measure(at: t)
+        since[v] = t
+      case .descheduled(let v, _, let t):
+        if let s = since.removeValue(forKey: v) { ran[v, default: 0] += t - s }
+        measure(at: t)
+      default:
+        break
+      }
+    }
+    return largest
+  }
+
+  /// VM 0: 4 CPU-bound vCPUs; VM 1: one; 2 pCPUs, 2 s.
+  static func run(coSchedule: UInt64?) -> (trace: SchedulerTrace, vcpus: [VCPUID]) {
+    var parameters = SchedulerParameters()
+    parameters.coScheduleSkew = coSchedule
+    let s = CreditScheduler(pcpus: 2, parameters: parameters)
+    let vm = s.addVM()
+    let vcpus = (0..<4).map { _ in s.addVCPU(vm: vm)! }
+    s.addVCPU(vm: s.addVM())
+    let sim = SchedulerSimulation(scheduler: s)
+    return (sim.run(for: 2 * CreditSchedulerTests.second, keepingEvents: true), vcpus)
+  }
+
+  @Test func theSkewStaysWithinTheThreshold() {
+    let skew = SchedulerParameters.relaxedCoScheduleSkew
+    let (free, vcpus) = Self.run(coSchedule: nil)
+    let (held, _) = Self.run(coSchedule: skew)
+    let without = Self.largestSkew(free, vcpus: vcpus)
+    let with = Self.largestSkew(held, vcpus: vcpus)
+    #expect(without > 3 * skew, "without co-scheduling the skew reached \(without) ns")
+    #expect(with <= skew + 1_000, "with a \(skew) ns threshold the skew reached \(with) ns")
+    // The VM still gets CPU: co-stopping holds vCPUs back, it does not starve the VM.
+    #expect(held.cpuTime(ofVM: 0) > CreditSchedulerTests.second)
+  }
+
+  @Test func aCoStoppedVCPUIsNotDispatchedAndItsLaggardGoesFirst() {
+    var parameters = SchedulerParameters()
+    parameters.coScheduleSkew = 1_000
+    let s = CreditScheduler(pcpus: 1, parameters: parameters)
+    let vm = s.addVM()
+    let a = s.addVCPU(vm: vm)!
+    let b = s.addVCPU(vm: vm)!
+    s.account(at: 0)
+    s.wake(a, at: 0)
+    s.wake(b, at: 0)
+    #expect(s.schedule(0, at: 0).vcpu == a)
+    // a is asked to stop once it is 1 µs ahead of b, which waits.
+    #expect(s.preemptionDue[0] == 1_001)
+    #expect(s.schedule(0, at: 5_000).vcpu == b)
+    #expect(s.isCoStopped(a, at: 5_000))
+    #expect(s.progress(of: a, at: 5_000) == 5_000)
+    // Alone on the pCPU, b runs until it is 1 µs ahead of a in turn; a is free from 4 µs of b's.
+    #expect(s.preemptionDue[0] == 11_001)
+    #expect(!s.isCoStopped(a, at: 9_000))
+    #expect(s.schedule(0, at: 11_001).vcpu == a)
+  }
+
+  /// `SpinDetectionTests`' VM (4 vCPUs, one spinlock) beside a CPU-bound VM on 2 pCPUs, no spin
+  /// detection: a preempted lock holder comes back within the skew instead of a slice.
+  @Test func coSchedulingReducesLockHolderPreemptionWithoutSpinDetection() {
+    let plain = SpinDetectionTests.acquisitions(window: nil)
+    let coScheduled = SpinDetectionTests.acquisitions(
+      window: nil, coSchedule: SchedulerParameters.relaxedCoScheduleSkew)
+    let factor = Double(coScheduled) / Double(max(plain, 1))
+    #expect(factor > 1.3, "co-scheduled: \(coScheduled) acquisitions, without: \(plain) (x\(factor))")
+  }
+
+  /// The same VM's skew stays bounded beside the CPU-bound VM, and it keeps most of its weight.
+  @Test func besideAnotherVMTheSkewStaysBoundedAndTheVMKeepsItsShare() {
+    let trace = SpinDetectionTests.run(window: nil, coSchedule: SchedulerParameters.relaxedCoScheduleSkew)
+    let share = Double(trace.cpuTime(ofVM: 0)) / Double(10 * CreditSchedulerTests.second)
+    #expect(share > 0.5, "the co-scheduled VM used \(share) of the machine, weight 2/3")
   }
 }

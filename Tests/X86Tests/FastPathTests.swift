@@ -87,6 +87,24 @@ import Testing
     #expect(form([0x01, 0xD8], .bits32) == .addRR)  // add eax, ebx in 32-bit code: the same forms
   }
 
+  /// PAUSE is a fast NOP and uncounted unless pause-loop exiting asks for the count.
+  @Test func pauseIsCountedOnlyWhenAsked() throws {
+    guard case .success(let pause) = Decoder.decode([0xF3, 0x90], mode: .bits64) else {
+      Issue.record("PAUSE does not decode")
+      return
+    }
+    #expect(FastForm.classify(pause, mode: .bits64) == .nop)
+    #expect(FastForm.classify(pause, mode: .bits64, countingPauses: true) == .generic)
+    for counting in [false, true] {
+      let (cpu, _) = makeCPU64([0xF3, 0x90, 0xF3, 0x90, 0xF3, 0x90, 0xCC])  // pause x3; int3
+      cpu.countsPauses = counting
+      _ = cpu.run(budget: 3)
+      #expect(cpu.instructionsRetired == 3)
+      #expect(cpu.pausesRetired == (counting ? 3 : 0))
+      #expect(cpu.pauseLoopLength == (counting ? 3 : 0))
+    }
+  }
+
   @Test func fastAndGeneralPathsAgreeOnAMixedLoop() {
     let (fast, fastRAM) = makeMixedLoopCPU(fastPath: true)
     let (general, generalRAM) = makeMixedLoopCPU(fastPath: false)

@@ -34,6 +34,10 @@ public final class PhysicalCPUPool: @unchecked Sendable {
   /// vCPUs whose next (or current) `acquire` returns nil without a pCPU (`interruptAcquire`).
   private var interrupted: Set<VCPUID> = []
   private let timekeeperWakeup = WakeupEvent()
+  /// Per vCPU: what its thread waiting in `acquire` sleeps on, so that a dispatch wakes the one
+  /// thread it concerns rather than every waiting one (a directed yield is a hand-off between two
+  /// threads; on a busy host waking the others too delays it).
+  private var waiters: [VCPUID: WakeupEvent] = [:]
 
   /// A pool handing out `scheduler`'s pCPUs, with time from `clock` (nanoseconds).
   public init(scheduler: CreditScheduler, clock: @escaping @Sendable () -> UInt64) {
@@ -72,6 +76,7 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     condition.lock()
     stopped = true
     condition.broadcast()
+    for waiter in waiters.values { waiter.signal() }
     condition.unlock()
     timekeeperWakeup.signal()
   }
@@ -88,7 +93,12 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     }
     dispatchIdlePCPUs(at: clock())
     while granted[vcpu] == nil && !stopped && !interrupted.contains(vcpu) {
-      condition.wait()
+      let waiter = waiters[vcpu] ?? WakeupEvent()
+      waiters[vcpu] = waiter
+      // The event latches: a grant made between the unlock and the wait is not lost.
+      condition.unlock()
+      waiter.wait(timeout: nil)
+      condition.lock()
     }
     if stopped { return nil }
     interrupted.remove(vcpu)
@@ -106,6 +116,7 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     condition.lock()
     interrupted.insert(vcpu)
     condition.broadcast()
+    waiters[vcpu]?.signal()
     condition.unlock()
   }
 
@@ -176,7 +187,9 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     timekeeperWakeup.signal()
   }
 
-  /// `vcpu` spins (a PAUSE loop): it should give its pCPU to a sibling.
+  /// `vcpu` spins (a PAUSE loop): it gives its pCPU back at once, and the policy hands it to a
+  /// sibling of the same VM that was preempted while runnable (`CreditScheduler.yield`: a directed
+  /// yield), else to anyone else.
   public func yieldSpinning(_ vcpu: VCPUID) {
     condition.lock()
     let kick: (@Sendable () -> Void)?
@@ -212,8 +225,9 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     dispatchIdlePCPUs(at: now)
     condition.broadcast()
     var next = nextAccounting
-    for p in 0..<scheduler.pcpuCount where holder[p] != nil {
-      next = min(next, sliceEnd[p], scheduler.preemptionDue[p] ?? .max)
+    for p in 0..<scheduler.pcpuCount {
+      // An idle pCPU may have a pick due too (co-scheduling lets a held-back vCPU go).
+      next = min(next, holder[p] != nil ? sliceEnd[p] : .max, scheduler.preemptionDue[p] ?? .max)
     }
     condition.unlock()
     for kick in toKick { kick() }
@@ -234,6 +248,7 @@ public final class PhysicalCPUPool: @unchecked Sendable {
     guard let next else { return }
     holder[p] = next
     granted[next] = p
+    waiters[next]?.signal()
   }
 
   /// Idle pCPUs the policy wants to pick again (work for them was queued) pick now.

@@ -246,7 +246,8 @@ extension CPU {
     case .nop, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
       break
     case .pause:
-      // Counted, not fast-pathed (and a callout under dbt): spin loops are what it marks.
+      // Counted only for pause-loop exiting (then it takes this path, a callout under dbt).
+      guard decodeCache.countsPauses else { break }
       pausesRetired &+= 1
       pauseLoopLength = instructionsRetired &- lastPauseAt <= CPU.pauseLoopGap ? pauseLoopLength &+ 1 : 0
       lastPauseAt = instructionsRetired

@@ -11,7 +11,7 @@ public final class CPU {
   public let memory: any PhysicalMemory
   /// Instructions retired (a REP iteration counts as one).
   @exclusivity(unchecked) public var instructionsRetired: UInt64 = 0
-  /// PAUSE instructions retired.
+  /// PAUSE instructions retired while `countsPauses` was on.
   @exclusivity(unchecked) public var pausesRetired: UInt64 = 0
   /// PAUSEs in a row each retired within `pauseLoopGap` instructions of the one before: how long
   /// the guest has been spinning without a break (pause-loop exiting, as VT-x's PLE_Gap and
@@ -340,6 +340,19 @@ public final class CPU {
     get { decodeCache.classifiesFastForms }
     set {
       decodeCache.classifiesFastForms = newValue
+      decodeCache.flush()
+    }
+  }
+
+  /// Whether PAUSE is counted (`pausesRetired`, `pauseLoopLength`), for pause-loop exiting: then
+  /// it leaves the fast path (a callout under dbt). Off by default, when PAUSE is a fast NOP.
+  /// Changing it forgets this CPU's decoded and translated code, which was classified under the
+  /// old setting.
+  public var countsPauses: Bool {
+    get { decodeCache.countsPauses }
+    set {
+      guard newValue != decodeCache.countsPauses else { return }
+      decodeCache.countsPauses = newValue
       decodeCache.flush()
     }
   }

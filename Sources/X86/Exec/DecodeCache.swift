@@ -32,6 +32,9 @@ final class DecodeCache {
   /// When false, every entry gets `.generic` (all instructions take `execute`): for comparing the
   /// fast handlers against the general path.
   var classifiesFastForms = true
+  /// When false (the default), PAUSE takes the `.nop` fast form and is not counted; when true it
+  /// takes the general path, which counts it (`CPU.countsPauses`).
+  var countsPauses = false
   /// The CPU model whose instructions this cache holds (a few forms keep the 8086's quirks on the
   /// general path).
   var model: CPUModel = .host64
@@ -125,7 +128,8 @@ final class DecodeCache {
     let relative = ins.operandCount > 0 && ins.operands.0.kind == .relative
     e.pointee = Entry(
       tag: DecodeCache.tag(physical, mode), generation: pageGeneration[page].load(ordering: .relaxed) &+ epoch.pointee,
-      form: classifiesFastForms ? FastForm.classify(ins, mode: mode, model: model) : .generic,
+      form: classifiesFastForms
+        ? FastForm.classify(ins, mode: mode, model: model, countingPauses: countsPauses) : .generic,
       inPageRun: CPU.inPageRun(ins), successor: entries + DecodeCache.slot(next),
       branchTarget: entries + DecodeCache.slot(relative ? next &+ ins.immediate : next), instruction: ins)
     return e

@@ -32,11 +32,14 @@ package enum FastForm: UInt8, Sendable {
   /// Shifts and rotates of a register by an immediate or CL.
   case shiftR
   case cmovR, cmovM, setccR
-  /// NOP, ENDBR, PREFETCH and the fences: nothing but RIP moves (PAUSE is counted: generic).
+  /// NOP, ENDBR, PREFETCH, the fences, and PAUSE unless it is counted: nothing but RIP moves.
   case nop
 
-  /// The form `ins` executes in when it runs in `mode` on a `model` CPU.
-  static func classify(_ ins: DecodedInstruction, mode: CodeMode, model: CPUModel = .host64) -> FastForm {
+  /// The form `ins` executes in when it runs in `mode` on a `model` CPU; with `countingPauses`
+  /// PAUSE takes the general path, which counts it (pause-loop exiting: `CPU.countsPauses`).
+  static func classify(
+    _ ins: DecodedInstruction, mode: CodeMode, model: CPUModel = .host64, countingPauses: Bool = false
+  ) -> FastForm {
     // LOCK keeps the generic path (the one place atomicity will live once vCPUs share memory).
     guard !ins.prefixes.contains(.lock) else { return .generic }
     let o0 = ins.operands.0
@@ -107,6 +110,8 @@ package enum FastForm: UInt8, Sendable {
       return o0.kind == .gpr ? .setccR : .generic
     case .nop, .prefetch, .lfence, .mfence, .sfence, .endbr64, .endbr32:
       return .nop
+    case .pause:
+      return countingPauses ? .generic : .nop
     default:
       return .generic
     }
