@@ -32,10 +32,9 @@ package final class DynamicTranslator: BlockExecutor {
   // Touched on every dispatch from this vCPU's thread only: no dynamic exclusivity checks.
   @exclusivity(unchecked) private var cache = CodeCache()
   private let code: ExecutableMemory
-  /// Which blocks may branch straight to which: blocks compiled here (0) and blocks installed
-  /// from a translation file (1, `sbt`) link only among themselves and have an indirect-branch
-  /// table each, so that one entry into generated code runs blocks of one origin only and its
-  /// instructions can be counted by origin exactly. `dbt` only ever uses the first.
+  /// The links and the inline indirect-branch table of the translated blocks. Blocks compiled here
+  /// and blocks installed from a translation file (`sbt`) are one domain: each branches straight
+  /// to the other, as `dbt` blocks do among themselves.
   private struct LinkDomain {
     /// Linkable branches to the same linear page by the block they want to reach: buffer offsets
     /// of their rel32 fields (linked to its chained entry).
@@ -49,9 +48,9 @@ package final class DynamicTranslator: BlockExecutor {
     let indirect = IndirectBranchTable()
   }
   @exclusivity(unchecked) private var domains: [LinkDomain] = [LinkDomain()]
-  /// The domain of the blocks the current entry into generated code runs.
+  /// The domain of the blocks the current entry into generated code runs (always 0).
   @exclusivity(unchecked) private var currentDomain = 0
-  /// The dynamic domain's indirect-branch table.
+  /// The indirect-branch table.
   private var indirect: IndirectBranchTable { domains[0].indirect }
   @exclusivity(unchecked) private var tables: BlockCompiler.Tables?
   @exclusivity(unchecked) package private(set) var statistics = TranslatorStatistics()
@@ -93,12 +92,17 @@ package final class DynamicTranslator: BlockExecutor {
       notedInThisEntry = 0
       calloutsInThisEntry = 0
       currentMode = mode
-      currentDomain = block.fromFile ? 1 : 0
       let used = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
       // The budget used counts this entry's callouts too; the interpreter counted those itself.
       let done = used &- calloutsInThisEntry
       translated &+= done
-      if block.fromFile { statistics.staticTranslatedInstructions &+= done }
+      if staticBlocks != nil {
+        // Blocks of both origins chain to each other; run-time blocks count what they complete
+        // (`BlockCompiler.countsInstructions`), the rest ran in file blocks.
+        let dynamic = state.load(fromByteOffset: CPUStateLayout.translatorDynamicInstructions, as: UInt64.self)
+        state.storeBytes(of: 0, toByteOffset: CPUStateLayout.translatorDynamicInstructions, as: UInt64.self)
+        statistics.staticTranslatedInstructions &+= done &- dynamic
+      }
       calloutSteps &+= calloutsInThisEntry
       cpu.noteTranslatedRetired(done &- notedInThisEntry)
       let exit = state.load(fromByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
@@ -295,20 +299,21 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user, mode: mode),
-      callout: helpers(calloutInstruction: calloutInstruction))
+      callout: helpers(calloutInstruction: calloutInstruction), countsInstructions: staticBlocks != nil)
     return install(
       host, length: guest.instructions.count, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
-      physical: physical, user: user, mode: mode, domain: 0)
+      physical: physical, user: user, mode: mode, fromFile: false)
   }
 
   /// Puts `host` (a block of `length` guest instructions at `rip` from a code page at
-  /// `generation`) into the code buffer, the cache and the indirect table of its link domain
-  /// (`LinkDomain`: 0 compiled here, 1 from a translation file), and links it both ways within it.
+  /// `generation`, compiled here or installed from a translation file: `fromFile`) into the code
+  /// buffer, the cache and the indirect table, and links it both ways with every other block.
   private func install(
     _ host: BlockCompiler.Output, length: Int, generation: UInt32,
     calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?, rip: UInt64, physical: UInt64, user: Bool,
-    mode: TranslatedCodeMode, domain d: Int
+    mode: TranslatedCodeMode, fromFile: Bool
   ) -> CodeCache.Block {
+    let d = 0
     let ownKey = key(rip: rip, physical: physical, user: user, mode: mode)
     if let dumpDirectory = Self.dumpDirectory {
       Self.dump(host.code, rip: rip, user: user, mode: mode, to: dumpDirectory)
@@ -325,6 +330,7 @@ package final class DynamicTranslator: BlockExecutor {
         domains[i].indirect.clear()
       }
       outgoing.removeAll()
+      hostFlagsWaiting.removeAll()
       code.reset()
       freeCalloutInstructions(keeping: calloutInstruction)
       offset = code.append(host.code)
@@ -340,7 +346,8 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let block = CodeCache.Block(
       entry: code.entry(offset), length: length, generation: generation,
-      chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry, fromFile: d == 1)
+      chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry, fromFile: fromFile,
+      hostFlagsEntry: host.hostFlagsEntry.map { offset + $0 })
     cache.insert(block, for: ownKey)
     statistics.blocksTranslated &+= 1
     statistics.instructionsTranslated &+= UInt64(length)
@@ -352,9 +359,6 @@ package final class DynamicTranslator: BlockExecutor {
     for field in domains[d].crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
     domains[d].latestCrossEntry[ownCrossKey] = offset + host.crossEntry
     domains[d].indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
-    // A translation of the other origin that this one replaces stays reachable from that domain's
-    // links and table only through its entry checks, which send control back to the dispatcher.
-    for other in domains.indices where other != d { domains[other].latestCrossEntry.removeValue(forKey: ownCrossKey) }
     // The branches of the translation this one replaces need no more patching.
     for old in outgoing.removeValue(forKey: ownKey) ?? [] {
       if old.cross {
@@ -370,7 +374,7 @@ package final class DynamicTranslator: BlockExecutor {
         let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user, mode: mode)
         domains[d].links[target, default: []].append(offset + l.field)
         registered.append((target, false, offset + l.field, d))
-        if let t = cache.lookup(target), t.fromFile == (d == 1), let chainEntry = t.chainEntry {
+        if let t = cache.lookup(target), let chainEntry = t.chainEntry {
           patch(offset + l.field, to: chainEntry)
         }
       } else {
@@ -381,13 +385,44 @@ package final class DynamicTranslator: BlockExecutor {
       }
     }
     outgoing[ownKey] = registered
+    linkHostFlags(host, offset: offset, block: block, key: ownKey, physical: physical, generation: generation)
     return block
   }
 
-  /// Translations made ahead of time (`sbt`), installed instead of compiling; nil for `dbt`.
-  @exclusivity(unchecked) package var staticBlocks: (any StaticBlockSource)? {
-    didSet { if staticBlocks != nil && domains.count == 1 { domains.append(LinkDomain()) } }
+  /// Branches that leave with the guest's flags in the host's RFLAGS, waiting for their target's
+  /// host-flags entry (`BlockCompiler.CrossBlockFlags`): by target, the field and the generation of
+  /// the code page both blocks lie in.
+  @exclusivity(unchecked) private var hostFlagsWaiting: [CodeCache.Key: [(field: Int, generation: UInt32)]] = [:]
+
+  /// Links a file block's host-flags branches and entry (`sbt` only): a branch is patched only to
+  /// the host-flags entry of a block of the same page installed from the file at the same
+  /// generation (its code is the one the analysis saw), never to another translation, and until
+  /// then takes its exit that captures the flags.
+  private func linkHostFlags(
+    _ host: BlockCompiler.Output, offset: Int, block: CodeCache.Block, key ownKey: CodeCache.Key, physical: UInt64,
+    generation: UInt32
+  ) {
+    if let entry = block.hostFlagsEntry, let waiting = hostFlagsWaiting.removeValue(forKey: ownKey) {
+      for w in waiting where w.generation == generation {
+        patch(w.field, to: entry)
+        statistics.hostFlagsLinksPatched &+= 1
+      }
+    }
+    for l in host.hostFlagsLinks {
+      let classBits = ownKey.physicalAndLevel & ~((1 << 61) - 1)
+      let target = CodeCache.Key(
+        linear: l.target, physicalAndLevel: (physical & ~0xFFF) | (l.target & 0xFFF) | classBits)
+      if let t = cache.lookup(target), t.fromFile, t.generation == generation, let entry = t.hostFlagsEntry {
+        patch(offset + l.field, to: entry)
+        statistics.hostFlagsLinksPatched &+= 1
+      } else {
+        hostFlagsWaiting[target, default: []].append((offset + l.field, generation))
+      }
+    }
   }
+
+  /// Translations made ahead of time (`sbt`), installed instead of compiling; nil for `dbt`.
+  @exclusivity(unchecked) package var staticBlocks: (any StaticBlockSource)?
 
   /// The block `source` has for `rip`, installed with this VM's addresses and the code page's
   /// current generation, or nil (the dynamic translator compiles it). The page is marked as
@@ -402,6 +437,43 @@ package final class DynamicTranslator: BlockExecutor {
     guard let found = source.block(for: cpu, rip: rip, physical: physical, user: user, mode: mode) else { return nil }
     // The source checked the page after it was marked: a write since then shows in the generation.
     guard cpu.codeGeneration(ofPageHolding: physical) == generation else { return nil }
+    guard
+      var installed = installStatic(
+        cpu, found, rip: rip, physical: physical, user: user, mode: mode, tables: tables, generation: generation)
+    else { return nil }
+    let flushes = statistics.cacheFlushes
+    // Link time: the page's other file blocks go in now, so the direct branches between them are
+    // patched block to block before any of them runs (none waits for a lazy link).
+    for sibling in source.pageBlocks(for: cpu, rip: rip, physical: physical, user: user, mode: mode)
+    where sibling.rip != rip {
+      let siblingPhysical = physical & ~0xFFF | sibling.rip & 0xFFF
+      let siblingKey = key(rip: sibling.rip, physical: siblingPhysical, user: user, mode: mode)
+      if let present = cache.lookup(siblingKey), present.generation == generation { continue }
+      if installStatic(
+        cpu, sibling.block, rip: sibling.rip, physical: siblingPhysical, user: user, mode: mode, tables: tables,
+        generation: generation) != nil
+      {
+        statistics.staticBlocksInstalledAhead &+= 1
+      }
+      if statistics.cacheFlushes != flushes {
+        // The code buffer filled up and was emptied: the block asked for goes in again, alone.
+        guard
+          let again = installStatic(
+            cpu, found, rip: rip, physical: physical, user: user, mode: mode, tables: tables, generation: generation)
+        else { return nil }
+        installed = again
+        break
+      }
+    }
+    return installed
+  }
+
+  /// Installs `found`, a file block for `rip` from a page checked at `generation`; nil when its
+  /// callout instruction no longer decodes.
+  private func installStatic(
+    _ cpu: CPU, _ found: RelocatableBlock, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode,
+    tables: BlockCompiler.Tables, generation: UInt32
+  ) -> CodeCache.Block? {
     var calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?
     if let offset = found.calloutPageOffset {
       guard
@@ -414,11 +486,11 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let host = found.resolved(
       tables: tables, helpers: helpers(calloutInstruction: calloutInstruction),
-      indirectTable: domains[1].indirect.base(user: user, mode: mode), generation: generation)
+      indirectTable: indirect.base(user: user, mode: mode), generation: generation)
     statistics.staticBlocksInstalled &+= 1
     return install(
       host, length: found.length, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
-      physical: physical, user: user, mode: mode, domain: 1)
+      physical: physical, user: user, mode: mode, fromFile: true)
   }
 
   /// `TRIVISOR_DBT_DUMP=DIR`: every translated block's host code is written to
@@ -513,6 +585,14 @@ package final class DynamicTranslator: BlockExecutor {
       + (staticBlocks.map { source in
         [
           ("sbt-blocks-installed", s.staticBlocksInstalled, "blocks installed from the translation file, not compiled"),
+          (
+            "sbt-blocks-installed-ahead", s.staticBlocksInstalledAhead,
+            "of those, blocks installed with their page before they ran (their direct branches linked at once)"
+          ),
+          (
+            "sbt-host-flags-links", s.hostFlagsLinksPatched,
+            "branches linked to leave with the flags uncaptured (dead in the block they reach)"
+          ),
           (
             "sbt-static-instructions", s.staticTranslatedInstructions,
             "guest instructions completed by code from the translation file"

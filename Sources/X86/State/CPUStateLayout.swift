@@ -110,6 +110,9 @@ public enum CPUStateLayout {
   public static let translatorIndirectHits = 0x310
   /// How many of those lookups missed (the dispatcher looked the block up instead).
   public static let translatorIndirectMisses = 0x318
+  /// Guest instructions completed by blocks the `sbt` engine compiled at run time (not from its
+  /// translation file) in the current entry into generated code (the translator clears it).
+  public static let translatorDynamicInstructions = 0x328
   /// XCR0, the XSAVE feature-enabled mask (bit 0 x87, bit 1 SSE; 1 after RESET).
   public static let xcr0 = 0x320
   /// XMM0-XMM15, 16 bytes each.
