@@ -35,7 +35,7 @@ package final class DynamicTranslator: BlockExecutor {
   /// The links and the inline indirect-branch table of the translated blocks. Blocks compiled here
   /// and blocks installed from a translation file (`sbt`) are one domain: each branches straight
   /// to the other, as `dbt` blocks do among themselves.
-  private struct LinkDomain {
+  private struct Links {
     /// Linkable branches to the same linear page by the block they want to reach: buffer offsets
     /// of their rel32 fields (linked to its chained entry).
     var links: [CodeCache.Key: [Int]] = [:]
@@ -47,11 +47,9 @@ package final class DynamicTranslator: BlockExecutor {
     /// RET's inline lookup table.
     let indirect = IndirectBranchTable()
   }
-  @exclusivity(unchecked) private var domains: [LinkDomain] = [LinkDomain()]
-  /// The domain of the blocks the current entry into generated code runs (always 0).
-  @exclusivity(unchecked) private var currentDomain = 0
+  @exclusivity(unchecked) private var linked = Links()
   /// The indirect-branch table.
-  private var indirect: IndirectBranchTable { domains[0].indirect }
+  private var indirect: IndirectBranchTable { linked.indirect }
   @exclusivity(unchecked) private var tables: BlockCompiler.Tables?
   @exclusivity(unchecked) package private(set) var statistics = TranslatorStatistics()
 
@@ -160,7 +158,7 @@ package final class DynamicTranslator: BlockExecutor {
     case .leave: return 1
     case .elsewhere:
       statistics.calloutsContinuedElsewhere &+= 1
-      return domains[currentDomain].indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
+      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
   }
 
@@ -222,7 +220,7 @@ package final class DynamicTranslator: BlockExecutor {
       }
       statistics.privilegeTransfers &+= 1
       guard cpu.translatedCodeMode == currentMode else { return 1 }
-      return domains[currentDomain].indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
+      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
   }
 
@@ -313,7 +311,6 @@ package final class DynamicTranslator: BlockExecutor {
     calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?, rip: UInt64, physical: UInt64, user: Bool,
     mode: TranslatedCodeMode, fromFile: Bool
   ) -> CodeCache.Block {
-    let d = 0
     let ownKey = key(rip: rip, physical: physical, user: user, mode: mode)
     if let dumpDirectory = Self.dumpDirectory {
       Self.dump(host.code, rip: rip, user: user, mode: mode, to: dumpDirectory)
@@ -323,12 +320,10 @@ package final class DynamicTranslator: BlockExecutor {
       // The buffer is full: start over (every block is retranslated on its next use).
       statistics.cacheFlushes &+= 1
       cache.removeAll()
-      for i in domains.indices {
-        domains[i].links.removeAll()
-        domains[i].crossLinks.removeAll()
-        domains[i].latestCrossEntry.removeAll()
-        domains[i].indirect.clear()
-      }
+      linked.links.removeAll()
+      linked.crossLinks.removeAll()
+      linked.latestCrossEntry.removeAll()
+      linked.indirect.clear()
       outgoing.removeAll()
       hostFlagsWaiting.removeAll()
       code.reset()
@@ -354,34 +349,34 @@ package final class DynamicTranslator: BlockExecutor {
     statistics.hostBytes &+= UInt64(host.code.count)
     statistics.instructionsFolded &+= UInt64(host.folded)
     // Branches already waiting for this block (or for an older translation of it) now reach it.
-    for field in domains[d].links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
+    for field in linked.links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
     let ownCrossKey = crossKey(rip: rip, user: user, mode: mode)
-    for field in domains[d].crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
-    domains[d].latestCrossEntry[ownCrossKey] = offset + host.crossEntry
-    domains[d].indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
+    for field in linked.crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
+    linked.latestCrossEntry[ownCrossKey] = offset + host.crossEntry
+    linked.indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
     // The branches of the translation this one replaces need no more patching.
     for old in outgoing.removeValue(forKey: ownKey) ?? [] {
       if old.cross {
-        domains[old.domain].crossLinks[old.target]?.removeAll { $0 == old.field }
+        linked.crossLinks[old.target]?.removeAll { $0 == old.field }
       } else {
-        domains[old.domain].links[old.target]?.removeAll { $0 == old.field }
+        linked.links[old.target]?.removeAll { $0 == old.field }
       }
     }
     // This block's own branches: linked now when their target is translated, else on its arrival.
-    var registered: [(target: CodeCache.Key, cross: Bool, field: Int, domain: Int)] = []
+    var registered: [(target: CodeCache.Key, cross: Bool, field: Int)] = []
     for l in host.links {
       if l.target & ~0xFFF == rip & ~0xFFF {
         let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user, mode: mode)
-        domains[d].links[target, default: []].append(offset + l.field)
-        registered.append((target, false, offset + l.field, d))
+        linked.links[target, default: []].append(offset + l.field)
+        registered.append((target, false, offset + l.field))
         if let t = cache.lookup(target), let chainEntry = t.chainEntry {
           patch(offset + l.field, to: chainEntry)
         }
       } else {
         let target = crossKey(rip: l.target, user: user, mode: mode)
-        domains[d].crossLinks[target, default: []].append(offset + l.field)
-        registered.append((target, true, offset + l.field, d))
-        if let entry = domains[d].latestCrossEntry[target] { patch(offset + l.field, to: entry) }
+        linked.crossLinks[target, default: []].append(offset + l.field)
+        registered.append((target, true, offset + l.field))
+        if let entry = linked.latestCrossEntry[target] { patch(offset + l.field, to: entry) }
       }
     }
     outgoing[ownKey] = registered
@@ -512,8 +507,8 @@ package final class DynamicTranslator: BlockExecutor {
 
   /// The linkable branches each key's current translation registered (so that a retranslation
   /// can withdraw them and the lists only hold branches of live translations).
-  @exclusivity(unchecked) private var outgoing:
-    [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int, domain: Int)]] = [:]
+  @exclusivity(unchecked) private var outgoing: [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int)]] =
+    [:]
 
   private func key(rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode) -> CodeCache.Key {
     CodeCache.Key(linear: rip, physicalAndLevel: physical | CodeCache.Key.classBits(user: user, mode: mode))
