@@ -185,6 +185,10 @@ package struct BlockCompiler {
   /// The code page's generation the block was translated from (checked at the chained entry).
   let generation: UInt32
   var links: [(field: Int, target: UInt64)] = []
+  /// The host-flags entry's out-of-line exit on a short budget, when the block has the entry.
+  var hostFlagsShortBudget: X64Assembler.Label?
+  /// The host-flags entry's offset, when the block has one.
+  var hostFlagsEntryOffset: Int?
   /// Branches that may only be linked to a host-flags entry (`Output.hostFlagsLinks`).
   var hostFlagsLinks: [(field: Int, target: UInt64)] = []
   /// What the static translator knows beyond this block; nil in `dbt`.
@@ -372,7 +376,7 @@ package struct BlockCompiler {
     emitBranchExits()
     emitTLBMisses()
     emitSideExits()
-    let hostFlagsEntry = emitHostFlagsEntry()
+    emitHostFlagsShortBudget()
     // Every way out: the flags from R10 into the state page; RAX = the budget used.
     a.bind(epilogue)
     a.alu(.and, .register(.r10), immediate: Self.arithmeticFlags, size: 4)
@@ -388,7 +392,7 @@ package struct BlockCompiler {
     a.ret()
     return Output(
       code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links, folded: foldedInstructions,
-      hostFlagsEntry: hostFlagsEntry, hostFlagsLinks: hostFlagsLinks)
+      hostFlagsEntry: hostFlagsEntryOffset, hostFlagsLinks: hostFlagsLinks)
   }
 
   /// The cross-page entry's check: the execute TLB entry of the block's linear page (at a slot
@@ -428,6 +432,8 @@ package struct BlockCompiler {
     chargeBudget(thenGoTo: body)
     a.bind(bail)
     returnToDispatcher()
+    // The host-flags entry falls through into what follows the checks (the register loads).
+    hostFlagsEntryOffset = emitHostFlagsEntry()
     a.bind(body)
   }
 
@@ -577,27 +583,30 @@ package struct BlockCompiler {
   /// from a block of the same page with the guest's flags in the host's RFLAGS and R10 stale. The
   /// page's generation was checked on entering that page and nothing in generated code writes a
   /// code page (as for a branch back to a block's own start); the budget check changes no flag
-  /// (LEA, CQO, JRCXZ). When the budget does not cover the block, the flags are captured from the
-  /// host's RFLAGS before returning to the dispatcher, so the state there is exact.
+  /// (LEA, CQO, JRCXZ) and falls through into the register loads after the chained entry's checks.
+  /// When the budget does not cover the block, the flags are captured from the host's RFLAGS
+  /// before returning to the dispatcher (`emitHostFlagsShortBudget`), so the state there is exact.
   mutating func emitHostFlagsEntry() -> Int? {
     guard let crossBlock, crossBlock.hostFlagsEntry, liveFlagsAtStart == 0 else { return nil }
     let entry = a.count
     let short = a.newLabel()
+    hostFlagsShortBudget = short
     a.lea(.rax, HostMemory(.r9, Int32(-block.instructions.count)))
     a.cqo()
     a.mov(.rcx, .register(.rdx))
     a.jmpUnlessRCXZero(short)
     a.mov(.r9, .register(.rax))
-    for (guest, host) in cachedRegisters {
-      a.mov(host, .memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))))
-    }
-    a.jmp(loopHead)
+    return entry
+  }
+
+  /// The host-flags entry's way out when the budget does not cover the block, out of line.
+  mutating func emitHostFlagsShortBudget() {
+    guard let short = hostFlagsShortBudget else { return }
     a.bind(short)
     flagPlace = FlagPlace(pending: true, inHost: true, format: .image)
     clobberFlags()
     settleFlags()
     returnToDispatcher()
-    return entry
   }
 
   /// A patchable jump to the block at `rip`, and the exit to the dispatcher it takes until linked.
