@@ -437,18 +437,25 @@ package final class DynamicTranslator: BlockExecutor {
         cpu, found, rip: rip, physical: physical, user: user, mode: mode, tables: tables, generation: generation)
     else { return nil }
     let flushes = statistics.cacheFlushes
-    // Link time: the page's other file blocks go in now, so the direct branches between them are
-    // patched block to block before any of them runs (none waits for a lazy link).
-    for sibling in source.pageBlocks(for: cpu, rip: rip, physical: physical, user: user, mode: mode)
-    where sibling.rip != rip {
-      let siblingPhysical = physical & ~0xFFF | sibling.rip & 0xFFF
-      let siblingKey = key(rip: sibling.rip, physical: siblingPhysical, user: user, mode: mode)
+    // Link time: the file blocks this one reaches by direct branches within its page, and the
+    // ones they reach, go in now, so those branches are patched block to block before any of them
+    // runs (none waits for a lazy link). Blocks of the page nothing here branches to wait for
+    // their own first use.
+    let page = source.pageBlocks(for: cpu, rip: rip, physical: physical, user: user, mode: mode)
+    var seen: Set<UInt64> = [rip]
+    var pending = found.links.map(\.target) + found.hostFlagsLinks.map(\.target)
+    while let next = pending.popLast() {
+      guard next & ~0xFFF == rip & ~0xFFF, seen.insert(next).inserted, let block = page[next] else { continue }
+      let siblingPhysical = physical & ~0xFFF | next & 0xFFF
+      let siblingKey = key(rip: next, physical: siblingPhysical, user: user, mode: mode)
+      // Already in: its own branches were followed when it went in.
       if let present = cache.lookup(siblingKey), present.generation == generation { continue }
       if installStatic(
-        cpu, sibling.block, rip: sibling.rip, physical: siblingPhysical, user: user, mode: mode, tables: tables,
+        cpu, block, rip: next, physical: siblingPhysical, user: user, mode: mode, tables: tables,
         generation: generation) != nil
       {
         statistics.staticBlocksInstalledAhead &+= 1
+        pending += block.links.map(\.target) + block.hostFlagsLinks.map(\.target)
       }
       if statistics.cacheFlushes != flushes {
         // The code buffer filled up and was emptied: the block asked for goes in again, alone.
@@ -582,7 +589,7 @@ package final class DynamicTranslator: BlockExecutor {
           ("sbt-blocks-installed", s.staticBlocksInstalled, "blocks installed from the translation file, not compiled"),
           (
             "sbt-blocks-installed-ahead", s.staticBlocksInstalledAhead,
-            "of those, blocks installed with their page before they ran (their direct branches linked at once)"
+            "of those, blocks installed before they ran, with a block of their page that branches to them"
           ),
           (
             "sbt-host-flags-links", s.hostFlagsLinksPatched,

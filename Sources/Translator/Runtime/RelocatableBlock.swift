@@ -311,13 +311,14 @@ package protocol StaticBlockSource: AnyObject {
   func block(
     for cpu: CPU, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode
   ) -> RelocatableBlock?
-  /// The source's other blocks in the same linear page as `rip` (same physical page, privilege
-  /// class and code mode), by RIP: asked right after `block(for:...)` answered for `rip`, so the
-  /// page's content was checked. Installed at once, so that direct branches between them are
-  /// linked before any of them runs (link-time resolution).
+  /// The source's blocks in the same linear page as `rip` (same physical page, privilege class
+  /// and code mode), by RIP: asked right after `block(for:...)` answered for `rip`, so the page's
+  /// content was checked. Those the block reaches by direct branches within the page are
+  /// installed at once, so that the branches are linked before any of them runs (link-time
+  /// resolution).
   func pageBlocks(
     for cpu: CPU, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode
-  ) -> [(rip: UInt64, block: RelocatableBlock)]
+  ) -> [UInt64: RelocatableBlock]
   /// Counters for `--stats`.
   var counters: [(name: String, value: UInt64, description: String)] { get }
 }
