@@ -23,7 +23,8 @@
 /// | 0x306-0x30F | reserved |
 /// | 0x310 | the binary translator's inline indirect-branch table hits, 0x318 its misses |
 /// | 0x320 | XCR0 (`XGETBV`/`XSETBV`, `CPU+XSAVE.swift`; 1 after RESET) |
-/// | 0x328-0x3FF | reserved |
+/// | 0x328 | the binary translator's count of instructions completed by `sbt`'s run-time blocks |
+/// | 0x330-0x3FF | reserved |
 /// | 0x400-0x4FF | XMM0-15, 16 bytes each (0x500-0x5FF reserved for YMM upper halves) |
 /// | 0x600-0x69F | the first 160 bytes of the FXSAVE image: FCW, FSW, FTW, FOP, FIP, FDP, MXCSR (0x618), MXCSR_MASK, ST0-7 (`CPU+SIMDState.swift`) |
 /// | 0x6A0-0x6FF | reserved |
