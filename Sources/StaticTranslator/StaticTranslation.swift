@@ -24,6 +24,12 @@ package enum StaticTranslation {
     package var stops: [UInt64]
     /// The code mode translated.
     package var mode: TranslatedCodeMode
+    /// Translations with a host-flags entry (their flags dead at their start, `FlagLiveness`).
+    package var hostFlagsEntries: Int = 0
+    /// Direct branches that leave with the flags uncaptured, to such an entry.
+    package var hostFlagsExits: Int = 0
+    /// Rounds the flag liveness analysis took to converge.
+    package var livenessRounds: Int = 0
   }
 
   /// Translates `image` loaded with `options` into `ramSize` bytes of guest RAM; 64-bit code is
@@ -58,17 +64,37 @@ package enum StaticTranslation {
     var blocks: [TranslationFile.Block] = []
     var skipped = 0
     var pages = Set<UInt64>()
-    for b in found.blocks {
-      for user in mode == .long64 ? [false, true] : [false] {
-        guard let code = RelocatableBlock.compile(b, user: user, layout: layout) else {
+    var byRIP: [UInt64: GuestBlock] = [:]
+    for b in found.blocks { byRIP[b.startRIP] = b }
+    let liveness = FlagLiveness(byRIP.mapValues { FlagLiveness.Node($0) })
+    var hostFlagsEntries = 0
+    var hostFlagsExits = 0
+    for user in mode == .long64 ? [false, true] : [false] {
+      // A block gets a host-flags entry when the whole graph says its flags are dead at its start
+      // and its own compile sees them so (each written before being read or leaving); a direct
+      // branch to such a block of the same page takes it.
+      var entry: [UInt64: Bool] = [:]
+      for (rip, b) in byRIP {
+        entry[rip] =
+          liveness.live(at: rip) == 0 && BlockCompiler.flagsDeadAtStart(b, user: user, layout: layout)
+      }
+      for b in found.blocks {
+        let node = FlagLiveness.Node(b)
+        let targets = node.successors.compactMap { $0 } + node.steps.compactMap(\.takenTo)
+        let dead = Set(targets.filter { $0 & ~0xFFF == b.startRIP & ~0xFFF && entry[$0] == true })
+        let crossBlock = BlockCompiler.CrossBlockFlags(deadAtStart: dead, hostFlagsEntry: entry[b.startRIP] == true)
+        guard let code = RelocatableBlock.compile(b, user: user, layout: layout, crossBlock: crossBlock) else {
           skipped += 1
           continue
         }
+        if code.hostFlagsEntry != nil { hostFlagsEntries += 1 }
+        hostFlagsExits += code.hostFlagsLinks.count
         blocks.append(
           TranslationFile.Block(linear: b.startRIP, physical: b.physicalStart, mode: mode, user: user, code: code))
         pages.insert(b.physicalStart & ~0xFFF)
       }
     }
+    blocks.sort { ($0.linear, $0.user ? 1 : 0) < ($1.linear, $1.user ? 1 : 0) }
     let hashed = pages.sorted().map { page in
       TranslationFile.Page(physical: page, hash: StaticTranslationSet.hash(page: page, in: cpu.memory) ?? [])
     }
@@ -77,7 +103,8 @@ package enum StaticTranslation {
     return Report(
       file: file, blocksDiscovered: found.blocks.count,
       instructions: found.blocks.reduce(0) { $0 + $1.instructions.count }, blocksSkipped: skipped,
-      indirectSites: found.indirectSites, jumpTables: found.jumpTables, stops: found.stops, mode: mode)
+      indirectSites: found.indirectSites, jumpTables: found.jumpTables, stops: found.stops, mode: mode,
+      hostFlagsEntries: hostFlagsEntries, hostFlagsExits: hostFlagsExits, livenessRounds: liveness.rounds)
   }
 }
 

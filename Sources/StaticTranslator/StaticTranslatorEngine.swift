@@ -14,6 +14,9 @@ public final class StaticTranslationSet: Sendable {
   }
 
   let blocks: [Key: RelocatableBlock]
+  /// The blocks of each (linear page, physical page, class, mode) by RIP: where link-time
+  /// resolution finds the blocks a block branches to once the page matched.
+  let pages: [Key: [UInt64: RelocatableBlock]]
   let pageHashes: [UInt64: [UInt8]]
 
   /// The set in `file`, which must be for this build of the translator (else a one-line error).
@@ -23,6 +26,12 @@ public final class StaticTranslationSet: Sendable {
       blocks[Key(linear: b.linear, physical: b.physical, user: b.user, mode: b.mode)] = b.code
     }
     self.blocks = blocks
+    var pages: [Key: [UInt64: RelocatableBlock]] = [:]
+    for (key, block) in blocks {
+      let page = Key(linear: key.linear & ~0xFFF, physical: key.physical & ~0xFFF, user: key.user, mode: key.mode)
+      pages[page, default: [:]][key.linear] = block
+    }
+    self.pages = pages
     pageHashes = Dictionary(file.pages.map { ($0.physical, $0.hash) }, uniquingKeysWith: { a, _ in a })
   }
 
@@ -102,6 +111,17 @@ final class StaticBlockIndex: StaticBlockSource {
     }
     blocksFound &+= 1
     return found
+  }
+
+  func pageBlocks(
+    for cpu: CPU, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode
+  ) -> [UInt64: RelocatableBlock] {
+    let page = StaticTranslationSet.Key(linear: rip & ~0xFFF, physical: physical & ~0xFFF, user: user, mode: mode)
+    // Only after `block(for:)` matched this page at the current generation.
+    guard let c = checked[physical & ~0xFFF], c.matched,
+      c.generation == cpu.codeGeneration(ofPageHolding: physical)
+    else { return [:] }
+    return set.pages[page] ?? [:]
   }
 
   var counters: [(name: String, value: UInt64, description: String)] {

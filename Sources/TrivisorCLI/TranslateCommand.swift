@@ -89,6 +89,9 @@ struct TranslateCommand: ParsableCommand {
         + "\(report.indirectSites.count) unresolved indirect branches, "
         + "\(report.stops.count) stops at undecodable bytes; \(data.count) bytes to \(output)")
     if verbose {
+      print(
+        "  flag liveness (\(report.livenessRounds) rounds): \(report.hostFlagsEntries) translations with a host-flags "
+          + "entry, \(report.hostFlagsExits) direct branches leaving with the flags uncaptured")
       for s in report.jumpTables { print("  jump table at \(hex(s)): entries followed") }
       for s in report.indirectSites { print("  indirect branch at \(hex(s)): target left to run time") }
       for s in report.stops { print("  stopped at \(hex(s)): no instruction decodes there") }

@@ -70,8 +70,8 @@ struct TranslationFileTests {
 
   @Test func refusesOtherVersions() throws {
     var data = try Self.sample().serialized()
-    data[8] = 2  // the version's low byte
-    #expect(Self.error(Self.resealed(data))?.contains("format version 2") == true)
+    data[8] = 3  // the version's low byte
+    #expect(Self.error(Self.resealed(data))?.contains("format version 3") == true)
   }
 
   @Test func refusesRecordsOutsideTheirCode() throws {

@@ -99,6 +99,9 @@ import X86
     Case(expected: "xchg byte ptr [rdi], dl") { $0.xchg(.memory(HostMemory(.rdi)), .rdx, size: 1) },
     Case(expected: "add dword ptr [rdi], 0x3") { $0.alu(.add, .memory(HostMemory(.rdi)), immediate: 3, size: 4) },
     Case(expected: "popfq") { $0.popfq() },
+    Case(expected: "cqo") { $0.cqo() },
+    Case(expected: "lea r9, [r9 + 0x5]") { $0.lea(.r9, HostMemory(.r9, 5)) },
+    Case(expected: "lea rax, [r9 - 0x7]") { $0.lea(.rax, HostMemory(.r9, -7)) },
     Case(expected: "push r8") { $0.push(.r8) },
     Case(expected: "pop r15") { $0.pop(.r15) },
     Case(expected: "call r11") { $0.call(.register(.r11)) },
@@ -145,5 +148,15 @@ import X86
     let code = a.finished()
     #expect(Array(code[1...6]) == [0x0F, 0x84, 0x06, 0x00, 0x00, 0x00])  // 13 - 7
     #expect(Array(code[7...11]) == [0xE9, 0xF4, 0xFF, 0xFF, 0xFF])  // 0 - 12
+  }
+
+  /// The flag-free budget check's branch: JRCXZ over a JMP rel32, so RCX = 0 goes on after it.
+  @Test func jumpUnlessRCXZeroSkipsItsJumpWhenRCXIsZero() {
+    var a = X64Assembler()
+    let out = a.newLabel()
+    a.jmpUnlessRCXZero(out)  // 0: E3 05, 2: E9 rel32
+    a.ret()  // 7
+    a.bind(out)  // 8
+    #expect(a.finished() == [0xE3, 0x05, 0xE9, 0x01, 0x00, 0x00, 0x00, 0xC3])
   }
 }

@@ -162,7 +162,7 @@ extension BlockCompiler {
     a.load(.rax, constant: g.rip)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 1)
-    a.alu(.add, .register(.r9), immediate: Int64(block.instructions.count - k))
+    refundBudget(block.instructions.count - k)
     a.jmp(epilogueFlagsStored)
     a.bind(leave)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 2)

@@ -148,6 +148,30 @@ package struct BlockCompiler {
     package var links: [(field: Int, target: UInt64)]
     /// Guest instructions emitted as a constant (constant folding).
     package var folded: Int
+    /// Where the host-flags entry starts, when the block has one (`CrossBlockFlags`): what
+    /// `hostFlagsLinks` jump to.
+    package var hostFlagsEntry: Int? = nil
+    /// rel32 fields of branches to a block of the same page whose flags are dead at its start,
+    /// taken with the guest's flags in the host's RFLAGS, not captured: each may only be linked to
+    /// that block's host-flags entry, and initially jumps to an exit that captures them.
+    package var hostFlagsLinks: [(field: Int, target: UInt64)] = []
+  }
+
+  /// What the static translator knows beyond one block (`sbt`; `dbt` compiles without it): the
+  /// RIPs of blocks of the same linear page, translated with the same file, whose arithmetic flags
+  /// are all dead at their start (each writes them before reading them or leaving), found from
+  /// the whole control-flow graph; and whether this block is one of them.
+  package struct CrossBlockFlags: Sendable {
+    /// Blocks of this page a direct branch may reach with the flags still in the host's RFLAGS.
+    package var deadAtStart: Set<UInt64>
+    /// This block's flags are dead at its start: it gets a host-flags entry.
+    package var hostFlagsEntry: Bool
+
+    /// Knowledge for one block.
+    package init(deadAtStart: Set<UInt64>, hostFlagsEntry: Bool) {
+      self.deadAtStart = deadAtStart
+      self.hostFlagsEntry = hostFlagsEntry
+    }
   }
 
   var a = X64Assembler()
@@ -161,6 +185,18 @@ package struct BlockCompiler {
   /// The code page's generation the block was translated from (checked at the chained entry).
   let generation: UInt32
   var links: [(field: Int, target: UInt64)] = []
+  /// The host-flags entry's out-of-line exit on a short budget, when the block has the entry.
+  var hostFlagsShortBudget: X64Assembler.Label?
+  /// The host-flags entry's offset, when the block has one.
+  var hostFlagsEntryOffset: Int?
+  /// Branches that may only be linked to a host-flags entry (`Output.hostFlagsLinks`).
+  var hostFlagsLinks: [(field: Int, target: UInt64)] = []
+  /// What the static translator knows beyond this block; nil in `dbt`.
+  let crossBlock: CrossBlockFlags?
+  /// The block counts the instructions it completes in the state page
+  /// (`CPUStateLayout.translatorDynamicInstructions`): blocks `sbt` compiles at run time, so that
+  /// the split between file code and run-time code stays exact while they chain to each other.
+  let countsInstructions: Bool
   /// The inline indirect-branch table generated code reads: `IndirectBranchTable.slots` entries of
   /// (RIP, cross-page entry address), one table per privilege class.
   let indirectTable: UInt64
@@ -255,8 +291,10 @@ package struct BlockCompiler {
 
   private init(
     block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: Helpers
+    callout: Helpers, crossBlock: CrossBlockFlags?, countsInstructions: Bool = false
   ) {
+    self.crossBlock = crossBlock
+    self.countsInstructions = countsInstructions
     self.indirectTable = indirectTable
     self.callout = callout
     self.block = block
@@ -269,15 +307,28 @@ package struct BlockCompiler {
   }
 
   /// Host code for `block` (read from a code page at `generation`) running at CPL 3 (`user`) or
-  /// below.
+  /// below; `crossBlock`, the static translator's knowledge of the blocks around it (nil: none);
+  /// `countsInstructions`, count what it completes in the state page (`sbt`'s run-time blocks).
   package static func compile(
     _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: Helpers
+    callout: Helpers, crossBlock: CrossBlockFlags? = nil, countsInstructions: Bool = false
   ) -> Output {
     var c = BlockCompiler(
       block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable,
-      callout: callout)
+      callout: callout, crossBlock: crossBlock, countsInstructions: countsInstructions)
     return c.emitBlock()
+  }
+
+  /// Whether `block`'s arithmetic flags are all dead at its start as its own compile sees them
+  /// (each written before anything reads them, before any possible side exit and before the
+  /// block's end): the blocks that get a host-flags entry when compiled with `CrossBlockFlags`.
+  package static func flagsDeadAtStart(_ block: GuestBlock, user: Bool, layout: TranslationTables) -> Bool {
+    var c = BlockCompiler(
+      block: block, tables: Tables(layout: layout, placeholderSet: 0), user: user, generation: 0, indirectTable: 0,
+      callout: RelocatableBlock.helpers(set: 0), crossBlock: nil)
+    c.planReadGroups()
+    c.computeFlagLiveness()
+    return c.liveFlagsAtStart == 0
   }
 
   mutating func emitBlock() -> Output {
@@ -325,6 +376,7 @@ package struct BlockCompiler {
     emitBranchExits()
     emitTLBMisses()
     emitSideExits()
+    emitHostFlagsShortBudget()
     // Every way out: the flags from R10 into the state page; RAX = the budget used.
     a.bind(epilogue)
     a.alu(.and, .register(.r10), immediate: Self.arithmeticFlags, size: 4)
@@ -339,7 +391,8 @@ package struct BlockCompiler {
     for r in [HostRegister.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(r) }
     a.ret()
     return Output(
-      code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links, folded: foldedInstructions)
+      code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links, folded: foldedInstructions,
+      hostFlagsEntry: hostFlagsEntryOffset, hostFlagsLinks: hostFlagsLinks)
   }
 
   /// The cross-page entry's check: the execute TLB entry of the block's linear page (at a slot
@@ -379,6 +432,8 @@ package struct BlockCompiler {
     chargeBudget(thenGoTo: body)
     a.bind(bail)
     returnToDispatcher()
+    // The host-flags entry falls through into what follows the checks (the register loads).
+    hostFlagsEntryOffset = emitHostFlagsEntry()
     a.bind(body)
   }
 
@@ -387,8 +442,26 @@ package struct BlockCompiler {
   mutating func chargeBudget(thenGoTo label: X64Assembler.Label) {
     let n = Int64(block.instructions.count)
     a.alu(.sub, .register(.r9), immediate: n)
-    a.jcc(HostCondition.aboveOrEqual, label)
+    if countsInstructions {
+      let short = a.newLabel()
+      a.jcc(HostCondition.below, short)
+      a.alu(.add, .memory(Self.instructionCount), immediate: n)
+      a.jmp(label)
+      a.bind(short)
+    } else {
+      a.jcc(HostCondition.aboveOrEqual, label)
+    }
     a.alu(.add, .register(.r9), immediate: n)
+  }
+
+  /// Where a counting block adds what it completes (`countsInstructions`).
+  static let instructionCount = HostMemory(.rbx, Int32(CPUStateLayout.translatorDynamicInstructions))
+
+  /// Gives `n` instructions charged at the block's entry back to the budget (they are not run
+  /// here), and takes them off the count of a counting block. Clobbers the host's flags.
+  mutating func refundBudget(_ n: Int) {
+    a.alu(.add, .register(.r9), immediate: Int64(n))
+    if countsInstructions { a.alu(.sub, .memory(Self.instructionCount), immediate: Int64(n)) }
   }
 
   /// Back to the dispatcher from an entry check, nothing of the block run: RIP at the block.
@@ -450,6 +523,10 @@ package struct BlockCompiler {
   /// `refund`: instructions at the end of the block that were charged but are not run (leaving
   /// from a conditional branch inside it).
   mutating func exit(to rip: UInt64, refund: Int = 0) {
+    if let crossBlock, rip != block.startRIP, flagsInHost, crossBlock.deadAtStart.contains(rip) {
+      hostFlagsExit(to: rip, refund: refund)
+      return
+    }
     settleFlags()
     if rip == block.startRIP && flagsPending && liveFlagsAtStart == 0 {
       // The loop's body writes every flag before anything reads one: going round again needs
@@ -459,7 +536,7 @@ package struct BlockCompiler {
       a.setcc(HostCondition.overflow, .register(.rax))
       flagsPending = false
       flagsInHost = false
-      if refund > 0 { a.alu(.add, .register(.r9), immediate: Int64(refund)) }
+      if refund > 0 { refundBudget(refund) }
       chargeBudget(thenGoTo: loopHead)
       a.movzxECXFromAH()
       a.movzx(.rax, .register(.rax), sourceSize: 1)
@@ -473,7 +550,7 @@ package struct BlockCompiler {
     // Linked blocks, the loop head and the dispatcher take R10 as an RFLAGS image.
     clobberFlags()
     settleFlags()
-    if refund > 0 { a.alu(.add, .register(.r9), immediate: Int64(refund)) }
+    if refund > 0 { refundBudget(refund) }
     if rip == block.startRIP {
       chargeBudget(thenGoTo: loopHead)
       writeBackRegisters()
@@ -482,6 +559,54 @@ package struct BlockCompiler {
     }
     writeBackRegisters()
     linkableJump(to: rip)
+  }
+
+  /// Leaves for `rip`, a block of this page whose flags are dead at its start, with the guest's
+  /// flags in the host's RFLAGS, uncaptured: through a jump patched only to that block's
+  /// host-flags entry, and until then to an exit that captures them. Nothing here changes the
+  /// host's flags (the refund is an LEA).
+  mutating func hostFlagsExit(to rip: UInt64, refund: Int) {
+    if refund > 0 { a.lea(.r9, HostMemory(.r9, Int32(refund))) }
+    writeBackRegisters()
+    let unlinked = a.newLabel()
+    a.jmp(unlinked)
+    hostFlagsLinks.append((a.count - 4, rip))
+    a.bind(unlinked)
+    clobberFlags()
+    settleFlags()
+    a.load(.rax, constant: rip)
+    a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
+    a.jmp(epilogue)
+  }
+
+  /// The host-flags entry (a block whose flags are dead at its start, `CrossBlockFlags`): entered
+  /// from a block of the same page with the guest's flags in the host's RFLAGS and R10 stale. The
+  /// page's generation was checked on entering that page and nothing in generated code writes a
+  /// code page (as for a branch back to a block's own start); the budget check changes no flag
+  /// (LEA, CQO, JRCXZ) and falls through into the register loads after the chained entry's checks.
+  /// When the budget does not cover the block, the flags are captured from the host's RFLAGS
+  /// before returning to the dispatcher (`emitHostFlagsShortBudget`), so the state there is exact.
+  mutating func emitHostFlagsEntry() -> Int? {
+    guard let crossBlock, crossBlock.hostFlagsEntry, liveFlagsAtStart == 0 else { return nil }
+    let entry = a.count
+    let short = a.newLabel()
+    hostFlagsShortBudget = short
+    a.lea(.rax, HostMemory(.r9, Int32(-block.instructions.count)))
+    a.cqo()
+    a.mov(.rcx, .register(.rdx))
+    a.jmpUnlessRCXZero(short)
+    a.mov(.r9, .register(.rax))
+    return entry
+  }
+
+  /// The host-flags entry's way out when the budget does not cover the block, out of line.
+  mutating func emitHostFlagsShortBudget() {
+    guard let short = hostFlagsShortBudget else { return }
+    a.bind(short)
+    flagPlace = FlagPlace(pending: true, inHost: true, format: .image)
+    clobberFlags()
+    settleFlags()
+    returnToDispatcher()
   }
 
   /// A patchable jump to the block at `rip`, and the exit to the dispatcher it takes until linked.
@@ -529,7 +654,7 @@ package struct BlockCompiler {
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorExit))), immediate: 1)
       // Instructions k..<n were charged but not run.
-      a.alu(.add, .register(.r9), immediate: Int64(block.instructions.count - k))
+      refundBudget(block.instructions.count - k)
       a.jmp(epilogue)
     }
   }
@@ -558,6 +683,8 @@ package struct BlockCompiler {
       writeBackRegisters()
       storeFlagsRegister()
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.translatorBudgetLeft))), .r9)
+      // The interpreter counts the callout's instruction itself.
+      if countsInstructions { a.alu(.sub, .memory(Self.instructionCount), immediate: 1) }
       a.load(.rax, constant: g.rip)
       a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
       a.load(.rsi, constant: g.nextRIP)

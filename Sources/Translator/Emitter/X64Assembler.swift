@@ -354,6 +354,15 @@ package struct X64Assembler {
     imm(0, size: 4)
   }
 
+  /// CQO: RDX = RAX's sign in every bit (no flags changed).
+  package mutating func cqo() { bytes.append(contentsOf: [0x48, 0x99]) }
+
+  /// JRCXZ over a JMP rel32 to `label`: goes to `label` unless RCX is 0 (no flags read or changed).
+  package mutating func jmpUnlessRCXZero(_ label: Label) {
+    bytes.append(contentsOf: [0xE3, 0x05])
+    jmp(label)
+  }
+
   /// Jcc rel32 to `label`.
   package mutating func jcc(_ condition: UInt8, _ label: Label) {
     bytes.append(0x0F)

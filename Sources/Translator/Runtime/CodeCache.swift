@@ -31,8 +31,11 @@ package struct CodeCache {
     package var chainEntry: Int? = nil
     /// The cross-page entry's offset in the code buffer.
     package var crossEntry: Int? = nil
-    /// Installed from a translation file (`sbt`), not compiled here: links only to its kind.
+    /// Installed from a translation file (`sbt`), not compiled here.
     package var fromFile = false
+    /// The host-flags entry's offset in the code buffer (file blocks whose flags are dead at
+    /// their start: `BlockCompiler.CrossBlockFlags`).
+    package var hostFlagsEntry: Int? = nil
   }
 
   /// Every block, by key.

@@ -32,11 +32,10 @@ package final class DynamicTranslator: BlockExecutor {
   // Touched on every dispatch from this vCPU's thread only: no dynamic exclusivity checks.
   @exclusivity(unchecked) private var cache = CodeCache()
   private let code: ExecutableMemory
-  /// Which blocks may branch straight to which: blocks compiled here (0) and blocks installed
-  /// from a translation file (1, `sbt`) link only among themselves and have an indirect-branch
-  /// table each, so that one entry into generated code runs blocks of one origin only and its
-  /// instructions can be counted by origin exactly. `dbt` only ever uses the first.
-  private struct LinkDomain {
+  /// The links and the inline indirect-branch table of the translated blocks. Blocks compiled here
+  /// and blocks installed from a translation file (`sbt`) are one domain: each branches straight
+  /// to the other, as `dbt` blocks do among themselves.
+  private struct Links {
     /// Linkable branches to the same linear page by the block they want to reach: buffer offsets
     /// of their rel32 fields (linked to its chained entry).
     var links: [CodeCache.Key: [Int]] = [:]
@@ -48,11 +47,9 @@ package final class DynamicTranslator: BlockExecutor {
     /// RET's inline lookup table.
     let indirect = IndirectBranchTable()
   }
-  @exclusivity(unchecked) private var domains: [LinkDomain] = [LinkDomain()]
-  /// The domain of the blocks the current entry into generated code runs.
-  @exclusivity(unchecked) private var currentDomain = 0
-  /// The dynamic domain's indirect-branch table.
-  private var indirect: IndirectBranchTable { domains[0].indirect }
+  @exclusivity(unchecked) private var linked = Links()
+  /// The indirect-branch table.
+  private var indirect: IndirectBranchTable { linked.indirect }
   @exclusivity(unchecked) private var tables: BlockCompiler.Tables?
   @exclusivity(unchecked) package private(set) var statistics = TranslatorStatistics()
 
@@ -93,12 +90,17 @@ package final class DynamicTranslator: BlockExecutor {
       notedInThisEntry = 0
       calloutsInThisEntry = 0
       currentMode = mode
-      currentDomain = block.fromFile ? 1 : 0
       let used = unsafeBitCast(entry, to: BlockFunction.self)(state, budget - retired)
       // The budget used counts this entry's callouts too; the interpreter counted those itself.
       let done = used &- calloutsInThisEntry
       translated &+= done
-      if block.fromFile { statistics.staticTranslatedInstructions &+= done }
+      if staticBlocks != nil {
+        // Blocks of both origins chain to each other; run-time blocks count what they complete
+        // (`BlockCompiler.countsInstructions`), the rest ran in file blocks.
+        let dynamic = state.load(fromByteOffset: CPUStateLayout.translatorDynamicInstructions, as: UInt64.self)
+        state.storeBytes(of: 0, toByteOffset: CPUStateLayout.translatorDynamicInstructions, as: UInt64.self)
+        statistics.staticTranslatedInstructions &+= done &- dynamic
+      }
       calloutSteps &+= calloutsInThisEntry
       cpu.noteTranslatedRetired(done &- notedInThisEntry)
       let exit = state.load(fromByteOffset: CPUStateLayout.translatorExit, as: UInt64.self)
@@ -156,7 +158,7 @@ package final class DynamicTranslator: BlockExecutor {
     case .leave: return 1
     case .elsewhere:
       statistics.calloutsContinuedElsewhere &+= 1
-      return domains[currentDomain].indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
+      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
   }
 
@@ -218,7 +220,7 @@ package final class DynamicTranslator: BlockExecutor {
       }
       statistics.privilegeTransfers &+= 1
       guard cpu.translatedCodeMode == currentMode else { return 1 }
-      return domains[currentDomain].indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
+      return indirect.base(user: cpu.runsAtUserLevel, mode: currentMode)
     }
   }
 
@@ -295,19 +297,19 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let host = BlockCompiler.compile(
       guest, tables: tables, user: user, generation: generation, indirectTable: indirect.base(user: user, mode: mode),
-      callout: helpers(calloutInstruction: calloutInstruction))
+      callout: helpers(calloutInstruction: calloutInstruction), countsInstructions: staticBlocks != nil)
     return install(
       host, length: guest.instructions.count, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
-      physical: physical, user: user, mode: mode, domain: 0)
+      physical: physical, user: user, mode: mode, fromFile: false)
   }
 
   /// Puts `host` (a block of `length` guest instructions at `rip` from a code page at
-  /// `generation`) into the code buffer, the cache and the indirect table of its link domain
-  /// (`LinkDomain`: 0 compiled here, 1 from a translation file), and links it both ways within it.
+  /// `generation`, compiled here or installed from a translation file: `fromFile`) into the code
+  /// buffer, the cache and the indirect table, and links it both ways with every other block.
   private func install(
     _ host: BlockCompiler.Output, length: Int, generation: UInt32,
     calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?, rip: UInt64, physical: UInt64, user: Bool,
-    mode: TranslatedCodeMode, domain d: Int
+    mode: TranslatedCodeMode, fromFile: Bool
   ) -> CodeCache.Block {
     let ownKey = key(rip: rip, physical: physical, user: user, mode: mode)
     if let dumpDirectory = Self.dumpDirectory {
@@ -318,13 +320,12 @@ package final class DynamicTranslator: BlockExecutor {
       // The buffer is full: start over (every block is retranslated on its next use).
       statistics.cacheFlushes &+= 1
       cache.removeAll()
-      for i in domains.indices {
-        domains[i].links.removeAll()
-        domains[i].crossLinks.removeAll()
-        domains[i].latestCrossEntry.removeAll()
-        domains[i].indirect.clear()
-      }
+      linked.links.removeAll()
+      linked.crossLinks.removeAll()
+      linked.latestCrossEntry.removeAll()
+      linked.indirect.clear()
       outgoing.removeAll()
+      hostFlagsWaiting.removeAll()
       code.reset()
       freeCalloutInstructions(keeping: calloutInstruction)
       offset = code.append(host.code)
@@ -340,54 +341,83 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let block = CodeCache.Block(
       entry: code.entry(offset), length: length, generation: generation,
-      chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry, fromFile: d == 1)
+      chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry, fromFile: fromFile,
+      hostFlagsEntry: host.hostFlagsEntry.map { offset + $0 })
     cache.insert(block, for: ownKey)
     statistics.blocksTranslated &+= 1
     statistics.instructionsTranslated &+= UInt64(length)
     statistics.hostBytes &+= UInt64(host.code.count)
     statistics.instructionsFolded &+= UInt64(host.folded)
     // Branches already waiting for this block (or for an older translation of it) now reach it.
-    for field in domains[d].links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
+    for field in linked.links[ownKey] ?? [] { patch(field, to: offset + host.chainEntry) }
     let ownCrossKey = crossKey(rip: rip, user: user, mode: mode)
-    for field in domains[d].crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
-    domains[d].latestCrossEntry[ownCrossKey] = offset + host.crossEntry
-    domains[d].indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
-    // A translation of the other origin that this one replaces stays reachable from that domain's
-    // links and table only through its entry checks, which send control back to the dispatcher.
-    for other in domains.indices where other != d { domains[other].latestCrossEntry.removeValue(forKey: ownCrossKey) }
+    for field in linked.crossLinks[ownCrossKey] ?? [] { patch(field, to: offset + host.crossEntry) }
+    linked.latestCrossEntry[ownCrossKey] = offset + host.crossEntry
+    linked.indirect.insert(rip: rip, entry: code.entry(offset + host.crossEntry), user: user, mode: mode)
     // The branches of the translation this one replaces need no more patching.
     for old in outgoing.removeValue(forKey: ownKey) ?? [] {
       if old.cross {
-        domains[old.domain].crossLinks[old.target]?.removeAll { $0 == old.field }
+        linked.crossLinks[old.target]?.removeAll { $0 == old.field }
       } else {
-        domains[old.domain].links[old.target]?.removeAll { $0 == old.field }
+        linked.links[old.target]?.removeAll { $0 == old.field }
       }
     }
     // This block's own branches: linked now when their target is translated, else on its arrival.
-    var registered: [(target: CodeCache.Key, cross: Bool, field: Int, domain: Int)] = []
+    var registered: [(target: CodeCache.Key, cross: Bool, field: Int)] = []
     for l in host.links {
       if l.target & ~0xFFF == rip & ~0xFFF {
         let target = key(rip: l.target, physical: (physical & ~0xFFF) | (l.target & 0xFFF), user: user, mode: mode)
-        domains[d].links[target, default: []].append(offset + l.field)
-        registered.append((target, false, offset + l.field, d))
-        if let t = cache.lookup(target), t.fromFile == (d == 1), let chainEntry = t.chainEntry {
+        linked.links[target, default: []].append(offset + l.field)
+        registered.append((target, false, offset + l.field))
+        if let t = cache.lookup(target), let chainEntry = t.chainEntry {
           patch(offset + l.field, to: chainEntry)
         }
       } else {
         let target = crossKey(rip: l.target, user: user, mode: mode)
-        domains[d].crossLinks[target, default: []].append(offset + l.field)
-        registered.append((target, true, offset + l.field, d))
-        if let entry = domains[d].latestCrossEntry[target] { patch(offset + l.field, to: entry) }
+        linked.crossLinks[target, default: []].append(offset + l.field)
+        registered.append((target, true, offset + l.field))
+        if let entry = linked.latestCrossEntry[target] { patch(offset + l.field, to: entry) }
       }
     }
     outgoing[ownKey] = registered
+    linkHostFlags(host, offset: offset, block: block, key: ownKey, physical: physical, generation: generation)
     return block
   }
 
-  /// Translations made ahead of time (`sbt`), installed instead of compiling; nil for `dbt`.
-  @exclusivity(unchecked) package var staticBlocks: (any StaticBlockSource)? {
-    didSet { if staticBlocks != nil && domains.count == 1 { domains.append(LinkDomain()) } }
+  /// Branches that leave with the guest's flags in the host's RFLAGS, waiting for their target's
+  /// host-flags entry (`BlockCompiler.CrossBlockFlags`): by target, the field and the generation of
+  /// the code page both blocks lie in.
+  @exclusivity(unchecked) private var hostFlagsWaiting: [CodeCache.Key: [(field: Int, generation: UInt32)]] = [:]
+
+  /// Links a file block's host-flags branches and entry (`sbt` only): a branch is patched only to
+  /// the host-flags entry of a block of the same page installed from the file at the same
+  /// generation (its code is the one the analysis saw), never to another translation, and until
+  /// then takes its exit that captures the flags.
+  private func linkHostFlags(
+    _ host: BlockCompiler.Output, offset: Int, block: CodeCache.Block, key ownKey: CodeCache.Key, physical: UInt64,
+    generation: UInt32
+  ) {
+    if let entry = block.hostFlagsEntry, let waiting = hostFlagsWaiting.removeValue(forKey: ownKey) {
+      for w in waiting where w.generation == generation {
+        patch(w.field, to: entry)
+        statistics.hostFlagsLinksPatched &+= 1
+      }
+    }
+    for l in host.hostFlagsLinks {
+      let classBits = ownKey.physicalAndLevel & ~((1 << 61) - 1)
+      let target = CodeCache.Key(
+        linear: l.target, physicalAndLevel: (physical & ~0xFFF) | (l.target & 0xFFF) | classBits)
+      if let t = cache.lookup(target), t.fromFile, t.generation == generation, let entry = t.hostFlagsEntry {
+        patch(offset + l.field, to: entry)
+        statistics.hostFlagsLinksPatched &+= 1
+      } else {
+        hostFlagsWaiting[target, default: []].append((offset + l.field, generation))
+      }
+    }
   }
+
+  /// Translations made ahead of time (`sbt`), installed instead of compiling; nil for `dbt`.
+  @exclusivity(unchecked) package var staticBlocks: (any StaticBlockSource)?
 
   /// The block `source` has for `rip`, installed with this VM's addresses and the code page's
   /// current generation, or nil (the dynamic translator compiles it). The page is marked as
@@ -402,6 +432,50 @@ package final class DynamicTranslator: BlockExecutor {
     guard let found = source.block(for: cpu, rip: rip, physical: physical, user: user, mode: mode) else { return nil }
     // The source checked the page after it was marked: a write since then shows in the generation.
     guard cpu.codeGeneration(ofPageHolding: physical) == generation else { return nil }
+    guard
+      var installed = installStatic(
+        cpu, found, rip: rip, physical: physical, user: user, mode: mode, tables: tables, generation: generation)
+    else { return nil }
+    let flushes = statistics.cacheFlushes
+    // Link time: the file blocks this one reaches by direct branches within its page, and the
+    // ones they reach, go in now, so those branches are patched block to block before any of them
+    // runs (none waits for a lazy link). Blocks of the page nothing here branches to wait for
+    // their own first use.
+    let page = source.pageBlocks(for: cpu, rip: rip, physical: physical, user: user, mode: mode)
+    var seen: Set<UInt64> = [rip]
+    var pending = found.links.map(\.target) + found.hostFlagsLinks.map(\.target)
+    while let next = pending.popLast() {
+      guard next & ~0xFFF == rip & ~0xFFF, seen.insert(next).inserted, let block = page[next] else { continue }
+      let siblingPhysical = physical & ~0xFFF | next & 0xFFF
+      let siblingKey = key(rip: next, physical: siblingPhysical, user: user, mode: mode)
+      // Already in: its own branches were followed when it went in.
+      if let present = cache.lookup(siblingKey), present.generation == generation { continue }
+      if installStatic(
+        cpu, block, rip: next, physical: siblingPhysical, user: user, mode: mode, tables: tables,
+        generation: generation) != nil
+      {
+        statistics.staticBlocksInstalledAhead &+= 1
+        pending += block.links.map(\.target) + block.hostFlagsLinks.map(\.target)
+      }
+      if statistics.cacheFlushes != flushes {
+        // The code buffer filled up and was emptied: the block asked for goes in again, alone.
+        guard
+          let again = installStatic(
+            cpu, found, rip: rip, physical: physical, user: user, mode: mode, tables: tables, generation: generation)
+        else { return nil }
+        installed = again
+        break
+      }
+    }
+    return installed
+  }
+
+  /// Installs `found`, a file block for `rip` from a page checked at `generation`; nil when its
+  /// callout instruction no longer decodes.
+  private func installStatic(
+    _ cpu: CPU, _ found: RelocatableBlock, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode,
+    tables: BlockCompiler.Tables, generation: UInt32
+  ) -> CodeCache.Block? {
     var calloutInstruction: UnsafeMutablePointer<DecodedInstruction>?
     if let offset = found.calloutPageOffset {
       guard
@@ -414,11 +488,11 @@ package final class DynamicTranslator: BlockExecutor {
     }
     let host = found.resolved(
       tables: tables, helpers: helpers(calloutInstruction: calloutInstruction),
-      indirectTable: domains[1].indirect.base(user: user, mode: mode), generation: generation)
+      indirectTable: indirect.base(user: user, mode: mode), generation: generation)
     statistics.staticBlocksInstalled &+= 1
     return install(
       host, length: found.length, generation: generation, calloutInstruction: calloutInstruction, rip: rip,
-      physical: physical, user: user, mode: mode, domain: 1)
+      physical: physical, user: user, mode: mode, fromFile: true)
   }
 
   /// `TRIVISOR_DBT_DUMP=DIR`: every translated block's host code is written to
@@ -440,8 +514,8 @@ package final class DynamicTranslator: BlockExecutor {
 
   /// The linkable branches each key's current translation registered (so that a retranslation
   /// can withdraw them and the lists only hold branches of live translations).
-  @exclusivity(unchecked) private var outgoing:
-    [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int, domain: Int)]] = [:]
+  @exclusivity(unchecked) private var outgoing: [CodeCache.Key: [(target: CodeCache.Key, cross: Bool, field: Int)]] =
+    [:]
 
   private func key(rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode) -> CodeCache.Key {
     CodeCache.Key(linear: rip, physicalAndLevel: physical | CodeCache.Key.classBits(user: user, mode: mode))
@@ -513,6 +587,14 @@ package final class DynamicTranslator: BlockExecutor {
       + (staticBlocks.map { source in
         [
           ("sbt-blocks-installed", s.staticBlocksInstalled, "blocks installed from the translation file, not compiled"),
+          (
+            "sbt-blocks-installed-ahead", s.staticBlocksInstalledAhead,
+            "of those, blocks installed before they ran, with a block of their page that branches to them"
+          ),
+          (
+            "sbt-host-flags-links", s.hostFlagsLinksPatched,
+            "branches linked to leave with the flags uncaptured (dead in the block they reach)"
+          ),
           (
             "sbt-static-instructions", s.staticTranslatedInstructions,
             "guest instructions completed by code from the translation file"

@@ -68,6 +68,10 @@ package struct RelocatableBlock: Equatable, Sendable {
   package var folded: Int
   /// Guest instructions in the block.
   package var length: Int
+  /// Offset of the host-flags entry, when the block has one (`BlockCompiler.CrossBlockFlags`).
+  package var hostFlagsEntry: Int? = nil
+  /// Direct branches that may only be linked to their target's host-flags entry.
+  package var hostFlagsLinks: [Link] = []
   /// Offset in the code page of the block's final instruction when it is a callout (the
   /// interpreter gets it decoded), else nil.
   package var calloutPageOffset: Int?
@@ -75,8 +79,10 @@ package struct RelocatableBlock: Equatable, Sendable {
   /// A block with every field given (what a translation file's reader builds).
   package init(
     code: [UInt8], relocations: [Relocation], chainEntry: Int, crossEntry: Int, links: [Link], folded: Int,
-    length: Int, calloutPageOffset: Int?
+    length: Int, calloutPageOffset: Int?, hostFlagsEntry: Int? = nil, hostFlagsLinks: [Link] = []
   ) {
+    self.hostFlagsEntry = hostFlagsEntry
+    self.hostFlagsLinks = hostFlagsLinks
     self.code = code
     self.relocations = relocations
     self.chainEntry = chainEntry
@@ -98,16 +104,22 @@ package struct RelocatableBlock: Equatable, Sendable {
   /// `block` compiled for CPL 3 (`user`) or below with relocations instead of this VM's addresses;
   /// nil when the two compiles do not differ only in placeholders. `layout` gives the table
   /// layout (strides, offsets, slot counts: constants of this build); its addresses are not used.
-  package static func compile(_ block: GuestBlock, user: Bool, layout: TranslationTables) -> RelocatableBlock? {
+  /// `crossBlock`: what the static translator knows of the blocks around it (nil: compiled as
+  /// `dbt` would).
+  package static func compile(
+    _ block: GuestBlock, user: Bool, layout: TranslationTables, crossBlock: BlockCompiler.CrossBlockFlags? = nil
+  ) -> RelocatableBlock? {
     let outputs = [0, 1].map { set in
       BlockCompiler.compile(
         block, tables: BlockCompiler.Tables(layout: layout, placeholderSet: set), user: user,
         generation: UInt32(placeholder(.generation, set: set)),
-        indirectTable: placeholder(.indirectTable, set: set), callout: helpers(set: set))
+        indirectTable: placeholder(.indirectTable, set: set), callout: helpers(set: set), crossBlock: crossBlock)
     }
     let (a, b) = (outputs[0], outputs[1])
     guard a.code.count == b.code.count, a.chainEntry == b.chainEntry, a.crossEntry == b.crossEntry,
-      a.links.count == b.links.count, zip(a.links, b.links).allSatisfy({ $0 == $1 })
+      a.links.count == b.links.count, zip(a.links, b.links).allSatisfy({ $0 == $1 }),
+      a.hostFlagsEntry == b.hostFlagsEntry, a.hostFlagsLinks.count == b.hostFlagsLinks.count,
+      zip(a.hostFlagsLinks, b.hostFlagsLinks).allSatisfy({ $0 == $1 })
     else { return nil }
     var relocations: [Relocation] = []
     var i = 0
@@ -153,7 +165,8 @@ package struct RelocatableBlock: Equatable, Sendable {
     return RelocatableBlock(
       code: a.code, relocations: relocations, chainEntry: a.chainEntry, crossEntry: a.crossEntry,
       links: a.links.map { Link(field: $0.field, target: $0.target) }, folded: a.folded,
-      length: block.instructions.count, calloutPageOffset: callout)
+      length: block.instructions.count, calloutPageOffset: callout, hostFlagsEntry: a.hostFlagsEntry,
+      hostFlagsLinks: a.hostFlagsLinks.map { Link(field: $0.field, target: $0.target) })
   }
 
   static func helpers(set: Int) -> BlockCompiler.Helpers {
@@ -168,6 +181,7 @@ package struct RelocatableBlock: Equatable, Sendable {
   package var isWellFormed: Bool {
     let n = code.count
     guard chainEntry >= 0, chainEntry < n, crossEntry >= 0, crossEntry < n, length > 0 else { return false }
+    if let e = hostFlagsEntry, e < 0 || e >= n { return false }
     var covered = [Bool](repeating: false, count: n)
     for r in relocations {
       guard r.offset >= 0, r.offset + r.symbol.width <= n else { return false }
@@ -176,9 +190,12 @@ package struct RelocatableBlock: Equatable, Sendable {
         covered[k] = true
       }
     }
-    for l in links {
+    for l in links + hostFlagsLinks {
       guard l.field >= 0, l.field + 4 <= n else { return false }
-      for k in l.field..<(l.field + 4) where covered[k] { return false }
+      for k in l.field..<(l.field + 4) {
+        if covered[k] { return false }
+        covered[k] = true
+      }
     }
     return true
   }
@@ -212,7 +229,7 @@ package struct RelocatableBlock: Equatable, Sendable {
     }
     return BlockCompiler.Output(
       code: out, chainEntry: chainEntry, crossEntry: crossEntry, links: links.map { ($0.field, $0.target) },
-      folded: folded)
+      folded: folded, hostFlagsEntry: hostFlagsEntry, hostFlagsLinks: hostFlagsLinks.map { ($0.field, $0.target) })
   }
 
   /// What a translation file must match to be installed by this build: the translator's layout
@@ -262,7 +279,7 @@ package struct RelocatableBlock: Equatable, Sendable {
   }
 
   /// Bumped whenever the back end's output changes shape in a way the layout constants do not show.
-  package static let backendVersion = 1
+  package static let backendVersion = 2
 }
 
 extension BlockCompiler.Tables {
@@ -294,6 +311,14 @@ package protocol StaticBlockSource: AnyObject {
   func block(
     for cpu: CPU, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode
   ) -> RelocatableBlock?
+  /// The source's blocks in the same linear page as `rip` (same physical page, privilege class
+  /// and code mode), by RIP: asked right after `block(for:...)` answered for `rip`, so the page's
+  /// content was checked. Those the block reaches by direct branches within the page are
+  /// installed at once, so that the branches are linked before any of them runs (link-time
+  /// resolution).
+  func pageBlocks(
+    for cpu: CPU, rip: UInt64, physical: UInt64, user: Bool, mode: TranslatedCodeMode
+  ) -> [UInt64: RelocatableBlock]
   /// Counters for `--stats`.
   var counters: [(name: String, value: UInt64, description: String)] { get }
 }

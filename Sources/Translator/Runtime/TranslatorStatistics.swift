@@ -9,6 +9,10 @@ package struct TranslatorStatistics {
   package var blockEntries: UInt64 = 0
   /// Blocks installed from a translation file (`sbt`) instead of compiled.
   package var staticBlocksInstalled: UInt64 = 0
+  /// Of those, blocks installed with the first block of their page, before they ran (link time).
+  package var staticBlocksInstalledAhead: UInt64 = 0
+  /// Branches that leave with the flags uncaptured linked to a host-flags entry (`sbt`).
+  package var hostFlagsLinksPatched: UInt64 = 0
   /// Of `translatedInstructions`, those completed by blocks from a translation file.
   package var staticTranslatedInstructions: UInt64 = 0
   /// Returns before a block's end: an instruction whose fast case failed (TLB miss, page

@@ -23,7 +23,8 @@
 /// | 0x306-0x30F | reserved |
 /// | 0x310 | the binary translator's inline indirect-branch table hits, 0x318 its misses |
 /// | 0x320 | XCR0 (`XGETBV`/`XSETBV`, `CPU+XSAVE.swift`; 1 after RESET) |
-/// | 0x328-0x3FF | reserved |
+/// | 0x328 | the binary translator's count of instructions completed by `sbt`'s run-time blocks |
+/// | 0x330-0x3FF | reserved |
 /// | 0x400-0x4FF | XMM0-15, 16 bytes each (0x500-0x5FF reserved for YMM upper halves) |
 /// | 0x600-0x69F | the first 160 bytes of the FXSAVE image: FCW, FSW, FTW, FOP, FIP, FDP, MXCSR (0x618), MXCSR_MASK, ST0-7 (`CPU+SIMDState.swift`) |
 /// | 0x6A0-0x6FF | reserved |
@@ -110,6 +111,9 @@ public enum CPUStateLayout {
   public static let translatorIndirectHits = 0x310
   /// How many of those lookups missed (the dispatcher looked the block up instead).
   public static let translatorIndirectMisses = 0x318
+  /// Guest instructions completed by blocks the `sbt` engine compiled at run time (not from its
+  /// translation file) in the current entry into generated code (the translator clears it).
+  public static let translatorDynamicInstructions = 0x328
   /// XCR0, the XSAVE feature-enabled mask (bit 0 x87, bit 1 SSE; 1 after RESET).
   public static let xcr0 = 0x320
   /// XMM0-XMM15, 16 bytes each.
