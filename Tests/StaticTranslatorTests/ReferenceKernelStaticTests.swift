@@ -63,6 +63,6 @@ import VMM
     let counters = Dictionary(
       sbt.outcome.statistics.engineCounters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
     #expect((counters["sbt-pages-matched"] ?? 0) > 0)
-    #expect((counters["sbt-blocks-found"] ?? 0) > 100, "\(counters)")
+    #expect((counters["sbt-blocks-installed"] ?? 0) > 100, "\(counters)")
   }
 }
