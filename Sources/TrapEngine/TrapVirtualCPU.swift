@@ -40,7 +40,7 @@ public final class TrapVirtualCPU: VirtualCPU {
 
   /// What the last exit waits for in `complete`.
   private enum Awaiting {
-    case nothing, acknowledgement, portIn, msrRead, msrWrite, hypercall, passthrough
+    case nothing, portIn, msrRead, msrWrite, hypercall, passthrough
   }
 
   /// RFLAGS bits the guest changes natively at real ring 3 (the rest are virtual).
@@ -165,6 +165,7 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// Queues `vector`; `run` reflects it through the guest's IDT.
   public func injectInterrupt(vector: UInt8) throws(EngineError) {
     guard pendingVector == nil else { throw EngineError("trap: an interrupt is already pending injection") }
+    if trace { traceLine("trap: inject \(vector)") }
     pendingVector = vector
   }
 
@@ -221,7 +222,7 @@ public final class TrapVirtualCPU: VirtualCPU {
     let awaited = awaiting
     awaiting = .nothing
     switch awaited {
-    case .nothing, .acknowledgement:
+    case .nothing:
       break
     case .portIn:
       if case .value(let v) = response {
@@ -274,7 +275,14 @@ public final class TrapVirtualCPU: VirtualCPU {
         windowRequested = false
         return .interruptWindow
       }
-      if halted { return guest.interruptsEnabled ? .halt : .shutdown(.haltWithInterruptsDisabled) }
+      if halted {
+        if trace {
+          traceLine(
+            "trap: halted, IF \(guest.interruptsEnabled) window \(windowRequested) shadow \(interruptShadow) awaiting \(awaiting) pending \(String(describing: pendingVector))"
+          )
+        }
+        return guest.interruptsEnabled ? .halt : .shutdown(.haltWithInterruptsDisabled)
+      }
       singleStepping = interruptShadow && (pendingVector != nil || windowRequested)
       if !singleStepping { interruptShadow = false }
       try loadRealState()
@@ -294,9 +302,13 @@ public final class TrapVirtualCPU: VirtualCPU {
         }
         try real.complete(.none)
         if let exit = try monitorTrap(stub, r) { return exit }
-      case .mmio, .io:
+      case .mmio(let access):
         pull(try real.registers())
-        awaiting = .passthrough
+        awaiting = access.isWrite ? .nothing : .passthrough
+        return exit
+      case .io(let access):
+        pull(try real.registers())
+        awaiting = access.isWrite ? .nothing : .passthrough
         return exit
       case .kicked, .budgetExhausted:
         pull(try real.registers())
@@ -545,7 +557,6 @@ public final class TrapVirtualCPU: VirtualCPU {
     case .portOut(let port, let size, let value):
       if !exitControls.exitOnAllPorts && !exitControls.ioExitPorts.contains(port) { return nil }
       statistics.portAccesses += 1
-      awaiting = .acknowledgement
       return .io(PortAccess(port: port, size: size, isWrite: true, value: value))
     case .tripleFault:
       return .shutdown(.tripleFault)
