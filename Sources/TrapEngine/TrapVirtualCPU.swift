@@ -52,8 +52,13 @@ public final class TrapVirtualCPU: VirtualCPU {
   private var halted = false
   /// STI set the virtual IF: no interrupt before the next guest instruction retires.
   private var interruptShadow = false
-  /// The real vCPU runs one instruction with TF set to end `interruptShadow`.
-  private var singleStepping = false
+  /// The guest has not retired an instruction natively since the monitor last emulated or
+  /// reflected something: before an interrupt is delivered, the monitor runs the guest's next
+  /// instruction on the X86 model, so a timer faster than the trap path cannot livelock the guest
+  /// in its handler (and STI's interrupt shadow ends after one instruction, as it should).
+  private var needsProgress = false
+  /// The virtual RIP the real vCPU was last entered at.
+  private var entryRIP: UInt64 = 0
   /// The real vCPU's registers must be loaded from the virtual state before it runs.
   private var realRegistersStale = true
   /// The real vCPU's special registers must be loaded before it runs.
@@ -134,7 +139,7 @@ public final class TrapVirtualCPU: VirtualCPU {
     windowRequested = false
     halted = false
     interruptShadow = false
-    singleStepping = false
+    needsProgress = false
     awaiting = .nothing
     deferredExit = nil
     unsupportedReason = "paging off after reset"
@@ -159,7 +164,7 @@ public final class TrapVirtualCPU: VirtualCPU {
   public var readyForInterruptInjection: Bool { pendingVector == nil && canTakeInterrupt }
 
   private var canTakeInterrupt: Bool {
-    guest.interruptsEnabled && !interruptShadow && awaiting == .nothing
+    guest.interruptsEnabled && !interruptShadow && (!needsProgress || halted) && awaiting == .nothing
   }
 
   /// Queues `vector`; `run` reflects it through the guest's IDT.
@@ -283,8 +288,16 @@ public final class TrapVirtualCPU: VirtualCPU {
         }
         return guest.interruptsEnabled ? .halt : .shutdown(.haltWithInterruptsDisabled)
       }
-      singleStepping = interruptShadow && (pendingVector != nil || windowRequested)
-      if !singleStepping { interruptShadow = false }
+      if (interruptShadow || needsProgress) && guest.interruptsEnabled && (pendingVector != nil || windowRequested) {
+        // One instruction on the model, then the interrupt (or the window) at the next boundary.
+        interruptShadow = false
+        needsProgress = false
+        statistics.modelSteps += 1
+        if let exit = emulateTrapped() { return exit }
+        continue
+      }
+      interruptShadow = false
+      entryRIP = guest.state.rip
       try loadRealState()
       let exit = try real.run(budget: budget)
       switch exit {
@@ -312,6 +325,7 @@ public final class TrapVirtualCPU: VirtualCPU {
         return exit
       case .kicked, .budgetExhausted:
         pull(try real.registers())
+        if guest.state.rip != entryRIP { needsProgress = false }
         return exit
       case .internalError:
         return exit
@@ -347,12 +361,11 @@ public final class TrapVirtualCPU: VirtualCPU {
       }
       realSpecialStale = false
     }
-    if realRegistersStale || singleStepping {
+    if realRegistersStale {
       var r = guest.state.registers()
       r.rflags = r.rflags & Self.nativeFlags | Flags.if | Flags.reserved1
-      if singleStepping { r.rflags |= Flags.tf }
       try real.setRegisters(r)
-      realRegistersStale = singleStepping
+      realRegistersStale = false
     }
   }
 
@@ -393,9 +406,7 @@ public final class TrapVirtualCPU: VirtualCPU {
     guard w[3] & 3 == 3 else { return .internalError(report("trap: the monitor itself faulted (vector \(w[0]))")) }
     let vector = UInt8(truncatingIfNeeded: w[0])
     let errorCode = DeprivilegedMonitorPages.pushesErrorCode(w[0]) ? UInt32(truncatingIfNeeded: w[1]) : nil
-    var flags = w[4]
-    if singleStepping { flags &= ~Flags.tf }
-    pull(Registers(r, rip: w[2], rsp: w[5], rflags: flags))
+    pull(Registers(r, rip: w[2], rsp: w[5], rflags: w[4]))
     realRegistersStale = true
     realSpecialStale = true
     if trace {
@@ -415,9 +426,9 @@ public final class TrapVirtualCPU: VirtualCPU {
       }
       traceLine(text)
     }
-    let stepped = singleStepping
-    singleStepping = false
+    if guest.state.rip != entryRIP { needsProgress = false }
     interruptShadow = false
+    defer { needsProgress = true }
     switch vector {
     case ExceptionVector.pageFault:
       statistics.pageFaultTraps += 1
@@ -434,9 +445,6 @@ public final class TrapVirtualCPU: VirtualCPU {
         statistics.generalProtectionTraps += 1
       }
       return emulateTrapped()
-    case ExceptionVector.debug where stepped:
-      statistics.singleStepTraps += 1
-      return nil
     case 3, 4:
       statistics.otherExceptionTraps += 1
       statistics.exceptionsReflected += 1
@@ -512,6 +520,11 @@ public final class TrapVirtualCPU: VirtualCPU {
     // INT n traps at real ring 3 (the monitor's gates are DPL 0; this host's KVM reports it as
     // #UD): delivered through the guest's IDT as the software interrupt it is, past the instruction.
     if let bytes = try? guestBytes(2), bytes.count == 2, bytes[0] == 0xCD {
+      if !gateAllowsSoftwareInterrupt(bytes[1]) {
+        statistics.exceptionsReflected += 1
+        return apply(
+          emulator.reflect(vector: ExceptionVector.generalProtection, errorCode: UInt32(bytes[1]) << 3 | 2))
+      }
       guest.state.rip &+= 2
       statistics.exceptionsReflected += 1
       return apply(emulator.reflect(vector: bytes[1], kind: .software(.intN)))
@@ -519,6 +532,17 @@ public final class TrapVirtualCPU: VirtualCPU {
     var result = emulator.emulate()
     if case .notEmulated = result.action { result = emulator.executeOnModel() }
     return apply(result)
+  }
+
+  /// Whether INT `vector` may use the guest's gate at the virtual CPL (inside the IDT's limit,
+  /// gate DPL >= CPL); if not, the INT raises #GP(vector * 8 + 2) at itself.
+  private func gateAllowsSoftwareInterrupt(_ vector: UInt8) -> Bool {
+    let state = guest.state
+    let offset = UInt64(vector) * 16
+    guard offset + 15 <= UInt64(state.idtr.limit),
+      let attributes = try? guest.system.memory.readLinear(state.idtr.base &+ offset &+ 5, size: 1, supervisor: true)
+    else { return true }
+    return Int((attributes >> 5) & 3) >= state.cpl
   }
 
   /// `count` bytes at the virtual RIP through the guest's tables.
