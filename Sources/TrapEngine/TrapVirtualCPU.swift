@@ -40,7 +40,7 @@ public final class TrapVirtualCPU: VirtualCPU {
 
   /// What the last exit waits for in `complete`.
   private enum Awaiting {
-    case nothing, portIn, msrRead, msrWrite, hypercall, passthrough
+    case nothing, portIn, modelIn, msrRead, msrWrite, hypercall, passthrough
   }
 
   /// RFLAGS bits the guest changes natively at real ring 3 (the rest are virtual).
@@ -57,6 +57,9 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// instruction on the X86 model, so a timer faster than the trap path cannot livelock the guest
   /// in its handler (and STI's interrupt shadow ends after one instruction, as it should).
   private var needsProgress = false
+  /// A string I/O instruction (INS, OUTS, with or without REP) at this virtual RIP runs on the
+  /// model, one exit per element, until it retires.
+  private var modelStringIO: UInt64?
   /// The virtual RIP the real vCPU was last entered at.
   private var entryRIP: UInt64 = 0
   /// The real vCPU's registers must be loaded from the virtual state before it runs.
@@ -236,6 +239,8 @@ public final class TrapVirtualCPU: VirtualCPU {
         emulator.completePortIn(0)
       }
       realRegistersStale = true
+    case .modelIn:
+      if case .value(let v) = response { guest.core.complete(value: v) } else { guest.core.complete(value: 0) }
     case .msrRead, .msrWrite:
       if case .fault(let vector, let code) = response {
         deferredExit = apply(emulator.reflect(vector: vector, errorCode: code))
@@ -269,6 +274,13 @@ public final class TrapVirtualCPU: VirtualCPU {
     }
     while true {
       if let reason = unsupportedReason { return .internalError(report(reason)) }
+      if let rip = modelStringIO {
+        if guest.state.rip == rip {
+          if let exit = stepModelStringIO() { return exit }
+          continue
+        }
+        modelStringIO = nil
+      }
       if let v = pendingVector, canTakeInterrupt {
         pendingVector = nil
         halted = false
@@ -530,8 +542,55 @@ public final class TrapVirtualCPU: VirtualCPU {
       return apply(emulator.reflect(vector: bytes[1], kind: .software(.intN)))
     }
     var result = emulator.emulate()
-    if case .notEmulated = result.action { result = emulator.executeOnModel() }
+    if case .notEmulated = result.action {
+      if let bytes = try? guestBytes(15), Self.isStringIO(bytes) {
+        modelStringIO = guest.state.rip
+        return stepModelStringIO()
+      }
+      result = emulator.executeOnModel()
+    }
     return apply(result)
+  }
+
+  /// Whether `bytes` start with INS or OUTS (after prefixes).
+  static func isStringIO(_ bytes: [UInt8]) -> Bool {
+    for byte in bytes {
+      switch byte {
+      case 0xF2, 0xF3, 0x66, 0x67, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x40...0x4F: continue
+      case 0x6C...0x6F: return true
+      default: return false
+      }
+    }
+    return false
+  }
+
+  /// One step of the string I/O instruction on the model: an element's port access, or nil when
+  /// the step retired without one.
+  private func stepModelStringIO() -> VMExit? {
+    guest.core.invalidateTLB()
+    _ = guest.memory.takeWrittenRanges()
+    let event = guest.core.step()
+    shadows.noteGuestWrites(guest.memory.takeWrittenRanges())
+    if shadows.takeRealTLBFlush() { realTLBFlush = true }
+    realRegistersStale = true
+    realSpecialStale = true
+    switch event {
+    case nil:
+      return nil
+    case .portOut(let port, let size, let value):
+      statistics.portAccesses += 1
+      return .io(PortAccess(port: port, size: size, isWrite: true, value: UInt32(truncatingIfNeeded: value)))
+    case .portIn(let port, let size):
+      statistics.portAccesses += 1
+      awaiting = .modelIn
+      return .io(PortAccess(port: port, size: size, isWrite: false))
+    case .exception(let vector, let code):
+      modelStringIO = nil
+      return apply(emulator.reflect(vector: vector, errorCode: code))
+    case let other?:
+      modelStringIO = nil
+      return .internalError(report("trap: string I/O on the model ended in \(other)"))
+    }
   }
 
   /// Whether INT `vector` may use the guest's gate at the virtual CPL (inside the IDT's limit,
