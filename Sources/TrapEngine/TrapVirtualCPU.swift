@@ -60,6 +60,9 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// A string I/O instruction (INS, OUTS, with or without REP) at this virtual RIP runs on the
   /// model, one exit per element, until it retires.
   private var modelStringIO: UInt64?
+  /// The real vCPU was stopped (kicked) inside a monitor stub, half-way into a trap: `run`
+  /// continues it before anything else, and no interrupt is accepted meanwhile.
+  private var realInsideMonitor = false
   /// The virtual RIP the real vCPU was last entered at.
   private var entryRIP: UInt64 = 0
   /// The real vCPU's registers must be loaded from the virtual state before it runs.
@@ -145,6 +148,8 @@ public final class TrapVirtualCPU: VirtualCPU {
     needsProgress = false
     awaiting = .nothing
     deferredExit = nil
+    realInsideMonitor = false
+    modelStringIO = nil
     unsupportedReason = "paging off after reset"
     realRegistersStale = true
     realSpecialStale = true
@@ -167,7 +172,8 @@ public final class TrapVirtualCPU: VirtualCPU {
   public var readyForInterruptInjection: Bool { pendingVector == nil && canTakeInterrupt }
 
   private var canTakeInterrupt: Bool {
-    guest.interruptsEnabled && !interruptShadow && (!needsProgress || halted) && awaiting == .nothing
+    !realInsideMonitor && guest.interruptsEnabled && !interruptShadow && (!needsProgress || halted)
+      && awaiting == .nothing
   }
 
   /// Queues `vector`; `run` reflects it through the guest's IDT.
@@ -273,44 +279,47 @@ public final class TrapVirtualCPU: VirtualCPU {
       return exit
     }
     while true {
-      if let reason = unsupportedReason { return .internalError(report(reason)) }
-      if let rip = modelStringIO {
-        if guest.state.rip == rip {
-          if let exit = stepModelStringIO() { return exit }
+      if !realInsideMonitor {
+        if let reason = unsupportedReason { return .internalError(report(reason)) }
+        if let rip = modelStringIO {
+          if guest.state.rip == rip {
+            if let exit = stepModelStringIO() { return exit }
+            continue
+          }
+          modelStringIO = nil
+        }
+        if let v = pendingVector, canTakeInterrupt {
+          pendingVector = nil
+          halted = false
+          statistics.interruptsReflected += 1
+          if let exit = apply(emulator.reflect(vector: v, kind: .external)) { return exit }
           continue
         }
-        modelStringIO = nil
-      }
-      if let v = pendingVector, canTakeInterrupt {
-        pendingVector = nil
-        halted = false
-        statistics.interruptsReflected += 1
-        if let exit = apply(emulator.reflect(vector: v, kind: .external)) { return exit }
-        continue
-      }
-      if windowRequested && pendingVector == nil && canTakeInterrupt {
-        windowRequested = false
-        return .interruptWindow
-      }
-      if halted {
-        if trace {
-          traceLine(
-            "trap: halted, IF \(guest.interruptsEnabled) window \(windowRequested) shadow \(interruptShadow) awaiting \(awaiting) pending \(String(describing: pendingVector))"
-          )
+        if windowRequested && pendingVector == nil && canTakeInterrupt {
+          windowRequested = false
+          return .interruptWindow
         }
-        return guest.interruptsEnabled ? .halt : .shutdown(.haltWithInterruptsDisabled)
-      }
-      if (interruptShadow || needsProgress) && guest.interruptsEnabled && (pendingVector != nil || windowRequested) {
-        // One instruction on the model, then the interrupt (or the window) at the next boundary.
+        if halted {
+          if trace {
+            traceLine(
+              "trap: halted, IF \(guest.interruptsEnabled) window \(windowRequested) shadow \(interruptShadow) awaiting \(awaiting) pending \(String(describing: pendingVector))"
+            )
+          }
+          return guest.interruptsEnabled ? .halt : .shutdown(.haltWithInterruptsDisabled)
+        }
+        if (interruptShadow || needsProgress) && guest.interruptsEnabled && (pendingVector != nil || windowRequested) {
+          // One instruction on the model, then the interrupt (or the window) at the next boundary.
+          interruptShadow = false
+          needsProgress = false
+          statistics.modelSteps += 1
+          if let exit = emulateTrapped() { return exit }
+          continue
+        }
         interruptShadow = false
-        needsProgress = false
-        statistics.modelSteps += 1
-        if let exit = emulateTrapped() { return exit }
-        continue
+        entryRIP = guest.state.rip
+        try loadRealState()
       }
-      interruptShadow = false
-      entryRIP = guest.state.rip
-      try loadRealState()
+      realInsideMonitor = false
       let exit = try real.run(budget: budget)
       switch exit {
       case .hypercall:
@@ -336,7 +345,14 @@ public final class TrapVirtualCPU: VirtualCPU {
         awaiting = access.isWrite ? .nothing : .passthrough
         return exit
       case .kicked, .budgetExhausted:
-        pull(try real.registers())
+        let r = try real.registers()
+        if r.rip >= DeprivilegedMonitorPages.stubAddress(0) && r.rip < DeprivilegedMonitorPages.stackTop(index) {
+          // Kicked inside a monitor stub (they run slowly at ring 0 here): the trap finishes on
+          // the next run before anything else touches the real vCPU.
+          realInsideMonitor = true
+          return exit
+        }
+        pull(r)
         if guest.state.rip != entryRIP { needsProgress = false }
         return exit
       case .internalError:
