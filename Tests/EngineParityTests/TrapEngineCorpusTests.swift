@@ -34,8 +34,8 @@ func corpusGuestRunsAsExpectedOnTrap(_ guest: CorpusGuest) throws {
 let knownTrapDifferences: [String: KnownDifference] = [
   "syscall": KnownDifference(
     reason:
-      "MOV from CS and SS reads the real selectors (the monitor's ring-3 0xe033/0xe02b, not the guest's"
-      + " 0x8/0x10 or SYSRET's 0x43/0x3b) and PUSHF in the SYSCALL entry shows the real IF (set) where"
+      "MOV from CS and SS reads the real ring-3 selectors (this host's kvm_pvm user selectors 0x33/0x2b, not"
+      + " the guest's 0x8/0x10 or SYSRET's 0x43/0x3b) and PUSHF in the SYSCALL entry shows the real IF (set) where"
       + " SFMASK cleared the virtual IF: sensitive, unprivileged, not trapped",
     output: """
       syscall from ring 3 with rax 5a5a, rdi 21, rflags 246

@@ -17,7 +17,9 @@ import VMM
     #expect(run.outcome.exitStatus == 0)
     let counters = Dictionary(
       run.outcome.statistics.engineCounters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-    for name in ["trap-traps", "trap-gp", "trap-pf", "trap-syscall", "trap-interrupts", "shadow-faults", "shadow-resyncs"] {
+    for name in [
+      "trap-traps", "trap-gp", "trap-pf", "trap-syscall", "trap-interrupts", "shadow-faults", "shadow-resyncs",
+    ] {
       #expect((counters[name] ?? 0) > 0, "\(name): \(counters)")
     }
   }
