@@ -16,9 +16,6 @@ public struct TrapEngineStatistics: Sendable, Equatable {
   public var pageFaultTraps: UInt64 = 0
   /// Other exceptions trapped and reflected to the guest (#DE, #DB, #BP, #NM ...).
   public var otherExceptionTraps: UInt64 = 0
-  /// Guest instructions the monitor ran on the model before delivering an interrupt (to end an
-  /// STI shadow, or so the guest progresses between interrupts).
-  public var modelSteps: UInt64 = 0
   /// Port accesses emulated and handed to the VMM.
   public var portAccesses: UInt64 = 0
   /// HLTs emulated.
@@ -42,8 +39,6 @@ public struct TrapEngineStatistics: Sendable, Equatable {
       EngineCounter(name: "trap-syscall", value: syscallTraps, description: "SYSCALL traps"),
       EngineCounter(name: "trap-pf", value: pageFaultTraps, description: "#PF traps"),
       EngineCounter(name: "trap-other", value: otherExceptionTraps, description: "other exception traps"),
-      EngineCounter(
-        name: "trap-model-steps", value: modelSteps, description: "instructions stepped before an interrupt"),
       EngineCounter(name: "trap-port-io", value: portAccesses, description: "port accesses emulated"),
       EngineCounter(name: "trap-halts", value: halts, description: "HLTs emulated"),
       EngineCounter(name: "trap-interrupts", value: interruptsReflected, description: "interrupts reflected"),

@@ -52,10 +52,10 @@ public final class TrapVirtualCPU: VirtualCPU {
   private var halted = false
   /// STI set the virtual IF: no interrupt before the next guest instruction retires.
   private var interruptShadow = false
-  /// The guest has not retired an instruction natively since the monitor last emulated or
-  /// reflected something: before an interrupt is delivered, the monitor runs the guest's next
-  /// instruction on the X86 model, so a timer faster than the trap path cannot livelock the guest
-  /// in its handler (and STI's interrupt shadow ends after one instruction, as it should).
+  /// The guest has not run natively since the monitor last emulated or reflected something: a
+  /// waiting interrupt is delivered only after it has (the next trap at another RIP, or a kick),
+  /// so a timer faster than the trap path cannot livelock the guest in its handler. STI's
+  /// interrupt shadow ends the same way, at the next native run.
   private var needsProgress = false
   /// A string I/O instruction (INS, OUTS, with or without REP) at this virtual RIP runs on the
   /// model, one exit per element, until it retires.
@@ -292,6 +292,11 @@ public final class TrapVirtualCPU: VirtualCPU {
           pendingVector = nil
           halted = false
           statistics.interruptsReflected += 1
+          if trace {
+            traceLine(
+              "trap: deliver \(v) at rip \(String(guest.state.rip, radix: 16)) cs \(String(guest.state.segment(.cs).selector, radix: 16)) cpl \(guest.state.cpl)"
+            )
+          }
           if let exit = apply(emulator.reflect(vector: v, kind: .external)) { return exit }
           continue
         }
@@ -306,14 +311,6 @@ public final class TrapVirtualCPU: VirtualCPU {
             )
           }
           return guest.interruptsEnabled ? .halt : .shutdown(.haltWithInterruptsDisabled)
-        }
-        if (interruptShadow || needsProgress) && guest.interruptsEnabled && (pendingVector != nil || windowRequested) {
-          // One instruction on the model, then the interrupt (or the window) at the next boundary.
-          interruptShadow = false
-          needsProgress = false
-          statistics.modelSteps += 1
-          if let exit = emulateTrapped() { return exit }
-          continue
         }
         interruptShadow = false
         entryRIP = guest.state.rip
@@ -353,7 +350,7 @@ public final class TrapVirtualCPU: VirtualCPU {
           return exit
         }
         pull(r)
-        if guest.state.rip != entryRIP { needsProgress = false }
+        needsProgress = false  // the guest ran until the kick
         return exit
       case .internalError:
         return exit
@@ -439,7 +436,7 @@ public final class TrapVirtualCPU: VirtualCPU {
     realSpecialStale = true
     if trace {
       traceLine(
-        "trap: vector \(vector) code \(errorCode.map { String($0, radix: 16) } ?? "-") rip \(String(w[2], radix: 16)) cpl \(guest.state.cpl)"
+        "trap: vector \(vector) code \(errorCode.map { String($0, radix: 16) } ?? "-") rip \(String(w[2], radix: 16)) cpl \(guest.state.cpl) gs \(String(guest.state.segment(.gs).base, radix: 16))"
       )
     }
     if trace, ProcessInfo.processInfo.environment["TRIVISOR_TRAP_WALK"] != nil {
@@ -494,7 +491,9 @@ public final class TrapVirtualCPU: VirtualCPU {
     let kind: MemoryAccessKind =
       errorCode & PageFault.Bit.instructionFetch != 0
       ? .execute : errorCode & PageFault.Bit.write != 0 ? .write : .read
-    switch shadows.handleFault(linear: address, kind: kind) {
+    let resolution = shadows.handleFault(linear: address, kind: kind)
+    if trace { traceLine("trap:   #PF at \(String(address, radix: 16)): \(resolution)") }
+    switch resolution {
     case .filled, .spurious:
       if shadows.takeRealTLBFlush() { realTLBFlush = true }
       return nil
@@ -504,7 +503,7 @@ public final class TrapVirtualCPU: VirtualCPU {
         emulator.reflect(
           vector: ExceptionVector.pageFault, errorCode: fault.errorCode, pageFaultAddress: fault.address))
     case .pageTableWrite:
-      return apply(emulator.executeOnModel())
+      return apply(try onModel { emulator.executeOnModel() })
     case .monitorRegion:
       statistics.exceptionsReflected += 1
       let code =
@@ -563,9 +562,48 @@ public final class TrapVirtualCPU: VirtualCPU {
         modelStringIO = guest.state.rip
         return stepModelStringIO()
       }
-      result = emulator.executeOnModel()
+      do throws(EngineError) {
+        result = try onModel { emulator.executeOnModel() }
+      } catch {
+        return .internalError(report("trap: \(error)"))
+      }
     }
     return apply(result)
+  }
+
+  /// Runs `body` (an instruction on the model) with the real vCPU's x87 and SSE state loaded into
+  /// the model and stored back afterwards: guest code uses XMM registers the model must see (a
+  /// page-table page cleared with SSE stores).
+  private func onModel(_ body: () -> EmulationResult) throws(EngineError) -> EmulationResult {
+    var fpu = try real.fpuState()
+    let raw = guest.state.raw
+    withUnsafeBytes(of: &fpu.xmm) {
+      raw.advanced(by: CPUStateLayout.xmm).copyMemory(from: $0.baseAddress!, byteCount: 256)
+    }
+    withUnsafeBytes(of: &fpu.fpr) {
+      raw.advanced(by: CPUStateLayout.fxLegacy + 32).copyMemory(from: $0.baseAddress!, byteCount: 128)
+    }
+    let legacy = raw.advanced(by: CPUStateLayout.fxLegacy)
+    legacy.storeBytes(of: fpu.fcw, toByteOffset: 0, as: UInt16.self)
+    legacy.storeBytes(of: fpu.fsw, toByteOffset: 2, as: UInt16.self)
+    legacy.storeBytes(of: fpu.ftwx, toByteOffset: 4, as: UInt8.self)
+    legacy.storeBytes(of: fpu.last_opcode, toByteOffset: 6, as: UInt16.self)
+    legacy.storeBytes(of: fpu.last_ip, toByteOffset: 8, as: UInt64.self)
+    legacy.storeBytes(of: fpu.last_dp, toByteOffset: 16, as: UInt64.self)
+    legacy.storeBytes(of: fpu.mxcsr, toByteOffset: 24, as: UInt32.self)
+    let result = body()
+    withUnsafeMutableBytes(of: &fpu.xmm) {
+      $0.baseAddress!.copyMemory(from: raw.advanced(by: CPUStateLayout.xmm), byteCount: 256)
+    }
+    withUnsafeMutableBytes(of: &fpu.fpr) {
+      $0.baseAddress!.copyMemory(from: raw.advanced(by: CPUStateLayout.fxLegacy + 32), byteCount: 128)
+    }
+    fpu.fcw = legacy.load(fromByteOffset: 0, as: UInt16.self)
+    fpu.fsw = legacy.load(fromByteOffset: 2, as: UInt16.self)
+    fpu.ftwx = legacy.load(fromByteOffset: 4, as: UInt8.self)
+    fpu.mxcsr = legacy.load(fromByteOffset: 24, as: UInt32.self)
+    try real.setFPU(fpu)
+    return result
   }
 
   /// Whether `bytes` start with INS or OUTS (after prefixes).
