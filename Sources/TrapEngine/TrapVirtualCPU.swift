@@ -60,8 +60,9 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// A string I/O instruction (INS, OUTS, with or without REP) at this virtual RIP runs on the
   /// model, one exit per element, until it retires.
   private var modelStringIO: UInt64?
-  /// The real vCPU was stopped (kicked) inside a monitor stub, half-way into a trap: `run`
-  /// continues it before anything else, and no interrupt is accepted meanwhile.
+  /// The real vCPU must be entered as it is: it was stopped (kicked) inside a monitor stub, half-way
+  /// into a trap, or KVM still has to finish an MMIO or port access it emulated. `run` continues it
+  /// before anything else, and no interrupt is accepted meanwhile.
   private var realInsideMonitor = false
   /// The virtual RIP the real vCPU was last entered at.
   private var entryRIP: UInt64 = 0
@@ -336,10 +337,14 @@ public final class TrapVirtualCPU: VirtualCPU {
       case .mmio(let access):
         pull(try real.registers())
         awaiting = access.isWrite ? .nothing : .passthrough
+        // KVM finishes the instruction (the value read, RIP past it) on the next KVM_RUN: until
+        // then nothing may load the real vCPU's registers or deliver an interrupt.
+        realInsideMonitor = true
         return exit
       case .io(let access):
         pull(try real.registers())
         awaiting = access.isWrite ? .nothing : .passthrough
+        realInsideMonitor = true
         return exit
       case .kicked, .budgetExhausted:
         let r = try real.registers()
