@@ -1,4 +1,4 @@
-import Foundation
+import CKVM
 import Interpreter
 import KVMEngine
 import TrapAndEmulate
@@ -354,6 +354,12 @@ public final class TrapVirtualCPU: VirtualCPU {
           realInsideMonitor = true
           return exit
         }
+        if try realEventInFlight() {
+          // KVM holds an exception it has not delivered yet (to a monitor stub): the real vCPU
+          // must take it from exactly this state.
+          realInsideMonitor = true
+          return exit
+        }
         pull(r)
         needsProgress = false  // the guest ran until the kick
         return exit
@@ -365,6 +371,15 @@ public final class TrapVirtualCPU: VirtualCPU {
         return .internalError(report("trap: unexpected exit of the real vCPU: \(exit.reasonName)"))
       }
     }
+  }
+
+  /// Whether KVM holds an exception or interrupt for the real vCPU that it has not delivered yet
+  /// (`KVM_GET_VCPU_EVENTS`), as after a kick that landed between a fault and its delivery.
+  private func realEventInFlight() throws(EngineError) -> Bool {
+    var events = kvm_vcpu_events()
+    let result = ckvm_ioctl_ptr(real.fd, CKVM_GET_VCPU_EVENTS, &events)
+    guard result >= 0 else { throw EngineError("trap: KVM_GET_VCPU_EVENTS failed (\(-result))") }
+    return events.exception.injected != 0 || events.exception.pending != 0 || events.interrupt.injected != 0
   }
 
   /// Takes the real vCPU's registers as the virtual ones (after an exit at the guest's own RIP).
@@ -443,18 +458,6 @@ public final class TrapVirtualCPU: VirtualCPU {
       traceLine(
         "trap: vector \(vector) code \(errorCode.map { String($0, radix: 16) } ?? "-") rip \(String(w[2], radix: 16)) cpl \(guest.state.cpl) gs \(String(guest.state.segment(.gs).base, radix: 16))"
       )
-    }
-    if trace, ProcessInfo.processInfo.environment["TRIVISOR_TRAP_WALK"] != nil {
-      var table = shadows.activeRoot
-      var text = "trap:   walk 400000:"
-      for level in [4, 3, 2, 1] {
-        let e =
-          (try? vm.memory.read(UInt64.self, at: table + ((0x400000 >> UInt64(12 + 9 * (level - 1))) & 0x1FF) * 8)) ?? 0
-        text += " " + String(e, radix: 16)
-        if e & 1 == 0 { break }
-        table = e & 0xF_FFFF_FFFF_F000
-      }
-      traceLine(text)
     }
     if guest.state.rip != entryRIP { needsProgress = false }
     interruptShadow = false
