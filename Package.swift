@@ -39,6 +39,9 @@ let package = Package(
     // The engine-independent core of trap-and-emulate (`--engine trap`, not wired yet): shadow page
     // tables over guest memory and the emulation of the instructions a deprivileged kernel traps on.
     .target(name: "TrapAndEmulate", dependencies: ["X86", "VMM"]),
+    // Software-hardware engine `--engine trap`: guest kernel and user code at real ring 3 of a KVM
+    // VM (ring compression), the monitor's stubs at ring 0, trapped instructions emulated.
+    .target(name: "TrapEngine", dependencies: ["TrapAndEmulate", "KVMEngine", "CKVM", "Interpreter", "X86", "VMM"]),
     // Software engine: static binary translation (`trivisor translate`, `--engine sbt`): code
     // discovered and translated ahead of time into a file checked by page hashes, dbt for the rest.
     .target(name: "StaticTranslator", dependencies: ["X86", "VMM", "Interpreter", "Translator"]),
@@ -48,7 +51,9 @@ let package = Package(
     // boot with benchmark markers, option syntax (memory sizes, console backends).
     .target(
       name: "Launcher",
-      dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "StaticTranslator", "GuestImages"]),
+      dependencies: [
+        "VMM", "KVMEngine", "Interpreter", "Translator", "StaticTranslator", "TrapEngine", "GuestImages",
+      ]),
     // Measurements shared by `trivisor bench` and the tests: the per-mode ALU loop on Trivisor's
     // engines and on peer emulators (Bochs, QEMU TCG).
     .target(name: "Benchmarks", dependencies: ["VMM", "Launcher", "Interpreter", "X86"]),
@@ -88,10 +93,13 @@ let package = Package(
     .testTarget(name: "InterpreterTests", dependencies: ["Interpreter", "VMM", "X86", "TestHostSupport"]),
     // Shadow paging against the X86 model's page walker, and each trapped instruction's emulation.
     .testTarget(name: "TrapAndEmulateTests", dependencies: ["TrapAndEmulate", "X86", "VMM"]),
+    // `--engine trap` driven directly: trapped instructions, the virtual CPU the VMM sees (needs kvm).
+    .testTarget(name: "TrapEngineTests", dependencies: ["TrapEngine", "Launcher", "VMM", "TestHostSupport"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.
     .testTarget(
-      name: "EngineParityTests", dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "TestHostSupport"]),
+      name: "EngineParityTests",
+      dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "TrapEngine", "TestHostSupport"]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages", "TestHostSupport"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
     .testTarget(

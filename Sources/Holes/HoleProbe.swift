@@ -186,7 +186,7 @@ public enum HoleClass: String, Sendable, Codable, Equatable {
 }
 
 /// Classifies raw results. `monitorValues` are what a leaking instruction would show instead of
-/// the guest's answer: for the future `trap` engine, the monitor's own GDTR, IDTR, selectors and
+/// the guest's answer: for the `trap` engine, the monitor's own GDTR, IDTR, selectors and
 /// IF = 1; empty for engines with no monitor in the guest's CPU (interp, dbt, kvm).
 public func classify(_ results: HoleProbeResults, monitorValues: [HoleProbe: HoleObservation] = [:]) -> [HoleProbe:
   HoleClass]

@@ -40,7 +40,7 @@ public struct HolesReport: Sendable {
 
   /// What UMIP does, for the output and docs.
   public static let umipNote = [
-    "UMIP matters only for guest code at real ring 3 (the future trap engine): without it SGDT, SIDT,",
+    "UMIP matters only for guest code at real ring 3 (the trap engine): without it SGDT, SIDT,",
     "SLDT, SMSW and STR there store the host's tables and selectors (leak); with it they fault and a",
     "monitor can emulate them. interp, dbt and kvm do not run the guest kernel at real ring 3, so their",
     "columns are the same with and without UMIP.",

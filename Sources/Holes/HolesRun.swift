@@ -16,9 +16,35 @@ public enum Holes {
     public var skipped: String?
   }
 
-  /// Engines the table has columns for today, in order. The future `trap` engine and the hybrid
-  /// add their names here; `trap` will pass its monitor's values to `classify`.
-  public static let engines = ["interp", "dbt", "kvm"]
+  /// Engines the table has columns for today, in order (the hybrid adds its name here); `trap`
+  /// passes its monitor's values to `classify` (`monitorValues(engine:)`).
+  public static let engines = ["interp", "dbt", "kvm", "trap"]
+
+  /// What a leaking instruction shows on `engine` instead of the guest's answer: on `trap`, the
+  /// real CPU's state under the deprivileged monitor (its GDTR, IDTR, LDTR and TR, CR0's low word,
+  /// RFLAGS.IF always set) and the ring-3 selectors the real CPU shows: on this host's kvm_pvm its
+  /// own user selectors (CS 0x33, SS 0x2b, null DS and FS, as Linux's user mode has them), not the
+  /// monitor's GDT selectors; nothing on the other engines.
+  public static func monitorValues(engine: String) -> [HoleProbe: HoleObservation] {
+    guard engine == "trap" else { return [:] }
+    let real = DeprivilegedMonitorPages.specialRegisters(vcpu: 0, cr3: 0)
+    return [
+      .sgdt: HoleObservation(value: real.gdt.base, aux: UInt64(real.gdt.limit)),
+      .sidt: HoleObservation(value: real.idt.base, aux: UInt64(real.idt.limit)),
+      .sldt: HoleObservation(value: UInt64(real.ldt.selector)),
+      .smsw: HoleObservation(value: real.cr0 & 0xFFFF),
+      .str: HoleObservation(value: UInt64(real.tr.selector)),
+      .pushfAfterCLI: HoleObservation(value: HoleProbe.interruptFlag),
+      .popfClearsIF: HoleObservation(value: HoleProbe.interruptFlag),
+      .movFromCS: HoleObservation(value: 0x33),
+      .movFromDS: HoleObservation(value: 0),
+      .movFromSS: HoleObservation(value: 0x2B),
+      .pushPopFS: HoleObservation(value: 0),
+      .farRET: HoleObservation(value: 0x33),
+      .farJMP: HoleObservation(value: 0x33),
+      .farCALL: HoleObservation(value: 0x33, aux: 0x33),
+    ]
+  }
 
   /// Runs the probe on new VMs made by `makeEngine` until it gets to the end: a probe that stops
   /// the guest (an exception, or the engine failing, as KVM does when it cannot emulate an
@@ -45,7 +71,7 @@ public enum Holes {
   /// One run of the probe with `skipMask` on a new VM of `engine`: the result area as the guest
   /// left it, and the engine's stop (an exit other than isa-debug-exit) when there was one.
   static func runOnce(on engine: any Engine, skipMask: UInt64) throws -> (bytes: [UInt8], engineStop: String?) {
-    let memory = try GuestMemory(ramSize: 1 << 20)
+    let memory = try GuestMemory(ramSize: 8 << 20)  // trap's monitor and shadow pool need 8 MiB
     try memory.write(0x10000, bytes: HolesProbeImage.image)
     try memory.write(skipMask, at: HoleProbeResults.address + HoleProbeResults.skipMaskOffset)
     let boot = try SmallGuestBoot.prepare(memory: memory, entry: 0x10000)
@@ -86,8 +112,8 @@ public enum Holes {
       return Column(engine: name, classes: [:], results: nil, skipped: why)
     }
     let results = try runProbe { try entry.make(false) }
-    return Column(
-      engine: name, classes: classify(results, monitorValues: monitorValues), results: results, skipped: nil)
+    let known = monitorValues.isEmpty ? Self.monitorValues(engine: name) : monitorValues
+    return Column(engine: name, classes: classify(results, monitorValues: known), results: results, skipped: nil)
   }
 }
 

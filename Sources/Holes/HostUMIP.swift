@@ -40,11 +40,11 @@ public struct HostUMIP: Sendable, Equatable, Codable {
     return line.split(separator: " ").contains("umip")
   }
 
-  /// What the five UMIP instructions are expected to do in the future `trap` engine on this host
+  /// What the five UMIP instructions are expected to do in the `trap` engine on this host
   /// (the guest kernel at real ring 3), with and without UMIP: one line for the report.
   public var trapExpectation: String {
     let names = HoleProbe.allCases.filter(\.umipCovered).map(\.name).joined(separator: ", ")
-    return "trap engine (not built yet), \(names) at real ring 3: without UMIP leak, with UMIP trap and are emulated"
+    return "trap engine, \(names) at real ring 3: without UMIP leak, with UMIP trap and are emulated"
       + " (this host: \(cpuHasUMIP && kernelEnablesUMIP ? "with" : "without") UMIP)"
   }
 

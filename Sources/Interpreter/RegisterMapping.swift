@@ -3,13 +3,15 @@ import X86
 
 /// Conversions between the VMM's engine-neutral register structs and the CPU model's flat state.
 extension CPUState {
-  func load(_ r: Registers) {
+  /// Loads the general registers, RIP and RFLAGS (reserved bits forced as the CPU keeps them).
+  public func load(_ r: Registers) {
     for i in 0..<16 { setGPR(i, r[encoding: i]) }
     rip = r.rip
     rflags = (r.rflags & 0x3F_7FD7) | 0x2
   }
 
-  func registers() -> Registers {
+  /// The general registers, RIP and RFLAGS.
+  public func registers() -> Registers {
     var r = Registers()
     for i in 0..<16 { r[encoding: i] = gpr(i) }
     r.rip = rip
@@ -17,7 +19,8 @@ extension CPUState {
     return r
   }
 
-  func load(_ s: SpecialRegisters) {
+  /// Loads segments, descriptor tables, control registers and EFER; derives CPL and code mode.
+  public func load(_ s: SpecialRegisters) {
     setSegment(.cs, SegmentCache(s.cs))
     setSegment(.ds, SegmentCache(s.ds))
     setSegment(.es, SegmentCache(s.es))
@@ -47,7 +50,8 @@ extension CPUState {
     }
   }
 
-  func specialRegisters() -> SpecialRegisters {
+  /// Segments, descriptor tables, control registers and EFER.
+  public func specialRegisters() -> SpecialRegisters {
     var s = SpecialRegisters()
     s.cs = Segment(segment(.cs))
     s.ds = Segment(segment(.ds))
@@ -72,7 +76,7 @@ extension CPUState {
 
 extension SegmentCache {
   /// Packs `kvm_segment`-style fields into descriptor attribute bits (type S DPL P ... AVL L D/B G).
-  init(_ s: Segment) {
+  public init(_ s: Segment) {
     var a = UInt16(s.type & 0xF)
     if s.s { a |= 1 << 4 }
     a |= UInt16(s.dpl & 3) << 5
@@ -86,7 +90,8 @@ extension SegmentCache {
 }
 
 extension Segment {
-  init(_ c: SegmentCache) {
+  /// The `kvm_segment`-style form of the model's segment cache.
+  public init(_ c: SegmentCache) {
     self.init(
       selector: c.selector, base: c.base, limit: c.limit, type: UInt8(c.attributes & 0xF),
       s: c.attributes & (1 << 4) != 0, dpl: UInt8((c.attributes >> 5) & 3), present: c.attributes & (1 << 7) != 0,

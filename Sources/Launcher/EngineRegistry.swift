@@ -2,6 +2,7 @@ import Interpreter
 import KVMEngine
 import StaticTranslator
 import Translator
+import TrapEngine
 import VMM
 
 /// Every engine the command line knows, in order of preference for `--engine auto`. New engines
@@ -50,6 +51,18 @@ public enum EngineRegistry {
       unavailableReason: { translatorUnavailableReason },
       supportsDeterministic: true,
       make: { StaticTranslatorEngine(translations: nil, deterministic: $0) }),
+    Entry(
+      name: "trap",
+      summary:
+        "trap-and-emulate: guest kernel and user code at real ring 3 of a KVM VM, privileged instructions emulated",
+      unavailableReason: {
+        do {
+          _ = try KVMSystem()
+          return nil
+        } catch { return "trap runs on KVM: \(error)" }
+      },
+      supportsDeterministic: false,
+      make: { _ in try TrapEngine() }),
   ]
 
   /// Why the translators (`dbt`, `sbt`) cannot run here: they emit x86-64 code for Linux hosts.

@@ -35,6 +35,10 @@ struct SMPBenchCommand: ParsableCommand {
     var notes: [String] = []
     var failed = false
     for entry in EngineRegistry.entries where options.includes(entry.name) {
+      if entry.name == "trap" && options.engines.isEmpty {
+        notes.append("engine trap not measured: it runs one vCPU (ask with --engine trap for its 1-CPU column)")
+        continue
+      }
       if let why = entry.unavailableReason() {
         printError("bench smp: \(entry.name): unavailable on this host, skipped: \(why)")
         notes.append("engine \(entry.name) not measured: \(why)")

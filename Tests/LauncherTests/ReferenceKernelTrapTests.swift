@@ -1,0 +1,26 @@
+import GuestImages
+import Launcher
+import TestHostSupport
+import Testing
+import VMM
+
+/// The reference kernel's self-test on `--engine trap`: its kernel and user tasks run at real ring
+/// 3 under the monitor, every check passes, and `--stats` shows the monitor's work (traps by
+/// kind, shadow faults and resyncs).
+@Suite struct ReferenceKernelTrapTests {
+  @Test(.requires(.kvm)) func selfTestPassesOnTrap() throws {
+    let run = try ReferenceKernelParavirtTests.boot("trap", commandLine: "selftest", paravirtual: false)
+    let report = SelfTestReport(output: run.output)
+    #expect(report.allPassed, "failed \(report.failed)\n\(run.output)")
+    #expect(report.passed == ReferenceKernelOutput.selfTestChecks)
+    #expect(run.outcome.reason == .powerOff, "\(run.outcome.reason)")
+    #expect(run.outcome.exitStatus == 0)
+    let counters = Dictionary(
+      run.outcome.statistics.engineCounters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+    for name in [
+      "trap-traps", "trap-gp", "trap-pf", "trap-syscall", "trap-interrupts", "shadow-faults", "shadow-resyncs",
+    ] {
+      #expect((counters[name] ?? 0) > 0, "\(name): \(counters)")
+    }
+  }
+}
