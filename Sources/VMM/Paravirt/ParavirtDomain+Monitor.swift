@@ -130,7 +130,7 @@ extension ParavirtDomain {
       // SYSCALL left the user RIP in RCX and RFLAGS in R11; RSP is the user's.
       vector = 256
       r.rip = r.rcx
-      r.rflags = r.r11
+      r.rflags = r.r11 & Self.iretGuestFlags | 0x2
     } else {
       guard let frame = try? read(56, at: r.rsp, for: caller) else { return .shutdown(.crash) }
       let w = (0..<7).map { i in (0..<8).reduce(UInt64(0)) { $0 | UInt64(frame[i * 8 + $1]) << (8 * $1) } }
@@ -197,6 +197,31 @@ extension ParavirtDomain {
       return .shutdown(.crash)
     }
     return .registersSet
+  }
+
+  /// Before the VMM enters a guest handler on its own (an event upcall), whether it may: false
+  /// while the vCPU runs the monitor's ring-0 code (an exit between an exception's delivery and
+  /// its stub's trap; the trap follows, and the upcall after it). A vCPU caught between a quirky
+  /// SYSCALL's jump to the SYSCALL stub and the fetch fault there (at ring 3, RIP at the stub:
+  /// `syscallArrival`) takes that SYSCALL first, so that no frame ever shows the stub.
+  func readyForUpcall(_ caller: HypercallCaller) throws(HypercallFailure) -> Bool {
+    guard let monitor else { return true }
+    do {
+      let s = try caller.vcpu.specialRegisters()
+      if s.cs.selector & 3 == 0 { return false }
+      guard monitor.emulatesSyscall else { return true }
+      let r = try caller.vcpu.registers()
+      guard r.rip == ParavirtMonitor.Layout.stubAddress(ParavirtMonitor.Layout.syscallStub) else { return true }
+      monitor.emulatedSyscalls += 1
+      guard case .registersSet = try monitorTrap(ParavirtMonitor.Layout.syscallStub, caller, r, s) else {
+        throw HypercallFailure(.fault)
+      }
+      return true
+    } catch let error as HypercallFailure {
+      throw error
+    } catch {
+      throw HypercallFailure(.fault)
+    }
   }
 
   /// A SYSCALL of guest code that reached the monitor as an exception (the `emulated` entry of
