@@ -95,7 +95,8 @@ public enum KVMSyscallProbe {
   /// The probe's pages: tables mapping the first 64 KiB (the code page user-executable, the stub
   /// page supervisor-only), SYSCALL, the stub and a GDT with a flat ring-0 and ring-3 pair.
   static func writeGuest(into memory: GuestMemory) throws {
-    for (table, next) in [(Layout.root, Layout.root + 0x1000), (0x2000, 0x3000), (0x3000, 0x4000)] as [(UInt64, UInt64)] {
+    for (table, next) in [(Layout.root, Layout.root + 0x1000), (0x2000, 0x3000), (0x3000, 0x4000)] as [(UInt64, UInt64)]
+    {
       try memory.write(next | 0x7, at: table)
     }
     let pages: [(UInt64, UInt64)] = [

@@ -1,7 +1,8 @@
-@testable import KVMEngine
 import TestHostSupport
 import Testing
 import VMM
+
+@testable import KVMEngine
 
 /// The host probe behind `EngineVM.syscallFromRing3EntersRing0` on kvm (`KVMSyscallProbe`).
 @Suite struct KVMSyscallProbeTests {
@@ -13,6 +14,5 @@ import VMM
     #expect(KVMSyscallProbe.runProbe(system: engine.system) == cached)
     let vm = try engine.createVM(memory: try GuestMemory(ramSize: 16 << 20), options: EngineOptions())
     #expect(vm.syscallFromRing3EntersRing0 == cached)
-    print("KVMSyscallProbe: SYSCALL from ring 3 enters ring 0 on this host: \(cached)")
   }
 }

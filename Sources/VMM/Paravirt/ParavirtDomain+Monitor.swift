@@ -240,7 +240,8 @@ extension ParavirtDomain {
       r.rcx = r.rip
       r.rflags &= ~Self.resumeFlag
       r.r11 = r.rflags
-    case 14 where w[1] & Self.instructionFetch != 0
+    case 14
+    where w[1] & Self.instructionFetch != 0
       && r.rip == ParavirtMonitor.Layout.stubAddress(ParavirtMonitor.Layout.syscallStub):
       r.rip = r.rcx
       r.rflags = r.r11 & Self.iretGuestFlags | 0x2
