@@ -199,11 +199,12 @@ extension ParavirtDomain {
     return .registersSet
   }
 
-  /// Before the VMM enters a guest handler on its own (an event upcall), whether it may: false
-  /// while the vCPU runs the monitor's ring-0 code (an exit between an exception's delivery and
-  /// its stub's trap; the trap follows, and the upcall after it). A vCPU caught between a quirky
-  /// SYSCALL's jump to the SYSCALL stub and the fetch fault there (at ring 3, RIP at the stub:
-  /// `syscallArrival`) takes that SYSCALL first, so that no frame ever shows the stub.
+  /// Before the VMM enters a guest handler on its own (an event upcall), whether it may now:
+  /// not while the vCPU runs the monitor's ring-0 code (an exit between an exception's delivery
+  /// and its stub's trap; the trap follows, and the upcall after it), nor while it is caught
+  /// between a quirky SYSCALL's jump to the SYSCALL stub and the fetch fault there (at ring 3,
+  /// RIP at the stub: `syscallArrival`; the host may hold that fault for delivery, which would
+  /// then land on the upcall's handler). Entering the guest again lets the trap happen first.
   func readyForUpcall(_ caller: HypercallCaller) throws(HypercallFailure) -> Bool {
     guard let monitor else { return true }
     do {
@@ -211,14 +212,7 @@ extension ParavirtDomain {
       if s.cs.selector & 3 == 0 { return false }
       guard monitor.emulatesSyscall else { return true }
       let r = try caller.vcpu.registers()
-      guard r.rip == ParavirtMonitor.Layout.stubAddress(ParavirtMonitor.Layout.syscallStub) else { return true }
-      monitor.emulatedSyscalls += 1
-      guard case .registersSet = try monitorTrap(ParavirtMonitor.Layout.syscallStub, caller, r, s) else {
-        throw HypercallFailure(.fault)
-      }
-      return true
-    } catch let error as HypercallFailure {
-      throw error
+      return r.rip != ParavirtMonitor.Layout.stubAddress(ParavirtMonitor.Layout.syscallStub)
     } catch {
       throw HypercallFailure(.fault)
     }
