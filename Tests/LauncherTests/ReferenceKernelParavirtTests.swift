@@ -53,17 +53,25 @@ import VMM
   }
 
   /// kvm: the kernel boots deprivileged and never executes a privileged instruction. On this nested
-  /// host SYSCALL from ring 3 faults at the monitor's LSTAR stub still at ring 3
-  /// (docs/paravirtualization.md, "The deprivileged mode on kvm"), so every check that needs a
-  /// user task's system call fails; that part is a known issue of the host, which passes on
-  /// VT-x/AMD-V as on interp and dbt.
+  /// host SYSCALL from ring 3 reaches the monitor's SYSCALL stub still at ring 3; the host probe
+  /// (`KVMSyscallProbe`) finds it and the monitor serves SYSCALL from the fetch fault there
+  /// (docs/paravirtualization.md, "The deprivileged mode on kvm"), so every system call check
+  /// passes. Two checks that switch between two user tasks still fail on this host only (a task
+  /// returns to address 0 after its address space was switched back), kept as a known issue.
   @Test(.requires(.kvm)) func selfTestOnKVM() throws {
     let pv = try Self.boot("kvm", commandLine: "selftest", paravirtual: true)
     #expect(pv.output.hasPrefix("trivisor-kernel: mode=selftest timer_hz=100 platform=paravirtual cpus=1\n"))
     #expect(pv.output.contains("SELFTEST SUMMARY"), "\(pv.output)")
     #expect(pv.outcome.statistics.privilegedInstructionFaults == 0)
-    withKnownIssue("this host's KVM: SYSCALL from ring 3 to the monitor's LSTAR", isIntermittent: true) {
-      let report = SelfTestReport(output: pv.output)
+    let report = SelfTestReport(output: pv.output)
+    let taskSwitching: Set = ["tasks-yield-round-robin", "preemptive-scheduling"]
+    #expect(report.failed.filter { !taskSwitching.contains($0) } == [], "\(pv.output)")
+    for check in ["syscall-getpid", "syscall-write", "syscall-mmap-munmap", "syscall-exit-status", "syscall-sleep"] {
+      #expect(report.passed.contains(check), "\(check)")
+    }
+    // Native SYSCALL where the host has no quirk, served from its exception where it has.
+    if let emulated = pv.outcome.statistics.emulatedSyscalls { #expect(emulated > 0) }
+    withKnownIssue("this host's KVM: two user tasks switching address spaces", isIntermittent: true) {
       #expect(report.allPassed && report.passed == ReferenceKernelOutput.selfTestChecks, "failed \(report.failed)")
       #expect(pv.outcome.exitStatus == 0)
     }

@@ -62,9 +62,16 @@ public protocol EngineVM: AnyObject {
   /// `VMExit.hypercall` at any privilege level, with the number in EAX and the arguments in their
   /// registers untouched. VMCALL unless the engine says otherwise.
   var hypercallInstruction: [UInt8] { get }
+  /// Whether SYSCALL at ring 3 enters its LSTAR handler at ring 0, as the architecture says. The
+  /// deprivileged paravirtual mode's monitor relies on it; where it is false (kvm on a host with
+  /// that quirk, `KVMSyscallProbe`) the monitor emulates SYSCALL from #UD instead. True unless
+  /// the engine says otherwise.
+  var syscallFromRing3EntersRing0: Bool { get }
 }
 
 extension EngineVM {
   /// VMCALL.
   public var hypercallInstruction: [UInt8] { [0x0F, 0x01, 0xC1] }
+  /// True: the software engines model SYSCALL as the architecture defines it.
+  public var syscallFromRing3EntersRing0: Bool { true }
 }

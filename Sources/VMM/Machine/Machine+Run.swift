@@ -68,6 +68,7 @@ extension Machine {
     report.consoleBytesDropped = dropped
     report.resets = control.resetCount
     if let monitor = paravirt.monitor { report.privilegedInstructionFaults = monitor.privilegedInstructionFaults }
+    if let monitor = paravirt.monitor, monitor.emulatesSyscall { report.emulatedSyscalls = monitor.emulatedSyscalls }
     if devices.ide != nil || !devices.virtioBlocks.isEmpty {
       var d = ExitStatisticsReport.DiskSectors(
         read: devices.ide?.sectorsRead ?? 0, written: devices.ide?.sectorsWritten ?? 0)

@@ -379,7 +379,8 @@ extension ParavirtDomain {
 
   /// Carries out the flushes the hypercall asked for: the caller's engine drops its cached
   /// translations now; other vCPUs get a request and a kick, and their runners flush before
-  /// they next enter the guest (`takeTranslationFlush`). The caller does not wait for them.
+  /// they next enter the guest (`takeTranslationFlush`). The caller's runner waits, after the
+  /// hypercall, for those that were running guest code (`TranslationFlushBarrier`).
   func performRequestedFlushes(for caller: HypercallCaller) throws(EngineError) {
     var others = memoryState.flushOthersRequested
     var local = memoryState.flushCallerRequested
@@ -394,6 +395,7 @@ extension ParavirtDomain {
     for i in others.sorted() where machine.runners.indices.contains(i) {
       memoryState.pendingFlushes.insert(i)
       machine.runners[i].vcpu.kick()
+      flushBarrier.await(i, by: caller.index)
     }
     if local { try caller.vcpu.invalidateTranslations() }
   }

@@ -162,6 +162,7 @@ extension ParavirtDomain {
     let v = caller.index
     let callback = vcpus[v].eventCallback
     guard callback != 0, upcallDeliverable(v) else { return false }
+    guard try readyForUpcall(caller) else { return false }
     updateTime(vcpu: v)
     try bounce(caller, to: callback, maskEvents: true)
     return true

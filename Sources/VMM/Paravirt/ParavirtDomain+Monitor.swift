@@ -6,6 +6,10 @@ extension ParavirtDomain {
   static let iretInSyscall: UInt64 = 1 << 8
   /// RFLAGS bits a guest frame may set: CF PF AF ZF SF TF DF OF AC ID.
   static let iretGuestFlags: UInt64 = 0x24_0DD5
+  /// RFLAGS.RF, which a fault's frame may show and SYSCALL's R11 never does.
+  static let resumeFlag: UInt64 = 1 << 16
+  /// The page-fault error code's instruction-fetch bit.
+  static let instructionFetch: UInt64 = 1 << 4
 
   /// Registers this part's hypercalls and the check every call passes (`screen`).
   func registerMonitorHypercalls(on dispatcher: HypercallDispatcher) {
@@ -39,8 +43,9 @@ extension ParavirtDomain {
   /// Starts the deprivileged mode for a guest the PV boot (`ParavirtBoot.load`) put in memory
   /// with `boot`: fills the image's hypercall page (`BootState.hypercallPage`) with this engine's
   /// stubs, writes the monitor's pages, reserves them, places the shared info page, marks every
-  /// vCPU in kernel mode on the boot's root table with events masked.
-  public func startDeprivileged(boot: BootState) throws(LoaderError) {
+  /// vCPU in kernel mode on the boot's root table with events masked. `syscall` says how guest
+  /// SYSCALL reaches the monitor; nil asks the engine (`EngineVM.syscallFromRing3EntersRing0`).
+  public func startDeprivileged(boot: BootState, syscall: ParavirtSyscallEntry? = nil) throws(LoaderError) {
     guard let layout = ParavirtMonitor.Layout(memory: memory, cpus: vcpus.count) else {
       throw LoaderError("not enough RAM for the monitor of \(vcpus.count) vCPUs (or too many vCPUs)")
     }
@@ -48,6 +53,8 @@ extension ParavirtDomain {
       throw LoaderError("the hypercall page 0x\(String(page, radix: 16)) is not a page of RAM")
     }
     let monitor = ParavirtMonitor(layout: layout)
+    let entry = syscall ?? (machine.engineVM.syscallFromRing3EntersRing0 ? .native : .emulated)
+    monitor.emulatesSyscall = entry == .emulated
     do { try monitor.writePages(into: memory, trap: trapInstruction) } catch {
       throw LoaderError("cannot write the monitor's pages: \(error)")
     }
@@ -76,6 +83,14 @@ extension ParavirtDomain {
     }
     monitor.sharedInfoFrame = sharedInfo >> 12
     for i in vcpus.indices { setUpcallMask(i, true) }
+    if monitor.emulatesSyscall {
+      do {
+        let vcpu = machine.runners[0].vcpu
+        try vcpu.setSpecialRegisters(monitor.adjusted(try vcpu.specialRegisters()))
+      } catch {
+        throw LoaderError("cannot clear EFER.SCE on vCPU 0: \(error)")
+      }
+    }
     // vCPU 0 runs the boot's context; the others wait, down, for `vcpu_op(initialise, up)`.
     vcpus[0].initialised = true
     vcpus[0].isUp = true
@@ -115,7 +130,7 @@ extension ParavirtDomain {
       // SYSCALL left the user RIP in RCX and RFLAGS in R11; RSP is the user's.
       vector = 256
       r.rip = r.rcx
-      r.rflags = r.r11
+      r.rflags = r.r11 & Self.iretGuestFlags | 0x2
     } else {
       guard let frame = try? read(56, at: r.rsp, for: caller) else { return .shutdown(.crash) }
       let w = (0..<7).map { i in (0..<8).reduce(UInt64(0)) { $0 | UInt64(frame[i * 8 + $1]) << (8 * $1) } }
@@ -126,6 +141,14 @@ extension ParavirtDomain {
       r.rip = w[2]
       r.rflags = w[4]
       r.rsp = w[5]
+      if monitor.emulatesSyscall, let entered = syscallArrival(vector: vector, frame: w, r, s) {
+        // A host whose SYSCALL from ring 3 does not reach ring 0: served as the SYSCALL stub
+        // serves one.
+        vector = 256
+        errorCode = nil
+        r = entered
+        monitor.emulatedSyscalls += 1
+      }
     }
     r.rflags = r.rflags & ~(1 << 9) | 0x2
     s.cs = ParavirtMonitor.guestCodeSegment
@@ -174,6 +197,66 @@ extension ParavirtDomain {
       return .shutdown(.crash)
     }
     return .registersSet
+  }
+
+  /// Before the VMM enters a guest handler on its own (an event upcall), whether it may now:
+  /// not while the vCPU runs the monitor's ring-0 code (an exit between an exception's delivery
+  /// and its stub's trap; the trap follows, and the upcall after it), nor while it is caught
+  /// between a quirky SYSCALL's jump to the SYSCALL stub and the fetch fault there (at ring 3,
+  /// RIP at the stub: `syscallArrival`; the host may hold that fault for delivery, which would
+  /// then land on the upcall's handler). Entering the guest again lets the trap happen first.
+  func readyForUpcall(_ caller: HypercallCaller) throws(HypercallFailure) -> Bool {
+    guard let monitor else { return true }
+    do {
+      let s = try caller.vcpu.specialRegisters()
+      if s.cs.selector & 3 == 0 { return false }
+      guard monitor.emulatesSyscall else { return true }
+      let r = try caller.vcpu.registers()
+      return r.rip != ParavirtMonitor.Layout.stubAddress(ParavirtMonitor.Layout.syscallStub)
+    } catch {
+      throw HypercallFailure(.fault)
+    }
+  }
+
+  /// A SYSCALL of guest code that reached the monitor as an exception (the `emulated` entry of
+  /// `ParavirtSyscallEntry`): the registers as the SYSCALL stub sees them (RIP and RFLAGS the guest's, RCX
+  /// and R11 what SYSCALL leaves), or nil for an ordinary exception. Two arrivals:
+  /// - #UD at the two bytes 0F 05 (EFER.SCE clear, as the architecture says): RIP past them;
+  /// - #PF on the instruction fetch at the SYSCALL stub itself from ring 3 (a host that runs
+  ///   SYSCALL with its own EFER and jumps to LSTAR without leaving ring 3, this nested host's
+  ///   KVM): SYSCALL already set RCX and R11. A ring-3 jump there with chosen RCX and R11 is no
+  ///   more than a SYSCALL with them: RFLAGS is taken from R11 with the guest-settable bits only.
+  private func syscallArrival(vector: UInt64, frame w: [UInt64], _ r: Registers, _ s: SpecialRegisters) -> Registers? {
+    var r = r
+    switch vector {
+    case 6 where isSyscall(at: r.rip, s):
+      r.rip &+= 2
+      r.rcx = r.rip
+      r.rflags &= ~Self.resumeFlag
+      r.r11 = r.rflags
+    case 14
+    where w[1] & Self.instructionFetch != 0
+      && r.rip == ParavirtMonitor.Layout.stubAddress(ParavirtMonitor.Layout.syscallStub):
+      r.rip = r.rcx
+      r.rflags = r.r11 & Self.iretGuestFlags | 0x2
+    default:
+      return nil
+    }
+    return r
+  }
+
+  /// Whether the bytes at guest-virtual `rip` are SYSCALL (0F 05), read through the vCPU's
+  /// page tables with guest ring 3's rights (where the #UD came from).
+  private func isSyscall(at rip: UInt64, _ s: SpecialRegisters) -> Bool {
+    var view = s
+    view.cs = ParavirtMonitor.guestCodeSegment
+    let walk = GuestVirtualAccess(memory: memory, specialRegisters: view)
+    for (offset, byte) in [(UInt64(0), UInt8(0x0F)), (1, 0x05)] {
+      guard let physical = try? walk.physical(rip &+ offset, write: false),
+        let b = try? memory.read(UInt8.self, at: physical), b == byte
+      else { return false }
+    }
+    return true
   }
 
   // MARK: Hypercalls

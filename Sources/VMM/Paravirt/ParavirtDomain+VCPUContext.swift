@@ -69,7 +69,7 @@ extension ParavirtDomain {
     r.rip = word(u + L.rip)
     r.rsp = word(u + L.rsp)
     r.rflags = word(u + L.rflags) & Self.contextFlagsMask | 0x2
-    var s = ParavirtMonitor.specialRegisters(vcpu: v, cr3: kernelRoot << 12)
+    var s = monitor.adjusted(ParavirtMonitor.specialRegisters(vcpu: v, cr3: kernelRoot << 12))
     s.fs.base = bases[0]
     s.gs.base = bases[1]
     monitor.vcpus[v] = ParavirtMonitor.VCPUState()

@@ -28,6 +28,8 @@ public final class ParavirtDomain {
   var reservedRange: Range<UInt64>?
   /// Page types, pins, base-pointer references and TLB flush requests (`PageFrameTypes.swift`).
   var memoryState = ParavirtMemoryState()
+  /// Remote TLB flushes their callers wait for (`TranslationFlushBarrier`).
+  let flushBarrier: TranslationFlushBarrier
   /// The deprivileged mode's monitor (`--pv` boot); nil while the guest kernel runs at ring 0.
   var monitor: ParavirtMonitor?
   /// Event channels, timers and the shared info page's place (`EventChannelTable`).
@@ -42,6 +44,7 @@ public final class ParavirtDomain {
     memory = machine.memory
     self.trapInstruction = trapInstruction
     vcpus = (0..<machine.vcpus.count).map { ParavirtVCPU(index: $0) }
+    flushBarrier = TranslationFlushBarrier(vcpuCount: machine.vcpus.count)
   }
 
   /// Registers every hypercall this ABI serves on `dispatcher`.

@@ -132,6 +132,17 @@ final class ParavirtMonitor {
   /// (reflected to it like any exception), shown by `--stats`. A PV kernel that never executes
   /// one keeps it at 0.
   var privilegedInstructionFaults: UInt64 = 0
+  /// SYSCALL reaches the monitor as an exception (`ParavirtSyscallEntry.emulated`): EFER.SCE clear.
+  var emulatesSyscall = false
+  /// SYSCALLs served from an exception (shown by `--stats`).
+  var emulatedSyscalls: UInt64 = 0
+
+  /// `s` as this monitor runs the guest: EFER.SCE clear when it emulates SYSCALL.
+  func adjusted(_ s: SpecialRegisters) -> SpecialRegisters {
+    var s = s
+    if emulatesSyscall { s.efer &= ~UInt64(1) }
+    return s
+  }
 
   /// What the monitor keeps per vCPU.
   struct VCPUState {
@@ -315,4 +326,15 @@ final class ParavirtMonitor {
       0xC000_0084: 0x4_7700,  // SFMASK: TF IF DF IOPL NT AC
     ]
   }
+}
+
+/// How guest SYSCALL reaches the deprivileged mode's monitor.
+public enum ParavirtSyscallEntry: Sendable, Equatable {
+  /// SYSCALL itself: EFER.SCE set, LSTAR at the monitor's SYSCALL stub, entered at ring 0 (the
+  /// fast path; real VT-x/AMD-V and the software engines).
+  case native
+  /// For a host whose SYSCALL from ring 3 does not reach ring 0: EFER.SCE clear, and the monitor
+  /// serves as SYSCALL the exceptions a SYSCALL then raises, the #UD at 0F 05 and the #PF of the
+  /// instruction fetch at its SYSCALL stub from ring 3 (`ParavirtDomain.syscallArrival`).
+  case emulated
 }

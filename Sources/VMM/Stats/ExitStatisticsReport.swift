@@ -49,6 +49,10 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
   /// A deprivileged (`--pv`) guest kernel's privileged-instruction faults: #GP(0) in guest kernel
   /// mode, reflected by the monitor; nil outside the deprivileged mode.
   public var privilegedInstructionFaults: UInt64?
+  /// A deprivileged guest's SYSCALLs the monitor served from the exception they raised (a host
+  /// whose SYSCALL from ring 3 does not reach ring 0); nil outside the deprivileged mode or when
+  /// SYSCALL is native.
+  public var emulatedSyscalls: UInt64?
   /// Sectors the IDE disks read and wrote for the guest (nil without disks).
   public var diskSectors: DiskSectors?
 
@@ -168,6 +172,9 @@ public struct ExitStatisticsReport: Codable, Sendable, Equatable {
     }
     if let faults = privilegedInstructionFaults {
       lines.append("monitor: \(faults) privileged-instruction faults of the guest kernel (#GP(0) in kernel mode)")
+    }
+    if let syscalls = emulatedSyscalls {
+      lines.append("monitor: \(syscalls) SYSCALLs served from the exception they raised (this host's SYSCALL quirk)")
     }
     if let resets, resets > 0 { lines.append("machine: \(resets) reset\(resets == 1 ? "" : "s") (the guest rebooted)") }
     if let dropped = consoleBytesDropped, dropped > 0 {

@@ -8,6 +8,7 @@ extension VCPURunner {
     let result = try machine.deviceLock.locked { () throws(EngineError) -> HypercallResult in
       try machine.hypercalls.dispatch(call, caller: caller)
     }
+    awaitRemoteFlushes()
     switch result {
     case .value(let v):
       try vcpu.complete(.value(v))

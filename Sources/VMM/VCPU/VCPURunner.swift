@@ -214,6 +214,7 @@ public final class VCPURunner {
         machine.deviceLock.unlock()
         return stop
       }
+      machine.paravirt.flushBarrier.enteringGuest(index)
       machine.deviceLock.unlock()
       // Host time: the timer kicks the vCPU at the next device deadline (or the timeout). Virtual
       // time: the instruction budget stops the vCPU exactly at the deadline instead, and the timer
@@ -230,7 +231,7 @@ public final class VCPURunner {
       let now = machine.hostClock.nanoseconds
       if let k = lastExit { statistics.record(k, nanoseconds: now &- exitTime) }
       let exit: VMExit
-      do { exit = try vcpu.run(budget: budget) } catch {
+      do { exit = try runGuest(budget: budget) } catch {
         lastExit = nil
         return engineFailure(error)
       }

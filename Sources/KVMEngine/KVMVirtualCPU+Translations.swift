@@ -1,0 +1,18 @@
+import CKVM
+import VMM
+
+extension KVMVirtualCPU {
+  /// Drops the guest's cached translations (the paravirtual monitor's TLB flushes: the guest
+  /// kernel runs at ring 3 and cannot INVLPG or reload CR3 itself). `KVM_SET_SREGS` with the CR3
+  /// KVM already has reloads nothing, so CR3 is set with PWT flipped, then as it was: two changes
+  /// of CR3, each a reload of the guest's paging, the same tables.
+  public func invalidateTranslations() throws(EngineError) {
+    var k = kvm_sregs()
+    try check(ckvm_ioctl_ptr(fd, CKVM_GET_SREGS, &k), "KVM_GET_SREGS")
+    let cr3 = k.cr3
+    k.cr3 = cr3 ^ 0x8
+    try check(ckvm_ioctl_ptr(fd, CKVM_SET_SREGS, &k), "KVM_SET_SREGS")
+    k.cr3 = cr3
+    try check(ckvm_ioctl_ptr(fd, CKVM_SET_SREGS, &k), "KVM_SET_SREGS")
+  }
+}
