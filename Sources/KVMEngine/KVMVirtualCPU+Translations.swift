@@ -5,8 +5,17 @@ extension KVMVirtualCPU {
   /// Drops the guest's cached translations (the paravirtual monitor's TLB flushes: the guest
   /// kernel runs at ring 3 and cannot INVLPG or reload CR3 itself). `KVM_SET_SREGS` with the CR3
   /// KVM already has reloads nothing, so CR3 is set with PWT flipped, then as it was: two changes
-  /// of CR3, each a reload of the guest's paging, the same tables.
+  /// of CR3, each a reload of the guest's paging, the same tables. Where KVM shadows the guest's
+  /// page tables (`KVMSystem.shadowsGuestPageTables`: this project's nested hosts) that is not
+  /// enough, since the VMM wrote the tables from the host side past KVM's write protection: a
+  /// uniprocessor VM then has its RAM slots reloaded, which drops KVM's shadows. With several
+  /// vCPUs a sibling may be running while a slot is briefly absent, so they keep the CR3 reload
+  /// (their remote flushes stay a known issue on such hosts).
   public func invalidateTranslations() throws(EngineError) {
+    if KVMSystem.shadowsGuestPageTables && vm.vcpusCreated == 1 {
+      try vm.reloadMemorySlot()
+      return
+    }
     var k = kvm_sregs()
     try check(ckvm_ioctl_ptr(fd, CKVM_GET_SREGS, &k), "KVM_GET_SREGS")
     let cr3 = k.cr3

@@ -77,6 +77,11 @@ public final class KVMVirtualMachine: EngineVM, @unchecked Sendable {
     }
   }
 
+  /// vCPUs created so far.
+  private let createdVCPUs = Mutex(0)
+  /// How many vCPUs this VM has created.
+  public var vcpusCreated: Int { createdVCPUs.withLock { $0 } }
+
   /// The MSRs whose accesses exit to userspace so far (KVM's filter is VM-wide: the union of what
   /// the vCPUs' exit controls ask for).
   private let trappedMSRs = Mutex<Set<UInt32>?>(nil)
@@ -119,7 +124,9 @@ public final class KVMVirtualMachine: EngineVM, @unchecked Sendable {
   /// `createVCPU` with the concrete type, for kvm-specific tests and benchmarks.
   public func createKVMVCPU(index: Int) throws(EngineError) -> KVMVirtualCPU {
     guard let id = UInt32(exactly: index) else { throw EngineError("vCPU index \(index) out of range") }
-    return try KVMVirtualCPU(vm: self, id: id, identity: identity)
+    let vcpu = try KVMVirtualCPU(vm: self, id: id, identity: identity)
+    createdVCPUs.withLock { $0 += 1 }
+    return vcpu
   }
 
   /// Device interrupt lines as `KVM_IRQ_LINE` when the irqchip is in the kernel; nil otherwise.

@@ -39,11 +39,13 @@ public enum ReferenceGuest {
 
   /// Loads the kernel as a deprivileged paravirtual domain (`trivisor run --pv`): the PV domain
   /// builder, which enters it through its Xen ELF note (`pv_entry`).
-  public static func loadParavirtual(into memory: GuestMemory, commandLine: String) throws(UsageError) -> BootState {
+  public static func loadParavirtual(into memory: GuestMemory, commandLine: String, cpus: Int = 1) throws(UsageError)
+    -> BootState
+  {
     let image: [UInt8]
     do { image = try GuestImages.referenceKernel } catch { throw UsageError(error.description) }
     do {
-      return try ParavirtBoot.load(image: image, into: memory, commandLine: commandLine)
+      return try ParavirtBoot.load(image: image, into: memory, commandLine: commandLine, cpus: cpus)
     } catch {
       throw UsageError("the reference kernel (--pv): \(error.description)")
     }

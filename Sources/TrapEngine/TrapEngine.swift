@@ -71,17 +71,7 @@ public final class TrapVirtualMachine: EngineVM {
   /// Deletes and re-adds the KVM memory slot holding the shadow pool, so KVM drops the shadow
   /// pages it built from the monitor's shadow tables (`TrapVirtualCPU.flushRealTLB`).
   func resetKVMShadows() throws(EngineError) {
-    guard let slot = memory.regions.firstIndex(where: { $0.contains(poolRange.lowerBound) }) else {
-      throw EngineError("trap: the shadow pool lies outside guest RAM")
-    }
-    let region = memory.regions[slot]
-    var r = kvm_userspace_memory_region(
-      slot: UInt32(slot), flags: 0, guest_phys_addr: region.guestAddress, memory_size: 0,
-      userspace_addr: UInt64(UInt(bitPattern: region.host)))
-    var result = ckvm_ioctl_ptr(kvm.fd, CKVM_SET_USER_MEMORY_REGION, &r)
-    r.memory_size = region.size
-    if result >= 0 { result = ckvm_ioctl_ptr(kvm.fd, CKVM_SET_USER_MEMORY_REGION, &r) }
-    guard result >= 0 else { throw EngineError("trap: KVM_SET_USER_MEMORY_REGION failed (\(-result))") }
+    try kvm.reloadMemorySlot(containing: poolRange.lowerBound)
   }
 
   /// The VMM's PIC and PIT: interrupts reach the guest through the monitor.

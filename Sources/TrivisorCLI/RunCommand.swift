@@ -62,7 +62,7 @@ struct RunCommand: ParsableCommand {
 
   @Flag(
     help:
-      "Boot IMAGE (an x86-64 ELF) as a deprivileged paravirtual kernel at ring 3, as Xen's PV domain builder does (docs/paravirtualization.md)."
+      "Boot IMAGE (an x86-64 ELF; without IMAGE the built-in reference kernel) as a deprivileged paravirtual kernel at ring 3, as Xen's PV domain builder does (docs/paravirtualization.md)."
   )
   var pv = false
 
@@ -334,8 +334,10 @@ struct RunCommand: ParsableCommand {
     if imagePath == nil && (initrd != nil || flatAddress != nil || flatEntry != nil || flatMode != nil) {
       throw UsageError("--initrd, --flat-address, --flat-entry and --flat-mode need an image")
     }
-    if pv && (image == nil || linuxGuest || bios != nil || initrd != nil || flatAddress != nil) {
-      throw UsageError("--pv boots IMAGE (an ELF): drop --kernel, --bios, --initrd, --flat-address, --app and --rootfs")
+    if pv && (kernel != nil || linuxGuest || bios != nil || initrd != nil || flatAddress != nil || demo) {
+      throw UsageError(
+        "--pv boots IMAGE (an ELF), or the built-in reference kernel without one: drop --kernel, --bios, --initrd, --flat-address, --demo, --app and --rootfs"
+      )
     }
     if demo && (imagePath != nil || append != nil || bios != nil) {
       throw UsageError("--demo takes no image, --bios or --append")
@@ -448,9 +450,11 @@ struct RunCommand: ParsableCommand {
     } else {
       let commandLine = append ?? ""
       let platformTables = options.platformTables
-      load = { memory in
-        try ReferenceGuest.load(into: memory, commandLine: commandLine, platformTables: platformTables)
-      }
+      let cpuCount = cpus
+      load =
+        pv
+        ? { memory in try ReferenceGuest.loadParavirtual(into: memory, commandLine: commandLine, cpus: cpuCount) }
+        : { memory in try ReferenceGuest.load(into: memory, commandLine: commandLine, platformTables: platformTables) }
     }
     let boot: BootState
     do { boot = try load(guestMemory) } catch let error as UsageError { throw error } catch {

@@ -95,10 +95,21 @@ struct ParavirtRunTests {
     #expect(steal.reduce(0, +) > 0, "one of them waited for the pCPU: \(steal)")
   }
 
+  /// Without IMAGE, `--pv` boots the built-in reference kernel deprivileged, as `run` boots it
+  /// natively: its self-test passes with the paravirtual platform.
+  @Test func withoutAnImageItBootsTheReferenceKernel() throws {
+    let run = try TrivisorBinary.run(["run", "--pv", "--engine", "interp", "--timeout", "600"])
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stdout.contains("platform=paravirtual"), "\(run.stdout)")
+    #expect(
+      run.stdout.contains("SELFTEST SUMMARY pass=\(ReferenceKernelOutput.selfTestChecks.count) fail=0"), "\(run.stdout)"
+    )
+  }
+
   @Test func badImagesAndOptionsAreOneUsageLine() throws {
     let path = try Self.temporary([UInt8](repeating: 0, count: 100))
     defer { unlink(path) }
-    for arguments in [["run", "--pv", path], ["run", "--pv"], ["run", "--pv", "--bios", path, path]] {
+    for arguments in [["run", "--pv", path], ["run", "--pv", "--demo"], ["run", "--pv", "--bios", path, path]] {
       let run = try TrivisorBinary.run(arguments)
       #expect(run.status == ExitStatus.usage, "\(arguments): \(run.stderr)")
       #expect(run.stderrLines.count == 1, "\(arguments): \(run.stderr)")

@@ -67,6 +67,13 @@ public protocol EngineVM: AnyObject {
   /// that quirk, `KVMSyscallProbe`) the monitor emulates SYSCALL from #UD instead. True unless
   /// the engine says otherwise.
   var syscallFromRing3EntersRing0: Bool { get }
+  /// Whether the engine keeps its own copies of the guest's page tables that a write the VMM
+  /// makes into guest memory does not reach (kvm on a host without EPT/NPT: its shadow MMU
+  /// trusts that page-table pages change only by guest writes it intercepts). The paravirtual
+  /// domain then has the vCPU drop them (`VirtualCPU.invalidateTranslations`) before the guest
+  /// runs on tables the VMM changed: at a CR3 switch or a TLB flush after `mmu_update`. False
+  /// unless the engine says otherwise (its TLB flush at such points is enough).
+  var shadowsGuestPageTables: Bool { get }
 }
 
 extension EngineVM {
@@ -74,4 +81,6 @@ extension EngineVM {
   public var hypercallInstruction: [UInt8] { [0x0F, 0x01, 0xC1] }
   /// True: the software engines model SYSCALL as the architecture defines it.
   public var syscallFromRing3EntersRing0: Bool { true }
+  /// False: the software engines walk the guest's tables in guest memory.
+  public var shadowsGuestPageTables: Bool { false }
 }

@@ -113,6 +113,9 @@ struct ParavirtMemoryState {
   /// Frames whose last writable mapping went away since every vCPU last flushed: a vCPU may
   /// still hold a writable translation, so making one a page table flushes every vCPU first.
   var unflushedWritable: Set<UInt64> = []
+  /// The VMM wrote a page-table entry since the engine last dropped its copies of the tables
+  /// (`EngineVM.shadowsGuestPageTables`; `ParavirtDomain.dropEngineShadowsIfTablesChanged`).
+  var tablesWrittenSinceShadowDrop = false
   /// True while a `multicall` runs its entries (nested ones are refused).
   var inMulticall = false
 }
@@ -271,6 +274,7 @@ extension ParavirtDomain {
       throw HypercallFailure(.fault)
     }
     guard level > 0 else { return }
+    memoryState.tablesWrittenSinceShadowDrop = true
     var record = memoryState.frames[frame]
     guard record.entries.indices.contains(index) else { return }
     let old = record.entries[index]
@@ -311,6 +315,7 @@ extension ParavirtDomain {
       var s = try caller.vcpu.specialRegisters()
       s.cr3 = frame << 12
       try caller.vcpu.setSpecialRegisters(s)
+      try dropEngineShadowsIfTablesChanged(caller.vcpu)
     } catch {
       releaseTable(frame)
       throw HypercallFailure(.fault)
@@ -397,7 +402,21 @@ extension ParavirtDomain {
       machine.runners[i].vcpu.kick()
       flushBarrier.await(i, by: caller.index)
     }
-    if local { try caller.vcpu.invalidateTranslations() }
+    if local {
+      try caller.vcpu.invalidateTranslations()
+      memoryState.tablesWrittenSinceShadowDrop = false
+    }
+  }
+
+  /// Before the guest runs on another root table: where the engine keeps its own copies of the
+  /// guest's page tables (`EngineVM.shadowsGuestPageTables`) and the VMM wrote a table entry
+  /// since they were last dropped, `vcpu` drops them, as a CR3 load makes the TLB forget.
+  /// Elsewhere setting CR3 is enough. Only a uniprocessor VM's copies can be dropped this way
+  /// (`KVMVirtualCPU.invalidateTranslations`).
+  func dropEngineShadowsIfTablesChanged(_ vcpu: any VirtualCPU) throws(EngineError) {
+    guard memoryState.tablesWrittenSinceShadowDrop, machine.engineVM.shadowsGuestPageTables else { return }
+    try vcpu.invalidateTranslations()
+    memoryState.tablesWrittenSinceShadowDrop = false
   }
 
   /// Whether vCPU `index` must drop its cached translations before it enters the guest again

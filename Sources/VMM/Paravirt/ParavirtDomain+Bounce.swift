@@ -40,7 +40,10 @@ extension ParavirtDomain {
         swap(&s.gs.base, &monitor.vcpus[index].inactiveGSBase)
         vcpus[index].inKernelMode = true
         stack = vcpus[index].kernelStackPointer
-        do { try vcpu.vcpu.setSpecialRegisters(s) } catch { throw HypercallFailure(.fault) }
+        do {
+          try vcpu.vcpu.setSpecialRegisters(s)
+          try dropEngineShadowsIfTablesChanged(vcpu.vcpu)
+        } catch { throw HypercallFailure(.fault) }
       }
     }
     var frame: [UInt64] = [r.rcx, r.r11]

@@ -394,6 +394,7 @@ extension ParavirtDomain {
     do {
       try caller.vcpu.setRegisters(r)
       try caller.vcpu.setSpecialRegisters(s)
+      try dropEngineShadowsIfTablesChanged(caller.vcpu)
     } catch {
       throw HypercallFailure(.fault)
     }
