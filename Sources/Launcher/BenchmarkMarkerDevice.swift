@@ -8,6 +8,11 @@ public struct BenchmarkExits: Codable, Equatable, Sendable {
   public var instructions: UInt64? = nil
   /// Host time the region took.
   public var hostNanoseconds: UInt64? = nil
+  /// The engine's own counters (`VirtualCPU.engineCounters`) that grew in the region, by name: the
+  /// difference between the end and the begin marker (the trap engine's `trap-traps`: monitor
+  /// traps). Each snapshot is taken while the engine serves that marker's own OUT, so the end
+  /// marker's work is in it and the begin marker's is not. Nil when the engine has no counters.
+  public var engineCounters: [String: UInt64]? = nil
   /// Guest millions of instructions per host second in the region (the interpreter's speed).
   public var mips: Double? {
     guard let instructions, let hostNanoseconds, hostNanoseconds > 0 else { return nil }
@@ -43,15 +48,22 @@ public final class BenchmarkMarkerDevice: PortIODevice {
 
   private let statistics: ExitStatistics
   private let instructions: () -> UInt64?
+  private let engineCounters: () -> [EngineCounter]
   private let clock = HostClock()
-  private var begin: (id: Int, counts: [UInt64], instructions: UInt64?, time: UInt64)?
+  private var begin: (id: Int, counts: [UInt64], instructions: UInt64?, time: UInt64, engine: [String: UInt64])?
   /// Benchmark id to its region's exits.
   public private(set) var regions: [Int: BenchmarkExits] = [:]
 
-  /// - Parameter instructions: the vCPU's retired-instruction count, when the engine knows it.
-  public init(statistics: ExitStatistics, instructions: @escaping () -> UInt64? = { nil }) {
+  /// - Parameters:
+  ///   - instructions: the vCPU's retired-instruction count, when the engine knows it.
+  ///   - engineCounters: the vCPU's engine counters (`VirtualCPU.engineCounters`), read at each marker.
+  public init(
+    statistics: ExitStatistics, instructions: @escaping () -> UInt64? = { nil },
+    engineCounters: @escaping () -> [EngineCounter] = { [] }
+  ) {
     self.statistics = statistics
     self.instructions = instructions
+    self.engineCounters = engineCounters
   }
 
   /// Reads as all ones.
@@ -76,8 +88,10 @@ public final class BenchmarkMarkerDevice: PortIODevice {
     let counts = ExitKind.allCases.map { statistics.count(of: $0) }
     let retired = instructions()
     let now = clock.nanoseconds
+    var engine: [String: UInt64] = [:]
+    for counter in engineCounters() { engine[counter.name] = counter.value }
     if port == Self.ports.lowerBound {
-      begin = (id, counts, retired, now)
+      begin = (id, counts, retired, now, engine)
       return
     }
     guard let start = begin, start.id == id else { return }
@@ -92,6 +106,13 @@ public final class BenchmarkMarkerDevice: PortIODevice {
     if let before = start.instructions, let retired, retired >= before {
       region.instructions = retired - before
       region.hostNanoseconds = now &- start.time
+    }
+    if !engine.isEmpty {
+      var grown: [String: UInt64] = [:]
+      for (name, value) in engine {
+        if let before = start.engine[name], value > before { grown[name] = value - before }
+      }
+      region.engineCounters = grown
     }
     regions[id] = region
   }

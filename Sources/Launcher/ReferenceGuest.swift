@@ -83,7 +83,8 @@ public enum ReferenceGuest {
       }
     }
     let vcpu = vm.vcpus[0]
-    let markers = BenchmarkMarkerDevice(statistics: vm.statistics, instructions: { vcpu.instructionsRetired })
+    let markers = BenchmarkMarkerDevice(
+      statistics: vm.statistics, instructions: { vcpu.instructionsRetired }, engineCounters: { vcpu.engineCounters })
     do {
       try vm.portBus.register(markers, ports: BenchmarkMarkerDevice.ports)
     } catch {

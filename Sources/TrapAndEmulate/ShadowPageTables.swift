@@ -16,6 +16,13 @@ import X86
 /// the shadows of other address spaces cached (at most `maximumContexts`, least recently used
 /// evicted) and INVLPG has nothing stale to drop (it drops the page anyway).
 ///
+/// A write-protected frame that takes `floodThreshold` emulated writes with no shadow walk through
+/// it in between is no longer used as a page table (typically a table of an exited address space,
+/// freed by the guest and reused as data, whose shadow is still cached): it is unshadowed — the
+/// leaves built through it and the cached shadows rooted at it are dropped — so it stops being
+/// write-protected and later stores to it run natively (KVM's shadow MMU does the same: "write
+/// flooding"). A frame still in use is protected again by its next walk.
+///
 /// Supported: 4-level long-mode paging with 4 KiB, 2 MiB and 1 GiB guest pages (shadowed as 4 KiB
 /// pages), U/S, R/W, XD (EFER.NXE), CR0.WP and CR4.SMEP. Not supported (`activate` throws):
 /// paging off, 32-bit and PAE paging, 5-level paging, CR4.SMAP and CR4.PCIDE.
@@ -77,6 +84,9 @@ public final class ShadowPageTables {
   public let monitorRootEntries: [Int: UInt64]
   /// How many shadows are kept at most (each address space has up to two: kernel and user).
   public let maximumContexts: Int
+  /// Emulated writes to a write-protected frame, with no walk through it in between, after which
+  /// it is unshadowed (`unshadow`).
+  public let floodThreshold: Int
   /// What the shadows did.
   public private(set) var statistics = ShadowPagingStatistics()
   /// The guest's paging controls of the last `activate`.
@@ -101,15 +111,18 @@ public final class ShadowPageTables {
   private var tableFrameUses: [UInt64: Int] = [:]
   /// Guest frame → the shadow leaves that map it (to write-protect it when it becomes a table).
   private var mappers: [UInt64: Set<LeafKey>] = [:]
+  /// Page-table frame → emulated writes to it since a shadow walk last read an entry in it.
+  private var writesSinceWalk: [UInt64: Int] = [:]
 
   /// Shadow page tables in guest `memory`, built in the frames of `pool`.
   /// - Parameters:
   ///   - protectedRanges: guest-physical ranges the guest's tables may not map (besides the pool).
   ///   - monitorRootEntries: root slots the monitor keeps in every shadow (index → entry).
   ///   - maximumContexts: how many shadows stay cached (at least 2: one address space's pair).
+  ///   - floodThreshold: emulated writes with no walk in between that unshadow a frame (at least 1).
   public init(
     memory: GuestMemory, pool: ShadowFramePool, protectedRanges: [Range<UInt64>] = [],
-    monitorRootEntries: [Int: UInt64] = [:], maximumContexts: Int = 8
+    monitorRootEntries: [Int: UInt64] = [:], maximumContexts: Int = 8, floodThreshold: Int = 3
   ) throws(ShadowPagingError) {
     guard pool.capacity >= 4 else { throw .poolTooSmall(frames: pool.capacity) }
     self.memory = memory
@@ -118,6 +131,7 @@ public final class ShadowPageTables {
     self.protectedRanges = [pool.range] + protectedRanges
     self.monitorRootEntries = monitorRootEntries
     self.maximumContexts = max(2, maximumContexts)
+    self.floodThreshold = max(1, floodThreshold)
   }
 
   /// How many shadows are cached.
@@ -193,6 +207,7 @@ public final class ShadowPageTables {
     if monitorRootEntries[Int((linear >> 39) & 0x1FF)] != nil { return .monitorRegion }
     let recorder = WalkRecorder(tables)
     let translation: Translation
+    defer { for entry in recorder.addresses { writesSinceWalk[entry & ~0xFFF] = nil } }
     do throws(PageFault) {
       translation = try PageWalker.translate(
         linear, kind: kind, user: mode.isUser, control: control, memory: recorder)
@@ -244,6 +259,7 @@ public final class ShadowPageTables {
     try memory.write(physical, bytes: bytes)
     statistics.pageTableWrites += 1
     resync(physical..<physical + UInt64(size))
+    countWrite(physical & ~0xFFF)
   }
 
   /// Tells the shadows that the monitor wrote guest memory directly (its emulation of the guest's
@@ -254,10 +270,30 @@ public final class ShadowPageTables {
       while frame < range.upperBound {
         if tableFrameUses[frame] != nil {
           resync(max(frame, range.lowerBound)..<min(frame + 0x1000, range.upperBound))
+          countWrite(frame)
         }
         frame += 0x1000
       }
     }
+  }
+
+  /// Stops shadowing guest frame `frame` as a page table: drops every shadow leaf built through an
+  /// entry in it and every cached shadow rooted at it, so it is no longer write-protected (its
+  /// read-only mappings become writable on their next write fault). The active address space's
+  /// root is kept (its shadows stay; the frame stays protected). A later walk through the frame
+  /// protects it again. Returns whether the frame is now unprotected.
+  @discardableResult
+  public func unshadow(_ frame: UInt64) -> Bool {
+    let frame = frame & ~0xFFF
+    writesSinceWalk[frame] = nil
+    guard tableFrameUses[frame] != nil else { return true }
+    if let active, active.key.guestRoot == frame { return false }
+    var keys: Set<LeafKey> = []
+    for entry in stride(from: frame, to: frame + 0x1000, by: 8) { keys.formUnion(dependents[entry] ?? []) }
+    for key in keys { removeLeaf(key, clearEntry: true) }
+    for context in Array(contexts.values) where context.key.guestRoot == frame { destroy(context) }
+    statistics.unshadowedFrames += 1
+    return tableFrameUses[frame] == nil
   }
 
   /// The active-mode shadow leaf of `linear` in the shadow of guest root `cr3` (the active root
@@ -427,6 +463,18 @@ public final class ShadowPageTables {
     contextsByID[key.context]?.pages.remove(key.page)
   }
 
+  /// Counts an emulated write to page-table frame `frame`; at `floodThreshold` writes with no walk
+  /// through it in between, the frame is unshadowed.
+  private func countWrite(_ frame: UInt64) {
+    guard tableFrameUses[frame] != nil else {
+      writesSinceWalk[frame] = nil
+      return
+    }
+    let writes = (writesSinceWalk[frame] ?? 0) + 1
+    writesSinceWalk[frame] = writes
+    if writes >= floodThreshold { unshadow(frame) }
+  }
+
   /// Drops the shadow leaves built through the guest entries overlapping `range`.
   private func resync(_ range: Range<UInt64>) {
     var keys: Set<LeafKey> = []
@@ -458,6 +506,7 @@ public final class ShadowPageTables {
     dependents = [:]
     tableFrameUses = [:]
     mappers = [:]
+    writesSinceWalk = [:]
     active = nil
   }
 

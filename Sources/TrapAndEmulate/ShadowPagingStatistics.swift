@@ -23,6 +23,8 @@ public struct ShadowPagingStatistics: Sendable, Equatable {
   public var flushes: UInt64 = 0
   /// Times the frame pool ran out (each ends in evictions or a flush).
   public var poolExhaustions: UInt64 = 0
+  /// Guest frames no longer shadowed as page tables after a flood of writes (`unshadow`).
+  public var unshadowedFrames: UInt64 = 0
 
   /// All zero.
   public init() {}
@@ -34,6 +36,7 @@ public struct ShadowPagingStatistics: Sendable, Equatable {
       "spurious shadow faults \(spuriousFaults)", "page-table writes emulated \(pageTableWrites)",
       "shadow resyncs \(resyncs)", "INVLPGs \(invalidations)", "shadow switches \(contextSwitches)",
       "shadow evictions \(evictions)", "shadow flushes \(flushes)", "shadow pool exhaustions \(poolExhaustions)",
+      "frames unshadowed \(unshadowedFrames)",
     ]
   }
 }

@@ -58,6 +58,9 @@ public struct TrapEngineStatistics: Sendable, Equatable {
       EngineCounter(name: "shadow-resyncs", value: shadows.resyncs, description: "shadow entries resynced"),
       EngineCounter(name: "shadow-switches", value: shadows.contextSwitches, description: "shadow switches"),
       EngineCounter(name: "shadow-flushes", value: shadows.flushes, description: "shadow flushes"),
+      EngineCounter(
+        name: "shadow-unshadowed", value: shadows.unshadowedFrames,
+        description: "frames unshadowed after a flood of writes"),
     ]
   }
 }

@@ -34,7 +34,13 @@ struct BenchTable: Codable, Equatable {
     var ratioToFastest: Double?
     /// Guest MIPS in the benchmark's region, for engines that count instructions (interp).
     var guestMIPS: Double? = nil
+    /// The trap engine's monitor traps between the benchmark's markers (the end marker's own
+    /// trap taken off) divided by `iterations`; nil for other engines.
+    var trapsPerOperation: Double? = nil
   }
+
+  /// The engine counter that counts the trap engine's monitor traps (`TrapEngineStatistics`).
+  static let trapCounter = "trap-traps"
 
   var host: String
   var date: String
@@ -91,6 +97,11 @@ struct BenchTable: Codable, Equatable {
         m.exitsPerOperation = Double(region.total) / n
         m.exitsPerOperationByReason = region.byReason.mapValues { Double($0) / n }
         m.guestMIPS = region.mips
+        // Both markers are OUTs that trap: the begin marker's trap is in the begin snapshot, the
+        // end marker's in the end snapshot, so one trap of the difference is the end marker's.
+        if let traps = region.engineCounters?[trapCounter] {
+          m.trapsPerOperation = Double(traps > 0 ? traps - 1 : 0) / n
+        }
       }
       results[r.name] = m
     }
@@ -122,8 +133,10 @@ struct BenchTable: Codable, Equatable {
     var header1 = "".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
     var header2 = "benchmark".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
     for c in columns {
-      header1 += " | " + centered("\(c.name) [\(c.commandLine)]", cell)
-      header2 += " | " + "ns/op".leftPadded(12) + "exits/op".leftPadded(10) + "xfast".leftPadded(8)
+      header1 += " | " + centered("\(c.name) [\(c.commandLine)]", cell + (c.hasTraps ? 10 : 0))
+      header2 += " | " + "ns/op".leftPadded(12) + "exits/op".leftPadded(10)
+      if c.hasTraps { header2 += "traps/op".leftPadded(10) }
+      header2 += "xfast".leftPadded(8)
     }
     lines += [header1, header2]
     lines.append(String(repeating: "-", count: header2.count))
@@ -131,11 +144,13 @@ struct BenchTable: Codable, Equatable {
       var line = b.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
       for c in columns {
         guard let m = c.results[b] else {
-          line += " | " + "-".leftPadded(12) + "-".leftPadded(10) + "-".leftPadded(8)
+          line += " | " + "-".leftPadded(12) + "-".leftPadded(10) + (c.hasTraps ? "-".leftPadded(10) : "")
+          line += "-".leftPadded(8)
           continue
         }
         line += " | " + Self.formatNanoseconds(m.nanosecondsPerOperation).leftPadded(12)
         line += (m.exitsPerOperation.map { Self.formatExits($0) } ?? (c.isPeer ? "n/a" : "?")).leftPadded(10)
+        if c.hasTraps { line += (m.trapsPerOperation.map { Self.formatExits($0) } ?? "?").leftPadded(10) }
         line += (m.ratioToFastest.map { String(format: $0 < 100 ? "%.2f" : "%.0f", $0) } ?? "-").leftPadded(8)
       }
       lines.append(line)
@@ -156,6 +171,12 @@ struct BenchTable: Codable, Equatable {
     lines.append(
       "exits/op: VM exits between the benchmark's begin and end markers / iterations "
         + "(n/a: peer VMM, not counted; ?: no marker region seen)")
+    if columns.contains(where: \.hasTraps) {
+      lines.append(
+        "traps/op: the trap engine's monitor traps (every guest exception, privileged instruction, "
+          + "shadow page fault) between the markers / iterations; exits/op counts only those that "
+          + "reach the VMM (port I/O, HLT)")
+    }
     lines.append("xfast: time per operation over the fastest column's for that benchmark")
     if columns.contains(where: { c in c.results.values.contains { $0.guestMIPS != nil } }) {
       lines.append(
@@ -198,4 +219,9 @@ struct BenchTable: Codable, Equatable {
     e.outputFormatting = [.prettyPrinted, .sortedKeys]
     return try e.encode(self)
   }
+}
+
+extension BenchTable.Column {
+  /// Whether the column counts monitor traps (the trap engine): its cells get a traps/op field.
+  var hasTraps: Bool { results.values.contains { $0.trapsPerOperation != nil } }
 }

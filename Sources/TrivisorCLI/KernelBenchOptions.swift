@@ -1,12 +1,21 @@
 import ArgumentParser
+import Foundation
 import Launcher
 
 /// The options of the commands that boot the reference kernel's benchmarks once per engine
 /// (`bench guest`, `bench smp`): which engines, their iteration scales, the time limit per run, and
 /// whether a debug build may run.
 struct KernelBenchOptions: ParsableArguments {
-  @Option(name: .customLong("engine"), help: "Run only these engines (repeatable; default: every available one).")
-  var engines: [String] = []
+  @Option(
+    name: .customLong("engine"),
+    help: "Run only these engines (repeatable or comma-separated, e.g. kvm,trap; default: every available one).")
+  var engineArguments: [String] = []
+
+  /// The engines asked for with `--engine`, commas split (empty: every available one).
+  var engines: [String] {
+    engineArguments.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+      .filter { !$0.isEmpty }
+  }
 
   @Option(help: "Iteration multiplier for an engine or peer column, NAME=N (repeatable), e.g. kvm=100.")
   var scale: [String] = []

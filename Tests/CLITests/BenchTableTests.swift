@@ -106,6 +106,43 @@ import Testing
     #expect(short > 0 && tall > short && tall / short < 10, "\(short) \(tall)")
   }
 
+  /// The trap engine's column: its monitor traps between the markers (the end marker's own trap
+  /// taken off) per operation get their own field; other columns keep their layout.
+  @Test func trapColumnShowsTrapsPerOperation() throws {
+    var exits = BenchmarkExits(byReason: ["io-in": 1000])
+    exits.engineCounters = ["trap-traps": 1001, "trap-gp": 1001]
+    let table = BenchTable(
+      host: "test", date: "now", buildConfiguration: "release", benchmarks: ["syscall", "in"],
+      columns: [
+        BenchTable.column(
+          name: "kvm", isPeer: false, commandLine: "bench scale=10", output: Self.fastOutput,
+          exits: ["in": BenchmarkExits(byReason: ["io-in": 1000])], wallSeconds: 1, failure: nil),
+        BenchTable.column(
+          name: "trap", isPeer: false, commandLine: "bench scale=10", output: Self.fastOutput,
+          exits: ["in": exits], wallSeconds: 1, failure: nil),
+      ])
+    let trap = try #require(table.columns.last)
+    #expect(trap.results["in"]?.trapsPerOperation == 1)
+    #expect(trap.results["syscall"]?.trapsPerOperation == nil, "no marker region: unknown")
+    #expect(table.columns[0].results["in"]?.trapsPerOperation == nil)
+    #expect(trap.hasTraps && !table.columns[0].hasTraps)
+    let lines = table.text.split(separator: "\n").map(String.init)
+    let header = try #require(lines.first { $0.hasPrefix("benchmark") })
+    #expect(header.components(separatedBy: "traps/op").count == 2, "only the trap column: \(header)")
+    let row = try #require(lines.first { $0.hasPrefix("in ") })
+    #expect(row.hasSuffix("1.00      1.00    1.00"), "\(row)")
+    #expect(table.text.contains("traps/op: the trap engine's monitor traps"))
+    let decoded = try JSONDecoder().decode(BenchTable.self, from: try table.json())
+    #expect(decoded == table)
+  }
+
+  @Test func engineOptionTakesCommaSeparatedNames() throws {
+    let options = try KernelBenchOptions.parse(["--engine", "kvm,interp", "--engine", "trap"])
+    #expect(options.engines == ["kvm", "interp", "trap"])
+    #expect(options.includes("trap") && options.includes("interp") && !options.includes("dbt"))
+    #expect(try KernelBenchOptions.parse([]).includes("dbt"), "no --engine: every engine")
+  }
+
   @Test func decadeLabels() {
     #expect(SVGChart.decadeLabel(0) == "1 ns")
     #expect(SVGChart.decadeLabel(2) == "100 ns")

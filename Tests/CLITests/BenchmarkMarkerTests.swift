@@ -34,6 +34,37 @@ import VMM
     #expect(kvm.results["cr3wr"]?.exitsPerOperation.map { $0 < 0.5 } == true)
   }
 
+  /// On trap every IN traps to the monitor once (a #GP emulated into a port exit): the table's
+  /// traps/op for `in` is one, and a ring-0 CR3 write is one trap too.
+  @Test(.requires(.kvm)) func trapColumnCountsOneMonitorTrapPerPortAccess() throws {
+    let entry = try #require(EngineRegistry.entries.first(where: { $0.name == "trap" }))
+    if let why = entry.unavailableReason() {
+      Issue.record("trap unavailable where kvm works: \(why)")
+      return
+    }
+    let run = try ReferenceGuest.run(
+      engine: try entry.make(false), commandLine: "bench scale=1", timeoutSeconds: 300)
+    #expect(run.outcome.exitStatus == 0, "\(run.outcome.reason)")
+    let table = BenchTable(
+      host: "test", date: "now", buildConfiguration: "debug",
+      columns: [
+        BenchTable.column(
+          name: "trap", isPeer: false, commandLine: "bench scale=1", output: run.output, exits: run.exitsByBenchmark,
+          wallSeconds: run.wallSeconds, failure: nil)
+      ])
+    let trap = try #require(table.columns.first)
+    #expect(trap.failure == nil)
+    #expect(Set(trap.results.keys) == Set(ReferenceKernelOutput.benchmarkNames))
+    for name in ["in", "cr3wr"] {
+      let m = try #require(trap.results[name])
+      #expect(m.trapsPerOperation.map { $0 >= 1 && $0 < 1.5 } == true, "\(name): \(m)")
+    }
+    // sort is ring-3 compute: once its pages are shadowed it runs without traps (it took
+    // thousands per operation while freed page-table frames stayed write-protected).
+    let sort = try #require(trap.results["sort"])
+    #expect(sort.trapsPerOperation.map { $0 < 100 } == true, "\(sort)")
+  }
+
   /// In PV mode the markers are Trivisor's marker hypercall: a CR3 switch is one hypercall (a
   /// multicall of `mmu_update` and `new_baseptr`) and the marker's own exit is not counted.
   @Test func paravirtualMarkersAttributeHypercalls() throws {
