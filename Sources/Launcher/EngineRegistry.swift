@@ -20,6 +20,15 @@ public enum EngineRegistry {
     public let supportsDeterministic: Bool
     /// Makes the engine (`deterministic`: guest time follows the instruction count).
     public let make: @Sendable (_ deterministic: Bool) throws -> any Engine
+    /// Whether the engine can boot a kernel deprivileged under the paravirtual monitor (`run
+    /// --pv`). Not an engine that deprivileges the guest itself with a monitor of its own in the
+    /// same address-space slot (`trap`).
+    public var bootsParavirtual = true
+
+    /// The engines that can boot a kernel paravirtualized, by name.
+    public static func bootsParavirtual(_ name: String) -> Bool {
+      entries.first { $0.name == name }?.bootsParavirtual ?? true
+    }
   }
 
   public static let entries: [Entry] = [
@@ -62,7 +71,8 @@ public enum EngineRegistry {
         } catch { return "trap runs on KVM: \(error)" }
       },
       supportsDeterministic: false,
-      make: { _ in try TrapEngine() }),
+      make: { _ in try TrapEngine() },
+      bootsParavirtual: false),
   ]
 
   /// Why the translators (`dbt`, `sbt`) cannot run here: they emit x86-64 code for Linux hosts.

@@ -70,7 +70,7 @@ struct GuestBenchCommand: ParsableCommand {
       columns.append(column)
     }
     for entry in EngineRegistry.entries where pv && options.includes(entry.name) {
-      guard entry.unavailableReason() == nil else { continue }
+      guard entry.unavailableReason() == nil, entry.bootsParavirtual else { continue }
       let commandLine = ReferenceKernelOutput.benchCommandLine(scale: scales[entry.name] ?? Self.fallbackScale)
       let column = runEngine(entry, commandLine: commandLine, paravirtual: true)
       if column.failure != nil { trivisorFailed = true }

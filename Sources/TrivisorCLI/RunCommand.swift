@@ -339,6 +339,11 @@ struct RunCommand: ParsableCommand {
         "--pv boots IMAGE (an ELF), or the built-in reference kernel without one: drop --kernel, --bios, --initrd, --flat-address, --demo, --app and --rootfs"
       )
     }
+    if pv && !EngineRegistry.Entry.bootsParavirtual(engine) {
+      throw UsageError(
+        "--engine \(engine) deprivileges the guest with a monitor of its own: --pv needs "
+          + EngineRegistry.entries.filter(\.bootsParavirtual).map(\.name).joined(separator: ", "))
+    }
     if demo && (imagePath != nil || append != nil || bios != nil) {
       throw UsageError("--demo takes no image, --bios or --append")
     }

@@ -109,7 +109,10 @@ struct ParavirtRunTests {
   @Test func badImagesAndOptionsAreOneUsageLine() throws {
     let path = try Self.temporary([UInt8](repeating: 0, count: 100))
     defer { unlink(path) }
-    for arguments in [["run", "--pv", path], ["run", "--pv", "--demo"], ["run", "--pv", "--bios", path, path]] {
+    for arguments in [
+      ["run", "--pv", path], ["run", "--pv", "--demo"], ["run", "--pv", "--engine", "trap"],
+      ["run", "--pv", "--bios", path, path],
+    ] {
       let run = try TrivisorBinary.run(arguments)
       #expect(run.status == ExitStatus.usage, "\(arguments): \(run.stderr)")
       #expect(run.stderrLines.count == 1, "\(arguments): \(run.stderr)")
