@@ -1,3 +1,4 @@
+import HybridEngine
 import Interpreter
 import KVMEngine
 import StaticTranslator
@@ -63,6 +64,17 @@ public enum EngineRegistry {
       },
       supportsDeterministic: false,
       make: { _ in try TrapEngine() }),
+    Entry(
+      name: "hybrid",
+      summary: "hybrid: guest user code natively on a trap vCPU (KVM), guest kernel code on dbt, switched per ring",
+      unavailableReason: {
+        do {
+          _ = try KVMSystem()
+          return nil
+        } catch { return "hybrid runs user code on KVM: \(error)" }
+      },
+      supportsDeterministic: false,
+      make: { _ in try HybridEngine() }),
   ]
 
   /// Why the translators (`dbt`, `sbt`) cannot run here: they emit x86-64 code for Linux hosts.
