@@ -19,6 +19,7 @@ import X86
 ///   delivered by the dbt side, through the model.
 ///
 /// RDTSC on the dbt side reads the trap side's TSC, so guest time is one clock on both sides.
+/// CPUID differs: user code's runs natively (KVM's answer), kernel code's on the model.
 public final class HybridVirtualCPU: VirtualCPU {
   /// `hybrid`.
   public let engineName = "hybrid"
@@ -45,6 +46,11 @@ public final class HybridVirtualCPU: VirtualCPU {
     self.dbt = dbt
     trap.stopsAtKernelEntry = true
     dbt.cpu.stopsAtUserLevel = true
+    // RDTSC on the dbt side reads the real vCPU's TSC (KVM_GET_MSRS, a system call each), less the
+    // model's IA32_TSC offset it adds: one guest clock on both sides.
+    dbt.cpu.readTSC = { [unowned(unsafe) trap, unowned(unsafe) dbt] in
+      ((try? trap.timeStampCounter()) ?? 0) &- dbt.cpu.state[offset: CPUStateLayout.tscOffset]
+    }
     applyExitControls()
   }
 
@@ -148,9 +154,6 @@ public final class HybridVirtualCPU: VirtualCPU {
       case .kicked where dbt.cpu.state.cpl == 3:
         try switchToTrap()
         continue
-      case .rdtsc where !exitControls.rdtscExiting:
-        try dbt.complete(.value(try trap.timeStampCounter()))
-        continue
       case .interruptWindow:
         windowRequested = false
       default:
@@ -190,16 +193,14 @@ public final class HybridVirtualCPU: VirtualCPU {
   /// The real vCPU's TSC rate.
   public var timeStampCounterFrequency: UInt64 { trap.timeStampCounterFrequency }
 
-  /// Given to both sides; the dbt side also exits on RDTSC, answered here from the real TSC.
+  /// Given to both sides.
   public var exitControls = ExitControls() {
     didSet { applyExitControls() }
   }
 
   private func applyExitControls() {
     trap.exitControls = exitControls
-    var kernel = exitControls
-    kernel.rdtscExiting = true
-    dbt.exitControls = kernel
+    dbt.exitControls = exitControls
   }
 
   /// What the trap side cannot honour (it runs user code).
