@@ -152,8 +152,10 @@ public final class HybridVirtualCPU: VirtualCPU {
       lastExitFromTrap = false
       switch exit {
       case .kicked where dbt.cpu.state.cpl == 3:
+        // Either the handover or a kick the VMM made (the dbt side reports both alike): the VMM
+        // sees the exit, so a timer's kick is never swallowed; its next run goes on at ring 3.
         try switchToTrap()
-        continue
+        return .kicked
       case .interruptWindow:
         windowRequested = false
       default:
