@@ -42,6 +42,11 @@ let package = Package(
     // Software-hardware engine `--engine trap`: guest kernel and user code at real ring 3 of a KVM
     // VM (ring compression), the monitor's stubs at ring 0, trapped instructions emulated.
     .target(name: "TrapEngine", dependencies: ["TrapAndEmulate", "KVMEngine", "CKVM", "Interpreter", "X86", "VMM"]),
+    // The VMware-style hybrid `--engine hybrid`: guest user code natively on a trap vCPU, guest
+    // kernel code on dbt, the state moved at every ring transition.
+    .target(
+      name: "HybridEngine",
+      dependencies: ["TrapEngine", "TrapAndEmulate", "Translator", "Interpreter", "KVMEngine", "X86", "VMM"]),
     // Software engine: static binary translation (`trivisor translate`, `--engine sbt`): code
     // discovered and translated ahead of time into a file checked by page hashes, dbt for the rest.
     .target(name: "StaticTranslator", dependencies: ["X86", "VMM", "Interpreter", "Translator"]),
@@ -52,7 +57,8 @@ let package = Package(
     .target(
       name: "Launcher",
       dependencies: [
-        "VMM", "KVMEngine", "Interpreter", "Translator", "StaticTranslator", "TrapEngine", "GuestImages",
+        "VMM", "KVMEngine", "Interpreter", "Translator", "StaticTranslator", "TrapEngine", "HybridEngine",
+        "GuestImages",
       ]),
     // Measurements shared by `trivisor bench` and the tests: the per-mode ALU loop on Trivisor's
     // engines and on peer emulators (Bochs, QEMU TCG).
@@ -99,7 +105,9 @@ let package = Package(
     // The same guest corpus on every engine: identical serial output and exit status.
     .testTarget(
       name: "EngineParityTests",
-      dependencies: ["VMM", "KVMEngine", "Interpreter", "Translator", "TrapEngine", "TestHostSupport"]),
+      dependencies: [
+        "VMM", "KVMEngine", "Interpreter", "Translator", "TrapEngine", "HybridEngine", "TestHostSupport",
+      ]),
     .testTarget(name: "GuestTests", dependencies: ["GuestImages", "TestHostSupport"]),
     // The command line: the reference guest booted through the engine registry, the bench table.
     .testTarget(

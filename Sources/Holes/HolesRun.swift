@@ -16,17 +16,18 @@ public enum Holes {
     public var skipped: String?
   }
 
-  /// Engines the table has columns for today, in order (the hybrid adds its name here); `trap`
-  /// passes its monitor's values to `classify` (`monitorValues(engine:)`).
-  public static let engines = ["interp", "dbt", "kvm", "trap"]
+  /// Engines the table has columns for today, in order; `trap` and `hybrid` pass the trap
+  /// monitor's values to `classify` (`monitorValues(engine:)`).
+  public static let engines = ["interp", "dbt", "kvm", "trap", "hybrid"]
 
   /// What a leaking instruction shows on `engine` instead of the guest's answer: on `trap`, the
   /// real CPU's state under the deprivileged monitor (its GDTR, IDTR, LDTR and TR, CR0's low word,
   /// RFLAGS.IF always set) and the ring-3 selectors the real CPU shows: on this host's kvm_pvm its
   /// own user selectors (CS 0x33, SS 0x2b, null DS and FS, as Linux's user mode has them), not the
-  /// monitor's GDT selectors; nothing on the other engines.
+  /// monitor's GDT selectors; on `hybrid` the same (its user side is a trap vCPU, so a probe that
+  /// ran there would show them); nothing on the other engines.
   public static func monitorValues(engine: String) -> [HoleProbe: HoleObservation] {
-    guard engine == "trap" else { return [:] }
+    guard engine == "trap" || engine == "hybrid" else { return [:] }
     let real = DeprivilegedMonitorPages.specialRegisters(vcpu: 0, cr3: 0)
     return [
       .sgdt: HoleObservation(value: real.gdt.base, aux: UInt64(real.gdt.limit)),

@@ -284,6 +284,8 @@ public final class InterpreterVirtualCPU: VirtualCPU {
         interruptWindowRequested = false
         return .interruptWindow
       }
+      // The hybrid engine's handover: user-level code runs on its other vCPU.
+      if cpu.stopsAtUserLevel && cpu.runsAtUserLevel { return .kicked }
       if halted { return .halt }
       if remaining == 0 { return .budgetExhausted }
       // The budget counts steps: retired instructions and delivered exceptions alike, so a guest

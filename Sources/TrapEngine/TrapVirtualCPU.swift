@@ -79,6 +79,9 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// The real TLB must be flushed before the guest runs again (shadow entries were removed or
   /// made read-only): loading the special registers alone does not flush it on this host.
   private var realTLBFlush = false
+  /// `run` returns `.kicked` as soon as the virtual CPL is 0 (after the trap that entered the
+  /// guest's kernel): the hybrid engine runs kernel code on its other vCPU. Off: no effect.
+  public var stopsAtKernelEntry = false
   /// Set from the environment (TRIVISOR_TRAP_TRACE): every trap is printed on standard error.
   private let trace = getenv("TRIVISOR_TRAP_TRACE") != nil
 
@@ -281,6 +284,7 @@ public final class TrapVirtualCPU: VirtualCPU {
     }
     while true {
       if !realInsideMonitor {
+        if stopsAtKernelEntry && guest.state.cpl == 0 { return .kicked }
         if let reason = unsupportedReason { return .internalError(report(reason)) }
         if let rip = modelStringIO {
           if guest.state.rip == rip {
@@ -583,6 +587,15 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// the model and stored back afterwards: guest code uses XMM registers the model must see (a
   /// page-table page cleared with SSE stores).
   private func onModel(_ body: () -> EmulationResult) throws(EngineError) -> EmulationResult {
+    var fpu = try copyRealFPUToModel()
+    let result = body()
+    try copyModelFPUToReal(fpu)
+    return result
+  }
+
+  /// Copies the real vCPU's x87 and SSE state into the virtual CPU's state (the model's FXSAVE
+  /// image and XMM registers) and returns the real state it read.
+  @discardableResult public func copyRealFPUToModel() throws(EngineError) -> kvm_fpu {
     var fpu = try real.fpuState()
     let raw = guest.state.raw
     withUnsafeBytes(of: &fpu.xmm) {
@@ -599,7 +612,16 @@ public final class TrapVirtualCPU: VirtualCPU {
     legacy.storeBytes(of: fpu.last_ip, toByteOffset: 8, as: UInt64.self)
     legacy.storeBytes(of: fpu.last_dp, toByteOffset: 16, as: UInt64.self)
     legacy.storeBytes(of: fpu.mxcsr, toByteOffset: 24, as: UInt32.self)
-    let result = body()
+    return fpu
+  }
+
+  /// Loads the virtual CPU's x87 and SSE state into the real vCPU (`base`: the rest of the real
+  /// state, the real vCPU's own when nil).
+  public func copyModelFPUToReal(_ base: kvm_fpu? = nil) throws(EngineError) {
+    var fpu: kvm_fpu
+    if let base { fpu = base } else { fpu = try real.fpuState() }
+    let raw = guest.state.raw
+    let legacy = raw.advanced(by: CPUStateLayout.fxLegacy)
     withUnsafeMutableBytes(of: &fpu.xmm) {
       $0.baseAddress!.copyMemory(from: raw.advanced(by: CPUStateLayout.xmm), byteCount: 256)
     }
@@ -611,7 +633,6 @@ public final class TrapVirtualCPU: VirtualCPU {
     fpu.ftwx = legacy.load(fromByteOffset: 4, as: UInt8.self)
     fpu.mxcsr = legacy.load(fromByteOffset: 24, as: UInt32.self)
     try real.setFPU(fpu)
-    return result
   }
 
   /// Whether `bytes` start with INS or OUTS (after prefixes).

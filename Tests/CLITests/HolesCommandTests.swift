@@ -6,7 +6,7 @@ import Testing
 /// `trivisor holes`: which engines it probes, and unknown names refused.
 @Suite struct HolesCommandTests {
   @Test func enginesDefaultToEveryColumnAndRepeatsCollapse() throws {
-    #expect(try HolesCommand.parse([]).selectedEngines() == ["interp", "dbt", "kvm", "trap"])
+    #expect(try HolesCommand.parse([]).selectedEngines() == ["interp", "dbt", "kvm", "trap", "hybrid"])
     #expect(
       try HolesCommand.parse(["--engine", "dbt", "--engine", "interp", "--engine", "dbt"]).selectedEngines() == [
         "dbt", "interp",
@@ -15,7 +15,7 @@ import Testing
   }
 
   @Test func anUnknownEngineIsAUsageError() throws {
-    let command = try HolesCommand.parse(["--engine", "hybrid"])
+    let command = try HolesCommand.parse(["--engine", "vmware"])
     #expect(throws: ExitCode.self) { try command.selectedEngines() }
   }
 }

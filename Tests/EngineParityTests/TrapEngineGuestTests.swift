@@ -1,3 +1,4 @@
+import HybridEngine
 import Interpreter
 import TestHostSupport
 import Testing
@@ -66,11 +67,17 @@ struct TrapEngineGuestTests {
       ret
     """#
 
-  /// Runs `source` on trap and on interp; both must agree and print `expected`.
+  /// Runs `source` on trap, on hybrid and on interp; all must agree and print `expected`.
   func check(_ source: String, expected: String, status: Int32 = 1) throws {
     let binary = try InlineGuestAssembler.assemble(APICTestGuest.prelude + "\n" + Self.helpers + "\n" + source)
     let trap = try runCorpusGuest(binary, on: try TrapEngine(), label: "trap")
     let interp = try runCorpusGuest(binary, on: InterpreterEngine(), label: "interp")
+    let hybrid = try runCorpusGuest(binary, on: try HybridEngine(), label: "hybrid")
+    if hybrid.output != expected || hybrid.status != status {
+      print("hybrid: status \(hybrid.status) \(hybrid.reason.description)\n\(hybrid.output)")
+    }
+    #expect(hybrid.output == interp.output)
+    #expect(hybrid.status == interp.status)
     if trap.output != expected || trap.status != status {
       print("trap: status \(trap.status) \(trap.reason.description)\n\(trap.output)")
     }

@@ -84,7 +84,7 @@ extension CPU {
   package var translatedCodeMode: TranslatedCodeMode? {
     guard !interruptShadow,
       stateRaw.load(fromByteOffset: CPUStateLayout.rflags, as: UInt64.self) & (Flags.tf | Flags.rf | Flags.ac) == 0,
-      !debugChecksNeeded, injectedFault == nil, !flatUser
+      !debugChecksNeeded, injectedFault == nil, !flatUser, !(stopsAtUserLevel && runsAtUserLevel)
     else { return nil }
     switch stateRaw.load(fromByteOffset: CPUStateLayout.codeMode, as: UInt64.self) {
     case 64:

@@ -46,6 +46,9 @@ public final class CPU {
   }
   /// The binary translator running this CPU's code, if any (`CPU+Translation.swift`).
   @exclusivity(unchecked) var translator: (any BlockExecutor)?
+  /// `run` ends (with `.budgetExhausted`, budget left) once the CPL is 3, before any user-level
+  /// instruction runs: the hybrid engine runs user code elsewhere. Off: no effect.
+  @exclusivity(unchecked) package var stopsAtUserLevel = false
   /// A locked instruction is executing (CPU+Atomics.swift).
   @exclusivity(unchecked) var lockedInstructionActive = false
   /// Its destination, read atomically, waiting for the write-back.
@@ -363,13 +366,14 @@ public final class CPU {
     refreshBreakpoints()
     var left = budget
     while left > 0 {
+      if stopsAtUserLevel && runsAtUserLevel { break }
       if let translator, translatedCodeMode != nil {
         // Translated blocks first; the instruction they stop at (one they do not cover, or one
         // that side-exited) runs in the interpreter, then translated code again.
         let (steps, event) = translator.runTranslated(self, budget: left)
         left -= steps
         if let event { return event }
-        if left == 0 { break }
+        if left == 0 || stopsAtUserLevel && runsAtUserLevel { break }
         if let e = stepInline() { return e }
         left -= 1
         continue
