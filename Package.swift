@@ -64,7 +64,7 @@ let package = Package(
     // engines and on peer emulators (Bochs, QEMU TCG).
     .target(name: "Benchmarks", dependencies: ["VMM", "Launcher", "Interpreter", "X86"]),
     // `trivisor holes`: the x86 virtualization holes (Robin & Irvine) probed on every engine.
-    .target(name: "Holes", dependencies: ["VMM", "Launcher", "CNative"]),
+    .target(name: "Holes", dependencies: ["VMM", "Launcher", "TrapEngine", "CNative"]),
     .executableTarget(
       name: "TrivisorCLI",
       dependencies: [

@@ -1,5 +1,6 @@
 import Foundation
 import Launcher
+import TrapEngine
 import VMM
 
 /// Runs the holes probe guest on engines and classifies what it stored.
@@ -17,8 +18,12 @@ public enum Holes {
   }
 
   /// Engines the table has columns for today, in order; `trap` and `hybrid` pass the trap
-  /// monitor's values to `classify` (`monitorValues(engine:)`).
-  public static let engines = ["interp", "dbt", "kvm", "trap", "hybrid"]
+  /// monitor's values to `classify` (`monitorValues(engine:)`). `trap-no-umip` is `trap` with the
+  /// real CR4.UMIP left clear even where the host offers it: the table with and without UMIP,
+  /// measured on one host.
+  public static let engines = ["interp", "dbt", "kvm", "trap", trapWithoutUMIP, "hybrid"]
+  /// The column of `trap` run without UMIP.
+  public static let trapWithoutUMIP = "trap-no-umip"
 
   /// What a leaking instruction shows on `engine` instead of the guest's answer: on `trap`, the
   /// real CPU's state under the deprivileged monitor (its GDTR, IDTR, LDTR and TR, CR0's low word,
@@ -27,7 +32,7 @@ public enum Holes {
   /// monitor's GDT selectors; on `hybrid` the same (its user side is a trap vCPU, so a probe that
   /// ran there would show them); nothing on the other engines.
   public static func monitorValues(engine: String) -> [HoleProbe: HoleObservation] {
-    guard engine == "trap" || engine == "hybrid" else { return [:] }
+    guard engine == "trap" || engine == trapWithoutUMIP || engine == "hybrid" else { return [:] }
     let real = DeprivilegedMonitorPages.specialRegisters(vcpu: 0, cr3: 0)
     return [
       .sgdt: HoleObservation(value: real.gdt.base, aux: UInt64(real.gdt.limit)),
@@ -106,13 +111,14 @@ public enum Holes {
   /// Runs the probe on the engine called `name` (made through `EngineRegistry`), or returns the
   /// column skipped with the reason when the engine cannot run on this host.
   public static func column(engine name: String, monitorValues: [HoleProbe: HoleObservation] = [:]) throws -> Column {
-    guard let entry = EngineRegistry.entries.first(where: { $0.name == name }) else {
+    let registered = name == trapWithoutUMIP ? "trap" : name
+    guard let entry = EngineRegistry.entries.first(where: { $0.name == registered }) else {
       throw HolesError("unknown engine '\(name)' (choose from \(engines.joined(separator: ", ")))")
     }
     if let why = entry.unavailableReason() {
       return Column(engine: name, classes: [:], results: nil, skipped: why)
     }
-    let results = try runProbe { try entry.make(false) }
+    let results = try runProbe { name == trapWithoutUMIP ? try TrapEngine(umip: false) : try entry.make(false) }
     let known = monitorValues.isEmpty ? Self.monitorValues(engine: name) : monitorValues
     return Column(engine: name, classes: classify(results, monitorValues: known), results: results, skipped: nil)
   }

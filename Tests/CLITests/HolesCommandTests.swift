@@ -6,7 +6,7 @@ import Testing
 /// `trivisor holes`: which engines it probes, and unknown names refused.
 @Suite struct HolesCommandTests {
   @Test func enginesDefaultToEveryColumnAndRepeatsCollapse() throws {
-    #expect(try HolesCommand.parse([]).selectedEngines() == ["interp", "dbt", "kvm", "trap", "hybrid"])
+    #expect(try HolesCommand.parse([]).selectedEngines() == ["interp", "dbt", "kvm", "trap", "trap-no-umip", "hybrid"])
     #expect(
       try HolesCommand.parse(["--engine", "dbt", "--engine", "interp", "--engine", "dbt"]).selectedEngines() == [
         "dbt", "interp",
