@@ -39,12 +39,7 @@ public enum EngineRegistry {
   public static let entries: [Entry] = [
     Entry(
       name: "kvm", summary: "hardware-assisted virtualization through Linux /dev/kvm",
-      unavailableReason: {
-        do {
-          _ = try KVMSystem()
-          return nil
-        } catch { return "\(error)" }
-      },
+      unavailableReason: { kvmUnavailableReason() },
       supportsDeterministic: false,
       make: { _ in try KVMEngine() }),
     Entry(
@@ -69,12 +64,7 @@ public enum EngineRegistry {
       name: "trap",
       summary:
         "trap-and-emulate: guest kernel and user code at real ring 3 of a KVM VM, privileged instructions emulated",
-      unavailableReason: {
-        do {
-          _ = try KVMSystem()
-          return nil
-        } catch { return "trap runs on KVM: \(error)" }
-      },
+      unavailableReason: { kvmUnavailableReason(engine: "trap runs on KVM") },
       supportsDeterministic: false,
       make: { _ in try TrapEngine() },
       bootsParavirtual: false),
@@ -82,17 +72,20 @@ public enum EngineRegistry {
       name: "hybrid",
       summary:
         "hybrid (experimental): guest user code natively on a trap vCPU (KVM), guest kernel code on dbt, switched per ring",
-      unavailableReason: {
-        do {
-          _ = try KVMSystem()
-          return nil
-        } catch { return "hybrid runs user code on KVM: \(error)" }
-      },
+      unavailableReason: { kvmUnavailableReason(engine: "hybrid runs user code on KVM") },
       supportsDeterministic: false,
       make: { _ in try HybridEngine() },
       bootsParavirtual: false,
       runsByDefault: false),
   ]
+
+  /// Why `/dev/kvm` cannot be used here (nil when it can), after `engine`'s words on why that matters.
+  private static func kvmUnavailableReason(engine: String? = nil) -> String? {
+    do {
+      _ = try KVMSystem()
+      return nil
+    } catch { return engine.map { "\($0): \(error)" } ?? "\(error)" }
+  }
 
   /// Why the translators (`dbt`, `sbt`) cannot run here: they emit x86-64 code for Linux hosts.
   private static var translatorUnavailableReason: String? {
