@@ -138,6 +138,4 @@ private struct ProbeVCPU: @unchecked Sendable {
 extension KVMVirtualMachine {
   /// The host probe's answer (`KVMSyscallProbe`), probed once per process.
   public var syscallFromRing3EntersRing0: Bool { KVMSyscallProbe.syscallEntersRing0(system: system) }
-  /// True on a host whose KVM shadows the guest's page tables (`KVMSystem.shadowsGuestPageTables`).
-  public var shadowsGuestPageTables: Bool { KVMSystem.shadowsGuestPageTables }
 }

@@ -22,6 +22,9 @@ extension KVMSystem {
 }
 
 extension KVMVirtualMachine {
+  /// True on a host whose KVM shadows the guest's page tables (`KVMSystem.shadowsGuestPageTables`).
+  public var shadowsGuestPageTables: Bool { KVMSystem.shadowsGuestPageTables }
+
   /// Deletes and re-adds the KVM memory slot holding guest-physical `address` (all RAM slots when
   /// nil), so KVM drops every shadow page it built from page tables in it, and the real TLB with
   /// them, and rebuilds them from memory on demand. Loading the special registers, even a CR3
