@@ -34,6 +34,9 @@ extension Xen {
     static let flushAll: UInt64 = 4
     /// `MMU_PT_UPDATE_PRESERVE_AD`, the `mmu_update` type that keeps the entry's A and D bits.
     static let preserveAccessedDirty: UInt64 = 2
+    /// `MMU_UPDATE_PREEMPTED`: set in the count of an `mmu_update` or `mmuext_op` that continues
+    /// a preempted batch; its `done` then holds what the earlier passes did.
+    static let updatePreempted: UInt64 = 0x8000_0000
   }
 }
 
@@ -111,8 +114,16 @@ struct ParavirtMemoryState {
   /// Other vCPUs asked for by the current hypercall (`*_multi`).
   var flushOthersRequested: Set<Int> = []
   /// Frames whose last writable mapping went away since every vCPU last flushed: a vCPU may
-  /// still hold a writable translation, so making one a page table flushes every vCPU first.
+  /// still hold a writable translation, so making one a page table flushes every vCPU first
+  /// (`ParavirtDomain.preemptForFlush`).
   var unflushedWritable: Set<UInt64> = []
+  /// The current hypercall can be made again from its stub (ParavirtDomain+Restart.swift): a
+  /// validation that needs other vCPUs flushed first preempts it instead of going on.
+  var restartable = false
+  /// A multicall entry's continuation, left by its preempted call for the multicall.
+  var preemptedEntry: [UInt64]?
+  /// Hypercalls preempted and made again from their stubs, for tests and reports.
+  var restarts: UInt64 = 0
   /// The VMM wrote a page-table entry since the engine last dropped its copies of the tables
   /// (`EngineVM.shadowsGuestPageTables`; `ParavirtDomain.dropEngineShadowsIfTablesChanged`).
   var tablesWrittenSinceShadowDrop = false
@@ -162,6 +173,7 @@ extension ParavirtDomain {
       return
     }
     guard record.writableMappings == 0, !isWrittenByTheVMM(frame) else { throw HypercallFailure(.invalid) }
+    try preemptForFlushIfStale(frame)
     if level == 4 { try prepareRootTable(frame: frame) }
     var entries = try tableEntries(frame)
     if level == 4 {
@@ -176,7 +188,7 @@ extension ParavirtDomain {
       do {
         try acquireEntry(e, level: level)
       } catch {
-        for taken in entries[..<i] { releaseEntry(taken, level: level) }
+        for taken in entries[..<i] { releaseEntry(taken, level: level, neverLive: true) }
         var undone = memoryState.frames[frame]
         undone.level = 0
         undone.tableReferences = 0
@@ -187,11 +199,12 @@ extension ParavirtDomain {
     record = memoryState.frames[frame]
     record.entries = entries
     memoryState.frames[frame] = record
-    if memoryState.unflushedWritable.contains(frame) { memoryState.flushAllRequested = true }
   }
 
   /// Drops a reference on table `frame`; the last one releases what its entries reference.
-  func releaseTable(_ frame: UInt64) {
+  /// `neverLive`: the reference was taken by a validation that is being undone, so no TLB can
+  /// have used what the table's entries map.
+  func releaseTable(_ frame: UInt64, neverLive: Bool = false) {
     var record = memoryState.frames[frame]
     guard record.tableReferences > 0 else { return }
     record.tableReferences -= 1
@@ -203,7 +216,7 @@ extension ParavirtDomain {
     record.level = 0
     record.entries = []
     memoryState.frames[frame] = record
-    for e in entries { releaseEntry(e, level: level) }
+    for e in entries { releaseEntry(e, level: level, neverLive: neverLive) }
   }
 
   /// Validates entry `e` of a level-`level` table and takes what it references: a table one
@@ -221,16 +234,17 @@ extension ParavirtDomain {
     memoryState.frames[target] = record
   }
 
-  /// Releases what validated entry `e` of a level-`level` table took.
-  func releaseEntry(_ e: UInt64, level: Int) {
+  /// Releases what validated entry `e` of a level-`level` table took. `neverLive`: see
+  /// `releaseTable` (a frame whose last writable mapping goes then needs no flush).
+  func releaseEntry(_ e: UInt64, level: Int, neverLive: Bool = false) {
     guard e & PageTableEntry.present != 0 else { return }
     let target = PageTableEntry.frame(e)
-    guard level == 1 else { return releaseTable(target) }
+    guard level == 1 else { return releaseTable(target, neverLive: neverLive) }
     guard e & PageTableEntry.writable != 0 else { return }
     var record = memoryState.frames[target]
     guard record.writableMappings > 0 else { return }
     record.writableMappings -= 1
-    if record.writableMappings == 0 {
+    if record.writableMappings == 0 && !neverLive {
       memoryState.unflushedWritable.insert(target)
       // A bound on the set: past it, the next hypercall's end flushes every vCPU and clears it.
       if memoryState.unflushedWritable.count > 65536 { memoryState.flushAllRequested = true }

@@ -19,15 +19,26 @@ extension ParavirtDomain {
     }
   }
 
-  /// Serves `number` with `body`, then carries out the TLB flushes it asked for.
+  /// Serves `number` with `body`, then carries out the TLB flushes it asked for. A preempted
+  /// call is made again from its stub (ParavirtDomain+Restart.swift).
   private func registerFlushing(
     _ number: Xen.Hypercall, on dispatcher: HypercallDispatcher,
     _ body: @escaping (ParavirtDomain, HypercallDispatcher.Call, HypercallCaller) throws(HypercallFailure) -> UInt64
   ) {
     dispatcher.register(number.rawValue) { [unowned self] call, caller throws(EngineError) in
-      let result = HypercallResult.from { () throws(HypercallFailure) in try body(self, call, caller) }
-      try self.performRequestedFlushes(for: caller)
-      return result
+      try self.runRestartable(call, caller) { () throws(EngineError) in
+        var continuation: [UInt64]?
+        let result = HypercallResult.from { () throws(HypercallFailure) in
+          do throws(HypercallFailure) {
+            return try body(self, call, caller)
+          } catch {
+            if error.isPreemption { continuation = error.continuation ?? call.arguments }
+            throw error
+          }
+        }
+        try self.performRequestedFlushes(for: caller)
+        return (result, continuation)
+      }
     }
   }
 
@@ -134,12 +145,11 @@ extension ParavirtDomain {
   /// (`updateEntry`), MMU_PT_UPDATE_PRESERVE_AD (2) does the same with the entry's current
   /// accessed and dirty bits ORed into `val`, MMU_MACHPHYS_UPDATE (1) accepts only the identity
   /// (`val` == ptr's frame; -EINVAL otherwise), type 3 -ENOSYS. The first failure stops the batch; `done` (when
-  /// not null) receives how many requests succeeded.
+  /// not null) receives how many requests succeeded (`batch`).
   func mmuUpdate(_ call: HypercallDispatcher.Call, _ caller: HypercallCaller) throws(HypercallFailure) -> UInt64 {
     guard call.longMode else { throw HypercallFailure(.notImplemented) }
-    let a = call.arguments
-    return try batch(count: a[1], done: a[2], domain: a[3], caller: caller) { (i) throws(HypercallFailure) in
-      let address = a[0] &+ i &* Xen.Memory.mmuUpdateSize
+    return try batch(call.arguments, size: Xen.Memory.mmuUpdateSize, caller: caller) {
+      (address) throws(HypercallFailure) in
       let pointer = try read(UInt64.self, at: address, for: caller)
       let value = try read(UInt64.self, at: address &+ 8, for: caller)
       switch Xen.MMUUpdateCommand(rawValue: pointer & 3) {
@@ -162,24 +172,34 @@ extension ParavirtDomain {
     }
   }
 
-  /// Runs `request` for indices 0..<count, stopping at the first failure, then writes how many
-  /// succeeded to `done` (a `uint32_t *`, unless null) and fails with the request's error.
+  /// The batch of `mmu_update` and `mmuext_op`, whose arguments `a` are (requests, count, done,
+  /// domain): runs `request` on the address of each request of `size` bytes, stopping at the
+  /// first failure, then writes how many succeeded to `done` (a `uint32_t *`, unless null) and
+  /// fails with the request's error. A preempted request (ParavirtDomain+Restart.swift) ends the
+  /// pass with a continuation: the requests from it on, the count marked
+  /// `MMU_UPDATE_PREEMPTED`, and a pass so marked adds to what `done` holds, as Xen's do.
   /// -EINVAL for more than `Xen.Memory.maximumBatch` requests, -ESRCH for another domain.
   private func batch(
-    count rawCount: UInt64, done: UInt64, domain: UInt64, caller: HypercallCaller,
-    _ request: (UInt64) throws(HypercallFailure) -> Void
+    _ a: [UInt64], size: UInt64, caller: HypercallCaller, _ request: (UInt64) throws(HypercallFailure) -> Void
   ) throws(HypercallFailure) -> UInt64 {
-    let count = rawCount & 0xFFFF_FFFF
+    let (list, done, domain) = (a[0], a[2], a[3])
+    let continues = a[1] & Xen.Memory.updatePreempted != 0
+    let count = a[1] & (Xen.Memory.updatePreempted - 1)
     guard count <= Xen.Memory.maximumBatch else { throw HypercallFailure(.invalid) }
     try checkSelf(UInt16(truncatingIfNeeded: domain))
-    var succeeded: UInt32 = 0
+    var succeeded: UInt32 = continues && done != 0 ? try read(UInt32.self, at: done, for: caller) : 0
     var failure: HypercallFailure?
     for i in 0..<count {
       do {
-        try request(i)
-        succeeded += 1
+        try request(list &+ i &* size)
+        succeeded &+= 1
       } catch {
-        failure = error
+        failure =
+          error.isPreemption
+          ? error.continued(with: [
+            list &+ i &* size, (count - i) | Xen.Memory.updatePreempted, done, domain, a[4], a[5],
+          ])
+          : error
         break
       }
     }
@@ -202,9 +222,8 @@ extension ParavirtDomain {
   /// set_ldt and the rest: -ENOSYS.
   func mmuextOp(_ call: HypercallDispatcher.Call, _ caller: HypercallCaller) throws(HypercallFailure) -> UInt64 {
     guard call.longMode else { throw HypercallFailure(.notImplemented) }
-    let a = call.arguments
-    return try batch(count: a[1], done: a[2], domain: a[3], caller: caller) { (i) throws(HypercallFailure) in
-      let address = a[0] &+ i &* Xen.Memory.mmuextOpSize
+    return try batch(call.arguments, size: Xen.Memory.mmuextOpSize, caller: caller) {
+      (address) throws(HypercallFailure) in
       let command = try read(UInt32.self, at: address, for: caller)
       let argument1 = try read(UInt64.self, at: address &+ 8, for: caller)
       let argument2 = try read(UInt64.self, at: address &+ 16, for: caller)

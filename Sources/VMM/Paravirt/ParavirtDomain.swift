@@ -181,10 +181,34 @@ public final class ParavirtDomain {
   }
 }
 
-/// A hypercall that fails with one of Xen's error codes (the handler returns it as the result).
+/// A hypercall that fails with one of Xen's error codes (the handler returns it as the result),
+/// or that must run again once other vCPUs flushed their TLBs (`isPreemption`,
+/// ParavirtDomain+Restart.swift).
 struct HypercallFailure: Error, Equatable {
   let error: Xen.Error
+  /// Not a failure: the call stopped before changing anything more and must be made again, with
+  /// `continuation` as its arguments (nil: the ones it had), after the flushes it asked for.
+  /// Where nothing restarts it, the guest sees -EAGAIN.
+  private(set) var isPreemption = false
+  /// The arguments the call runs again with (a batch's requests not done yet), when preempted.
+  var continuation: [UInt64]?
+
   init(_ error: Xen.Error) { self.error = error }
+
+  /// The call must wait for remote TLB flushes and run again (`ParavirtDomain.preemptForFlush`).
+  static let preemption: HypercallFailure = {
+    var failure = HypercallFailure(.tryAgain)
+    failure.isPreemption = true
+    return failure
+  }()
+
+  /// This preemption, to be continued with `arguments`.
+  func continued(with arguments: [UInt64]) -> HypercallFailure {
+    var failure = self
+    failure.continuation = arguments
+    return failure
+  }
+
   /// The value for RAX.
   var returnValue: UInt64 { error.returnValue }
 }

@@ -1,0 +1,168 @@
+import Foundation
+import Interpreter
+import KVMEngine
+import TestHostSupport
+import Testing
+import Translator
+
+@testable import VMM
+
+/// Hypercall preemption on real engines (ParavirtDomain+Restart.swift): on 2 vCPUs, vCPU 0 unmaps
+/// its window page without a flush and then makes that frame a page table, once as two
+/// hypercalls (`mmu_update`, `mmuext_op(pin_l1_table)`) and once as one `multicall` of both,
+/// while vCPU 1 runs guest code. Each validating call is preempted once: the flush of every vCPU
+/// comes first, the vCPU runs the stub (`mov $nr, %eax`, the trap) again, and the call made again
+/// succeeds. The guest sees only the results, all 0; the VMM's count of restarts shows the path
+/// was taken. On kvm the restart must not let KVM skip the trap (an OUT).
+@Suite struct ParavirtPreemptionTests {
+  static let guest =
+    ParavirtTestGuest.prelude + #"""
+      .macro MMU_UPDATE value
+        mov pte_ptr(%rip), %rax
+        mov %rax, req(%rip)
+        mov \value(%rip), %rax
+        mov %rax, req+8(%rip)
+        lea req(%rip), %rdi
+        mov $1, %esi
+        xor %edx, %edx
+        mov $0x7ff0, %r10d
+        HCALL 1
+      .endm
+      .macro MMUEXT cmd
+        movl $\cmd, op(%rip)
+        mov mfn(%rip), %rax
+        mov %rax, op+8(%rip)
+        lea op(%rip), %rdi
+        mov $1, %esi
+        xor %edx, %edx
+        mov $0x7ff0, %r10d
+        HCALL 26
+      .endm
+      .globl _start
+      _start:
+        lea results(%rip), %rbp
+        lea ctx(%rip), %rbx
+        CONTEXT ap_entry, ap_stack_top
+        VCPUOP 0, 1, %rbx
+        VCPUOP 1, 1, $0
+        mov %rax, 0x08(%rbp)
+      1:
+        pause
+        cmpq $1, ack(%rip)
+        jne 1b
+        // 1: unmap the window (no flush), then pin its frame as an L1 table.
+        MMU_UPDATE zero
+        mov %rax, 0x10(%rbp)
+        MMUEXT 0
+        mov %rax, 0x18(%rbp)
+        // Back to a writable mapping: unpin, map again.
+        MMUEXT 4
+        mov %rax, 0x20(%rbp)
+        MMU_UPDATE val_a
+        mov %rax, 0x28(%rbp)
+        // 2: the same two as one multicall.
+        mov pte_ptr(%rip), %rax
+        mov %rax, req(%rip)
+        movq $0, req+8(%rip)
+        movl $0, op(%rip)
+        mov mfn(%rip), %rax
+        mov %rax, op+8(%rip)
+        lea req(%rip), %rax
+        mov %rax, calls+16(%rip)
+        lea op(%rip), %rax
+        mov %rax, calls+64+16(%rip)
+        lea calls(%rip), %rdi
+        mov $2, %esi
+        HCALL 13
+        mov %rax, 0x30(%rbp)
+        mov calls+8(%rip), %rax
+        mov %rax, 0x38(%rbp)
+        mov calls+64+8(%rip), %rax
+        mov %rax, 0x40(%rbp)
+        mov $18, %eax
+        xor %edi, %edi
+        mov $(done_end - done_msg), %esi
+        lea done_msg(%rip), %rdx
+        vmcall
+        jmp .
+
+      ap_entry:
+        movq $1, ack(%rip)
+      3:
+        pause
+        jmp 3b
+
+      done_msg:
+        .ascii "PV-PREEMPT-DONE\n"
+      done_end:
+        .org 0x2000
+      hypercall_page:
+        .fill 0x1000, 1, 0xcc
+      results:
+        .fill 0x800, 1, 0
+      pte_ptr:
+        .quad 0
+      val_a:
+        .quad 0
+      mfn:
+        .quad 0
+      zero:
+        .quad 0
+      ack:
+        .quad 0
+      req:
+        .fill 16, 1, 0
+      op:
+        .fill 24, 1, 0
+        .balign 64
+      calls:
+        .quad 1, 0xdead, 0, 1, 0, 0x7ff0, 0, 0
+        .quad 26, 0xdead, 0, 1, 0, 0x7ff0, 0, 0
+        .org 0x4000
+      ctx:
+        .fill 0x2000, 1, 0
+        .fill 0x1000, 1, 0
+      ap_stack_top:
+      window:
+        .fill 0x1000, 1, 0
+      """#
+
+  static func run(engine e: any Engine) throws {
+    let (machine, memory) = try ParavirtTestGuest.boot(Self.guest, on: e, cpus: 2) {
+      $0.stopOnOutput = "PV-PREEMPT-DONE"
+    }
+    // The window's L1 entry, found through the boot's page tables.
+    let physical = ParavirtMonitorTests.physical
+    let windowFrame = physical + 0x7000
+    let window = ParavirtMonitorTests.virtualBase + windowFrame
+    var table = try machine.runners[0].vcpu.specialRegisters().cr3 & ~0xFFF
+    for shift in [39, 30, 21] as [UInt64] {
+      table = try memory.read(UInt64.self, at: table + ((window >> shift) & 0x1FF) * 8) & 0x000F_FFFF_FFFF_F000
+    }
+    let entry = table + ((window >> 12) & 0x1FF) * 8
+    let original = try memory.read(UInt64.self, at: entry)
+    #expect(original & 0x000F_FFFF_FFFF_F000 == windowFrame && original & 2 != 0)
+    let data = ParavirtTestGuest.results + 0x800
+    try memory.write(entry, at: data)
+    try memory.write(original, at: data + 8)
+    try memory.write(windowFrame >> 12, at: data + 16)
+
+    let outcome = machine.run()
+    #expect(outcome.reason == .outputMatched("PV-PREEMPT-DONE"), "\(outcome.reason)")
+    for offset in [0x08, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38, 0x40] as [UInt64] {
+      #expect(try ParavirtTestGuest.word(memory, offset) == 0, "hypercall result at 0x\(String(offset, radix: 16))")
+    }
+    let domain = machine.paravirt
+    #expect(domain.memoryState.frames[windowFrame >> 12].pinned)
+    #expect(domain.memoryState.restarts == 2, "one preemption for each way of pinning")
+  }
+
+  @Test(.requires(.guestToolchain), arguments: ["interp", "dbt"])
+  func aPinAfterAnUnflushedUnmapIsMadeAgainAfterTheFlush(engine: String) throws {
+    try Self.run(engine: engine == "dbt" ? TranslatorEngine() : InterpreterEngine())
+  }
+
+  @Test(.requires(.guestToolchain, .kvm)) func aPinAfterAnUnflushedUnmapIsMadeAgainAfterTheFlushOnKVM() throws {
+    try Self.run(engine: try KVMEngine())
+  }
+}
