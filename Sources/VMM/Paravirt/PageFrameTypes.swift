@@ -117,9 +117,10 @@ struct ParavirtMemoryState {
   /// still hold a writable translation, so making one a page table flushes every vCPU first
   /// (`ParavirtDomain.preemptForFlush`).
   var unflushedWritable: Set<UInt64> = []
-  /// The current hypercall can be made again from its stub (ParavirtDomain+Restart.swift): a
-  /// validation that needs other vCPUs flushed first preempts it instead of going on.
-  var restartable = false
+  /// The outermost hypercall being served and its caller, on a machine of several vCPUs: a
+  /// validation that needs other vCPUs flushed first preempts it when it can be made again from
+  /// its stub (ParavirtDomain+Restart.swift).
+  var restartCandidate: (call: HypercallDispatcher.Call, caller: HypercallCaller)?
   /// A multicall entry's continuation, left by its preempted call for the multicall.
   var preemptedEntry: [UInt64]?
   /// Hypercalls preempted and made again from their stubs, for tests and reports.

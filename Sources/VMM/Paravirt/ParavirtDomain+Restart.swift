@@ -25,7 +25,7 @@
 /// 5. the guest runs the stub again, and F, no longer in `unflushedWritable`, validates.
 ///
 /// A call is restartable only when it was made from a stub of the form the hypercall page holds
-/// (checked before it runs, on machines with more than one vCPU): the kvm engine's trap is an
+/// (looked at when a validation would preempt it, on machines with more than one vCPU): the kvm engine's trap is an
 /// OUT, which KVM skips on the next entry when RIP is left at it, so the restart goes back to the
 /// stub's `mov` instead. A call trapped by a bare instruction keeps the older order (validated,
 /// then every vCPU flushed), which leaves the window described above open on SMP.
@@ -39,7 +39,9 @@ extension ParavirtDomain {
   func preemptForFlushIfStale(_ frame: UInt64) throws(HypercallFailure) {
     guard memoryState.unflushedWritable.contains(frame) else { return }
     memoryState.flushAllRequested = true
-    if memoryState.restartable { throw HypercallFailure.preemption }
+    if let (call, caller) = memoryState.restartCandidate, callRestartsFromStub(call, caller) {
+      throw HypercallFailure.preemption
+    }
   }
 
   /// Whether `call` can be preempted and made again: a machine with more than one vCPU (on one,
@@ -73,9 +75,10 @@ extension ParavirtDomain {
     memoryState.restarts &+= 1
   }
 
-  /// Runs `body` as the outermost call `call` (marked restartable when it is), turning a
-  /// preemption into a restart of the stub; `body`'s own result otherwise. Nested calls (a
-  /// multicall's entries) run `body` as it is: the multicall restarts.
+  /// Runs `body` as the outermost call `call` (a candidate for a restart: whether it can be made
+  /// again is looked at only when a validation needs it), turning a preemption into a restart of
+  /// the stub; `body`'s own result otherwise. Nested calls (a multicall's entries) leave their
+  /// continuation to the multicall, which restarts.
   func runRestartable(
     _ call: HypercallDispatcher.Call, _ caller: HypercallCaller,
     _ body: () throws(EngineError) -> (HypercallResult, continuation: [UInt64]?)
@@ -85,8 +88,8 @@ extension ParavirtDomain {
       if let continuation { memoryState.preemptedEntry = continuation }
       return result
     }
-    memoryState.restartable = callRestartsFromStub(call, caller)
-    defer { memoryState.restartable = false }
+    memoryState.restartCandidate = flushBarrier.tracking ? (call, caller) : nil
+    defer { memoryState.restartCandidate = nil }
     let (result, continuation) = try body()
     guard let continuation else { return result }
     try restartFromStub(caller, arguments: continuation)
