@@ -13,13 +13,6 @@ import Translator
 @Suite struct ParavirtConsoleTests {
   static let guest =
     ParavirtTestGuest.prelude + #"""
-      .macro WRITE msg, end
-        mov $18, %eax
-        xor %edi, %edi
-        mov $(\end - \msg), %esi
-        lea \msg(%rip), %rdx
-        vmcall
-      .endm
       .globl _start
       _start:
         lea results(%rip), %rbp

@@ -79,12 +79,7 @@ import Translator
         mov %rax, 0x38(%rbp)
         mov calls+64+8(%rip), %rax
         mov %rax, 0x40(%rbp)
-        mov $18, %eax
-        xor %edi, %edi
-        mov $(done_end - done_msg), %esi
-        lea done_msg(%rip), %rdx
-        vmcall
-        jmp .
+        DONE
 
       ap_entry:
         movq $1, ack(%rip)

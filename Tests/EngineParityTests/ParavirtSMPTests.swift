@@ -75,12 +75,7 @@ import Translator
         pause
         cmpq $3, flag(%rip)
         jne 3b
-        mov $18, %eax
-        xor %edi, %edi
-        mov $(done_end - done_msg), %esi
-        lea done_msg(%rip), %rdx
-        vmcall
-        jmp .
+        DONE
 
       ap_entry:
         lea results(%rip), %rbp

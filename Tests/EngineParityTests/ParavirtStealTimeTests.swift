@@ -35,12 +35,7 @@ import Translator
         lea 0x200(%rbp), %rax
         VCPUOP 4, 0, %rax
         mov %rax, 0x20(%rbp)
-        mov $18, %eax
-        xor %edi, %edi
-        mov $(done_end - done_msg), %esi
-        lea done_msg(%rip), %rdx
-        vmcall
-        jmp .
+        DONE
 
       ap_entry:
         mov $100000, %ecx

@@ -9,9 +9,11 @@ import KVMEngine
 /// under the monitor. The guest keeps its results at offset 0x3000 (`results`).
 enum ParavirtTestGuest {
   /// What the guests' assembly starts with: `.code64` and the macros `HCALL n` (hypercall n),
-  /// `VCPUOP cmd, vcpu, arg` (`vcpu_op`) and `CONTEXT entry, stack`, which fills the
-  /// `vcpu_guest_context` at %rbx for a vCPU starting at `entry` on `stack` with this kernel's root
-  /// table (start_info.pt_base in %rsi minus the virtual base); it uses %rax and %rcx.
+  /// `VCPUOP cmd, vcpu, arg` (`vcpu_op`), `WRITE msg, end` (`console_io` write of the bytes from
+  /// label `msg` to label `end`), `DONE` (writes `done_msg`..`done_end` and stops there) and
+  /// `CONTEXT entry, stack`, which fills the `vcpu_guest_context` at %rbx for a vCPU starting at
+  /// `entry` on `stack` with this kernel's root table (start_info.pt_base in %rsi minus the
+  /// virtual base); it uses %rax and %rcx.
   static let prelude = #"""
     .code64
     .macro HCALL n
@@ -23,6 +25,17 @@ enum ParavirtTestGuest {
       mov $\vcpu, %esi
       mov \arg, %rdx
       HCALL 24
+    .endm
+    .macro WRITE msg, end
+      mov $18, %eax
+      xor %edi, %edi
+      mov $(\end - \msg), %esi
+      lea \msg(%rip), %rdx
+      vmcall
+    .endm
+    .macro DONE
+      WRITE done_msg, done_end
+      jmp .
     .endm
     .macro CONTEXT entry, stack
       lea \entry(%rip), %rax
