@@ -1,4 +1,5 @@
 import Interpreter
+import KVMEngine
 import TestHostSupport
 import Testing
 import TrapEngine
@@ -121,11 +122,13 @@ struct TrapInterruptPriorityTests {
     }
     #expect(trap.output == Self.taskPriorityOutput)
     #expect(trap.status == 1)
-    let interp = try runCorpusGuest(binary, on: InterpreterEngine(), label: "interp")
-    if interp.output != Self.taskPriorityOutput {
-      // The interpreter (and dbt) keep CR8 as a plain register: the VMM's local APIC gates on
-      // its own TPR register only.
-      print("KNOWN DIFFERENCE: the CR8 guest on interp (CR8 does not gate):\n\(interp.output)")
+    // The other engines keep CR8 as a plain register (the VMM's local APIC gates on its own TPR
+    // register only, and kvm runs with the VMM's interrupt controllers): not compared.
+    for (label, engine) in [("interp", InterpreterEngine() as any Engine), ("kvm", try KVMEngine())] {
+      let run = try runCorpusGuest(binary, on: engine, label: label)
+      if run.output != Self.taskPriorityOutput {
+        print("KNOWN DIFFERENCE: the CR8 guest on \(label) (CR8 does not gate there):\n\(run.output)")
+      }
     }
   }
 
@@ -175,5 +178,14 @@ struct TrapInterruptPriorityTests {
     #expect(interp.status == 1)
     #expect(trap.output == interp.output)
     #expect(trap.status == interp.status)
+    // This host's kvm delivers the NMI that waited for the IRETQ only at a later VM entry (after
+    // the main code's next exit), so its first count after the handler reads 1.
+    let kvm = try runCorpusGuest(binary, on: try KVMEngine(), label: "kvm")
+    if kvm.output != expected {
+      print("KNOWN DIFFERENCE: the NMI guest on kvm:\n\(kvm.output)")
+    }
+    #expect(kvm.output.hasPrefix("0000000000000001\nblocked until IRETQ\n"))
+    #expect(kvm.output.hasSuffix("0000000000000002\ndone\n"))
+    #expect(kvm.status == 1)
   }
 }
