@@ -173,11 +173,11 @@ public final class TrapVirtualCPU: VirtualCPU {
 
   // MARK: Interrupts
 
-  /// The virtual IF is set and no injected interrupt the virtual CR8 admits is waiting: the VMM may
-  /// hand over its next one, which `run` delivers as soon as the guest can take it (vectors CR8
-  /// holds stay held while others are injected, so a higher class still gets through).
+  /// The guest can take an interrupt now (virtual IF set, no interrupt shadow, nothing half-way)
+  /// and none the virtual CR8 admits is waiting: vectors CR8 holds stay held while others are
+  /// injected, so a higher class still gets through.
   public var readyForInterruptInjection: Bool {
-    guest.interruptsEnabled && interrupts.deliverableVector(taskPriority: guest.taskPriority) == nil
+    canTakeInterrupt && interrupts.deliverableVector(taskPriority: guest.taskPriority) == nil
   }
 
   private var canTakeInterrupt: Bool {
