@@ -25,6 +25,8 @@ public final class PrivilegedInstructionEmulator {
   private var pendingIn: (size: Int, next: UInt64)?
   /// Set by an STI that enabled interrupts, for the result's interrupt shadow.
   private var stiShadow = false
+  /// Set by an IRET that retired, for the result's `returnedFromInterrupt`.
+  private var iretRetired = false
 
   /// An emulator for `cpu` whose paging is shadowed by `shadows`.
   public init(cpu: GuestCPU, shadows: ShadowPageTables) {
@@ -145,6 +147,8 @@ public final class PrivilegedInstructionEmulator {
     result.privilegeChanged = state.cpl != before.cpl
     result.interruptShadow = stiShadow
     stiShadow = false
+    result.returnedFromInterrupt = iretRetired
+    iretRetired = false
     result.interruptWindowOpened =
       (!before.interrupts && cpu.interruptsEnabled) || cpu.taskPriority < before.taskPriority
     return result
@@ -255,6 +259,7 @@ public final class PrivilegedInstructionEmulator {
       try system.wrmsr(UInt32(truncatingIfNeeded: state.gpr(1)), value)
     case .iret:
       try system.iret(operandSize: size, returnRIP: next)
+      iretRetired = true
       return .resume
     case .syscall:
       try system.syscall(returnRIP: next)

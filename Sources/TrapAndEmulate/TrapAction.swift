@@ -36,6 +36,8 @@ public struct EmulationResult: Sendable, Equatable {
   public var interruptWindowOpened = false
   /// STI that set IF: no interrupt before the next instruction retires.
   public var interruptShadow = false
+  /// IRET retired: NMIs are no longer blocked (`VirtualInterruptGate.noteInterruptReturn`).
+  public var returnedFromInterrupt = false
 
   /// A result with `action` and nothing else changed.
   public init(action: TrapAction) { self.action = action }

@@ -18,8 +18,8 @@ import X86
 /// and the guest's RIP, RSP and RFLAGS from the stub's frame, then emulates (#GP, #UD: the
 /// instruction on the virtual CPU, or on the X86 model when it is no privileged instruction),
 /// resolves shadow faults (#PF), or reflects the exception through the guest's IDT. External
-/// interrupts the VMM injects are reflected when the virtual IF allows; STI's interrupt shadow is
-/// ended by a single step of the real vCPU (RFLAGS.TF) when an interrupt waits.
+/// interrupts the VMM injects are reflected when the virtual IF and the virtual TPR (CR8) allow,
+/// NMIs whenever the guest has not blocked them (`VirtualInterruptGate`).
 public final class TrapVirtualCPU: VirtualCPU {
   /// `trap`.
   public let engineName = "trap"
@@ -47,7 +47,8 @@ public final class TrapVirtualCPU: VirtualCPU {
   static let nativeFlags = Flags.arithmetic | Flags.df | Flags.tf | Flags.nt | Flags.id
 
   private var awaiting = Awaiting.nothing
-  private var pendingVector: UInt8?
+  /// Injected interrupts held until the virtual IF and CR8 admit them, and the NMI latch.
+  private var interrupts = VirtualInterruptGate()
   private var windowRequested = false
   private var halted = false
   /// STI set the virtual IF: no interrupt before the next guest instruction retires.
@@ -145,7 +146,7 @@ public final class TrapVirtualCPU: VirtualCPU {
     try real.reset()
     try real.setMSRs(DeprivilegedMonitorPages.syscallMSRs)
     guest.core.powerOnReset()
-    pendingVector = nil
+    interrupts = VirtualInterruptGate()
     windowRequested = false
     halted = false
     interruptShadow = false
@@ -172,19 +173,28 @@ public final class TrapVirtualCPU: VirtualCPU {
 
   // MARK: Interrupts
 
-  /// The virtual IF is set, no interrupt shadow and none waiting.
-  public var readyForInterruptInjection: Bool { pendingVector == nil && canTakeInterrupt }
+  /// The guest can take an interrupt now (virtual IF set, no interrupt shadow, nothing half-way)
+  /// and none the virtual CR8 admits is waiting: vectors CR8 holds stay held while others are
+  /// injected, so a higher class still gets through.
+  public var readyForInterruptInjection: Bool {
+    canTakeInterrupt && interrupts.deliverableVector(taskPriority: guest.taskPriority) == nil
+  }
 
   private var canTakeInterrupt: Bool {
     !realInsideMonitor && guest.interruptsEnabled && !interruptShadow && (!needsProgress || halted)
       && awaiting == .nothing
   }
 
-  /// Queues `vector`; `run` reflects it through the guest's IDT.
+  /// Holds `vector`; `run` reflects it through the guest's IDT once the virtual IF and CR8 admit it.
   public func injectInterrupt(vector: UInt8) throws(EngineError) {
-    guard pendingVector == nil else { throw EngineError("trap: an interrupt is already pending injection") }
     if trace { traceLine("trap: inject \(vector)") }
-    pendingVector = vector
+    interrupts.hold(vector)
+  }
+
+  /// Latches an NMI; `run` reflects it (vector 2) unless NMIs are blocked (until the guest's IRET).
+  public func injectNMI() throws(EngineError) {
+    if trace { traceLine("trap: inject NMI") }
+    interrupts.latchNMI()
   }
 
   /// Asks for `.interruptWindow` once the virtual IF allows an interrupt.
@@ -293,8 +303,18 @@ public final class TrapVirtualCPU: VirtualCPU {
           }
           modelStringIO = nil
         }
-        if let v = pendingVector, canTakeInterrupt {
-          pendingVector = nil
+        // A MOV to CR8 that lowered the task priority retired: what it admits is taken at once.
+        if interrupts.noteTaskPriority(guest.taskPriority) { needsProgress = false }
+        if interrupts.nmiDeliverable && awaiting == .nothing {
+          interrupts.takeNMI()
+          halted = false
+          statistics.interruptsReflected += 1
+          if trace { traceLine("trap: deliver NMI at rip \(String(guest.state.rip, radix: 16))") }
+          if let exit = apply(emulator.reflect(vector: ExceptionVector.nmi, kind: .external)) { return exit }
+          continue
+        }
+        if canTakeInterrupt, let v = interrupts.deliverableVector(taskPriority: guest.taskPriority) {
+          interrupts.take(v)
           halted = false
           statistics.interruptsReflected += 1
           if trace {
@@ -305,14 +325,16 @@ public final class TrapVirtualCPU: VirtualCPU {
           if let exit = apply(emulator.reflect(vector: v, kind: .external)) { return exit }
           continue
         }
-        if windowRequested && pendingVector == nil && canTakeInterrupt {
+        if windowRequested && canTakeInterrupt
+          && interrupts.deliverableVector(taskPriority: guest.taskPriority) == nil
+        {
           windowRequested = false
           return .interruptWindow
         }
         if halted {
           if trace {
             traceLine(
-              "trap: halted, IF \(guest.interruptsEnabled) window \(windowRequested) shadow \(interruptShadow) awaiting \(awaiting) pending \(String(describing: pendingVector))"
+              "trap: halted, IF \(guest.interruptsEnabled) window \(windowRequested) shadow \(interruptShadow) awaiting \(awaiting) CR8 \(guest.taskPriority) held \(interrupts.holdsInterrupt)"
             )
           }
           return guest.interruptsEnabled ? .halt : .shutdown(.haltWithInterruptsDisabled)
@@ -701,6 +723,7 @@ public final class TrapVirtualCPU: VirtualCPU {
     realSpecialStale = true
     if result.shadowRootChanged { realTLBFlush = true }
     if result.interruptShadow { interruptShadow = true }
+    if result.returnedFromInterrupt { interrupts.noteInterruptReturn() }
     if trace { traceLine("trap:   -> \(result.action)") }
     switch result.action {
     case .resume:

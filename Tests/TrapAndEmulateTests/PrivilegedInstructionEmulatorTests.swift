@@ -290,6 +290,7 @@ import X86
     let kernelRoot = f.shadows.activeRoot
     let result = try f.run([0x48, 0xCF])  // iretq
     #expect(result.action == .resume && result.privilegeChanged && result.interruptWindowOpened)
+    #expect(result.returnedFromInterrupt)  // unblocks NMIs
     #expect(f.state.cpl == 3 && f.state.rip == EmulatorFixture.userCode)
     #expect(f.state.gpr(4) == EmulatorFixture.userStack && f.state.segment(.ss).selector == 0x1B)
     #expect(f.shadows.mode == .user && f.shadows.activeRoot != kernelRoot && result.shadowRootChanged)
@@ -302,7 +303,9 @@ import X86
     let values: [UInt64] = [EmulatorFixture.kernelCode, 0x08, Flags.reserved1, EmulatorFixture.kernelStack, 0x10]
     for (i, v) in values.enumerated() { try f.memory.write(v, at: frame + UInt64(i) * 8) }
     f.state.setGPR(4, frame)
-    #expect(try f.run([0x48, 0xCF]).action == reflectGP(0x08))
+    let result = try f.run([0x48, 0xCF])
+    #expect(result.action == reflectGP(0x08))
+    #expect(!result.returnedFromInterrupt)  // a faulting IRETQ leaves NMIs blocked
     #expect(f.state.cpl == 3)
   }
 
