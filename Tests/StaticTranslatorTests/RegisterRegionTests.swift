@@ -108,6 +108,60 @@ struct RegisterRegionTests {
     }
     #expect((sbtCounters["sbt-register-live-links"] ?? 0) >= 5)
   }
+
+  /// `StaticTestGuest.regionLoopWithFault` with its first OUT made NOPs (a bare vCPU would stop
+  /// at it).
+  static var quietGuest: [UInt8] {
+    var guest = StaticTestGuest.regionLoopWithFault
+    for i in 0x05..<0x08 { guest[i] = 0x90 }
+    return guest
+  }
+
+  /// Runs `quietGuest` in slices of `budgets`
+  /// (cycled) on the interpreter, `dbt`, or `sbt` with `set`, to its first stop that is not an
+  /// exhausted budget (the #GP's triple fault): every stop's general registers, RIP and RFLAGS,
+  /// and the translator.
+  static func slicedRun(engine: String, set: StaticTranslationSet?, budgets: [UInt64]) throws -> (
+    [[UInt64]], DynamicTranslator?
+  ) {
+    let guest = quietGuest
+    let memory = try GuestMemory(ramSize: 8 << 20)
+    try memory.write(StaticTestGuest.base, bytes: guest)
+    let boot = try SmallGuestBoot.prepare(memory: memory, entry: StaticTestGuest.base)
+    let vcpu = InterpreterVirtualCPU(memory: memory, deterministic: true)
+    let translator = engine == "interp" ? nil : try DynamicTranslator(codeBytes: 4 << 20)
+    if engine == "sbt", let set { translator?.staticBlocks = StaticBlockIndex(set) }
+    vcpu.cpu.blockExecutor = translator
+    try vcpu.setSpecialRegisters(boot.specialRegisters)
+    try vcpu.setMSRs(boot.msrs)
+    try vcpu.setRegisters(boot.registers)
+    var trace: [[UInt64]] = []
+    for i in 0..<200_000 {
+      let exit = try vcpu.run(budget: budgets[i % budgets.count])
+      let r = try vcpu.registers()
+      trace.append((0..<16).map { r[encoding: $0] } + [r.rip, r.rflags])
+      guard case .budgetExhausted = exit else { break }
+    }
+    return (trace, translator)
+  }
+
+  /// The loop stopped after every budget, including budgets that end inside a block or at a
+  /// register-live entry (which then writes back what the block before left unstored): the same
+  /// registers, RIP and flags at every stop on the three engines.
+  @Test(arguments: [[UInt64(1_000_000)], [37, 101, 13, 64, 5, 250, 1], [7], [11], [13], [50]])
+  func everyStopInTheLoopHasTheSameState(budgets: [UInt64]) throws {
+    let set = StaticTranslationSet(try StaticTestGuest.translation(of: Self.quietGuest).file)
+    let (interp, _) = try Self.slicedRun(engine: "interp", set: nil, budgets: budgets)
+    let (dbt, _) = try Self.slicedRun(engine: "dbt", set: nil, budgets: budgets)
+    let (sbt, translator) = try Self.slicedRun(engine: "sbt", set: set, budgets: budgets)
+    // 300 rounds of 10 to 13 instructions, the last stopped at its load.
+    #expect(interp.last?[16] == StaticTestGuest.base + 0x23)
+    #expect(dbt == interp)
+    #expect(sbt == interp)
+    let t = try #require(translator)
+    #expect(t.statistics.registerLiveLinksPatched >= 5)
+    #expect(t.statistics.staticTranslatedInstructions > 0)
+  }
 }
 
 /// Guest code as the decoder reads it in tests: `code` at `StaticTestGuest.base`, the rest zero.
