@@ -12,7 +12,9 @@ import X86
 /// R13, R14 and R15 from the block's start to each of its exits (loaded after the entry checks,
 /// written back before every exit); the others are used in place in the state page. A
 /// branch back to the block's own start keeps them there (and skips the code-page check: a store
-/// to a page holding code never happens in generated code).
+/// to a page holding code never happens in generated code). In `sbt`, the blocks of a register
+/// region (`RegisterRegion`) share one assignment chosen ahead of time, and a direct branch between
+/// two of them keeps the registers live (register-live entries and links).
 /// Every block has a *chained entry* after its prologue that checks its code page's generation
 /// and the budget, and before it a *cross-page entry* that first checks, in the paging TLB's
 /// execute entry for the block's linear page, that the page still maps to the physical page the
