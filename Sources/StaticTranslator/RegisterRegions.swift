@@ -57,7 +57,8 @@ package struct RegisterRegions {
   /// The regions found: their blocks' RIPs, sorted.
   package private(set) var regions: [[UInt64]] = []
 
-  /// Most blocks one region takes (a loop and its callees): beyond that, blocks stay alone.
+  /// Callee blocks join a region only while it has fewer blocks than this (a loop itself is
+  /// never cut).
   static let maximumBlocks = 64
 
   /// The regions of `graph` (blocks by start RIP).
