@@ -97,7 +97,7 @@ package enum StaticTranslation {
           continue
         }
         if code.hostFlagsEntry != nil { hostFlagsEntries += 1 }
-        hostFlagsExits += code.hostFlagsLinks.count + code.registerLiveHostFlagsLinks.count
+        hostFlagsExits += code.hostFlagsLinks.count
         registerLiveExits += code.registerLiveLinks.count + code.registerLiveHostFlagsLinks.count
         blocks.append(
           TranslationFile.Block(linear: b.startRIP, physical: b.physicalStart, mode: mode, user: user, code: code))
