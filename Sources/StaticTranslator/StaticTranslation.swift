@@ -30,6 +30,10 @@ package enum StaticTranslation {
     package var hostFlagsExits: Int = 0
     /// Rounds the flag liveness analysis took to converge.
     package var livenessRounds: Int = 0
+    /// Register regions found (`RegisterRegions`), each one list of block RIPs.
+    package var registerRegions: [[UInt64]] = []
+    /// Direct branches that leave with a region's registers live, to a register-live entry.
+    package var registerLiveExits: Int = 0
   }
 
   /// Translates `image` loaded with `options` into `ramSize` bytes of guest RAM; 64-bit code is
@@ -69,6 +73,8 @@ package enum StaticTranslation {
     let liveness = FlagLiveness(byRIP.mapValues { FlagLiveness.Node($0) })
     var hostFlagsEntries = 0
     var hostFlagsExits = 0
+    let regions = RegisterRegions(byRIP.mapValues { RegisterRegions.Node($0) })
+    var registerLiveExits = 0
     for user in mode == .long64 ? [false, true] : [false] {
       // A block gets a host-flags entry when the whole graph says its flags are dead at its start
       // and its own compile sees them so (each written before being read or leaving); a direct
@@ -83,12 +89,16 @@ package enum StaticTranslation {
         let targets = node.successors.compactMap { $0 } + node.steps.compactMap(\.takenTo)
         let dead = Set(targets.filter { $0 & ~0xFFF == b.startRIP & ~0xFFF && entry[$0] == true })
         let crossBlock = BlockCompiler.CrossBlockFlags(deadAtStart: dead, hostFlagsEntry: entry[b.startRIP] == true)
-        guard let code = RelocatableBlock.compile(b, user: user, layout: layout, crossBlock: crossBlock) else {
+        guard
+          let code = RelocatableBlock.compile(
+            b, user: user, layout: layout, crossBlock: crossBlock, region: regions.decisions[b.startRIP])
+        else {
           skipped += 1
           continue
         }
         if code.hostFlagsEntry != nil { hostFlagsEntries += 1 }
         hostFlagsExits += code.hostFlagsLinks.count
+        registerLiveExits += code.registerLiveLinks.count + code.registerLiveHostFlagsLinks.count
         blocks.append(
           TranslationFile.Block(linear: b.startRIP, physical: b.physicalStart, mode: mode, user: user, code: code))
         pages.insert(b.physicalStart & ~0xFFF)
@@ -104,7 +114,8 @@ package enum StaticTranslation {
       file: file, blocksDiscovered: found.blocks.count,
       instructions: found.blocks.reduce(0) { $0 + $1.instructions.count }, blocksSkipped: skipped,
       indirectSites: found.indirectSites, jumpTables: found.jumpTables, stops: found.stops, mode: mode,
-      hostFlagsEntries: hostFlagsEntries, hostFlagsExits: hostFlagsExits, livenessRounds: liveness.rounds)
+      hostFlagsEntries: hostFlagsEntries, hostFlagsExits: hostFlagsExits, livenessRounds: liveness.rounds,
+      registerRegions: regions.regions, registerLiveExits: registerLiveExits)
   }
 }
 

@@ -19,13 +19,14 @@ public struct TranslationFileError: Error, CustomStringConvertible, Equatable, S
 /// cross-page entry offsets u32, folded count u32, code length u32 and the code, relocation
 /// count u32 and (offset u32, symbol u8, addend u32) each, link count u32 and (field u32, target
 /// u64) each, host-flags entry offset i32 (-1: none), host-flags link count u32 and (field u32,
-/// target u64) each), then the SHA-256 of everything before it. A file that is truncated, corrupted, of
+/// target u64) each, register-live entry offset i32 (-1: none), register-live link count u32 and
+/// (field u32, target u64) each, the same for register-live host-flags entry and links), then the SHA-256 of everything before it. A file that is truncated, corrupted, of
 /// another version or made by another build of the translator is refused with one line.
 package struct TranslationFile: Equatable {
   /// The file's first bytes.
   package static let magic: [UInt8] = Array("TRVSBT\0\n".utf8)
   /// The format this build reads and writes.
-  package static let version: UInt32 = 2
+  package static let version: UInt32 = 3
   /// Bytes before the body.
   package static let headerSize = 40
   /// Bytes of the checksum at the end.
@@ -100,6 +101,18 @@ package struct TranslationFile: Equatable {
       body.u32(UInt32(bitPattern: Int32(b.code.hostFlagsEntry ?? -1)))
       body.u32(UInt32(b.code.hostFlagsLinks.count))
       for l in b.code.hostFlagsLinks {
+        body.u32(UInt32(l.field))
+        body.u64(l.target)
+      }
+      body.u32(UInt32(bitPattern: Int32(b.code.registerLiveEntry ?? -1)))
+      body.u32(UInt32(b.code.registerLiveLinks.count))
+      for l in b.code.registerLiveLinks {
+        body.u32(UInt32(l.field))
+        body.u64(l.target)
+      }
+      body.u32(UInt32(bitPattern: Int32(b.code.registerLiveHostFlagsEntry ?? -1)))
+      body.u32(UInt32(b.code.registerLiveHostFlagsLinks.count))
+      for l in b.code.registerLiveHostFlagsLinks {
         body.u32(UInt32(l.field))
         body.u64(l.target)
       }
@@ -208,11 +221,27 @@ package struct TranslationFile: Equatable {
         let field = Int(try r.u32())
         hostFlagsLinks.append(.init(field: field, target: try r.u64()))
       }
+      let registerLiveEntry = Int32(bitPattern: try r.u32())
+      guard registerLiveEntry >= -1 else { throw bad("bad register-live entry") }
+      var registerLiveLinks: [RelocatableBlock.Link] = []
+      for _ in 0..<Int(try r.u32()) {
+        let field = Int(try r.u32())
+        registerLiveLinks.append(.init(field: field, target: try r.u64()))
+      }
+      let bothEntry = Int32(bitPattern: try r.u32())
+      guard bothEntry >= -1 else { throw bad("bad register-live host-flags entry") }
+      var bothLinks: [RelocatableBlock.Link] = []
+      for _ in 0..<Int(try r.u32()) {
+        let field = Int(try r.u32())
+        bothLinks.append(.init(field: field, target: try r.u64()))
+      }
       guard callout >= -1, callout < 4096 else { throw bad("bad callout offset") }
       let block = RelocatableBlock(
         code: code, relocations: relocations, chainEntry: chainEntry, crossEntry: crossEntry, links: links,
         folded: folded, length: length, calloutPageOffset: callout < 0 ? nil : Int(callout),
-        hostFlagsEntry: hostFlagsEntry < 0 ? nil : Int(hostFlagsEntry), hostFlagsLinks: hostFlagsLinks)
+        hostFlagsEntry: hostFlagsEntry < 0 ? nil : Int(hostFlagsEntry), hostFlagsLinks: hostFlagsLinks,
+        registerLiveEntry: registerLiveEntry < 0 ? nil : Int(registerLiveEntry), registerLiveLinks: registerLiveLinks,
+        registerLiveHostFlagsEntry: bothEntry < 0 ? nil : Int(bothEntry), registerLiveHostFlagsLinks: bothLinks)
       guard block.isWellFormed else { throw bad("a relocation, link or entry outside its code") }
       guard linear & 0xFFF == physical & 0xFFF, known.contains(physical & ~0xFFF) else {
         throw bad("its page is not listed")

@@ -92,6 +92,9 @@ struct TranslateCommand: ParsableCommand {
       print(
         "  flag liveness (\(report.livenessRounds) rounds): \(report.hostFlagsEntries) translations with a host-flags "
           + "entry, \(report.hostFlagsExits) direct branches leaving with the flags uncaptured")
+      print(
+        "  register regions: \(report.registerRegions.count) (\(report.registerRegions.reduce(0) { $0 + $1.count }) "
+          + "blocks), \(report.registerLiveExits) direct branches keeping their registers live")
       for s in report.jumpTables { print("  jump table at \(hex(s)): entries followed") }
       for s in report.indirectSites { print("  indirect branch at \(hex(s)): target left to run time") }
       for s in report.stops { print("  stopped at \(hex(s)): no instruction decodes there") }

@@ -41,6 +41,32 @@ enum StaticTestGuest {
     0x00, 0xFF, 0xC9, 0x75, 0xF7, 0x89, 0xD8, 0x66, 0xBA, 0xF4, 0x00, 0xEE, 0xF4, 0xEB, 0xFD, 0x83, 0xC3, 0x03, 0xC3,
   ]
 
+  /// A loop over several blocks of one page with a call inside (a register region): prints "R",
+  /// then 300 rounds of `add ebx,ecx; mov eax,[rsi]; xor edi,eax; test ecx,1; jz even` (0x21),
+  /// odd rounds `lea ebx,[rbx+rcx*2]; add r8d,3; jmp join` (0x2F), even rounds `sub edi,ecx;
+  /// call f` (0x38), `join: imul eax,ebx,7; add r9d,eax; cmp ecx,2; jne skip` (0x3F), `poison:
+  /// movabs rsi,1<<63` (0x4A, only in the round with ECX = 2), `skip: dec ecx; jnz loop` (0x54);
+  /// then prints the low byte of EBX+EDI+R8D+R9D+EDX and exits with it through isa-debug-exit;
+  /// `f: add edx,edi; add edx,11; ret` (0x70). Eight guest registers, more than the six cache
+  /// registers. With the poison, the last round's load (0x23) raises #GP in the middle of the
+  /// loop's first block, its ADD done: with no IDT the machine stops (triple fault) there.
+  static let regionLoopWithFault: [UInt8] = [
+    0xBA, 0xF8, 0x03, 0x00, 0x00, 0xB0, 0x52, 0xEE, 0x31, 0xDB, 0xB9, 0x2C, 0x01, 0x00, 0x00, 0xBE, 0x00, 0x00, 0x01,
+    0x00, 0x31, 0xFF, 0x41, 0xB8, 0x05, 0x00, 0x00, 0x00, 0x45, 0x31, 0xC9, 0x31, 0xD2, 0x01, 0xCB, 0x8B, 0x06, 0x31,
+    0xC7, 0xF7, 0xC1, 0x01, 0x00, 0x00, 0x00, 0x74, 0x09, 0x8D, 0x1C, 0x4B, 0x41, 0x83, 0xC0, 0x03, 0xEB, 0x07, 0x29,
+    0xCF, 0xE8, 0x31, 0x00, 0x00, 0x00, 0x6B, 0xC3, 0x07, 0x41, 0x01, 0xC1, 0x83, 0xF9, 0x02, 0x75, 0x0A, 0x48, 0xBE,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0xFF, 0xC9, 0x75, 0xC9, 0x89, 0xD8, 0x01, 0xF8, 0x44, 0x01, 0xC0,
+    0x44, 0x01, 0xC8, 0x01, 0xD0, 0xBA, 0xF8, 0x03, 0x00, 0x00, 0xEE, 0x66, 0xBA, 0xF4, 0x00, 0xEE, 0xF4, 0x01, 0xFA,
+    0x83, 0xC2, 0x0B, 0xC3,
+  ]
+
+  /// `regionLoopWithFault` with the poison made NOPs: all 300 rounds run and the guest exits.
+  static var regionLoop: [UInt8] {
+    var g = regionLoopWithFault
+    for i in 0x4A..<0x54 { g[i] = 0x90 }
+    return g
+  }
+
   /// The translation file `trivisor translate` makes for `guest` as a flat binary at `base`.
   static func translation(of guest: [UInt8], mode: BootState.Mode = .long64) throws -> StaticTranslation.Report {
     try StaticTranslation.translate(
@@ -52,6 +78,8 @@ enum StaticTestGuest {
     var output: String
     var status: Int32
     var counters: [String: UInt64]
+    /// The registers a shutdown (triple fault) reported, if the run ended so.
+    var registers: Registers? = nil
 
     static func == (a: Run, b: Run) -> Bool { a.output == b.output && a.status == b.status }
   }
@@ -75,7 +103,9 @@ enum StaticTestGuest {
     let outcome = vm.run()
     var counters: [String: UInt64] = [:]
     for c in outcome.statistics.engineCounters { counters[c.name] = c.value }
-    return Run(output: output.text, status: outcome.exitStatus, counters: counters)
+    var registers: Registers?
+    if case .shutdown(_, let report) = outcome.reason { registers = report.registers }
+    return Run(output: output.text, status: outcome.exitStatus, counters: counters, registers: registers)
   }
 }
 

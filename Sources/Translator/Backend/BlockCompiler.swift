@@ -12,7 +12,9 @@ import X86
 /// R13, R14 and R15 from the block's start to each of its exits (loaded after the entry checks,
 /// written back before every exit); the others are used in place in the state page. A
 /// branch back to the block's own start keeps them there (and skips the code-page check: a store
-/// to a page holding code never happens in generated code).
+/// to a page holding code never happens in generated code). In `sbt`, the blocks of a register
+/// region (`RegisterRegion`) share one assignment chosen ahead of time, and a direct branch between
+/// two of them keeps the registers live (register-live entries and links).
 /// Every block has a *chained entry* after its prologue that checks its code page's generation
 /// and the budget, and before it a *cross-page entry* that first checks, in the paging TLB's
 /// execute entry for the block's linear page, that the page still maps to the physical page the
@@ -155,6 +157,22 @@ package struct BlockCompiler {
     /// taken with the guest's flags in the host's RFLAGS, not captured: each may only be linked to
     /// that block's host-flags entry, and initially jumps to an exit that captures them.
     package var hostFlagsLinks: [(field: Int, target: UInt64)] = []
+    /// Where the register-live entry starts, when the block has one (`RegisterRegion`): what
+    /// `registerLiveLinks` jump to.
+    package var registerLiveEntry: Int? = nil
+    /// rel32 fields of branches to a block of the same page and register region, taken with the
+    /// region's guest registers still in their host registers, not written back: each may only be
+    /// linked to that block's register-live entry, and initially jumps to code that writes them
+    /// back and leaves through an ordinary link.
+    package var registerLiveLinks: [(field: Int, target: UInt64)] = []
+    /// Where the entry for both starts, when the block has one: register-live and host-flags
+    /// (`registerLiveHostFlagsLinks` jump to it).
+    package var registerLiveHostFlagsEntry: Int? = nil
+    /// rel32 fields of branches to a block of the same page and region whose flags are dead at
+    /// its start, taken with both the registers live and the guest's flags in the host's RFLAGS:
+    /// each may only be linked to that block's register-live host-flags entry, and initially
+    /// jumps to a host-flags exit (registers written back).
+    package var registerLiveHostFlagsLinks: [(field: Int, target: UInt64)] = []
   }
 
   /// What the static translator knows beyond one block (`sbt`; `dbt` compiles without it): the
@@ -171,6 +189,33 @@ package struct BlockCompiler {
     package init(deadAtStart: Set<UInt64>, hostFlagsEntry: Bool) {
       self.deadAtStart = deadAtStart
       self.hostFlagsEntry = hostFlagsEntry
+    }
+  }
+
+  /// What the static translator decided for a block of a *register region* (`sbt`; `dbt` compiles
+  /// without it): a loop's blocks or a function's, within one page, that share one assignment of
+  /// guest registers to the cache registers, so that a direct branch between two of them keeps
+  /// the registers in host registers instead of writing them back and loading them again.
+  package struct RegisterRegion: Sendable, Equatable {
+    /// The region's guest registers: `cacheRegisters[i]` holds `guests[i]` (at most six).
+    package var guests: [Int]
+    /// Guest registers (bit per register number) a block of the region that branches here over a
+    /// register-live link may have changed without writing them back: the register-live entry's
+    /// way back to the dispatcher and every exit of this block store them.
+    package var dirtyAtEntry: UInt32
+    /// Direct-branch targets, blocks of the same region and page, that this block leaves for with
+    /// the registers live (through `Output.registerLiveLinks`).
+    package var liveTargets: Set<UInt64>
+    /// Some block of the region branches here with the registers live: the block gets a
+    /// register-live entry.
+    package var liveEntry: Bool
+
+    /// A region's decision for one block.
+    package init(guests: [Int], dirtyAtEntry: UInt32, liveTargets: Set<UInt64>, liveEntry: Bool) {
+      self.guests = guests
+      self.dirtyAtEntry = dirtyAtEntry
+      self.liveTargets = liveTargets
+      self.liveEntry = liveEntry
     }
   }
 
@@ -193,6 +238,16 @@ package struct BlockCompiler {
   var hostFlagsLinks: [(field: Int, target: UInt64)] = []
   /// What the static translator knows beyond this block; nil in `dbt`.
   let crossBlock: CrossBlockFlags?
+  /// The register region the block belongs to (`sbt`), nil: it picks its own cache registers.
+  let region: RegisterRegion?
+  /// The register-live entry's offset, when the block has one.
+  var registerLiveEntryOffset: Int?
+  /// Branches that may only be linked to a register-live entry (`Output.registerLiveLinks`).
+  var registerLiveLinks: [(field: Int, target: UInt64)] = []
+  /// The register-live host-flags entry's offset, when the block has one.
+  var registerLiveHostFlagsEntryOffset: Int?
+  /// Branches that may only be linked to a register-live host-flags entry.
+  var registerLiveHostFlagsLinks: [(field: Int, target: UInt64)] = []
   /// The block counts the instructions it completes in the state page
   /// (`CPUStateLayout.translatorDynamicInstructions`): blocks `sbt` compiles at run time, so that
   /// the split between file code and run-time code stays exact while they chain to each other.
@@ -291,8 +346,9 @@ package struct BlockCompiler {
 
   private init(
     block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: Helpers, crossBlock: CrossBlockFlags?, countsInstructions: Bool = false
+    callout: Helpers, crossBlock: CrossBlockFlags?, countsInstructions: Bool = false, region: RegisterRegion? = nil
   ) {
+    self.region = region
     self.crossBlock = crossBlock
     self.countsInstructions = countsInstructions
     self.indirectTable = indirectTable
@@ -308,14 +364,16 @@ package struct BlockCompiler {
 
   /// Host code for `block` (read from a code page at `generation`) running at CPL 3 (`user`) or
   /// below; `crossBlock`, the static translator's knowledge of the blocks around it (nil: none);
-  /// `countsInstructions`, count what it completes in the state page (`sbt`'s run-time blocks).
+  /// `countsInstructions`, count what it completes in the state page (`sbt`'s run-time blocks);
+  /// `region`, the register region it belongs to (nil: none).
   package static func compile(
     _ block: GuestBlock, tables: Tables, user: Bool, generation: UInt32, indirectTable: UInt64,
-    callout: Helpers, crossBlock: CrossBlockFlags? = nil, countsInstructions: Bool = false
+    callout: Helpers, crossBlock: CrossBlockFlags? = nil, countsInstructions: Bool = false,
+    region: RegisterRegion? = nil
   ) -> Output {
     var c = BlockCompiler(
       block: block, tables: tables, user: user, generation: generation, indirectTable: indirectTable,
-      callout: callout, crossBlock: crossBlock, countsInstructions: countsInstructions)
+      callout: callout, crossBlock: crossBlock, countsInstructions: countsInstructions, region: region)
     return c.emitBlock()
   }
 
@@ -377,6 +435,8 @@ package struct BlockCompiler {
     emitTLBMisses()
     emitSideExits()
     emitHostFlagsShortBudget()
+    registerLiveEntryOffset = emitRegisterLiveEntry()
+    registerLiveHostFlagsEntryOffset = emitRegisterLiveHostFlagsEntry()
     // Every way out: the flags from R10 into the state page; RAX = the budget used.
     a.bind(epilogue)
     a.alu(.and, .register(.r10), immediate: Self.arithmeticFlags, size: 4)
@@ -392,7 +452,9 @@ package struct BlockCompiler {
     a.ret()
     return Output(
       code: a.finished(), chainEntry: chainEntry, crossEntry: crossEntry, links: links, folded: foldedInstructions,
-      hostFlagsEntry: hostFlagsEntryOffset, hostFlagsLinks: hostFlagsLinks)
+      hostFlagsEntry: hostFlagsEntryOffset, hostFlagsLinks: hostFlagsLinks, registerLiveEntry: registerLiveEntryOffset,
+      registerLiveLinks: registerLiveLinks, registerLiveHostFlagsEntry: registerLiveHostFlagsEntryOffset,
+      registerLiveHostFlagsLinks: registerLiveHostFlagsLinks)
   }
 
   /// The cross-page entry's check: the execute TLB entry of the block's linear page (at a slot
@@ -474,6 +536,53 @@ package struct BlockCompiler {
   /// Picks the guest registers the block uses at least twice (once, in a block that loops back
   /// to its start), most used first, for the cache registers.
   mutating func allocateRegisters() {
+    if let region {
+      // The region's assignment, whatever this block uses; every exit stores what this block
+      // writes and what a block before it in the region may have left unstored.
+      for (guest, host) in zip(region.guests, Self.cacheRegisters) { cached[guest] = host }
+      cachedRegisters = cached.enumerated().compactMap { guest, host in host.map { (guest, $0) } }
+      let dirty = block.instructions.reduce(region.dirtyAtEntry) { $0 | Self.writtenRegisters($1) }
+      writtenCachedRegisters = cachedRegisters.filter { dirty & (1 << UInt32($0.guest)) != 0 }
+      return
+    }
+    let uses = Self.registerUses(block)
+    // In a block that branches back to its own start every use repeats each iteration: one is
+    // enough to keep the register in a host register across the loop.
+    let loops = Self.loopsToItself(block)
+    let threshold = loops ? 1 : 2
+    let chosen = (0..<16).filter { uses[$0] >= threshold }.sorted {
+      uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1)
+    }
+    for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[guest] = host }
+    cachedRegisters = cached.enumerated().compactMap { guest, host in host.map { (guest, $0) } }
+    let written = block.instructions.reduce(UInt32(0)) { $0 | Self.writtenRegisters($1) }
+    writtenCachedRegisters = cachedRegisters.filter { written & (1 << UInt32($0.guest)) != 0 }
+  }
+
+  /// Whether `block` ends in a direct branch back to its own start.
+  package static func loopsToItself(_ block: GuestBlock) -> Bool {
+    block.instructions.last.flatMap { Self.staticTarget($0, mode: block.mode) } == block.startRIP
+  }
+
+  /// The guest registers a block caches on its own (no region): those it uses at least twice
+  /// (once, in a block that loops to itself), most used first, at most six.
+  package static func ownCacheChoice(_ block: GuestBlock) -> [Int] {
+    let uses = registerUses(block)
+    let threshold = loopsToItself(block) ? 1 : 2
+    let chosen = (0..<16).filter { uses[$0] >= threshold }.sorted {
+      uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1)
+    }
+    return Array(chosen.prefix(cacheRegisters.count))
+  }
+
+  /// The guest registers `block` writes (bit per register number; a callout writes them all).
+  package static func registersWritten(_ block: GuestBlock) -> UInt32 {
+    block.instructions.reduce(UInt32(0)) { $0 | writtenRegisters($1) }
+  }
+
+  /// How often `block`'s instructions name each guest register (operands, address registers,
+  /// the stack pointer of stack operations twice, CL of a shift by CL).
+  package static func registerUses(_ block: GuestBlock) -> [Int] {
     var uses = [Int](repeating: 0, count: 16)
     for g in block.instructions {
       let ins = g.instruction
@@ -488,17 +597,7 @@ package struct BlockCompiler {
       default: break
       }
     }
-    // In a block that branches back to its own start every use repeats each iteration: one is
-    // enough to keep the register in a host register across the loop.
-    let loops = block.instructions.last.flatMap { Self.staticTarget($0, mode: mode) } == block.startRIP
-    let threshold = loops ? 1 : 2
-    let chosen = (0..<16).filter { uses[$0] >= threshold }.sorted {
-      uses[$0] > uses[$1] || (uses[$0] == uses[$1] && $0 < $1)
-    }
-    for (guest, host) in zip(chosen, Self.cacheRegisters) { cached[guest] = host }
-    cachedRegisters = cached.enumerated().compactMap { guest, host in host.map { (guest, $0) } }
-    let written = block.instructions.reduce(UInt32(0)) { $0 | Self.writtenRegisters($1) }
-    writtenCachedRegisters = cachedRegisters.filter { written & (1 << UInt32($0.guest)) != 0 }
+    return uses
   }
 
   /// Stores the cached guest registers the block may have changed back into the state page
@@ -523,6 +622,14 @@ package struct BlockCompiler {
   /// `refund`: instructions at the end of the block that were charged but are not run (leaving
   /// from a conditional branch inside it).
   mutating func exit(to rip: UInt64, refund: Int = 0) {
+    if let region, rip != block.startRIP, region.liveTargets.contains(rip) {
+      if let crossBlock, flagsInHost, crossBlock.deadAtStart.contains(rip) {
+        registerLiveHostFlagsExit(to: rip, refund: refund)
+      } else {
+        registerLiveExit(to: rip, refund: refund)
+      }
+      return
+    }
     if let crossBlock, rip != block.startRIP, flagsInHost, crossBlock.deadAtStart.contains(rip) {
       hostFlagsExit(to: rip, refund: refund)
       return
@@ -577,6 +684,79 @@ package struct BlockCompiler {
     a.load(.rax, constant: rip)
     a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.rip))), .rax)
     a.jmp(epilogue)
+  }
+
+  /// Leaves for `rip`, a block of the same page and register region, with the region's registers
+  /// live in their host registers: the flags settled into R10 as for any link, then a jump patched
+  /// only to that block's register-live entry; until then (or when the block there is not the
+  /// file's), the registers are written back and the block leaves through an ordinary link.
+  mutating func registerLiveExit(to rip: UInt64, refund: Int) {
+    clobberFlags()
+    settleFlags()
+    if refund > 0 { refundBudget(refund) }
+    let unlinked = a.newLabel()
+    a.jmp(unlinked)
+    registerLiveLinks.append((a.count - 4, rip))
+    a.bind(unlinked)
+    writeBackRegisters()
+    linkableJump(to: rip)
+  }
+
+  /// Leaves for `rip`, a block of the same page and register region whose flags are dead at its
+  /// start, with both the registers live and the guest's flags in the host's RFLAGS: a jump
+  /// patched only to that block's register-live host-flags entry; until then, a host-flags exit
+  /// (registers written back). Nothing here changes the host's flags (the refund is an LEA).
+  mutating func registerLiveHostFlagsExit(to rip: UInt64, refund: Int) {
+    if refund > 0 { a.lea(.r9, HostMemory(.r9, Int32(refund))) }
+    let unlinked = a.newLabel()
+    a.jmp(unlinked)
+    registerLiveHostFlagsLinks.append((a.count - 4, rip))
+    a.bind(unlinked)
+    hostFlagsExit(to: rip, refund: 0)
+  }
+
+  /// The register-live host-flags entry, out of line: the host-flags entry's budget check (no
+  /// flag changed) for a block entered with the region's registers live, then on after the
+  /// register loads. When the budget does not cover the block, the flags are captured and the
+  /// registers a block before it may have left unstored written back before returning to the
+  /// dispatcher.
+  mutating func emitRegisterLiveHostFlagsEntry() -> Int? {
+    guard let region, region.liveEntry, hostFlagsEntryOffset != nil else { return nil }
+    let entry = a.count
+    let short = a.newLabel()
+    a.lea(.rax, HostMemory(.r9, Int32(-block.instructions.count)))
+    a.cqo()
+    a.mov(.rcx, .register(.rdx))
+    a.jmpUnlessRCXZero(short)
+    a.mov(.r9, .register(.rax))
+    a.jmp(loopHead)
+    a.bind(short)
+    flagPlace = FlagPlace(pending: true, inHost: true, format: .image)
+    clobberFlags()
+    settleFlags()
+    for (guest, host) in cachedRegisters where region.dirtyAtEntry & (1 << UInt32(guest)) != 0 {
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))), host)
+    }
+    returnToDispatcher()
+    return entry
+  }
+
+  /// The register-live entry (a block of a register region that another block of the region
+  /// branches to, `RegisterRegion`), out of line: entered with the region's guest registers in
+  /// their host registers and the flags in R10. The code page's generation was checked on
+  /// entering the page and generated code never writes a code page (as for a branch back to a
+  /// block's own start), so only the budget is checked; it goes on after the register loads.
+  /// When the budget does not cover the block, the registers a block before it may have left
+  /// unstored are written back before returning to the dispatcher, so the state there is exact.
+  mutating func emitRegisterLiveEntry() -> Int? {
+    guard let region, region.liveEntry else { return nil }
+    let entry = a.count
+    chargeBudget(thenGoTo: loopHead)
+    for (guest, host) in cachedRegisters where region.dirtyAtEntry & (1 << UInt32(guest)) != 0 {
+      a.mov(.memory(HostMemory(.rbx, Int32(CPUStateLayout.gprs + 8 * guest))), host)
+    }
+    returnToDispatcher()
+    return entry
   }
 
   /// The host-flags entry (a block whose flags are dead at its start, `CrossBlockFlags`): entered

@@ -36,6 +36,12 @@ package struct CodeCache {
     /// The host-flags entry's offset in the code buffer (file blocks whose flags are dead at
     /// their start: `BlockCompiler.CrossBlockFlags`).
     package var hostFlagsEntry: Int? = nil
+    /// The register-live entry's offset in the code buffer (file blocks of a register region that
+    /// another block of the region branches to: `BlockCompiler.RegisterRegion`).
+    package var registerLiveEntry: Int? = nil
+    /// The register-live host-flags entry's offset in the code buffer (such a block whose flags
+    /// are also dead at its start).
+    package var registerLiveHostFlagsEntry: Int? = nil
   }
 
   /// Every block, by key.

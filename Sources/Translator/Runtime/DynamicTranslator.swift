@@ -326,6 +326,7 @@ package final class DynamicTranslator: BlockExecutor {
       linked.indirect.clear()
       outgoing.removeAll()
       hostFlagsWaiting.removeAll()
+      registerLiveWaiting = [[:], [:]]
       code.reset()
       freeCalloutInstructions(keeping: calloutInstruction)
       offset = code.append(host.code)
@@ -342,7 +343,9 @@ package final class DynamicTranslator: BlockExecutor {
     let block = CodeCache.Block(
       entry: code.entry(offset), length: length, generation: generation,
       chainEntry: offset + host.chainEntry, crossEntry: offset + host.crossEntry, fromFile: fromFile,
-      hostFlagsEntry: host.hostFlagsEntry.map { offset + $0 })
+      hostFlagsEntry: host.hostFlagsEntry.map { offset + $0 },
+      registerLiveEntry: host.registerLiveEntry.map { offset + $0 },
+      registerLiveHostFlagsEntry: host.registerLiveHostFlagsEntry.map { offset + $0 })
     cache.insert(block, for: ownKey)
     statistics.blocksTranslated &+= 1
     statistics.instructionsTranslated &+= UInt64(length)
@@ -381,7 +384,52 @@ package final class DynamicTranslator: BlockExecutor {
     }
     outgoing[ownKey] = registered
     linkHostFlags(host, offset: offset, block: block, key: ownKey, physical: physical, generation: generation)
+    linkRegisterLive(host, offset: offset, block: block, key: ownKey, physical: physical, generation: generation)
     return block
+  }
+
+  /// Branches that leave with a register region's guest registers live in host registers,
+  /// waiting for their target's register-live entry (`BlockCompiler.RegisterRegion`; index 1:
+  /// its register-live host-flags entry): by target, the field and the generation of the code
+  /// page both blocks lie in.
+  @exclusivity(unchecked) private var registerLiveWaiting: [[CodeCache.Key: [(field: Int, generation: UInt32)]]] = [
+    [:], [:],
+  ]
+
+  /// Links a file block's register-live branches and entry (`sbt` only), as `linkHostFlags` links
+  /// host-flags ones: a branch is patched only to the register-live entry of a block of the same
+  /// page installed from the file at the same generation (compiled with the same region, so
+  /// with the same assignment), never to another translation; until then it writes the
+  /// registers back and takes its ordinary link.
+  private func linkRegisterLive(
+    _ host: BlockCompiler.Output, offset: Int, block: CodeCache.Block, key ownKey: CodeCache.Key, physical: UInt64,
+    generation: UInt32
+  ) {
+    let kinds: [(entry: (CodeCache.Block) -> Int?, links: [(field: Int, target: UInt64)])] = [
+      ({ $0.registerLiveEntry }, host.registerLiveLinks),
+      ({ $0.registerLiveHostFlagsEntry }, host.registerLiveHostFlagsLinks),
+    ]
+    for (kind, (entryOf, links)) in kinds.enumerated() {
+      if let entry = entryOf(block), let waiting = registerLiveWaiting[kind].removeValue(forKey: ownKey) {
+        for w in waiting where w.generation == generation {
+          patch(w.field, to: entry)
+          statistics.registerLiveLinksPatched &+= 1
+          if kind == 1 { statistics.hostFlagsLinksPatched &+= 1 }
+        }
+      }
+      for l in links {
+        let classBits = ownKey.physicalAndLevel & ~((1 << 61) - 1)
+        let target = CodeCache.Key(
+          linear: l.target, physicalAndLevel: (physical & ~0xFFF) | (l.target & 0xFFF) | classBits)
+        if let t = cache.lookup(target), t.fromFile, t.generation == generation, let entry = entryOf(t) {
+          patch(offset + l.field, to: entry)
+          statistics.registerLiveLinksPatched &+= 1
+          if kind == 1 { statistics.hostFlagsLinksPatched &+= 1 }
+        } else {
+          registerLiveWaiting[kind][target, default: []].append((offset + l.field, generation))
+        }
+      }
+    }
   }
 
   /// Branches that leave with the guest's flags in the host's RFLAGS, waiting for their target's
@@ -594,6 +642,11 @@ package final class DynamicTranslator: BlockExecutor {
           (
             "sbt-host-flags-links", s.hostFlagsLinksPatched,
             "branches linked to leave with the flags uncaptured (dead in the block they reach)"
+          ),
+          (
+            "sbt-register-live-links", s.registerLiveLinksPatched,
+            "branches linked to leave with a register region's guest registers kept in host registers "
+              + "(with the flags uncaptured too: also counted in sbt-host-flags-links)"
           ),
           (
             "sbt-static-instructions", s.staticTranslatedInstructions,

@@ -72,6 +72,14 @@ package struct RelocatableBlock: Equatable, Sendable {
   package var hostFlagsEntry: Int? = nil
   /// Direct branches that may only be linked to their target's host-flags entry.
   package var hostFlagsLinks: [Link] = []
+  /// Offset of the register-live entry, when the block has one (`BlockCompiler.RegisterRegion`).
+  package var registerLiveEntry: Int? = nil
+  /// Direct branches that may only be linked to their target's register-live entry.
+  package var registerLiveLinks: [Link] = []
+  /// Offset of the register-live host-flags entry, when the block has one.
+  package var registerLiveHostFlagsEntry: Int? = nil
+  /// Direct branches that may only be linked to their target's register-live host-flags entry.
+  package var registerLiveHostFlagsLinks: [Link] = []
   /// Offset in the code page of the block's final instruction when it is a callout (the
   /// interpreter gets it decoded), else nil.
   package var calloutPageOffset: Int?
@@ -79,8 +87,14 @@ package struct RelocatableBlock: Equatable, Sendable {
   /// A block with every field given (what a translation file's reader builds).
   package init(
     code: [UInt8], relocations: [Relocation], chainEntry: Int, crossEntry: Int, links: [Link], folded: Int,
-    length: Int, calloutPageOffset: Int?, hostFlagsEntry: Int? = nil, hostFlagsLinks: [Link] = []
+    length: Int, calloutPageOffset: Int?, hostFlagsEntry: Int? = nil, hostFlagsLinks: [Link] = [],
+    registerLiveEntry: Int? = nil, registerLiveLinks: [Link] = [], registerLiveHostFlagsEntry: Int? = nil,
+    registerLiveHostFlagsLinks: [Link] = []
   ) {
+    self.registerLiveHostFlagsEntry = registerLiveHostFlagsEntry
+    self.registerLiveHostFlagsLinks = registerLiveHostFlagsLinks
+    self.registerLiveEntry = registerLiveEntry
+    self.registerLiveLinks = registerLiveLinks
     self.hostFlagsEntry = hostFlagsEntry
     self.hostFlagsLinks = hostFlagsLinks
     self.code = code
@@ -105,21 +119,28 @@ package struct RelocatableBlock: Equatable, Sendable {
   /// nil when the two compiles do not differ only in placeholders. `layout` gives the table
   /// layout (strides, offsets, slot counts: constants of this build); its addresses are not used.
   /// `crossBlock`: what the static translator knows of the blocks around it (nil: compiled as
-  /// `dbt` would).
+  /// `dbt` would); `region`: the register region it belongs to (nil: none).
   package static func compile(
-    _ block: GuestBlock, user: Bool, layout: TranslationTables, crossBlock: BlockCompiler.CrossBlockFlags? = nil
+    _ block: GuestBlock, user: Bool, layout: TranslationTables, crossBlock: BlockCompiler.CrossBlockFlags? = nil,
+    region: BlockCompiler.RegisterRegion? = nil
   ) -> RelocatableBlock? {
     let outputs = [0, 1].map { set in
       BlockCompiler.compile(
         block, tables: BlockCompiler.Tables(layout: layout, placeholderSet: set), user: user,
         generation: UInt32(placeholder(.generation, set: set)),
-        indirectTable: placeholder(.indirectTable, set: set), callout: helpers(set: set), crossBlock: crossBlock)
+        indirectTable: placeholder(.indirectTable, set: set), callout: helpers(set: set), crossBlock: crossBlock,
+        region: region)
     }
     let (a, b) = (outputs[0], outputs[1])
     guard a.code.count == b.code.count, a.chainEntry == b.chainEntry, a.crossEntry == b.crossEntry,
       a.links.count == b.links.count, zip(a.links, b.links).allSatisfy({ $0 == $1 }),
       a.hostFlagsEntry == b.hostFlagsEntry, a.hostFlagsLinks.count == b.hostFlagsLinks.count,
-      zip(a.hostFlagsLinks, b.hostFlagsLinks).allSatisfy({ $0 == $1 })
+      zip(a.hostFlagsLinks, b.hostFlagsLinks).allSatisfy({ $0 == $1 }), a.registerLiveEntry == b.registerLiveEntry,
+      a.registerLiveLinks.count == b.registerLiveLinks.count,
+      zip(a.registerLiveLinks, b.registerLiveLinks).allSatisfy({ $0 == $1 }),
+      a.registerLiveHostFlagsEntry == b.registerLiveHostFlagsEntry,
+      a.registerLiveHostFlagsLinks.count == b.registerLiveHostFlagsLinks.count,
+      zip(a.registerLiveHostFlagsLinks, b.registerLiveHostFlagsLinks).allSatisfy({ $0 == $1 })
     else { return nil }
     var relocations: [Relocation] = []
     var i = 0
@@ -166,7 +187,11 @@ package struct RelocatableBlock: Equatable, Sendable {
       code: a.code, relocations: relocations, chainEntry: a.chainEntry, crossEntry: a.crossEntry,
       links: a.links.map { Link(field: $0.field, target: $0.target) }, folded: a.folded,
       length: block.instructions.count, calloutPageOffset: callout, hostFlagsEntry: a.hostFlagsEntry,
-      hostFlagsLinks: a.hostFlagsLinks.map { Link(field: $0.field, target: $0.target) })
+      hostFlagsLinks: a.hostFlagsLinks.map { Link(field: $0.field, target: $0.target) },
+      registerLiveEntry: a.registerLiveEntry,
+      registerLiveLinks: a.registerLiveLinks.map { Link(field: $0.field, target: $0.target) },
+      registerLiveHostFlagsEntry: a.registerLiveHostFlagsEntry,
+      registerLiveHostFlagsLinks: a.registerLiveHostFlagsLinks.map { Link(field: $0.field, target: $0.target) })
   }
 
   static func helpers(set: Int) -> BlockCompiler.Helpers {
@@ -182,6 +207,8 @@ package struct RelocatableBlock: Equatable, Sendable {
     let n = code.count
     guard chainEntry >= 0, chainEntry < n, crossEntry >= 0, crossEntry < n, length > 0 else { return false }
     if let e = hostFlagsEntry, e < 0 || e >= n { return false }
+    if let e = registerLiveEntry, e < 0 || e >= n { return false }
+    if let e = registerLiveHostFlagsEntry, e < 0 || e >= n { return false }
     var covered = [Bool](repeating: false, count: n)
     for r in relocations {
       guard r.offset >= 0, r.offset + r.symbol.width <= n else { return false }
@@ -190,7 +217,7 @@ package struct RelocatableBlock: Equatable, Sendable {
         covered[k] = true
       }
     }
-    for l in links + hostFlagsLinks {
+    for l in links + hostFlagsLinks + registerLiveLinks + registerLiveHostFlagsLinks {
       guard l.field >= 0, l.field + 4 <= n else { return false }
       for k in l.field..<(l.field + 4) {
         if covered[k] { return false }
@@ -229,7 +256,10 @@ package struct RelocatableBlock: Equatable, Sendable {
     }
     return BlockCompiler.Output(
       code: out, chainEntry: chainEntry, crossEntry: crossEntry, links: links.map { ($0.field, $0.target) },
-      folded: folded, hostFlagsEntry: hostFlagsEntry, hostFlagsLinks: hostFlagsLinks.map { ($0.field, $0.target) })
+      folded: folded, hostFlagsEntry: hostFlagsEntry, hostFlagsLinks: hostFlagsLinks.map { ($0.field, $0.target) },
+      registerLiveEntry: registerLiveEntry, registerLiveLinks: registerLiveLinks.map { ($0.field, $0.target) },
+      registerLiveHostFlagsEntry: registerLiveHostFlagsEntry,
+      registerLiveHostFlagsLinks: registerLiveHostFlagsLinks.map { ($0.field, $0.target) })
   }
 
   /// What a translation file must match to be installed by this build: the translator's layout

@@ -13,6 +13,8 @@ package struct TranslatorStatistics {
   package var staticBlocksInstalledAhead: UInt64 = 0
   /// Branches that leave with the flags uncaptured linked to a host-flags entry (`sbt`).
   package var hostFlagsLinksPatched: UInt64 = 0
+  /// Branches that keep a register region's registers live linked to a register-live entry (`sbt`).
+  package var registerLiveLinksPatched: UInt64 = 0
   /// Of `translatedInstructions`, those completed by blocks from a translation file.
   package var staticTranslatedInstructions: UInt64 = 0
   /// Returns before a block's end: an instruction whose fast case failed (TLB miss, page
