@@ -7,13 +7,12 @@ extension KVMVirtualCPU {
   /// KVM already has reloads nothing, so CR3 is set with PWT flipped, then as it was: two changes
   /// of CR3, each a reload of the guest's paging, the same tables. Where KVM shadows the guest's
   /// page tables (`KVMSystem.shadowsGuestPageTables`: this project's nested hosts) that is not
-  /// enough, since the VMM wrote the tables from the host side past KVM's write protection: a
-  /// uniprocessor VM then has its RAM slots reloaded, which drops KVM's shadows. With several
-  /// vCPUs a sibling may be running while a slot is briefly absent, so they keep the CR3 reload
-  /// (their remote flushes stay a known issue on such hosts).
+  /// enough, since the VMM wrote the tables from the host side past KVM's write protection: the
+  /// VM's shadow page tables are dropped instead (`KVMVirtualMachine.dropShadowPageTables`), for
+  /// every vCPU at once and safely while siblings run guest code.
   public func invalidateTranslations() throws(EngineError) {
-    if KVMSystem.shadowsGuestPageTables && vm.vcpusCreated == 1 {
-      try vm.reloadMemorySlot()
+    if KVMSystem.shadowsGuestPageTables {
+      try vm.dropShadowPageTables()
       return
     }
     var k = kvm_sregs()

@@ -25,6 +25,19 @@ extension KVMVirtualMachine {
   /// True on a host whose KVM shadows the guest's page tables (`KVMSystem.shadowsGuestPageTables`).
   public var shadowsGuestPageTables: Bool { KVMSystem.shadowsGuestPageTables }
 
+  /// Makes KVM drop every shadow page table of the VM, and the real TLB with them, for every vCPU:
+  /// each rebuilds them from the guest's tables in memory before it runs guest code again. Safe
+  /// while other vCPUs run: it moves a spare one-page slot (`KVMShadowZapSlot`) and leaves the
+  /// RAM slots alone, and KVM kicks every vCPU out of guest mode before the call returns. One
+  /// `KVM_SET_USER_MEMORY_REGION`.
+  public func dropShadowPageTables() throws(EngineError) {
+    guard Int(shadowZapSlot.slot) >= memory.regions.count else { return try reloadMemorySlot() }
+    try shadowZapSlot.move(vm: fd)
+  }
+
+  /// How many times `dropShadowPageTables` made KVM drop its shadows (for tests).
+  public var shadowDrops: UInt64 { shadowZapSlot.moves.load(ordering: .relaxed) }
+
   /// Deletes and re-adds the KVM memory slot holding guest-physical `address` (all RAM slots when
   /// nil), so KVM drops every shadow page it built from page tables in it, and the real TLB with
   /// them, and rebuilds them from memory on demand. Loading the special registers, even a CR3

@@ -22,6 +22,8 @@ public final class KVMVirtualMachine: EngineVM, @unchecked Sendable {
   public let hasInKernelIRQChip: Bool
   /// Regions mapped writable although they are ROM (the host lacks KVM_CAP_READONLY_MEM).
   public private(set) var writableROMRegions = 0
+  /// The spare slot whose moves drop KVM's shadow page tables (`dropShadowPageTables`).
+  let shadowZapSlot: KVMShadowZapSlot
 
   /// Where KVM_SET_TSS_ADDR puts the three pages Intel VMX needs for real-mode emulation (just
   /// below the 4 GiB firmware area, inside the MMIO hole) and the identity-map page before them.
@@ -40,6 +42,7 @@ public final class KVMVirtualMachine: EngineVM, @unchecked Sendable {
     guard vm >= 0 else { throw EngineError("KVM_CREATE_VM failed: \(errnoText(-vm))") }
     fd = vm
     hasInKernelIRQChip = inKernelIRQChip
+    shadowZapSlot = KVMShadowZapSlot(memorySlots: system.capabilities.memorySlots)
     do throws(EngineError) {
       try mapMemory()
       if system.cpuVendor() == "GenuineIntel" {

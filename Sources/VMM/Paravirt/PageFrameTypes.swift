@@ -426,8 +426,8 @@ extension ParavirtDomain {
   /// Before the guest runs on another root table: where the engine keeps its own copies of the
   /// guest's page tables (`EngineVM.shadowsGuestPageTables`) and the VMM wrote a table entry
   /// since they were last dropped, `vcpu` drops them, as a CR3 load makes the TLB forget.
-  /// Elsewhere setting CR3 is enough. Only a uniprocessor VM's copies can be dropped this way
-  /// (`KVMVirtualCPU.invalidateTranslations`).
+  /// Elsewhere setting CR3 is enough. On kvm this drops the copies of every vCPU, safely while
+  /// siblings run (`KVMVirtualCPU.invalidateTranslations`).
   func dropEngineShadowsIfTablesChanged(_ vcpu: any VirtualCPU) throws(EngineError) {
     guard memoryState.tablesWrittenSinceShadowDrop, machine.engineVM.shadowsGuestPageTables else { return }
     try vcpu.invalidateTranslations()
