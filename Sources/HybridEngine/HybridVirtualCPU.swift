@@ -3,6 +3,10 @@ import TrapEngine
 import VMM
 import X86
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The hybrid's vCPU: the guest runs on `dbt` (binary translation, exact) while its CPL is 0..2
 /// and on `trap` (natively, trap-and-emulate) while it is 3. The architectural state moves at
 /// each switch: the X86 model's state page (general registers, RIP, RFLAGS, segments, descriptor
@@ -10,9 +14,11 @@ import X86
 /// with the x87/SSE state taken from or loaded into the real KVM vCPU on the trap side.
 ///
 /// - dbt to trap: the X86 model stops `run` before the first user-level instruction
-///   (`CPU.stopsAtUserLevel`), after SYSRET, IRETQ or any other return to ring 3. The trap side's
-///   shadow page tables are dropped then: the kernel edited its page tables on the dbt side,
-///   behind the shadows' write protection.
+///   (`CPU.stopsAtUserLevel`), after SYSRET, IRETQ or any other return to ring 3. The kernel
+///   edited its page tables on the dbt side, behind the shadows' write protection: the frames the
+///   shadows were built through are watched while the dbt side runs (`CPU.watchWrites(page:)`),
+///   and on the way back the shadow leaves built from entries that changed in a written frame are
+///   dropped (`TrapVirtualCPU.resyncShadows(afterWritesTo:)`); the rest stay.
 /// - trap to dbt: the trap side stops once the virtual CPL is 0 (`stopsAtKernelEntry`), after the
 ///   monitor entered the kernel (SYSCALL, an exception or INT n, delivered by the X86 model's
 ///   system layer on the guest's IDT). Interrupts the VMM injects while the user side runs are
@@ -39,12 +45,26 @@ public final class HybridVirtualCPU: VirtualCPU {
   private var windowRequested = false
   /// Which side the last exit came from (its completion goes there).
   private var lastExitFromTrap = false
+  /// Whether the dbt side's stores to the trap side's page-table frames are tracked
+  /// (`watchedFrames`); without it every return to user mode drops all shadows. Off when guest
+  /// RAM is so large that two of its pages share a code-page mark (`CPU.watchWrites(page:)`,
+  /// more than 256 MiB), or with `TRIVISOR_HYBRID_DROP_SHADOWS` set in the environment (for
+  /// comparison). Code run from outside RAM (firmware ROM) may share a mark with a RAM page.
+  public let tracksPageTableWrites: Bool
+  /// The guest page-table frames the trap side shadowed when the dbt side took the guest: armed
+  /// with `CPU.watchWrites(page:)`, checked on the way back to user mode.
+  private var watchedFrames: [UInt64] = []
+  /// Page-table frames the dbt side wrote, found on returns to user mode.
+  public private(set) var pageTableFramesWritten: UInt64 = 0
 
   /// The pair; the dbt side holds the guest first (RESET is at CPL 0).
   init(trap: TrapVirtualCPU, dbt: InterpreterVirtualCPU) {
     self.trap = trap
     self.dbt = dbt
     trap.stopsAtKernelEntry = true
+    tracksPageTableWrites =
+      getenv("TRIVISOR_HYBRID_DROP_SHADOWS") == nil
+      && trap.shadows.memory.ramSize <= UInt64(CPU.watchedPageSlots) << 12
     dbt.cpu.stopsAtUserLevel = true
     // RDTSC on the dbt side reads the real vCPU's TSC (KVM_GET_MSRS, a system call each), less the
     // model's IA32_TSC offset it adds: one guest clock on both sides.
@@ -99,7 +119,14 @@ public final class HybridVirtualCPU: VirtualCPU {
     Self.copyState(from: dbt.cpu.state, to: trap.guest.state)
     try trap.copyModelFPUToReal()
     // The kernel may have changed its page tables on the dbt side, unseen by the shadows.
-    try trap.invalidateTranslations()
+    if tracksPageTableWrites {
+      var written: [UInt64] = []
+      for frame in watchedFrames where dbt.cpu.pageWrittenSinceWatch(frame >> 12) { written.append(frame) }
+      pageTableFramesWritten &+= UInt64(written.count)
+      trap.resyncShadows(afterWritesTo: written)
+    } else {
+      try trap.invalidateTranslations()
+    }
     try trap.setSpecialRegisters(trap.guest.state.specialRegisters())
     try trap.setRegisters(trap.guest.state.registers())
     trap.requestInterruptWindow(windowRequested)
@@ -113,6 +140,13 @@ public final class HybridVirtualCPU: VirtualCPU {
     try trap.copyRealFPUToModel()
     Self.copyState(from: trap.guest.state, to: dbt.cpu.state)
     try dbt.setRegisters(dbt.cpu.state.registers())
+    if tracksPageTableWrites {
+      watchedFrames.removeAll(keepingCapacity: true)
+      for frame in trap.shadows.pageTableFrames {
+        watchedFrames.append(frame)
+        dbt.cpu.watchWrites(page: frame >> 12)
+      }
+    }
     dbt.requestInterruptWindow(windowRequested)
     trap.requestInterruptWindow(false)
     onTrap = false
@@ -144,7 +178,11 @@ public final class HybridVirtualCPU: VirtualCPU {
         if case .interruptWindow = exit { windowRequested = false }
         return exit
       }
-      if dbt.cpu.state.cpl == 3 {
+      // An interrupt queued on the dbt side (delivered for the user side) must be delivered there
+      // before the guest goes back to user mode: switching first left it queued and never
+      // delivered while user code ran, so the PIC's in-service bit stayed set and no timer tick
+      // came again (the self-test hung in a user loop waiting to be preempted).
+      if dbt.cpu.state.cpl == 3 && !dbt.interruptPending {
         try switchToTrap()
         continue
       }
@@ -154,6 +192,11 @@ public final class HybridVirtualCPU: VirtualCPU {
       case .kicked where dbt.cpu.state.cpl == 3:
         // Either the handover or a kick the VMM made (the dbt side reports both alike): the VMM
         // sees the exit, so a timer's kick is never swallowed; its next run goes on at ring 3.
+        // A kick latched while the trap side ran (`kick()` kicks both) can end this run before
+        // the interrupt queued here is delivered: the guest then stays here, and the next run
+        // delivers it (switching to the trap side left it queued for good, and the VMM, seeing
+        // it pending, injected nothing more: the guest spun in user mode with no timer).
+        if dbt.interruptPending && dbt.cpu.canAcceptExternalInterrupt { return .kicked }
         try switchToTrap()
         return .kicked
       case .interruptWindow:
@@ -174,7 +217,9 @@ public final class HybridVirtualCPU: VirtualCPU {
 
   /// The active side can take an interrupt now.
   public var readyForInterruptInjection: Bool {
-    onTrap ? pendingVector == nil && trap.readyForInterruptInjection : dbt.readyForInterruptInjection
+    onTrap
+      ? pendingVector == nil && !dbt.interruptPending && trap.readyForInterruptInjection
+      : dbt.readyForInterruptInjection
   }
 
   /// Queues `vector`: on the dbt side directly, else for the dbt side to deliver on the next run.
@@ -243,6 +288,9 @@ public final class HybridVirtualCPU: VirtualCPU {
       EngineCounter(
         name: "hybrid-switches-to-kernel", value: switchesToKernel,
         description: "kernel entries and interrupts: state moved from the trap vCPU to dbt"),
+      EngineCounter(
+        name: "hybrid-pt-frames-written", value: pageTableFramesWritten,
+        description: "shadowed page-table frames the kernel side wrote (resynced on the return to user mode)"),
     ] + trap.engineCounters + dbt.engineCounters
   }
 }

@@ -172,6 +172,10 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     pendingVector = vector
   }
 
+  /// An injected interrupt waits for `run` to deliver it (the hybrid engine must run this vCPU,
+  /// even at user level, until it has).
+  public var interruptPending: Bool { pendingVector != nil }
+
   public func requestInterruptWindow(_ enabled: Bool) { interruptWindowRequested = enabled }
 
   /// Latches an NMI; `run` delivers it when the model can take one (`CPU.canAcceptNMI`).

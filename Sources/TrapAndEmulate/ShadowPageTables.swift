@@ -67,6 +67,9 @@ public final class ShadowPageTables {
     let slot: UInt64
     /// The guest entries (physical addresses) the walk read, root to leaf.
     let guestEntries: [UInt64]
+    /// Their values after the walk (accessed and dirty bits it set included), root to leaf:
+    /// what `resyncChangedEntries(inFrame:)` compares the guest's tables with.
+    var guestValues: [UInt64]
     /// The guest frame it maps.
     let frame: UInt64
   }
@@ -97,6 +100,9 @@ public final class ShadowPageTables {
   public private(set) var activeRoot: UInt64 = 0
   /// Set when shadow entries were removed or made read-only since the last `takeRealTLBFlush()`.
   private var realTLBFlushPending = false
+  /// How many times shadow entries were removed or made read-only (or shadows freed) so far: a
+  /// real TLB flushed when it read N is stale once it reads more.
+  public private(set) var removals: UInt64 = 0
 
   private var contexts: [Context.Key: Context] = [:]
   private var contextsByID: [Int: Context] = [:]
@@ -136,6 +142,9 @@ public final class ShadowPageTables {
 
   /// How many shadows are cached.
   public var cachedContexts: Int { contexts.count }
+
+  /// The guest frames write-protected as page-table pages (every frame a shadow was built through).
+  public var pageTableFrames: Dictionary<UInt64, Int>.Keys { tableFrameUses.keys }
 
   /// Whether guest frame `physical` is write-protected as a page-table page.
   public func isPageTableFrame(_ physical: UInt64) -> Bool { tableFrameUses[physical & ~0xFFF] != nil }
@@ -238,7 +247,7 @@ public final class ShadowPageTables {
         for: translation, leafEntry: recorder.values.last ?? 0, mode: mode, control: control, pageTable: pageTable)
     else { preconditionFailure("a walk that succeeded in a mode maps the page in that mode") }
     writeShadow(slot, entry)
-    leaves[key] = Leaf(slot: slot, guestEntries: recorder.addresses, frame: frame)
+    leaves[key] = Leaf(slot: slot, guestEntries: recorder.addresses, guestValues: recorder.valuesAfter, frame: frame)
     mappers[frame, default: []].insert(key)
     owner.pages.insert(key.page)
     if kind == .write && pageTable { return .pageTableWrite(physicalAddress: translation.physicalAddress) }
@@ -275,6 +284,38 @@ public final class ShadowPageTables {
         frame += 0x1000
       }
     }
+  }
+
+  /// Guest page-table frame `frame` was written behind the write protection (by code that does
+  /// not trap: the hybrid engine's kernel side): the shadow leaves built through an entry of it
+  /// whose value changed since their walk are dropped. An entry whose only change is an accessed
+  /// or dirty bit set (the guest's own walks set them) keeps its leaves: a leaf is at most
+  /// stricter than the new entry, and the next access that needs more faults and refills it.
+  /// Returns how many leaves were dropped (each a resync).
+  @discardableResult
+  public func resyncChangedEntries(inFrame frame: UInt64) -> Int {
+    let frame = frame & ~0xFFF
+    guard tableFrameUses[frame] != nil else { return 0 }
+    let accessedDirty: UInt64 = 0x60
+    var stale: Set<LeafKey> = []
+    for entry in stride(from: frame, to: frame + 0x1000, by: 8) {
+      guard let keys = dependents[entry] else { continue }
+      let value = tables.readEntry(entry, size: 8) ?? 0
+      for key in keys {
+        guard var leaf = leaves[key], let i = leaf.guestEntries.firstIndex(of: entry) else { continue }
+        let old = leaf.guestValues[i]
+        if old == value { continue }
+        if (old ^ value) & ~accessedDirty == 0 && old & ~value & accessedDirty == 0 {
+          leaf.guestValues[i] = value
+          leaves[key] = leaf
+        } else {
+          stale.insert(key)
+        }
+      }
+    }
+    for key in stale { removeLeaf(key, clearEntry: true) }
+    statistics.resyncs += UInt64(stale.count)
+    return stale.count
   }
 
   /// Stops shadowing guest frame `frame` as a page table: drops every shadow leaf built through an
@@ -431,6 +472,7 @@ public final class ShadowPageTables {
       if entry & ShadowEntry.writable != 0 {
         writeShadow(leaf.slot, entry & ~ShadowEntry.writable)
         realTLBFlushPending = true
+        removals &+= 1
       }
     }
   }
@@ -448,6 +490,7 @@ public final class ShadowPageTables {
     if clearEntry {
       writeShadow(leaf.slot, 0)
       realTLBFlushPending = true
+      removals &+= 1
     }
     for entry in leaf.guestEntries {
       if var set = dependents[entry] {
@@ -496,6 +539,7 @@ public final class ShadowPageTables {
     contextsByID[context.id] = nil
     if active === context { active = nil }
     realTLBFlushPending = true
+    removals &+= 1
   }
 
   /// Frees every shadow.
@@ -521,6 +565,8 @@ final class WalkRecorder: PageTableMemory {
   let base: GuestPhysicalMemory
   var addresses: [UInt64] = []
   var values: [UInt64] = []
+  /// The entries' values after the walk: `values` with the accessed and dirty bits it set.
+  var valuesAfter: [UInt64] = []
 
   /// A recorder reading through `base`.
   init(_ base: GuestPhysicalMemory) { self.base = base }
@@ -529,10 +575,12 @@ final class WalkRecorder: PageTableMemory {
     let value = base.readEntry(physical, size: size)
     addresses.append(physical)
     values.append(value ?? 0)
+    valuesAfter.append(value ?? 0)
     return value
   }
 
   func writeEntry(_ physical: UInt64, value: UInt64, size: Int) {
     base.writeEntry(physical, value: value, size: size)
+    if let i = addresses.lastIndex(of: physical) { valuesAfter[i] = value }
   }
 }

@@ -83,6 +83,8 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// `run` returns `.kicked` as soon as the virtual CPL is 0 (after the trap that entered the
   /// guest's kernel): the hybrid engine runs kernel code on its other vCPU. Off: no effect.
   public var stopsAtKernelEntry = false
+  /// `shadows.removals` at the last real TLB flush.
+  private var removalsAtFlush: UInt64 = 0
   /// Set from the environment (TRIVISOR_TRAP_TRACE): every trap is printed on standard error.
   private let trace = getenv("TRIVISOR_TRAP_TRACE") != nil
 
@@ -233,6 +235,19 @@ public final class TrapVirtualCPU: VirtualCPU {
     guest.core.invalidateTLB()
     realSpecialStale = true
     realTLBFlush = true
+  }
+
+  /// The hybrid engine's return to user mode: its kernel side wrote guest page-table frames
+  /// `frames` past the shadows' write protection. The leaves built from entries that changed are
+  /// dropped (`resyncChangedEntries`), the model's TLB too, and the real TLB is flushed before the
+  /// guest runs only if a shadow entry was removed or downgraded since its last flush (a switch
+  /// between cached shadow roots alone needs none).
+  public func resyncShadows(afterWritesTo frames: some Sequence<UInt64>) {
+    for frame in frames { shadows.resyncChangedEntries(inFrame: frame) }
+    _ = shadows.takeRealTLBFlush()
+    guest.core.invalidateTLB()
+    realTLBFlush = shadows.removals != removalsAtFlush
+    realSpecialStale = true
   }
 
   /// Not counted: guest code runs natively.
@@ -450,6 +465,7 @@ public final class TrapVirtualCPU: VirtualCPU {
   private func flushRealTLB() throws(EngineError) {
     try vm.resetKVMShadows()
     statistics.realTLBFlushes += 1
+    removalsAtFlush = shadows.removals
     realSpecialStale = true
   }
 

@@ -235,4 +235,101 @@ struct TrapEngineGuestTests {
       """#,
       expected: "held off\ndone\n")
   }
+
+  /// PIT ticks that arrive while ring-3 code spins with IF set (never while the kernel runs: its
+  /// only code before the IRETQ and the tick handler run with IF clear). On hybrid each tick is
+  /// injected while the trap side runs user code, and the dbt side must deliver it before the
+  /// guest goes back to user mode; it used to be left queued there, the handler never ran, its EOI
+  /// never came, and the guest spun until the timeout.
+  @Test func timerInterruptsPreemptRingThree() throws {
+    try check(
+      #"""
+      .set TICKS, 0x9000
+      .set SPINS, 0x9008
+      main:
+        GATE 0x20, tick
+        movq $0, TICKS
+        movq $0, SPINS
+        PIC_INIT 0xFE, 0xFF
+        OUT 0x43, 0x34
+        OUT 0x40, 0x9C
+        OUT 0x40, 0x2E
+        pushq $0x23
+        pushq $0x80000
+        pushq $0x202
+        pushq $0x1B
+        lea user(%rip), %rax
+        push %rax
+        iretq
+      user:
+        incq SPINS
+        jmp user
+      tick:
+        incq TICKS
+        push %rax
+        movb $0x20, %al
+        outb %al, $0x20
+        pop %rax
+        cmpq $3, TICKS
+        jae 1f
+        iretq
+      1: cmpq $0, SPINS
+        jne 2f
+        FAIL "user code never ran\n"
+      2: PUTS "done\n"
+        EXIT
+      """#,
+      expected: "done\n")
+  }
+
+  /// The kernel changes the page-directory entry user code reads through, between two reads from
+  /// ring 3, and changes it back: user mode must see each new mapping. On hybrid the kernel's
+  /// stores run on the dbt side, past the shadows' write protection: the shadows see them only
+  /// through the hybrid's tracking of writes to their page-table frames.
+  @Test func kernelPageTableWritesReachUserMode() throws {
+    try check(
+      #"""
+      main:
+        lea int80(%rip), %rax
+        movw %ax, IDT + 0x80 * 16
+        movw $0x08, IDT + 0x80 * 16 + 2
+        movw $0xEE00, IDT + 0x80 * 16 + 4
+        shrl $16, %eax
+        movw %ax, IDT + 0x80 * 16 + 6
+        movq $0, IDT + 0x80 * 16 + 8
+        movq $0x1111, 0x400000
+        movq $0x2222, 0x200000
+        mov 0x3010, %r12
+        xor %r14, %r14
+        pushq $0x23
+        pushq $0x80000
+        pushq $0x202
+        pushq $0x1B
+        lea user(%rip), %rax
+        push %rax
+        iretq
+      user:
+        mov 0x400000, %rbx
+        int $0x80
+        jmp user
+      int80:
+        PUTHEX %rbx
+        inc %r14
+        cmp $1, %r14
+        jne 1f
+        mov %r12, %rax
+        sub $0x200000, %rax
+        mov %rax, 0x3010
+        invlpg 0x400000
+        iretq
+      1: cmp $2, %r14
+        jne 2f
+        mov %r12, 0x3010
+        invlpg 0x400000
+        iretq
+      2: PUTS "done\n"
+        EXIT
+      """#,
+      expected: "0000000000001111\n0000000000002222\n0000000000001111\ndone\n")
+  }
 }

@@ -72,6 +72,26 @@ extension CPU {
     }
   }
 
+  /// Arms write detection on physical page `page` (the hybrid engine watches the guest's
+  /// page-table frames the trap side shadows while this CPU runs the guest's kernel): the page is
+  /// marked as holding code and leaves the write side of the host-page cache, so this CPU's next
+  /// store to it (by the interpreter, translated code, the page walker or the system layer) takes
+  /// the slow path, which clears the mark (`pageWrittenSinceWatch`). Only exact while no two
+  /// pages sharing a code-page slot (`DecodeCache.pageSlots` pages apart) are in use.
+  package func watchWrites(page: UInt64) {
+    decodeCache.pageHasCode[DecodeCache.pageSlot(page)].store(true, ordering: .relaxed)
+    protectCode(page: page)
+  }
+
+  /// Whether page `page` may have been written since `watchWrites(page:)` (its code-page mark is
+  /// gone); a write to a page sharing its slot also counts.
+  package func pageWrittenSinceWatch(_ page: UInt64) -> Bool {
+    !decodeCache.pageHasCode[DecodeCache.pageSlot(page)].load(ordering: .relaxed)
+  }
+
+  /// How many pages apart two pages share a code-page mark (`watchWrites(page:)`).
+  package static var watchedPageSlots: Int { DecodeCache.pageSlots }
+
   /// Reads `size` (1-8) bytes at a physical address within one page.
   func physicalRead(_ phys: UInt64, size: Int) throws(Fault) -> UInt64 {
     if let p = hostPage(phys, write: false) ?? memory.hostPointer(physical: phys, length: size, write: false) {
