@@ -148,12 +148,35 @@ import Testing
     #expect(h.record(Self.data).pinned)
   }
 
-  @Test func withoutAStubOrOnOneVCPUTheFlushFollowsTheValidation() throws {
-    // A bare trap (RIP past no stub): validated, then every vCPU flushed.
+  @Test func outsideAStubTheCallIsRefusedUntilTheFlushOnOneVCPUItFollowsTheValidation() throws {
+    // A bare trap (RIP past no stub): -EAGAIN, nothing validated, every vCPU flushed; the call
+    // made again validates.
     let h = try Self.staleHarness()
-    #expect(try h.mmuext(.pinL1Table, Self.data >> 12) == 0)
-    #expect(h.record(Self.data).pinned && h.domain.takeTranslationFlush(for: 1))
+    let again = Xen.Error.tryAgain.returnValue
+    #expect(try h.mmuext(.pinL1Table, Self.data >> 12) == again)
+    #expect(!h.record(Self.data).pinned && h.domain.takeTranslationFlush(for: 1))
     #expect(h.domain.memoryState.unflushedWritable.isEmpty && h.domain.memoryState.restarts == 0)
+    #expect(try h.mmuext(.pinL1Table, Self.data >> 12) == 0)
+    #expect(h.record(Self.data).pinned)
+    // In a multicall made outside a stub: that entry gets -EAGAIN, the others run.
+    #expect(try h.mmuext(.unpinTable, Self.data >> 12) == 0)
+    #expect(try h.mmuUpdate([(H.l1 + 0x10 * 8, Self.data | 3)]) == (0, 1))
+    #expect(try h.mmuUpdate([(H.l1 + 0x10 * 8, 0)]) == (0, 1))
+    try h.memory.write(UInt64(Xen.MMUExtOp.pinL1Table.rawValue), at: H.args + 0x900)
+    try h.memory.write(Self.data >> 12, at: H.args + 0x908)
+    let entries: [(Xen.Hypercall, [UInt64])] = [
+      (.mmuextOp, [H.args + 0x900, 1, 0, H.domidSelf, 0, 0]),
+      (.xenVersion, [0, 0, 0, 0, 0, 0]),
+    ]
+    for (i, e) in entries.enumerated() {
+      let base = H.args + UInt64(i) * 64
+      try h.memory.write(e.0.rawValue, at: base)
+      for (j, a) in e.1.enumerated() { try h.memory.write(a, at: base + 16 + UInt64(j) * 8) }
+    }
+    #expect(try h.call(.multicall, [H.args, 2]) == 0)
+    #expect(try h.memory.read(UInt64.self, at: H.args + 8) == again)
+    #expect(try h.memory.read(UInt64.self, at: H.args + 64 + 8) != again)
+    #expect(!h.record(Self.data).pinned && h.domain.memoryState.restarts == 0)
     // One vCPU: nothing runs during the call, the flush at its end is enough.
     let one = try Self.staleHarness(cpus: 1)
     try one.memory.write(UInt64(Xen.MMUExtOp.pinL1Table.rawValue), at: H.args + 0x800)

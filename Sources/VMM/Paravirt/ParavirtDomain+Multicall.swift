@@ -11,7 +11,8 @@
 /// (the entries before it have run), -EINVAL for more than `Xen.Memory.maximumMulticallEntries`
 /// entries, -ENOSYS for a 32-bit caller (its entries have another layout). An entry preempted
 /// for remote TLB flushes (ParavirtDomain+Restart.swift) gets its continued arguments written
-/// into its `args`, and the multicall is made again from that entry on.
+/// into its `args`, and the multicall is made again from that entry on (made outside a stub,
+/// that entry gets -EAGAIN and the others run).
 extension ParavirtDomain {
   /// Serves `multicall` on `dispatcher`, whose handlers run the entries.
   func registerMulticall(on dispatcher: HypercallDispatcher) {
@@ -53,7 +54,7 @@ extension ParavirtDomain {
         let inner = HypercallDispatcher.Call(number: op, arguments: Array(words[2..<8]), longMode: true)
         memoryState.preemptedEntry = nil
         let answer = try dispatcher.dispatch(inner, caller: caller)
-        if let continued = memoryState.preemptedEntry {
+        if let continued = memoryState.preemptedEntry, candidateRestartsFromStub {
           memoryState.preemptedEntry = nil
           do {
             try write(continued.flatMap { Self.littleEndian($0, 8) }, at: entry &+ 16, for: caller)
@@ -62,6 +63,7 @@ extension ParavirtDomain {
           }
           return (.value(0), [entry, count - i] + call.arguments[2...])
         }
+        memoryState.preemptedEntry = nil
         if case .value(let v) = answer { result = v }
       }
       do {

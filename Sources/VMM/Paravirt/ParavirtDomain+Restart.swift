@@ -25,23 +25,30 @@
 /// 5. the guest runs the stub again, and F, no longer in `unflushedWritable`, validates.
 ///
 /// A call is restartable only when it was made from a stub of the form the hypercall page holds
-/// (looked at when a validation would preempt it, on machines with more than one vCPU): the kvm engine's trap is an
-/// OUT, which KVM skips on the next entry when RIP is left at it, so the restart goes back to the
-/// stub's `mov` instead. A call trapped by a bare instruction keeps the older order (validated,
-/// then every vCPU flushed), which leaves the window described above open on SMP.
+/// (looked at when a validation preempts it, on machines with more than one vCPU): the kvm
+/// engine's trap is an OUT, which KVM skips on the next entry when RIP is left at it, so the
+/// restart goes back to the stub's `mov` instead. A call trapped by a bare instruction cannot be
+/// made again this way: it returns -EAGAIN (a batch with `done` saying how far it got; a
+/// multicall entry gets -EAGAIN as its result and the others run), after the flush, so the guest
+/// retries on flushed TLBs. The window stays closed whatever instruction the guest traps with.
 extension ParavirtDomain {
   /// The length of `mov $imm32, %eax` at the start of every stub.
   static let stubNumberLoadLength = 5
 
   /// Called before `frame` takes a page-table type: when a vCPU may still hold a writable
-  /// translation of it, asks for every vCPU's flush, and preempts the call where it can be
-  /// restarted (elsewhere the flush follows the validation at the end of the hypercall).
+  /// translation of it, asks for every vCPU's flush, and preempts the hypercall on a machine of
+  /// several vCPUs (on one, the flush at the end of the hypercall, after the validation, is
+  /// enough).
   func preemptForFlushIfStale(_ frame: UInt64) throws(HypercallFailure) {
     guard memoryState.unflushedWritable.contains(frame) else { return }
     memoryState.flushAllRequested = true
-    if let (call, caller) = memoryState.restartCandidate, callRestartsFromStub(call, caller) {
-      throw HypercallFailure.preemption
-    }
+    if memoryState.restartCandidate != nil { throw HypercallFailure.preemption }
+  }
+
+  /// Whether the outermost hypercall being served can be made again from its stub.
+  var candidateRestartsFromStub: Bool {
+    guard let (call, caller) = memoryState.restartCandidate else { return false }
+    return callRestartsFromStub(call, caller)
   }
 
   /// Whether `call` can be preempted and made again: a machine with more than one vCPU (on one,
@@ -77,7 +84,7 @@ extension ParavirtDomain {
 
   /// Runs `body` as the outermost call `call` (a candidate for a restart: whether it can be made
   /// again is looked at only when a validation needs it), turning a preemption into a restart of
-  /// the stub; `body`'s own result otherwise. Nested calls (a multicall's entries) leave their
+  /// the stub; `body`'s own result otherwise (-EAGAIN for a preempted call made outside a stub). Nested calls (a multicall's entries) leave their
   /// continuation to the multicall, which restarts.
   func runRestartable(
     _ call: HypercallDispatcher.Call, _ caller: HypercallCaller,
@@ -91,7 +98,7 @@ extension ParavirtDomain {
     memoryState.restartCandidate = flushBarrier.tracking ? (call, caller) : nil
     defer { memoryState.restartCandidate = nil }
     let (result, continuation) = try body()
-    guard let continuation else { return result }
+    guard let continuation, callRestartsFromStub(call, caller) else { return result }
     try restartFromStub(caller, arguments: continuation)
     return .registersSet
   }
