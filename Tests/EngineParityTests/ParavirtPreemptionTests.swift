@@ -17,17 +17,6 @@ import Translator
 @Suite struct ParavirtPreemptionTests {
   static let guest =
     ParavirtTestGuest.prelude + #"""
-      .macro MMU_UPDATE value
-        mov pte_ptr(%rip), %rax
-        mov %rax, req(%rip)
-        mov \value(%rip), %rax
-        mov %rax, req+8(%rip)
-        lea req(%rip), %rdi
-        mov $1, %esi
-        xor %edx, %edx
-        mov $0x7ff0, %r10d
-        HCALL 1
-      .endm
       .macro MMUEXT cmd
         movl $\cmd, op(%rip)
         mov mfn(%rip), %rax
@@ -41,10 +30,7 @@ import Translator
       .globl _start
       _start:
         lea results(%rip), %rbp
-        lea ctx(%rip), %rbx
-        CONTEXT ap_entry, ap_stack_top
-        VCPUOP 0, 1, %rbx
-        VCPUOP 1, 1, $0
+        START_VCPU1
         mov %rax, 0x08(%rbp)
       1:
         pause
@@ -127,15 +113,8 @@ import Translator
       $0.stopOnOutput = "PV-PREEMPT-DONE"
     }
     // The window's L1 entry, found through the boot's page tables.
-    let physical = ParavirtMonitorTests.physical
-    let windowFrame = physical + 0x7000
-    let window = ParavirtMonitorTests.virtualBase + windowFrame
-    var table = try machine.runners[0].vcpu.specialRegisters().cr3 & ~0xFFF
-    for shift in [39, 30, 21] as [UInt64] {
-      table = try memory.read(UInt64.self, at: table + ((window >> shift) & 0x1FF) * 8) & 0x000F_FFFF_FFFF_F000
-    }
-    let entry = table + ((window >> 12) & 0x1FF) * 8
-    let original = try memory.read(UInt64.self, at: entry)
+    let windowFrame = ParavirtMonitorTests.physical + 0x7000
+    let (entry, original) = try ParavirtTestGuest.leafEntry(ofImageOffset: 0x7000, machine, memory)
     #expect(original & 0x000F_FFFF_FFFF_F000 == windowFrame && original & 2 != 0)
     let data = ParavirtTestGuest.results + 0x800
     try memory.write(entry, at: data)

@@ -26,17 +26,6 @@ import Translator
         cmpq $\n, ack(%rip)
         jne 1b
       .endm
-      .macro MMU_UPDATE value
-        mov pte_ptr(%rip), %rax
-        mov %rax, req(%rip)
-        mov \value(%rip), %rax
-        mov %rax, req+8(%rip)
-        lea req(%rip), %rdi
-        mov $1, %esi
-        xor %edx, %edx
-        mov $0x7ff0, %r10d
-        HCALL 1
-      .endm
       .macro MMUEXT cmd
         movl $\cmd, op(%rip)
         lea mask(%rip), %rax
@@ -50,10 +39,7 @@ import Translator
       .globl _start
       _start:
         lea results(%rip), %rbp
-        lea ctx(%rip), %rbx
-        CONTEXT ap_entry, ap_stack_top
-        VCPUOP 0, 1, %rbx
-        VCPUOP 1, 1, $0
+        START_VCPU1
         mov %rax, 0x08(%rbp)
         WAIT_ACK 0
         // 1: mmu_update to frame B, then mmuext_op(tlb_flush_all)
@@ -87,12 +73,7 @@ import Translator
         mov %rax, 0x38(%rbp)
         movq $4, flag(%rip)
         WAIT_ACK 4
-        mov $18, %eax
-        xor %edi, %edi
-        mov $(done_end - done_msg), %esi
-        lea done_msg(%rip), %rdx
-        vmcall
-        jmp .
+        DONE
 
       ap_entry:
         lea results(%rip), %rbp
@@ -163,13 +144,7 @@ import Translator
     }
     // The window's L1 entry, found through the boot's page tables, and its two values.
     let physical = ParavirtMonitorTests.physical
-    let window = ParavirtMonitorTests.virtualBase + physical + 0x7000
-    var table = try machine.runners[0].vcpu.specialRegisters().cr3 & ~0xFFF
-    for shift in [39, 30, 21] as [UInt64] {
-      table = try memory.read(UInt64.self, at: table + ((window >> shift) & 0x1FF) * 8) & 0x000F_FFFF_FFFF_F000
-    }
-    let entry = table + ((window >> 12) & 0x1FF) * 8
-    let original = try memory.read(UInt64.self, at: entry)
+    let (entry, original) = try ParavirtTestGuest.leafEntry(ofImageOffset: 0x7000, machine, memory)
     #expect(original & 0x000F_FFFF_FFFF_F000 == physical + 0x7000)
     let data = ParavirtTestGuest.results + 0x810
     try memory.write(entry, at: data)

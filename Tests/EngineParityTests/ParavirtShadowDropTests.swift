@@ -22,10 +22,7 @@ import Translator
       .globl _start
       _start:
         lea results(%rip), %rbp
-        lea ctx(%rip), %rbx
-        CONTEXT ap_entry, ap_stack_top
-        VCPUOP 0, 1, %rbx
-        VCPUOP 1, 1, $0
+        START_VCPU1
         mov %rax, 0x08(%rbp)
       1:
         pause
@@ -69,12 +66,7 @@ import Translator
         pause
         cmpq $1, ack(%rip)
         jne 5b
-        mov $18, %eax
-        xor %edi, %edi
-        mov $(done_end - done_msg), %esi
-        lea done_msg(%rip), %rdx
-        vmcall
-        jmp .
+        DONE
 
       ap_entry:
         lea results(%rip), %rbp
@@ -137,12 +129,7 @@ import Translator
       $0.stopOnOutput = "PV-DROP-DONE"
     }
     let physical = ParavirtMonitorTests.physical
-    let window = ParavirtMonitorTests.virtualBase + physical + 0x7000
-    var table = try machine.runners[0].vcpu.specialRegisters().cr3 & ~0xFFF
-    for shift in [39, 30, 21] as [UInt64] {
-      table = try memory.read(UInt64.self, at: table + ((window >> shift) & 0x1FF) * 8) & 0x000F_FFFF_FFFF_F000
-    }
-    let original = try memory.read(UInt64.self, at: table + ((window >> 12) & 0x1FF) * 8)
+    let original = try ParavirtTestGuest.leafEntry(ofImageOffset: 0x7000, machine, memory).value
     #expect(original & 0x000F_FFFF_FFFF_F000 == physical + 0x7000)
     let data = ParavirtTestGuest.results + 0x818
     try memory.write(original, at: data)

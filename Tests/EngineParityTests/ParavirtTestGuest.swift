@@ -10,10 +10,13 @@ import KVMEngine
 enum ParavirtTestGuest {
   /// What the guests' assembly starts with: `.code64` and the macros `HCALL n` (hypercall n),
   /// `VCPUOP cmd, vcpu, arg` (`vcpu_op`), `WRITE msg, end` (`console_io` write of the bytes from
-  /// label `msg` to label `end`), `DONE` (writes `done_msg`..`done_end` and stops there) and
+  /// label `msg` to label `end`), `DONE` (writes `done_msg`..`done_end` and stops there),
   /// `CONTEXT entry, stack`, which fills the `vcpu_guest_context` at %rbx for a vCPU starting at
   /// `entry` on `stack` with this kernel's root table (start_info.pt_base in %rsi minus the
-  /// virtual base); it uses %rax and %rcx.
+  /// virtual base; it uses %rax and %rcx), `START_VCPU1` (vCPU 1 initialised from `ctx` to start
+  /// at `ap_entry` on `ap_stack_top`, then brought up: RAX is `up`'s result) and
+  /// `MMU_UPDATE value` (one `mmu_update` writing the quad at label `value` into the entry whose
+  /// address is at `pte_ptr`, through the 16-byte `req`).
   static let prelude = #"""
     .code64
     .macro HCALL n
@@ -32,6 +35,23 @@ enum ParavirtTestGuest {
       mov $(\end - \msg), %esi
       lea \msg(%rip), %rdx
       vmcall
+    .endm
+    .macro START_VCPU1
+      lea ctx(%rip), %rbx
+      CONTEXT ap_entry, ap_stack_top
+      VCPUOP 0, 1, %rbx
+      VCPUOP 1, 1, $0
+    .endm
+    .macro MMU_UPDATE value
+      mov pte_ptr(%rip), %rax
+      mov %rax, req(%rip)
+      mov \value(%rip), %rax
+      mov %rax, req+8(%rip)
+      lea req(%rip), %rdi
+      mov $1, %esi
+      xor %edx, %edx
+      mov $0x7ff0, %r10d
+      HCALL 1
     .endm
     .macro DONE
       WRITE done_msg, done_end
@@ -71,6 +91,20 @@ enum ParavirtTestGuest {
     let machine = try Machine(memory: memory, boot: boot, engine: engine, configuration: configuration)
     try machine.paravirt.startDeprivileged(boot: boot)
     return (machine, memory)
+  }
+
+  /// The guest-physical address of the L1 entry mapping the image's page at `offset` (the
+  /// guests' window page is at 0x7000), through vCPU 0's boot tables, and the entry's value.
+  static func leafEntry(ofImageOffset offset: UInt64, _ machine: Machine, _ memory: GuestMemory) throws -> (
+    address: UInt64, value: UInt64
+  ) {
+    let linear = ParavirtMonitorTests.virtualBase + ParavirtMonitorTests.physical + offset
+    var table = try machine.runners[0].vcpu.specialRegisters().cr3 & ~0xFFF
+    for shift in [39, 30, 21] as [UInt64] {
+      table = try memory.read(UInt64.self, at: table + ((linear >> shift) & 0x1FF) * 8) & 0x000F_FFFF_FFFF_F000
+    }
+    let address = table + ((linear >> 12) & 0x1FF) * 8
+    return (address, try memory.read(UInt64.self, at: address))
   }
 
   /// The 64-bit word at `offset` from `results`.
