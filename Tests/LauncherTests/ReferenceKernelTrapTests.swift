@@ -6,7 +6,8 @@ import VMM
 
 /// The reference kernel's self-test on `--engine trap`: its kernel and user tasks run at real ring
 /// 3 under the monitor, every check passes, and `--stats` shows the monitor's work (traps by
-/// kind, shadow faults and resyncs).
+/// kind, shadow faults and resyncs). The same self-test on `--engine hybrid`, whose kernel code
+/// runs on dbt and user code on a trap vCPU.
 @Suite struct ReferenceKernelTrapTests {
   @Test(.requires(.kvm)) func selfTestPassesOnTrap() throws {
     let run = try ReferenceKernelParavirtTests.boot("trap", commandLine: "selftest", paravirtual: false)
@@ -22,5 +23,14 @@ import VMM
     ] {
       #expect((counters[name] ?? 0) > 0, "\(name): \(counters)")
     }
+  }
+
+  @Test(.requires(.kvm)) func selfTestPassesOnHybrid() throws {
+    let run = try ReferenceKernelParavirtTests.boot("hybrid", commandLine: "selftest", paravirtual: false)
+    let report = SelfTestReport(output: run.output)
+    #expect(report.allPassed, "failed \(report.failed)\n\(run.output)")
+    #expect(report.passed == ReferenceKernelOutput.selfTestChecks)
+    #expect(run.outcome.reason == .powerOff, "\(run.outcome.reason)")
+    #expect(run.outcome.exitStatus == 0)
   }
 }
