@@ -44,6 +44,8 @@ public struct KVMCapabilities: Sendable, Equatable {
   /// KVM_CAP_X86_USER_SPACE_MSR and KVM_CAP_X86_MSR_FILTER: RDMSR/WRMSR can exit to userspace
   /// (what the VMM's local APIC needs for x2APIC and TSC-deadline with `--irqchip user`).
   public var userSpaceMSRFilter: Bool
+  /// The state KVM can keep in `kvm_run` instead of behind vCPU ioctls (KVM_CAP_SYNC_REGS).
+  public var syncedState: KVMVirtualCPU.SyncedState
   /// Recommended and maximum vCPUs per VM.
   public var recommendedVCPUs: Int
   public var maxVCPUs: Int
@@ -96,6 +98,7 @@ public final class KVMSystem: @unchecked Sendable {
       pit2: check(CKVM_CAP_PIT2) > 0, setTSSAddress: check(CKVM_CAP_SET_TSS_ADDR) > 0,
       extendedCPUID: check(CKVM_CAP_EXT_CPUID) > 0, tscDeadlineTimer: check(CKVM_CAP_TSC_DEADLINE_TIMER) > 0,
       userSpaceMSRFilter: check(CKVM_CAP_X86_USER_SPACE_MSR) > 0 && check(CKVM_CAP_X86_MSR_FILTER) > 0,
+      syncedState: KVMVirtualCPU.SyncedState(rawValue: UInt64(check(CKVM_CAP_SYNC_REGS))),
       recommendedVCPUs: nrVCPUs == 0 ? 4 : nrVCPUs,
       maxVCPUs: max(check(CKVM_CAP_MAX_VCPUS), nrVCPUs),
       memorySlots: check(CKVM_CAP_NR_MEMSLOTS))

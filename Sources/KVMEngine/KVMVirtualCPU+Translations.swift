@@ -15,6 +15,9 @@ extension KVMVirtualCPU {
       try vm.dropShadowPageTables()
       return
     }
+    // Two loads KVM sees one after the other: through the ioctls, even where the special
+    // registers are synced through kvm_run (only the last of two synced writes would reach KVM).
+    try writeBackSyncedChanges(.specialRegisters)
     var k = kvm_sregs()
     try check(ckvm_ioctl_ptr(fd, CKVM_GET_SREGS, &k), "KVM_GET_SREGS")
     let cr3 = k.cr3

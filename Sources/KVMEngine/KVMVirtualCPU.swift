@@ -23,7 +23,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   /// The vCPU file descriptor (vCPU ioctls).
   public let fd: Int32
   private let runMapping: UnsafeMutableRawPointer
-  private let run: UnsafeMutablePointer<kvm_run>
+  let run: UnsafeMutablePointer<kvm_run>
   private let mapSize: Int
   /// pthread_t of the thread in `run()`, 0 before the first run (read by `kick()` on any thread).
   private let runThread: UnsafeMutablePointer<UInt>
@@ -39,6 +39,8 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   private var awaitingMSR = false
   /// An NMI was injected that KVM may still hold pending (checked at HLT exits).
   private var nmiMayBePending = false
+  /// The state KVM keeps in `kvm_run` for this vCPU (`setSyncedState`).
+  var synced: SyncedState = []
   /// The CPUID table as created (KVM's supported leaves with this vCPU's identity and APIC ID).
   private var baseCPUID: [kvm_cpuid_entry2] = []
   /// The MSR exits KVM delivers (`KVMVirtualMachine.trapMSRs`), when the controls asked for some.
@@ -343,8 +345,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   /// Whether KVM holds an NMI that is not blocked (`KVM_GET_VCPU_EVENTS`); none pending clears
   /// `nmiMayBePending`.
   private func takeablePendingNMI() throws(EngineError) -> Bool {
-    var events = kvm_vcpu_events()
-    try check(ckvm_ioctl_ptr(fd, CKVM_GET_VCPU_EVENTS, &events), "KVM_GET_VCPU_EVENTS")
+    let events = try pendingEvents()
     if events.nmi.pending == 0 && events.nmi.injected == 0 { nmiMayBePending = false }
     return events.nmi.pending != 0 && events.nmi.masked == 0
   }
@@ -380,89 +381,6 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     }
   }
 
-  // MARK: - Registers
-
-  public func registers() throws(EngineError) -> Registers {
-    var k = kvm_regs()
-    try check(ckvm_ioctl_ptr(fd, CKVM_GET_REGS, &k), "KVM_GET_REGS")
-    var r = Registers()
-    r.rax = k.rax
-    r.rbx = k.rbx
-    r.rcx = k.rcx
-    r.rdx = k.rdx
-    r.rsi = k.rsi
-    r.rdi = k.rdi
-    r.rsp = k.rsp
-    r.rbp = k.rbp
-    r.r8 = k.r8
-    r.r9 = k.r9
-    r.r10 = k.r10
-    r.r11 = k.r11
-    r.r12 = k.r12
-    r.r13 = k.r13
-    r.r14 = k.r14
-    r.r15 = k.r15
-    r.rip = k.rip
-    r.rflags = k.rflags
-    return r
-  }
-
-  public func setRegisters(_ r: Registers) throws(EngineError) {
-    var k = kvm_regs(
-      rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi, rsp: r.rsp, rbp: r.rbp,
-      r8: r.r8, r9: r.r9, r10: r.r10, r11: r.r11, r12: r.r12, r13: r.r13, r14: r.r14, r15: r.r15,
-      rip: r.rip, rflags: r.rflags | 0x2)
-    try check(ckvm_ioctl_ptr(fd, CKVM_SET_REGS, &k), "KVM_SET_REGS")
-  }
-
-  public func specialRegisters() throws(EngineError) -> SpecialRegisters {
-    var k = kvm_sregs()
-    try check(ckvm_ioctl_ptr(fd, CKVM_GET_SREGS, &k), "KVM_GET_SREGS")
-    var s = SpecialRegisters()
-    s.cs = Segment(k.cs)
-    s.ds = Segment(k.ds)
-    s.es = Segment(k.es)
-    s.fs = Segment(k.fs)
-    s.gs = Segment(k.gs)
-    s.ss = Segment(k.ss)
-    s.tr = Segment(k.tr)
-    s.ldt = Segment(k.ldt)
-    s.gdt = DescriptorTable(base: k.gdt.base, limit: k.gdt.limit)
-    s.idt = DescriptorTable(base: k.idt.base, limit: k.idt.limit)
-    s.cr0 = k.cr0
-    s.cr2 = k.cr2
-    s.cr3 = k.cr3
-    s.cr4 = k.cr4
-    s.cr8 = k.cr8
-    s.efer = k.efer
-    s.apicBase = k.apic_base
-    return s
-  }
-
-  /// Sets segments, descriptor tables, control registers and EFER. The APIC base and the pending
-  /// interrupt bitmap stay as KVM has them.
-  public func setSpecialRegisters(_ s: SpecialRegisters) throws(EngineError) {
-    var k = kvm_sregs()
-    try check(ckvm_ioctl_ptr(fd, CKVM_GET_SREGS, &k), "KVM_GET_SREGS")
-    k.cs = kvm_segment(s.cs)
-    k.ds = kvm_segment(s.ds)
-    k.es = kvm_segment(s.es)
-    k.fs = kvm_segment(s.fs)
-    k.gs = kvm_segment(s.gs)
-    k.ss = kvm_segment(s.ss)
-    k.tr = kvm_segment(s.tr)
-    k.ldt = kvm_segment(s.ldt)
-    k.gdt = kvm_dtable(base: s.gdt.base, limit: s.gdt.limit, padding: (0, 0, 0))
-    k.idt = kvm_dtable(base: s.idt.base, limit: s.idt.limit, padding: (0, 0, 0))
-    k.cr0 = s.cr0
-    k.cr2 = s.cr2
-    k.cr3 = s.cr3
-    k.cr4 = s.cr4
-    k.cr8 = s.cr8
-    k.efer = s.efer
-    try check(ckvm_ioctl_ptr(fd, CKVM_SET_SREGS, &k), "KVM_SET_SREGS")
-  }
-
   public func setMSRs(_ msrs: [UInt32: UInt64]) throws(EngineError) {
     guard !msrs.isEmpty else { return }
     let sorted = msrs.sorted { $0.key < $1.key }
@@ -485,8 +403,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     stringIO = nil
     pendingRead = nil
     ckvm_run_set_request_interrupt_window(run, 0)
-    var events = kvm_vcpu_events()
-    try check(ckvm_ioctl_ptr(fd, CKVM_SET_VCPU_EVENTS, &events), "KVM_SET_VCPU_EVENTS")
+    try setPendingEvents(kvm_vcpu_events())
     var fpu = kvm_fpu()
     fpu.fcw = 0x37F
     fpu.mxcsr = 0x1F80
@@ -591,24 +508,5 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
     }
     honoured.exceptionBitmap = 0
     return c.differences(from: honoured)
-  }
-}
-
-extension Segment {
-  init(_ k: kvm_segment) {
-    self.init(
-      selector: k.selector, base: k.base, limit: k.limit, type: k.type, s: k.s != 0, dpl: k.dpl,
-      present: k.present != 0, l: k.l != 0, db: k.db != 0, g: k.g != 0)
-    avl = k.avl != 0
-    unusable = k.unusable != 0
-  }
-}
-
-extension kvm_segment {
-  init(_ s: Segment) {
-    self.init(
-      base: s.base, limit: s.limit, selector: s.selector, type: s.type, present: s.present ? 1 : 0,
-      dpl: s.dpl, db: s.db ? 1 : 0, s: s.s ? 1 : 0, l: s.l ? 1 : 0, g: s.g ? 1 : 0, avl: s.avl ? 1 : 0,
-      unusable: s.unusable ? 1 : 0, padding: 0)
   }
 }

@@ -25,10 +25,6 @@ public enum EngineRegistry {
     /// --pv`). Not an engine that deprivileges the guest itself with a monitor of its own in the
     /// same address-space slot (`trap`).
     public var bootsParavirtual = true
-    /// Whether commands that run "every available engine" (`bench`) include it without being
-    /// asked by name: not an experimental engine whose runs may still hang until their timeout
-    /// (`hybrid`: the reference kernel's self-test stalls intermittently, docs/trap-and-emulate.md).
-    public var runsByDefault = true
 
     /// The engines that can boot a kernel paravirtualized, by name.
     public static func bootsParavirtual(_ name: String) -> Bool {
@@ -71,12 +67,11 @@ public enum EngineRegistry {
     Entry(
       name: "hybrid",
       summary:
-        "hybrid (experimental): guest user code natively on a trap vCPU (KVM), guest kernel code on dbt, switched per ring",
+        "hybrid: guest user code natively on a trap vCPU (KVM), guest kernel code on dbt, switched per ring",
       unavailableReason: { kvmUnavailableReason(engine: "hybrid runs user code on KVM") },
       supportsDeterministic: false,
       make: { _ in try HybridEngine() },
-      bootsParavirtual: false,
-      runsByDefault: false),
+      bootsParavirtual: false),
   ]
 
   /// Why `/dev/kvm` cannot be used here (nil when it can), after `engine`'s words on why that matters.

@@ -27,11 +27,14 @@ struct GuestBenchCommand: ParsableCommand {
   /// state. At smaller scales translating the code the first time round is part of the short
   /// benchmarks (a system call on dbt: 800 ns/op at scale 10, 180-220 at 100, 150 at 1000), so
   /// the comparison would measure warm-up (reported apart: docs/dbt.md) more than speed.
-  /// trap runs at kvm's scale: its ring-3 code is native, only its privileged operations trap to
-  /// the monitor (tens to hundreds of microseconds each: docs/trap-and-emulate.md).
+  /// trap and hybrid run at kvm's scale: their ring-3 code is native, only trap's privileged
+  /// operations and hybrid's ring switches cost tens of microseconds each
+  /// (docs/trap-and-emulate.md). Fewer iterations would let one timer tick (about 0.1 ms of
+  /// handling on either) weigh on a whole figure.
   static let defaultScales = [
     "kvm": 10, "interp": isDebugBuild ? 1 : 10, "dbt": isDebugBuild ? 1 : 1000, "sbt": isDebugBuild ? 1 : 1000,
     "qemu-tcg": 1000, "qemu-kvm": 10, "trap": isDebugBuild ? 1 : 10,
+    "hybrid": isDebugBuild ? 1 : 10,
   ]
   static let fallbackScale = 1
 

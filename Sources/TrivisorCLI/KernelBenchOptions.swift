@@ -41,6 +41,6 @@ struct KernelBenchOptions: ParsableArguments {
 
   /// Whether the engine called `name` is to be measured.
   func includes(_ name: String) -> Bool {
-    engines.isEmpty ? EngineRegistry.entries.first { $0.name == name }?.runsByDefault ?? true : engines.contains(name)
+    engines.isEmpty || engines.contains(name)
   }
 }

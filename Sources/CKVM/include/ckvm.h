@@ -60,6 +60,7 @@ static const int CKVM_CAP_NR_MEMSLOTS = KVM_CAP_NR_MEMSLOTS;
 static const int CKVM_CAP_PIT2 = KVM_CAP_PIT2;
 static const int CKVM_CAP_EXT_CPUID = KVM_CAP_EXT_CPUID;
 static const int CKVM_CAP_SET_TSS_ADDR = KVM_CAP_SET_TSS_ADDR;
+static const int CKVM_CAP_SYNC_REGS = KVM_CAP_SYNC_REGS;
 static const int CKVM_CAP_SET_IDENTITY_MAP_ADDR = KVM_CAP_SET_IDENTITY_MAP_ADDR;
 static const int CKVM_CAP_HLT = KVM_CAP_HLT;
 static const int CKVM_CAP_TSC_DEADLINE_TIMER = KVM_CAP_TSC_DEADLINE_TIMER;
@@ -130,6 +131,22 @@ static inline uint64_t *ckvm_run_hypercall_ret(struct kvm_run *run) { return &ru
 static inline uint32_t ckvm_run_system_event_type(const struct kvm_run *run) { return run->system_event.type; }
 
 static inline uint32_t ckvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }
+
+// MARK: - Synced state (KVM_CAP_SYNC_REGS): registers KVM copies into kvm_run at every exit and
+// loads from it at the next KVM_RUN where marked dirty, instead of a vCPU ioctl each.
+
+static const uint64_t CKVM_SYNC_X86_REGS = KVM_SYNC_X86_REGS;
+static const uint64_t CKVM_SYNC_X86_SREGS = KVM_SYNC_X86_SREGS;
+static const uint64_t CKVM_SYNC_X86_EVENTS = KVM_SYNC_X86_EVENTS;
+static inline struct kvm_regs *ckvm_run_synced_regs(struct kvm_run *run) { return &run->s.regs.regs; }
+static inline struct kvm_sregs *ckvm_run_synced_sregs(struct kvm_run *run) { return &run->s.regs.sregs; }
+static inline struct kvm_vcpu_events *ckvm_run_synced_events(struct kvm_run *run) { return &run->s.regs.events; }
+static inline void ckvm_run_set_valid_regs(struct kvm_run *run, uint64_t mask) { run->kvm_valid_regs = mask; }
+static inline uint64_t ckvm_run_dirty_regs(const struct kvm_run *run) { return run->kvm_dirty_regs; }
+static inline void ckvm_run_set_dirty_regs(struct kvm_run *run, uint64_t mask) { run->kvm_dirty_regs = mask; }
+/// The TPR KVM loads into CR8 at the next KVM_RUN when the local APIC is not in the kernel (KVM
+/// stores the guest's CR8 here at every exit, so a CR8 set otherwise would be overwritten).
+static inline void ckvm_run_set_cr8(struct kvm_run *run, uint64_t cr8) { run->cr8 = cr8; }
 /// The MSR exits (KVM_EXIT_X86_RDMSR/WRMSR): the index, the data (RDMSR: where the answer goes),
 /// and the error flag (non-zero: KVM injects #GP instead of completing the instruction).
 static inline uint32_t ckvm_run_msr_index(const struct kvm_run *run) { return run->msr.index; }
