@@ -8,11 +8,16 @@ import VMM
 /// that costs about 7 µs (KVM_GET_REGS, KVM_SET_SREGS, ...: `trivisor bench kvm` shows the exit
 /// round trip they add to). With a part synced, KVM copies it into `kvm_run` at every exit from
 /// KVM_RUN and loads it from there at the next KVM_RUN when it was marked dirty, so reading or
-/// writing it costs a memory copy. An owner that touches the state at most exits (the trap
-/// engine's monitor: every trap reads the registers and reloads the special registers) syncs
-/// those parts; the others leave them to the ioctls, since KVM then copies them at every exit for
-/// nothing.
+/// writing it costs a memory copy, while KVM's copy at each exit costs well under a microsecond
+/// (`trivisor bench kvm`'s port-I/O round trip did not move measurably with it; a hypercall
+/// round trip, which reads and writes the registers, went from 78-105 µs to 24-27 µs: `trivisor
+/// bench hypercall --engine kvm`, 2026-12-06, loaded host). Every vCPU syncs its registers and
+/// special registers (`defaultSyncedState`); the trap engine's also its events, which it checks
+/// after every kick.
 extension KVMVirtualCPU {
+  /// What a new vCPU keeps in `kvm_run` (where the host supports it).
+  public static let defaultSyncedState: SyncedState = [.registers, .specialRegisters]
+
   /// The parts of the vCPU's state KVM can keep in `kvm_run`.
   public struct SyncedState: OptionSet, Sendable {
     public let rawValue: UInt64

@@ -114,6 +114,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       if vm.hasInKernelIRQChip {
         try check(ckvm_setup_lapic_virtual_wire(fd), "KVM_SET_LAPIC (virtual wire)")
       }
+      try setSyncedState(Self.defaultSyncedState)
     } catch {
       munmap(p, mapSize)
       close(fd)
