@@ -7,7 +7,7 @@ import KVMEngine
 /// assembled, packed into an ELF at `ParavirtMonitorTests`' addresses with XEN_ELFNOTE_ENTRY at
 /// its start and XEN_ELFNOTE_HYPERCALL_PAGE at offset 0x2000, loaded by `ParavirtBoot` and put
 /// under the monitor. The guest keeps its results at offset 0x3000 (`results`); `source` gives
-/// the two-vCPU guests their common image layout.
+/// the guests their common image layout.
 enum ParavirtTestGuest {
   /// What the guests' assembly starts with: `.code64` and the macros `HCALL n` (hypercall n),
   /// `VCPUOP cmd, vcpu, arg` (`vcpu_op`), `WRITE msg, end` (`console_io` write of the bytes from
@@ -97,7 +97,7 @@ enum ParavirtTestGuest {
 
     """#
 
-  /// A two-vCPU guest's whole source: `prelude`, then `code` at `_start` (entered with %rbp at
+  /// A guest's whole source: `prelude`, then `code` at `_start` (entered with %rbp at
   /// `results`), then `done_msg` (`done` and a newline, for `DONE`) and the image's pages: the
   /// hypercall page at 0x2000; `results` at 0x3000 (0x800 bytes); the window slots at 0x3800
   /// (`pte_ptr`, `val_a`, `val_b`, `mfn`, which `prepareWindow` fills; then `req` and `op`); the
