@@ -12,7 +12,8 @@ struct TrapEngineGuestTests {
   /// Helpers after `APICTestGuest.prelude`: PUTS prints a literal on COM1, PUTHEX prints a
   /// register in hex, FAIL prints why and exits with 0x7f; ENTER_RING3 enters ring 3 at a label
   /// (IRETQ with IF set, user stack at 0x80000); PIT_PERIODIC starts the PIT's channel 0 as a
-  /// rate generator (count 0x2E9C) and PIC_EOI ends an 8259 master interrupt, keeping RAX.
+  /// rate generator (count 0x2E9C), PIT_IRQ0 starts it with only its IRQ 0 unmasked in the 8259s,
+  /// at vector 0x20 to a handler, and PIC_EOI ends an 8259 master interrupt, keeping RAX.
   static let helpers = #"""
     .set COM1, 0x3F8
     .macro ENTER_RING3 entry
@@ -28,6 +29,11 @@ struct TrapEngineGuestTests {
       OUT 0x43, 0x34
       OUT 0x40, 0x9C
       OUT 0x40, 0x2E
+    .endm
+    .macro PIT_IRQ0 handler
+      GATE 0x20, \handler
+      PIC_INIT 0xFE, 0xFF
+      PIT_PERIODIC
     .endm
     .macro PIC_EOI
       push %rax
@@ -210,10 +216,8 @@ struct TrapEngineGuestTests {
       #"""
       .set TICKS, 0x9000
       main:
-        GATE 0x20, tick
         movq $0, TICKS
-        PIC_INIT 0xFE, 0xFF
-        PIT_PERIODIC
+        PIT_IRQ0 tick
         sti
       1: hlt
         cmpq $3, TICKS
@@ -252,11 +256,9 @@ struct TrapEngineGuestTests {
       .set TICKS, 0x9000
       .set SPINS, 0x9008
       main:
-        GATE 0x20, tick
         movq $0, TICKS
         movq $0, SPINS
-        PIC_INIT 0xFE, 0xFF
-        PIT_PERIODIC
+        PIT_IRQ0 tick
         ENTER_RING3 user
       user:
         incq SPINS
