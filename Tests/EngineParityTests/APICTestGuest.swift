@@ -12,11 +12,12 @@ enum APICTestGuest {
   /// Macros and the entry code every guest starts with (`main` is the guest's own).
   static let prelude = #"""
     .set IDT, 0xF000
-    .macro GATE vec, handler
+    # An interrupt gate to \handler in the kernel code segment; type 0xEE00 lets ring 3 use it.
+    .macro GATE vec, handler, type=0x8E00
       movl $\handler, %eax
       movw %ax, IDT + \vec * 16
       movw $0x08, IDT + \vec * 16 + 2
-      movw $0x8E00, IDT + \vec * 16 + 4
+      movw $\type, IDT + \vec * 16 + 4
       shrl $16, %eax
       movw %ax, IDT + \vec * 16 + 6
       movq $0, IDT + \vec * 16 + 8

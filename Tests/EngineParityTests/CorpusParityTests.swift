@@ -20,6 +20,12 @@ struct CorpusGuest: Sendable, CustomStringConvertible {
   let knownKVMDifference: KnownDifference?
 
   var description: String { name }
+
+  /// The expected output with each `(architectural, instead)` pair's first text replaced by its
+  /// second: an engine's known difference written as what it changes.
+  func expectedOutput(replacing changes: [(String, String)]) -> String {
+    changes.reduce(expectedOutput) { output, change in output.replacingOccurrences(of: change.0, with: change.1) }
+  }
 }
 
 /// How this host's kvm is known to differ from the architecture on one guest.

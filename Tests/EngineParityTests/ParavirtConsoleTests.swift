@@ -11,58 +11,46 @@ import Translator
 /// for `console_io(read)`; input arriving later raises VIRQ_CONSOLE, which ends the guest's
 /// `sched_op(poll)` on that port; a read into a bad buffer is -EFAULT and loses nothing.
 @Suite struct ParavirtConsoleTests {
-  static let guest =
-    ParavirtTestGuest.prelude + #"""
-      .globl _start
-      _start:
-        lea results(%rip), %rbp
-        // event_channel_op(bind_virq, {virq 2 (console), vcpu 0, port out})
-        movl $2, 0x400(%rbp)
-        movl $0, 0x404(%rbp)
-        mov $1, %edi
-        lea 0x400(%rbp), %rsi
-        HCALL 32
-        mov %rax, 0x08(%rbp)
-        mov $1, %edi
-        mov $64, %esi
-        lea 0x100(%rbp), %rdx
-        HCALL 18
-        mov %rax, 0x10(%rbp)
-        WRITE ready, ready_end
-        // sched_op(poll, {ports, 1, no timeout})
-        lea 0x408(%rbp), %rax
-        mov %rax, 0x500(%rbp)
-        movq $1, 0x508(%rbp)
-        movq $0, 0x510(%rbp)
-        mov $3, %edi
-        lea 0x500(%rbp), %rsi
-        HCALL 29
-        mov %rax, 0x18(%rbp)
-        mov $1, %edi
-        mov $64, %esi
-        movabs $0x100000000000, %rdx
-        HCALL 18
-        mov %rax, 0x20(%rbp)
-        mov $1, %edi
-        mov $64, %esi
-        lea 0x200(%rbp), %rdx
-        HCALL 18
-        mov %rax, 0x28(%rbp)
-        WRITE done, done_end
-        jmp .
-      ready:
-        .ascii "READY\n"
-      ready_end:
-      done:
-        .ascii "PV-CONSOLE-DONE\n"
-      done_end:
-        .org 0x2000
-      hypercall_page:
-        .fill 0x1000, 1, 0xcc
-      results:
-        .fill 0x1000, 1, 0
-        .fill 0x1000, 1, 0
-      """#
+  static let guest = ParavirtTestGuest.source(
+    #"""
+      // event_channel_op(bind_virq, {virq 2 (console), vcpu 0, port out})
+      movl $2, 0x400(%rbp)
+      movl $0, 0x404(%rbp)
+      mov $1, %edi
+      lea 0x400(%rbp), %rsi
+      HCALL 32
+      mov %rax, 0x08(%rbp)
+      mov $1, %edi
+      mov $64, %esi
+      lea 0x100(%rbp), %rdx
+      HCALL 18
+      mov %rax, 0x10(%rbp)
+      WRITE ready, ready_end
+      // sched_op(poll, {ports, 1, no timeout})
+      lea 0x408(%rbp), %rax
+      mov %rax, 0x500(%rbp)
+      movq $1, 0x508(%rbp)
+      movq $0, 0x510(%rbp)
+      mov $3, %edi
+      lea 0x500(%rbp), %rsi
+      HCALL 29
+      mov %rax, 0x18(%rbp)
+      mov $1, %edi
+      mov $64, %esi
+      movabs $0x100000000000, %rdx
+      HCALL 18
+      mov %rax, 0x20(%rbp)
+      mov $1, %edi
+      mov $64, %esi
+      lea 0x200(%rbp), %rdx
+      HCALL 18
+      mov %rax, 0x28(%rbp)
+      DONE
+    ready:
+      .ascii "READY\n"
+    ready_end:
+    """#,
+    done: "PV-CONSOLE-DONE")
 
   final class InputOnReady: @unchecked Sendable {
     let lock = NSLock()

@@ -15,111 +15,64 @@ import Translator
 /// succeeds. The guest sees only the results, all 0; the VMM's count of restarts shows the path
 /// was taken. On kvm the restart must not let KVM skip the trap (an OUT).
 @Suite struct ParavirtPreemptionTests {
-  static let guest =
-    ParavirtTestGuest.prelude + #"""
-      .macro MMUEXT cmd
-        movl $\cmd, op(%rip)
-        mov mfn(%rip), %rax
-        mov %rax, op+8(%rip)
-        lea op(%rip), %rdi
-        mov $1, %esi
-        xor %edx, %edx
-        mov $0x7ff0, %r10d
-        HCALL 26
-      .endm
-      .globl _start
-      _start:
-        lea results(%rip), %rbp
-        START_VCPU1
-        mov %rax, 0x08(%rbp)
-      1:
-        pause
-        cmpq $1, ack(%rip)
-        jne 1b
-        // 1: unmap the window (no flush), then pin its frame as an L1 table.
-        MMU_UPDATE zero
-        mov %rax, 0x10(%rbp)
-        MMUEXT 0
-        mov %rax, 0x18(%rbp)
-        // Back to a writable mapping: unpin, map again.
-        MMUEXT 4
-        mov %rax, 0x20(%rbp)
-        MMU_UPDATE val_a
-        mov %rax, 0x28(%rbp)
-        // 2: the same two as one multicall.
-        mov pte_ptr(%rip), %rax
-        mov %rax, req(%rip)
-        movq $0, req+8(%rip)
-        movl $0, op(%rip)
-        mov mfn(%rip), %rax
-        mov %rax, op+8(%rip)
-        lea req(%rip), %rax
-        mov %rax, calls+16(%rip)
-        lea op(%rip), %rax
-        mov %rax, calls+64+16(%rip)
-        lea calls(%rip), %rdi
-        mov $2, %esi
-        HCALL 13
-        mov %rax, 0x30(%rbp)
-        mov calls+8(%rip), %rax
-        mov %rax, 0x38(%rbp)
-        mov calls+64+8(%rip), %rax
-        mov %rax, 0x40(%rbp)
-        DONE
+  static let guest = ParavirtTestGuest.source(
+    #"""
+      START_VCPU1
+      mov %rax, 0x08(%rbp)
+      WAIT_UNTIL ack, 1
+      // 1: unmap the window (no flush), then pin its frame as an L1 table.
+      MMU_UPDATE zero
+      mov %rax, 0x10(%rbp)
+      MMUEXT 0, mfn(%rip)
+      mov %rax, 0x18(%rbp)
+      // Back to a writable mapping: unpin, map again.
+      MMUEXT 4, mfn(%rip)
+      mov %rax, 0x20(%rbp)
+      MMU_UPDATE val_a
+      mov %rax, 0x28(%rbp)
+      // 2: the same two as one multicall.
+      MMU_REQUEST zero
+      MMUEXT_OP 0, mfn(%rip)
+      lea req(%rip), %rax
+      mov %rax, calls+16(%rip)
+      lea op(%rip), %rax
+      mov %rax, calls+64+16(%rip)
+      lea calls(%rip), %rdi
+      mov $2, %esi
+      HCALL 13
+      mov %rax, 0x30(%rbp)
+      mov calls+8(%rip), %rax
+      mov %rax, 0x38(%rbp)
+      mov calls+64+8(%rip), %rax
+      mov %rax, 0x40(%rbp)
+      DONE
 
-      ap_entry:
-        movq $1, ack(%rip)
-      3:
-        pause
-        jmp 3b
-
-      done_msg:
-        .ascii "PV-PREEMPT-DONE\n"
-      done_end:
-        .org 0x2000
-      hypercall_page:
-        .fill 0x1000, 1, 0xcc
-      results:
-        .fill 0x800, 1, 0
-      pte_ptr:
-        .quad 0
-      val_a:
-        .quad 0
-      mfn:
-        .quad 0
+    ap_entry:
+      movq $1, ack(%rip)
+    3:
+      pause
+      jmp 3b
+    """#,
+    data: #"""
       zero:
         .quad 0
       ack:
         .quad 0
-      req:
-        .fill 16, 1, 0
-      op:
-        .fill 24, 1, 0
         .balign 64
       calls:
         .quad 1, 0xdead, 0, 1, 0, 0x7ff0, 0, 0
         .quad 26, 0xdead, 0, 1, 0, 0x7ff0, 0, 0
-        .org 0x4000
-      ctx:
-        .fill 0x2000, 1, 0
-        .fill 0x1000, 1, 0
-      ap_stack_top:
-      window:
-        .fill 0x1000, 1, 0
-      """#
+      """#,
+    done: "PV-PREEMPT-DONE")
 
   static func run(engine e: any Engine) throws {
     let (machine, memory) = try ParavirtTestGuest.boot(Self.guest, on: e, cpus: 2) {
       $0.stopOnOutput = "PV-PREEMPT-DONE"
     }
     // The window's L1 entry, found through the boot's page tables.
-    let windowFrame = ParavirtMonitorTests.physical + 0x7000
-    let (entry, original) = try ParavirtTestGuest.leafEntry(ofImageOffset: 0x7000, machine, memory)
+    let windowFrame = ParavirtTestGuest.windowFrame
+    let original = try ParavirtTestGuest.prepareWindow(machine, memory)
     #expect(original & 0x000F_FFFF_FFFF_F000 == windowFrame && original & 2 != 0)
-    let data = ParavirtTestGuest.results + 0x800
-    try memory.write(entry, at: data)
-    try memory.write(original, at: data + 8)
-    try memory.write(windowFrame >> 12, at: data + 16)
 
     let outcome = machine.run()
     #expect(outcome.reason == .outputMatched("PV-PREEMPT-DONE"), "\(outcome.reason)")

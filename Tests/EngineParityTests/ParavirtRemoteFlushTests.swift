@@ -18,123 +18,76 @@ import Translator
 /// the guest's page tables the flush also drops KVM's shadows, which the VMM's writes went past
 /// (`KVMVirtualMachine.dropShadowPageTables`).
 @Suite struct ParavirtRemoteFlushTests {
-  static let guest =
-    ParavirtTestGuest.prelude + #"""
-      .macro WAIT_ACK n
-      1:
-        pause
-        cmpq $\n, ack(%rip)
-        jne 1b
-      .endm
-      .macro MMUEXT cmd
-        movl $\cmd, op(%rip)
-        lea mask(%rip), %rax
-        mov %rax, op+16(%rip)
-        lea op(%rip), %rdi
-        mov $1, %esi
-        xor %edx, %edx
-        mov $0x7ff0, %r10d
-        HCALL 26
-      .endm
-      .globl _start
-      _start:
-        lea results(%rip), %rbp
-        START_VCPU1
-        mov %rax, 0x08(%rbp)
-        WAIT_ACK 0
-        // 1: mmu_update to frame B, then mmuext_op(tlb_flush_all)
-        MMU_UPDATE val_b
-        mov %rax, 0x10(%rbp)
-        MMUEXT 10
-        mov %rax, 0x18(%rbp)
-        movq $1, flag(%rip)
-        WAIT_ACK 1
-        // 2: update_va_mapping back to the window's own frame, UVMF_INVLPG | UVMF_ALL
-        lea window(%rip), %rdi
-        mov val_a(%rip), %rsi
-        mov $6, %edx
-        HCALL 14
-        mov %rax, 0x20(%rbp)
-        movq $2, flag(%rip)
-        WAIT_ACK 2
-        // 3: mmu_update to frame B, then mmuext_op(tlb_flush_multi, mask {1})
-        MMU_UPDATE val_b
-        mov %rax, 0x28(%rbp)
-        MMUEXT 8
-        mov %rax, 0x30(%rbp)
-        movq $3, flag(%rip)
-        WAIT_ACK 3
-        // 4: update_va_mapping back, UVMF_TLB_FLUSH with the mask {1}
-        lea window(%rip), %rdi
-        mov val_a(%rip), %rsi
-        lea mask(%rip), %rdx
-        or $1, %rdx
-        HCALL 14
-        mov %rax, 0x38(%rbp)
-        movq $4, flag(%rip)
-        WAIT_ACK 4
-        DONE
+  static let guest = ParavirtTestGuest.source(
+    #"""
+      START_VCPU1
+      mov %rax, 0x08(%rbp)
+      WAIT_UNTIL ack, 0
+      // 1: mmu_update to frame B, then mmuext_op(tlb_flush_all)
+      MMU_UPDATE val_b
+      mov %rax, 0x10(%rbp)
+      lea mask(%rip), %rcx
+      MMUEXT 10, $0, %rcx
+      mov %rax, 0x18(%rbp)
+      movq $1, flag(%rip)
+      WAIT_UNTIL ack, 1
+      // 2: update_va_mapping back to the window's own frame, UVMF_INVLPG | UVMF_ALL
+      lea window(%rip), %rdi
+      mov val_a(%rip), %rsi
+      mov $6, %edx
+      HCALL 14
+      mov %rax, 0x20(%rbp)
+      movq $2, flag(%rip)
+      WAIT_UNTIL ack, 2
+      // 3: mmu_update to frame B, then mmuext_op(tlb_flush_multi, mask {1})
+      MMU_UPDATE val_b
+      mov %rax, 0x28(%rbp)
+      lea mask(%rip), %rcx
+      MMUEXT 8, $0, %rcx
+      mov %rax, 0x30(%rbp)
+      movq $3, flag(%rip)
+      WAIT_UNTIL ack, 3
+      // 4: update_va_mapping back, UVMF_TLB_FLUSH with the mask {1}
+      lea window(%rip), %rdi
+      mov val_a(%rip), %rsi
+      lea mask(%rip), %rdx
+      or $1, %rdx
+      HCALL 14
+      mov %rax, 0x38(%rbp)
+      movq $4, flag(%rip)
+      WAIT_UNTIL ack, 4
+      DONE
 
-      ap_entry:
-        lea results(%rip), %rbp
-        xor %r12d, %r12d
-        mov window(%rip), %rax
-        mov %rax, 0x100(%rbp)
-        movq $0, ack(%rip)
-      2:
-        mov window(%rip), %rax
-        mov flag(%rip), %rcx
-        cmp %r12, %rcx
-        je 2b
-        mov window(%rip), %rax
-        mov %rcx, %r12
-        mov %rax, 0x100(%rbp,%rcx,8)
-        mov %rcx, ack(%rip)
-        cmp $4, %rcx
-        jne 2b
-      3:
-        pause
-        jmp 3b
-
-      done_msg:
-        .ascii "PV-FLUSH-DONE\n"
-      done_end:
-        .org 0x2000
-      hypercall_page:
-        .fill 0x1000, 1, 0xcc
-      results:
-        .fill 0x800, 1, 0
+    ap_entry:
+      lea results(%rip), %rbp
+      xor %r12d, %r12d
+      mov window(%rip), %rax
+      mov %rax, 0x100(%rbp)
+      movq $0, ack(%rip)
+    2:
+      mov window(%rip), %rax
+      mov flag(%rip), %rcx
+      cmp %r12, %rcx
+      je 2b
+      mov window(%rip), %rax
+      mov %rcx, %r12
+      mov %rax, 0x100(%rbp,%rcx,8)
+      mov %rcx, ack(%rip)
+      cmp $4, %rcx
+      jne 2b
+    3:
+      pause
+      jmp 3b
+    """#,
+    data: #"""
       flag:
         .quad 0
       ack:
         .quad -1
-      pte_ptr:
-        .quad 0
-      val_a:
-        .quad 0
-      val_b:
-        .quad 0
       mask:
         .quad 2
-      req:
-        .fill 16, 1, 0
-      op:
-        .fill 24, 1, 0
-        .org 0x4000
-      ctx:
-        .fill 0x2000, 1, 0
-        .fill 0x1000, 1, 0
-      ap_stack_top:
-      window:
-        .quad 0xA0A0A0A0
-        .fill 0xff8, 1, 0
-      frame_b:
-        .quad 0xB0B0B0B0
-        .fill 0xff8, 1, 0
-      """#
-
-  /// The frame values vCPU 1 reads through the window: its own page (A) and page B.
-  static let (valueA, valueB): (UInt64, UInt64) = (0xA0A0_A0A0, 0xB0B0_B0B0)
+      """#,
+    done: "PV-FLUSH-DONE")
 
   static func run(engine e: any Engine) throws {
     let capture = ParavirtMonitorTests.Capture()
@@ -143,13 +96,8 @@ import Translator
       $0.stopOnOutput = "PV-FLUSH-DONE"
     }
     // The window's L1 entry, found through the boot's page tables, and its two values.
-    let physical = ParavirtMonitorTests.physical
-    let (entry, original) = try ParavirtTestGuest.leafEntry(ofImageOffset: 0x7000, machine, memory)
-    #expect(original & 0x000F_FFFF_FFFF_F000 == physical + 0x7000)
-    let data = ParavirtTestGuest.results + 0x810
-    try memory.write(entry, at: data)
-    try memory.write(original, at: data + 8)
-    try memory.write((physical + 0x8000) | (original & 0xFFF), at: data + 16)
+    let original = try ParavirtTestGuest.prepareWindow(machine, memory)
+    #expect(original & 0x000F_FFFF_FFFF_F000 == ParavirtTestGuest.windowFrame)
 
     let outcome = machine.run()
     #expect(outcome.reason == .outputMatched("PV-FLUSH-DONE"), "\(outcome.reason)")
@@ -157,11 +105,13 @@ import Translator
     for offset in [0x08, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38] as [UInt64] {
       #expect(try word(offset) == 0, "hypercall result at 0x\(String(offset, radix: 16))")
     }
-    #expect(try word(0x100) == Self.valueA, "before any remap")
-    #expect(try word(0x108) == Self.valueB, "mmu_update + tlb_flush_all")
-    #expect(try word(0x110) == Self.valueA, "update_va_mapping, UVMF_ALL")
-    #expect(try word(0x118) == Self.valueB, "mmu_update + tlb_flush_multi")
-    #expect(try word(0x120) == Self.valueA, "update_va_mapping with a vCPU mask")
+    // The frame values vCPU 1 reads through the window: its own page (A) and page B.
+    let (valueA, valueB) = (ParavirtTestGuest.valueA, ParavirtTestGuest.valueB)
+    #expect(try word(0x100) == valueA, "before any remap")
+    #expect(try word(0x108) == valueB, "mmu_update + tlb_flush_all")
+    #expect(try word(0x110) == valueA, "update_va_mapping, UVMF_ALL")
+    #expect(try word(0x118) == valueB, "mmu_update + tlb_flush_multi")
+    #expect(try word(0x120) == valueA, "update_va_mapping with a vCPU mask")
   }
 
   @Test(.requires(.guestToolchain), arguments: ["interp", "dbt"])

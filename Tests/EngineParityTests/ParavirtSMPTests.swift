@@ -15,123 +15,100 @@ import Translator
 /// -EFAULT for an unmapped context, -EPERM for a root frame of the monitor, -EEXIST for a second
 /// initialise, -ENOENT past the last vCPU, -EINVAL for downing the last vCPU up.
 @Suite struct ParavirtSMPTests {
-  static let guest =
-    ParavirtTestGuest.prelude + #"""
-      .globl _start
-      _start:
-        lea results(%rip), %rbp
-        lea ctx(%rip), %rbx
-        CONTEXT ap_entry, ap_stack_top
-        movq $0x246, 520+144(%rbx)
-        movq $0x77, 520+80(%rbx)
-        lea gsword(%rip), %rax
-        mov %rax, 5152(%rbx)
-        movb $6, 720+6*16(%rbx)
-        movw $0xe033, 720+6*16+2(%rbx)
-        lea ap_ud(%rip), %rax
-        mov %rax, 720+6*16+8(%rbx)
-        VCPUOP 3, 1, $0
-        mov %rax, 0x08(%rbp)
-        VCPUOP 1, 1, $0
-        mov %rax, 0x10(%rbp)
-        movabs $0x0000800000000000, %rax
-        xchg %rax, 520+128(%rbx)
-        mov %rax, %r12
-        VCPUOP 0, 1, %rbx
-        mov %rax, 0x18(%rbp)
-        mov %r12, 520+128(%rbx)
-        VCPUOP 0, 1, $0x10
-        mov %rax, 0x58(%rbp)
-        // a root table that is not the domain's: a frame of the monitor (top of RAM)
-        mov 4984+24(%rbx), %r12
-        movq $0x3fff000, 4984+24(%rbx)
-        VCPUOP 0, 1, %rbx
-        mov %rax, 0x60(%rbp)
-        mov %r12, 4984+24(%rbx)
-        VCPUOP 0, 1, %rbx
-        mov %rax, 0x20(%rbp)
-        VCPUOP 0, 1, %rbx
-        mov %rax, 0x28(%rbp)
-        VCPUOP 3, 5, $0
-        mov %rax, 0x30(%rbp)
-        VCPUOP 2, 0, $0
-        mov %rax, 0x38(%rbp)
-        VCPUOP 1, 1, $0
-        mov %rax, 0x40(%rbp)
-        VCPUOP 3, 1, $0
-        mov %rax, 0x48(%rbp)
-        movq $1, go(%rip)
-      1:
-        pause
-        cmpq $2, flag(%rip)
-        jne 1b
-      2:
-        VCPUOP 3, 1, $0
-        test %rax, %rax
-        jnz 2b
-        VCPUOP 1, 1, $0
-        mov %rax, 0x50(%rbp)
-      3:
-        pause
-        cmpq $3, flag(%rip)
-        jne 3b
-        DONE
+  static let guest = ParavirtTestGuest.source(
+    #"""
+      lea ctx(%rip), %rbx
+      CONTEXT ap_entry, ap_stack_top
+      movq $0x246, 520+144(%rbx)
+      movq $0x77, 520+80(%rbx)
+      lea gsword(%rip), %rax
+      mov %rax, 5152(%rbx)
+      movb $6, 720+6*16(%rbx)
+      movw $0xe033, 720+6*16+2(%rbx)
+      lea ap_ud(%rip), %rax
+      mov %rax, 720+6*16+8(%rbx)
+      VCPUOP 3, 1, $0
+      mov %rax, 0x08(%rbp)
+      VCPUOP 1, 1, $0
+      mov %rax, 0x10(%rbp)
+      movabs $0x0000800000000000, %rax
+      xchg %rax, 520+128(%rbx)
+      mov %rax, %r12
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x18(%rbp)
+      mov %r12, 520+128(%rbx)
+      VCPUOP 0, 1, $0x10
+      mov %rax, 0x58(%rbp)
+      // a root table that is not the domain's: a frame of the monitor (top of RAM)
+      mov 4984+24(%rbx), %r12
+      movq $0x3fff000, 4984+24(%rbx)
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x60(%rbp)
+      mov %r12, 4984+24(%rbx)
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x20(%rbp)
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x28(%rbp)
+      VCPUOP 3, 5, $0
+      mov %rax, 0x30(%rbp)
+      VCPUOP 2, 0, $0
+      mov %rax, 0x38(%rbp)
+      VCPUOP 1, 1, $0
+      mov %rax, 0x40(%rbp)
+      VCPUOP 3, 1, $0
+      mov %rax, 0x48(%rbp)
+      movq $1, go(%rip)
+      WAIT_UNTIL flag, 2
+    2:
+      VCPUOP 3, 1, $0
+      test %rax, %rax
+      jnz 2b
+      VCPUOP 1, 1, $0
+      mov %rax, 0x50(%rbp)
+      WAIT_UNTIL flag, 3
+      DONE
 
-      ap_entry:
-        lea results(%rip), %rbp
-        mov %rax, 0x100(%rbp)
-        mov %gs:0, %rax
-        mov %rax, 0x108(%rbp)
-        mov %rsp, 0x110(%rbp)
-        lea ap_stack_top(%rip), %rax
-        mov %rax, 0x130(%rbp)
-        lea ap_ud2(%rip), %rax
-        mov %rax, 0x138(%rbp)
-        // is_up is read before vCPU 1 goes down
-      4:
-        pause
-        cmpq $1, go(%rip)
-        jne 4b
-      ap_ud2:
-        ud2
-        movq $2, flag(%rip)
-        VCPUOP 2, 1, $0
-        mov %rax, 0x118(%rbp)
-        movq $3, flag(%rip)
-        VCPUOP 2, 1, $0
-        jmp .
+    ap_entry:
+      lea results(%rip), %rbp
+      mov %rax, 0x100(%rbp)
+      mov %gs:0, %rax
+      mov %rax, 0x108(%rbp)
+      mov %rsp, 0x110(%rbp)
+      lea ap_stack_top(%rip), %rax
+      mov %rax, 0x130(%rbp)
+      lea ap_ud2(%rip), %rax
+      mov %rax, 0x138(%rbp)
+      // is_up is read before vCPU 1 goes down
+      WAIT_UNTIL go, 1
+    ap_ud2:
+      ud2
+      movq $2, flag(%rip)
+      VCPUOP 2, 1, $0
+      mov %rax, 0x118(%rbp)
+      movq $3, flag(%rip)
+      VCPUOP 2, 1, $0
+      jmp .
 
-      ap_ud:
-        mov 16(%rsp), %rax
-        mov %rax, 0x120(%rbp)
-        mov 24(%rsp), %rax
-        mov %rax, 0x128(%rbp)
-        addq $2, 16(%rsp)
-        pop %rcx
-        pop %r11
-        pushq $0
-        jmp hypercall_page + 23 * 32
-
-      done_msg:
-        .ascii "PV-SMP-DONE\n"
-      done_end:
-        .org 0x2000
-      hypercall_page:
-        .fill 0x1000, 1, 0xcc
-      results:
-        .fill 0x800, 1, 0
+    ap_ud:
+      mov 16(%rsp), %rax
+      mov %rax, 0x120(%rbp)
+      mov 24(%rsp), %rax
+      mov %rax, 0x128(%rbp)
+      addq $2, 16(%rsp)
+      pop %rcx
+      pop %r11
+      pushq $0
+      jmp hypercall_page + 23 * 32
+    """#,
+    data: #"""
       flag:
         .quad 0
       gsword:
         .quad 0x6767
       go:
         .quad 0
-        .fill 0x7e8, 1, 0
-      ctx:
-        .fill 0x2000, 1, 0
-        .fill 0x1000, 1, 0
-      ap_stack_top:
-      """#
+      """#,
+    done: "PV-SMP-DONE")
 
   static func run(engine e: any Engine) throws {
     let capture = ParavirtMonitorTests.Capture()

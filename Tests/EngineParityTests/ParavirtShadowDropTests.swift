@@ -17,110 +17,81 @@ import Translator
 /// own update at once each time. Nothing depends on timing: the waits are for events, and the
 /// machine's timeout turns a hang into a failure.
 @Suite struct ParavirtShadowDropTests {
-  static let guest =
-    ParavirtTestGuest.prelude + #"""
-      .globl _start
-      _start:
-        lea results(%rip), %rbp
-        START_VCPU1
-        mov %rax, 0x08(%rbp)
-      1:
-        pause
-        cmpq $0, count(%rip)
-        je 1b
-        xor %r12d, %r12d
-      2:
-        // remap the window: frame B on even rounds, its own frame A on odd ones, local flush
-        lea val_b(%rip), %rax
-        lea val_a(%rip), %rcx
-        test $1, %r12
-        cmovnz %rcx, %rax
-        mov (%rax), %rsi
-        lea window(%rip), %rdi
-        mov $2, %edx
-        HCALL 14
-        or %rax, 0x10(%rbp)
-        // this vCPU sees its own update at once
-        mov window(%rip), %rax
-        mov $0xB0B0B0B0, %ecx
-        mov $0xA0A0A0A0, %edx
-        test $1, %r12
-        cmovnz %rdx, %rcx
-        cmp %rcx, %rax
-        je 3f
-        incq 0x18(%rbp)
-      3:
-        // wait until vCPU 1 has read the window twice more
-        mov count(%rip), %r13
-        add $2, %r13
-      4:
-        pause
-        cmp count(%rip), %r13
-        ja 4b
-        inc %r12
-        cmp $100, %r12
-        jne 2b
-        mov %r12, 0x20(%rbp)
-        movq $1, flag(%rip)
-      5:
-        pause
-        cmpq $1, ack(%rip)
-        jne 5b
-        DONE
+  static let guest = ParavirtTestGuest.source(
+    #"""
+      START_VCPU1
+      mov %rax, 0x08(%rbp)
+    1:
+      pause
+      cmpq $0, count(%rip)
+      je 1b
+      xor %r12d, %r12d
+    2:
+      // remap the window: frame B on even rounds, its own frame A on odd ones, local flush
+      lea val_b(%rip), %rax
+      lea val_a(%rip), %rcx
+      test $1, %r12
+      cmovnz %rcx, %rax
+      mov (%rax), %rsi
+      lea window(%rip), %rdi
+      mov $2, %edx
+      HCALL 14
+      or %rax, 0x10(%rbp)
+      // this vCPU sees its own update at once
+      mov window(%rip), %rax
+      mov $VALUE_B, %ecx
+      mov $VALUE_A, %edx
+      test $1, %r12
+      cmovnz %rdx, %rcx
+      cmp %rcx, %rax
+      je 3f
+      incq 0x18(%rbp)
+    3:
+      // wait until vCPU 1 has read the window twice more
+      mov count(%rip), %r13
+      add $2, %r13
+    4:
+      pause
+      cmp count(%rip), %r13
+      ja 4b
+      inc %r12
+      cmp $100, %r12
+      jne 2b
+      mov %r12, 0x20(%rbp)
+      movq $1, flag(%rip)
+      WAIT_UNTIL ack, 1
+      DONE
 
-      ap_entry:
-        lea results(%rip), %rbp
-        mov $0xA0A0A0A0, %r8d
-        mov $0xB0B0B0B0, %r9d
-      6:
-        mov window(%rip), %rax
-        cmp %r8, %rax
-        je 7f
-        cmp %r9, %rax
-        je 7f
-        incq 0x28(%rbp)
-        mov %rax, 0x30(%rbp)
-      7:
-        lock incq count(%rip)
-        cmpq $0, flag(%rip)
-        je 6b
-        movq $1, ack(%rip)
-      8:
-        pause
-        jmp 8b
-
-      done_msg:
-        .ascii "PV-DROP-DONE\n"
-      done_end:
-        .org 0x2000
-      hypercall_page:
-        .fill 0x1000, 1, 0xcc
-      results:
-        .fill 0x800, 1, 0
+    ap_entry:
+      lea results(%rip), %rbp
+      mov $VALUE_A, %r8d
+      mov $VALUE_B, %r9d
+    6:
+      mov window(%rip), %rax
+      cmp %r8, %rax
+      je 7f
+      cmp %r9, %rax
+      je 7f
+      incq 0x28(%rbp)
+      mov %rax, 0x30(%rbp)
+    7:
+      lock incq count(%rip)
+      cmpq $0, flag(%rip)
+      je 6b
+      movq $1, ack(%rip)
+    8:
+      pause
+      jmp 8b
+    """#,
+    data: #"""
       flag:
         .quad 0
       ack:
         .quad 0
-      pte_ptr:
-        .quad 0
-      val_a:
-        .quad 0
-      val_b:
-        .quad 0
       count:
         .quad 0
-        .org 0x4000
-      ctx:
-        .fill 0x2000, 1, 0
-        .fill 0x1000, 1, 0
-      ap_stack_top:
-      window:
-        .quad 0xA0A0A0A0
-        .fill 0xff8, 1, 0
-      frame_b:
-        .quad 0xB0B0B0B0
-        .fill 0xff8, 1, 0
-      """#
+      """#,
+    done: "PV-DROP-DONE")
 
   /// Boots the guest on `e` with two vCPUs, gives it the window's two L1 entry values, runs it and
   /// checks what both vCPUs saw.
@@ -128,12 +99,8 @@ import Translator
     let (machine, memory) = try ParavirtTestGuest.boot(Self.guest, on: e, cpus: 2) {
       $0.stopOnOutput = "PV-DROP-DONE"
     }
-    let physical = ParavirtMonitorTests.physical
-    let original = try ParavirtTestGuest.leafEntry(ofImageOffset: 0x7000, machine, memory).value
-    #expect(original & 0x000F_FFFF_FFFF_F000 == physical + 0x7000)
-    let data = ParavirtTestGuest.results + 0x818
-    try memory.write(original, at: data)
-    try memory.write((physical + 0x8000) | (original & 0xFFF), at: data + 8)
+    let original = try ParavirtTestGuest.prepareWindow(machine, memory)
+    #expect(original & 0x000F_FFFF_FFFF_F000 == ParavirtTestGuest.windowFrame)
 
     let outcome = machine.run()
     #expect(outcome.reason == .outputMatched("PV-DROP-DONE"), "\(outcome.reason)")
@@ -144,7 +111,7 @@ import Translator
     #expect(try word(0x20) == 100, "remaps made")
     let lastStray = try word(0x30)
     #expect(try word(0x28) == 0, "stray values vCPU 1 read (last: 0x\(String(lastStray, radix: 16)))")
-    #expect(try word(0x828) >= 200, "reads vCPU 1 made")
+    #expect(try word(ParavirtTestGuest.ownData + 0x10) >= 200, "reads vCPU 1 made (count)")
     if let kvm = machine.engineVM as? KVMVirtualMachine, kvm.shadowsGuestPageTables {
       #expect(kvm.shadowDrops >= 100, "drops of KVM's shadow page tables")
     }

@@ -14,56 +14,39 @@ import Translator
 /// in RUNSTATE_runnable (Xen's steal time) for both. Nothing here depends on how long anything
 /// takes: only that the two vCPUs had to take turns.
 @Suite struct ParavirtStealTimeTests {
-  static let guest =
-    ParavirtTestGuest.prelude + #"""
-      .globl _start
-      _start:
-        lea results(%rip), %rbp
-        lea ctx(%rip), %rbx
-        CONTEXT ap_entry, ap_stack_top
-        VCPUOP 0, 1, %rbx
-        mov %rax, 0x08(%rbp)
-        VCPUOP 1, 1, $0
-        mov %rax, 0x10(%rbp)
-      1:
-        pause
-        cmpq $1, apdone(%rip)
-        jne 1b
-        lea 0x100(%rbp), %rax
-        VCPUOP 4, 1, %rax
-        mov %rax, 0x18(%rbp)
-        lea 0x200(%rbp), %rax
-        VCPUOP 4, 0, %rax
-        mov %rax, 0x20(%rbp)
-        DONE
+  static let guest = ParavirtTestGuest.source(
+    #"""
+      lea ctx(%rip), %rbx
+      CONTEXT ap_entry, ap_stack_top
+      VCPUOP 0, 1, %rbx
+      mov %rax, 0x08(%rbp)
+      VCPUOP 1, 1, $0
+      mov %rax, 0x10(%rbp)
+      WAIT_UNTIL apdone, 1
+      lea 0x100(%rbp), %rax
+      VCPUOP 4, 1, %rax
+      mov %rax, 0x18(%rbp)
+      lea 0x200(%rbp), %rax
+      VCPUOP 4, 0, %rax
+      mov %rax, 0x20(%rbp)
+      DONE
 
-      ap_entry:
-        mov $100000, %ecx
-      2:
-        incq apcount(%rip)
-        loop 2b
-        movq $1, apdone(%rip)
-        VCPUOP 2, 1, $0
-        jmp .
-
-      done_msg:
-        .ascii "PV-STEAL-DONE\n"
-      done_end:
-        .org 0x2000
-      hypercall_page:
-        .fill 0x1000, 1, 0xcc
-      results:
-        .fill 0x800, 1, 0
+    ap_entry:
+      mov $100000, %ecx
+    2:
+      incq apcount(%rip)
+      loop 2b
+      movq $1, apdone(%rip)
+      VCPUOP 2, 1, $0
+      jmp .
+    """#,
+    data: #"""
       apdone:
         .quad 0
       apcount:
         .quad 0
-        .fill 0x7f0, 1, 0
-      ctx:
-        .fill 0x2000, 1, 0
-        .fill 0x1000, 1, 0
-      ap_stack_top:
-      """#
+      """#,
+    done: "PV-STEAL-DONE")
 
   static func run(engine e: any Engine) throws {
     let session = SchedulingSession(pcpus: 1, parameters: ScheduledRunTests.parameters, keepingEvents: true)

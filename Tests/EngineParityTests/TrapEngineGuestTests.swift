@@ -10,9 +10,37 @@ import VMM
 @Suite(.requires(.guestToolchain, .kvm))
 struct TrapEngineGuestTests {
   /// Helpers after `APICTestGuest.prelude`: PUTS prints a literal on COM1, PUTHEX prints a
-  /// register in hex, FAIL prints why and exits with 0x7f.
+  /// register in hex, FAIL prints why and exits with 0x7f; ENTER_RING3 enters ring 3 at a label
+  /// (IRETQ with IF set, user stack at 0x80000); PIT_PERIODIC starts the PIT's channel 0 as a
+  /// rate generator (count 0x2E9C), PIT_IRQ0 starts it with only its IRQ 0 unmasked in the 8259s,
+  /// at vector 0x20 to a handler, and PIC_EOI ends an 8259 master interrupt, keeping RAX.
   static let helpers = #"""
     .set COM1, 0x3F8
+    .macro ENTER_RING3 entry
+      pushq $0x23
+      pushq $0x80000
+      pushq $0x202
+      pushq $0x1B
+      lea \entry(%rip), %rax
+      push %rax
+      iretq
+    .endm
+    .macro PIT_PERIODIC
+      OUT 0x43, 0x34
+      OUT 0x40, 0x9C
+      OUT 0x40, 0x2E
+    .endm
+    .macro PIT_IRQ0 handler
+      GATE 0x20, \handler
+      PIC_INIT 0xFE, 0xFF
+      PIT_PERIODIC
+    .endm
+    .macro PIC_EOI
+      push %rax
+      movb $0x20, %al
+      outb %al, $0x20
+      pop %rax
+    .endm
     .macro PUTS s
       lea .Ls\@(%rip), %rsi
       call puts
@@ -152,20 +180,8 @@ struct TrapEngineGuestTests {
         mov $0xC0000084, %ecx
         mov $0x200, %eax
         wrmsr
-        lea int80(%rip), %rax
-        movw %ax, IDT + 0x80 * 16
-        movw $0x08, IDT + 0x80 * 16 + 2
-        movw $0xEE00, IDT + 0x80 * 16 + 4
-        shrl $16, %eax
-        movw %ax, IDT + 0x80 * 16 + 6
-        movq $0, IDT + 0x80 * 16 + 8
-        pushq $0x23
-        pushq $0x80000
-        pushq $0x202
-        pushq $0x1B
-        lea user(%rip), %rax
-        push %rax
-        iretq
+        GATE 0x80, int80, 0xEE00
+        ENTER_RING3 user
       user:
         mov $7, %rbx
         int $0x80
@@ -200,12 +216,8 @@ struct TrapEngineGuestTests {
       #"""
       .set TICKS, 0x9000
       main:
-        GATE 0x20, tick
         movq $0, TICKS
-        PIC_INIT 0xFE, 0xFF
-        OUT 0x43, 0x34
-        OUT 0x40, 0x9C
-        OUT 0x40, 0x2E
+        PIT_IRQ0 tick
         sti
       1: hlt
         cmpq $3, TICKS
@@ -227,10 +239,7 @@ struct TrapEngineGuestTests {
       4: FAIL "tick while IF=0\n"
       tick:
         incq TICKS
-        push %rax
-        movb $0x20, %al
-        outb %al, $0x20
-        pop %rax
+        PIC_EOI
         iretq
       """#,
       expected: "held off\ndone\n")
@@ -247,29 +256,16 @@ struct TrapEngineGuestTests {
       .set TICKS, 0x9000
       .set SPINS, 0x9008
       main:
-        GATE 0x20, tick
         movq $0, TICKS
         movq $0, SPINS
-        PIC_INIT 0xFE, 0xFF
-        OUT 0x43, 0x34
-        OUT 0x40, 0x9C
-        OUT 0x40, 0x2E
-        pushq $0x23
-        pushq $0x80000
-        pushq $0x202
-        pushq $0x1B
-        lea user(%rip), %rax
-        push %rax
-        iretq
+        PIT_IRQ0 tick
+        ENTER_RING3 user
       user:
         incq SPINS
         jmp user
       tick:
         incq TICKS
-        push %rax
-        movb $0x20, %al
-        outb %al, $0x20
-        pop %rax
+        PIC_EOI
         cmpq $3, TICKS
         jae 1f
         iretq
@@ -290,24 +286,12 @@ struct TrapEngineGuestTests {
     try check(
       #"""
       main:
-        lea int80(%rip), %rax
-        movw %ax, IDT + 0x80 * 16
-        movw $0x08, IDT + 0x80 * 16 + 2
-        movw $0xEE00, IDT + 0x80 * 16 + 4
-        shrl $16, %eax
-        movw %ax, IDT + 0x80 * 16 + 6
-        movq $0, IDT + 0x80 * 16 + 8
+        GATE 0x80, int80, 0xEE00
         movq $0x1111, 0x400000
         movq $0x2222, 0x200000
         mov 0x3010, %r12
         xor %r14, %r14
-        pushq $0x23
-        pushq $0x80000
-        pushq $0x202
-        pushq $0x1B
-        lea user(%rip), %rax
-        push %rax
-        iretq
+        ENTER_RING3 user
       user:
         mov 0x400000, %rbx
         int $0x80

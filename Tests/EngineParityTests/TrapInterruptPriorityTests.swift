@@ -55,9 +55,7 @@ struct TrapInterruptPriorityTests {
       cmpq $0, LOW
       jne taken
       PUTS "0x20 held\n"
-      OUT 0x43, 0x34
-      OUT 0x40, 0x9C
-      OUT 0x40, 0x2E
+      PIT_PERIODIC
     1: hlt
       cmpq $2, PITS
       jb 1b
