@@ -1,3 +1,4 @@
+import HybridEngine
 import Interpreter
 import KVMEngine
 import TestHostSupport
@@ -8,8 +9,9 @@ import VMM
 
 /// Interrupt priority in small 64-bit ring-0 guests with the VMM's interrupt controllers: CR8,
 /// which is the local APIC's TPR, holds the APIC's interrupts of its priority class and below
-/// until it is lowered, on interp, dbt, kvm and trap; it does not hold the 8259's (ExtINT); and
-/// NMIs arrive whatever IF and CR8 say, blocked from delivery until the handler's IRETQ.
+/// until it is lowered, on interp, dbt, kvm, trap and hybrid; it does not hold the 8259's
+/// (ExtINT); and NMIs arrive whatever IF and CR8 say, blocked from delivery until the handler's
+/// IRETQ.
 @Suite(.requires(.guestToolchain, .kvm))
 struct TrapInterruptPriorityTests {
   /// Assembles `source` after the APIC test prelude and the guest helpers.
@@ -130,7 +132,7 @@ struct TrapInterruptPriorityTests {
   static func engines() throws -> [(String, any Engine)] {
     [
       ("interp", InterpreterEngine()), ("dbt", TranslatorEngine()), ("kvm", try KVMEngine()),
-      ("trap", try TrapEngine()),
+      ("trap", try TrapEngine()), ("hybrid", try HybridEngine()),
     ]
   }
 
