@@ -210,6 +210,9 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// `run` with `.interruptWindow`, and what the VMM then injects is taken before the next guest
   /// instruction.
   public var taskPriorityThreshold: UInt8 = 0
+  /// The virtual CR8 when `run` was entered: only a MOV to CR8 during the run that went below the
+  /// threshold ends it.
+  private var taskPriorityAtEntry: UInt64 = 0
 
   /// The real vCPU's TSC.
   public func timeStampCounter() throws(EngineError) -> UInt64 { try real.timeStampCounter() }
@@ -316,6 +319,7 @@ public final class TrapVirtualCPU: VirtualCPU {
       deferredExit = nil
       return exit
     }
+    taskPriorityAtEntry = guest.taskPriority
     while true {
       if !realInsideMonitor {
         if stopsAtKernelEntry && guest.state.cpl == 0 { return .kicked }
@@ -329,7 +333,7 @@ public final class TrapVirtualCPU: VirtualCPU {
         }
         // A MOV to CR8 retired below the threshold: the VMM's local APIC has an interrupt for the
         // guest now, taken before the next guest instruction.
-        if guest.taskPriority < UInt64(taskPriorityThreshold) {
+        if guest.taskPriority < UInt64(taskPriorityThreshold) && guest.taskPriority < taskPriorityAtEntry {
           needsProgress = false
           return .interruptWindow
         }
