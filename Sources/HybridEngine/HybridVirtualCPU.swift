@@ -235,6 +235,22 @@ public final class HybridVirtualCPU: VirtualCPU {
     active.requestInterruptWindow(enabled)
   }
 
+  /// The active side's CR8 (it moves with the state at each switch).
+  public var taskPriority: UInt8 {
+    get { onTrap ? trap.taskPriority : dbt.taskPriority }
+    set {
+      if onTrap { trap.taskPriority = newValue } else { dbt.taskPriority = newValue }
+    }
+  }
+
+  /// Given to both sides (MOV to CR8 runs on the dbt side: user code cannot write CR8).
+  public var taskPriorityThreshold: UInt8 = 0 {
+    didSet {
+      trap.taskPriorityThreshold = taskPriorityThreshold
+      dbt.taskPriorityThreshold = taskPriorityThreshold
+    }
+  }
+
   /// The trap side's (the real vCPU's) TSC: the dbt side reads it too.
   public func timeStampCounter() throws(EngineError) -> UInt64 { try trap.timeStampCounter() }
   /// The real vCPU's TSC rate.

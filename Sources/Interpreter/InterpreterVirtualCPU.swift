@@ -18,6 +18,8 @@ import X86
 ///   still ends: `injectNMI`).
 /// - `.exception`: a vector in `exitControls.exceptionBitmap`, not delivered; state as before the
 ///   faulting instruction (CR2 already loaded for #PF).
+/// - `.interruptWindow`: the window the VMM asked for opened, or a MOV to CR8 retired that set it
+///   below `taskPriorityThreshold`.
 public final class InterpreterVirtualCPU: VirtualCPU {
   public let engineName: String
   public let cpu: CPU
@@ -180,6 +182,19 @@ public final class InterpreterVirtualCPU: VirtualCPU {
 
   /// Latches an NMI; `run` delivers it when the model can take one (`CPU.canAcceptNMI`).
   public func injectNMI() throws(EngineError) { pendingNMI = true }
+
+  /// CR8 in the model's state.
+  public var taskPriority: UInt8 {
+    get { UInt8(truncatingIfNeeded: cpu.state[offset: CPUStateLayout.cr8]) }
+    set { cpu.state[offset: CPUStateLayout.cr8] = UInt64(newValue & 15) }
+  }
+
+  /// The model's `CPU.taskPriorityThreshold`: a MOV to CR8 below it ends `run` with
+  /// `.interruptWindow` (under dbt too: the translator runs MOV to CR8 as a callout).
+  public var taskPriorityThreshold: UInt8 {
+    get { UInt8(cpu.taskPriorityThreshold) }
+    set { cpu.taskPriorityThreshold = UInt64(newValue) }
+  }
 
   /// The guest TSC: the clock RDTSC reads plus the guest's IA32_TSC offset.
   public func timeStampCounter() throws(EngineError) -> UInt64 {
@@ -366,6 +381,9 @@ public final class InterpreterVirtualCPU: VirtualCPU {
     case .invlpg(let address):
       awaiting = .acknowledgement
       return .invlpg(address: address)
+    case .taskPriorityLowered:
+      // The VMM's local APIC may deliver what the task priority held back.
+      return .interruptWindow
     case .budgetExhausted:
       return nil
     case .internalError(let reason):

@@ -156,7 +156,8 @@ extension KVMVirtualCPU {
     s.cr2 = k.cr2
     s.cr3 = k.cr3
     s.cr4 = k.cr4
-    s.cr8 = k.cr8
+    // With the VMM's local APIC the next KVM_RUN loads CR8 from kvm_run (`taskPriority`).
+    s.cr8 = vm.hasInKernelIRQChip ? k.cr8 : ckvm_run_cr8(run)
     s.efer = k.efer
     s.apicBase = k.apic_base
     return s

@@ -18,8 +18,9 @@ import X86
 /// and the guest's RIP, RSP and RFLAGS from the stub's frame, then emulates (#GP, #UD: the
 /// instruction on the virtual CPU, or on the X86 model when it is no privileged instruction),
 /// resolves shadow faults (#PF), or reflects the exception through the guest's IDT. External
-/// interrupts the VMM injects are reflected when the virtual IF and the virtual TPR (CR8) allow,
-/// NMIs whenever the guest has not blocked them (`VirtualInterruptGate`).
+/// interrupts the VMM injects are reflected when the virtual IF allows (the VMM's local APIC has
+/// applied the task priority, CR8, before it injected), NMIs whenever the guest has not blocked
+/// them (`VirtualInterruptGate`).
 public final class TrapVirtualCPU: VirtualCPU {
   /// `trap`.
   public let engineName = "trap"
@@ -47,7 +48,7 @@ public final class TrapVirtualCPU: VirtualCPU {
   static let nativeFlags = Flags.arithmetic | Flags.df | Flags.tf | Flags.nt | Flags.id
 
   private var awaiting = Awaiting.nothing
-  /// Injected interrupts held until the virtual IF and CR8 admit them, and the NMI latch.
+  /// Injected interrupts held until the virtual IF admits them, and the NMI latch.
   private var interrupts = VirtualInterruptGate()
   private var windowRequested = false
   private var halted = false
@@ -184,18 +185,15 @@ public final class TrapVirtualCPU: VirtualCPU {
   // MARK: Interrupts
 
   /// The guest can take an interrupt now (virtual IF set, no interrupt shadow, nothing half-way)
-  /// and none the virtual CR8 admits is waiting: vectors CR8 holds stay held while others are
-  /// injected, so a higher class still gets through.
-  public var readyForInterruptInjection: Bool {
-    canTakeInterrupt && interrupts.deliverableVector(taskPriority: guest.taskPriority) == nil
-  }
+  /// and none is waiting.
+  public var readyForInterruptInjection: Bool { canTakeInterrupt && !interrupts.holdsInterrupt }
 
   private var canTakeInterrupt: Bool {
     !realInsideMonitor && guest.interruptsEnabled && !interruptShadow && (!needsProgress || halted)
       && awaiting == .nothing
   }
 
-  /// Holds `vector`; `run` reflects it through the guest's IDT once the virtual IF and CR8 admit it.
+  /// Holds `vector`; `run` reflects it through the guest's IDT once the virtual IF admits it.
   public func injectInterrupt(vector: UInt8) throws(EngineError) {
     if trace { traceLine("trap: inject \(vector)") }
     interrupts.hold(vector)
@@ -209,6 +207,20 @@ public final class TrapVirtualCPU: VirtualCPU {
 
   /// Asks for `.interruptWindow` once the virtual IF allows an interrupt.
   public func requestInterruptWindow(_ enabled: Bool) { windowRequested = enabled }
+
+  /// The virtual CR8.
+  public var taskPriority: UInt8 {
+    get { UInt8(truncatingIfNeeded: guest.taskPriority) }
+    set { guest.state[offset: CPUStateLayout.cr8] = UInt64(newValue & 15) }
+  }
+
+  /// A MOV to CR8 (emulated: it traps at real ring 3) that leaves the virtual CR8 below it ends
+  /// `run` with `.interruptWindow`, and what the VMM then injects is taken before the next guest
+  /// instruction.
+  public var taskPriorityThreshold: UInt8 = 0
+  /// The virtual CR8 when `run` was entered: only a MOV to CR8 during the run that went below the
+  /// threshold ends it.
+  private var taskPriorityAtEntry: UInt64 = 0
 
   /// The real vCPU's TSC.
   public func timeStampCounter() throws(EngineError) -> UInt64 { try real.timeStampCounter() }
@@ -315,6 +327,7 @@ public final class TrapVirtualCPU: VirtualCPU {
       deferredExit = nil
       return exit
     }
+    taskPriorityAtEntry = guest.taskPriority
     while true {
       if !realInsideMonitor {
         if stopsAtKernelEntry && guest.state.cpl == 0 { return .kicked }
@@ -326,8 +339,12 @@ public final class TrapVirtualCPU: VirtualCPU {
           }
           modelStringIO = nil
         }
-        // A MOV to CR8 that lowered the task priority retired: what it admits is taken at once.
-        if interrupts.noteTaskPriority(guest.taskPriority) { needsProgress = false }
+        // A MOV to CR8 retired below the threshold: the VMM's local APIC has an interrupt for the
+        // guest now, taken before the next guest instruction.
+        if guest.taskPriority < UInt64(taskPriorityThreshold) && guest.taskPriority < taskPriorityAtEntry {
+          needsProgress = false
+          return .interruptWindow
+        }
         if interrupts.nmiDeliverable && awaiting == .nothing {
           interrupts.takeNMI()
           halted = false
@@ -336,7 +353,7 @@ public final class TrapVirtualCPU: VirtualCPU {
           if let exit = apply(emulator.reflect(vector: ExceptionVector.nmi, kind: .external)) { return exit }
           continue
         }
-        if canTakeInterrupt, let v = interrupts.deliverableVector(taskPriority: guest.taskPriority) {
+        if canTakeInterrupt, let v = interrupts.nextVector {
           interrupts.take(v)
           halted = false
           statistics.interruptsReflected += 1
@@ -348,9 +365,7 @@ public final class TrapVirtualCPU: VirtualCPU {
           if let exit = apply(emulator.reflect(vector: v, kind: .external)) { return exit }
           continue
         }
-        if windowRequested && canTakeInterrupt
-          && interrupts.deliverableVector(taskPriority: guest.taskPriority) == nil
-        {
+        if windowRequested && canTakeInterrupt && !interrupts.holdsInterrupt {
           windowRequested = false
           return .interruptWindow
         }

@@ -76,6 +76,7 @@ static const uint32_t CKVM_EXIT_DEBUG = KVM_EXIT_DEBUG;
 static const uint32_t CKVM_EXIT_HLT = KVM_EXIT_HLT;
 static const uint32_t CKVM_EXIT_MMIO = KVM_EXIT_MMIO;
 static const uint32_t CKVM_EXIT_IRQ_WINDOW_OPEN = KVM_EXIT_IRQ_WINDOW_OPEN;
+static const uint32_t CKVM_EXIT_SET_TPR = KVM_EXIT_SET_TPR;
 static const uint32_t CKVM_EXIT_SHUTDOWN = KVM_EXIT_SHUTDOWN;
 static const uint32_t CKVM_EXIT_FAIL_ENTRY = KVM_EXIT_FAIL_ENTRY;
 static const uint32_t CKVM_EXIT_INTR = KVM_EXIT_INTR;
@@ -144,9 +145,6 @@ static inline struct kvm_vcpu_events *ckvm_run_synced_events(struct kvm_run *run
 static inline void ckvm_run_set_valid_regs(struct kvm_run *run, uint64_t mask) { run->kvm_valid_regs = mask; }
 static inline uint64_t ckvm_run_dirty_regs(const struct kvm_run *run) { return run->kvm_dirty_regs; }
 static inline void ckvm_run_set_dirty_regs(struct kvm_run *run, uint64_t mask) { run->kvm_dirty_regs = mask; }
-/// The TPR KVM loads into CR8 at the next KVM_RUN when the local APIC is not in the kernel (KVM
-/// stores the guest's CR8 here at every exit, so a CR8 set otherwise would be overwritten).
-static inline void ckvm_run_set_cr8(struct kvm_run *run, uint64_t cr8) { run->cr8 = cr8; }
 /// The MSR exits (KVM_EXIT_X86_RDMSR/WRMSR): the index, the data (RDMSR: where the answer goes),
 /// and the error flag (non-zero: KVM injects #GP instead of completing the instruction).
 static inline uint32_t ckvm_run_msr_index(const struct kvm_run *run) { return run->msr.index; }
@@ -156,6 +154,10 @@ static inline uint8_t ckvm_run_ready_for_interrupt_injection(const struct kvm_ru
   return run->ready_for_interrupt_injection;
 }
 static inline uint8_t ckvm_run_if_flag(const struct kvm_run *run) { return run->if_flag; }
+/// CR8 as of the last exit; without the in-kernel irqchip KVM loads the vCPU's CR8 from it at
+/// every KVM_RUN (the local APIC's TPR lives in userspace then).
+static inline uint64_t ckvm_run_cr8(const struct kvm_run *run) { return run->cr8; }
+static inline void ckvm_run_set_cr8(struct kvm_run *run, uint64_t value) { run->cr8 = value; }
 static inline void ckvm_run_set_request_interrupt_window(struct kvm_run *run, uint8_t value) {
   run->request_interrupt_window = value;
 }

@@ -38,6 +38,18 @@ public protocol VirtualCPU: AnyObject {
   /// it. While one waits, another is lost (the processor latches one).
   func injectNMI() throws(EngineError)
 
+  /// CR8, the task priority (0-15), which is the local APIC's TPR bits 7:4 (SDM vol. 3, "Task
+  /// Priority in IA-32e Mode"). With the VMM's interrupt controllers the run loop reads it after
+  /// every exit and writes it when the guest writes the TPR through its local APIC
+  /// (`VCPURunner+TaskPriority.swift`), so both must be cheap: no system call. Setting it between
+  /// exits takes effect at the next entry.
+  var taskPriority: UInt8 { get set }
+  /// The task-priority threshold (VMX's TPR threshold, 0-15): while it is above 0, a MOV to CR8
+  /// that leaves CR8 below it ends `run` with `.interruptWindow` once it retired, so the VMM can
+  /// deliver the interrupt of that priority class its local APIC held back before the next guest
+  /// instruction. The run loop keeps it at or below `taskPriority` at every entry.
+  var taskPriorityThreshold: UInt8 { get set }
+
   /// The guest's time-stamp counter now (what RDTSC would read), for the local APIC's
   /// TSC-deadline timer.
   func timeStampCounter() throws(EngineError) -> UInt64

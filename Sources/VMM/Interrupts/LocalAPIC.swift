@@ -1,7 +1,7 @@
-/// One vCPU's local APIC: fixed interrupts with IRR/ISR and task priority, EOI, NMIs, the LVT
-/// timer (one-shot, periodic and TSC-deadline), LINT1, the error status register with its error
-/// interrupt, and inter-processor interrupts through the ICR, which it hands to the machine's
-/// `InterruptRouter`. Its mode follows IA32_APIC_BASE (`APICBaseRegister`): xAPIC (the register
+/// One vCPU's local APIC: fixed interrupts with IRR/ISR and task priority (the TPR, which is the
+/// vCPU's CR8: `taskPriorityClass`), EOI, NMIs, the LVT timer (one-shot, periodic and
+/// TSC-deadline), LINT1, the error status register with its error interrupt, and inter-processor
+/// interrupts through the ICR, which it hands to the machine's `InterruptRouter`. Its mode follows IA32_APIC_BASE (`APICBaseRegister`): xAPIC (the register
 /// page every vCPU sees at `LocalAPIC.base`; each sees its own: the runner routes that page to its
 /// vCPU's APIC before the MMIO bus), x2APIC (the same registers as MSRs 800H-8FFH,
 /// `LocalAPIC+X2APIC.swift`; the page then no longer responds) or disabled (the page does not
@@ -342,6 +342,27 @@ public final class LocalAPIC: MMIODevice, TimedDevice, @unchecked Sendable {
     case .none: break
     case .nmi: notify?()
     case .vector(let v): accept(vector: v)
+    }
+  }
+
+  /// The TPR as CR8 shows it: its priority class, bits 7:4 (SDM vol. 3, "Task Priority in IA-32e
+  /// Mode"). Setting it is a MOV to CR8: TPR[7:4] = the value, TPR[3:0] = 0. The vCPU's runner
+  /// keeps it and the vCPU's CR8 one register (`VCPURunner+TaskPriority.swift`).
+  public var taskPriorityClass: UInt8 {
+    get { lock.locked { UInt8(tpr >> 4) } }
+    set { lock.locked { tpr = UInt32(newValue & 15) << 4 } }
+  }
+
+  /// The task-priority threshold for the vCPU (as VMX's): the priority class of the highest
+  /// waiting vector when only the TPR holds it back (its class is above the class in service but
+  /// not above the TPR's), so a MOV to CR8 below it makes it deliverable; 0 when there is none.
+  /// Never above `taskPriorityClass`.
+  public var taskPriorityThreshold: UInt8 {
+    lock.locked {
+      guard let v = highest(irr) else { return 0 }
+      let waiting = UInt32(v) >> 4
+      let inService = UInt32(highest(isr) ?? 0) >> 4
+      return waiting > inService && waiting <= tpr >> 4 ? UInt8(waiting) : 0
     }
   }
 

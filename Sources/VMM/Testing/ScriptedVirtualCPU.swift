@@ -115,6 +115,14 @@ public final class ScriptedVirtualCPU: VirtualCPU {
     currentSpecialRegisters = SpecialRegisters()
   }
 
+  /// CR8 in the special registers (a step may change it, as a guest's MOV to CR8 would).
+  public var taskPriority: UInt8 {
+    get { UInt8(truncatingIfNeeded: currentSpecialRegisters.cr8) }
+    set { currentSpecialRegisters.cr8 = UInt64(newValue & 15) }
+  }
+  /// As the VMM last set it (a step that lowers CR8 below it should return `.interruptWindow`).
+  public var taskPriorityThreshold: UInt8 = 0
+
   /// True when RFLAGS.IF is set and no vector is queued.
   public var readyForInterruptInjection: Bool { currentRegisters.rflags & 0x200 != 0 && queuedVector == nil }
 

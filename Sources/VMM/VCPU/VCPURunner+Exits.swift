@@ -13,6 +13,7 @@ extension VCPURunner {
         // Every vCPU sees its own local APIC in this page (in xAPIC mode).
         if a.isWrite {
           lapic.write(offset: a.address - LocalAPIC.base, size: a.size, value: a.value)
+          giveTaskPriority()  // the TPR is CR8
         } else {
           try vcpu.complete(.value(lapic.read(offset: a.address - LocalAPIC.base, size: a.size)))
         }

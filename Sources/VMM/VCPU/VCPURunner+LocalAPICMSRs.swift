@@ -28,7 +28,9 @@ extension VCPURunner {
       lapic.armTSCDeadline(value, due: try guestTime(atTSC: value))
       return .none
     }
-    return lapic.writeMSR(index, value: value) ? .none : Self.generalProtection
+    let written = lapic.writeMSR(index, value: value)
+    giveTaskPriority()  // the TPR (MSR 808H) is CR8; disabling the APIC clears it
+    return written ? .none : Self.generalProtection
   }
 
   /// The guest time (`Machine.clock`) at which this vCPU's TSC reaches `tsc`: now plus the ticks

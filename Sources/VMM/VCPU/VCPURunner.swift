@@ -40,6 +40,10 @@ public final class VCPURunner {
   /// `MachineControl.State.generation` of the control lines this runner last acted on.
   var controlSeen: UInt64 = 0
   var windowRequested = false
+  /// CR8 as the runner last carried it between the vCPU and its local APIC (nil: look again), and
+  /// the task-priority threshold the vCPU has (VCPURunner+TaskPriority.swift).
+  var taskPrioritySeen: UInt8?
+  var taskPriorityThresholdArmed: UInt8 = 0
   /// Holds a pCPU of `MachineConfiguration.scheduling`'s pool (VCPURunner+Scheduling.swift).
   var holdsPCPU = false
   /// The exit being handled, recorded in `statistics` just before the next entry (or at the stop).
@@ -136,6 +140,7 @@ public final class VCPURunner {
     if initRequested {
       try vcpu.reset()
       lapic.receiveINIT()
+      if machine.pic != nil { reloadTaskPriority() }
     }
     if let vector, waitingForStartup {
       try vcpu.reset()
@@ -146,6 +151,7 @@ public final class VCPURunner {
       r.rip = 0
       try vcpu.setRegisters(r)
       startupLock.locked { waitingForStartup = false }
+      if machine.pic != nil { reloadTaskPriority() }
       machine.configuration.log?("vCPU \(index) started at \(String(vector, radix: 16)):0000")
     }
     return !waitingForStartup
@@ -157,6 +163,7 @@ public final class VCPURunner {
     try vcpu.setSpecialRegisters(boot.specialRegisters)
     try vcpu.setRegisters(boot.registers)
     try vcpu.setMSRs(boot.msrs)
+    if machine.pic != nil { reloadTaskPriority() }
   }
 
   /// Runs the vCPU until the machine stops; every exit, including the last, is counted.
@@ -238,6 +245,8 @@ public final class VCPURunner {
       exitTime = machine.hostClock.nanoseconds
       statistics.guestNanoseconds &+= exitTime &- now
       lastExit = ExitKind(exit)
+      // The guest may have written CR8: its local APIC's TPR is the same register.
+      if machine.pic != nil { takeTaskPriority() }
 
       if let stop = handle(exit) { return stop }
       if holdsPCPU { yieldPCPUIfAsked() }
@@ -252,9 +261,11 @@ public final class VCPURunner {
   }
 
   /// Interrupt delivery: an NMI first (the vCPU latches it until NMIs are unblocked), then this
-  /// vCPU's local APIC, then the userspace PIC where its output reaches this vCPU (the BSP's
-  /// LINT0 in virtual-wire mode, or an ExtINT entry of the I/O APIC: `Machine.picOutputReaches`).
-  /// Injects when the vCPU can take an interrupt, otherwise asks for an interrupt window.
+  /// vCPU's local APIC (gated by its processor priority: the TPR, which is CR8, and the class in
+  /// service), then the userspace PIC where its output reaches this vCPU (the BSP's LINT0 in
+  /// virtual-wire mode, or an ExtINT entry of the I/O APIC: `Machine.picOutputReaches`), which the
+  /// task priority does not gate. Injects when the vCPU can take an interrupt, otherwise asks for
+  /// an interrupt window; a vector only the TPR holds back arms the vCPU's task-priority threshold.
   private func acceptInterrupts() throws(EngineError) {
     if nmiRequested.exchange(false, ordering: .acquiringAndReleasing) { try vcpu.injectNMI() }
     guard let pic = machine.pic else { return }  // the engine's irqchip delivers by itself
@@ -271,6 +282,7 @@ public final class VCPURunner {
       vcpu.requestInterruptWindow(want)
       windowRequested = want
     }
+    armTaskPriorityThreshold()
   }
 
   /// Sleeps in wait-for-SIPI until a start-up IPI, INIT, a control request or the timeout.
@@ -327,6 +339,7 @@ public final class VCPURunner {
       }
     }
     if let boot { try applyBootState(boot) }
+    if machine.pic != nil { reloadTaskPriority() }
     windowRequested = false
     a20Applied = true
     vcpu.setA20Gate(true)

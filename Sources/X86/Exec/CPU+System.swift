@@ -287,6 +287,7 @@ extension CPU {
   func writeControlRegister(_ n: Int, _ v: UInt64) throws(Fault) {
     if model == .i80386 && n > 3 { throw Fault.invalidOpcode }
     try system.movToCR(n, v)
+    if n == 8 && v < taskPriorityThreshold { retiredEvent = .taskPriorityLowered }
   }
 
   /// MOV to or from control and debug registers exist from the 80386 on.

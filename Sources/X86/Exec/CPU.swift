@@ -546,7 +546,8 @@ public final class CPU {
     }
   }
 
-  /// An event reported after the instruction retired (HLT, VMCALL).
+  /// An event reported after the instruction retired (HLT, VMCALL, a MOV to CR8 below
+  /// `taskPriorityThreshold`).
   @exclusivity(unchecked) var retiredEvent: CPUEvent?
   /// True right after an instruction that blocks interrupts for one instruction (STI setting IF,
   /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
@@ -578,6 +579,10 @@ public final class CPU {
   /// Exception vectors (bit n = vector n) returned as `.exception` with the state as before the
   /// instruction, instead of being delivered through the IDT.
   @exclusivity(unchecked) public var exceptionTrapBitmap: UInt32 = 0
+  /// The task-priority threshold (VMX's TPR threshold): a MOV to CR8 that leaves CR8 below it ends
+  /// `run` with `.taskPriorityLowered` once it retired, so the embedder can deliver an interrupt
+  /// the task priority held back before the next instruction. 0 (the default): no such event.
+  @exclusivity(unchecked) public var taskPriorityThreshold: UInt64 = 0
   /// MSRs whose RDMSR/WRMSR become `.msrRead`/`.msrWrite` events; all others are answered by the model.
   @exclusivity(unchecked) public var trappedMSRReads: Set<UInt32> = []
   @exclusivity(unchecked) public var trappedMSRWrites: Set<UInt32> = []

@@ -67,6 +67,9 @@ public enum CPUEvent: Sendable, Equatable {
   /// hypercall number and arguments are in the registers (the `interp` engine reads RAX, then
   /// RDI, RSI, RDX, R10, R8, R9); the embedder writes any result into the registers itself.
   case hypercall
+  /// A MOV to CR8 retired that set the task priority below `CPU.taskPriorityThreshold`: an
+  /// interrupt the embedder's local APIC held back may be deliverable now.
+  case taskPriorityLowered
   /// `run(budget:)` retired its budget.
   case budgetExhausted
   /// CPUID for a leaf the model does not answer itself (unused by the built-in model).
