@@ -10,7 +10,7 @@ import VMM
 ///
 /// Kicks: `kick()` sends `KVMVirtualCPU.kickSignal` to the thread in `run()`; the signal's handler
 /// sets `kvm_run.immediate_exit`, so `KVM_RUN` returns `EINTR` whether the signal lands inside it or
-/// just before it, and `run()` returns `.kicked`.
+/// just before it, and `run()` returns `.kicked` (`lastRunEnteredGuest` tells the two apart).
 public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   /// The signal that interrupts `KVM_RUN` (installed without `SA_RESTART`): a real-time signal
   /// reserved for it (SIGRTMIN + 6), so signals from outside never look like kicks.
@@ -41,6 +41,14 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   private var nmiMayBePending = false
   /// The state KVM keeps in `kvm_run` for this vCPU (`setSyncedState`).
   var synced: SyncedState = []
+  /// Whether the last `run()` entered the guest. False when it returned `.kicked` because the kick
+  /// had landed before it (while the caller handled the previous exit): `KVM_RUN` then sees
+  /// `immediate_exit` and returns at once, the guest's registers as they were loaded and no guest
+  /// instruction executed. A kick that lands inside `KVM_RUN` counts as entered.
+  public private(set) var lastRunEnteredGuest = false
+  /// Written to `kvm_run.exit_reason` before each `KVM_RUN`: KVM writes the field whenever it went
+  /// on past its `immediate_exit` check, and leaves it alone when it returned there.
+  private static let exitReasonNotWritten = UInt32.max
   /// The CPUID table as created (KVM's supported leaves with this vCPU's identity and APIC ID).
   private var baseCPUID: [kvm_cpuid_entry2] = []
   /// The MSR exits KVM delivers (`KVMVirtualMachine.trapMSRs`), when the controls asked for some.
@@ -160,6 +168,7 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
   // MARK: - Running
 
   public func run(budget: UInt64?) throws(EngineError) -> VMExit {
+    lastRunEnteredGuest = false
     if let pending = stringIO { return nextStringElement(pending) }
     let me = ckvm_current_thread()
     if me != boundThread {
@@ -168,7 +177,9 @@ public final class KVMVirtualCPU: VirtualCPU, @unchecked Sendable {
       boundThread = me
     }
     while true {
+      run.pointee.exit_reason = Self.exitReasonNotWritten
       let r = ckvm_run(fd)
+      if run.pointee.exit_reason != Self.exitReasonNotWritten { lastRunEnteredGuest = true }
       if r < 0 {
         if r == -EINTR || r == -EAGAIN {
           ckvm_run_set_immediate_exit(run, 0)

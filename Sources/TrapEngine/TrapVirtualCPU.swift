@@ -55,9 +55,10 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// STI set the virtual IF: no interrupt before the next guest instruction retires.
   private var interruptShadow = false
   /// The guest has not run natively since the monitor last emulated or reflected something: a
-  /// waiting interrupt is delivered only after it has (the next trap at another RIP, or a kick),
-  /// so a timer faster than the trap path cannot livelock the guest in its handler. STI's
-  /// interrupt shadow ends the same way, at the next native run.
+  /// waiting interrupt is delivered only after it has (the next trap at another RIP, or a kick
+  /// that stopped the guest inside `KVM_RUN`; not one that made `KVM_RUN` return before entering,
+  /// `KVMVirtualCPU.lastRunEnteredGuest`), so a timer faster than the trap path cannot livelock
+  /// the guest in its handler. STI's interrupt shadow ends the same way, at the next native run.
   private var needsProgress = false
   /// A string I/O instruction (INS, OUTS, with or without REP) at this virtual RIP runs on the
   /// model, one exit per element, until it retires.
@@ -426,7 +427,11 @@ public final class TrapVirtualCPU: VirtualCPU {
           return exit
         }
         pull(r)
-        needsProgress = false  // the guest ran until the kick
+        // The guest ran until the kick, unless the kick landed before the entry (while the monitor
+        // emulated or the VMM handled the last exit): then no guest instruction ran, and taking a
+        // waiting interrupt now would deliver one after another at the same instruction for as
+        // long as the timer fires faster than the trap path (a handler's IRET, then a tick, again).
+        if real.lastRunEnteredGuest { needsProgress = false }
         return exit
       case .internalError:
         return exit
