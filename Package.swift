@@ -100,7 +100,8 @@ let package = Package(
     // Shadow paging against the X86 model's page walker, and each trapped instruction's emulation.
     .testTarget(name: "TrapAndEmulateTests", dependencies: ["TrapAndEmulate", "X86", "VMM"]),
     // `--engine trap` driven directly: trapped instructions, the virtual CPU the VMM sees (needs kvm).
-    .testTarget(name: "TrapEngineTests", dependencies: ["TrapEngine", "Launcher", "VMM", "TestHostSupport"]),
+    .testTarget(
+      name: "TrapEngineTests", dependencies: ["TrapEngine", "HybridEngine", "Launcher", "VMM", "TestHostSupport"]),
     .testTarget(name: "OracleTests", dependencies: ["Oracles", "X86", "TestHostSupport"]),
     // The same guest corpus on every engine: identical serial output and exit status.
     .testTarget(

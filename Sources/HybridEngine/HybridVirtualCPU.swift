@@ -129,6 +129,7 @@ public final class HybridVirtualCPU: VirtualCPU {
     }
     try trap.setSpecialRegisters(trap.guest.state.specialRegisters())
     try trap.setRegisters(trap.guest.state.registers())
+    trap.requireNativeProgress()
     trap.requestInterruptWindow(windowRequested)
     dbt.requestInterruptWindow(false)
     onTrap = true

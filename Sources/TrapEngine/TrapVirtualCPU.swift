@@ -194,6 +194,12 @@ public final class TrapVirtualCPU: VirtualCPU {
       && awaiting == .nothing
   }
 
+  /// The guest was just handed to this vCPU from elsewhere (the hybrid's return to user mode,
+  /// after its kernel side retired the IRETQ or SYSRET): as after an instruction the monitor
+  /// emulated, a waiting interrupt is taken only once the guest ran natively here, or a timer
+  /// faster than the switch would take every tick before the first user instruction.
+  public func requireNativeProgress() { needsProgress = true }
+
   /// Holds `vector`; `run` reflects it through the guest's IDT once the virtual IF admits it.
   public func injectInterrupt(vector: UInt8) throws(EngineError) {
     if trace { traceLine("trap: inject \(vector)") }
