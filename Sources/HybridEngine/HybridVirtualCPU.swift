@@ -117,6 +117,7 @@ public final class HybridVirtualCPU: VirtualCPU {
   /// The guest returns to user mode: its state goes to the trap side.
   private func switchToTrap() throws(EngineError) {
     Self.copyState(from: dbt.cpu.state, to: trap.guest.state)
+    trap.nmiState = dbt.nmiState
     try trap.copyModelFPUToReal()
     // The kernel may have changed its page tables on the dbt side, unseen by the shadows.
     if tracksPageTableWrites {
@@ -140,6 +141,7 @@ public final class HybridVirtualCPU: VirtualCPU {
   private func switchToDBT() throws(EngineError) {
     try trap.copyRealFPUToModel()
     Self.copyState(from: trap.guest.state, to: dbt.cpu.state)
+    dbt.nmiState = trap.nmiState
     try dbt.setRegisters(dbt.cpu.state.registers())
     if tracksPageTableWrites {
       watchedFrames.removeAll(keepingCapacity: true)
@@ -229,6 +231,11 @@ public final class HybridVirtualCPU: VirtualCPU {
     guard pendingVector == nil else { throw EngineError("hybrid: an interrupt is already pending injection") }
     pendingVector = vector
   }
+
+  /// Latches an NMI on the side that holds the guest; the latch and the NMI blocking move with
+  /// the guest at each switch (`NMIState`). On the trap side it is reflected through the guest's
+  /// IDT at the next instruction boundary the monitor sees, and the handler then runs on dbt.
+  public func injectNMI() throws(EngineError) { try active.injectNMI() }
 
   /// Asks the active side for `.interruptWindow` (and the other after a switch).
   public func requestInterruptWindow(_ enabled: Bool) {

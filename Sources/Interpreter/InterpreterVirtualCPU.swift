@@ -183,6 +183,16 @@ public final class InterpreterVirtualCPU: VirtualCPU {
   /// Latches an NMI; `run` delivers it when the model can take one (`CPU.canAcceptNMI`).
   public func injectNMI() throws(EngineError) { pendingNMI = true }
 
+  /// The NMI latch and the model's NMI blocking, for moving the guest to or from another vCPU
+  /// (the hybrid engine's sides).
+  public var nmiState: NMIState {
+    get { NMIState(pending: pendingNMI, blocked: cpu.nmiBlocked) }
+    set {
+      pendingNMI = newValue.pending
+      cpu.nmiBlocked = newValue.blocked
+    }
+  }
+
   /// CR8 in the model's state.
   public var taskPriority: UInt8 {
     get { UInt8(truncatingIfNeeded: cpu.state[offset: CPUStateLayout.cr8]) }

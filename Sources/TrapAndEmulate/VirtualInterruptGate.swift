@@ -41,6 +41,12 @@ public struct VirtualInterruptGate: Sendable, Equatable {
     held[Int(vector >> 6)] &= ~(1 << UInt64(vector & 63))
   }
 
+  /// Sets the NMI latch and blocking as another CPU left them (the hybrid engine's hand-over).
+  public mutating func restoreNMI(pending: Bool, blocked: Bool) {
+    nmiPending = pending
+    nmiBlocked = blocked
+  }
+
   /// Latches an NMI (a second one while one is latched is the same one).
   public mutating func latchNMI() { nmiPending = true }
 

@@ -212,6 +212,12 @@ public final class TrapVirtualCPU: VirtualCPU {
     interrupts.latchNMI()
   }
 
+  /// The NMI latch and blocking, for moving the guest to or from another vCPU (the hybrid).
+  public var nmiState: NMIState {
+    get { NMIState(pending: interrupts.nmiPending, blocked: interrupts.nmiBlocked) }
+    set { interrupts.restoreNMI(pending: newValue.pending, blocked: newValue.blocked) }
+  }
+
   /// Asks for `.interruptWindow` once the virtual IF allows an interrupt.
   public func requestInterruptWindow(_ enabled: Bool) { windowRequested = enabled }
 

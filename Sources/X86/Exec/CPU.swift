@@ -553,8 +553,9 @@ public final class CPU {
   /// MOV SS, POP SS): the embedder must not deliver an external interrupt at this boundary.
   @exclusivity(unchecked) public internal(set) var interruptShadow = false
   @exclusivity(unchecked) var pendingShadow = false
-  /// NMIs are blocked: an NMI was delivered and no IRET has executed since.
-  @exclusivity(unchecked) public internal(set) var nmiBlocked = false
+  /// NMIs are blocked: an NMI was delivered and no IRET has executed since. Settable for an
+  /// embedder that moves the guest between this CPU and another (the hybrid engine's sides).
+  @exclusivity(unchecked) public var nmiBlocked = false
   /// MOV SS and POP SS also hold debug traps (single-step) back for one instruction; STI does not.
   @exclusivity(unchecked) var debugShadow = false
   @exclusivity(unchecked) var pendingDebugShadow = false
