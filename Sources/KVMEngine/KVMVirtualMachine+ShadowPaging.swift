@@ -8,7 +8,7 @@ extension KVMSystem {
   /// the guest's page-table pages and trusts that they change only by guest writes it intercepts;
   /// a write the VMM makes from the host side (a paravirtual `mmu_update`, the trap engine's
   /// shadow tables) goes past it, so the VMM must make KVM drop its shadows afterwards
-  /// (`KVMVirtualMachine.reloadMemorySlot`). With EPT/NPT KVM reads the guest's tables through
+  /// (`KVMVirtualMachine.dropShadowPageTables`). With EPT/NPT KVM reads the guest's tables through
   /// the hardware and there is nothing to drop.
   public static let shadowsGuestPageTables: Bool = {
     func parameter(_ path: String) -> String? {
@@ -31,30 +31,26 @@ extension KVMVirtualMachine {
   /// RAM slots alone, and KVM kicks every vCPU out of guest mode before the call returns. One
   /// `KVM_SET_USER_MEMORY_REGION`.
   public func dropShadowPageTables() throws(EngineError) {
-    guard Int(shadowZapSlot.slot) >= memory.regions.count else { return try reloadMemorySlot() }
+    guard Int(shadowZapSlot.slot) >= memory.regions.count else { return try reloadMemorySlots() }
     try shadowZapSlot.move(vm: fd)
   }
 
   /// How many times `dropShadowPageTables` made KVM drop its shadows (for tests).
   public var shadowDrops: UInt64 { shadowZapSlot.moves.load(ordering: .relaxed) }
 
-  /// Deletes and re-adds the KVM memory slot holding guest-physical `address` (all RAM slots when
-  /// nil), so KVM drops every shadow page it built from page tables in it, and the real TLB with
-  /// them, and rebuilds them from memory on demand. Loading the special registers, even a CR3
-  /// change, does not: a shadow MMU keeps its pages by frame. Only while no vCPU of the VM runs
-  /// guest code (the slot is absent for a moment), which the callers guarantee: the trap engine
-  /// and a uniprocessor paravirtual guest call it on their only vCPU's thread between runs.
-  public func reloadMemorySlot(containing address: UInt64? = nil) throws(EngineError) {
+  /// Deletes and re-adds every RAM slot, so KVM drops every shadow page it built from page tables
+  /// in them, and the real TLB with them, and rebuilds them from memory on demand: what
+  /// `dropShadowPageTables` does when the VM has no spare slot left. Loading the special
+  /// registers, even a CR3 change, does not: a shadow MMU keeps its pages by frame. Only while no
+  /// vCPU of the VM runs guest code (the slots are absent for a moment).
+  func reloadMemorySlots() throws(EngineError) {
     for (slot, region) in memory.regions.enumerated() where region.kind != .rom {
-      if let address, !region.contains(address) { continue }
       var r = kvm_userspace_memory_region(
         slot: UInt32(slot), flags: 0, guest_phys_addr: region.guestAddress, memory_size: 0,
         userspace_addr: UInt64(UInt(bitPattern: region.host)))
       try check(ckvm_ioctl_ptr(fd, CKVM_SET_USER_MEMORY_REGION, &r), "KVM_SET_USER_MEMORY_REGION (delete) slot \(slot)")
       r.memory_size = region.size
       try check(ckvm_ioctl_ptr(fd, CKVM_SET_USER_MEMORY_REGION, &r), "KVM_SET_USER_MEMORY_REGION slot \(slot)")
-      if address != nil { return }
     }
-    if let address { throw EngineError("kvm: no RAM slot holds 0x\(String(address, radix: 16))") }
   }
 }

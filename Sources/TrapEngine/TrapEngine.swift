@@ -68,12 +68,6 @@ public final class TrapVirtualMachine: EngineVM {
     }
   }
 
-  /// Deletes and re-adds the KVM memory slot holding the shadow pool, so KVM drops the shadow
-  /// pages it built from the monitor's shadow tables (`TrapVirtualCPU.flushRealTLB`).
-  func resetKVMShadows() throws(EngineError) {
-    try kvm.reloadMemorySlot(containing: poolRange.lowerBound)
-  }
-
   /// The VMM's PIC and PIT: interrupts reach the guest through the monitor.
   public var engineInterruptSink: (any InterruptSink)? { nil }
   /// Host time, as on kvm.

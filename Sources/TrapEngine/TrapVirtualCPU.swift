@@ -498,11 +498,13 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// VM's page tables (kvm_pvm: shadow paging, no EPT) and, like any shadow MMU, trusts that a
   /// write-protected table changes only by the guest's own writes, which it intercepts. The
   /// monitor edits the shadow tables from the host side, past that protection, so after removing
-  /// or downgrading shadow entries it deletes and re-adds the memory slot holding the shadow pool:
-  /// KVM then drops its own shadow pages (and the real TLB with them) and rebuilds them on demand.
-  /// Loading the special registers, even a MOV to CR3 executed at ring 0, does not.
+  /// or downgrading shadow entries it has KVM drop its own shadow pages (and the real TLB with
+  /// them), which KVM rebuilds on demand: `KVMVirtualCPU.invalidateTranslations`, one move of a
+  /// spare memory slot (`KVMVirtualMachine.dropShadowPageTables`; loading the special registers,
+  /// even a MOV to CR3 executed at ring 0, does not). Where KVM walks the shadow tables with
+  /// EPT/NPT instead, the same call reloads the real CR3, which flushes the real TLB.
   private func flushRealTLB() throws(EngineError) {
-    try vm.resetKVMShadows()
+    try real.invalidateTranslations()
     statistics.realTLBFlushes += 1
     removalsAtFlush = shadows.removals
     realSpecialStale = true
