@@ -9,6 +9,7 @@ public struct NMIState: Sendable, Equatable {
   /// NMIs are blocked until the next IRET.
   public var blocked: Bool
 
+  /// The state with `pending` latched and `blocked` set as given.
   public init(pending: Bool, blocked: Bool) {
     self.pending = pending
     self.blocked = blocked
