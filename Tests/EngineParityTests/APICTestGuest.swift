@@ -34,14 +34,15 @@ enum APICTestGuest {
       movb $\value, %al
       outb %al, %dx
     .endm
-    .macro PIC_INIT master_mask, slave_mask
-      # The 8259 pair: edge-triggered, cascaded on IRQ 2, vectors 0x20 and 0x28, 8086 mode.
+    .macro PIC_INIT master_mask, slave_mask, master_base=0x20, slave_base=0x28
+      # The 8259 pair: edge-triggered, cascaded on IRQ 2, vectors from the bases (0x20 and 0x28
+      # unless given), 8086 mode.
       OUT 0x20, 0x11
-      OUT 0x21, 0x20
+      OUT 0x21, \master_base
       OUT 0x21, 0x04
       OUT 0x21, 0x01
       OUT 0xA0, 0x11
-      OUT 0xA1, 0x28
+      OUT 0xA1, \slave_base
       OUT 0xA1, 0x02
       OUT 0xA1, 0x01
       OUT 0x21, \master_mask
