@@ -666,7 +666,7 @@ public final class TrapVirtualCPU: VirtualCPU {
   /// the model and stored back afterwards: guest code uses XMM registers the model must see (a
   /// page-table page cleared with SSE stores).
   private func onModel(_ body: () -> EmulationResult) throws(EngineError) -> EmulationResult {
-    var fpu = try copyRealFPUToModel()
+    let fpu = try copyRealFPUToModel()
     let result = body()
     try copyModelFPUToReal(fpu)
     return result
